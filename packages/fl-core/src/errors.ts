@@ -1,0 +1,53 @@
+/**
+ * Coded errors raised by fl-core. Every failure a caller can provoke with bad input surfaces as a
+ * `FlCoreError` whose `code` comes from a closed set, so adapters (socket handlers, loaders) can map
+ * it to a refusal without parsing messages.
+ */
+
+/** Every code fl-core can raise. Adapters switch on these; never on `message`. */
+export const FL_CORE_ERROR_CODES = [
+  // wire codec
+  'CODEC_TOO_LARGE',
+  'CODEC_TRUNCATED',
+  'CODEC_BAD_MAGIC',
+  'CODEC_BAD_VERSION',
+  'CODEC_BAD_ENCODING',
+  'CODEC_BAD_HEADER',
+  'CODEC_BAD_SHAPE',
+  'CODEC_BAD_LENGTH',
+  'CODEC_NON_FINITE',
+  'CODEC_CHECKSUM',
+  'CODEC_TRAILING_BYTES',
+  // parameters and aggregation
+  'PARAMS_MISMATCH',
+  'PARAMS_NON_FINITE',
+  'AGG_NO_UPDATES',
+  'AGG_BAD_WEIGHTS',
+  'AGG_BAD_CONFIG',
+  'AGG_TOO_FEW_CLIENTS',
+  // partitioning, privacy, trust, metrics
+  'PARTITION_BAD_CONFIG',
+  'PRIVACY_BAD_CONFIG',
+  'TRUST_BAD_CONFIG',
+  'METRICS_BAD_INPUT',
+] as const;
+
+/** One of {@link FL_CORE_ERROR_CODES}. */
+export type FlCoreErrorCode = (typeof FL_CORE_ERROR_CODES)[number];
+
+/** An error with a machine-readable code from {@link FL_CORE_ERROR_CODES}. */
+export class FlCoreError extends Error {
+  override readonly name = 'FlCoreError';
+
+  constructor(
+    readonly code: FlCoreErrorCode,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+  }
+}
+
+/** True when `err` is an {@link FlCoreError}, optionally with the given code. */
+export function isFlCoreError(err: unknown, code?: FlCoreErrorCode): err is FlCoreError {
+  return err instanceof FlCoreError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,249 @@
+/**
+ * Named tensors and the flat vector operations aggregation is built from.
+ *
+ * A model's trainable state is a list of {@link Tensor}s (a `Float32Array` with a shape and a name).
+ * Names are slash-separated paths whose first segment is the parameter group (`image/…`, `text/…`,
+ * `audio/…`, `fusion/…`); a client that lacks a modality sends no tensors of that group. Vector
+ * operations are flat loops over typed arrays that write into a caller-owned `out` and allocate
+ * nothing per element; their inputs are never mutated (an `out` may alias an input).
+ */
+import { FlCoreError } from './errors.js';
+
+/** One named tensor: row-major float32 values with their shape. */
+export interface Tensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly values: Float32Array;
+}
+
+/** An ordered list of named tensors: a model, an update, or one group of either. */
+export type Parameters = readonly Tensor[];
+
+/** Where each tensor lives inside the flat vector made by {@link flatten}. */
+export interface Layout {
+  readonly names: readonly string[];
+  readonly shapes: readonly (readonly number[])[];
+  readonly offsets: readonly number[];
+  readonly size: number;
+}
+
+/** Group a tensor belongs to: the name's first path segment, or `'shared'` when it has none. */
+export function groupOf(name: string): string {
+  const slash = name.indexOf('/');
+  return slash > 0 ? name.slice(0, slash) : 'shared';
+}
+
+/** Number of elements a shape holds (1 for a scalar's empty shape). */
+export function numElements(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Builds a tensor, checking that `values` holds exactly as many elements as `shape` says. */
+export function tensor(name: string, shape: readonly number[], values?: Float32Array): Tensor {
+  const size = numElements(shape);
+  if (!shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new FlCoreError('PARAMS_MISMATCH', `tensor: shape of '${name}' must be non-negative integers, got [${shape.join(',')}]`);
+  }
+  const data = values ?? new Float32Array(size);
+  if (data.length !== size) {
+    throw new FlCoreError('PARAMS_MISMATCH', `tensor: '${name}' has ${data.length} values for shape [${shape.join(',')}] (${size})`);
+  }
+  return { name, shape: [...shape], values: data };
+}
+
+/** Total number of scalars in `params`. */
+export function parameterCount(params: Parameters): number {
+  let n = 0;
+  for (const t of params) n += t.values.length;
+  return n;
+}
+
+/** Deep copy: new arrays, same names and shapes. */
+export function cloneParameters(params: Parameters): Tensor[] {
+  return params.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.slice() }));
+}
+
+/** Same names and shapes as `params`, all zeros. */
+export function zerosLike(params: Parameters): Tensor[] {
+  return params.map((t) => ({ name: t.name, shape: [...t.shape], values: new Float32Array(t.values.length) }));
+}
+
+/** The layout {@link flatten} uses for `params`. */
+export function layoutOf(params: Parameters): Layout {
+  const offsets: number[] = [];
+  let size = 0;
+  for (const t of params) {
+    offsets.push(size);
+    size += t.values.length;
+  }
+  return { names: params.map((t) => t.name), shapes: params.map((t) => [...t.shape]), offsets, size };
+}
+
+/** Concatenates every tensor's values into one new vector, in list order. */
+export function flatten(params: Parameters): Float32Array {
+  const out = new Float32Array(parameterCount(params));
+  let offset = 0;
+  for (const t of params) {
+    out.set(t.values, offset);
+    offset += t.values.length;
+  }
+  return out;
+}
+
+/** Splits a flat vector back into tensors (views are copied, so the result owns its memory). */
+export function unflatten(flat: Float32Array, layout: Layout): Tensor[] {
+  if (flat.length !== layout.size) {
+    throw new FlCoreError('PARAMS_MISMATCH', `unflatten: vector has ${flat.length} values, layout needs ${layout.size}`);
+  }
+  return layout.names.map((name, i) => {
+    const start = layout.offsets[i]!;
+    const shape = layout.shapes[i]!;
+    return { name, shape: [...shape], values: flat.slice(start, start + numElements(shape)) };
+  });
+}
+
+/** True when both lists have the same names and shapes in the same order. */
+export function sameLayout(a: Parameters, b: Parameters): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.name !== y.name || x.shape.length !== y.shape.length) return false;
+    for (let d = 0; d < x.shape.length; d++) if (x.shape[d] !== y.shape[d]) return false;
+  }
+  return true;
+}
+
+/** Throws `PARAMS_MISMATCH` unless `actual` has `expected`'s names and shapes, naming the first difference. */
+export function assertSameLayout(expected: Parameters, actual: Parameters, context = 'parameters'): void {
+  if (sameLayout(expected, actual)) return;
+  const byName = new Map(expected.map((t) => [t.name, t]));
+  for (const t of actual) {
+    const e = byName.get(t.name);
+    if (!e) throw new FlCoreError('PARAMS_MISMATCH', `${context}: unexpected tensor '${t.name}'`);
+    if (e.shape.join(',') !== t.shape.join(',')) {
+      throw new FlCoreError('PARAMS_MISMATCH', `${context}: '${t.name}' has shape [${t.shape.join(',')}], expected [${e.shape.join(',')}]`);
+    }
+  }
+  throw new FlCoreError('PARAMS_MISMATCH', `${context}: expected tensors [${expected.map((t) => t.name).join(', ')}], got [${actual.map((t) => t.name).join(', ')}]`);
+}
+
+/** Tensors by group, each group keeping list order. */
+export function splitByGroup(params: Parameters): Map<string, Tensor[]> {
+  const groups = new Map<string, Tensor[]>();
+  for (const t of params) {
+    const g = groupOf(t.name);
+    const list = groups.get(g);
+    if (list) list.push(t);
+    else groups.set(g, [t]);
+  }
+  return groups;
+}
+
+/** The groups present in `params`, in first-seen order. */
+export function groupsOf(params: Parameters): string[] {
+  return [...splitByGroup(params).keys()];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flat vector operations. Sums are accumulated in float64 (JS numbers) for accuracy.
+
+function checkLengths(fn: string, a: Float32Array, b: Float32Array): void {
+  if (a.length !== b.length) throw new FlCoreError('PARAMS_MISMATCH', `${fn}: lengths differ (${a.length} vs ${b.length})`);
+}
+
+/** out = a + b. */
+export function add(out: Float32Array, a: Float32Array, b: Float32Array): Float32Array {
+  checkLengths('add', a, b);
+  checkLengths('add', out, a);
+  for (let i = 0; i < out.length; i++) out[i] = a[i]! + b[i]!;
+  return out;
+}
+
+/** out = a − b. */
+export function sub(out: Float32Array, a: Float32Array, b: Float32Array): Float32Array {
+  checkLengths('sub', a, b);
+  checkLengths('sub', out, a);
+  for (let i = 0; i < out.length; i++) out[i] = a[i]! - b[i]!;
+  return out;
+}
+
+/** out = s · a. */
+export function scale(out: Float32Array, a: Float32Array, s: number): Float32Array {
+  checkLengths('scale', out, a);
+  for (let i = 0; i < out.length; i++) out[i] = a[i]! * s;
+  return out;
+}
+
+/** out += alpha · x (BLAS axpy, in place on `out`). */
+export function axpy(out: Float32Array, alpha: number, x: Float32Array): Float32Array {
+  checkLengths('axpy', out, x);
+  for (let i = 0; i < out.length; i++) out[i] = out[i]! + alpha * x[i]!;
+  return out;
+}
+
+/** Σ a_i b_i. */
+export function dot(a: Float32Array, b: Float32Array): number {
+  checkLengths('dot', a, b);
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+/** Σ a_i². */
+export function squaredNorm(a: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * a[i]!;
+  return s;
+}
+
+/** Euclidean norm ‖a‖₂. */
+export function norm(a: Float32Array): number {
+  return Math.sqrt(squaredNorm(a));
+}
+
+/** ‖a − b‖₂². */
+export function squaredDistance(a: Float32Array, b: Float32Array): number {
+  checkLengths('squaredDistance', a, b);
+  let s = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i]! - b[i]!;
+    s += d * d;
+  }
+  return s;
+}
+
+/** Cosine similarity of two vectors; 0 when either is all zeros. */
+export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
+  checkLengths('cosineSimilarity', a, b);
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    ab += x * y;
+    aa += x * x;
+    bb += y * y;
+  }
+  return aa === 0 || bb === 0 ? 0 : ab / Math.sqrt(aa * bb);
+}
+
+/** True when no value is NaN or ±Infinity. */
+export function allFinite(a: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    // x - x is NaN exactly for NaN and ±Infinity; one comparison per element.
+    if (x - x !== 0) return false;
+  }
+  return true;
+}
+
+/** Throws `PARAMS_NON_FINITE` naming the first tensor that holds NaN or ±Infinity. */
+export function assertFinite(params: Parameters, context = 'parameters'): void {
+  for (const t of params) {
+    if (!allFinite(t.values)) throw new FlCoreError('PARAMS_NON_FINITE', `${context}: '${t.name}' holds NaN or Infinity`);
+  }
+}
