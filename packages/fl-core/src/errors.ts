@@ -18,6 +18,8 @@ export const FL_CORE_ERROR_CODES = [
   'CODEC_NON_FINITE',
   'CODEC_CHECKSUM',
   'CODEC_TRAILING_BYTES',
+  'CODEC_OUT_OF_RANGE',
+  'CODEC_BAD_CONFIG',
   // parameters and aggregation
   'PARAMS_MISMATCH',
   'PARAMS_NON_FINITE',
@@ -25,10 +27,12 @@ export const FL_CORE_ERROR_CODES = [
   'AGG_BAD_WEIGHTS',
   'AGG_BAD_CONFIG',
   'AGG_TOO_FEW_CLIENTS',
+  'AGG_BAD_STATE',
   // partitioning, privacy, trust, metrics
   'PARTITION_BAD_CONFIG',
   'PRIVACY_BAD_CONFIG',
   'TRUST_BAD_CONFIG',
+  'TRUST_BAD_INPUT',
   'METRICS_BAD_INPUT',
 ] as const;
 

@@ -1,0 +1,69 @@
+/**
+ * Refusal codes and acknowledgement shapes of the wire protocol. Browser-safe: no Node APIs.
+ *
+ * Every acknowledgement is `{ok: true, …}` or `{ok: false, error: {code, message}}` with `code` from
+ * the closed set below, so clients switch on codes and never parse messages. Messages are short,
+ * human-readable and never carry a stack trace.
+ */
+
+/** Every code the coordinator may refuse a client request with. */
+export const PROTOCOL_ERROR_CODES = [
+  'AUTH_REQUIRED',
+  'AUTH_INVALID',
+  'BAD_PAYLOAD',
+  'PROTOCOL_VERSION',
+  'NOT_JOINED',
+  'NOT_SELECTED',
+  'ROUND_CLOSED',
+  'LATE_UPDATE',
+  'DUPLICATE_UPDATE',
+  'UPDATE_TOO_LARGE',
+  'UPDATE_MALFORMED',
+  'UPDATE_SHAPE',
+  'UPDATE_NON_FINITE',
+  'UPDATE_NORM',
+  'RATE_LIMITED',
+  'TASK_NOT_FOUND',
+  'TASK_FINISHED',
+  'INTERNAL',
+] as const;
+
+/** One of {@link PROTOCOL_ERROR_CODES}. */
+export type ProtocolErrorCode = (typeof PROTOCOL_ERROR_CODES)[number];
+
+/** The error half of an acknowledgement. */
+export interface ProtocolErrorBody {
+  readonly code: ProtocolErrorCode;
+  readonly message: string;
+}
+
+/** A refusal. */
+export interface AckError {
+  readonly ok: false;
+  readonly error: ProtocolErrorBody;
+}
+
+/** Success carrying `T`'s fields, or a coded refusal. */
+export type Ack<T extends object = object> = ({ readonly ok: true } & T) | AckError;
+
+/** True when `value` is one of {@link PROTOCOL_ERROR_CODES}. */
+export function isProtocolErrorCode(value: unknown): value is ProtocolErrorCode {
+  return typeof value === 'string' && (PROTOCOL_ERROR_CODES as readonly string[]).includes(value);
+}
+
+/** Builds a refusal acknowledgement. */
+export function ackError(code: ProtocolErrorCode, message: string): AckError {
+  return { ok: false, error: { code, message } };
+}
+
+/** An error carrying a protocol code; handlers turn it into {@link ackError} and never rethrow it. */
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError';
+
+  constructor(
+    readonly code: ProtocolErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * The Chorus wire protocol: one module for the coordinator and every client (browser tab or headless
+ * Node process). Browser-safe: it imports zod and nothing from Node.
+ *
+ * Each payload is tagged by a string `type`, carries `protocolVersion`, and has a zod schema beside
+ * its type. The event maps below only describe what a well-behaved peer sends — types are not
+ * validation — so the coordinator parses every inbound payload with its schema before use. Weights
+ * (the global model, client updates) travel as binary attachments holding fl-core codec bytes,
+ * never as JSON numbers.
+ */
+import { z } from 'zod';
+import type { Ack, ProtocolErrorCode } from './errors.js';
+
+/** Bumped on any incompatible change to an event or payload. */
+export const PROTOCOL_VERSION = 1;
+
+/** Modalities a client can hold; they double as parameter group names (`image/…`). */
+export const MODALITIES = ['image', 'text', 'audio'] as const;
+/** One of {@link MODALITIES}. */
+export type Modality = (typeof MODALITIES)[number];
+
+/** Wire encodings of float tensors, as fl-core's codec names them. */
+export const UPLOAD_ENCODINGS = ['fp32', 'fp16', 'int8'] as const;
+/** One of {@link UPLOAD_ENCODINGS}. */
+export type UploadEncoding = (typeof UPLOAD_ENCODINGS)[number];
+
+const shortString = (max: number) => z.string().min(1).max(max);
+// Ids are opaque to clients but kept printable ASCII so they fit fl-core's codec header strings.
+const idString = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1–128 characters of [A-Za-z0-9._:-]');
+const finiteNumber = z.number().refine(Number.isFinite, 'must be finite');
+
+/**
+ * Binary attachment: socket.io delivers a `Buffer` in Node and an `ArrayBuffer` in browsers; both
+ * become a `Uint8Array` view (no copy).
+ */
+export const binarySchema = z
+  .union([z.instanceof(Uint8Array), z.instanceof(ArrayBuffer)])
+  .transform((v) => (v instanceof Uint8Array ? v : new Uint8Array(v)));
+
+const protocolVersionSchema = z.number().int().nonnegative();
+
+const modalitiesSchema = z
+  .array(z.enum(MODALITIES))
+  .min(1)
+  .max(MODALITIES.length)
+  .refine((m) => new Set(m).size === m.length, 'modalities must not repeat');
+
+// ---------------------------------------------------------------------------------------------
+// Handshake (socket.io `auth`)
+
+/** What a client passes as socket.io's `auth` option. `clientId`/`clientSecret` resume an identity. */
+export const authSchema = z.strictObject({
+  taskId: idString,
+  token: shortString(256),
+  clientId: idString.optional(),
+  clientSecret: shortString(256).optional(),
+});
+/** See {@link authSchema}. */
+export type AuthPayload = z.input<typeof authSchema>;
+
+/** `data` of the `connect_error` a refused handshake produces. */
+export interface ConnectErrorData {
+  readonly code: ProtocolErrorCode;
+  readonly message: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client → server
+
+/** What a client can do this session. */
+export const capabilitiesSchema = z.strictObject({
+  backend: shortString(32),
+  modalities: modalitiesSchema,
+  numExamples: z.number().int().nonnegative().max(1e9),
+});
+/** See {@link capabilitiesSchema}. */
+export type Capabilities = z.output<typeof capabilitiesSchema>;
+
+/** First message after connecting: joins the task's waiting room. */
+export const helloSchema = z.strictObject({
+  type: z.literal('hello'),
+  protocolVersion: protocolVersionSchema,
+  capabilities: capabilitiesSchema,
+});
+/** See {@link helloSchema}. */
+export type HelloPayload = z.input<typeof helloSchema>;
+
+/** Reply to `hello`. `clientSecret` is present only when a new identity was issued: keep it to reconnect. */
+export interface HelloResult {
+  readonly clientId: string;
+  readonly clientSecret?: string;
+  readonly taskId: string;
+  readonly protocolVersion: number;
+  /** Last completed round (0 before the first). */
+  readonly completedRounds: number;
+}
+
+/** A trained update for the open round; `update` holds codec bytes (kind: update, deltas). */
+export const updateSchema = z.strictObject({
+  type: z.literal('update'),
+  protocolVersion: protocolVersionSchema,
+  taskId: idString,
+  roundId: idString,
+  serverRound: z.number().int().positive(),
+  numExamples: z.number().int().positive().max(1e9),
+  metrics: z.record(z.string().max(64), finiteNumber).refine((m) => Object.keys(m).length <= 64, 'at most 64 metrics'),
+  update: binarySchema,
+});
+/** See {@link updateSchema} (what a sender passes: `update` as `Uint8Array` or `ArrayBuffer`). */
+export type UpdatePayload = z.input<typeof updateSchema>;
+/** An update after parsing. */
+export type ParsedUpdate = z.output<typeof updateSchema>;
+
+/** Reply to an accepted update. */
+export interface UpdateResult {
+  readonly serverRound: number;
+  readonly roundId: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server → client
+
+/** Hyper-parameters of one round, sent with the global weights. */
+export const roundConfigSchema = z.strictObject({
+  localEpochs: z.number().int().positive(),
+  batchSize: z.number().int().positive(),
+  learningRate: z.number().positive(),
+  uploadEncoding: z.enum(UPLOAD_ENCODINGS),
+  maxUpdateBytes: z.number().int().positive(),
+  normBound: z.number().positive().nullable(),
+  /** Strategy-specific settings (e.g. FedProx's `proximalMu`). */
+  strategy: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
+});
+/** See {@link roundConfigSchema}. */
+export type RoundConfig = z.output<typeof roundConfigSchema>;
+
+/** Sent to each selected client: train on `global` (codec bytes, kind: model) and upload the delta. */
+export const roundStartSchema = z.strictObject({
+  type: z.literal('round-start'),
+  protocolVersion: protocolVersionSchema,
+  taskId: idString,
+  roundId: idString,
+  serverRound: z.number().int().positive(),
+  attempt: z.number().int().positive(),
+  /** Epoch milliseconds after which an upload is refused as late. */
+  deadlineAt: z.number().int(),
+  config: roundConfigSchema,
+  globalHash: z.string().regex(/^[0-9a-f]{64}$/),
+  global: binarySchema,
+});
+/** See {@link roundStartSchema}. */
+export type RoundStartPayload = z.input<typeof roundStartSchema>;
+/** A round start after parsing. */
+export type ParsedRoundStart = z.output<typeof roundStartSchema>;
+
+/** Sent to every client of the task when a round closes. */
+export const roundEndSchema = z.strictObject({
+  type: z.literal('round-end'),
+  protocolVersion: protocolVersionSchema,
+  taskId: idString,
+  roundId: idString,
+  serverRound: z.number().int().positive(),
+  attempt: z.number().int().positive(),
+  status: z.enum(['completed', 'retry']),
+  globalHash: z.string().regex(/^[0-9a-f]{64}$/),
+  reason: z.string().max(500).optional(),
+});
+/** See {@link roundEndSchema}. */
+export type RoundEndPayload = z.input<typeof roundEndSchema>;
+
+/** Sent to every client of the task when it ends. */
+export const taskEndSchema = z.strictObject({
+  type: z.literal('task-end'),
+  protocolVersion: protocolVersionSchema,
+  taskId: idString,
+  status: z.enum(['finished', 'failed']),
+  completedRounds: z.number().int().nonnegative(),
+  globalHash: z.string().regex(/^[0-9a-f]{64}$/),
+});
+/** See {@link taskEndSchema}. */
+export type TaskEndPayload = z.input<typeof taskEndSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// socket.io event maps: `Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents,
+// SocketData>` on the coordinator, `Socket<ServerToClientEvents, ClientToServerEvents>` in clients.
+
+/** Events a client emits; every one is acknowledged. */
+export interface ClientToServerEvents {
+  hello: (payload: HelloPayload, ack: (res: Ack<HelloResult>) => void) => void;
+  submitUpdate: (payload: UpdatePayload, ack: (res: Ack<UpdateResult>) => void) => void;
+}
+
+/** Events the coordinator emits. */
+export interface ServerToClientEvents {
+  roundStart: (payload: RoundStartPayload) => void;
+  roundEnd: (payload: RoundEndPayload) => void;
+  taskEnd: (payload: TaskEndPayload) => void;
+}
+
+/** Events between coordinator nodes (none while one node serves a task). */
+export type InterServerEvents = Record<string, never>;
+
+/** Per-connection state the coordinator keeps on `socket.data`; kept small (thousands of sockets). */
+export interface SocketData {
+  taskId: string;
+  /** Set by the handshake when the client resumed an identity, else by `hello`. */
+  clientId: string | undefined;
+  /** Set once `hello` succeeded. */
+  joined: boolean;
+}

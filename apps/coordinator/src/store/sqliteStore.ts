@@ -1,0 +1,413 @@
+/**
+ * SQLite {@link CoordinatorStore} (better-sqlite3) in WAL mode. Schema changes are numbered
+ * migrations applied in order inside a transaction each, tracked by `PRAGMA user_version`, so an
+ * old data dir upgrades in place and a newer one is refused rather than misread.
+ *
+ * Durability: `synchronous = NORMAL` in WAL mode loses no committed transaction when the process is
+ * killed (SIGKILL) — committed frames are in the WAL file the OS already holds; only a power loss
+ * can drop the last commits. A completed round is one transaction (see `completeRound`).
+ */
+import Database from 'better-sqlite3';
+import { CoordinatorError } from '../errors.js';
+import type {
+  CheckpointRecord,
+  ClientRecord,
+  CoordinatorStore,
+  RoundCompletion,
+  RoundMetricsRecord,
+  RoundRecord,
+  RoundStatus,
+  TaskRecord,
+  TaskStatus,
+  TrustRecord,
+  UpdateRecord,
+} from './types.js';
+
+/** Migrations by target version; index i upgrades version i to i + 1. Append, never edit. */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE tasks (
+    task_id TEXT PRIMARY KEY,
+    config_json TEXT NOT NULL,
+    join_token_hash TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('waiting', 'running', 'finished', 'failed')),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE clients (
+    client_id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL REFERENCES tasks(task_id),
+    secret_hash TEXT NOT NULL,
+    capabilities_json TEXT,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX clients_by_task ON clients(task_id);
+  CREATE TABLE rounds (
+    task_id TEXT NOT NULL REFERENCES tasks(task_id),
+    server_round INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    round_id TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL CHECK (status IN ('open', 'completed', 'retry')),
+    selected_json TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    reason TEXT,
+    num_accepted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (task_id, server_round, attempt)
+  ) STRICT;
+  CREATE TABLE updates (
+    id INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    server_round INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    client_id TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('accepted', 'rejected')),
+    code TEXT,
+    message TEXT,
+    num_examples INTEGER NOT NULL,
+    byte_length INTEGER NOT NULL,
+    received_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX updates_by_round ON updates(task_id, server_round);
+  CREATE TABLE checkpoints (
+    task_id TEXT NOT NULL REFERENCES tasks(task_id),
+    server_round INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    sha256 TEXT NOT NULL,
+    strategy_json TEXT,
+    strategy_tensors BLOB,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (task_id, server_round)
+  ) STRICT;
+  CREATE TABLE round_metrics (
+    task_id TEXT NOT NULL REFERENCES tasks(task_id),
+    server_round INTEGER NOT NULL,
+    metrics_json TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (task_id, server_round)
+  ) STRICT;
+  CREATE TABLE trust (
+    task_id TEXT NOT NULL REFERENCES tasks(task_id),
+    server_round INTEGER NOT NULL,
+    client_id TEXT NOT NULL,
+    trust REAL NOT NULL,
+    PRIMARY KEY (task_id, server_round, client_id)
+  ) STRICT;
+  `,
+];
+
+interface TaskRow {
+  task_id: string;
+  config_json: string;
+  join_token_hash: string;
+  status: TaskStatus;
+  created_at: number;
+  updated_at: number;
+}
+interface ClientRow {
+  client_id: string;
+  task_id: string;
+  secret_hash: string;
+  capabilities_json: string | null;
+  created_at: number;
+  last_seen_at: number;
+}
+interface RoundRow {
+  task_id: string;
+  server_round: number;
+  attempt: number;
+  round_id: string;
+  status: RoundStatus;
+  selected_json: string;
+  started_at: number;
+  ended_at: number | null;
+  reason: string | null;
+  num_accepted: number;
+}
+interface UpdateRow {
+  task_id: string;
+  server_round: number;
+  attempt: number;
+  client_id: string;
+  status: 'accepted' | 'rejected';
+  code: string | null;
+  message: string | null;
+  num_examples: number;
+  byte_length: number;
+  received_at: number;
+}
+interface CheckpointRow {
+  task_id: string;
+  server_round: number;
+  bytes: Buffer;
+  sha256: string;
+  strategy_json: string | null;
+  strategy_tensors: Buffer | null;
+  created_at: number;
+}
+
+const toTask = (r: TaskRow): TaskRecord => ({
+  taskId: r.task_id,
+  configJson: r.config_json,
+  joinTokenHash: r.join_token_hash,
+  status: r.status,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+const toClient = (r: ClientRow): ClientRecord => ({
+  clientId: r.client_id,
+  taskId: r.task_id,
+  secretHash: r.secret_hash,
+  capabilitiesJson: r.capabilities_json,
+  createdAt: r.created_at,
+  lastSeenAt: r.last_seen_at,
+});
+const toRound = (r: RoundRow): RoundRecord => ({
+  taskId: r.task_id,
+  serverRound: r.server_round,
+  attempt: r.attempt,
+  roundId: r.round_id,
+  status: r.status,
+  selected: JSON.parse(r.selected_json) as string[],
+  startedAt: r.started_at,
+  endedAt: r.ended_at,
+  reason: r.reason,
+  numAccepted: r.num_accepted,
+});
+const toUpdate = (r: UpdateRow): UpdateRecord => ({
+  taskId: r.task_id,
+  serverRound: r.server_round,
+  attempt: r.attempt,
+  clientId: r.client_id,
+  status: r.status,
+  code: r.code,
+  message: r.message,
+  numExamples: r.num_examples,
+  byteLength: r.byte_length,
+  receivedAt: r.received_at,
+});
+// Buffers from SQLite become plain Uint8Arrays (copied) so callers see one type everywhere.
+const toCheckpoint = (r: CheckpointRow): CheckpointRecord => ({
+  taskId: r.task_id,
+  serverRound: r.server_round,
+  bytes: new Uint8Array(r.bytes),
+  sha256: r.sha256,
+  strategyState: r.strategy_json === null ? null : { json: r.strategy_json, tensorBytes: new Uint8Array(r.strategy_tensors ?? new Uint8Array(0)) },
+  createdAt: r.created_at,
+});
+
+/** Opening options of {@link SqliteStore}. */
+export interface SqliteStoreOptions {
+  /** Database file, or ':memory:'. */
+  readonly path: string;
+}
+
+/** A {@link CoordinatorStore} in one SQLite file. */
+export class SqliteStore implements CoordinatorStore {
+  private readonly db: Database.Database;
+  private readonly stmts;
+  private readonly completeTx: (c: RoundCompletion) => void;
+
+  constructor(options: SqliteStoreOptions) {
+    this.db = new Database(options.path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    migrate(this.db);
+    const db = this.db;
+    this.stmts = {
+      getTask: db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE task_id = ?'),
+      listTasks: db.prepare<[], TaskRow>('SELECT * FROM tasks ORDER BY created_at, task_id'),
+      insertTask: db.prepare('INSERT INTO tasks (task_id, config_json, join_token_hash, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      updateTaskConfig: db.prepare('UPDATE tasks SET config_json = ?, join_token_hash = ?, updated_at = ? WHERE task_id = ?'),
+      setTaskStatus: db.prepare('UPDATE tasks SET status = ?, updated_at = ? WHERE task_id = ?'),
+      insertClient: db.prepare('INSERT INTO clients (client_id, task_id, secret_hash, capabilities_json, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      getClient: db.prepare<[string], ClientRow>('SELECT * FROM clients WHERE client_id = ?'),
+      touchClient: db.prepare('UPDATE clients SET last_seen_at = ?, capabilities_json = COALESCE(?, capabilities_json) WHERE client_id = ?'),
+      listClients: db.prepare<[string], ClientRow>('SELECT * FROM clients WHERE task_id = ? ORDER BY created_at, client_id'),
+      insertRound: db.prepare(
+        "INSERT INTO rounds (task_id, server_round, attempt, round_id, status, selected_json, started_at) VALUES (?, ?, ?, ?, 'open', ?, ?)",
+      ),
+      getRound: db.prepare<[string, number, number], RoundRow>('SELECT * FROM rounds WHERE task_id = ? AND server_round = ? AND attempt = ?'),
+      retryRound: db.prepare("UPDATE rounds SET status = 'retry', ended_at = ?, reason = ? WHERE task_id = ? AND server_round = ? AND attempt = ? AND status = 'open'"),
+      abandonRounds: db.prepare("UPDATE rounds SET status = 'retry', ended_at = ?, reason = 'coordinator restarted' WHERE task_id = ? AND status = 'open'"),
+      completeRoundRow: db.prepare(
+        "UPDATE rounds SET status = 'completed', ended_at = ?, num_accepted = ? WHERE task_id = ? AND server_round = ? AND attempt = ? AND status = 'open'",
+      ),
+      listRounds: db.prepare<[string], RoundRow>('SELECT * FROM rounds WHERE task_id = ? ORDER BY server_round, attempt'),
+      insertUpdate: db.prepare(
+        'INSERT INTO updates (task_id, server_round, attempt, client_id, status, code, message, num_examples, byte_length, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      listUpdates: db.prepare<[string], UpdateRow>('SELECT * FROM updates WHERE task_id = ? ORDER BY id'),
+      listRoundUpdates: db.prepare<[string, number], UpdateRow>('SELECT * FROM updates WHERE task_id = ? AND server_round = ? ORDER BY id'),
+      insertCheckpoint: db.prepare(
+        'INSERT INTO checkpoints (task_id, server_round, bytes, sha256, strategy_json, strategy_tensors, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      insertInitialCheckpoint: db.prepare(
+        'INSERT OR IGNORE INTO checkpoints (task_id, server_round, bytes, sha256, strategy_json, strategy_tensors, created_at) VALUES (?, 0, ?, ?, ?, ?, ?)',
+      ),
+      latestCheckpoint: db.prepare<[string], CheckpointRow>('SELECT * FROM checkpoints WHERE task_id = ? ORDER BY server_round DESC LIMIT 1'),
+      getCheckpoint: db.prepare<[string, number], CheckpointRow>('SELECT * FROM checkpoints WHERE task_id = ? AND server_round = ?'),
+      insertMetrics: db.prepare('INSERT INTO round_metrics (task_id, server_round, metrics_json, created_at) VALUES (?, ?, ?, ?)'),
+      listMetrics: db.prepare<[string], { task_id: string; server_round: number; metrics_json: string; created_at: number }>(
+        'SELECT * FROM round_metrics WHERE task_id = ? ORDER BY server_round',
+      ),
+      insertTrust: db.prepare('INSERT INTO trust (task_id, server_round, client_id, trust) VALUES (?, ?, ?, ?)'),
+      listTrust: db.prepare<[string], { task_id: string; server_round: number; client_id: string; trust: number }>(
+        'SELECT * FROM trust WHERE task_id = ? ORDER BY server_round, client_id',
+      ),
+    };
+    this.completeTx = db.transaction((c: RoundCompletion) => {
+      const s = this.stmts;
+      const changed = s.completeRoundRow.run(c.endedAt, c.numAccepted, c.taskId, c.serverRound, c.attempt).changes;
+      if (changed !== 1) throw new CoordinatorError('STORE_CONFLICT', `no open round ${c.taskId}/${c.serverRound}/${c.attempt}`);
+      if (s.getCheckpoint.get(c.taskId, c.serverRound)) throw new CoordinatorError('STORE_CONFLICT', `round ${c.serverRound} of ${c.taskId} is already complete`);
+      s.insertCheckpoint.run(
+        c.taskId,
+        c.serverRound,
+        Buffer.from(c.checkpoint.bytes.buffer, c.checkpoint.bytes.byteOffset, c.checkpoint.bytes.byteLength),
+        c.checkpoint.sha256,
+        c.strategyState?.json ?? null,
+        c.strategyState ? Buffer.from(c.strategyState.tensorBytes.buffer, c.strategyState.tensorBytes.byteOffset, c.strategyState.tensorBytes.byteLength) : null,
+        c.endedAt,
+      );
+      s.insertMetrics.run(c.taskId, c.serverRound, JSON.stringify(c.metrics), c.endedAt);
+      for (const t of c.trust) s.insertTrust.run(c.taskId, c.serverRound, t.clientId, t.trust);
+      s.setTaskStatus.run(c.taskStatus, c.endedAt, c.taskId);
+    });
+  }
+
+  upsertTask(task: Omit<TaskRecord, 'status' | 'updatedAt'>): TaskRecord {
+    const tx = this.db.transaction(() => {
+      if (this.stmts.getTask.get(task.taskId)) {
+        this.stmts.updateTaskConfig.run(task.configJson, task.joinTokenHash, task.createdAt, task.taskId);
+      } else {
+        this.stmts.insertTask.run(task.taskId, task.configJson, task.joinTokenHash, 'waiting', task.createdAt, task.createdAt);
+      }
+      return toTask(this.stmts.getTask.get(task.taskId)!);
+    });
+    return tx();
+  }
+
+  getTask(taskId: string): TaskRecord | undefined {
+    const r = this.stmts.getTask.get(taskId);
+    return r && toTask(r);
+  }
+
+  listTasks(): TaskRecord[] {
+    return this.stmts.listTasks.all().map(toTask);
+  }
+
+  setTaskStatus(taskId: string, status: TaskStatus, at: number): void {
+    if (this.stmts.setTaskStatus.run(status, at, taskId).changes !== 1) throw new CoordinatorError('TASK_UNKNOWN', `no task ${taskId}`);
+  }
+
+  createClient(client: ClientRecord): void {
+    if (!this.stmts.getTask.get(client.taskId)) throw new CoordinatorError('TASK_UNKNOWN', `no task ${client.taskId}`);
+    if (this.stmts.getClient.get(client.clientId)) throw new CoordinatorError('STORE_CONFLICT', `client ${client.clientId} exists`);
+    this.stmts.insertClient.run(client.clientId, client.taskId, client.secretHash, client.capabilitiesJson, client.createdAt, client.lastSeenAt);
+  }
+
+  getClient(clientId: string): ClientRecord | undefined {
+    const r = this.stmts.getClient.get(clientId);
+    return r && toClient(r);
+  }
+
+  touchClient(clientId: string, lastSeenAt: number, capabilitiesJson: string | null): void {
+    this.stmts.touchClient.run(lastSeenAt, capabilitiesJson, clientId);
+  }
+
+  listClients(taskId: string): ClientRecord[] {
+    return this.stmts.listClients.all(taskId).map(toClient);
+  }
+
+  startRound(round: Omit<RoundRecord, 'status' | 'endedAt' | 'reason' | 'numAccepted'>): void {
+    if (!this.stmts.getTask.get(round.taskId)) throw new CoordinatorError('TASK_UNKNOWN', `no task ${round.taskId}`);
+    if (this.stmts.getRound.get(round.taskId, round.serverRound, round.attempt)) {
+      throw new CoordinatorError('STORE_CONFLICT', `round ${round.serverRound} attempt ${round.attempt} of ${round.taskId} exists`);
+    }
+    this.stmts.insertRound.run(round.taskId, round.serverRound, round.attempt, round.roundId, JSON.stringify(round.selected), round.startedAt);
+  }
+
+  retryRound(taskId: string, serverRound: number, attempt: number, endedAt: number, reason: string): void {
+    if (this.stmts.retryRound.run(endedAt, reason, taskId, serverRound, attempt).changes !== 1) {
+      throw new CoordinatorError('STORE_CONFLICT', `no open round ${taskId}/${serverRound}/${attempt}`);
+    }
+  }
+
+  abandonOpenRounds(taskId: string, at: number): number {
+    return this.stmts.abandonRounds.run(at, taskId).changes;
+  }
+
+  listRounds(taskId: string): RoundRecord[] {
+    return this.stmts.listRounds.all(taskId).map(toRound);
+  }
+
+  recordUpdate(u: UpdateRecord): void {
+    this.stmts.insertUpdate.run(u.taskId, u.serverRound, u.attempt, u.clientId, u.status, u.code, u.message, u.numExamples, u.byteLength, u.receivedAt);
+  }
+
+  listUpdates(taskId: string, serverRound?: number): UpdateRecord[] {
+    const rows = serverRound === undefined ? this.stmts.listUpdates.all(taskId) : this.stmts.listRoundUpdates.all(taskId, serverRound);
+    return rows.map(toUpdate);
+  }
+
+  saveInitialCheckpoint(c: Omit<CheckpointRecord, 'serverRound'>): void {
+    if (!this.stmts.getTask.get(c.taskId)) throw new CoordinatorError('TASK_UNKNOWN', `no task ${c.taskId}`);
+    this.stmts.insertInitialCheckpoint.run(
+      c.taskId,
+      Buffer.from(c.bytes.buffer, c.bytes.byteOffset, c.bytes.byteLength),
+      c.sha256,
+      c.strategyState?.json ?? null,
+      c.strategyState ? Buffer.from(c.strategyState.tensorBytes) : null,
+      c.createdAt,
+    );
+  }
+
+  completeRound(completion: RoundCompletion): void {
+    this.completeTx(completion);
+  }
+
+  latestCheckpoint(taskId: string): CheckpointRecord | undefined {
+    const r = this.stmts.latestCheckpoint.get(taskId);
+    return r && toCheckpoint(r);
+  }
+
+  getCheckpoint(taskId: string, serverRound: number): CheckpointRecord | undefined {
+    const r = this.stmts.getCheckpoint.get(taskId, serverRound);
+    return r && toCheckpoint(r);
+  }
+
+  listMetrics(taskId: string): RoundMetricsRecord[] {
+    return this.stmts.listMetrics.all(taskId).map((r) => ({
+      taskId: r.task_id,
+      serverRound: r.server_round,
+      metrics: JSON.parse(r.metrics_json) as Record<string, number>,
+      createdAt: r.created_at,
+    }));
+  }
+
+  listTrust(taskId: string): TrustRecord[] {
+    return this.stmts.listTrust.all(taskId).map((r) => ({ taskId: r.task_id, serverRound: r.server_round, clientId: r.client_id, trust: r.trust }));
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+/** Brings the schema to the latest version; refuses a file written by a newer coordinator. */
+function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new CoordinatorError('STORE_SCHEMA', `database schema version ${current} is newer than this coordinator's (${MIGRATIONS.length})`);
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The coordinator's state, behind one interface with two implementations: an in-memory fake
+ * (tests, throwaway runs) and SQLite (the embedded default). The interface is synchronous because
+ * the engine's invariants are easier to keep without interleaving: each call is atomic, and
+ * {@link CoordinatorStore.completeRound} writes everything a completed round produces at once, so a
+ * crash leaves either the whole round or none of it.
+ *
+ * Clients are pseudonymous: a random id and the SHA-256 of their secret, never the secret itself.
+ */
+
+/** Lifecycle of a task. */
+export type TaskStatus = 'waiting' | 'running' | 'finished' | 'failed';
+
+/** A task as stored. */
+export interface TaskRecord {
+  readonly taskId: string;
+  /** The validated task config as JSON. */
+  readonly configJson: string;
+  readonly joinTokenHash: string;
+  readonly status: TaskStatus;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/** A pseudonymous client identity. */
+export interface ClientRecord {
+  readonly clientId: string;
+  readonly taskId: string;
+  readonly secretHash: string;
+  /** Capabilities last advertised (JSON), or null before the first `hello`. */
+  readonly capabilitiesJson: string | null;
+  readonly createdAt: number;
+  readonly lastSeenAt: number;
+}
+
+/** State of one attempt at a round. */
+export type RoundStatus = 'open' | 'completed' | 'retry';
+
+/** One attempt at a round: who was invited and how it ended. */
+export interface RoundRecord {
+  readonly taskId: string;
+  readonly serverRound: number;
+  readonly attempt: number;
+  readonly roundId: string;
+  readonly status: RoundStatus;
+  readonly selected: readonly string[];
+  readonly startedAt: number;
+  readonly endedAt: number | null;
+  /** Why a retry happened (null otherwise). */
+  readonly reason: string | null;
+  readonly numAccepted: number;
+}
+
+/** The verdict on one uploaded update. */
+export interface UpdateRecord {
+  readonly taskId: string;
+  readonly serverRound: number;
+  readonly attempt: number;
+  readonly clientId: string;
+  readonly status: 'accepted' | 'rejected';
+  /** Protocol code of a rejection, null when accepted. */
+  readonly code: string | null;
+  readonly message: string | null;
+  readonly numExamples: number;
+  readonly byteLength: number;
+  readonly receivedAt: number;
+}
+
+/** A strategy's exported server state: its JSON half and its tensors as codec bytes. */
+export interface StoredStrategyState {
+  readonly json: string;
+  readonly tensorBytes: Uint8Array;
+}
+
+/** The global model after a round (round 0: the initial model). */
+export interface CheckpointRecord {
+  readonly taskId: string;
+  readonly serverRound: number;
+  /** fl-core codec bytes (kind: model, fp32). */
+  readonly bytes: Uint8Array;
+  /** SHA-256 of `bytes`, hex. */
+  readonly sha256: string;
+  readonly strategyState: StoredStrategyState | null;
+  readonly createdAt: number;
+}
+
+/** Figures of one completed round. */
+export interface RoundMetricsRecord {
+  readonly taskId: string;
+  readonly serverRound: number;
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly createdAt: number;
+}
+
+/** T_k of one client in one round. */
+export interface TrustRecord {
+  readonly taskId: string;
+  readonly serverRound: number;
+  readonly clientId: string;
+  readonly trust: number;
+}
+
+/** Everything a completed round produces, written in one transaction. */
+export interface RoundCompletion {
+  readonly taskId: string;
+  readonly serverRound: number;
+  readonly attempt: number;
+  readonly endedAt: number;
+  readonly numAccepted: number;
+  readonly checkpoint: { readonly bytes: Uint8Array; readonly sha256: string };
+  readonly strategyState: StoredStrategyState | null;
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly trust: readonly { readonly clientId: string; readonly trust: number }[];
+  /** Task status after this round (e.g. 'finished' after the last one). */
+  readonly taskStatus: TaskStatus;
+}
+
+/** The coordinator's persistent state. Every method is atomic; see the module comment. */
+export interface CoordinatorStore {
+  /** Creates the task, or returns the stored one (its config and join token hash updated). */
+  upsertTask(task: Omit<TaskRecord, 'status' | 'updatedAt'>): TaskRecord;
+  getTask(taskId: string): TaskRecord | undefined;
+  listTasks(): TaskRecord[];
+  setTaskStatus(taskId: string, status: TaskStatus, at: number): void;
+
+  /** Adds a client; throws `STORE_CONFLICT` when the id exists. */
+  createClient(client: ClientRecord): void;
+  getClient(clientId: string): ClientRecord | undefined;
+  touchClient(clientId: string, lastSeenAt: number, capabilitiesJson: string | null): void;
+  listClients(taskId: string): ClientRecord[];
+
+  /** Opens an attempt; throws `STORE_CONFLICT` when (task, round, attempt) exists. */
+  startRound(round: Omit<RoundRecord, 'status' | 'endedAt' | 'reason' | 'numAccepted'>): void;
+  /** Closes an open attempt without a new model. */
+  retryRound(taskId: string, serverRound: number, attempt: number, endedAt: number, reason: string): void;
+  /** Marks every attempt left open (a crash mid-round) as retried; returns how many. */
+  abandonOpenRounds(taskId: string, at: number): number;
+  listRounds(taskId: string): RoundRecord[];
+
+  recordUpdate(update: UpdateRecord): void;
+  listUpdates(taskId: string, serverRound?: number): UpdateRecord[];
+
+  /** Stores the initial model as round 0 unless one is stored already. */
+  saveInitialCheckpoint(checkpoint: Omit<CheckpointRecord, 'serverRound'>): void;
+  /** Writes the round's status, checkpoint, strategy state, metrics and trust in one transaction. */
+  completeRound(completion: RoundCompletion): void;
+  latestCheckpoint(taskId: string): CheckpointRecord | undefined;
+  getCheckpoint(taskId: string, serverRound: number): CheckpointRecord | undefined;
+
+  listMetrics(taskId: string): RoundMetricsRecord[];
+  listTrust(taskId: string): TrustRecord[];
+
+  close(): void;
+}

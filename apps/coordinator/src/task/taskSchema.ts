@@ -1,0 +1,192 @@
+/**
+ * The task file: what a federated task trains, with which strategy, and under which limits.
+ *
+ * Objects are strict (an unknown key is an error, so a typo never silently falls back to a default)
+ * and every number has a range. Cross-field rules (e.g. `minClients ≤ clientsPerRound`, Krum's
+ * n > 2f + 2) are checked after the field rules, each naming the path it is about.
+ */
+import { z } from 'zod';
+import { MODALITIES, UPLOAD_ENCODINGS } from '../protocol/protocol.js';
+
+/** Largest update a task may allow (socket.io buffers a whole message in memory). */
+export const MAX_UPDATE_BYTES_CAP = 256 * 1024 * 1024;
+
+const idSchema = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 characters of [A-Za-z0-9._-]');
+const positiveInt = z.number().int().positive();
+const nonNegative = z.number().nonnegative();
+const unitInterval = z.number().min(0).max(1);
+
+/** Strategies that aggregate deltas directly (no wrapped strategy). */
+export type BaseStrategyConfig =
+  | { readonly name: 'fedavg' }
+  | { readonly name: 'fedprox'; readonly proximalMu: number }
+  | { readonly name: 'fedavgm'; readonly serverLearningRate: number; readonly serverMomentum: number }
+  | { readonly name: 'fedadam' | 'fedyogi'; readonly serverLearningRate: number; readonly beta1: number; readonly beta2: number; readonly tau: number }
+  | { readonly name: 'fedadagrad'; readonly serverLearningRate: number; readonly tau: number }
+  | { readonly name: 'median' }
+  | { readonly name: 'trimmed-mean'; readonly trimFraction: number }
+  | { readonly name: 'krum'; readonly numByzantine: number }
+  | { readonly name: 'multi-krum'; readonly numByzantine: number; readonly numSelected: number | null }
+  | { readonly name: 'fltrust'; readonly rootExamples: number };
+
+/** FedMM-X trust-aware aggregation around an inner strategy. */
+export interface TrustStrategyConfig {
+  readonly name: 'fedmm-x';
+  readonly inner: StrategyConfig;
+  /** Relative weights of the signals combined into T_k. */
+  readonly weights: {
+    readonly agreement: number;
+    readonly accuracy: number;
+    readonly loss: number;
+    readonly calibration: number;
+    readonly explanation: number;
+    readonly history: number;
+  };
+  /** Weight of the previous T_k in the exponential moving average over rounds. */
+  readonly historyDecay: number;
+  /** Updates whose T_k falls below this are left out of the round. */
+  readonly minTrust: number;
+}
+
+/** Differentially private FedAvg-style wrapper (clip each update, add Gaussian noise to the sum). */
+export interface DpStrategyConfig {
+  readonly name: 'dp';
+  readonly inner: StrategyConfig;
+  readonly clipNorm: number;
+  readonly noiseMultiplier: number;
+  /** δ of the (ε, δ) guarantee reported by the accountant. */
+  readonly delta: number;
+}
+
+/** Any strategy a task can name. */
+export type StrategyConfig = BaseStrategyConfig | TrustStrategyConfig | DpStrategyConfig;
+
+const baseStrategySchemas = [
+  z.strictObject({ name: z.literal('fedavg') }),
+  z.strictObject({ name: z.literal('fedprox'), proximalMu: z.number().positive() }),
+  z.strictObject({
+    name: z.literal('fedavgm'),
+    serverLearningRate: z.number().positive().default(1),
+    serverMomentum: z.number().min(0).lt(1).default(0.9),
+  }),
+  z.strictObject({
+    name: z.enum(['fedadam', 'fedyogi']),
+    serverLearningRate: z.number().positive().default(0.1),
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.99),
+    tau: z.number().positive().default(1e-9),
+  }),
+  z.strictObject({
+    name: z.literal('fedadagrad'),
+    serverLearningRate: z.number().positive().default(0.1),
+    tau: z.number().positive().default(1e-9),
+  }),
+  z.strictObject({ name: z.literal('median') }),
+  z.strictObject({ name: z.literal('trimmed-mean'), trimFraction: z.number().min(0).lt(0.5).default(0.1) }),
+  z.strictObject({ name: z.literal('krum'), numByzantine: z.number().int().nonnegative() }),
+  z.strictObject({
+    name: z.literal('multi-krum'),
+    numByzantine: z.number().int().nonnegative(),
+    numSelected: positiveInt.nullable().default(null),
+  }),
+  z.strictObject({ name: z.literal('fltrust'), rootExamples: positiveInt.default(100) }),
+] as const;
+
+const trustWeightsSchema = z.strictObject({
+  agreement: nonNegative.default(1),
+  accuracy: nonNegative.default(1),
+  loss: nonNegative.default(1),
+  calibration: nonNegative.default(1),
+  explanation: nonNegative.default(1),
+  history: nonNegative.default(1),
+});
+
+/** Schema of {@link StrategyConfig}; wrappers nest another strategy under `inner`. */
+export const strategySchema: z.ZodType<StrategyConfig, unknown> = z.lazy(() =>
+  z.discriminatedUnion('name', [
+    ...baseStrategySchemas,
+    z.strictObject({
+      name: z.literal('fedmm-x'),
+      inner: strategySchema.default({ name: 'fedavg' }),
+      weights: trustWeightsSchema.default({ agreement: 1, accuracy: 1, loss: 1, calibration: 1, explanation: 1, history: 1 }),
+      historyDecay: unitInterval.default(0.5),
+      minTrust: unitInterval.default(0),
+    }),
+    z.strictObject({
+      name: z.literal('dp'),
+      inner: strategySchema.default({ name: 'fedavg' }),
+      clipNorm: z.number().positive(),
+      noiseMultiplier: nonNegative,
+      delta: z.number().positive().lt(1).default(1e-5),
+    }),
+  ]),
+);
+
+/** Schema of a task file (see tasks/demo-digits.yaml for a commented example). */
+export const taskSchema = z
+  .strictObject({
+    id: idSchema,
+    name: z.string().min(1).max(200).optional(),
+    dataset: z.strictObject({
+      name: z.string().min(1).max(100),
+      modalities: z
+        .array(z.enum(MODALITIES))
+        .min(1)
+        .refine((m) => new Set(m).size === m.length, 'modalities must not repeat'),
+    }),
+    model: z.strictObject({
+      base: z.string().min(1).max(200),
+      adapterRank: positiveInt.max(256),
+      adapterAlpha: z.number().positive(),
+      namConcepts: positiveInt.max(256),
+    }),
+    strategy: strategySchema,
+    rounds: positiveInt.max(100_000),
+    clientsPerRound: positiveInt.max(100_000),
+    minClients: positiveInt,
+    overSelection: z.number().min(0).max(10).default(0.2),
+    roundDeadlineMs: positiveInt.min(10).max(86_400_000),
+    /** Attempts at one round (each waits for enough clients) before the task is marked failed. */
+    maxRoundAttempts: positiveInt.max(1000).default(10),
+    localEpochs: positiveInt.max(1000),
+    batchSize: positiveInt.max(65_536),
+    learningRate: z.number().positive().max(10),
+    uploadEncoding: z.enum(UPLOAD_ENCODINGS).default('fp32'),
+    maxUpdateBytes: positiveInt.max(MAX_UPDATE_BYTES_CAP),
+    /** L2 bound on a client's whole delta; null disables the check. */
+    normBound: z.number().positive().nullable().default(null),
+    /** Seed of client sampling (and of the initial weights when the model provider is seeded). */
+    seed: z.number().int().nonnegative().max(0xffffffff).default(0),
+  })
+  .superRefine((task, ctx) => {
+    if (task.minClients > task.clientsPerRound) {
+      ctx.addIssue({ code: 'custom', path: ['minClients'], message: `must be ≤ clientsPerRound (${task.clientsPerRound}), got ${task.minClients}` });
+    }
+    checkStrategy(task.strategy, task.clientsPerRound, ['strategy'], ctx);
+  });
+
+/** A validated task, defaults filled in. */
+export type TaskConfig = z.output<typeof taskSchema>;
+
+function checkStrategy(strategy: StrategyConfig, clientsPerRound: number, path: (string | number)[], ctx: z.RefinementCtx): void {
+  switch (strategy.name) {
+    case 'krum':
+    case 'multi-krum': {
+      // Blanchard et al. need n > 2f + 2 updates to tolerate f Byzantine ones.
+      const f = strategy.numByzantine;
+      if (clientsPerRound <= 2 * f + 2) {
+        ctx.addIssue({ code: 'custom', path: [...path, 'numByzantine'], message: `Krum needs clientsPerRound > 2·numByzantine + 2; ${clientsPerRound} ≤ ${2 * f + 2}` });
+      }
+      if (strategy.name === 'multi-krum' && strategy.numSelected !== null && strategy.numSelected > clientsPerRound - f) {
+        ctx.addIssue({ code: 'custom', path: [...path, 'numSelected'], message: `must be ≤ clientsPerRound − numByzantine (${clientsPerRound - f})` });
+      }
+      return;
+    }
+    case 'fedmm-x':
+    case 'dp':
+      checkStrategy(strategy.inner, clientsPerRound, [...path, 'inner'], ctx);
+      return;
+    default:
+      return;
+  }
+}

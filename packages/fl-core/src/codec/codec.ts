@@ -1,0 +1,487 @@
+/**
+ * Wire format for a client update (a delta) or a global model; int8 is symmetric per-tensor
+ * quantisation — Wu, Judd, Zhang, Isaev & Micikevicius, 2020, "Integer Quantization for Deep Learning
+ * Inference: Principles and Empirical Evaluation" (arXiv:2004.09602).
+ *
+ * Layout, version 1. Integers are little-endian and unsigned; `str` is a u8 length followed by that many
+ * printable ASCII bytes (0x20–0x7e), so no text codec is needed and no string exceeds 255 characters.
+ *
+ *   magic "CHRS" | version u16 | kind u8 (1 delta, 2 model) | encoding u8 (1 fp32, 2 fp16, 3 int8)
+ *   | round u32 | taskId str (non-empty) | clientId str (non-empty for a delta, empty for a model)
+ *   | tensorCount u32
+ *   per tensor: name str (non-empty, unique) | rank u8 (≤ 8) | dims u32 × rank
+ *               | scale f32 (int8 only) | elementCount u32 (= product of dims) | payload
+ *   crc32 u32 of every byte before it
+ *
+ * Payloads: fp32 as is; fp16 round-to-nearest-even (see fp16.ts); int8 as q ∈ [−127, 127] with
+ * value = q · scale and scale = maxAbs / 127 (float32, nudged up when rounding would push a value past 127).
+ * Error bounds: fp32 is exact; fp16 relative error ≤ 2^-11 for normal-range values (absolute ≤ 2^-25
+ * below 2^-14); int8 absolute error ≤ scale / 2 per element, plus the float32 rounding of q · scale
+ * (≤ 2^-24 relative).
+ *
+ * The decoder is written for hostile input. It rejects anything longer than `maxBytes` before reading
+ * it, then walks the structure checking every declared size against the bytes left (and the limits)
+ * before allocating, then verifies the checksum, and only then allocates and decodes the payloads.
+ * Every failure is an `FlCoreError` with a `CODEC_*` code; the input is never modified.
+ *   CODEC_TOO_LARGE       input over maxBytes; more tensors than maxTensors; more elements than maxElements
+ *   CODEC_TRUNCATED       input ends inside a fixed-width field (the last 4 bytes are always the checksum)
+ *   CODEC_BAD_LENGTH      a string, tensor count or payload declares more bytes than remain
+ *   CODEC_BAD_MAGIC / CODEC_BAD_VERSION / CODEC_BAD_ENCODING   unknown magic, version, encoding
+ *   CODEC_BAD_HEADER      unknown kind, bad or missing string, duplicate tensor name, negative scale
+ *   CODEC_BAD_SHAPE       rank over 8, dims whose product overflows u32 or differs from elementCount
+ *   CODEC_NON_FINITE      NaN/±Infinity in a payload or an int8 scale
+ *   CODEC_OUT_OF_RANGE    an int8 scale so large that 127 · scale overflows float32 (encoder: fp16 overflow)
+ *   CODEC_BAD_ENCODING    also: an int8 payload byte of −128, which symmetric quantisation never writes
+ *   CODEC_CHECKSUM        CRC-32 mismatch
+ *   CODEC_TRAILING_BYTES  bytes between the last tensor and the checksum
+ *   CODEC_BAD_CONFIG      invalid limits (a caller bug, not bad input)
+ */
+import { FlCoreError } from '../errors.js';
+import type { FlCoreErrorCode } from '../errors.js';
+import type { Parameters, Tensor } from '../params.js';
+import { crc32 } from './crc32.js';
+import { FP16_MAX, HALF_OVERFLOW, halfFromFloatBits, halfToFloatTable } from './fp16.js';
+
+/** The bytes every message starts with: ASCII "CHRS". */
+export const CODEC_MAGIC = 'CHRS';
+/** The format version this module writes and the only one it reads. */
+export const CODEC_FORMAT_VERSION = 1;
+/** Longest task id, client id or tensor name (bounded by the u8 length prefix). */
+export const CODEC_MAX_STRING_LENGTH = 255;
+/** Highest tensor rank the format carries. */
+export const CODEC_MAX_RANK = 8;
+
+/** What a message carries: a client's update delta or the coordinator's global model. */
+export type UpdateKind = 'delta' | 'model';
+/** How tensor values are stored on the wire. */
+export type UpdateEncoding = 'fp32' | 'fp16' | 'int8';
+
+/** A message to encode. */
+export interface UpdateMessage {
+  /** `'delta'` for a client update, `'model'` for a global model. */
+  readonly kind: UpdateKind;
+  /** Task the message belongs to: 1–255 printable ASCII characters. */
+  readonly taskId: string;
+  /** Server round, an integer in [0, 2^32). */
+  readonly round: number;
+  /** Sending client for a delta (1–255 printable ASCII characters); `''` for a model. */
+  readonly clientId: string;
+  /** Wire encoding of every tensor's values. */
+  readonly encoding: UpdateEncoding;
+  /** Tensors to send, in order; names unique, values finite. */
+  readonly tensors: Parameters;
+}
+
+/** A decoded message: header fields plus float32 tensors (dequantised when sent as fp16 or int8). */
+export interface DecodedUpdate {
+  readonly kind: UpdateKind;
+  readonly taskId: string;
+  readonly round: number;
+  readonly clientId: string;
+  readonly encoding: UpdateEncoding;
+  readonly tensors: Tensor[];
+}
+
+/** Bounds the decoder enforces before allocating anything. */
+export interface DecodeLimits {
+  /** Longest input accepted, in bytes; checked before any byte is read. */
+  readonly maxBytes: number;
+  /** Most tensors accepted (default: as many as the bytes can hold). */
+  readonly maxTensors?: number;
+  /** Most scalars accepted over all tensors (default: as many as the bytes can hold). */
+  readonly maxElements?: number;
+}
+
+const MAGIC_BYTES = [0x43, 0x48, 0x52, 0x53] as const;
+const KIND_CODES: Readonly<Record<UpdateKind, number>> = { delta: 1, model: 2 };
+const KINDS: readonly (UpdateKind | undefined)[] = [undefined, 'delta', 'model'];
+const ENCODING_CODES: Readonly<Record<UpdateEncoding, number>> = { fp32: 1, fp16: 2, int8: 3 };
+const ENCODINGS: readonly (UpdateEncoding | undefined)[] = [undefined, 'fp32', 'fp16', 'int8'];
+const BYTES_PER_ELEMENT: Readonly<Record<UpdateEncoding, number>> = { fp32: 4, fp16: 2, int8: 1 };
+const U32_MAX = 0xffffffff;
+const F32_MIN_SUBNORMAL = 2 ** -149;
+// magic, version, kind, encoding, round, two string lengths, tensor count
+const FIXED_HEADER_BYTES = 4 + 2 + 1 + 1 + 4 + 1 + 1 + 4;
+const CHECKSUM_BYTES = 4;
+
+// A fp32 payload is a plain memcpy on little-endian hosts (all current browsers and Node platforms);
+// the DataView path keeps the format correct elsewhere.
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+function fail(code: FlCoreErrorCode, message: string): never {
+  throw new FlCoreError(code, message);
+}
+
+function isAsciiString(s: unknown, minLength: number): s is string {
+  if (typeof s !== 'string' || s.length < minLength || s.length > CODEC_MAX_STRING_LENGTH) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+function describe(s: unknown): string {
+  return typeof s === 'string' ? JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s) : typeof s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+interface Plan {
+  readonly byteLength: number;
+  readonly kindCode: number;
+  readonly encodingCode: number;
+}
+
+// Structural validation shared by encodeUpdate and encodedByteLength; values are checked while writing.
+function plan(msg: UpdateMessage): Plan {
+  // hasOwn first: a kind such as 'toString' must not resolve through the prototype.
+  if (!Object.hasOwn(KIND_CODES, msg.kind)) fail('CODEC_BAD_HEADER', `encodeUpdate: unknown kind ${describe(msg.kind)}`);
+  if (!Object.hasOwn(ENCODING_CODES, msg.encoding)) fail('CODEC_BAD_ENCODING', `encodeUpdate: unknown encoding ${describe(msg.encoding)}`);
+  const kindCode = KIND_CODES[msg.kind];
+  const encodingCode = ENCODING_CODES[msg.encoding];
+  if (!Number.isInteger(msg.round) || msg.round < 0 || msg.round > U32_MAX) fail('CODEC_BAD_HEADER', `encodeUpdate: round must be an integer in [0, 2^32), got ${msg.round}`);
+  if (!isAsciiString(msg.taskId, 1)) fail('CODEC_BAD_HEADER', `encodeUpdate: taskId must be 1–255 printable ASCII characters, got ${describe(msg.taskId)}`);
+  if (msg.kind === 'delta' ? !isAsciiString(msg.clientId, 1) : msg.clientId !== '') {
+    fail('CODEC_BAD_HEADER', `encodeUpdate: clientId must be ${msg.kind === 'delta' ? '1–255 printable ASCII characters for a delta' : "'' for a model"}, got ${describe(msg.clientId)}`);
+  }
+  if (!Array.isArray(msg.tensors) || msg.tensors.length > U32_MAX) fail('CODEC_BAD_HEADER', 'encodeUpdate: tensors must be an array');
+
+  const width = BYTES_PER_ELEMENT[msg.encoding];
+  const scaleBytes = msg.encoding === 'int8' ? 4 : 0;
+  let byteLength = FIXED_HEADER_BYTES + msg.taskId.length + msg.clientId.length + CHECKSUM_BYTES;
+  const seen = new Set<string>();
+  for (const t of msg.tensors) {
+    if (!isAsciiString(t.name, 1)) fail('CODEC_BAD_HEADER', `encodeUpdate: tensor name must be 1–255 printable ASCII characters, got ${describe(t.name)}`);
+    if (seen.has(t.name)) fail('CODEC_BAD_HEADER', `encodeUpdate: duplicate tensor name '${t.name}'`);
+    seen.add(t.name);
+    if (!Array.isArray(t.shape) || t.shape.length > CODEC_MAX_RANK) fail('CODEC_BAD_SHAPE', `encodeUpdate: '${t.name}' must have rank ≤ ${CODEC_MAX_RANK}`);
+    let elements = 1;
+    for (const d of t.shape) {
+      if (!Number.isInteger(d) || d < 0 || d > U32_MAX) fail('CODEC_BAD_SHAPE', `encodeUpdate: '${t.name}' has dimension ${d}, expected an integer in [0, 2^32)`);
+      elements *= d;
+    }
+    if (!(t.values instanceof Float32Array) || t.values.length !== elements) {
+      fail('CODEC_BAD_SHAPE', `encodeUpdate: '${t.name}' has shape [${t.shape.join(',')}] (${elements} elements) but ${t.values instanceof Float32Array ? t.values.length : 'no Float32Array of'} values`);
+    }
+    byteLength += 1 + t.name.length + 1 + 4 * t.shape.length + scaleBytes + 4 + width * elements;
+  }
+  return { byteLength, kindCode, encodingCode };
+}
+
+/** Exact size in bytes of `encodeUpdate(msg)`, without encoding; throws the same structural errors. */
+export function encodedByteLength(msg: UpdateMessage): number {
+  return plan(msg).byteLength;
+}
+
+function writeString(out: Uint8Array, pos: number, s: string): number {
+  out[pos++] = s.length;
+  for (let i = 0; i < s.length; i++) out[pos++] = s.charCodeAt(i);
+  return pos;
+}
+
+function firstNonFinite(values: Float32Array): number {
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i]!;
+    if (x - x !== 0) return i;
+  }
+  return -1;
+}
+
+/**
+ * Symmetric int8 scale for a tensor whose largest magnitude is `maxAbs`: maxAbs / 127 in float32, nudged
+ * up by one float32 step when rounding (which only bites for subnormal scales) would leave
+ * maxAbs / scale ≥ 127.5, i.e. a quantised value past 127.
+ */
+export function int8ScaleFor(maxAbs: number): number {
+  if (maxAbs === 0) return 0;
+  let s = Math.fround(maxAbs / 127);
+  if (s === 0) s = F32_MIN_SUBNORMAL;
+  if (maxAbs / s >= 127.5) {
+    // Positive float32s are ordered like their bit patterns, so +1 on the bits is the next float32 up.
+    const bits = new Uint32Array(new Float32Array([s]).buffer);
+    bits[0] = bits[0]! + 1;
+    s = new Float32Array(bits.buffer)[0]!;
+  }
+  return s;
+}
+
+// True when 127 · scale rounds to Infinity in float32, i.e. the largest quantised value would not be finite.
+function int8ScaleOverflows(scale: number): boolean {
+  return Math.fround(127 * scale) === Number.POSITIVE_INFINITY;
+}
+
+/** Encodes `msg` into a new buffer; refuses bad headers, names, shapes, non-finite or unrepresentable values. */
+export function encodeUpdate(msg: UpdateMessage): Uint8Array {
+  const { byteLength, kindCode, encodingCode } = plan(msg);
+  const out = new Uint8Array(byteLength);
+  const view = new DataView(out.buffer);
+  out.set(MAGIC_BYTES, 0);
+  view.setUint16(4, CODEC_FORMAT_VERSION, true);
+  out[6] = kindCode;
+  out[7] = encodingCode;
+  view.setUint32(8, msg.round, true);
+  let pos = writeString(out, 12, msg.taskId);
+  pos = writeString(out, pos, msg.clientId);
+  view.setUint32(pos, msg.tensors.length, true);
+  pos += 4;
+
+  for (const t of msg.tensors) {
+    const values = t.values;
+    const bad = firstNonFinite(values);
+    if (bad >= 0) fail('CODEC_NON_FINITE', `encodeUpdate: '${t.name}'[${bad}] is ${values[bad]}`);
+    pos = writeString(out, pos, t.name);
+    out[pos++] = t.shape.length;
+    for (const d of t.shape) {
+      view.setUint32(pos, d, true);
+      pos += 4;
+    }
+    if (msg.encoding === 'int8') pos = writeInt8(out, view, pos, values, t.name);
+    else {
+      view.setUint32(pos, values.length, true);
+      pos += 4;
+      pos = msg.encoding === 'fp32' ? writeFp32(out, view, pos, values) : writeFp16(view, pos, values, t.name);
+    }
+  }
+  view.setUint32(pos, crc32(out.subarray(0, pos)), true);
+  return out;
+}
+
+function writeFp32(out: Uint8Array, view: DataView, pos: number, values: Float32Array): number {
+  if (LITTLE_ENDIAN_HOST) out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), pos);
+  else for (let i = 0; i < values.length; i++) view.setFloat32(pos + 4 * i, values[i]!, true);
+  return pos + 4 * values.length;
+}
+
+function writeFp16(view: DataView, pos: number, values: Float32Array, name: string): number {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  for (let i = 0; i < bits.length; i++) {
+    const h = halfFromFloatBits(bits[i]!);
+    // Non-finite values were refused before writing, so the only failure left is overflow.
+    if (h === HALF_OVERFLOW) fail('CODEC_OUT_OF_RANGE', `encodeUpdate: '${name}'[${i}] = ${values[i]} is beyond the fp16 range (±${FP16_MAX})`);
+    view.setUint16(pos + 2 * i, h, true);
+  }
+  return pos + 2 * values.length;
+}
+
+function writeInt8(out: Uint8Array, view: DataView, pos: number, values: Float32Array, name: string): number {
+  let maxAbs = 0;
+  for (let i = 0; i < values.length; i++) maxAbs = Math.max(maxAbs, Math.abs(values[i]!));
+  const s = int8ScaleFor(maxAbs);
+  if (int8ScaleOverflows(s)) {
+    fail('CODEC_OUT_OF_RANGE', `encodeUpdate: '${name}' has magnitude ${maxAbs}, too close to the float32 limit for an int8 scale`);
+  }
+  view.setFloat32(pos, s, true);
+  view.setUint32(pos + 4, values.length, true);
+  pos += 8;
+  for (let i = 0; i < values.length; i++) {
+    // Division, not multiplication by 1/s: the scale/2 error bound is stated for round(x / s).
+    const v = s === 0 ? 0 : values[i]! / s;
+    const q = v < 0 ? -Math.round(-v) : Math.round(v);
+    out[pos + i] = Math.max(-127, Math.min(127, q)) & 0xff;
+  }
+  return pos + values.length;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+function checkLimit(name: string, value: number | undefined, required: boolean): number {
+  if (value === undefined && !required) return Number.POSITIVE_INFINITY;
+  if (typeof value !== 'number' || !(Number.isSafeInteger(value) || value === Number.POSITIVE_INFINITY) || value < 0) {
+    fail('CODEC_BAD_CONFIG', `decodeUpdate: ${name} must be a non-negative integer, got ${String(value)}`);
+  }
+  return value;
+}
+
+// Reads fixed-width fields from the body, i.e. everything before the trailing 4-byte checksum.
+class BodyReader {
+  pos = 0;
+  readonly view: DataView;
+
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly end: number,
+  ) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  remaining(): number {
+    return Math.max(0, this.end - this.pos);
+  }
+
+  need(n: number, what: string): void {
+    if (this.pos + n > this.end) {
+      fail('CODEC_TRUNCATED', `decodeUpdate: ${what} needs ${n} bytes at offset ${this.pos}, but the body ends at ${Math.max(0, this.end)}`);
+    }
+  }
+
+  u8(what: string): number {
+    this.need(1, what);
+    return this.bytes[this.pos++]!;
+  }
+
+  u16(what: string): number {
+    this.need(2, what);
+    const v = this.view.getUint16(this.pos, true);
+    this.pos += 2;
+    return v;
+  }
+
+  u32(what: string): number {
+    this.need(4, what);
+    const v = this.view.getUint32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+
+  f32(what: string): number {
+    this.need(4, what);
+    const v = this.view.getFloat32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+
+  // Length-prefixed printable ASCII; the length is checked against the bytes left before reading.
+  str(what: string, minLength: number): string {
+    const len = this.u8(`${what} length`);
+    if (len > this.remaining()) fail('CODEC_BAD_LENGTH', `decodeUpdate: ${what} declares ${len} bytes, ${this.remaining()} remain`);
+    if (len < minLength) fail('CODEC_BAD_HEADER', `decodeUpdate: ${what} is empty`);
+    const start = this.pos;
+    for (let i = start; i < start + len; i++) {
+      const c = this.bytes[i]!;
+      if (c < 0x20 || c > 0x7e) fail('CODEC_BAD_HEADER', `decodeUpdate: ${what} has byte 0x${c.toString(16)} at offset ${i}; only printable ASCII is allowed`);
+    }
+    this.pos += len;
+    return String.fromCharCode(...this.bytes.subarray(start, start + len));
+  }
+}
+
+interface TensorEntry {
+  readonly name: string;
+  readonly shape: number[];
+  readonly count: number;
+  readonly scale: number;
+  readonly offset: number;
+}
+
+/** Decodes and validates one message, refusing anything malformed with a `CODEC_*` error; never reads past `limits`. */
+export function decodeUpdate(bytes: Uint8Array, limits: DecodeLimits): DecodedUpdate {
+  if (typeof limits !== 'object' || limits === null) fail('CODEC_BAD_CONFIG', 'decodeUpdate: limits are required');
+  const maxBytes = checkLimit('maxBytes', limits.maxBytes, true);
+  const maxTensors = checkLimit('maxTensors', limits.maxTensors, false);
+  const maxElements = checkLimit('maxElements', limits.maxElements, false);
+  if (!(bytes instanceof Uint8Array)) fail('CODEC_BAD_CONFIG', 'decodeUpdate: input must be a Uint8Array');
+  if (bytes.length > maxBytes) fail('CODEC_TOO_LARGE', `decodeUpdate: input is ${bytes.length} bytes, limit is ${maxBytes}`);
+
+  if (bytes.length < MAGIC_BYTES.length) fail('CODEC_TRUNCATED', `decodeUpdate: input is ${bytes.length} bytes, shorter than the magic`);
+  for (let i = 0; i < MAGIC_BYTES.length; i++) {
+    if (bytes[i] !== MAGIC_BYTES[i]) fail('CODEC_BAD_MAGIC', `decodeUpdate: input does not start with "${CODEC_MAGIC}"`);
+  }
+  const r = new BodyReader(bytes, bytes.length - CHECKSUM_BYTES);
+  r.pos = MAGIC_BYTES.length;
+
+  const version = r.u16('version');
+  if (version !== CODEC_FORMAT_VERSION) fail('CODEC_BAD_VERSION', `decodeUpdate: format version ${version}, this decoder reads ${CODEC_FORMAT_VERSION}`);
+  const kindCode = r.u8('kind');
+  const kind = KINDS[kindCode];
+  if (kind === undefined) fail('CODEC_BAD_HEADER', `decodeUpdate: unknown kind ${kindCode}`);
+  const encodingCode = r.u8('encoding');
+  const encoding = ENCODINGS[encodingCode];
+  if (encoding === undefined) fail('CODEC_BAD_ENCODING', `decodeUpdate: unknown encoding ${encodingCode}`);
+  const round = r.u32('round');
+  const taskId = r.str('taskId', 1);
+  const clientId = r.str('clientId', 0);
+  if ((kind === 'delta') !== (clientId.length > 0)) {
+    fail('CODEC_BAD_HEADER', `decodeUpdate: a ${kind} must ${kind === 'delta' ? 'name its client' : 'have an empty clientId'}`);
+  }
+
+  const tensorCount = r.u32('tensor count');
+  if (tensorCount > maxTensors) fail('CODEC_TOO_LARGE', `decodeUpdate: ${tensorCount} tensors, limit is ${maxTensors}`);
+  const width = BYTES_PER_ELEMENT[encoding];
+  const scaleBytes = encoding === 'int8' ? 4 : 0;
+  // Smallest possible tensor: a 1-character name, rank 0, the element count and the scale if any.
+  const minTensorBytes = 1 + 1 + 1 + scaleBytes + 4;
+  if (tensorCount * minTensorBytes > r.remaining()) {
+    fail('CODEC_BAD_LENGTH', `decodeUpdate: ${tensorCount} tensors cannot fit in the ${r.remaining()} bytes that remain`);
+  }
+
+  // Pass 1: structure only. Allocation here is bounded by the input size (at most one entry per
+  // minTensorBytes of input); payloads are skipped.
+  const entries: TensorEntry[] = [];
+  const names = new Set<string>();
+  let totalElements = 0;
+  for (let k = 0; k < tensorCount; k++) {
+    const name = r.str(`tensor ${k} name`, 1);
+    if (names.has(name)) fail('CODEC_BAD_HEADER', `decodeUpdate: duplicate tensor name '${name}'`);
+    names.add(name);
+    const rank = r.u8(`'${name}' rank`);
+    if (rank > CODEC_MAX_RANK) fail('CODEC_BAD_SHAPE', `decodeUpdate: '${name}' has rank ${rank}, at most ${CODEC_MAX_RANK} is allowed`);
+    const shape: number[] = [];
+    let product = 1;
+    for (let d = 0; d < rank; d++) {
+      const dim = r.u32(`'${name}' dimension ${d}`);
+      shape.push(dim);
+      product *= dim; // exact while ≤ 2^53; anything past U32_MAX is refused below either way
+    }
+    if (product > U32_MAX) fail('CODEC_BAD_SHAPE', `decodeUpdate: '${name}' has shape [${shape.join(',')}], whose size overflows 2^32`);
+    let scale = 1;
+    if (encoding === 'int8') {
+      scale = r.f32(`'${name}' scale`);
+      if (!Number.isFinite(scale)) fail('CODEC_NON_FINITE', `decodeUpdate: '${name}' has int8 scale ${scale}`);
+      if (scale < 0) fail('CODEC_BAD_HEADER', `decodeUpdate: '${name}' has negative int8 scale ${scale}`);
+      if (int8ScaleOverflows(scale)) fail('CODEC_OUT_OF_RANGE', `decodeUpdate: '${name}' has int8 scale ${scale}, which overflows float32 when dequantised`);
+    }
+    const count = r.u32(`'${name}' element count`);
+    if (count !== product) fail('CODEC_BAD_SHAPE', `decodeUpdate: '${name}' declares ${count} elements for shape [${shape.join(',')}] (${product})`);
+    totalElements += count;
+    if (totalElements > maxElements) fail('CODEC_TOO_LARGE', `decodeUpdate: more than ${maxElements} elements in total`);
+    const payloadBytes = count * width;
+    if (payloadBytes > r.remaining()) fail('CODEC_BAD_LENGTH', `decodeUpdate: '${name}' declares a ${payloadBytes}-byte payload, ${r.remaining()} bytes remain`);
+    entries.push({ name, shape, count, scale, offset: r.pos });
+    r.pos += payloadBytes;
+  }
+
+  if (r.pos < r.end) fail('CODEC_TRAILING_BYTES', `decodeUpdate: ${r.end - r.pos} bytes after the last tensor`);
+  const declared = r.view.getUint32(r.end, true);
+  const actual = crc32(bytes.subarray(0, r.end));
+  if (declared !== actual) fail('CODEC_CHECKSUM', `decodeUpdate: checksum 0x${declared.toString(16)} does not match the content (0x${actual.toString(16)})`);
+
+  // Pass 2: the message is structurally sound and intact; allocate and decode.
+  const tensors: Tensor[] = [];
+  for (const e of entries) {
+    const values = new Float32Array(e.count);
+    if (encoding === 'fp32') readFp32(bytes, e.offset, values, LITTLE_ENDIAN_HOST);
+    else if (encoding === 'fp16') readFp16(r.view, e.offset, values);
+    else readInt8(bytes, e.offset, values, e.scale, e.name);
+    const bad = encoding === 'int8' ? -1 : firstNonFinite(values);
+    if (bad >= 0) fail('CODEC_NON_FINITE', `decodeUpdate: '${e.name}'[${bad}] is ${values[bad]}`);
+    tensors.push({ name: e.name, shape: e.shape, values });
+  }
+  return { kind, taskId, round, clientId, encoding, tensors };
+}
+
+/** Copies a little-endian fp32 payload into `out`: one memcpy on little-endian hosts, DataView reads otherwise. */
+export function readFp32(bytes: Uint8Array, offset: number, out: Float32Array, memcpy: boolean): void {
+  if (memcpy) {
+    new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes.subarray(offset, offset + out.byteLength));
+    return;
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(offset + 4 * i, true);
+}
+
+function readFp16(view: DataView, offset: number, out: Float32Array): void {
+  const table = halfToFloatTable();
+  for (let i = 0; i < out.length; i++) out[i] = table[view.getUint16(offset + 2 * i, true)]!;
+}
+
+function readInt8(bytes: Uint8Array, offset: number, out: Float32Array, scale: number, name: string): void {
+  const q = new Int8Array(bytes.buffer, bytes.byteOffset + offset, out.length);
+  for (let i = 0; i < out.length; i++) {
+    const v = q[i]!;
+    if (v === -128) fail('CODEC_BAD_ENCODING', `decodeUpdate: '${name}'[${i}] is the int8 byte −128; symmetric quantisation uses [−127, 127]`);
+    out[i] = v * scale;
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The strategy contract, after Flower's `Strategy`: every strategy (and every wrapper around one)
+ * has the same hooks — configure a round, aggregate a round's fit results, aggregate evaluations —
+ * and exports/imports its server state so the coordinator can checkpoint and resume.
+ *
+ * Client failures are data, not exceptions: `aggregateFit` receives them and returns `null` ("no
+ * new model") when nothing valid remains. It throws only for the server's own mistakes (a bad round
+ * number, a malformed root update, a global model with duplicate names).
+ */
+import type { Parameters, Tensor } from '../params.js';
+import type { Rng } from '../rng.js';
+
+/** A value in a round config sent to clients. */
+export type ConfigValue = number | string | boolean;
+
+/** Settings sent to every selected client for a round (e.g. `proximalMu`, `localEpochs`). */
+export type RoundConfig = Readonly<Record<string, ConfigValue>>;
+
+/** Named figures (losses, accuracies, counts). */
+export type Metrics = Readonly<Record<string, number>>;
+
+/** Input of {@link Strategy.configureFit}. */
+export interface ConfigureFitInput {
+  readonly serverRound: number;
+  /** Ids of the clients connected and idle now. */
+  readonly availableClients: readonly string[];
+  /** Source of randomness for client sampling. */
+  readonly rng: Rng;
+}
+
+/** Who trains this round and with what settings; `clientIds` is empty when too few are available. */
+export interface FitPlan {
+  readonly serverRound: number;
+  readonly clientIds: readonly string[];
+  readonly config: RoundConfig;
+}
+
+/** One client's successful local training. */
+export interface FitResult {
+  readonly clientId: string;
+  /** Examples the client trained on (> 0): the weight of example-weighted rules. */
+  readonly numExamples: number;
+  /** Local parameters − the round's global parameters, for the groups the client trained. */
+  readonly delta: Parameters;
+  /** Figures the client reported (e.g. train loss). */
+  readonly metrics?: Metrics;
+  /** Server-computed facts about this result, opaque to most strategies (the trust wrapper reads them). */
+  readonly signals?: Readonly<Record<string, unknown>>;
+}
+
+/** A client that was asked to train and did not deliver a usable result. */
+export interface FitFailure {
+  readonly clientId: string;
+  /** A code from the wire protocol or {@link FlCoreErrorCode}, e.g. 'TIMEOUT', 'DISCONNECTED'. */
+  readonly code: string;
+  readonly message?: string;
+}
+
+/** A fit result the strategy set aside, and why. */
+export interface RejectedResult {
+  readonly clientId: string;
+  readonly code: string;
+  readonly message: string;
+}
+
+/** How one parameter group fared in a round. */
+export interface GroupSummary {
+  readonly group: string;
+  /** 'updated', 'kept' (nobody sent it) or 'skipped' (the rule declined, see `reason`). */
+  readonly status: 'updated' | 'kept' | 'skipped';
+  readonly clientIds: readonly string[];
+  readonly reason?: string;
+  /** Per-client figure of the rule (FLTrust trust, Krum score, …) keyed by client id. */
+  readonly clientScores?: Readonly<Record<string, number>>;
+  readonly metrics?: Metrics;
+}
+
+/** The new global model of a round and what happened on the way. */
+export interface AggregateFitResult {
+  readonly parameters: Tensor[];
+  readonly metrics: Metrics;
+  readonly groups: readonly GroupSummary[];
+  readonly rejected: readonly RejectedResult[];
+}
+
+/** One client's evaluation of the global model. */
+export interface EvaluateResult {
+  readonly clientId: string;
+  readonly numExamples: number;
+  readonly loss: number;
+  readonly metrics?: Metrics;
+}
+
+/** Example-weighted evaluation over the clients that reported. */
+export interface AggregateEvaluateResult {
+  readonly loss: number;
+  readonly metrics: Metrics;
+}
+
+/** The JSON half of a strategy's state; everything in it survives `JSON.stringify`. */
+export interface StrategyStateJson {
+  /** {@link Strategy.name} of the strategy that exported it. */
+  readonly strategy: string;
+  readonly version: 1;
+  /** Rounds that produced a new model. */
+  readonly roundsAggregated: number;
+  /** The last round that produced a new model, or null. */
+  readonly lastServerRound: number | null;
+  /** Strategy-specific settings or counters. */
+  readonly extra?: Readonly<Record<string, unknown>>;
+  /** The wrapped strategy's state, for wrappers. */
+  readonly inner?: StrategyStateJson;
+}
+
+/** A strategy's server state: JSON plus tensors (momentum, moments) named `<slot>:<parameter name>`. */
+export interface StrategyState {
+  readonly json: StrategyStateJson;
+  readonly tensors: Parameters;
+}
+
+/** A federated strategy; see the module comment for the contract. */
+export interface Strategy {
+  /** Stable identifier, also written into exported state (e.g. 'fedavg', 'clip(krum)'). */
+  readonly name: string;
+  /** Samples the clients to train this round and builds the round config. */
+  configureFit(input: ConfigureFitInput): FitPlan;
+  /** New global parameters from the round's results, or null when no valid result remains. */
+  aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]): AggregateFitResult | null;
+  /** Example-weighted loss and metrics, or null when no valid evaluation arrived. */
+  aggregateEvaluate(serverRound: number, results: readonly EvaluateResult[], failures: readonly FitFailure[]): AggregateEvaluateResult | null;
+  /** A copy of the server state, enough to resume with identical weights. */
+  exportState(): StrategyState;
+  /** Replaces the server state with an exported one; throws `AGG_BAD_STATE` and changes nothing if it does not fit. */
+  importState(state: StrategyState): void;
+}

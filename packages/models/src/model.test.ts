@@ -1,0 +1,190 @@
+import * as tf from '@tensorflow/tfjs';
+import { isFlCoreError, tensor } from '@chorus/fl-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isModelsError } from './errors.js';
+import { TINY, disposeBatch, tinyBatch, tinyEmbedder, tinyModel } from './fixtures.test-util.js';
+import type { MultimodalModel } from './model.js';
+
+const embedder = tinyEmbedder();
+afterAll(() => embedder.dispose());
+beforeAll(async () => {
+  expect(await tf.setBackend('cpu')).toBe(true);
+});
+
+function snapshot(model: MultimodalModel, groups?: string[]): Map<string, Float32Array> {
+  return new Map(model.adapterParameters(groups).map((t) => [t.name, t.values]));
+}
+
+describe('MultimodalModel', () => {
+  it('sums contributions and β to the logits', () => {
+    const model = tinyModel(embedder);
+    const batch = tinyBatch();
+
+    const { logits, contributions, perModalityLogits } = model.forward(batch);
+    const rebuilt = tf.add(tf.sum(contributions, 1), model.head.beta.read());
+
+    expect(contributions.shape).toEqual([TINY.batch, 3 * 2, TINY.classes]);
+    expect(perModalityLogits.shape).toEqual([TINY.batch, 3, TINY.classes]);
+    expect(tf.max(tf.abs(tf.sub(rebuilt, logits))).dataSync()[0]).toBeLessThan(1e-5);
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  it('gives an absent modality exactly zero contribution, per batch and per example', () => {
+    const model = tinyModel(embedder);
+    const imageOnly = tinyBatch(1, ['image']);
+    const partial = { ...tinyBatch(1), present: tf.tensor2d([[1, 1, 0], [1, 0, 1], [1, 1, 1], [0, 1, 1]]) };
+
+    const a = model.forward(imageOnly).contributions.arraySync();
+    const b = model.forward(partial).contributions.arraySync();
+
+    for (let i = 0; i < TINY.batch; i++) for (let t = 2; t < 6; t++) expect(a[i]![t]!.every((v) => v === 0)).toBe(true);
+    const absent: [number, number][] = [[0, 2], [1, 1], [3, 0]];
+    for (const [i, m] of absent) for (const t of [2 * m, 2 * m + 1]) expect(b[i]![t]!.every((v) => v === 0)).toBe(true);
+    expect(b[2]![4]!.some((v) => v !== 0)).toBe(true);
+    model.dispose();
+  });
+
+  it('training lowers the loss, moves only adapters and head, and leaks no tensors', () => {
+    const model = tinyModel(embedder, { learningRate: 0.03 });
+    const batch = tinyBatch(3);
+    const baseBefore = model.baseVariables().map((v) => v.dataSync().slice());
+    const first = model.trainStep(batch, { modalWeight: 0.5 });
+    const before = tf.memory().numTensors;
+
+    let last = first;
+    for (let i = 0; i < 20; i++) last = model.trainStep(batch, { modalWeight: 0.5 });
+    const after = tf.memory().numTensors;
+
+    expect(after).toBe(before);
+    expect(last.loss).toBeLessThan(first.loss * 0.7);
+    expect(first.modal).toBeGreaterThan(0);
+    model.baseVariables().forEach((v, i) => expect(Array.from(v.dataSync())).toEqual(Array.from(baseBefore[i]!)));
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  it('an image-only client trains and leaves the other modalities untouched', () => {
+    const model = tinyModel(embedder);
+    const batch = tinyBatch(2, ['image']);
+    const others = snapshot(model, ['text', 'audio']);
+    const image = snapshot(model, ['image']);
+
+    for (let i = 0; i < 3; i++) model.trainStep(batch);
+
+    for (const [name, values] of snapshot(model, ['text', 'audio'])) expect(Array.from(values), name).toEqual(Array.from(others.get(name)!));
+    const moved = [...snapshot(model, ['image'])].filter(([name, values]) => values.some((v, i) => v !== image.get(name)![i]));
+    expect(moved.map(([n]) => n)).toContain('image/nam/w3');
+    expect(moved.map(([n]) => n)).toContain('image/embedding/lora_b');
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  it('full mode trains the base too', () => {
+    const model = tinyModel(embedder);
+    const batch = tinyBatch(2);
+    const before = model.baseVariables().map((v) => v.dataSync().slice());
+    const flags = model.baseVariables().map((v) => v.trainable);
+
+    model.trainStep(batch, { mode: 'full' });
+
+    const changed = model.baseVariables().filter((v, i) => v.dataSync().some((x, j) => x !== before[i]![j])).length;
+    expect(changed).toBeGreaterThan(model.baseVariables().length / 2);
+    expect(model.baseVariables().map((v) => v.trainable)).toEqual(flags);
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  it('adds the proximal and distillation terms without leaking', () => {
+    const model = tinyModel(embedder);
+    const batch = tinyBatch(4);
+    const teacherLogits = tf.tensor2d([[3, 0, 0], [0, 3, 0], [0, 0, 3], [0, 3, 0]]);
+    const global = model.adapterParameters(['image']).map((t) => ({ ...t, values: t.values.map((v) => v + 0.1) }));
+    model.trainStep(batch);
+    const before = tf.memory().numTensors;
+
+    const result = model.trainStep(batch, { proximal: { mu: 0.1, global }, distillation: { teacherLogits, temperature: 2, weight: 0.5 } });
+
+    expect(tf.memory().numTensors).toBe(before);
+    expect(result.proximal).toBeGreaterThan(0);
+    expect(result.distillation).toBeGreaterThan(0);
+    expect(result.loss).toBeCloseTo(result.crossEntropy + 0.1 * result.modal + result.proximal + 0.5 * result.distillation, 4);
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  it('exchanges parameters by name and group', () => {
+    const source = tinyModel(embedder, { seed: 9 });
+    const target = tinyModel(embedder);
+    const batch = tinyBatch(5);
+    source.trainStep(batch);
+
+    target.setAdapterParameters(source.adapterParameters(['image', 'fusion']));
+
+    expect(source.adapterNames()).toContain('image/pointwise/lora_a');
+    expect(source.adapterNames()).toContain('fusion/nam/beta');
+    expect(new Set(source.adapterNames().map((n) => n.split('/')[0]))).toEqual(new Set(['image', 'text', 'audio', 'fusion']));
+    const got = snapshot(target, ['image', 'fusion']);
+    for (const [name, values] of snapshot(source, ['image', 'fusion'])) expect(Array.from(got.get(name)!)).toEqual(Array.from(values));
+    expect(target.adapterParameterCount()).toBeLessThan(target.fullParameterCount());
+    source.dispose();
+    target.dispose();
+    disposeBatch(batch);
+  });
+
+  it('refuses bad parameters and bad batches, changing nothing', () => {
+    const model = tinyModel(embedder);
+    const before = snapshot(model);
+    const good = model.adapterParameters(['image']);
+    const attempt = (f: () => unknown): unknown => {
+      try {
+        f();
+      } catch (err) {
+        return err;
+      }
+      return null;
+    };
+
+    const unknown = attempt(() => model.setAdapterParameters([...good, tensor('image/nope', [1])]));
+    const shape = attempt(() => model.setAdapterParameters([tensor('image/concept/bias', [3])]));
+    const nonFinite = attempt(() => model.setAdapterParameters([{ ...good[0]!, values: good[0]!.values.map(() => Number.NaN) }]));
+    const labels = attempt(() => model.trainStep({ ...tinyBatch(1, ['image']), labels: tf.tensor1d([0, 1, 2, 3], 'int32') }));
+    const wrongShape = attempt(() => model.trainStep({ image: tf.zeros([4, 9, 9, 1]), labels: tf.tensor1d([0, 0, 0, 0], 'int32') }));
+    const empty = attempt(() => model.predict({}));
+
+    expect(isFlCoreError(unknown, 'PARAMS_MISMATCH')).toBe(true);
+    expect(isFlCoreError(shape, 'PARAMS_MISMATCH')).toBe(true);
+    expect(isFlCoreError(nonFinite, 'PARAMS_NON_FINITE')).toBe(true);
+    for (const err of [labels, wrongShape, empty]) expect(isModelsError(err, 'MODELS_BAD_INPUT')).toBe(true);
+    for (const [name, values] of snapshot(model)) expect(Array.from(values), name).toEqual(Array.from(before.get(name)!));
+    model.dispose();
+  });
+
+  it('evaluates accuracy and predicts with merged adapters', () => {
+    const model = tinyModel(embedder);
+    const batch = tinyBatch(6);
+    for (let i = 0; i < 5; i++) model.trainStep(batch);
+    const logits = model.predict(batch);
+
+    model.merge();
+    const merged = model.predict(batch);
+    const mergedTrain = (() => {
+      try {
+        model.trainStep(batch);
+        return null;
+      } catch (err) {
+        return err;
+      }
+    })();
+    model.unmerge();
+    const result = model.evaluate([batch]);
+
+    expect(tf.max(tf.abs(tf.sub(logits, merged))).dataSync()[0]).toBeLessThan(1e-5);
+    expect(isModelsError(mergedTrain, 'MODELS_BAD_CONFIG')).toBe(true);
+    expect(result.numExamples).toBe(TINY.batch);
+    expect(result.accuracy).toBeGreaterThanOrEqual(0);
+    expect(result.accuracy).toBeLessThanOrEqual(1);
+    model.dispose();
+    disposeBatch(batch);
+  });
+});

@@ -1,0 +1,425 @@
+/**
+ * The multimodal model clients train: frozen base encoders carrying LoRA adapters (Hu et al. 2021,
+ * arXiv:2106.09685), per-modality concept projections, and a NAM head (Agarwal et al. 2021,
+ * arXiv:2004.13912); trained with cross-entropy plus FedMM-X's cross-modal consistency
+ * (Balija 2025, arXiv:2503.19564), optionally a FedProx proximal term and distillation.
+ *
+ * Only adapters, concept projections and the head are trainable; they are exchanged with fl-core as
+ * named `Parameters` whose first path segment is the modality (`image/pointwise/lora_a`,
+ * `text/concept/kernel`, `audio/nam/w2`) or `fusion` for the shared bias β, so each group is
+ * aggregated only over clients holding that modality. A batch may carry any subset of modalities;
+ * a missing one contributes exactly zero through the head's mask.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { FlCoreError, assertFinite, type Parameters, type Tensor as NamedTensor } from '@chorus/fl-core';
+import { applyLora, chainLayers } from './adapt.js';
+import { MODALITIES, DEFAULT_LORA_TARGETS, maskedMeanPool, type Modality, type TextEmbedder } from './encoders.js';
+import { ModelsError, checkInt, checkPositive } from './errors.js';
+import { isLoraLayer, type LoraConv1x1, type LoraDense } from './lora.js';
+import { crossEntropy, distillationLoss, modalConsistency, proximalTerm } from './losses.js';
+import { NAM_WEIGHT_NAMES, NamHead } from './nam.js';
+
+/** A base encoder and the layers of it that take adapters. */
+export interface EncoderSpec {
+  /** Any chain-shaped LayersModel mapping the modality's features to a [batch, d] embedding. */
+  base: tf.LayersModel;
+  /** Dense / 1×1 Conv2D layers to adapt; default {@link DEFAULT_LORA_TARGETS} for the modality. */
+  targets?: readonly string[];
+}
+
+/** Configuration of {@link MultimodalModel}. */
+export interface MultimodalModelConfig {
+  /** Number of classes K. */
+  numClasses: number;
+  /** Encoders by modality; at least one. */
+  encoders: Partial<Record<Modality, EncoderSpec>>;
+  /** Frozen word-embedding table; required with a text encoder (not owned: the caller disposes it). */
+  textEmbedder?: TextEmbedder;
+  /** Concepts per modality c; default 8. */
+  conceptDim?: number;
+  /** Hidden width of each NAM shape function; default 8. */
+  namHiddenUnits?: number;
+  /** Adapter rank r; default 4. */
+  loraRank?: number;
+  /** Adapter scaling α; default 8. */
+  loraAlpha?: number;
+  /** Adam learning rate; default 1e-3. */
+  learningRate?: number;
+  /** Seed of every initialiser; default 0. */
+  seed?: number;
+}
+
+/** One batch. Inputs are optional per modality; arrays are [batch, …]. */
+export interface MultimodalBatch {
+  /** Images [batch, h, w, c], float32 in [0, 1]. */
+  image?: tf.Tensor;
+  /** Token ids [batch, length], int32, 0 = padding. */
+  text?: tf.Tensor;
+  /** Log-mel spectrograms [batch, frames, mels] (see `LogMelFrontend`). */
+  audio?: tf.Tensor;
+  /** Per-example presence [batch, numModalities] of 0/1 in `model.modalities` order; default 1 for every input given. */
+  present?: tf.Tensor;
+  /** Class labels [batch], int32. */
+  labels?: tf.Tensor;
+}
+
+/** What {@link MultimodalModel.forward} returns; the caller owns (and disposes) every tensor. */
+export interface ForwardResult {
+  /** [batch, K] = β + Σ contributions. */
+  logits: tf.Tensor2D;
+  /** Every NAM term's contribution [batch, M·c, K]; terms of absent modalities are exactly 0. */
+  contributions: tf.Tensor3D;
+  /** Each modality's own logits β + Σ_i f_{m,i} [batch, M, K]. */
+  perModalityLogits: tf.Tensor3D;
+  /** Effective presence [batch, M]. */
+  mask: tf.Tensor2D;
+  /** Concept vectors [batch, M·c] (zeros for absent modalities). */
+  concepts: tf.Tensor2D;
+}
+
+/** Options of {@link MultimodalModel.trainStep}. */
+export interface TrainStepOptions {
+  /** Weight λ₁ of L_modal; default 0.1. */
+  modalWeight?: number;
+  /** FedProx: μ and the global parameters (names from `adapterParameters()`, any subset). */
+  proximal?: { mu: number; global: Parameters };
+  /** Distillation toward teacher logits [batch, K] for this batch (e.g. on public data). */
+  distillation?: { teacherLogits: tf.Tensor; temperature: number; weight: number };
+  /** 'adapters' (default) trains adapters + head; 'full' trains every base weight + head (baseline for benchmarks). */
+  mode?: 'adapters' | 'full';
+}
+
+/** Loss values of one step (plain numbers; no tensors escape). */
+export interface TrainStepResult {
+  loss: number;
+  crossEntropy: number;
+  modal: number;
+  proximal: number;
+  distillation: number;
+  numExamples: number;
+}
+
+/** The engine variable behind a layer weight (what optimisers and gradients key on). */
+function variableOf(weight: tf.LayerVariable): tf.Variable {
+  return weight.read() as tf.Variable;
+}
+
+interface NamedVariable {
+  name: string;
+  variable: tf.LayerVariable;
+}
+
+/** Frozen encoders + LoRA adapters + concept projections + NAM head, with training, prediction and parameter exchange. */
+export class MultimodalModel {
+  readonly modalities: Modality[];
+  readonly numClasses: number;
+  readonly conceptDim: number;
+  readonly head: NamHead;
+  readonly loraRank: number;
+  readonly loraAlpha: number;
+  readonly textEmbedder: TextEmbedder | null;
+  private readonly encoders = new Map<Modality, tf.LayersModel>();
+  private readonly conceptLayers = new Map<Modality, tf.layers.Layer>();
+  private readonly optimizer: tf.Optimizer;
+  private readonly adapterList: NamedVariable[] = [];
+
+  constructor(config: MultimodalModelConfig) {
+    this.numClasses = checkInt('MultimodalModel', 'numClasses', config.numClasses, 2);
+    this.conceptDim = checkInt('MultimodalModel', 'conceptDim', config.conceptDim ?? 8, 1);
+    const hidden = checkInt('MultimodalModel', 'namHiddenUnits', config.namHiddenUnits ?? 8, 1);
+    this.loraRank = checkInt('MultimodalModel', 'loraRank', config.loraRank ?? 4, 1);
+    this.loraAlpha = checkPositive('MultimodalModel', 'loraAlpha', config.loraAlpha ?? 8);
+    const learningRate = checkPositive('MultimodalModel', 'learningRate', config.learningRate ?? 1e-3);
+    const seed = config.seed ?? 0;
+    for (const key of Object.keys(config.encoders)) {
+      if (!(MODALITIES as readonly string[]).includes(key)) throw new ModelsError('MODELS_BAD_CONFIG', `MultimodalModel: unknown modality '${key}' (known: ${MODALITIES.join(', ')})`);
+    }
+    this.modalities = MODALITIES.filter((m) => config.encoders[m] !== undefined);
+    if (this.modalities.length === 0) throw new ModelsError('MODELS_BAD_CONFIG', 'MultimodalModel: at least one encoder is required');
+    if (this.modalities.includes('text') && !config.textEmbedder) throw new ModelsError('MODELS_BAD_CONFIG', 'MultimodalModel: a text encoder needs textEmbedder');
+    this.textEmbedder = config.textEmbedder ?? null;
+    for (const m of this.modalities) {
+      const base = config.encoders[m]!.base;
+      const out = base.outputs[0]?.shape;
+      if (base.outputs.length !== 1 || out?.length !== 2 || out[1] == null) throw new ModelsError('MODELS_BAD_BASE', `MultimodalModel: the ${m} encoder must output [batch, d]`);
+      if (m === 'text' && base.inputs[0]!.shape[1] !== this.textEmbedder!.dim) {
+        throw new ModelsError('MODELS_BAD_BASE', `MultimodalModel: the text encoder takes ${base.inputs[0]!.shape[1]}-wide input but the embedding table is ${this.textEmbedder!.dim} wide`);
+      }
+    }
+    this.modalities.forEach((m, i) => {
+      const spec = config.encoders[m]!;
+      const adapted = applyLora(spec.base, { targets: spec.targets ?? DEFAULT_LORA_TARGETS[m], rank: this.loraRank, alpha: this.loraAlpha, seed: seed + 100 * i });
+      this.encoders.set(m, adapted);
+      const dim = adapted.outputs[0]!.shape[1]!;
+      const concept = tf.layers.dense({ name: `${m}_concept`, units: this.conceptDim, activation: 'tanh', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 100 * i + 50 }) });
+      tf.tidy(() => {
+        concept.apply(tf.zeros([1, dim]));
+      });
+      this.conceptLayers.set(m, concept);
+    });
+    this.head = new NamHead({ name: 'nam_head', modalities: [...this.modalities], conceptDim: this.conceptDim, hiddenUnits: hidden, numClasses: this.numClasses, seed: seed + 7 });
+    tf.tidy(() => {
+      this.head.apply([...this.modalities.map(() => tf.zeros([1, this.conceptDim])), tf.ones([1, this.modalities.length])]);
+    });
+    for (const m of this.modalities) {
+      for (const layer of chainLayers(this.encoders.get(m)!).filter(isLoraLayer)) {
+        const { loraA, loraB } = layer.loraVariables;
+        this.adapterList.push({ name: `${m}/${layer.name}/lora_a`, variable: loraA }, { name: `${m}/${layer.name}/lora_b`, variable: loraB });
+      }
+      const [kernel, bias] = this.conceptLayers.get(m)!.trainableWeights;
+      this.adapterList.push({ name: `${m}/concept/kernel`, variable: kernel! }, { name: `${m}/concept/bias`, variable: bias! });
+      this.head.modalityWeights(m).forEach((variable, j) => this.adapterList.push({ name: `${m}/nam/${NAM_WEIGHT_NAMES[j]}`, variable }));
+    }
+    this.adapterList.push({ name: 'fusion/nam/beta', variable: this.head.beta });
+    this.optimizer = tf.train.adam(learningRate);
+  }
+
+  /** The adapted encoder of `modality` (its LoRA layers hold the frozen base weights). */
+  encoder(modality: Modality): tf.LayersModel {
+    const e = this.encoders.get(modality);
+    if (!e) throw new ModelsError('MODELS_BAD_INPUT', `MultimodalModel.encoder: no '${modality}' encoder (have ${this.modalities.join(', ')})`);
+    return e;
+  }
+
+  /** The concept projection (Dense d → c, tanh) of `modality`. */
+  conceptLayer(modality: Modality): tf.layers.Layer {
+    const c = this.conceptLayers.get(modality);
+    if (!c) throw new ModelsError('MODELS_BAD_INPUT', `MultimodalModel.conceptLayer: no '${modality}' modality`);
+    return c;
+  }
+
+  /** LoRA layers of every encoder, by modality. */
+  loraLayers(): { modality: Modality; layer: LoraDense | LoraConv1x1 }[] {
+    return this.modalities.flatMap((m) => chainLayers(this.encoders.get(m)!).filter(isLoraLayer).map((layer) => ({ modality: m, layer })));
+  }
+
+  /** Whether the adapters are folded into the base kernels. */
+  get merged(): boolean {
+    return this.loraLayers().some(({ layer }) => layer.merged);
+  }
+
+  /** Folds every adapter into its kernel (faster inference; training and parameter updates are refused until {@link unmerge}). */
+  merge(): void {
+    for (const { layer } of this.loraLayers()) if (!layer.merged) layer.merge();
+  }
+
+  /** Takes every adapter back out of its kernel. */
+  unmerge(): void {
+    for (const { layer } of this.loraLayers()) if (layer.merged) layer.unmerge();
+  }
+
+  /** Checks a batch's shapes against the model; returns its batch size. */
+  checkBatch(batch: MultimodalBatch, fn = 'MultimodalModel'): number {
+    let size: number | null = null;
+    for (const key of Object.keys(batch)) {
+      if (!['image', 'text', 'audio', 'present', 'labels'].includes(key)) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: unknown batch field '${key}'`);
+    }
+    for (const m of MODALITIES) {
+      const x = batch[m];
+      if (x === undefined) continue;
+      if (!this.encoders.has(m)) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: batch has ${m} input but the model has no ${m} encoder`);
+      const expected = m === 'text' ? [null, null] : this.encoders.get(m)!.inputs[0]!.shape;
+      const okRank = x.rank === expected.length && expected.every((d, i) => i === 0 || d === null || d === x.shape[i]);
+      const okType = m === 'text' ? x.dtype === 'int32' : x.dtype === 'float32';
+      if (!okRank || !okType) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: ${m} input must be ${m === 'text' ? 'int32' : 'float32'} [${expected.map((d) => d ?? '?').join(',')}], got ${x.dtype} [${x.shape.join(',')}]`);
+      if (size !== null && x.shape[0] !== size) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: inputs disagree on batch size (${size} vs ${x.shape[0]})`);
+      size = x.shape[0]!;
+    }
+    if (size === null) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: batch has no input of any modality the model holds`);
+    if (batch.present && (batch.present.rank !== 2 || batch.present.shape[0] !== size || batch.present.shape[1] !== this.modalities.length)) {
+      throw new ModelsError('MODELS_BAD_INPUT', `${fn}: present must be [${size}, ${this.modalities.length}], got [${batch.present.shape.join(',')}]`);
+    }
+    if (batch.labels) {
+      if (batch.labels.rank !== 1 || batch.labels.shape[0] !== size || batch.labels.dtype !== 'int32') {
+        throw new ModelsError('MODELS_BAD_INPUT', `${fn}: labels must be int32 [${size}], got ${batch.labels.dtype} [${batch.labels.shape.join(',')}]`);
+      }
+      const [lo, hi] = tf.tidy(() => [tf.min(batch.labels!).dataSync()[0]!, tf.max(batch.labels!).dataSync()[0]!]);
+      if (lo! < 0 || hi! >= this.numClasses) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: labels must lie in [0, ${this.numClasses}), got [${lo}, ${hi}]`);
+    }
+    return size;
+  }
+
+  /**
+   * Forward pass. `textEmbedded` lets explanations differentiate with respect to the token
+   * embeddings ([batch, length, dim]) instead of the ids. Call inside a tidy or dispose the result.
+   */
+  forward(batch: MultimodalBatch, overrides: { textEmbedded?: tf.Tensor3D } = {}): ForwardResult {
+    const size = this.checkBatch(batch, 'MultimodalModel.forward');
+    return tf.tidy(() => {
+      const concepts: tf.Tensor[] = [];
+      const provided: number[] = [];
+      for (const m of this.modalities) {
+        const x = batch[m];
+        if (x === undefined) {
+          concepts.push(tf.zeros([size, this.conceptDim]));
+          provided.push(0);
+          continue;
+        }
+        let features: tf.Tensor = x;
+        if (m === 'text') features = maskedMeanPool(overrides.textEmbedded ?? this.textEmbedder!.embed(x), x);
+        const embedding = this.encoders.get(m)!.apply(features) as tf.Tensor;
+        concepts.push(this.conceptLayers.get(m)!.apply(embedding) as tf.Tensor);
+        provided.push(1);
+      }
+      const providedRow = tf.tensor2d([provided], [1, this.modalities.length]);
+      const mask = (batch.present ? tf.mul(tf.cast(batch.present, 'float32'), providedRow) : tf.tile(providedRow, [size, 1])) as tf.Tensor2D;
+      const contributions = this.head.apply([...concepts, mask]) as tf.Tensor3D;
+      const logits = this.head.logits(contributions);
+      const grouped = tf.reshape(contributions, [size, this.modalities.length, this.conceptDim, this.numClasses]);
+      const perModalityLogits = tf.add(tf.sum(grouped, 2), this.head.beta.read()) as tf.Tensor3D;
+      return { logits, contributions, perModalityLogits, mask, concepts: tf.concat(concepts, 1) as tf.Tensor2D };
+    });
+  }
+
+  /** Logits [batch, K] (caller disposes). */
+  predict(batch: MultimodalBatch): tf.Tensor2D {
+    return tf.tidy(() => this.forward(batch).logits);
+  }
+
+  /** One optimiser step on `batch`; returns the loss terms. Throws `MODELS_BAD_INPUT` (changing nothing) on a malformed batch. */
+  trainStep(batch: MultimodalBatch, options: TrainStepOptions = {}): TrainStepResult {
+    const size = this.checkBatch(batch, 'MultimodalModel.trainStep');
+    if (this.merged) throw new ModelsError('MODELS_BAD_CONFIG', 'MultimodalModel.trainStep: adapters are merged; unmerge before training');
+    const modalWeight = options.modalWeight ?? 0.1;
+    if (!(Number.isFinite(modalWeight) && modalWeight >= 0)) throw new ModelsError('MODELS_BAD_CONFIG', `MultimodalModel.trainStep: modalWeight must be ≥ 0, got ${modalWeight}`);
+    if (!batch.labels && !options.distillation) throw new ModelsError('MODELS_BAD_INPUT', 'MultimodalModel.trainStep: a batch without labels needs a distillation target');
+    const kd = options.distillation;
+    if (kd && (kd.teacherLogits.shape[0] !== size || kd.teacherLogits.shape[1] !== this.numClasses)) {
+      throw new ModelsError('MODELS_BAD_INPUT', `MultimodalModel.trainStep: teacherLogits must be [${size}, ${this.numClasses}], got [${kd.teacherLogits.shape.join(',')}]`);
+    }
+    const mode = options.mode ?? 'adapters';
+    const prox = options.proximal ? this.proximalPairs(options.proximal.global) : null;
+    const variables = mode === 'full' ? this.fullVariables() : this.adapterList.map((e) => variableOf(e.variable));
+    const restore = variables.map((v) => v.trainable);
+    const parts: Record<'ce' | 'modal' | 'prox' | 'kd', tf.Scalar | null> = { ce: null, modal: null, prox: null, kd: null };
+    try {
+      for (const v of variables) v.trainable = true;
+      const { value, grads } = tf.variableGrads(() => {
+        const out = this.forward(batch);
+        let total: tf.Scalar = tf.scalar(0);
+        if (batch.labels) total = tf.add(total, (parts.ce = tf.keep(crossEntropy(out.logits, batch.labels))));
+        if (modalWeight > 0 && this.modalities.length > 1) total = tf.add(total, tf.mul(modalWeight, (parts.modal = tf.keep(modalConsistency(out.perModalityLogits, out.mask)))));
+        if (prox) total = tf.add(total, (parts.prox = tf.keep(proximalTerm(prox.local.map((v) => v.read()), prox.global, options.proximal!.mu))));
+        if (kd) total = tf.add(total, tf.mul(kd.weight, (parts.kd = tf.keep(distillationLoss(out.logits, kd.teacherLogits, kd.temperature)))));
+        return total;
+      }, variables);
+      this.optimizer.applyGradients(grads);
+      const loss = value.dataSync()[0]!;
+      value.dispose();
+      tf.dispose(grads);
+      const read = (t: tf.Scalar | null): number => (t ? t.dataSync()[0]! : 0);
+      return { loss, crossEntropy: read(parts.ce), modal: read(parts.modal), proximal: read(parts.prox), distillation: read(parts.kd), numExamples: size };
+    } finally {
+      variables.forEach((v, i) => (v.trainable = restore[i]!));
+      tf.dispose(Object.values(parts).filter((t): t is tf.Scalar => t !== null));
+      if (prox) tf.dispose(prox.global);
+    }
+  }
+
+  /** Mean cross-entropy and accuracy over labelled batches. */
+  evaluate(batches: readonly MultimodalBatch[]): { loss: number; accuracy: number; numExamples: number } {
+    let loss = 0;
+    let correct = 0;
+    let n = 0;
+    for (const batch of batches) {
+      if (!batch.labels) throw new ModelsError('MODELS_BAD_INPUT', 'MultimodalModel.evaluate: every batch needs labels');
+      const size = this.checkBatch(batch, 'MultimodalModel.evaluate');
+      const [l, c] = tf.tidy(() => {
+        const logits = this.forward(batch).logits;
+        const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.labels!), 'float32'));
+        return [crossEntropy(logits, batch.labels!).dataSync()[0]!, hits.dataSync()[0]!];
+      });
+      loss += l! * size;
+      correct += c!;
+      n += size;
+    }
+    return { loss: n > 0 ? loss / n : 0, accuracy: n > 0 ? correct / n : 0, numExamples: n };
+  }
+
+  /** Names of the exchanged parameters, in `adapterParameters()` order. */
+  adapterNames(): string[] {
+    return this.adapterList.map((e) => e.name);
+  }
+
+  /** Trainable state as fl-core Parameters (copies), optionally only the given groups (e.g. ['image', 'fusion']). */
+  adapterParameters(groups?: readonly string[]): NamedTensor[] {
+    const wanted = groups ? new Set(groups) : null;
+    return this.adapterList
+      .filter((e) => !wanted || wanted.has(e.name.slice(0, e.name.indexOf('/'))))
+      .map((e) => {
+        const value = e.variable.read();
+        return { name: e.name, shape: [...value.shape], values: new Float32Array(value.dataSync()) };
+      });
+  }
+
+  /**
+   * Writes named parameters (any subset of `adapterNames()`). Every tensor is checked first — unknown
+   * name or wrong shape: `PARAMS_MISMATCH`; NaN/Infinity: `PARAMS_NON_FINITE` — so bad input changes nothing.
+   */
+  setAdapterParameters(params: Parameters): void {
+    if (this.merged) throw new ModelsError('MODELS_BAD_CONFIG', 'MultimodalModel.setAdapterParameters: adapters are merged; unmerge first');
+    const byName = new Map(this.adapterList.map((e) => [e.name, e.variable]));
+    const seen = new Set<string>();
+    for (const t of params) {
+      const v = byName.get(t.name);
+      if (!v) throw new FlCoreError('PARAMS_MISMATCH', `setAdapterParameters: unknown tensor '${t.name}'`);
+      if (seen.has(t.name)) throw new FlCoreError('PARAMS_MISMATCH', `setAdapterParameters: '${t.name}' given twice`);
+      seen.add(t.name);
+      if (t.shape.join(',') !== v.shape.join(',') || t.values.length !== v.read().size) {
+        throw new FlCoreError('PARAMS_MISMATCH', `setAdapterParameters: '${t.name}' has shape [${t.shape.join(',')}], expected [${v.shape.join(',')}]`);
+      }
+    }
+    assertFinite(params, 'setAdapterParameters');
+    for (const t of params) {
+      const v = byName.get(t.name)!;
+      const value = tf.tensor(t.values, v.shape as number[]);
+      v.write(value);
+      value.dispose();
+    }
+  }
+
+  /** Every base (non-adapter) weight of the encoders, as variables. */
+  baseVariables(): tf.Variable[] {
+    const adapters = new Set(this.adapterList.map((e) => variableOf(e.variable)));
+    return this.modalities.flatMap((m) => this.encoders.get(m)!.weights.map(variableOf)).filter((v) => !adapters.has(v));
+  }
+
+  /** Scalars in the full model (base encoders + concept projections + head; adapters and the text table excluded). */
+  fullParameterCount(): number {
+    const base = this.baseVariables().reduce((n, v) => n + v.size, 0);
+    const head = this.adapterList.filter((e) => !e.name.includes('/lora_')).reduce((n, e) => n + e.variable.read().size, 0);
+    return base + head;
+  }
+
+  /** Scalars in the exchanged parameters of the given groups (all by default). */
+  adapterParameterCount(groups?: readonly string[]): number {
+    const wanted = groups ? new Set(groups) : null;
+    return this.adapterList.filter((e) => !wanted || wanted.has(e.name.slice(0, e.name.indexOf('/')))).reduce((n, e) => n + e.variable.read().size, 0);
+  }
+
+  /** Releases every weight and the optimiser state (not the text embedder, which the caller owns). */
+  dispose(): void {
+    for (const e of this.encoders.values()) e.dispose();
+    for (const c of this.conceptLayers.values()) c.dispose();
+    this.head.dispose();
+    this.optimizer.dispose();
+  }
+
+  private fullVariables(): tf.Variable[] {
+    const heads = this.adapterList.filter((e) => !e.name.includes('/lora_')).map((e) => variableOf(e.variable));
+    return [...this.baseVariables(), ...heads];
+  }
+
+  private proximalPairs(global: Parameters): { local: tf.LayerVariable[]; global: tf.Tensor[] } {
+    const byName = new Map(this.adapterList.map((e) => [e.name, e.variable]));
+    const local: tf.LayerVariable[] = [];
+    for (const t of global) {
+      const v = byName.get(t.name);
+      if (!v) throw new FlCoreError('PARAMS_MISMATCH', `trainStep proximal: unknown tensor '${t.name}'`);
+      if (t.shape.join(',') !== v.shape.join(',')) throw new FlCoreError('PARAMS_MISMATCH', `trainStep proximal: '${t.name}' has shape [${t.shape.join(',')}], expected [${v.shape.join(',')}]`);
+      local.push(v);
+    }
+    assertFinite(global, 'trainStep proximal');
+    return { local, global: global.map((t) => tf.tensor(t.values, [...t.shape])) };
+  }
+}
