@@ -18,6 +18,14 @@ export const DATASET_ERROR_CODES = [
   'ARTIFACT_CHECKSUM',
   'SOURCE_FAILED',
   'GENERATOR_FAILED',
+  // users' own files and benchmark formats (loaders/; see LOADER_ERROR_CODES there)
+  'LOADER_CORRUPT',
+  'LOADER_UNSUPPORTED',
+  'LOADER_EMPTY',
+  'LOADER_TOO_LARGE',
+  'LOADER_BAD_LABEL',
+  'LOADER_MISSING',
+  'LOADER_BAD_CONFIG',
 ] as const;
 
 /** One of {@link DATASET_ERROR_CODES}. */

@@ -37,14 +37,13 @@ export {
   decodeUpdate,
   encodeUpdate,
   encodedByteLength,
-  int8ScaleFor,
 } from './codec/codec.js';
 export type { DecodedUpdate, DecodeLimits, UpdateEncoding, UpdateKind, UpdateMessage } from './codec/codec.js';
 export { crc32 } from './codec/crc32.js';
 export { FP16_MAX, float16BitsToFloat32, float32ToFloat16Bits } from './codec/fp16.js';
 export { accuracy, predictedClasses } from './metrics/classification.js';
 export { crossEntropy, negativeLogLikelihood } from './metrics/logLoss.js';
-export type { LogLossOptions } from './metrics/logLoss.js';
+export type { CrossEntropyOptions, LogLossOptions } from './metrics/logLoss.js';
 export { expectedCalibrationError, expectedCalibrationErrorFromConfidences, reliabilityBins } from './metrics/calibration.js';
 export type { CalibrationOptions, ReliabilityBins } from './metrics/calibration.js';
 export { recallAtK, retrievalRanks } from './metrics/retrieval.js';
@@ -88,3 +87,60 @@ export type {
   TrustRoundResult,
   TrustSignal,
 } from './trust/trustScore.js';
+export { createWeightedMeanAccumulator } from './aggregation/accumulator.js';
+export type { WeightedMeanAccumulator } from './aggregation/accumulator.js';
+export { fedAvg } from './aggregation/fedAvg.js';
+export { fedAvgM } from './aggregation/fedAvgM.js';
+export type { FedAvgMOptions, FedAvgMResult } from './aggregation/fedAvgM.js';
+export { fedAdagrad, fedAdam, fedOpt, fedYogi, initialFedOptState } from './aggregation/fedOpt.js';
+export type { FedOptKind, FedOptOptions, FedOptResult, FedOptState } from './aggregation/fedOpt.js';
+export { median } from './aggregation/median.js';
+export { trimmedMean } from './aggregation/trimmedMean.js';
+export { krum, pairwiseSquaredDistances } from './aggregation/krum.js';
+export type { KrumOptions, KrumResult } from './aggregation/krum.js';
+export { flTrust } from './aggregation/flTrust.js';
+export type { FlTrustResult } from './aggregation/flTrust.js';
+export { clipToNorm, normClip } from './aggregation/normClip.js';
+export type { ClippedUpdate } from './aggregation/normClip.js';
+export { centeredClip } from './aggregation/centeredClip.js';
+export type { CenteredClipOptions } from './aggregation/centeredClip.js';
+export { aggregateByGroup, assertGroupsMatch } from './aggregation/groups.js';
+export type { GroupCombiner, GroupContext, GroupOutcome, GroupReport, GroupUpdate, GroupwiseResult } from './aggregation/groups.js';
+export type {
+  AggregateEvaluateResult,
+  AggregateFitResult,
+  ConfigValue,
+  ConfigureFitInput,
+  EvaluateResult,
+  FitFailure,
+  FitPlan,
+  FitResult,
+  GroupSummary,
+  Metrics,
+  RejectedResult,
+  RoundConfig,
+  Strategy,
+  StrategyState,
+  StrategyStateJson,
+} from './strategy/types.js';
+export { BaseStrategy, screenFitResults, TensorSlots, weightedMetrics } from './strategy/base.js';
+export type { PendingSlots, StrategyOptions } from './strategy/base.js';
+export { StrategyWrapper } from './strategy/wrapper.js';
+export { FedAvg, FedProx } from './strategy/fedAvg.js';
+export type { FedProxOptions } from './strategy/fedAvg.js';
+export { FedAvgMStrategy } from './strategy/fedAvgM.js';
+export type { FedAvgMStrategyOptions } from './strategy/fedAvgM.js';
+export { FedAdagrad, FedAdam, FedOptStrategy, FedYogi } from './strategy/fedOpt.js';
+export type { FedOptStrategyOptions } from './strategy/fedOpt.js';
+export { FedMedian } from './strategy/fedMedian.js';
+export { FedTrimmedAvg } from './strategy/fedTrimmedAvg.js';
+export type { FedTrimmedAvgOptions } from './strategy/fedTrimmedAvg.js';
+export { Krum } from './strategy/krum.js';
+export type { KrumStrategyOptions } from './strategy/krum.js';
+export { FlTrust } from './strategy/flTrust.js';
+export { NormClipping } from './strategy/normClipping.js';
+export type { NormClippingOptions } from './strategy/normClipping.js';
+export { DifferentialPrivacy } from './strategy/differentialPrivacy.js';
+export type { DifferentialPrivacyOptions } from './strategy/differentialPrivacy.js';
+export { PROBE_SIGNAL, TrustWeighting } from './strategy/trustWeighting.js';
+export type { TrustRoundContext } from './strategy/trustWeighting.js';

@@ -50,11 +50,13 @@ export function chainLayers(model: tf.LayersModel): tf.layers.Layer[] {
 
 /** A fresh, unbuilt copy of `layer` made from its own config through the class registry. */
 export function cloneLayer(layer: tf.layers.Layer, trainable: boolean): tf.layers.Layer {
-  const className = layer.getClassName();
+  return cloneFromConfig(layer.getClassName(), { ...layer.getConfig(), trainable });
+}
+
+function cloneFromConfig(className: string, config: ConfigDict): tf.layers.Layer {
   const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
-  if (!entry) throw new ModelsError('MODELS_BAD_BASE', `cloneLayer: layer class '${className}' of '${layer.name}' is not registered`);
+  if (!entry) throw new ModelsError('MODELS_BAD_BASE', `cloneLayer: layer class '${className}' is not registered`);
   const [cls, fromConfig] = entry;
-  const config: ConfigDict = { ...layer.getConfig(), trainable };
   return fromConfig(cls, config) as unknown as tf.layers.Layer;
 }
 
@@ -92,7 +94,8 @@ function loraFor(layer: tf.layers.Layer, options: ApplyLoraOptions, index: numbe
   return kind === 'dense' ? new LoraDense({ ...common, units: config['units'] as number }) : new LoraConv1x1({ ...common, filters: config['filters'] as number });
 }
 
-function inputSpec(model: tf.LayersModel): { shape: number[]; dtype: tf.DataType } {
+/** Shape (without batch) and dtype of a single-input model's input. */
+export function inputSpec(model: tf.LayersModel): { shape: number[]; dtype: tf.DataType } {
   const input = model.inputs[0]!;
   return { shape: input.shape.slice(1) as number[], dtype: input.dtype };
 }
@@ -133,43 +136,67 @@ export function applyLora(base: tf.LayersModel, options: ApplyLoraOptions): tf.L
   return model;
 }
 
+/** A plain layer (Dense / Conv2D or a copy of the original) and the weights to give it once built. */
+export interface StandardCopy {
+  layer: tf.layers.Layer;
+  /** Weights for `layer.setWeights`; tensors that are not `tf.Variable`s belong to the caller, who disposes them. */
+  weights: tf.Tensor[];
+}
+
+/**
+ * Unbuilt plain-layer copies of an adapted chain's layers (adapters dropped or folded in, see
+ * {@link toStandardModel}); layer names get `prefix` so several encoders can share one model.
+ */
+export function standardCopies(adapted: tf.LayersModel, options: { merge: boolean; prefix?: string }): StandardCopy[] {
+  const prefix = options.prefix ?? '';
+  return chainLayers(adapted).map((layer) => {
+    if (!isLoraLayer(layer)) {
+      const copy = cloneLayer(layer, false);
+      if (prefix) {
+        const config: ConfigDict = { ...copy.getConfig(), name: `${prefix}${layer.name}` };
+        return { layer: cloneFromConfig(layer.getClassName(), config), weights: layer.getWeights() };
+      }
+      return { layer: copy, weights: layer.getWeights() };
+    }
+    const { kernel, bias } = layer.loraVariables;
+    // A merged layer's kernel already holds W + ΔW; subtract ΔW for the base, add it to merge an unmerged layer.
+    const kernelValue = tf.tidy(() => {
+      if (layer.merged === options.merge) return kernel.read().clone();
+      const delta = tf.reshape(layer.deltaKernel(), kernel.shape as number[]);
+      return options.merge ? tf.add(kernel.read(), delta) : tf.sub(kernel.read(), delta);
+    });
+    const weights = bias ? [kernelValue, bias.read().clone()] : [kernelValue];
+    const common = { name: `${prefix}${layer.name}`, useBias: layer.useBias, activation: layer.activationName, trainable: false };
+    const plain =
+      layer instanceof LoraDense
+        ? tf.layers.dense({ ...common, units: layer.units })
+        : tf.layers.conv2d({ ...common, filters: layer.filters, kernelSize: 1, strides: 1, padding: 'valid' });
+    return { layer: plain, weights };
+  });
+}
+
+/** Applies `copies` in order to `x` (weights are set afterwards, once the layers are built). */
+export function applyCopies(copies: StandardCopy[], x: tf.SymbolicTensor): tf.SymbolicTensor {
+  let y = x;
+  for (const { layer } of copies) y = layer.apply(y) as tf.SymbolicTensor;
+  return y;
+}
+
+/** Frees the computed (non-variable) weight tensors of `copies`. */
+export function disposeCopies(copies: StandardCopy[]): void {
+  for (const { weights } of copies) for (const w of weights) if (!(w instanceof tf.Variable) && !w.isDisposed) w.dispose();
+}
+
 /** A model of plain layers equal to `adapted`: adapters dropped (`merge: false`, the base) or folded into the kernels (`merge: true`). */
 export function toStandardModel(adapted: tf.LayersModel, options: { merge: boolean; name?: string }): tf.LayersModel {
-  const layers = chainLayers(adapted);
-  const { shape, dtype } = inputSpec(adapted);
-  const input = tf.input({ shape, dtype, name: `${options.name ?? adapted.name}_input` });
-  let x: tf.SymbolicTensor = input;
-  const plans: [tf.layers.Layer, tf.Tensor[]][] = [];
+  const copies = standardCopies(adapted, { merge: options.merge });
   try {
-    for (const layer of layers) {
-      let next: tf.layers.Layer;
-      let weights: tf.Tensor[];
-      if (isLoraLayer(layer)) {
-        const { kernel, bias } = layer.loraVariables;
-        // A merged layer's kernel already holds W + ΔW; subtract it for the base, add it for a merge of an unmerged layer.
-        const kernelValue = tf.tidy(() => {
-          const delta = tf.reshape(layer.deltaKernel(), kernel.shape as number[]);
-          if (layer.merged === options.merge) return kernel.read().clone();
-          return options.merge ? tf.add(kernel.read(), delta) : tf.sub(kernel.read(), delta);
-        });
-        weights = bias ? [kernelValue, bias.read().clone()] : [kernelValue];
-        const common = { name: layer.name, useBias: layer.useBias, activation: layer.activationName, trainable: false };
-        next =
-          layer instanceof LoraDense
-            ? tf.layers.dense({ ...common, units: layer.units })
-            : tf.layers.conv2d({ ...common, filters: layer.filters, kernelSize: 1, strides: 1, padding: 'valid' });
-      } else {
-        next = cloneLayer(layer, false);
-        weights = layer.getWeights();
-      }
-      x = next.apply(x) as tf.SymbolicTensor;
-      plans.push([next, weights]);
-    }
-    const model = tf.model({ inputs: input, outputs: x, name: options.name ?? adapted.name });
-    for (const [layer, weights] of plans) layer.setWeights(weights);
+    const { shape, dtype } = inputSpec(adapted);
+    const input = tf.input({ shape, dtype, name: `${options.name ?? adapted.name}_input` });
+    const model = tf.model({ inputs: input, outputs: applyCopies(copies, input), name: options.name ?? adapted.name });
+    for (const { layer, weights } of copies) layer.setWeights(weights);
     return model;
   } finally {
-    // Only the kernels computed above are ours; getWeights() hands out the source's own variables.
-    for (const [, weights] of plans) for (const w of weights) if (!(w instanceof tf.Variable)) w.dispose();
+    disposeCopies(copies);
   }
 }

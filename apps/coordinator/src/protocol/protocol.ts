@@ -34,8 +34,8 @@ const finiteNumber = z.number().refine(Number.isFinite, 'must be finite');
  * become a `Uint8Array` view (no copy).
  */
 export const binarySchema = z
-  .union([z.instanceof(Uint8Array), z.instanceof(ArrayBuffer)])
-  .transform((v) => (v instanceof Uint8Array ? v : new Uint8Array(v)));
+  .custom<Uint8Array | ArrayBuffer>((v) => v instanceof Uint8Array || v instanceof ArrayBuffer, 'must be binary (Uint8Array or ArrayBuffer)')
+  .transform((v): Uint8Array => (v instanceof Uint8Array ? v : new Uint8Array(v)));
 
 const protocolVersionSchema = z.number().int().nonnegative();
 

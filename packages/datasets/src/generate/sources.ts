@@ -52,8 +52,8 @@ export function readMnist(perClass = Infinity): ImageSet {
   const dir = join(packageDir('mnist'), 'src', 'digits');
   const parts: Uint8Array[] = [];
   for (let d = 0; d < 10; d++) {
-    const { data } = JSON.parse(readFileSync(join(dir, `${d}.json`), 'utf8')) as { data: number[] };
-    const n = Math.min(Math.floor(data.length / PIXELS), perClass);
+    const data = readNumbers(join(dir, `${d}.json`), perClass * PIXELS);
+    const n = Math.floor(data.length / PIXELS);
     const pixels = new Uint8Array(n * PIXELS);
     for (let i = 0; i < pixels.length; i++) {
       const v = data[i]!;
@@ -67,6 +67,45 @@ export function readMnist(perClass = Infinity): ImageSet {
     parts.push(pixels);
   }
   return concatClasses(parts);
+}
+
+/** The first `limit` numbers of a `{"data":[n,n,…]}` file, read incrementally (small builds read a few KB). */
+function readNumbers(file: string, limit: number): number[] {
+  const fd = openSync(file, 'r');
+  try {
+    const chunk = Buffer.alloc(1 << 20);
+    const out: number[] = [];
+    let carry = '';
+    let started = false;
+    for (;;) {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      // Numbers are ASCII, so a chunk boundary never splits a character that matters.
+      let text = carry + chunk.toString('latin1', 0, n);
+      if (!started) {
+        const at = text.indexOf('[');
+        if (at < 0) {
+          if (n === 0) throw new DatasetError('GENERATOR_FAILED', `${file}: no data array`);
+          carry = text;
+          continue;
+        }
+        text = text.slice(at + 1);
+        started = true;
+      }
+      const close = text.indexOf(']');
+      const body = close >= 0 ? text.slice(0, close) : text;
+      const fields = body.split(',');
+      carry = close >= 0 || n === 0 ? '' : fields.pop()!;
+      for (const f of fields) {
+        if (out.length >= limit) return out;
+        const v = Number(f);
+        if (f.trim() === '' || !Number.isFinite(v)) throw new DatasetError('GENERATOR_FAILED', `${file}: bad number ${JSON.stringify(f)}`);
+        out.push(v);
+      }
+      if (close >= 0 || n === 0 || out.length >= limit) return out;
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -91,7 +130,9 @@ function readIntRows(file: string, limit: number): number[][] {
         if (buf[pos] !== '[') break;
         const end = buf.indexOf(']', pos);
         if (end < 0) break;
-        rows.push(JSON.parse(buf.slice(pos, end + 1)) as number[]);
+        const row = JSON.parse(buf.slice(pos, end + 1)) as number[];
+        // The package's class-0 file holds two stray empty rows (7,002 rows for 7,000 images).
+        if (row.length > 0) rows.push(row);
         pos = end + 1;
       }
       if (rows.length >= limit || (pos >= 0 && buf[pos] === ']')) return rows;

@@ -1,11 +1,18 @@
 /**
- * Coded errors raised by the loaders. A file a loader cannot use is never fatal to the whole load:
- * the loader records it as {@link Skipped} with one of these codes and goes on with the rest, so a
- * UI can say exactly which file was left out and why without parsing messages.
+ * The loaders' share of the package's coded errors. A file a loader cannot use is never fatal to
+ * the whole load: the loader records it as {@link Skipped} with one of {@link LOADER_ERROR_CODES}
+ * and goes on with the rest, so a UI can say exactly which file was left out and why without
+ * parsing messages. The error class is the package's one {@link DatasetError}.
  */
 
-/** Every code a loader can raise or record. Callers switch on these; never on `message`. */
-export const DATASET_ERROR_CODES = [
+import { DatasetError } from '../errors.js';
+import type { DatasetErrorCode } from '../errors.js';
+
+export { DatasetError, isDatasetError } from '../errors.js';
+export type { DatasetErrorCode } from '../errors.js';
+
+/** The codes loaders raise or record (a subset of the package's `DATASET_ERROR_CODES`). */
+export const LOADER_ERROR_CODES = [
   /** The bytes are not a valid file of the type they claim to be (bad magic, CRC, lengths). */
   'LOADER_CORRUPT',
   /** A well-formed file of a kind or variant the loader does not read (e.g. μ-law WAV, GIF). */
@@ -20,27 +27,10 @@ export const DATASET_ERROR_CODES = [
   'LOADER_MISSING',
   /** The caller's options are invalid (unknown column, non-positive size); nothing was loaded. */
   'LOADER_BAD_CONFIG',
-] as const;
+] as const satisfies readonly DatasetErrorCode[];
 
-/** One of {@link DATASET_ERROR_CODES}. */
-export type DatasetErrorCode = (typeof DATASET_ERROR_CODES)[number];
-
-/** An error with a machine-readable code from {@link DATASET_ERROR_CODES}. */
-export class DatasetError extends Error {
-  override readonly name = 'DatasetError';
-
-  constructor(
-    readonly code: DatasetErrorCode,
-    message: string,
-  ) {
-    super(`${code}: ${message}`);
-  }
-}
-
-/** True when `err` is a {@link DatasetError}, optionally with the given code. */
-export function isDatasetError(err: unknown, code?: DatasetErrorCode): err is DatasetError {
-  return err instanceof DatasetError && (code === undefined || err.code === code);
-}
+/** One of {@link LOADER_ERROR_CODES}. */
+export type LoaderErrorCode = (typeof LOADER_ERROR_CODES)[number];
 
 /** A file (or a record inside one) that a loader left out, and why. */
 export interface Skipped {

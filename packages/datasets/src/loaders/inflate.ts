@@ -17,19 +17,18 @@ export async function inflate(data: Uint8Array, format: CompressionFormat, maxBy
   const stream = new DecompressionStream(format);
   const writer = stream.writable.getWriter();
   // Errors surface on the reading side; these promises only need handling so none goes unobserved.
-  writer.write(data).catch(() => undefined);
+  // Streams take only ArrayBuffer-backed views; copy one that sits on a SharedArrayBuffer.
+  const chunk: Uint8Array<ArrayBuffer> = data.buffer instanceof ArrayBuffer ? (data as Uint8Array<ArrayBuffer>) : data.slice();
+  writer.write(chunk).catch(() => undefined);
   writer.close().catch(() => undefined);
   const reader = stream.readable.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    let result: ReadableStreamReadResult<Uint8Array>;
-    try {
-      result = await reader.read();
-    } catch (err) {
+    const result = await reader.read().catch((err: unknown) => {
       const detail = err instanceof Error ? err.message : String(err);
       throw new DatasetError('LOADER_CORRUPT', `${format} stream is malformed (${detail})`);
-    }
+    });
     if (result.done) break;
     total += result.value.byteLength;
     if (total > maxBytes) {

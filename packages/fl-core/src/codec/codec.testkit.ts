@@ -104,13 +104,14 @@ export function fieldsOf(bytes: Uint8Array): Field[] {
   const count = view.getUint32(pos, true);
   fields.push({ offset: pos, width: 4, kind: 'count' });
   pos += 4;
-  for (let k = 0; k < count; k++) {
+  // Bounded by the input too: the walker also runs on inputs that earlier mutations have corrupted.
+  for (let k = 0; k < count && pos < bytes.length; k++) {
     fields.push({ offset: pos, width: 1, kind: 'length' });
     pos += 1 + bytes[pos]!;
     const rank = bytes[pos]!;
     fields.push({ offset: pos, width: 1, kind: 'rank' });
     pos += 1;
-    for (let d = 0; d < rank; d++, pos += 4) fields.push({ offset: pos, width: 4, kind: 'dim' });
+    for (let d = 0; d < rank && pos < bytes.length; d++, pos += 4) fields.push({ offset: pos, width: 4, kind: 'dim' });
     if (int8) {
       fields.push({ offset: pos, width: 4, kind: 'scale' });
       pos += 4;

@@ -121,7 +121,7 @@ function isAsciiString(s: unknown, minLength: number): s is string {
   return true;
 }
 
-function describe(s: unknown): string {
+function preview(s: unknown): string {
   return typeof s === 'string' ? JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s) : typeof s;
 }
 
@@ -137,14 +137,14 @@ interface Plan {
 // Structural validation shared by encodeUpdate and encodedByteLength; values are checked while writing.
 function plan(msg: UpdateMessage): Plan {
   // hasOwn first: a kind such as 'toString' must not resolve through the prototype.
-  if (!Object.hasOwn(KIND_CODES, msg.kind)) fail('CODEC_BAD_HEADER', `encodeUpdate: unknown kind ${describe(msg.kind)}`);
-  if (!Object.hasOwn(ENCODING_CODES, msg.encoding)) fail('CODEC_BAD_ENCODING', `encodeUpdate: unknown encoding ${describe(msg.encoding)}`);
+  if (!Object.hasOwn(KIND_CODES, msg.kind)) fail('CODEC_BAD_HEADER', `encodeUpdate: unknown kind ${preview(msg.kind)}`);
+  if (!Object.hasOwn(ENCODING_CODES, msg.encoding)) fail('CODEC_BAD_ENCODING', `encodeUpdate: unknown encoding ${preview(msg.encoding)}`);
   const kindCode = KIND_CODES[msg.kind];
   const encodingCode = ENCODING_CODES[msg.encoding];
   if (!Number.isInteger(msg.round) || msg.round < 0 || msg.round > U32_MAX) fail('CODEC_BAD_HEADER', `encodeUpdate: round must be an integer in [0, 2^32), got ${msg.round}`);
-  if (!isAsciiString(msg.taskId, 1)) fail('CODEC_BAD_HEADER', `encodeUpdate: taskId must be 1–255 printable ASCII characters, got ${describe(msg.taskId)}`);
+  if (!isAsciiString(msg.taskId, 1)) fail('CODEC_BAD_HEADER', `encodeUpdate: taskId must be 1–255 printable ASCII characters, got ${preview(msg.taskId)}`);
   if (msg.kind === 'delta' ? !isAsciiString(msg.clientId, 1) : msg.clientId !== '') {
-    fail('CODEC_BAD_HEADER', `encodeUpdate: clientId must be ${msg.kind === 'delta' ? '1–255 printable ASCII characters for a delta' : "'' for a model"}, got ${describe(msg.clientId)}`);
+    fail('CODEC_BAD_HEADER', `encodeUpdate: clientId must be ${msg.kind === 'delta' ? '1–255 printable ASCII characters for a delta' : "'' for a model"}, got ${preview(msg.clientId)}`);
   }
   if (!Array.isArray(msg.tensors) || msg.tensors.length > U32_MAX) fail('CODEC_BAD_HEADER', 'encodeUpdate: tensors must be an array');
 
@@ -153,7 +153,7 @@ function plan(msg: UpdateMessage): Plan {
   let byteLength = FIXED_HEADER_BYTES + msg.taskId.length + msg.clientId.length + CHECKSUM_BYTES;
   const seen = new Set<string>();
   for (const t of msg.tensors) {
-    if (!isAsciiString(t.name, 1)) fail('CODEC_BAD_HEADER', `encodeUpdate: tensor name must be 1–255 printable ASCII characters, got ${describe(t.name)}`);
+    if (!isAsciiString(t.name, 1)) fail('CODEC_BAD_HEADER', `encodeUpdate: tensor name must be 1–255 printable ASCII characters, got ${preview(t.name)}`);
     if (seen.has(t.name)) fail('CODEC_BAD_HEADER', `encodeUpdate: duplicate tensor name '${t.name}'`);
     seen.add(t.name);
     if (!Array.isArray(t.shape) || t.shape.length > CODEC_MAX_RANK) fail('CODEC_BAD_SHAPE', `encodeUpdate: '${t.name}' must have rank ≤ ${CODEC_MAX_RANK}`);

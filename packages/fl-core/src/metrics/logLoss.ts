@@ -31,13 +31,20 @@ export function negativeLogLikelihood(probabilities: ArrayLike<number>, labels: 
   return total / labels.length;
 }
 
+/** Options of {@link crossEntropy}. */
+export interface CrossEntropyOptions extends LogLossOptions {
+  /** Rows in the probability and target matrices. */
+  readonly numSamples: number;
+}
+
 /**
  * Mean cross-entropy −Σ_c t_c log p_c between soft target rows and predicted rows (both row-major,
  * same shape); with one-hot targets it equals {@link negativeLogLikelihood}.
  */
-export function crossEntropy(probabilities: ArrayLike<number>, targets: ArrayLike<number>, numSamples: number, options: LogLossOptions = {}): number {
+export function crossEntropy(probabilities: ArrayLike<number>, targets: ArrayLike<number>, options: CrossEntropyOptions): number {
   const fn = 'crossEntropy';
   const floor = floorOf(fn, options);
+  const numSamples = options.numSamples;
   if (probabilities.length !== targets.length) badInput(fn, `probabilities and targets lengths differ (${probabilities.length} vs ${targets.length})`);
   const numClasses = columnsOf(fn, probabilities, numSamples, 'probabilities');
   checkProbabilityRows(fn, probabilities, numClasses);

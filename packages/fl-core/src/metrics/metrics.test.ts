@@ -56,9 +56,9 @@ describe('negativeLogLikelihood and crossEntropy', () => {
   it('cross-entropy with one-hot targets equals NLL, soft targets mix the terms', () => {
     const probs = new Float32Array([0.5, 0.5, 0.25, 0.75]);
     const oneHot = new Float32Array([1, 0, 0, 1]);
-    expect(crossEntropy(probs, oneHot, 2)).toBeCloseTo(negativeLogLikelihood(probs, [0, 1]), 6);
+    expect(crossEntropy(probs, oneHot, { numSamples: 2 })).toBeCloseTo(negativeLogLikelihood(probs, [0, 1]), 6);
     const soft = new Float32Array([0.5, 0.5, 0.5, 0.5]);
-    expect(crossEntropy(probs, soft, 2)).toBeCloseTo((Math.log(2) + 0.5 * Math.log(4) + 0.5 * Math.log(4 / 3)) / 2, 6);
+    expect(crossEntropy(probs, soft, { numSamples: 2 })).toBeCloseTo((Math.log(2) + 0.5 * Math.log(4) + 0.5 * Math.log(4 / 3)) / 2, 6);
   });
 
   it('refuses rows that are not probabilities or labels out of range', () => {
@@ -67,7 +67,7 @@ describe('negativeLogLikelihood and crossEntropy', () => {
     expectCode(() => negativeLogLikelihood(new Float32Array([0.5, 0.5]), [2]));
     expectCode(() => negativeLogLikelihood(new Float32Array([0.5, 0.5, 1]), [0, 1]));
     expectCode(() => negativeLogLikelihood(new Float32Array([0.5, 0.5]), [0], { minProbability: 0 }));
-    expectCode(() => crossEntropy(new Float32Array([0.5, 0.5]), new Float32Array([1]), 1));
+    expectCode(() => crossEntropy(new Float32Array([0.5, 0.5]), new Float32Array([1]), { numSamples: 1 }));
   });
 });
 

@@ -39,7 +39,11 @@ export function dirichletLabelPartition(rng: Rng, labels: ArrayLike<number>, opt
     const clients: number[][] = Array.from({ length: numClients }, () => []);
     for (const members of classes) {
       const parts = splitByProportions(shuffled(rng, members), dirichlet(rng, alpha, numClients));
-      parts.forEach((part, j) => clients[j]!.push(...part));
+      parts.forEach((part, j) => {
+        // A loop rather than push(...part): spreading a class of a large dataset can exceed the engine's argument limit.
+        const client = clients[j]!;
+        for (const idx of part) client.push(idx);
+      });
     }
     if (clients.every((c) => c.length >= minSamples)) return sortClients(clients);
   }

@@ -30,7 +30,8 @@ export function shardPartition(rng: Rng, labels: ArrayLike<number>, options: Sha
   order.forEach((shard, position) => {
     const start = Math.floor((shard * sorted.length) / numShards);
     const end = Math.floor(((shard + 1) * sorted.length) / numShards);
-    clients[Math.floor(position / shardsPerClient)]!.push(...sorted.slice(start, end));
+    const client = clients[Math.floor(position / shardsPerClient)]!;
+    for (let i = start; i < end; i++) client.push(sorted[i]!);
   });
   return sortClients(clients);
 }

@@ -117,6 +117,7 @@ export function dpFedAvg(rng: Rng, updates: readonly Parameters[], options: DpFe
   const noiseStd = dpFedAvgNoiseStd(options);
   const template = options.template ?? updates[0];
   if (template === undefined) throw new FlCoreError('AGG_NO_UPDATES', 'dpFedAvg: no updates and no template to shape the release');
+  if (new Set(template.map((t) => t.name)).size !== template.length) throw new FlCoreError('PARAMS_MISMATCH', 'dpFedAvg: tensor names repeat');
   updates.forEach((u, k) => {
     if (options.template) checkAgainstTemplate(options.template, u, k);
     else assertSameLayout(template, u, `dpFedAvg update ${k}`);

@@ -141,6 +141,12 @@ describe('accountant and per-round reporting', () => {
     expect(privacySpent(start, 1e-5).epsilon).toBe(0);
   });
 
+  it('refuses a malformed stored accountant', () => {
+    const mechanism = { samplingRate: 0.1, noiseMultiplier: 1 };
+    expectCode(() => recordRounds({ orders: [2, 3], rdp: [0], rounds: 0 }, mechanism));
+    expectCode(() => recordRounds({ orders: [2], rdp: [Number.NaN], rounds: 0 }, mechanism));
+  });
+
   it('default orders are sorted and all above 1', () => {
     expect(DEFAULT_RDP_ORDERS.every((a, i) => a > 1 && (i === 0 || a > DEFAULT_RDP_ORDERS[i - 1]!))).toBe(true);
   });

@@ -172,6 +172,10 @@ export function createRdpAccountant(orders: readonly number[] = DEFAULT_RDP_ORDE
 
 /** The accountant after `rounds` more rounds of `mechanism` (the input is not changed). */
 export function recordRounds(accountant: RdpAccountant, mechanism: SampledGaussian, rounds = 1): RdpAccountant {
+  // An accountant may come back from storage; a malformed one must not turn into NaN silently.
+  if (accountant.rdp.length !== accountant.orders.length || !accountant.rdp.every((r) => r >= 0) || !Number.isInteger(accountant.rounds)) {
+    bad('recordRounds', 'accountant is malformed (rdp must be ≥ 0, one per order, and rounds an integer)');
+  }
   const added = computeRdp(mechanism, accountant.orders, rounds);
   return { orders: accountant.orders, rdp: accountant.rdp.map((r, k) => r + added[k]!), rounds: accountant.rounds + rounds };
 }

@@ -70,7 +70,7 @@ export function screenFitResults(global: Parameters, results: readonly FitResult
       rejected.push({ clientId: r.clientId, code, message });
     };
     if (seen.has(r.clientId)) {
-      reject('AGG_DUPLICATE_RESULT', 'a result from this client was already received this round');
+      reject('DUPLICATE_RESULT', 'a result from this client was already received this round');
       continue;
     }
     seen.add(r.clientId);

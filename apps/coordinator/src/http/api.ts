@@ -1,0 +1,172 @@
+/**
+ * HTTP routes: health, Prometheus metrics, and the admin JSON API the dashboard reads.
+ *
+ *   GET /healthz                                   liveness (no auth)
+ *   GET /metrics                                   Prometheus text format (no auth, counters only)
+ *   GET /api/tasks                                 every task with its engine state       (admin)
+ *   GET /api/tasks/:id                             one task, config included              (admin)
+ *   GET /api/tasks/:id/rounds                      every attempt of every round           (admin)
+ *   GET /api/tasks/:id/rounds/:round/updates       verdicts on that round's uploads       (admin)
+ *   GET /api/tasks/:id/clients                     pseudonymous clients (no secrets)      (admin)
+ *   GET /api/tasks/:id/trust                       T_k per client per round               (admin)
+ *   GET /api/tasks/:id/metrics[.json|.csv]         per-round metrics history              (admin)
+ *   GET /api/tasks/:id/checkpoint                  current global model, codec bytes      (admin)
+ *
+ * Admin routes need `Authorization: Bearer <admin token>`, compared in constant time. Errors are
+ * JSON `{error: {code, message}}` and never carry a stack trace.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { RoundEngine } from '../engine/roundEngine.js';
+import { tokensEqual } from '../security/tokens.js';
+import type { CoordinatorStore, RoundMetricsRecord } from '../store/types.js';
+import type { CoordinatorMetrics } from './metrics.js';
+
+/** What the HTTP routes read. */
+export interface ApiContext {
+  readonly store: CoordinatorStore;
+  readonly engines: ReadonlyMap<string, RoundEngine>;
+  readonly metrics: CoordinatorMetrics;
+  readonly adminToken: string;
+  /** Origins allowed to call the API from a browser (exact match; '*' allows any). */
+  readonly corsOrigins: readonly string[];
+  readonly logger: Logger;
+}
+
+type Handler = (ctx: ApiContext, taskId: string, rest: string[], res: ServerResponse) => void;
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+  sendJson(res, status, { error: { code, message } });
+}
+
+/** Metrics history as CSV: serverRound, createdAt, then every metric name seen, sorted. */
+export function metricsToCsv(rows: readonly RoundMetricsRecord[]): string {
+  const names = [...new Set(rows.flatMap((r) => Object.keys(r.metrics)))].sort();
+  const header = ['serverRound', 'createdAt', ...names];
+  const lines = [header.map(csvField).join(',')];
+  for (const r of rows) {
+    lines.push([String(r.serverRound), new Date(r.createdAt).toISOString(), ...names.map((n) => (r.metrics[n] === undefined ? '' : String(r.metrics[n])))].map(csvField).join(','));
+  }
+  return `${lines.join('\r\n')}\r\n`;
+}
+
+function csvField(value: string): string {
+  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+}
+
+const taskRoutes: Record<string, Handler> = {
+  '': (ctx, taskId, _rest, res) => {
+    const task = ctx.store.getTask(taskId)!;
+    sendJson(res, 200, { task: { ...taskSummary(ctx, taskId), config: JSON.parse(task.configJson) as unknown } });
+  },
+  rounds: (ctx, taskId, rest, res) => {
+    if (rest.length === 0) return sendJson(res, 200, { rounds: ctx.store.listRounds(taskId) });
+    const serverRound = Number(rest[0]);
+    if (!Number.isInteger(serverRound) || serverRound < 0 || rest[1] !== 'updates' || rest.length !== 2) return sendError(res, 404, 'NOT_FOUND', 'no such route');
+    sendJson(res, 200, { updates: ctx.store.listUpdates(taskId, serverRound) });
+  },
+  clients: (ctx, taskId, _rest, res) => {
+    const clients = ctx.store.listClients(taskId).map((c) => ({
+      clientId: c.clientId,
+      capabilities: c.capabilitiesJson === null ? null : (JSON.parse(c.capabilitiesJson) as unknown),
+      createdAt: c.createdAt,
+      lastSeenAt: c.lastSeenAt,
+    }));
+    sendJson(res, 200, { clients });
+  },
+  trust: (ctx, taskId, _rest, res) => sendJson(res, 200, { trust: ctx.store.listTrust(taskId) }),
+  metrics: (ctx, taskId, _rest, res) => sendJson(res, 200, { taskId, metrics: ctx.store.listMetrics(taskId) }),
+  'metrics.json': (ctx, taskId, _rest, res) => {
+    const text = JSON.stringify({ taskId, metrics: ctx.store.listMetrics(taskId) }, null, 2);
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-disposition': `attachment; filename="${taskId}-metrics.json"` });
+    res.end(text);
+  },
+  'metrics.csv': (ctx, taskId, _rest, res) => {
+    res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="${taskId}-metrics.csv"` });
+    res.end(metricsToCsv(ctx.store.listMetrics(taskId)));
+  },
+  checkpoint: (ctx, taskId, _rest, res) => {
+    const engine = ctx.engines.get(taskId);
+    const ck = ctx.store.latestCheckpoint(taskId);
+    const bytes = engine?.globalBytes ?? ck?.bytes;
+    if (!bytes) return sendError(res, 404, 'NOT_FOUND', 'no checkpoint');
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'content-length': bytes.byteLength,
+      'x-chorus-sha256': engine?.globalHash ?? ck!.sha256,
+      'content-disposition': `attachment; filename="${taskId}-global.chrs"`,
+    });
+    res.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  },
+};
+
+function taskSummary(ctx: ApiContext, taskId: string): Record<string, unknown> {
+  const task = ctx.store.getTask(taskId)!;
+  const engine = ctx.engines.get(taskId);
+  return { taskId, status: task.status, createdAt: task.createdAt, updatedAt: task.updatedAt, engine: engine?.snapshot() ?? null };
+}
+
+/** Builds the request listener; it never throws and never leaks internals in a response. */
+export function createRequestHandler(ctx: ApiContext): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    void handle(ctx, req, res).catch((err: unknown) => {
+      ctx.logger.error({ err, url: req.url }, 'http handler failed');
+      if (!res.headersSent) sendError(res, 500, 'INTERNAL', 'internal error');
+      else res.destroy();
+    });
+  };
+}
+
+async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  applyCors(ctx, req, res);
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204);
+    res.end();
+    return;
+  }
+  if (req.method !== 'GET') return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'only GET is supported');
+
+  if (url.pathname === '/healthz' || url.pathname === '/health') {
+    return sendJson(res, 200, { status: 'ok', tasks: [...ctx.engines.keys()] });
+  }
+  if (url.pathname === '/metrics') {
+    const text = await ctx.metrics.registry.metrics();
+    res.writeHead(200, { 'content-type': ctx.metrics.registry.contentType });
+    res.end(text);
+    return;
+  }
+  if (!url.pathname.startsWith('/api/')) return sendError(res, 404, 'NOT_FOUND', 'no such route');
+
+  const auth = req.headers.authorization ?? '';
+  const match = /^Bearer (.+)$/.exec(auth);
+  if (!match) return sendError(res, 401, 'AUTH_REQUIRED', 'admin token required (Authorization: Bearer …)');
+  if (!tokensEqual(match[1]!, ctx.adminToken)) return sendError(res, 403, 'AUTH_INVALID', 'admin token is not valid');
+
+  const parts = url.pathname.split('/').filter((p) => p.length > 0).map(decodeURIComponent);
+  // parts: ['api', 'tasks', id?, route?, ...rest]
+  if (parts[1] !== 'tasks') return sendError(res, 404, 'NOT_FOUND', 'no such route');
+  if (parts.length === 2) return sendJson(res, 200, { tasks: ctx.store.listTasks().map((t) => taskSummary(ctx, t.taskId)) });
+  const taskId = parts[2]!;
+  if (!ctx.store.getTask(taskId)) return sendError(res, 404, 'TASK_NOT_FOUND', `no task ${taskId}`);
+  const route = taskRoutes[parts[3] ?? ''];
+  if (!route || !Object.hasOwn(taskRoutes, parts[3] ?? '')) return sendError(res, 404, 'NOT_FOUND', 'no such route');
+  route(ctx, taskId, parts.slice(4), res);
+}
+
+function applyCors(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): void {
+  const origin = req.headers.origin;
+  if (!origin) return;
+  if (ctx.corsOrigins.includes('*') || ctx.corsOrigins.includes(origin)) {
+    res.setHeader('access-control-allow-origin', ctx.corsOrigins.includes('*') ? '*' : origin);
+    res.setHeader('vary', 'Origin');
+    res.setHeader('access-control-allow-headers', 'authorization, content-type');
+    res.setHeader('access-control-allow-methods', 'GET, OPTIONS');
+  }
+}

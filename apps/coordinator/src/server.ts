@@ -1,0 +1,368 @@
+/**
+ * The coordinator process: one HTTP server carrying the admin API, `/metrics` and socket.io, one
+ * {@link RoundEngine} per task, and the socket adapters between them.
+ *
+ * Socket handlers are adapters (decode, validate, call the engine, encode): every inbound payload is
+ * parsed with its protocol schema, every listener answers with an ack and never throws, and a
+ * refused handshake leaves no state behind — nothing is stored for a client until its `hello`
+ * passes with a valid join token or a valid identity.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRng } from '@chorus/fl-core';
+import type { Parameters } from '@chorus/fl-core';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { Server } from 'socket.io';
+import type { Socket } from 'socket.io';
+import { createGroupMeanAggregator } from './engine/aggregator.js';
+import type { Aggregator } from './engine/aggregator.js';
+import { initialAdapters } from './engine/initialGlobal.js';
+import { RoundEngine, systemClock } from './engine/roundEngine.js';
+import type { EngineClock, EngineTransport } from './engine/roundEngine.js';
+import { CoordinatorError } from './errors.js';
+import { createRequestHandler } from './http/api.js';
+import { CoordinatorMetrics } from './http/metrics.js';
+import { ackError } from './protocol/errors.js';
+import type { Ack, ProtocolErrorCode } from './protocol/errors.js';
+import { PROTOCOL_VERSION, authSchema, helloSchema, updateSchema } from './protocol/protocol.js';
+import type {
+  ClientToServerEvents,
+  ConnectErrorData,
+  HelloResult,
+  InterServerEvents,
+  ServerToClientEvents,
+  SocketData,
+  UpdateResult,
+} from './protocol/protocol.js';
+import { KeyedRateLimiter, TokenBucket } from './security/rateLimit.js';
+import type { TokenBucketOptions } from './security/rateLimit.js';
+import { generateId, generateToken, hashToken, tokenMatchesHash } from './security/tokens.js';
+import type { CoordinatorStore } from './store/types.js';
+import type { TaskConfig } from './task/taskSchema.js';
+
+/** Room every joined client of a task is in. */
+const taskRoom = (taskId: string): string => `task:${taskId}`;
+
+/** Bytes socket.io may buffer beyond the largest update: the JSON envelope of the upload event. */
+const ENVELOPE_BYTES = 64 * 1024;
+
+/** One task served by the coordinator. */
+export interface TaskSetup {
+  readonly config: TaskConfig;
+  /** Clients' join token; generated when absent (and printed by the CLI). */
+  readonly joinToken?: string;
+  /** Aggregation rule; the per-group example-weighted mean when absent. Any fl-core Strategy fits. */
+  readonly aggregator?: Aggregator;
+  /** Initial global parameters (used only when the store has no checkpoint for the task). */
+  readonly initialGlobal?: () => Parameters;
+}
+
+/** Rate limits; each bucket is `{capacity, refillPerSecond}`. */
+export interface RateLimitOptions {
+  /** Handshakes per remote address. */
+  readonly connections: TokenBucketOptions;
+  /** Events of any kind per connection. */
+  readonly messages: TokenBucketOptions;
+  /** Update uploads per connection. */
+  readonly uploads: TokenBucketOptions;
+}
+
+/** Default limits: generous enough for thousands of clients behind one address (tests, benchmarks). */
+export const DEFAULT_RATE_LIMITS: RateLimitOptions = {
+  connections: { capacity: 500, refillPerSecond: 100 },
+  messages: { capacity: 30, refillPerSecond: 10 },
+  uploads: { capacity: 4, refillPerSecond: 1 },
+};
+
+/** Options of {@link startCoordinator}. */
+export interface CoordinatorOptions {
+  readonly tasks: readonly TaskSetup[];
+  readonly store: CoordinatorStore;
+  readonly host?: string;
+  /** 0 picks a free port. */
+  readonly port?: number;
+  /** Generated when absent; compare {@link Coordinator.adminToken}. */
+  readonly adminToken?: string;
+  /** Browser origins allowed for the API and socket.io (exact; '*' for any). Same-origin pages always are. */
+  readonly corsOrigins?: readonly string[];
+  readonly logger?: Logger;
+  readonly clock?: EngineClock;
+  readonly retryDelayMs?: number;
+  readonly rateLimits?: Partial<RateLimitOptions>;
+  /** Collect Node process metrics too (default true). */
+  readonly processMetrics?: boolean;
+}
+
+/** A running coordinator. */
+export interface Coordinator {
+  readonly url: string;
+  readonly port: number;
+  readonly adminToken: string;
+  /** Join token per task id. */
+  readonly joinTokens: ReadonlyMap<string, string>;
+  readonly engines: ReadonlyMap<string, RoundEngine>;
+  readonly metrics: CoordinatorMetrics;
+  readonly io: Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+  /** Stops engines and closes every connection; the store stays open (the caller owns it). */
+  close(): Promise<void>;
+}
+
+type CoordinatorSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+/** The initial adapters a task gets when no model provider is plugged in. */
+export function defaultInitialGlobal(task: TaskConfig): () => Parameters {
+  return () =>
+    initialAdapters(createRng(task.seed), {
+      modalities: task.dataset.modalities,
+      adapterRank: task.model.adapterRank,
+      namConcepts: task.model.namConcepts,
+      embeddingDim: 64,
+      numClasses: 10,
+    });
+}
+
+/** Starts the coordinator and resolves once it listens. */
+export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
+  const logger = options.logger ?? pino({ level: 'info' });
+  const clock = options.clock ?? systemClock;
+  const store = options.store;
+  const limits: RateLimitOptions = { ...DEFAULT_RATE_LIMITS, ...options.rateLimits };
+  const corsOrigins = options.corsOrigins ?? [];
+  const adminToken = options.adminToken ?? generateToken();
+  const metrics = new CoordinatorMetrics({ defaultMetrics: options.processMetrics ?? true });
+  if (options.tasks.length === 0) throw new CoordinatorError('CONFIG_INVALID', 'at least one task is required');
+  const ids = options.tasks.map((t) => t.config.id);
+  if (new Set(ids).size !== ids.length) throw new CoordinatorError('TASK_DUPLICATE', `task ids repeat: ${ids.join(', ')}`);
+
+  const httpServer = createServer();
+  const maxUpdateBytes = Math.max(...options.tasks.map((t) => t.config.maxUpdateBytes));
+  const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(httpServer, {
+    serveClient: false,
+    // An upload larger than this never reaches a handler: the transport closes the connection.
+    // Below it, the engine refuses oversize updates with UPDATE_TOO_LARGE.
+    maxHttpBufferSize: maxUpdateBytes + ENVELOPE_BYTES,
+    cors: { origin: corsOrigins.includes('*') ? '*' : [...corsOrigins], methods: ['GET', 'POST'] },
+    // CORS does not cover WebSocket upgrades, so origins are checked here as well.
+    allowRequest: (req, callback) => {
+      const origin = req.headers.origin;
+      callback(null, origin === undefined || corsOrigins.includes('*') || corsOrigins.includes(origin) || sameOrigin(origin, req.headers.host));
+    },
+  });
+
+  // Live socket per client id: a reconnect replaces the older connection.
+  const socketsByClient = new Map<string, CoordinatorSocket>();
+  const engines = new Map<string, RoundEngine>();
+  const joinTokens = new Map<string, string>();
+  const joinTokenHashes = new Map<string, string>();
+
+  for (const setup of options.tasks) {
+    const task = setup.config;
+    const joinToken = setup.joinToken ?? generateToken();
+    joinTokens.set(task.id, joinToken);
+    joinTokenHashes.set(task.id, hashToken(joinToken));
+    store.upsertTask({ taskId: task.id, configJson: JSON.stringify(task), joinTokenHash: hashToken(joinToken), createdAt: clock.now() });
+    const transport: EngineTransport = {
+      sendRoundStart(clientIds, payload) {
+        const socketIds: string[] = [];
+        for (const id of clientIds) {
+          const s = socketsByClient.get(id);
+          if (s) socketIds.push(s.id);
+        }
+        // Each socket is in a room named after its id: one emit encodes the weights once for all.
+        if (socketIds.length > 0) io.to(socketIds).emit('roundStart', payload);
+      },
+      broadcastRoundEnd(payload) {
+        io.to(taskRoom(task.id)).emit('roundEnd', payload);
+      },
+      broadcastTaskEnd(payload) {
+        io.to(taskRoom(task.id)).emit('taskEnd', payload);
+      },
+    };
+    const engine = new RoundEngine({
+      task,
+      store,
+      aggregator: setup.aggregator ?? createGroupMeanAggregator(),
+      transport,
+      initialGlobal: setup.initialGlobal ?? defaultInitialGlobal(task),
+      logger,
+      metrics,
+      clock,
+      retryDelayMs: options.retryDelayMs,
+      strategyConfig: task.strategy.name === 'fedprox' ? { proximalMu: task.strategy.proximalMu } : {},
+    });
+    engine.start();
+    engines.set(task.id, engine);
+  }
+
+  const connectionLimiter = new KeyedRateLimiter(limits.connections, clock.now);
+
+  io.use((socket, next) => {
+    const refuse = (code: ProtocolErrorCode, message: string): void => {
+      metrics.connectionsRefused.inc({ code });
+      const err = new Error(message) as Error & { data: ConnectErrorData };
+      err.data = { code, message };
+      next(err);
+    };
+    try {
+      if (!connectionLimiter.tryTake(socket.handshake.address)) return refuse('RATE_LIMITED', 'too many connection attempts');
+      const raw: unknown = socket.handshake.auth;
+      if (typeof raw !== 'object' || raw === null || (!('token' in raw) && !('clientSecret' in raw))) {
+        return refuse('AUTH_REQUIRED', 'a join token is required (auth: {taskId, token})');
+      }
+      const parsed = authSchema.safeParse(raw);
+      if (!parsed.success) return refuse('BAD_PAYLOAD', `auth: ${firstIssue(parsed.error.issues)}`);
+      const auth = parsed.data;
+      const tokenHash = joinTokenHashes.get(auth.taskId);
+      if (tokenHash === undefined) return refuse('TASK_NOT_FOUND', `no task ${auth.taskId}`);
+      let clientId: string | undefined;
+      if (auth.clientId !== undefined || auth.clientSecret !== undefined) {
+        // Resuming an identity: the secret issued at the first hello, checked against its stored hash.
+        const client = auth.clientId === undefined ? undefined : store.getClient(auth.clientId);
+        if (!client || client.taskId !== auth.taskId || auth.clientSecret === undefined || !tokenMatchesHash(auth.clientSecret, client.secretHash)) {
+          return refuse('AUTH_INVALID', 'client identity is not valid');
+        }
+        clientId = client.clientId;
+      } else if (!tokenMatchesHash(auth.token, tokenHash)) {
+        return refuse('AUTH_INVALID', 'join token is not valid');
+      }
+      socket.data = { taskId: auth.taskId, clientId, joined: false };
+      next();
+    } catch (err) {
+      logger.error({ err }, 'handshake failed');
+      refuse('INTERNAL', 'internal error');
+    }
+  });
+
+  io.on('connection', (socket) => {
+    const messageBucket = new TokenBucket(limits.messages, clock.now);
+    const uploadBucket = new TokenBucket(limits.uploads, clock.now);
+    const engine = engines.get(socket.data.taskId)!;
+    const log = logger.child({ socket: socket.id, task: socket.data.taskId });
+
+    const on = <T extends object>(event: keyof ClientToServerEvents, handler: (payload: unknown) => Ack<T>): void => {
+      (socket as unknown as { on(ev: string, listener: (...args: unknown[]) => void): void }).on(event, (...args: unknown[]) => {
+        const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (res: unknown) => void) : undefined;
+        let result: Ack<T>;
+        try {
+          result = messageBucket.tryTake() ? handler(args[0]) : ackError('RATE_LIMITED', 'too many messages');
+        } catch (err) {
+          log.error({ err, event }, 'handler failed');
+          result = ackError('INTERNAL', 'internal error');
+        }
+        if (!result.ok && event !== 'submitUpdate') log.info({ event, code: result.error.code }, 'request refused');
+        try {
+          ack?.(result);
+        } catch (err) {
+          log.warn({ err }, 'ack failed');
+        }
+      });
+    };
+
+    on<HelloResult>('hello', (payload) => {
+      const parsed = helloSchema.safeParse(payload);
+      if (!parsed.success) return ackError('BAD_PAYLOAD', `hello: ${firstIssue(parsed.error.issues)}`);
+      if (parsed.data.protocolVersion !== PROTOCOL_VERSION) {
+        return ackError('PROTOCOL_VERSION', `coordinator speaks protocol ${PROTOCOL_VERSION}, client sent ${parsed.data.protocolVersion}`);
+      }
+      const snapshot = engine.snapshot();
+      if (snapshot.phase === 'finished' || snapshot.phase === 'failed') return ackError('TASK_FINISHED', `task ${snapshot.taskId} has ended`);
+      const capabilities = parsed.data.capabilities;
+      const now = clock.now();
+      let clientSecret: string | undefined;
+      let clientId = socket.data.clientId;
+      if (clientId === undefined) {
+        clientId = generateId('c');
+        clientSecret = generateToken();
+        store.createClient({ clientId, taskId: socket.data.taskId, secretHash: hashToken(clientSecret), capabilitiesJson: JSON.stringify(capabilities), createdAt: now, lastSeenAt: now });
+        socket.data.clientId = clientId;
+      } else {
+        store.touchClient(clientId, now, JSON.stringify(capabilities));
+      }
+      const previous = socketsByClient.get(clientId);
+      socketsByClient.set(clientId, socket);
+      if (previous && previous !== socket) previous.disconnect(true);
+      socket.data.joined = true;
+      void socket.join(taskRoom(socket.data.taskId));
+      engine.join(clientId, capabilities);
+      log.info({ clientId, modalities: capabilities.modalities, numExamples: capabilities.numExamples, newIdentity: clientSecret !== undefined }, 'client joined');
+      return {
+        ok: true,
+        clientId,
+        ...(clientSecret === undefined ? {} : { clientSecret }),
+        taskId: socket.data.taskId,
+        protocolVersion: PROTOCOL_VERSION,
+        completedRounds: snapshot.completedRounds,
+      };
+    });
+
+    on<UpdateResult>('submitUpdate', (payload) => {
+      const refuse = (code: ProtocolErrorCode, message: string) => {
+        metrics.rejections.inc({ task: socket.data.taskId, code });
+        log.info({ clientId: socket.data.clientId, code, reason: message }, 'update refused');
+        return ackError(code, message);
+      };
+      const clientId = socket.data.clientId;
+      if (!socket.data.joined || clientId === undefined) return refuse('NOT_JOINED', 'send hello first');
+      if (!uploadBucket.tryTake()) return refuse('RATE_LIMITED', 'too many uploads');
+      const parsed = updateSchema.safeParse(payload);
+      if (!parsed.success) return refuse('BAD_PAYLOAD', `update: ${firstIssue(parsed.error.issues)}`);
+      if (parsed.data.protocolVersion !== PROTOCOL_VERSION) {
+        return refuse('PROTOCOL_VERSION', `coordinator speaks protocol ${PROTOCOL_VERSION}, client sent ${parsed.data.protocolVersion}`);
+      }
+      return engine.submitUpdate(clientId, parsed.data);
+    });
+
+    socket.on('disconnect', () => {
+      const clientId = socket.data.clientId;
+      if (clientId === undefined || socketsByClient.get(clientId) !== socket) return;
+      socketsByClient.delete(clientId);
+      engine.leave(clientId);
+    });
+  });
+
+  httpServer.on('request', createRequestHandler({ store, engines, metrics, adminToken, corsOrigins, logger }));
+
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      httpServer.off('error', reject);
+      resolve();
+    });
+  });
+  const address = httpServer.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  logger.info({ port: address.port, tasks: ids }, 'coordinator listening');
+
+  return {
+    url: `http://${host}:${address.port}`,
+    port: address.port,
+    adminToken,
+    joinTokens,
+    engines,
+    metrics,
+    io,
+    async close() {
+      for (const engine of engines.values()) engine.stop();
+      await new Promise<void>((resolve) => {
+        void io.close(() => resolve());
+      });
+      if (httpServer.listening) await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    },
+  };
+}
+
+function firstIssue(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
+  const issue = issues[0];
+  if (!issue) return 'invalid';
+  return `${issue.path.length > 0 ? `${issue.path.map(String).join('.')}: ` : ''}${issue.message}`;
+}
+
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  if (host === undefined) return false;
+  try {
+    return new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,199 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isCoordinatorError } from '../errors.js';
+import { MemoryStore } from './memoryStore.js';
+import { SqliteStore } from './sqliteStore.js';
+import type { CoordinatorStore, RoundCompletion } from './types.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+function tempFile(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'chorus-store-'));
+  dirs.push(dir);
+  return join(dir, 'coordinator.db');
+}
+
+function seedTask(store: CoordinatorStore): void {
+  store.upsertTask({ taskId: 't1', configJson: '{"id":"t1"}', joinTokenHash: 'aa', createdAt: 100 });
+  store.saveInitialCheckpoint({ taskId: 't1', bytes: new Uint8Array([1, 2, 3]), sha256: 'h0', strategyState: null, createdAt: 100 });
+}
+
+function completion(overrides: Partial<RoundCompletion> = {}): RoundCompletion {
+  return {
+    taskId: 't1',
+    serverRound: 1,
+    attempt: 1,
+    endedAt: 200,
+    numAccepted: 2,
+    checkpoint: { bytes: new Uint8Array([9, 8, 7, 6]), sha256: 'h1' },
+    strategyState: { json: '{"strategy":"fedavg"}', tensorBytes: new Uint8Array([5]) },
+    metrics: { numAccepted: 2, aggregationMs: 1.5 },
+    trust: [
+      { clientId: 'c1', trust: 0.9 },
+      { clientId: 'c2', trust: 0.4 },
+    ],
+    taskStatus: 'running',
+    ...overrides,
+  };
+}
+
+const implementations: [string, () => CoordinatorStore][] = [
+  ['MemoryStore', () => new MemoryStore()],
+  ['SqliteStore', () => new SqliteStore({ path: tempFile() })],
+];
+
+describe.each(implementations)('%s (store contract)', (_name, make) => {
+  it('keeps the initial checkpoint as round 0 and never overwrites it', () => {
+    // Arrange
+    const store = make();
+    seedTask(store);
+    // Act
+    store.saveInitialCheckpoint({ taskId: 't1', bytes: new Uint8Array([4, 4]), sha256: 'other', strategyState: null, createdAt: 101 });
+    // Assert
+    const c = store.latestCheckpoint('t1');
+    expect(c?.serverRound).toBe(0);
+    expect([...c!.bytes]).toEqual([1, 2, 3]);
+    expect(c?.sha256).toBe('h0');
+    store.close();
+  });
+
+  it('writes a completed round with checkpoint, strategy state, metrics and trust together', () => {
+    // Arrange
+    const store = make();
+    seedTask(store);
+    store.startRound({ taskId: 't1', serverRound: 1, attempt: 1, roundId: 'r1', selected: ['c1', 'c2'], startedAt: 150 });
+    // Act
+    store.completeRound(completion());
+    // Assert
+    const c = store.latestCheckpoint('t1')!;
+    expect(c.serverRound).toBe(1);
+    expect([...c.bytes]).toEqual([9, 8, 7, 6]);
+    expect(c.strategyState?.json).toBe('{"strategy":"fedavg"}');
+    expect([...c.strategyState!.tensorBytes]).toEqual([5]);
+    expect(store.listRounds('t1')).toEqual([
+      { taskId: 't1', serverRound: 1, attempt: 1, roundId: 'r1', status: 'completed', selected: ['c1', 'c2'], startedAt: 150, endedAt: 200, reason: null, numAccepted: 2 },
+    ]);
+    expect(store.listMetrics('t1')).toEqual([{ taskId: 't1', serverRound: 1, metrics: { numAccepted: 2, aggregationMs: 1.5 }, createdAt: 200 }]);
+    expect(store.listTrust('t1').map((t) => [t.clientId, t.trust])).toEqual([
+      ['c1', 0.9],
+      ['c2', 0.4],
+    ]);
+    expect(store.getTask('t1')?.status).toBe('running');
+    store.close();
+  });
+
+  it('refuses to complete a round that is not open and writes nothing', () => {
+    // Arrange
+    const store = make();
+    seedTask(store);
+    store.startRound({ taskId: 't1', serverRound: 1, attempt: 1, roundId: 'r1', selected: ['c1'], startedAt: 150 });
+    store.retryRound('t1', 1, 1, 160, 'too few updates');
+    // Act
+    let caught: unknown;
+    try {
+      store.completeRound(completion());
+    } catch (err) {
+      caught = err;
+    }
+    // Assert
+    expect(isCoordinatorError(caught, 'STORE_CONFLICT')).toBe(true);
+    expect(store.latestCheckpoint('t1')?.serverRound).toBe(0);
+    expect(store.listMetrics('t1')).toEqual([]);
+    expect(store.listTrust('t1')).toEqual([]);
+    expect(store.listRounds('t1')[0]?.status).toBe('retry');
+    store.close();
+  });
+
+  it('refuses a second completion of the same round', () => {
+    // Arrange
+    const store = make();
+    seedTask(store);
+    store.startRound({ taskId: 't1', serverRound: 1, attempt: 1, roundId: 'r1', selected: ['c1'], startedAt: 150 });
+    store.completeRound(completion());
+    store.startRound({ taskId: 't1', serverRound: 1, attempt: 2, roundId: 'r1b', selected: ['c1'], startedAt: 250 });
+    // Act / Assert
+    expect(() => store.completeRound(completion({ attempt: 2 }))).toThrow(/already complete/);
+    expect(store.listRounds('t1').map((r) => r.status)).toEqual(['completed', 'open']);
+    store.close();
+  });
+
+  it('marks rounds left open by a crash as retried', () => {
+    // Arrange
+    const store = make();
+    seedTask(store);
+    store.startRound({ taskId: 't1', serverRound: 1, attempt: 1, roundId: 'r1', selected: ['c1'], startedAt: 150 });
+    // Act
+    const n = store.abandonOpenRounds('t1', 300);
+    // Assert
+    expect(n).toBe(1);
+    expect(store.listRounds('t1')[0]).toMatchObject({ status: 'retry', endedAt: 300, reason: 'coordinator restarted' });
+    store.close();
+  });
+
+  it('stores pseudonymous clients and update verdicts', () => {
+    // Arrange
+    const store = make();
+    seedTask(store);
+    // Act
+    store.createClient({ clientId: 'c1', taskId: 't1', secretHash: 'ff', capabilitiesJson: null, createdAt: 1, lastSeenAt: 1 });
+    store.touchClient('c1', 5, '{"backend":"cpu"}');
+    store.touchClient('c1', 6, null);
+    store.recordUpdate({ taskId: 't1', serverRound: 1, attempt: 1, clientId: 'c1', status: 'rejected', code: 'UPDATE_NORM', message: 'too big', numExamples: 3, byteLength: 40, receivedAt: 7 });
+    // Assert
+    expect(store.getClient('c1')).toEqual({ clientId: 'c1', taskId: 't1', secretHash: 'ff', capabilitiesJson: '{"backend":"cpu"}', createdAt: 1, lastSeenAt: 6 });
+    expect(() => store.createClient({ clientId: 'c1', taskId: 't1', secretHash: 'ee', capabilitiesJson: null, createdAt: 2, lastSeenAt: 2 })).toThrow(/exists/);
+    expect(store.listUpdates('t1', 1)).toEqual([
+      { taskId: 't1', serverRound: 1, attempt: 1, clientId: 'c1', status: 'rejected', code: 'UPDATE_NORM', message: 'too big', numExamples: 3, byteLength: 40, receivedAt: 7 },
+    ]);
+    expect(store.listUpdates('t1', 2)).toEqual([]);
+    store.close();
+  });
+
+  it('upserting a known task keeps its status and creation time', () => {
+    // Arrange
+    const store = make();
+    seedTask(store);
+    store.setTaskStatus('t1', 'running', 120);
+    // Act
+    const t = store.upsertTask({ taskId: 't1', configJson: '{"id":"t1","v":2}', joinTokenHash: 'bb', createdAt: 500 });
+    // Assert
+    expect(t).toEqual({ taskId: 't1', configJson: '{"id":"t1","v":2}', joinTokenHash: 'bb', status: 'running', createdAt: 100, updatedAt: 500 });
+    store.close();
+  });
+});
+
+describe('SqliteStore', () => {
+  it('survives reopening the file with byte-identical checkpoints', () => {
+    // Arrange
+    const path = tempFile();
+    const first = new SqliteStore({ path });
+    seedTask(first);
+    first.startRound({ taskId: 't1', serverRound: 1, attempt: 1, roundId: 'r1', selected: ['c1'], startedAt: 150 });
+    first.completeRound(completion());
+    first.close();
+    // Act
+    const second = new SqliteStore({ path });
+    // Assert
+    const c = second.latestCheckpoint('t1')!;
+    expect(c.serverRound).toBe(1);
+    expect(c.bytes).toBeInstanceOf(Uint8Array);
+    expect([...c.bytes]).toEqual([9, 8, 7, 6]);
+    second.close();
+  });
+
+  it('refuses a database written by a newer schema', async () => {
+    // Arrange
+    const path = tempFile();
+    new SqliteStore({ path }).close();
+    const { default: Database } = await import('better-sqlite3');
+    const raw = new Database(path);
+    raw.pragma('user_version = 99');
+    raw.close();
+    // Act / Assert
+    expect(() => new SqliteStore({ path })).toThrow(/STORE_SCHEMA/);
+  });
+});

@@ -1,0 +1,113 @@
+/// <reference types="node" />
+/**
+ * Aggregation throughput on 100 updates × 1,000,000 parameters (400 MB of float32).
+ *
+ * Prints one line per measurement and, as its last line, one JSON object:
+ *   fedavg_vs_memcpy        FedAvg throughput ÷ throughput of copying every update into one
+ *                           reused 4 MB buffer (Float32Array.set) in the same run (goal ≥ 0.5)
+ *   fedavg_vs_concat_copy   the same against copying every update into one 400 MB buffer
+ *   median_vs_fedavg        median time ÷ FedAvg time (goal ≤ 8)
+ *   trimmed_mean_vs_fedavg  trimmed mean (β = 0.1) time ÷ FedAvg time (goal ≤ 8)
+ *   krum_ms_100x1m          Multi-Krum (f = 10, m = 50) time in ms
+ * Every figure is the median of several repetitions; timed runs are interleaved so that load on
+ * a shared machine hits all of them alike.
+ *
+ * Run: npx pnpm@10.34.8 bench:aggregate   (env BENCH_PARAMS / BENCH_CLIENTS / BENCH_REPS to shrink it)
+ */
+import { createRng } from '../src/rng.js';
+import { fedAvg } from '../src/aggregation/fedAvg.js';
+import { krum } from '../src/aggregation/krum.js';
+import { median } from '../src/aggregation/median.js';
+import { trimmedMean } from '../src/aggregation/trimmedMean.js';
+
+const numParams = Number(process.env.BENCH_PARAMS ?? 1_000_000);
+const numClients = Number(process.env.BENCH_CLIENTS ?? 100);
+const reps = Number(process.env.BENCH_REPS ?? 5);
+const krumReps = Math.max(1, Math.min(3, reps));
+
+function mid(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+let sink = 0;
+function time(fn: () => Float32Array | { aggregate: Float32Array }): number {
+  const t0 = performance.now();
+  const out = fn();
+  const ms = performance.now() - t0;
+  // Use the result so the work cannot be optimised away.
+  sink += ('aggregate' in out ? out.aggregate : out)[0]!;
+  return ms;
+}
+
+const rng = createRng(2024);
+console.log(`generating ${numClients} updates × ${numParams.toLocaleString('en')} parameters …`);
+const updates = Array.from({ length: numClients }, () => {
+  const u = new Float32Array(numParams);
+  // Client-specific offset plus noise: realistic spread for the order statistics.
+  const offset = (rng() - 0.5) * 0.1;
+  for (let i = 0; i < numParams; i++) u[i] = offset + (rng() - 0.5) * 0.02;
+  return u;
+});
+const weights = updates.map(() => 1 + Math.floor(rng() * 1000));
+const hotBuffer = new Float32Array(numParams);
+const concatBuffer = new Float32Array(numClients * numParams);
+
+const copyHot = () => {
+  for (const u of updates) hotBuffer.set(u);
+  return hotBuffer;
+};
+const copyConcat = () => {
+  for (let k = 0; k < numClients; k++) concatBuffer.set(updates[k]!, k * numParams);
+  return concatBuffer;
+};
+
+// Warm-up: let the JIT compile every kernel and fault in every page before timing.
+copyHot();
+copyConcat();
+fedAvg(updates, weights);
+median(updates.slice(0, 8).map((u) => u.subarray(0, 100_000)));
+trimmedMean(updates.slice(0, 8).map((u) => u.subarray(0, 100_000)), 0.1);
+
+const t = { copyHot: [] as number[], copyConcat: [] as number[], fedAvg: [] as number[], median: [] as number[], trimmed: [] as number[] };
+for (let r = 0; r < reps; r++) {
+  t.copyHot.push(time(copyHot));
+  t.copyConcat.push(time(copyConcat));
+  t.fedAvg.push(time(() => fedAvg(updates, weights)));
+  t.median.push(time(() => median(updates)));
+  t.trimmed.push(time(() => trimmedMean(updates, 0.1)));
+  console.log(
+    `rep ${r + 1}/${reps}: copy(4 MB buffer) ${t.copyHot.at(-1)!.toFixed(1)} ms, copy(concat) ${t.copyConcat.at(-1)!.toFixed(1)} ms, ` +
+      `fedAvg ${t.fedAvg.at(-1)!.toFixed(1)} ms, median ${t.median.at(-1)!.toFixed(1)} ms, trimmedMean ${t.trimmed.at(-1)!.toFixed(1)} ms`,
+  );
+}
+const krumTimes: number[] = [];
+const numByzantine = Math.max(0, Math.min(10, Math.floor((numClients - 3) / 2)));
+for (let r = 0; r < krumReps; r++) {
+  krumTimes.push(time(() => krum(updates, { numByzantine, numToKeep: Math.max(1, Math.floor(numClients / 2)) })));
+  console.log(`multi-krum rep ${r + 1}/${krumReps}: ${krumTimes.at(-1)!.toFixed(1)} ms`);
+}
+
+const bytes = numClients * numParams * 4;
+const ms = { copyHot: mid(t.copyHot), copyConcat: mid(t.copyConcat), fedAvg: mid(t.fedAvg), median: mid(t.median), trimmed: mid(t.trimmed), krum: mid(krumTimes) };
+const gbps = (m: number) => (bytes / 1e9 / (m / 1e3)).toFixed(2);
+console.log(`medians: copy(4 MB) ${ms.copyHot.toFixed(1)} ms (${gbps(ms.copyHot)} GB/s), copy(concat) ${ms.copyConcat.toFixed(1)} ms (${gbps(ms.copyConcat)} GB/s)`);
+console.log(`         fedAvg ${ms.fedAvg.toFixed(1)} ms (${gbps(ms.fedAvg)} GB/s), median ${ms.median.toFixed(1)} ms, trimmedMean ${ms.trimmed.toFixed(1)} ms, multi-krum ${ms.krum.toFixed(1)} ms`);
+
+if (Number.isNaN(sink)) console.log('(a result held NaN)');
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+console.log(
+  JSON.stringify({
+    num_clients: numClients,
+    num_params: numParams,
+    reps,
+    fedavg_vs_memcpy: round3(ms.copyHot / ms.fedAvg),
+    fedavg_vs_concat_copy: round3(ms.copyConcat / ms.fedAvg),
+    median_vs_fedavg: round3(ms.median / ms.fedAvg),
+    trimmed_mean_vs_fedavg: round3(ms.trimmed / ms.fedAvg),
+    krum_ms_100x1m: Math.round(ms.krum),
+    fedavg_ms: round3(ms.fedAvg),
+    memcpy_ms: round3(ms.copyHot),
+  }),
+);

@@ -1,0 +1,130 @@
+import * as tf from '@tensorflow/tfjs';
+import { createRng } from '@chorus/fl-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { explain, explanationConsistency, faithfulness, saliency, shapeFunctionGrid, type Explanation } from './explain.js';
+import { TINY, disposeBatch, tinyBatch, tinyEmbedder, tinyModel } from './fixtures.test-util.js';
+
+const embedder = tinyEmbedder();
+afterAll(() => embedder.dispose());
+beforeAll(async () => {
+  expect(await tf.setBackend('cpu')).toBe(true);
+});
+
+/** A hand-written explanation: 2 modalities × 2 concepts, 2 classes. */
+function handMade(contributions: number[][][], present: number[][]): Explanation {
+  const batchSize = contributions.length;
+  const logits = contributions.map((terms) => [0, 1].map((j) => terms.reduce((s, t) => s + t[j]!, 0)));
+  const mc = contributions.map((terms) => [0, 1].map((m) => [0, 1].map((j) => terms[2 * m]![j]! + terms[2 * m + 1]![j]!)));
+  return {
+    modalities: ['image', 'text'],
+    numClasses: 2,
+    conceptDim: 2,
+    batchSize,
+    termNames: ['image/z0', 'image/z1', 'text/z0', 'text/z1'],
+    predicted: Int32Array.from(logits.map((l) => (l[1]! > l[0]! ? 1 : 0))),
+    logits: Float32Array.from(logits.flat()),
+    probabilities: new Float32Array(batchSize * 2),
+    beta: new Float32Array(2),
+    concepts: new Float32Array(batchSize * 4),
+    contributions: Float32Array.from(contributions.flat(2)),
+    modalityContributions: Float32Array.from(mc.flat(2)),
+    modalityAttribution: new Float32Array(batchSize * 2),
+    present: Float32Array.from(present.flat()),
+  };
+}
+
+describe('explanation metrics', () => {
+  it('EC is the cosine of the modality vectors, NaN when one is absent', () => {
+    const e = handMade(
+      [
+        [[1, 0], [0, 0], [2, 0], [0, 0]],
+        [[1, 0], [0, 0], [0, 1], [0, 0]],
+        [[1, 0], [0, 0], [0, 0], [0, 0]],
+      ],
+      [[1, 1], [1, 1], [1, 0]],
+    );
+
+    const ec = explanationConsistency(e, 'image', 'text');
+
+    expect(ec.perExample[0]).toBeCloseTo(1, 12);
+    expect(ec.perExample[1]).toBeCloseTo(0, 12);
+    expect(Number.isNaN(ec.perExample[2])).toBe(true);
+    expect(ec.mean).toBeCloseTo(0.5, 12);
+  });
+
+  it('FS rewards removing the truly important term and is zero when every term is removed', () => {
+    // Only term 0 supports class 0: logits (3, 0). Removing it drops p from σ(3) to 0.5.
+    const e = handMade([[[3, 0], [0, 0], [0, 0], [0, 0]]], [[1, 1]]);
+    const topDrop = 1 / (1 + Math.exp(-3)) - 0.5;
+
+    const one = faithfulness(e, { k: 1, rng: createRng(1), trials: 400 });
+    const all = faithfulness(e, { k: 4, rng: createRng(1) });
+
+    // A random single removal hits term 0 one time in four on average.
+    expect(one.perExample[0]).toBeGreaterThan(topDrop * 0.6);
+    expect(one.perExample[0]).toBeLessThan(topDrop * 0.9);
+    expect(all.mean).toBeCloseTo(0, 12);
+    expect(() => faithfulness(e, { k: 0, rng: createRng(1) })).toThrowError(/MODELS_BAD_CONFIG/);
+  });
+});
+
+describe('explain on a model', () => {
+  it('returns contributions that add up to the logits, attributions that sum to 1, and leaks nothing', () => {
+    const model = tinyModel(embedder);
+    const batch = tinyBatch(2);
+    explain(model, batch);
+    const before = tf.memory().numTensors;
+
+    const e = explain(model, batch);
+    const s = saliency(model, batch, 'image');
+
+    expect(tf.memory().numTensors).toBe(before);
+    const f = e.termNames.length;
+    for (let b = 0; b < e.batchSize; b++) {
+      for (let j = 0; j < e.numClasses; j++) {
+        let sum = e.beta[j]!;
+        for (let t = 0; t < f; t++) sum += e.contributions[(b * f + t) * e.numClasses + j]!;
+        expect(Math.abs(sum - e.logits[b * e.numClasses + j]!)).toBeLessThan(1e-5);
+      }
+      const share = [0, 1, 2].reduce((a, m) => a + e.modalityAttribution[b * 3 + m]!, 0);
+      expect(share).toBeCloseTo(1, 5);
+    }
+    expect(s.shape).toEqual([TINY.batch, 8, 8]);
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  it('saliency covers text tokens (zero at padding) and audio frames', () => {
+    const model = tinyModel(embedder);
+    const batch = tinyBatch(3);
+
+    const text = saliency(model, batch, 'text');
+    const audio = saliency(model, batch, 'audio', Int32Array.from([0, 1, 2, 0]));
+
+    expect(text.shape).toEqual([TINY.batch, TINY.length]);
+    const ids = batch.text!.dataSync();
+    ids.forEach((id, i) => {
+      if (id === 0) expect(text.values[i]).toBe(0);
+    });
+    expect(text.values.some((v) => v !== 0)).toBe(true);
+    expect(audio.shape).toEqual([TINY.batch, TINY.frames]);
+    expect(audio.values.every(Number.isFinite)).toBe(true);
+    expect(() => saliency(model, { image: batch.image! }, 'text')).toThrowError(/MODELS_BAD_INPUT/);
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  it('samples every shape function on a grid', () => {
+    const model = tinyModel(embedder);
+
+    const g = shapeFunctionGrid(model, { points: 5 });
+
+    expect(g.termNames).toHaveLength(6);
+    expect(g.values).toHaveLength(6 * 5 * TINY.classes);
+    expect(Array.from(g.grid)).toEqual([-1, -0.5, 0, 0.5, 1]);
+    // f(z) = terms at z: compare one point with a direct evaluation.
+    const direct = tf.tidy(() => model.head.terms(tf.fill([1, 6], 0.5)).dataSync());
+    for (let t = 0; t < 6; t++) for (let j = 0; j < TINY.classes; j++) expect(g.values[(t * 5 + 3) * TINY.classes + j]).toBeCloseTo(direct[t * TINY.classes + j]!, 5);
+    model.dispose();
+  });
+});

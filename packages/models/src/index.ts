@@ -1,0 +1,30 @@
+export { applyLora, chainLayers, cloneLayer, standardCopies, toStandardModel } from './adapt.js';
+export type { ApplyLoraOptions, StandardCopy } from './adapt.js';
+export { LogMelFrontend, frameCount, melFilterbank } from './audio.js';
+export type { LogMelConfig } from './audio.js';
+export { selectBackend } from './backend.js';
+export type { BackendChoice, BackendTrial } from './backend.js';
+export {
+  DEFAULT_LORA_TARGETS,
+  MODALITIES,
+  TextEmbedder,
+  WordTokenizer,
+  buildAudioEncoder,
+  buildImageEncoder,
+  buildTextEncoder,
+  maskedMeanPool,
+} from './encoders.js';
+export type { AudioEncoderOptions, ImageEncoderOptions, Modality, TextEncoderOptions, Tokenizer } from './encoders.js';
+export { MODELS_ERROR_CODES, ModelsError, isModelsError } from './errors.js';
+export type { ModelsErrorCode } from './errors.js';
+export { explain, explanationConsistency, faithfulness, saliency, shapeFunctionGrid } from './explain.js';
+export type { Explanation, Saliency } from './explain.js';
+export { ADAPTERS_FORMAT, ADAPTERS_VERSION, exportMergedModel, loadAdapters, loadMultimodalModel, saveAdapters, saveMultimodalModel } from './io.js';
+export type { PartHandler, SavedModelConfig } from './io.js';
+export { LORA_ACTIVATIONS, LoraConv1x1, LoraDense, isLoraLayer } from './lora.js';
+export type { LoraActivation, LoraArgs, LoraConv1x1Args, LoraDenseArgs } from './lora.js';
+export { crossEntropy, distillationLoss, modalConsistency, proximalTerm } from './losses.js';
+export { MultimodalModel } from './model.js';
+export type { EncoderSpec, ForwardResult, MultimodalBatch, MultimodalModelConfig, TrainStepOptions, TrainStepResult } from './model.js';
+export { NAM_WEIGHT_NAMES, NamHead } from './nam.js';
+export type { NamHeadArgs } from './nam.js';
