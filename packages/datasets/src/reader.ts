@@ -19,7 +19,7 @@ import type { ManifestArtifact } from './manifest.js';
 import type { ByteRange, ByteSource } from './source.js';
 
 /** Two runs closer than this many bytes are fetched as one request (the gap is read and dropped). */
-const COALESCE_GAP_BYTES = 64 * 1024;
+const COALESCE_GAP_BYTES = 4 * 1024;
 /** Requests in flight at once per read. */
 const MAX_PARALLEL_REQUESTS = 6;
 

@@ -87,6 +87,8 @@ describe('MultimodalModel', () => {
     const flags = model.baseVariables().map((v) => v.trainable);
 
     model.trainStep(batch, { mode: 'full' });
+    model.trainStep(batch);
+    model.trainStep(batch, { mode: 'full' });
 
     const changed = model.baseVariables().filter((v, i) => v.dataSync().some((x, j) => x !== before[i]![j])).length;
     expect(changed).toBeGreaterThan(model.baseVariables().length / 2);

@@ -120,7 +120,8 @@ export class MultimodalModel {
   readonly textEmbedder: TextEmbedder | null;
   private readonly encoders = new Map<Modality, tf.LayersModel>();
   private readonly conceptLayers = new Map<Modality, tf.layers.Layer>();
-  private readonly optimizer: tf.Optimizer;
+  // TF.js optimisers keep slot variables by position in the gradient list, so each variable list gets its own optimiser.
+  private readonly optimizers: Record<'adapters' | 'full', tf.Optimizer>;
   private readonly adapterList: NamedVariable[] = [];
 
   constructor(config: MultimodalModelConfig) {
@@ -171,7 +172,7 @@ export class MultimodalModel {
       this.head.modalityWeights(m).forEach((variable, j) => this.adapterList.push({ name: `${m}/nam/${NAM_WEIGHT_NAMES[j]}`, variable }));
     }
     this.adapterList.push({ name: 'fusion/nam/beta', variable: this.head.beta });
-    this.optimizer = tf.train.adam(learningRate);
+    this.optimizers = { adapters: tf.train.adam(learningRate), full: tf.train.adam(learningRate) };
   }
 
   /** The adapted encoder of `modality` (its LoRA layers hold the frozen base weights). */
@@ -303,7 +304,13 @@ export class MultimodalModel {
         if (kd) total = tf.add(total, tf.mul(kd.weight, (parts.kd = tf.keep(distillationLoss(out.logits, kd.teacherLogits, kd.temperature)))));
         return total;
       }, variables);
-      this.optimizer.applyGradients(grads);
+      // variableGrads drops variables the loss does not reach (e.g. text weights on an image-only
+      // batch), but TF.js optimisers key slot variables by position, so always pass every variable,
+      // in the same order, with zeros where there was no gradient.
+      const complete: tf.NamedTensorMap = {};
+      for (const v of variables) complete[v.name] = grads[v.name] ?? tf.zerosLike(v);
+      this.optimizers[mode].applyGradients(complete);
+      tf.dispose(variables.filter((v) => !grads[v.name]).map((v) => complete[v.name]!));
       const loss = value.dataSync()[0]!;
       value.dispose();
       tf.dispose(grads);
@@ -402,7 +409,8 @@ export class MultimodalModel {
     for (const e of this.encoders.values()) e.dispose();
     for (const c of this.conceptLayers.values()) c.dispose();
     this.head.dispose();
-    this.optimizer.dispose();
+    this.optimizers.adapters.dispose();
+    this.optimizers.full.dispose();
   }
 
   private fullVariables(): tf.Variable[] {

@@ -1,0 +1,41 @@
+export * from './protocol/index.js';
+export { COORDINATOR_ERROR_CODES, CoordinatorError, isCoordinatorError } from './errors.js';
+export type { CoordinatorErrorCode } from './errors.js';
+export { MAX_UPDATE_BYTES_CAP, strategySchema, taskSchema } from './task/taskSchema.js';
+export type { BaseStrategyConfig, DpStrategyConfig, StrategyConfig, TaskConfig, TrustStrategyConfig } from './task/taskSchema.js';
+export { formatIssues, parseTask, parseTaskYaml, readTaskFile } from './task/loadTask.js';
+export { MemoryStore } from './store/memoryStore.js';
+export { MIGRATIONS, SqliteStore } from './store/sqliteStore.js';
+export type { SqliteStoreOptions } from './store/sqliteStore.js';
+export type {
+  CheckpointRecord,
+  ClientRecord,
+  CoordinatorStore,
+  RoundCompletion,
+  RoundMetricsRecord,
+  RoundRecord,
+  RoundStatus,
+  StoredStrategyState,
+  TaskRecord,
+  TaskStatus,
+  TrustRecord,
+  UpdateRecord,
+} from './store/types.js';
+export { KeyedRateLimiter, TokenBucket } from './security/rateLimit.js';
+export type { Clock, TokenBucketOptions } from './security/rateLimit.js';
+export { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } from './security/tokens.js';
+export { createGroupMeanAggregator } from './engine/aggregator.js';
+export type { AggregateOutcome, Aggregator, AggregatorState, AggregatorStateJson, FitFailure, FitResult } from './engine/aggregator.js';
+export { initialAdapters } from './engine/initialGlobal.js';
+export type { AdapterLayoutOptions } from './engine/initialGlobal.js';
+export { RoundEngine, encodeGlobal, sha256Hex, systemClock } from './engine/roundEngine.js';
+export type { EngineClock, EngineSnapshot, EngineTransport, RoundEngineOptions } from './engine/roundEngine.js';
+export { roundRng, sampleClients, selectionSize } from './engine/sampling.js';
+export type { SelectionSize } from './engine/sampling.js';
+export { validateUpdate } from './engine/validateUpdate.js';
+export type { UpdateExpectations, ValidUpdate } from './engine/validateUpdate.js';
+export { CoordinatorMetrics } from './http/metrics.js';
+export { createRequestHandler, metricsToCsv } from './http/api.js';
+export type { ApiContext } from './http/api.js';
+export { DEFAULT_RATE_LIMITS, defaultInitialGlobal, startCoordinator } from './server.js';
+export type { Coordinator, CoordinatorOptions, RateLimitOptions, TaskSetup } from './server.js';

@@ -1,0 +1,107 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FakeClient, constantDelta, globalOf } from './testing/fakeClient.js';
+
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const children: ChildProcess[] = [];
+const clients: FakeClient[] = [];
+const dirs: string[] = [];
+
+afterEach(() => {
+  for (const c of clients.splice(0)) c.close();
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const TASK_YAML = `
+id: crash
+dataset: { name: digits, modalities: [image] }
+model: { base: tiny, adapterRank: 2, adapterAlpha: 4, namConcepts: 4 }
+strategy: { name: fedavg }
+rounds: 3
+clientsPerRound: 2
+minClients: 2
+overSelection: 0
+roundDeadlineMs: 30000
+localEpochs: 1
+batchSize: 8
+learningRate: 0.1
+maxUpdateBytes: 200000
+seed: 3
+`;
+
+/** Starts `src/main.ts` as a separate process and resolves with what its ready line says. */
+function launch(dataDir: string, taskFile: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--task', taskFile, '--data-dir', dataDir, '--port', '0', '--log-level', 'warn'], {
+    cwd: packageRoot,
+    env: { ...process.env, CHORUS_ADMIN_TOKEN: 'admin-secret', CHORUS_JOIN_TOKENS: 'crash=join-secret' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  return new Promise((resolvePromise, reject) => {
+    let out = '';
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /^CHORUS_READY (.+)$/m.exec(out);
+      if (m) resolvePromise({ child, url: (JSON.parse(m[1]!) as { url: string }).url });
+    });
+    child.once('exit', (code) => reject(new Error(`coordinator exited with ${code}: ${err}`)));
+  });
+}
+
+async function taskState(url: string): Promise<{ completedRounds: number; globalHash: string }> {
+  const res = await fetch(`${url}/api/tasks/crash`, { headers: { authorization: 'Bearer admin-secret' } });
+  const body = (await res.json()) as { task: { engine: { completedRounds: number; globalHash: string } } };
+  return body.task.engine;
+}
+
+describe('coordinator process', () => {
+  it('resumes after SIGKILL mid-round from the last completed round with the identical global hash', async () => {
+    // Arrange: a coordinator process completes round 1, then is killed while round 2 is half uploaded.
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-crash-'));
+    dirs.push(dir);
+    const taskFile = join(dir, 'task.yaml');
+    writeFileSync(taskFile, TASK_YAML);
+    const first = await launch(join(dir, 'data'), taskFile);
+    const a = await FakeClient.connect(first.url, { taskId: 'crash', token: 'join-secret' });
+    const b = await FakeClient.connect(first.url, { taskId: 'crash', token: 'join-secret' });
+    clients.push(a, b);
+    await a.hello({ backend: 'cpu', modalities: ['image'], numExamples: 5 });
+    await b.hello({ backend: 'cpu', modalities: ['image'], numExamples: 5 });
+    const [ra, rb] = await Promise.all([a.roundStarts.next(10_000, 'round 1'), b.roundStarts.next(10_000, 'round 1')]);
+    await a.submitDelta(ra, constantDelta(globalOf(ra), ['image'], 0.25), 1);
+    await b.submitDelta(rb, constantDelta(globalOf(rb), ['image'], -0.5), 1);
+    const end1 = await a.roundEnds.next(10_000, 'round 1 end');
+    const r2 = await a.roundStarts.next(10_000, 'round 2');
+    expect((await a.submitDelta(r2, constantDelta(globalOf(r2), ['image'], 1), 1)).ok).toBe(true);
+
+    // Act
+    first.child.kill('SIGKILL');
+    await new Promise((r) => first.child.once('exit', r));
+    const second = await launch(join(dir, 'data'), taskFile);
+    const state = await taskState(second.url);
+
+    // Assert: round 1's model is back, byte for byte; round 2 runs again and completes.
+    expect(end1.status).toBe('completed');
+    expect(state).toMatchObject({ completedRounds: 1, globalHash: end1.globalHash });
+    const a2 = await FakeClient.connect(second.url, { taskId: 'crash', token: 'join-secret', clientId: a.clientId!, clientSecret: a.clientSecret! });
+    const b2 = await FakeClient.connect(second.url, { taskId: 'crash', token: 'join-secret', clientId: b.clientId!, clientSecret: b.clientSecret! });
+    clients.push(a2, b2);
+    await a2.hello({ backend: 'cpu', modalities: ['image'], numExamples: 5 });
+    await b2.hello({ backend: 'cpu', modalities: ['image'], numExamples: 5 });
+    const [s2a, s2b] = await Promise.all([a2.roundStarts.next(10_000, 'round 2 again'), b2.roundStarts.next(10_000, 'round 2 again')]);
+    expect(s2a).toMatchObject({ serverRound: 2, attempt: 2, globalHash: end1.globalHash });
+    await a2.submitDelta(s2a, constantDelta(globalOf(s2a), ['image'], 1), 1);
+    await b2.submitDelta(s2b, constantDelta(globalOf(s2b), ['image'], 1), 1);
+    const end2 = await a2.roundEnds.next(10_000, 'round 2 end');
+    expect(end2).toMatchObject({ status: 'completed', serverRound: 2 });
+    second.child.kill('SIGTERM');
+  });
+});

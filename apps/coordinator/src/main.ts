@@ -1,0 +1,98 @@
+/**
+ * `pnpm start`: runs the coordinator on a data dir with one or more task files.
+ *
+ *   tsx src/main.ts [--task tasks/demo-digits.yaml]… [--data-dir .chorus-data] [--port 8787]
+ *                   [--host 127.0.0.1] [--cors https://a.example,https://b.example] [--log-level info]
+ *
+ * Secrets come from the environment, never the command line (which other users can read):
+ * CHORUS_ADMIN_TOKEN, and CHORUS_JOIN_TOKENS as `taskId=token,taskId=token`. Missing ones are
+ * generated and printed once on stdout (not to the log). A last stdout line `CHORUS_READY {json}`
+ * carries the URL and tokens for scripts.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { isCoordinatorError } from './errors.js';
+import { startCoordinator } from './server.js';
+import { SqliteStore } from './store/sqliteStore.js';
+import { readTaskFile } from './task/loadTask.js';
+
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+function parseJoinTokens(text: string | undefined): Map<string, string> {
+  const tokens = new Map<string, string>();
+  for (const pair of (text ?? '').split(',').filter((p) => p.trim().length > 0)) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new Error(`CHORUS_JOIN_TOKENS: expected taskId=token, got '${pair.slice(0, 20)}…'`);
+    tokens.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+  }
+  return tokens;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      task: { type: 'string', multiple: true },
+      'data-dir': { type: 'string', default: '.chorus-data' },
+      port: { type: 'string', default: process.env['PORT'] ?? '8787' },
+      host: { type: 'string', default: '127.0.0.1' },
+      cors: { type: 'string', default: '' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+  });
+  const logger = pino({ level: values['log-level'] });
+  const taskFiles = values.task ?? [join(packageRoot, 'tasks', 'demo-digits.yaml')];
+  const tasks = taskFiles.map((file) => readTaskFile(file));
+  const joinTokens = parseJoinTokens(process.env['CHORUS_JOIN_TOKENS']);
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer in [0, 65535], got '${values.port}'`);
+
+  const dataDir = resolve(values['data-dir']);
+  mkdirSync(dataDir, { recursive: true });
+  const store = new SqliteStore({ path: join(dataDir, 'coordinator.db') });
+  const coordinator = await startCoordinator({
+    tasks: tasks.map((config) => ({ config, joinToken: joinTokens.get(config.id) })),
+    store,
+    host: values.host,
+    port,
+    adminToken: process.env['CHORUS_ADMIN_TOKEN'] || undefined,
+    corsOrigins: values.cors.split(',').map((s) => s.trim()).filter((s) => s.length > 0),
+    logger,
+  });
+
+  const lines = [
+    '',
+    `Chorus coordinator listening on ${coordinator.url}`,
+    `  data dir     ${dataDir}`,
+    `  admin token  ${coordinator.adminToken}   (Authorization: Bearer …; set CHORUS_ADMIN_TOKEN to keep it)`,
+    ...[...coordinator.joinTokens].map(([taskId, token]) => `  join token   ${taskId}: ${token}`),
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(`CHORUS_READY ${JSON.stringify({ url: coordinator.url, adminToken: coordinator.adminToken, joinTokens: Object.fromEntries(coordinator.joinTokens) })}\n`);
+
+  let closing = false;
+  const shutdown = (signal: string): void => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, 'shutting down');
+    coordinator
+      .close()
+      .then(() => store.close())
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  if (isCoordinatorError(err)) process.stderr.write(`${err.message}\n`);
+  else process.stderr.write(`coordinator failed to start: ${(err as Error).message}\n`);
+  process.exit(1);
+});

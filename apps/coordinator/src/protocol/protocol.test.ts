@@ -1,0 +1,52 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { PROTOCOL_ERROR_CODES, ackError, isProtocolErrorCode } from './errors.js';
+import { authSchema, helloSchema, updateSchema } from './protocol.js';
+
+const update = { type: 'update', protocolVersion: 1, taskId: 't', roundId: 't.r1.a1', serverRound: 1, numExamples: 3, metrics: { loss: 0.5 } };
+
+describe('protocol schemas', () => {
+  it('accept binary as Uint8Array, Buffer or ArrayBuffer and hand back a Uint8Array view', () => {
+    const bytes = new Uint8Array([1, 2, 3]);
+    for (const form of [bytes, Buffer.from(bytes), bytes.buffer]) {
+      const parsed = updateSchema.parse({ ...update, update: form });
+      expect(parsed.update).toBeInstanceOf(Uint8Array);
+      expect([...parsed.update]).toEqual([1, 2, 3]);
+    }
+  });
+
+  it('refuse weights sent as JSON numbers, unknown fields and non-finite metrics', () => {
+    expect(updateSchema.safeParse({ ...update, update: [1, 2, 3] }).success).toBe(false);
+    expect(updateSchema.safeParse({ ...update, update: new Uint8Array(1), extra: 1 }).success).toBe(false);
+    expect(updateSchema.safeParse({ ...update, update: new Uint8Array(1), metrics: { loss: Number.NaN } }).success).toBe(false);
+    expect(updateSchema.safeParse({ ...update, update: new Uint8Array(1), roundId: '../etc' }).success).toBe(false);
+  });
+
+  it('check hello capabilities and the handshake', () => {
+    expect(helloSchema.safeParse({ type: 'hello', protocolVersion: 1, capabilities: { backend: 'wasm', modalities: ['image', 'image'], numExamples: 1 } }).success).toBe(false);
+    expect(helloSchema.safeParse({ type: 'hello', protocolVersion: 1, capabilities: { backend: 'wasm', modalities: ['audio'], numExamples: 0 } }).success).toBe(true);
+    expect(authSchema.safeParse({ taskId: 'demo', token: 'x' }).success).toBe(true);
+    expect(authSchema.safeParse({ taskId: 'demo', token: '' }).success).toBe(false);
+  });
+
+  it('build refusals from the closed set of codes', () => {
+    expect(ackError('LATE_UPDATE', 'too late')).toEqual({ ok: false, error: { code: 'LATE_UPDATE', message: 'too late' } });
+    expect(PROTOCOL_ERROR_CODES.every(isProtocolErrorCode)).toBe(true);
+    expect(isProtocolErrorCode('SOMETHING_ELSE')).toBe(false);
+  });
+});
+
+describe('protocol module', () => {
+  it('imports nothing but zod and its own files, so browsers can load it', () => {
+    // Arrange
+    const dir = dirname(fileURLToPath(import.meta.url));
+    const sources = readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));
+    // Act
+    const imports = sources.flatMap((f) => [...readFileSync(join(dir, f), 'utf8').matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)].map((m) => m[1]!));
+    // Assert
+    expect(sources.length).toBeGreaterThan(0);
+    expect(imports.filter((spec) => spec !== 'zod' && !spec.startsWith('./'))).toEqual([]);
+  });
+});
