@@ -80,6 +80,19 @@ describe('MultimodalModel', () => {
     disposeBatch(batch);
   });
 
+  it('alternates batches with different modality subsets without confusing optimiser state', () => {
+    const model = tinyModel(embedder);
+    const all = tinyBatch(2);
+    const image = tinyBatch(3, ['image']);
+    const text = tinyBatch(4, ['text']);
+
+    const losses = [all, image, text, all, image].map((b) => model.trainStep(b).loss);
+
+    expect(losses.every(Number.isFinite)).toBe(true);
+    model.dispose();
+    [all, image, text].forEach(disposeBatch);
+  });
+
   it('full mode trains the base too', () => {
     const model = tinyModel(embedder);
     const batch = tinyBatch(2);

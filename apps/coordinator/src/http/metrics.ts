@@ -19,7 +19,7 @@ export class CoordinatorMetrics {
 
   constructor(options: { readonly defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'chorus_process_' });
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'chorus_' });
     this.rounds = new Counter({ name: 'chorus_rounds_total', help: 'Round attempts by outcome (completed, retry).', labelNames: ['task', 'status'], registers });
     this.participants = new Gauge({ name: 'chorus_participants', help: 'Clients connected and joined to a task.', labelNames: ['task'], registers });
     this.updates = new Counter({ name: 'chorus_updates_accepted_total', help: 'Updates accepted for aggregation.', labelNames: ['task'], registers });

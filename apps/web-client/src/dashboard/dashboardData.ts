@@ -1,0 +1,293 @@
+/**
+ * The researcher dashboard's data: typed props for the charts and the clients table, derived from the
+ * coordinator's admin JSON API (GET /api/tasks, /api/tasks/:id/{metrics,trust,clients,rounds,
+ * rounds/:r/updates}). Responses are checked before use — types are not validation — and a wrong
+ * shape is `WEB_BAD_RESPONSE`. Metric names are matched by their dot-separated segments, so
+ * `client.accuracy`, `eval.accuracy.image` and `accuracy` are all found; server-side evaluation
+ * (`global.`/`eval.`/`test.`) wins over clients' own means (`client.`).
+ */
+import { WebClientError } from '../lib/errors.js';
+
+/** Modalities the dashboard breaks figures down by. */
+export const DASHBOARD_MODALITIES = ['image', 'text', 'audio'] as const;
+/** One of {@link DASHBOARD_MODALITIES}. */
+export type DashboardModality = (typeof DASHBOARD_MODALITIES)[number];
+
+/** Figures of one completed round. Absent figures are undefined, never 0. */
+export interface RoundPoint {
+  readonly serverRound: number;
+  readonly accuracy?: number;
+  readonly loss?: number;
+  readonly perModality: Readonly<Partial<Record<DashboardModality, { readonly accuracy?: number; readonly loss?: number }>>>;
+  /** Upload bytes received in the round. */
+  readonly bytesIn?: number;
+  /** Cumulative differential-privacy ε spent after the round. */
+  readonly epsilon?: number;
+  readonly numAccepted?: number;
+  readonly numRejected?: number;
+}
+
+/** Trust score T_k of every client in one round (clients not scored that round are absent). */
+export interface TrustPoint {
+  readonly serverRound: number;
+  readonly trust: Readonly<Record<string, number>>;
+}
+
+/** How many uploads were rejected with one protocol code. */
+export interface RejectionCount {
+  readonly code: string;
+  readonly count: number;
+}
+
+/** One row of the clients table. */
+export interface ClientRow {
+  readonly clientId: string;
+  readonly modalities: readonly string[];
+  readonly backend: string | null;
+  readonly numExamples: number | null;
+  readonly lastSeenAt: number;
+  /** Latest trust score, or null before the client was first scored. */
+  readonly trust: number | null;
+  /** Last round with an accepted upload from this client, or null. */
+  readonly lastContributionRound: number | null;
+}
+
+/** A task as the dashboard lists it. */
+export interface TaskSummary {
+  readonly taskId: string;
+  readonly status: string;
+  readonly updatedAt: number;
+}
+
+/** Everything the dashboard draws for one task. */
+export interface DashboardData {
+  readonly task: TaskSummary;
+  readonly rounds: readonly RoundPoint[];
+  readonly trust: readonly TrustPoint[];
+  readonly trustClients: readonly string[];
+  readonly rejections: readonly RejectionCount[];
+  readonly clients: readonly ClientRow[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response checking
+
+type Json = Record<string, unknown>;
+
+function bad(what: string): never {
+  throw new WebClientError('WEB_BAD_RESPONSE', what);
+}
+
+function objectAt(value: unknown, what: string): Json {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) bad(`${what} is not an object`);
+  return value as Json;
+}
+
+function arrayAt(value: unknown, what: string): unknown[] {
+  if (!Array.isArray(value)) bad(`${what} is not an array`);
+  return value;
+}
+
+function numberAt(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) bad(`${what} is not a finite number`);
+  return value;
+}
+
+function stringAt(value: unknown, what: string): string {
+  if (typeof value !== 'string') bad(`${what} is not a string`);
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metric names
+
+const PREFERENCE = ['global', 'eval', 'test', '', 'server', 'client'];
+
+function segments(name: string): string[] {
+  return name.toLowerCase().split(/[./:]/).filter((s) => s.length > 0);
+}
+
+/**
+ * The value of the best-matching metric for `quantity` (and `modality`, or none), or undefined.
+ * A name matches when its segments contain the quantity, the modality if asked (and no modality
+ * otherwise), and nothing else but one source prefix from the preference list.
+ */
+export function pickMetric(metrics: Readonly<Record<string, number>>, quantity: string, modality?: DashboardModality): number | undefined {
+  let best: { rank: number; value: number } | undefined;
+  for (const [name, value] of Object.entries(metrics)) {
+    if (!Number.isFinite(value)) continue;
+    const parts = segments(name);
+    if (!parts.includes(quantity)) continue;
+    const modalities = parts.filter((p) => (DASHBOARD_MODALITIES as readonly string[]).includes(p));
+    if (modality ? modalities.length !== 1 || modalities[0] !== modality : modalities.length !== 0) continue;
+    const rest = parts.filter((p) => p !== quantity && !modalities.includes(p));
+    if (rest.length > 1) continue;
+    const rank = PREFERENCE.indexOf(rest[0] ?? '');
+    if (rank < 0) continue;
+    if (best === undefined || rank < best.rank) best = { rank, value };
+  }
+  return best?.value;
+}
+
+/** One {@link RoundPoint} per metrics record, sorted by round. */
+export function roundPoints(records: readonly { serverRound: number; metrics: Readonly<Record<string, number>> }[]): RoundPoint[] {
+  return [...records]
+    .sort((a, b) => a.serverRound - b.serverRound)
+    .map(({ serverRound, metrics }) => {
+      const perModality: Partial<Record<DashboardModality, { accuracy?: number; loss?: number }>> = {};
+      for (const m of DASHBOARD_MODALITIES) {
+        const accuracy = pickMetric(metrics, 'accuracy', m);
+        const loss = pickMetric(metrics, 'loss', m);
+        if (accuracy !== undefined || loss !== undefined) perModality[m] = { ...(accuracy !== undefined ? { accuracy } : {}), ...(loss !== undefined ? { loss } : {}) };
+      }
+      const fields: [keyof RoundPoint, number | undefined][] = [
+        ['accuracy', pickMetric(metrics, 'accuracy')],
+        ['loss', pickMetric(metrics, 'loss')],
+        ['bytesIn', metrics['bytesIn']],
+        ['epsilon', pickMetric(metrics, 'epsilon')],
+        ['numAccepted', metrics['numAccepted']],
+        ['numRejected', metrics['numRejected']],
+      ];
+      const point: Record<string, unknown> = { serverRound, perModality };
+      for (const [key, value] of fields) if (value !== undefined && Number.isFinite(value)) point[key] = value;
+      return point as unknown as RoundPoint;
+    });
+}
+
+/** Trust records grouped by round (sorted), and every client that has a score, in first-seen order. */
+export function trustSeries(records: readonly { serverRound: number; clientId: string; trust: number }[]): { points: TrustPoint[]; clients: string[] } {
+  const byRound = new Map<number, Record<string, number>>();
+  const clients: string[] = [];
+  for (const r of [...records].sort((a, b) => a.serverRound - b.serverRound)) {
+    if (!clients.includes(r.clientId)) clients.push(r.clientId);
+    const row = byRound.get(r.serverRound) ?? {};
+    row[r.clientId] = r.trust;
+    byRound.set(r.serverRound, row);
+  }
+  return { points: [...byRound.entries()].map(([serverRound, trust]) => ({ serverRound, trust })), clients };
+}
+
+/** Rejected uploads counted by code, most frequent first (ties by code). */
+export function rejectionCounts(updates: readonly { status: string; code: string | null }[]): RejectionCount[] {
+  const counts = new Map<string, number>();
+  for (const u of updates) if (u.status === 'rejected') counts.set(u.code ?? 'UNKNOWN', (counts.get(u.code ?? 'UNKNOWN') ?? 0) + 1);
+  return [...counts.entries()].map(([code, count]) => ({ code, count })).sort((a, b) => b.count - a.count || (a.code < b.code ? -1 : 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fetching
+
+/** The part of `fetch` the dashboard needs. */
+export type DashboardFetch = (url: string, init: { headers: Record<string, string> }) => Promise<{ ok: boolean; status: number; json(): Promise<unknown> }>;
+
+/** Reads the admin API under `baseUrl` (the coordinator's origin) with `adminToken`. */
+export class DashboardApi {
+  constructor(
+    private readonly baseUrl: string,
+    private readonly adminToken: string,
+    private readonly fetchImpl: DashboardFetch,
+  ) {}
+
+  /** GET `path` as JSON; `WEB_API_FAILED` with the coordinator's own code and message on an error status. */
+  async get(path: string): Promise<Json> {
+    let response: Awaited<ReturnType<DashboardFetch>>;
+    try {
+      response = await this.fetchImpl(`${this.baseUrl.replace(/\/$/, '')}${path}`, { headers: { authorization: `Bearer ${this.adminToken}` } });
+    } catch (err) {
+      throw new WebClientError('WEB_API_FAILED', `${path}: coordinator unreachable (${err instanceof Error ? err.message : String(err)})`);
+    }
+    let body: unknown;
+    try {
+      body = await response.json();
+    } catch {
+      throw new WebClientError(response.ok ? 'WEB_BAD_RESPONSE' : 'WEB_API_FAILED', `${path}: HTTP ${response.status}, body is not JSON`);
+    }
+    if (!response.ok) {
+      const error = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+      const detail = typeof error?.code === 'string' ? `${error.code}: ${typeof error.message === 'string' ? error.message : ''}` : `HTTP ${response.status}`;
+      throw new WebClientError('WEB_API_FAILED', `${path}: ${detail}`);
+    }
+    return objectAt(body, path);
+  }
+
+  /** Every task the coordinator runs. */
+  async tasks(): Promise<TaskSummary[]> {
+    const body = await this.get('/api/tasks');
+    return arrayAt(body['tasks'], 'tasks').map((t, i) => {
+      const task = objectAt(t, `tasks[${i}]`);
+      return { taskId: stringAt(task['taskId'], `tasks[${i}].taskId`), status: stringAt(task['status'], `tasks[${i}].status`), updatedAt: numberAt(task['updatedAt'], `tasks[${i}].updatedAt`) };
+    });
+  }
+
+  /** Everything the dashboard shows for `task`; rejection codes come from the latest `maxRounds` rounds. */
+  async dashboard(task: TaskSummary, maxRounds = 50): Promise<DashboardData> {
+    const id = encodeURIComponent(task.taskId);
+    const [metricsBody, trustBody, clientsBody, roundsBody] = await Promise.all([
+      this.get(`/api/tasks/${id}/metrics`),
+      this.get(`/api/tasks/${id}/trust`),
+      this.get(`/api/tasks/${id}/clients`),
+      this.get(`/api/tasks/${id}/rounds`),
+    ]);
+    const metrics = arrayAt(metricsBody['metrics'], 'metrics').map((m, i) => {
+      const record = objectAt(m, `metrics[${i}]`);
+      const values = objectAt(record['metrics'], `metrics[${i}].metrics`);
+      const clean: Record<string, number> = {};
+      for (const [k, v] of Object.entries(values)) clean[k] = numberAt(v, `metrics[${i}].metrics.${k}`);
+      return { serverRound: numberAt(record['serverRound'], `metrics[${i}].serverRound`), metrics: clean };
+    });
+    const trustRecords = arrayAt(trustBody['trust'], 'trust').map((t, i) => {
+      const r = objectAt(t, `trust[${i}]`);
+      return { serverRound: numberAt(r['serverRound'], `trust[${i}].serverRound`), clientId: stringAt(r['clientId'], `trust[${i}].clientId`), trust: numberAt(r['trust'], `trust[${i}].trust`) };
+    });
+    const roundNumbers = [
+      ...new Set(arrayAt(roundsBody['rounds'], 'rounds').map((r, i) => numberAt(objectAt(r, `rounds[${i}]`)['serverRound'], `rounds[${i}].serverRound`))),
+    ]
+      .sort((a, b) => a - b)
+      .slice(-maxRounds);
+    const updateLists = await Promise.all(roundNumbers.map((r) => this.get(`/api/tasks/${id}/rounds/${r}/updates`)));
+    const updates = updateLists.flatMap((body, j) =>
+      arrayAt(body['updates'], `rounds/${roundNumbers[j]}/updates`).map((u, i) => {
+        const r = objectAt(u, `updates[${i}]`);
+        const code = r['code'];
+        return {
+          clientId: stringAt(r['clientId'], `updates[${i}].clientId`),
+          serverRound: numberAt(r['serverRound'], `updates[${i}].serverRound`),
+          status: stringAt(r['status'], `updates[${i}].status`),
+          code: code === null || code === undefined ? null : stringAt(code, `updates[${i}].code`),
+        };
+      }),
+    );
+    const { points, clients: trustClients } = trustSeries(trustRecords);
+    const latestTrust = new Map<string, number>();
+    for (const p of points) for (const [c, t] of Object.entries(p.trust)) latestTrust.set(c, t);
+    const lastAccepted = new Map<string, number>();
+    for (const u of updates) if (u.status === 'accepted') lastAccepted.set(u.clientId, Math.max(lastAccepted.get(u.clientId) ?? -1, u.serverRound));
+    const clients = arrayAt(clientsBody['clients'], 'clients').map((c, i): ClientRow => {
+      const r = objectAt(c, `clients[${i}]`);
+      const clientId = stringAt(r['clientId'], `clients[${i}].clientId`);
+      const caps = r['capabilities'] === null || r['capabilities'] === undefined ? null : objectAt(r['capabilities'], `clients[${i}].capabilities`);
+      return {
+        clientId,
+        modalities: caps ? arrayAt(caps['modalities'], `clients[${i}].capabilities.modalities`).map((m, j) => stringAt(m, `clients[${i}].capabilities.modalities[${j}]`)) : [],
+        backend: caps ? stringAt(caps['backend'], `clients[${i}].capabilities.backend`) : null,
+        numExamples: caps ? numberAt(caps['numExamples'], `clients[${i}].capabilities.numExamples`) : null,
+        lastSeenAt: numberAt(r['lastSeenAt'], `clients[${i}].lastSeenAt`),
+        trust: latestTrust.get(clientId) ?? null,
+        lastContributionRound: lastAccepted.get(clientId) ?? null,
+      };
+    });
+    return { task, rounds: roundPoints(metrics), trust: points, trustClients, rejections: rejectionCounts(updates), clients };
+  }
+
+  /** Downloads `path` (metrics CSV/JSON, checkpoint) as a Blob, with the token. */
+  async download(path: string): Promise<Blob> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl.replace(/\/$/, '')}${path}`, { headers: { authorization: `Bearer ${this.adminToken}` } });
+    } catch (err) {
+      throw new WebClientError('WEB_API_FAILED', `${path}: coordinator unreachable (${err instanceof Error ? err.message : String(err)})`);
+    }
+    if (!response.ok) throw new WebClientError('WEB_API_FAILED', `${path}: HTTP ${response.status}`);
+    return response.blob();
+  }
+}

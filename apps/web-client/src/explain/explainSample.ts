@@ -1,0 +1,172 @@
+/**
+ * Runs the viewer's model on one sample and turns every explanation `@chorus/models` computes into
+ * plain arrays for the panels: prediction and confidence, per-modality attribution, each NAM term's
+ * contribution to the predicted class, shape-function curves of the strongest terms, gradient ×
+ * input saliency of each raw input, and FedMM-X's EC and FS (Balija 2025, arXiv:2503.19564). No
+ * tensor outlives the call.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { createRng } from '@chorus/fl-core';
+import { explain, explanationConsistency, faithfulness, saliency, shapeFunctionGrid, type Modality, type MultimodalBatch } from '@chorus/models';
+import { WebClientError } from '../lib/errors.js';
+import { AUDIO_SAMPLES, IMAGE_SIDE, TEXT_TOKENS, type ViewerModel } from './demoModel.js';
+import { fitLength } from './signal.js';
+
+/** One sample to explain; any non-empty subset of the model's modalities. */
+export interface ViewerSample {
+  /** Where it came from, shown above the results ("own file: 7.png", "digits test #12"). */
+  readonly source: string;
+  /** 28×28 grey floats in [0, 1]. */
+  readonly image?: Float32Array;
+  /** Token ids (TEXT_TOKENS of them, 0-padded) and the word shown for each position. */
+  readonly text?: { readonly ids: Int32Array; readonly words: readonly string[] };
+  /** Mono PCM in [-1, 1] at 16 kHz, any length (the model sees the first second). */
+  readonly audio?: Float32Array;
+  /** True class id, when known. */
+  readonly label?: number;
+}
+
+/** One NAM term's share of the decision. */
+export interface TermContribution {
+  readonly name: string;
+  readonly modality: Modality;
+  /** Concept value z_{m,i} of this sample. */
+  readonly concept: number;
+  /** f_{m,i}(z) for the predicted class. */
+  readonly contribution: number;
+}
+
+/** A shape function sampled on a grid, for the predicted class. */
+export interface ShapeCurve {
+  readonly name: string;
+  readonly grid: readonly number[];
+  readonly values: readonly number[];
+  /** Where this sample's concept value sits on the curve. */
+  readonly concept: number;
+}
+
+/** Everything the viewer's panels draw. Plain data. */
+export interface ExplanationView {
+  readonly source: string;
+  readonly provenance: string;
+  readonly classNames: readonly string[];
+  readonly label: number | null;
+  readonly predicted: number;
+  readonly confidence: number;
+  readonly probabilities: readonly number[];
+  readonly modalities: readonly Modality[];
+  readonly present: readonly boolean[];
+  /** Share of |contribution to the predicted class| per modality (sums to 1 when any contributes). */
+  readonly modalityAttribution: readonly number[];
+  /** β for the predicted class. */
+  readonly bias: number;
+  /** Terms of present modalities, largest |contribution| first. */
+  readonly terms: readonly TermContribution[];
+  readonly shapeCurves: readonly ShapeCurve[];
+  readonly image: { readonly side: number; readonly pixels: Float32Array; readonly saliency: Float32Array } | null;
+  readonly text: { readonly words: readonly string[]; readonly saliency: Float32Array } | null;
+  readonly audio: {
+    readonly samples: Float32Array;
+    readonly sampleRate: number;
+    /** Log-mel [frames × mels], row-major. */
+    readonly logMel: Float32Array;
+    readonly numFrames: number;
+    readonly numMels: number;
+    /** Saliency per frame. */
+    readonly saliency: Float32Array;
+  } | null;
+  /** EC per pair of present modalities; empty when fewer than two are present. */
+  readonly consistency: readonly { readonly a: Modality; readonly b: Modality; readonly value: number }[];
+  /** FS with k = min(3, present terms), random baseline over 16 seeded draws. */
+  readonly faithfulness: number;
+  readonly faithfulnessK: number;
+}
+
+/** How many shape functions the viewer plots (the strongest terms). */
+export const SHAPE_CURVES = 6;
+
+function checkSample(viewer: ViewerModel, sample: ViewerSample): void {
+  const given = (['image', 'text', 'audio'] as const).filter((m) => sample[m] !== undefined);
+  if (given.length === 0) throw new WebClientError('WEB_BAD_SAMPLE', 'the sample has no image, text or audio');
+  for (const m of given) {
+    if (!viewer.modalities.includes(m)) throw new WebClientError('WEB_BAD_SAMPLE', `the model has no ${m} encoder${m === 'text' ? ' (the word-embedding table could not be loaded)' : ''}`);
+  }
+  if (sample.image && sample.image.length !== IMAGE_SIDE * IMAGE_SIDE) throw new WebClientError('WEB_BAD_SAMPLE', `image must hold ${IMAGE_SIDE * IMAGE_SIDE} pixels, got ${sample.image.length}`);
+  if (sample.text && (sample.text.ids.length !== TEXT_TOKENS || sample.text.words.length !== TEXT_TOKENS)) {
+    throw new WebClientError('WEB_BAD_SAMPLE', `text must hold ${TEXT_TOKENS} token positions, got ${sample.text.ids.length}`);
+  }
+  if (sample.text && sample.text.ids.every((id) => id === 0)) throw new WebClientError('WEB_BAD_SAMPLE', 'the text has no words');
+  if (sample.audio && sample.audio.length === 0) throw new WebClientError('WEB_BAD_SAMPLE', 'the audio clip is empty');
+  for (const m of given) {
+    const values = m === 'text' ? null : sample[m]!;
+    if (values && !values.every(Number.isFinite)) throw new WebClientError('WEB_BAD_SAMPLE', `the ${m} input holds NaN or Infinity`);
+  }
+}
+
+/** Explains `sample` with `viewer`'s model; throws `WEB_BAD_SAMPLE` (having computed nothing) on unusable input. */
+export function explainSample(viewer: ViewerModel, sample: ViewerSample, classNames: readonly string[]): ExplanationView {
+  checkSample(viewer, sample);
+  const { model } = viewer;
+  const audio = sample.audio ? fitLength(sample.audio, AUDIO_SAMPLES) : null;
+  const batch: MultimodalBatch = {};
+  try {
+    if (sample.image) batch.image = tf.tensor4d(sample.image, [1, IMAGE_SIDE, IMAGE_SIDE, 1]);
+    if (sample.text) batch.text = tf.tensor2d(sample.text.ids, [1, TEXT_TOKENS], 'int32');
+    if (audio) batch.audio = tf.tidy(() => viewer.logMel.compute(tf.tensor2d(audio, [1, AUDIO_SAMPLES])));
+    const ex = explain(model, batch);
+    const k = ex.numClasses;
+    const predicted = ex.predicted[0]!;
+    const present = model.modalities.map((_, m) => ex.present[m]! > 0);
+    const c = ex.conceptDim;
+    const terms: TermContribution[] = [];
+    ex.termNames.forEach((name, t) => {
+      const m = Math.floor(t / c);
+      if (!present[m]) return;
+      terms.push({ name, modality: model.modalities[m]!, concept: ex.concepts[t]!, contribution: ex.contributions[t * k + predicted]! });
+    });
+    terms.sort((p, q) => Math.abs(q.contribution) - Math.abs(p.contribution));
+    const grid = shapeFunctionGrid(model);
+    const points = grid.grid.length;
+    const shapeCurves = terms.slice(0, SHAPE_CURVES).map((term) => {
+      const t = grid.termNames.indexOf(term.name);
+      const values = Array.from({ length: points }, (_, p) => grid.values[(t * points + p) * k + predicted]!);
+      return { name: term.name, grid: Array.from(grid.grid), values, concept: term.concept };
+    });
+    const consistency: { a: Modality; b: Modality; value: number }[] = [];
+    const live = model.modalities.filter((_, m) => present[m]);
+    for (let i = 0; i < live.length; i++) {
+      for (let j = i + 1; j < live.length; j++) consistency.push({ a: live[i]!, b: live[j]!, value: explanationConsistency(ex, live[i]!, live[j]!).mean });
+    }
+    const faithfulnessK = Math.min(3, terms.length);
+    const fs = faithfulness(ex, { k: Math.max(1, faithfulnessK), rng: createRng(7), trials: 16 }).mean;
+    const saliencyOf = (m: Modality): Float32Array => saliency(model, batch, m, ex.predicted).values;
+    let audioView: ExplanationView['audio'] = null;
+    if (audio && batch.audio) {
+      const [, numFrames, numMels] = batch.audio.shape as [number, number, number];
+      audioView = { samples: audio, sampleRate: viewer.logMel.config.sampleRate, logMel: batch.audio.dataSync() as Float32Array, numFrames, numMels, saliency: saliencyOf('audio') };
+    }
+    return {
+      source: sample.source,
+      provenance: viewer.provenance,
+      classNames,
+      label: sample.label ?? null,
+      predicted,
+      confidence: ex.probabilities[predicted]!,
+      probabilities: Array.from(ex.probabilities.subarray(0, k)),
+      modalities: [...model.modalities],
+      present,
+      modalityAttribution: Array.from(ex.modalityAttribution),
+      bias: ex.beta[predicted]!,
+      terms,
+      shapeCurves,
+      image: sample.image ? { side: IMAGE_SIDE, pixels: sample.image, saliency: saliencyOf('image') } : null,
+      text: sample.text ? { words: sample.text.words, saliency: saliencyOf('text') } : null,
+      audio: audioView,
+      consistency,
+      faithfulness: fs,
+      faithfulnessK,
+    };
+  } finally {
+    tf.dispose([batch.image, batch.text, batch.audio].filter((t): t is tf.Tensor => t !== undefined));
+  }
+}

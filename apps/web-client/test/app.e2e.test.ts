@@ -1,0 +1,290 @@
+/**
+ * The web app in a real browser: builds it once, serves dist/ (plus the dataset artifacts under
+ * /data/) on port 0, and drives Debian's Chromium through playwright-core. Checks the measured
+ * backend trial with WebGPU and WASM forced in separate pages, identity persistence across a
+ * reload, a dropped folder holding a good and a corrupt image, and the explanation viewer for an
+ * image, a text, an audio file and a built-in three-modality sample. Screenshots go to
+ * test-artifacts/web-client/.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WEB_CLIENT_ROOT, appHandler } from '../dev/static.js';
+import { corruptPng, digitOnePng, sineWav } from './fixtures.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--disable-gpu-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
+const ARTIFACTS = resolve(WEB_CLIENT_ROOT, '../../test-artifacts/web-client');
+const DIST = join(WEB_CLIENT_ROOT, 'dist');
+
+const runnable = existsSync(CHROMIUM) || Boolean(process.env['CI']);
+if (!runnable) console.warn(`web-client e2e skipped: ${CHROMIUM} is missing (install it with apt-get install chromium; in CI this test runs and fails without it)`);
+
+describe.skipIf(!runnable)('web app in Chromium', () => {
+  let server: Server;
+  let origin: string;
+  let browser: Browser;
+  let fixtures: string;
+  const pageErrors: string[] = [];
+
+  async function open(path: string): Promise<Page> {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('pageerror', (err) => pageErrors.push(`${path}: ${err.message}`));
+    await page.goto(`${origin}${path}`);
+    return page;
+  }
+
+  async function shot(page: Page, name: string): Promise<void> {
+    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  }
+
+  /** Waits for the backend trial to finish and returns what the panel reports. */
+  async function backendResult(page: Page): Promise<{ status: string; backend: string; verified: string | null }> {
+    const panel = page.getByTestId('backend-panel');
+    await expect.poll(async () => panel.getAttribute('data-status'), { timeout: 60_000 }).not.toBe('measuring');
+    return {
+      status: (await panel.getAttribute('data-status')) ?? '',
+      backend: (await panel.getAttribute('data-backend')) ?? '',
+      verified: await page.getByTestId('backend-check').getAttribute('data-verified').catch(() => null),
+    };
+  }
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const build = spawnSync(process.execPath, [join(WEB_CLIENT_ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: WEB_CLIENT_ROOT, encoding: 'utf8' });
+    if (build.status !== 0) throw new Error(`vite build failed:\n${build.stdout}\n${build.stderr}`);
+    server = createServer(appHandler(DIST));
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+    fixtures = mkdtempSync(join(tmpdir(), 'chorus-web-'));
+    writeFileSync(join(fixtures, 'one.png'), digitOnePng());
+    writeFileSync(join(fixtures, 'tone.wav'), sineWav(440, 16000, 0.8));
+    writeFileSync(join(fixtures, 'note.txt'), 'Seven green apples and one red apple on the kitchen table');
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise<void>((ok) => (server ? server.close(() => ok()) : ok()));
+    if (fixtures) rmSync(fixtures, { recursive: true, force: true });
+  });
+
+  it('runs the backend trial with WebGPU forced and verifies the result', async () => {
+    // Arrange / Act
+    const page = await open('/join?task=demo-digits&token=secret-token-1234&backend=webgpu');
+    const result = await backendResult(page);
+    await shot(page, 'volunteer-webgpu');
+
+    // Assert
+    expect(result).toEqual({ status: 'ready', backend: 'webgpu', verified: 'true' });
+    expect(await page.getByTestId('trial-webgpu').getAttribute('data-available')).toBe('true');
+    await expect.poll(() => page.getByTestId('join-task').textContent()).toContain('demo-digits');
+    expect(await page.getByTestId('join-task').textContent()).not.toContain('secret-token');
+    await page.close();
+  });
+
+  it('runs the backend trial with WASM forced and verifies the result', async () => {
+    const page = await open('/join?task=demo-digits&token=t0k3n&backend=wasm');
+    const result = await backendResult(page);
+    await shot(page, 'volunteer-wasm');
+
+    expect(result).toEqual({ status: 'ready', backend: 'wasm', verified: 'true' });
+    await page.close();
+  });
+
+  it('measures every backend by default, and keeps its identity across a reload', async () => {
+    // Arrange
+    const page = await open('/join?task=demo-digits&token=t0k3n');
+
+    // Act
+    const result = await backendResult(page);
+    const trials = await page.locator('[data-testid^="trial-"]').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-testid'), r.getAttribute('data-available')]));
+    const firstId = await page.getByTestId('install-id').textContent();
+    await page.reload();
+    const secondId = await page.getByTestId('install-id').textContent();
+
+    // Assert
+    expect(result.status).toBe('ready');
+    expect(['webgpu', 'webgl', 'wasm', 'cpu']).toContain(result.backend);
+    expect(result.verified).toBe('true');
+    expect(trials.map(([id]) => id)).toEqual(['trial-webgpu', 'trial-webgl', 'trial-wasm', 'trial-cpu']);
+    expect(trials.find(([id]) => id === `trial-${result.backend}`)?.[1]).toBe('true');
+    expect(firstId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(secondId).toBe(firstId);
+    expect(await page.getByTestId('task-client-id').textContent()).toContain('waiting for the coordinator');
+    await page.close();
+  });
+
+  it('loads the good image of a dropped folder and reports the corrupt one by name', async () => {
+    // Arrange
+    const page = await open('/join?task=demo-digits&token=t0k3n&backend=cpu');
+    await page.getByTestId('consent').check();
+    const good = Buffer.from(digitOnePng()).toString('base64');
+    const bad = Buffer.from(corruptPng()).toString('base64');
+
+    // Act: a drop of folder "3" as the browser hands it over (a directory entry with two file entries).
+    await page.getByTestId('drop-zone').evaluate(
+      (zone, files) => {
+        const bytes = (b64: string): Uint8Array => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const fileEntry = (name: string, b64: string) => {
+          const file = new File([bytes(b64)], name, { type: 'image/png' });
+          return { isFile: true, isDirectory: false, name, fullPath: `/3/${name}`, file: (ok: (f: File) => void) => ok(file) };
+        };
+        const children = [fileEntry('good.png', files.good), fileEntry('corrupt.png', files.bad)];
+        let listed = false;
+        const folder = {
+          isFile: false,
+          isDirectory: true,
+          name: '3',
+          fullPath: '/3',
+          createReader: () => ({
+            readEntries: (ok: (entries: unknown[]) => void) => {
+              ok(listed ? [] : children);
+              listed = true;
+            },
+          }),
+        };
+        const dataTransfer = { items: [{ kind: 'file', webkitGetAsEntry: () => folder, getAsFile: () => null }], files: [], types: ['Files'], dropEffect: 'copy' };
+        const drop = new DragEvent('drop', { bubbles: true, cancelable: true });
+        Object.defineProperty(drop, 'dataTransfer', { value: dataTransfer });
+        zone.dispatchEvent(drop);
+      },
+      { good, bad },
+    );
+    const summary = page.getByTestId('data-summary');
+    await summary.waitFor({ timeout: 30_000 });
+    await shot(page, 'volunteer-drop');
+
+    // Assert
+    expect(await summary.getAttribute('data-loaded')).toBe('1');
+    expect(await summary.getAttribute('data-skipped')).toBe('1');
+    const skipped = page.getByTestId('skipped-item');
+    expect(await skipped.getAttribute('data-path')).toBe('3/corrupt.png');
+    expect(await skipped.getAttribute('data-code')).toBe('LOADER_CORRUPT');
+    expect(await skipped.textContent()).toContain('3/corrupt.png');
+    expect(await page.getByTestId('class-3').textContent()).toContain('1');
+    await page.close();
+  });
+
+  it('loads a folder chosen with the folder picker', async () => {
+    // Arrange
+    const root = mkdtempSync(join(tmpdir(), 'chorus-folder-'));
+    mkdirSync(join(root, 'digits', '1'), { recursive: true });
+    mkdirSync(join(root, 'digits', '7'), { recursive: true });
+    writeFileSync(join(root, 'digits', '1', 'a.png'), digitOnePng());
+    writeFileSync(join(root, 'digits', '7', 'b.png'), digitOnePng());
+    writeFileSync(join(root, 'digits', '7', 'c.png'), corruptPng());
+    const page = await open('/join?task=demo-digits&token=t0k3n&backend=cpu');
+    await page.getByTestId('consent').check();
+
+    // Act
+    await page.getByTestId('folder-input').setInputFiles(join(root, 'digits'));
+    const summary = page.getByTestId('data-summary');
+    await summary.waitFor({ timeout: 30_000 });
+
+    // Assert
+    expect(await summary.getAttribute('data-loaded')).toBe('2');
+    expect(await page.getByTestId('skipped-item').getAttribute('data-path')).toBe('digits/7/c.png');
+    await page.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  describe('explanation viewer', () => {
+    let page: Page;
+
+    beforeAll(async () => {
+      page = await open('/explain?backend=wasm');
+      await backendResult(page);
+      await expect.poll(() => page.getByTestId('explain-file').isEnabled(), { timeout: 60_000 }).toBe(true);
+    });
+
+    afterAll(async () => {
+      await page?.close();
+    });
+
+    async function explainFile(name: string): Promise<void> {
+      await page.getByTestId('explain-file').setInputFiles(join(fixtures, name));
+      await expect.poll(() => page.getByTestId('explain-status').getAttribute('data-state'), { timeout: 60_000 }).toMatch(/done|failed/);
+      const error = await page.getByTestId('explain-error').textContent().catch(() => null);
+      expect(error).toBeNull();
+      expect(await page.getByTestId('explain-source').textContent()).toBe(`own file: ${name}`);
+    }
+
+    /** Fraction of canvas pixels that differ from the first one: a blank canvas gives 0. */
+    async function canvasVariety(testId: string): Promise<number> {
+      return page.getByTestId(testId).evaluate((canvas: HTMLCanvasElement) => {
+        const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+        let differing = 0;
+        for (let i = 0; i < data.length; i += 4) if (data[i] !== data[0] || data[i + 1] !== data[1] || data[i + 2] !== data[2]) differing++;
+        return differing / (data.length / 4);
+      });
+    }
+
+    it('explains an own image with a saliency overlay', async () => {
+      await explainFile('one.png');
+      await shot(page, 'explain-image');
+
+      expect(await page.getByTestId('predicted-class').textContent()).toMatch(/^\d$/);
+      expect(await page.getByTestId('panel-text').count()).toBe(0);
+      expect(await canvasVariety('saliency-canvas')).toBeGreaterThan(0.05);
+      expect(await page.getByTestId('ec').textContent()).toContain('needs two modalities');
+      expect(Number(await page.getByTestId('fs').textContent())).not.toBeNaN();
+      expect(await page.locator('[data-testid="panel-shapes"] figure').count()).toBe(6);
+    });
+
+    it('explains an own text with highlighted tokens', async () => {
+      await explainFile('note.txt');
+      await shot(page, 'explain-text');
+
+      const tokens = await page.getByTestId('token').allTextContents();
+      expect(tokens).toEqual(['seven', 'green', 'apples', 'and', 'one', 'red', 'apple', 'on', 'the', 'kitchen', 'table']);
+      expect(await page.getByTestId('panel-image').count()).toBe(0);
+    });
+
+    it('explains an own recording with waveform and spectrogram', async () => {
+      await explainFile('tone.wav');
+      await shot(page, 'explain-audio');
+
+      expect(await canvasVariety('waveform-canvas')).toBeGreaterThan(0.05);
+      expect(await canvasVariety('spectrogram-canvas')).toBeGreaterThan(0.05);
+    });
+
+    it('explains a built-in digits sample across all three modalities', async () => {
+      await page.getByTestId('demo-index').fill('3');
+      await page.getByTestId('explain-demo').click();
+      await expect.poll(() => page.getByTestId('explain-source').textContent().catch(() => ''), { timeout: 60_000 }).toContain('digits test #3');
+      await shot(page, 'explain-digits');
+
+      expect(await page.getByTestId('ec').textContent()).toMatch(/image–text: -?\d\.\d{3}; image–audio: -?\d\.\d{3}; text–audio: -?\d\.\d{3}/);
+      expect(await page.getByTestId('token').count()).toBeGreaterThan(0);
+      expect(await canvasVariety('saliency-canvas')).toBeGreaterThan(0.05);
+    });
+  });
+
+  it('asks for the admin token on the dashboard', async () => {
+    const page = await open('/dashboard');
+    await page.getByTestId('admin-token').waitFor();
+    await shot(page, 'dashboard-token');
+    expect(await page.getByRole('heading', { name: 'Admin token' }).count()).toBe(1);
+    await page.close();
+  });
+
+  it('raised no uncaught error in any page', () => {
+    expect(pageErrors).toEqual([]);
+  });
+});
