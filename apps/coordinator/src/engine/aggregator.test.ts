@@ -1,6 +1,7 @@
-import { isFlCoreError, tensor } from '@chorus/fl-core';
+import { FedAvg, isFlCoreError, tensor } from '@chorus/fl-core';
 import { describe, expect, it } from 'vitest';
 import { createGroupMeanAggregator } from './aggregator.js';
+import type { Aggregator } from './aggregator.js';
 
 const global = [tensor('image/w', [2], new Float32Array([1, 1])), tensor('text/w', [1], new Float32Array([10])), tensor('fusion/b', [1], new Float32Array([0]))];
 
@@ -45,5 +46,22 @@ describe('createGroupMeanAggregator', () => {
     }
     expect(isFlCoreError(caught, 'AGG_BAD_STATE')).toBe(true);
     expect(b.exportState()).toEqual(a.exportState());
+  });
+});
+
+describe('the Aggregator seam', () => {
+  it('takes an fl-core strategy unchanged and agrees with the built-in mean', () => {
+    // Arrange: the one line that swaps in a strategy.
+    const strategy: Aggregator = new FedAvg();
+    const results = [
+      { clientId: 'a', numExamples: 1, delta: [tensor('image/w', [2], new Float32Array([4, 0]))] },
+      { clientId: 'b', numExamples: 3, delta: [tensor('image/w', [2], new Float32Array([0, 4]))] },
+    ];
+    // Act
+    const fromStrategy = strategy.aggregateFit(1, global, results, []);
+    const builtIn = createGroupMeanAggregator().aggregateFit(1, global, results, []);
+    // Assert
+    expect(fromStrategy!.parameters.map((t) => [t.name, [...t.values]])).toEqual(builtIn!.parameters.map((t) => [t.name, [...t.values]]));
+    expect(strategy.exportState().json.strategy).toBe('fedavg');
   });
 });

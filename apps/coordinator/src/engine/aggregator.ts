@@ -34,10 +34,12 @@ export interface AggregateOutcome {
   readonly metrics: Readonly<Record<string, number>>;
 }
 
-/** JSON half of a strategy's exported state (fl-core `StrategyStateJson`, kept opaque here). */
+/**
+ * JSON half of a strategy's exported state (fl-core `StrategyStateJson`). Only `strategy` is read
+ * here; every other field is stored as serialized and handed back unchanged on import.
+ */
 export interface AggregatorStateJson {
   readonly strategy: string;
-  readonly [key: string]: unknown;
 }
 
 /** A strategy's server state: JSON plus tensors (fl-core `StrategyState`). */
@@ -101,12 +103,12 @@ export function createGroupMeanAggregator(): Aggregator {
       return { json: { strategy: 'group-mean', version: 1, roundsAggregated, lastServerRound }, tensors: [] };
     },
     importState(state) {
-      const json = state.json;
-      if (json.strategy !== 'group-mean' || typeof json['roundsAggregated'] !== 'number') {
+      const json = state.json as AggregatorStateJson & { readonly roundsAggregated?: unknown; readonly lastServerRound?: unknown };
+      if (json.strategy !== 'group-mean' || typeof json.roundsAggregated !== 'number') {
         throw new FlCoreError('AGG_BAD_STATE', `group-mean: cannot import state of '${String(json.strategy)}'`);
       }
-      roundsAggregated = json['roundsAggregated'];
-      lastServerRound = typeof json['lastServerRound'] === 'number' ? json['lastServerRound'] : null;
+      roundsAggregated = json.roundsAggregated;
+      lastServerRound = typeof json.lastServerRound === 'number' ? json.lastServerRound : null;
     },
   };
 }

@@ -11,6 +11,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { selectBackend, type BackendChoice } from '@chorus/models';
 import type { BackendName } from './backendQuery.js';
 
+(globalThis as unknown as { __tf: unknown }).__tf = tf; // DEBUG
 setWasmPaths(`${import.meta.env.BASE_URL}tfjs-wasm/`);
 
 /** The trial's outcome plus the known-answer check of the winner. */
