@@ -41,7 +41,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['packages/models/**/*.ts', 'packages/datasets/**/*.ts'],
+    files: ['packages/models/**/*.ts', 'packages/datasets/**/*.ts', 'packages/protocol/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: internal(['@chorus/coordinator', '@chorus/web-client']) }],
     },

@@ -1,4 +1,3 @@
-export * from './protocol/index.js';
 export { COORDINATOR_ERROR_CODES, CoordinatorError, isCoordinatorError } from './errors.js';
 export type { CoordinatorErrorCode } from './errors.js';
 export { MAX_UPDATE_BYTES_CAP, strategySchema, taskSchema } from './task/taskSchema.js';

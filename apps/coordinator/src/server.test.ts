@@ -6,7 +6,7 @@ import type { Tensor } from '@chorus/fl-core';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256Hex } from './engine/roundEngine.js';
-import type { ProtocolErrorCode } from './protocol/errors.js';
+import type { ProtocolErrorCode } from '@chorus/protocol';
 import { startCoordinator } from './server.js';
 import type { Coordinator, CoordinatorOptions } from './server.js';
 import { MemoryStore } from './store/memoryStore.js';

@@ -23,9 +23,9 @@ import type { EngineClock, EngineTransport } from './engine/roundEngine.js';
 import { CoordinatorError } from './errors.js';
 import { createRequestHandler } from './http/api.js';
 import { CoordinatorMetrics } from './http/metrics.js';
-import { ackError } from './protocol/errors.js';
-import type { Ack, ProtocolErrorCode } from './protocol/errors.js';
-import { PROTOCOL_VERSION, authSchema, helloSchema, updateSchema } from './protocol/protocol.js';
+import { ackError } from '@chorus/protocol';
+import type { Ack, ProtocolErrorCode } from '@chorus/protocol';
+import { PROTOCOL_VERSION, authSchema, helloSchema, updateSchema } from '@chorus/protocol';
 import type {
   ClientToServerEvents,
   ConnectErrorData,
@@ -34,7 +34,7 @@ import type {
   ServerToClientEvents,
   SocketData,
   UpdateResult,
-} from './protocol/protocol.js';
+} from '@chorus/protocol';
 import { KeyedRateLimiter, TokenBucket } from './security/rateLimit.js';
 import type { TokenBucketOptions } from './security/rateLimit.js';
 import { generateId, generateToken, hashToken, tokenMatchesHash } from './security/tokens.js';

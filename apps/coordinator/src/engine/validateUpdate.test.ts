@@ -1,7 +1,7 @@
 import { crc32, encodeUpdate, tensor } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
 import { describe, expect, it } from 'vitest';
-import { ProtocolError } from '../protocol/errors.js';
+import { ProtocolError } from '@chorus/protocol';
 import { validateUpdate } from './validateUpdate.js';
 import type { UpdateExpectations } from './validateUpdate.js';
 

@@ -11,8 +11,8 @@
  */
 import { allFinite, decodeUpdate, groupOf, isFlCoreError, squaredNorm } from '@chorus/fl-core';
 import type { Parameters, Tensor } from '@chorus/fl-core';
-import { ProtocolError } from '../protocol/errors.js';
-import { MODALITIES } from '../protocol/protocol.js';
+import { ProtocolError } from '@chorus/protocol';
+import { MODALITIES } from '@chorus/protocol';
 
 /** What an update is checked against. */
 export interface UpdateExpectations {

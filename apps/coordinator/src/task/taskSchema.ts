@@ -6,7 +6,7 @@
  * n > 2f + 2) are checked after the field rules, each naming the path it is about.
  */
 import { z } from 'zod';
-import { MODALITIES, UPLOAD_ENCODINGS } from '../protocol/protocol.js';
+import { MODALITIES, UPLOAD_ENCODINGS } from '@chorus/protocol';
 
 /** Largest update a task may allow (socket.io buffers a whole message in memory). */
 export const MAX_UPDATE_BYTES_CAP = 256 * 1024 * 1024;

@@ -7,8 +7,8 @@ import { decodeUpdate, encodeUpdate, groupOf } from '@chorus/fl-core';
 import type { Parameters, Tensor } from '@chorus/fl-core';
 import { io } from 'socket.io-client';
 import type { Socket } from 'socket.io-client';
-import type { Ack } from '../protocol/errors.js';
-import { MODALITIES, PROTOCOL_VERSION, roundStartSchema } from '../protocol/protocol.js';
+import type { Ack } from '@chorus/protocol';
+import { MODALITIES, PROTOCOL_VERSION, roundStartSchema } from '@chorus/protocol';
 import type {
   AuthPayload,
   Capabilities,
@@ -21,7 +21,7 @@ import type {
   TaskEndPayload,
   UpdatePayload,
   UpdateResult,
-} from '../protocol/protocol.js';
+} from '@chorus/protocol';
 
 /** Error of a refused handshake, with the coordinator's code. */
 export class ConnectRefused extends Error {
