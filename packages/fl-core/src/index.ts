@@ -89,13 +89,14 @@ export type {
 } from './trust/trustScore.js';
 export { createWeightedMeanAccumulator } from './aggregation/accumulator.js';
 export type { WeightedMeanAccumulator } from './aggregation/accumulator.js';
-export { fedAvg } from './aggregation/fedAvg.js';
+export { fedAvg, FEDAVG_SIMD_RELATIVE_TOLERANCE } from './aggregation/fedAvg.js';
 export { fedAvgM } from './aggregation/fedAvgM.js';
 export type { FedAvgMOptions, FedAvgMResult } from './aggregation/fedAvgM.js';
 export { fedAdagrad, fedAdam, fedOpt, fedYogi, initialFedOptState } from './aggregation/fedOpt.js';
 export type { FedOptKind, FedOptOptions, FedOptResult, FedOptState } from './aggregation/fedOpt.js';
 export { median } from './aggregation/median.js';
-export { trimmedMean } from './aggregation/trimmedMean.js';
+export { trimmedMean, TRIMMED_MEAN_SIMD_MAX_CUT } from './aggregation/trimmedMean.js';
+export { wasmSimdAvailable } from './simd/kernels.js';
 export { krum, pairwiseSquaredDistances } from './aggregation/krum.js';
 export type { KrumOptions, KrumResult } from './aggregation/krum.js';
 export { flTrust } from './aggregation/flTrust.js';
