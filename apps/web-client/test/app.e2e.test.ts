@@ -8,7 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -32,6 +32,50 @@ const ARGS = [
 const ARTIFACTS = resolve(WEB_CLIENT_ROOT, '../../test-artifacts/web-client');
 const DIST = join(WEB_CLIENT_ROOT, 'dist');
 
+const ADMIN_TOKEN = 'admin-test-token';
+
+/**
+ * A stand-in for the coordinator's admin API (same routes and body shapes as apps/coordinator's
+ * http/api.ts) with three rounds of hand-written figures, so the dashboard's charts can be seen.
+ */
+function fakeAdminApi(url: string, authorization: string | undefined, res: ServerResponse): void {
+  const send = (status: number, body: unknown): void => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  if (authorization !== `Bearer ${ADMIN_TOKEN}`) return send(authorization ? 403 : 401, { error: { code: authorization ? 'AUTH_INVALID' : 'AUTH_REQUIRED', message: 'admin token' } });
+  const clients = ['c-honest-1', 'c-honest-2', 'c-noisy-3'];
+  const trust = [
+    [0.34, 0.33, 0.33],
+    [0.4, 0.38, 0.22],
+    [0.45, 0.43, 0.12],
+  ];
+  const routes: Record<string, unknown> = {
+    '/api/tasks': { tasks: [{ taskId: 'demo-digits', status: 'running', createdAt: 1, updatedAt: 2, engine: null }] },
+    '/api/tasks/demo-digits/metrics': {
+      taskId: 'demo-digits',
+      metrics: [0.42, 0.61, 0.7].map((acc, r) => ({
+        taskId: 'demo-digits',
+        serverRound: r + 1,
+        createdAt: r,
+        metrics: { 'client.accuracy': acc, 'client.loss': 2 - 2 * acc, 'client.accuracy.image': acc + 0.05, 'client.accuracy.text': acc - 0.1, 'client.accuracy.audio': acc - 0.05, bytesIn: 30_000 + 1000 * r, epsilon: 0.4 * (r + 1), numRejected: r },
+      })),
+    },
+    '/api/tasks/demo-digits/trust': { trust: trust.flatMap((row, r) => row.map((t, c) => ({ taskId: 'demo-digits', serverRound: r + 1, clientId: clients[c], trust: t }))) },
+    '/api/tasks/demo-digits/clients': {
+      clients: clients.map((clientId, i) => ({ clientId, capabilities: { backend: ['wasm', 'webgpu', 'cpu'][i], modalities: ['image', 'text'], numExamples: 100 + i }, createdAt: 0, lastSeenAt: Date.now() - 5000 * i })),
+    },
+    '/api/tasks/demo-digits/rounds': { rounds: [1, 2, 3].map((serverRound) => ({ serverRound, attempt: 0 })) },
+  };
+  for (const r of [1, 2, 3]) {
+    routes[`/api/tasks/demo-digits/rounds/${r}/updates`] = {
+      updates: clients.map((clientId, c) => ({ clientId, serverRound: r, status: c === 2 && r > 1 ? 'rejected' : 'accepted', code: c === 2 && r > 1 ? (r === 2 ? 'UPDATE_NON_FINITE' : 'UPDATE_NORM') : null })),
+    };
+  }
+  const body = routes[new URL(url, 'http://localhost').pathname];
+  return body === undefined ? send(404, { error: { code: 'NOT_FOUND', message: 'no such route' } }) : send(200, body);
+}
+
 const runnable = existsSync(CHROMIUM) || Boolean(process.env['CI']);
 if (!runnable) console.warn(`web-client e2e skipped: ${CHROMIUM} is missing (install it with apt-get install chromium; in CI this test runs and fails without it)`);
 
@@ -54,21 +98,25 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
   }
 
   /** Waits for the backend trial to finish and returns what the panel reports. */
-  async function backendResult(page: Page): Promise<{ status: string; backend: string; verified: string | null }> {
-    const panel = page.getByTestId('backend-panel');
-    await expect.poll(async () => panel.getAttribute('data-status'), { timeout: 60_000 }).not.toBe('measuring');
-    return {
-      status: (await panel.getAttribute('data-status')) ?? '',
-      backend: (await panel.getAttribute('data-backend')) ?? '',
-      verified: await page.getByTestId('backend-check').getAttribute('data-verified').catch(() => null),
-    };
+  async function backendResult(page: Page): Promise<{ status: string; backend: string; verified: string | null; error: string | null }> {
+    await page.waitForFunction(() => (document.querySelector('[data-testid=backend-panel]')?.getAttribute('data-status') ?? 'measuring') !== 'measuring', null, { timeout: 90_000 });
+    return page.evaluate(() => {
+      const panel = document.querySelector('[data-testid=backend-panel]')!;
+      return {
+        status: panel.getAttribute('data-status') ?? '',
+        backend: panel.getAttribute('data-backend') ?? '',
+        verified: document.querySelector('[data-testid=backend-check]')?.getAttribute('data-verified') ?? null,
+        error: document.querySelector('[data-testid=backend-error]')?.textContent ?? null,
+      };
+    });
   }
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    const build = spawnSync(process.execPath, [join(WEB_CLIENT_ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: WEB_CLIENT_ROOT, encoding: 'utf8' });
+    const build = spawnSync(process.execPath, [join(WEB_CLIENT_ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: WEB_CLIENT_ROOT, encoding: 'utf8', env: { ...process.env, NODE_ENV: 'production' } });
     if (build.status !== 0) throw new Error(`vite build failed:\n${build.stdout}\n${build.stderr}`);
-    server = createServer(appHandler(DIST));
+    const app = appHandler(DIST);
+    server = createServer((req, res) => (req.url?.startsWith('/api/') ? fakeAdminApi(req.url, req.headers.authorization, res) : app(req, res)));
     await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
@@ -91,7 +139,7 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
     await shot(page, 'volunteer-webgpu');
 
     // Assert
-    expect(result).toEqual({ status: 'ready', backend: 'webgpu', verified: 'true' });
+    expect(result).toEqual({ status: 'ready', backend: 'webgpu', verified: 'true', error: null });
     expect(await page.getByTestId('trial-webgpu').getAttribute('data-available')).toBe('true');
     await expect.poll(() => page.getByTestId('join-task').textContent()).toContain('demo-digits');
     expect(await page.getByTestId('join-task').textContent()).not.toContain('secret-token');
@@ -103,7 +151,7 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
     const result = await backendResult(page);
     await shot(page, 'volunteer-wasm');
 
-    expect(result).toEqual({ status: 'ready', backend: 'wasm', verified: 'true' });
+    expect(result).toEqual({ status: 'ready', backend: 'wasm', verified: 'true', error: null });
     await page.close();
   });
 
@@ -140,7 +188,7 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
     // Act: a drop of folder "3" as the browser hands it over (a directory entry with two file entries).
     await page.getByTestId('drop-zone').evaluate(
       (zone, files) => {
-        const bytes = (b64: string): Uint8Array => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const bytes = (b64: string): Uint8Array<ArrayBuffer> => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
         const fileEntry = (name: string, b64: string) => {
           const file = new File([bytes(b64)], name, { type: 'image/png' });
           return { isFile: true, isDirectory: false, name, fullPath: `/3/${name}`, file: (ok: (f: File) => void) => ok(file) };
@@ -208,9 +256,10 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
     let page: Page;
 
     beforeAll(async () => {
-      page = await open('/explain?backend=wasm');
-      await backendResult(page);
-      await expect.poll(() => page.getByTestId('explain-file').isEnabled(), { timeout: 60_000 }).toBe(true);
+      page = await open('/explain');
+      const backend = await backendResult(page);
+      if (backend.status !== 'ready') throw new Error(`the viewer has no backend: ${backend.error}`);
+      await page.waitForFunction(() => (document.querySelector('[data-testid=sample-picker] fieldset') as HTMLFieldSetElement | null)?.disabled === false, null, { timeout: 60_000 });
     });
 
     afterAll(async () => {
@@ -219,10 +268,17 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
 
     async function explainFile(name: string): Promise<void> {
       await page.getByTestId('explain-file').setInputFiles(join(fixtures, name));
-      await expect.poll(() => page.getByTestId('explain-status').getAttribute('data-state'), { timeout: 60_000 }).toMatch(/done|failed/);
-      const error = await page.getByTestId('explain-error').textContent().catch(() => null);
-      expect(error).toBeNull();
-      expect(await page.getByTestId('explain-source').textContent()).toBe(`own file: ${name}`);
+      await waitExplained(`own file: ${name}`);
+    }
+
+    /** Waits until the viewer shows the explanation of a source starting with `source`; fails with the page's error if it shows one. */
+    async function waitExplained(source: string): Promise<void> {
+      await page.waitForFunction(
+        (wanted) => document.querySelector('[data-testid=explain-error]') !== null || document.querySelector('[data-testid=explain-source]')?.textContent?.startsWith(wanted) === true,
+        source,
+        { timeout: 60_000 },
+      );
+      expect(await page.getByTestId('explain-error').count(), await page.getByTestId('explain-status').textContent() ?? '').toBe(0);
     }
 
     /** Fraction of canvas pixels that differ from the first one: a blank canvas gives 0. */
@@ -267,20 +323,39 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
     it('explains a built-in digits sample across all three modalities', async () => {
       await page.getByTestId('demo-index').fill('3');
       await page.getByTestId('explain-demo').click();
-      await expect.poll(() => page.getByTestId('explain-source').textContent().catch(() => ''), { timeout: 60_000 }).toContain('digits test #3');
+      await waitExplained('digits test #3 (speaker ');
       await shot(page, 'explain-digits');
 
-      expect(await page.getByTestId('ec').textContent()).toMatch(/image–text: -?\d\.\d{3}; image–audio: -?\d\.\d{3}; text–audio: -?\d\.\d{3}/);
+      expect(await page.getByTestId('ec').getAttribute('data-text')).toMatch(/^image–text: -?\d\.\d{3}; image–audio: -?\d\.\d{3}; text–audio: -?\d\.\d{3}$/);
       expect(await page.getByTestId('token').count()).toBeGreaterThan(0);
       expect(await canvasVariety('saliency-canvas')).toBeGreaterThan(0.05);
     });
   });
 
-  it('asks for the admin token on the dashboard', async () => {
+  it('asks for the admin token on the dashboard, refuses a wrong one and charts the rounds', async () => {
+    // Arrange
     const page = await open('/dashboard');
     await page.getByTestId('admin-token').waitFor();
     await shot(page, 'dashboard-token');
-    expect(await page.getByRole('heading', { name: 'Admin token' }).count()).toBe(1);
+
+    // Act: a wrong token, then the right one.
+    await page.getByTestId('admin-token').fill('wrong');
+    await page.getByRole('button', { name: 'Open dashboard' }).click();
+    await page.getByText('The coordinator refused this token.').waitFor();
+    await page.getByTestId('admin-token').fill(ADMIN_TOKEN);
+    await page.getByRole('button', { name: 'Open dashboard' }).click();
+    await page.waitForFunction(() => document.querySelector('[data-testid=chart-trust]')?.getAttribute('data-empty') === 'false', null, { timeout: 30_000 });
+    await page.mouse.move(0, 0); // no tooltip left open from the click
+    await page.waitForTimeout(500); // let the charts lay out before the screenshot
+    await shot(page, 'dashboard');
+
+    // Assert
+    for (const chart of ['chart-accuracy', 'chart-loss', 'chart-trust', 'chart-bytes', 'chart-rejections', 'chart-epsilon']) {
+      expect(await page.getByTestId(chart).getAttribute('data-empty'), chart).toBe('false');
+      expect(await page.locator(`[data-testid=${chart}] svg.recharts-surface`).count(), chart).toBeGreaterThan(0);
+    }
+    expect(await page.locator('[data-testid=chart-trust] .recharts-line').count()).toBe(3);
+    expect(await page.locator('[data-testid=clients-table] tbody tr').count()).toBe(3);
     await page.close();
   });
 

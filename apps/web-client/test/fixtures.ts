@@ -54,7 +54,7 @@ export function digitOnePng(): Uint8Array {
 export function corruptPng(): Uint8Array {
   const good = digitOnePng();
   const bad = good.slice(0, good.length - 20);
-  bad[bad.length - 1] ^= 0xff;
+  bad[bad.length - 1] = bad[bad.length - 1]! ^ 0xff;
   return bad;
 }
 

@@ -12,6 +12,11 @@ import { DASHBOARD_MODALITIES, type RejectionCount, type RoundPoint, type TrustP
 
 const HEIGHT = 240;
 
+/** Tooltip values to three decimals (figures arrive as full-precision floats). */
+const threeDecimals = (value: unknown): string => (typeof value === 'number' ? value.toFixed(3) : String(value));
+/** Client ids are long random pseudonyms; the legend shows their start, as the clients table does. */
+const shortId = (id: string): string => (id.length > 12 ? `${id.slice(0, 10)}…` : id);
+
 function ChartFrame({ title, empty, emptyMessage, children, testId }: { title: string; empty: boolean; emptyMessage: string; children: ReactNode; testId: string }): ReactNode {
   return (
     <figure className="chart" data-testid={testId} data-empty={empty}>
@@ -38,7 +43,7 @@ export function MetricPerRoundChart({ rounds, quantity }: { rounds: readonly Rou
           <CartesianGrid strokeDasharray="3 3" />
           <XAxis dataKey="serverRound" label={{ value: 'round', position: 'insideBottomRight', offset: -2 }} />
           <YAxis domain={quantity === 'accuracy' ? [0, 1] : ['auto', 'auto']} />
-          <Tooltip />
+          <Tooltip formatter={threeDecimals} />
           <Legend />
           {series.map((key) => (
             <Line key={key} type="monotone" dataKey={key} stroke={key === 'overall' ? '#222' : MODALITY_COLOURS[key]} strokeWidth={key === 'overall' ? 2.5 : 1.5} dot={false} connectNulls isAnimationActive={false} />
@@ -59,8 +64,8 @@ export function TrustChart({ points, clients }: { points: readonly TrustPoint[];
           <CartesianGrid strokeDasharray="3 3" />
           <XAxis dataKey="serverRound" />
           <YAxis domain={[0, 'auto']} />
-          <Tooltip />
-          <Legend formatter={(value: string) => value.slice(0, 8)} />
+          <Tooltip formatter={threeDecimals} />
+          <Legend formatter={(value: string) => shortId(value)} />
           {clients.map((c, i) => (
             <Line key={c} type="monotone" dataKey={c} stroke={categorical(i)} dot={false} connectNulls isAnimationActive={false} />
           ))}
@@ -96,7 +101,7 @@ export function RejectionsChart({ rejections }: { rejections: readonly Rejection
         <BarChart data={[...rejections]} layout="vertical" margin={{ top: 8, right: 16, bottom: 4, left: 8 }}>
           <CartesianGrid strokeDasharray="3 3" />
           <XAxis type="number" allowDecimals={false} />
-          <YAxis type="category" dataKey="code" width={140} />
+          <YAxis type="category" dataKey="code" width={170} interval={0} tick={{ fontSize: 12 }} />
           <Tooltip />
           <Bar dataKey="count" fill="#D55E00" isAnimationActive={false} />
         </BarChart>

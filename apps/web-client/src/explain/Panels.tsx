@@ -73,7 +73,7 @@ export function TermsPanel({ view }: View): ReactNode {
         <BarChart data={data} layout="vertical" margin={{ top: 4, right: 16, bottom: 4, left: 8 }}>
           <CartesianGrid strokeDasharray="3 3" />
           <XAxis type="number" tickFormatter={(v: number) => v.toFixed(2)} />
-          <YAxis type="category" dataKey="name" width={80} />
+          <YAxis type="category" dataKey="name" width={80} interval={0} tick={{ fontSize: 12 }} />
           <Tooltip formatter={(v) => Number(v).toFixed(4)} />
           <ReferenceLine x={0} stroke="#444" />
           <Bar dataKey="contribution" isAnimationActive={false}>
@@ -197,10 +197,18 @@ export function MetricsPanel({ view }: View): ReactNode {
       <h2 id="metrics-title">EC and FS</h2>
       <dl className="facts">
         <dt>Explanation consistency (EC)</dt>
-        <dd data-testid="ec">
-          {view.consistency.length === 0
-            ? 'needs two modalities of one input; this sample has one'
-            : view.consistency.map((c) => `${c.a}–${c.b}: ${formatNumber(c.value)}`).join('; ')}
+        <dd data-testid="ec" data-text={view.consistency.map((c) => `${c.a}–${c.b}: ${formatNumber(c.value)}`).join('; ')}>
+          {view.consistency.length === 0 ? (
+            'needs two modalities of one input; this sample has one'
+          ) : (
+            <ul className="plain">
+              {view.consistency.map((c) => (
+                <li key={`${c.a}-${c.b}`}>
+                  {c.a}–{c.b}: {formatNumber(c.value)}
+                </li>
+              ))}
+            </ul>
+          )}
         </dd>
         <dt>Faithfulness (FS, k = {view.faithfulnessK})</dt>
         <dd data-testid="fs">{formatNumber(view.faithfulness, 4)}</dd>

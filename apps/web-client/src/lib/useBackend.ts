@@ -11,7 +11,7 @@ import { chooseBackend, type BackendOutcome } from './tfSetup.js';
 export type BackendState =
   | { readonly status: 'measuring'; readonly request: BackendRequest | null }
   | { readonly status: 'ready'; readonly request: BackendRequest; readonly outcome: BackendOutcome }
-  | { readonly status: 'failed'; readonly request: BackendRequest | null; readonly error: string };
+  | { readonly status: 'failed'; readonly request: BackendRequest | null; readonly error: string; readonly outcome?: BackendOutcome };
 
 let trial: Promise<BackendState> | null = null;
 
@@ -25,7 +25,12 @@ function runTrial(search: string): Promise<BackendState> {
         return { status: 'failed', request: null, error: describeError(err) };
       }
       try {
-        return { status: 'ready', request, outcome: await chooseBackend(request.candidates) };
+        const outcome = await chooseBackend(request.candidates);
+        if (!outcome.verified) {
+          const reasons = outcome.rejected.map((r) => `${r.backend} failed the known-answer check (${r.reason})`).join('; ');
+          return { status: 'failed', request, error: reasons, outcome };
+        }
+        return { status: 'ready', request, outcome };
       } catch (err) {
         return { status: 'failed', request, error: describeError(err) };
       }

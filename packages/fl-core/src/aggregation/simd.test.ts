@@ -49,6 +49,29 @@ function expectWithinOneRounding(actual: Float32Array, expected: Float32Array): 
   }
 }
 
+describe('scalar kernels (the fallback where WebAssembly SIMD is missing)', () => {
+  it('fedAvgScalar is the example-weighted mean, exact on every block and unroll remainder', () => {
+    const updates = Array.from({ length: 11 }, (_, k) => new Float32Array(5000).fill(k));
+
+    expect(Array.from(fedAvgScalar([f32(1, 2, 3, 4), f32(3, 0, -3, 8), f32(5, 4, 0, -6)], [1, 1, 2]))).toEqual([3.5, 2.5, 0, 0]);
+    expect(fedAvgScalar(updates, updates.map(() => 1)).every((x) => x === 5)).toBe(true);
+  });
+
+  it('trimmedMeanScalar drops the cut smallest and largest per coordinate', () => {
+    const rows = [f32(1, 2), f32(3, 0), f32(5, 4), f32(0, 0), f32(10, -10)];
+
+    const out = trimmedMeanScalar(rows, 0.2);
+
+    expect(out[0]).toBe(3);
+    expect(out[1]).toBeCloseTo(2 / 3, 6);
+  });
+
+  it('reject bad input with coded errors', () => {
+    expectCode(() => fedAvgScalar([f32(1), f32(2)], [1, -1]), 'AGG_BAD_WEIGHTS');
+    expectCode(() => trimmedMeanScalar([f32(1), f32(2)], 0.5), 'AGG_BAD_CONFIG');
+  });
+});
+
 describe('WebAssembly SIMD kernels', () => {
   it('are available on the Node versions the project supports', () => {
     expect(wasmSimdAvailable()).toBe(true);

@@ -3,7 +3,7 @@
 (module
   (import "env" "memory" (memory 1))
 
-  ;; acc[i] += w0·row0[i] + … + w7·row7[i]; rows at $rows + r·32832; i < count rounded up to 4.
+  ;; acc[i] += w0·row0[i] + … + w7·row7[i]; rows at $rows + r·16448; i < count rounded up to 4.
   (func (export "weightedSum8") (param $acc i32) (param $rows i32) (param $w0 f32) (param $w1 f32) (param $w2 f32) (param $w3 f32) (param $w4 f32) (param $w5 f32) (param $w6 f32) (param $w7 f32) (param $count i32)
     (local $j i32) (local $end i32) (local $t v128) (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128) (local $s4 v128) (local $s5 v128) (local $s6 v128) (local $s7 v128)
     (local.set $s0 (f32x4.splat (local.get $w0)))
@@ -18,7 +18,7 @@
     (local.set $end (i32.add (local.get $rows) (i32.shl (i32.and (i32.add (local.get $count) (i32.const 3)) (i32.const -4)) (i32.const 2))))
     (block $done (loop $next
       (br_if $done (i32.ge_u (local.get $j) (local.get $end)))
-      (local.set $t (f32x4.add (f32x4.add (f32x4.add (f32x4.mul (local.get $s0) (v128.load offset=0 (local.get $j))) (f32x4.mul (local.get $s1) (v128.load offset=32832 (local.get $j)))) (f32x4.add (f32x4.mul (local.get $s2) (v128.load offset=65664 (local.get $j))) (f32x4.mul (local.get $s3) (v128.load offset=98496 (local.get $j))))) (f32x4.add (f32x4.add (f32x4.mul (local.get $s4) (v128.load offset=131328 (local.get $j))) (f32x4.mul (local.get $s5) (v128.load offset=164160 (local.get $j)))) (f32x4.add (f32x4.mul (local.get $s6) (v128.load offset=196992 (local.get $j))) (f32x4.mul (local.get $s7) (v128.load offset=229824 (local.get $j)))))))
+      (local.set $t (f32x4.add (f32x4.add (f32x4.add (f32x4.mul (local.get $s0) (v128.load offset=0 (local.get $j))) (f32x4.mul (local.get $s1) (v128.load offset=16448 (local.get $j)))) (f32x4.add (f32x4.mul (local.get $s2) (v128.load offset=32896 (local.get $j))) (f32x4.mul (local.get $s3) (v128.load offset=49344 (local.get $j))))) (f32x4.add (f32x4.add (f32x4.mul (local.get $s4) (v128.load offset=65792 (local.get $j))) (f32x4.mul (local.get $s5) (v128.load offset=82240 (local.get $j)))) (f32x4.add (f32x4.mul (local.get $s6) (v128.load offset=98688 (local.get $j))) (f32x4.mul (local.get $s7) (v128.load offset=115136 (local.get $j)))))))
       (v128.store (local.get $acc) (f64x2.add (v128.load (local.get $acc)) (f64x2.promote_low_f32x4 (local.get $t))))
       (v128.store offset=16 (local.get $acc)
         (f64x2.add (v128.load offset=16 (local.get $acc)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $t) (local.get $t)))))

@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import { isWebClientError } from '../lib/errors.js';
+import { DashboardApi, pickMetric, rejectionCounts, roundPoints, trustSeries, type DashboardFetch } from './dashboardData.js';
+
+/** A fake admin API: path → [status, body]; records the Authorization header of every call. */
+function fakeFetch(routes: Record<string, [number, unknown]>, seen: string[] = []): DashboardFetch {
+  return (url, init) => {
+    seen.push(init.headers['authorization'] ?? '');
+    const route = routes[new URL(url).pathname];
+    if (!route) return Promise.resolve({ ok: false, status: 404, json: () => Promise.resolve({ error: { code: 'NOT_FOUND', message: 'no such route' } }) });
+    return Promise.resolve({ ok: route[0] < 400, status: route[0], json: () => Promise.resolve(route[1]) });
+  };
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await promise;
+  } catch (err) {
+    return isWebClientError(err) ? err.code : 'not a WebClientError';
+  }
+  return undefined;
+}
+
+describe('pickMetric', () => {
+  it('prefers server-side evaluation over clients’ means and keeps modalities apart', () => {
+    const metrics = { 'client.accuracy': 0.6, 'eval.accuracy': 0.7, 'client.accuracy.image': 0.5, 'client.loss': 1.2, 'strategy.numResults': 3 };
+
+    expect(pickMetric(metrics, 'accuracy')).toBe(0.7);
+    expect(pickMetric(metrics, 'accuracy', 'image')).toBe(0.5);
+    expect(pickMetric(metrics, 'accuracy', 'audio')).toBeUndefined();
+    expect(pickMetric(metrics, 'loss')).toBe(1.2);
+  });
+
+  it('ignores names with unknown prefixes and non-finite values', () => {
+    expect(pickMetric({ 'weird.accuracy': 0.9 }, 'accuracy')).toBeUndefined();
+    expect(pickMetric({ accuracy: Number.NaN }, 'accuracy')).toBeUndefined();
+    expect(pickMetric({ 'image/accuracy': 0.4 }, 'accuracy', 'image')).toBe(0.4);
+  });
+});
+
+describe('round, trust and rejection series', () => {
+  it('sorts rounds and leaves missing figures undefined rather than zero', () => {
+    const points = roundPoints([
+      { serverRound: 2, metrics: { 'client.accuracy': 0.8, bytesIn: 2048, numRejected: 1 } },
+      { serverRound: 1, metrics: { 'client.accuracy': 0.5, 'client.accuracy.text': 0.4, epsilon: 0.5 } },
+    ]);
+
+    expect(points.map((p) => p.serverRound)).toEqual([1, 2]);
+    expect(points[0]).toEqual({ serverRound: 1, accuracy: 0.5, epsilon: 0.5, perModality: { text: { accuracy: 0.4 } } });
+    expect(points[1]).toEqual({ serverRound: 2, accuracy: 0.8, bytesIn: 2048, numRejected: 1, perModality: {} });
+  });
+
+  it('groups trust by round and lists clients in first-seen order', () => {
+    const { points, clients } = trustSeries([
+      { serverRound: 2, clientId: 'b', trust: 0.2 },
+      { serverRound: 1, clientId: 'a', trust: 0.9 },
+      { serverRound: 2, clientId: 'a', trust: 0.8 },
+    ]);
+
+    expect(clients).toEqual(['a', 'b']);
+    expect(points).toEqual([
+      { serverRound: 1, trust: { a: 0.9 } },
+      { serverRound: 2, trust: { b: 0.2, a: 0.8 } },
+    ]);
+  });
+
+  it('counts rejections by code, most frequent first', () => {
+    const counts = rejectionCounts([
+      { status: 'rejected', code: 'UPDATE_NON_FINITE' },
+      { status: 'accepted', code: null },
+      { status: 'rejected', code: 'UPDATE_TOO_LARGE' },
+      { status: 'rejected', code: 'UPDATE_TOO_LARGE' },
+    ]);
+
+    expect(counts).toEqual([
+      { code: 'UPDATE_TOO_LARGE', count: 2 },
+      { code: 'UPDATE_NON_FINITE', count: 1 },
+    ]);
+  });
+});
+
+describe('DashboardApi', () => {
+  const task = { taskId: 'demo', status: 'running', updatedAt: 5 };
+  const routes: Record<string, [number, unknown]> = {
+    '/api/tasks': [200, { tasks: [{ taskId: 'demo', status: 'running', createdAt: 1, updatedAt: 5, engine: null }] }],
+    '/api/tasks/demo/metrics': [200, { taskId: 'demo', metrics: [{ taskId: 'demo', serverRound: 1, metrics: { 'client.accuracy': 0.5, bytesIn: 100 }, createdAt: 2 }] }],
+    '/api/tasks/demo/trust': [200, { trust: [{ taskId: 'demo', serverRound: 1, clientId: 'c1', trust: 0.75 }] }],
+    '/api/tasks/demo/clients': [
+      200,
+      {
+        clients: [
+          { clientId: 'c1', capabilities: { backend: 'wasm', modalities: ['image'], numExamples: 40 }, createdAt: 1, lastSeenAt: 4 },
+          { clientId: 'c2', capabilities: null, createdAt: 1, lastSeenAt: 3 },
+        ],
+      },
+    ],
+    '/api/tasks/demo/rounds': [200, { rounds: [{ serverRound: 1, attempt: 0 }] }],
+    '/api/tasks/demo/rounds/1/updates': [
+      200,
+      {
+        updates: [
+          { clientId: 'c1', serverRound: 1, status: 'accepted', code: null },
+          { clientId: 'c2', serverRound: 1, status: 'rejected', code: 'UPDATE_NON_FINITE' },
+        ],
+      },
+    ],
+  };
+
+  it('lists tasks with the bearer token', async () => {
+    const seen: string[] = [];
+    const api = new DashboardApi('http://coordinator', 'tok', fakeFetch(routes, seen));
+
+    expect(await api.tasks()).toEqual([task]);
+    expect(seen).toEqual(['Bearer tok']);
+  });
+
+  it('assembles charts and the clients table from the admin routes', async () => {
+    const api = new DashboardApi('http://coordinator/', 'tok', fakeFetch(routes));
+
+    const data = await api.dashboard(task);
+
+    expect(data.rounds).toEqual([{ serverRound: 1, accuracy: 0.5, bytesIn: 100, perModality: {} }]);
+    expect(data.trustClients).toEqual(['c1']);
+    expect(data.rejections).toEqual([{ code: 'UPDATE_NON_FINITE', count: 1 }]);
+    expect(data.clients).toEqual([
+      { clientId: 'c1', modalities: ['image'], backend: 'wasm', numExamples: 40, lastSeenAt: 4, trust: 0.75, lastContributionRound: 1 },
+      { clientId: 'c2', modalities: [], backend: null, numExamples: null, lastSeenAt: 3, trust: null, lastContributionRound: null },
+    ]);
+  });
+
+  it('reports the coordinator’s own error code as WEB_API_FAILED', async () => {
+    const api = new DashboardApi('http://coordinator', 'bad', fakeFetch({ '/api/tasks': [403, { error: { code: 'AUTH_INVALID', message: 'admin token is not valid' } }] }));
+
+    await expect(api.tasks()).rejects.toThrow(/WEB_API_FAILED: \/api\/tasks: AUTH_INVALID/);
+  });
+
+  it('refuses a body of the wrong shape with WEB_BAD_RESPONSE', async () => {
+    const api = new DashboardApi('http://coordinator', 'tok', fakeFetch({ ...routes, '/api/tasks/demo/trust': [200, { trust: [{ serverRound: '1', clientId: 'c1', trust: 0.5 }] }] }));
+
+    expect(await codeOf(api.dashboard(task))).toBe('WEB_BAD_RESPONSE');
+    expect(await codeOf(new DashboardApi('http://x', 't', fakeFetch({ '/api/tasks': [200, { tasks: 'none' }] })).tasks())).toBe('WEB_BAD_RESPONSE');
+  });
+
+  it('reports an unreachable coordinator as WEB_API_FAILED', async () => {
+    const api = new DashboardApi('http://coordinator', 'tok', () => Promise.reject(new Error('connection refused')));
+
+    expect(await codeOf(api.tasks())).toBe('WEB_API_FAILED');
+  });
+});

@@ -1,0 +1,97 @@
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Embeddings } from '@chorus/datasets';
+import { isWebClientError } from '../lib/errors.js';
+import { TEXT_TOKENS, buildViewerModel, type ViewerModel } from './demoModel.js';
+import { explainSample, type ViewerSample } from './explainSample.js';
+import { textInput } from './samples.js';
+
+/** A four-word vocabulary with 3-wide vectors: id 0 padding, id 1 unknown. */
+const embeddings: Embeddings = {
+  dim: 3,
+  vocabulary: ['<pad>', '<unk>', 'seven', 'apples'],
+  vectors: Float32Array.from([0, 0, 0, 0.1, 0.1, 0.1, 1, 0, 0, 0, 1, 0]),
+  padId: 0,
+  unkId: 1,
+  encode: (text, maxTokens) => {
+    const ids = new Uint16Array(maxTokens);
+    text.toLowerCase().split(/\s+/).filter(Boolean).slice(0, maxTokens).forEach((w, i) => (ids[i] = w === 'seven' ? 2 : w === 'apples' ? 3 : 1));
+    return ids;
+  },
+};
+const CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+
+/** A 28×28 image: a bright vertical bar on black. */
+function barImage(): Float32Array {
+  const image = new Float32Array(28 * 28);
+  for (let y = 4; y < 24; y++) for (let x = 12; x < 16; x++) image[y * 28 + x] = 1;
+  return image;
+}
+
+describe('explainSample', () => {
+  let viewer: ViewerModel;
+
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+    viewer = buildViewerModel(embeddings, 0);
+  });
+
+  afterAll(() => viewer.dispose());
+
+  it('explains an image alone: only image terms, attribution all on the image, no EC', () => {
+    // Arrange
+    const before = tf.memory().numTensors;
+
+    // Act
+    const view = explainSample(viewer, { source: 'bar', image: barImage() }, CLASSES);
+
+    // Assert
+    expect(tf.memory().numTensors).toBe(before);
+    expect(view.present).toEqual([true, false, false]);
+    expect(view.modalityAttribution[0]).toBeCloseTo(1, 6);
+    expect(view.probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    expect(view.confidence).toBe(Math.max(...view.probabilities));
+    expect(view.terms).toHaveLength(8);
+    expect(view.terms.every((t) => t.modality === 'image')).toBe(true);
+    expect(Math.abs(view.terms[0]!.contribution)).toBeGreaterThanOrEqual(Math.abs(view.terms[7]!.contribution));
+    expect(view.shapeCurves).toHaveLength(6);
+    expect(view.image!.saliency).toHaveLength(28 * 28);
+    expect(view.consistency).toEqual([]);
+    expect(Number.isFinite(view.faithfulness)).toBe(true);
+  });
+
+  it('explains image and text together with one EC value in [-1, 1] and text saliency per token', () => {
+    const sample: ViewerSample = { source: 'pair', image: barImage(), text: textInput('seven apples', embeddings) };
+
+    const view = explainSample(viewer, sample, CLASSES);
+
+    expect(view.present).toEqual([true, true, false]);
+    expect(view.consistency.map((c) => [c.a, c.b])).toEqual([['image', 'text']]);
+    expect(Math.abs(view.consistency[0]!.value)).toBeLessThanOrEqual(1 + 1e-6);
+    expect(view.text!.words.slice(0, 3)).toEqual(['seven', 'apples', '']);
+    expect(view.text!.saliency).toHaveLength(TEXT_TOKENS);
+    expect(view.text!.saliency[2]).toBe(0); // padding never reaches the pooled vector
+  });
+
+  it('refuses unusable samples with WEB_BAD_SAMPLE before computing anything', () => {
+    const before = tf.memory().numTensors;
+    const bad: ViewerSample[] = [
+      { source: 'empty' },
+      { source: 'short', image: new Float32Array(10) },
+      { source: 'nan', image: barImage().fill(Number.NaN, 0, 1) },
+      { source: 'silent', text: { ids: new Int32Array(TEXT_TOKENS), words: new Array<string>(TEXT_TOKENS).fill('') } },
+      { source: 'no audio', audio: new Float32Array(0) },
+    ];
+
+    for (const sample of bad) {
+      let caught: unknown;
+      try {
+        explainSample(viewer, sample, CLASSES);
+      } catch (err) {
+        caught = err;
+      }
+      expect(isWebClientError(caught) && caught.code, sample.source).toBe('WEB_BAD_SAMPLE');
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
