@@ -43,7 +43,9 @@ export interface ArtifactReader {
 
 /** Hex sha256 of `bytes` (Web Crypto, so it runs in Node and the browser). */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes));
+  // Web Crypto's types want an ArrayBuffer-backed view; copy only when `bytes` is not one.
+  const view = bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
+  const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', view));
   let hex = '';
   for (const b of digest) hex += b.toString(16).padStart(2, '0');
   return hex;

@@ -1,7 +1,7 @@
 /**
  * Backend choice by measurement. TF.js picks a backend by static priority; on many machines WASM
  * beats WebGL for small models, and WebGPU may be registered but unusable. `selectBackend` runs the
- * same short trial (a dense layer and a 3×3 convolution, forward and backward, the shape of a
+ * same short trial (a frozen 3×3 convolution and a trainable dense layer, the shape of an adapter
  * training step) on each candidate that initialises — `tf.setBackend`'s boolean is checked, never
  * assumed — and keeps the fastest, reporting every figure it measured.
  */
@@ -27,16 +27,24 @@ export interface BackendChoice {
   reason: string;
 }
 
-function trialStep(x: tf.Tensor4D, kernel: tf.Variable, dense: tf.Variable): void {
-  tf.tidy(() => {
-    const { value, grads } = tf.variableGrads(() => {
-      const h = tf.relu(tf.conv2d(x, kernel as tf.Tensor4D, 1, 'same'));
-      const flat = tf.reshape(h, [x.shape[0], -1]) as tf.Tensor2D;
-      return tf.mean(tf.square(tf.matMul(flat, dense as tf.Tensor2D))) as tf.Scalar;
-    }, [kernel, dense]);
-    value.dataSync();
-    Object.values(grads).forEach((g) => g.dataSync());
-  });
+/**
+ * One trial iteration: a frozen 3×3 convolution forward and a trainable dense layer forward and
+ * backward — the shape of an adapter training step, which never needs the convolution kernel's
+ * gradient (WASM has no Conv2DBackpropFilter). Results are read with `await data()`: a synchronous
+ * `dataSync()` can lose the WebGPU device in some browsers and leave it returning zeros.
+ */
+async function trialStep(x: tf.Tensor4D, kernel: tf.Tensor4D, dense: tf.Variable): Promise<void> {
+  const { value, grads } = tf.variableGrads(() => {
+    const h = tf.relu(tf.conv2d(x, kernel, 1, 'same'));
+    const flat = tf.reshape(h, [x.shape[0], -1]) as tf.Tensor2D;
+    return tf.mean(tf.square(tf.matMul(flat, dense as tf.Tensor2D))) as tf.Scalar;
+  }, [dense]);
+  const outputs = [value, ...Object.values(grads)];
+  try {
+    await Promise.all(outputs.map((t) => t.data()));
+  } finally {
+    tf.dispose(outputs);
+  }
 }
 
 /** Times each candidate for about `trialMs` and activates the fastest; throws `MODELS_BACKEND_UNAVAILABLE` if none initialises. */
@@ -63,15 +71,15 @@ export async function selectBackend(candidates: readonly string[], options: { tr
       continue;
     }
     const x = tf.randomUniform([8, 16, 16, 4], 0, 1, 'float32', 1) as tf.Tensor4D;
-    const kernel = tf.variable(tf.randomNormal([3, 3, 4, 8], 0, 0.1, 'float32', 2));
+    const kernel = tf.randomNormal([3, 3, 4, 8], 0, 0.1, 'float32', 2) as tf.Tensor4D;
     const dense = tf.variable(tf.randomNormal([16 * 16 * 8, 32], 0, 0.01, 'float32', 3));
     try {
-      trialStep(x, kernel, dense); // warm-up: shader compilation and wasm initialisation are not the steady state
+      await trialStep(x, kernel, dense); // warm-up: shader compilation and wasm initialisation are not the steady state
       let iterations = 0;
       const start = now();
       let elapsed = 0;
       while (elapsed < trialMs) {
-        trialStep(x, kernel, dense);
+        await trialStep(x, kernel, dense);
         iterations++;
         elapsed = now() - start;
       }

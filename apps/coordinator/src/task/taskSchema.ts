@@ -29,23 +29,37 @@ export type BaseStrategyConfig =
   | { readonly name: 'multi-krum'; readonly numByzantine: number; readonly numSelected: number | null }
   | { readonly name: 'fltrust'; readonly rootExamples: number };
 
-/** FedMM-X trust-aware aggregation around an inner strategy. */
+/**
+ * FedMM-X trust-aware aggregation around an inner strategy. Every signal is measured by the
+ * coordinator (update agreement, and the candidate model's accuracy, loss, calibration and
+ * explanation consistency on the server's probe set); history enters through `historyDecay`.
+ */
 export interface TrustStrategyConfig {
   readonly name: 'fedmm-x';
   readonly inner: StrategyConfig;
-  /** Relative weights of the signals combined into T_k. */
+  /** Relative weights of the signals combined into a round's score s_k. */
   readonly weights: {
     readonly agreement: number;
     readonly accuracy: number;
     readonly loss: number;
     readonly calibration: number;
     readonly explanation: number;
-    readonly history: number;
   };
-  /** Weight of the previous T_k in the exponential moving average over rounds. */
+  /** Weight β of the previous T_k in the exponential moving average over rounds, in [0, 1). */
   readonly historyDecay: number;
+  /** T_k of a client never seen before. */
+  readonly prior: number;
   /** Updates whose T_k falls below this are left out of the round. */
   readonly minTrust: number;
+}
+
+/** Norm clipping of every client delta before the inner strategy sees it. */
+export interface ClipStrategyConfig {
+  readonly name: 'clip';
+  readonly inner: StrategyConfig;
+  readonly maxNorm: number;
+  /** Clip each parameter group on its own instead of the whole delta. */
+  readonly perGroup: boolean;
 }
 
 /** Differentially private FedAvg-style wrapper (clip each update, add Gaussian noise to the sum). */
@@ -56,10 +70,21 @@ export interface DpStrategyConfig {
   readonly noiseMultiplier: number;
   /** δ of the (ε, δ) guarantee reported by the accountant. */
   readonly delta: number;
+  /**
+   * q, the probability that a given client takes part in a round, as the accountant assumes. 1 (the
+   * default) claims no amplification by sampling, which bounds ε from above whatever the sampling.
+   */
+  readonly samplingRate: number;
+  /**
+   * Noise source: 'crypto' draws from the operating system's CSPRNG (production); 'seeded' derives
+   * each round's noise from the task seed, so a rerun or a resumed run adds identical noise (tests,
+   * reproducible experiments — not private against anyone who knows the seed).
+   */
+  readonly noise: 'crypto' | 'seeded';
 }
 
 /** Any strategy a task can name. */
-export type StrategyConfig = BaseStrategyConfig | TrustStrategyConfig | DpStrategyConfig;
+export type StrategyConfig = BaseStrategyConfig | TrustStrategyConfig | ClipStrategyConfig | DpStrategyConfig;
 
 const baseStrategySchemas = [
   z.strictObject({ name: z.literal('fedavg') }),
@@ -96,9 +121,8 @@ const trustWeightsSchema = z.strictObject({
   agreement: nonNegative.default(1),
   accuracy: nonNegative.default(1),
   loss: nonNegative.default(1),
-  calibration: nonNegative.default(1),
-  explanation: nonNegative.default(1),
-  history: nonNegative.default(1),
+  calibration: nonNegative.default(0.5),
+  explanation: nonNegative.default(0.5),
 });
 
 /** Schema of {@link StrategyConfig}; wrappers nest another strategy under `inner`. */
@@ -108,9 +132,16 @@ export const strategySchema: z.ZodType<StrategyConfig, unknown> = z.lazy(() =>
     z.strictObject({
       name: z.literal('fedmm-x'),
       inner: strategySchema.default({ name: 'fedavg' }),
-      weights: trustWeightsSchema.default({ agreement: 1, accuracy: 1, loss: 1, calibration: 1, explanation: 1, history: 1 }),
-      historyDecay: unitInterval.default(0.5),
+      weights: trustWeightsSchema.default({ agreement: 1, accuracy: 1, loss: 1, calibration: 0.5, explanation: 0.5 }),
+      historyDecay: z.number().min(0).lt(1).default(0.5),
+      prior: unitInterval.default(0.5),
       minTrust: unitInterval.default(0),
+    }),
+    z.strictObject({
+      name: z.literal('clip'),
+      inner: strategySchema.default({ name: 'fedavg' }),
+      maxNorm: z.number().positive(),
+      perGroup: z.boolean().default(false),
     }),
     z.strictObject({
       name: z.literal('dp'),
@@ -118,6 +149,8 @@ export const strategySchema: z.ZodType<StrategyConfig, unknown> = z.lazy(() =>
       clipNorm: z.number().positive(),
       noiseMultiplier: nonNegative,
       delta: z.number().positive().lt(1).default(1e-5),
+      samplingRate: z.number().positive().max(1).default(1),
+      noise: z.enum(['crypto', 'seeded']).default('crypto'),
     }),
   ]),
 );
@@ -160,8 +193,19 @@ export const taskSchema = z
     maxUpdateBytes: positiveInt.max(MAX_UPDATE_BYTES_CAP),
     /** L2 bound on a client's whole delta; null disables the check. */
     normBound: z.number().positive().nullable().default(null),
-    /** Seed of client sampling (and of the initial weights when the model provider is seeded). */
+    /** Seed of client sampling, of the initial adapters and of the probe/test subsets. */
     seed: z.number().int().nonnegative().max(0xffffffff).default(0),
+    /**
+     * Server-side evaluation with the task's model: `probeExamples` of the dataset's public split
+     * score each candidate update for trust (and train FLTrust's root update); `testExamples` of the
+     * test split evaluate the new global model after every round (0 turns that off).
+     */
+    evaluation: z
+      .strictObject({
+        probeExamples: positiveInt.max(4096).default(64),
+        testExamples: z.number().int().min(0).max(100_000).default(256),
+      })
+      .default({ probeExamples: 64, testExamples: 256 }),
   })
   .superRefine((task, ctx) => {
     if (task.minClients > task.clientsPerRound) {
@@ -188,6 +232,7 @@ function checkStrategy(strategy: StrategyConfig, clientsPerRound: number, path: 
       return;
     }
     case 'fedmm-x':
+    case 'clip':
     case 'dp':
       checkStrategy(strategy.inner, clientsPerRound, [...path, 'inner'], ctx);
       return;
