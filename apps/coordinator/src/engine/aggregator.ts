@@ -31,7 +31,12 @@ export interface FitFailure {
 /** What a round's aggregation produced (the fields of fl-core's `AggregateFitResult` the engine reads). */
 export interface AggregateOutcome {
   readonly parameters: Tensor[];
+  /** The strategy's own figures; stored as `strategy.<name>`. */
   readonly metrics: Readonly<Record<string, number>>;
+  /** Figures the server measured around the strategy (ε, probe time); stored under their own names. */
+  readonly serverMetrics?: Readonly<Record<string, number>>;
+  /** T_k of each client scored this round. */
+  readonly trust?: readonly { readonly clientId: string; readonly trust: number }[];
 }
 
 /**

@@ -70,8 +70,23 @@ export interface RoundEngineOptions {
   readonly retryDelayMs?: number;
   /** Round config fields a strategy adds for clients (e.g. FedProx's `proximalMu`). */
   readonly strategyConfig?: RoundConfig['strategy'];
-  /** Per-client trust scores of a round's outcome, stored and streamed (none by default). */
-  readonly trustOf?: (outcome: AggregateOutcome) => readonly { readonly clientId: string; readonly trust: number }[];
+  /**
+   * Evaluates a new global model before its round is committed (server-side accuracy and loss);
+   * the figures are stored with the round's metrics. A throw is logged and the round goes on.
+   */
+  readonly evaluateGlobal?: (serverRound: number, parameters: Parameters) => Readonly<Record<string, number>>;
+  /** Called after each round is committed, for live dashboards. Must not throw. */
+  readonly onRoundCompleted?: (summary: RoundSummary) => void;
+}
+
+/** A committed round, as streamed to dashboards. */
+export interface RoundSummary {
+  readonly taskId: string;
+  readonly serverRound: number;
+  readonly attempt: number;
+  readonly globalHash: string;
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly trust: readonly { readonly clientId: string; readonly trust: number }[];
 }
 
 /** The engine's state, for the admin API and dashboard. */
@@ -186,6 +201,8 @@ export class RoundEngine {
     this.completedRounds = checkpoint.serverRound;
     const attempts = store.listRounds(task.id).filter((r) => r.serverRound === this.completedRounds + 1);
     this.nextAttempt = attempts.reduce((m, r) => Math.max(m, r.attempt), 0) + 1;
+    const lastMetrics = store.listMetrics(task.id).at(-1);
+    if (lastMetrics?.metrics['epsilon'] !== undefined) this.options.metrics.epsilon.set({ task: task.id }, lastMetrics.metrics['epsilon']);
     const status = store.getTask(task.id)?.status;
     this.phase = status === 'failed' ? 'failed' : this.completedRounds >= task.rounds ? 'finished' : 'idle';
     this.log.info({ completedRounds: this.completedRounds, globalHash: this.global.sha256, abandonedAttempts: abandoned, phase: this.phase }, 'task loaded');
@@ -505,9 +522,19 @@ export class RoundEngine {
       return;
     }
     const sha256 = sha256Hex(bytes);
-    const trust = this.options.trustOf?.(outcome) ?? [];
+    const trust = (outcome.trust ?? []).filter((t) => Number.isFinite(t.trust));
     const roundMetrics: Record<string, number> = {};
     for (const [k, v] of Object.entries(outcome.metrics)) if (Number.isFinite(v)) roundMetrics[`strategy.${k}`] = v;
+    for (const [k, v] of Object.entries(outcome.serverMetrics ?? {})) if (Number.isFinite(v)) roundMetrics[k] = v;
+    if (this.options.evaluateGlobal) {
+      const evalStarted = performance.now();
+      try {
+        for (const [k, v] of Object.entries(this.options.evaluateGlobal(cur.serverRound, outcome.parameters))) if (Number.isFinite(v)) roundMetrics[k] = v;
+        roundMetrics['evalMs'] = performance.now() - evalStarted;
+      } catch (err) {
+        this.log.error({ err, serverRound: cur.serverRound }, 'global evaluation failed');
+      }
+    }
     Object.assign(roundMetrics, {
       attempt: cur.attempt,
       numSelected: cur.selected.size,
@@ -549,6 +576,13 @@ export class RoundEngine {
     metrics.rounds.inc({ task: task.id, status: 'completed' });
     metrics.aggregationSeconds.observe({ task: task.id }, aggregationMs / 1000);
     for (const t of trust) metrics.trust.observe({ task: task.id }, t.trust);
+    if (roundMetrics['epsilon'] !== undefined) metrics.epsilon.set({ task: task.id }, roundMetrics['epsilon']);
+    if (roundMetrics['probeMsPerCandidate'] !== undefined) metrics.probeSeconds.observe({ task: task.id }, roundMetrics['probeMsPerCandidate'] / 1000);
+    try {
+      this.options.onRoundCompleted?.({ taskId: task.id, serverRound: cur.serverRound, attempt: cur.attempt, globalHash: sha256, metrics: roundMetrics, trust });
+    } catch (err) {
+      this.log.warn({ err }, 'round listener failed');
+    }
     this.log.info({ serverRound: cur.serverRound, attempt: cur.attempt, accepted: cur.results.length, why, globalHash: sha256, aggregationMs }, 'round completed');
     this.options.transport.broadcastRoundEnd({
       type: 'round-end',

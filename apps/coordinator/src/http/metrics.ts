@@ -16,6 +16,8 @@ export class CoordinatorMetrics {
   readonly aggregationSeconds: Histogram<'task'>;
   readonly trust: Histogram<'task'>;
   readonly connectionsRefused: Counter<'code'>;
+  readonly epsilon: Gauge<'task'>;
+  readonly probeSeconds: Histogram<'task'>;
 
   constructor(options: { readonly defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -38,6 +40,14 @@ export class CoordinatorMetrics {
       help: 'Distribution of per-client trust scores T_k.',
       labelNames: ['task'],
       buckets: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1],
+      registers,
+    });
+    this.epsilon = new Gauge({ name: 'chorus_dp_epsilon', help: 'Differential-privacy ε spent so far (at the task\'s δ).', labelNames: ['task'], registers });
+    this.probeSeconds = new Histogram({
+      name: 'chorus_probe_seconds_per_candidate',
+      help: 'Server-side probe evaluation time per candidate update (trust scoring).',
+      labelNames: ['task'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
     this.connectionsRefused = new Counter({ name: 'chorus_connections_refused_total', help: 'Handshakes refused, by protocol code.', labelNames: ['code'], registers });

@@ -1,0 +1,75 @@
+/**
+ * The {@link Aggregator} the coordinator runs for a task: the fl-core strategy built from the task
+ * file, fed each round with what only the server can measure (FedMM-X, Balija 2025,
+ * arXiv:2503.19564): every candidate model global + Δ_k evaluated on the server's probe set, the
+ * current global model's probe probabilities (the loss baseline), and FLTrust's root update.
+ * Nothing a client reported enters trust: `signals` are overwritten, never merged.
+ *
+ * It also reports, beside the strategy's own figures, the trust scores T_k of the round, the ε spent
+ * by DP wrappers, and how long probing took per candidate.
+ */
+import { PROBE_SIGNAL } from '@chorus/fl-core';
+import type { Parameters, StrategyState } from '@chorus/fl-core';
+import type { TaskModel } from '../model/taskModel.js';
+import { TaskModel as TaskModelClass } from '../model/taskModel.js';
+import type { BuiltStrategy } from '../strategy/fromConfig.js';
+import type { AggregateOutcome, Aggregator, AggregatorState, FitFailure, FitResult } from './aggregator.js';
+
+/** Prefix of the per-client trust entries fl-core's TrustWeighting adds to its metrics. */
+const TRUST_METRIC = 'trust:';
+
+/** Wraps a built strategy (and the task's model, when there is one) as the engine's aggregator. */
+export function createServerAggregator(built: BuiltStrategy, model: TaskModel | null): Aggregator {
+  const { strategy } = built;
+  const needsProbe = built.trust.length > 0 && model !== null;
+  return {
+    name: strategy.name,
+    aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]): AggregateOutcome | null {
+      const serverMetrics: Record<string, number> = {};
+      let rootUpdate: Parameters | undefined;
+      if (built.flTrust.length > 0) {
+        const started = performance.now();
+        // Without a model there is no root data; FlTrust then refuses the round, which the engine retries and logs.
+        rootUpdate = model?.rootUpdate(global) ?? undefined;
+        serverMetrics['rootUpdateMs'] = performance.now() - started;
+        if (rootUpdate) for (const s of built.flTrust) s.setRootUpdate(serverRound, rootUpdate);
+      }
+      let fed: readonly FitResult[] = results.map((r) => ({ clientId: r.clientId, numExamples: r.numExamples, delta: r.delta, ...(r.metrics ? { metrics: r.metrics } : {}) }));
+      if (needsProbe) {
+        const started = performance.now();
+        const baselineProbabilities = model.probe(global).probabilities;
+        fed = fed.map((r) => ({ ...r, signals: { [PROBE_SIGNAL]: model.probe(TaskModelClass.candidate(global, r.delta)) } }));
+        const probeMs = performance.now() - started;
+        serverMetrics['probeMs'] = probeMs;
+        // The baseline is one more evaluation of the same size.
+        serverMetrics['probeMsPerCandidate'] = probeMs / (results.length + 1);
+        serverMetrics['probeExamples'] = model.probeLabels.length;
+        for (const t of built.trust) t.setRoundContext(serverRound, { probe: { labels: model.probeLabels, baselineProbabilities }, ...(rootUpdate ? { rootUpdate } : {}) });
+      } else {
+        for (const t of built.trust) t.setRoundContext(serverRound, rootUpdate ? { rootUpdate } : {});
+      }
+      const out = strategy.aggregateFit(serverRound, global, fed, failures);
+      if (!out) return null;
+      const metrics: Record<string, number> = {};
+      const trust: { clientId: string; trust: number }[] = [];
+      for (const [key, value] of Object.entries(out.metrics)) {
+        if (key.startsWith(TRUST_METRIC)) trust.push({ clientId: key.slice(TRUST_METRIC.length), trust: value });
+        else metrics[key] = value;
+      }
+      const dp = built.privacy[0];
+      if (dp) {
+        serverMetrics['epsilon'] = dp.epsilon;
+        if (typeof out.metrics['delta'] === 'number') serverMetrics['delta'] = out.metrics['delta'];
+      }
+      if (built.trust.length > 0) serverMetrics['numUntrusted'] = out.rejected.filter((r) => r.code === 'UNTRUSTED').length;
+      return { parameters: out.parameters, metrics, serverMetrics, trust };
+    },
+    exportState(): AggregatorState {
+      return strategy.exportState();
+    },
+    importState(state: AggregatorState): void {
+      // The engine stores exactly what exportState produced, so the JSON half has the full fl-core shape.
+      strategy.importState(state as StrategyState);
+    },
+  };
+}

@@ -1,0 +1,392 @@
+/**
+ * The coordinator's own copy of a task's model (packages/models' MultimodalModel on the demo
+ * architecture, TF.js WASM backend), used for what FedMM-X (Balija 2025, arXiv:2503.19564) asks the
+ * server to measure itself rather than trust clients for:
+ *
+ * - the initial global adapters and the expected tensor names and shapes per modality group;
+ * - each candidate model (global + Δ_k) on a small probe set from the dataset's *public* split —
+ *   class probabilities for accuracy, loss and calibration, and per-modality contribution vectors
+ *   of the NAM head for explanation consistency;
+ * - the new global model on a subset of the test split after every round (overall and per modality);
+ * - FLTrust's root update (Cao et al. 2021, arXiv:2012.13995): a few local steps on public data;
+ * - exports: the merged TF.js LayersModel and the adapters artifact.
+ *
+ * Every method sets the adapters it evaluates before reading anything, and all of them are
+ * synchronous up to the first `await`, so calls cannot see each other's weights. Inputs are
+ * preprocessed once at creation (pixels scaled, captions cut, audio turned into log-mel) and kept as
+ * tensors; every per-call tensor is released inside `tf.tidy`.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { createRng, shuffled } from '@chorus/fl-core';
+import type { CandidateProbeOutputs, Parameters, Tensor } from '@chorus/fl-core';
+import { BUILTIN_MODALITIES, BUILTIN_NAMES, openBuiltin, readManifest } from '@chorus/datasets';
+import type { BuiltinName, DigitsSample, FashionSample, SpamSample } from '@chorus/datasets';
+import { fileSource, loadBuiltinEmbeddings } from '@chorus/datasets/node';
+import { LogMelFrontend, MultimodalModel, TextEmbedder, exportMergedModel, explain, saveAdapters } from '@chorus/models';
+import type { Modality, MultimodalBatch } from '@chorus/models';
+import { fileSystemHandler } from '@chorus/models/node';
+import { CoordinatorError } from '../errors.js';
+import type { TaskConfig } from '../task/taskSchema.js';
+import { DIGITS_AUDIO_SAMPLES, DIGITS_BASE, DIGITS_BASE_SEED, DIGITS_CAPTION_TOKENS, DIGITS_LOG_MEL, buildDigitsEncoders } from './digitsArchitecture.js';
+
+/** Where @chorus/models ships pretrained demo encoders (`<modality>-base/model.json`, next to its `src`). */
+export const DEFAULT_WEIGHTS_DIR = join(dirname(createRequire(import.meta.url).resolve('@chorus/models')), '..', 'weights', 'digits');
+
+/** Samples per forward pass: bounds peak memory whatever the probe or test size. */
+const EVAL_BATCH = 64;
+
+/** Options of {@link TaskModel.create}. */
+export interface TaskModelOptions {
+  /** Folder of pretrained encoders; default {@link DEFAULT_WEIGHTS_DIR}. Missing encoders are built fresh. */
+  readonly weightsDir?: string;
+  /** The datasets package's data folder; default its own. */
+  readonly dataDir?: string;
+  /** Examples of the public split used as FLTrust root data (0: none). */
+  readonly rootExamples?: number;
+}
+
+/** Preprocessed examples: model inputs in chunks of {@link EVAL_BATCH}, plus labels. */
+interface EvalSet {
+  readonly chunks: readonly MultimodalBatch[];
+  readonly labels: Int32Array;
+}
+
+/** A merged or adapters-only model as TF.js artifacts (model.json fields + one weights buffer). */
+export interface ExportedArtifacts {
+  readonly modelJson: tf.io.ModelJSON;
+  readonly weights: Uint8Array;
+}
+
+let backendReady: Promise<void> | null = null;
+
+/** Activates TF.js's WASM backend once per process; throws `CONFIG_INVALID` when it cannot start. */
+export function ensureWasmBackend(): Promise<void> {
+  backendReady ??= (async () => {
+    await import('@tensorflow/tfjs-backend-wasm');
+    const ok = await tf.setBackend('wasm');
+    if (!ok) throw new CoordinatorError('CONFIG_INVALID', 'the TF.js wasm backend failed to initialise');
+    await tf.ready();
+  })();
+  return backendReady;
+}
+
+type AnySample = DigitsSample | FashionSample | SpamSample;
+
+/** Reads `count` examples of a split, chosen by a seeded shuffle (sorted, so reads are sequential). */
+async function readSubset(dataDir: string | undefined, name: BuiltinName, split: 'public' | 'test', indices: (numExamples: number) => number[]): Promise<{ samples: AnySample[]; numClasses: number }> {
+  const source = fileSource(dataDir);
+  const manifest = await readManifest(source);
+  const dataset = await openBuiltin(source, manifest, name, split);
+  const wanted = indices(dataset.numExamples);
+  const samples = (await dataset.read(wanted)) as AnySample[];
+  return { samples, numClasses: dataset.classes.length };
+}
+
+/** The server's model of one task; see the module comment. */
+export class TaskModel {
+  private readonly initial: Tensor[];
+  private constructor(
+    private readonly task: TaskConfig,
+    private readonly model: MultimodalModel,
+    private readonly bases: Partial<Record<Modality, tf.LayersModel>>,
+    private readonly embedder: TextEmbedder | null,
+    private readonly probeSet: EvalSet,
+    private readonly testSet: EvalSet | null,
+    private readonly rootSet: EvalSet | null,
+    /** Modalities whose encoder came from pretrained weights. */
+    readonly pretrained: readonly Modality[],
+  ) {
+    this.initial = model.adapterParameters();
+  }
+
+  /** Loads data and weights and builds the model; throws `TASK_INVALID` for a base or dataset it cannot serve. */
+  static async create(task: TaskConfig, options: TaskModelOptions = {}): Promise<TaskModel> {
+    if (task.model.base !== DIGITS_BASE) {
+      throw new CoordinatorError('TASK_INVALID', `task ${task.id}: model.base '${task.model.base}' is unknown (known: ${DIGITS_BASE})`, [`model.base: unknown base '${task.model.base}'`]);
+    }
+    const name = task.dataset.name;
+    if (!(BUILTIN_NAMES as readonly string[]).includes(name)) {
+      throw new CoordinatorError('TASK_INVALID', `task ${task.id}: dataset '${name}' is not built in (known: ${BUILTIN_NAMES.join(', ')})`, [`dataset.name: unknown dataset '${name}'`]);
+    }
+    const builtin = name as BuiltinName;
+    const modalities = task.dataset.modalities as Modality[];
+    const missing = modalities.filter((m) => !BUILTIN_MODALITIES[builtin].includes(m));
+    if (missing.length > 0) {
+      throw new CoordinatorError('TASK_INVALID', `task ${task.id}: dataset '${name}' has no ${missing.join(', ')}`, [`dataset.modalities: '${name}' has no ${missing.join(', ')}`]);
+    }
+    await ensureWasmBackend();
+
+    const { probeExamples, testExamples } = task.evaluation;
+    const rootExamples = options.rootExamples ?? 0;
+    // One seeded order of the public split: the probe set first, then FLTrust's root data, disjoint.
+    let publicOrder: number[] = [];
+    const publicSubset = await readSubset(options.dataDir, builtin, 'public', (n) => {
+      if (probeExamples + rootExamples > n) {
+        throw new CoordinatorError('TASK_INVALID', `task ${task.id}: ${name}/public has ${n} examples, fewer than probeExamples + rootExamples = ${probeExamples + rootExamples}`, [
+          `evaluation.probeExamples: ${name}/public has only ${n} examples`,
+        ]);
+      }
+      publicOrder = shuffled(createRng(task.seed), Array.from({ length: n }, (_, i) => i)).slice(0, probeExamples + rootExamples);
+      return publicOrder;
+    });
+    const testSubset =
+      testExamples > 0
+        ? await readSubset(options.dataDir, builtin, 'test', (n) => shuffled(createRng(task.seed + 1), Array.from({ length: n }, (_, i) => i)).slice(0, Math.min(n, testExamples)).sort((a, b) => a - b))
+        : null;
+
+    const embedder = modalities.includes('text') ? await (async () => {
+      const e = await loadBuiltinEmbeddings(options.dataDir === undefined ? {} : { dataDir: options.dataDir });
+      return new TextEmbedder(e.vectors, e.dim);
+    })() : null;
+    const weightsDir = options.weightsDir ?? DEFAULT_WEIGHTS_DIR;
+    const fresh = buildDigitsEncoders(DIGITS_BASE_SEED);
+    const bases: Partial<Record<Modality, tf.LayersModel>> = {};
+    const pretrained: Modality[] = [];
+    for (const m of modalities) {
+      const dir = join(weightsDir, `${m}-base`);
+      if (existsSync(join(dir, 'model.json'))) {
+        bases[m] = await tf.loadLayersModel(fileSystemHandler(dir));
+        pretrained.push(m);
+      } else {
+        bases[m] = fresh[m];
+      }
+    }
+    for (const [m, encoder] of Object.entries(fresh)) if (bases[m as Modality] !== encoder) encoder.dispose();
+
+    const model = new MultimodalModel({
+      numClasses: publicSubset.numClasses,
+      encoders: Object.fromEntries(modalities.map((m) => [m, { base: bases[m]! }])),
+      ...(embedder ? { textEmbedder: embedder } : {}),
+      conceptDim: task.model.namConcepts,
+      loraRank: task.model.adapterRank,
+      loraAlpha: task.model.adapterAlpha,
+      learningRate: task.learningRate,
+      seed: task.seed,
+    });
+    const frontend = modalities.includes('audio') ? new LogMelFrontend(DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL) : null;
+    try {
+      const byIndex = new Map(publicSubset.samples.map((s) => [s.index, s]));
+      const ordered = publicOrder.map((i) => byIndex.get(i)!);
+      const probeSet = toEvalSet(ordered.slice(0, probeExamples), modalities, frontend);
+      const rootSet = rootExamples > 0 ? toEvalSet(ordered.slice(probeExamples), modalities, frontend) : null;
+      const testSet = testSubset ? toEvalSet(testSubset.samples, modalities, frontend) : null;
+      return new TaskModel(task, model, bases, embedder, probeSet, testSet, rootSet, pretrained);
+    } finally {
+      frontend?.dispose();
+    }
+  }
+
+  /** The initial global adapters (a copy): LoRA A random and B zero, concept projections, NAM head. */
+  initialParameters(): Tensor[] {
+    return this.initial.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.slice() }));
+  }
+
+  /** Labels of the probe set. */
+  get probeLabels(): Int32Array {
+    return this.probeSet.labels;
+  }
+
+  /** Modalities the model holds. */
+  get modalities(): readonly Modality[] {
+    return this.model.modalities;
+  }
+
+  /** Probabilities and per-modality explanations of the model with `parameters` on the probe set. */
+  probe(parameters: Parameters): CandidateProbeOutputs {
+    this.model.setAdapterParameters(parameters);
+    const n = this.probeSet.labels.length;
+    const k = this.model.numClasses;
+    const numModalities = this.model.modalities.length;
+    const probabilities = new Float32Array(n * k);
+    const explanations = Array.from({ length: numModalities }, () => new Float32Array(n * k));
+    let offset = 0;
+    for (const chunk of this.probeSet.chunks) {
+      const e = explain(this.model, chunk);
+      probabilities.set(e.probabilities, offset * k);
+      // modalityContributions is [batch, M, K]; EC compares modality m's K-vector with the others' per input.
+      for (let b = 0; b < e.batchSize; b++) {
+        for (let m = 0; m < numModalities; m++) explanations[m]!.set(e.modalityContributions.subarray((b * numModalities + m) * k, (b * numModalities + m + 1) * k), (offset + b) * k);
+      }
+      offset += e.batchSize;
+    }
+    return numModalities >= 2 ? { probabilities, explanations } : { probabilities };
+  }
+
+  /** `global` with the tensors of `delta` added (the candidate model of one client's update). */
+  static candidate(global: Parameters, delta: Parameters): Tensor[] {
+    const byName = new Map(delta.map((t) => [t.name, t]));
+    return global.map((g) => {
+      const d = byName.get(g.name);
+      if (!d) return g;
+      const values = new Float32Array(g.values.length);
+      for (let i = 0; i < values.length; i++) values[i] = g.values[i]! + d.values[i]!;
+      return { name: g.name, shape: g.shape, values };
+    });
+  }
+
+  /**
+   * Accuracy and mean cross-entropy of the model with `parameters` on the test subset, with every
+   * modality present (`eval.accuracy`, `eval.loss`) and with each modality alone
+   * (`eval.<modality>.accuracy`, `eval.<modality>.loss`). Empty when the task evaluates nothing.
+   */
+  evaluate(parameters: Parameters): Record<string, number> {
+    if (!this.testSet) return {};
+    this.model.setAdapterParameters(parameters);
+    const out: Record<string, number> = {};
+    const all = this.model.evaluate(this.testSet.chunks.map((c) => ({ ...c, labels: c.labels! })));
+    out['eval.accuracy'] = all.accuracy;
+    out['eval.loss'] = all.loss;
+    if (this.model.modalities.length > 1) {
+      for (const m of this.model.modalities) {
+        const only = this.model.evaluate(this.testSet.chunks.map((c) => ({ [m]: c[m], labels: c.labels! })));
+        out[`eval.${m}.accuracy`] = only.accuracy;
+        out[`eval.${m}.loss`] = only.loss;
+      }
+    }
+    out['eval.numExamples'] = all.numExamples;
+    return out;
+  }
+
+  /**
+   * FLTrust's root update for a round: `global`, trained for the task's local epochs on the root data
+   * by a model built afresh (so no optimiser state carries between rounds and a resumed coordinator
+   * computes the same update), minus `global`. Null when the task has no root data.
+   */
+  rootUpdate(global: Parameters): Tensor[] | null {
+    if (!this.rootSet) return null;
+    const trainer = new MultimodalModel({
+      numClasses: this.model.numClasses,
+      encoders: Object.fromEntries(this.model.modalities.map((m) => [m, { base: this.bases[m]! }])),
+      ...(this.embedder ? { textEmbedder: this.embedder } : {}),
+      conceptDim: this.task.model.namConcepts,
+      loraRank: this.task.model.adapterRank,
+      loraAlpha: this.task.model.adapterAlpha,
+      learningRate: this.task.learningRate,
+      seed: this.task.seed,
+    });
+    try {
+      trainer.setAdapterParameters(global);
+      const batchSize = this.task.batchSize;
+      for (let epoch = 0; epoch < this.task.localEpochs; epoch++) {
+        for (const chunk of this.rootSet.chunks) {
+          const size = chunk.labels!.shape[0]!;
+          for (let start = 0; start < size; start += batchSize) {
+            const end = Math.min(size, start + batchSize);
+            const batch = tf.tidy(() => {
+              const slice: MultimodalBatch = {};
+              for (const key of ['image', 'text', 'audio', 'labels'] as const) {
+                const t = chunk[key];
+                if (t) slice[key] = tf.keep(t.slice(start, end - start));
+              }
+              return slice;
+            });
+            try {
+              trainer.trainStep(batch);
+            } finally {
+              tf.dispose(Object.values(batch) as tf.Tensor[]);
+            }
+          }
+        }
+      }
+      const after = new Map(trainer.adapterParameters().map((t) => [t.name, t]));
+      return global.map((g) => {
+        const a = after.get(g.name)!;
+        const values = new Float32Array(g.values.length);
+        for (let i = 0; i < values.length; i++) values[i] = a.values[i]! - g.values[i]!;
+        return { name: g.name, shape: [...g.shape], values };
+      });
+    } finally {
+      trainer.dispose();
+    }
+  }
+
+  /** The merged model (adapters folded in, NAM head as plain Dense layers) with `parameters`, as TF.js artifacts. */
+  async exportMerged(parameters: Parameters): Promise<ExportedArtifacts> {
+    this.model.setAdapterParameters(parameters);
+    const merged = exportMergedModel(this.model, { name: `${this.task.id}_global` });
+    try {
+      return await capture((handler) => merged.save(handler));
+    } finally {
+      merged.dispose();
+    }
+  }
+
+  /** The adapters artifact (weights by fl-core name, model configuration in the metadata) of `parameters`. */
+  exportAdapters(parameters: Parameters): Promise<ExportedArtifacts> {
+    this.model.setAdapterParameters(parameters);
+    // saveAdapters reads the weights before its first await, so later calls cannot change what it saves.
+    return capture((handler) => saveAdapters(this.model, handler));
+  }
+
+  /** Releases every tensor the model and its data hold. */
+  dispose(): void {
+    this.model.dispose();
+    for (const base of Object.values(this.bases)) base.dispose();
+    this.embedder?.dispose();
+    for (const set of [this.probeSet, this.testSet, this.rootSet]) if (set) for (const c of set.chunks) tf.dispose(Object.values(c) as tf.Tensor[]);
+  }
+}
+
+async function capture(save: (handler: tf.io.IOHandler) => Promise<unknown>): Promise<ExportedArtifacts> {
+  let captured: tf.io.ModelArtifacts | null = null;
+  await save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      captured = artifacts;
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+    }),
+  );
+  const artifacts = captured as tf.io.ModelArtifacts | null;
+  if (!artifacts) throw new CoordinatorError('CONFIG_INVALID', 'model export produced no artifacts');
+  const weights = artifacts.weightData ? new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData)) : new Uint8Array(0);
+  const modelJson: tf.io.ModelJSON = {
+    modelTopology: (artifacts.modelTopology ?? null) as tf.io.ModelJSON['modelTopology'],
+    weightsManifest: [{ paths: ['./weights.bin'], weights: artifacts.weightSpecs ?? [] }],
+    ...(artifacts.format !== undefined ? { format: artifacts.format } : {}),
+    ...(artifacts.generatedBy !== undefined ? { generatedBy: artifacts.generatedBy } : {}),
+    ...(artifacts.userDefinedMetadata !== undefined ? { userDefinedMetadata: artifacts.userDefinedMetadata } : {}),
+  };
+  return { modelJson, weights };
+}
+
+/** Model inputs for `samples`, in chunks of {@link EVAL_BATCH}; tensors are kept until {@link TaskModel.dispose}. */
+function toEvalSet(samples: readonly AnySample[], modalities: readonly Modality[], frontend: LogMelFrontend | null): EvalSet {
+  const labels = Int32Array.from(samples, (s) => s.label);
+  const chunks: MultimodalBatch[] = [];
+  for (let start = 0; start < samples.length; start += EVAL_BATCH) {
+    const part = samples.slice(start, start + EVAL_BATCH);
+    const n = part.length;
+    chunks.push(
+      tf.tidy(() => {
+        const batch: MultimodalBatch = { labels: tf.keep(tf.tensor1d(labels.subarray(start, start + n), 'int32')) };
+        if (modalities.includes('image')) {
+          const pixels = new Float32Array(n * 784);
+          part.forEach((s, i) => (s as DigitsSample | FashionSample).image.forEach((v, j) => (pixels[i * 784 + j] = v / 255)));
+          batch.image = tf.keep(tf.tensor4d(pixels, [n, 28, 28, 1]));
+        }
+        if (modalities.includes('text')) {
+          const ids = new Int32Array(n * DIGITS_CAPTION_TOKENS);
+          part.forEach((s, i) => {
+            const tokens = 'caption' in s ? s.caption : (s as SpamSample).tokens;
+            tokens.slice(0, DIGITS_CAPTION_TOKENS).forEach((v, j) => (ids[i * DIGITS_CAPTION_TOKENS + j] = v));
+          });
+          batch.text = tf.keep(tf.tensor2d(ids, [n, DIGITS_CAPTION_TOKENS], 'int32'));
+        }
+        if (modalities.includes('audio') && frontend) {
+          // Clips are cropped or zero-padded to 1 s, the rule clients and the pretraining script apply.
+          const pcm = new Float32Array(n * DIGITS_AUDIO_SAMPLES);
+          part.forEach((s, i) => {
+            const audio = (s as DigitsSample).audio;
+            const len = Math.min(audio.length, DIGITS_AUDIO_SAMPLES);
+            for (let j = 0; j < len; j++) pcm[i * DIGITS_AUDIO_SAMPLES + j] = audio[j]! / 32768;
+          });
+          batch.audio = tf.keep(frontend.compute(tf.tensor2d(pcm, [n, DIGITS_AUDIO_SAMPLES])));
+        }
+        return batch;
+      }),
+    );
+  }
+  return { chunks, labels };
+}
