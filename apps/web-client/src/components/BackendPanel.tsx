@@ -13,7 +13,7 @@ function resultOf(outcome: BackendOutcome, backend: string, available: boolean, 
 function TrialTable({ outcome, verified }: { outcome: BackendOutcome; verified: boolean }): ReactNode {
   return (
     <table className="data-table">
-      <caption>Trial of each backend (a dense layer and a 3×3 convolution, forward and backward)</caption>
+      <caption>Trial of each backend (a frozen 3×3 convolution and a trainable dense layer, forward and backward: the shape of an adapter training step)</caption>
       <thead>
         <tr>
           <th scope="col">Backend</th>
