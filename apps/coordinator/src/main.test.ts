@@ -4,7 +4,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { FedAdam } from '@chorus/fl-core';
+import type { Tensor } from '@chorus/fl-core';
 import { afterEach, describe, expect, it } from 'vitest';
+import { encodeGlobal, sha256Hex } from './engine/roundEngine.js';
 import { FakeClient, constantDelta, globalOf } from './testing/fakeClient.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -18,11 +21,13 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+// FedAdam keeps moments between rounds: a resume that lost them would produce other weights.
 const TASK_YAML = `
 id: crash
 dataset: { name: digits, modalities: [image] }
-model: { base: tiny, adapterRank: 2, adapterAlpha: 4, namConcepts: 4 }
-strategy: { name: fedavg }
+model: { base: chorus-digits-v1, adapterRank: 2, adapterAlpha: 4, namConcepts: 4 }
+strategy: { name: fedadam, serverLearningRate: 0.05 }
+evaluation: { probeExamples: 8, testExamples: 16 }
 rounds: 3
 clientsPerRound: 2
 minClients: 2
@@ -63,7 +68,7 @@ async function taskState(url: string): Promise<{ completedRounds: number; global
 }
 
 describe('coordinator process', () => {
-  it('resumes after SIGKILL mid-round from the last completed round with the identical global hash', async () => {
+  it('resumes FedAdam after SIGKILL mid-round with byte-identical weights', async () => {
     // Arrange: a coordinator process completes round 1, then is killed while round 2 is half uploaded.
     const dir = mkdtempSync(join(tmpdir(), 'chorus-crash-'));
     dirs.push(dir);
@@ -102,6 +107,17 @@ describe('coordinator process', () => {
     await b2.submitDelta(s2b, constantDelta(globalOf(s2b), ['image'], 1), 1);
     const end2 = await a2.roundEnds.next(10_000, 'round 2 end');
     expect(end2).toMatchObject({ status: 'completed', serverRound: 2 });
+    // The same two rounds through one uninterrupted FedAdam give the very same bytes.
+    const reference = new FedAdam({ serverLearningRate: 0.05, beta1: 0.9, beta2: 0.99, tau: 1e-9 });
+    const g0 = globalOf(ra);
+    const deltas = (g: Tensor[], a: number, b: number) => [
+      { clientId: 'a', numExamples: 1, delta: constantDelta(g, ['image'], a) },
+      { clientId: 'b', numExamples: 1, delta: constantDelta(g, ['image'], b) },
+    ];
+    const g1 = reference.aggregateFit(1, g0, deltas(g0, 0.25, -0.5), [])!.parameters;
+    const g2 = reference.aggregateFit(2, g1, deltas(g1, 1, 1), [])!.parameters;
+    expect(sha256Hex(encodeGlobal('crash', 1, g1))).toBe(end1.globalHash);
+    expect(sha256Hex(encodeGlobal('crash', 2, g2))).toBe(end2.globalHash);
     second.child.kill('SIGTERM');
   });
 });

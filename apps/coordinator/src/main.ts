@@ -3,18 +3,24 @@
  *
  *   tsx src/main.ts [--task tasks/demo-digits.yaml]… [--data-dir .chorus-data] [--port 8787]
  *                   [--host 127.0.0.1] [--cors https://a.example,https://b.example] [--log-level info]
+ *                   [--web-dir ../web-client/dist] [--datasets-dir <@chorus/datasets data>]
+ *
+ * The web app's build is served at `/` when its folder exists (build it with the web client's
+ * `build` script), and the built-in datasets' artifacts at `/data/…` for browsers to read lazily.
  *
  * Secrets come from the environment, never the command line (which other users can read):
  * CHORUS_ADMIN_TOKEN, and CHORUS_JOIN_TOKENS as `taskId=token,taskId=token`. Missing ones are
  * generated and printed once on stdout (not to the log). A last stdout line `CHORUS_READY {json}`
  * carries the URL and tokens for scripts.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DEFAULT_DATA_DIR } from '@chorus/datasets/node';
 import { pino } from 'pino';
 import { isCoordinatorError } from './errors.js';
+import type { StaticMount } from './http/static.js';
 import { startCoordinator } from './server.js';
 import { SqliteStore } from './store/sqliteStore.js';
 import { readTaskFile } from './task/loadTask.js';
@@ -40,6 +46,8 @@ async function main(): Promise<void> {
       host: { type: 'string', default: '127.0.0.1' },
       cors: { type: 'string', default: '' },
       'log-level': { type: 'string', default: 'info' },
+      'web-dir': { type: 'string', default: join(packageRoot, '..', 'web-client', 'dist') },
+      'datasets-dir': { type: 'string', default: DEFAULT_DATA_DIR },
     },
   });
   const logger = pino({ level: values['log-level'] });
@@ -52,6 +60,10 @@ async function main(): Promise<void> {
   const dataDir = resolve(values['data-dir']);
   mkdirSync(dataDir, { recursive: true });
   const store = new SqliteStore({ path: join(dataDir, 'coordinator.db') });
+  const webDir = resolve(values['web-dir']);
+  const staticMounts: StaticMount[] = [{ prefix: '/data/', root: resolve(values['datasets-dir']) }];
+  const serveWeb = existsSync(join(webDir, 'index.html'));
+  if (serveWeb) staticMounts.push({ prefix: '/', root: webDir, spaFallback: true });
   const coordinator = await startCoordinator({
     tasks: tasks.map((config) => ({ config, joinToken: joinTokens.get(config.id) })),
     store,
@@ -60,18 +72,30 @@ async function main(): Promise<void> {
     adminToken: process.env['CHORUS_ADMIN_TOKEN'] || undefined,
     corsOrigins: values.cors.split(',').map((s) => s.trim()).filter((s) => s.length > 0),
     logger,
+    staticMounts,
   });
 
+  const joinLink = (taskId: string, token: string): string => `${coordinator.url}/join?task=${encodeURIComponent(taskId)}&token=${encodeURIComponent(token)}`;
   const lines = [
     '',
     `Chorus coordinator listening on ${coordinator.url}`,
     `  data dir     ${dataDir}`,
+    `  web app      ${serveWeb ? webDir : `not built (${webDir} has no index.html); the API and /data/ are served`}`,
+    `  dashboard    ${coordinator.url}/dashboard`,
     `  admin token  ${coordinator.adminToken}   (Authorization: Bearer …; set CHORUS_ADMIN_TOKEN to keep it)`,
-    ...[...coordinator.joinTokens].map(([taskId, token]) => `  join token   ${taskId}: ${token}`),
+    ...[...coordinator.joinTokens].map(([taskId, token]) => `  join link    ${taskId}: ${joinLink(taskId, token)}`),
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  process.stdout.write(`CHORUS_READY ${JSON.stringify({ url: coordinator.url, adminToken: coordinator.adminToken, joinTokens: Object.fromEntries(coordinator.joinTokens) })}\n`);
+  process.stdout.write(
+    `CHORUS_READY ${JSON.stringify({
+      url: coordinator.url,
+      dashboardUrl: `${coordinator.url}/dashboard`,
+      adminToken: coordinator.adminToken,
+      joinTokens: Object.fromEntries(coordinator.joinTokens),
+      joinLinks: Object.fromEntries([...coordinator.joinTokens].map(([taskId, token]) => [taskId, joinLink(taskId, token)])),
+    })}\n`,
+  );
 
   let closing = false;
   const shutdown = (signal: string): void => {

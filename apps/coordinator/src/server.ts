@@ -15,16 +15,19 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { Server } from 'socket.io';
 import type { Socket } from 'socket.io';
-import { createGroupMeanAggregator } from './engine/aggregator.js';
 import type { Aggregator } from './engine/aggregator.js';
 import { initialAdapters } from './engine/initialGlobal.js';
 import { RoundEngine, systemClock } from './engine/roundEngine.js';
 import type { EngineClock, EngineTransport } from './engine/roundEngine.js';
+import { createServerAggregator } from './engine/serverAggregator.js';
 import { CoordinatorError } from './errors.js';
 import { createRequestHandler } from './http/api.js';
 import { CoordinatorMetrics } from './http/metrics.js';
-import { ackError } from '@chorus/protocol';
-import type { Ack, ProtocolErrorCode } from '@chorus/protocol';
+import type { StaticMount } from './http/static.js';
+import { TaskModel } from './model/taskModel.js';
+import { buildStrategy } from './strategy/fromConfig.js';
+import { ADMIN_NAMESPACE, ackError, adminAuthSchema } from '@chorus/protocol';
+import type { Ack, AdminClientToServerEvents, AdminServerToClientEvents, ProtocolErrorCode } from '@chorus/protocol';
 import { PROTOCOL_VERSION, authSchema, helloSchema, updateSchema } from '@chorus/protocol';
 import type {
   ClientToServerEvents,
@@ -37,7 +40,7 @@ import type {
 } from '@chorus/protocol';
 import { KeyedRateLimiter, TokenBucket } from './security/rateLimit.js';
 import type { TokenBucketOptions } from './security/rateLimit.js';
-import { generateId, generateToken, hashToken, tokenMatchesHash } from './security/tokens.js';
+import { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } from './security/tokens.js';
 import type { CoordinatorStore } from './store/types.js';
 import type { TaskConfig } from './task/taskSchema.js';
 
@@ -52,10 +55,16 @@ export interface TaskSetup {
   readonly config: TaskConfig;
   /** Clients' join token; generated when absent (and printed by the CLI). */
   readonly joinToken?: string;
-  /** Aggregation rule; the per-group example-weighted mean when absent. Any fl-core Strategy fits. */
+  /** Aggregation rule; by default the fl-core strategy the task file names, fed by the task's model. */
   readonly aggregator?: Aggregator;
-  /** Initial global parameters (used only when the store has no checkpoint for the task). */
+  /**
+   * Initial global parameters (used only when the store has no checkpoint for the task). Giving
+   * them without a `model` runs the task without a server-side model: no probe signals, no
+   * evaluation, no export (tests and benchmarks with synthetic layouts).
+   */
   readonly initialGlobal?: () => Parameters;
+  /** The server's model of the task; built from the task file (packages/models) when both this and `initialGlobal` are absent. */
+  readonly model?: TaskModel | null;
 }
 
 /** Rate limits; each bucket is `{capacity, refillPerSecond}`. */
@@ -92,6 +101,8 @@ export interface CoordinatorOptions {
   readonly rateLimits?: Partial<RateLimitOptions>;
   /** Collect Node process metrics too (default true). */
   readonly processMetrics?: boolean;
+  /** Folders served over HTTP besides the API: the web app build at `/`, dataset artifacts at `/data/`. */
+  readonly staticMounts?: readonly StaticMount[];
 }
 
 /** A running coordinator. */
@@ -102,6 +113,8 @@ export interface Coordinator {
   /** Join token per task id. */
   readonly joinTokens: ReadonlyMap<string, string>;
   readonly engines: ReadonlyMap<string, RoundEngine>;
+  /** The server-side model of each task that has one. */
+  readonly models: ReadonlyMap<string, TaskModel>;
   readonly metrics: CoordinatorMetrics;
   readonly io: Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
   /** Stops engines and closes every connection; the store stays open (the caller owns it). */
@@ -110,7 +123,7 @@ export interface Coordinator {
 
 type CoordinatorSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
-/** The initial adapters a task gets when no model provider is plugged in. */
+/** A synthetic adapter layout of the demo's sizes, for runs without a server-side model (tests, benchmarks). */
 export function defaultInitialGlobal(task: TaskConfig): () => Parameters {
   return () =>
     initialAdapters(createRng(task.seed), {
@@ -153,11 +166,26 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   // Live socket per client id: a reconnect replaces the older connection.
   const socketsByClient = new Map<string, CoordinatorSocket>();
   const engines = new Map<string, RoundEngine>();
+  const models = new Map<string, TaskModel>();
   const joinTokens = new Map<string, string>();
   const joinTokenHashes = new Map<string, string>();
+  const admin = io.of(ADMIN_NAMESPACE) as unknown as import('socket.io').Namespace<AdminClientToServerEvents, AdminServerToClientEvents>;
+
+  try {
+    for (const setup of options.tasks) {
+      const model = setup.model !== undefined ? setup.model : setup.initialGlobal ? null : await TaskModel.create(setup.config, { rootExamples: rootExamplesOf(setup.config) });
+      if (model) models.set(setup.config.id, model);
+    }
+  } catch (err) {
+    for (const m of models.values()) m.dispose();
+    io.close();
+    throw err;
+  }
 
   for (const setup of options.tasks) {
     const task = setup.config;
+    const model = models.get(task.id) ?? null;
+    const built = setup.aggregator ? null : buildStrategy(task);
     const joinToken = setup.joinToken ?? generateToken();
     joinTokens.set(task.id, joinToken);
     joinTokenHashes.set(task.id, hashToken(joinToken));
@@ -182,18 +210,39 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const engine = new RoundEngine({
       task,
       store,
-      aggregator: setup.aggregator ?? createGroupMeanAggregator(),
+      aggregator: setup.aggregator ?? createServerAggregator(built!, model),
       transport,
-      initialGlobal: setup.initialGlobal ?? defaultInitialGlobal(task),
+      initialGlobal: setup.initialGlobal ?? (model ? () => model.initialParameters() : defaultInitialGlobal(task)),
       logger,
       metrics,
       clock,
       retryDelayMs: options.retryDelayMs,
-      strategyConfig: task.strategy.name === 'fedprox' ? { proximalMu: task.strategy.proximalMu } : {},
+      strategyConfig: built ? { ...built.clientConfig } : task.strategy.name === 'fedprox' ? { proximalMu: task.strategy.proximalMu } : {},
+      ...(model && task.evaluation.testExamples > 0 ? { evaluateGlobal: (_round: number, parameters: Parameters) => model.evaluate(parameters) } : {}),
+      onRoundCompleted: (summary) => {
+        admin.to(taskRoom(task.id)).emit('roundCompleted', { type: 'round-completed', protocolVersion: PROTOCOL_VERSION, ...summary, metrics: { ...summary.metrics }, trust: [...summary.trust] });
+      },
     });
     engine.start();
+    if (model) checkLayout(task.id, engine.globalParameters, model.initialParameters());
+    if (built?.noise) logger.info({ task: task.id, noise: built.noise }, built.noise === 'crypto' ? 'DP noise from the OS CSPRNG' : 'DP noise seeded from the task seed (reproducible, not for production)');
     engines.set(task.id, engine);
   }
+
+  // Dashboards: the admin token as auth, then one room per task (every task by default).
+  admin.use((socket, next) => {
+    const parsed = adminAuthSchema.safeParse(socket.handshake.auth);
+    if (!parsed.success || !tokensEqual(parsed.data.adminToken, adminToken)) {
+      metrics.connectionsRefused.inc({ code: parsed.success ? 'AUTH_INVALID' : 'AUTH_REQUIRED' });
+      const err = new Error('admin token required') as Error & { data: ConnectErrorData };
+      err.data = { code: parsed.success ? 'AUTH_INVALID' : 'AUTH_REQUIRED', message: 'admin token required' };
+      return next(err);
+    }
+    next();
+  });
+  admin.on('connection', (socket) => {
+    for (const id of ids) void socket.join(taskRoom(id));
+  });
 
   const connectionLimiter = new KeyedRateLimiter(limits.connections, clock.now);
 
@@ -321,7 +370,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     });
   });
 
-  httpServer.on('request', createRequestHandler({ store, engines, metrics, adminToken, corsOrigins, logger }));
+  httpServer.on('request', createRequestHandler({ store, engines, metrics, adminToken, corsOrigins, logger, models, ...(options.staticMounts ? { staticMounts: options.staticMounts } : {}) }));
 
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
@@ -340,6 +389,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     adminToken,
     joinTokens,
     engines,
+    models,
     metrics,
     io,
     async close() {
@@ -348,8 +398,28 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         void io.close(() => resolve());
       });
       if (httpServer.listening) await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      for (const model of models.values()) model.dispose();
     },
   };
+}
+
+/** FLTrust's root data size anywhere in the strategy tree (0 without FLTrust). */
+function rootExamplesOf(task: TaskConfig): number {
+  let found = 0;
+  const visit = (s: TaskConfig['strategy']): void => {
+    if (s.name === 'fltrust') found = Math.max(found, s.rootExamples);
+    else if ('inner' in s) visit(s.inner);
+  };
+  visit(task.strategy);
+  return found;
+}
+
+/** Refuses to serve a stored checkpoint whose tensors are not the model's (another base or rank). */
+function checkLayout(taskId: string, global: Parameters, expected: Parameters): void {
+  const key = (ts: Parameters): string => ts.map((t) => `${t.name}[${t.shape.join(',')}]`).sort().join(' ');
+  if (key(global) !== key(expected)) {
+    throw new CoordinatorError('CHECKPOINT_CORRUPT', `task ${taskId}: the stored global model's tensors do not match the task's model (was the model section of the task file changed?)`);
+  }
 }
 
 function firstIssue(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {

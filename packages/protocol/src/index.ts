@@ -35,3 +35,5 @@ export type {
   UpdateResult,
   UploadEncoding,
 } from './protocol.js';
+export { ADMIN_NAMESPACE, adminAuthSchema, roundCompletedSchema } from './admin.js';
+export type { AdminAuthPayload, AdminClientToServerEvents, AdminServerToClientEvents, RoundCompletedPayload } from './admin.js';

@@ -249,6 +249,11 @@ export class RoundEngine {
     return this.global.sha256;
   }
 
+  /** The current global tensors (shared, do not mutate). */
+  get globalParameters(): Parameters {
+    return this.global.tensors;
+  }
+
   /** Codec bytes of the current global model (shared, do not mutate). */
   get globalBytes(): Uint8Array {
     return this.global.bytes;
@@ -526,6 +531,12 @@ export class RoundEngine {
     const roundMetrics: Record<string, number> = {};
     for (const [k, v] of Object.entries(outcome.metrics)) if (Number.isFinite(v)) roundMetrics[`strategy.${k}`] = v;
     for (const [k, v] of Object.entries(outcome.serverMetrics ?? {})) if (Number.isFinite(v)) roundMetrics[k] = v;
+    if (trust.length > 0) {
+      const values = trust.map((t) => t.trust);
+      roundMetrics['trust.mean'] = values.reduce((a, b) => a + b, 0) / values.length;
+      roundMetrics['trust.min'] = Math.min(...values);
+      roundMetrics['trust.max'] = Math.max(...values);
+    }
     if (this.options.evaluateGlobal) {
       const evalStarted = performance.now();
       try {

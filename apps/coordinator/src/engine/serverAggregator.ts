@@ -61,7 +61,10 @@ export function createServerAggregator(built: BuiltStrategy, model: TaskModel | 
         serverMetrics['epsilon'] = dp.epsilon;
         if (typeof out.metrics['delta'] === 'number') serverMetrics['delta'] = out.metrics['delta'];
       }
-      if (built.trust.length > 0) serverMetrics['numUntrusted'] = out.rejected.filter((r) => r.code === 'UNTRUSTED').length;
+      if (built.trust.length > 0) {
+        // TrustWeighting reports zero-trust clients as rejected; those under minTrust are counted by the threshold inside it.
+        serverMetrics['numUntrusted'] = out.rejected.filter((r) => r.code === 'UNTRUSTED').length + (out.metrics['numBelowMinTrust'] ?? 0);
+      }
       return { parameters: out.parameters, metrics, serverMetrics, trust };
     },
     exportState(): AggregatorState {

@@ -10,17 +10,28 @@
  *   GET /api/tasks/:id/clients                     pseudonymous clients (no secrets)      (admin)
  *   GET /api/tasks/:id/trust                       T_k per client per round               (admin)
  *   GET /api/tasks/:id/metrics[.json|.csv]         per-round metrics history              (admin)
+ *   GET /api/tasks/:id/trust.csv                   the same as CSV                        (admin)
  *   GET /api/tasks/:id/checkpoint                  current global model, codec bytes      (admin)
+ *   GET /api/tasks/:id/export/model/model.json     merged TF.js LayersModel (base + adapters) (admin)
+ *   GET /api/tasks/:id/export/model/weights.bin    its weights
+ *   GET /api/tasks/:id/export/adapters/model.json  the adapters artifact alone              (admin)
+ *   GET /api/tasks/:id/export/adapters/weights.bin its weights
+ *   anything else                                  static files (web app, /data/…) when mounted
  *
  * Admin routes need `Authorization: Bearer <admin token>`, compared in constant time. Errors are
- * JSON `{error: {code, message}}` and never carry a stack trace.
+ * JSON `{error: {code, message}}` and never carry a stack trace. `tf.loadLayersModel(url,
+ * {requestInit: {headers: {authorization}}})` loads an export directly: model.json names its
+ * weights file relative to itself.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { RoundEngine } from '../engine/roundEngine.js';
+import type { ExportedArtifacts, TaskModel } from '../model/taskModel.js';
 import { tokensEqual } from '../security/tokens.js';
-import type { CoordinatorStore, RoundMetricsRecord } from '../store/types.js';
+import type { CoordinatorStore, RoundMetricsRecord, TrustRecord } from '../store/types.js';
 import type { CoordinatorMetrics } from './metrics.js';
+import { serveStatic } from './static.js';
+import type { StaticMount } from './static.js';
 
 /** What the HTTP routes read. */
 export interface ApiContext {
@@ -31,9 +42,37 @@ export interface ApiContext {
   /** Origins allowed to call the API from a browser (exact match; '*' allows any). */
   readonly corsOrigins: readonly string[];
   readonly logger: Logger;
+  /** The server's model per task, for exports (tasks without one answer 404 NO_MODEL). */
+  readonly models?: ReadonlyMap<string, TaskModel>;
+  /** Folders served to browsers (web app build, dataset artifacts). */
+  readonly staticMounts?: readonly StaticMount[];
 }
 
-type Handler = (ctx: ApiContext, taskId: string, rest: string[], res: ServerResponse) => void;
+type Handler = (ctx: ApiContext, taskId: string, rest: string[], res: ServerResponse) => void | Promise<void>;
+
+/** Exports of the current global model, one per (task, kind), rebuilt when the global hash changes. */
+const exportCache = new WeakMap<ApiContext, Map<string, { hash: string; artifacts: Promise<ExportedArtifacts> }>>();
+
+function exported(ctx: ApiContext, taskId: string, kind: 'model' | 'adapters'): Promise<ExportedArtifacts> | null {
+  const model = ctx.models?.get(taskId);
+  const engine = ctx.engines.get(taskId);
+  if (!model || !engine) return null;
+  let cache = exportCache.get(ctx);
+  if (!cache) exportCache.set(ctx, (cache = new Map()));
+  const key = `${taskId}\u0000${kind}`;
+  const hit = cache.get(key);
+  if (hit && hit.hash === engine.globalHash) return hit.artifacts;
+  const artifacts = kind === 'model' ? model.exportMerged(engine.globalParameters) : model.exportAdapters(engine.globalParameters);
+  cache.set(key, { hash: engine.globalHash, artifacts });
+  // A failed export is not cached.
+  artifacts.catch(() => cache.delete(key));
+  return artifacts;
+}
+
+/** Trust history as CSV: serverRound, clientId, trust. */
+export function trustToCsv(rows: readonly TrustRecord[]): string {
+  return `serverRound,clientId,trust\r\n${rows.map((r) => [String(r.serverRound), r.clientId, String(r.trust)].map(csvField).join(',')).join('\r\n')}${rows.length > 0 ? '\r\n' : ''}`;
+}
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -83,13 +122,29 @@ const taskRoutes: Record<string, Handler> = {
   trust: (ctx, taskId, _rest, res) => sendJson(res, 200, { trust: ctx.store.listTrust(taskId) }),
   metrics: (ctx, taskId, _rest, res) => sendJson(res, 200, { taskId, metrics: ctx.store.listMetrics(taskId) }),
   'metrics.json': (ctx, taskId, _rest, res) => {
-    const text = JSON.stringify({ taskId, metrics: ctx.store.listMetrics(taskId) }, null, 2);
+    const text = JSON.stringify({ taskId, metrics: ctx.store.listMetrics(taskId), trust: ctx.store.listTrust(taskId) }, null, 2);
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-disposition': `attachment; filename="${taskId}-metrics.json"` });
     res.end(text);
   },
   'metrics.csv': (ctx, taskId, _rest, res) => {
     res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="${taskId}-metrics.csv"` });
     res.end(metricsToCsv(ctx.store.listMetrics(taskId)));
+  },
+  'trust.csv': (ctx, taskId, _rest, res) => {
+    res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="${taskId}-trust.csv"` });
+    res.end(trustToCsv(ctx.store.listTrust(taskId)));
+  },
+  export: async (ctx, taskId, rest, res) => {
+    const [kind, file] = rest;
+    if ((kind !== 'model' && kind !== 'adapters') || (file !== 'model.json' && file !== 'weights.bin') || rest.length !== 2) {
+      return sendError(res, 404, 'NOT_FOUND', 'no such export (export/{model,adapters}/{model.json,weights.bin})');
+    }
+    const artifacts = exported(ctx, taskId, kind);
+    if (!artifacts) return sendError(res, 404, 'NO_MODEL', `task ${taskId} has no server-side model to export`);
+    const { modelJson, weights } = await artifacts;
+    if (file === 'model.json') return sendJson(res, 200, modelJson);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': weights.byteLength, 'cache-control': 'no-store' });
+    res.end(Buffer.from(weights.buffer, weights.byteOffset, weights.byteLength));
   },
   checkpoint: (ctx, taskId, _rest, res) => {
     const engine = ctx.engines.get(taskId);
@@ -131,7 +186,7 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
     res.end();
     return;
   }
-  if (req.method !== 'GET') return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'only GET is supported');
+  if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'only GET is supported');
 
   if (url.pathname === '/healthz' || url.pathname === '/health') {
     return sendJson(res, 200, { status: 'ok', tasks: [...ctx.engines.keys()] });
@@ -142,7 +197,10 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
     res.end(text);
     return;
   }
-  if (!url.pathname.startsWith('/api/')) return sendError(res, 404, 'NOT_FOUND', 'no such route');
+  if (!url.pathname.startsWith('/api/')) {
+    if (ctx.staticMounts && (await serveStatic(ctx.staticMounts, req, res, url.pathname))) return;
+    return sendError(res, 404, 'NOT_FOUND', 'no such route');
+  }
 
   const auth = req.headers.authorization ?? '';
   const match = /^Bearer (.+)$/.exec(auth);
@@ -157,7 +215,7 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
   if (!ctx.store.getTask(taskId)) return sendError(res, 404, 'TASK_NOT_FOUND', `no task ${taskId}`);
   const route = taskRoutes[parts[3] ?? ''];
   if (!route || !Object.hasOwn(taskRoutes, parts[3] ?? '')) return sendError(res, 404, 'NOT_FOUND', 'no such route');
-  route(ctx, taskId, parts.slice(4), res);
+  await route(ctx, taskId, parts.slice(4), res);
 }
 
 function applyCors(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): void {

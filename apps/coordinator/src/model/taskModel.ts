@@ -275,14 +275,11 @@ export class TaskModel {
           const size = chunk.labels!.shape[0]!;
           for (let start = 0; start < size; start += batchSize) {
             const end = Math.min(size, start + batchSize);
-            const batch = tf.tidy(() => {
-              const slice: MultimodalBatch = {};
-              for (const key of ['image', 'text', 'audio', 'labels'] as const) {
-                const t = chunk[key];
-                if (t) slice[key] = tf.keep(t.slice(start, end - start));
-              }
-              return slice;
-            });
+            const batch: MultimodalBatch = {};
+            for (const key of ['image', 'text', 'audio', 'labels'] as const) {
+              const t = chunk[key];
+              if (t) batch[key] = t.slice(start, end - start);
+            }
             try {
               trainer.trainStep(batch);
             } finally {
@@ -358,35 +355,31 @@ function toEvalSet(samples: readonly AnySample[], modalities: readonly Modality[
   for (let start = 0; start < samples.length; start += EVAL_BATCH) {
     const part = samples.slice(start, start + EVAL_BATCH);
     const n = part.length;
-    chunks.push(
-      tf.tidy(() => {
-        const batch: MultimodalBatch = { labels: tf.keep(tf.tensor1d(labels.subarray(start, start + n), 'int32')) };
-        if (modalities.includes('image')) {
-          const pixels = new Float32Array(n * 784);
-          part.forEach((s, i) => (s as DigitsSample | FashionSample).image.forEach((v, j) => (pixels[i * 784 + j] = v / 255)));
-          batch.image = tf.keep(tf.tensor4d(pixels, [n, 28, 28, 1]));
-        }
-        if (modalities.includes('text')) {
-          const ids = new Int32Array(n * DIGITS_CAPTION_TOKENS);
-          part.forEach((s, i) => {
-            const tokens = 'caption' in s ? s.caption : (s as SpamSample).tokens;
-            tokens.slice(0, DIGITS_CAPTION_TOKENS).forEach((v, j) => (ids[i * DIGITS_CAPTION_TOKENS + j] = v));
-          });
-          batch.text = tf.keep(tf.tensor2d(ids, [n, DIGITS_CAPTION_TOKENS], 'int32'));
-        }
-        if (modalities.includes('audio') && frontend) {
-          // Clips are cropped or zero-padded to 1 s, the rule clients and the pretraining script apply.
-          const pcm = new Float32Array(n * DIGITS_AUDIO_SAMPLES);
-          part.forEach((s, i) => {
-            const audio = (s as DigitsSample).audio;
-            const len = Math.min(audio.length, DIGITS_AUDIO_SAMPLES);
-            for (let j = 0; j < len; j++) pcm[i * DIGITS_AUDIO_SAMPLES + j] = audio[j]! / 32768;
-          });
-          batch.audio = tf.keep(frontend.compute(tf.tensor2d(pcm, [n, DIGITS_AUDIO_SAMPLES])));
-        }
-        return batch;
-      }),
-    );
+    const batch: MultimodalBatch = { labels: tf.tensor1d(labels.subarray(start, start + n), 'int32') };
+    if (modalities.includes('image')) {
+      const pixels = new Float32Array(n * 784);
+      part.forEach((s, i) => (s as DigitsSample | FashionSample).image.forEach((v, j) => (pixels[i * 784 + j] = v / 255)));
+      batch.image = tf.tensor4d(pixels, [n, 28, 28, 1]);
+    }
+    if (modalities.includes('text')) {
+      const ids = new Int32Array(n * DIGITS_CAPTION_TOKENS);
+      part.forEach((s, i) => {
+        const tokens = 'caption' in s ? s.caption : (s as SpamSample).tokens;
+        tokens.slice(0, DIGITS_CAPTION_TOKENS).forEach((v, j) => (ids[i * DIGITS_CAPTION_TOKENS + j] = v));
+      });
+      batch.text = tf.tensor2d(ids, [n, DIGITS_CAPTION_TOKENS], 'int32');
+    }
+    if (modalities.includes('audio') && frontend) {
+      // Clips are cropped or zero-padded to 1 s, the rule clients and the pretraining script apply.
+      const pcm = new Float32Array(n * DIGITS_AUDIO_SAMPLES);
+      part.forEach((s, i) => {
+        const audio = (s as DigitsSample).audio;
+        const len = Math.min(audio.length, DIGITS_AUDIO_SAMPLES);
+        for (let j = 0; j < len; j++) pcm[i * DIGITS_AUDIO_SAMPLES + j] = audio[j]! / 32768;
+      });
+      batch.audio = tf.tidy(() => frontend.compute(tf.tensor2d(pcm, [n, DIGITS_AUDIO_SAMPLES])));
+    }
+    chunks.push(batch);
   }
   return { chunks, labels };
 }

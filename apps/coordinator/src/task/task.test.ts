@@ -46,7 +46,9 @@ describe('task files', () => {
       clipNorm: 1,
       noiseMultiplier: 0.5,
       delta: 1e-5,
-      inner: { name: 'fedmm-x', inner: { name: 'fedavg' }, weights: { agreement: 1, accuracy: 1, loss: 1, calibration: 1, explanation: 1, history: 1 }, historyDecay: 0.5, minTrust: 0 },
+      samplingRate: 1,
+      noise: 'crypto',
+      inner: { name: 'fedmm-x', inner: { name: 'fedavg' }, weights: { agreement: 1, accuracy: 1, loss: 1, calibration: 0.5, explanation: 0.5 }, historyDecay: 0.5, prior: 0.5, minTrust: 0 },
     });
   });
 

@@ -1,0 +1,231 @@
+/**
+ * `pnpm simulate`: a whole federated run on one machine — the coordinator in-process on a free
+ * port with a task file (in-memory store), plus K headless clients with their own partitions of
+ * the task's built-in dataset — run to the end, then per-round metrics written as JSON.
+ *
+ *   tsx src/cli/simulate.ts [--task tasks/demo-digits.yaml] [--out simulate-metrics.json]
+ *     [--clients 8] [--rounds N] [--alpha 0.5 | --iid] [--modality-prob image=0.8,…]
+ *     [--modality-kinds image+text=0.5,…] [--max-examples 200] [--seed 1]
+ *     [--adversarial sign-flip:0.2 …] [--processes] [--backend wasm|cpu] [--eval-examples 128]
+ *     [--log-level warn]
+ *
+ * Each round's entry holds the coordinator's metrics (accepted, rejected, dropped, update norms,
+ * the clients' reported accuracies, trust, and its own evaluation when it has one); when the
+ * coordinator did not evaluate the global model, the checkpoint of every round is evaluated here
+ * on the test split with packages/models, so `testAccuracy` is always measured, never reported.
+ */
+import { writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { decodeUpdate } from '@chorus/fl-core';
+import type { Tensor } from '@chorus/fl-core';
+import { datasetFromSamples, evaluateLocally } from '@chorus/client';
+import type { ClientEvent, ModelFactory } from '@chorus/client';
+import { createNodeDigitsFactory, createProgressView, parseCliArgs, runInProcess, runInProcesses, useNodeBackend } from '@chorus/client/node';
+import type { ClientSummary } from '@chorus/client/node';
+import { BUILTIN_NAMES, openBuiltin, readManifest } from '@chorus/datasets';
+import type { BuiltinName } from '@chorus/datasets';
+import { fileSource } from '@chorus/datasets/node';
+import type { Modality } from '@chorus/models';
+import { pino } from 'pino';
+import { CoordinatorError, isCoordinatorError } from '../errors.js';
+import { startCoordinator } from '../server.js';
+import { MemoryStore } from '../store/memoryStore.js';
+import type { CoordinatorStore } from '../store/types.js';
+import { readTaskFile } from '../task/loadTask.js';
+import type { TaskConfig } from '../task/taskSchema.js';
+
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The task's initial adapters as the client model factory builds them (LoRA B zero, seeded from the task). */
+export async function initialGlobalOf(task: TaskConfig, models: ModelFactory): Promise<Tensor[]> {
+  const model = await models.create({
+    modalities: task.dataset.modalities as Modality[],
+    numClasses: 10,
+    adapterRank: task.model.adapterRank,
+    namConcepts: task.model.namConcepts,
+    namHiddenUnits: 8,
+    learningRate: task.learningRate,
+    seed: task.seed,
+  });
+  try {
+    return model.adapterParameters();
+  } finally {
+    model.dispose();
+  }
+}
+
+/** One round of the metrics file. */
+export interface SimulatedRound {
+  readonly serverRound: number;
+  /** Test-split accuracy of the global model after the round (the coordinator's, else measured here). */
+  readonly testAccuracy: number | null;
+  readonly testLoss: number | null;
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly trust: readonly { readonly clientId: string; readonly trust: number }[];
+}
+
+/** The metrics file. */
+export interface SimulationReport {
+  readonly taskId: string;
+  readonly status: string;
+  readonly completedRounds: number;
+  readonly globalHash: string;
+  readonly numClients: number;
+  readonly durationMs: number;
+  /** Test accuracy of the initial global model (round 0). */
+  readonly initialTestAccuracy: number | null;
+  readonly rounds: readonly SimulatedRound[];
+  readonly clients: readonly ClientSummary[];
+}
+
+/** Accuracy and loss of each checkpoint of `task` on the first `numExamples` of the test split. */
+export async function evaluateCheckpoints(task: TaskConfig, checkpoints: readonly Uint8Array[], models: ModelFactory, numExamples: number): Promise<{ accuracy: number; loss: number }[]> {
+  const name = task.dataset.name;
+  if (!(BUILTIN_NAMES as readonly string[]).includes(name)) throw new CoordinatorError('TASK_INVALID', `dataset '${name}' is not built in`);
+  const source = fileSource();
+  const split = await openBuiltin(source, await readManifest(source), name as BuiltinName, 'test');
+  const indices = Array.from({ length: Math.min(numExamples, split.numExamples) }, (_, i) => i);
+  const data = await datasetFromSamples(await split.read(indices), task.dataset.modalities as Modality[]);
+  const model = await models.create({
+    modalities: task.dataset.modalities as Modality[],
+    numClasses: split.classes.length,
+    adapterRank: task.model.adapterRank,
+    namConcepts: task.model.namConcepts,
+    namHiddenUnits: 8,
+    learningRate: task.learningRate,
+    seed: task.seed,
+  });
+  try {
+    const out: { accuracy: number; loss: number }[] = [];
+    for (const bytes of checkpoints) {
+      model.setAdapterParameters(decodeUpdate(bytes, { maxBytes: bytes.byteLength }).tensors);
+      const r = await evaluateLocally(model, data, indices);
+      out.push({ accuracy: r.accuracy, loss: r.loss });
+    }
+    return out;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Builds the report from the store once the run is over. */
+async function report(task: TaskConfig, store: CoordinatorStore, models: ModelFactory, extra: { numClients: number; durationMs: number; clients: ClientSummary[]; evalExamples: number }): Promise<SimulationReport> {
+  const metrics = store.listMetrics(task.id);
+  const trust = store.listTrust(task.id);
+  const latest = store.latestCheckpoint(task.id);
+  const completedRounds = latest?.serverRound ?? 0;
+  const measured = metrics.every((m) => typeof m.metrics['eval.accuracy'] === 'number');
+  const checkpoints = Array.from({ length: completedRounds + 1 }, (_, r) => store.getCheckpoint(task.id, r)?.bytes).filter((b): b is Uint8Array => b !== undefined);
+  const own = extra.evalExamples > 0 ? await evaluateCheckpoints(task, measured ? checkpoints.slice(0, 1) : checkpoints, models, extra.evalExamples) : [];
+  return {
+    taskId: task.id,
+    status: store.getTask(task.id)?.status ?? 'unknown',
+    completedRounds,
+    globalHash: latest?.sha256 ?? '',
+    numClients: extra.numClients,
+    durationMs: extra.durationMs,
+    initialTestAccuracy: own[0]?.accuracy ?? null,
+    rounds: metrics.map((m) => ({
+      serverRound: m.serverRound,
+      testAccuracy: measured ? m.metrics['eval.accuracy']! : (own[m.serverRound]?.accuracy ?? null),
+      testLoss: measured ? (m.metrics['eval.loss'] ?? null) : (own[m.serverRound]?.loss ?? null),
+      metrics: m.metrics,
+      trust: trust.filter((t) => t.serverRound === m.serverRound).map((t) => ({ clientId: t.clientId, trust: t.trust })),
+    })),
+    clients: extra.clients,
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      task: { type: 'string', default: join(packageRoot, 'tasks', 'demo-digits.yaml') },
+      out: { type: 'string', default: 'simulate-metrics.json' },
+      clients: { type: 'string', default: '8' },
+      rounds: { type: 'string' },
+      alpha: { type: 'string' },
+      iid: { type: 'boolean', default: false },
+      'modality-prob': { type: 'string' },
+      'modality-kinds': { type: 'string' },
+      'max-examples': { type: 'string', default: '200' },
+      seed: { type: 'string', default: '1' },
+      adversarial: { type: 'string', multiple: true },
+      processes: { type: 'boolean', default: false },
+      backend: { type: 'string', default: 'wasm' },
+      'eval-examples': { type: 'string', default: '128' },
+      'test-examples': { type: 'string', default: '300' },
+      'log-level': { type: 'string', default: 'warn' },
+    },
+    strict: true,
+  });
+  let task = readTaskFile(resolve(values.task));
+  if (values.rounds !== undefined) {
+    const rounds = Number(values.rounds);
+    if (!Number.isInteger(rounds) || rounds < 1) throw new CoordinatorError('CONFIG_INVALID', `--rounds must be an integer ≥ 1, got '${values.rounds}'`);
+    task = { ...task, rounds };
+  }
+  const testExamples = Number(values['test-examples']);
+  if (!Number.isInteger(testExamples) || testExamples < 0) throw new CoordinatorError('CONFIG_INVALID', `--test-examples must be an integer ≥ 0, got '${values['test-examples']}'`);
+
+  const logger = pino({ level: values['log-level'] });
+  const store = new MemoryStore();
+  await useNodeBackend(values.backend);
+  const coordinator = await startCoordinator({ tasks: [{ config: task }], store, logger, processMetrics: false });
+  const token = coordinator.joinTokens.get(task.id)!;
+  const clientArgs = [
+    '--url', coordinator.url,
+    '--task', task.id,
+    '--clients', values.clients,
+    '--dataset', task.dataset.name,
+    '--modalities', task.dataset.modalities.join(','),
+    '--max-examples', values['max-examples'],
+    '--seed', values.seed,
+    '--backend', values.backend,
+    '--eval-examples', values['eval-examples'],
+    '--adapter-alpha', String(task.model.adapterAlpha),
+    ...(values.alpha === undefined ? [] : ['--alpha', values.alpha]),
+    ...(values.iid ? ['--iid'] : []),
+    ...(values['modality-prob'] === undefined ? [] : ['--modality-prob', values['modality-prob']]),
+    ...(values['modality-kinds'] === undefined ? [] : ['--modality-kinds', values['modality-kinds']]),
+    ...(values.adversarial ?? []).flatMap((a) => ['--adversarial', a]),
+  ];
+  // The token travels in the environment, never on a command line other users can read.
+  const cli = parseCliArgs(clientArgs, { CHORUS_JOIN_TOKEN: token });
+  process.env['CHORUS_JOIN_TOKEN'] = token;
+  const tty = process.stdout.isTTY === true;
+  const view = createProgressView(process.stdout, cli.numClients, { tty });
+  const onEvent = (i: number, e: ClientEvent): void => view.update(i, e);
+  const started = Date.now();
+  process.stdout.write(`simulate: ${task.id} on ${coordinator.url}, ${cli.numClients} clients, ${task.rounds} rounds\n`);
+  let clients: ClientSummary[];
+  try {
+    clients = values.processes ? await runInProcesses(cli, clientArgs, onEvent) : await runInProcess(cli, onEvent);
+  } finally {
+    view.close();
+    await coordinator.close();
+  }
+  const models = createNodeDigitsFactory({ adapterAlpha: task.model.adapterAlpha });
+  try {
+    const result = await report(task, store, models, { numClients: cli.numClients, durationMs: Date.now() - started, clients, evalExamples: testExamples });
+    const out = resolve(values.out);
+    writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+    for (const r of result.rounds) {
+      process.stdout.write(`round ${r.serverRound}: test accuracy ${r.testAccuracy === null ? 'n/a' : r.testAccuracy.toFixed(3)}, accepted ${r.metrics['numAccepted'] ?? 0}, rejected ${r.metrics['numRejected'] ?? 0}, dropped ${r.metrics['numDropped'] ?? 0}\n`);
+    }
+    process.stdout.write(`${JSON.stringify({ out, status: result.status, completedRounds: result.completedRounds, initialTestAccuracy: result.initialTestAccuracy, finalTestAccuracy: result.rounds.at(-1)?.testAccuracy ?? null, durationMs: result.durationMs })}\n`);
+    process.exitCode = result.status === 'finished' ? 0 : 1;
+  } finally {
+    models.dispose();
+    store.close();
+  }
+}
+
+const invokedDirectly = process.argv[1] !== undefined && /[\\/]simulate\.[cm]?[jt]s$/.test(process.argv[1]);
+if (invokedDirectly) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`simulate failed: ${isCoordinatorError(err) || err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  });
+}

@@ -1,0 +1,143 @@
+import { DifferentialPrivacy, FedAdam, FlTrust, Krum, NormClipping, TrustWeighting, tensor } from '@chorus/fl-core';
+import type { Tensor } from '@chorus/fl-core';
+import { describe, expect, it } from 'vitest';
+import { createServerAggregator } from '../engine/serverAggregator.js';
+import { CoordinatorError, isCoordinatorError } from '../errors.js';
+import { parseTask } from '../task/loadTask.js';
+import type { TaskConfig } from '../task/taskSchema.js';
+import { buildStrategy } from './fromConfig.js';
+
+function task(strategy: unknown, extra: Record<string, unknown> = {}): TaskConfig {
+  return parseTask({
+    id: 't',
+    dataset: { name: 'digits', modalities: ['image'] },
+    model: { base: 'chorus-digits-v1', adapterRank: 2, adapterAlpha: 4, namConcepts: 4 },
+    strategy,
+    rounds: 3,
+    clientsPerRound: 4,
+    minClients: 2,
+    roundDeadlineMs: 1000,
+    localEpochs: 1,
+    batchSize: 8,
+    learningRate: 0.1,
+    maxUpdateBytes: 10_000,
+    seed: 9,
+    ...extra,
+  });
+}
+
+const global: Tensor[] = [tensor('image/w', [2], new Float32Array([0, 0]))];
+const result = (clientId: string, values: number[]) => ({ clientId, numExamples: 1, delta: [tensor('image/w', [2], new Float32Array(values))] });
+
+function refusal(fn: () => unknown): CoordinatorError {
+  try {
+    fn();
+  } catch (err) {
+    if (isCoordinatorError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected a CoordinatorError');
+}
+
+describe('buildStrategy', () => {
+  it('builds every named strategy as its fl-core class', () => {
+    // Arrange
+    const names: [unknown, string][] = [
+      [{ name: 'fedavg' }, 'fedavg'],
+      [{ name: 'fedprox', proximalMu: 0.01 }, 'fedprox'],
+      [{ name: 'fedavgm' }, 'fedavgm'],
+      [{ name: 'fedadam' }, 'fedadam'],
+      [{ name: 'fedyogi' }, 'fedyogi'],
+      [{ name: 'fedadagrad' }, 'fedadagrad'],
+      [{ name: 'median' }, 'fedmedian'],
+      [{ name: 'trimmed-mean', trimFraction: 0.25 }, 'fedtrimmedavg'],
+      [{ name: 'krum', numByzantine: 0 }, 'krum'],
+      [{ name: 'multi-krum', numByzantine: 0 }, 'multikrum'],
+      [{ name: 'fltrust' }, 'fltrust'],
+      [{ name: 'clip', maxNorm: 1, inner: { name: 'median' } }, 'clip(fedmedian)'],
+      [{ name: 'fedmm-x', inner: { name: 'fedadam' } }, 'trust(fedadam)'],
+      [{ name: 'dp', clipNorm: 1, noiseMultiplier: 1, inner: { name: 'fedmm-x', minTrust: 0.3 } }, 'dp(trust(mintrust(fedavg)))'],
+    ];
+    // Act
+    const built = names.map(([config]) => buildStrategy(task(config)).strategy.name);
+    // Assert
+    expect(built).toEqual(names.map(([, name]) => name));
+  });
+
+  it('hands back the parts the coordinator feeds, with FedProx μ for clients', () => {
+    // Arrange / Act
+    const nested = buildStrategy(task({ name: 'dp', clipNorm: 1, noiseMultiplier: 1, noise: 'seeded', inner: { name: 'fedmm-x', inner: { name: 'clip', maxNorm: 2, inner: { name: 'fltrust' } } } }));
+    const prox = buildStrategy(task({ name: 'fedprox', proximalMu: 0.05 }));
+    // Assert
+    expect(nested.strategy).toBeInstanceOf(DifferentialPrivacy);
+    expect(nested.privacy).toEqual([nested.strategy]);
+    expect(nested.trust).toHaveLength(1);
+    expect(nested.trust[0]).toBeInstanceOf(TrustWeighting);
+    expect(nested.trust[0]!.inner).toBeInstanceOf(NormClipping);
+    expect(nested.flTrust[0]).toBeInstanceOf(FlTrust);
+    expect(nested.noise).toBe('seeded');
+    expect(prox.clientConfig).toEqual({ proximalMu: 0.05 });
+    expect(buildStrategy(task({ name: 'fedadam', serverLearningRate: 0.3 })).strategy).toBeInstanceOf(FedAdam);
+    expect((buildStrategy(task({ name: 'multi-krum', numByzantine: 1 }, { clientsPerRound: 5 })).strategy as Krum).numToKeep).toBe(4);
+  });
+
+  it('turns an fl-core refusal into TASK_INVALID naming the strategy path', () => {
+    // Arrange: values the schema would refuse, given straight to the builder (as a program might).
+    const trimmed = { ...task({ name: 'fedavg' }), strategy: { name: 'trimmed-mean' as const, trimFraction: 0.7 } };
+    const nested = { ...task({ name: 'fedavg' }), strategy: { name: 'clip' as const, maxNorm: 1, perGroup: false, inner: { name: 'fedavgm' as const, serverLearningRate: 1, serverMomentum: 1.5 } } };
+    // Act
+    const errors = [refusal(() => buildStrategy(trimmed)), refusal(() => buildStrategy(nested))];
+    // Assert
+    expect(errors.map((e) => e.code)).toEqual(['TASK_INVALID', 'TASK_INVALID']);
+    expect(errors[0]!.issues[0]).toMatch(/^strategy: AGG_BAD_CONFIG: FedTrimmedAvg: trimFraction/);
+    expect(errors[1]!.issues[0]).toMatch(/^strategy\.inner: AGG_BAD_CONFIG/);
+  });
+
+  it('refuses bad strategy settings in a task file with TASK_INVALID', () => {
+    // Act
+    const error = refusal(() => task({ name: 'fedmm-x', historyDecay: 1, weights: { history: 1 } }));
+    // Assert
+    expect(error.code).toBe('TASK_INVALID');
+    expect(error.issues.some((i) => i.startsWith('strategy.historyDecay:'))).toBe(true);
+    expect(error.issues.some((i) => i.startsWith('strategy.weights:'))).toBe(true);
+  });
+});
+
+describe('createServerAggregator without a model', () => {
+  it('draws the same DP noise twice when seeded and different noise from the CSPRNG, and reports ε growing', () => {
+    // Arrange
+    const seeded = () => createServerAggregator(buildStrategy(task({ name: 'dp', clipNorm: 10, noiseMultiplier: 1, noise: 'seeded' })), null);
+    const crypto = () => createServerAggregator(buildStrategy(task({ name: 'dp', clipNorm: 10, noiseMultiplier: 1 })), null);
+    const round = [result('a', [1, 0]), result('b', [0, 1])];
+    // Act
+    const [s1, s2, c1, c2] = [seeded(), seeded(), crypto(), crypto()].map((agg) => agg.aggregateFit(1, global, round, []));
+    const again = seeded();
+    again.aggregateFit(1, global, round, []);
+    const second = again.aggregateFit(2, global, round, []);
+    // Assert
+    expect([...s1!.parameters[0]!.values]).toEqual([...s2!.parameters[0]!.values]);
+    expect([...c1!.parameters[0]!.values]).not.toEqual([...c2!.parameters[0]!.values]);
+    expect(s1!.serverMetrics!['epsilon']).toBeGreaterThan(0);
+    expect(second!.serverMetrics!['epsilon']).toBeGreaterThan(s1!.serverMetrics!['epsilon']!);
+    expect(s1!.serverMetrics!['delta']).toBe(1e-5);
+  });
+
+  it('scores trust from update agreement, drops clients below minTrust, and reports T_k apart from the metrics', () => {
+    // Arrange: a, b, c, e agree (median (1, 0)); d points elsewhere (cos ≈ 0.55 with the median).
+    const round = [result('a', [1, 0]), result('b', [1, 0.1]), result('c', [1, -0.1]), result('e', [1, 0]), result('d', [1, 1.5])];
+    const strict = createServerAggregator(buildStrategy(task({ name: 'fedmm-x', minTrust: 0.6 })), null);
+    const lenient = createServerAggregator(buildStrategy(task({ name: 'fedmm-x' })), null);
+    // Act
+    const out = strict.aggregateFit(1, global, round, []);
+    const all = lenient.aggregateFit(1, global, round, []);
+    // Assert: b and c are mirror images with equal trust, so without d the second coordinate cancels.
+    const trust = Object.fromEntries(out!.trust!.map((t) => [t.clientId, t.trust]));
+    expect(trust['d']).toBeLessThan(0.6);
+    expect(trust['a']).toBeGreaterThan(0.6);
+    expect(out!.parameters[0]!.values[0]).toBeCloseTo(1, 5);
+    expect(out!.parameters[0]!.values[1]).toBeCloseTo(0, 6);
+    expect(out!.serverMetrics!['numUntrusted']).toBe(1);
+    expect(all!.parameters[0]!.values[1]).toBeGreaterThan(0.1);
+    expect(Object.keys(out!.metrics).some((k) => k.startsWith('trust:'))).toBe(false);
+  });
+});

@@ -1,0 +1,59 @@
+export { CLIENT_ERROR_CODES, ClientError, isClientError } from './errors.js';
+export type { ClientErrorCode } from './errors.js';
+export { AsyncQueue } from './queue.js';
+export { ConnectRefused, connectOnce, createSocket, refusalOf } from './connection.js';
+export type { ClientSocket, SocketSetup } from './connection.js';
+export { MemoryIdentityStorage, isStoredIdentity } from './storage.js';
+export type { IdentityStorage, StoredIdentity } from './storage.js';
+export { ClientEvents } from './events.js';
+export type {
+  ClientEvent,
+  ClientEventListener,
+  ClientStatus,
+  DownloadEvent,
+  ErrorEvent,
+  EvaluateEvent,
+  IdentityEvent,
+  RoundEndEvent,
+  RoundStartEvent,
+  StatusEvent,
+  TaskEndEvent,
+  TrainEvent,
+  UpdateResultEvent,
+  UploadEvent,
+} from './events.js';
+export { ArrayDataset } from './dataset.js';
+export type { ArrayDatasetInputs, HostArray, HostBatch, LocalDataset } from './dataset.js';
+export { datasetFromSamples } from './builtinData.js';
+export type { BuiltinSample } from './builtinData.js';
+export {
+  ADVERSARIAL_KINDS,
+  DEFAULT_NOISE_SIGMA,
+  DEFAULT_SCALING_FACTOR,
+  assignBehaviours,
+  attackUpdate,
+  checkBehaviour,
+  labelPermutation,
+  parseAdversarialSpec,
+} from './adversarial.js';
+export type { AdversarialBehaviour, AdversarialKind, AdversarialSpec } from './adversarial.js';
+export {
+  DIGITS_ADAPTER_ALPHA,
+  DIGITS_AUDIO_SAMPLES,
+  DIGITS_BASE,
+  DIGITS_BASE_SEED,
+  DIGITS_CAPTION_TOKENS,
+  DIGITS_EMBEDDING_DIM,
+  DIGITS_LOG_MEL,
+  DIGITS_NUM_CLASSES,
+  buildDigitsEncoder,
+  createDigitsModelFactory,
+  digitsLogMel,
+  globalFor,
+  inferAdapterLayout,
+} from './models.js';
+export type { AdapterLayout, DigitsFactoryOptions, ModelFactory, ModelRequest } from './models.js';
+export { evaluateLocally, toModelBatch, trainLocally } from './training.js';
+export type { LocalTrainingOptions, LocalTrainingResult, StepProgress } from './training.js';
+export { ChorusClient, clipToNorm } from './runtime.js';
+export type { ChorusClientOptions, ClientOutcome } from './runtime.js';

@@ -1,0 +1,202 @@
+/**
+ * How the runtime gets a model for a round. The frozen base encoders are loaded once per factory
+ * (and may be shared by several in-process clients); each round builds a fresh MultimodalModel on
+ * them — its LoRA copies, concept projections and NAM head take the global weights — and disposes
+ * it afterwards, so no optimiser state or tensor outlives the round.
+ *
+ * The adapter layout (rank, concepts, hidden width, classes) is read off the global model's tensor
+ * shapes; only the LoRA scale α and the base itself cannot be, and must match the task file.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { groupOf } from '@chorus/fl-core';
+import type { Parameters } from '@chorus/fl-core';
+import { LogMelFrontend, MODALITIES, MultimodalModel, TextEmbedder, buildAudioEncoder, buildImageEncoder, buildTextEncoder, frameCount } from '@chorus/models';
+import type { LogMelConfig, Modality } from '@chorus/models';
+import { ClientError } from './errors.js';
+
+/** What the global model's shapes say about the adapters. */
+export interface AdapterLayout {
+  /** Modality groups the global model holds, in the models package's order. */
+  readonly modalities: Modality[];
+  readonly numClasses: number;
+  readonly adapterRank: number;
+  readonly namConcepts: number;
+  readonly namHiddenUnits: number;
+}
+
+/** Reads the layout off global tensors named as MultimodalModel names them; throws `CLIENT_MODEL_MISMATCH`. */
+export function inferAdapterLayout(global: Parameters): AdapterLayout {
+  const byName = new Map(global.map((t) => [t.name, t]));
+  const groups = new Set(global.map((t) => groupOf(t.name)));
+  const modalities = MODALITIES.filter((m) => groups.has(m));
+  const beta = byName.get('fusion/nam/beta');
+  const mismatch = (why: string): ClientError => new ClientError('CLIENT_MODEL_MISMATCH', `global model: ${why}`);
+  if (modalities.length === 0) throw mismatch('holds no modality group');
+  if (!beta || beta.shape.length !== 1) throw mismatch("has no 'fusion/nam/beta' [K]");
+  const first = modalities[0]!;
+  const concept = byName.get(`${first}/concept/kernel`);
+  const w1 = byName.get(`${first}/nam/w1`);
+  const loraA = global.find((t) => groupOf(t.name) === first && t.name.endsWith('/lora_a'));
+  if (!concept || concept.shape.length !== 2) throw mismatch(`has no '${first}/concept/kernel' [d, c]`);
+  if (!w1 || w1.shape.length !== 2) throw mismatch(`has no '${first}/nam/w1' [c, h]`);
+  if (!loraA || loraA.shape.length !== 2) throw mismatch(`has no LoRA factor in group '${first}'`);
+  return { modalities, numClasses: beta.shape[0]!, adapterRank: loraA.shape[0]!, namConcepts: concept.shape[1]!, namHiddenUnits: w1.shape[1]! };
+}
+
+/** What a round asks a factory for. */
+export interface ModelRequest extends AdapterLayout {
+  readonly learningRate: number;
+  readonly seed: number;
+}
+
+/** Builds a round's model; the caller disposes it. The factory's owner disposes the factory. */
+export interface ModelFactory {
+  /** Modalities this factory can build encoders for. */
+  readonly modalities: readonly Modality[];
+  create(request: ModelRequest): Promise<MultimodalModel>;
+  dispose(): void;
+}
+
+/** Checks that every parameter of `model` is in `global` with the same shape; returns those global tensors. */
+export function globalFor(model: MultimodalModel, global: Parameters): Parameters {
+  const byName = new Map(global.map((t) => [t.name, t]));
+  const local = model.adapterParameters();
+  return local.map((t) => {
+    const g = byName.get(t.name);
+    if (!g) throw new ClientError('CLIENT_MODEL_MISMATCH', `the global model lacks '${t.name}'`);
+    if (g.shape.length !== t.shape.length || g.shape.some((d, i) => d !== t.shape[i])) {
+      throw new ClientError('CLIENT_MODEL_MISMATCH', `'${t.name}' is [${g.shape.join(',')}] in the global model, [${t.shape.join(',')}] here`);
+    }
+    return g;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The demo digits model. These constants mirror packages/models/src/demo.ts, which @chorus/models
+// does not export yet; models.test.ts fails as soon as the two disagree.
+
+/** Name of the demo base in task files (`model.base`). */
+export const DIGITS_BASE = 'chorus-digits-v1';
+/** Classes of the digits task. */
+export const DIGITS_NUM_CLASSES = 10;
+/** Samples per clip fed to the log-mel front end (clips are cropped or zero-padded to 1 s). */
+export const DIGITS_AUDIO_SAMPLES = 16000;
+/** Log-mel settings of the demo. */
+export const DIGITS_LOG_MEL: Required<Pick<LogMelConfig, 'sampleRate' | 'frameLength' | 'hopLength' | 'fftLength' | 'numMels'>> = {
+  sampleRate: 16000,
+  frameLength: 400,
+  hopLength: 160,
+  fftLength: 512,
+  numMels: 40,
+};
+/** Tokens per caption. */
+export const DIGITS_CAPTION_TOKENS = 16;
+/** Embedding size d of every demo encoder. */
+export const DIGITS_EMBEDDING_DIM = 64;
+/** Seed of the fresh encoders every party builds when no pretrained base is shipped. */
+export const DIGITS_BASE_SEED = 0;
+/** LoRA α of the demo task. */
+export const DIGITS_ADAPTER_ALPHA = 8;
+
+/** Fresh (untrained) demo encoder of `modality`, identical to packages/models' `buildDigitsEncoders(seed)[modality]`. */
+export function buildDigitsEncoder(modality: Modality, seed = DIGITS_BASE_SEED): tf.Sequential {
+  switch (modality) {
+    case 'image':
+      return buildImageEncoder({ inputShape: [28, 28, 1], filters: [32, 64], pointwiseFilters: 64, hiddenUnits: 256, embeddingDim: DIGITS_EMBEDDING_DIM, seed });
+    case 'text':
+      return buildTextEncoder({ inputDim: 100, hiddenUnits: 256, embeddingDim: DIGITS_EMBEDDING_DIM, seed: seed + 10 });
+    case 'audio':
+      return buildAudioEncoder({
+        numFrames: frameCount(DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL.frameLength, DIGITS_LOG_MEL.hopLength),
+        numMels: DIGITS_LOG_MEL.numMels,
+        filters: [16, 32],
+        pointwiseFilters: 8,
+        hiddenUnits: 256,
+        embeddingDim: DIGITS_EMBEDDING_DIM,
+        seed: seed + 20,
+      });
+  }
+}
+
+/** Sources of the digits factory's frozen parts. */
+export interface DigitsFactoryOptions {
+  /** A pretrained base encoder, or null to build the fresh one every party agrees on. */
+  readonly loadBase?: (modality: Modality) => Promise<tf.LayersModel | null>;
+  /** The word-embedding table (needed only for text). */
+  readonly loadEmbeddings?: () => Promise<{ readonly vectors: Float32Array; readonly dim: number }>;
+  /** LoRA α; default {@link DIGITS_ADAPTER_ALPHA}. */
+  readonly adapterAlpha?: number;
+}
+
+/** A factory for the demo digits model; bases and the embedding table load on first use and are shared. */
+export function createDigitsModelFactory(options: DigitsFactoryOptions = {}): ModelFactory {
+  const adapterAlpha = options.adapterAlpha ?? DIGITS_ADAPTER_ALPHA;
+  if (!(Number.isFinite(adapterAlpha) && adapterAlpha > 0)) throw new ClientError('CLIENT_BAD_CONFIG', `adapterAlpha must be > 0, got ${adapterAlpha}`);
+  const bases = new Map<Modality, Promise<tf.LayersModel>>();
+  let embedder: Promise<TextEmbedder> | null = null;
+  let disposed = false;
+  const base = (m: Modality): Promise<tf.LayersModel> => {
+    let p = bases.get(m);
+    if (!p) {
+      p = (async () => (options.loadBase ? await options.loadBase(m) : null) ?? buildDigitsEncoder(m))();
+      bases.set(m, p);
+    }
+    return p;
+  };
+  const textEmbedder = (): Promise<TextEmbedder> => {
+    if (!options.loadEmbeddings) return Promise.reject(new ClientError('CLIENT_BAD_CONFIG', 'the digits model needs loadEmbeddings for text'));
+    embedder ??= options.loadEmbeddings().then((e) => new TextEmbedder(e.vectors, e.dim));
+    return embedder;
+  };
+  return {
+    modalities: options.loadEmbeddings ? ['image', 'text', 'audio'] : ['image', 'audio'],
+    async create(request) {
+      if (disposed) throw new ClientError('CLIENT_CLOSED', 'the model factory was disposed');
+      const encoders: Partial<Record<Modality, { base: tf.LayersModel }>> = {};
+      for (const m of request.modalities) encoders[m] = { base: await base(m) };
+      return new MultimodalModel({
+        numClasses: request.numClasses,
+        encoders,
+        ...(request.modalities.includes('text') ? { textEmbedder: await textEmbedder() } : {}),
+        conceptDim: request.namConcepts,
+        namHiddenUnits: request.namHiddenUnits,
+        loraRank: request.adapterRank,
+        loraAlpha: adapterAlpha,
+        learningRate: request.learningRate,
+        seed: request.seed,
+      });
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const p of bases.values()) void p.then((b) => b.dispose(), () => undefined);
+      void embedder?.then((e) => e.dispose(), () => undefined);
+    },
+  };
+}
+
+/** Log-mel features [n, frames, mels] of int16 clips, cropped or zero-padded to 1 s (the demo's rule), as host data. */
+export async function digitsLogMel(clips: readonly Int16Array[], chunk = 64): Promise<{ values: Float32Array; shape: number[] }> {
+  const frontend = new LogMelFrontend(DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL);
+  const frames = frameCount(DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL.frameLength, DIGITS_LOG_MEL.hopLength);
+  const rowSize = frames * DIGITS_LOG_MEL.numMels;
+  const out = new Float32Array(clips.length * rowSize);
+  try {
+    for (let start = 0; start < clips.length; start += chunk) {
+      const part = clips.slice(start, start + chunk);
+      const pcm = new Float32Array(part.length * DIGITS_AUDIO_SAMPLES);
+      part.forEach((clip, i) => {
+        const len = Math.min(clip.length, DIGITS_AUDIO_SAMPLES);
+        for (let j = 0; j < len; j++) pcm[i * DIGITS_AUDIO_SAMPLES + j] = clip[j]! / 32768;
+      });
+      const input = tf.tensor2d(pcm, [part.length, DIGITS_AUDIO_SAMPLES]);
+      const features = frontend.compute(input);
+      input.dispose();
+      out.set(await features.data(), start * rowSize);
+      features.dispose();
+    }
+  } finally {
+    frontend.dispose();
+  }
+  return { values: out, shape: [clips.length, frames, DIGITS_LOG_MEL.numMels] };
+}

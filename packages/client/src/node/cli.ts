@@ -1,0 +1,295 @@
+/**
+ * `pnpm --filter @chorus/client clients` (bin: chorus-clients): runs K headless clients against a
+ * coordinator, each with its own partition of a built-in dataset.
+ *
+ *   chorus-clients --url http://127.0.0.1:8787 --task demo-digits [--clients 8] [--dataset digits]
+ *     [--modalities image,text] [--alpha 0.5 | --iid] [--modality-prob image=0.8,text=0.6]
+ *     [--modality-kinds image+text=0.4,image=0.3,text=0.3] [--max-examples 200] [--seed 1]
+ *     [--adversarial sign-flip:0.2 …] [--processes] [--identity-dir DIR] [--backend wasm|cpu]
+ *     [--eval-examples 128] [--adapter-alpha 8] [--weights-dir DIR] [--data-dir DIR]
+ *
+ * The join token comes from CHORUS_JOIN_TOKEN (or --token, which other users can read on the
+ * command line). Live bars on a TTY, plain lines otherwise; the last stdout line is one JSON
+ * object summarising each client's outcome. Exit status 0 when the task finished.
+ */
+import { fork } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { ModalityKindShare } from '@chorus/fl-core';
+import { BUILTIN_NAMES } from '@chorus/datasets';
+import type { BuiltinName } from '@chorus/datasets';
+import { MODALITIES } from '@chorus/models';
+import type { Modality } from '@chorus/models';
+import { parseAdversarialSpec } from '../adversarial.js';
+import type { AdversarialSpec } from '../adversarial.js';
+import { ClientError, isClientError } from '../errors.js';
+import type { ClientEvent } from '../events.js';
+import type { ClientOutcome } from '../runtime.js';
+import { createHeadlessClients } from './headless.js';
+import type { HeadlessClientsOptions } from './headless.js';
+import { createProgressView } from './progress.js';
+import { createNodeDigitsFactory, useNodeBackend } from './setup.js';
+import { FileIdentityStorage } from './storage.js';
+
+/** Parsed command line. */
+export interface CliOptions {
+  readonly url: string;
+  readonly taskId: string;
+  readonly token: string | undefined;
+  readonly numClients: number;
+  readonly dataset: BuiltinName;
+  readonly modalities: Modality[] | undefined;
+  readonly scheme: 'dirichlet' | 'iid';
+  readonly alpha: number;
+  readonly modalityProbabilities: Partial<Record<Modality, number>> | undefined;
+  readonly modalityKinds: ModalityKindShare[] | undefined;
+  readonly maxExamplesPerClient: number | undefined;
+  readonly seed: number;
+  readonly adversarial: AdversarialSpec[];
+  readonly processes: boolean;
+  readonly identityDir: string | undefined;
+  readonly backend: string;
+  readonly evalExamples: number;
+  readonly adapterAlpha: number | undefined;
+  readonly weightsDir: string | undefined;
+  readonly dataDir: string | undefined;
+  /** Internal: the one client a child process runs. */
+  readonly only: number | undefined;
+}
+
+const bad = (message: string): ClientError => new ClientError('CLIENT_BAD_CONFIG', message);
+
+function integer(name: string, text: string | undefined, min: number): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < min) throw bad(`--${name} must be an integer ≥ ${min}, got '${text}'`);
+  return n;
+}
+
+function modalityList(text: string, flag: string): Modality[] {
+  const list = text.split(/[,+]/).map((s) => s.trim()).filter((s) => s.length > 0);
+  for (const m of list) if (!(MODALITIES as readonly string[]).includes(m)) throw bad(`--${flag}: unknown modality '${m}' (known: ${MODALITIES.join(', ')})`);
+  return list as Modality[];
+}
+
+/** Parses `argv` (without node and script); throws `CLIENT_BAD_CONFIG` naming the flag at fault. */
+export function parseCliArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): CliOptions {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        url: { type: 'string' },
+        task: { type: 'string' },
+        token: { type: 'string' },
+        clients: { type: 'string', default: '4' },
+        dataset: { type: 'string', default: 'digits' },
+        modalities: { type: 'string' },
+        alpha: { type: 'string', default: '0.5' },
+        iid: { type: 'boolean', default: false },
+        'modality-prob': { type: 'string' },
+        'modality-kinds': { type: 'string' },
+        'max-examples': { type: 'string' },
+        seed: { type: 'string', default: '1' },
+        adversarial: { type: 'string', multiple: true },
+        processes: { type: 'boolean', default: false },
+        'identity-dir': { type: 'string' },
+        backend: { type: 'string', default: 'wasm' },
+        'eval-examples': { type: 'string', default: '128' },
+        'adapter-alpha': { type: 'string' },
+        'weights-dir': { type: 'string' },
+        'data-dir': { type: 'string' },
+        only: { type: 'string' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
+  if (!values.url) throw bad('--url is required');
+  if (!values.task) throw bad('--task (the task id) is required');
+  const dataset = values.dataset;
+  if (!(BUILTIN_NAMES as readonly string[]).includes(dataset)) throw bad(`--dataset must be one of ${BUILTIN_NAMES.join(', ')}, got '${dataset}'`);
+  const alpha = Number(values.alpha);
+  if (!(alpha > 0 && Number.isFinite(alpha))) throw bad(`--alpha must be > 0, got '${values.alpha}'`);
+  if (values['modality-prob'] && values['modality-kinds']) throw bad('give --modality-prob or --modality-kinds, not both');
+  let modalityProbabilities: Partial<Record<Modality, number>> | undefined;
+  if (values['modality-prob']) {
+    modalityProbabilities = {};
+    for (const pair of values['modality-prob'].split(',')) {
+      const [m, p] = pair.split('=');
+      const [modality] = modalityList(m ?? '', 'modality-prob');
+      const prob = Number(p);
+      if (!modality || !(prob >= 0 && prob <= 1)) throw bad(`--modality-prob: expected modality=probability, got '${pair}'`);
+      modalityProbabilities[modality] = prob;
+    }
+  }
+  let modalityKinds: ModalityKindShare[] | undefined;
+  if (values['modality-kinds']) {
+    modalityKinds = values['modality-kinds'].split(',').map((pair) => {
+      const [ms, f] = pair.split('=');
+      const fraction = Number(f);
+      if (!ms || !(fraction >= 0 && fraction <= 1)) throw bad(`--modality-kinds: expected image+text=fraction, got '${pair}'`);
+      return { modalities: modalityList(ms, 'modality-kinds'), fraction };
+    });
+  }
+  const adapterAlpha = values['adapter-alpha'] === undefined ? undefined : Number(values['adapter-alpha']);
+  if (adapterAlpha !== undefined && !(adapterAlpha > 0)) throw bad(`--adapter-alpha must be > 0, got '${values['adapter-alpha']}'`);
+  return {
+    url: values.url,
+    taskId: values.task,
+    token: env['CHORUS_JOIN_TOKEN'] || values.token,
+    numClients: integer('clients', values.clients, 1)!,
+    dataset: dataset as BuiltinName,
+    modalities: values.modalities ? modalityList(values.modalities, 'modalities') : undefined,
+    scheme: values.iid ? 'iid' : 'dirichlet',
+    alpha,
+    modalityProbabilities,
+    modalityKinds,
+    maxExamplesPerClient: integer('max-examples', values['max-examples'], 1),
+    seed: integer('seed', values.seed, 0)!,
+    adversarial: (values.adversarial ?? []).map(parseAdversarialSpec),
+    processes: values.processes,
+    identityDir: values['identity-dir'],
+    backend: values.backend,
+    evalExamples: integer('eval-examples', values['eval-examples'], 0)!,
+    adapterAlpha,
+    weightsDir: values['weights-dir'],
+    dataDir: values['data-dir'],
+    only: integer('only', values.only, 0),
+  };
+}
+
+/** Headless-client options of a parsed command line (the model factory and backend supplied by the caller). */
+export function headlessOptions(cli: CliOptions, backend: string, models: HeadlessClientsOptions['models']): HeadlessClientsOptions {
+  return {
+    url: cli.url,
+    taskId: cli.taskId,
+    ...(cli.token === undefined ? {} : { token: cli.token }),
+    models,
+    backend,
+    dataset: cli.dataset,
+    numClients: cli.numClients,
+    scheme: cli.scheme,
+    alpha: cli.alpha,
+    seed: cli.seed,
+    adversarial: cli.adversarial,
+    ...(cli.modalities ? { modalities: cli.modalities } : {}),
+    ...(cli.modalityProbabilities ? { modalityProbabilities: cli.modalityProbabilities } : {}),
+    ...(cli.modalityKinds ? { modalityKinds: cli.modalityKinds } : {}),
+    ...(cli.maxExamplesPerClient === undefined ? {} : { maxExamplesPerClient: cli.maxExamplesPerClient }),
+    ...(cli.dataDir === undefined ? {} : { dataDir: cli.dataDir }),
+    ...(cli.identityDir === undefined ? {} : { storage: (i: number) => new FileIdentityStorage(join(resolve(cli.identityDir!), `client-${i}.json`)) }),
+    ...(cli.only === undefined ? {} : { only: [cli.only] }),
+    client: { evalExamples: cli.evalExamples },
+  };
+}
+
+/** Summary of one client's outcome, for the final JSON line. */
+export interface ClientSummary {
+  readonly client: number;
+  readonly outcome: 'finished' | 'failed' | 'closed';
+  readonly accepted: number;
+  readonly refused: number;
+  readonly behaviour: string | null;
+  readonly error?: string;
+}
+
+type ChildMessage = { kind: 'event'; client: number; event: ClientEvent } | { kind: 'done'; summary: ClientSummary };
+
+function summarize(client: number, behaviour: string | null, outcome: ClientOutcome, counts: { accepted: number; refused: number }): ClientSummary {
+  return {
+    client,
+    outcome: outcome.kind === 'task-end' ? (outcome.taskEnd.status === 'finished' ? 'finished' : 'failed') : outcome.kind,
+    ...counts,
+    behaviour,
+    ...(outcome.kind === 'failed' ? { error: outcome.error.message } : {}),
+  };
+}
+
+/** Runs the clients of `cli` in this process; `onEvent` sees every event. */
+export async function runInProcess(cli: CliOptions, onEvent: (client: number, event: ClientEvent) => void): Promise<ClientSummary[]> {
+  const backend = await useNodeBackend(cli.backend);
+  const models = createNodeDigitsFactory({
+    ...(cli.weightsDir === undefined ? {} : { weightsDir: cli.weightsDir }),
+    ...(cli.dataDir === undefined ? {} : { dataDir: cli.dataDir }),
+    ...(cli.adapterAlpha === undefined ? {} : { adapterAlpha: cli.adapterAlpha }),
+  });
+  try {
+    const clients = await createHeadlessClients(headlessOptions(cli, backend, models));
+    const runs = clients.map(async ({ index, client, behaviour }) => {
+      const counts = { accepted: 0, refused: 0 };
+      client.on((e) => {
+        if (e.type === 'update-result') counts[e.accepted ? 'accepted' : 'refused']++;
+        onEvent(index, e);
+      });
+      await client.start().catch(() => undefined); // a refusal also settles finished()
+      const outcome = await client.finished();
+      return summarize(index, behaviour ? behaviour.kind : null, outcome, counts);
+    });
+    const stop = (): void => void Promise.all(clients.map((c) => c.client.close()));
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    try {
+      return await Promise.all(runs);
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    }
+  } finally {
+    models.dispose();
+  }
+}
+
+/** This CLI's own file, which child processes run. */
+const CLI_SCRIPT = fileURLToPath(import.meta.url);
+
+/**
+ * Runs each client in its own child process (this CLI with `argv` plus `--only i`), relaying events
+ * over IPC. Children inherit the Node flags of this process (e.g. tsx's loader).
+ */
+export async function runInProcesses(cli: CliOptions, argv: readonly string[], onEvent: (client: number, event: ClientEvent) => void): Promise<ClientSummary[]> {
+  const script = CLI_SCRIPT;
+  const base = argv.filter((a) => a !== '--processes');
+  const children = Array.from({ length: cli.numClients }, (_, i) =>
+    new Promise<ClientSummary>((done) => {
+      const child = fork(script, [...base, '--only', String(i)], { execArgv: process.execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      let summary: ClientSummary | null = null;
+      child.on('message', (m: ChildMessage) => {
+        if (m.kind === 'event') onEvent(m.client, m.event);
+        else summary = m.summary;
+      });
+      child.on('exit', (code) => done(summary ?? { client: i, outcome: 'failed', accepted: 0, refused: 0, behaviour: null, error: `process exited with ${code}` }));
+    }),
+  );
+  return Promise.all(children);
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const cli = parseCliArgs(argv, process.env);
+  if (cli.only !== undefined) {
+    // Child mode: one client, events to the parent.
+    const send = (m: ChildMessage): void => void process.send?.(m);
+    const [summary] = await runInProcess(cli, (client, event) => send({ kind: 'event', client, event }));
+    send({ kind: 'done', summary: summary! });
+    process.disconnect?.();
+    return;
+  }
+  const tty = process.stdout.isTTY === true;
+  const view = createProgressView(process.stdout, cli.numClients, { tty });
+  const onEvent = (i: number, e: ClientEvent): void => view.update(i, e);
+  const summaries = cli.processes ? await runInProcesses(cli, argv, onEvent) : await runInProcess(cli, onEvent);
+  view.close();
+  process.stdout.write(`${JSON.stringify({ clients: summaries, finished: summaries.filter((s) => s.outcome === 'finished').length })}\n`);
+  process.exitCode = summaries.some((s) => s.outcome === 'finished') ? 0 : 1;
+}
+
+const invokedDirectly = process.argv[1] !== undefined && /[\\/]cli\.[cm]?[jt]s$/.test(process.argv[1]);
+if (invokedDirectly) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${isClientError(err) ? err.message : `chorus-clients failed: ${(err as Error).message}`}\n`);
+    process.exit(2);
+  });
+}

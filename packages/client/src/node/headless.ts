@@ -1,0 +1,138 @@
+/**
+ * K headless clients of one task, each with its own partition of a built-in dataset's training
+ * split: the split's labels are partitioned with packages/datasets (Dirichlet label skew or IID,
+ * modality probabilities or kinds, all from one seed, so a child process recomputes exactly its own
+ * share), then only that client's records are read.
+ */
+import { createRng, shuffled } from '@chorus/fl-core';
+import type { ModalityKindShare } from '@chorus/fl-core';
+import { BUILTIN_MODALITIES, BUILTIN_NAMES, openBuiltin, partitionDataset, readManifest } from '@chorus/datasets';
+import type { BuiltinName, ClientShard, PartitionScheme } from '@chorus/datasets';
+import { fileSource } from '@chorus/datasets/node';
+import type { Modality } from '@chorus/models';
+import { assignBehaviours } from '../adversarial.js';
+import type { AdversarialBehaviour, AdversarialSpec } from '../adversarial.js';
+import { datasetFromSamples } from '../builtinData.js';
+import type { BuiltinSample } from '../builtinData.js';
+import type { LocalDataset } from '../dataset.js';
+import { ClientError } from '../errors.js';
+import type { ModelFactory } from '../models.js';
+import { ChorusClient } from '../runtime.js';
+import type { ChorusClientOptions } from '../runtime.js';
+import { MemoryIdentityStorage } from '../storage.js';
+import type { IdentityStorage } from '../storage.js';
+
+/** How the training split is dealt to clients. */
+export interface PartitionOptions {
+  readonly dataset: BuiltinName;
+  readonly numClients: number;
+  /** 'dirichlet' (default) or 'iid'. */
+  readonly scheme?: Extract<PartitionScheme, 'dirichlet' | 'iid'>;
+  /** Dirichlet concentration α (default 0.5). */
+  readonly alpha?: number;
+  /** Modalities clients may use (default: every modality of the dataset). */
+  readonly modalities?: readonly Modality[];
+  readonly modalityProbabilities?: Readonly<Partial<Record<Modality, number>>>;
+  readonly modalityKinds?: readonly ModalityKindShare[];
+  /** Keep at most this many examples per client (a seeded subset; default all). */
+  readonly maxExamplesPerClient?: number;
+  readonly seed: number;
+  /** The datasets package's data folder; default its own. */
+  readonly dataDir?: string;
+}
+
+/** One client's share after capping and modality filtering. */
+export interface HeadlessShard {
+  readonly client: number;
+  readonly indices: readonly number[];
+  readonly modalities: readonly Modality[];
+}
+
+/** Partitions the training split; pure function of the options (reads labels only). */
+export async function partitionBuiltin(options: PartitionOptions): Promise<HeadlessShard[]> {
+  if (!(BUILTIN_NAMES as readonly string[]).includes(options.dataset)) throw new ClientError('CLIENT_BAD_CONFIG', `unknown dataset '${options.dataset}' (known: ${BUILTIN_NAMES.join(', ')})`);
+  const available = BUILTIN_MODALITIES[options.dataset];
+  const allowed = options.modalities ?? available;
+  const missing = allowed.filter((m) => !available.includes(m));
+  if (missing.length > 0) throw new ClientError('CLIENT_BAD_CONFIG', `${options.dataset} has no ${missing.join(', ')}`);
+  const source = fileSource(options.dataDir);
+  const split = await openBuiltin(source, await readManifest(source), options.dataset, 'train');
+  const shards: ClientShard[] = partitionDataset(
+    { labels: split.labels, modalities: allowed },
+    {
+      numClients: options.numClients,
+      scheme: options.scheme ?? 'dirichlet',
+      ...(options.alpha === undefined ? {} : { alpha: options.alpha }),
+      minSamplesPerClient: 1,
+      ...(options.modalityProbabilities ? { modalityProbabilities: options.modalityProbabilities } : {}),
+      ...(options.modalityKinds ? { modalityKinds: options.modalityKinds } : {}),
+      seed: options.seed,
+    },
+  );
+  const cap = options.maxExamplesPerClient;
+  return shards.map((s) => {
+    const indices = cap !== undefined && s.indices.length > cap ? shuffled(createRng(options.seed + 1 + s.client), s.indices).slice(0, cap).sort((a, b) => a - b) : s.indices;
+    return { client: s.client, indices, modalities: s.modalities.filter((m) => allowed.includes(m)) };
+  });
+}
+
+/** Reads one shard's records and preprocesses them into a local dataset. */
+export async function loadShard(dataset: BuiltinName, shard: HeadlessShard, dataDir?: string): Promise<LocalDataset> {
+  const source = fileSource(dataDir);
+  const split = await openBuiltin(source, await readManifest(source), dataset, 'train');
+  const samples = (await split.read(shard.indices)) as BuiltinSample[];
+  return datasetFromSamples(samples, shard.modalities);
+}
+
+/** Options of {@link createHeadlessClients}. */
+export interface HeadlessClientsOptions extends PartitionOptions {
+  readonly url: string;
+  readonly taskId: string;
+  readonly token?: string;
+  readonly models: ModelFactory;
+  readonly backend: string;
+  /** Behaviours by fraction of clients (assigned from `seed`). */
+  readonly adversarial?: readonly AdversarialSpec[];
+  /** Identity storage of client i (default: in memory). */
+  readonly storage?: (client: number) => IdentityStorage;
+  /** Build only these clients (a child process builds its one); default all. */
+  readonly only?: readonly number[];
+  /** Passed to every client. */
+  readonly client?: Partial<Pick<ChorusClientOptions, 'evalExamples' | 'reconnect' | 'ackTimeoutMs'>>;
+}
+
+/** A built client and what it was given. */
+export interface HeadlessClient {
+  readonly index: number;
+  readonly client: ChorusClient;
+  readonly shard: HeadlessShard;
+  readonly behaviour: AdversarialBehaviour | null;
+}
+
+/** Partitions the data and builds the clients (not started). */
+export async function createHeadlessClients(options: HeadlessClientsOptions): Promise<HeadlessClient[]> {
+  const shards = await partitionBuiltin(options);
+  const behaviours = assignBehaviours(options.numClients, options.adversarial ?? [], options.seed + 7);
+  const wanted = options.only ?? shards.map((s) => s.client);
+  const out: HeadlessClient[] = [];
+  for (const i of wanted) {
+    const shard = shards[i];
+    if (!shard) throw new ClientError('CLIENT_BAD_CONFIG', `client ${i} is outside [0, ${options.numClients})`);
+    const dataset = await loadShard(options.dataset, shard, options.dataDir);
+    const behaviour = behaviours[i] ?? null;
+    const client = new ChorusClient({
+      url: options.url,
+      taskId: options.taskId,
+      ...(options.token === undefined ? {} : { token: options.token }),
+      storage: options.storage?.(i) ?? new MemoryIdentityStorage(),
+      dataset,
+      models: options.models,
+      backend: options.backend,
+      behaviour,
+      seed: options.seed * 1000 + i,
+      ...options.client,
+    });
+    out.push({ index: i, client, shard, behaviour });
+  }
+  return out;
+}

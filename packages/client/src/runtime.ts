@@ -1,0 +1,548 @@
+/**
+ * The client runtime: one implementation for a browser tab and a headless Node process.
+ *
+ *   connect (join token, stored identity if any) → hello (capabilities) → wait to be selected →
+ *   round start: decode the global model, train locally, upload Δ = local − global of the
+ *   adapters and head, encoded as the round asks → wait → … → task end.
+ *
+ * Invariants, enforced here:
+ * - Every inbound payload is parsed with its protocol schema; a malformed one is reported and
+ *   ignored, never trusted. Listeners never throw.
+ * - At most one round trains at a time; a newer round start, the round's end, a disconnect or
+ *   `close()` stops it at the next batch, and nothing is uploaded for it.
+ * - Each round's model is built fresh and disposed when the round ends (success or not), so no
+ *   tensor or optimiser state leaks into the next round.
+ * - Only the delta of the modalities the client holds (plus the shared `fusion` group) leaves the
+ *   client, clipped to the round's norm bound when it is honest; an adversarial behaviour is
+ *   applied after clipping, openly, to what is uploaded.
+ * - The identity the coordinator issues is saved before anything else happens, so a reconnect or a
+ *   restart resumes it; an identity the coordinator refuses is forgotten and the join token used.
+ */
+import { createRng, decodeUpdate, encodeUpdate, isFlCoreError, squaredNorm } from '@chorus/fl-core';
+import type { Parameters, Rng, Tensor } from '@chorus/fl-core';
+import { isModelsError } from '@chorus/models';
+import type { MultimodalModel } from '@chorus/models';
+import { PROTOCOL_VERSION, roundEndSchema, roundStartSchema, taskEndSchema } from '@chorus/protocol';
+import type { Ack, AuthPayload, Capabilities, HelloResult, ParsedRoundStart, ProtocolErrorCode, UpdateResult } from '@chorus/protocol';
+import { attackUpdate, checkBehaviour, labelPermutation } from './adversarial.js';
+import type { AdversarialBehaviour } from './adversarial.js';
+import { createSocket, refusalOf } from './connection.js';
+import type { ClientSocket, SocketSetup } from './connection.js';
+import type { LocalDataset } from './dataset.js';
+import { ClientError, isClientError } from './errors.js';
+import type { ClientErrorCode } from './errors.js';
+import { ClientEvents } from './events.js';
+import type { ClientEventListener, ClientStatus, TaskEndEvent } from './events.js';
+import { globalFor, inferAdapterLayout } from './models.js';
+import type { ModelFactory } from './models.js';
+import type { IdentityStorage, StoredIdentity } from './storage.js';
+import { evaluateLocally, trainLocally } from './training.js';
+
+/** Options of {@link ChorusClient}. */
+export interface ChorusClientOptions {
+  /** Coordinator URL, e.g. `http://127.0.0.1:8787`. */
+  readonly url: string;
+  readonly taskId: string;
+  /** The task's join token (omitting it gets the coordinator's AUTH_REQUIRED refusal). */
+  readonly token?: string;
+  readonly storage: IdentityStorage;
+  readonly dataset: LocalDataset;
+  readonly models: ModelFactory;
+  /** TF.js backend name to advertise (e.g. `tf.getBackend()`). */
+  readonly backend: string;
+  /** Adversarial behaviour (experiments only); null or absent: honest. */
+  readonly behaviour?: AdversarialBehaviour | null;
+  /** Seed of shuffling, noise and the label-flip permutation (default 0). */
+  readonly seed?: number;
+  /** Examples of the local data scored before and after training (default 256; 0 turns it off). */
+  readonly evalExamples?: number;
+  /** Reconnect after a dropped connection (default true). */
+  readonly reconnect?: boolean;
+  /** Milliseconds to wait for an acknowledgement (default 10 000). */
+  readonly ackTimeoutMs?: number;
+  /** socket.io transports (default websocket). */
+  readonly transports?: SocketSetup['transports'];
+  /** Clock (default Date.now). */
+  readonly now?: () => number;
+}
+
+/** Why {@link ChorusClient.finished} resolved. */
+export type ClientOutcome = { readonly kind: 'task-end'; readonly taskEnd: TaskEndEvent } | { readonly kind: 'failed'; readonly error: ClientError } | { readonly kind: 'closed' };
+
+interface RoundRun {
+  readonly round: ParsedRoundStart;
+  stopped: boolean;
+  readonly done: Promise<void>;
+}
+
+const RETRY_DELAY_MS = 1000;
+const MAX_UPLOAD_RETRIES = 3;
+/** Honest deltas are clipped a little inside the bound, so fp16/int8 rounding cannot push them over it. */
+const NORM_MARGIN = 0.99;
+
+/** Lets sockets, timers and other in-process clients run between training steps. */
+const pause = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One federated client; see the module comment. */
+export class ChorusClient {
+  private readonly events = new ClientEvents();
+  private readonly behaviour: AdversarialBehaviour | null;
+  private readonly rng: Rng;
+  private readonly labelMap: Map<number, Int32Array> = new Map();
+  private readonly now: () => number;
+  private socket: ClientSocket | null = null;
+  private identity: StoredIdentity | null = null;
+  private currentStatus: ClientStatus = 'closed';
+  private current: RoundRun | null = null;
+  private ended = false;
+  private resolveFinished!: (o: ClientOutcome) => void;
+  private readonly finishedPromise: Promise<ClientOutcome>;
+  private startWaiters: { resolve: (r: HelloResult) => void; reject: (e: ClientError) => void } | null = null;
+  private lastHello: HelloResult | null = null;
+
+  constructor(private readonly options: ChorusClientOptions) {
+    if (typeof options.url !== 'string' || options.url.length === 0) throw new ClientError('CLIENT_BAD_CONFIG', 'url is required');
+    if (typeof options.taskId !== 'string' || options.taskId.length === 0) throw new ClientError('CLIENT_BAD_CONFIG', 'taskId is required');
+    const evalExamples = options.evalExamples ?? 256;
+    if (!Number.isInteger(evalExamples) || evalExamples < 0) throw new ClientError('CLIENT_BAD_CONFIG', `evalExamples must be an integer ≥ 0, got ${evalExamples}`);
+    const seed = options.seed ?? 0;
+    if (!Number.isSafeInteger(seed) || seed < 0) throw new ClientError('CLIENT_BAD_CONFIG', `seed must be a non-negative integer, got ${seed}`);
+    this.behaviour = options.behaviour ? checkBehaviour(options.behaviour) : null;
+    this.rng = createRng(seed);
+    this.now = options.now ?? (() => Date.now());
+    this.finishedPromise = new Promise((resolve) => (this.resolveFinished = resolve));
+  }
+
+  /** Subscribes to progress events; returns the unsubscribe function. */
+  on(listener: ClientEventListener): () => void {
+    return this.events.on(listener);
+  }
+
+  /** The coordinator-issued id, once known. */
+  get clientId(): string | undefined {
+    return this.identity?.clientId ?? this.lastHello?.clientId;
+  }
+
+  /** Where the client stands. */
+  get status(): ClientStatus {
+    return this.currentStatus;
+  }
+
+  /** The behaviour this client applies (null: honest). */
+  get adversarialBehaviour(): AdversarialBehaviour | null {
+    return this.behaviour;
+  }
+
+  /** What this client advertises. */
+  capabilities(): Capabilities {
+    return { backend: this.options.backend, modalities: [...this.options.dataset.modalities], numExamples: this.options.dataset.numExamples };
+  }
+
+  /**
+   * Connects and joins the task; resolves with the coordinator's hello once joined. Rejects with a
+   * `ClientError` when the coordinator refuses (`protocolCode` says why) or cannot be reached.
+   */
+  async start(): Promise<HelloResult> {
+    if (this.socket) throw new ClientError('CLIENT_BAD_CONFIG', 'start() was already called');
+    if (this.ended) throw new ClientError('CLIENT_CLOSED', 'the client is closed');
+    try {
+      this.identity = await this.options.storage.load(this.options.taskId);
+    } catch (err) {
+      this.report('CLIENT_STORAGE', `could not read the stored identity: ${(err as Error).message}`, false);
+    }
+    const socket = createSocket(this.options.url, {
+      auth: () => this.auth(),
+      reconnection: this.options.reconnect ?? true,
+      ...(this.options.transports ? { transports: this.options.transports } : {}),
+      extra: { reconnectionDelay: 500, reconnectionDelayMax: 5000, timeout: 10_000 },
+    });
+    this.socket = socket;
+    const started = new Promise<HelloResult>((resolve, reject) => (this.startWaiters = { resolve, reject }));
+    socket.on('connect', () => void this.hello());
+    socket.on('connect_error', (err: Error & { data?: unknown }) => void this.onConnectError(err));
+    socket.on('disconnect', (reason) => this.onDisconnect(reason));
+    socket.on('roundStart', (payload) => this.onRoundStart(payload));
+    socket.on('roundEnd', (payload) => this.onRoundEnd(payload));
+    socket.on('taskEnd', (payload) => this.onTaskEnd(payload));
+    socket.io.on('reconnect_failed', () => this.fail(new ClientError('CLIENT_CONNECT_FAILED', 'gave up reconnecting')));
+    this.setStatus('connecting');
+    socket.connect();
+    return started;
+  }
+
+  /** Resolves when the task ends, the client fails for good, or it is closed. */
+  finished(): Promise<ClientOutcome> {
+    return this.finishedPromise;
+  }
+
+  /** Drops the connection as a network failure would; the client reconnects (when enabled) and resumes its identity. */
+  dropConnection(): void {
+    const engine = this.socket?.io.engine as { close(): void } | undefined;
+    engine?.close();
+  }
+
+  /** Stops training, disconnects and resolves {@link finished} with `closed`. Idempotent. */
+  async close(): Promise<void> {
+    const run = this.current;
+    if (run) run.stopped = true;
+    if (!this.ended) {
+      this.ended = true;
+      this.socket?.close();
+      this.setStatus('closed');
+      this.startWaiters?.reject(new ClientError('CLIENT_CLOSED', 'closed before joining'));
+      this.startWaiters = null;
+      this.resolveFinished({ kind: 'closed' });
+    }
+    if (run) await run.done;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private auth(): Partial<AuthPayload> {
+    const id = this.identity;
+    return {
+      taskId: this.options.taskId,
+      ...(this.options.token === undefined ? {} : { token: this.options.token }),
+      ...(id ? { clientId: id.clientId, clientSecret: id.clientSecret } : {}),
+    };
+  }
+
+  private setStatus(status: ClientStatus, detail?: string): void {
+    if (this.ended && status !== 'closed' && status !== 'finished' && status !== 'failed') return;
+    this.currentStatus = status;
+    this.events.emit({ type: 'status', status, ...(detail === undefined ? {} : { detail }) });
+  }
+
+  private report(code: ClientErrorCode, message: string, fatal: boolean, protocolCode?: ProtocolErrorCode): void {
+    this.events.emit({ type: 'error', code, message, fatal, ...(protocolCode === undefined ? {} : { protocolCode }) });
+  }
+
+  private fail(error: ClientError): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.current) this.current.stopped = true;
+    this.report(error.code, error.message, true, error.protocolCode);
+    this.socket?.close();
+    this.setStatus('failed', error.message);
+    this.startWaiters?.reject(error);
+    this.startWaiters = null;
+    this.resolveFinished({ kind: 'failed', error });
+  }
+
+  private async onConnectError(err: Error & { data?: unknown }): Promise<void> {
+    if (this.ended) return;
+    const refusal = refusalOf(err);
+    if (!refusal) {
+      // A transport failure: socket.io's manager retries on its own when reconnection is on.
+      if (!(this.options.reconnect ?? true)) this.fail(new ClientError('CLIENT_CONNECT_FAILED', err.message));
+      else this.setStatus('connecting', err.message);
+      return;
+    }
+    // A refused handshake is final for socket.io; whether to try again is decided here.
+    if (refusal.code === 'AUTH_INVALID' && this.identity) {
+      this.report('CLIENT_CONNECT_REFUSED', 'the coordinator does not know the stored identity; joining afresh with the token', false, refusal.code);
+      this.identity = null;
+      await this.options.storage.clear(this.options.taskId).catch((e: unknown) => this.report('CLIENT_STORAGE', (e as Error).message, false));
+      if (!this.ended) this.socket?.connect();
+      return;
+    }
+    if (refusal.code === 'RATE_LIMITED') {
+      this.setStatus('connecting', 'rate limited; retrying');
+      await sleep(RETRY_DELAY_MS);
+      if (!this.ended) this.socket?.connect();
+      return;
+    }
+    this.fail(new ClientError('CLIENT_CONNECT_REFUSED', refusal.message || err.message, refusal.code));
+  }
+
+  private async hello(): Promise<void> {
+    const socket = this.socket;
+    if (!socket || this.ended) return;
+    let res: Ack<HelloResult>;
+    try {
+      res = await socket.timeout(this.options.ackTimeoutMs ?? 10_000).emitWithAck('hello', { type: 'hello', protocolVersion: PROTOCOL_VERSION, capabilities: this.capabilities() });
+    } catch {
+      // No answer: the connection is gone or going; the next connect says hello again.
+      this.report('CLIENT_TIMEOUT', 'hello was not acknowledged', false);
+      return;
+    }
+    if (this.ended) return;
+    if (!res.ok) {
+      const { code, message } = res.error;
+      if (code === 'TASK_FINISHED') {
+        this.finish({ type: 'task-end', status: 'finished', completedRounds: this.lastHello?.completedRounds ?? 0, globalHash: '' }, 'the task has already ended');
+      } else if (code === 'RATE_LIMITED') {
+        await sleep(RETRY_DELAY_MS);
+        if (socket.connected) void this.hello();
+      } else {
+        this.fail(new ClientError('CLIENT_HELLO_REFUSED', message, code));
+      }
+      return;
+    }
+    const resumed = res.clientSecret === undefined;
+    if (res.clientSecret !== undefined) {
+      this.identity = { taskId: this.options.taskId, clientId: res.clientId, clientSecret: res.clientSecret, issuedAt: this.now() };
+      try {
+        await this.options.storage.save(this.identity);
+      } catch (err) {
+        this.report('CLIENT_STORAGE', `could not store the identity: ${(err as Error).message}`, false);
+      }
+    }
+    this.lastHello = res;
+    this.events.emit({ type: 'identity', clientId: res.clientId, resumed, completedRounds: res.completedRounds });
+    if (!this.current) this.setStatus('waiting');
+    this.startWaiters?.resolve(res);
+    this.startWaiters = null;
+  }
+
+  private onDisconnect(reason: string): void {
+    if (this.ended) return;
+    // The coordinator drops a disconnected client from its round, so finishing the round is wasted work.
+    if (this.current) this.current.stopped = true;
+    this.setStatus('disconnected', reason);
+    // The server closed this connection on purpose (e.g. the same identity connected elsewhere): do not fight it.
+    if (reason === 'io server disconnect') this.fail(new ClientError('CLIENT_CONNECT_FAILED', 'the coordinator closed the connection'));
+  }
+
+  private onRoundStart(payload: unknown): void {
+    if (this.ended) return;
+    const parsed = roundStartSchema.safeParse(payload);
+    if (!parsed.success || parsed.data.taskId !== this.options.taskId) {
+      this.report('CLIENT_BAD_ROUND', parsed.success ? `round start for task '${parsed.data.taskId}'` : 'malformed round start', false);
+      return;
+    }
+    const previous = this.current;
+    if (previous) previous.stopped = true;
+    const run: { round: ParsedRoundStart; stopped: boolean; done: Promise<void> } = { round: parsed.data, stopped: false, done: Promise.resolve() };
+    run.done = (async () => {
+      if (previous) await previous.done;
+      try {
+        await this.runRound(run);
+      } catch (err) {
+        const e = toClientError(err);
+        this.report(e.code, e.message, false, e.protocolCode);
+      } finally {
+        if (this.current === run) {
+          this.current = null;
+          if (this.socket?.connected) this.setStatus('waiting');
+        }
+      }
+    })();
+    this.current = run;
+  }
+
+  private onRoundEnd(payload: unknown): void {
+    const parsed = roundEndSchema.safeParse(payload);
+    if (!parsed.success) {
+      this.report('CLIENT_BAD_ROUND', 'malformed round end', false);
+      return;
+    }
+    const p = parsed.data;
+    if (this.current && this.current.round.roundId === p.roundId) this.current.stopped = true;
+    this.events.emit({ type: 'round-end', serverRound: p.serverRound, attempt: p.attempt, status: p.status, globalHash: p.globalHash });
+  }
+
+  private onTaskEnd(payload: unknown): void {
+    const parsed = taskEndSchema.safeParse(payload);
+    if (!parsed.success || parsed.data.taskId !== this.options.taskId) {
+      this.report('CLIENT_BAD_ROUND', 'malformed task end', false);
+      return;
+    }
+    const p = parsed.data;
+    this.finish({ type: 'task-end', status: p.status, completedRounds: p.completedRounds, globalHash: p.globalHash }, `task ${p.status}`);
+  }
+
+  private finish(event: TaskEndEvent, detail: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.current) this.current.stopped = true;
+    this.events.emit(event);
+    this.socket?.close();
+    this.setStatus('finished', detail);
+    this.startWaiters?.reject(new ClientError('CLIENT_CLOSED', detail));
+    this.startWaiters = null;
+    this.resolveFinished({ kind: 'task-end', taskEnd: event });
+  }
+
+  private async runRound(run: RoundRun): Promise<void> {
+    const { round } = run;
+    const { dataset, models } = this.options;
+    const serverRound = round.serverRound;
+    this.events.emit({ type: 'round-start', serverRound, attempt: round.attempt, roundId: round.roundId, deadlineAt: round.deadlineAt });
+    this.events.emit({ type: 'download', serverRound, bytesDone: round.global.byteLength, bytesTotal: round.global.byteLength });
+    this.setStatus('training', `round ${serverRound}`);
+
+    await checkGlobalHash(round.global, round.globalHash);
+    let global: Tensor[];
+    try {
+      global = decodeUpdate(round.global, { maxBytes: round.global.byteLength }).tensors;
+    } catch (err) {
+      throw new ClientError('CLIENT_BAD_ROUND', `global model: ${(err as Error).message}`);
+    }
+    const layout = inferAdapterLayout(global);
+    const modalities = layout.modalities.filter((m) => dataset.modalities.includes(m) && models.modalities.includes(m));
+    if (modalities.length === 0) {
+      throw new ClientError('CLIENT_MODEL_MISMATCH', `the task's modalities (${layout.modalities.join(', ')}) and this client's (${dataset.modalities.join(', ')}) do not overlap`);
+    }
+    if (dataset.numExamples === 0) throw new ClientError('CLIENT_DATASET', 'no local examples to train on');
+    const config = round.config;
+    const mu = typeof config.strategy['proximalMu'] === 'number' ? config.strategy['proximalMu'] : 0;
+    const roundRng = createRng(Math.floor(this.rng() * 0x100000000));
+    const evalIndices = evaluationIndices(dataset.numExamples, this.options.evalExamples ?? 256);
+    const started = this.now();
+    const metrics: Record<string, number> = {};
+    let delta: Tensor[];
+
+    const model: MultimodalModel = await models.create({ ...layout, modalities, learningRate: config.learningRate, seed: serverRound });
+    try {
+      const own = globalFor(model, global);
+      model.setAdapterParameters(own);
+      if (evalIndices.length > 0) {
+        const g = await evaluateLocally(model, dataset, evalIndices);
+        this.events.emit({ type: 'evaluate', serverRound, scope: 'global', ...g });
+        metrics['globalAccuracy'] = g.accuracy;
+        metrics['globalLoss'] = g.loss;
+      }
+      if (this.behaviour?.kind !== 'free-rider') {
+        const result = await trainLocally({
+          model,
+          dataset,
+          modalities,
+          localEpochs: config.localEpochs,
+          batchSize: config.batchSize,
+          rng: roundRng,
+          ...(mu > 0 ? { proximal: { mu, global: own } } : {}),
+          ...(this.behaviour?.kind === 'label-flip' ? { labelMap: this.labelMapFor(layout.numClasses) } : {}),
+          onStep: (p) => this.events.emit({ type: 'train', serverRound, ...p }),
+          shouldStop: () => run.stopped,
+          pause,
+        });
+        if (result.stopped || run.stopped) return;
+        metrics['trainLoss'] = result.meanLoss;
+        metrics['numSteps'] = result.numSteps;
+        if (evalIndices.length > 0) {
+          const l = await evaluateLocally(model, dataset, evalIndices);
+          this.events.emit({ type: 'evaluate', serverRound, scope: 'local', ...l });
+          metrics['localAccuracy'] = l.accuracy;
+          metrics['localLoss'] = l.loss;
+        }
+      }
+      const after = new Map(model.adapterParameters().map((t) => [t.name, t]));
+      delta = own.map((g) => {
+        const a = after.get(g.name)!;
+        const values = new Float32Array(g.values.length);
+        for (let i = 0; i < values.length; i++) values[i] = a.values[i]! - g.values[i]!;
+        return { name: g.name, shape: [...g.shape], values };
+      });
+    } finally {
+      model.dispose();
+    }
+    if (run.stopped) return;
+    metrics['trainMs'] = this.now() - started;
+
+    const clipped = config.normBound === null ? delta : clipToNorm(delta, config.normBound * NORM_MARGIN);
+    const upload = attackUpdate(clipped, this.behaviour, roundRng);
+    await this.upload(run, upload, metrics);
+  }
+
+  private async upload(run: RoundRun, tensors: Tensor[], metrics: Record<string, number>): Promise<void> {
+    const { round } = run;
+    const serverRound = round.serverRound;
+    const clientId = this.clientId;
+    if (!clientId) throw new ClientError('CLIENT_BAD_ROUND', 'selected before an identity was issued');
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeUpdate({ kind: 'delta', taskId: round.taskId, round: serverRound, clientId, encoding: round.config.uploadEncoding, tensors });
+    } catch (err) {
+      throw new ClientError('CLIENT_TRAINING_FAILED', `the update cannot be encoded: ${(err as Error).message}`);
+    }
+    if (bytes.byteLength > round.config.maxUpdateBytes) {
+      throw new ClientError('CLIENT_UPDATE_TOO_LARGE', `the update is ${bytes.byteLength} bytes, the round allows ${round.config.maxUpdateBytes}`);
+    }
+    this.setStatus('uploading', `round ${serverRound}`);
+    this.events.emit({ type: 'upload', serverRound, bytesDone: 0, bytesTotal: bytes.byteLength });
+    const finiteMetrics = Object.fromEntries(Object.entries(metrics).filter(([, v]) => Number.isFinite(v)));
+    for (let attempt = 0; ; attempt++) {
+      const socket = this.socket;
+      if (!socket?.connected || run.stopped) {
+        this.report('CLIENT_UPLOAD_REFUSED', `round ${serverRound}: the connection dropped before the upload`, false);
+        return;
+      }
+      let res: Ack<UpdateResult>;
+      try {
+        res = await socket.timeout(Math.max(this.options.ackTimeoutMs ?? 10_000, round.deadlineAt - this.now())).emitWithAck('submitUpdate', {
+          type: 'update',
+          protocolVersion: PROTOCOL_VERSION,
+          taskId: round.taskId,
+          roundId: round.roundId,
+          serverRound,
+          numExamples: this.options.dataset.numExamples,
+          metrics: finiteMetrics,
+          update: bytes,
+        });
+      } catch {
+        this.report('CLIENT_TIMEOUT', `round ${serverRound}: the upload was not acknowledged`, false);
+        return;
+      }
+      if (res.ok) {
+        this.events.emit({ type: 'upload', serverRound, bytesDone: bytes.byteLength, bytesTotal: bytes.byteLength });
+        this.events.emit({ type: 'update-result', serverRound, accepted: true });
+        return;
+      }
+      const { code, message } = res.error;
+      // Refusals that happen before the coordinator counts the upload can be retried.
+      const retriable = code === 'RATE_LIMITED' || code === 'NOT_JOINED';
+      if (retriable && attempt < MAX_UPLOAD_RETRIES && this.now() < round.deadlineAt) {
+        if (code === 'NOT_JOINED') await this.hello();
+        else await sleep(RETRY_DELAY_MS);
+        continue;
+      }
+      this.events.emit({ type: 'update-result', serverRound, accepted: false, code, message });
+      if (code === 'TASK_FINISHED') this.finish({ type: 'task-end', status: 'finished', completedRounds: serverRound - 1, globalHash: round.globalHash }, 'the task has ended');
+      else if (code === 'PROTOCOL_VERSION' || code === 'BAD_PAYLOAD') this.fail(new ClientError('CLIENT_UPLOAD_REFUSED', message, code));
+      return;
+    }
+  }
+
+  private labelMapFor(numClasses: number): Int32Array {
+    let map = this.labelMap.get(numClasses);
+    if (!map) {
+      // Its own stream, so the permutation stays fixed across rounds whatever else draws numbers.
+      map = labelPermutation(numClasses, createRng((this.options.seed ?? 0) ^ 0x5bd1e995));
+      this.labelMap.set(numClasses, map);
+    }
+    return map;
+  }
+}
+
+/** `delta` scaled down to L2 norm `bound` when above it (a copy either way). */
+export function clipToNorm(delta: Parameters, bound: number): Tensor[] {
+  let sq = 0;
+  for (const t of delta) sq += squaredNorm(t.values);
+  const n = Math.sqrt(sq);
+  const factor = n > bound && n > 0 ? bound / n : 1;
+  return delta.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.map((v) => v * factor) }));
+}
+
+/** The first `count` example positions (evaluation needs no randomness: the same examples every round). */
+function evaluationIndices(numExamples: number, count: number): number[] {
+  return Array.from({ length: Math.min(numExamples, count) }, (_, i) => i);
+}
+
+/** Checks the global bytes against the announced SHA-256 where Web Crypto is available (secure contexts, Node ≥ 19). */
+async function checkGlobalHash(bytes: Uint8Array, expected: string): Promise<void> {
+  const subtle = (globalThis as { crypto?: { subtle?: { digest(alg: string, data: Uint8Array): Promise<ArrayBuffer> } } }).crypto?.subtle;
+  if (!subtle) return;
+  const digest = new Uint8Array(await subtle.digest('SHA-256', bytes));
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+  if (hex !== expected) throw new ClientError('CLIENT_BAD_ROUND', `the global model does not match its hash ${expected.slice(0, 12)}…`);
+}
+
+function toClientError(err: unknown): ClientError {
+  if (isClientError(err)) return err;
+  if (isFlCoreError(err)) return new ClientError('CLIENT_MODEL_MISMATCH', err.message);
+  if (isModelsError(err)) return new ClientError('CLIENT_TRAINING_FAILED', err.message);
+  return new ClientError('CLIENT_TRAINING_FAILED', err instanceof Error ? err.message : String(err));
+}
+

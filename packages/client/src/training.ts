@@ -1,0 +1,133 @@
+/**
+ * Local training and evaluation of one round on a client's own data, with packages/models. Every
+ * tensor made here lives for one batch and is disposed before the next; the model's own variables
+ * belong to the caller.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { shuffled } from '@chorus/fl-core';
+import type { Parameters, Rng } from '@chorus/fl-core';
+import type { Modality, MultimodalBatch, MultimodalModel } from '@chorus/models';
+import type { HostBatch, LocalDataset } from './dataset.js';
+import { ClientError } from './errors.js';
+
+/** Progress of one optimiser step (1-based). */
+export interface StepProgress {
+  readonly epoch: number;
+  readonly numEpochs: number;
+  readonly batch: number;
+  readonly numBatches: number;
+  readonly loss: number;
+}
+
+/** Options of {@link trainLocally}. */
+export interface LocalTrainingOptions {
+  readonly model: MultimodalModel;
+  readonly dataset: LocalDataset;
+  readonly localEpochs: number;
+  readonly batchSize: number;
+  /** Shuffles each epoch. */
+  readonly rng: Rng;
+  /** FedProx: μ and the global parameters the proximal term pulls toward. */
+  readonly proximal?: { readonly mu: number; readonly global: Parameters };
+  /** Label-flip attack: every label y is trained as labelMap[y]. */
+  readonly labelMap?: Int32Array;
+  /** Modalities to feed (default: those of the dataset the model holds). */
+  readonly modalities?: readonly Modality[];
+  readonly onStep?: (progress: StepProgress) => void;
+  /** Checked before every step; true stops training early. */
+  readonly shouldStop?: () => boolean;
+  /** Awaited between steps, so sockets and other clients get a turn. */
+  readonly pause?: () => Promise<void>;
+}
+
+/** What a round of local training did. */
+export interface LocalTrainingResult {
+  readonly numSteps: number;
+  /** Example-weighted mean loss over every step (0 without steps). */
+  readonly meanLoss: number;
+  /** True when `shouldStop` ended it early. */
+  readonly stopped: boolean;
+}
+
+/** Model inputs for a host batch; the caller disposes them (e.g. `tf.dispose(Object.values(batch))`). */
+export function toModelBatch(host: HostBatch, modalities: readonly Modality[], labelMap?: Int32Array): MultimodalBatch {
+  const batch: MultimodalBatch = {};
+  try {
+    for (const m of modalities) {
+      const a = host[m];
+      if (!a) throw new ClientError('CLIENT_DATASET', `batch has no ${m} input`);
+      batch[m] = tf.tensor(a.values, [...a.shape], a.values instanceof Int32Array ? 'int32' : 'float32');
+    }
+    const labels = labelMap ? host.labels.map((y) => labelMap[y] ?? y) : host.labels;
+    batch.labels = tf.tensor1d(labels, 'int32');
+  } catch (err) {
+    disposeBatch(batch);
+    throw err;
+  }
+  return batch;
+}
+
+function disposeBatch(batch: MultimodalBatch): void {
+  tf.dispose(Object.values(batch) as tf.Tensor[]);
+}
+
+function usableModalities(model: MultimodalModel, dataset: LocalDataset, requested?: readonly Modality[]): Modality[] {
+  const ms = (requested ?? dataset.modalities).filter((m) => model.modalities.includes(m) && dataset.modalities.includes(m));
+  if (ms.length === 0) throw new ClientError('CLIENT_MODEL_MISMATCH', `no modality in common: data has ${dataset.modalities.join(', ')}, model has ${model.modalities.join(', ')}`);
+  return ms;
+}
+
+/** Trains `model` on `dataset` for `localEpochs` epochs of shuffled mini-batches. */
+export async function trainLocally(options: LocalTrainingOptions): Promise<LocalTrainingResult> {
+  const { model, dataset, localEpochs, batchSize, rng } = options;
+  if (!Number.isInteger(localEpochs) || localEpochs < 1) throw new ClientError('CLIENT_BAD_CONFIG', `localEpochs must be an integer ≥ 1, got ${localEpochs}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new ClientError('CLIENT_BAD_CONFIG', `batchSize must be an integer ≥ 1, got ${batchSize}`);
+  const modalities = usableModalities(model, dataset, options.modalities);
+  const n = dataset.numExamples;
+  const numBatches = Math.ceil(n / batchSize);
+  const all = Array.from({ length: n }, (_, i) => i);
+  let numSteps = 0;
+  let lossSum = 0;
+  let examples = 0;
+  for (let epoch = 1; epoch <= localEpochs; epoch++) {
+    const order = shuffled(rng, all);
+    for (let b = 0; b < numBatches; b++) {
+      if (options.shouldStop?.()) return { numSteps, meanLoss: examples > 0 ? lossSum / examples : 0, stopped: true };
+      const host = await dataset.read(order.slice(b * batchSize, (b + 1) * batchSize));
+      const batch = toModelBatch(host, modalities, options.labelMap);
+      let loss: number;
+      try {
+        loss = model.trainStep(batch, options.proximal ? { proximal: { mu: options.proximal.mu, global: options.proximal.global } } : {}).loss;
+      } finally {
+        disposeBatch(batch);
+      }
+      numSteps++;
+      lossSum += loss * host.size;
+      examples += host.size;
+      options.onStep?.({ epoch, numEpochs: localEpochs, batch: b + 1, numBatches, loss });
+      if (options.pause) await options.pause();
+    }
+  }
+  return { numSteps, meanLoss: examples > 0 ? lossSum / examples : 0, stopped: false };
+}
+
+/** Accuracy and mean cross-entropy of `model` on the examples at `indices` (true labels), in chunks of `chunk`. */
+export async function evaluateLocally(model: MultimodalModel, dataset: LocalDataset, indices: readonly number[], chunk = 64): Promise<{ accuracy: number; loss: number; numExamples: number }> {
+  const modalities = usableModalities(model, dataset);
+  let correct = 0;
+  let lossSum = 0;
+  let n = 0;
+  for (let start = 0; start < indices.length; start += chunk) {
+    const host = await dataset.read(indices.slice(start, start + chunk));
+    const batch = toModelBatch(host, modalities);
+    try {
+      const r = model.evaluate([batch]);
+      correct += r.accuracy * r.numExamples;
+      lossSum += r.loss * r.numExamples;
+      n += r.numExamples;
+    } finally {
+      disposeBatch(batch);
+    }
+  }
+  return { accuracy: n > 0 ? correct / n : 0, loss: n > 0 ? lossSum / n : 0, numExamples: n };
+}
