@@ -50,12 +50,19 @@ interface Child {
   readonly dir: string;
 }
 
+const running = new Set<ChildProcess>();
+// However the benchmark ends, it leaves no coordinator process behind.
+process.on('exit', () => {
+  for (const child of running) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
 async function startChild(clientsPerRound: number): Promise<Child> {
   const dir = mkdtempSync(join(tmpdir(), 'chorus-bench-'));
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/coordinatorProcess.ts', JSON.stringify({ clientsPerRound, rounds: 100_000, dataDir: dir })], {
     cwd: packageRoot,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  running.add(child);
   const url = await new Promise<string>((resolvePromise, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -83,11 +90,20 @@ function rssMb(pid: number): number {
   return kb / 1024;
 }
 
+/** CPU time (user + system) a process has used, in ms, from /proc (Linux; clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // After the command name: field 14 (utime) and 15 (stime) of proc(5) are indexes 11 and 12 here.
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 /** A client that answers each round start at once with a constant delta over every tensor. */
 class LightClient {
   clientId = '';
+  private readonly early: RoundStartPayload[] = [];
   private constructor(private readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>) {
-    socket.on('roundStart', (p) => this.answer(p));
+    // The hello that completes a waiting room starts a round before its own ack arrives: hold that start until the id is known.
+    socket.on('roundStart', (p) => (this.clientId === '' ? this.early.push(p) : this.answer(p)));
   }
 
   static async connect(url: string): Promise<LightClient> {
@@ -100,6 +116,7 @@ class LightClient {
     const res = await socket.timeout(30_000).emitWithAck('hello', { type: 'hello', protocolVersion: PROTOCOL_VERSION, capabilities: { backend: 'cpu', modalities: ['image', 'text', 'audio'], numExamples: 10 } });
     if (!res.ok) throw new Error(`hello refused: ${res.error.code}`);
     client.clientId = res.clientId;
+    for (const p of client.early.splice(0)) client.answer(p);
     return client;
   }
 
@@ -155,16 +172,26 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-async function measureOverhead(): Promise<{ medianMs: number; perRound: number[] }> {
+async function measureOverhead(): Promise<{ medianMs: number; perRound: number[]; cpuMsPerRound: number }> {
   const child = await startChild(100);
   const clients: LightClient[] = [];
   try {
     await connectMany(child.url, 100, clients);
-    // One warm-up round, then OVERHEAD_ROUNDS timed cycles (start of round r → start of round r + 1).
-    await waitForRounds(child.url, OVERHEAD_ROUNDS + 2, 120_000);
-    const rows = (await rounds(child.url)).filter((r) => r.status === 'completed').sort((a, b) => a.serverRound - b.serverRound);
-    const perRound = rows.slice(1, OVERHEAD_ROUNDS + 2).flatMap((r, i, all) => (i + 1 < all.length ? [all[i + 1]!.startedAt - r.startedAt] : []));
-    return { medianMs: median(perRound), perRound };
+    // Two warm-up rounds (JIT), then OVERHEAD_ROUNDS timed cycles (start of round r → start of round r + 1).
+    await waitForRounds(child.url, 2, 120_000);
+    const firstTimed = (await completedRounds(child.url)) + 1;
+    const cpuBefore = cpuMs(child.process.pid!);
+    await waitForRounds(child.url, firstTimed + OVERHEAD_ROUNDS, 300_000);
+    const cpuAfter = cpuMs(child.process.pid!);
+    const lastDone = await completedRounds(child.url);
+    const startOf = new Map((await rounds(child.url)).filter((r) => r.status !== 'retry').map((r) => [r.serverRound, r.startedAt]));
+    const perRound: number[] = [];
+    for (let r = firstTimed; r < firstTimed + OVERHEAD_ROUNDS; r++) {
+      const a = startOf.get(r);
+      const b = startOf.get(r + 1);
+      if (a !== undefined && b !== undefined) perRound.push(b - a);
+    }
+    return { medianMs: median(perRound), perRound, cpuMsPerRound: (cpuAfter - cpuBefore) / Math.max(1, lastDone - firstTimed + 1) };
   } finally {
     for (const c of clients) c.close();
     await stopChild(child);
@@ -204,12 +231,13 @@ async function measureCapacity(): Promise<{ maxClients: number; rssAtMax: number
 
 async function main(): Promise<void> {
   const overhead = await measureOverhead();
-  console.log(`round cycle with 100 instant clients: median ${overhead.medianMs} ms over ${overhead.perRound.length} rounds (${overhead.perRound.join(', ')})`);
+  console.log(`round cycle with 100 instant clients: median ${overhead.medianMs} ms over ${overhead.perRound.length} rounds (${overhead.perRound.join(', ')}); coordinator CPU ${overhead.cpuMsPerRound.toFixed(0)} ms per round`);
   const capacity = await measureCapacity();
   console.log(`max clients at RSS ≤ ${RSS_LIMIT_MB} MB: ${capacity.maxClients} (peak ${capacity.rssAtMax.toFixed(1)} MB); stopped at ${MAX_TARGET} or the limit`);
   console.log(
     JSON.stringify({
       round_overhead_ms_100: overhead.medianMs,
+      coordinator_cpu_ms_per_round_100: Number(overhead.cpuMsPerRound.toFixed(1)),
       max_clients: capacity.maxClients,
       rss_mb_at_max: Number(capacity.rssAtMax.toFixed(1)),
       rss_limit_mb: RSS_LIMIT_MB,
@@ -222,4 +250,9 @@ async function main(): Promise<void> {
   );
 }
 
-await main();
+try {
+  await main();
+} catch (err) {
+  console.error(err);
+  process.exitCode = 1;
+}

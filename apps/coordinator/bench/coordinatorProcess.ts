@@ -11,7 +11,10 @@
  */
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { SqliteStore, parseTask, startCoordinator } from '../src/index.js';
+// Module by module rather than the package index, which also exports the TF.js-backed TaskModel.
+import { startCoordinator } from '../src/server.js';
+import { SqliteStore } from '../src/store/sqliteStore.js';
+import { parseTask } from '../src/task/loadTask.js';
 
 interface ChildConfig {
   readonly clientsPerRound: number;

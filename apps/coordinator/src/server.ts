@@ -24,7 +24,8 @@ import { CoordinatorError } from './errors.js';
 import { createRequestHandler } from './http/api.js';
 import { CoordinatorMetrics } from './http/metrics.js';
 import type { StaticMount } from './http/static.js';
-import { TaskModel } from './model/taskModel.js';
+// Type-only: TF.js and the datasets load (dynamically, below) only when a task needs its model.
+import type { TaskModel } from './model/taskModel.js';
 import { buildStrategy } from './strategy/fromConfig.js';
 import { ADMIN_NAMESPACE, ackError, adminAuthSchema } from '@chorus/protocol';
 import type { Ack, AdminClientToServerEvents, AdminServerToClientEvents, ProtocolErrorCode } from '@chorus/protocol';
@@ -173,7 +174,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   try {
     for (const setup of options.tasks) {
-      const model = setup.model !== undefined ? setup.model : setup.initialGlobal ? null : await TaskModel.create(setup.config, { rootExamples: rootExamplesOf(setup.config) });
+      const model =
+        setup.model !== undefined
+          ? setup.model
+          : setup.initialGlobal
+            ? null
+            : await (await import('./model/taskModel.js')).TaskModel.create(setup.config, { rootExamples: rootExamplesOf(setup.config) });
       if (model) models.set(setup.config.id, model);
     }
   } catch (err) {

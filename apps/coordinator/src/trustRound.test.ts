@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { io as connectAdmin } from 'socket.io-client';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { candidateParameters } from './engine/serverAggregator.js';
 import { TaskModel } from './model/taskModel.js';
 import { startCoordinator } from './server.js';
 import type { Coordinator } from './server.js';
@@ -166,7 +167,7 @@ describe('trust-aware aggregation with the server probe set', () => {
     model.probe(global1);
     const before = tf.memory().numTensors;
     // Act
-    const outputs = model.probe(TaskModel.candidate(global1, scaled(honestDelta, -1)));
+    const outputs = model.probe(candidateParameters(global1, scaled(honestDelta, -1)));
     // Assert
     expect(tf.memory().numTensors).toBe(before);
     expect(outputs.probabilities.length).toBe(32 * 10);

@@ -9,11 +9,12 @@
  *   median_vs_fedavg        median time ÷ FedAvg time (goal ≤ 8)
  *   trimmed_mean_vs_fedavg  trimmed mean (β = 0.1) time ÷ FedAvg time (goal ≤ 8)
  *   krum_ms_100x1m          Multi-Krum (f = 10, m = 50) time in ms
- *   simd                    whether fedAvg / trimmedMean ran their WebAssembly SIMD kernels
- *   fedavg_scalar_vs_memcpy, trimmed_mean_scalar_vs_fedavg
+ *   simd                    whether fedAvg / median / trimmedMean ran their WebAssembly SIMD kernels
+ *   fedavg_scalar_vs_memcpy, median_scalar_vs_fedavg, trimmed_mean_scalar_vs_fedavg
  *                           the same figures for the scalar JavaScript kernels (the fallback)
- * FedAvg and trimmedMean are timed through their public functions on ordinary Float32Arrays, so the
- * copy of each update into WebAssembly memory that the SIMD kernels need is part of the time.
+ * FedAvg, the median and the trimmed mean are timed through their public functions on ordinary
+ * Float32Arrays, so the copy of each update into WebAssembly memory that the SIMD kernels need is
+ * part of the time.
  * Every figure is the median of several repetitions; timed runs are interleaved so that load on
  * a shared machine hits all of them alike.
  *
@@ -22,7 +23,7 @@
 import { createRng } from '../src/rng.js';
 import { fedAvg, fedAvgScalar } from '../src/aggregation/fedAvg.js';
 import { krum } from '../src/aggregation/krum.js';
-import { median } from '../src/aggregation/median.js';
+import { median, medianScalar } from '../src/aggregation/median.js';
 import { trimmedMean, trimmedMeanScalar } from '../src/aggregation/trimmedMean.js';
 import { wasmSimdAvailable } from '../src/simd/kernels.js';
 
@@ -75,6 +76,7 @@ copyConcat();
 fedAvg(updates, weights);
 fedAvgScalar(updates, weights);
 median(updates.slice(0, 8).map((u) => u.subarray(0, 100_000)));
+medianScalar(updates.slice(0, 8).map((u) => u.subarray(0, 100_000)));
 trimmedMean(updates.slice(0, 8).map((u) => u.subarray(0, 100_000)), 0.1);
 trimmedMeanScalar(updates.slice(0, 8).map((u) => u.subarray(0, 100_000)), 0.1);
 
@@ -84,6 +86,7 @@ const t = {
   fedAvg: [] as number[],
   fedAvgScalar: [] as number[],
   median: [] as number[],
+  medianScalar: [] as number[],
   trimmed: [] as number[],
   trimmedScalar: [] as number[],
 };
@@ -94,11 +97,12 @@ for (let r = 0; r < reps; r++) {
   t.median.push(time(() => median(updates)));
   t.trimmed.push(time(() => trimmedMean(updates, 0.1)));
   t.fedAvgScalar.push(time(() => fedAvgScalar(updates, weights)));
+  t.medianScalar.push(time(() => medianScalar(updates)));
   t.trimmedScalar.push(time(() => trimmedMeanScalar(updates, 0.1)));
   console.log(
     `rep ${r + 1}/${reps}: copy(4 MB buffer) ${t.copyHot.at(-1)!.toFixed(1)} ms, copy(concat) ${t.copyConcat.at(-1)!.toFixed(1)} ms, ` +
       `fedAvg ${t.fedAvg.at(-1)!.toFixed(1)} ms, median ${t.median.at(-1)!.toFixed(1)} ms, trimmedMean ${t.trimmed.at(-1)!.toFixed(1)} ms, ` +
-      `scalar fedAvg ${t.fedAvgScalar.at(-1)!.toFixed(1)} ms, scalar trimmedMean ${t.trimmedScalar.at(-1)!.toFixed(1)} ms`,
+      `scalar fedAvg ${t.fedAvgScalar.at(-1)!.toFixed(1)} ms, scalar median ${t.medianScalar.at(-1)!.toFixed(1)} ms, scalar trimmedMean ${t.trimmedScalar.at(-1)!.toFixed(1)} ms`,
   );
 }
 const krumTimes: number[] = [];
@@ -115,6 +119,7 @@ const ms = {
   fedAvg: mid(t.fedAvg),
   fedAvgScalar: mid(t.fedAvgScalar),
   median: mid(t.median),
+  medianScalar: mid(t.medianScalar),
   trimmed: mid(t.trimmed),
   trimmedScalar: mid(t.trimmedScalar),
   krum: mid(krumTimes),
@@ -122,7 +127,7 @@ const ms = {
 const gbps = (m: number) => (bytes / 1e9 / (m / 1e3)).toFixed(2);
 console.log(`medians: copy(4 MB) ${ms.copyHot.toFixed(1)} ms (${gbps(ms.copyHot)} GB/s), copy(concat) ${ms.copyConcat.toFixed(1)} ms (${gbps(ms.copyConcat)} GB/s)`);
 console.log(`         fedAvg ${ms.fedAvg.toFixed(1)} ms (${gbps(ms.fedAvg)} GB/s), median ${ms.median.toFixed(1)} ms, trimmedMean ${ms.trimmed.toFixed(1)} ms, multi-krum ${ms.krum.toFixed(1)} ms`);
-console.log(`         scalar kernels: fedAvg ${ms.fedAvgScalar.toFixed(1)} ms, trimmedMean ${ms.trimmedScalar.toFixed(1)} ms; SIMD kernels ${wasmSimdAvailable() ? 'on' : 'unavailable'}`);
+console.log(`         scalar kernels: fedAvg ${ms.fedAvgScalar.toFixed(1)} ms, median ${ms.medianScalar.toFixed(1)} ms, trimmedMean ${ms.trimmedScalar.toFixed(1)} ms; SIMD kernels ${wasmSimdAvailable() ? 'on' : 'unavailable'}`);
 
 if (Number.isNaN(sink)) console.log('(a result held NaN)');
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -138,10 +143,12 @@ console.log(
     krum_ms_100x1m: Math.round(ms.krum),
     simd: wasmSimdAvailable(),
     fedavg_scalar_vs_memcpy: round3(ms.copyHot / ms.fedAvgScalar),
+    median_scalar_vs_fedavg: round3(ms.medianScalar / ms.fedAvg),
     trimmed_mean_scalar_vs_fedavg: round3(ms.trimmedScalar / ms.fedAvg),
     fedavg_ms: round3(ms.fedAvg),
     memcpy_ms: round3(ms.copyHot),
     median_ms: round3(ms.median),
+    median_scalar_ms: round3(ms.medianScalar),
     trimmed_mean_ms: round3(ms.trimmed),
   }),
 );

@@ -94,7 +94,7 @@ export { fedAvgM } from './aggregation/fedAvgM.js';
 export type { FedAvgMOptions, FedAvgMResult } from './aggregation/fedAvgM.js';
 export { fedAdagrad, fedAdam, fedOpt, fedYogi, initialFedOptState } from './aggregation/fedOpt.js';
 export type { FedOptKind, FedOptOptions, FedOptResult, FedOptState } from './aggregation/fedOpt.js';
-export { median } from './aggregation/median.js';
+export { median, MEDIAN_SIMD_MAX_UPDATES } from './aggregation/median.js';
 export { trimmedMean, TRIMMED_MEAN_SIMD_MAX_CUT } from './aggregation/trimmedMean.js';
 export { wasmSimdAvailable } from './simd/kernels.js';
 export { krum, pairwiseSquaredDistances } from './aggregation/krum.js';

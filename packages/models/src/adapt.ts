@@ -6,12 +6,15 @@
  * `tf.sequential` model and functional models of the same shape) can be a base. `applyLora` rebuilds
  * the chain from the layers' own configs, copies every weight, freezes everything, and swaps the
  * targeted Dense and 1×1 Conv2D layers for {@link LoraDense} / {@link LoraConv1x1} carrying the
- * same kernel and bias. `toStandardModel` goes back to plain Dense / Conv2D layers, with the
- * adapters either dropped (the base) or folded into the kernels (the merged model), so the result
- * loads with a bare `tf.loadLayersModel`. The input model is never modified.
+ * same kernel and bias; other `Conv2D` layers become {@link PortableConv2D} (same weights and
+ * values) so that full fine-tuning also runs on the wasm backend. `toStandardModel` goes back to
+ * plain Dense / Conv2D layers, with the adapters either dropped (the base) or folded into the
+ * kernels (the merged model), so the result loads with a bare `tf.loadLayersModel`. The input model
+ * is never modified.
  */
 import * as tf from '@tensorflow/tfjs';
 import { ModelsError, checkInt, checkPositive } from './errors.js';
+import { PortableConv2D, portableConfigOf } from './conv.js';
 import { LoraConv1x1, LoraDense, checkActivation, isLoraLayer } from './lora.js';
 
 /** Options of {@link applyLora}. */
@@ -65,10 +68,10 @@ function loraKind(layer: tf.layers.Layer): 'dense' | 'conv' {
   checkActivation(`applyLora('${layer.name}')`, config['activation'] ?? 'linear');
   const className = layer.getClassName();
   if (className === 'Dense') return 'dense';
-  if (className === 'Conv2D') {
+  if (className === 'Conv2D' || className === PortableConv2D.className) {
     const kernelSize = config['kernelSize'] as number[];
     const strides = config['strides'] as number[];
-    const dilation = config['dilationRate'] as number[] | number;
+    const dilation = (config['dilationRate'] ?? 1) as number[] | number;
     const pointwise =
       kernelSize.every((k) => k === 1) &&
       strides.every((s) => s === 1) &&
@@ -92,6 +95,12 @@ function loraFor(layer: tf.layers.Layer, options: ApplyLoraOptions, index: numbe
     seed: (options.seed ?? 0) + 2 * index,
   };
   return kind === 'dense' ? new LoraDense({ ...common, units: config['units'] as number }) : new LoraConv1x1({ ...common, filters: config['filters'] as number });
+}
+
+/** A frozen copy of a non-adapted layer; Conv2D layers become the equivalent PortableConv2D. */
+function frozenCopy(layer: tf.layers.Layer): tf.layers.Layer {
+  const portable = portableConfigOf(layer);
+  return portable ? new PortableConv2D({ ...portable, trainable: false }) : cloneLayer(layer, false);
 }
 
 /** Shape (without batch) and dtype of a single-input model's input. */
@@ -118,7 +127,7 @@ export function applyLora(base: tf.LayersModel, options: ApplyLoraOptions): tf.L
   const copies: [tf.layers.Layer, tf.layers.Layer][] = [];
   let adapterIndex = 0;
   for (const layer of layers) {
-    const next = targets.has(layer.name) ? loraFor(layer, options, adapterIndex++) : cloneLayer(layer, false);
+    const next = targets.has(layer.name) ? loraFor(layer, options, adapterIndex++) : frozenCopy(layer);
     x = next.apply(x) as tf.SymbolicTensor;
     copies.push([layer, next]);
   }
@@ -145,11 +154,25 @@ export interface StandardCopy {
 
 /**
  * Unbuilt plain-layer copies of an adapted chain's layers (adapters dropped or folded in, see
- * {@link toStandardModel}); layer names get `prefix` so several encoders can share one model.
+ * {@link toStandardModel}; PortableConv2D becomes Conv2D); layer names get `prefix` so several
+ * encoders can share one model.
  */
 export function standardCopies(adapted: tf.LayersModel, options: { merge: boolean; prefix?: string }): StandardCopy[] {
   const prefix = options.prefix ?? '';
   return chainLayers(adapted).map((layer) => {
+    if (layer instanceof PortableConv2D) {
+      const plain = tf.layers.conv2d({
+        name: `${prefix}${layer.name}`,
+        filters: layer.filters,
+        kernelSize: [...layer.kernelSize],
+        strides: [...layer.strides],
+        padding: layer.padding,
+        activation: layer.activationName,
+        useBias: layer.useBias,
+        trainable: false,
+      });
+      return { layer: plain, weights: layer.getWeights() };
+    }
     if (!isLoraLayer(layer)) {
       const copy = cloneLayer(layer, false);
       if (prefix) {

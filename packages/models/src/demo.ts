@@ -26,19 +26,27 @@ export const DIGITS_CAPTION_TOKENS = 16;
 /** Embedding size d of every demo encoder. */
 export const DIGITS_EMBEDDING_DIM = 64;
 
-/** Fresh (untrained) demo encoders; pretrained ones ship under packages/models/weights. */
+/** One fresh (untrained) demo encoder; the three use seeds `seed`, `seed + 10`, `seed + 20` (image, text, audio). */
+export function buildDigitsEncoder(modality: Modality, seed = 0): tf.Sequential {
+  switch (modality) {
+    case 'image':
+      return buildImageEncoder({ inputShape: [28, 28, 1], filters: [32, 64], pointwiseFilters: 64, hiddenUnits: 256, embeddingDim: DIGITS_EMBEDDING_DIM, seed });
+    case 'text':
+      return buildTextEncoder({ inputDim: 100, hiddenUnits: 256, embeddingDim: DIGITS_EMBEDDING_DIM, seed: seed + 10 });
+    case 'audio':
+      return buildAudioEncoder({
+        numFrames: frameCount(DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL.frameLength, DIGITS_LOG_MEL.hopLength),
+        numMels: DIGITS_LOG_MEL.numMels,
+        filters: [16, 32],
+        pointwiseFilters: 8,
+        hiddenUnits: 256,
+        embeddingDim: DIGITS_EMBEDDING_DIM,
+        seed: seed + 20,
+      });
+  }
+}
+
+/** Fresh (untrained) demo encoders; pretrained ones ship under packages/models/weights (see `loadDigitsBase`). */
 export function buildDigitsEncoders(seed = 0): Record<Modality, tf.Sequential> {
-  return {
-    image: buildImageEncoder({ inputShape: [28, 28, 1], filters: [32, 64], pointwiseFilters: 64, hiddenUnits: 256, embeddingDim: DIGITS_EMBEDDING_DIM, seed }),
-    text: buildTextEncoder({ inputDim: 100, hiddenUnits: 256, embeddingDim: DIGITS_EMBEDDING_DIM, seed: seed + 10 }),
-    audio: buildAudioEncoder({
-      numFrames: frameCount(DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL.frameLength, DIGITS_LOG_MEL.hopLength),
-      numMels: DIGITS_LOG_MEL.numMels,
-      filters: [16, 32],
-      pointwiseFilters: 8,
-      hiddenUnits: 256,
-      embeddingDim: DIGITS_EMBEDDING_DIM,
-      seed: seed + 20,
-    }),
-  };
+  return { image: buildDigitsEncoder('image', seed), text: buildDigitsEncoder('text', seed), audio: buildDigitsEncoder('audio', seed) };
 }

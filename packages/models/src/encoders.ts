@@ -4,9 +4,12 @@
  * pooling). Layer names are fixed (`conv_1`, `pointwise`, `dense_1`, `embedding`, …) because
  * adapter parameter names (`image/pointwise/lora_a`) are built from them and must agree across
  * clients. `DEFAULT_LORA_TARGETS` lists the Dense and 1×1 layers that take adapters; they sit at
- * the top of each encoder so back-propagation never has to enter the convolution stack.
+ * the top of each encoder so back-propagation never has to enter the convolution stack. The
+ * convolutions are {@link PortableConv2D} (a Conv2D whose gradients run on the wasm backend too), so
+ * the encoders can be pretrained or fully fine-tuned wherever they run.
  */
 import * as tf from '@tensorflow/tfjs';
+import { PortableConv2D } from './conv.js';
 import { ModelsError, checkInt } from './errors.js';
 
 /** Modalities a multimodal model can hold, in the order the NAM head stacks them. */
@@ -76,11 +79,11 @@ export function buildImageEncoder(options: ImageEncoderOptions = {}): tf.Sequent
   const [f1, f2] = options.filters ?? [32, 64];
   const seed = options.seed ?? 0;
   const model = tf.sequential({ name: 'image_encoder' });
-  model.add(tf.layers.conv2d({ name: 'conv_1', inputShape: [h, w, c], filters: f1, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: glorot(seed) }));
+  model.add(new PortableConv2D({ name: 'conv_1', inputShape: [h, w, c], filters: f1, kernelSize: 3, padding: 'same', activation: 'relu', seed }));
   model.add(tf.layers.maxPooling2d({ name: 'pool_1', poolSize: 2 }));
-  model.add(tf.layers.conv2d({ name: 'conv_2', filters: f2, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: glorot(seed + 1) }));
+  model.add(new PortableConv2D({ name: 'conv_2', filters: f2, kernelSize: 3, padding: 'same', activation: 'relu', seed: seed + 1 }));
   model.add(tf.layers.maxPooling2d({ name: 'pool_2', poolSize: 2 }));
-  model.add(tf.layers.conv2d({ name: 'pointwise', filters: options.pointwiseFilters ?? 64, kernelSize: 1, activation: 'relu', kernelInitializer: glorot(seed + 2) }));
+  model.add(new PortableConv2D({ name: 'pointwise', filters: options.pointwiseFilters ?? 64, kernelSize: 1, activation: 'relu', seed: seed + 2 }));
   model.add(tf.layers.flatten({ name: 'flatten' }));
   model.add(tf.layers.dense({ name: 'dense_1', units: options.hiddenUnits ?? 256, activation: 'relu', kernelInitializer: glorot(seed + 3) }));
   model.add(tf.layers.dense({ name: 'embedding', units: options.embeddingDim ?? 128, activation: 'relu', kernelInitializer: glorot(seed + 4) }));
@@ -105,11 +108,11 @@ export function buildAudioEncoder(options: AudioEncoderOptions): tf.Sequential {
   const seed = options.seed ?? 0;
   const model = tf.sequential({ name: 'audio_encoder' });
   model.add(tf.layers.reshape({ name: 'channel', inputShape: [numFrames, numMels], targetShape: [numFrames, numMels, 1] }));
-  model.add(tf.layers.conv2d({ name: 'conv_1', filters: f1, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: glorot(seed) }));
+  model.add(new PortableConv2D({ name: 'conv_1', filters: f1, kernelSize: 3, padding: 'same', activation: 'relu', seed }));
   model.add(tf.layers.maxPooling2d({ name: 'pool_1', poolSize: 2 }));
-  model.add(tf.layers.conv2d({ name: 'conv_2', filters: f2, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: glorot(seed + 1) }));
+  model.add(new PortableConv2D({ name: 'conv_2', filters: f2, kernelSize: 3, padding: 'same', activation: 'relu', seed: seed + 1 }));
   model.add(tf.layers.maxPooling2d({ name: 'pool_2', poolSize: 2 }));
-  model.add(tf.layers.conv2d({ name: 'pointwise', filters: options.pointwiseFilters ?? 32, kernelSize: 1, activation: 'relu', kernelInitializer: glorot(seed + 2) }));
+  model.add(new PortableConv2D({ name: 'pointwise', filters: options.pointwiseFilters ?? 32, kernelSize: 1, activation: 'relu', seed: seed + 2 }));
   model.add(tf.layers.flatten({ name: 'flatten' }));
   model.add(tf.layers.dense({ name: 'dense_1', units: options.hiddenUnits ?? 256, activation: 'relu', kernelInitializer: glorot(seed + 3) }));
   model.add(tf.layers.dense({ name: 'embedding', units: options.embeddingDim ?? 128, activation: 'relu', kernelInitializer: glorot(seed + 4) }));

@@ -3,6 +3,17 @@ export type { ApplyLoraOptions, StandardCopy } from './adapt.js';
 export { LogMelFrontend, frameCount, melFilterbank } from './audio.js';
 export type { LogMelConfig } from './audio.js';
 export { selectBackend } from './backend.js';
+export { PortableConv2D, portableConv2d } from './conv.js';
+export type { ConvPadding, PortableConv2DArgs, PortableConv2dOptions } from './conv.js';
+export {
+  DIGITS_AUDIO_SAMPLES,
+  DIGITS_CAPTION_TOKENS,
+  DIGITS_EMBEDDING_DIM,
+  DIGITS_LOG_MEL,
+  DIGITS_NUM_CLASSES,
+  buildDigitsEncoder,
+  buildDigitsEncoders,
+} from './demo.js';
 export type { BackendChoice, BackendTrial } from './backend.js';
 export {
   DEFAULT_LORA_TARGETS,
@@ -27,4 +38,6 @@ export { crossEntropy, distillationLoss, modalConsistency, proximalTerm } from '
 export { MultimodalModel } from './model.js';
 export type { EncoderSpec, ForwardResult, MultimodalBatch, MultimodalModelConfig, TrainStepOptions, TrainStepResult } from './model.js';
 export { NAM_WEIGHT_NAMES, NamHead } from './nam.js';
+export { DIGITS_BASE_PARTS, httpParts, loadDigitsBase } from './pretrained.js';
+export type { LoadDigitsBaseOptions } from './pretrained.js';
 export type { NamHeadArgs } from './nam.js';

@@ -10,37 +10,16 @@
  * outputs do not change.
  */
 import * as tf from '@tensorflow/tfjs';
+import { activate, checkActivation, type LoraActivation } from './activations.js';
+import { portableConv2d } from './conv.js';
 import { ModelsError, checkInt, checkPositive } from './errors.js';
+
+export { LORA_ACTIVATIONS, checkActivation } from './activations.js';
+export type { LoraActivation } from './activations.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
 type LayerVariable = tf.LayerVariable;
 type Shape = (number | null)[];
-
-/** Activations a LoRA layer can apply after the affine map (those of the dense layers it replaces). */
-export const LORA_ACTIVATIONS = ['linear', 'relu', 'tanh', 'sigmoid', 'elu'] as const;
-/** One of {@link LORA_ACTIVATIONS}. */
-export type LoraActivation = (typeof LORA_ACTIVATIONS)[number];
-
-function activate(x: tf.Tensor, activation: LoraActivation): tf.Tensor {
-  switch (activation) {
-    case 'linear':
-      return x;
-    case 'relu':
-      return tf.relu(x);
-    case 'tanh':
-      return tf.tanh(x);
-    case 'sigmoid':
-      return tf.sigmoid(x);
-    case 'elu':
-      return tf.elu(x);
-  }
-}
-
-/** Throws `MODELS_BAD_CONFIG` unless `activation` is one of {@link LORA_ACTIVATIONS}. */
-export function checkActivation(fn: string, activation: unknown): LoraActivation {
-  if (typeof activation === 'string' && (LORA_ACTIVATIONS as readonly string[]).includes(activation)) return activation as LoraActivation;
-  throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: activation must be one of ${LORA_ACTIVATIONS.join(', ')}, got ${String(activation)}`);
-}
 
 /** Arguments shared by both LoRA layers. */
 export interface LoraArgs extends LayerArgs {
@@ -238,7 +217,8 @@ export class LoraConv1x1 extends LoraBase {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const x = (Array.isArray(inputs) ? inputs[0]! : inputs) as tf.Tensor4D;
-      let y: tf.Tensor4D = tf.conv2d(x, this.kernel.read() as tf.Tensor4D, 1, 'valid');
+      // portableConv2d rather than tf.conv2d so full fine-tuning of the frozen kernel also runs on wasm.
+      let y: tf.Tensor4D = portableConv2d(x, this.kernel.read() as tf.Tensor4D);
       if (!this.mergedState) {
         const [n, h, w, c] = x.shape;
         const branch = this.lowRank(tf.reshape(x, [n * h * w, c]));

@@ -5,8 +5,11 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import type { Modality } from './encoders.js';
 import { ModelsError } from './errors.js';
+import { loadDigitsBase, type LoadDigitsBaseOptions } from './pretrained.js';
 
 const MODEL_FILE = 'model.json';
 const WEIGHTS_FILE = 'weights.bin';
@@ -62,4 +65,12 @@ export function fileSystemParts(root: string): (part: string) => tf.io.IOHandler
     if (!/^[a-z0-9_-]+$/i.test(part)) throw new ModelsError('MODELS_BAD_ARTIFACTS', `fileSystemParts: bad part name '${part}'`);
     return fileSystemHandler(join(root, part));
   };
+}
+
+/** Folder of the shipped demo base weights (packages/models/weights/digits). */
+export const DIGITS_WEIGHTS_DIR = fileURLToPath(new URL('../weights/digits/', import.meta.url));
+
+/** The pretrained demo encoders from {@link DIGITS_WEIGHTS_DIR} (or `dir`); see `loadDigitsBase`. */
+export function loadDigitsBaseFromDisk<M extends Modality = Modality>(options: LoadDigitsBaseOptions<M> & { dir?: string } = {}): Promise<Record<M, tf.Sequential>> {
+  return loadDigitsBase(fileSystemParts(options.dir ?? DIGITS_WEIGHTS_DIR), options);
 }

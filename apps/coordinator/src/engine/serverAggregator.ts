@@ -10,13 +10,26 @@
  */
 import { PROBE_SIGNAL } from '@chorus/fl-core';
 import type { Parameters, StrategyState } from '@chorus/fl-core';
+import type { Tensor } from '@chorus/fl-core';
+// Type-only: TF.js is loaded only by coordinators that build a model.
 import type { TaskModel } from '../model/taskModel.js';
-import { TaskModel as TaskModelClass } from '../model/taskModel.js';
 import type { BuiltStrategy } from '../strategy/fromConfig.js';
 import type { AggregateOutcome, Aggregator, AggregatorState, FitFailure, FitResult } from './aggregator.js';
 
 /** Prefix of the per-client trust entries fl-core's TrustWeighting adds to its metrics. */
 const TRUST_METRIC = 'trust:';
+
+/** `global` with the tensors of `delta` added: the candidate model of one client's update. */
+export function candidateParameters(global: Parameters, delta: Parameters): Tensor[] {
+  const byName = new Map(delta.map((t) => [t.name, t]));
+  return global.map((g) => {
+    const d = byName.get(g.name);
+    if (!d) return g;
+    const values = new Float32Array(g.values.length);
+    for (let i = 0; i < values.length; i++) values[i] = g.values[i]! + d.values[i]!;
+    return { name: g.name, shape: g.shape, values };
+  });
+}
 
 /** Wraps a built strategy (and the task's model, when there is one) as the engine's aggregator. */
 export function createServerAggregator(built: BuiltStrategy, model: TaskModel | null): Aggregator {
@@ -38,7 +51,7 @@ export function createServerAggregator(built: BuiltStrategy, model: TaskModel | 
       if (needsProbe) {
         const started = performance.now();
         const baselineProbabilities = model.probe(global).probabilities;
-        fed = fed.map((r) => ({ ...r, signals: { [PROBE_SIGNAL]: model.probe(TaskModelClass.candidate(global, r.delta)) } }));
+        fed = fed.map((r) => ({ ...r, signals: { [PROBE_SIGNAL]: model.probe(candidateParameters(global, r.delta)) } }));
         const probeMs = performance.now() - started;
         serverMetrics['probeMs'] = probeMs;
         // The baseline is one more evaluation of the same size.

@@ -215,18 +215,6 @@ export class TaskModel {
     return numModalities >= 2 ? { probabilities, explanations } : { probabilities };
   }
 
-  /** `global` with the tensors of `delta` added (the candidate model of one client's update). */
-  static candidate(global: Parameters, delta: Parameters): Tensor[] {
-    const byName = new Map(delta.map((t) => [t.name, t]));
-    return global.map((g) => {
-      const d = byName.get(g.name);
-      if (!d) return g;
-      const values = new Float32Array(g.values.length);
-      for (let i = 0; i < values.length; i++) values[i] = g.values[i]! + d.values[i]!;
-      return { name: g.name, shape: g.shape, values };
-    });
-  }
-
   /**
    * Accuracy and mean cross-entropy of the model with `parameters` on the test subset, with every
    * modality present (`eval.accuracy`, `eval.loss`) and with each modality alone

@@ -1,0 +1,78 @@
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { tensor } from '@chorus/fl-core';
+import { MultimodalModel } from '@chorus/models';
+import { beforeAll, describe, expect, it } from 'vitest';
+// The demo sizes live in packages/models/src/demo.ts, which the package does not export; this test
+// keeps the client's copy honest against it.
+import { buildDigitsEncoders } from '../../models/src/demo.js';
+import { isClientError } from './errors.js';
+import { buildDigitsEncoder, globalFor, inferAdapterLayout } from './models.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('digits encoders', () => {
+  it('equal packages/models’ demo encoders weight for weight', () => {
+    // Arrange
+    const theirs = buildDigitsEncoders(0);
+    for (const m of ['image', 'text', 'audio'] as const) {
+      // Act
+      const ours = buildDigitsEncoder(m, 0);
+      // Assert
+      const a = ours.getWeights();
+      const b = theirs[m].getWeights();
+      expect(a.map((w) => w.shape), m).toEqual(b.map((w) => w.shape));
+      a.forEach((w, i) => expect(Array.from(w.dataSync().slice(0, 16)), `${m} weight ${i}`).toEqual(Array.from(b[i]!.dataSync().slice(0, 16))));
+      ours.dispose();
+      theirs[m].dispose();
+    }
+  });
+});
+
+describe('inferAdapterLayout and globalFor', () => {
+  it('read the layout off a model’s own parameters and refuse a global that lacks one', () => {
+    // Arrange: an image-only model, rank 2, 3 concepts, hidden 5, 4 classes.
+    const base = buildDigitsEncoder('image', 0);
+    const model = new MultimodalModel({ numClasses: 4, encoders: { image: { base } }, conceptDim: 3, namHiddenUnits: 5, loraRank: 2 });
+    base.dispose();
+    try {
+      const params = model.adapterParameters();
+      // Act
+      const layout = inferAdapterLayout(params);
+      // Assert
+      expect(layout).toEqual({ modalities: ['image'], numClasses: 4, adapterRank: 2, namConcepts: 3, namHiddenUnits: 5 });
+      expect(globalFor(model, params).map((t) => t.name)).toEqual(model.adapterNames());
+      const missing = params.filter((t) => t.name !== 'fusion/nam/beta');
+      let err: unknown;
+      try {
+        globalFor(model, missing);
+      } catch (e) {
+        err = e;
+      }
+      expect(isClientError(err, 'CLIENT_MODEL_MISMATCH')).toBe(true);
+      expect(() => inferAdapterLayout([tensor('fusion/nam/beta', [4])])).toThrow(expect.objectContaining({ code: 'CLIENT_MODEL_MISMATCH' }) as Error);
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+describe('toModelBatch', () => {
+  it('feeds label-flip clients their labels through the permutation, and nothing else changes', async () => {
+    // Arrange
+    const { toModelBatch } = await import('./training.js');
+    const host = { size: 3, labels: new Int32Array([0, 1, 2]), text: { values: new Int32Array([5, 6, 7]), shape: [3, 1] } };
+    const before = tf.memory().numTensors;
+    // Act
+    const honest = toModelBatch(host, ['text']);
+    const flipped = toModelBatch(host, ['text'], new Int32Array([2, 0, 1]));
+    // Assert
+    expect(Array.from(honest.labels!.dataSync())).toEqual([0, 1, 2]);
+    expect(Array.from(flipped.labels!.dataSync())).toEqual([2, 0, 1]);
+    expect(Array.from(flipped.text!.dataSync())).toEqual([5, 6, 7]);
+    tf.dispose([...Object.values(honest), ...Object.values(flipped)] as tf.Tensor[]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});

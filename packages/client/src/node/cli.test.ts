@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { parseCliArgs } from './cli.js';
+
+describe('parseCliArgs', () => {
+  it('reads every flag, the token from the environment first', () => {
+    // Act
+    const cli = parseCliArgs(
+      ['--url', 'http://127.0.0.1:1', '--task', 'demo', '--clients', '6', '--modalities', 'image,text', '--alpha', '0.3', '--modality-prob', 'image=0.8,text=0.5', '--max-examples', '50', '--seed', '9', '--adversarial', 'sign-flip:0.2', '--adversarial', 'scaling:0.1:5', '--processes', '--token', 'cli-token'],
+      { CHORUS_JOIN_TOKEN: 'env-token' },
+    );
+    // Assert
+    expect(cli).toMatchObject({
+      url: 'http://127.0.0.1:1',
+      taskId: 'demo',
+      token: 'env-token',
+      numClients: 6,
+      modalities: ['image', 'text'],
+      scheme: 'dirichlet',
+      alpha: 0.3,
+      modalityProbabilities: { image: 0.8, text: 0.5 },
+      maxExamplesPerClient: 50,
+      seed: 9,
+      processes: true,
+    });
+    expect(cli.adversarial.map((a) => [a.behaviour.kind, a.fraction])).toEqual([['sign-flip', 0.2], ['scaling', 0.1]]);
+    expect(parseCliArgs(['--url', 'u', '--task', 't', '--iid', '--modality-kinds', 'image+text=0.5,text=0.5']).modalityKinds).toEqual([
+      { modalities: ['image', 'text'], fraction: 0.5 },
+      { modalities: ['text'], fraction: 0.5 },
+    ]);
+  });
+
+  it('refuses bad flags with CLIENT_BAD_CONFIG naming the flag', () => {
+    const cases: [string[], RegExp][] = [
+      [['--task', 't'], /--url/],
+      [['--url', 'u'], /--task/],
+      [['--url', 'u', '--task', 't', '--clients', '0'], /--clients/],
+      [['--url', 'u', '--task', 't', '--dataset', 'cifar'], /--dataset/],
+      [['--url', 'u', '--task', 't', '--modalities', 'video'], /--modalities/],
+      [['--url', 'u', '--task', 't', '--alpha', '-1'], /--alpha/],
+      [['--url', 'u', '--task', 't', '--adversarial', 'nope:0.1'], /--adversarial/],
+      [['--url', 'u', '--task', 't', '--modality-prob', 'image=2'], /--modality-prob/],
+      [['--url', 'u', '--task', 't', '--bogus'], /bogus/],
+    ];
+    for (const [argv, message] of cases) {
+      expect(() => parseCliArgs(argv), argv.join(' ')).toThrow(expect.objectContaining({ code: 'CLIENT_BAD_CONFIG', message: expect.stringMatching(message) as string }) as Error);
+    }
+  });
+});
