@@ -58,6 +58,8 @@ export interface ChorusClientOptions {
   readonly evalExamples?: number;
   /** Reconnect after a dropped connection (default true). */
   readonly reconnect?: boolean;
+  /** Consecutive failed reconnection attempts before giving up with `CLIENT_CONNECT_FAILED` (default: never give up). */
+  readonly reconnectAttempts?: number;
   /** Milliseconds to wait for an acknowledgement (default 10 000). */
   readonly ackTimeoutMs?: number;
   /** socket.io transports (default websocket). */
@@ -155,7 +157,7 @@ export class ChorusClient {
       auth: () => this.auth(),
       reconnection: this.options.reconnect ?? true,
       ...(this.options.transports ? { transports: this.options.transports } : {}),
-      extra: { reconnectionDelay: 500, reconnectionDelayMax: 5000, timeout: 10_000 },
+      extra: { reconnectionDelay: 500, reconnectionDelayMax: 5000, timeout: 10_000, reconnectionAttempts: this.options.reconnectAttempts ?? Infinity },
     });
     this.socket = socket;
     const started = new Promise<HelloResult>((resolve, reject) => (this.startWaiters = { resolve, reject }));

@@ -40,7 +40,7 @@ const num = (name: string, fallback: number): number => {
   return value;
 };
 const SEED = num('--seed', 0);
-const EPOCHS: Record<Modality, number> = { image: num('--epochs-image', 30), text: num('--epochs-text', 30), audio: num('--epochs-audio', 40) };
+const EPOCHS: Record<Modality, number> = { image: num('--epochs-image', 30), text: num('--epochs-text', 150), audio: num('--epochs-audio', 40) };
 const LIMIT = num('--limit', Number.POSITIVE_INFINITY);
 const WITH_FASHION = process.argv.includes('--fashion');
 const ONLY = (argValue('--only')?.split(',') ?? ['image', 'text', 'audio']) as Modality[];

@@ -5,8 +5,8 @@
  * from a small random projection, and its output layer starts at zero. Tensor names carry the group as first path segment (`image/…`,
  * `fusion/…`) so groupwise aggregation and per-modality validation work on them.
  *
- * This describes the layout the coordinator serves when no model provider is plugged in; the
- * packages/models provider replaces it with the real model's `getAdapterParameters()`.
+ * A synthetic layout of the demo's sizes, for runs without a server-side model (tests and the
+ * coordinator benchmark). Real tasks take their layout from the model itself (model/taskModel.ts).
  */
 import { gaussian, tensor } from '@chorus/fl-core';
 import type { Rng, Tensor } from '@chorus/fl-core';

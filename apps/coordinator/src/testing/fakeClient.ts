@@ -5,70 +5,33 @@
  */
 import { decodeUpdate, encodeUpdate, groupOf } from '@chorus/fl-core';
 import type { Parameters, Tensor } from '@chorus/fl-core';
-import { io } from 'socket.io-client';
-import type { Socket } from 'socket.io-client';
+import { AsyncQueue, ConnectRefused, connectOnce } from '@chorus/client';
+import type { ClientSocket } from '@chorus/client';
 import type { Ack } from '@chorus/protocol';
 import { MODALITIES, PROTOCOL_VERSION, roundStartSchema } from '@chorus/protocol';
 import type {
   AuthPayload,
   Capabilities,
-  ClientToServerEvents,
-  ConnectErrorData,
   HelloResult,
   ParsedRoundStart,
   RoundEndPayload,
-  ServerToClientEvents,
   TaskEndPayload,
   UpdatePayload,
   UpdateResult,
 } from '@chorus/protocol';
 
-/** Error of a refused handshake, with the coordinator's code. */
-export class ConnectRefused extends Error {
-  constructor(readonly data: ConnectErrorData | undefined, message: string) {
-    super(message);
-  }
-}
-
-/** Resolves with the next value pushed, or with one already waiting. */
-class Queue<T> {
-  private readonly items: T[] = [];
-  private readonly waiters: ((v: T) => void)[] = [];
-  push(v: T): void {
-    const w = this.waiters.shift();
-    if (w) w(v);
-    else this.items.push(v);
-  }
-  next(timeoutMs: number, what: string): Promise<T> {
-    const v = this.items.shift();
-    if (v !== undefined) return Promise.resolve(v);
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const i = this.waiters.indexOf(done);
-        if (i >= 0) this.waiters.splice(i, 1);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      const done = (x: T): void => {
-        clearTimeout(timer);
-        resolve(x);
-      };
-      this.waiters.push(done);
-    });
-  }
-  get size(): number {
-    return this.items.length;
-  }
-}
+// The socket setup, the refusal error and the queue are the client runtime's own (packages/client).
+export { ConnectRefused };
 
 /** A connected test client. */
 export class FakeClient {
-  readonly roundStarts = new Queue<ParsedRoundStart>();
-  readonly roundEnds = new Queue<RoundEndPayload>();
-  readonly taskEnds = new Queue<TaskEndPayload>();
+  readonly roundStarts = new AsyncQueue<ParsedRoundStart>();
+  readonly roundEnds = new AsyncQueue<RoundEndPayload>();
+  readonly taskEnds = new AsyncQueue<TaskEndPayload>();
   clientId: string | undefined;
   clientSecret: string | undefined;
 
-  private constructor(readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>) {
+  private constructor(readonly socket: ClientSocket) {
     socket.on('roundStart', (p) => {
       // Parsing here also checks the coordinator speaks its own protocol.
       this.roundStarts.push(roundStartSchema.parse(p));
@@ -78,20 +41,8 @@ export class FakeClient {
   }
 
   /** Connects (websocket only, no reconnection); rejects with {@link ConnectRefused} when refused. */
-  static connect(url: string, auth: Partial<AuthPayload> | undefined): Promise<FakeClient> {
-    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, {
-      transports: ['websocket'],
-      reconnection: false,
-      forceNew: true,
-      ...(auth ? { auth } : {}),
-    });
-    return new Promise((resolve, reject) => {
-      socket.once('connect', () => resolve(new FakeClient(socket)));
-      socket.once('connect_error', (err: Error & { data?: ConnectErrorData }) => {
-        socket.close();
-        reject(new ConnectRefused(err.data, err.message));
-      });
-    });
+  static async connect(url: string, auth: Partial<AuthPayload> | undefined): Promise<FakeClient> {
+    return new FakeClient(await connectOnce(url, auth));
   }
 
   /** Says hello and remembers the identity it is given. */

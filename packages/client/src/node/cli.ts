@@ -182,7 +182,8 @@ export function headlessOptions(cli: CliOptions, backend: string, models: Headle
     ...(cli.dataDir === undefined ? {} : { dataDir: cli.dataDir }),
     ...(cli.identityDir === undefined ? {} : { storage: (i: number) => new FileIdentityStorage(join(resolve(cli.identityDir!), `client-${i}.json`)) }),
     ...(cli.only === undefined ? {} : { only: [cli.only] }),
-    client: { evalExamples: cli.evalExamples },
+    // About a minute of retries (0.5 s doubling to 5 s) before a headless client gives up on an unreachable coordinator.
+    client: { evalExamples: cli.evalExamples, reconnectAttempts: 15 },
   };
 }
 

@@ -98,7 +98,7 @@ export interface HeadlessClientsOptions extends PartitionOptions {
   /** Build only these clients (a child process builds its one); default all. */
   readonly only?: readonly number[];
   /** Passed to every client. */
-  readonly client?: Partial<Pick<ChorusClientOptions, 'evalExamples' | 'reconnect' | 'ackTimeoutMs'>>;
+  readonly client?: Partial<Pick<ChorusClientOptions, 'evalExamples' | 'reconnect' | 'reconnectAttempts' | 'ackTimeoutMs'>>;
 }
 
 /** A built client and what it was given. */
