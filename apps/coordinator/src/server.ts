@@ -14,7 +14,7 @@ import type { Parameters } from '@chorus/fl-core';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { Server } from 'socket.io';
-import type { Socket } from 'socket.io';
+import type { Namespace, Socket } from 'socket.io';
 import type { Aggregator } from './engine/aggregator.js';
 import { initialAdapters } from './engine/initialGlobal.js';
 import { RoundEngine, systemClock } from './engine/roundEngine.js';
@@ -170,7 +170,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const models = new Map<string, TaskModel>();
   const joinTokens = new Map<string, string>();
   const joinTokenHashes = new Map<string, string>();
-  const admin = io.of(ADMIN_NAMESPACE) as unknown as import('socket.io').Namespace<AdminClientToServerEvents, AdminServerToClientEvents>;
+  const admin = io.of(ADMIN_NAMESPACE) as unknown as Namespace<AdminClientToServerEvents, AdminServerToClientEvents>;
 
   try {
     for (const setup of options.tasks) {

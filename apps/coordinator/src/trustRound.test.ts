@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { dot, sub } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
-import { ADMIN_NAMESPACE } from '@chorus/protocol';
+import { ADMIN_NAMESPACE, roundCompletedSchema } from '@chorus/protocol';
 import type { AdminServerToClientEvents, RoundCompletedPayload } from '@chorus/protocol';
 import { pino } from 'pino';
 import { io as connectAdmin } from 'socket.io-client';
@@ -133,6 +133,7 @@ describe('trust-aware aggregation with the server probe set', () => {
     // Assert
     expect(refused).toBe('AUTH_INVALID');
     const first = streamed.find((p) => p.serverRound === 1)!;
+    expect(roundCompletedSchema.safeParse(first).success).toBe(true);
     expect(first).toMatchObject({ type: 'round-completed', taskId: 'demo', globalHash: roundEnd.globalHash });
     expect(first.trust.map((t) => t.clientId).sort()).toEqual(clients.map((c) => c.clientId!).sort());
   });

@@ -484,7 +484,8 @@ export class ChorusClient {
           update: bytes,
         });
       } catch {
-        this.report('CLIENT_TIMEOUT', `round ${serverRound}: the upload was not acknowledged`, false);
+        // After a task end or close() the socket is gone on purpose; only an unexpected silence is worth reporting.
+        if (!this.ended) this.report('CLIENT_TIMEOUT', `round ${serverRound}: the upload was not acknowledged`, false);
         return;
       }
       if (res.ok) {

@@ -9,6 +9,7 @@
  * gets 416; several ranges are answered with the whole file (allowed, and simpler for clients).
  */
 import { createReadStream } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, normalize, resolve, sep } from 'node:path';
@@ -113,7 +114,7 @@ export async function serveStatic(mounts: readonly StaticMount[], req: IncomingM
   return false;
 }
 
-async function statFile(file: string): Promise<import('node:fs').Stats | null> {
+async function statFile(file: string): Promise<Stats | null> {
   try {
     return await stat(file);
   } catch {

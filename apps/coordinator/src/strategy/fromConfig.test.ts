@@ -1,8 +1,9 @@
-import { DifferentialPrivacy, FedAdam, FlTrust, Krum, NormClipping, TrustWeighting, tensor } from '@chorus/fl-core';
-import type { Tensor } from '@chorus/fl-core';
+import { DifferentialPrivacy, FedAdam, FlTrust, NormClipping, TrustWeighting, tensor } from '@chorus/fl-core';
+import type { Krum, Tensor } from '@chorus/fl-core';
 import { describe, expect, it } from 'vitest';
 import { createServerAggregator } from '../engine/serverAggregator.js';
-import { CoordinatorError, isCoordinatorError } from '../errors.js';
+import { isCoordinatorError } from '../errors.js';
+import type { CoordinatorError } from '../errors.js';
 import { parseTask } from '../task/loadTask.js';
 import type { TaskConfig } from '../task/taskSchema.js';
 import { buildStrategy } from './fromConfig.js';

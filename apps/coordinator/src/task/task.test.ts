@@ -33,7 +33,7 @@ describe('task files', () => {
   it('loads the demo task', () => {
     const file = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tasks', 'demo-digits.yaml');
     const task = readTaskFile(file);
-    expect(task).toMatchObject({ id: 'demo-digits', dataset: { modalities: ['image', 'text', 'audio'] }, strategy: { name: 'fedavg' }, uploadEncoding: 'fp16' });
+    expect(task).toMatchObject({ id: 'demo-digits', dataset: { modalities: ['image', 'text', 'audio'] }, strategy: { name: 'fedmm-x', inner: { name: 'fedavg' } }, uploadEncoding: 'fp16' });
   });
 
   it('fills defaults, including nested wrapper strategies', () => {
