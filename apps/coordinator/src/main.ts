@@ -4,6 +4,10 @@
  *   tsx src/main.ts [--task tasks/demo-digits.yaml]… [--data-dir .chorus-data] [--port 8787]
  *                   [--host 127.0.0.1] [--cors https://a.example,https://b.example] [--log-level info]
  *                   [--web-dir ../web-client/dist] [--datasets-dir <@chorus/datasets data>]
+ *                   [--demo-clients 0]
+ *
+ * `--demo-clients N` also starts N headless clients (separate processes) on the first task, so
+ * rounds run at once; browsers that open the join link take part beside them.
  *
  * The web app's build is served at `/` when its folder exists (build it with the web client's
  * `build` script), and the built-in datasets' artifacts at `/data/…` for browsers to read lazily.
@@ -17,13 +21,16 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseCliArgs, runInProcesses } from '@chorus/client/node';
 import { DEFAULT_DATA_DIR } from '@chorus/datasets/node';
 import { pino } from 'pino';
+import type { Logger } from 'pino';
 import { isCoordinatorError } from './errors.js';
 import type { StaticMount } from './http/static.js';
 import { startCoordinator } from './server.js';
 import { SqliteStore } from './store/sqliteStore.js';
 import { readTaskFile } from './task/loadTask.js';
+import type { TaskConfig } from './task/taskSchema.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -48,8 +55,11 @@ async function main(): Promise<void> {
       'log-level': { type: 'string', default: 'info' },
       'web-dir': { type: 'string', default: join(packageRoot, '..', 'web-client', 'dist') },
       'datasets-dir': { type: 'string', default: DEFAULT_DATA_DIR },
+      'demo-clients': { type: 'string', default: '0' },
     },
   });
+  const demoClients = Number(values['demo-clients']);
+  if (!Number.isInteger(demoClients) || demoClients < 0 || demoClients > 64) throw new Error(`--demo-clients must be an integer in [0, 64], got '${values['demo-clients']}'`);
   const logger = pino({ level: values['log-level'] });
   const taskFiles = values.task ?? [join(packageRoot, 'tasks', 'demo-digits.yaml')];
   const tasks = taskFiles.map((file) => readTaskFile(file));
@@ -97,11 +107,14 @@ async function main(): Promise<void> {
     })}\n`,
   );
 
+  const stopDemoClients = demoClients > 0 ? startDemoClients(coordinator.url, tasks[0]!, coordinator.joinTokens.get(tasks[0]!.id)!, demoClients, logger) : undefined;
+
   let closing = false;
   const shutdown = (signal: string): void => {
     if (closing) return;
     closing = true;
     logger.info({ signal }, 'shutting down');
+    stopDemoClients?.();
     coordinator
       .close()
       .then(() => store.close())
@@ -113,6 +126,40 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+/**
+ * Headless clients for the demo, each in its own process (local training would otherwise stall the
+ * coordinator's event loop), with a Dirichlet partition of the task's built-in dataset. Returns a
+ * function that stops them.
+ */
+function startDemoClients(url: string, task: TaskConfig, token: string, numClients: number, logger: Logger): () => void {
+  const args = [
+    '--url', url,
+    '--task', task.id,
+    '--clients', String(numClients),
+    '--dataset', task.dataset.name,
+    '--modalities', task.dataset.modalities.join(','),
+    '--max-examples', '300',
+    '--adapter-alpha', String(task.model.adapterAlpha),
+  ];
+  // The token travels in the environment, never on a command line other users can read.
+  process.env['CHORUS_JOIN_TOKEN'] = token;
+  const cli = parseCliArgs(args, { CHORUS_JOIN_TOKEN: token });
+  const stop = new AbortController();
+  const done = runInProcesses(
+    cli,
+    args,
+    (index, event) => {
+      if (event.type === 'round-end' || event.type === 'task-end') logger.info({ demoClient: index, event: event.type }, 'demo client');
+    },
+    stop.signal,
+  );
+  done.then(
+    (summaries) => logger.info({ clients: summaries.length }, 'demo clients finished'),
+    (err: unknown) => logger.warn({ err }, 'demo clients stopped'),
+  );
+  return () => stop.abort();
 }
 
 main().catch((err: unknown) => {

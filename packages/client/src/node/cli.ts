@@ -250,17 +250,23 @@ const CLI_SCRIPT = fileURLToPath(import.meta.url);
  * Runs each client in its own child process (this CLI with `argv` plus `--only i`), relaying events
  * over IPC. Children inherit the Node flags of this process (e.g. tsx's loader).
  */
-export async function runInProcesses(cli: CliOptions, argv: readonly string[], onEvent: (client: number, event: ClientEvent) => void): Promise<ClientSummary[]> {
+export async function runInProcesses(
+  cli: CliOptions,
+  argv: readonly string[],
+  onEvent: (client: number, event: ClientEvent) => void,
+  signal?: AbortSignal,
+): Promise<ClientSummary[]> {
   const script = CLI_SCRIPT;
   const base = argv.filter((a) => a !== '--processes');
   const children = Array.from({ length: cli.numClients }, (_, i) =>
     new Promise<ClientSummary>((done) => {
-      const child = fork(script, [...base, '--only', String(i)], { execArgv: process.execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      const child = fork(script, [...base, '--only', String(i)], { execArgv: process.execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'], ...(signal ? { signal } : {}) });
       let summary: ClientSummary | null = null;
       child.on('message', (m: ChildMessage) => {
         if (m.kind === 'event') onEvent(m.client, m.event);
         else summary = m.summary;
       });
+      child.on('error', () => undefined); // an abort is reported through 'exit'
       child.on('exit', (code) => done(summary ?? { client: i, outcome: 'failed', accepted: 0, refused: 0, behaviour: null, error: `process exited with ${code}` }));
     }),
   );
