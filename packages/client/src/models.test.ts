@@ -3,32 +3,11 @@ import '@tensorflow/tfjs-backend-wasm';
 import { tensor } from '@chorus/fl-core';
 import { MultimodalModel } from '@chorus/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-// The demo sizes live in packages/models/src/demo.ts, which the package does not export; this test
-// keeps the client's copy honest against it.
-import { buildDigitsEncoders } from '../../models/src/demo.js';
 import { isClientError } from './errors.js';
 import { buildDigitsEncoder, globalFor, inferAdapterLayout } from './models.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
-});
-
-describe('digits encoders', () => {
-  it('equal packages/models’ demo encoders weight for weight', () => {
-    // Arrange
-    const theirs = buildDigitsEncoders(0);
-    for (const m of ['image', 'text', 'audio'] as const) {
-      // Act
-      const ours = buildDigitsEncoder(m, 0);
-      // Assert
-      const a = ours.getWeights();
-      const b = theirs[m].getWeights();
-      expect(a.map((w) => w.shape), m).toEqual(b.map((w) => w.shape));
-      a.forEach((w, i) => expect(Array.from(w.dataSync().slice(0, 16)), `${m} weight ${i}`).toEqual(Array.from(b[i]!.dataSync().slice(0, 16))));
-      ours.dispose();
-      theirs[m].dispose();
-    }
-  });
 });
 
 describe('inferAdapterLayout and globalFor', () => {

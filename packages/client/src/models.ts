@@ -10,8 +10,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { groupOf } from '@chorus/fl-core';
 import type { Parameters } from '@chorus/fl-core';
-import { LogMelFrontend, MODALITIES, MultimodalModel, TextEmbedder, buildAudioEncoder, buildImageEncoder, buildTextEncoder, frameCount } from '@chorus/models';
-import type { LogMelConfig, Modality } from '@chorus/models';
+import { DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL, LogMelFrontend, MODALITIES, MultimodalModel, TextEmbedder, buildDigitsEncoder, frameCount } from '@chorus/models';
+import type { Modality } from '@chorus/models';
 import { ClientError } from './errors.js';
 
 /** What the global model's shapes say about the adapters. */
@@ -71,52 +71,22 @@ export function globalFor(model: MultimodalModel, global: Parameters): Parameter
   });
 }
 
-// ---------------------------------------------------------------------------------------------
-// The demo digits model. These constants mirror packages/models/src/demo.ts, which @chorus/models
-// does not export yet; models.test.ts fails as soon as the two disagree.
-
+// The demo digits model's architecture lives in packages/models (demo.ts); re-exported for callers
+// of this package.
+export {
+  DIGITS_AUDIO_SAMPLES,
+  DIGITS_CAPTION_TOKENS,
+  DIGITS_EMBEDDING_DIM,
+  DIGITS_LOG_MEL,
+  DIGITS_NUM_CLASSES,
+  buildDigitsEncoder,
+} from '@chorus/models';
 /** Name of the demo base in task files (`model.base`). */
 export const DIGITS_BASE = 'chorus-digits-v1';
-/** Classes of the digits task. */
-export const DIGITS_NUM_CLASSES = 10;
-/** Samples per clip fed to the log-mel front end (clips are cropped or zero-padded to 1 s). */
-export const DIGITS_AUDIO_SAMPLES = 16000;
-/** Log-mel settings of the demo. */
-export const DIGITS_LOG_MEL: Required<Pick<LogMelConfig, 'sampleRate' | 'frameLength' | 'hopLength' | 'fftLength' | 'numMels'>> = {
-  sampleRate: 16000,
-  frameLength: 400,
-  hopLength: 160,
-  fftLength: 512,
-  numMels: 40,
-};
-/** Tokens per caption. */
-export const DIGITS_CAPTION_TOKENS = 16;
-/** Embedding size d of every demo encoder. */
-export const DIGITS_EMBEDDING_DIM = 64;
 /** Seed of the fresh encoders every party builds when no pretrained base is shipped. */
 export const DIGITS_BASE_SEED = 0;
 /** LoRA α of the demo task. */
 export const DIGITS_ADAPTER_ALPHA = 8;
-
-/** Fresh (untrained) demo encoder of `modality`, identical to packages/models' `buildDigitsEncoders(seed)[modality]`. */
-export function buildDigitsEncoder(modality: Modality, seed = DIGITS_BASE_SEED): tf.Sequential {
-  switch (modality) {
-    case 'image':
-      return buildImageEncoder({ inputShape: [28, 28, 1], filters: [32, 64], pointwiseFilters: 64, hiddenUnits: 256, embeddingDim: DIGITS_EMBEDDING_DIM, seed });
-    case 'text':
-      return buildTextEncoder({ inputDim: 100, hiddenUnits: 256, embeddingDim: DIGITS_EMBEDDING_DIM, seed: seed + 10 });
-    case 'audio':
-      return buildAudioEncoder({
-        numFrames: frameCount(DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL.frameLength, DIGITS_LOG_MEL.hopLength),
-        numMels: DIGITS_LOG_MEL.numMels,
-        filters: [16, 32],
-        pointwiseFilters: 8,
-        hiddenUnits: 256,
-        embeddingDim: DIGITS_EMBEDDING_DIM,
-        seed: seed + 20,
-      });
-  }
-}
 
 /** Sources of the digits factory's frozen parts. */
 export interface DigitsFactoryOptions {
