@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseCliArgs, runInProcesses } from '@chorus/client/node';
 import { DEFAULT_DATA_DIR } from '@chorus/datasets/node';
+import { DIGITS_WEIGHTS_DIR } from '@chorus/models/node';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { isCoordinatorError } from './errors.js';
@@ -71,7 +72,11 @@ async function main(): Promise<void> {
   mkdirSync(dataDir, { recursive: true });
   const store = new SqliteStore({ path: join(dataDir, 'coordinator.db') });
   const webDir = resolve(values['web-dir']);
-  const staticMounts: StaticMount[] = [{ prefix: '/data/', root: resolve(values['datasets-dir']) }];
+  // The pretrained demo encoders, so browser clients start from the same base as the coordinator.
+  const staticMounts: StaticMount[] = [
+    { prefix: '/data/', root: resolve(values['datasets-dir']) },
+    { prefix: '/weights/', root: DIGITS_WEIGHTS_DIR },
+  ];
   const serveWeb = existsSync(join(webDir, 'index.html'));
   if (serveWeb) staticMounts.push({ prefix: '/', root: webDir, spaFallback: true });
   const coordinator = await startCoordinator({

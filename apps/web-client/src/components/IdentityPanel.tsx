@@ -8,8 +8,8 @@ type State =
   | { status: 'ready'; identity: LocalIdentity; created: boolean; credentials: TaskCredentials | null }
   | { status: 'failed'; error: string };
 
-/** Loads (or creates) the local identity and the task's stored credentials. */
-export function IdentityPanel({ taskId }: { taskId: string | null }): ReactNode {
+/** Loads (or creates) the local identity and the task's stored credentials; `issuedClientId` is the id the running client was given since. */
+export function IdentityPanel({ taskId, issuedClientId = null }: { taskId: string | null; issuedClientId?: string | null }): ReactNode {
   const [state, setState] = useState<State>({ status: 'loading' });
   useEffect(() => {
     let live = true;
@@ -47,7 +47,7 @@ export function IdentityPanel({ taskId }: { taskId: string | null }): ReactNode 
             <code data-testid="install-id">{state.identity.installId}</code> ({state.created ? 'created now' : `kept since ${new Date(state.identity.createdAt).toLocaleString()}`})
           </dd>
           <dt>Client id for this task</dt>
-          <dd data-testid="task-client-id">{state.credentials ? <code>{state.credentials.clientId}</code> : 'not issued yet — waiting for the coordinator'}</dd>
+          <dd data-testid="task-client-id">{issuedClientId ? <code>{issuedClientId}</code> : state.credentials ? <code>{state.credentials.clientId}</code> : 'not issued yet — waiting for the coordinator'}</dd>
         </dl>
       )}
     </section>

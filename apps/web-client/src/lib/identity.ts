@@ -85,6 +85,12 @@ export class IdentityStore {
     await request(tx.objectStore(CREDENTIALS_STORE).put({ ...credentials }, credentials.taskId), 'writing credentials');
   }
 
+  /** Forgets the credentials of `taskId` (the coordinator no longer knows them). */
+  async clearCredentials(taskId: string): Promise<void> {
+    const tx = this.db.transaction(CREDENTIALS_STORE, 'readwrite');
+    await request(tx.objectStore(CREDENTIALS_STORE).delete(taskId), 'deleting credentials');
+  }
+
   /** Closes the connection. */
   close(): void {
     this.db.close();

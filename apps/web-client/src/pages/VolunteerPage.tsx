@@ -1,16 +1,21 @@
 /**
  * The volunteer page (`/join?task=…&token=…`): consent, data chooser, measured backend, persistent
- * identity, and the round progress and contribution history that the client runtime will drive.
- * Until the runtime joins the coordinator, those last two show waiting states.
+ * identity, and the round progress and contribution history driven by the tab's client runtime once
+ * the volunteer chooses the built-in demo partition. Pause / leave closes the client.
  */
-import { useState, type ReactNode } from 'react';
+import { useEffect, useRef, useState, type ReactNode } from 'react';
+import type { ChorusClient } from '@chorus/client';
 import { BackendPanel } from '../components/BackendPanel.js';
 import { ConsentText } from '../components/ConsentText.js';
 import { ContributionHistory } from '../components/ContributionHistory.js';
 import { DataChooser } from '../components/DataChooser.js';
 import { IdentityPanel } from '../components/IdentityPanel.js';
 import { ProgressBars, type RoundProgress } from '../components/ProgressBars.js';
+import { describeError } from '../lib/errors.js';
+import { openIdentityStore, type IdentityStore } from '../lib/identity.js';
+import { applyEvent, initialView, type SessionView } from '../lib/sessionState.js';
 import { useBackend } from '../lib/useBackend.js';
+import { createVolunteerClient, DEMO_SLICE_EXAMPLES, type BaseSource } from '../lib/volunteerSession.js';
 
 const WAITING = 'Waiting for the coordinator: this tab has not joined a round yet.';
 
@@ -22,12 +27,79 @@ export function joinParams(search: string): { taskId: string | null; token: stri
   return { taskId: taskId && taskId.length > 0 ? taskId : null, token: token && token.length > 0 ? token : null };
 }
 
+type Session =
+  | { readonly phase: 'idle' }
+  | { readonly phase: 'preparing' }
+  | { readonly phase: 'running'; readonly base: BaseSource; readonly view: SessionView }
+  | { readonly phase: 'stopped'; readonly base: BaseSource | null; readonly view: SessionView | null; readonly error?: string };
+
+/** Runs the tab's client for the built-in demo partition; `stop` closes it. */
+function useDemoSession(taskId: string | null, token: string | null): { session: Session; start: () => void; stop: () => void } {
+  const [session, setSession] = useState<Session>({ phase: 'idle' });
+  const running = useRef<{ client: ChorusClient | null; store: IdentityStore | null; cancelled: boolean } | null>(null);
+  const stop = (): void => {
+    const r = running.current;
+    if (!r) return;
+    r.cancelled = true;
+    running.current = null;
+    void r.client?.close().finally(() => r.store?.close());
+    if (!r.client) r.store?.close();
+    setSession((s) => (s.phase === 'running' ? { phase: 'stopped', base: s.base, view: { ...s.view, status: 'closed', detail: 'left by you' } } : { phase: 'stopped', base: null, view: null }));
+  };
+  const start = (): void => {
+    if (!taskId || !token || running.current) return;
+    const r: { client: ChorusClient | null; store: IdentityStore | null; cancelled: boolean } = { client: null, store: null, cancelled: false };
+    running.current = r;
+    setSession({ phase: 'preparing' });
+    void (async () => {
+      try {
+        r.store = await openIdentityStore();
+        const { identity } = await r.store.localIdentity(() => crypto.randomUUID(), () => Date.now());
+        const made = await createVolunteerClient({ taskId, token, installId: identity.installId, identity: r.store });
+        if (r.cancelled) return;
+        r.client = made.client;
+        let view = initialView(made.numExamples, 'Joined: waiting for the coordinator to select this tab for a round.');
+        setSession({ phase: 'running', base: made.base, view });
+        made.client.on((event) => {
+          view = applyEvent(view, event);
+          if (!r.cancelled) setSession({ phase: 'running', base: made.base, view });
+        });
+        await made.client.start();
+      } catch (err) {
+        if (r.cancelled) return;
+        running.current = null;
+        await r.client?.close();
+        r.store?.close();
+        setSession((s) => ({ phase: 'stopped', base: s.phase === 'running' ? s.base : null, view: s.phase === 'running' ? s.view : null, error: describeError(err) }));
+      }
+    })();
+  };
+  // Leaving the page closes the client, as the pause button does.
+  useEffect(() => () => {
+    const r = running.current;
+    if (r) {
+      r.cancelled = true;
+      void r.client?.close().finally(() => r.store?.close());
+    }
+  }, []);
+  return { session, start, stop };
+}
+
 /** `/join` */
 export default function VolunteerPage({ search }: { search: string }): ReactNode {
   const { taskId, token } = joinParams(search);
   const backend = useBackend(search);
   const [consented, setConsented] = useState(false);
-  const progress: RoundProgress = { serverRound: null, download: null, training: null, upload: null, waitingMessage: WAITING };
+  const { session, start, stop } = useDemoSession(taskId, token);
+  const view = session.phase === 'running' || session.phase === 'stopped' ? session.view : null;
+  const progress: RoundProgress = view?.progress ?? { serverRound: null, download: null, training: null, upload: null, waitingMessage: WAITING };
+  const active = session.phase === 'preparing' || session.phase === 'running';
+  const connection =
+    session.phase === 'idle'
+      ? 'not connected — choose the built-in demo partition to join.'
+      : session.phase === 'preparing'
+        ? 'preparing — reading the data slice and the model in this tab…'
+        : `${view?.status ?? 'closed'}${view?.detail ? ` (${view.detail})` : ''}${view?.clientId ? ` — client ${view.clientId}` : ''}`;
   return (
     <div className="page">
       <h1>Volunteer</h1>
@@ -40,14 +112,41 @@ export default function VolunteerPage({ search }: { search: string }): ReactNode
           This link names no {taskId ? 'token' : 'task'}. Open the join link you were given (it looks like <code>/join?task=…&amp;token=…</code>). You can still check your data and this browser below.
         </p>
       )}
-      <p className="status-line" data-testid="connection-status">
-        Coordinator: not connected — waiting for the coordinator.
+      <p className="status-line" data-testid="connection-status" data-status={view?.status ?? session.phase}>
+        Coordinator: {connection}
       </p>
+      {session.phase === 'stopped' && session.error && (
+        <p role="alert" className="error" data-testid="session-error">
+          The tab stopped: {session.error}
+        </p>
+      )}
       <div className="grid two">
         <div>
           <ConsentText accepted={consented} onChange={setConsented} />
           {consented ? (
-            <DataChooser />
+            <>
+              <section className="panel" data-testid="demo-partition">
+                <h2>Built-in demo partition</h2>
+                <p className="note">
+                  Train on {DEMO_SLICE_EXAMPLES} digits (image and caption) of the built-in training split, chosen for this browser. They are read in this tab; only model updates are sent.
+                </p>
+                {session.phase === 'running' || session.phase === 'stopped' ? (
+                  <p data-testid="model-base" data-base={session.base ?? ''}>
+                    Encoders: {session.base === 'pretrained' ? 'the pretrained base served by the coordinator' : session.base === 'fresh' ? 'fresh (this coordinator does not serve the pretrained weights)' : 'not loaded'}
+                  </p>
+                ) : null}
+                {active ? (
+                  <button type="button" className="button" data-testid="leave" onClick={stop}>
+                    Pause / leave
+                  </button>
+                ) : (
+                  <button type="button" className="button" data-testid="use-demo-partition" disabled={!taskId || !token || backend.status !== 'ready'} onClick={start}>
+                    {backend.status === 'ready' ? 'Use the built-in demo partition' : 'Measuring this browser first…'}
+                  </button>
+                )}
+              </section>
+              <DataChooser />
+            </>
           ) : (
             <section className="panel muted">
               <h2>Your data</h2>
@@ -57,9 +156,9 @@ export default function VolunteerPage({ search }: { search: string }): ReactNode
         </div>
         <div>
           <BackendPanel state={backend} />
-          <IdentityPanel taskId={taskId} />
+          <IdentityPanel taskId={taskId} issuedClientId={view?.clientId ?? null} />
           <ProgressBars progress={progress} />
-          <ContributionHistory entries={[]} emptyMessage="No contributions yet — waiting for the coordinator to start a round with this tab." />
+          <ContributionHistory entries={view?.contributions ?? []} emptyMessage="No contributions yet — waiting for the coordinator to start a round with this tab." />
         </div>
       </div>
     </div>
