@@ -13,7 +13,13 @@
  *                           steps; after each step at least two rounds must complete);
  *   rss_mb_at_max         — the coordinator's peak RSS during the rounds at max_clients.
  *
- * Usage: pnpm bench:coordinator [--quick] [--max N] [--step N]
+ * With --with-model, the capacity measurement runs a second time on a coordinator that serves the
+ * demo task with its real model (bench/coordinatorProcess.ts `withModel`: TF.js on WASM, FedMM-X
+ * probe of every candidate, evaluation of every new global model) and adds max_clients_with_model,
+ * rss_mb_at_max_with_model and rss_mb_idle_with_model (RSS once the model is built, no clients);
+ * --model-only runs just that.
+ *
+ * Usage: pnpm bench:coordinator [--quick] [--max N] [--step N] [--with-model | --model-only]
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -35,6 +41,8 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     max: { type: 'string' },
     step: { type: 'string' },
+    'with-model': { type: 'boolean', default: false },
+    'model-only': { type: 'boolean', default: false },
   },
 });
 const QUICK = args.quick;
@@ -56,9 +64,9 @@ process.on('exit', () => {
   for (const child of running) if (child.exitCode === null) child.kill('SIGKILL');
 });
 
-async function startChild(clientsPerRound: number): Promise<Child> {
+async function startChild(clientsPerRound: number, withModel = false): Promise<Child> {
   const dir = mkdtempSync(join(tmpdir(), 'chorus-bench-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/coordinatorProcess.ts', JSON.stringify({ clientsPerRound, rounds: 100_000, dataDir: dir })], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/coordinatorProcess.ts', JSON.stringify({ clientsPerRound, rounds: 100_000, dataDir: dir, withModel })], {
     cwd: packageRoot,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -107,13 +115,20 @@ class LightClient {
   }
 
   static async connect(url: string): Promise<LightClient> {
-    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, auth: { taskId: 'bench', token: 'bench-join' } });
+    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, {
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+      // A coordinator with a model probes candidates synchronously, so a handshake can wait out a whole round's probes.
+      timeout: 600_000,
+      auth: { taskId: 'bench', token: 'bench-join' },
+    });
     await new Promise<void>((resolvePromise, reject) => {
       socket.once('connect', () => resolvePromise());
       socket.once('connect_error', (err) => reject(err));
     });
     const client = new LightClient(socket);
-    const res = await socket.timeout(30_000).emitWithAck('hello', { type: 'hello', protocolVersion: PROTOCOL_VERSION, capabilities: { backend: 'cpu', modalities: ['image', 'text', 'audio'], numExamples: 10 } });
+    const res = await socket.timeout(600_000).emitWithAck('hello', { type: 'hello', protocolVersion: PROTOCOL_VERSION, capabilities: { backend: 'cpu', modalities: ['image', 'text', 'audio'], numExamples: 10 } });
     if (!res.ok) throw new Error(`hello refused: ${res.error.code}`);
     client.clientId = res.clientId;
     for (const p of client.early.splice(0)) client.answer(p);
@@ -198,10 +213,11 @@ async function measureOverhead(): Promise<{ medianMs: number; perRound: number[]
   }
 }
 
-async function measureCapacity(): Promise<{ maxClients: number; rssAtMax: number; steps: { clients: number; rssMb: number }[] }> {
-  const child = await startChild(ROUND_SIZE);
+async function measureCapacity(withModel: boolean): Promise<{ maxClients: number; rssAtMax: number; rssIdle: number; steps: { clients: number; rssMb: number; secondsPerRound: number }[] }> {
+  const child = await startChild(ROUND_SIZE, withModel);
+  const rssIdle = rssMb(child.process.pid!);
   const clients: LightClient[] = [];
-  const steps: { clients: number; rssMb: number }[] = [];
+  const steps: { clients: number; rssMb: number; secondsPerRound: number }[] = [];
   let best = { maxClients: 0, rssAtMax: 0 };
   try {
     while (clients.length < MAX_TARGET) {
@@ -210,19 +226,21 @@ async function measureCapacity(): Promise<{ maxClients: number; rssAtMax: number
       // Sample RSS while at least two more rounds of ROUND_SIZE complete with this many clients connected.
       const target = (await completedRounds(child.url)) + 2;
       let peak = rssMb(child.process.pid!);
+      const startedAt = Date.now();
       const sampler = setInterval(() => (peak = Math.max(peak, rssMb(child.process.pid!))), 100);
       try {
-        await waitForRounds(child.url, target, 120_000);
+        await waitForRounds(child.url, target, withModel ? 600_000 : 120_000);
       } finally {
         clearInterval(sampler);
       }
       peak = Math.max(peak, rssMb(child.process.pid!));
-      steps.push({ clients: clients.length, rssMb: Number(peak.toFixed(1)) });
-      console.log(`${clients.length} clients connected: coordinator RSS peak ${peak.toFixed(1)} MB over 2 rounds of ${ROUND_SIZE}`);
+      const secondsPerRound = Number(((Date.now() - startedAt) / 2000).toFixed(1));
+      steps.push({ clients: clients.length, rssMb: Number(peak.toFixed(1)), secondsPerRound });
+      console.log(`${withModel ? '[with model] ' : ''}${clients.length} clients connected: coordinator RSS peak ${peak.toFixed(1)} MB over 2 rounds of ${ROUND_SIZE} (${secondsPerRound} s per round)`);
       if (peak > RSS_LIMIT_MB) break;
       best = { maxClients: clients.length, rssAtMax: peak };
     }
-    return { ...best, steps };
+    return { ...best, rssIdle, steps };
   } finally {
     for (const c of clients) c.close();
     await stopChild(child);
@@ -230,24 +248,31 @@ async function measureCapacity(): Promise<{ maxClients: number; rssAtMax: number
 }
 
 async function main(): Promise<void> {
-  const overhead = await measureOverhead();
-  console.log(`round cycle with 100 instant clients: median ${overhead.medianMs} ms over ${overhead.perRound.length} rounds (${overhead.perRound.join(', ')}); coordinator CPU ${overhead.cpuMsPerRound.toFixed(0)} ms per round`);
-  const capacity = await measureCapacity();
-  console.log(`max clients at RSS ≤ ${RSS_LIMIT_MB} MB: ${capacity.maxClients} (peak ${capacity.rssAtMax.toFixed(1)} MB); stopped at ${MAX_TARGET} or the limit`);
-  console.log(
-    JSON.stringify({
+  const figures: Record<string, unknown> = {};
+  if (!args['model-only']) {
+    const overhead = await measureOverhead();
+    console.log(`round cycle with 100 instant clients: median ${overhead.medianMs} ms over ${overhead.perRound.length} rounds (${overhead.perRound.join(', ')}); coordinator CPU ${overhead.cpuMsPerRound.toFixed(0)} ms per round`);
+    const capacity = await measureCapacity(false);
+    console.log(`max clients at RSS ≤ ${RSS_LIMIT_MB} MB: ${capacity.maxClients} (peak ${capacity.rssAtMax.toFixed(1)} MB); stopped at ${MAX_TARGET} or the limit`);
+    Object.assign(figures, {
       round_overhead_ms_100: overhead.medianMs,
       coordinator_cpu_ms_per_round_100: Number(overhead.cpuMsPerRound.toFixed(1)),
       max_clients: capacity.maxClients,
       rss_mb_at_max: Number(capacity.rssAtMax.toFixed(1)),
-      rss_limit_mb: RSS_LIMIT_MB,
-      client_cap: MAX_TARGET,
-      round_size: ROUND_SIZE,
-      overhead_rounds: overhead.perRound.length,
-      steps: capacity.steps,
-      quick: QUICK,
-    }),
-  );
+    });
+    Object.assign(figures, { overhead_rounds: overhead.perRound.length, steps: capacity.steps });
+  }
+  if (args['with-model'] || args['model-only']) {
+    const capacity = await measureCapacity(true);
+    console.log(`[with model] max clients at RSS ≤ ${RSS_LIMIT_MB} MB: ${capacity.maxClients} (peak ${capacity.rssAtMax.toFixed(1)} MB; ${capacity.rssIdle.toFixed(1)} MB with the model built and no clients)`);
+    Object.assign(figures, {
+      max_clients_with_model: capacity.maxClients,
+      rss_mb_at_max_with_model: Number(capacity.rssAtMax.toFixed(1)),
+      rss_mb_idle_with_model: Number(capacity.rssIdle.toFixed(1)),
+      steps_with_model: capacity.steps,
+    });
+  }
+  console.log(JSON.stringify({ ...figures, rss_limit_mb: RSS_LIMIT_MB, client_cap: MAX_TARGET, round_size: ROUND_SIZE, quick: QUICK }));
 }
 
 try {

@@ -1,16 +1,22 @@
 /**
  * The coordinator process the benchmark measures (bench/coordinator.ts starts it): one task, a
  * SQLite store in a temporary folder, connection limits raised for thousands of clients behind one
- * address, FedAvg, and the synthetic adapter layout of `defaultInitialGlobal` (3 modalities, 3,322
- * scalars) with no server-side model, so RSS and round time are the coordinator's own: sockets,
- * validation, aggregation, checkpoints — not TF.js.
+ * address. By default: FedAvg and the synthetic adapter layout of `defaultInitialGlobal`
+ * (3 modalities, 3,322 scalars) with no server-side model, so RSS and round time are the
+ * coordinator's own: sockets, validation, aggregation, checkpoints — not TF.js. With
+ * `"withModel": true`: the demo task (tasks/demo-digits.yaml: FedMM-X trust over FedAvg) with its
+ * real TaskModel — TF.js on WASM, pretrained encoders, GloVe, a probe of every candidate and an
+ * evaluation of every new global model — only the round sizes and timings overridden.
  *
- *   tsx bench/coordinatorProcess.ts '{"clientsPerRound":100,"rounds":1000,"dataDir":"/tmp/x"}'
+ *   tsx bench/coordinatorProcess.ts '{"clientsPerRound":100,"rounds":1000,"dataDir":"/tmp/x","withModel":false}'
  *
  * Prints `BENCH_READY {url, joinToken, adminToken}` once listening; exits on SIGTERM.
  */
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { parse as parseYaml } from 'yaml';
 // Module by module rather than the package index, which also exports the TF.js-backed TaskModel.
 import { startCoordinator } from '../src/server.js';
 import { SqliteStore } from '../src/store/sqliteStore.js';
@@ -20,31 +26,38 @@ interface ChildConfig {
   readonly clientsPerRound: number;
   readonly rounds: number;
   readonly dataDir: string;
+  readonly withModel?: boolean;
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as ChildConfig;
-const task = parseTask({
+const overrides = {
   id: 'bench',
-  dataset: { name: 'digits', modalities: ['image', 'text', 'audio'] },
-  model: { base: 'chorus-digits-v1', adapterRank: 4, adapterAlpha: 8, namConcepts: 8 },
-  strategy: { name: 'fedavg' },
   rounds: config.rounds,
   clientsPerRound: config.clientsPerRound,
   minClients: config.clientsPerRound,
   overSelection: 0,
   waitingRoomMs: 0,
-  roundDeadlineMs: 60_000,
+  roundDeadlineMs: config.withModel ? 300_000 : 60_000,
   maxRoundAttempts: 1000,
-  localEpochs: 1,
-  batchSize: 32,
-  learningRate: 0.01,
   uploadEncoding: 'fp32',
-  maxUpdateBytes: 1_000_000,
-  seed: 1,
-});
+};
+const task = config.withModel
+  ? parseTask({ ...(parseYaml(readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), '..', 'tasks', 'demo-digits.yaml'), 'utf8')) as object), ...overrides }, 'demo-digits.yaml')
+  : parseTask({
+      ...overrides,
+      dataset: { name: 'digits', modalities: ['image', 'text', 'audio'] },
+      model: { base: 'chorus-digits-v1', adapterRank: 4, adapterAlpha: 8, namConcepts: 8 },
+      strategy: { name: 'fedavg' },
+      localEpochs: 1,
+      batchSize: 32,
+      learningRate: 0.01,
+      maxUpdateBytes: 1_000_000,
+      seed: 1,
+    });
 const store = new SqliteStore({ path: join(config.dataDir, 'bench.db') });
 const coordinator = await startCoordinator({
-  tasks: [{ config: task, joinToken: 'bench-join', model: null }],
+  // Without `model`, startCoordinator builds the task's TaskModel itself, as `pnpm start` does.
+  tasks: [config.withModel ? { config: task, joinToken: 'bench-join' } : { config: task, joinToken: 'bench-join', model: null }],
   store,
   adminToken: 'bench-admin',
   logger: pino({ level: 'warn' }),

@@ -30,13 +30,20 @@ import type { Modality, MultimodalBatch } from '@chorus/models';
 import { fileSystemHandler } from '@chorus/models/node';
 import { CoordinatorError } from '../errors.js';
 import type { TaskConfig } from '../task/taskSchema.js';
-import { DIGITS_AUDIO_SAMPLES, DIGITS_BASE, DIGITS_BASE_SEED, DIGITS_CAPTION_TOKENS, DIGITS_LOG_MEL, buildDigitsEncoders } from './digitsArchitecture.js';
+import { DIGITS_AUDIO_SAMPLES, DIGITS_BASE, DIGITS_BASE_SEED, DIGITS_CAPTION_TOKENS, DIGITS_LOG_MEL, buildDigitsEncoder } from './digitsArchitecture.js';
 
 /** Where @chorus/models ships pretrained demo encoders (`<modality>-base/model.json`, next to its `src`). */
 export const DEFAULT_WEIGHTS_DIR = join(dirname(createRequire(import.meta.url).resolve('@chorus/models')), '..', 'weights', 'digits');
 
-/** Samples per forward pass: bounds peak memory whatever the probe or test size. */
-const EVAL_BATCH = 64;
+/**
+ * Samples per forward pass on the probe and test sets: bounds the WASM heap, which grows to the
+ * largest pass's activations and never shrinks (64 took it from 33 to 77 MB on the demo model).
+ */
+const EVAL_BATCH = 16;
+/** Samples per stored chunk of FLTrust's root data, which training slices into batches (unchanged so root updates are). */
+const ROOT_CHUNK = 64;
+/** Clips per log-mel computation at creation; see {@link toEvalSet}. */
+const FRONTEND_BATCH = 8;
 
 /** Options of {@link TaskModel.create}. */
 export interface TaskModelOptions {
@@ -48,7 +55,7 @@ export interface TaskModelOptions {
   readonly rootExamples?: number;
 }
 
-/** Preprocessed examples: model inputs in chunks of {@link EVAL_BATCH}, plus labels. */
+/** Preprocessed examples: model inputs in chunks, plus labels. */
 interface EvalSet {
   readonly chunks: readonly MultimodalBatch[];
   readonly labels: Int32Array;
@@ -142,7 +149,6 @@ export class TaskModel {
       return new TextEmbedder(e.vectors, e.dim);
     })() : null;
     const weightsDir = options.weightsDir ?? DEFAULT_WEIGHTS_DIR;
-    const fresh = buildDigitsEncoders(DIGITS_BASE_SEED);
     const bases: Partial<Record<Modality, tf.LayersModel>> = {};
     const pretrained: Modality[] = [];
     for (const m of modalities) {
@@ -151,10 +157,10 @@ export class TaskModel {
         bases[m] = await tf.loadLayersModel(fileSystemHandler(dir));
         pretrained.push(m);
       } else {
-        bases[m] = fresh[m];
+        // Only the missing encoder: building all three and dropping the rest grew the WASM heap, which never shrinks.
+        bases[m] = buildDigitsEncoder(m, DIGITS_BASE_SEED);
       }
     }
-    for (const [m, encoder] of Object.entries(fresh)) if (bases[m as Modality] !== encoder) encoder.dispose();
 
     const model = new MultimodalModel({
       numClasses: publicSubset.numClasses,
@@ -170,9 +176,9 @@ export class TaskModel {
     try {
       const byIndex = new Map(publicSubset.samples.map((s) => [s.index, s]));
       const ordered = publicOrder.map((i) => byIndex.get(i)!);
-      const probeSet = toEvalSet(ordered.slice(0, probeExamples), modalities, frontend);
-      const rootSet = rootExamples > 0 ? toEvalSet(ordered.slice(probeExamples), modalities, frontend) : null;
-      const testSet = testSubset ? toEvalSet(testSubset.samples, modalities, frontend) : null;
+      const probeSet = toEvalSet(ordered.slice(0, probeExamples), modalities, frontend, EVAL_BATCH);
+      const rootSet = rootExamples > 0 ? toEvalSet(ordered.slice(probeExamples), modalities, frontend, ROOT_CHUNK) : null;
+      const testSet = testSubset ? toEvalSet(testSubset.samples, modalities, frontend, EVAL_BATCH) : null;
       return new TaskModel(task, model, bases, embedder, probeSet, testSet, rootSet, pretrained);
     } finally {
       frontend?.dispose();
@@ -336,12 +342,12 @@ async function capture(save: (handler: tf.io.IOHandler) => Promise<unknown>): Pr
   return { modelJson, weights };
 }
 
-/** Model inputs for `samples`, in chunks of {@link EVAL_BATCH}; tensors are kept until {@link TaskModel.dispose}. */
-function toEvalSet(samples: readonly AnySample[], modalities: readonly Modality[], frontend: LogMelFrontend | null): EvalSet {
+/** Model inputs for `samples`, in chunks of `chunkSize`; tensors are kept until {@link TaskModel.dispose}. */
+function toEvalSet(samples: readonly AnySample[], modalities: readonly Modality[], frontend: LogMelFrontend | null, chunkSize: number): EvalSet {
   const labels = Int32Array.from(samples, (s) => s.label);
   const chunks: MultimodalBatch[] = [];
-  for (let start = 0; start < samples.length; start += EVAL_BATCH) {
-    const part = samples.slice(start, start + EVAL_BATCH);
+  for (let start = 0; start < samples.length; start += chunkSize) {
+    const part = samples.slice(start, start + chunkSize);
     const n = part.length;
     const batch: MultimodalBatch = { labels: tf.tensor1d(labels.subarray(start, start + n), 'int32') };
     if (modalities.includes('image')) {
@@ -365,7 +371,16 @@ function toEvalSet(samples: readonly AnySample[], modalities: readonly Modality[
         const len = Math.min(audio.length, DIGITS_AUDIO_SAMPLES);
         for (let j = 0; j < len; j++) pcm[i * DIGITS_AUDIO_SAMPLES + j] = audio[j]! / 32768;
       });
-      batch.audio = tf.tidy(() => frontend.compute(tf.tensor2d(pcm, [n, DIGITS_AUDIO_SAMPLES])));
+      // Log-mel a few clips at a time: the STFT's intermediates for a whole chunk (tens of MB at 64 clips)
+      // set the WASM heap's high-water mark, which the process keeps for its lifetime. Each clip's
+      // spectrogram depends on that clip alone, so the result is the same.
+      const parts: tf.Tensor3D[] = [];
+      for (let s = 0; s < n; s += FRONTEND_BATCH) {
+        const m = Math.min(FRONTEND_BATCH, n - s);
+        parts.push(tf.tidy(() => frontend.compute(tf.tensor2d(pcm.subarray(s * DIGITS_AUDIO_SAMPLES, (s + m) * DIGITS_AUDIO_SAMPLES), [m, DIGITS_AUDIO_SAMPLES]))));
+      }
+      batch.audio = parts.length === 1 ? parts[0]! : tf.concat(parts, 0);
+      if (parts.length > 1) tf.dispose(parts);
     }
     chunks.push(batch);
   }

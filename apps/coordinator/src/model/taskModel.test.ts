@@ -1,0 +1,78 @@
+/**
+ * TaskModel's data preparation: results do not depend on how the probe set is split into forward
+ * passes (or log-mel computations), only the encoders a task uses are built, and nothing leaks.
+ */
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseTask } from '../task/loadTask.js';
+import { DEFAULT_WEIGHTS_DIR, TaskModel, ensureWasmBackend } from './taskModel.js';
+
+const taskWith = (modalities: string[], probeExamples: number) =>
+  parseTask({
+    id: 'probe-chunks',
+    dataset: { name: 'digits', modalities },
+    model: { base: 'chorus-digits-v1', adapterRank: 2, adapterAlpha: 4, namConcepts: 4 },
+    strategy: { name: 'fedmm-x' },
+    evaluation: { probeExamples, testExamples: 0 },
+    rounds: 1,
+    clientsPerRound: 2,
+    minClients: 2,
+    roundDeadlineMs: 30_000,
+    localEpochs: 1,
+    batchSize: 8,
+    learningRate: 0.01,
+    maxUpdateBytes: 1_000_000,
+    seed: 3,
+  });
+
+let weightsDir: string;
+beforeAll(async () => {
+  await ensureWasmBackend();
+  // Pretrained weights for the image encoder only: the audio encoder must be built fresh.
+  weightsDir = mkdtempSync(join(tmpdir(), 'chorus-weights-'));
+  cpSync(join(DEFAULT_WEIGHTS_DIR, 'image-base'), join(weightsDir, 'image-base'), { recursive: true });
+});
+afterAll(() => rmSync(weightsDir, { recursive: true, force: true }));
+
+describe('TaskModel.create', () => {
+  it('gives each probe example the same outputs whether it is probed in a pass of 4 or among 20 (two passes, log-mel in parts)', async () => {
+    // Arrange: the same seed orders the public split the same way, so the 4-example probe set is the first 4 of the 20.
+    const before = tf.memory().numTensors;
+    const large = await TaskModel.create(taskWith(['image', 'audio'], 20), { weightsDir });
+    const small = await TaskModel.create(taskWith(['image', 'audio'], 4), { weightsDir });
+    try {
+      // Act
+      const a = large.probe(large.initialParameters());
+      const b = small.probe(small.initialParameters());
+
+      // Assert
+      expect(Array.from(large.probeLabels.subarray(0, 4))).toEqual(Array.from(small.probeLabels));
+      expect(a.probabilities.length).toBe(20 * 10);
+      for (let i = 0; i < b.probabilities.length; i++) expect(a.probabilities[i]).toBeCloseTo(b.probabilities[i]!, 5);
+      for (let m = 0; m < 2; m++) for (let i = 0; i < b.explanations![m]!.length; i++) expect(a.explanations![m]![i]).toBeCloseTo(b.explanations![m]![i]!, 5);
+    } finally {
+      large.dispose();
+      small.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('loads the encoders that ship and builds only the missing ones, leaving no tensors behind', async () => {
+    // Arrange
+    const before = tf.memory().numTensors;
+
+    // Act
+    const model = await TaskModel.create(taskWith(['image', 'audio'], 4), { weightsDir });
+    const pretrained = [...model.pretrained];
+    const modalities = [...model.modalities];
+    model.dispose();
+
+    // Assert
+    expect(pretrained).toEqual(['image']);
+    expect(modalities).toEqual(['image', 'audio']);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
