@@ -6,9 +6,9 @@
 
 import { DatasetError, skippedFrom } from './errors.js';
 import type { Skipped } from './errors.js';
-import { classIndex, sortedClassNames } from './labels.js';
+import { classIndex, loadClassFolders, sortedClassNames } from './labels.js';
 import { resample } from './resample.js';
-import { DEFAULT_MAX_FILE_BYTES, decodeUtf8, fileMatcher, isClutter, parentName, readSource } from './source.js';
+import { DEFAULT_MAX_FILE_BYTES, decodeUtf8, fileMatcher, isClutter, readSource } from './source.js';
 import type { SourceFile } from './source.js';
 import { checkTextColumns, parseTextTable } from './textTable.js';
 import { TARGET_SAMPLE_RATE, decodeWav, mixToMono } from './wav.js';
@@ -51,29 +51,12 @@ function checkRate(sampleRate: number): void {
   }
 }
 
-const byPath = (a: SourceFile, b: SourceFile): number => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
-
 /** Loads WAV clips from class folders: the label is the name of the folder directly holding the file. */
 export async function loadAudioFolder(files: readonly SourceFile[], options: AudioOptions = {}): Promise<LoadedAudio> {
   const sampleRate = options.sampleRate ?? TARGET_SAMPLE_RATE;
   checkRate(sampleRate);
-  const candidates = files.filter((f) => !isClutter(f.path)).sort(byPath);
-  const classNames = options.classNames ? [...options.classNames] : sortedClassNames(candidates.flatMap((f) => parentName(f.path) ?? []));
-  const ids = classIndex(classNames);
-  const samples: AudioSample[] = [];
-  const skipped: Skipped[] = [];
-  for (const file of candidates) {
-    try {
-      const folder = parentName(file.path);
-      if (folder === undefined) throw new DatasetError('LOADER_BAD_LABEL', 'is not inside a class folder');
-      const label = ids.get(folder);
-      if (label === undefined) throw new DatasetError('LOADER_BAD_LABEL', `folder ${JSON.stringify(folder)} is not one of the task's classes`);
-      samples.push({ path: file.path, label, samples: await loadWavFile(file, sampleRate, options.maxFileBytes) });
-    } catch (err) {
-      skipped.push(skippedFrom(file.path, err));
-    }
-  }
-  return { samples, classNames, sampleRate, skipped };
+  const loaded = await loadClassFolders(files, options.classNames, async (file) => ({ samples: await loadWavFile(file, sampleRate, options.maxFileBytes) }));
+  return { ...loaded, sampleRate };
 }
 
 /** Options for {@link loadLabelledAudio}. */

@@ -4,13 +4,12 @@
  * skipped with a coded reason; the rest load.
  */
 
-import { DatasetError, skippedFrom } from './errors.js';
 import type { Skipped } from './errors.js';
 import { DEFAULT_MAX_PIXELS, decodeImage } from './image.js';
-import { classIndex, sortedClassNames } from './labels.js';
+import { loadClassFolders } from './labels.js';
 import { checkImageTarget, resizeImage } from './resize.js';
 import type { ImageTarget, Pixels } from './resize.js';
-import { DEFAULT_MAX_FILE_BYTES, isClutter, parentName, readSource } from './source.js';
+import { DEFAULT_MAX_FILE_BYTES, readSource } from './source.js';
 import type { SourceFile } from './source.js';
 
 /** Size limits for image files. */
@@ -60,22 +59,7 @@ export async function loadImageFile(file: SourceFile, target: ImageTarget, limit
  */
 export async function loadImageFolder(files: readonly SourceFile[], options: ImageFolderOptions): Promise<LoadedImages> {
   checkImageTarget(options.target);
-  const candidates = files.filter((f) => !isClutter(f.path)).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  const classNames = options.classNames ? [...options.classNames] : sortedClassNames(candidates.flatMap((f) => parentName(f.path) ?? []));
-  const ids = classIndex(classNames);
-  const samples: ImageSample[] = [];
-  const skipped: Skipped[] = [];
-  for (const file of candidates) {
-    try {
-      const folder = parentName(file.path);
-      if (folder === undefined) throw new DatasetError('LOADER_BAD_LABEL', 'is not inside a class folder');
-      const label = ids.get(folder);
-      if (label === undefined) throw new DatasetError('LOADER_BAD_LABEL', `folder ${JSON.stringify(folder)} is not one of the task's classes`);
-      samples.push({ path: file.path, label, pixels: await loadImageFile(file, options.target, options) });
-    } catch (err) {
-      skipped.push(skippedFrom(file.path, err));
-    }
-  }
+  const loaded = await loadClassFolders(files, options.classNames, async (file) => ({ pixels: await loadImageFile(file, options.target, options) }));
   const { height, width, channels } = options.target;
-  return { samples, classNames, shape: [height, width, channels], skipped };
+  return { ...loaded, shape: [height, width, channels] };
 }
