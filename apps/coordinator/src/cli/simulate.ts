@@ -138,6 +138,68 @@ async function report(task: TaskConfig, store: CoordinatorStore, models: ModelFa
   };
 }
 
+/** Options of {@link runSimulation}: the task and the headless clients' flags (as `chorus-clients` takes them). */
+export interface SimulationOptions {
+  readonly task: TaskConfig;
+  readonly numClients: number;
+  /** Extra client flags: `--alpha`, `--iid`, `--modality-kinds`, `--adversarial`, `--max-examples`, `--seed`, … */
+  readonly clientArgs?: readonly string[];
+  readonly processes?: boolean;
+  readonly backend?: string;
+  /** Test-split examples the checkpoints are evaluated on when the coordinator did not evaluate them (0: none). */
+  readonly testExamples?: number;
+  readonly logLevel?: string;
+  readonly onEvent?: (client: number, event: ClientEvent) => void;
+  /** Called with the store before it is closed, e.g. to read checkpoints. */
+  readonly inspect?: (store: CoordinatorStore) => void | Promise<void>;
+}
+
+/** Runs a coordinator in-process (memory store) and headless clients for `options.task` to the end, and returns the report. */
+export async function runSimulation(options: SimulationOptions): Promise<SimulationReport> {
+  const { task } = options;
+  const backend = options.backend ?? 'wasm';
+  const testExamples = options.testExamples ?? 300;
+  const logger = pino({ level: options.logLevel ?? 'warn' });
+  const store = new MemoryStore();
+  await useNodeBackend(backend);
+  const coordinator = await startCoordinator({ tasks: [{ config: task }], store, logger, processMetrics: false });
+  try {
+    const token = coordinator.joinTokens.get(task.id)!;
+    const clientArgs = [
+      '--url', coordinator.url,
+      '--task', task.id,
+      '--clients', String(options.numClients),
+      '--dataset', task.dataset.name,
+      '--modalities', task.dataset.modalities.join(','),
+      '--backend', backend,
+      '--adapter-alpha', String(task.model.adapterAlpha),
+      ...(options.clientArgs ?? []),
+    ];
+    // The token travels in the environment, never on a command line other users can read.
+    const cli = parseCliArgs(clientArgs, { CHORUS_JOIN_TOKEN: token });
+    process.env['CHORUS_JOIN_TOKEN'] = token;
+    const onEvent = options.onEvent ?? ((): void => undefined);
+    const started = Date.now();
+    let clients: ClientSummary[];
+    try {
+      clients = options.processes === true ? await runInProcesses(cli, clientArgs, onEvent) : await runInProcess(cli, onEvent);
+    } finally {
+      await coordinator.close();
+    }
+    const durationMs = Date.now() - started;
+    const models = createNodeDigitsFactory({ adapterAlpha: task.model.adapterAlpha });
+    try {
+      const result = await report(task, store, models, { numClients: cli.numClients, durationMs, clients, evalExamples: testExamples });
+      await options.inspect?.(store);
+      return result;
+    } finally {
+      models.dispose();
+    }
+  } finally {
+    store.close();
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -168,58 +230,43 @@ async function main(): Promise<void> {
   }
   const testExamples = Number(values['test-examples']);
   if (!Number.isInteger(testExamples) || testExamples < 0) throw new CoordinatorError('CONFIG_INVALID', `--test-examples must be an integer ≥ 0, got '${values['test-examples']}'`);
-
-  const logger = pino({ level: values['log-level'] });
-  const store = new MemoryStore();
-  await useNodeBackend(values.backend);
-  const coordinator = await startCoordinator({ tasks: [{ config: task }], store, logger, processMetrics: false });
-  const token = coordinator.joinTokens.get(task.id)!;
+  const numClients = Number(values.clients);
+  if (!Number.isInteger(numClients) || numClients < 1) throw new CoordinatorError('CONFIG_INVALID', `--clients must be an integer ≥ 1, got '${values.clients}'`);
   const clientArgs = [
-    '--url', coordinator.url,
-    '--task', task.id,
-    '--clients', values.clients,
-    '--dataset', task.dataset.name,
-    '--modalities', task.dataset.modalities.join(','),
     '--max-examples', values['max-examples'],
     '--seed', values.seed,
-    '--backend', values.backend,
     '--eval-examples', values['eval-examples'],
-    '--adapter-alpha', String(task.model.adapterAlpha),
     ...(values.alpha === undefined ? [] : ['--alpha', values.alpha]),
     ...(values.iid ? ['--iid'] : []),
     ...(values['modality-prob'] === undefined ? [] : ['--modality-prob', values['modality-prob']]),
     ...(values['modality-kinds'] === undefined ? [] : ['--modality-kinds', values['modality-kinds']]),
     ...(values.adversarial ?? []).flatMap((a) => ['--adversarial', a]),
   ];
-  // The token travels in the environment, never on a command line other users can read.
-  const cli = parseCliArgs(clientArgs, { CHORUS_JOIN_TOKEN: token });
-  process.env['CHORUS_JOIN_TOKEN'] = token;
   const tty = process.stdout.isTTY === true;
-  const view = createProgressView(process.stdout, cli.numClients, { tty });
-  const onEvent = (i: number, e: ClientEvent): void => view.update(i, e);
-  const started = Date.now();
-  process.stdout.write(`simulate: ${task.id} on ${coordinator.url}, ${cli.numClients} clients, ${task.rounds} rounds\n`);
-  let clients: ClientSummary[];
+  const view = createProgressView(process.stdout, numClients, { tty });
+  process.stdout.write(`simulate: ${task.id}, ${numClients} clients, ${task.rounds} rounds\n`);
+  let result: SimulationReport;
   try {
-    clients = values.processes ? await runInProcesses(cli, clientArgs, onEvent) : await runInProcess(cli, onEvent);
+    result = await runSimulation({
+      task,
+      numClients,
+      clientArgs,
+      processes: values.processes,
+      backend: values.backend,
+      testExamples,
+      logLevel: values['log-level'],
+      onEvent: (i, e) => view.update(i, e),
+    });
   } finally {
     view.close();
-    await coordinator.close();
   }
-  const models = createNodeDigitsFactory({ adapterAlpha: task.model.adapterAlpha });
-  try {
-    const result = await report(task, store, models, { numClients: cli.numClients, durationMs: Date.now() - started, clients, evalExamples: testExamples });
-    const out = resolve(values.out);
-    writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
-    for (const r of result.rounds) {
-      process.stdout.write(`round ${r.serverRound}: test accuracy ${r.testAccuracy === null ? 'n/a' : r.testAccuracy.toFixed(3)}, accepted ${r.metrics['numAccepted'] ?? 0}, rejected ${r.metrics['numRejected'] ?? 0}, dropped ${r.metrics['numDropped'] ?? 0}\n`);
-    }
-    process.stdout.write(`${JSON.stringify({ out, status: result.status, completedRounds: result.completedRounds, initialTestAccuracy: result.initialTestAccuracy, finalTestAccuracy: result.rounds.at(-1)?.testAccuracy ?? null, durationMs: result.durationMs })}\n`);
-    process.exitCode = result.status === 'finished' ? 0 : 1;
-  } finally {
-    models.dispose();
-    store.close();
+  const out = resolve(values.out);
+  writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  for (const r of result.rounds) {
+    process.stdout.write(`round ${r.serverRound}: test accuracy ${r.testAccuracy === null ? 'n/a' : r.testAccuracy.toFixed(3)}, accepted ${r.metrics['numAccepted'] ?? 0}, rejected ${r.metrics['numRejected'] ?? 0}, dropped ${r.metrics['numDropped'] ?? 0}\n`);
   }
+  process.stdout.write(`${JSON.stringify({ out, status: result.status, completedRounds: result.completedRounds, initialTestAccuracy: result.initialTestAccuracy, finalTestAccuracy: result.rounds.at(-1)?.testAccuracy ?? null, durationMs: result.durationMs })}\n`);
+  process.exitCode = result.status === 'finished' ? 0 : 1;
 }
 
 const invokedDirectly = process.argv[1] !== undefined && /[\\/]simulate\.[cm]?[jt]s$/.test(process.argv[1]);
