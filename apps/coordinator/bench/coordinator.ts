@@ -15,11 +15,20 @@
  *
  * With --with-model, the capacity measurement runs a second time on a coordinator that serves the
  * demo task with its real model (bench/coordinatorProcess.ts `withModel`: TF.js on WASM, FedMM-X
- * probe of every candidate, evaluation of every new global model) and adds max_clients_with_model,
- * rss_mb_at_max_with_model and rss_mb_idle_with_model (RSS once the model is built, no clients);
- * --model-only runs just that.
+ * probe of every candidate, evaluation of every new global model) and adds:
  *
- * Usage: pnpm bench:coordinator [--quick] [--max N] [--step N] [--with-model | --model-only]
+ *   max_clients_with_model, rss_mb_at_max_with_model — as above, the coordinator process's RSS;
+ *   evaluator_rss_mb, total_rss_mb — peak RSS of the evaluator process (which owns the model) and
+ *                           peak of the two processes' sum, during the rounds at max_clients_with_model;
+ *   rss_mb_idle_with_model, evaluator_rss_mb_idle — both once the model is built, no clients;
+ *   event_loop_p99_ms_during_probe — the coordinator's event-loop delay while candidates are
+ *                           probed (perf_hooks.monitorEventLoopDelay): the worst per-round p99 over
+ *                           every round of the run; event_loop_max_ms_during_probe, the worst maximum.
+ *
+ * --model-only runs just that; --inline-model with either runs the model inside the coordinator
+ * process instead (the layout before the evaluator process), for comparison.
+ *
+ * Usage: pnpm bench:coordinator [--quick] [--max N] [--step N] [--with-model | --model-only] [--inline-model]
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -43,6 +52,7 @@ const { values: args } = parseArgs({
     step: { type: 'string' },
     'with-model': { type: 'boolean', default: false },
     'model-only': { type: 'boolean', default: false },
+    'inline-model': { type: 'boolean', default: false },
   },
 });
 const QUICK = args.quick;
@@ -52,10 +62,21 @@ const MAX_TARGET = Number(args.max ?? (QUICK ? 400 : 3000));
 const STEP = Number(args.step ?? (QUICK ? 200 : 250));
 const ROUND_SIZE = QUICK ? 100 : 200;
 
+/** One round's probe as the coordinator process timed it (bench/coordinatorProcess.ts `BENCH_PROBE`). */
+interface ProbeTiming {
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  readonly meanMs: number;
+  readonly probeMs: number;
+  readonly candidates: number;
+}
+
 interface Child {
   readonly process: ChildProcess;
   readonly url: string;
   readonly dir: string;
+  /** Every probe timing the coordinator has printed so far. */
+  readonly probes: ProbeTiming[];
 }
 
 const running = new Set<ChildProcess>();
@@ -66,7 +87,8 @@ process.on('exit', () => {
 
 async function startChild(clientsPerRound: number, withModel = false): Promise<Child> {
   const dir = mkdtempSync(join(tmpdir(), 'chorus-bench-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/coordinatorProcess.ts', JSON.stringify({ clientsPerRound, rounds: 100_000, dataDir: dir, withModel })], {
+  const probes: ProbeTiming[] = [];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/coordinatorProcess.ts', JSON.stringify({ clientsPerRound, rounds: 100_000, dataDir: dir, withModel, inlineModel: args['inline-model'] })], {
     cwd: packageRoot,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -75,12 +97,16 @@ async function startChild(clientsPerRound: number, withModel = false): Promise<C
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /^BENCH_READY (.+)$/m.exec(out);
-      if (m) resolvePromise((JSON.parse(m[1]!) as { url: string }).url);
+      const lines = out.split('\n');
+      out = lines.pop()!;
+      for (const line of lines) {
+        if (line.startsWith('BENCH_READY ')) resolvePromise((JSON.parse(line.slice('BENCH_READY '.length)) as { url: string }).url);
+        else if (line.startsWith('BENCH_PROBE ')) probes.push(JSON.parse(line.slice('BENCH_PROBE '.length)) as ProbeTiming);
+      }
     });
     child.once('exit', (code) => reject(new Error(`coordinator process exited with ${code}`)));
   });
-  return { process: child, url, dir };
+  return { process: child, url, dir, probes };
 }
 
 async function stopChild(child: Child): Promise<void> {
@@ -96,6 +122,19 @@ function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/^VmRSS:\s+(\d+)\s+kB$/m.exec(status)?.[1] ?? NaN);
   return kb / 1024;
+}
+
+/** Summed RSS in MB of a process's children (the coordinator's evaluator; 0 when it has none). */
+function childrenRssMb(pid: number): number {
+  let total = 0;
+  for (const id of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) {
+    try {
+      total += rssMb(Number(id));
+    } catch {
+      // Exited between the listing and the read (an evaluator being restarted).
+    }
+  }
+  return total;
 }
 
 /** CPU time (user + system) a process has used, in ms, from /proc (Linux; clock ticks of 10 ms). */
@@ -163,8 +202,16 @@ interface RoundRow {
 }
 
 async function rounds(url: string): Promise<RoundRow[]> {
-  const res = await fetch(`${url}/api/tasks/bench/rounds`, { headers: { authorization: 'Bearer bench-admin' } });
-  return ((await res.json()) as { rounds: RoundRow[] }).rounds;
+  // A loaded machine resets the odd connection; three tries before the run is given up.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await fetch(`${url}/api/tasks/bench/rounds`, { headers: { authorization: 'Bearer bench-admin' } });
+      return ((await res.json()) as { rounds: RoundRow[] }).rounds;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      await sleep(1000);
+    }
+  }
 }
 
 async function completedRounds(url: string): Promise<number> {
@@ -213,34 +260,78 @@ async function measureOverhead(): Promise<{ medianMs: number; perRound: number[]
   }
 }
 
-async function measureCapacity(withModel: boolean): Promise<{ maxClients: number; rssAtMax: number; rssIdle: number; steps: { clients: number; rssMb: number; secondsPerRound: number }[] }> {
+interface CapacityStep {
+  clients: number;
+  /** Peak RSS of the coordinator process. */
+  rssMb: number;
+  /** Peak RSS of its evaluator process, and peak of the two summed (sampled together). */
+  evaluatorRssMb: number;
+  totalRssMb: number;
+  secondsPerRound: number;
+  /** Worst per-round p99 of the coordinator's event-loop delay while probing (with a model). */
+  eventLoopP99Ms?: number;
+}
+
+interface Capacity {
+  maxClients: number;
+  rssAtMax: number;
+  evaluatorRssAtMax: number;
+  totalRssAtMax: number;
+  rssIdle: number;
+  evaluatorRssIdle: number;
+  steps: CapacityStep[];
+  probes: ProbeTiming[];
+}
+
+async function measureCapacity(withModel: boolean): Promise<Capacity> {
   const child = await startChild(ROUND_SIZE, withModel);
-  const rssIdle = rssMb(child.process.pid!);
+  const pid = child.process.pid!;
+  const rssIdle = rssMb(pid);
+  const evaluatorRssIdle = childrenRssMb(pid);
   const clients: LightClient[] = [];
-  const steps: { clients: number; rssMb: number; secondsPerRound: number }[] = [];
-  let best = { maxClients: 0, rssAtMax: 0 };
+  const steps: CapacityStep[] = [];
+  let best = { maxClients: 0, rssAtMax: 0, evaluatorRssAtMax: 0, totalRssAtMax: 0 };
   try {
     while (clients.length < MAX_TARGET) {
       await connectMany(child.url, Math.min(STEP, MAX_TARGET - clients.length), clients);
       if (clients.length < ROUND_SIZE) continue;
       // Sample RSS while at least two more rounds of ROUND_SIZE complete with this many clients connected.
       const target = (await completedRounds(child.url)) + 2;
-      let peak = rssMb(child.process.pid!);
+      const firstProbe = child.probes.length;
+      const peak = { coordinator: 0, evaluator: 0, total: 0 };
+      const sample = (): void => {
+        const c = rssMb(pid);
+        const e = childrenRssMb(pid);
+        peak.coordinator = Math.max(peak.coordinator, c);
+        peak.evaluator = Math.max(peak.evaluator, e);
+        peak.total = Math.max(peak.total, c + e);
+      };
+      sample();
       const startedAt = Date.now();
-      const sampler = setInterval(() => (peak = Math.max(peak, rssMb(child.process.pid!))), 100);
+      const sampler = setInterval(sample, 100);
       try {
         await waitForRounds(child.url, target, withModel ? 600_000 : 120_000);
       } finally {
         clearInterval(sampler);
       }
-      peak = Math.max(peak, rssMb(child.process.pid!));
+      sample();
       const secondsPerRound = Number(((Date.now() - startedAt) / 2000).toFixed(1));
-      steps.push({ clients: clients.length, rssMb: Number(peak.toFixed(1)), secondsPerRound });
-      console.log(`${withModel ? '[with model] ' : ''}${clients.length} clients connected: coordinator RSS peak ${peak.toFixed(1)} MB over 2 rounds of ${ROUND_SIZE} (${secondsPerRound} s per round)`);
-      if (peak > RSS_LIMIT_MB) break;
-      best = { maxClients: clients.length, rssAtMax: peak };
+      const probes = child.probes.slice(firstProbe);
+      const step: CapacityStep = {
+        clients: clients.length,
+        rssMb: Number(peak.coordinator.toFixed(1)),
+        evaluatorRssMb: Number(peak.evaluator.toFixed(1)),
+        totalRssMb: Number(peak.total.toFixed(1)),
+        secondsPerRound,
+        ...(probes.length > 0 ? { eventLoopP99Ms: Math.max(...probes.map((p) => p.p99Ms)) } : {}),
+      };
+      steps.push(step);
+      const loop = step.eventLoopP99Ms === undefined ? '' : `; event-loop p99 while probing ${step.eventLoopP99Ms} ms`;
+      console.log(`${withModel ? '[with model] ' : ''}${clients.length} clients connected: coordinator RSS peak ${step.rssMb} MB, evaluator ${step.evaluatorRssMb} MB, sum ${step.totalRssMb} MB over 2 rounds of ${ROUND_SIZE} (${secondsPerRound} s per round${loop})`);
+      if (peak.coordinator > RSS_LIMIT_MB) break;
+      best = { maxClients: clients.length, rssAtMax: peak.coordinator, evaluatorRssAtMax: peak.evaluator, totalRssAtMax: peak.total };
     }
-    return { ...best, rssIdle, steps };
+    return { ...best, rssIdle, evaluatorRssIdle, steps, probes: [...child.probes] };
   } finally {
     for (const c of clients) c.close();
     await stopChild(child);
@@ -264,11 +355,22 @@ async function main(): Promise<void> {
   }
   if (args['with-model'] || args['model-only']) {
     const capacity = await measureCapacity(true);
-    console.log(`[with model] max clients at RSS ≤ ${RSS_LIMIT_MB} MB: ${capacity.maxClients} (peak ${capacity.rssAtMax.toFixed(1)} MB; ${capacity.rssIdle.toFixed(1)} MB with the model built and no clients)`);
+    const where = args['inline-model'] ? 'in the coordinator process' : 'in the evaluator process';
+    console.log(`[with model ${where}] max clients at coordinator RSS ≤ ${RSS_LIMIT_MB} MB: ${capacity.maxClients} (peak ${capacity.rssAtMax.toFixed(1)} MB, evaluator ${capacity.evaluatorRssAtMax.toFixed(1)} MB, sum ${capacity.totalRssAtMax.toFixed(1)} MB; idle ${capacity.rssIdle.toFixed(1)} + ${capacity.evaluatorRssIdle.toFixed(1)} MB with the model built and no clients)`);
+    const p99s = capacity.probes.map((p) => p.p99Ms);
     Object.assign(figures, {
+      model_in: args['inline-model'] ? 'coordinator-process' : 'evaluator-process',
       max_clients_with_model: capacity.maxClients,
       rss_mb_at_max_with_model: Number(capacity.rssAtMax.toFixed(1)),
+      evaluator_rss_mb: Number(capacity.evaluatorRssAtMax.toFixed(1)),
+      total_rss_mb: Number(capacity.totalRssAtMax.toFixed(1)),
       rss_mb_idle_with_model: Number(capacity.rssIdle.toFixed(1)),
+      evaluator_rss_mb_idle: Number(capacity.evaluatorRssIdle.toFixed(1)),
+      event_loop_p99_ms_during_probe: p99s.length > 0 ? Math.max(...p99s) : null,
+      event_loop_p99_ms_during_probe_median: p99s.length > 0 ? median(p99s) : null,
+      event_loop_max_ms_during_probe: p99s.length > 0 ? Math.max(...capacity.probes.map((p) => p.maxMs)) : null,
+      probe_ms_per_candidate_median: p99s.length > 0 ? Number(median(capacity.probes.filter((p) => p.candidates > 0).map((p) => p.probeMs / (p.candidates + 1))).toFixed(1)) : null,
+      probe_rounds: p99s.length,
       steps_with_model: capacity.steps,
     });
   }

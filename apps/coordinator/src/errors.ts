@@ -1,6 +1,7 @@
 /**
  * Coded errors the coordinator raises to its operator (bad task files, bad options, a store that
- * cannot be opened). Client-facing refusals use the protocol's codes instead (protocol/errors.ts).
+ * cannot be opened, an action a task's status does not allow). Client-facing refusals use the
+ * protocol's codes instead (protocol/errors.ts).
  */
 
 /** Every code {@link CoordinatorError} carries. */
@@ -8,10 +9,14 @@ export const COORDINATOR_ERROR_CODES = [
   'TASK_INVALID',
   'TASK_DUPLICATE',
   'TASK_UNKNOWN',
+  'TASK_TRANSITION',
   'CONFIG_INVALID',
   'STORE_SCHEMA',
   'STORE_CONFLICT',
   'CHECKPOINT_CORRUPT',
+  'EVALUATOR_EXITED',
+  'EVALUATOR_TIMEOUT',
+  'EVALUATOR_ERROR',
 ] as const;
 
 /** One of {@link COORDINATOR_ERROR_CODES}. */

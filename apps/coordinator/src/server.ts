@@ -24,8 +24,9 @@ import { CoordinatorError } from './errors.js';
 import { createRequestHandler } from './http/api.js';
 import { CoordinatorMetrics } from './http/metrics.js';
 import type { StaticMount } from './http/static.js';
-// Type-only: TF.js and the datasets load (dynamically, below) only when a task needs its model.
-import type { TaskModel } from './model/taskModel.js';
+// TF.js and the datasets load only in the evaluator process a task with a model starts.
+import { EvaluatorProcess } from './model/taskEvaluator.js';
+import type { TaskEvaluator } from './model/taskEvaluator.js';
 import { buildStrategy } from './strategy/fromConfig.js';
 import { ADMIN_NAMESPACE, ackError, adminAuthSchema } from '@chorus/protocol';
 import type { Ack, AdminClientToServerEvents, AdminServerToClientEvents, ProtocolErrorCode } from '@chorus/protocol';
@@ -65,7 +66,7 @@ export interface TaskSetup {
    */
   readonly initialGlobal?: () => Parameters;
   /** The server's model of the task; built from the task file (packages/models) when both this and `initialGlobal` are absent. */
-  readonly model?: TaskModel | null;
+  readonly model?: TaskEvaluator | null;
 }
 
 /** Rate limits; each bucket is `{capacity, refillPerSecond}`. */
@@ -115,7 +116,7 @@ export interface Coordinator {
   readonly joinTokens: ReadonlyMap<string, string>;
   readonly engines: ReadonlyMap<string, RoundEngine>;
   /** The server-side model of each task that has one. */
-  readonly models: ReadonlyMap<string, TaskModel>;
+  readonly models: ReadonlyMap<string, TaskEvaluator>;
   readonly metrics: CoordinatorMetrics;
   readonly io: Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
   /** Stops engines and closes every connection; the store stays open (the caller owns it). */
@@ -167,7 +168,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   // Live socket per client id: a reconnect replaces the older connection.
   const socketsByClient = new Map<string, CoordinatorSocket>();
   const engines = new Map<string, RoundEngine>();
-  const models = new Map<string, TaskModel>();
+  const models = new Map<string, TaskEvaluator>();
   const joinTokens = new Map<string, string>();
   const joinTokenHashes = new Map<string, string>();
   const admin = io.of(ADMIN_NAMESPACE) as unknown as Namespace<AdminClientToServerEvents, AdminServerToClientEvents>;
@@ -179,11 +180,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           ? setup.model
           : setup.initialGlobal
             ? null
-            : await (await import('./model/taskModel.js')).TaskModel.create(setup.config, { rootExamples: rootExamplesOf(setup.config) });
+            : await EvaluatorProcess.start(setup.config, { rootExamples: rootExamplesOf(setup.config), logger });
       if (model) models.set(setup.config.id, model);
     }
   } catch (err) {
-    for (const m of models.values()) m.dispose();
+    await Promise.all([...models.values()].map((m) => m.close()));
     io.close();
     throw err;
   }
@@ -227,6 +228,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       ...(model && task.evaluation.testExamples > 0 ? { evaluateGlobal: (_round: number, parameters: Parameters) => model.evaluate(parameters) } : {}),
       onRoundCompleted: (summary) => {
         admin.to(taskRoom(task.id)).emit('roundCompleted', { type: 'round-completed', protocolVersion: PROTOCOL_VERSION, ...summary, metrics: { ...summary.metrics }, trust: [...summary.trust] });
+      },
+      onStatusChanged: (change) => {
+        admin.to(taskRoom(task.id)).emit('taskStatus', { type: 'task-status', protocolVersion: PROTOCOL_VERSION, ...change });
       },
     });
     engine.start();
@@ -321,6 +325,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         return ackError('PROTOCOL_VERSION', `coordinator speaks protocol ${PROTOCOL_VERSION}, client sent ${parsed.data.protocolVersion}`);
       }
       const snapshot = engine.snapshot();
+      if (snapshot.status === 'stopped') return ackError('TASK_STOPPED', `task ${snapshot.taskId} was stopped`);
       if (snapshot.phase === 'finished' || snapshot.phase === 'failed') return ackError('TASK_FINISHED', `task ${snapshot.taskId} has ended`);
       const capabilities = parsed.data.capabilities;
       const now = clock.now();
@@ -404,7 +409,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         void io.close(() => resolve());
       });
       if (httpServer.listening) await new Promise<void>((resolve) => httpServer.close(() => resolve()));
-      for (const model of models.values()) model.dispose();
+      await Promise.all([...models.values()].map((m) => m.close()));
     },
   };
 }

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { io as connectAdmin } from 'socket.io-client';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { candidateParameters } from './engine/serverAggregator.js';
+import { EvaluatorProcess } from './model/taskEvaluator.js';
 import { TaskModel } from './model/taskModel.js';
 import { startCoordinator } from './server.js';
 import type { Coordinator } from './server.js';
@@ -162,15 +162,19 @@ describe('trust-aware aggregation with the server probe set', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('probes without leaking tensors', () => {
-    // Arrange
+  it('probes in the evaluator process without leaking tensors there', async () => {
+    // Arrange: the coordinator's model is served by its evaluator process, which owns the tensors.
     const model = coordinator.models.get('demo')!;
-    model.probe(global1);
-    const before = tf.memory().numTensors;
+    expect(model).toBeInstanceOf(EvaluatorProcess);
+    const evaluator = model as EvaluatorProcess;
+    await evaluator.probeRound(global1, []);
+    const before = (await evaluator.stats()).numTensors;
     // Act
-    const outputs = model.probe(candidateParameters(global1, scaled(honestDelta, -1)));
+    const { candidates } = await evaluator.probeRound(global1, [scaled(honestDelta, -1)]);
     // Assert
-    expect(tf.memory().numTensors).toBe(before);
+    expect((await evaluator.stats()).numTensors).toBe(before);
+    const outputs = candidates[0]!;
+    if (!outputs.ok) throw new Error(`probe failed: ${outputs.error.code}`);
     expect(outputs.probabilities.length).toBe(32 * 10);
     expect(outputs.explanations).toHaveLength(2);
   });

@@ -3,7 +3,9 @@
  * /data/) on port 0, and drives Debian's Chromium through playwright-core. Checks the measured
  * backend trial with WebGPU and WASM forced in separate pages, identity persistence across a
  * reload, a dropped folder holding a good and a corrupt image, and the explanation viewer for an
- * image, a text, an audio file and a built-in three-modality sample. Screenshots go to
+ * image, a text, an audio file and a built-in three-modality sample (with fresh adapters, labelled
+ * as the fallback), then on a running coordinator: the global model of its latest round on the
+ * pretrained base, compared with a local model stored in the tab's IndexedDB. Screenshots go to
  * test-artifacts/web-client/.
  */
 import { spawnSync } from 'node:child_process';
@@ -12,6 +14,14 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { MemoryStore, encodeGlobal, hashToken, parseTask, sha256Hex, startCoordinator, type Coordinator } from '@chorus/coordinator';
+import { DEFAULT_DATA_DIR } from '@chorus/datasets/node';
+import { encodeUpdate, type Parameters } from '@chorus/fl-core';
+import { MultimodalModel, TextEmbedder, buildDigitsEncoder } from '@chorus/models';
+import { pino } from 'pino';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WEB_CLIENT_ROOT, appHandler } from '../dev/static.js';
@@ -291,6 +301,13 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
       });
     }
 
+    it('says it runs the fallback: fresh adapters, since no task, token or pretrained base is served here', async () => {
+      const provenance = page.getByTestId('model-provenance');
+      expect(await provenance.getAttribute('data-kind')).toBe('fresh');
+      expect(await provenance.textContent()).toContain('fallback: fresh, untrained adapters');
+      expect(await page.getByTestId('local-provenance').getAttribute('data-kind')).toBe('none');
+    });
+
     it('explains an own image with a saliency overlay', async () => {
       await explainFile('one.png');
       await shot(page, 'explain-image');
@@ -332,6 +349,148 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
     });
   });
 
+  describe('explanation viewer on a running coordinator', () => {
+    const JOIN = 'viewer-e2e-token';
+    const viewerTask = parseTask({
+      id: 'viewer-digits',
+      dataset: { name: 'digits', modalities: ['image', 'text', 'audio'] },
+      model: { base: 'chorus-digits-v1', adapterRank: 4, adapterAlpha: 8, namConcepts: 8 },
+      strategy: { name: 'fedavg' },
+      rounds: 5,
+      clientsPerRound: 2,
+      minClients: 2,
+      roundDeadlineMs: 60_000,
+      localEpochs: 1,
+      batchSize: 16,
+      learningRate: 0.01,
+      maxUpdateBytes: 1 << 20,
+      normBound: 50,
+      seed: 4,
+    });
+    let coordinator: Coordinator;
+    let global: Parameters;
+
+    /** `tensors` with the class bias β set to `shift` at class `k` and 0 elsewhere, so that class wins on any input. */
+    const favouring = (tensors: Parameters, k: number, shift: number): Parameters =>
+      tensors.map((t) => (t.name === 'fusion/nam/beta' ? { ...t, values: Float32Array.from(t.values, (_, i) => (i === k ? shift : 0)) } : t));
+
+    beforeAll(async () => {
+      // Adapters named and shaped as the demo model names them, built in Node on fresh encoders (the same shapes as the pretrained ones).
+      await tf.setBackend('cpu');
+      const embedder = new TextEmbedder(new Float32Array(2 * 100), 100);
+      const model = new MultimodalModel({
+        numClasses: 10,
+        encoders: { image: { base: buildDigitsEncoder('image') }, text: { base: buildDigitsEncoder('text') }, audio: { base: buildDigitsEncoder('audio') } },
+        textEmbedder: embedder,
+        seed: 9,
+      });
+      global = favouring(model.adapterParameters(), 3, 50);
+      model.dispose();
+      embedder.dispose();
+      // A store that has completed rounds 1 and 2 (so the coordinator resumes at round 2 without training anything).
+      const store = new MemoryStore();
+      store.upsertTask({ taskId: viewerTask.id, configJson: JSON.stringify(viewerTask), joinTokenHash: hashToken(JOIN), createdAt: 0 });
+      for (const serverRound of [1, 2]) {
+        const bytes = encodeGlobal(viewerTask.id, serverRound, global);
+        store.startRound({ taskId: viewerTask.id, serverRound, attempt: 1, roundId: `r${serverRound}`, selected: [], startedAt: serverRound });
+        store.completeRound({ taskId: viewerTask.id, serverRound, attempt: 1, endedAt: serverRound, numAccepted: 2, checkpoint: { bytes, sha256: sha256Hex(bytes) }, strategyState: null, metrics: {}, trust: [], taskStatus: 'running' });
+      }
+      coordinator = await startCoordinator({
+        tasks: [{ config: viewerTask, joinToken: JOIN, initialGlobal: () => global }],
+        store,
+        host: '127.0.0.1',
+        port: 0,
+        logger: pino({ level: 'silent' }),
+        processMetrics: false,
+        staticMounts: [
+          { prefix: '/data/', root: DEFAULT_DATA_DIR },
+          { prefix: '/weights/', root: join(dirname(createRequire(import.meta.url).resolve('@chorus/models')), '..', 'weights', 'digits') },
+          { prefix: '/', root: DIST, spaFallback: true },
+        ],
+      });
+    }, 60_000);
+
+    afterAll(async () => {
+      await coordinator?.close();
+    });
+
+    /** Opens `path` on the coordinator (in `page`, or a new page with its own storage) and waits until the viewer's models are built. */
+    async function openViewer(path: string, existing?: Page): Promise<Page> {
+      const page = existing ?? (await browser.newPage({ viewport: { width: 1280, height: 1000 } }));
+      page.on('pageerror', (err) => pageErrors.push(`${path}: ${err.message}`));
+      await page.goto(`${coordinator.url}${path}`);
+      await page.waitForFunction(() => (document.querySelector('[data-testid=sample-picker] fieldset') as HTMLFieldSetElement | null)?.disabled === false, null, { timeout: 90_000 });
+      return page;
+    }
+
+    it('reports "global model, round N" with the pretrained base when opened with the join link\'s task and token', async () => {
+      // Act
+      const page = await openViewer(`/explain?task=${viewerTask.id}&token=${JOIN}&backend=wasm`);
+      await shot(page, 'explain-global');
+
+      // Assert
+      const provenance = page.getByTestId('model-provenance');
+      expect(await provenance.getAttribute('data-kind')).toBe('global');
+      expect(await provenance.getAttribute('data-base')).toBe('pretrained');
+      expect(await provenance.textContent()).toContain(`global model, round 2 of task ${viewerTask.id} (sha256 ${coordinator.engines.get(viewerTask.id)!.globalHash.slice(0, 12)}…, verified) on the pretrained base`);
+      await page.close();
+    }, 120_000);
+
+    it('compares a local model stored in this browser with the global one on the same sample, from /explain alone', async () => {
+      // Arrange: store a local model (image, text and fusion groups; its bias favours 7) as the volunteer session does.
+      const localTensors = favouring(global, 7, 50).filter((t) => !t.name.startsWith('audio/'));
+      const bytes = encodeUpdate({ kind: 'model', taskId: viewerTask.id, round: 2, clientId: '', encoding: 'fp32', tensors: localTensors });
+      // Each new page has its own storage, so the viewer opens in this same page afterwards.
+      const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+      await page.goto(`${coordinator.url}/`);
+      await page.evaluate(
+        async ({ taskId, token, data }) => {
+          const db = await new Promise<IDBDatabase>((resolve, reject) => {
+            const req = indexedDB.open('chorus-local-model', 1);
+            req.onupgradeneeded = () => req.result.createObjectStore('adapters');
+            req.onsuccess = () => resolve(req.result);
+            req.onerror = () => reject(new Error(String(req.error)));
+          });
+          await new Promise<void>((resolve, reject) => {
+            const tx = db.transaction('adapters', 'readwrite');
+            tx.objectStore('adapters').put({ taskId, serverRound: 2, savedAt: Date.now(), bytes: Uint8Array.from(data), adapterAlpha: 8, joinToken: token }, taskId);
+            tx.oncomplete = () => resolve();
+            tx.onerror = () => reject(new Error(String(tx.error)));
+          });
+          db.close();
+        },
+        { taskId: viewerTask.id, token: JOIN, data: Array.from(bytes) },
+      );
+
+      // Act: no task or token in the URL; the stored local model names both.
+      const viewer = await openViewer('/explain?backend=wasm', page);
+      const local = viewer.getByTestId('local-provenance');
+      expect(await local.getAttribute('data-kind'), (await local.textContent()) ?? '').toBe('local');
+      await viewer.getByTestId('demo-index').fill('5');
+      await viewer.getByTestId('explain-demo').click();
+      // Two models explain all three modalities on WASM: give a loaded machine time, but stop at an error.
+      await viewer.waitForFunction(() => ['comparison', 'comparison-note', 'explain-error'].some((id) => document.querySelector(`[data-testid=${id}]`) !== null), null, { timeout: 150_000 });
+      await shot(viewer, 'explain-local-vs-global');
+      expect(await viewer.getByTestId('comparison').count(), (await viewer.getByTestId('explain-status').textContent()) ?? '').toBe(1);
+
+      // Assert
+      expect(await viewer.getByTestId('model-provenance').textContent()).toContain('global model, round 2');
+      expect(await viewer.getByTestId('local-provenance').textContent()).toContain(`local model of this browser, trained in round 2 of task ${viewerTask.id}`);
+      const rows = await viewer.getByTestId('comparison-row').evaluateAll((trs) => trs.map((tr) => [tr.getAttribute('data-label'), ...Array.from(tr.querySelectorAll('td'), (td) => td.textContent)]));
+      expect(rows[0]).toEqual(['Prediction', '3', '7']);
+      expect(rows.find((r) => r[0] === 'Attribution: audio')?.[2]).toBe('not in this model');
+      expect(rows.filter((r) => String(r[0]).startsWith('EC ')).map((r) => r[0])).toEqual(['EC image–text', 'EC image–audio', 'EC text–audio']);
+      expect(rows.find((r) => r[0] === 'EC image–text')?.[2]).toMatch(/^-?\d\.\d{3}$/);
+      expect(rows.find((r) => r[0] === 'FS')?.slice(1).every((v) => /^-?\d\.\d{4} \(k = 3\)$/.test(String(v)))).toBe(true);
+      // The switch shows the local model's panels: its prediction, and no audio panel.
+      await viewer.getByLabel('the local model').check();
+      expect(await viewer.getByTestId('explanation').getAttribute('data-model')).toBe('local');
+      expect(await viewer.getByTestId('predicted-class').textContent()).toBe('7');
+      expect(await viewer.getByTestId('panel-audio').count()).toBe(0);
+      await viewer.close();
+    }, 300_000);
+  });
+
   it('asks for the admin token on the dashboard, refuses a wrong one and charts the rounds', async () => {
     // Arrange
     const page = await open('/dashboard');
@@ -357,6 +516,60 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
     expect(await page.locator('[data-testid=chart-trust] .recharts-line').count()).toBe(3);
     expect(await page.locator('[data-testid=clients-table] tbody tr').count()).toBe(3);
     await page.close();
+  });
+
+  it('pauses and resumes a task from the dashboard of a real coordinator', async () => {
+    // Arrange: a coordinator serving this build, with one task and no client, so it stays waiting.
+    const { MemoryStore: Store, parseTask: parse, startCoordinator: startServer } = await import('@chorus/coordinator');
+    const { tensor } = await import('@chorus/fl-core');
+    const controlled = parse({
+      id: 'controlled',
+      dataset: { name: 'digits', modalities: ['image'] },
+      model: { base: 'tiny', adapterRank: 2, adapterAlpha: 4, namConcepts: 4 },
+      strategy: { name: 'fedavg' },
+      rounds: 2,
+      clientsPerRound: 2,
+      minClients: 2,
+      roundDeadlineMs: 10_000,
+      localEpochs: 1,
+      batchSize: 8,
+      learningRate: 0.1,
+      maxUpdateBytes: 4096,
+      normBound: 10,
+      seed: 1,
+    });
+    const server = await startServer({
+      tasks: [{ config: controlled, initialGlobal: () => [tensor('image/w', [2], new Float32Array([1, 2]))] }],
+      store: new Store(),
+      adminToken: ADMIN_TOKEN,
+      logger: (await import('pino')).pino({ level: 'silent' }),
+      processMetrics: false,
+      staticMounts: [{ prefix: '/', root: DIST, spaFallback: true }],
+    });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('pageerror', (err) => pageErrors.push(`controls: ${err.message}`));
+    const status = page.getByTestId('task-status');
+    try {
+      await page.goto(`${server.url}/dashboard`);
+      await page.getByTestId('admin-token').fill(ADMIN_TOKEN);
+      await page.getByRole('button', { name: 'Open dashboard' }).click();
+      await expect.poll(() => status.getAttribute('data-status'), { timeout: 30_000 }).toBe('waiting');
+
+      // Act / Assert: pause, then resume; each button is enabled only where its transition is valid.
+      expect(await page.getByTestId('control-resume').isDisabled()).toBe(true);
+      await page.getByTestId('control-pause').click();
+      await expect.poll(() => status.getAttribute('data-status'), { timeout: 10_000 }).toBe('paused');
+      expect(server.engines.get('controlled')!.snapshot().status).toBe('paused');
+      expect(await page.getByTestId('control-pause').isDisabled()).toBe(true);
+      await shot(page, 'dashboard-paused');
+      await page.getByTestId('control-resume').click();
+      await expect.poll(() => status.getAttribute('data-status'), { timeout: 10_000 }).toBe('waiting');
+      expect(server.engines.get('controlled')!.snapshot().status).toBe('waiting');
+      expect(await page.getByTestId('control-resume').isDisabled()).toBe(true);
+    } finally {
+      await page.close();
+      await server.close();
+    }
   });
 
   it('raised no uncaught error in any page', () => {

@@ -6,10 +6,8 @@
  * accepted update, and every websocket frame it sends must be small protocol text or a binary frame
  * that decodes as a codec update — never raw samples. Screenshot: test-artifacts/web-client/.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { ChorusClient } from '@chorus/client';
 import { createHeadlessClients, createNodeDigitsFactory, useNodeBackend } from '@chorus/client/node';
@@ -20,6 +18,7 @@ import { pino } from 'pino';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WEB_CLIENT_ROOT } from '../dev/static.js';
+import { buildWebApp } from './fixtures.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = resolve(WEB_CLIENT_ROOT, '../../test-artifacts/web-client');
@@ -62,14 +61,7 @@ describe.skipIf(!runnable)('volunteer tab trains with the coordinator', () => {
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    // A separate output folder: the other browser test builds into dist/ at the same time.
-    outDir = mkdtempSync(join(tmpdir(), 'chorus-web-dist-'));
-    const build = spawnSync(process.execPath, [join(WEB_CLIENT_ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn', '--outDir', outDir, '--emptyOutDir'], {
-      cwd: WEB_CLIENT_ROOT,
-      encoding: 'utf8',
-      env: { ...process.env, NODE_ENV: 'production' },
-    });
-    if (build.status !== 0) throw new Error(`vite build failed:\n${build.stdout}\n${build.stderr}`);
+    outDir = buildWebApp();
     await useNodeBackend('wasm');
     coordinator = await startCoordinator({
       tasks: [{ config: task, joinToken: JOIN_TOKEN }],
@@ -90,7 +82,6 @@ describe.skipIf(!runnable)('volunteer tab trains with the coordinator', () => {
     await headless?.close();
     await browser?.close();
     await coordinator?.close();
-    if (outDir) rmSync(outDir, { recursive: true, force: true });
   });
 
   it('completes a round from the tab with an accepted update and sends no raw samples', async () => {
@@ -132,6 +123,7 @@ describe.skipIf(!runnable)('volunteer tab trains with the coordinator', () => {
     await expect.poll(() => page.getByTestId('contribution-history').textContent(), { timeout: 80_000, interval: 500 }).toContain('accepted');
     await page.screenshot({ path: join(ARTIFACTS, 'volunteer-trained.png'), fullPage: true });
     expect(await page.getByTestId('model-base').getAttribute('data-base')).toBe('pretrained');
+    expect(await page.getByTestId('local-data').getAttribute('data-modalities')).toBe('image,text,audio');
     expect(await page.getByTestId('task-client-id').textContent()).toMatch(/^c-/);
     const binaries = frames.filter((f) => f.binary);
     expect(binaries.length).toBeGreaterThan(0);

@@ -98,10 +98,10 @@ export interface RoundEndEvent {
   readonly globalHash: string;
 }
 
-/** The task ended. */
+/** The task ended: its rounds are done, it failed, or a researcher stopped it. */
 export interface TaskEndEvent {
   readonly type: 'task-end';
-  readonly status: 'finished' | 'failed';
+  readonly status: 'finished' | 'failed' | 'stopped';
   readonly completedRounds: number;
   readonly globalHash: string;
 }

@@ -21,7 +21,7 @@ describe('inferAdapterLayout and globalFor', () => {
       // Act
       const layout = inferAdapterLayout(params);
       // Assert
-      expect(layout).toEqual({ modalities: ['image'], numClasses: 4, adapterRank: 2, namConcepts: 3, namHiddenUnits: 5 });
+      expect(layout).toEqual({ modalities: ['image'], numClasses: 4, adapterRank: 2, namConcepts: 3, namHiddenUnits: 5, head: 'nam' });
       expect(globalFor(model, params).map((t) => t.name)).toEqual(model.adapterNames());
       const missing = params.filter((t) => t.name !== 'fusion/nam/beta');
       let err: unknown;
@@ -34,6 +34,31 @@ describe('inferAdapterLayout and globalFor', () => {
       expect(() => inferAdapterLayout([tensor('fusion/nam/beta', [4])])).toThrow(expect.objectContaining({ code: 'CLIENT_MODEL_MISMATCH' }) as Error);
     } finally {
       model.dispose();
+    }
+  });
+});
+
+describe('the linear head', () => {
+  it('is read off the global model’s names, and the factory builds the same layout from it', async () => {
+    // Arrange: an image-only linear-head model, rank 2, 3 concepts, 4 classes.
+    const { createDigitsModelFactory } = await import('./models.js');
+    const factory = createDigitsModelFactory();
+    const request = { modalities: ['image' as const], numClasses: 4, adapterRank: 2, namConcepts: 3, namHiddenUnits: 8, head: 'linear' as const, learningRate: 0.01, seed: 0 };
+    const model = await factory.create(request);
+    try {
+      const params = model.adapterParameters();
+      // Act
+      const layout = inferAdapterLayout(params);
+      const rebuilt = await factory.create({ ...layout, learningRate: 0.01, seed: 1 });
+      // Assert
+      expect(layout).toEqual({ modalities: ['image'], numClasses: 4, adapterRank: 2, namConcepts: 3, namHiddenUnits: 0, head: 'linear' });
+      expect(rebuilt.adapterNames()).toEqual(model.adapterNames());
+      expect(model.adapterNames()).toContain('image/linear/kernel');
+      rebuilt.dispose();
+      expect(() => inferAdapterLayout([...params, tensor('fusion/nam/beta', [4])])).toThrow(expect.objectContaining({ code: 'CLIENT_MODEL_MISMATCH' }) as Error);
+    } finally {
+      model.dispose();
+      factory.dispose();
     }
   });
 });

@@ -4,14 +4,15 @@
  * them — its LoRA copies, concept projections and NAM head take the global weights — and disposes
  * it afterwards, so no optimiser state or tensor outlives the round.
  *
- * The adapter layout (rank, concepts, hidden width, classes) is read off the global model's tensor
- * shapes; only the LoRA scale α and the base itself cannot be, and must match the task file.
+ * The adapter layout (head, rank, concepts, hidden width, classes) is read off the global model's
+ * tensor names and shapes; only the LoRA scale α and the base itself cannot be, and must match the
+ * task file.
  */
 import * as tf from '@tensorflow/tfjs';
 import { groupOf } from '@chorus/fl-core';
 import type { Parameters } from '@chorus/fl-core';
 import { DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL, LogMelFrontend, MODALITIES, MultimodalModel, TextEmbedder, buildDigitsEncoder, frameCount } from '@chorus/models';
-import type { Modality } from '@chorus/models';
+import type { Modality, ModelHead } from '@chorus/models';
 import { ClientError } from './errors.js';
 
 /** What the global model's shapes say about the adapters. */
@@ -21,7 +22,10 @@ export interface AdapterLayout {
   readonly numClasses: number;
   readonly adapterRank: number;
   readonly namConcepts: number;
+  /** Hidden width of the NAM shape functions; 0 with the linear head, which has none. */
   readonly namHiddenUnits: number;
+  /** 'nam', or 'linear' when the global model holds `fusion/linear/bias` instead of `fusion/nam/beta`. */
+  readonly head: ModelHead;
 }
 
 /** Reads the layout off global tensors named as MultimodalModel names them; throws `CLIENT_MODEL_MISMATCH`. */
@@ -29,22 +33,30 @@ export function inferAdapterLayout(global: Parameters): AdapterLayout {
   const byName = new Map(global.map((t) => [t.name, t]));
   const groups = new Set(global.map((t) => groupOf(t.name)));
   const modalities = MODALITIES.filter((m) => groups.has(m));
-  const beta = byName.get('fusion/nam/beta');
+  const head: ModelHead = byName.has('fusion/linear/bias') ? 'linear' : 'nam';
+  const biasName = head === 'linear' ? 'fusion/linear/bias' : 'fusion/nam/beta';
+  const beta = byName.get(biasName);
   const mismatch = (why: string): ClientError => new ClientError('CLIENT_MODEL_MISMATCH', `global model: ${why}`);
   if (modalities.length === 0) throw mismatch('holds no modality group');
-  if (!beta || beta.shape.length !== 1) throw mismatch("has no 'fusion/nam/beta' [K]");
+  if (!beta || beta.shape.length !== 1) throw mismatch(`has no '${biasName}' [K]`);
+  if (head === 'linear' && byName.has('fusion/nam/beta')) throw mismatch('holds both a NAM and a linear head');
   const first = modalities[0]!;
   const concept = byName.get(`${first}/concept/kernel`);
-  const w1 = byName.get(`${first}/nam/w1`);
   const loraA = global.find((t) => groupOf(t.name) === first && t.name.endsWith('/lora_a'));
   if (!concept || concept.shape.length !== 2) throw mismatch(`has no '${first}/concept/kernel' [d, c]`);
-  if (!w1 || w1.shape.length !== 2) throw mismatch(`has no '${first}/nam/w1' [c, h]`);
   if (!loraA || loraA.shape.length !== 2) throw mismatch(`has no LoRA factor in group '${first}'`);
-  return { modalities, numClasses: beta.shape[0]!, adapterRank: loraA.shape[0]!, namConcepts: concept.shape[1]!, namHiddenUnits: w1.shape[1]! };
+  let namHiddenUnits = 0;
+  if (head === 'nam') {
+    const w1 = byName.get(`${first}/nam/w1`);
+    if (!w1 || w1.shape.length !== 2) throw mismatch(`has no '${first}/nam/w1' [c, h]`);
+    namHiddenUnits = w1.shape[1]!;
+  }
+  return { modalities, numClasses: beta.shape[0]!, adapterRank: loraA.shape[0]!, namConcepts: concept.shape[1]!, namHiddenUnits, head };
 }
 
-/** What a round asks a factory for. */
-export interface ModelRequest extends AdapterLayout {
+/** What a round asks a factory for; `head` defaults to 'nam'. */
+export interface ModelRequest extends Omit<AdapterLayout, 'head'> {
+  readonly head?: ModelHead;
   readonly learningRate: number;
   readonly seed: number;
 }
@@ -129,7 +141,9 @@ export function createDigitsModelFactory(options: DigitsFactoryOptions = {}): Mo
         encoders,
         ...(request.modalities.includes('text') ? { textEmbedder: await textEmbedder() } : {}),
         conceptDim: request.namConcepts,
-        namHiddenUnits: request.namHiddenUnits,
+        head: request.head ?? 'nam',
+        // The linear head has no shape functions, so its layout carries no hidden width.
+        ...(request.head === 'linear' ? {} : { namHiddenUnits: request.namHiddenUnits }),
         loraRank: request.adapterRank,
         loraAlpha: adapterAlpha,
         learningRate: request.learningRate,

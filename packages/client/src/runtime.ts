@@ -2,8 +2,8 @@
  * The client runtime: one implementation for a browser tab and a headless Node process.
  *
  *   connect (join token, stored identity if any) → hello (capabilities) → wait to be selected →
- *   round start: decode the global model, train locally, upload Δ = local − global of the
- *   adapters and head, encoded as the round asks → wait → … → task end.
+ *   round start: decode the global model, train locally (with the round's L_modal weight and head),
+ *   upload Δ = local − global of the adapters and head, encoded as the round asks → wait → … → task end.
  *
  * Invariants, enforced here:
  * - Every inbound payload is parsed with its protocol schema; a malformed one is reported and
@@ -383,6 +383,9 @@ export class ChorusClient {
       throw new ClientError('CLIENT_BAD_ROUND', `global model: ${(err as Error).message}`);
     }
     const layout = inferAdapterLayout(global);
+    if (layout.head !== round.config.head) {
+      throw new ClientError('CLIENT_MODEL_MISMATCH', `the round asks for a ${round.config.head} head but the global model has a ${layout.head} head`);
+    }
     const modalities = layout.modalities.filter((m) => dataset.modalities.includes(m) && models.modalities.includes(m));
     if (modalities.length === 0) {
       throw new ClientError('CLIENT_MODEL_MISMATCH', `the task's modalities (${layout.modalities.join(', ')}) and this client's (${dataset.modalities.join(', ')}) do not overlap`);
@@ -413,6 +416,7 @@ export class ChorusClient {
           modalities,
           localEpochs: config.localEpochs,
           batchSize: config.batchSize,
+          modalWeight: config.modalWeight,
           rng: roundRng,
           ...(mu > 0 ? { proximal: { mu, global: own } } : {}),
           ...(this.behaviour?.kind === 'label-flip' ? { labelMap: this.labelMapFor(layout.numClasses) } : {}),
@@ -422,6 +426,7 @@ export class ChorusClient {
         });
         if (result.stopped || run.stopped) return;
         metrics['trainLoss'] = result.meanLoss;
+        metrics['trainModalLoss'] = result.meanModalLoss;
         metrics['numSteps'] = result.numSteps;
         if (evalIndices.length > 0) {
           const l = await evaluateLocally(model, dataset, evalIndices);

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { shuffled } from '@chorus/fl-core';
 import type { Parameters, Rng } from '@chorus/fl-core';
-import type { Modality, MultimodalBatch, MultimodalModel } from '@chorus/models';
+import type { Modality, MultimodalBatch, MultimodalModel, TrainStepResult } from '@chorus/models';
 import type { HostBatch, LocalDataset } from './dataset.js';
 import { ClientError } from './errors.js';
 
@@ -29,6 +29,8 @@ export interface LocalTrainingOptions {
   readonly rng: Rng;
   /** FedProx: μ and the global parameters the proximal term pulls toward. */
   readonly proximal?: { readonly mu: number; readonly global: Parameters };
+  /** Weight λ₁ of L_modal (the models package's default, 0.1, when absent; 0 turns it off). */
+  readonly modalWeight?: number;
   /** Label-flip attack: every label y is trained as labelMap[y]. */
   readonly labelMap?: Int32Array;
   /** Modalities to feed (default: those of the dataset the model holds). */
@@ -45,6 +47,8 @@ export interface LocalTrainingResult {
   readonly numSteps: number;
   /** Example-weighted mean loss over every step (0 without steps). */
   readonly meanLoss: number;
+  /** Example-weighted mean of L_modal, unweighted, over every step (0 without steps, or with L_modal off). */
+  readonly meanModalLoss: number;
   /** True when `shouldStop` ended it early. */
   readonly stopped: boolean;
 }
@@ -82,33 +86,42 @@ export async function trainLocally(options: LocalTrainingOptions): Promise<Local
   const { model, dataset, localEpochs, batchSize, rng } = options;
   if (!Number.isInteger(localEpochs) || localEpochs < 1) throw new ClientError('CLIENT_BAD_CONFIG', `localEpochs must be an integer ≥ 1, got ${localEpochs}`);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new ClientError('CLIENT_BAD_CONFIG', `batchSize must be an integer ≥ 1, got ${batchSize}`);
+  const { modalWeight } = options;
+  if (modalWeight !== undefined && !(Number.isFinite(modalWeight) && modalWeight >= 0)) throw new ClientError('CLIENT_BAD_CONFIG', `modalWeight must be a finite number ≥ 0, got ${modalWeight}`);
   const modalities = usableModalities(model, dataset, options.modalities);
   const n = dataset.numExamples;
   const numBatches = Math.ceil(n / batchSize);
   const all = Array.from({ length: n }, (_, i) => i);
   let numSteps = 0;
   let lossSum = 0;
+  let modalSum = 0;
   let examples = 0;
+  const mean = (sum: number): number => (examples > 0 ? sum / examples : 0);
   for (let epoch = 1; epoch <= localEpochs; epoch++) {
     const order = shuffled(rng, all);
     for (let b = 0; b < numBatches; b++) {
-      if (options.shouldStop?.()) return { numSteps, meanLoss: examples > 0 ? lossSum / examples : 0, stopped: true };
+      if (options.shouldStop?.()) return { numSteps, meanLoss: mean(lossSum), meanModalLoss: mean(modalSum), stopped: true };
       const host = await dataset.read(order.slice(b * batchSize, (b + 1) * batchSize));
       const batch = toModelBatch(host, modalities, options.labelMap);
-      let loss: number;
+      let step: TrainStepResult;
       try {
-        loss = model.trainStep(batch, options.proximal ? { proximal: { mu: options.proximal.mu, global: options.proximal.global } } : {}).loss;
+        step = model.trainStep(batch, {
+          ...(options.proximal ? { proximal: { mu: options.proximal.mu, global: options.proximal.global } } : {}),
+          ...(modalWeight === undefined ? {} : { modalWeight }),
+        });
       } finally {
         disposeBatch(batch);
       }
+      const loss = step.loss;
       numSteps++;
       lossSum += loss * host.size;
+      modalSum += step.modal * host.size;
       examples += host.size;
       options.onStep?.({ epoch, numEpochs: localEpochs, batch: b + 1, numBatches, loss });
       if (options.pause) await options.pause();
     }
   }
-  return { numSteps, meanLoss: examples > 0 ? lossSum / examples : 0, stopped: false };
+  return { numSteps, meanLoss: mean(lossSum), meanModalLoss: mean(modalSum), stopped: false };
 }
 
 /** Accuracy and mean cross-entropy of `model` on the examples at `indices` (true labels), in chunks of `chunk`. */

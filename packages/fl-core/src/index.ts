@@ -145,3 +145,8 @@ export { DifferentialPrivacy } from './strategy/differentialPrivacy.js';
 export type { DifferentialPrivacyOptions } from './strategy/differentialPrivacy.js';
 export { PROBE_SIGNAL, TrustWeighting } from './strategy/trustWeighting.js';
 export type { TrustRoundContext } from './strategy/trustWeighting.js';
+export { decodeUpdateInto } from './codec/codec.js';
+export type { DecodedUpdateHeader, DecodeIntoTarget } from './codec/codec.js';
+export { createUpdateArena } from './simd/updateArena.js';
+export type { ArenaDecoded, UpdateArena, UpdateArenaOptions } from './simd/updateArena.js';
+export { fedAvgArena } from './aggregation/fedAvgArena.js';

@@ -128,3 +128,34 @@ describe('explain on a model', () => {
     model.dispose();
   });
 });
+
+describe('explanations of a linear-head model', () => {
+  it('explains term by term (terms sum to the logits) and its shape functions are lines through 0', () => {
+    const model = tinyModel(embedder, { head: 'linear' });
+    const batch = tinyBatch(2);
+
+    const e = explain(model, batch);
+    const ec = explanationConsistency(e, 'image', 'text');
+    const fs = faithfulness(e, { k: 2, rng: createRng(1) });
+    const g = shapeFunctionGrid(model, { points: 3 });
+
+    for (let b = 0; b < e.batchSize; b++) {
+      for (let j = 0; j < TINY.classes; j++) {
+        let sum = e.beta[j]!;
+        for (let t = 0; t < 6; t++) sum += e.contributions[(b * 6 + t) * TINY.classes + j]!;
+        expect(sum).toBeCloseTo(e.logits[b * TINY.classes + j]!, 4);
+      }
+    }
+    expect(Number.isFinite(ec.mean)).toBe(true);
+    expect(Number.isFinite(fs.mean)).toBe(true);
+    // Grid [-1, 0, 1]: f(0) = 0 and f(-1) = -f(1) for every term and class.
+    for (let t = 0; t < 6; t++) {
+      for (let j = 0; j < TINY.classes; j++) {
+        expect(Math.abs(g.values[(t * 3 + 1) * TINY.classes + j]!)).toBe(0);
+        expect(g.values[(t * 3 + 0) * TINY.classes + j]).toBeCloseTo(-g.values[(t * 3 + 2) * TINY.classes + j]!, 6);
+      }
+    }
+    model.dispose();
+    disposeBatch(batch);
+  });
+});

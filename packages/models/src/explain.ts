@@ -7,6 +7,8 @@
  * exact — subtract its contribution from the logits — so FS needs no extra forward pass. Gradient ×
  * input saliency covers the raw inputs: image pixels, text tokens (at the embedding level, summed
  * per token) and audio spectrogram frames. Results are plain arrays; no tensor outlives a call.
+ * A linear-head model (the ablation) is explained the same way: its terms z_i·w_i are exact too, and
+ * its "shape functions" are lines.
  */
 import * as tf from '@tensorflow/tfjs';
 import { shuffled, type Rng } from '@chorus/fl-core';
@@ -85,7 +87,7 @@ export function explain(model: MultimodalModel, batch: MultimodalBatch): Explana
       predicted,
       logits,
       probabilities,
-      beta: model.head.beta.read().dataSync() as Float32Array,
+      beta: model.conceptHead.beta.read().dataSync() as Float32Array,
       concepts: out.concepts.dataSync() as Float32Array,
       contributions,
       modalityContributions,
@@ -105,10 +107,10 @@ export function shapeFunctionGrid(model: MultimodalModel, options: { points?: nu
   if (!(Number.isFinite(lo) && Number.isFinite(hi) && hi > lo)) throw new ModelsError('MODELS_BAD_CONFIG', `shapeFunctionGrid: need min < max, got ${lo}, ${hi}`);
   const grid = new Float32Array(points);
   for (let p = 0; p < points; p++) grid[p] = lo + ((hi - lo) * p) / (points - 1);
-  const numTerms = model.head.numTerms;
+  const numTerms = model.conceptHead.numTerms;
   const values = tf.tidy(() => {
     const z = tf.tile(tf.reshape(tf.tensor1d(grid), [points, 1]), [1, numTerms]); // [points, F]
-    return tf.transpose(model.head.terms(z), [1, 0, 2]).dataSync() as Float32Array; // [F, points, K]
+    return tf.transpose(model.conceptHead.terms(z), [1, 0, 2]).dataSync() as Float32Array; // [F, points, K]
   });
   return { termNames: model.modalities.flatMap((m) => Array.from({ length: model.conceptDim }, (_, i) => `${m}/z${i}`)), grid, values, numClasses: model.numClasses };
 }

@@ -3,6 +3,7 @@ import { isFlCoreError, tensor } from '@chorus/fl-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isModelsError } from './errors.js';
 import { TINY, disposeBatch, tinyBatch, tinyEmbedder, tinyModel } from './fixtures.test-util.js';
+import { exportMergedModel } from './io.js';
 import type { MultimodalModel } from './model.js';
 
 const embedder = tinyEmbedder();
@@ -199,6 +200,106 @@ describe('MultimodalModel', () => {
     expect(result.numExamples).toBe(TINY.batch);
     expect(result.accuracy).toBeGreaterThanOrEqual(0);
     expect(result.accuracy).toBeLessThanOrEqual(1);
+    model.dispose();
+    disposeBatch(batch);
+  });
+});
+
+describe('MultimodalModel with the linear head', () => {
+  it('names a kernel block per modality and one fusion bias, and sums terms to β + W·z', () => {
+    const model = tinyModel(embedder, { head: 'linear' });
+    const batch = tinyBatch();
+
+    const { logits, contributions, concepts } = model.forward(batch);
+    const kernel = tf.concat(model.modalities.map((m) => model.adapterParameters([m]).find((t) => t.name === `${m}/linear/kernel`)!).map((t) => tf.tensor(t.values, [...t.shape])), 0);
+    const direct = tf.add(tf.matMul(concepts, kernel), model.conceptHead.beta.read());
+
+    expect(model.headKind).toBe('linear');
+    expect(model.adapterNames().filter((n) => n.includes('/linear/'))).toEqual(['image/linear/kernel', 'text/linear/kernel', 'audio/linear/kernel', 'fusion/linear/bias']);
+    expect(model.adapterNames().some((n) => n.includes('/nam/'))).toBe(false);
+    expect(model.adapterParameters(['image']).find((t) => t.name === 'image/linear/kernel')!.shape).toEqual([2, TINY.classes]);
+    expect(contributions.shape).toEqual([TINY.batch, 3 * 2, TINY.classes]);
+    expect(tf.max(tf.abs(tf.sub(direct, logits))).dataSync()[0]).toBeLessThan(1e-5);
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  it('gives an absent modality zero concepts and zero contribution', () => {
+    const model = tinyModel(embedder, { head: 'linear' });
+    const partial = { ...tinyBatch(1), present: tf.tensor2d([[1, 1, 0], [1, 0, 1], [1, 1, 1], [0, 1, 1]]) };
+
+    const b = model.forward(partial).contributions.arraySync();
+
+    const absent: [number, number][] = [[0, 2], [1, 1], [3, 0]];
+    for (const [i, m] of absent) for (const t of [2 * m, 2 * m + 1]) expect(b[i]![t]!.every((v) => v === 0)).toBe(true);
+    expect(b[2]![4]!.some((v) => v !== 0)).toBe(true);
+    model.dispose();
+  });
+
+  it('training lowers the loss', () => {
+    const model = tinyModel(embedder, { head: 'linear', learningRate: 0.03 });
+    const batch = tinyBatch(3);
+
+    const first = model.trainStep(batch);
+    let last = first;
+    for (let i = 0; i < 20; i++) last = model.trainStep(batch);
+
+    expect(last.loss).toBeLessThan(first.loss * 0.7);
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  it('an image-only client moves its image block and the bias, and no other modality', () => {
+    const model = tinyModel(embedder, { head: 'linear' });
+    const batch = tinyBatch(4, ['image']);
+    const others = snapshot(model, ['text', 'audio']);
+    const before = snapshot(model, ['image', 'fusion']);
+
+    for (let i = 0; i < 3; i++) model.trainStep(batch);
+
+    for (const [name, values] of snapshot(model, ['text', 'audio'])) expect(Array.from(values), name).toEqual(Array.from(others.get(name)!));
+    const moved = [...snapshot(model, ['image', 'fusion'])].filter(([name, values]) => values.some((v, i) => v !== before.get(name)![i])).map(([n]) => n);
+    expect(moved).toContain('image/linear/kernel');
+    expect(moved).toContain('fusion/linear/bias');
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  it('refuses the NAM accessor and an unknown head with MODELS_BAD_CONFIG', () => {
+    const model = tinyModel(embedder, { head: 'linear' });
+    const attempt = (f: () => unknown): unknown => {
+      try {
+        f();
+      } catch (err) {
+        return err;
+      }
+      return null;
+    };
+
+    const nam = attempt(() => model.head);
+    const unknown = attempt(() => tinyModel(embedder, { head: 'tree' as never }));
+    // The merged export rewrites NAM shape functions as Dense blocks, so it has nothing to rewrite here.
+    const exported = attempt(() => exportMergedModel(model));
+
+    expect(isModelsError(nam, 'MODELS_BAD_CONFIG')).toBe(true);
+    expect(isModelsError(unknown, 'MODELS_BAD_CONFIG')).toBe(true);
+    expect(isModelsError(exported, 'MODELS_BAD_CONFIG')).toBe(true);
+    model.dispose();
+  });
+});
+
+describe('trainStep modalWeight', () => {
+  it('leaves L_modal out of the loss (and reports it as 0) at weight 0', () => {
+    const model = tinyModel(embedder);
+    const batch = tinyBatch(7);
+
+    const off = model.trainStep(batch, { modalWeight: 0 });
+    const on = model.trainStep(batch, { modalWeight: 0.1 });
+
+    expect(off.modal).toBe(0);
+    expect(off.loss).toBeCloseTo(off.crossEntropy, 6);
+    expect(on.modal).toBeGreaterThan(0);
+    expect(on.loss).toBeCloseTo(on.crossEntropy + 0.1 * on.modal, 5);
     model.dispose();
     disposeBatch(batch);
   });

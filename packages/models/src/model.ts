@@ -1,14 +1,22 @@
 /**
  * The multimodal model clients train: frozen base encoders carrying LoRA adapters (Hu et al. 2021,
  * arXiv:2106.09685), per-modality concept projections, and a NAM head (Agarwal et al. 2021,
- * arXiv:2004.13912); trained with cross-entropy plus FedMM-X's cross-modal consistency
- * (Balija 2025, arXiv:2503.19564), optionally a FedProx proximal term and distillation.
+ * arXiv:2004.13912) or, for ablations, a plain linear head (linearHead.ts); trained with
+ * cross-entropy plus FedMM-X's cross-modal consistency (Balija 2025, arXiv:2503.19564), optionally a
+ * FedProx proximal term and distillation.
  *
  * Only adapters, concept projections and the head are trainable; they are exchanged with fl-core as
  * named `Parameters` whose first path segment is the modality (`image/pointwise/lora_a`,
  * `text/concept/kernel`, `audio/nam/w2`) or `fusion` for the shared bias β, so each group is
  * aggregated only over clients holding that modality. A batch may carry any subset of modalities;
  * a missing one contributes exactly zero through the head's mask.
+ *
+ * The linear head's kernel reads every modality's concepts, but its rows for modality m only ever
+ * get a gradient from examples where m is present (the others' concepts are masked to zero), so
+ * its block W_m is named `m/linear/kernel` and aggregated with m: putting the whole kernel in
+ * `fusion` would average each block with the unchanged blocks of clients lacking m and dilute it,
+ * and the ablation would then change the aggregation as well as the head. Only the shared bias is
+ * `fusion/linear/bias`.
  */
 import * as tf from '@tensorflow/tfjs';
 import { FlCoreError, assertFinite, type Parameters, type Tensor as NamedTensor } from '@chorus/fl-core';
@@ -17,7 +25,13 @@ import { MODALITIES, DEFAULT_LORA_TARGETS, maskedMeanPool, type Modality, type T
 import { ModelsError, checkInt, checkPositive } from './errors.js';
 import { isLoraLayer, type LoraConv1x1, type LoraDense } from './lora.js';
 import { crossEntropy, distillationLoss, modalConsistency, proximalTerm } from './losses.js';
+import { LinearHead } from './linearHead.js';
 import { NAM_WEIGHT_NAMES, NamHead } from './nam.js';
+
+/** Heads a {@link MultimodalModel} can carry. */
+export const MODEL_HEADS = ['nam', 'linear'] as const;
+/** One of {@link MODEL_HEADS}. */
+export type ModelHead = (typeof MODEL_HEADS)[number];
 
 /** A base encoder and the layers of it that take adapters. */
 export interface EncoderSpec {
@@ -37,8 +51,10 @@ export interface MultimodalModelConfig {
   textEmbedder?: TextEmbedder;
   /** Concepts per modality c; default 8. */
   conceptDim?: number;
-  /** Hidden width of each NAM shape function; default 8. */
+  /** Hidden width of each NAM shape function; default 8 (not used by the linear head). */
   namHiddenUnits?: number;
+  /** 'nam' (default): a NAM over the concepts; 'linear': one linear map over the concatenated concepts (ablation). */
+  head?: ModelHead;
   /** Adapter rank r; default 4. */
   loraRank?: number;
   /** Adapter scaling α; default 8. */
@@ -67,7 +83,7 @@ export interface MultimodalBatch {
 export interface ForwardResult {
   /** [batch, K] = β + Σ contributions. */
   logits: tf.Tensor2D;
-  /** Every NAM term's contribution [batch, M·c, K]; terms of absent modalities are exactly 0. */
+  /** Every head term's contribution [batch, M·c, K]; terms of absent modalities are exactly 0. */
   contributions: tf.Tensor3D;
   /** Each modality's own logits β + Σ_i f_{m,i} [batch, M, K]. */
   perModalityLogits: tf.Tensor3D;
@@ -114,7 +130,10 @@ export class MultimodalModel {
   readonly modalities: Modality[];
   readonly numClasses: number;
   readonly conceptDim: number;
-  readonly head: NamHead;
+  /** Which head the model carries. */
+  readonly headKind: ModelHead;
+  /** The head layer, NAM or linear; both expose per-term contributions, `terms`, `logits` and `beta`. */
+  readonly conceptHead: NamHead | LinearHead;
   readonly loraRank: number;
   readonly loraAlpha: number;
   readonly textEmbedder: TextEmbedder | null;
@@ -128,6 +147,9 @@ export class MultimodalModel {
     this.numClasses = checkInt('MultimodalModel', 'numClasses', config.numClasses, 2);
     this.conceptDim = checkInt('MultimodalModel', 'conceptDim', config.conceptDim ?? 8, 1);
     const hidden = checkInt('MultimodalModel', 'namHiddenUnits', config.namHiddenUnits ?? 8, 1);
+    const headKind = config.head ?? 'nam';
+    if (!(MODEL_HEADS as readonly string[]).includes(headKind)) throw new ModelsError('MODELS_BAD_CONFIG', `MultimodalModel: head must be one of ${MODEL_HEADS.join(', ')}, got ${String(headKind)}`);
+    this.headKind = headKind;
     this.loraRank = checkInt('MultimodalModel', 'loraRank', config.loraRank ?? 4, 1);
     this.loraAlpha = checkPositive('MultimodalModel', 'loraAlpha', config.loraAlpha ?? 8);
     const learningRate = checkPositive('MultimodalModel', 'learningRate', config.learningRate ?? 1e-3);
@@ -158,9 +180,10 @@ export class MultimodalModel {
       });
       this.conceptLayers.set(m, concept);
     });
-    this.head = new NamHead({ name: 'nam_head', modalities: [...this.modalities], conceptDim: this.conceptDim, hiddenUnits: hidden, numClasses: this.numClasses, seed: seed + 7 });
+    const headArgs = { modalities: [...this.modalities], conceptDim: this.conceptDim, numClasses: this.numClasses, seed: seed + 7 };
+    this.conceptHead = headKind === 'nam' ? new NamHead({ ...headArgs, name: 'nam_head', hiddenUnits: hidden }) : new LinearHead({ ...headArgs, name: 'linear_head' });
     tf.tidy(() => {
-      this.head.apply([...this.modalities.map(() => tf.zeros([1, this.conceptDim])), tf.ones([1, this.modalities.length])]);
+      this.conceptHead.apply([...this.modalities.map(() => tf.zeros([1, this.conceptDim])), tf.ones([1, this.modalities.length])]);
     });
     for (const m of this.modalities) {
       for (const layer of chainLayers(this.encoders.get(m)!).filter(isLoraLayer)) {
@@ -169,10 +192,19 @@ export class MultimodalModel {
       }
       const [kernel, bias] = this.conceptLayers.get(m)!.trainableWeights;
       this.adapterList.push({ name: `${m}/concept/kernel`, variable: kernel! }, { name: `${m}/concept/bias`, variable: bias! });
-      this.head.modalityWeights(m).forEach((variable, j) => this.adapterList.push({ name: `${m}/nam/${NAM_WEIGHT_NAMES[j]}`, variable }));
+      const head = this.conceptHead;
+      if (head instanceof NamHead) head.modalityWeights(m).forEach((variable, j) => this.adapterList.push({ name: `${m}/nam/${NAM_WEIGHT_NAMES[j]}`, variable }));
+      else this.adapterList.push({ name: `${m}/linear/kernel`, variable: head.modalityKernel(m) });
     }
-    this.adapterList.push({ name: 'fusion/nam/beta', variable: this.head.beta });
+    this.adapterList.push({ name: headKind === 'nam' ? 'fusion/nam/beta' : 'fusion/linear/bias', variable: this.conceptHead.beta });
     this.optimizers = { adapters: tf.train.adam(learningRate), full: tf.train.adam(learningRate) };
+  }
+
+  /** The NAM head; throws `MODELS_BAD_CONFIG` for a linear-head model, which has no shape functions (see {@link conceptHead}). */
+  get head(): NamHead {
+    const head = this.conceptHead;
+    if (!(head instanceof NamHead)) throw new ModelsError('MODELS_BAD_CONFIG', 'MultimodalModel.head: this model has a linear head, not a NAM');
+    return head;
   }
 
   /** The adapted encoder of `modality` (its LoRA layers hold the frozen base weights). */
@@ -264,10 +296,10 @@ export class MultimodalModel {
       }
       const providedRow = tf.tensor2d([provided], [1, this.modalities.length]);
       const mask = (batch.present ? tf.mul(tf.cast(batch.present, 'float32'), providedRow) : tf.tile(providedRow, [size, 1])) as tf.Tensor2D;
-      const contributions = this.head.apply([...concepts, mask]) as tf.Tensor3D;
-      const logits = this.head.logits(contributions);
+      const contributions = this.conceptHead.apply([...concepts, mask]) as tf.Tensor3D;
+      const logits = this.conceptHead.logits(contributions);
       const grouped = tf.reshape(contributions, [size, this.modalities.length, this.conceptDim, this.numClasses]);
-      const perModalityLogits = tf.add(tf.sum(grouped, 2), this.head.beta.read()) as tf.Tensor3D;
+      const perModalityLogits = tf.add(tf.sum(grouped, 2), this.conceptHead.beta.read()) as tf.Tensor3D;
       return { logits, contributions, perModalityLogits, mask, concepts: tf.concat(concepts, 1) as tf.Tensor2D };
     });
   }
@@ -408,7 +440,7 @@ export class MultimodalModel {
   dispose(): void {
     for (const e of this.encoders.values()) e.dispose();
     for (const c of this.conceptLayers.values()) c.dispose();
-    this.head.dispose();
+    this.conceptHead.dispose();
     this.optimizers.adapters.dispose();
     this.optimizers.full.dispose();
   }

@@ -1,8 +1,9 @@
 /**
  * The admin namespace (`/admin`) of the coordinator's socket.io server: dashboards connect with the
  * admin token as `auth` and receive one `roundCompleted` event per committed round — the round's
- * stored metrics and the trust score T_k of every client scored in it. The stream only pushes; the
- * admin HTTP API stays the source of history.
+ * stored metrics and the trust score T_k of every client scored in it — and one `taskStatus` event
+ * per change of a task's status. The stream only pushes; the admin HTTP API stays the source of
+ * history and the only way to act on a task (`POST /api/tasks/:id/{start,pause,resume,stop}`).
  */
 import { z } from 'zod';
 
@@ -30,9 +31,44 @@ export const roundCompletedSchema = z.strictObject({
 /** See {@link roundCompletedSchema}. */
 export type RoundCompletedPayload = z.input<typeof roundCompletedSchema>;
 
+/**
+ * Lifecycle of a task. `paused` finishes the round in flight and opens no new one; `stopped`,
+ * `finished` and `failed` are final.
+ */
+export const TASK_STATUSES = ['waiting', 'running', 'paused', 'stopped', 'finished', 'failed'] as const;
+/** One of {@link TASK_STATUSES}. */
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+/** What a researcher can do to a task; the coordinator refuses an action its status does not allow. */
+export const TASK_ACTIONS = ['start', 'pause', 'resume', 'stop'] as const;
+/** One of {@link TASK_ACTIONS}. */
+export type TaskAction = (typeof TASK_ACTIONS)[number];
+
+/** Body of `POST /api/tasks/:id/<action>`: empty, or a short reason kept in the log and the stream. */
+export const taskControlBodySchema = z.strictObject({
+  reason: z.string().min(1).max(200).optional(),
+});
+/** See {@link taskControlBodySchema}. */
+export type TaskControlBody = z.input<typeof taskControlBodySchema>;
+
+/** A task's status changed: by a researcher's action, or by the rounds themselves (`action: null`). */
+export const taskStatusChangedSchema = z.strictObject({
+  type: z.literal('task-status'),
+  protocolVersion: z.number().int().nonnegative(),
+  taskId: z.string().min(1).max(128),
+  status: z.enum(TASK_STATUSES),
+  previous: z.enum(TASK_STATUSES),
+  action: z.enum(TASK_ACTIONS).nullable(),
+  reason: z.string().max(200).optional(),
+  at: z.number().int().nonnegative(),
+});
+/** See {@link taskStatusChangedSchema}. */
+export type TaskStatusChangedPayload = z.input<typeof taskStatusChangedSchema>;
+
 /** Events the coordinator emits on the admin namespace. */
 export interface AdminServerToClientEvents {
   roundCompleted: (payload: RoundCompletedPayload) => void;
+  taskStatus: (payload: TaskStatusChangedPayload) => void;
 }
 
 /** Events a dashboard emits on the admin namespace (none: it only listens). */

@@ -25,6 +25,7 @@ export const PROTOCOL_ERROR_CODES = [
   'RATE_LIMITED',
   'TASK_NOT_FOUND',
   'TASK_FINISHED',
+  'TASK_STOPPED',
   'INTERNAL',
 ] as const;
 

@@ -2,6 +2,7 @@ export { PROTOCOL_ERROR_CODES, ProtocolError, ackError, isProtocolErrorCode } fr
 export type { Ack, AckError, ProtocolErrorBody, ProtocolErrorCode } from './errors.js';
 export {
   MODALITIES,
+  MODEL_HEADS,
   PROTOCOL_VERSION,
   UPLOAD_ENCODINGS,
   authSchema,
@@ -23,6 +24,7 @@ export type {
   HelloResult,
   InterServerEvents,
   Modality,
+  ModelHead,
   ParsedRoundStart,
   ParsedUpdate,
   RoundConfig,
@@ -35,5 +37,14 @@ export type {
   UpdateResult,
   UploadEncoding,
 } from './protocol.js';
-export { ADMIN_NAMESPACE, adminAuthSchema, roundCompletedSchema } from './admin.js';
-export type { AdminAuthPayload, AdminClientToServerEvents, AdminServerToClientEvents, RoundCompletedPayload } from './admin.js';
+export { ADMIN_NAMESPACE, TASK_ACTIONS, TASK_STATUSES, adminAuthSchema, roundCompletedSchema, taskControlBodySchema, taskStatusChangedSchema } from './admin.js';
+export type {
+  AdminAuthPayload,
+  AdminClientToServerEvents,
+  AdminServerToClientEvents,
+  RoundCompletedPayload,
+  TaskAction,
+  TaskControlBody,
+  TaskStatus,
+  TaskStatusChangedPayload,
+} from './admin.js';

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PROTOCOL_ERROR_CODES, ackError, isProtocolErrorCode } from './errors.js';
-import { authSchema, helloSchema, updateSchema } from './protocol.js';
+import { authSchema, helloSchema, roundConfigSchema, updateSchema } from './protocol.js';
 
 const update = { type: 'update', protocolVersion: 1, taskId: 't', roundId: 't.r1.a1', serverRound: 1, numExamples: 3, metrics: { loss: 0.5 } };
 
@@ -29,6 +29,18 @@ describe('protocol schemas', () => {
     expect(helloSchema.safeParse({ type: 'hello', protocolVersion: 1, capabilities: { backend: 'wasm', modalities: ['audio'], numExamples: 0 } }).success).toBe(true);
     expect(authSchema.safeParse({ taskId: 'demo', token: 'x' }).success).toBe(true);
     expect(authSchema.safeParse({ taskId: 'demo', token: '' }).success).toBe(false);
+  });
+
+  it('carry the model head and L_modal weight in the round config, defaulting to the NAM and 0.1', () => {
+    const config = { localEpochs: 1, batchSize: 8, learningRate: 0.1, uploadEncoding: 'fp32', maxUpdateBytes: 100, normBound: null, strategy: {} };
+
+    const defaults = roundConfigSchema.parse(config);
+    const ablation = roundConfigSchema.parse({ ...config, modalWeight: 0, head: 'linear' });
+
+    expect(defaults).toMatchObject({ modalWeight: 0.1, head: 'nam' });
+    expect(ablation).toMatchObject({ modalWeight: 0, head: 'linear' });
+    expect(roundConfigSchema.safeParse({ ...config, modalWeight: -0.1 }).success).toBe(false);
+    expect(roundConfigSchema.safeParse({ ...config, head: 'tree' }).success).toBe(false);
   });
 
   it('build refusals from the closed set of codes', () => {

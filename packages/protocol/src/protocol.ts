@@ -24,6 +24,11 @@ export const UPLOAD_ENCODINGS = ['fp32', 'fp16', 'int8'] as const;
 /** One of {@link UPLOAD_ENCODINGS}. */
 export type UploadEncoding = (typeof UPLOAD_ENCODINGS)[number];
 
+/** Heads a task's model can carry: the NAM (default) or a plain linear map over the concepts (ablation). */
+export const MODEL_HEADS = ['nam', 'linear'] as const;
+/** One of {@link MODEL_HEADS}. */
+export type ModelHead = (typeof MODEL_HEADS)[number];
+
 const shortString = (max: number) => z.string().min(1).max(max);
 // Ids are opaque to clients but kept printable ASCII so they fit fl-core's codec header strings.
 const idString = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1–128 characters of [A-Za-z0-9._:-]');
@@ -128,6 +133,10 @@ export const roundConfigSchema = z.strictObject({
   uploadEncoding: z.enum(UPLOAD_ENCODINGS),
   maxUpdateBytes: z.number().int().positive(),
   normBound: z.number().positive().nullable(),
+  /** Weight λ₁ of FedMM-X's cross-modal consistency loss L_modal in local training (0 turns it off). */
+  modalWeight: z.number().min(0).max(100).default(0.1),
+  /** The model's head; a client checks it against the global model's tensor names. */
+  head: z.enum(MODEL_HEADS).default('nam'),
   /** Strategy-specific settings (e.g. FedProx's `proximalMu`). */
   strategy: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
 });
@@ -168,12 +177,12 @@ export const roundEndSchema = z.strictObject({
 /** See {@link roundEndSchema}. */
 export type RoundEndPayload = z.input<typeof roundEndSchema>;
 
-/** Sent to every client of the task when it ends. */
+/** Sent to every client of the task when it ends: its rounds are done, it failed, or a researcher stopped it. */
 export const taskEndSchema = z.strictObject({
   type: z.literal('task-end'),
   protocolVersion: protocolVersionSchema,
   taskId: idString,
-  status: z.enum(['finished', 'failed']),
+  status: z.enum(['finished', 'failed', 'stopped']),
   completedRounds: z.number().int().nonnegative(),
   globalHash: z.string().regex(/^[0-9a-f]{64}$/),
 });

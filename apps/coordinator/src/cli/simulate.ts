@@ -46,6 +46,7 @@ export async function initialGlobalOf(task: TaskConfig, models: ModelFactory): P
     adapterRank: task.model.adapterRank,
     namConcepts: task.model.namConcepts,
     namHiddenUnits: 8,
+    head: task.model.head,
     learningRate: task.learningRate,
     seed: task.seed,
   });
@@ -94,6 +95,7 @@ export async function evaluateCheckpoints(task: TaskConfig, checkpoints: readonl
     adapterRank: task.model.adapterRank,
     namConcepts: task.model.namConcepts,
     namHiddenUnits: 8,
+    head: task.model.head,
     learningRate: task.learningRate,
     seed: task.seed,
   });

@@ -50,7 +50,7 @@ describe('createGroupMeanAggregator', () => {
 });
 
 describe('the Aggregator seam', () => {
-  it('takes an fl-core strategy unchanged and agrees with the built-in mean', () => {
+  it('takes an fl-core strategy unchanged and agrees with the built-in mean', async () => {
     // Arrange: the one line that swaps in a strategy.
     const strategy: Aggregator = new FedAvg();
     const results = [
@@ -58,7 +58,7 @@ describe('the Aggregator seam', () => {
       { clientId: 'b', numExamples: 3, delta: [tensor('image/w', [2], new Float32Array([0, 4]))] },
     ];
     // Act
-    const fromStrategy = strategy.aggregateFit(1, global, results, []);
+    const fromStrategy = await strategy.aggregateFit(1, global, results, []);
     const builtIn = createGroupMeanAggregator().aggregateFit(1, global, results, []);
     // Assert
     expect(fromStrategy!.parameters.map((t) => [t.name, [...t.values]])).toEqual(builtIn!.parameters.map((t) => [t.name, [...t.values]]));

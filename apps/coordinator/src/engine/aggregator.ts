@@ -56,16 +56,25 @@ export interface AggregatorState {
 /** What the round engine needs from a strategy. */
 export interface Aggregator {
   readonly name: string;
-  /** New global parameters, or null ("no new model") when nothing usable remains. */
-  aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]): AggregateOutcome | null;
+  /**
+   * New global parameters, or null ("no new model") when nothing usable remains. May answer with a
+   * promise when it waits on measurements made elsewhere (the server's probe of each candidate);
+   * a rejection counts as a failed attempt.
+   */
+  aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]): AggregateOutcome | null | Promise<AggregateOutcome | null>;
   /** A copy of the server state, enough to resume with identical weights. */
   exportState(): AggregatorState;
   /** Restores an exported state; throws and changes nothing if it does not fit. */
   importState(state: AggregatorState): void;
 }
 
+/** An {@link Aggregator} whose `aggregateFit` never returns a promise. */
+export interface SyncAggregator extends Aggregator {
+  aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]): AggregateOutcome | null;
+}
+
 /** Per-group example-weighted mean of deltas, added to the global (see the module comment). */
-export function createGroupMeanAggregator(): Aggregator {
+export function createGroupMeanAggregator(): SyncAggregator {
   let roundsAggregated = 0;
   let lastServerRound: number | null = null;
   return {

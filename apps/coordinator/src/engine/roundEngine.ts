@@ -12,6 +12,11 @@
  * - A refused update changes nothing but the refusal log and counters.
  * - Each selected client settles at most once per attempt: accepted, refused, or dropped on
  *   disconnect. A dropped client that comes back waits for the next attempt.
+ * - A researcher's action changes the status only along `taskControl.ts`'s table, and the store
+ *   holds the new status before anything else happens, so a restart resumes in it (a paused task
+ *   comes back paused). A paused task finishes the attempt in flight and opens no new one; a
+ *   stopped task closes the attempt in flight without a model (recorded as a retry with the reason
+ *   "task stopped") and keeps its last checkpoint.
  *
  * The engine knows nothing of sockets: it talks to clients through {@link EngineTransport}.
  */
@@ -25,10 +30,12 @@ import { ProtocolError } from '@chorus/protocol';
 import type { Ack, ProtocolErrorCode } from '@chorus/protocol';
 import { PROTOCOL_VERSION } from '@chorus/protocol';
 import type { Capabilities, ParsedUpdate, RoundConfig, RoundEndPayload, RoundStartPayload, TaskEndPayload, UpdateResult } from '@chorus/protocol';
+import type { TaskAction } from '@chorus/protocol';
 import type { CoordinatorStore, StoredStrategyState, TaskStatus } from '../store/types.js';
 import type { TaskConfig } from '../task/taskSchema.js';
 import type { Aggregator, AggregateOutcome, FitFailure, FitResult } from './aggregator.js';
 import { roundRng, sampleClients, selectionSize } from './sampling.js';
+import { controlTarget } from './taskControl.js';
 import { validateUpdate } from './validateUpdate.js';
 
 /** Time source and timers; injectable for tests. */
@@ -74,9 +81,22 @@ export interface RoundEngineOptions {
    * Evaluates a new global model before its round is committed (server-side accuracy and loss);
    * the figures are stored with the round's metrics. A throw is logged and the round goes on.
    */
-  readonly evaluateGlobal?: (serverRound: number, parameters: Parameters) => Readonly<Record<string, number>>;
+  readonly evaluateGlobal?: (serverRound: number, parameters: Parameters) => Readonly<Record<string, number>> | Promise<Readonly<Record<string, number>>>;
   /** Called after each round is committed, for live dashboards. Must not throw. */
   readonly onRoundCompleted?: (summary: RoundSummary) => void;
+  /** Called after each stored change of the task's status, for live dashboards. Must not throw. */
+  readonly onStatusChanged?: (change: StatusChange) => void;
+}
+
+/** A stored change of a task's status. */
+export interface StatusChange {
+  readonly taskId: string;
+  readonly status: TaskStatus;
+  readonly previous: TaskStatus;
+  /** The researcher's action, or null when the rounds themselves moved the task on. */
+  readonly action: TaskAction | null;
+  readonly reason?: string;
+  readonly at: number;
 }
 
 /** A committed round, as streamed to dashboards. */
@@ -110,7 +130,8 @@ export interface EngineSnapshot {
   } | null;
 }
 
-type Phase = 'idle' | 'open' | 'closing' | 'finished' | 'failed' | 'stopped';
+/** Round mechanics; `shutdown` before {@link RoundEngine.start} and after {@link RoundEngine.stop}. */
+type Phase = 'idle' | 'open' | 'closing' | 'finished' | 'failed' | 'stopped' | 'shutdown';
 
 interface Participant {
   readonly modalities: readonly string[];
@@ -157,7 +178,12 @@ export class RoundEngine {
   private readonly clock: EngineClock;
   private readonly log: Logger;
   private readonly waiting = new Map<string, Participant>();
-  private phase: Phase = 'stopped';
+  private phase: Phase = 'shutdown';
+  private status: TaskStatus = 'waiting';
+  /** An explicit start asked for the next round to open without waiting out the waiting room. */
+  private startRequested = false;
+  /** Started explicitly or by a round opening: what a resume goes back to (running, else waiting). */
+  private started = false;
   private global!: GlobalModel;
   private completedRounds = 0;
   private nextAttempt = 1;
@@ -203,9 +229,45 @@ export class RoundEngine {
     this.nextAttempt = attempts.reduce((m, r) => Math.max(m, r.attempt), 0) + 1;
     const lastMetrics = store.listMetrics(task.id).at(-1);
     if (lastMetrics?.metrics['epsilon'] !== undefined) this.options.metrics.epsilon.set({ task: task.id }, lastMetrics.metrics['epsilon']);
-    const status = store.getTask(task.id)?.status;
-    this.phase = status === 'failed' ? 'failed' : this.completedRounds >= task.rounds ? 'finished' : 'idle';
-    this.log.info({ completedRounds: this.completedRounds, globalHash: this.global.sha256, abandonedAttempts: abandoned, phase: this.phase }, 'task loaded');
+    const stored = store.getTask(task.id)?.status ?? 'waiting';
+    this.phase = stored === 'failed' ? 'failed' : stored === 'stopped' ? 'stopped' : this.completedRounds >= task.rounds ? 'finished' : 'idle';
+    this.status = this.phase === 'idle' ? stored : this.phase;
+    // A start that was stored before any round opened still skips the waiting room after a restart.
+    this.startRequested = this.status === 'running' && this.completedRounds === 0 && attempts.length === 0;
+    // A task paused after an explicit start but before any round comes back as not started (waiting).
+    this.started = stored === 'running' || this.completedRounds > 0 || store.listRounds(task.id).length > 0;
+    this.log.info({ completedRounds: this.completedRounds, globalHash: this.global.sha256, abandonedAttempts: abandoned, phase: this.phase, status: this.status }, 'task loaded');
+  }
+
+  /**
+   * Applies a researcher's action and returns the new status; throws `TASK_TRANSITION` (changing
+   * nothing) when the status does not allow it. See `taskControl.ts` for the table.
+   */
+  control(action: TaskAction, reason?: string): TaskStatus {
+    if (this.phase === 'shutdown') throw new CoordinatorError('TASK_TRANSITION', `task ${this.task.id} is not loaded`);
+    const previous = this.status;
+    const next = controlTarget(previous, action, this.started);
+    if (next === null) throw new CoordinatorError('TASK_TRANSITION', `cannot ${action} task ${this.task.id}: it is ${previous}`);
+    // Stored first: if the write fails, nothing else has changed.
+    this.setStatus(next, action, reason);
+    this.log.info({ action, previous, status: next, reason }, 'task control');
+    switch (action) {
+      case 'start':
+        this.started = true;
+        this.startRequested = true;
+        this.scheduleStart(0);
+        break;
+      case 'pause':
+        this.cancelPendingStart();
+        break;
+      case 'resume':
+        this.scheduleStart(0);
+        break;
+      case 'stop':
+        this.endByStop();
+        break;
+    }
+    return next;
   }
 
   /** Stops timers; open attempts stay open in the store and are retried on the next start. */
@@ -216,7 +278,7 @@ export class RoundEngine {
     this.pendingTimer = null;
     this.waitingTimer = null;
     this.current = null;
-    this.phase = 'stopped';
+    this.phase = 'shutdown';
   }
 
   /** Adds (or refreshes) a client in the waiting room. */
@@ -277,7 +339,7 @@ export class RoundEngine {
     const cur = this.current;
     return {
       taskId: this.task.id,
-      status: this.phase === 'finished' ? 'finished' : this.phase === 'failed' ? 'failed' : this.completedRounds > 0 || cur ? 'running' : 'waiting',
+      status: this.status,
       phase: this.phase,
       completedRounds: this.completedRounds,
       totalRounds: this.task.rounds,
@@ -299,6 +361,7 @@ export class RoundEngine {
   // -------------------------------------------------------------------------------------------
 
   private judge(clientId: string, update: ParsedUpdate): Ack<UpdateResult> {
+    if (this.phase === 'stopped') throw new ProtocolError('TASK_STOPPED', `task ${this.task.id} was stopped`);
     if (this.phase === 'finished' || this.phase === 'failed') throw new ProtocolError('TASK_FINISHED', `task ${this.task.id} has ended`);
     if (update.taskId !== this.task.id) throw new ProtocolError('BAD_PAYLOAD', 'taskId does not match the connection');
     const cur = this.current;
@@ -380,7 +443,7 @@ export class RoundEngine {
   }
 
   private scheduleStart(delayMs: number): void {
-    if (this.phase !== 'idle' || this.pendingTimer !== null) return;
+    if (this.phase !== 'idle' || this.status === 'paused' || this.pendingTimer !== null) return;
     this.pendingTimer = this.clock.setTimeout(() => {
       this.pendingTimer = null;
       this.tryStartRound();
@@ -388,12 +451,12 @@ export class RoundEngine {
   }
 
   private tryStartRound(): void {
-    if (this.phase !== 'idle' || this.waiting.size < this.task.minClients) return;
+    if (this.phase !== 'idle' || this.status === 'paused' || this.waiting.size < this.task.minClients) return;
     const { task, store } = this.options;
     const full = selectionSize(Number.MAX_SAFE_INTEGER, task.clientsPerRound, task.overSelection).invite;
     const now = this.clock.now();
     this.waitingSince ??= now;
-    if (this.waiting.size < full && now < this.waitingSince + task.waitingRoomMs) {
+    if (!this.startRequested && this.waiting.size < full && now < this.waitingSince + task.waitingRoomMs) {
       // Enough to start, not enough to invite everyone: give latecomers until the window closes.
       if (this.waitingTimer === null) {
         this.waitingTimer = this.clock.setTimeout(() => {
@@ -420,12 +483,14 @@ export class RoundEngine {
     const deadlineAt = now + task.roundDeadlineMs;
     try {
       store.startRound({ taskId: task.id, serverRound, attempt, roundId, selected, startedAt: now });
-      if (serverRound === 1 && attempt === 1) store.setTaskStatus(task.id, 'running', now);
+      if (this.status === 'waiting') this.setStatus('running', null);
     } catch (err) {
       this.log.error({ err, serverRound, attempt }, 'could not open a round');
       this.scheduleStart(this.options.retryDelayMs ?? 500);
       return;
     }
+    this.startRequested = false;
+    this.started = true;
     this.current = {
       serverRound,
       attempt,
@@ -458,6 +523,8 @@ export class RoundEngine {
         uploadEncoding: task.uploadEncoding,
         maxUpdateBytes: task.maxUpdateBytes,
         normBound: task.normBound,
+        modalWeight: task.model.modalWeight,
+        head: task.model.head,
         strategy: { ...(this.options.strategyConfig ?? {}) },
       },
       globalHash: this.global.sha256,
@@ -493,10 +560,10 @@ export class RoundEngine {
     this.clock.clearTimeout(cur.deadlineTimer);
     this.lastClosedRoundId = cur.roundId;
     // Aggregate on a later tick so the ack of the update that closed the round goes out first.
-    this.clock.setTimeout(() => this.finishAttempt(cur, why), 0);
+    this.clock.setTimeout(() => void this.finishAttempt(cur, why), 0);
   }
 
-  private finishAttempt(cur: OpenAttempt, why: string): void {
+  private async finishAttempt(cur: OpenAttempt, why: string): Promise<void> {
     if (this.current !== cur || this.phase !== 'closing') return;
     if (cur.results.length < this.minUpdates(cur)) {
       this.retry(cur, `${why}: ${cur.results.length} valid updates, ${this.minUpdates(cur)} needed`);
@@ -505,15 +572,21 @@ export class RoundEngine {
     const { aggregator, store, task, metrics } = this.options;
     const started = performance.now();
     let outcome: AggregateOutcome | null;
+    let failedWith: string | null = null;
     try {
-      outcome = aggregator.aggregateFit(cur.serverRound, this.global.tensors, cur.results, cur.failures);
+      // Awaited only when it is a promise, so a synchronous aggregator still finishes the round in this tick.
+      const pending = aggregator.aggregateFit(cur.serverRound, this.global.tensors, cur.results, cur.failures);
+      outcome = pending instanceof Promise ? await pending : pending;
     } catch (err) {
       this.log.error({ err, serverRound: cur.serverRound }, 'aggregation failed');
+      failedWith = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'INTERNAL';
       outcome = null;
     }
+    // Closed while aggregating (task stopped, engine shut down): nothing was committed, and a restart re-imports the stored strategy state.
+    if (this.current !== cur) return;
     const aggregationMs = performance.now() - started;
     if (!outcome) {
-      this.retry(cur, 'aggregation produced no model');
+      this.retry(cur, failedWith ? `aggregation failed (${failedWith})` : 'aggregation produced no model');
       return;
     }
     let bytes: Uint8Array;
@@ -540,11 +613,13 @@ export class RoundEngine {
     if (this.options.evaluateGlobal) {
       const evalStarted = performance.now();
       try {
-        for (const [k, v] of Object.entries(this.options.evaluateGlobal(cur.serverRound, outcome.parameters))) if (Number.isFinite(v)) roundMetrics[k] = v;
+        const evaluated = this.options.evaluateGlobal(cur.serverRound, outcome.parameters);
+        for (const [k, v] of Object.entries(evaluated instanceof Promise ? await evaluated : evaluated)) if (Number.isFinite(v)) roundMetrics[k] = v;
         roundMetrics['evalMs'] = performance.now() - evalStarted;
       } catch (err) {
         this.log.error({ err, serverRound: cur.serverRound }, 'global evaluation failed');
       }
+      if (this.current !== cur) return;
     }
     Object.assign(roundMetrics, {
       attempt: cur.attempt,
@@ -571,7 +646,8 @@ export class RoundEngine {
         strategyState,
         metrics: roundMetrics,
         trust,
-        taskStatus: finished ? 'finished' : 'running',
+        // A pause during the round holds: the round commits, the task stays paused.
+        taskStatus: finished ? 'finished' : this.status,
       });
     } catch (err) {
       this.log.error({ err, serverRound: cur.serverRound }, 'round could not be committed');
@@ -607,6 +683,7 @@ export class RoundEngine {
     });
     if (finished) {
       this.phase = 'finished';
+      this.noteStatus('finished', null, endedAt);
       this.log.info({ completedRounds: this.completedRounds, globalHash: sha256 }, 'task finished');
       this.options.transport.broadcastTaskEnd({
         type: 'task-end',
@@ -656,17 +733,72 @@ export class RoundEngine {
   private fail(reason: string): void {
     const { store, task } = this.options;
     this.phase = 'failed';
+    const at = this.clock.now();
     try {
-      store.setTaskStatus(task.id, 'failed', this.clock.now());
+      store.setTaskStatus(task.id, 'failed', at);
     } catch (err) {
       this.log.error({ err }, 'could not record the task failure');
     }
+    this.noteStatus('failed', null, at);
     this.log.error({ reason }, 'task failed');
     this.options.transport.broadcastTaskEnd({
       type: 'task-end',
       protocolVersion: PROTOCOL_VERSION,
       taskId: task.id,
       status: 'failed',
+      completedRounds: this.completedRounds,
+      globalHash: this.global.sha256,
+    });
+  }
+
+  /** Stores `status` (throws when the store does, changing nothing), then adopts and announces it. */
+  private setStatus(status: TaskStatus, action: TaskAction | null, reason?: string): void {
+    const at = this.clock.now();
+    this.options.store.setTaskStatus(this.task.id, status, at);
+    this.noteStatus(status, action, at, reason);
+  }
+
+  /** Adopts a status the store already holds and tells the listener. */
+  private noteStatus(status: TaskStatus, action: TaskAction | null, at: number, reason?: string): void {
+    const previous = this.status;
+    this.status = status;
+    if (previous === status) return;
+    try {
+      this.options.onStatusChanged?.({ taskId: this.task.id, status, previous, action, at, ...(reason === undefined ? {} : { reason }) });
+    } catch (err) {
+      this.log.warn({ err }, 'status listener failed');
+    }
+  }
+
+  private cancelPendingStart(): void {
+    if (this.pendingTimer !== null) this.clock.clearTimeout(this.pendingTimer);
+    if (this.waitingTimer !== null) this.clock.clearTimeout(this.waitingTimer);
+    this.pendingTimer = null;
+    this.waitingTimer = null;
+  }
+
+  /** After a stored stop: closes the attempt in flight without a model and tells every client. */
+  private endByStop(): void {
+    const { store, task, metrics } = this.options;
+    this.cancelPendingStart();
+    const cur = this.current;
+    this.current = null;
+    this.phase = 'stopped';
+    if (cur) {
+      this.clock.clearTimeout(cur.deadlineTimer);
+      this.lastClosedRoundId = cur.roundId;
+      try {
+        store.retryRound(task.id, cur.serverRound, cur.attempt, this.clock.now(), 'task stopped');
+      } catch (err) {
+        this.log.error({ err }, 'could not close the open attempt of a stopped task');
+      }
+      metrics.rounds.inc({ task: task.id, status: 'retry' });
+    }
+    this.options.transport.broadcastTaskEnd({
+      type: 'task-end',
+      protocolVersion: PROTOCOL_VERSION,
+      taskId: task.id,
+      status: 'stopped',
       completedRounds: this.completedRounds,
       globalHash: this.global.sha256,
     });

@@ -12,22 +12,32 @@
  *   GET /api/tasks/:id/metrics[.json|.csv]         per-round metrics history              (admin)
  *   GET /api/tasks/:id/trust.csv                   the same as CSV                        (admin)
  *   GET /api/tasks/:id/checkpoint                  current global model, codec bytes      (admin)
+ *   GET /api/tasks/:id/global                      the same, read-only, with its round (admin or the task's join token)
  *   GET /api/tasks/:id/export/model/model.json     merged TF.js LayersModel (base + adapters) (admin)
  *   GET /api/tasks/:id/export/model/weights.bin    its weights
  *   GET /api/tasks/:id/export/adapters/model.json  the adapters artifact alone              (admin)
  *   GET /api/tasks/:id/export/adapters/weights.bin its weights
+ *  POST /api/tasks/:id/{start,pause,resume,stop}   researcher control, body empty or {reason} (admin)
  *   anything else                                  static files (web app, /data/…) when mounted
  *
- * Admin routes need `Authorization: Bearer <admin token>`, compared in constant time. Errors are
- * JSON `{error: {code, message}}` and never carry a stack trace. `tf.loadLayersModel(url,
+ * Admin routes need `Authorization: Bearer <admin token>`, compared in constant time; the routes in
+ * JOIN_READABLE also accept the task's own join token, which volunteers hold. Errors are
+ * JSON `{error: {code, message}}` and never carry a stack trace. A control answers 200 with the
+ * task's summary (its new status and the actions that status allows), 409 `TASK_TRANSITION` when the
+ * status does not allow the action (nothing changes), 400 `BAD_REQUEST` for a malformed body. `tf.loadLayersModel(url,
  * {requestInit: {headers: {authorization}}})` loads an export directly: model.json names its
  * weights file relative to itself.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { taskControlBodySchema } from '@chorus/protocol';
+import type { TaskAction } from '@chorus/protocol';
+import { isCoordinatorError } from '../errors.js';
 import type { RoundEngine } from '../engine/roundEngine.js';
-import type { ExportedArtifacts, TaskModel } from '../model/taskModel.js';
-import { tokensEqual } from '../security/tokens.js';
+import { allowedActions, isTaskAction } from '../engine/taskControl.js';
+import type { TaskEvaluator } from '../model/taskEvaluator.js';
+import type { ExportedArtifacts } from '../model/taskModel.js';
+import { tokenMatchesHash, tokensEqual } from '../security/tokens.js';
 import type { CoordinatorStore, RoundMetricsRecord, TrustRecord } from '../store/types.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { serveStatic } from './static.js';
@@ -43,7 +53,7 @@ export interface ApiContext {
   readonly corsOrigins: readonly string[];
   readonly logger: Logger;
   /** The server's model per task, for exports (tasks without one answer 404 NO_MODEL). */
-  readonly models?: ReadonlyMap<string, TaskModel>;
+  readonly models?: ReadonlyMap<string, TaskEvaluator>;
   /** Folders served to browsers (web app build, dataset artifacts). */
   readonly staticMounts?: readonly StaticMount[];
 }
@@ -161,10 +171,105 @@ const taskRoutes: Record<string, Handler> = {
   },
 };
 
+/**
+ * Task routes a volunteer's join token may read. Only the global adapters: volunteers receive them
+ * every round anyway, so this exposes nothing a join token does not already give.
+ */
+const JOIN_READABLE: Readonly<Record<string, Handler>> = {
+  global: (ctx, taskId, rest, res) => {
+    if (rest.length !== 0) return sendError(res, 404, 'NOT_FOUND', 'no such route');
+    const engine = ctx.engines.get(taskId);
+    const ck = ctx.store.latestCheckpoint(taskId);
+    const bytes = engine?.globalBytes ?? ck?.bytes;
+    if (!bytes) return sendError(res, 404, 'NO_GLOBAL', `task ${taskId} has no global model yet`);
+    const config = JSON.parse(ctx.store.getTask(taskId)!.configJson) as { model?: { base?: unknown; adapterAlpha?: unknown } };
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'content-length': bytes.byteLength,
+      'cache-control': 'no-store',
+      'x-chorus-sha256': engine?.globalHash ?? ck!.sha256,
+      'x-chorus-round': String(engine?.snapshot().completedRounds ?? ck!.serverRound),
+      // The LoRA scale cannot be read off tensor shapes, and a viewer needs it to rebuild the model.
+      'x-chorus-adapter-alpha': String(config.model?.adapterAlpha ?? ''),
+      'x-chorus-base': String(config.model?.base ?? ''),
+    });
+    res.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  },
+};
+
+/** Whether `token` is the join token of the task a join-readable route names (`/api/tasks/:id/<route>`). */
+function joinTokenAllows(ctx: ApiContext, pathname: string, token: string): boolean {
+  const [api, tasks, taskId, route] = pathname.split('/').filter((p) => p.length > 0);
+  if (api !== 'api' || tasks !== 'tasks' || taskId === undefined || route === undefined || !Object.hasOwn(JOIN_READABLE, route)) return false;
+  let id: string;
+  try {
+    id = decodeURIComponent(taskId);
+  } catch {
+    return false;
+  }
+  const task = ctx.store.getTask(id);
+  return task !== undefined && tokenMatchesHash(token, task.joinTokenHash);
+}
+
 function taskSummary(ctx: ApiContext, taskId: string): Record<string, unknown> {
   const task = ctx.store.getTask(taskId)!;
   const engine = ctx.engines.get(taskId);
-  return { taskId, status: task.status, createdAt: task.createdAt, updatedAt: task.updatedAt, engine: engine?.snapshot() ?? null };
+  return {
+    taskId,
+    status: task.status,
+    // Only a task this coordinator serves can be acted on.
+    actions: engine ? allowedActions(task.status) : [],
+    hasModel: ctx.models?.has(taskId) ?? false,
+    createdAt: task.createdAt,
+    updatedAt: task.updatedAt,
+    engine: engine?.snapshot() ?? null,
+  };
+}
+
+/** Largest control body read; a reason is at most 200 characters. */
+const MAX_CONTROL_BODY_BYTES = 4096;
+
+/** Reads the body up to `limit` bytes; null when it is longer (the rest is not read). */
+async function readBody(req: IncomingMessage, limit: number): Promise<string | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.byteLength;
+    if (size > limit) return null;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** `POST /api/tasks/:id/<action>`: validates, applies through the task's engine, answers with the new summary. */
+async function control(ctx: ApiContext, taskId: string, action: TaskAction, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const text = await readBody(req, MAX_CONTROL_BODY_BYTES);
+  if (text === null) return sendError(res, 413, 'BODY_TOO_LARGE', `a control body is at most ${MAX_CONTROL_BODY_BYTES} bytes`);
+  let json: unknown = {};
+  if (text.trim().length > 0) {
+    try {
+      json = JSON.parse(text);
+    } catch {
+      return sendError(res, 400, 'BAD_REQUEST', 'body is not JSON (send nothing, or {"reason": "…"})');
+    }
+  }
+  const body = taskControlBodySchema.safeParse(json);
+  if (!body.success) {
+    const issue = body.error.issues[0];
+    return sendError(res, 400, 'BAD_REQUEST', `body: ${issue ? `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}` : 'invalid'}`);
+  }
+  const engine = ctx.engines.get(taskId);
+  if (!engine) return sendError(res, 409, 'TASK_NOT_LOADED', `task ${taskId} is stored but not served by this coordinator`);
+  const previous = ctx.store.getTask(taskId)!.status;
+  try {
+    engine.control(action, body.data.reason);
+  } catch (err) {
+    if (!isCoordinatorError(err, 'TASK_TRANSITION')) throw err;
+    ctx.metrics.controls.inc({ task: taskId, action, outcome: 'refused' });
+    return sendError(res, 409, 'TASK_TRANSITION', err.message.replace(/^TASK_TRANSITION: /, ''));
+  }
+  ctx.metrics.controls.inc({ task: taskId, action, outcome: 'applied' });
+  sendJson(res, 200, { previous, task: taskSummary(ctx, taskId) });
 }
 
 /** Builds the request listener; it never throws and never leaks internals in a response. */
@@ -186,7 +291,9 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
     res.end();
     return;
   }
-  if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'only GET is supported');
+  const post = req.method === 'POST';
+  if (req.method !== 'GET' && req.method !== 'HEAD' && !post) return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'only GET, and POST for task controls, are supported');
+  if (post && !url.pathname.startsWith('/api/')) return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'POST is only for task controls');
 
   if (url.pathname === '/healthz' || url.pathname === '/health') {
     return sendJson(res, 200, { status: 'ok', tasks: [...ctx.engines.keys()] });
@@ -205,16 +312,30 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
   const auth = req.headers.authorization ?? '';
   const match = /^Bearer (.+)$/.exec(auth);
   if (!match) return sendError(res, 401, 'AUTH_REQUIRED', 'admin token required (Authorization: Bearer …)');
-  if (!tokensEqual(match[1]!, ctx.adminToken)) return sendError(res, 403, 'AUTH_INVALID', 'admin token is not valid');
+  if (!tokensEqual(match[1]!, ctx.adminToken) && !joinTokenAllows(ctx, url.pathname, match[1]!)) return sendError(res, 403, 'AUTH_INVALID', 'admin token is not valid');
 
-  const parts = url.pathname.split('/').filter((p) => p.length > 0).map(decodeURIComponent);
+  let parts: string[];
+  try {
+    parts = url.pathname.split('/').filter((p) => p.length > 0).map(decodeURIComponent);
+  } catch {
+    return sendError(res, 400, 'BAD_REQUEST', 'malformed percent-encoding in the path');
+  }
   // parts: ['api', 'tasks', id?, route?, ...rest]
   if (parts[1] !== 'tasks') return sendError(res, 404, 'NOT_FOUND', 'no such route');
   if (parts.length === 2) return sendJson(res, 200, { tasks: ctx.store.listTasks().map((t) => taskSummary(ctx, t.taskId)) });
   const taskId = parts[2]!;
   if (!ctx.store.getTask(taskId)) return sendError(res, 404, 'TASK_NOT_FOUND', `no task ${taskId}`);
-  const route = taskRoutes[parts[3] ?? ''];
-  if (!route || !Object.hasOwn(taskRoutes, parts[3] ?? '')) return sendError(res, 404, 'NOT_FOUND', 'no such route');
+  const name = parts[3] ?? '';
+  if (isTaskAction(name)) {
+    if (!post) return sendError(res, 405, 'METHOD_NOT_ALLOWED', `${name} is a POST`);
+    if (parts.length !== 4) return sendError(res, 404, 'NOT_FOUND', 'no such route');
+    // Join tokens only ever read; acting on a task takes the admin token.
+    if (!tokensEqual(match[1]!, ctx.adminToken)) return sendError(res, 403, 'AUTH_INVALID', 'admin token is not valid');
+    return control(ctx, taskId, name, req, res);
+  }
+  const route = Object.hasOwn(taskRoutes, name) ? taskRoutes[name] : Object.hasOwn(JOIN_READABLE, name) ? JOIN_READABLE[name] : undefined;
+  if (!route) return sendError(res, 404, 'NOT_FOUND', 'no such route');
+  if (post) return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'POST is only for task controls (start, pause, resume, stop)');
   await route(ctx, taskId, parts.slice(4), res);
 }
 
@@ -225,6 +346,6 @@ function applyCors(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): 
     res.setHeader('access-control-allow-origin', ctx.corsOrigins.includes('*') ? '*' : origin);
     res.setHeader('vary', 'Origin');
     res.setHeader('access-control-allow-headers', 'authorization, content-type');
-    res.setHeader('access-control-allow-methods', 'GET, OPTIONS');
+    res.setHeader('access-control-allow-methods', 'GET, POST, OPTIONS');
   }
 }

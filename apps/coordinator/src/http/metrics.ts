@@ -18,6 +18,7 @@ export class CoordinatorMetrics {
   readonly connectionsRefused: Counter<'code'>;
   readonly epsilon: Gauge<'task'>;
   readonly probeSeconds: Histogram<'task'>;
+  readonly controls: Counter<'task' | 'action' | 'outcome'>;
 
   constructor(options: { readonly defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -48,6 +49,12 @@ export class CoordinatorMetrics {
       help: 'Server-side probe evaluation time per candidate update (trust scoring).',
       labelNames: ['task'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.controls = new Counter({
+      name: 'chorus_task_controls_total',
+      help: 'Researcher actions on a task (start, pause, resume, stop), applied or refused.',
+      labelNames: ['task', 'action', 'outcome'],
       registers,
     });
     this.connectionsRefused = new Counter({ name: 'chorus_connections_refused_total', help: 'Handshakes refused, by protocol code.', labelNames: ['code'], registers });

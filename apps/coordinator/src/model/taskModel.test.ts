@@ -1,6 +1,7 @@
 /**
  * TaskModel's data preparation: results do not depend on how the probe set is split into forward
- * passes (or log-mel computations), only the encoders a task uses are built, and nothing leaks.
+ * passes (or log-mel computations), only the encoders a task uses are built, nothing leaks, and
+ * the GloVe table is cut to the rows the held texts use.
  */
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTask } from '../task/loadTask.js';
-import { DEFAULT_WEIGHTS_DIR, TaskModel, ensureWasmBackend } from './taskModel.js';
+import { isCoordinatorError } from '../errors.js';
+import { DEFAULT_WEIGHTS_DIR, TaskModel, ensureWasmBackend, trimVocabulary } from './taskModel.js';
 
 const taskWith = (modalities: string[], probeExamples: number) =>
   parseTask({
@@ -74,5 +76,45 @@ describe('TaskModel.create', () => {
     expect(pretrained).toEqual(['image']);
     expect(modalities).toEqual(['image', 'audio']);
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('trimVocabulary', () => {
+  // Four 2-wide rows: row r holds [r, 10 + r].
+  const table = new Float32Array([0, 10, 1, 11, 2, 12, 3, 13]);
+
+  it('keeps padding and unknown first, then the used rows in id order, and renumbers them', () => {
+    // Act
+    const trimmed = trimVocabulary(table, 2, [0, 1], [new Uint16Array([3, 0, 0]), [3, 1]]);
+    // Assert
+    expect([...trimmed.vectors]).toEqual([0, 10, 1, 11, 3, 13]);
+    expect([...trimmed.remap]).toEqual([
+      [0, 0],
+      [1, 1],
+      [3, 2],
+    ]);
+  });
+
+  it('refuses with CONFIG_INVALID an id outside the table, and padding that is not row 0', () => {
+    // Act
+    const outside = (() => {
+      try {
+        trimVocabulary(table, 2, [0, 1], [[4]]);
+      } catch (err) {
+        return err;
+      }
+      return null;
+    })();
+    const padding = (() => {
+      try {
+        trimVocabulary(table, 2, [1, 0], [[2]]);
+      } catch (err) {
+        return err;
+      }
+      return null;
+    })();
+    // Assert
+    expect(isCoordinatorError(outside, 'CONFIG_INVALID')).toBe(true);
+    expect(isCoordinatorError(padding, 'CONFIG_INVALID')).toBe(true);
   });
 });

@@ -14,7 +14,12 @@
  * Every method sets the adapters it evaluates before reading anything, and all of them are
  * synchronous up to the first `await`, so calls cannot see each other's weights. Inputs are
  * preprocessed once at creation (pixels scaled, captions cut, audio turned into log-mel) and kept as
- * tensors; every per-call tensor is released inside `tf.tidy`.
+ * tensors; every per-call tensor is released inside `tf.tidy`. The GloVe table is cut to the rows
+ * the held examples use (plus padding and unknown), with their token ids renumbered to match: the
+ * outputs are the same and the table shrinks from the whole vocabulary to a few hundred rows.
+ *
+ * The coordinator runs this class in its evaluator process (model/evaluatorProcess.ts), never on
+ * its own event loop; see model/taskEvaluator.ts.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -82,6 +87,54 @@ export function ensureWasmBackend(): Promise<void> {
 
 type AnySample = DigitsSample | FashionSample | SpamSample;
 
+/** A GloVe table cut to the rows some token lists use; see {@link trimVocabulary}. */
+export interface TrimmedVocabulary {
+  /** The kept rows, row-major, `dim` wide: `keep` first (in order, repeats dropped), then every other used id, ascending. */
+  readonly vectors: Float32Array;
+  /** New row of each kept original id. */
+  readonly remap: ReadonlyMap<number, number>;
+}
+
+/**
+ * The rows of `vectors` (a `dim`-wide table) that `tokenLists` use, plus the ids in `keep` (padding
+ * first: the text encoder treats row 0 as padding, so padding must stay row 0). Throws
+ * `CONFIG_INVALID` for an id outside the table or a `keep` that does not start with 0.
+ */
+export function trimVocabulary(vectors: Float32Array, dim: number, keep: readonly number[], tokenLists: Iterable<ArrayLike<number>>): TrimmedVocabulary {
+  const vocabSize = Math.floor(vectors.length / dim);
+  if (!Number.isInteger(dim) || dim < 1 || vectors.length !== vocabSize * dim) {
+    throw new CoordinatorError('CONFIG_INVALID', `trimVocabulary: ${vectors.length} values are not whole rows of width ${dim}`);
+  }
+  if (keep[0] !== 0) throw new CoordinatorError('CONFIG_INVALID', `trimVocabulary: keep must start with the padding id 0, got [${keep.join(', ')}]`);
+  const used = new Set<number>();
+  for (const tokens of tokenLists) {
+    for (let i = 0; i < tokens.length; i++) {
+      const id = tokens[i]!;
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new CoordinatorError('CONFIG_INVALID', `trimVocabulary: token id ${id} is outside the table of ${vocabSize} rows`);
+      used.add(id);
+    }
+  }
+  const order: number[] = [];
+  const remap = new Map<number, number>();
+  const add = (id: number): void => {
+    if (remap.has(id)) return;
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new CoordinatorError('CONFIG_INVALID', `trimVocabulary: kept id ${id} is outside the table of ${vocabSize} rows`);
+    remap.set(id, order.length);
+    order.push(id);
+  };
+  keep.forEach(add);
+  [...used].sort((a, b) => a - b).forEach(add);
+  const out = new Float32Array(order.length * dim);
+  order.forEach((id, row) => out.set(vectors.subarray(id * dim, (id + 1) * dim), row * dim));
+  return { vectors: out, remap };
+}
+
+/** Token ids of a sample's text, cut to the length the text encoder reads. */
+function textTokens(s: AnySample): Uint16Array {
+  const tokens = 'caption' in s ? s.caption : (s as SpamSample).tokens;
+  return tokens.subarray(0, DIGITS_CAPTION_TOKENS);
+}
+
 /** Reads `count` examples of a split, chosen by a seeded shuffle (sorted, so reads are sequential). */
 async function readSubset(dataDir: string | undefined, name: BuiltinName, split: 'public' | 'test', indices: (numExamples: number) => number[]): Promise<{ samples: AnySample[]; numClasses: number }> {
   const source = fileSource(dataDir);
@@ -144,9 +197,14 @@ export class TaskModel {
         ? await readSubset(options.dataDir, builtin, 'test', (n) => shuffled(createRng(task.seed + 1), Array.from({ length: n }, (_, i) => i)).slice(0, Math.min(n, testExamples)).sort((a, b) => a - b))
         : null;
 
+    let remap: ReadonlyMap<number, number> | null = null;
     const embedder = modalities.includes('text') ? await (async () => {
       const e = await loadBuiltinEmbeddings(options.dataDir === undefined ? {} : { dataDir: options.dataDir });
-      return new TextEmbedder(e.vectors, e.dim);
+      // Every text the model will ever see is held here, so rows no held text uses are dead weight.
+      const held = [...publicSubset.samples, ...(testSubset?.samples ?? [])].map(textTokens);
+      const trimmed = trimVocabulary(e.vectors, e.dim, [0, e.padId, e.unkId], held);
+      remap = trimmed.remap;
+      return new TextEmbedder(trimmed.vectors, e.dim);
     })() : null;
     const weightsDir = options.weightsDir ?? DEFAULT_WEIGHTS_DIR;
     const bases: Partial<Record<Modality, tf.LayersModel>> = {};
@@ -167,6 +225,7 @@ export class TaskModel {
       encoders: Object.fromEntries(modalities.map((m) => [m, { base: bases[m]! }])),
       ...(embedder ? { textEmbedder: embedder } : {}),
       conceptDim: task.model.namConcepts,
+      head: task.model.head,
       loraRank: task.model.adapterRank,
       loraAlpha: task.model.adapterAlpha,
       learningRate: task.learningRate,
@@ -176,9 +235,9 @@ export class TaskModel {
     try {
       const byIndex = new Map(publicSubset.samples.map((s) => [s.index, s]));
       const ordered = publicOrder.map((i) => byIndex.get(i)!);
-      const probeSet = toEvalSet(ordered.slice(0, probeExamples), modalities, frontend, EVAL_BATCH);
-      const rootSet = rootExamples > 0 ? toEvalSet(ordered.slice(probeExamples), modalities, frontend, ROOT_CHUNK) : null;
-      const testSet = testSubset ? toEvalSet(testSubset.samples, modalities, frontend, EVAL_BATCH) : null;
+      const probeSet = toEvalSet(ordered.slice(0, probeExamples), modalities, frontend, remap, EVAL_BATCH);
+      const rootSet = rootExamples > 0 ? toEvalSet(ordered.slice(probeExamples), modalities, frontend, remap, ROOT_CHUNK) : null;
+      const testSet = testSubset ? toEvalSet(testSubset.samples, modalities, frontend, remap, EVAL_BATCH) : null;
       return new TaskModel(task, model, bases, embedder, probeSet, testSet, rootSet, pretrained);
     } finally {
       frontend?.dispose();
@@ -256,6 +315,7 @@ export class TaskModel {
       encoders: Object.fromEntries(this.model.modalities.map((m) => [m, { base: this.bases[m]! }])),
       ...(this.embedder ? { textEmbedder: this.embedder } : {}),
       conceptDim: this.task.model.namConcepts,
+      head: this.task.model.head,
       loraRank: this.task.model.adapterRank,
       loraAlpha: this.task.model.adapterAlpha,
       learningRate: this.task.learningRate,
@@ -275,7 +335,7 @@ export class TaskModel {
               if (t) batch[key] = t.slice(start, end - start);
             }
             try {
-              trainer.trainStep(batch);
+              trainer.trainStep(batch, { modalWeight: this.task.model.modalWeight });
             } finally {
               tf.dispose(Object.values(batch) as tf.Tensor[]);
             }
@@ -342,8 +402,8 @@ async function capture(save: (handler: tf.io.IOHandler) => Promise<unknown>): Pr
   return { modelJson, weights };
 }
 
-/** Model inputs for `samples`, in chunks of `chunkSize`; tensors are kept until {@link TaskModel.dispose}. */
-function toEvalSet(samples: readonly AnySample[], modalities: readonly Modality[], frontend: LogMelFrontend | null, chunkSize: number): EvalSet {
+/** Model inputs for `samples`, in chunks of `chunkSize`, token ids renumbered by `remap`; tensors are kept until {@link TaskModel.dispose}. */
+function toEvalSet(samples: readonly AnySample[], modalities: readonly Modality[], frontend: LogMelFrontend | null, remap: ReadonlyMap<number, number> | null, chunkSize: number): EvalSet {
   const labels = Int32Array.from(samples, (s) => s.label);
   const chunks: MultimodalBatch[] = [];
   for (let start = 0; start < samples.length; start += chunkSize) {
@@ -357,10 +417,7 @@ function toEvalSet(samples: readonly AnySample[], modalities: readonly Modality[
     }
     if (modalities.includes('text')) {
       const ids = new Int32Array(n * DIGITS_CAPTION_TOKENS);
-      part.forEach((s, i) => {
-        const tokens = 'caption' in s ? s.caption : (s as SpamSample).tokens;
-        tokens.slice(0, DIGITS_CAPTION_TOKENS).forEach((v, j) => (ids[i * DIGITS_CAPTION_TOKENS + j] = v));
-      });
+      part.forEach((s, i) => textTokens(s).forEach((v, j) => (ids[i * DIGITS_CAPTION_TOKENS + j] = remap ? remap.get(v)! : v)));
       batch.text = tf.tensor2d(ids, [n, DIGITS_CAPTION_TOKENS], 'int32');
     }
     if (modalities.includes('audio') && frontend) {

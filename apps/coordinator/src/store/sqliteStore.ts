@@ -95,6 +95,22 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (task_id, server_round, client_id)
   ) STRICT;
   `,
+  // 2: researchers pause and stop tasks. SQLite cannot alter a CHECK, so the table is rebuilt
+  // (its documented procedure; `migrate` turns foreign keys off around it and checks them after).
+  `
+  CREATE TABLE tasks_v2 (
+    task_id TEXT PRIMARY KEY,
+    config_json TEXT NOT NULL,
+    join_token_hash TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('waiting', 'running', 'paused', 'stopped', 'finished', 'failed')),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+  INSERT INTO tasks_v2 (task_id, config_json, join_token_hash, status, created_at, updated_at)
+    SELECT task_id, config_json, join_token_hash, status, created_at, updated_at FROM tasks;
+  DROP TABLE tasks;
+  ALTER TABLE tasks_v2 RENAME TO tasks;
+  `,
 ];
 
 interface TaskRow {
@@ -398,16 +414,29 @@ export class SqliteStore implements CoordinatorStore {
   }
 }
 
-/** Brings the schema to the latest version; refuses a file written by a newer coordinator. */
+/**
+ * Brings the schema to the latest version; refuses a file written by a newer coordinator. Foreign
+ * keys are off while migrations run (a pragma that is a no-op inside a transaction) so a table can
+ * be rebuilt under the tables that reference it; each migration must leave them consistent, which is
+ * checked before it commits.
+ */
 function migrate(db: Database.Database): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
     throw new CoordinatorError('STORE_SCHEMA', `database schema version ${current} is newer than this coordinator's (${MIGRATIONS.length})`);
   }
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
+  if (current === MIGRATIONS.length) return;
+  db.pragma('foreign_keys = OFF');
+  try {
+    for (let v = current; v < MIGRATIONS.length; v++) {
+      db.transaction(() => {
+        db.exec(MIGRATIONS[v]!);
+        const broken = db.pragma('foreign_key_check') as unknown[];
+        if (broken.length > 0) throw new CoordinatorError('STORE_SCHEMA', `migration ${v + 1} leaves ${broken.length} broken foreign keys`);
+        db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  } finally {
+    db.pragma('foreign_keys = ON');
   }
 }

@@ -8,8 +8,10 @@
  * Clients are pseudonymous: a random id and the SHA-256 of their secret, never the secret itself.
  */
 
-/** Lifecycle of a task. */
-export type TaskStatus = 'waiting' | 'running' | 'finished' | 'failed';
+import type { TaskStatus } from '@chorus/protocol';
+
+/** Lifecycle of a task, as the admin API and the dashboard stream name it. */
+export type { TaskStatus };
 
 /** A task as stored. */
 export interface TaskRecord {

@@ -52,6 +52,16 @@ describe('task files', () => {
     });
   });
 
+  it('reads the model head and L_modal weight, defaulting to the NAM and 0.1', () => {
+    const defaults = parseTaskYaml(base);
+    const ablation = parseTaskYaml(base.replace('namConcepts: 8 }', 'namConcepts: 8, modalWeight: 0, head: linear }'));
+
+    expect(defaults.model).toMatchObject({ modalWeight: 0.1, head: 'nam' });
+    expect(ablation.model).toMatchObject({ modalWeight: 0, head: 'linear' });
+    expect(issuesOf(base.replace('namConcepts: 8 }', 'namConcepts: 8, modalWeight: -1 }'))).toEqual([expect.stringMatching(/^model\.modalWeight: /)]);
+    expect(issuesOf(base.replace('namConcepts: 8 }', 'namConcepts: 8, head: tree }'))).toEqual([expect.stringMatching(/^model\.head: /)]);
+  });
+
   it('names the path of every problem', () => {
     expect(issuesOf(base.replace('rounds: 5', 'rounds: 0'))).toEqual([expect.stringMatching(/^rounds: /)]);
     expect(issuesOf(base.replace('modalities: [image, text]', 'modalities: [image, smell]'))).toEqual([expect.stringMatching(/^dataset\.modalities\[1\]: /)]);

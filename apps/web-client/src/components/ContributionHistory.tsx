@@ -51,7 +51,7 @@ export function ContributionHistory({ entries, emptyMessage }: { entries: readon
           </thead>
           <tbody>
             {rows.map((c) => (
-              <tr key={c.serverRound}>
+              <tr key={c.serverRound} data-testid="contribution" data-round={c.serverRound} data-status={c.status}>
                 <th scope="row">{c.serverRound}</th>
                 <td>{c.status === 'rejected' ? `rejected (${c.code ?? 'no code'})` : c.status}</td>
                 <td className="num">{c.numExamples}</td>

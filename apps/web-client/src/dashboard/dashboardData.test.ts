@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { isWebClientError } from '../lib/errors.js';
-import { DashboardApi, pickMetric, rejectionCounts, roundPoints, trustSeries, type DashboardFetch } from './dashboardData.js';
+import { DashboardApi, pickMetric, rejectionCounts, renameWeights, roundPoints, trustSeries, type DashboardFetch } from './dashboardData.js';
 
-/** A fake admin API: path → [status, body]; records the Authorization header of every call. */
+/** A fake admin API: `[METHOD ]path` → [status, body] (GET when no method); records the Authorization header of every call. */
 function fakeFetch(routes: Record<string, [number, unknown]>, seen: string[] = []): DashboardFetch {
   return (url, init) => {
     seen.push(init.headers['authorization'] ?? '');
-    const route = routes[new URL(url).pathname];
+    const path = new URL(url).pathname;
+    const route = init.method === 'POST' ? routes[`POST ${path}`] : routes[path];
     if (!route) return Promise.resolve({ ok: false, status: 404, json: () => Promise.resolve({ error: { code: 'NOT_FOUND', message: 'no such route' } }) });
     return Promise.resolve({ ok: route[0] < 400, status: route[0], json: () => Promise.resolve(route[1]) });
   };
@@ -80,9 +81,9 @@ describe('round, trust and rejection series', () => {
 });
 
 describe('DashboardApi', () => {
-  const task = { taskId: 'demo', status: 'running', updatedAt: 5 };
+  const task = { taskId: 'demo', status: 'running', updatedAt: 5, actions: ['pause', 'stop'], hasModel: true } as const;
   const routes: Record<string, [number, unknown]> = {
-    '/api/tasks': [200, { tasks: [{ taskId: 'demo', status: 'running', createdAt: 1, updatedAt: 5, engine: null }] }],
+    '/api/tasks': [200, { tasks: [{ taskId: 'demo', status: 'running', actions: ['pause', 'stop'], hasModel: true, createdAt: 1, updatedAt: 5, engine: null }] }],
     '/api/tasks/demo/metrics': [200, { taskId: 'demo', metrics: [{ taskId: 'demo', serverRound: 1, metrics: { 'client.accuracy': 0.5, bytesIn: 100 }, createdAt: 2 }] }],
     '/api/tasks/demo/trust': [200, { trust: [{ taskId: 'demo', serverRound: 1, clientId: 'c1', trust: 0.75 }] }],
     '/api/tasks/demo/clients': [
@@ -139,6 +140,47 @@ describe('DashboardApi', () => {
 
     expect(await codeOf(api.dashboard(task))).toBe('WEB_BAD_RESPONSE');
     expect(await codeOf(new DashboardApi('http://x', 't', fakeFetch({ '/api/tasks': [200, { tasks: 'none' }] })).tasks())).toBe('WEB_BAD_RESPONSE');
+  });
+
+  it('reads a task without actions (an older coordinator) as one that allows none and exports nothing', async () => {
+    const api = new DashboardApi('http://x', 't', fakeFetch({ '/api/tasks': [200, { tasks: [{ taskId: 'old', status: 'running', updatedAt: 1 }] }] }));
+
+    expect(await api.tasks()).toEqual([{ taskId: 'old', status: 'running', updatedAt: 1, actions: [], hasModel: false }]);
+  });
+
+  it('refuses unknown actions and a non-boolean hasModel with WEB_BAD_RESPONSE', async () => {
+    const listing = (extra: object) => new DashboardApi('http://x', 't', fakeFetch({ '/api/tasks': [200, { tasks: [{ taskId: 'a', status: 'running', updatedAt: 1, ...extra }] }] }));
+
+    expect(await codeOf(listing({ actions: ['pause', 'explode'] }).tasks())).toBe('WEB_BAD_RESPONSE');
+    expect(await codeOf(listing({ actions: 'pause' }).tasks())).toBe('WEB_BAD_RESPONSE');
+    expect(await codeOf(listing({ hasModel: 'yes' }).tasks())).toBe('WEB_BAD_RESPONSE');
+  });
+
+  it('posts a control with the token and returns the task as the coordinator reports it after', async () => {
+    const calls: { url: string; method: string | undefined; auth: string | undefined }[] = [];
+    const fetchImpl: DashboardFetch = (url, init) => {
+      calls.push({ url, method: init.method, auth: init.headers['authorization'] });
+      return Promise.resolve({ ok: true, status: 200, json: () => Promise.resolve({ previous: 'running', task: { taskId: 'a b', status: 'paused', actions: ['resume', 'stop'], hasModel: false, updatedAt: 9 } }) });
+    };
+
+    const after = await new DashboardApi('http://coordinator/', 'tok', fetchImpl).control('a b', 'pause');
+
+    expect(calls).toEqual([{ url: 'http://coordinator/api/tasks/a%20b/pause', method: 'POST', auth: 'Bearer tok' }]);
+    expect(after).toEqual({ taskId: 'a b', status: 'paused', actions: ['resume', 'stop'], hasModel: false, updatedAt: 9 });
+  });
+
+  it('reports a refused transition with the coordinator’s TASK_TRANSITION code', async () => {
+    const api = new DashboardApi('http://x', 't', fakeFetch({ 'POST /api/tasks/demo/resume': [409, { error: { code: 'TASK_TRANSITION', message: 'cannot resume task demo: it is running' } }] }));
+
+    await expect(api.control('demo', 'resume')).rejects.toThrow(/WEB_API_FAILED: \/api\/tasks\/demo\/resume: TASK_TRANSITION: cannot resume/);
+  });
+
+  it('renames the weights file a model.json names and keeps the rest', () => {
+    const json = { format: 'layers-model', modelTopology: { a: 1 }, weightsManifest: [{ paths: ['./weights.bin'], weights: [{ name: 'w', shape: [2], dtype: 'float32' }] }] };
+
+    expect(renameWeights(json, 'demo-model.weights.bin')).toEqual({ ...json, weightsManifest: [{ paths: ['./demo-model.weights.bin'], weights: json.weightsManifest[0]!.weights }] });
+    expect(json.weightsManifest[0]!.paths).toEqual(['./weights.bin']);
+    expect(() => renameWeights({ weightsManifest: [] }, 'x.bin')).toThrow(/WEB_BAD_RESPONSE/);
   });
 
   it('reports an unreachable coordinator as WEB_API_FAILED', async () => {

@@ -1,8 +1,9 @@
 /**
  * The researcher dashboard's data: typed props for the charts and the clients table, derived from the
  * coordinator's admin JSON API (GET /api/tasks, /api/tasks/:id/{metrics,trust,clients,rounds,
- * rounds/:r/updates}). Responses are checked before use — types are not validation — and a wrong
- * shape is `WEB_BAD_RESPONSE`. Metric names are matched by their dot-separated segments, so
+ * rounds/:r/updates}), and the task controls (POST /api/tasks/:id/{start,pause,resume,stop}).
+ * Responses are checked before use — types are not validation — and a wrong shape is
+ * `WEB_BAD_RESPONSE`. Metric names are matched by their dot-separated segments, so
  * `client.accuracy`, `eval.accuracy.image` and `accuracy` are all found; server-side evaluation
  * (`global.`/`eval.`/`test.`) wins over clients' own means (`client.`).
  */
@@ -52,11 +53,20 @@ export interface ClientRow {
   readonly lastContributionRound: number | null;
 }
 
+/** What a researcher can do to a task (the coordinator's TASK_ACTIONS). */
+export const TASK_ACTIONS = ['start', 'pause', 'resume', 'stop'] as const;
+/** One of {@link TASK_ACTIONS}. */
+export type TaskAction = (typeof TASK_ACTIONS)[number];
+
 /** A task as the dashboard lists it. */
 export interface TaskSummary {
   readonly taskId: string;
   readonly status: string;
   readonly updatedAt: number;
+  /** Actions the task's status allows now, as the coordinator reports them (none when it reports none). */
+  readonly actions: readonly TaskAction[];
+  /** Whether the coordinator holds a model of the task it can export as TF.js artifacts. */
+  readonly hasModel: boolean;
 }
 
 /** Everything the dashboard draws for one task. */
@@ -96,6 +106,39 @@ function numberAt(value: unknown, what: string): number {
 function stringAt(value: unknown, what: string): string {
   if (typeof value !== 'string') bad(`${what} is not a string`);
   return value;
+}
+
+function taskSummaryAt(value: unknown, what: string): TaskSummary {
+  const task = objectAt(value, what);
+  // Absent from coordinators without controls: no action, no export.
+  const actions = task['actions'] === undefined ? [] : arrayAt(task['actions'], `${what}.actions`);
+  return {
+    taskId: stringAt(task['taskId'], `${what}.taskId`),
+    status: stringAt(task['status'], `${what}.status`),
+    updatedAt: numberAt(task['updatedAt'], `${what}.updatedAt`),
+    actions: actions.map((a, i) => {
+      const action = stringAt(a, `${what}.actions[${i}]`);
+      if (!(TASK_ACTIONS as readonly string[]).includes(action)) bad(`${what}.actions[${i}] is not a task action`);
+      return action as TaskAction;
+    }),
+    hasModel: booleanAt(task['hasModel'] ?? false, `${what}.hasModel`),
+  };
+}
+
+function booleanAt(value: unknown, what: string): boolean {
+  if (typeof value !== 'boolean') bad(`${what} is not a boolean`);
+  return value;
+}
+
+/**
+ * A TF.js `model.json` whose weights manifest names `weightsFile` instead (its other fields kept), so
+ * the pair can be saved under task-specific names and still load together.
+ */
+export function renameWeights(modelJson: unknown, weightsFile: string): Json {
+  const json = objectAt(modelJson, 'model.json');
+  const manifest = arrayAt(json['weightsManifest'], 'model.json weightsManifest');
+  if (manifest.length !== 1) bad(`model.json names ${manifest.length} weight groups, expected 1`);
+  return { ...json, weightsManifest: [{ ...objectAt(manifest[0], 'model.json weightsManifest[0]'), paths: [`./${weightsFile}`] }] };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -178,7 +221,10 @@ export function rejectionCounts(updates: readonly { status: string; code: string
 // Fetching
 
 /** The part of `fetch` the dashboard needs. */
-export type DashboardFetch = (url: string, init: { headers: Record<string, string> }) => Promise<{ ok: boolean; status: number; json(): Promise<unknown> }>;
+export type DashboardFetch = (
+  url: string,
+  init: { headers: Record<string, string>; method?: 'GET' | 'POST'; body?: string },
+) => Promise<{ ok: boolean; status: number; json(): Promise<unknown> }>;
 
 /** Reads the admin API under `baseUrl` (the coordinator's origin) with `adminToken`. */
 export class DashboardApi {
@@ -190,9 +236,22 @@ export class DashboardApi {
 
   /** GET `path` as JSON; `WEB_API_FAILED` with the coordinator's own code and message on an error status. */
   async get(path: string): Promise<Json> {
+    return this.request(path, { headers: { authorization: `Bearer ${this.adminToken}` } });
+  }
+
+  /**
+   * Applies a control to a task and returns its summary after it. A status that does not allow the
+   * action is `WEB_API_FAILED` carrying the coordinator's `TASK_TRANSITION`.
+   */
+  async control(taskId: string, action: TaskAction): Promise<TaskSummary> {
+    const body = await this.request(`/api/tasks/${encodeURIComponent(taskId)}/${action}`, { method: 'POST', headers: { authorization: `Bearer ${this.adminToken}` } });
+    return taskSummaryAt(body['task'], 'task');
+  }
+
+  private async request(path: string, init: Parameters<DashboardFetch>[1]): Promise<Json> {
     let response: Awaited<ReturnType<DashboardFetch>>;
     try {
-      response = await this.fetchImpl(`${this.baseUrl.replace(/\/$/, '')}${path}`, { headers: { authorization: `Bearer ${this.adminToken}` } });
+      response = await this.fetchImpl(`${this.baseUrl.replace(/\/$/, '')}${path}`, init);
     } catch (err) {
       throw new WebClientError('WEB_API_FAILED', `${path}: coordinator unreachable (${err instanceof Error ? err.message : String(err)})`);
     }
@@ -213,10 +272,7 @@ export class DashboardApi {
   /** Every task the coordinator runs. */
   async tasks(): Promise<TaskSummary[]> {
     const body = await this.get('/api/tasks');
-    return arrayAt(body['tasks'], 'tasks').map((t, i) => {
-      const task = objectAt(t, `tasks[${i}]`);
-      return { taskId: stringAt(task['taskId'], `tasks[${i}].taskId`), status: stringAt(task['status'], `tasks[${i}].status`), updatedAt: numberAt(task['updatedAt'], `tasks[${i}].updatedAt`) };
-    });
+    return arrayAt(body['tasks'], 'tasks').map((t, i) => taskSummaryAt(t, `tasks[${i}]`));
   }
 
   /** Everything the dashboard shows for `task`; rejection codes come from the latest `maxRounds` rounds. */
@@ -289,5 +345,21 @@ export class DashboardApi {
     }
     if (!response.ok) throw new WebClientError('WEB_API_FAILED', `${path}: HTTP ${response.status}`);
     return response.blob();
+  }
+
+  /**
+   * The task's global model as TF.js files: `kind` 'model' is the merged LayersModel, 'adapters' the
+   * adapters alone. Named `<task>-<kind>.json` and `<task>-<kind>.weights.bin`, the first naming the
+   * second, so `tf.loadLayersModel` reads them from one folder.
+   */
+  async exportFiles(taskId: string, kind: 'model' | 'adapters'): Promise<{ readonly name: string; readonly blob: Blob }[]> {
+    const base = `/api/tasks/${encodeURIComponent(taskId)}/export/${kind}`;
+    const weightsName = `${taskId}-${kind}.weights.bin`;
+    const [modelJson, weights] = await Promise.all([this.get(`${base}/model.json`), this.download(`${base}/weights.bin`)]);
+    const json = new Blob([JSON.stringify(renameWeights(modelJson, weightsName))], { type: 'application/json' });
+    return [
+      { name: `${taskId}-${kind}.json`, blob: json },
+      { name: weightsName, blob: weights },
+    ];
   }
 }

@@ -1,76 +1,159 @@
 /**
- * The model the explanation viewer runs in the tab: the demo task's architecture (28×28 image CNN,
- * GloVe-pooled text MLP, 1 s log-mel audio CNN, LoRA adapters, NAM head over 8 concepts per
- * modality, 10 classes), built with `@chorus/models`' API at the sizes of its `demo.ts`. Until the
- * client runtime downloads the coordinator's global model, the weights are a seeded random
- * initialisation and the page says so.
+ * The models the explanation viewer runs in the tab: the demo task's architecture from
+ * `@chorus/models` (`buildDigitsEncoder`, `DIGITS_*`), on the pretrained base encoders when the
+ * origin serves them, with the adapters of one source — the coordinator's current global model,
+ * this browser's last local model, or fresh ones — and where those came from, stated on the page.
+ * The frozen parts (encoders, word-embedding table, log-mel front end) are loaded once into a
+ * {@link ViewerBase} and shared by every model built on it.
  */
+import type * as tf from '@tensorflow/tfjs';
+import { globalFor, inferAdapterLayout } from '@chorus/client';
+import type { Embeddings } from '@chorus/datasets';
+import type { Parameters } from '@chorus/fl-core';
 import {
+  DIGITS_AUDIO_SAMPLES,
+  DIGITS_CAPTION_TOKENS,
+  DIGITS_LOG_MEL,
+  DIGITS_NUM_CLASSES,
   LogMelFrontend,
+  MODALITIES,
   MultimodalModel,
   TextEmbedder,
-  buildAudioEncoder,
-  buildImageEncoder,
-  buildTextEncoder,
-  frameCount,
+  buildDigitsEncoder,
   type Modality,
 } from '@chorus/models';
-import type { Embeddings } from '@chorus/datasets';
+import { WebClientError } from '../lib/errors.js';
+import { DEMO_IMAGE_TARGET } from '../lib/ownData.js';
 
-/** Samples per clip fed to the log-mel front end (1 s at 16 kHz; shorter clips are zero-padded). */
-export const AUDIO_SAMPLES = 16000;
+/** Samples per clip fed to the log-mel front end (shorter clips are zero-padded). */
+export const AUDIO_SAMPLES = DIGITS_AUDIO_SAMPLES;
 /** Sample rate the audio encoder expects. */
-export const AUDIO_SAMPLE_RATE = 16000;
-/** Log-mel settings of the demo task (25 ms frames every 10 ms, 40 mel bands). */
-export const LOG_MEL = { sampleRate: 16000, frameLength: 400, hopLength: 160, fftLength: 512, numMels: 40 } as const;
+export const AUDIO_SAMPLE_RATE = DIGITS_LOG_MEL.sampleRate;
+/** Log-mel settings of the demo task. */
+export const LOG_MEL = DIGITS_LOG_MEL;
 /** Tokens per text input. */
-export const TEXT_TOKENS = 16;
-/** Image side in pixels. */
-export const IMAGE_SIDE = 28;
+export const TEXT_TOKENS = DIGITS_CAPTION_TOKENS;
+/** Image side in pixels (the demo image target, which the image encoder's input matches). */
+export const IMAGE_SIDE = DEMO_IMAGE_TARGET.height;
 /** Classes of the demo task. */
-export const NUM_CLASSES = 10;
-const EMBEDDING_DIM = 64;
+export const NUM_CLASSES = DIGITS_NUM_CLASSES;
+
+/** Where a model's adapters came from. */
+export type AdapterSource =
+  | { readonly kind: 'global'; readonly taskId: string; readonly serverRound: number; readonly sha256: string; readonly verified: boolean }
+  | { readonly kind: 'local'; readonly taskId: string; readonly serverRound: number; readonly savedAt: number }
+  | { readonly kind: 'fresh'; readonly reason: string };
+
+/** Where a model's weights came from: the frozen base and the adapters. */
+export interface Provenance {
+  readonly base: 'pretrained' | 'fresh';
+  readonly adapters: AdapterSource;
+}
+
+/** The frozen parts every viewer model shares; the caller disposes it after every model built on it. */
+export interface ViewerBase {
+  /** Frozen encoders by modality (text only when the word-embedding table loaded). */
+  readonly encoders: Partial<Record<Modality, tf.LayersModel>>;
+  readonly base: Provenance['base'];
+  /** Null when the word-embedding table could not be fetched (no text encoder then). */
+  readonly embeddings: Embeddings | null;
+  readonly embedder: TextEmbedder | null;
+  readonly logMel: LogMelFrontend;
+  dispose(): void;
+}
 
 /** A model ready to explain, with the front ends its inputs need. */
 export interface ViewerModel {
   readonly model: MultimodalModel;
   readonly logMel: LogMelFrontend;
-  /** Null when the word-embedding table could not be fetched (the model then has no text encoder). */
   readonly embeddings: Embeddings | null;
   readonly modalities: readonly Modality[];
-  /** Where the weights came from, shown on the page. */
-  readonly provenance: string;
-  /** Releases every tensor. */
+  readonly provenance: Provenance;
+  /** Releases the model's own tensors (adapters, head), not the shared base. */
   dispose(): void;
 }
 
-/** Builds the demo architecture with seeded random weights; text only when `embeddings` are given. */
-export function buildViewerModel(embeddings: Embeddings | null, seed = 0): ViewerModel {
-  const numFrames = frameCount(AUDIO_SAMPLES, LOG_MEL.frameLength, LOG_MEL.hopLength);
+/**
+ * The shared frozen parts: `encoders` as given (e.g. from `loadDigitsBase`), or the fresh demo
+ * encoders every party agrees on when null. Text joins only with an embedding table. Takes
+ * ownership of `encoders`.
+ */
+export function createViewerBase(encoders: Partial<Record<Modality, tf.LayersModel>> | null, embeddings: Embeddings | null): ViewerBase {
+  const wanted = MODALITIES.filter((m) => m !== 'text' || embeddings !== null);
+  const built: Partial<Record<Modality, tf.LayersModel>> = {};
+  for (const m of wanted) built[m] = encoders?.[m] ?? buildDigitsEncoder(m);
+  // Encoders given for a modality the viewer cannot feed are released now, not leaked.
+  for (const m of MODALITIES) if (encoders?.[m] && !wanted.includes(m)) encoders[m].dispose();
   const embedder = embeddings ? new TextEmbedder(embeddings.vectors, embeddings.dim) : null;
-  const model = new MultimodalModel({
-    numClasses: NUM_CLASSES,
-    encoders: {
-      image: { base: buildImageEncoder({ inputShape: [IMAGE_SIDE, IMAGE_SIDE, 1], filters: [32, 64], pointwiseFilters: 64, hiddenUnits: 256, embeddingDim: EMBEDDING_DIM, seed }) },
-      ...(embeddings ? { text: { base: buildTextEncoder({ inputDim: embeddings.dim, hiddenUnits: 256, embeddingDim: EMBEDDING_DIM, seed: seed + 10 }) } } : {}),
-      audio: {
-        base: buildAudioEncoder({ numFrames, numMels: LOG_MEL.numMels, filters: [16, 32], pointwiseFilters: 8, hiddenUnits: 256, embeddingDim: EMBEDDING_DIM, seed: seed + 20 }),
-      },
-    },
-    ...(embedder ? { textEmbedder: embedder } : {}),
-    seed,
-  });
   const logMel = new LogMelFrontend(AUDIO_SAMPLES, LOG_MEL);
   return {
-    model,
-    logMel,
+    encoders: built,
+    // Pretrained only when every encoder came in: a mix would mislabel the fresh ones.
+    base: encoders !== null && wanted.every((m) => encoders[m] !== undefined) ? 'pretrained' : 'fresh',
     embeddings,
-    modalities: model.modalities,
-    provenance: `untrained model: random initialisation (seed ${seed}); the coordinator's global model replaces it once the client runtime joins a task`,
+    embedder,
+    logMel,
     dispose: () => {
-      model.dispose();
-      logMel.dispose();
+      for (const e of Object.values(built)) e.dispose();
       embedder?.dispose();
+      logMel.dispose();
     },
   };
+}
+
+/**
+ * A model on `base` holding `adapters` (global or local fl-core tensors; its modalities are those
+ * the adapters and the base share, its layout read off the tensor shapes), or fresh adapters when
+ * `adapters` is null. Throws `WEB_BAD_RESPONSE` (nothing left allocated) when the adapters do not fit.
+ */
+export function buildViewerModel(base: ViewerBase, options: { readonly adapters: Parameters | null; readonly adapterAlpha?: number; readonly source: AdapterSource; readonly seed?: number }): ViewerModel {
+  const available = MODALITIES.filter((m) => base.encoders[m] !== undefined);
+  let layout: ReturnType<typeof inferAdapterLayout> | null = null;
+  if (options.adapters) {
+    try {
+      layout = inferAdapterLayout(options.adapters);
+    } catch (err) {
+      throw new WebClientError('WEB_BAD_RESPONSE', `the ${options.source.kind} adapters: ${(err as Error).message}`);
+    }
+  }
+  const modalities = layout ? layout.modalities.filter((m) => available.includes(m)) : available;
+  if (modalities.length === 0) throw new WebClientError('WEB_BAD_RESPONSE', `the ${options.source.kind} adapters hold no modality this viewer has (${available.join(', ')})`);
+  const encoders: Partial<Record<Modality, { base: tf.LayersModel }>> = {};
+  for (const m of modalities) encoders[m] = { base: base.encoders[m]! };
+  const model = new MultimodalModel({
+    numClasses: layout?.numClasses ?? NUM_CLASSES,
+    encoders,
+    ...(modalities.includes('text') && base.embedder ? { textEmbedder: base.embedder } : {}),
+    ...(layout ? { conceptDim: layout.namConcepts, namHiddenUnits: layout.namHiddenUnits, loraRank: layout.adapterRank } : {}),
+    ...(options.adapterAlpha === undefined ? {} : { loraAlpha: options.adapterAlpha }),
+    seed: options.seed ?? 0,
+  });
+  try {
+    if (options.adapters) model.setAdapterParameters(globalFor(model, options.adapters));
+  } catch (err) {
+    model.dispose();
+    throw new WebClientError('WEB_BAD_RESPONSE', `the ${options.source.kind} adapters do not fit the demo model: ${(err as Error).message}`);
+  }
+  return {
+    model,
+    logMel: base.logMel,
+    embeddings: base.embeddings,
+    modalities: model.modalities,
+    provenance: { base: base.base, adapters: options.source },
+    dispose: () => model.dispose(),
+  };
+}
+
+/** One line saying which weights a model runs, for the page ("global model, round 3 (sha256 1a2b3c4d5e6f…) on the pretrained base"). */
+export function describeProvenance(p: Provenance): string {
+  const base = p.base === 'pretrained' ? 'on the pretrained base' : 'on fresh, untrained base encoders (the origin serves no pretrained weights)';
+  const a = p.adapters;
+  switch (a.kind) {
+    case 'global':
+      return `global model, round ${a.serverRound} of task ${a.taskId} (sha256 ${a.sha256.slice(0, 12)}…${a.verified ? ', verified' : ''}) ${base}`;
+    case 'local':
+      return `local model of this browser, trained in round ${a.serverRound} of task ${a.taskId} (saved ${new Date(a.savedAt).toISOString().slice(0, 16).replace('T', ' ')} UTC) ${base}`;
+    case 'fresh':
+      return `fallback: fresh, untrained adapters ${base}, because ${a.reason}`;
+  }
 }

@@ -2,15 +2,24 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Embeddings } from '@chorus/datasets';
 import { isWebClientError } from '../lib/errors.js';
-import { TEXT_TOKENS, buildViewerModel, type ViewerModel } from './demoModel.js';
+import { TEXT_TOKENS, buildViewerModel, createViewerBase, type ViewerBase, type ViewerModel } from './demoModel.js';
 import { explainSample, type ViewerSample } from './explainSample.js';
 import { textInput } from './samples.js';
 
-/** A four-word vocabulary with 3-wide vectors: id 0 padding, id 1 unknown. */
+/** The demo text encoder reads 100-wide GloVe vectors. */
+const DIM = 100;
+
+/** A four-word vocabulary: id 0 padding (zeros), id 1 unknown (0.1 everywhere), 'seven' and 'apples' one-hot on axes 0 and 1. */
 const embeddings: Embeddings = {
-  dim: 3,
+  dim: DIM,
   vocabulary: ['<pad>', '<unk>', 'seven', 'apples'],
-  vectors: Float32Array.from([0, 0, 0, 0.1, 0.1, 0.1, 1, 0, 0, 0, 1, 0]),
+  vectors: (() => {
+    const v = new Float32Array(4 * DIM);
+    v.fill(0.1, DIM, 2 * DIM);
+    v[2 * DIM + 0] = 1;
+    v[3 * DIM + 1] = 1;
+    return v;
+  })(),
   padId: 0,
   unkId: 1,
   encode: (text, maxTokens) => {
@@ -29,14 +38,19 @@ function barImage(): Float32Array {
 }
 
 describe('explainSample', () => {
+  let base: ViewerBase;
   let viewer: ViewerModel;
 
   beforeAll(async () => {
     await tf.setBackend('cpu');
-    viewer = buildViewerModel(embeddings, 0);
+    base = createViewerBase(null, embeddings);
+    viewer = buildViewerModel(base, { adapters: null, source: { kind: 'fresh', reason: 'a test' } });
   });
 
-  afterAll(() => viewer.dispose());
+  afterAll(() => {
+    viewer.dispose();
+    base.dispose();
+  });
 
   it('explains an image alone: only image terms, attribution all on the image, no EC', () => {
     // Arrange

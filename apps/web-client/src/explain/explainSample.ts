@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRng } from '@chorus/fl-core';
 import { explain, explanationConsistency, faithfulness, saliency, shapeFunctionGrid, type Modality, type MultimodalBatch } from '@chorus/models';
 import { WebClientError } from '../lib/errors.js';
-import { AUDIO_SAMPLES, IMAGE_SIDE, TEXT_TOKENS, type ViewerModel } from './demoModel.js';
+import { AUDIO_SAMPLES, IMAGE_SIDE, TEXT_TOKENS, type Provenance, type ViewerModel } from './demoModel.js';
 import { fitLength } from './signal.js';
 
 /** One sample to explain; any non-empty subset of the model's modalities. */
@@ -48,7 +48,7 @@ export interface ShapeCurve {
 /** Everything the viewer's panels draw. Plain data. */
 export interface ExplanationView {
   readonly source: string;
-  readonly provenance: string;
+  readonly provenance: Provenance;
   readonly classNames: readonly string[];
   readonly label: number | null;
   readonly predicted: number;

@@ -15,6 +15,10 @@ export const WEB_CLIENT_ERROR_CODES = [
   'WEB_BAD_RESPONSE',
   /** A sample picked for explanation cannot be fed to the model. */
   'WEB_BAD_SAMPLE',
+  /** The local model this browser stored is unreadable or does not fit the task's model. */
+  'WEB_BAD_LOCAL_MODEL',
+  /** Own files hold nothing the tab can train on (none loaded, or not in the task's shape). */
+  'WEB_NO_DATA',
 ] as const;
 
 /** One of {@link WEB_CLIENT_ERROR_CODES}. */

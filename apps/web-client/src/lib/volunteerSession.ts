@@ -1,25 +1,46 @@
 /**
- * The tab's federated client: a ChorusClient over socket.io to this page's origin, trained on a
- * small slice of the built-in digits training split read lazily over /data/ (only the chosen
- * records are fetched), with the pretrained base encoders fetched from /weights/ when the origin
- * serves them and fresh encoders otherwise. The slice is a Dirichlet partition seeded by this
- * browser's install id, so a reload trains on the same examples. Raw samples never leave the tab:
- * the runtime uploads only encoded parameter deltas.
+ * The tab's federated client: a ChorusClient over socket.io to this page's origin, trained either
+ * on a small slice of the built-in digits training split read lazily over /data/ (only the chosen
+ * records are fetched) or on the volunteer's own files, with the pretrained base encoders fetched
+ * from /weights/ when the origin serves them and fresh encoders otherwise. Every modality the data
+ * holds is offered (image, caption, speech); the runtime trains the ones the task's global model
+ * has. Speech becomes log-mel features in the tab, on the backend the trial chose.
+ *
+ * The slice: the training split minus the examples `pnpm start`'s headless demo clients use, dealt
+ * by a fixed-seed Dirichlet partition into {@link DEMO_PARTITION_CLIENTS} shards; this install's
+ * seed picks the shard and a seeded subset of it, so a reload trains on the same examples and two
+ * installs on different shards never share one. Raw samples never leave the tab: the runtime
+ * uploads only encoded parameter deltas.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ChorusClient, createDigitsModelFactory, datasetFromSamples, type BuiltinSample, type IdentityStorage } from '@chorus/client';
-import { loadEmbeddings, openBuiltin, partitionDataset, readManifest, type ByteSource } from '@chorus/datasets';
+import { ArrayDataset, ChorusClient, DIGITS_CAPTION_TOKENS, createDigitsModelFactory, datasetFromSamples, digitsLogMel, type BuiltinSample, type IdentityStorage, type LocalDataset } from '@chorus/client';
+import { encodeText, loadEmbeddings, openBuiltin, partitionDataset, readManifest, vocabularyIndex, type ByteSource, type Embeddings } from '@chorus/datasets';
 import { createRng, shuffled } from '@chorus/fl-core';
 import { httpParts, loadDigitsBase, type Modality } from '@chorus/models';
 import { browserDataSource } from './builtinData.js';
+import { WebClientError } from './errors.js';
 import type { IdentityStore } from './identity.js';
+import { captureTrainedAdapters, openLocalAdapterStore, persistLocalAdapters, type LocalAdapterRecord } from './localAdapters.js';
+import type { LoadedSamples } from './ownData.js';
 
-/** Clients the built-in split is dealt to; this browser takes one of them. */
+/** Shards the browsers' share of the built-in split is dealt to; this browser takes one of them. */
 export const DEMO_PARTITION_CLIENTS = 16;
-/** Examples this tab trains on. */
+/** Seed of the browsers' partition: the same for every install, so different shards are disjoint. */
+export const DEMO_PARTITION_SEED = 2024;
+/** Examples this tab trains on (a round on 100 examples with speech takes a few seconds on WASM). */
 export const DEMO_SLICE_EXAMPLES = 100;
-/** Modalities the tab trains (audio's log-mel features are left to headless clients to keep the tab light). */
-export const DEMO_MODALITIES: readonly Modality[] = ['image', 'text'];
+/** Modalities of the built-in slice; the runtime trains those the task's global model has. */
+export const DEMO_MODALITIES: readonly Modality[] = ['image', 'text', 'audio'];
+/** The built-in digits' class names in label order: own files' class folders must be named so. */
+export const DEMO_CLASS_NAMES: readonly string[] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+
+/**
+ * How `pnpm start` deals the split to its headless demo clients (apps/coordinator main.ts passes
+ * `--clients 3 --max-examples 300` and the clients CLI's defaults: Dirichlet α 0.5, seed 1). A
+ * coordinator started with another `--demo-clients` count uses other examples, and the tab's slice
+ * may then share a few with them.
+ */
+export const HEADLESS_DEMO_PARTITION = { numClients: 3, alpha: 0.5, seed: 1, maxExamplesPerClient: 300 } as const;
 
 /** The runtime's identity storage over the tab's IndexedDB credentials. */
 export function identityStorageOf(store: IdentityStore): IdentityStorage {
@@ -43,12 +64,67 @@ export function seedOf(text: string): number {
   return h & 0x7fffffff;
 }
 
-/** Training-split indices of this install's slice: its Dirichlet shard, capped by a seeded subset, ascending. */
+/** Training-split indices the headless demo clients train on, ascending: the clients CLI's partition and cap, recomputed. */
+export function headlessDemoIndices(labels: ArrayLike<number>): number[] {
+  const { numClients, alpha, seed, maxExamplesPerClient } = HEADLESS_DEMO_PARTITION;
+  const shards = partitionDataset({ labels, modalities: DEMO_MODALITIES }, { numClients, scheme: 'dirichlet', alpha, minSamplesPerClient: 1, seed });
+  const used = shards.flatMap((s) => (s.indices.length > maxExamplesPerClient ? shuffled(createRng(seed + 1 + s.client), s.indices).slice(0, maxExamplesPerClient) : s.indices));
+  return used.sort((a, b) => a - b);
+}
+
+/** Training-split indices of this install's slice: its shard of what the headless demo clients leave, capped by a seeded subset, ascending. */
 export function demoSliceIndices(labels: ArrayLike<number>, seed: number, numExamples = DEMO_SLICE_EXAMPLES): number[] {
-  const shards = partitionDataset({ labels, modalities: DEMO_MODALITIES }, { numClients: DEMO_PARTITION_CLIENTS, scheme: 'dirichlet', alpha: 1, minSamplesPerClient: 1, seed });
-  const shard = shards[seed % DEMO_PARTITION_CLIENTS]!;
-  const indices = shard.indices.length > numExamples ? shuffled(createRng(seed + 1), shard.indices).slice(0, numExamples) : [...shard.indices];
+  const taken = new Set(headlessDemoIndices(labels));
+  const pool: number[] = [];
+  for (let i = 0; i < labels.length; i++) if (!taken.has(i)) pool.push(i);
+  const poolLabels = pool.map((i) => labels[i]!);
+  const shards = partitionDataset({ labels: poolLabels, modalities: DEMO_MODALITIES }, { numClients: DEMO_PARTITION_CLIENTS, scheme: 'dirichlet', alpha: 1, minSamplesPerClient: 1, seed: DEMO_PARTITION_SEED });
+  const shard = shards[seed % DEMO_PARTITION_CLIENTS]!.indices.map((p) => pool[p]!);
+  const indices = shard.length > numExamples ? shuffled(createRng(seed + 1), shard).slice(0, numExamples) : shard;
   return indices.sort((a, b) => a - b);
+}
+
+/**
+ * The volunteer's own files as a local dataset of their one modality: pixels as loaded (28×28 grey
+ * in [0, 1]), texts as word ids of the task's vocabulary cut to the demo's caption length, clips
+ * cropped or padded to 1 s and turned into log-mel features on the active backend. Throws
+ * `WEB_NO_DATA` when nothing loaded, or for text without a vocabulary.
+ */
+export async function datasetFromOwnData(loaded: LoadedSamples, vocabulary?: readonly string[]): Promise<LocalDataset> {
+  const n = loaded.samples.length;
+  if (n === 0) throw new WebClientError('WEB_NO_DATA', `no ${loaded.modality} sample loaded: there is nothing to train on`);
+  const labels = Int32Array.from(loaded.samples as readonly { readonly label: number }[], (s) => s.label);
+  if (loaded.modality === 'image') {
+    const pixels = 28 * 28;
+    const values = new Float32Array(n * pixels);
+    loaded.samples.forEach((s, i) => {
+      if (s.pixels.length !== pixels) throw new WebClientError('WEB_NO_DATA', `${s.path}: ${s.pixels.length} pixel values, the task's images have ${pixels}`);
+      // A uint8 target would hold 0–255; the demo target is float32 in [0, 1] already.
+      const scale = s.pixels instanceof Uint8Array ? 1 / 255 : 1;
+      for (let j = 0; j < pixels; j++) values[i * pixels + j] = s.pixels[j]! * scale;
+    });
+    return new ArrayDataset(labels, { image: { values, shape: [n, 28, 28, 1] } });
+  }
+  if (loaded.modality === 'text') {
+    if (!vocabulary) throw new WebClientError('WEB_NO_DATA', 'texts need the task\'s vocabulary to become word ids');
+    const index = vocabularyIndex(vocabulary);
+    const values = new Int32Array(n * DIGITS_CAPTION_TOKENS);
+    loaded.samples.forEach((s, i) => values.set(encodeText(s.text, index, DIGITS_CAPTION_TOKENS), i * DIGITS_CAPTION_TOKENS));
+    return new ArrayDataset(labels, { text: { values, shape: [n, DIGITS_CAPTION_TOKENS] } });
+  }
+  // digitsLogMel reads 16-bit PCM, what the built-in clips hold; the loader's floats are in [-1, 1].
+  const clips = loaded.samples.map((s) => Int16Array.from(s.samples, (v) => Math.max(-32768, Math.min(32767, Math.round(v * 32768)))));
+  return new ArrayDataset(labels, { audio: await digitsLogMel(clips) });
+}
+
+/** Stores this tab's latest accepted local adapters (one short-lived IndexedDB connection per save). */
+async function saveLocalModel(record: LocalAdapterRecord): Promise<void> {
+  const store = await openLocalAdapterStore();
+  try {
+    await store.save(record);
+  } finally {
+    store.close();
+  }
 }
 
 /** Where the base encoders came from. */
@@ -63,13 +139,18 @@ export interface VolunteerClientOptions {
   /** Page origin (socket.io and /weights/); default `location.origin`. */
   readonly origin?: string;
   readonly source?: ByteSource;
+  /** Train on these own files instead of the built-in slice. */
+  readonly ownData?: LoadedSamples;
 }
 
 /** A client ready to start, with what it will train on. */
 export interface VolunteerClient {
   readonly client: ChorusClient;
   readonly numExamples: number;
+  /** Modalities the local data holds (the runtime trains those the task has too). */
   readonly modalities: readonly Modality[];
+  /** Milliseconds spent reading and preprocessing the local data (log-mel features included). */
+  readonly prepareMs: number;
   /** Whether the origin served the pretrained encoders. */
   readonly base: BaseSource;
 }
@@ -83,30 +164,43 @@ async function weightsServed(origin: string): Promise<boolean> {
   }
 }
 
-/** Reads this install's slice and builds the (not yet started) client on the active TF.js backend. */
+/** Reads this install's slice (or takes the own files) and builds the (not yet started) client on the active TF.js backend. */
 export async function createVolunteerClient(options: VolunteerClientOptions): Promise<VolunteerClient> {
   const origin = options.origin ?? location.origin;
   const source = options.source ?? browserDataSource();
+  const started = performance.now();
   const manifest = await readManifest(source);
-  const split = await openBuiltin(source, manifest, 'digits', 'train');
-  const indices = demoSliceIndices(split.labels, seedOf(options.installId));
-  const samples = (await split.read(indices)) as BuiltinSample[];
-  const dataset = await datasetFromSamples(samples, DEMO_MODALITIES);
+  // One fetch of the word-vector table, shared by own texts' word ids and the text encoder.
+  let embeddings: Promise<Embeddings> | null = null;
+  const sharedEmbeddings = (): Promise<Embeddings> => (embeddings ??= loadEmbeddings(source, manifest));
+  let dataset: LocalDataset;
+  if (options.ownData) {
+    const vocabulary = options.ownData.modality === 'text' ? (await sharedEmbeddings()).vocabulary : undefined;
+    dataset = await datasetFromOwnData(options.ownData, vocabulary);
+  } else {
+    const split = await openBuiltin(source, manifest, 'digits', 'train');
+    const indices = demoSliceIndices(split.labels, seedOf(options.installId));
+    const samples = (await split.read(indices)) as BuiltinSample[];
+    dataset = await datasetFromSamples(samples, DEMO_MODALITIES);
+  }
+  const prepareMs = performance.now() - started;
   const base: BaseSource = (await weightsServed(origin)) ? 'pretrained' : 'fresh';
   const parts = httpParts(`${origin}/weights/`);
-  const models = createDigitsModelFactory({
+  // The runtime disposes each round's model itself; the capture keeps its trained adapters for the explanation viewer.
+  const capture = captureTrainedAdapters(createDigitsModelFactory({
     loadBase: async (m) => (base === 'pretrained' ? (await loadDigitsBase(parts, { modalities: [m] }))[m] : null),
-    loadEmbeddings: () => loadEmbeddings(source, manifest),
-  });
+    loadEmbeddings: sharedEmbeddings,
+  }));
   const client = new ChorusClient({
     url: origin,
     taskId: options.taskId,
     token: options.token,
     storage: identityStorageOf(options.identity),
     dataset,
-    models,
+    models: capture.factory,
     backend: tf.getBackend(),
     seed: seedOf(options.installId),
   });
-  return { client, numExamples: dataset.numExamples, modalities: DEMO_MODALITIES, base };
+  persistLocalAdapters(client, { taskId: options.taskId, joinToken: options.token, capture, save: saveLocalModel });
+  return { client, numExamples: dataset.numExamples, modalities: dataset.modalities, prepareMs, base };
 }

@@ -1,11 +1,14 @@
 /**
  * The researcher dashboard (`/dashboard`): asks for the admin token (kept in this tab's session
- * storage only), lists the coordinator's tasks and polls the chosen one's figures every few seconds.
+ * storage only), polls the coordinator's tasks and the chosen one's figures every few seconds, and
+ * starts, pauses, resumes or stops the chosen task. Downloads (metrics, the global model as codec
+ * bytes or TF.js files) go through the token too, so they are buttons rather than plain links.
  */
 import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import { BytesChart, EpsilonChart, MetricPerRoundChart, RejectionsChart, TrustChart } from '../dashboard/Charts.js';
 import { ClientsTable } from '../dashboard/ClientsTable.js';
-import { DashboardApi, type DashboardData, type TaskSummary } from '../dashboard/dashboardData.js';
+import { DashboardApi, type DashboardData, type TaskAction, type TaskSummary } from '../dashboard/dashboardData.js';
+import { TaskControls } from '../dashboard/TaskControls.js';
 import { describeError } from '../lib/errors.js';
 
 const TOKEN_KEY = 'chorus.adminToken';
@@ -34,14 +37,17 @@ function TokenForm({ onToken, error }: { onToken: (token: string) => void; error
   );
 }
 
-async function saveBlob(api: DashboardApi, path: string, fileName: string): Promise<void> {
-  const blob = await api.download(path);
+function saveFile(blob: Blob, fileName: string): void {
   const url = URL.createObjectURL(blob);
   const a = document.createElement('a');
   a.href = url;
   a.download = fileName;
   a.click();
   URL.revokeObjectURL(url);
+}
+
+async function saveBlob(api: DashboardApi, path: string, fileName: string): Promise<void> {
+  saveFile(await api.download(path), fileName);
 }
 
 /** `/dashboard` */
@@ -53,6 +59,8 @@ export default function DashboardPage(): ReactNode {
   const [data, setData] = useState<DashboardData | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [now, setNow] = useState(() => Date.now());
+  // Bumped after a control so the figures are read again at once instead of at the next tick.
+  const [refreshKey, setRefreshKey] = useState(0);
   const api = token ? new DashboardApi(window.location.origin, token, (url, init) => fetch(url, init)) : null;
 
   const acceptToken = (value: string): void => {
@@ -71,50 +79,35 @@ export default function DashboardPage(): ReactNode {
   useEffect(() => {
     if (!token) return;
     let live = true;
-    new DashboardApi(window.location.origin, token, (url, init) => fetch(url, init))
-      .tasks()
-      .then((list) => {
+    const client = new DashboardApi(window.location.origin, token, (url, init) => fetch(url, init));
+    // The task list is read on every tick too: it carries each task's status and allowed actions.
+    const poll = async (): Promise<void> => {
+      try {
+        const list = await client.tasks();
         if (!live) return;
         setTasks(list);
-        setSelected((s) => s ?? list[0]?.taskId ?? null);
+        const task = list.find((t) => t.taskId === selected) ?? (selected === null ? list[0] : undefined);
+        if (!task) return;
+        if (selected === null) return setSelected(task.taskId); // the effect runs again for it
+        const d = await client.dashboard(task);
+        if (!live) return;
+        setData(d);
+        setNow(Date.now());
         setError(null);
-      })
-      .catch((err: unknown) => {
+      } catch (err) {
         if (!live) return;
         const message = describeError(err);
         if (/AUTH_(INVALID|REQUIRED)/.test(message)) forget('The coordinator refused this token.');
         else setError(message);
-      });
-    return () => {
-      live = false;
+      }
     };
-  }, [token, forget]);
-
-  useEffect(() => {
-    const task = tasks?.find((t) => t.taskId === selected);
-    if (!token || !task) return;
-    let live = true;
-    const client = new DashboardApi(window.location.origin, token, (url, init) => fetch(url, init));
-    const poll = (): void => {
-      client
-        .dashboard(task)
-        .then((d) => {
-          if (!live) return;
-          setData(d);
-          setNow(Date.now());
-          setError(null);
-        })
-        .catch((err: unknown) => {
-          if (live) setError(describeError(err));
-        });
-    };
-    poll();
-    const timer = window.setInterval(poll, POLL_MS);
+    void poll();
+    const timer = window.setInterval(() => void poll(), POLL_MS);
     return () => {
       live = false;
       window.clearInterval(timer);
     };
-  }, [token, tasks, selected]);
+  }, [token, selected, refreshKey, forget]);
 
   if (!token || !api) {
     return (
@@ -125,6 +118,26 @@ export default function DashboardPage(): ReactNode {
     );
   }
   const id = selected ? encodeURIComponent(selected) : '';
+  const current = tasks?.find((t) => t.taskId === selected) ?? null;
+  const act = async (action: TaskAction): Promise<void> => {
+    if (!current) return;
+    try {
+      const updated = await api.control(current.taskId, action);
+      setTasks((list) => list?.map((t) => (t.taskId === updated.taskId ? updated : t)) ?? list);
+      setError(null);
+      setRefreshKey((k) => k + 1);
+    } catch (err) {
+      setError(describeError(err));
+    }
+  };
+  const saveExport = (kind: 'model' | 'adapters'): void => {
+    if (!current) return;
+    void api
+      .exportFiles(current.taskId, kind)
+      .then((files) => files.forEach((f) => saveFile(f.blob, f.name)))
+      .catch((e: unknown) => setError(describeError(e)));
+  };
+  const noModel = current?.hasModel ? undefined : 'The coordinator holds no model of this task to export';
   return (
     <div className="page">
       <h1>Researcher dashboard</h1>
@@ -152,7 +165,13 @@ export default function DashboardPage(): ReactNode {
               Metrics (JSON)
             </button>
             <button type="button" onClick={() => void saveBlob(api, `/api/tasks/${id}/checkpoint`, `${selected}-global.chrs`).catch((e: unknown) => setError(describeError(e)))}>
-              Global model
+              Global model (codec)
+            </button>
+            <button type="button" disabled={!current?.hasModel} title={noModel ?? 'Merged TF.js LayersModel: model.json and its weights'} onClick={() => saveExport('model')}>
+              Model (TF.js)
+            </button>
+            <button type="button" disabled={!current?.hasModel} title={noModel ?? 'The LoRA adapters alone, as TF.js files'} onClick={() => saveExport('adapters')}>
+              Adapters (TF.js)
             </button>
           </>
         )}
@@ -165,10 +184,11 @@ export default function DashboardPage(): ReactNode {
           {error}
         </p>
       )}
-      <p className="note">Starting, pausing and stopping a task from here needs the coordinator's control API, which is not available yet.</p>
+      {current && <TaskControls key={current.taskId} task={current} onAction={act} />}
       {data && (
         <p className="status-line">
-          Task <strong>{data.task.taskId}</strong>: {data.task.status}, {data.rounds.length} completed round{data.rounds.length === 1 ? '' : 's'}, {data.clients.length} client
+          Task <strong>{data.task.taskId}</strong>: {current?.status ?? data.task.status}, {data.rounds.length} completed round{data.rounds.length === 1 ? '' : 's'},{' '}
+          {data.clients.length} client
           {data.clients.length === 1 ? '' : 's'}.
         </p>
       )}

@@ -1,22 +1,35 @@
 /**
- * The explanation viewer (`/explain`): pick an own image, WAV or text file, type a text, or take a
- * built-in digits sample (image + caption + spoken digit), run the model and every explanation in
- * this tab, and render the panels. The weights are an untrained seeded initialisation until the
- * client runtime brings the coordinator's global model; the page says so.
+ * The explanation viewer (`/explain`, optionally `?task=…&token=…` as in a join link): pick an own
+ * image, WAV or text file, type a text, or take a built-in digits sample (image + caption + spoken
+ * digit), run the model and every explanation in this tab, and render the panels. The model is the
+ * task's current global one on the pretrained base, or — clearly labelled — the base with fresh
+ * adapters when no global model is available; when this browser has volunteered, its local model
+ * explains the same sample beside it.
  */
 import { useEffect, useState, type ReactNode } from 'react';
 import { sourceFromFile } from '@chorus/datasets';
 import { BackendPanel } from '../components/BackendPanel.js';
-import { NUM_CLASSES, buildViewerModel, type ViewerModel } from '../explain/demoModel.js';
+import { comparisonRows, restrictSample } from '../explain/compare.js';
+import { NUM_CLASSES, describeProvenance, type ViewerModel } from '../explain/demoModel.js';
 import { explainSample, type ExplanationView, type ViewerSample } from '../explain/explainSample.js';
+import { loadViewer, viewerParams, type ViewerSetup } from '../explain/loadViewer.js';
 import { AudioPanel, ImageSaliencyPanel, MetricsPanel, ModalityAttributionPanel, PredictionPanel, ShapeFunctionsPanel, TermsPanel, TextTokensPanel } from '../explain/Panels.js';
 import { sampleFromDigits, sampleFromFile, textInput } from '../explain/samples.js';
 import { loadDemoData, type DemoData } from '../lib/builtinData.js';
 import { describeError } from '../lib/errors.js';
 import { useBackend } from '../lib/useBackend.js';
 
-type Setup = { status: 'waiting' } | { status: 'ready'; viewer: ViewerModel; demo: DemoData | null; demoError: string | null } | { status: 'failed'; error: string };
-type Result = { status: 'idle' } | { status: 'running'; source: string } | { status: 'done'; view: ExplanationView; ms: number } | { status: 'failed'; error: string };
+type Setup = { status: 'waiting' } | { status: 'ready'; viewer: ViewerSetup; demo: DemoData | null; demoError: string | null } | { status: 'failed'; error: string };
+/** The local model's side of one explanation: its view (with the modalities it could not read), or why there is none. */
+type LocalSide = { view: ExplanationView; dropped: readonly string[] } | { note: string } | null;
+type Result = { status: 'idle' } | { status: 'running'; source: string } | { status: 'done'; view: ExplanationView; local: LocalSide; ms: number } | { status: 'failed'; error: string };
+
+/** The local model's explanation of `sample`, restricted to the modalities that model was trained on. */
+function explainLocal(local: ViewerModel, sample: ViewerSample, classNames: readonly string[]): LocalSide {
+  const { sample: kept, dropped } = restrictSample(sample, local.modalities);
+  if (kept === null) return { note: `the local model was trained on ${local.modalities.join(' and ')} only; this sample has none of them` };
+  return { view: explainSample(local, kept, classNames), dropped };
+}
 
 /** Lets the browser paint the "computing" state before the synchronous model work starts. */
 const nextFrame = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
@@ -28,11 +41,13 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
   const [result, setResult] = useState<Result>({ status: 'idle' });
   const [text, setText] = useState('seven apples on the table');
   const [demoIndex, setDemoIndex] = useState(0);
+  const [side, setSide] = useState<'global' | 'local'>('global');
+  const { taskId, token } = viewerParams(search);
 
   useEffect(() => {
     if (backend.status !== 'ready') return;
     let live = true;
-    let built: ViewerModel | null = null;
+    let built: ViewerSetup | null = null;
     void (async () => {
       let demo: DemoData | null = null;
       let demoError: string | null = null;
@@ -43,17 +58,19 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
       }
       if (!live) return;
       try {
-        built = buildViewerModel(demo?.embeddings ?? null);
-        setSetup({ status: 'ready', viewer: built, demo, demoError });
+        const loaded = await loadViewer({ origin: location.origin, taskId, token, embeddings: demo?.embeddings ?? null });
+        if (!live) return loaded.dispose();
+        built = loaded;
+        setSetup({ status: 'ready', viewer: loaded, demo, demoError });
       } catch (err) {
-        setSetup({ status: 'failed', error: describeError(err) });
+        if (live) setSetup({ status: 'failed', error: describeError(err) });
       }
     })();
     return () => {
       live = false;
       built?.dispose();
     };
-  }, [backend.status]);
+  }, [backend.status, taskId, token]);
 
   const classNames = setup.status === 'ready' && setup.demo ? setup.demo.digitsTest.classes : Array.from({ length: NUM_CLASSES }, (_, k) => String(k));
 
@@ -64,8 +81,9 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
       const sample = await make();
       await nextFrame();
       const started = performance.now();
-      const view = explainSample(setup.viewer, sample, classNames);
-      setResult({ status: 'done', view, ms: performance.now() - started });
+      const view = explainSample(setup.viewer.global, sample, classNames);
+      const local = setup.viewer.local ? explainLocal(setup.viewer.local, sample, classNames) : null;
+      setResult({ status: 'done', view, local, ms: performance.now() - started });
     } catch (err) {
       setResult({ status: 'failed', error: describeError(err) });
     }
@@ -79,10 +97,7 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
   return (
     <div className="page">
       <h1>Explanation viewer</h1>
-      <p className="warning" data-testid="model-provenance">
-        {ready ? `This is an ${setup.viewer.provenance}.` : 'Untrained model: random initialisation until the client runtime downloads the global model.'} Its predictions show how the explanations work, not what a trained
-        model has learned. Comparing the local model with the current global one needs the client runtime and is not available yet.
-      </p>
+      <ProvenancePanel setup={setup} />
       <div className="grid two">
         <section className="panel" aria-labelledby="pick-title" data-testid="sample-picker">
           <h2 id="pick-title">Pick a sample</h2>
@@ -155,18 +170,95 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
         </section>
         <BackendPanel state={backend} />
       </div>
-      {result.status === 'done' && (
-        <div className="grid panels" data-testid="explanation">
-          <PredictionPanel view={result.view} />
-          <ModalityAttributionPanel view={result.view} />
-          <MetricsPanel view={result.view} />
-          <ImageSaliencyPanel view={result.view} />
-          <TextTokensPanel view={result.view} />
-          <AudioPanel view={result.view} />
-          <TermsPanel view={result.view} />
-          <ShapeFunctionsPanel view={result.view} />
-        </div>
-      )}
+      {result.status === 'done' && <ComparisonPanel result={result} side={side} onSide={setSide} />}
+      {result.status === 'done' && <ExplanationPanels view={side === 'local' && result.local && 'view' in result.local ? result.local.view : result.view} />}
+    </div>
+  );
+}
+
+/** Which weights the viewer runs: the global model (or the fallback) and this browser's local model. */
+function ProvenancePanel({ setup }: { setup: Setup }): ReactNode {
+  if (setup.status !== 'ready') {
+    return (
+      <p className="note" data-testid="model-provenance" data-kind="loading">
+        Loading the model: the pretrained base and the task's current global adapters…
+      </p>
+    );
+  }
+  const { global, local, localNote } = setup.viewer;
+  const adapters = global.provenance.adapters;
+  const fallback = adapters.kind !== 'global' || global.provenance.base !== 'pretrained';
+  return (
+    <div className={fallback ? 'warning' : 'panel'} aria-label="model weights">
+      <p data-testid="model-provenance" data-kind={adapters.kind} data-base={global.provenance.base} data-round={adapters.kind === 'global' ? adapters.serverRound : undefined}>
+        <strong>Model:</strong> {describeProvenance(global.provenance)}.
+        {adapters.kind === 'fresh' && ' Its predictions show how the explanations work, not what a trained model has learned.'}
+      </p>
+      <p data-testid="local-provenance" data-kind={local ? 'local' : 'none'}>
+        <strong>Local model:</strong> {local ? `${describeProvenance(local.provenance)}; it explains every sample beside the global one.` : `none — ${localNote ?? 'not available'}.`}
+      </p>
+    </div>
+  );
+}
+
+/** The same sample under the global and the local model, row by row, and the switch choosing whose panels show below. */
+function ComparisonPanel({ result, side, onSide }: { result: Extract<Result, { status: 'done' }>; side: 'global' | 'local'; onSide: (side: 'global' | 'local') => void }): ReactNode {
+  const local = result.local;
+  if (local === null) return null;
+  if (!('view' in local)) {
+    return (
+      <p className="note" data-testid="comparison-note">
+        Local model: {local.note}.
+      </p>
+    );
+  }
+  const rows = comparisonRows(result.view, local.view);
+  return (
+    <section className="panel" data-testid="comparison" aria-labelledby="compare-title">
+      <h2 id="compare-title">Local vs global</h2>
+      {local.dropped.length > 0 && <p className="note">The local model never trained on {local.dropped.join(' or ')}, so it sees this sample without it.</p>}
+      <table className="data-table compact">
+        <thead>
+          <tr>
+            <th scope="col">Same sample</th>
+            <th scope="col">Global model</th>
+            <th scope="col">Local model</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={r.label} data-testid="comparison-row" data-label={r.label} data-differs={r.differs}>
+              <th scope="row">{r.label}</th>
+              <td className="num">{r.global}</td>
+              <td className="num">{r.local}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <fieldset className="inline" data-testid="panels-side">
+        <legend>Panels below show</legend>
+        {(['global', 'local'] as const).map((s) => (
+          <label key={s}>
+            <input type="radio" name="panels-side" value={s} checked={side === s} onChange={() => onSide(s)} /> the {s} model
+          </label>
+        ))}
+      </fieldset>
+    </section>
+  );
+}
+
+/** Every explanation panel of one view. */
+function ExplanationPanels({ view }: { view: ExplanationView }): ReactNode {
+  return (
+    <div className="grid panels" data-testid="explanation" data-model={view.provenance.adapters.kind}>
+      <PredictionPanel view={view} />
+      <ModalityAttributionPanel view={view} />
+      <MetricsPanel view={view} />
+      <ImageSaliencyPanel view={view} />
+      <TextTokensPanel view={view} />
+      <AudioPanel view={view} />
+      <TermsPanel view={view} />
+      <ShapeFunctionsPanel view={view} />
     </div>
   );
 }

@@ -1,7 +1,8 @@
 /**
  * The volunteer page (`/join?task=…&token=…`): consent, data chooser, measured backend, persistent
  * identity, and the round progress and contribution history driven by the tab's client runtime once
- * the volunteer chooses the built-in demo partition. Pause / leave closes the client.
+ * the volunteer chooses the built-in demo partition or their own loaded files. Pause / leave closes
+ * the client.
  */
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import type { ChorusClient } from '@chorus/client';
@@ -10,12 +11,14 @@ import { ConsentText } from '../components/ConsentText.js';
 import { ContributionHistory } from '../components/ContributionHistory.js';
 import { DataChooser } from '../components/DataChooser.js';
 import { IdentityPanel } from '../components/IdentityPanel.js';
+import { LocalDataPanel, type LocalDataInfo } from '../components/LocalDataPanel.js';
 import { ProgressBars, type RoundProgress } from '../components/ProgressBars.js';
 import { describeError } from '../lib/errors.js';
 import { openIdentityStore, type IdentityStore } from '../lib/identity.js';
+import type { DataSummary, LoadedSamples } from '../lib/ownData.js';
 import { applyEvent, initialView, type SessionView } from '../lib/sessionState.js';
 import { useBackend } from '../lib/useBackend.js';
-import { createVolunteerClient, DEMO_SLICE_EXAMPLES, type BaseSource } from '../lib/volunteerSession.js';
+import { createVolunteerClient, DEMO_CLASS_NAMES, DEMO_SLICE_EXAMPLES, type BaseSource } from '../lib/volunteerSession.js';
 
 const WAITING = 'Waiting for the coordinator: this tab has not joined a round yet.';
 
@@ -30,11 +33,11 @@ export function joinParams(search: string): { taskId: string | null; token: stri
 type Session =
   | { readonly phase: 'idle' }
   | { readonly phase: 'preparing' }
-  | { readonly phase: 'running'; readonly base: BaseSource; readonly view: SessionView }
-  | { readonly phase: 'stopped'; readonly base: BaseSource | null; readonly view: SessionView | null; readonly error?: string };
+  | { readonly phase: 'running'; readonly base: BaseSource; readonly data: LocalDataInfo; readonly view: SessionView; readonly problem?: string }
+  | { readonly phase: 'stopped'; readonly base: BaseSource | null; readonly data: LocalDataInfo | null; readonly view: SessionView | null; readonly error?: string };
 
-/** Runs the tab's client for the built-in demo partition; `stop` closes it. */
-function useDemoSession(taskId: string | null, token: string | null): { session: Session; start: () => void; stop: () => void } {
+/** Runs the tab's client on the built-in demo partition (no argument) or on own files; `stop` closes it. */
+function useTabSession(taskId: string | null, token: string | null): { session: Session; start: (ownData?: LoadedSamples) => void; stop: () => void } {
   const [session, setSession] = useState<Session>({ phase: 'idle' });
   const running = useRef<{ client: ChorusClient | null; store: IdentityStore | null; cancelled: boolean } | null>(null);
   const stop = (): void => {
@@ -44,9 +47,11 @@ function useDemoSession(taskId: string | null, token: string | null): { session:
     running.current = null;
     void r.client?.close().finally(() => r.store?.close());
     if (!r.client) r.store?.close();
-    setSession((s) => (s.phase === 'running' ? { phase: 'stopped', base: s.base, view: { ...s.view, status: 'closed', detail: 'left by you' } } : { phase: 'stopped', base: null, view: null }));
+    setSession((s) =>
+      s.phase === 'running' ? { phase: 'stopped', base: s.base, data: s.data, view: { ...s.view, status: 'closed', detail: 'left by you' } } : { phase: 'stopped', base: null, data: null, view: null },
+    );
   };
-  const start = (): void => {
+  const start = (ownData?: LoadedSamples): void => {
     if (!taskId || !token || running.current) return;
     const r: { client: ChorusClient | null; store: IdentityStore | null; cancelled: boolean } = { client: null, store: null, cancelled: false };
     running.current = r;
@@ -55,14 +60,19 @@ function useDemoSession(taskId: string | null, token: string | null): { session:
       try {
         r.store = await openIdentityStore();
         const { identity } = await r.store.localIdentity(() => crypto.randomUUID(), () => Date.now());
-        const made = await createVolunteerClient({ taskId, token, installId: identity.installId, identity: r.store });
+        const made = await createVolunteerClient({ taskId, token, installId: identity.installId, identity: r.store, ...(ownData ? { ownData } : {}) });
         if (r.cancelled) return;
         r.client = made.client;
+        const data: LocalDataInfo = { source: ownData ? 'own' : 'demo', numExamples: made.numExamples, modalities: made.modalities, prepareMs: made.prepareMs };
         let view = initialView(made.numExamples, 'Joined: waiting for the coordinator to select this tab for a round.');
-        setSession({ phase: 'running', base: made.base, view });
+        setSession({ phase: 'running', base: made.base, data, view });
+        // A round that fails in the tab (e.g. the backend runs out of memory) only reports an error event; show the latest.
+        let problem: string | undefined;
         made.client.on((event) => {
           view = applyEvent(view, event);
-          if (!r.cancelled) setSession({ phase: 'running', base: made.base, view });
+          if (event.type === 'error') problem = `${event.code}: ${event.message}`;
+          else if (event.type === 'update-result' && event.accepted) problem = undefined;
+          if (!r.cancelled) setSession({ phase: 'running', base: made.base, data, view, ...(problem === undefined ? {} : { problem }) });
         });
         await made.client.start();
       } catch (err) {
@@ -70,7 +80,7 @@ function useDemoSession(taskId: string | null, token: string | null): { session:
         running.current = null;
         await r.client?.close();
         r.store?.close();
-        setSession((s) => ({ phase: 'stopped', base: s.phase === 'running' ? s.base : null, view: s.phase === 'running' ? s.view : null, error: describeError(err) }));
+        setSession((s) => ({ phase: 'stopped', base: s.phase === 'running' ? s.base : null, data: s.phase === 'running' ? s.data : null, view: s.phase === 'running' ? s.view : null, error: describeError(err) }));
       }
     })();
   };
@@ -90,7 +100,9 @@ export default function VolunteerPage({ search }: { search: string }): ReactNode
   const { taskId, token } = joinParams(search);
   const backend = useBackend(search);
   const [consented, setConsented] = useState(false);
-  const { session, start, stop } = useDemoSession(taskId, token);
+  const { session, start, stop } = useTabSession(taskId, token);
+  const [ownData, setOwnData] = useState<DataSummary | null>(null);
+  const ready = Boolean(taskId && token) && backend.status === 'ready';
   const view = session.phase === 'running' || session.phase === 'stopped' ? session.view : null;
   const progress: RoundProgress = view?.progress ?? { serverRound: null, download: null, training: null, upload: null, waitingMessage: WAITING };
   const active = session.phase === 'preparing' || session.phase === 'running';
@@ -115,6 +127,11 @@ export default function VolunteerPage({ search }: { search: string }): ReactNode
       <p className="status-line" data-testid="connection-status" data-status={view?.status ?? session.phase}>
         Coordinator: {connection}
       </p>
+      {session.phase === 'running' && session.problem && (
+        <p role="alert" className="warning" data-testid="client-problem">
+          Last problem in this tab: {session.problem}
+        </p>
+      )}
       {session.phase === 'stopped' && session.error && (
         <p role="alert" className="error" data-testid="session-error">
           The tab stopped: {session.error}
@@ -128,24 +145,33 @@ export default function VolunteerPage({ search }: { search: string }): ReactNode
               <section className="panel" data-testid="demo-partition">
                 <h2>Built-in demo partition</h2>
                 <p className="note">
-                  Train on {DEMO_SLICE_EXAMPLES} digits (image and caption) of the built-in training split, chosen for this browser. They are read in this tab; only model updates are sent.
+                  Train on {DEMO_SLICE_EXAMPLES} spoken &amp; written digits (image, caption and speech) of the built-in training split, chosen for this browser and apart from the demo&apos;s
+                  headless clients. They are read in this tab, speech turned into log-mel features here; only model updates are sent. The tab trains the modalities the task has.
                 </p>
                 {session.phase === 'running' || session.phase === 'stopped' ? (
                   <p data-testid="model-base" data-base={session.base ?? ''}>
                     Encoders: {session.base === 'pretrained' ? 'the pretrained base served by the coordinator' : session.base === 'fresh' ? 'fresh (this coordinator does not serve the pretrained weights)' : 'not loaded'}
                   </p>
                 ) : null}
+                {(session.phase === 'running' || session.phase === 'stopped') && session.data ? <LocalDataPanel data={session.data} /> : null}
                 {active ? (
                   <button type="button" className="button" data-testid="leave" onClick={stop}>
                     Pause / leave
                   </button>
                 ) : (
-                  <button type="button" className="button" data-testid="use-demo-partition" disabled={!taskId || !token || backend.status !== 'ready'} onClick={start}>
-                    {backend.status === 'ready' ? 'Use the built-in demo partition' : 'Measuring this browser first…'}
-                  </button>
+                  <div className="inline">
+                    <button type="button" className="button" data-testid="use-demo-partition" disabled={!ready} onClick={() => start()}>
+                      {backend.status === 'ready' ? 'Use the built-in demo partition' : 'Measuring this browser first…'}
+                    </button>
+                    {ownData && ownData.numLoaded > 0 ? (
+                      <button type="button" className="button" data-testid="use-own-data" disabled={!ready} onClick={() => start(ownData.loaded)}>
+                        Train on my {ownData.numLoaded} {ownData.modality} sample{ownData.numLoaded === 1 ? '' : 's'}
+                      </button>
+                    ) : null}
+                  </div>
                 )}
               </section>
-              <DataChooser />
+              <DataChooser classNames={DEMO_CLASS_NAMES} onLoaded={setOwnData} />
             </>
           ) : (
             <section className="panel muted">

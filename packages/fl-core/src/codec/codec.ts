@@ -38,7 +38,7 @@
  */
 import { FlCoreError } from '../errors.js';
 import type { FlCoreErrorCode } from '../errors.js';
-import type { Parameters, Tensor } from '../params.js';
+import type { Layout, Parameters, Tensor } from '../params.js';
 import { crc32 } from './crc32.js';
 import { FP16_MAX, HALF_OVERFLOW, halfFromFloatBits, halfToFloatTable } from './fp16.js';
 
@@ -72,13 +72,17 @@ export interface UpdateMessage {
   readonly tensors: Parameters;
 }
 
-/** A decoded message: header fields plus float32 tensors (dequantised when sent as fp16 or int8). */
-export interface DecodedUpdate {
+/** The header of a decoded message: everything but the tensor values. */
+export interface DecodedUpdateHeader {
   readonly kind: UpdateKind;
   readonly taskId: string;
   readonly round: number;
   readonly clientId: string;
   readonly encoding: UpdateEncoding;
+}
+
+/** A decoded message: header fields plus float32 tensors (dequantised when sent as fp16 or int8). */
+export interface DecodedUpdate extends DecodedUpdateHeader {
   readonly tensors: Tensor[];
 }
 
@@ -287,10 +291,10 @@ function writeInt8(out: Uint8Array, view: DataView, pos: number, values: Float32
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-function checkLimit(name: string, value: number | undefined, required: boolean): number {
+function checkLimit(fn: string, name: string, value: number | undefined, required: boolean): number {
   if (value === undefined && !required) return Number.POSITIVE_INFINITY;
   if (typeof value !== 'number' || !(Number.isSafeInteger(value) || value === Number.POSITIVE_INFINITY) || value < 0) {
-    fail('CODEC_BAD_CONFIG', `decodeUpdate: ${name} must be a non-negative integer, got ${String(value)}`);
+    fail('CODEC_BAD_CONFIG', `${fn}: ${name} must be a non-negative integer, got ${String(value)}`);
   }
   return value;
 }
@@ -301,6 +305,7 @@ class BodyReader {
   readonly view: DataView;
 
   constructor(
+    readonly fn: string,
     readonly bytes: Uint8Array,
     readonly end: number,
   ) {
@@ -313,7 +318,7 @@ class BodyReader {
 
   need(n: number, what: string): void {
     if (this.pos + n > this.end) {
-      fail('CODEC_TRUNCATED', `decodeUpdate: ${what} needs ${n} bytes at offset ${this.pos}, but the body ends at ${Math.max(0, this.end)}`);
+      fail('CODEC_TRUNCATED', `${this.fn}: ${what} needs ${n} bytes at offset ${this.pos}, but the body ends at ${Math.max(0, this.end)}`);
     }
   }
 
@@ -346,12 +351,12 @@ class BodyReader {
   // Length-prefixed printable ASCII; the length is checked against the bytes left before reading.
   str(what: string, minLength: number): string {
     const len = this.u8(`${what} length`);
-    if (len > this.remaining()) fail('CODEC_BAD_LENGTH', `decodeUpdate: ${what} declares ${len} bytes, ${this.remaining()} remain`);
-    if (len < minLength) fail('CODEC_BAD_HEADER', `decodeUpdate: ${what} is empty`);
+    if (len > this.remaining()) fail('CODEC_BAD_LENGTH', `${this.fn}: ${what} declares ${len} bytes, ${this.remaining()} remain`);
+    if (len < minLength) fail('CODEC_BAD_HEADER', `${this.fn}: ${what} is empty`);
     const start = this.pos;
     for (let i = start; i < start + len; i++) {
       const c = this.bytes[i]!;
-      if (c < 0x20 || c > 0x7e) fail('CODEC_BAD_HEADER', `decodeUpdate: ${what} has byte 0x${c.toString(16)} at offset ${i}; only printable ASCII is allowed`);
+      if (c < 0x20 || c > 0x7e) fail('CODEC_BAD_HEADER', `${this.fn}: ${what} has byte 0x${c.toString(16)} at offset ${i}; only printable ASCII is allowed`);
     }
     this.pos += len;
     return String.fromCharCode(...this.bytes.subarray(start, start + len));
@@ -366,58 +371,67 @@ interface TensorEntry {
   readonly offset: number;
 }
 
-/** Decodes and validates one message, refusing anything malformed with a `CODEC_*` error; never reads past `limits`. */
-export function decodeUpdate(bytes: Uint8Array, limits: DecodeLimits): DecodedUpdate {
-  if (typeof limits !== 'object' || limits === null) fail('CODEC_BAD_CONFIG', 'decodeUpdate: limits are required');
-  const maxBytes = checkLimit('maxBytes', limits.maxBytes, true);
-  const maxTensors = checkLimit('maxTensors', limits.maxTensors, false);
-  const maxElements = checkLimit('maxElements', limits.maxElements, false);
-  if (!(bytes instanceof Uint8Array)) fail('CODEC_BAD_CONFIG', 'decodeUpdate: input must be a Uint8Array');
-  if (bytes.length > maxBytes) fail('CODEC_TOO_LARGE', `decodeUpdate: input is ${bytes.length} bytes, limit is ${maxBytes}`);
+/** A message whose structure and checksum have been verified; payloads not yet read. */
+interface ParsedMessage {
+  readonly header: DecodedUpdateHeader;
+  readonly entries: readonly TensorEntry[];
+  readonly view: DataView;
+}
 
-  if (bytes.length < MAGIC_BYTES.length) fail('CODEC_TRUNCATED', `decodeUpdate: input is ${bytes.length} bytes, shorter than the magic`);
+/**
+ * Pass 1 of both decoders: limits, header, every tensor's structure against the bytes left, then the
+ * checksum. Allocation is bounded by the input size (at most one entry per minimal tensor); nothing
+ * is written anywhere.
+ */
+function parseMessage(fn: string, bytes: Uint8Array, limits: DecodeLimits): ParsedMessage {
+  if (typeof limits !== 'object' || limits === null) fail('CODEC_BAD_CONFIG', `${fn}: limits are required`);
+  const maxBytes = checkLimit(fn, 'maxBytes', limits.maxBytes, true);
+  const maxTensors = checkLimit(fn, 'maxTensors', limits.maxTensors, false);
+  const maxElements = checkLimit(fn, 'maxElements', limits.maxElements, false);
+  if (!(bytes instanceof Uint8Array)) fail('CODEC_BAD_CONFIG', `${fn}: input must be a Uint8Array`);
+  if (bytes.length > maxBytes) fail('CODEC_TOO_LARGE', `${fn}: input is ${bytes.length} bytes, limit is ${maxBytes}`);
+
+  if (bytes.length < MAGIC_BYTES.length) fail('CODEC_TRUNCATED', `${fn}: input is ${bytes.length} bytes, shorter than the magic`);
   for (let i = 0; i < MAGIC_BYTES.length; i++) {
-    if (bytes[i] !== MAGIC_BYTES[i]) fail('CODEC_BAD_MAGIC', `decodeUpdate: input does not start with "${CODEC_MAGIC}"`);
+    if (bytes[i] !== MAGIC_BYTES[i]) fail('CODEC_BAD_MAGIC', `${fn}: input does not start with "${CODEC_MAGIC}"`);
   }
-  const r = new BodyReader(bytes, bytes.length - CHECKSUM_BYTES);
+  const r = new BodyReader(fn, bytes, bytes.length - CHECKSUM_BYTES);
   r.pos = MAGIC_BYTES.length;
 
   const version = r.u16('version');
-  if (version !== CODEC_FORMAT_VERSION) fail('CODEC_BAD_VERSION', `decodeUpdate: format version ${version}, this decoder reads ${CODEC_FORMAT_VERSION}`);
+  if (version !== CODEC_FORMAT_VERSION) fail('CODEC_BAD_VERSION', `${fn}: format version ${version}, this decoder reads ${CODEC_FORMAT_VERSION}`);
   const kindCode = r.u8('kind');
   const kind = KINDS[kindCode];
-  if (kind === undefined) fail('CODEC_BAD_HEADER', `decodeUpdate: unknown kind ${kindCode}`);
+  if (kind === undefined) fail('CODEC_BAD_HEADER', `${fn}: unknown kind ${kindCode}`);
   const encodingCode = r.u8('encoding');
   const encoding = ENCODINGS[encodingCode];
-  if (encoding === undefined) fail('CODEC_BAD_ENCODING', `decodeUpdate: unknown encoding ${encodingCode}`);
+  if (encoding === undefined) fail('CODEC_BAD_ENCODING', `${fn}: unknown encoding ${encodingCode}`);
   const round = r.u32('round');
   const taskId = r.str('taskId', 1);
   const clientId = r.str('clientId', 0);
   if ((kind === 'delta') !== (clientId.length > 0)) {
-    fail('CODEC_BAD_HEADER', `decodeUpdate: a ${kind} must ${kind === 'delta' ? 'name its client' : 'have an empty clientId'}`);
+    fail('CODEC_BAD_HEADER', `${fn}: a ${kind} must ${kind === 'delta' ? 'name its client' : 'have an empty clientId'}`);
   }
 
   const tensorCount = r.u32('tensor count');
-  if (tensorCount > maxTensors) fail('CODEC_TOO_LARGE', `decodeUpdate: ${tensorCount} tensors, limit is ${maxTensors}`);
+  if (tensorCount > maxTensors) fail('CODEC_TOO_LARGE', `${fn}: ${tensorCount} tensors, limit is ${maxTensors}`);
   const width = BYTES_PER_ELEMENT[encoding];
   const scaleBytes = encoding === 'int8' ? 4 : 0;
   // Smallest possible tensor: a 1-character name, rank 0, the element count and the scale if any.
   const minTensorBytes = 1 + 1 + 1 + scaleBytes + 4;
   if (tensorCount * minTensorBytes > r.remaining()) {
-    fail('CODEC_BAD_LENGTH', `decodeUpdate: ${tensorCount} tensors cannot fit in the ${r.remaining()} bytes that remain`);
+    fail('CODEC_BAD_LENGTH', `${fn}: ${tensorCount} tensors cannot fit in the ${r.remaining()} bytes that remain`);
   }
 
-  // Pass 1: structure only. Allocation here is bounded by the input size (at most one entry per
-  // minTensorBytes of input); payloads are skipped.
   const entries: TensorEntry[] = [];
   const names = new Set<string>();
   let totalElements = 0;
   for (let k = 0; k < tensorCount; k++) {
     const name = r.str(`tensor ${k} name`, 1);
-    if (names.has(name)) fail('CODEC_BAD_HEADER', `decodeUpdate: duplicate tensor name '${name}'`);
+    if (names.has(name)) fail('CODEC_BAD_HEADER', `${fn}: duplicate tensor name '${name}'`);
     names.add(name);
     const rank = r.u8(`'${name}' rank`);
-    if (rank > CODEC_MAX_RANK) fail('CODEC_BAD_SHAPE', `decodeUpdate: '${name}' has rank ${rank}, at most ${CODEC_MAX_RANK} is allowed`);
+    if (rank > CODEC_MAX_RANK) fail('CODEC_BAD_SHAPE', `${fn}: '${name}' has rank ${rank}, at most ${CODEC_MAX_RANK} is allowed`);
     const shape: number[] = [];
     let product = 1;
     for (let d = 0; d < rank; d++) {
@@ -425,41 +439,146 @@ export function decodeUpdate(bytes: Uint8Array, limits: DecodeLimits): DecodedUp
       shape.push(dim);
       product *= dim; // exact while ≤ 2^53; anything past U32_MAX is refused below either way
     }
-    if (product > U32_MAX) fail('CODEC_BAD_SHAPE', `decodeUpdate: '${name}' has shape [${shape.join(',')}], whose size overflows 2^32`);
+    if (product > U32_MAX) fail('CODEC_BAD_SHAPE', `${fn}: '${name}' has shape [${shape.join(',')}], whose size overflows 2^32`);
     let scale = 1;
     if (encoding === 'int8') {
       scale = r.f32(`'${name}' scale`);
-      if (!Number.isFinite(scale)) fail('CODEC_NON_FINITE', `decodeUpdate: '${name}' has int8 scale ${scale}`);
-      if (scale < 0) fail('CODEC_BAD_HEADER', `decodeUpdate: '${name}' has negative int8 scale ${scale}`);
-      if (int8ScaleOverflows(scale)) fail('CODEC_OUT_OF_RANGE', `decodeUpdate: '${name}' has int8 scale ${scale}, which overflows float32 when dequantised`);
+      if (!Number.isFinite(scale)) fail('CODEC_NON_FINITE', `${fn}: '${name}' has int8 scale ${scale}`);
+      if (scale < 0) fail('CODEC_BAD_HEADER', `${fn}: '${name}' has negative int8 scale ${scale}`);
+      if (int8ScaleOverflows(scale)) fail('CODEC_OUT_OF_RANGE', `${fn}: '${name}' has int8 scale ${scale}, which overflows float32 when dequantised`);
     }
     const count = r.u32(`'${name}' element count`);
-    if (count !== product) fail('CODEC_BAD_SHAPE', `decodeUpdate: '${name}' declares ${count} elements for shape [${shape.join(',')}] (${product})`);
+    if (count !== product) fail('CODEC_BAD_SHAPE', `${fn}: '${name}' declares ${count} elements for shape [${shape.join(',')}] (${product})`);
     totalElements += count;
-    if (totalElements > maxElements) fail('CODEC_TOO_LARGE', `decodeUpdate: more than ${maxElements} elements in total`);
+    if (totalElements > maxElements) fail('CODEC_TOO_LARGE', `${fn}: more than ${maxElements} elements in total`);
     const payloadBytes = count * width;
-    if (payloadBytes > r.remaining()) fail('CODEC_BAD_LENGTH', `decodeUpdate: '${name}' declares a ${payloadBytes}-byte payload, ${r.remaining()} bytes remain`);
+    if (payloadBytes > r.remaining()) fail('CODEC_BAD_LENGTH', `${fn}: '${name}' declares a ${payloadBytes}-byte payload, ${r.remaining()} bytes remain`);
     entries.push({ name, shape, count, scale, offset: r.pos });
     r.pos += payloadBytes;
   }
 
-  if (r.pos < r.end) fail('CODEC_TRAILING_BYTES', `decodeUpdate: ${r.end - r.pos} bytes after the last tensor`);
+  if (r.pos < r.end) fail('CODEC_TRAILING_BYTES', `${fn}: ${r.end - r.pos} bytes after the last tensor`);
   const declared = r.view.getUint32(r.end, true);
   const actual = crc32(bytes.subarray(0, r.end));
-  if (declared !== actual) fail('CODEC_CHECKSUM', `decodeUpdate: checksum 0x${declared.toString(16)} does not match the content (0x${actual.toString(16)})`);
+  if (declared !== actual) fail('CODEC_CHECKSUM', `${fn}: checksum 0x${declared.toString(16)} does not match the content (0x${actual.toString(16)})`);
+  return { header: { kind, taskId, round, clientId, encoding }, entries, view: r.view };
+}
 
+/** Decodes and validates one message, refusing anything malformed with a `CODEC_*` error; never reads past `limits`. */
+export function decodeUpdate(bytes: Uint8Array, limits: DecodeLimits): DecodedUpdate {
+  const { header, entries, view } = parseMessage('decodeUpdate', bytes, limits);
+  const { encoding } = header;
   // Pass 2: the message is structurally sound and intact; allocate and decode.
   const tensors: Tensor[] = [];
   for (const e of entries) {
     const values = new Float32Array(e.count);
     if (encoding === 'fp32') readFp32(bytes, e.offset, values, LITTLE_ENDIAN_HOST);
-    else if (encoding === 'fp16') readFp16(r.view, e.offset, values);
+    else if (encoding === 'fp16') readFp16(view, e.offset, values);
     else readInt8(bytes, e.offset, values, e.scale, e.name);
     const bad = encoding === 'int8' ? -1 : firstNonFinite(values);
     if (bad >= 0) fail('CODEC_NON_FINITE', `decodeUpdate: '${e.name}'[${bad}] is ${values[bad]}`);
     tensors.push({ name: e.name, shape: e.shape, values });
   }
-  return { kind, taskId, round, clientId, encoding, tensors };
+  return { ...header, tensors };
+}
+
+/** Where {@link decodeUpdateInto} writes: a flat vector and the layout the message must match. */
+export interface DecodeIntoTarget {
+  /**
+   * The tensors the message must carry, each exactly once, and where each goes in `out` (see
+   * `layoutOf`); the message may list them in any order.
+   */
+  readonly layout: Layout;
+  /** Receives the values; exactly `layout.size` long. */
+  readonly out: Float32Array;
+}
+
+/**
+ * Decodes one message straight into `target.out` at the offsets of `target.layout`, with every check
+ * of {@link decodeUpdate}, and returns its header. All checks, values included, run before the first
+ * write, so on any error `out` is unchanged. Besides the `CODEC_*` codes it throws `PARAMS_MISMATCH`
+ * when the tensors' names or shapes differ from the layout, and `CODEC_BAD_CONFIG` for a target whose
+ * layout does not fit `out`.
+ */
+export function decodeUpdateInto(bytes: Uint8Array, limits: DecodeLimits, target: DecodeIntoTarget): DecodedUpdateHeader {
+  const fn = 'decodeUpdateInto';
+  const slots = checkTarget(fn, target);
+  const { header, entries, view } = parseMessage(fn, bytes, limits);
+  const { encoding } = header;
+  // Pass 2: match the message against the layout; pass 3: check every value; only then write.
+  const offsets: number[] = [];
+  for (const e of entries) {
+    const slot = slots.get(e.name);
+    if (slot === undefined) fail('PARAMS_MISMATCH', `${fn}: unexpected tensor '${e.name}'`);
+    if (slot.shape.length !== e.shape.length || slot.shape.some((d, i) => d !== e.shape[i])) {
+      fail('PARAMS_MISMATCH', `${fn}: '${e.name}' has shape [${e.shape.join(',')}], expected [${slot.shape.join(',')}]`);
+    }
+    offsets.push(slot.offset);
+  }
+  // Names are unique (pass 1), so equal counts mean every layout tensor is present.
+  if (entries.length !== slots.size) {
+    const sent = new Set(entries.map((e) => e.name));
+    const missing = target.layout.names.filter((n) => !sent.has(n));
+    fail('PARAMS_MISMATCH', `${fn}: missing tensors [${missing.join(', ')}]`);
+  }
+  for (const e of entries) {
+    const bad = encoding === 'fp32' ? firstNonFiniteFp32(view, e.offset, e.count) : encoding === 'fp16' ? firstNonFiniteFp16(view, e.offset, e.count) : firstInt8Minus128(bytes, e.offset, e.count);
+    if (bad < 0) continue;
+    if (encoding === 'int8') fail('CODEC_BAD_ENCODING', `${fn}: '${e.name}'[${bad}] is the int8 byte −128; symmetric quantisation uses [−127, 127]`);
+    fail('CODEC_NON_FINITE', `${fn}: '${e.name}'[${bad}] is not finite`);
+  }
+  const { out } = target;
+  entries.forEach((e, k) => {
+    const dst = out.subarray(offsets[k]!, offsets[k]! + e.count);
+    if (encoding === 'fp32') readFp32(bytes, e.offset, dst, LITTLE_ENDIAN_HOST);
+    else if (encoding === 'fp16') readFp16(view, e.offset, dst);
+    else readInt8(bytes, e.offset, dst, e.scale, e.name);
+  });
+  return header;
+}
+
+/** Name → (shape, offset) of a decode target, after checking that the layout tiles `out` exactly. */
+function checkTarget(fn: string, target: DecodeIntoTarget): Map<string, { shape: readonly number[]; offset: number }> {
+  if (typeof target !== 'object' || target === null || !(target.out instanceof Float32Array)) fail('CODEC_BAD_CONFIG', `${fn}: target needs a layout and a Float32Array out`);
+  const { layout, out } = target;
+  if (layout.size !== out.length) fail('CODEC_BAD_CONFIG', `${fn}: out has ${out.length} values, the layout needs ${layout.size}`);
+  const slots = new Map<string, { shape: readonly number[]; offset: number }>();
+  let next = 0;
+  for (let k = 0; k < layout.names.length; k++) {
+    const name = layout.names[k]!;
+    const shape = layout.shapes[k];
+    const offset = layout.offsets[k];
+    if (shape === undefined || offset !== next || slots.has(name)) fail('CODEC_BAD_CONFIG', `${fn}: layout entry ${k} ('${name}') is not where the previous one ends, or repeats a name`);
+    let count = 1;
+    for (const d of shape) count *= d;
+    next += count;
+    slots.set(name, { shape, offset });
+  }
+  if (next !== layout.size) fail('CODEC_BAD_CONFIG', `${fn}: layout tensors hold ${next} values, its size says ${layout.size}`);
+  return slots;
+}
+
+// Exponent bits all ones is NaN or ±Infinity. The payload may sit at any byte offset, so a
+// Uint32Array view only when it happens to be aligned.
+function firstNonFiniteFp32(view: DataView, offset: number, count: number): number {
+  const at = view.byteOffset + offset;
+  if (LITTLE_ENDIAN_HOST && at % 4 === 0) {
+    const words = new Uint32Array(view.buffer, at, count);
+    for (let i = 0; i < count; i++) if ((words[i]! & 0x7f800000) === 0x7f800000) return i;
+    return -1;
+  }
+  for (let i = 0; i < count; i++) if ((view.getUint32(offset + 4 * i, true) & 0x7f800000) === 0x7f800000) return i;
+  return -1;
+}
+
+function firstNonFiniteFp16(view: DataView, offset: number, count: number): number {
+  for (let i = 0; i < count; i++) if ((view.getUint16(offset + 2 * i, true) & 0x7c00) === 0x7c00) return i;
+  return -1;
+}
+
+function firstInt8Minus128(bytes: Uint8Array, offset: number, count: number): number {
+  for (let i = 0; i < count; i++) if (bytes[offset + i] === 0x80) return i;
+  return -1;
 }
 
 /** Copies a little-endian fp32 payload into `out`: one memcpy on little-endian hosts, DataView reads otherwise. */

@@ -8,8 +8,11 @@
  *
  * The kernels work on one private linear memory. Callers stage blocks of their float32 data into it,
  * call a kernel, and copy results out; nothing else holds a view of it, so growing it is safe.
+ * {@link createArenaKernels} is the exception: each update arena gets the arena module on a memory of
+ * its own, so that its rows (which outlive a call) never share a memory with staging that grows it,
+ * and so that the memory is released with the arena.
  */
-import { KERNEL_WASM_HEX, MEDIAN_WASM_HEX } from './kernelBytes.js';
+import { ARENA_WASM_HEX, KERNEL_WASM_HEX, MEDIAN_WASM_HEX } from './kernelBytes.js';
 
 /** The parts of the WebAssembly JS API used here; fl-core's lib has no DOM or WebAssembly types. */
 interface WasmMemory {
@@ -24,6 +27,8 @@ interface WasmApi {
 }
 
 const PAGE_BYTES = 65536;
+/** Most pages a 32-bit WebAssembly memory can address (4 GiB). */
+const MAX_PAGES = 65536;
 
 /** Kernel entry points (addresses are byte offsets into the kernel memory, 16-byte aligned). */
 export interface SimdKernels {
@@ -55,7 +60,20 @@ export interface SimdMedianKernel {
   medianColumns(src: number, stride: number, groups: number, half: number, k: number, even: boolean, scratch: number, out: number): void;
 }
 
+/** The arena module on one memory of its own (see {@link createArenaKernels}). */
+export interface ArenaKernels {
+  /** acc (f64) += Σ_r w_r · row_r over eight rows at byte addresses p0 … p7 (any distance apart). */
+  weightedSumRows8(acc: number, p0: number, p1: number, p2: number, p3: number, p4: number, p5: number, p6: number, p7: number, w0: number, w1: number, w2: number, w3: number, w4: number, w5: number, w6: number, w7: number, count: number): void;
+  /** acc (f64) += w · row, in float64. */
+  weightedSum1(acc: number, row: number, weight: number, count: number): void;
+  /** Grows the memory so that bytes [0, bytes) are addressable; false (and nothing changes) when it cannot. */
+  reserve(bytes: number): boolean;
+  /** The memory's current buffer; growing detaches it, so take views from here after every reserve. */
+  buffer(): ArrayBuffer;
+}
+
 let cached: SimdKernels | null | undefined;
+let arenaModule: { api: WasmApi; module: object } | null | undefined;
 let shared: { api: WasmApi; memory: WasmMemory } | null = null;
 let medianCached: SimdMedianKernel | null | undefined;
 
@@ -74,6 +92,61 @@ export function simdMedianKernel(): SimdMedianKernel | null {
 /** True when the WebAssembly SIMD aggregation kernels can run here (otherwise scalar JavaScript is used). */
 export function wasmSimdAvailable(): boolean {
   return simdKernels() !== null;
+}
+
+/**
+ * The arena module instantiated on a fresh memory of at least `bytes` bytes, or null where
+ * WebAssembly SIMD is unavailable or that much memory cannot be had.
+ */
+export function createArenaKernels(bytes: number): ArenaKernels | null {
+  if (arenaModule === undefined) arenaModule = compileArenaModule();
+  if (arenaModule === null) return null;
+  const { api, module } = arenaModule;
+  const pages = Math.max(1, Math.ceil(bytes / PAGE_BYTES));
+  if (!(pages <= MAX_PAGES)) return null;
+  try {
+    const memory = new api.Memory({ initial: pages });
+    const { exports } = new api.Instance(module, { env: { memory } });
+    const rows8 = exports.weightedSumRows8;
+    const sum1 = exports.weightedSum1;
+    if (typeof rows8 !== 'function' || typeof sum1 !== 'function') return null;
+    const weightedSumRows8 = rows8 as Kernel;
+    const weightedSum1 = sum1 as Kernel;
+    return {
+      weightedSumRows8: (acc, p0, p1, p2, p3, p4, p5, p6, p7, w0, w1, w2, w3, w4, w5, w6, w7, count) =>
+        void weightedSumRows8(acc, p0, p1, p2, p3, p4, p5, p6, p7, w0, w1, w2, w3, w4, w5, w6, w7, count),
+      weightedSum1: (acc, row, weight, count) => void weightedSum1(acc, row, weight, count),
+      reserve(needed) {
+        const have = memory.buffer.byteLength;
+        if (needed <= have) return true;
+        const delta = Math.ceil((needed - have) / PAGE_BYTES);
+        if (have / PAGE_BYTES + delta > MAX_PAGES) return false;
+        try {
+          memory.grow(delta);
+          return true;
+        } catch {
+          // The engine's own limit (or the host's memory) is below 4 GiB; the memory is unchanged.
+          return false;
+        }
+      },
+      buffer: () => memory.buffer,
+    };
+  } catch {
+    // Out of memory for the initial pages, or a failed instantiation: the caller falls back to scalar.
+    return null;
+  }
+}
+
+function compileArenaModule(): { api: WasmApi; module: object } | null {
+  const api = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+  if (api === undefined) return null;
+  const bytes = hexToBytes(ARENA_WASM_HEX);
+  try {
+    if (!api.validate(bytes)) return null;
+    return { api, module: new api.Module(bytes) };
+  } catch {
+    return null;
+  }
 }
 
 function hexToBytes(hex: string): Uint8Array {

@@ -1,0 +1,111 @@
+/**
+ * The server aggregator with a model: it waits for the evaluator's probe without blocking, leaves a
+ * candidate the evaluator could not probe out of the round with a code, and rejects (changing no
+ * strategy state) when the evaluator fails outright.
+ */
+import { tensor } from '@chorus/fl-core';
+import type { Parameters, Tensor } from '@chorus/fl-core';
+import { describe, expect, it } from 'vitest';
+import { CoordinatorError, isCoordinatorError } from '../errors.js';
+import type { RoundProbe, TaskEvaluator } from '../model/taskEvaluator.js';
+import { buildStrategy } from '../strategy/fromConfig.js';
+import { parseTask } from '../task/loadTask.js';
+import { createServerAggregator } from './serverAggregator.js';
+
+const task = parseTask({
+  id: 't',
+  dataset: { name: 'digits', modalities: ['image'] },
+  model: { base: 'chorus-digits-v1', adapterRank: 2, adapterAlpha: 4, namConcepts: 4 },
+  strategy: { name: 'fedmm-x' },
+  rounds: 3,
+  clientsPerRound: 3,
+  minClients: 2,
+  roundDeadlineMs: 1000,
+  localEpochs: 1,
+  batchSize: 8,
+  learningRate: 0.1,
+  maxUpdateBytes: 10_000,
+  seed: 9,
+});
+
+const global: Tensor[] = [tensor('image/w', [2], new Float32Array([0, 0]))];
+const result = (clientId: string, values: number[]) => ({ clientId, numExamples: 1, delta: [tensor('image/w', [2], new Float32Array(values))] });
+// Two probe examples, two classes; labels [0, 1]. A confident, correct model and a uniform one.
+const labels = new Int32Array([0, 1]);
+const correct = new Float32Array([0.9, 0.1, 0.1, 0.9]);
+const uniform = new Float32Array([0.5, 0.5, 0.5, 0.5]);
+
+/** An evaluator that answers from a script, records what it was asked, and fails when told to. */
+function fakeEvaluator(answer: (deltas: readonly Parameters[]) => RoundProbe | Error): TaskEvaluator & { asked: number[] } {
+  const asked: number[] = [];
+  const unused = (): never => {
+    throw new Error('not used by this test');
+  };
+  return {
+    asked,
+    modalities: ['image'],
+    probeLabels: labels,
+    initialParameters: () => global,
+    probeRound: async (_global, deltas) => {
+      asked.push(deltas.length);
+      const out = answer(deltas);
+      if (out instanceof Error) throw out;
+      return out;
+    },
+    evaluate: unused,
+    rootUpdate: unused,
+    exportMerged: unused,
+    exportAdapters: unused,
+    close: async () => undefined,
+  };
+}
+
+describe('createServerAggregator with an evaluator', () => {
+  it('probes every candidate in one round request and leaves out, with PROBE_FAILED, the one the evaluator could not probe', async () => {
+    // Arrange: b's probe failed in the evaluator.
+    const evaluator = fakeEvaluator(() => ({
+      baseline: { probabilities: uniform },
+      candidates: [
+        { ok: true, probabilities: correct },
+        { ok: false, error: { code: 'MODELS_BAD_INPUT', message: 'bad adapters' } },
+        { ok: true, probabilities: correct },
+      ],
+    }));
+    const aggregator = createServerAggregator(buildStrategy(task), evaluator);
+    // Act
+    const pending = aggregator.aggregateFit(1, global, [result('a', [1, 0]), result('b', [-5, 5]), result('c', [1, 0])], []);
+    const out = await pending;
+    // Assert: a promise (the event loop is free meanwhile); b neither weighs in nor gets a T_k.
+    expect(pending).toBeInstanceOf(Promise);
+    expect(evaluator.asked).toEqual([3]);
+    expect(out!.trust!.map((t) => t.clientId).sort()).toEqual(['a', 'c']);
+    expect([...out!.parameters[0]!.values]).toEqual([1, 0]);
+    expect(out!.serverMetrics!['numProbeFailed']).toBe(1);
+    expect(out!.serverMetrics!['probeExamples']).toBe(2);
+  });
+
+  it('rejects with the evaluator’s code and keeps the strategy state when the evaluator fails', async () => {
+    // Arrange
+    const evaluator = fakeEvaluator(() => new CoordinatorError('EVALUATOR_EXITED', 'the evaluator exited'));
+    const aggregator = createServerAggregator(buildStrategy(task), evaluator);
+    const before = JSON.stringify(aggregator.exportState().json);
+    // Act
+    const error = await Promise.resolve(aggregator.aggregateFit(1, global, [result('a', [1, 0]), result('b', [1, 0])], [])).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    // Assert
+    expect(isCoordinatorError(error, 'EVALUATOR_EXITED')).toBe(true);
+    expect(JSON.stringify(aggregator.exportState().json)).toBe(before);
+  });
+
+  it('stays synchronous without a model', () => {
+    // Arrange
+    const aggregator = createServerAggregator(buildStrategy(task), null);
+    // Act
+    const out = aggregator.aggregateFit(1, global, [result('a', [1, 0]), result('b', [1, 0])], []);
+    // Assert
+    expect(out).not.toBeInstanceOf(Promise);
+    expect([...out!.parameters[0]!.values]).toEqual([1, 0]);
+  });
+});

@@ -1,0 +1,73 @@
+/**
+ * The messages between the coordinator and its evaluator process (model/evaluatorProcess.ts). They
+ * travel over Node's IPC channel with the V8 serializer, so typed arrays arrive as typed arrays
+ * (binary, never JSON text); parameters travel as fl-core codec bytes in fp32, so they arrive
+ * exactly as sent. Each end parses what it receives with the schemas below before using it:
+ * the other end is our own code, but a bug there must surface as a coded error, not as a wrong T_k.
+ *
+ * Every request carries an `id`; the evaluator answers each with one response of the same `id`,
+ * `{ok: true, result, wasmHeapMb}` or `{ok: false, error: {code, message}, wasmHeapMb}`, in the
+ * order the requests arrived.
+ */
+import { z } from 'zod';
+
+const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'must be a Uint8Array');
+const float32 = z.custom<Float32Array>((v) => v instanceof Float32Array, 'must be a Float32Array');
+const int32 = z.custom<Int32Array>((v) => v instanceof Int32Array, 'must be an Int32Array');
+
+/** A coded failure, as both ends report it. */
+export const evaluatorErrorSchema = z.object({ code: z.string().min(1), message: z.string() });
+/** A coded failure. */
+export type EvaluatorErrorBody = z.infer<typeof evaluatorErrorSchema>;
+
+/** Options the evaluator builds its TaskModel with. */
+export const evaluatorInitOptionsSchema = z.object({
+  rootExamples: z.number().int().min(0),
+  weightsDir: z.string().optional(),
+  dataDir: z.string().optional(),
+});
+
+/** What the coordinator asks of the evaluator. */
+export const evaluatorRequestSchema = z.discriminatedUnion('op', [
+  /** Build the task's model (the task as the coordinator parsed it; parsed again on arrival). */
+  z.object({ id: z.number().int(), op: z.literal('init'), task: z.unknown(), options: evaluatorInitOptionsSchema }),
+  /** Probe `global` + each delta; a null delta probes `global` itself. */
+  z.object({ id: z.number().int(), op: z.literal('probe'), global: bytes, deltas: z.array(bytes.nullable()) }),
+  z.object({ id: z.number().int(), op: z.literal('evaluate'), parameters: bytes }),
+  z.object({ id: z.number().int(), op: z.literal('rootUpdate'), global: bytes }),
+  z.object({ id: z.number().int(), op: z.literal('export'), kind: z.enum(['merged', 'adapters']), parameters: bytes }),
+  z.object({ id: z.number().int(), op: z.literal('stats') }),
+]);
+/** One request. */
+export type EvaluatorRequest = z.infer<typeof evaluatorRequestSchema>;
+/** The operations the evaluator serves. */
+export type EvaluatorOp = EvaluatorRequest['op'];
+
+/** The envelope of every response; `result` is parsed with the schema of the request's op. */
+export const evaluatorResponseSchema = z.discriminatedUnion('ok', [
+  z.object({ id: z.number().int(), ok: z.literal(true), result: z.unknown(), wasmHeapMb: z.number() }),
+  z.object({ id: z.number().int(), ok: z.literal(false), error: evaluatorErrorSchema, wasmHeapMb: z.number() }),
+]);
+/** One response. */
+export type EvaluatorResponse = z.infer<typeof evaluatorResponseSchema>;
+
+/** One candidate's probe: the outputs FedMM-X scores, or why there are none. */
+export const probeOutcomeSchema = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), probabilities: float32, explanations: z.array(float32).optional() }),
+  z.object({ ok: z.literal(false), error: evaluatorErrorSchema }),
+]);
+/** One candidate's probe. */
+export type ProbeOutcome = z.infer<typeof probeOutcomeSchema>;
+
+/** The result schema of each op. */
+export const evaluatorResultSchemas = {
+  init: z.object({ initial: bytes, probeLabels: int32, modalities: z.array(z.enum(['image', 'text', 'audio'])), pretrained: z.array(z.enum(['image', 'text', 'audio'])) }),
+  probe: z.object({ outcomes: z.array(probeOutcomeSchema) }),
+  evaluate: z.object({ metrics: z.record(z.string(), z.number()) }),
+  rootUpdate: z.object({ update: bytes.nullable() }),
+  // The model.json fields are produced by TF.js's own serialiser on the other side; checked for shape only.
+  export: z.object({ modelJson: z.record(z.string(), z.unknown()), weights: bytes }),
+  stats: z.object({ rssMb: z.number(), heapUsedMb: z.number(), wasmHeapMb: z.number(), numTensors: z.number().int() }),
+} as const satisfies Record<EvaluatorOp, z.ZodType>;
+/** The result of op `K`. */
+export type EvaluatorResult<K extends EvaluatorOp> = z.infer<(typeof evaluatorResultSchemas)[K]>;

@@ -1,0 +1,127 @@
+/**
+ * The evaluator process: owns TF.js (WASM backend) and one task's {@link TaskModel}, and answers the
+ * coordinator's requests (model/evaluatorMessages.ts) one at a time, in arrival order, over the IPC
+ * channel it was forked with (model/taskEvaluator.ts starts it). FedMM-X's server-side probe
+ * (Balija 2025, arXiv:2503.19564) runs here so the coordinator's event loop keeps serving sockets.
+ *
+ * Failure behaviour: a request that cannot be parsed or served gets a coded error response and
+ * changes nothing; one candidate that cannot be probed gets a coded outcome while the others are
+ * still probed. When the coordinator goes away (the channel closes) the process exits at once, so a
+ * killed coordinator leaves no evaluator behind.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { FlCoreError, decodeUpdate, encodeUpdate } from '@chorus/fl-core';
+import type { Tensor } from '@chorus/fl-core';
+import { isCoordinatorError } from '../errors.js';
+import { candidateParameters } from '../engine/serverAggregator.js';
+import { parseTask } from '../task/loadTask.js';
+import type { EvaluatorErrorBody, EvaluatorRequest, EvaluatorResponse, ProbeOutcome } from './evaluatorMessages.js';
+import { evaluatorRequestSchema } from './evaluatorMessages.js';
+import { TaskModel } from './taskModel.js';
+
+if (!process.send) {
+  process.stderr.write('evaluatorProcess: must be started with an IPC channel (see model/taskEvaluator.ts)\n');
+  process.exit(2);
+}
+
+let model: TaskModel | null = null;
+let taskId = '';
+
+/** Size of the WASM backend's linear memory in MB. */
+function wasmHeapMb(): number {
+  if (tf.getBackend() !== 'wasm') return 0;
+  const backend = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
+  return (backend.wasm?.HEAPU8?.byteLength ?? 0) / 2 ** 20;
+}
+
+function decode(bytes: Uint8Array): Tensor[] {
+  return decodeUpdate(bytes, { maxBytes: bytes.byteLength }).tensors;
+}
+
+function encode(tensors: readonly Tensor[]): Uint8Array {
+  return encodeUpdate({ kind: 'model', taskId, round: 0, clientId: '', encoding: 'fp32', tensors });
+}
+
+function errorBody(err: unknown): EvaluatorErrorBody {
+  if (isCoordinatorError(err) || err instanceof FlCoreError) return { code: err.code, message: err.message };
+  const code = typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : 'EVALUATOR_ERROR';
+  return { code, message: err instanceof Error ? err.message : String(err) };
+}
+
+function ready(): TaskModel {
+  if (!model) throw Object.assign(new Error('the evaluator has no model yet: send init first'), { code: 'EVALUATOR_NOT_READY' });
+  return model;
+}
+
+async function serve(request: EvaluatorRequest): Promise<unknown> {
+  switch (request.op) {
+    case 'init': {
+      if (model) throw Object.assign(new Error('the evaluator already holds a model'), { code: 'EVALUATOR_BAD_REQUEST' });
+      const task = parseTask(request.task, 'evaluator task');
+      const options = request.options;
+      model = await TaskModel.create(task, {
+        rootExamples: options.rootExamples,
+        ...(options.weightsDir === undefined ? {} : { weightsDir: options.weightsDir }),
+        ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
+      });
+      taskId = task.id;
+      return { initial: encode(model.initialParameters()), probeLabels: model.probeLabels, modalities: [...model.modalities], pretrained: [...model.pretrained] };
+    }
+    case 'probe': {
+      const m = ready();
+      const global = decode(request.global);
+      const outcomes: ProbeOutcome[] = request.deltas.map((delta) => {
+        try {
+          const outputs = m.probe(delta === null ? global : candidateParameters(global, decode(delta)));
+          return { ok: true, probabilities: outputs.probabilities, ...(outputs.explanations ? { explanations: [...outputs.explanations] } : {}) };
+        } catch (err) {
+          return { ok: false, error: errorBody(err) };
+        }
+      });
+      return { outcomes };
+    }
+    case 'evaluate':
+      return { metrics: ready().evaluate(decode(request.parameters)) };
+    case 'rootUpdate': {
+      const update = ready().rootUpdate(decode(request.global));
+      return { update: update ? encode(update) : null };
+    }
+    case 'export': {
+      const m = ready();
+      const parameters = decode(request.parameters);
+      const artifacts = request.kind === 'merged' ? await m.exportMerged(parameters) : await m.exportAdapters(parameters);
+      return { modelJson: artifacts.modelJson, weights: artifacts.weights };
+    }
+    case 'stats': {
+      const usage = process.memoryUsage();
+      return { rssMb: usage.rss / 2 ** 20, heapUsedMb: usage.heapUsed / 2 ** 20, wasmHeapMb: wasmHeapMb(), numTensors: tf.memory().numTensors };
+    }
+  }
+}
+
+async function handle(raw: unknown): Promise<void> {
+  const parsed = evaluatorRequestSchema.safeParse(raw);
+  let response: EvaluatorResponse;
+  if (!parsed.success) {
+    const id = typeof raw === 'object' && raw !== null && 'id' in raw && typeof raw.id === 'number' ? raw.id : -1;
+    response = { id, ok: false, error: { code: 'EVALUATOR_BAD_REQUEST', message: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ') }, wasmHeapMb: wasmHeapMb() };
+  } else {
+    try {
+      const result = await serve(parsed.data);
+      response = { id: parsed.data.id, ok: true, result, wasmHeapMb: wasmHeapMb() };
+    } catch (err) {
+      response = { id: parsed.data.id, ok: false, error: errorBody(err), wasmHeapMb: wasmHeapMb() };
+    }
+  }
+  process.send!(response);
+}
+
+// One request at a time: every TaskModel method sets the adapters it evaluates, so two must not interleave.
+let queue: Promise<void> = Promise.resolve();
+process.on('message', (raw: unknown) => {
+  queue = queue.then(() => handle(raw));
+});
+process.on('disconnect', () => {
+  model?.dispose();
+  process.exit(0);
+});

@@ -1,0 +1,108 @@
+/**
+ * The evaluator process against the same model in this process: identical probe outputs and
+ * evaluations; a killed evaluator fails the request in flight with a code and the next request
+ * starts it again; a start that takes too long, or a task it cannot serve, is refused with a code.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Tensor } from '@chorus/fl-core';
+import { isCoordinatorError } from '../errors.js';
+import { parseTask } from '../task/loadTask.js';
+import { EvaluatorProcess, inProcessEvaluator } from './taskEvaluator.js';
+import type { TaskEvaluator } from './taskEvaluator.js';
+import { TaskModel } from './taskModel.js';
+
+const taskWith = (base: string) =>
+  parseTask({
+    id: 'evaluator',
+    dataset: { name: 'digits', modalities: ['image', 'text'] },
+    model: { base, adapterRank: 2, adapterAlpha: 4, namConcepts: 4 },
+    strategy: { name: 'fedmm-x' },
+    evaluation: { probeExamples: 8, testExamples: 8 },
+    rounds: 1,
+    clientsPerRound: 2,
+    minClients: 2,
+    roundDeadlineMs: 30_000,
+    localEpochs: 1,
+    batchSize: 8,
+    learningRate: 0.01,
+    maxUpdateBytes: 1_000_000,
+    seed: 4,
+  });
+const task = taskWith('chorus-digits-v1');
+
+/** Every tensor of `ts` with each value replaced by `f(index)`: a delta that moves every adapter. */
+const filled = (ts: readonly Tensor[], f: (i: number) => number): Tensor[] => ts.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.map((_, i) => f(i)) }));
+
+const refusal = async (promise: Promise<unknown>): Promise<unknown> =>
+  promise.then(
+    () => {
+      throw new Error('expected a refusal');
+    },
+    (err: unknown) => err,
+  );
+
+let remote: EvaluatorProcess;
+let local: TaskEvaluator;
+beforeAll(async () => {
+  [remote, local] = await Promise.all([EvaluatorProcess.start(task, { probeBatch: 1 }), TaskModel.create(task).then(inProcessEvaluator)]);
+}, 120_000);
+afterAll(async () => {
+  await remote?.close();
+  await local?.close();
+});
+
+describe('EvaluatorProcess', () => {
+  it('builds the same initial adapters and probes and evaluates exactly as the model in this process', async () => {
+    // Arrange: the baseline plus two candidates, sent one per request (probeBatch 1) so batches are reassembled in order.
+    const global = remote.initialParameters();
+    const deltas = [filled(global, (i) => 0.01 * ((i % 7) - 3)), filled(global, (i) => -0.02 * ((i % 5) - 2))];
+    // Act
+    const [a, b] = await Promise.all([remote.probeRound(global, deltas), local.probeRound(global, deltas)]);
+    const [evalA, evalB] = await Promise.all([remote.evaluate(global), local.evaluate(global)]);
+    // Assert
+    expect(global.map((t) => [t.name, [...t.values]])).toEqual(local.initialParameters().map((t) => [t.name, [...t.values]]));
+    expect([...remote.probeLabels]).toEqual([...local.probeLabels]);
+    expect([...a.baseline.probabilities]).toEqual([...b.baseline.probabilities]);
+    expect(a.candidates).toHaveLength(2);
+    for (let k = 0; k < 2; k++) {
+      const [x, y] = [a.candidates[k]!, b.candidates[k]!];
+      if (!x.ok || !y.ok) throw new Error('a probe failed');
+      expect([...x.probabilities]).toEqual([...y.probabilities]);
+      expect(x.explanations!.map((e) => [...e])).toEqual(y.explanations!.map((e) => [...e]));
+      // The candidates differ from the baseline, so the deltas reached the model.
+      expect([...x.probabilities]).not.toEqual([...a.baseline.probabilities]);
+    }
+    expect(evalA).toEqual(evalB);
+  });
+
+  it('fails the request in flight with EVALUATOR_EXITED when the evaluator dies, then starts it again for the next one', async () => {
+    // Arrange
+    const global = remote.initialParameters();
+    const before = await remote.probeRound(global, []);
+    const firstPid = remote.pid!;
+    // Act: killed while a probe is in flight.
+    const inFlight = remote.probeRound(global, [filled(global, () => 0.01)]);
+    process.kill(firstPid, 'SIGKILL');
+    const error = await refusal(inFlight);
+    const after = await remote.probeRound(global, []);
+    // Assert
+    expect(isCoordinatorError(error, 'EVALUATOR_EXITED')).toBe(true);
+    expect(remote.restartCount).toBe(1);
+    expect(remote.pid).not.toBe(firstPid);
+    expect([...after.baseline.probabilities]).toEqual([...before.baseline.probabilities]);
+  }, 120_000);
+
+  it('refuses with a code: a start past its time limit, a task it cannot serve, a request after close', async () => {
+    // Act
+    const slow = await refusal(EvaluatorProcess.start(task, { startTimeoutMs: 1 }));
+    const unknownBase = await refusal(EvaluatorProcess.start(taskWith('no-such-base')));
+    const pid = remote.pid!;
+    await remote.close();
+    const afterClose = await refusal(remote.evaluate(remote.initialParameters()));
+    // Assert
+    expect(isCoordinatorError(slow, 'EVALUATOR_TIMEOUT')).toBe(true);
+    expect(isCoordinatorError(unknownBase, 'TASK_INVALID')).toBe(true);
+    expect(isCoordinatorError(afterClose, 'EVALUATOR_EXITED')).toBe(true);
+    expect(() => process.kill(pid, 0)).toThrow();
+  }, 120_000);
+});

@@ -1,0 +1,60 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MIGRATIONS, SqliteStore } from './sqliteStore.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A database file as the first schema version wrote it: one running task with a client and a checkpoint. */
+function versionOneFile(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'chorus-migrate-'));
+  dirs.push(dir);
+  const path = join(dir, 'coordinator.db');
+  const db = new Database(path);
+  db.exec(MIGRATIONS[0]!);
+  db.pragma('user_version = 1');
+  db.prepare("INSERT INTO tasks VALUES ('t1', '{}', 'hash', 'running', 100, 120)").run();
+  db.prepare("INSERT INTO clients VALUES ('c1', 't1', 'secret-hash', NULL, 100, 110)").run();
+  db.prepare("INSERT INTO checkpoints VALUES ('t1', 0, x'010203', 'h0', NULL, NULL, 100)").run();
+  db.close();
+  return path;
+}
+
+describe('SqliteStore migrations', () => {
+  it('upgrades a version-1 file in place: rows kept, paused and stopped now storable, foreign keys still enforced', () => {
+    // Arrange
+    const path = versionOneFile();
+    // Act
+    const store = new SqliteStore({ path });
+    store.setTaskStatus('t1', 'paused', 130);
+    const paused = store.getTask('t1');
+    store.setTaskStatus('t1', 'stopped', 140);
+    // Assert
+    expect(paused).toMatchObject({ taskId: 't1', status: 'paused', createdAt: 100, updatedAt: 130 });
+    expect(store.getTask('t1')?.status).toBe('stopped');
+    expect(store.getClient('c1')?.taskId).toBe('t1');
+    expect([...store.latestCheckpoint('t1')!.bytes]).toEqual([1, 2, 3]);
+    // The rebuilt table is still the one clients reference: a client of an unknown task is refused.
+    expect(() => store.createClient({ clientId: 'c2', taskId: 'nope', secretHash: 'x', capabilitiesJson: null, createdAt: 1, lastSeenAt: 1 })).toThrow(/TASK_UNKNOWN/);
+    store.close();
+    const raw = new Database(path);
+    expect(raw.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    raw.pragma('foreign_keys = ON');
+    expect(() => raw.prepare("INSERT INTO clients VALUES ('c4', 'nope', 's', NULL, 1, 1)").run()).toThrow(/FOREIGN KEY/);
+    raw.close();
+  });
+
+  it('still refuses a status outside the lifecycle', () => {
+    // Arrange
+    const store = new SqliteStore({ path: versionOneFile() });
+    // Act / Assert
+    expect(() => store.setTaskStatus('t1', 'exploded' as never, 150)).toThrow(/CHECK constraint/);
+    expect(store.getTask('t1')?.status).toBe('running');
+    store.close();
+  });
+});

@@ -1,0 +1,42 @@
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseExperimentsArgs } from './args.js';
+
+const KNOWN = ['fedmmx', 'robustness', 'fedumm'];
+
+describe('parseExperimentsArgs', () => {
+  it('defaults: every section, seeds 1,2,3, docs/results/', () => {
+    const args = parseExperimentsArgs([], KNOWN);
+
+    expect(args.only).toEqual(KNOWN);
+    expect(args.seeds).toEqual([1, 2, 3]);
+    expect(args.jobs).toBe(2);
+    expect(args.outDir.endsWith(`${resolve('/', 'docs', 'results')}`)).toBe(true);
+  });
+
+  it('--quick: one seed and its own folder, so CI never overwrites the full results', () => {
+    const args = parseExperimentsArgs(['--quick'], KNOWN);
+
+    expect(args.quick).toBe(true);
+    expect(args.seeds).toEqual([1]);
+    expect(args.outDir.endsWith(resolve('/', 'docs', 'results', 'quick'))).toBe(true);
+  });
+
+  it('takes --only as repeated flags or a comma list, --seeds and --out', () => {
+    const args = parseExperimentsArgs(['--only', 'fedumm,fedmmx', '--only', 'robustness', '--seeds', '4,5', '--out', 'x'], KNOWN);
+
+    expect(args.only).toEqual(['fedumm', 'fedmmx', 'robustness']);
+    expect(args.seeds).toEqual([4, 5]);
+    expect(args.outDir).toBe(resolve('x'));
+  });
+
+  it.each([
+    [['--only', 'nope']],
+    [['--seeds', '1,1']],
+    [['--seeds', '1,x']],
+    [['--jobs', '0']],
+    [['--colour']],
+  ])('refuses %j with EXPERIMENTS_BAD_ARGS', (argv) => {
+    expect(() => parseExperimentsArgs(argv, KNOWN)).toThrow(expect.objectContaining({ code: 'EXPERIMENTS_BAD_ARGS' }));
+  });
+});

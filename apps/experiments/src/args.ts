@@ -1,0 +1,51 @@
+/** Command-line arguments of `pnpm experiments`. */
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ExperimentsError } from './errors.js';
+
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const repoRoot = resolve(packageRoot, '..', '..');
+
+/** Parsed command line. */
+export interface ExperimentsArgs {
+  readonly quick: boolean;
+  readonly only: readonly string[];
+  readonly outDir: string;
+  readonly seeds: readonly number[];
+  readonly jobs: number;
+}
+
+/** Parses the command line; throws `EXPERIMENTS_BAD_ARGS` naming the flag at fault. */
+export function parseExperimentsArgs(argv: readonly string[], known: readonly string[]): ExperimentsArgs {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        quick: { type: 'boolean', default: false },
+        only: { type: 'string', multiple: true },
+        out: { type: 'string' },
+        seeds: { type: 'string' },
+        jobs: { type: 'string', default: '2' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', (err as Error).message);
+  }
+  const only = (values.only ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s.length > 0);
+  const unknown = only.filter((id) => !known.includes(id));
+  if (unknown.length > 0) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', `--only: unknown section ${unknown.join(', ')} (known: ${known.join(', ')})`);
+  const seedText = values.seeds ?? (values.quick ? '1' : '1,2,3');
+  const seeds = seedText.split(',').map((s) => Number(s.trim()));
+  if (seeds.length === 0 || seeds.some((s) => !Number.isSafeInteger(s) || s < 0) || new Set(seeds).size !== seeds.length) {
+    throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', `--seeds must be distinct integers ≥ 0, e.g. 1,2,3; got '${seedText}'`);
+  }
+  const jobs = Number(values.jobs);
+  if (!Number.isInteger(jobs) || jobs < 1) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', `--jobs must be an integer ≥ 1, got '${values.jobs}'`);
+  const outDir = resolve(values.out ?? join(repoRoot, 'docs', 'results', ...(values.quick ? ['quick'] : [])));
+  return { quick: values.quick, only: only.length > 0 ? only : known, outDir, seeds, jobs };
+}
+

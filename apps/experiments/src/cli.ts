@@ -1,0 +1,154 @@
+/**
+ * `pnpm experiments [--quick] [--only <id>[,<id>…]] [--out DIR] [--seeds 1,2,3] [--jobs 2]`: runs the
+ * experiment sections with headless clients and writes the report (README.md, SVG figures and
+ * raw/<id>.json) into DIR — by default docs/results/ (full) or docs/results/quick/ (--quick, so CI
+ * never overwrites the full results). Sections run as child processes, `--jobs` at a time (each
+ * child has its own TF.js backend and trains on one core). Prints one progress line per run; exits
+ * 1 when a section fails (it is then not written) or one of its sanity checks does, 2 on bad arguments.
+ */
+import { fork } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseExperimentsArgs } from './args.js';
+import type { ExperimentsArgs } from './args.js';
+import { ExperimentsError } from './errors.js';
+import { runFedMmx } from './fedmmx.js';
+import { runFedUmm } from './fedumm.js';
+import { writeReport } from './report.js';
+import type { RunInfo } from './report.js';
+import { runRobustness } from './robustness.js';
+import type { ExperimentContext, SectionResult } from './section.js';
+
+/** One section the CLI can run. */
+export interface SectionEntry {
+  readonly id: string;
+  readonly run: (ctx: ExperimentContext) => Promise<SectionResult>;
+}
+
+/** Every section, in report order. */
+export const SECTIONS: readonly SectionEntry[] = [
+  { id: 'fedmmx', run: runFedMmx },
+  { id: 'robustness', run: runRobustness },
+  { id: 'fedumm', run: runFedUmm },
+];
+
+/** Notes on what differs from the papers, common to every section (each section adds its own). */
+export const REPORT_NOTES = `
+- Data: the built-in spoken & written digits (image, caption, synthesized speech; 10 classes), not the
+  papers' VQA v2, MSCOCO, AVQA or their FedUMM benchmarks.
+- Model: small frozen pretrained encoders with LoRA adapters and a NAM head, trained on the TF.js
+  WASM backend; the papers use CLIP-scale or larger models.
+- Scale: tens of clients, a few hundred examples each and a handful of rounds, so that the whole
+  grid runs on a laptop; the quick grid (CI) is smaller still and is a smoke test, not evidence.
+- Every number is measured by the code in apps/experiments from the run it reports; nothing is
+  tuned on the test split.
+`;
+
+/** The command that regenerates `id` in the given mode. */
+function commandOf(id: string, args: ExperimentsArgs): string {
+  const defaultSeeds = args.quick ? '1' : '1,2,3';
+  const seeds = args.seeds.join(',') === defaultSeeds ? '' : ` --seeds ${args.seeds.join(',')}`;
+  return `pnpm experiments${args.quick ? ' --quick' : ''} --only ${id}${seeds}`;
+}
+
+type ChildMessage = { kind: 'log'; line: string } | { kind: 'result'; file: string };
+
+/** Hard limit of one section in `--quick` (the whole quick report must fit 10 minutes). */
+export const QUICK_SECTION_LIMIT_MS = 8 * 60_000;
+
+// The entry file, not this one: another package's CLI starts itself when the process's script is named cli.ts.
+const ENTRY = fileURLToPath(new URL('./main.ts', import.meta.url));
+
+/** Runs one section in a child process (the entry with `--child`); resolves with its result. */
+function runChild(id: string, args: ExperimentsArgs, scratch: string, log: (line: string) => void): Promise<SectionResult> {
+  const file = join(scratch, `${id}.json`);
+  const childArgs = ['--child', id, '--result', file, '--seeds', args.seeds.join(','), ...(args.quick ? ['--quick'] : [])];
+  return new Promise((resolveRun, reject) => {
+    const child = fork(ENTRY, childArgs, { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let done = false;
+    child.on('message', (m: ChildMessage) => {
+      if (m.kind === 'log') log(m.line);
+      if (m.kind === 'result') done = true;
+    });
+    // A hung run (e.g. a coordinator that stopped answering) must not hang CI: the quick grid has a hard limit.
+    const limit = args.quick ? setTimeout(() => child.kill('SIGKILL'), QUICK_SECTION_LIMIT_MS) : null;
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (limit) clearTimeout(limit);
+      if (!done || code !== 0) {
+        const why = signal === 'SIGKILL' && args.quick ? `was stopped after ${QUICK_SECTION_LIMIT_MS / 60_000} minutes` : `exited with ${signal ?? `code ${code}`} before reporting`;
+        reject(new ExperimentsError('EXPERIMENTS_RUN_FAILED', `section ${id} ${why}`));
+        return;
+      }
+      try {
+        resolveRun(JSON.parse(readFileSync(file, 'utf8')) as SectionResult);
+      } catch (err) {
+        reject(err);
+      }
+    });
+  });
+}
+
+/** Runs the selected sections `jobs` at a time in child processes and writes the report; returns true when every check passed. */
+export async function runExperiments(args: ExperimentsArgs, log: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<boolean> {
+  const scratch = mkdtempSync(join(tmpdir(), 'chorus-experiments-'));
+  const results = new Map<string, SectionResult>();
+  const failures: string[] = [];
+  const started = Date.now();
+  try {
+    const queue = [...args.only];
+    const worker = async (): Promise<void> => {
+      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+        const t0 = Date.now();
+        log(`${id}: started`);
+        try {
+          results.set(id, await runChild(id, args, scratch, log));
+          log(`${id}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        } catch (err) {
+          // A failed section is not written: the folder keeps its earlier results rather than half of new ones.
+          failures.push(`${id}: ${err instanceof Error ? err.message : String(err)}`);
+          log(`${id}: FAILED after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(args.jobs, args.only.length) }, worker));
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  const ordered = args.only.flatMap((id) => results.get(id) ?? []);
+  const written = writeReport(
+    args.outDir,
+    ordered.map((section) => ({ section, run: { command: commandOf(section.id, args), quick: args.quick, seeds: args.seeds } satisfies RunInfo })),
+    { title: args.quick ? 'Experiment results (quick grid)' : 'Experiment results', notes: REPORT_NOTES, order: SECTIONS.map((s) => s.id) },
+  );
+  const failed = [...failures, ...ordered.flatMap((s) => s.checks.filter((c) => !c.ok).map((c) => `${s.id}: ${c.name} (${c.detail})`))];
+  for (const f of failed) log(`failed: ${f}`);
+  log(`report: ${written.readme} (${written.sections.join(', ')}), ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return failed.length === 0;
+}
+
+/** Child mode: runs one section in this process and writes its result to `file`. */
+async function child(id: string, file: string, quick: boolean, seeds: readonly number[]): Promise<void> {
+  const entry = SECTIONS.find((s) => s.id === id);
+  if (!entry) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', `unknown section '${id}'`);
+  const send = (m: ChildMessage): Promise<void> => new Promise((done) => (process.send ? process.send(m, undefined, undefined, () => done()) : done()));
+  const result = await entry.run({ quick, seeds, log: (line) => void send({ kind: 'log', line }) });
+  writeFileSync(file, JSON.stringify(result));
+  await send({ kind: 'result', file });
+}
+
+/** The CLI: child mode when `--child` is given, else parses `argv`, runs and exits (0 ok, 1 failed check or section). */
+export async function main(argv: readonly string[]): Promise<never> {
+  const childAt = argv.indexOf('--child');
+  if (childAt >= 0) {
+    const value = (flag: string): string => argv[argv.indexOf(flag) + 1] ?? '';
+    await child(value('--child'), value('--result'), argv.includes('--quick'), value('--seeds').split(',').map(Number));
+    // Sockets and the WASM backend may hold the loop open; the result is written, so leave.
+    process.exit(0);
+  }
+  const args = parseExperimentsArgs(argv, SECTIONS.map((s) => s.id));
+  const ok = await runExperiments(args);
+  process.exit(ok ? 0 : 1);
+}

@@ -1,0 +1,125 @@
+import * as tf from '@tensorflow/tfjs';
+import { createRng } from '@chorus/fl-core';
+import { ArrayDataset, buildDigitsEncoder } from '@chorus/client';
+import { DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL, MultimodalModel, explain, explanationConsistency, frameCount } from '@chorus/models';
+import { describe, expect, it } from 'vitest';
+import { restrictModalities } from './centralized.js';
+import type { BoundsRun, FederatedRun, ModelScores } from './fedmmx.js';
+import { FEDMMX_QUICK, fedMmxChecks, fedMmxMethods, fedMmxTask, interpretability, renderFedMmx } from './fedmmx.js';
+
+const scores = (accuracy: number, fs: number): ModelScores => ({ accuracy, byModality: { image: accuracy }, ec: 0.5, fs });
+const run = (method: string, accuracy: number, fs = 0.1, completedRounds = FEDMMX_QUICK.rounds): FederatedRun => ({
+  method,
+  seed: 1,
+  status: 'finished',
+  completedRounds,
+  roundAccuracy: [accuracy],
+  final: scores(accuracy, fs),
+  durationMs: 1,
+});
+const bounds = (initialAccuracy: number, centralized: number, localMean: number): BoundsRun => ({
+  seed: 1,
+  centralized: scores(centralized, 0.1),
+  localMean,
+  local: [],
+  localByModality: {},
+  initialAccuracy,
+  trainableParameters: 1,
+  durationMs: 1,
+});
+
+describe('fedMmxMethods and fedMmxTask', () => {
+  it('build valid tasks: every client every round, the seed as task seed, ablations only changing the model fields', () => {
+    const methods = fedMmxMethods(FEDMMX_QUICK);
+
+    const tasks = methods.map((m) => fedMmxTask(m, FEDMMX_QUICK, 5));
+
+    expect(methods.map((m) => m.id)).toEqual(['fedavg', 'fedprox', 'fedmm-x', 'no-lmodal', 'linear-head']);
+    for (const t of tasks) {
+      expect(t.clientsPerRound).toBe(FEDMMX_QUICK.numClients);
+      expect(t.minClients).toBe(FEDMMX_QUICK.numClients);
+      expect(t.rounds).toBe(FEDMMX_QUICK.rounds);
+      expect(t.seed).toBe(5);
+    }
+    expect(tasks[1]!.strategy).toEqual({ name: 'fedprox', proximalMu: FEDMMX_QUICK.proximalMu });
+    const [full, noModal, linear] = tasks.slice(2);
+    expect(noModal!.strategy).toEqual(full!.strategy);
+    expect(noModal!.model).toMatchObject({ modalWeight: 0, head: 'nam' });
+    expect(linear!.model).toMatchObject({ modalWeight: 0.1, head: 'linear' });
+    expect(full!.model).toMatchObject({ modalWeight: 0.1, head: 'nam' });
+  });
+});
+
+describe('fedMmxChecks', () => {
+  it('pass when every run finished, every ablation ran, FedMM-X gained ≥ 20 points, centralized beat LOCAL and FS > 0', () => {
+    const checks = fedMmxChecks({ runs: [run('fedavg', 0.6), run('fedmm-x', 0.61)], bounds: [bounds(0.1, 0.8, 0.4)], settings: FEDMMX_QUICK, skipped: {} });
+
+    expect(checks.map((c) => c.ok)).toEqual([true, true, true, true, true]);
+  });
+
+  it('fail on an unfinished run, a failed ablation, a small gain, LOCAL above centralized, and unfaithful explanations', () => {
+    const checks = fedMmxChecks({ runs: [run('fedavg', 0.6, 0.1, 2), run('fedmm-x', 0.29, -0.01)], bounds: [bounds(0.1, 0.4, 0.5)], settings: FEDMMX_QUICK, skipped: { 'linear-head': 'EVALUATOR_EXITED' } });
+
+    expect(checks.map((c) => c.ok)).toEqual([false, false, false, false, false]);
+    expect(checks[0]!.detail).toContain('fedavg/s1');
+    expect(checks[1]!.detail).toBe('linear-head: EVALUATOR_EXITED');
+    expect(checks[2]!.detail).toBe('initial 10.0%, FedMM-X 29.0%');
+  });
+});
+
+describe('renderFedMmx', () => {
+  it('tabulates mean ± std over seeds in percent, reads the FedMM-X − FedAvg gap, and marks a failed ablation', () => {
+    const seed2 = (r: FederatedRun): FederatedRun => ({ ...r, seed: 2 });
+    const runs = [run('fedavg', 0.5), seed2(run('fedavg', 0.7)), run('fedmm-x', 0.65), seed2(run('fedmm-x', 0.75)), run('fedprox', 0.6), run('no-lmodal', 0.6)];
+
+    const section = renderFedMmx({ settings: FEDMMX_QUICK, seeds: [1, 2], skipped: { 'linear-head': 'EVALUATOR_EXITED' }, runs, bounds: [bounds(0.1, 0.9, 0.3)], durationMs: 61_000, quick: true });
+
+    expect(section.markdown).toContain('| FedAvg | 60.0 ± 14.1 | 60.0 ± 14.1 | — | — |');
+    expect(section.markdown).toContain('| FedMM-X (trust-aware) | 70.0 ± 7.1 |');
+    expect(section.markdown).toContain('FedMM-X vs FedAvg: +10.0 points with every modality present');
+    expect(section.markdown).toContain('| without NAM (linear head) | not run |');
+    expect(section.markdown).toContain('Runtime: 61 s');
+    expect(section.checks.find((c) => c.name === 'every ablation ran')?.ok).toBe(false);
+    expect(section.figures.map((f) => f.file)).toEqual(['fedmmx-accuracy-by-round.svg', 'fedmmx-accuracy-by-modality.svg']);
+    expect(section.markdown).not.toContain('is not an upper bound');
+  });
+
+  it('says so when a federated method beats centralized training', () => {
+    const section = renderFedMmx({ settings: FEDMMX_QUICK, seeds: [1], skipped: {}, runs: [run('fedavg', 0.7), run('fedmm-x', 0.8)], bounds: [bounds(0.1, 0.75, 0.3)], durationMs: 1, quick: true });
+
+    expect(section.markdown).toContain('is not an upper bound here: FedMM-X (trust-aware) reaches 80.0 % against its 75.0 %.');
+  });
+});
+
+describe('interpretability', () => {
+  it('averages EC over the modality pairs independently of how the test set is chunked, and gives a finite FS', async () => {
+    // Arrange: an image + audio model (fresh encoders) and 4 random examples.
+    await tf.setBackend('cpu');
+    const frames = frameCount(DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL.frameLength, DIGITS_LOG_MEL.hopLength);
+    const rng = createRng(9);
+    const image = Float32Array.from({ length: 4 * 784 }, () => rng());
+    const audio = Float32Array.from({ length: 4 * frames * DIGITS_LOG_MEL.numMels }, () => rng());
+    const test = new ArrayDataset(Int32Array.from([0, 1, 2, 3]), { image: { values: image, shape: [4, 28, 28, 1] }, audio: { values: audio, shape: [4, frames, DIGITS_LOG_MEL.numMels] } });
+    const bases = { image: buildDigitsEncoder('image', 0), audio: buildDigitsEncoder('audio', 0) };
+    const model = new MultimodalModel({ numClasses: 4, encoders: { image: { base: bases.image }, audio: { base: bases.audio } }, conceptDim: 2, namHiddenUnits: 4, loraRank: 2, seed: 3 });
+    bases.image.dispose();
+    bases.audio.dispose();
+    try {
+      // Act
+      const whole = await interpretability(model, test, { k: 1, rng: createRng(1), chunk: 64 });
+      const pieces = await interpretability(model, test, { k: 1, rng: createRng(1), chunk: 3 });
+      const inputs = { image: tf.tensor4d(image, [4, 28, 28, 1]), audio: tf.tensor3d(audio, [4, frames, DIGITS_LOG_MEL.numMels]) };
+      const direct = explain(model, inputs);
+      tf.dispose([inputs.image, inputs.audio]);
+
+      // Assert
+      expect(whole.ec).toBeCloseTo(explanationConsistency(direct, 'image', 'audio').mean, 6);
+      expect(pieces.ec).toBeCloseTo(whole.ec, 6);
+      expect(Math.abs(whole.ec)).toBeLessThanOrEqual(1);
+      expect(Number.isFinite(whole.fs)).toBe(true);
+      await expect(interpretability(model, restrictModalities(test, ['image']), { k: 1, rng: createRng(1) })).rejects.toMatchObject({ code: 'EXPERIMENTS_BAD_INPUT' });
+    } finally {
+      model.dispose();
+    }
+  });
+});

@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { FEDUMM_FULL, FEDUMM_QUICK, fedUmmChecks, fedUmmReport, fedUmmTask } from './fedumm.js';
+import type { CentralRun, ClientCost, FedUmmReportInput, GridRun } from './fedumm.js';
+
+const settings = { ...FEDUMM_QUICK, alphas: [0.1, 1.0], clientCounts: [2, 8], reference: { alpha: 1.0, numClients: 8 } };
+
+function gridRun(alpha: number, numClients: number, accuracy: number, seed = 1): GridRun {
+  return { alpha, numClients, seed, status: 'finished', completedRounds: settings.rounds, numExamples: 320, accuracy, durationMs: 10_000 };
+}
+
+const central: CentralRun = {
+  seed: 1,
+  numExamples: 320,
+  epochs: 3,
+  initialAccuracy: 0.1,
+  lora: { learningRate: 0.01, accuracy: 0.8, durationMs: 4000, numSteps: 30 },
+  full: [
+    { learningRate: 0.01, accuracy: 0.15, durationMs: 20_000, numSteps: 30 },
+    { learningRate: 0.001, accuracy: 0.85, durationMs: 20_000, numSteps: 30 },
+  ],
+};
+
+const costs: ClientCost[] = [
+  { mode: 'adapters', numExamples: 40, numScalars: 11_778, bytes: { fp32: 48_000, fp16: 24_600, int8: 12_900 }, trainMs: [300, 200, 250] },
+  { mode: 'full', numExamples: 40, numScalars: 1_403_930, bytes: { fp32: 5_620_000, fp16: 2_810_000, int8: 1_410_000 }, trainMs: [1500, 1300, 1400] },
+];
+
+function input(overrides: Partial<FedUmmReportInput> = {}): FedUmmReportInput {
+  return {
+    settings,
+    seeds: [1],
+    grid: [gridRun(0.1, 2, 0.6), gridRun(0.1, 8, 0.4), gridRun(1.0, 2, 0.7), gridRun(1.0, 8, 0.65)],
+    central: [central],
+    costs,
+    durationMs: 120_000,
+    quick: true,
+    ...overrides,
+  };
+}
+
+describe('FedUMM grid', () => {
+  it('builds a valid FedAvg task for every cell of both grids', () => {
+    for (const s of [FEDUMM_QUICK, FEDUMM_FULL]) {
+      for (const alpha of s.alphas) {
+        for (const k of s.clientCounts) {
+          const task = fedUmmTask(s, alpha, k, 2);
+          expect(task.strategy.name).toBe('fedavg');
+          expect([task.clientsPerRound, task.minClients, task.rounds, task.seed]).toEqual([k, k, s.rounds, 2]);
+        }
+      }
+      expect(s.alphas).toContain(s.reference.alpha);
+      expect(s.clientCounts).toContain(s.reference.numClients);
+    }
+    expect(FEDUMM_FULL.alphas).toEqual([0.1, 0.5, 1.0]);
+    expect(FEDUMM_FULL.clientCounts).toEqual([2, 4, 8, 16]);
+  });
+});
+
+describe('fedUmmChecks', () => {
+  it('passes on sane figures', () => {
+    expect(fedUmmChecks(input()).filter((c) => !c.ok)).toEqual([]);
+  });
+
+  it('fails on an unfinished run, no learning, int8 not a quarter, and LoRA no cheaper than full', () => {
+    // Arrange
+    const bad = input({
+      grid: [{ ...gridRun(0.1, 2, 0.15), status: 'failed', completedRounds: 1 }],
+      costs: [
+        { ...costs[0]!, bytes: { fp32: 48_000, fp16: 24_600, int8: 30_000 }, trainMs: [2000] },
+        { ...costs[1]!, bytes: { fp32: 60_000, fp16: 30_000, int8: 15_000 }, trainMs: [1000] },
+      ],
+    });
+    // Act
+    const failed = fedUmmChecks(bad).filter((c) => !c.ok).map((c) => c.name);
+    // Assert
+    expect(failed).toHaveLength(5);
+  });
+});
+
+describe('fedUmmReport', () => {
+  it('writes Tables 1, 3 and 4 with the differences from centralized, a figure and the raw numbers', () => {
+    // Act
+    const r = fedUmmReport(input());
+    // Assert: α = 0.1 averages 50.0, 20 points under centralized LoRA's 80.0.
+    expect(r.id).toBe('fedumm');
+    expect(r.markdown).toContain('| vs. centralized (points) | −30.0 | −12.5 | −21.3 |  |');
+    expect(r.markdown).toContain('| 8 | 40.0 | 65.0 | 52.5 ± 17.7 | 320 |');
+    expect(r.markdown).toContain('| Centralized (full fine-tuning, learning rate 0.01) | 15.0 | — | ✗ |');
+    expect(r.markdown).toContain('| Centralized (full fine-tuning, learning rate 0.001) | 85.0 | — | ✗ |');
+    expect(r.markdown).toContain('| Adapters ÷ full | 0.0084 |');
+    expect(r.markdown).toMatch(/estimated at about \d+ min/);
+    // α = 1 vs 0.1: (70 + 65) / 2 − (60 + 40) / 2 = 17.5 points; 2 vs 8 clients: 65 − 52.5 = 12.5 points.
+    expect(r.markdown).toContain('from α = 1 to α = 0.1 accuracy falls by 17.5 points');
+    expect(r.markdown).toContain('from 2 to 8 clients it falls by 12.5 points');
+    expect(r.figures.map((f) => f.file)).toEqual(['fedumm-accuracy.svg']);
+    expect(r.figures[0]!.svg.startsWith('<svg') || r.figures[0]!.svg.startsWith('<?xml')).toBe(true);
+    expect((r.raw as { grid: GridRun[] }).grid).toHaveLength(4);
+    expect(r.markdown).not.toContain('trained on fewer examples');
+  });
+
+  it('names the configurations whose clients held fewer examples than the budget', () => {
+    const r = fedUmmReport(input({ grid: [gridRun(0.1, 2, 0.6), { ...gridRun(0.1, 8, 0.4), numExamples: 250 }] }));
+
+    expect(r.markdown).toContain('so α = 0.1 × 8 clients trained on fewer examples in all');
+  });
+});

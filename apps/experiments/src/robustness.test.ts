@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { isExperimentsError } from './errors.js';
+import { FULL_ROBUSTNESS, QUICK_ROBUSTNESS, aggregatorStrategy, krumByzantine, robustnessChecks, robustnessClientArgs, robustnessPlan, robustnessTask, runRobustness } from './robustness.js';
+import type { RobustnessRun } from './robustnessAnalysis.js';
+
+describe('robustness grid', () => {
+  it('caps Krum\'s f by n > 2f + 2', () => {
+    // 40% of 10 is 4, but 10 > 2·4 + 2 fails, so 3; 20% of 5 is 1 and 5 > 4 holds.
+    expect(krumByzantine({ numClients: 10, fractions: [0.2, 0.4] })).toBe(3);
+    expect(krumByzantine({ numClients: 5, fractions: [0.2] })).toBe(1);
+    expect(krumByzantine({ numClients: 10, fractions: [0.2] })).toBe(2);
+  });
+
+  it('builds a valid task for every aggregator of both grids', () => {
+    for (const settings of [QUICK_ROBUSTNESS, FULL_ROBUSTNESS]) {
+      for (const a of settings.aggregators) {
+        const task = robustnessTask(a, settings, 3);
+        expect(task.strategy.name).toBe(a);
+        expect(task.clientsPerRound).toBe(settings.numClients);
+        expect(task.minClients).toBe(settings.numClients);
+        expect(task.seed).toBe(3);
+      }
+    }
+  });
+
+  it('refuses an unknown aggregator with a coded error', () => {
+    let caught: unknown;
+    try {
+      aggregatorStrategy('krum-2' as never, QUICK_ROBUSTNESS);
+    } catch (err) {
+      caught = err;
+    }
+    expect(isExperimentsError(caught, 'EXPERIMENTS_BAD_INPUT')).toBe(true);
+  });
+
+  it('gives clean and attacked runs the same data flags, differing only by --adversarial', () => {
+    const clean = robustnessClientArgs(QUICK_ROBUSTNESS, 4, null, 0);
+    const attacked = robustnessClientArgs(QUICK_ROBUSTNESS, 4, 'scaling', 0.2);
+    expect(attacked).toEqual([...clean, '--adversarial', 'scaling:0.2']);
+    expect(clean.slice(0, 4)).toEqual(['--max-examples', String(QUICK_ROBUSTNESS.maxExamples), '--seed', '4']);
+    expect(() => robustnessClientArgs(QUICK_ROBUSTNESS, 4, 'scaling', 0)).toThrow(/fraction/);
+  });
+
+  it('plans the clean run of every aggregator and every cell, per seed', () => {
+    const plan = robustnessPlan(FULL_ROBUSTNESS, [1, 2]);
+    // (6 clean + 5 attacks × 2 fractions × 6 aggregators) × 2 seeds.
+    expect(plan).toHaveLength(2 * (6 + 60));
+    expect(plan.slice(0, 6).every((p) => p.attack === null && p.seed === 1)).toBe(true);
+    expect(robustnessPlan(QUICK_ROBUSTNESS, [1])).toHaveLength(4 + 2 * 4);
+  });
+
+  it('refuses to run without seeds', async () => {
+    await expect(runRobustness({ quick: true, seeds: [], log: () => undefined })).rejects.toThrow(/at least one seed/);
+  });
+});
+
+describe('robustnessChecks', () => {
+  const base: RobustnessRun = {
+    aggregator: 'fedmm-x',
+    attack: null,
+    fraction: 0,
+    seed: 1,
+    status: 'finished',
+    completedRounds: 6,
+    initialAccuracy: 0.1,
+    accuracyByRound: [],
+    finalAccuracy: 0.8,
+    clients: [
+      { client: 0, clientId: 'h', behaviour: null },
+      { client: 1, clientId: 'x', behaviour: 'sign-flip' },
+    ],
+    trust: [],
+    durationMs: 1,
+    cpuMs: 1,
+  };
+  const trust = (adv: number): RobustnessRun['trust'] => [4, 5].map((serverRound) => ({ serverRound, trust: [{ clientId: 'h', trust: 0.5 }, { clientId: 'x', trust: adv }] }));
+  const settings = { ...QUICK_ROBUSTNESS, aggregators: ['fedmm-x'] as const, attacks: ['sign-flip'] as const };
+
+  it('passes when runs finished, clean runs learned and trust separated the attackers', () => {
+    const checks = robustnessChecks([base, { ...base, attack: 'sign-flip', fraction: 0.2, trust: trust(0.2) }], settings);
+    expect(checks.map((c) => c.ok)).toEqual([true, true, true]);
+  });
+
+  it('fails on an unfinished run, a weak clean run and attackers trusted as much as honest clients', () => {
+    const checks = robustnessChecks([{ ...base, finalAccuracy: 0.3 }, { ...base, attack: 'sign-flip', fraction: 0.2, finalAccuracy: null, status: 'error', trust: trust(0.5) }], settings);
+    expect(checks.map((c) => c.ok)).toEqual([false, false, false]);
+    expect(checks[0]!.detail).toContain('fedmm-x sign-flip s1: error');
+  });
+
+  it('reports but does not assert the clean accuracy of aggregators outside the headline', () => {
+    const checks = robustnessChecks([base, { ...base, aggregator: 'multi-krum', finalAccuracy: 0.09 }], { ...settings, attacks: [] });
+    expect(checks[1]!.ok).toBe(true);
+    expect(checks[1]!.detail).toContain('multi-krum s1: 9.0');
+  });
+});

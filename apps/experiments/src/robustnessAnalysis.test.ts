@@ -1,0 +1,221 @@
+import { describe, expect, it } from 'vitest';
+import type { AdversarialKind } from '@chorus/client';
+import { isExperimentsError } from './errors.js';
+import {
+  adversarialTrustBelowHonest,
+  cellKey,
+  retainedAccuracy,
+  retainedBarChart,
+  retainedByCell,
+  retainedOverAttacks,
+  robustnessSummary,
+  robustnessTables,
+  trustFigure,
+  trustGroupMeans,
+  trustGroups,
+} from './robustnessAnalysis.js';
+import type { AggregatorId, RobustnessRun } from './robustnessAnalysis.js';
+
+function run(aggregator: AggregatorId, attack: AdversarialKind | null, finalAccuracy: number | null, seed = 1, fraction = attack === null ? 0 : 0.2): RobustnessRun {
+  return {
+    aggregator,
+    attack,
+    fraction,
+    seed,
+    status: finalAccuracy === null ? 'error' : 'finished',
+    completedRounds: finalAccuracy === null ? 0 : 2,
+    initialAccuracy: 0.1,
+    accuracyByRound: finalAccuracy === null ? [] : [0.5, finalAccuracy],
+    finalAccuracy,
+    clients: [],
+    trust: [],
+    durationMs: 1000,
+    cpuMs: 900,
+  };
+}
+
+/** Three clients: c0 and c2 honest, c1 sign-flip; T_k over rounds 1..5. */
+function trustRun(adversarialTrust: readonly number[], honestTrust: readonly number[]): RobustnessRun {
+  return {
+    ...run('fedmm-x', 'sign-flip', 0.8),
+    clients: [
+      { client: 0, clientId: 'a', behaviour: null },
+      { client: 1, clientId: 'b', behaviour: 'sign-flip' },
+      { client: 2, clientId: 'c', behaviour: null },
+    ],
+    trust: adversarialTrust.map((adv, i) => ({
+      serverRound: i + 1,
+      trust: [
+        { clientId: 'a', trust: honestTrust[i]! },
+        { clientId: 'b', trust: adv },
+        { clientId: 'c', trust: honestTrust[i]! + 0.1 },
+      ],
+    })),
+  };
+}
+
+describe('retainedAccuracy', () => {
+  it('divides the attacked accuracy by the clean one', () => {
+    expect(retainedAccuracy(0.6, 0.8)).toBeCloseTo(0.75, 12);
+  });
+
+  it('gives null when a value is missing or the clean accuracy is 0', () => {
+    expect(retainedAccuracy(null, 0.8)).toBeNull();
+    expect(retainedAccuracy(0.5, null)).toBeNull();
+    expect(retainedAccuracy(0.5, 0)).toBeNull();
+  });
+
+  it('refuses a value that is not an accuracy with a coded error', () => {
+    let caught: unknown;
+    try {
+      retainedAccuracy(1.5, 0.8);
+    } catch (err) {
+      caught = err;
+    }
+    expect(isExperimentsError(caught, 'EXPERIMENTS_BAD_INPUT')).toBe(true);
+    expect(() => retainedAccuracy(0.5, Number.NaN)).toThrow(/clean/);
+  });
+});
+
+describe('retainedByCell', () => {
+  it('pairs each attacked run with the clean run of the same aggregator and seed', () => {
+    // Arrange: FedAvg clean 0.8 / 0.5 (seeds 1 / 2); median clean 0.6.
+    const runs = [
+      run('fedavg', null, 0.8, 1),
+      run('fedavg', null, 0.5, 2),
+      run('median', null, 0.6, 1),
+      run('fedavg', 'sign-flip', 0.4, 2),
+      run('fedavg', 'sign-flip', 0.6, 1),
+      run('median', 'sign-flip', 0.6, 1),
+    ];
+
+    // Act
+    const cells = retainedByCell(runs);
+
+    // Assert: sorted by seed; 0.6/0.8 and 0.4/0.5.
+    const fedavg = cells.get(cellKey('fedavg', 'sign-flip', 0.2))!;
+    expect(fedavg.map((v) => v.seed)).toEqual([1, 2]);
+    expect(fedavg[0]!.retained).toBeCloseTo(0.75, 12);
+    expect(fedavg[1]!.retained).toBeCloseTo(0.8, 12);
+    expect(cells.get(cellKey('median', 'sign-flip', 0.2))![0]!.retained).toBeCloseTo(1, 12);
+  });
+
+  it('leaves out a run whose clean partner is missing or failed', () => {
+    const cells = retainedByCell([run('fedavg', null, null), run('fedavg', 'scaling', 0.5), run('median', 'scaling', 0.5)]);
+    expect(cells.size).toBe(0);
+  });
+
+  it('reports nothing against a clean run that did not learn', () => {
+    // 0.15 is below twice chance on 10 classes; with a threshold of 0.1 the same pair counts.
+    const runs = [run('multi-krum', null, 0.15), run('multi-krum', 'scaling', 0.15)];
+    expect(retainedByCell(runs).size).toBe(0);
+    expect(retainedByCell(runs, 0.1).get(cellKey('multi-krum', 'scaling', 0.2))![0]!.retained).toBeCloseTo(1, 12);
+    expect(() => retainedByCell(runs, 1)).toThrow(/minCleanAccuracy/);
+  });
+
+  it('refuses two clean runs of one aggregator and seed', () => {
+    expect(() => retainedByCell([run('fedavg', null, 0.8), run('fedavg', null, 0.7)])).toThrow(/two clean runs/);
+  });
+});
+
+describe('retainedOverAttacks', () => {
+  it('averages over attacks per seed, counting only seeds with every attack', () => {
+    // Arrange: seed 1 has both attacks (0.5 and 1.0 retained); seed 2 only sign-flip.
+    const runs = [
+      run('fedavg', null, 0.8, 1),
+      run('fedavg', null, 0.8, 2),
+      run('fedavg', 'sign-flip', 0.4, 1),
+      run('fedavg', 'scaling', 0.8, 1),
+      run('fedavg', 'sign-flip', 0.8, 2),
+    ];
+
+    // Act
+    const values = retainedOverAttacks(retainedByCell(runs), 'fedavg', 0.2, ['sign-flip', 'scaling']);
+
+    // Assert
+    expect(values).toHaveLength(1);
+    expect(values[0]).toBeCloseTo(0.75, 12);
+  });
+});
+
+describe('trust of honest and adversarial clients', () => {
+  it('averages each group per round', () => {
+    const means = trustGroupMeans(trustRun([0.3, 0.2], [0.5, 0.6]));
+    expect(means[0]!.serverRound).toBe(1);
+    expect(means[0]!.honest).toBeCloseTo(0.55, 12);
+    expect(means[0]!.adversarial).toBeCloseTo(0.3, 12);
+    expect(means[1]!.honest).toBeCloseTo(0.65, 12);
+  });
+
+  it('gives each group\'s range beside its mean', () => {
+    const groups = trustGroups(trustRun([0.3], [0.5]));
+    expect(groups[0]!.honest!.min).toBeCloseTo(0.5, 12);
+    expect(groups[0]!.honest!.max).toBeCloseTo(0.6, 12);
+    expect(groups[0]!.adversarial).toEqual({ mean: 0.3, min: 0.3, max: 0.3 });
+  });
+
+  it('passes only when adversarial trust is below honest in every round after the threshold', () => {
+    // Rounds 1–3 do not count; round 5 is where the gap closes in the failing run.
+    const separated = trustRun([0.9, 0.9, 0.9, 0.2, 0.1], [0.5, 0.5, 0.5, 0.5, 0.5]);
+    const closing = trustRun([0.9, 0.9, 0.9, 0.2, 0.6], [0.5, 0.5, 0.5, 0.5, 0.5]);
+
+    expect(adversarialTrustBelowHonest(separated, 3).ok).toBe(true);
+    const failed = adversarialTrustBelowHonest(closing, 3);
+    expect(failed.ok).toBe(false);
+    expect(failed.detail).toContain('r5 adv 0.600 / honest 0.550');
+  });
+
+  it('fails when no round comes after the threshold', () => {
+    expect(adversarialTrustBelowHonest(trustRun([0.1, 0.1], [0.5, 0.5]), 3).ok).toBe(false);
+  });
+
+  it('refuses trust of a client the run does not know', () => {
+    const r = trustRun([0.1], [0.5]);
+    const bad = { ...r, trust: [{ serverRound: 1, trust: [{ clientId: 'zz', trust: 0.5 }] }] };
+    expect(() => trustGroupMeans(bad)).toThrow(/unknown client 'zz'/);
+  });
+
+  it('draws every client, adversarial ones dashed, and both group means', () => {
+    const svg = trustFigure(trustRun([0.3, 0.2], [0.5, 0.6]), 'Trust <test>');
+    expect(svg).toContain('Trust &lt;test&gt;');
+    for (const name of ['honest mean (band: range)', 'adversarial mean (band: range)', 'honest c0', 'honest c2', 'sign-flip c1']) expect(svg).toContain(name);
+    // Two dashed lines (adversarial mean and c1) plus their legend swatches.
+    expect(svg.match(/<polyline[^>]*stroke-dasharray/g)).toHaveLength(2);
+  });
+
+  it('refuses a run without trust scores', () => {
+    expect(() => trustFigure(run('fedavg', 'sign-flip', 0.5), 't')).toThrow(/no trust/);
+  });
+});
+
+describe('tables, summary and chart', () => {
+  // FedAvg: clean 0.8, sign-flip 0.4 (50%); FedMM-X: clean 0.8, sign-flip 0.72 (90%); median: clean 0.5, sign-flip 0.5 (100%).
+  const runs = [
+    run('fedavg', null, 0.8),
+    run('fedmm-x', null, 0.8),
+    run('median', null, 0.5),
+    run('fedavg', 'sign-flip', 0.4),
+    run('fedmm-x', 'sign-flip', 0.72),
+    run('median', 'sign-flip', 0.5),
+  ];
+  const grid = { aggregators: ['fedavg', 'median', 'fedmm-x'] as AggregatorId[], attacks: ['sign-flip'] as AdversarialKind[], fractions: [0.2] };
+
+  it('tabulates retained and final accuracy per aggregator', () => {
+    const { retained, accuracy } = robustnessTables(runs, grid);
+    expect(retained).toContain('| FedAvg | 80.0 | 50.0 | 50.0 |');
+    expect(retained).toContain('| FedMM-X (trust-aware) | 80.0 | 90.0 | 90.0 |');
+    expect(accuracy).toContain('| Median | 50.0 | 50.0 |');
+  });
+
+  it('states the headline and where trust-aware does not win', () => {
+    const { headline, notWon } = robustnessSummary(runs, grid);
+    expect(headline[0]).toContain('FedMM-X retains 90.0% of its clean accuracy vs FedAvg\'s 50.0%; best: Median 100.0%');
+    expect(notWon).toEqual(['sign-flip 20%: Median 100.0% vs FedMM-X 90.0%']);
+  });
+
+  it('draws one bar series per fraction with the retained percentages', () => {
+    const svg = retainedBarChart(runs, grid);
+    expect(svg).toContain('20% adversarial');
+    expect(svg).toContain('20% adversarial · FedAvg: 50<');
+  });
+});

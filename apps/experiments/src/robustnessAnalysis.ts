@@ -1,0 +1,320 @@
+/**
+ * Analysis of the robustness grid (FedMM-X §6.3 and Figure 1, Balija 2025, arXiv:2503.19564):
+ * accuracy retained under attack relative to the same aggregator's clean run, and the trust T_k of
+ * honest and adversarial clients over rounds. Pure functions over finished runs; no I/O.
+ */
+import type { AdversarialKind } from '@chorus/client';
+import { ExperimentsError } from './errors.js';
+import { formatMeanStd, markdownTable, meanStd } from './stats.js';
+import { barChart, lineChart } from './svg.js';
+import type { LinePoint, LineSeries } from './svg.js';
+
+/** Aggregators compared, as the report names them. */
+export const ROBUSTNESS_AGGREGATORS = ['fedavg', 'median', 'trimmed-mean', 'multi-krum', 'fltrust', 'fedmm-x'] as const;
+/** One of {@link ROBUSTNESS_AGGREGATORS}. */
+export type AggregatorId = (typeof ROBUSTNESS_AGGREGATORS)[number];
+
+/** Display names of the aggregators. */
+export const AGGREGATOR_LABELS: Readonly<Record<AggregatorId, string>> = {
+  fedavg: 'FedAvg',
+  median: 'Median',
+  'trimmed-mean': 'Trimmed mean',
+  'multi-krum': 'Multi-Krum',
+  fltrust: 'FLTrust',
+  'fedmm-x': 'FedMM-X (trust-aware)',
+};
+
+/** One headless client of a run: its index, the id the coordinator gave it, and what it did. */
+export interface RunClient {
+  readonly client: number;
+  /** Null when the client never received an identity (it failed before joining). */
+  readonly clientId: string | null;
+  /** Adversarial behaviour, null for an honest client. */
+  readonly behaviour: string | null;
+}
+
+/** Trust scores T_k the coordinator recorded after one round. */
+export interface TrustRound {
+  readonly serverRound: number;
+  readonly trust: readonly { readonly clientId: string; readonly trust: number }[];
+}
+
+/** One finished (or failed) federated run of the grid. */
+export interface RobustnessRun {
+  readonly aggregator: AggregatorId;
+  /** Null for the clean run. */
+  readonly attack: AdversarialKind | null;
+  /** Fraction of adversarial clients (0 for the clean run). */
+  readonly fraction: number;
+  readonly seed: number;
+  /** The task's final status ('finished' when every round completed), or 'error' when the run threw. */
+  readonly status: string;
+  readonly error?: string;
+  readonly completedRounds: number;
+  readonly initialAccuracy: number | null;
+  /** Test accuracy after each round. */
+  readonly accuracyByRound: readonly (number | null)[];
+  /** Test accuracy after the last round (null when the run did not finish). */
+  readonly finalAccuracy: number | null;
+  readonly clients: readonly RunClient[];
+  /** Per-round trust (recorded by trust-aware aggregation only; empty otherwise). */
+  readonly trust: readonly TrustRound[];
+  readonly durationMs: number;
+  /** CPU time of this process during the run (user + system): a load-independent cost measure on a shared machine. */
+  readonly cpuMs: number;
+}
+
+function bad(fn: string, why: string): ExperimentsError {
+  return new ExperimentsError('EXPERIMENTS_BAD_INPUT', `${fn}: ${why}`);
+}
+
+function checkAccuracy(fn: string, name: string, v: number | null): void {
+  if (v !== null && !(Number.isFinite(v) && v >= 0 && v <= 1)) throw bad(fn, `${name} must be an accuracy in [0, 1] or null, got ${v}`);
+}
+
+/** Accuracy under attack ÷ clean accuracy; null when either is missing or the clean accuracy is 0. */
+export function retainedAccuracy(attacked: number | null, clean: number | null): number | null {
+  checkAccuracy('retainedAccuracy', 'attacked', attacked);
+  checkAccuracy('retainedAccuracy', 'clean', clean);
+  if (attacked === null || clean === null || clean === 0) return null;
+  return attacked / clean;
+}
+
+/** Key of one cell of the grid. */
+export function cellKey(aggregator: AggregatorId, attack: AdversarialKind, fraction: number): string {
+  return `${aggregator}|${attack}|${fraction}`;
+}
+
+/**
+ * Clean accuracy below which a retained ratio is not reported: twice chance on 10 classes. A clean
+ * run that never learned would otherwise "retain" about 100% of nothing.
+ */
+export const MIN_CLEAN_ACCURACY = 0.2;
+
+/**
+ * Retained accuracy of every attacked run against the clean run of the same aggregator and seed,
+ * grouped by cell ({@link cellKey}); each list holds one value per seed, in seed order. A run whose
+ * clean partner is missing, failed or below `minCleanAccuracy` contributes nothing.
+ */
+export function retainedByCell(runs: readonly RobustnessRun[], minCleanAccuracy = MIN_CLEAN_ACCURACY): Map<string, { seed: number; retained: number }[]> {
+  if (!(minCleanAccuracy >= 0 && minCleanAccuracy < 1)) throw bad('retainedByCell', `minCleanAccuracy must be in [0, 1), got ${minCleanAccuracy}`);
+  const clean = new Map<string, RobustnessRun>();
+  for (const r of runs) {
+    if (r.attack !== null) continue;
+    const key = `${r.aggregator}|${r.seed}`;
+    if (clean.has(key)) throw bad('retainedByCell', `two clean runs of ${r.aggregator} with seed ${r.seed}`);
+    clean.set(key, r);
+  }
+  const out = new Map<string, { seed: number; retained: number }[]>();
+  for (const r of runs) {
+    if (r.attack === null) continue;
+    const cleanAccuracy = clean.get(`${r.aggregator}|${r.seed}`)?.finalAccuracy ?? null;
+    const value = cleanAccuracy !== null && cleanAccuracy >= minCleanAccuracy ? retainedAccuracy(r.finalAccuracy, cleanAccuracy) : null;
+    if (value === null) continue;
+    const key = cellKey(r.aggregator, r.attack, r.fraction);
+    const list = out.get(key) ?? [];
+    list.push({ seed: r.seed, retained: value });
+    out.set(key, list);
+  }
+  for (const list of out.values()) list.sort((a, b) => a.seed - b.seed);
+  return out;
+}
+
+/**
+ * Per seed, the retained accuracy of `aggregator` at `fraction` averaged over `attacks`; a seed
+ * counts only when every attack has a value for it (so the average is always over the same attacks).
+ */
+export function retainedOverAttacks(
+  cells: ReadonlyMap<string, readonly { seed: number; retained: number }[]>,
+  aggregator: AggregatorId,
+  fraction: number,
+  attacks: readonly AdversarialKind[],
+): number[] {
+  if (attacks.length === 0) return [];
+  const bySeed = new Map<number, number[]>();
+  for (const attack of attacks) {
+    for (const { seed, retained } of cells.get(cellKey(aggregator, attack, fraction)) ?? []) {
+      const list = bySeed.get(seed) ?? [];
+      list.push(retained);
+      bySeed.set(seed, list);
+    }
+  }
+  return [...bySeed.entries()]
+    .filter(([, values]) => values.length === attacks.length)
+    .sort(([a], [b]) => a - b)
+    .map(([, values]) => values.reduce((s, v) => s + v, 0) / values.length);
+}
+
+/** Which clients of a run were honest and which adversarial, by coordinator client id. */
+export function behaviourById(run: RobustnessRun): Map<string, string | null> {
+  const out = new Map<string, string | null>();
+  for (const c of run.clients) if (c.clientId !== null) out.set(c.clientId, c.behaviour);
+  return out;
+}
+
+/** Mean, lowest and highest trust of one group of clients in one round. */
+export interface GroupTrust {
+  readonly mean: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+/** Trust of the honest and of the adversarial clients after each round (null for an empty group). */
+export function trustGroups(run: RobustnessRun): { serverRound: number; honest: GroupTrust | null; adversarial: GroupTrust | null }[] {
+  const behaviours = behaviourById(run);
+  return run.trust.map((round) => {
+    const honest: number[] = [];
+    const adversarial: number[] = [];
+    for (const { clientId, trust } of round.trust) {
+      if (!behaviours.has(clientId)) throw bad('trustGroups', `round ${round.serverRound}: trust of unknown client '${clientId}'`);
+      (behaviours.get(clientId) === null ? honest : adversarial).push(trust);
+    }
+    const group = (values: number[]): GroupTrust | null =>
+      values.length === 0 ? null : { mean: meanStd(values).mean, min: Math.min(...values), max: Math.max(...values) };
+    return { serverRound: round.serverRound, honest: group(honest), adversarial: group(adversarial) };
+  });
+}
+
+/** Mean trust of the honest and of the adversarial clients after each round (null for an empty group). */
+export function trustGroupMeans(run: RobustnessRun): { serverRound: number; honest: number | null; adversarial: number | null }[] {
+  return trustGroups(run).map((g) => ({ serverRound: g.serverRound, honest: g.honest?.mean ?? null, adversarial: g.adversarial?.mean ?? null }));
+}
+
+/**
+ * Whether the adversarial clients' mean trust is below the honest clients' in every round after
+ * `afterRound`; false when there is no such round or a group is empty (nothing was shown).
+ */
+export function adversarialTrustBelowHonest(run: RobustnessRun, afterRound: number): { ok: boolean; detail: string } {
+  const later = trustGroupMeans(run).filter((r) => r.serverRound > afterRound);
+  if (later.length === 0) return { ok: false, detail: `no trust recorded after round ${afterRound}` };
+  const failing = later.filter((r) => r.honest === null || r.adversarial === null || r.adversarial >= r.honest);
+  const fmt = (v: number | null): string => (v === null ? 'none' : v.toFixed(3));
+  const detail = later.map((r) => `r${r.serverRound} adv ${fmt(r.adversarial)} / honest ${fmt(r.honest)}`).join('; ');
+  return { ok: failing.length === 0, detail };
+}
+
+/** Figure 1 of FedMM-X for one run: every client's T_k over rounds (adversarial dashed) and each group's mean with its range. */
+export function trustFigure(run: RobustnessRun, title: string): string {
+  const pointsOf = new Map<string, LinePoint[]>();
+  for (const round of run.trust) {
+    for (const { clientId, trust } of round.trust) {
+      const list = pointsOf.get(clientId) ?? [];
+      list.push({ x: round.serverRound, y: trust });
+      pointsOf.set(clientId, list);
+    }
+  }
+  if (pointsOf.size === 0) throw bad('trustFigure', 'the run recorded no trust scores');
+  const groups = trustGroups(run);
+  // The band spans the group's lowest to highest T_k, so the spread reads even where lines overlap.
+  const meanSeries = (name: string, pick: (g: (typeof groups)[number]) => GroupTrust | null, dashed: boolean): LineSeries[] => {
+    const points = groups.flatMap((g) => {
+      const t = pick(g);
+      return t === null ? [] : [{ x: g.serverRound, y: t.mean, low: t.min, high: t.max }];
+    });
+    return points.length === 0 ? [] : [{ name, points, dashed }];
+  };
+  // Clients in their index order so the legend reads the same in every figure.
+  const clients = [...run.clients].filter((c) => c.clientId !== null && pointsOf.has(c.clientId)).sort((a, b) => a.client - b.client);
+  const honest = clients.filter((c) => c.behaviour === null).map((c) => ({ name: `honest c${c.client}`, points: pointsOf.get(c.clientId!)!, dashed: false }));
+  const adversarial = clients.filter((c) => c.behaviour !== null).map((c) => ({ name: `${c.behaviour} c${c.client}`, points: pointsOf.get(c.clientId!)!, dashed: true }));
+  return lineChart({
+    title,
+    xLabel: 'round',
+    yLabel: 'trust T_k',
+    yMin: 0,
+    yMax: 1,
+    series: [...meanSeries('honest mean (band: range)', (g) => g.honest, false), ...meanSeries('adversarial mean (band: range)', (g) => g.adversarial, true), ...honest, ...adversarial],
+  });
+}
+
+/** The grid a report covers. */
+export interface RobustnessGridShape {
+  readonly aggregators: readonly AggregatorId[];
+  readonly attacks: readonly AdversarialKind[];
+  readonly fractions: readonly number[];
+}
+
+const pct = (fraction: number): string => `${Math.round(fraction * 100)}%`;
+
+/** Bar chart of retained accuracy per aggregator, one bar per adversarial fraction, averaged over attacks (whiskers: std over seeds). */
+export function retainedBarChart(runs: readonly RobustnessRun[], grid: RobustnessGridShape): string {
+  const cells = retainedByCell(runs);
+  return barChart({
+    title: `Accuracy retained under attack (mean over ${grid.attacks.join(', ')})`,
+    yLabel: 'retained accuracy (%)',
+    groups: grid.aggregators.map((a) => AGGREGATOR_LABELS[a]),
+    yMin: 0,
+    series: grid.fractions.map((fraction) => {
+      const stats = grid.aggregators.map((a) => meanStd(retainedOverAttacks(cells, a, fraction, grid.attacks)));
+      return {
+        name: `${pct(fraction)} adversarial`,
+        values: stats.map((s) => (s.n === 0 ? null : s.mean * 100)),
+        errors: stats.map((s) => (s.n > 1 ? s.std * 100 : null)),
+      };
+    }),
+  });
+}
+
+/** Columns of the tables: every (attack, fraction) cell of the grid. */
+function columns(grid: RobustnessGridShape): { attack: AdversarialKind; fraction: number; label: string }[] {
+  return grid.fractions.flatMap((fraction) => grid.attacks.map((attack) => ({ attack, fraction, label: `${attack} ${pct(fraction)}` })));
+}
+
+/** Markdown tables: retained accuracy (and final accuracy) per aggregator × (attack, fraction), with means over attacks. */
+export function robustnessTables(runs: readonly RobustnessRun[], grid: RobustnessGridShape): { retained: string; accuracy: string } {
+  const cells = retainedByCell(runs);
+  const cols = columns(grid);
+  const finals = (aggregator: AggregatorId, attack: AdversarialKind | null, fraction: number): number[] =>
+    runs
+      .filter((r) => r.aggregator === aggregator && r.attack === attack && r.fraction === fraction && r.finalAccuracy !== null)
+      .map((r) => r.finalAccuracy!);
+  const retainedRows = grid.aggregators.map((a) => [
+    AGGREGATOR_LABELS[a],
+    formatMeanStd(finals(a, null, 0), { scale: 100 }),
+    ...cols.map((c) => formatMeanStd((cells.get(cellKey(a, c.attack, c.fraction)) ?? []).map((v) => v.retained), { scale: 100 })),
+    ...grid.fractions.map((f) => formatMeanStd(retainedOverAttacks(cells, a, f, grid.attacks), { scale: 100 })),
+  ]);
+  const accuracyRows = grid.aggregators.map((a) => [
+    AGGREGATOR_LABELS[a],
+    formatMeanStd(finals(a, null, 0), { scale: 100 }),
+    ...cols.map((c) => formatMeanStd(finals(a, c.attack, c.fraction), { scale: 100 })),
+  ]);
+  return {
+    retained: markdownTable(['aggregator', 'clean acc. (%)', ...cols.map((c) => `${c.label}`), ...grid.fractions.map((f) => `mean ${pct(f)}`)], retainedRows),
+    accuracy: markdownTable(['aggregator', 'clean', ...cols.map((c) => c.label)], accuracyRows),
+  };
+}
+
+/**
+ * The headline sentence in the paper's form ("X% retained at 20% vs FedAvg's Y%"), and every cell
+ * where trust-aware aggregation is not the best aggregator, as measured.
+ */
+export function robustnessSummary(runs: readonly RobustnessRun[], grid: RobustnessGridShape): { headline: string[]; notWon: string[] } {
+  const cells = retainedByCell(runs);
+  const mean = (values: readonly number[]): number | null => (values.length === 0 ? null : meanStd(values).mean);
+  const fmt = (v: number | null): string => (v === null ? 'n/a' : `${(v * 100).toFixed(1)}%`);
+  const headline = grid.fractions.map((f) => {
+    const ours = mean(retainedOverAttacks(cells, 'fedmm-x', f, grid.attacks));
+    const fedavg = mean(retainedOverAttacks(cells, 'fedavg', f, grid.attacks));
+    const ranked = grid.aggregators
+      .map((a) => ({ a, v: mean(retainedOverAttacks(cells, a, f, grid.attacks)) }))
+      .filter((x): x is { a: AggregatorId; v: number } => x.v !== null)
+      .sort((x, y) => y.v - x.v);
+    const best = ranked[0];
+    return `At ${pct(f)} adversarial clients (mean over ${grid.attacks.length} attack${grid.attacks.length === 1 ? '' : 's'}): trust-aware FedMM-X retains ${fmt(ours)} of its clean accuracy vs FedAvg's ${fmt(fedavg)}${best ? `; best: ${AGGREGATOR_LABELS[best.a]} ${fmt(best.v)}` : ''}.`;
+  });
+  const notWon: string[] = [];
+  if (grid.aggregators.includes('fedmm-x')) {
+    for (const c of columns(grid)) {
+      const values = grid.aggregators
+        .map((a) => ({ a, v: mean((cells.get(cellKey(a, c.attack, c.fraction)) ?? []).map((x) => x.retained)) }))
+        .filter((x): x is { a: AggregatorId; v: number } => x.v !== null);
+      const ours = values.find((x) => x.a === 'fedmm-x');
+      const best = [...values].sort((x, y) => y.v - x.v)[0];
+      if (ours && best && best.a !== 'fedmm-x' && best.v > ours.v) {
+        notWon.push(`${c.label}: ${AGGREGATOR_LABELS[best.a]} ${fmt(best.v)} vs FedMM-X ${fmt(ours.v)}`);
+      }
+    }
+  }
+  return { headline, notWon };
+}

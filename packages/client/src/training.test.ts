@@ -1,0 +1,50 @@
+import * as tf from '@tensorflow/tfjs';
+import { createRng } from '@chorus/fl-core';
+import { MultimodalModel, buildImageEncoder, buildTextEncoder, TextEmbedder } from '@chorus/models';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ArrayDataset } from './dataset.js';
+import { isClientError } from './errors.js';
+import { trainLocally } from './training.js';
+
+beforeAll(async () => {
+  expect(await tf.setBackend('cpu')).toBe(true);
+});
+
+describe('trainLocally modalWeight', () => {
+  // Two modalities, so L_modal (agreement between them) exists.
+  const embedder = new TextEmbedder(Float32Array.from({ length: 5 * 3 }, (_, i) => (i < 3 ? 0 : Math.sin(i))), 3);
+  const image = buildImageEncoder({ inputShape: [8, 8, 1], filters: [2, 2], pointwiseFilters: 2, hiddenUnits: 8, embeddingDim: 4, seed: 1 });
+  const text = buildTextEncoder({ inputDim: 3, hiddenUnits: 8, embeddingDim: 4, seed: 2 });
+  afterAll(() => [embedder, image, text].forEach((x) => x.dispose()));
+  const dataset = new ArrayDataset(Int32Array.from([0, 1, 2, 1, 0, 2]), {
+    image: { values: Float32Array.from({ length: 6 * 64 }, (_, i) => Math.abs(Math.sin(i))), shape: [6, 8, 8, 1] },
+    text: { values: Int32Array.from([1, 2, 3, 4, 2, 0, 1, 1, 4, 3, 2, 0]), shape: [6, 2] },
+  });
+  const model = (): MultimodalModel => new MultimodalModel({ numClasses: 3, encoders: { image: { base: image }, text: { base: text } }, textEmbedder: embedder, conceptDim: 2, namHiddenUnits: 4, loraRank: 1 });
+
+  it('reports L_modal as 0 with weight 0 and above 0 by default', async () => {
+    // Arrange
+    const off = model();
+    const on = model();
+    // Act
+    const offRun = await trainLocally({ model: off, dataset, localEpochs: 1, batchSize: 3, rng: createRng(1), modalWeight: 0 });
+    const onRun = await trainLocally({ model: on, dataset, localEpochs: 1, batchSize: 3, rng: createRng(1) });
+    // Assert
+    expect(offRun.numSteps).toBe(2);
+    expect(offRun.meanModalLoss).toBe(0);
+    expect(onRun.meanModalLoss).toBeGreaterThan(0);
+    off.dispose();
+    on.dispose();
+  });
+
+  it('refuses a negative weight with CLIENT_BAD_CONFIG before training', async () => {
+    const m = model();
+    const before = m.adapterParameters();
+
+    const err = await trainLocally({ model: m, dataset, localEpochs: 1, batchSize: 3, rng: createRng(1), modalWeight: -1 }).catch((e: unknown) => e);
+
+    expect(isClientError(err, 'CLIENT_BAD_CONFIG')).toBe(true);
+    expect(m.adapterParameters().map((t) => Array.from(t.values))).toEqual(before.map((t) => Array.from(t.values)));
+    m.dispose();
+  });
+});
