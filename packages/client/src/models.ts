@@ -72,7 +72,8 @@ export interface ModelFactory {
 /** Checks that every parameter of `model` is in `global` with the same shape; returns those global tensors. */
 export function globalFor(model: MultimodalModel, global: Parameters): Parameters {
   const byName = new Map(global.map((t) => [t.name, t]));
-  const local = model.adapterParameters();
+  // Shapes only: reading the values synchronously would stall (and on WebGPU, break) the tab.
+  const local = model.adapterShapes();
   return local.map((t) => {
     const g = byName.get(t.name);
     if (!g) throw new ClientError('CLIENT_MODEL_MISMATCH', `the global model lacks '${t.name}'`);

@@ -272,8 +272,9 @@ export class ChorusClient {
     if (this.ended) return;
     if (!res.ok) {
       const { code, message } = res.error;
-      if (code === 'TASK_FINISHED') {
-        this.finish({ type: 'task-end', status: 'finished', completedRounds: this.lastHello?.completedRounds ?? 0, globalHash: '' }, 'the task has already ended');
+      if (code === 'TASK_FINISHED' || code === 'TASK_STOPPED') {
+        const status = code === 'TASK_STOPPED' ? 'stopped' : 'finished';
+        this.finish({ type: 'task-end', status, completedRounds: this.lastHello?.completedRounds ?? 0, globalHash: '' }, `the task has already ${status === 'stopped' ? 'been stopped' : 'ended'}`);
       } else if (code === 'RATE_LIMITED') {
         await sleep(RETRY_DELAY_MS);
         if (socket.connected) void this.hello();
@@ -435,7 +436,7 @@ export class ChorusClient {
           metrics['localLoss'] = l.loss;
         }
       }
-      const after = new Map(model.adapterParameters().map((t) => [t.name, t]));
+      const after = new Map((await model.adapterParametersAsync()).map((t) => [t.name, t]));
       delta = own.map((g) => {
         const a = after.get(g.name)!;
         const values = new Float32Array(g.values.length);
@@ -508,6 +509,7 @@ export class ChorusClient {
       }
       this.events.emit({ type: 'update-result', serverRound, accepted: false, code, message });
       if (code === 'TASK_FINISHED') this.finish({ type: 'task-end', status: 'finished', completedRounds: serverRound - 1, globalHash: round.globalHash }, 'the task has ended');
+      else if (code === 'TASK_STOPPED') this.finish({ type: 'task-end', status: 'stopped', completedRounds: serverRound - 1, globalHash: round.globalHash }, 'the task was stopped');
       else if (code === 'PROTOCOL_VERSION' || code === 'BAD_PAYLOAD') this.fail(new ClientError('CLIENT_UPLOAD_REFUSED', message, code));
       return;
     }

@@ -105,7 +105,8 @@ export async function trainLocally(options: LocalTrainingOptions): Promise<Local
       const batch = toModelBatch(host, modalities, options.labelMap);
       let step: TrainStepResult;
       try {
-        step = model.trainStep(batch, {
+        // Asynchronous reads: a synchronous one on WebGPU can return zeros and lose the device.
+        step = await model.trainStepAsync(batch, {
           ...(options.proximal ? { proximal: { mu: options.proximal.mu, global: options.proximal.global } } : {}),
           ...(modalWeight === undefined ? {} : { modalWeight }),
         });
@@ -134,7 +135,7 @@ export async function evaluateLocally(model: MultimodalModel, dataset: LocalData
     const host = await dataset.read(indices.slice(start, start + chunk));
     const batch = toModelBatch(host, modalities);
     try {
-      const r = model.evaluate([batch]);
+      const r = await model.evaluateAsync([batch]);
       correct += r.accuracy * r.numExamples;
       lossSum += r.loss * r.numExamples;
       n += r.numExamples;

@@ -175,9 +175,13 @@ export class TextEmbedder {
     this.table = tf.tensor2d(values, [this.vocabSize, dim]);
   }
 
-  /** Embeddings of int32 ids [batch, length] → [batch, length, dim]; ids outside the table raise `MODELS_BAD_INPUT`. */
-  embed(ids: tf.Tensor): tf.Tensor3D {
+  /**
+   * Embeddings of int32 ids [batch, length] → [batch, length, dim]; ids outside the table raise
+   * `MODELS_BAD_INPUT`, unless `idsChecked` says the caller has checked them (asynchronously).
+   */
+  embed(ids: tf.Tensor, options: { idsChecked?: boolean } = {}): tf.Tensor3D {
     if (ids.rank !== 2 || ids.dtype !== 'int32') throw new ModelsError('MODELS_BAD_INPUT', `TextEmbedder.embed: expected int32 ids [batch, length], got ${ids.dtype} [${ids.shape.join(',')}]`);
+    if (options.idsChecked) return tf.gather(this.table, ids) as unknown as tf.Tensor3D;
     const range = tf.tidy(() => [tf.min(ids).dataSync()[0]!, tf.max(ids).dataSync()[0]!]);
     if (ids.size > 0 && (range[0]! < 0 || range[1]! >= this.vocabSize)) {
       throw new ModelsError('MODELS_BAD_INPUT', `TextEmbedder.embed: ids must lie in [0, ${this.vocabSize}), got [${range[0]}, ${range[1]}]`);

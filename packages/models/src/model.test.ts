@@ -304,3 +304,60 @@ describe('trainStep modalWeight', () => {
     disposeBatch(batch);
   });
 });
+
+describe('MultimodalModel with asynchronous reads', () => {
+  it('trainStepAsync, evaluateAsync and adapterParametersAsync give what their synchronous twins give, leaking nothing', async () => {
+    // Arrange: two models built alike, one driven synchronously, one asynchronously.
+    const syncModel = tinyModel(embedder, { learningRate: 0.03 });
+    const asyncModel = tinyModel(embedder, { learningRate: 0.03 });
+    const batch = tinyBatch(3);
+    await asyncModel.trainStepAsync(batch); // first step builds optimiser slots; count tensors after it
+    syncModel.trainStep(batch);
+    const before = tf.memory().numTensors;
+
+    // Act
+    const syncSteps = [1, 2, 3].map(() => syncModel.trainStep(batch, { modalWeight: 0.5 }));
+    const asyncSteps: Awaited<ReturnType<MultimodalModel['trainStepAsync']>>[] = [];
+    for (let i = 0; i < 3; i++) asyncSteps.push(await asyncModel.trainStepAsync(batch, { modalWeight: 0.5 }));
+    const syncEval = syncModel.evaluate([batch]);
+    const asyncEval = await asyncModel.evaluateAsync([batch]);
+    const asyncParams = await asyncModel.adapterParametersAsync(['image', 'fusion']);
+    const after = tf.memory().numTensors;
+
+    // Assert
+    expect(asyncSteps).toEqual(syncSteps);
+    expect(asyncSteps[2]!.loss).toBeLessThan(asyncSteps[0]!.loss);
+    expect(asyncSteps[0]!.modal).toBeGreaterThan(0);
+    expect(asyncEval).toEqual(syncEval);
+    expect(asyncParams).toEqual(syncModel.adapterParameters(['image', 'fusion']));
+    expect(asyncModel.adapterShapes()).toEqual(asyncModel.adapterParameters().map((t) => ({ name: t.name, shape: t.shape })));
+    expect(after).toBe(before);
+    syncModel.dispose();
+    asyncModel.dispose();
+    disposeBatch(batch);
+  });
+
+  it('refuses out-of-range labels and token ids with MODELS_BAD_INPUT, changing nothing', async () => {
+    // Arrange
+    const model = tinyModel(embedder);
+    const before = snapshot(model);
+    const badLabels = { ...tinyBatch(1, ['image']), labels: tf.tensor1d([0, 1, 2, 3], 'int32') };
+    const badTokens = { ...tinyBatch(1, ['text']), text: tf.tensor2d([[1, 0, 0, 0, 0], [6, 0, 0, 0, 0], [1, 0, 0, 0, 0], [1, 0, 0, 0, 0]], [TINY.batch, TINY.length], 'int32') };
+    const negativeLabel = { ...tinyBatch(1, ['audio']), labels: tf.tensor1d([0, -1, 0, 0], 'int32') };
+
+    // Act
+    const errors = await Promise.all([
+      model.trainStepAsync(badLabels).catch((err: unknown) => err),
+      model.trainStepAsync(badTokens).catch((err: unknown) => err),
+      model.evaluateAsync([negativeLabel]).catch((err: unknown) => err),
+    ]);
+
+    // Assert
+    for (const err of errors) expect(isModelsError(err, 'MODELS_BAD_INPUT'), String(err)).toBe(true);
+    expect(String(errors[0])).toContain('labels must lie in [0, 3), got [0, 3]');
+    expect(String(errors[1])).toContain('ids must lie in [0, 6), got [0, 6]');
+    for (const [name, values] of snapshot(model)) expect(Array.from(values), name).toEqual(Array.from(before.get(name)!));
+    model.dispose();
+    for (const b of [badLabels, badTokens, negativeLabel]) disposeBatch(b);
+  });
+});

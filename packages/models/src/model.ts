@@ -115,6 +115,22 @@ export interface TrainStepResult {
   numExamples: number;
 }
 
+/** The loss terms of one step as scalars; null where the term is off. */
+interface StepTerms {
+  loss: tf.Scalar;
+  crossEntropy: tf.Scalar | null;
+  modal: tf.Scalar | null;
+  proximal: tf.Scalar | null;
+  distillation: tf.Scalar | null;
+}
+
+const TERM_NAMES = ['loss', 'crossEntropy', 'modal', 'proximal', 'distillation'] as const;
+
+function mapTerms(terms: StepTerms, read: (t: tf.Scalar | null, index: number) => number): Omit<TrainStepResult, 'numExamples'> {
+  const [loss, crossEntropy, modal, proximal, distillation] = TERM_NAMES.map((k, i) => read(terms[k], i)) as [number, number, number, number, number];
+  return { loss, crossEntropy, modal, proximal, distillation };
+}
+
 /** The engine variable behind a layer weight (what optimisers and gradients key on). */
 function variableOf(weight: tf.LayerVariable): tf.Variable {
   return weight.read() as tf.Variable;
@@ -241,8 +257,8 @@ export class MultimodalModel {
     for (const { layer } of this.loraLayers()) if (layer.merged) layer.unmerge();
   }
 
-  /** Checks a batch's shapes against the model; returns its batch size. */
-  checkBatch(batch: MultimodalBatch, fn = 'MultimodalModel'): number {
+  /** Checks a batch's shapes (and, unless `labelRange` is false, its label range) against the model; returns its batch size. */
+  checkBatch(batch: MultimodalBatch, fn = 'MultimodalModel', labelRange = true): number {
     let size: number | null = null;
     for (const key of Object.keys(batch)) {
       if (!['image', 'text', 'audio', 'present', 'labels'].includes(key)) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: unknown batch field '${key}'`);
@@ -266,10 +282,37 @@ export class MultimodalModel {
       if (batch.labels.rank !== 1 || batch.labels.shape[0] !== size || batch.labels.dtype !== 'int32') {
         throw new ModelsError('MODELS_BAD_INPUT', `${fn}: labels must be int32 [${size}], got ${batch.labels.dtype} [${batch.labels.shape.join(',')}]`);
       }
-      const [lo, hi] = tf.tidy(() => [tf.min(batch.labels!).dataSync()[0]!, tf.max(batch.labels!).dataSync()[0]!]);
-      if (lo! < 0 || hi! >= this.numClasses) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: labels must lie in [0, ${this.numClasses}), got [${lo}, ${hi}]`);
+      if (labelRange) {
+        const [lo, hi] = tf.tidy(() => [tf.min(batch.labels!).dataSync()[0]!, tf.max(batch.labels!).dataSync()[0]!]);
+        this.checkLabelRange(lo!, hi!, fn);
+      }
     }
     return size;
+  }
+
+  private checkLabelRange(lo: number, hi: number, fn: string): void {
+    if (lo < 0 || hi >= this.numClasses) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: labels must lie in [0, ${this.numClasses}), got [${lo}, ${hi}]`);
+  }
+
+  /**
+   * The label and token-id range checks, on values read asynchronously: on WebGPU a synchronous
+   * read goes through a canvas, which SwiftShader answers with zeros while losing the device.
+   */
+  private async checkRangesAsync(batch: MultimodalBatch, fn: string): Promise<void> {
+    const range = async (t: tf.Tensor): Promise<[number, number]> => {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const v of await t.data()) {
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+      return [lo, hi];
+    };
+    if (batch.labels && batch.labels.size > 0) this.checkLabelRange(...(await range(batch.labels)), fn);
+    if (batch.text && batch.text.size > 0 && this.textEmbedder) {
+      const [lo, hi] = await range(batch.text);
+      if (lo < 0 || hi >= this.textEmbedder.vocabSize) throw new ModelsError('MODELS_BAD_INPUT', `TextEmbedder.embed: ids must lie in [0, ${this.textEmbedder.vocabSize}), got [${lo}, ${hi}]`);
+    }
   }
 
   /**
@@ -277,7 +320,11 @@ export class MultimodalModel {
    * embeddings ([batch, length, dim]) instead of the ids. Call inside a tidy or dispose the result.
    */
   forward(batch: MultimodalBatch, overrides: { textEmbedded?: tf.Tensor3D } = {}): ForwardResult {
-    const size = this.checkBatch(batch, 'MultimodalModel.forward');
+    return this.forwardChecked(batch, this.checkBatch(batch, 'MultimodalModel.forward'), overrides, false);
+  }
+
+  /** {@link forward} on a batch whose shapes (and, when `idsChecked`, token ids) are already checked. */
+  private forwardChecked(batch: MultimodalBatch, size: number, overrides: { textEmbedded?: tf.Tensor3D }, idsChecked: boolean): ForwardResult {
     return tf.tidy(() => {
       const concepts: tf.Tensor[] = [];
       const provided: number[] = [];
@@ -289,7 +336,7 @@ export class MultimodalModel {
           continue;
         }
         let features: tf.Tensor = x;
-        if (m === 'text') features = maskedMeanPool(overrides.textEmbedded ?? this.textEmbedder!.embed(x), x);
+        if (m === 'text') features = maskedMeanPool(overrides.textEmbedded ?? this.textEmbedder!.embed(x, { idsChecked }), x);
         const embedding = this.encoders.get(m)!.apply(features) as tf.Tensor;
         concepts.push(this.conceptLayers.get(m)!.apply(embedding) as tf.Tensor);
         provided.push(1);
@@ -312,28 +359,56 @@ export class MultimodalModel {
   /** One optimiser step on `batch`; returns the loss terms. Throws `MODELS_BAD_INPUT` (changing nothing) on a malformed batch. */
   trainStep(batch: MultimodalBatch, options: TrainStepOptions = {}): TrainStepResult {
     const size = this.checkBatch(batch, 'MultimodalModel.trainStep');
-    if (this.merged) throw new ModelsError('MODELS_BAD_CONFIG', 'MultimodalModel.trainStep: adapters are merged; unmerge before training');
+    const terms = this.stepTerms(batch, size, options, false);
+    try {
+      return { ...mapTerms(terms, (t) => (t ? t.dataSync()[0]! : 0)), numExamples: size };
+    } finally {
+      tf.dispose(Object.values(terms).filter((t): t is tf.Scalar => t !== null));
+    }
+  }
+
+  /**
+   * {@link trainStep} with every value (label and token ranges, losses) read asynchronously, as a
+   * WebGPU tab must: a synchronous read there can return zeros and lose the device.
+   */
+  async trainStepAsync(batch: MultimodalBatch, options: TrainStepOptions = {}): Promise<TrainStepResult> {
+    const fn = 'MultimodalModel.trainStepAsync';
+    const size = this.checkBatch(batch, fn, false);
+    await this.checkRangesAsync(batch, fn);
+    const terms = this.stepTerms(batch, size, options, true);
+    try {
+      const values = await Promise.all(TERM_NAMES.map(async (k) => (terms[k] ? (await terms[k].data())[0]! : 0)));
+      return { ...mapTerms(terms, (_, i) => values[i]!), numExamples: size };
+    } finally {
+      tf.dispose(Object.values(terms).filter((t): t is tf.Scalar => t !== null));
+    }
+  }
+
+  /** Validates the options, takes one optimiser step and returns the loss terms as scalars the caller disposes. */
+  private stepTerms(batch: MultimodalBatch, size: number, options: TrainStepOptions, idsChecked: boolean): StepTerms {
+    const fn = 'MultimodalModel.trainStep';
+    if (this.merged) throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: adapters are merged; unmerge before training`);
     const modalWeight = options.modalWeight ?? 0.1;
-    if (!(Number.isFinite(modalWeight) && modalWeight >= 0)) throw new ModelsError('MODELS_BAD_CONFIG', `MultimodalModel.trainStep: modalWeight must be ≥ 0, got ${modalWeight}`);
-    if (!batch.labels && !options.distillation) throw new ModelsError('MODELS_BAD_INPUT', 'MultimodalModel.trainStep: a batch without labels needs a distillation target');
+    if (!(Number.isFinite(modalWeight) && modalWeight >= 0)) throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: modalWeight must be ≥ 0, got ${modalWeight}`);
+    if (!batch.labels && !options.distillation) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: a batch without labels needs a distillation target`);
     const kd = options.distillation;
     if (kd && (kd.teacherLogits.shape[0] !== size || kd.teacherLogits.shape[1] !== this.numClasses)) {
-      throw new ModelsError('MODELS_BAD_INPUT', `MultimodalModel.trainStep: teacherLogits must be [${size}, ${this.numClasses}], got [${kd.teacherLogits.shape.join(',')}]`);
+      throw new ModelsError('MODELS_BAD_INPUT', `${fn}: teacherLogits must be [${size}, ${this.numClasses}], got [${kd.teacherLogits.shape.join(',')}]`);
     }
     const mode = options.mode ?? 'adapters';
     const prox = options.proximal ? this.proximalPairs(options.proximal.global) : null;
     const variables = mode === 'full' ? this.fullVariables() : this.adapterList.map((e) => variableOf(e.variable));
     const restore = variables.map((v) => v.trainable);
-    const parts: Record<'ce' | 'modal' | 'prox' | 'kd', tf.Scalar | null> = { ce: null, modal: null, prox: null, kd: null };
+    const parts: Omit<StepTerms, 'loss'> = { crossEntropy: null, modal: null, proximal: null, distillation: null };
     try {
       for (const v of variables) v.trainable = true;
       const { value, grads } = tf.variableGrads(() => {
-        const out = this.forward(batch);
+        const out = this.forwardChecked(batch, size, {}, idsChecked);
         let total: tf.Scalar = tf.scalar(0);
-        if (batch.labels) total = tf.add(total, (parts.ce = tf.keep(crossEntropy(out.logits, batch.labels))));
+        if (batch.labels) total = tf.add(total, (parts.crossEntropy = tf.keep(crossEntropy(out.logits, batch.labels))));
         if (modalWeight > 0 && this.modalities.length > 1) total = tf.add(total, tf.mul(modalWeight, (parts.modal = tf.keep(modalConsistency(out.perModalityLogits, out.mask)))));
-        if (prox) total = tf.add(total, (parts.prox = tf.keep(proximalTerm(prox.local.map((v) => v.read()), prox.global, options.proximal!.mu))));
-        if (kd) total = tf.add(total, tf.mul(kd.weight, (parts.kd = tf.keep(distillationLoss(out.logits, kd.teacherLogits, kd.temperature)))));
+        if (prox) total = tf.add(total, (parts.proximal = tf.keep(proximalTerm(prox.local.map((v) => v.read()), prox.global, options.proximal!.mu))));
+        if (kd) total = tf.add(total, tf.mul(kd.weight, (parts.distillation = tf.keep(distillationLoss(out.logits, kd.teacherLogits, kd.temperature)))));
         return total;
       }, variables);
       // variableGrads drops variables the loss does not reach (e.g. text weights on an image-only
@@ -343,14 +418,13 @@ export class MultimodalModel {
       for (const v of variables) complete[v.name] = grads[v.name] ?? tf.zerosLike(v);
       this.optimizers[mode].applyGradients(complete);
       tf.dispose(variables.filter((v) => !grads[v.name]).map((v) => complete[v.name]!));
-      const loss = value.dataSync()[0]!;
-      value.dispose();
       tf.dispose(grads);
-      const read = (t: tf.Scalar | null): number => (t ? t.dataSync()[0]! : 0);
-      return { loss, crossEntropy: read(parts.ce), modal: read(parts.modal), proximal: read(parts.prox), distillation: read(parts.kd), numExamples: size };
+      return { loss: value, ...parts };
+    } catch (err) {
+      tf.dispose(Object.values(parts).filter((t): t is tf.Scalar => t !== null));
+      throw err;
     } finally {
       variables.forEach((v, i) => (v.trainable = restore[i]!));
-      tf.dispose(Object.values(parts).filter((t): t is tf.Scalar => t !== null));
       if (prox) tf.dispose(prox.global);
     }
   }
@@ -375,6 +449,33 @@ export class MultimodalModel {
     return { loss: n > 0 ? loss / n : 0, accuracy: n > 0 ? correct / n : 0, numExamples: n };
   }
 
+  /** {@link evaluate} with every value read asynchronously (see {@link trainStepAsync}). */
+  async evaluateAsync(batches: readonly MultimodalBatch[]): Promise<{ loss: number; accuracy: number; numExamples: number }> {
+    const fn = 'MultimodalModel.evaluateAsync';
+    let loss = 0;
+    let correct = 0;
+    let n = 0;
+    for (const batch of batches) {
+      if (!batch.labels) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: every batch needs labels`);
+      const size = this.checkBatch(batch, fn, false);
+      await this.checkRangesAsync(batch, fn);
+      const [l, c] = tf.tidy(() => {
+        const logits = this.forwardChecked(batch, size, {}, true).logits;
+        const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.labels!), 'float32'));
+        return [crossEntropy(logits, batch.labels!), hits];
+      });
+      try {
+        const [lv, cv] = await Promise.all([l.data(), c.data()]);
+        loss += lv[0]! * size;
+        correct += cv[0]!;
+      } finally {
+        tf.dispose([l, c]);
+      }
+      n += size;
+    }
+    return { loss: n > 0 ? loss / n : 0, accuracy: n > 0 ? correct / n : 0, numExamples: n };
+  }
+
   /** Names of the exchanged parameters, in `adapterParameters()` order. */
   adapterNames(): string[] {
     return this.adapterList.map((e) => e.name);
@@ -389,6 +490,23 @@ export class MultimodalModel {
         const value = e.variable.read();
         return { name: e.name, shape: [...value.shape], values: new Float32Array(value.dataSync()) };
       });
+  }
+
+  /** {@link adapterParameters} read asynchronously (see {@link trainStepAsync}). */
+  async adapterParametersAsync(groups?: readonly string[]): Promise<NamedTensor[]> {
+    const wanted = groups ? new Set(groups) : null;
+    const entries = this.adapterList.filter((e) => !wanted || wanted.has(e.name.slice(0, e.name.indexOf('/'))));
+    return Promise.all(
+      entries.map(async (e) => {
+        const value = e.variable.read();
+        return { name: e.name, shape: [...value.shape], values: new Float32Array(await value.data()) };
+      }),
+    );
+  }
+
+  /** Names and shapes of the exchanged parameters, in `adapterParameters()` order, without reading any value. */
+  adapterShapes(): { name: string; shape: number[] }[] {
+    return this.adapterList.map((e) => ({ name: e.name, shape: [...e.variable.read().shape] }));
   }
 
   /**

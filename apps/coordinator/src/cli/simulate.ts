@@ -14,7 +14,7 @@
  * coordinator did not evaluate the global model, the checkpoint of every round is evaluated here
  * on the test split with packages/models, so `testAccuracy` is always measured, never reported.
  */
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -271,7 +271,16 @@ async function main(): Promise<void> {
   process.exitCode = result.status === 'finished' ? 0 : 1;
 }
 
-const invokedDirectly = process.argv[1] !== undefined && /[\\/]simulate\.[cm]?[jt]s$/.test(process.argv[1]);
+// Run only as the entry script itself (compared by real path), never when another module named alike imports this one.
+const invokedDirectly = ((): boolean => {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+})();
 if (invokedDirectly) {
   main().catch((err: unknown) => {
     process.stderr.write(`simulate failed: ${isCoordinatorError(err) || err instanceof Error ? err.message : String(err)}\n`);

@@ -60,7 +60,7 @@ function fakeFactory(): { factory: ModelFactory; models: { value: number; dispos
       models.push(state);
       const model = {
         loraAlpha: 4,
-        adapterParameters: () => [tensor('image/w', [1], new Float32Array([state.value]))],
+        adapterParametersAsync: () => Promise.resolve([tensor('image/w', [1], new Float32Array([state.value]))]),
         dispose: () => void (state.disposed = true),
       };
       return Promise.resolve(model as unknown as MultimodalModel);
@@ -73,7 +73,7 @@ function fakeFactory(): { factory: ModelFactory; models: { value: number; dispos
 const request = { modalities: ['image'], numClasses: 10, adapterRank: 2, namConcepts: 4, namHiddenUnits: 8, learningRate: 0.01, seed: 1 } as ModelRequest;
 
 describe('captureTrainedAdapters and persistLocalAdapters', () => {
-  it('copies the adapters as the model is disposed, then still disposes it; take() hands them over once', async () => {
+  it('keeps a copy of the adapters read after training and hands it over as the model is disposed; take() hands them over once', async () => {
     // Arrange
     const { factory, models } = fakeFactory();
     const capture = captureTrainedAdapters(factory);
@@ -81,6 +81,9 @@ describe('captureTrainedAdapters and persistLocalAdapters', () => {
     // Act
     const model = await capture.factory.create(request);
     models[0]!.value = 7; // "trained"
+    const read = await model.adapterParametersAsync();
+    read[0]!.values[0] = -1; // the runtime's copy is its own
+    expect(capture.take()).toBeNull(); // nothing until the model is disposed
     model.dispose();
 
     // Assert
@@ -88,6 +91,19 @@ describe('captureTrainedAdapters and persistLocalAdapters', () => {
     expect(capture.take()).toEqual({ tensors: [tensor('image/w', [1], new Float32Array([7]))], adapterAlpha: 4 });
     expect(capture.take()).toBeNull();
     expect(capture.factory.modalities).toEqual(['image']);
+  });
+
+  it('captures nothing from a model disposed without its adapters being read (a stopped round)', async () => {
+    // Arrange
+    const { factory, models } = fakeFactory();
+    const capture = captureTrainedAdapters(factory);
+
+    // Act
+    (await capture.factory.create(request)).dispose();
+
+    // Assert
+    expect(models[0]!.disposed).toBe(true);
+    expect(capture.take()).toBeNull();
   });
 
   it("stores an accepted round's adapters under that round, and drops a refused round's", async () => {
@@ -102,6 +118,7 @@ describe('captureTrainedAdapters and persistLocalAdapters', () => {
     for (const [round, accepted] of [[1, true], [2, false]] as const) {
       const model = await capture.factory.create(request);
       models[round - 1]!.value = round;
+      await model.adapterParametersAsync();
       model.dispose();
       events.emit({ type: 'update-result', serverRound: round, accepted });
     }
@@ -121,7 +138,9 @@ describe('captureTrainedAdapters and persistLocalAdapters', () => {
     const events = new ClientEvents();
     const errors: unknown[] = [];
     persistLocalAdapters(events, { taskId: 'demo', joinToken: 'j', capture, save: () => Promise.reject(new Error('quota')), onError: (e) => errors.push(e) });
-    (await capture.factory.create(request)).dispose();
+    const model = await capture.factory.create(request);
+    await model.adapterParametersAsync();
+    model.dispose();
 
     // Act
     events.emit({ type: 'update-result', serverRound: 1, accepted: true });

@@ -6,8 +6,8 @@
  * was opened with — so the viewer can fetch that task's global model without the link.
  *
  * The client runtime builds a fresh model per round and disposes it itself, reporting no tensors;
- * {@link captureTrainedAdapters} wraps its model factory to copy the adapters as each round's model
- * is disposed (after local training), and {@link persistLocalAdapters} stores that copy once the
+ * {@link captureTrainedAdapters} wraps its model factory to keep the adapters the runtime read
+ * after local training as each round's model is disposed, and {@link persistLocalAdapters} stores that copy once the
  * coordinator has accepted the round's update. Only adapter weights are stored, never a sample.
  */
 import type { ClientEventListener, ModelFactory } from '@chorus/client';
@@ -150,17 +150,19 @@ export interface CapturedAdapters {
   readonly adapterAlpha: number;
 }
 
-/** A model factory that keeps a copy of the adapters of the last model disposed. */
+/** A model factory that keeps a copy of the adapters read from the last model disposed. */
 export interface AdapterCapture {
   readonly factory: ModelFactory;
-  /** The adapters of the last model disposed since the previous call, or null; hands them over once. */
+  /** The adapters read from the last model disposed since the previous call, or null; hands them over once. */
   take(): CapturedAdapters | null;
 }
 
 /**
- * Wraps `inner` so that each model it creates copies its adapters (plain Float32Arrays) just before
- * it is disposed — the runtime disposes a round's model right after local training and before the
- * upload, so the copy is what that round trained.
+ * Wraps `inner` so that each model it creates keeps a copy (plain Float32Arrays) of the adapters the
+ * runtime last read from it with `adapterParametersAsync` — which it does right after local
+ * training, to build the update — and hands that copy over when the model is disposed. A model
+ * disposed without such a read (a stopped round) leaves nothing. Reading the adapters again here,
+ * synchronously, would break a WebGPU tab, where such a read can return zeros and lose the device.
  */
 export function captureTrainedAdapters(inner: ModelFactory): AdapterCapture {
   let last: CapturedAdapters | null = null;
@@ -170,9 +172,16 @@ export function captureTrainedAdapters(inner: ModelFactory): AdapterCapture {
     },
     async create(request) {
       const model = await inner.create(request);
+      let read: Parameters | null = null;
+      const readAsync = model.adapterParametersAsync.bind(model);
+      model.adapterParametersAsync = async (groups) => {
+        const tensors = await readAsync(groups);
+        read = tensors.map((t) => ({ name: t.name, shape: [...t.shape], values: new Float32Array(t.values) }));
+        return tensors;
+      };
       const dispose = model.dispose.bind(model);
       model.dispose = () => {
-        last = { tensors: model.adapterParameters(), adapterAlpha: model.loraAlpha };
+        if (read) last = { tensors: read, adapterAlpha: model.loraAlpha };
         dispose();
       };
       return model;

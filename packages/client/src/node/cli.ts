@@ -13,6 +13,7 @@
  * object summarising each client's outcome. Exit status 0 when the task finished.
  */
 import { fork } from 'node:child_process';
+import { realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -190,7 +191,7 @@ export function headlessOptions(cli: CliOptions, backend: string, models: Headle
 /** Summary of one client's outcome, for the final JSON line. */
 export interface ClientSummary {
   readonly client: number;
-  readonly outcome: 'finished' | 'failed' | 'closed';
+  readonly outcome: 'finished' | 'stopped' | 'failed' | 'closed';
   readonly accepted: number;
   readonly refused: number;
   readonly behaviour: string | null;
@@ -202,7 +203,7 @@ type ChildMessage = { kind: 'event'; client: number; event: ClientEvent } | { ki
 function summarize(client: number, behaviour: string | null, outcome: ClientOutcome, counts: { accepted: number; refused: number }): ClientSummary {
   return {
     client,
-    outcome: outcome.kind === 'task-end' ? (outcome.taskEnd.status === 'finished' ? 'finished' : 'failed') : outcome.kind,
+    outcome: outcome.kind === 'task-end' ? (outcome.taskEnd.status === 'failed' ? 'failed' : outcome.taskEnd.status) : outcome.kind,
     ...counts,
     behaviour,
     ...(outcome.kind === 'failed' ? { error: outcome.error.message } : {}),
@@ -293,7 +294,16 @@ async function main(): Promise<void> {
   process.exitCode = summaries.some((s) => s.outcome === 'finished') ? 0 : 1;
 }
 
-const invokedDirectly = process.argv[1] !== undefined && /[\\/]cli\.[cm]?[jt]s$/.test(process.argv[1]);
+// Run only as the entry script itself (compared by real path), never when another module named alike imports this one.
+const invokedDirectly = ((): boolean => {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+})();
 if (invokedDirectly) {
   main().catch((err: unknown) => {
     process.stderr.write(`${isClientError(err) ? err.message : `chorus-clients failed: ${(err as Error).message}`}\n`);
