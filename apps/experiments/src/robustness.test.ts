@@ -46,7 +46,7 @@ describe('robustness grid', () => {
     // (6 clean + 5 attacks × 2 fractions × 6 aggregators) × 2 seeds.
     expect(plan).toHaveLength(2 * (6 + 60));
     expect(plan.slice(0, 6).every((p) => p.attack === null && p.seed === 1)).toBe(true);
-    expect(robustnessPlan(QUICK_ROBUSTNESS, [1])).toHaveLength(4 + 2 * 4);
+    expect(robustnessPlan(QUICK_ROBUSTNESS, [1])).toHaveLength(3 + 2 * 3);
   });
 
   it('refuses to run without seeds', async () => {

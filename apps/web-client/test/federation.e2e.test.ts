@@ -41,8 +41,9 @@ const task = parseTask({
   clientsPerRound: 2 + HEADLESS,
   minClients: 2 + HEADLESS,
   overSelection: 0,
-  // WebGPU on SwiftShader shares 2 cores with everything else: generous.
-  roundDeadlineMs: 150_000,
+  // WebGPU on SwiftShader compiles every shader on the CPU in its first round (about 180 s measured
+  // for evaluation, two steps and evaluation again on a loaded 2-core machine): generous.
+  roundDeadlineMs: 300_000,
   waitingRoomMs: 0,
   maxRoundAttempts: 2,
   localEpochs: 1,
@@ -146,7 +147,7 @@ describe.skipIf(!runnable)('two tabs and headless clients federate', () => {
     }
     const accepted = (page: Page): Promise<string[]> => page.locator('[data-testid=contribution][data-status=accepted]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-round') ?? ''));
     try {
-      for (const { page } of Object.values(tabs)) await expect.poll(() => accepted(page), { timeout: 180_000, interval: 1000 }).toEqual(['2', '1']);
+      for (const { page } of Object.values(tabs)) await expect.poll(() => accepted(page), { timeout: 480_000, interval: 1000 }).toEqual(['2', '1']);
     } catch (err) {
       // Say where each tab got stuck before failing.
       for (const [name, { page }] of Object.entries(tabs)) {
@@ -177,6 +178,8 @@ describe.skipIf(!runnable)('two tabs and headless clients federate', () => {
         expect(u.clientId, name).toBe(clientIds[name]);
         expect(u.tensors.every((t) => adapterNames.has(t.name)), name).toBe(true);
         expect(new Set(u.tensors.map((t) => groupOf(t.name))), name).toEqual(new Set(['image', 'text', 'audio', 'fusion']));
+        // A backend that reads results back as zeros (WebGPU's synchronous path on SwiftShader) would send an all-zero delta.
+        expect(u.tensors.some((t) => t.values.some((v) => v !== 0)), `${name}: round ${u.round} update is all zeros`).toBe(true);
       }
       for (const f of frames.filter((x) => !x.binary)) {
         expect(f.size, `${name}: ${f.text!.slice(0, 80)}`).toBeLessThanOrEqual(MAX_TEXT_FRAME);
@@ -206,5 +209,5 @@ describe.skipIf(!runnable)('two tabs and headless clients federate', () => {
       expect(cells[4], name).toBe(`round ${ROUNDS}`);
     }
     expect(pageErrors).toEqual([]);
-  }, 300_000);
+  }, 600_000);
 });

@@ -113,7 +113,11 @@ async function handle(raw: unknown): Promise<void> {
       response = { id: parsed.data.id, ok: false, error: errorBody(err), wasmHeapMb: wasmHeapMb() };
     }
   }
-  process.send!(response);
+  // The coordinator may be gone (closed or killed) by the time an answer is ready: then there is no one to answer, so exit quietly.
+  if (!process.connected) return;
+  process.send!(response, undefined, {}, (err: Error | null) => {
+    if (err) process.exit(0);
+  });
 }
 
 // One request at a time: every TaskModel method sets the adapters it evaluates, so two must not interleave.
