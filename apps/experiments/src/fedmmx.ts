@@ -10,11 +10,11 @@ import * as tf from '@tensorflow/tfjs';
 import { createRng, decodeUpdate, shuffled } from '@chorus/fl-core';
 import type { Rng } from '@chorus/fl-core';
 import { datasetFromSamples, evaluateLocally, toModelBatch } from '@chorus/client';
-import type { BuiltinSample, LocalDataset, ModelFactory, ModelRequest } from '@chorus/client';
+import type { BuiltinSample, LocalDataset, ModelFactory } from '@chorus/client';
 import { createNodeDigitsFactory, headlessOptions, loadShard, parseCliArgs, partitionBuiltin, useNodeBackend } from '@chorus/client/node';
 import type { HeadlessShard } from '@chorus/client/node';
 import type { TaskConfig } from '@chorus/coordinator';
-import { runSimulation } from '@chorus/coordinator/simulate';
+import { runSimulation, modelRequestOf } from '@chorus/coordinator/simulate';
 import type { SimulationReport } from '@chorus/coordinator/simulate';
 import { openBuiltin, readManifest } from '@chorus/datasets';
 import { fileSource } from '@chorus/datasets/node';
@@ -150,19 +150,6 @@ export function fedMmxTask(method: FedMmxMethod, settings: FedMmxSettings, seed:
   });
 }
 
-function modelRequest(task: TaskConfig): ModelRequest {
-  return {
-    modalities: task.dataset.modalities as Modality[],
-    numClasses: 10,
-    adapterRank: task.model.adapterRank,
-    namConcepts: task.model.namConcepts,
-    namHiddenUnits: 8,
-    head: task.model.head,
-    learningRate: task.learningRate,
-    seed: task.seed,
-  };
-}
-
 /** Mean EC over every pair of modalities and mean FS of `model` on `test` (every modality present). */
 export async function interpretability(model: MultimodalModel, test: LocalDataset, options: { k: number; rng: Rng; chunk?: number }): Promise<{ ec: number; fs: number }> {
   const chunk = options.chunk ?? 64;
@@ -248,7 +235,7 @@ async function federatedRun(method: FedMmxMethod, settings: FedMmxSettings, seed
   });
   const bytes = finalBytes as Uint8Array | null;
   if (bytes === null) throw new ExperimentsError('EXPERIMENTS_RUN_FAILED', `${task.id}: the run left no checkpoint`);
-  const model = await models.create(modelRequest(task));
+  const model = await models.create(modelRequestOf(task));
   try {
     model.setAdapterParameters(decodeUpdate(bytes, { maxBytes: bytes.byteLength }).tensors);
     return {
@@ -268,7 +255,7 @@ async function federatedRun(method: FedMmxMethod, settings: FedMmxSettings, seed
 async function boundsRun(settings: FedMmxSettings, seed: number, test: LocalDataset, models: ModelFactory): Promise<BoundsRun> {
   const started = Date.now();
   const task = fedMmxTask(fedMmxMethods(settings)[0]!, settings, seed);
-  const request = modelRequest(task);
+  const request = modelRequestOf(task);
   const shards = await clientShards(settings, seed, models);
   const datasets = await Promise.all(shards.map((s) => loadShard('digits', s)));
   // The federated runs see each client's data once per round (one local epoch, every client every round).

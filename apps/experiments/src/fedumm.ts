@@ -14,11 +14,11 @@ import { cpus, loadavg } from 'node:os';
 import { createRng, decodeUpdate, shuffled } from '@chorus/fl-core';
 import type { UpdateEncoding } from '@chorus/fl-core';
 import { datasetFromSamples, evaluateLocally } from '@chorus/client';
-import type { BuiltinSample, LocalDataset, ModelFactory, ModelRequest } from '@chorus/client';
+import type { BuiltinSample, LocalDataset, ModelFactory } from '@chorus/client';
 import { createNodeDigitsFactory, headlessOptions, loadShard, parseCliArgs, partitionBuiltin, useNodeBackend } from '@chorus/client/node';
 import type { HeadlessShard } from '@chorus/client/node';
 import type { TaskConfig } from '@chorus/coordinator';
-import { runSimulation } from '@chorus/coordinator/simulate';
+import { runSimulation, modelRequestOf } from '@chorus/coordinator/simulate';
 import { openBuiltin, readManifest } from '@chorus/datasets';
 import { fileSource } from '@chorus/datasets/node';
 import type { Modality, MultimodalModel } from '@chorus/models';
@@ -143,19 +143,6 @@ export function fedUmmTask(settings: FedUmmSettings, alpha: number, numClients: 
   });
 }
 
-function modelRequest(task: TaskConfig): ModelRequest {
-  return {
-    modalities: task.dataset.modalities as Modality[],
-    numClasses: 10,
-    adapterRank: task.model.adapterRank,
-    namConcepts: task.model.namConcepts,
-    namHiddenUnits: 8,
-    head: task.model.head,
-    learningRate: task.learningRate,
-    seed: task.seed,
-  };
-}
-
 /** The fixed test subset: one seeded draw of the test split, every modality. */
 async function loadTestSubset(numExamples: number): Promise<LocalDataset> {
   const source = fileSource();
@@ -190,7 +177,7 @@ async function gridRun(settings: FedUmmSettings, alpha: number, numClients: numb
   });
   const bytes = finalBytes as Uint8Array | null;
   if (bytes === null) throw new ExperimentsError('EXPERIMENTS_RUN_FAILED', `${task.id}: the run left no checkpoint`);
-  const model = await models.create(modelRequest(task));
+  const model = await models.create(modelRequestOf(task));
   try {
     model.setAdapterParameters(decodeUpdate(bytes, { maxBytes: bytes.byteLength }).tensors);
     return {
@@ -213,7 +200,7 @@ async function centralRun(settings: FedUmmSettings, seed: number, datasets: read
   // The federated clients see their data once per round (one local epoch, every client every round).
   const epochs = settings.rounds * task.localEpochs;
   const run = async (mode: TrainingMode | null, learningRate: number): Promise<CentralResult> => {
-    const model = await models.create({ ...modelRequest(task), learningRate });
+    const model = await models.create({ ...modelRequestOf(task), learningRate });
     try {
       const trained = mode === null ? { durationMs: 0, numSteps: 0 } : await trainCentralized({ model, datasets, epochs, batchSize: task.batchSize, mode, seed });
       return { learningRate, accuracy: await accuracyOf(model, test), durationMs: trained.durationMs, numSteps: trained.numSteps };
@@ -237,7 +224,7 @@ async function clientCosts(settings: FedUmmSettings, client: LocalDataset, model
   // Interleaved, so background load falls on both modes alike.
   for (let rep = 0; rep < settings.timingReps; rep++) {
     for (const mode of ['adapters', 'full'] as const) {
-      const model = await models.create(modelRequest(task));
+      const model = await models.create(modelRequestOf(task));
       try {
         const before = trainedParameters(model, mode);
         const run = await trainCentralized({ model, datasets: [client], epochs: task.localEpochs, batchSize: task.batchSize, mode, seed: rep });

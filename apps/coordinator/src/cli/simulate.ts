@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { decodeUpdate } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
 import { datasetFromSamples, evaluateLocally } from '@chorus/client';
-import type { ClientEvent, ModelFactory } from '@chorus/client';
+import type { ClientEvent, ModelFactory, ModelRequest } from '@chorus/client';
 import { createNodeDigitsFactory, createProgressView, parseCliArgs, runInProcess, runInProcesses, useNodeBackend } from '@chorus/client/node';
 import type { ClientSummary } from '@chorus/client/node';
 import { BUILTIN_NAMES, openBuiltin, readManifest } from '@chorus/datasets';
@@ -38,18 +38,23 @@ import type { TaskConfig } from '../task/taskSchema.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** The task's initial adapters as the client model factory builds them (LoRA B zero, seeded from the task). */
-export async function initialGlobalOf(task: TaskConfig, models: ModelFactory): Promise<Tensor[]> {
-  const model = await models.create({
+/** The model a client builds for `task` (its modalities, adapters, head and seed), with `numClasses` classes. */
+export function modelRequestOf(task: TaskConfig, numClasses = 10): ModelRequest {
+  return {
     modalities: task.dataset.modalities as Modality[],
-    numClasses: 10,
+    numClasses,
     adapterRank: task.model.adapterRank,
     namConcepts: task.model.namConcepts,
     namHiddenUnits: 8,
     head: task.model.head,
     learningRate: task.learningRate,
     seed: task.seed,
-  });
+  };
+}
+
+/** The task's initial adapters as the client model factory builds them (LoRA B zero, seeded from the task). */
+export async function initialGlobalOf(task: TaskConfig, models: ModelFactory): Promise<Tensor[]> {
+  const model = await models.create(modelRequestOf(task));
   try {
     return model.adapterParameters();
   } finally {
@@ -89,16 +94,7 @@ export async function evaluateCheckpoints(task: TaskConfig, checkpoints: readonl
   const split = await openBuiltin(source, await readManifest(source), name as BuiltinName, 'test');
   const indices = Array.from({ length: Math.min(numExamples, split.numExamples) }, (_, i) => i);
   const data = await datasetFromSamples(await split.read(indices), task.dataset.modalities as Modality[]);
-  const model = await models.create({
-    modalities: task.dataset.modalities as Modality[],
-    numClasses: split.classes.length,
-    adapterRank: task.model.adapterRank,
-    namConcepts: task.model.namConcepts,
-    namHiddenUnits: 8,
-    head: task.model.head,
-    learningRate: task.learningRate,
-    seed: task.seed,
-  });
+  const model = await models.create(modelRequestOf(task, split.classes.length));
   try {
     const out: { accuracy: number; loss: number }[] = [];
     for (const bytes of checkpoints) {
