@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseExperimentsArgs } from './args.js';
 
@@ -12,6 +12,14 @@ describe('parseExperimentsArgs', () => {
     expect(args.seeds).toEqual([1, 2, 3]);
     expect(args.jobs).toBe(2);
     expect(args.outDir.endsWith(`${resolve('/', 'docs', 'results')}`)).toBe(true);
+    expect(args.cacheDir).toBe(join(args.outDir, 'raw', 'runs'));
+    expect(args.fresh).toBe(false);
+  });
+
+  it('--cache, --no-cache and --fresh choose where finished runs are kept and whether they are reused', () => {
+    expect(parseExperimentsArgs(['--cache', 'c', '--fresh'], KNOWN)).toMatchObject({ cacheDir: resolve('c'), fresh: true });
+    expect(parseExperimentsArgs(['--no-cache'], KNOWN).cacheDir).toBeNull();
+    expect(parseExperimentsArgs(['--out', 'o'], KNOWN).cacheDir).toBe(resolve('o', 'raw', 'runs'));
   });
 
   it('--quick: one seed and its own folder, so CI never overwrites the full results', () => {
@@ -20,6 +28,7 @@ describe('parseExperimentsArgs', () => {
     expect(args.quick).toBe(true);
     expect(args.seeds).toEqual([1]);
     expect(args.outDir.endsWith(resolve('/', 'docs', 'results', 'quick'))).toBe(true);
+    expect(args.cacheDir).toBeNull();
   });
 
   it('takes --only as repeated flags or a comma list, --seeds and --out', () => {
@@ -36,6 +45,7 @@ describe('parseExperimentsArgs', () => {
     [['--seeds', '1,x']],
     [['--jobs', '0']],
     [['--colour']],
+    [['--cache', 'c', '--no-cache']],
   ])('refuses %j with EXPERIMENTS_BAD_ARGS', (argv) => {
     expect(() => parseExperimentsArgs(argv, KNOWN)).toThrow(expect.objectContaining({ code: 'EXPERIMENTS_BAD_ARGS' }));
   });

@@ -14,6 +14,13 @@ export interface ExperimentsArgs {
   readonly outDir: string;
   readonly seeds: readonly number[];
   readonly jobs: number;
+  /**
+   * Folder of finished runs that sections reuse (see runCache.ts), or null: by default
+   * `<out>/raw/runs` in the full mode and none under `--quick`, so CI always runs its grid.
+   */
+  readonly cacheDir: string | null;
+  /** `--fresh`: run every cell again (and overwrite its cache file) instead of reusing it. */
+  readonly fresh: boolean;
 }
 
 /** Parses the command line; throws `EXPERIMENTS_BAD_ARGS` naming the flag at fault. */
@@ -28,6 +35,9 @@ export function parseExperimentsArgs(argv: readonly string[], known: readonly st
         out: { type: 'string' },
         seeds: { type: 'string' },
         jobs: { type: 'string', default: '2' },
+        cache: { type: 'string' },
+        'no-cache': { type: 'boolean', default: false },
+        fresh: { type: 'boolean', default: false },
       },
       strict: true,
       allowPositionals: false,
@@ -46,6 +56,8 @@ export function parseExperimentsArgs(argv: readonly string[], known: readonly st
   const jobs = Number(values.jobs);
   if (!Number.isInteger(jobs) || jobs < 1) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', `--jobs must be an integer ≥ 1, got '${values.jobs}'`);
   const outDir = resolve(values.out ?? join(repoRoot, 'docs', 'results', ...(values.quick ? ['quick'] : [])));
-  return { quick: values.quick, only: only.length > 0 ? only : known, outDir, seeds, jobs };
+  if (values.cache !== undefined && values['no-cache']) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', '--cache and --no-cache exclude each other');
+  const cacheDir = values['no-cache'] ? null : values.cache !== undefined ? resolve(values.cache) : values.quick ? null : join(outDir, 'raw', 'runs');
+  return { quick: values.quick, only: only.length > 0 ? only : known, outDir, seeds, jobs, cacheDir, fresh: values.fresh };
 }
 

@@ -1,10 +1,13 @@
 /**
- * `pnpm experiments [--quick] [--only <id>[,<id>…]] [--out DIR] [--seeds 1,2,3] [--jobs 2]`: runs the
- * experiment sections with headless clients and writes the report (README.md, SVG figures and
- * raw/<id>.json) into DIR — by default docs/results/ (full) or docs/results/quick/ (--quick, so CI
- * never overwrites the full results). Sections run as child processes, `--jobs` at a time (each
- * child has its own TF.js backend and trains on one core). Prints one progress line per run; exits
- * 1 when a section fails (it is then not written) or one of its sanity checks does, 2 on bad arguments.
+ * `pnpm experiments [--quick] [--only <id>[,<id>…]] [--out DIR] [--seeds 1,2,3] [--jobs 2]
+ * [--cache DIR | --no-cache] [--fresh]`: runs the experiment sections with headless clients and
+ * writes the report (README.md, SVG figures and raw/<id>.json) into DIR — by default docs/results/
+ * (full) or docs/results/quick/ (--quick, so CI never overwrites the full results). Sections run as
+ * child processes, `--jobs` at a time (each child has its own TF.js backend and trains on one core).
+ * Finished runs of the full mode are kept in DIR/raw/runs/ (see runCache.ts) and reused by later
+ * invocations unless `--fresh`; `--cache` picks another folder, `--no-cache` keeps none. Prints one
+ * progress line per run; exits 1 when a section fails (it is then not written) or one of its sanity
+ * checks does, 2 on bad arguments.
  */
 import { fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +22,7 @@ import { runFedUmm } from './fedumm.js';
 import { writeReport } from './report.js';
 import type { RunInfo } from './report.js';
 import { runRobustness } from './robustness.js';
+import { createRunCache } from './runCache.js';
 import type { ExperimentContext, SectionResult } from './section.js';
 
 /** One section the CLI can run. */
@@ -64,7 +68,12 @@ const ENTRY = fileURLToPath(new URL('./main.ts', import.meta.url));
 /** Runs one section in a child process (the entry with `--child`); resolves with its result. */
 function runChild(id: string, args: ExperimentsArgs, scratch: string, log: (line: string) => void): Promise<SectionResult> {
   const file = join(scratch, `${id}.json`);
-  const childArgs = ['--child', id, '--result', file, '--seeds', args.seeds.join(','), ...(args.quick ? ['--quick'] : [])];
+  const childArgs = [
+    '--child', id, '--result', file, '--seeds', args.seeds.join(','),
+    ...(args.quick ? ['--quick'] : []),
+    ...(args.cacheDir === null ? [] : ['--cache', args.cacheDir]),
+    ...(args.fresh ? ['--fresh'] : []),
+  ];
   return new Promise((resolveRun, reject) => {
     const child = fork(ENTRY, childArgs, { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let done = false;
@@ -130,11 +139,13 @@ export async function runExperiments(args: ExperimentsArgs, log: (line: string) 
 }
 
 /** Child mode: runs one section in this process and writes its result to `file`. */
-async function child(id: string, file: string, quick: boolean, seeds: readonly number[]): Promise<void> {
+async function child(id: string, file: string, quick: boolean, seeds: readonly number[], cacheDir: string | null, fresh: boolean): Promise<void> {
   const entry = SECTIONS.find((s) => s.id === id);
   if (!entry) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', `unknown section '${id}'`);
   const send = (m: ChildMessage): Promise<void> => new Promise((done) => (process.send ? process.send(m, undefined, undefined, () => done()) : done()));
-  const result = await entry.run({ quick, seeds, log: (line) => void send({ kind: 'log', line }) });
+  const log = (line: string): void => void send({ kind: 'log', line });
+  const cache = createRunCache(cacheDir, { read: !fresh, warn: log });
+  const result = await entry.run({ quick, seeds, log, cache });
   writeFileSync(file, JSON.stringify(result));
   await send({ kind: 'result', file });
 }
@@ -144,7 +155,7 @@ export async function main(argv: readonly string[]): Promise<never> {
   const childAt = argv.indexOf('--child');
   if (childAt >= 0) {
     const value = (flag: string): string => argv[argv.indexOf(flag) + 1] ?? '';
-    await child(value('--child'), value('--result'), argv.includes('--quick'), value('--seeds').split(',').map(Number));
+    await child(value('--child'), value('--result'), argv.includes('--quick'), value('--seeds').split(',').map(Number), argv.includes('--cache') ? value('--cache') : null, argv.includes('--fresh'));
     // Sockets and the WASM backend may hold the loop open; the result is written, so leave.
     process.exit(0);
   }

@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isExperimentsError } from './errors.js';
-import { FULL_ROBUSTNESS, QUICK_ROBUSTNESS, aggregatorStrategy, krumByzantine, robustnessChecks, robustnessClientArgs, robustnessPlan, robustnessTask, runRobustness } from './robustness.js';
+import { FULL_ROBUSTNESS, QUICK_ROBUSTNESS, aggregatorStrategy, krumByzantine, robustnessCacheKey, robustnessChecks, robustnessClientArgs, robustnessPlan, robustnessTask, runRobustness } from './robustness.js';
+import { createRunCache } from './runCache.js';
 import type { RobustnessRun } from './robustnessAnalysis.js';
 
 describe('robustness grid', () => {
@@ -91,5 +95,55 @@ describe('robustnessChecks', () => {
     const checks = robustnessChecks([base, { ...base, aggregator: 'multi-krum', finalAccuracy: 0.09 }], { ...settings, attacks: [] });
     expect(checks[1]!.ok).toBe(true);
     expect(checks[1]!.detail).toContain('multi-krum s1: 9.0');
+  });
+});
+
+describe('runRobustness with stored runs', () => {
+  it('reuses every stored run of the grid instead of running it, and counts the time they took', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-robustness-cache-'));
+    try {
+      const cache = createRunCache(dir);
+      const plan = robustnessPlan(QUICK_ROBUSTNESS, [7]);
+      for (const cell of plan) {
+        const adversarial = cell.attack === null ? null : cell.attack;
+        const run: RobustnessRun = {
+          ...cell,
+          status: 'finished',
+          completedRounds: QUICK_ROBUSTNESS.rounds,
+          initialAccuracy: 0.1,
+          accuracyByRound: [0.5, 0.9],
+          finalAccuracy: cell.attack === null ? 0.9 : 0.6,
+          clients: [
+            { client: 0, clientId: 'h', behaviour: null },
+            { client: 1, clientId: 'x', behaviour: adversarial },
+          ],
+          trust: cell.aggregator === 'fedmm-x' ? [4, 5].map((serverRound) => ({ serverRound, trust: [{ clientId: 'h', trust: 0.6 }, { clientId: 'x', trust: cell.attack === null ? 0.6 : 0.2 }] })) : [],
+          durationMs: 60_000,
+          cpuMs: 30_000,
+        };
+        cache.put('robustness', robustnessCacheKey(QUICK_ROBUSTNESS, cell), run);
+      }
+      const lines: string[] = [];
+
+      const result = await runRobustness({ quick: true, seeds: [7], log: (l) => lines.push(l), cache });
+
+      expect(lines.filter((l) => l.includes('stored run'))).toHaveLength(plan.length);
+      expect(result.checks.every((c) => c.ok)).toBe(true);
+      expect(result.durationMs).toBeGreaterThanOrEqual(plan.length * 60_000);
+      expect(result.markdown).toContain(`${plan.length} of them were read from raw/runs/`);
+      // Retained = 0.6 / 0.9 for every cell.
+      expect(result.markdown).toContain('66.7');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keys a run by the grid\'s settings and its cell, not by which aggregators or attacks the grid lists', () => {
+    const cell = { aggregator: 'median' as const, attack: 'scaling' as const, fraction: 0.2, seed: 1 };
+    const key = robustnessCacheKey(QUICK_ROBUSTNESS, cell);
+    expect(robustnessCacheKey({ ...QUICK_ROBUSTNESS, aggregators: ['median'], attacks: ['scaling'], maxSeeds: 3 }, cell)).toEqual(key);
+    expect(robustnessCacheKey({ ...QUICK_ROBUSTNESS, rounds: 6 }, cell)).not.toEqual(key);
+    expect(robustnessCacheKey({ ...QUICK_ROBUSTNESS, fractions: [0.2, 0.4] }, cell)).not.toEqual(key);
+    expect(robustnessCacheKey(QUICK_ROBUSTNESS, { ...cell, seed: 2 })).not.toEqual(key);
   });
 });

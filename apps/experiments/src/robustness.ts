@@ -171,6 +171,15 @@ async function runOne(settings: RobustnessSettings, aggregator: AggregatorId, at
   }
 }
 
+const CACHE_PREFIX = 'robustness';
+
+/** Cache key of one run: the grid's settings (without the seed count) and the cell; the seed is in the cell. */
+export function robustnessCacheKey(settings: RobustnessSettings, cell: { aggregator: AggregatorId; attack: AdversarialKind | null; fraction: number; seed: number }): unknown {
+  const { maxSeeds: _maxSeeds, aggregators: _aggregators, attacks: _attacks, fractions, ...shape } = settings;
+  // The aggregators and attacks lists do not change a run; the fractions do (Krum's f is set from the largest).
+  return { section: 'robustness', settings: { ...shape, fractions }, cell: { aggregator: cell.aggregator, attack: cell.attack, fraction: cell.fraction, seed: cell.seed } };
+}
+
 /** Every run of the grid for `seeds`, clean runs first, in a fixed order. */
 export function robustnessPlan(settings: RobustnessSettings, seeds: readonly number[]): { aggregator: AggregatorId; attack: AdversarialKind | null; fraction: number; seed: number }[] {
   const plan: { aggregator: AggregatorId; attack: AdversarialKind | null; fraction: number; seed: number }[] = [];
@@ -225,11 +234,21 @@ export async function runRobustness(ctx: ExperimentContext): Promise<SectionResu
   const seeds = settings.maxSeeds === null ? [...ctx.seeds] : ctx.seeds.slice(0, settings.maxSeeds);
   const plan = robustnessPlan(settings, seeds);
   const runs: RobustnessRun[] = [];
+  let reused = 0;
+  let reusedMs = 0;
   for (const [i, cell] of plan.entries()) {
-    const run = await runOne(settings, cell.aggregator, cell.attack, cell.fraction, cell.seed);
+    const key = robustnessCacheKey(settings, cell);
+    const stored = ctx.cache?.get<RobustnessRun>(CACHE_PREFIX, key) ?? null;
+    const run = stored ?? (await runOne(settings, cell.aggregator, cell.attack, cell.fraction, cell.seed));
+    // Only finished runs are kept: a run that failed is tried again next time.
+    if (stored === null && run.finalAccuracy !== null) ctx.cache?.put(CACHE_PREFIX, key, run);
+    if (stored !== null) {
+      reused += 1;
+      reusedMs += run.durationMs;
+    }
     runs.push(run);
     const label = cell.attack === null ? 'clean' : `${cell.attack} ${Math.round(cell.fraction * 100)}%`;
-    ctx.log(`robustness ${i + 1}/${plan.length}: ${cell.aggregator}, ${label}, seed ${cell.seed}: ${run.finalAccuracy === null ? run.status : `accuracy ${run.finalAccuracy.toFixed(3)}`} (${seconds(run.durationMs)}, CPU ${seconds(run.cpuMs)})`);
+    ctx.log(`robustness ${i + 1}/${plan.length}: ${cell.aggregator}, ${label}, seed ${cell.seed}: ${run.finalAccuracy === null ? run.status : `accuracy ${run.finalAccuracy.toFixed(3)}`} (${stored === null ? '' : 'stored run, '}${seconds(run.durationMs)}, CPU ${seconds(run.cpuMs)})`);
   }
 
   const figures: Figure[] = [{ file: 'robustness-retained.svg', svg: retainedBarChart(runs, settings) }];
@@ -242,8 +261,9 @@ export async function runRobustness(ctx: ExperimentContext): Promise<SectionResu
   }
 
   const checks = robustnessChecks(runs, settings);
-  const durationMs = Date.now() - started;
-  const markdown = robustnessMarkdown(runs, settings, seeds, durationMs, figures);
+  // Runs read from the cache count with the time they took when they ran.
+  const durationMs = Date.now() - started + reusedMs;
+  const markdown = robustnessMarkdown(runs, settings, seeds, durationMs, figures, reused);
   const tasks = Object.fromEntries(settings.aggregators.map((a) => [a, robustnessTask(a, settings, seeds[0]!)]));
   return {
     id: 'robustness',
@@ -257,7 +277,7 @@ export async function runRobustness(ctx: ExperimentContext): Promise<SectionResu
 }
 
 /** The section's Markdown: settings, the two tables, the headline, where trust-aware does not win, trust separation, runtime. */
-export function robustnessMarkdown(runs: readonly RobustnessRun[], settings: RobustnessSettings, seeds: readonly number[], durationMs: number, figures: readonly Figure[]): string {
+export function robustnessMarkdown(runs: readonly RobustnessRun[], settings: RobustnessSettings, seeds: readonly number[], durationMs: number, figures: readonly Figure[], reused = 0): string {
   const tables = robustnessTables(runs, settings);
   const summary = robustnessSummary(runs, settings);
   const pct = (f: number): string => `${Math.round(f * 100)}%`;
@@ -324,7 +344,9 @@ export function robustnessMarkdown(runs: readonly RobustnessRun[], settings: Rob
   // Training and evaluation run on one thread, so CPU time is close to what an idle machine needs.
   const estimate = (fullRuns * cpuPerRun * clientRoundExamples(FULL_ROBUSTNESS)) / clientRoundExamples(settings);
   lines.push(
-    `Runtime: ${(durationMs / 60_000).toFixed(1)} min wall-clock for ${runs.length} runs (${seconds(wallPerRun)} per run), ` +
+    `Runtime: ${(durationMs / 60_000).toFixed(1)} min wall-clock for ${runs.length} runs (${seconds(wallPerRun)} per run` +
+      (reused > 0 ? `; ${reused} of them were read from raw/runs/, stored by earlier invocations, and count with the time they took then` : '') +
+      '), ' +
       `${(cpuTotal / 60_000).toFixed(1)} min of CPU time (${seconds(cpuPerRun)} per run), close to what an otherwise idle machine needs since training runs on one thread` +
       (settings === FULL_ROBUSTNESS
         ? '.'

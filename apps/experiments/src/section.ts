@@ -1,3 +1,5 @@
+import type { RunCache } from './runCache.js';
+
 /**
  * What every experiment section returns to the report: its Markdown, its figures, its raw numbers
  * and the sanity checks `--quick` asserts in CI.
@@ -40,4 +42,6 @@ export interface ExperimentContext {
   readonly seeds: readonly number[];
   /** Progress lines for the terminal. */
   readonly log: (line: string) => void;
+  /** Finished runs kept between invocations (absent: none); a section that uses it reruns only the missing cells. */
+  readonly cache?: RunCache;
 }

@@ -1,0 +1,70 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { cacheFileName, canonicalJson, createRunCache } from './runCache.js';
+
+describe('run cache', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'chorus-run-cache-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('names a key by its content, whatever the order of its fields', () => {
+    expect(canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: null } })).toBe('{"a":{"c":null,"d":[2,{"e":0,"f":1}]},"b":1}');
+    expect(cacheFileName('robustness', { a: 1, b: 2 })).toBe(cacheFileName('robustness', { b: 2, a: 1 }));
+    expect(cacheFileName('robustness', { a: 1, b: 2 })).not.toBe(cacheFileName('robustness', { a: 1, b: 3 }));
+    expect(cacheFileName('robustness', { a: 1 })).toMatch(/^robustness-[0-9a-f]{16}\.json$/);
+    expect(() => cacheFileName('../x', {})).toThrow(expect.objectContaining({ code: 'EXPERIMENTS_BAD_INPUT' }));
+  });
+
+  it('returns what was put under the same key, and nothing for another key', () => {
+    const cache = createRunCache(dir);
+    const key = { cell: { aggregator: 'median', seed: 2 } };
+    expect(cache.get('robustness', key)).toBeNull();
+
+    cache.put('robustness', key, { finalAccuracy: 0.75 });
+
+    expect(cache.get('robustness', { cell: { seed: 2, aggregator: 'median' } })).toEqual({ finalAccuracy: 0.75 });
+    expect(cache.get('robustness', { cell: { aggregator: 'median', seed: 3 } })).toBeNull();
+    expect(readdirSync(dir)).toEqual([cacheFileName('robustness', key)]);
+  });
+
+  it('reports a corrupt file, or one holding another key, and treats it as missing', () => {
+    const warnings: string[] = [];
+    const cache = createRunCache(dir, { warn: (l) => warnings.push(l) });
+    const key = { cell: 1 };
+    const file = join(dir, cacheFileName('robustness', key));
+    writeFileSync(file, '{"version":1,"key":{"cell":1},"value":');
+    expect(cache.get('robustness', key)).toBeNull();
+    // A file renamed or copied onto another cell's name must not be taken for that cell.
+    writeFileSync(file, JSON.stringify({ version: 1, key: { cell: 2 }, value: { finalAccuracy: 1 } }));
+    expect(cache.get('robustness', key)).toBeNull();
+    writeFileSync(file, JSON.stringify([1, 2]));
+    expect(cache.get('robustness', key)).toBeNull();
+
+    expect(warnings).toHaveLength(3);
+    expect(warnings[0]).toContain('not JSON');
+    expect(warnings[1]).toContain('another key');
+    expect(warnings[2]).toContain('not a run file');
+  });
+
+  it('with reading off (--fresh) misses every key but still writes, replacing the stored run', () => {
+    const key = { cell: 1 };
+    createRunCache(dir).put('robustness', key, { v: 1 });
+    const fresh = createRunCache(dir, { read: false });
+
+    expect(fresh.get('robustness', key)).toBeNull();
+    fresh.put('robustness', key, { v: 2 });
+
+    expect(createRunCache(dir).get('robustness', key)).toEqual({ v: 2 });
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('keeps nothing without a folder', () => {
+    const cache = createRunCache(null);
+    cache.put('robustness', { a: 1 }, { v: 1 });
+    expect(cache.get('robustness', { a: 1 })).toBeNull();
+  });
+});

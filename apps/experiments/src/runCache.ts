@@ -1,0 +1,94 @@
+/**
+ * A folder of finished runs, one JSON file per run, keyed by everything that defines the run (the
+ * section's settings and the cell). A long grid (the full robustness grid is about an hour of CPU
+ * per seed) then fills in over several invocations, even several machines once the folder is
+ * committed: `pnpm experiments` reruns only the cells that have no file yet, and separate
+ * invocations (say one per seed) can fill the same folder side by side, since each writes only the
+ * files of its own cells.
+ *
+ * A file is used only when its stored key equals the requested key exactly; a file that does not
+ * parse, or whose key differs (the settings changed), is reported and its cell is run again.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ExperimentsError } from './errors.js';
+
+/** What a cache file holds. */
+interface CacheFile<T> {
+  readonly version: 1;
+  readonly key: unknown;
+  readonly value: T;
+}
+
+const SAFE_PREFIX = /^[a-z0-9][a-z0-9-]*$/;
+
+/** JSON with object keys sorted at every level, so equal keys give equal text. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
+}
+
+/** The file name of `key`: the prefix and the first 16 hex digits of the SHA-256 of its canonical JSON. */
+export function cacheFileName(prefix: string, key: unknown): string {
+  if (!SAFE_PREFIX.test(prefix)) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `cacheFileName: prefix '${prefix}' must match ${SAFE_PREFIX}`);
+  return `${prefix}-${createHash('sha256').update(canonicalJson(key)).digest('hex').slice(0, 16)}.json`;
+}
+
+/** Reads and writes finished runs under one folder. */
+export interface RunCache {
+  /** The folder, or null for a cache that keeps nothing. */
+  readonly dir: string | null;
+  /** The stored value of `key`, or null (no file, an unreadable file, another key, or reading turned off). */
+  get<T>(prefix: string, key: unknown): T | null;
+  /** Stores `value` under `key` (written to a temporary name, then renamed, so a killed run leaves no half file). */
+  put(prefix: string, key: unknown, value: unknown): void;
+}
+
+/**
+ * A cache over `dir` (null: none). `read` false makes every `get` miss while `put` still writes,
+ * so a fresh run replaces the stored one. `warn` hears about files that were present but unusable.
+ */
+export function createRunCache(dir: string | null, options: { readonly read?: boolean; readonly warn?: (line: string) => void } = {}): RunCache {
+  const read = options.read ?? true;
+  const warn = options.warn ?? ((): void => undefined);
+  return {
+    dir,
+    get<T>(prefix: string, key: unknown): T | null {
+      if (dir === null || !read) return null;
+      const file = join(dir, cacheFileName(prefix, key));
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch {
+        return null;
+      }
+      let stored: CacheFile<T>;
+      try {
+        stored = JSON.parse(text) as CacheFile<T>;
+      } catch (err) {
+        warn(`run cache: ${file} is not JSON (${(err as Error).message}); running the cell again`);
+        return null;
+      }
+      if (stored === null || typeof stored !== 'object' || stored.version !== 1 || !('value' in stored)) {
+        warn(`run cache: ${file} is not a run file; running the cell again`);
+        return null;
+      }
+      if (canonicalJson(stored.key) !== canonicalJson(key)) {
+        warn(`run cache: ${file} holds another key (settings changed?); running the cell again`);
+        return null;
+      }
+      return stored.value;
+    },
+    put(prefix: string, key: unknown, value: unknown): void {
+      if (dir === null) return;
+      mkdirSync(dir, { recursive: true });
+      const file = join(dir, cacheFileName(prefix, key));
+      const tmp = `${file}.${process.pid}.tmp`;
+      writeFileSync(tmp, `${JSON.stringify({ version: 1, key, value } satisfies CacheFile<unknown>)}\n`);
+      renameSync(tmp, file);
+    },
+  };
+}
