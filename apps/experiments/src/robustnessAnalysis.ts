@@ -193,6 +193,12 @@ export function adversarialTrustBelowHonest(run: RobustnessRun, afterRound: numb
   return { ok: failing.length === 0, detail };
 }
 
+// Trust figure hues: blue honest, red adversarial; the group means darker than the clients' lines.
+const HONEST_COLOUR = '#1f4e9c';
+const HONEST_CLIENT_COLOUR = '#8fb3e8';
+const ADVERSARIAL_COLOUR = '#b2182b';
+const ADVERSARIAL_CLIENT_COLOUR = '#f0a0a0';
+
 /** Figure 1 of FedMM-X for one run: every client's T_k over rounds (adversarial dashed) and each group's mean with its range. */
 export function trustFigure(run: RobustnessRun, title: string): string {
   const pointsOf = new Map<string, LinePoint[]>();
@@ -206,24 +212,30 @@ export function trustFigure(run: RobustnessRun, title: string): string {
   if (pointsOf.size === 0) throw bad('trustFigure', 'the run recorded no trust scores');
   const groups = trustGroups(run);
   // The band spans the group's lowest to highest T_k, so the spread reads even where lines overlap.
-  const meanSeries = (name: string, pick: (g: (typeof groups)[number]) => GroupTrust | null, dashed: boolean): LineSeries[] => {
+  const meanSeries = (name: string, pick: (g: (typeof groups)[number]) => GroupTrust | null, dashed: boolean, colour: string): LineSeries[] => {
     const points = groups.flatMap((g) => {
       const t = pick(g);
       return t === null ? [] : [{ x: g.serverRound, y: t.mean, low: t.min, high: t.max }];
     });
-    return points.length === 0 ? [] : [{ name, points, dashed }];
+    return points.length === 0 ? [] : [{ name, points, dashed, colour, strokeWidth: 3 }];
   };
   // Clients in their index order so the legend reads the same in every figure.
   const clients = [...run.clients].filter((c) => c.clientId !== null && pointsOf.has(c.clientId)).sort((a, b) => a.client - b.client);
-  const honest = clients.filter((c) => c.behaviour === null).map((c) => ({ name: `honest c${c.client}`, points: pointsOf.get(c.clientId!)!, dashed: false }));
-  const adversarial = clients.filter((c) => c.behaviour !== null).map((c) => ({ name: `${c.behaviour} c${c.client}`, points: pointsOf.get(c.clientId!)!, dashed: true }));
+  // One hue per group (blue honest, red adversarial): thick group means, thin lines per client.
+  const honest = clients.filter((c) => c.behaviour === null).map((c) => ({ name: `honest c${c.client}`, points: pointsOf.get(c.clientId!)!, dashed: false, colour: HONEST_CLIENT_COLOUR, strokeWidth: 1 }));
+  const adversarial = clients.filter((c) => c.behaviour !== null).map((c) => ({ name: `${c.behaviour} c${c.client}`, points: pointsOf.get(c.clientId!)!, dashed: true, colour: ADVERSARIAL_CLIENT_COLOUR, strokeWidth: 1 }));
   return lineChart({
     title,
     xLabel: 'round',
     yLabel: 'trust T_k',
     yMin: 0,
     yMax: 1,
-    series: [...meanSeries('honest mean (band: range)', (g) => g.honest, false), ...meanSeries('adversarial mean (band: range)', (g) => g.adversarial, true), ...honest, ...adversarial],
+    series: [
+      ...meanSeries('honest mean (band: range)', (g) => g.honest, false, HONEST_COLOUR),
+      ...meanSeries('adversarial mean (band: range)', (g) => g.adversarial, true, ADVERSARIAL_COLOUR),
+      ...honest,
+      ...adversarial,
+    ],
   });
 }
 

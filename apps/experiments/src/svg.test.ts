@@ -118,3 +118,22 @@ describe('barChart', () => {
     expect(barChart(options)).toBe(barChart(options));
   });
 });
+
+describe('lineChart series colours', () => {
+  const points = [{ x: 1, y: 0.2 }, { x: 2, y: 0.4 }];
+
+  it('draws a series in its own colour and width, legend included', () => {
+    const svg = lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points, colour: '#123456', strokeWidth: 3 }, { name: 'b', points }] });
+
+    expect(svg.match(/stroke="#123456"/g)?.length).toBe(2);
+    expect(svg).toContain('stroke="#123456" stroke-width="3"');
+  });
+
+  it.each([['red'], ['#12345'], ['#1234567']])('refuses colour %j with a coded error', (colour) => {
+    expect(() => lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points, colour }] })).toThrow(expect.objectContaining({ code: 'EXPERIMENTS_BAD_INPUT' }));
+  });
+
+  it('refuses a stroke width that is not positive', () => {
+    expect(() => lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points, strokeWidth: 0 }] })).toThrow(/strokeWidth/);
+  });
+});

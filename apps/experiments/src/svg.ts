@@ -19,6 +19,10 @@ export interface LineSeries {
   readonly name: string;
   readonly points: readonly LinePoint[];
   readonly dashed?: boolean;
+  /** Stroke colour as `#rrggbb` (default: the palette by series index), e.g. one colour for a group of series. */
+  readonly colour?: string;
+  /** Stroke width in pixels (default 2). */
+  readonly strokeWidth?: number;
 }
 
 /** Options of {@link lineChart}. */
@@ -175,13 +179,14 @@ function header(f: Frame, title: string, yLabel: string): string[] {
   return out;
 }
 
-function legend(f: Frame, entries: readonly { name: string; dashed: boolean; bar: boolean }[]): string[] {
+function legend(f: Frame, entries: readonly { name: string; dashed: boolean; bar: boolean; colour?: string; strokeWidth?: number }[]): string[] {
   const x = f.right + 16;
   const out: string[] = [];
   entries.forEach((e, i) => {
     const y = f.top + 8 + i * 18;
-    if (e.bar) out.push(`<rect x="${x}" y="${y - 5}" width="18" height="10" fill="${colour(i)}"/>`);
-    else out.push(`<line x1="${x}" x2="${x + 18}" y1="${y}" y2="${y}" stroke="${colour(i)}" stroke-width="2"${e.dashed ? ' stroke-dasharray="5 3"' : ''}/>`);
+    const c = e.colour ?? colour(i);
+    if (e.bar) out.push(`<rect x="${x}" y="${y - 5}" width="18" height="10" fill="${c}"/>`);
+    else out.push(`<line x1="${x}" x2="${x + 18}" y1="${y}" y2="${y}" stroke="${c}" stroke-width="${num(e.strokeWidth ?? 2)}"${e.dashed ? ' stroke-dasharray="5 3"' : ''}/>`);
     out.push(`<text x="${x + 24}" y="${y}" dominant-baseline="middle">${escapeXml(e.name)}</text>`);
   });
   return out;
@@ -200,6 +205,8 @@ export function lineChart(options: LineChartOptions): string {
   const ys: number[] = [];
   const xs: number[] = [];
   options.series.forEach((s, i) => {
+    if (s.colour !== undefined && !/^#[0-9a-fA-F]{6}$/.test(s.colour)) throw bad(fn, `series ${i} ('${s.name}') colour must be #rrggbb, got '${s.colour}'`);
+    if (s.strokeWidth !== undefined && !(Number.isFinite(s.strokeWidth) && s.strokeWidth > 0 && s.strokeWidth <= 20)) throw bad(fn, `series ${i} ('${s.name}') strokeWidth must be in (0, 20], got ${s.strokeWidth}`);
     s.points.forEach((p, j) => {
       const at = `series ${i} ('${s.name}') point ${j}`;
       checkFinite(fn, `${at} x`, p.x);
@@ -225,20 +232,22 @@ export function lineChart(options: LineChartOptions): string {
   }
   out.push(`<text x="${num((f.left + f.right) / 2)}" y="${f.height - 14}" text-anchor="middle">${escapeXml(options.xLabel)}</text>`);
   options.series.forEach((s, i) => {
+    const c = s.colour ?? colour(i);
     const points = [...s.points].sort((a, b) => a.x - b.x);
     const spread = points.filter((p) => p.low !== undefined && p.high !== undefined);
     if (spread.length >= 2) {
       const upper = spread.map((p) => `${num(px(p.x))},${num(f.py(p.high!))}`);
       const lower = spread.map((p) => `${num(px(p.x))},${num(f.py(p.low!))}`).reverse();
-      out.push(`<polygon points="${[...upper, ...lower].join(' ')}" fill="${colour(i)}" fill-opacity="0.15" stroke="none"/>`);
+      out.push(`<polygon points="${[...upper, ...lower].join(' ')}" fill="${c}" fill-opacity="0.15" stroke="none"/>`);
     } else {
-      for (const p of spread) out.push(`<line x1="${num(px(p.x))}" x2="${num(px(p.x))}" y1="${num(f.py(p.low!))}" y2="${num(f.py(p.high!))}" stroke="${colour(i)}"/>`);
+      for (const p of spread) out.push(`<line x1="${num(px(p.x))}" x2="${num(px(p.x))}" y1="${num(f.py(p.low!))}" y2="${num(f.py(p.high!))}" stroke="${c}"/>`);
     }
     const dash = s.dashed === true ? ' stroke-dasharray="5 3"' : '';
-    out.push(`<polyline points="${points.map((p) => `${num(px(p.x))},${num(f.py(p.y))}`).join(' ')}" fill="none" stroke="${colour(i)}" stroke-width="2"${dash}/>`);
-    for (const p of points) out.push(`<circle cx="${num(px(p.x))}" cy="${num(f.py(p.y))}" r="2.5" fill="${colour(i)}"/>`);
+    const stroke = s.strokeWidth ?? 2;
+    out.push(`<polyline points="${points.map((p) => `${num(px(p.x))},${num(f.py(p.y))}`).join(' ')}" fill="none" stroke="${c}" stroke-width="${num(stroke)}"${dash}/>`);
+    for (const p of points) out.push(`<circle cx="${num(px(p.x))}" cy="${num(f.py(p.y))}" r="${num(Math.max(1.5, stroke + 0.5))}" fill="${c}"/>`);
   });
-  out.push(...legend(f, options.series.map((s) => ({ name: s.name, dashed: s.dashed === true, bar: false }))));
+  out.push(...legend(f, options.series.map((s) => ({ name: s.name, dashed: s.dashed === true, bar: false, ...(s.colour === undefined ? {} : { colour: s.colour }), ...(s.strokeWidth === undefined ? {} : { strokeWidth: s.strokeWidth }) }))));
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }
