@@ -92,6 +92,30 @@ describe('EvaluatorProcess', () => {
     expect([...after.baseline.probabilities]).toEqual([...before.baseline.probabilities]);
   }, 120_000);
 
+  it('retires an evaluator whose WASM heap passed the cap, and raises a cap that a fresh evaluator cannot stay under', async () => {
+    // Arrange: a 4 MB cap, below what building and evaluating the model takes (about 16 MB), so the first process is retired after its first request.
+    const capped = await EvaluatorProcess.start(task, { maxWasmHeapMb: 4 });
+    try {
+      const global = capped.initialParameters();
+      const firstPid = capped.pid;
+      // Act
+      const first = await capped.evaluate(global);
+      const afterFirst = capped.pid;
+      const again = [await capped.evaluate(global), await capped.evaluate(global), await capped.evaluate(global)];
+      const { wasmHeapMb } = await capped.stats();
+      // Assert: retired once (the next request started a fresh one), then the raised cap held.
+      expect(afterFirst).toBeNull();
+      expect(capped.restartCount).toBe(1);
+      expect(capped.pid).not.toBe(firstPid);
+      expect(capped.wasmHeapCapMb).toBeGreaterThan(wasmHeapMb);
+      // The cap is bounded: at most 8 × the configured 4 MB.
+      expect(capped.wasmHeapCapMb).toBeLessThanOrEqual(32);
+      for (const e of again) expect(e).toEqual(first);
+    } finally {
+      await capped.close();
+    }
+  }, 120_000);
+
   it('refuses with a code: a start past its time limit, a task it cannot serve, a request after close', async () => {
     // Act
     const slow = await refusal(EvaluatorProcess.start(task, { startTimeoutMs: 1 }));

@@ -118,6 +118,9 @@ export interface EvaluatorProcessOptions {
   /**
    * The WASM heap never shrinks: once an answer reports it above this size, the process is stopped
    * when it next has no request in flight, and the next request starts a fresh one (default 64 MB).
+   * A process retired within its first {@link YOUNG_REQUESTS} answers shows that the task's working
+   * set (e.g. FLTrust's root training) is above the cap, so the cap is raised past what it used, up
+   * to {@link MAX_CAP_FACTOR} times this value, instead of restarting the evaluator every round.
    */
   readonly maxWasmHeapMb?: number;
   /** V8 old-space limit of the process, `--max-old-space-size` (default 96 MB). */
@@ -140,7 +143,17 @@ interface Running {
   /** Its WASM heap passed the cap: stop it once idle. */
   retiring: boolean;
   exited: boolean;
+  /** Answers received (init included). */
+  answered: number;
+  /** Largest WASM heap an answer reported. */
+  peakWasmHeapMb: number;
 }
+
+const DEFAULT_WASM_HEAP_CAP_MB = 64;
+/** A process retired after at most this many answers was retired for its working set, not for growth over time. */
+export const YOUNG_REQUESTS = 16;
+/** The WASM heap cap never rises above this multiple of the configured one. */
+export const MAX_CAP_FACTOR = 8;
 
 /** Requests kept in flight during a probe round: one being probed, one queued behind it. */
 const PROBE_WINDOW = 2;
@@ -161,6 +174,7 @@ export class EvaluatorProcess implements TaskEvaluator {
   private nextId = 1;
   private closed = false;
   private restarts = 0;
+  private heapCapMb: number;
 
   private constructor(
     private readonly task: TaskConfig,
@@ -173,6 +187,7 @@ export class EvaluatorProcess implements TaskEvaluator {
     first: Running,
   ) {
     this.running = first;
+    this.heapCapMb = first.maxWasmHeapMb;
   }
 
   /** Forks the evaluator and builds the task's model in it; rejects with the evaluator's code (e.g. `TASK_INVALID`). */
@@ -189,6 +204,11 @@ export class EvaluatorProcess implements TaskEvaluator {
   /** Times the evaluator was started again after dying or being retired. */
   get restartCount(): number {
     return this.restarts;
+  }
+
+  /** The WASM heap size (MB) above which the evaluator is retired now (raised from the configured cap when a young process needed more). */
+  get wasmHeapCapMb(): number {
+    return this.heapCapMb;
   }
 
   initialParameters(): Tensor[] {
@@ -273,8 +293,9 @@ export class EvaluatorProcess implements TaskEvaluator {
     } finally {
       if (running.retiring && running.pending.size === 0 && this.running === running) {
         this.running = null;
-        this.options.logger?.info({ task: this.task.id, pid: running.child.pid }, 'evaluator retired: its WASM heap passed the cap');
+        this.options.logger?.info({ task: this.task.id, pid: running.child.pid, wasmHeapMb: running.peakWasmHeapMb }, 'evaluator retired: its WASM heap passed the cap');
         void stopProcess(running, 'the evaluator was retired');
+        this.raiseCapIfYoung(running);
       }
     }
     const parsed = evaluatorResultSchemas[op].safeParse(result);
@@ -282,12 +303,26 @@ export class EvaluatorProcess implements TaskEvaluator {
     return parsed.data as EvaluatorResult<K>;
   }
 
+  /**
+   * A fresh process that passed the cap within a few answers would pass it again after every
+   * restart: raise the cap to the next power of two above 1.25 × what it used, within the bound.
+   */
+  private raiseCapIfYoung(retired: Running): void {
+    if (retired.answered > YOUNG_REQUESTS) return;
+    const bound = (this.options.maxWasmHeapMb ?? DEFAULT_WASM_HEAP_CAP_MB) * MAX_CAP_FACTOR;
+    const wanted = 2 ** Math.ceil(Math.log2(Math.max(1, retired.peakWasmHeapMb * 1.25)));
+    const next = Math.min(bound, Math.max(this.heapCapMb, wanted));
+    if (next === this.heapCapMb) return;
+    this.options.logger?.warn({ task: this.task.id, wasmHeapMb: retired.peakWasmHeapMb, capMb: next }, "raising the evaluator's WASM heap cap: a fresh evaluator needs more for this task");
+    this.heapCapMb = next;
+  }
+
   private ensureRunning(): Promise<Running> {
     if (this.running && !this.running.exited) return Promise.resolve(this.running);
     this.starting ??= (async () => {
       try {
         this.options.logger?.warn({ task: this.task.id }, 'starting the evaluator again');
-        const { running, init } = await launch(this.task, this.options);
+        const { running, init } = await launch(this.task, { ...this.options, maxWasmHeapMb: this.heapCapMb });
         if (!bytesEqual(init.initial, this.initialBytes)) {
           await stopProcess(running, 'initial parameters differ');
           throw new CoordinatorError('EVALUATOR_ERROR', 'the restarted evaluator built different initial parameters');
@@ -310,7 +345,7 @@ export class EvaluatorProcess implements TaskEvaluator {
 /** Forks an evaluator and sends `init`; the process is killed if that fails. */
 async function launch(task: TaskConfig, options: EvaluatorProcessOptions): Promise<{ running: Running; init: EvaluatorResult<'init'> }> {
   const child = fork(ENTRY, [], { execArgv: childExecArgv(options.maxOldSpaceMb ?? 96), serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const running: Running = { child, pending: new Map(), maxWasmHeapMb: options.maxWasmHeapMb ?? 64, retiring: false, exited: false };
+  const running: Running = { child, pending: new Map(), maxWasmHeapMb: options.maxWasmHeapMb ?? DEFAULT_WASM_HEAP_CAP_MB, retiring: false, exited: false, answered: 0, peakWasmHeapMb: 0 };
   child.on('message', (raw: unknown) => receive(running, raw));
   child.on('exit', (code, signal) => {
     running.exited = true;
@@ -348,6 +383,8 @@ function receive(running: Running, raw: unknown): void {
   if (!p) return;
   running.pending.delete(response.id);
   clearTimeout(p.timer);
+  running.answered++;
+  running.peakWasmHeapMb = Math.max(running.peakWasmHeapMb, response.wasmHeapMb);
   if (response.wasmHeapMb > running.maxWasmHeapMb) running.retiring = true;
   if (response.ok) p.resolve(response.result);
   else p.reject(remoteError(response.error));
