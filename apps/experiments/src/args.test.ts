@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseExperimentsArgs } from './args.js';
+import { parseExperimentsArgs, parseShard } from './args.js';
 
 const KNOWN = ['fedmmx', 'robustness', 'fedumm'];
 
@@ -39,7 +39,19 @@ describe('parseExperimentsArgs', () => {
     expect(args.outDir).toBe(resolve('x'));
   });
 
+  it('--shard i/n picks one of n interleaved parts and needs the cache', () => {
+    expect(parseExperimentsArgs(['--shard', '2/3'], KNOWN).shard).toEqual({ index: 2, count: 3 });
+    expect(parseExperimentsArgs([], KNOWN).shard).toBeNull();
+    expect(parseShard('0/1')).toEqual({ index: 0, count: 1 });
+  });
+
   it.each([
+    [['--shard', '3/3']],
+    [['--shard', '1/0']],
+    [['--shard', '-1/2']],
+    [['--shard', 'a/b']],
+    [['--shard', '0/2', '--no-cache']],
+    [['--quick', '--shard', '0/2']],
     [['--only', 'nope']],
     [['--seeds', '1,1']],
     [['--seeds', '1,x']],

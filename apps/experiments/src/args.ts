@@ -21,6 +21,25 @@ export interface ExperimentsArgs {
   readonly cacheDir: string | null;
   /** `--fresh`: run every cell again (and overwrite its cache file) instead of reusing it. */
   readonly fresh: boolean;
+  /** `--shard i/n`: run only every n-th missing cell from the i-th (0-based), so n invocations fill one grid side by side; null: all. */
+  readonly shard: Shard | null;
+}
+
+/** One of n interleaved parts of a grid's plan. */
+export interface Shard {
+  readonly index: number;
+  readonly count: number;
+}
+
+/** Parses `i/n` (0 ≤ i < n); throws `EXPERIMENTS_BAD_ARGS`. */
+export function parseShard(text: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+  const index = m ? Number(m[1]) : Number.NaN;
+  const count = m ? Number(m[2]) : Number.NaN;
+  if (!(Number.isSafeInteger(index) && Number.isSafeInteger(count) && count >= 1 && index < count)) {
+    throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', `--shard must be i/n with 0 ≤ i < n, e.g. 0/3; got '${text}'`);
+  }
+  return { index, count };
 }
 
 /** Parses the command line; throws `EXPERIMENTS_BAD_ARGS` naming the flag at fault. */
@@ -38,6 +57,7 @@ export function parseExperimentsArgs(argv: readonly string[], known: readonly st
         cache: { type: 'string' },
         'no-cache': { type: 'boolean', default: false },
         fresh: { type: 'boolean', default: false },
+        shard: { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -58,6 +78,8 @@ export function parseExperimentsArgs(argv: readonly string[], known: readonly st
   const outDir = resolve(values.out ?? join(repoRoot, 'docs', 'results', ...(values.quick ? ['quick'] : [])));
   if (values.cache !== undefined && values['no-cache']) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', '--cache and --no-cache exclude each other');
   const cacheDir = values['no-cache'] ? null : values.cache !== undefined ? resolve(values.cache) : values.quick ? null : join(outDir, 'raw', 'runs');
-  return { quick: values.quick, only: only.length > 0 ? only : known, outDir, seeds, jobs, cacheDir, fresh: values.fresh };
+  const shard = values.shard === undefined ? null : parseShard(values.shard);
+  if (shard !== null && cacheDir === null) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', '--shard needs the run cache: the shards meet only there');
+  return { quick: values.quick, only: only.length > 0 ? only : known, outDir, seeds, jobs, cacheDir, fresh: values.fresh, shard };
 }
 

@@ -5,7 +5,8 @@
  * (full) or docs/results/quick/ (--quick, so CI never overwrites the full results). Sections run as
  * child processes, `--jobs` at a time (each child has its own TF.js backend and trains on one core).
  * Finished runs of the full mode are kept in DIR/raw/runs/ (see runCache.ts) and reused by later
- * invocations unless `--fresh`; `--cache` picks another folder, `--no-cache` keeps none. Prints one
+ * invocations unless `--fresh`; `--cache` picks another folder, `--no-cache` keeps none; `--shard i/n`
+ * runs only every n-th missing cell, so n invocations can fill one grid together. Prints one
  * progress line per run; exits 1 when a section fails (it is then not written) or one of its sanity
  * checks does, 2 on bad arguments.
  */
@@ -14,8 +15,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseExperimentsArgs } from './args.js';
-import type { ExperimentsArgs } from './args.js';
+import { parseExperimentsArgs, parseShard } from './args.js';
+import type { ExperimentsArgs, Shard } from './args.js';
 import { ExperimentsError } from './errors.js';
 import { runFedMmx } from './fedmmx.js';
 import { runFedUmm } from './fedumm.js';
@@ -73,6 +74,7 @@ function runChild(id: string, args: ExperimentsArgs, scratch: string, log: (line
     ...(args.quick ? ['--quick'] : []),
     ...(args.cacheDir === null ? [] : ['--cache', args.cacheDir]),
     ...(args.fresh ? ['--fresh'] : []),
+    ...(args.shard === null ? [] : ['--shard', `${args.shard.index}/${args.shard.count}`]),
   ];
   return new Promise((resolveRun, reject) => {
     const child = fork(ENTRY, childArgs, { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -139,13 +141,13 @@ export async function runExperiments(args: ExperimentsArgs, log: (line: string) 
 }
 
 /** Child mode: runs one section in this process and writes its result to `file`. */
-async function child(id: string, file: string, quick: boolean, seeds: readonly number[], cacheDir: string | null, fresh: boolean): Promise<void> {
+async function child(id: string, file: string, quick: boolean, seeds: readonly number[], cacheDir: string | null, fresh: boolean, shard: Shard | null): Promise<void> {
   const entry = SECTIONS.find((s) => s.id === id);
   if (!entry) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', `unknown section '${id}'`);
   const send = (m: ChildMessage): Promise<void> => new Promise((done) => (process.send ? process.send(m, undefined, undefined, () => done()) : done()));
   const log = (line: string): void => void send({ kind: 'log', line });
   const cache = createRunCache(cacheDir, { read: !fresh, warn: log });
-  const result = await entry.run({ quick, seeds, log, cache });
+  const result = await entry.run({ quick, seeds, log, cache, ...(shard === null ? {} : { shard }) });
   writeFileSync(file, JSON.stringify(result));
   await send({ kind: 'result', file });
 }
@@ -155,7 +157,10 @@ export async function main(argv: readonly string[]): Promise<never> {
   const childAt = argv.indexOf('--child');
   if (childAt >= 0) {
     const value = (flag: string): string => argv[argv.indexOf(flag) + 1] ?? '';
-    await child(value('--child'), value('--result'), argv.includes('--quick'), value('--seeds').split(',').map(Number), argv.includes('--cache') ? value('--cache') : null, argv.includes('--fresh'));
+    await child(
+      value('--child'), value('--result'), argv.includes('--quick'), value('--seeds').split(',').map(Number),
+      argv.includes('--cache') ? value('--cache') : null, argv.includes('--fresh'), argv.includes('--shard') ? parseShard(value('--shard')) : null,
+    );
     // Sockets and the WASM backend may hold the loop open; the result is written, so leave.
     process.exit(0);
   }

@@ -98,31 +98,32 @@ describe('robustnessChecks', () => {
   });
 });
 
+/** A finished run of `cell` as a cache would hold it: 90% clean, 60% attacked, attackers trusted less. */
+function storedRun(cell: ReturnType<typeof robustnessPlan>[number]): RobustnessRun {
+  return {
+    ...cell,
+    status: 'finished',
+    completedRounds: QUICK_ROBUSTNESS.rounds,
+    initialAccuracy: 0.1,
+    accuracyByRound: [0.5, 0.9],
+    finalAccuracy: cell.attack === null ? 0.9 : 0.6,
+    clients: [
+      { client: 0, clientId: 'h', behaviour: null },
+      { client: 1, clientId: 'x', behaviour: cell.attack },
+    ],
+    trust: cell.aggregator === 'fedmm-x' ? [4, 5].map((serverRound) => ({ serverRound, trust: [{ clientId: 'h', trust: 0.6 }, { clientId: 'x', trust: cell.attack === null ? 0.6 : 0.2 }] })) : [],
+    durationMs: 60_000,
+    cpuMs: 30_000,
+  };
+}
+
 describe('runRobustness with stored runs', () => {
   it('reuses every stored run of the grid instead of running it, and counts the time they took', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'chorus-robustness-cache-'));
     try {
       const cache = createRunCache(dir);
       const plan = robustnessPlan(QUICK_ROBUSTNESS, [7]);
-      for (const cell of plan) {
-        const adversarial = cell.attack === null ? null : cell.attack;
-        const run: RobustnessRun = {
-          ...cell,
-          status: 'finished',
-          completedRounds: QUICK_ROBUSTNESS.rounds,
-          initialAccuracy: 0.1,
-          accuracyByRound: [0.5, 0.9],
-          finalAccuracy: cell.attack === null ? 0.9 : 0.6,
-          clients: [
-            { client: 0, clientId: 'h', behaviour: null },
-            { client: 1, clientId: 'x', behaviour: adversarial },
-          ],
-          trust: cell.aggregator === 'fedmm-x' ? [4, 5].map((serverRound) => ({ serverRound, trust: [{ clientId: 'h', trust: 0.6 }, { clientId: 'x', trust: cell.attack === null ? 0.6 : 0.2 }] })) : [],
-          durationMs: 60_000,
-          cpuMs: 30_000,
-        };
-        cache.put('robustness', robustnessCacheKey(QUICK_ROBUSTNESS, cell), run);
-      }
+      for (const cell of plan) cache.put('robustness', robustnessCacheKey(QUICK_ROBUSTNESS, cell), storedRun(cell));
       const lines: string[] = [];
 
       const result = await runRobustness({ quick: true, seeds: [7], log: (l) => lines.push(l), cache });
@@ -133,6 +134,25 @@ describe('runRobustness with stored runs', () => {
       expect(result.markdown).toContain(`${plan.length} of them were read from raw/runs/`);
       // Retained = 0.6 / 0.9 for every cell.
       expect(result.markdown).toContain('66.7');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('under --shard leaves another shard\'s missing cell to it and says the grid is incomplete', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-robustness-shard-'));
+    try {
+      const cache = createRunCache(dir);
+      const plan = robustnessPlan(QUICK_ROBUSTNESS, [7]);
+      // Every cell stored but the second (index 1), which is shard 1/2's.
+      for (const [i, cell] of plan.entries()) if (i !== 1) cache.put('robustness', robustnessCacheKey(QUICK_ROBUSTNESS, cell), storedRun(cell));
+
+      const result = await runRobustness({ quick: true, seeds: [7], log: () => undefined, cache, shard: { index: 0, count: 2 } });
+
+      const incomplete = result.checks.find((c) => c.name === 'the grid is complete');
+      expect(incomplete?.ok).toBe(false);
+      expect(incomplete?.detail).toContain(`1 of ${plan.length} cells`);
+      expect((result.raw as { runs: unknown[] }).runs).toHaveLength(plan.length - 1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

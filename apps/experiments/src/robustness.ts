@@ -236,9 +236,15 @@ export async function runRobustness(ctx: ExperimentContext): Promise<SectionResu
   const runs: RobustnessRun[] = [];
   let reused = 0;
   let reusedMs = 0;
+  let skipped = 0;
   for (const [i, cell] of plan.entries()) {
     const key = robustnessCacheKey(settings, cell);
     const stored = ctx.cache?.get<RobustnessRun>(CACHE_PREFIX, key) ?? null;
+    // Another shard's cell: left to it (the report of this invocation then lacks the cell).
+    if (stored === null && ctx.shard !== undefined && i % ctx.shard.count !== ctx.shard.index) {
+      skipped += 1;
+      continue;
+    }
     const run = stored ?? (await runOne(settings, cell.aggregator, cell.attack, cell.fraction, cell.seed));
     // Only finished runs are kept: a run that failed is tried again next time.
     if (stored === null && run.finalAccuracy !== null) ctx.cache?.put(CACHE_PREFIX, key, run);
@@ -261,6 +267,7 @@ export async function runRobustness(ctx: ExperimentContext): Promise<SectionResu
   }
 
   const checks = robustnessChecks(runs, settings);
+  if (skipped > 0) checks.push({ name: 'the grid is complete', ok: false, detail: `${skipped} of ${plan.length} cells belong to other shards and have no stored run yet` });
   // Runs read from the cache count with the time they took when they ran.
   const durationMs = Date.now() - started + reusedMs;
   const markdown = robustnessMarkdown(runs, settings, seeds, durationMs, figures, reused);

@@ -1,3 +1,4 @@
+import type { Shard } from './args.js';
 import type { RunCache } from './runCache.js';
 
 /**
@@ -44,4 +45,6 @@ export interface ExperimentContext {
   readonly log: (line: string) => void;
   /** Finished runs kept between invocations (absent: none); a section that uses it reruns only the missing cells. */
   readonly cache?: RunCache;
+  /** Run only this part of the grid's missing cells (absent: all); the cells of the other parts are taken from the cache when there. */
+  readonly shard?: Shard;
 }
