@@ -310,6 +310,10 @@ export function robustnessMarkdown(runs: readonly RobustnessRun[], settings: Rob
     summary.notWon.length === 0 ? 'Trust-aware FedMM-X has the highest retained accuracy in every cell.' : `Cells where trust-aware FedMM-X is not the best aggregator (${summary.notWon.length} of ${settings.attacks.length * settings.fractions.length}):`,
     ...summary.notWon.map((n) => `- ${n}`),
     '',
+    'How the aggregators differ, which the table should be read against: trust-aware FedMM-X here is FedAvg weighted by T_k, so a client it distrusts keeps a smaller but non-zero share and nothing bounds the norm of its update; ' +
+      'median and trimmed mean drop extreme values per coordinate; Multi-Krum keeps the updates closest to their neighbours; FLTrust weights each update by its ReLU-cosine to an update the server trains on its own root data and rescales it to that update\'s norm, ' +
+      'so it bounds the magnitude of every update (at the price of trusting the root data, 100 public-split examples here). Attacks that change an update\'s magnitude (scaling, Gaussian noise) test exactly that bound.',
+    '',
     'Final test accuracy (%), clean and under attack:',
     '',
     tables.accuracy,
