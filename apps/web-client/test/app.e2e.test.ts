@@ -5,7 +5,8 @@
  * reload, a dropped folder holding a good and a corrupt image, and the explanation viewer for an
  * image, a text, an audio file and a built-in three-modality sample (with fresh adapters, labelled
  * as the fallback), then on a running coordinator: the global model of its latest round on the
- * pretrained base, compared with a local model stored in the tab's IndexedDB. Screenshots go to
+ * pretrained base, compared with a local model stored in the tab's IndexedDB, and explained on
+ * WebGPU with the attributions WASM gives. Screenshots go to
  * test-artifacts/web-client/.
  */
 import { spawnSync } from 'node:child_process';
@@ -489,6 +490,42 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
       expect(await viewer.getByTestId('panel-audio').count()).toBe(0);
       await viewer.close();
     }, 300_000);
+
+    it('explains on WebGPU with non-zero attributions that match WASM (every tensor is read asynchronously)', async () => {
+      /** Explains built-in sample #4 with the global model on `backend`: attribution share per modality, confidence and EC per pair. */
+      const explainOn = async (backend: 'webgpu' | 'wasm'): Promise<{ attribution: Record<string, number>; confidence: number; ec: number[] }> => {
+        const path = `/explain?task=${viewerTask.id}&token=${JOIN}&backend=${backend}`;
+        const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+        page.on('pageerror', (err) => pageErrors.push(`${path}: ${err.message}`));
+        await page.goto(`${coordinator.url}${path}`);
+        expect(await backendResult(page)).toEqual({ status: 'ready', backend, verified: 'true', error: null });
+        await openViewer(path, page);
+        await page.getByTestId('demo-index').fill('4');
+        await page.getByTestId('explain-demo').click();
+        await page.waitForFunction(() => ['explain-source', 'explain-error'].some((id) => document.querySelector(`[data-testid=${id}]`) !== null), null, { timeout: 240_000 });
+        expect(await page.getByTestId('explain-error').count(), (await page.getByTestId('explain-status').textContent()) ?? '').toBe(0);
+        await shot(page, `explain-global-${backend}`);
+        const label = (await page.locator('[data-testid=panel-modality] .stacked-bar').getAttribute('aria-label')) ?? '';
+        const attribution = Object.fromEntries([...label.matchAll(/(\w+) ([\d.]+)%/g)].map((m) => [m[1]!, Number(m[2]) / 100]));
+        const confidence = Number((await page.getByTestId('confidence').textContent())?.replace('%', '')) / 100;
+        const ec = [...((await page.getByTestId('ec').getAttribute('data-text')) ?? '').matchAll(/: (-?\d\.\d{3})/g)].map((m) => Number(m[1]));
+        await page.close();
+        return { attribution, confidence, ec };
+      };
+
+      // Act
+      const gpu = await explainOn('webgpu');
+      const wasm = await explainOn('wasm');
+
+      // Assert: a synchronous read on WebGPU (SwiftShader) returns zeros, which would give 0% everywhere.
+      expect(Object.keys(gpu.attribution)).toEqual(['image', 'text', 'audio']);
+      expect(Object.values(gpu.attribution).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 2);
+      expect(Object.values(gpu.attribution).filter((v) => v > 0).length).toBeGreaterThanOrEqual(2);
+      expect(gpu.ec).toHaveLength(3);
+      for (const m of ['image', 'text', 'audio']) expect(Math.abs(gpu.attribution[m]! - wasm.attribution[m]!), m).toBeLessThanOrEqual(0.011);
+      expect(Math.abs(gpu.confidence - wasm.confidence)).toBeLessThanOrEqual(0.011);
+      gpu.ec.forEach((v, i) => expect(Math.abs(v - wasm.ec[i]!)).toBeLessThanOrEqual(0.011));
+    }, 600_000);
   });
 
   it('asks for the admin token on the dashboard, refuses a wrong one and charts the rounds', async () => {

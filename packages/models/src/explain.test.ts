@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRng } from '@chorus/fl-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { explain, explanationConsistency, faithfulness, saliency, shapeFunctionGrid, type Explanation } from './explain.js';
+import { explain, explainAsync, explanationConsistency, faithfulness, saliency, saliencyAsync, shapeFunctionGrid, shapeFunctionGridAsync, type Explanation } from './explain.js';
+import type { Modality } from './encoders.js';
 import { TINY, disposeBatch, tinyBatch, tinyEmbedder, tinyModel } from './fixtures.test-util.js';
 
 const embedder = tinyEmbedder();
@@ -156,6 +157,94 @@ describe('explanations of a linear-head model', () => {
       }
     }
     model.dispose();
+    disposeBatch(batch);
+  });
+});
+
+/** Runs `act` with every synchronous tensor read throwing, as a stand-in for a WebGPU tab where such reads return zeros. */
+async function withoutSyncReads<T>(act: () => Promise<T>): Promise<T> {
+  const proto = tf.Tensor.prototype;
+  const { dataSync, arraySync } = proto;
+  const refuse = (): never => {
+    throw new Error('synchronous tensor read');
+  };
+  proto.dataSync = refuse;
+  proto.arraySync = refuse;
+  try {
+    return await act();
+  } finally {
+    proto.dataSync = dataSync;
+    proto.arraySync = arraySync;
+  }
+}
+
+describe('async explanations', () => {
+  const modalities: Modality[] = ['image', 'text', 'audio'];
+
+  it.each([['nam'], ['linear']] as const)('equal the synchronous forms exactly on the %s head and leak nothing', async (head) => {
+    // Arrange
+    const model = tinyModel(embedder, { head });
+    const batch = tinyBatch(4);
+    const classes = Int32Array.from([2, 0, 1, 2]);
+    const before = tf.memory().numTensors;
+
+    // Act
+    const e = await explainAsync(model, batch);
+    const s = await Promise.all(modalities.map((m) => saliencyAsync(model, batch, m)));
+    const given = await saliencyAsync(model, batch, 'image', classes);
+    const g = await shapeFunctionGridAsync(model, { points: 4, min: -2, max: 2 });
+
+    // Assert
+    expect(tf.memory().numTensors).toBe(before);
+    expect(e).toEqual(explain(model, batch));
+    modalities.forEach((m, i) => expect(s[i]).toEqual(saliency(model, batch, m)));
+    expect(given).toEqual(saliency(model, batch, 'image', classes));
+    expect(Array.from(given.classes)).toEqual([2, 0, 1, 2]);
+    expect(g).toEqual(shapeFunctionGrid(model, { points: 4, min: -2, max: 2 }));
+    // Guards against two wrong forms agreeing on nothing: the explanation is not degenerate.
+    expect(e.logits.some((v) => v !== 0)).toBe(true);
+    expect(s.every((x) => x.values.some((v) => v !== 0))).toBe(true);
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  it('read nothing synchronously (where a WebGPU tab would get zeros)', async () => {
+    const model = tinyModel(embedder);
+    const batch = tinyBatch(5);
+    const expected = explain(model, batch);
+
+    const got = await withoutSyncReads(async () => ({
+      explanation: await explainAsync(model, batch),
+      saliency: await Promise.all(modalities.map((m) => saliencyAsync(model, batch, m))),
+      grid: await shapeFunctionGridAsync(model, { points: 3 }),
+    }));
+
+    expect(got.explanation).toEqual(expected);
+    expect(got.saliency.map((x) => x.shape)).toEqual([[TINY.batch, 8, 8], [TINY.batch, TINY.length], [TINY.batch, TINY.frames]]);
+    expect(got.grid.values).toHaveLength(6 * 3 * TINY.classes);
+    // The stand-in does bite: the synchronous form fails under it.
+    await expect(withoutSyncReads(() => Promise.resolve(explain(model, batch)))).rejects.toThrowError(/synchronous tensor read/);
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  it('refuse out-of-range labels, token ids and classes with MODELS_BAD_INPUT, leaking nothing', async () => {
+    const model = tinyModel(embedder);
+    const batch = tinyBatch(6);
+    const badLabels = { ...batch, labels: tf.tensor1d([0, 1, 3, 0], 'int32') };
+    const badIds = { ...batch, text: tf.tensor2d([[1, 0, 0, 0, 0], [TINY.vocab, 0, 0, 0, 0], [1, 0, 0, 0, 0], [1, 0, 0, 0, 0]], [TINY.batch, TINY.length], 'int32') };
+    const before = tf.memory().numTensors;
+
+    await expect(explainAsync(model, badLabels)).rejects.toThrowError(/MODELS_BAD_INPUT.*labels must lie in \[0, 3\), got \[0, 3\]/);
+    await expect(explainAsync(model, badIds)).rejects.toThrowError(/MODELS_BAD_INPUT.*token ids must lie in \[0, 6\), got \[0, 6\]/);
+    await expect(saliencyAsync(model, badIds, 'image')).rejects.toThrowError(/MODELS_BAD_INPUT/);
+    await expect(saliencyAsync(model, batch, 'image', Int32Array.from([0, 1, 3, 0]))).rejects.toThrowError(/MODELS_BAD_INPUT.*classes/);
+    await expect(saliencyAsync(model, { image: batch.image! }, 'text')).rejects.toThrowError(/MODELS_BAD_INPUT/);
+    await expect(shapeFunctionGridAsync(model, { min: 1, max: 1 })).rejects.toThrowError(/MODELS_BAD_CONFIG/);
+
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+    tf.dispose([badLabels.labels, badIds.text]);
     disposeBatch(batch);
   });
 });

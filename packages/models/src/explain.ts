@@ -9,6 +9,11 @@
  * per token) and audio spectrogram frames. Results are plain arrays; no tensor outlives a call.
  * A linear-head model (the ablation) is explained the same way: its terms z_i·w_i are exact too, and
  * its "shape functions" are lines.
+ *
+ * Each computation has two forms that give the same arrays: `explain`, `saliency` and
+ * `shapeFunctionGrid` read with `dataSync()` (Node, wasm, cpu), and their `…Async` forms read only
+ * with `await data()` — the only read a WebGPU tab can use, since a synchronous read there can
+ * return zeros and lose the device (see backend.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { shuffled, type Rng } from '@chorus/fl-core';
@@ -44,75 +49,186 @@ export interface Explanation {
   present: Float32Array;
 }
 
-/** Runs the model and returns every term's contribution, per-modality vectors and attributions. */
-export function explain(model: MultimodalModel, batch: MultimodalBatch): Explanation {
-  const out = tf.tidy(() => {
-    const f = model.forward(batch);
-    return { ...f, probabilities: tf.softmax(f.logits) };
+const EXPLANATION_FIELDS = ['logits', 'probabilities', 'contributions', 'concepts', 'mask', 'beta'] as const;
+
+/** Tensors an explanation reads, taken from one forward pass; the caller disposes them. */
+type ExplanationTensors = Record<(typeof EXPLANATION_FIELDS)[number], tf.Tensor>;
+
+/** The values read out of {@link ExplanationTensors}. */
+type ExplanationValues = Record<(typeof EXPLANATION_FIELDS)[number], Float32Array>;
+
+function termNamesOf(model: MultimodalModel): string[] {
+  return model.modalities.flatMap((m) => Array.from({ length: model.conceptDim }, (_, i) => `${m}/z${i}`));
+}
+
+/** The forward tensors of `batch`; `textEmbedded` stands in for the embedding of ids already range-checked. */
+function explanationTensors(model: MultimodalModel, batch: MultimodalBatch, textEmbedded?: tf.Tensor3D): ExplanationTensors {
+  return tf.tidy(() => {
+    const f = model.forward(batch, textEmbedded ? { textEmbedded } : {});
+    // beta is cloned so that every field can be disposed alike; the variable itself must survive.
+    return { logits: f.logits, probabilities: tf.softmax(f.logits), contributions: f.contributions, concepts: f.concepts, mask: f.mask, beta: tf.clone(model.conceptHead.beta.read()) };
   });
-  try {
-    const batchSize = out.logits.shape[0];
-    const numModalities = model.modalities.length;
-    const k = model.numClasses;
-    const c = model.conceptDim;
-    const logits = out.logits.dataSync() as Float32Array;
-    const probabilities = out.probabilities.dataSync() as Float32Array;
-    const contributions = out.contributions.dataSync() as Float32Array;
-    const predicted = new Int32Array(batchSize);
-    for (let b = 0; b < batchSize; b++) {
-      let best = 0;
-      for (let j = 1; j < k; j++) if (logits[b * k + j]! > logits[b * k + best]!) best = j;
-      predicted[b] = best;
-    }
-    const modalityContributions = new Float32Array(batchSize * numModalities * k);
-    const modalityAttribution = new Float32Array(batchSize * numModalities);
-    for (let b = 0; b < batchSize; b++) {
-      let total = 0;
-      for (let m = 0; m < numModalities; m++) {
-        for (let i = 0; i < c; i++) {
-          for (let j = 0; j < k; j++) modalityContributions[(b * numModalities + m) * k + j]! += contributions[(b * numModalities * c + m * c + i) * k + j]!;
-        }
-        const toPredicted = Math.abs(modalityContributions[(b * numModalities + m) * k + predicted[b]!]!);
-        modalityAttribution[b * numModalities + m] = toPredicted;
-        total += toPredicted;
+}
+
+/** Builds the explanation from the values read out of {@link ExplanationTensors}; pure. */
+function assembleExplanation(model: MultimodalModel, values: ExplanationValues): Explanation {
+  const numModalities = model.modalities.length;
+  const k = model.numClasses;
+  const c = model.conceptDim;
+  const { logits, contributions } = values;
+  const batchSize = logits.length / k;
+  const predicted = new Int32Array(batchSize);
+  for (let b = 0; b < batchSize; b++) {
+    let best = 0;
+    for (let j = 1; j < k; j++) if (logits[b * k + j]! > logits[b * k + best]!) best = j;
+    predicted[b] = best;
+  }
+  const modalityContributions = new Float32Array(batchSize * numModalities * k);
+  const modalityAttribution = new Float32Array(batchSize * numModalities);
+  for (let b = 0; b < batchSize; b++) {
+    let total = 0;
+    for (let m = 0; m < numModalities; m++) {
+      for (let i = 0; i < c; i++) {
+        for (let j = 0; j < k; j++) modalityContributions[(b * numModalities + m) * k + j]! += contributions[(b * numModalities * c + m * c + i) * k + j]!;
       }
-      if (total > 0) for (let m = 0; m < numModalities; m++) modalityAttribution[b * numModalities + m]! /= total;
+      const toPredicted = Math.abs(modalityContributions[(b * numModalities + m) * k + predicted[b]!]!);
+      modalityAttribution[b * numModalities + m] = toPredicted;
+      total += toPredicted;
     }
-    return {
-      modalities: [...model.modalities],
-      numClasses: k,
-      conceptDim: c,
-      batchSize,
-      termNames: model.modalities.flatMap((m) => Array.from({ length: c }, (_, i) => `${m}/z${i}`)),
-      predicted,
-      logits,
-      probabilities,
-      beta: model.conceptHead.beta.read().dataSync() as Float32Array,
-      concepts: out.concepts.dataSync() as Float32Array,
-      contributions,
-      modalityContributions,
-      modalityAttribution,
-      present: out.mask.dataSync() as Float32Array,
-    };
+    if (total > 0) for (let m = 0; m < numModalities; m++) modalityAttribution[b * numModalities + m]! /= total;
+  }
+  return {
+    modalities: [...model.modalities],
+    numClasses: k,
+    conceptDim: c,
+    batchSize,
+    termNames: termNamesOf(model),
+    predicted,
+    logits,
+    probabilities: values.probabilities,
+    beta: values.beta,
+    concepts: values.concepts,
+    contributions,
+    modalityContributions,
+    modalityAttribution,
+    present: values.mask,
+  };
+}
+
+/** Lowest and highest value of `t`, read asynchronously. */
+async function rangeOf(t: tf.Tensor): Promise<[number, number]> {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of await t.data()) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
+}
+
+/**
+ * The checks `model.forward` makes, with the label and token-id ranges read by `await data()`: on
+ * WebGPU a synchronous read goes through a canvas that SwiftShader answers with zeros while losing
+ * the device. Returns the batch without labels (explanations never use them), so that a forward
+ * pass on it — given the text embedding from {@link embedChecked} — reads nothing synchronously.
+ */
+async function checkBatchAsync(model: MultimodalModel, batch: MultimodalBatch, fn: string): Promise<MultimodalBatch> {
+  model.checkBatch(batch, fn, false);
+  const { labels, ...inputs } = batch;
+  if (labels && labels.size > 0) {
+    const [lo, hi] = await rangeOf(labels);
+    if (lo < 0 || hi >= model.numClasses) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: labels must lie in [0, ${model.numClasses}), got [${lo}, ${hi}]`);
+  }
+  if (inputs.text && inputs.text.size > 0 && model.textEmbedder) {
+    const [lo, hi] = await rangeOf(inputs.text);
+    if (lo < 0 || hi >= model.textEmbedder.vocabSize) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: token ids must lie in [0, ${model.textEmbedder.vocabSize}), got [${lo}, ${hi}]`);
+  }
+  return inputs;
+}
+
+/** The token embedding of a batch whose ids {@link checkBatchAsync} has checked (undefined without text). */
+function embedChecked(model: MultimodalModel, inputs: MultimodalBatch): tf.Tensor3D | undefined {
+  return inputs.text ? model.textEmbedder!.embed(inputs.text, { idsChecked: true }) : undefined;
+}
+
+/** The forward override that feeds {@link embedChecked}'s embedding (none without text); call inside a tidy. */
+function embedOverride(model: MultimodalModel, inputs: MultimodalBatch): { textEmbedded?: tf.Tensor3D } {
+  const embedded = embedChecked(model, inputs);
+  return embedded ? { textEmbedded: embedded } : {};
+}
+
+/** Runs the model and returns every term's contribution, per-modality vectors and attributions (synchronous reads; Node and the wasm/cpu backends). */
+export function explain(model: MultimodalModel, batch: MultimodalBatch): Explanation {
+  const out = explanationTensors(model, batch);
+  try {
+    const read = (t: tf.Tensor): Float32Array => t.dataSync() as Float32Array;
+    return assembleExplanation(model, { logits: read(out.logits), probabilities: read(out.probabilities), contributions: read(out.contributions), concepts: read(out.concepts), mask: read(out.mask), beta: read(out.beta) });
   } finally {
     tf.dispose(out);
   }
 }
 
-/** Shape functions sampled on a grid, for plots: values[F, points, K] at `grid` (default 33 points over the tanh range [-1, 1]). */
-export function shapeFunctionGrid(model: MultimodalModel, options: { points?: number; min?: number; max?: number } = {}): { termNames: string[]; grid: Float32Array; values: Float32Array; numClasses: number } {
-  const points = checkInt('shapeFunctionGrid', 'points', options.points ?? 33, 2);
+/** {@link explain} with every value read by `await data()`, as a WebGPU tab must; equal to it on every backend where both work. */
+export async function explainAsync(model: MultimodalModel, batch: MultimodalBatch): Promise<Explanation> {
+  const inputs = await checkBatchAsync(model, batch, 'explainAsync');
+  const out = tf.tidy(() => explanationTensors(model, inputs, embedChecked(model, inputs)));
+  try {
+    const read = await Promise.all(EXPLANATION_FIELDS.map((f) => out[f].data() as Promise<Float32Array>));
+    return assembleExplanation(model, Object.fromEntries(EXPLANATION_FIELDS.map((f, i) => [f, read[i]!])) as ExplanationValues);
+  } finally {
+    tf.dispose(out);
+  }
+}
+
+/** Options of {@link shapeFunctionGrid}: `points` ≥ 2 over [`min`, `max`] (default 33 over [-1, 1]). */
+export interface ShapeFunctionGridOptions {
+  points?: number;
+  min?: number;
+  max?: number;
+}
+
+/** Shape functions sampled on a grid: values[F, points, K] at `grid`. */
+export interface ShapeFunctionGrid {
+  termNames: string[];
+  grid: Float32Array;
+  values: Float32Array;
+  numClasses: number;
+}
+
+function gridOf(fn: string, options: ShapeFunctionGridOptions): Float32Array {
+  const points = checkInt(fn, 'points', options.points ?? 33, 2);
   const lo = options.min ?? -1;
   const hi = options.max ?? 1;
-  if (!(Number.isFinite(lo) && Number.isFinite(hi) && hi > lo)) throw new ModelsError('MODELS_BAD_CONFIG', `shapeFunctionGrid: need min < max, got ${lo}, ${hi}`);
+  if (!(Number.isFinite(lo) && Number.isFinite(hi) && hi > lo)) throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: need min < max, got ${lo}, ${hi}`);
   const grid = new Float32Array(points);
   for (let p = 0; p < points; p++) grid[p] = lo + ((hi - lo) * p) / (points - 1);
-  const numTerms = model.conceptHead.numTerms;
-  const values = tf.tidy(() => {
-    const z = tf.tile(tf.reshape(tf.tensor1d(grid), [points, 1]), [1, numTerms]); // [points, F]
-    return tf.transpose(model.conceptHead.terms(z), [1, 0, 2]).dataSync() as Float32Array; // [F, points, K]
+  return grid;
+}
+
+/** Every term evaluated at every grid point, [F, points, K]; the caller disposes it. */
+function shapeValues(model: MultimodalModel, grid: Float32Array): tf.Tensor {
+  return tf.tidy(() => {
+    const z = tf.tile(tf.reshape(tf.tensor1d(grid), [grid.length, 1]), [1, model.conceptHead.numTerms]); // [points, F]
+    return tf.transpose(model.conceptHead.terms(z), [1, 0, 2]);
   });
-  return { termNames: model.modalities.flatMap((m) => Array.from({ length: model.conceptDim }, (_, i) => `${m}/z${i}`)), grid, values, numClasses: model.numClasses };
+}
+
+/** Shape functions sampled on a grid, for plots (default 33 points over the tanh range [-1, 1]). */
+export function shapeFunctionGrid(model: MultimodalModel, options: ShapeFunctionGridOptions = {}): ShapeFunctionGrid {
+  const grid = gridOf('shapeFunctionGrid', options);
+  const values = tf.tidy(() => shapeValues(model, grid).dataSync() as Float32Array);
+  return { termNames: termNamesOf(model), grid, values, numClasses: model.numClasses };
+}
+
+/** {@link shapeFunctionGrid} read by `await data()`. */
+export async function shapeFunctionGridAsync(model: MultimodalModel, options: ShapeFunctionGridOptions = {}): Promise<ShapeFunctionGrid> {
+  const grid = gridOf('shapeFunctionGridAsync', options);
+  const values = shapeValues(model, grid);
+  try {
+    return { termNames: termNamesOf(model), grid, values: (await values.data()) as Float32Array, numClasses: model.numClasses };
+  } finally {
+    values.dispose();
+  }
 }
 
 /** Gradient × input saliency of one modality's raw input. */
@@ -125,31 +241,66 @@ export interface Saliency {
   shape: number[];
 }
 
-/** Gradient × input saliency of `modality` for the predicted (or given) class of each example. */
-export function saliency(model: MultimodalModel, batch: MultimodalBatch, modality: Modality, classes?: Int32Array): Saliency {
-  const x = batch[modality];
-  if (!x) throw new ModelsError('MODELS_BAD_INPUT', `saliency: the batch has no ${modality} input`);
-  const size = model.checkBatch(batch, 'saliency');
+/** Refuses a batch without `modality` and `classes` that are not one class id per example. */
+function checkSaliencyArgs(model: MultimodalModel, batch: MultimodalBatch, modality: Modality, classes: Int32Array | undefined, fn: string, labelRange: boolean): void {
+  if (!batch[modality]) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: the batch has no ${modality} input`);
+  const size = model.checkBatch(batch, fn, labelRange);
   if (classes && (classes.length !== size || classes.some((k) => k < 0 || k >= model.numClasses))) {
-    throw new ModelsError('MODELS_BAD_INPUT', `saliency: classes must hold ${size} ids in [0, ${model.numClasses})`);
+    throw new ModelsError('MODELS_BAD_INPUT', `${fn}: classes must hold ${size} ids in [0, ${model.numClasses})`);
   }
-  const target = classes ?? tf.tidy(() => tf.argMax(model.forward(batch).logits, 1).dataSync() as Int32Array);
-  const result = tf.tidy(() => {
-    const oneHot = tf.oneHot(tf.tensor1d(target, 'int32'), model.numClasses);
-    const objective = (logits: tf.Tensor): tf.Scalar => tf.sum(tf.mul(logits, oneHot));
-    if (modality === 'text') {
-      const embedded = model.textEmbedder!.embed(x);
-      const grad = tf.grad((e: tf.Tensor) => objective(model.forward(batch, { textEmbedded: e as tf.Tensor3D }).logits))(embedded);
-      // Padding tokens never reach the pooled vector; their gradient is already 0.
-      return tf.sum(tf.mul(grad, embedded), 2);
-    }
-    const grad = tf.grad((input: tf.Tensor) => objective(model.forward({ ...batch, [modality]: input }).logits))(x);
-    return modality === 'image' ? tf.sum(tf.mul(grad, x), 3) : tf.sum(tf.mul(grad, x), 2);
-  });
+}
+
+/**
+ * Gradient × input of `modality` for `target` on an unlabelled batch (call inside a tidy). `embedded`
+ * is the batch's token embedding: text saliency differentiates with respect to it, the others hold it fixed.
+ */
+function saliencyTensor(model: MultimodalModel, inputs: MultimodalBatch, modality: Modality, target: Int32Array, embedded: tf.Tensor3D | undefined): tf.Tensor {
+  const oneHot = tf.oneHot(tf.tensor1d(target, 'int32'), model.numClasses);
+  const objective = (logits: tf.Tensor): tf.Scalar => tf.sum(tf.mul(logits, oneHot));
+  if (modality === 'text') {
+    const grad = tf.grad((e: tf.Tensor) => objective(model.forward(inputs, { textEmbedded: e as tf.Tensor3D }).logits))(embedded!);
+    // Padding tokens never reach the pooled vector; their gradient is already 0.
+    return tf.sum(tf.mul(grad, embedded!), 2);
+  }
+  const x = inputs[modality]!;
+  const grad = tf.grad((input: tf.Tensor) => objective(model.forward({ ...inputs, [modality]: input }, embedded ? { textEmbedded: embedded } : {}).logits))(x);
+  return modality === 'image' ? tf.sum(tf.mul(grad, x), 3) : tf.sum(tf.mul(grad, x), 2);
+}
+
+/** Gradient × input saliency of `modality` for the predicted (or given) class of each example (synchronous reads). */
+export function saliency(model: MultimodalModel, batch: MultimodalBatch, modality: Modality, classes?: Int32Array): Saliency {
+  checkSaliencyArgs(model, batch, modality, classes, 'saliency', true);
+  const inputs: MultimodalBatch = { ...batch };
+  delete inputs.labels;
+  const target = classes ?? tf.tidy(() => tf.argMax(model.forward(inputs).logits, 1).dataSync() as Int32Array);
+  const result = tf.tidy(() => saliencyTensor(model, inputs, modality, target, inputs.text ? model.textEmbedder!.embed(inputs.text) : undefined));
   try {
     return { modality, classes: target, values: result.dataSync() as Float32Array, shape: [...result.shape] };
   } finally {
     result.dispose();
+  }
+}
+
+/** {@link saliency} with every value (ranges, predicted classes, saliency) read by `await data()`. */
+export async function saliencyAsync(model: MultimodalModel, batch: MultimodalBatch, modality: Modality, classes?: Int32Array): Promise<Saliency> {
+  const fn = 'saliencyAsync';
+  checkSaliencyArgs(model, batch, modality, classes, fn, false);
+  const inputs = await checkBatchAsync(model, batch, fn);
+  let target = classes;
+  if (!target) {
+    const predicted = tf.tidy(() => tf.argMax(model.forward(inputs, embedOverride(model, inputs)).logits, 1));
+    try {
+      target = (await predicted.data()) as Int32Array;
+    } finally {
+      predicted.dispose();
+    }
+  }
+  const known = target;
+  const values = tf.tidy(() => saliencyTensor(model, inputs, modality, known, embedChecked(model, inputs)));
+  try {
+    return { modality, classes: known, values: (await values.data()) as Float32Array, shape: [...values.shape] };
+  } finally {
+    values.dispose();
   }
 }
 

@@ -32,6 +32,10 @@ export { explain, explanationConsistency, faithfulness, saliency, shapeFunctionG
 export type { Explanation, Saliency } from './explain.js';
 export { ADAPTERS_FORMAT, ADAPTERS_VERSION, exportMergedModel, loadAdapters, loadMultimodalModel, saveAdapters, saveMultimodalModel } from './io.js';
 export type { PartHandler, SavedModelConfig } from './io.js';
+export { explainAsync, saliencyAsync, shapeFunctionGridAsync } from './explain.js';
+export type { ShapeFunctionGrid, ShapeFunctionGridOptions } from './explain.js';
+export { exportMergedModelAsync } from './io.js';
+export type { ExportMergedOptions } from './io.js';
 export { LORA_ACTIVATIONS, LoraConv1x1, LoraDense, isLoraLayer } from './lora.js';
 export type { LoraActivation, LoraArgs, LoraConv1x1Args, LoraDenseArgs } from './lora.js';
 export { crossEntropy, distillationLoss, modalConsistency, proximalTerm } from './losses.js';

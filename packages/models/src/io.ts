@@ -13,6 +13,10 @@
  * own block, so the function is unchanged) — that loads with a bare `tf.loadLayersModel` and no
  * custom classes. Its inputs are the features the encoders see: image pixels, the masked-mean word
  * embedding, and the log-mel spectrogram; every exported modality is taken as present.
+ *
+ * Saving and loading read tensors only with `await data()`, and `exportMergedModelAsync` is
+ * `exportMergedModel` with its one read of the head's weights made that way: on WebGPU a synchronous
+ * `dataSync()` can return zeros and lose the device (see backend.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { applyCopies, disposeCopies, inputSpec, standardCopies, toStandardModel, type StandardCopy } from './adapt.js';
@@ -55,13 +59,18 @@ function configOf(model: MultimodalModel): SavedModelConfig {
   };
 }
 
-/** Saves the adapters artifact (weights + configuration) alone — what a client keeps between rounds. */
+/**
+ * Saves the adapters artifact (weights + configuration) alone — what a client keeps between rounds.
+ * Every weight read is issued before the first await, so updates to the model after the call do not
+ * reach the artifact (the coordinator relies on this).
+ */
 export async function saveAdapters(model: MultimodalModel, handler: tf.io.IOHandler): Promise<tf.io.SaveResult> {
   if (!handler.save) throw new ModelsError('MODELS_BAD_ARTIFACTS', 'saveAdapters: handler cannot save');
-  const named = model.adapterParameters().map((t) => ({ name: t.name, tensor: tf.tensor(t.values, [...t.shape]) }));
+  const config = configOf(model);
+  const named = (await model.adapterParametersAsync()).map((t) => ({ name: t.name, tensor: tf.tensor(t.values, [...t.shape]) }));
   try {
     const { data, specs } = await tf.io.encodeWeights(named);
-    return await handler.save({ weightSpecs: specs, weightData: data, format: ADAPTERS_FORMAT, generatedBy: '@chorus/models', userDefinedMetadata: { config: configOf(model) as unknown as Record<string, unknown> } });
+    return await handler.save({ weightSpecs: specs, weightData: data, format: ADAPTERS_FORMAT, generatedBy: '@chorus/models', userDefinedMetadata: { config: config as unknown as Record<string, unknown> } });
   } finally {
     for (const n of named) n.tensor.dispose();
   }
@@ -97,9 +106,9 @@ export async function loadAdapters(model: MultimodalModel, handler: tf.io.IOHand
   if (!artifacts.weightSpecs || !artifacts.weightData) throw new ModelsError('MODELS_BAD_ARTIFACTS', 'loadAdapters: artifact has no weights');
   const decoded = tf.io.decodeWeights(artifacts.weightData, artifacts.weightSpecs);
   try {
-    model.setAdapterParameters(
-      Object.entries(decoded).map(([name, t]) => ({ name, shape: [...t.shape], values: new Float32Array(t.dataSync()) })),
-    );
+    const entries = Object.entries(decoded);
+    const values = await Promise.all(entries.map(([, t]) => t.data()));
+    model.setAdapterParameters(entries.map(([name, t], i) => ({ name, shape: [...t.shape], values: new Float32Array(values[i]!) })));
   } finally {
     tf.dispose(Object.values(decoded));
   }
@@ -143,12 +152,47 @@ function blockDiagonal(values: Float32Array, blocks: number, rows: number, cols:
   return out;
 }
 
-/** One standard LayersModel equal to `model` with the chosen modalities present (default all); see the file header. */
-export function exportMergedModel(model: MultimodalModel, options: { modalities?: readonly Modality[]; name?: string } = {}): tf.LayersModel {
+/** The NAM head's weights of one modality, [w1, b1, w2, b2, w3, b3] as {@link NamHead.modalityWeights} orders them. */
+type HeadWeights = [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+
+/** Options of {@link exportMergedModel}. */
+export interface ExportMergedOptions {
+  /** Modalities taken as present (default all of the model's). */
+  modalities?: readonly Modality[];
+  /** Name of the exported LayersModel (default 'chorus_merged'). */
+  name?: string;
+}
+
+function chosenModalities(model: MultimodalModel, options: ExportMergedOptions, fn: string): Modality[] {
   const chosen = options.modalities ? [...options.modalities] : [...model.modalities];
   if (chosen.length === 0 || chosen.some((m) => !model.modalities.includes(m))) {
-    throw new ModelsError('MODELS_BAD_INPUT', `exportMergedModel: modalities must be a non-empty subset of ${model.modalities.join(', ')}, got ${chosen.join(', ')}`);
+    throw new ModelsError('MODELS_BAD_INPUT', `${fn}: modalities must be a non-empty subset of ${model.modalities.join(', ')}, got ${chosen.join(', ')}`);
   }
+  return chosen;
+}
+
+/** One standard LayersModel equal to `model` with the chosen modalities present (default all); see the file header. */
+export function exportMergedModel(model: MultimodalModel, options: ExportMergedOptions = {}): tf.LayersModel {
+  const chosen = chosenModalities(model, options, 'exportMergedModel');
+  const head = new Map(chosen.map((m) => [m, model.head.modalityWeights(m).map((v) => v.read().dataSync() as Float32Array) as HeadWeights]));
+  return buildMergedModel(model, head, options.name);
+}
+
+/**
+ * {@link exportMergedModel} reading the head's weights by `await data()`; the same model on every
+ * backend where both work. The rest of the model is read when the reads resolve, so the model must
+ * not be trained or updated while the promise is pending.
+ */
+export async function exportMergedModelAsync(model: MultimodalModel, options: ExportMergedOptions = {}): Promise<tf.LayersModel> {
+  const chosen = chosenModalities(model, options, 'exportMergedModelAsync');
+  const read = await Promise.all(chosen.map((m) => Promise.all(model.head.modalityWeights(m).map((v) => v.read().data() as Promise<Float32Array>))));
+  const head = new Map(chosen.map((m, i) => [m, read[i] as HeadWeights]));
+  return buildMergedModel(model, head, options.name);
+}
+
+/** Builds the merged LayersModel of the modalities keyed in `headWeights` (read beforehand, in order); reads no tensor. */
+function buildMergedModel(model: MultimodalModel, headWeights: ReadonlyMap<Modality, HeadWeights>, name: string | undefined): tf.LayersModel {
+  const chosen = [...headWeights.keys()];
   const c = model.conceptDim;
   const h = model.head.hiddenUnits;
   const k = model.numClasses;
@@ -169,7 +213,7 @@ export function exportMergedModel(model: MultimodalModel, options: { modalities?
       const conceptCopy = tf.layers.dense({ name: `${m}_concept`, units: c, activation: 'tanh' });
       copies.push({ layer: conceptCopy, weights: concept.getWeights() });
       x = conceptCopy.apply(x) as tf.SymbolicTensor;
-      const [w1, b1, w2, b2, w3, b3] = model.head.modalityWeights(m).map((v) => v.read().dataSync() as Float32Array) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+      const [w1, b1, w2, b2, w3, b3] = headWeights.get(m)!;
       const layer1 = tf.layers.dense({ name: `${m}_nam_1`, units: c * h, activation: 'relu' });
       const layer2 = tf.layers.dense({ name: `${m}_nam_2`, units: c * h, activation: 'relu' });
       const layer3 = tf.layers.dense({ name: `${m}_nam_3`, units: c * k });
@@ -195,7 +239,7 @@ export function exportMergedModel(model: MultimodalModel, options: { modalities?
     owned.push(...sumWeights);
     copies.push({ layer: logitsLayer, weights: sumWeights });
     const logits = logitsLayer.apply(terms) as tf.SymbolicTensor;
-    const exported = tf.model({ inputs, outputs: logits, name: options.name ?? 'chorus_merged' });
+    const exported = tf.model({ inputs, outputs: logits, name: name ?? 'chorus_merged' });
     for (const { layer, weights: w } of copies) layer.setWeights(w);
     return exported;
   } finally {

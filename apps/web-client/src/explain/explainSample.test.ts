@@ -52,12 +52,12 @@ describe('explainSample', () => {
     base.dispose();
   });
 
-  it('explains an image alone: only image terms, attribution all on the image, no EC', () => {
+  it('explains an image alone: only image terms, attribution all on the image, no EC', async () => {
     // Arrange
     const before = tf.memory().numTensors;
 
     // Act
-    const view = explainSample(viewer, { source: 'bar', image: barImage() }, CLASSES);
+    const view = await explainSample(viewer, { source: 'bar', image: barImage() }, CLASSES);
 
     // Assert
     expect(tf.memory().numTensors).toBe(before);
@@ -74,10 +74,10 @@ describe('explainSample', () => {
     expect(Number.isFinite(view.faithfulness)).toBe(true);
   });
 
-  it('explains image and text together with one EC value in [-1, 1] and text saliency per token', () => {
+  it('explains image and text together with one EC value in [-1, 1] and text saliency per token', async () => {
     const sample: ViewerSample = { source: 'pair', image: barImage(), text: textInput('seven apples', embeddings) };
 
-    const view = explainSample(viewer, sample, CLASSES);
+    const view = await explainSample(viewer, sample, CLASSES);
 
     expect(view.present).toEqual([true, true, false]);
     expect(view.consistency.map((c) => [c.a, c.b])).toEqual([['image', 'text']]);
@@ -87,7 +87,37 @@ describe('explainSample', () => {
     expect(view.text!.saliency[2]).toBe(0); // padding never reaches the pooled vector
   });
 
-  it('refuses unusable samples with WEB_BAD_SAMPLE before computing anything', () => {
+  it('reads no tensor synchronously (a WebGPU tab would get zeros), for image, text and audio together', async () => {
+    // Arrange: one second of a 440 Hz tone, and every synchronous read made to throw.
+    const tone = Float32Array.from({ length: 16_000 }, (_, i) => 0.5 * Math.sin((2 * Math.PI * 440 * i) / 16_000));
+    const sample: ViewerSample = { source: 'all three', image: barImage(), text: textInput('seven apples', embeddings), audio: tone };
+    const proto = tf.Tensor.prototype;
+    const { dataSync, arraySync } = proto;
+    const before = tf.memory().numTensors;
+    proto.dataSync = proto.arraySync = (): never => {
+      throw new Error('synchronous tensor read');
+    };
+
+    // Act
+    let view: Awaited<ReturnType<typeof explainSample>>;
+    try {
+      view = await explainSample(viewer, sample, CLASSES);
+    } finally {
+      proto.dataSync = dataSync;
+      proto.arraySync = arraySync;
+    }
+
+    // Assert
+    expect(tf.memory().numTensors).toBe(before);
+    expect(view.present).toEqual([true, true, true]);
+    expect(view.consistency).toHaveLength(3);
+    expect(view.audio!.logMel).toHaveLength(view.audio!.numFrames * view.audio!.numMels);
+    expect(view.audio!.logMel.some((v) => v !== 0)).toBe(true);
+    expect(view.audio!.saliency).toHaveLength(view.audio!.numFrames);
+    expect(view.image!.saliency.some((v) => v !== 0)).toBe(true);
+  });
+
+  it('refuses unusable samples with WEB_BAD_SAMPLE before computing anything', async () => {
     const before = tf.memory().numTensors;
     const bad: ViewerSample[] = [
       { source: 'empty' },
@@ -100,7 +130,7 @@ describe('explainSample', () => {
     for (const sample of bad) {
       let caught: unknown;
       try {
-        explainSample(viewer, sample, CLASSES);
+        await explainSample(viewer, sample, CLASSES);
       } catch (err) {
         caught = err;
       }

@@ -3,11 +3,13 @@
  * plain arrays for the panels: prediction and confidence, per-modality attribution, each NAM term's
  * contribution to the predicted class, shape-function curves of the strongest terms, gradient ×
  * input saliency of each raw input, and FedMM-X's EC and FS (Balija 2025, arXiv:2503.19564). No
- * tensor outlives the call.
+ * tensor outlives the call. Every value is read with `await data()` (the `…Async` forms of
+ * `@chorus/models`): the viewer may run on WebGPU, where a synchronous read can return zeros and
+ * lose the device.
  */
 import * as tf from '@tensorflow/tfjs';
 import { createRng } from '@chorus/fl-core';
-import { explain, explanationConsistency, faithfulness, saliency, shapeFunctionGrid, type Modality, type MultimodalBatch } from '@chorus/models';
+import { explainAsync, explanationConsistency, faithfulness, saliencyAsync, shapeFunctionGridAsync, type Modality, type MultimodalBatch } from '@chorus/models';
 import { WebClientError } from '../lib/errors.js';
 import { AUDIO_SAMPLES, IMAGE_SIDE, TEXT_TOKENS, type Provenance, type ViewerModel } from './demoModel.js';
 import { fitLength } from './signal.js';
@@ -103,8 +105,8 @@ function checkSample(viewer: ViewerModel, sample: ViewerSample): void {
   }
 }
 
-/** Explains `sample` with `viewer`'s model; throws `WEB_BAD_SAMPLE` (having computed nothing) on unusable input. */
-export function explainSample(viewer: ViewerModel, sample: ViewerSample, classNames: readonly string[]): ExplanationView {
+/** Explains `sample` with `viewer`'s model; rejects with `WEB_BAD_SAMPLE` (having computed nothing) on unusable input. */
+export async function explainSample(viewer: ViewerModel, sample: ViewerSample, classNames: readonly string[]): Promise<ExplanationView> {
   checkSample(viewer, sample);
   const { model } = viewer;
   const audio = sample.audio ? fitLength(sample.audio, AUDIO_SAMPLES) : null;
@@ -113,7 +115,7 @@ export function explainSample(viewer: ViewerModel, sample: ViewerSample, classNa
     if (sample.image) batch.image = tf.tensor4d(sample.image, [1, IMAGE_SIDE, IMAGE_SIDE, 1]);
     if (sample.text) batch.text = tf.tensor2d(sample.text.ids, [1, TEXT_TOKENS], 'int32');
     if (audio) batch.audio = tf.tidy(() => viewer.logMel.compute(tf.tensor2d(audio, [1, AUDIO_SAMPLES])));
-    const ex = explain(model, batch);
+    const ex = await explainAsync(model, batch);
     const k = ex.numClasses;
     const predicted = ex.predicted[0]!;
     const present = model.modalities.map((_, m) => ex.present[m]! > 0);
@@ -125,7 +127,7 @@ export function explainSample(viewer: ViewerModel, sample: ViewerSample, classNa
       terms.push({ name, modality: model.modalities[m]!, concept: ex.concepts[t]!, contribution: ex.contributions[t * k + predicted]! });
     });
     terms.sort((p, q) => Math.abs(q.contribution) - Math.abs(p.contribution));
-    const grid = shapeFunctionGrid(model);
+    const grid = await shapeFunctionGridAsync(model);
     const points = grid.grid.length;
     const shapeCurves = terms.slice(0, SHAPE_CURVES).map((term) => {
       const t = grid.termNames.indexOf(term.name);
@@ -139,12 +141,14 @@ export function explainSample(viewer: ViewerModel, sample: ViewerSample, classNa
     }
     const faithfulnessK = Math.min(3, terms.length);
     const fs = faithfulness(ex, { k: Math.max(1, faithfulnessK), rng: createRng(7), trials: 16 }).mean;
-    const saliencyOf = (m: Modality): Float32Array => saliency(model, batch, m, ex.predicted).values;
+    const saliencyOf = async (m: Modality): Promise<Float32Array> => (await saliencyAsync(model, batch, m, ex.predicted)).values;
     let audioView: ExplanationView['audio'] = null;
     if (audio && batch.audio) {
       const [, numFrames, numMels] = batch.audio.shape as [number, number, number];
-      audioView = { samples: audio, sampleRate: viewer.logMel.config.sampleRate, logMel: batch.audio.dataSync() as Float32Array, numFrames, numMels, saliency: saliencyOf('audio') };
+      audioView = { samples: audio, sampleRate: viewer.logMel.config.sampleRate, logMel: (await batch.audio.data()) as Float32Array, numFrames, numMels, saliency: await saliencyOf('audio') };
     }
+    const image = sample.image ? { side: IMAGE_SIDE, pixels: sample.image, saliency: await saliencyOf('image') } : null;
+    const text = sample.text ? { words: sample.text.words, saliency: await saliencyOf('text') } : null;
     return {
       source: sample.source,
       provenance: viewer.provenance,
@@ -159,8 +163,8 @@ export function explainSample(viewer: ViewerModel, sample: ViewerSample, classNa
       bias: ex.beta[predicted]!,
       terms,
       shapeCurves,
-      image: sample.image ? { side: IMAGE_SIDE, pixels: sample.image, saliency: saliencyOf('image') } : null,
-      text: sample.text ? { words: sample.text.words, saliency: saliencyOf('text') } : null,
+      image,
+      text,
       audio: audioView,
       consistency,
       faithfulness: fs,

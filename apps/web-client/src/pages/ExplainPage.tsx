@@ -6,7 +6,7 @@
  * adapters when no global model is available; when this browser has volunteered, its local model
  * explains the same sample beside it.
  */
-import { useEffect, useState, type ReactNode } from 'react';
+import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { sourceFromFile } from '@chorus/datasets';
 import { BackendPanel } from '../components/BackendPanel.js';
 import { comparisonRows, restrictSample } from '../explain/compare.js';
@@ -25,13 +25,13 @@ type LocalSide = { view: ExplanationView; dropped: readonly string[] } | { note:
 type Result = { status: 'idle' } | { status: 'running'; source: string } | { status: 'done'; view: ExplanationView; local: LocalSide; ms: number } | { status: 'failed'; error: string };
 
 /** The local model's explanation of `sample`, restricted to the modalities that model was trained on. */
-function explainLocal(local: ViewerModel, sample: ViewerSample, classNames: readonly string[]): LocalSide {
+async function explainLocal(local: ViewerModel, sample: ViewerSample, classNames: readonly string[]): Promise<LocalSide> {
   const { sample: kept, dropped } = restrictSample(sample, local.modalities);
   if (kept === null) return { note: `the local model was trained on ${local.modalities.join(' and ')} only; this sample has none of them` };
-  return { view: explainSample(local, kept, classNames), dropped };
+  return { view: await explainSample(local, kept, classNames), dropped };
 }
 
-/** Lets the browser paint the "computing" state before the synchronous model work starts. */
+/** Lets the browser paint the "computing" state before the model work, which runs synchronously up to its first read, starts. */
 const nextFrame = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
 
 /** `/explain` */
@@ -42,6 +42,7 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
   const [text, setText] = useState('seven apples on the table');
   const [demoIndex, setDemoIndex] = useState(0);
   const [side, setSide] = useState<'global' | 'local'>('global');
+  const latestRun = useRef(0);
   const { taskId, token } = viewerParams(search);
 
   useEffect(() => {
@@ -76,16 +77,21 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
 
   const run = async (make: () => Promise<ViewerSample>, label: string): Promise<void> => {
     if (setup.status !== 'ready') return;
-    setResult({ status: 'running', source: label });
+    // Explanations now yield while reading, so a later pick can finish first: only the latest is shown.
+    const id = ++latestRun.current;
+    const show = (next: Result): void => {
+      if (id === latestRun.current) setResult(next);
+    };
+    show({ status: 'running', source: label });
     try {
       const sample = await make();
       await nextFrame();
       const started = performance.now();
-      const view = explainSample(setup.viewer.global, sample, classNames);
-      const local = setup.viewer.local ? explainLocal(setup.viewer.local, sample, classNames) : null;
-      setResult({ status: 'done', view, local, ms: performance.now() - started });
+      const view = await explainSample(setup.viewer.global, sample, classNames);
+      const local = setup.viewer.local ? await explainLocal(setup.viewer.local, sample, classNames) : null;
+      show({ status: 'done', view, local, ms: performance.now() - started });
     } catch (err) {
-      setResult({ status: 'failed', error: describeError(err) });
+      show({ status: 'failed', error: describeError(err) });
     }
   };
 
