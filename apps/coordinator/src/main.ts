@@ -146,7 +146,6 @@ function startDemoClients(url: string, task: TaskConfig, token: string, numClien
     '--dataset', task.dataset.name,
     '--modalities', task.dataset.modalities.join(','),
     '--max-examples', '300',
-    '--adapter-alpha', String(task.model.adapterAlpha),
   ];
   // The token travels in the environment, never on a command line other users can read.
   process.env['CHORUS_JOIN_TOKEN'] = token;

@@ -96,6 +96,17 @@ function codeOf(res: { ok: boolean; error?: { code: ProtocolErrorCode } }): stri
 }
 
 describe('coordinator over real sockets', () => {
+  it('sends the task’s model options in the round config, LoRA α included, so clients train the model the coordinator assumes', async () => {
+    // Arrange
+    const c = await start(makeTask({ model: { base: 'tiny', adapterRank: 2, adapterAlpha: 16, namConcepts: 4, modalWeight: 0.5, head: 'linear' } }));
+    const a = await joinClient(c);
+    await joinClient(c);
+    // Act
+    const round = await a.roundStarts.next(5000, 'round start');
+    // Assert
+    expect(round.config).toMatchObject({ adapterAlpha: 16, modalWeight: 0.5, head: 'linear', learningRate: 0.1, batchSize: 8 });
+  });
+
   it('completes a round: the global becomes the example-weighted mean per group and the hash changes', async () => {
     // Arrange
     const c = await start(makeTask());

@@ -63,6 +63,73 @@ describe('the linear head', () => {
   });
 });
 
+describe('the LoRA α of a request', () => {
+  const request = { modalities: ['image' as const], numClasses: 4, adapterRank: 2, namConcepts: 3, namHiddenUnits: 5, learningRate: 0.01, seed: 0 };
+
+  it('scales every LoRA branch by α / rank: the request’s α first, then the factory’s, then 8', async () => {
+    // Arrange
+    const { createDigitsModelFactory } = await import('./models.js');
+    const plain = createDigitsModelFactory();
+    const four = createDigitsModelFactory({ adapterAlpha: 4 });
+    try {
+      // Act
+      const built = [await plain.create({ ...request, adapterAlpha: 16 }), await four.create({ ...request, adapterAlpha: 16 }), await four.create(request), await plain.create(request)];
+      const scalings = built.map((m) => [...new Set(m.loraLayers().map(({ layer }) => layer.scaling))]);
+      const alphas = built.map((m) => m.loraAlpha);
+      built.forEach((m) => m.dispose());
+      // Assert: rank 2, so α 16 → 8, α 4 → 2, α 8 → 4, on every adapted layer alike.
+      expect(alphas).toEqual([16, 16, 4, 8]);
+      expect(scalings).toEqual([[8], [8], [2], [4]]);
+    } finally {
+      plain.dispose();
+      four.dispose();
+    }
+  });
+
+  it('makes the same adapter weights change each adapted layer twice as much at α 16 as at α 8', async () => {
+    // Arrange: one set of adapter weights with LoRA B non-zero, loaded into models at α 8 and α 16.
+    const { createDigitsModelFactory } = await import('./models.js');
+    const factory = createDigitsModelFactory();
+    const eight = await factory.create({ ...request, adapterAlpha: 8 });
+    const sixteen = await factory.create({ ...request, adapterAlpha: 16 });
+    const weights = eight.adapterParameters().map((t) => (t.name.endsWith('/lora_b') ? { ...t, values: t.values.map((_, i) => 0.01 * ((i % 7) - 3)) } : t));
+    eight.setAdapterParameters(weights);
+    sixteen.setAdapterParameters(weights);
+    try {
+      // Act: ΔW = (α / r)·AᵀBᵀ of every adapted layer.
+      const deltas = (m: typeof eight): Float32Array[] => m.loraLayers().map(({ layer }) => tf.tidy(() => layer.deltaKernel().dataSync() as Float32Array));
+      const [at8, at16] = [deltas(eight), deltas(sixteen)];
+      // Assert
+      expect(at8.length).toBeGreaterThan(0);
+      at8.forEach((d8, i) => {
+        const d16 = at16[i]!;
+        expect(d8.some((v) => v !== 0)).toBe(true);
+        d8.forEach((v, j) => expect(d16[j]).toBeCloseTo(2 * v, 6));
+      });
+    } finally {
+      [eight, sixteen].forEach((m) => m.dispose());
+      factory.dispose();
+    }
+  });
+
+  it('refuses an α that is not a finite number > 0 with CLIENT_BAD_CONFIG, before loading anything', async () => {
+    // Arrange
+    const { createDigitsModelFactory } = await import('./models.js');
+    let loads = 0;
+    const factory = createDigitsModelFactory({ loadBase: () => (loads++, Promise.resolve(null)) });
+    const codes: (string | undefined)[] = [];
+    // Act
+    for (const adapterAlpha of [0, -8, Number.NaN, Number.POSITIVE_INFINITY]) {
+      codes.push(await factory.create({ ...request, adapterAlpha }).then((m) => (m.dispose(), undefined), (e: unknown) => (isClientError(e) ? e.code : 'other')));
+    }
+    // Assert
+    expect(codes).toEqual(['CLIENT_BAD_CONFIG', 'CLIENT_BAD_CONFIG', 'CLIENT_BAD_CONFIG', 'CLIENT_BAD_CONFIG']);
+    expect(loads).toBe(0);
+    expect(() => createDigitsModelFactory({ adapterAlpha: 0 })).toThrow(expect.objectContaining({ code: 'CLIENT_BAD_CONFIG' }) as Error);
+    factory.dispose();
+  });
+});
+
 describe('toModelBatch', () => {
   it('feeds label-flip clients their labels through the permutation, and nothing else changes', async () => {
     // Arrange

@@ -5,8 +5,8 @@
  * it afterwards, so no optimiser state or tensor outlives the round.
  *
  * The adapter layout (head, rank, concepts, hidden width, classes) is read off the global model's
- * tensor names and shapes; only the LoRA scale α and the base itself cannot be, and must match the
- * task file.
+ * tensor names and shapes; the LoRA scale α cannot be, so the round config carries the task's α
+ * into the request; the base itself must match the task file.
  */
 import * as tf from '@tensorflow/tfjs';
 import { groupOf } from '@chorus/fl-core';
@@ -57,6 +57,8 @@ export function inferAdapterLayout(global: Parameters): AdapterLayout {
 /** What a round asks a factory for; `head` defaults to 'nam'. */
 export interface ModelRequest extends Omit<AdapterLayout, 'head'> {
   readonly head?: ModelHead;
+  /** LoRA α (scale α / rank), the task's as the round config carries it; absent: the factory's own default. */
+  readonly adapterAlpha?: number;
   readonly learningRate: number;
   readonly seed: number;
 }
@@ -98,7 +100,7 @@ export {
 export const DIGITS_BASE = 'chorus-digits-v1';
 /** Seed of the fresh encoders every party builds when no pretrained base is shipped. */
 export const DIGITS_BASE_SEED = 0;
-/** LoRA α of the demo task. */
+/** LoRA α of the demo task, and of a request that names none to a factory given none. */
 export const DIGITS_ADAPTER_ALPHA = 8;
 
 /** Sources of the digits factory's frozen parts. */
@@ -107,14 +109,18 @@ export interface DigitsFactoryOptions {
   readonly loadBase?: (modality: Modality) => Promise<tf.LayersModel | null>;
   /** The word-embedding table (needed only for text). */
   readonly loadEmbeddings?: () => Promise<{ readonly vectors: Float32Array; readonly dim: number }>;
-  /** LoRA α; default {@link DIGITS_ADAPTER_ALPHA}. */
+  /** LoRA α of requests that name none; default {@link DIGITS_ADAPTER_ALPHA}. A request's own α wins. */
   readonly adapterAlpha?: number;
+}
+
+function checkAlpha(adapterAlpha: number, where: string): number {
+  if (!(Number.isFinite(adapterAlpha) && adapterAlpha > 0)) throw new ClientError('CLIENT_BAD_CONFIG', `${where}: adapterAlpha must be a finite number > 0, got ${adapterAlpha}`);
+  return adapterAlpha;
 }
 
 /** A factory for the demo digits model; bases and the embedding table load on first use and are shared. */
 export function createDigitsModelFactory(options: DigitsFactoryOptions = {}): ModelFactory {
-  const adapterAlpha = options.adapterAlpha ?? DIGITS_ADAPTER_ALPHA;
-  if (!(Number.isFinite(adapterAlpha) && adapterAlpha > 0)) throw new ClientError('CLIENT_BAD_CONFIG', `adapterAlpha must be > 0, got ${adapterAlpha}`);
+  const defaultAlpha = checkAlpha(options.adapterAlpha ?? DIGITS_ADAPTER_ALPHA, 'createDigitsModelFactory');
   const bases = new Map<Modality, Promise<tf.LayersModel>>();
   let embedder: Promise<TextEmbedder> | null = null;
   let disposed = false;
@@ -135,6 +141,8 @@ export function createDigitsModelFactory(options: DigitsFactoryOptions = {}): Mo
     modalities: options.loadEmbeddings ? ['image', 'text', 'audio'] : ['image', 'audio'],
     async create(request) {
       if (disposed) throw new ClientError('CLIENT_CLOSED', 'the model factory was disposed');
+      // Checked before any base loads, so a bad request builds nothing.
+      const adapterAlpha = checkAlpha(request.adapterAlpha ?? defaultAlpha, 'ModelFactory.create');
       const encoders: Partial<Record<Modality, { base: tf.LayersModel }>> = {};
       for (const m of request.modalities) encoders[m] = { base: await base(m) };
       return new MultimodalModel({

@@ -2,7 +2,7 @@
  * The client runtime: one implementation for a browser tab and a headless Node process.
  *
  *   connect (join token, stored identity if any) → hello (capabilities) → wait to be selected →
- *   round start: decode the global model, train locally (with the round's L_modal weight and head),
+ *   round start: decode the global model, train locally (with the round's L_modal weight, head and LoRA α),
  *   upload Δ = local − global of the adapters and head, encoded as the round asks → wait → … → task end.
  *
  * Invariants, enforced here:
@@ -400,7 +400,7 @@ export class ChorusClient {
     const metrics: Record<string, number> = {};
     let delta: Tensor[];
 
-    const model: MultimodalModel = await models.create({ ...layout, modalities, learningRate: config.learningRate, seed: serverRound });
+    const model: MultimodalModel = await models.create({ ...layout, modalities, adapterAlpha: config.adapterAlpha, learningRate: config.learningRate, seed: serverRound });
     try {
       const own = globalFor(model, global);
       model.setAdapterParameters(own);

@@ -1,6 +1,7 @@
 export { PROTOCOL_ERROR_CODES, ProtocolError, ackError, isProtocolErrorCode } from './errors.js';
 export type { Ack, AckError, ProtocolErrorBody, ProtocolErrorCode } from './errors.js';
 export {
+  DEFAULT_ADAPTER_ALPHA,
   MODALITIES,
   MODEL_HEADS,
   PROTOCOL_VERSION,

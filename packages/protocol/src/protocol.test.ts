@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PROTOCOL_ERROR_CODES, ackError, isProtocolErrorCode } from './errors.js';
-import { authSchema, helloSchema, roundConfigSchema, updateSchema } from './protocol.js';
+import { DEFAULT_ADAPTER_ALPHA, authSchema, helloSchema, roundConfigSchema, updateSchema } from './protocol.js';
 
 const update = { type: 'update', protocolVersion: 1, taskId: 't', roundId: 't.r1.a1', serverRound: 1, numExamples: 3, metrics: { loss: 0.5 } };
 
@@ -41,6 +41,20 @@ describe('protocol schemas', () => {
     expect(ablation).toMatchObject({ modalWeight: 0, head: 'linear' });
     expect(roundConfigSchema.safeParse({ ...config, modalWeight: -0.1 }).success).toBe(false);
     expect(roundConfigSchema.safeParse({ ...config, head: 'tree' }).success).toBe(false);
+  });
+
+  it('carry the LoRA α in the round config; a config without one, from before the field, means α = 8', () => {
+    // Arrange
+    const config = { localEpochs: 1, batchSize: 8, learningRate: 0.1, uploadEncoding: 'fp32', maxUpdateBytes: 100, normBound: null, modalWeight: 0.1, head: 'nam', strategy: {} };
+    // Act
+    const old = roundConfigSchema.parse(config);
+    const sixteen = roundConfigSchema.parse({ ...config, adapterAlpha: 16 });
+    const refused = [0, -4, Number.NaN, Number.POSITIVE_INFINITY, '16', null].map((adapterAlpha) => roundConfigSchema.safeParse({ ...config, adapterAlpha }).success);
+    // Assert
+    expect(old.adapterAlpha).toBe(DEFAULT_ADAPTER_ALPHA);
+    expect(DEFAULT_ADAPTER_ALPHA).toBe(8);
+    expect(sixteen.adapterAlpha).toBe(16);
+    expect(refused).toEqual([false, false, false, false, false, false]);
   });
 
   it('build refusals from the closed set of codes', () => {

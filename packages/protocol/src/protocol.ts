@@ -11,8 +11,14 @@
 import { z } from 'zod';
 import type { Ack, ProtocolErrorCode } from './errors.js';
 
-/** Bumped on any incompatible change to an event or payload. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Bumped on any incompatible change to an event or payload. Payloads are strict objects, so a new
+ * field, even one with a default, is incompatible for a peer of the previous version: it would refuse
+ * the message. A version mismatch is refused at `hello` instead, with a code.
+ *
+ * 2: the round config carries the task's LoRA `adapterAlpha`.
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** Modalities a client can hold; they double as parameter group names (`image/…`). */
 export const MODALITIES = ['image', 'text', 'audio'] as const;
@@ -125,6 +131,9 @@ export interface UpdateResult {
 // ---------------------------------------------------------------------------------------------
 // Server → client
 
+/** LoRA α a round config without one means: the scale every client used before the config carried it. */
+export const DEFAULT_ADAPTER_ALPHA = 8;
+
 /** Hyper-parameters of one round, sent with the global weights. */
 export const roundConfigSchema = z.strictObject({
   localEpochs: z.number().int().positive(),
@@ -137,6 +146,11 @@ export const roundConfigSchema = z.strictObject({
   modalWeight: z.number().min(0).max(100).default(0.1),
   /** The model's head; a client checks it against the global model's tensor names. */
   head: z.enum(MODEL_HEADS).default('nam'),
+  /**
+   * LoRA α of the task's adapters (scale α / rank). The global model's shapes cannot tell it, and a
+   * client training with another α computes updates the coordinator's model does not expect.
+   */
+  adapterAlpha: z.number().positive().refine(Number.isFinite, 'must be finite').default(DEFAULT_ADAPTER_ALPHA),
   /** Strategy-specific settings (e.g. FedProx's `proximalMu`). */
   strategy: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
 });

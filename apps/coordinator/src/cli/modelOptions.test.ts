@@ -1,11 +1,12 @@
 /**
  * The task's model options travel from the task file to every client's training: `model.modalWeight`
  * switches FedMM-X's L_modal off or on in local training (seen in the clients' reported
- * `trainModalLoss`), and `model.head` picks the linear head, which a client refuses to train when the
- * global model it is sent holds the other head. Real coordinator on port 0, real sockets.
+ * `trainModalLoss`), `model.head` picks the linear head, which a client refuses to train when the
+ * global model it is sent holds the other head, and `model.adapterAlpha` sets the LoRA scale of the
+ * model every client builds. Real coordinator on port 0, real sockets.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ChorusClient, ClientEvent, ModelFactory } from '@chorus/client';
+import type { ChorusClient, ClientEvent, ModelFactory, ModelRequest } from '@chorus/client';
 import { createHeadlessClients, createNodeDigitsFactory, useNodeBackend } from '@chorus/client/node';
 import type { Tensor } from '@chorus/fl-core';
 import { pino } from 'pino';
@@ -53,8 +54,8 @@ function makeTask(model: Record<string, unknown>): TaskConfig {
   });
 }
 
-/** Starts `task` from `initial` with two clients holding image and text; resolves once they joined. */
-async function launch(task: TaskConfig, initial: Tensor[]): Promise<{ store: MemoryStore; clients: ChorusClient[]; events: ClientEvent[] }> {
+/** Starts `task` from `initial` with two clients holding image and text (models from `factory`); resolves once they joined. */
+async function launch(task: TaskConfig, initial: Tensor[], factory: ModelFactory = models): Promise<{ store: MemoryStore; clients: ChorusClient[]; events: ClientEvent[] }> {
   const store = new MemoryStore();
   const coordinator = await startCoordinator({ tasks: [{ config: task, joinToken: TOKEN, initialGlobal: () => initial }], store, logger: silent, processMetrics: false, retryDelayMs: 50 });
   open.coordinators.push(coordinator);
@@ -62,7 +63,7 @@ async function launch(task: TaskConfig, initial: Tensor[]): Promise<{ store: Mem
     url: coordinator.url,
     taskId: task.id,
     token: TOKEN,
-    models,
+    models: factory,
     backend: tf.getBackend(),
     dataset: 'digits',
     numClients: 2,
@@ -87,6 +88,22 @@ async function runToEnd(task: TaskConfig): Promise<Readonly<Record<string, numbe
   return store.listMetrics(task.id)[0]?.metrics ?? {};
 }
 
+/** `inner`, recording each request's α and the LoRA scales of the model built for it. */
+function recording(inner: ModelFactory): { factory: ModelFactory; built: { request: ModelRequest; scalings: number[] }[] } {
+  const built: { request: ModelRequest; scalings: number[] }[] = [];
+  const factory: ModelFactory = {
+    modalities: inner.modalities,
+    async create(request) {
+      const model = await inner.create(request);
+      built.push({ request, scalings: [...new Set(model.loraLayers().map(({ layer }) => layer.scaling))] });
+      return model;
+    },
+    // The inner factory is shared by the whole file and disposed after it.
+    dispose: () => undefined,
+  };
+  return { factory, built };
+}
+
 describe('model options from the task file', () => {
   it('modalWeight 0 trains with L_modal off, the default 0.1 with it on; the linear head trains', async () => {
     // Arrange
@@ -101,6 +118,20 @@ describe('model options from the task file', () => {
     expect(offMetrics['client.trainLoss']).toBeGreaterThan(0);
     expect(onMetrics['numAccepted']).toBe(2);
     expect(onMetrics['client.trainModalLoss']).toBeGreaterThan(0);
+  });
+
+  it('adapterAlpha reaches every client through the round config: α 16 at rank 2 trains with LoRA scale 8', async () => {
+    // Arrange: the headless factory's own default is α 8 (scale 4), so only the round config can give 16.
+    const task = makeTask({ adapterAlpha: 16 });
+    const { factory, built } = recording(models);
+    const { store, clients } = await launch(task, await initialGlobalOf(task, models), factory);
+    // Act
+    await Promise.all(clients.map((c) => c.finished()));
+    // Assert
+    expect(store.listMetrics(task.id)[0]?.metrics['numAccepted']).toBe(2);
+    expect(built.length).toBe(2);
+    expect(built.map((b) => b.request.adapterAlpha)).toEqual([16, 16]);
+    expect(built.map((b) => b.scalings)).toEqual([[8], [8]]);
   });
 
   it('a client refuses a round whose head differs from the global model’s', async () => {

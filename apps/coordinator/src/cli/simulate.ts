@@ -38,7 +38,7 @@ import type { TaskConfig } from '../task/taskSchema.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** The model a client builds for `task` (its modalities, adapters, head and seed), with `numClasses` classes. */
+/** The model a client builds for `task` (its modalities, adapters, LoRA α, head and seed), with `numClasses` classes. */
 export function modelRequestOf(task: TaskConfig, numClasses = 10): ModelRequest {
   return {
     modalities: task.dataset.modalities as Modality[],
@@ -47,6 +47,7 @@ export function modelRequestOf(task: TaskConfig, numClasses = 10): ModelRequest 
     namConcepts: task.model.namConcepts,
     namHiddenUnits: 8,
     head: task.model.head,
+    adapterAlpha: task.model.adapterAlpha,
     learningRate: task.learningRate,
     seed: task.seed,
   };
@@ -170,7 +171,6 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       '--dataset', task.dataset.name,
       '--modalities', task.dataset.modalities.join(','),
       '--backend', backend,
-      '--adapter-alpha', String(task.model.adapterAlpha),
       ...(options.clientArgs ?? []),
     ];
     // The token travels in the environment, never on a command line other users can read.
@@ -185,7 +185,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       await coordinator.close();
     }
     const durationMs = Date.now() - started;
-    const models = createNodeDigitsFactory({ adapterAlpha: task.model.adapterAlpha });
+    const models = createNodeDigitsFactory();
     try {
       const result = await report(task, store, models, { numClients: cli.numClients, durationMs, clients, evalExamples: testExamples });
       await options.inspect?.(store);

@@ -525,6 +525,7 @@ export class RoundEngine {
         normBound: task.normBound,
         modalWeight: task.model.modalWeight,
         head: task.model.head,
+        adapterAlpha: task.model.adapterAlpha,
         strategy: { ...(this.options.strategyConfig ?? {}) },
       },
       globalHash: this.global.sha256,

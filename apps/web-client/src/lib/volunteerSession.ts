@@ -187,6 +187,7 @@ export async function createVolunteerClient(options: VolunteerClientOptions): Pr
   const base: BaseSource = (await weightsServed(origin)) ? 'pretrained' : 'fresh';
   const parts = httpParts(`${origin}/weights/`);
   // The runtime disposes each round's model itself; the capture keeps its trained adapters for the explanation viewer.
+  // No LoRA α here: each round's config carries the task's, and the runtime asks the factory for it.
   const capture = captureTrainedAdapters(createDigitsModelFactory({
     loadBase: async (m) => (base === 'pretrained' ? (await loadDigitsBase(parts, { modalities: [m] }))[m] : null),
     loadEmbeddings: sharedEmbeddings,

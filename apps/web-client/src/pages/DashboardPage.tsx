@@ -1,18 +1,30 @@
 /**
  * The researcher dashboard (`/dashboard`): asks for the admin token (kept in this tab's session
- * storage only), polls the coordinator's tasks and the chosen one's figures every few seconds, and
- * starts, pauses, resumes or stops the chosen task. Downloads (metrics, the global model as codec
- * bytes or TF.js files) go through the token too, so they are buttons rather than plain links.
+ * storage only), follows the coordinator's live stream of task status changes and committed rounds
+ * (re-reading the tasks and the chosen one's figures as each arrives), and starts, pauses, resumes
+ * or stops the chosen task. A slow poll keeps the page current when the stream drops, and the
+ * toolbar shows the stream's state. Downloads (metrics, the global model as codec bytes or TF.js
+ * files) go through the token too, so they are buttons rather than plain links.
  */
-import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from 'react';
+import { useCallback, useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { BytesChart, EpsilonChart, MetricPerRoundChart, RejectionsChart, TrustChart } from '../dashboard/Charts.js';
 import { ClientsTable } from '../dashboard/ClientsTable.js';
 import { DashboardApi, type DashboardData, type TaskAction, type TaskSummary } from '../dashboard/dashboardData.js';
+import { applyStatusChange, coalesced, createAdminSocket, openAdminStream, type StreamState } from '../dashboard/liveStream.js';
 import { TaskControls } from '../dashboard/TaskControls.js';
 import { describeError } from '../lib/errors.js';
 
 const TOKEN_KEY = 'chorus.adminToken';
-const POLL_MS = 5000;
+// The stream pushes every status change and round; the poll only covers a dropped stream and
+// what the stream does not push (clients joining, their last-seen times).
+const FALLBACK_POLL_MS = 30_000;
+
+const STREAM_LABELS: Readonly<Record<StreamState, string>> = {
+  connecting: 'Connecting to live updates…',
+  live: 'Live',
+  reconnecting: `No live updates: retrying, reading every ${FALLBACK_POLL_MS / 1000} s`,
+  refused: `Live updates refused: reading every ${FALLBACK_POLL_MS / 1000} s`,
+};
 
 function TokenForm({ onToken, error }: { onToken: (token: string) => void; error: string | null }): ReactNode {
   const [value, setValue] = useState('');
@@ -54,13 +66,22 @@ async function saveBlob(api: DashboardApi, path: string, fileName: string): Prom
 export default function DashboardPage(): ReactNode {
   const [token, setToken] = useState<string | null>(() => sessionStorage.getItem(TOKEN_KEY));
   const [tokenError, setTokenError] = useState<string | null>(null);
-  const [tasks, setTasks] = useState<TaskSummary[] | null>(null);
+  const [tasks, setTasks] = useState<readonly TaskSummary[] | null>(null);
   const [selected, setSelected] = useState<string | null>(null);
   const [data, setData] = useState<DashboardData | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [now, setNow] = useState(() => Date.now());
-  // Bumped after a control so the figures are read again at once instead of at the next tick.
+  // Bumped after a control so the figures are read again at once even when the stream is down.
   const [refreshKey, setRefreshKey] = useState(0);
+  const [stream, setStream] = useState<{ state: StreamState; detail: string }>({ state: 'connecting', detail: '' });
+  // The stream outlives a change of task; it reaches the current list, selection and reader through these.
+  const tasksRef = useRef(tasks);
+  const selectedRef = useRef(selected);
+  const refreshRef = useRef<() => void>(() => undefined);
+  useEffect(() => {
+    tasksRef.current = tasks;
+    selectedRef.current = selected;
+  }, [tasks, selected]);
   const api = token ? new DashboardApi(window.location.origin, token, (url, init) => fetch(url, init)) : null;
 
   const acceptToken = (value: string): void => {
@@ -101,13 +122,39 @@ export default function DashboardPage(): ReactNode {
         else setError(message);
       }
     };
-    void poll();
-    const timer = window.setInterval(() => void poll(), POLL_MS);
+    const refresh = coalesced(poll);
+    refreshRef.current = refresh;
+    refresh();
+    const timer = window.setInterval(refresh, FALLBACK_POLL_MS);
     return () => {
       live = false;
       window.clearInterval(timer);
+      refreshRef.current = () => undefined;
     };
   }, [token, selected, refreshKey, forget]);
+
+  useEffect(() => {
+    if (!token) return;
+    return openAdminStream(createAdminSocket(window.location.origin, token), {
+      onState: (state, detail) => {
+        setStream({ state, detail });
+        // Changes may have been missed while the stream was down.
+        if (state === 'live') refreshRef.current();
+      },
+      onTaskStatus: (change) => {
+        const { tasks: next, reread } = applyStatusChange(tasksRef.current, change);
+        if (next !== tasksRef.current) {
+          tasksRef.current = next;
+          setTasks(next);
+        }
+        if (reread) refreshRef.current();
+      },
+      onRoundCompleted: (round) => {
+        if (round.taskId === selectedRef.current) refreshRef.current();
+      },
+      onMalformed: (event, reason) => setError(`Ignored a malformed live update (${event}): ${reason}`),
+    });
+  }, [token]);
 
   if (!token || !api) {
     return (
@@ -175,6 +222,9 @@ export default function DashboardPage(): ReactNode {
             </button>
           </>
         )}
+        <span role="status" className={stream.state === 'live' ? undefined : 'badge'} title={stream.detail} data-testid="stream-state" data-state={stream.state}>
+          {STREAM_LABELS[stream.state]}
+        </span>
         <button type="button" className="secondary" onClick={() => forget(null)}>
           Forget token
         </button>

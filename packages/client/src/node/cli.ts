@@ -6,8 +6,9 @@
  *     [--modalities image,text] [--alpha 0.5 | --iid] [--modality-prob image=0.8,text=0.6]
  *     [--modality-kinds image+text=0.4,image=0.3,text=0.3] [--max-examples 200] [--seed 1]
  *     [--adversarial sign-flip:0.2 …] [--processes] [--identity-dir DIR] [--backend wasm|cpu]
- *     [--eval-examples 128] [--adapter-alpha 8] [--weights-dir DIR] [--data-dir DIR]
+ *     [--eval-examples 128] [--weights-dir DIR] [--data-dir DIR]
  *
+ * The LoRA α and every other model option come from the coordinator's round config, not flags.
  * The join token comes from CHORUS_JOIN_TOKEN (or --token, which other users can read on the
  * command line). Live bars on a TTY, plain lines otherwise; the last stdout line is one JSON
  * object summarising each client's outcome. Exit status 0 when the task finished.
@@ -52,7 +53,6 @@ export interface CliOptions {
   readonly identityDir: string | undefined;
   readonly backend: string;
   readonly evalExamples: number;
-  readonly adapterAlpha: number | undefined;
   readonly weightsDir: string | undefined;
   readonly dataDir: string | undefined;
   /** Internal: the one client a child process runs. */
@@ -98,7 +98,6 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
         'identity-dir': { type: 'string' },
         backend: { type: 'string', default: 'wasm' },
         'eval-examples': { type: 'string', default: '128' },
-        'adapter-alpha': { type: 'string' },
         'weights-dir': { type: 'string' },
         'data-dir': { type: 'string' },
         only: { type: 'string' },
@@ -135,8 +134,6 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
       return { modalities: modalityList(ms, 'modality-kinds'), fraction };
     });
   }
-  const adapterAlpha = values['adapter-alpha'] === undefined ? undefined : Number(values['adapter-alpha']);
-  if (adapterAlpha !== undefined && !(adapterAlpha > 0)) throw bad(`--adapter-alpha must be > 0, got '${values['adapter-alpha']}'`);
   return {
     url: values.url,
     taskId: values.task,
@@ -155,7 +152,6 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
     identityDir: values['identity-dir'],
     backend: values.backend,
     evalExamples: integer('eval-examples', values['eval-examples'], 0)!,
-    adapterAlpha,
     weightsDir: values['weights-dir'],
     dataDir: values['data-dir'],
     only: integer('only', values.only, 0),
@@ -216,7 +212,6 @@ export async function runInProcess(cli: CliOptions, onEvent: (client: number, ev
   const models = createNodeDigitsFactory({
     ...(cli.weightsDir === undefined ? {} : { weightsDir: cli.weightsDir }),
     ...(cli.dataDir === undefined ? {} : { dataDir: cli.dataDir }),
-    ...(cli.adapterAlpha === undefined ? {} : { adapterAlpha: cli.adapterAlpha }),
   });
   try {
     const clients = await createHeadlessClients(headlessOptions(cli, backend, models));

@@ -34,6 +34,7 @@ export interface NodeDigitsFactoryOptions {
   readonly weightsDir?: string;
   /** The datasets package's data folder (word vectors); default its own. */
   readonly dataDir?: string;
+  /** LoRA α of requests that name none (a round always names the task's); default 8. */
   readonly adapterAlpha?: number;
 }
 
