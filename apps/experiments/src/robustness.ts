@@ -352,17 +352,18 @@ export function robustnessMarkdown(runs: readonly RobustnessRun[], settings: Rob
   const cpuTotal = runs.reduce((a, r) => a + r.cpuMs, 0);
   const clientRoundExamples = (s: RobustnessSettings): number => s.numClients * s.rounds * s.maxExamples;
   const fullRuns = robustnessPlan(FULL_ROBUSTNESS, [0]).length;
-  // Training and evaluation run on one thread, so CPU time is close to what an idle machine needs.
+  // The clients and the coordinator train and aggregate on one thread, so the CPU time of this process is a load-independent cost;
+  // the evaluator child process (test and probe evaluation) is not in it.
   const estimate = (fullRuns * cpuPerRun * clientRoundExamples(FULL_ROBUSTNESS)) / clientRoundExamples(settings);
   lines.push(
-    `Runtime: ${(durationMs / 60_000).toFixed(1)} min wall-clock for ${runs.length} runs (${seconds(wallPerRun)} per run` +
-      (reused > 0 ? `; ${reused} of them were read from raw/runs/, stored by earlier invocations, and count with the time they took then` : '') +
-      '), ' +
-      `${(cpuTotal / 60_000).toFixed(1)} min of CPU time (${seconds(cpuPerRun)} per run), close to what an otherwise idle machine needs since training runs on one thread` +
+    (reused > 0
+      ? `Runtime: the ${runs.length} runs took ${(durationMs / 60_000).toFixed(1)} min of wall-clock time added up (${seconds(wallPerRun)} per run; ${reused} of them were read from raw/runs/, stored by earlier invocations, some run side by side with \`--shard\` on a shared machine, so per-run wall times are longer than alone), `
+      : `Runtime: ${(durationMs / 60_000).toFixed(1)} min wall-clock for ${runs.length} runs (${seconds(wallPerRun)} per run), `) +
+      `${(cpuTotal / 60_000).toFixed(1)} min of CPU time in the process running the clients and the coordinator (${seconds(cpuPerRun)} per run; the evaluator process that measures test accuracy and probes candidates comes on top)` +
       (settings === FULL_ROBUSTNESS
         ? '.'
         : `. The full grid (${fullRuns} runs per seed, ${FULL_ROBUSTNESS.numClients} clients × ${FULL_ROBUSTNESS.rounds} rounds × ${FULL_ROBUSTNESS.maxExamples} examples) is estimated at ` +
-          `${(estimate / 60_000).toFixed(0)} min of CPU time per seed (runs × CPU per run × ratio of clients·rounds·examples), an overestimate because the start-up cost of a run does not scale.`),
+          `${(estimate / 60_000).toFixed(0)} min of such CPU time per seed (runs × CPU per run × ratio of clients·rounds·examples), an overestimate because the start-up cost of a run does not scale.`),
     '',
     'What differs from the paper: spoken & written digits with small frozen pretrained encoders and LoRA adapters instead of VQA/MSCOCO/AVQA with CLIP-scale models; ' +
       `${settings.numClients} clients and ${settings.rounds} rounds; the paper does not say which attacks it used, ours are the five above with strengths of our choosing (scaling ×10, σ = 1); ` +
