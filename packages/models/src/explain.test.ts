@@ -3,7 +3,7 @@ import { createRng } from '@chorus/fl-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { explain, explainAsync, explanationConsistency, faithfulness, saliency, saliencyAsync, shapeFunctionGrid, shapeFunctionGridAsync, type Explanation } from './explain.js';
 import type { Modality } from './encoders.js';
-import { TINY, disposeBatch, tinyBatch, tinyEmbedder, tinyModel } from './fixtures.test-util.js';
+import { TINY, disposeBatch, tinyBatch, tinyEmbedder, tinyModel, withoutSyncReads } from './fixtures.test-util.js';
 
 const embedder = tinyEmbedder();
 afterAll(() => embedder.dispose());
@@ -160,23 +160,6 @@ describe('explanations of a linear-head model', () => {
     disposeBatch(batch);
   });
 });
-
-/** Runs `act` with every synchronous tensor read throwing, as a stand-in for a WebGPU tab where such reads return zeros. */
-async function withoutSyncReads<T>(act: () => Promise<T>): Promise<T> {
-  const proto = tf.Tensor.prototype;
-  const { dataSync, arraySync } = proto;
-  const refuse = (): never => {
-    throw new Error('synchronous tensor read');
-  };
-  proto.dataSync = refuse;
-  proto.arraySync = refuse;
-  try {
-    return await act();
-  } finally {
-    proto.dataSync = dataSync;
-    proto.arraySync = arraySync;
-  }
-}
 
 describe('async explanations', () => {
   const modalities: Modality[] = ['image', 'text', 'audio'];

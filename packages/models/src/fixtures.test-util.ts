@@ -42,3 +42,20 @@ export function tinyBatch(seed = 1, fields: readonly ('image' | 'text' | 'audio'
 export function disposeBatch(batch: MultimodalBatch): void {
   tf.dispose(Object.values(batch) as tf.Tensor[]);
 }
+
+/** Runs `act` with every synchronous tensor read throwing, as a stand-in for a WebGPU tab where such reads return zeros. */
+export async function withoutSyncReads<T>(act: () => Promise<T>): Promise<T> {
+  const proto = tf.Tensor.prototype;
+  const { dataSync, arraySync } = proto;
+  const refuse = (): never => {
+    throw new Error('synchronous tensor read');
+  };
+  proto.dataSync = refuse;
+  proto.arraySync = refuse;
+  try {
+    return await act();
+  } finally {
+    proto.dataSync = dataSync;
+    proto.arraySync = arraySync;
+  }
+}

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maskedMeanPool } from './encoders.js';
-import { TINY, disposeBatch, tinyBatch, tinyEmbedder, tinyModel } from './fixtures.test-util.js';
+import { TINY, disposeBatch, tinyBatch, tinyEmbedder, tinyModel, withoutSyncReads } from './fixtures.test-util.js';
 import { exportMergedModel, exportMergedModelAsync, loadAdapters, loadMultimodalModel, saveAdapters, saveMultimodalModel } from './io.js';
 import { fileSystemHandler, fileSystemParts } from './node.js';
 
@@ -110,23 +110,6 @@ describe('exportMergedModel', () => {
     disposeBatch(batch);
   });
 });
-
-/** Runs `act` with every synchronous tensor read throwing, as a stand-in for a WebGPU tab where such reads return zeros. */
-async function withoutSyncReads<T>(act: () => Promise<T>): Promise<T> {
-  const proto = tf.Tensor.prototype;
-  const { dataSync, arraySync } = proto;
-  const refuse = (): never => {
-    throw new Error('synchronous tensor read');
-  };
-  proto.dataSync = refuse;
-  proto.arraySync = refuse;
-  try {
-    return await act();
-  } finally {
-    proto.dataSync = dataSync;
-    proto.arraySync = arraySync;
-  }
-}
 
 /** Weight values of a LayersModel, by weight name. */
 const weightValues = (m: tf.LayersModel): Record<string, number[]> => Object.fromEntries(m.weights.map((w) => [w.originalName, Array.from(w.read().dataSync())]));
