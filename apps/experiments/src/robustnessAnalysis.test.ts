@@ -183,6 +183,16 @@ describe('trust of honest and adversarial clients', () => {
     expect(svg.match(/<polyline[^>]*stroke-dasharray/g)).toHaveLength(2);
   });
 
+  it('draws each group in its own hue: honest lines blue, adversarial lines red', () => {
+    const svg = trustFigure(trustRun([0.3, 0.2], [0.5, 0.6]), 't');
+    const strokes = (re: RegExp): string[] => [...svg.matchAll(re)].map((m) => m[1]!);
+    // Solid polylines are honest (mean and two clients), dashed ones adversarial (mean and one client).
+    const solid = strokes(/<polyline [^>]*stroke="(#[0-9a-f]{6})" stroke-width="[\d.]+"\/>/g);
+    const dashed = strokes(/<polyline [^>]*stroke="(#[0-9a-f]{6})" stroke-width="[\d.]+" stroke-dasharray/g);
+    expect(new Set(solid)).toEqual(new Set(['#1f4e9c', '#8fb3e8']));
+    expect(new Set(dashed)).toEqual(new Set(['#b2182b', '#f0a0a0']));
+  });
+
   it('refuses a run without trust scores', () => {
     expect(() => trustFigure(run('fedavg', 'sign-flip', 0.5), 't')).toThrow(/no trust/);
   });
