@@ -150,7 +150,17 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const ids = options.tasks.map((t) => t.config.id);
   if (new Set(ids).size !== ids.length) throw new CoordinatorError('TASK_DUPLICATE', `task ids repeat: ${ids.join(', ')}`);
 
-  const httpServer = createServer();
+  // Live socket per client id: a reconnect replaces the older connection.
+  const socketsByClient = new Map<string, CoordinatorSocket>();
+  const engines = new Map<string, RoundEngine>();
+  const models = new Map<string, TaskEvaluator>();
+  const joinTokens = new Map<string, string>();
+  const joinTokenHashes = new Map<string, string>();
+
+  // The API handler is the server's only request listener when socket.io attaches: engine.io then
+  // routes its own path (`/socket.io/`) to itself and every other request here, so the two never
+  // both answer one request (a second answer would throw inside engine.io and end the process).
+  const httpServer = createServer(createRequestHandler({ store, engines, metrics, adminToken, corsOrigins, logger, models, ...(options.staticMounts ? { staticMounts: options.staticMounts } : {}) }));
   const maxUpdateBytes = Math.max(...options.tasks.map((t) => t.config.maxUpdateBytes));
   const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(httpServer, {
     serveClient: false,
@@ -165,12 +175,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     },
   });
 
-  // Live socket per client id: a reconnect replaces the older connection.
-  const socketsByClient = new Map<string, CoordinatorSocket>();
-  const engines = new Map<string, RoundEngine>();
-  const models = new Map<string, TaskEvaluator>();
-  const joinTokens = new Map<string, string>();
-  const joinTokenHashes = new Map<string, string>();
   const admin = io.of(ADMIN_NAMESPACE) as unknown as Namespace<AdminClientToServerEvents, AdminServerToClientEvents>;
 
   try {
@@ -380,8 +384,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       engine.leave(clientId);
     });
   });
-
-  httpServer.on('request', createRequestHandler({ store, engines, metrics, adminToken, corsOrigins, logger, models, ...(options.staticMounts ? { staticMounts: options.staticMounts } : {}) }));
 
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
