@@ -145,6 +145,7 @@ export { DifferentialPrivacy } from './strategy/differentialPrivacy.js';
 export type { DifferentialPrivacyOptions } from './strategy/differentialPrivacy.js';
 export { PROBE_SIGNAL, TrustWeighting } from './strategy/trustWeighting.js';
 export type { TrustRoundContext } from './strategy/trustWeighting.js';
+export { TrustThreshold } from './strategy/trustThreshold.js';
 export { decodeUpdateInto } from './codec/codec.js';
 export type { DecodedUpdateHeader, DecodeIntoTarget } from './codec/codec.js';
 export { createUpdateArena } from './simd/updateArena.js';

@@ -21,11 +21,11 @@ import {
   FlTrust,
   Krum,
   NormClipping,
-  StrategyWrapper,
+  TrustThreshold,
   TrustWeighting,
   isFlCoreError,
 } from '@chorus/fl-core';
-import type { AggregateFitResult, FitFailure, FitResult, Parameters, Rng, Strategy } from '@chorus/fl-core';
+import type { Rng, Strategy } from '@chorus/fl-core';
 import { CoordinatorError } from '../errors.js';
 import { roundRng } from '../engine/sampling.js';
 import type { StrategyConfig, TaskConfig } from '../task/taskSchema.js';
@@ -63,36 +63,6 @@ export function cryptoRng(): Rng {
     }
     return Number(buffer[next++]! >> 11n) / 2 ** 53;
   };
-}
-
-/**
- * Leaves out every result whose current trust (read from `trustOf`, which the enclosing
- * {@link TrustWeighting} has just updated) is below `minTrust`. It sits directly inside the trust
- * wrapper, which scores the round before calling its inner strategy.
- */
-class TrustThreshold extends StrategyWrapper {
-  readonly name: string;
-  constructor(
-    inner: Strategy,
-    private readonly minTrust: number,
-    private readonly trustOf: (clientId: string) => number | undefined,
-  ) {
-    super(inner);
-    this.name = `mintrust(${inner.name})`;
-  }
-
-  override aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]): AggregateFitResult | null {
-    const kept = results.filter((r) => (this.trustOf(r.clientId) ?? 0) >= this.minTrust);
-    if (kept.length === 0) return null;
-    const out = super.aggregateFit(serverRound, global, kept, failures);
-    if (!out) return null;
-    const dropped = results.filter((r) => !kept.includes(r));
-    return {
-      ...out,
-      rejected: [...out.rejected, ...dropped.map((r) => ({ clientId: r.clientId, code: 'UNTRUSTED', message: `trust below minTrust ${this.minTrust}` }))],
-      metrics: { ...out.metrics, numBelowMinTrust: dropped.length },
-    };
-  }
 }
 
 /** Builds the task's strategy; throws `TASK_INVALID` (naming the strategy path) when fl-core refuses a setting. */
