@@ -107,25 +107,30 @@ export { centeredClip } from './aggregation/centeredClip.js';
 export type { CenteredClipOptions } from './aggregation/centeredClip.js';
 export { aggregateByGroup, assertGroupsMatch } from './aggregation/groups.js';
 export type { GroupCombiner, GroupContext, GroupOutcome, GroupReport, GroupUpdate, GroupwiseResult } from './aggregation/groups.js';
+export { FIT_FAILURE_CODES, REJECTION_CODES } from './strategy/types.js';
 export type {
   AggregateEvaluateResult,
   AggregateFitResult,
+  ClientTrustScore,
   ConfigValue,
   ConfigureFitInput,
   EvaluateResult,
   FitFailure,
+  FitFailureCode,
   FitPlan,
   FitResult,
   GroupSummary,
   Metrics,
+  PrivacyReport,
   RejectedResult,
+  RejectionCode,
   RoundConfig,
   Strategy,
   StrategyState,
   StrategyStateJson,
 } from './strategy/types.js';
-export { BaseStrategy, screenFitResults, TensorSlots, weightedMetrics } from './strategy/base.js';
-export type { PendingSlots, StrategyOptions } from './strategy/base.js';
+export { BaseStrategy, cohortSize, screenFitResults, TensorSlots, weightedMetrics } from './strategy/base.js';
+export type { CohortOptions, PendingSlots, StrategyOptions } from './strategy/base.js';
 export { StrategyWrapper } from './strategy/wrapper.js';
 export { FedAvg, FedProx } from './strategy/fedAvg.js';
 export type { FedProxOptions } from './strategy/fedAvg.js';

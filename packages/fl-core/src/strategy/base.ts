@@ -12,6 +12,7 @@ import type { GroupCombiner } from '../aggregation/groups.js';
 import { allFinite } from '../params.js';
 import type { Parameters, Tensor } from '../params.js';
 import { shuffled } from '../rng.js';
+import { REJECTION_CODES } from './types.js';
 import type {
   AggregateEvaluateResult,
   AggregateFitResult,
@@ -23,6 +24,7 @@ import type {
   GroupSummary,
   Metrics,
   RejectedResult,
+  RejectionCode,
   RoundConfig,
   Strategy,
   StrategyState,
@@ -41,6 +43,25 @@ export interface StrategyOptions {
   readonly roundConfig?: RoundConfig;
   /** When false, any failure in a round makes the round produce no model; default true. */
   readonly acceptFailures?: boolean;
+  /**
+   * A fixed-size cohort instead of `fractionFit`: invite `ceil(clientsPerRound · (1 + overSelection))`
+   * of the available clients and close the round once `clientsPerRound` valid results arrived.
+   */
+  readonly cohort?: CohortOptions;
+}
+
+/** A fixed-size cohort with over-selection (Bonawitz et al. 2019, arXiv:1902.01046, §4). */
+export interface CohortOptions {
+  /** Valid results a round waits for. */
+  readonly clientsPerRound: number;
+  /** Extra fraction of clients invited, so stragglers do not hold the round (≥ 0). */
+  readonly overSelection: number;
+}
+
+/** Clients to invite and results to wait for, given how many are available. */
+export function cohortSize(available: number, cohort: CohortOptions): { readonly invite: number; readonly target: number } {
+  const invite = Math.min(available, Math.ceil(cohort.clientsPerRound * (1 + cohort.overSelection)));
+  return { invite, target: Math.min(cohort.clientsPerRound, invite) };
 }
 
 function badConfig(fn: string, message: string): FlCoreError {
@@ -66,7 +87,7 @@ export function screenFitResults(global: Parameters, results: readonly FitResult
   const rejected: RejectedResult[] = [];
   const seen = new Set<string>();
   for (const r of results) {
-    const reject = (code: string, message: string): void => {
+    const reject = (code: RejectionCode, message: string): void => {
       rejected.push({ clientId: r.clientId, code, message });
     };
     if (seen.has(r.clientId)) {
@@ -86,7 +107,7 @@ export function screenFitResults(global: Parameters, results: readonly FitResult
       assertGroupsMatch(global, r.delta, `result of '${r.clientId}'`);
     } catch (err) {
       if (!isFlCoreError(err)) throw err;
-      reject(err.code, err.message);
+      reject((REJECTION_CODES as readonly string[]).includes(err.code) ? (err.code as RejectionCode) : 'PARAMS_MISMATCH', err.message);
       continue;
     }
     const bad = r.delta.find((t) => !allFinite(t.values));
@@ -215,11 +236,16 @@ export abstract class BaseStrategy implements Strategy {
   private readonly minAvailableClients: number;
   private readonly roundConfig: RoundConfig;
   private readonly acceptFailures: boolean;
+  private readonly cohort: CohortOptions | null;
   private roundsAggregated = 0;
   private lastServerRound: number | null = null;
 
   constructor(options: StrategyOptions = {}, slotNames: readonly string[] = []) {
-    const { fractionFit = 1, minFitClients = 1, minAvailableClients = 1, roundConfig = {}, acceptFailures = true } = options;
+    const { fractionFit = 1, minFitClients = 1, minAvailableClients = 1, roundConfig = {}, acceptFailures = true, cohort = null } = options;
+    if (cohort && (!Number.isInteger(cohort.clientsPerRound) || cohort.clientsPerRound < 1 || !(cohort.overSelection >= 0) || !Number.isFinite(cohort.overSelection))) {
+      throw badConfig('Strategy', `cohort needs an integer clientsPerRound ≥ 1 and a finite overSelection ≥ 0, got ${JSON.stringify(cohort)}`);
+    }
+    this.cohort = cohort && { ...cohort };
     if (!(fractionFit > 0 && fractionFit <= 1)) throw badConfig('Strategy', `fractionFit must be in (0, 1], got ${fractionFit}`);
     if (!Number.isInteger(minFitClients) || minFitClients < 1) throw badConfig('Strategy', `minFitClients must be a positive integer, got ${minFitClients}`);
     if (!Number.isInteger(minAvailableClients) || minAvailableClients < 1) {
@@ -255,11 +281,16 @@ export abstract class BaseStrategy implements Strategy {
     checkServerRound(`${this.name}.configureFit`, input.serverRound);
     const config: RoundConfig = { ...this.roundConfig, ...this.extraRoundConfig(), serverRound: input.serverRound };
     const available = [...new Set(input.availableClients)];
-    if (available.length < this.minAvailableClients) return { serverRound: input.serverRound, clientIds: [], config };
-    const size = Math.min(available.length, Math.max(Math.floor(available.length * this.fractionFit), this.minFitClients));
+    if (available.length < this.minAvailableClients) return { serverRound: input.serverRound, clientIds: [], target: 0, config };
+    const { invite, target } = this.cohort
+      ? cohortSize(available.length, this.cohort)
+      : (() => {
+          const size = Math.min(available.length, Math.max(Math.floor(available.length * this.fractionFit), this.minFitClients));
+          return { invite: size, target: size };
+        })();
     // Sorting first makes the sample depend on the rng and the set of clients, not on connection order.
-    const clientIds = shuffled(input.rng, available.sort()).slice(0, size);
-    return { serverRound: input.serverRound, clientIds, config };
+    const clientIds = shuffled(input.rng, available.sort()).slice(0, invite);
+    return { serverRound: input.serverRound, clientIds, target, config };
   }
 
   aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]): AggregateFitResult | null {

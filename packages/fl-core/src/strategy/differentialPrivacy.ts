@@ -68,10 +68,14 @@ export class DifferentialPrivacy extends StrategyWrapper {
   }
 
   override configureFit(input: ConfigureFitInput): FitPlan {
-    const plan = this.inner.configureFit(input);
+    // The inner rule supplies the round config only; the sample is this wrapper's alone, so no draw
+    // of the rng is spent on a sample that would be thrown away.
+    const plan = this.inner.configureFit({ ...input, availableClients: [] });
     const available = [...new Set(input.availableClients)].sort();
+    // One independent draw per available client, in sorted order: Poisson sampling at exactly the
+    // rate the accountant records, and a round waits for every client it sampled.
     const clientIds = available.filter(() => input.rng() < this.options.samplingRate);
-    return { serverRound: plan.serverRound, clientIds, config: plan.config };
+    return { serverRound: plan.serverRound, clientIds, target: clientIds.length, config: plan.config };
   }
 
   override aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]): AggregateFitResult | null {
@@ -90,6 +94,7 @@ export class DifferentialPrivacy extends StrategyWrapper {
     this.accountant = recordRounds(this.accountant, { samplingRate, noiseMultiplier });
     this.recordRound(serverRound);
 
+    const epsilon = privacySpent(this.accountant, targetDelta).epsilon;
     const groups: GroupSummary[] = out.groups.map((g) => {
       const { clientScores: _ignored, ...rest } = g;
       const senders = valid.filter((r) => r.delta.some((t) => groupOf(t.name) === g.group));
@@ -107,9 +112,10 @@ export class DifferentialPrivacy extends StrategyWrapper {
         numExamples: valid.reduce((n, r) => n + r.numExamples, 0),
         numClipped: release.numClipped,
         noiseStd: release.noiseStd,
-        epsilon: privacySpent(this.accountant, targetDelta).epsilon,
+        epsilon,
         delta: targetDelta,
       },
+      privacy: { epsilon, delta: targetDelta, samplingRate, releases: this.accountant.rounds },
     };
   }
 

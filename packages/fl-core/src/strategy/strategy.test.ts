@@ -47,6 +47,17 @@ describe('configureFit', () => {
     expect(plan.config).toEqual({ serverRound: 1 });
   });
 
+  it('invites an over-selected fixed cohort and waits for clientsPerRound of it', () => {
+    const clients = Array.from({ length: 10 }, (_, k) => `c${k}`);
+    const strategy = new FedAvg({ cohort: { clientsPerRound: 3, overSelection: 0.5 } });
+    const plan = strategy.configureFit({ serverRound: 1, availableClients: clients, rng: createRng(2) });
+    expect(plan.clientIds).toHaveLength(5);
+    expect(plan.target).toBe(3);
+    const few = strategy.configureFit({ serverRound: 1, availableClients: ['a', 'b'], rng: createRng(2) });
+    expect([few.clientIds.length, few.target]).toEqual([2, 2]);
+    expect(() => new FedAvg({ cohort: { clientsPerRound: 0, overSelection: 0 } })).toThrowError(/AGG_BAD_CONFIG/);
+  });
+
   it('asks nobody when fewer than minAvailableClients are connected', () => {
     const plan = new FedAvg({ minAvailableClients: 3 }).configureFit({ serverRound: 2, availableClients: ['x', 'y'], rng: createRng(0) });
     expect(plan.clientIds).toEqual([]);
@@ -270,6 +281,14 @@ describe('DifferentialPrivacy wrapper', () => {
     const plan = make().configureFit({ serverRound: 1, availableClients: Array.from({ length: 200 }, (_, k) => `c${k}`), rng: createRng(9) });
     expect(plan.clientIds.length).toBeGreaterThan(70);
     expect(plan.clientIds.length).toBeLessThan(130);
+    // A Poisson cohort waits for every client it sampled; a cohort setting of the inner rule does not change it.
+    expect(plan.target).toBe(plan.clientIds.length);
+    const inner = new DifferentialPrivacy(new FedAvg({ cohort: { clientsPerRound: 3, overSelection: 1 } }), { ...options, samplingRate: 0.5 });
+    const draws = createRng(4);
+    const sampled = Array.from({ length: 10 }, (_, k) => `c${k}`).sort().filter(() => draws() < 0.5);
+    const poisson = inner.configureFit({ serverRound: 1, availableClients: Array.from({ length: 10 }, (_, k) => `c${k}`), rng: createRng(4) });
+    expect(poisson.clientIds).toEqual(sampled);
+    expect(inner.aggregateFit(1, global, round, [])!.privacy).toMatchObject({ samplingRate: 0.5, releases: 1, delta: options.targetDelta });
 
     const a = make();
     const model = a.aggregateFit(1, global, round, [])!.parameters;
@@ -298,7 +317,12 @@ describe('TrustWeighting wrapper', () => {
 
     // Only the aligned client keeps positive trust, so its delta is the aggregate.
     expect(values(out.parameters)['image/w']).toEqual([2, 0]);
-    expect(out.metrics).toMatchObject({ 'trust:aligned': 1, 'trust:opposed': 0, numUntrusted: 1 });
+    expect(out.trust).toEqual([
+      { clientId: 'aligned', trust: 1 },
+      { clientId: 'opposed', trust: 0 },
+    ]);
+    expect(out.metrics).toMatchObject({ numUntrusted: 1 });
+    expect(Object.keys(out.metrics).some((k) => k.startsWith('trust:'))).toBe(false);
     expect(out.rejected.map((r) => [r.clientId, r.code])).toEqual([['opposed', 'UNTRUSTED']]);
     const saved = checkpoint(strategy.exportState());
     expect(saved.json.extra).toEqual({ history: [['aligned', 1], ['opposed', 0]] });

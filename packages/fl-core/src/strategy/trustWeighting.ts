@@ -35,7 +35,7 @@ function probeOf(result: FitResult): CandidateProbeOutputs | undefined {
  * agreement, probe quality, calibration, explanation consistency, smoothed over rounds), then lets
  * the inner strategy aggregate with those weights as example counts. Clients with zero trust are
  * left out; a round where nobody can be trusted yields no model. Trust history is part of the
- * exported state, and each client's T_k joins the metrics as `trust:<clientId>`. The history is
+ * exported state, and each client's T_k is reported in the result's `trust` field. The history is
  * updated even when the round yields no model: distrust is evidence too.
  */
 export class TrustWeighting extends StrategyWrapper {
@@ -89,14 +89,13 @@ export class TrustWeighting extends StrategyWrapper {
     const out = this.inner.aggregateFit(serverRound, global, trusted, failures);
     if (!out) return null;
     this.recordRound(serverRound);
-    const trustMetrics = Object.fromEntries(scored.clients.map((c) => [`trust:${c.clientId}`, c.trust]));
     const untrusted = valid.filter((_, k) => !(weights[k]! > 0));
     return {
       ...out,
-      rejected: [...rejected, ...untrusted.map((r) => ({ clientId: r.clientId, code: 'UNTRUSTED', message: 'trust score is zero this round' }))],
+      rejected: [...rejected, ...untrusted.map((r) => ({ clientId: r.clientId, code: 'UNTRUSTED' as const, message: 'trust score is zero this round' }))],
+      trust: scored.clients.map((c) => ({ clientId: c.clientId, trust: c.trust })),
       metrics: {
         ...out.metrics,
-        ...trustMetrics,
         numResults: valid.length,
         numUntrusted: untrusted.length,
         numRejected: rejected.length,

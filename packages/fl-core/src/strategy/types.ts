@@ -31,7 +31,13 @@ export interface ConfigureFitInput {
 /** Who trains this round and with what settings; `clientIds` is empty when too few are available. */
 export interface FitPlan {
   readonly serverRound: number;
+  /** The clients invited, in the order the sampler drew them. */
   readonly clientIds: readonly string[];
+  /**
+   * Valid results that close the round before its deadline (≤ `clientIds.length`). Over-selection
+   * invites more clients than it waits for; Poisson sampling (DP) waits for every sampled client.
+   */
+  readonly target: number;
   readonly config: RoundConfig;
 }
 
@@ -48,19 +54,69 @@ export interface FitResult {
   readonly signals?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * Why a selected client delivered nothing usable: it left, missed the deadline, its upload failed
+ * one of the server's checks (the wire protocol's `UPDATE_*` codes), or the server could not
+ * measure it (`PROBE_FAILED`).
+ */
+export const FIT_FAILURE_CODES = [
+  'DISCONNECTED',
+  'TIMEOUT',
+  'UPDATE_TOO_LARGE',
+  'UPDATE_MALFORMED',
+  'UPDATE_NON_FINITE',
+  'UPDATE_SHAPE',
+  'UPDATE_NORM',
+  'PROBE_FAILED',
+] as const;
+
+/** One of {@link FIT_FAILURE_CODES}. */
+export type FitFailureCode = (typeof FIT_FAILURE_CODES)[number];
+
 /** A client that was asked to train and did not deliver a usable result. */
 export interface FitFailure {
   readonly clientId: string;
-  /** A code from the wire protocol or {@link FlCoreErrorCode}, e.g. 'TIMEOUT', 'DISCONNECTED'. */
-  readonly code: string;
+  readonly code: FitFailureCode;
   readonly message?: string;
 }
+
+/**
+ * Why a strategy set a result aside: a second result from one client, a bad example count, an
+ * empty delta, a layout that is not the global model's, NaN/Infinity, or trust too low to count.
+ */
+export const REJECTION_CODES = [
+  'DUPLICATE_RESULT',
+  'AGG_BAD_WEIGHTS',
+  'AGG_NO_UPDATES',
+  'PARAMS_MISMATCH',
+  'PARAMS_NON_FINITE',
+  'UNTRUSTED',
+] as const;
+
+/** One of {@link REJECTION_CODES}. */
+export type RejectionCode = (typeof REJECTION_CODES)[number];
 
 /** A fit result the strategy set aside, and why. */
 export interface RejectedResult {
   readonly clientId: string;
-  readonly code: string;
+  readonly code: RejectionCode;
   readonly message: string;
+}
+
+/** A client's trust score T_k in [0, 1] for one round (FedMM-X's trust-aware weighting). */
+export interface ClientTrustScore {
+  readonly clientId: string;
+  readonly trust: number;
+}
+
+/** What a DP wrapper has spent so far: (ε, δ) after this round's release. */
+export interface PrivacyReport {
+  readonly epsilon: number;
+  readonly delta: number;
+  /** q the accountant recorded for each release (the sampling the plan performed). */
+  readonly samplingRate: number;
+  /** Releases recorded so far. */
+  readonly releases: number;
 }
 
 /** How one parameter group fared in a round. */
@@ -81,6 +137,10 @@ export interface AggregateFitResult {
   readonly metrics: Metrics;
   readonly groups: readonly GroupSummary[];
   readonly rejected: readonly RejectedResult[];
+  /** T_k of every client scored this round, when a trust wrapper ran. */
+  readonly trust?: readonly ClientTrustScore[];
+  /** The privacy spent so far, when a DP wrapper ran. */
+  readonly privacy?: PrivacyReport;
 }
 
 /** One client's evaluation of the global model. */
