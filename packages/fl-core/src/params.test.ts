@@ -57,4 +57,18 @@ describe('params', () => {
     expect(allFinite(new Float32Array([0, Number.NaN]))).toBe(false);
     expect(allFinite(new Float32Array([Number.NEGATIVE_INFINITY]))).toBe(false);
   });
+
+  it('allFinite finds a bad value in every unrolled lane and in the tail', () => {
+    for (let length = 0; length <= 9; length++) {
+      const values = Float32Array.from({ length }, (_, i) => (i % 2 === 0 ? -3.4e38 : i));
+      expect(allFinite(values)).toBe(true);
+      for (let at = 0; at < length; at++) {
+        for (const bad of [Number.NaN, Infinity, -Infinity]) {
+          const poisoned = values.slice();
+          poisoned[at] = bad;
+          expect(allFinite(poisoned), `length ${length}, ${bad} at ${at}`).toBe(false);
+        }
+      }
+    }
+  });
 });

@@ -103,6 +103,12 @@ describe('median', () => {
     expectCode(() => median([]), 'AGG_NO_UPDATES');
     expectCode(() => median([u0, f32(1)]), 'PARAMS_MISMATCH');
   });
+
+  it('refuses NaN and ±Infinity instead of returning a finite wrong value', () => {
+    // Selection cannot order NaN: unchecked, the SIMD kernel answered +Infinity (its padding) here.
+    expectCode(() => median([f32(1), f32(Number.NaN), f32(3), f32(5)]), 'PARAMS_NON_FINITE');
+    expectCode(() => median([u0, u1, f32(0, Infinity, 0, 0)]), 'PARAMS_NON_FINITE');
+  });
 });
 
 describe('trimmedMean', () => {
@@ -120,6 +126,14 @@ describe('trimmedMean', () => {
     expectCode(() => trimmedMean([u0, u1], -0.1), 'AGG_BAD_CONFIG');
     expectCode(() => trimmedMean([u0, u1], Number.NaN), 'AGG_BAD_CONFIG');
     expectCode(() => trimmedMean([], 0.1), 'AGG_NO_UPDATES');
+  });
+
+  it('refuses NaN and ±Infinity, whether or not the cut would have dropped them', () => {
+    // Unchecked, [1, NaN, 3, 5, 2] at β = 0.2 came out as a finite 2.
+    expectCode(() => trimmedMean([f32(1), f32(Number.NaN), f32(3), f32(5), f32(2)], 0.2), 'PARAMS_NON_FINITE');
+    expectCode(() => trimmedMean([u0, u1, u2, u3, f32(Number.NaN, 0, 0, 0)], 0.2), 'PARAMS_NON_FINITE');
+    expectCode(() => trimmedMean([u0, u1, u2, u3, f32(0, 0, -Infinity, 0)], 0.2), 'PARAMS_NON_FINITE');
+    expectCode(() => trimmedMean([u0, f32(Number.NaN, 0, 0, 0)], 0), 'PARAMS_NON_FINITE');
   });
 });
 
@@ -158,6 +172,14 @@ describe('krum', () => {
     expectCode(() => krum(points, { numByzantine: 1, numToKeep: 5 }), 'AGG_BAD_CONFIG');
     expectCode(() => krum(points, { numByzantine: -1 }), 'AGG_BAD_CONFIG');
     expectCode(() => krum(points, { numByzantine: 0.5 }), 'AGG_BAD_CONFIG');
+  });
+
+  it('refuses a NaN or infinite update rather than ranking it', () => {
+    // A NaN score compared as a tie, so index 0 (the NaN update) used to be selected first.
+    const poisoned = [f32(Number.NaN, 0), ...points.slice(1)];
+    expectCode(() => krum(poisoned, { numByzantine: 1 }), 'PARAMS_NON_FINITE');
+    expectCode(() => krum(poisoned, { numByzantine: 1, numToKeep: 3 }), 'PARAMS_NON_FINITE');
+    expectCode(() => krum([...points.slice(0, 4), f32(Infinity, 0)], { numByzantine: 1 }), 'PARAMS_NON_FINITE');
   });
 });
 

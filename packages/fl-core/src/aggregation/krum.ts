@@ -1,6 +1,6 @@
 /** Krum and Multi-Krum selection of client updates — Blanchard, El Mhamdi, Guerraoui, Stainer 2017, arXiv:1703.02757. */
 import { FlCoreError } from '../errors.js';
-import { checkOption, checkUpdates, normalisedWeights } from './validate.js';
+import { checkFinite, checkOption, checkUpdates, normalisedWeights } from './validate.js';
 
 /** Options of {@link krum}. */
 export interface KrumOptions {
@@ -72,8 +72,15 @@ export function pairwiseSquaredDistances(updates: readonly Float32Array[]): Floa
 
 /**
  * Krum (numToKeep = 1) or Multi-Krum: scores each update by the summed squared distance to its
- * n − f − 2 nearest neighbours and averages the m best. Updates are assumed finite (strategies
- * reject the rest). Throws `AGG_NO_UPDATES`, `PARAMS_MISMATCH`, `AGG_BAD_CONFIG` (bad f or m),
+ * n − f − 2 nearest neighbours and averages the m best.
+ *
+ * Updates holding NaN or ±Infinity are refused with `PARAMS_NON_FINITE` rather than ranked: a NaN
+ * update has NaN distance to everyone, which would also poison the scores of honest updates and make
+ * the ordering meaningless (a NaN difference is neither below nor above anything). Strategies reject
+ * such results before they get here. Finite float32 inputs give finite scores (a squared float32
+ * difference is below 5e77, far from float64's limit), so the score order is a total order.
+ *
+ * Throws `AGG_NO_UPDATES`, `PARAMS_MISMATCH`, `PARAMS_NON_FINITE`, `AGG_BAD_CONFIG` (bad f or m),
  * `AGG_TOO_FEW_CLIENTS` (n <= 2f + 2) or `AGG_BAD_WEIGHTS`; never mutates its input.
  */
 export function krum(updates: readonly Float32Array[], options: KrumOptions): KrumResult {
@@ -86,6 +93,7 @@ export function krum(updates: readonly Float32Array[], options: KrumOptions): Kr
   }
   checkOption('krum', 'numToKeep', numToKeep, (v) => Number.isInteger(v) && v >= 1 && v <= n - numByzantine, `an integer in [1, n − f = ${n - numByzantine}]`);
   const weights = normalisedWeights('krum', options.weights ?? new Array<number>(n).fill(1), n);
+  checkFinite('krum', updates);
 
   const dist = pairwiseSquaredDistances(updates);
   const neighbours = n - numByzantine - 2;
@@ -98,7 +106,8 @@ export function krum(updates: readonly Float32Array[], options: KrumOptions): Kr
     for (let r = 0; r < neighbours; r++) s += row[r]!;
     scores.push(s);
   }
-  // Ties go to the lower index so the choice does not depend on sort stability.
+  // Scores are finite (checked input), so this is a total order; ties go to the lower index so the
+  // choice does not depend on sort stability.
   const order = scores.map((_, k) => k).sort((a, b) => scores[a]! - scores[b]! || a - b);
   const selected = order.slice(0, numToKeep);
 

@@ -154,5 +154,7 @@ describe.runIf(wasmSimdAvailable())('median on the SIMD kernel', () => {
     expectCode(() => medianSimd([f32(1, 2), f32(1)]), 'PARAMS_MISMATCH');
     expectCode(() => medianScalar([]), 'AGG_NO_UPDATES');
     expectCode(() => medianScalar([f32(1, 2), f32(1)]), 'PARAMS_MISMATCH');
+    expectCode(() => medianSimd([f32(1, 2), f32(Number.NaN, 2), f32(3, 3)]), 'PARAMS_NON_FINITE');
+    expectCode(() => medianScalar([f32(1, 2), f32(Number.NaN, 2), f32(3, 3)]), 'PARAMS_NON_FINITE');
   });
 });

@@ -6,7 +6,7 @@ import { MEDIAN_MAX_HALF, MEDIAN_TILE_GROUPS } from '../simd/kernelBytes.js';
 import { simdMedianKernel } from '../simd/kernels.js';
 import type { SimdMedianKernel } from '../simd/kernels.js';
 import { blockSize, gatherBlock, minInRange, selectInPlace } from './select.js';
-import { checkUpdates } from './validate.js';
+import { checkFinite, checkUpdates } from './validate.js';
 
 /** Most updates the SIMD kernel takes (two sorted halves of its largest size); more use quickselect. */
 export const MEDIAN_SIMD_MAX_UPDATES = 2 * MEDIAN_MAX_HALF;
@@ -20,14 +20,14 @@ const SIMD_BLOCK = 4096;
 
 /**
  * Coordinate-wise median (mean of the two middle values when the count is even), robust to fewer
- * than half the updates being arbitrary. Updates are assumed finite (strategies reject the rest).
- * Uses the WebAssembly SIMD kernel where available and there are at most
+ * than half the updates being arbitrary (finite) values. Updates holding NaN or ±Infinity are
+ * refused (strategies reject them as results first), since selection cannot order NaN. Uses the WebAssembly SIMD kernel where available and there are at most
  * {@link MEDIAN_SIMD_MAX_UPDATES} updates. Both kernels return the same bits; a zero median is +0, so
  * the result depends only on the values, not on their order.
- * Throws `AGG_NO_UPDATES` or `PARAMS_MISMATCH`; never mutates its input.
+ * Throws `AGG_NO_UPDATES`, `PARAMS_MISMATCH` or `PARAMS_NON_FINITE`; never mutates its input.
  */
 export function median(updates: readonly Float32Array[]): Float32Array {
-  const length = checkUpdates('median', updates);
+  const length = checkMedian(updates);
   const kernel = updates.length > 1 && updates.length <= MEDIAN_SIMD_MAX_UPDATES ? simdMedianKernel() : null;
   return kernel === null ? medianScalarChecked(updates, length) : medianSimdChecked(kernel, updates, length);
 }
@@ -37,14 +37,21 @@ export function median(updates: readonly Float32Array[]): Float32Array {
  * or there are more than {@link MEDIAN_SIMD_MAX_UPDATES} updates.
  */
 export function medianSimd(updates: readonly Float32Array[]): Float32Array | null {
-  const length = checkUpdates('median', updates);
+  const length = checkMedian(updates);
   const kernel = updates.length <= MEDIAN_SIMD_MAX_UPDATES ? simdMedianKernel() : null;
   return kernel === null ? null : medianSimdChecked(kernel, updates, length);
 }
 
 /** {@link median} on the scalar JavaScript kernel (the fallback, and the reference in tests). */
 export function medianScalar(updates: readonly Float32Array[]): Float32Array {
-  return medianScalarChecked(updates, checkUpdates('median', updates));
+  return medianScalarChecked(updates, checkMedian(updates));
+}
+
+/** The input checks every median entry point runs before allocating; returns the update length. */
+function checkMedian(updates: readonly Float32Array[]): number {
+  const length = checkUpdates('median', updates);
+  checkFinite('median', updates);
+  return length;
 }
 
 /** Quickselect per coordinate over a coordinate-major scratch block. */

@@ -142,6 +142,21 @@ describe('aggregation properties', () => {
     );
   });
 
+  it('median, trimmed mean and Krum refuse any update holding NaN or ±Infinity', () => {
+    const bad = fc.constantFrom(Number.NaN, Infinity, -Infinity);
+    fc.assert(
+      fc.property(updatesArb(5, 9), bad, fc.nat(), fc.nat(), (items, x, at, where) => {
+        const rows = toF32(items);
+        const k = at % rows.length;
+        const poisoned = rows.map((r, j) => (j === k ? r.map((v, i) => (i === where % r.length ? x : v)) : r));
+        for (const run of [() => median(poisoned), () => trimmedMean(poisoned, 0.2), () => krum(poisoned, { numByzantine: 1 })]) {
+          expect(run).toThrowError(/PARAMS_NON_FINITE/);
+        }
+      }),
+      { numRuns: 50 },
+    );
+  });
+
   it('no algorithm mutates its input', () => {
     fc.assert(
       fc.property(updatesArb(5, 8), (items) => {

@@ -190,5 +190,7 @@ describe.runIf(wasmSimdAvailable())('trimmedMean on the SIMD kernel', () => {
     expectCode(() => trimmedMeanSimd([f32(1), f32(2)], Number.NaN), 'AGG_BAD_CONFIG');
     expectCode(() => trimmedMeanSimd([], 0.1), 'AGG_NO_UPDATES');
     expectCode(() => trimmedMeanSimd([f32(1, 2), f32(1)], 0.1), 'PARAMS_MISMATCH');
+    expectCode(() => trimmedMeanSimd([f32(1, 2), f32(Number.NaN, 2), f32(3, 3)], 0.34), 'PARAMS_NON_FINITE');
+    expectCode(() => trimmedMeanScalar([f32(1, 2), f32(Number.NaN, 2), f32(3, 3)], 0.34), 'PARAMS_NON_FINITE');
   });
 });

@@ -7,7 +7,7 @@ import { TRIM_LIST_SIZES } from '../simd/kernelBytes.js';
 import { simdKernels } from '../simd/kernels.js';
 import type { SimdKernels } from '../simd/kernels.js';
 import { blockSize, gatherBlock, selectTwoInPlace } from './select.js';
-import { checkOption, checkUpdates } from './validate.js';
+import { checkFinite, checkOption, checkUpdates } from './validate.js';
 
 /**
  * Largest cut the SIMD kernel takes. Its cost grows with n·cut (one compare-exchange per list slot
@@ -21,11 +21,12 @@ const SIMD_STAGE_VALUES = 1 << 16;
 
 /**
  * Per coordinate, drops the ⌊β·n⌋ largest and ⌊β·n⌋ smallest values and averages the rest; robust
- * to up to ⌊β·n⌋ arbitrary updates. β must lie in [0, 0.5) and leave at least one value. Updates are
- * assumed finite (strategies reject the rest). Uses the WebAssembly SIMD kernel where available and
+ * to up to ⌊β·n⌋ arbitrary (finite) updates. β must lie in [0, 0.5) and leave at least one value.
+ * Updates holding NaN or ±Infinity are refused (strategies reject them as results first): NaN cannot
+ * be ranked, so it would be kept or cut arbitrarily. Uses the WebAssembly SIMD kernel where available and
  * the cut is at most {@link TRIMMED_MEAN_SIMD_MAX_CUT}; both kernels sum the kept values in float64,
- * so they agree to within one float32 rounding. Throws `AGG_NO_UPDATES`, `PARAMS_MISMATCH` or
- * `AGG_BAD_CONFIG`; never mutates its input.
+ * so they agree to within one float32 rounding. Throws `AGG_NO_UPDATES`, `PARAMS_MISMATCH`,
+ * `PARAMS_NON_FINITE` or `AGG_BAD_CONFIG`; never mutates its input.
  */
 export function trimmedMean(updates: readonly Float32Array[], trimFraction: number): Float32Array {
   const { length, cut } = checkTrim(updates, trimFraction);
@@ -54,6 +55,7 @@ function checkTrim(updates: readonly Float32Array[], trimFraction: number): { le
   if (2 * cut >= n) {
     throw new FlCoreError('AGG_BAD_CONFIG', `trimmedMean: trimming ${cut} from each end of ${n} updates leaves nothing`);
   }
+  checkFinite('trimmedMean', updates);
   return { length, cut };
 }
 

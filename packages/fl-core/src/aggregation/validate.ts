@@ -3,6 +3,7 @@
  * allocated, so a rejected call changes nothing and reports a coded {@link FlCoreError}.
  */
 import { FlCoreError } from '../errors.js';
+import { allFinite } from '../params.js';
 
 /** Throws unless there is at least one update and all have the same length; returns that length. */
 export function checkUpdates(fn: string, updates: readonly Float32Array[]): number {
@@ -16,6 +17,17 @@ export function checkUpdates(fn: string, updates: readonly Float32Array[]): numb
     }
   }
   return length;
+}
+
+/**
+ * Throws `PARAMS_NON_FINITE` naming the first update that holds NaN or ±Infinity. Order-statistic
+ * rules need it: NaN compares false both ways, so selection would silently return a finite value
+ * that is not the median (or trimmed mean, or Krum choice) of anything.
+ */
+export function checkFinite(fn: string, updates: readonly Float32Array[]): void {
+  for (let k = 0; k < updates.length; k++) {
+    if (!allFinite(updates[k]!)) throw new FlCoreError('PARAMS_NON_FINITE', `${fn}: update ${k} holds NaN or Infinity`);
+  }
 }
 
 /** Throws unless `vector` has `length` values. */
