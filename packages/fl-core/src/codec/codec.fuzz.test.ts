@@ -65,7 +65,7 @@ function check(bytes: Uint8Array): void {
 
 // A fixed corpus of small valid encodings in all three encodings, from a fixed seed.
 const corpus: Uint8Array[] = (['fp32', 'fp16', 'int8'] as UpdateEncoding[]).flatMap((encoding) =>
-  fc.sample(messageArb(encoding, encoding === 'fp16' ? 65504 : 1e6, 3), { numRuns: 40, seed: 20240601 }).map(encodeUpdate),
+  fc.sample(messageArb(encoding, encoding === 'fp16' ? 65504 : 1e6, 3), { numRuns: 40, seed: 20240601 }).map((msg) => encodeUpdate(msg)),
 );
 
 type Mutation =

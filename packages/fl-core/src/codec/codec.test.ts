@@ -5,6 +5,7 @@ import type { FlCoreErrorCode } from '../errors.js';
 import { tensor } from '../params.js';
 import type { Tensor } from '../params.js';
 import { decodeUpdate, encodeUpdate, encodedByteLength, int8ScaleFor, readFp32 } from './codec.js';
+import { crc32 } from './crc32.js';
 import type { DecodeLimits, UpdateMessage } from './codec.js';
 import { f16Bytes, f32Bytes, messageArb, rawMessage, reseal } from './codec.testkit.js';
 
@@ -315,5 +316,67 @@ describe('codec: the decoder refuses bad input with a code', () => {
     const decoded = decodeUpdate(framed.subarray(3, 3 + good.length), LIMITS);
 
     expect(Array.from(decoded.tensors[0]!.values)).toEqual([1, 2]);
+  });
+});
+
+describe('codec: an injected checksum function', () => {
+  const msg = delta([tensor('w', [3], new Float32Array([1, -2, 0.5]))]);
+
+  /** The portable crc32 behind a counter, standing in for a host's native one. */
+  function countingCrc32(): { fn: (bytes: Uint8Array) => number; calls: number[] } {
+    const calls: number[] = [];
+    return {
+      calls,
+      fn: (bytes) => {
+        calls.push(bytes.length);
+        return crc32(bytes);
+      },
+    };
+  }
+
+  it('is what encodeUpdate and decodeUpdate call, over every byte but the checksum', () => {
+    const crc = countingCrc32();
+
+    const bytes = encodeUpdate(msg, { crc32: crc.fn });
+    const decoded = decodeUpdate(bytes, { ...LIMITS, crc32: crc.fn });
+
+    expect(bytes).toEqual(encodeUpdate(msg));
+    expect(crc.calls).toEqual([bytes.length - 4, bytes.length - 4]);
+    expect(Array.from(decoded.tensors[0]!.values)).toEqual([1, -2, 0.5]);
+  });
+
+  it('still refuses a wrong checksum, and a flipped payload bit, with CODEC_CHECKSUM', () => {
+    const crc = countingCrc32();
+    const bytes = encodeUpdate(msg);
+    const wrongSum = bytes.slice();
+    wrongSum[wrongSum.length - 1]! ^= 0x01;
+    const flipped = bytes.slice();
+    flipped[flipped.length - 6]! ^= 0x10;
+
+    expect(decodeCode(wrongSum, { ...LIMITS, crc32: crc.fn })).toBe('CODEC_CHECKSUM');
+    expect(decodeCode(flipped, { ...LIMITS, crc32: crc.fn })).toBe('CODEC_CHECKSUM');
+    expect(crc.calls).toHaveLength(2);
+  });
+
+  it('refuses everything when the injected function disagrees with CRC-32', () => {
+    const bytes = encodeUpdate(msg);
+
+    expect(decodeCode(bytes, { ...LIMITS, crc32: (b) => crc32(b) ^ 1 })).toBe('CODEC_CHECKSUM');
+  });
+
+  it('accepts a function that answers a signed 32-bit integer', () => {
+    // A checksum with the top bit set reads as negative through `| 0`.
+    const signed = (b: Uint8Array): number => crc32(b) | 0;
+    const bytes = encodeUpdate(msg, { crc32: signed });
+
+    expect(bytes).toEqual(encodeUpdate(msg));
+    expect(decodeCode(bytes, { ...LIMITS, crc32: signed })).toBe('no error');
+  });
+
+  it('refuses a checksum that is not a function as a caller error', () => {
+    const bytes = encodeUpdate(msg);
+
+    expect(decodeCode(bytes, { ...LIMITS, crc32: 42 as never })).toBe('CODEC_BAD_CONFIG');
+    expect(codeOf(() => encodeUpdate(msg, { crc32: 'crc' as never }))).toBe('CODEC_BAD_CONFIG');
   });
 });

@@ -34,7 +34,12 @@
  *   CODEC_BAD_ENCODING    also: an int8 payload byte of −128, which symmetric quantisation never writes
  *   CODEC_CHECKSUM        CRC-32 mismatch
  *   CODEC_TRAILING_BYTES  bytes between the last tensor and the checksum
- *   CODEC_BAD_CONFIG      invalid limits (a caller bug, not bad input)
+ *   CODEC_BAD_CONFIG      invalid limits or options (a caller bug, not bad input)
+ *
+ * The checksum function is injectable (`DecodeLimits.crc32`, `EncodeOptions.crc32`) so a host with a
+ * native CRC-32 (Node's `zlib.crc32`) can pass it in while this module stays free of I/O and host APIs;
+ * the default is the portable crc32.ts. An injected function must compute the same CRC-32: it only
+ * replaces how the value is computed, never whether it is compared.
  */
 import { FlCoreError } from '../errors.js';
 import type { FlCoreErrorCode } from '../errors.js';
@@ -86,7 +91,19 @@ export interface DecodedUpdate extends DecodedUpdateHeader {
   readonly tensors: Tensor[];
 }
 
-/** Bounds the decoder enforces before allocating anything. */
+/**
+ * CRC-32 (zlib/PNG polynomial) of `bytes` as an unsigned 32-bit integer, e.g. Node's `zlib.crc32`;
+ * must equal {@link crc32} on every input.
+ */
+export type Crc32Function = (bytes: Uint8Array) => number;
+
+/** Options of {@link encodeUpdate}. */
+export interface EncodeOptions {
+  /** Checksum to write (default: the portable {@link crc32}). */
+  readonly crc32?: Crc32Function;
+}
+
+/** Bounds the decoder enforces before allocating anything, and the checksum it verifies with. */
 export interface DecodeLimits {
   /** Longest input accepted, in bytes; checked before any byte is read. */
   readonly maxBytes: number;
@@ -94,6 +111,11 @@ export interface DecodeLimits {
   readonly maxTensors?: number;
   /** Most scalars accepted over all tensors (default: as many as the bytes can hold). */
   readonly maxElements?: number;
+  /**
+   * Checksum to verify with (default: the portable {@link crc32}). Decoding checksums every byte it
+   * accepts, so on a server a native CRC-32 is most of the difference in decode time.
+   */
+  readonly crc32?: Crc32Function;
 }
 
 const MAGIC_BYTES = [0x43, 0x48, 0x52, 0x53] as const;
@@ -217,7 +239,8 @@ function int8ScaleOverflows(scale: number): boolean {
 }
 
 /** Encodes `msg` into a new buffer; refuses bad headers, names, shapes, non-finite or unrepresentable values. */
-export function encodeUpdate(msg: UpdateMessage): Uint8Array {
+export function encodeUpdate(msg: UpdateMessage, options: EncodeOptions = {}): Uint8Array {
+  const checksum = checkCrc32('encodeUpdate', options.crc32);
   const { byteLength, kindCode, encodingCode } = plan(msg);
   const out = new Uint8Array(byteLength);
   const view = new DataView(out.buffer);
@@ -248,7 +271,7 @@ export function encodeUpdate(msg: UpdateMessage): Uint8Array {
       pos = msg.encoding === 'fp32' ? writeFp32(out, view, pos, values) : writeFp16(view, pos, values, t.name);
     }
   }
-  view.setUint32(pos, crc32(out.subarray(0, pos)), true);
+  view.setUint32(pos, checksum(out.subarray(0, pos)) >>> 0, true);
   return out;
 }
 
@@ -297,6 +320,12 @@ function checkLimit(fn: string, name: string, value: number | undefined, require
     fail('CODEC_BAD_CONFIG', `${fn}: ${name} must be a non-negative integer, got ${String(value)}`);
   }
   return value;
+}
+
+function checkCrc32(fn: string, value: unknown): Crc32Function {
+  if (value === undefined) return crc32;
+  if (typeof value !== 'function') fail('CODEC_BAD_CONFIG', `${fn}: crc32 must be a function, got ${typeof value}`);
+  return value as Crc32Function;
 }
 
 // Reads fixed-width fields from the body, i.e. everything before the trailing 4-byte checksum.
@@ -388,6 +417,7 @@ function parseMessage(fn: string, bytes: Uint8Array, limits: DecodeLimits): Pars
   const maxBytes = checkLimit(fn, 'maxBytes', limits.maxBytes, true);
   const maxTensors = checkLimit(fn, 'maxTensors', limits.maxTensors, false);
   const maxElements = checkLimit(fn, 'maxElements', limits.maxElements, false);
+  const checksum = checkCrc32(fn, limits.crc32);
   if (!(bytes instanceof Uint8Array)) fail('CODEC_BAD_CONFIG', `${fn}: input must be a Uint8Array`);
   if (bytes.length > maxBytes) fail('CODEC_TOO_LARGE', `${fn}: input is ${bytes.length} bytes, limit is ${maxBytes}`);
 
@@ -459,7 +489,8 @@ function parseMessage(fn: string, bytes: Uint8Array, limits: DecodeLimits): Pars
 
   if (r.pos < r.end) fail('CODEC_TRAILING_BYTES', `${fn}: ${r.end - r.pos} bytes after the last tensor`);
   const declared = r.view.getUint32(r.end, true);
-  const actual = crc32(bytes.subarray(0, r.end));
+  // `>>> 0`: an injected function that answers a signed 32-bit integer still compares equal.
+  const actual = checksum(bytes.subarray(0, r.end)) >>> 0;
   if (declared !== actual) fail('CODEC_CHECKSUM', `${fn}: checksum 0x${declared.toString(16)} does not match the content (0x${actual.toString(16)})`);
   return { header: { kind, taskId, round, clientId, encoding }, entries, view: r.view };
 }
@@ -491,32 +522,49 @@ export interface DecodeIntoTarget {
   readonly layout: Layout;
   /** Receives the values; exactly `layout.size` long. */
   readonly out: Float32Array;
+  /**
+   * When true the message may carry any subset of the layout's tensors (none included), each at most
+   * once; the values of the tensors it leaves out are not written. Default false: all of them.
+   */
+  readonly partial?: boolean;
+}
+
+/** What {@link decodeUpdateInto} returns: the header and which layout tensors the message carried. */
+export interface DecodedIntoHeader extends DecodedUpdateHeader {
+  /** Index into `layout.names` of each tensor the message carried, in message order. */
+  readonly tensorIndices: readonly number[];
+}
+
+interface LayoutSlot {
+  readonly index: number;
+  readonly shape: readonly number[];
+  readonly offset: number;
 }
 
 /**
  * Decodes one message straight into `target.out` at the offsets of `target.layout`, with every check
  * of {@link decodeUpdate}, and returns its header. All checks, values included, run before the first
  * write, so on any error `out` is unchanged. Besides the `CODEC_*` codes it throws `PARAMS_MISMATCH`
- * when the tensors' names or shapes differ from the layout, and `CODEC_BAD_CONFIG` for a target whose
- * layout does not fit `out`.
+ * when the tensors' names or shapes differ from the layout (or, unless `partial`, one is missing), and
+ * `CODEC_BAD_CONFIG` for a target whose layout does not fit `out`.
  */
-export function decodeUpdateInto(bytes: Uint8Array, limits: DecodeLimits, target: DecodeIntoTarget): DecodedUpdateHeader {
+export function decodeUpdateInto(bytes: Uint8Array, limits: DecodeLimits, target: DecodeIntoTarget): DecodedIntoHeader {
   const fn = 'decodeUpdateInto';
   const slots = checkTarget(fn, target);
   const { header, entries, view } = parseMessage(fn, bytes, limits);
   const { encoding } = header;
   // Pass 2: match the message against the layout; pass 3: check every value; only then write.
-  const offsets: number[] = [];
+  const matched: LayoutSlot[] = [];
   for (const e of entries) {
     const slot = slots.get(e.name);
     if (slot === undefined) fail('PARAMS_MISMATCH', `${fn}: unexpected tensor '${e.name}'`);
     if (slot.shape.length !== e.shape.length || slot.shape.some((d, i) => d !== e.shape[i])) {
       fail('PARAMS_MISMATCH', `${fn}: '${e.name}' has shape [${e.shape.join(',')}], expected [${slot.shape.join(',')}]`);
     }
-    offsets.push(slot.offset);
+    matched.push(slot);
   }
   // Names are unique (pass 1), so equal counts mean every layout tensor is present.
-  if (entries.length !== slots.size) {
+  if (target.partial !== true && entries.length !== slots.size) {
     const sent = new Set(entries.map((e) => e.name));
     const missing = target.layout.names.filter((n) => !sent.has(n));
     fail('PARAMS_MISMATCH', `${fn}: missing tensors [${missing.join(', ')}]`);
@@ -529,20 +577,29 @@ export function decodeUpdateInto(bytes: Uint8Array, limits: DecodeLimits, target
   }
   const { out } = target;
   entries.forEach((e, k) => {
-    const dst = out.subarray(offsets[k]!, offsets[k]! + e.count);
+    const offset = matched[k]!.offset;
+    const dst = out.subarray(offset, offset + e.count);
     if (encoding === 'fp32') readFp32(bytes, e.offset, dst, LITTLE_ENDIAN_HOST);
     else if (encoding === 'fp16') readFp16(view, e.offset, dst);
     else readInt8(bytes, e.offset, dst, e.scale, e.name);
   });
-  return header;
+  return { ...header, tensorIndices: matched.map((m) => m.index) };
 }
 
-/** Name → (shape, offset) of a decode target, after checking that the layout tiles `out` exactly. */
-function checkTarget(fn: string, target: DecodeIntoTarget): Map<string, { shape: readonly number[]; offset: number }> {
+// A layout is checked and indexed once, then reused: a server decodes every upload of a round (and
+// every round) against the same layout object. Layouts are read-only by type; one mutated after its
+// first use would not be noticed.
+const layoutSlots = new WeakMap<Layout, Map<string, LayoutSlot>>();
+
+/** Name → (index, shape, offset) of a decode target, after checking that the layout tiles `out` exactly. */
+function checkTarget(fn: string, target: DecodeIntoTarget): Map<string, LayoutSlot> {
   if (typeof target !== 'object' || target === null || !(target.out instanceof Float32Array)) fail('CODEC_BAD_CONFIG', `${fn}: target needs a layout and a Float32Array out`);
   const { layout, out } = target;
+  if (typeof layout !== 'object' || layout === null) fail('CODEC_BAD_CONFIG', `${fn}: target needs a layout`);
   if (layout.size !== out.length) fail('CODEC_BAD_CONFIG', `${fn}: out has ${out.length} values, the layout needs ${layout.size}`);
-  const slots = new Map<string, { shape: readonly number[]; offset: number }>();
+  const known = layoutSlots.get(layout);
+  if (known !== undefined) return known;
+  const slots = new Map<string, LayoutSlot>();
   let next = 0;
   for (let k = 0; k < layout.names.length; k++) {
     const name = layout.names[k]!;
@@ -552,9 +609,10 @@ function checkTarget(fn: string, target: DecodeIntoTarget): Map<string, { shape:
     let count = 1;
     for (const d of shape) count *= d;
     next += count;
-    slots.set(name, { shape, offset });
+    slots.set(name, { index: k, shape, offset });
   }
   if (next !== layout.size) fail('CODEC_BAD_CONFIG', `${fn}: layout tensors hold ${next} values, its size says ${layout.size}`);
+  layoutSlots.set(layout, slots);
   return slots;
 }
 

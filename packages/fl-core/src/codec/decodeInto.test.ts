@@ -40,7 +40,7 @@ describe('decodeUpdateInto: values land at the layout offsets', () => {
     const header = decodeUpdateInto(bytes, LIMITS, { layout: LAYOUT, out });
 
     expect(Array.from(out)).toEqual([1, 2, 3, 4]);
-    expect(header).toEqual({ kind: 'delta', taskId: 'task', round: 3, clientId: 'c1', encoding: 'fp32' });
+    expect(header).toEqual({ kind: 'delta', taskId: 'task', round: 3, clientId: 'c1', encoding: 'fp32', tensorIndices: [1, 0] });
   });
 
   it.each(['fp16', 'int8'] as const)('gives the same values as decodeUpdate for %s', (encoding) => {
@@ -60,6 +60,37 @@ describe('decodeUpdateInto: values land at the layout offsets', () => {
     decodeUpdateInto(bytes, LIMITS, { layout: LAYOUT, out: backing.subarray(1, 5) });
 
     expect(Array.from(backing)).toEqual([SENTINEL, 1, 2, 3, 4, SENTINEL]);
+  });
+});
+
+describe('decodeUpdateInto: partial messages', () => {
+  it('writes only the tensors a partial message carries and says which they were', () => {
+    const bytes = encodeUpdate(delta([tensor('b', [2, 1], new Float32Array([3, 4]))]));
+    const out = sentinelOut();
+
+    const header = decodeUpdateInto(bytes, LIMITS, { layout: LAYOUT, out, partial: true });
+
+    expect(Array.from(out)).toEqual([SENTINEL, SENTINEL, 3, 4]);
+    expect(header.tensorIndices).toEqual([1]);
+  });
+
+  it('accepts a message with no tensors when partial, and refuses it otherwise', () => {
+    const bytes = encodeUpdate(delta([]));
+    const out = sentinelOut();
+
+    expect(decodeUpdateInto(bytes, LIMITS, { layout: LAYOUT, out, partial: true }).tensorIndices).toEqual([]);
+    expect(codeOf(() => decodeUpdateInto(bytes, LIMITS, { layout: LAYOUT, out }))).toBe('PARAMS_MISMATCH');
+    expect(out.every((x) => x === SENTINEL)).toBe(true);
+  });
+
+  it('still refuses a tensor the layout lacks or a wrong shape when partial, writing nothing', () => {
+    const extra = encodeUpdate(delta([tensor('a', [2], new Float32Array([1, 2])), tensor('c', [1], new Float32Array([5]))]));
+    const reshaped = encodeUpdate(delta([tensor('b', [1, 2], new Float32Array([3, 4]))]));
+    const out = sentinelOut();
+
+    expect(codeOf(() => decodeUpdateInto(extra, LIMITS, { layout: LAYOUT, out, partial: true }))).toBe('PARAMS_MISMATCH');
+    expect(codeOf(() => decodeUpdateInto(reshaped, LIMITS, { layout: LAYOUT, out, partial: true }))).toBe('PARAMS_MISMATCH');
+    expect(out.every((x) => x === SENTINEL)).toBe(true);
   });
 });
 

@@ -11,10 +11,11 @@
  * the scalar kernel.
  *
  * Invariants: rows [0, count) hold complete, finite updates. A row only counts once its whole
- * message has been validated and written; a rejected message leaves count and every counted row
- * unchanged.
+ * message has been validated and written, and the caller's own checks (`accept`) have passed; a
+ * rejected message leaves count and every counted row unchanged, so its row is the next one used.
+ * A partial message's row holds zeros where it sent nothing, never an earlier update's values.
  */
-import type { DecodedUpdateHeader, DecodeLimits } from '../codec/codec.js';
+import type { DecodedIntoHeader, DecodeLimits } from '../codec/codec.js';
 import { decodeUpdateInto } from '../codec/codec.js';
 import { FlCoreError } from '../errors.js';
 import type { Layout } from '../params.js';
@@ -42,9 +43,24 @@ export interface UpdateArenaOptions {
   readonly kernel?: 'auto' | 'scalar';
 }
 
-/** A decoded update's header and the arena row it was written to. */
-export interface ArenaDecoded extends DecodedUpdateHeader {
+/** A decoded update's header, the layout tensors it carried and the arena row it was written to. */
+export interface ArenaDecoded extends DecodedIntoHeader {
   readonly row: number;
+}
+
+/** Options of {@link UpdateArena.decode}. */
+export interface ArenaDecodeOptions {
+  /**
+   * Accept a message that carries only some of the layout's tensors (see `DecodeIntoTarget.partial`);
+   * the rest of its row is zeroed. Default false: every tensor.
+   */
+  readonly partial?: boolean;
+  /**
+   * The caller's own checks (header fields, norms, …), run on the written row before it counts.
+   * Whatever it throws propagates, and the row stays free: count is unchanged and the next decode
+   * reuses it. `values` is the row (a view, valid until the arena grows).
+   */
+  readonly accept?: (decoded: ArenaDecoded, values: Float32Array) => void;
 }
 
 /** Rows of client updates of one layout, ready for {@link fedAvgArena}-style aggregation in place. */
@@ -60,8 +76,12 @@ export interface UpdateArena {
   readonly simd: boolean;
   /** Row k (< count) as a view; a view taken before the arena grows is detached (SIMD) afterwards, so take a fresh one. */
   row(k: number): Float32Array;
-  /** Decodes one message into the next row (see `decodeUpdateInto`); on any error no row and not count change (capacity may have grown). */
-  decode(bytes: Uint8Array, limits: DecodeLimits): ArenaDecoded;
+  /**
+   * Decodes one message into the next row (see `decodeUpdateInto`), runs `options.accept` on it, and
+   * only then counts it; on any error, the codec's or accept's, count and every counted row are
+   * unchanged (capacity may have grown).
+   */
+  decode(bytes: Uint8Array, limits: DecodeLimits, options?: ArenaDecodeOptions): ArenaDecoded;
   /** Copies one flat update into the next row; throws `PARAMS_MISMATCH` / `PARAMS_NON_FINITE` and changes nothing on bad input. */
   append(values: Float32Array): number;
   /** Makes room for `rows` rows in all, growing now rather than during a later decode. */
@@ -100,6 +120,17 @@ function checkLayoutTiles(layout: Layout): void {
     next += shape.reduce((a, d) => a * d, 1);
   }
   if (next !== layout.size) throw new FlCoreError('AGG_BAD_CONFIG', `update arena: layout tensors hold ${next} values, its size says ${layout.size}`);
+}
+
+// A row is reused round after round, so tensors a partial message did not carry are cleared.
+function zeroUnsent(layout: Layout, values: Float32Array, sent: readonly number[]): void {
+  const carried = new Set(sent);
+  for (let k = 0; k < layout.names.length; k++) {
+    if (carried.has(k)) continue;
+    const start = layout.offsets[k]!;
+    const end = k + 1 < layout.offsets.length ? layout.offsets[k + 1]! : layout.size;
+    values.fill(0, start, end);
+  }
 }
 
 /** Creates an arena for updates of `options.layout`; throws `AGG_BAD_CONFIG` for a bad capacity, kernel or layout. */
@@ -161,12 +192,17 @@ export function createUpdateArena(options: UpdateArenaOptions): UpdateArena {
       if (!Number.isInteger(k) || k < 0 || k >= count) throw new FlCoreError('AGG_BAD_CONFIG', `update arena: row ${k} is not one of the ${count} filled`);
       return rowView(k);
     },
-    decode(bytes, limits) {
+    decode(bytes, limits, options = {}) {
       const k = nextRow();
-      // The target is a free row; decodeUpdateInto writes nothing unless the whole message is valid.
-      const header = decodeUpdateInto(bytes, limits, { layout, out: rowView(k) });
+      const partial = options.partial === true;
+      // The target is a free row: whatever happens before count++ leaves it free.
+      const values = rowView(k);
+      const header = decodeUpdateInto(bytes, limits, { layout, out: values, partial });
+      if (partial && header.tensorIndices.length < layout.names.length) zeroUnsent(layout, values, header.tensorIndices);
+      const decoded: ArenaDecoded = { ...header, row: k };
+      options.accept?.(decoded, values);
       count++;
-      return { ...header, row: k };
+      return decoded;
     },
     append(values) {
       if (!(values instanceof Float32Array) || values.length !== numParams) {
