@@ -97,7 +97,7 @@ export type { FedOptKind, FedOptOptions, FedOptResult, FedOptState } from './agg
 export { median, MEDIAN_SIMD_MAX_UPDATES } from './aggregation/median.js';
 export { trimmedMean, TRIMMED_MEAN_SIMD_MAX_CUT } from './aggregation/trimmedMean.js';
 export { wasmSimdAvailable } from './simd/kernels.js';
-export { krum, pairwiseSquaredDistances } from './aggregation/krum.js';
+export { boundedNumByzantine, krum, pairwiseSquaredDistances } from './aggregation/krum.js';
 export type { KrumOptions, KrumResult } from './aggregation/krum.js';
 export { flTrust } from './aggregation/flTrust.js';
 export type { FlTrustResult } from './aggregation/flTrust.js';

@@ -22,6 +22,14 @@ export interface KrumResult {
   readonly scores: readonly number[];
 }
 
+/**
+ * The f that n updates can run Krum with: min(f, ⌊(n − 3)/2⌋), the largest f' <= f with n > 2f' + 2,
+ * and 0 when n <= 2 (no f' satisfies the bound; see the Krum strategy for what it does then).
+ */
+export function boundedNumByzantine(numUpdates: number, numByzantine: number): number {
+  return Math.max(0, Math.min(numByzantine, Math.floor((numUpdates - 3) / 2)));
+}
+
 /** Coordinates per block of the pairwise distance pass; n blocks of this size stay in L2. */
 const BLOCK = 1024;
 

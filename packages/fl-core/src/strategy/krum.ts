@@ -1,22 +1,39 @@
-/** Krum and Multi-Krum strategies — Blanchard, El Mhamdi, Guerraoui, Stainer 2017, arXiv:1703.02757. */
+/**
+ * Krum and Multi-Krum strategies — Blanchard, El Mhamdi, Guerraoui, Stainer 2017, arXiv:1703.02757.
+ *
+ * Krum runs per parameter group, over the clients that sent the group, so a client holding only some
+ * modalities is compared only on what it sent. Krum's guarantee needs n > 2f + 2 updates, and with
+ * modality-partial clients a single-modality group often has only two or three senders: holding
+ * every group to the configured f skipped those groups every round, and their weights never learned.
+ * So f is bounded per group by its senders: f_g = min(f, ⌊(n_g − 3)/2⌋), the most Byzantine senders
+ * Krum can tolerate among n_g (see {@link boundedNumByzantine}). A group with enough senders gets the
+ * full f; a smaller one gets the protection its size allows, which is what any robust rule can offer
+ * there. With n_g <= 2 no update can be told from the others by distance (two points are each other's
+ * only neighbour), so the group takes the example-weighted mean of its updates (f_g = 0). Every
+ * updated group reports its `effectiveNumByzantine` f_g and `numSelected` in its metrics.
+ *
+ * Krum over whole updates was the alternative, and is worse here: updates of clients with different
+ * modalities share few coordinates, so their distances measure which groups they sent rather than how
+ * far they deviate, and Krum would keep only the majority modality's clients, starving the others.
+ */
 import { FlCoreError } from '../errors.js';
 import type { GroupCombiner } from '../aggregation/groups.js';
-import { krum } from '../aggregation/krum.js';
+import { fedAvg } from '../aggregation/fedAvg.js';
+import { boundedNumByzantine, krum } from '../aggregation/krum.js';
 import { BaseStrategy } from './base.js';
 import type { StrategyOptions } from './base.js';
 
 /** Options of {@link Krum}. */
 export interface KrumStrategyOptions extends StrategyOptions {
-  /** f, the Byzantine clients tolerated per group. */
+  /** f, the Byzantine clients tolerated per group; a group with n_g senders uses min(f, ⌊(n_g − 3)/2⌋). */
   readonly numByzantine: number;
-  /** m, how many best-scored deltas to average (1 = Krum); capped at n − f per group; default 1. */
+  /** m, how many best-scored deltas to average (1 = Krum); capped at n_g − f_g per group; default 1. */
   readonly numToKeep?: number;
 }
 
 /**
- * Groupwise Krum / Multi-Krum. A group sent by n <= 2f + 2 clients keeps its previous value that
- * round (reported as skipped) instead of being aggregated without the guarantee. Client scores are
- * the Krum scores; kept deltas are averaged by example count.
+ * Groupwise Krum / Multi-Krum with f bounded by each group's senders (see the module comment).
+ * Client scores are the Krum scores; kept deltas are averaged by example count.
  */
 export class Krum extends BaseStrategy {
   readonly name: string;
@@ -36,12 +53,12 @@ export class Krum extends BaseStrategy {
   }
 
   protected combiner(): GroupCombiner {
-    const f = this.numByzantine;
     return (updates, weights) => {
       const n = updates.length;
-      if (n <= 2 * f + 2) return { skipped: `Krum needs more than ${2 * f + 2} clients for f = ${f}, got ${n}` };
+      if (n <= 2) return { step: fedAvg(updates, weights), metrics: { effectiveNumByzantine: 0, numSelected: n } };
+      const f = boundedNumByzantine(n, this.numByzantine);
       const { aggregate, scores, selected } = krum(updates, { numByzantine: f, numToKeep: Math.min(this.numToKeep, n - f), weights });
-      return { step: aggregate, clientScores: scores, metrics: { numSelected: selected.length } };
+      return { step: aggregate, clientScores: scores, metrics: { effectiveNumByzantine: f, numSelected: selected.length } };
     };
   }
 }

@@ -126,14 +126,16 @@ describe('aggregateFit', () => {
     expect(values(trimmed.parameters)).toEqual(values(med.parameters));
   });
 
-  it('Krum skips a group sent by too few clients and scores the rest', () => {
+  it('Krum bounds f by a group’s senders and scores the groups it can', () => {
     const image = (id: string, x: number, y: number) => fit(id, 1, t('image/w', x, y));
     const results = [image('p', 0, 0), image('q', 1, 0), image('r', 0, 2), image('s', 1, 1), image('evil', 10, 10), fit('txt', 1, t('text/w', 1, 1))];
     const out = new Krum({ numByzantine: 1 }).aggregateFit(1, global, results, [])!;
 
-    expect(values(out.parameters)).toEqual({ 'image/w': [1, 0], 'text/w': [10, 10], 'audio/w': [5] });
+    // A lone sender cannot be compared with anyone, so the text group takes its delta (f_g = 0).
+    expect(values(out.parameters)).toEqual({ 'image/w': [1, 0], 'text/w': [11, 11], 'audio/w': [5] });
     expect(out.groups[0]!.clientScores).toEqual({ p: 3, q: 2, r: 6, s: 3, evil: 326 });
-    expect(out.groups[1]).toMatchObject({ group: 'text', status: 'skipped' });
+    expect(out.groups[0]!.metrics).toMatchObject({ effectiveNumByzantine: 1, numSelected: 1 });
+    expect(out.groups[1]).toMatchObject({ group: 'text', status: 'updated', metrics: { effectiveNumByzantine: 0, numSelected: 1 } });
   });
 
   it('FLTrust needs the round’s root update and reports trust per client', () => {
