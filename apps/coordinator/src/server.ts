@@ -10,16 +10,15 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRng } from '@chorus/fl-core';
-import type { Parameters } from '@chorus/fl-core';
+import type { Parameters, Strategy } from '@chorus/fl-core';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { Server } from 'socket.io';
 import type { Namespace, Socket } from 'socket.io';
-import type { Aggregator } from './engine/aggregator.js';
 import { initialAdapters } from './engine/initialGlobal.js';
 import { RoundEngine, systemClock } from './engine/roundEngine.js';
 import type { EngineClock, EngineTransport } from './engine/roundEngine.js';
-import { createServerAggregator } from './engine/serverAggregator.js';
+import { createRoundMeasurer } from './engine/serverMeasurements.js';
 import { CoordinatorError } from './errors.js';
 import { createRequestHandler } from './http/api.js';
 import { CoordinatorMetrics } from './http/metrics.js';
@@ -28,6 +27,7 @@ import type { StaticMount } from './http/static.js';
 import { EvaluatorProcess } from './model/taskEvaluator.js';
 import type { TaskEvaluator } from './model/taskEvaluator.js';
 import { buildStrategy } from './strategy/fromConfig.js';
+import type { BuiltStrategy } from './strategy/fromConfig.js';
 import { ADMIN_NAMESPACE, ackError, adminAuthSchema } from '@chorus/protocol';
 import type { Ack, AdminClientToServerEvents, AdminServerToClientEvents, ProtocolErrorCode } from '@chorus/protocol';
 import { PROTOCOL_VERSION, authSchema, helloSchema, updateSchema } from '@chorus/protocol';
@@ -57,8 +57,11 @@ export interface TaskSetup {
   readonly config: TaskConfig;
   /** Clients' join token; generated when absent (and printed by the CLI). */
   readonly joinToken?: string;
-  /** Aggregation rule; by default the fl-core strategy the task file names, fed by the task's model. */
-  readonly aggregator?: Aggregator;
+  /**
+   * The task's fl-core strategy; by default the one the task file names, fed with the server's
+   * measurements (probes, root update) by the task's model. One given here gets no measurements.
+   */
+  readonly strategy?: Strategy;
   /**
    * Initial global parameters (used only when the store has no checkpoint for the task). Giving
    * them without a `model` runs the task without a server-side model: no probe signals, no
@@ -75,7 +78,11 @@ export interface RateLimitOptions {
   readonly connections: TokenBucketOptions;
   /** Events of any kind per connection. */
   readonly messages: TokenBucketOptions;
-  /** Update uploads per connection. */
+  /**
+   * Uploads per connection beyond the ones the task asked for: each invitation to a round grants
+   * its client one upload outside this bucket, so an honest client is never refused however fast
+   * rounds go, and only unasked-for uploads drain it.
+   */
   readonly uploads: TokenBucketOptions;
 }
 
@@ -156,6 +163,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const models = new Map<string, TaskEvaluator>();
   const joinTokens = new Map<string, string>();
   const joinTokenHashes = new Map<string, string>();
+  // Uploads each client was asked for and has not sent yet (see RateLimitOptions.uploads).
+  const uploadGrants = new Map<string, number>();
 
   // The API handler is the server's only request listener when socket.io attaches: engine.io then
   // routes its own path (`/socket.io/`) to itself and every other request here, so the two never
@@ -196,7 +205,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   for (const setup of options.tasks) {
     const task = setup.config;
     const model = models.get(task.id) ?? null;
-    const built = setup.aggregator ? null : buildStrategy(task);
+    const built = setup.strategy ? null : buildStrategy(task);
     const joinToken = setup.joinToken ?? generateToken();
     joinTokens.set(task.id, joinToken);
     joinTokenHashes.set(task.id, hashToken(joinToken));
@@ -221,14 +230,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const engine = new RoundEngine({
       task,
       store,
-      aggregator: setup.aggregator ?? createServerAggregator(built!, model),
+      strategy: setup.strategy ?? built!.strategy,
+      ...(built ? { measure: createRoundMeasurer(built, model) } : {}),
       transport,
       initialGlobal: setup.initialGlobal ?? (model ? () => model.initialParameters() : defaultInitialGlobal(task)),
       logger,
       metrics,
       clock,
       retryDelayMs: options.retryDelayMs,
-      strategyConfig: built ? { ...built.clientConfig } : task.strategy.name === 'fedprox' ? { proximalMu: task.strategy.proximalMu } : {},
       ...(model && task.evaluation.testExamples > 0 ? { evaluateGlobal: (_round: number, parameters: Parameters) => model.evaluate(parameters) } : {}),
       onRoundCompleted: (summary) => {
         admin.to(taskRoom(task.id)).emit('roundCompleted', { type: 'round-completed', protocolVersion: PROTOCOL_VERSION, ...summary, metrics: { ...summary.metrics }, trust: [...summary.trust] });
@@ -236,9 +245,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       onStatusChanged: (change) => {
         admin.to(taskRoom(task.id)).emit('taskStatus', { type: 'task-status', protocolVersion: PROTOCOL_VERSION, ...change });
       },
+      onClientsSelected: (clientIds) => {
+        for (const id of clientIds) uploadGrants.set(id, (uploadGrants.get(id) ?? 0) + 1);
+      },
     });
     engine.start();
-    if (model) checkLayout(task.id, engine.globalParameters, model.initialParameters());
+    if (model) {
+      checkLayout(task.id, engine.globalParameters, model.initialParameters());
+      // A task whose rounds never use the model keeps no evaluator process alive; an export starts it again.
+      if (!needsModelEachRound(task, built) && model instanceof EvaluatorProcess) await model.suspend();
+    }
     if (built?.noise) logger.info({ task: task.id, noise: built.noise }, built.noise === 'crypto' ? 'DP noise from the OS CSPRNG' : 'DP noise seeded from the task seed (reproducible, not for production)');
     engines.set(task.id, engine);
   }
@@ -368,7 +384,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       };
       const clientId = socket.data.clientId;
       if (!socket.data.joined || clientId === undefined) return refuse('NOT_JOINED', 'send hello first');
-      if (!uploadBucket.tryTake()) return refuse('RATE_LIMITED', 'too many uploads');
+      const granted = uploadGrants.get(clientId) ?? 0;
+      if (granted > 0) uploadGrants.set(clientId, granted - 1);
+      else if (!uploadBucket.tryTake()) return refuse('RATE_LIMITED', 'too many uploads');
       const parsed = updateSchema.safeParse(payload);
       if (!parsed.success) return refuse('BAD_PAYLOAD', `update: ${firstIssue(parsed.error.issues)}`);
       if (parsed.data.protocolVersion !== PROTOCOL_VERSION) {
@@ -381,6 +399,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       const clientId = socket.data.clientId;
       if (clientId === undefined || socketsByClient.get(clientId) !== socket) return;
       socketsByClient.delete(clientId);
+      uploadGrants.delete(clientId);
       engine.leave(clientId);
     });
   });
@@ -414,6 +433,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       await Promise.all([...models.values()].map((m) => m.close()));
     },
   };
+}
+
+/** True when the task's rounds use its model: trust probes, FLTrust's root update, or evaluation. */
+function needsModelEachRound(task: TaskConfig, built: BuiltStrategy | null): boolean {
+  return task.evaluation.testExamples > 0 || (built !== null && (built.trust.length > 0 || built.flTrust.length > 0));
 }
 
 /** FLTrust's root data size anywhere in the strategy tree (0 without FLTrust). */

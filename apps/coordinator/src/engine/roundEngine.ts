@@ -1,12 +1,18 @@
 /**
- * The round engine of one task: waiting room → sampled round → validated updates → aggregation →
- * checkpoint, over and over until the task's rounds are done.
+ * The round engine of one task: waiting room → the strategy's plan → validated updates → the
+ * strategy's aggregation → checkpoint, over and over until the task's rounds are done.
+ *
+ * The engine sequences; it decides nothing the strategy or a pure module can decide. Each round it
+ * asks the fl-core {@link Strategy} for the plan (`configureFit`: which clients, how many results
+ * close the round, the round config), and hands back the results and failures (`aggregateFit`) in
+ * canonical order (by client id), never arrival order. State changes go through one reducer
+ * (`engineState.ts`); payloads, metrics and store records are built by `roundRecords.ts`.
  *
  * Invariants, enforced here:
  * - One attempt at a time. An attempt closes exactly once: when `target` valid updates arrived, when
- *   the deadline passes, or as soon as the updates still possible cannot reach `minClients`. A closed
+ *   the deadline passes, or as soon as the updates still possible cannot reach `minUpdates`. A closed
  *   attempt with too few updates (or an aggregation that yields no model) is retried with a fresh
- *   sample, up to `maxRoundAttempts`, after which the task is marked failed — never a hang.
+ *   plan, up to `maxRoundAttempts`, after which the task is marked failed — never a hang.
  * - The global model changes only after the store committed the round (one transaction), so what
  *   clients see always equals the last checkpoint on disk. Resuming reads that checkpoint back.
  * - A refused update changes nothing but the refusal log and counters.
@@ -17,30 +23,39 @@
  *   comes back paused). A paused task finishes the attempt in flight and opens no new one; a
  *   stopped task closes the attempt in flight without a model (recorded as a retry with the reason
  *   "task stopped") and keeps its last checkpoint.
+ * - Everything random derives from the task seed: each attempt's plan draws from
+ *   `roundRng(seed, round, attempt)`, so a resumed or repeated run makes the same choices.
  *
- * The engine knows nothing of sockets: it talks to clients through {@link EngineTransport}.
+ * The engine knows nothing of sockets: it talks to clients through {@link EngineTransport}, and to
+ * time through {@link EngineClock}.
  */
-import { createHash } from 'node:crypto';
-import { decodeUpdate, encodeUpdate } from '@chorus/fl-core';
-import type { Parameters, Tensor } from '@chorus/fl-core';
+import type { FitFailureCode, FitResult, Parameters, Strategy } from '@chorus/fl-core';
+import { FIT_FAILURE_CODES, isFlCoreError } from '@chorus/fl-core';
 import type { Logger } from 'pino';
 import { CoordinatorError } from '../errors.js';
 import type { CoordinatorMetrics } from '../http/metrics.js';
 import { ProtocolError } from '@chorus/protocol';
-import type { Ack, ProtocolErrorCode } from '@chorus/protocol';
-import { PROTOCOL_VERSION } from '@chorus/protocol';
-import type { Capabilities, ParsedUpdate, RoundConfig, RoundEndPayload, RoundStartPayload, TaskEndPayload, UpdateResult } from '@chorus/protocol';
-import type { TaskAction } from '@chorus/protocol';
-import type { CoordinatorStore, StoredStrategyState, TaskStatus } from '../store/types.js';
+import type { Ack, Capabilities, ParsedUpdate, ProtocolErrorCode, RoundEndPayload, RoundStartPayload, TaskAction, TaskEndPayload, UpdateResult } from '@chorus/protocol';
+import type { CoordinatorStore, TaskStatus } from '../store/types.js';
 import type { TaskConfig } from '../task/taskSchema.js';
-import type { Aggregator, AggregateOutcome, FitFailure, FitResult } from './aggregator.js';
-import { roundRng, sampleClients, selectionSize } from './sampling.js';
+import { decodeGlobal, decodeStrategyState, encodeGlobal, encodeStrategyState, sha256Hex } from './checkpoint.js';
+import { INITIAL_ENGINE_STATE, closeReason, reduceEngine } from './engineState.js';
+import type { AttemptState, EngineAction, EngineState, Phase } from './engineState.js';
+import { canonicalResults, roundCompletion, roundEndPayload, roundMetrics, roundStartPayload, roundTrust, taskEndPayload } from './roundRecords.js';
+import type { GlobalModel } from './roundRecords.js';
+import { roundRng, waitingRoomSize } from './sampling.js';
+import type { RoundMeasurer } from './serverMeasurements.js';
 import { controlTarget } from './taskControl.js';
 import { validateUpdate } from './validateUpdate.js';
 
+export { encodeGlobal, sha256Hex } from './checkpoint.js';
+
 /** Time source and timers; injectable for tests. */
 export interface EngineClock {
+  /** Wall-clock milliseconds (stored timestamps, deadlines). */
   now(): number;
+  /** Monotonic milliseconds for durations (aggregation time). */
+  monotonic(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
 }
@@ -48,6 +63,7 @@ export interface EngineClock {
 /** The real clock. */
 export const systemClock: EngineClock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
@@ -66,7 +82,10 @@ export interface EngineTransport {
 export interface RoundEngineOptions {
   readonly task: TaskConfig;
   readonly store: CoordinatorStore;
-  readonly aggregator: Aggregator;
+  /** The task's fl-core strategy, wrappers included: it plans each round and aggregates it. */
+  readonly strategy: Strategy;
+  /** Server measurements fed to the strategy before it aggregates (probes, root update); none by default. */
+  readonly measure?: RoundMeasurer;
   readonly transport: EngineTransport;
   /** Initial global parameters, used only when the store holds no checkpoint for the task. */
   readonly initialGlobal: () => Parameters;
@@ -75,8 +94,6 @@ export interface RoundEngineOptions {
   readonly clock?: EngineClock;
   /** Pause before retrying an attempt, so a broken round does not spin (default 500 ms). */
   readonly retryDelayMs?: number;
-  /** Round config fields a strategy adds for clients (e.g. FedProx's `proximalMu`). */
-  readonly strategyConfig?: RoundConfig['strategy'];
   /**
    * Evaluates a new global model before its round is committed (server-side accuracy and loss);
    * the figures are stored with the round's metrics. A throw is logged and the round goes on.
@@ -86,6 +103,8 @@ export interface RoundEngineOptions {
   readonly onRoundCompleted?: (summary: RoundSummary) => void;
   /** Called after each stored change of the task's status, for live dashboards. Must not throw. */
   readonly onStatusChanged?: (change: StatusChange) => void;
+  /** Called when clients are invited to an attempt (the server grants each one upload). Must not throw. */
+  readonly onClientsSelected?: (clientIds: readonly string[]) => void;
 }
 
 /** A stored change of a task's status. */
@@ -130,47 +149,19 @@ export interface EngineSnapshot {
   } | null;
 }
 
-/** Round mechanics; `shutdown` before {@link RoundEngine.start} and after {@link RoundEngine.stop}. */
-type Phase = 'idle' | 'open' | 'closing' | 'finished' | 'failed' | 'stopped' | 'shutdown';
-
 interface Participant {
   readonly modalities: readonly string[];
   readonly numExamples: number;
 }
 
-interface OpenAttempt {
-  readonly serverRound: number;
-  readonly attempt: number;
-  readonly roundId: string;
-  readonly selected: ReadonlySet<string>;
-  readonly target: number;
-  readonly deadlineAt: number;
-  readonly deadlineTimer: unknown;
-  readonly results: FitResult[];
-  readonly failures: FitFailure[];
-  /** Clients that uploaded (accepted or refused) this attempt. */
-  readonly uploaded: Set<string>;
-  /** Selected clients that disconnected before uploading. */
-  readonly dropped: Set<string>;
-  bytesIn: number;
-  normSum: number;
+/** Timers the engine holds; cleared together on stop. */
+interface Timers {
+  deadline: unknown;
+  pendingStart: unknown;
+  waitingRoom: unknown;
 }
 
-interface GlobalModel {
-  readonly tensors: Parameters;
-  readonly bytes: Uint8Array;
-  readonly sha256: string;
-}
-
-/** SHA-256 of bytes, hex. */
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-/** Encodes a global model as codec bytes (kind: model, fp32: lossless, so resume is byte-identical). */
-export function encodeGlobal(taskId: string, serverRound: number, tensors: Parameters): Uint8Array {
-  return encodeUpdate({ kind: 'model', taskId, round: serverRound, clientId: '', encoding: 'fp32', tensors });
-}
+const FAILURE_CODES: ReadonlySet<string> = new Set(FIT_FAILURE_CODES);
 
 /** Runs one task's rounds; see the module comment for its invariants. */
 export class RoundEngine {
@@ -178,27 +169,19 @@ export class RoundEngine {
   private readonly clock: EngineClock;
   private readonly log: Logger;
   private readonly waiting = new Map<string, Participant>();
-  private phase: Phase = 'shutdown';
-  private status: TaskStatus = 'waiting';
-  /** An explicit start asked for the next round to open without waiting out the waiting room. */
-  private startRequested = false;
-  /** Started explicitly or by a round opening: what a resume goes back to (running, else waiting). */
-  private started = false;
+  private state: EngineState = INITIAL_ENGINE_STATE;
   private global!: GlobalModel;
-  private completedRounds = 0;
-  private nextAttempt = 1;
-  private current: OpenAttempt | null = null;
-  /** Id of the attempt that closed last, to tell a late upload from one for an unknown round. */
-  private lastClosedRoundId: string | null = null;
-  private pendingTimer: unknown = null;
-  /** When, since the engine last became idle, minClients were first waiting (null: not yet). */
-  private waitingSince: number | null = null;
-  private waitingTimer: unknown = null;
+  private readonly timers: Timers = { deadline: null, pendingStart: null, waitingRoom: null };
 
   constructor(private readonly options: RoundEngineOptions) {
     this.task = options.task;
     this.clock = options.clock ?? systemClock;
     this.log = options.logger.child({ task: options.task.id });
+  }
+
+  /** The one place state changes. */
+  private dispatch(action: EngineAction): void {
+    this.state = reduceEngine(this.state, action);
   }
 
   /** Loads the last checkpoint (or stores the initial model as round 0) and starts accepting clients. */
@@ -216,27 +199,33 @@ export class RoundEngine {
     if (sha256Hex(checkpoint.bytes) !== checkpoint.sha256) {
       throw new CoordinatorError('CHECKPOINT_CORRUPT', `checkpoint of round ${checkpoint.serverRound} of ${task.id} does not match its hash`);
     }
-    let tensors: Tensor[];
+    let tensors: Parameters;
     try {
-      tensors = decodeUpdate(checkpoint.bytes, { maxBytes: checkpoint.bytes.byteLength }).tensors;
+      tensors = decodeGlobal(checkpoint.bytes);
     } catch (err) {
       throw new CoordinatorError('CHECKPOINT_CORRUPT', `checkpoint of round ${checkpoint.serverRound} of ${task.id}: ${(err as Error).message}`);
     }
-    if (checkpoint.strategyState) this.options.aggregator.importState(decodeStrategyState(checkpoint.strategyState));
+    if (checkpoint.strategyState) this.options.strategy.importState(decodeStrategyState(checkpoint.strategyState));
     this.global = { tensors, bytes: checkpoint.bytes, sha256: checkpoint.sha256 };
-    this.completedRounds = checkpoint.serverRound;
-    const attempts = store.listRounds(task.id).filter((r) => r.serverRound === this.completedRounds + 1);
-    this.nextAttempt = attempts.reduce((m, r) => Math.max(m, r.attempt), 0) + 1;
+    const completedRounds = checkpoint.serverRound;
+    const rounds = store.listRounds(task.id);
+    const attempts = rounds.filter((r) => r.serverRound === completedRounds + 1);
     const lastMetrics = store.listMetrics(task.id).at(-1);
     if (lastMetrics?.metrics['epsilon'] !== undefined) this.options.metrics.epsilon.set({ task: task.id }, lastMetrics.metrics['epsilon']);
     const stored = store.getTask(task.id)?.status ?? 'waiting';
-    this.phase = stored === 'failed' ? 'failed' : stored === 'stopped' ? 'stopped' : this.completedRounds >= task.rounds ? 'finished' : 'idle';
-    this.status = this.phase === 'idle' ? stored : this.phase;
-    // A start that was stored before any round opened still skips the waiting room after a restart.
-    this.startRequested = this.status === 'running' && this.completedRounds === 0 && attempts.length === 0;
-    // A task paused after an explicit start but before any round comes back as not started (waiting).
-    this.started = stored === 'running' || this.completedRounds > 0 || store.listRounds(task.id).length > 0;
-    this.log.info({ completedRounds: this.completedRounds, globalHash: this.global.sha256, abandonedAttempts: abandoned, phase: this.phase, status: this.status }, 'task loaded');
+    const phase: Phase = stored === 'failed' ? 'failed' : stored === 'stopped' ? 'stopped' : completedRounds >= task.rounds ? 'finished' : 'idle';
+    this.dispatch({
+      type: 'loaded',
+      phase,
+      status: phase === 'idle' ? stored : (phase as TaskStatus),
+      completedRounds,
+      nextAttempt: attempts.reduce((m, r) => Math.max(m, r.attempt), 0) + 1,
+      // A start that was stored before any round opened still skips the waiting room after a restart.
+      startRequested: stored === 'running' && completedRounds === 0 && attempts.length === 0,
+      // A task paused after an explicit start but before any round comes back as not started (waiting).
+      started: stored === 'running' || completedRounds > 0 || rounds.length > 0,
+    });
+    this.log.info({ completedRounds, globalHash: this.global.sha256, abandonedAttempts: abandoned, phase, status: this.state.status }, 'task loaded');
   }
 
   /**
@@ -244,17 +233,16 @@ export class RoundEngine {
    * nothing) when the status does not allow it. See `taskControl.ts` for the table.
    */
   control(action: TaskAction, reason?: string): TaskStatus {
-    if (this.phase === 'shutdown') throw new CoordinatorError('TASK_TRANSITION', `task ${this.task.id} is not loaded`);
-    const previous = this.status;
-    const next = controlTarget(previous, action, this.started);
+    if (this.state.phase === 'shutdown') throw new CoordinatorError('TASK_TRANSITION', `task ${this.task.id} is not loaded`);
+    const previous = this.state.status;
+    const next = controlTarget(previous, action, this.state.started);
     if (next === null) throw new CoordinatorError('TASK_TRANSITION', `cannot ${action} task ${this.task.id}: it is ${previous}`);
     // Stored first: if the write fails, nothing else has changed.
-    this.setStatus(next, action, reason);
+    this.storeStatus(next, action, reason);
     this.log.info({ action, previous, status: next, reason }, 'task control');
     switch (action) {
       case 'start':
-        this.started = true;
-        this.startRequested = true;
+        this.dispatch({ type: 'startRequested' });
         this.scheduleStart(0);
         break;
       case 'pause':
@@ -272,13 +260,9 @@ export class RoundEngine {
 
   /** Stops timers; open attempts stay open in the store and are retried on the next start. */
   stop(): void {
-    if (this.current) this.clock.clearTimeout(this.current.deadlineTimer);
-    if (this.pendingTimer !== null) this.clock.clearTimeout(this.pendingTimer);
-    if (this.waitingTimer !== null) this.clock.clearTimeout(this.waitingTimer);
-    this.pendingTimer = null;
-    this.waitingTimer = null;
-    this.current = null;
-    this.phase = 'shutdown';
+    this.clearTimer('deadline');
+    this.cancelPendingStart();
+    this.dispatch({ type: 'shutdown' });
   }
 
   /** Adds (or refreshes) a client in the waiting room. */
@@ -292,12 +276,12 @@ export class RoundEngine {
   leave(clientId: string): void {
     if (!this.waiting.delete(clientId)) return;
     this.options.metrics.participants.set({ task: this.task.id }, this.waiting.size);
-    const cur = this.current;
-    if (this.phase === 'open' && cur && cur.selected.has(clientId) && !cur.uploaded.has(clientId) && !cur.dropped.has(clientId)) {
-      cur.dropped.add(clientId);
-      cur.failures.push({ clientId, code: 'DISCONNECTED', message: 'disconnected before uploading' });
+    const before = this.state.current;
+    this.dispatch({ type: 'clientDropped', clientId });
+    const cur = this.state.current;
+    if (cur && cur !== before) {
       this.log.info({ clientId, serverRound: cur.serverRound, attempt: cur.attempt }, 'selected client dropped');
-      this.closeIfSettled(cur);
+      this.closeIfSettled();
     }
   }
 
@@ -329,19 +313,19 @@ export class RoundEngine {
       const code: ProtocolErrorCode = err instanceof ProtocolError ? err.code : 'INTERNAL';
       const message = err instanceof ProtocolError ? err.message : 'internal error';
       if (!(err instanceof ProtocolError)) this.log.error({ err, clientId }, 'update handling failed');
-      this.refuse(clientId, update, code, message);
+      this.recordRefusal(clientId, update, code, message);
       return { ok: false, error: { code, message } };
     }
   }
 
   /** The engine's state for dashboards. */
   snapshot(): EngineSnapshot {
-    const cur = this.current;
+    const { current: cur, status, phase, completedRounds } = this.state;
     return {
       taskId: this.task.id,
-      status: this.status,
-      phase: this.phase,
-      completedRounds: this.completedRounds,
+      status,
+      phase,
+      completedRounds,
       totalRounds: this.task.rounds,
       waiting: this.waiting.size,
       globalHash: this.global.sha256,
@@ -361,45 +345,42 @@ export class RoundEngine {
   // -------------------------------------------------------------------------------------------
 
   private judge(clientId: string, update: ParsedUpdate): Ack<UpdateResult> {
-    if (this.phase === 'stopped') throw new ProtocolError('TASK_STOPPED', `task ${this.task.id} was stopped`);
-    if (this.phase === 'finished' || this.phase === 'failed') throw new ProtocolError('TASK_FINISHED', `task ${this.task.id} has ended`);
+    const { phase, current: cur, lastClosedRoundId } = this.state;
+    if (phase === 'stopped') throw new ProtocolError('TASK_STOPPED', `task ${this.task.id} was stopped`);
+    if (phase === 'finished' || phase === 'failed') throw new ProtocolError('TASK_FINISHED', `task ${this.task.id} has ended`);
     if (update.taskId !== this.task.id) throw new ProtocolError('BAD_PAYLOAD', 'taskId does not match the connection');
-    const cur = this.current;
     if (!cur || update.roundId !== cur.roundId) {
-      if (update.roundId === this.lastClosedRoundId) throw new ProtocolError('LATE_UPDATE', `round ${update.roundId} has closed`);
+      if (update.roundId === lastClosedRoundId) throw new ProtocolError('LATE_UPDATE', `round ${update.roundId} has closed`);
       throw new ProtocolError('ROUND_CLOSED', `round ${update.roundId} is not open`);
     }
     if (update.serverRound !== cur.serverRound) throw new ProtocolError('BAD_PAYLOAD', `serverRound ${update.serverRound} does not match round ${cur.roundId}`);
     if (!cur.selected.has(clientId) || cur.dropped.has(clientId)) throw new ProtocolError('NOT_SELECTED', 'this client is not part of the open round');
     if (cur.uploaded.has(clientId)) throw new ProtocolError('DUPLICATE_UPDATE', 'one upload per client per round');
-    if (this.phase !== 'open' || this.clock.now() > cur.deadlineAt) throw new ProtocolError('LATE_UPDATE', 'the round is no longer accepting updates');
+    if (phase !== 'open' || this.clock.now() > cur.deadlineAt) throw new ProtocolError('LATE_UPDATE', 'the round is no longer accepting updates');
 
     // From here on the upload counts as this client's one upload for the attempt, valid or not, so a
     // client cannot probe the validator repeatedly within a round.
-    cur.uploaded.add(clientId);
-    cur.bytesIn += update.update.byteLength;
-    this.options.metrics.bytesIn.inc({ task: this.task.id }, update.update.byteLength);
-    const participant = this.waiting.get(clientId);
+    const bytes = update.update.byteLength;
+    this.options.metrics.bytesIn.inc({ task: this.task.id }, bytes);
     let valid;
     try {
       valid = validateUpdate(update.update, {
         taskId: this.task.id,
         serverRound: cur.serverRound,
         clientId,
-        modalities: participant?.modalities ?? [],
+        modalities: this.waiting.get(clientId)?.modalities ?? [],
         global: this.global.tensors,
         maxUpdateBytes: this.task.maxUpdateBytes,
         normBound: this.task.normBound,
       });
     } catch (err) {
-      if (err instanceof ProtocolError) {
-        cur.failures.push({ clientId, code: err.code, message: err.message });
-        this.closeIfSettled(cur);
-      }
+      const code = err instanceof ProtocolError && FAILURE_CODES.has(err.code) ? (err.code as FitFailureCode) : null;
+      this.dispatch({ type: 'uploadRefused', clientId, bytes, failure: code && { clientId, code, message: (err as Error).message } });
+      this.closeIfSettled();
       throw err;
     }
-    cur.results.push({ clientId, numExamples: update.numExamples, delta: valid.delta, metrics: update.metrics });
-    cur.normSum += valid.norm;
+    const result: FitResult = { clientId, numExamples: update.numExamples, delta: valid.delta, ...(update.metrics ? { metrics: update.metrics } : {}) };
+    this.dispatch({ type: 'uploadAccepted', result, norm: valid.norm, bytes });
     this.options.store.recordUpdate({
       taskId: this.task.id,
       serverRound: cur.serverRound,
@@ -409,19 +390,18 @@ export class RoundEngine {
       code: null,
       message: null,
       numExamples: update.numExamples,
-      byteLength: update.update.byteLength,
+      byteLength: bytes,
       receivedAt: this.clock.now(),
     });
     this.options.metrics.updates.inc({ task: this.task.id });
-    this.log.debug({ clientId, serverRound: cur.serverRound, norm: valid.norm }, 'update accepted');
-    this.closeIfSettled(cur);
+    this.closeIfSettled();
     return { ok: true, serverRound: cur.serverRound, roundId: cur.roundId };
   }
 
-  private refuse(clientId: string, update: ParsedUpdate, code: ProtocolErrorCode, message: string): void {
+  private recordRefusal(clientId: string, update: ParsedUpdate, code: ProtocolErrorCode, message: string): void {
     this.options.metrics.rejections.inc({ task: this.task.id, code });
     this.log.info({ clientId, roundId: update.roundId, code, reason: message }, 'update refused');
-    const cur = this.current;
+    const cur = this.state.current;
     // Refusals for the open attempt are logged against it; others (stale rounds) against the round they named.
     const onCurrent = cur !== null && update.roundId === cur.roundId;
     try {
@@ -443,62 +423,58 @@ export class RoundEngine {
   }
 
   private scheduleStart(delayMs: number): void {
-    if (this.phase !== 'idle' || this.status === 'paused' || this.pendingTimer !== null) return;
-    this.pendingTimer = this.clock.setTimeout(() => {
-      this.pendingTimer = null;
+    if (this.state.phase !== 'idle' || this.state.status === 'paused' || this.timers.pendingStart !== null) return;
+    this.timers.pendingStart = this.clock.setTimeout(() => {
+      this.timers.pendingStart = null;
       this.tryStartRound();
     }, delayMs);
   }
 
   private tryStartRound(): void {
-    if (this.phase !== 'idle' || this.status === 'paused' || this.waiting.size < this.task.minClients) return;
-    const { task, store } = this.options;
-    const full = selectionSize(Number.MAX_SAFE_INTEGER, task.clientsPerRound, task.overSelection).invite;
+    const { task } = this.options;
+    if (this.state.phase !== 'idle' || this.state.status === 'paused' || this.waiting.size < task.minClients) return;
     const now = this.clock.now();
-    this.waitingSince ??= now;
-    if (!this.startRequested && this.waiting.size < full && now < this.waitingSince + task.waitingRoomMs) {
+    this.dispatch({ type: 'waitingBegan', at: now });
+    const waitingSince = this.state.waitingSince!;
+    if (!this.state.startRequested && this.waiting.size < waitingRoomSize(task) && now < waitingSince + task.waitingRoomMs) {
       // Enough to start, not enough to invite everyone: give latecomers until the window closes.
-      if (this.waitingTimer === null) {
-        this.waitingTimer = this.clock.setTimeout(() => {
-          this.waitingTimer = null;
+      if (this.timers.waitingRoom === null) {
+        this.timers.waitingRoom = this.clock.setTimeout(() => {
+          this.timers.waitingRoom = null;
           this.tryStartRound();
-        }, this.waitingSince + task.waitingRoomMs - now);
+        }, waitingSince + task.waitingRoomMs - now);
       }
       return;
     }
-    if (this.waitingTimer !== null) {
-      this.clock.clearTimeout(this.waitingTimer);
-      this.waitingTimer = null;
-    }
-    const serverRound = this.completedRounds + 1;
-    const attempt = this.nextAttempt;
+    this.clearTimer('waitingRoom');
+    const serverRound = this.state.completedRounds + 1;
+    const attempt = this.state.nextAttempt;
     if (attempt > task.maxRoundAttempts) {
       this.fail(`round ${serverRound} failed ${task.maxRoundAttempts} attempts`);
       return;
     }
-    this.nextAttempt++;
-    const { invite, target } = selectionSize(this.waiting.size, task.clientsPerRound, task.overSelection);
-    const selected = sampleClients(roundRng(task.seed, serverRound, attempt), this.waiting.keys(), invite);
+    this.dispatch({ type: 'attemptDrawn' });
+    // The strategy plans the round; the waiting room is offered in sorted order, so the plan depends
+    // only on the set of clients and the (seed, round, attempt) stream.
+    const plan = this.options.strategy.configureFit({ serverRound, availableClients: [...this.waiting.keys()].sort(), rng: roundRng(task.seed, serverRound, attempt) });
     const roundId = `${task.id}.r${serverRound}.a${attempt}`;
-    const deadlineAt = now + task.roundDeadlineMs;
     try {
-      store.startRound({ taskId: task.id, serverRound, attempt, roundId, selected, startedAt: now });
-      if (this.status === 'waiting') this.setStatus('running', null);
+      this.options.store.startRound({ taskId: task.id, serverRound, attempt, roundId, selected: [...plan.clientIds], startedAt: now });
+      if (this.state.status === 'waiting') this.storeStatus('running', null);
     } catch (err) {
       this.log.error({ err, serverRound, attempt }, 'could not open a round');
       this.scheduleStart(this.options.retryDelayMs ?? 500);
       return;
     }
-    this.startRequested = false;
-    this.started = true;
-    this.current = {
+    const target = Math.min(plan.target, plan.clientIds.length);
+    const cur: AttemptState = {
       serverRound,
       attempt,
       roundId,
-      selected: new Set(selected),
+      selected: new Set(plan.clientIds),
       target,
-      deadlineAt,
-      deadlineTimer: this.clock.setTimeout(() => this.onDeadline(roundId), task.roundDeadlineMs),
+      minUpdates: Math.max(1, Math.min(task.minClients, target)),
+      deadlineAt: now + task.roundDeadlineMs,
       results: [],
       failures: [],
       uploaded: new Set(),
@@ -506,150 +482,100 @@ export class RoundEngine {
       bytesIn: 0,
       normSum: 0,
     };
-    this.phase = 'open';
-    this.log.info({ serverRound, attempt, selected: selected.length, target }, 'round started');
-    this.options.transport.sendRoundStart(selected, {
-      type: 'round-start',
-      protocolVersion: PROTOCOL_VERSION,
-      taskId: task.id,
-      roundId,
-      serverRound,
-      attempt,
-      deadlineAt,
-      config: {
-        localEpochs: task.localEpochs,
-        batchSize: task.batchSize,
-        learningRate: task.learningRate,
-        uploadEncoding: task.uploadEncoding,
-        maxUpdateBytes: task.maxUpdateBytes,
-        normBound: task.normBound,
-        modalWeight: task.model.modalWeight,
-        head: task.model.head,
-        adapterAlpha: task.model.adapterAlpha,
-        strategy: { ...(this.options.strategyConfig ?? {}) },
-      },
-      globalHash: this.global.sha256,
-      global: this.global.bytes,
-    });
-    this.options.metrics.bytesOut.inc({ task: task.id }, this.global.bytes.byteLength * selected.length);
+    this.dispatch({ type: 'attemptOpened', attempt: cur });
+    this.log.info({ serverRound, attempt, selected: plan.clientIds.length, target }, 'round started');
+    if (plan.clientIds.length === 0) {
+      // A plan may invite nobody (a Poisson sample can be empty): the attempt closes at once.
+      this.closeIfSettled();
+      return;
+    }
+    this.timers.deadline = this.clock.setTimeout(() => this.onDeadline(roundId), task.roundDeadlineMs);
+    this.options.onClientsSelected?.(plan.clientIds);
+    this.options.transport.sendRoundStart(plan.clientIds, roundStartPayload(task, cur, plan.config, this.global));
+    this.options.metrics.bytesOut.inc({ task: task.id }, this.global.bytes.byteLength * plan.clientIds.length);
   }
 
   private onDeadline(roundId: string): void {
-    const cur = this.current;
-    if (this.phase !== 'open' || !cur || cur.roundId !== roundId) return;
-    for (const id of cur.selected) {
-      if (!cur.uploaded.has(id) && !cur.dropped.has(id)) cur.failures.push({ clientId: id, code: 'TIMEOUT', message: 'no upload before the deadline' });
-    }
-    this.close(cur, 'deadline');
+    this.timers.deadline = null;
+    if (this.state.phase !== 'open' || this.state.current?.roundId !== roundId) return;
+    this.dispatch({ type: 'deadlinePassed' });
+    this.close('deadline');
   }
 
   /** Closes the attempt once its outcome is decided: enough accepted, or no way left to reach the minimum. */
-  private closeIfSettled(cur: OpenAttempt): void {
-    if (this.phase !== 'open' || this.current !== cur) return;
-    const outstanding = cur.selected.size - cur.uploaded.size - cur.dropped.size;
-    if (cur.results.length >= cur.target) this.close(cur, 'target reached');
-    else if (outstanding === 0) this.close(cur, 'every selected client settled');
-    else if (cur.results.length + outstanding < this.minUpdates(cur)) this.close(cur, 'too few clients left');
+  private closeIfSettled(): void {
+    const cur = this.state.current;
+    if (this.state.phase !== 'open' || !cur) return;
+    const why = closeReason(cur);
+    if (why !== null) this.close(why);
   }
 
-  private minUpdates(cur: OpenAttempt): number {
-    return Math.min(this.task.minClients, cur.target);
-  }
-
-  private close(cur: OpenAttempt, why: string): void {
-    this.phase = 'closing';
-    this.clock.clearTimeout(cur.deadlineTimer);
-    this.lastClosedRoundId = cur.roundId;
+  private close(why: string): void {
+    this.clearTimer('deadline');
+    this.dispatch({ type: 'closing' });
+    const cur = this.state.current!;
     // Aggregate on a later tick so the ack of the update that closed the round goes out first.
     this.clock.setTimeout(() => void this.finishAttempt(cur, why), 0);
   }
 
-  private async finishAttempt(cur: OpenAttempt, why: string): Promise<void> {
-    if (this.current !== cur || this.phase !== 'closing') return;
-    if (cur.results.length < this.minUpdates(cur)) {
-      this.retry(cur, `${why}: ${cur.results.length} valid updates, ${this.minUpdates(cur)} needed`);
+  /** True while `cur` is still the attempt being closed (a stop or shutdown may have ended it). */
+  private stillClosing(cur: AttemptState): boolean {
+    return this.state.phase === 'closing' && this.state.current?.roundId === cur.roundId;
+  }
+
+  private async finishAttempt(closed: AttemptState, why: string): Promise<void> {
+    if (!this.stillClosing(closed)) return;
+    const cur = this.state.current!;
+    if (cur.results.length < cur.minUpdates) {
+      this.retry(cur, `${why}: ${cur.results.length} valid updates, ${cur.minUpdates} needed`);
       return;
     }
-    const { aggregator, store, task, metrics } = this.options;
-    const started = performance.now();
-    let outcome: AggregateOutcome | null;
+    const { strategy, store, task } = this.options;
+    const started = this.clock.monotonic();
+    const results = canonicalResults(cur.results);
+    const failures = [...cur.failures].sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0));
+    let outcome = null;
+    let serverMetrics: Readonly<Record<string, number>> = {};
     let failedWith: string | null = null;
     try {
-      // Awaited only when it is a promise, so a synchronous aggregator still finishes the round in this tick.
-      const pending = aggregator.aggregateFit(cur.serverRound, this.global.tensors, cur.results, cur.failures);
-      outcome = pending instanceof Promise ? await pending : pending;
+      // Awaited only when it is a promise, so a task without server measurements finishes the round in this tick.
+      const pending = this.options.measure ? this.options.measure(cur.serverRound, this.global.tensors, results, failures) : { results, failures, serverMetrics: {} };
+      const measured = pending instanceof Promise ? await pending : pending;
+      if (!this.stillClosing(cur)) return;
+      serverMetrics = measured.serverMetrics;
+      outcome = strategy.aggregateFit(cur.serverRound, this.global.tensors, measured.results, measured.failures);
     } catch (err) {
       this.log.error({ err, serverRound: cur.serverRound }, 'aggregation failed');
-      failedWith = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'INTERNAL';
-      outcome = null;
+      failedWith = isFlCoreError(err) ? err.code : err instanceof CoordinatorError ? err.code : 'INTERNAL';
     }
     // Closed while aggregating (task stopped, engine shut down): nothing was committed, and a restart re-imports the stored strategy state.
-    if (this.current !== cur) return;
-    const aggregationMs = performance.now() - started;
+    if (!this.stillClosing(cur)) return;
+    const aggregationMs = this.clock.monotonic() - started;
     if (!outcome) {
       this.retry(cur, failedWith ? `aggregation failed (${failedWith})` : 'aggregation produced no model');
       return;
     }
-    let bytes: Uint8Array;
-    let strategyState: StoredStrategyState;
+    let checkpoint: { bytes: Uint8Array; sha256: string };
+    let strategyState;
     try {
-      bytes = encodeGlobal(task.id, cur.serverRound, outcome.parameters);
-      strategyState = encodeStrategyState(task.id, cur.serverRound, aggregator);
+      const bytes = encodeGlobal(task.id, cur.serverRound, outcome.parameters);
+      checkpoint = { bytes, sha256: sha256Hex(bytes) };
+      strategyState = encodeStrategyState(task.id, cur.serverRound, strategy.exportState());
     } catch (err) {
       this.log.error({ err, serverRound: cur.serverRound }, 'aggregated model could not be encoded');
+      this.restoreStrategyState();
       this.retry(cur, 'aggregated model is not encodable');
       return;
     }
-    const sha256 = sha256Hex(bytes);
-    const trust = (outcome.trust ?? []).filter((t) => Number.isFinite(t.trust));
-    const roundMetrics: Record<string, number> = {};
-    for (const [k, v] of Object.entries(outcome.metrics)) if (Number.isFinite(v)) roundMetrics[`strategy.${k}`] = v;
-    for (const [k, v] of Object.entries(outcome.serverMetrics ?? {})) if (Number.isFinite(v)) roundMetrics[k] = v;
-    if (trust.length > 0) {
-      const values = trust.map((t) => t.trust);
-      roundMetrics['trust.mean'] = values.reduce((a, b) => a + b, 0) / values.length;
-      roundMetrics['trust.min'] = Math.min(...values);
-      roundMetrics['trust.max'] = Math.max(...values);
-    }
-    if (this.options.evaluateGlobal) {
-      const evalStarted = performance.now();
-      try {
-        const evaluated = this.options.evaluateGlobal(cur.serverRound, outcome.parameters);
-        for (const [k, v] of Object.entries(evaluated instanceof Promise ? await evaluated : evaluated)) if (Number.isFinite(v)) roundMetrics[k] = v;
-        roundMetrics['evalMs'] = performance.now() - evalStarted;
-      } catch (err) {
-        this.log.error({ err, serverRound: cur.serverRound }, 'global evaluation failed');
-      }
-      if (this.current !== cur) return;
-    }
-    Object.assign(roundMetrics, {
-      attempt: cur.attempt,
-      numSelected: cur.selected.size,
-      numAccepted: cur.results.length,
-      numRejected: cur.failures.filter((f) => f.code !== 'DISCONNECTED' && f.code !== 'TIMEOUT').length,
-      numDropped: cur.dropped.size,
-      numExamples: cur.results.reduce((s, r) => s + r.numExamples, 0),
-      bytesIn: cur.bytesIn,
-      meanUpdateNorm: cur.normSum / cur.results.length,
-      aggregationMs,
-      ...meanClientMetrics(cur.results),
-    });
+    const { evaluation, evalMs } = await this.evaluate(cur.serverRound, outcome.parameters);
+    if (!this.stillClosing(cur)) return;
+    const metrics = roundMetrics({ cur, outcome, serverMetrics, evaluation, evalMs, aggregationMs });
+    const trust = roundTrust(outcome);
     const finished = cur.serverRound >= task.rounds;
     const endedAt = this.clock.now();
     try {
-      store.completeRound({
-        taskId: task.id,
-        serverRound: cur.serverRound,
-        attempt: cur.attempt,
-        endedAt,
-        numAccepted: cur.results.length,
-        checkpoint: { bytes, sha256 },
-        strategyState,
-        metrics: roundMetrics,
-        trust,
-        // A pause during the round holds: the round commits, the task stays paused.
-        taskStatus: finished ? 'finished' : this.status,
-      });
+      // A pause during the round holds: the round commits, the task stays paused.
+      store.completeRound(roundCompletion({ taskId: task.id, cur, endedAt, checkpoint, strategyState, metrics, trust, taskStatus: finished ? 'finished' : this.state.status }));
     } catch (err) {
       this.log.error({ err, serverRound: cur.serverRound }, 'round could not be committed');
       // Nothing was committed, so the strategy's in-memory state must not run ahead of the store.
@@ -657,51 +583,52 @@ export class RoundEngine {
       this.retry(cur, 'round could not be committed');
       return;
     }
-    this.global = { tensors: outcome.parameters, bytes, sha256 };
-    this.completedRounds = cur.serverRound;
-    this.nextAttempt = 1;
-    this.current = null;
-    metrics.rounds.inc({ task: task.id, status: 'completed' });
-    metrics.aggregationSeconds.observe({ task: task.id }, aggregationMs / 1000);
-    for (const t of trust) metrics.trust.observe({ task: task.id }, t.trust);
-    if (roundMetrics['epsilon'] !== undefined) metrics.epsilon.set({ task: task.id }, roundMetrics['epsilon']);
-    if (roundMetrics['probeMsPerCandidate'] !== undefined) metrics.probeSeconds.observe({ task: task.id }, roundMetrics['probeMsPerCandidate'] / 1000);
+    const previousStatus = this.state.status;
+    this.global = { tensors: outcome.parameters, bytes: checkpoint.bytes, sha256: checkpoint.sha256 };
+    this.dispatch({ type: 'committed', serverRound: cur.serverRound, finished });
+    this.observeRound(metrics, trust, aggregationMs);
     try {
-      this.options.onRoundCompleted?.({ taskId: task.id, serverRound: cur.serverRound, attempt: cur.attempt, globalHash: sha256, metrics: roundMetrics, trust });
+      this.options.onRoundCompleted?.({ taskId: task.id, serverRound: cur.serverRound, attempt: cur.attempt, globalHash: checkpoint.sha256, metrics, trust });
     } catch (err) {
       this.log.warn({ err }, 'round listener failed');
     }
-    this.log.info({ serverRound: cur.serverRound, attempt: cur.attempt, accepted: cur.results.length, why, globalHash: sha256, aggregationMs }, 'round completed');
-    this.options.transport.broadcastRoundEnd({
-      type: 'round-end',
-      protocolVersion: PROTOCOL_VERSION,
-      taskId: task.id,
-      roundId: cur.roundId,
-      serverRound: cur.serverRound,
-      attempt: cur.attempt,
-      status: 'completed',
-      globalHash: sha256,
-    });
+    this.log.info({ serverRound: cur.serverRound, attempt: cur.attempt, accepted: cur.results.length, why, globalHash: checkpoint.sha256, aggregationMs }, 'round completed');
+    this.options.transport.broadcastRoundEnd(roundEndPayload(task.id, cur, { status: 'completed', globalHash: checkpoint.sha256 }));
     if (finished) {
-      this.phase = 'finished';
-      this.noteStatus('finished', null, endedAt);
-      this.log.info({ completedRounds: this.completedRounds, globalHash: sha256 }, 'task finished');
-      this.options.transport.broadcastTaskEnd({
-        type: 'task-end',
-        protocolVersion: PROTOCOL_VERSION,
-        taskId: task.id,
-        status: 'finished',
-        completedRounds: this.completedRounds,
-        globalHash: sha256,
-      });
+      this.announceStatus(previousStatus, null, endedAt);
+      this.log.info({ completedRounds: this.state.completedRounds, globalHash: checkpoint.sha256 }, 'task finished');
+      this.options.transport.broadcastTaskEnd(taskEndPayload(task.id, 'finished', this.state.completedRounds, checkpoint.sha256));
       return;
     }
-    this.phase = 'idle';
-    this.waitingSince = null;
     this.scheduleStart(0);
   }
 
-  private retry(cur: OpenAttempt, reason: string): void {
+  /** The server-side evaluation of a new global model; a throw is logged and yields no figures. */
+  private async evaluate(serverRound: number, parameters: Parameters): Promise<{ evaluation: Readonly<Record<string, number>> | null; evalMs: number | null }> {
+    if (!this.options.evaluateGlobal) return { evaluation: null, evalMs: null };
+    const started = this.clock.monotonic();
+    try {
+      const pending = this.options.evaluateGlobal(serverRound, parameters);
+      const evaluation = pending instanceof Promise ? await pending : pending;
+      return { evaluation, evalMs: this.clock.monotonic() - started };
+    } catch (err) {
+      this.log.error({ err, serverRound }, 'global evaluation failed');
+      return { evaluation: null, evalMs: null };
+    }
+  }
+
+  /** Prometheus figures of a committed round. */
+  private observeRound(metrics: Readonly<Record<string, number>>, trust: readonly { readonly trust: number }[], aggregationMs: number): void {
+    const { metrics: m } = this.options;
+    const labels = { task: this.task.id };
+    m.rounds.inc({ ...labels, status: 'completed' });
+    m.aggregationSeconds.observe(labels, aggregationMs / 1000);
+    for (const t of trust) m.trust.observe(labels, t.trust);
+    if (metrics['epsilon'] !== undefined) m.epsilon.set(labels, metrics['epsilon']);
+    if (metrics['probeMsPerCandidate'] !== undefined) m.probeSeconds.observe(labels, metrics['probeMsPerCandidate'] / 1000);
+  }
+
+  private retry(cur: AttemptState, reason: string): void {
     const { store, task, metrics } = this.options;
     try {
       store.retryRound(task.id, cur.serverRound, cur.attempt, this.clock.now(), reason);
@@ -710,21 +637,9 @@ export class RoundEngine {
     }
     metrics.rounds.inc({ task: task.id, status: 'retry' });
     this.log.warn({ serverRound: cur.serverRound, attempt: cur.attempt, reason }, 'round retried');
-    this.current = null;
-    this.phase = 'idle';
-    this.waitingSince = null;
-    this.options.transport.broadcastRoundEnd({
-      type: 'round-end',
-      protocolVersion: PROTOCOL_VERSION,
-      taskId: task.id,
-      roundId: cur.roundId,
-      serverRound: cur.serverRound,
-      attempt: cur.attempt,
-      status: 'retry',
-      globalHash: this.global.sha256,
-      reason: reason.slice(0, 500),
-    });
-    if (this.nextAttempt > task.maxRoundAttempts) {
+    this.dispatch({ type: 'retried' });
+    this.options.transport.broadcastRoundEnd(roundEndPayload(task.id, cur, { status: 'retry', globalHash: this.global.sha256, reason }));
+    if (this.state.nextAttempt > task.maxRoundAttempts) {
       this.fail(`round ${cur.serverRound} failed ${task.maxRoundAttempts} attempts`);
       return;
     }
@@ -733,36 +648,33 @@ export class RoundEngine {
 
   private fail(reason: string): void {
     const { store, task } = this.options;
-    this.phase = 'failed';
+    const previous = this.state.status;
     const at = this.clock.now();
+    this.clearTimer('deadline');
+    this.cancelPendingStart();
     try {
       store.setTaskStatus(task.id, 'failed', at);
     } catch (err) {
       this.log.error({ err }, 'could not record the task failure');
     }
-    this.noteStatus('failed', null, at);
+    this.dispatch({ type: 'failed' });
+    this.announceStatus(previous, null, at);
     this.log.error({ reason }, 'task failed');
-    this.options.transport.broadcastTaskEnd({
-      type: 'task-end',
-      protocolVersion: PROTOCOL_VERSION,
-      taskId: task.id,
-      status: 'failed',
-      completedRounds: this.completedRounds,
-      globalHash: this.global.sha256,
-    });
+    this.options.transport.broadcastTaskEnd(taskEndPayload(task.id, 'failed', this.state.completedRounds, this.global.sha256));
   }
 
   /** Stores `status` (throws when the store does, changing nothing), then adopts and announces it. */
-  private setStatus(status: TaskStatus, action: TaskAction | null, reason?: string): void {
+  private storeStatus(status: TaskStatus, action: TaskAction | null, reason?: string): void {
     const at = this.clock.now();
     this.options.store.setTaskStatus(this.task.id, status, at);
-    this.noteStatus(status, action, at, reason);
+    const previous = this.state.status;
+    this.dispatch({ type: 'statusStored', status });
+    this.announceStatus(previous, action, at, reason);
   }
 
-  /** Adopts a status the store already holds and tells the listener. */
-  private noteStatus(status: TaskStatus, action: TaskAction | null, at: number, reason?: string): void {
-    const previous = this.status;
-    this.status = status;
+  /** Tells the listener about the status the state now holds, when it differs from `previous`. */
+  private announceStatus(previous: TaskStatus, action: TaskAction | null, at: number, reason?: string): void {
+    const status = this.state.status;
     if (previous === status) return;
     try {
       this.options.onStatusChanged?.({ taskId: this.task.id, status, previous, action, at, ...(reason === undefined ? {} : { reason }) });
@@ -771,23 +683,24 @@ export class RoundEngine {
     }
   }
 
+  private clearTimer(name: keyof Timers): void {
+    if (this.timers[name] !== null) this.clock.clearTimeout(this.timers[name]);
+    this.timers[name] = null;
+  }
+
   private cancelPendingStart(): void {
-    if (this.pendingTimer !== null) this.clock.clearTimeout(this.pendingTimer);
-    if (this.waitingTimer !== null) this.clock.clearTimeout(this.waitingTimer);
-    this.pendingTimer = null;
-    this.waitingTimer = null;
+    this.clearTimer('pendingStart');
+    this.clearTimer('waitingRoom');
   }
 
   /** After a stored stop: closes the attempt in flight without a model and tells every client. */
   private endByStop(): void {
     const { store, task, metrics } = this.options;
     this.cancelPendingStart();
-    const cur = this.current;
-    this.current = null;
-    this.phase = 'stopped';
+    this.clearTimer('deadline');
+    const cur = this.state.current;
+    this.dispatch({ type: 'stopped' });
     if (cur) {
-      this.clock.clearTimeout(cur.deadlineTimer);
-      this.lastClosedRoundId = cur.roundId;
       try {
         store.retryRound(task.id, cur.serverRound, cur.attempt, this.clock.now(), 'task stopped');
       } catch (err) {
@@ -795,48 +708,15 @@ export class RoundEngine {
       }
       metrics.rounds.inc({ task: task.id, status: 'retry' });
     }
-    this.options.transport.broadcastTaskEnd({
-      type: 'task-end',
-      protocolVersion: PROTOCOL_VERSION,
-      taskId: task.id,
-      status: 'stopped',
-      completedRounds: this.completedRounds,
-      globalHash: this.global.sha256,
-    });
+    this.options.transport.broadcastTaskEnd(taskEndPayload(task.id, 'stopped', this.state.completedRounds, this.global.sha256));
   }
 
   private restoreStrategyState(): void {
     const ck = this.options.store.latestCheckpoint(this.task.id);
     try {
-      if (ck?.strategyState) this.options.aggregator.importState(decodeStrategyState(ck.strategyState));
+      if (ck?.strategyState) this.options.strategy.importState(decodeStrategyState(ck.strategyState));
     } catch (err) {
       this.log.error({ err }, 'could not restore the strategy state');
     }
   }
-}
-
-/** Example-weighted means of the metrics clients reported, prefixed `client.`. */
-function meanClientMetrics(results: readonly FitResult[]): Record<string, number> {
-  const sums = new Map<string, { sum: number; weight: number }>();
-  for (const r of results) {
-    for (const [k, v] of Object.entries(r.metrics ?? {})) {
-      const s = sums.get(k) ?? { sum: 0, weight: 0 };
-      s.sum += v * r.numExamples;
-      s.weight += r.numExamples;
-      sums.set(k, s);
-    }
-  }
-  const out: Record<string, number> = {};
-  for (const [k, s] of sums) if (s.weight > 0 && Number.isFinite(s.sum)) out[`client.${k}`] = s.sum / s.weight;
-  return out;
-}
-
-function encodeStrategyState(taskId: string, serverRound: number, aggregator: Aggregator): StoredStrategyState {
-  const state = aggregator.exportState();
-  return { json: JSON.stringify(state.json), tensorBytes: encodeGlobal(taskId, serverRound, state.tensors) };
-}
-
-function decodeStrategyState(stored: StoredStrategyState): { json: { strategy: string }; tensors: Tensor[] } {
-  const tensors = decodeUpdate(stored.tensorBytes, { maxBytes: stored.tensorBytes.byteLength }).tensors;
-  return { json: JSON.parse(stored.json) as { strategy: string }, tensors };
 }

@@ -1,7 +1,7 @@
 /**
- * The server aggregator with a model: it waits for the evaluator's probe without blocking, leaves a
- * candidate the evaluator could not probe out of the round with a code, and rejects (changing no
- * strategy state) when the evaluator fails outright.
+ * The server's measurements with a model: the measurer waits for the evaluator's probe without
+ * blocking, leaves a candidate the evaluator could not probe out of the round with a code, and
+ * rejects (before the strategy runs, so no strategy state changes) when the evaluator fails outright.
  */
 import { tensor } from '@chorus/fl-core';
 import type { Parameters, Tensor } from '@chorus/fl-core';
@@ -10,7 +10,7 @@ import { CoordinatorError, isCoordinatorError } from '../errors.js';
 import type { RoundProbe, TaskEvaluator } from '../model/taskEvaluator.js';
 import { buildStrategy } from '../strategy/fromConfig.js';
 import { parseTask } from '../task/loadTask.js';
-import { createServerAggregator } from './serverAggregator.js';
+import { createRoundMeasurer } from './serverMeasurements.js';
 
 const task = parseTask({
   id: 't',
@@ -60,7 +60,7 @@ function fakeEvaluator(answer: (deltas: readonly Parameters[]) => RoundProbe | E
   };
 }
 
-describe('createServerAggregator with an evaluator', () => {
+describe('createRoundMeasurer with an evaluator', () => {
   it('probes every candidate in one round request and leaves out, with PROBE_FAILED, the one the evaluator could not probe', async () => {
     // Arrange: b's probe failed in the evaluator.
     const evaluator = fakeEvaluator(() => ({
@@ -71,41 +71,47 @@ describe('createServerAggregator with an evaluator', () => {
         { ok: true, probabilities: correct },
       ],
     }));
-    const aggregator = createServerAggregator(buildStrategy(task), evaluator);
+    const built = buildStrategy(task);
+    const measure = createRoundMeasurer(built, evaluator);
     // Act
-    const pending = aggregator.aggregateFit(1, global, [result('a', [1, 0]), result('b', [-5, 5]), result('c', [1, 0])], []);
-    const out = await pending;
+    const pending = measure(1, global, [result('a', [1, 0]), result('b', [-5, 5]), result('c', [1, 0])], []);
+    const measured = await pending;
+    const out = built.strategy.aggregateFit(1, global, measured.results, measured.failures);
     // Assert: a promise (the event loop is free meanwhile); b neither weighs in nor gets a T_k.
     expect(pending).toBeInstanceOf(Promise);
     expect(evaluator.asked).toEqual([3]);
+    expect(measured.failures).toEqual([{ clientId: 'b', code: 'PROBE_FAILED', message: 'MODELS_BAD_INPUT: bad adapters' }]);
     expect(out!.trust!.map((t) => t.clientId).sort()).toEqual(['a', 'c']);
     expect([...out!.parameters[0]!.values]).toEqual([1, 0]);
-    expect(out!.serverMetrics!['numProbeFailed']).toBe(1);
-    expect(out!.serverMetrics!['probeExamples']).toBe(2);
+    expect(measured.serverMetrics['numProbeFailed']).toBe(1);
+    expect(measured.serverMetrics['probeExamples']).toBe(2);
   });
 
   it('rejects with the evaluator’s code and keeps the strategy state when the evaluator fails', async () => {
     // Arrange
     const evaluator = fakeEvaluator(() => new CoordinatorError('EVALUATOR_EXITED', 'the evaluator exited'));
-    const aggregator = createServerAggregator(buildStrategy(task), evaluator);
-    const before = JSON.stringify(aggregator.exportState().json);
+    const built = buildStrategy(task);
+    const measure = createRoundMeasurer(built, evaluator);
+    const before = JSON.stringify(built.strategy.exportState().json);
     // Act
-    const error = await Promise.resolve(aggregator.aggregateFit(1, global, [result('a', [1, 0]), result('b', [1, 0])], [])).then(
+    const error = await Promise.resolve(measure(1, global, [result('a', [1, 0]), result('b', [1, 0])], [])).then(
       () => null,
       (err: unknown) => err,
     );
     // Assert
     expect(isCoordinatorError(error, 'EVALUATOR_EXITED')).toBe(true);
-    expect(JSON.stringify(aggregator.exportState().json)).toBe(before);
+    expect(JSON.stringify(built.strategy.exportState().json)).toBe(before);
   });
 
   it('stays synchronous without a model', () => {
     // Arrange
-    const aggregator = createServerAggregator(buildStrategy(task), null);
+    const built = buildStrategy(task);
     // Act
-    const out = aggregator.aggregateFit(1, global, [result('a', [1, 0]), result('b', [1, 0])], []);
-    // Assert
-    expect(out).not.toBeInstanceOf(Promise);
-    expect([...out!.parameters[0]!.values]).toEqual([1, 0]);
+    const measured = createRoundMeasurer(built, null)(1, global, [{ ...result('a', [1, 0]), signals: { smuggled: 1 } }, result('b', [1, 0])], []);
+    // Assert: synchronous, and a client's own signals never reach the strategy.
+    expect(measured).not.toBeInstanceOf(Promise);
+    if (measured instanceof Promise) return;
+    expect(measured.results.every((r) => r.signals === undefined)).toBe(true);
+    expect([...built.strategy.aggregateFit(1, global, measured.results, measured.failures)!.parameters[0]!.values]).toEqual([1, 0]);
   });
 });

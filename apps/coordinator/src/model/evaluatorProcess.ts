@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { FlCoreError, decodeUpdate, encodeUpdate } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
 import { isCoordinatorError } from '../errors.js';
-import { candidateParameters } from '../engine/serverAggregator.js';
+import { candidateParameters } from '../engine/serverMeasurements.js';
 import { parseTask } from '../task/loadTask.js';
 import type { EvaluatorErrorBody, EvaluatorRequest, EvaluatorResponse, ProbeOutcome } from './evaluatorMessages.js';
 import { evaluatorRequestSchema } from './evaluatorMessages.js';

@@ -267,6 +267,21 @@ export class EvaluatorProcess implements TaskEvaluator {
     return this.request('stats', {});
   }
 
+  /**
+   * Stops the process while nothing is asked of it (a task whose rounds never need the model); the
+   * next request starts it again, with the same initial parameters, and `initialParameters` and
+   * `probeLabels` stay available meanwhile. Requests in flight are answered first.
+   */
+  async suspend(): Promise<void> {
+    const starting = this.starting;
+    if (starting) await starting.catch(() => undefined);
+    const running = this.running;
+    if (!running || running.pending.size > 0) return;
+    this.running = null;
+    await stopProcess(running, 'the evaluator was suspended');
+    this.options.logger?.info({ task: this.task.id }, 'evaluator suspended until the model is needed');
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const starting = this.starting;
@@ -321,7 +336,7 @@ export class EvaluatorProcess implements TaskEvaluator {
     if (this.running && !this.running.exited) return Promise.resolve(this.running);
     this.starting ??= (async () => {
       try {
-        this.options.logger?.warn({ task: this.task.id }, 'starting the evaluator again');
+        this.options.logger?.info({ task: this.task.id }, 'starting the evaluator again');
         const { running, init } = await launch(this.task, { ...this.options, maxWasmHeapMb: this.heapCapMb });
         if (!bytesEqual(init.initial, this.initialBytes)) {
           await stopProcess(running, 'initial parameters differ');

@@ -1,7 +1,10 @@
-import { DifferentialPrivacy, FedAdam, FlTrust, NormClipping, TrustWeighting, tensor } from '@chorus/fl-core';
-import type { Krum, Tensor } from '@chorus/fl-core';
+import { DifferentialPrivacy, FedAdam, FlTrust, NormClipping, TrustWeighting, createRng, tensor } from '@chorus/fl-core';
+import type { FitResult, Krum, Tensor } from '@chorus/fl-core';
 import { describe, expect, it } from 'vitest';
-import { createServerAggregator } from '../engine/serverAggregator.js';
+import { roundMetrics } from '../engine/roundRecords.js';
+import type { AttemptState } from '../engine/engineState.js';
+import { createRoundMeasurer } from '../engine/serverMeasurements.js';
+import type { BuiltStrategy } from './fromConfig.js';
 import { isCoordinatorError } from '../errors.js';
 import type { CoordinatorError } from '../errors.js';
 import { parseTask } from '../task/loadTask.js';
@@ -77,9 +80,35 @@ describe('buildStrategy', () => {
     expect(nested.trust[0]!.inner).toBeInstanceOf(NormClipping);
     expect(nested.flTrust[0]).toBeInstanceOf(FlTrust);
     expect(nested.noise).toBe('seeded');
-    expect(prox.clientConfig).toEqual({ proximalMu: 0.05 });
+    expect(prox.strategy.configureFit({ serverRound: 1, availableClients: ['a'], rng: createRng(1) }).config).toMatchObject({ proximalMu: 0.05 });
     expect(buildStrategy(task({ name: 'fedadam', serverLearningRate: 0.3 })).strategy).toBeInstanceOf(FedAdam);
     expect((buildStrategy(task({ name: 'multi-krum', numByzantine: 1 }, { clientsPerRound: 5 })).strategy as Krum).numToKeep).toBe(4);
+  });
+
+  it('plans the task’s over-selected cohort, and Poisson-samples at the DP sampling rate instead', () => {
+    // Arrange
+    const clients = Array.from({ length: 40 }, (_, k) => `c${String(k).padStart(2, '0')}`);
+    const plan = (config: unknown, extra: Record<string, unknown> = {}) =>
+      buildStrategy(task(config, extra)).strategy.configureFit({ serverRound: 1, availableClients: clients, rng: createRng(3) });
+    // Act
+    const cohort = plan({ name: 'fedavg' }, { clientsPerRound: 4, overSelection: 0.5 });
+    const poisson = plan({ name: 'dp', clipNorm: 1, noiseMultiplier: 1, samplingRate: 0.25 }, { overSelection: 0 });
+    // Assert
+    expect([cohort.clientIds.length, cohort.target]).toEqual([6, 4]);
+    const draws = createRng(3);
+    expect(poisson.clientIds).toEqual(clients.filter(() => draws() < 0.25));
+    expect(poisson.target).toBe(poisson.clientIds.length);
+  });
+
+  it('refuses DP settings under which the reported ε would understate the leak, naming the path', () => {
+    // Act
+    const outer = refusal(() => buildStrategy(task({ name: 'fedmm-x', inner: { name: 'dp', clipNorm: 1, noiseMultiplier: 1 } })));
+    const overSelected = refusal(() => buildStrategy(task({ name: 'dp', clipNorm: 1, noiseMultiplier: 1, samplingRate: 0.5 }, { overSelection: 0.2 })));
+    // Assert
+    expect(outer.code).toBe('TASK_INVALID');
+    expect(outer.issues[0]).toMatch(/^strategy\.inner: dp must be the outermost strategy: 'fedmm-x'/);
+    expect(overSelected.issues[0]).toMatch(/^overSelection: must be 0 with strategy\.samplingRate < 1/);
+    expect(() => buildStrategy(task({ name: 'dp', clipNorm: 1, noiseMultiplier: 1, samplingRate: 1 }, { overSelection: 0.2 }))).not.toThrow();
   });
 
   it('turns an fl-core refusal into TASK_INVALID naming the strategy path', () => {
@@ -104,40 +133,64 @@ describe('buildStrategy', () => {
   });
 });
 
-describe('createServerAggregator without a model', () => {
+/** One round through the task's measurer and strategy, with the figures the engine would store. */
+function aggregate(built: BuiltStrategy, serverRound: number, results: readonly FitResult[]) {
+  const measured = createRoundMeasurer(built, null)(serverRound, global, results, []);
+  if (measured instanceof Promise) throw new Error('expected synchronous measurements without a model');
+  const out = built.strategy.aggregateFit(serverRound, global, measured.results, measured.failures);
+  if (!out) return null;
+  const cur: AttemptState = {
+    serverRound,
+    attempt: 1,
+    roundId: 'r',
+    selected: new Set(results.map((r) => r.clientId)),
+    target: results.length,
+    minUpdates: 1,
+    deadlineAt: 0,
+    results,
+    failures: [],
+    uploaded: new Set(results.map((r) => r.clientId)),
+    dropped: new Set(),
+    bytesIn: 0,
+    normSum: 0,
+  };
+  return { ...out, stored: roundMetrics({ cur, outcome: out, serverMetrics: measured.serverMetrics, evaluation: null, evalMs: null, aggregationMs: 0 }) };
+}
+
+describe('the task strategy without a model', () => {
   it('draws the same DP noise twice when seeded and different noise from the CSPRNG, and reports ε growing', () => {
     // Arrange
-    const seeded = () => createServerAggregator(buildStrategy(task({ name: 'dp', clipNorm: 10, noiseMultiplier: 1, noise: 'seeded' })), null);
-    const crypto = () => createServerAggregator(buildStrategy(task({ name: 'dp', clipNorm: 10, noiseMultiplier: 1 })), null);
+    const seeded = () => buildStrategy(task({ name: 'dp', clipNorm: 10, noiseMultiplier: 1, noise: 'seeded' }));
+    const crypto = () => buildStrategy(task({ name: 'dp', clipNorm: 10, noiseMultiplier: 1 }));
     const round = [result('a', [1, 0]), result('b', [0, 1])];
     // Act
-    const [s1, s2, c1, c2] = [seeded(), seeded(), crypto(), crypto()].map((agg) => agg.aggregateFit(1, global, round, []));
+    const [s1, s2, c1, c2] = [seeded(), seeded(), crypto(), crypto()].map((built) => aggregate(built, 1, round));
     const again = seeded();
-    again.aggregateFit(1, global, round, []);
-    const second = again.aggregateFit(2, global, round, []);
+    aggregate(again, 1, round);
+    const second = aggregate(again, 2, round);
     // Assert
     expect([...s1!.parameters[0]!.values]).toEqual([...s2!.parameters[0]!.values]);
     expect([...c1!.parameters[0]!.values]).not.toEqual([...c2!.parameters[0]!.values]);
-    expect(s1!.serverMetrics!['epsilon']).toBeGreaterThan(0);
-    expect(second!.serverMetrics!['epsilon']).toBeGreaterThan(s1!.serverMetrics!['epsilon']!);
-    expect(s1!.serverMetrics!['delta']).toBe(1e-5);
+    expect(s1!.stored['epsilon']).toBeGreaterThan(0);
+    expect(second!.stored['epsilon']).toBeGreaterThan(s1!.stored['epsilon']!);
+    expect(s1!.stored['delta']).toBe(1e-5);
   });
 
   it('scores trust from update agreement, drops clients below minTrust, and reports T_k apart from the metrics', () => {
     // Arrange: a, b, c, e agree (median (1, 0)); d points elsewhere (cos ≈ 0.55 with the median).
     const round = [result('a', [1, 0]), result('b', [1, 0.1]), result('c', [1, -0.1]), result('e', [1, 0]), result('d', [1, 1.5])];
-    const strict = createServerAggregator(buildStrategy(task({ name: 'fedmm-x', minTrust: 0.6 })), null);
-    const lenient = createServerAggregator(buildStrategy(task({ name: 'fedmm-x' })), null);
+    const strict = buildStrategy(task({ name: 'fedmm-x', minTrust: 0.6 }));
+    const lenient = buildStrategy(task({ name: 'fedmm-x' }));
     // Act
-    const out = strict.aggregateFit(1, global, round, []);
-    const all = lenient.aggregateFit(1, global, round, []);
+    const out = aggregate(strict, 1, round);
+    const all = aggregate(lenient, 1, round);
     // Assert: b and c are mirror images with equal trust, so without d the second coordinate cancels.
     const trust = Object.fromEntries(out!.trust!.map((t) => [t.clientId, t.trust]));
     expect(trust['d']).toBeLessThan(0.6);
     expect(trust['a']).toBeGreaterThan(0.6);
     expect(out!.parameters[0]!.values[0]).toBeCloseTo(1, 5);
     expect(out!.parameters[0]!.values[1]).toBeCloseTo(0, 6);
-    expect(out!.serverMetrics!['numUntrusted']).toBe(1);
+    expect(out!.stored['numUntrusted']).toBe(1);
     expect(all!.parameters[0]!.values[1]).toBeGreaterThan(0.1);
     expect(Object.keys(out!.metrics).some((k) => k.startsWith('trust:'))).toBe(false);
   });

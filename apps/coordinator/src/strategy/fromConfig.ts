@@ -39,8 +39,6 @@ export interface BuiltStrategy {
   readonly flTrust: readonly FlTrust[];
   /** DP wrappers, outermost first: their ε is reported after every round. */
   readonly privacy: readonly DifferentialPrivacy[];
-  /** Round config entries clients need (FedProx's `proximalMu`). */
-  readonly clientConfig: Readonly<Record<string, number>>;
   /** How DP noise is drawn: 'crypto', 'seeded', or null without DP. */
   readonly noise: 'crypto' | 'seeded' | null;
 }
@@ -70,36 +68,37 @@ export function buildStrategy(task: TaskConfig, options: BuildStrategyOptions = 
   const trust: TrustWeighting[] = [];
   const flTrust: FlTrust[] = [];
   const privacy: DifferentialPrivacy[] = [];
-  const clientConfig: Record<string, number> = {};
+  // Every base rule plans the task's fixed cohort; a DP wrapper replaces the plan with Poisson sampling.
+  const base = { cohort: { clientsPerRound: task.clientsPerRound, overSelection: task.overSelection } };
   let noise: 'crypto' | 'seeded' | null = null;
 
   const build = (config: StrategyConfig, path: string): Strategy => {
     try {
       switch (config.name) {
         case 'fedavg':
-          return new FedAvg();
+          return new FedAvg(base);
         case 'fedprox':
-          clientConfig['proximalMu'] = config.proximalMu;
-          return new FedProx({ proximalMu: config.proximalMu });
+          // μ reaches clients through the strategy's own round config.
+          return new FedProx({ ...base, proximalMu: config.proximalMu });
         case 'fedavgm':
-          return new FedAvgMStrategy({ serverLearningRate: config.serverLearningRate, serverMomentum: config.serverMomentum });
+          return new FedAvgMStrategy({ ...base, serverLearningRate: config.serverLearningRate, serverMomentum: config.serverMomentum });
         case 'fedadam':
         case 'fedyogi': {
-          const opts = { serverLearningRate: config.serverLearningRate, beta1: config.beta1, beta2: config.beta2, tau: config.tau };
+          const opts = { ...base, serverLearningRate: config.serverLearningRate, beta1: config.beta1, beta2: config.beta2, tau: config.tau };
           return config.name === 'fedadam' ? new FedAdam(opts) : new FedYogi(opts);
         }
         case 'fedadagrad':
-          return new FedAdagrad({ serverLearningRate: config.serverLearningRate, tau: config.tau });
+          return new FedAdagrad({ ...base, serverLearningRate: config.serverLearningRate, tau: config.tau });
         case 'median':
-          return new FedMedian();
+          return new FedMedian(base);
         case 'trimmed-mean':
-          return new FedTrimmedAvg({ trimFraction: config.trimFraction });
+          return new FedTrimmedAvg({ ...base, trimFraction: config.trimFraction });
         case 'krum':
-          return new Krum({ numByzantine: config.numByzantine });
+          return new Krum({ ...base, numByzantine: config.numByzantine });
         case 'multi-krum':
-          return new Krum({ numByzantine: config.numByzantine, numToKeep: config.numSelected ?? Math.max(1, task.clientsPerRound - config.numByzantine) });
+          return new Krum({ ...base, numByzantine: config.numByzantine, numToKeep: config.numSelected ?? Math.max(1, task.clientsPerRound - config.numByzantine) });
         case 'fltrust': {
-          const s = new FlTrust();
+          const s = new FlTrust(base);
           flTrust.push(s);
           return s;
         }
@@ -147,7 +146,31 @@ export function buildStrategy(task: TaskConfig, options: BuildStrategyOptions = 
     }
   };
 
+  checkPrivacyPlacement(task);
   const strategy = build(task.strategy, 'strategy');
   // Built inside-out (an inner strategy is constructed before its wrapper), so reverse to list outermost first.
-  return { strategy, trust: trust.reverse(), flTrust, privacy: privacy.reverse(), clientConfig, noise };
+  return { strategy, trust: trust.reverse(), flTrust, privacy: privacy.reverse(), noise };
+}
+
+/**
+ * Refuses the combinations under which the ε a DP task reports would understate what it leaks:
+ * - a wrapper outside `dp` sees every client's raw update before clipping and noise, and the trust
+ *   wrapper publishes a per-client score computed from it, which the accountant never counts;
+ * - over-selection with `samplingRate < 1`: the accountant assumes each client is included
+ *   independently with probability q (Poisson sampling, which the DP plan performs), so inviting
+ *   extra clients is a setting that cannot take effect — refused rather than silently ignored.
+ */
+function checkPrivacyPlacement(task: TaskConfig): void {
+  const issues: string[] = [];
+  const visit = (config: StrategyConfig, path: string, outer: string | null): void => {
+    if (config.name === 'dp') {
+      if (outer !== null) issues.push(`${path}: dp must be the outermost strategy: '${outer}' around it sees each client's raw update before clipping and noise, which the privacy accountant does not count`);
+      if (config.samplingRate < 1 && task.overSelection > 0) {
+        issues.push(`overSelection: must be 0 with ${path}.samplingRate < 1 (${config.samplingRate}): clients are Poisson-sampled at that rate, as the accountant assumes, so over-selection cannot apply`);
+      }
+    }
+    if ('inner' in config) visit(config.inner, `${path}.inner`, outer ?? config.name);
+  };
+  visit(task.strategy, 'strategy', null);
+  if (issues.length > 0) throw new CoordinatorError('TASK_INVALID', `task ${task.id}: strategy is invalid:\n  ${issues.join('\n  ')}`, issues);
 }

@@ -1,0 +1,211 @@
+/**
+ * The round engine's state and the one reducer that changes it, in the manner of TanStack Query's
+ * `Query#dispatch`: every change of phase, status or the open attempt is an {@link EngineAction}
+ * passed through {@link reduceEngine}, a pure function. The engine class only decides which action
+ * happens next and performs the effects (store writes, timers, messages) around it.
+ *
+ * Phases (round mechanics): `shutdown` before the task is loaded and after the engine stops;
+ * `idle` between attempts; `open` while uploads are accepted; `closing` while the closed attempt
+ * is aggregated; `finished`, `failed`, `stopped` at the end.
+ * Status (what the researcher sees, stored): waiting → running ⇄ paused → finished/failed/stopped,
+ * along `taskControl.ts`'s table.
+ *
+ * Invariants the reducer keeps: an attempt is open only in phase `open`/`closing`; each selected
+ * client settles at most once per attempt (accepted, refused, dropped or timed out); a terminal
+ * phase is never left except by `shutdown`.
+ */
+import type { FitFailure, FitResult } from '@chorus/fl-core';
+import type { TaskStatus } from '../store/types.js';
+
+/** Round mechanics; see the module comment. */
+export type Phase = 'idle' | 'open' | 'closing' | 'finished' | 'failed' | 'stopped' | 'shutdown';
+
+/** One attempt at a round, from its plan to its close. */
+export interface AttemptState {
+  readonly serverRound: number;
+  readonly attempt: number;
+  readonly roundId: string;
+  /** Clients the strategy's plan invited. */
+  readonly selected: ReadonlySet<string>;
+  /** Valid updates that close the attempt early (the plan's target). */
+  readonly target: number;
+  /** Fewest valid updates that make a round: min(task minClients, target). */
+  readonly minUpdates: number;
+  readonly deadlineAt: number;
+  /** Accepted updates, in arrival order (aggregation sorts them canonically). */
+  readonly results: readonly FitResult[];
+  readonly failures: readonly FitFailure[];
+  /** Clients that uploaded (accepted or refused). */
+  readonly uploaded: ReadonlySet<string>;
+  /** Selected clients that disconnected before uploading. */
+  readonly dropped: ReadonlySet<string>;
+  readonly bytesIn: number;
+  readonly normSum: number;
+}
+
+/** Everything the engine tracks between events. */
+export interface EngineState {
+  readonly phase: Phase;
+  readonly status: TaskStatus;
+  /** A round was ever opened, or the task was started explicitly: what a resume goes back to. */
+  readonly started: boolean;
+  /** An explicit start asked for the next round to open without waiting out the waiting room. */
+  readonly startRequested: boolean;
+  /** When, since the engine last became idle, enough clients were first waiting (null: not yet). */
+  readonly waitingSince: number | null;
+  readonly completedRounds: number;
+  readonly nextAttempt: number;
+  readonly current: AttemptState | null;
+  /** Id of the attempt that closed last, to tell a late upload from one for an unknown round. */
+  readonly lastClosedRoundId: string | null;
+}
+
+/** Everything that can happen to an engine. */
+export type EngineAction =
+  | {
+      readonly type: 'loaded';
+      readonly phase: Phase;
+      readonly status: TaskStatus;
+      readonly completedRounds: number;
+      readonly nextAttempt: number;
+      readonly started: boolean;
+      readonly startRequested: boolean;
+    }
+  /** The store now holds this status (a researcher's action or a round opening). */
+  | { readonly type: 'statusStored'; readonly status: TaskStatus }
+  | { readonly type: 'startRequested' }
+  | { readonly type: 'waitingBegan'; readonly at: number }
+  /** An attempt number was used up (the attempt opens, or its plan came back empty). */
+  | { readonly type: 'attemptDrawn' }
+  | { readonly type: 'attemptOpened'; readonly attempt: AttemptState }
+  | { readonly type: 'uploadAccepted'; readonly result: FitResult; readonly norm: number; readonly bytes: number }
+  | { readonly type: 'uploadRefused'; readonly failure: FitFailure | null; readonly clientId: string; readonly bytes: number }
+  | { readonly type: 'clientDropped'; readonly clientId: string }
+  | { readonly type: 'deadlinePassed' }
+  | { readonly type: 'closing' }
+  | { readonly type: 'committed'; readonly serverRound: number; readonly finished: boolean }
+  | { readonly type: 'retried' }
+  | { readonly type: 'failed' }
+  | { readonly type: 'stopped' }
+  | { readonly type: 'shutdown' };
+
+/** The state of an engine that has not loaded its task. */
+export const INITIAL_ENGINE_STATE: EngineState = {
+  phase: 'shutdown',
+  status: 'waiting',
+  started: false,
+  startRequested: false,
+  waitingSince: null,
+  completedRounds: 0,
+  nextAttempt: 1,
+  current: null,
+  lastClosedRoundId: null,
+};
+
+const TERMINAL: ReadonlySet<Phase> = new Set(['finished', 'failed', 'stopped']);
+
+/** The state after `action`; returns `state` itself when the action does not apply. */
+export function reduceEngine(state: EngineState, action: EngineAction): EngineState {
+  if (TERMINAL.has(state.phase) && action.type !== 'shutdown' && action.type !== 'loaded' && action.type !== 'statusStored') return state;
+  switch (action.type) {
+    case 'loaded':
+      return {
+        ...INITIAL_ENGINE_STATE,
+        phase: action.phase,
+        status: action.status,
+        completedRounds: action.completedRounds,
+        nextAttempt: action.nextAttempt,
+        started: action.started,
+        startRequested: action.startRequested,
+      };
+    case 'statusStored':
+      return { ...state, status: action.status };
+    case 'startRequested':
+      return { ...state, started: true, startRequested: true };
+    case 'waitingBegan':
+      return state.waitingSince === null ? { ...state, waitingSince: action.at } : state;
+    case 'attemptDrawn':
+      return { ...state, nextAttempt: state.nextAttempt + 1 };
+    case 'attemptOpened':
+      if (state.phase !== 'idle') return state;
+      return { ...state, phase: 'open', current: action.attempt, started: true, startRequested: false };
+    case 'uploadAccepted':
+      return updateOpen(state, (cur) => {
+        if (cur.uploaded.has(action.result.clientId)) return cur;
+        return {
+          ...cur,
+          results: [...cur.results, action.result],
+          uploaded: withItem(cur.uploaded, action.result.clientId),
+          bytesIn: cur.bytesIn + action.bytes,
+          normSum: cur.normSum + action.norm,
+        };
+      });
+    case 'uploadRefused':
+      return updateOpen(state, (cur) => {
+        if (cur.uploaded.has(action.clientId)) return cur;
+        return {
+          ...cur,
+          failures: action.failure ? [...cur.failures, action.failure] : cur.failures,
+          uploaded: withItem(cur.uploaded, action.clientId),
+          bytesIn: cur.bytesIn + action.bytes,
+        };
+      });
+    case 'clientDropped':
+      return updateOpen(state, (cur) => {
+        const id = action.clientId;
+        if (!cur.selected.has(id) || cur.uploaded.has(id) || cur.dropped.has(id)) return cur;
+        return { ...cur, dropped: withItem(cur.dropped, id), failures: [...cur.failures, { clientId: id, code: 'DISCONNECTED', message: 'disconnected before uploading' }] };
+      });
+    case 'deadlinePassed':
+      return updateOpen(state, (cur) => {
+        const late = [...cur.selected].filter((id) => !cur.uploaded.has(id) && !cur.dropped.has(id));
+        return { ...cur, failures: [...cur.failures, ...late.map((clientId): FitFailure => ({ clientId, code: 'TIMEOUT', message: 'no upload before the deadline' }))] };
+      });
+    case 'closing':
+      if (state.phase !== 'open' || !state.current) return state;
+      return { ...state, phase: 'closing', lastClosedRoundId: state.current.roundId };
+    case 'committed':
+      if (!state.current) return state;
+      return {
+        ...state,
+        phase: action.finished ? 'finished' : 'idle',
+        status: action.finished ? 'finished' : state.status,
+        completedRounds: action.serverRound,
+        nextAttempt: 1,
+        current: null,
+        waitingSince: null,
+      };
+    case 'retried':
+      return { ...state, phase: 'idle', current: null, waitingSince: null, lastClosedRoundId: state.current?.roundId ?? state.lastClosedRoundId };
+    case 'failed':
+      return { ...state, phase: 'failed', status: 'failed', current: null };
+    case 'stopped':
+      return { ...state, phase: 'stopped', status: 'stopped', current: null, lastClosedRoundId: state.current?.roundId ?? state.lastClosedRoundId };
+    case 'shutdown':
+      return { ...state, phase: 'shutdown', current: null };
+  }
+}
+
+/**
+ * Why the open attempt should close now, or null while it waits: enough valid updates, every
+ * selected client settled, or too few clients left to reach the minimum.
+ */
+export function closeReason(cur: AttemptState): string | null {
+  const outstanding = cur.selected.size - cur.uploaded.size - cur.dropped.size;
+  if (cur.results.length >= cur.target) return 'target reached';
+  if (outstanding <= 0) return 'every selected client settled';
+  if (cur.results.length + outstanding < cur.minUpdates) return 'too few clients left';
+  return null;
+}
+
+function updateOpen(state: EngineState, change: (cur: AttemptState) => AttemptState): EngineState {
+  if (state.phase !== 'open' || !state.current) return state;
+  const next = change(state.current);
+  return next === state.current ? state : { ...state, current: next };
+}
+
+function withItem(set: ReadonlySet<string>, item: string): ReadonlySet<string> {
+  const next = new Set(set);
+  next.add(item);
+  return next;
+}
