@@ -187,11 +187,13 @@ export function reduceEngine(state: EngineState, action: EngineAction): EngineSt
 }
 
 /**
- * Why the open attempt should close now, or null while it waits: enough valid updates, every
- * selected client settled, or too few clients left to reach the minimum.
+ * Why the open attempt should close now, or null while it waits: nobody was selected (a Poisson
+ * sample can be empty), enough valid updates, every selected client settled, or too few clients
+ * left to reach the minimum.
  */
 export function closeReason(cur: AttemptState): string | null {
   const outstanding = cur.selected.size - cur.uploaded.size - cur.dropped.size;
+  if (cur.selected.size === 0) return 'the plan selected nobody';
   if (cur.results.length >= cur.target) return 'target reached';
   if (outstanding <= 0) return 'every selected client settled';
   if (cur.results.length + outstanding < cur.minUpdates) return 'too few clients left';

@@ -567,7 +567,8 @@ export class RoundEngine {
       this.retry(cur, 'aggregated model is not encodable');
       return;
     }
-    const { evaluation, evalMs } = await this.evaluate(cur.serverRound, outcome.parameters);
+    // Awaited only with an evaluator, so a round without one commits in the tick that closed it.
+    const { evaluation, evalMs } = this.options.evaluateGlobal ? await this.evaluate(cur.serverRound, outcome.parameters) : { evaluation: null, evalMs: null };
     if (!this.stillClosing(cur)) return;
     const metrics = roundMetrics({ cur, outcome, serverMetrics, evaluation, evalMs, aggregationMs });
     const trust = roundTrust(outcome);

@@ -121,7 +121,9 @@ function validateFresh(bytes: Uint8Array, expect: UpdateExpectations, index: Glo
     sent.push(k);
   }
   checkGroups(sent, expect, index);
-  return { delta: decoded.tensors, norm: checkNorm(decoded.tensors, expect) };
+  let sq = 0;
+  for (const t of decoded.tensors) sq += squaredNorm(t.values);
+  return { delta: decoded.tensors, norm: checkNorm(sq, expect) };
 }
 
 function validateIntoArena(bytes: Uint8Array, expect: UpdateExpectations, index: GlobalIndex, limits: DecodeLimits, arena: UpdateArena): ValidUpdate {
@@ -140,7 +142,8 @@ function validateIntoArena(bytes: Uint8Array, expect: UpdateExpectations, index:
         const g = expect.global[k]!;
         return { name: g.name, shape: [...g.shape], values: row.subarray(offset, offset + g.values.length) };
       });
-      norm = checkNorm(delta, expect);
+      // The codec summed the squares while checking the values: no second pass over the row.
+      norm = checkNorm(header.sumOfSquares, expect);
     },
   });
   return { delta, norm, row: decoded.row };
@@ -179,11 +182,9 @@ function checkGroups(sent: readonly number[], expect: UpdateExpectations, index:
 }
 
 // Values are finite here: the codec refuses NaN and ±Infinity in fp32/fp16 payloads, and int8 values
-// are q · scale with a scale it checked cannot overflow. Only the sum of squares can still overflow.
-function checkNorm(tensors: readonly Tensor[], expect: UpdateExpectations): number {
-  let sq = 0;
-  for (const t of tensors) sq += squaredNorm(t.values);
-  const norm = Math.sqrt(sq);
+// are q · scale with a scale it checked cannot overflow. `sumOfSquares` is Σ x² over the update.
+function checkNorm(sumOfSquares: number, expect: UpdateExpectations): number {
+  const norm = Math.sqrt(sumOfSquares);
   if (!Number.isFinite(norm)) throw new ProtocolError('UPDATE_NON_FINITE', 'update norm overflows');
   if (expect.normBound !== null && norm > expect.normBound) {
     throw new ProtocolError('UPDATE_NORM', `update norm ${norm.toPrecision(4)} exceeds the bound ${expect.normBound}`);

@@ -1,0 +1,80 @@
+import { tensor } from '@chorus/fl-core';
+import { describe, expect, it } from 'vitest';
+import { INITIAL_ENGINE_STATE, closeReason, reduceEngine } from './engineState.js';
+import type { AttemptState, EngineAction, EngineState } from './engineState.js';
+
+const attempt = (overrides: Partial<AttemptState> = {}): AttemptState => ({
+  serverRound: 1,
+  attempt: 1,
+  roundId: 'r1a1',
+  selected: new Set(['a', 'b', 'c']),
+  target: 2,
+  minUpdates: 2,
+  deadlineAt: 100,
+  results: [],
+  failures: [],
+  uploaded: new Set(),
+  dropped: new Set(),
+  bytesIn: 0,
+  normSum: 0,
+  ...overrides,
+});
+
+const run = (state: EngineState, ...actions: EngineAction[]): EngineState => actions.reduce(reduceEngine, state);
+const loaded = run(INITIAL_ENGINE_STATE, { type: 'loaded', phase: 'idle', status: 'waiting', completedRounds: 0, nextAttempt: 1, started: false, startRequested: false });
+const result = (clientId: string) => ({ clientId, numExamples: 1, delta: [tensor('image/w', [1], new Float32Array([1]))] });
+
+describe('reduceEngine', () => {
+  it('settles each selected client once: a second upload, or a drop after an upload, changes nothing', () => {
+    // Arrange
+    const open = run(loaded, { type: 'attemptOpened', attempt: attempt() });
+    // Act
+    const state = run(
+      open,
+      { type: 'uploadAccepted', result: result('a'), norm: 1, bytes: 10 },
+      { type: 'uploadAccepted', result: result('a'), norm: 1, bytes: 10 },
+      { type: 'clientDropped', clientId: 'a' },
+      { type: 'clientDropped', clientId: 'z' },
+      { type: 'uploadRefused', clientId: 'b', bytes: 5, failure: { clientId: 'b', code: 'UPDATE_SHAPE' } },
+    );
+    // Assert
+    expect(state.current!.results.map((r) => r.clientId)).toEqual(['a']);
+    expect(state.current!.failures).toEqual([{ clientId: 'b', code: 'UPDATE_SHAPE' }]);
+    expect(state.current!.bytesIn).toBe(15);
+    expect(state.current!.dropped.size).toBe(0);
+    expect(open.current!.results).toEqual([]);
+  });
+
+  it('times out exactly the selected clients that neither uploaded nor dropped', () => {
+    const state = run(loaded, { type: 'attemptOpened', attempt: attempt() }, { type: 'uploadAccepted', result: result('a'), norm: 1, bytes: 1 }, { type: 'clientDropped', clientId: 'b' }, { type: 'deadlinePassed' });
+    expect(state.current!.failures.map((f) => [f.clientId, f.code])).toEqual([
+      ['b', 'DISCONNECTED'],
+      ['c', 'TIMEOUT'],
+    ]);
+  });
+
+  it('ignores uploads outside an open attempt and never leaves a terminal phase but by shutdown', () => {
+    const closing = run(loaded, { type: 'attemptOpened', attempt: attempt() }, { type: 'closing' });
+    expect(run(closing, { type: 'uploadAccepted', result: result('a'), norm: 1, bytes: 1 })).toBe(closing);
+    const stopped = run(closing, { type: 'stopped' });
+    expect(stopped).toMatchObject({ phase: 'stopped', status: 'stopped', current: null, lastClosedRoundId: 'r1a1' });
+    expect(run(stopped, { type: 'attemptOpened', attempt: attempt() })).toBe(stopped);
+    expect(run(stopped, { type: 'shutdown' }).phase).toBe('shutdown');
+  });
+
+  it('commits a round: the next attempt number starts again and the last round finishes the task', () => {
+    const closing = run(loaded, { type: 'attemptDrawn' }, { type: 'attemptOpened', attempt: attempt() }, { type: 'closing' });
+    expect(run(closing, { type: 'committed', serverRound: 1, finished: false })).toMatchObject({ phase: 'idle', completedRounds: 1, nextAttempt: 1, current: null });
+    expect(run(closing, { type: 'committed', serverRound: 1, finished: true })).toMatchObject({ phase: 'finished', status: 'finished' });
+  });
+});
+
+describe('closeReason', () => {
+  it('closes at the target, when everyone settled, or when the minimum is out of reach', () => {
+    expect(closeReason(attempt())).toBeNull();
+    expect(closeReason(attempt({ results: [result('a'), result('b')], uploaded: new Set(['a', 'b']) }))).toBe('target reached');
+    expect(closeReason(attempt({ target: 3, minUpdates: 1, results: [result('a')], uploaded: new Set(['a', 'b']), dropped: new Set(['c']) }))).toBe('every selected client settled');
+    expect(closeReason(attempt({ uploaded: new Set(['a']), dropped: new Set(['b']) }))).toBe('too few clients left');
+    expect(closeReason(attempt({ selected: new Set(), target: 0, minUpdates: 1 }))).toBe('the plan selected nobody');
+  });
+});

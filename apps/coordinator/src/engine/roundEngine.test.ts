@@ -1,0 +1,317 @@
+/**
+ * The round engine driven by a fake clock and a fake transport, in the manner of Flower's server
+ * loop tests: no sockets, no wall-clock sleeps. Every timer the engine sets runs only when the test
+ * advances the clock.
+ */
+import { FedAvg, encodeUpdate, tensor } from '@chorus/fl-core';
+import type { Parameters, Strategy } from '@chorus/fl-core';
+import { PROTOCOL_VERSION } from '@chorus/protocol';
+import type { ParsedUpdate, RoundEndPayload, RoundStartPayload, TaskEndPayload } from '@chorus/protocol';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { CoordinatorMetrics } from '../http/metrics.js';
+import { MemoryStore } from '../store/memoryStore.js';
+import { parseTask } from '../task/loadTask.js';
+import type { TaskConfig } from '../task/taskSchema.js';
+import { decodeGlobal } from './checkpoint.js';
+import { RoundEngine } from './roundEngine.js';
+import type { EngineClock, EngineTransport } from './roundEngine.js';
+
+/** A clock whose timers fire only when the test advances it. */
+class FakeClock implements EngineClock {
+  private time = 1_000_000;
+  private nextId = 1;
+  private readonly timers = new Map<number, { at: number; fn: () => void }>();
+
+  now(): number {
+    return this.time;
+  }
+  monotonic(): number {
+    return this.time;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.time + Math.max(0, ms), fn });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.timers.delete(handle as number);
+  }
+  /** Runs every timer due within `ms`, in time order (timers set meanwhile included). */
+  advance(ms: number): void {
+    const until = this.time + ms;
+    for (;;) {
+      let next: [number, { at: number; fn: () => void }] | undefined;
+      for (const entry of this.timers) if (entry[1].at <= until && (!next || entry[1].at < next[1].at || (entry[1].at === next[1].at && entry[0] < next[0]))) next = entry;
+      if (!next) break;
+      this.timers.delete(next[0]);
+      this.time = Math.max(this.time, next[1].at);
+      next[1].fn();
+    }
+    this.time = until;
+  }
+  get pending(): number {
+    return this.timers.size;
+  }
+}
+
+/** Records what the engine sends. */
+class FakeTransport implements EngineTransport {
+  readonly starts: { clientIds: readonly string[]; payload: RoundStartPayload }[] = [];
+  readonly ends: RoundEndPayload[] = [];
+  readonly taskEnds: TaskEndPayload[] = [];
+  sendRoundStart(clientIds: readonly string[], payload: RoundStartPayload): void {
+    this.starts.push({ clientIds, payload });
+  }
+  broadcastRoundEnd(payload: RoundEndPayload): void {
+    this.ends.push(payload);
+  }
+  broadcastTaskEnd(payload: TaskEndPayload): void {
+    this.taskEnds.push(payload);
+  }
+  get lastStart(): { clientIds: readonly string[]; payload: RoundStartPayload } {
+    return this.starts.at(-1)!;
+  }
+}
+
+const initialGlobal = (): Parameters => [tensor('image/w', [2], new Float32Array([1, 2])), tensor('fusion/b', [1], new Float32Array([0]))];
+
+function makeTask(overrides: Record<string, unknown> = {}): TaskConfig {
+  return parseTask({
+    id: 'demo',
+    dataset: { name: 'digits', modalities: ['image'] },
+    model: { base: 'tiny', adapterRank: 2, adapterAlpha: 4, namConcepts: 4 },
+    strategy: { name: 'fedavg' },
+    rounds: 2,
+    clientsPerRound: 2,
+    minClients: 2,
+    overSelection: 0,
+    waitingRoomMs: 0,
+    roundDeadlineMs: 10_000,
+    maxRoundAttempts: 3,
+    localEpochs: 1,
+    batchSize: 8,
+    learningRate: 0.1,
+    maxUpdateBytes: 4096,
+    normBound: 100,
+    seed: 5,
+    ...overrides,
+  });
+}
+
+function setup(overrides: Record<string, unknown> = {}, strategy?: Strategy) {
+  const task = makeTask(overrides);
+  const clock = new FakeClock();
+  const transport = new FakeTransport();
+  const store = new MemoryStore();
+  store.upsertTask({ taskId: task.id, configJson: JSON.stringify(task), joinTokenHash: 'x', createdAt: clock.now() });
+  const statuses: string[] = [];
+  const engine = new RoundEngine({
+    task,
+    store,
+    strategy: strategy ?? new FedAvg({ cohort: { clientsPerRound: task.clientsPerRound, overSelection: task.overSelection } }),
+    transport,
+    initialGlobal,
+    logger: pino({ level: 'silent' }),
+    metrics: new CoordinatorMetrics({ defaultMetrics: false }),
+    clock,
+    retryDelayMs: 100,
+    onStatusChanged: (c) => statuses.push(c.status),
+  });
+  engine.start();
+  const join = (...ids: string[]): void => {
+    for (const id of ids) engine.join(id, { backend: 'cpu', modalities: ['image'], numExamples: 10 });
+  };
+  const upload = (clientId: string, value: number, round = transport.lastStart.payload): ReturnType<RoundEngine['submitUpdate']> => {
+    const delta = [tensor('image/w', [2], new Float32Array([value, value])), tensor('fusion/b', [1], new Float32Array([value]))];
+    const bytes = encodeUpdate({ kind: 'delta', taskId: task.id, round: round.serverRound, clientId, encoding: 'fp32', tensors: delta });
+    const update: ParsedUpdate = { type: 'update', protocolVersion: PROTOCOL_VERSION, taskId: task.id, roundId: round.roundId, serverRound: round.serverRound, numExamples: 1, metrics: {}, update: bytes };
+    return engine.submitUpdate(clientId, update);
+  };
+  return { task, clock, transport, store, engine, join, upload, statuses };
+}
+
+describe('RoundEngine with a fake clock and transport', () => {
+  it('opens a round once enough clients wait, commits the mean of the updates, and finishes after the last round', () => {
+    // Arrange
+    const { clock, transport, engine, join, upload, store, statuses } = setup();
+    join('a', 'b');
+    // Act: round 1
+    clock.advance(0);
+    const first = transport.lastStart;
+    upload('a', 1);
+    upload('b', 3);
+    clock.advance(0);
+    // Assert
+    expect(first.clientIds).toEqual(expect.arrayContaining(['a', 'b']));
+    expect(transport.ends.map((e) => e.status)).toEqual(['completed']);
+    expect([...decodeGlobal(engine.globalBytes)[0]!.values]).toEqual([3, 4]);
+    // The next round opened in the same instant (timers set meanwhile run too).
+    expect(engine.snapshot()).toMatchObject({ phase: 'open', completedRounds: 1, status: 'running' });
+    expect(transport.lastStart.payload.serverRound).toBe(2);
+    // Act: round 2 is the last
+    upload('a', 0);
+    upload('b', 0);
+    clock.advance(0);
+    // Assert
+    expect(engine.snapshot()).toMatchObject({ phase: 'finished', status: 'finished', completedRounds: 2 });
+    expect(transport.taskEnds).toEqual([expect.objectContaining({ status: 'finished', completedRounds: 2 })]);
+    expect(statuses).toEqual(['running', 'finished']);
+    expect(store.latestCheckpoint('demo')!.serverRound).toBe(2);
+  });
+
+  it('waits out the waiting room for a full cohort, then starts with those present', () => {
+    // Arrange
+    const { clock, transport, join } = setup({ clientsPerRound: 3, minClients: 2, waitingRoomMs: 5_000 });
+    join('a', 'b');
+    // Act / Assert: two of three are there; nothing opens until the window closes.
+    clock.advance(4_999);
+    expect(transport.starts).toHaveLength(0);
+    clock.advance(1);
+    expect(transport.lastStart.clientIds).toHaveLength(2);
+  });
+
+  it('closes at the deadline with the updates it has when they reach the minimum, and counts the silent client as timed out', () => {
+    // Arrange
+    const { clock, transport, join, upload, store } = setup({ clientsPerRound: 3, minClients: 2 });
+    join('a', 'b', 'c');
+    clock.advance(0);
+    upload('a', 1);
+    upload('b', 1);
+    // Act
+    clock.advance(10_000);
+    // Assert
+    expect(transport.ends.map((e) => e.status)).toEqual(['completed']);
+    const metrics = store.listMetrics('demo')[0]!.metrics;
+    expect(metrics).toMatchObject({ numSelected: 3, numAccepted: 2, numDropped: 0 });
+  });
+
+  it('retries with a fresh plan when too few updates arrive, and fails the task after maxRoundAttempts', () => {
+    // Arrange
+    const { clock, transport, engine, join, statuses } = setup({ maxRoundAttempts: 2 });
+    join('a', 'b');
+    clock.advance(0);
+    // Act: nobody uploads, twice.
+    clock.advance(10_000);
+    clock.advance(100);
+    const second = transport.lastStart.payload;
+    clock.advance(10_000);
+    // Assert
+    expect(transport.ends.map((e) => [e.status, e.attempt])).toEqual([
+      ['retry', 1],
+      ['retry', 2],
+    ]);
+    expect(second.attempt).toBe(2);
+    expect(engine.snapshot().phase).toBe('failed');
+    expect(transport.taskEnds.map((e) => e.status)).toEqual(['failed']);
+    expect(statuses.at(-1)).toBe('failed');
+    expect(clock.pending).toBe(0);
+  });
+
+  it('closes as soon as a dropout leaves too few clients to reach the minimum', () => {
+    // Arrange
+    const { clock, transport, engine, join, upload } = setup({ clientsPerRound: 3, minClients: 3 });
+    join('a', 'b', 'c');
+    clock.advance(0);
+    const opened = clock.now();
+    upload('a', 1);
+    // Act
+    engine.leave('b');
+    clock.advance(0);
+    // Assert: no waiting for the deadline.
+    expect(transport.ends).toEqual([expect.objectContaining({ status: 'retry', reason: 'too few clients left: 1 valid updates, 3 needed' })]);
+    expect(clock.now()).toBe(opened);
+  });
+
+  it('refuses a late upload with LATE_UPDATE and a second upload with DUPLICATE_UPDATE, changing nothing', () => {
+    // Arrange
+    const { clock, transport, engine, join, upload } = setup({ clientsPerRound: 3, minClients: 2 });
+    join('a', 'b', 'c');
+    clock.advance(0);
+    const round = transport.lastStart.payload;
+    upload('a', 1);
+    // Act
+    const duplicate = upload('a', 5);
+    upload('b', 1);
+    clock.advance(10_000);
+    const late = upload('c', 100, round);
+    // Assert
+    expect(duplicate).toEqual({ ok: false, error: expect.objectContaining({ code: 'DUPLICATE_UPDATE' }) });
+    expect(late).toEqual({ ok: false, error: expect.objectContaining({ code: 'LATE_UPDATE' }) });
+    expect([...decodeGlobal(engine.globalBytes)[0]!.values]).toEqual([2, 3]);
+  });
+
+  it('pauses after the round in flight, opens nothing while paused, and resumes on resume', () => {
+    // Arrange
+    const { clock, transport, engine, join, upload } = setup({ rounds: 3 });
+    join('a', 'b');
+    clock.advance(0);
+    // Act: pause mid-round; the round still commits.
+    engine.control('pause');
+    upload('a', 1);
+    upload('b', 1);
+    clock.advance(60_000);
+    // Assert
+    expect(transport.ends.map((e) => e.status)).toEqual(['completed']);
+    expect(transport.starts).toHaveLength(1);
+    expect(engine.snapshot()).toMatchObject({ status: 'paused', completedRounds: 1, openRound: null });
+    // Act
+    engine.control('resume');
+    clock.advance(0);
+    // Assert
+    expect(transport.starts).toHaveLength(2);
+    expect(engine.snapshot().status).toBe('running');
+  });
+
+  it('stops: closes the attempt in flight without a model, refuses later uploads, and keeps the checkpoint', () => {
+    // Arrange
+    const { clock, transport, engine, join, upload, store } = setup();
+    join('a', 'b');
+    clock.advance(0);
+    const hash = engine.globalHash;
+    upload('a', 1);
+    // Act
+    engine.control('stop');
+    const after = upload('b', 1);
+    clock.advance(60_000);
+    // Assert
+    expect(after).toEqual({ ok: false, error: expect.objectContaining({ code: 'TASK_STOPPED' }) });
+    expect(transport.taskEnds.map((e) => e.status)).toEqual(['stopped']);
+    expect(engine.globalHash).toBe(hash);
+    expect(store.listRounds('demo')[0]).toMatchObject({ status: 'retry', reason: 'task stopped' });
+    expect(clock.pending).toBe(0);
+    expect(() => engine.control('resume')).toThrowError(/TASK_TRANSITION/);
+  });
+
+  it('aggregates in canonical order: the same updates arriving in another order give the same global bytes', () => {
+    // Arrange: float addition is not associative, so arrival order would show in the bytes.
+    const run = (order: readonly string[]): string => {
+      const { clock, engine, join, upload } = setup({ clientsPerRound: 3, minClients: 3, rounds: 1 });
+      join('a', 'b', 'c');
+      clock.advance(0);
+      const values: Record<string, number> = { a: 0.1, b: 1e7, c: -1e7 };
+      for (const id of order) upload(id, values[id]!);
+      clock.advance(0);
+      return engine.globalHash;
+    };
+    // Act / Assert
+    expect(run(['c', 'a', 'b'])).toBe(run(['a', 'b', 'c']));
+    expect(run(['b', 'c', 'a'])).toBe(run(['a', 'b', 'c']));
+  });
+
+  it('asks the strategy for each plan: its round config reaches clients and its target closes the round', () => {
+    // Arrange: a strategy that invites everyone but waits for one result, with a config entry of its own.
+    const strategy = new FedAvg({ cohort: { clientsPerRound: 1, overSelection: 2 }, roundConfig: { proximalMu: 0.25 } });
+    const { clock, transport, engine, join, upload } = setup({ clientsPerRound: 1, minClients: 1, overSelection: 2 }, strategy);
+    join('a', 'b', 'c');
+    clock.advance(0);
+    // Act
+    const start = transport.lastStart;
+    upload(start.clientIds[0]!, 1);
+    clock.advance(0);
+    // Assert
+    expect(start.clientIds).toHaveLength(3);
+    expect(start.payload.config.strategy).toMatchObject({ proximalMu: 0.25 });
+    expect(engine.snapshot().completedRounds).toBe(1);
+  });
+});
