@@ -55,5 +55,7 @@ export {
 export type { AdapterLayout, DigitsFactoryOptions, ModelFactory, ModelRequest } from './models.js';
 export { evaluateLocally, toModelBatch, trainLocally } from './training.js';
 export type { LocalTrainingOptions, LocalTrainingResult, StepProgress } from './training.js';
-export { ChorusClient, clipToNorm } from './runtime.js';
+export { ChorusClient } from './runtime.js';
+export { roundSeed, runLocalRound } from './localRound.js';
+export type { LocalRoundOptions, LocalRoundResult } from './localRound.js';
 export type { ChorusClientOptions, ClientOutcome } from './runtime.js';

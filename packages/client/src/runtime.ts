@@ -14,17 +14,17 @@
  *   tensor or optimiser state leaks into the next round.
  * - Only the delta of the modalities the client holds (plus the shared `fusion` group) leaves the
  *   client, clipped to the round's norm bound when it is honest; an adversarial behaviour is
- *   applied after clipping, openly, to what is uploaded.
+ *   applied after clipping, openly, to what is uploaded (localRound.ts).
+ * - What is uploaded depends on the round start, the identity, the data and the seed only: the
+ *   same round replays bit-identically, whatever rounds came before.
  * - The identity the coordinator issues is saved before anything else happens, so a reconnect or a
  *   restart resumes it; an identity the coordinator refuses is forgotten and the join token used.
  */
-import { createRng, decodeUpdate, encodeUpdate, isFlCoreError, squaredNorm } from '@chorus/fl-core';
-import type { Parameters, Rng, Tensor } from '@chorus/fl-core';
+import { isFlCoreError } from '@chorus/fl-core';
 import { isModelsError } from '@chorus/models';
-import type { MultimodalModel } from '@chorus/models';
 import { PROTOCOL_VERSION, roundEndSchema, roundStartSchema, taskEndSchema } from '@chorus/protocol';
 import type { Ack, AuthPayload, Capabilities, HelloResult, ParsedRoundStart, ProtocolErrorCode, UpdateResult } from '@chorus/protocol';
-import { attackUpdate, checkBehaviour, labelPermutation } from './adversarial.js';
+import { checkBehaviour } from './adversarial.js';
 import type { AdversarialBehaviour } from './adversarial.js';
 import { createSocket, refusalOf } from './connection.js';
 import type { ClientSocket, SocketSetup } from './connection.js';
@@ -33,10 +33,9 @@ import { ClientError, isClientError } from './errors.js';
 import type { ClientErrorCode } from './errors.js';
 import { ClientEvents } from './events.js';
 import type { ClientEventListener, ClientStatus, TaskEndEvent } from './events.js';
-import { globalFor, inferAdapterLayout } from './models.js';
+import { runLocalRound } from './localRound.js';
 import type { ModelFactory } from './models.js';
 import type { IdentityStorage, StoredIdentity } from './storage.js';
-import { evaluateLocally, trainLocally } from './training.js';
 
 /** Options of {@link ChorusClient}. */
 export interface ChorusClientOptions {
@@ -52,7 +51,10 @@ export interface ChorusClientOptions {
   readonly backend: string;
   /** Adversarial behaviour (experiments only); null or absent: honest. */
   readonly behaviour?: AdversarialBehaviour | null;
-  /** Seed of shuffling, noise and the label-flip permutation (default 0). */
+  /**
+   * Seed of shuffling, noise and the label-flip permutation (default 0). Each round draws from
+   * (seed, server round) alone, so the same round start gives the same upload (see localRound.ts).
+   */
   readonly seed?: number;
   /** Examples of the local data scored before and after training (default 256; 0 turns it off). */
   readonly evalExamples?: number;
@@ -79,8 +81,6 @@ interface RoundRun {
 
 const RETRY_DELAY_MS = 1000;
 const MAX_UPLOAD_RETRIES = 3;
-/** Honest deltas are clipped a little inside the bound, so fp16/int8 rounding cannot push them over it. */
-const NORM_MARGIN = 0.99;
 
 /** Lets sockets, timers and other in-process clients run between training steps. */
 const pause = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
@@ -90,8 +90,6 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export class ChorusClient {
   private readonly events = new ClientEvents();
   private readonly behaviour: AdversarialBehaviour | null;
-  private readonly rng: Rng;
-  private readonly labelMap: Map<number, Int32Array> = new Map();
   private readonly now: () => number;
   private socket: ClientSocket | null = null;
   private identity: StoredIdentity | null = null;
@@ -111,7 +109,6 @@ export class ChorusClient {
     const seed = options.seed ?? 0;
     if (!Number.isSafeInteger(seed) || seed < 0) throw new ClientError('CLIENT_BAD_CONFIG', `seed must be a non-negative integer, got ${seed}`);
     this.behaviour = options.behaviour ? checkBehaviour(options.behaviour) : null;
-    this.rng = createRng(seed);
     this.now = options.now ?? (() => Date.now());
     this.finishedPromise = new Promise((resolve) => (this.resolveFinished = resolve));
   }
@@ -370,104 +367,32 @@ export class ChorusClient {
 
   private async runRound(run: RoundRun): Promise<void> {
     const { round } = run;
-    const { dataset, models } = this.options;
     const serverRound = round.serverRound;
     this.events.emit({ type: 'round-start', serverRound, attempt: round.attempt, roundId: round.roundId, deadlineAt: round.deadlineAt });
     this.events.emit({ type: 'download', serverRound, bytesDone: round.global.byteLength, bytesTotal: round.global.byteLength });
     this.setStatus('training', `round ${serverRound}`);
-
-    await checkGlobalHash(round.global, round.globalHash);
-    let global: Tensor[];
-    try {
-      global = decodeUpdate(round.global, { maxBytes: round.global.byteLength }).tensors;
-    } catch (err) {
-      throw new ClientError('CLIENT_BAD_ROUND', `global model: ${(err as Error).message}`);
-    }
-    const layout = inferAdapterLayout(global);
-    if (layout.head !== round.config.head) {
-      throw new ClientError('CLIENT_MODEL_MISMATCH', `the round asks for a ${round.config.head} head but the global model has a ${layout.head} head`);
-    }
-    const modalities = layout.modalities.filter((m) => dataset.modalities.includes(m) && models.modalities.includes(m));
-    if (modalities.length === 0) {
-      throw new ClientError('CLIENT_MODEL_MISMATCH', `the task's modalities (${layout.modalities.join(', ')}) and this client's (${dataset.modalities.join(', ')}) do not overlap`);
-    }
-    if (dataset.numExamples === 0) throw new ClientError('CLIENT_DATASET', 'no local examples to train on');
-    const config = round.config;
-    const mu = typeof config.strategy['proximalMu'] === 'number' ? config.strategy['proximalMu'] : 0;
-    const roundRng = createRng(Math.floor(this.rng() * 0x100000000));
-    const evalIndices = evaluationIndices(dataset.numExamples, this.options.evalExamples ?? 256);
-    const started = this.now();
-    const metrics: Record<string, number> = {};
-    let delta: Tensor[];
-
-    const model: MultimodalModel = await models.create({ ...layout, modalities, adapterAlpha: config.adapterAlpha, learningRate: config.learningRate, seed: serverRound });
-    try {
-      const own = globalFor(model, global);
-      model.setAdapterParameters(own);
-      if (evalIndices.length > 0) {
-        const g = await evaluateLocally(model, dataset, evalIndices);
-        this.events.emit({ type: 'evaluate', serverRound, scope: 'global', ...g });
-        metrics['globalAccuracy'] = g.accuracy;
-        metrics['globalLoss'] = g.loss;
-      }
-      if (this.behaviour?.kind !== 'free-rider') {
-        const result = await trainLocally({
-          model,
-          dataset,
-          modalities,
-          localEpochs: config.localEpochs,
-          batchSize: config.batchSize,
-          modalWeight: config.modalWeight,
-          rng: roundRng,
-          ...(mu > 0 ? { proximal: { mu, global: own } } : {}),
-          ...(this.behaviour?.kind === 'label-flip' ? { labelMap: this.labelMapFor(layout.numClasses) } : {}),
-          onStep: (p) => this.events.emit({ type: 'train', serverRound, ...p }),
-          shouldStop: () => run.stopped,
-          pause,
-        });
-        if (result.stopped || run.stopped) return;
-        metrics['trainLoss'] = result.meanLoss;
-        metrics['trainModalLoss'] = result.meanModalLoss;
-        metrics['numSteps'] = result.numSteps;
-        if (evalIndices.length > 0) {
-          const l = await evaluateLocally(model, dataset, evalIndices);
-          this.events.emit({ type: 'evaluate', serverRound, scope: 'local', ...l });
-          metrics['localAccuracy'] = l.accuracy;
-          metrics['localLoss'] = l.loss;
-        }
-      }
-      const after = new Map((await model.adapterParametersAsync()).map((t) => [t.name, t]));
-      delta = own.map((g) => {
-        const a = after.get(g.name)!;
-        const values = new Float32Array(g.values.length);
-        for (let i = 0; i < values.length; i++) values[i] = a.values[i]! - g.values[i]!;
-        return { name: g.name, shape: [...g.shape], values };
-      });
-    } finally {
-      model.dispose();
-    }
-    if (run.stopped) return;
-    metrics['trainMs'] = this.now() - started;
-
-    const clipped = config.normBound === null ? delta : clipToNorm(delta, config.normBound * NORM_MARGIN);
-    const upload = attackUpdate(clipped, this.behaviour, roundRng);
-    await this.upload(run, upload, metrics);
-  }
-
-  private async upload(run: RoundRun, tensors: Tensor[], metrics: Record<string, number>): Promise<void> {
-    const { round } = run;
-    const serverRound = round.serverRound;
     const clientId = this.clientId;
     if (!clientId) throw new ClientError('CLIENT_BAD_ROUND', 'selected before an identity was issued');
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeUpdate({ kind: 'delta', taskId: round.taskId, round: serverRound, clientId, encoding: round.config.uploadEncoding, tensors });
-    } catch (err) {
-      throw new ClientError('CLIENT_TRAINING_FAILED', `the update cannot be encoded: ${(err as Error).message}`);
-    }
-    if (bytes.byteLength > round.config.maxUpdateBytes) {
-      throw new ClientError('CLIENT_UPDATE_TOO_LARGE', `the update is ${bytes.byteLength} bytes, the round allows ${round.config.maxUpdateBytes}`);
-    }
+    const started = this.now();
+    const result = await runLocalRound({
+      round,
+      clientId,
+      dataset: this.options.dataset,
+      models: this.options.models,
+      seed: this.options.seed ?? 0,
+      behaviour: this.behaviour,
+      evalExamples: this.options.evalExamples ?? 256,
+      onEvent: (e) => this.events.emit(e),
+      shouldStop: () => run.stopped,
+      pause,
+    });
+    if (!result || run.stopped) return;
+    await this.upload(run, result.update, { ...result.metrics, trainMs: this.now() - started });
+  }
+
+  private async upload(run: RoundRun, bytes: Uint8Array, metrics: Record<string, number>): Promise<void> {
+    const { round } = run;
+    const serverRound = round.serverRound;
     this.setStatus('uploading', `round ${serverRound}`);
     this.events.emit({ type: 'upload', serverRound, bytesDone: 0, bytesTotal: bytes.byteLength });
     const finiteMetrics = Object.fromEntries(Object.entries(metrics).filter(([, v]) => Number.isFinite(v)));
@@ -514,39 +439,6 @@ export class ChorusClient {
       return;
     }
   }
-
-  private labelMapFor(numClasses: number): Int32Array {
-    let map = this.labelMap.get(numClasses);
-    if (!map) {
-      // Its own stream, so the permutation stays fixed across rounds whatever else draws numbers.
-      map = labelPermutation(numClasses, createRng((this.options.seed ?? 0) ^ 0x5bd1e995));
-      this.labelMap.set(numClasses, map);
-    }
-    return map;
-  }
-}
-
-/** `delta` scaled down to L2 norm `bound` when above it (a copy either way). */
-export function clipToNorm(delta: Parameters, bound: number): Tensor[] {
-  let sq = 0;
-  for (const t of delta) sq += squaredNorm(t.values);
-  const n = Math.sqrt(sq);
-  const factor = n > bound && n > 0 ? bound / n : 1;
-  return delta.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.map((v) => v * factor) }));
-}
-
-/** The first `count` example positions (evaluation needs no randomness: the same examples every round). */
-function evaluationIndices(numExamples: number, count: number): number[] {
-  return Array.from({ length: Math.min(numExamples, count) }, (_, i) => i);
-}
-
-/** Checks the global bytes against the announced SHA-256 where Web Crypto is available (secure contexts, Node ≥ 19). */
-async function checkGlobalHash(bytes: Uint8Array, expected: string): Promise<void> {
-  const subtle = (globalThis as { crypto?: { subtle?: { digest(alg: string, data: Uint8Array): Promise<ArrayBuffer> } } }).crypto?.subtle;
-  if (!subtle) return;
-  const digest = new Uint8Array(await subtle.digest('SHA-256', bytes));
-  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-  if (hex !== expected) throw new ClientError('CLIENT_BAD_ROUND', `the global model does not match its hash ${expected.slice(0, 12)}…`);
 }
 
 function toClientError(err: unknown): ClientError {
