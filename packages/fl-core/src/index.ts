@@ -8,8 +8,12 @@ export {
   assertFinite,
   assertSameLayout,
   axpy,
+  clipFactor,
+  clipParametersToNorm,
+  clipToNorm,
   cloneParameters,
   cosineSimilarity,
+  cosineSimilarityOfParts,
   dot,
   flatten,
   groupOf,
@@ -18,6 +22,8 @@ export {
   norm,
   numElements,
   parameterCount,
+  parametersDelta,
+  parametersNorm,
   sameLayout,
   scale,
   splitByGroup,
@@ -28,7 +34,7 @@ export {
   unflatten,
   zerosLike,
 } from './params.js';
-export type { Layout, Parameters, Tensor } from './params.js';
+export type { Clipped, ClippedParameters, ClippedUpdate, Layout, Parameters, Tensor } from './params.js';
 export {
   CODEC_FORMAT_VERSION,
   CODEC_MAGIC,
@@ -47,7 +53,7 @@ export type { CrossEntropyOptions, LogLossOptions } from './metrics/logLoss.js';
 export { expectedCalibrationError, expectedCalibrationErrorFromConfidences, reliabilityBins } from './metrics/calibration.js';
 export type { CalibrationOptions, ReliabilityBins } from './metrics/calibration.js';
 export { recallAtK, retrievalRanks } from './metrics/retrieval.js';
-export { explanationConsistency, meanRowCosine } from './metrics/similarity.js';
+export { meanExplanationConsistency, meanRowCosine } from './metrics/similarity.js';
 export type { ClientPartition } from './partition/common.js';
 export { iidPartition } from './partition/iid.js';
 export type { IidPartitionOptions } from './partition/iid.js';
@@ -59,8 +65,8 @@ export { quantitySkewPartition } from './partition/quantitySkew.js';
 export type { QuantityDistribution, QuantitySkewPartitionOptions } from './partition/quantitySkew.js';
 export { assignModalitiesByFractions, assignModalitiesIndependently, MODALITIES } from './partition/modality.js';
 export type { Modality, ModalityKindShare } from './partition/modality.js';
-export { clipParameters, dpFedAvg, dpFedAvgNoiseStd } from './privacy/dpFedAvg.js';
-export type { ClippedParameters, DpFedAvgOptions, DpFedAvgResult } from './privacy/dpFedAvg.js';
+export { dpFedAvg, dpFedAvgNoiseStd } from './privacy/dpFedAvg.js';
+export type { DpFedAvgOptions, DpFedAvgResult } from './privacy/dpFedAvg.js';
 export {
   computeRdp,
   createRdpAccountant,
@@ -101,8 +107,7 @@ export { boundedNumByzantine, krum, pairwiseSquaredDistances } from './aggregati
 export type { KrumOptions, KrumResult } from './aggregation/krum.js';
 export { flTrust } from './aggregation/flTrust.js';
 export type { FlTrustResult } from './aggregation/flTrust.js';
-export { clipToNorm, normClip } from './aggregation/normClip.js';
-export type { ClippedUpdate } from './aggregation/normClip.js';
+export { normClip } from './aggregation/normClip.js';
 export { centeredClip } from './aggregation/centeredClip.js';
 export type { CenteredClipOptions } from './aggregation/centeredClip.js';
 export { aggregateByGroup, assertGroupsMatch } from './aggregation/groups.js';

@@ -1,17 +1,37 @@
 import { describe, expect, it } from 'vitest';
 import { isFlCoreError } from './errors.js';
+import fc from 'fast-check';
 import {
   allFinite,
   assertSameLayout,
   axpy,
+  clipFactor,
+  clipParametersToNorm,
+  clipToNorm,
   cosineSimilarity,
+  cosineSimilarityOfParts,
   flatten,
   groupOf,
   layoutOf,
+  parametersDelta,
+  parametersNorm,
   splitByGroup,
   tensor,
   unflatten,
 } from './params.js';
+import type { FlCoreErrorCode } from './errors.js';
+
+function expectCode(fn: () => unknown, code: FlCoreErrorCode): void {
+  try {
+    fn();
+  } catch (err) {
+    expect(isFlCoreError(err, code), String(err)).toBe(true);
+    return;
+  }
+  expect.unreachable(`expected ${code}`);
+}
+
+const update = (image: number[], text: number[]) => [tensor('image/w', [image.length], Float32Array.from(image)), tensor('text/w', [text.length], Float32Array.from(text))];
 
 describe('params', () => {
   it('flatten and unflatten round-trip names, shapes and values', () => {
@@ -70,5 +90,90 @@ describe('params', () => {
         }
       }
     }
+  });
+});
+
+describe('shared primitives: norm, clip, cosine, delta', () => {
+  it('parametersNorm is the norm of the flattened tensors', () => {
+    expect(parametersNorm(update([3], [4]))).toBe(5);
+    expect(parametersNorm([])).toBe(0);
+  });
+
+  it('clipFactor is min(1, maxNorm / norm), passing non-finite norms on', () => {
+    expect(clipFactor(5, 1)).toBeCloseTo(0.2, 15);
+    expect(clipFactor(0.5, 1)).toBe(1);
+    expect(clipFactor(Number.NaN, 1)).toBe(1);
+    expect(clipFactor(Infinity, 1)).toBe(0);
+  });
+
+  it('clipToNorm scales a flat vector onto the ball as a copy', () => {
+    const v = new Float32Array([3, 4]);
+
+    const out = clipToNorm(v, 1);
+    const inside = clipToNorm(v, 10);
+
+    expect(out).toMatchObject({ norm: 5 });
+    expect(Array.from(out.clipped)).toEqual([Math.fround(0.6), Math.fround(0.8)]);
+    expect(inside.factor).toBe(1);
+    expect(inside.clipped).not.toBe(v);
+    expect(Array.from(v)).toEqual([3, 4]);
+    expectCode(() => clipToNorm(v, 0), 'AGG_BAD_CONFIG');
+  });
+
+  it('clipParametersToNorm scales the whole update onto the ball and leaves small ones alone', () => {
+    // ‖(3, 4)‖ = 5 across two tensors.
+    const big = update([3], [4]);
+
+    const clipped = clipParametersToNorm(big, 1);
+    const untouched = clipParametersToNorm(big, 10);
+
+    expect(clipped.norm).toBe(5);
+    expect(clipped.factor).toBeCloseTo(0.2, 12);
+    expect(Array.from(clipped.clipped[0]!.values)).toEqual([Math.fround(0.6)]);
+    expect(Array.from(clipped.clipped[1]!.values)).toEqual([Math.fround(0.8)]);
+    expect(untouched.factor).toBe(1);
+    expect(untouched.clipped[0]!.values).not.toBe(big[0]!.values);
+    expect(Array.from(big[0]!.values)).toEqual([3]);
+    expectCode(() => clipParametersToNorm(big, Number.NaN), 'AGG_BAD_CONFIG');
+  });
+
+  it('clipping never leaves a finite vector outside the ball (property)', () => {
+    const value = fc.float({ min: -1e6, max: 1e6, noNaN: true, noDefaultInfinity: true });
+    fc.assert(
+      fc.property(fc.array(value, { minLength: 1, maxLength: 8 }), fc.double({ min: 1e-3, max: 1e3, noNaN: true }), (xs, maxNorm) => {
+        const { clipped, norm: before } = clipToNorm(Float32Array.from(xs), maxNorm);
+        const after = parametersNorm([tensor('w', [clipped.length], clipped)]);
+        expect(after).toBeLessThanOrEqual(maxNorm * (1 + 1e-6));
+        if (before <= maxNorm) expect(Array.from(clipped)).toEqual(Array.from(Float32Array.from(xs)));
+      }),
+    );
+  });
+
+  it('cosineSimilarityOfParts equals the cosine of the concatenations', () => {
+    const a = [new Float32Array([1, 2]), new Float32Array([3])];
+    const b = [new Float32Array([-1, 0]), new Float32Array([2])];
+
+    const parts = cosineSimilarityOfParts([
+      [a[0]!, b[0]!],
+      [a[1]!, b[1]!],
+    ]);
+
+    expect(parts).toBeCloseTo(cosineSimilarity(new Float32Array([1, 2, 3]), new Float32Array([-1, 0, 2])), 12);
+    expect(cosineSimilarityOfParts([])).toBe(0);
+    expectCode(() => cosineSimilarityOfParts([[a[0]!, b[1]!]]), 'PARAMS_MISMATCH');
+  });
+
+  it('parametersDelta is local − global in the global order, by name', () => {
+    const global = update([1, 2], [10]);
+    const local = [tensor('text/w', [1], new Float32Array([7])), tensor('image/w', [2], new Float32Array([4, 0]))];
+
+    const delta = parametersDelta(local, global);
+
+    expect(delta.map((t) => [t.name, Array.from(t.values)])).toEqual([
+      ['image/w', [3, -2]],
+      ['text/w', [-3]],
+    ]);
+    expectCode(() => parametersDelta(local.slice(0, 1), global), 'PARAMS_MISMATCH');
+    expectCode(() => parametersDelta([tensor('image/w', [1]), local[0]!], global), 'PARAMS_MISMATCH');
   });
 });

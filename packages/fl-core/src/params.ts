@@ -6,6 +6,12 @@
  * `audio/…`, `fusion/…`); a client that lacks a modality sends no tensors of that group. Vector
  * operations are flat loops over typed arrays that write into a caller-owned `out` and allocate
  * nothing per element; their inputs are never mutated (an `out` may alias an input).
+ *
+ * This module is the one home of the primitives every package shares: the norm ({@link norm},
+ * {@link parametersNorm}), the clip ({@link clipFactor}, {@link clipToNorm},
+ * {@link clipParametersToNorm}), the cosine ({@link cosineSimilarity},
+ * {@link cosineSimilarityOfParts}) and the delta ({@link parametersDelta}). Import them; do not
+ * write the loop again.
  */
 import { FlCoreError } from './errors.js';
 
@@ -150,7 +156,7 @@ export function groupsOf(params: Parameters): string[] {
 // ---------------------------------------------------------------------------------------------
 // Flat vector operations. Sums are accumulated in float64 (JS numbers) for accuracy.
 
-function checkLengths(fn: string, a: Float32Array, b: Float32Array): void {
+function checkLengths(fn: string, a: Float32Array | Float64Array, b: Float32Array | Float64Array): void {
   if (a.length !== b.length) throw new FlCoreError('PARAMS_MISMATCH', `${fn}: lengths differ (${a.length} vs ${b.length})`);
 }
 
@@ -204,8 +210,8 @@ export function norm(a: Float32Array): number {
   return Math.sqrt(squaredNorm(a));
 }
 
-/** ‖a − b‖₂². */
-export function squaredDistance(a: Float32Array, b: Float32Array): number {
+/** ‖a − b‖₂² (b may be a float64 vector, e.g. a running centre). */
+export function squaredDistance(a: Float32Array, b: Float32Array | Float64Array): number {
   checkLengths('squaredDistance', a, b);
   let s = 0;
   for (let i = 0; i < a.length; i++) {
@@ -215,12 +221,15 @@ export function squaredDistance(a: Float32Array, b: Float32Array): number {
   return s;
 }
 
-/** Cosine similarity of two vectors; 0 when either is all zeros. */
-export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
-  checkLengths('cosineSimilarity', a, b);
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
+/** Running sums of a cosine: Σ a_i b_i, Σ a_i², Σ b_i². */
+interface CosineSums {
+  ab: number;
+  aa: number;
+  bb: number;
+}
+
+function addCosineSums(sums: CosineSums, a: Float32Array, b: Float32Array): void {
+  let { ab, aa, bb } = sums;
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
     const y = b[i]!;
@@ -228,7 +237,117 @@ export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
     aa += x * x;
     bb += y * y;
   }
+  sums.ab = ab;
+  sums.aa = aa;
+  sums.bb = bb;
+}
+
+function cosineOf({ ab, aa, bb }: CosineSums): number {
   return aa === 0 || bb === 0 ? 0 : ab / Math.sqrt(aa * bb);
+}
+
+/** Cosine similarity of two vectors; 0 when either is all zeros. */
+export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
+  checkLengths('cosineSimilarity', a, b);
+  const sums = { ab: 0, aa: 0, bb: 0 };
+  addCosineSums(sums, a, b);
+  return cosineOf(sums);
+}
+
+/**
+ * Cosine similarity of two vectors given in matching parts (e.g. the tensors two updates share),
+ * as if each side were concatenated, without concatenating; 0 when either side is all zeros or
+ * there are no parts. Throws `PARAMS_MISMATCH` when the two halves of a pair differ in length.
+ */
+export function cosineSimilarityOfParts(pairs: Iterable<readonly [Float32Array, Float32Array]>): number {
+  const sums = { ab: 0, aa: 0, bb: 0 };
+  for (const [a, b] of pairs) {
+    checkLengths('cosineSimilarityOfParts', a, b);
+    addCosineSums(sums, a, b);
+  }
+  return cosineOf(sums);
+}
+
+/** ‖params‖₂ over all tensors together, as if flattened. */
+export function parametersNorm(params: Parameters): number {
+  let s = 0;
+  for (const t of params) s += squaredNorm(t.values);
+  return Math.sqrt(s);
+}
+
+/**
+ * min(1, maxNorm / norm): the factor that scales a vector of L2 norm `norm` into the ball of
+ * radius `maxNorm`, 1 when it is already inside. A NaN norm gives 1 and an infinite one 0, so a
+ * non-finite vector stays non-finite for a later check to refuse.
+ */
+export function clipFactor(norm: number, maxNorm: number): number {
+  return norm > maxNorm ? maxNorm / norm : 1;
+}
+
+function checkMaxNorm(fn: string, maxNorm: number): void {
+  if (!(maxNorm > 0 && Number.isFinite(maxNorm))) throw new FlCoreError('AGG_BAD_CONFIG', `${fn}: maxNorm must be finite and > 0, got ${maxNorm}`);
+}
+
+/** A vector or a list of tensors scaled into an L2 ball by {@link clipToNorm} or {@link clipParametersToNorm}. */
+export interface Clipped<T> {
+  /** New arrays: the input scaled by `factor`. */
+  readonly clipped: T;
+  /** The input's L2 norm before clipping. */
+  readonly norm: number;
+  /** {@link clipFactor} of that norm: 1 when the input was already inside the ball. */
+  readonly factor: number;
+}
+
+/** One flat update clipped by {@link clipToNorm}. */
+export type ClippedUpdate = Clipped<Float32Array>;
+
+/** Tensors clipped together by {@link clipParametersToNorm}. */
+export type ClippedParameters = Clipped<Tensor[]>;
+
+/**
+ * Scales `update` into the L2 ball of radius `maxNorm` (unchanged if already inside), as a new
+ * vector. Throws `AGG_BAD_CONFIG` unless maxNorm is finite and > 0; never mutates its input.
+ */
+export function clipToNorm(update: Float32Array, maxNorm: number): ClippedUpdate {
+  checkMaxNorm('clipToNorm', maxNorm);
+  const n = norm(update);
+  const factor = clipFactor(n, maxNorm);
+  const clipped = factor === 1 ? update.slice() : scale(new Float32Array(update.length), update, factor);
+  return { clipped, norm: n, factor };
+}
+
+/**
+ * Scales all of `params` together (one L2 norm over every tensor) into the ball of radius
+ * `maxNorm`, as new tensors. Throws `AGG_BAD_CONFIG` unless maxNorm is finite and > 0; never
+ * mutates its input.
+ */
+export function clipParametersToNorm(params: Parameters, maxNorm: number): ClippedParameters {
+  checkMaxNorm('clipParametersToNorm', maxNorm);
+  const n = parametersNorm(params);
+  const factor = clipFactor(n, maxNorm);
+  const clipped = params.map((t) => ({
+    name: t.name,
+    shape: [...t.shape],
+    values: factor === 1 ? t.values.slice() : scale(new Float32Array(t.values.length), t.values, factor),
+  }));
+  return { clipped, norm: n, factor };
+}
+
+/**
+ * local − global, tensor by tensor in `global`'s order, as new tensors: the update a client trained.
+ * Throws `PARAMS_MISMATCH` when `local` lacks one of `global`'s tensors or holds it in another shape;
+ * tensors only `local` has are ignored.
+ */
+export function parametersDelta(local: Parameters, global: Parameters): Tensor[] {
+  const byName = new Map(local.map((t) => [t.name, t]));
+  return global.map((g) => {
+    const l = byName.get(g.name);
+    if (!l) throw new FlCoreError('PARAMS_MISMATCH', `parametersDelta: local parameters lack '${g.name}'`);
+    if (l.shape.join(',') !== g.shape.join(',')) {
+      throw new FlCoreError('PARAMS_MISMATCH', `parametersDelta: '${g.name}' has shape [${l.shape.join(',')}] locally, [${g.shape.join(',')}] globally`);
+    }
+    return { name: g.name, shape: [...g.shape], values: sub(new Float32Array(g.values.length), l.values, g.values) };
+  });
 }
 
 /** True when no value is NaN or ±Infinity. */

@@ -9,7 +9,8 @@ import { fedAdagrad, fedAdam, fedYogi, initialFedOptState } from './fedOpt.js';
 import { flTrust } from './flTrust.js';
 import { krum, pairwiseSquaredDistances } from './krum.js';
 import { median } from './median.js';
-import { clipToNorm, normClip } from './normClip.js';
+import { clipToNorm } from '../params.js';
+import { normClip } from './normClip.js';
 import { trimmedMean } from './trimmedMean.js';
 
 const f32 = (...xs: number[]): Float32Array => new Float32Array(xs);

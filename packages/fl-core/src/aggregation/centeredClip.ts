@@ -1,4 +1,5 @@
 /** Centered clipping, a robust aggregator — Karimireddy, He, Jaggi 2021, arXiv:2012.10333. */
+import { clipFactor, squaredDistance } from '../params.js';
 import { checkLength, checkOption, checkUpdates, normalisedWeights } from './validate.js';
 
 /** Options of {@link centeredClip}. */
@@ -33,13 +34,7 @@ export function centeredClip(updates: readonly Float32Array[], options: Centered
     step.fill(0);
     for (let k = 0; k < updates.length; k++) {
       const x = updates[k]!;
-      let sq = 0;
-      for (let i = 0; i < length; i++) {
-        const d = x[i]! - center[i]!;
-        sq += d * d;
-      }
-      const dist = Math.sqrt(sq);
-      const c = weights[k]! * (dist > clipRadius ? clipRadius / dist : 1);
+      const c = weights[k]! * clipFactor(Math.sqrt(squaredDistance(x, center)), clipRadius);
       if (c === 0) continue;
       for (let i = 0; i < length; i++) step[i] = step[i]! + c * (x[i]! - center[i]!);
     }

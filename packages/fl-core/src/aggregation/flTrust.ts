@@ -1,4 +1,5 @@
 /** FLTrust: trust-scored, norm-rescaled aggregation against a server root update — Cao, Fang, Liu, Gong 2021, arXiv:2012.13995. */
+import { cosineSimilarity, norm } from '../params.js';
 import { checkLength, checkUpdates } from './validate.js';
 
 /** What {@link flTrust} computed. */
@@ -18,23 +19,15 @@ export interface FlTrustResult {
 export function flTrust(updates: readonly Float32Array[], rootUpdate: Float32Array): FlTrustResult {
   const length = checkUpdates('flTrust', updates);
   checkLength('flTrust', 'rootUpdate', rootUpdate, length);
-  let rootSq = 0;
-  for (let i = 0; i < length; i++) rootSq += rootUpdate[i]! * rootUpdate[i]!;
-  const rootNorm = Math.sqrt(rootSq);
+  const rootNorm = norm(rootUpdate);
 
   const trustScores: number[] = [];
   const coefficients: number[] = [];
   let totalTrust = 0;
   for (const g of updates) {
-    let dot = 0;
-    let sq = 0;
-    for (let i = 0; i < length; i++) {
-      const x = g[i]!;
-      dot += x * rootUpdate[i]!;
-      sq += x * x;
-    }
-    const gNorm = Math.sqrt(sq);
-    const trust = gNorm === 0 || rootNorm === 0 ? 0 : Math.max(0, dot / (gNorm * rootNorm));
+    // cosineSimilarity is 0 when either vector is all zeros, so gNorm is positive wherever trust is.
+    const trust = Math.max(0, cosineSimilarity(g, rootUpdate));
+    const gNorm = trust === 0 ? 0 : norm(g);
     trustScores.push(trust);
     // Trust and the norm rescaling fold into one coefficient per update.
     coefficients.push(trust === 0 ? 0 : (trust * rootNorm) / gNorm);

@@ -4,7 +4,7 @@ import { expectedCalibrationError, expectedCalibrationErrorFromConfidences, reli
 import { accuracy, predictedClasses } from './classification.js';
 import { crossEntropy, negativeLogLikelihood } from './logLoss.js';
 import { recallAtK, retrievalRanks } from './retrieval.js';
-import { explanationConsistency, meanRowCosine } from './similarity.js';
+import { meanExplanationConsistency, meanRowCosine } from './similarity.js';
 
 function expectCode(fn: () => unknown, code = 'METRICS_BAD_INPUT' as const): void {
   let caught: unknown;
@@ -149,11 +149,11 @@ describe('similarity', () => {
     const image = new Float32Array([1, 2]);
     const text = new Float32Array([2, 4]);
     const audio = new Float32Array([-1, -2]);
-    expect(explanationConsistency([image, text, audio], 1)).toBeCloseTo(-1 / 3, 6);
+    expect(meanExplanationConsistency([image, text, audio], 1)).toBeCloseTo(-1 / 3, 6);
   });
 
   it('refuses fewer than two modalities, shape mismatches and non-finite rows', () => {
-    expectCode(() => explanationConsistency([new Float32Array(2)], 1));
+    expectCode(() => meanExplanationConsistency([new Float32Array(2)], 1));
     expectCode(() => meanRowCosine(new Float32Array(4), new Float32Array(2), 2));
     expectCode(() => meanRowCosine(new Float32Array([Infinity, 1]), new Float32Array([1, 1]), 1));
   });

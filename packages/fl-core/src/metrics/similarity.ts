@@ -27,11 +27,13 @@ export function meanRowCosine(a: Float32Array, b: Float32Array, numRows: number)
 }
 
 /**
- * Explanation consistency in [−1, 1]: {@link meanRowCosine} averaged over every pair of the given
- * per-modality explanation matrices (each row-major `numInputs × dim`, one row per probe input).
+ * Explanation consistency in [−1, 1] over a whole probe set: {@link meanRowCosine} averaged over
+ * every pair of the given per-modality explanation matrices (each row-major `numInputs × dim`, one
+ * row per probe input). (`@chorus/models`' `explanationConsistency` is the per-example EC of one
+ * pair of modalities of a model's explanation.)
  */
-export function explanationConsistency(explanations: readonly Float32Array[], numInputs: number): number {
-  if (explanations.length < 2) badInput('explanationConsistency', `needs explanations from at least 2 modalities, got ${explanations.length}`);
+export function meanExplanationConsistency(explanations: readonly Float32Array[], numInputs: number): number {
+  if (explanations.length < 2) badInput('meanExplanationConsistency', `needs explanations from at least 2 modalities, got ${explanations.length}`);
   let total = 0;
   let pairs = 0;
   for (let i = 0; i < explanations.length; i++) {

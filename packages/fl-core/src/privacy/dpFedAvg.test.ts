@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isFlCoreError, type FlCoreErrorCode } from '../errors.js';
 import { tensor, type Parameters } from '../params.js';
 import { createRng } from '../rng.js';
-import { clipParameters, dpFedAvg, dpFedAvgNoiseStd } from './dpFedAvg.js';
+import { dpFedAvg, dpFedAvgNoiseStd } from './dpFedAvg.js';
 
 function expectCode(fn: () => unknown, code: FlCoreErrorCode = 'PRIVACY_BAD_CONFIG'): void {
   let caught: unknown;
@@ -18,28 +18,6 @@ const update = (image: number[], text: number[]): Parameters => [
   tensor('image/w', [image.length], Float32Array.from(image)),
   tensor('text/w', [text.length], Float32Array.from(text)),
 ];
-
-describe('clipParameters', () => {
-  it('scales the whole update onto the ball and leaves small ones alone', () => {
-    // Arrange: ‖(3, 4)‖ = 5 across two tensors.
-    const big = update([3], [4]);
-    // Act
-    const clipped = clipParameters(big, 1);
-    const untouched = clipParameters(big, 10);
-    // Assert
-    expect(clipped.norm).toBe(5);
-    expect(clipped.scale).toBeCloseTo(0.2, 12);
-    expect(Array.from(clipped.update[0]!.values)).toEqual([Math.fround(0.6)]);
-    expect(Array.from(clipped.update[1]!.values)).toEqual([Math.fround(0.8)]);
-    expect(untouched.scale).toBe(1);
-    expect(Array.from(big[0]!.values)).toEqual([3]);
-  });
-
-  it('refuses a bad clip norm and non-finite updates', () => {
-    expectCode(() => clipParameters(update([1], [1]), 0));
-    expectCode(() => clipParameters(update([Number.NaN], [1]), 1), 'PARAMS_NON_FINITE');
-  });
-});
 
 describe('dpFedAvg', () => {
   it('with zero noise is the clipped sum over the fixed denominator', () => {

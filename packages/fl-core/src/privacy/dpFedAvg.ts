@@ -25,7 +25,7 @@
  * Account each round with `recordRounds(accountant, { samplingRate: q, noiseMultiplier: z })`.
  */
 import { FlCoreError } from '../errors.js';
-import { assertFinite, assertSameLayout, numElements, type Parameters, type Tensor } from '../params.js';
+import { assertFinite, assertSameLayout, clipFactor, numElements, parametersNorm, type Parameters, type Tensor } from '../params.js';
 import { gaussian, type Rng } from '../rng.js';
 
 /** Options of {@link dpFedAvg}. */
@@ -52,37 +52,12 @@ export interface DpFedAvgResult {
   readonly numClipped: number;
 }
 
-/** A clipped update and the factor it was scaled by. */
-export interface ClippedParameters {
-  readonly update: Tensor[];
-  /** ‖Δ‖₂ before clipping. */
-  readonly norm: number;
-  /** min(1, S/‖Δ‖): 1 when the update was already inside the ball. */
-  readonly scale: number;
-}
-
 function bad(fn: string, message: string): never {
   throw new FlCoreError('PRIVACY_BAD_CONFIG', `${fn}: ${message}`);
 }
 
 function checkClipNorm(fn: string, clipNorm: number): void {
   if (!(clipNorm > 0 && Number.isFinite(clipNorm))) bad(fn, `clipNorm must be a finite number > 0, got ${clipNorm}`);
-}
-
-function globalNorm(update: Parameters): number {
-  let s = 0;
-  for (const t of update) for (let i = 0; i < t.values.length; i++) s += t.values[i]! * t.values[i]!;
-  return Math.sqrt(s);
-}
-
-/** Scales `update` (all tensors together) into the L2 ball of radius `clipNorm`; returns new arrays. */
-export function clipParameters(update: Parameters, clipNorm: number): ClippedParameters {
-  checkClipNorm('clipParameters', clipNorm);
-  assertFinite(update, 'clipParameters');
-  const norm = globalNorm(update);
-  const scale = norm > clipNorm ? clipNorm / norm : 1;
-  const clipped = update.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.map((v) => v * scale) }));
-  return { update: clipped, norm, scale };
 }
 
 /** Noise standard deviation z·S/(qW) that {@link dpFedAvg} adds for the given options. */
@@ -128,8 +103,9 @@ export function dpFedAvg(rng: Rng, updates: readonly Parameters[], options: DpFe
   const updateNorms: number[] = [];
   let numClipped = 0;
   for (const u of updates) {
-    const norm = globalNorm(u);
-    const scale = norm > options.clipNorm ? options.clipNorm / norm : 1;
+    // Clipped while summing (params.ts's clip would copy every update first).
+    const norm = parametersNorm(u);
+    const scale = clipFactor(norm, options.clipNorm);
     if (scale < 1) numClipped++;
     updateNorms.push(norm);
     for (const t of u) {

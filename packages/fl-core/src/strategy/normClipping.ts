@@ -1,7 +1,7 @@
 /** Norm-clipping wrapper around any strategy — Sun, Kairouz, Suresh, McMahan 2019, arXiv:1911.07963. */
 import { FlCoreError } from '../errors.js';
 import type { Parameters, Tensor } from '../params.js';
-import { splitByGroup } from '../params.js';
+import { clipFactor, parametersNorm, scale, splitByGroup } from '../params.js';
 import type { AggregateFitResult, FitFailure, FitResult, Strategy } from './types.js';
 import { StrategyWrapper } from './wrapper.js';
 
@@ -13,20 +13,9 @@ export interface NormClippingOptions {
   readonly perGroup?: boolean;
 }
 
-/** Factor that scales `tensors` into the ball of radius maxNorm, or 1 when already inside (or not finite). */
-function clipFactor(tensors: readonly Tensor[], maxNorm: number): { norm: number; factor: number } {
-  let sq = 0;
-  for (const t of tensors) for (let i = 0; i < t.values.length; i++) sq += t.values[i]! * t.values[i]!;
-  const norm = Math.sqrt(sq);
-  // A non-finite delta is left for the inner strategy to reject.
-  return { norm, factor: Number.isFinite(norm) && norm > maxNorm ? maxNorm / norm : 1 };
-}
-
 function scaled(t: Tensor, factor: number): Tensor {
   if (factor === 1) return t;
-  const values = new Float32Array(t.values.length);
-  for (let i = 0; i < values.length; i++) values[i] = t.values[i]! * factor;
-  return { name: t.name, shape: [...t.shape], values };
+  return { name: t.name, shape: [...t.shape], values: scale(new Float32Array(t.values.length), t.values, factor) };
 }
 
 /**
@@ -58,11 +47,14 @@ export class NormClipping extends StrategyWrapper {
       const factors = new Map<string, number>();
       let any = false;
       for (const part of parts) {
-        const { norm, factor } = clipFactor(part, this.maxNorm);
-        if (Number.isFinite(norm)) {
+        const norm = parametersNorm(part);
+        const finite = Number.isFinite(norm);
+        if (finite) {
           normSum += norm;
           normCount++;
         }
+        // A non-finite delta is passed on unscaled, for the inner strategy to reject.
+        const factor = finite ? clipFactor(norm, this.maxNorm) : 1;
         if (factor !== 1) any = true;
         for (const t of part) factors.set(t.name, factor);
       }

@@ -11,6 +11,7 @@
  */
 import { median } from '../aggregation/median.js';
 import { FlCoreError } from '../errors.js';
+import { cosineSimilarityOfParts } from '../params.js';
 import type { Parameters } from '../params.js';
 
 /** Where the reference direction came from, per tensor name; tensors without one are absent. */
@@ -61,25 +62,14 @@ export function rootReference(root: Parameters, updates: readonly Parameters[]):
  * none has one. An all-zero update (or reference) has cosine 0, so it earns no agreement.
  */
 export function agreementScore(update: Parameters, reference: ReferenceUpdate): number | null {
-  // Same sums as params.ts's cosineSimilarity, accumulated tensor by tensor so nothing is concatenated.
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  let shared = 0;
+  // Tensor by tensor, so nothing is concatenated.
+  const pairs: [Float32Array, Float32Array][] = [];
   for (const t of update) {
     const r = reference.get(t.name);
     if (r === undefined) continue;
     if (r.length !== t.values.length) throw new FlCoreError('PARAMS_MISMATCH', `agreementScore: '${t.name}' has ${t.values.length} values, reference ${r.length}`);
-    shared++;
-    const v = t.values;
-    for (let i = 0; i < v.length; i++) {
-      const x = v[i]!;
-      const y = r[i]!;
-      ab += x * y;
-      aa += x * x;
-      bb += y * y;
-    }
+    pairs.push([t.values, r]);
   }
-  if (shared === 0) return null;
-  return aa === 0 || bb === 0 ? 0 : Math.max(0, ab / Math.sqrt(aa * bb));
+  if (pairs.length === 0) return null;
+  return Math.max(0, cosineSimilarityOfParts(pairs));
 }

@@ -33,7 +33,7 @@ import { FlCoreError } from '../errors.js';
 import { expectedCalibrationError } from '../metrics/calibration.js';
 import { accuracy, predictedClasses } from '../metrics/classification.js';
 import { negativeLogLikelihood } from '../metrics/logLoss.js';
-import { explanationConsistency } from '../metrics/similarity.js';
+import { meanExplanationConsistency } from '../metrics/similarity.js';
 import { assertFinite, type Parameters } from '../params.js';
 import { agreementScore, medianReference, rootReference } from './agreement.js';
 
@@ -190,7 +190,7 @@ function probeSignals(probe: ProbeSet, outputs: CandidateProbeOutputs, baselineN
   const quality = accuracy(predictedClasses(probabilities, n), probe.labels);
   const calibration = 1 - expectedCalibrationError(probabilities, probe.labels, { numBins: bins });
   const lossImprovement = baselineNll === null ? null : Math.min(1, Math.exp(baselineNll - negativeLogLikelihood(probabilities, probe.labels)));
-  const explanation = outputs.explanations ? Math.max(0, explanationConsistency(outputs.explanations, n)) : null;
+  const explanation = outputs.explanations ? Math.max(0, meanExplanationConsistency(outputs.explanations, n)) : null;
   return { quality, lossImprovement, calibration, explanation };
 }
 
