@@ -10,8 +10,8 @@
  * replays identically whichever rounds the client took part in before, and after a restart. No
  * clock, `Math.random` or call order reaches the bytes (time goes into metrics only, in the runtime).
  */
-import { createRng, decodeUpdate, encodeUpdate, squaredNorm } from '@chorus/fl-core';
-import type { Parameters, Tensor } from '@chorus/fl-core';
+import { clipParametersToNorm, createRng, decodeUpdate, encodeUpdate, parametersDelta } from '@chorus/fl-core';
+import type { Tensor } from '@chorus/fl-core';
 import type { MultimodalModel } from '@chorus/models';
 import type { ParsedRoundStart } from '@chorus/protocol';
 import { attackUpdate, labelPermutation } from './adversarial.js';
@@ -148,19 +148,13 @@ export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRo
         metrics['localLoss'] = l.loss;
       }
     }
-    const after = new Map((await model.adapterParametersAsync()).map((t) => [t.name, t]));
-    delta = own.map((g) => {
-      const a = after.get(g.name)!;
-      const values = new Float32Array(g.values.length);
-      for (let i = 0; i < values.length; i++) values[i] = a.values[i]! - g.values[i]!;
-      return { name: g.name, shape: [...g.shape], values };
-    });
+    delta = parametersDelta(await model.adapterParametersAsync(), own);
   } finally {
     model.dispose();
   }
   if (stopped()) return null;
 
-  const clipped = config.normBound === null ? delta : scaleIntoBall(delta, config.normBound * NORM_MARGIN);
+  const clipped = config.normBound === null ? delta : clipParametersToNorm(delta, config.normBound * NORM_MARGIN).clipped;
   const tensors = attackUpdate(clipped, behaviour, rng);
   let update: Uint8Array;
   try {
@@ -172,15 +166,6 @@ export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRo
     throw new ClientError('CLIENT_UPDATE_TOO_LARGE', `the update is ${update.byteLength} bytes, the round allows ${config.maxUpdateBytes}`);
   }
   return { update, metrics };
-}
-
-/** `delta` scaled (all tensors together) into the L2 ball of radius `bound`; a copy either way. */
-function scaleIntoBall(delta: Parameters, bound: number): Tensor[] {
-  let sq = 0;
-  for (const t of delta) sq += squaredNorm(t.values);
-  const n = Math.sqrt(sq);
-  const factor = n > bound && n > 0 ? bound / n : 1;
-  return delta.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.map((v) => v * factor) }));
 }
 
 /** The first `count` example positions (evaluation needs no randomness: the same examples every round). */

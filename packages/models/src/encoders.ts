@@ -9,13 +9,15 @@
  * the encoders can be pretrained or fully fine-tuned wherever they run.
  */
 import * as tf from '@tensorflow/tfjs';
+import { MODALITIES } from '@chorus/fl-core';
+import type { Modality } from '@chorus/fl-core';
 import { PortableConv2D } from './conv.js';
 import { ModelsError, checkInt } from './errors.js';
 
-/** Modalities a multimodal model can hold, in the order the NAM head stacks them. */
-export const MODALITIES = ['image', 'text', 'audio'] as const;
-/** One of {@link MODALITIES}. */
-export type Modality = (typeof MODALITIES)[number];
+// Modalities a multimodal model can hold, in the order the NAM head stacks them: fl-core's list,
+// re-exported for the model code that reads it from here.
+export { MODALITIES };
+export type { Modality };
 
 /** Layers that take LoRA adapters in the encoders built here. */
 export const DEFAULT_LORA_TARGETS: Readonly<Record<Modality, readonly string[]>> = {

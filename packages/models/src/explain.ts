@@ -16,7 +16,7 @@
  * return zeros and lose the device (see backend.ts).
  */
 import * as tf from '@tensorflow/tfjs';
-import { shuffled, type Rng } from '@chorus/fl-core';
+import { cosineSimilarity, shuffled, type Rng } from '@chorus/fl-core';
 import type { Modality } from './encoders.js';
 import { ModelsError, checkInt } from './errors.js';
 import type { MultimodalBatch, MultimodalModel } from './model.js';
@@ -304,7 +304,7 @@ export async function saliencyAsync(model: MultimodalModel, batch: MultimodalBat
   }
 }
 
-/** Per-example EC between modalities `a` and `b` (cosine of their class-space contribution vectors); NaN where either is absent. */
+/** Per-example EC between modalities `a` and `b` (cosine of their class-space contribution vectors); NaN where either is absent. (fl-core's `meanExplanationConsistency` is the mean over a probe set and every pair.) */
 export function explanationConsistency(explanation: Explanation, a: Modality, b: Modality): { perExample: Float64Array; mean: number } {
   const ia = explanation.modalities.indexOf(a);
   const ib = explanation.modalities.indexOf(b);
@@ -318,17 +318,9 @@ export function explanationConsistency(explanation: Explanation, a: Modality, b:
       perExample[e] = Number.NaN;
       continue;
     }
-    let ab = 0;
-    let aa = 0;
-    let bb = 0;
-    for (let j = 0; j < k; j++) {
-      const u = mc[(e * modalities.length + ia) * k + j]!;
-      const v = mc[(e * modalities.length + ib) * k + j]!;
-      ab += u * v;
-      aa += u * u;
-      bb += v * v;
-    }
-    perExample[e] = aa === 0 || bb === 0 ? 0 : ab / Math.sqrt(aa * bb);
+    const u = (e * modalities.length + ia) * k;
+    const v = (e * modalities.length + ib) * k;
+    perExample[e] = cosineSimilarity(mc.subarray(u, u + k), mc.subarray(v, v + k));
     sum += perExample[e]!;
     n++;
   }

@@ -20,6 +20,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { FlCoreError, assertFinite, type Parameters, type Tensor as NamedTensor } from '@chorus/fl-core';
+import { MODEL_HEADS } from '@chorus/protocol';
+import type { ModelHead } from '@chorus/protocol';
 import { applyLora, chainLayers } from './adapt.js';
 import { MODALITIES, DEFAULT_LORA_TARGETS, maskedMeanPool, type Modality, type TextEmbedder } from './encoders.js';
 import { ModelsError, checkInt, checkPositive } from './errors.js';
@@ -28,10 +30,9 @@ import { crossEntropy, distillationLoss, modalConsistency, proximalTerm } from '
 import { LinearHead } from './linearHead.js';
 import { NAM_WEIGHT_NAMES, NamHead } from './nam.js';
 
-/** Heads a {@link MultimodalModel} can carry. */
-export const MODEL_HEADS = ['nam', 'linear'] as const;
-/** One of {@link MODEL_HEADS}. */
-export type ModelHead = (typeof MODEL_HEADS)[number];
+// Heads a MultimodalModel can carry: the protocol's list, which task files and round configs name.
+export { MODEL_HEADS };
+export type { ModelHead };
 
 /** A base encoder and the layers of it that take adapters. */
 export interface EncoderSpec {

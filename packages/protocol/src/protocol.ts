@@ -1,6 +1,7 @@
 /**
  * The Chorus wire protocol: one module for the coordinator and every client (browser tab or headless
- * Node process). Browser-safe: it imports zod and nothing from Node.
+ * Node process). Browser-safe: it imports zod and fl-core (for the modality vocabulary), nothing
+ * from Node.
  *
  * Each payload is tagged by a string `type`, carries `protocolVersion`, and has a zod schema beside
  * its type. The event maps below only describe what a well-behaved peer sends — types are not
@@ -8,6 +9,8 @@
  * (the global model, client updates) travel as binary attachments holding fl-core codec bytes,
  * never as JSON numbers.
  */
+import { MODALITIES } from '@chorus/fl-core';
+import type { Modality } from '@chorus/fl-core';
 import { z } from 'zod';
 import type { Ack, ProtocolErrorCode } from './errors.js';
 
@@ -20,17 +23,19 @@ import type { Ack, ProtocolErrorCode } from './errors.js';
  */
 export const PROTOCOL_VERSION = 2;
 
-/** Modalities a client can hold; they double as parameter group names (`image/…`). */
-export const MODALITIES = ['image', 'text', 'audio'] as const;
-/** One of {@link MODALITIES}. */
-export type Modality = (typeof MODALITIES)[number];
+// Modalities a client can hold; they double as parameter group names (`image/…`). fl-core owns the list.
+export { MODALITIES };
+export type { Modality };
 
 /** Wire encodings of float tensors, as fl-core's codec names them. */
 export const UPLOAD_ENCODINGS = ['fp32', 'fp16', 'int8'] as const;
 /** One of {@link UPLOAD_ENCODINGS}. */
 export type UploadEncoding = (typeof UPLOAD_ENCODINGS)[number];
 
-/** Heads a task's model can carry: the NAM (default) or a plain linear map over the concepts (ablation). */
+/**
+ * Heads a task's model can carry: the NAM (default) or a plain linear map over the concepts
+ * (ablation). The one definition: `@chorus/models` imports it from here.
+ */
 export const MODEL_HEADS = ['nam', 'linear'] as const;
 /** One of {@link MODEL_HEADS}. */
 export type ModelHead = (typeof MODEL_HEADS)[number];

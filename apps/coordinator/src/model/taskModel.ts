@@ -25,7 +25,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRng, shuffled } from '@chorus/fl-core';
+import { createRng, parametersDelta, shuffled } from '@chorus/fl-core';
 import type { CandidateProbeOutputs, Parameters, Tensor } from '@chorus/fl-core';
 import { BUILTIN_MODALITIES, BUILTIN_NAMES, openBuiltin, readManifest } from '@chorus/datasets';
 import type { BuiltinName, DigitsSample, FashionSample, SpamSample } from '@chorus/datasets';
@@ -342,13 +342,7 @@ export class TaskModel {
           }
         }
       }
-      const after = new Map(trainer.adapterParameters().map((t) => [t.name, t]));
-      return global.map((g) => {
-        const a = after.get(g.name)!;
-        const values = new Float32Array(g.values.length);
-        for (let i = 0; i < values.length; i++) values[i] = a.values[i]! - g.values[i]!;
-        return { name: g.name, shape: [...g.shape], values };
-      });
+      return parametersDelta(trainer.adapterParameters(), global);
     } finally {
       trainer.dispose();
     }

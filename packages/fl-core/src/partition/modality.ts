@@ -7,7 +7,11 @@
 import { shuffled, type Rng } from '../rng.js';
 import { badConfig, checkInteger, sizesFromWeights } from './common.js';
 
-/** The modalities a client may hold. */
+/**
+ * The modalities a client may hold. They double as parameter group names (`image/…`), and this
+ * order is the order a multimodal model stacks them in. The one definition: `@chorus/protocol` and
+ * `@chorus/models` re-export it.
+ */
 export const MODALITIES = ['image', 'text', 'audio'] as const;
 
 /** One of {@link MODALITIES}. */
