@@ -323,6 +323,30 @@ describe('coordinator over real sockets', () => {
     ]);
   });
 
+  it('never refuses an upload a round asked for, however fast rounds go, while unasked-for uploads drain the limit', async () => {
+    // Arrange: an upload bucket of one that practically never refills, and six quick rounds.
+    const c = await start(makeTask({ rounds: 6 }), { rateLimits: { uploads: { capacity: 1, refillPerSecond: 0.001 } } });
+    const a = await joinClient(c);
+    const b = await joinClient(c);
+    const codes: string[] = [];
+    // Act
+    for (let round = 1; round <= 6; round++) {
+      const [ra, rb] = await Promise.all([a.roundStarts.next(5000, 'round start'), b.roundStarts.next(5000, 'round start')]);
+      const acks = await Promise.all([a.submitDelta(ra, constantDelta(globalOf(ra), ['image', 'text'], 0.01), 1), b.submitDelta(rb, constantDelta(globalOf(rb), ['image', 'text'], 0.01), 1)]);
+      codes.push(...acks.map(codeOf));
+      if (round === 6) {
+        // Two uploads nobody asked for: the first spends the bucket (and is refused by the engine), the second is rate limited.
+        const spare = await a.submitDelta(ra, constantDelta(globalOf(ra), ['image', 'text'], 0.01), 1);
+        const flood = await a.submitDelta(ra, constantDelta(globalOf(ra), ['image', 'text'], 0.01), 1);
+        codes.push(codeOf(spare), codeOf(flood));
+      }
+    }
+    // Assert
+    expect(codes.slice(0, 12)).toEqual(Array.from({ length: 12 }, () => 'ok'));
+    expect(codes[12]).not.toBe('RATE_LIMITED');
+    expect(codes[13]).toBe('RATE_LIMITED');
+  });
+
   it('answers bad requests on an authenticated socket with codes and keeps serving', async () => {
     // Arrange
     const c = await start(makeTask(), { rateLimits: { messages: { capacity: 6, refillPerSecond: 0.001 } } });

@@ -112,6 +112,12 @@ export interface CoordinatorOptions {
   readonly processMetrics?: boolean;
   /** Folders served over HTTP besides the API: the web app build at `/`, dataset artifacts at `/data/`. */
   readonly staticMounts?: readonly StaticMount[];
+  /**
+   * How long a task's evaluator process may sit unused between rounds before it is suspended
+   * (default 30 s); a task whose rounds never use the model suspends it at once. A suspended
+   * evaluator starts again when a round opens (while clients train) or an export asks for it.
+   */
+  readonly evaluatorIdleMs?: number;
 }
 
 /** A running coordinator. */
@@ -165,6 +171,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const joinTokenHashes = new Map<string, string>();
   // Uploads each client was asked for and has not sent yet (see RateLimitOptions.uploads).
   const uploadGrants = new Map<string, number>();
+  const idleTimers = new Map<string, unknown>();
+  const evaluatorIdleMs = options.evaluatorIdleMs ?? 30_000;
 
   // The API handler is the server's only request listener when socket.io attaches: engine.io then
   // routes its own path (`/socket.io/`) to itself and every other request here, so the two never
@@ -206,6 +214,20 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const task = setup.config;
     const model = models.get(task.id) ?? null;
     const built = setup.strategy ? null : buildStrategy(task);
+    const modelEachRound = needsModelEachRound(task, built);
+    /** Suspends the evaluator after `ms` unless a round opens first (never one a round in flight may need). */
+    const suspendWhenIdle = (ms: number): void => {
+      if (!model?.suspend) return;
+      if (idleTimers.has(task.id)) clock.clearTimeout(idleTimers.get(task.id));
+      idleTimers.set(
+        task.id,
+        clock.setTimeout(() => {
+          idleTimers.delete(task.id);
+          if (engines.get(task.id)?.snapshot().openRound) return;
+          model.suspend!().catch((err: unknown) => logger.warn({ err, task: task.id }, 'could not suspend the evaluator'));
+        }, ms),
+      );
+    };
     const joinToken = setup.joinToken ?? generateToken();
     joinTokens.set(task.id, joinToken);
     joinTokenHashes.set(task.id, hashToken(joinToken));
@@ -240,20 +262,29 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       retryDelayMs: options.retryDelayMs,
       ...(model && task.evaluation.testExamples > 0 ? { evaluateGlobal: (_round: number, parameters: Parameters) => model.evaluate(parameters) } : {}),
       onRoundCompleted: (summary) => {
+        if (model) suspendWhenIdle(evaluatorIdleMs);
         admin.to(taskRoom(task.id)).emit('roundCompleted', { type: 'round-completed', protocolVersion: PROTOCOL_VERSION, ...summary, metrics: { ...summary.metrics }, trust: [...summary.trust] });
       },
       onStatusChanged: (change) => {
+        if (model && (change.status === 'finished' || change.status === 'failed' || change.status === 'stopped' || change.status === 'paused')) suspendWhenIdle(0);
         admin.to(taskRoom(task.id)).emit('taskStatus', { type: 'task-status', protocolVersion: PROTOCOL_VERSION, ...change });
       },
       onClientsSelected: (clientIds) => {
         for (const id of clientIds) uploadGrants.set(id, (uploadGrants.get(id) ?? 0) + 1);
+        if (model && modelEachRound) {
+          if (idleTimers.has(task.id)) clock.clearTimeout(idleTimers.get(task.id));
+          idleTimers.delete(task.id);
+          // Started while the clients train, so the round's measurements do not wait for it.
+          model.prepare?.().catch((err: unknown) => logger.warn({ err, task: task.id }, 'could not start the evaluator'));
+        }
       },
     });
     engine.start();
     if (model) {
       checkLayout(task.id, engine.globalParameters, model.initialParameters());
       // A task whose rounds never use the model keeps no evaluator process alive; an export starts it again.
-      if (!needsModelEachRound(task, built) && model instanceof EvaluatorProcess) await model.suspend();
+      if (!modelEachRound) await model.suspend?.();
+      else suspendWhenIdle(evaluatorIdleMs);
     }
     if (built?.noise) logger.info({ task: task.id, noise: built.noise }, built.noise === 'crypto' ? 'DP noise from the OS CSPRNG' : 'DP noise seeded from the task seed (reproducible, not for production)');
     engines.set(task.id, engine);
@@ -426,6 +457,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     io,
     async close() {
       for (const engine of engines.values()) engine.stop();
+      for (const timer of idleTimers.values()) clock.clearTimeout(timer);
+      idleTimers.clear();
       await new Promise<void>((resolve) => {
         void io.close(() => resolve());
       });

@@ -116,6 +116,25 @@ describe('EvaluatorProcess', () => {
     }
   }, 120_000);
 
+  it('suspends: the process exits, the initial parameters stay, and the next request starts it again with the same model', async () => {
+    // Arrange
+    const global = remote.initialParameters();
+    const before = await remote.evaluate(global);
+    const pid = remote.pid!;
+    const restarts = remote.restartCount;
+    // Act
+    await remote.suspend();
+    const whileSuspended = remote.pid;
+    const initial = remote.initialParameters();
+    const after = await remote.evaluate(global);
+    // Assert
+    expect(whileSuspended).toBeNull();
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect(initial.map((t) => [...t.values])).toEqual(global.map((t) => [...t.values]));
+    expect(after).toEqual(before);
+    expect(remote.restartCount).toBe(restarts + 1);
+  }, 120_000);
+
   it('refuses with a code: a start past its time limit, a task it cannot serve, a request after close', async () => {
     // Act
     const slow = await refusal(EvaluatorProcess.start(task, { startTimeoutMs: 1 }));

@@ -60,6 +60,10 @@ export interface TaskEvaluator {
   exportAdapters(parameters: Parameters): Promise<ExportedArtifacts>;
   /** Releases the model (and stops the evaluator process); later calls fail with `EVALUATOR_EXITED`. */
   close(): Promise<void>;
+  /** Frees what the model holds while nobody asks anything of it; the next request rebuilds it. Optional. */
+  suspend?(): Promise<void>;
+  /** Readies the model for requests soon to come (starts a suspended evaluator). Optional. */
+  prepare?(): Promise<void>;
 }
 
 /** {@link TaskEvaluator} over a TaskModel in this process (blocks the event loop while it works). */
@@ -280,6 +284,11 @@ export class EvaluatorProcess implements TaskEvaluator {
     this.running = null;
     await stopProcess(running, 'the evaluator was suspended');
     this.options.logger?.info({ task: this.task.id }, 'evaluator suspended until the model is needed');
+  }
+
+  async prepare(): Promise<void> {
+    if (this.closed) throw new CoordinatorError('EVALUATOR_EXITED', 'the evaluator was closed');
+    await this.ensureRunning();
   }
 
   async close(): Promise<void> {
