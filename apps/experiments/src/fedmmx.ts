@@ -7,7 +7,7 @@
  * every method and seed.
  */
 import * as tf from '@tensorflow/tfjs';
-import { createRng, decodeUpdate, shuffled } from '@chorus/fl-core';
+import { MODALITIES, createRng, decodeUpdate, shuffled } from '@chorus/fl-core';
 import type { Rng } from '@chorus/fl-core';
 import { datasetFromSamples, evaluateLocally, toModelBatch } from '@chorus/client';
 import type { BuiltinSample, LocalDataset, ModelFactory } from '@chorus/client';
@@ -27,7 +27,6 @@ import { formatMeanStd, markdownTable, meanStd } from './stats.js';
 import { barChart, lineChart } from './svg.js';
 import { BASE_TASK, experimentTask } from './tasks.js';
 
-const MODALITIES: readonly Modality[] = ['image', 'text', 'audio'];
 
 /** The grid of one FedMM-X run. */
 export interface FedMmxSettings {

@@ -11,7 +11,7 @@
  * smaller local datasets, as in the paper. Every accuracy is measured here on one fixed test subset.
  */
 import { cpus, loadavg } from 'node:os';
-import { createRng, decodeUpdate, shuffled } from '@chorus/fl-core';
+import { MODALITIES, createRng, decodeUpdate, shuffled } from '@chorus/fl-core';
 import type { UpdateEncoding } from '@chorus/fl-core';
 import { datasetFromSamples, evaluateLocally } from '@chorus/client';
 import type { BuiltinSample, LocalDataset, ModelFactory } from '@chorus/client';
@@ -21,7 +21,7 @@ import type { TaskConfig } from '@chorus/coordinator';
 import { runSimulation, modelRequestOf } from '@chorus/coordinator/simulate';
 import { openBuiltin, readManifest } from '@chorus/datasets';
 import { fileSource } from '@chorus/datasets/node';
-import type { Modality, MultimodalModel } from '@chorus/models';
+import type { MultimodalModel } from '@chorus/models';
 import { ExperimentsError } from './errors.js';
 import { deltaOf, encodedBytes, median, trainCentralized, trainedParameters } from './fedummTraining.js';
 import type { TrainingMode } from './fedummTraining.js';
@@ -30,7 +30,6 @@ import { formatMeanStd, markdownTable, meanStd } from './stats.js';
 import { barChart } from './svg.js';
 import { BASE_TASK, experimentTask } from './tasks.js';
 
-const MODALITIES: readonly Modality[] = ['image', 'text', 'audio'];
 const ENCODINGS: readonly UpdateEncoding[] = ['fp32', 'fp16', 'int8'];
 
 /** The grid of the section. */

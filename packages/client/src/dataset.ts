@@ -3,6 +3,7 @@
  * arrays, ready to become model inputs. Raw samples stay behind this interface — the runtime only
  * ever turns them into tensors for local training and evaluation; nothing of them is uploaded.
  */
+import { MODALITIES } from '@chorus/fl-core';
 import type { Modality } from '@chorus/models';
 import { ClientError } from './errors.js';
 
@@ -40,8 +41,6 @@ export interface ArrayDatasetInputs {
   readonly audio?: HostArray;
 }
 
-const KEYS = ['image', 'text', 'audio'] as const;
-
 /** A dataset held in memory as one array per modality (e.g. the user's files, decoded in the browser). */
 export class ArrayDataset implements LocalDataset {
   readonly modalities: Modality[];
@@ -53,7 +52,7 @@ export class ArrayDataset implements LocalDataset {
     private readonly inputs: ArrayDatasetInputs,
   ) {
     this.numExamples = labels.length;
-    this.modalities = KEYS.filter((k) => inputs[k] !== undefined);
+    this.modalities = MODALITIES.filter((k) => inputs[k] !== undefined);
     if (this.modalities.length === 0) throw new ClientError('CLIENT_DATASET', 'ArrayDataset: at least one modality is required');
     for (const m of this.modalities) {
       const a = inputs[m]!;

@@ -1,6 +1,6 @@
 /** Tiny models and batches shared by this package's tests (hand-sized so every test runs in milliseconds on the CPU backend). */
 import * as tf from '@tensorflow/tfjs';
-import { TextEmbedder, buildAudioEncoder, buildImageEncoder, buildTextEncoder } from './encoders.js';
+import { MODALITIES, TextEmbedder, buildAudioEncoder, buildImageEncoder, buildTextEncoder, type Modality } from './encoders.js';
 import { MultimodalModel, type MultimodalBatch, type MultimodalModelConfig } from './model.js';
 
 export const TINY = { batch: 4, image: [8, 8, 1] as [number, number, number], vocab: 6, wordDim: 4, length: 5, frames: 8, mels: 8, classes: 3 };
@@ -30,7 +30,7 @@ export function tinyModel(embedder: TextEmbedder, overrides: Partial<MultimodalM
   });
 }
 
-export function tinyBatch(seed = 1, fields: readonly ('image' | 'text' | 'audio')[] = ['image', 'text', 'audio']): MultimodalBatch {
+export function tinyBatch(seed = 1, fields: readonly Modality[] = MODALITIES): MultimodalBatch {
   const b = TINY.batch;
   const batch: MultimodalBatch = { labels: tf.tensor1d([0, 1, 2, 1].slice(0, b), 'int32') };
   if (fields.includes('image')) batch.image = tf.randomUniform([b, ...TINY.image], 0, 1, 'float32', seed);

@@ -9,6 +9,7 @@
  * `{ok: true, result, wasmHeapMb}` or `{ok: false, error: {code, message}, wasmHeapMb}`, in the
  * order the requests arrived.
  */
+import { MODALITIES } from '@chorus/fl-core';
 import { z } from 'zod';
 
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'must be a Uint8Array');
@@ -61,7 +62,7 @@ export type ProbeOutcome = z.infer<typeof probeOutcomeSchema>;
 
 /** The result schema of each op. */
 export const evaluatorResultSchemas = {
-  init: z.object({ initial: bytes, probeLabels: int32, modalities: z.array(z.enum(['image', 'text', 'audio'])), pretrained: z.array(z.enum(['image', 'text', 'audio'])) }),
+  init: z.object({ initial: bytes, probeLabels: int32, modalities: z.array(z.enum(MODALITIES)), pretrained: z.array(z.enum(MODALITIES)) }),
   probe: z.object({ outcomes: z.array(probeOutcomeSchema) }),
   evaluate: z.object({ metrics: z.record(z.string(), z.number()) }),
   rootUpdate: z.object({ update: bytes.nullable() }),

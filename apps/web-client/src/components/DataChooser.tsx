@@ -5,6 +5,7 @@
  */
 import { useEffect, useId, useRef, useState, type DragEvent, type ReactNode } from 'react';
 import { sourcesFromDataTransfer, sourcesFromFileList, type SourceFile } from '@chorus/datasets';
+import { MODALITIES } from '@chorus/fl-core';
 import { describeError } from '../lib/errors.js';
 import { DEMO_IMAGE_TARGET, loadOwnData, type DataSpec, type DataSummary } from '../lib/ownData.js';
 
@@ -63,7 +64,7 @@ export function DataChooser({ classNames, onLoaded }: { classNames?: readonly st
       <h2 id={`${id}-title`}>Your data</h2>
       <fieldset className="inline">
         <legend>Kind of data</legend>
-        {(['image', 'text', 'audio'] as const).map((m) => (
+        {MODALITIES.map((m) => (
           <label key={m}>
             <input type="radio" name={`${id}-modality`} value={m} checked={modality === m} onChange={() => setModality(m)} /> {m}
           </label>

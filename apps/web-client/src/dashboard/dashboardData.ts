@@ -7,12 +7,14 @@
  * `client.accuracy`, `eval.accuracy.image` and `accuracy` are all found; server-side evaluation
  * (`global.`/`eval.`/`test.`) wins over clients' own means (`client.`).
  */
+import { MODALITIES } from '@chorus/fl-core';
+import type { Modality } from '@chorus/fl-core';
 import { WebClientError } from '../lib/errors.js';
 
-/** Modalities the dashboard breaks figures down by. */
-export const DASHBOARD_MODALITIES = ['image', 'text', 'audio'] as const;
+/** Modalities the dashboard breaks figures down by: all of them. */
+export const DASHBOARD_MODALITIES = MODALITIES;
 /** One of {@link DASHBOARD_MODALITIES}. */
-export type DashboardModality = (typeof DASHBOARD_MODALITIES)[number];
+export type DashboardModality = Modality;
 
 /** Figures of one completed round. Absent figures are undefined, never 0. */
 export interface RoundPoint {

@@ -3,13 +3,14 @@
  * global one, side by side — prediction, confidence, per-modality attribution and the sample's
  * FedMM-X EC and FS (Balija 2025, arXiv:2503.19564) for each. Pure, on plain views.
  */
+import { MODALITIES } from '@chorus/fl-core';
 import type { Modality } from '@chorus/models';
 import { formatNumber, formatPercent } from '../lib/format.js';
 import type { ExplanationView, ViewerSample } from './explainSample.js';
 
 /** `sample` cut to the modalities a model has, and what was cut; `sample` is null when nothing is left. */
 export function restrictSample(sample: ViewerSample, modalities: readonly Modality[]): { readonly sample: ViewerSample | null; readonly dropped: readonly Modality[] } {
-  const given = (['image', 'text', 'audio'] as const).filter((m) => sample[m] !== undefined);
+  const given = MODALITIES.filter((m) => sample[m] !== undefined);
   const dropped = given.filter((m) => !modalities.includes(m));
   if (dropped.length === 0) return { sample, dropped };
   const kept: { -readonly [K in keyof ViewerSample]: ViewerSample[K] } = { ...sample };
@@ -50,7 +51,7 @@ export function comparisonRows(global: ExplanationView, local: ExplanationView):
   if (label !== null) {
     rows.push(row(`p(true class ${className(global, label)})`, formatPercent(global.probabilities[label] ?? Number.NaN), formatPercent(local.probabilities[label] ?? Number.NaN)));
   }
-  const modalities = (['image', 'text', 'audio'] as const).filter((m) => global.modalities.includes(m) || local.modalities.includes(m));
+  const modalities = MODALITIES.filter((m) => global.modalities.includes(m) || local.modalities.includes(m));
   for (const m of modalities) rows.push(row(`Attribution: ${m}`, attribution(global, m), attribution(local, m)));
   const pairs = [...global.consistency, ...local.consistency].map((c) => `${c.a}–${c.b}`);
   for (const pair of [...new Set(pairs)]) {

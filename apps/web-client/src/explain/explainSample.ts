@@ -8,7 +8,7 @@
  * lose the device.
  */
 import * as tf from '@tensorflow/tfjs';
-import { createRng } from '@chorus/fl-core';
+import { MODALITIES, createRng } from '@chorus/fl-core';
 import { explainAsync, explanationConsistency, faithfulness, saliencyAsync, shapeFunctionGridAsync, type Modality, type MultimodalBatch } from '@chorus/models';
 import { WebClientError } from '../lib/errors.js';
 import { AUDIO_SAMPLES, IMAGE_SIDE, TEXT_TOKENS, type Provenance, type ViewerModel } from './demoModel.js';
@@ -88,7 +88,7 @@ export interface ExplanationView {
 export const SHAPE_CURVES = 6;
 
 function checkSample(viewer: ViewerModel, sample: ViewerSample): void {
-  const given = (['image', 'text', 'audio'] as const).filter((m) => sample[m] !== undefined);
+  const given = MODALITIES.filter((m) => sample[m] !== undefined);
   if (given.length === 0) throw new WebClientError('WEB_BAD_SAMPLE', 'the sample has no image, text or audio');
   for (const m of given) {
     if (!viewer.modalities.includes(m)) throw new WebClientError('WEB_BAD_SAMPLE', `the model has no ${m} encoder${m === 'text' ? ' (the word-embedding table could not be loaded)' : ''}`);

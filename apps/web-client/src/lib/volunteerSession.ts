@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ArrayDataset, ChorusClient, DIGITS_CAPTION_TOKENS, createDigitsModelFactory, datasetFromSamples, digitsLogMel, type BuiltinSample, type IdentityStorage, type LocalDataset } from '@chorus/client';
-import { encodeText, loadEmbeddings, openBuiltin, partitionDataset, readManifest, vocabularyIndex, type ByteSource, type Embeddings } from '@chorus/datasets';
+import { BUILTIN_MODALITIES, encodeText, loadEmbeddings, openBuiltin, partitionDataset, readManifest, vocabularyIndex, type ByteSource, type Embeddings } from '@chorus/datasets';
 import { createRng, shuffled } from '@chorus/fl-core';
 import { httpParts, loadDigitsBase, type Modality } from '@chorus/models';
 import { browserDataSource } from './builtinData.js';
@@ -30,7 +30,7 @@ export const DEMO_PARTITION_SEED = 2024;
 /** Examples this tab trains on (a round on 100 examples with speech takes a few seconds on WASM). */
 export const DEMO_SLICE_EXAMPLES = 100;
 /** Modalities of the built-in slice; the runtime trains those the task's global model has. */
-export const DEMO_MODALITIES: readonly Modality[] = ['image', 'text', 'audio'];
+export const DEMO_MODALITIES: readonly Modality[] = BUILTIN_MODALITIES.digits;
 /** The built-in digits' class names in label order: own files' class folders must be named so. */
 export const DEMO_CLASS_NAMES: readonly string[] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
