@@ -31,9 +31,9 @@ function codeOf(fn: () => unknown): string {
   return 'ok';
 }
 
-// Every check runs on both paths: fresh arrays, and an arena of each kernel (rows in WebAssembly memory or plain arrays).
+// Every check runs on both paths: a fresh array per upload, and an arena of each kernel (rows in WebAssembly memory or plain arrays).
 const PATHS: [string, () => Partial<UpdateExpectations>][] = [
-  ['fresh arrays', () => ({})],
+  ['a fresh array', () => ({})],
   ['an arena (auto kernel)', () => ({ arena: createUpdateArena({ layout: layoutOf(global), capacity: 4 }) })],
   ['an arena (scalar kernel)', () => ({ arena: createUpdateArena({ layout: layoutOf(global), capacity: 4, kernel: 'scalar' }) })],
 ];
@@ -46,7 +46,10 @@ describe.each(PATHS)('validateUpdate into %s', (_, path) => {
     const valid = validateUpdate(bytes, { ...expectations, ...path() });
     // Assert
     expect(valid.delta.map((t) => t.name)).toEqual(['image/a', 'image/b', 'fusion/w']);
+    expect(valid.delta.map((t) => Array.from(t.values))).toEqual([[0.5, 0.5, 0.5, 0.5], [0.5, 0.5], [0.5]]);
     expect(valid.norm).toBeCloseTo(Math.sqrt(7 * 0.25), 6);
+    // Decoded once, into one row: every tensor is a view of the same buffer.
+    expect(new Set(valid.delta.map((t) => t.values.buffer)).size).toBe(1);
   });
 
   it('maps each failure to its code', () => {
@@ -132,7 +135,7 @@ describe('validateUpdate into an arena', () => {
     expect(arena.row(1)[0]).toBeCloseTo(0.3, 6);
   });
 
-  it('decodes into fresh arrays once the arena is full, rather than grow it under earlier views', () => {
+  it('decodes into a fresh array once the arena is full, rather than grow it under earlier views', () => {
     // Arrange
     const arena = arenaFor(1);
     const first = validateUpdate(encode(imageDelta(0.1)), { ...expectations, arena });

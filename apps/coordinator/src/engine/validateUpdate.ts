@@ -9,14 +9,15 @@
  *                      or a group sent only in part
  *   UPDATE_NORM        ‖delta‖₂ above the task's norm bound
  *
- * With `expect.arena` the update is decoded once, straight into the arena's next free row, and the
- * returned tensors are views of that row; the row counts only once every check above has passed, so a
- * refused upload leaves it free for the next one. Each fault alone gets the same code on both paths;
- * a message with several faults may be refused for another of them on the arena path, where the
- * codec matches tensor names and shapes before it reads values and before the header is compared.
+ * Order: the codec's checks (size limits, structure, checksum, tensor names and shapes against the
+ * global, values), then the header, the groups, the norm. An update is decoded once, into one flat
+ * row in the global's layout — the next free row of `expect.arena` when one is given, else a fresh
+ * array — and the returned tensors are views of that row. The codec sums the squares while it checks
+ * the values, so the norm costs no second pass. An arena row counts only once every check has
+ * passed, so a refused upload leaves it free for the next one.
  */
-import { decodeUpdate, groupOf, isFlCoreError, layoutOf, squaredNorm } from '@chorus/fl-core';
-import type { DecodeLimits, Parameters, Tensor, UpdateArena } from '@chorus/fl-core';
+import { decodeUpdateInto, groupOf, isFlCoreError, layoutOf } from '@chorus/fl-core';
+import type { DecodeLimits, Layout, Parameters, Tensor, UpdateArena } from '@chorus/fl-core';
 import { MODALITIES, ProtocolError } from '@chorus/protocol';
 import { CoordinatorError } from '../errors.js';
 
@@ -33,9 +34,9 @@ export interface UpdateExpectations {
   /** CRC-32 the codec verifies with (the coordinator passes `fastCrc32`); fl-core's portable one by default. */
   readonly crc32?: (bytes: Uint8Array) => number;
   /**
-   * Decode into this arena's next free row instead of fresh arrays. Its layout must be the global's
+   * Decode into this arena's next free row instead of a fresh array. Its layout must be the global's
    * (`layoutOf(global)`: same names, shapes and order; `CONFIG_INVALID` otherwise). When the arena is
-   * full the update is decoded into fresh arrays instead (no `row`): growing a WebAssembly arena would
+   * full the update goes to a fresh array instead (no `row`): growing a WebAssembly arena would
    * detach the views handed out earlier in the round, so reserve a row per selected client up front.
    */
   readonly arena?: UpdateArena;
@@ -43,12 +44,12 @@ export interface UpdateExpectations {
 
 /** A validated update. */
 export interface ValidUpdate {
-  /** The tensors sent, in message order; views of the arena row when `row` is set. */
+  /** The tensors sent, in message order: views of one flat row in the global's layout (the arena row when `row` is set). */
   readonly delta: Tensor[];
   readonly norm: number;
   /**
    * The arena row holding the whole update (tensors not sent are zero there), when it was decoded
-   * into `expect.arena`; absent when it was decoded into fresh arrays.
+   * into `expect.arena`; absent when it was decoded into a fresh array.
    */
   readonly row?: number;
 }
@@ -57,7 +58,7 @@ const MODALITY_GROUPS: ReadonlySet<string> = new Set(MODALITIES);
 
 /** What the checks need to know about one global model, computed once per global (each round has one). */
 interface GlobalIndex {
-  readonly indexByName: ReadonlyMap<string, number>;
+  readonly layout: Layout;
   readonly groupOfIndex: readonly string[];
   readonly tensorsPerGroup: ReadonlyMap<string, number>;
   readonly numElements: number;
@@ -72,7 +73,8 @@ function indexGlobal(global: Parameters): GlobalIndex {
   const tensorsPerGroup = new Map<string, number>();
   for (const g of groupOfIndex) tensorsPerGroup.set(g, (tensorsPerGroup.get(g) ?? 0) + 1);
   index = {
-    indexByName: new Map(global.map((t, i) => [t.name, i])),
+    // One layout object per global: the codec indexes a layout once and reuses it for every upload.
+    layout: layoutOf(global),
     groupOfIndex,
     tensorsPerGroup,
     numElements: global.reduce((n, t) => n + t.values.length, 0),
@@ -95,68 +97,50 @@ export function validateUpdate(bytes: Uint8Array, expect: UpdateExpectations): V
   };
   const { arena } = expect;
   try {
-    if (arena !== undefined && arena.count < arena.capacity) return validateIntoArena(bytes, expect, index, limits, arena);
-    return validateFresh(bytes, expect, index, limits);
+    if (arena !== undefined && arena.count < arena.capacity) {
+      checkArenaLayout(arena, index.layout);
+      let valid: ValidUpdate | undefined;
+      // accept runs before the row counts: a refusal thrown there leaves the row free.
+      const { row } = arena.decode(bytes, limits, { partial: true, accept: (header, values) => (valid = accept(header, values, expect, index)) });
+      return { ...valid!, row };
+    }
+    const values = new Float32Array(index.layout.size);
+    // scratch: the array is new, so values may be checked where they land (one pass, norm included).
+    return accept(decodeUpdateInto(bytes, limits, { layout: index.layout, out: values, partial: true, scratch: true }), values, expect, index);
   } catch (err) {
     if (err instanceof ProtocolError || !isFlCoreError(err)) throw err;
     if (err.code === 'CODEC_TOO_LARGE') throw new ProtocolError('UPDATE_TOO_LARGE', err.message);
     if (err.code === 'CODEC_NON_FINITE') throw new ProtocolError('UPDATE_NON_FINITE', err.message);
-    // Only decodeUpdateInto matches names and shapes: a tensor the global lacks or of another shape.
+    // A tensor the global lacks, or one of another shape.
     if (err.code === 'PARAMS_MISMATCH') throw new ProtocolError('UPDATE_SHAPE', err.message);
     throw new ProtocolError('UPDATE_MALFORMED', err.message);
   }
 }
 
-function validateFresh(bytes: Uint8Array, expect: UpdateExpectations, index: GlobalIndex, limits: DecodeLimits): ValidUpdate {
-  const decoded = decodeUpdate(bytes, limits);
+/** The checks after decoding: header, groups, norm; the delta as views of `values`, the decoded row. */
+function accept(decoded: DecodedRow, values: Float32Array, expect: UpdateExpectations, index: GlobalIndex): ValidUpdate {
   checkHeader(decoded, expect);
-  const sent: number[] = [];
-  for (const t of decoded.tensors) {
-    const k = index.indexByName.get(t.name);
-    if (k === undefined) throw new ProtocolError('UPDATE_SHAPE', `unexpected tensor '${t.name}'`);
+  checkGroups(decoded.tensorIndices, expect, index);
+  const norm = checkNorm(decoded.sumOfSquares, expect);
+  const { offsets } = index.layout;
+  const delta = decoded.tensorIndices.map((k): Tensor => {
     const g = expect.global[k]!;
-    if (g.shape.length !== t.shape.length || g.shape.some((d, i) => d !== t.shape[i])) {
-      throw new ProtocolError('UPDATE_SHAPE', `'${t.name}' has shape [${t.shape.join(',')}], expected [${g.shape.join(',')}]`);
-    }
-    sent.push(k);
-  }
-  checkGroups(sent, expect, index);
-  let sq = 0;
-  for (const t of decoded.tensors) sq += squaredNorm(t.values);
-  return { delta: decoded.tensors, norm: checkNorm(sq, expect) };
-}
-
-function validateIntoArena(bytes: Uint8Array, expect: UpdateExpectations, index: GlobalIndex, limits: DecodeLimits, arena: UpdateArena): ValidUpdate {
-  checkArenaLayout(arena, expect.global);
-  const { layout } = arena;
-  let delta: Tensor[] = [];
-  let norm = 0;
-  const decoded = arena.decode(bytes, limits, {
-    partial: true,
-    // Runs before the row counts: a refusal thrown here leaves the row free.
-    accept: (header, row) => {
-      checkHeader(header, expect);
-      checkGroups(header.tensorIndices, expect, index);
-      delta = header.tensorIndices.map((k) => {
-        const offset = layout.offsets[k]!;
-        const g = expect.global[k]!;
-        return { name: g.name, shape: [...g.shape], values: row.subarray(offset, offset + g.values.length) };
-      });
-      // The codec summed the squares while checking the values: no second pass over the row.
-      norm = checkNorm(header.sumOfSquares, expect);
-    },
+    return { name: g.name, shape: g.shape, values: values.subarray(offsets[k]!, offsets[k]! + g.values.length) };
   });
-  return { delta, norm, row: decoded.row };
+  return { delta, norm };
 }
 
-interface Header {
+/** What the codec reports of a message decoded into a row (`DecodedIntoHeader`). */
+interface DecodedRow {
   readonly kind: string;
   readonly taskId: string;
   readonly round: number;
   readonly clientId: string;
+  readonly tensorIndices: readonly number[];
+  readonly sumOfSquares: number;
 }
 
-function checkHeader(decoded: Header, expect: UpdateExpectations): void {
+function checkHeader(decoded: DecodedRow, expect: UpdateExpectations): void {
   if (decoded.kind !== 'delta') throw new ProtocolError('UPDATE_MALFORMED', `expected a delta, got a ${decoded.kind}`);
   if (decoded.taskId !== expect.taskId) throw new ProtocolError('UPDATE_MALFORMED', `update is for task '${decoded.taskId}'`);
   if (decoded.round !== expect.serverRound) throw new ProtocolError('UPDATE_MALFORMED', `update is for round ${decoded.round}, the open round is ${expect.serverRound}`);
@@ -181,8 +165,8 @@ function checkGroups(sent: readonly number[], expect: UpdateExpectations, index:
   }
 }
 
-// Values are finite here: the codec refuses NaN and ±Infinity in fp32/fp16 payloads, and int8 values
-// are q · scale with a scale it checked cannot overflow. `sumOfSquares` is Σ x² over the update.
+// `sumOfSquares` is the codec's Σ x² (float64) over the update, finite since every value is: the
+// codec refuses NaN and ±Infinity, and a float32 squared cannot overflow a float64 sum.
 function checkNorm(sumOfSquares: number, expect: UpdateExpectations): number {
   const norm = Math.sqrt(sumOfSquares);
   if (!Number.isFinite(norm)) throw new ProtocolError('UPDATE_NON_FINITE', 'update norm overflows');
@@ -192,17 +176,16 @@ function checkNorm(sumOfSquares: number, expect: UpdateExpectations): number {
   return norm;
 }
 
-// The global each arena was last checked against: one comparison per round, not per upload.
-const arenaChecked = new WeakMap<UpdateArena, Parameters>();
+// The layout each arena was last checked against: one comparison per round (per global), not per upload.
+const arenaChecked = new WeakMap<UpdateArena, Layout>();
 
-function checkArenaLayout(arena: UpdateArena, global: Parameters): void {
-  if (arenaChecked.get(arena) === global) return;
-  const want = layoutOf(global);
+function checkArenaLayout(arena: UpdateArena, want: Layout): void {
+  if (arenaChecked.get(arena) === want) return;
   const { layout } = arena;
   const same =
     layout.size === want.size &&
     layout.names.length === want.names.length &&
     want.names.every((name, k) => layout.names[k] === name && layout.offsets[k] === want.offsets[k] && layout.shapes[k]!.length === want.shapes[k]!.length && want.shapes[k]!.every((d, i) => layout.shapes[k]![i] === d));
   if (!same) throw new CoordinatorError('CONFIG_INVALID', 'validateUpdate: the arena’s layout is not the global model’s (build it with layoutOf(global))');
-  arenaChecked.set(arena, global);
+  arenaChecked.set(arena, want);
 }

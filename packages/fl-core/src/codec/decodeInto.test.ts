@@ -40,7 +40,7 @@ describe('decodeUpdateInto: values land at the layout offsets', () => {
     const header = decodeUpdateInto(bytes, LIMITS, { layout: LAYOUT, out });
 
     expect(Array.from(out)).toEqual([1, 2, 3, 4]);
-    expect(header).toEqual({ kind: 'delta', taskId: 'task', round: 3, clientId: 'c1', encoding: 'fp32', tensorIndices: [1, 0] });
+    expect(header).toEqual({ kind: 'delta', taskId: 'task', round: 3, clientId: 'c1', encoding: 'fp32', tensorIndices: [1, 0], sumOfSquares: 30 });
   });
 
   it.each(['fp16', 'int8'] as const)('gives the same values as decodeUpdate for %s', (encoding) => {
@@ -146,6 +146,56 @@ describe('decodeUpdateInto: refusals are coded and leave out unchanged', () => {
         return Array.from(out).every((x, i) => Object.is(x, (i < 2 ? byName.get('a') : byName.get('b'))?.[i % 2]));
       }),
       { numRuns: 3000, seed: 11 },
+    );
+  });
+});
+
+describe('decodeUpdateInto: scratch targets', () => {
+  const a = (payload: number[]) => ({ name: 'a', dims: [2], payload });
+  const b = (payload: number[]) => ({ name: 'b', dims: [2, 1], payload });
+
+  it.each(['fp32', 'fp16', 'int8'] as const)('gives the same values and sum of squares as a checked target for %s', (encoding) => {
+    const bytes = encodeUpdate(delta([tensor('a', [2], new Float32Array([0.5, -0.25])), tensor('b', [2, 1], new Float32Array([1, -1]))], encoding));
+    const checked = sentinelOut();
+    const scratch = sentinelOut();
+
+    const h1 = decodeUpdateInto(bytes, LIMITS, { layout: LAYOUT, out: checked });
+    const h2 = decodeUpdateInto(bytes, LIMITS, { layout: LAYOUT, out: scratch, scratch: true });
+
+    expect(Array.from(scratch)).toEqual(Array.from(checked));
+    expect(h2).toEqual(h1);
+    expect(h2.sumOfSquares).toBeCloseTo(Array.from(checked).reduce((s, x) => s + x * x, 0), 12);
+  });
+
+  it.each([
+    ['NaN in the last fp32 payload', rawMessage({ tensors: [a(f32Bytes([1, 2])), b(f32Bytes([3, Number.NaN]))] }), 'CODEC_NON_FINITE'],
+    ['−Infinity in an fp32 payload at an odd offset', rawMessage({ clientId: 'c12', tensors: [a(f32Bytes([Number.NEGATIVE_INFINITY, 2])), b(f32Bytes([3, 4]))] }), 'CODEC_NON_FINITE'],
+    ['fp16 NaN (0x7e00)', rawMessage({ encoding: 2, tensors: [a(f16Bytes([0x3c00, 0x7e00])), b(f16Bytes([0x3c00, 0x3c00]))] }), 'CODEC_NON_FINITE'],
+    ['int8 byte −128', rawMessage({ encoding: 3, tensors: [a([1, 2]), b([3, 0x80])] }), 'CODEC_BAD_ENCODING'],
+  ] as [string, Uint8Array, FlCoreErrorCode][])('refuses %s with the same code as a checked target', (_, bytes, code) => {
+    expect(codeOf(() => decodeUpdateInto(bytes, LIMITS, { layout: LAYOUT, out: sentinelOut(), scratch: true }))).toBe(code);
+    expect(codeOf(() => decodeUpdateInto(bytes, LIMITS, { layout: LAYOUT, out: sentinelOut() }))).toBe(code);
+  });
+
+  it('on random mutations of a valid message answers exactly as a checked target does', () => {
+    const valid = encodeUpdate(delta([tensor('a', [2], new Float32Array([1, 2])), tensor('b', [2, 1], new Float32Array([3, 4]))]));
+    const mutation = fc.record({
+      edits: fc.array(fc.tuple(fc.nat({ max: valid.length - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+      sealed: fc.boolean(),
+    });
+
+    fc.assert(
+      fc.property(mutation, ({ edits, sealed }) => {
+        const bytes = valid.slice();
+        for (const [at, value] of edits) bytes[at] = value;
+        const input = sealed ? reseal(bytes) : bytes;
+        const checked = sentinelOut();
+        const scratch = sentinelOut();
+        const c1 = codeOf(() => decodeUpdateInto(input, LIMITS, { layout: LAYOUT, out: checked }));
+        const c2 = codeOf(() => decodeUpdateInto(input, LIMITS, { layout: LAYOUT, out: scratch, scratch: true }));
+        return c1 === c2 && (c1 !== 'no error' || Array.from(checked).every((x, i) => Object.is(x, scratch[i])));
+      }),
+      { numRuns: 3000, seed: 12 },
     );
   });
 });

@@ -197,7 +197,8 @@ export function createUpdateArena(options: UpdateArenaOptions): UpdateArena {
       const partial = options.partial === true;
       // The target is a free row: whatever happens before count++ leaves it free.
       const values = rowView(k);
-      const header = decodeUpdateInto(bytes, limits, { layout, out: values, partial });
+      // scratch: a free row holds nothing to keep, so values are checked where they land.
+      const header = decodeUpdateInto(bytes, limits, { layout, out: values, partial, scratch: true });
       if (partial && header.tensorIndices.length < layout.names.length) zeroUnsent(layout, values, header.tensorIndices);
       const decoded: ArenaDecoded = { ...header, row: k };
       options.accept?.(decoded, values);
