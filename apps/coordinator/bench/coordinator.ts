@@ -1,13 +1,27 @@
 /**
  * Coordinator benchmark (not a test). Starts the coordinator as a separate process
- * (bench/coordinatorProcess.ts) and drives it with light clients over real sockets that answer
- * every round start at once with a constant delta. Prints progress lines, then as its LAST line one
- * JSON object:
+ * (bench/coordinatorProcess.ts) and its clients in another (bench/benchClients.ts), so each
+ * process's CPU is its own. The clients upload what real clients of the demo task upload: deltas
+ * over the demo model's adapter tensors (37 tensors, 11,778 values; bench/demoAdapters.ts), encoded
+ * as the task's `uploadEncoding` (fp16), with the metrics map packages/client reports. Prints
+ * progress lines, then as its LAST line one JSON object:
  *
- *   round_overhead_ms_100 — median over rounds of the time from one round's start to the next's,
- *                           as the coordinator stored them, with 100 connected clients that answer
- *                           instantly (invite, 100 uploads validated and recorded, FedAvg, checkpoint
- *                           committed, next invite);
+ *   critical_path_ms_100  — median over the timed rounds of: receipt of a round's last accepted
+ *                           upload → the next round's start (the new global model) handed to the
+ *                           last client's socket; measured inside the coordinator process at the
+ *                           socket layer (see coordinatorProcess.ts), 100 clients, FedAvg;
+ *   coordinator_cpu_ms_per_round_100 — the coordinator process's process.cpuUsage() (user +
+ *                           system) from the start of the first timed round to the start of the
+ *                           round after the last, ÷ rounds;
+ *   round_overhead_ms_100 — median over the same rounds of one round's start to the next's, as the
+ *                           coordinator stored them (clients answer as soon as they have encoded);
+ *   decode_ms_100x1m      — decoding 100 fp32 updates of 1 M parameters into an update arena with
+ *                           the native CRC-32, through validateUpdate (bench/decode.ts, its own
+ *                           process), with `decode_ms_100x1m_baseline` (decodeUpdate, portable
+ *                           CRC-32, fresh arrays) from the same run beside it;
+ *   rss_mb_total_fedavg_idle — RSS of the coordinator process plus every process under it (the
+ *                           evaluator) for a FedAvg task read from a task file (the demo task with
+ *                           `strategy: fedavg`), no clients, 5 s after it listens;
  *   max_clients           — most connected clients one coordinator process held, while running
  *                           rounds of 200, with its RSS ≤ 300 MB (connections are added in paced
  *                           steps; after each step at least two rounds must complete);
@@ -26,41 +40,53 @@
  *                           every round of the run; event_loop_max_ms_during_probe, the worst maximum.
  *
  * --model-only runs just that; --inline-model with either runs the model inside the coordinator
- * process instead (the layout before the evaluator process), for comparison.
+ * process instead (the layout before the evaluator process), for comparison. --skip-capacity leaves
+ * out max_clients. --profile also records a V8 CPU profile of the coordinator over the timed rounds
+ * and prints where its time went (bench/cpuProfileSummary.ts); the profiler's sampling adds a little
+ * to the CPU figure of that run.
  *
- * Usage: pnpm bench:coordinator [--quick] [--max N] [--step N] [--with-model | --model-only] [--inline-model]
+ * Usage: pnpm bench:coordinator [--quick] [--rounds N] [--max N] [--step N] [--skip-capacity]
+ *                               [--profile] [--with-model | --model-only] [--inline-model]
  */
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { decodeUpdate, encodeUpdate } from '@chorus/fl-core';
-import type { Tensor } from '@chorus/fl-core';
-import { PROTOCOL_VERSION } from '@chorus/protocol';
-import type { ClientToServerEvents, RoundStartPayload, ServerToClientEvents } from '@chorus/protocol';
-import { io } from 'socket.io-client';
-import type { Socket } from 'socket.io-client';
+import { encodeUpdate } from '@chorus/fl-core';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { parseTask } from '../src/task/loadTask.js';
+import type { ClientsCommand, ClientsReply } from './benchClients.js';
+import type { CoordinatorProcessConfig } from './coordinatorProcess.js';
+import { formatSummary, summarize } from './cpuProfileSummary.js';
+import type { CpuProfile } from './cpuProfileSummary.js';
+import { demoAdapters } from './demoAdapters.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
     max: { type: 'string' },
     step: { type: 'string' },
+    'skip-capacity': { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
     'with-model': { type: 'boolean', default: false },
     'model-only': { type: 'boolean', default: false },
     'inline-model': { type: 'boolean', default: false },
   },
 });
 const QUICK = args.quick;
-const OVERHEAD_ROUNDS = QUICK ? 4 : 15;
+const TIMED_ROUNDS = Number(args.rounds ?? (QUICK ? 5 : 15));
+const WARMUP_ROUNDS = 2;
 const RSS_LIMIT_MB = 300;
 const MAX_TARGET = Number(args.max ?? (QUICK ? 400 : 3000));
 const STEP = Number(args.step ?? (QUICK ? 200 : 250));
 const ROUND_SIZE = QUICK ? 100 : 200;
+const IDLE_SETTLE_MS = 5000;
+const DEMO_TASK_FILE = join(packageRoot, 'tasks', 'demo-digits.yaml');
 
 /** One round's probe as the coordinator process timed it (bench/coordinatorProcess.ts `BENCH_PROBE`). */
 interface ProbeTiming {
@@ -71,24 +97,40 @@ interface ProbeTiming {
   readonly candidates: number;
 }
 
+/** A round start as the coordinator process reported it (`BENCH_ROUND`). */
+interface RoundTiming {
+  readonly serverRound: number;
+  readonly clients: number;
+  readonly cpuUs: number;
+  readonly criticalPathMs: number | null;
+  /** The critical path as [from, to] in µs on the clock of V8 CPU profiles. */
+  readonly criticalPathUs: readonly [number, number] | null;
+}
+
 interface Child {
   readonly process: ChildProcess;
   readonly url: string;
   readonly dir: string;
   /** Every probe timing the coordinator has printed so far. */
   readonly probes: ProbeTiming[];
+  /** Every round start it has reported, by server round (a retried attempt replaces the earlier one). */
+  readonly rounds: Map<number, RoundTiming>;
+  readonly profiles: string[];
 }
 
 const running = new Set<ChildProcess>();
-// However the benchmark ends, it leaves no coordinator process behind.
+// However the benchmark ends, it leaves no coordinator or client process behind.
 process.on('exit', () => {
   for (const child of running) if (child.exitCode === null) child.kill('SIGKILL');
 });
 
-async function startChild(clientsPerRound: number, withModel = false): Promise<Child> {
-  const dir = mkdtempSync(join(tmpdir(), 'chorus-bench-'));
+async function startChild(config: Omit<CoordinatorProcessConfig, 'dataDir' | 'rounds'> & { readonly dataDir?: string }): Promise<Child> {
+  const dir = config.dataDir ?? mkdtempSync(join(tmpdir(), 'chorus-bench-'));
   const probes: ProbeTiming[] = [];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/coordinatorProcess.ts', JSON.stringify({ clientsPerRound, rounds: 100_000, dataDir: dir, withModel, inlineModel: args['inline-model'] })], {
+  const rounds = new Map<number, RoundTiming>();
+  const profiles: string[] = [];
+  const full: CoordinatorProcessConfig = { rounds: 100_000, ...config, dataDir: dir, inlineModel: args['inline-model'] };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/coordinatorProcess.ts', JSON.stringify(full)], {
     cwd: packageRoot,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -100,13 +142,20 @@ async function startChild(clientsPerRound: number, withModel = false): Promise<C
       const lines = out.split('\n');
       out = lines.pop()!;
       for (const line of lines) {
-        if (line.startsWith('BENCH_READY ')) resolvePromise((JSON.parse(line.slice('BENCH_READY '.length)) as { url: string }).url);
-        else if (line.startsWith('BENCH_PROBE ')) probes.push(JSON.parse(line.slice('BENCH_PROBE '.length)) as ProbeTiming);
+        const space = line.indexOf(' ');
+        const tag = line.slice(0, space);
+        const body = line.slice(space + 1);
+        if (tag === 'BENCH_READY') resolvePromise((JSON.parse(body) as { url: string }).url);
+        else if (tag === 'BENCH_PROBE') probes.push(JSON.parse(body) as ProbeTiming);
+        else if (tag === 'BENCH_ROUND') {
+          const r = JSON.parse(body) as RoundTiming;
+          rounds.set(r.serverRound, r);
+        } else if (tag === 'BENCH_PROFILE') profiles.push((JSON.parse(body) as { path: string }).path);
       }
     });
     child.once('exit', (code) => reject(new Error(`coordinator process exited with ${code}`)));
   });
-  return { process: child, url, dir, probes };
+  return { process: child, url, dir, probes, rounds, profiles };
 }
 
 async function stopChild(child: Child): Promise<void> {
@@ -117,6 +166,46 @@ async function stopChild(child: Child): Promise<void> {
   rmSync(child.dir, { recursive: true, force: true });
 }
 
+/** The client process: `connect(n)` adds n clients and resolves once all have joined. */
+interface Clients {
+  connect(count: number): Promise<number>;
+  stats(): Promise<Extract<ClientsReply, { type: 'stats' }>>;
+  close(): Promise<void>;
+}
+
+function startClients(url: string, seed: number): Clients {
+  const child = fork(join(packageRoot, 'bench', 'benchClients.ts'), [JSON.stringify({ url, taskId: 'bench', token: 'bench-join', seed })], {
+    cwd: packageRoot,
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  running.add(child);
+  const request = <T extends ClientsReply['type']>(command: ClientsCommand, answer: T): Promise<Extract<ClientsReply, { type: T }>> =>
+    new Promise((resolvePromise, reject) => {
+      const onMessage = (reply: ClientsReply): void => {
+        if (reply.type !== answer && reply.type !== 'error') return;
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+        if (reply.type === 'error') reject(new Error(`clients: ${reply.message}`));
+        else resolvePromise(reply as Extract<ClientsReply, { type: T }>);
+      };
+      const onExit = (code: number | null): void => reject(new Error(`client process exited with ${code}`));
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+      child.send(command);
+    });
+  return {
+    connect: async (count) => (await request({ type: 'connect', count }, 'connected')).total,
+    stats: () => request({ type: 'stats' }, 'stats'),
+    close: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.send({ type: 'close' } satisfies ClientsCommand);
+      await exited;
+    },
+  };
+}
+
 /** Resident set size of a process in MB, from /proc (Linux). */
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -124,12 +213,21 @@ function rssMb(pid: number): number {
   return kb / 1024;
 }
 
+/** Ids of a process's children. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /** Summed RSS in MB of a process's children (the coordinator's evaluator; 0 when it has none). */
 function childrenRssMb(pid: number): number {
   let total = 0;
-  for (const id of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) {
+  for (const id of childrenOf(pid)) {
     try {
-      total += rssMb(Number(id));
+      total += rssMb(id);
     } catch {
       // Exited between the listing and the read (an evaluator being restarted).
     }
@@ -137,62 +235,16 @@ function childrenRssMb(pid: number): number {
   return total;
 }
 
-/** CPU time (user + system) a process has used, in ms, from /proc (Linux; clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  // After the command name: field 14 (utime) and 15 (stime) of proc(5) are indexes 11 and 12 here.
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-/** A client that answers each round start at once with a constant delta over every tensor. */
-class LightClient {
-  clientId = '';
-  private readonly early: RoundStartPayload[] = [];
-  private constructor(private readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>) {
-    // The hello that completes a waiting room starts a round before its own ack arrives: hold that start until the id is known.
-    socket.on('roundStart', (p) => (this.clientId === '' ? this.early.push(p) : this.answer(p)));
+/** RSS in MB of a process and every process under it. */
+function treeRssMb(pid: number): number {
+  let total = 0;
+  try {
+    total += rssMb(pid);
+  } catch {
+    return 0;
   }
-
-  static async connect(url: string): Promise<LightClient> {
-    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, {
-      transports: ['websocket'],
-      reconnection: false,
-      forceNew: true,
-      // A coordinator with a model probes candidates synchronously, so a handshake can wait out a whole round's probes.
-      timeout: 600_000,
-      auth: { taskId: 'bench', token: 'bench-join' },
-    });
-    await new Promise<void>((resolvePromise, reject) => {
-      socket.once('connect', () => resolvePromise());
-      socket.once('connect_error', (err) => reject(err));
-    });
-    const client = new LightClient(socket);
-    const res = await socket.timeout(600_000).emitWithAck('hello', { type: 'hello', protocolVersion: PROTOCOL_VERSION, capabilities: { backend: 'cpu', modalities: ['image', 'text', 'audio'], numExamples: 10 } });
-    if (!res.ok) throw new Error(`hello refused: ${res.error.code}`);
-    client.clientId = res.clientId;
-    for (const p of client.early.splice(0)) client.answer(p);
-    return client;
-  }
-
-  private answer(p: RoundStartPayload): void {
-    const global = p.global instanceof Uint8Array ? p.global : new Uint8Array(p.global);
-    const tensors = decodeUpdate(global, { maxBytes: global.byteLength }).tensors;
-    const delta: Tensor[] = tensors.map((t) => ({ name: t.name, shape: [...t.shape], values: new Float32Array(t.values.length).fill(0.001) }));
-    const update = encodeUpdate({ kind: 'delta', taskId: p.taskId, round: p.serverRound, clientId: this.clientId, encoding: 'fp32', tensors: delta });
-    this.socket.emit('submitUpdate', { type: 'update', protocolVersion: PROTOCOL_VERSION, taskId: p.taskId, roundId: p.roundId, serverRound: p.serverRound, numExamples: 10, metrics: {}, update }, () => {});
-  }
-
-  close(): void {
-    this.socket.close();
-  }
-}
-
-async function connectMany(url: string, count: number, into: LightClient[]): Promise<void> {
-  // Paced: 50 handshakes in flight at a time, so the measurement is of holding clients, not of a connection storm.
-  for (let start = 0; start < count; start += 50) {
-    const batch = await Promise.all(Array.from({ length: Math.min(50, count - start) }, () => LightClient.connect(url)));
-    into.push(...batch);
-  }
+  for (const id of childrenOf(pid)) total += treeRssMb(id);
+  return total;
 }
 
 interface RoundRow {
@@ -228,34 +280,83 @@ async function waitForRounds(url: string, atLeast: number, timeoutMs: number): P
   }
 }
 
-function median(xs: number[]): number {
+/** Waits until the coordinator has reported the start of `serverRound`. */
+async function waitForRoundStart(child: Child, serverRound: number, timeoutMs: number): Promise<RoundTiming> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const r = child.rounds.get(serverRound);
+    if (r) return r;
+    if (Date.now() > until) throw new Error(`round ${serverRound} did not start within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-async function measureOverhead(): Promise<{ medianMs: number; perRound: number[]; cpuMsPerRound: number }> {
-  const child = await startChild(100);
-  const clients: LightClient[] = [];
+const round1 = (x: number) => Number(x.toFixed(1));
+
+/** The demo task's adapters as codec bytes in `dir`, for the coordinator process to serve. */
+async function writeDemoGlobal(dir: string): Promise<{ path: string; tensors: number; values: number }> {
+  const task = parseTask(parseYaml(readFileSync(DEMO_TASK_FILE, 'utf8')), 'demo-digits.yaml');
+  const tensors = await demoAdapters(task);
+  const path = join(dir, 'initial-global.bin');
+  writeFileSync(path, encodeUpdate({ kind: 'model', taskId: 'bench', round: 0, clientId: '', encoding: 'fp32', tensors }));
+  return { path, tensors: tensors.length, values: tensors.reduce((n, t) => n + t.values.length, 0) };
+}
+
+interface RoundFigures {
+  criticalPathMs: number[];
+  criticalPathWindows: (readonly [number, number])[];
+  cpuMsPerRound: number;
+  cycleMs: number[];
+  profile: string | null;
+  refused: Readonly<Record<string, number>>;
+}
+
+async function measureRounds(initialGlobalFile: string): Promise<RoundFigures> {
+  // Round 1 starts once all 100 clients have joined; rounds 1–2 warm up (JIT), then TIMED_ROUNDS.
+  const first = WARMUP_ROUNDS + 1;
+  const last = first + TIMED_ROUNDS - 1;
+  const dir = mkdtempSync(join(tmpdir(), 'chorus-bench-'));
+  const profilePath = join(tmpdir(), `chorus-coordinator-${process.pid}.cpuprofile`);
+  const child = await startChild({
+    dataDir: dir,
+    clientsPerRound: 100,
+    initialGlobalFile,
+    ...(args.profile ? { profileRounds: { fromRound: first, toRound: last + 1, path: profilePath } } : {}),
+  });
+  const clients = startClients(child.url, 1);
   try {
-    await connectMany(child.url, 100, clients);
-    // Two warm-up rounds (JIT), then OVERHEAD_ROUNDS timed cycles (start of round r → start of round r + 1).
-    await waitForRounds(child.url, 2, 120_000);
-    const firstTimed = (await completedRounds(child.url)) + 1;
-    const cpuBefore = cpuMs(child.process.pid!);
-    await waitForRounds(child.url, firstTimed + OVERHEAD_ROUNDS, 300_000);
-    const cpuAfter = cpuMs(child.process.pid!);
-    const lastDone = await completedRounds(child.url);
+    await clients.connect(100);
+    const start = await waitForRoundStart(child, first, 300_000);
+    const end = await waitForRoundStart(child, last + 1, 600_000);
+    const criticalPathMs: number[] = [];
+    const criticalPathWindows: (readonly [number, number])[] = [];
+    for (let r = first + 1; r <= last + 1; r++) {
+      const timing = child.rounds.get(r);
+      if (timing?.criticalPathMs == null || timing.criticalPathUs == null) continue;
+      criticalPathMs.push(timing.criticalPathMs);
+      criticalPathWindows.push(timing.criticalPathUs);
+    }
     const startOf = new Map((await rounds(child.url)).filter((r) => r.status !== 'retry').map((r) => [r.serverRound, r.startedAt]));
-    const perRound: number[] = [];
-    for (let r = firstTimed; r < firstTimed + OVERHEAD_ROUNDS; r++) {
+    const cycleMs: number[] = [];
+    for (let r = first; r <= last; r++) {
       const a = startOf.get(r);
       const b = startOf.get(r + 1);
-      if (a !== undefined && b !== undefined) perRound.push(b - a);
+      if (a !== undefined && b !== undefined) cycleMs.push(b - a);
     }
-    return { medianMs: median(perRound), perRound, cpuMsPerRound: (cpuAfter - cpuBefore) / Math.max(1, lastDone - firstTimed + 1) };
+    if (args.profile) {
+      const until = Date.now() + 30_000;
+      while (child.profiles.length === 0 && Date.now() < until) await sleep(100);
+    }
+    const { refused } = await clients.stats();
+    return { criticalPathMs, criticalPathWindows, cpuMsPerRound: (end.cpuUs - start.cpuUs) / 1000 / TIMED_ROUNDS, cycleMs, profile: child.profiles[0] ?? null, refused };
   } finally {
-    for (const c of clients) c.close();
+    await clients.close();
     await stopChild(child);
   }
 }
@@ -283,18 +384,19 @@ interface Capacity {
   probes: ProbeTiming[];
 }
 
-async function measureCapacity(withModel: boolean): Promise<Capacity> {
-  const child = await startChild(ROUND_SIZE, withModel);
+async function measureCapacity(withModel: boolean, initialGlobalFile: string): Promise<Capacity> {
+  const child = await startChild({ clientsPerRound: ROUND_SIZE, withModel, ...(withModel ? {} : { initialGlobalFile }) });
   const pid = child.process.pid!;
   const rssIdle = rssMb(pid);
   const evaluatorRssIdle = childrenRssMb(pid);
-  const clients: LightClient[] = [];
+  const clients = startClients(child.url, 2);
+  let connected = 0;
   const steps: CapacityStep[] = [];
   let best = { maxClients: 0, rssAtMax: 0, evaluatorRssAtMax: 0, totalRssAtMax: 0 };
   try {
-    while (clients.length < MAX_TARGET) {
-      await connectMany(child.url, Math.min(STEP, MAX_TARGET - clients.length), clients);
-      if (clients.length < ROUND_SIZE) continue;
+    while (connected < MAX_TARGET) {
+      connected = await clients.connect(Math.min(STEP, MAX_TARGET - connected));
+      if (connected < ROUND_SIZE) continue;
       // Sample RSS while at least two more rounds of ROUND_SIZE complete with this many clients connected.
       const target = (await completedRounds(child.url)) + 2;
       const firstProbe = child.probes.length;
@@ -315,25 +417,56 @@ async function measureCapacity(withModel: boolean): Promise<Capacity> {
         clearInterval(sampler);
       }
       sample();
-      const secondsPerRound = Number(((Date.now() - startedAt) / 2000).toFixed(1));
+      const secondsPerRound = round1((Date.now() - startedAt) / 2000);
       const probes = child.probes.slice(firstProbe);
       const step: CapacityStep = {
-        clients: clients.length,
-        rssMb: Number(peak.coordinator.toFixed(1)),
-        evaluatorRssMb: Number(peak.evaluator.toFixed(1)),
-        totalRssMb: Number(peak.total.toFixed(1)),
+        clients: connected,
+        rssMb: round1(peak.coordinator),
+        evaluatorRssMb: round1(peak.evaluator),
+        totalRssMb: round1(peak.total),
         secondsPerRound,
         ...(probes.length > 0 ? { eventLoopP99Ms: Math.max(...probes.map((p) => p.p99Ms)) } : {}),
       };
       steps.push(step);
       const loop = step.eventLoopP99Ms === undefined ? '' : `; event-loop p99 while probing ${step.eventLoopP99Ms} ms`;
-      console.log(`${withModel ? '[with model] ' : ''}${clients.length} clients connected: coordinator RSS peak ${step.rssMb} MB, evaluator ${step.evaluatorRssMb} MB, sum ${step.totalRssMb} MB over 2 rounds of ${ROUND_SIZE} (${secondsPerRound} s per round${loop})`);
+      console.log(`${withModel ? '[with model] ' : ''}${connected} clients connected: coordinator RSS peak ${step.rssMb} MB, evaluator ${step.evaluatorRssMb} MB, sum ${step.totalRssMb} MB over 2 rounds of ${ROUND_SIZE} (${secondsPerRound} s per round${loop})`);
       if (peak.coordinator > RSS_LIMIT_MB) break;
-      best = { maxClients: clients.length, rssAtMax: peak.coordinator, evaluatorRssAtMax: peak.evaluator, totalRssAtMax: peak.total };
+      best = { maxClients: connected, rssAtMax: peak.coordinator, evaluatorRssAtMax: peak.evaluator, totalRssAtMax: peak.total };
     }
     return { ...best, rssIdle, evaluatorRssIdle, steps, probes: [...child.probes] };
   } finally {
-    for (const c of clients) c.close();
+    await clients.close();
+    await stopChild(child);
+  }
+}
+
+/** bench/decode.ts in a process of its own; its last line. */
+async function measureDecode(): Promise<Record<string, unknown>> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/decode.ts'], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_REPS: QUICK ? '3' : '7' } });
+  running.add(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  const lines = out.trim().split('\n');
+  for (const line of lines.slice(0, -1)) console.log(`  ${line}`);
+  if (code !== 0) throw new Error(`bench/decode.ts exited with ${code}`);
+  return JSON.parse(lines.at(-1)!) as Record<string, unknown>;
+}
+
+/** RSS of a coordinator (and its evaluator, if it starts one) serving a FedAvg task from a task file, no clients. */
+async function measureIdleFedAvg(): Promise<{ totalMb: number; coordinatorMb: number; processes: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'chorus-bench-'));
+  const taskFile = join(dir, 'fedavg.yaml');
+  const demo = parseYaml(readFileSync(DEMO_TASK_FILE, 'utf8')) as Record<string, unknown>;
+  writeFileSync(taskFile, stringifyYaml({ ...demo, id: 'bench', strategy: { name: 'fedavg' } }));
+  const child = await startChild({ dataDir: dir, clientsPerRound: 4, taskFile });
+  try {
+    await sleep(IDLE_SETTLE_MS);
+    const pid = child.process.pid!;
+    return { totalMb: treeRssMb(pid), coordinatorMb: rssMb(pid), processes: 1 + childrenOf(pid).length };
+  } finally {
     await stopChild(child);
   }
 }
@@ -341,35 +474,68 @@ async function measureCapacity(withModel: boolean): Promise<Capacity> {
 async function main(): Promise<void> {
   const figures: Record<string, unknown> = {};
   if (!args['model-only']) {
-    const overhead = await measureOverhead();
-    console.log(`round cycle with 100 instant clients: median ${overhead.medianMs} ms over ${overhead.perRound.length} rounds (${overhead.perRound.join(', ')}); coordinator CPU ${overhead.cpuMsPerRound.toFixed(0)} ms per round`);
-    const capacity = await measureCapacity(false);
-    console.log(`max clients at RSS ≤ ${RSS_LIMIT_MB} MB: ${capacity.maxClients} (peak ${capacity.rssAtMax.toFixed(1)} MB); stopped at ${MAX_TARGET} or the limit`);
-    Object.assign(figures, {
-      round_overhead_ms_100: overhead.medianMs,
-      coordinator_cpu_ms_per_round_100: Number(overhead.cpuMsPerRound.toFixed(1)),
-      max_clients: capacity.maxClients,
-      rss_mb_at_max: Number(capacity.rssAtMax.toFixed(1)),
-    });
-    Object.assign(figures, { overhead_rounds: overhead.perRound.length, steps: capacity.steps });
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-bench-layout-'));
+    try {
+      const layout = await writeDemoGlobal(dir);
+      console.log(`demo adapter layout: ${layout.tensors} tensors, ${layout.values.toLocaleString('en')} values`);
+      const r = await measureRounds(layout.path);
+      const criticalPath = median(r.criticalPathMs);
+      console.log(
+        `${TIMED_ROUNDS} rounds of 100 clients: critical path median ${criticalPath.toFixed(1)} ms (${r.criticalPathMs.map((x) => x.toFixed(1)).join(', ')}); coordinator CPU ${r.cpuMsPerRound.toFixed(1)} ms per round; round cycle median ${median(r.cycleMs)} ms`,
+      );
+      if (Object.keys(r.refused).length > 0) console.log(`refused uploads: ${JSON.stringify(r.refused)}`);
+      if (r.profile) {
+        console.log(`CPU profile of the coordinator over the timed rounds: ${r.profile}`);
+        const profile = JSON.parse(readFileSync(r.profile, 'utf8')) as CpuProfile;
+        console.log(formatSummary(summarize(profile, TIMED_ROUNDS), TIMED_ROUNDS));
+        console.log(`\nthe same, within the ${r.criticalPathWindows.length} critical paths only (receipt of the last accepted upload → next round start sent):`);
+        console.log(formatSummary(summarize(profile, r.criticalPathWindows.length, 25, r.criticalPathWindows), r.criticalPathWindows.length));
+      }
+      Object.assign(figures, {
+        critical_path_ms_100: round1(criticalPath),
+        coordinator_cpu_ms_per_round_100: round1(r.cpuMsPerRound),
+        round_overhead_ms_100: median(r.cycleMs),
+        timed_rounds: TIMED_ROUNDS,
+        critical_path_ms_100_max: round1(Math.max(...r.criticalPathMs)),
+        update_layout: { tensors: layout.tensors, values: layout.values },
+      });
+      const decode = await measureDecode();
+      console.log(`decode 100 × 1 M fp32: ${decode['decode_ms_100x1m']} ms into the arena with the native CRC-32, ${decode['decode_ms_100x1m_baseline']} ms with decodeUpdate and the portable CRC-32`);
+      Object.assign(figures, {
+        decode_ms_100x1m: decode['decode_ms_100x1m'],
+        decode_ms_100x1m_baseline: decode['decode_ms_100x1m_baseline'],
+        decode_detail: decode,
+      });
+      const idle = await measureIdleFedAvg();
+      console.log(`FedAvg task from a task file, no clients: ${idle.totalMb.toFixed(1)} MB in ${idle.processes} process(es) (coordinator ${idle.coordinatorMb.toFixed(1)} MB)`);
+      Object.assign(figures, { rss_mb_total_fedavg_idle: round1(idle.totalMb), rss_mb_coordinator_fedavg_idle: round1(idle.coordinatorMb), processes_fedavg_idle: idle.processes });
+      // reproducible_runs — reserved: the reproducibility check (issue 12) adds its figure here.
+      if (!args['skip-capacity']) {
+        const capacity = await measureCapacity(false, layout.path);
+        console.log(`max clients at RSS ≤ ${RSS_LIMIT_MB} MB: ${capacity.maxClients} (peak ${capacity.rssAtMax.toFixed(1)} MB); stopped at ${MAX_TARGET} or the limit`);
+        Object.assign(figures, { max_clients: capacity.maxClients, rss_mb_at_max: round1(capacity.rssAtMax), steps: capacity.steps });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
   if (args['with-model'] || args['model-only']) {
-    const capacity = await measureCapacity(true);
+    const capacity = await measureCapacity(true, '');
     const where = args['inline-model'] ? 'in the coordinator process' : 'in the evaluator process';
     console.log(`[with model ${where}] max clients at coordinator RSS ≤ ${RSS_LIMIT_MB} MB: ${capacity.maxClients} (peak ${capacity.rssAtMax.toFixed(1)} MB, evaluator ${capacity.evaluatorRssAtMax.toFixed(1)} MB, sum ${capacity.totalRssAtMax.toFixed(1)} MB; idle ${capacity.rssIdle.toFixed(1)} + ${capacity.evaluatorRssIdle.toFixed(1)} MB with the model built and no clients)`);
     const p99s = capacity.probes.map((p) => p.p99Ms);
     Object.assign(figures, {
       model_in: args['inline-model'] ? 'coordinator-process' : 'evaluator-process',
       max_clients_with_model: capacity.maxClients,
-      rss_mb_at_max_with_model: Number(capacity.rssAtMax.toFixed(1)),
-      evaluator_rss_mb: Number(capacity.evaluatorRssAtMax.toFixed(1)),
-      total_rss_mb: Number(capacity.totalRssAtMax.toFixed(1)),
-      rss_mb_idle_with_model: Number(capacity.rssIdle.toFixed(1)),
-      evaluator_rss_mb_idle: Number(capacity.evaluatorRssIdle.toFixed(1)),
+      rss_mb_at_max_with_model: round1(capacity.rssAtMax),
+      evaluator_rss_mb: round1(capacity.evaluatorRssAtMax),
+      total_rss_mb: round1(capacity.totalRssAtMax),
+      rss_mb_idle_with_model: round1(capacity.rssIdle),
+      evaluator_rss_mb_idle: round1(capacity.evaluatorRssIdle),
       event_loop_p99_ms_during_probe: p99s.length > 0 ? Math.max(...p99s) : null,
       event_loop_p99_ms_during_probe_median: p99s.length > 0 ? median(p99s) : null,
       event_loop_max_ms_during_probe: p99s.length > 0 ? Math.max(...capacity.probes.map((p) => p.maxMs)) : null,
-      probe_ms_per_candidate_median: p99s.length > 0 ? Number(median(capacity.probes.filter((p) => p.candidates > 0).map((p) => p.probeMs / (p.candidates + 1))).toFixed(1)) : null,
+      probe_ms_per_candidate_median: p99s.length > 0 ? round1(median(capacity.probes.filter((p) => p.candidates > 0).map((p) => p.probeMs / (p.candidates + 1)))) : null,
       probe_rounds: p99s.length,
       steps_with_model: capacity.steps,
     });
