@@ -11,7 +11,7 @@
  * smaller local datasets, as in the paper. Every accuracy is measured here on one fixed test subset.
  */
 import { cpus, loadavg } from 'node:os';
-import { MODALITIES, createRng, decodeUpdate, shuffled } from '@chorus/fl-core';
+import { MODALITIES, createRng, decodeUpdate, parametersDelta, shuffled } from '@chorus/fl-core';
 import type { UpdateEncoding } from '@chorus/fl-core';
 import { datasetFromSamples, evaluateLocally } from '@chorus/client';
 import type { BuiltinSample, LocalDataset, ModelFactory } from '@chorus/client';
@@ -23,7 +23,7 @@ import { openBuiltin, readManifest } from '@chorus/datasets';
 import { fileSource } from '@chorus/datasets/node';
 import type { MultimodalModel } from '@chorus/models';
 import { ExperimentsError } from './errors.js';
-import { deltaOf, encodedBytes, median, trainCentralized, trainedParameters } from './fedummTraining.js';
+import { encodedBytes, medianOf, trainCentralized, trainedParameters } from './fedummTraining.js';
 import type { TrainingMode } from './fedummTraining.js';
 import type { Check, ExperimentContext, Figure, SectionResult } from './section.js';
 import { formatMeanStd, markdownTable, meanStd } from './stats.js';
@@ -229,7 +229,7 @@ async function clientCosts(settings: FedUmmSettings, client: LocalDataset, model
         const run = await trainCentralized({ model, datasets: [client], epochs: task.localEpochs, batchSize: task.batchSize, mode, seed: rep });
         times[mode].push(run.durationMs);
         if (!sizes[mode]) {
-          const delta = deltaOf(before, trainedParameters(model, mode));
+          const delta = parametersDelta(trainedParameters(model, mode), before);
           const bytes = Object.fromEntries(ENCODINGS.map((e) => [e, encodedBytes(delta, e)])) as Record<UpdateEncoding, number>;
           sizes[mode] = { numScalars: delta.reduce((n, t) => n + t.values.length, 0), bytes };
         }
@@ -275,7 +275,7 @@ export async function runFedUmm(ctx: ExperimentContext): Promise<SectionResult> 
         // The median-sized client of the reference configuration.
         const bySize = [...datasets].sort((a, b) => a.numExamples - b.numExamples);
         costs = await clientCosts(settings, bySize[Math.floor(bySize.length / 2)]!, models);
-        ctx.log(`fedumm: one client's round: LoRA ${median(costs[0]!.trainMs).toFixed(0)} ms, full ${median(costs[1]!.trainMs).toFixed(0)} ms`);
+        ctx.log(`fedumm: one client's round: LoRA ${medianOf(costs[0]!.trainMs).toFixed(0)} ms, full ${medianOf(costs[1]!.trainMs).toFixed(0)} ms`);
       }
     }
   } finally {
@@ -316,7 +316,7 @@ export function fedUmmChecks(input: Pick<FedUmmReportInput, 'settings' | 'grid' 
   const full = costs.find((c) => c.mode === 'full');
   const int8Ratio = lora ? lora.bytes.int8 / lora.bytes.fp32 : Number.NaN;
   const fullRatio = lora && full ? lora.bytes.fp32 / full.bytes.fp32 : Number.NaN;
-  const timeRatio = lora && full ? median(lora.trainMs) / median(full.trainMs) : Number.NaN;
+  const timeRatio = lora && full ? medianOf(lora.trainMs) / medianOf(full.trainMs) : Number.NaN;
   return [
     {
       name: 'every federated run finished all its rounds',
@@ -341,7 +341,7 @@ export function fedUmmChecks(input: Pick<FedUmmReportInput, 'settings' | 'grid' 
     {
       name: "a client's LoRA round takes less time than its full fine-tuning round",
       ok: timeRatio < 1,
-      detail: lora && full ? `median ${median(lora.trainMs).toFixed(0)} ms vs ${median(full.trainMs).toFixed(0)} ms = ${timeRatio.toFixed(2)}` : 'not measured',
+      detail: lora && full ? `median ${medianOf(lora.trainMs).toFixed(0)} ms vs ${medianOf(full.trainMs).toFixed(0)} ms = ${timeRatio.toFixed(2)}` : 'not measured',
     },
   ];
 }
@@ -381,14 +381,14 @@ export function fedUmmReport(input: FedUmmReportInput): SectionResult {
     ],
   );
   const costRow = (c: ClientCost | undefined, label: string): string[] =>
-    c ? [label, c.numScalars.toLocaleString('en-US'), ...ENCODINGS.map((e) => kb(c.bytes[e])), `${median(c.trainMs).toFixed(0)} (${c.trainMs.map((t) => t.toFixed(0)).join(', ')})`] : [label, '—', '—', '—', '—', '—'];
+    c ? [label, c.numScalars.toLocaleString('en-US'), ...ENCODINGS.map((e) => kb(c.bytes[e])), `${medianOf(c.trainMs).toFixed(0)} (${c.trainMs.map((t) => t.toFixed(0)).join(', ')})`] : [label, '—', '—', '—', '—', '—'];
   const table4 = markdownTable(
     ['Update', 'scalars', 'fp32 (KB)', 'fp16 (KB)', 'int8 (KB)', 'client training per round, median ms (each run)'],
     [
       costRow(full, 'Full fine-tuning (every base weight + head)'),
       costRow(lora, 'FedUMM: LoRA adapters + head'),
       lora && full
-        ? ['Adapters ÷ full', (lora.numScalars / full.numScalars).toFixed(4), ...ENCODINGS.map((e) => (lora.bytes[e] / full.bytes[e]).toFixed(4)), (median(lora.trainMs) / median(full.trainMs)).toFixed(2)]
+        ? ['Adapters ÷ full', (lora.numScalars / full.numScalars).toFixed(4), ...ENCODINGS.map((e) => (lora.bytes[e] / full.bytes[e]).toFixed(4)), (medianOf(lora.trainMs) / medianOf(full.trainMs)).toFixed(2)]
         : ['Adapters ÷ full', '—', '—', '—', '—', '—'],
     ],
   );

@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { ArrayDataset } from '@chorus/client';
+import { parametersDelta } from '@chorus/fl-core';
 import { MultimodalModel, buildImageEncoder } from '@chorus/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isExperimentsError } from './errors.js';
-import { deltaOf, encodedBytes, epochBatches, median, trainCentralized, trainedParameters } from './fedummTraining.js';
+import { encodedBytes, epochBatches, medianOf, trainCentralized, trainedParameters } from './fedummTraining.js';
 
 beforeAll(async () => {
   expect(await tf.setBackend('cpu')).toBe(true);
@@ -37,15 +38,7 @@ describe('epochBatches', () => {
   });
 });
 
-describe('deltaOf, encodedBytes and median', () => {
-  it('subtracts tensor by tensor and refuses mismatched lists', () => {
-    const before = [{ name: 'a', shape: [2], values: new Float32Array([1, 2]) }];
-    const after = [{ name: 'a', shape: [2], values: new Float32Array([1.5, 0]) }];
-
-    expect(Array.from(deltaOf(before, after)[0]!.values)).toEqual([0.5, -2]);
-    expect(isExperimentsError(attempt(() => deltaOf(before, [{ ...after[0]!, name: 'b' }])), 'EXPERIMENTS_BAD_INPUT')).toBe(true);
-  });
-
+describe('encodedBytes and medianOf', () => {
   it('sizes an update about 4, 2 and 1 bytes per value in fp32, fp16 and int8', () => {
     const values = Float32Array.from({ length: 4096 }, (_, i) => Math.sin(i));
     const tensors = [{ name: 'image/w', shape: [4096], values }];
@@ -59,9 +52,9 @@ describe('deltaOf, encodedBytes and median', () => {
   });
 
   it('takes the middle value, or the mean of the two middle ones', () => {
-    expect(median([3, 1, 2])).toBe(2);
-    expect(median([4, 1, 3, 2])).toBe(2.5);
-    expect(median([])).toBeNaN();
+    expect(medianOf([3, 1, 2])).toBe(2);
+    expect(medianOf([4, 1, 3, 2])).toBe(2.5);
+    expect(medianOf([])).toBeNaN();
   });
 });
 
@@ -86,7 +79,7 @@ describe('trainCentralized', () => {
     // Assert: 2 epochs × (3 + 2) batches; base weights unchanged by LoRA, moved by full fine-tuning.
     expect(loraRun.numSteps).toBe(10);
     expect(loraRun.numExamples).toBe(16);
-    const moved = (m: MultimodalModel): number => deltaOf(before.get(m)!, baseOf(m)).filter((t) => t.values.some((v) => v !== 0)).length;
+    const moved = (m: MultimodalModel): number => parametersDelta(baseOf(m), before.get(m)!).filter((t) => t.values.some((v) => v !== 0)).length;
     expect(moved(lora)).toBe(0);
     expect(moved(full)).toBeGreaterThan(before.get(full)!.length / 2);
     expect(trainedParameters(lora, 'adapters').map((t) => t.name)).toEqual(lora.adapterNames());

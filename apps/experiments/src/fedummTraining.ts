@@ -97,25 +97,13 @@ export function trainedParameters(model: MultimodalModel, mode: TrainingMode): T
   return [...base, ...head];
 }
 
-/** `after − before` tensor by tensor (same names, same order). */
-export function deltaOf(before: readonly Tensor[], after: readonly Tensor[]): Tensor[] {
-  if (before.length !== after.length) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `deltaOf: ${before.length} tensors before, ${after.length} after`);
-  return before.map((b, i) => {
-    const a = after[i]!;
-    if (a.name !== b.name || a.values.length !== b.values.length) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `deltaOf: tensor ${i} is '${b.name}' before and '${a.name}' after`);
-    const values = new Float32Array(b.values.length);
-    for (let j = 0; j < values.length; j++) values[j] = a.values[j]! - b.values[j]!;
-    return { name: b.name, shape: [...b.shape], values };
-  });
-}
-
 /** Bytes of `tensors` as one client's update message in `encoding` (what the runtime uploads). */
 export function encodedBytes(tensors: readonly Tensor[], encoding: UpdateEncoding): number {
   return encodeUpdate({ kind: 'delta', taskId: 'fedumm', round: 1, clientId: 'client-0', encoding, tensors: [...tensors] }).byteLength;
 }
 
 /** Middle value of `values` (mean of the two middle ones for an even count); NaN when empty. */
-export function median(values: readonly number[]): number {
+export function medianOf(values: readonly number[]): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { float16BitsToFloat32 } from '@chorus/fl-core';
 import { describe, expect, it } from 'vitest';
 
 import { isDatasetError } from './errors.js';
@@ -8,8 +9,7 @@ import {
   decodeHeader,
   encodeArtifact,
   encodeHeader,
-  float16BitsToFloat32,
-  float32ToFloat16Bits,
+  float32ToFloat16BitsSaturating,
 } from './format.js';
 
 describe('artifact header', () => {
@@ -74,15 +74,17 @@ describe('elements', () => {
 
 describe('float16', () => {
   it('matches hand-checked IEEE 754 binary16 bit patterns', () => {
-    expect(float32ToFloat16Bits(1)).toBe(0x3c00);
-    expect(float32ToFloat16Bits(-2)).toBe(0xc000);
-    expect(float32ToFloat16Bits(0.5)).toBe(0x3800);
-    expect(float32ToFloat16Bits(65504)).toBe(0x7bff);
-    expect(float32ToFloat16Bits(65520)).toBe(0x7c00); // rounds past the largest finite half
-    expect(float32ToFloat16Bits(2 ** -24)).toBe(0x0001); // smallest subnormal
-    expect(float32ToFloat16Bits(2 ** -26)).toBe(0x0000);
-    expect(float32ToFloat16Bits(1 + 2 ** -11)).toBe(0x3c00); // tie → even
-    expect(float32ToFloat16Bits(1 + 3 * 2 ** -11)).toBe(0x3c02); // tie → even (up)
+    expect(float32ToFloat16BitsSaturating(1)).toBe(0x3c00);
+    expect(float32ToFloat16BitsSaturating(-2)).toBe(0xc000);
+    expect(float32ToFloat16BitsSaturating(0.5)).toBe(0x3800);
+    expect(float32ToFloat16BitsSaturating(65504)).toBe(0x7bff);
+    expect(float32ToFloat16BitsSaturating(65520)).toBe(0x7c00); // rounds past the largest finite half
+    expect(float32ToFloat16BitsSaturating(-1e6)).toBe(0xfc00); // saturates where the wire codec refuses
+    expect(float32ToFloat16BitsSaturating(Number.NaN)).toBe(0x7e00);
+    expect(float32ToFloat16BitsSaturating(2 ** -24)).toBe(0x0001); // smallest subnormal
+    expect(float32ToFloat16BitsSaturating(2 ** -26)).toBe(0x0000);
+    expect(float32ToFloat16BitsSaturating(1 + 2 ** -11)).toBe(0x3c00); // tie → even
+    expect(float32ToFloat16BitsSaturating(1 + 3 * 2 ** -11)).toBe(0x3c02); // tie → even (up)
     expect(float16BitsToFloat32(0x3555)).toBeCloseTo(1 / 3, 3);
     expect(float16BitsToFloat32(0x0001)).toBe(2 ** -24);
   });
@@ -91,7 +93,7 @@ describe('float16', () => {
     let mismatches = 0;
     for (let bits = 0; bits < 0x10000; bits++) {
       if ((bits & 0x7c00) === 0x7c00) continue;
-      if (float32ToFloat16Bits(float16BitsToFloat32(bits)) !== bits) mismatches++;
+      if (float32ToFloat16BitsSaturating(float16BitsToFloat32(bits)) !== bits) mismatches++;
     }
 
     expect(mismatches).toBe(0);

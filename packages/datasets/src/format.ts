@@ -15,6 +15,7 @@
  * request; variable-length data (audio clips) is stored as scalars plus a separate offsets artifact.
  */
 
+import { float16BitsToFloat32, float32ToFloat16Bits } from '@chorus/fl-core';
 import { DatasetError } from './errors.js';
 
 /** Element types an artifact can hold. */
@@ -136,7 +137,7 @@ export function encodeArtifact(header: ArtifactHeader, values: ArrayLike<number>
         view.setUint32(at, v, true);
         break;
       case 'float16':
-        view.setUint16(at, float32ToFloat16Bits(v), true);
+        view.setUint16(at, float32ToFloat16BitsSaturating(v), true);
         break;
     }
   }
@@ -180,43 +181,15 @@ export function decodeElements(dtype: Dtype, bytes: Uint8Array): DecodedArray {
   }
 }
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** IEEE 754 binary16 bits of `value`, rounded to nearest even; overflow saturates to ±Infinity. */
-export function float32ToFloat16Bits(value: number): number {
-  f32[0] = value;
-  const x = u32[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  const mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    // Subnormal half: shift the mantissa (with its implicit 1) and round to nearest even.
-    const m = mant | 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    let r = m >>> shift;
-    const rest = m & ((1 << shift) - 1);
-    if (rest > half || (rest === half && (r & 1) === 1)) r += 1;
-    return sign | r;
-  }
-  let r = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  // A carry out of the mantissa correctly bumps the exponent (up to Infinity).
-  if (rest > 0x1000 || (rest === 0x1000 && (r & 1) === 1)) r += 1;
-  return sign | r;
-}
-
-/** The number whose IEEE 754 binary16 bits are `bits`. */
-export function float16BitsToFloat32(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exp = (bits >>> 10) & 0x1f;
-  const mant = bits & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant === 0 ? sign * Infinity : NaN;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+/**
+ * IEEE 754 binary16 bits of `value`, rounded to nearest even by fl-core's `float32ToFloat16Bits`;
+ * where the wire codec refuses, an artifact saturates instead: beyond the fp16 range to ±Infinity,
+ * NaN to a quiet NaN.
+ */
+export function float32ToFloat16BitsSaturating(value: number): number {
+  if (Number.isNaN(value)) return 0x7e00;
+  const x = Math.fround(value);
+  // 65520 is the midpoint between 65504 (the largest half) and 2^16; from there on it rounds to Infinity.
+  if (Math.abs(x) >= 65520) return (x < 0 ? 0x8000 : 0) | 0x7c00;
+  return float32ToFloat16Bits(x);
 }

@@ -10,8 +10,7 @@ export {
   decodeHeader,
   encodeArtifact,
   encodeHeader,
-  float16BitsToFloat32,
-  float32ToFloat16Bits,
+  float32ToFloat16BitsSaturating,
   recordBytes,
   recordElements,
 } from './format.js';

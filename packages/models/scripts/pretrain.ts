@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { MODALITIES, createRng, shuffled, type Rng } from '@chorus/fl-core';
-import { float32ToFloat16Bits, type DigitsSample } from '@chorus/datasets';
+import { float32ToFloat16BitsSaturating, type DigitsSample } from '@chorus/datasets';
 import { loadBuiltin, loadBuiltinEmbeddings } from '@chorus/datasets/node';
 import { LogMelFrontend, TextEmbedder, crossEntropy, maskedMeanPool, toStandardModel, type Modality } from '../src/index.js';
 import { DIGITS_AUDIO_SAMPLES, DIGITS_CAPTION_TOKENS, DIGITS_LOG_MEL, DIGITS_NUM_CLASSES, buildDigitsEncoder } from '../src/demo.js';
@@ -55,7 +55,7 @@ function float16Handler(inner: tf.io.IOHandler): tf.io.IOHandler {
     async save(artifacts) {
       const source = new Float32Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData!));
       const half = new Uint16Array(source.length);
-      for (let i = 0; i < source.length; i++) half[i] = float32ToFloat16Bits(source[i]!);
+      for (let i = 0; i < source.length; i++) half[i] = float32ToFloat16BitsSaturating(source[i]!);
       const specs = (artifacts.weightSpecs ?? []).map((s) => ({ ...s, quantization: { dtype: 'float16' as const } }));
       return inner.save!({ ...artifacts, weightSpecs: specs, weightData: half.buffer });
     },
