@@ -24,7 +24,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { MODALITIES, createRng, shuffled, type Rng } from '@chorus/fl-core';
 import { float32ToFloat16BitsSaturating, type DigitsSample } from '@chorus/datasets';
 import { loadBuiltin, loadBuiltinEmbeddings } from '@chorus/datasets/node';
-import { LogMelFrontend, TextEmbedder, crossEntropy, maskedMeanPool, toStandardModel, type Modality } from '../src/index.js';
+import { LogMelFrontend, TextEmbedder, crossEntropyLoss, maskedMeanPool, toStandardModel, type Modality } from '../src/index.js';
 import { DIGITS_AUDIO_SAMPLES, DIGITS_CAPTION_TOKENS, DIGITS_LOG_MEL, DIGITS_NUM_CLASSES, buildDigitsEncoder } from '../src/demo.js';
 import { DIGITS_BASE_PARTS } from '../src/pretrained.js';
 import { fileSystemHandler } from '../src/node.js';
@@ -119,7 +119,7 @@ function fit(modality: Modality, encoder: tf.Sequential, numClasses: number, tra
         let x = tf.gather(train.features, tf.tensor1d(idx, 'int32'));
         if (modality === 'image') x = shiftImages(x as tf.Tensor4D, rng);
         const y = tf.tensor1d(idx.map((i) => train.labels[i]!), 'int32');
-        return optimizer.minimize(() => crossEntropy(classifier.apply(x) as tf.Tensor, y), true, variables)!;
+        return optimizer.minimize(() => crossEntropyLoss(classifier.apply(x) as tf.Tensor, y), true, variables)!;
       });
       lossSum += cost.dataSync()[0]! * idx.length;
       cost.dispose();

@@ -38,7 +38,7 @@ export { exportMergedModelAsync } from './io.js';
 export type { ExportMergedOptions } from './io.js';
 export { LORA_ACTIVATIONS, LoraConv1x1, LoraDense, isLoraLayer } from './lora.js';
 export type { LoraActivation, LoraArgs, LoraConv1x1Args, LoraDenseArgs } from './lora.js';
-export { crossEntropy, distillationLoss, modalConsistency, proximalTerm } from './losses.js';
+export { crossEntropyLoss, distillationLoss, modalConsistency, proximalTerm } from './losses.js';
 export { LinearHead } from './linearHead.js';
 export type { LinearHeadArgs } from './linearHead.js';
 export { MODEL_HEADS, MultimodalModel } from './model.js';

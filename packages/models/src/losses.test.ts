@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { crossEntropy, distillationLoss, modalConsistency, proximalTerm } from './losses.js';
+import { crossEntropyLoss, distillationLoss, modalConsistency, proximalTerm } from './losses.js';
 
 const value = (t: tf.Tensor): number => t.dataSync()[0]!;
 
@@ -10,7 +10,7 @@ beforeAll(async () => {
 
 describe('losses', () => {
   it('cross-entropy of uniform logits is ln K', () => {
-    expect(value(crossEntropy(tf.zeros([3, 4]), tf.tensor1d([0, 1, 3], 'int32')))).toBeCloseTo(Math.log(4), 6);
+    expect(value(crossEntropyLoss(tf.zeros([3, 4]), tf.tensor1d([0, 1, 3], 'int32')))).toBeCloseTo(Math.log(4), 6);
   });
 
   it('L_modal is zero for agreeing modalities and for single-modality examples', () => {

@@ -8,8 +8,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { ModelsError } from './errors.js';
 
-/** Mean softmax cross-entropy of logits [batch, K] against int32 labels [batch]. */
-export function crossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+/** Mean softmax cross-entropy of logits [batch, K] against int32 labels [batch], as a TF.js loss (fl-core's `crossEntropy` is the metric on probabilities). */
+export function crossEntropyLoss(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
   return tf.tidy(() => {
     const numClasses = logits.shape[1]!;
     const oneHot = tf.oneHot(tf.cast(labels, 'int32') as tf.Tensor1D, numClasses);

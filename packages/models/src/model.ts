@@ -26,7 +26,7 @@ import { applyLora, chainLayers } from './adapt.js';
 import { MODALITIES, DEFAULT_LORA_TARGETS, maskedMeanPool, type Modality, type TextEmbedder } from './encoders.js';
 import { ModelsError, checkInt, checkPositive } from './errors.js';
 import { isLoraLayer, type LoraConv1x1, type LoraDense } from './lora.js';
-import { crossEntropy, distillationLoss, modalConsistency, proximalTerm } from './losses.js';
+import { crossEntropyLoss, distillationLoss, modalConsistency, proximalTerm } from './losses.js';
 import { LinearHead } from './linearHead.js';
 import { NAM_WEIGHT_NAMES, NamHead } from './nam.js';
 
@@ -406,7 +406,7 @@ export class MultimodalModel {
       const { value, grads } = tf.variableGrads(() => {
         const out = this.forwardChecked(batch, size, {}, idsChecked);
         let total: tf.Scalar = tf.scalar(0);
-        if (batch.labels) total = tf.add(total, (parts.crossEntropy = tf.keep(crossEntropy(out.logits, batch.labels))));
+        if (batch.labels) total = tf.add(total, (parts.crossEntropy = tf.keep(crossEntropyLoss(out.logits, batch.labels))));
         if (modalWeight > 0 && this.modalities.length > 1) total = tf.add(total, tf.mul(modalWeight, (parts.modal = tf.keep(modalConsistency(out.perModalityLogits, out.mask)))));
         if (prox) total = tf.add(total, (parts.proximal = tf.keep(proximalTerm(prox.local.map((v) => v.read()), prox.global, options.proximal!.mu))));
         if (kd) total = tf.add(total, tf.mul(kd.weight, (parts.distillation = tf.keep(distillationLoss(out.logits, kd.teacherLogits, kd.temperature)))));
@@ -441,7 +441,7 @@ export class MultimodalModel {
       const [l, c] = tf.tidy(() => {
         const logits = this.forward(batch).logits;
         const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.labels!), 'float32'));
-        return [crossEntropy(logits, batch.labels!).dataSync()[0]!, hits.dataSync()[0]!];
+        return [crossEntropyLoss(logits, batch.labels!).dataSync()[0]!, hits.dataSync()[0]!];
       });
       loss += l! * size;
       correct += c!;
@@ -463,7 +463,7 @@ export class MultimodalModel {
       const [l, c] = tf.tidy(() => {
         const logits = this.forwardChecked(batch, size, {}, true).logits;
         const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.labels!), 'float32'));
-        return [crossEntropy(logits, batch.labels!), hits];
+        return [crossEntropyLoss(logits, batch.labels!), hits];
       });
       try {
         const [lv, cv] = await Promise.all([l.data(), c.data()]);
