@@ -8,6 +8,8 @@
  * (`global.`/`eval.`/`test.`) wins over clients' own means (`client.`).
  */
 import { MODALITIES } from '@chorus/fl-core';
+import { TASK_ACTIONS } from '@chorus/protocol';
+import type { TaskAction } from '@chorus/protocol';
 import type { Modality } from '@chorus/fl-core';
 import { WebClientError } from '../lib/errors.js';
 
@@ -55,10 +57,9 @@ export interface ClientRow {
   readonly lastContributionRound: number | null;
 }
 
-/** What a researcher can do to a task (the coordinator's TASK_ACTIONS). */
-export const TASK_ACTIONS = ['start', 'pause', 'resume', 'stop'] as const;
-/** One of {@link TASK_ACTIONS}. */
-export type TaskAction = (typeof TASK_ACTIONS)[number];
+// What a researcher can do to a task: the admin protocol's list.
+export { TASK_ACTIONS };
+export type { TaskAction };
 
 /** A task as the dashboard lists it. */
 export interface TaskSummary {
