@@ -1,7 +1,9 @@
 /**
  * One round of a client's local work, from a round start to the bytes it uploads: check and decode
  * the global model, train on the local data, take Δ = local − global of the client's own groups,
- * clip it (honest clients), apply the adversarial behaviour if any, encode it.
+ * clip it (honest clients), apply the adversarial behaviour if any ({@link runLocalRound}), then
+ * encode it under the client's id ({@link encodeLocalUpdate}; apart, because a round start can
+ * reach a client before the acknowledgement of its hello that carries its id).
  *
  * Reproducibility, enforced here: the upload is a function of the round start (global model,
  * config, round number), the client id, the local data, the client's seed and its behaviour —
@@ -51,8 +53,6 @@ export function roundSeed(clientSeed: number, serverRound: number): number {
 export interface LocalRoundOptions {
   /** The parsed round start: global model, its hash, config and round number. */
   readonly round: ParsedRoundStart;
-  /** The coordinator-issued id, written into the encoded update. */
-  readonly clientId: string;
   readonly dataset: LocalDataset;
   readonly models: ModelFactory;
   /** The client's seed; this round draws from {@link roundSeed}(seed, serverRound). */
@@ -69,10 +69,10 @@ export interface LocalRoundOptions {
   readonly pause?: () => Promise<void>;
 }
 
-/** The round's upload and the figures reported with it. */
+/** The round's update and the figures reported with it. */
 export interface LocalRoundResult {
-  /** fl-core codec bytes of the delta (kind: delta, the round's encoding), within the round's size limit. */
-  readonly update: Uint8Array;
+  /** The delta the client uploads: clipped when honest, attacked when not; {@link encodeLocalUpdate} encodes it. */
+  readonly tensors: Tensor[];
   /** Local accuracies and losses before and after training, loss terms and step count. */
   readonly metrics: Record<string, number>;
 }
@@ -80,8 +80,8 @@ export interface LocalRoundResult {
 /**
  * Runs one round of local work (see the module comment); resolves with null when `shouldStop`
  * abandoned it. Throws `ClientError` (`CLIENT_BAD_ROUND`, `CLIENT_MODEL_MISMATCH`,
- * `CLIENT_DATASET`, `CLIENT_TRAINING_FAILED`, `CLIENT_UPDATE_TOO_LARGE`) when the round cannot be
- * done; the round's model is disposed either way.
+ * `CLIENT_DATASET`, `CLIENT_TRAINING_FAILED`) when the round cannot be done; the round's model is
+ * disposed either way.
  */
 export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRoundResult | null> {
   const { round, dataset, models, behaviour } = options;
@@ -155,17 +155,25 @@ export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRo
   if (stopped()) return null;
 
   const clipped = config.normBound === null ? delta : clipParametersToNorm(delta, config.normBound * NORM_MARGIN).clipped;
-  const tensors = attackUpdate(clipped, behaviour, rng);
+  return { tensors: attackUpdate(clipped, behaviour, rng), metrics };
+}
+
+/**
+ * The upload bytes of `tensors` for `round` from `clientId` (fl-core codec, kind: delta, the
+ * round's encoding). Throws `CLIENT_TRAINING_FAILED` when they cannot be encoded (e.g. a
+ * non-finite value) and `CLIENT_UPDATE_TOO_LARGE` past the round's size limit.
+ */
+export function encodeLocalUpdate(round: ParsedRoundStart, clientId: string, tensors: Tensor[]): Uint8Array {
   let update: Uint8Array;
   try {
-    update = encodeUpdate({ kind: 'delta', taskId: round.taskId, round: serverRound, clientId: options.clientId, encoding: config.uploadEncoding, tensors });
+    update = encodeUpdate({ kind: 'delta', taskId: round.taskId, round: round.serverRound, clientId, encoding: round.config.uploadEncoding, tensors });
   } catch (err) {
     throw new ClientError('CLIENT_TRAINING_FAILED', `the update cannot be encoded: ${(err as Error).message}`);
   }
-  if (update.byteLength > config.maxUpdateBytes) {
-    throw new ClientError('CLIENT_UPDATE_TOO_LARGE', `the update is ${update.byteLength} bytes, the round allows ${config.maxUpdateBytes}`);
+  if (update.byteLength > round.config.maxUpdateBytes) {
+    throw new ClientError('CLIENT_UPDATE_TOO_LARGE', `the update is ${update.byteLength} bytes, the round allows ${round.config.maxUpdateBytes}`);
   }
-  return { update, metrics };
+  return update;
 }
 
 /** The first `count` example positions (evaluation needs no randomness: the same examples every round). */

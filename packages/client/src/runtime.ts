@@ -33,7 +33,7 @@ import { ClientError, isClientError } from './errors.js';
 import type { ClientErrorCode } from './errors.js';
 import { ClientEvents } from './events.js';
 import type { ClientEventListener, ClientStatus, TaskEndEvent } from './events.js';
-import { runLocalRound } from './localRound.js';
+import { encodeLocalUpdate, runLocalRound } from './localRound.js';
 import type { ModelFactory } from './models.js';
 import type { IdentityStorage, StoredIdentity } from './storage.js';
 
@@ -371,12 +371,9 @@ export class ChorusClient {
     this.events.emit({ type: 'round-start', serverRound, attempt: round.attempt, roundId: round.roundId, deadlineAt: round.deadlineAt });
     this.events.emit({ type: 'download', serverRound, bytesDone: round.global.byteLength, bytesTotal: round.global.byteLength });
     this.setStatus('training', `round ${serverRound}`);
-    const clientId = this.clientId;
-    if (!clientId) throw new ClientError('CLIENT_BAD_ROUND', 'selected before an identity was issued');
     const started = this.now();
     const result = await runLocalRound({
       round,
-      clientId,
       dataset: this.options.dataset,
       models: this.options.models,
       seed: this.options.seed ?? 0,
@@ -387,7 +384,11 @@ export class ChorusClient {
       pause,
     });
     if (!result || run.stopped) return;
-    await this.upload(run, result.update, { ...result.metrics, trainMs: this.now() - started });
+    const metrics = { ...result.metrics, trainMs: this.now() - started };
+    // Read only now: the hello's acknowledgement, which carries the id, may arrive after the round start.
+    const clientId = this.clientId;
+    if (!clientId) throw new ClientError('CLIENT_BAD_ROUND', 'selected before an identity was issued');
+    await this.upload(run, encodeLocalUpdate(round, clientId, result.tensors), metrics);
   }
 
   private async upload(run: RoundRun, bytes: Uint8Array, metrics: Record<string, number>): Promise<void> {

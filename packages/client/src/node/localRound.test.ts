@@ -12,7 +12,7 @@ import type { ParsedRoundStart } from '@chorus/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdversarialBehaviour } from '../adversarial.js';
 import type { LocalDataset } from '../dataset.js';
-import { roundSeed, runLocalRound } from '../localRound.js';
+import { encodeLocalUpdate, roundSeed, runLocalRound } from '../localRound.js';
 import type { ModelFactory } from '../models.js';
 import { loadShard, partitionBuiltin } from './headless.js';
 import { createNodeDigitsFactory, useNodeBackend } from './setup.js';
@@ -58,9 +58,9 @@ function roundStart(serverRound: number): ParsedRoundStart {
 /** SHA-256 of what the client would upload for `serverRound`. */
 async function uploadHash(serverRound: number, options: { client?: number; seed?: number; behaviour?: AdversarialBehaviour; pause?: () => Promise<void> } = {}): Promise<string> {
   const client = options.client ?? 0;
+  const round = roundStart(serverRound);
   const result = await runLocalRound({
-    round: roundStart(serverRound),
-    clientId: `c-${client}`,
+    round,
     dataset: shards[client]!,
     models,
     seed: options.seed ?? 1000 + client,
@@ -69,7 +69,7 @@ async function uploadHash(serverRound: number, options: { client?: number; seed?
     ...(options.pause ? { pause: options.pause } : {}),
   });
   expect(result).not.toBeNull();
-  return sha256(result!.update);
+  return sha256(encodeLocalUpdate(round, `c-${client}`, result!.tensors));
 }
 
 describe('a headless client on the wasm backend', () => {
