@@ -29,8 +29,9 @@
  * The engine knows nothing of sockets: it talks to clients through {@link EngineTransport}, and to
  * time through {@link EngineClock}.
  */
-import type { FitFailureCode, FitResult, Parameters, Strategy } from '@chorus/fl-core';
-import { FIT_FAILURE_CODES, isFlCoreError } from '@chorus/fl-core';
+import type { FitFailureCode, FitResult, Parameters, Strategy, UpdateArena } from '@chorus/fl-core';
+import { FIT_FAILURE_CODES, createUpdateArena, isFlCoreError, layoutOf } from '@chorus/fl-core';
+import { fastCrc32 } from '../codec/fastCrc32.js';
 import type { Logger } from 'pino';
 import { CoordinatorError } from '../errors.js';
 import type { CoordinatorMetrics } from '../http/metrics.js';
@@ -172,6 +173,12 @@ export class RoundEngine {
   private state: EngineState = INITIAL_ENGINE_STATE;
   private global!: GlobalModel;
   private readonly timers: Timers = { deadline: null, pendingStart: null, waitingRoom: null };
+  /**
+   * Where the open attempt's uploads are decoded: one row per selected client, reserved when the
+   * attempt opens and cleared for the next, so an upload is decoded once with no allocation and
+   * results are views of its row. Created for the first global's layout (a task's layout is fixed).
+   */
+  private arena: UpdateArena | null = null;
 
   constructor(private readonly options: RoundEngineOptions) {
     this.task = options.task;
@@ -372,6 +379,8 @@ export class RoundEngine {
         global: this.global.tensors,
         maxUpdateBytes: this.task.maxUpdateBytes,
         normBound: this.task.normBound,
+        crc32: fastCrc32,
+        ...(this.arena ? { arena: this.arena } : {}),
       });
     } catch (err) {
       const code = err instanceof ProtocolError && FAILURE_CODES.has(err.code) ? (err.code as FitFailureCode) : null;
@@ -482,6 +491,7 @@ export class RoundEngine {
       bytesIn: 0,
       normSum: 0,
     };
+    this.prepareArena(plan.clientIds.length);
     this.dispatch({ type: 'attemptOpened', attempt: cur });
     this.log.info({ serverRound, attempt, selected: plan.clientIds.length, target }, 'round started');
     if (plan.clientIds.length === 0) {
@@ -493,6 +503,20 @@ export class RoundEngine {
     this.options.onClientsSelected?.(plan.clientIds);
     this.options.transport.sendRoundStart(plan.clientIds, roundStartPayload(task, cur, plan.config, this.global));
     this.options.metrics.bytesOut.inc({ task: task.id }, this.global.bytes.byteLength * plan.clientIds.length);
+  }
+
+  /** Empties the arena (the previous attempt's rows are no longer referenced) and reserves a row per invited client. */
+  private prepareArena(rows: number): void {
+    if (rows === 0) return;
+    try {
+      if (!this.arena) this.arena = createUpdateArena({ layout: layoutOf(this.global.tensors), capacity: rows });
+      this.arena.clear();
+      this.arena.reserve(rows);
+    } catch (err) {
+      // Without an arena every upload is decoded into a fresh array: slower, equally correct.
+      this.log.warn({ err }, 'no update arena for this attempt');
+      this.arena = null;
+    }
   }
 
   private onDeadline(roundId: string): void {
