@@ -90,16 +90,14 @@ export function globalFor(model: MultimodalModel, global: Parameters): Parameter
 // of this package.
 export {
   DIGITS_AUDIO_SAMPLES,
+  DIGITS_BASE,
+  DIGITS_BASE_SEED,
   DIGITS_CAPTION_TOKENS,
   DIGITS_EMBEDDING_DIM,
   DIGITS_LOG_MEL,
   DIGITS_NUM_CLASSES,
   buildDigitsEncoder,
 } from '@chorus/models';
-/** Name of the demo base in task files (`model.base`). */
-export const DIGITS_BASE = 'chorus-digits-v1';
-/** Seed of the fresh encoders every party builds when no pretrained base is shipped. */
-export const DIGITS_BASE_SEED = 0;
 /** LoRA α of the demo task, and of a request that names none to a factory given none. */
 export const DIGITS_ADAPTER_ALPHA = 8;
 

@@ -25,6 +25,10 @@ export const DIGITS_LOG_MEL: Required<Pick<LogMelConfig, 'sampleRate' | 'frameLe
 export const DIGITS_CAPTION_TOKENS = 16;
 /** Embedding size d of every demo encoder. */
 export const DIGITS_EMBEDDING_DIM = 64;
+/** Name of the demo base in task files (`model.base`). */
+export const DIGITS_BASE = 'chorus-digits-v1';
+/** Seed of the fresh encoders every party builds when no pretrained base is shipped (the pretraining script's). */
+export const DIGITS_BASE_SEED = 0;
 
 /** One fresh (untrained) demo encoder; the three use seeds `seed`, `seed + 10`, `seed + 20` (image, text, audio). */
 export function buildDigitsEncoder(modality: Modality, seed = 0): tf.Sequential {

@@ -7,6 +7,8 @@ export { PortableConv2D, portableConv2d } from './conv.js';
 export type { ConvPadding, PortableConv2DArgs, PortableConv2dOptions } from './conv.js';
 export {
   DIGITS_AUDIO_SAMPLES,
+  DIGITS_BASE,
+  DIGITS_BASE_SEED,
   DIGITS_CAPTION_TOKENS,
   DIGITS_EMBEDDING_DIM,
   DIGITS_LOG_MEL,
