@@ -7,14 +7,22 @@
  *     [--clients 8] [--rounds N] [--alpha 0.5 | --iid] [--modality-prob image=0.8,…]
  *     [--modality-kinds image+text=0.5,…] [--max-examples 200] [--seed 1]
  *     [--adversarial sign-flip:0.2 …] [--processes] [--backend wasm|cpu] [--eval-examples 128]
- *     [--log-level warn]
+ *     [--data-dir DIR] [--log-level warn]
+ *
+ * A run is meant to replay from its command: client ids are derived from the task (see
+ * simulatedClients.ts), every client's randomness from `--seed`, sampling and the initial model
+ * from the task's seed, so two runs of one command hold the same global model after every round.
+ * With `--data-dir` the store is SQLite in that folder (`coordinator.db`, the clients' identities
+ * beside it) and running the same command again resumes an interrupted run where it stopped;
+ * without it the store is in memory.
  *
  * Each round's entry holds the coordinator's metrics (accepted, rejected, dropped, update norms,
  * the clients' reported accuracies, trust, and its own evaluation when it has one); when the
  * coordinator did not evaluate the global model, the checkpoint of every round is evaluated here
  * on the test split with packages/models, so `testAccuracy` is always measured, never reported.
  */
-import { writeFileSync, realpathSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -29,12 +37,16 @@ import type { BuiltinName } from '@chorus/datasets';
 import { fileSource } from '@chorus/datasets/node';
 import type { Modality } from '@chorus/models';
 import { pino } from 'pino';
+import type { Logger } from 'pino';
 import { CoordinatorError, isCoordinatorError } from '../errors.js';
+import type { RoundEngine } from '../engine/roundEngine.js';
 import { startCoordinator } from '../server.js';
 import { MemoryStore } from '../store/memoryStore.js';
+import { SqliteStore } from '../store/sqliteStore.js';
 import type { CoordinatorStore } from '../store/types.js';
 import { readTaskFile } from '../task/loadTask.js';
 import type { TaskConfig } from '../task/taskSchema.js';
+import { registerSimulatedClients } from './simulatedClients.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -66,6 +78,8 @@ export async function initialGlobalOf(task: TaskConfig, models: ModelFactory): P
 /** One round of the metrics file. */
 export interface SimulatedRound {
   readonly serverRound: number;
+  /** SHA-256 of the global model after the round (its checkpoint). */
+  readonly globalHash: string;
   /** Test-split accuracy of the global model after the round (the coordinator's, else measured here). */
   readonly testAccuracy: number | null;
   readonly testLoss: number | null;
@@ -128,6 +142,7 @@ async function report(task: TaskConfig, store: CoordinatorStore, models: ModelFa
     initialTestAccuracy: own[0]?.accuracy ?? null,
     rounds: metrics.map((m) => ({
       serverRound: m.serverRound,
+      globalHash: store.getCheckpoint(task.id, m.serverRound)?.sha256 ?? '',
       testAccuracy: measured ? m.metrics['eval.accuracy']! : (own[m.serverRound]?.accuracy ?? null),
       testLoss: measured ? (m.metrics['eval.loss'] ?? null) : (own[m.serverRound]?.loss ?? null),
       metrics: m.metrics,
@@ -148,21 +163,81 @@ export interface SimulationOptions {
   /** Test-split examples the checkpoints are evaluated on when the coordinator did not evaluate them (0: none). */
   readonly testExamples?: number;
   readonly logLevel?: string;
+  /**
+   * Folder of a SQLite store (`coordinator.db`) and the clients' identities (`identities/`); a run
+   * on a folder that holds the task resumes it. Absent: an in-memory store, nothing kept.
+   */
+  readonly dataDir?: string;
   readonly onEvent?: (client: number, event: ClientEvent) => void;
   /** Called with the store before it is closed, e.g. to read checkpoints. */
   readonly inspect?: (store: CoordinatorStore) => void | Promise<void>;
 }
 
-/** Runs a coordinator in-process (memory store) and headless clients for `options.task` to the end, and returns the report. */
+/**
+ * Runs a coordinator in-process and headless clients for `options.task` to the end (resuming the
+ * task when `options.dataDir` holds it), and returns the report.
+ */
 export async function runSimulation(options: SimulationOptions): Promise<SimulationReport> {
-  const { task } = options;
   const backend = options.backend ?? 'wasm';
   const testExamples = options.testExamples ?? 300;
   const logger = pino({ level: options.logLevel ?? 'warn' });
-  const store = new MemoryStore();
+  let store: CoordinatorStore;
+  let identityDir: string;
+  if (options.dataDir === undefined) {
+    store = new MemoryStore();
+    identityDir = mkdtempSync(join(tmpdir(), 'chorus-simulate-'));
+  } else {
+    const dataDir = resolve(options.dataDir);
+    mkdirSync(dataDir, { recursive: true });
+    store = new SqliteStore({ path: join(dataDir, 'coordinator.db') });
+    identityDir = join(dataDir, 'identities');
+  }
+  try {
+    return await simulateOn(store, identityDir, { ...options, backend, testExamples }, logger);
+  } finally {
+    store.close();
+    if (options.dataDir === undefined) rmSync(identityDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Holds the task (paused) until each of `numClients` clients has joined or given up, then lets it
+ * run, and returns the event hook that counts them. A round's cohort is drawn from the clients
+ * waiting when it opens, so without this the first round (and the first after a resume) would go
+ * to whichever clients connected first.
+ */
+function holdUntilEveryClientJoined(engine: RoundEngine, numClients: number): (client: number, event: ClientEvent) => void {
+  const status = engine.snapshot().status;
+  // Finished, failed or stopped: nothing will open. Paused: held already (a run killed while holding).
+  if (status === 'waiting' || status === 'running') engine.control('pause', 'simulate: waiting for every client to join');
+  else if (status !== 'paused') return () => undefined;
+  const settled = new Set<number>();
+  let released = false;
+  return (client, event) => {
+    if (released) return;
+    const joined = event.type === 'identity';
+    const gone = event.type === 'status' && (event.status === 'failed' || event.status === 'finished' || event.status === 'closed');
+    if (!joined && !gone) return;
+    settled.add(client);
+    if (settled.size < numClients) return;
+    released = true;
+    if (engine.snapshot().status !== 'paused') return;
+    // Never started: resume goes back to waiting, and start opens round 1 without waiting out the waiting room.
+    if (engine.control('resume', 'simulate: every client joined') === 'waiting') engine.control('start', 'simulate: every client joined');
+  };
+}
+
+/** The run itself, on an open store; the caller closes the store. */
+async function simulateOn(store: CoordinatorStore, identityDir: string, options: SimulationOptions & { backend: string; testExamples: number }, logger: Logger): Promise<SimulationReport> {
+  const { task, backend } = options;
   await useNodeBackend(backend);
   const coordinator = await startCoordinator({ tasks: [{ config: task }], store, logger, processMetrics: false });
+  let clients: ClientSummary[];
+  let durationMs: number;
   try {
+    // Registered before any client connects, so every client resumes its seeded identity.
+    await registerSimulatedClients({ store, task, numClients: options.numClients, identityDir, now: Date.now() });
+    const gate = holdUntilEveryClientJoined(coordinator.engines.get(task.id)!, options.numClients);
     const token = coordinator.joinTokens.get(task.id)!;
     const clientArgs = [
       '--url', coordinator.url,
@@ -171,30 +246,29 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       '--dataset', task.dataset.name,
       '--modalities', task.dataset.modalities.join(','),
       '--backend', backend,
+      '--identity-dir', identityDir,
       ...(options.clientArgs ?? []),
     ];
     // The token travels in the environment, never on a command line other users can read.
     const cli = parseCliArgs(clientArgs, { CHORUS_JOIN_TOKEN: token });
     process.env['CHORUS_JOIN_TOKEN'] = token;
-    const onEvent = options.onEvent ?? ((): void => undefined);
+    const onEvent = (client: number, event: ClientEvent): void => {
+      gate(client, event);
+      options.onEvent?.(client, event);
+    };
     const started = Date.now();
-    let clients: ClientSummary[];
-    try {
-      clients = options.processes === true ? await runInProcesses(cli, clientArgs, onEvent) : await runInProcess(cli, onEvent);
-    } finally {
-      await coordinator.close();
-    }
-    const durationMs = Date.now() - started;
-    const models = createNodeDigitsFactory();
-    try {
-      const result = await report(task, store, models, { numClients: cli.numClients, durationMs, clients, evalExamples: testExamples });
-      await options.inspect?.(store);
-      return result;
-    } finally {
-      models.dispose();
-    }
+    clients = options.processes === true ? await runInProcesses(cli, clientArgs, onEvent) : await runInProcess(cli, onEvent);
+    durationMs = Date.now() - started;
   } finally {
-    store.close();
+    await coordinator.close();
+  }
+  const models = createNodeDigitsFactory();
+  try {
+    const result = await report(task, store, models, { numClients: options.numClients, durationMs, clients, evalExamples: options.testExamples });
+    await options.inspect?.(store);
+    return result;
+  } finally {
+    models.dispose();
   }
 }
 
@@ -217,6 +291,7 @@ async function main(): Promise<void> {
       'eval-examples': { type: 'string', default: '128' },
       'test-examples': { type: 'string', default: '300' },
       'log-level': { type: 'string', default: 'warn' },
+      'data-dir': { type: 'string' },
     },
     strict: true,
   });
@@ -253,6 +328,7 @@ async function main(): Promise<void> {
       backend: values.backend,
       testExamples,
       logLevel: values['log-level'],
+      ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
       onEvent: (i, e) => view.update(i, e),
     });
   } finally {

@@ -15,6 +15,16 @@ export function generateId(prefix: string): string {
   return `${prefix}-${randomBytes(16).toString('hex')}`;
 }
 
+/**
+ * An id in {@link generateId}'s format derived from `parts` (128 bits of their SHA-256): the same
+ * parts always give the same id. For runs that must replay exactly (simulations); such an id is a
+ * name, not a credential — a client still proves itself with the secret issued for it.
+ */
+export function derivedId(prefix: string, parts: readonly (string | number)[]): string {
+  // JSON keeps the parts apart: ['a', 'bc'] and ['ab', 'c'] differ.
+  return `${prefix}-${createHash('sha256').update(JSON.stringify(parts), 'utf8').digest('hex').slice(0, 32)}`;
+}
+
 /** SHA-256 of a secret, hex; what the store keeps instead of the secret. */
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');

@@ -15,7 +15,6 @@
  */
 import { fork } from 'node:child_process';
 import { realpathSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ModalityKindShare } from '@chorus/fl-core';
@@ -32,7 +31,7 @@ import { createHeadlessClients } from './headless.js';
 import type { HeadlessClientsOptions } from './headless.js';
 import { createProgressView } from './progress.js';
 import { createNodeDigitsFactory, useNodeBackend } from './setup.js';
-import { FileIdentityStorage } from './storage.js';
+import { FileIdentityStorage, identityFileOf } from './storage.js';
 
 /** Parsed command line. */
 export interface CliOptions {
@@ -177,7 +176,7 @@ export function headlessOptions(cli: CliOptions, backend: string, models: Headle
     ...(cli.modalityKinds ? { modalityKinds: cli.modalityKinds } : {}),
     ...(cli.maxExamplesPerClient === undefined ? {} : { maxExamplesPerClient: cli.maxExamplesPerClient }),
     ...(cli.dataDir === undefined ? {} : { dataDir: cli.dataDir }),
-    ...(cli.identityDir === undefined ? {} : { storage: (i: number) => new FileIdentityStorage(join(resolve(cli.identityDir!), `client-${i}.json`)) }),
+    ...(cli.identityDir === undefined ? {} : { storage: (i: number) => new FileIdentityStorage(identityFileOf(cli.identityDir!, i)) }),
     ...(cli.only === undefined ? {} : { only: [cli.only] }),
     // About a minute of retries (0.5 s doubling to 5 s) before a headless client gives up on an unreachable coordinator.
     client: { evalExamples: cli.evalExamples, reconnectAttempts: 15 },

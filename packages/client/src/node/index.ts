@@ -3,7 +3,7 @@
  * import it): file identity storage, the TF.js backend and model factory over files on disk, the
  * built-in data partitions, headless clients and the CLI's pieces.
  */
-export { FileIdentityStorage } from './storage.js';
+export { FileIdentityStorage, identityFileOf } from './storage.js';
 export { DEFAULT_WEIGHTS_DIR, NODE_BACKENDS, createNodeDigitsFactory, useNodeBackend } from './setup.js';
 export type { NodeDigitsFactoryOptions } from './setup.js';
 export { createHeadlessClients, loadShard, partitionBuiltin } from './headless.js';

@@ -4,10 +4,15 @@
  * secret is a credential.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ClientError } from '../errors.js';
 import { isStoredIdentity } from '../storage.js';
 import type { IdentityStorage, StoredIdentity } from '../storage.js';
+
+/** The identity file of headless client `client` in an identity folder (`--identity-dir`). */
+export function identityFileOf(dir: string, client: number): string {
+  return join(resolve(dir), `client-${client}.json`);
+}
 
 /** Identities in a JSON file (`{taskId: identity}`); a missing file holds none. */
 export class FileIdentityStorage implements IdentityStorage {
