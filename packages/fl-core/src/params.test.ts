@@ -19,17 +19,7 @@ import {
   tensor,
   unflatten,
 } from './params.js';
-import type { FlCoreErrorCode } from './errors.js';
-
-function expectCode(fn: () => unknown, code: FlCoreErrorCode): void {
-  try {
-    fn();
-  } catch (err) {
-    expect(isFlCoreError(err, code), String(err)).toBe(true);
-    return;
-  }
-  expect.unreachable(`expected ${code}`);
-}
+import { expectFlCoreError } from './errors.test-util.js';
 
 const update = (image: number[], text: number[]) => [tensor('image/w', [image.length], Float32Array.from(image)), tensor('text/w', [text.length], Float32Array.from(text))];
 
@@ -117,7 +107,7 @@ describe('shared primitives: norm, clip, cosine, delta', () => {
     expect(inside.factor).toBe(1);
     expect(inside.clipped).not.toBe(v);
     expect(Array.from(v)).toEqual([3, 4]);
-    expectCode(() => clipToNorm(v, 0), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => clipToNorm(v, 0), 'AGG_BAD_CONFIG');
   });
 
   it('clipParametersToNorm scales the whole update onto the ball and leaves small ones alone', () => {
@@ -134,7 +124,7 @@ describe('shared primitives: norm, clip, cosine, delta', () => {
     expect(untouched.factor).toBe(1);
     expect(untouched.clipped[0]!.values).not.toBe(big[0]!.values);
     expect(Array.from(big[0]!.values)).toEqual([3]);
-    expectCode(() => clipParametersToNorm(big, Number.NaN), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => clipParametersToNorm(big, Number.NaN), 'AGG_BAD_CONFIG');
   });
 
   it('clipping never leaves a finite vector outside the ball (property)', () => {
@@ -160,7 +150,7 @@ describe('shared primitives: norm, clip, cosine, delta', () => {
 
     expect(parts).toBeCloseTo(cosineSimilarity(new Float32Array([1, 2, 3]), new Float32Array([-1, 0, 2])), 12);
     expect(cosineSimilarityOfParts([])).toBe(0);
-    expectCode(() => cosineSimilarityOfParts([[a[0]!, b[1]!]]), 'PARAMS_MISMATCH');
+    expectFlCoreError(() => cosineSimilarityOfParts([[a[0]!, b[1]!]]), 'PARAMS_MISMATCH');
   });
 
   it('parametersDelta is local − global in the global order, by name', () => {
@@ -173,7 +163,7 @@ describe('shared primitives: norm, clip, cosine, delta', () => {
       ['image/w', [3, -2]],
       ['text/w', [-3]],
     ]);
-    expectCode(() => parametersDelta(local.slice(0, 1), global), 'PARAMS_MISMATCH');
-    expectCode(() => parametersDelta([tensor('image/w', [1]), local[0]!], global), 'PARAMS_MISMATCH');
+    expectFlCoreError(() => parametersDelta(local.slice(0, 1), global), 'PARAMS_MISMATCH');
+    expectFlCoreError(() => parametersDelta([tensor('image/w', [1]), local[0]!], global), 'PARAMS_MISMATCH');
   });
 });

@@ -1,6 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { isFlCoreError } from '../errors.js';
-import type { FlCoreErrorCode } from '../errors.js';
 import { createWeightedMeanAccumulator } from './accumulator.js';
 import { centeredClip } from './centeredClip.js';
 import { fedAvg } from './fedAvg.js';
@@ -12,6 +10,7 @@ import { median } from './median.js';
 import { clipToNorm } from '../params.js';
 import { normClip } from './normClip.js';
 import { trimmedMean } from './trimmedMean.js';
+import { expectFlCoreError } from '../errors.test-util.js';
 
 const f32 = (...xs: number[]): Float32Array => new Float32Array(xs);
 const list = (v: Float32Array): number[] => Array.from(v);
@@ -22,16 +21,6 @@ const u1 = f32(3, 0, -3, 8);
 const u2 = f32(5, 4, 0, -6);
 const u3 = f32(0, 0, 0, 0);
 const u4 = f32(10, -10, 1, 1);
-
-function expectCode(fn: () => unknown, code: FlCoreErrorCode): void {
-  try {
-    fn();
-  } catch (err) {
-    expect(isFlCoreError(err, code), String(err)).toBe(true);
-    return;
-  }
-  expect.unreachable(`expected ${code}`);
-}
 
 function expectClose(actual: Float32Array, expected: number[], digits = 6): void {
   expect(actual.length).toBe(expected.length);
@@ -52,12 +41,12 @@ describe('fedAvg', () => {
   });
 
   it('rejects bad input with coded errors', () => {
-    expectCode(() => fedAvg([], []), 'AGG_NO_UPDATES');
-    expectCode(() => fedAvg([u0, f32(1, 2)], [1, 1]), 'PARAMS_MISMATCH');
-    expectCode(() => fedAvg([u0, u1], [1]), 'AGG_BAD_WEIGHTS');
-    expectCode(() => fedAvg([u0, u1], [1, -1]), 'AGG_BAD_WEIGHTS');
-    expectCode(() => fedAvg([u0, u1], [0, 0]), 'AGG_BAD_WEIGHTS');
-    expectCode(() => fedAvg([u0, u1], [1, Number.NaN]), 'AGG_BAD_WEIGHTS');
+    expectFlCoreError(() => fedAvg([], []), 'AGG_NO_UPDATES');
+    expectFlCoreError(() => fedAvg([u0, f32(1, 2)], [1, 1]), 'PARAMS_MISMATCH');
+    expectFlCoreError(() => fedAvg([u0, u1], [1]), 'AGG_BAD_WEIGHTS');
+    expectFlCoreError(() => fedAvg([u0, u1], [1, -1]), 'AGG_BAD_WEIGHTS');
+    expectFlCoreError(() => fedAvg([u0, u1], [0, 0]), 'AGG_BAD_WEIGHTS');
+    expectFlCoreError(() => fedAvg([u0, u1], [1, Number.NaN]), 'AGG_BAD_WEIGHTS');
   });
 });
 
@@ -75,14 +64,14 @@ describe('createWeightedMeanAccumulator', () => {
   it('rejects a bad add without changing its sums, and resets', () => {
     const acc = createWeightedMeanAccumulator(4);
     acc.add(u0, 2);
-    expectCode(() => acc.add(f32(1), 1), 'PARAMS_MISMATCH');
-    expectCode(() => acc.add(u1, -1), 'AGG_BAD_WEIGHTS');
+    expectFlCoreError(() => acc.add(f32(1), 1), 'PARAMS_MISMATCH');
+    expectFlCoreError(() => acc.add(u1, -1), 'AGG_BAD_WEIGHTS');
     expect(acc.count).toBe(1);
     expect(list(acc.mean())).toEqual(list(u0));
     acc.reset();
-    expectCode(() => acc.mean(), 'AGG_NO_UPDATES');
+    expectFlCoreError(() => acc.mean(), 'AGG_NO_UPDATES');
     acc.add(u1, 0);
-    expectCode(() => acc.mean(), 'AGG_BAD_WEIGHTS');
+    expectFlCoreError(() => acc.mean(), 'AGG_BAD_WEIGHTS');
   });
 });
 
@@ -101,14 +90,14 @@ describe('median', () => {
   });
 
   it('rejects bad input', () => {
-    expectCode(() => median([]), 'AGG_NO_UPDATES');
-    expectCode(() => median([u0, f32(1)]), 'PARAMS_MISMATCH');
+    expectFlCoreError(() => median([]), 'AGG_NO_UPDATES');
+    expectFlCoreError(() => median([u0, f32(1)]), 'PARAMS_MISMATCH');
   });
 
   it('refuses NaN and ±Infinity instead of returning a finite wrong value', () => {
     // Selection cannot order NaN: unchecked, the SIMD kernel answered +Infinity (its padding) here.
-    expectCode(() => median([f32(1), f32(Number.NaN), f32(3), f32(5)]), 'PARAMS_NON_FINITE');
-    expectCode(() => median([u0, u1, f32(0, Infinity, 0, 0)]), 'PARAMS_NON_FINITE');
+    expectFlCoreError(() => median([f32(1), f32(Number.NaN), f32(3), f32(5)]), 'PARAMS_NON_FINITE');
+    expectFlCoreError(() => median([u0, u1, f32(0, Infinity, 0, 0)]), 'PARAMS_NON_FINITE');
   });
 });
 
@@ -123,18 +112,18 @@ describe('trimmedMean', () => {
   });
 
   it('rejects a trim fraction out of range', () => {
-    expectCode(() => trimmedMean([u0, u1], 0.5), 'AGG_BAD_CONFIG');
-    expectCode(() => trimmedMean([u0, u1], -0.1), 'AGG_BAD_CONFIG');
-    expectCode(() => trimmedMean([u0, u1], Number.NaN), 'AGG_BAD_CONFIG');
-    expectCode(() => trimmedMean([], 0.1), 'AGG_NO_UPDATES');
+    expectFlCoreError(() => trimmedMean([u0, u1], 0.5), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => trimmedMean([u0, u1], -0.1), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => trimmedMean([u0, u1], Number.NaN), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => trimmedMean([], 0.1), 'AGG_NO_UPDATES');
   });
 
   it('refuses NaN and ±Infinity, whether or not the cut would have dropped them', () => {
     // Unchecked, [1, NaN, 3, 5, 2] at β = 0.2 came out as a finite 2.
-    expectCode(() => trimmedMean([f32(1), f32(Number.NaN), f32(3), f32(5), f32(2)], 0.2), 'PARAMS_NON_FINITE');
-    expectCode(() => trimmedMean([u0, u1, u2, u3, f32(Number.NaN, 0, 0, 0)], 0.2), 'PARAMS_NON_FINITE');
-    expectCode(() => trimmedMean([u0, u1, u2, u3, f32(0, 0, -Infinity, 0)], 0.2), 'PARAMS_NON_FINITE');
-    expectCode(() => trimmedMean([u0, f32(Number.NaN, 0, 0, 0)], 0), 'PARAMS_NON_FINITE');
+    expectFlCoreError(() => trimmedMean([f32(1), f32(Number.NaN), f32(3), f32(5), f32(2)], 0.2), 'PARAMS_NON_FINITE');
+    expectFlCoreError(() => trimmedMean([u0, u1, u2, u3, f32(Number.NaN, 0, 0, 0)], 0.2), 'PARAMS_NON_FINITE');
+    expectFlCoreError(() => trimmedMean([u0, u1, u2, u3, f32(0, 0, -Infinity, 0)], 0.2), 'PARAMS_NON_FINITE');
+    expectFlCoreError(() => trimmedMean([u0, f32(Number.NaN, 0, 0, 0)], 0), 'PARAMS_NON_FINITE');
   });
 });
 
@@ -169,18 +158,18 @@ describe('krum', () => {
   });
 
   it('enforces n > 2f + 2 and a sane m', () => {
-    expectCode(() => krum(points, { numByzantine: 2 }), 'AGG_TOO_FEW_CLIENTS');
-    expectCode(() => krum(points, { numByzantine: 1, numToKeep: 5 }), 'AGG_BAD_CONFIG');
-    expectCode(() => krum(points, { numByzantine: -1 }), 'AGG_BAD_CONFIG');
-    expectCode(() => krum(points, { numByzantine: 0.5 }), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => krum(points, { numByzantine: 2 }), 'AGG_TOO_FEW_CLIENTS');
+    expectFlCoreError(() => krum(points, { numByzantine: 1, numToKeep: 5 }), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => krum(points, { numByzantine: -1 }), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => krum(points, { numByzantine: 0.5 }), 'AGG_BAD_CONFIG');
   });
 
   it('refuses a NaN or infinite update rather than ranking it', () => {
     // A NaN score compared as a tie, so index 0 (the NaN update) used to be selected first.
     const poisoned = [f32(Number.NaN, 0), ...points.slice(1)];
-    expectCode(() => krum(poisoned, { numByzantine: 1 }), 'PARAMS_NON_FINITE');
-    expectCode(() => krum(poisoned, { numByzantine: 1, numToKeep: 3 }), 'PARAMS_NON_FINITE');
-    expectCode(() => krum([...points.slice(0, 4), f32(Infinity, 0)], { numByzantine: 1 }), 'PARAMS_NON_FINITE');
+    expectFlCoreError(() => krum(poisoned, { numByzantine: 1 }), 'PARAMS_NON_FINITE');
+    expectFlCoreError(() => krum(poisoned, { numByzantine: 1, numToKeep: 3 }), 'PARAMS_NON_FINITE');
+    expectFlCoreError(() => krum([...points.slice(0, 4), f32(Infinity, 0)], { numByzantine: 1 }), 'PARAMS_NON_FINITE');
   });
 });
 
@@ -203,7 +192,7 @@ describe('flTrust', () => {
   });
 
   it('rejects a root update of another length', () => {
-    expectCode(() => flTrust([f32(1, 0)], f32(1)), 'PARAMS_MISMATCH');
+    expectFlCoreError(() => flTrust([f32(1, 0)], f32(1)), 'PARAMS_MISMATCH');
   });
 });
 
@@ -218,8 +207,8 @@ describe('normClip', () => {
   });
 
   it('rejects a non-positive radius', () => {
-    expectCode(() => clipToNorm(f32(1), 0), 'AGG_BAD_CONFIG');
-    expectCode(() => normClip([f32(1)], Number.POSITIVE_INFINITY), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => clipToNorm(f32(1), 0), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => normClip([f32(1)], Number.POSITIVE_INFINITY), 'AGG_BAD_CONFIG');
   });
 });
 
@@ -236,9 +225,9 @@ describe('centeredClip', () => {
   });
 
   it('rejects bad options', () => {
-    expectCode(() => centeredClip([f32(1)], { clipRadius: 0 }), 'AGG_BAD_CONFIG');
-    expectCode(() => centeredClip([f32(1)], { clipRadius: 1, iterations: 0 }), 'AGG_BAD_CONFIG');
-    expectCode(() => centeredClip([f32(1)], { clipRadius: 1, center: f32(1, 2) }), 'PARAMS_MISMATCH');
+    expectFlCoreError(() => centeredClip([f32(1)], { clipRadius: 0 }), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => centeredClip([f32(1)], { clipRadius: 1, iterations: 0 }), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => centeredClip([f32(1)], { clipRadius: 1, center: f32(1, 2) }), 'PARAMS_MISMATCH');
   });
 });
 
@@ -253,8 +242,8 @@ describe('fedAvgM', () => {
   });
 
   it('rejects bad options and a mismatched momentum', () => {
-    expectCode(() => fedAvgM(f32(1), null, { serverMomentum: 1 }), 'AGG_BAD_CONFIG');
-    expectCode(() => fedAvgM(f32(1), f32(1, 2), { serverMomentum: 0.5 }), 'PARAMS_MISMATCH');
+    expectFlCoreError(() => fedAvgM(f32(1), null, { serverMomentum: 1 }), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => fedAvgM(f32(1), f32(1, 2), { serverMomentum: 0.5 }), 'PARAMS_MISMATCH');
   });
 });
 
@@ -283,8 +272,8 @@ describe('fedOpt', () => {
   });
 
   it('rejects bad hyper-parameters and state', () => {
-    expectCode(() => fedAdam(f32(1), null, { beta1: 1 }), 'AGG_BAD_CONFIG');
-    expectCode(() => fedAdam(f32(1), null, { tau: 0 }), 'AGG_BAD_CONFIG');
-    expectCode(() => fedAdam(f32(1), initialFedOptState(2), {}), 'PARAMS_MISMATCH');
+    expectFlCoreError(() => fedAdam(f32(1), null, { beta1: 1 }), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => fedAdam(f32(1), null, { tau: 0 }), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => fedAdam(f32(1), initialFedOptState(2), {}), 'PARAMS_MISMATCH');
   });
 });

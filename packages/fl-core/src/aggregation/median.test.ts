@@ -1,10 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isFlCoreError } from '../errors.js';
-import type { FlCoreErrorCode } from '../errors.js';
 import { createRng } from '../rng.js';
 import { wasmSimdAvailable } from '../simd/kernels.js';
 import { MEDIAN_SIMD_MAX_UPDATES, median, medianScalar, medianSimd } from './median.js';
+import { expectFlCoreError } from '../errors.test-util.js';
 
 const f32 = (...xs: number[]): Float32Array => new Float32Array(xs);
 const list = (v: Float32Array): number[] => Array.from(v);
@@ -38,16 +37,6 @@ function randomUpdates(seed: number, count: number, length: number, quantum: num
 function simdOrThrow(out: Float32Array | null): Float32Array {
   if (out === null) throw new Error('WebAssembly SIMD unavailable');
   return out;
-}
-
-function expectCode(fn: () => unknown, code: FlCoreErrorCode): void {
-  try {
-    fn();
-  } catch (err) {
-    expect(isFlCoreError(err, code), String(err)).toBe(true);
-    return;
-  }
-  expect.unreachable(`expected ${code}`);
 }
 
 describe('medianScalar (the fallback)', () => {
@@ -150,11 +139,11 @@ describe.runIf(wasmSimdAvailable())('median on the SIMD kernel', () => {
   });
 
   it('rejects bad input with the same codes as the scalar kernel', () => {
-    expectCode(() => medianSimd([]), 'AGG_NO_UPDATES');
-    expectCode(() => medianSimd([f32(1, 2), f32(1)]), 'PARAMS_MISMATCH');
-    expectCode(() => medianScalar([]), 'AGG_NO_UPDATES');
-    expectCode(() => medianScalar([f32(1, 2), f32(1)]), 'PARAMS_MISMATCH');
-    expectCode(() => medianSimd([f32(1, 2), f32(Number.NaN, 2), f32(3, 3)]), 'PARAMS_NON_FINITE');
-    expectCode(() => medianScalar([f32(1, 2), f32(Number.NaN, 2), f32(3, 3)]), 'PARAMS_NON_FINITE');
+    expectFlCoreError(() => medianSimd([]), 'AGG_NO_UPDATES');
+    expectFlCoreError(() => medianSimd([f32(1, 2), f32(1)]), 'PARAMS_MISMATCH');
+    expectFlCoreError(() => medianScalar([]), 'AGG_NO_UPDATES');
+    expectFlCoreError(() => medianScalar([f32(1, 2), f32(1)]), 'PARAMS_MISMATCH');
+    expectFlCoreError(() => medianSimd([f32(1, 2), f32(Number.NaN, 2), f32(3, 3)]), 'PARAMS_NON_FINITE');
+    expectFlCoreError(() => medianScalar([f32(1, 2), f32(Number.NaN, 2), f32(3, 3)]), 'PARAMS_NON_FINITE');
   });
 });

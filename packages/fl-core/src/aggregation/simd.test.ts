@@ -1,12 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isFlCoreError } from '../errors.js';
-import type { FlCoreErrorCode } from '../errors.js';
 import { createRng } from '../rng.js';
 import { FEDAVG_BLOCK } from '../simd/kernelBytes.js';
 import { wasmSimdAvailable } from '../simd/kernels.js';
 import { FEDAVG_SIMD_RELATIVE_TOLERANCE, fedAvg, fedAvgScalar, fedAvgSimd } from './fedAvg.js';
 import { trimmedMean, trimmedMeanScalar, trimmedMeanSimd } from './trimmedMean.js';
+import { expectFlCoreError } from '../errors.test-util.js';
 
 const f32 = (...xs: number[]): Float32Array => new Float32Array(xs);
 
@@ -28,16 +27,6 @@ function randomUpdates(seed: number, count: number, length: number, quantum = 0)
 function simdOrThrow(out: Float32Array | null): Float32Array {
   if (out === null) throw new Error('WebAssembly SIMD unavailable');
   return out;
-}
-
-function expectCode(fn: () => unknown, code: FlCoreErrorCode): void {
-  try {
-    fn();
-  } catch (err) {
-    expect(isFlCoreError(err, code), String(err)).toBe(true);
-    return;
-  }
-  expect.unreachable(`expected ${code}`);
 }
 
 /** One float32 rounding apart: |a − b| ≤ 2^-23·|b| (plus a floor for values near zero). */
@@ -67,8 +56,8 @@ describe('scalar kernels (the fallback where WebAssembly SIMD is missing)', () =
   });
 
   it('reject bad input with coded errors', () => {
-    expectCode(() => fedAvgScalar([f32(1), f32(2)], [1, -1]), 'AGG_BAD_WEIGHTS');
-    expectCode(() => trimmedMeanScalar([f32(1), f32(2)], 0.5), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => fedAvgScalar([f32(1), f32(2)], [1, -1]), 'AGG_BAD_WEIGHTS');
+    expectFlCoreError(() => trimmedMeanScalar([f32(1), f32(2)], 0.5), 'AGG_BAD_CONFIG');
   });
 });
 
@@ -123,10 +112,10 @@ describe.runIf(wasmSimdAvailable())('fedAvg on the SIMD kernel', () => {
   });
 
   it('rejects bad input with the same codes as the scalar kernel', () => {
-    expectCode(() => fedAvgSimd([], []), 'AGG_NO_UPDATES');
-    expectCode(() => fedAvgSimd([f32(1, 2), f32(1)], [1, 1]), 'PARAMS_MISMATCH');
-    expectCode(() => fedAvgSimd([f32(1), f32(2)], [1]), 'AGG_BAD_WEIGHTS');
-    expectCode(() => fedAvgSimd([f32(1), f32(2)], [0, 0]), 'AGG_BAD_WEIGHTS');
+    expectFlCoreError(() => fedAvgSimd([], []), 'AGG_NO_UPDATES');
+    expectFlCoreError(() => fedAvgSimd([f32(1, 2), f32(1)], [1, 1]), 'PARAMS_MISMATCH');
+    expectFlCoreError(() => fedAvgSimd([f32(1), f32(2)], [1]), 'AGG_BAD_WEIGHTS');
+    expectFlCoreError(() => fedAvgSimd([f32(1), f32(2)], [0, 0]), 'AGG_BAD_WEIGHTS');
   });
 });
 
@@ -186,11 +175,11 @@ describe.runIf(wasmSimdAvailable())('trimmedMean on the SIMD kernel', () => {
   });
 
   it('rejects bad input with the same codes as the scalar kernel', () => {
-    expectCode(() => trimmedMeanSimd([f32(1), f32(2)], 0.5), 'AGG_BAD_CONFIG');
-    expectCode(() => trimmedMeanSimd([f32(1), f32(2)], Number.NaN), 'AGG_BAD_CONFIG');
-    expectCode(() => trimmedMeanSimd([], 0.1), 'AGG_NO_UPDATES');
-    expectCode(() => trimmedMeanSimd([f32(1, 2), f32(1)], 0.1), 'PARAMS_MISMATCH');
-    expectCode(() => trimmedMeanSimd([f32(1, 2), f32(Number.NaN, 2), f32(3, 3)], 0.34), 'PARAMS_NON_FINITE');
-    expectCode(() => trimmedMeanScalar([f32(1, 2), f32(Number.NaN, 2), f32(3, 3)], 0.34), 'PARAMS_NON_FINITE');
+    expectFlCoreError(() => trimmedMeanSimd([f32(1), f32(2)], 0.5), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => trimmedMeanSimd([f32(1), f32(2)], Number.NaN), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => trimmedMeanSimd([], 0.1), 'AGG_NO_UPDATES');
+    expectFlCoreError(() => trimmedMeanSimd([f32(1, 2), f32(1)], 0.1), 'PARAMS_MISMATCH');
+    expectFlCoreError(() => trimmedMeanSimd([f32(1, 2), f32(Number.NaN, 2), f32(3, 3)], 0.34), 'PARAMS_NON_FINITE');
+    expectFlCoreError(() => trimmedMeanScalar([f32(1, 2), f32(Number.NaN, 2), f32(3, 3)], 0.34), 'PARAMS_NON_FINITE');
   });
 });

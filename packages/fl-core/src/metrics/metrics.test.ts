@@ -1,20 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { isFlCoreError } from '../errors.js';
 import { expectedCalibrationError, expectedCalibrationErrorFromConfidences, reliabilityBins } from './calibration.js';
 import { accuracy, predictedClasses } from './classification.js';
 import { crossEntropy, negativeLogLikelihood } from './logLoss.js';
 import { recallAtK, retrievalRanks } from './retrieval.js';
 import { meanExplanationConsistency, meanRowCosine } from './similarity.js';
+import { expectFlCoreError } from '../errors.test-util.js';
+import type { FlCoreErrorCode } from '../errors.js';
 
-function expectCode(fn: () => unknown, code = 'METRICS_BAD_INPUT' as const): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(isFlCoreError(caught, code), String(caught)).toBe(true);
-}
+/** {@link expectFlCoreError} with this module's usual code. */
+const expectCode = (fn: () => unknown, code: FlCoreErrorCode = 'METRICS_BAD_INPUT'): void => expectFlCoreError(fn, code);
 
 describe('accuracy and predictedClasses', () => {
   it('counts exact matches', () => {

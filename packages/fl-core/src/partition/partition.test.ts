@@ -1,6 +1,5 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isFlCoreError } from '../errors.js';
 import { createRng } from '../rng.js';
 import type { ClientPartition } from './common.js';
 import { dirichletLabelPartition } from './dirichletLabel.js';
@@ -8,16 +7,11 @@ import { iidPartition } from './iid.js';
 import { assignModalitiesByFractions, assignModalitiesIndependently, MODALITIES } from './modality.js';
 import { quantitySkewPartition } from './quantitySkew.js';
 import { shardPartition } from './shards.js';
+import { expectFlCoreError } from '../errors.test-util.js';
+import type { FlCoreErrorCode } from '../errors.js';
 
-function expectCode(fn: () => unknown): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(isFlCoreError(caught, 'PARTITION_BAD_CONFIG'), String(caught)).toBe(true);
-}
+/** {@link expectFlCoreError} with this module's usual code. */
+const expectCode = (fn: () => unknown, code: FlCoreErrorCode = 'PARTITION_BAD_CONFIG'): void => expectFlCoreError(fn, code);
 
 /** True when the client arrays are ascending, disjoint and together hold exactly 0 … n − 1. */
 function isExactPartition(partition: ClientPartition, n: number): boolean {

@@ -1,18 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { isFlCoreError, type FlCoreErrorCode } from '../errors.js';
+import type { FlCoreErrorCode } from '../errors.js';
 import { tensor, type Parameters } from '../params.js';
 import { createRng } from '../rng.js';
 import { dpFedAvg, dpFedAvgNoiseStd } from './dpFedAvg.js';
+import { expectFlCoreError } from '../errors.test-util.js';
 
-function expectCode(fn: () => unknown, code: FlCoreErrorCode = 'PRIVACY_BAD_CONFIG'): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(isFlCoreError(caught, code), String(caught)).toBe(true);
-}
+/** {@link expectFlCoreError} with this module's usual code. */
+const expectCode = (fn: () => unknown, code: FlCoreErrorCode = 'PRIVACY_BAD_CONFIG'): void => expectFlCoreError(fn, code);
 
 const update = (image: number[], text: number[]): Parameters => [
   tensor('image/w', [image.length], Float32Array.from(image)),

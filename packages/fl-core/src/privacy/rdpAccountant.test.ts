@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { isFlCoreError } from '../errors.js';
 import { logErfc } from './logSpace.js';
 import {
   computeRdp,
@@ -10,16 +9,11 @@ import {
   privacySpent,
   recordRounds,
 } from './rdpAccountant.js';
+import { expectFlCoreError } from '../errors.test-util.js';
+import type { FlCoreErrorCode } from '../errors.js';
 
-function expectCode(fn: () => unknown): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(isFlCoreError(caught, 'PRIVACY_BAD_CONFIG'), String(caught)).toBe(true);
-}
+/** {@link expectFlCoreError} with this module's usual code. */
+const expectCode = (fn: () => unknown, code: FlCoreErrorCode = 'PRIVACY_BAD_CONFIG'): void => expectFlCoreError(fn, code);
 
 /** Opacus's RDPAccountant.DEFAULT_ALPHAS: 1.1 … 10.9 by 0.1, then 12 … 63. */
 const OPACUS_ORDERS = [...Array.from({ length: 99 }, (_, x) => 1 + (x + 1) / 10), ...Array.from({ length: 52 }, (_, x) => 12 + x)];

@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { isFlCoreError, type FlCoreErrorCode } from '../errors.js';
 import { tensor, type Parameters } from '../params.js';
 import { agreementScore, medianReference } from './agreement.js';
 import { scoreTrust, type ClientRoundEvidence, type TrustRoundInput } from './trustScore.js';
-
-function expectCode(fn: () => unknown, code: FlCoreErrorCode): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(isFlCoreError(caught, code), String(caught)).toBe(true);
-}
+import { expectFlCoreError } from '../errors.test-util.js';
 
 const vec = (...values: number[]): Parameters => [tensor('fusion/w', [values.length], Float32Array.from(values))];
 const client = (clientId: string, update: Parameters, numExamples = 10): ClientRoundEvidence => ({ clientId, numExamples, update });
@@ -166,26 +156,26 @@ describe('scoreTrust', () => {
 
   it('refuses bad configuration with TRUST_BAD_CONFIG', () => {
     const input: TrustRoundInput = { clients: [client('a', vec(1))], history: noHistory };
-    expectCode(() => scoreTrust(input, { weights: { quality: -1 } }), 'TRUST_BAD_CONFIG');
-    expectCode(() => scoreTrust(input, { weights: { quality: Number.NaN } }), 'TRUST_BAD_CONFIG');
-    expectCode(() => scoreTrust(input, { weights: { selfReported: 1 } as never }), 'TRUST_BAD_CONFIG');
-    expectCode(() => scoreTrust(input, { historyDecay: 1 }), 'TRUST_BAD_CONFIG');
-    expectCode(() => scoreTrust(input, { historyDecay: -0.1 }), 'TRUST_BAD_CONFIG');
-    expectCode(() => scoreTrust(input, { prior: 2 }), 'TRUST_BAD_CONFIG');
-    expectCode(() => scoreTrust(input, { minClientsForMedian: 0 }), 'TRUST_BAD_CONFIG');
+    expectFlCoreError(() => scoreTrust(input, { weights: { quality: -1 } }), 'TRUST_BAD_CONFIG');
+    expectFlCoreError(() => scoreTrust(input, { weights: { quality: Number.NaN } }), 'TRUST_BAD_CONFIG');
+    expectFlCoreError(() => scoreTrust(input, { weights: { selfReported: 1 } as never }), 'TRUST_BAD_CONFIG');
+    expectFlCoreError(() => scoreTrust(input, { historyDecay: 1 }), 'TRUST_BAD_CONFIG');
+    expectFlCoreError(() => scoreTrust(input, { historyDecay: -0.1 }), 'TRUST_BAD_CONFIG');
+    expectFlCoreError(() => scoreTrust(input, { prior: 2 }), 'TRUST_BAD_CONFIG');
+    expectFlCoreError(() => scoreTrust(input, { minClientsForMedian: 0 }), 'TRUST_BAD_CONFIG');
   });
 
   it('refuses bad input with a coded error', () => {
-    expectCode(() => scoreTrust({ clients: [client('a', vec(1)), client('a', vec(1))], history: noHistory }), 'TRUST_BAD_INPUT');
-    expectCode(() => scoreTrust({ clients: [client('a', vec(1), -1)], history: noHistory }), 'TRUST_BAD_INPUT');
-    expectCode(() => scoreTrust({ clients: [client('a', vec(1))], history: new Map([['a', 1.5]]) }), 'TRUST_BAD_INPUT');
-    expectCode(() => scoreTrust({ clients: [client('a', vec(Number.NaN))], history: noHistory }), 'PARAMS_NON_FINITE');
-    expectCode(() => scoreTrust({ clients: [client('a', vec(1, 2))], history: noHistory, rootUpdate: vec(1) }), 'PARAMS_MISMATCH');
-    expectCode(
+    expectFlCoreError(() => scoreTrust({ clients: [client('a', vec(1)), client('a', vec(1))], history: noHistory }), 'TRUST_BAD_INPUT');
+    expectFlCoreError(() => scoreTrust({ clients: [client('a', vec(1), -1)], history: noHistory }), 'TRUST_BAD_INPUT');
+    expectFlCoreError(() => scoreTrust({ clients: [client('a', vec(1))], history: new Map([['a', 1.5]]) }), 'TRUST_BAD_INPUT');
+    expectFlCoreError(() => scoreTrust({ clients: [client('a', vec(Number.NaN))], history: noHistory }), 'PARAMS_NON_FINITE');
+    expectFlCoreError(() => scoreTrust({ clients: [client('a', vec(1, 2))], history: noHistory, rootUpdate: vec(1) }), 'PARAMS_MISMATCH');
+    expectFlCoreError(
       () => scoreTrust({ clients: [{ ...client('a', vec(1)), probe: { probabilities: Float32Array.from([1, 0]) } }], history: noHistory }),
       'TRUST_BAD_INPUT',
     );
-    expectCode(
+    expectFlCoreError(
       () => scoreTrust({ clients: [{ ...client('a', vec(1)), probe: { probabilities: Float32Array.from([1, 0, 0]) } }], history: noHistory, probe: { labels: [0, 1] } }),
       'METRICS_BAD_INPUT',
     );
