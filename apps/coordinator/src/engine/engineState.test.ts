@@ -21,7 +21,7 @@ const attempt = (overrides: Partial<AttemptState> = {}): AttemptState => ({
 });
 
 const run = (state: EngineState, ...actions: EngineAction[]): EngineState => actions.reduce(reduceEngine, state);
-const loaded = run(INITIAL_ENGINE_STATE, { type: 'loaded', phase: 'idle', status: 'waiting', completedRounds: 0, nextAttempt: 1, started: false, startRequested: false });
+const loaded = run(INITIAL_ENGINE_STATE, { type: 'loaded', phase: 'idle', status: 'waiting', completedRounds: 0, nextAttempt: 1, nextDraw: 1, started: false, startRequested: false });
 const result = (clientId: string) => ({ clientId, numExamples: 1, delta: [tensor('image/w', [1], new Float32Array([1]))] });
 
 describe('reduceEngine', () => {
@@ -66,6 +66,10 @@ describe('reduceEngine', () => {
     const closing = run(loaded, { type: 'attemptDrawn' }, { type: 'attemptOpened', attempt: attempt() }, { type: 'closing' });
     expect(run(closing, { type: 'committed', serverRound: 1, finished: false })).toMatchObject({ phase: 'idle', completedRounds: 1, nextAttempt: 1, current: null });
     expect(run(closing, { type: 'committed', serverRound: 1, finished: true })).toMatchObject({ phase: 'finished', status: 'finished' });
+    // A retry moves the plan to the next draw; a committed round starts the draws again.
+    const retried = run(closing, { type: 'retried' });
+    expect(retried).toMatchObject({ phase: 'idle', nextDraw: 2, nextAttempt: 2 });
+    expect(run(retried, { type: 'attemptOpened', attempt: attempt({ attempt: 2 }) }, { type: 'closing' }, { type: 'committed', serverRound: 1, finished: false }).nextDraw).toBe(1);
   });
 });
 

@@ -55,6 +55,12 @@ export interface EngineState {
   readonly waitingSince: number | null;
   readonly completedRounds: number;
   readonly nextAttempt: number;
+  /**
+   * 1 + this round's attempts that closed as retries: the stream the next plan draws from. An
+   * attempt a crash abandoned does not count, so a resumed coordinator invites the interrupted
+   * attempt's cohort again and the run continues as if never interrupted.
+   */
+  readonly nextDraw: number;
   readonly current: AttemptState | null;
   /** Id of the attempt that closed last, to tell a late upload from one for an unknown round. */
   readonly lastClosedRoundId: string | null;
@@ -68,6 +74,7 @@ export type EngineAction =
       readonly status: TaskStatus;
       readonly completedRounds: number;
       readonly nextAttempt: number;
+      readonly nextDraw: number;
       readonly started: boolean;
       readonly startRequested: boolean;
     }
@@ -98,6 +105,7 @@ export const INITIAL_ENGINE_STATE: EngineState = {
   waitingSince: null,
   completedRounds: 0,
   nextAttempt: 1,
+  nextDraw: 1,
   current: null,
   lastClosedRoundId: null,
 };
@@ -115,6 +123,7 @@ export function reduceEngine(state: EngineState, action: EngineAction): EngineSt
         status: action.status,
         completedRounds: action.completedRounds,
         nextAttempt: action.nextAttempt,
+        nextDraw: action.nextDraw,
         started: action.started,
         startRequested: action.startRequested,
       };
@@ -172,11 +181,12 @@ export function reduceEngine(state: EngineState, action: EngineAction): EngineSt
         status: action.finished ? 'finished' : state.status,
         completedRounds: action.serverRound,
         nextAttempt: 1,
+        nextDraw: 1,
         current: null,
         waitingSince: null,
       };
     case 'retried':
-      return { ...state, phase: 'idle', current: null, waitingSince: null, lastClosedRoundId: state.current?.roundId ?? state.lastClosedRoundId };
+      return { ...state, phase: 'idle', nextDraw: state.nextDraw + 1, current: null, waitingSince: null, lastClosedRoundId: state.current?.roundId ?? state.lastClosedRoundId };
     case 'failed':
       return { ...state, phase: 'failed', status: 'failed', current: null };
     case 'stopped':

@@ -24,7 +24,8 @@
  *   stopped task closes the attempt in flight without a model (recorded as a retry with the reason
  *   "task stopped") and keeps its last checkpoint.
  * - Everything random derives from the task seed: each attempt's plan draws from
- *   `roundRng(seed, round, attempt)`, so a resumed or repeated run makes the same choices.
+ *   `roundRng(seed, round, draw)`, where `draw` counts the round's genuine retries (not attempts a
+ *   crash abandoned), so a resumed or repeated run makes the same choices.
  *
  * The engine knows nothing of sockets: it talks to clients through {@link EngineTransport}, and to
  * time through {@link EngineClock}.
@@ -37,6 +38,7 @@ import { CoordinatorError } from '../errors.js';
 import type { CoordinatorMetrics } from '../http/metrics.js';
 import { ProtocolError } from '@chorus/protocol';
 import type { Ack, Capabilities, ParsedUpdate, ProtocolErrorCode, RoundEndPayload, RoundStartPayload, TaskAction, TaskEndPayload, UpdateResult } from '@chorus/protocol';
+import { ABANDONED_REASON } from '../store/types.js';
 import type { CoordinatorStore, TaskStatus } from '../store/types.js';
 import type { TaskConfig } from '../task/taskSchema.js';
 import { decodeGlobal, decodeStrategyState, encodeGlobal, encodeStrategyState, sha256Hex } from './checkpoint.js';
@@ -227,6 +229,7 @@ export class RoundEngine {
       status: phase === 'idle' ? stored : (phase as TaskStatus),
       completedRounds,
       nextAttempt: attempts.reduce((m, r) => Math.max(m, r.attempt), 0) + 1,
+      nextDraw: 1 + attempts.filter((r) => r.status === 'retry' && r.reason !== ABANDONED_REASON).length,
       // A start that was stored before any round opened still skips the waiting room after a restart.
       startRequested: stored === 'running' && completedRounds === 0 && attempts.length === 0,
       // A task paused after an explicit start but before any round comes back as not started (waiting).
@@ -465,7 +468,7 @@ export class RoundEngine {
     this.dispatch({ type: 'attemptDrawn' });
     // The strategy plans the round; the waiting room is offered in sorted order, so the plan depends
     // only on the set of clients and the (seed, round, attempt) stream.
-    const plan = this.options.strategy.configureFit({ serverRound, availableClients: [...this.waiting.keys()].sort(), rng: roundRng(task.seed, serverRound, attempt) });
+    const plan = this.options.strategy.configureFit({ serverRound, availableClients: [...this.waiting.keys()].sort(), rng: roundRng(task.seed, serverRound, this.state.nextDraw) });
     const roundId = `${task.id}.r${serverRound}.a${attempt}`;
     try {
       this.options.store.startRound({ taskId: task.id, serverRound, attempt, roundId, selected: [...plan.clientIds], startedAt: now });

@@ -3,6 +3,7 @@
  * process. Records are copied on the way in and out so callers cannot alias stored state.
  */
 import { CoordinatorError } from '../errors.js';
+import { ABANDONED_REASON } from './types.js';
 import type {
   CheckpointRecord,
   ClientRecord,
@@ -98,7 +99,7 @@ export class MemoryStore implements CoordinatorStore {
     let n = 0;
     for (const [key, r] of this.rounds) {
       if (r.taskId === taskId && r.status === 'open') {
-        this.rounds.set(key, { ...r, status: 'retry', endedAt: at, reason: 'coordinator restarted' });
+        this.rounds.set(key, { ...r, status: 'retry', endedAt: at, reason: ABANDONED_REASON });
         n++;
       }
     }

@@ -9,6 +9,7 @@
  */
 import Database from 'better-sqlite3';
 import { CoordinatorError } from '../errors.js';
+import { ABANDONED_REASON } from './types.js';
 import type {
   CheckpointRecord,
   ClientRecord,
@@ -248,7 +249,7 @@ export class SqliteStore implements CoordinatorStore {
       ),
       getRound: db.prepare<[string, number, number], RoundRow>('SELECT * FROM rounds WHERE task_id = ? AND server_round = ? AND attempt = ?'),
       retryRound: db.prepare("UPDATE rounds SET status = 'retry', ended_at = ?, reason = ? WHERE task_id = ? AND server_round = ? AND attempt = ? AND status = 'open'"),
-      abandonRounds: db.prepare("UPDATE rounds SET status = 'retry', ended_at = ?, reason = 'coordinator restarted' WHERE task_id = ? AND status = 'open'"),
+      abandonRounds: db.prepare("UPDATE rounds SET status = 'retry', ended_at = ?, reason = ? WHERE task_id = ? AND status = 'open'"),
       completeRoundRow: db.prepare(
         "UPDATE rounds SET status = 'completed', ended_at = ?, num_accepted = ? WHERE task_id = ? AND server_round = ? AND attempt = ? AND status = 'open'",
       ),
@@ -354,7 +355,7 @@ export class SqliteStore implements CoordinatorStore {
   }
 
   abandonOpenRounds(taskId: string, at: number): number {
-    return this.stmts.abandonRounds.run(at, taskId).changes;
+    return this.stmts.abandonRounds.run(at, ABANDONED_REASON, taskId).changes;
   }
 
   listRounds(taskId: string): RoundRecord[] {

@@ -102,6 +102,9 @@ export interface TrustRecord {
   readonly trust: number;
 }
 
+/** Reason recorded for an attempt left open by a crash and closed by {@link CoordinatorStore.abandonOpenRounds}. */
+export const ABANDONED_REASON = 'coordinator restarted';
+
 /** Everything a completed round produces, written in one transaction. */
 export interface RoundCompletion {
   readonly taskId: string;
