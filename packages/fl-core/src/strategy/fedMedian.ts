@@ -5,7 +5,7 @@ import { BaseStrategy } from './base.js';
 
 /** Groupwise coordinate-wise median of the client deltas (example counts are not used). */
 export class FedMedian extends BaseStrategy {
-  readonly name = 'fedmedian';
+  readonly name = 'median';
 
   protected combiner(): GroupCombiner {
     return (updates) => ({ step: median(updates) });

@@ -13,7 +13,7 @@ export interface FedTrimmedAvgOptions extends StrategyOptions {
 
 /** Groupwise coordinate-wise trimmed mean of the client deltas (example counts are not used). */
 export class FedTrimmedAvg extends BaseStrategy {
-  readonly name = 'fedtrimmedavg';
+  readonly name = 'trimmed-mean';
   readonly trimFraction: number;
 
   constructor(options: FedTrimmedAvgOptions = {}) {

@@ -49,7 +49,7 @@ export class Krum extends BaseStrategy {
     if (!Number.isInteger(numToKeep) || numToKeep < 1) throw new FlCoreError('AGG_BAD_CONFIG', `Krum: numToKeep must be a positive integer, got ${numToKeep}`);
     this.numByzantine = numByzantine;
     this.numToKeep = numToKeep;
-    this.name = numToKeep === 1 ? 'krum' : 'multikrum';
+    this.name = numToKeep === 1 ? 'krum' : 'multi-krum';
   }
 
   protected combiner(): GroupCombiner {

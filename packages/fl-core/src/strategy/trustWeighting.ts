@@ -50,7 +50,7 @@ export class TrustWeighting extends StrategyWrapper {
     super(inner);
     // Validates the configuration now rather than in the first round.
     scoreTrust({ clients: [], history: new Map() }, trustConfig);
-    this.name = `trust(${inner.name})`;
+    this.name = `fedmm-x(${inner.name})`;
   }
 
   /** Sets the root update and probe set for `serverRound` (both optional). */
