@@ -174,10 +174,16 @@ async function runOne(settings: RobustnessSettings, aggregator: AggregatorId, at
 const CACHE_PREFIX = 'robustness';
 
 /** Cache key of one run: the grid's settings (without the seed count) and the cell; the seed is in the cell. */
+/** Version of the round engine's behaviour that a cached run depends on (bumped when a run would come out differently). */
+export const ROBUSTNESS_ENGINE = 2;
+
+/** The run cache's key of one cell. */
 export function robustnessCacheKey(settings: RobustnessSettings, cell: { aggregator: AggregatorId; attack: AdversarialKind | null; fraction: number; seed: number }): unknown {
   const { maxSeeds: _maxSeeds, aggregators: _aggregators, attacks: _attacks, fractions, ...shape } = settings;
   // The aggregators and attacks lists do not change a run; the fractions do (Krum's f is set from the largest).
-  return { section: 'robustness', settings: { ...shape, fractions }, cell: { aggregator: cell.aggregator, attack: cell.attack, fraction: cell.fraction, seed: cell.seed } };
+  // `engine` names the coordinator behaviour a stored run was made with: runs from before canonical-order
+  // aggregation, seeded client identities and per-group Krum bounds are not reused.
+  return { section: 'robustness', engine: ROBUSTNESS_ENGINE, settings: { ...shape, fractions }, cell: { aggregator: cell.aggregator, attack: cell.attack, fraction: cell.fraction, seed: cell.seed } };
 }
 
 /** Every run of the grid for `seeds`, clean runs first, in a fixed order. */
@@ -293,7 +299,8 @@ export function robustnessMarkdown(runs: readonly RobustnessRun[], settings: Rob
     `Setting: digits (image, caption, speech), ${settings.numClients} clients, all of them in every round, ${settings.rounds} rounds, ` +
       `≤ ${settings.maxExamples} training examples per client, Dirichlet α = ${settings.alpha} label skew, modality kinds ${settings.modalityKinds.replace(/,/g, ', ')}; ` +
       `test accuracy on ${settings.testExamples} test-split examples after the last round. Seeds: ${seeds.join(', ')}. ` +
-      `For one seed the partition, the adversarial clients and the initial model are the same for every aggregator.`,
+      `For one seed the partition, the adversarial clients and the initial model are the same for every aggregator. ` +
+      `Each run is bit-reproducible from its command: the coordinator aggregates in canonical (client-id) order, clients have identities derived from the seed, and every random choice derives from the seed, so the spread over seeds measures the seeds, not scheduling noise.`,
     '',
     `Attacks (packages/client/src/adversarial.ts): ${settings.attacks.join(', ')} at ${settings.fractions.map(pct).join(' and ')} of the clients. ` +
       `Aggregators: ${settings.aggregators.map((a) => `${AGGREGATOR_LABELS[a]} (\`${JSON.stringify(aggregatorStrategy(a, settings))}\`)`).join(', ')}. ` +
@@ -320,9 +327,9 @@ export function robustnessMarkdown(runs: readonly RobustnessRun[], settings: Rob
   );
   if (settings.aggregators.includes('multi-krum')) {
     lines.push(
-      `Multi-Krum (like every fl-core strategy) aggregates each parameter group on its own, and a group sent by n ≤ 2f + 2 clients keeps its previous value that round. ` +
-        `With f = ${krumByzantine(settings)} a group needs ${2 * krumByzantine(settings) + 3} senders; a modality's adapters are sent only by the clients holding that modality, ` +
-        'so under missing modalities Multi-Krum may leave them untrained — its clean accuracy above shows whether it did.',
+      `Multi-Krum (like every fl-core strategy) aggregates each parameter group on its own; a modality's adapters are sent only by the clients holding that modality, so groups have different numbers of senders n_g. ` +
+        `Each group uses f_g = min(f, ⌊(n_g − 3)/2⌋) with f = ${krumByzantine(settings)}, and a group of at most two senders takes their mean: every group learns, ` +
+        'but a group with few senders tolerates fewer Byzantine clients than f.',
       '',
     );
   }
