@@ -12,6 +12,7 @@ export {
   clipParametersToNorm,
   clipToNorm,
   cloneParameters,
+  contiguousView,
   cosineSimilarity,
   cosineSimilarityOfParts,
   dot,
@@ -44,7 +45,7 @@ export {
   encodeUpdate,
   encodedByteLength,
 } from './codec/codec.js';
-export type { DecodedUpdate, DecodeLimits, UpdateEncoding, UpdateKind, UpdateMessage } from './codec/codec.js';
+export type { Crc32Function, DecodedUpdate, DecodeLimits, EncodeOptions, UpdateEncoding, UpdateKind, UpdateMessage } from './codec/codec.js';
 export { crc32 } from './codec/crc32.js';
 export { FP16_MAX, float16BitsToFloat32, float32ToFloat16Bits } from './codec/fp16.js';
 export { accuracy, predictedClasses } from './metrics/classification.js';
@@ -157,7 +158,7 @@ export { PROBE_SIGNAL, TrustWeighting } from './strategy/trustWeighting.js';
 export type { TrustRoundContext } from './strategy/trustWeighting.js';
 export { TrustThreshold } from './strategy/trustThreshold.js';
 export { decodeUpdateInto } from './codec/codec.js';
-export type { DecodedUpdateHeader, DecodeIntoTarget } from './codec/codec.js';
+export type { DecodedIntoHeader, DecodedUpdateHeader, DecodeIntoTarget } from './codec/codec.js';
 export { createUpdateArena } from './simd/updateArena.js';
-export type { ArenaDecoded, UpdateArena, UpdateArenaOptions } from './simd/updateArena.js';
+export type { ArenaDecoded, ArenaDecodeOptions, UpdateArena, UpdateArenaOptions } from './simd/updateArena.js';
 export { fedAvgArena } from './aggregation/fedAvgArena.js';

@@ -6,6 +6,7 @@ import {
   assertSameLayout,
   axpy,
   clipFactor,
+  contiguousView,
   clipParametersToNorm,
   clipToNorm,
   cosineSimilarity,
@@ -16,6 +17,7 @@ import {
   parametersDelta,
   parametersNorm,
   splitByGroup,
+  squaredNorm,
   tensor,
   unflatten,
 } from './params.js';
@@ -165,5 +167,28 @@ describe('shared primitives: norm, clip, cosine, delta', () => {
     ]);
     expectFlCoreError(() => parametersDelta(local.slice(0, 1), global), 'PARAMS_MISMATCH');
     expectFlCoreError(() => parametersDelta([tensor('image/w', [1]), local[0]!], global), 'PARAMS_MISMATCH');
+  });
+});
+
+describe('contiguousView and squaredNorm', () => {
+  it('views tensors that lie back to back in one buffer, and refuses gaps, other buffers and reordering', () => {
+    const row = new Float32Array([1, 2, 3, 4, 5, 6]);
+    const a = { name: 'g/a', shape: [2], values: row.subarray(0, 2) };
+    const b = { name: 'g/b', shape: [3], values: row.subarray(2, 5) };
+    const gap = { name: 'g/c', shape: [1], values: row.subarray(5, 6) };
+    const view = contiguousView([a, b])!;
+    expect([...view]).toEqual([1, 2, 3, 4, 5]);
+    expect(view.buffer).toBe(row.buffer);
+    expect(contiguousView([a, gap])).toBeNull();
+    expect(contiguousView([b, a])).toBeNull();
+    expect(contiguousView([a, { name: 'g/x', shape: [3], values: new Float32Array(3) }])).toBeNull();
+    expect(contiguousView([])).toBeNull();
+  });
+
+  it('sums squares of any length exactly for small integers', () => {
+    for (let n = 0; n < 11; n++) {
+      const a = Float32Array.from({ length: n }, (_, i) => i - 3);
+      expect(squaredNorm(a)).toBe([...a].reduce((s, x) => s + x * x, 0));
+    }
   });
 });

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { decodeUpdate, encodeUpdate } from '@chorus/fl-core';
 import type { Parameters, StrategyState, Tensor } from '@chorus/fl-core';
+import { fastCrc32 } from '../codec/fastCrc32.js';
 import type { StoredStrategyState } from '../store/types.js';
 
 /** SHA-256 of bytes, hex. */
@@ -15,12 +16,12 @@ export function sha256Hex(bytes: Uint8Array): string {
 
 /** Encodes a global model as codec bytes (kind: model, fp32: lossless, so resume is byte-identical). */
 export function encodeGlobal(taskId: string, serverRound: number, tensors: Parameters): Uint8Array {
-  return encodeUpdate({ kind: 'model', taskId, round: serverRound, clientId: '', encoding: 'fp32', tensors });
+  return encodeUpdate({ kind: 'model', taskId, round: serverRound, clientId: '', encoding: 'fp32', tensors }, { crc32: fastCrc32 });
 }
 
 /** Decodes a stored global model; throws the codec's `FlCoreError` when the bytes are not one. */
 export function decodeGlobal(bytes: Uint8Array): Tensor[] {
-  return decodeUpdate(bytes, { maxBytes: bytes.byteLength }).tensors;
+  return decodeUpdate(bytes, { maxBytes: bytes.byteLength, crc32: fastCrc32 }).tensors;
 }
 
 /** A strategy's exported state as the store keeps it: JSON text plus codec bytes of its tensors. */

@@ -9,7 +9,7 @@
  * arrays, so a rejected call (a coded {@link FlCoreError}) changes nothing.
  */
 import { FlCoreError } from '../errors.js';
-import { assertSameLayout, flatten, layoutOf, splitByGroup } from '../params.js';
+import { assertSameLayout, contiguousView, flatten, layoutOf, splitByGroup } from '../params.js';
 import type { Parameters, Tensor } from '../params.js';
 
 /** One client's contribution: a delta over some groups and its weight (e.g. its example count). */
@@ -110,8 +110,9 @@ export function aggregateByGroup(global: Parameters, updates: readonly GroupUpda
       const sent = splits[k]!.get(group);
       if (!sent) continue;
       contributors.push(k);
-      // A single-tensor group is passed as the tensor's own array (combiners never mutate), sparing a copy.
-      flats.push(sent.length === 1 ? sent[0]!.values : flatten(sent));
+      // A group whose tensors lie back to back (one tensor, or an update decoded into one arena row)
+      // is passed as a view (combiners never mutate), sparing a copy.
+      flats.push(sent.length === 1 ? sent[0]!.values : (contiguousView(sent) ?? flatten(sent)));
       weights.push(updates[k]!.weight);
     }
     const layout = layoutOf(tensors);
