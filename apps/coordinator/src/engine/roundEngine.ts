@@ -39,7 +39,7 @@ import type { CoordinatorMetrics } from '../http/metrics.js';
 import { ProtocolError } from '@chorus/protocol';
 import type { Ack, Capabilities, ParsedUpdate, ProtocolErrorCode, RoundEndPayload, RoundStartPayload, TaskAction, TaskEndPayload, UpdateResult } from '@chorus/protocol';
 import { ABANDONED_REASON } from '../store/types.js';
-import type { CoordinatorStore, TaskStatus } from '../store/types.js';
+import type { CoordinatorStore, TaskStatus, UpdateRecord } from '../store/types.js';
 import type { TaskConfig } from '../task/taskSchema.js';
 import { decodeGlobal, decodeStrategyState, encodeGlobal, encodeStrategyState, sha256Hex } from './checkpoint.js';
 import { INITIAL_ENGINE_STATE, closeReason, reduceEngine } from './engineState.js';
@@ -181,6 +181,8 @@ export class RoundEngine {
    * results are views of its row. Created for the first global's layout (a task's layout is fixed).
    */
   private arena: UpdateArena | null = null;
+  /** The open attempt's accepted uploads, written to the store in one transaction when it closes. */
+  private acceptedRecords: UpdateRecord[] = [];
 
   constructor(private readonly options: RoundEngineOptions) {
     this.task = options.task;
@@ -393,7 +395,7 @@ export class RoundEngine {
     }
     const result: FitResult = { clientId, numExamples: update.numExamples, delta: valid.delta, ...(update.metrics ? { metrics: update.metrics } : {}) };
     this.dispatch({ type: 'uploadAccepted', result, norm: valid.norm, bytes });
-    this.options.store.recordUpdate({
+    this.acceptedRecords.push({
       taskId: this.task.id,
       serverRound: cur.serverRound,
       attempt: cur.attempt,
@@ -417,7 +419,7 @@ export class RoundEngine {
     // Refusals for the open attempt are logged against it; others (stale rounds) against the round they named.
     const onCurrent = cur !== null && update.roundId === cur.roundId;
     try {
-      this.options.store.recordUpdate({
+      this.options.store.recordUpdates([{
         taskId: this.task.id,
         serverRound: onCurrent ? cur.serverRound : update.serverRound,
         attempt: onCurrent ? cur.attempt : 0,
@@ -428,7 +430,7 @@ export class RoundEngine {
         numExamples: update.numExamples,
         byteLength: update.update.byteLength,
         receivedAt: this.clock.now(),
-      });
+      }]);
     } catch (err) {
       this.log.error({ err }, 'could not record a refusal');
     }
@@ -495,6 +497,7 @@ export class RoundEngine {
       normSum: 0,
     };
     this.prepareArena(plan.clientIds.length);
+    this.acceptedRecords = [];
     this.dispatch({ type: 'attemptOpened', attempt: cur });
     this.log.info({ serverRound, attempt, selected: plan.clientIds.length, target }, 'round started');
     if (plan.clientIds.length === 0) {
@@ -539,10 +542,22 @@ export class RoundEngine {
 
   private close(why: string): void {
     this.clearTimer('deadline');
+    this.flushAcceptedRecords();
     this.dispatch({ type: 'closing' });
     const cur = this.state.current!;
     // Aggregate on a later tick so the ack of the update that closed the round goes out first.
     this.clock.setTimeout(() => void this.finishAttempt(cur, why), 0);
+  }
+
+  /** Writes the accepted uploads' records (a failed write is logged: the records are an audit trail, not round state). */
+  private flushAcceptedRecords(): void {
+    const records = this.acceptedRecords;
+    this.acceptedRecords = [];
+    try {
+      this.options.store.recordUpdates(records);
+    } catch (err) {
+      this.log.error({ err, count: records.length }, 'could not record accepted uploads');
+    }
   }
 
   /** True while `cur` is still the attempt being closed (a stop or shutdown may have ended it). */
@@ -727,6 +742,7 @@ export class RoundEngine {
     this.cancelPendingStart();
     this.clearTimer('deadline');
     const cur = this.state.current;
+    if (this.state.phase === 'open') this.flushAcceptedRecords();
     this.dispatch({ type: 'stopped' });
     if (cur) {
       try {

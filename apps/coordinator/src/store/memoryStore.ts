@@ -113,8 +113,8 @@ export class MemoryStore implements CoordinatorStore {
       .map((r) => ({ ...r, selected: [...r.selected] }));
   }
 
-  recordUpdate(update: UpdateRecord): void {
-    this.updates.push({ ...update });
+  recordUpdates(updates: readonly UpdateRecord[]): void {
+    for (const u of updates) this.updates.push({ ...u });
   }
 
   listUpdates(taskId: string, serverRound?: number): UpdateRecord[] {

@@ -362,8 +362,12 @@ export class SqliteStore implements CoordinatorStore {
     return this.stmts.listRounds.all(taskId).map(toRound);
   }
 
-  recordUpdate(u: UpdateRecord): void {
-    this.stmts.insertUpdate.run(u.taskId, u.serverRound, u.attempt, u.clientId, u.status, u.code, u.message, u.numExamples, u.byteLength, u.receivedAt);
+  recordUpdates(updates: readonly UpdateRecord[]): void {
+    if (updates.length === 0) return;
+    // One transaction: one fsync for a round's uploads instead of one each.
+    this.db.transaction(() => {
+      for (const u of updates) this.stmts.insertUpdate.run(u.taskId, u.serverRound, u.attempt, u.clientId, u.status, u.code, u.message, u.numExamples, u.byteLength, u.receivedAt);
+    })();
   }
 
   listUpdates(taskId: string, serverRound?: number): UpdateRecord[] {

@@ -142,7 +142,7 @@ describe.each(implementations)('%s (store contract)', (_name, make) => {
     store.createClient({ clientId: 'c1', taskId: 't1', secretHash: 'ff', capabilitiesJson: null, createdAt: 1, lastSeenAt: 1 });
     store.touchClient('c1', 5, '{"backend":"cpu"}');
     store.touchClient('c1', 6, null);
-    store.recordUpdate({ taskId: 't1', serverRound: 1, attempt: 1, clientId: 'c1', status: 'rejected', code: 'UPDATE_NORM', message: 'too big', numExamples: 3, byteLength: 40, receivedAt: 7 });
+    store.recordUpdates([{ taskId: 't1', serverRound: 1, attempt: 1, clientId: 'c1', status: 'rejected', code: 'UPDATE_NORM', message: 'too big', numExamples: 3, byteLength: 40, receivedAt: 7 }]);
     // Assert
     expect(store.getClient('c1')).toEqual({ clientId: 'c1', taskId: 't1', secretHash: 'ff', capabilitiesJson: '{"backend":"cpu"}', createdAt: 1, lastSeenAt: 6 });
     expect(() => store.createClient({ clientId: 'c1', taskId: 't1', secretHash: 'ee', capabilitiesJson: null, createdAt: 2, lastSeenAt: 2 })).toThrow(/exists/);

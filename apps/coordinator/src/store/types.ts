@@ -142,7 +142,8 @@ export interface CoordinatorStore {
   abandonOpenRounds(taskId: string, at: number): number;
   listRounds(taskId: string): RoundRecord[];
 
-  recordUpdate(update: UpdateRecord): void;
+  /** Appends upload records in one transaction (the engine writes a closed attempt's accepted uploads together). */
+  recordUpdates(updates: readonly UpdateRecord[]): void;
   listUpdates(taskId: string, serverRound?: number): UpdateRecord[];
 
   /** Stores the initial model as round 0 unless one is stored already. */
