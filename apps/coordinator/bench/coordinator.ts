@@ -461,7 +461,8 @@ async function measureIdleFedAvg(): Promise<{ totalMb: number; coordinatorMb: nu
   const taskFile = join(dir, 'fedavg.yaml');
   const demo = parseYaml(readFileSync(DEMO_TASK_FILE, 'utf8')) as Record<string, unknown>;
   writeFileSync(taskFile, stringifyYaml({ ...demo, id: 'bench', strategy: { name: 'fedavg' } }));
-  const child = await startChild({ dataDir: dir, clientsPerRound: 4, taskFile });
+  // The evaluator a task keeps between rounds is suspended after evaluatorIdleMs (30 s by default; 1 s here to keep the benchmark short).
+  const child = await startChild({ dataDir: dir, clientsPerRound: 4, taskFile, evaluatorIdleMs: 1000 });
   try {
     await sleep(IDLE_SETTLE_MS);
     const pid = child.process.pid!;
@@ -469,6 +470,41 @@ async function measureIdleFedAvg(): Promise<{ totalMb: number; coordinatorMb: nu
   } finally {
     await stopChild(child);
   }
+}
+
+/**
+ * Runs one seeded simulation twice (6 headless clients, 3 sampled per round, 3 rounds of FedAvg)
+ * and compares the global model's SHA-256 after every round.
+ */
+async function measureReproducibility(): Promise<{ identical: boolean; rounds: number; seconds: number }> {
+  const { runSimulation } = await import('../src/cli/simulate.js');
+  const task = parseTask(
+    {
+      id: 'repro',
+      dataset: { name: 'digits', modalities: ['image', 'text'] },
+      model: { base: 'chorus-digits-v1', adapterRank: 2, adapterAlpha: 4, namConcepts: 4 },
+      strategy: { name: 'fedavg' },
+      evaluation: { probeExamples: 8, testExamples: 0 },
+      rounds: 3,
+      clientsPerRound: 3,
+      minClients: 3,
+      overSelection: 0,
+      roundDeadlineMs: 120_000,
+      localEpochs: 1,
+      batchSize: 8,
+      learningRate: 0.05,
+      uploadEncoding: 'fp32',
+      maxUpdateBytes: 1_048_576,
+      seed: 11,
+    },
+    'repro',
+  );
+  const started = performance.now();
+  const run = () => runSimulation({ task, numClients: 6, clientArgs: ['--seed', '5', '--iid', '--max-examples', '16', '--eval-examples', '0'], testExamples: 0, logLevel: 'error' });
+  const a = await run();
+  const b = await run();
+  const hashes = (r: typeof a) => r.rounds.map((x) => x.globalHash);
+  return { identical: a.rounds.length === task.rounds && JSON.stringify(hashes(a)) === JSON.stringify(hashes(b)), rounds: a.rounds.length, seconds: (performance.now() - started) / 1000 };
 }
 
 async function main(): Promise<void> {
@@ -509,7 +545,9 @@ async function main(): Promise<void> {
       const idle = await measureIdleFedAvg();
       console.log(`FedAvg task from a task file, no clients: ${idle.totalMb.toFixed(1)} MB in ${idle.processes} process(es) (coordinator ${idle.coordinatorMb.toFixed(1)} MB)`);
       Object.assign(figures, { rss_mb_total_fedavg_idle: round1(idle.totalMb), rss_mb_coordinator_fedavg_idle: round1(idle.coordinatorMb), processes_fedavg_idle: idle.processes });
-      // reproducible_runs — reserved: the reproducibility check (issue 12) adds its figure here.
+      const repro = await measureReproducibility();
+      console.log(`two runs of one seeded simulation: ${repro.rounds} rounds, global-model hashes ${repro.identical ? 'identical after every round' : 'DIFFER'} (${repro.seconds.toFixed(1)} s)`);
+      Object.assign(figures, { reproducible_runs: repro.identical });
       if (!args['skip-capacity']) {
         const capacity = await measureCapacity(false, layout.path);
         console.log(`max clients at RSS ≤ ${RSS_LIMIT_MB} MB: ${capacity.maxClients} (peak ${capacity.rssAtMax.toFixed(1)} MB); stopped at ${MAX_TARGET} or the limit`);

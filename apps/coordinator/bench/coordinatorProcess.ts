@@ -65,6 +65,8 @@ export interface CoordinatorProcessConfig {
   readonly taskFile?: string;
   /** pino level of the log file (default `info`). */
   readonly logLevel?: string;
+  /** startCoordinator's `evaluatorIdleMs` (its default when absent). */
+  readonly evaluatorIdleMs?: number;
   /** Profile the rounds from the start of `fromRound` to the start of `toRound`, written to `path`. */
   readonly profileRounds?: { readonly fromRound: number; readonly toRound: number; readonly path: string };
 }
@@ -140,6 +142,7 @@ const coordinator = await startCoordinator({
   adminToken: 'bench-admin',
   logger,
   retryDelayMs: 10,
+  ...(config.evaluatorIdleMs === undefined ? {} : { evaluatorIdleMs: config.evaluatorIdleMs }),
   rateLimits: {
     connections: { capacity: 100_000, refillPerSecond: 100_000 },
     messages: { capacity: 1000, refillPerSecond: 1000 },
