@@ -55,6 +55,12 @@ class FakeClock implements EngineClock {
   }
 }
 
+/** Lets the engine's promise continuations run (no time passes), then the timers they set for now. */
+async function settle(clock: FakeClock): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  clock.advance(0);
+}
+
 /** Records what the engine sends. */
 class FakeTransport implements EngineTransport {
   readonly starts: { clientIds: readonly string[]; payload: RoundStartPayload }[] = [];
@@ -171,7 +177,7 @@ describe('RoundEngine with a fake clock and transport', () => {
     expect(transport.lastStart.clientIds).toHaveLength(2);
   });
 
-  it('closes at the deadline with the updates it has when they reach the minimum, and counts the silent client as timed out', () => {
+  it('closes at the deadline with the updates it has when they reach the minimum, and counts the silent client as timed out', async () => {
     // Arrange
     const { clock, transport, join, upload, store } = setup({ clientsPerRound: 3, minClients: 2 });
     join('a', 'b', 'c');
@@ -184,6 +190,12 @@ describe('RoundEngine with a fake clock and transport', () => {
     expect(transport.ends.map((e) => e.status)).toEqual(['completed']);
     const metrics = store.listMetrics('demo')[0]!.metrics;
     expect(metrics).toMatchObject({ numSelected: 3, numAccepted: 2, numDropped: 0 });
+    // The accepted uploads are recorded once the next round has opened.
+    await settle(clock);
+    expect(store.listUpdates('demo').map((u) => [u.clientId, u.status])).toEqual([
+      ['a', 'accepted'],
+      ['b', 'accepted'],
+    ]);
   });
 
   it('retries with a fresh plan when too few updates arrive, and fails the task after maxRoundAttempts', () => {
@@ -208,9 +220,9 @@ describe('RoundEngine with a fake clock and transport', () => {
     expect(clock.pending).toBe(0);
   });
 
-  it('closes as soon as a dropout leaves too few clients to reach the minimum', () => {
+  it('closes as soon as a dropout leaves too few clients to reach the minimum', async () => {
     // Arrange
-    const { clock, transport, engine, join, upload } = setup({ clientsPerRound: 3, minClients: 3 });
+    const { clock, transport, engine, join, upload, store } = setup({ clientsPerRound: 3, minClients: 3 });
     join('a', 'b', 'c');
     clock.advance(0);
     const opened = clock.now();
@@ -220,6 +232,8 @@ describe('RoundEngine with a fake clock and transport', () => {
     clock.advance(0);
     // Assert: no waiting for the deadline.
     expect(transport.ends).toEqual([expect.objectContaining({ status: 'retry', reason: 'too few clients left: 1 valid updates, 3 needed' })]);
+    await settle(clock);
+    expect(store.listUpdates('demo').map((u) => [u.clientId, u.attempt, u.status])).toEqual([['a', 1, 'accepted']]);
     expect(clock.now()).toBe(opened);
   });
 

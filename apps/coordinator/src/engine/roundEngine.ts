@@ -550,22 +550,30 @@ export class RoundEngine {
 
   private close(why: string): void {
     this.clearTimer('deadline');
-    this.flushAcceptedRecords();
     this.dispatch({ type: 'closing' });
     const cur = this.state.current!;
     // Aggregate on a later tick so the ack of the update that closed the round goes out first.
     this.clock.setTimeout(() => void this.finishAttempt(cur, why), 0);
   }
 
-  /** Writes the accepted uploads' records (a failed write is logged: the records are an audit trail, not round state). */
-  private flushAcceptedRecords(): void {
-    const records = this.acceptedRecords;
-    this.acceptedRecords = [];
+  /**
+   * Writes the accepted uploads' records (a failed write is logged: the records are an audit trail,
+   * not round state). A completed round writes them after the next round has opened, off the path
+   * from the last upload to the new global model.
+   */
+  private flushAcceptedRecords(records: UpdateRecord[] = this.takeAcceptedRecords()): void {
+    if (records.length === 0) return;
     try {
       this.options.store.recordUpdates(records);
     } catch (err) {
       this.log.error({ err, count: records.length }, 'could not record accepted uploads');
     }
+  }
+
+  private takeAcceptedRecords(): UpdateRecord[] {
+    const records = this.acceptedRecords;
+    this.acceptedRecords = [];
+    return records;
   }
 
   /** True while `cur` is still the attempt being closed (a stop or shutdown may have ended it). */
@@ -575,10 +583,20 @@ export class RoundEngine {
 
   private async finishAttempt(closed: AttemptState, why: string): Promise<void> {
     if (!this.stillClosing(closed)) return;
+    const records = this.takeAcceptedRecords();
+    // A committed round writes its upload records after the next round's start (an immediate queued
+    // before this one), off the critical path; every other ending writes them at once.
+    const committed = await this.aggregateAndCommit(closed, why);
+    if (committed) this.clock.setTimeout(() => this.flushAcceptedRecords(records), 0);
+    else this.flushAcceptedRecords(records);
+  }
+
+  /** Aggregates the closed attempt and commits its round; false when it ended otherwise (retry, stop, shutdown). */
+  private async aggregateAndCommit(closed: AttemptState, why: string): Promise<boolean> {
     const cur = this.state.current!;
     if (cur.results.length < cur.minUpdates) {
       this.retry(cur, `${why}: ${cur.results.length} valid updates, ${cur.minUpdates} needed`);
-      return;
+      return false;
     }
     const { strategy, store, task } = this.options;
     const started = this.clock.monotonic();
@@ -591,7 +609,7 @@ export class RoundEngine {
       // Awaited only when it is a promise, so a task without server measurements finishes the round in this tick.
       const pending = this.options.measure ? this.options.measure(cur.serverRound, this.global.tensors, results, failures) : { results, failures, serverMetrics: {} };
       const measured = pending instanceof Promise ? await pending : pending;
-      if (!this.stillClosing(cur)) return;
+      if (!this.stillClosing(cur)) return false;
       serverMetrics = measured.serverMetrics;
       outcome = strategy.aggregateFit(cur.serverRound, this.global.tensors, measured.results, measured.failures);
     } catch (err) {
@@ -599,11 +617,11 @@ export class RoundEngine {
       failedWith = isFlCoreError(err) ? err.code : err instanceof CoordinatorError ? err.code : 'INTERNAL';
     }
     // Closed while aggregating (task stopped, engine shut down): nothing was committed, and a restart re-imports the stored strategy state.
-    if (!this.stillClosing(cur)) return;
+    if (!this.stillClosing(cur)) return false;
     const aggregationMs = this.clock.monotonic() - started;
     if (!outcome) {
       this.retry(cur, failedWith ? `aggregation failed (${failedWith})` : 'aggregation produced no model');
-      return;
+      return false;
     }
     let checkpoint: { bytes: Uint8Array; sha256: string };
     let strategyState;
@@ -615,11 +633,11 @@ export class RoundEngine {
       this.log.error({ err, serverRound: cur.serverRound }, 'aggregated model could not be encoded');
       this.restoreStrategyState();
       this.retry(cur, 'aggregated model is not encodable');
-      return;
+      return false;
     }
     // Awaited only with an evaluator, so a round without one commits in the tick that closed it.
     const { evaluation, evalMs } = this.options.evaluateGlobal ? await this.evaluate(cur.serverRound, outcome.parameters) : { evaluation: null, evalMs: null };
-    if (!this.stillClosing(cur)) return;
+    if (!this.stillClosing(cur)) return false;
     const metrics = roundMetrics({ cur, outcome, serverMetrics, evaluation, evalMs, aggregationMs });
     const trust = roundTrust(outcome);
     const finished = cur.serverRound >= task.rounds;
@@ -632,7 +650,7 @@ export class RoundEngine {
       // Nothing was committed, so the strategy's in-memory state must not run ahead of the store.
       this.restoreStrategyState();
       this.retry(cur, 'round could not be committed');
-      return;
+      return false;
     }
     const previousStatus = this.state.status;
     this.global = { tensors: outcome.parameters, bytes: checkpoint.bytes, sha256: checkpoint.sha256 };
@@ -649,9 +667,10 @@ export class RoundEngine {
       this.announceStatus(previousStatus, null, endedAt);
       this.log.info({ completedRounds: this.state.completedRounds, globalHash: checkpoint.sha256 }, 'task finished');
       this.options.transport.broadcastTaskEnd(taskEndPayload(task.id, 'finished', this.state.completedRounds, checkpoint.sha256));
-      return;
+      return true;
     }
     this.scheduleStart(0);
+    return true;
   }
 
   /** The server-side evaluation of a new global model; a throw is logged and yields no figures. */

@@ -72,8 +72,7 @@ export interface GroupwiseResult {
  * Throws `PARAMS_MISMATCH` unless every group `delta` carries matches `global`'s tensors of that
  * group exactly (names, shapes, order), naming the offending group.
  */
-export function assertGroupsMatch(global: Parameters, delta: Parameters, context = 'update'): void {
-  const globalGroups = splitByGroup(global);
+export function assertGroupsMatch(global: Parameters, delta: Parameters, context = 'update', globalGroups: ReadonlyMap<string, Tensor[]> = splitByGroup(global)): void {
   for (const [group, tensors] of splitByGroup(delta)) {
     const expected = globalGroups.get(group);
     if (!expected) throw new FlCoreError('PARAMS_MISMATCH', `${context}: group '${group}' is not in the global model`);
@@ -92,17 +91,19 @@ export function aggregateByGroup(global: Parameters, updates: readonly GroupUpda
   if (new Set(global.map((t) => t.name)).size !== global.length) {
     throw new FlCoreError('PARAMS_MISMATCH', 'aggregateByGroup: the global model has duplicate tensor names');
   }
+  // Split once: every update is checked against the same groups.
+  const globalGroups = splitByGroup(global);
   const splits = updates.map((u, k) => {
     if (!Number.isFinite(u.weight) || u.weight < 0) {
       throw new FlCoreError('AGG_BAD_WEIGHTS', `aggregateByGroup: weight of update ${k} must be finite and >= 0, got ${u.weight}`);
     }
-    assertGroupsMatch(global, u.delta, `aggregateByGroup: update ${k}`);
+    assertGroupsMatch(global, u.delta, `aggregateByGroup: update ${k}`, globalGroups);
     return splitByGroup(u.delta);
   });
 
   const parameters: Tensor[] = [];
   const groups: GroupReport[] = [];
-  for (const [group, tensors] of splitByGroup(global)) {
+  for (const [group, tensors] of globalGroups) {
     const contributors: number[] = [];
     const flats: Float32Array[] = [];
     const weights: number[] = [];

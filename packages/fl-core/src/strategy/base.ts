@@ -9,7 +9,7 @@
 import { FlCoreError, isFlCoreError } from '../errors.js';
 import { aggregateByGroup, assertGroupsMatch } from '../aggregation/groups.js';
 import type { GroupCombiner } from '../aggregation/groups.js';
-import { allFinite } from '../params.js';
+import { allFinite, splitByGroup } from '../params.js';
 import type { Parameters, Tensor } from '../params.js';
 import { shuffled } from '../rng.js';
 import { REJECTION_CODES } from './types.js';
@@ -86,6 +86,7 @@ export function screenFitResults(global: Parameters, results: readonly FitResult
   const valid: FitResult[] = [];
   const rejected: RejectedResult[] = [];
   const seen = new Set<string>();
+  const globalGroups = splitByGroup(global);
   for (const r of results) {
     const reject = (code: RejectionCode, message: string): void => {
       rejected.push({ clientId: r.clientId, code, message });
@@ -104,7 +105,7 @@ export function screenFitResults(global: Parameters, results: readonly FitResult
       continue;
     }
     try {
-      assertGroupsMatch(global, r.delta, `result of '${r.clientId}'`);
+      assertGroupsMatch(global, r.delta, `result of '${r.clientId}'`, globalGroups);
     } catch (err) {
       if (!isFlCoreError(err)) throw err;
       reject((REJECTION_CODES as readonly string[]).includes(err.code) ? (err.code as RejectionCode) : 'PARAMS_MISMATCH', err.message);
