@@ -4,7 +4,11 @@ import tseslint from 'typescript-eslint';
 
 // Dependencies point one way: apps/* → packages/models → packages/fl-core (STYLE.md rule 1).
 const internal = (names) => names.map((name) => ({ group: [name, `${name}/*`], message: 'imports against the dependency direction' }));
-const nodeIo = ['fs', 'net', 'http', 'https', 'dgram', 'child_process', 'worker_threads', 'os', 'path', 'crypto'].flatMap((m) => [m, `node:${m}`, `node:${m}/*`]);
+const nodeIo = ['fs', 'net', 'http', 'https', 'dgram', 'child_process', 'worker_threads', 'os', 'path', 'crypto'].flatMap((m) => [
+  m,
+  `node:${m}`,
+  `node:${m}/*`,
+]);
 
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/dist/**', '**/coverage/**', 'packages/datasets/data/**', 'apps/web-client/public/**'] },
@@ -26,10 +30,7 @@ export default tseslint.config(
         'error',
         {
           paths: nodeIo,
-          patterns: [
-            ...internal(['@chorus/*']),
-            { group: ['socket.io*', '@tensorflow/*', 'better-sqlite3'], message: 'fl-core has no I/O and no TF.js' },
-          ],
+          patterns: [...internal(['@chorus/*']), { group: ['socket.io*', '@tensorflow/*', 'better-sqlite3'], message: 'fl-core has no I/O and no TF.js' }],
         },
       ],
       'no-restricted-properties': [

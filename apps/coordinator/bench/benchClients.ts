@@ -77,7 +77,11 @@ class BenchClient {
       socket.once('connect_error', (err) => reject(err));
     });
     const client = new BenchClient(socket, index);
-    const res = await socket.timeout(600_000).emitWithAck('hello', { type: 'hello', protocolVersion: PROTOCOL_VERSION, capabilities: { backend: 'cpu', modalities: [...MODALITIES], numExamples: client.numExamples } });
+    const res = await socket.timeout(600_000).emitWithAck('hello', {
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      capabilities: { backend: 'cpu', modalities: [...MODALITIES], numExamples: client.numExamples },
+    });
     if (!res.ok) throw new Error(`hello refused: ${res.error.code}`);
     client.clientId = res.clientId;
     for (const p of client.early.splice(0)) client.answer(p);
@@ -103,7 +107,14 @@ class BenchClient {
         for (let i = 0; i < values.length; i++) values[i] = gaussian(this.rng) * DELTA_SIGMA;
         return { name: t.name, shape: [...t.shape], values };
       });
-    const update = encodeUpdate({ kind: 'delta', taskId: round.taskId, round: round.serverRound, clientId: this.clientId, encoding: round.config.uploadEncoding, tensors: delta });
+    const update = encodeUpdate({
+      kind: 'delta',
+      taskId: round.taskId,
+      round: round.serverRound,
+      clientId: this.clientId,
+      encoding: round.config.uploadEncoding,
+      tensors: delta,
+    });
     const metrics = {
       globalAccuracy: 0.5 + 0.4 * this.rng(),
       globalLoss: 0.5 + this.rng(),
@@ -117,7 +128,16 @@ class BenchClient {
     stats.uploads++;
     this.socket.emit(
       'submitUpdate',
-      { type: 'update', protocolVersion: PROTOCOL_VERSION, taskId: round.taskId, roundId: round.roundId, serverRound: round.serverRound, numExamples: this.numExamples, metrics, update },
+      {
+        type: 'update',
+        protocolVersion: PROTOCOL_VERSION,
+        taskId: round.taskId,
+        roundId: round.roundId,
+        serverRound: round.serverRound,
+        numExamples: this.numExamples,
+        metrics,
+        update,
+      },
       (res) => {
         if (res.ok) stats.accepted++;
         else stats.refused[res.error.code] = (stats.refused[res.error.code] ?? 0) + 1;

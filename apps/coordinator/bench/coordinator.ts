@@ -354,7 +354,14 @@ async function measureRounds(initialGlobalFile: string): Promise<RoundFigures> {
       while (child.profiles.length === 0 && Date.now() < until) await sleep(100);
     }
     const { refused } = await clients.stats();
-    return { criticalPathMs, criticalPathWindows, cpuMsPerRound: (end.cpuUs - start.cpuUs) / 1000 / TIMED_ROUNDS, cycleMs, profile: child.profiles[0] ?? null, refused };
+    return {
+      criticalPathMs,
+      criticalPathWindows,
+      cpuMsPerRound: (end.cpuUs - start.cpuUs) / 1000 / TIMED_ROUNDS,
+      cycleMs,
+      profile: child.profiles[0] ?? null,
+      refused,
+    };
   } finally {
     await clients.close();
     await stopChild(child);
@@ -429,7 +436,9 @@ async function measureCapacity(withModel: boolean, initialGlobalFile: string): P
       };
       steps.push(step);
       const loop = step.eventLoopP99Ms === undefined ? '' : `; event-loop p99 while probing ${step.eventLoopP99Ms} ms`;
-      console.log(`${withModel ? '[with model] ' : ''}${connected} clients connected: coordinator RSS peak ${step.rssMb} MB, evaluator ${step.evaluatorRssMb} MB, sum ${step.totalRssMb} MB over 2 rounds of ${ROUND_SIZE} (${secondsPerRound} s per round${loop})`);
+      console.log(
+        `${withModel ? '[with model] ' : ''}${connected} clients connected: coordinator RSS peak ${step.rssMb} MB, evaluator ${step.evaluatorRssMb} MB, sum ${step.totalRssMb} MB over 2 rounds of ${ROUND_SIZE} (${secondsPerRound} s per round${loop})`,
+      );
       if (peak.coordinator > RSS_LIMIT_MB) break;
       best = { maxClients: connected, rssAtMax: peak.coordinator, evaluatorRssAtMax: peak.evaluator, totalRssAtMax: peak.total };
     }
@@ -442,7 +451,11 @@ async function measureCapacity(withModel: boolean, initialGlobalFile: string): P
 
 /** bench/decode.ts in a process of its own; its last line. */
 async function measureDecode(): Promise<Record<string, unknown>> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/decode.ts'], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_REPS: QUICK ? '3' : '7' } });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/decode.ts'], {
+    cwd: packageRoot,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, BENCH_REPS: QUICK ? '3' : '7' },
+  });
   running.add(child);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => {
@@ -500,11 +513,22 @@ async function measureReproducibility(): Promise<{ identical: boolean; rounds: n
     'repro',
   );
   const started = performance.now();
-  const run = () => runSimulation({ task, numClients: 6, clientArgs: ['--seed', '5', '--iid', '--max-examples', '16', '--eval-examples', '0'], testExamples: 0, logLevel: 'error' });
+  const run = () =>
+    runSimulation({
+      task,
+      numClients: 6,
+      clientArgs: ['--seed', '5', '--iid', '--max-examples', '16', '--eval-examples', '0'],
+      testExamples: 0,
+      logLevel: 'error',
+    });
   const a = await run();
   const b = await run();
   const hashes = (r: typeof a) => r.rounds.map((x) => x.globalHash);
-  return { identical: a.rounds.length === task.rounds && JSON.stringify(hashes(a)) === JSON.stringify(hashes(b)), rounds: a.rounds.length, seconds: (performance.now() - started) / 1000 };
+  return {
+    identical: a.rounds.length === task.rounds && JSON.stringify(hashes(a)) === JSON.stringify(hashes(b)),
+    rounds: a.rounds.length,
+    seconds: (performance.now() - started) / 1000,
+  };
 }
 
 async function main(): Promise<void> {
@@ -524,7 +548,9 @@ async function main(): Promise<void> {
         console.log(`CPU profile of the coordinator over the timed rounds: ${r.profile}`);
         const profile = JSON.parse(readFileSync(r.profile, 'utf8')) as CpuProfile;
         console.log(formatSummary(summarize(profile, TIMED_ROUNDS), TIMED_ROUNDS));
-        console.log(`\nthe same, within the ${r.criticalPathWindows.length} critical paths only (receipt of the last accepted upload → next round start sent):`);
+        console.log(
+          `\nthe same, within the ${r.criticalPathWindows.length} critical paths only (receipt of the last accepted upload → next round start sent):`,
+        );
         console.log(formatSummary(summarize(profile, r.criticalPathWindows.length, 25, r.criticalPathWindows), r.criticalPathWindows.length));
       }
       Object.assign(figures, {
@@ -536,21 +562,33 @@ async function main(): Promise<void> {
         update_layout: { tensors: layout.tensors, values: layout.values },
       });
       const decode = await measureDecode();
-      console.log(`decode 100 × 1 M fp32: ${decode['decode_ms_100x1m']} ms into the arena with the native CRC-32, ${decode['decode_ms_100x1m_baseline']} ms with decodeUpdate and the portable CRC-32`);
+      console.log(
+        `decode 100 × 1 M fp32: ${decode['decode_ms_100x1m']} ms into the arena with the native CRC-32, ${decode['decode_ms_100x1m_baseline']} ms with decodeUpdate and the portable CRC-32`,
+      );
       Object.assign(figures, {
         decode_ms_100x1m: decode['decode_ms_100x1m'],
         decode_ms_100x1m_baseline: decode['decode_ms_100x1m_baseline'],
         decode_detail: decode,
       });
       const idle = await measureIdleFedAvg();
-      console.log(`FedAvg task from a task file, no clients: ${idle.totalMb.toFixed(1)} MB in ${idle.processes} process(es) (coordinator ${idle.coordinatorMb.toFixed(1)} MB)`);
-      Object.assign(figures, { rss_mb_total_fedavg_idle: round1(idle.totalMb), rss_mb_coordinator_fedavg_idle: round1(idle.coordinatorMb), processes_fedavg_idle: idle.processes });
+      console.log(
+        `FedAvg task from a task file, no clients: ${idle.totalMb.toFixed(1)} MB in ${idle.processes} process(es) (coordinator ${idle.coordinatorMb.toFixed(1)} MB)`,
+      );
+      Object.assign(figures, {
+        rss_mb_total_fedavg_idle: round1(idle.totalMb),
+        rss_mb_coordinator_fedavg_idle: round1(idle.coordinatorMb),
+        processes_fedavg_idle: idle.processes,
+      });
       const repro = await measureReproducibility();
-      console.log(`two runs of one seeded simulation: ${repro.rounds} rounds, global-model hashes ${repro.identical ? 'identical after every round' : 'DIFFER'} (${repro.seconds.toFixed(1)} s)`);
+      console.log(
+        `two runs of one seeded simulation: ${repro.rounds} rounds, global-model hashes ${repro.identical ? 'identical after every round' : 'DIFFER'} (${repro.seconds.toFixed(1)} s)`,
+      );
       Object.assign(figures, { reproducible_runs: repro.identical });
       if (!args['skip-capacity']) {
         const capacity = await measureCapacity(false, layout.path);
-        console.log(`max clients at RSS ≤ ${RSS_LIMIT_MB} MB: ${capacity.maxClients} (peak ${capacity.rssAtMax.toFixed(1)} MB); stopped at ${MAX_TARGET} or the limit`);
+        console.log(
+          `max clients at RSS ≤ ${RSS_LIMIT_MB} MB: ${capacity.maxClients} (peak ${capacity.rssAtMax.toFixed(1)} MB); stopped at ${MAX_TARGET} or the limit`,
+        );
         Object.assign(figures, { max_clients: capacity.maxClients, rss_mb_at_max: round1(capacity.rssAtMax), steps: capacity.steps });
       }
     } finally {
@@ -560,7 +598,9 @@ async function main(): Promise<void> {
   if (args['with-model'] || args['model-only']) {
     const capacity = await measureCapacity(true, '');
     const where = args['inline-model'] ? 'in the coordinator process' : 'in the evaluator process';
-    console.log(`[with model ${where}] max clients at coordinator RSS ≤ ${RSS_LIMIT_MB} MB: ${capacity.maxClients} (peak ${capacity.rssAtMax.toFixed(1)} MB, evaluator ${capacity.evaluatorRssAtMax.toFixed(1)} MB, sum ${capacity.totalRssAtMax.toFixed(1)} MB; idle ${capacity.rssIdle.toFixed(1)} + ${capacity.evaluatorRssIdle.toFixed(1)} MB with the model built and no clients)`);
+    console.log(
+      `[with model ${where}] max clients at coordinator RSS ≤ ${RSS_LIMIT_MB} MB: ${capacity.maxClients} (peak ${capacity.rssAtMax.toFixed(1)} MB, evaluator ${capacity.evaluatorRssAtMax.toFixed(1)} MB, sum ${capacity.totalRssAtMax.toFixed(1)} MB; idle ${capacity.rssIdle.toFixed(1)} + ${capacity.evaluatorRssIdle.toFixed(1)} MB with the model built and no clients)`,
+    );
     const p99s = capacity.probes.map((p) => p.p99Ms);
     Object.assign(figures, {
       model_in: args['inline-model'] ? 'coordinator-process' : 'evaluator-process',
@@ -573,7 +613,8 @@ async function main(): Promise<void> {
       event_loop_p99_ms_during_probe: p99s.length > 0 ? Math.max(...p99s) : null,
       event_loop_p99_ms_during_probe_median: p99s.length > 0 ? median(p99s) : null,
       event_loop_max_ms_during_probe: p99s.length > 0 ? Math.max(...capacity.probes.map((p) => p.maxMs)) : null,
-      probe_ms_per_candidate_median: p99s.length > 0 ? round1(median(capacity.probes.filter((p) => p.candidates > 0).map((p) => p.probeMs / (p.candidates + 1)))) : null,
+      probe_ms_per_candidate_median:
+        p99s.length > 0 ? round1(median(capacity.probes.filter((p) => p.candidates > 0).map((p) => p.probeMs / (p.candidates + 1)))) : null,
       probe_rounds: p99s.length,
       steps_with_model: capacity.steps,
     });

@@ -87,7 +87,9 @@ function timedProbes(model: TaskEvaluator): TaskEvaluator {
       // One more turn of the loop, so a probe that blocked it has its delay recorded.
       await new Promise((r) => setTimeout(r, ELD_RESOLUTION_MS + 1));
       const ms = (ns: number) => Number((ns / 1e6).toFixed(1));
-      process.stdout.write(`BENCH_PROBE ${JSON.stringify({ p99Ms: ms(loopDelay.percentile(99)), maxMs: ms(loopDelay.max), meanMs: ms(loopDelay.mean), probeMs: Number(probeMs.toFixed(0)), candidates: deltas.length })}\n`);
+      process.stdout.write(
+        `BENCH_PROBE ${JSON.stringify({ p99Ms: ms(loopDelay.percentile(99)), maxMs: ms(loopDelay.max), meanMs: ms(loopDelay.mean), probeMs: Number(probeMs.toFixed(0)), candidates: deltas.length })}\n`,
+      );
     }
   };
   // Every other member is the model's own, bound to it, whatever the interface holds.
@@ -113,7 +115,9 @@ const overrides = {
   maxRoundAttempts: 1000,
 };
 const demo = parseYaml(readFileSync(demoTaskFile, 'utf8')) as Record<string, unknown>;
-const task = config.taskFile ? readTaskFile(config.taskFile) : parseTask({ ...demo, ...overrides, ...(config.withModel ? {} : { strategy: { name: 'fedavg' } }) }, 'demo-digits.yaml');
+const task = config.taskFile
+  ? readTaskFile(config.taskFile)
+  : parseTask({ ...demo, ...overrides, ...(config.withModel ? {} : { strategy: { name: 'fedavg' } }) }, 'demo-digits.yaml');
 const store = new SqliteStore({ path: join(config.dataDir, 'bench.db') });
 const logger = pino({ level: config.logLevel ?? 'info' }, pino.destination({ dest: join(config.dataDir, 'coordinator.log'), sync: false }));
 
@@ -133,7 +137,12 @@ if (config.taskFile) {
   setup = { config: task, joinToken: 'bench-join', model: timedProbes(model) };
 } else {
   const initial = config.initialGlobalFile ? readInitialGlobal(config.initialGlobalFile) : null;
-  setup = { config: task, joinToken: 'bench-join', model: null, ...(initial ? { initialGlobal: () => initial.map((t) => ({ ...t, values: t.values.slice() })) } : {}) };
+  setup = {
+    config: task,
+    joinToken: 'bench-join',
+    model: null,
+    ...(initial ? { initialGlobal: () => initial.map((t) => ({ ...t, values: t.values.slice() })) } : {}),
+  };
 }
 
 const coordinator = await startCoordinator({

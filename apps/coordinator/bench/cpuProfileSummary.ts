@@ -65,7 +65,12 @@ export interface SelfTime {
 }
 
 /** Self time by area and by function (top `top`), busiest first; only inside `windows` when given. */
-export function summarize(profile: CpuProfile, rounds: number, top = 25, windows?: readonly (readonly [number, number])[]): { totalMs: number; idleMs: number; areas: SelfTime[]; functions: SelfTime[] } {
+export function summarize(
+  profile: CpuProfile,
+  rounds: number,
+  top = 25,
+  windows?: readonly (readonly [number, number])[],
+): { totalMs: number; idleMs: number; areas: SelfTime[]; functions: SelfTime[] } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parentOf = new Map<number, ProfileNode>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n);
@@ -91,7 +96,12 @@ export function summarize(profile: CpuProfile, rounds: number, top = 25, windows
     }
     areas.set(area, (areas.get(area) ?? 0) + us);
     const { functionName, url, lineNumber } = node.callFrame;
-    const where = url === '' ? (functionName.startsWith('(') ? '' : ` [native, under ${area}]`) : ` ${url.replace(/^.*\/(node_modules\/(\.pnpm\/[^/]+\/node_modules\/)?|work\/main\/)/, '')}:${lineNumber + 1}`;
+    const where =
+      url === ''
+        ? functionName.startsWith('(')
+          ? ''
+          : ` [native, under ${area}]`
+        : ` ${url.replace(/^.*\/(node_modules\/(\.pnpm\/[^/]+\/node_modules\/)?|work\/main\/)/, '')}:${lineNumber + 1}`;
     const key = `${functionName || '(anonymous)'}${where}`;
     functions.set(key, (functions.get(key) ?? 0) + us);
   }
@@ -100,7 +110,12 @@ export function summarize(profile: CpuProfile, rounds: number, top = 25, windows
       .sort((a, b) => b[1] - a[1])
       .map(([name, us]) => ({ name, ms: Number((us / 1000).toFixed(1)), msPerRound: rounds > 0 ? Number((us / 1000 / rounds).toFixed(2)) : 0 }));
   const busyUs = [...areas.values()].reduce((a, b) => a + b, 0);
-  return { totalMs: Number((busyUs / 1000).toFixed(1)), idleMs: Number((idleUs / 1000).toFixed(1)), areas: lines(areas), functions: lines(functions).slice(0, top) };
+  return {
+    totalMs: Number((busyUs / 1000).toFixed(1)),
+    idleMs: Number((idleUs / 1000).toFixed(1)),
+    areas: lines(areas),
+    functions: lines(functions).slice(0, top),
+  };
 }
 
 /** The summary as printable lines. */

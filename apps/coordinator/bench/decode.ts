@@ -51,7 +51,15 @@ const messages = Array.from({ length: numClients }, (_, k) => {
   return encodeUpdate({ kind: 'delta', taskId: 'bench', round: 1, clientId: `client-${k}`, encoding: 'fp32', tensors }, { crc32: fastCrc32 });
 });
 const maxUpdateBytes = Math.max(...messages.map((m) => m.byteLength));
-const expectFor = (k: number): UpdateExpectations => ({ taskId: 'bench', serverRound: 1, clientId: `client-${k}`, modalities: ['image', 'text', 'audio'], global, maxUpdateBytes, normBound: null });
+const expectFor = (k: number): UpdateExpectations => ({
+  taskId: 'bench',
+  serverRound: 1,
+  clientId: `client-${k}`,
+  modalities: ['image', 'text', 'audio'],
+  global,
+  maxUpdateBytes,
+  normBound: null,
+});
 const arena = createUpdateArena({ layout: layoutOf(global), capacity: numClients });
 
 let sink = 0;

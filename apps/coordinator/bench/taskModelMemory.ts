@@ -23,9 +23,22 @@ function wasmHeapMb(): number {
 const stages: Record<string, Record<string, number>> = {};
 function record(stage: string): void {
   const m = process.memoryUsage();
-  const row = { rssMb: m.rss / 2 ** 20, heapUsedMb: m.heapUsed / 2 ** 20, externalMb: m.external / 2 ** 20, arrayBuffersMb: m.arrayBuffers / 2 ** 20, wasmHeapMb: wasmHeapMb(), numTensors: tf.memory().numTensors, tensorMb: tf.memory().numBytes / 2 ** 20 };
+  const row = {
+    rssMb: m.rss / 2 ** 20,
+    heapUsedMb: m.heapUsed / 2 ** 20,
+    externalMb: m.external / 2 ** 20,
+    arrayBuffersMb: m.arrayBuffers / 2 ** 20,
+    wasmHeapMb: wasmHeapMb(),
+    numTensors: tf.memory().numTensors,
+    tensorMb: tf.memory().numBytes / 2 ** 20,
+  };
   stages[stage] = Object.fromEntries(Object.entries(row).map(([k, v]) => [k, Number(v.toFixed(1))]));
-  console.log(stage.padEnd(14), Object.entries(stages[stage]!).map(([k, v]) => `${k}=${v}`).join(' '));
+  console.log(
+    stage.padEnd(14),
+    Object.entries(stages[stage]!)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' '),
+  );
 }
 
 record('start');

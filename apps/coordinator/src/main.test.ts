@@ -126,16 +126,27 @@ describe('coordinator process', () => {
     const dir = mkdtempSync(join(tmpdir(), 'chorus-badtask-'));
     dirs.push(dir);
     const taskFile = join(dir, 'bomb.yaml');
-    const laughs = ['    l0: &l0 [a, a, a, a, a, a, a, a, a, a]', ...Array.from({ length: 6 }, (_, i) => `    l${i + 1}: &l${i + 1} [${Array.from({ length: 10 }, () => `*l${i}`).join(', ')}]`)];
-    writeFileSync(taskFile, TASK_YAML.replace('strategy: { name: fedadam, serverLearningRate: 0.05 }', `strategy:\n  name: fedadam\n  laughs:\n${laughs.join('\n')}`));
+    const laughs = [
+      '    l0: &l0 [a, a, a, a, a, a, a, a, a, a]',
+      ...Array.from({ length: 6 }, (_, i) => `    l${i + 1}: &l${i + 1} [${Array.from({ length: 10 }, () => `*l${i}`).join(', ')}]`),
+    ];
+    writeFileSync(
+      taskFile,
+      TASK_YAML.replace('strategy: { name: fedadam, serverLearningRate: 0.05 }', `strategy:\n  name: fedadam\n  laughs:\n${laughs.join('\n')}`),
+    );
     // Act
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--task', taskFile, '--data-dir', join(dir, 'data'), '--port', '0'], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--task', taskFile, '--data-dir', join(dir, 'data'), '--port', '0'], {
+      cwd: packageRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(child);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const code = await new Promise<number | null>((resolvePromise) => child.once('exit', resolvePromise));
     // Assert: 15 nodes before l0, then 11 + 111 + 1111; inside l3 the 8th copy of l2 (1111 nodes) passes 10 000.
     expect(code).toBe(1);
-    expect(stderr.trim()).toBe(`TASK_INVALID: ${taskFile}:11:49: strategy.laughs.l3[7]: alias *l2 expands to 1111 nodes, taking the document past the 10000 a task file may hold`);
+    expect(stderr.trim()).toBe(
+      `TASK_INVALID: ${taskFile}:11:49: strategy.laughs.l3[7]: alias *l2 expands to 1111 nodes, taking the document past the 10000 a task file may hold`,
+    );
   });
 });

@@ -60,7 +60,8 @@ async function main(): Promise<void> {
     },
   });
   const demoClients = Number(values['demo-clients']);
-  if (!Number.isInteger(demoClients) || demoClients < 0 || demoClients > 64) throw new Error(`--demo-clients must be an integer in [0, 64], got '${values['demo-clients']}'`);
+  if (!Number.isInteger(demoClients) || demoClients < 0 || demoClients > 64)
+    throw new Error(`--demo-clients must be an integer in [0, 64], got '${values['demo-clients']}'`);
   const logger = pino({ level: values['log-level'] });
   const taskFiles = values.task ?? [join(packageRoot, 'tasks', 'demo-digits.yaml')];
   const tasks = taskFiles.map((file) => readTaskFile(file));
@@ -85,7 +86,10 @@ async function main(): Promise<void> {
     host: values.host,
     port,
     adminToken: process.env['CHORUS_ADMIN_TOKEN'] || undefined,
-    corsOrigins: values.cors.split(',').map((s) => s.trim()).filter((s) => s.length > 0),
+    corsOrigins: values.cors
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
     logger,
     staticMounts,
   });
@@ -112,7 +116,8 @@ async function main(): Promise<void> {
     })}\n`,
   );
 
-  const stopDemoClients = demoClients > 0 ? startDemoClients(coordinator.url, tasks[0]!, coordinator.joinTokens.get(tasks[0]!.id)!, demoClients, logger) : undefined;
+  const stopDemoClients =
+    demoClients > 0 ? startDemoClients(coordinator.url, tasks[0]!, coordinator.joinTokens.get(tasks[0]!.id)!, demoClients, logger) : undefined;
 
   let closing = false;
   const shutdown = (signal: string): void => {
@@ -140,12 +145,18 @@ async function main(): Promise<void> {
  */
 function startDemoClients(url: string, task: TaskConfig, token: string, numClients: number, logger: Logger): () => void {
   const args = [
-    '--url', url,
-    '--task', task.id,
-    '--clients', String(numClients),
-    '--dataset', task.dataset.name,
-    '--modalities', task.dataset.modalities.join(','),
-    '--max-examples', '300',
+    '--url',
+    url,
+    '--task',
+    task.id,
+    '--clients',
+    String(numClients),
+    '--dataset',
+    task.dataset.name,
+    '--modalities',
+    task.dataset.modalities.join(','),
+    '--max-examples',
+    '300',
   ];
   // The token travels in the environment, never on a command line other users can read.
   process.env['CHORUS_JOIN_TOKEN'] = token;

@@ -73,7 +73,14 @@ describe('DP accounting matches the sampling performed', () => {
     });
     const initialGlobal = (): Tensor[] => [tensor('image/w', [2], new Float32Array([0, 0])), tensor('fusion/b', [1], new Float32Array([0]))];
     const store = new MemoryStore();
-    const c = await startCoordinator({ tasks: [{ config: task, joinToken: 'join', initialGlobal }], store, adminToken: 'admin', logger: pino({ level: 'silent' }), retryDelayMs: 10, processMetrics: false });
+    const c = await startCoordinator({
+      tasks: [{ config: task, joinToken: 'join', initialGlobal }],
+      store,
+      adminToken: 'admin',
+      logger: pino({ level: 'silent' }),
+      retryDelayMs: 10,
+      processMetrics: false,
+    });
     open.coordinators.push(c);
     const clientIds: string[] = [];
     for (let i = 0; i < 6; i++) {
@@ -94,7 +101,9 @@ describe('DP accounting matches the sampling performed', () => {
     // Act: wait for the task to finish.
     const deadline = Date.now() + 30_000;
     while (c.engines.get('dp')!.snapshot().phase !== 'finished' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const served = (await (await fetch(`${c.url}/api/tasks/dp/metrics`, { headers: { authorization: 'Bearer admin' } })).json()) as { metrics: { serverRound: number; metrics: Record<string, number> }[] };
+    const served = (await (await fetch(`${c.url}/api/tasks/dp/metrics`, { headers: { authorization: 'Bearer admin' } })).json()) as {
+      metrics: { serverRound: number; metrics: Record<string, number> }[];
+    };
 
     // Assert: every attempt invited exactly the Poisson sample of the sorted waiting room at q.
     expect(c.engines.get('dp')!.snapshot().phase).toBe('finished');

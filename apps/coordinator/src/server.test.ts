@@ -17,7 +17,12 @@ import type { TaskConfig } from './task/taskSchema.js';
 import { ConnectRefused, FakeClient, constantDelta, globalOf } from './testing/fakeClient.js';
 
 const silent = pino({ level: 'silent' });
-const open: { coordinators: Coordinator[]; clients: FakeClient[]; stores: CoordinatorStore[]; dirs: string[] } = { coordinators: [], clients: [], stores: [], dirs: [] };
+const open: { coordinators: Coordinator[]; clients: FakeClient[]; stores: CoordinatorStore[]; dirs: string[] } = {
+  coordinators: [],
+  clients: [],
+  stores: [],
+  dirs: [],
+};
 
 afterEach(async () => {
   for (const c of open.clients.splice(0)) c.close();
@@ -69,7 +74,11 @@ async function start(task: TaskConfig, extra: Partial<CoordinatorOptions> = {}, 
   return coordinator;
 }
 
-async function joinClient(c: Coordinator, modalities: ('image' | 'text' | 'audio')[] = ['image', 'text'], auth: Record<string, string> = {}): Promise<FakeClient> {
+async function joinClient(
+  c: Coordinator,
+  modalities: ('image' | 'text' | 'audio')[] = ['image', 'text'],
+  auth: Record<string, string> = {},
+): Promise<FakeClient> {
   const client = await FakeClient.connect(c.url, { taskId: 'demo', token: 'join-secret', ...auth });
   open.clients.push(client);
   const res = await client.hello({ backend: 'cpu', modalities, numExamples: 10 });
@@ -115,7 +124,10 @@ describe('coordinator over real sockets', () => {
     const b = await joinClient(c, ['image']);
     const [ra, rb] = await Promise.all([a.roundStarts.next(5000, 'round start'), b.roundStarts.next(5000, 'round start')]);
     // Act: a sends +0.1 on every group it holds with 1 example; b sends +0.3 on image and fusion with 3.
-    const acks = await Promise.all([a.submitDelta(ra, constantDelta(globalOf(ra), ['image', 'text'], 0.1), 1), b.submitDelta(rb, constantDelta(globalOf(rb), ['image'], 0.3), 3)]);
+    const acks = await Promise.all([
+      a.submitDelta(ra, constantDelta(globalOf(ra), ['image', 'text'], 0.1), 1),
+      b.submitDelta(rb, constantDelta(globalOf(rb), ['image'], 0.3), 3),
+    ]);
     const end = await a.roundEnds.next(5000, 'round end');
     // Assert
     expect(acks.map(codeOf)).toEqual(['ok', 'ok']);
@@ -216,9 +228,24 @@ describe('coordinator over real sockets', () => {
     expect(end).toMatchObject({ status: 'retry', serverRound: 1, globalHash: hashBefore });
     expect(c.engines.get('demo')!.globalHash).toBe(hashBefore);
     expect(store.latestCheckpoint('demo')!.serverRound).toBe(0);
-    const refused = store.listUpdates('demo').filter((u) => u.status === 'rejected').map((u) => u.code).sort();
+    const refused = store
+      .listUpdates('demo')
+      .filter((u) => u.status === 'rejected')
+      .map((u) => u.code)
+      .sort();
     expect(refused).toEqual(
-      ['DUPLICATE_UPDATE', 'UPDATE_MALFORMED', 'UPDATE_SHAPE', 'UPDATE_NON_FINITE', 'UPDATE_TOO_LARGE', 'UPDATE_NORM', 'UPDATE_SHAPE', 'NOT_SELECTED', 'ROUND_CLOSED', 'LATE_UPDATE'].sort(),
+      [
+        'DUPLICATE_UPDATE',
+        'UPDATE_MALFORMED',
+        'UPDATE_SHAPE',
+        'UPDATE_NON_FINITE',
+        'UPDATE_TOO_LARGE',
+        'UPDATE_NORM',
+        'UPDATE_SHAPE',
+        'NOT_SELECTED',
+        'ROUND_CLOSED',
+        'LATE_UPDATE',
+      ].sort(),
     );
     const metrics = await (await fetch(`${c.url}/metrics`)).text();
     expect(metrics).toMatch(/chorus_rejections_total\{task="demo",code="UPDATE_SHAPE"\} 2/);
@@ -268,7 +295,10 @@ describe('coordinator over real sockets', () => {
     const retried = await a.roundEnds.next(5000, 'retry');
     const newcomer = await joinClient(c);
     const [ra, rn] = await Promise.all([a.roundStarts.next(5000, 'second attempt'), newcomer.roundStarts.next(5000, 'second attempt')]);
-    await Promise.all([a.submitDelta(ra, constantDelta(globalOf(ra), ['image', 'text'], 0.1), 1), newcomer.submitDelta(rn, constantDelta(globalOf(rn), ['image', 'text'], 0.1), 1)]);
+    await Promise.all([
+      a.submitDelta(ra, constantDelta(globalOf(ra), ['image', 'text'], 0.1), 1),
+      newcomer.submitDelta(rn, constantDelta(globalOf(rn), ['image', 'text'], 0.1), 1),
+    ]);
     const end = await a.roundEnds.next(5000, 'round end');
     // Assert
     expect(retried).toMatchObject({ status: 'retry', attempt: 1 });
@@ -298,7 +328,10 @@ describe('coordinator over real sockets', () => {
     const a = await joinClient(first);
     const b = await joinClient(first);
     const [ra, rb] = await Promise.all([a.roundStarts.next(5000, 'round 1'), b.roundStarts.next(5000, 'round 1')]);
-    await Promise.all([a.submitDelta(ra, constantDelta(globalOf(ra), ['image', 'text'], 0.3), 2), b.submitDelta(rb, constantDelta(globalOf(rb), ['image', 'text'], 0.1), 2)]);
+    await Promise.all([
+      a.submitDelta(ra, constantDelta(globalOf(ra), ['image', 'text'], 0.3), 2),
+      b.submitDelta(rb, constantDelta(globalOf(rb), ['image', 'text'], 0.1), 2),
+    ]);
     const end = await a.roundEnds.next(5000, 'round 1 end');
     await a.roundStarts.next(5000, 'round 2');
     const identity = { clientId: a.clientId!, clientSecret: a.clientSecret! };
@@ -316,7 +349,9 @@ describe('coordinator over real sockets', () => {
     expect(second.engines.get('demo')!.snapshot().completedRounds).toBe(1);
     expect(hello).toMatchObject({ ok: true, clientId: identity.clientId, completedRounds: 1 });
     expect('clientSecret' in hello).toBe(false);
-    const rounds = (await (await admin(second, '/api/tasks/demo/rounds')).json()) as { rounds: { serverRound: number; status: string; reason: string | null }[] };
+    const rounds = (await (await admin(second, '/api/tasks/demo/rounds')).json()) as {
+      rounds: { serverRound: number; status: string; reason: string | null }[];
+    };
     expect(rounds.rounds.map((r) => [r.serverRound, r.status])).toEqual([
       [1, 'completed'],
       [2, 'retry'],
@@ -332,7 +367,10 @@ describe('coordinator over real sockets', () => {
     // Act
     for (let round = 1; round <= 6; round++) {
       const [ra, rb] = await Promise.all([a.roundStarts.next(5000, 'round start'), b.roundStarts.next(5000, 'round start')]);
-      const acks = await Promise.all([a.submitDelta(ra, constantDelta(globalOf(ra), ['image', 'text'], 0.01), 1), b.submitDelta(rb, constantDelta(globalOf(rb), ['image', 'text'], 0.01), 1)]);
+      const acks = await Promise.all([
+        a.submitDelta(ra, constantDelta(globalOf(ra), ['image', 'text'], 0.01), 1),
+        b.submitDelta(rb, constantDelta(globalOf(rb), ['image', 'text'], 0.01), 1),
+      ]);
       codes.push(...acks.map(codeOf));
       if (round === 6) {
         // Two uploads nobody asked for: the first spends the bucket (and is refused by the engine), the second is rate limited.
@@ -354,7 +392,9 @@ describe('coordinator over real sockets', () => {
     open.clients.push(client);
     // Act
     const beforeHello = await client.socket.timeout(2000).emitWithAck('submitUpdate', { type: 'update' } as never);
-    const badHello = await client.socket.timeout(2000).emitWithAck('hello', { type: 'hello', protocolVersion: 1, capabilities: { backend: 'cpu', modalities: ['smell'], numExamples: 1 } } as never);
+    const badHello = await client.socket
+      .timeout(2000)
+      .emitWithAck('hello', { type: 'hello', protocolVersion: 1, capabilities: { backend: 'cpu', modalities: ['smell'], numExamples: 1 } } as never);
     const oldVersion = await client.hello({ backend: 'cpu', modalities: ['image'], numExamples: 1 }, 0);
     (client.socket as unknown as { emit(event: string, payload: unknown): void }).emit('hello', 'no ack here');
     const ok = await client.hello({ backend: 'cpu', modalities: ['image'], numExamples: 1 });

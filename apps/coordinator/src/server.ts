@@ -31,15 +31,7 @@ import type { BuiltStrategy } from './strategy/fromConfig.js';
 import { ADMIN_NAMESPACE, ackError, adminAuthSchema } from '@chorus/protocol';
 import type { Ack, AdminClientToServerEvents, AdminServerToClientEvents, ProtocolErrorCode } from '@chorus/protocol';
 import { PROTOCOL_VERSION, authSchema, helloSchema, updateSchema } from '@chorus/protocol';
-import type {
-  ClientToServerEvents,
-  ConnectErrorData,
-  HelloResult,
-  InterServerEvents,
-  ServerToClientEvents,
-  SocketData,
-  UpdateResult,
-} from '@chorus/protocol';
+import type { ClientToServerEvents, ConnectErrorData, HelloResult, InterServerEvents, ServerToClientEvents, SocketData, UpdateResult } from '@chorus/protocol';
 import { KeyedRateLimiter, TokenBucket } from './security/rateLimit.js';
 import type { TokenBucketOptions } from './security/rateLimit.js';
 import { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } from './security/tokens.js';
@@ -177,7 +169,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   // The API handler is the server's only request listener when socket.io attaches: engine.io then
   // routes its own path (`/socket.io/`) to itself and every other request here, so the two never
   // both answer one request (a second answer would throw inside engine.io and end the process).
-  const httpServer = createServer(createRequestHandler({ store, engines, metrics, adminToken, corsOrigins, logger, models, ...(options.staticMounts ? { staticMounts: options.staticMounts } : {}) }));
+  const httpServer = createServer(
+    createRequestHandler({
+      store,
+      engines,
+      metrics,
+      adminToken,
+      corsOrigins,
+      logger,
+      models,
+      ...(options.staticMounts ? { staticMounts: options.staticMounts } : {}),
+    }),
+  );
   const maxUpdateBytes = Math.max(...options.tasks.map((t) => t.config.maxUpdateBytes));
   const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(httpServer, {
     serveClient: false,
@@ -263,10 +266,17 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       ...(model && task.evaluation.testExamples > 0 ? { evaluateGlobal: (_round: number, parameters: Parameters) => model.evaluate(parameters) } : {}),
       onRoundCompleted: (summary) => {
         if (model) suspendWhenIdle(evaluatorIdleMs);
-        admin.to(taskRoom(task.id)).emit('roundCompleted', { type: 'round-completed', protocolVersion: PROTOCOL_VERSION, ...summary, metrics: { ...summary.metrics }, trust: [...summary.trust] });
+        admin.to(taskRoom(task.id)).emit('roundCompleted', {
+          type: 'round-completed',
+          protocolVersion: PROTOCOL_VERSION,
+          ...summary,
+          metrics: { ...summary.metrics },
+          trust: [...summary.trust],
+        });
       },
       onStatusChanged: (change) => {
-        if (model && (change.status === 'finished' || change.status === 'failed' || change.status === 'stopped' || change.status === 'paused')) suspendWhenIdle(0);
+        if (model && (change.status === 'finished' || change.status === 'failed' || change.status === 'stopped' || change.status === 'paused'))
+          suspendWhenIdle(0);
         admin.to(taskRoom(task.id)).emit('taskStatus', { type: 'task-status', protocolVersion: PROTOCOL_VERSION, ...change });
       },
       onClientsSelected: (clientIds) => {
@@ -286,7 +296,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (!modelEachRound) await model.suspend?.();
       else suspendWhenIdle(evaluatorIdleMs);
     }
-    if (built?.noise) logger.info({ task: task.id, noise: built.noise }, built.noise === 'crypto' ? 'DP noise from the OS CSPRNG' : 'DP noise seeded from the task seed (reproducible, not for production)');
+    if (built?.noise)
+      logger.info(
+        { task: task.id, noise: built.noise },
+        built.noise === 'crypto' ? 'DP noise from the OS CSPRNG' : 'DP noise seeded from the task seed (reproducible, not for production)',
+      );
     engines.set(task.id, engine);
   }
 
@@ -385,7 +399,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (clientId === undefined) {
         clientId = generateId('c');
         clientSecret = generateToken();
-        store.createClient({ clientId, taskId: socket.data.taskId, secretHash: hashToken(clientSecret), capabilitiesJson: JSON.stringify(capabilities), createdAt: now, lastSeenAt: now });
+        store.createClient({
+          clientId,
+          taskId: socket.data.taskId,
+          secretHash: hashToken(clientSecret),
+          capabilitiesJson: JSON.stringify(capabilities),
+          createdAt: now,
+          lastSeenAt: now,
+        });
         socket.data.clientId = clientId;
       } else {
         store.touchClient(clientId, now, JSON.stringify(capabilities));
@@ -396,7 +417,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       socket.data.joined = true;
       void socket.join(taskRoom(socket.data.taskId));
       engine.join(clientId, capabilities);
-      log.info({ clientId, modalities: capabilities.modalities, numExamples: capabilities.numExamples, newIdentity: clientSecret !== undefined }, 'client joined');
+      log.info(
+        { clientId, modalities: capabilities.modalities, numExamples: capabilities.numExamples, newIdentity: clientSecret !== undefined },
+        'client joined',
+      );
       return {
         ok: true,
         clientId,
@@ -486,9 +510,16 @@ function rootExamplesOf(task: TaskConfig): number {
 
 /** Refuses to serve a stored checkpoint whose tensors are not the model's (another base or rank). */
 function checkLayout(taskId: string, global: Parameters, expected: Parameters): void {
-  const key = (ts: Parameters): string => ts.map((t) => `${t.name}[${t.shape.join(',')}]`).sort().join(' ');
+  const key = (ts: Parameters): string =>
+    ts
+      .map((t) => `${t.name}[${t.shape.join(',')}]`)
+      .sort()
+      .join(' ');
   if (key(global) !== key(expected)) {
-    throw new CoordinatorError('CHECKPOINT_CORRUPT', `task ${taskId}: the stored global model's tensors do not match the task's model (was the model section of the task file changed?)`);
+    throw new CoordinatorError(
+      'CHECKPOINT_CORRUPT',
+      `task ${taskId}: the stored global model's tensors do not match the task's model (was the model section of the task file changed?)`,
+    );
   }
 }
 

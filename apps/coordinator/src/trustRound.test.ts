@@ -60,8 +60,19 @@ let roundEnd: { globalHash: string };
 
 beforeAll(async () => {
   store = new MemoryStore();
-  coordinator = await startCoordinator({ tasks: [{ config: task, joinToken: 'join-secret' }], store, adminToken: 'admin-secret', logger: pino({ level: 'silent' }), processMetrics: false });
-  adminSocket = connectAdmin(`${coordinator.url}${ADMIN_NAMESPACE}`, { transports: ['websocket'], reconnection: false, forceNew: true, auth: { adminToken: 'admin-secret' } });
+  coordinator = await startCoordinator({
+    tasks: [{ config: task, joinToken: 'join-secret' }],
+    store,
+    adminToken: 'admin-secret',
+    logger: pino({ level: 'silent' }),
+    processMetrics: false,
+  });
+  adminSocket = connectAdmin(`${coordinator.url}${ADMIN_NAMESPACE}`, {
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+    auth: { adminToken: 'admin-secret' },
+  });
   adminSocket.on('roundCompleted', (p) => streamed.push(p));
   await new Promise<void>((resolve, reject) => {
     adminSocket.once('connect', () => resolve());
@@ -115,7 +126,8 @@ describe('trust-aware aggregation with the server probe set', () => {
     // Act
     const metrics = store.listMetrics('demo')[0]!.metrics;
     // Assert
-    for (const key of ['probeMsPerCandidate', 'eval.accuracy', 'eval.loss', 'eval.image.accuracy', 'eval.text.loss', 'trust.mean', 'evalMs']) expect(metrics[key], key).toBeTypeOf('number');
+    for (const key of ['probeMsPerCandidate', 'eval.accuracy', 'eval.loss', 'eval.image.accuracy', 'eval.text.loss', 'trust.mean', 'evalMs'])
+      expect(metrics[key], key).toBeTypeOf('number');
     expect(metrics['probeExamples']).toBe(32);
     expect(metrics['eval.accuracy']).toBeGreaterThanOrEqual(0);
     expect(metrics['eval.accuracy']).toBeLessThanOrEqual(1);
@@ -123,7 +135,12 @@ describe('trust-aware aggregation with the server probe set', () => {
 
   it('streams the committed round with its trust scores to admin sockets and refuses one without the token', async () => {
     // Arrange
-    const stranger = connectAdmin(`${coordinator.url}${ADMIN_NAMESPACE}`, { transports: ['websocket'], reconnection: false, forceNew: true, auth: { adminToken: 'wrong' } });
+    const stranger = connectAdmin(`${coordinator.url}${ADMIN_NAMESPACE}`, {
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+      auth: { adminToken: 'wrong' },
+    });
     // Act
     const refused = await new Promise<string | undefined>((resolve) => {
       stranger.once('connect', () => resolve(undefined));

@@ -65,7 +65,10 @@ export function parseExperimentsArgs(argv: readonly string[], known: readonly st
   } catch (err) {
     throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', (err as Error).message);
   }
-  const only = (values.only ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s.length > 0);
+  const only = (values.only ?? [])
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   const unknown = only.filter((id) => !known.includes(id));
   if (unknown.length > 0) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', `--only: unknown section ${unknown.join(', ')} (known: ${known.join(', ')})`);
   const seedText = values.seeds ?? (values.quick ? '1' : '1,2,3');
@@ -82,4 +85,3 @@ export function parseExperimentsArgs(argv: readonly string[], known: readonly st
   if (shard !== null && cacheDir === null) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', '--shard needs the run cache: the shards meet only there');
   return { quick: values.quick, only: only.length > 0 ? only : known, outDir, seeds, jobs, cacheDir, fresh: values.fresh, shard };
 }
-

@@ -10,7 +10,10 @@ describe('unionEpoch', () => {
     const batches = unionEpoch([3, 2], 2, createRng(1));
 
     expect(batches.map((b) => b.length)).toEqual([2, 2, 1]);
-    const seen = batches.flat().map((e) => `${e.dataset}:${e.index}`).sort();
+    const seen = batches
+      .flat()
+      .map((e) => `${e.dataset}:${e.index}`)
+      .sort();
     expect(seen).toEqual(['0:0', '0:1', '0:2', '1:0', '1:1']);
     expect(unionEpoch([3, 2], 2, createRng(1))).toEqual(batches);
   });
@@ -28,7 +31,14 @@ describe('unionBatch', () => {
     const audio = new ArrayDataset(Int32Array.from([9]), { audio: { values: Float32Array.from([0.5, 0.25]), shape: [1, 2, 1] } });
 
     // Act
-    const batch = await unionBatch([text, audio], [{ dataset: 1, index: 0 }, { dataset: 0, index: 1 }], ['image', 'text', 'audio']);
+    const batch = await unionBatch(
+      [text, audio],
+      [
+        { dataset: 1, index: 0 },
+        { dataset: 0, index: 1 },
+      ],
+      ['image', 'text', 'audio'],
+    );
 
     // Assert
     try {
@@ -47,7 +57,7 @@ describe('unionBatch', () => {
 function images(labels: number[]): ArrayDataset {
   const values = new Float32Array(labels.length * 28 * 28);
   labels.forEach((y, i) => {
-    for (let r = 0; r < 28; r++) for (let c = 0; c < 28; c++) values[i * 784 + r * 28 + c] = (r < 14) === (y === 0) ? 1 : 0;
+    for (let r = 0; r < 28; r++) for (let c = 0; c < 28; c++) values[i * 784 + r * 28 + c] = r < 14 === (y === 0) ? 1 : 0;
   });
   return new ArrayDataset(Int32Array.from(labels), { image: { values, shape: [labels.length, 28, 28, 1] } });
 }
@@ -82,12 +92,17 @@ describe('trainOnUnion, restrictModalities and evaluateByModality', () => {
     const text = new ArrayDataset(Int32Array.from([0]), { text: { values: new Int32Array(8), shape: [1, 8] } });
     const before = model.adapterParameters().map((t) => Array.from(t.values));
 
-    await expect(trainOnUnion({ model, datasets: [images([0]), text], epochs: 1, batchSize: 1, seed: 0 })).rejects.toMatchObject({ code: 'EXPERIMENTS_BAD_INPUT' });
+    await expect(trainOnUnion({ model, datasets: [images([0]), text], epochs: 1, batchSize: 1, seed: 0 })).rejects.toMatchObject({
+      code: 'EXPERIMENTS_BAD_INPUT',
+    });
     expect(model.adapterParameters().map((t) => Array.from(t.values))).toEqual(before);
   });
 
   it('restrictModalities keeps only the asked inputs and refuses one the dataset lacks', async () => {
-    const ds = new ArrayDataset(Int32Array.from([3, 4]), { text: { values: Int32Array.from([1, 2, 3, 4]), shape: [2, 2] }, audio: { values: new Float32Array(2 * 3), shape: [2, 3, 1] } });
+    const ds = new ArrayDataset(Int32Array.from([3, 4]), {
+      text: { values: Int32Array.from([1, 2, 3, 4]), shape: [2, 2] },
+      audio: { values: new Float32Array(2 * 3), shape: [2, 3, 1] },
+    });
 
     const onlyText = restrictModalities(ds, ['text']);
     const batch = await onlyText.read([1]);

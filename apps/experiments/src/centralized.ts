@@ -20,14 +20,18 @@ export interface UnionExample {
 }
 
 function checkInt(fn: string, field: string, value: number, min: number): void {
-  if (!(Number.isInteger(value) && value >= min)) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `${fn}: ${field} must be an integer ≥ ${min}, got ${value}`);
+  if (!(Number.isInteger(value) && value >= min))
+    throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `${fn}: ${field} must be an integer ≥ ${min}, got ${value}`);
 }
 
 /** One epoch over datasets of `sizes` examples: every example of every dataset, shuffled together and cut into batches of `batchSize` (the last one shorter). */
 export function unionEpoch(sizes: readonly number[], batchSize: number, rng: Rng): UnionExample[][] {
   checkInt('unionEpoch', 'batchSize', batchSize, 1);
   sizes.forEach((n, i) => checkInt('unionEpoch', `sizes[${i}]`, n, 0));
-  const all = shuffled(rng, sizes.flatMap((n, dataset) => Array.from({ length: n }, (_, index) => ({ dataset, index }))));
+  const all = shuffled(
+    rng,
+    sizes.flatMap((n, dataset) => Array.from({ length: n }, (_, index) => ({ dataset, index }))),
+  );
   const batches: UnionExample[][] = [];
   for (let start = 0; start < all.length; start += batchSize) batches.push(all.slice(start, start + batchSize));
   return batches;
@@ -38,12 +42,18 @@ export function unionEpoch(sizes: readonly number[], batchSize: number, rng: Rng
  * example's dataset lacks that modality, with a presence row that masks it out of the head (the
  * model's own missing-modality path). The caller disposes the tensors.
  */
-export async function unionBatch(datasets: readonly LocalDataset[], examples: readonly UnionExample[], modalities: readonly Modality[]): Promise<MultimodalBatch> {
+export async function unionBatch(
+  datasets: readonly LocalDataset[],
+  examples: readonly UnionExample[],
+  modalities: readonly Modality[],
+): Promise<MultimodalBatch> {
   const size = examples.length;
-  const parts = await Promise.all(datasets.map(async (d, i) => {
-    const rows = examples.flatMap((e, row) => (e.dataset === i ? [{ row, index: e.index }] : []));
-    return rows.length === 0 ? null : { rows, host: await d.read(rows.map((r) => r.index)) };
-  }));
+  const parts = await Promise.all(
+    datasets.map(async (d, i) => {
+      const rows = examples.flatMap((e, row) => (e.dataset === i ? [{ row, index: e.index }] : []));
+      return rows.length === 0 ? null : { rows, host: await d.read(rows.map((r) => r.index)) };
+    }),
+  );
   const labels = new Int32Array(size);
   const present = new Float32Array(size * modalities.length);
   const inputs: Partial<Record<Modality, { values: Float32Array | Int32Array; shape: number[] }>> = {};
@@ -54,7 +64,10 @@ export async function unionBatch(datasets: readonly LocalDataset[], examples: re
       const a = part.host[m];
       if (!a) return;
       const rowSize = a.shape.slice(1).reduce((p, q) => p * q, 1);
-      const target = (inputs[m] ??= { values: a.values instanceof Int32Array ? new Int32Array(size * rowSize) : new Float32Array(size * rowSize), shape: [size, ...a.shape.slice(1)] });
+      const target = (inputs[m] ??= {
+        values: a.values instanceof Int32Array ? new Int32Array(size * rowSize) : new Float32Array(size * rowSize),
+        shape: [size, ...a.shape.slice(1)],
+      });
       part.rows.forEach((r, j) => {
         target.values.set(a.values.subarray(j * rowSize, (j + 1) * rowSize), r.row * rowSize);
         present[r.row * modalities.length + mi] = 1;
@@ -87,14 +100,19 @@ export async function trainOnUnion(options: UnionTrainingOptions): Promise<{ num
   checkInt('trainOnUnion', 'epochs', epochs, 1);
   if (datasets.length === 0) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', 'trainOnUnion: needs at least one dataset');
   datasets.forEach((d, i) => {
-    if (!d.modalities.some((m) => model.modalities.includes(m))) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `trainOnUnion: dataset ${i} has none of the model's modalities (${model.modalities.join(', ')})`);
+    if (!d.modalities.some((m) => model.modalities.includes(m)))
+      throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `trainOnUnion: dataset ${i} has none of the model's modalities (${model.modalities.join(', ')})`);
   });
   const rng = createRng(options.seed);
   let numSteps = 0;
   let lossSum = 0;
   let examples = 0;
   for (let epoch = 0; epoch < epochs; epoch++) {
-    for (const chunk of unionEpoch(datasets.map((d) => d.numExamples), batchSize, rng)) {
+    for (const chunk of unionEpoch(
+      datasets.map((d) => d.numExamples),
+      batchSize,
+      rng,
+    )) {
       const batch = await unionBatch(datasets, chunk, model.modalities);
       try {
         lossSum += model.trainStep(batch).loss * chunk.length;

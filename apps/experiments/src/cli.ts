@@ -70,7 +70,12 @@ const ENTRY = fileURLToPath(new URL('./main.ts', import.meta.url));
 function runChild(id: string, args: ExperimentsArgs, scratch: string, log: (line: string) => void): Promise<SectionResult> {
   const file = join(scratch, `${id}.json`);
   const childArgs = [
-    '--child', id, '--result', file, '--seeds', args.seeds.join(','),
+    '--child',
+    id,
+    '--result',
+    file,
+    '--seeds',
+    args.seeds.join(','),
     ...(args.quick ? ['--quick'] : []),
     ...(args.cacheDir === null ? [] : ['--cache', args.cacheDir]),
     ...(args.fresh ? ['--fresh'] : []),
@@ -89,7 +94,10 @@ function runChild(id: string, args: ExperimentsArgs, scratch: string, log: (line
     child.on('exit', (code, signal) => {
       if (limit) clearTimeout(limit);
       if (!done || code !== 0) {
-        const why = signal === 'SIGKILL' && args.quick ? `was stopped after ${QUICK_SECTION_LIMIT_MS / 60_000} minutes` : `exited with ${signal ?? `code ${code}`} before reporting`;
+        const why =
+          signal === 'SIGKILL' && args.quick
+            ? `was stopped after ${QUICK_SECTION_LIMIT_MS / 60_000} minutes`
+            : `exited with ${signal ?? `code ${code}`} before reporting`;
         reject(new ExperimentsError('EXPERIMENTS_RUN_FAILED', `section ${id} ${why}`));
         return;
       }
@@ -141,7 +149,15 @@ export async function runExperiments(args: ExperimentsArgs, log: (line: string) 
 }
 
 /** Child mode: runs one section in this process and writes its result to `file`. */
-async function child(id: string, file: string, quick: boolean, seeds: readonly number[], cacheDir: string | null, fresh: boolean, shard: Shard | null): Promise<void> {
+async function child(
+  id: string,
+  file: string,
+  quick: boolean,
+  seeds: readonly number[],
+  cacheDir: string | null,
+  fresh: boolean,
+  shard: Shard | null,
+): Promise<void> {
   const entry = SECTIONS.find((s) => s.id === id);
   if (!entry) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', `unknown section '${id}'`);
   const send = (m: ChildMessage): Promise<void> => new Promise((done) => (process.send ? process.send(m, undefined, undefined, () => done()) : done()));
@@ -158,13 +174,21 @@ export async function main(argv: readonly string[]): Promise<never> {
   if (childAt >= 0) {
     const value = (flag: string): string => argv[argv.indexOf(flag) + 1] ?? '';
     await child(
-      value('--child'), value('--result'), argv.includes('--quick'), value('--seeds').split(',').map(Number),
-      argv.includes('--cache') ? value('--cache') : null, argv.includes('--fresh'), argv.includes('--shard') ? parseShard(value('--shard')) : null,
+      value('--child'),
+      value('--result'),
+      argv.includes('--quick'),
+      value('--seeds').split(',').map(Number),
+      argv.includes('--cache') ? value('--cache') : null,
+      argv.includes('--fresh'),
+      argv.includes('--shard') ? parseShard(value('--shard')) : null,
     );
     // Sockets and the WASM backend may hold the loop open; the result is written, so leave.
     process.exit(0);
   }
-  const args = parseExperimentsArgs(argv, SECTIONS.map((s) => s.id));
+  const args = parseExperimentsArgs(
+    argv,
+    SECTIONS.map((s) => s.id),
+  );
   const ok = await runExperiments(args);
   process.exit(ok ? 0 : 1);
 }

@@ -58,7 +58,12 @@ describe('fedMmxChecks', () => {
   });
 
   it('fail on an unfinished run, a failed ablation, a small gain, LOCAL above centralized, and unfaithful explanations', () => {
-    const checks = fedMmxChecks({ runs: [run('fedavg', 0.6, 0.1, 2), run('fedmm-x', 0.29, -0.01)], bounds: [bounds(0.1, 0.4, 0.5)], settings: FEDMMX_QUICK, skipped: { 'linear-head': 'EVALUATOR_EXITED' } });
+    const checks = fedMmxChecks({
+      runs: [run('fedavg', 0.6, 0.1, 2), run('fedmm-x', 0.29, -0.01)],
+      bounds: [bounds(0.1, 0.4, 0.5)],
+      settings: FEDMMX_QUICK,
+      skipped: { 'linear-head': 'EVALUATOR_EXITED' },
+    });
 
     expect(checks.map((c) => c.ok)).toEqual([false, false, false, false, false]);
     expect(checks[0]!.detail).toContain('fedavg/s1');
@@ -72,7 +77,15 @@ describe('renderFedMmx', () => {
     const seed2 = (r: FederatedRun): FederatedRun => ({ ...r, seed: 2 });
     const runs = [run('fedavg', 0.5), seed2(run('fedavg', 0.7)), run('fedmm-x', 0.65), seed2(run('fedmm-x', 0.75)), run('fedprox', 0.6), run('no-lmodal', 0.6)];
 
-    const section = renderFedMmx({ settings: FEDMMX_QUICK, seeds: [1, 2], skipped: { 'linear-head': 'EVALUATOR_EXITED' }, runs, bounds: [bounds(0.1, 0.9, 0.3)], durationMs: 61_000, quick: true });
+    const section = renderFedMmx({
+      settings: FEDMMX_QUICK,
+      seeds: [1, 2],
+      skipped: { 'linear-head': 'EVALUATOR_EXITED' },
+      runs,
+      bounds: [bounds(0.1, 0.9, 0.3)],
+      durationMs: 61_000,
+      quick: true,
+    });
 
     expect(section.markdown).toContain('| FedAvg | 60.0 ± 14.1 | 60.0 ± 14.1 | — | — |');
     expect(section.markdown).toContain('| FedMM-X (trust-aware) | 70.0 ± 7.1 |');
@@ -85,7 +98,15 @@ describe('renderFedMmx', () => {
   });
 
   it('says so when a federated method beats centralized training', () => {
-    const section = renderFedMmx({ settings: FEDMMX_QUICK, seeds: [1], skipped: {}, runs: [run('fedavg', 0.7), run('fedmm-x', 0.8)], bounds: [bounds(0.1, 0.75, 0.3)], durationMs: 1, quick: true });
+    const section = renderFedMmx({
+      settings: FEDMMX_QUICK,
+      seeds: [1],
+      skipped: {},
+      runs: [run('fedavg', 0.7), run('fedmm-x', 0.8)],
+      bounds: [bounds(0.1, 0.75, 0.3)],
+      durationMs: 1,
+      quick: true,
+    });
 
     expect(section.markdown).toContain('is not an upper bound here: FedMM-X (trust-aware) reaches 80.0 % against its 75.0 %.');
   });
@@ -99,9 +120,19 @@ describe('interpretability', () => {
     const rng = createRng(9);
     const image = Float32Array.from({ length: 4 * 784 }, () => rng());
     const audio = Float32Array.from({ length: 4 * frames * DIGITS_LOG_MEL.numMels }, () => rng());
-    const test = new ArrayDataset(Int32Array.from([0, 1, 2, 3]), { image: { values: image, shape: [4, 28, 28, 1] }, audio: { values: audio, shape: [4, frames, DIGITS_LOG_MEL.numMels] } });
+    const test = new ArrayDataset(Int32Array.from([0, 1, 2, 3]), {
+      image: { values: image, shape: [4, 28, 28, 1] },
+      audio: { values: audio, shape: [4, frames, DIGITS_LOG_MEL.numMels] },
+    });
     const bases = { image: buildDigitsEncoder('image', 0), audio: buildDigitsEncoder('audio', 0) };
-    const model = new MultimodalModel({ numClasses: 4, encoders: { image: { base: bases.image }, audio: { base: bases.audio } }, conceptDim: 2, namHiddenUnits: 4, loraRank: 2, seed: 3 });
+    const model = new MultimodalModel({
+      numClasses: 4,
+      encoders: { image: { base: bases.image }, audio: { base: bases.audio } },
+      conceptDim: 2,
+      namHiddenUnits: 4,
+      loraRank: 2,
+      seed: 3,
+    });
     bases.image.dispose();
     bases.audio.dispose();
     try {
@@ -117,7 +148,9 @@ describe('interpretability', () => {
       expect(pieces.ec).toBeCloseTo(whole.ec, 6);
       expect(Math.abs(whole.ec)).toBeLessThanOrEqual(1);
       expect(Number.isFinite(whole.fs)).toBe(true);
-      await expect(interpretability(model, restrictModalities(test, ['image']), { k: 1, rng: createRng(1) })).rejects.toMatchObject({ code: 'EXPERIMENTS_BAD_INPUT' });
+      await expect(interpretability(model, restrictModalities(test, ['image']), { k: 1, rng: createRng(1) })).rejects.toMatchObject({
+        code: 'EXPERIMENTS_BAD_INPUT',
+      });
     } finally {
       model.dispose();
     }

@@ -27,7 +27,6 @@ import { formatMeanStd, markdownTable, meanStd } from './stats.js';
 import { barChart, lineChart } from './svg.js';
 import { BASE_TASK, experimentTask } from './tasks.js';
 
-
 /** The grid of one FedMM-X run. */
 export interface FedMmxSettings {
   readonly numClients: number;
@@ -128,11 +127,16 @@ export interface BoundsRun {
 
 function clientArgs(settings: FedMmxSettings, seed: number): string[] {
   return [
-    '--alpha', String(settings.alpha),
-    '--modality-kinds', settings.modalityKinds,
-    '--max-examples', String(settings.maxExamplesPerClient),
-    '--seed', String(seed),
-    '--eval-examples', '0',
+    '--alpha',
+    String(settings.alpha),
+    '--modality-kinds',
+    settings.modalityKinds,
+    '--max-examples',
+    String(settings.maxExamplesPerClient),
+    '--seed',
+    String(seed),
+    '--eval-examples',
+    '0',
   ];
 }
 
@@ -150,10 +154,15 @@ export function fedMmxTask(method: FedMmxMethod, settings: FedMmxSettings, seed:
 }
 
 /** Mean EC over every pair of modalities and mean FS of `model` on `test` (every modality present). */
-export async function interpretability(model: MultimodalModel, test: LocalDataset, options: { k: number; rng: Rng; chunk?: number }): Promise<{ ec: number; fs: number }> {
+export async function interpretability(
+  model: MultimodalModel,
+  test: LocalDataset,
+  options: { k: number; rng: Rng; chunk?: number },
+): Promise<{ ec: number; fs: number }> {
   const chunk = options.chunk ?? 64;
   const modalities = test.modalities.filter((m) => model.modalities.includes(m));
-  if (modalities.length < 2) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `interpretability: EC needs two modalities, the test set has ${modalities.join(', ')}`);
+  if (modalities.length < 2)
+    throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `interpretability: EC needs two modalities, the test set has ${modalities.join(', ')}`);
   const pairs: [Modality, Modality][] = [];
   for (let i = 0; i < modalities.length; i++) for (let j = i + 1; j < modalities.length; j++) pairs.push([modalities[i]!, modalities[j]!]);
   let ecSum = 0;
@@ -203,18 +212,28 @@ async function loadTestSubset(numExamples: number): Promise<LocalDataset> {
   const source = fileSource();
   const split = await openBuiltin(source, await readManifest(source), 'digits', 'test');
   const n = Math.min(numExamples, split.numExamples);
-  const indices = shuffled(createRng(0x7e57), Array.from({ length: split.numExamples }, (_, i) => i)).slice(0, n).sort((a, b) => a - b);
+  const indices = shuffled(
+    createRng(0x7e57),
+    Array.from({ length: split.numExamples }, (_, i) => i),
+  )
+    .slice(0, n)
+    .sort((a, b) => a - b);
   return datasetFromSamples((await split.read(indices)) as BuiltinSample[], MODALITIES);
 }
 
 /** The clients' shards exactly as the headless clients of a run compute them (same flags, same partitioner). */
 async function clientShards(settings: FedMmxSettings, seed: number, models: ModelFactory): Promise<HeadlessShard[]> {
   const cli = parseCliArgs([
-    '--url', 'http://127.0.0.1:1',
-    '--task', 'shards',
-    '--clients', String(settings.numClients),
-    '--dataset', 'digits',
-    '--modalities', MODALITIES.join(','),
+    '--url',
+    'http://127.0.0.1:1',
+    '--task',
+    'shards',
+    '--clients',
+    String(settings.numClients),
+    '--dataset',
+    'digits',
+    '--modalities',
+    MODALITIES.join(','),
     ...clientArgs(settings, seed),
   ]);
   return partitionBuiltin(headlessOptions(cli, 'wasm', models));
@@ -263,7 +282,13 @@ async function boundsRun(settings: FedMmxSettings, seed: number, test: LocalData
   let initialAccuracy: number;
   let trainableParameters: number;
   try {
-    initialAccuracy = (await evaluateLocally(initial, test, Array.from({ length: test.numExamples }, (_, i) => i))).accuracy;
+    initialAccuracy = (
+      await evaluateLocally(
+        initial,
+        test,
+        Array.from({ length: test.numExamples }, (_, i) => i),
+      )
+    ).accuracy;
     trainableParameters = initial.adapterParameters().reduce((n, t) => n + t.values.length, 0);
   } finally {
     initial.dispose();
@@ -293,7 +318,16 @@ async function boundsRun(settings: FedMmxSettings, seed: number, test: LocalData
     }
   }
   const localByModality = Object.fromEntries(Object.entries(perModality).map(([m, v]) => [m, meanStd(v).mean])) as Partial<Record<Modality, number>>;
-  return { seed, centralized, localMean: meanStd(local.map((l) => l.accuracy)).mean, local, localByModality, initialAccuracy, trainableParameters, durationMs: Date.now() - started };
+  return {
+    seed,
+    centralized,
+    localMean: meanStd(local.map((l) => l.accuracy)).mean,
+    local,
+    localByModality,
+    initialAccuracy,
+    trainableParameters,
+    durationMs: Date.now() - started,
+  };
 }
 
 // CPU time of this process since `since`: on a loaded machine a steadier cost measure than wall time.
@@ -305,7 +339,10 @@ function cpuSeconds(since: NodeJS.CpuUsage): string {
 const pct = (values: readonly number[]): string => formatMeanStd(values, { scale: 100, digits: 1 });
 
 function column(runs: readonly FederatedRun[], method: string, pick: (s: ModelScores) => number | null | undefined): number[] {
-  return runs.filter((r) => r.method === method).map((r) => pick(r.final)).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  return runs
+    .filter((r) => r.method === method)
+    .map((r) => pick(r.final))
+    .filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
 }
 
 /** Runs the section: the bounds and main methods for every seed, then the ablations. */
@@ -328,7 +365,9 @@ export async function runFedMmx(ctx: ExperimentContext): Promise<SectionResult> 
       const cpu0 = process.cpuUsage();
       const b = await boundsRun(settings, seed, test, models);
       bounds.push(b);
-      ctx.log(`fedmmx: bounds seed ${seed}: initial ${b.initialAccuracy.toFixed(3)}, centralized ${b.centralized.accuracy.toFixed(3)}, LOCAL mean ${b.localMean.toFixed(3)} (${(b.durationMs / 1000).toFixed(1)} s, CPU ${cpuSeconds(cpu0)} s)`);
+      ctx.log(
+        `fedmmx: bounds seed ${seed}: initial ${b.initialAccuracy.toFixed(3)}, centralized ${b.centralized.accuracy.toFixed(3)}, LOCAL mean ${b.localMean.toFixed(3)} (${(b.durationMs / 1000).toFixed(1)} s, CPU ${cpuSeconds(cpu0)} s)`,
+      );
     }
     for (const method of order) {
       for (const seed of seeds) {
@@ -345,7 +384,9 @@ export async function runFedMmx(ctx: ExperimentContext): Promise<SectionResult> 
           continue;
         }
         runs.push(run);
-        ctx.log(`fedmmx: ${method.id} seed ${seed}: ${run.completedRounds}/${settings.rounds} rounds, accuracy ${run.final.accuracy.toFixed(3)}, EC ${run.final.ec?.toFixed(3)}, FS ${run.final.fs?.toFixed(3)} (${((Date.now() - t0) / 1000).toFixed(1)} s, CPU ${cpuSeconds(cpu0)} s)`);
+        ctx.log(
+          `fedmmx: ${method.id} seed ${seed}: ${run.completedRounds}/${settings.rounds} rounds, accuracy ${run.final.accuracy.toFixed(3)}, EC ${run.final.ec?.toFixed(3)}, FS ${run.final.fs?.toFixed(3)} (${((Date.now() - t0) / 1000).toFixed(1)} s, CPU ${cpuSeconds(cpu0)} s)`,
+        );
       }
     }
   } finally {
@@ -381,7 +422,10 @@ export function fedMmxChecks(input: Pick<FedMmxMeasurements, 'runs' | 'bounds' |
     {
       name: 'every federated run finished all its rounds',
       ok: runs.length > 0 && unfinished.length === 0,
-      detail: unfinished.length === 0 ? `${runs.length} runs × ${settings.rounds} rounds` : `unfinished: ${unfinished.map((r) => `${r.method}/s${r.seed} (${r.status}, ${r.completedRounds} rounds)`).join(', ')}`,
+      detail:
+        unfinished.length === 0
+          ? `${runs.length} runs × ${settings.rounds} rounds`
+          : `unfinished: ${unfinished.map((r) => `${r.method}/s${r.seed} (${r.status}, ${r.completedRounds} rounds)`).join(', ')}`,
     },
     {
       name: 'every ablation ran',
@@ -419,13 +463,33 @@ export function renderFedMmx(input: FedMmxMeasurements): SectionResult {
   const main = methods.filter((m) => !m.ablation);
   const accCells = (pick: (m: Modality) => number[], all: number[]): string[] => [pct(all), ...MODALITIES.map((m) => pct(pick(m)))];
   const table1Rows: string[][] = [
-    ['Centralized (bound)', ...accCells((m) => bounds.map((b) => b.centralized.byModality[m]).filter((v): v is number => v !== undefined), bounds.map((b) => b.centralized.accuracy))],
-    ...main.map((m) => [m.label, ...accCells((mod) => column(runs, m.id, (s) => s.byModality[mod]), column(runs, m.id, (s) => s.accuracy))]),
-    ['LOCAL (bound; own modalities)', pct(bounds.map((b) => b.localMean)), ...MODALITIES.map((m) => pct(bounds.map((b) => b.localByModality[m]).filter((v): v is number => v !== undefined)))],
+    [
+      'Centralized (bound)',
+      ...accCells(
+        (m) => bounds.map((b) => b.centralized.byModality[m]).filter((v): v is number => v !== undefined),
+        bounds.map((b) => b.centralized.accuracy),
+      ),
+    ],
+    ...main.map((m) => [
+      m.label,
+      ...accCells(
+        (mod) => column(runs, m.id, (s) => s.byModality[mod]),
+        column(runs, m.id, (s) => s.accuracy),
+      ),
+    ]),
+    [
+      'LOCAL (bound; own modalities)',
+      pct(bounds.map((b) => b.localMean)),
+      ...MODALITIES.map((m) => pct(bounds.map((b) => b.localByModality[m]).filter((v): v is number => v !== undefined))),
+    ],
     ['Initial model (round 0)', pct(bounds.map((b) => b.initialAccuracy)), '—', '—', '—'],
   ];
   const table2Rows: string[][] = [
-    ['Centralized', pct(bounds.map((b) => b.centralized.ec ?? Number.NaN).filter(Number.isFinite)), pct(bounds.map((b) => b.centralized.fs ?? Number.NaN).filter(Number.isFinite))],
+    [
+      'Centralized',
+      pct(bounds.map((b) => b.centralized.ec ?? Number.NaN).filter(Number.isFinite)),
+      pct(bounds.map((b) => b.centralized.fs ?? Number.NaN).filter(Number.isFinite)),
+    ],
     ...main.map((m) => [m.label, pct(column(runs, m.id, (s) => s.ec)), pct(column(runs, m.id, (s) => s.fs))]),
   ];
   const ablationRows: string[][] = [
@@ -436,7 +500,15 @@ export function renderFedMmx(input: FedMmxMeasurements): SectionResult {
   ].map(([name, id]) => {
     const why = skipped.get(id!);
     if (why !== undefined) return [name!, 'not run', '—', '—', '—', '—', '—'];
-    return [name!, ...accCells((mod) => column(runs, id!, (s) => s.byModality[mod]), column(runs, id!, (s) => s.accuracy)), pct(column(runs, id!, (s) => s.ec)), pct(column(runs, id!, (s) => s.fs))];
+    return [
+      name!,
+      ...accCells(
+        (mod) => column(runs, id!, (s) => s.byModality[mod]),
+        column(runs, id!, (s) => s.accuracy),
+      ),
+      pct(column(runs, id!, (s) => s.ec)),
+      pct(column(runs, id!, (s) => s.fs)),
+    ];
   });
   const mean = (id: string, pick: (s: ModelScores) => number | null | undefined): number => meanStd(column(runs, id, pick)).mean;
   const gap = (a: string, b: string, pick: (s: ModelScores) => number | null | undefined): number => (mean(a, pick) - mean(b, pick)) * 100;
@@ -445,29 +517,49 @@ export function renderFedMmx(input: FedMmxMeasurements): SectionResult {
     ...MODALITIES.map((m) => `${signed(gap('fedmm-x', 'fedavg', (s) => s.byModality[m]))} with ${m} alone`),
   ].join(', ');
   const central = meanStd(bounds.map((b) => b.centralized.accuracy)).mean;
-  const bestFederated = main.map((m) => ({ label: m.label, accuracy: mean(m.id, (s) => s.accuracy) })).filter((m) => Number.isFinite(m.accuracy)).sort((a, b) => b.accuracy - a.accuracy)[0];
+  const bestFederated = main
+    .map((m) => ({ label: m.label, accuracy: mean(m.id, (s) => s.accuracy) }))
+    .filter((m) => Number.isFinite(m.accuracy))
+    .sort((a, b) => b.accuracy - a.accuracy)[0];
   // Said in words when it happens: a "bound" that is beaten is not one, and the reader should not have to spot it.
-  const centralReading = bestFederated !== undefined && bestFederated.accuracy > central
-    ? ` Centralized training (one model and one optimiser over the pooled data, same epochs) is not an upper bound here: ${bestFederated.label} reaches ${(bestFederated.accuracy * 100).toFixed(1)} % against its ${(central * 100).toFixed(1)} %.`
-    : '';
+  const centralReading =
+    bestFederated !== undefined && bestFederated.accuracy > central
+      ? ` Centralized training (one model and one optimiser over the pooled data, same epochs) is not an upper bound here: ${bestFederated.label} reaches ${(bestFederated.accuracy * 100).toFixed(1)} % against its ${(central * 100).toFixed(1)} %.`
+      : '';
   const figures: Figure[] = [];
-  const roundSeries = methods.filter((m) => !skipped.has(m.id)).map((m) => {
-    const mine = runs.filter((r) => r.method === m.id);
-    const points = Array.from({ length: settings.rounds }, (_, r) => {
-      const values = mine.map((x) => x.roundAccuracy[r]).filter((v): v is number => typeof v === 'number');
-      const s = meanStd(values);
-      return values.length === 0 ? null : { x: r + 1, y: s.mean, ...(values.length > 1 ? { low: s.mean - s.std, high: s.mean + s.std } : {}) };
-    }).filter((p): p is NonNullable<typeof p> => p !== null);
-    return { name: m.label, points, dashed: m.ablation };
-  }).filter((s) => s.points.length > 0);
+  const roundSeries = methods
+    .filter((m) => !skipped.has(m.id))
+    .map((m) => {
+      const mine = runs.filter((r) => r.method === m.id);
+      const points = Array.from({ length: settings.rounds }, (_, r) => {
+        const values = mine.map((x) => x.roundAccuracy[r]).filter((v): v is number => typeof v === 'number');
+        const s = meanStd(values);
+        return values.length === 0 ? null : { x: r + 1, y: s.mean, ...(values.length > 1 ? { low: s.mean - s.std, high: s.mean + s.std } : {}) };
+      }).filter((p): p is NonNullable<typeof p> => p !== null);
+      return { name: m.label, points, dashed: m.ablation };
+    })
+    .filter((s) => s.points.length > 0);
   if (roundSeries.length > 0) {
     figures.push({
       file: 'fedmmx-accuracy-by-round.svg',
-      svg: lineChart({ title: 'FedMM-X setting: test accuracy by round', xLabel: 'round', yLabel: 'test accuracy (coordinator subset)', series: roundSeries, yMin: 0, yMax: 1 }),
+      svg: lineChart({
+        title: 'FedMM-X setting: test accuracy by round',
+        xLabel: 'round',
+        yLabel: 'test accuracy (coordinator subset)',
+        series: roundSeries,
+        yMin: 0,
+        yMax: 1,
+      }),
     });
   }
-  const barMethods = [...main.map((m) => ({ name: m.label, pick: (mod: Modality | 'all') => column(runs, m.id, (s) => (mod === 'all' ? s.accuracy : s.byModality[mod])) })),
-    { name: 'Centralized', pick: (mod: Modality | 'all') => bounds.map((b) => (mod === 'all' ? b.centralized.accuracy : b.centralized.byModality[mod])).filter((v): v is number => v !== undefined) }];
+  const barMethods = [
+    ...main.map((m) => ({ name: m.label, pick: (mod: Modality | 'all') => column(runs, m.id, (s) => (mod === 'all' ? s.accuracy : s.byModality[mod])) })),
+    {
+      name: 'Centralized',
+      pick: (mod: Modality | 'all') =>
+        bounds.map((b) => (mod === 'all' ? b.centralized.accuracy : b.centralized.byModality[mod])).filter((v): v is number => v !== undefined),
+    },
+  ];
   const groups: (Modality | 'all')[] = ['all', ...MODALITIES];
   figures.push({
     file: 'fedmmx-accuracy-by-modality.svg',
@@ -484,9 +576,7 @@ export function renderFedMmx(input: FedMmxMeasurements): SectionResult {
       yMax: 1,
     }),
   });
-  const ablationNote = skipped.size === 0
-    ? ''
-    : `\n**Not run:** ${[...skipped].map(([id, why]) => `${label.get(id)} (failed: ${why})`).join('; ')}.\n`;
+  const ablationNote = skipped.size === 0 ? '' : `\n**Not run:** ${[...skipped].map(([id, why]) => `${label.get(id)} (failed: ${why})`).join('; ')}.\n`;
   const n = seeds.length;
   const markdown = `Spoken & written digits, ${settings.numClients} clients (all take part every round), ${settings.rounds} rounds of one local epoch, ≤ ${settings.maxExamplesPerClient} training examples per client, Dirichlet α = ${settings.alpha} label skew, client modality sets ${settings.modalityKinds.replace(/,/g, ', ')} (\`--modality-kinds\`). Frozen pretrained encoders, LoRA rank ${BASE_TASK.model.adapterRank} adapters, ${BASE_TASK.model.namConcepts} concepts per modality, NAM head; L_modal weight λ₁ = 0.1 for every method unless stated. Mean ± sample std over ${n} seed${n > 1 ? 's' : ''} (${seeds.join(', ')}); every accuracy, EC and FS is measured on the same ${settings.testExamples} test-split examples (one seeded draw). Centralized and LOCAL use the same model, the clients' own shards and the same epoch budget (${settings.rounds} epochs).
 

@@ -71,7 +71,9 @@ describe('fedUmmChecks', () => {
       ],
     });
     // Act
-    const failed = fedUmmChecks(bad).filter((c) => !c.ok).map((c) => c.name);
+    const failed = fedUmmChecks(bad)
+      .filter((c) => !c.ok)
+      .map((c) => c.name);
     // Assert
     expect(failed).toHaveLength(5);
   });

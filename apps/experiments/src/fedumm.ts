@@ -147,18 +147,41 @@ async function loadTestSubset(numExamples: number): Promise<LocalDataset> {
   const source = fileSource();
   const split = await openBuiltin(source, await readManifest(source), 'digits', 'test');
   const n = Math.min(numExamples, split.numExamples);
-  const indices = shuffled(createRng(0xfed0), Array.from({ length: split.numExamples }, (_, i) => i)).slice(0, n).sort((a, b) => a - b);
+  const indices = shuffled(
+    createRng(0xfed0),
+    Array.from({ length: split.numExamples }, (_, i) => i),
+  )
+    .slice(0, n)
+    .sort((a, b) => a - b);
   return datasetFromSamples((await split.read(indices)) as BuiltinSample[], MODALITIES);
 }
 
 /** The clients' shards exactly as the headless clients of that run compute them. */
 async function clientShards(settings: FedUmmSettings, alpha: number, numClients: number, seed: number, models: ModelFactory): Promise<HeadlessShard[]> {
-  const cli = parseCliArgs(['--url', 'http://127.0.0.1:1', '--task', 'shards', '--clients', String(numClients), '--dataset', 'digits', '--modalities', MODALITIES.join(','), ...clientArgs(settings, alpha, numClients, seed)]);
+  const cli = parseCliArgs([
+    '--url',
+    'http://127.0.0.1:1',
+    '--task',
+    'shards',
+    '--clients',
+    String(numClients),
+    '--dataset',
+    'digits',
+    '--modalities',
+    MODALITIES.join(','),
+    ...clientArgs(settings, alpha, numClients, seed),
+  ]);
   return partitionBuiltin(headlessOptions(cli, 'wasm', models));
 }
 
 async function accuracyOf(model: MultimodalModel, test: LocalDataset): Promise<number> {
-  return (await evaluateLocally(model, test, Array.from({ length: test.numExamples }, (_, i) => i))).accuracy;
+  return (
+    await evaluateLocally(
+      model,
+      test,
+      Array.from({ length: test.numExamples }, (_, i) => i),
+    )
+  ).accuracy;
 }
 
 async function gridRun(settings: FedUmmSettings, alpha: number, numClients: number, seed: number, test: LocalDataset, models: ModelFactory): Promise<GridRun> {
@@ -194,14 +217,21 @@ async function gridRun(settings: FedUmmSettings, alpha: number, numClients: numb
   }
 }
 
-async function centralRun(settings: FedUmmSettings, seed: number, datasets: readonly LocalDataset[], test: LocalDataset, models: ModelFactory): Promise<CentralRun> {
+async function centralRun(
+  settings: FedUmmSettings,
+  seed: number,
+  datasets: readonly LocalDataset[],
+  test: LocalDataset,
+  models: ModelFactory,
+): Promise<CentralRun> {
   const task = fedUmmTask(settings, settings.reference.alpha, settings.reference.numClients, seed);
   // The federated clients see their data once per round (one local epoch, every client every round).
   const epochs = settings.rounds * task.localEpochs;
   const run = async (mode: TrainingMode | null, learningRate: number): Promise<CentralResult> => {
     const model = await models.create({ ...modelRequestOf(task), learningRate });
     try {
-      const trained = mode === null ? { durationMs: 0, numSteps: 0 } : await trainCentralized({ model, datasets, epochs, batchSize: task.batchSize, mode, seed });
+      const trained =
+        mode === null ? { durationMs: 0, numSteps: 0 } : await trainCentralized({ model, datasets, epochs, batchSize: task.batchSize, mode, seed });
       return { learningRate, accuracy: await accuracyOf(model, test), durationMs: trained.durationMs, numSteps: trained.numSteps };
     } finally {
       model.dispose();
@@ -238,7 +268,8 @@ async function clientCosts(settings: FedUmmSettings, client: LocalDataset, model
       }
     }
   }
-  for (const mode of ['adapters', 'full'] as const) costs.push({ mode, numExamples: client.numExamples, numScalars: sizes[mode]!.numScalars, bytes: sizes[mode]!.bytes, trainMs: times[mode] });
+  for (const mode of ['adapters', 'full'] as const)
+    costs.push({ mode, numExamples: client.numExamples, numScalars: sizes[mode]!.numScalars, bytes: sizes[mode]!.bytes, trainMs: times[mode] });
   return costs;
 }
 
@@ -262,7 +293,9 @@ export async function runFedUmm(ctx: ExperimentContext): Promise<SectionResult> 
         for (const numClients of settings.clientCounts) {
           const run = await gridRun(settings, alpha, numClients, seed, test, models);
           grid.push(run);
-          ctx.log(`fedumm: α ${alpha} × ${numClients} clients, seed ${seed}: ${run.completedRounds}/${settings.rounds} rounds, ${run.numExamples} examples, accuracy ${run.accuracy.toFixed(3)} (${(run.durationMs / 1000).toFixed(1)} s)`);
+          ctx.log(
+            `fedumm: α ${alpha} × ${numClients} clients, seed ${seed}: ${run.completedRounds}/${settings.rounds} rounds, ${run.numExamples} examples, accuracy ${run.accuracy.toFixed(3)} (${(run.durationMs / 1000).toFixed(1)} s)`,
+          );
         }
       }
       const { alpha, numClients } = settings.reference;
@@ -270,7 +303,9 @@ export async function runFedUmm(ctx: ExperimentContext): Promise<SectionResult> 
       const datasets = await Promise.all(shards.map((s) => loadShard('digits', s)));
       const c = await centralRun(settings, seed, datasets, test, models);
       central.push(c);
-      ctx.log(`fedumm: centralized seed ${seed} (${c.numExamples} examples, ${c.epochs} epochs): LoRA ${c.lora.accuracy.toFixed(3)}, full fine-tuning ${c.full.map((f) => `${f.accuracy.toFixed(3)} (lr ${f.learningRate})`).join(', ')}, initial ${c.initialAccuracy.toFixed(3)}`);
+      ctx.log(
+        `fedumm: centralized seed ${seed} (${c.numExamples} examples, ${c.epochs} epochs): LoRA ${c.lora.accuracy.toFixed(3)}, full fine-tuning ${c.full.map((f) => `${f.accuracy.toFixed(3)} (lr ${f.learningRate})`).join(', ')}, initial ${c.initialAccuracy.toFixed(3)}`,
+      );
       if (costs.length === 0) {
         // The median-sized client of the reference configuration.
         const bySize = [...datasets].sort((a, b) => a.numExamples - b.numExamples);
@@ -321,7 +356,10 @@ export function fedUmmChecks(input: Pick<FedUmmReportInput, 'settings' | 'grid' 
     {
       name: 'every federated run finished all its rounds',
       ok: grid.length > 0 && unfinished.length === 0,
-      detail: unfinished.length === 0 ? `${grid.length} runs × ${settings.rounds} rounds` : `unfinished: ${unfinished.map((r) => `α ${r.alpha} × ${r.numClients} s${r.seed} (${r.status}, ${r.completedRounds})`).join(', ')}`,
+      detail:
+        unfinished.length === 0
+          ? `${grid.length} runs × ${settings.rounds} rounds`
+          : `unfinished: ${unfinished.map((r) => `α ${r.alpha} × ${r.numClients} s${r.seed} (${r.status}, ${r.completedRounds})`).join(', ')}`,
     },
     {
       name: 'federated LoRA beats the initial model by ≥ 20 points (mean over the grid)',
@@ -341,7 +379,8 @@ export function fedUmmChecks(input: Pick<FedUmmReportInput, 'settings' | 'grid' 
     {
       name: "a client's LoRA round takes less time than its full fine-tuning round",
       ok: timeRatio < 1,
-      detail: lora && full ? `median ${medianOf(lora.trainMs).toFixed(0)} ms vs ${medianOf(full.trainMs).toFixed(0)} ms = ${timeRatio.toFixed(2)}` : 'not measured',
+      detail:
+        lora && full ? `median ${medianOf(lora.trainMs).toFixed(0)} ms vs ${medianOf(full.trainMs).toFixed(0)} ms = ${timeRatio.toFixed(2)}` : 'not measured',
     },
   ];
 }
@@ -362,7 +401,12 @@ export function fedUmmReport(input: FedUmmReportInput): SectionResult {
       ['Centralized (LoRA)', ...settings.alphas.map(() => '—'), pct(centralLora), String(Math.round(meanStd(central.map((c) => c.numExamples)).mean))],
       ...settings.clientCounts.map((k) => {
         const runs = grid.filter((r) => r.numClients === k);
-        return [String(k), ...settings.alphas.map((a) => pct(cell(grid, a, k))), pct(runs.map((r) => r.accuracy)), String(Math.round(meanStd(runs.map((r) => r.numExamples)).mean))];
+        return [
+          String(k),
+          ...settings.alphas.map((a) => pct(cell(grid, a, k))),
+          pct(runs.map((r) => r.accuracy)),
+          String(Math.round(meanStd(runs.map((r) => r.numExamples)).mean)),
+        ];
       }),
       ['vs. centralized (points)', ...settings.alphas.map((a) => diff(byAlpha(a))), diff(grid.map((r) => r.accuracy)), ''],
     ],
@@ -374,21 +418,38 @@ export function fedUmmReport(input: FedUmmReportInput): SectionResult {
   const table3 = markdownTable(
     ['Configuration', 'Acc. (%)', 'Upload per client per round (KB, fp32)', 'Privacy'],
     [
-      ...settings.fullLearningRates.map((lr) => [`Centralized (full fine-tuning, learning rate ${lr})`, pct(central.map((c) => c.full.find((f) => f.learningRate === lr)?.accuracy).filter((v): v is number => v !== undefined)), '—', '✗']),
+      ...settings.fullLearningRates.map((lr) => [
+        `Centralized (full fine-tuning, learning rate ${lr})`,
+        pct(central.map((c) => c.full.find((f) => f.learningRate === lr)?.accuracy).filter((v): v is number => v !== undefined)),
+        '—',
+        '✗',
+      ]),
       ['Centralized + LoRA', pct(centralLora), '—', '✗'],
       [`Federated LoRA (FedAvg, K = ${ref.numClients}, α = ${ref.alpha})`, pct(refRuns), lora ? kb(lora.bytes.fp32) : '—', '✓'],
       ['Initial model (frozen base, fresh head)', pct(central.map((c) => c.initialAccuracy)), '—', '—'],
     ],
   );
   const costRow = (c: ClientCost | undefined, label: string): string[] =>
-    c ? [label, c.numScalars.toLocaleString('en-US'), ...ENCODINGS.map((e) => kb(c.bytes[e])), `${medianOf(c.trainMs).toFixed(0)} (${c.trainMs.map((t) => t.toFixed(0)).join(', ')})`] : [label, '—', '—', '—', '—', '—'];
+    c
+      ? [
+          label,
+          c.numScalars.toLocaleString('en-US'),
+          ...ENCODINGS.map((e) => kb(c.bytes[e])),
+          `${medianOf(c.trainMs).toFixed(0)} (${c.trainMs.map((t) => t.toFixed(0)).join(', ')})`,
+        ]
+      : [label, '—', '—', '—', '—', '—'];
   const table4 = markdownTable(
     ['Update', 'scalars', 'fp32 (KB)', 'fp16 (KB)', 'int8 (KB)', 'client training per round, median ms (each run)'],
     [
       costRow(full, 'Full fine-tuning (every base weight + head)'),
       costRow(lora, 'FedUMM: LoRA adapters + head'),
       lora && full
-        ? ['Adapters ÷ full', (lora.numScalars / full.numScalars).toFixed(4), ...ENCODINGS.map((e) => (lora.bytes[e] / full.bytes[e]).toFixed(4)), (medianOf(lora.trainMs) / medianOf(full.trainMs)).toFixed(2)]
+        ? [
+            'Adapters ÷ full',
+            (lora.numScalars / full.numScalars).toFixed(4),
+            ...ENCODINGS.map((e) => (lora.bytes[e] / full.bytes[e]).toFixed(4)),
+            (medianOf(lora.trainMs) / medianOf(full.trainMs)).toFixed(2),
+          ]
         : ['Adapters ÷ full', '—', '—', '—', '—', '—'],
     ],
   );
@@ -437,7 +498,16 @@ ${shortRuns(settings, grid)}- Centralized training here is the single-process up
     title: 'FedUMM: frozen base + LoRA adapters (Tables 1, 3, 4)',
     markdown,
     figures: [figure],
-    raw: { settings, seeds, task: fedUmmTask(settings, settings.reference.alpha, settings.reference.numClients, seeds[0] ?? 1), grid, central, costs, durationMs, machine: machine ?? null },
+    raw: {
+      settings,
+      seeds,
+      task: fedUmmTask(settings, settings.reference.alpha, settings.reference.numClients, seeds[0] ?? 1),
+      grid,
+      central,
+      costs,
+      durationMs,
+      machine: machine ?? null,
+    },
     checks,
     durationMs,
   };
@@ -460,7 +530,8 @@ function trendSentence(settings: FedUmmSettings, grid: readonly GridRun[]): stri
   const most = Math.max(...settings.clientCounts);
   const byAlpha = mean(grid.filter((r) => r.alpha === hiAlpha)) - mean(grid.filter((r) => r.alpha === loAlpha));
   const byClients = mean(grid.filter((r) => r.numClients === fewest)) - mean(grid.filter((r) => r.numClients === most));
-  const moves = (points: number): string => (Number.isFinite(points) ? `${points >= 0 ? 'falls' : 'rises'} by ${Math.abs(points).toFixed(1)} points` : 'cannot be compared');
+  const moves = (points: number): string =>
+    Number.isFinite(points) ? `${points >= 0 ? 'falls' : 'rises'} by ${Math.abs(points).toFixed(1)} points` : 'cannot be compared';
   return `from α = ${hiAlpha} to α = ${loAlpha} accuracy ${moves(byAlpha)} (mean over client counts), and from ${fewest} to ${most} clients it ${moves(byClients)} (mean over α).`;
 }
 

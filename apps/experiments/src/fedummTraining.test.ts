@@ -25,7 +25,10 @@ describe('epochBatches', () => {
     const batches = epochBatches([5, 3], 2, 7);
     // Assert: 3 batches of dataset 0 (2, 2, 1) and 2 of dataset 1 (2, 1).
     expect(batches).toHaveLength(5);
-    for (const [dataset, size] of [[0, 5], [1, 3]] as const) {
+    for (const [dataset, size] of [
+      [0, 5],
+      [1, 3],
+    ] as const) {
       const seen = batches.filter((b) => b.dataset === dataset).flatMap((b) => b.indices);
       expect([...seen].sort()).toEqual(Array.from({ length: size }, (_, i) => i));
     }
@@ -34,7 +37,12 @@ describe('epochBatches', () => {
   });
 
   it('refuses a batch size below 1 with a coded error', () => {
-    expect(isExperimentsError(attempt(() => epochBatches([3], 0, 1)), 'EXPERIMENTS_BAD_INPUT')).toBe(true);
+    expect(
+      isExperimentsError(
+        attempt(() => epochBatches([3], 0, 1)),
+        'EXPERIMENTS_BAD_INPUT',
+      ),
+    ).toBe(true);
   });
 });
 
@@ -62,11 +70,15 @@ describe('trainCentralized', () => {
   const base = buildImageEncoder({ inputShape: [8, 8, 1], filters: [4, 4], pointwiseFilters: 4, hiddenUnits: 16, embeddingDim: 8, seed: 3 });
   afterAll(() => base.dispose());
   const data = (n: number, offset: number): ArrayDataset =>
-    new ArrayDataset(Int32Array.from({ length: n }, (_, i) => (i + offset) % 3), { image: { values: Float32Array.from({ length: n * 64 }, (_, i) => Math.abs(Math.sin(i * 1.3 + offset))), shape: [n, 8, 8, 1] } });
+    new ArrayDataset(
+      Int32Array.from({ length: n }, (_, i) => (i + offset) % 3),
+      { image: { values: Float32Array.from({ length: n * 64 }, (_, i) => Math.abs(Math.sin(i * 1.3 + offset))), shape: [n, 8, 8, 1] } },
+    );
 
   it('trains the adapters only, or every base weight too, over the union of the datasets', async () => {
     // Arrange
-    const make = (): MultimodalModel => new MultimodalModel({ numClasses: 3, encoders: { image: { base } }, conceptDim: 3, namHiddenUnits: 4, loraRank: 1, learningRate: 0.01 });
+    const make = (): MultimodalModel =>
+      new MultimodalModel({ numClasses: 3, encoders: { image: { base } }, conceptDim: 3, namHiddenUnits: 4, loraRank: 1, learningRate: 0.01 });
     const lora = make();
     const full = make();
     const datasets = [data(5, 0), data(3, 1)];

@@ -39,7 +39,8 @@ export interface TrainingRun {
 }
 
 function checkInt(fn: string, field: string, value: number, min: number): void {
-  if (!(Number.isInteger(value) && value >= min)) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `${fn}: ${field} must be an integer ≥ ${min}, got ${value}`);
+  if (!(Number.isInteger(value) && value >= min))
+    throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `${fn}: ${field} must be an integer ≥ ${min}, got ${value}`);
 }
 
 /**
@@ -52,7 +53,10 @@ export function epochBatches(sizes: readonly number[], batchSize: number, seed: 
   const rng = createRng(seed);
   const batches: { dataset: number; indices: number[] }[] = [];
   sizes.forEach((n, dataset) => {
-    const order = shuffled(rng, Array.from({ length: n }, (_, i) => i));
+    const order = shuffled(
+      rng,
+      Array.from({ length: n }, (_, i) => i),
+    );
     for (let start = 0; start < n; start += batchSize) batches.push({ dataset, indices: order.slice(start, start + batchSize) });
   });
   return shuffled(rng, batches);
@@ -63,10 +67,12 @@ export async function trainCentralized(options: CentralizedOptions): Promise<Tra
   const { model, datasets, epochs, batchSize, mode } = options;
   checkInt('trainCentralized', 'epochs', epochs, 1);
   if (datasets.length === 0) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', 'trainCentralized: needs at least one dataset');
-  if (mode !== 'adapters' && mode !== 'full') throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `trainCentralized: mode must be 'adapters' or 'full', got ${String(mode)}`);
+  if (mode !== 'adapters' && mode !== 'full')
+    throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `trainCentralized: mode must be 'adapters' or 'full', got ${String(mode)}`);
   const modalities: Modality[][] = datasets.map((d, i) => {
     const ms = d.modalities.filter((m) => model.modalities.includes(m));
-    if (ms.length === 0) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `trainCentralized: dataset ${i} has none of the model's modalities (${model.modalities.join(', ')})`);
+    if (ms.length === 0)
+      throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `trainCentralized: dataset ${i} has none of the model's modalities (${model.modalities.join(', ')})`);
     return ms;
   });
   const started = performance.now();
@@ -74,7 +80,11 @@ export async function trainCentralized(options: CentralizedOptions): Promise<Tra
   let numExamples = 0;
   let lossSum = 0;
   for (let epoch = 0; epoch < epochs; epoch++) {
-    for (const b of epochBatches(datasets.map((d) => d.numExamples), batchSize, options.seed * 1000 + epoch)) {
+    for (const b of epochBatches(
+      datasets.map((d) => d.numExamples),
+      batchSize,
+      options.seed * 1000 + epoch,
+    )) {
       const host = await datasets[b.dataset]!.read(b.indices);
       const batch = toModelBatch(host, modalities[b.dataset]!);
       try {

@@ -65,7 +65,25 @@ describe('writeReport', () => {
   it('refuses duplicate section ids and duplicate figure names', () => {
     dir = mkdtempSync(join(tmpdir(), 'report-test-'));
 
-    expect(() => writeReport(dir!, [{ section: section('a'), run }, { section: section('a'), run }], options)).toThrow(/appears twice/);
-    expect(() => writeReport(dir!, [{ section: section('a'), run }, { section: section('b', { figures: section('a').figures }), run }], options)).toThrow(/a\.svg' appears twice/);
+    expect(() =>
+      writeReport(
+        dir!,
+        [
+          { section: section('a'), run },
+          { section: section('a'), run },
+        ],
+        options,
+      ),
+    ).toThrow(/appears twice/);
+    expect(() =>
+      writeReport(
+        dir!,
+        [
+          { section: section('a'), run },
+          { section: section('b', { figures: section('a').figures }), run },
+        ],
+        options,
+      ),
+    ).toThrow(/a\.svg' appears twice/);
   });
 });

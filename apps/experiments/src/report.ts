@@ -42,7 +42,8 @@ export function checkSections(sections: readonly Pick<SectionResult, 'id' | 'fig
     if (ids.has(s.id)) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `section id '${s.id}' appears twice`);
     ids.add(s.id);
     for (const f of s.figures) {
-      if (!SAFE_FIGURE.test(f.file)) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `figure '${f.file}' of section '${s.id}' must be a plain .svg file name`);
+      if (!SAFE_FIGURE.test(f.file))
+        throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `figure '${f.file}' of section '${s.id}' must be a plain .svg file name`);
       if (files.has(f.file)) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `figure '${f.file}' appears twice`);
       files.add(f.file);
     }
@@ -81,14 +82,19 @@ export function renderReport(sections: readonly StoredSection[], options: { read
     ),
   );
   const checks = sections.flatMap((s) => s.checks.map((c) => [s.id, c.name, c.ok ? 'pass' : '**FAIL**', c.detail]));
-  if (checks.length > 0) lines.push('Sanity checks (`pnpm experiments` exits non-zero when one fails):', '', markdownTable(['Section', 'Check', 'Result', 'Detail'], checks));
+  if (checks.length > 0)
+    lines.push('Sanity checks (`pnpm experiments` exits non-zero when one fails):', '', markdownTable(['Section', 'Check', 'Result', 'Detail'], checks));
   lines.push('## What differs from the papers', '', options.notes.trim(), '');
   for (const s of sections) lines.push(`## ${s.title}`, '', s.markdown.trim(), '');
   return `${lines.join('\n').trimEnd()}\n`;
 }
 
 /** Writes the sections' figures and raw files into `outDir`, then rebuilds `README.md` from every raw file there, ordered by `order`. */
-export function writeReport(outDir: string, sections: readonly { section: SectionResult; run: RunInfo }[], options: { readonly title: string; readonly notes: string; readonly order: readonly string[] }): { readme: string; sections: string[] } {
+export function writeReport(
+  outDir: string,
+  sections: readonly { section: SectionResult; run: RunInfo }[],
+  options: { readonly title: string; readonly notes: string; readonly order: readonly string[] },
+): { readme: string; sections: string[] } {
   checkSections(sections.map((s) => s.section));
   const rawDir = join(outDir, 'raw');
   mkdirSync(rawDir, { recursive: true });

@@ -3,12 +3,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isExperimentsError } from './errors.js';
-import { FULL_ROBUSTNESS, QUICK_ROBUSTNESS, aggregatorStrategy, krumByzantine, robustnessCacheKey, robustnessChecks, robustnessClientArgs, robustnessPlan, robustnessTask, runRobustness } from './robustness.js';
+import {
+  FULL_ROBUSTNESS,
+  QUICK_ROBUSTNESS,
+  aggregatorStrategy,
+  krumByzantine,
+  robustnessCacheKey,
+  robustnessChecks,
+  robustnessClientArgs,
+  robustnessPlan,
+  robustnessTask,
+  runRobustness,
+} from './robustness.js';
 import { createRunCache } from './runCache.js';
 import type { RobustnessRun } from './robustnessAnalysis.js';
 
 describe('robustness grid', () => {
-  it('caps Krum\'s f by n > 2f + 2', () => {
+  it("caps Krum's f by n > 2f + 2", () => {
     // 40% of 10 is 4, but 10 > 2·4 + 2 fails, so 3; 20% of 5 is 1 and 5 > 4 holds.
     expect(krumByzantine({ numClients: 10, fractions: [0.2, 0.4] })).toBe(3);
     expect(krumByzantine({ numClients: 5, fractions: [0.2] })).toBe(1);
@@ -77,7 +88,14 @@ describe('robustnessChecks', () => {
     durationMs: 1,
     cpuMs: 1,
   };
-  const trust = (adv: number): RobustnessRun['trust'] => [4, 5].map((serverRound) => ({ serverRound, trust: [{ clientId: 'h', trust: 0.5 }, { clientId: 'x', trust: adv }] }));
+  const trust = (adv: number): RobustnessRun['trust'] =>
+    [4, 5].map((serverRound) => ({
+      serverRound,
+      trust: [
+        { clientId: 'h', trust: 0.5 },
+        { clientId: 'x', trust: adv },
+      ],
+    }));
   const settings = { ...QUICK_ROBUSTNESS, aggregators: ['fedmm-x'] as const, attacks: ['sign-flip'] as const };
 
   it('passes when runs finished, clean runs learned and trust separated the attackers', () => {
@@ -86,7 +104,13 @@ describe('robustnessChecks', () => {
   });
 
   it('fails on an unfinished run, a weak clean run and attackers trusted as much as honest clients', () => {
-    const checks = robustnessChecks([{ ...base, finalAccuracy: 0.3 }, { ...base, attack: 'sign-flip', fraction: 0.2, finalAccuracy: null, status: 'error', trust: trust(0.5) }], settings);
+    const checks = robustnessChecks(
+      [
+        { ...base, finalAccuracy: 0.3 },
+        { ...base, attack: 'sign-flip', fraction: 0.2, finalAccuracy: null, status: 'error', trust: trust(0.5) },
+      ],
+      settings,
+    );
     expect(checks.map((c) => c.ok)).toEqual([false, false, false]);
     expect(checks[0]!.detail).toContain('fedmm-x sign-flip s1: error');
   });
@@ -111,7 +135,16 @@ function storedRun(cell: ReturnType<typeof robustnessPlan>[number]): RobustnessR
       { client: 0, clientId: 'h', behaviour: null },
       { client: 1, clientId: 'x', behaviour: cell.attack },
     ],
-    trust: cell.aggregator === 'fedmm-x' ? [4, 5].map((serverRound) => ({ serverRound, trust: [{ clientId: 'h', trust: 0.6 }, { clientId: 'x', trust: cell.attack === null ? 0.6 : 0.2 }] })) : [],
+    trust:
+      cell.aggregator === 'fedmm-x'
+        ? [4, 5].map((serverRound) => ({
+            serverRound,
+            trust: [
+              { clientId: 'h', trust: 0.6 },
+              { clientId: 'x', trust: cell.attack === null ? 0.6 : 0.2 },
+            ],
+          }))
+        : [],
     durationMs: 60_000,
     cpuMs: 30_000,
   };
@@ -139,7 +172,7 @@ describe('runRobustness with stored runs', () => {
     }
   });
 
-  it('under --shard leaves another shard\'s missing cell to it and says the grid is incomplete', async () => {
+  it("under --shard leaves another shard's missing cell to it and says the grid is incomplete", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'chorus-robustness-shard-'));
     try {
       const cache = createRunCache(dir);
@@ -158,7 +191,7 @@ describe('runRobustness with stored runs', () => {
     }
   });
 
-  it('keys a run by the grid\'s settings and its cell, not by which aggregators or attacks the grid lists', () => {
+  it("keys a run by the grid's settings and its cell, not by which aggregators or attacks the grid lists", () => {
     const cell = { aggregator: 'median' as const, attack: 'scaling' as const, fraction: 0.2, seed: 1 };
     const key = robustnessCacheKey(QUICK_ROBUSTNESS, cell);
     expect(robustnessCacheKey({ ...QUICK_ROBUSTNESS, aggregators: ['median'], attacks: ['scaling'], maxSeeds: 3 }, cell)).toEqual(key);

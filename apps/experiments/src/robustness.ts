@@ -11,7 +11,16 @@ import type { AdversarialKind } from '@chorus/client';
 import type { TaskConfig } from '@chorus/coordinator';
 import { runSimulation } from '@chorus/coordinator/simulate';
 import { ExperimentsError } from './errors.js';
-import { adversarialTrustBelowHonest, AGGREGATOR_LABELS, MIN_CLEAN_ACCURACY, robustnessSummary, robustnessTables, retainedBarChart, trustFigure, trustGroupMeans } from './robustnessAnalysis.js';
+import {
+  adversarialTrustBelowHonest,
+  AGGREGATOR_LABELS,
+  MIN_CLEAN_ACCURACY,
+  robustnessSummary,
+  robustnessTables,
+  retainedBarChart,
+  trustFigure,
+  trustGroupMeans,
+} from './robustnessAnalysis.js';
 import type { AggregatorId, RobustnessGridShape, RobustnessRun, RunClient } from './robustnessAnalysis.js';
 import type { Check, ExperimentContext, Figure, SectionResult } from './section.js';
 import { markdownTable } from './stats.js';
@@ -120,20 +129,32 @@ export function robustnessTask(aggregator: AggregatorId, settings: RobustnessSet
 
 /** The headless clients' flags of one run (`attack` null: the clean run). */
 export function robustnessClientArgs(settings: RobustnessSettings, seed: number, attack: AdversarialKind | null, fraction: number): string[] {
-  if (attack !== null && !(fraction > 0 && fraction <= 1)) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `robustnessClientArgs: fraction must be in (0, 1], got ${fraction}`);
+  if (attack !== null && !(fraction > 0 && fraction <= 1))
+    throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `robustnessClientArgs: fraction must be in (0, 1], got ${fraction}`);
   return [
-    '--max-examples', String(settings.maxExamples),
-    '--seed', String(seed),
-    '--alpha', String(settings.alpha),
-    '--modality-kinds', settings.modalityKinds,
+    '--max-examples',
+    String(settings.maxExamples),
+    '--seed',
+    String(seed),
+    '--alpha',
+    String(settings.alpha),
+    '--modality-kinds',
+    settings.modalityKinds,
     // The clients' own evaluation is not used here; the coordinator measures the test split.
-    '--eval-examples', '0',
+    '--eval-examples',
+    '0',
     ...(attack === null ? [] : ['--adversarial', `${attack}:${fraction}`]),
   ];
 }
 
 /** Runs one cell of the grid; a run that throws is recorded with status 'error' rather than ending the section. */
-async function runOne(settings: RobustnessSettings, aggregator: AggregatorId, attack: AdversarialKind | null, fraction: number, seed: number): Promise<RobustnessRun> {
+async function runOne(
+  settings: RobustnessSettings,
+  aggregator: AggregatorId,
+  attack: AdversarialKind | null,
+  fraction: number,
+  seed: number,
+): Promise<RobustnessRun> {
   const started = Date.now();
   const cpuStart = process.cpuUsage();
   const cpuMs = (): number => {
@@ -167,7 +188,19 @@ async function runOne(settings: RobustnessSettings, aggregator: AggregatorId, at
       cpuMs: cpuMs(),
     };
   } catch (err) {
-    return { ...base, status: 'error', error: (err as Error).message, completedRounds: 0, initialAccuracy: null, accuracyByRound: [], finalAccuracy: null, clients: [], trust: [], durationMs: Date.now() - started, cpuMs: cpuMs() };
+    return {
+      ...base,
+      status: 'error',
+      error: (err as Error).message,
+      completedRounds: 0,
+      initialAccuracy: null,
+      accuracyByRound: [],
+      finalAccuracy: null,
+      clients: [],
+      trust: [],
+      durationMs: Date.now() - started,
+      cpuMs: cpuMs(),
+    };
   }
 }
 
@@ -178,16 +211,27 @@ const CACHE_PREFIX = 'robustness';
 export const ROBUSTNESS_ENGINE = 2;
 
 /** The run cache's key of one cell. */
-export function robustnessCacheKey(settings: RobustnessSettings, cell: { aggregator: AggregatorId; attack: AdversarialKind | null; fraction: number; seed: number }): unknown {
+export function robustnessCacheKey(
+  settings: RobustnessSettings,
+  cell: { aggregator: AggregatorId; attack: AdversarialKind | null; fraction: number; seed: number },
+): unknown {
   const { maxSeeds: _maxSeeds, aggregators: _aggregators, attacks: _attacks, fractions, ...shape } = settings;
   // The aggregators and attacks lists do not change a run; the fractions do (Krum's f is set from the largest).
   // `engine` names the coordinator behaviour a stored run was made with: runs from before canonical-order
   // aggregation, seeded client identities and per-group Krum bounds are not reused.
-  return { section: 'robustness', engine: ROBUSTNESS_ENGINE, settings: { ...shape, fractions }, cell: { aggregator: cell.aggregator, attack: cell.attack, fraction: cell.fraction, seed: cell.seed } };
+  return {
+    section: 'robustness',
+    engine: ROBUSTNESS_ENGINE,
+    settings: { ...shape, fractions },
+    cell: { aggregator: cell.aggregator, attack: cell.attack, fraction: cell.fraction, seed: cell.seed },
+  };
 }
 
 /** Every run of the grid for `seeds`, clean runs first, in a fixed order. */
-export function robustnessPlan(settings: RobustnessSettings, seeds: readonly number[]): { aggregator: AggregatorId; attack: AdversarialKind | null; fraction: number; seed: number }[] {
+export function robustnessPlan(
+  settings: RobustnessSettings,
+  seeds: readonly number[],
+): { aggregator: AggregatorId; attack: AdversarialKind | null; fraction: number; seed: number }[] {
   const plan: { aggregator: AggregatorId; attack: AdversarialKind | null; fraction: number; seed: number }[] = [];
   for (const seed of seeds) {
     for (const aggregator of settings.aggregators) plan.push({ aggregator, attack: null, fraction: 0, seed });
@@ -205,7 +249,10 @@ export function robustnessChecks(runs: readonly RobustnessRun[], settings: Robus
   checks.push({
     name: 'every robustness run finished all rounds',
     ok: unfinished.length === 0,
-    detail: unfinished.length === 0 ? `${runs.length} runs` : unfinished.map((r) => `${r.aggregator} ${r.attack ?? 'clean'} s${r.seed}: ${r.status}${r.error ? ` (${r.error})` : ''}`).join('; '),
+    detail:
+      unfinished.length === 0
+        ? `${runs.length} runs`
+        : unfinished.map((r) => `${r.aggregator} ${r.attack ?? 'clean'} s${r.seed}: ${r.status}${r.error ? ` (${r.error})` : ''}`).join('; '),
   });
   // The headline compares FedAvg and FedMM-X, which is only meaningful against clean runs well above
   // chance (10 classes). Other aggregators' clean accuracy is reported, not asserted: failing to learn
@@ -222,7 +269,11 @@ export function robustnessChecks(runs: readonly RobustnessRun[], settings: Robus
     if (!settings.attacks.includes(attack) || !settings.aggregators.includes('fedmm-x')) continue;
     for (const r of runs.filter((x) => x.aggregator === 'fedmm-x' && x.attack === attack)) {
       const result = adversarialTrustBelowHonest(r, 3);
-      checks.push({ name: `trust of ${attack} clients below honest mean after round 3 (${Math.round(r.fraction * 100)}%, seed ${r.seed})`, ok: result.ok, detail: result.detail });
+      checks.push({
+        name: `trust of ${attack} clients below honest mean after round 3 (${Math.round(r.fraction * 100)}%, seed ${r.seed})`,
+        ok: result.ok,
+        detail: result.detail,
+      });
     }
   }
   return checks;
@@ -260,20 +311,28 @@ export async function runRobustness(ctx: ExperimentContext): Promise<SectionResu
     }
     runs.push(run);
     const label = cell.attack === null ? 'clean' : `${cell.attack} ${Math.round(cell.fraction * 100)}%`;
-    ctx.log(`robustness ${i + 1}/${plan.length}: ${cell.aggregator}, ${label}, seed ${cell.seed}: ${run.finalAccuracy === null ? run.status : `accuracy ${run.finalAccuracy.toFixed(3)}`} (${stored === null ? '' : 'stored run, '}${seconds(run.durationMs)}, CPU ${seconds(run.cpuMs)})`);
+    ctx.log(
+      `robustness ${i + 1}/${plan.length}: ${cell.aggregator}, ${label}, seed ${cell.seed}: ${run.finalAccuracy === null ? run.status : `accuracy ${run.finalAccuracy.toFixed(3)}`} (${stored === null ? '' : 'stored run, '}${seconds(run.durationMs)}, CPU ${seconds(run.cpuMs)})`,
+    );
   }
 
   const figures: Figure[] = [{ file: 'robustness-retained.svg', svg: retainedBarChart(runs, settings) }];
   const trustRuns = settings.attacks.flatMap((attack) => {
-    const r = runs.find((x) => x.aggregator === 'fedmm-x' && x.attack === attack && x.fraction === settings.fractions[0] && x.seed === seeds[0] && x.trust.length > 0);
+    const r = runs.find(
+      (x) => x.aggregator === 'fedmm-x' && x.attack === attack && x.fraction === settings.fractions[0] && x.seed === seeds[0] && x.trust.length > 0,
+    );
     return r ? [r] : [];
   });
   for (const r of trustRuns) {
-    figures.push({ file: `robustness-trust-${r.attack}.svg`, svg: trustFigure(r, `Trust T_k per client, ${r.attack} at ${Math.round(r.fraction * 100)}% (seed ${r.seed})`) });
+    figures.push({
+      file: `robustness-trust-${r.attack}.svg`,
+      svg: trustFigure(r, `Trust T_k per client, ${r.attack} at ${Math.round(r.fraction * 100)}% (seed ${r.seed})`),
+    });
   }
 
   const checks = robustnessChecks(runs, settings);
-  if (skipped > 0) checks.push({ name: 'the grid is complete', ok: false, detail: `${skipped} of ${plan.length} cells belong to other shards and have no stored run yet` });
+  if (skipped > 0)
+    checks.push({ name: 'the grid is complete', ok: false, detail: `${skipped} of ${plan.length} cells belong to other shards and have no stored run yet` });
   // Runs read from the cache count with the time they took when they ran.
   const durationMs = Date.now() - started + reusedMs;
   const markdown = robustnessMarkdown(runs, settings, seeds, durationMs, figures, reused);
@@ -290,7 +349,14 @@ export async function runRobustness(ctx: ExperimentContext): Promise<SectionResu
 }
 
 /** The section's Markdown: settings, the two tables, the headline, where trust-aware does not win, trust separation, runtime. */
-export function robustnessMarkdown(runs: readonly RobustnessRun[], settings: RobustnessSettings, seeds: readonly number[], durationMs: number, figures: readonly Figure[], reused = 0): string {
+export function robustnessMarkdown(
+  runs: readonly RobustnessRun[],
+  settings: RobustnessSettings,
+  seeds: readonly number[],
+  durationMs: number,
+  figures: readonly Figure[],
+  reused = 0,
+): string {
   const tables = robustnessTables(runs, settings);
   const summary = robustnessSummary(runs, settings);
   const pct = (f: number): string => `${Math.round(f * 100)}%`;
@@ -306,7 +372,7 @@ export function robustnessMarkdown(runs: readonly RobustnessRun[], settings: Rob
       `Aggregators: ${settings.aggregators.map((a) => `${AGGREGATOR_LABELS[a]} (\`${JSON.stringify(aggregatorStrategy(a, settings))}\`)`).join(', ')}. ` +
       `Multi-Krum's f is ${krumByzantine(settings)} (n > 2f + 2 caps it); FLTrust and FedMM-X use the coordinator's probe on the public split (${settings.probeExamples} examples), never the test split. No parameter was tuned.`,
     '',
-    '**Accuracy retained** = final test accuracy under attack ÷ the same aggregator\'s clean final accuracy (same seed), in %' +
+    "**Accuracy retained** = final test accuracy under attack ÷ the same aggregator's clean final accuracy (same seed), in %" +
       (seeds.length > 1 ? ', mean ± std over seeds' : '') +
       `; — where the clean run stayed below ${MIN_CLEAN_ACCURACY * 100}% (twice chance), since a ratio to a model that learned nothing says nothing:`,
     '',
@@ -314,12 +380,14 @@ export function robustnessMarkdown(runs: readonly RobustnessRun[], settings: Rob
     ...summary.headline.map((h) => `- ${h}`),
     `- The paper reports 91.2% retained for FedMM-X vs 78.4% for FedAvg at 20% adversarial clients (its attacks are not specified).`,
     '',
-    summary.notWon.length === 0 ? 'Trust-aware FedMM-X has the highest retained accuracy in every cell.' : `Cells where trust-aware FedMM-X is not the best aggregator (${summary.notWon.length} of ${settings.attacks.length * settings.fractions.length}):`,
+    summary.notWon.length === 0
+      ? 'Trust-aware FedMM-X has the highest retained accuracy in every cell.'
+      : `Cells where trust-aware FedMM-X is not the best aggregator (${summary.notWon.length} of ${settings.attacks.length * settings.fractions.length}):`,
     ...summary.notWon.map((n) => `- ${n}`),
     '',
     'How the aggregators differ, which the table should be read against: trust-aware FedMM-X here is FedAvg weighted by T_k, so a client it distrusts keeps a smaller but non-zero share and nothing bounds the norm of its update; ' +
-      'median and trimmed mean drop extreme values per coordinate; Multi-Krum keeps the updates closest to their neighbours; FLTrust weights each update by its ReLU-cosine to an update the server trains on its own root data and rescales it to that update\'s norm, ' +
-      'so it bounds the magnitude of every update (at the price of trusting the root data, 100 public-split examples here). Attacks that change an update\'s magnitude (scaling, Gaussian noise) test exactly that bound.',
+      "median and trimmed mean drop extreme values per coordinate; Multi-Krum keeps the updates closest to their neighbours; FLTrust weights each update by its ReLU-cosine to an update the server trains on its own root data and rescales it to that update's norm, " +
+      "so it bounds the magnitude of every update (at the price of trusting the root data, 100 public-split examples here). Attacks that change an update's magnitude (scaling, Gaussian noise) test exactly that bound.",
     '',
     'Final test accuracy (%), clean and under attack:',
     '',

@@ -16,7 +16,13 @@ import {
 } from './robustnessAnalysis.js';
 import type { AggregatorId, RobustnessRun } from './robustnessAnalysis.js';
 
-function run(aggregator: AggregatorId, attack: AdversarialKind | null, finalAccuracy: number | null, seed = 1, fraction = attack === null ? 0 : 0.2): RobustnessRun {
+function run(
+  aggregator: AggregatorId,
+  attack: AdversarialKind | null,
+  finalAccuracy: number | null,
+  seed = 1,
+  fraction = attack === null ? 0 : 0.2,
+): RobustnessRun {
   return {
     aggregator,
     attack,
@@ -147,7 +153,7 @@ describe('trust of honest and adversarial clients', () => {
     expect(means[1]!.honest).toBeCloseTo(0.65, 12);
   });
 
-  it('gives each group\'s range beside its mean', () => {
+  it("gives each group's range beside its mean", () => {
     const groups = trustGroups(trustRun([0.3], [0.5]));
     expect(groups[0]!.honest!.min).toBeCloseTo(0.5, 12);
     expect(groups[0]!.honest!.max).toBeCloseTo(0.6, 12);
@@ -219,7 +225,7 @@ describe('tables, summary and chart', () => {
 
   it('states the headline and where trust-aware does not win', () => {
     const { headline, notWon } = robustnessSummary(runs, grid);
-    expect(headline[0]).toContain('FedMM-X retains 90.0% of its clean accuracy vs FedAvg\'s 50.0%; best: Median 100.0%');
+    expect(headline[0]).toContain("FedMM-X retains 90.0% of its clean accuracy vs FedAvg's 50.0%; best: Median 100.0%");
     expect(notWon).toEqual(['sign-flip 20%: Median 100.0% vs FedMM-X 90.0%']);
   });
 

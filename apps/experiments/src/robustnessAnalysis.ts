@@ -222,8 +222,12 @@ export function trustFigure(run: RobustnessRun, title: string): string {
   // Clients in their index order so the legend reads the same in every figure.
   const clients = [...run.clients].filter((c) => c.clientId !== null && pointsOf.has(c.clientId)).sort((a, b) => a.client - b.client);
   // One hue per group (blue honest, red adversarial): thick group means, thin lines per client.
-  const honest = clients.filter((c) => c.behaviour === null).map((c) => ({ name: `honest c${c.client}`, points: pointsOf.get(c.clientId!)!, dashed: false, colour: HONEST_CLIENT_COLOUR, strokeWidth: 1 }));
-  const adversarial = clients.filter((c) => c.behaviour !== null).map((c) => ({ name: `${c.behaviour} c${c.client}`, points: pointsOf.get(c.clientId!)!, dashed: true, colour: ADVERSARIAL_CLIENT_COLOUR, strokeWidth: 1 }));
+  const honest = clients
+    .filter((c) => c.behaviour === null)
+    .map((c) => ({ name: `honest c${c.client}`, points: pointsOf.get(c.clientId!)!, dashed: false, colour: HONEST_CLIENT_COLOUR, strokeWidth: 1 }));
+  const adversarial = clients
+    .filter((c) => c.behaviour !== null)
+    .map((c) => ({ name: `${c.behaviour} c${c.client}`, points: pointsOf.get(c.clientId!)!, dashed: true, colour: ADVERSARIAL_CLIENT_COLOUR, strokeWidth: 1 }));
   return lineChart({
     title,
     xLabel: 'round',
@@ -277,13 +281,16 @@ export function robustnessTables(runs: readonly RobustnessRun[], grid: Robustnes
   const cells = retainedByCell(runs);
   const cols = columns(grid);
   const finals = (aggregator: AggregatorId, attack: AdversarialKind | null, fraction: number): number[] =>
-    runs
-      .filter((r) => r.aggregator === aggregator && r.attack === attack && r.fraction === fraction && r.finalAccuracy !== null)
-      .map((r) => r.finalAccuracy!);
+    runs.filter((r) => r.aggregator === aggregator && r.attack === attack && r.fraction === fraction && r.finalAccuracy !== null).map((r) => r.finalAccuracy!);
   const retainedRows = grid.aggregators.map((a) => [
     AGGREGATOR_LABELS[a],
     formatMeanStd(finals(a, null, 0), { scale: 100 }),
-    ...cols.map((c) => formatMeanStd((cells.get(cellKey(a, c.attack, c.fraction)) ?? []).map((v) => v.retained), { scale: 100 })),
+    ...cols.map((c) =>
+      formatMeanStd(
+        (cells.get(cellKey(a, c.attack, c.fraction)) ?? []).map((v) => v.retained),
+        { scale: 100 },
+      ),
+    ),
     ...grid.fractions.map((f) => formatMeanStd(retainedOverAttacks(cells, a, f, grid.attacks), { scale: 100 })),
   ]);
   const accuracyRows = grid.aggregators.map((a) => [

@@ -28,8 +28,22 @@ describe('lineChart', () => {
     xLabel: 'round',
     yLabel: 'accuracy',
     series: [
-      { name: 'FedAvg', points: [{ x: 2, y: 0.5 }, { x: 1, y: 0.2 }, { x: 3, y: 0.9 }] },
-      { name: 'FedMM-X', points: [{ x: 1, y: 0.3, low: 0.2, high: 0.4 }, { x: 3, y: 0.8, low: 0.7, high: 0.9 }], dashed: true },
+      {
+        name: 'FedAvg',
+        points: [
+          { x: 2, y: 0.5 },
+          { x: 1, y: 0.2 },
+          { x: 3, y: 0.9 },
+        ],
+      },
+      {
+        name: 'FedMM-X',
+        points: [
+          { x: 1, y: 0.3, low: 0.2, high: 0.4 },
+          { x: 3, y: 0.8, low: 0.7, high: 0.9 },
+        ],
+        dashed: true,
+      },
     ],
     yMin: 0,
     yMax: 1,
@@ -120,17 +134,30 @@ describe('barChart', () => {
 });
 
 describe('lineChart series colours', () => {
-  const points = [{ x: 1, y: 0.2 }, { x: 2, y: 0.4 }];
+  const points = [
+    { x: 1, y: 0.2 },
+    { x: 2, y: 0.4 },
+  ];
 
   it('draws a series in its own colour and width, legend included', () => {
-    const svg = lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points, colour: '#123456', strokeWidth: 3 }, { name: 'b', points }] });
+    const svg = lineChart({
+      title: 't',
+      xLabel: 'x',
+      yLabel: 'y',
+      series: [
+        { name: 'a', points, colour: '#123456', strokeWidth: 3 },
+        { name: 'b', points },
+      ],
+    });
 
     expect(svg.match(/stroke="#123456"/g)?.length).toBe(2);
     expect(svg).toContain('stroke="#123456" stroke-width="3"');
   });
 
   it.each([['red'], ['#12345'], ['#1234567']])('refuses colour %j with a coded error', (colour) => {
-    expect(() => lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points, colour }] })).toThrow(expect.objectContaining({ code: 'EXPERIMENTS_BAD_INPUT' }));
+    expect(() => lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points, colour }] })).toThrow(
+      expect.objectContaining({ code: 'EXPERIMENTS_BAD_INPUT' }),
+    );
   });
 
   it('refuses a stroke width that is not positive', () => {

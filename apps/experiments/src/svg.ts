@@ -117,7 +117,10 @@ interface Domain {
 
 // Fixed ends win; free ends snap outwards to round ticks so the data never touches the frame.
 function domainOf(fn: string, values: readonly number[], fixedLo?: number, fixedHi?: number): Domain {
-  for (const [name, v] of [['yMin', fixedLo], ['yMax', fixedHi]] as const) {
+  for (const [name, v] of [
+    ['yMin', fixedLo],
+    ['yMax', fixedHi],
+  ] as const) {
     if (v !== undefined && !Number.isFinite(v)) throw bad(fn, `${name} must be finite, got ${v}`);
   }
   let lo = fixedLo ?? (values.length > 0 ? Math.min(...values) : 0);
@@ -186,7 +189,10 @@ function legend(f: Frame, entries: readonly { name: string; dashed: boolean; bar
     const y = f.top + 8 + i * 18;
     const c = e.colour ?? colour(i);
     if (e.bar) out.push(`<rect x="${x}" y="${y - 5}" width="18" height="10" fill="${c}"/>`);
-    else out.push(`<line x1="${x}" x2="${x + 18}" y1="${y}" y2="${y}" stroke="${c}" stroke-width="${num(e.strokeWidth ?? 2)}"${e.dashed ? ' stroke-dasharray="5 3"' : ''}/>`);
+    else
+      out.push(
+        `<line x1="${x}" x2="${x + 18}" y1="${y}" y2="${y}" stroke="${c}" stroke-width="${num(e.strokeWidth ?? 2)}"${e.dashed ? ' stroke-dasharray="5 3"' : ''}/>`,
+      );
     out.push(`<text x="${x + 24}" y="${y}" dominant-baseline="middle">${escapeXml(e.name)}</text>`);
   });
   return out;
@@ -206,7 +212,8 @@ export function lineChart(options: LineChartOptions): string {
   const xs: number[] = [];
   options.series.forEach((s, i) => {
     if (s.colour !== undefined && !/^#[0-9a-fA-F]{6}$/.test(s.colour)) throw bad(fn, `series ${i} ('${s.name}') colour must be #rrggbb, got '${s.colour}'`);
-    if (s.strokeWidth !== undefined && !(Number.isFinite(s.strokeWidth) && s.strokeWidth > 0 && s.strokeWidth <= 20)) throw bad(fn, `series ${i} ('${s.name}') strokeWidth must be in (0, 20], got ${s.strokeWidth}`);
+    if (s.strokeWidth !== undefined && !(Number.isFinite(s.strokeWidth) && s.strokeWidth > 0 && s.strokeWidth <= 20))
+      throw bad(fn, `series ${i} ('${s.name}') strokeWidth must be in (0, 20], got ${s.strokeWidth}`);
     s.points.forEach((p, j) => {
       const at = `series ${i} ('${s.name}') point ${j}`;
       checkFinite(fn, `${at} x`, p.x);
@@ -244,10 +251,23 @@ export function lineChart(options: LineChartOptions): string {
     }
     const dash = s.dashed === true ? ' stroke-dasharray="5 3"' : '';
     const stroke = s.strokeWidth ?? 2;
-    out.push(`<polyline points="${points.map((p) => `${num(px(p.x))},${num(f.py(p.y))}`).join(' ')}" fill="none" stroke="${c}" stroke-width="${num(stroke)}"${dash}/>`);
+    out.push(
+      `<polyline points="${points.map((p) => `${num(px(p.x))},${num(f.py(p.y))}`).join(' ')}" fill="none" stroke="${c}" stroke-width="${num(stroke)}"${dash}/>`,
+    );
     for (const p of points) out.push(`<circle cx="${num(px(p.x))}" cy="${num(f.py(p.y))}" r="${num(Math.max(1.5, stroke + 0.5))}" fill="${c}"/>`);
   });
-  out.push(...legend(f, options.series.map((s) => ({ name: s.name, dashed: s.dashed === true, bar: false, ...(s.colour === undefined ? {} : { colour: s.colour }), ...(s.strokeWidth === undefined ? {} : { strokeWidth: s.strokeWidth }) }))));
+  out.push(
+    ...legend(
+      f,
+      options.series.map((s) => ({
+        name: s.name,
+        dashed: s.dashed === true,
+        bar: false,
+        ...(s.colour === undefined ? {} : { colour: s.colour }),
+        ...(s.strokeWidth === undefined ? {} : { strokeWidth: s.strokeWidth }),
+      })),
+    ),
+  );
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }
@@ -264,7 +284,8 @@ export function barChart(options: BarChartOptions): string {
   const ys: number[] = [];
   options.series.forEach((s, i) => {
     if (s.values.length !== numGroups) throw bad(fn, `series ${i} ('${s.name}') has ${s.values.length} values for ${numGroups} groups`);
-    if (s.errors !== undefined && s.errors.length !== numGroups) throw bad(fn, `series ${i} ('${s.name}') has ${s.errors.length} errors for ${numGroups} groups`);
+    if (s.errors !== undefined && s.errors.length !== numGroups)
+      throw bad(fn, `series ${i} ('${s.name}') has ${s.errors.length} errors for ${numGroups} groups`);
     s.values.forEach((v, g) => {
       if (v === null) return;
       checkFinite(fn, `series ${i} ('${s.name}') value ${g}`, v);
@@ -284,9 +305,11 @@ export function barChart(options: BarChartOptions): string {
   options.groups.forEach((g, gi) => {
     const cx = f.left + slot * (gi + 0.5);
     const y = f.bottom + 16;
-    out.push(rotate
-      ? `<text transform="translate(${num(cx)} ${y}) rotate(-30)" text-anchor="end">${escapeXml(g)}</text>`
-      : `<text x="${num(cx)}" y="${y}" text-anchor="middle">${escapeXml(g)}</text>`);
+    out.push(
+      rotate
+        ? `<text transform="translate(${num(cx)} ${y}) rotate(-30)" text-anchor="end">${escapeXml(g)}</text>`
+        : `<text x="${num(cx)}" y="${y}" text-anchor="middle">${escapeXml(g)}</text>`,
+    );
   });
   options.series.forEach((s, si) => {
     s.values.forEach((v, gi) => {
@@ -296,7 +319,9 @@ export function barChart(options: BarChartOptions): string {
         return;
       }
       const top = f.py(v);
-      out.push(`<rect x="${num(x)}" y="${num(Math.min(top, baseline))}" width="${num(barWidth)}" height="${num(Math.abs(baseline - top))}" fill="${colour(si)}"><title>${escapeXml(`${s.name} · ${options.groups[gi]!}: ${v}`)}</title></rect>`);
+      out.push(
+        `<rect x="${num(x)}" y="${num(Math.min(top, baseline))}" width="${num(barWidth)}" height="${num(Math.abs(baseline - top))}" fill="${colour(si)}"><title>${escapeXml(`${s.name} · ${options.groups[gi]!}: ${v}`)}</title></rect>`,
+      );
       const e = s.errors?.[gi] ?? null;
       if (e !== null && e > 0) {
         const mid = num(x + barWidth / 2);
@@ -304,7 +329,12 @@ export function barChart(options: BarChartOptions): string {
       }
     });
   });
-  out.push(...legend(f, options.series.map((s) => ({ name: s.name, dashed: false, bar: true }))));
+  out.push(
+    ...legend(
+      f,
+      options.series.map((s) => ({ name: s.name, dashed: false, bar: true })),
+    ),
+  );
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }

@@ -54,7 +54,8 @@ function fakeAdminApi(url: string, authorization: string | undefined, res: Serve
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
   };
-  if (authorization !== `Bearer ${ADMIN_TOKEN}`) return send(authorization ? 403 : 401, { error: { code: authorization ? 'AUTH_INVALID' : 'AUTH_REQUIRED', message: 'admin token' } });
+  if (authorization !== `Bearer ${ADMIN_TOKEN}`)
+    return send(authorization ? 403 : 401, { error: { code: authorization ? 'AUTH_INVALID' : 'AUTH_REQUIRED', message: 'admin token' } });
   const clients = ['c-honest-1', 'c-honest-2', 'c-noisy-3'];
   const trust = [
     [0.34, 0.33, 0.33],
@@ -69,18 +70,39 @@ function fakeAdminApi(url: string, authorization: string | undefined, res: Serve
         taskId: 'demo-digits',
         serverRound: r + 1,
         createdAt: r,
-        metrics: { 'client.accuracy': acc, 'client.loss': 2 - 2 * acc, 'client.accuracy.image': acc + 0.05, 'client.accuracy.text': acc - 0.1, 'client.accuracy.audio': acc - 0.05, bytesIn: 30_000 + 1000 * r, epsilon: 0.4 * (r + 1), numRejected: r },
+        metrics: {
+          'client.accuracy': acc,
+          'client.loss': 2 - 2 * acc,
+          'client.accuracy.image': acc + 0.05,
+          'client.accuracy.text': acc - 0.1,
+          'client.accuracy.audio': acc - 0.05,
+          bytesIn: 30_000 + 1000 * r,
+          epsilon: 0.4 * (r + 1),
+          numRejected: r,
+        },
       })),
     },
-    '/api/tasks/demo-digits/trust': { trust: trust.flatMap((row, r) => row.map((t, c) => ({ taskId: 'demo-digits', serverRound: r + 1, clientId: clients[c], trust: t }))) },
+    '/api/tasks/demo-digits/trust': {
+      trust: trust.flatMap((row, r) => row.map((t, c) => ({ taskId: 'demo-digits', serverRound: r + 1, clientId: clients[c], trust: t }))),
+    },
     '/api/tasks/demo-digits/clients': {
-      clients: clients.map((clientId, i) => ({ clientId, capabilities: { backend: ['wasm', 'webgpu', 'cpu'][i], modalities: ['image', 'text'], numExamples: 100 + i }, createdAt: 0, lastSeenAt: Date.now() - 5000 * i })),
+      clients: clients.map((clientId, i) => ({
+        clientId,
+        capabilities: { backend: ['wasm', 'webgpu', 'cpu'][i], modalities: ['image', 'text'], numExamples: 100 + i },
+        createdAt: 0,
+        lastSeenAt: Date.now() - 5000 * i,
+      })),
     },
     '/api/tasks/demo-digits/rounds': { rounds: [1, 2, 3].map((serverRound) => ({ serverRound, attempt: 0 })) },
   };
   for (const r of [1, 2, 3]) {
     routes[`/api/tasks/demo-digits/rounds/${r}/updates`] = {
-      updates: clients.map((clientId, c) => ({ clientId, serverRound: r, status: c === 2 && r > 1 ? 'rejected' : 'accepted', code: c === 2 && r > 1 ? (r === 2 ? 'UPDATE_NON_FINITE' : 'UPDATE_NORM') : null })),
+      updates: clients.map((clientId, c) => ({
+        clientId,
+        serverRound: r,
+        status: c === 2 && r > 1 ? 'rejected' : 'accepted',
+        code: c === 2 && r > 1 ? (r === 2 ? 'UPDATE_NON_FINITE' : 'UPDATE_NORM') : null,
+      })),
     };
   }
   const body = routes[new URL(url, 'http://localhost').pathname];
@@ -88,7 +110,8 @@ function fakeAdminApi(url: string, authorization: string | undefined, res: Serve
 }
 
 const runnable = existsSync(CHROMIUM) || Boolean(process.env['CI']);
-if (!runnable) console.warn(`web-client e2e skipped: ${CHROMIUM} is missing (install it with apt-get install chromium; in CI this test runs and fails without it)`);
+if (!runnable)
+  console.warn(`web-client e2e skipped: ${CHROMIUM} is missing (install it with apt-get install chromium; in CI this test runs and fails without it)`);
 
 describe.skipIf(!runnable)('web app in Chromium', () => {
   let server: Server;
@@ -110,7 +133,11 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
 
   /** Waits for the backend trial to finish and returns what the panel reports. */
   async function backendResult(page: Page): Promise<{ status: string; backend: string; verified: string | null; error: string | null }> {
-    await page.waitForFunction(() => (document.querySelector('[data-testid=backend-panel]')?.getAttribute('data-status') ?? 'measuring') !== 'measuring', null, { timeout: 90_000 });
+    await page.waitForFunction(
+      () => (document.querySelector('[data-testid=backend-panel]')?.getAttribute('data-status') ?? 'measuring') !== 'measuring',
+      null,
+      { timeout: 90_000 },
+    );
     return page.evaluate(() => {
       const panel = document.querySelector('[data-testid=backend-panel]')!;
       return {
@@ -124,7 +151,11 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    const build = spawnSync(process.execPath, [join(WEB_CLIENT_ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: WEB_CLIENT_ROOT, encoding: 'utf8', env: { ...process.env, NODE_ENV: 'production' } });
+    const build = spawnSync(process.execPath, [join(WEB_CLIENT_ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], {
+      cwd: WEB_CLIENT_ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, NODE_ENV: 'production' },
+    });
     if (build.status !== 0) throw new Error(`vite build failed:\n${build.stdout}\n${build.stderr}`);
     const app = appHandler(DIST);
     server = createServer((req, res) => (req.url?.startsWith('/api/') ? fakeAdminApi(req.url, req.headers.authorization, res) : app(req, res)));
@@ -172,7 +203,9 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
 
     // Act
     const result = await backendResult(page);
-    const trials = await page.locator('[data-testid^="trial-"]').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-testid'), r.getAttribute('data-available')]));
+    const trials = await page
+      .locator('[data-testid^="trial-"]')
+      .evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-testid'), r.getAttribute('data-available')]));
     const firstId = await page.getByTestId('install-id').textContent();
     await page.reload();
     const secondId = await page.getByTestId('install-id').textContent();
@@ -218,7 +251,12 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
             },
           }),
         };
-        const dataTransfer = { items: [{ kind: 'file', webkitGetAsEntry: () => folder, getAsFile: () => null }], files: [], types: ['Files'], dropEffect: 'copy' };
+        const dataTransfer = {
+          items: [{ kind: 'file', webkitGetAsEntry: () => folder, getAsFile: () => null }],
+          files: [],
+          types: ['Files'],
+          dropEffect: 'copy',
+        };
         const drop = new DragEvent('drop', { bubbles: true, cancelable: true });
         Object.defineProperty(drop, 'dataTransfer', { value: dataTransfer });
         zone.dispatchEvent(drop);
@@ -270,7 +308,11 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
       page = await open('/explain');
       const backend = await backendResult(page);
       if (backend.status !== 'ready') throw new Error(`the viewer has no backend: ${backend.error}`);
-      await page.waitForFunction(() => (document.querySelector('[data-testid=sample-picker] fieldset') as HTMLFieldSetElement | null)?.disabled === false, null, { timeout: 60_000 });
+      await page.waitForFunction(
+        () => (document.querySelector('[data-testid=sample-picker] fieldset') as HTMLFieldSetElement | null)?.disabled === false,
+        null,
+        { timeout: 60_000 },
+      );
     });
 
     afterAll(async () => {
@@ -285,11 +327,13 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
     /** Waits until the viewer shows the explanation of a source starting with `source`; fails with the page's error if it shows one. */
     async function waitExplained(source: string): Promise<void> {
       await page.waitForFunction(
-        (wanted) => document.querySelector('[data-testid=explain-error]') !== null || document.querySelector('[data-testid=explain-source]')?.textContent?.startsWith(wanted) === true,
+        (wanted) =>
+          document.querySelector('[data-testid=explain-error]') !== null ||
+          document.querySelector('[data-testid=explain-source]')?.textContent?.startsWith(wanted) === true,
         source,
         { timeout: 60_000 },
       );
-      expect(await page.getByTestId('explain-error').count(), await page.getByTestId('explain-status').textContent() ?? '').toBe(0);
+      expect(await page.getByTestId('explain-error').count(), (await page.getByTestId('explain-status').textContent()) ?? '').toBe(0);
     }
 
     /** Fraction of canvas pixels that differ from the first one: a blank canvas gives 0. */
@@ -394,7 +438,18 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
       for (const serverRound of [1, 2]) {
         const bytes = encodeGlobal(viewerTask.id, serverRound, global);
         store.startRound({ taskId: viewerTask.id, serverRound, attempt: 1, roundId: `r${serverRound}`, selected: [], startedAt: serverRound });
-        store.completeRound({ taskId: viewerTask.id, serverRound, attempt: 1, endedAt: serverRound, numAccepted: 2, checkpoint: { bytes, sha256: sha256Hex(bytes) }, strategyState: null, metrics: {}, trust: [], taskStatus: 'running' });
+        store.completeRound({
+          taskId: viewerTask.id,
+          serverRound,
+          attempt: 1,
+          endedAt: serverRound,
+          numAccepted: 2,
+          checkpoint: { bytes, sha256: sha256Hex(bytes) },
+          strategyState: null,
+          metrics: {},
+          trust: [],
+          taskStatus: 'running',
+        });
       }
       coordinator = await startCoordinator({
         tasks: [{ config: viewerTask, joinToken: JOIN, initialGlobal: () => global }],
@@ -420,7 +475,11 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
       const page = existing ?? (await browser.newPage({ viewport: { width: 1280, height: 1000 } }));
       page.on('pageerror', (err) => pageErrors.push(`${path}: ${err.message}`));
       await page.goto(`${coordinator.url}${path}`);
-      await page.waitForFunction(() => (document.querySelector('[data-testid=sample-picker] fieldset') as HTMLFieldSetElement | null)?.disabled === false, null, { timeout: 90_000 });
+      await page.waitForFunction(
+        () => (document.querySelector('[data-testid=sample-picker] fieldset') as HTMLFieldSetElement | null)?.disabled === false,
+        null,
+        { timeout: 90_000 },
+      );
       return page;
     }
 
@@ -433,7 +492,9 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
       const provenance = page.getByTestId('model-provenance');
       expect(await provenance.getAttribute('data-kind')).toBe('global');
       expect(await provenance.getAttribute('data-base')).toBe('pretrained');
-      expect(await provenance.textContent()).toContain(`global model, round 2 of task ${viewerTask.id} (sha256 ${coordinator.engines.get(viewerTask.id)!.globalHash.slice(0, 12)}…, verified) on the pretrained base`);
+      expect(await provenance.textContent()).toContain(
+        `global model, round 2 of task ${viewerTask.id} (sha256 ${coordinator.engines.get(viewerTask.id)!.globalHash.slice(0, 12)}…, verified) on the pretrained base`,
+      );
       await page.close();
     }, 120_000);
 
@@ -454,7 +515,10 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
           });
           await new Promise<void>((resolve, reject) => {
             const tx = db.transaction('adapters', 'readwrite');
-            tx.objectStore('adapters').put({ taskId, serverRound: 2, savedAt: Date.now(), bytes: Uint8Array.from(data), adapterAlpha: 8, joinToken: token }, taskId);
+            tx.objectStore('adapters').put(
+              { taskId, serverRound: 2, savedAt: Date.now(), bytes: Uint8Array.from(data), adapterAlpha: 8, joinToken: token },
+              taskId,
+            );
             tx.oncomplete = () => resolve();
             tx.onerror = () => reject(new Error(String(tx.error)));
           });
@@ -470,19 +534,30 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
       await viewer.getByTestId('demo-index').fill('5');
       await viewer.getByTestId('explain-demo').click();
       // Two models explain all three modalities on WASM: give a loaded machine time, but stop at an error.
-      await viewer.waitForFunction(() => ['comparison', 'comparison-note', 'explain-error'].some((id) => document.querySelector(`[data-testid=${id}]`) !== null), null, { timeout: 150_000 });
+      await viewer.waitForFunction(
+        () => ['comparison', 'comparison-note', 'explain-error'].some((id) => document.querySelector(`[data-testid=${id}]`) !== null),
+        null,
+        { timeout: 150_000 },
+      );
       await shot(viewer, 'explain-local-vs-global');
       expect(await viewer.getByTestId('comparison').count(), (await viewer.getByTestId('explain-status').textContent()) ?? '').toBe(1);
 
       // Assert
       expect(await viewer.getByTestId('model-provenance').textContent()).toContain('global model, round 2');
       expect(await viewer.getByTestId('local-provenance').textContent()).toContain(`local model of this browser, trained in round 2 of task ${viewerTask.id}`);
-      const rows = await viewer.getByTestId('comparison-row').evaluateAll((trs) => trs.map((tr) => [tr.getAttribute('data-label'), ...Array.from(tr.querySelectorAll('td'), (td) => td.textContent)]));
+      const rows = await viewer
+        .getByTestId('comparison-row')
+        .evaluateAll((trs) => trs.map((tr) => [tr.getAttribute('data-label'), ...Array.from(tr.querySelectorAll('td'), (td) => td.textContent)]));
       expect(rows[0]).toEqual(['Prediction', '3', '7']);
       expect(rows.find((r) => r[0] === 'Attribution: audio')?.[2]).toBe('not in this model');
       expect(rows.filter((r) => String(r[0]).startsWith('EC ')).map((r) => r[0])).toEqual(['EC image–text', 'EC image–audio', 'EC text–audio']);
       expect(rows.find((r) => r[0] === 'EC image–text')?.[2]).toMatch(/^-?\d\.\d{3}$/);
-      expect(rows.find((r) => r[0] === 'FS')?.slice(1).every((v) => /^-?\d\.\d{4} \(k = 3\)$/.test(String(v)))).toBe(true);
+      expect(
+        rows
+          .find((r) => r[0] === 'FS')
+          ?.slice(1)
+          .every((v) => /^-?\d\.\d{4} \(k = 3\)$/.test(String(v))),
+      ).toBe(true);
       // The switch shows the local model's panels: its prediction, and no audio panel.
       await viewer.getByLabel('the local model').check();
       expect(await viewer.getByTestId('explanation').getAttribute('data-model')).toBe('local');
@@ -502,7 +577,9 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
         await openViewer(path, page);
         await page.getByTestId('demo-index').fill('4');
         await page.getByTestId('explain-demo').click();
-        await page.waitForFunction(() => ['explain-source', 'explain-error'].some((id) => document.querySelector(`[data-testid=${id}]`) !== null), null, { timeout: 240_000 });
+        await page.waitForFunction(() => ['explain-source', 'explain-error'].some((id) => document.querySelector(`[data-testid=${id}]`) !== null), null, {
+          timeout: 240_000,
+        });
         expect(await page.getByTestId('explain-error').count(), (await page.getByTestId('explain-status').textContent()) ?? '').toBe(0);
         await shot(page, `explain-global-${backend}`);
         const label = (await page.locator('[data-testid=panel-modality] .stacked-bar').getAttribute('aria-label')) ?? '';

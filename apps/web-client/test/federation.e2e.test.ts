@@ -145,16 +145,21 @@ describe.skipIf(!runnable)('two tabs and headless clients federate', () => {
       headless.push(h.client);
       await h.client.start();
     }
-    const accepted = (page: Page): Promise<string[]> => page.locator('[data-testid=contribution][data-status=accepted]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-round') ?? ''));
+    const accepted = (page: Page): Promise<string[]> =>
+      page.locator('[data-testid=contribution][data-status=accepted]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-round') ?? ''));
     try {
       for (const { page } of Object.values(tabs)) await expect.poll(() => accepted(page), { timeout: 480_000, interval: 1000 }).toEqual(['2', '1']);
     } catch (err) {
       // Say where each tab got stuck before failing.
       for (const [name, { page }] of Object.entries(tabs)) {
         await page.screenshot({ path: join(ARTIFACTS_DIR, `federation-tab-${name}-failed.png`), fullPage: true });
-        console.error(`${name} tab: ${await page.getByTestId('connection-status').textContent()} | ${await page.getByTestId('progress-bars').textContent()} | ${await page.getByTestId('contribution-history').textContent()}`);
+        console.error(
+          `${name} tab: ${await page.getByTestId('connection-status').textContent()} | ${await page.getByTestId('progress-bars').textContent()} | ${await page.getByTestId('contribution-history').textContent()}`,
+        );
       }
-      console.error(`headless: ${headless.map((c) => c.status).join(', ')}; engine: ${JSON.stringify(coordinator.engines.get(task.id)!.snapshot()).slice(0, 400)}`);
+      console.error(
+        `headless: ${headless.map((c) => c.status).join(', ')}; engine: ${JSON.stringify(coordinator.engines.get(task.id)!.snapshot()).slice(0, 400)}`,
+      );
       throw err;
     }
     for (const [name, { page }] of Object.entries(tabs)) await page.screenshot({ path: join(ARTIFACTS_DIR, `federation-tab-${name}.png`), fullPage: true });
@@ -166,7 +171,13 @@ describe.skipIf(!runnable)('two tabs and headless clients federate', () => {
       expect(await page.getByTestId('local-data').getAttribute('data-modalities'), name).toBe('image,text,audio');
       clientIds[name] = (await page.getByTestId('task-client-id').textContent()) ?? '';
       expect(clientIds[name], name).toMatch(/^c-/);
-      console.info(`${name} tab: preparing the slice took ${await page.getByTestId('local-data').getAttribute('data-prepare-ms')} ms; training spells ${trainingSpells(await statusTimeline(page)).map((ms) => Math.round(ms)).join(', ')} ms`);
+      console.info(
+        `${name} tab: preparing the slice took ${await page.getByTestId('local-data').getAttribute('data-prepare-ms')} ms; training spells ${trainingSpells(
+          await statusTimeline(page),
+        )
+          .map((ms) => Math.round(ms))
+          .join(', ')} ms`,
+      );
     }
 
     // Assert: every frame each tab sent is protocol text or an update of adapter tensors.
@@ -176,17 +187,25 @@ describe.skipIf(!runnable)('two tabs and headless clients federate', () => {
       expect(updates.length, name).toBe(ROUNDS);
       for (const u of updates) {
         expect(u.clientId, name).toBe(clientIds[name]);
-        expect(u.tensors.every((t) => adapterNames.has(t.name)), name).toBe(true);
+        expect(
+          u.tensors.every((t) => adapterNames.has(t.name)),
+          name,
+        ).toBe(true);
         expect(new Set(u.tensors.map((t) => groupOf(t.name))), name).toEqual(new Set(['image', 'text', 'audio', 'fusion']));
         // A backend that reads results back as zeros (WebGPU's synchronous path on SwiftShader) would send an all-zero delta.
-        expect(u.tensors.some((t) => t.values.some((v) => v !== 0)), `${name}: round ${u.round} update is all zeros`).toBe(true);
+        expect(
+          u.tensors.some((t) => t.values.some((v) => v !== 0)),
+          `${name}: round ${u.round} update is all zeros`,
+        ).toBe(true);
       }
       for (const f of frames.filter((x) => !x.binary)) {
         expect(f.size, `${name}: ${f.text!.slice(0, 80)}`).toBeLessThanOrEqual(MAX_TEXT_FRAME);
         expect(longestNumberArray(frameJson(f.text!)), `${name}: ${f.text!.slice(0, 80)}`).toBeLessThanOrEqual(MAX_TEXT_ARRAY);
       }
       const texts = frames.filter((f) => !f.binary).length;
-      console.info(`${name} tab sent ${frames.length} websocket frames: ${updates.length} updates (largest ${Math.max(...frames.filter((f) => f.binary).map((f) => f.size))} B), ${texts} text frames`);
+      console.info(
+        `${name} tab sent ${frames.length} websocket frames: ${updates.length} updates (largest ${Math.max(...frames.filter((f) => f.binary).map((f) => f.size))} B), ${texts} text frames`,
+      );
     }
 
     // Assert: the dashboard shows the two rounds and a trust score for each tab.
@@ -195,7 +214,9 @@ describe.skipIf(!runnable)('two tabs and headless clients federate', () => {
     await dashboard.goto(`${coordinator.url}/dashboard`);
     await dashboard.getByTestId('admin-token').fill(ADMIN_TOKEN);
     await dashboard.getByRole('button', { name: 'Open dashboard' }).click();
-    await dashboard.waitForFunction(() => document.querySelector('[data-testid=chart-trust]')?.getAttribute('data-empty') === 'false', null, { timeout: 30_000 });
+    await dashboard.waitForFunction(() => document.querySelector('[data-testid=chart-trust]')?.getAttribute('data-empty') === 'false', null, {
+      timeout: 30_000,
+    });
     await expect.poll(() => dashboard.locator('.status-line').textContent(), { timeout: 30_000 }).toContain(`${ROUNDS} completed rounds`);
     await dashboard.waitForTimeout(500); // let the charts lay out before the screenshot
     await dashboard.screenshot({ path: join(ARTIFACTS_DIR, 'federation-dashboard.png'), fullPage: true });

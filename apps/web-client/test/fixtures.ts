@@ -114,7 +114,9 @@ export const ARTIFACTS_DIR = resolve(WEB_CLIENT_ROOT, '../../test-artifacts/web-
 export const WEIGHTS_DIR = join(dirname(createRequire(import.meta.url).resolve('@chorus/models')), '..', 'weights', 'digits');
 
 /** Source folders and files the app build depends on (its own and the workspace packages' sources). */
-const BUILD_INPUTS = ['apps/web-client/src', 'apps/web-client/index.html', 'apps/web-client/vite.config.ts', 'packages'].map((p) => resolve(WEB_CLIENT_ROOT, '../..', p));
+const BUILD_INPUTS = ['apps/web-client/src', 'apps/web-client/index.html', 'apps/web-client/vite.config.ts', 'packages'].map((p) =>
+  resolve(WEB_CLIENT_ROOT, '../..', p),
+);
 
 function hashTree(hash: Hash, path: string): void {
   const stat = statSync(path, { throwIfNoEntry: false });
@@ -140,11 +142,15 @@ export function buildWebApp(): string {
   const outDir = join(tmpdir(), `chorus-web-dist-${hash.digest('hex').slice(0, 16)}`);
   if (existsSync(join(outDir, 'index.html'))) return outDir;
   const scratch = mkdtempSync(join(tmpdir(), 'chorus-web-build-'));
-  const build = spawnSync(process.execPath, [join(WEB_CLIENT_ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn', '--outDir', scratch, '--emptyOutDir'], {
-    cwd: WEB_CLIENT_ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, NODE_ENV: 'production' },
-  });
+  const build = spawnSync(
+    process.execPath,
+    [join(WEB_CLIENT_ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn', '--outDir', scratch, '--emptyOutDir'],
+    {
+      cwd: WEB_CLIENT_ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, NODE_ENV: 'production' },
+    },
+  );
   if (build.status !== 0) throw new Error(`vite build failed:\n${build.stdout}\n${build.stderr}`);
   try {
     renameSync(scratch, outDir);

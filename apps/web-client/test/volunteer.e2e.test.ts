@@ -75,7 +75,10 @@ describe.skipIf(!runnable)('volunteer tab trains with the coordinator', () => {
         { prefix: '/', root: outDir, spaFallback: true },
       ],
     });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    });
   }, 120_000);
 
   afterAll(async () => {
@@ -127,7 +130,9 @@ describe.skipIf(!runnable)('volunteer tab trains with the coordinator', () => {
     expect(await page.getByTestId('task-client-id').textContent()).toMatch(/^c-/);
     const binaries = frames.filter((f) => f.binary);
     expect(binaries.length).toBeGreaterThan(0);
-    console.info(`volunteer tab sent ${frames.length} websocket frames: ${binaries.length} binary (largest ${Math.max(...binaries.map((f) => f.size))} B), largest text ${Math.max(0, ...frames.filter((f) => !f.binary).map((f) => f.size))} B`);
+    console.info(
+      `volunteer tab sent ${frames.length} websocket frames: ${binaries.length} binary (largest ${Math.max(...binaries.map((f) => f.size))} B), largest text ${Math.max(0, ...frames.filter((f) => !f.binary).map((f) => f.size))} B`,
+    );
     for (const f of frames) {
       expect(f.size).toBeLessThanOrEqual(f.binary ? MAX_UPDATE_BYTES : MAX_TEXT_FRAME);
       if (f.bytes) expect(decodeUpdate(f.bytes, { maxBytes: MAX_UPDATE_BYTES }).tensors.length).toBeGreaterThan(0);

@@ -21,7 +21,10 @@ describe('attackUpdate', () => {
     expect(values(scaled)).toEqual([[-3, 6], [-1.5]]);
     expect(values(zero)).toEqual([[0, 0], [0]]);
     expect(values(labelFlip)).toEqual([[1, -2], [0.5]]);
-    expect(flipped.map((t) => [t.name, t.shape])).toEqual([['image/a', [2]], ['fusion/b', [1]]]);
+    expect(flipped.map((t) => [t.name, t.shape])).toEqual([
+      ['image/a', [2]],
+      ['fusion/b', [1]],
+    ]);
     expect(values(input)).toEqual([[1, -2], [0.5]]); // input untouched
   });
 

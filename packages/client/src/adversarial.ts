@@ -40,7 +40,8 @@ export function checkBehaviour(behaviour: AdversarialBehaviour): AdversarialBeha
       if (!Number.isFinite(behaviour.factor)) throw new ClientError('CLIENT_BAD_CONFIG', `scaling: factor must be finite, got ${behaviour.factor}`);
       return behaviour;
     case 'gaussian-noise':
-      if (!(Number.isFinite(behaviour.sigma) && behaviour.sigma >= 0)) throw new ClientError('CLIENT_BAD_CONFIG', `gaussian-noise: sigma must be ≥ 0, got ${behaviour.sigma}`);
+      if (!(Number.isFinite(behaviour.sigma) && behaviour.sigma >= 0))
+        throw new ClientError('CLIENT_BAD_CONFIG', `gaussian-noise: sigma must be ≥ 0, got ${behaviour.sigma}`);
       return behaviour;
     case 'sign-flip':
     case 'label-flip':
@@ -75,9 +76,13 @@ export function attackUpdate(delta: Parameters, behaviour: AdversarialBehaviour 
 
 /** A seeded derangement of [0, numClasses): a bijection that moves every label. */
 export function labelPermutation(numClasses: number, rng: Rng): Int32Array {
-  if (!Number.isInteger(numClasses) || numClasses < 2) throw new FlCoreError('PARTITION_BAD_CONFIG', `labelPermutation: numClasses must be an integer ≥ 2, got ${numClasses}`);
+  if (!Number.isInteger(numClasses) || numClasses < 2)
+    throw new FlCoreError('PARTITION_BAD_CONFIG', `labelPermutation: numClasses must be an integer ≥ 2, got ${numClasses}`);
   // Rotating a random order by one position maps each label to the next in that cycle: never to itself.
-  const order = shuffled(rng, Array.from({ length: numClasses }, (_, i) => i));
+  const order = shuffled(
+    rng,
+    Array.from({ length: numClasses }, (_, i) => i),
+  );
   const map = new Int32Array(numClasses);
   for (let i = 0; i < numClasses; i++) map[order[i]!] = order[(i + 1) % numClasses]!;
   return map;
@@ -93,7 +98,8 @@ export interface AdversarialSpec {
 export function parseAdversarialSpec(text: string): AdversarialSpec {
   const parts = text.split(':');
   const [kind, fractionText, paramText, ...rest] = parts;
-  const bad = (why: string): ClientError => new ClientError('CLIENT_BAD_CONFIG', `--adversarial '${text}': ${why} (expected KIND:FRACTION[:PARAM], KIND one of ${ADVERSARIAL_KINDS.join(', ')})`);
+  const bad = (why: string): ClientError =>
+    new ClientError('CLIENT_BAD_CONFIG', `--adversarial '${text}': ${why} (expected KIND:FRACTION[:PARAM], KIND one of ${ADVERSARIAL_KINDS.join(', ')})`);
   if (rest.length > 0 || kind === undefined) throw bad('too many fields');
   if (!(ADVERSARIAL_KINDS as readonly string[]).includes(kind)) throw bad(`unknown kind '${kind}'`);
   const fraction = fractionText === undefined || fractionText === '' ? NaN : Number(fractionText);
@@ -120,11 +126,15 @@ export function parseAdversarialSpec(text: string): AdversarialSpec {
  * the fractions add up to more clients than there are.
  */
 export function assignBehaviours(numClients: number, specs: readonly AdversarialSpec[], seed: number): (AdversarialBehaviour | null)[] {
-  if (!Number.isInteger(numClients) || numClients < 0) throw new ClientError('CLIENT_BAD_CONFIG', `assignBehaviours: numClients must be a non-negative integer, got ${numClients}`);
+  if (!Number.isInteger(numClients) || numClients < 0)
+    throw new ClientError('CLIENT_BAD_CONFIG', `assignBehaviours: numClients must be a non-negative integer, got ${numClients}`);
   const counts = specs.map((s) => Math.round(s.fraction * numClients));
   const total = counts.reduce((a, b) => a + b, 0);
   if (total > numClients) throw new ClientError('CLIENT_BAD_CONFIG', `adversarial fractions take ${total} of ${numClients} clients`);
-  const order = shuffled(createRng(seed), Array.from({ length: numClients }, (_, i) => i));
+  const order = shuffled(
+    createRng(seed),
+    Array.from({ length: numClients }, (_, i) => i),
+  );
   const out: (AdversarialBehaviour | null)[] = new Array<AdversarialBehaviour | null>(numClients).fill(null);
   let next = 0;
   specs.forEach((s, i) => {

@@ -44,5 +44,8 @@ export async function datasetFromSamples(samples: readonly BuiltinSample[], moda
     });
     inputs.audio = await digitsLogMel(clips);
   }
-  return new ArrayDataset(Int32Array.from(samples, (s) => s.label), inputs);
+  return new ArrayDataset(
+    Int32Array.from(samples, (s) => s.label),
+    inputs,
+  );
 }

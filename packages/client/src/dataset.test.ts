@@ -7,7 +7,10 @@ describe('ArrayDataset', () => {
   it('reads the rows asked for, in that order, as copies', async () => {
     // Arrange: 3 examples, image rows of 2 values, text rows of 1 token.
     const image = new Float32Array([0, 0.1, 1, 1.1, 2, 2.1]);
-    const data = new ArrayDataset(new Int32Array([7, 8, 9]), { image: { values: image, shape: [3, 2] }, text: { values: new Int32Array([4, 5, 6]), shape: [3, 1] } });
+    const data = new ArrayDataset(new Int32Array([7, 8, 9]), {
+      image: { values: image, shape: [3, 2] },
+      text: { values: new Int32Array([4, 5, 6]), shape: [3, 1] },
+    });
     // Act
     const batch = await data.read([2, 0]);
     // Assert

@@ -36,8 +36,10 @@ const LABEL_MAP_SALT = 0x5bd1e995;
  * seeds may exceed 32 bits (headless clients use `seed · 1000 + i`), so both halves are mixed in.
  */
 export function roundSeed(clientSeed: number, serverRound: number): number {
-  if (!Number.isSafeInteger(clientSeed) || clientSeed < 0) throw new ClientError('CLIENT_BAD_CONFIG', `roundSeed: clientSeed must be a non-negative safe integer, got ${clientSeed}`);
-  if (!Number.isSafeInteger(serverRound) || serverRound < 0) throw new ClientError('CLIENT_BAD_CONFIG', `roundSeed: serverRound must be a non-negative safe integer, got ${serverRound}`);
+  if (!Number.isSafeInteger(clientSeed) || clientSeed < 0)
+    throw new ClientError('CLIENT_BAD_CONFIG', `roundSeed: clientSeed must be a non-negative safe integer, got ${clientSeed}`);
+  if (!Number.isSafeInteger(serverRound) || serverRound < 0)
+    throw new ClientError('CLIENT_BAD_CONFIG', `roundSeed: serverRound must be a non-negative safe integer, got ${serverRound}`);
   let h = 0x811c9dc5;
   for (const part of [clientSeed >>> 0, Math.floor(clientSeed / 0x100000000) >>> 0, serverRound >>> 0]) {
     // murmur3's 32-bit finaliser over a running xor: every input bit reaches every output bit.
@@ -102,7 +104,10 @@ export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRo
   }
   const modalities = layout.modalities.filter((m) => dataset.modalities.includes(m) && models.modalities.includes(m));
   if (modalities.length === 0) {
-    throw new ClientError('CLIENT_MODEL_MISMATCH', `the task's modalities (${layout.modalities.join(', ')}) and this client's (${dataset.modalities.join(', ')}) do not overlap`);
+    throw new ClientError(
+      'CLIENT_MODEL_MISMATCH',
+      `the task's modalities (${layout.modalities.join(', ')}) and this client's (${dataset.modalities.join(', ')}) do not overlap`,
+    );
   }
   if (dataset.numExamples === 0) throw new ClientError('CLIENT_DATASET', 'no local examples to train on');
   const config = round.config;
@@ -112,7 +117,13 @@ export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRo
   const metrics: Record<string, number> = {};
   let delta: Tensor[];
 
-  const model: MultimodalModel = await models.create({ ...layout, modalities, adapterAlpha: config.adapterAlpha, learningRate: config.learningRate, seed: serverRound });
+  const model: MultimodalModel = await models.create({
+    ...layout,
+    modalities,
+    adapterAlpha: config.adapterAlpha,
+    learningRate: config.learningRate,
+    seed: serverRound,
+  });
   try {
     const own = globalFor(model, global);
     model.setAdapterParameters(own);

@@ -43,7 +43,16 @@ describe('the linear head', () => {
     // Arrange: an image-only linear-head model, rank 2, 3 concepts, 4 classes.
     const { createDigitsModelFactory } = await import('./models.js');
     const factory = createDigitsModelFactory();
-    const request = { modalities: ['image' as const], numClasses: 4, adapterRank: 2, namConcepts: 3, namHiddenUnits: 8, head: 'linear' as const, learningRate: 0.01, seed: 0 };
+    const request = {
+      modalities: ['image' as const],
+      numClasses: 4,
+      adapterRank: 2,
+      namConcepts: 3,
+      namHiddenUnits: 8,
+      head: 'linear' as const,
+      learningRate: 0.01,
+      seed: 0,
+    };
     const model = await factory.create(request);
     try {
       const params = model.adapterParameters();
@@ -55,7 +64,9 @@ describe('the linear head', () => {
       expect(rebuilt.adapterNames()).toEqual(model.adapterNames());
       expect(model.adapterNames()).toContain('image/linear/kernel');
       rebuilt.dispose();
-      expect(() => inferAdapterLayout([...params, tensor('fusion/nam/beta', [4])])).toThrow(expect.objectContaining({ code: 'CLIENT_MODEL_MISMATCH' }) as Error);
+      expect(() => inferAdapterLayout([...params, tensor('fusion/nam/beta', [4])])).toThrow(
+        expect.objectContaining({ code: 'CLIENT_MODEL_MISMATCH' }) as Error,
+      );
     } finally {
       model.dispose();
       factory.dispose();
@@ -73,7 +84,12 @@ describe('the LoRA α of a request', () => {
     const four = createDigitsModelFactory({ adapterAlpha: 4 });
     try {
       // Act
-      const built = [await plain.create({ ...request, adapterAlpha: 16 }), await four.create({ ...request, adapterAlpha: 16 }), await four.create(request), await plain.create(request)];
+      const built = [
+        await plain.create({ ...request, adapterAlpha: 16 }),
+        await four.create({ ...request, adapterAlpha: 16 }),
+        await four.create(request),
+        await plain.create(request),
+      ];
       const scalings = built.map((m) => [...new Set(m.loraLayers().map(({ layer }) => layer.scaling))]);
       const alphas = built.map((m) => m.loraAlpha);
       built.forEach((m) => m.dispose());
@@ -120,7 +136,12 @@ describe('the LoRA α of a request', () => {
     const codes: (string | undefined)[] = [];
     // Act
     for (const adapterAlpha of [0, -8, Number.NaN, Number.POSITIVE_INFINITY]) {
-      codes.push(await factory.create({ ...request, adapterAlpha }).then((m) => (m.dispose(), undefined), (e: unknown) => (isClientError(e) ? e.code : 'other')));
+      codes.push(
+        await factory.create({ ...request, adapterAlpha }).then(
+          (m) => (m.dispose(), undefined),
+          (e: unknown) => (isClientError(e) ? e.code : 'other'),
+        ),
+      );
     }
     // Assert
     expect(codes).toEqual(['CLIENT_BAD_CONFIG', 'CLIENT_BAD_CONFIG', 'CLIENT_BAD_CONFIG', 'CLIENT_BAD_CONFIG']);

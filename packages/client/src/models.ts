@@ -11,7 +11,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { groupOf } from '@chorus/fl-core';
 import type { Parameters } from '@chorus/fl-core';
-import { DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL, LogMelFrontend, MODALITIES, MultimodalModel, TextEmbedder, buildDigitsEncoder, frameCount } from '@chorus/models';
+import {
+  DIGITS_AUDIO_SAMPLES,
+  DIGITS_LOG_MEL,
+  LogMelFrontend,
+  MODALITIES,
+  MultimodalModel,
+  TextEmbedder,
+  buildDigitsEncoder,
+  frameCount,
+} from '@chorus/models';
 import type { Modality, ModelHead } from '@chorus/models';
 import { ClientError } from './errors.js';
 
@@ -112,7 +121,8 @@ export interface DigitsFactoryOptions {
 }
 
 function checkAlpha(adapterAlpha: number, where: string): number {
-  if (!(Number.isFinite(adapterAlpha) && adapterAlpha > 0)) throw new ClientError('CLIENT_BAD_CONFIG', `${where}: adapterAlpha must be a finite number > 0, got ${adapterAlpha}`);
+  if (!(Number.isFinite(adapterAlpha) && adapterAlpha > 0))
+    throw new ClientError('CLIENT_BAD_CONFIG', `${where}: adapterAlpha must be a finite number > 0, got ${adapterAlpha}`);
   return adapterAlpha;
 }
 
@@ -160,8 +170,15 @@ export function createDigitsModelFactory(options: DigitsFactoryOptions = {}): Mo
     dispose() {
       if (disposed) return;
       disposed = true;
-      for (const p of bases.values()) void p.then((b) => b.dispose(), () => undefined);
-      void embedder?.then((e) => e.dispose(), () => undefined);
+      for (const p of bases.values())
+        void p.then(
+          (b) => b.dispose(),
+          () => undefined,
+        );
+      void embedder?.then(
+        (e) => e.dispose(),
+        () => undefined,
+      );
     },
   };
 }

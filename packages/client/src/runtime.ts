@@ -71,7 +71,8 @@ export interface ChorusClientOptions {
 }
 
 /** Why {@link ChorusClient.finished} resolved. */
-export type ClientOutcome = { readonly kind: 'task-end'; readonly taskEnd: TaskEndEvent } | { readonly kind: 'failed'; readonly error: ClientError } | { readonly kind: 'closed' };
+export type ClientOutcome =
+  { readonly kind: 'task-end'; readonly taskEnd: TaskEndEvent } | { readonly kind: 'failed'; readonly error: ClientError } | { readonly kind: 'closed' };
 
 interface RoundRun {
   readonly round: ParsedRoundStart;
@@ -105,7 +106,8 @@ export class ChorusClient {
     if (typeof options.url !== 'string' || options.url.length === 0) throw new ClientError('CLIENT_BAD_CONFIG', 'url is required');
     if (typeof options.taskId !== 'string' || options.taskId.length === 0) throw new ClientError('CLIENT_BAD_CONFIG', 'taskId is required');
     const evalExamples = options.evalExamples ?? 256;
-    if (!Number.isInteger(evalExamples) || evalExamples < 0) throw new ClientError('CLIENT_BAD_CONFIG', `evalExamples must be an integer ≥ 0, got ${evalExamples}`);
+    if (!Number.isInteger(evalExamples) || evalExamples < 0)
+      throw new ClientError('CLIENT_BAD_CONFIG', `evalExamples must be an integer ≥ 0, got ${evalExamples}`);
     const seed = options.seed ?? 0;
     if (!Number.isSafeInteger(seed) || seed < 0) throw new ClientError('CLIENT_BAD_CONFIG', `seed must be a non-negative integer, got ${seed}`);
     this.behaviour = options.behaviour ? checkBehaviour(options.behaviour) : null;
@@ -260,7 +262,9 @@ export class ChorusClient {
     if (!socket || this.ended) return;
     let res: Ack<HelloResult>;
     try {
-      res = await socket.timeout(this.options.ackTimeoutMs ?? 10_000).emitWithAck('hello', { type: 'hello', protocolVersion: PROTOCOL_VERSION, capabilities: this.capabilities() });
+      res = await socket
+        .timeout(this.options.ackTimeoutMs ?? 10_000)
+        .emitWithAck('hello', { type: 'hello', protocolVersion: PROTOCOL_VERSION, capabilities: this.capabilities() });
     } catch {
       // No answer: the connection is gone or going; the next connect says hello again.
       this.report('CLIENT_TIMEOUT', 'hello was not acknowledged', false);
@@ -271,7 +275,10 @@ export class ChorusClient {
       const { code, message } = res.error;
       if (code === 'TASK_FINISHED' || code === 'TASK_STOPPED') {
         const status = code === 'TASK_STOPPED' ? 'stopped' : 'finished';
-        this.finish({ type: 'task-end', status, completedRounds: this.lastHello?.completedRounds ?? 0, globalHash: '' }, `the task has already ${status === 'stopped' ? 'been stopped' : 'ended'}`);
+        this.finish(
+          { type: 'task-end', status, completedRounds: this.lastHello?.completedRounds ?? 0, globalHash: '' },
+          `the task has already ${status === 'stopped' ? 'been stopped' : 'ended'}`,
+        );
       } else if (code === 'RATE_LIMITED') {
         await sleep(RETRY_DELAY_MS);
         if (socket.connected) void this.hello();
@@ -434,8 +441,10 @@ export class ChorusClient {
         continue;
       }
       this.events.emit({ type: 'update-result', serverRound, accepted: false, code, message });
-      if (code === 'TASK_FINISHED') this.finish({ type: 'task-end', status: 'finished', completedRounds: serverRound - 1, globalHash: round.globalHash }, 'the task has ended');
-      else if (code === 'TASK_STOPPED') this.finish({ type: 'task-end', status: 'stopped', completedRounds: serverRound - 1, globalHash: round.globalHash }, 'the task was stopped');
+      if (code === 'TASK_FINISHED')
+        this.finish({ type: 'task-end', status: 'finished', completedRounds: serverRound - 1, globalHash: round.globalHash }, 'the task has ended');
+      else if (code === 'TASK_STOPPED')
+        this.finish({ type: 'task-end', status: 'stopped', completedRounds: serverRound - 1, globalHash: round.globalHash }, 'the task was stopped');
       else if (code === 'PROTOCOL_VERSION' || code === 'BAD_PAYLOAD') this.fail(new ClientError('CLIENT_UPLOAD_REFUSED', message, code));
       return;
     }
@@ -448,4 +457,3 @@ function toClientError(err: unknown): ClientError {
   if (isModelsError(err)) return new ClientError('CLIENT_TRAINING_FAILED', err.message);
   return new ClientError('CLIENT_TRAINING_FAILED', err instanceof Error ? err.message : String(err));
 }
-

@@ -12,7 +12,10 @@ beforeAll(async () => {
 
 describe('trainLocally modalWeight', () => {
   // Two modalities, so L_modal (agreement between them) exists.
-  const embedder = new TextEmbedder(Float32Array.from({ length: 5 * 3 }, (_, i) => (i < 3 ? 0 : Math.sin(i))), 3);
+  const embedder = new TextEmbedder(
+    Float32Array.from({ length: 5 * 3 }, (_, i) => (i < 3 ? 0 : Math.sin(i))),
+    3,
+  );
   const image = buildImageEncoder({ inputShape: [8, 8, 1], filters: [2, 2], pointwiseFilters: 2, hiddenUnits: 8, embeddingDim: 4, seed: 1 });
   const text = buildTextEncoder({ inputDim: 3, hiddenUnits: 8, embeddingDim: 4, seed: 2 });
   afterAll(() => [embedder, image, text].forEach((x) => x.dispose()));
@@ -20,7 +23,15 @@ describe('trainLocally modalWeight', () => {
     image: { values: Float32Array.from({ length: 6 * 64 }, (_, i) => Math.abs(Math.sin(i))), shape: [6, 8, 8, 1] },
     text: { values: Int32Array.from([1, 2, 3, 4, 2, 0, 1, 1, 4, 3, 2, 0]), shape: [6, 2] },
   });
-  const model = (): MultimodalModel => new MultimodalModel({ numClasses: 3, encoders: { image: { base: image }, text: { base: text } }, textEmbedder: embedder, conceptDim: 2, namHiddenUnits: 4, loraRank: 1 });
+  const model = (): MultimodalModel =>
+    new MultimodalModel({
+      numClasses: 3,
+      encoders: { image: { base: image }, text: { base: text } },
+      textEmbedder: embedder,
+      conceptDim: 2,
+      namHiddenUnits: 4,
+      loraRank: 1,
+    });
 
   it('reports L_modal as 0 with weight 0 and above 0 by default', async () => {
     // Arrange

@@ -77,7 +77,11 @@ function disposeBatch(batch: MultimodalBatch): void {
 
 function usableModalities(model: MultimodalModel, dataset: LocalDataset, requested?: readonly Modality[]): Modality[] {
   const ms = (requested ?? dataset.modalities).filter((m) => model.modalities.includes(m) && dataset.modalities.includes(m));
-  if (ms.length === 0) throw new ClientError('CLIENT_MODEL_MISMATCH', `no modality in common: data has ${dataset.modalities.join(', ')}, model has ${model.modalities.join(', ')}`);
+  if (ms.length === 0)
+    throw new ClientError(
+      'CLIENT_MODEL_MISMATCH',
+      `no modality in common: data has ${dataset.modalities.join(', ')}, model has ${model.modalities.join(', ')}`,
+    );
   return ms;
 }
 
@@ -87,7 +91,8 @@ export async function trainLocally(options: LocalTrainingOptions): Promise<Local
   if (!Number.isInteger(localEpochs) || localEpochs < 1) throw new ClientError('CLIENT_BAD_CONFIG', `localEpochs must be an integer ≥ 1, got ${localEpochs}`);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new ClientError('CLIENT_BAD_CONFIG', `batchSize must be an integer ≥ 1, got ${batchSize}`);
   const { modalWeight } = options;
-  if (modalWeight !== undefined && !(Number.isFinite(modalWeight) && modalWeight >= 0)) throw new ClientError('CLIENT_BAD_CONFIG', `modalWeight must be a finite number ≥ 0, got ${modalWeight}`);
+  if (modalWeight !== undefined && !(Number.isFinite(modalWeight) && modalWeight >= 0))
+    throw new ClientError('CLIENT_BAD_CONFIG', `modalWeight must be a finite number ≥ 0, got ${modalWeight}`);
   const modalities = usableModalities(model, dataset, options.modalities);
   const n = dataset.numExamples;
   const numBatches = Math.ceil(n / batchSize);
@@ -126,7 +131,12 @@ export async function trainLocally(options: LocalTrainingOptions): Promise<Local
 }
 
 /** Accuracy and mean cross-entropy of `model` on the examples at `indices` (true labels), in chunks of `chunk`. */
-export async function evaluateLocally(model: MultimodalModel, dataset: LocalDataset, indices: readonly number[], chunk = 64): Promise<{ accuracy: number; loss: number; numExamples: number }> {
+export async function evaluateLocally(
+  model: MultimodalModel,
+  dataset: LocalDataset,
+  indices: readonly number[],
+  chunk = 64,
+): Promise<{ accuracy: number; loss: number; numExamples: number }> {
   const modalities = usableModalities(model, dataset);
   let correct = 0;
   let lossSum = 0;

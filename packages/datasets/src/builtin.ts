@@ -129,12 +129,7 @@ async function open(source: ByteSource, manifest: Manifest, path: string): Promi
 }
 
 /** Opens one split of a built-in dataset: fetches and checks its labels, nothing else of size. */
-export async function openBuiltin<N extends BuiltinName>(
-  source: ByteSource,
-  manifest: Manifest,
-  name: N,
-  split: Split,
-): Promise<BuiltinDataset<N>> {
+export async function openBuiltin<N extends BuiltinName>(source: ByteSource, manifest: Manifest, name: N, split: Split): Promise<BuiltinDataset<N>> {
   const ds = datasetOf(manifest, name);
   checkSplit(split);
   const labels = (await readSmall(source, manifest, fieldPath(ds, split, 'labels'))) as Uint8Array;
@@ -182,11 +177,11 @@ export async function openBuiltin<N extends BuiltinName>(
   }
   const width = captions.recordSize;
   const read = async (indices: readonly number[]): Promise<DigitsSample[]> => {
-    const [pixels, clipIds, tokenIds] = (await Promise.all([
-      images.readRecords(indices),
-      clips.readRecords(indices),
-      captions.readRecords(indices),
-    ])) as [Uint8Array, Uint16Array, Uint16Array];
+    const [pixels, clipIds, tokenIds] = (await Promise.all([images.readRecords(indices), clips.readRecords(indices), captions.readRecords(indices)])) as [
+      Uint8Array,
+      Uint16Array,
+      Uint16Array,
+    ];
     checkBelow(clipIds, numClips, `digits/${split} clips`);
     const wanted = [...new Set(clipIds)].sort((a, b) => a - b);
     const runs = wanted.map((c) => ({ start: offsets[c]!, end: offsets[c + 1]! }));

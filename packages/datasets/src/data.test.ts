@@ -132,7 +132,10 @@ describe('splits are disjoint', () => {
         heard.add(meta[2 * clip]!);
         expect(meta[2 * clip + 1]).toBe(labels[i]);
       }
-      expect([...heard].every((id) => speakers[id]!.split === split), split).toBe(true);
+      expect(
+        [...heard].every((id) => speakers[id]!.split === split),
+        split,
+      ).toBe(true);
       expect(heard.size).toBe(speakers.filter((s) => s.split === split).length);
     }
     for (let c = 0; c < meta.length / 2; c++) {

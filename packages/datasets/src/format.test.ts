@@ -3,14 +3,7 @@ import { float16BitsToFloat32 } from '@chorus/fl-core';
 import { describe, expect, it } from 'vitest';
 
 import { isDatasetError } from './errors.js';
-import {
-  HEADER_BYTES,
-  decodeElements,
-  decodeHeader,
-  encodeArtifact,
-  encodeHeader,
-  float32ToFloat16BitsSaturating,
-} from './format.js';
+import { HEADER_BYTES, decodeElements, decodeHeader, encodeArtifact, encodeHeader, float32ToFloat16BitsSaturating } from './format.js';
 
 describe('artifact header', () => {
   it('round-trips dtype, count and record shape', () => {
@@ -65,9 +58,7 @@ describe('elements', () => {
   });
 
   it('refuses a value count that disagrees with the header, and a ragged byte length', () => {
-    expect(() => encodeArtifact({ dtype: 'uint8', count: 2, recordShape: [3] }, [1, 2, 3])).toThrow(
-      expect.objectContaining({ code: 'ARTIFACT_MISMATCH' }),
-    );
+    expect(() => encodeArtifact({ dtype: 'uint8', count: 2, recordShape: [3] }, [1, 2, 3])).toThrow(expect.objectContaining({ code: 'ARTIFACT_MISMATCH' }));
     expect(() => decodeElements('uint16', new Uint8Array(3))).toThrow(expect.objectContaining({ code: 'ARTIFACT_TRUNCATED' }));
   });
 });

@@ -16,16 +16,7 @@ export {
 } from './format.js';
 export type { ArtifactHeader, DecodedArray, Dtype } from './format.js';
 export { BUILTIN_NAMES, SPLITS, artifactEntry, parseManifest } from './manifest.js';
-export type {
-  BuiltinName,
-  Manifest,
-  ManifestArtifact,
-  ManifestDataset,
-  ManifestEmbeddings,
-  ManifestSplit,
-  SpeakerSpec,
-  Split,
-} from './manifest.js';
+export type { BuiltinName, Manifest, ManifestArtifact, ManifestDataset, ManifestEmbeddings, ManifestSplit, SpeakerSpec, Split } from './manifest.js';
 export { httpSource, memorySource } from './source.js';
 export type { ByteRange, ByteSource, FetchLike } from './source.js';
 export { openArtifact, readTensor, readText, readVerified, sha256Hex, verifyArtifactBytes } from './reader.js';

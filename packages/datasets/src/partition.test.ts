@@ -85,15 +85,11 @@ describe('partitionDataset', () => {
         modalityKinds: [{ modalities: ['image'], fraction: 1 }],
       }),
     ).toThrow(expect.objectContaining({ code: 'DATASET_BAD_ARGUMENT' }));
-    expect(() => partitionDataset(DATASET, { numClients: 2, scheme: 'iid', seed: -1 })).toThrow(
-      expect.objectContaining({ code: 'DATASET_BAD_ARGUMENT' }),
-    );
+    expect(() => partitionDataset(DATASET, { numClients: 2, scheme: 'iid', seed: -1 })).toThrow(expect.objectContaining({ code: 'DATASET_BAD_ARGUMENT' }));
   });
 
   it("passes fl-core's coded errors through for impossible configurations", () => {
-    expect(() => partitionDataset(DATASET, { numClients: 0, scheme: 'iid', seed: 1 })).toThrow(
-      expect.objectContaining({ code: 'PARTITION_BAD_CONFIG' }),
-    );
+    expect(() => partitionDataset(DATASET, { numClients: 0, scheme: 'iid', seed: 1 })).toThrow(expect.objectContaining({ code: 'PARTITION_BAD_CONFIG' }));
     expect(() => partitionDataset(DATASET, { numClients: 30, scheme: 'shards', shardsPerClient: 2, seed: 1 })).toThrow(
       expect.objectContaining({ code: 'PARTITION_BAD_CONFIG' }),
     );

@@ -42,10 +42,19 @@ describe('openArtifact', () => {
 
   it('fetches only the byte ranges of the records asked for (far apart → separate requests)', async () => {
     const count = 100_000;
-    const bytes = encodeArtifact({ dtype: 'uint8', count, recordShape: [] }, new Uint8Array(count).map((_, i) => i % 251));
+    const bytes = encodeArtifact(
+      { dtype: 'uint8', count, recordShape: [] },
+      new Uint8Array(count).map((_, i) => i % 251),
+    );
     const entry: ManifestArtifact = {
-      path: 'big.bin', kind: 'tensor', origin: 'committed', byteSize: bytes.length, sha256: await sha256Hex(bytes),
-      dtype: 'uint8', count, recordShape: [],
+      path: 'big.bin',
+      kind: 'tensor',
+      origin: 'committed',
+      byteSize: bytes.length,
+      sha256: await sha256Hex(bytes),
+      dtype: 'uint8',
+      count,
+      recordShape: [],
     };
     const requested: number[] = [];
     const inner = memorySource(new Map([[entry.path, bytes]]));
@@ -74,7 +83,12 @@ describe('openArtifact', () => {
 
   it('gives ARTIFACT_MISMATCH when the header disagrees with the manifest, ARTIFACT_BAD_MAGIC on foreign bytes', async () => {
     const { bytes, entry } = await fixture();
-    const source = memorySource(new Map([[entry.path, bytes], ['junk.bin', new TextEncoder().encode('<html>not found</html> padding!!')]]));
+    const source = memorySource(
+      new Map([
+        [entry.path, bytes],
+        ['junk.bin', new TextEncoder().encode('<html>not found</html> padding!!')],
+      ]),
+    );
 
     await expect(openArtifact(source, { ...entry, count: 5 })).rejects.toMatchObject({ code: 'ARTIFACT_MISMATCH' });
     await expect(openArtifact(source, { ...entry, dtype: 'int16' })).rejects.toMatchObject({ code: 'ARTIFACT_MISMATCH' });
@@ -121,7 +135,11 @@ describe('whole-artifact reads', () => {
     const text = new TextEncoder().encode('<pad>\n<unk>\ncafé\n');
     const bad = new Uint8Array([0xff, 0xfe]);
     const entry = (bytes: Uint8Array, sha256: string): ManifestArtifact => ({
-      path: 'v.txt', kind: 'text', origin: 'committed', byteSize: bytes.length, sha256,
+      path: 'v.txt',
+      kind: 'text',
+      origin: 'committed',
+      byteSize: bytes.length,
+      sha256,
     });
 
     await expect(readText(memorySource(new Map([['v.txt', text]])), entry(text, await sha256Hex(text)))).resolves.toBe('<pad>\n<unk>\ncafé\n');
@@ -133,13 +151,15 @@ describe('whole-artifact reads', () => {
 
 describe('httpSource', () => {
   const file = new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7]);
-  const fakeFetch = (honourRange: boolean, calls: string[]): FetchLike => (url, init) => {
-    calls.push(`${url} ${init.headers.Range ?? ''}`.trim());
-    if (!url.endsWith('/d/a.bin')) return Promise.resolve({ ok: false, status: 404, arrayBuffer: () => Promise.resolve(new ArrayBuffer(0)) });
-    const m = /bytes=(\d+)-(\d+)/.exec(init.headers.Range ?? '');
-    const body = honourRange && m ? file.slice(Number(m[1]), Number(m[2]) + 1) : file.slice();
-    return Promise.resolve({ ok: true, status: honourRange && m ? 206 : 200, arrayBuffer: () => Promise.resolve(body.buffer) });
-  };
+  const fakeFetch =
+    (honourRange: boolean, calls: string[]): FetchLike =>
+    (url, init) => {
+      calls.push(`${url} ${init.headers.Range ?? ''}`.trim());
+      if (!url.endsWith('/d/a.bin')) return Promise.resolve({ ok: false, status: 404, arrayBuffer: () => Promise.resolve(new ArrayBuffer(0)) });
+      const m = /bytes=(\d+)-(\d+)/.exec(init.headers.Range ?? '');
+      const body = honourRange && m ? file.slice(Number(m[1]), Number(m[2]) + 1) : file.slice();
+      return Promise.resolve({ ok: true, status: honourRange && m ? 206 : 200, arrayBuffer: () => Promise.resolve(body.buffer) });
+    };
 
   it('sends a Range header and returns the partial body', async () => {
     const calls: string[] = [];

@@ -5,16 +5,7 @@
  */
 
 import { DatasetError } from './errors.js';
-import {
-  HEADER_BYTES,
-  artifactBytes,
-  decodeElements,
-  decodeHeader,
-  recordBytes,
-  recordElements,
-  type ArtifactHeader,
-  type DecodedArray,
-} from './format.js';
+import { HEADER_BYTES, artifactBytes, decodeElements, decodeHeader, recordBytes, recordElements, type ArtifactHeader, type DecodedArray } from './format.js';
 import type { ManifestArtifact } from './manifest.js';
 import type { ByteRange, ByteSource } from './source.js';
 

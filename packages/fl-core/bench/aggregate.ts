@@ -115,8 +115,14 @@ decodeIntoArena();
 fedAvgArena(arena, weights);
 median(updates.slice(0, 8).map((u) => u.subarray(0, 100_000)));
 medianScalar(updates.slice(0, 8).map((u) => u.subarray(0, 100_000)));
-trimmedMean(updates.slice(0, 8).map((u) => u.subarray(0, 100_000)), 0.1);
-trimmedMeanScalar(updates.slice(0, 8).map((u) => u.subarray(0, 100_000)), 0.1);
+trimmedMean(
+  updates.slice(0, 8).map((u) => u.subarray(0, 100_000)),
+  0.1,
+);
+trimmedMeanScalar(
+  updates.slice(0, 8).map((u) => u.subarray(0, 100_000)),
+  0.1,
+);
 
 const t = {
   copyHot: [] as number[],
@@ -181,10 +187,18 @@ const ms = {
   krum: mid(krumTimes),
 };
 const gbps = (m: number) => (bytes / 1e9 / (m / 1e3)).toFixed(2);
-console.log(`medians: copy(4 MB) ${ms.copyHot.toFixed(1)} ms (${gbps(ms.copyHot)} GB/s), copy(concat) ${ms.copyConcat.toFixed(1)} ms (${gbps(ms.copyConcat)} GB/s)`);
-console.log(`         fedAvg(arena) ${ms.fedAvgArena.toFixed(1)} ms (${gbps(ms.fedAvgArena)} GB/s), decode into arena ${ms.decodeArena.toFixed(1)} ms, decodeUpdate ${ms.decodeFresh.toFixed(1)} ms`);
-console.log(`         fedAvg(staged) ${ms.fedAvg.toFixed(1)} ms (${gbps(ms.fedAvg)} GB/s), median ${ms.median.toFixed(1)} ms, trimmedMean ${ms.trimmed.toFixed(1)} ms, multi-krum ${ms.krum.toFixed(1)} ms`);
-console.log(`         scalar kernels: fedAvg ${ms.fedAvgScalar.toFixed(1)} ms, median ${ms.medianScalar.toFixed(1)} ms, trimmedMean ${ms.trimmedScalar.toFixed(1)} ms; SIMD kernels ${wasmSimdAvailable() ? 'on' : 'unavailable'}`);
+console.log(
+  `medians: copy(4 MB) ${ms.copyHot.toFixed(1)} ms (${gbps(ms.copyHot)} GB/s), copy(concat) ${ms.copyConcat.toFixed(1)} ms (${gbps(ms.copyConcat)} GB/s)`,
+);
+console.log(
+  `         fedAvg(arena) ${ms.fedAvgArena.toFixed(1)} ms (${gbps(ms.fedAvgArena)} GB/s), decode into arena ${ms.decodeArena.toFixed(1)} ms, decodeUpdate ${ms.decodeFresh.toFixed(1)} ms`,
+);
+console.log(
+  `         fedAvg(staged) ${ms.fedAvg.toFixed(1)} ms (${gbps(ms.fedAvg)} GB/s), median ${ms.median.toFixed(1)} ms, trimmedMean ${ms.trimmed.toFixed(1)} ms, multi-krum ${ms.krum.toFixed(1)} ms`,
+);
+console.log(
+  `         scalar kernels: fedAvg ${ms.fedAvgScalar.toFixed(1)} ms, median ${ms.medianScalar.toFixed(1)} ms, trimmedMean ${ms.trimmedScalar.toFixed(1)} ms; SIMD kernels ${wasmSimdAvailable() ? 'on' : 'unavailable'}`,
+);
 
 if (Number.isNaN(sink)) console.log('(a result held NaN)');
 const round3 = (x: number) => Math.round(x * 1000) / 1000;

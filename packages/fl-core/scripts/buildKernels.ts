@@ -136,7 +136,10 @@ function extremePass(size: number, keep: 'Largest' | 'Smallest'): string {
   // pmin/pmax are one instruction each on x86; plain min/max add NaN and ±0 fix-ups, and the
   // inputs are finite by contract.
   const insert = slots
-    .map((i) => `(local.set $x (local.get $t${i})) (local.set $t${i} (${keepOp} (local.get $x) (local.get $v))) (local.set $v (${passOp} (local.get $x) (local.get $v)))`)
+    .map(
+      (i) =>
+        `(local.set $x (local.get $t${i})) (local.set $t${i} (${keepOp} (local.get $x) (local.get $v))) (local.set $v (${passOp} (local.get $x) (local.get $v)))`,
+    )
     .join('\n          ');
   return `
   ;; Keeps the ${size} ${keep.toLowerCase()} of each lane's column; the rest go to $dst in arrival order.
@@ -211,20 +214,84 @@ const MEDIAN_MAX_HALF = 64;
  * 0-1 principle, so a mistyped pair fails the build.
  */
 const SORT16_NETWORK: readonly (readonly [number, number])[] = [
-  [0, 13], [1, 12], [2, 15], [3, 14], [4, 8], [5, 6], [7, 11], [9, 10],
-  [0, 5], [1, 7], [2, 9], [3, 4], [6, 13], [8, 14], [10, 15], [11, 12],
-  [0, 1], [2, 3], [4, 5], [6, 8], [7, 9], [10, 11], [12, 13], [14, 15],
-  [0, 2], [1, 3], [4, 10], [5, 11], [6, 7], [8, 9], [12, 14], [13, 15],
-  [1, 2], [3, 12], [4, 6], [5, 7], [8, 10], [9, 11], [13, 14],
-  [1, 4], [2, 6], [5, 8], [7, 10], [9, 13], [11, 14],
-  [2, 4], [3, 6], [9, 12], [11, 13],
-  [3, 5], [6, 8], [7, 9], [10, 12],
-  [3, 4], [5, 6], [7, 8], [9, 10], [11, 12],
-  [6, 7], [8, 9],
+  [0, 13],
+  [1, 12],
+  [2, 15],
+  [3, 14],
+  [4, 8],
+  [5, 6],
+  [7, 11],
+  [9, 10],
+  [0, 5],
+  [1, 7],
+  [2, 9],
+  [3, 4],
+  [6, 13],
+  [8, 14],
+  [10, 15],
+  [11, 12],
+  [0, 1],
+  [2, 3],
+  [4, 5],
+  [6, 8],
+  [7, 9],
+  [10, 11],
+  [12, 13],
+  [14, 15],
+  [0, 2],
+  [1, 3],
+  [4, 10],
+  [5, 11],
+  [6, 7],
+  [8, 9],
+  [12, 14],
+  [13, 15],
+  [1, 2],
+  [3, 12],
+  [4, 6],
+  [5, 7],
+  [8, 10],
+  [9, 11],
+  [13, 14],
+  [1, 4],
+  [2, 6],
+  [5, 8],
+  [7, 10],
+  [9, 13],
+  [11, 14],
+  [2, 4],
+  [3, 6],
+  [9, 12],
+  [11, 13],
+  [3, 5],
+  [6, 8],
+  [7, 9],
+  [10, 12],
+  [3, 4],
+  [5, 6],
+  [7, 8],
+  [9, 10],
+  [11, 12],
+  [6, 7],
+  [8, 9],
 ];
 /** The three layers (distance 4, 2, 1) that sort a bitonic sequence of eight. */
-const BITONIC8_FIRST_LAYER: readonly (readonly [number, number])[] = [[0, 4], [1, 5], [2, 6], [3, 7]];
-const BITONIC8_LAST_LAYERS: readonly (readonly [number, number])[] = [[0, 2], [1, 3], [4, 6], [5, 7], [0, 1], [2, 3], [4, 5], [6, 7]];
+const BITONIC8_FIRST_LAYER: readonly (readonly [number, number])[] = [
+  [0, 4],
+  [1, 5],
+  [2, 6],
+  [3, 7],
+];
+const BITONIC8_LAST_LAYERS: readonly (readonly [number, number])[] = [
+  [0, 2],
+  [1, 3],
+  [4, 6],
+  [5, 7],
+  [0, 1],
+  [2, 3],
+  [4, 5],
+  [6, 7],
+];
 
 /** Throws unless `network` sorts every 0/1 input of `size` accepted by `admit` (the 0-1 principle). */
 function checkNetwork(name: string, network: readonly (readonly [number, number])[], size: number, admit: (bits: number[]) => boolean): void {

@@ -36,15 +36,7 @@ export {
   zerosLike,
 } from './params.js';
 export type { Clipped, ClippedParameters, ClippedUpdate, Layout, Parameters, Tensor } from './params.js';
-export {
-  CODEC_FORMAT_VERSION,
-  CODEC_MAGIC,
-  CODEC_MAX_RANK,
-  CODEC_MAX_STRING_LENGTH,
-  decodeUpdate,
-  encodeUpdate,
-  encodedByteLength,
-} from './codec/codec.js';
+export { CODEC_FORMAT_VERSION, CODEC_MAGIC, CODEC_MAX_RANK, CODEC_MAX_STRING_LENGTH, decodeUpdate, encodeUpdate, encodedByteLength } from './codec/codec.js';
 export type { Crc32Function, DecodedUpdate, DecodeLimits, EncodeOptions, UpdateEncoding, UpdateKind, UpdateMessage } from './codec/codec.js';
 export { crc32 } from './codec/crc32.js';
 export { FP16_MAX, float16BitsToFloat32, float32ToFloat16Bits } from './codec/fp16.js';
@@ -68,15 +60,7 @@ export { assignModalitiesByFractions, assignModalitiesIndependently, MODALITIES 
 export type { Modality, ModalityKindShare } from './partition/modality.js';
 export { dpFedAvg, dpFedAvgNoiseStd } from './privacy/dpFedAvg.js';
 export type { DpFedAvgOptions, DpFedAvgResult } from './privacy/dpFedAvg.js';
-export {
-  computeRdp,
-  createRdpAccountant,
-  DEFAULT_RDP_ORDERS,
-  epsilonFromRdp,
-  epsilonPerRound,
-  privacySpent,
-  recordRounds,
-} from './privacy/rdpAccountant.js';
+export { computeRdp, createRdpAccountant, DEFAULT_RDP_ORDERS, epsilonFromRdp, epsilonPerRound, privacySpent, recordRounds } from './privacy/rdpAccountant.js';
 export type { EpsilonPerRoundOptions, PrivacySpent, RdpAccountant, RdpConversion, SampledGaussian } from './privacy/rdpAccountant.js';
 export { agreementScore, medianReference, rootReference } from './trust/agreement.js';
 export type { ReferenceUpdate } from './trust/agreement.js';

@@ -23,7 +23,10 @@ import {
 } from './params.js';
 import { expectFlCoreError } from './errors.test-util.js';
 
-const update = (image: number[], text: number[]) => [tensor('image/w', [image.length], Float32Array.from(image)), tensor('text/w', [text.length], Float32Array.from(text))];
+const update = (image: number[], text: number[]) => [
+  tensor('image/w', [image.length], Float32Array.from(image)),
+  tensor('text/w', [text.length], Float32Array.from(text)),
+];
 
 describe('params', () => {
   it('flatten and unflatten round-trip names, shapes and values', () => {

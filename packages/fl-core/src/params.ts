@@ -152,7 +152,10 @@ export function assertSameLayout(expected: Parameters, actual: Parameters, conte
       throw new FlCoreError('PARAMS_MISMATCH', `${context}: '${t.name}' has shape [${t.shape.join(',')}], expected [${e.shape.join(',')}]`);
     }
   }
-  throw new FlCoreError('PARAMS_MISMATCH', `${context}: expected tensors [${expected.map((t) => t.name).join(', ')}], got [${actual.map((t) => t.name).join(', ')}]`);
+  throw new FlCoreError(
+    'PARAMS_MISMATCH',
+    `${context}: expected tensors [${expected.map((t) => t.name).join(', ')}], got [${actual.map((t) => t.name).join(', ')}]`,
+  );
 }
 
 /** Tensors by group, each group keeping list order. */

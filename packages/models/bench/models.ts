@@ -47,7 +47,15 @@ async function phase(backend: string, batchSize: number, loraSteps: number, full
   for (let i = 100; i < table.length; i++) table[i] = Math.sin(i * 0.37) * 0.5;
   const embedder = new TextEmbedder(table, 100);
   const bases = buildDigitsEncoders(1);
-  const model = new MultimodalModel({ numClasses: DIGITS_NUM_CLASSES, encoders: { image: { base: bases.image }, text: { base: bases.text }, audio: { base: bases.audio } }, textEmbedder: embedder, conceptDim: 8, namHiddenUnits: 8, loraRank: 4, loraAlpha: 8 });
+  const model = new MultimodalModel({
+    numClasses: DIGITS_NUM_CLASSES,
+    encoders: { image: { base: bases.image }, text: { base: bases.text }, audio: { base: bases.audio } },
+    textEmbedder: embedder,
+    conceptDim: 8,
+    namHiddenUnits: 8,
+    loraRank: 4,
+    loraAlpha: 8,
+  });
   Object.values(bases).forEach((b) => b.dispose());
 
   const frontend = new LogMelFrontend(DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL);
@@ -62,7 +70,10 @@ async function phase(backend: string, batchSize: number, loraSteps: number, full
     image: tf.randomUniform([BATCH, 28, 28, 1], 0, 1, 'float32', 1),
     text: tf.tensor2d(ids, [BATCH, DIGITS_CAPTION_TOKENS], 'int32'),
     audio: logMel,
-    labels: tf.tensor1d(Array.from({ length: BATCH }, (_, i) => i % DIGITS_NUM_CLASSES), 'int32'),
+    labels: tf.tensor1d(
+      Array.from({ length: BATCH }, (_, i) => i % DIGITS_NUM_CLASSES),
+      'int32',
+    ),
   };
   const time = (mode: 'adapters' | 'full', n: number): number[] => {
     const out: number[] = [];
@@ -108,13 +119,23 @@ async function phase(backend: string, batchSize: number, loraSteps: number, full
 async function main(): Promise<void> {
   const wasm = await phase('wasm', WASM_BATCH, STEPS, STEPS);
   const cpu = await phase('cpu', CPU_BATCH, 2, 2);
-  for (const [name, p] of [['wasm', wasm], ['cpu', cpu]] as const) if (p.fullError !== null) throw new Error(`full fine-tuning failed on ${name}: ${p.fullError}`);
+  for (const [name, p] of [
+    ['wasm', wasm],
+    ['cpu', cpu],
+  ] as const)
+    if (p.fullError !== null) throw new Error(`full fine-tuning failed on ${name}: ${p.fullError}`);
   const ratio = mean(wasm.loraMs) / mean(wasm.fullMs);
   const ratioCpu = mean(cpu.loraMs) / mean(cpu.fullMs);
-  console.log(`wasm, batch ${WASM_BATCH}: LoRA+NAM step ${mean(wasm.loraMs).toFixed(1)} ms, full fine-tuning step ${mean(wasm.fullMs).toFixed(1)} ms (${wasm.loraMs.length} + ${wasm.fullMs.length} steps)`);
-  console.log(`cpu, batch ${CPU_BATCH}: LoRA+NAM step ${mean(cpu.loraMs).toFixed(1)} ms, full fine-tuning step ${mean(cpu.fullMs).toFixed(1)} ms (${cpu.loraMs.length} + ${cpu.fullMs.length} steps)`);
+  console.log(
+    `wasm, batch ${WASM_BATCH}: LoRA+NAM step ${mean(wasm.loraMs).toFixed(1)} ms, full fine-tuning step ${mean(wasm.fullMs).toFixed(1)} ms (${wasm.loraMs.length} + ${wasm.fullMs.length} steps)`,
+  );
+  console.log(
+    `cpu, batch ${CPU_BATCH}: LoRA+NAM step ${mean(cpu.loraMs).toFixed(1)} ms, full fine-tuning step ${mean(cpu.fullMs).toFixed(1)} ms (${cpu.loraMs.length} + ${cpu.fullMs.length} steps)`,
+  );
   console.log(`log-mel front end on wasm: ${wasm.logMelMs.toFixed(1)} ms per batch (computed once per dataset, outside the step)`);
-  console.log(`full model ${wasm.fullScalars} scalars (${((wasm.fullScalars * 4) / 1e6).toFixed(2)} MB float32); adapter update ${wasm.adapterScalars} scalars; single-modality clients: ${JSON.stringify(wasm.perModality)}`);
+  console.log(
+    `full model ${wasm.fullScalars} scalars (${((wasm.fullScalars * 4) / 1e6).toFixed(2)} MB float32); adapter update ${wasm.adapterScalars} scalars; single-modality clients: ${JSON.stringify(wasm.perModality)}`,
+  );
   console.log(
     JSON.stringify({
       lora_step_vs_full_step: Number(ratio.toFixed(4)),

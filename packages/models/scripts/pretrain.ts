@@ -72,7 +72,12 @@ interface Data {
 function shiftImages(images: tf.Tensor4D, rng: Rng): tf.Tensor4D {
   return tf.tidy(() => {
     const [n, h, w] = images.shape;
-    const padded = tf.pad(images, [[0, 0], [MAX_SHIFT, MAX_SHIFT], [MAX_SHIFT, MAX_SHIFT], [0, 0]]);
+    const padded = tf.pad(images, [
+      [0, 0],
+      [MAX_SHIFT, MAX_SHIFT],
+      [MAX_SHIFT, MAX_SHIFT],
+      [0, 0],
+    ]);
     const pick = (): number => Math.floor(rng() * (2 * MAX_SHIFT + 1));
     return tf.concat(Array.from({ length: n }, (_, i) => tf.slice(padded, [i, pick(), pick(), 0], [1, h, w, 1])));
   });
@@ -111,27 +116,43 @@ function fit(modality: Modality, encoder: tf.Sequential, numClasses: number, tra
   const n = train.labels.length;
   const validationAccuracy: number[] = [];
   for (let epoch = 0; epoch < EPOCHS[modality]; epoch++) {
-    const order = shuffled(rng, Array.from({ length: n }, (_, i) => i));
+    const order = shuffled(
+      rng,
+      Array.from({ length: n }, (_, i) => i),
+    );
     let lossSum = 0;
     for (let b = 0; b < n; b += BATCH) {
       const idx = order.slice(b, b + BATCH);
       const cost = tf.tidy(() => {
         let x = tf.gather(train.features, tf.tensor1d(idx, 'int32'));
         if (modality === 'image') x = shiftImages(x as tf.Tensor4D, rng);
-        const y = tf.tensor1d(idx.map((i) => train.labels[i]!), 'int32');
+        const y = tf.tensor1d(
+          idx.map((i) => train.labels[i]!),
+          'int32',
+        );
         return optimizer.minimize(() => crossEntropyLoss(classifier.apply(x) as tf.Tensor, y), true, variables)!;
       });
       lossSum += cost.dataSync()[0]! * idx.length;
       cost.dispose();
     }
     validationAccuracy.push(accuracy(classifier, validation));
-    console.log(`${modality} epoch ${epoch + 1}/${EPOCHS[modality]}: train loss ${(lossSum / n).toFixed(4)}, validation accuracy ${validationAccuracy.at(-1)!.toFixed(3)} (${((performance.now() - start) / 1000).toFixed(0)} s)`);
+    console.log(
+      `${modality} epoch ${epoch + 1}/${EPOCHS[modality]}: train loss ${(lossSum / n).toFixed(4)}, validation accuracy ${validationAccuracy.at(-1)!.toFixed(3)} (${((performance.now() - start) / 1000).toFixed(0)} s)`,
+    );
   }
   const testAccuracy = accuracy(classifier, test);
   console.log(`${modality}: digits test accuracy through the pretraining head ${testAccuracy.toFixed(4)} (${test.labels.length} examples)`);
   optimizer.dispose();
   head.dispose();
-  return { modality, epochs: EPOCHS[modality], trainExamples: n, validationExamples: validation.labels.length, validationAccuracy, testAccuracy, seconds: (performance.now() - start) / 1000 };
+  return {
+    modality,
+    epochs: EPOCHS[modality],
+    trainExamples: n,
+    validationExamples: validation.labels.length,
+    validationAccuracy,
+    testAccuracy,
+    seconds: (performance.now() - start) / 1000,
+  };
 }
 
 async function save(modality: Modality, encoder: tf.Sequential, report: FitReport, dataNote: string): Promise<void> {
@@ -142,7 +163,16 @@ async function save(modality: Modality, encoder: tf.Sequential, report: FitRepor
       inner.save!({
         ...artifacts,
         userDefinedMetadata: {
-          pretraining: { seed: SEED, data: dataNote, epochs: report.epochs, batchSize: BATCH, learningRate: LEARNING_RATE, backend: tf.getBackend(), digitsTestAccuracy: Number(report.testAccuracy.toFixed(4)), seconds: Math.round(report.seconds) },
+          pretraining: {
+            seed: SEED,
+            data: dataNote,
+            epochs: report.epochs,
+            batchSize: BATCH,
+            learningRate: LEARNING_RATE,
+            backend: tf.getBackend(),
+            digitsTestAccuracy: Number(report.testAccuracy.toFixed(4)),
+            seconds: Math.round(report.seconds),
+          },
         },
       }),
   });
@@ -152,7 +182,10 @@ async function save(modality: Modality, encoder: tf.Sequential, report: FitRepor
 
 /** Slices of the split (train part, held-out part) by a seeded permutation. */
 function holdOut<T>(samples: readonly T[], fraction: number): { train: T[]; validation: T[] } {
-  const order = shuffled(createRng(SEED + 12345), samples.map((_, i) => i));
+  const order = shuffled(
+    createRng(SEED + 12345),
+    samples.map((_, i) => i),
+  );
   const cut = Math.round(samples.length * fraction);
   return { validation: order.slice(0, cut).map((i) => samples[i]!), train: order.slice(cut).map((i) => samples[i]!) };
 }
@@ -173,7 +206,9 @@ async function main(): Promise<void> {
   const publicSplit = (await loadBuiltin('digits', 'public')).samples.slice(0, Math.min(501, LIMIT));
   const testSplit = (await loadBuiltin('digits', 'test')).samples.slice(0, Math.min(1501, LIMIT));
   const { train, validation } = holdOut(publicSplit, 0.1);
-  console.log(`digits/public: ${train.length} train + ${validation.length} validation examples (never client data); digits/test: ${testSplit.length} for the final report; seed ${SEED}; backend ${tf.getBackend()}`);
+  console.log(
+    `digits/public: ${train.length} train + ${validation.length} validation examples (never client data); digits/test: ${testSplit.length} for the final report; seed ${SEED}; backend ${tf.getBackend()}`,
+  );
   const reports: FitReport[] = [];
 
   if (ONLY.includes('image')) {
@@ -187,7 +222,14 @@ async function main(): Promise<void> {
       dataNote += ` + fashion/public (${fashion.length}, as classes 10–19)`;
     }
     const encoder = buildDigitsEncoder('image', SEED);
-    const report = fit('image', encoder, WITH_FASHION ? 2 * DIGITS_NUM_CLASSES : DIGITS_NUM_CLASSES, { features: trainImages, labels: trainLabels }, { features: images(validation), labels: labelsOf(validation) }, { features: images(testSplit), labels: labelsOf(testSplit) });
+    const report = fit(
+      'image',
+      encoder,
+      WITH_FASHION ? 2 * DIGITS_NUM_CLASSES : DIGITS_NUM_CLASSES,
+      { features: trainImages, labels: trainLabels },
+      { features: images(validation), labels: labelsOf(validation) },
+      { features: images(testSplit), labels: labelsOf(testSplit) },
+    );
     await save('image', encoder, report, dataNote);
     reports.push(report);
   }
@@ -203,7 +245,14 @@ async function main(): Promise<void> {
         return maskedMeanPool(embedder.embed(idTensor), idTensor);
       });
     const encoder = buildDigitsEncoder('text', SEED);
-    const report = fit('text', encoder, DIGITS_NUM_CLASSES, { features: pooled(train), labels: labelsOf(train) }, { features: pooled(validation), labels: labelsOf(validation) }, { features: pooled(testSplit), labels: labelsOf(testSplit) });
+    const report = fit(
+      'text',
+      encoder,
+      DIGITS_NUM_CLASSES,
+      { features: pooled(train), labels: labelsOf(train) },
+      { features: pooled(validation), labels: labelsOf(validation) },
+      { features: pooled(testSplit), labels: labelsOf(testSplit) },
+    );
     await save('text', encoder, report, `digits/public captions (${train.length} train, ${validation.length} held out), mean-pooled GloVe`);
     reports.push(report);
     embedder.dispose();
@@ -228,13 +277,26 @@ async function main(): Promise<void> {
       return all;
     };
     const encoder = buildDigitsEncoder('audio', SEED);
-    const report = fit('audio', encoder, DIGITS_NUM_CLASSES, { features: logMel(train), labels: labelsOf(train) }, { features: logMel(validation), labels: labelsOf(validation) }, { features: logMel(testSplit), labels: labelsOf(testSplit) });
+    const report = fit(
+      'audio',
+      encoder,
+      DIGITS_NUM_CLASSES,
+      { features: logMel(train), labels: labelsOf(train) },
+      { features: logMel(validation), labels: labelsOf(validation) },
+      { features: logMel(testSplit), labels: labelsOf(testSplit) },
+    );
     await save('audio', encoder, report, `digits/public speech (${train.length} train, ${validation.length} held out; 6 speakers, none in the test split)`);
     reports.push(report);
     frontend.dispose();
   }
 
-  const summary = { seed: SEED, fashion: WITH_FASHION, batchSize: BATCH, learningRate: LEARNING_RATE, reports: reports.map((r) => ({ ...r, validationAccuracy: r.validationAccuracy.map((a) => Number(a.toFixed(4))), seconds: Math.round(r.seconds) })) };
+  const summary = {
+    seed: SEED,
+    fashion: WITH_FASHION,
+    batchSize: BATCH,
+    learningRate: LEARNING_RATE,
+    reports: reports.map((r) => ({ ...r, validationAccuracy: r.validationAccuracy.map((a) => Number(a.toFixed(4))), seconds: Math.round(r.seconds) })),
+  };
   await writeFile(join(OUT_DIR, 'pretraining.json'), `${JSON.stringify(summary, null, 2)}\n`);
   console.log(JSON.stringify(summary));
   console.log(`saved under ${OUT_DIR}`);

@@ -34,13 +34,19 @@ type ConfigDict = tf.serialization.ConfigDict;
 /** The layers of a chain-shaped model in order (input layer excluded); throws `MODELS_BAD_BASE` otherwise. */
 export function chainLayers(model: tf.LayersModel): tf.layers.Layer[] {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) {
-    throw new ModelsError('MODELS_BAD_BASE', `chainLayers: '${model.name}' must have one input and one output, got ${model.inputs.length} and ${model.outputs.length}`);
+    throw new ModelsError(
+      'MODELS_BAD_BASE',
+      `chainLayers: '${model.name}' must have one input and one output, got ${model.inputs.length} and ${model.outputs.length}`,
+    );
   }
   const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
   let previous: tf.layers.Layer | null = null;
   for (const layer of layers) {
     if (layer.inboundNodes.length !== 1) {
-      throw new ModelsError('MODELS_BAD_BASE', `chainLayers: layer '${layer.name}' of '${model.name}' is used ${layer.inboundNodes.length} times; only chain-shaped models are supported`);
+      throw new ModelsError(
+        'MODELS_BAD_BASE',
+        `chainLayers: layer '${layer.name}' of '${model.name}' is used ${layer.inboundNodes.length} times; only chain-shaped models are supported`,
+      );
     }
     const inbound = layer.inboundNodes[0]!.inboundLayers;
     const source = inbound.length === 1 ? inbound[0]! : null;
@@ -94,7 +100,9 @@ function loraFor(layer: tf.layers.Layer, options: ApplyLoraOptions, index: numbe
     activation: checkActivation(`applyLora('${layer.name}')`, config['activation'] ?? 'linear'),
     seed: (options.seed ?? 0) + 2 * index,
   };
-  return kind === 'dense' ? new LoraDense({ ...common, units: config['units'] as number }) : new LoraConv1x1({ ...common, filters: config['filters'] as number });
+  return kind === 'dense'
+    ? new LoraDense({ ...common, units: config['units'] as number })
+    : new LoraConv1x1({ ...common, filters: config['filters'] as number });
 }
 
 /** A frozen copy of a non-adapted layer; Conv2D layers become the equivalent PortableConv2D. */

@@ -92,7 +92,10 @@ export async function selectBackend(candidates: readonly string[], options: { tr
   }
   const usable = trials.filter((t) => t.available);
   if (usable.length === 0) {
-    throw new ModelsError('MODELS_BACKEND_UNAVAILABLE', `selectBackend: none of ${candidates.join(', ')} initialised (${trials.map((t) => `${t.backend}: ${t.error}`).join('; ')})`);
+    throw new ModelsError(
+      'MODELS_BACKEND_UNAVAILABLE',
+      `selectBackend: none of ${candidates.join(', ')} initialised (${trials.map((t) => `${t.backend}: ${t.error}`).join('; ')})`,
+    );
   }
   const best = usable.reduce((a, b) => (b.opsPerSecond > a.opsPerSecond ? b : a));
   if (!(await tf.setBackend(best.backend))) throw new ModelsError('MODELS_BACKEND_UNAVAILABLE', `selectBackend: '${best.backend}' stopped initialising`);

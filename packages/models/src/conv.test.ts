@@ -72,7 +72,13 @@ describe('PortableConv2D', () => {
     it(`equals tf.layers.conv2d in value and gradients (${label})`, () => {
       // Arrange: the same weights in both layers, a non-zero bias so its gradient is exercised.
       const portable = new PortableConv2D({ ...args, seed: 3 });
-      const reference = tf.layers.conv2d({ filters: args.filters, kernelSize: args.kernelSize, strides: args.strides ?? 1, padding: args.padding ?? 'valid', activation: args.activation ?? 'linear' });
+      const reference = tf.layers.conv2d({
+        filters: args.filters,
+        kernelSize: args.kernelSize,
+        strides: args.strides ?? 1,
+        padding: args.padding ?? 'valid',
+        activation: args.activation ?? 'linear',
+      });
       const x = tf.randomNormal(input, 0, 1, 'float32', 1) as tf.Tensor4D;
       portable.apply(x);
       reference.apply(x);
@@ -111,12 +117,29 @@ describe('PortableConv2D', () => {
   });
 
   it('round-trips through its config and refuses bad arguments', () => {
-    const layer = new PortableConv2D({ name: 'c', filters: 3, kernelSize: [2, 3], strides: [1, 2], padding: 'same', activation: 'elu', useBias: false, seed: 9 });
+    const layer = new PortableConv2D({
+      name: 'c',
+      filters: 3,
+      kernelSize: [2, 3],
+      strides: [1, 2],
+      padding: 'same',
+      activation: 'elu',
+      useBias: false,
+      seed: 9,
+    });
 
     const copy = cloneLayer(layer, true) as PortableConv2D;
 
     expect(copy).toBeInstanceOf(PortableConv2D);
-    expect([copy.filters, copy.kernelSize, copy.strides, copy.padding, copy.activationName, copy.useBias, copy.seed]).toEqual([3, [2, 3], [1, 2], 'same', 'elu', false, 9]);
+    expect([copy.filters, copy.kernelSize, copy.strides, copy.padding, copy.activationName, copy.useBias, copy.seed]).toEqual([
+      3,
+      [2, 3],
+      [1, 2],
+      'same',
+      'elu',
+      false,
+      9,
+    ]);
     expect(() => new PortableConv2D({ filters: 0, kernelSize: 3 })).toThrowError(/MODELS_BAD_CONFIG/);
     expect(() => new PortableConv2D({ filters: 1, kernelSize: [3] as unknown as number })).toThrowError(/MODELS_BAD_CONFIG/);
     expect(() => new PortableConv2D({ filters: 1, kernelSize: 3, activation: 'softmax' as 'relu' })).toThrowError(/MODELS_BAD_CONFIG/);
@@ -149,7 +172,11 @@ describe('PortableConv2D', () => {
     // Assert
     expect(used).toContain('Conv2D');
     expect(used).not.toContain('Conv2DBackpropFilter');
-    for (const backend of ['wasm', 'webgl', 'webgpu']) expect(used.filter((k) => tf.getKernel(k, backend) === undefined), backend).toEqual([]);
+    for (const backend of ['wasm', 'webgl', 'webgpu'])
+      expect(
+        used.filter((k) => tf.getKernel(k, backend) === undefined),
+        backend,
+      ).toEqual([]);
     onWasm.forEach((g, i) => g.forEach((v, j) => expect(Math.abs(v - onCpu[i]![j]!)).toBeLessThan(1e-4)));
   });
 });
@@ -158,7 +185,15 @@ describe('PortableConv2D in adapted models', () => {
   it('applyLora turns Conv2D into PortableConv2D and toStandardModel turns it back, values unchanged', () => {
     const base = tf.sequential({
       layers: [
-        tf.layers.conv2d({ name: 'conv', inputShape: [5, 5, 1], filters: 2, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }),
+        tf.layers.conv2d({
+          name: 'conv',
+          inputShape: [5, 5, 1],
+          filters: 2,
+          kernelSize: 3,
+          padding: 'same',
+          activation: 'relu',
+          kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+        }),
         new PortableConv2D({ name: 'pointwise', filters: 2, kernelSize: 1, activation: 'relu', seed: 2 }),
         tf.layers.flatten({ name: 'flat' }),
       ],

@@ -37,7 +37,8 @@ export interface PortableConv2dOptions {
 
 function pair(fn: string, field: string, value: number | readonly number[]): [number, number] {
   const [a, b] = typeof value === 'number' ? [value, value] : [value[0], value[1]];
-  if (typeof value !== 'number' && value.length !== 2) throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: ${field} must be a number or a pair, got [${value.join(',')}]`);
+  if (typeof value !== 'number' && value.length !== 2)
+    throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: ${field} must be a number or a pair, got [${value.join(',')}]`);
   return [checkInt(fn, field, a, 1), checkInt(fn, field, b, 1)];
 }
 
@@ -56,19 +57,38 @@ function axisGeometry(size: number, kernel: number, stride: number, padding: Con
 }
 
 /** dW = patches(x)ᵀ · dy, reshaped to the kernel's [k_h, k_w, in, filters]. */
-function filterGradient(x: tf.Tensor4D, dy: tf.Tensor4D, kernelShape: [number, number, number, number], strides: [number, number], padding: ConvPadding): tf.Tensor4D {
+function filterGradient(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  kernelShape: [number, number, number, number],
+  strides: [number, number],
+  padding: ConvPadding,
+): tf.Tensor4D {
   const [n, h, w, c] = x.shape;
   const [kh, kw, , f] = kernelShape;
   const rows = axisGeometry(h, kh, strides[0], padding);
   const cols = axisGeometry(w, kw, strides[1], padding);
-  const padded = rows.before + rows.after + cols.before + cols.after > 0 ? tf.pad(x, [[0, 0], [rows.before, rows.after], [cols.before, cols.after], [0, 0]]) : x;
+  const padded =
+    rows.before + rows.after + cols.before + cols.after > 0
+      ? tf.pad(x, [
+          [0, 0],
+          [rows.before, rows.after],
+          [cols.before, cols.after],
+          [0, 0],
+        ])
+      : x;
   const slices: tf.Tensor[] = [];
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
       slices.push(
         strides[0] === 1 && strides[1] === 1
           ? tf.slice(padded, [0, i, j, 0], [n, rows.out, cols.out, c])
-          : tf.stridedSlice(padded, [0, i, j, 0], [n, i + (rows.out - 1) * strides[0] + 1, j + (cols.out - 1) * strides[1] + 1, c], [1, strides[0], strides[1], 1]),
+          : tf.stridedSlice(
+              padded,
+              [0, i, j, 0],
+              [n, i + (rows.out - 1) * strides[0] + 1, j + (cols.out - 1) * strides[1] + 1, c],
+              [1, strides[0], strides[1], 1],
+            ),
       );
     }
   }
@@ -79,7 +99,13 @@ function filterGradient(x: tf.Tensor4D, dy: tf.Tensor4D, kernelShape: [number, n
 }
 
 /** dL/dx for the convolution of an input of `inputShape`. */
-function inputGradient(dy: tf.Tensor4D, kernel: tf.Tensor4D, inputShape: [number, number, number, number], strides: [number, number], padding: ConvPadding): tf.Tensor4D {
+function inputGradient(
+  dy: tf.Tensor4D,
+  kernel: tf.Tensor4D,
+  inputShape: [number, number, number, number],
+  strides: [number, number],
+  padding: ConvPadding,
+): tf.Tensor4D {
   if (strides[0] !== 1 || strides[1] !== 1) return tf.conv2dTranspose(dy, kernel, inputShape, strides, padding);
   const [kh, kw] = kernel.shape;
   const rows = axisGeometry(inputShape[1], kh, 1, padding);
@@ -101,7 +127,10 @@ export function portableConv2d(x: tf.Tensor4D, kernel: tf.Tensor4D, options: Por
   const strides = pair('portableConv2d', 'strides', options.strides ?? 1);
   const padding = checkPadding('portableConv2d', options.padding ?? 'valid');
   if (x.rank !== 4 || kernel.rank !== 4 || x.shape[3] !== kernel.shape[2]) {
-    throw new ModelsError('MODELS_BAD_INPUT', `portableConv2d: expected x [batch, h, w, in] and kernel [kh, kw, in, out] with matching in, got [${x.shape.join(',')}] and [${kernel.shape.join(',')}]`);
+    throw new ModelsError(
+      'MODELS_BAD_INPUT',
+      `portableConv2d: expected x [batch, h, w, in] and kernel [kh, kw, in, out] with matching in, got [${x.shape.join(',')}] and [${kernel.shape.join(',')}]`,
+    );
   }
   const op = tf.customGrad((input, filter, save) => {
     const xs = input as tf.Tensor4D;
@@ -111,7 +140,10 @@ export function portableConv2d(x: tf.Tensor4D, kernel: tf.Tensor4D, options: Por
       value: tf.conv2d(xs, ws, strides, padding),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [savedX, savedW] = saved as [tf.Tensor4D, tf.Tensor4D];
-        return [inputGradient(dy as tf.Tensor4D, savedW, savedX.shape, strides, padding), filterGradient(savedX, dy as tf.Tensor4D, savedW.shape, strides, padding)];
+        return [
+          inputGradient(dy as tf.Tensor4D, savedW, savedX.shape, strides, padding),
+          filterGradient(savedX, dy as tf.Tensor4D, savedW.shape, strides, padding),
+        ];
       },
     };
   });
@@ -169,14 +201,22 @@ export class PortableConv2D extends tf.layers.Layer {
     if (shape.length !== 4 || channels == null) {
       throw new ModelsError('MODELS_BAD_CONFIG', `PortableConv2D.build: input must be [batch, h, w, channels] with known channels, got [${shape.join(',')}]`);
     }
-    this.kernel = this.addWeight('kernel', [...this.kernelSize, channels, this.filters], 'float32', tf.initializers.glorotUniform({ seed: this.seed }), undefined, true);
+    this.kernel = this.addWeight(
+      'kernel',
+      [...this.kernelSize, channels, this.filters],
+      'float32',
+      tf.initializers.glorotUniform({ seed: this.seed }),
+      undefined,
+      true,
+    );
     if (this.useBias) this.bias = this.addWeight('bias', [this.filters], 'float32', tf.initializers.zeros(), undefined, true);
     this.built = true;
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {
     const [batch, h, w] = inputShape as Shape;
-    const side = (size: number | null | undefined, axis: 0 | 1): number | null => (size == null ? null : axisGeometry(size, this.kernelSize[axis], this.strides[axis], this.padding).out);
+    const side = (size: number | null | undefined, axis: 0 | 1): number | null =>
+      size == null ? null : axisGeometry(size, this.kernelSize[axis], this.strides[axis], this.padding).out;
     return [batch ?? null, side(h, 0), side(w, 1), this.filters];
   }
 

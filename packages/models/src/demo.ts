@@ -34,7 +34,14 @@ export const DIGITS_BASE_SEED = 0;
 export function buildDigitsEncoder(modality: Modality, seed = 0): tf.Sequential {
   switch (modality) {
     case 'image':
-      return buildImageEncoder({ inputShape: [28, 28, 1], filters: [32, 64], pointwiseFilters: 64, hiddenUnits: 256, embeddingDim: DIGITS_EMBEDDING_DIM, seed });
+      return buildImageEncoder({
+        inputShape: [28, 28, 1],
+        filters: [32, 64],
+        pointwiseFilters: 64,
+        hiddenUnits: 256,
+        embeddingDim: DIGITS_EMBEDDING_DIM,
+        seed,
+      });
     case 'text':
       return buildTextEncoder({ inputDim: 100, hiddenUnits: 256, embeddingDim: DIGITS_EMBEDDING_DIM, seed: seed + 10 });
     case 'audio':

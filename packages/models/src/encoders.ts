@@ -77,7 +77,12 @@ const glorot = (seed: number) => tf.initializers.glorotUniform({ seed });
 /** Compact CNN for small single-channel images: two 3×3 conv + pool blocks, a 1×1 conv, dense, embedding. */
 export function buildImageEncoder(options: ImageEncoderOptions = {}): tf.Sequential {
   const [h, w, c] = options.inputShape ?? [28, 28, 1];
-  for (const [field, v] of [['height', h], ['width', w], ['channels', c]] as const) checkInt('buildImageEncoder', field, v, field === 'channels' ? 1 : 4);
+  for (const [field, v] of [
+    ['height', h],
+    ['width', w],
+    ['channels', c],
+  ] as const)
+    checkInt('buildImageEncoder', field, v, field === 'channels' ? 1 : 4);
   const [f1, f2] = options.filters ?? [32, 64];
   const seed = options.seed ?? 0;
   const model = tf.sequential({ name: 'image_encoder' });
@@ -97,7 +102,9 @@ export function buildTextEncoder(options: TextEncoderOptions = {}): tf.Sequentia
   const inputDim = checkInt('buildTextEncoder', 'inputDim', options.inputDim ?? 100, 1);
   const seed = options.seed ?? 0;
   const model = tf.sequential({ name: 'text_encoder' });
-  model.add(tf.layers.dense({ name: 'dense_1', inputShape: [inputDim], units: options.hiddenUnits ?? 256, activation: 'relu', kernelInitializer: glorot(seed) }));
+  model.add(
+    tf.layers.dense({ name: 'dense_1', inputShape: [inputDim], units: options.hiddenUnits ?? 256, activation: 'relu', kernelInitializer: glorot(seed) }),
+  );
   model.add(tf.layers.dense({ name: 'embedding', units: options.embeddingDim ?? 128, activation: 'relu', kernelInitializer: glorot(seed + 1) }));
   return model;
 }
@@ -182,7 +189,8 @@ export class TextEmbedder {
    * `MODELS_BAD_INPUT`, unless `idsChecked` says the caller has checked them (asynchronously).
    */
   embed(ids: tf.Tensor, options: { idsChecked?: boolean } = {}): tf.Tensor3D {
-    if (ids.rank !== 2 || ids.dtype !== 'int32') throw new ModelsError('MODELS_BAD_INPUT', `TextEmbedder.embed: expected int32 ids [batch, length], got ${ids.dtype} [${ids.shape.join(',')}]`);
+    if (ids.rank !== 2 || ids.dtype !== 'int32')
+      throw new ModelsError('MODELS_BAD_INPUT', `TextEmbedder.embed: expected int32 ids [batch, length], got ${ids.dtype} [${ids.shape.join(',')}]`);
     if (options.idsChecked) return tf.gather(this.table, ids) as unknown as tf.Tensor3D;
     const range = tf.tidy(() => [tf.min(ids).dataSync()[0]!, tf.max(ids).dataSync()[0]!]);
     if (ids.size > 0 && (range[0]! < 0 || range[1]! >= this.vocabSize)) {

@@ -5,13 +5,7 @@
  */
 
 /** Every code this package raises. */
-export const MODELS_ERROR_CODES = [
-  'MODELS_BAD_CONFIG',
-  'MODELS_BAD_INPUT',
-  'MODELS_BAD_BASE',
-  'MODELS_BAD_ARTIFACTS',
-  'MODELS_BACKEND_UNAVAILABLE',
-] as const;
+export const MODELS_ERROR_CODES = ['MODELS_BAD_CONFIG', 'MODELS_BAD_INPUT', 'MODELS_BAD_BASE', 'MODELS_BAD_ARTIFACTS', 'MODELS_BACKEND_UNAVAILABLE'] as const;
 
 /** One of {@link MODELS_ERROR_CODES}. */
 export type ModelsErrorCode = (typeof MODELS_ERROR_CODES)[number];

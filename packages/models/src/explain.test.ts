@@ -1,7 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRng } from '@chorus/fl-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { explain, explainAsync, explanationConsistency, faithfulness, saliency, saliencyAsync, shapeFunctionGrid, shapeFunctionGridAsync, type Explanation } from './explain.js';
+import {
+  explain,
+  explainAsync,
+  explanationConsistency,
+  faithfulness,
+  saliency,
+  saliencyAsync,
+  shapeFunctionGrid,
+  shapeFunctionGridAsync,
+  type Explanation,
+} from './explain.js';
 import type { Modality } from './encoders.js';
 import { TINY, disposeBatch, tinyBatch, tinyEmbedder, tinyModel, withoutSyncReads } from './fixtures.test-util.js';
 
@@ -38,11 +48,30 @@ describe('explanation metrics', () => {
   it('EC is the cosine of the modality vectors, NaN when one is absent', () => {
     const e = handMade(
       [
-        [[1, 0], [0, 0], [2, 0], [0, 0]],
-        [[1, 0], [0, 0], [0, 1], [0, 0]],
-        [[1, 0], [0, 0], [0, 0], [0, 0]],
+        [
+          [1, 0],
+          [0, 0],
+          [2, 0],
+          [0, 0],
+        ],
+        [
+          [1, 0],
+          [0, 0],
+          [0, 1],
+          [0, 0],
+        ],
+        [
+          [1, 0],
+          [0, 0],
+          [0, 0],
+          [0, 0],
+        ],
       ],
-      [[1, 1], [1, 1], [1, 0]],
+      [
+        [1, 1],
+        [1, 1],
+        [1, 0],
+      ],
     );
 
     const ec = explanationConsistency(e, 'image', 'text');
@@ -55,7 +84,17 @@ describe('explanation metrics', () => {
 
   it('FS rewards removing the truly important term and is zero when every term is removed', () => {
     // Only term 0 supports class 0: logits (3, 0). Removing it drops p from σ(3) to 0.5.
-    const e = handMade([[[3, 0], [0, 0], [0, 0], [0, 0]]], [[1, 1]]);
+    const e = handMade(
+      [
+        [
+          [3, 0],
+          [0, 0],
+          [0, 0],
+          [0, 0],
+        ],
+      ],
+      [[1, 1]],
+    );
     const topDrop = 1 / (1 + Math.exp(-3)) - 0.5;
 
     const one = faithfulness(e, { k: 1, rng: createRng(1), trials: 400 });
@@ -125,7 +164,8 @@ describe('explain on a model', () => {
     expect(Array.from(g.grid)).toEqual([-1, -0.5, 0, 0.5, 1]);
     // f(z) = terms at z: compare one point with a direct evaluation.
     const direct = tf.tidy(() => model.head.terms(tf.fill([1, 6], 0.5)).dataSync());
-    for (let t = 0; t < 6; t++) for (let j = 0; j < TINY.classes; j++) expect(g.values[(t * 5 + 3) * TINY.classes + j]).toBeCloseTo(direct[t * TINY.classes + j]!, 5);
+    for (let t = 0; t < 6; t++)
+      for (let j = 0; j < TINY.classes; j++) expect(g.values[(t * 5 + 3) * TINY.classes + j]).toBeCloseTo(direct[t * TINY.classes + j]!, 5);
     model.dispose();
   });
 });
@@ -203,7 +243,11 @@ describe('async explanations', () => {
     }));
 
     expect(got.explanation).toEqual(expected);
-    expect(got.saliency.map((x) => x.shape)).toEqual([[TINY.batch, 8, 8], [TINY.batch, TINY.length], [TINY.batch, TINY.frames]]);
+    expect(got.saliency.map((x) => x.shape)).toEqual([
+      [TINY.batch, 8, 8],
+      [TINY.batch, TINY.length],
+      [TINY.batch, TINY.frames],
+    ]);
     expect(got.grid.values).toHaveLength(6 * 3 * TINY.classes);
     // The stand-in does bite: the synchronous form fails under it.
     await expect(withoutSyncReads(() => Promise.resolve(explain(model, batch)))).rejects.toThrowError(/synchronous tensor read/);
@@ -215,7 +259,19 @@ describe('async explanations', () => {
     const model = tinyModel(embedder);
     const batch = tinyBatch(6);
     const badLabels = { ...batch, labels: tf.tensor1d([0, 1, 3, 0], 'int32') };
-    const badIds = { ...batch, text: tf.tensor2d([[1, 0, 0, 0, 0], [TINY.vocab, 0, 0, 0, 0], [1, 0, 0, 0, 0], [1, 0, 0, 0, 0]], [TINY.batch, TINY.length], 'int32') };
+    const badIds = {
+      ...batch,
+      text: tf.tensor2d(
+        [
+          [1, 0, 0, 0, 0],
+          [TINY.vocab, 0, 0, 0, 0],
+          [1, 0, 0, 0, 0],
+          [1, 0, 0, 0, 0],
+        ],
+        [TINY.batch, TINY.length],
+        'int32',
+      ),
+    };
     const before = tf.memory().numTensors;
 
     await expect(explainAsync(model, badLabels)).rejects.toThrowError(/MODELS_BAD_INPUT.*labels must lie in \[0, 3\), got \[0, 3\]/);

@@ -66,7 +66,14 @@ function explanationTensors(model: MultimodalModel, batch: MultimodalBatch, text
   return tf.tidy(() => {
     const f = model.forward(batch, textEmbedded ? { textEmbedded } : {});
     // beta is cloned so that every field can be disposed alike; the variable itself must survive.
-    return { logits: f.logits, probabilities: tf.softmax(f.logits), contributions: f.contributions, concepts: f.concepts, mask: f.mask, beta: tf.clone(model.conceptHead.beta.read()) };
+    return {
+      logits: f.logits,
+      probabilities: tf.softmax(f.logits),
+      contributions: f.contributions,
+      concepts: f.concepts,
+      mask: f.mask,
+      beta: tf.clone(model.conceptHead.beta.read()),
+    };
   });
 }
 
@@ -141,7 +148,8 @@ async function checkBatchAsync(model: MultimodalModel, batch: MultimodalBatch, f
   }
   if (inputs.text && inputs.text.size > 0 && model.textEmbedder) {
     const [lo, hi] = await rangeOf(inputs.text);
-    if (lo < 0 || hi >= model.textEmbedder.vocabSize) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: token ids must lie in [0, ${model.textEmbedder.vocabSize}), got [${lo}, ${hi}]`);
+    if (lo < 0 || hi >= model.textEmbedder.vocabSize)
+      throw new ModelsError('MODELS_BAD_INPUT', `${fn}: token ids must lie in [0, ${model.textEmbedder.vocabSize}), got [${lo}, ${hi}]`);
   }
   return inputs;
 }
@@ -162,7 +170,14 @@ export function explain(model: MultimodalModel, batch: MultimodalBatch): Explana
   const out = explanationTensors(model, batch);
   try {
     const read = (t: tf.Tensor): Float32Array => t.dataSync() as Float32Array;
-    return assembleExplanation(model, { logits: read(out.logits), probabilities: read(out.probabilities), contributions: read(out.contributions), concepts: read(out.concepts), mask: read(out.mask), beta: read(out.beta) });
+    return assembleExplanation(model, {
+      logits: read(out.logits),
+      probabilities: read(out.probabilities),
+      contributions: read(out.contributions),
+      concepts: read(out.concepts),
+      mask: read(out.mask),
+      beta: read(out.beta),
+    });
   } finally {
     tf.dispose(out);
   }
@@ -242,7 +257,14 @@ export interface Saliency {
 }
 
 /** Refuses a batch without `modality` and `classes` that are not one class id per example. */
-function checkSaliencyArgs(model: MultimodalModel, batch: MultimodalBatch, modality: Modality, classes: Int32Array | undefined, fn: string, labelRange: boolean): void {
+function checkSaliencyArgs(
+  model: MultimodalModel,
+  batch: MultimodalBatch,
+  modality: Modality,
+  classes: Int32Array | undefined,
+  fn: string,
+  labelRange: boolean,
+): void {
   if (!batch[modality]) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: the batch has no ${modality} input`);
   const size = model.checkBatch(batch, fn, labelRange);
   if (classes && (classes.length !== size || classes.some((k) => k < 0 || k >= model.numClasses))) {
@@ -308,7 +330,8 @@ export async function saliencyAsync(model: MultimodalModel, batch: MultimodalBat
 export function explanationConsistency(explanation: Explanation, a: Modality, b: Modality): { perExample: Float64Array; mean: number } {
   const ia = explanation.modalities.indexOf(a);
   const ib = explanation.modalities.indexOf(b);
-  if (ia < 0 || ib < 0 || ia === ib) throw new ModelsError('MODELS_BAD_INPUT', `explanationConsistency: need two distinct modalities of the model, got ${a} and ${b}`);
+  if (ia < 0 || ib < 0 || ia === ib)
+    throw new ModelsError('MODELS_BAD_INPUT', `explanationConsistency: need two distinct modalities of the model, got ${a} and ${b}`);
   const { batchSize, numClasses: k, modalities, modalityContributions: mc, present } = explanation;
   const perExample = new Float64Array(batchSize);
   let sum = 0;

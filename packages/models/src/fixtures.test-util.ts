@@ -23,7 +23,9 @@ export function tinyModel(embedder: TextEmbedder, overrides: Partial<MultimodalM
     encoders: {
       image: { base: buildImageEncoder({ inputShape: TINY.image, filters: [2, 3], pointwiseFilters: 3, hiddenUnits: 8, embeddingDim: 6, seed: 1 }) },
       text: { base: buildTextEncoder({ inputDim: TINY.wordDim, hiddenUnits: 8, embeddingDim: 6, seed: 2 }) },
-      audio: { base: buildAudioEncoder({ numFrames: TINY.frames, numMels: TINY.mels, filters: [2, 2], pointwiseFilters: 2, hiddenUnits: 8, embeddingDim: 6, seed: 3 }) },
+      audio: {
+        base: buildAudioEncoder({ numFrames: TINY.frames, numMels: TINY.mels, filters: [2, 2], pointwiseFilters: 2, hiddenUnits: 8, embeddingDim: 6, seed: 3 }),
+      },
     },
     seed: 5,
     ...overrides,
@@ -34,7 +36,17 @@ export function tinyBatch(seed = 1, fields: readonly Modality[] = MODALITIES): M
   const b = TINY.batch;
   const batch: MultimodalBatch = { labels: tf.tensor1d([0, 1, 2, 1].slice(0, b), 'int32') };
   if (fields.includes('image')) batch.image = tf.randomUniform([b, ...TINY.image], 0, 1, 'float32', seed);
-  if (fields.includes('text')) batch.text = tf.tensor2d([[1, 2, 0, 0, 0], [3, 3, 4, 0, 0], [5, 1, 2, 3, 4], [2, 0, 0, 0, 0]], [b, TINY.length], 'int32');
+  if (fields.includes('text'))
+    batch.text = tf.tensor2d(
+      [
+        [1, 2, 0, 0, 0],
+        [3, 3, 4, 0, 0],
+        [5, 1, 2, 3, 4],
+        [2, 0, 0, 0, 0],
+      ],
+      [b, TINY.length],
+      'int32',
+    );
   if (fields.includes('audio')) batch.audio = tf.randomNormal([b, TINY.frames, TINY.mels], 0, 1, 'float32', seed + 1);
   return batch;
 }

@@ -112,7 +112,8 @@ describe('exportMergedModel', () => {
 });
 
 /** Weight values of a LayersModel, by weight name. */
-const weightValues = (m: tf.LayersModel): Record<string, number[]> => Object.fromEntries(m.weights.map((w) => [w.originalName, Array.from(w.read().dataSync())]));
+const weightValues = (m: tf.LayersModel): Record<string, number[]> =>
+  Object.fromEntries(m.weights.map((w) => [w.originalName, Array.from(w.read().dataSync())]));
 
 describe('async export and save', () => {
   it('exportMergedModelAsync builds exactly the model exportMergedModel builds, and leaks nothing', async () => {

@@ -46,7 +46,11 @@ export type PartHandler = (part: string) => tf.io.IOHandler;
 
 function configOf(model: MultimodalModel): SavedModelConfig {
   const loraTargets: Partial<Record<Modality, string[]>> = {};
-  for (const m of model.modalities) loraTargets[m] = model.loraLayers().filter((l) => l.modality === m).map((l) => l.layer.name);
+  for (const m of model.modalities)
+    loraTargets[m] = model
+      .loraLayers()
+      .filter((l) => l.modality === m)
+      .map((l) => l.layer.name);
   return {
     version: ADAPTERS_VERSION,
     modalities: [...model.modalities],
@@ -70,7 +74,13 @@ export async function saveAdapters(model: MultimodalModel, handler: tf.io.IOHand
   const named = (await model.adapterParametersAsync()).map((t) => ({ name: t.name, tensor: tf.tensor(t.values, [...t.shape]) }));
   try {
     const { data, specs } = await tf.io.encodeWeights(named);
-    return await handler.save({ weightSpecs: specs, weightData: data, format: ADAPTERS_FORMAT, generatedBy: '@chorus/models', userDefinedMetadata: { config: config as unknown as Record<string, unknown> } });
+    return await handler.save({
+      weightSpecs: specs,
+      weightData: data,
+      format: ADAPTERS_FORMAT,
+      generatedBy: '@chorus/models',
+      userDefinedMetadata: { config: config as unknown as Record<string, unknown> },
+    });
   } finally {
     for (const n of named) n.tensor.dispose();
   }
@@ -92,9 +102,13 @@ export async function saveMultimodalModel(model: MultimodalModel, sink: PartHand
 function parseConfig(artifacts: tf.io.ModelArtifacts): SavedModelConfig {
   const config = (artifacts.userDefinedMetadata as { config?: SavedModelConfig } | undefined)?.config;
   if (artifacts.format !== ADAPTERS_FORMAT || !config || config.version !== ADAPTERS_VERSION || !Array.isArray(config.modalities)) {
-    throw new ModelsError('MODELS_BAD_ARTIFACTS', `loadMultimodalModel: not a ${ADAPTERS_FORMAT} v${ADAPTERS_VERSION} artifact (format ${String(artifacts.format)})`);
+    throw new ModelsError(
+      'MODELS_BAD_ARTIFACTS',
+      `loadMultimodalModel: not a ${ADAPTERS_FORMAT} v${ADAPTERS_VERSION} artifact (format ${String(artifacts.format)})`,
+    );
   }
-  for (const m of config.modalities) if (!(MODALITIES as readonly string[]).includes(m)) throw new ModelsError('MODELS_BAD_ARTIFACTS', `loadMultimodalModel: unknown modality '${m}'`);
+  for (const m of config.modalities)
+    if (!(MODALITIES as readonly string[]).includes(m)) throw new ModelsError('MODELS_BAD_ARTIFACTS', `loadMultimodalModel: unknown modality '${m}'`);
   return config;
 }
 
@@ -148,7 +162,8 @@ export async function loadMultimodalModel(source: PartHandler, options: { textEm
 function blockDiagonal(values: Float32Array, blocks: number, rows: number, cols: number): Float32Array {
   // values: [blocks, rows, cols] → [blocks·rows, blocks·cols] with block i on the diagonal.
   const out = new Float32Array(blocks * rows * blocks * cols);
-  for (let b = 0; b < blocks; b++) for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[(b * rows + r) * blocks * cols + b * cols + c] = values[(b * rows + r) * cols + c]!;
+  for (let b = 0; b < blocks; b++)
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[(b * rows + r) * blocks * cols + b * cols + c] = values[(b * rows + r) * cols + c]!;
   return out;
 }
 

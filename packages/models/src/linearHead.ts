@@ -57,7 +57,15 @@ export class LinearHead extends tf.layers.Layer {
     // Glorot over the whole [M·c, K] map, so the head starts at the scale a single Dense layer would.
     const limit = Math.sqrt(6 / (this.numTerms + this.numClasses));
     this.modalities.forEach((m, i) => {
-      this.kernels.set(m, this.addWeight(`${m}/kernel`, [this.conceptDim, this.numClasses], 'float32', tf.initializers.randomUniform({ minval: -limit, maxval: limit, seed: this.seed + i })));
+      this.kernels.set(
+        m,
+        this.addWeight(
+          `${m}/kernel`,
+          [this.conceptDim, this.numClasses],
+          'float32',
+          tf.initializers.randomUniform({ minval: -limit, maxval: limit, seed: this.seed + i }),
+        ),
+      );
     });
     this.betaWeight = this.addWeight('beta', [this.numClasses], 'float32', tf.initializers.zeros());
     this.built = true;
@@ -78,7 +86,10 @@ export class LinearHead extends tf.layers.Layer {
   /** Every term z_F·W_F evaluated at z [n, F] (no mask): [n, F, K]. */
   terms(z: tf.Tensor): tf.Tensor3D {
     return tf.tidy(() => {
-      const kernel = tf.concat(this.modalities.map((m) => this.kernels.get(m)!.read()), 0); // [F, K]
+      const kernel = tf.concat(
+        this.modalities.map((m) => this.kernels.get(m)!.read()),
+        0,
+      ); // [F, K]
       return tf.mul(tf.expandDims(z, 2), kernel) as tf.Tensor3D;
     });
   }
@@ -98,7 +109,8 @@ export class LinearHead extends tf.layers.Layer {
       const concepts = list.slice(0, numModalities);
       const mask = list[numModalities]!;
       for (const zm of concepts) {
-        if (zm.rank !== 2 || zm.shape[1] !== this.conceptDim) throw new ModelsError('MODELS_BAD_INPUT', `LinearHead.call: concepts must be [batch, ${this.conceptDim}], got [${zm.shape.join(',')}]`);
+        if (zm.rank !== 2 || zm.shape[1] !== this.conceptDim)
+          throw new ModelsError('MODELS_BAD_INPUT', `LinearHead.call: concepts must be [batch, ${this.conceptDim}], got [${zm.shape.join(',')}]`);
       }
       const batch = concepts[0]!.shape[0]!;
       if (mask.rank !== 2 || mask.shape[0] !== batch || mask.shape[1] !== numModalities) {

@@ -10,8 +10,27 @@ function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
 
 function tinyBase(): tf.LayersModel {
   const model = tf.sequential({ name: 'tiny' });
-  model.add(tf.layers.conv2d({ name: 'conv', inputShape: [4, 4, 1], filters: 3, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }));
-  model.add(tf.layers.conv2d({ name: 'pointwise', filters: 2, kernelSize: 1, activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }), biasInitializer: tf.initializers.constant({ value: 0.1 }) }));
+  model.add(
+    tf.layers.conv2d({
+      name: 'conv',
+      inputShape: [4, 4, 1],
+      filters: 3,
+      kernelSize: 3,
+      padding: 'same',
+      activation: 'relu',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+    }),
+  );
+  model.add(
+    tf.layers.conv2d({
+      name: 'pointwise',
+      filters: 2,
+      kernelSize: 1,
+      activation: 'relu',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }),
+      biasInitializer: tf.initializers.constant({ value: 0.1 }),
+    }),
+  );
   model.add(tf.layers.flatten({ name: 'flat' }));
   model.add(tf.layers.dense({ name: 'dense_1', units: 5, activation: 'tanh', kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }) }));
   return model;
@@ -37,7 +56,12 @@ describe('LoraDense', () => {
     const layer = new LoraDense({ units: 2, rank: 1, alpha: 2, useBias: false });
     layer.build([null, 2]);
     const { kernel, loraA, loraB } = layer.loraVariables;
-    kernel.write(tf.tensor2d([[1, 0], [0, 1]]));
+    kernel.write(
+      tf.tensor2d([
+        [1, 0],
+        [0, 1],
+      ]),
+    );
     loraA.write(tf.tensor2d([[1, 0]]));
     loraB.write(tf.tensor2d([[1], [0]]));
 
@@ -71,7 +95,11 @@ describe('applyLora', () => {
 
     expect(diff).toBe(0);
     expect(adapted.trainableWeights.map((w) => w.originalName).sort()).toEqual(['dense_1/lora_a', 'dense_1/lora_b', 'pointwise/lora_a', 'pointwise/lora_b']);
-    expect(chainLayers(adapted).filter(isLoraLayer).map((l) => l.name)).toEqual(['pointwise', 'dense_1']);
+    expect(
+      chainLayers(adapted)
+        .filter(isLoraLayer)
+        .map((l) => l.name),
+    ).toEqual(['pointwise', 'dense_1']);
   });
 
   it('merge predicts like the adapter and unmerge restores W', () => {

@@ -90,7 +90,14 @@ abstract class LoraBase extends tf.layers.Layer {
     this.kernel = this.addWeight('kernel', kernelShape, 'float32', tf.initializers.glorotUniform({ seed: this.seed }), undefined, false);
     if (this.useBias) this.bias = this.addWeight('bias', [outputDim], 'float32', tf.initializers.zeros(), undefined, false);
     const std = 1 / Math.sqrt(inputDim);
-    this.loraA = this.addWeight('lora_a', [this.rank, inputDim], 'float32', tf.initializers.randomNormal({ mean: 0, stddev: std, seed: this.seed + 1 }), undefined, true);
+    this.loraA = this.addWeight(
+      'lora_a',
+      [this.rank, inputDim],
+      'float32',
+      tf.initializers.randomNormal({ mean: 0, stddev: std, seed: this.seed + 1 }),
+      undefined,
+      true,
+    );
     this.loraB = this.addWeight('lora_b', [outputDim, this.rank], 'float32', tf.initializers.zeros(), undefined, true);
   }
 

@@ -16,17 +16,31 @@ describe('losses', () => {
   it('L_modal is zero for agreeing modalities and for single-modality examples', () => {
     // Example 0: two modalities that agree; example 1: one modality present with wildly different logits elsewhere.
     const logits = tf.tensor3d([
-      [[1, 2], [1, 2]],
-      [[5, -5], [-5, 5]],
+      [
+        [1, 2],
+        [1, 2],
+      ],
+      [
+        [5, -5],
+        [-5, 5],
+      ],
     ]);
-    const present = tf.tensor2d([[1, 1], [1, 0]]);
+    const present = tf.tensor2d([
+      [1, 1],
+      [1, 0],
+    ]);
 
     expect(value(modalConsistency(logits, present))).toBeCloseTo(0, 6);
   });
 
   it('L_modal equals the Jensen–Shannon divergence for two disagreeing modalities', () => {
     // p = (1, 0)-ish and q = (0, 1)-ish ⇒ JS → ln 2.
-    const logits = tf.tensor3d([[[30, -30], [-30, 30]]]);
+    const logits = tf.tensor3d([
+      [
+        [30, -30],
+        [-30, 30],
+      ],
+    ]);
     const present = tf.tensor2d([[1, 1]]);
 
     expect(value(modalConsistency(logits, present))).toBeCloseTo(Math.log(2), 5);

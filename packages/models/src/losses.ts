@@ -45,7 +45,8 @@ export function modalConsistency(perModalityLogits: tf.Tensor, present: tf.Tenso
 /** FedProx proximal term μ/2 · Σ‖w − w_global‖² over matching tensor lists. */
 export function proximalTerm(weights: readonly tf.Tensor[], globalWeights: readonly tf.Tensor[], mu: number): tf.Scalar {
   if (!(Number.isFinite(mu) && mu >= 0)) throw new ModelsError('MODELS_BAD_CONFIG', `proximalTerm: mu must be a finite number ≥ 0, got ${mu}`);
-  if (weights.length !== globalWeights.length) throw new ModelsError('MODELS_BAD_INPUT', `proximalTerm: ${weights.length} weights against ${globalWeights.length} global weights`);
+  if (weights.length !== globalWeights.length)
+    throw new ModelsError('MODELS_BAD_INPUT', `proximalTerm: ${weights.length} weights against ${globalWeights.length} global weights`);
   return tf.tidy(() => {
     let total: tf.Tensor = tf.scalar(0);
     weights.forEach((w, i) => {
@@ -60,9 +61,13 @@ export function proximalTerm(weights: readonly tf.Tensor[], globalWeights: reado
  * (Hinton's T² keeps gradient magnitudes comparable across temperatures).
  */
 export function distillationLoss(studentLogits: tf.Tensor, teacherLogits: tf.Tensor, temperature: number): tf.Scalar {
-  if (!(Number.isFinite(temperature) && temperature > 0)) throw new ModelsError('MODELS_BAD_CONFIG', `distillationLoss: temperature must be > 0, got ${temperature}`);
+  if (!(Number.isFinite(temperature) && temperature > 0))
+    throw new ModelsError('MODELS_BAD_CONFIG', `distillationLoss: temperature must be > 0, got ${temperature}`);
   if (studentLogits.shape.join(',') !== teacherLogits.shape.join(',')) {
-    throw new ModelsError('MODELS_BAD_INPUT', `distillationLoss: student [${studentLogits.shape.join(',')}] and teacher [${teacherLogits.shape.join(',')}] logits differ in shape`);
+    throw new ModelsError(
+      'MODELS_BAD_INPUT',
+      `distillationLoss: student [${studentLogits.shape.join(',')}] and teacher [${teacherLogits.shape.join(',')}] logits differ in shape`,
+    );
   }
   return tf.tidy(() => {
     const logQ = tf.logSoftmax(tf.div(studentLogits, temperature));

@@ -34,13 +34,25 @@ describe('MultimodalModel', () => {
   it('gives an absent modality exactly zero contribution, per batch and per example', () => {
     const model = tinyModel(embedder);
     const imageOnly = tinyBatch(1, ['image']);
-    const partial = { ...tinyBatch(1), present: tf.tensor2d([[1, 1, 0], [1, 0, 1], [1, 1, 1], [0, 1, 1]]) };
+    const partial = {
+      ...tinyBatch(1),
+      present: tf.tensor2d([
+        [1, 1, 0],
+        [1, 0, 1],
+        [1, 1, 1],
+        [0, 1, 1],
+      ]),
+    };
 
     const a = model.forward(imageOnly).contributions.arraySync();
     const b = model.forward(partial).contributions.arraySync();
 
     for (let i = 0; i < TINY.batch; i++) for (let t = 2; t < 6; t++) expect(a[i]![t]!.every((v) => v === 0)).toBe(true);
-    const absent: [number, number][] = [[0, 2], [1, 1], [3, 0]];
+    const absent: [number, number][] = [
+      [0, 2],
+      [1, 1],
+      [3, 0],
+    ];
     for (const [i, m] of absent) for (const t of [2 * m, 2 * m + 1]) expect(b[i]![t]!.every((v) => v === 0)).toBe(true);
     expect(b[2]![4]!.some((v) => v !== 0)).toBe(true);
     model.dispose();
@@ -114,7 +126,12 @@ describe('MultimodalModel', () => {
   it('adds the proximal and distillation terms without leaking', () => {
     const model = tinyModel(embedder);
     const batch = tinyBatch(4);
-    const teacherLogits = tf.tensor2d([[3, 0, 0], [0, 3, 0], [0, 0, 3], [0, 3, 0]]);
+    const teacherLogits = tf.tensor2d([
+      [3, 0, 0],
+      [0, 3, 0],
+      [0, 0, 3],
+      [0, 3, 0],
+    ]);
     const global = model.adapterParameters(['image']).map((t) => ({ ...t, values: t.values.map((v) => v + 0.1) }));
     model.trainStep(batch);
     const before = tf.memory().numTensors;
@@ -211,11 +228,19 @@ describe('MultimodalModel with the linear head', () => {
     const batch = tinyBatch();
 
     const { logits, contributions, concepts } = model.forward(batch);
-    const kernel = tf.concat(model.modalities.map((m) => model.adapterParameters([m]).find((t) => t.name === `${m}/linear/kernel`)!).map((t) => tf.tensor(t.values, [...t.shape])), 0);
+    const kernel = tf.concat(
+      model.modalities.map((m) => model.adapterParameters([m]).find((t) => t.name === `${m}/linear/kernel`)!).map((t) => tf.tensor(t.values, [...t.shape])),
+      0,
+    );
     const direct = tf.add(tf.matMul(concepts, kernel), model.conceptHead.beta.read());
 
     expect(model.headKind).toBe('linear');
-    expect(model.adapterNames().filter((n) => n.includes('/linear/'))).toEqual(['image/linear/kernel', 'text/linear/kernel', 'audio/linear/kernel', 'fusion/linear/bias']);
+    expect(model.adapterNames().filter((n) => n.includes('/linear/'))).toEqual([
+      'image/linear/kernel',
+      'text/linear/kernel',
+      'audio/linear/kernel',
+      'fusion/linear/bias',
+    ]);
     expect(model.adapterNames().some((n) => n.includes('/nam/'))).toBe(false);
     expect(model.adapterParameters(['image']).find((t) => t.name === 'image/linear/kernel')!.shape).toEqual([2, TINY.classes]);
     expect(contributions.shape).toEqual([TINY.batch, 3 * 2, TINY.classes]);
@@ -226,11 +251,23 @@ describe('MultimodalModel with the linear head', () => {
 
   it('gives an absent modality zero concepts and zero contribution', () => {
     const model = tinyModel(embedder, { head: 'linear' });
-    const partial = { ...tinyBatch(1), present: tf.tensor2d([[1, 1, 0], [1, 0, 1], [1, 1, 1], [0, 1, 1]]) };
+    const partial = {
+      ...tinyBatch(1),
+      present: tf.tensor2d([
+        [1, 1, 0],
+        [1, 0, 1],
+        [1, 1, 1],
+        [0, 1, 1],
+      ]),
+    };
 
     const b = model.forward(partial).contributions.arraySync();
 
-    const absent: [number, number][] = [[0, 2], [1, 1], [3, 0]];
+    const absent: [number, number][] = [
+      [0, 2],
+      [1, 1],
+      [3, 0],
+    ];
     for (const [i, m] of absent) for (const t of [2 * m, 2 * m + 1]) expect(b[i]![t]!.every((v) => v === 0)).toBe(true);
     expect(b[2]![4]!.some((v) => v !== 0)).toBe(true);
     model.dispose();
@@ -342,7 +379,19 @@ describe('MultimodalModel with asynchronous reads', () => {
     const model = tinyModel(embedder);
     const before = snapshot(model);
     const badLabels = { ...tinyBatch(1, ['image']), labels: tf.tensor1d([0, 1, 2, 3], 'int32') };
-    const badTokens = { ...tinyBatch(1, ['text']), text: tf.tensor2d([[1, 0, 0, 0, 0], [6, 0, 0, 0, 0], [1, 0, 0, 0, 0], [1, 0, 0, 0, 0]], [TINY.batch, TINY.length], 'int32') };
+    const badTokens = {
+      ...tinyBatch(1, ['text']),
+      text: tf.tensor2d(
+        [
+          [1, 0, 0, 0, 0],
+          [6, 0, 0, 0, 0],
+          [1, 0, 0, 0, 0],
+          [1, 0, 0, 0, 0],
+        ],
+        [TINY.batch, TINY.length],
+        'int32',
+      ),
+    };
     const negativeLabel = { ...tinyBatch(1, ['audio']), labels: tf.tensor1d([0, -1, 0, 0], 'int32') };
 
     // Act

@@ -165,40 +165,58 @@ export class MultimodalModel {
     this.conceptDim = checkInt('MultimodalModel', 'conceptDim', config.conceptDim ?? 8, 1);
     const hidden = checkInt('MultimodalModel', 'namHiddenUnits', config.namHiddenUnits ?? 8, 1);
     const headKind = config.head ?? 'nam';
-    if (!(MODEL_HEADS as readonly string[]).includes(headKind)) throw new ModelsError('MODELS_BAD_CONFIG', `MultimodalModel: head must be one of ${MODEL_HEADS.join(', ')}, got ${String(headKind)}`);
+    if (!(MODEL_HEADS as readonly string[]).includes(headKind))
+      throw new ModelsError('MODELS_BAD_CONFIG', `MultimodalModel: head must be one of ${MODEL_HEADS.join(', ')}, got ${String(headKind)}`);
     this.headKind = headKind;
     this.loraRank = checkInt('MultimodalModel', 'loraRank', config.loraRank ?? 4, 1);
     this.loraAlpha = checkPositive('MultimodalModel', 'loraAlpha', config.loraAlpha ?? 8);
     const learningRate = checkPositive('MultimodalModel', 'learningRate', config.learningRate ?? 1e-3);
     const seed = config.seed ?? 0;
     for (const key of Object.keys(config.encoders)) {
-      if (!(MODALITIES as readonly string[]).includes(key)) throw new ModelsError('MODELS_BAD_CONFIG', `MultimodalModel: unknown modality '${key}' (known: ${MODALITIES.join(', ')})`);
+      if (!(MODALITIES as readonly string[]).includes(key))
+        throw new ModelsError('MODELS_BAD_CONFIG', `MultimodalModel: unknown modality '${key}' (known: ${MODALITIES.join(', ')})`);
     }
     this.modalities = MODALITIES.filter((m) => config.encoders[m] !== undefined);
     if (this.modalities.length === 0) throw new ModelsError('MODELS_BAD_CONFIG', 'MultimodalModel: at least one encoder is required');
-    if (this.modalities.includes('text') && !config.textEmbedder) throw new ModelsError('MODELS_BAD_CONFIG', 'MultimodalModel: a text encoder needs textEmbedder');
+    if (this.modalities.includes('text') && !config.textEmbedder)
+      throw new ModelsError('MODELS_BAD_CONFIG', 'MultimodalModel: a text encoder needs textEmbedder');
     this.textEmbedder = config.textEmbedder ?? null;
     for (const m of this.modalities) {
       const base = config.encoders[m]!.base;
       const out = base.outputs[0]?.shape;
-      if (base.outputs.length !== 1 || out?.length !== 2 || out[1] == null) throw new ModelsError('MODELS_BAD_BASE', `MultimodalModel: the ${m} encoder must output [batch, d]`);
+      if (base.outputs.length !== 1 || out?.length !== 2 || out[1] == null)
+        throw new ModelsError('MODELS_BAD_BASE', `MultimodalModel: the ${m} encoder must output [batch, d]`);
       if (m === 'text' && base.inputs[0]!.shape[1] !== this.textEmbedder!.dim) {
-        throw new ModelsError('MODELS_BAD_BASE', `MultimodalModel: the text encoder takes ${base.inputs[0]!.shape[1]}-wide input but the embedding table is ${this.textEmbedder!.dim} wide`);
+        throw new ModelsError(
+          'MODELS_BAD_BASE',
+          `MultimodalModel: the text encoder takes ${base.inputs[0]!.shape[1]}-wide input but the embedding table is ${this.textEmbedder!.dim} wide`,
+        );
       }
     }
     this.modalities.forEach((m, i) => {
       const spec = config.encoders[m]!;
-      const adapted = applyLora(spec.base, { targets: spec.targets ?? DEFAULT_LORA_TARGETS[m], rank: this.loraRank, alpha: this.loraAlpha, seed: seed + 100 * i });
+      const adapted = applyLora(spec.base, {
+        targets: spec.targets ?? DEFAULT_LORA_TARGETS[m],
+        rank: this.loraRank,
+        alpha: this.loraAlpha,
+        seed: seed + 100 * i,
+      });
       this.encoders.set(m, adapted);
       const dim = adapted.outputs[0]!.shape[1]!;
-      const concept = tf.layers.dense({ name: `${m}_concept`, units: this.conceptDim, activation: 'tanh', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 100 * i + 50 }) });
+      const concept = tf.layers.dense({
+        name: `${m}_concept`,
+        units: this.conceptDim,
+        activation: 'tanh',
+        kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 100 * i + 50 }),
+      });
       tf.tidy(() => {
         concept.apply(tf.zeros([1, dim]));
       });
       this.conceptLayers.set(m, concept);
     });
     const headArgs = { modalities: [...this.modalities], conceptDim: this.conceptDim, numClasses: this.numClasses, seed: seed + 7 };
-    this.conceptHead = headKind === 'nam' ? new NamHead({ ...headArgs, name: 'nam_head', hiddenUnits: hidden }) : new LinearHead({ ...headArgs, name: 'linear_head' });
+    this.conceptHead =
+      headKind === 'nam' ? new NamHead({ ...headArgs, name: 'nam_head', hiddenUnits: hidden }) : new LinearHead({ ...headArgs, name: 'linear_head' });
     tf.tidy(() => {
       this.conceptHead.apply([...this.modalities.map(() => tf.zeros([1, this.conceptDim])), tf.ones([1, this.modalities.length])]);
     });
@@ -210,7 +228,8 @@ export class MultimodalModel {
       const [kernel, bias] = this.conceptLayers.get(m)!.trainableWeights;
       this.adapterList.push({ name: `${m}/concept/kernel`, variable: kernel! }, { name: `${m}/concept/bias`, variable: bias! });
       const head = this.conceptHead;
-      if (head instanceof NamHead) head.modalityWeights(m).forEach((variable, j) => this.adapterList.push({ name: `${m}/nam/${NAM_WEIGHT_NAMES[j]}`, variable }));
+      if (head instanceof NamHead)
+        head.modalityWeights(m).forEach((variable, j) => this.adapterList.push({ name: `${m}/nam/${NAM_WEIGHT_NAMES[j]}`, variable }));
       else this.adapterList.push({ name: `${m}/linear/kernel`, variable: head.modalityKernel(m) });
     }
     this.adapterList.push({ name: headKind === 'nam' ? 'fusion/nam/beta' : 'fusion/linear/bias', variable: this.conceptHead.beta });
@@ -240,7 +259,11 @@ export class MultimodalModel {
 
   /** LoRA layers of every encoder, by modality. */
   loraLayers(): { modality: Modality; layer: LoraDense | LoraConv1x1 }[] {
-    return this.modalities.flatMap((m) => chainLayers(this.encoders.get(m)!).filter(isLoraLayer).map((layer) => ({ modality: m, layer })));
+    return this.modalities.flatMap((m) =>
+      chainLayers(this.encoders.get(m)!)
+        .filter(isLoraLayer)
+        .map((layer) => ({ modality: m, layer })),
+    );
   }
 
   /** Whether the adapters are folded into the base kernels. */
@@ -271,7 +294,11 @@ export class MultimodalModel {
       const expected = m === 'text' ? [null, null] : this.encoders.get(m)!.inputs[0]!.shape;
       const okRank = x.rank === expected.length && expected.every((d, i) => i === 0 || d === null || d === x.shape[i]);
       const okType = m === 'text' ? x.dtype === 'int32' : x.dtype === 'float32';
-      if (!okRank || !okType) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: ${m} input must be ${m === 'text' ? 'int32' : 'float32'} [${expected.map((d) => d ?? '?').join(',')}], got ${x.dtype} [${x.shape.join(',')}]`);
+      if (!okRank || !okType)
+        throw new ModelsError(
+          'MODELS_BAD_INPUT',
+          `${fn}: ${m} input must be ${m === 'text' ? 'int32' : 'float32'} [${expected.map((d) => d ?? '?').join(',')}], got ${x.dtype} [${x.shape.join(',')}]`,
+        );
       if (size !== null && x.shape[0] !== size) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: inputs disagree on batch size (${size} vs ${x.shape[0]})`);
       size = x.shape[0]!;
     }
@@ -312,7 +339,8 @@ export class MultimodalModel {
     if (batch.labels && batch.labels.size > 0) this.checkLabelRange(...(await range(batch.labels)), fn);
     if (batch.text && batch.text.size > 0 && this.textEmbedder) {
       const [lo, hi] = await range(batch.text);
-      if (lo < 0 || hi >= this.textEmbedder.vocabSize) throw new ModelsError('MODELS_BAD_INPUT', `TextEmbedder.embed: ids must lie in [0, ${this.textEmbedder.vocabSize}), got [${lo}, ${hi}]`);
+      if (lo < 0 || hi >= this.textEmbedder.vocabSize)
+        throw new ModelsError('MODELS_BAD_INPUT', `TextEmbedder.embed: ids must lie in [0, ${this.textEmbedder.vocabSize}), got [${lo}, ${hi}]`);
     }
   }
 
@@ -407,8 +435,19 @@ export class MultimodalModel {
         const out = this.forwardChecked(batch, size, {}, idsChecked);
         let total: tf.Scalar = tf.scalar(0);
         if (batch.labels) total = tf.add(total, (parts.crossEntropy = tf.keep(crossEntropyLoss(out.logits, batch.labels))));
-        if (modalWeight > 0 && this.modalities.length > 1) total = tf.add(total, tf.mul(modalWeight, (parts.modal = tf.keep(modalConsistency(out.perModalityLogits, out.mask)))));
-        if (prox) total = tf.add(total, (parts.proximal = tf.keep(proximalTerm(prox.local.map((v) => v.read()), prox.global, options.proximal!.mu))));
+        if (modalWeight > 0 && this.modalities.length > 1)
+          total = tf.add(total, tf.mul(modalWeight, (parts.modal = tf.keep(modalConsistency(out.perModalityLogits, out.mask)))));
+        if (prox)
+          total = tf.add(
+            total,
+            (parts.proximal = tf.keep(
+              proximalTerm(
+                prox.local.map((v) => v.read()),
+                prox.global,
+                options.proximal!.mu,
+              ),
+            )),
+          );
         if (kd) total = tf.add(total, tf.mul(kd.weight, (parts.distillation = tf.keep(distillationLoss(out.logits, kd.teacherLogits, kd.temperature)))));
         return total;
       }, variables);
@@ -575,7 +614,8 @@ export class MultimodalModel {
     for (const t of global) {
       const v = byName.get(t.name);
       if (!v) throw new FlCoreError('PARAMS_MISMATCH', `trainStep proximal: unknown tensor '${t.name}'`);
-      if (t.shape.join(',') !== v.shape.join(',')) throw new FlCoreError('PARAMS_MISMATCH', `trainStep proximal: '${t.name}' has shape [${t.shape.join(',')}], expected [${v.shape.join(',')}]`);
+      if (t.shape.join(',') !== v.shape.join(','))
+        throw new FlCoreError('PARAMS_MISMATCH', `trainStep proximal: '${t.name}' has shape [${t.shape.join(',')}], expected [${v.shape.join(',')}]`);
       local.push(v);
     }
     assertFinite(global, 'trainStep proximal');

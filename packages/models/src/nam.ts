@@ -98,7 +98,11 @@ export class NamHead extends tf.layers.Layer {
   /** Every shape function evaluated at z [n, F] (no mask): [n, F, K]. */
   terms(z: tf.Tensor): tf.Tensor3D {
     return tf.tidy(() => {
-      const cat = (i: number): tf.Tensor => tf.concat(this.modalities.map((m) => this.perModality.get(m)![i]!.read()), 0);
+      const cat = (i: number): tf.Tensor =>
+        tf.concat(
+          this.modalities.map((m) => this.perModality.get(m)![i]!.read()),
+          0,
+        );
       const [w1, b1, w2, b2, w3, b3] = [0, 1, 2, 3, 4, 5].map(cat) as [tf.Tensor, tf.Tensor, tf.Tensor3D, tf.Tensor, tf.Tensor3D, tf.Tensor];
       const h1 = tf.relu(tf.add(tf.mul(tf.expandDims(z, 2), w1), b1)); // [n, F, h]
       const h1t = tf.transpose(h1, [1, 0, 2]) as tf.Tensor3D; // [F, n, h]
@@ -123,7 +127,8 @@ export class NamHead extends tf.layers.Layer {
       const concepts = list.slice(0, numModalities);
       const mask = list[numModalities]!;
       for (const zm of concepts) {
-        if (zm.rank !== 2 || zm.shape[1] !== this.conceptDim) throw new ModelsError('MODELS_BAD_INPUT', `NamHead.call: concepts must be [batch, ${this.conceptDim}], got [${zm.shape.join(',')}]`);
+        if (zm.rank !== 2 || zm.shape[1] !== this.conceptDim)
+          throw new ModelsError('MODELS_BAD_INPUT', `NamHead.call: concepts must be [batch, ${this.conceptDim}], got [${zm.shape.join(',')}]`);
       }
       const batch = concepts[0]!.shape[0]!;
       if (mask.rank !== 2 || mask.shape[0] !== batch || mask.shape[1] !== numModalities) {

@@ -71,6 +71,8 @@ export function fileSystemParts(root: string): (part: string) => tf.io.IOHandler
 export const DIGITS_WEIGHTS_DIR = fileURLToPath(new URL('../weights/digits/', import.meta.url));
 
 /** The pretrained demo encoders from {@link DIGITS_WEIGHTS_DIR} (or `dir`); see `loadDigitsBase`. */
-export function loadDigitsBaseFromDisk<M extends Modality = Modality>(options: LoadDigitsBaseOptions<M> & { dir?: string } = {}): Promise<Record<M, tf.Sequential>> {
+export function loadDigitsBaseFromDisk<M extends Modality = Modality>(
+  options: LoadDigitsBaseOptions<M> & { dir?: string } = {},
+): Promise<Record<M, tf.Sequential>> {
   return loadDigitsBase(fileSystemParts(options.dir ?? DIGITS_WEIGHTS_DIR), options);
 }

@@ -32,18 +32,21 @@ function checkAgainst(modality: Modality, loaded: tf.LayersModel, built: tf.Laye
     throw new ModelsError('MODELS_BAD_ARTIFACTS', `loadDigitsBase: the ${modality} base does not match the demo encoder: ${why}`);
   };
   const inputShape = (m: tf.LayersModel): string => m.inputs[0]!.shape.slice(1).join(',');
-  if (loaded.inputs.length !== 1 || inputShape(loaded) !== inputShape(built)) fail(`input [${loaded.inputs.map((i) => i.shape.join(',')).join('; ')}], expected [null,${inputShape(built)}]`);
+  if (loaded.inputs.length !== 1 || inputShape(loaded) !== inputShape(built))
+    fail(`input [${loaded.inputs.map((i) => i.shape.join(',')).join('; ')}], expected [null,${inputShape(built)}]`);
   const want = chainLayers(built);
   const got = chainLayers(loaded);
   if (got.length !== want.length) fail(`${got.length} layers, expected ${want.length}`);
   got.forEach((layer, i) => {
     const expected = want[i]!;
     const className = SAME_CLASS[layer.getClassName()] ?? layer.getClassName();
-    if (layer.name !== expected.name || className !== expected.getClassName()) fail(`layer ${i} is ${layer.getClassName()} '${layer.name}', expected ${expected.getClassName()} '${expected.name}'`);
+    if (layer.name !== expected.name || className !== expected.getClassName())
+      fail(`layer ${i} is ${layer.getClassName()} '${layer.name}', expected ${expected.getClassName()} '${expected.name}'`);
     const a = layer.getConfig();
     const b = expected.getConfig();
     for (const field of COMPARED_FIELDS) {
-      if (field in b && JSON.stringify(a[field] ?? null) !== JSON.stringify(b[field] ?? null)) fail(`'${layer.name}' has ${field} ${JSON.stringify(a[field])}, expected ${JSON.stringify(b[field])}`);
+      if (field in b && JSON.stringify(a[field] ?? null) !== JSON.stringify(b[field] ?? null))
+        fail(`'${layer.name}' has ${field} ${JSON.stringify(a[field])}, expected ${JSON.stringify(b[field])}`);
     }
     const shapes = (l: tf.layers.Layer): string => l.weights.map((w) => `[${w.shape.join(',')}]`).join(' ');
     if (shapes(layer) !== shapes(expected)) fail(`'${layer.name}' has weights ${shapes(layer)}, expected ${shapes(expected)}`);
@@ -58,9 +61,13 @@ function checkAgainst(modality: Modality, loaded: tf.LayersModel, built: tf.Laye
  * `buildDigitsEncoder` models holding the shipped weights. Throws `MODELS_BAD_ARTIFACTS` when a
  * part cannot be read or does not match the demo architecture; nothing is left allocated then.
  */
-export async function loadDigitsBase<M extends Modality = Modality>(source: PartHandler, options: LoadDigitsBaseOptions<M> = {}): Promise<Record<M, tf.Sequential>> {
+export async function loadDigitsBase<M extends Modality = Modality>(
+  source: PartHandler,
+  options: LoadDigitsBaseOptions<M> = {},
+): Promise<Record<M, tf.Sequential>> {
   const modalities = [...new Set(options.modalities ?? (MODALITIES as readonly Modality[] as readonly M[]))];
-  for (const m of modalities) if (!(MODALITIES as readonly string[]).includes(m)) throw new ModelsError('MODELS_BAD_CONFIG', `loadDigitsBase: unknown modality '${String(m)}'`);
+  for (const m of modalities)
+    if (!(MODALITIES as readonly string[]).includes(m)) throw new ModelsError('MODELS_BAD_CONFIG', `loadDigitsBase: unknown modality '${String(m)}'`);
   const result: Partial<Record<M, tf.Sequential>> = {};
   try {
     for (const m of modalities) {
@@ -68,7 +75,9 @@ export async function loadDigitsBase<M extends Modality = Modality>(source: Part
       try {
         loaded = await tf.loadLayersModel(source(DIGITS_BASE_PARTS[m]));
       } catch (err) {
-        throw err instanceof ModelsError ? err : new ModelsError('MODELS_BAD_ARTIFACTS', `loadDigitsBase: cannot read the ${m} base: ${(err as Error).message}`);
+        throw err instanceof ModelsError
+          ? err
+          : new ModelsError('MODELS_BAD_ARTIFACTS', `loadDigitsBase: cannot read the ${m} base: ${(err as Error).message}`);
       }
       try {
         const built = buildDigitsEncoder(m);

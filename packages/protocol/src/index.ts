@@ -38,7 +38,15 @@ export type {
   UpdateResult,
   UploadEncoding,
 } from './protocol.js';
-export { ADMIN_NAMESPACE, TASK_ACTIONS, TASK_STATUSES, adminAuthSchema, roundCompletedSchema, taskControlBodySchema, taskStatusChangedSchema } from './admin.js';
+export {
+  ADMIN_NAMESPACE,
+  TASK_ACTIONS,
+  TASK_STATUSES,
+  adminAuthSchema,
+  roundCompletedSchema,
+  taskControlBodySchema,
+  taskStatusChangedSchema,
+} from './admin.js';
 export type {
   AdminAuthPayload,
   AdminClientToServerEvents,

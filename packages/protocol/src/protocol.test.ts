@@ -25,8 +25,12 @@ describe('protocol schemas', () => {
   });
 
   it('check hello capabilities and the handshake', () => {
-    expect(helloSchema.safeParse({ type: 'hello', protocolVersion: 1, capabilities: { backend: 'wasm', modalities: ['image', 'image'], numExamples: 1 } }).success).toBe(false);
-    expect(helloSchema.safeParse({ type: 'hello', protocolVersion: 1, capabilities: { backend: 'wasm', modalities: ['audio'], numExamples: 0 } }).success).toBe(true);
+    expect(
+      helloSchema.safeParse({ type: 'hello', protocolVersion: 1, capabilities: { backend: 'wasm', modalities: ['image', 'image'], numExamples: 1 } }).success,
+    ).toBe(false);
+    expect(helloSchema.safeParse({ type: 'hello', protocolVersion: 1, capabilities: { backend: 'wasm', modalities: ['audio'], numExamples: 0 } }).success).toBe(
+      true,
+    );
     expect(authSchema.safeParse({ taskId: 'demo', token: 'x' }).success).toBe(true);
     expect(authSchema.safeParse({ taskId: 'demo', token: '' }).success).toBe(false);
   });
@@ -45,11 +49,23 @@ describe('protocol schemas', () => {
 
   it('carry the LoRA α in the round config; a config without one, from before the field, means α = 8', () => {
     // Arrange
-    const config = { localEpochs: 1, batchSize: 8, learningRate: 0.1, uploadEncoding: 'fp32', maxUpdateBytes: 100, normBound: null, modalWeight: 0.1, head: 'nam', strategy: {} };
+    const config = {
+      localEpochs: 1,
+      batchSize: 8,
+      learningRate: 0.1,
+      uploadEncoding: 'fp32',
+      maxUpdateBytes: 100,
+      normBound: null,
+      modalWeight: 0.1,
+      head: 'nam',
+      strategy: {},
+    };
     // Act
     const old = roundConfigSchema.parse(config);
     const sixteen = roundConfigSchema.parse({ ...config, adapterAlpha: 16 });
-    const refused = [0, -4, Number.NaN, Number.POSITIVE_INFINITY, '16', null].map((adapterAlpha) => roundConfigSchema.safeParse({ ...config, adapterAlpha }).success);
+    const refused = [0, -4, Number.NaN, Number.POSITIVE_INFINITY, '16', null].map(
+      (adapterAlpha) => roundConfigSchema.safeParse({ ...config, adapterAlpha }).success,
+    );
     // Assert
     expect(old.adapterAlpha).toBe(DEFAULT_ADAPTER_ALPHA);
     expect(DEFAULT_ADAPTER_ALPHA).toBe(8);

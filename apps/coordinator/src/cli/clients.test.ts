@@ -64,12 +64,23 @@ function makeTask(modalities: Modality[], overrides: Record<string, unknown> = {
 
 async function start(task: TaskConfig, store = new MemoryStore()): Promise<{ coordinator: Coordinator; store: MemoryStore }> {
   const initial = await initialGlobalOf(task, models);
-  const coordinator = await startCoordinator({ tasks: [{ config: task, joinToken: TOKEN, initialGlobal: () => initial }], store, logger: silent, processMetrics: false, retryDelayMs: 50 });
+  const coordinator = await startCoordinator({
+    tasks: [{ config: task, joinToken: TOKEN, initialGlobal: () => initial }],
+    store,
+    logger: silent,
+    processMetrics: false,
+    retryDelayMs: 50,
+  });
   open.coordinators.push(coordinator);
   return { coordinator, store };
 }
 
-async function headless(coordinator: Coordinator, task: TaskConfig, numClients: number, extra: { maxExamplesPerClient?: number } = {}): Promise<HeadlessClient[]> {
+async function headless(
+  coordinator: Coordinator,
+  task: TaskConfig,
+  numClients: number,
+  extra: { maxExamplesPerClient?: number } = {},
+): Promise<HeadlessClient[]> {
   const clients = await createHeadlessClients({
     url: coordinator.url,
     taskId: task.id,
@@ -94,10 +105,24 @@ async function testAccuracy(task: TaskConfig, global: Tensor[], n: number): Prom
   const split = await openBuiltin(source, await readManifest(source), 'digits', 'test');
   const samples = (await split.read(Array.from({ length: n }, (_, i) => i))) as DigitsSample[];
   const data = await datasetFromSamples(samples, task.dataset.modalities);
-  const model = await models.create({ modalities: task.dataset.modalities, numClasses: 10, adapterRank: 4, namConcepts: 8, namHiddenUnits: 8, learningRate: 0.01, seed: 0 });
+  const model = await models.create({
+    modalities: task.dataset.modalities,
+    numClasses: 10,
+    adapterRank: 4,
+    namConcepts: 8,
+    namHiddenUnits: 8,
+    learningRate: 0.01,
+    seed: 0,
+  });
   try {
     model.setAdapterParameters(global);
-    return (await evaluateLocally(model, data, Array.from({ length: n }, (_, i) => i))).accuracy;
+    return (
+      await evaluateLocally(
+        model,
+        data,
+        Array.from({ length: n }, (_, i) => i),
+      )
+    ).accuracy;
   } finally {
     model.dispose();
   }
@@ -115,7 +140,15 @@ describe('headless clients against the coordinator', () => {
     const { coordinator, store } = await start(task);
     const before = await testAccuracy(task, globalOf(coordinator, task.id), 200);
     const clients = await headless(coordinator, task, 8);
-    const warm = await models.create({ modalities: ['image', 'text'], numClasses: 10, adapterRank: 4, namConcepts: 8, namHiddenUnits: 8, learningRate: 0.01, seed: 0 });
+    const warm = await models.create({
+      modalities: ['image', 'text'],
+      numClasses: 10,
+      adapterRank: 4,
+      namConcepts: 8,
+      namHiddenUnits: 8,
+      learningRate: 0.01,
+      seed: 0,
+    });
     warm.dispose();
     const tensorsBefore = tf.memory().numTensors;
     // Act
@@ -197,9 +230,20 @@ describe('headless clients against the coordinator', () => {
     const [shard] = await partitionBuiltin({ dataset: 'digits', numClients: 1, scheme: 'iid', modalities: ['text'], maxExamplesPerClient: 4, seed: 1 });
     const dataset = await loadShard('digits', shard!);
     const attempt = async (token: string | undefined): Promise<unknown> => {
-      const c = new ChorusClient({ url: coordinator.url, taskId: task.id, ...(token === undefined ? {} : { token }), storage: new MemoryIdentityStorage(), dataset, models, backend: 'wasm' });
+      const c = new ChorusClient({
+        url: coordinator.url,
+        taskId: task.id,
+        ...(token === undefined ? {} : { token }),
+        storage: new MemoryIdentityStorage(),
+        dataset,
+        models,
+        backend: 'wasm',
+      });
       open.clients.push(c);
-      const failed = await c.start().then(() => null, (err: unknown) => err);
+      const failed = await c.start().then(
+        () => null,
+        (err: unknown) => err,
+      );
       expect((await c.finished()).kind).toBe('failed');
       return failed;
     };

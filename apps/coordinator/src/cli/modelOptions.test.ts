@@ -55,9 +55,19 @@ function makeTask(model: Record<string, unknown>): TaskConfig {
 }
 
 /** Starts `task` from `initial` with two clients holding image and text (models from `factory`); resolves once they joined. */
-async function launch(task: TaskConfig, initial: Tensor[], factory: ModelFactory = models): Promise<{ store: MemoryStore; clients: ChorusClient[]; events: ClientEvent[] }> {
+async function launch(
+  task: TaskConfig,
+  initial: Tensor[],
+  factory: ModelFactory = models,
+): Promise<{ store: MemoryStore; clients: ChorusClient[]; events: ClientEvent[] }> {
   const store = new MemoryStore();
-  const coordinator = await startCoordinator({ tasks: [{ config: task, joinToken: TOKEN, initialGlobal: () => initial }], store, logger: silent, processMetrics: false, retryDelayMs: 50 });
+  const coordinator = await startCoordinator({
+    tasks: [{ config: task, joinToken: TOKEN, initialGlobal: () => initial }],
+    store,
+    logger: silent,
+    processMetrics: false,
+    retryDelayMs: 50,
+  });
   open.coordinators.push(coordinator);
   const headless = await createHeadlessClients({
     url: coordinator.url,

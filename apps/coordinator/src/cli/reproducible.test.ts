@@ -56,12 +56,19 @@ afterAll(() => {
 });
 
 /** Starts `simulate` on `name`'s data dir with the one command every run of this file shares. */
-function simulate(name: string): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> } {
+function simulate(name: string): {
+  child: ChildProcess;
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+} {
   const args = ['--task', taskFile, '--clients', '6', '--seed', '5', '--iid', '--max-examples', '16', '--eval-examples', '0', '--test-examples', '0'];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/simulate.ts', ...args, '--data-dir', join(dir, name), '--out', join(dir, `${name}.json`)], {
-    cwd: packageRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/simulate.ts', ...args, '--data-dir', join(dir, name), '--out', join(dir, `${name}.json`)],
+    {
+      cwd: packageRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   children.push(child);
   let stdout = '';
   let stderr = '';

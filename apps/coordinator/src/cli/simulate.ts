@@ -102,7 +102,12 @@ export interface SimulationReport {
 }
 
 /** Accuracy and loss of each checkpoint of `task` on the first `numExamples` of the test split. */
-export async function evaluateCheckpoints(task: TaskConfig, checkpoints: readonly Uint8Array[], models: ModelFactory, numExamples: number): Promise<{ accuracy: number; loss: number }[]> {
+export async function evaluateCheckpoints(
+  task: TaskConfig,
+  checkpoints: readonly Uint8Array[],
+  models: ModelFactory,
+  numExamples: number,
+): Promise<{ accuracy: number; loss: number }[]> {
   const name = task.dataset.name;
   if (!(BUILTIN_NAMES as readonly string[]).includes(name)) throw new CoordinatorError('TASK_INVALID', `dataset '${name}' is not built in`);
   const source = fileSource();
@@ -124,13 +129,20 @@ export async function evaluateCheckpoints(task: TaskConfig, checkpoints: readonl
 }
 
 /** Builds the report from the store once the run is over. */
-async function report(task: TaskConfig, store: CoordinatorStore, models: ModelFactory, extra: { numClients: number; durationMs: number; clients: ClientSummary[]; evalExamples: number }): Promise<SimulationReport> {
+async function report(
+  task: TaskConfig,
+  store: CoordinatorStore,
+  models: ModelFactory,
+  extra: { numClients: number; durationMs: number; clients: ClientSummary[]; evalExamples: number },
+): Promise<SimulationReport> {
   const metrics = store.listMetrics(task.id);
   const trust = store.listTrust(task.id);
   const latest = store.latestCheckpoint(task.id);
   const completedRounds = latest?.serverRound ?? 0;
   const measured = metrics.every((m) => typeof m.metrics['eval.accuracy'] === 'number');
-  const checkpoints = Array.from({ length: completedRounds + 1 }, (_, r) => store.getCheckpoint(task.id, r)?.bytes).filter((b): b is Uint8Array => b !== undefined);
+  const checkpoints = Array.from({ length: completedRounds + 1 }, (_, r) => store.getCheckpoint(task.id, r)?.bytes).filter(
+    (b): b is Uint8Array => b !== undefined,
+  );
   const own = extra.evalExamples > 0 ? await evaluateCheckpoints(task, measured ? checkpoints.slice(0, 1) : checkpoints, models, extra.evalExamples) : [];
   return {
     taskId: task.id,
@@ -228,7 +240,12 @@ function holdUntilEveryClientJoined(engine: RoundEngine, numClients: number): (c
 }
 
 /** The run itself, on an open store; the caller closes the store. */
-async function simulateOn(store: CoordinatorStore, identityDir: string, options: SimulationOptions & { backend: string; testExamples: number }, logger: Logger): Promise<SimulationReport> {
+async function simulateOn(
+  store: CoordinatorStore,
+  identityDir: string,
+  options: SimulationOptions & { backend: string; testExamples: number },
+  logger: Logger,
+): Promise<SimulationReport> {
   const { task, backend } = options;
   await useNodeBackend(backend);
   const coordinator = await startCoordinator({ tasks: [{ config: task }], store, logger, processMetrics: false });
@@ -240,13 +257,20 @@ async function simulateOn(store: CoordinatorStore, identityDir: string, options:
     const gate = holdUntilEveryClientJoined(coordinator.engines.get(task.id)!, options.numClients);
     const token = coordinator.joinTokens.get(task.id)!;
     const clientArgs = [
-      '--url', coordinator.url,
-      '--task', task.id,
-      '--clients', String(options.numClients),
-      '--dataset', task.dataset.name,
-      '--modalities', task.dataset.modalities.join(','),
-      '--backend', backend,
-      '--identity-dir', identityDir,
+      '--url',
+      coordinator.url,
+      '--task',
+      task.id,
+      '--clients',
+      String(options.numClients),
+      '--dataset',
+      task.dataset.name,
+      '--modalities',
+      task.dataset.modalities.join(','),
+      '--backend',
+      backend,
+      '--identity-dir',
+      identityDir,
       ...(options.clientArgs ?? []),
     ];
     // The token travels in the environment, never on a command line other users can read.
@@ -302,13 +326,18 @@ async function main(): Promise<void> {
     task = { ...task, rounds };
   }
   const testExamples = Number(values['test-examples']);
-  if (!Number.isInteger(testExamples) || testExamples < 0) throw new CoordinatorError('CONFIG_INVALID', `--test-examples must be an integer ≥ 0, got '${values['test-examples']}'`);
+  if (!Number.isInteger(testExamples) || testExamples < 0)
+    throw new CoordinatorError('CONFIG_INVALID', `--test-examples must be an integer ≥ 0, got '${values['test-examples']}'`);
   const numClients = Number(values.clients);
-  if (!Number.isInteger(numClients) || numClients < 1) throw new CoordinatorError('CONFIG_INVALID', `--clients must be an integer ≥ 1, got '${values.clients}'`);
+  if (!Number.isInteger(numClients) || numClients < 1)
+    throw new CoordinatorError('CONFIG_INVALID', `--clients must be an integer ≥ 1, got '${values.clients}'`);
   const clientArgs = [
-    '--max-examples', values['max-examples'],
-    '--seed', values.seed,
-    '--eval-examples', values['eval-examples'],
+    '--max-examples',
+    values['max-examples'],
+    '--seed',
+    values.seed,
+    '--eval-examples',
+    values['eval-examples'],
     ...(values.alpha === undefined ? [] : ['--alpha', values.alpha]),
     ...(values.iid ? ['--iid'] : []),
     ...(values['modality-prob'] === undefined ? [] : ['--modality-prob', values['modality-prob']]),
@@ -337,9 +366,13 @@ async function main(): Promise<void> {
   const out = resolve(values.out);
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
   for (const r of result.rounds) {
-    process.stdout.write(`round ${r.serverRound}: test accuracy ${r.testAccuracy === null ? 'n/a' : r.testAccuracy.toFixed(3)}, accepted ${r.metrics['numAccepted'] ?? 0}, rejected ${r.metrics['numRejected'] ?? 0}, dropped ${r.metrics['numDropped'] ?? 0}\n`);
+    process.stdout.write(
+      `round ${r.serverRound}: test accuracy ${r.testAccuracy === null ? 'n/a' : r.testAccuracy.toFixed(3)}, accepted ${r.metrics['numAccepted'] ?? 0}, rejected ${r.metrics['numRejected'] ?? 0}, dropped ${r.metrics['numDropped'] ?? 0}\n`,
+    );
   }
-  process.stdout.write(`${JSON.stringify({ out, status: result.status, completedRounds: result.completedRounds, initialTestAccuracy: result.initialTestAccuracy, finalTestAccuracy: result.rounds.at(-1)?.testAccuracy ?? null, durationMs: result.durationMs })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ out, status: result.status, completedRounds: result.completedRounds, initialTestAccuracy: result.initialTestAccuracy, finalTestAccuracy: result.rounds.at(-1)?.testAccuracy ?? null, durationMs: result.durationMs })}\n`,
+  );
   process.exitCode = result.status === 'finished' ? 0 : 1;
 }
 

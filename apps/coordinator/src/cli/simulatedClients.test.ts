@@ -57,7 +57,9 @@ describe('simulated client identities', () => {
     const secret = (await new FileIdentityStorage(identityFileOf(identityDir, 0)).load(task.id))!.clientSecret;
     // Act
     const again = await registerSimulatedClients({ store, task, numClients: 2, identityDir, now: 9 });
-    const lost = await registerSimulatedClients({ store, task, numClients: 2, identityDir: join(identityDir, 'elsewhere'), now: 9 }).catch((err: unknown) => err);
+    const lost = await registerSimulatedClients({ store, task, numClients: 2, identityDir: join(identityDir, 'elsewhere'), now: 9 }).catch(
+      (err: unknown) => err,
+    );
     // Assert
     expect(again).toEqual(first);
     expect((await new FileIdentityStorage(identityFileOf(identityDir, 0)).load(task.id))!.clientSecret).toBe(secret);

@@ -54,7 +54,10 @@ export async function registerSimulatedClients(options: RegisterSimulatedClients
     let secret = saved?.clientId === clientId ? saved.clientSecret : undefined;
     if (record) {
       if (record.taskId !== task.id || secret === undefined || !tokenMatchesHash(secret, record.secretHash)) {
-        throw new CoordinatorError('STORE_CONFLICT', `the store holds simulated client ${clientId} of ${record.taskId}, but ${storage.path} has no secret for it; use a fresh data dir`);
+        throw new CoordinatorError(
+          'STORE_CONFLICT',
+          `the store holds simulated client ${clientId} of ${record.taskId}, but ${storage.path} has no secret for it; use a fresh data dir`,
+        );
       }
     } else {
       if (secret === undefined) {

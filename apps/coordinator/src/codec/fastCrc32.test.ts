@@ -24,7 +24,10 @@ describe('fastCrc32', () => {
   });
 
   it('lets the codec round-trip and still refuses a wrong checksum', () => {
-    const bytes = encodeUpdate({ kind: 'delta', taskId: 't', round: 1, clientId: 'c', encoding: 'fp32', tensors: [tensor('w', [3], new Float32Array([1, 2, 3]))] }, { crc32: fastCrc32 });
+    const bytes = encodeUpdate(
+      { kind: 'delta', taskId: 't', round: 1, clientId: 'c', encoding: 'fp32', tensors: [tensor('w', [3], new Float32Array([1, 2, 3]))] },
+      { crc32: fastCrc32 },
+    );
     const corrupt = bytes.slice();
     corrupt[corrupt.length - 2]! ^= 0x40;
 
@@ -36,7 +39,9 @@ describe('fastCrc32', () => {
       code = isFlCoreError(err) ? err.code : 'not an FlCoreError';
     }
 
-    expect(bytes).toEqual(encodeUpdate({ kind: 'delta', taskId: 't', round: 1, clientId: 'c', encoding: 'fp32', tensors: [tensor('w', [3], new Float32Array([1, 2, 3]))] }));
+    expect(bytes).toEqual(
+      encodeUpdate({ kind: 'delta', taskId: 't', round: 1, clientId: 'c', encoding: 'fp32', tensors: [tensor('w', [3], new Float32Array([1, 2, 3]))] }),
+    );
     expect(Array.from(decoded.tensors[0]!.values)).toEqual([1, 2, 3]);
     expect(code).toBe('CODEC_CHECKSUM');
   });

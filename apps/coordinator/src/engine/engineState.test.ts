@@ -21,7 +21,16 @@ const attempt = (overrides: Partial<AttemptState> = {}): AttemptState => ({
 });
 
 const run = (state: EngineState, ...actions: EngineAction[]): EngineState => actions.reduce(reduceEngine, state);
-const loaded = run(INITIAL_ENGINE_STATE, { type: 'loaded', phase: 'idle', status: 'waiting', completedRounds: 0, nextAttempt: 1, nextDraw: 1, started: false, startRequested: false });
+const loaded = run(INITIAL_ENGINE_STATE, {
+  type: 'loaded',
+  phase: 'idle',
+  status: 'waiting',
+  completedRounds: 0,
+  nextAttempt: 1,
+  nextDraw: 1,
+  started: false,
+  startRequested: false,
+});
 const result = (clientId: string) => ({ clientId, numExamples: 1, delta: [tensor('image/w', [1], new Float32Array([1]))] });
 
 describe('reduceEngine', () => {
@@ -46,7 +55,13 @@ describe('reduceEngine', () => {
   });
 
   it('times out exactly the selected clients that neither uploaded nor dropped', () => {
-    const state = run(loaded, { type: 'attemptOpened', attempt: attempt() }, { type: 'uploadAccepted', result: result('a'), norm: 1, bytes: 1 }, { type: 'clientDropped', clientId: 'b' }, { type: 'deadlinePassed' });
+    const state = run(
+      loaded,
+      { type: 'attemptOpened', attempt: attempt() },
+      { type: 'uploadAccepted', result: result('a'), norm: 1, bytes: 1 },
+      { type: 'clientDropped', clientId: 'b' },
+      { type: 'deadlinePassed' },
+    );
     expect(state.current!.failures.map((f) => [f.clientId, f.code])).toEqual([
       ['b', 'DISCONNECTED'],
       ['c', 'TIMEOUT'],
@@ -64,12 +79,20 @@ describe('reduceEngine', () => {
 
   it('commits a round: the next attempt number starts again and the last round finishes the task', () => {
     const closing = run(loaded, { type: 'attemptDrawn' }, { type: 'attemptOpened', attempt: attempt() }, { type: 'closing' });
-    expect(run(closing, { type: 'committed', serverRound: 1, finished: false })).toMatchObject({ phase: 'idle', completedRounds: 1, nextAttempt: 1, current: null });
+    expect(run(closing, { type: 'committed', serverRound: 1, finished: false })).toMatchObject({
+      phase: 'idle',
+      completedRounds: 1,
+      nextAttempt: 1,
+      current: null,
+    });
     expect(run(closing, { type: 'committed', serverRound: 1, finished: true })).toMatchObject({ phase: 'finished', status: 'finished' });
     // A retry moves the plan to the next draw; a committed round starts the draws again.
     const retried = run(closing, { type: 'retried' });
     expect(retried).toMatchObject({ phase: 'idle', nextDraw: 2, nextAttempt: 2 });
-    expect(run(retried, { type: 'attemptOpened', attempt: attempt({ attempt: 2 }) }, { type: 'closing' }, { type: 'committed', serverRound: 1, finished: false }).nextDraw).toBe(1);
+    expect(
+      run(retried, { type: 'attemptOpened', attempt: attempt({ attempt: 2 }) }, { type: 'closing' }, { type: 'committed', serverRound: 1, finished: false })
+        .nextDraw,
+    ).toBe(1);
   });
 });
 
@@ -77,7 +100,9 @@ describe('closeReason', () => {
   it('closes at the target, when everyone settled, or when the minimum is out of reach', () => {
     expect(closeReason(attempt())).toBeNull();
     expect(closeReason(attempt({ results: [result('a'), result('b')], uploaded: new Set(['a', 'b']) }))).toBe('target reached');
-    expect(closeReason(attempt({ target: 3, minUpdates: 1, results: [result('a')], uploaded: new Set(['a', 'b']), dropped: new Set(['c']) }))).toBe('every selected client settled');
+    expect(closeReason(attempt({ target: 3, minUpdates: 1, results: [result('a')], uploaded: new Set(['a', 'b']), dropped: new Set(['c']) }))).toBe(
+      'every selected client settled',
+    );
     expect(closeReason(attempt({ uploaded: new Set(['a']), dropped: new Set(['b']) }))).toBe('too few clients left');
     expect(closeReason(attempt({ selected: new Set(), target: 0, minUpdates: 1 }))).toBe('the plan selected nobody');
   });

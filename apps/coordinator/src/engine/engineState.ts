@@ -163,12 +163,19 @@ export function reduceEngine(state: EngineState, action: EngineAction): EngineSt
       return updateOpen(state, (cur) => {
         const id = action.clientId;
         if (!cur.selected.has(id) || cur.uploaded.has(id) || cur.dropped.has(id)) return cur;
-        return { ...cur, dropped: withItem(cur.dropped, id), failures: [...cur.failures, { clientId: id, code: 'DISCONNECTED', message: 'disconnected before uploading' }] };
+        return {
+          ...cur,
+          dropped: withItem(cur.dropped, id),
+          failures: [...cur.failures, { clientId: id, code: 'DISCONNECTED', message: 'disconnected before uploading' }],
+        };
       });
     case 'deadlinePassed':
       return updateOpen(state, (cur) => {
         const late = [...cur.selected].filter((id) => !cur.uploaded.has(id) && !cur.dropped.has(id));
-        return { ...cur, failures: [...cur.failures, ...late.map((clientId): FitFailure => ({ clientId, code: 'TIMEOUT', message: 'no upload before the deadline' }))] };
+        return {
+          ...cur,
+          failures: [...cur.failures, ...late.map((clientId): FitFailure => ({ clientId, code: 'TIMEOUT', message: 'no upload before the deadline' }))],
+        };
       });
     case 'closing':
       if (state.phase !== 'open' || !state.current) return state;
@@ -186,7 +193,14 @@ export function reduceEngine(state: EngineState, action: EngineAction): EngineSt
         waitingSince: null,
       };
     case 'retried':
-      return { ...state, phase: 'idle', nextDraw: state.nextDraw + 1, current: null, waitingSince: null, lastClosedRoundId: state.current?.roundId ?? state.lastClosedRoundId };
+      return {
+        ...state,
+        phase: 'idle',
+        nextDraw: state.nextDraw + 1,
+        current: null,
+        waitingSince: null,
+        lastClosedRoundId: state.current?.roundId ?? state.lastClosedRoundId,
+      };
     case 'failed':
       return { ...state, phase: 'failed', status: 'failed', current: null };
     case 'stopped':

@@ -42,7 +42,8 @@ class FakeClock implements EngineClock {
     const until = this.time + ms;
     for (;;) {
       let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const entry of this.timers) if (entry[1].at <= until && (!next || entry[1].at < next[1].at || (entry[1].at === next[1].at && entry[0] < next[0]))) next = entry;
+      for (const entry of this.timers)
+        if (entry[1].at <= until && (!next || entry[1].at < next[1].at || (entry[1].at === next[1].at && entry[0] < next[0]))) next = entry;
       if (!next) break;
       this.timers.delete(next[0]);
       this.time = Math.max(this.time, next[1].at);
@@ -131,7 +132,16 @@ function setup(overrides: Record<string, unknown> = {}, strategy?: Strategy) {
   const upload = (clientId: string, value: number, round = transport.lastStart.payload): ReturnType<RoundEngine['submitUpdate']> => {
     const delta = [tensor('image/w', [2], new Float32Array([value, value])), tensor('fusion/b', [1], new Float32Array([value]))];
     const bytes = encodeUpdate({ kind: 'delta', taskId: task.id, round: round.serverRound, clientId, encoding: 'fp32', tensors: delta });
-    const update: ParsedUpdate = { type: 'update', protocolVersion: PROTOCOL_VERSION, taskId: task.id, roundId: round.roundId, serverRound: round.serverRound, numExamples: 1, metrics: {}, update: bytes };
+    const update: ParsedUpdate = {
+      type: 'update',
+      protocolVersion: PROTOCOL_VERSION,
+      taskId: task.id,
+      roundId: round.roundId,
+      serverRound: round.serverRound,
+      numExamples: 1,
+      metrics: {},
+      update: bytes,
+    };
     return engine.submitUpdate(clientId, update);
   };
   return { task, clock, transport, store, engine, join, upload, statuses };

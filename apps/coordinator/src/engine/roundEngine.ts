@@ -37,7 +37,17 @@ import type { Logger } from 'pino';
 import { CoordinatorError } from '../errors.js';
 import type { CoordinatorMetrics } from '../http/metrics.js';
 import { ProtocolError } from '@chorus/protocol';
-import type { Ack, Capabilities, ParsedUpdate, ProtocolErrorCode, RoundEndPayload, RoundStartPayload, TaskAction, TaskEndPayload, UpdateResult } from '@chorus/protocol';
+import type {
+  Ack,
+  Capabilities,
+  ParsedUpdate,
+  ProtocolErrorCode,
+  RoundEndPayload,
+  RoundStartPayload,
+  TaskAction,
+  TaskEndPayload,
+  UpdateResult,
+} from '@chorus/protocol';
 import { ABANDONED_REASON } from '../store/types.js';
 import type { CoordinatorStore, TaskStatus, UpdateRecord } from '../store/types.js';
 import type { TaskConfig } from '../task/taskSchema.js';
@@ -427,18 +437,20 @@ export class RoundEngine {
     // Refusals for the open attempt are logged against it; others (stale rounds) against the round they named.
     const onCurrent = cur !== null && update.roundId === cur.roundId;
     try {
-      this.options.store.recordUpdates([{
-        taskId: this.task.id,
-        serverRound: onCurrent ? cur.serverRound : update.serverRound,
-        attempt: onCurrent ? cur.attempt : 0,
-        clientId,
-        status: 'rejected',
-        code,
-        message,
-        numExamples: update.numExamples,
-        byteLength: update.update.byteLength,
-        receivedAt: this.clock.now(),
-      }]);
+      this.options.store.recordUpdates([
+        {
+          taskId: this.task.id,
+          serverRound: onCurrent ? cur.serverRound : update.serverRound,
+          attempt: onCurrent ? cur.attempt : 0,
+          clientId,
+          status: 'rejected',
+          code,
+          message,
+          numExamples: update.numExamples,
+          byteLength: update.update.byteLength,
+          receivedAt: this.clock.now(),
+        },
+      ]);
     } catch (err) {
       this.log.error({ err }, 'could not record a refusal');
     }
@@ -461,10 +473,13 @@ export class RoundEngine {
     if (!this.state.startRequested && this.waiting.size < waitingRoomSize(task) && now < waitingSince + task.waitingRoomMs) {
       // Enough to start, not enough to invite everyone: give latecomers until the window closes.
       if (this.timers.waitingRoom === null) {
-        this.timers.waitingRoom = this.clock.setTimeout(() => {
-          this.timers.waitingRoom = null;
-          this.tryStartRound();
-        }, waitingSince + task.waitingRoomMs - now);
+        this.timers.waitingRoom = this.clock.setTimeout(
+          () => {
+            this.timers.waitingRoom = null;
+            this.tryStartRound();
+          },
+          waitingSince + task.waitingRoomMs - now,
+        );
       }
       return;
     }
@@ -478,7 +493,11 @@ export class RoundEngine {
     this.dispatch({ type: 'attemptDrawn' });
     // The strategy plans the round; the waiting room is offered in sorted order, so the plan depends
     // only on the set of clients and the (seed, round, attempt) stream.
-    const plan = this.options.strategy.configureFit({ serverRound, availableClients: [...this.waiting.keys()].sort(), rng: roundRng(task.seed, serverRound, this.state.nextDraw) });
+    const plan = this.options.strategy.configureFit({
+      serverRound,
+      availableClients: [...this.waiting.keys()].sort(),
+      rng: roundRng(task.seed, serverRound, this.state.nextDraw),
+    });
     const roundId = `${task.id}.r${serverRound}.a${attempt}`;
     try {
       this.options.store.startRound({ taskId: task.id, serverRound, attempt, roundId, selected: [...plan.clientIds], startedAt: now });
@@ -607,7 +626,9 @@ export class RoundEngine {
     let failedWith: string | null = null;
     try {
       // Awaited only when it is a promise, so a task without server measurements finishes the round in this tick.
-      const pending = this.options.measure ? this.options.measure(cur.serverRound, this.global.tensors, results, failures) : { results, failures, serverMetrics: {} };
+      const pending = this.options.measure
+        ? this.options.measure(cur.serverRound, this.global.tensors, results, failures)
+        : { results, failures, serverMetrics: {} };
       const measured = pending instanceof Promise ? await pending : pending;
       if (!this.stillClosing(cur)) return false;
       serverMetrics = measured.serverMetrics;
@@ -644,7 +665,9 @@ export class RoundEngine {
     const endedAt = this.clock.now();
     try {
       // A pause during the round holds: the round commits, the task stays paused.
-      store.completeRound(roundCompletion({ taskId: task.id, cur, endedAt, checkpoint, strategyState, metrics, trust, taskStatus: finished ? 'finished' : this.state.status }));
+      store.completeRound(
+        roundCompletion({ taskId: task.id, cur, endedAt, checkpoint, strategyState, metrics, trust, taskStatus: finished ? 'finished' : this.state.status }),
+      );
     } catch (err) {
       this.log.error({ err, serverRound: cur.serverRound }, 'round could not be committed');
       // Nothing was committed, so the strategy's in-memory state must not run ahead of the store.
@@ -661,7 +684,10 @@ export class RoundEngine {
     } catch (err) {
       this.log.warn({ err }, 'round listener failed');
     }
-    this.log.info({ serverRound: cur.serverRound, attempt: cur.attempt, accepted: cur.results.length, why, globalHash: checkpoint.sha256, aggregationMs }, 'round completed');
+    this.log.info(
+      { serverRound: cur.serverRound, attempt: cur.attempt, accepted: cur.results.length, why, globalHash: checkpoint.sha256, aggregationMs },
+      'round completed',
+    );
     this.options.transport.broadcastRoundEnd(roundEndPayload(task.id, cur, { status: 'completed', globalHash: checkpoint.sha256 }));
     if (finished) {
       this.announceStatus(previousStatus, null, endedAt);

@@ -47,7 +47,11 @@ export function roundStartPayload(task: TaskConfig, cur: AttemptState, planConfi
 }
 
 /** The message that tells every client of the task how an attempt closed. */
-export function roundEndPayload(taskId: string, cur: AttemptState, outcome: { readonly status: 'completed' | 'retry'; readonly globalHash: string; readonly reason?: string }): RoundEndPayload {
+export function roundEndPayload(
+  taskId: string,
+  cur: AttemptState,
+  outcome: { readonly status: 'completed' | 'retry'; readonly globalHash: string; readonly reason?: string },
+): RoundEndPayload {
   return {
     type: 'round-end',
     protocolVersion: PROTOCOL_VERSION,
@@ -112,7 +116,10 @@ export function roundMetrics(input: RoundMetricsInput): Record<string, number> {
   put('numAccepted', cur.results.length);
   put('numRejected', cur.failures.filter((f) => f.code !== 'DISCONNECTED' && f.code !== 'TIMEOUT').length);
   put('numDropped', cur.dropped.size);
-  put('numExamples', cur.results.reduce((s, r) => s + r.numExamples, 0));
+  put(
+    'numExamples',
+    cur.results.reduce((s, r) => s + r.numExamples, 0),
+  );
   put('bytesIn', cur.bytesIn);
   put('meanUpdateNorm', cur.normSum / cur.results.length);
   put('aggregationMs', input.aggregationMs);

@@ -39,7 +39,12 @@ export interface RoundMeasurement {
 }
 
 /** Measures one round before its strategy runs; see the module comment. */
-export type RoundMeasurer = (serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]) => RoundMeasurement | Promise<RoundMeasurement>;
+export type RoundMeasurer = (
+  serverRound: number,
+  global: Parameters,
+  results: readonly FitResult[],
+  failures: readonly FitFailure[],
+) => RoundMeasurement | Promise<RoundMeasurement>;
 
 /** Results as clients sent them, without any signal a client might have smuggled in. */
 function plain(results: readonly FitResult[]): FitResult[] {
@@ -89,7 +94,11 @@ export function createRoundMeasurer(built: BuiltStrategy, model: TaskEvaluator |
       serverMetrics['probeMsPerCandidate'] = probeMs / (results.length + 1);
       serverMetrics['probeExamples'] = model.probeLabels.length;
       if (lost.length > 0) serverMetrics['numProbeFailed'] = lost.length;
-      for (const t of built.trust) t.setRoundContext(serverRound, { probe: { labels: model.probeLabels, baselineProbabilities: probe.baseline.probabilities }, ...(rootUpdate ? { rootUpdate } : {}) });
+      for (const t of built.trust)
+        t.setRoundContext(serverRound, {
+          probe: { labels: model.probeLabels, baselineProbabilities: probe.baseline.probabilities },
+          ...(rootUpdate ? { rootUpdate } : {}),
+        });
     }
     return { results: fed, failures: lost.length > 0 ? [...failures, ...lost] : failures, serverMetrics };
   };

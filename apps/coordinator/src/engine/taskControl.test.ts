@@ -26,7 +26,9 @@ describe('task control table', () => {
     // Arrange
     const allowed = new Set(['waiting:start', 'waiting:pause', 'running:pause', 'paused:resume', 'waiting:stop', 'running:stop', 'paused:stop']);
     // Act
-    const refused = TASK_STATUSES.flatMap((s) => TASK_ACTIONS.filter((a) => !allowed.has(`${s}:${a}`)).map((a) => [s, a, controlTarget(s, a, true), controlTarget(s, a, false)]));
+    const refused = TASK_STATUSES.flatMap((s) =>
+      TASK_ACTIONS.filter((a) => !allowed.has(`${s}:${a}`)).map((a) => [s, a, controlTarget(s, a, true), controlTarget(s, a, false)]),
+    );
     // Assert: 6 statuses × 4 actions, 7 allowed.
     expect(refused).toHaveLength(17);
     expect(refused.every(([, , started, notStarted]) => started === null && notStarted === null)).toBe(true);

@@ -143,7 +143,8 @@ interface DecodedRow {
 function checkHeader(decoded: DecodedRow, expect: UpdateExpectations): void {
   if (decoded.kind !== 'delta') throw new ProtocolError('UPDATE_MALFORMED', `expected a delta, got a ${decoded.kind}`);
   if (decoded.taskId !== expect.taskId) throw new ProtocolError('UPDATE_MALFORMED', `update is for task '${decoded.taskId}'`);
-  if (decoded.round !== expect.serverRound) throw new ProtocolError('UPDATE_MALFORMED', `update is for round ${decoded.round}, the open round is ${expect.serverRound}`);
+  if (decoded.round !== expect.serverRound)
+    throw new ProtocolError('UPDATE_MALFORMED', `update is for round ${decoded.round}, the open round is ${expect.serverRound}`);
   if (decoded.clientId !== expect.clientId) throw new ProtocolError('UPDATE_MALFORMED', 'update names another client');
 }
 
@@ -185,7 +186,13 @@ function checkArenaLayout(arena: UpdateArena, want: Layout): void {
   const same =
     layout.size === want.size &&
     layout.names.length === want.names.length &&
-    want.names.every((name, k) => layout.names[k] === name && layout.offsets[k] === want.offsets[k] && layout.shapes[k]!.length === want.shapes[k]!.length && want.shapes[k]!.every((d, i) => layout.shapes[k]![i] === d));
+    want.names.every(
+      (name, k) =>
+        layout.names[k] === name &&
+        layout.offsets[k] === want.offsets[k] &&
+        layout.shapes[k]!.length === want.shapes[k]!.length &&
+        want.shapes[k]!.every((d, i) => layout.shapes[k]![i] === d),
+    );
   if (!same) throw new CoordinatorError('CONFIG_INVALID', 'validateUpdate: the arena’s layout is not the global model’s (build it with layoutOf(global))');
   arenaChecked.set(arena, want);
 }

@@ -100,7 +100,11 @@ export function metricsToCsv(rows: readonly RoundMetricsRecord[]): string {
   const header = ['serverRound', 'createdAt', ...names];
   const lines = [header.map(csvField).join(',')];
   for (const r of rows) {
-    lines.push([String(r.serverRound), new Date(r.createdAt).toISOString(), ...names.map((n) => (r.metrics[n] === undefined ? '' : String(r.metrics[n])))].map(csvField).join(','));
+    lines.push(
+      [String(r.serverRound), new Date(r.createdAt).toISOString(), ...names.map((n) => (r.metrics[n] === undefined ? '' : String(r.metrics[n])))]
+        .map(csvField)
+        .join(','),
+    );
   }
   return `${lines.join('\r\n')}\r\n`;
 }
@@ -117,7 +121,8 @@ const taskRoutes: Record<string, Handler> = {
   rounds: (ctx, taskId, rest, res) => {
     if (rest.length === 0) return sendJson(res, 200, { rounds: ctx.store.listRounds(taskId) });
     const serverRound = Number(rest[0]);
-    if (!Number.isInteger(serverRound) || serverRound < 0 || rest[1] !== 'updates' || rest.length !== 2) return sendError(res, 404, 'NOT_FOUND', 'no such route');
+    if (!Number.isInteger(serverRound) || serverRound < 0 || rest[1] !== 'updates' || rest.length !== 2)
+      return sendError(res, 404, 'NOT_FOUND', 'no such route');
     sendJson(res, 200, { updates: ctx.store.listUpdates(taskId, serverRound) });
   },
   clients: (ctx, taskId, _rest, res) => {
@@ -292,7 +297,8 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
     return;
   }
   const post = req.method === 'POST';
-  if (req.method !== 'GET' && req.method !== 'HEAD' && !post) return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'only GET, and POST for task controls, are supported');
+  if (req.method !== 'GET' && req.method !== 'HEAD' && !post)
+    return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'only GET, and POST for task controls, are supported');
   if (post && !url.pathname.startsWith('/api/')) return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'POST is only for task controls');
 
   if (url.pathname === '/healthz' || url.pathname === '/health') {
@@ -312,11 +318,15 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
   const auth = req.headers.authorization ?? '';
   const match = /^Bearer (.+)$/.exec(auth);
   if (!match) return sendError(res, 401, 'AUTH_REQUIRED', 'admin token required (Authorization: Bearer …)');
-  if (!tokensEqual(match[1]!, ctx.adminToken) && !joinTokenAllows(ctx, url.pathname, match[1]!)) return sendError(res, 403, 'AUTH_INVALID', 'admin token is not valid');
+  if (!tokensEqual(match[1]!, ctx.adminToken) && !joinTokenAllows(ctx, url.pathname, match[1]!))
+    return sendError(res, 403, 'AUTH_INVALID', 'admin token is not valid');
 
   let parts: string[];
   try {
-    parts = url.pathname.split('/').filter((p) => p.length > 0).map(decodeURIComponent);
+    parts = url.pathname
+      .split('/')
+      .filter((p) => p.length > 0)
+      .map(decodeURIComponent);
   } catch {
     return sendError(res, 400, 'BAD_REQUEST', 'malformed percent-encoding in the path');
   }

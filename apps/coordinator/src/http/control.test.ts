@@ -95,7 +95,11 @@ interface Answer {
   readonly body: { task?: { status: string; actions: string[] }; previous?: string; error?: { code: string; message: string } };
 }
 
-async function control(c: Coordinator, action: string, options: { token?: string | null; body?: string; taskId?: string; method?: string } = {}): Promise<Answer> {
+async function control(
+  c: Coordinator,
+  action: string,
+  options: { token?: string | null; body?: string; taskId?: string; method?: string } = {},
+): Promise<Answer> {
   const token = options.token === undefined ? ADMIN : options.token;
   const res = await fetch(`${c.url}/api/tasks/${options.taskId ?? 'demo'}/${action}`, {
     method: options.method ?? 'POST',
@@ -113,7 +117,10 @@ async function statusOf(c: Coordinator): Promise<string> {
 /** Both clients upload for the round they were sent; resolves once the round has ended. */
 async function completeRound(a: FakeClient, b: FakeClient): Promise<{ ra: ParsedRoundStart; hash: string }> {
   const [ra, rb] = await Promise.all([a.roundStarts.next(5000, 'round start a'), b.roundStarts.next(5000, 'round start b')]);
-  const acks = await Promise.all([a.submitDelta(ra, constantDelta(globalOf(ra), ['image'], 0.1), 1), b.submitDelta(rb, constantDelta(globalOf(rb), ['image'], 0.3), 1)]);
+  const acks = await Promise.all([
+    a.submitDelta(ra, constantDelta(globalOf(ra), ['image'], 0.1), 1),
+    b.submitDelta(rb, constantDelta(globalOf(rb), ['image'], 0.3), 1),
+  ]);
   expect(acks.map((x) => x.ok)).toEqual([true, true]);
   const end = await a.roundEnds.next(5000, 'round end');
   expect(end).toMatchObject({ status: 'completed', serverRound: ra.serverRound });
@@ -210,7 +217,10 @@ describe('task control over HTTP', () => {
     // Arrange
     const c = await start(makeTask(), new MemoryStore(), { corsOrigins: ['http://dash.example'] });
     const preflight = (origin: string) =>
-      fetch(`${c.url}/api/tasks/demo/pause`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' } });
+      fetch(`${c.url}/api/tasks/demo/pause`, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' },
+      });
     // Act
     const [allowed, other] = await Promise.all([preflight('http://dash.example'), preflight('http://evil.example')]);
     // Assert
@@ -246,7 +256,10 @@ describe('task control and the rounds', () => {
     const [ra, rb] = await Promise.all([a.roundStarts.next(5000, 'round 1 a'), b.roundStarts.next(5000, 'round 1 b')]);
     // Act: pause mid-round, then both upload.
     const paused = await control(c, 'pause');
-    const acks = await Promise.all([a.submitDelta(ra, constantDelta(globalOf(ra), ['image'], 0.1), 1), b.submitDelta(rb, constantDelta(globalOf(rb), ['image'], 0.3), 1)]);
+    const acks = await Promise.all([
+      a.submitDelta(ra, constantDelta(globalOf(ra), ['image'], 0.1), 1),
+      b.submitDelta(rb, constantDelta(globalOf(rb), ['image'], 0.3), 1),
+    ]);
     const end = await a.roundEnds.next(5000, 'round 1 end');
     await sleep(300);
     const whilePaused = c.engines.get('demo')!.snapshot();
@@ -282,7 +295,9 @@ describe('task control and the rounds', () => {
     const newcomer = await FakeClient.connect(c1.url, { taskId: 'demo', token: JOIN });
     open.clients.push(newcomer);
     const hello = await newcomer.hello({ backend: 'cpu', modalities: ['image'], numExamples: 10 });
-    const rounds = (await (await fetch(`${c1.url}/api/tasks/demo/rounds`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { rounds: { serverRound: number; status: string; reason: string | null }[] };
+    const rounds = (await (await fetch(`${c1.url}/api/tasks/demo/rounds`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as {
+      rounds: { serverRound: number; status: string; reason: string | null }[];
+    };
     await c1.close();
     store1.close();
     const store2 = new SqliteStore({ path });
@@ -334,7 +349,12 @@ describe('task control and the rounds', () => {
   it('streams every status change to the admin namespace, with the action that caused it', async () => {
     // Arrange
     const c = await start(makeTask({ rounds: 1 }));
-    const admin: Socket<AdminServerToClientEvents> = connectAdmin(`${c.url}${ADMIN_NAMESPACE}`, { transports: ['websocket'], reconnection: false, forceNew: true, auth: { adminToken: ADMIN } });
+    const admin: Socket<AdminServerToClientEvents> = connectAdmin(`${c.url}${ADMIN_NAMESPACE}`, {
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+      auth: { adminToken: ADMIN },
+    });
     open.sockets.push(admin);
     const changes: TaskStatusChangedPayload[] = [];
     admin.on('taskStatus', (p) => changes.push(taskStatusChangedSchema.parse(p)));

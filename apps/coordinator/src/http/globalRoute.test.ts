@@ -35,7 +35,8 @@ const taskOf = (id: string) =>
 describe('GET /api/tasks/:id/global over HTTP', () => {
   let coordinator: Coordinator;
   let store: MemoryStore;
-  const get = (path: string, token?: string): Promise<Response> => fetch(`${coordinator.url}${path}`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
+  const get = (path: string, token?: string): Promise<Response> =>
+    fetch(`${coordinator.url}${path}`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
   const codeOf = async (res: Response): Promise<string> => ((await res.json()) as { error: { code: string } }).error.code;
 
   beforeAll(async () => {
@@ -124,7 +125,11 @@ describe('GET /api/tasks/:id/global over HTTP', () => {
 
   it('keeps every admin route closed to a join token', async () => {
     // Act
-    const responses = await Promise.all(['/api/tasks', '/api/tasks/alpha', '/api/tasks/alpha/checkpoint', '/api/tasks/alpha/clients', '/api/tasks/alpha/metrics.csv'].map((p) => get(p, 'join-alpha')));
+    const responses = await Promise.all(
+      ['/api/tasks', '/api/tasks/alpha', '/api/tasks/alpha/checkpoint', '/api/tasks/alpha/clients', '/api/tasks/alpha/metrics.csv'].map((p) =>
+        get(p, 'join-alpha'),
+      ),
+    );
 
     // Assert
     expect(responses.map((r) => r.status)).toEqual([403, 403, 403, 403, 403]);

@@ -23,7 +23,12 @@ export class CoordinatorMetrics {
   constructor(options: { readonly defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'chorus_' });
-    this.rounds = new Counter({ name: 'chorus_rounds_total', help: 'Round attempts by outcome (completed, retry).', labelNames: ['task', 'status'], registers });
+    this.rounds = new Counter({
+      name: 'chorus_rounds_total',
+      help: 'Round attempts by outcome (completed, retry).',
+      labelNames: ['task', 'status'],
+      registers,
+    });
     this.participants = new Gauge({ name: 'chorus_participants', help: 'Clients connected and joined to a task.', labelNames: ['task'], registers });
     this.updates = new Counter({ name: 'chorus_updates_accepted_total', help: 'Updates accepted for aggregation.', labelNames: ['task'], registers });
     this.rejections = new Counter({ name: 'chorus_rejections_total', help: 'Updates refused, by protocol code.', labelNames: ['task', 'code'], registers });
@@ -43,7 +48,7 @@ export class CoordinatorMetrics {
       buckets: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1],
       registers,
     });
-    this.epsilon = new Gauge({ name: 'chorus_dp_epsilon', help: 'Differential-privacy ε spent so far (at the task\'s δ).', labelNames: ['task'], registers });
+    this.epsilon = new Gauge({ name: 'chorus_dp_epsilon', help: "Differential-privacy ε spent so far (at the task's δ).", labelNames: ['task'], registers });
     this.probeSeconds = new Histogram({
       name: 'chorus_probe_seconds_per_candidate',
       help: 'Server-side probe evaluation time per candidate update (trust scoring).',
@@ -57,6 +62,11 @@ export class CoordinatorMetrics {
       labelNames: ['task', 'action', 'outcome'],
       registers,
     });
-    this.connectionsRefused = new Counter({ name: 'chorus_connections_refused_total', help: 'Handshakes refused, by protocol code.', labelNames: ['code'], registers });
+    this.connectionsRefused = new Counter({
+      name: 'chorus_connections_refused_total',
+      help: 'Handshakes refused, by protocol code.',
+      labelNames: ['code'],
+      registers,
+    });
   }
 }

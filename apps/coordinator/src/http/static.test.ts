@@ -71,7 +71,11 @@ describe('serveStatic over HTTP', () => {
 
   it('serves files with their MIME types, application/wasm included', async () => {
     // Act
-    const [wasm, js, root] = (await Promise.all(['/assets/tfjs-backend-wasm-simd.wasm', '/assets/app.js', '/'].map((p) => fetch(`${base}${p}`)))) as [Response, Response, Response];
+    const [wasm, js, root] = (await Promise.all(['/assets/tfjs-backend-wasm-simd.wasm', '/assets/app.js', '/'].map((p) => fetch(`${base}${p}`)))) as [
+      Response,
+      Response,
+      Response,
+    ];
     // Assert
     expect(wasm.headers.get('content-type')).toBe('application/wasm');
     expect(new Uint8Array(await wasm.arrayBuffer())).toEqual(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]));

@@ -65,7 +65,12 @@ async function serve(request: EvaluatorRequest): Promise<unknown> {
         ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
       });
       taskId = task.id;
-      return { initial: encode(model.initialParameters()), probeLabels: model.probeLabels, modalities: [...model.modalities], pretrained: [...model.pretrained] };
+      return {
+        initial: encode(model.initialParameters()),
+        probeLabels: model.probeLabels,
+        modalities: [...model.modalities],
+        pretrained: [...model.pretrained],
+      };
     }
     case 'probe': {
       const m = ready();
@@ -104,7 +109,12 @@ async function handle(raw: unknown): Promise<void> {
   let response: EvaluatorResponse;
   if (!parsed.success) {
     const id = typeof raw === 'object' && raw !== null && 'id' in raw && typeof raw.id === 'number' ? raw.id : -1;
-    response = { id, ok: false, error: { code: 'EVALUATOR_BAD_REQUEST', message: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ') }, wasmHeapMb: wasmHeapMb() };
+    response = {
+      id,
+      ok: false,
+      error: { code: 'EVALUATOR_BAD_REQUEST', message: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ') },
+      wasmHeapMb: wasmHeapMb(),
+    };
   } else {
     try {
       const result = await serve(parsed.data);

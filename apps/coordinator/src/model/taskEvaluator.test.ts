@@ -31,7 +31,8 @@ const taskWith = (base: string) =>
 const task = taskWith('chorus-digits-v1');
 
 /** Every tensor of `ts` with each value replaced by `f(index)`: a delta that moves every adapter. */
-const filled = (ts: readonly Tensor[], f: (i: number) => number): Tensor[] => ts.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.map((_, i) => f(i)) }));
+const filled = (ts: readonly Tensor[], f: (i: number) => number): Tensor[] =>
+  ts.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.map((_, i) => f(i)) }));
 
 const refusal = async (promise: Promise<unknown>): Promise<unknown> =>
   promise.then(

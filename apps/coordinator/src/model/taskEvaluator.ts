@@ -245,7 +245,11 @@ export class EvaluatorProcess implements TaskEvaluator {
     };
     await Promise.all(Array.from({ length: PROBE_WINDOW }, lane));
     const [baseline, ...candidates] = outcomes;
-    if (!baseline?.ok) throw new CoordinatorError('EVALUATOR_ERROR', `probe of the global model failed: ${baseline ? `${baseline.error.code}: ${baseline.error.message}` : 'no outcome'}`);
+    if (!baseline?.ok)
+      throw new CoordinatorError(
+        'EVALUATOR_ERROR',
+        `probe of the global model failed: ${baseline ? `${baseline.error.code}: ${baseline.error.message}` : 'no outcome'}`,
+      );
     return { baseline: { probabilities: baseline.probabilities, ...(baseline.explanations ? { explanations: baseline.explanations } : {}) }, candidates };
   }
 
@@ -308,7 +312,10 @@ export class EvaluatorProcess implements TaskEvaluator {
     return encodeUpdate({ kind, taskId: this.task.id, round: 0, clientId: kind === 'delta' ? 'candidate' : '', encoding: 'fp32', tensors });
   }
 
-  private async request<K extends Exclude<EvaluatorOp, 'init'>>(op: K, body: Omit<Extract<EvaluatorRequest, { op: K }>, 'id' | 'op'>): Promise<EvaluatorResult<K>> {
+  private async request<K extends Exclude<EvaluatorOp, 'init'>>(
+    op: K,
+    body: Omit<Extract<EvaluatorRequest, { op: K }>, 'id' | 'op'>,
+  ): Promise<EvaluatorResult<K>> {
     if (this.closed) throw new CoordinatorError('EVALUATOR_EXITED', 'the evaluator was closed');
     const running = await this.ensureRunning();
     let result: unknown;
@@ -317,7 +324,10 @@ export class EvaluatorProcess implements TaskEvaluator {
     } finally {
       if (running.retiring && running.pending.size === 0 && this.running === running) {
         this.running = null;
-        this.options.logger?.info({ task: this.task.id, pid: running.child.pid, wasmHeapMb: running.peakWasmHeapMb }, 'evaluator retired: its WASM heap passed the cap');
+        this.options.logger?.info(
+          { task: this.task.id, pid: running.child.pid, wasmHeapMb: running.peakWasmHeapMb },
+          'evaluator retired: its WASM heap passed the cap',
+        );
         void stopProcess(running, 'the evaluator was retired');
         this.raiseCapIfYoung(running);
       }
@@ -337,7 +347,10 @@ export class EvaluatorProcess implements TaskEvaluator {
     const wanted = 2 ** Math.ceil(Math.log2(Math.max(1, retired.peakWasmHeapMb * 1.25)));
     const next = Math.min(bound, Math.max(this.heapCapMb, wanted));
     if (next === this.heapCapMb) return;
-    this.options.logger?.warn({ task: this.task.id, wasmHeapMb: retired.peakWasmHeapMb, capMb: next }, "raising the evaluator's WASM heap cap: a fresh evaluator needs more for this task");
+    this.options.logger?.warn(
+      { task: this.task.id, wasmHeapMb: retired.peakWasmHeapMb, capMb: next },
+      "raising the evaluator's WASM heap cap: a fresh evaluator needs more for this task",
+    );
     this.heapCapMb = next;
   }
 
@@ -368,8 +381,20 @@ export class EvaluatorProcess implements TaskEvaluator {
 
 /** Forks an evaluator and sends `init`; the process is killed if that fails. */
 async function launch(task: TaskConfig, options: EvaluatorProcessOptions): Promise<{ running: Running; init: EvaluatorResult<'init'> }> {
-  const child = fork(ENTRY, [], { execArgv: childExecArgv(options.maxOldSpaceMb ?? 96), serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const running: Running = { child, pending: new Map(), maxWasmHeapMb: options.maxWasmHeapMb ?? DEFAULT_WASM_HEAP_CAP_MB, retiring: false, exited: false, answered: 0, peakWasmHeapMb: 0 };
+  const child = fork(ENTRY, [], {
+    execArgv: childExecArgv(options.maxOldSpaceMb ?? 96),
+    serialization: 'advanced',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const running: Running = {
+    child,
+    pending: new Map(),
+    maxWasmHeapMb: options.maxWasmHeapMb ?? DEFAULT_WASM_HEAP_CAP_MB,
+    retiring: false,
+    exited: false,
+    answered: 0,
+    peakWasmHeapMb: 0,
+  };
   child.on('message', (raw: unknown) => receive(running, raw));
   child.on('exit', (code, signal) => {
     running.exited = true;
@@ -388,7 +413,20 @@ async function launch(task: TaskConfig, options: EvaluatorProcessOptions): Promi
     running.pending.clear();
   });
   try {
-    const raw = await send(running, { id: 0, op: 'init', task, options: { rootExamples: options.rootExamples ?? 0, ...(options.weightsDir === undefined ? {} : { weightsDir: options.weightsDir }), ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }) } }, options.startTimeoutMs ?? 120_000);
+    const raw = await send(
+      running,
+      {
+        id: 0,
+        op: 'init',
+        task,
+        options: {
+          rootExamples: options.rootExamples ?? 0,
+          ...(options.weightsDir === undefined ? {} : { weightsDir: options.weightsDir }),
+          ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
+        },
+      },
+      options.startTimeoutMs ?? 120_000,
+    );
     const init = evaluatorResultSchemas.init.safeParse(raw);
     if (!init.success) throw new CoordinatorError('EVALUATOR_ERROR', `init: malformed answer (${init.error.issues[0]?.message ?? 'invalid'})`);
     return { running, init: init.data };
@@ -422,7 +460,8 @@ function remoteError(error: EvaluatorErrorBody): CoordinatorError {
 }
 
 function send(running: Running, request: EvaluatorRequest, timeoutMs: number): Promise<unknown> {
-  if (running.exited || !running.child.connected) return Promise.reject(new CoordinatorError('EVALUATOR_EXITED', `the evaluator is not running (request ${request.op})`));
+  if (running.exited || !running.child.connected)
+    return Promise.reject(new CoordinatorError('EVALUATOR_EXITED', `the evaluator is not running (request ${request.op})`));
   return new Promise<unknown>((resolve, reject) => {
     const timer = setTimeout(() => {
       running.pending.delete(request.id);

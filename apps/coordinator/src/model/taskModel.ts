@@ -110,7 +110,8 @@ export function trimVocabulary(vectors: Float32Array, dim: number, keep: readonl
   for (const tokens of tokenLists) {
     for (let i = 0; i < tokens.length; i++) {
       const id = tokens[i]!;
-      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new CoordinatorError('CONFIG_INVALID', `trimVocabulary: token id ${id} is outside the table of ${vocabSize} rows`);
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
+        throw new CoordinatorError('CONFIG_INVALID', `trimVocabulary: token id ${id} is outside the table of ${vocabSize} rows`);
       used.add(id);
     }
   }
@@ -118,7 +119,8 @@ export function trimVocabulary(vectors: Float32Array, dim: number, keep: readonl
   const remap = new Map<number, number>();
   const add = (id: number): void => {
     if (remap.has(id)) return;
-    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new CoordinatorError('CONFIG_INVALID', `trimVocabulary: kept id ${id} is outside the table of ${vocabSize} rows`);
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
+      throw new CoordinatorError('CONFIG_INVALID', `trimVocabulary: kept id ${id} is outside the table of ${vocabSize} rows`);
     remap.set(id, order.length);
     order.push(id);
   };
@@ -136,7 +138,12 @@ function textTokens(s: AnySample): Uint16Array {
 }
 
 /** Reads `count` examples of a split, chosen by a seeded shuffle (sorted, so reads are sequential). */
-async function readSubset(dataDir: string | undefined, name: BuiltinName, split: 'public' | 'test', indices: (numExamples: number) => number[]): Promise<{ samples: AnySample[]; numClasses: number }> {
+async function readSubset(
+  dataDir: string | undefined,
+  name: BuiltinName,
+  split: 'public' | 'test',
+  indices: (numExamples: number) => number[],
+): Promise<{ samples: AnySample[]; numClasses: number }> {
   const source = fileSource(dataDir);
   const manifest = await readManifest(source);
   const dataset = await openBuiltin(source, manifest, name, split);
@@ -165,17 +172,23 @@ export class TaskModel {
   /** Loads data and weights and builds the model; throws `TASK_INVALID` for a base or dataset it cannot serve. */
   static async create(task: TaskConfig, options: TaskModelOptions = {}): Promise<TaskModel> {
     if (task.model.base !== DIGITS_BASE) {
-      throw new CoordinatorError('TASK_INVALID', `task ${task.id}: model.base '${task.model.base}' is unknown (known: ${DIGITS_BASE})`, [`model.base: unknown base '${task.model.base}'`]);
+      throw new CoordinatorError('TASK_INVALID', `task ${task.id}: model.base '${task.model.base}' is unknown (known: ${DIGITS_BASE})`, [
+        `model.base: unknown base '${task.model.base}'`,
+      ]);
     }
     const name = task.dataset.name;
     if (!(BUILTIN_NAMES as readonly string[]).includes(name)) {
-      throw new CoordinatorError('TASK_INVALID', `task ${task.id}: dataset '${name}' is not built in (known: ${BUILTIN_NAMES.join(', ')})`, [`dataset.name: unknown dataset '${name}'`]);
+      throw new CoordinatorError('TASK_INVALID', `task ${task.id}: dataset '${name}' is not built in (known: ${BUILTIN_NAMES.join(', ')})`, [
+        `dataset.name: unknown dataset '${name}'`,
+      ]);
     }
     const builtin = name as BuiltinName;
     const modalities = task.dataset.modalities as Modality[];
     const missing = modalities.filter((m) => !BUILTIN_MODALITIES[builtin].includes(m));
     if (missing.length > 0) {
-      throw new CoordinatorError('TASK_INVALID', `task ${task.id}: dataset '${name}' has no ${missing.join(', ')}`, [`dataset.modalities: '${name}' has no ${missing.join(', ')}`]);
+      throw new CoordinatorError('TASK_INVALID', `task ${task.id}: dataset '${name}' has no ${missing.join(', ')}`, [
+        `dataset.modalities: '${name}' has no ${missing.join(', ')}`,
+      ]);
     }
     await ensureWasmBackend();
 
@@ -185,27 +198,41 @@ export class TaskModel {
     let publicOrder: number[] = [];
     const publicSubset = await readSubset(options.dataDir, builtin, 'public', (n) => {
       if (probeExamples + rootExamples > n) {
-        throw new CoordinatorError('TASK_INVALID', `task ${task.id}: ${name}/public has ${n} examples, fewer than probeExamples + rootExamples = ${probeExamples + rootExamples}`, [
-          `evaluation.probeExamples: ${name}/public has only ${n} examples`,
-        ]);
+        throw new CoordinatorError(
+          'TASK_INVALID',
+          `task ${task.id}: ${name}/public has ${n} examples, fewer than probeExamples + rootExamples = ${probeExamples + rootExamples}`,
+          [`evaluation.probeExamples: ${name}/public has only ${n} examples`],
+        );
       }
-      publicOrder = shuffled(createRng(task.seed), Array.from({ length: n }, (_, i) => i)).slice(0, probeExamples + rootExamples);
+      publicOrder = shuffled(
+        createRng(task.seed),
+        Array.from({ length: n }, (_, i) => i),
+      ).slice(0, probeExamples + rootExamples);
       return publicOrder;
     });
     const testSubset =
       testExamples > 0
-        ? await readSubset(options.dataDir, builtin, 'test', (n) => shuffled(createRng(task.seed + 1), Array.from({ length: n }, (_, i) => i)).slice(0, Math.min(n, testExamples)).sort((a, b) => a - b))
+        ? await readSubset(options.dataDir, builtin, 'test', (n) =>
+            shuffled(
+              createRng(task.seed + 1),
+              Array.from({ length: n }, (_, i) => i),
+            )
+              .slice(0, Math.min(n, testExamples))
+              .sort((a, b) => a - b),
+          )
         : null;
 
     let remap: ReadonlyMap<number, number> | null = null;
-    const embedder = modalities.includes('text') ? await (async () => {
-      const e = await loadBuiltinEmbeddings(options.dataDir === undefined ? {} : { dataDir: options.dataDir });
-      // Every text the model will ever see is held here, so rows no held text uses are dead weight.
-      const held = [...publicSubset.samples, ...(testSubset?.samples ?? [])].map(textTokens);
-      const trimmed = trimVocabulary(e.vectors, e.dim, [0, e.padId, e.unkId], held);
-      remap = trimmed.remap;
-      return new TextEmbedder(trimmed.vectors, e.dim);
-    })() : null;
+    const embedder = modalities.includes('text')
+      ? await (async () => {
+          const e = await loadBuiltinEmbeddings(options.dataDir === undefined ? {} : { dataDir: options.dataDir });
+          // Every text the model will ever see is held here, so rows no held text uses are dead weight.
+          const held = [...publicSubset.samples, ...(testSubset?.samples ?? [])].map(textTokens);
+          const trimmed = trimVocabulary(e.vectors, e.dim, [0, e.padId, e.unkId], held);
+          remap = trimmed.remap;
+          return new TextEmbedder(trimmed.vectors, e.dim);
+        })()
+      : null;
     const weightsDir = options.weightsDir ?? DEFAULT_WEIGHTS_DIR;
     const bases: Partial<Record<Modality, tf.LayersModel>> = {};
     const pretrained: Modality[] = [];
@@ -273,7 +300,8 @@ export class TaskModel {
       probabilities.set(e.probabilities, offset * k);
       // modalityContributions is [batch, M, K]; EC compares modality m's K-vector with the others' per input.
       for (let b = 0; b < e.batchSize; b++) {
-        for (let m = 0; m < numModalities; m++) explanations[m]!.set(e.modalityContributions.subarray((b * numModalities + m) * k, (b * numModalities + m + 1) * k), (offset + b) * k);
+        for (let m = 0; m < numModalities; m++)
+          explanations[m]!.set(e.modalityContributions.subarray((b * numModalities + m) * k, (b * numModalities + m + 1) * k), (offset + b) * k);
       }
       offset += e.batchSize;
     }
@@ -397,7 +425,13 @@ async function capture(save: (handler: tf.io.IOHandler) => Promise<unknown>): Pr
 }
 
 /** Model inputs for `samples`, in chunks of `chunkSize`, token ids renumbered by `remap`; tensors are kept until {@link TaskModel.dispose}. */
-function toEvalSet(samples: readonly AnySample[], modalities: readonly Modality[], frontend: LogMelFrontend | null, remap: ReadonlyMap<number, number> | null, chunkSize: number): EvalSet {
+function toEvalSet(
+  samples: readonly AnySample[],
+  modalities: readonly Modality[],
+  frontend: LogMelFrontend | null,
+  remap: ReadonlyMap<number, number> | null,
+  chunkSize: number,
+): EvalSet {
   const labels = Int32Array.from(samples, (s) => s.label);
   const chunks: MultimodalBatch[] = [];
   for (let start = 0; start < samples.length; start += chunkSize) {
@@ -428,7 +462,9 @@ function toEvalSet(samples: readonly AnySample[], modalities: readonly Modality[
       const parts: tf.Tensor3D[] = [];
       for (let s = 0; s < n; s += FRONTEND_BATCH) {
         const m = Math.min(FRONTEND_BATCH, n - s);
-        parts.push(tf.tidy(() => frontend.compute(tf.tensor2d(pcm.subarray(s * DIGITS_AUDIO_SAMPLES, (s + m) * DIGITS_AUDIO_SAMPLES), [m, DIGITS_AUDIO_SAMPLES]))));
+        parts.push(
+          tf.tidy(() => frontend.compute(tf.tensor2d(pcm.subarray(s * DIGITS_AUDIO_SAMPLES, (s + m) * DIGITS_AUDIO_SAMPLES), [m, DIGITS_AUDIO_SAMPLES]))),
+        );
       }
       batch.audio = parts.length === 1 ? parts[0]! : tf.concat(parts, 0);
       if (parts.length > 1) tf.dispose(parts);

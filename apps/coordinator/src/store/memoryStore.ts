@@ -137,7 +137,14 @@ export class MemoryStore implements CoordinatorStore {
     this.rounds.set(key, { ...round, status: 'completed', endedAt: c.endedAt, numAccepted: c.numAccepted });
     this.checkpoints.set(
       ckKey,
-      copyCheckpoint({ taskId: c.taskId, serverRound: c.serverRound, bytes: c.checkpoint.bytes, sha256: c.checkpoint.sha256, strategyState: c.strategyState, createdAt: c.endedAt }),
+      copyCheckpoint({
+        taskId: c.taskId,
+        serverRound: c.serverRound,
+        bytes: c.checkpoint.bytes,
+        sha256: c.checkpoint.sha256,
+        strategyState: c.strategyState,
+        createdAt: c.endedAt,
+      }),
     );
     this.metrics.push({ taskId: c.taskId, serverRound: c.serverRound, metrics: { ...c.metrics }, createdAt: c.endedAt });
     for (const t of c.trust) this.trust.push({ taskId: c.taskId, serverRound: c.serverRound, clientId: t.clientId, trust: t.trust });
@@ -156,7 +163,10 @@ export class MemoryStore implements CoordinatorStore {
   }
 
   listMetrics(taskId: string): RoundMetricsRecord[] {
-    return this.metrics.filter((m) => m.taskId === taskId).sort((a, b) => a.serverRound - b.serverRound).map((m) => ({ ...m, metrics: { ...m.metrics } }));
+    return this.metrics
+      .filter((m) => m.taskId === taskId)
+      .sort((a, b) => a.serverRound - b.serverRound)
+      .map((m) => ({ ...m, metrics: { ...m.metrics } }));
   }
 
   listTrust(taskId: string): TrustRecord[] {

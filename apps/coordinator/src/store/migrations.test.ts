@@ -40,7 +40,9 @@ describe('SqliteStore migrations', () => {
     expect(store.getClient('c1')?.taskId).toBe('t1');
     expect([...store.latestCheckpoint('t1')!.bytes]).toEqual([1, 2, 3]);
     // The rebuilt table is still the one clients reference: a client of an unknown task is refused.
-    expect(() => store.createClient({ clientId: 'c2', taskId: 'nope', secretHash: 'x', capabilitiesJson: null, createdAt: 1, lastSeenAt: 1 })).toThrow(/TASK_UNKNOWN/);
+    expect(() => store.createClient({ clientId: 'c2', taskId: 'nope', secretHash: 'x', capabilitiesJson: null, createdAt: 1, lastSeenAt: 1 })).toThrow(
+      /TASK_UNKNOWN/,
+    );
     store.close();
     const raw = new Database(path);
     expect(raw.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);

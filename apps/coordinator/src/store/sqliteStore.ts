@@ -248,7 +248,9 @@ export class SqliteStore implements CoordinatorStore {
         "INSERT INTO rounds (task_id, server_round, attempt, round_id, status, selected_json, started_at) VALUES (?, ?, ?, ?, 'open', ?, ?)",
       ),
       getRound: db.prepare<[string, number, number], RoundRow>('SELECT * FROM rounds WHERE task_id = ? AND server_round = ? AND attempt = ?'),
-      retryRound: db.prepare("UPDATE rounds SET status = 'retry', ended_at = ?, reason = ? WHERE task_id = ? AND server_round = ? AND attempt = ? AND status = 'open'"),
+      retryRound: db.prepare(
+        "UPDATE rounds SET status = 'retry', ended_at = ?, reason = ? WHERE task_id = ? AND server_round = ? AND attempt = ? AND status = 'open'",
+      ),
       abandonRounds: db.prepare("UPDATE rounds SET status = 'retry', ended_at = ?, reason = ? WHERE task_id = ? AND status = 'open'"),
       completeRoundRow: db.prepare(
         "UPDATE rounds SET status = 'completed', ended_at = ?, num_accepted = ? WHERE task_id = ? AND server_round = ? AND attempt = ? AND status = 'open'",
@@ -280,14 +282,17 @@ export class SqliteStore implements CoordinatorStore {
       const s = this.stmts;
       const changed = s.completeRoundRow.run(c.endedAt, c.numAccepted, c.taskId, c.serverRound, c.attempt).changes;
       if (changed !== 1) throw new CoordinatorError('STORE_CONFLICT', `no open round ${c.taskId}/${c.serverRound}/${c.attempt}`);
-      if (s.getCheckpoint.get(c.taskId, c.serverRound)) throw new CoordinatorError('STORE_CONFLICT', `round ${c.serverRound} of ${c.taskId} is already complete`);
+      if (s.getCheckpoint.get(c.taskId, c.serverRound))
+        throw new CoordinatorError('STORE_CONFLICT', `round ${c.serverRound} of ${c.taskId} is already complete`);
       s.insertCheckpoint.run(
         c.taskId,
         c.serverRound,
         Buffer.from(c.checkpoint.bytes.buffer, c.checkpoint.bytes.byteOffset, c.checkpoint.bytes.byteLength),
         c.checkpoint.sha256,
         c.strategyState?.json ?? null,
-        c.strategyState ? Buffer.from(c.strategyState.tensorBytes.buffer, c.strategyState.tensorBytes.byteOffset, c.strategyState.tensorBytes.byteLength) : null,
+        c.strategyState
+          ? Buffer.from(c.strategyState.tensorBytes.buffer, c.strategyState.tensorBytes.byteOffset, c.strategyState.tensorBytes.byteLength)
+          : null,
         c.endedAt,
       );
       s.insertMetrics.run(c.taskId, c.serverRound, JSON.stringify(c.metrics), c.endedAt);
@@ -366,7 +371,8 @@ export class SqliteStore implements CoordinatorStore {
     if (updates.length === 0) return;
     // One transaction: one fsync for a round's uploads instead of one each.
     this.db.transaction(() => {
-      for (const u of updates) this.stmts.insertUpdate.run(u.taskId, u.serverRound, u.attempt, u.clientId, u.status, u.code, u.message, u.numExamples, u.byteLength, u.receivedAt);
+      for (const u of updates)
+        this.stmts.insertUpdate.run(u.taskId, u.serverRound, u.attempt, u.clientId, u.status, u.code, u.message, u.numExamples, u.byteLength, u.receivedAt);
     })();
   }
 

@@ -75,7 +75,18 @@ describe.each(implementations)('%s (store contract)', (_name, make) => {
     expect(c.strategyState?.json).toBe('{"strategy":"fedavg"}');
     expect([...c.strategyState!.tensorBytes]).toEqual([5]);
     expect(store.listRounds('t1')).toEqual([
-      { taskId: 't1', serverRound: 1, attempt: 1, roundId: 'r1', status: 'completed', selected: ['c1', 'c2'], startedAt: 150, endedAt: 200, reason: null, numAccepted: 2 },
+      {
+        taskId: 't1',
+        serverRound: 1,
+        attempt: 1,
+        roundId: 'r1',
+        status: 'completed',
+        selected: ['c1', 'c2'],
+        startedAt: 150,
+        endedAt: 200,
+        reason: null,
+        numAccepted: 2,
+      },
     ]);
     expect(store.listMetrics('t1')).toEqual([{ taskId: 't1', serverRound: 1, metrics: { numAccepted: 2, aggregationMs: 1.5 }, createdAt: 200 }]);
     expect(store.listTrust('t1').map((t) => [t.clientId, t.trust])).toEqual([
@@ -142,12 +153,43 @@ describe.each(implementations)('%s (store contract)', (_name, make) => {
     store.createClient({ clientId: 'c1', taskId: 't1', secretHash: 'ff', capabilitiesJson: null, createdAt: 1, lastSeenAt: 1 });
     store.touchClient('c1', 5, '{"backend":"cpu"}');
     store.touchClient('c1', 6, null);
-    store.recordUpdates([{ taskId: 't1', serverRound: 1, attempt: 1, clientId: 'c1', status: 'rejected', code: 'UPDATE_NORM', message: 'too big', numExamples: 3, byteLength: 40, receivedAt: 7 }]);
+    store.recordUpdates([
+      {
+        taskId: 't1',
+        serverRound: 1,
+        attempt: 1,
+        clientId: 'c1',
+        status: 'rejected',
+        code: 'UPDATE_NORM',
+        message: 'too big',
+        numExamples: 3,
+        byteLength: 40,
+        receivedAt: 7,
+      },
+    ]);
     // Assert
-    expect(store.getClient('c1')).toEqual({ clientId: 'c1', taskId: 't1', secretHash: 'ff', capabilitiesJson: '{"backend":"cpu"}', createdAt: 1, lastSeenAt: 6 });
+    expect(store.getClient('c1')).toEqual({
+      clientId: 'c1',
+      taskId: 't1',
+      secretHash: 'ff',
+      capabilitiesJson: '{"backend":"cpu"}',
+      createdAt: 1,
+      lastSeenAt: 6,
+    });
     expect(() => store.createClient({ clientId: 'c1', taskId: 't1', secretHash: 'ee', capabilitiesJson: null, createdAt: 2, lastSeenAt: 2 })).toThrow(/exists/);
     expect(store.listUpdates('t1', 1)).toEqual([
-      { taskId: 't1', serverRound: 1, attempt: 1, clientId: 'c1', status: 'rejected', code: 'UPDATE_NORM', message: 'too big', numExamples: 3, byteLength: 40, receivedAt: 7 },
+      {
+        taskId: 't1',
+        serverRound: 1,
+        attempt: 1,
+        clientId: 'c1',
+        status: 'rejected',
+        code: 'UPDATE_NORM',
+        message: 'too big',
+        numExamples: 3,
+        byteLength: 40,
+        receivedAt: 7,
+      },
     ]);
     expect(store.listUpdates('t1', 2)).toEqual([]);
     store.close();

@@ -70,7 +70,15 @@ describe('buildStrategy', () => {
 
   it('hands back the parts the coordinator feeds, with FedProx μ for clients', () => {
     // Arrange / Act
-    const nested = buildStrategy(task({ name: 'dp', clipNorm: 1, noiseMultiplier: 1, noise: 'seeded', inner: { name: 'fedmm-x', inner: { name: 'clip', maxNorm: 2, inner: { name: 'fltrust' } } } }));
+    const nested = buildStrategy(
+      task({
+        name: 'dp',
+        clipNorm: 1,
+        noiseMultiplier: 1,
+        noise: 'seeded',
+        inner: { name: 'fedmm-x', inner: { name: 'clip', maxNorm: 2, inner: { name: 'fltrust' } } },
+      }),
+    );
     const prox = buildStrategy(task({ name: 'fedprox', proximalMu: 0.05 }));
     // Assert
     expect(nested.strategy).toBeInstanceOf(DifferentialPrivacy);
@@ -114,7 +122,10 @@ describe('buildStrategy', () => {
   it('turns an fl-core refusal into TASK_INVALID naming the strategy path', () => {
     // Arrange: values the schema would refuse, given straight to the builder (as a program might).
     const trimmed = { ...task({ name: 'fedavg' }), strategy: { name: 'trimmed-mean' as const, trimFraction: 0.7 } };
-    const nested = { ...task({ name: 'fedavg' }), strategy: { name: 'clip' as const, maxNorm: 1, perGroup: false, inner: { name: 'fedavgm' as const, serverLearningRate: 1, serverMomentum: 1.5 } } };
+    const nested = {
+      ...task({ name: 'fedavg' }),
+      strategy: { name: 'clip' as const, maxNorm: 1, perGroup: false, inner: { name: 'fedavgm' as const, serverLearningRate: 1, serverMomentum: 1.5 } },
+    };
     // Act
     const errors = [refusal(() => buildStrategy(trimmed)), refusal(() => buildStrategy(nested))];
     // Assert

@@ -96,7 +96,11 @@ export function buildStrategy(task: TaskConfig, options: BuildStrategyOptions = 
         case 'krum':
           return new Krum({ ...base, numByzantine: config.numByzantine });
         case 'multi-krum':
-          return new Krum({ ...base, numByzantine: config.numByzantine, numToKeep: config.numSelected ?? Math.max(1, task.clientsPerRound - config.numByzantine) });
+          return new Krum({
+            ...base,
+            numByzantine: config.numByzantine,
+            numToKeep: config.numSelected ?? Math.max(1, task.clientsPerRound - config.numByzantine),
+          });
         case 'fltrust': {
           const s = new FlTrust(base);
           flTrust.push(s);
@@ -164,9 +168,14 @@ function checkPrivacyPlacement(task: TaskConfig): void {
   const issues: string[] = [];
   const visit = (config: StrategyConfig, path: string, outer: string | null): void => {
     if (config.name === 'dp') {
-      if (outer !== null) issues.push(`${path}: dp must be the outermost strategy: '${outer}' around it sees each client's raw update before clipping and noise, which the privacy accountant does not count`);
+      if (outer !== null)
+        issues.push(
+          `${path}: dp must be the outermost strategy: '${outer}' around it sees each client's raw update before clipping and noise, which the privacy accountant does not count`,
+        );
       if (config.samplingRate < 1 && task.overSelection > 0) {
-        issues.push(`overSelection: must be 0 with ${path}.samplingRate < 1 (${config.samplingRate}): clients are Poisson-sampled at that rate, as the accountant assumes, so over-selection cannot apply`);
+        issues.push(
+          `overSelection: must be 0 with ${path}.samplingRate < 1 (${config.samplingRate}): clients are Poisson-sampled at that rate, as the accountant assumes, so over-selection cannot apply`,
+        );
       }
     }
     if ('inner' in config) visit(config.inner, `${path}.inner`, outer ?? config.name);

@@ -56,8 +56,15 @@ export class TaskFileError extends CoordinatorError {
     readonly source: string,
     problems: readonly TaskProblem[],
   ) {
-    const shown = problems.length > MAX_PROBLEMS ? [...problems.slice(0, MAX_PROBLEMS - 1), { path: '(root)', message: `and ${problems.length - MAX_PROBLEMS + 1} more problems` }] : problems;
-    super('TASK_INVALID', describeProblems(source, shown), shown.map((p) => `${p.path}: ${p.message}`));
+    const shown =
+      problems.length > MAX_PROBLEMS
+        ? [...problems.slice(0, MAX_PROBLEMS - 1), { path: '(root)', message: `and ${problems.length - MAX_PROBLEMS + 1} more problems` }]
+        : problems;
+    super(
+      'TASK_INVALID',
+      describeProblems(source, shown),
+      shown.map((p) => `${p.path}: ${p.message}`),
+    );
     this.problems = shown;
   }
 }
@@ -75,7 +82,8 @@ function describeProblems(source: string, problems: readonly TaskProblem[]): str
 /** Formats a document path as `a.b[1].c` (`(root)` for the top level). */
 export function formatPath(path: readonly PropertyKey[]): string {
   if (path.length === 0) return '(root)';
-  const text = (segments: readonly PropertyKey[], first: boolean): string => segments.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 && first ? String(p) : `.${String(p)}`)).join('');
+  const text = (segments: readonly PropertyKey[], first: boolean): string =>
+    segments.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 && first ? String(p) : `.${String(p)}`)).join('');
   if (path.length <= MAX_PATH_SEGMENTS) return text(path, true);
   // A pathological nesting would otherwise print a path as long as the file.
   const head = MAX_PATH_SEGMENTS - 4;
@@ -128,7 +136,9 @@ function validate(value: unknown, source: string, locate: Locator): TaskConfig {
 /** Parses and validates task YAML; throws {@link TaskFileError} for syntax errors, alias bombs and schema violations. */
 export function parseTaskYaml(text: string, source = 'task'): TaskConfig {
   if (text.length > MAX_TASK_FILE_BYTES) {
-    throw new TaskFileError(source, [{ path: '(root)', message: `the file has ${text.length} characters; a task file may have at most ${MAX_TASK_FILE_BYTES}` }]);
+    throw new TaskFileError(source, [
+      { path: '(root)', message: `the file has ${text.length} characters; a task file may have at most ${MAX_TASK_FILE_BYTES}` },
+    ]);
   }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });
@@ -301,7 +311,10 @@ export function checkAliases(doc: Document, maxNodes: number): AliasProblem | nu
       const size = sizeOf(targets.get(node));
       total += size;
       if (total > maxNodes) {
-        return { ...places.get(node)!, message: `alias *${node.source} expands to ${size > maxNodes ? `more than ${maxNodes}` : size} nodes, taking the document past the ${maxNodes} a task file may hold` };
+        return {
+          ...places.get(node)!,
+          message: `alias *${node.source} expands to ${size > maxNodes ? `more than ${maxNodes}` : size} nodes, taking the document past the ${maxNodes} a task file may hold`,
+        };
       }
       return null;
     }

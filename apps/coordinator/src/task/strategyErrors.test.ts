@@ -43,7 +43,9 @@ describe('strategy errors from a task file', () => {
     })();
     // Assert
     expect(error).toBeInstanceOf(TaskFileError);
-    expect((error as TaskFileError).message).toBe('TASK_INVALID: tasks/krum.yaml:7:3: strategy.inner: AGG_BAD_CONFIG: Krum: numToKeep must be a positive integer, got 0');
+    expect((error as TaskFileError).message).toBe(
+      'TASK_INVALID: tasks/krum.yaml:7:3: strategy.inner: AGG_BAD_CONFIG: Krum: numToKeep must be a positive integer, got 0',
+    );
     expect((error as TaskFileError).issues).toEqual(['strategy.inner: AGG_BAD_CONFIG: Krum: numToKeep must be a positive integer, got 0']);
   });
 });

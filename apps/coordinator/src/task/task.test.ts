@@ -33,11 +33,18 @@ describe('task files', () => {
   it('loads the demo task', () => {
     const file = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tasks', 'demo-digits.yaml');
     const task = readTaskFile(file);
-    expect(task).toMatchObject({ id: 'demo-digits', dataset: { modalities: ['image', 'text', 'audio'] }, strategy: { name: 'fedmm-x', inner: { name: 'fedavg' } }, uploadEncoding: 'fp16' });
+    expect(task).toMatchObject({
+      id: 'demo-digits',
+      dataset: { modalities: ['image', 'text', 'audio'] },
+      strategy: { name: 'fedmm-x', inner: { name: 'fedavg' } },
+      uploadEncoding: 'fp16',
+    });
   });
 
   it('fills defaults, including nested wrapper strategies', () => {
-    const task = parseTaskYaml(base.replace('strategy: { name: fedavg }', 'strategy: { name: dp, clipNorm: 1, noiseMultiplier: 0.5, inner: { name: fedmm-x } }'));
+    const task = parseTaskYaml(
+      base.replace('strategy: { name: fedavg }', 'strategy: { name: dp, clipNorm: 1, noiseMultiplier: 0.5, inner: { name: fedmm-x } }'),
+    );
     expect(task.overSelection).toBe(0.2);
     expect(task.uploadEncoding).toBe('fp32');
     expect(task.normBound).toBeNull();
@@ -48,7 +55,14 @@ describe('task files', () => {
       delta: 1e-5,
       samplingRate: 1,
       noise: 'crypto',
-      inner: { name: 'fedmm-x', inner: { name: 'fedavg' }, weights: { agreement: 1, accuracy: 1, loss: 1, calibration: 0.5, explanation: 0.5 }, historyDecay: 0.5, prior: 0.5, minTrust: 0 },
+      inner: {
+        name: 'fedmm-x',
+        inner: { name: 'fedavg' },
+        weights: { agreement: 1, accuracy: 1, loss: 1, calibration: 0.5, explanation: 0.5 },
+        historyDecay: 0.5,
+        prior: 0.5,
+        minTrust: 0,
+      },
     });
   });
 
@@ -65,10 +79,12 @@ describe('task files', () => {
   it('names the path of every problem', () => {
     expect(issuesOf(base.replace('rounds: 5', 'rounds: 0'))).toEqual([expect.stringMatching(/^rounds: /)]);
     expect(issuesOf(base.replace('modalities: [image, text]', 'modalities: [image, smell]'))).toEqual([expect.stringMatching(/^dataset\.modalities\[1\]: /)]);
-    expect(issuesOf(base.replace('strategy: { name: fedavg }', 'strategy: { name: trimmed-mean, trimFraction: 0.5 }'))).toEqual([expect.stringMatching(/^strategy\.trimFraction: /)]);
-    expect(issuesOf(base.replace('strategy: { name: fedavg }', 'strategy: { name: dp, clipNorm: 1, noiseMultiplier: 1, inner: { name: krum, numByzantine: 4 } }'))).toEqual([
-      expect.stringMatching(/^strategy\.inner\.numByzantine: Krum needs/),
+    expect(issuesOf(base.replace('strategy: { name: fedavg }', 'strategy: { name: trimmed-mean, trimFraction: 0.5 }'))).toEqual([
+      expect.stringMatching(/^strategy\.trimFraction: /),
     ]);
+    expect(
+      issuesOf(base.replace('strategy: { name: fedavg }', 'strategy: { name: dp, clipNorm: 1, noiseMultiplier: 1, inner: { name: krum, numByzantine: 4 } }')),
+    ).toEqual([expect.stringMatching(/^strategy\.inner\.numByzantine: Krum needs/)]);
     expect(issuesOf(base.replace('minClients: 2', 'minClients: 11'))).toEqual([expect.stringMatching(/^minClients: must be ≤ clientsPerRound/)]);
     expect(issuesOf(`${base}\nlearningrate: 0.1\n`)).toEqual([expect.stringMatching(/^\(root\): .*learningrate/)]);
     expect(issuesOf(base.replace('strategy: { name: fedavg }', 'strategy: { name: fedsgd }'))).toEqual([expect.stringMatching(/^strategy\.name: /)]);
@@ -106,13 +122,17 @@ describe('task file errors name the file, the line and the path', () => {
     const error = refusalOf(yaml);
     // Assert: lol0…lol3 hold 10 + 91 + 820 + 7381 nodes, 8318 with the rest of the file; lol4's first copy of lol3 passes 10 000.
     expect(error.code).toBe('TASK_INVALID');
-    expect(error.problems).toEqual([{ path: 'strategy.laughs.lol4[0]', line: 12, column: 18, message: expect.stringContaining('alias *lol3 expands to 7381 nodes') }]);
+    expect(error.problems).toEqual([
+      { path: 'strategy.laughs.lol4[0]', line: 12, column: 18, message: expect.stringContaining('alias *lol3 expands to 7381 nodes') },
+    ]);
     expect(error.message).toMatch(/^TASK_INVALID: tasks\/demo\.yaml:12:18: strategy\.laughs\.lol4\[0\]: alias \*lol3/);
   });
 
   it('accepts a few aliases, and refuses one that refers to its own container or to no anchor', () => {
     // Arrange
-    const reused = base.replace('adapterAlpha: 8', 'adapterAlpha: &alpha 8').replace('strategy: { name: fedavg }', 'strategy: { name: fedprox, proximalMu: *alpha }');
+    const reused = base
+      .replace('adapterAlpha: 8', 'adapterAlpha: &alpha 8')
+      .replace('strategy: { name: fedavg }', 'strategy: { name: fedprox, proximalMu: *alpha }');
     // Act
     const task = parseTaskYaml(reused, 'tasks/demo.yaml');
     const cycle = refusalOf(`${base}extra: &loop [1, *loop]\n`);

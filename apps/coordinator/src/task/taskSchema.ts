@@ -228,7 +228,11 @@ function checkStrategy(strategy: StrategyConfig, clientsPerRound: number, path: 
       // Blanchard et al. need n > 2f + 2 updates to tolerate f Byzantine ones.
       const f = strategy.numByzantine;
       if (clientsPerRound <= 2 * f + 2) {
-        ctx.addIssue({ code: 'custom', path: [...path, 'numByzantine'], message: `Krum needs clientsPerRound > 2·numByzantine + 2; ${clientsPerRound} ≤ ${2 * f + 2}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [...path, 'numByzantine'],
+          message: `Krum needs clientsPerRound > 2·numByzantine + 2; ${clientsPerRound} ≤ ${2 * f + 2}`,
+        });
       }
       if (strategy.name === 'multi-krum' && strategy.numSelected !== null && strategy.numSelected > clientsPerRound - f) {
         ctx.addIssue({ code: 'custom', path: [...path, 'numSelected'], message: `must be ≤ clientsPerRound − numByzantine (${clientsPerRound - f})` });

@@ -9,16 +9,7 @@ import { AsyncQueue, ConnectRefused, connectOnce } from '@chorus/client';
 import type { ClientSocket } from '@chorus/client';
 import type { Ack } from '@chorus/protocol';
 import { MODALITIES, PROTOCOL_VERSION, roundStartSchema } from '@chorus/protocol';
-import type {
-  AuthPayload,
-  Capabilities,
-  HelloResult,
-  ParsedRoundStart,
-  RoundEndPayload,
-  TaskEndPayload,
-  UpdatePayload,
-  UpdateResult,
-} from '@chorus/protocol';
+import type { AuthPayload, Capabilities, HelloResult, ParsedRoundStart, RoundEndPayload, TaskEndPayload, UpdatePayload, UpdateResult } from '@chorus/protocol';
 
 // The socket setup, the refusal error and the queue are the client runtime's own (packages/client).
 export { ConnectRefused };

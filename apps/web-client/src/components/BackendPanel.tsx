@@ -13,7 +13,9 @@ function resultOf(outcome: BackendOutcome, backend: string, available: boolean, 
 function TrialTable({ outcome, verified }: { outcome: BackendOutcome; verified: boolean }): ReactNode {
   return (
     <table className="data-table">
-      <caption>Trial of each backend (a frozen 3×3 convolution and a trainable dense layer, forward and backward: the shape of an adapter training step)</caption>
+      <caption>
+        Trial of each backend (a frozen 3×3 convolution and a trainable dense layer, forward and backward: the shape of an adapter training step)
+      </caption>
       <thead>
         <tr>
           <th scope="col">Backend</th>
@@ -39,7 +41,13 @@ function TrialTable({ outcome, verified }: { outcome: BackendOutcome; verified: 
 /** The backend trial's result as a panel. */
 export function BackendPanel({ state }: { state: BackendState }): ReactNode {
   return (
-    <section className="panel" aria-labelledby="backend-title" data-testid="backend-panel" data-status={state.status} data-backend={state.status === 'ready' ? state.outcome.backend : ''}>
+    <section
+      className="panel"
+      aria-labelledby="backend-title"
+      data-testid="backend-panel"
+      data-status={state.status}
+      data-backend={state.status === 'ready' ? state.outcome.backend : ''}
+    >
       <h2 id="backend-title">Compute backend</h2>
       {state.request?.forced && (
         <p className="note">
@@ -62,12 +70,13 @@ export function BackendPanel({ state }: { state: BackendState }): ReactNode {
       {state.status === 'ready' && (
         <>
           <p role="status" aria-live="polite">
-            Using <strong data-testid="backend-winner">{state.outcome.backend}</strong>: fastest on a short training step among the backends that work here (measured in{' '}
-            {(state.outcome.trialMs / 1000).toFixed(1)} s).
+            Using <strong data-testid="backend-winner">{state.outcome.backend}</strong>: fastest on a short training step among the backends that work here
+            (measured in {(state.outcome.trialMs / 1000).toFixed(1)} s).
           </p>
           <TrialTable outcome={state.outcome} verified />
           <p data-testid="backend-check" data-verified={state.outcome.verified}>
-            Known-answer check on {state.outcome.backend}: [[1,2],[3,4]]·[[5,6],[7,8]] = [{state.outcome.check.map((v) => Number(v.toFixed(3))).join(', ')}] ✓ correct
+            Known-answer check on {state.outcome.backend}: [[1,2],[3,4]]·[[5,6],[7,8]] = [{state.outcome.check.map((v) => Number(v.toFixed(3))).join(', ')}] ✓
+            correct
           </p>
         </>
       )}

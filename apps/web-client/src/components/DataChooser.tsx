@@ -96,11 +96,24 @@ export function DataChooser({ classNames, onLoaded }: { classNames?: readonly st
         <div className="inline">
           <label className="button">
             Choose a folder…
-            <input ref={folderInput} type="file" multiple className="visually-hidden" data-testid="folder-input" onChange={(e) => void load(sourcesFromFileList(e.currentTarget.files ?? []))} />
+            <input
+              ref={folderInput}
+              type="file"
+              multiple
+              className="visually-hidden"
+              data-testid="folder-input"
+              onChange={(e) => void load(sourcesFromFileList(e.currentTarget.files ?? []))}
+            />
           </label>
           <label className="button">
             Choose files…
-            <input type="file" multiple className="visually-hidden" data-testid="files-input" onChange={(e) => void load(sourcesFromFileList(e.currentTarget.files ?? []))} />
+            <input
+              type="file"
+              multiple
+              className="visually-hidden"
+              data-testid="files-input"
+              onChange={(e) => void load(sourcesFromFileList(e.currentTarget.files ?? []))}
+            />
           </label>
         </div>
       </div>
@@ -122,7 +135,8 @@ export function DataSummaryView({ summary }: { summary: DataSummary }): ReactNod
   return (
     <div className="summary" data-testid="data-summary" data-loaded={summary.numLoaded} data-skipped={summary.skipped.length}>
       <p>
-        <strong>{summary.numLoaded}</strong> {summary.modality} sample{summary.numLoaded === 1 ? '' : 's'} loaded from {summary.numFiles} file{summary.numFiles === 1 ? '' : 's'}
+        <strong>{summary.numLoaded}</strong> {summary.modality} sample{summary.numLoaded === 1 ? '' : 's'} loaded from {summary.numFiles} file
+        {summary.numFiles === 1 ? '' : 's'}
         {summary.skipped.length > 0 ? `; ${summary.skipped.length} skipped` : ''}. They stay in this tab.
       </p>
       {summary.numLoaded > 0 && (

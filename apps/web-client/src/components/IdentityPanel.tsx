@@ -17,7 +17,10 @@ export function IdentityPanel({ taskId, issuedClientId = null }: { taskId: strin
       try {
         const store = await openIdentityStore();
         try {
-          const { identity, created } = await store.localIdentity(() => crypto.randomUUID(), () => Date.now());
+          const { identity, created } = await store.localIdentity(
+            () => crypto.randomUUID(),
+            () => Date.now(),
+          );
           const credentials = taskId ? await store.credentials(taskId) : null;
           if (live) setState({ status: 'ready', identity, created, credentials });
         } finally {
@@ -44,10 +47,19 @@ export function IdentityPanel({ taskId, issuedClientId = null }: { taskId: strin
         <dl className="facts">
           <dt>Browser identity</dt>
           <dd>
-            <code data-testid="install-id">{state.identity.installId}</code> ({state.created ? 'created now' : `kept since ${new Date(state.identity.createdAt).toLocaleString()}`})
+            <code data-testid="install-id">{state.identity.installId}</code> (
+            {state.created ? 'created now' : `kept since ${new Date(state.identity.createdAt).toLocaleString()}`})
           </dd>
           <dt>Client id for this task</dt>
-          <dd data-testid="task-client-id">{issuedClientId ? <code>{issuedClientId}</code> : state.credentials ? <code>{state.credentials.clientId}</code> : 'not issued yet — waiting for the coordinator'}</dd>
+          <dd data-testid="task-client-id">
+            {issuedClientId ? (
+              <code>{issuedClientId}</code>
+            ) : state.credentials ? (
+              <code>{state.credentials.clientId}</code>
+            ) : (
+              'not issued yet — waiting for the coordinator'
+            )}
+          </dd>
         </dl>
       )}
     </section>

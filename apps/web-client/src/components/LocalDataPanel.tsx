@@ -17,8 +17,8 @@ export interface LocalDataInfo {
 export function LocalDataPanel({ data }: { data: LocalDataInfo }): ReactNode {
   return (
     <p data-testid="local-data" data-source={data.source} data-modalities={data.modalities.join(',')} data-prepare-ms={Math.round(data.prepareMs)}>
-      Local data: {data.numExamples} {data.source === 'demo' ? 'built-in' : 'own'} example{data.numExamples === 1 ? '' : 's'} with {data.modalities.join(', ')}, prepared in this tab in{' '}
-      {(data.prepareMs / 1000).toFixed(1)} s.
+      Local data: {data.numExamples} {data.source === 'demo' ? 'built-in' : 'own'} example{data.numExamples === 1 ? '' : 's'} with {data.modalities.join(', ')},
+      prepared in this tab in {(data.prepareMs / 1000).toFixed(1)} s.
     </p>
   );
 }

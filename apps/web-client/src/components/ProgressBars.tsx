@@ -45,7 +45,8 @@ function Bar({ label, value, text, testId }: { label: string; value: number | nu
 function transfer(label: string, p: TransferProgress | null, testId: string, waiting: string): ReactNode {
   if (p === null) return <Bar label={label} value={0} text={waiting} testId={testId} />;
   const value = p.bytesTotal === null ? null : fractionDone(p.bytesDone, p.bytesTotal);
-  const text = p.bytesTotal === null ? formatBytes(p.bytesDone) : `${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)} (${formatPercent(value ?? 0, 0)})`;
+  const text =
+    p.bytesTotal === null ? formatBytes(p.bytesDone) : `${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)} (${formatPercent(value ?? 0, 0)})`;
   return <Bar label={label} value={value} text={text} testId={testId} />;
 }
 

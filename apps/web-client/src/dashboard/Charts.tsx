@@ -17,7 +17,19 @@ const threeDecimals = (value: unknown): string => (typeof value === 'number' ? v
 /** Client ids are long random pseudonyms; the legend shows their start, as the clients table does. */
 const shortId = (id: string): string => (id.length > 12 ? `${id.slice(0, 10)}…` : id);
 
-function ChartFrame({ title, empty, emptyMessage, children, testId }: { title: string; empty: boolean; emptyMessage: string; children: ReactNode; testId: string }): ReactNode {
+function ChartFrame({
+  title,
+  empty,
+  emptyMessage,
+  children,
+  testId,
+}: {
+  title: string;
+  empty: boolean;
+  emptyMessage: string;
+  children: ReactNode;
+  testId: string;
+}): ReactNode {
   return (
     <figure className="chart" data-testid={testId} data-empty={empty}>
       <figcaption>{title}</figcaption>
@@ -37,7 +49,12 @@ export function MetricPerRoundChart({ rounds, quantity }: { rounds: readonly Rou
   });
   const series = ['overall', ...DASHBOARD_MODALITIES].filter((key) => data.some((d) => d[key] !== undefined));
   return (
-    <ChartFrame title={quantity === 'accuracy' ? 'Accuracy per round' : 'Loss per round'} empty={series.length === 0} emptyMessage={WAITING} testId={`chart-${quantity}`}>
+    <ChartFrame
+      title={quantity === 'accuracy' ? 'Accuracy per round' : 'Loss per round'}
+      empty={series.length === 0}
+      emptyMessage={WAITING}
+      testId={`chart-${quantity}`}
+    >
       <ResponsiveContainer width="100%" height={HEIGHT}>
         <LineChart data={data} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
           <CartesianGrid strokeDasharray="3 3" />
@@ -46,7 +63,16 @@ export function MetricPerRoundChart({ rounds, quantity }: { rounds: readonly Rou
           <Tooltip formatter={threeDecimals} />
           <Legend />
           {series.map((key) => (
-            <Line key={key} type="monotone" dataKey={key} stroke={key === 'overall' ? '#222' : MODALITY_COLOURS[key]} strokeWidth={key === 'overall' ? 2.5 : 1.5} dot={false} connectNulls isAnimationActive={false} />
+            <Line
+              key={key}
+              type="monotone"
+              dataKey={key}
+              stroke={key === 'overall' ? '#222' : MODALITY_COLOURS[key]}
+              strokeWidth={key === 'overall' ? 2.5 : 1.5}
+              dot={false}
+              connectNulls
+              isAnimationActive={false}
+            />
           ))}
         </LineChart>
       </ResponsiveContainer>
@@ -58,7 +84,12 @@ export function MetricPerRoundChart({ rounds, quantity }: { rounds: readonly Rou
 export function TrustChart({ points, clients }: { points: readonly TrustPoint[]; clients: readonly string[] }): ReactNode {
   const data = points.map((p) => ({ serverRound: p.serverRound, ...p.trust }));
   return (
-    <ChartFrame title="Trust score per client over rounds" empty={points.length === 0} emptyMessage="No trust scores yet — waiting for the coordinator." testId="chart-trust">
+    <ChartFrame
+      title="Trust score per client over rounds"
+      empty={points.length === 0}
+      emptyMessage="No trust scores yet — waiting for the coordinator."
+      testId="chart-trust"
+    >
       <ResponsiveContainer width="100%" height={HEIGHT}>
         <LineChart data={data} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
           <CartesianGrid strokeDasharray="3 3" />
@@ -114,7 +145,12 @@ export function RejectionsChart({ rejections }: { rejections: readonly Rejection
 export function EpsilonChart({ rounds }: { rounds: readonly RoundPoint[] }): ReactNode {
   const data = rounds.filter((r) => r.epsilon !== undefined).map((r) => ({ serverRound: r.serverRound, epsilon: r.epsilon }));
   return (
-    <ChartFrame title="Privacy budget ε spent" empty={data.length === 0} emptyMessage="No ε reported — the task runs without differential privacy, or no round has completed." testId="chart-epsilon">
+    <ChartFrame
+      title="Privacy budget ε spent"
+      empty={data.length === 0}
+      emptyMessage="No ε reported — the task runs without differential privacy, or no round has completed."
+      testId="chart-epsilon"
+    >
       <ResponsiveContainer width="100%" height={HEIGHT}>
         <LineChart data={data} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
           <CartesianGrid strokeDasharray="3 3" />

@@ -50,7 +50,14 @@ export function TaskControls({ task, onAction }: { task: TaskSummary; onAction: 
           </button>
         </span>
       ) : (
-        <button type="button" className="secondary" disabled={!allowed('stop')} title={HINTS.stop} onClick={() => setConfirmingStop(true)} data-testid="control-stop">
+        <button
+          type="button"
+          className="secondary"
+          disabled={!allowed('stop')}
+          title={HINTS.stop}
+          onClick={() => setConfirmingStop(true)}
+          data-testid="control-stop"
+        >
           {LABELS.stop}
         </button>
       )}

@@ -83,8 +83,14 @@ describe('round, trust and rejection series', () => {
 describe('DashboardApi', () => {
   const task = { taskId: 'demo', status: 'running', updatedAt: 5, actions: ['pause', 'stop'], hasModel: true } as const;
   const routes: Record<string, [number, unknown]> = {
-    '/api/tasks': [200, { tasks: [{ taskId: 'demo', status: 'running', actions: ['pause', 'stop'], hasModel: true, createdAt: 1, updatedAt: 5, engine: null }] }],
-    '/api/tasks/demo/metrics': [200, { taskId: 'demo', metrics: [{ taskId: 'demo', serverRound: 1, metrics: { 'client.accuracy': 0.5, bytesIn: 100 }, createdAt: 2 }] }],
+    '/api/tasks': [
+      200,
+      { tasks: [{ taskId: 'demo', status: 'running', actions: ['pause', 'stop'], hasModel: true, createdAt: 1, updatedAt: 5, engine: null }] },
+    ],
+    '/api/tasks/demo/metrics': [
+      200,
+      { taskId: 'demo', metrics: [{ taskId: 'demo', serverRound: 1, metrics: { 'client.accuracy': 0.5, bytesIn: 100 }, createdAt: 2 }] },
+    ],
     '/api/tasks/demo/trust': [200, { trust: [{ taskId: 'demo', serverRound: 1, clientId: 'c1', trust: 0.75 }] }],
     '/api/tasks/demo/clients': [
       200,
@@ -130,13 +136,21 @@ describe('DashboardApi', () => {
   });
 
   it('reports the coordinator’s own error code as WEB_API_FAILED', async () => {
-    const api = new DashboardApi('http://coordinator', 'bad', fakeFetch({ '/api/tasks': [403, { error: { code: 'AUTH_INVALID', message: 'admin token is not valid' } }] }));
+    const api = new DashboardApi(
+      'http://coordinator',
+      'bad',
+      fakeFetch({ '/api/tasks': [403, { error: { code: 'AUTH_INVALID', message: 'admin token is not valid' } }] }),
+    );
 
     await expect(api.tasks()).rejects.toThrow(/WEB_API_FAILED: \/api\/tasks: AUTH_INVALID/);
   });
 
   it('refuses a body of the wrong shape with WEB_BAD_RESPONSE', async () => {
-    const api = new DashboardApi('http://coordinator', 'tok', fakeFetch({ ...routes, '/api/tasks/demo/trust': [200, { trust: [{ serverRound: '1', clientId: 'c1', trust: 0.5 }] }] }));
+    const api = new DashboardApi(
+      'http://coordinator',
+      'tok',
+      fakeFetch({ ...routes, '/api/tasks/demo/trust': [200, { trust: [{ serverRound: '1', clientId: 'c1', trust: 0.5 }] }] }),
+    );
 
     expect(await codeOf(api.dashboard(task))).toBe('WEB_BAD_RESPONSE');
     expect(await codeOf(new DashboardApi('http://x', 't', fakeFetch({ '/api/tasks': [200, { tasks: 'none' }] })).tasks())).toBe('WEB_BAD_RESPONSE');
@@ -149,7 +163,8 @@ describe('DashboardApi', () => {
   });
 
   it('refuses unknown actions and a non-boolean hasModel with WEB_BAD_RESPONSE', async () => {
-    const listing = (extra: object) => new DashboardApi('http://x', 't', fakeFetch({ '/api/tasks': [200, { tasks: [{ taskId: 'a', status: 'running', updatedAt: 1, ...extra }] }] }));
+    const listing = (extra: object) =>
+      new DashboardApi('http://x', 't', fakeFetch({ '/api/tasks': [200, { tasks: [{ taskId: 'a', status: 'running', updatedAt: 1, ...extra }] }] }));
 
     expect(await codeOf(listing({ actions: ['pause', 'explode'] }).tasks())).toBe('WEB_BAD_RESPONSE');
     expect(await codeOf(listing({ actions: 'pause' }).tasks())).toBe('WEB_BAD_RESPONSE');
@@ -160,7 +175,12 @@ describe('DashboardApi', () => {
     const calls: { url: string; method: string | undefined; auth: string | undefined }[] = [];
     const fetchImpl: DashboardFetch = (url, init) => {
       calls.push({ url, method: init.method, auth: init.headers['authorization'] });
-      return Promise.resolve({ ok: true, status: 200, json: () => Promise.resolve({ previous: 'running', task: { taskId: 'a b', status: 'paused', actions: ['resume', 'stop'], hasModel: false, updatedAt: 9 } }) });
+      return Promise.resolve({
+        ok: true,
+        status: 200,
+        json: () =>
+          Promise.resolve({ previous: 'running', task: { taskId: 'a b', status: 'paused', actions: ['resume', 'stop'], hasModel: false, updatedAt: 9 } }),
+      });
     };
 
     const after = await new DashboardApi('http://coordinator/', 'tok', fetchImpl).control('a b', 'pause');
@@ -170,15 +190,26 @@ describe('DashboardApi', () => {
   });
 
   it('reports a refused transition with the coordinator’s TASK_TRANSITION code', async () => {
-    const api = new DashboardApi('http://x', 't', fakeFetch({ 'POST /api/tasks/demo/resume': [409, { error: { code: 'TASK_TRANSITION', message: 'cannot resume task demo: it is running' } }] }));
+    const api = new DashboardApi(
+      'http://x',
+      't',
+      fakeFetch({ 'POST /api/tasks/demo/resume': [409, { error: { code: 'TASK_TRANSITION', message: 'cannot resume task demo: it is running' } }] }),
+    );
 
     await expect(api.control('demo', 'resume')).rejects.toThrow(/WEB_API_FAILED: \/api\/tasks\/demo\/resume: TASK_TRANSITION: cannot resume/);
   });
 
   it('renames the weights file a model.json names and keeps the rest', () => {
-    const json = { format: 'layers-model', modelTopology: { a: 1 }, weightsManifest: [{ paths: ['./weights.bin'], weights: [{ name: 'w', shape: [2], dtype: 'float32' }] }] };
+    const json = {
+      format: 'layers-model',
+      modelTopology: { a: 1 },
+      weightsManifest: [{ paths: ['./weights.bin'], weights: [{ name: 'w', shape: [2], dtype: 'float32' }] }],
+    };
 
-    expect(renameWeights(json, 'demo-model.weights.bin')).toEqual({ ...json, weightsManifest: [{ paths: ['./demo-model.weights.bin'], weights: json.weightsManifest[0]!.weights }] });
+    expect(renameWeights(json, 'demo-model.weights.bin')).toEqual({
+      ...json,
+      weightsManifest: [{ paths: ['./demo-model.weights.bin'], weights: json.weightsManifest[0]!.weights }],
+    });
     expect(json.weightsManifest[0]!.paths).toEqual(['./weights.bin']);
     expect(() => renameWeights({ weightsManifest: [] }, 'x.bin')).toThrow(/WEB_BAD_RESPONSE/);
   });

@@ -150,7 +150,10 @@ export function renameWeights(modelJson: unknown, weightsFile: string): Json {
 const PREFERENCE = ['global', 'eval', 'test', '', 'server', 'client'];
 
 function segments(name: string): string[] {
-  return name.toLowerCase().split(/[./:]/).filter((s) => s.length > 0);
+  return name
+    .toLowerCase()
+    .split(/[./:]/)
+    .filter((s) => s.length > 0);
 }
 
 /**
@@ -184,7 +187,8 @@ export function roundPoints(records: readonly { serverRound: number; metrics: Re
       for (const m of DASHBOARD_MODALITIES) {
         const accuracy = pickMetric(metrics, 'accuracy', m);
         const loss = pickMetric(metrics, 'loss', m);
-        if (accuracy !== undefined || loss !== undefined) perModality[m] = { ...(accuracy !== undefined ? { accuracy } : {}), ...(loss !== undefined ? { loss } : {}) };
+        if (accuracy !== undefined || loss !== undefined)
+          perModality[m] = { ...(accuracy !== undefined ? { accuracy } : {}), ...(loss !== undefined ? { loss } : {}) };
       }
       const fields: [keyof RoundPoint, number | undefined][] = [
         ['accuracy', pickMetric(metrics, 'accuracy')],
@@ -247,7 +251,10 @@ export class DashboardApi {
    * action is `WEB_API_FAILED` carrying the coordinator's `TASK_TRANSITION`.
    */
   async control(taskId: string, action: TaskAction): Promise<TaskSummary> {
-    const body = await this.request(`/api/tasks/${encodeURIComponent(taskId)}/${action}`, { method: 'POST', headers: { authorization: `Bearer ${this.adminToken}` } });
+    const body = await this.request(`/api/tasks/${encodeURIComponent(taskId)}/${action}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${this.adminToken}` },
+    });
     return taskSummaryAt(body['task'], 'task');
   }
 
@@ -296,7 +303,11 @@ export class DashboardApi {
     });
     const trustRecords = arrayAt(trustBody['trust'], 'trust').map((t, i) => {
       const r = objectAt(t, `trust[${i}]`);
-      return { serverRound: numberAt(r['serverRound'], `trust[${i}].serverRound`), clientId: stringAt(r['clientId'], `trust[${i}].clientId`), trust: numberAt(r['trust'], `trust[${i}].trust`) };
+      return {
+        serverRound: numberAt(r['serverRound'], `trust[${i}].serverRound`),
+        clientId: stringAt(r['clientId'], `trust[${i}].clientId`),
+        trust: numberAt(r['trust'], `trust[${i}].trust`),
+      };
     });
     const roundNumbers = [
       ...new Set(arrayAt(roundsBody['rounds'], 'rounds').map((r, i) => numberAt(objectAt(r, `rounds[${i}]`)['serverRound'], `rounds[${i}].serverRound`))),
@@ -327,7 +338,9 @@ export class DashboardApi {
       const caps = r['capabilities'] === null || r['capabilities'] === undefined ? null : objectAt(r['capabilities'], `clients[${i}].capabilities`);
       return {
         clientId,
-        modalities: caps ? arrayAt(caps['modalities'], `clients[${i}].capabilities.modalities`).map((m, j) => stringAt(m, `clients[${i}].capabilities.modalities[${j}]`)) : [],
+        modalities: caps
+          ? arrayAt(caps['modalities'], `clients[${i}].capabilities.modalities`).map((m, j) => stringAt(m, `clients[${i}].capabilities.modalities[${j}]`))
+          : [],
         backend: caps ? stringAt(caps['backend'], `clients[${i}].capabilities.backend`) : null,
         numExamples: caps ? numberAt(caps['numExamples'], `clients[${i}].capabilities.numExamples`) : null,
         lastSeenAt: numberAt(r['lastSeenAt'], `clients[${i}].lastSeenAt`),

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { TaskSummary } from './dashboardData.js';
-import { applyStatusChange, coalesced, openAdminStream, type AdminSocket, type AdminStreamHandlers, type StreamState, type TaskStatusChange } from './liveStream.js';
+import {
+  applyStatusChange,
+  coalesced,
+  openAdminStream,
+  type AdminSocket,
+  type AdminStreamHandlers,
+  type StreamState,
+  type TaskStatusChange,
+} from './liveStream.js';
 
 /** A socket whose events the test fires by hand; records connects and closes. */
 class FakeSocket implements AdminSocket {
@@ -44,7 +52,16 @@ function recorder(): AdminStreamHandlers & { states: StreamState[]; changes: Tas
 }
 
 const statusEvent = { type: 'task-status', protocolVersion: 2, taskId: 'demo', status: 'paused', previous: 'running', action: 'pause', at: 1000 };
-const roundEvent = { type: 'round-completed', protocolVersion: 2, taskId: 'demo', serverRound: 3, attempt: 1, globalHash: 'ab'.repeat(32), metrics: { numAccepted: 2 }, trust: [] };
+const roundEvent = {
+  type: 'round-completed',
+  protocolVersion: 2,
+  taskId: 'demo',
+  serverRound: 3,
+  attempt: 1,
+  globalHash: 'ab'.repeat(32),
+  metrics: { numAccepted: 2 },
+  trust: [],
+};
 
 describe('openAdminStream', () => {
   it('connects, reports the socket state, and hands over status changes and rounds that pass their schema', () => {
@@ -94,7 +111,12 @@ describe('openAdminStream', () => {
     // Arrange
     const socket = new FakeSocket();
     const seen = recorder();
-    const close = openAdminStream(socket, { ...seen, onRoundCompleted: () => { throw new Error('boom'); } });
+    const close = openAdminStream(socket, {
+      ...seen,
+      onRoundCompleted: () => {
+        throw new Error('boom');
+      },
+    });
     // Act
     socket.fire('roundCompleted', roundEvent);
     close();
@@ -208,7 +230,13 @@ describe('the stream of a real coordinator', () => {
       seed: 1,
     });
     const store = new MemoryStore();
-    const server = await startCoordinator({ tasks: [{ config: task, initialGlobal: () => [tensor('image/w', [1], new Float32Array([1]))] }], store, adminToken: 'admin-1', logger: pino({ level: 'silent' }), processMetrics: false });
+    const server = await startCoordinator({
+      tasks: [{ config: task, initialGlobal: () => [tensor('image/w', [1], new Float32Array([1]))] }],
+      store,
+      adminToken: 'admin-1',
+      logger: pino({ level: 'silent' }),
+      processMetrics: false,
+    });
     const good = recorder();
     const bad = recorder();
     const closers: (() => void)[] = [];

@@ -79,7 +79,10 @@ export function openAdminStream(socket: AdminSocket, handlers: AdminStreamHandle
         handlers.onMalformed('handler', err instanceof Error ? err.message : String(err));
       }
     };
-  socket.on('connect', guard(() => handlers.onState('live', 'live updates')));
+  socket.on(
+    'connect',
+    guard(() => handlers.onState('live', 'live updates')),
+  );
   socket.on(
     'connect_error',
     guard((err) => {

@@ -23,7 +23,8 @@ export function PredictionPanel({ view }: View): ReactNode {
     <section className="panel" data-testid="panel-prediction" aria-labelledby="pred-title">
       <h2 id="pred-title">Prediction</h2>
       <p className="big">
-        <strong data-testid="predicted-class">{className(view, view.predicted)}</strong> with confidence <strong data-testid="confidence">{formatPercent(view.confidence)}</strong>
+        <strong data-testid="predicted-class">{className(view, view.predicted)}</strong> with confidence{' '}
+        <strong data-testid="confidence">{formatPercent(view.confidence)}</strong>
         {view.label !== null && <span className="note"> (true class: {className(view, view.label)})</span>}
       </p>
       <ol className="prob-list">
@@ -46,13 +47,16 @@ export function ModalityAttributionPanel({ view }: View): ReactNode {
       <h2 id="modality-title">Per-modality attribution</h2>
       <div className="stacked-bar" role="img" aria-label={view.modalities.map((m, i) => `${m} ${formatPercent(view.modalityAttribution[i] ?? 0)}`).join(', ')}>
         {view.modalities.map((m, i) =>
-          view.present[i] && (view.modalityAttribution[i] ?? 0) > 0 ? <span key={m} style={{ width: `${(view.modalityAttribution[i] ?? 0) * 100}%`, background: MODALITY_COLOURS[m] }} title={m} /> : null,
+          view.present[i] && (view.modalityAttribution[i] ?? 0) > 0 ? (
+            <span key={m} style={{ width: `${(view.modalityAttribution[i] ?? 0) * 100}%`, background: MODALITY_COLOURS[m] }} title={m} />
+          ) : null,
         )}
       </div>
       <ul className="legend">
         {view.modalities.map((m, i) => (
           <li key={m}>
-            <span className="swatch" style={{ background: MODALITY_COLOURS[m] }} /> {m}: {view.present[i] ? formatPercent(view.modalityAttribution[i] ?? 0) : 'absent from this sample'}
+            <span className="swatch" style={{ background: MODALITY_COLOURS[m] }} /> {m}:{' '}
+            {view.present[i] ? formatPercent(view.modalityAttribution[i] ?? 0) : 'absent from this sample'}
           </li>
         ))}
       </ul>
@@ -67,7 +71,8 @@ export function TermsPanel({ view }: View): ReactNode {
     <section className="panel" data-testid="panel-terms" aria-labelledby="terms-title">
       <h2 id="terms-title">NAM term contributions</h2>
       <p className="note">
-        logit({className(view, view.predicted)}) = β ({formatNumber(view.bias)}) + Σ f<sub>m,i</sub>(z<sub>m,i</sub>); the {data.length} largest of {view.terms.length} terms:
+        logit({className(view, view.predicted)}) = β ({formatNumber(view.bias)}) + Σ f<sub>m,i</sub>(z<sub>m,i</sub>); the {data.length} largest of{' '}
+        {view.terms.length} terms:
       </p>
       <ResponsiveContainer width="100%" height={Math.max(160, data.length * 22 + 40)}>
         <BarChart data={data} layout="vertical" margin={{ top: 4, right: 16, bottom: 4, left: 8 }}>
@@ -135,7 +140,12 @@ export function ImageSaliencyPanel({ view }: View): ReactNode {
   return (
     <section className="panel" data-testid="panel-image" aria-labelledby="image-title">
       <h2 id="image-title">Image saliency</h2>
-      <canvas ref={canvas} role="img" aria-label="the image with saliency overlaid: red pixels push toward the predicted class, blue ones away" data-testid="saliency-canvas" />
+      <canvas
+        ref={canvas}
+        role="img"
+        aria-label="the image with saliency overlaid: red pixels push toward the predicted class, blue ones away"
+        data-testid="saliency-canvas"
+      />
       <label className="check">
         <input type="checkbox" checked={overlay} onChange={(e) => setOverlay(e.currentTarget.checked)} /> Show saliency overlay
       </label>
@@ -156,7 +166,13 @@ export function TextTokensPanel({ view }: View): ReactNode {
           if (word === '') return null;
           const [r, g, b, a] = divergingRgba(heat[i] ?? 0);
           return (
-            <span key={i} className="token" data-testid="token" style={{ background: `rgba(${r}, ${g}, ${b}, ${(a / 255) * 0.6})` }} title={`saliency ${formatNumber(text.saliency[i] ?? 0, 4)}`}>
+            <span
+              key={i}
+              className="token"
+              data-testid="token"
+              style={{ background: `rgba(${r}, ${g}, ${b}, ${(a / 255) * 0.6})` }}
+              title={`saliency ${formatNumber(text.saliency[i] ?? 0, 4)}`}
+            >
               {word}
             </span>
           );
@@ -182,7 +198,8 @@ export function AudioPanel({ view }: View): ReactNode {
     <section className="panel" data-testid="panel-audio" aria-labelledby="audio-title">
       <h2 id="audio-title">Audio</h2>
       <p className="note">
-        {(audio.samples.length / audio.sampleRate).toFixed(2)} s at {audio.sampleRate / 1000} kHz; {audio.numFrames} frames × {audio.numMels} mel bands. The strip under the spectrogram is the attribution over time.
+        {(audio.samples.length / audio.sampleRate).toFixed(2)} s at {audio.sampleRate / 1000} kHz; {audio.numFrames} frames × {audio.numMels} mel bands. The
+        strip under the spectrogram is the attribution over time.
       </p>
       <canvas ref={wave} role="img" aria-label="waveform" data-testid="waveform-canvas" />
       <canvas ref={spec} role="img" aria-label="log-mel spectrogram with attribution over time below it" data-testid="spectrogram-canvas" />
@@ -213,7 +230,10 @@ export function MetricsPanel({ view }: View): ReactNode {
         <dt>Faithfulness (FS, k = {view.faithfulnessK})</dt>
         <dd data-testid="fs">{formatNumber(view.faithfulness, 4)}</dd>
       </dl>
-      <p className="note">EC: cosine between two modalities' class-space contributions. FS: drop in p(predicted) when the top-k terms are removed, minus the drop for k random terms.</p>
+      <p className="note">
+        EC: cosine between two modalities' class-space contributions. FS: drop in p(predicted) when the top-k terms are removed, minus the drop for k random
+        terms.
+      </p>
     </section>
   );
 }

@@ -62,7 +62,15 @@ export function drawWaveform(canvas: HTMLCanvasElement, samples: Float32Array, w
 }
 
 /** Log-mel spectrogram ([frames × mels], low bands at the bottom) and, below it, saliency per frame. */
-export function drawSpectrogram(canvas: HTMLCanvasElement, logMel: Float32Array, numFrames: number, numMels: number, saliency: Float32Array, width: number, height: number): void {
+export function drawSpectrogram(
+  canvas: HTMLCanvasElement,
+  logMel: Float32Array,
+  numFrames: number,
+  numMels: number,
+  saliency: Float32Array,
+  width: number,
+  height: number,
+): void {
   const stripHeight = 14;
   const ctx = prepare(canvas, width, height + stripHeight + 2);
   if (!ctx) return;

@@ -82,7 +82,14 @@ describe('comparisonRows', () => {
 
   it('shows an EC pair only one side has with a dash on the other, and no true-class row without a label', () => {
     // Arrange
-    const global = view({ label: null, present: [true, true, true], consistency: [{ a: 'image', b: 'text', value: 0.5 }, { a: 'image', b: 'audio', value: 0.25 }] });
+    const global = view({
+      label: null,
+      present: [true, true, true],
+      consistency: [
+        { a: 'image', b: 'text', value: 0.5 },
+        { a: 'image', b: 'audio', value: 0.25 },
+      ],
+    });
     const local = view({ label: null });
 
     // Act

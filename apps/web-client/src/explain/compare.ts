@@ -9,7 +9,10 @@ import { formatNumber, formatPercent } from '../lib/format.js';
 import type { ExplanationView, ViewerSample } from './explainSample.js';
 
 /** `sample` cut to the modalities a model has, and what was cut; `sample` is null when nothing is left. */
-export function restrictSample(sample: ViewerSample, modalities: readonly Modality[]): { readonly sample: ViewerSample | null; readonly dropped: readonly Modality[] } {
+export function restrictSample(
+  sample: ViewerSample,
+  modalities: readonly Modality[],
+): { readonly sample: ViewerSample | null; readonly dropped: readonly Modality[] } {
   const given = MODALITIES.filter((m) => sample[m] !== undefined);
   const dropped = given.filter((m) => !modalities.includes(m));
   if (dropped.length === 0) return { sample, dropped };
@@ -49,7 +52,13 @@ export function comparisonRows(global: ExplanationView, local: ExplanationView):
   ];
   const label = global.label ?? local.label;
   if (label !== null) {
-    rows.push(row(`p(true class ${className(global, label)})`, formatPercent(global.probabilities[label] ?? Number.NaN), formatPercent(local.probabilities[label] ?? Number.NaN)));
+    rows.push(
+      row(
+        `p(true class ${className(global, label)})`,
+        formatPercent(global.probabilities[label] ?? Number.NaN),
+        formatPercent(local.probabilities[label] ?? Number.NaN),
+      ),
+    );
   }
   const modalities = MODALITIES.filter((m) => global.modalities.includes(m) || local.modalities.includes(m));
   for (const m of modalities) rows.push(row(`Attribution: ${m}`, attribution(global, m), attribution(local, m)));
@@ -58,6 +67,8 @@ export function comparisonRows(global: ExplanationView, local: ExplanationView):
     const [a, b] = pair.split('–') as [Modality, Modality];
     rows.push(row(`EC ${pair}`, consistency(global, a, b), consistency(local, a, b)));
   }
-  rows.push(row('FS', `${formatNumber(global.faithfulness, 4)} (k = ${global.faithfulnessK})`, `${formatNumber(local.faithfulness, 4)} (k = ${local.faithfulnessK})`));
+  rows.push(
+    row('FS', `${formatNumber(global.faithfulness, 4)} (k = ${global.faithfulnessK})`, `${formatNumber(local.faithfulness, 4)} (k = ${local.faithfulnessK})`),
+  );
   return rows;
 }

@@ -55,7 +55,11 @@ describe('viewer models on the demo architecture', () => {
     const before = tf.memory().numTensors;
 
     // Act
-    const viewer = buildViewerModel(base, { adapters, adapterAlpha: 4, source: { kind: 'global', taskId: 't', serverRound: 3, sha256: 'ab'.repeat(32), verified: true } });
+    const viewer = buildViewerModel(base, {
+      adapters,
+      adapterAlpha: 4,
+      source: { kind: 'global', taskId: 't', serverRound: 3, sha256: 'ab'.repeat(32), verified: true },
+    });
 
     // Assert
     expect(viewer.modalities).toEqual(['image']);
@@ -71,7 +75,9 @@ describe('viewer models on the demo architecture', () => {
 
   it('refuses adapters that do not fit with WEB_BAD_RESPONSE and leaves nothing allocated', () => {
     // Arrange: one tensor of the right name but the wrong shape.
-    const adapters = imageAdapters(base, 0.1).map((t) => (t.name === 'image/concept/bias' ? { ...t, shape: [t.values.length + 1], values: new Float32Array(t.values.length + 1) } : t));
+    const adapters = imageAdapters(base, 0.1).map((t) =>
+      t.name === 'image/concept/bias' ? { ...t, shape: [t.values.length + 1], values: new Float32Array(t.values.length + 1) } : t,
+    );
     const before = tf.memory().numTensors;
 
     // Act
@@ -89,13 +95,18 @@ describe('viewer models on the demo architecture', () => {
 
   it('states the round, hash and base of a global model, and why it fell back otherwise', () => {
     // Act
-    const global = describeProvenance({ base: 'pretrained', adapters: { kind: 'global', taskId: 'demo', serverRound: 5, sha256: '0123456789abcdef'.repeat(4), verified: true } });
+    const global = describeProvenance({
+      base: 'pretrained',
+      adapters: { kind: 'global', taskId: 'demo', serverRound: 5, sha256: '0123456789abcdef'.repeat(4), verified: true },
+    });
     const local = describeProvenance({ base: 'pretrained', adapters: { kind: 'local', taskId: 'demo', serverRound: 4, savedAt: Date.UTC(2025, 0, 2, 3, 4) } });
     const fresh = describeProvenance({ base: 'fresh', adapters: { kind: 'fresh', reason: 'no token was given' } });
 
     // Assert
     expect(global).toBe('global model, round 5 of task demo (sha256 0123456789ab…, verified) on the pretrained base');
     expect(local).toBe('local model of this browser, trained in round 4 of task demo (saved 2025-01-02 03:04 UTC) on the pretrained base');
-    expect(fresh).toBe('fallback: fresh, untrained adapters on fresh, untrained base encoders (the origin serves no pretrained weights), because no token was given');
+    expect(fresh).toBe(
+      'fallback: fresh, untrained adapters on fresh, untrained base encoders (the origin serves no pretrained weights), because no token was given',
+    );
   });
 });

@@ -106,7 +106,10 @@ export function createViewerBase(encoders: Partial<Record<Modality, tf.LayersMod
  * the adapters and the base share, its layout read off the tensor shapes), or fresh adapters when
  * `adapters` is null. Throws `WEB_BAD_RESPONSE` (nothing left allocated) when the adapters do not fit.
  */
-export function buildViewerModel(base: ViewerBase, options: { readonly adapters: Parameters | null; readonly adapterAlpha?: number; readonly source: AdapterSource; readonly seed?: number }): ViewerModel {
+export function buildViewerModel(
+  base: ViewerBase,
+  options: { readonly adapters: Parameters | null; readonly adapterAlpha?: number; readonly source: AdapterSource; readonly seed?: number },
+): ViewerModel {
   const available = MODALITIES.filter((m) => base.encoders[m] !== undefined);
   let layout: ReturnType<typeof inferAdapterLayout> | null = null;
   if (options.adapters) {
@@ -117,7 +120,8 @@ export function buildViewerModel(base: ViewerBase, options: { readonly adapters:
     }
   }
   const modalities = layout ? layout.modalities.filter((m) => available.includes(m)) : available;
-  if (modalities.length === 0) throw new WebClientError('WEB_BAD_RESPONSE', `the ${options.source.kind} adapters hold no modality this viewer has (${available.join(', ')})`);
+  if (modalities.length === 0)
+    throw new WebClientError('WEB_BAD_RESPONSE', `the ${options.source.kind} adapters hold no modality this viewer has (${available.join(', ')})`);
   const encoders: Partial<Record<Modality, { base: tf.LayersModel }>> = {};
   for (const m of modalities) encoders[m] = { base: base.encoders[m]! };
   const model = new MultimodalModel({

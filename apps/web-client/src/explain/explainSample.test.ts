@@ -24,7 +24,12 @@ const embeddings: Embeddings = {
   unkId: 1,
   encode: (text, maxTokens) => {
     const ids = new Uint16Array(maxTokens);
-    text.toLowerCase().split(/\s+/).filter(Boolean).slice(0, maxTokens).forEach((w, i) => (ids[i] = w === 'seven' ? 2 : w === 'apples' ? 3 : 1));
+    text
+      .toLowerCase()
+      .split(/\s+/)
+      .filter(Boolean)
+      .slice(0, maxTokens)
+      .forEach((w, i) => (ids[i] = w === 'seven' ? 2 : w === 'apples' ? 3 : 1));
     return ids;
   },
 };

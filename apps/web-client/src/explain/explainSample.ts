@@ -91,9 +91,11 @@ function checkSample(viewer: ViewerModel, sample: ViewerSample): void {
   const given = MODALITIES.filter((m) => sample[m] !== undefined);
   if (given.length === 0) throw new WebClientError('WEB_BAD_SAMPLE', 'the sample has no image, text or audio');
   for (const m of given) {
-    if (!viewer.modalities.includes(m)) throw new WebClientError('WEB_BAD_SAMPLE', `the model has no ${m} encoder${m === 'text' ? ' (the word-embedding table could not be loaded)' : ''}`);
+    if (!viewer.modalities.includes(m))
+      throw new WebClientError('WEB_BAD_SAMPLE', `the model has no ${m} encoder${m === 'text' ? ' (the word-embedding table could not be loaded)' : ''}`);
   }
-  if (sample.image && sample.image.length !== IMAGE_SIDE * IMAGE_SIDE) throw new WebClientError('WEB_BAD_SAMPLE', `image must hold ${IMAGE_SIDE * IMAGE_SIDE} pixels, got ${sample.image.length}`);
+  if (sample.image && sample.image.length !== IMAGE_SIDE * IMAGE_SIDE)
+    throw new WebClientError('WEB_BAD_SAMPLE', `image must hold ${IMAGE_SIDE * IMAGE_SIDE} pixels, got ${sample.image.length}`);
   if (sample.text && (sample.text.ids.length !== TEXT_TOKENS || sample.text.words.length !== TEXT_TOKENS)) {
     throw new WebClientError('WEB_BAD_SAMPLE', `text must hold ${TEXT_TOKENS} token positions, got ${sample.text.ids.length}`);
   }
@@ -145,7 +147,14 @@ export async function explainSample(viewer: ViewerModel, sample: ViewerSample, c
     let audioView: ExplanationView['audio'] = null;
     if (audio && batch.audio) {
       const [, numFrames, numMels] = batch.audio.shape as [number, number, number];
-      audioView = { samples: audio, sampleRate: viewer.logMel.config.sampleRate, logMel: (await batch.audio.data()) as Float32Array, numFrames, numMels, saliency: await saliencyOf('audio') };
+      audioView = {
+        samples: audio,
+        sampleRate: viewer.logMel.config.sampleRate,
+        logMel: (await batch.audio.data()) as Float32Array,
+        numFrames,
+        numMels,
+        saliency: await saliencyOf('audio'),
+      };
     }
     const image = sample.image ? { side: IMAGE_SIDE, pixels: sample.image, saliency: await saliencyOf('image') } : null;
     const text = sample.text ? { words: sample.text.words, saliency: await saliencyOf('text') } : null;

@@ -87,7 +87,9 @@ export async function loadViewer(options: LoadViewerOptions): Promise<ViewerSetu
   }
 
   const wanted: Modality[] = MODALITIES.filter((m) => m !== 'text' || options.embeddings !== null);
-  const encoders = (await weightsServed(options.origin, fetchFunc)) ? await loadDigitsBase(httpParts(`${options.origin}/weights/`, { fetchFunc }), { modalities: wanted }) : null;
+  const encoders = (await weightsServed(options.origin, fetchFunc))
+    ? await loadDigitsBase(httpParts(`${options.origin}/weights/`, { fetchFunc }), { modalities: wanted })
+    : null;
   const base = createViewerBase(encoders, options.embeddings);
   const built: ViewerModel[] = [];
   try {
@@ -109,7 +111,11 @@ export async function loadViewer(options: LoadViewerOptions): Promise<ViewerSetu
     let localNote = note;
     if (local) {
       try {
-        localModel = buildViewerModel(base, { adapters: local.tensors, adapterAlpha: local.adapterAlpha, source: { kind: 'local', taskId: local.taskId, serverRound: local.serverRound, savedAt: local.savedAt } });
+        localModel = buildViewerModel(base, {
+          adapters: local.tensors,
+          adapterAlpha: local.adapterAlpha,
+          source: { kind: 'local', taskId: local.taskId, serverRound: local.serverRound, savedAt: local.savedAt },
+        });
         built.push(localModel);
       } catch (err) {
         localNote = `the local model of task ${local.taskId} cannot be used: ${describeError(err)}`;

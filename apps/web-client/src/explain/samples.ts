@@ -38,7 +38,8 @@ export async function sampleFromFile(file: SourceFile, embeddings: Embeddings | 
   if (kind === 'audio') return { source, audio: await loadWavFile(file, AUDIO_SAMPLE_RATE) };
   if (kind === 'text') {
     if (embeddings === null) throw new WebClientError('WEB_BAD_SAMPLE', 'text needs the word-embedding table, which could not be loaded from the data root');
-    if (file.size > MAX_TEXT_BYTES) throw new WebClientError('WEB_BAD_SAMPLE', `${file.path}: ${file.size} bytes is over the viewer's limit of ${MAX_TEXT_BYTES}`);
+    if (file.size > MAX_TEXT_BYTES)
+      throw new WebClientError('WEB_BAD_SAMPLE', `${file.path}: ${file.size} bytes is over the viewer's limit of ${MAX_TEXT_BYTES}`);
     let text: string;
     try {
       text = new TextDecoder('utf-8', { fatal: true }).decode(await file.read());

@@ -11,7 +11,8 @@ export function fitLength(samples: Float32Array, length: number): Float32Array {
 
 /** Min and max of each of `buckets` equal slices of `samples`, for drawing a waveform at any width. */
 export function waveformPeaks(samples: Float32Array, buckets: number): { min: Float32Array; max: Float32Array } {
-  if (!Number.isInteger(buckets) || buckets <= 0) throw new WebClientError('WEB_BAD_SAMPLE', `waveformPeaks: buckets must be a positive integer, got ${buckets}`);
+  if (!Number.isInteger(buckets) || buckets <= 0)
+    throw new WebClientError('WEB_BAD_SAMPLE', `waveformPeaks: buckets must be a positive integer, got ${buckets}`);
   const min = new Float32Array(buckets);
   const max = new Float32Array(buckets);
   for (let b = 0; b < buckets; b++) {

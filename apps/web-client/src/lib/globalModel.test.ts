@@ -6,14 +6,25 @@ import { fetchGlobalAdapters } from './globalModel.js';
 
 /** The codec bytes of a two-tensor global model of task `demo`, round `round`. */
 function globalBytes(round: number, taskId = 'demo'): Uint8Array<ArrayBuffer> {
-  const bytes = encodeUpdate({ kind: 'model', taskId, round, clientId: '', encoding: 'fp32', tensors: [tensor('image/w', [2], new Float32Array([1, 2])), tensor('fusion/nam/beta', [1], new Float32Array([0.5]))] });
+  const bytes = encodeUpdate({
+    kind: 'model',
+    taskId,
+    round,
+    clientId: '',
+    encoding: 'fp32',
+    tensors: [tensor('image/w', [2], new Float32Array([1, 2])), tensor('fusion/nam/beta', [1], new Float32Array([0.5]))],
+  });
   return new Uint8Array(bytes);
 }
 
 const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** A fetch answering every call with `body` and `headers` (status 200 unless given), recording what it was asked. */
-function fakeFetch(body: BodyInit | null, headers: Record<string, string>, status = 200): { fetchFunc: typeof fetch; calls: { url: string; auth: string | null }[] } {
+function fakeFetch(
+  body: BodyInit | null,
+  headers: Record<string, string>,
+  status = 200,
+): { fetchFunc: typeof fetch; calls: { url: string; auth: string | null }[] } {
   const calls: { url: string; auth: string | null }[] = [];
   const fetchFunc = ((url: string, init?: RequestInit) => {
     calls.push({ url, auth: new Headers(init?.headers).get('authorization') });
@@ -35,7 +46,12 @@ describe('fetchGlobalAdapters', () => {
   it('asks the task route with the token and returns the decoded tensors, round, verified hash and alpha', async () => {
     // Arrange
     const bytes = globalBytes(3);
-    const { fetchFunc, calls } = fakeFetch(bytes, { 'x-chorus-sha256': sha(bytes), 'x-chorus-round': '3', 'x-chorus-adapter-alpha': '4', 'x-chorus-base': 'chorus-digits-v1' });
+    const { fetchFunc, calls } = fakeFetch(bytes, {
+      'x-chorus-sha256': sha(bytes),
+      'x-chorus-round': '3',
+      'x-chorus-adapter-alpha': '4',
+      'x-chorus-base': 'chorus-digits-v1',
+    });
 
     // Act
     const global = await fetchGlobalAdapters({ origin: 'http://coordinator/', taskId: 'demo', token: 'join-1', fetchFunc });

@@ -73,9 +73,11 @@ export async function fetchGlobalAdapters(options: FetchGlobalOptions): Promise<
   if (!/^[0-9a-f]{64}$/.test(sha256)) throw new WebClientError('WEB_BAD_RESPONSE', 'the global model came without a SHA-256 header');
   if (!/^\d+$/.test(roundText)) throw new WebClientError('WEB_BAD_RESPONSE', `the global model's round header is '${roundText}', not a round number`);
   const adapterAlpha = alphaText === '' ? null : Number(alphaText);
-  if (adapterAlpha !== null && !(Number.isFinite(adapterAlpha) && adapterAlpha > 0)) throw new WebClientError('WEB_BAD_RESPONSE', `the adapter alpha header is '${alphaText}', not a positive number`);
+  if (adapterAlpha !== null && !(Number.isFinite(adapterAlpha) && adapterAlpha > 0))
+    throw new WebClientError('WEB_BAD_RESPONSE', `the adapter alpha header is '${alphaText}', not a positive number`);
   const declared = Number(res.headers.get('content-length') ?? '0');
-  if (declared > MAX_GLOBAL_BYTES) throw new WebClientError('WEB_BAD_RESPONSE', `the global model is ${declared} bytes, over the viewer's limit of ${MAX_GLOBAL_BYTES}`);
+  if (declared > MAX_GLOBAL_BYTES)
+    throw new WebClientError('WEB_BAD_RESPONSE', `the global model is ${declared} bytes, over the viewer's limit of ${MAX_GLOBAL_BYTES}`);
   const bytes = new Uint8Array(await res.arrayBuffer());
   const actual = await sha256Hex(bytes);
   if (actual !== null && actual !== sha256) throw new WebClientError('WEB_BAD_RESPONSE', `the global model does not match its hash ${sha256.slice(0, 12)}…`);
@@ -87,7 +89,18 @@ export async function fetchGlobalAdapters(options: FetchGlobalOptions): Promise<
   }
   const serverRound = Number(roundText);
   if (decoded.kind !== 'model' || decoded.round !== serverRound || decoded.taskId !== options.taskId) {
-    throw new WebClientError('WEB_BAD_RESPONSE', `the bytes hold a ${decoded.kind} of task ${decoded.taskId}, round ${decoded.round}; asked for the model of task ${options.taskId}, round ${serverRound}`);
+    throw new WebClientError(
+      'WEB_BAD_RESPONSE',
+      `the bytes hold a ${decoded.kind} of task ${decoded.taskId}, round ${decoded.round}; asked for the model of task ${options.taskId}, round ${serverRound}`,
+    );
   }
-  return { taskId: options.taskId, serverRound, sha256, verified: actual !== null, adapterAlpha, base: res.headers.get('x-chorus-base') ?? '', tensors: decoded.tensors };
+  return {
+    taskId: options.taskId,
+    serverRound,
+    sha256,
+    verified: actual !== null,
+    adapterAlpha,
+    base: res.headers.get('x-chorus-base') ?? '',
+    tensors: decoded.tensors,
+  };
 }

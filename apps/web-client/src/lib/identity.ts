@@ -44,7 +44,14 @@ function isLocalIdentity(value: unknown): value is LocalIdentity {
 
 function isCredentials(value: unknown, taskId: string): value is TaskCredentials {
   const v = value as Partial<TaskCredentials> | undefined;
-  return typeof v === 'object' && v !== null && v.taskId === taskId && typeof v.clientId === 'string' && typeof v.clientSecret === 'string' && typeof v.issuedAt === 'number';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    v.taskId === taskId &&
+    typeof v.clientId === 'string' &&
+    typeof v.clientSecret === 'string' &&
+    typeof v.issuedAt === 'number'
+  );
 }
 
 /** IndexedDB-backed identity storage; open with {@link openIdentityStore}. */

@@ -43,7 +43,9 @@ describe('local adapter records', () => {
     const otherRound = encodeLocalRecord({ ...input, serverRound: 5 });
 
     // Act
-    const codes = [null, { ...record, adapterAlpha: '8' }, { ...record, bytes: corrupt }, { ...record, bytes: otherRound.bytes }].map((v) => codeOf(() => decodeLocalRecord(v)));
+    const codes = [null, { ...record, adapterAlpha: '8' }, { ...record, bytes: corrupt }, { ...record, bytes: otherRound.bytes }].map((v) =>
+      codeOf(() => decodeLocalRecord(v)),
+    );
 
     // Assert
     expect(codes).toEqual(['WEB_BAD_LOCAL_MODEL', 'WEB_BAD_LOCAL_MODEL', 'WEB_BAD_LOCAL_MODEL', 'WEB_BAD_LOCAL_MODEL']);
@@ -115,7 +117,10 @@ describe('captureTrainedAdapters and persistLocalAdapters', () => {
     persistLocalAdapters(events, { taskId: 'demo', joinToken: 'join-1', capture, save: (r) => Promise.resolve(void saved.push(r)), now: () => 42 });
 
     // Act: round 1 trains to 1 and is accepted; round 2 trains to 2 and is refused.
-    for (const [round, accepted] of [[1, true], [2, false]] as const) {
+    for (const [round, accepted] of [
+      [1, true],
+      [2, false],
+    ] as const) {
       const model = await capture.factory.create(request);
       models[round - 1]!.value = round;
       await model.adapterParametersAsync();

@@ -44,7 +44,8 @@ export function encodeLocalRecord(input: LocalAdapters): LocalAdapterRecord {
   const { taskId, serverRound, savedAt, adapterAlpha, joinToken, tensors } = input;
   if (!taskId || !joinToken) throw new WebClientError('WEB_BAD_LOCAL_MODEL', 'a local model needs its task id and join token');
   if (!(Number.isFinite(adapterAlpha) && adapterAlpha > 0)) throw new WebClientError('WEB_BAD_LOCAL_MODEL', `adapterAlpha must be > 0, got ${adapterAlpha}`);
-  if (!Number.isInteger(serverRound) || serverRound < 1) throw new WebClientError('WEB_BAD_LOCAL_MODEL', `serverRound must be an integer ≥ 1, got ${serverRound}`);
+  if (!Number.isInteger(serverRound) || serverRound < 1)
+    throw new WebClientError('WEB_BAD_LOCAL_MODEL', `serverRound must be an integer ≥ 1, got ${serverRound}`);
   if (tensors.length === 0) throw new WebClientError('WEB_BAD_LOCAL_MODEL', 'a local model needs at least one tensor');
   let bytes: Uint8Array;
   try {
@@ -77,7 +78,10 @@ export function decodeLocalRecord(value: unknown): LocalAdapters {
     throw new WebClientError('WEB_BAD_LOCAL_MODEL', `the stored local model cannot be decoded: ${(err as Error).message}`);
   }
   if (decoded.kind !== 'model' || decoded.taskId !== v.taskId || decoded.round !== v.serverRound) {
-    throw new WebClientError('WEB_BAD_LOCAL_MODEL', `the stored bytes belong to task ${decoded.taskId}, round ${decoded.round}, not to the record's task ${v.taskId}, round ${v.serverRound}`);
+    throw new WebClientError(
+      'WEB_BAD_LOCAL_MODEL',
+      `the stored bytes belong to task ${decoded.taskId}, round ${decoded.round}, not to the record's task ${v.taskId}, round ${v.serverRound}`,
+    );
   }
   return { taskId: v.taskId, serverRound: v.serverRound, savedAt: v.savedAt, adapterAlpha: v.adapterAlpha, joinToken: v.joinToken, tensors: decoded.tensors };
 }

@@ -52,7 +52,11 @@ export function applyEvent(view: SessionView, event: ClientEvent): SessionView {
     case 'train':
       return {
         ...view,
-        progress: { ...p, serverRound: event.serverRound, training: { epoch: event.epoch, numEpochs: event.numEpochs, batch: event.batch, numBatches: event.numBatches, loss: event.loss } },
+        progress: {
+          ...p,
+          serverRound: event.serverRound,
+          training: { epoch: event.epoch, numEpochs: event.numEpochs, batch: event.batch, numBatches: event.numBatches, loss: event.loss },
+        },
       };
     case 'evaluate': {
       const key = event.scope === 'local' ? 'localAccuracy' : 'globalAccuracy';

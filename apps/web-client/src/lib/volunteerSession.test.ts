@@ -6,7 +6,16 @@ import { fileSource } from '@chorus/datasets/node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isWebClientError } from './errors.js';
 import type { LoadedSamples } from './ownData.js';
-import { DEMO_CLASS_NAMES, DEMO_MODALITIES, DEMO_PARTITION_CLIENTS, HEADLESS_DEMO_PARTITION, datasetFromOwnData, demoSliceIndices, headlessDemoIndices, seedOf } from './volunteerSession.js';
+import {
+  DEMO_CLASS_NAMES,
+  DEMO_MODALITIES,
+  DEMO_PARTITION_CLIENTS,
+  HEADLESS_DEMO_PARTITION,
+  datasetFromOwnData,
+  demoSliceIndices,
+  headlessDemoIndices,
+  seedOf,
+} from './volunteerSession.js';
 
 describe('seedOf', () => {
   it('is FNV-1a folded to 31 bits', () => {
@@ -72,7 +81,8 @@ describe('the built-in digits split', () => {
 });
 
 describe('datasetFromOwnData', () => {
-  const sine = (hz: number, seconds: number): Float32Array => Float32Array.from({ length: Math.round(16000 * seconds) }, (_, i) => 0.5 * Math.sin((2 * Math.PI * hz * i) / 16000));
+  const sine = (hz: number, seconds: number): Float32Array =>
+    Float32Array.from({ length: Math.round(16000 * seconds) }, (_, i) => 0.5 * Math.sin((2 * Math.PI * hz * i) / 16000));
 
   it('takes float pixels as they are and scales 8-bit ones to [0, 1]', async () => {
     // Arrange: one float image (all 0.25) and one 8-bit image (all 51 = 0.2 × 255).

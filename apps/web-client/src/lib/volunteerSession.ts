@@ -13,8 +13,28 @@
  * uploads only encoded parameter deltas.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ArrayDataset, ChorusClient, DIGITS_CAPTION_TOKENS, createDigitsModelFactory, datasetFromSamples, digitsLogMel, type BuiltinSample, type IdentityStorage, type LocalDataset } from '@chorus/client';
-import { BUILTIN_MODALITIES, encodeText, loadEmbeddings, openBuiltin, partitionDataset, readManifest, vocabularyIndex, type ByteSource, type Embeddings } from '@chorus/datasets';
+import {
+  ArrayDataset,
+  ChorusClient,
+  DIGITS_CAPTION_TOKENS,
+  createDigitsModelFactory,
+  datasetFromSamples,
+  digitsLogMel,
+  type BuiltinSample,
+  type IdentityStorage,
+  type LocalDataset,
+} from '@chorus/client';
+import {
+  BUILTIN_MODALITIES,
+  encodeText,
+  loadEmbeddings,
+  openBuiltin,
+  partitionDataset,
+  readManifest,
+  vocabularyIndex,
+  type ByteSource,
+  type Embeddings,
+} from '@chorus/datasets';
 import { createRng, shuffled } from '@chorus/fl-core';
 import { httpParts, loadDigitsBase, type Modality } from '@chorus/models';
 import { browserDataSource } from './builtinData.js';
@@ -68,7 +88,9 @@ export function seedOf(text: string): number {
 export function headlessDemoIndices(labels: ArrayLike<number>): number[] {
   const { numClients, alpha, seed, maxExamplesPerClient } = HEADLESS_DEMO_PARTITION;
   const shards = partitionDataset({ labels, modalities: DEMO_MODALITIES }, { numClients, scheme: 'dirichlet', alpha, minSamplesPerClient: 1, seed });
-  const used = shards.flatMap((s) => (s.indices.length > maxExamplesPerClient ? shuffled(createRng(seed + 1 + s.client), s.indices).slice(0, maxExamplesPerClient) : s.indices));
+  const used = shards.flatMap((s) =>
+    s.indices.length > maxExamplesPerClient ? shuffled(createRng(seed + 1 + s.client), s.indices).slice(0, maxExamplesPerClient) : s.indices,
+  );
   return used.sort((a, b) => a - b);
 }
 
@@ -78,7 +100,10 @@ export function demoSliceIndices(labels: ArrayLike<number>, seed: number, numExa
   const pool: number[] = [];
   for (let i = 0; i < labels.length; i++) if (!taken.has(i)) pool.push(i);
   const poolLabels = pool.map((i) => labels[i]!);
-  const shards = partitionDataset({ labels: poolLabels, modalities: DEMO_MODALITIES }, { numClients: DEMO_PARTITION_CLIENTS, scheme: 'dirichlet', alpha: 1, minSamplesPerClient: 1, seed: DEMO_PARTITION_SEED });
+  const shards = partitionDataset(
+    { labels: poolLabels, modalities: DEMO_MODALITIES },
+    { numClients: DEMO_PARTITION_CLIENTS, scheme: 'dirichlet', alpha: 1, minSamplesPerClient: 1, seed: DEMO_PARTITION_SEED },
+  );
   const shard = shards[seed % DEMO_PARTITION_CLIENTS]!.indices.map((p) => pool[p]!);
   const indices = shard.length > numExamples ? shuffled(createRng(seed + 1), shard).slice(0, numExamples) : shard;
   return indices.sort((a, b) => a - b);
@@ -106,7 +131,7 @@ export async function datasetFromOwnData(loaded: LoadedSamples, vocabulary?: rea
     return new ArrayDataset(labels, { image: { values, shape: [n, 28, 28, 1] } });
   }
   if (loaded.modality === 'text') {
-    if (!vocabulary) throw new WebClientError('WEB_NO_DATA', 'texts need the task\'s vocabulary to become word ids');
+    if (!vocabulary) throw new WebClientError('WEB_NO_DATA', "texts need the task's vocabulary to become word ids");
     const index = vocabularyIndex(vocabulary);
     const values = new Int32Array(n * DIGITS_CAPTION_TOKENS);
     loaded.samples.forEach((s, i) => values.set(encodeText(s.text, index, DIGITS_CAPTION_TOKENS), i * DIGITS_CAPTION_TOKENS));
@@ -188,10 +213,12 @@ export async function createVolunteerClient(options: VolunteerClientOptions): Pr
   const parts = httpParts(`${origin}/weights/`);
   // The runtime disposes each round's model itself; the capture keeps its trained adapters for the explanation viewer.
   // No LoRA α here: each round's config carries the task's, and the runtime asks the factory for it.
-  const capture = captureTrainedAdapters(createDigitsModelFactory({
-    loadBase: async (m) => (base === 'pretrained' ? (await loadDigitsBase(parts, { modalities: [m] }))[m] : null),
-    loadEmbeddings: sharedEmbeddings,
-  }));
+  const capture = captureTrainedAdapters(
+    createDigitsModelFactory({
+      loadBase: async (m) => (base === 'pretrained' ? (await loadDigitsBase(parts, { modalities: [m] }))[m] : null),
+      loadEmbeddings: sharedEmbeddings,
+    }),
+  );
   const client = new ChorusClient({
     url: origin,
     taskId: options.taskId,

@@ -205,24 +205,49 @@ export default function DashboardPage(): ReactNode {
         )}
         {selected && (
           <>
-            <button type="button" onClick={() => void saveBlob(api, `/api/tasks/${id}/metrics.csv`, `${selected}-metrics.csv`).catch((e: unknown) => setError(describeError(e)))}>
+            <button
+              type="button"
+              onClick={() => void saveBlob(api, `/api/tasks/${id}/metrics.csv`, `${selected}-metrics.csv`).catch((e: unknown) => setError(describeError(e)))}
+            >
               Metrics (CSV)
             </button>
-            <button type="button" onClick={() => void saveBlob(api, `/api/tasks/${id}/metrics.json`, `${selected}-metrics.json`).catch((e: unknown) => setError(describeError(e)))}>
+            <button
+              type="button"
+              onClick={() => void saveBlob(api, `/api/tasks/${id}/metrics.json`, `${selected}-metrics.json`).catch((e: unknown) => setError(describeError(e)))}
+            >
               Metrics (JSON)
             </button>
-            <button type="button" onClick={() => void saveBlob(api, `/api/tasks/${id}/checkpoint`, `${selected}-global.chrs`).catch((e: unknown) => setError(describeError(e)))}>
+            <button
+              type="button"
+              onClick={() => void saveBlob(api, `/api/tasks/${id}/checkpoint`, `${selected}-global.chrs`).catch((e: unknown) => setError(describeError(e)))}
+            >
               Global model (codec)
             </button>
-            <button type="button" disabled={!current?.hasModel} title={noModel ?? 'Merged TF.js LayersModel: model.json and its weights'} onClick={() => saveExport('model')}>
+            <button
+              type="button"
+              disabled={!current?.hasModel}
+              title={noModel ?? 'Merged TF.js LayersModel: model.json and its weights'}
+              onClick={() => saveExport('model')}
+            >
               Model (TF.js)
             </button>
-            <button type="button" disabled={!current?.hasModel} title={noModel ?? 'The LoRA adapters alone, as TF.js files'} onClick={() => saveExport('adapters')}>
+            <button
+              type="button"
+              disabled={!current?.hasModel}
+              title={noModel ?? 'The LoRA adapters alone, as TF.js files'}
+              onClick={() => saveExport('adapters')}
+            >
               Adapters (TF.js)
             </button>
           </>
         )}
-        <span role="status" className={stream.state === 'live' ? undefined : 'badge'} title={stream.detail} data-testid="stream-state" data-state={stream.state}>
+        <span
+          role="status"
+          className={stream.state === 'live' ? undefined : 'badge'}
+          title={stream.detail}
+          data-testid="stream-state"
+          data-state={stream.state}
+        >
           {STREAM_LABELS[stream.state]}
         </span>
         <button type="button" className="secondary" onClick={() => forget(null)}>
@@ -237,8 +262,8 @@ export default function DashboardPage(): ReactNode {
       {current && <TaskControls key={current.taskId} task={current} onAction={act} />}
       {data && (
         <p className="status-line">
-          Task <strong>{data.task.taskId}</strong>: {current?.status ?? data.task.status}, {data.rounds.length} completed round{data.rounds.length === 1 ? '' : 's'},{' '}
-          {data.clients.length} client
+          Task <strong>{data.task.taskId}</strong>: {current?.status ?? data.task.status}, {data.rounds.length} completed round
+          {data.rounds.length === 1 ? '' : 's'}, {data.clients.length} client
           {data.clients.length === 1 ? '' : 's'}.
         </p>
       )}

@@ -13,16 +13,30 @@ import { comparisonRows, restrictSample } from '../explain/compare.js';
 import { NUM_CLASSES, describeProvenance, type ViewerModel } from '../explain/demoModel.js';
 import { explainSample, type ExplanationView, type ViewerSample } from '../explain/explainSample.js';
 import { loadViewer, viewerParams, type ViewerSetup } from '../explain/loadViewer.js';
-import { AudioPanel, ImageSaliencyPanel, MetricsPanel, ModalityAttributionPanel, PredictionPanel, ShapeFunctionsPanel, TermsPanel, TextTokensPanel } from '../explain/Panels.js';
+import {
+  AudioPanel,
+  ImageSaliencyPanel,
+  MetricsPanel,
+  ModalityAttributionPanel,
+  PredictionPanel,
+  ShapeFunctionsPanel,
+  TermsPanel,
+  TextTokensPanel,
+} from '../explain/Panels.js';
 import { sampleFromDigits, sampleFromFile, textInput } from '../explain/samples.js';
 import { loadDemoData, type DemoData } from '../lib/builtinData.js';
 import { describeError } from '../lib/errors.js';
 import { useBackend } from '../lib/useBackend.js';
 
-type Setup = { status: 'waiting' } | { status: 'ready'; viewer: ViewerSetup; demo: DemoData | null; demoError: string | null } | { status: 'failed'; error: string };
+type Setup =
+  { status: 'waiting' } | { status: 'ready'; viewer: ViewerSetup; demo: DemoData | null; demoError: string | null } | { status: 'failed'; error: string };
 /** The local model's side of one explanation: its view (with the modalities it could not read), or why there is none. */
 type LocalSide = { view: ExplanationView; dropped: readonly string[] } | { note: string } | null;
-type Result = { status: 'idle' } | { status: 'running'; source: string } | { status: 'done'; view: ExplanationView; local: LocalSide; ms: number } | { status: 'failed'; error: string };
+type Result =
+  | { status: 'idle' }
+  | { status: 'running'; source: string }
+  | { status: 'done'; view: ExplanationView; local: LocalSide; ms: number }
+  | { status: 'failed'; error: string };
 
 /** The local model's explanation of `sample`, restricted to the modalities that model was trained on. */
 async function explainLocal(local: ViewerModel, sample: ViewerSample, classNames: readonly string[]): Promise<LocalSide> {
@@ -136,14 +150,26 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
               Text
               <textarea rows={2} value={text} onChange={(e) => setText(e.currentTarget.value)} data-testid="explain-text" disabled={embeddings === null} />
             </label>
-            <button type="button" onClick={() => void run(() => Promise.resolve({ source: 'typed text', text: textInput(text, embeddings!) }), 'typed text')} disabled={embeddings === null} data-testid="explain-text-button">
+            <button
+              type="button"
+              onClick={() => void run(() => Promise.resolve({ source: 'typed text', text: textInput(text, embeddings!) }), 'typed text')}
+              disabled={embeddings === null}
+              data-testid="explain-text-button"
+            >
               Explain this text
             </button>
             {numDemo > 0 && (
               <div className="inline">
                 <label>
                   Digits test sample #{' '}
-                  <input type="number" min={0} max={numDemo - 1} value={demoIndex} onChange={(e) => setDemoIndex(Math.min(numDemo - 1, Math.max(0, Math.trunc(Number(e.currentTarget.value) || 0))))} data-testid="demo-index" />
+                  <input
+                    type="number"
+                    min={0}
+                    max={numDemo - 1}
+                    value={demoIndex}
+                    onChange={(e) => setDemoIndex(Math.min(numDemo - 1, Math.max(0, Math.trunc(Number(e.currentTarget.value) || 0))))}
+                    data-testid="demo-index"
+                  />
                 </label>
                 <button
                   type="button"
@@ -196,19 +222,33 @@ function ProvenancePanel({ setup }: { setup: Setup }): ReactNode {
   const fallback = adapters.kind !== 'global' || global.provenance.base !== 'pretrained';
   return (
     <div className={fallback ? 'warning' : 'panel'} aria-label="model weights">
-      <p data-testid="model-provenance" data-kind={adapters.kind} data-base={global.provenance.base} data-round={adapters.kind === 'global' ? adapters.serverRound : undefined}>
+      <p
+        data-testid="model-provenance"
+        data-kind={adapters.kind}
+        data-base={global.provenance.base}
+        data-round={adapters.kind === 'global' ? adapters.serverRound : undefined}
+      >
         <strong>Model:</strong> {describeProvenance(global.provenance)}.
         {adapters.kind === 'fresh' && ' Its predictions show how the explanations work, not what a trained model has learned.'}
       </p>
       <p data-testid="local-provenance" data-kind={local ? 'local' : 'none'}>
-        <strong>Local model:</strong> {local ? `${describeProvenance(local.provenance)}; it explains every sample beside the global one.` : `none — ${localNote ?? 'not available'}.`}
+        <strong>Local model:</strong>{' '}
+        {local ? `${describeProvenance(local.provenance)}; it explains every sample beside the global one.` : `none — ${localNote ?? 'not available'}.`}
       </p>
     </div>
   );
 }
 
 /** The same sample under the global and the local model, row by row, and the switch choosing whose panels show below. */
-function ComparisonPanel({ result, side, onSide }: { result: Extract<Result, { status: 'done' }>; side: 'global' | 'local'; onSide: (side: 'global' | 'local') => void }): ReactNode {
+function ComparisonPanel({
+  result,
+  side,
+  onSide,
+}: {
+  result: Extract<Result, { status: 'done' }>;
+  side: 'global' | 'local';
+  onSide: (side: 'global' | 'local') => void;
+}): ReactNode {
   const local = result.local;
   if (local === null) return null;
   if (!('view' in local)) {

@@ -34,7 +34,13 @@ type Session =
   | { readonly phase: 'idle' }
   | { readonly phase: 'preparing' }
   | { readonly phase: 'running'; readonly base: BaseSource; readonly data: LocalDataInfo; readonly view: SessionView; readonly problem?: string }
-  | { readonly phase: 'stopped'; readonly base: BaseSource | null; readonly data: LocalDataInfo | null; readonly view: SessionView | null; readonly error?: string };
+  | {
+      readonly phase: 'stopped';
+      readonly base: BaseSource | null;
+      readonly data: LocalDataInfo | null;
+      readonly view: SessionView | null;
+      readonly error?: string;
+    };
 
 /** Runs the tab's client on the built-in demo partition (no argument) or on own files; `stop` closes it. */
 function useTabSession(taskId: string | null, token: string | null): { session: Session; start: (ownData?: LoadedSamples) => void; stop: () => void } {
@@ -48,7 +54,9 @@ function useTabSession(taskId: string | null, token: string | null): { session: 
     void r.client?.close().finally(() => r.store?.close());
     if (!r.client) r.store?.close();
     setSession((s) =>
-      s.phase === 'running' ? { phase: 'stopped', base: s.base, data: s.data, view: { ...s.view, status: 'closed', detail: 'left by you' } } : { phase: 'stopped', base: null, data: null, view: null },
+      s.phase === 'running'
+        ? { phase: 'stopped', base: s.base, data: s.data, view: { ...s.view, status: 'closed', detail: 'left by you' } }
+        : { phase: 'stopped', base: null, data: null, view: null },
     );
   };
   const start = (ownData?: LoadedSamples): void => {
@@ -59,7 +67,10 @@ function useTabSession(taskId: string | null, token: string | null): { session: 
     void (async () => {
       try {
         r.store = await openIdentityStore();
-        const { identity } = await r.store.localIdentity(() => crypto.randomUUID(), () => Date.now());
+        const { identity } = await r.store.localIdentity(
+          () => crypto.randomUUID(),
+          () => Date.now(),
+        );
         const made = await createVolunteerClient({ taskId, token, installId: identity.installId, identity: r.store, ...(ownData ? { ownData } : {}) });
         if (r.cancelled) return;
         r.client = made.client;
@@ -80,18 +91,27 @@ function useTabSession(taskId: string | null, token: string | null): { session: 
         running.current = null;
         await r.client?.close();
         r.store?.close();
-        setSession((s) => ({ phase: 'stopped', base: s.phase === 'running' ? s.base : null, data: s.phase === 'running' ? s.data : null, view: s.phase === 'running' ? s.view : null, error: describeError(err) }));
+        setSession((s) => ({
+          phase: 'stopped',
+          base: s.phase === 'running' ? s.base : null,
+          data: s.phase === 'running' ? s.data : null,
+          view: s.phase === 'running' ? s.view : null,
+          error: describeError(err),
+        }));
       }
     })();
   };
   // Leaving the page closes the client, as the pause button does.
-  useEffect(() => () => {
-    const r = running.current;
-    if (r) {
-      r.cancelled = true;
-      void r.client?.close().finally(() => r.store?.close());
-    }
-  }, []);
+  useEffect(
+    () => () => {
+      const r = running.current;
+      if (r) {
+        r.cancelled = true;
+        void r.client?.close().finally(() => r.store?.close());
+      }
+    },
+    [],
+  );
   return { session, start, stop };
 }
 
@@ -121,7 +141,8 @@ export default function VolunteerPage({ search }: { search: string }): ReactNode
         </p>
       ) : (
         <p className="warning" role="alert" data-testid="join-missing">
-          This link names no {taskId ? 'token' : 'task'}. Open the join link you were given (it looks like <code>/join?task=…&amp;token=…</code>). You can still check your data and this browser below.
+          This link names no {taskId ? 'token' : 'task'}. Open the join link you were given (it looks like <code>/join?task=…&amp;token=…</code>). You can still
+          check your data and this browser below.
         </p>
       )}
       <p className="status-line" data-testid="connection-status" data-status={view?.status ?? session.phase}>
@@ -145,12 +166,18 @@ export default function VolunteerPage({ search }: { search: string }): ReactNode
               <section className="panel" data-testid="demo-partition">
                 <h2>Built-in demo partition</h2>
                 <p className="note">
-                  Train on {DEMO_SLICE_EXAMPLES} spoken &amp; written digits (image, caption and speech) of the built-in training split, chosen for this browser and apart from the demo&apos;s
-                  headless clients. They are read in this tab, speech turned into log-mel features here; only model updates are sent. The tab trains the modalities the task has.
+                  Train on {DEMO_SLICE_EXAMPLES} spoken &amp; written digits (image, caption and speech) of the built-in training split, chosen for this browser
+                  and apart from the demo&apos;s headless clients. They are read in this tab, speech turned into log-mel features here; only model updates are
+                  sent. The tab trains the modalities the task has.
                 </p>
                 {session.phase === 'running' || session.phase === 'stopped' ? (
                   <p data-testid="model-base" data-base={session.base ?? ''}>
-                    Encoders: {session.base === 'pretrained' ? 'the pretrained base served by the coordinator' : session.base === 'fresh' ? 'fresh (this coordinator does not serve the pretrained weights)' : 'not loaded'}
+                    Encoders:{' '}
+                    {session.base === 'pretrained'
+                      ? 'the pretrained base served by the coordinator'
+                      : session.base === 'fresh'
+                        ? 'fresh (this coordinator does not serve the pretrained weights)'
+                        : 'not loaded'}
                   </p>
                 ) : null}
                 {(session.phase === 'running' || session.phase === 'stopped') && session.data ? <LocalDataPanel data={session.data} /> : null}
@@ -184,7 +211,10 @@ export default function VolunteerPage({ search }: { search: string }): ReactNode
           <BackendPanel state={backend} />
           <IdentityPanel taskId={taskId} issuedClientId={view?.clientId ?? null} />
           <ProgressBars progress={progress} />
-          <ContributionHistory entries={view?.contributions ?? []} emptyMessage="No contributions yet — waiting for the coordinator to start a round with this tab." />
+          <ContributionHistory
+            entries={view?.contributions ?? []}
+            emptyMessage="No contributions yet — waiting for the coordinator to start a round with this tab."
+          />
         </div>
       </div>
     </div>

@@ -5,7 +5,31 @@ describe('parseCliArgs', () => {
   it('reads every flag, the token from the environment first', () => {
     // Act
     const cli = parseCliArgs(
-      ['--url', 'http://127.0.0.1:1', '--task', 'demo', '--clients', '6', '--modalities', 'image,text', '--alpha', '0.3', '--modality-prob', 'image=0.8,text=0.5', '--max-examples', '50', '--seed', '9', '--adversarial', 'sign-flip:0.2', '--adversarial', 'scaling:0.1:5', '--processes', '--token', 'cli-token'],
+      [
+        '--url',
+        'http://127.0.0.1:1',
+        '--task',
+        'demo',
+        '--clients',
+        '6',
+        '--modalities',
+        'image,text',
+        '--alpha',
+        '0.3',
+        '--modality-prob',
+        'image=0.8,text=0.5',
+        '--max-examples',
+        '50',
+        '--seed',
+        '9',
+        '--adversarial',
+        'sign-flip:0.2',
+        '--adversarial',
+        'scaling:0.1:5',
+        '--processes',
+        '--token',
+        'cli-token',
+      ],
       { CHORUS_JOIN_TOKEN: 'env-token' },
     );
     // Assert
@@ -22,7 +46,10 @@ describe('parseCliArgs', () => {
       seed: 9,
       processes: true,
     });
-    expect(cli.adversarial.map((a) => [a.behaviour.kind, a.fraction])).toEqual([['sign-flip', 0.2], ['scaling', 0.1]]);
+    expect(cli.adversarial.map((a) => [a.behaviour.kind, a.fraction])).toEqual([
+      ['sign-flip', 0.2],
+      ['scaling', 0.1],
+    ]);
     expect(parseCliArgs(['--url', 'u', '--task', 't', '--iid', '--modality-kinds', 'image+text=0.5,text=0.5']).modalityKinds).toEqual([
       { modalities: ['image', 'text'], fraction: 0.5 },
       { modalities: ['text'], fraction: 0.5 },
@@ -42,7 +69,9 @@ describe('parseCliArgs', () => {
       [['--url', 'u', '--task', 't', '--bogus'], /bogus/],
     ];
     for (const [argv, message] of cases) {
-      expect(() => parseCliArgs(argv), argv.join(' ')).toThrow(expect.objectContaining({ code: 'CLIENT_BAD_CONFIG', message: expect.stringMatching(message) as string }) as Error);
+      expect(() => parseCliArgs(argv), argv.join(' ')).toThrow(
+        expect.objectContaining({ code: 'CLIENT_BAD_CONFIG', message: expect.stringMatching(message) as string }) as Error,
+      );
     }
   });
 });

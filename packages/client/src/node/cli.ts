@@ -68,7 +68,10 @@ function integer(name: string, text: string | undefined, min: number): number | 
 }
 
 function modalityList(text: string, flag: string): Modality[] {
-  const list = text.split(/[,+]/).map((s) => s.trim()).filter((s) => s.length > 0);
+  const list = text
+    .split(/[,+]/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   for (const m of list) if (!(MODALITIES as readonly string[]).includes(m)) throw bad(`--${flag}: unknown modality '${m}' (known: ${MODALITIES.join(', ')})`);
   return list as Modality[];
 }
@@ -253,17 +256,25 @@ export async function runInProcesses(
 ): Promise<ClientSummary[]> {
   const script = CLI_SCRIPT;
   const base = argv.filter((a) => a !== '--processes');
-  const children = Array.from({ length: cli.numClients }, (_, i) =>
-    new Promise<ClientSummary>((done) => {
-      const child = fork(script, [...base, '--only', String(i)], { execArgv: process.execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'], ...(signal ? { signal } : {}) });
-      let summary: ClientSummary | null = null;
-      child.on('message', (m: ChildMessage) => {
-        if (m.kind === 'event') onEvent(m.client, m.event);
-        else summary = m.summary;
-      });
-      child.on('error', () => undefined); // an abort is reported through 'exit'
-      child.on('exit', (code) => done(summary ?? { client: i, outcome: 'failed', accepted: 0, refused: 0, behaviour: null, error: `process exited with ${code}` }));
-    }),
+  const children = Array.from(
+    { length: cli.numClients },
+    (_, i) =>
+      new Promise<ClientSummary>((done) => {
+        const child = fork(script, [...base, '--only', String(i)], {
+          execArgv: process.execArgv,
+          stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+          ...(signal ? { signal } : {}),
+        });
+        let summary: ClientSummary | null = null;
+        child.on('message', (m: ChildMessage) => {
+          if (m.kind === 'event') onEvent(m.client, m.event);
+          else summary = m.summary;
+        });
+        child.on('error', () => undefined); // an abort is reported through 'exit'
+        child.on('exit', (code) =>
+          done(summary ?? { client: i, outcome: 'failed', accepted: 0, refused: 0, behaviour: null, error: `process exited with ${code}` }),
+        );
+      }),
   );
   return Promise.all(children);
 }

@@ -50,7 +50,8 @@ export interface HeadlessShard {
 
 /** Partitions the training split; pure function of the options (reads labels only). */
 export async function partitionBuiltin(options: PartitionOptions): Promise<HeadlessShard[]> {
-  if (!(BUILTIN_NAMES as readonly string[]).includes(options.dataset)) throw new ClientError('CLIENT_BAD_CONFIG', `unknown dataset '${options.dataset}' (known: ${BUILTIN_NAMES.join(', ')})`);
+  if (!(BUILTIN_NAMES as readonly string[]).includes(options.dataset))
+    throw new ClientError('CLIENT_BAD_CONFIG', `unknown dataset '${options.dataset}' (known: ${BUILTIN_NAMES.join(', ')})`);
   const available = BUILTIN_MODALITIES[options.dataset];
   const allowed = options.modalities ?? available;
   const missing = allowed.filter((m) => !available.includes(m));
@@ -71,7 +72,12 @@ export async function partitionBuiltin(options: PartitionOptions): Promise<Headl
   );
   const cap = options.maxExamplesPerClient;
   return shards.map((s) => {
-    const indices = cap !== undefined && s.indices.length > cap ? shuffled(createRng(options.seed + 1 + s.client), s.indices).slice(0, cap).sort((a, b) => a - b) : s.indices;
+    const indices =
+      cap !== undefined && s.indices.length > cap
+        ? shuffled(createRng(options.seed + 1 + s.client), s.indices)
+            .slice(0, cap)
+            .sort((a, b) => a - b)
+        : s.indices;
     return { client: s.client, indices, modalities: s.modalities.filter((m) => allowed.includes(m)) };
   });
 }

@@ -27,7 +27,15 @@ beforeAll(async () => {
   models = createNodeDigitsFactory();
   const parts = await partitionBuiltin({ dataset: 'digits', numClients: 2, scheme: 'iid', modalities: ['image', 'text'], maxExamplesPerClient: 40, seed: 5 });
   shards = await Promise.all(parts.map((p) => loadShard('digits', p)));
-  const model = await models.create({ modalities: ['image', 'text'], numClasses: 10, adapterRank: 4, namConcepts: 8, namHiddenUnits: 8, learningRate: 0.05, seed: 3 });
+  const model = await models.create({
+    modalities: ['image', 'text'],
+    numClasses: 10,
+    adapterRank: 4,
+    namConcepts: 8,
+    namHiddenUnits: 8,
+    learningRate: 0.05,
+    seed: 3,
+  });
   try {
     initial = model.adapterParameters();
   } finally {
@@ -49,14 +57,28 @@ function roundStart(serverRound: number): ParsedRoundStart {
     serverRound,
     attempt: 1,
     deadlineAt: 0,
-    config: { localEpochs: 2, batchSize: 8, learningRate: 0.05, uploadEncoding: 'fp32', maxUpdateBytes: 1 << 22, normBound: 50, modalWeight: 0.1, head: 'nam', adapterAlpha: 8, strategy: {} },
+    config: {
+      localEpochs: 2,
+      batchSize: 8,
+      learningRate: 0.05,
+      uploadEncoding: 'fp32',
+      maxUpdateBytes: 1 << 22,
+      normBound: 50,
+      modalWeight: 0.1,
+      head: 'nam',
+      adapterAlpha: 8,
+      strategy: {},
+    },
     globalHash: sha256(global),
     global,
   });
 }
 
 /** SHA-256 of what the client would upload for `serverRound`. */
-async function uploadHash(serverRound: number, options: { client?: number; seed?: number; behaviour?: AdversarialBehaviour; pause?: () => Promise<void> } = {}): Promise<string> {
+async function uploadHash(
+  serverRound: number,
+  options: { client?: number; seed?: number; behaviour?: AdversarialBehaviour; pause?: () => Promise<void> } = {},
+): Promise<string> {
   const client = options.client ?? 0;
   const round = roundStart(serverRound);
   const result = await runLocalRound({

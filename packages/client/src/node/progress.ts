@@ -28,7 +28,11 @@ function bar(fraction: number): string {
 }
 
 /** A view writing to `out`; `tty` selects live bars (redrawn at most every `intervalMs`). */
-export function createProgressView(out: { write(s: string): unknown }, numClients: number, options: { tty: boolean; labels?: readonly string[]; intervalMs?: number }): ProgressView {
+export function createProgressView(
+  out: { write(s: string): unknown },
+  numClients: number,
+  options: { tty: boolean; labels?: readonly string[]; intervalMs?: number },
+): ProgressView {
   const rows: Row[] = Array.from({ length: numClients }, () => ({ status: 'starting', round: null, fraction: 0, step: '', accuracy: '', last: '' }));
   const label = (i: number): string => options.labels?.[i] ?? `client ${i}`;
   let drawn = false;
@@ -37,7 +41,12 @@ export function createProgressView(out: { write(s: string): unknown }, numClient
   const draw = (): void => {
     if (!dirty) return;
     dirty = false;
-    const lines = rows.map((r, i) => `${label(i).padEnd(24)} ${r.status.padEnd(12)} ${r.round === null ? '     ' : `r${String(r.round).padEnd(4)}`} ${bar(r.fraction)} ${r.step.padEnd(18)} ${r.accuracy.padEnd(18)} ${r.last}`.slice(0, 160));
+    const lines = rows.map((r, i) =>
+      `${label(i).padEnd(24)} ${r.status.padEnd(12)} ${r.round === null ? '     ' : `r${String(r.round).padEnd(4)}`} ${bar(r.fraction)} ${r.step.padEnd(18)} ${r.accuracy.padEnd(18)} ${r.last}`.slice(
+        0,
+        160,
+      ),
+    );
     out.write(`${drawn ? `\x1b[${rows.length}A` : ''}${lines.map((l) => `\x1b[2K${l}\n`).join('')}`);
     drawn = true;
   };
@@ -54,7 +63,8 @@ export function createProgressView(out: { write(s: string): unknown }, numClient
       switch (e.type) {
         case 'status':
           r.status = e.status;
-          if (!options.tty && (e.status === 'failed' || e.status === 'finished' || e.status === 'disconnected')) plain(i, `${e.status}${e.detail ? ` (${e.detail})` : ''}`);
+          if (!options.tty && (e.status === 'failed' || e.status === 'finished' || e.status === 'disconnected'))
+            plain(i, `${e.status}${e.detail ? ` (${e.detail})` : ''}`);
           break;
         case 'identity':
           if (!options.tty) plain(i, `joined as ${e.clientId}${e.resumed ? ' (resumed)' : ''}`);

@@ -21,9 +21,11 @@ export const NODE_BACKENDS = ['wasm', 'cpu'] as const;
 
 /** Activates a TF.js backend (wasm by default); throws `CLIENT_BAD_CONFIG` when it does not start. */
 export async function useNodeBackend(backend: string = 'wasm'): Promise<string> {
-  if (!(NODE_BACKENDS as readonly string[]).includes(backend)) throw new ClientError('CLIENT_BAD_CONFIG', `backend must be one of ${NODE_BACKENDS.join(', ')}, got '${backend}'`);
+  if (!(NODE_BACKENDS as readonly string[]).includes(backend))
+    throw new ClientError('CLIENT_BAD_CONFIG', `backend must be one of ${NODE_BACKENDS.join(', ')}, got '${backend}'`);
   if (backend === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
-  if (tf.getBackend() !== backend && !(await tf.setBackend(backend))) throw new ClientError('CLIENT_BAD_CONFIG', `the TF.js ${backend} backend failed to initialise`);
+  if (tf.getBackend() !== backend && !(await tf.setBackend(backend)))
+    throw new ClientError('CLIENT_BAD_CONFIG', `the TF.js ${backend} backend failed to initialise`);
   await tf.ready();
   return tf.getBackend();
 }

@@ -76,8 +76,26 @@ interface BuildSize {
   readonly vocabWords: number;
 }
 
-const FULL: BuildSize = { voices: 8, variants: 6, testSpeakers: 10, publicSpeakers: 6, imagesPerClass: Infinity, fashionPerClass: Infinity, emailsPerClass: Infinity, vocabWords: 20_000 };
-const SMALL: BuildSize = { voices: 3, variants: 1, testSpeakers: 1, publicSpeakers: 1, imagesPerClass: 20, fashionPerClass: 70, emailsPerClass: 40, vocabWords: 2_000 };
+const FULL: BuildSize = {
+  voices: 8,
+  variants: 6,
+  testSpeakers: 10,
+  publicSpeakers: 6,
+  imagesPerClass: Infinity,
+  fashionPerClass: Infinity,
+  emailsPerClass: Infinity,
+  vocabWords: 20_000,
+};
+const SMALL: BuildSize = {
+  voices: 3,
+  variants: 1,
+  testSpeakers: 1,
+  publicSpeakers: 1,
+  imagesPerClass: 20,
+  fashionPerClass: 70,
+  emailsPerClass: 40,
+  vocabWords: 2_000,
+};
 
 /** Split fractions (of each class) for images and emails. */
 const FRACTIONS = { test: 0.15, public: 0.05 } as const;
@@ -188,7 +206,10 @@ async function buildDigits(
       grid.push({ id: grid.length, voice, variant, speed: pick(speakerRng, SPEEDS), pitch: pick(speakerRng, PITCHES) });
     }
   }
-  const order = shuffled(speakerRng, grid.map((s) => s.id));
+  const order = shuffled(
+    speakerRng,
+    grid.map((s) => s.id),
+  );
   const splitOf = new Map<number, Split>();
   order.forEach((id, k) => splitOf.set(id, k < size.publicSpeakers ? 'public' : k < size.publicSpeakers + size.testSpeakers ? 'test' : 'train'));
   const speakers: SpeakerSpec[] = grid.map((s) => ({ ...s, split: splitOf.get(s.id)! }));

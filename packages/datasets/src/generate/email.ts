@@ -27,7 +27,11 @@ export function emailText(raw: string): string {
   const split = text.indexOf('\n\n');
   const headers = split < 0 ? text : text.slice(0, split);
   let body = split < 0 ? '' : text.slice(split + 2);
-  const subject = /^subject:(.*(?:\n[ \t].*)*)/im.exec(headers)?.[1]?.replace(/\n[ \t]+/g, ' ').trim() ?? '';
+  const subject =
+    /^subject:(.*(?:\n[ \t].*)*)/im
+      .exec(headers)?.[1]
+      ?.replace(/\n[ \t]+/g, ' ')
+      .trim() ?? '';
   if (/content-transfer-encoding:\s*quoted-printable/i.test(text)) body = decodeQuotedPrintable(body);
   const kept = body
     .split('\n')

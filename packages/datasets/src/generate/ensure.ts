@@ -46,10 +46,7 @@ export function ensureInstallArtifacts(dataDir: string): EnsureResult {
     for (const entry of stale) {
       const got = built.get(entry.path);
       if (got === undefined || got.sha256 !== entry.sha256 || got.byteSize !== entry.byteSize) {
-        throw new DatasetError(
-          'ARTIFACT_CHECKSUM',
-          `${entry.path}: rebuilt artifact does not match the manifest (was the fashion-mnist package changed?)`,
-        );
+        throw new DatasetError('ARTIFACT_CHECKSUM', `${entry.path}: rebuilt artifact does not match the manifest (was the fashion-mnist package changed?)`);
       }
     }
     for (const entry of stale) {

@@ -25,29 +25,48 @@ export interface VoiceSettings {
 
 /** The exact espeak-ng arguments used for `word` (exported so the README and tests can show them). */
 export function espeakArgs(settings: VoiceSettings, word: string): string[] {
-  return [
-    '-v', `${settings.voice}+${settings.variant}`,
-    '-s', String(settings.speed),
-    '-p', String(settings.pitch),
-    '-a', '100',
-    '-g', '0',
-    '--stdout',
-    word,
-  ];
+  return ['-v', `${settings.voice}+${settings.variant}`, '-s', String(settings.speed), '-p', String(settings.pitch), '-a', '100', '-g', '0', '--stdout', word];
 }
 
 const SOX_ARGS = [
-  '-R', '-t', 'wav', '-',
-  '-t', 'raw', '-r', String(SAMPLE_RATE), '-e', 'signed-integer', '-b', '16', '-c', '1', '-L', '-',
+  '-R',
+  '-t',
+  'wav',
+  '-',
+  '-t',
+  'raw',
+  '-r',
+  String(SAMPLE_RATE),
+  '-e',
+  'signed-integer',
+  '-b',
+  '16',
+  '-c',
+  '1',
+  '-L',
+  '-',
   // Trim leading silence, reverse, trim again (the trailing silence), reverse back.
-  'silence', '1', '0.01', '0.5%', 'reverse', 'silence', '1', '0.01', '0.5%', 'reverse',
+  'silence',
+  '1',
+  '0.01',
+  '0.5%',
+  'reverse',
+  'silence',
+  '1',
+  '0.01',
+  '0.5%',
+  'reverse',
 ];
 
 /** Versions of the two tools, for the manifest (audio is only reproducible with the same ones). */
 export function synthesizerVersions(): string {
   try {
-    const espeak = execFileSync('espeak-ng', ['--version'], { encoding: 'utf8' }).split(/\s+Data at/)[0]!.trim();
-    const sox = execFileSync('sox', ['--version'], { encoding: 'utf8' }).trim().replace(/^sox:\s*/, '');
+    const espeak = execFileSync('espeak-ng', ['--version'], { encoding: 'utf8' })
+      .split(/\s+Data at/)[0]!
+      .trim();
+    const sox = execFileSync('sox', ['--version'], { encoding: 'utf8' })
+      .trim()
+      .replace(/^sox:\s*/, '');
     return `${espeak}; ${sox}`;
   } catch {
     throw new DatasetError('GENERATOR_FAILED', 'espeak-ng and sox must be installed (apt-get install espeak-ng sox)');

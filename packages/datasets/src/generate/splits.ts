@@ -25,12 +25,7 @@ export function deriveSeed(seed: number, label: string): number {
 }
 
 /** Example indices of each split, each list shuffled so that a contiguous read is not one class. */
-export function stratifiedSplit(
-  labels: ArrayLike<number>,
-  numClasses: number,
-  fractions: SplitFractions,
-  seed: number,
-): Record<Split, number[]> {
+export function stratifiedSplit(labels: ArrayLike<number>, numClasses: number, fractions: SplitFractions, seed: number): Record<Split, number[]> {
   if (!(fractions.test >= 0 && fractions.public >= 0 && fractions.test + fractions.public < 1)) {
     throw new DatasetError('DATASET_BAD_ARGUMENT', `stratifiedSplit: bad fractions ${JSON.stringify(fractions)}`);
   }

@@ -42,7 +42,10 @@ describe('Node adapter', () => {
       ['dogs/nested/b.png', true],
     ]);
     expect(result.classNames).toEqual(['cats', 'dogs', 'nested']);
-    expect(result.samples.map((s) => [s.path, [...s.pixels]])).toEqual([['cats/a.png', [10]], ['dogs/nested/b.png', [20]]]);
+    expect(result.samples.map((s) => [s.path, [...s.pixels]])).toEqual([
+      ['cats/a.png', [10]],
+      ['dogs/nested/b.png', [20]],
+    ]);
     expect(result.skipped.map((s) => [s.path, s.code])).toEqual([['dogs/c.png', 'LOADER_EMPTY']]);
   });
 
@@ -75,7 +78,13 @@ describe('browser adapter', () => {
       file: (ok, fail) => (bytes instanceof Error ? fail?.(bytes) : ok(new File([bytes], fullPath.split('/').pop() ?? ''))),
     });
     const batches: EntryLike[][] = [[fileEntry('/drop/cats/a.png', png(50))], [fileEntry('/drop/cats/gone.png', new Error('permission denied'))], []];
-    const folder: DirectoryEntryLike = { isFile: false, isDirectory: true, name: 'drop', fullPath: '/drop', createReader: () => ({ readEntries: (ok) => ok(batches.shift() ?? []) }) };
+    const folder: DirectoryEntryLike = {
+      isFile: false,
+      isDirectory: true,
+      name: 'drop',
+      fullPath: '/drop',
+      createReader: () => ({ readEntries: (ok) => ok(batches.shift() ?? []) }),
+    };
     const items: DataTransferItemLike[] = [
       { kind: 'file', webkitGetAsEntry: () => folder, getAsFile: () => null },
       { kind: 'string', webkitGetAsEntry: () => null, getAsFile: () => null },

@@ -40,7 +40,11 @@ export interface LoadedAudio {
 }
 
 /** Reads one WAV file and brings it to mono at `sampleRate`; throws a DatasetError on any problem. */
-export async function loadWavFile(file: SourceFile, sampleRate: number = TARGET_SAMPLE_RATE, maxFileBytes: number = DEFAULT_MAX_FILE_BYTES): Promise<Float32Array> {
+export async function loadWavFile(
+  file: SourceFile,
+  sampleRate: number = TARGET_SAMPLE_RATE,
+  maxFileBytes: number = DEFAULT_MAX_FILE_BYTES,
+): Promise<Float32Array> {
   const decoded = decodeWav(await readSource(file, maxFileBytes));
   return resample(mixToMono(decoded.channels), decoded.sampleRate, sampleRate);
 }
@@ -99,7 +103,11 @@ export async function loadLabelledAudio(labelsFile: SourceFile, audioFiles: read
     const file = find(name);
     const label = ids.get(row.labelName.trim());
     if (label === undefined) {
-      skipped.push({ path: row.path, code: 'LOADER_BAD_LABEL', message: `${row.path}: label ${JSON.stringify(row.labelName)} is not one of the task's classes` });
+      skipped.push({
+        path: row.path,
+        code: 'LOADER_BAD_LABEL',
+        message: `${row.path}: label ${JSON.stringify(row.labelName)} is not one of the task's classes`,
+      });
     } else if (file === undefined) {
       skipped.push({ path: name, code: 'LOADER_MISSING', message: `${name}: listed at ${row.path} but not among the files given (or ambiguous)` });
     } else {

@@ -26,7 +26,9 @@ function noisePng(width: number, height: number): Uint8Array {
 
 const small = noisePng(28, 28);
 const digits = Array.from({ length: 1000 }, (_, i) => sourceFromBytes(`digits/${i % 10}/${i}.png`, small));
-await time('1000 PNGs 28×28 RGBA → 28×28×1 uint8 (loadImageFolder)', () => loadImageFolder(digits, { target: { height: 28, width: 28, channels: 1, dtype: 'uint8' } }));
+await time('1000 PNGs 28×28 RGBA → 28×28×1 uint8 (loadImageFolder)', () =>
+  loadImageFolder(digits, { target: { height: 28, width: 28, channels: 1, dtype: 'uint8' } }),
+);
 const photo = [sourceFromBytes('photos/a/big.png', noisePng(1024, 768))];
 await time('one 1024×768 PNG → 224×224×3 float32', () => loadImageFolder(photo, { target: { height: 224, width: 224, channels: 3, dtype: 'float32' } }));
 const tenSeconds = Float32Array.from(sineFrames(440, 48000, 10), (f) => f[0] ?? 0);

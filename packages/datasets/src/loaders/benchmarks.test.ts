@@ -112,12 +112,18 @@ describe('IDX', () => {
   it('loads an MNIST split from a folder and checks images against labels', async () => {
     const images = idxUbyte([2, 2, 2]);
     const labels = Uint8Array.of(0, 0, 8, 1, 0, 0, 0, 2, 7, 3);
-    const result = await loadMnistIdx([sourceFromBytes('mnist/t10k-images-idx3-ubyte.gz', new Uint8Array(gzipSync(images))), sourceFromBytes('mnist/t10k-labels.idx1-ubyte', labels)], 'test');
+    const result = await loadMnistIdx(
+      [sourceFromBytes('mnist/t10k-images-idx3-ubyte.gz', new Uint8Array(gzipSync(images))), sourceFromBytes('mnist/t10k-labels.idx1-ubyte', labels)],
+      'test',
+    );
     expect(result.skipped).toEqual([]);
     expect(result.batch.shape).toEqual([2, 2, 1]);
     expect([...result.batch.labels]).toEqual([7, 3]);
     expect([...result.batch.images]).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
-    const mismatched = await loadMnistIdx([sourceFromBytes('train-images-idx3-ubyte', idxUbyte([3, 2, 2])), sourceFromBytes('train-labels-idx1-ubyte', labels)], 'train');
+    const mismatched = await loadMnistIdx(
+      [sourceFromBytes('train-images-idx3-ubyte', idxUbyte([3, 2, 2])), sourceFromBytes('train-labels-idx1-ubyte', labels)],
+      'train',
+    );
     expect(mismatched.skipped.map((s) => s.code)).toEqual(['LOADER_CORRUPT']);
     expect(mismatched.batch.count).toBe(0);
     const missing = await loadMnistIdx([sourceFromBytes('train-images-idx3-ubyte', images)], 'train');
@@ -136,11 +142,18 @@ describe('caption JSON', () => {
   it('joins COCO images and annotations on image id', () => {
     const json = JSON.stringify({
       images: [{ id: 1, file_name: 'a.png' }, { id: 2, file_name: 'b.png' }, { file_name: 'c.png' }],
-      annotations: [{ image_id: 1, caption: 'A cat. ' }, { image_id: 1, caption: 'A pet' }, { image_id: 9, caption: 'orphan' }],
+      annotations: [
+        { image_id: 1, caption: 'A cat. ' },
+        { image_id: 1, caption: 'A pet' },
+        { image_id: 9, caption: 'orphan' },
+      ],
     });
     const { entries, skipped } = parseCaptionJson(json, 'captions.json');
     expect(entries).toEqual([{ fileName: 'a.png', captions: ['A cat.', 'A pet'] }]);
-    expect(skipped.map((s) => [s.path, s.code])).toEqual([['b.png', 'LOADER_EMPTY'], ['captions.json:images[2]', 'LOADER_CORRUPT']]);
+    expect(skipped.map((s) => [s.path, s.code])).toEqual([
+      ['b.png', 'LOADER_EMPTY'],
+      ['captions.json:images[2]', 'LOADER_CORRUPT'],
+    ]);
   });
 
   it('loads Karpathy-split Flickr30k entries with their images, by split', async () => {
@@ -153,10 +166,22 @@ describe('caption JSON', () => {
         { filename: 'bad.png', split: 'train', sentences: [{ raw: 'Broken.' }] },
       ],
     });
-    const images = [sourceFromBytes('flickr30k-images/1.png', png(200)), sourceFromBytes('flickr30k-images/2.png', png(100)), sourceFromText('flickr30k-images/bad.png', 'nope')];
-    const result = await loadCaptionedImages(sourceFromText('dataset_flickr30k.json', json), images, { target: { height: 1, width: 1, channels: 1, dtype: 'uint8' }, splits: ['train'] });
-    expect(result.samples.map((s) => [s.path, [...s.pixels], s.captions, s.split])).toEqual([['flickr30k-images/1.png', [200], ['Two dogs run.', 'Dogs.'], 'train']]);
-    expect(result.skipped.map((s) => [s.path, s.code])).toEqual([['3.png', 'LOADER_MISSING'], ['flickr30k-images/bad.png', 'LOADER_UNSUPPORTED']]);
+    const images = [
+      sourceFromBytes('flickr30k-images/1.png', png(200)),
+      sourceFromBytes('flickr30k-images/2.png', png(100)),
+      sourceFromText('flickr30k-images/bad.png', 'nope'),
+    ];
+    const result = await loadCaptionedImages(sourceFromText('dataset_flickr30k.json', json), images, {
+      target: { height: 1, width: 1, channels: 1, dtype: 'uint8' },
+      splits: ['train'],
+    });
+    expect(result.samples.map((s) => [s.path, [...s.pixels], s.captions, s.split])).toEqual([
+      ['flickr30k-images/1.png', [200], ['Two dogs run.', 'Dogs.'], 'train'],
+    ]);
+    expect(result.skipped.map((s) => [s.path, s.code])).toEqual([
+      ['3.png', 'LOADER_MISSING'],
+      ['flickr30k-images/bad.png', 'LOADER_UNSUPPORTED'],
+    ]);
   });
 
   it('reports an unreadable caption file and loads nothing', async () => {

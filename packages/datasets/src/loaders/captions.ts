@@ -36,7 +36,8 @@ export function parseCaptionJson(text: string, path: string): { entries: Caption
   } catch {
     throw new DatasetError('LOADER_CORRUPT', 'is not valid JSON');
   }
-  if (!isObject(root) || !Array.isArray(root.images)) throw new DatasetError('LOADER_CORRUPT', 'has no "images" array (neither COCO nor Karpathy caption JSON)');
+  if (!isObject(root) || !Array.isArray(root.images))
+    throw new DatasetError('LOADER_CORRUPT', 'has no "images" array (neither COCO nor Karpathy caption JSON)');
   const images: unknown[] = root.images;
   const entries: CaptionEntry[] = [];
   const skipped: Skipped[] = [];
@@ -97,7 +98,11 @@ export interface LoadedCaptions {
  * Loads the images a caption JSON lists from `imageFiles`, each with its captions. An image that
  * is missing (LOADER_MISSING) or bad is skipped; an unreadable caption file is reported and nothing loads.
  */
-export async function loadCaptionedImages(captionFile: SourceFile, imageFiles: readonly SourceFile[], options: CaptionedImagesOptions): Promise<LoadedCaptions> {
+export async function loadCaptionedImages(
+  captionFile: SourceFile,
+  imageFiles: readonly SourceFile[],
+  options: CaptionedImagesOptions,
+): Promise<LoadedCaptions> {
   checkImageTarget(options.target);
   const shape = [options.target.height, options.target.width, options.target.channels] as const;
   let parsed: { entries: CaptionEntry[]; skipped: Skipped[] };
@@ -113,7 +118,11 @@ export async function loadCaptionedImages(captionFile: SourceFile, imageFiles: r
     if (options.splits && entry.split !== undefined && !options.splits.includes(entry.split)) continue;
     const file = find(entry.fileName);
     if (file === undefined) {
-      skipped.push({ path: entry.fileName, code: 'LOADER_MISSING', message: `${entry.fileName}: listed in ${captionFile.path} but not among the images given (or ambiguous)` });
+      skipped.push({
+        path: entry.fileName,
+        code: 'LOADER_MISSING',
+        message: `${entry.fileName}: listed in ${captionFile.path} but not among the images given (or ambiguous)`,
+      });
       continue;
     }
     try {

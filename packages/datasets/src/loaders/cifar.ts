@@ -35,7 +35,11 @@ export function parseCifarBatch(bytes: Uint8Array, variant: CifarVariant): Image
   if (bytes.length === 0) throw new DatasetError('LOADER_EMPTY', 'the file is empty');
   const labelBytes = variant === 'cifar10' ? 1 : 2;
   const record = labelBytes + 3 * PIXELS;
-  if (bytes.length % record !== 0) throw new DatasetError('LOADER_CORRUPT', `${bytes.length} bytes is not a whole number of ${record}-byte ${variant === 'cifar10' ? 'CIFAR-10' : 'CIFAR-100'} records`);
+  if (bytes.length % record !== 0)
+    throw new DatasetError(
+      'LOADER_CORRUPT',
+      `${bytes.length} bytes is not a whole number of ${record}-byte ${variant === 'cifar10' ? 'CIFAR-10' : 'CIFAR-100'} records`,
+    );
   const count = bytes.length / record;
   const labelAt = variant === 'cifar100-fine' ? 1 : 0;
   const numClasses = variant === 'cifar10' ? 10 : variant === 'cifar100-fine' ? 100 : 20;
@@ -89,7 +93,12 @@ const SPLIT_FILES: Record<'cifar10' | 'cifar100', Record<'train' | 'test', RegEx
  * `cifar-100-binary/` folder; class names come from its meta file when present. A bad batch is
  * skipped, the others load.
  */
-export async function loadCifar(files: readonly SourceFile[], variant: CifarVariant, split: 'train' | 'test', maxFileBytes: number = DEFAULT_MAX_FILE_BYTES): Promise<LoadedBatch> {
+export async function loadCifar(
+  files: readonly SourceFile[],
+  variant: CifarVariant,
+  split: 'train' | 'test',
+  maxFileBytes: number = DEFAULT_MAX_FILE_BYTES,
+): Promise<LoadedBatch> {
   const family = variant === 'cifar10' ? 'cifar10' : 'cifar100';
   const pattern = SPLIT_FILES[family][split];
   const batchFiles = files.filter((f) => pattern.test(baseName(f.path))).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -108,7 +117,10 @@ export async function loadCifar(files: readonly SourceFile[], variant: CifarVari
   const meta = files.find((f) => baseName(f.path) === metaName);
   if (meta !== undefined) {
     try {
-      const names = decodeUtf8(await readSource(meta, 1 << 20)).split(/\r?\n/).map((s) => s.trim()).filter((s) => s !== '');
+      const names = decodeUtf8(await readSource(meta, 1 << 20))
+        .split(/\r?\n/)
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
       if (names.length !== fallback.length) throw new DatasetError('LOADER_CORRUPT', `lists ${names.length} classes, ${fallback.length} expected`);
       classNames = names;
     } catch (err) {

@@ -20,7 +20,10 @@ describe('parseCsv', () => {
   });
 
   it('accepts LF, CR and a trailing line end, and skips blank lines', () => {
-    expect(fieldsOf('a,b\n\nc,d\n')).toEqual([['a', 'b'], ['c', 'd']]);
+    expect(fieldsOf('a,b\n\nc,d\n')).toEqual([
+      ['a', 'b'],
+      ['c', 'd'],
+    ]);
     expect(fieldsOf('a\rb\r')).toEqual([['a'], ['b']]);
   });
 

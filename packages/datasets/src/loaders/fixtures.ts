@@ -82,16 +82,26 @@ export function makeWav(options: { sampleRate: number; format: WavSampleFormat; 
   options.frames.flat().forEach((v, i) => {
     const at = i * width;
     switch (options.format) {
-      case 'u8': data[at] = Math.round(v * 128 + 128); break;
-      case 's16': view.setInt16(at, Math.round(v * 32767), true); break;
+      case 'u8':
+        data[at] = Math.round(v * 128 + 128);
+        break;
+      case 's16':
+        view.setInt16(at, Math.round(v * 32767), true);
+        break;
       case 's24': {
         const s = Math.round(v * 8388607);
         data.set([s & 0xff, (s >> 8) & 0xff, (s >> 16) & 0xff], at);
         break;
       }
-      case 's32': view.setInt32(at, Math.round(v * 2147483647), true); break;
-      case 'f32': view.setFloat32(at, v, true); break;
-      case 'f64': view.setFloat64(at, v, true); break;
+      case 's32':
+        view.setInt32(at, Math.round(v * 2147483647), true);
+        break;
+      case 'f32':
+        view.setFloat32(at, v, true);
+        break;
+      case 'f64':
+        view.setFloat64(at, v, true);
+        break;
     }
   });
   const fmt = new Uint8Array(options.extensible ? 40 : 16);

@@ -18,8 +18,12 @@ export interface IdxArray {
 }
 
 const TYPES: Record<number, { size: number; name: string }> = {
-  0x08: { size: 1, name: 'ubyte' }, 0x09: { size: 1, name: 'byte' }, 0x0b: { size: 2, name: 'short' },
-  0x0c: { size: 4, name: 'int' }, 0x0d: { size: 4, name: 'float' }, 0x0e: { size: 8, name: 'double' },
+  0x08: { size: 1, name: 'ubyte' },
+  0x09: { size: 1, name: 'byte' },
+  0x0b: { size: 2, name: 'short' },
+  0x0c: { size: 4, name: 'int' },
+  0x0d: { size: 4, name: 'float' },
+  0x0e: { size: 8, name: 'double' },
 };
 
 /**
@@ -45,12 +49,18 @@ export function parseIdx(bytes: Uint8Array): IdxArray {
   if (count === 0) throw new DatasetError('LOADER_EMPTY', `IDX dimensions ${dims.join('×')} hold no elements`);
   const at = (i: number): number => headerBytes + i * type.size;
   switch (type.name) {
-    case 'ubyte': return { dims, data: bytes.slice(headerBytes) };
-    case 'byte': return { dims, data: new Int8Array(bytes.slice(headerBytes).buffer) };
-    case 'short': return { dims, data: Int16Array.from({ length: count }, (_, i) => view.getInt16(at(i))) };
-    case 'int': return { dims, data: Int32Array.from({ length: count }, (_, i) => view.getInt32(at(i))) };
-    case 'float': return { dims, data: Float32Array.from({ length: count }, (_, i) => view.getFloat32(at(i))) };
-    default: return { dims, data: Float64Array.from({ length: count }, (_, i) => view.getFloat64(at(i))) };
+    case 'ubyte':
+      return { dims, data: bytes.slice(headerBytes) };
+    case 'byte':
+      return { dims, data: new Int8Array(bytes.slice(headerBytes).buffer) };
+    case 'short':
+      return { dims, data: Int16Array.from({ length: count }, (_, i) => view.getInt16(at(i))) };
+    case 'int':
+      return { dims, data: Int32Array.from({ length: count }, (_, i) => view.getInt32(at(i))) };
+    case 'float':
+      return { dims, data: Float32Array.from({ length: count }, (_, i) => view.getFloat32(at(i))) };
+    default:
+      return { dims, data: Float64Array.from({ length: count }, (_, i) => view.getFloat64(at(i))) };
   }
 }
 
@@ -78,7 +88,12 @@ const MNIST_NAMES = (split: 'train' | 'test', kind: 'images' | 'labels'): RegExp
  * `t10k-…`) from a folder's files, as MNIST and Fashion-MNIST ship. Class names are the digits 0‥9
  * unless `classNames` is given.
  */
-export async function loadMnistIdx(files: readonly SourceFile[], split: 'train' | 'test', classNames?: readonly string[], maxBytes: number = DEFAULT_MAX_FILE_BYTES): Promise<LoadedBatch> {
+export async function loadMnistIdx(
+  files: readonly SourceFile[],
+  split: 'train' | 'test',
+  classNames?: readonly string[],
+  maxBytes: number = DEFAULT_MAX_FILE_BYTES,
+): Promise<LoadedBatch> {
   const names = classNames ? [...classNames] : Array.from({ length: 10 }, (_, i) => String(i));
   const empty: ImageBatch = { images: new Uint8Array(0), labels: new Uint8Array(0), count: 0, shape: [28, 28, 1] };
   const skipped: Skipped[] = [];
@@ -86,7 +101,8 @@ export async function loadMnistIdx(files: readonly SourceFile[], split: 'train' 
   const imagesFile = find('images');
   const labelsFile = find('labels');
   if (imagesFile === undefined || labelsFile === undefined) {
-    const missing = imagesFile === undefined ? `${split === 'train' ? 'train' : 't10k'}-images-idx3-ubyte` : `${split === 'train' ? 'train' : 't10k'}-labels-idx1-ubyte`;
+    const missing =
+      imagesFile === undefined ? `${split === 'train' ? 'train' : 't10k'}-images-idx3-ubyte` : `${split === 'train' ? 'train' : 't10k'}-labels-idx1-ubyte`;
     return { batch: empty, classNames: names, skipped: [{ path: missing, code: 'LOADER_MISSING', message: `${missing}: not among the files given` }] };
   }
   const read = async (file: SourceFile): Promise<IdxArray | undefined> => {

@@ -43,7 +43,8 @@ function jpegFrame(bytes: Uint8Array): { width: number; height: number; componen
       continue;
     }
     const length = ((bytes[pos + 2] as number) << 8) | (bytes[pos + 3] as number);
-    if (length < 2 || pos + 2 + length > bytes.length) throw new DatasetError('LOADER_CORRUPT', `JPEG segment at byte ${pos} declares ${length} bytes past the end`);
+    if (length < 2 || pos + 2 + length > bytes.length)
+      throw new DatasetError('LOADER_CORRUPT', `JPEG segment at byte ${pos} declares ${length} bytes past the end`);
     const isFrame = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
     if (isFrame) {
       if (marker > 0xc2) throw new DatasetError('LOADER_UNSUPPORTED', `JPEG coding SOF${marker - 0xc0} (lossless or arithmetic) is not supported`);

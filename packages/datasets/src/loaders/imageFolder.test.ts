@@ -75,7 +75,11 @@ describe('loadImageFolder', () => {
   });
 
   it('keeps the task class ids and skips folders outside them', async () => {
-    const files = [sourceFromBytes('b/x.png', png(1, 1, [0, 0, 0])), sourceFromBytes('z/y.png', png(1, 1, [0, 0, 0])), sourceFromBytes('top.png', png(1, 1, [0, 0, 0]))];
+    const files = [
+      sourceFromBytes('b/x.png', png(1, 1, [0, 0, 0])),
+      sourceFromBytes('z/y.png', png(1, 1, [0, 0, 0])),
+      sourceFromBytes('top.png', png(1, 1, [0, 0, 0])),
+    ];
     const result = await loadImageFolder(files, { target: { height: 1, width: 1, channels: 3, dtype: 'float32' }, classNames: ['a', 'b'] });
     expect(result.samples.map((s) => s.label)).toEqual([1]);
     expect(result.skipped.map((s) => [s.path, s.code])).toEqual([

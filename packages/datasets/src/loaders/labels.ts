@@ -20,7 +20,8 @@ export function sortedClassNames(names: Iterable<string>): string[] {
 export function classIndex(classNames: readonly string[]): Map<string, number> {
   const index = new Map<string, number>();
   classNames.forEach((name, id) => {
-    if (name === '' || index.has(name)) throw new DatasetError('LOADER_BAD_CONFIG', `class names must be distinct and non-empty; got ${JSON.stringify(name)} twice or empty`);
+    if (name === '' || index.has(name))
+      throw new DatasetError('LOADER_BAD_CONFIG', `class names must be distinct and non-empty; got ${JSON.stringify(name)} twice or empty`);
     index.set(name, id);
   });
   return index;

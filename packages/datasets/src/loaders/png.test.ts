@@ -66,10 +66,18 @@ describe('decodePng', () => {
   it('undoes Sub, Up, Average and Paeth filters', async () => {
     // 2×4 grey, true pixels rows: [10,20] [30,50] [40,90] [45,100]
     const scanlines = [
-      1, 10, 10, // Sub: 10, 10+10
-      2, 20, 30, // Up: 10+20, 20+30
-      3, 25, 45, // Average: 25 + floor((0+30)/2) = 40; 45 + floor((40+50)/2) = 90
-      4, 5, 10, // Paeth
+      1,
+      10,
+      10, // Sub: 10, 10+10
+      2,
+      20,
+      30, // Up: 10+20, 20+30
+      3,
+      25,
+      45, // Average: 25 + floor((0+30)/2) = 40; 45 + floor((40+50)/2) = 90
+      4,
+      5,
+      10, // Paeth
     ];
     // Paeth row (prev 40,90): x0: a=0,b=40,c=0 → p=40 → b → 5+40=45; x1: a=45,b=90,c=40 → p=95, pa=50,pb=5,pc=55 → b → 10+90=100
     const img = await decodePng(rawPng({ width: 2, height: 4, bitDepth: 8, colorType: 0, scanlines }), LIMIT);

@@ -54,14 +54,26 @@ const ALLOWED_DEPTHS: Record<number, readonly number[]> = { 0: [1, 2, 4, 8, 16],
 const SAMPLES_PER_PIXEL: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 // Adam7 passes as [xStart, yStart, xStep, yStep].
 const ADAM7: readonly (readonly [number, number, number, number])[] = [
-  [0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2],
+  [0, 0, 8, 8],
+  [4, 0, 8, 8],
+  [0, 4, 4, 8],
+  [2, 0, 4, 4],
+  [0, 2, 2, 4],
+  [1, 0, 2, 2],
+  [0, 1, 1, 2],
 ];
 
 function parseHeader(bytes: Uint8Array, at: number, length: number, maxPixels: number): Header {
   if (length !== 13) throw new DatasetError('LOADER_CORRUPT', `IHDR is ${length} bytes, not 13`);
   const width = u32be(bytes, at);
   const height = u32be(bytes, at + 4);
-  const [bitDepth, colorType, compression, filter, interlace] = [8, 9, 10, 11, 12].map((o) => bytes[at + o] as number) as [number, number, number, number, number];
+  const [bitDepth, colorType, compression, filter, interlace] = [8, 9, 10, 11, 12].map((o) => bytes[at + o] as number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   if (width === 0 || height === 0 || width > 0x7fffffff || height > 0x7fffffff) {
     throw new DatasetError('LOADER_CORRUPT', `IHDR declares an invalid size ${width}×${height}`);
   }
@@ -80,7 +92,10 @@ function parseHeader(bytes: Uint8Array, at: number, length: number, maxPixels: n
 function passSizes(header: Header): { xStart: number; yStart: number; xStep: number; yStep: number; w: number; h: number }[] {
   const passes = header.interlaced ? ADAM7 : [[0, 0, 1, 1] as const];
   return passes.map(([xStart, yStart, xStep, yStep]) => ({
-    xStart, yStart, xStep, yStep,
+    xStart,
+    yStart,
+    xStep,
+    yStep,
     w: header.width > xStart ? Math.ceil((header.width - xStart) / xStep) : 0,
     h: header.height > yStart ? Math.ceil((header.height - yStart) / yStep) : 0,
   }));
@@ -104,12 +119,23 @@ function unfilterRow(raw: Uint8Array, row: number, prev: number, stride: number,
     const c = prev >= 0 && i >= bpp ? (raw[prev + i - bpp] as number) : 0;
     let predicted: number;
     switch (type) {
-      case 0: predicted = 0; break;
-      case 1: predicted = a; break;
-      case 2: predicted = b; break;
-      case 3: predicted = (a + b) >>> 1; break;
-      case 4: predicted = paeth(a, b, c); break;
-      default: throw new DatasetError('LOADER_CORRUPT', `unknown scanline filter type ${type}`);
+      case 0:
+        predicted = 0;
+        break;
+      case 1:
+        predicted = a;
+        break;
+      case 2:
+        predicted = b;
+        break;
+      case 3:
+        predicted = (a + b) >>> 1;
+        break;
+      case 4:
+        predicted = paeth(a, b, c);
+        break;
+      default:
+        throw new DatasetError('LOADER_CORRUPT', `unknown scanline filter type ${type}`);
     }
     raw[row + i] = (x + predicted) & 0xff;
   }

@@ -27,12 +27,19 @@ export type Pixels = Uint8Array | Float32Array;
 /** Throws LOADER_BAD_CONFIG unless `target` describes a usable shape. */
 export function checkImageTarget(target: ImageTarget): void {
   const ok =
-    Number.isInteger(target.height) && target.height >= 1 && target.height <= 16384 &&
-    Number.isInteger(target.width) && target.width >= 1 && target.width <= 16384 &&
+    Number.isInteger(target.height) &&
+    target.height >= 1 &&
+    target.height <= 16384 &&
+    Number.isInteger(target.width) &&
+    target.width >= 1 &&
+    target.width <= 16384 &&
     (target.channels === 1 || target.channels === 3) &&
     (target.dtype === 'uint8' || target.dtype === 'float32');
   if (!ok) {
-    throw new DatasetError('LOADER_BAD_CONFIG', `image target ${JSON.stringify(target)} needs integer height/width in 1‥16384, channels 1|3, dtype uint8|float32`);
+    throw new DatasetError(
+      'LOADER_BAD_CONFIG',
+      `image target ${JSON.stringify(target)} needs integer height/width in 1‥16384, channels 1|3, dtype uint8|float32`,
+    );
   }
 }
 

@@ -10,7 +10,10 @@ describe('loadTextFiles', () => {
   it('loads CSV (BOM, CRLF, quoting) and JSONL together with one label mapping', async () => {
     // Arrange
     const csv = sourceFromText('a.csv', `${BOM}id,review,stars\r\n1,"Great, ""really"" great",pos\r\n2,"meh\r\nbad",neg\r\n3,,pos\r\n4,short\r\n`);
-    const jsonl = sourceFromText('b.jsonl', '{"review":"ok","stars":"pos"}\n\nnot json\n{"review":"x","stars":null}\n[1]\n{"review":"fine","stars":"neutral"}\n');
+    const jsonl = sourceFromText(
+      'b.jsonl',
+      '{"review":"ok","stars":"pos"}\n\nnot json\n{"review":"x","stars":null}\n[1]\n{"review":"fine","stars":"neutral"}\n',
+    );
     // Act
     const result = await loadTextFiles([jsonl, csv], { textColumn: 'review', labelColumn: 'stars' });
     // Assert
@@ -33,7 +36,10 @@ describe('loadTextFiles', () => {
   it('uses column indices without a header and the task classes when given', async () => {
     const csv = sourceFromText('t.tsv', 'hello\t1\nbye\t0\nwhat\t7\n');
     const result = await loadTextFiles([csv], { textColumn: 0, labelColumn: 1, header: false, classNames: ['0', '1'] });
-    expect(result.samples.map((s) => [s.text, s.label])).toEqual([['hello', 1], ['bye', 0]]);
+    expect(result.samples.map((s) => [s.text, s.label])).toEqual([
+      ['hello', 1],
+      ['bye', 0],
+    ]);
     expect(result.skipped.map((s) => [s.path, s.code])).toEqual([['t.tsv:3', 'LOADER_BAD_LABEL']]);
   });
 
@@ -70,7 +76,10 @@ describe('AG News', () => {
     const result = parseAgNews(text, 'train.csv');
     expect(result.classNames).toEqual(['World', 'Sports', 'Business', 'Sci/Tech']);
     expect(result.samples).toEqual([{ path: 'train.csv:1', text: 'Wall St. Bears Claw Back Reuters - Short-sellers band of ultra-cynics', label: 2 }]);
-    expect(result.skipped.map((s) => [s.path, s.code])).toEqual([['train.csv:2', 'LOADER_BAD_LABEL'], ['train.csv:3', 'LOADER_CORRUPT']]);
+    expect(result.skipped.map((s) => [s.path, s.code])).toEqual([
+      ['train.csv:2', 'LOADER_BAD_LABEL'],
+      ['train.csv:3', 'LOADER_CORRUPT'],
+    ]);
   });
 
   it('skips a header row and reports an unreadable file', async () => {

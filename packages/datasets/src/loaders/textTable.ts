@@ -54,7 +54,10 @@ export interface TextRow {
 
 /** Throws LOADER_BAD_CONFIG unless both columns are non-empty names or non-negative integers. */
 export function checkTextColumns(options: Pick<TextTableOptions, 'textColumn' | 'labelColumn'>): void {
-  for (const [name, column] of [['textColumn', options.textColumn], ['labelColumn', options.labelColumn]] as const) {
+  for (const [name, column] of [
+    ['textColumn', options.textColumn],
+    ['labelColumn', options.labelColumn],
+  ] as const) {
     if (typeof column === 'number' ? !Number.isInteger(column) || column < 0 : column === '') {
       throw new DatasetError('LOADER_BAD_CONFIG', `${name} must be a non-empty name or a non-negative integer, got ${JSON.stringify(column)}`);
     }
@@ -69,7 +72,11 @@ function csvRows(text: string, path: string, options: TextTableOptions, rows: Te
   const resolve = (column: string | number): number => {
     if (typeof column === 'number') return column;
     const at = columns.indexOf(column);
-    if (!header || at < 0) throw new DatasetError('LOADER_BAD_CONFIG', `has no column ${JSON.stringify(column)} (columns: ${columns.map((c) => JSON.stringify(c)).join(', ') || 'no header'})`);
+    if (!header || at < 0)
+      throw new DatasetError(
+        'LOADER_BAD_CONFIG',
+        `has no column ${JSON.stringify(column)} (columns: ${columns.map((c) => JSON.stringify(c)).join(', ') || 'no header'})`,
+      );
     return at;
   };
   const textAt = resolve(options.textColumn);
@@ -79,7 +86,11 @@ function csvRows(text: string, path: string, options: TextTableOptions, rows: Te
     const textValue = record.fields[textAt];
     const labelValue = record.fields[labelAt];
     if (textValue === undefined || labelValue === undefined) {
-      skipped.push({ path: where, code: 'LOADER_CORRUPT', message: `${where}: has ${record.fields.length} fields, column ${Math.max(textAt, labelAt) + 1} needed` });
+      skipped.push({
+        path: where,
+        code: 'LOADER_CORRUPT',
+        message: `${where}: has ${record.fields.length} fields, column ${Math.max(textAt, labelAt) + 1} needed`,
+      });
     } else {
       rows.push({ path: where, text: textValue, labelName: labelValue });
     }
@@ -111,7 +122,11 @@ function jsonlRows(text: string, path: string, options: TextTableOptions, rows: 
     if (typeof textValue !== 'string') {
       skipped.push({ path: where, code: 'LOADER_CORRUPT', message: `${where}: field ${JSON.stringify(textColumn)} is not a string` });
     } else if (typeof labelValue !== 'string' && typeof labelValue !== 'number' && typeof labelValue !== 'boolean') {
-      skipped.push({ path: where, code: 'LOADER_BAD_LABEL', message: `${where}: field ${JSON.stringify(labelColumn)} is missing or not a string, number or boolean` });
+      skipped.push({
+        path: where,
+        code: 'LOADER_BAD_LABEL',
+        message: `${where}: field ${JSON.stringify(labelColumn)} is missing or not a string, number or boolean`,
+      });
     } else {
       rows.push({ path: where, text: textValue, labelName: String(labelValue) });
     }
@@ -143,7 +158,12 @@ export function labelRows(rows: readonly TextRow[], classNames: readonly string[
   const samples: TextSample[] = [];
   for (const row of usable) {
     const label = ids.get(row.labelName.trim());
-    if (label === undefined) skipped.push({ path: row.path, code: 'LOADER_BAD_LABEL', message: `${row.path}: label ${JSON.stringify(row.labelName)} is not one of the task's classes` });
+    if (label === undefined)
+      skipped.push({
+        path: row.path,
+        code: 'LOADER_BAD_LABEL',
+        message: `${row.path}: label ${JSON.stringify(row.labelName)} is not one of the task's classes`,
+      });
     else samples.push({ path: row.path, text: row.text, label });
   }
   return { samples, classNames: names, skipped };

@@ -32,7 +32,11 @@ function toneAmplitude(x: Float32Array, rate: number, hz: number): number {
 describe('decodeWav', () => {
   it('decodes every sample format, plain and extensible, to the same values', () => {
     // Arrange: values exactly representable in 8-bit PCM (k / 128)
-    const frames = [[0, 0.5], [-0.5, 0.25], [-1, 0.75]];
+    const frames = [
+      [0, 0.5],
+      [-0.5, 0.25],
+      [-1, 0.75],
+    ];
     for (const format of ['u8', 's16', 's24', 's32', 'f32', 'f64'] as WavSampleFormat[]) {
       for (const extensible of [false, true]) {
         // Act
@@ -149,7 +153,11 @@ describe('audio loaders', () => {
 
   it('loads the WAVs a labels CSV lists and reports missing ones', async () => {
     const labels = sourceFromText('meta/labels.csv', 'filename,fold,category\nclip1.wav,1,dog\naudio/clip2.wav,1,rain\nghost.wav,2,dog\n,1,dog\n');
-    const audio = [sourceFromBytes('audio/clip1.wav', tone(500)), sourceFromBytes('audio/clip2.wav', tone(900)), sourceFromBytes('audio/unlisted.wav', tone(100))];
+    const audio = [
+      sourceFromBytes('audio/clip1.wav', tone(500)),
+      sourceFromBytes('audio/clip2.wav', tone(900)),
+      sourceFromBytes('audio/unlisted.wav', tone(100)),
+    ];
     const result = await loadLabelledAudio(labels, audio, { fileColumn: 'filename', labelColumn: 'category', sampleRate: 8000 });
     expect(result.classNames).toEqual(['dog', 'rain']);
     expect(result.samples.map((s) => [s.path, s.label, s.samples.length])).toEqual([

@@ -64,7 +64,8 @@ export function decodeWav(bytes: Uint8Array): DecodedWav {
       if (code === FORMAT_EXTENSIBLE) {
         if (size < 40 || view.getUint16(body + 16, true) < 22) throw new DatasetError('LOADER_CORRUPT', 'WAVE_FORMAT_EXTENSIBLE header is too short');
         const guid = bytes.subarray(body + 24, body + 40);
-        if (!GUID_TAIL.every((b, i) => guid[4 + i] === b)) throw new DatasetError('LOADER_UNSUPPORTED', 'WAVE_FORMAT_EXTENSIBLE sub-format is not a standard PCM/float GUID');
+        if (!GUID_TAIL.every((b, i) => guid[4 + i] === b))
+          throw new DatasetError('LOADER_UNSUPPORTED', 'WAVE_FORMAT_EXTENSIBLE sub-format is not a standard PCM/float GUID');
         code = view.getUint32(body + 24, true);
       }
       if (code !== FORMAT_PCM && code !== FORMAT_FLOAT) {
@@ -73,7 +74,8 @@ export function decodeWav(bytes: Uint8Array): DecodedWav {
       const bitsOk = code === FORMAT_PCM ? [8, 16, 24, 32].includes(bits) : bits === 32 || bits === 64;
       if (!bitsOk) throw new DatasetError('LOADER_UNSUPPORTED', `${bits}-bit ${code === FORMAT_PCM ? 'PCM' : 'float'} WAV is not read`);
       if (channels === 0 || sampleRate === 0) throw new DatasetError('LOADER_CORRUPT', `fmt declares ${channels} channels at ${sampleRate} Hz`);
-      if (blockAlign !== (channels * bits) / 8) throw new DatasetError('LOADER_CORRUPT', `block align ${blockAlign} does not match ${channels} × ${bits}-bit samples`);
+      if (blockAlign !== (channels * bits) / 8)
+        throw new DatasetError('LOADER_CORRUPT', `block align ${blockAlign} does not match ${channels} × ${bits}-bit samples`);
       format = { code, channels, sampleRate, blockAlign, bits };
     } else if (id === 'data') {
       data = bytes.subarray(body, body + size);

@@ -36,7 +36,10 @@ describe('fedAvg', () => {
   it('covers every block and unroll remainder', () => {
     // 11 updates (8 + 3 in the unrolled loops) of 5000 values (more than two blocks).
     const updates = Array.from({ length: 11 }, (_, k) => new Float32Array(5000).fill(k));
-    const out = fedAvg(updates, updates.map(() => 1));
+    const out = fedAvg(
+      updates,
+      updates.map(() => 1),
+    );
     expect(out.every((x) => x === 5)).toBe(true);
   });
 

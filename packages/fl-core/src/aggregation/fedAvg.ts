@@ -40,7 +40,11 @@ export function fedAvgSimd(updates: readonly Float32Array[], weights: readonly n
 }
 
 /** The positive-weight updates and their normalised weights; zero weights contribute nothing. */
-function liveUpdates(fn: string, updates: readonly Float32Array[], weights: readonly number[]): { length: number; live: Float32Array[]; liveWeights: number[] } {
+function liveUpdates(
+  fn: string,
+  updates: readonly Float32Array[],
+  weights: readonly number[],
+): { length: number; live: Float32Array[]; liveWeights: number[] } {
   const length = checkUpdates(fn, updates);
   const w = normalisedWeights(fn, weights, updates.length);
   const live: Float32Array[] = [];

@@ -105,7 +105,14 @@ describe.each(KERNELS)('fedAvgArena, %s kernel', (kernel) => {
   it('decodes messages into rows; a refused message changes no row and no count', () => {
     const layout = layoutOf([tensor('a', [2]), tensor('b', [1])]);
     const message = (a: number[], b: number[]) =>
-      encodeUpdate({ kind: 'delta', taskId: 't', round: 1, clientId: 'c', encoding: 'fp32', tensors: [tensor('b', [1], new Float32Array(b)), tensor('a', [2], new Float32Array(a))] });
+      encodeUpdate({
+        kind: 'delta',
+        taskId: 't',
+        round: 1,
+        clientId: 'c',
+        encoding: 'fp32',
+        tensors: [tensor('b', [1], new Float32Array(b)), tensor('a', [2], new Float32Array(a))],
+      });
     const arena = createUpdateArena({ layout, capacity: 2, kernel });
     const bad = message([1, 2], [3]);
     bad[bad.length - 1] = bad[bad.length - 1]! ^ 1; // checksum

@@ -72,7 +72,12 @@ export interface GroupwiseResult {
  * Throws `PARAMS_MISMATCH` unless every group `delta` carries matches `global`'s tensors of that
  * group exactly (names, shapes, order), naming the offending group.
  */
-export function assertGroupsMatch(global: Parameters, delta: Parameters, context = 'update', globalGroups: ReadonlyMap<string, Tensor[]> = splitByGroup(global)): void {
+export function assertGroupsMatch(
+  global: Parameters,
+  delta: Parameters,
+  context = 'update',
+  globalGroups: ReadonlyMap<string, Tensor[]> = splitByGroup(global),
+): void {
   for (const [group, tensors] of splitByGroup(delta)) {
     const expected = globalGroups.get(group);
     if (!expected) throw new FlCoreError('PARAMS_MISMATCH', `${context}: group '${group}' is not in the global model`);

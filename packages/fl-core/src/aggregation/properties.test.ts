@@ -19,7 +19,14 @@ const toF32 = (rows: number[][]): Float32Array[] => rows.map((r) => Float32Array
 
 /** A permutation of 0..n−1 drawn by fast-check. */
 const withPermutation = <T>(arb: fc.Arbitrary<T[]>) =>
-  arb.chain((items) => fc.shuffledSubarray(items.map((_, k) => k), { minLength: items.length, maxLength: items.length }).map((perm) => ({ items, perm })));
+  arb.chain((items) =>
+    fc
+      .shuffledSubarray(
+        items.map((_, k) => k),
+        { minLength: items.length, maxLength: items.length },
+      )
+      .map((perm) => ({ items, perm })),
+  );
 
 function expectAllClose(a: Float32Array, b: Float32Array, tol = 1e-6): void {
   expect(a.length).toBe(b.length);
@@ -31,10 +38,11 @@ function coordinateRange(rows: readonly Float32Array[]): { lo: number[]; hi: num
   const d = rows[0]!.length;
   const lo = new Array<number>(d).fill(Infinity);
   const hi = new Array<number>(d).fill(-Infinity);
-  for (const r of rows) for (let i = 0; i < d; i++) {
-    lo[i] = Math.min(lo[i]!, r[i]!);
-    hi[i] = Math.max(hi[i]!, r[i]!);
-  }
+  for (const r of rows)
+    for (let i = 0; i < d; i++) {
+      lo[i] = Math.min(lo[i]!, r[i]!);
+      hi[i] = Math.max(hi[i]!, r[i]!);
+    }
   return { lo, hi };
 }
 
@@ -105,7 +113,8 @@ describe('aggregation properties', () => {
           fc.pre(weights.some((w) => w > 0));
           const rows = weights.map(() => new Float32Array(3).fill(c));
           expectAllClose(fedAvg(rows, weights), Float32Array.from([c, c, c]));
-          if (rows.length > 2) expectAllClose(krum(rows, { numByzantine: 0, numToKeep: 2, weights: weights.map((w) => w + 1) }).aggregate, Float32Array.from([c, c, c]));
+          if (rows.length > 2)
+            expectAllClose(krum(rows, { numByzantine: 0, numToKeep: 2, weights: weights.map((w) => w + 1) }).aggregate, Float32Array.from([c, c, c]));
         },
       ),
     );
@@ -113,32 +122,42 @@ describe('aggregation properties', () => {
 
   it('median stays within the honest range with f < n/2 arbitrary updates', () => {
     fc.assert(
-      fc.property(byzantineArb(15, (n) => Math.floor((n - 1) / 2), false), ({ honest, byzantine }) => {
-        const rows = toF32(honest);
-        expectWithin(median([...toF32(byzantine), ...rows]), rows);
-      }),
+      fc.property(
+        byzantineArb(15, (n) => Math.floor((n - 1) / 2), false),
+        ({ honest, byzantine }) => {
+          const rows = toF32(honest);
+          expectWithin(median([...toF32(byzantine), ...rows]), rows);
+        },
+      ),
     );
   });
 
   it('trimmed mean stays within the honest range when it trims at least f per end', () => {
     fc.assert(
-      fc.property(byzantineArb(15, (n) => Math.floor(0.3 * n), false), ({ honest, byzantine }) => {
-        const rows = toF32(honest);
-        expectWithin(trimmedMean([...rows, ...toF32(byzantine)], 0.3), rows, 1e-5);
-      }),
+      fc.property(
+        byzantineArb(15, (n) => Math.floor(0.3 * n), false),
+        ({ honest, byzantine }) => {
+          const rows = toF32(honest);
+          expectWithin(trimmedMean([...rows, ...toF32(byzantine)], 0.3), rows, 1e-5);
+        },
+      ),
     );
   });
 
   it('Krum and Multi-Krum pick honest updates when n > 2f + 2 and the Byzantine ones are outliers', () => {
     fc.assert(
-      fc.property(byzantineArb(15, (n) => Math.floor((n - 3) / 2), true), fc.nat(), ({ honest, byzantine, f }, m) => {
-        const rows = toF32(honest);
-        const all = [...toF32(byzantine), ...rows];
-        const numToKeep = 1 + (m % (all.length - f));
-        const { aggregate, selected } = krum(all, { numByzantine: f, numToKeep });
-        expect(selected.every((k) => k >= f)).toBe(true);
-        expectWithin(aggregate, rows);
-      }),
+      fc.property(
+        byzantineArb(15, (n) => Math.floor((n - 3) / 2), true),
+        fc.nat(),
+        ({ honest, byzantine, f }, m) => {
+          const rows = toF32(honest);
+          const all = [...toF32(byzantine), ...rows];
+          const numToKeep = 1 + (m % (all.length - f));
+          const { aggregate, selected } = krum(all, { numByzantine: f, numToKeep });
+          expect(selected.every((k) => k >= f)).toBe(true);
+          expectWithin(aggregate, rows);
+        },
+      ),
     );
   });
 

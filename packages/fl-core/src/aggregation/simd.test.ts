@@ -43,7 +43,12 @@ describe('scalar kernels (the fallback where WebAssembly SIMD is missing)', () =
     const updates = Array.from({ length: 11 }, (_, k) => new Float32Array(5000).fill(k));
 
     expect(Array.from(fedAvgScalar([f32(1, 2, 3, 4), f32(3, 0, -3, 8), f32(5, 4, 0, -6)], [1, 1, 2]))).toEqual([3.5, 2.5, 0, 0]);
-    expect(fedAvgScalar(updates, updates.map(() => 1)).every((x) => x === 5)).toBe(true);
+    expect(
+      fedAvgScalar(
+        updates,
+        updates.map(() => 1),
+      ).every((x) => x === 5),
+    ).toBe(true);
   });
 
   it('trimmedMeanScalar drops the cut smallest and largest per coordinate', () => {
@@ -137,7 +142,14 @@ describe.runIf(wasmSimdAvailable())('trimmedMean on the SIMD kernel', () => {
 
   it('matches the scalar kernel for every chain of list sizes, with ties, across blocks', () => {
     // cut 0 (mean only), 1, 3 (2+1), 7 (4+2+1), 10 (8+2) and 15 (8+4+2+1).
-    for (const [count, trimFraction] of [[9, 0], [9, 0.15], [20, 0.15], [31, 0.23], [100, 0.1], [40, 0.39]] as const) {
+    for (const [count, trimFraction] of [
+      [9, 0],
+      [9, 0.15],
+      [20, 0.15],
+      [31, 0.23],
+      [100, 0.1],
+      [40, 0.39],
+    ] as const) {
       const length = 1500 + count;
       const updates = randomUpdates(count, count, length, count % 2 ? 0 : 1 / 64);
 

@@ -164,7 +164,19 @@ describe('codec fuzz: the decoder returns a valid message or a CODEC_* error, no
     // Counted here, not assumed from numRuns, so a shortened run cannot pass silently.
     expect(decoded).toBeGreaterThanOrEqual(100_000);
     // A fuzz that only ever reached the magic check would prove little: every stage must be hit.
-    for (const code of ['ok', 'CODEC_BAD_MAGIC', 'CODEC_BAD_VERSION', 'CODEC_TRUNCATED', 'CODEC_BAD_LENGTH', 'CODEC_BAD_HEADER', 'CODEC_BAD_ENCODING', 'CODEC_BAD_SHAPE', 'CODEC_TOO_LARGE', 'CODEC_CHECKSUM', 'CODEC_TRAILING_BYTES']) {
+    for (const code of [
+      'ok',
+      'CODEC_BAD_MAGIC',
+      'CODEC_BAD_VERSION',
+      'CODEC_TRUNCATED',
+      'CODEC_BAD_LENGTH',
+      'CODEC_BAD_HEADER',
+      'CODEC_BAD_ENCODING',
+      'CODEC_BAD_SHAPE',
+      'CODEC_TOO_LARGE',
+      'CODEC_CHECKSUM',
+      'CODEC_TRAILING_BYTES',
+    ]) {
       expect(outcomes.get(code) ?? 0, code).toBeGreaterThan(0);
     }
   });

@@ -53,7 +53,14 @@ describe('codec: hand-checked byte layouts', () => {
   });
 
   it('writes an fp16 model byte for byte, with an empty client id', () => {
-    const msg: UpdateMessage = { kind: 'model', taskId: 't', round: 0, clientId: '', encoding: 'fp16', tensors: [tensor('h', [3], new Float32Array([1, -2, 65504]))] };
+    const msg: UpdateMessage = {
+      kind: 'model',
+      taskId: 't',
+      round: 0,
+      clientId: '',
+      encoding: 'fp16',
+      tensors: [tensor('h', [3], new Float32Array([1, -2, 65504]))],
+    };
 
     const bytes = encodeUpdate(msg);
 
@@ -89,7 +96,14 @@ describe('codec: hand-checked byte layouts', () => {
 
     const decoded = decodeUpdate(bytes, LIMITS);
 
-    expect(decoded).toEqual({ kind: 'delta', taskId: 't', round: 7, clientId: 'c', encoding: 'fp32', tensors: [{ name: 'w', shape: [2], values: new Float32Array([1, -2]) }] });
+    expect(decoded).toEqual({
+      kind: 'delta',
+      taskId: 't',
+      round: 7,
+      clientId: 'c',
+      encoding: 'fp32',
+      tensors: [{ name: 'w', shape: [2], values: new Float32Array([1, -2]) }],
+    });
   });
 
   it('decodes a payload that starts at an odd offset (fp32 is copied, not viewed)', () => {
@@ -295,7 +309,12 @@ describe('codec: the decoder refuses bad input with a code', () => {
   });
 
   it('enforces maxTensors and maxElements', () => {
-    const two = rawMessage({ tensors: [{ name: 'a', dims: [2], payload: f32Bytes([1, 2]) }, { name: 'b', dims: [1], payload: f32Bytes([3]) }] });
+    const two = rawMessage({
+      tensors: [
+        { name: 'a', dims: [2], payload: f32Bytes([1, 2]) },
+        { name: 'b', dims: [1], payload: f32Bytes([3]) },
+      ],
+    });
 
     expect(decodeCode(two, { maxBytes: 1000, maxTensors: 1 })).toBe('CODEC_TOO_LARGE');
     expect(decodeCode(two, { maxBytes: 1000, maxTensors: 2 })).toBe('no error');

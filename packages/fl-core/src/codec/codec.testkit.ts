@@ -130,14 +130,12 @@ export function asciiString(minLength: number, maxLength: number): fc.Arbitrary<
 
 /** A tensor with up to `maxRank` small dimensions and float32 values in [−maxAbs, maxAbs] (NaN-free). */
 export function tensorArb(maxAbs: number, maxRank = 3, maxDim = 4): fc.Arbitrary<Tensor> {
-  return fc
-    .record({ name: asciiString(1, 12), shape: fc.array(fc.integer({ min: 0, max: maxDim }), { maxLength: maxRank }) })
-    .chain(({ name, shape }) => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      return fc
-        .float32Array({ min: Math.fround(-maxAbs), max: Math.fround(maxAbs), noNaN: true, minLength: n, maxLength: n })
-        .map((values): Tensor => ({ name, shape, values }));
-    });
+  return fc.record({ name: asciiString(1, 12), shape: fc.array(fc.integer({ min: 0, max: maxDim }), { maxLength: maxRank }) }).chain(({ name, shape }) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    return fc
+      .float32Array({ min: Math.fround(-maxAbs), max: Math.fround(maxAbs), noNaN: true, minLength: n, maxLength: n })
+      .map((values): Tensor => ({ name, shape, values }));
+  });
 }
 
 /** A valid message for `encoding` whose values stay within `maxAbs`. */

@@ -168,10 +168,14 @@ function plan(msg: UpdateMessage): Plan {
   if (!Object.hasOwn(ENCODING_CODES, msg.encoding)) fail('CODEC_BAD_ENCODING', `encodeUpdate: unknown encoding ${preview(msg.encoding)}`);
   const kindCode = KIND_CODES[msg.kind];
   const encodingCode = ENCODING_CODES[msg.encoding];
-  if (!Number.isInteger(msg.round) || msg.round < 0 || msg.round > U32_MAX) fail('CODEC_BAD_HEADER', `encodeUpdate: round must be an integer in [0, 2^32), got ${msg.round}`);
+  if (!Number.isInteger(msg.round) || msg.round < 0 || msg.round > U32_MAX)
+    fail('CODEC_BAD_HEADER', `encodeUpdate: round must be an integer in [0, 2^32), got ${msg.round}`);
   if (!isAsciiString(msg.taskId, 1)) fail('CODEC_BAD_HEADER', `encodeUpdate: taskId must be 1–255 printable ASCII characters, got ${preview(msg.taskId)}`);
   if (msg.kind === 'delta' ? !isAsciiString(msg.clientId, 1) : msg.clientId !== '') {
-    fail('CODEC_BAD_HEADER', `encodeUpdate: clientId must be ${msg.kind === 'delta' ? '1–255 printable ASCII characters for a delta' : "'' for a model"}, got ${preview(msg.clientId)}`);
+    fail(
+      'CODEC_BAD_HEADER',
+      `encodeUpdate: clientId must be ${msg.kind === 'delta' ? '1–255 printable ASCII characters for a delta' : "'' for a model"}, got ${preview(msg.clientId)}`,
+    );
   }
   if (!Array.isArray(msg.tensors) || msg.tensors.length > U32_MAX) fail('CODEC_BAD_HEADER', 'encodeUpdate: tensors must be an array');
 
@@ -186,11 +190,15 @@ function plan(msg: UpdateMessage): Plan {
     if (!Array.isArray(t.shape) || t.shape.length > CODEC_MAX_RANK) fail('CODEC_BAD_SHAPE', `encodeUpdate: '${t.name}' must have rank ≤ ${CODEC_MAX_RANK}`);
     let elements = 1;
     for (const d of t.shape) {
-      if (!Number.isInteger(d) || d < 0 || d > U32_MAX) fail('CODEC_BAD_SHAPE', `encodeUpdate: '${t.name}' has dimension ${d}, expected an integer in [0, 2^32)`);
+      if (!Number.isInteger(d) || d < 0 || d > U32_MAX)
+        fail('CODEC_BAD_SHAPE', `encodeUpdate: '${t.name}' has dimension ${d}, expected an integer in [0, 2^32)`);
       elements *= d;
     }
     if (!(t.values instanceof Float32Array) || t.values.length !== elements) {
-      fail('CODEC_BAD_SHAPE', `encodeUpdate: '${t.name}' has shape [${t.shape.join(',')}] (${elements} elements) but ${t.values instanceof Float32Array ? t.values.length : 'no Float32Array of'} values`);
+      fail(
+        'CODEC_BAD_SHAPE',
+        `encodeUpdate: '${t.name}' has shape [${t.shape.join(',')}] (${elements} elements) but ${t.values instanceof Float32Array ? t.values.length : 'no Float32Array of'} values`,
+      );
     }
     byteLength += 1 + t.name.length + 1 + 4 * t.shape.length + scaleBytes + 4 + width * elements;
   }
@@ -441,7 +449,7 @@ function parseMessage(fn: string, bytes: Uint8Array, limits: DecodeLimits): Pars
   const round = r.u32('round');
   const taskId = r.str('taskId', 1);
   const clientId = r.str('clientId', 0);
-  if ((kind === 'delta') !== (clientId.length > 0)) {
+  if ((kind === 'delta') !== clientId.length > 0) {
     fail('CODEC_BAD_HEADER', `${fn}: a ${kind} must ${kind === 'delta' ? 'name its client' : 'have an empty clientId'}`);
   }
 
@@ -592,7 +600,12 @@ export function decodeUpdateInto(bytes: Uint8Array, limits: DecodeLimits, target
   const scratch = target.scratch === true;
   if (!scratch) {
     for (const e of entries) {
-      const bad = encoding === 'fp32' ? firstNonFiniteFp32(view, e.offset, e.count) : encoding === 'fp16' ? firstNonFiniteFp16(view, e.offset, e.count) : firstInt8Minus128(bytes, e.offset, e.count);
+      const bad =
+        encoding === 'fp32'
+          ? firstNonFiniteFp32(view, e.offset, e.count)
+          : encoding === 'fp16'
+            ? firstNonFiniteFp16(view, e.offset, e.count)
+            : firstInt8Minus128(bytes, e.offset, e.count);
       if (bad < 0) continue;
       if (encoding === 'int8') fail('CODEC_BAD_ENCODING', `${fn}: '${e.name}'[${bad}] is the int8 byte −128; symmetric quantisation uses [−127, 127]`);
       fail('CODEC_NON_FINITE', `${fn}: '${e.name}'[${bad}] is not finite`);
@@ -621,7 +634,8 @@ const layoutSlots = new WeakMap<Layout, Map<string, LayoutSlot>>();
 
 /** Name → (index, shape, offset) of a decode target, after checking that the layout tiles `out` exactly. */
 function checkTarget(fn: string, target: DecodeIntoTarget): Map<string, LayoutSlot> {
-  if (typeof target !== 'object' || target === null || !(target.out instanceof Float32Array)) fail('CODEC_BAD_CONFIG', `${fn}: target needs a layout and a Float32Array out`);
+  if (typeof target !== 'object' || target === null || !(target.out instanceof Float32Array))
+    fail('CODEC_BAD_CONFIG', `${fn}: target needs a layout and a Float32Array out`);
   const { layout, out } = target;
   if (typeof layout !== 'object' || layout === null) fail('CODEC_BAD_CONFIG', `${fn}: target needs a layout`);
   if (layout.size !== out.length) fail('CODEC_BAD_CONFIG', `${fn}: out has ${out.length} values, the layout needs ${layout.size}`);
@@ -633,7 +647,8 @@ function checkTarget(fn: string, target: DecodeIntoTarget): Map<string, LayoutSl
     const name = layout.names[k]!;
     const shape = layout.shapes[k];
     const offset = layout.offsets[k];
-    if (shape === undefined || offset !== next || slots.has(name)) fail('CODEC_BAD_CONFIG', `${fn}: layout entry ${k} ('${name}') is not where the previous one ends, or repeats a name`);
+    if (shape === undefined || offset !== next || slots.has(name))
+      fail('CODEC_BAD_CONFIG', `${fn}: layout entry ${k} ('${name}') is not where the previous one ends, or repeats a name`);
     let count = 1;
     for (const d of shape) count *= d;
     next += count;

@@ -98,7 +98,11 @@ describe('decodeUpdateInto: refusals are coded and leave out unchanged', () => {
   const a = (payload: number[]) => ({ name: 'a', dims: [2], payload });
   const b = (payload: number[]) => ({ name: 'b', dims: [2, 1], payload });
   const cases: [string, Uint8Array, FlCoreErrorCode][] = [
-    ['a tensor the layout lacks', rawMessage({ tensors: [a(f32Bytes([1, 2])), b(f32Bytes([3, 4])), { name: 'c', dims: [1], payload: f32Bytes([5]) }] }), 'PARAMS_MISMATCH'],
+    [
+      'a tensor the layout lacks',
+      rawMessage({ tensors: [a(f32Bytes([1, 2])), b(f32Bytes([3, 4])), { name: 'c', dims: [1], payload: f32Bytes([5]) }] }),
+      'PARAMS_MISMATCH',
+    ],
     ['a missing tensor', rawMessage({ tensors: [a(f32Bytes([1, 2]))] }), 'PARAMS_MISMATCH'],
     ['a wrong shape', rawMessage({ tensors: [a(f32Bytes([1, 2])), { name: 'b', dims: [1, 2], payload: f32Bytes([3, 4]) }] }), 'PARAMS_MISMATCH'],
     // The NaN sits in the second tensor: the first must not have been written either.
@@ -164,12 +168,19 @@ describe('decodeUpdateInto: scratch targets', () => {
 
     expect(Array.from(scratch)).toEqual(Array.from(checked));
     expect(h2).toEqual(h1);
-    expect(h2.sumOfSquares).toBeCloseTo(Array.from(checked).reduce((s, x) => s + x * x, 0), 12);
+    expect(h2.sumOfSquares).toBeCloseTo(
+      Array.from(checked).reduce((s, x) => s + x * x, 0),
+      12,
+    );
   });
 
   it.each([
     ['NaN in the last fp32 payload', rawMessage({ tensors: [a(f32Bytes([1, 2])), b(f32Bytes([3, Number.NaN]))] }), 'CODEC_NON_FINITE'],
-    ['−Infinity in an fp32 payload at an odd offset', rawMessage({ clientId: 'c12', tensors: [a(f32Bytes([Number.NEGATIVE_INFINITY, 2])), b(f32Bytes([3, 4]))] }), 'CODEC_NON_FINITE'],
+    [
+      '−Infinity in an fp32 payload at an odd offset',
+      rawMessage({ clientId: 'c12', tensors: [a(f32Bytes([Number.NEGATIVE_INFINITY, 2])), b(f32Bytes([3, 4]))] }),
+      'CODEC_NON_FINITE',
+    ],
     ['fp16 NaN (0x7e00)', rawMessage({ encoding: 2, tensors: [a(f16Bytes([0x3c00, 0x7e00])), b(f16Bytes([0x3c00, 0x3c00]))] }), 'CODEC_NON_FINITE'],
     ['int8 byte −128', rawMessage({ encoding: 3, tensors: [a([1, 2]), b([3, 0x80])] }), 'CODEC_BAD_ENCODING'],
   ] as [string, Uint8Array, FlCoreErrorCode][])('refuses %s with the same code as a checked target', (_, bytes, code) => {

@@ -107,9 +107,18 @@ describe('expected calibration error', () => {
 describe('retrieval', () => {
   // 3 queries × 4 items.
   const scores = new Float32Array([
-    0.9, 0.1, 0.2, 0.3, // match 0 is best → rank 0
-    0.5, 0.4, 0.6, 0.1, // match 1 has 2 above → rank 2
-    0.3, 0.3, 0.3, 0.3, // match 3 ties everything → rank 3 (ties count against it)
+    0.9,
+    0.1,
+    0.2,
+    0.3, // match 0 is best → rank 0
+    0.5,
+    0.4,
+    0.6,
+    0.1, // match 1 has 2 above → rank 2
+    0.3,
+    0.3,
+    0.3,
+    0.3, // match 3 ties everything → rank 3 (ties count against it)
   ]);
   const matches = [0, 1, 3];
 

@@ -35,11 +35,7 @@ function subsetOf(mask: number): Modality[] {
  * at least one: the set is drawn exactly from the conditional distribution over the seven non-empty
  * subsets (one Rng draw per client), not by rejection. Missing probabilities count as 0.
  */
-export function assignModalitiesIndependently(
-  rng: Rng,
-  numClients: number,
-  probabilities: Readonly<Partial<Record<Modality, number>>>,
-): Modality[][] {
+export function assignModalitiesIndependently(rng: Rng, numClients: number, probabilities: Readonly<Partial<Record<Modality, number>>>): Modality[][] {
   const fn = 'assignModalitiesIndependently';
   checkInteger(fn, 'numClients', numClients, 0);
   for (const key of Object.keys(probabilities)) {
@@ -92,7 +88,11 @@ export function assignModalitiesByFractions(rng: Rng, numClients: number, kinds:
     return MODALITIES.filter((m) => set.has(m));
   });
   if (Math.abs(fractionSum - 1) > 1e-6) badConfig(fn, `fractions must sum to 1, got ${fractionSum}`);
-  const counts = sizesFromWeights(numClients, kinds.map((k) => k.fraction), 0);
+  const counts = sizesFromWeights(
+    numClients,
+    kinds.map((k) => k.fraction),
+    0,
+  );
   const assigned = counts.flatMap((count, k) => Array.from({ length: count }, () => k));
   return shuffled(rng, assigned).map((k) => [...canonical[k]!]);
 }

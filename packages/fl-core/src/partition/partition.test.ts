@@ -62,11 +62,17 @@ describe('every partitioner assigns each sample exactly once and is reproducible
 
   it('dirichlet label skew', () => {
     fc.assert(
-      fc.property(labelsArb, fc.integer({ min: 1, max: 10 }), fc.double({ min: 0.05, max: 100, noNaN: true }), fc.integer(), (labels, numClients, alpha, seed) => {
-        const a = dirichletLabelPartition(createRng(seed), labels, { numClients, alpha });
-        const b = dirichletLabelPartition(createRng(seed), labels, { numClients, alpha });
-        return a.length === numClients && isExactPartition(a, labels.length) && JSON.stringify(a) === JSON.stringify(b);
-      }),
+      fc.property(
+        labelsArb,
+        fc.integer({ min: 1, max: 10 }),
+        fc.double({ min: 0.05, max: 100, noNaN: true }),
+        fc.integer(),
+        (labels, numClients, alpha, seed) => {
+          const a = dirichletLabelPartition(createRng(seed), labels, { numClients, alpha });
+          const b = dirichletLabelPartition(createRng(seed), labels, { numClients, alpha });
+          return a.length === numClients && isExactPartition(a, labels.length) && JSON.stringify(a) === JSON.stringify(b);
+        },
+      ),
       { numRuns: 100 },
     );
   });
@@ -89,12 +95,18 @@ describe('every partitioner assigns each sample exactly once and is reproducible
       fc.record({ kind: fc.constant('powerLaw' as const), exponent: fc.double({ min: 0.01, max: 5, noNaN: true }) }),
     );
     fc.assert(
-      fc.property(fc.integer({ min: 20, max: 300 }), fc.integer({ min: 1, max: 20 }), distributionArb, fc.integer(), (numSamples, numClients, distribution, seed) => {
-        const options = { numSamples, numClients, distribution };
-        const a = quantitySkewPartition(createRng(seed), options);
-        const b = quantitySkewPartition(createRng(seed), options);
-        return isExactPartition(a, numSamples) && a.every((c) => c.length >= 1) && JSON.stringify(a) === JSON.stringify(b);
-      }),
+      fc.property(
+        fc.integer({ min: 20, max: 300 }),
+        fc.integer({ min: 1, max: 20 }),
+        distributionArb,
+        fc.integer(),
+        (numSamples, numClients, distribution, seed) => {
+          const options = { numSamples, numClients, distribution };
+          const a = quantitySkewPartition(createRng(seed), options);
+          const b = quantitySkewPartition(createRng(seed), options);
+          return isExactPartition(a, numSamples) && a.every((c) => c.length >= 1) && JSON.stringify(a) === JSON.stringify(b);
+        },
+      ),
       { numRuns: 100 },
     );
   });
@@ -182,9 +194,16 @@ describe('quantitySkewPartition', () => {
   });
 
   it('respects the minimum per client and refuses an impossible one', () => {
-    const partition = quantitySkewPartition(createRng(5), { numSamples: 100, numClients: 10, distribution: { kind: 'powerLaw', exponent: 0.5 }, minSamplesPerClient: 5 });
+    const partition = quantitySkewPartition(createRng(5), {
+      numSamples: 100,
+      numClients: 10,
+      distribution: { kind: 'powerLaw', exponent: 0.5 },
+      minSamplesPerClient: 5,
+    });
     expect(Math.min(...partition.map((c) => c.length))).toBeGreaterThanOrEqual(5);
-    expectCode(() => quantitySkewPartition(createRng(5), { numSamples: 10, numClients: 3, distribution: { kind: 'dirichlet', alpha: 1 }, minSamplesPerClient: 4 }));
+    expectCode(() =>
+      quantitySkewPartition(createRng(5), { numSamples: 10, numClients: 3, distribution: { kind: 'dirichlet', alpha: 1 }, minSamplesPerClient: 4 }),
+    );
     expectCode(() => quantitySkewPartition(createRng(5), { numSamples: 10, numClients: 3, distribution: { kind: 'powerLaw', exponent: -1 } }));
   });
 });

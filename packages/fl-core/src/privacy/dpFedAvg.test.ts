@@ -63,7 +63,10 @@ describe('dpFedAvg', () => {
     expectCode(() => dpFedAvg(createRng(1), [ok], { clipNorm: 1, noiseMultiplier: Number.NaN, expectedClientsPerRound: 1 }));
     expectCode(() => dpFedAvg(createRng(1), [ok], { clipNorm: 1, noiseMultiplier: 1, expectedClientsPerRound: 0 }));
     expectCode(() => dpFedAvg(createRng(1), [ok, update([1, 2], [1])], { clipNorm: 1, noiseMultiplier: 1, expectedClientsPerRound: 1 }), 'PARAMS_MISMATCH');
-    expectCode(() => dpFedAvg(createRng(1), [ok], { clipNorm: 1, noiseMultiplier: 1, expectedClientsPerRound: 1, template: [tensor('image/w', [1])] }), 'PARAMS_MISMATCH');
+    expectCode(
+      () => dpFedAvg(createRng(1), [ok], { clipNorm: 1, noiseMultiplier: 1, expectedClientsPerRound: 1, template: [tensor('image/w', [1])] }),
+      'PARAMS_MISMATCH',
+    );
     expectCode(() => dpFedAvg(createRng(1), [update([Infinity], [1])], { clipNorm: 1, noiseMultiplier: 1, expectedClientsPerRound: 1 }), 'PARAMS_NON_FINITE');
     expectCode(() => dpFedAvg(createRng(1), [], { clipNorm: 1, noiseMultiplier: 1, expectedClientsPerRound: 1 }), 'AGG_NO_UPDATES');
   });

@@ -76,7 +76,8 @@ function checkAgainstTemplate(template: Parameters, update: Parameters, k: numbe
   for (const t of update) {
     const shape = shapes.get(t.name);
     if (shape === undefined) throw new FlCoreError('PARAMS_MISMATCH', `dpFedAvg: update ${k} has tensor '${t.name}' that the template lacks`);
-    if (shape !== t.shape.join(',')) throw new FlCoreError('PARAMS_MISMATCH', `dpFedAvg: update ${k} '${t.name}' has shape [${t.shape.join(',')}], template [${shape}]`);
+    if (shape !== t.shape.join(','))
+      throw new FlCoreError('PARAMS_MISMATCH', `dpFedAvg: update ${k} '${t.name}' has shape [${t.shape.join(',')}], template [${shape}]`);
     if (seen.has(t.name)) throw new FlCoreError('PARAMS_MISMATCH', `dpFedAvg: update ${k} sends '${t.name}' twice`);
     seen.add(t.name);
   }

@@ -1,14 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { logErfc } from './logSpace.js';
-import {
-  computeRdp,
-  createRdpAccountant,
-  DEFAULT_RDP_ORDERS,
-  epsilonFromRdp,
-  epsilonPerRound,
-  privacySpent,
-  recordRounds,
-} from './rdpAccountant.js';
+import { computeRdp, createRdpAccountant, DEFAULT_RDP_ORDERS, epsilonFromRdp, epsilonPerRound, privacySpent, recordRounds } from './rdpAccountant.js';
 import { expectFlCoreError } from '../errors.test-util.js';
 import type { FlCoreErrorCode } from '../errors.js';
 
@@ -102,7 +94,11 @@ describe('epsilonFromRdp', () => {
   it('matches the hand-computable constant-RDP case (TF Privacy test_get_privacy_spent_check_target_delta)', () => {
     // Constant RDP 1.1 on orders 2 … 32: the largest order wins; 1.1 + log(31/32) − log(32·1e-5)/31 = 1.32783806176.
     const orders = Array.from({ length: 31 }, (_, i) => i + 2);
-    const spent = epsilonFromRdp(orders, orders.map(() => 1.1), 1e-5);
+    const spent = epsilonFromRdp(
+      orders,
+      orders.map(() => 1.1),
+      1e-5,
+    );
     expect(spent.epsilon).toBeCloseTo(1.32783806176, 10);
     expect(spent.bestOrder).toBe(32);
   });

@@ -203,7 +203,12 @@ export function epsilonPerRound(options: EpsilonPerRoundOptions): Float64Array {
   const perRound = computeRdp(options, orders, 1);
   const out = new Float64Array(rounds);
   for (let t = 1; t <= rounds; t++) {
-    out[t - 1] = epsilonFromRdp(orders, perRound.map((r) => r * t), delta, options.conversion).epsilon;
+    out[t - 1] = epsilonFromRdp(
+      orders,
+      perRound.map((r) => r * t),
+      delta,
+      options.conversion,
+    ).epsilon;
   }
   return out;
 }

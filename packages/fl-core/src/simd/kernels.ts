@@ -63,7 +63,26 @@ export interface SimdMedianKernel {
 /** The arena module on one memory of its own (see {@link createArenaKernels}). */
 export interface ArenaKernels {
   /** acc (f64) += Σ_r w_r · row_r over eight rows at byte addresses p0 … p7 (any distance apart). */
-  weightedSumRows8(acc: number, p0: number, p1: number, p2: number, p3: number, p4: number, p5: number, p6: number, p7: number, w0: number, w1: number, w2: number, w3: number, w4: number, w5: number, w6: number, w7: number, count: number): void;
+  weightedSumRows8(
+    acc: number,
+    p0: number,
+    p1: number,
+    p2: number,
+    p3: number,
+    p4: number,
+    p5: number,
+    p6: number,
+    p7: number,
+    w0: number,
+    w1: number,
+    w2: number,
+    w3: number,
+    w4: number,
+    w5: number,
+    w6: number,
+    w7: number,
+    count: number,
+  ): void;
   /** acc (f64) += w · row, in float64. */
   weightedSum1(acc: number, row: number, weight: number, count: number): void;
   /** Grows the memory so that bytes [0, bytes) are addressable; false (and nothing changes) when it cannot. */

@@ -17,7 +17,8 @@ function message(clientId: string, tensors: Tensor[]): Uint8Array {
   return encodeUpdate({ kind: 'delta', taskId: 'task', round: 1, clientId, encoding: 'fp32', tensors });
 }
 
-const full = (clientId: string, a: number[], b: number[]): Uint8Array => message(clientId, [tensor('a', [2], new Float32Array(a)), tensor('b', [2], new Float32Array(b))]);
+const full = (clientId: string, a: number[], b: number[]): Uint8Array =>
+  message(clientId, [tensor('a', [2], new Float32Array(a)), tensor('b', [2], new Float32Array(b))]);
 
 function codeOf(fn: () => unknown): FlCoreErrorCode | 'refused by accept' | 'no error' {
   try {
@@ -36,7 +37,8 @@ describe.each(KERNELS)('UpdateArena.decode, %s kernel', (kernel) => {
     const seen: { clientId: string; row: number; tensorIndices: readonly number[]; values: number[]; countDuring: number }[] = [];
 
     const decoded = arena.decode(full('c1', [1, 2], [3, 4]), LIMITS, {
-      accept: (d, values) => seen.push({ clientId: d.clientId, row: d.row, tensorIndices: d.tensorIndices, values: Array.from(values), countDuring: arena.count }),
+      accept: (d, values) =>
+        seen.push({ clientId: d.clientId, row: d.row, tensorIndices: d.tensorIndices, values: Array.from(values), countDuring: arena.count }),
     });
 
     expect(seen).toEqual([{ clientId: 'c1', row: 0, tensorIndices: [0, 1], values: [1, 2, 3, 4], countDuring: 0 }]);

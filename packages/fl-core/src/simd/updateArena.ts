@@ -116,7 +116,8 @@ function checkLayoutTiles(layout: Layout): void {
   let next = 0;
   for (let k = 0; k < layout.names.length; k++) {
     const shape = layout.shapes[k];
-    if (shape === undefined || layout.offsets[k] !== next) throw new FlCoreError('AGG_BAD_CONFIG', `update arena: layout entry ${k} does not start where the previous one ends`);
+    if (shape === undefined || layout.offsets[k] !== next)
+      throw new FlCoreError('AGG_BAD_CONFIG', `update arena: layout entry ${k} does not start where the previous one ends`);
     next += shape.reduce((a, d) => a * d, 1);
   }
   if (next !== layout.size) throw new FlCoreError('AGG_BAD_CONFIG', `update arena: layout tensors hold ${next} values, its size says ${layout.size}`);
@@ -138,9 +139,11 @@ export function createUpdateArena(options: UpdateArenaOptions): UpdateArena {
   const { layout } = options;
   checkRowCount('capacity', options.capacity);
   const kernel = options.kernel ?? 'auto';
-  if (kernel !== 'auto' && kernel !== 'scalar') throw new FlCoreError('AGG_BAD_CONFIG', `update arena: kernel must be 'auto' or 'scalar', got ${String(kernel)}`);
+  if (kernel !== 'auto' && kernel !== 'scalar')
+    throw new FlCoreError('AGG_BAD_CONFIG', `update arena: kernel must be 'auto' or 'scalar', got ${String(kernel)}`);
   const numParams = layout.size;
-  if (!Number.isSafeInteger(numParams) || numParams < 1) throw new FlCoreError('AGG_BAD_CONFIG', `update arena: layout size must be an integer ≥ 1, got ${numParams}`);
+  if (!Number.isSafeInteger(numParams) || numParams < 1)
+    throw new FlCoreError('AGG_BAD_CONFIG', `update arena: layout size must be an integer ≥ 1, got ${numParams}`);
   checkLayoutTiles(layout);
   const rowStride = Math.ceil((numParams * 4) / PAGE) * PAGE + ROW_SKEW_BYTES;
   const bytesFor = (rows: number): number => ARENA_SCRATCH_BYTES + rows * rowStride;
@@ -168,7 +171,10 @@ export function createUpdateArena(options: UpdateArenaOptions): UpdateArena {
     checkRowCount('rows', rows);
     if (rows <= capacity) return;
     if (kernels !== null && !kernels.reserve(bytesFor(rows))) {
-      throw new FlCoreError('AGG_BAD_CONFIG', `update arena: cannot grow to ${rows} rows of ${numParams} values (${bytesFor(rows)} bytes of WebAssembly memory)`);
+      throw new FlCoreError(
+        'AGG_BAD_CONFIG',
+        `update arena: cannot grow to ${rows} rows of ${numParams} values (${bytesFor(rows)} bytes of WebAssembly memory)`,
+      );
     }
     capacity = rows;
   };
@@ -207,7 +213,10 @@ export function createUpdateArena(options: UpdateArenaOptions): UpdateArena {
     },
     append(values) {
       if (!(values instanceof Float32Array) || values.length !== numParams) {
-        throw new FlCoreError('PARAMS_MISMATCH', `update arena: append needs a Float32Array of ${numParams} values, got ${values instanceof Float32Array ? values.length : typeof values}`);
+        throw new FlCoreError(
+          'PARAMS_MISMATCH',
+          `update arena: append needs a Float32Array of ${numParams} values, got ${values instanceof Float32Array ? values.length : typeof values}`,
+        );
       }
       for (let i = 0; i < values.length; i++) {
         if (values[i]! - values[i]! !== 0) throw new FlCoreError('PARAMS_NON_FINITE', `update arena: value ${i} is ${values[i]}`);

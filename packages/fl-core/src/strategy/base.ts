@@ -176,7 +176,10 @@ export class TensorSlots {
       const s = found[i];
       if (!s) throw badState('TensorSlots.read', `slot '${slot}' holds part of a group but not '${t.name}'`);
       if (s.values.length !== t.values.length) {
-        throw new FlCoreError('PARAMS_MISMATCH', `TensorSlots.read: slot '${slot}' has ${s.values.length} values for '${t.name}', the model ${t.values.length}`);
+        throw new FlCoreError(
+          'PARAMS_MISMATCH',
+          `TensorSlots.read: slot '${slot}' has ${s.values.length} values for '${t.name}', the model ${t.values.length}`,
+        );
       }
       flat.set(s.values, offset);
       offset += t.values.length;
@@ -243,7 +246,10 @@ export abstract class BaseStrategy implements Strategy {
 
   constructor(options: StrategyOptions = {}, slotNames: readonly string[] = []) {
     const { fractionFit = 1, minFitClients = 1, minAvailableClients = 1, roundConfig = {}, acceptFailures = true, cohort = null } = options;
-    if (cohort && (!Number.isInteger(cohort.clientsPerRound) || cohort.clientsPerRound < 1 || !(cohort.overSelection >= 0) || !Number.isFinite(cohort.overSelection))) {
+    if (
+      cohort &&
+      (!Number.isInteger(cohort.clientsPerRound) || cohort.clientsPerRound < 1 || !(cohort.overSelection >= 0) || !Number.isFinite(cohort.overSelection))
+    ) {
       throw badConfig('Strategy', `cohort needs an integer clientsPerRound ≥ 1 and a finite overSelection ≥ 0, got ${JSON.stringify(cohort)}`);
     }
     this.cohort = cohort && { ...cohort };

@@ -56,7 +56,12 @@ export class DifferentialPrivacy extends StrategyWrapper {
     if (!(options.targetDelta > 0 && options.targetDelta < 1)) bad(`targetDelta must be in (0, 1), got ${options.targetDelta}`);
     if (typeof options.noiseRng !== 'function') bad('noiseRng must be a function of the round number');
     // Validates clipNorm, noiseMultiplier and expectedClientsPerRound with the privacy module's own checks.
-    dpFedAvg(() => 0.5, [], { clipNorm: options.clipNorm, noiseMultiplier: options.noiseMultiplier, expectedClientsPerRound: options.expectedClientsPerRound, template: [] });
+    dpFedAvg(() => 0.5, [], {
+      clipNorm: options.clipNorm,
+      noiseMultiplier: options.noiseMultiplier,
+      expectedClientsPerRound: options.expectedClientsPerRound,
+      template: [],
+    });
     this.options = options;
     this.accountant = createRdpAccountant(options.orders);
     this.name = `dp(${inner.name})`;
@@ -126,7 +131,14 @@ export class DifferentialPrivacy extends StrategyWrapper {
   protected override importExtra(extra: Readonly<Record<string, unknown>> | undefined): () => void {
     const acc = extra?.accountant as { orders?: unknown; rdp?: unknown; rounds?: unknown } | undefined;
     const numbers = (x: unknown): x is number[] => Array.isArray(x) && x.every((v) => typeof v === 'number' && v >= 0 && Number.isFinite(v));
-    if (!acc || !numbers(acc.orders) || !numbers(acc.rdp) || acc.orders.length !== acc.rdp.length || !Number.isInteger(acc.rounds) || (acc.rounds as number) < 0) {
+    if (
+      !acc ||
+      !numbers(acc.orders) ||
+      !numbers(acc.rdp) ||
+      acc.orders.length !== acc.rdp.length ||
+      !Number.isInteger(acc.rounds) ||
+      (acc.rounds as number) < 0
+    ) {
       throw new FlCoreError('AGG_BAD_STATE', `${this.name}.importState: extra.accountant must hold orders, rdp (one per order, >= 0) and an integer rounds`);
     }
     const next: RdpAccountant = { orders: [...acc.orders], rdp: [...acc.rdp], rounds: acc.rounds as number };

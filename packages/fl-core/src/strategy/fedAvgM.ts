@@ -21,7 +21,10 @@ export class FedAvgMStrategy extends BaseStrategy {
     super(options, ['momentum']);
     // Validates the hyper-parameters now rather than in the first round.
     fedAvgM(new Float32Array(0), null, options);
-    this.momentumOptions = { serverMomentum: options.serverMomentum, ...(options.serverLearningRate !== undefined ? { serverLearningRate: options.serverLearningRate } : {}) };
+    this.momentumOptions = {
+      serverMomentum: options.serverMomentum,
+      ...(options.serverLearningRate !== undefined ? { serverLearningRate: options.serverLearningRate } : {}),
+    };
   }
 
   protected combiner(_serverRound: number, pending: PendingSlots): GroupCombiner {

@@ -64,7 +64,11 @@ describe('configureFit', () => {
   });
 
   it('FedProx sends proximalMu with the static round config', () => {
-    const plan = new FedProx({ proximalMu: 0.01, roundConfig: { localEpochs: 2 } }).configureFit({ serverRound: 3, availableClients: ['x'], rng: createRng(0) });
+    const plan = new FedProx({ proximalMu: 0.01, roundConfig: { localEpochs: 2 } }).configureFit({
+      serverRound: 3,
+      availableClients: ['x'],
+      rng: createRng(0),
+    });
     expect(plan.config).toEqual({ localEpochs: 2, proximalMu: 0.01, serverRound: 3 });
   });
 
@@ -287,7 +291,9 @@ describe('DifferentialPrivacy wrapper', () => {
     expect(plan.target).toBe(plan.clientIds.length);
     const inner = new DifferentialPrivacy(new FedAvg({ cohort: { clientsPerRound: 3, overSelection: 1 } }), { ...options, samplingRate: 0.5 });
     const draws = createRng(4);
-    const sampled = Array.from({ length: 10 }, (_, k) => `c${k}`).sort().filter(() => draws() < 0.5);
+    const sampled = Array.from({ length: 10 }, (_, k) => `c${k}`)
+      .sort()
+      .filter(() => draws() < 0.5);
     const poisson = inner.configureFit({ serverRound: 1, availableClients: Array.from({ length: 10 }, (_, k) => `c${k}`), rng: createRng(4) });
     expect(poisson.clientIds).toEqual(sampled);
     expect(inner.aggregateFit(1, global, round, [])!.privacy).toMatchObject({ samplingRate: 0.5, releases: 1, delta: options.targetDelta });
@@ -311,7 +317,10 @@ describe('DifferentialPrivacy wrapper', () => {
 
 describe('TrustWeighting wrapper', () => {
   it('weights by trust against the root update, drops distrusted clients and keeps history in its state', () => {
-    const strategy = new TrustWeighting(new FedAvg(), { weights: { agreement: 1, quality: 0, lossImprovement: 0, calibration: 0, explanation: 0 }, historyDecay: 0 });
+    const strategy = new TrustWeighting(new FedAvg(), {
+      weights: { agreement: 1, quality: 0, lossImprovement: 0, calibration: 0, explanation: 0 },
+      historyDecay: 0,
+    });
     strategy.setRoundContext(1, { rootUpdate: [t('image/w', 1, 0)] });
     const results = [fit('aligned', 1, t('image/w', 2, 0)), fit('opposed', 1, t('image/w', -2, 0))];
 
@@ -327,7 +336,12 @@ describe('TrustWeighting wrapper', () => {
     expect(Object.keys(out.metrics).some((k) => k.startsWith('trust:'))).toBe(false);
     expect(out.rejected.map((r) => [r.clientId, r.code])).toEqual([['opposed', 'UNTRUSTED']]);
     const saved = checkpoint(strategy.exportState());
-    expect(saved.json.extra).toEqual({ history: [['aligned', 1], ['opposed', 0]] });
+    expect(saved.json.extra).toEqual({
+      history: [
+        ['aligned', 1],
+        ['opposed', 0],
+      ],
+    });
     const resumed = new TrustWeighting(new FedAvg());
     resumed.importState(saved);
     expect(resumed.trustScores().get('opposed')).toBe(0);

@@ -36,7 +36,10 @@ export class TrustThreshold extends StrategyWrapper {
     const dropped = results.filter((r) => !kept.includes(r));
     return {
       ...out,
-      rejected: [...out.rejected, ...dropped.map((r) => ({ clientId: r.clientId, code: 'UNTRUSTED' as const, message: `trust below minTrust ${this.minTrust}` }))],
+      rejected: [
+        ...out.rejected,
+        ...dropped.map((r) => ({ clientId: r.clientId, code: 'UNTRUSTED' as const, message: `trust below minTrust ${this.minTrust}` })),
+      ],
       metrics: { ...out.metrics, numBelowMinTrust: dropped.length },
     };
   }

@@ -84,14 +84,7 @@ export interface FitFailure {
  * Why a strategy set a result aside: a second result from one client, a bad example count, an
  * empty delta, a layout that is not the global model's, NaN/Infinity, or trust too low to count.
  */
-export const REJECTION_CODES = [
-  'DUPLICATE_RESULT',
-  'AGG_BAD_WEIGHTS',
-  'AGG_NO_UPDATES',
-  'PARAMS_MISMATCH',
-  'PARAMS_NON_FINITE',
-  'UNTRUSTED',
-] as const;
+export const REJECTION_CODES = ['DUPLICATE_RESULT', 'AGG_BAD_WEIGHTS', 'AGG_NO_UPDATES', 'PARAMS_MISMATCH', 'PARAMS_NON_FINITE', 'UNTRUSTED'] as const;
 
 /** One of {@link REJECTION_CODES}. */
 export type RejectionCode = (typeof REJECTION_CODES)[number];

@@ -67,7 +67,8 @@ export function agreementScore(update: Parameters, reference: ReferenceUpdate): 
   for (const t of update) {
     const r = reference.get(t.name);
     if (r === undefined) continue;
-    if (r.length !== t.values.length) throw new FlCoreError('PARAMS_MISMATCH', `agreementScore: '${t.name}' has ${t.values.length} values, reference ${r.length}`);
+    if (r.length !== t.values.length)
+      throw new FlCoreError('PARAMS_MISMATCH', `agreementScore: '${t.name}' has ${t.values.length} values, reference ${r.length}`);
     pairs.push([t.values, r]);
   }
   if (pairs.length === 0) return null;

@@ -10,7 +10,10 @@ const noHistory = new Map<string, number>();
 
 describe('agreement', () => {
   it('is the ReLU of the cosine with the reference, over the tensors the client sent', () => {
-    const reference = new Map([['image/w', Float32Array.from([1, 0])], ['text/w', Float32Array.from([0, 1])]]);
+    const reference = new Map([
+      ['image/w', Float32Array.from([1, 0])],
+      ['text/w', Float32Array.from([0, 1])],
+    ]);
     const imageOnly: Parameters = [tensor('image/w', [2], Float32Array.from([1, 1]))];
     expect(agreementScore(imageOnly, reference)).toBeCloseTo(Math.SQRT1_2, 6);
     expect(agreementScore([tensor('image/w', [2], Float32Array.from([-1, 0]))], reference)).toBe(0);
@@ -123,7 +126,12 @@ describe('scoreTrust', () => {
     const e = Float32Array.from([1, 2]);
     const clients: ClientRoundEvidence[] = [
       { clientId: 'better', numExamples: 1, update: vec(1), probe: { probabilities: Float32Array.from([0.8, 0.2]), explanations: [e, e] } },
-      { clientId: 'worse', numExamples: 1, update: vec(1), probe: { probabilities: Float32Array.from([0.25, 0.75]), explanations: [e, Float32Array.from([-1, -2])] } },
+      {
+        clientId: 'worse',
+        numExamples: 1,
+        update: vec(1),
+        probe: { probabilities: Float32Array.from([0.25, 0.75]), explanations: [e, Float32Array.from([-1, -2])] },
+      },
     ];
     const result = scoreTrust({ clients, history: noHistory, probe });
     expect(result.clients[0]!.components.lossImprovement).toBe(1);
@@ -176,7 +184,12 @@ describe('scoreTrust', () => {
       'TRUST_BAD_INPUT',
     );
     expectFlCoreError(
-      () => scoreTrust({ clients: [{ ...client('a', vec(1)), probe: { probabilities: Float32Array.from([1, 0, 0]) } }], history: noHistory, probe: { labels: [0, 1] } }),
+      () =>
+        scoreTrust({
+          clients: [{ ...client('a', vec(1)), probe: { probabilities: Float32Array.from([1, 0, 0]) } }],
+          history: noHistory,
+          probe: { labels: [0, 1] },
+        }),
       'METRICS_BAD_INPUT',
     );
   });
