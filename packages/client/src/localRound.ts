@@ -132,6 +132,8 @@ export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRo
       emit({ type: 'evaluate', serverRound, scope: 'global', ...g });
       metrics['globalAccuracy'] = g.accuracy;
       metrics['globalLoss'] = g.loss;
+      // The weight of this evaluation in the coordinator's federated evaluation (aggregateEvaluate).
+      metrics['globalEvalExamples'] = evalIndices.length;
     }
     if (behaviour?.kind !== 'free-rider') {
       const result = await trainLocally({

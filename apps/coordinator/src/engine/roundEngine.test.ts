@@ -129,7 +129,12 @@ function setup(overrides: Record<string, unknown> = {}, strategy?: Strategy) {
   const join = (...ids: string[]): void => {
     for (const id of ids) engine.join(id, { backend: 'cpu', modalities: ['image'], numExamples: 10 });
   };
-  const upload = (clientId: string, value: number, round = transport.lastStart.payload): ReturnType<RoundEngine['submitUpdate']> => {
+  const upload = (
+    clientId: string,
+    value: number,
+    round = transport.lastStart.payload,
+    metrics: Record<string, number> = {},
+  ): ReturnType<RoundEngine['submitUpdate']> => {
     const delta = [tensor('image/w', [2], new Float32Array([value, value])), tensor('fusion/b', [1], new Float32Array([value]))];
     const bytes = encodeUpdate({ kind: 'delta', taskId: task.id, round: round.serverRound, clientId, encoding: 'fp32', tensors: delta });
     const update: ParsedUpdate = {
@@ -139,7 +144,7 @@ function setup(overrides: Record<string, unknown> = {}, strategy?: Strategy) {
       roundId: round.roundId,
       serverRound: round.serverRound,
       numExamples: 1,
-      metrics: {},
+      metrics,
       update: bytes,
     };
     return engine.submitUpdate(clientId, update);
@@ -321,6 +326,22 @@ describe('RoundEngine with a fake clock and transport', () => {
     // Act / Assert
     expect(run(['c', 'a', 'b'])).toBe(run(['a', 'b', 'c']));
     expect(run(['b', 'c', 'a'])).toBe(run(['a', 'b', 'c']));
+  });
+
+  it('hands the clients’ evaluations of the round’s starting model to the strategy’s aggregateEvaluate and stores its result', () => {
+    // Arrange
+    const { clock, join, upload, store } = setup({ rounds: 1 });
+    join('a', 'b');
+    clock.advance(0);
+    // Act: a evaluated on 10 examples (loss 1, accuracy 0.5), b on 30 (loss 3, accuracy 0.1).
+    upload('a', 1, undefined, { globalLoss: 1, globalAccuracy: 0.5, globalEvalExamples: 10 });
+    upload('b', 1, undefined, { globalLoss: 3, globalAccuracy: 0.1, globalEvalExamples: 30 });
+    clock.advance(0);
+    // Assert: example-weighted over the evaluations, not over the training examples.
+    const metrics = store.listMetrics('demo')[0]!.metrics;
+    expect(metrics['federatedEval.loss']).toBeCloseTo(2.5, 12);
+    expect(metrics['federatedEval.accuracy']).toBeCloseTo(0.2, 12);
+    expect(metrics['federatedEval.numEvaluations']).toBe(2);
   });
 
   it('asks the strategy for each plan: its round config reaches clients and its target closes the round', () => {

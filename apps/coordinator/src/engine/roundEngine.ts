@@ -5,7 +5,8 @@
  * The engine sequences; it decides nothing the strategy or a pure module can decide. Each round it
  * asks the fl-core {@link Strategy} for the plan (`configureFit`: which clients, how many results
  * close the round, the round config), and hands back the results and failures (`aggregateFit`) in
- * canonical order (by client id), never arrival order. State changes go through one reducer
+ * canonical order (by client id), never arrival order, and the clients' evaluations of the model
+ * the round started from (`aggregateEvaluate`). State changes go through one reducer
  * (`engineState.ts`); payloads, metrics and store records are built by `roundRecords.ts`.
  *
  * Invariants, enforced here:
@@ -30,7 +31,7 @@
  * The engine knows nothing of sockets: it talks to clients through {@link EngineTransport}, and to
  * time through {@link EngineClock}.
  */
-import type { FitFailureCode, FitResult, Parameters, Strategy, UpdateArena } from '@chorus/fl-core';
+import type { AggregateEvaluateResult, FitFailureCode, FitResult, Parameters, Strategy, UpdateArena } from '@chorus/fl-core';
 import { FIT_FAILURE_CODES, createUpdateArena, isFlCoreError, layoutOf } from '@chorus/fl-core';
 import { fastCrc32 } from '../codec/fastCrc32.js';
 import type { Logger } from 'pino';
@@ -54,7 +55,16 @@ import type { TaskConfig } from '../task/taskSchema.js';
 import { decodeGlobal, decodeStrategyState, encodeGlobal, encodeStrategyState, sha256Hex } from './checkpoint.js';
 import { INITIAL_ENGINE_STATE, closeReason, reduceEngine } from './engineState.js';
 import type { AttemptState, EngineAction, EngineState, Phase } from './engineState.js';
-import { canonicalResults, roundCompletion, roundEndPayload, roundMetrics, roundStartPayload, roundTrust, taskEndPayload } from './roundRecords.js';
+import {
+  canonicalResults,
+  federatedEvaluations,
+  roundCompletion,
+  roundEndPayload,
+  roundMetrics,
+  roundStartPayload,
+  roundTrust,
+  taskEndPayload,
+} from './roundRecords.js';
 import type { GlobalModel } from './roundRecords.js';
 import { roundRng, waitingRoomSize } from './sampling.js';
 import type { RoundMeasurer } from './serverMeasurements.js';
@@ -623,6 +633,7 @@ export class RoundEngine {
     const failures = [...cur.failures].sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0));
     let outcome = null;
     let serverMetrics: Readonly<Record<string, number>> = {};
+    let federated: AggregateEvaluateResult | null = null;
     let failedWith: string | null = null;
     try {
       // Awaited only when it is a promise, so a task without server measurements finishes the round in this tick.
@@ -633,6 +644,8 @@ export class RoundEngine {
       if (!this.stillClosing(cur)) return false;
       serverMetrics = measured.serverMetrics;
       outcome = strategy.aggregateFit(cur.serverRound, this.global.tensors, measured.results, measured.failures);
+      // The contract's third hook: the clients' evaluations of the model this round started from.
+      if (outcome) federated = strategy.aggregateEvaluate(cur.serverRound, federatedEvaluations(results), failures);
     } catch (err) {
       this.log.error({ err, serverRound: cur.serverRound }, 'aggregation failed');
       failedWith = isFlCoreError(err) ? err.code : err instanceof CoordinatorError ? err.code : 'INTERNAL';
@@ -659,7 +672,7 @@ export class RoundEngine {
     // Awaited only with an evaluator, so a round without one commits in the tick that closed it.
     const { evaluation, evalMs } = this.options.evaluateGlobal ? await this.evaluate(cur.serverRound, outcome.parameters) : { evaluation: null, evalMs: null };
     if (!this.stillClosing(cur)) return false;
-    const metrics = roundMetrics({ cur, outcome, serverMetrics, evaluation, evalMs, aggregationMs });
+    const metrics = roundMetrics({ cur, outcome, serverMetrics, evaluation, evalMs, aggregationMs, federated });
     const trust = roundTrust(outcome);
     const finished = cur.serverRound >= task.rounds;
     const endedAt = this.clock.now();

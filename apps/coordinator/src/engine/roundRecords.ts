@@ -4,7 +4,7 @@
  * round-end and task-end payloads, a committed round's metrics and its store record.
  */
 import { weightedMetrics } from '@chorus/fl-core';
-import type { AggregateFitResult, FitResult, Parameters, RoundConfig as StrategyRoundConfig } from '@chorus/fl-core';
+import type { AggregateEvaluateResult, AggregateFitResult, EvaluateResult, FitResult, Parameters, RoundConfig as StrategyRoundConfig } from '@chorus/fl-core';
 import { PROTOCOL_VERSION } from '@chorus/protocol';
 import type { RoundEndPayload, RoundStartPayload, TaskEndPayload } from '@chorus/protocol';
 import type { RoundCompletion, StoredStrategyState, TaskStatus } from '../store/types.js';
@@ -80,13 +80,16 @@ export interface RoundMetricsInput {
   readonly evaluation: Readonly<Record<string, number>> | null;
   readonly evalMs: number | null;
   readonly aggregationMs: number;
+  /** The strategy's `aggregateEvaluate` of the clients' evaluations of the round's starting model, or null when none reported one. */
+  readonly federated?: AggregateEvaluateResult | null;
 }
 
 /**
  * Every figure stored with a committed round: the strategy's (prefixed `strategy.`), the server's,
  * trust summaries, the privacy spent (`epsilon`, `delta`), the evaluation, the attempt's counts and
- * the example-weighted means of what clients reported (prefixed `client.`). Non-finite values are
- * left out.
+ * the example-weighted means of what clients reported (prefixed `client.`), and the strategy's
+ * aggregate of the clients' evaluations of the round's starting model (prefixed `federatedEval.`).
+ * Non-finite values are left out.
  */
 export function roundMetrics(input: RoundMetricsInput): Record<string, number> {
   const { cur, outcome } = input;
@@ -111,6 +114,10 @@ export function roundMetrics(input: RoundMetricsInput): Record<string, number> {
   }
   if (input.evaluation) for (const [k, v] of Object.entries(input.evaluation)) put(k, v);
   if (input.evalMs !== null) put('evalMs', input.evalMs);
+  if (input.federated) {
+    put('federatedEval.loss', input.federated.loss);
+    for (const [k, v] of Object.entries(input.federated.metrics)) put(`federatedEval.${k}`, v);
+  }
   put('attempt', cur.attempt);
   put('numSelected', cur.selected.size);
   put('numAccepted', cur.results.length);
@@ -158,6 +165,30 @@ export function roundCompletion(input: {
     trust: input.trust,
     taskStatus: input.taskStatus,
   };
+}
+
+/**
+ * The clients' evaluations of the global model the round started from, as the strategy's
+ * `aggregateEvaluate` takes them: every result that reported a finite `globalLoss` (its local
+ * evaluation before training), weighted by `globalEvalExamples` (else its example count), with
+ * `globalAccuracy` as `accuracy`.
+ */
+export function federatedEvaluations(results: readonly FitResult[]): EvaluateResult[] {
+  const out: EvaluateResult[] = [];
+  for (const r of canonicalResults(results)) {
+    const m = r.metrics ?? {};
+    const loss = m['globalLoss'];
+    if (loss === undefined || !Number.isFinite(loss)) continue;
+    const examples = m['globalEvalExamples'];
+    const accuracy = m['globalAccuracy'];
+    out.push({
+      clientId: r.clientId,
+      numExamples: examples !== undefined && Number.isFinite(examples) && examples > 0 ? examples : r.numExamples,
+      loss,
+      ...(accuracy !== undefined && Number.isFinite(accuracy) ? { metrics: { accuracy } } : {}),
+    });
+  }
+  return out;
 }
 
 /** Results in canonical order (by client id), so aggregation never depends on arrival order. */
