@@ -543,7 +543,11 @@ export class RoundEngine {
       return;
     }
     this.timers.deadline = this.clock.setTimeout(() => this.onDeadline(roundId), task.roundDeadlineMs);
-    this.options.onClientsSelected?.(plan.clientIds);
+    try {
+      this.options.onClientsSelected?.(plan.clientIds);
+    } catch (err) {
+      this.log.warn({ err }, 'selection listener failed');
+    }
     this.options.transport.sendRoundStart(plan.clientIds, roundStartPayload(task, cur, plan.config, this.global));
     this.options.metrics.bytesOut.inc({ task: task.id }, this.global.bytes.byteLength * plan.clientIds.length);
   }
