@@ -25,7 +25,7 @@ export type { Clock, TokenBucketOptions } from './security/rateLimit.js';
 export { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } from './security/tokens.js';
 export { initialAdapters } from './engine/initialGlobal.js';
 export type { AdapterLayoutOptions } from './engine/initialGlobal.js';
-export { RoundEngine, encodeGlobal, sha256Hex, systemClock } from './engine/roundEngine.js';
+export { RoundEngine, encodeGlobal, sha256HexSync, systemClock } from './engine/roundEngine.js';
 export type { EngineClock, EngineSnapshot, EngineTransport, RoundEngineOptions, RoundSummary, StatusChange } from './engine/roundEngine.js';
 export { INITIAL_ENGINE_STATE, closeReason, reduceEngine } from './engine/engineState.js';
 export type { AttemptState, EngineAction, EngineState, Phase } from './engine/engineState.js';

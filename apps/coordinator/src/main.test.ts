@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { FedAdam } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeGlobal, sha256Hex } from './engine/roundEngine.js';
+import { encodeGlobal, sha256HexSync } from './engine/roundEngine.js';
 import { FakeClient, constantDelta, globalOf } from './testing/fakeClient.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -116,8 +116,8 @@ describe('coordinator process', () => {
     ];
     const g1 = reference.aggregateFit(1, g0, deltas(g0, 0.25, -0.5), [])!.parameters;
     const g2 = reference.aggregateFit(2, g1, deltas(g1, 1, 1), [])!.parameters;
-    expect(sha256Hex(encodeGlobal('crash', 1, g1))).toBe(end1.globalHash);
-    expect(sha256Hex(encodeGlobal('crash', 2, g2))).toBe(end2.globalHash);
+    expect(sha256HexSync(encodeGlobal('crash', 1, g1))).toBe(end1.globalHash);
+    expect(sha256HexSync(encodeGlobal('crash', 2, g2))).toBe(end2.globalHash);
     second.child.kill('SIGTERM');
   });
 

@@ -5,7 +5,7 @@ import { crc32, decodeUpdate, encodeUpdate, tensor } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sha256Hex } from './engine/roundEngine.js';
+import { sha256HexSync } from './engine/roundEngine.js';
 import type { ProtocolErrorCode } from '@chorus/protocol';
 import { startCoordinator } from './server.js';
 import type { Coordinator, CoordinatorOptions } from './server.js';
@@ -138,7 +138,7 @@ describe('coordinator over real sockets', () => {
     const res = await admin(c, '/api/tasks/demo/checkpoint');
     const bytes = new Uint8Array(await res.arrayBuffer());
     expect(res.headers.get('x-chorus-sha256')).toBe(end.globalHash);
-    expect(sha256Hex(bytes)).toBe(end.globalHash);
+    expect(sha256HexSync(bytes)).toBe(end.globalHash);
     const global = decodeUpdate(bytes, { maxBytes: bytes.length }).tensors;
     // image: 1 + (0.1·1 + 0.3·3)/4 = +0.25; text: only a sent it, +0.1; fusion: +0.25.
     expect(global.map((t) => [t.name, [...t.values].map((v) => Number(v.toFixed(5)))])).toEqual([

@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { MemoryStore, encodeGlobal, hashToken, parseTask, sha256Hex, startCoordinator, type Coordinator } from '@chorus/coordinator';
+import { MemoryStore, encodeGlobal, hashToken, parseTask, sha256HexSync, startCoordinator, type Coordinator } from '@chorus/coordinator';
 import { DEFAULT_DATA_DIR } from '@chorus/datasets/node';
 import { encodeUpdate, type Parameters } from '@chorus/fl-core';
 import { MultimodalModel, TextEmbedder, buildDigitsEncoder } from '@chorus/models';
@@ -444,7 +444,7 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
           attempt: 1,
           endedAt: serverRound,
           numAccepted: 2,
-          checkpoint: { bytes, sha256: sha256Hex(bytes) },
+          checkpoint: { bytes, sha256: sha256HexSync(bytes) },
           strategyState: null,
           metrics: {},
           trust: [],

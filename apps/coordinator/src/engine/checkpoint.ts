@@ -9,8 +9,8 @@ import type { Parameters, StrategyState, Tensor } from '@chorus/fl-core';
 import { fastCrc32 } from '../codec/fastCrc32.js';
 import type { StoredStrategyState } from '../store/types.js';
 
-/** SHA-256 of bytes, hex. */
-export function sha256Hex(bytes: Uint8Array): string {
+/** SHA-256 of bytes, hex, computed synchronously (node:crypto; datasets' `sha256Hex` is the asynchronous WebCrypto one). */
+export function sha256HexSync(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 

@@ -52,7 +52,7 @@ import type {
 import { ABANDONED_REASON } from '../store/types.js';
 import type { CoordinatorStore, TaskStatus, UpdateRecord } from '../store/types.js';
 import type { TaskConfig } from '../task/taskSchema.js';
-import { decodeGlobal, decodeStrategyState, encodeGlobal, encodeStrategyState, sha256Hex } from './checkpoint.js';
+import { decodeGlobal, decodeStrategyState, encodeGlobal, encodeStrategyState, sha256HexSync } from './checkpoint.js';
 import { INITIAL_ENGINE_STATE, closeReason, reduceEngine } from './engineState.js';
 import type { AttemptState, EngineAction, EngineState, Phase } from './engineState.js';
 import {
@@ -71,7 +71,7 @@ import type { RoundMeasurer } from './serverMeasurements.js';
 import { controlTarget } from './taskControl.js';
 import { validateUpdate } from './validateUpdate.js';
 
-export { encodeGlobal, sha256Hex } from './checkpoint.js';
+export { encodeGlobal, sha256HexSync } from './checkpoint.js';
 
 /** Time source and timers; injectable for tests. */
 export interface EngineClock {
@@ -232,10 +232,10 @@ export class RoundEngine {
     if (!checkpoint) {
       const tensors = this.options.initialGlobal();
       const bytes = encodeGlobal(task.id, 0, tensors);
-      store.saveInitialCheckpoint({ taskId: task.id, bytes, sha256: sha256Hex(bytes), strategyState: null, createdAt: now });
+      store.saveInitialCheckpoint({ taskId: task.id, bytes, sha256: sha256HexSync(bytes), strategyState: null, createdAt: now });
       checkpoint = store.latestCheckpoint(task.id)!;
     }
-    if (sha256Hex(checkpoint.bytes) !== checkpoint.sha256) {
+    if (sha256HexSync(checkpoint.bytes) !== checkpoint.sha256) {
       throw new CoordinatorError('CHECKPOINT_CORRUPT', `checkpoint of round ${checkpoint.serverRound} of ${task.id} does not match its hash`);
     }
     let tensors: Parameters;
@@ -665,7 +665,7 @@ export class RoundEngine {
     let strategyState;
     try {
       const bytes = encodeGlobal(task.id, cur.serverRound, outcome.parameters);
-      checkpoint = { bytes, sha256: sha256Hex(bytes) };
+      checkpoint = { bytes, sha256: sha256HexSync(bytes) };
       strategyState = encodeStrategyState(task.id, cur.serverRound, strategy.exportState());
     } catch (err) {
       this.log.error({ err, serverRound: cur.serverRound }, 'aggregated model could not be encoded');

@@ -2,7 +2,7 @@ import { decodeUpdate, tensor } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256Hex } from '../engine/roundEngine.js';
+import { sha256HexSync } from '../engine/roundEngine.js';
 import { startCoordinator } from '../server.js';
 import type { Coordinator } from '../server.js';
 import { MemoryStore } from '../store/memoryStore.js';
@@ -69,7 +69,7 @@ describe('GET /api/tasks/:id/global over HTTP', () => {
     expect(res.headers.get('x-chorus-round')).toBe('0');
     expect(res.headers.get('x-chorus-adapter-alpha')).toBe('4');
     expect(res.headers.get('x-chorus-base')).toBe('tiny');
-    expect(res.headers.get('x-chorus-sha256')).toBe(sha256Hex(bytes));
+    expect(res.headers.get('x-chorus-sha256')).toBe(sha256HexSync(bytes));
     const decoded = decodeUpdate(bytes, { maxBytes: bytes.length });
     expect(decoded.kind).toBe('model');
     expect(decoded.round).toBe(0);
@@ -96,7 +96,7 @@ describe('GET /api/tasks/:id/global over HTTP', () => {
       expect(asVolunteer.headers.get('x-chorus-round')).toBe(String(end.serverRound));
       expect(end.serverRound).toBe(1);
       expect(asVolunteer.headers.get('x-chorus-sha256')).toBe(end.globalHash);
-      expect(sha256Hex(bytes)).toBe(end.globalHash);
+      expect(sha256HexSync(bytes)).toBe(end.globalHash);
       expect(decodeUpdate(bytes, { maxBytes: bytes.length }).tensors.map((t) => [...t.values])).toEqual([[1.25, 2.25], [0.75]]);
       expect(asAdmin.status).toBe(200);
       expect(asAdmin.headers.get('x-chorus-sha256')).toBe(end.globalHash);
