@@ -11,6 +11,9 @@ import type { Modality } from './encoders.js';
 import { ModelsError } from './errors.js';
 import { loadDigitsBase, type LoadDigitsBaseOptions } from './pretrained.js';
 
+/** The pretrained digits encoders this package ships (`weights/digits`), as a folder path. */
+export const DEFAULT_WEIGHTS_DIR = fileURLToPath(new URL('../weights/digits', import.meta.url));
+
 const MODEL_FILE = 'model.json';
 const WEIGHTS_FILE = 'weights.bin';
 

@@ -22,8 +22,7 @@
  * its own event loop; see model/taskEvaluator.ts.
  */
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { createRng, parametersDelta, shuffled } from '@chorus/fl-core';
 import type { CandidateProbeOutputs, Parameters, Tensor } from '@chorus/fl-core';
@@ -32,13 +31,14 @@ import type { BuiltinName, DigitsSample, FashionSample, SpamSample } from '@chor
 import { fileSource, loadBuiltinEmbeddings } from '@chorus/datasets/node';
 import { LogMelFrontend, MultimodalModel, TextEmbedder, exportMergedModel, explain, saveAdapters } from '@chorus/models';
 import type { Modality, MultimodalBatch } from '@chorus/models';
-import { fileSystemHandler } from '@chorus/models/node';
+import { DEFAULT_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
 import { CoordinatorError } from '../errors.js';
 import type { TaskConfig } from '../task/taskSchema.js';
 import { DIGITS_AUDIO_SAMPLES, DIGITS_BASE, DIGITS_BASE_SEED, DIGITS_CAPTION_TOKENS, DIGITS_LOG_MEL, buildDigitsEncoder } from './digitsArchitecture.js';
 
 /** Where @chorus/models ships pretrained demo encoders (`<modality>-base/model.json`, next to its `src`). */
-export const DEFAULT_WEIGHTS_DIR = join(dirname(createRequire(import.meta.url).resolve('@chorus/models')), '..', 'weights', 'digits');
+/** The pretrained digits encoders (one home: `@chorus/models/node`). */
+export { DEFAULT_WEIGHTS_DIR };
 
 /**
  * Samples per forward pass on the probe and test sets: bounds the WASM heap, which grows to the

@@ -4,17 +4,17 @@
  * from disk — the same files the coordinator's model reads, so both sides hold one base.
  */
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { loadBuiltinEmbeddings } from '@chorus/datasets/node';
-import { fileSystemHandler } from '@chorus/models/node';
+import { DEFAULT_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
 import { ClientError } from '../errors.js';
 import { createDigitsModelFactory } from '../models.js';
 import type { ModelFactory } from '../models.js';
 
 /** Where @chorus/models ships pretrained demo encoders (`<modality>-base/model.json`). */
-export const DEFAULT_WEIGHTS_DIR = join(dirname(createRequire(import.meta.url).resolve('@chorus/models')), '..', 'weights', 'digits');
+/** The pretrained digits encoders (one home: `@chorus/models/node`). */
+export { DEFAULT_WEIGHTS_DIR };
 
 /** Backends a headless client can run on. */
 export const NODE_BACKENDS = ['wasm', 'cpu'] as const;
