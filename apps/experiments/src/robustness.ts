@@ -47,8 +47,8 @@ const MODALITY_KINDS = 'image=0.25,text=0.25,audio=0.25,image+text+audio=0.25';
 
 /**
  * The reduced grid `--quick` runs (CI): 2 attacks at 20%, 3 aggregators (FedAvg, median, FedMM-X), 5 clients, 5 rounds, one
- * seed. Multi-Krum is left out: with 5 clients its groupwise guarantee (n > 2f + 2 senders per
- * parameter group) fails for every single-modality group, so it learns nothing there.
+ * seed. Multi-Krum is left out: with 5 clients a single-modality group has one or two senders, so
+ * its per-group bound leaves f_g = 0 there and it would test nothing Krum-specific.
  */
 export const QUICK_ROBUSTNESS: RobustnessSettings = {
   aggregators: ['fedavg', 'median', 'fedmm-x'],

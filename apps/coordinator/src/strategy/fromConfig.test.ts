@@ -60,6 +60,7 @@ describe('buildStrategy', () => {
       [{ name: 'fltrust' }, 'fltrust'],
       [{ name: 'clip', maxNorm: 1, inner: { name: 'median' } }, 'clip(median)'],
       [{ name: 'fedmm-x', inner: { name: 'fedadam' } }, 'fedmm-x(fedadam)'],
+      [{ name: 'fedmm-x', inner: { name: 'clip', maxNorm: 'median', perGroup: true } }, 'fedmm-x(clip-median(fedavg))'],
       [{ name: 'dp', clipNorm: 1, noiseMultiplier: 1, inner: { name: 'fedmm-x', minTrust: 0.3 } }, 'dp(fedmm-x(mintrust(fedavg)))'],
     ];
     // Act

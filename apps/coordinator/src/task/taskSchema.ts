@@ -57,7 +57,8 @@ export interface TrustStrategyConfig {
 export interface ClipStrategyConfig {
   readonly name: 'clip';
   readonly inner: StrategyConfig;
-  readonly maxNorm: number;
+  /** A fixed bound, or `'median'`: each round's median norm (FLAME's adaptive bound). */
+  readonly maxNorm: number | 'median';
   /** Clip each parameter group on its own instead of the whole delta. */
   readonly perGroup: boolean;
 }
@@ -140,7 +141,7 @@ export const strategySchema: z.ZodType<StrategyConfig, unknown> = z.lazy(() =>
     z.strictObject({
       name: z.literal('clip'),
       inner: strategySchema.default({ name: 'fedavg' }),
-      maxNorm: z.number().positive(),
+      maxNorm: z.union([z.number().positive(), z.literal('median')]),
       perGroup: z.boolean().default(false),
     }),
     z.strictObject({

@@ -167,6 +167,46 @@ describe('aggregateFit', () => {
     expect(Array.from(results[0]!.delta[0]!.values)).toEqual([3, 4]);
     expect(strategy.name).toBe('clip(fedavg)');
   });
+
+  it('NormClipping to the round’s median norm bounds every update by a typical one, per group', () => {
+    // Arrange: image norms 5, 1, 2 (median 2); text sent by two clients, norms 1 and 3 (median 2).
+    const results = [
+      fit('a', 1, t('image/w', 3, 4), t('text/w', 1, 0)),
+      fit('b', 1, t('image/w', 0.6, 0.8)),
+      fit('c', 1, t('image/w', 0, 2), t('text/w', 0, 3)),
+    ];
+    const strategy = new NormClipping(new FedAvg(), { maxNorm: 'median', perGroup: true });
+    // Act
+    const out = strategy.aggregateFit(1, global, results, [])!;
+    // Assert: a's image delta scaled to norm 2 → (1.2, 1.6); c's text delta to norm 2 → (0, 2).
+    expect(values(out.parameters)['image/w']!.map((x) => +x.toFixed(6))).toEqual([+((1.2 + 0.6 + 0) / 3).toFixed(6), +((1.6 + 0.8 + 2) / 3).toFixed(6)]);
+    expect(values(out.parameters)['text/w']!.map((x) => +x.toFixed(6))).toEqual([10.5, 11]);
+    expect(out.metrics).toMatchObject({ 'image:clipBound': 2, 'text:clipBound': 2, numClipped: 2 });
+    expect(strategy.name).toBe('clip-median(fedavg)');
+  });
+
+  it('trust weighting with a median norm bound is not overwhelmed by one scaled update; without it, it is', () => {
+    // Arrange: four honest clients near (1, 0); one attacker sends a ×20 update that still agrees
+    // well enough with the reference (cos ≈ 0.89) to keep a positive trust score.
+    const weights = { agreement: 1, quality: 0, lossImprovement: 0, calibration: 0, explanation: 0 };
+    const honest = [
+      fit('h1', 1, t('image/w', 1, 0.1)),
+      fit('h2', 1, t('image/w', 1, -0.1)),
+      fit('h3', 1, t('image/w', 0.9, 0)),
+      fit('h4', 1, t('image/w', 1.1, 0)),
+    ];
+    const results = [...honest, fit('x', 1, t('image/w', 20, 10))];
+    const plain = new TrustWeighting(new FedAvg(), { weights, historyDecay: 0 });
+    const bounded = new TrustWeighting(new NormClipping(new FedAvg(), { maxNorm: 'median' }), { weights, historyDecay: 0 });
+    for (const s of [plain, bounded]) s.setRoundContext(1, { rootUpdate: [t('image/w', 1, 0)] });
+    // Act
+    const [p, b] = [plain, bounded].map((s) => values(s.aggregateFit(1, global, results, [])!.parameters)['image/w']!);
+    // Assert: the honest mean is (1, 0); the attacker drags the unbounded mean far off it.
+    const off = (v: number[]) => Math.hypot(v[0]! - 1, v[1]!);
+    expect(off(p!)).toBeGreaterThan(2);
+    expect(off(b!)).toBeLessThan(0.3);
+    expect(bounded.name).toBe('fedmm-x(clip-median(fedavg))');
+  });
 });
 
 describe('aggregateEvaluate', () => {
