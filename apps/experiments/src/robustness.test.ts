@@ -30,7 +30,9 @@ describe('robustness grid', () => {
     for (const settings of [QUICK_ROBUSTNESS, FULL_ROBUSTNESS]) {
       for (const a of settings.aggregators) {
         const task = robustnessTask(a, settings, 3);
-        expect(task.strategy.name).toBe(a);
+        // The bounded variant is FedMM-X's trust weighting around a median-norm clip.
+        expect(task.strategy.name).toBe(a === 'fedmm-x-bounded' ? 'fedmm-x' : a);
+        if (a === 'fedmm-x-bounded') expect(task.strategy).toMatchObject({ inner: { name: 'clip', maxNorm: 'median', perGroup: true } });
         expect(task.clientsPerRound).toBe(settings.numClients);
         expect(task.minClients).toBe(settings.numClients);
         expect(task.seed).toBe(3);
@@ -58,9 +60,10 @@ describe('robustness grid', () => {
 
   it('plans the clean run of every aggregator and every cell, per seed', () => {
     const plan = robustnessPlan(FULL_ROBUSTNESS, [1, 2]);
-    // (6 clean + 5 attacks × 2 fractions × 6 aggregators) × 2 seeds.
-    expect(plan).toHaveLength(2 * (6 + 60));
-    expect(plan.slice(0, 6).every((p) => p.attack === null && p.seed === 1)).toBe(true);
+    // (one clean run per aggregator + attacks × 2 fractions × aggregators) × 2 seeds.
+    const aggregators = FULL_ROBUSTNESS.aggregators.length;
+    expect(plan).toHaveLength(2 * (aggregators + FULL_ROBUSTNESS.attacks.length * 2 * aggregators));
+    expect(plan.slice(0, aggregators).every((p) => p.attack === null && p.seed === 1)).toBe(true);
     expect(robustnessPlan(QUICK_ROBUSTNESS, [1])).toHaveLength(3 + 2 * 3);
   });
 

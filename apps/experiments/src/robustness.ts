@@ -64,9 +64,9 @@ export const QUICK_ROBUSTNESS: RobustnessSettings = {
   maxSeeds: 1,
 };
 
-/** The whole grid: 5 attacks × {20%, 40%} × 6 aggregators, 10 clients, 10 rounds, every seed. */
+/** The whole grid: every attack × {20%, 40%} × 7 aggregators, 10 clients, 10 rounds, every seed. */
 export const FULL_ROBUSTNESS: RobustnessSettings = {
-  aggregators: ['fedavg', 'median', 'trimmed-mean', 'multi-krum', 'fltrust', 'fedmm-x'],
+  aggregators: ['fedavg', 'median', 'trimmed-mean', 'multi-krum', 'fltrust', 'fedmm-x', 'fedmm-x-bounded'],
   attacks: ALL_ATTACKS,
   fractions: [0.2, 0.4],
   numClients: 10,
@@ -107,6 +107,9 @@ export function aggregatorStrategy(aggregator: AggregatorId, settings: Pick<Robu
     case 'fedmm-x':
       // As in tasks/demo-digits.yaml: trust weighting around FedAvg, default signal weights.
       return { name: 'fedmm-x', inner: { name: 'fedavg' }, historyDecay: 0.5 };
+    case 'fedmm-x-bounded':
+      // The same trust weighting over FedAvg with every update clipped, per group, to the round's median norm (FLAME's adaptive bound): no constant to tune.
+      return { name: 'fedmm-x', inner: { name: 'clip', maxNorm: 'median', perGroup: true, inner: { name: 'fedavg' } }, historyDecay: 0.5 };
     default:
       throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `aggregatorStrategy: unknown aggregator ${JSON.stringify(aggregator)}`);
   }
