@@ -46,12 +46,12 @@ const ALL_ATTACKS: readonly AdversarialKind[] = ['sign-flip', 'scaling', 'gaussi
 const MODALITY_KINDS = 'image=0.25,text=0.25,audio=0.25,image+text+audio=0.25';
 
 /**
- * The reduced grid `--quick` runs (CI): 2 attacks at 20%, 3 aggregators (FedAvg, median, FedMM-X), 5 clients, 5 rounds, one
+ * The reduced grid `--quick` runs (CI): 2 attacks at 20%, 4 aggregators (FedAvg, median, FedMM-X with and without the median norm bound), 5 clients, 5 rounds, one
  * seed. Multi-Krum is left out: with 5 clients a single-modality group has one or two senders, so
  * its per-group bound leaves f_g = 0 there and it would test nothing Krum-specific.
  */
 export const QUICK_ROBUSTNESS: RobustnessSettings = {
-  aggregators: ['fedavg', 'median', 'fedmm-x'],
+  aggregators: ['fedavg', 'median', 'fedmm-x', 'fedmm-x-bounded'],
   attacks: ['sign-flip', 'scaling'],
   fractions: [0.2],
   numClients: 5,
