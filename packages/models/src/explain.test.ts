@@ -45,7 +45,7 @@ function handMade(contributions: number[][][], present: number[][]): Explanation
 }
 
 describe('explanation metrics', () => {
-  it('EC is the cosine of the modality vectors, NaN when one is absent', () => {
+  it('EC is the cosine of the class-centred modality vectors (raw with {centred: false}), NaN when one is absent', () => {
     const e = handMade(
       [
         [
@@ -75,11 +75,49 @@ describe('explanation metrics', () => {
     );
 
     const ec = explanationConsistency(e, 'image', 'text');
+    const raw = explanationConsistency(e, 'image', 'text', { centred: false });
 
+    // Example 0: image (1, 0), text (2, 0) → centred (½, −½) and (1, −1): 1. Example 1: image (1, 0),
+    // text (0, 1) → centred (½, −½) and (−½, ½): −1, while the raw vectors are orthogonal: 0.
     expect(ec.perExample[0]).toBeCloseTo(1, 12);
-    expect(ec.perExample[1]).toBeCloseTo(0, 12);
+    expect(ec.perExample[1]).toBeCloseTo(-1, 12);
     expect(Number.isNaN(ec.perExample[2])).toBe(true);
-    expect(ec.mean).toBeCloseTo(0.5, 12);
+    expect(ec.mean).toBeCloseTo(0, 12);
+    expect(raw.perExample[0]).toBeCloseTo(1, 12);
+    expect(raw.perExample[1]).toBeCloseTo(0, 12);
+    expect(raw.mean).toBeCloseTo(0.5, 12);
+  });
+
+  it("EC ignores a constant added to all of one modality's class contributions, which leaves the probabilities unchanged", () => {
+    // Image (1, 0) and text (0, 1); then text's two terms each gain +2 on both classes.
+    const plain = handMade(
+      [
+        [
+          [1, 0],
+          [0, 0],
+          [0, 1],
+          [0, 0],
+        ],
+      ],
+      [[1, 1]],
+    );
+    const shifted = handMade(
+      [
+        [
+          [1, 0],
+          [0, 0],
+          [2, 3],
+          [2, 2],
+        ],
+      ],
+      [[1, 1]],
+    );
+
+    expect(shifted.logits[1]! - shifted.logits[0]!).toBeCloseTo(plain.logits[1]! - plain.logits[0]!, 12);
+    expect(explanationConsistency(shifted, 'image', 'text').mean).toBeCloseTo(explanationConsistency(plain, 'image', 'text').mean, 12);
+    // Raw: (1, 0) · (4, 5) / √41 instead of 0.
+    expect(explanationConsistency(shifted, 'image', 'text', { centred: false }).mean).toBeCloseTo(4 / Math.sqrt(41), 6);
+    expect(explanationConsistency(plain, 'image', 'text', { centred: false }).mean).toBeCloseTo(0, 12);
   });
 
   it('FS rewards removing the truly important term and is zero when every term is removed', () => {

@@ -1,7 +1,7 @@
 /**
  * Explanations of NAM predictions (Agarwal et al. 2021, arXiv:2004.13912) and FedMM-X's
  * interpretability metrics (Balija 2025, arXiv:2503.19564): Explanation Consistency (EC, cosine
- * between the explanation vectors of two modalities of one input) and Faithfulness Score (FS, the
+ * between the class-centred explanation vectors of two modalities of one input) and Faithfulness Score (FS, the
  * drop in the predicted class's probability when the top-k attributed terms are removed, minus the
  * drop when k random present terms are removed). Because the head is additive, removing a term is
  * exact — subtract its contribution from the logits — so FS needs no extra forward pass. Gradient ×
@@ -16,7 +16,7 @@
  * return zeros and lose the device (see backend.ts).
  */
 import * as tf from '@tensorflow/tfjs';
-import { cosineSimilarity, shuffled, type Rng } from '@chorus/fl-core';
+import { centredCosineSimilarity, cosineSimilarity, shuffled, type ExplanationConsistencyOptions, type Rng } from '@chorus/fl-core';
 import type { Modality } from './encoders.js';
 import { ModelsError, checkInt } from './errors.js';
 import type { MultimodalBatch, MultimodalModel } from './model.js';
@@ -326,8 +326,20 @@ export async function saliencyAsync(model: MultimodalModel, batch: MultimodalBat
   }
 }
 
-/** Per-example EC between modalities `a` and `b` (cosine of their class-space contribution vectors); NaN where either is absent. (fl-core's `meanExplanationConsistency` is the mean over a probe set and every pair.) */
-export function explanationConsistency(explanation: Explanation, a: Modality, b: Modality): { perExample: Float64Array; mean: number } {
+/**
+ * Per-example EC between modalities `a` and `b`: the cosine of their class-space contribution
+ * vectors, each centred over the classes unless `{centred: false}` (a constant added to all of one
+ * modality's class contributions leaves softmax unchanged, so EC ignores it; see fl-core's
+ * similarity.ts); NaN where either modality is absent. (fl-core's `meanExplanationConsistency` is
+ * the mean over a probe set and every pair.)
+ */
+export function explanationConsistency(
+  explanation: Explanation,
+  a: Modality,
+  b: Modality,
+  options: ExplanationConsistencyOptions = {},
+): { perExample: Float64Array; mean: number } {
+  const similarity = (options.centred ?? true) ? centredCosineSimilarity : cosineSimilarity;
   const ia = explanation.modalities.indexOf(a);
   const ib = explanation.modalities.indexOf(b);
   if (ia < 0 || ib < 0 || ia === ib)
@@ -343,7 +355,7 @@ export function explanationConsistency(explanation: Explanation, a: Modality, b:
     }
     const u = (e * modalities.length + ia) * k;
     const v = (e * modalities.length + ib) * k;
-    perExample[e] = cosineSimilarity(mc.subarray(u, u + k), mc.subarray(v, v + k));
+    perExample[e] = similarity(mc.subarray(u, u + k), mc.subarray(v, v + k));
     sum += perExample[e]!;
     n++;
   }

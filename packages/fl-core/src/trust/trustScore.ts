@@ -12,7 +12,8 @@
  *   l_k = min(1, exp(NLL_0 − NLL_k))            loss improvement: 1 if the candidate's probe NLL is no
  *                                               worse than the current model's NLL_0, decaying as it gets worse
  *   c_k = 1 − ECE(candidate_k on probe)         calibration (equal-width bins)
- *   e_k = max(0, EC(candidate_k on probe))      explanation consistency across modalities
+ *   e_k = max(0, EC(candidate_k on probe))      explanation consistency across modalities (centred over
+ *                                               the classes, so blind to offsets softmax ignores)
  *
  *   s_k = Σ_{j∈P_k} w_j·x_{k,j} / Σ_{j∈P_k} w_j   over the signals P_k present for k
  *   s_k = 0 if gated: agreement present and a_k = 0 (the update points away from the reference)
@@ -190,7 +191,7 @@ function probeSignals(probe: ProbeSet, outputs: CandidateProbeOutputs, baselineN
   const quality = accuracy(predictedClasses(probabilities, n), probe.labels);
   const calibration = 1 - expectedCalibrationError(probabilities, probe.labels, { numBins: bins });
   const lossImprovement = baselineNll === null ? null : Math.min(1, Math.exp(baselineNll - negativeLogLikelihood(probabilities, probe.labels)));
-  const explanation = outputs.explanations ? Math.max(0, meanExplanationConsistency(outputs.explanations, n)) : null;
+  const explanation = outputs.explanations ? Math.max(0, meanExplanationConsistency(outputs.explanations, n, { centred: true })) : null;
   return { quality, lossImprovement, calibration, explanation };
 }
 
