@@ -7,16 +7,17 @@
  *
  * Reproducibility, enforced here: the upload is a function of the round start (global model,
  * config, round number), the client id, the local data, the client's seed and its behaviour —
- * nothing else. Every random draw (the epoch shuffles, an attack's noise) comes from a generator
+ * nothing else. Every random draw (the epoch shuffles, an attack's noise, alie's bootstrap
+ * resamples) comes from a generator
  * seeded by (client seed, server round) alone, never from a stream shared across rounds, so a round
  * replays identically whichever rounds the client took part in before, and after a restart. No
  * clock, `Math.random` or call order reaches the bytes (time goes into metrics only, in the runtime).
  */
 import { clipParametersToNorm, createRng, decodeUpdate, encodeUpdate, parametersDelta } from '@chorus/fl-core';
-import type { Tensor } from '@chorus/fl-core';
+import type { Parameters, Tensor } from '@chorus/fl-core';
 import type { MultimodalModel } from '@chorus/models';
 import type { ParsedRoundStart } from '@chorus/protocol';
-import { attackUpdate, labelPermutation } from './adversarial.js';
+import { alieUpdate, attackUpdate, behaviourInRound, bootstrapDataset, labelPermutation } from './adversarial.js';
 import type { AdversarialBehaviour } from './adversarial.js';
 import type { LocalDataset } from './dataset.js';
 import { ClientError } from './errors.js';
@@ -86,8 +87,10 @@ export interface LocalRoundResult {
  * disposed either way.
  */
 export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRoundResult | null> {
-  const { round, dataset, models, behaviour } = options;
+  const { round, dataset, models } = options;
   const serverRound = round.serverRound;
+  const behaviour = behaviourInRound(options.behaviour, serverRound);
+  if (behaviour?.kind === 'alie' && behaviour.z === null) throw new ClientError('CLIENT_BAD_CONFIG', 'alie: z is not set (assignBehaviours sets it)');
   const emit = options.onEvent ?? ((): void => undefined);
   const stopped = options.shouldStop ?? ((): boolean => false);
 
@@ -116,16 +119,36 @@ export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRo
   const evalIndices = evaluationIndices(dataset.numExamples, options.evalExamples);
   const metrics: Record<string, number> = {};
   let delta: Tensor[];
+  let own: Parameters;
+  const createModel = (): Promise<MultimodalModel> =>
+    models.create({
+      ...layout,
+      modalities,
+      adapterAlpha: config.adapterAlpha,
+      learningRate: config.learningRate,
+      seed: serverRound,
+    });
+  // alie's first bootstrap replicate is the training below; the others follow on fresh models.
+  const trainingData = behaviour?.kind === 'alie' ? bootstrapDataset(dataset, rng) : dataset;
+  const train = (model: MultimodalModel, data: LocalDataset, global: Parameters): ReturnType<typeof trainLocally> =>
+    trainLocally({
+      model,
+      dataset: data,
+      modalities,
+      localEpochs: config.localEpochs,
+      batchSize: config.batchSize,
+      modalWeight: config.modalWeight,
+      rng,
+      ...(mu > 0 ? { proximal: { mu, global } } : {}),
+      ...(behaviour?.kind === 'label-flip' ? { labelMap: labelPermutation(layout.numClasses, createRng(options.seed ^ LABEL_MAP_SALT)) } : {}),
+      onStep: (p) => emit({ type: 'train', serverRound, ...p }),
+      shouldStop: stopped,
+      ...(options.pause ? { pause: options.pause } : {}),
+    });
 
-  const model: MultimodalModel = await models.create({
-    ...layout,
-    modalities,
-    adapterAlpha: config.adapterAlpha,
-    learningRate: config.learningRate,
-    seed: serverRound,
-  });
+  const model = await createModel();
   try {
-    const own = globalFor(model, global);
+    own = globalFor(model, global);
     model.setAdapterParameters(own);
     if (evalIndices.length > 0) {
       const g = await evaluateLocally(model, dataset, evalIndices);
@@ -136,20 +159,7 @@ export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRo
       metrics['globalEvalExamples'] = evalIndices.length;
     }
     if (behaviour?.kind !== 'free-rider') {
-      const result = await trainLocally({
-        model,
-        dataset,
-        modalities,
-        localEpochs: config.localEpochs,
-        batchSize: config.batchSize,
-        modalWeight: config.modalWeight,
-        rng,
-        ...(mu > 0 ? { proximal: { mu, global: own } } : {}),
-        ...(behaviour?.kind === 'label-flip' ? { labelMap: labelPermutation(layout.numClasses, createRng(options.seed ^ LABEL_MAP_SALT)) } : {}),
-        onStep: (p) => emit({ type: 'train', serverRound, ...p }),
-        shouldStop: stopped,
-        ...(options.pause ? { pause: options.pause } : {}),
-      });
+      const result = await train(model, trainingData, own);
       if (result.stopped || stopped()) return null;
       metrics['trainLoss'] = result.meanLoss;
       metrics['trainModalLoss'] = result.meanModalLoss;
@@ -167,8 +177,24 @@ export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRo
   }
   if (stopped()) return null;
 
-  const clipped = config.normBound === null ? delta : clipParametersToNorm(delta, config.normBound * NORM_MARGIN).clipped;
-  return { tensors: attackUpdate(clipped, behaviour, rng), metrics };
+  const clip = (d: Tensor[]): Tensor[] => (config.normBound === null ? d : clipParametersToNorm(d, config.normBound * NORM_MARGIN).clipped);
+  if (behaviour?.kind === 'alie') {
+    const replicates = [clip(delta)];
+    while (replicates.length < behaviour.replicates) {
+      const data = bootstrapDataset(dataset, rng);
+      const replica = await createModel();
+      try {
+        replica.setAdapterParameters(own);
+        const result = await train(replica, data, own);
+        if (result.stopped || stopped()) return null;
+        replicates.push(clip(parametersDelta(await replica.adapterParametersAsync(), own)));
+      } finally {
+        replica.dispose();
+      }
+    }
+    return { tensors: alieUpdate(replicates, behaviour.z!), metrics };
+  }
+  return { tensors: attackUpdate(clip(delta), behaviour, rng), metrics };
 }
 
 /**
