@@ -42,7 +42,20 @@ export interface RobustnessSettings extends RobustnessGridShape {
   readonly maxSeeds: number | null;
 }
 
-const ALL_ATTACKS: readonly AdversarialKind[] = ['sign-flip', 'scaling', 'gaussian-noise', 'label-flip', 'free-rider'];
+/** Every attack of the full grid; alie's clients each train 4 times a round (its bootstrap estimate), so its runs cost more. */
+const ALL_ATTACKS: readonly AdversarialKind[] = ['sign-flip', 'scaling', 'gaussian-noise', 'label-flip', 'free-rider', 'alie', 'ipm', 'delayed-sign-flip'];
+
+/** The strength of each attack as the grid runs it (the clients' defaults; see packages/client/src/adversarial.ts). */
+const ATTACK_STRENGTHS: Readonly<Record<AdversarialKind, string>> = {
+  'sign-flip': '−Δ',
+  scaling: '×10',
+  'gaussian-noise': 'σ = 1',
+  'label-flip': 'labels deranged',
+  'free-rider': 'zero update',
+  alie: "mean − z·std from 4 bootstrap replicates, z the paper's z_max for the clients and colluders",
+  ipm: '−0.5·Δ',
+  'delayed-sign-flip': 'honest for rounds 1–3, then −Δ',
+};
 const MODALITY_KINDS = 'image=0.25,text=0.25,audio=0.25,image+text+audio=0.25';
 
 /**
@@ -444,7 +457,9 @@ export function robustnessMarkdown(
           `${(estimate / 60_000).toFixed(0)} min of such CPU time per seed (runs × CPU per run × ratio of clients·rounds·examples), an overestimate because the start-up cost of a run does not scale.`),
     '',
     'What differs from the paper: spoken & written digits with small frozen pretrained encoders and LoRA adapters instead of VQA/MSCOCO/AVQA with CLIP-scale models; ' +
-      `${settings.numClients} clients and ${settings.rounds} rounds; the paper does not say which attacks it used, ours are the five above with strengths of our choosing (scaling ×10, σ = 1); ` +
+      `${settings.numClients} clients and ${settings.rounds} rounds; the paper does not say which attacks it used, ours are the ${settings.attacks.length} above with strengths of our choosing (` +
+      settings.attacks.map((a) => `${a}: ${ATTACK_STRENGTHS[a]}`).join('; ') +
+      '); ' +
       'trust here is scored from what the coordinator measures itself (update agreement, probe accuracy, loss, calibration, explanation consistency), never from what clients report.',
   );
   return `${lines.join('\n')}\n`;
