@@ -2,12 +2,13 @@ import * as tf from '@tensorflow/tfjs';
 import { createRng } from '@chorus/fl-core';
 import { ArrayDataset, buildDigitsEncoder } from '@chorus/client';
 import { DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL, MultimodalModel, explain, explanationConsistency, frameCount } from '@chorus/models';
+import { meanExplanationConsistency } from '@chorus/fl-core';
 import { describe, expect, it } from 'vitest';
 import { restrictModalities } from './centralized.js';
 import type { BoundsRun, FederatedRun, ModelScores } from './fedmmx.js';
-import { FEDMMX_QUICK, fedMmxChecks, fedMmxMethods, fedMmxTask, interpretability, renderFedMmx } from './fedmmx.js';
+import { FEDMMX_QUICK, fedMmxChecks, fedMmxMethods, fedMmxTask, interpretability, renderFedMmx, shuffledPairing } from './fedmmx.js';
 
-const scores = (accuracy: number, fs: number): ModelScores => ({ accuracy, byModality: { image: accuracy }, ec: 0.5, fs });
+const scores = (accuracy: number, fs: number): ModelScores => ({ accuracy, byModality: { image: accuracy }, ec: 0.5, ecShuffled: 0.1, ecRaw: 0.8, fs });
 const run = (method: string, accuracy: number, fs = 0.1, completedRounds = FEDMMX_QUICK.rounds): FederatedRun => ({
   method,
   seed: 1,
@@ -24,6 +25,7 @@ const bounds = (initialAccuracy: number, centralized: number, localMean: number)
   local: [],
   localByModality: {},
   initialAccuracy,
+  initialInterpretability: { ec: 0.02, ecShuffled: 0.01, ecRaw: -0.3, fs: 0 },
   trainableParameters: 1,
   durationMs: 1,
 });
@@ -95,6 +97,9 @@ describe('renderFedMmx', () => {
     expect(section.checks.find((c) => c.name === 'every ablation ran')?.ok).toBe(false);
     expect(section.figures.map((f) => f.file)).toEqual(['fedmmx-accuracy-by-round.svg', 'fedmmx-accuracy-by-modality.svg']);
     expect(section.markdown).not.toContain('is not an upper bound');
+    expect(section.markdown).toContain('| Method | EC | EC, shuffled pairs (chance) | EC, raw cosine | FS |');
+    expect(section.markdown).toContain('| FedAvg | 50.0 ± 0.0 | 10.0 ± 0.0 | 80.0 ± 0.0 | 10.0 ± 0.0 |');
+    expect(section.markdown).toContain('| Initial model (round 0) | 2.0 | 1.0 | -30.0 | 0.0 |');
   });
 
   it('says so when a federated method beats centralized training', () => {
@@ -109,6 +114,38 @@ describe('renderFedMmx', () => {
     });
 
     expect(section.markdown).toContain('is not an upper bound here: FedMM-X (trust-aware) reaches 80.0 % against its 75.0 %.');
+  });
+});
+
+describe('shuffledPairing', () => {
+  it('moves modality m by m places along a seeded cycle, so no two modalities are compared on the same input', () => {
+    // Arrange: 5 inputs, 3 modalities; row i of every modality holds the input's index i.
+    const numInputs = 5;
+    const ids = Float32Array.from({ length: numInputs }, (_, i) => i);
+    const rows = (m: Float32Array): number[] => Array.from(m);
+
+    // Act
+    const [first, second, third] = shuffledPairing([ids, ids, ids], numInputs, createRng(4));
+    const again = shuffledPairing([ids, ids, ids], numInputs, createRng(4));
+
+    // Assert: the first modality is untouched, the others are permutations with no input left in place or shared.
+    expect(rows(first!)).toEqual(rows(ids));
+    for (const moved of [second!, third!]) expect([...rows(moved)].sort()).toEqual(rows(ids));
+    for (let i = 0; i < numInputs; i++) {
+      expect(new Set([first![i], second![i], third![i]]).size).toBe(3);
+    }
+    expect(again.map(rows)).toEqual([first!, second!, third!].map(rows));
+    expect(() => shuffledPairing([ids, ids, ids], 3, createRng(4))).toThrowError(/EXPERIMENTS_BAD_INPUT/);
+  });
+
+  it('turns identical explanations (EC 1) into agreement at chance between different inputs', () => {
+    // Three inputs favouring classes 0, 1 and 2: the modalities agree on one input; across inputs the centred one-hots meet at −1/2.
+    const image = Float32Array.from([1, 0, 0, 0, 1, 0, 0, 0, 1]);
+
+    const [a, b] = shuffledPairing([image, image], 3, createRng(1));
+
+    expect(meanExplanationConsistency([image, image], 3)).toBeCloseTo(1, 6);
+    expect(meanExplanationConsistency([a!, b!], 3)).toBeCloseTo(-0.5, 6);
   });
 });
 
@@ -137,18 +174,21 @@ describe('interpretability', () => {
     bases.audio.dispose();
     try {
       // Act
-      const whole = await interpretability(model, test, { k: 1, rng: createRng(1), chunk: 64 });
-      const pieces = await interpretability(model, test, { k: 1, rng: createRng(1), chunk: 3 });
+      const whole = await interpretability(model, test, { k: 1, rng: createRng(1), pairingRng: createRng(2), chunk: 64 });
+      const pieces = await interpretability(model, test, { k: 1, rng: createRng(1), pairingRng: createRng(2), chunk: 3 });
       const inputs = { image: tf.tensor4d(image, [4, 28, 28, 1]), audio: tf.tensor3d(audio, [4, frames, DIGITS_LOG_MEL.numMels]) };
       const direct = explain(model, inputs);
       tf.dispose([inputs.image, inputs.audio]);
 
       // Assert
       expect(whole.ec).toBeCloseTo(explanationConsistency(direct, 'image', 'audio').mean, 6);
+      expect(whole.ecRaw).toBeCloseTo(explanationConsistency(direct, 'image', 'audio', { centred: false }).mean, 6);
       expect(pieces.ec).toBeCloseTo(whole.ec, 6);
+      expect(pieces.ecShuffled).toBeCloseTo(whole.ecShuffled, 6);
+      expect(Math.abs(whole.ecShuffled)).toBeLessThanOrEqual(1);
       expect(Math.abs(whole.ec)).toBeLessThanOrEqual(1);
       expect(Number.isFinite(whole.fs)).toBe(true);
-      await expect(interpretability(model, restrictModalities(test, ['image']), { k: 1, rng: createRng(1) })).rejects.toMatchObject({
+      await expect(interpretability(model, restrictModalities(test, ['image']), { k: 1, rng: createRng(1), pairingRng: createRng(2) })).rejects.toMatchObject({
         code: 'EXPERIMENTS_BAD_INPUT',
       });
     } finally {

@@ -4,10 +4,11 @@
  * only, text only, audio only or several modalities, non-IID (Dirichlet) labels; centralized and
  * LOCAL bounds; EC and FS of every final model; and FedMM-X without L_modal, without trust weighting
  * and without the NAM head. Every accuracy is measured here on one fixed test subset, the same for
- * every method and seed.
+ * every method and seed. EC is reported beside two chance levels: the initial (round 0) model and the
+ * same model's EC with every modality's explanation taken from a different test input.
  */
 import * as tf from '@tensorflow/tfjs';
-import { MODALITIES, createRng, decodeUpdate, shuffled } from '@chorus/fl-core';
+import { MODALITIES, createRng, decodeUpdate, meanExplanationConsistency, shuffled } from '@chorus/fl-core';
 import type { Rng } from '@chorus/fl-core';
 import { datasetFromSamples, evaluateLocally, toModelBatch } from '@chorus/client';
 import type { BuiltinSample, LocalDataset, ModelFactory } from '@chorus/client';
@@ -18,7 +19,7 @@ import { runSimulation, modelRequestOf } from '@chorus/coordinator/simulate';
 import type { SimulationReport } from '@chorus/coordinator/simulate';
 import { openBuiltin, readManifest } from '@chorus/datasets';
 import { fileSource } from '@chorus/datasets/node';
-import { explain, explanationConsistency, faithfulness } from '@chorus/models';
+import { explain, faithfulness } from '@chorus/models';
 import type { Modality, MultimodalModel } from '@chorus/models';
 import { evaluateByModality, restrictModalities, trainOnUnion } from './centralized.js';
 import { ExperimentsError } from './errors.js';
@@ -85,16 +86,24 @@ export function fedMmxMethods(settings: FedMmxSettings): FedMmxMethod[] {
   ];
 }
 
+/** The interpretability scores of one model on the test subset; each is null when not measured. */
+export interface InterpretabilityScores {
+  /** Mean EC over modality pairs (cosine of the class-centred contribution vectors, in [-1, 1]). */
+  readonly ec: number | null;
+  /** The same EC with every modality's explanation taken from a different input ({@link shuffledPairing}): its chance level. */
+  readonly ecShuffled: number | null;
+  /** The raw cosine of the uncentred vectors (what EC used to be; moved by offsets softmax ignores). */
+  readonly ecRaw: number | null;
+  /** Mean FS (probability drop, top-k minus random-k). */
+  readonly fs: number | null;
+}
+
 /** What one model scored on the test subset. */
-export interface ModelScores {
+export interface ModelScores extends InterpretabilityScores {
   /** Accuracy with every modality present. */
   readonly accuracy: number;
   /** Accuracy with one modality alone. */
   readonly byModality: Partial<Record<Modality, number>>;
-  /** Mean EC over modality pairs (cosine, in [-1, 1]); null when not measured. */
-  readonly ec: number | null;
-  /** Mean FS (probability drop, top-k minus random-k); null when not measured. */
-  readonly fs: number | null;
 }
 
 /** One federated run's numbers. */
@@ -120,6 +129,8 @@ export interface BoundsRun {
   /** LOCAL per single modality: mean over the clients holding that modality only. */
   readonly localByModality: Partial<Record<Modality, number>>;
   readonly initialAccuracy: number;
+  /** EC, its chance level and FS of the initial (round 0) model: what an untrained model scores. */
+  readonly initialInterpretability: InterpretabilityScores;
   /** Trainable (exchanged) parameters of the model: adapters, concept projections and head. */
   readonly trainableParameters: number;
   readonly durationMs: number;
@@ -153,20 +164,56 @@ export function fedMmxTask(method: FedMmxMethod, settings: FedMmxSettings, seed:
   });
 }
 
-/** Mean EC over every pair of modalities and mean FS of `model` on `test` (every modality present). */
+/** Seed of the permutation behind {@link shuffledPairing} in the section: one pairing for every model. */
+export const SHUFFLED_PAIRING_SEED = 0x5a1f;
+
+/**
+ * The explanation matrices with their rows re-paired across inputs, the chance level of EC: with
+ * `order` a seeded random ordering of the `numInputs` inputs, modality m's row for input `order[i]`
+ * becomes its row for input `order[(i + m) mod numInputs]`. Two modalities m < m' are then always
+ * compared on two different inputs (offset m' − m, 0 < m' − m < numInputs), every row is used once
+ * per modality, and what EC still finds is agreement that does not depend on the input (a class
+ * bias the modalities share), not agreement about the input. Needs more inputs than modalities.
+ */
+export function shuffledPairing(explanations: readonly Float32Array[], numInputs: number, rng: Rng): Float32Array[] {
+  if (numInputs <= explanations.length)
+    throw new ExperimentsError(
+      'EXPERIMENTS_BAD_INPUT',
+      `shuffledPairing: needs more inputs than modalities, got ${numInputs} inputs and ${explanations.length} modalities`,
+    );
+  const order = shuffled(
+    rng,
+    Array.from({ length: numInputs }, (_, i) => i),
+  );
+  return explanations.map((matrix, m) => {
+    const dim = matrix.length / numInputs;
+    const out = new Float32Array(matrix.length);
+    for (let i = 0; i < numInputs; i++) {
+      const to = order[i]!;
+      const from = order[(i + m) % numInputs]!;
+      out.set(matrix.subarray(from * dim, (from + 1) * dim), to * dim);
+    }
+    return out;
+  });
+}
+
+/**
+ * EC (centred, its shuffled-pairing chance level and the raw cosine) over every pair of modalities,
+ * on the test inputs where every modality is present, and mean FS of `model` on `test`. `rng` drives
+ * FS's random removals, `pairingRng` the chance level's pairing.
+ */
 export async function interpretability(
   model: MultimodalModel,
   test: LocalDataset,
-  options: { k: number; rng: Rng; chunk?: number },
-): Promise<{ ec: number; fs: number }> {
+  options: { k: number; rng: Rng; pairingRng: Rng; chunk?: number },
+): Promise<{ ec: number; ecShuffled: number; ecRaw: number; fs: number }> {
   const chunk = options.chunk ?? 64;
   const modalities = test.modalities.filter((m) => model.modalities.includes(m));
   if (modalities.length < 2)
     throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `interpretability: EC needs two modalities, the test set has ${modalities.join(', ')}`);
-  const pairs: [Modality, Modality][] = [];
-  for (let i = 0; i < modalities.length; i++) for (let j = i + 1; j < modalities.length; j++) pairs.push([modalities[i]!, modalities[j]!]);
-  let ecSum = 0;
-  let ecCount = 0;
+  // Per-modality contribution rows of the inputs holding every modality, in test order.
+  const rows: number[][] = modalities.map(() => []);
+  let complete = 0;
   let fsSum = 0;
   let fsCount = 0;
   for (let start = 0; start < test.numExamples; start += chunk) {
@@ -174,20 +221,13 @@ export async function interpretability(
     const batch = toModelBatch(await test.read(indices), modalities);
     try {
       const ex = explain(model, batch);
+      const numModalities = ex.modalities.length;
+      const k = ex.numClasses;
+      const at = modalities.map((m) => ex.modalities.indexOf(m));
       for (let e = 0; e < ex.batchSize; e++) {
-        let sum = 0;
-        let n = 0;
-        for (const [a, b] of pairs) {
-          const v = explanationConsistency(ex, a, b).perExample[e]!;
-          if (!Number.isNaN(v)) {
-            sum += v;
-            n++;
-          }
-        }
-        if (n > 0) {
-          ecSum += sum / n;
-          ecCount++;
-        }
+        if (at.some((i) => ex.present[e * numModalities + i] === 0)) continue;
+        at.forEach((i, m) => rows[m]!.push(...ex.modalityContributions.subarray((e * numModalities + i) * k, (e * numModalities + i + 1) * k)));
+        complete++;
       }
       const fs = faithfulness(ex, { k: options.k, rng: options.rng });
       for (const v of fs.perExample) {
@@ -198,13 +238,24 @@ export async function interpretability(
       tf.dispose(Object.values(batch) as tf.Tensor[]);
     }
   }
-  return { ec: ecCount > 0 ? ecSum / ecCount : Number.NaN, fs: fsCount > 0 ? fsSum / fsCount : Number.NaN };
+  const explanations = rows.map((r) => Float32Array.from(r));
+  const fs = fsCount > 0 ? fsSum / fsCount : Number.NaN;
+  if (complete === 0) return { ec: Number.NaN, ecShuffled: Number.NaN, ecRaw: Number.NaN, fs };
+  return {
+    ec: meanExplanationConsistency(explanations, complete),
+    ecShuffled: complete > modalities.length ? meanExplanationConsistency(shuffledPairing(explanations, complete, options.pairingRng), complete) : Number.NaN,
+    ecRaw: meanExplanationConsistency(explanations, complete, { centred: false }),
+    fs,
+  };
+}
+
+function interpretabilityOf(model: MultimodalModel, test: LocalDataset, settings: FedMmxSettings, seed: number): Promise<InterpretabilityScores> {
+  return interpretability(model, test, { k: settings.faithfulnessK, rng: createRng(seed), pairingRng: createRng(SHUFFLED_PAIRING_SEED) });
 }
 
 async function scoreModel(model: MultimodalModel, test: LocalDataset, settings: FedMmxSettings, seed: number): Promise<ModelScores> {
   const { all, byModality } = await evaluateByModality(model, test);
-  const { ec, fs } = await interpretability(model, test, { k: settings.faithfulnessK, rng: createRng(seed) });
-  return { accuracy: all, byModality, ec, fs };
+  return { accuracy: all, byModality, ...(await interpretabilityOf(model, test, settings, seed)) };
 }
 
 /** The fixed test subset: the same seeded draw of the test split for every method and seed. */
@@ -280,6 +331,7 @@ async function boundsRun(settings: FedMmxSettings, seed: number, test: LocalData
   const epochs = settings.rounds * task.localEpochs;
   const initial = await models.create(request);
   let initialAccuracy: number;
+  let initialInterpretability: InterpretabilityScores;
   let trainableParameters: number;
   try {
     initialAccuracy = (
@@ -289,6 +341,7 @@ async function boundsRun(settings: FedMmxSettings, seed: number, test: LocalData
         Array.from({ length: test.numExamples }, (_, i) => i),
       )
     ).accuracy;
+    initialInterpretability = await interpretabilityOf(initial, test, settings, seed);
     trainableParameters = initial.adapterParameters().reduce((n, t) => n + t.values.length, 0);
   } finally {
     initial.dispose();
@@ -325,6 +378,7 @@ async function boundsRun(settings: FedMmxSettings, seed: number, test: LocalData
     local,
     localByModality,
     initialAccuracy,
+    initialInterpretability,
     trainableParameters,
     durationMs: Date.now() - started,
   };
@@ -366,7 +420,7 @@ export async function runFedMmx(ctx: ExperimentContext): Promise<SectionResult> 
       const b = await boundsRun(settings, seed, test, models);
       bounds.push(b);
       ctx.log(
-        `fedmmx: bounds seed ${seed}: initial ${b.initialAccuracy.toFixed(3)}, centralized ${b.centralized.accuracy.toFixed(3)}, LOCAL mean ${b.localMean.toFixed(3)} (${(b.durationMs / 1000).toFixed(1)} s, CPU ${cpuSeconds(cpu0)} s)`,
+        `fedmmx: bounds seed ${seed}: initial ${b.initialAccuracy.toFixed(3)} (EC ${b.initialInterpretability.ec?.toFixed(3)}), centralized ${b.centralized.accuracy.toFixed(3)}, LOCAL mean ${b.localMean.toFixed(3)} (${(b.durationMs / 1000).toFixed(1)} s, CPU ${cpuSeconds(cpu0)} s)`,
       );
     }
     for (const method of order) {
@@ -385,7 +439,7 @@ export async function runFedMmx(ctx: ExperimentContext): Promise<SectionResult> 
         }
         runs.push(run);
         ctx.log(
-          `fedmmx: ${method.id} seed ${seed}: ${run.completedRounds}/${settings.rounds} rounds, accuracy ${run.final.accuracy.toFixed(3)}, EC ${run.final.ec?.toFixed(3)}, FS ${run.final.fs?.toFixed(3)} (${((Date.now() - t0) / 1000).toFixed(1)} s, CPU ${cpuSeconds(cpu0)} s)`,
+          `fedmmx: ${method.id} seed ${seed}: ${run.completedRounds}/${settings.rounds} rounds, accuracy ${run.final.accuracy.toFixed(3)}, EC ${run.final.ec?.toFixed(3)} (shuffled pairs ${run.final.ecShuffled?.toFixed(3)}, raw ${run.final.ecRaw?.toFixed(3)}), FS ${run.final.fs?.toFixed(3)} (${((Date.now() - t0) / 1000).toFixed(1)} s, CPU ${cpuSeconds(cpu0)} s)`,
         );
       }
     }
@@ -484,13 +538,13 @@ export function renderFedMmx(input: FedMmxMeasurements): SectionResult {
     ],
     ['Initial model (round 0)', pct(bounds.map((b) => b.initialAccuracy)), '—', '—', '—'],
   ];
+  const interpretabilityKeys = ['ec', 'ecShuffled', 'ecRaw', 'fs'] as const;
+  const boundsCells = (pick: (b: BoundsRun) => InterpretabilityScores | undefined): string[] =>
+    interpretabilityKeys.map((key) => pct(bounds.map((b) => pick(b)?.[key]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v))));
   const table2Rows: string[][] = [
-    [
-      'Centralized',
-      pct(bounds.map((b) => b.centralized.ec ?? Number.NaN).filter(Number.isFinite)),
-      pct(bounds.map((b) => b.centralized.fs ?? Number.NaN).filter(Number.isFinite)),
-    ],
-    ...main.map((m) => [m.label, pct(column(runs, m.id, (s) => s.ec)), pct(column(runs, m.id, (s) => s.fs))]),
+    ['Centralized', ...boundsCells((b) => b.centralized)],
+    ...main.map((m) => [m.label, ...interpretabilityKeys.map((key) => pct(column(runs, m.id, (s) => s[key])))]),
+    ['Initial model (round 0)', ...boundsCells((b) => b.initialInterpretability)],
   ];
   const ablationRows: string[][] = [
     ['FedMM-X (full)', 'fedmm-x'],
@@ -587,8 +641,8 @@ LOCAL trains each client alone and tests it with the modalities it holds; its "a
 
 ### Table 2 — explanation consistency and faithfulness (%)
 
-${markdownTable(['Method', 'EC', 'FS'], table2Rows)}
-EC: cosine between two modalities' class-contribution vectors of one test input (every modality present), averaged over the three pairs, ×100; it compares the raw vectors, so a negative EC says the modalities' contributions point partly in opposite directions in class space, not that they predict different classes. FS: drop in the predicted class's probability when the ${settings.faithfulnessK} terms (of ${MODALITIES.length * BASE_TASK.model.namConcepts}) contributing most to it are removed, minus the mean drop over 8 removals of ${settings.faithfulnessK} random terms, ×100. FedMM-X vs FedAvg: EC ${signed(gap('fedmm-x', 'fedavg', (s) => s.ec))}, FS ${signed(gap('fedmm-x', 'fedavg', (s) => s.fs))} points (the paper: +14.1 and +14.6).
+${markdownTable(['Method', 'EC', 'EC, shuffled pairs (chance)', 'EC, raw cosine', 'FS'], table2Rows)}
+EC: cosine between two modalities' class-contribution vectors of one test input (every modality present), each vector first centred over the classes (its mean over the classes subtracted), averaged over the three pairs, ×100. Centring removes exactly what softmax ignores — a constant added to all of one modality's class contributions moves every logit alike and changes no prediction — so EC measures whether the modalities favour the same classes; the raw cosine (no centring, shown for comparison) also rewards a shared offset, and an untrained model can score far from 0 on it. Two chance levels: the initial model (round 0, before any training), and "shuffled pairs", the same model's EC with each modality's explanation taken from a different test input (a seeded random cycle over the test inputs, one for every model; modality m is shifted by m places), which keeps any class bias the modalities share and removes agreement about the input itself. FS: drop in the predicted class's probability when the ${settings.faithfulnessK} terms (of ${MODALITIES.length * BASE_TASK.model.namConcepts}) contributing most to it are removed, minus the mean drop over 8 removals of ${settings.faithfulnessK} random terms, ×100. FedMM-X vs FedAvg: EC ${signed(gap('fedmm-x', 'fedavg', (s) => s.ec))}, FS ${signed(gap('fedmm-x', 'fedavg', (s) => s.fs))} points (the paper: +14.1 and +14.6).
 
 ### Ablations (%)
 
