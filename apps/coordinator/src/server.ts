@@ -501,7 +501,7 @@ function needsModelEachRound(task: TaskConfig, built: BuiltStrategy | null): boo
 function rootExamplesOf(task: TaskConfig): number {
   let found = 0;
   const visit = (s: TaskConfig['strategy']): void => {
-    if (s.name === 'fltrust') found = Math.max(found, s.rootExamples);
+    if (s.name === 'fltrust' || s.name === 'server-only') found = Math.max(found, s.rootExamples);
     else if ('inner' in s) visit(s.inner);
   };
   visit(task.strategy);

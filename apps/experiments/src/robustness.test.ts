@@ -64,7 +64,7 @@ describe('robustness grid', () => {
     const aggregators = FULL_ROBUSTNESS.aggregators.length;
     expect(plan).toHaveLength(2 * (aggregators + FULL_ROBUSTNESS.attacks.length * 2 * aggregators));
     expect(plan.slice(0, aggregators).every((p) => p.attack === null && p.seed === 1)).toBe(true);
-    expect(robustnessPlan(QUICK_ROBUSTNESS, [1])).toHaveLength(4 + 2 * 4);
+    expect(robustnessPlan(QUICK_ROBUSTNESS, [1])).toHaveLength(5 + 2 * 5);
   });
 
   it('refuses to run without seeds', async () => {

@@ -59,12 +59,12 @@ const ATTACK_STRENGTHS: Readonly<Record<AdversarialKind, string>> = {
 const MODALITY_KINDS = 'image=0.25,text=0.25,audio=0.25,image+text+audio=0.25';
 
 /**
- * The reduced grid `--quick` runs (CI): 2 attacks at 20%, 4 aggregators (FedAvg, median, FedMM-X with and without the median norm bound), 5 clients, 5 rounds, one
+ * The reduced grid `--quick` runs (CI): 2 attacks at 20%, 5 aggregators (FedAvg, median, FedMM-X with and without the median norm bound, and the server-only baseline), 5 clients, 5 rounds, one
  * seed. Multi-Krum is left out: with 5 clients a single-modality group has one or two senders, so
  * its per-group bound leaves f_g = 0 there and it would test nothing Krum-specific.
  */
 export const QUICK_ROBUSTNESS: RobustnessSettings = {
-  aggregators: ['fedavg', 'median', 'fedmm-x', 'fedmm-x-bounded'],
+  aggregators: ['fedavg', 'median', 'fedmm-x', 'fedmm-x-bounded', 'server-only'],
   attacks: ['sign-flip', 'scaling'],
   fractions: [0.2],
   numClients: 5,
@@ -77,9 +77,9 @@ export const QUICK_ROBUSTNESS: RobustnessSettings = {
   maxSeeds: 1,
 };
 
-/** The whole grid: every attack × {20%, 40%} × 7 aggregators, 10 clients, 10 rounds, every seed. */
+/** The whole grid: every attack × {20%, 40%} × 8 aggregators (the server-only baseline among them), 10 clients, 10 rounds, every seed. */
 export const FULL_ROBUSTNESS: RobustnessSettings = {
-  aggregators: ['fedavg', 'median', 'trimmed-mean', 'multi-krum', 'fltrust', 'fedmm-x', 'fedmm-x-bounded'],
+  aggregators: ['fedavg', 'median', 'trimmed-mean', 'multi-krum', 'fltrust', 'fedmm-x', 'fedmm-x-bounded', 'server-only'],
   attacks: ALL_ATTACKS,
   fractions: [0.2, 0.4],
   numClients: 10,
@@ -120,6 +120,9 @@ export function aggregatorStrategy(aggregator: AggregatorId, settings: Pick<Robu
     case 'fedmm-x':
       // As in tasks/demo-digits.yaml: trust weighting around FedAvg, default signal weights.
       return { name: 'fedmm-x', inner: { name: 'fedavg' }, historyDecay: 0.5 };
+    case 'server-only':
+      // FLTrust's root update alone (the same 100 public-split examples), clients ignored: how much of FLTrust's robustness is the server's own data.
+      return { name: 'server-only', rootExamples: 100 };
     case 'fedmm-x-bounded':
       // The same trust weighting over FedAvg with every update clipped, per group, to the round's median norm (FLAME's adaptive bound): no constant to tune.
       return { name: 'fedmm-x', inner: { name: 'clip', maxNorm: 'median', perGroup: true, inner: { name: 'fedavg' } }, historyDecay: 0.5 };

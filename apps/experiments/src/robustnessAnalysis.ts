@@ -10,7 +10,7 @@ import { barChart, lineChart } from './svg.js';
 import type { LinePoint, LineSeries } from './svg.js';
 
 /** Aggregators compared, as the report names them. */
-export const ROBUSTNESS_AGGREGATORS = ['fedavg', 'median', 'trimmed-mean', 'multi-krum', 'fltrust', 'fedmm-x', 'fedmm-x-bounded'] as const;
+export const ROBUSTNESS_AGGREGATORS = ['fedavg', 'median', 'trimmed-mean', 'multi-krum', 'fltrust', 'fedmm-x', 'fedmm-x-bounded', 'server-only'] as const;
 /** One of {@link ROBUSTNESS_AGGREGATORS}. */
 export type AggregatorId = (typeof ROBUSTNESS_AGGREGATORS)[number];
 
@@ -23,6 +23,7 @@ export const AGGREGATOR_LABELS: Readonly<Record<AggregatorId, string>> = {
   fltrust: 'FLTrust',
   'fedmm-x': 'FedMM-X (trust-aware)',
   'fedmm-x-bounded': 'FedMM-X + median norm bound',
+  'server-only': 'Server only (FLTrust root data, clients ignored)',
 };
 
 /** One headless client of a run: its index, the id the coordinator gave it, and what it did. */

@@ -134,7 +134,7 @@ export { FedTrimmedAvg } from './strategy/fedTrimmedAvg.js';
 export type { FedTrimmedAvgOptions } from './strategy/fedTrimmedAvg.js';
 export { Krum } from './strategy/krum.js';
 export type { KrumStrategyOptions } from './strategy/krum.js';
-export { FlTrust } from './strategy/flTrust.js';
+export { FlTrust, ServerOnly } from './strategy/flTrust.js';
 export { NormClipping } from './strategy/normClipping.js';
 export type { NormClippingOptions } from './strategy/normClipping.js';
 export { DifferentialPrivacy } from './strategy/differentialPrivacy.js';

@@ -58,6 +58,7 @@ describe('buildStrategy', () => {
       [{ name: 'krum', numByzantine: 0 }, 'krum'],
       [{ name: 'multi-krum', numByzantine: 0 }, 'multi-krum'],
       [{ name: 'fltrust' }, 'fltrust'],
+      [{ name: 'server-only' }, 'server-only'],
       [{ name: 'clip', maxNorm: 1, inner: { name: 'median' } }, 'clip(median)'],
       [{ name: 'fedmm-x', inner: { name: 'fedadam' } }, 'fedmm-x(fedadam)'],
       [{ name: 'fedmm-x', inner: { name: 'clip', maxNorm: 'median', perGroup: true } }, 'fedmm-x(clip-median(fedavg))'],

@@ -21,6 +21,7 @@ import {
   FlTrust,
   Krum,
   NormClipping,
+  ServerOnly,
   TrustThreshold,
   TrustWeighting,
   isFlCoreError,
@@ -101,8 +102,9 @@ export function buildStrategy(task: TaskConfig, options: BuildStrategyOptions = 
             numByzantine: config.numByzantine,
             numToKeep: config.numSelected ?? Math.max(1, task.clientsPerRound - config.numByzantine),
           });
-        case 'fltrust': {
-          const s = new FlTrust(base);
+        case 'fltrust':
+        case 'server-only': {
+          const s = config.name === 'fltrust' ? new FlTrust(base) : new ServerOnly(base);
           flTrust.push(s);
           return s;
         }

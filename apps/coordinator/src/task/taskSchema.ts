@@ -27,7 +27,9 @@ export type BaseStrategyConfig =
   | { readonly name: 'trimmed-mean'; readonly trimFraction: number }
   | { readonly name: 'krum'; readonly numByzantine: number }
   | { readonly name: 'multi-krum'; readonly numByzantine: number; readonly numSelected: number | null }
-  | { readonly name: 'fltrust'; readonly rootExamples: number };
+  | { readonly name: 'fltrust'; readonly rootExamples: number }
+  /** A baseline: the server's root-data update alone, client updates ignored. */
+  | { readonly name: 'server-only'; readonly rootExamples: number };
 
 /**
  * FedMM-X trust-aware aggregation around an inner strategy. Every signal is measured by the
@@ -116,6 +118,7 @@ const baseStrategySchemas = [
     numSelected: positiveInt.nullable().default(null),
   }),
   z.strictObject({ name: z.literal('fltrust'), rootExamples: positiveInt.default(100) }),
+  z.strictObject({ name: z.literal('server-only'), rootExamples: positiveInt.default(100) }),
 ] as const;
 
 const trustWeightsSchema = z.strictObject({

@@ -15,7 +15,7 @@ import type { FitFailure, FitResult, AggregateFitResult } from './types.js';
  * Client scores are the trust scores.
  */
 export class FlTrust extends BaseStrategy {
-  readonly name = 'fltrust';
+  readonly name: string = 'fltrust';
   private root: { serverRound: number; groups: Map<string, Tensor[]> } | null = null;
 
   /** Sets the server's root-data delta for `serverRound`; throws `PARAMS_NON_FINITE` on NaN/Infinity. */
@@ -35,6 +35,11 @@ export class FlTrust extends BaseStrategy {
     return super.aggregateFit(serverRound, global, results, failures);
   }
 
+  /** The root update's tensors of `group` this round (undefined when it has none). */
+  protected rootGroup(group: string): Tensor[] | undefined {
+    return this.root?.groups.get(group);
+  }
+
   protected combiner(): GroupCombiner {
     const root = this.root!;
     return (updates, _weights, { group }) => {
@@ -43,6 +48,24 @@ export class FlTrust extends BaseStrategy {
       const { aggregate, trustScores } = flTrust(updates, flatten(rootTensors));
       const trusted = trustScores.filter((t) => t > 0).length;
       return { step: aggregate, clientScores: trustScores, metrics: { numTrusted: trusted } };
+    };
+  }
+}
+
+/**
+ * The server alone: each round applies the server's root-data update (the one FLTrust scores
+ * clients against) and ignores what clients sent, for the groups they sent. A baseline, not a
+ * method: it measures how much of FLTrust's robustness is the server's own data.
+ */
+export class ServerOnly extends FlTrust {
+  override readonly name: string = 'server-only';
+
+  protected override combiner(): GroupCombiner {
+    const inner = super.combiner();
+    return (updates, weights, context) => {
+      const scored = inner(updates, weights, context);
+      if ('skipped' in scored) return scored;
+      return { step: flatten(this.rootGroup(context.group)!), metrics: { numIgnored: updates.length } };
     };
   }
 }

@@ -8,7 +8,7 @@ import { FedAvgMStrategy } from './fedAvgM.js';
 import { FedAdagrad, FedAdam, FedYogi } from './fedOpt.js';
 import { FedMedian } from './fedMedian.js';
 import { FedTrimmedAvg } from './fedTrimmedAvg.js';
-import { FlTrust } from './flTrust.js';
+import { FlTrust, ServerOnly } from './flTrust.js';
 import { Krum } from './krum.js';
 import { NormClipping } from './normClipping.js';
 import { DifferentialPrivacy } from './differentialPrivacy.js';
@@ -166,6 +166,18 @@ describe('aggregateFit', () => {
     expect(out.metrics.meanDeltaNorm).toBeCloseTo(2.75, 6);
     expect(Array.from(results[0]!.delta[0]!.values)).toEqual([3, 4]);
     expect(strategy.name).toBe('clip(fedavg)');
+  });
+
+  it('ServerOnly applies the root update and ignores every client update, for the groups clients sent', () => {
+    const strategy = new ServerOnly();
+    expect(() => strategy.aggregateFit(1, global, [fit('a', 1, t('image/w', 1, 1))], [])).toThrowError(/AGG_BAD_CONFIG/);
+    strategy.setRootUpdate(1, [t('image/w', 0.5, -0.5), t('text/w', 1, 1)]);
+    const out = strategy.aggregateFit(1, global, [fit('a', 1, t('image/w', 100, 100)), fit('b', 3, t('image/w', -7, 2))], [])!;
+    const v = values(out.parameters);
+    expect(v['image/w']).toEqual([0.5, -0.5]);
+    // Nobody sent text, so it keeps its value even though the root update has it.
+    expect(v['text/w']).toEqual([10, 10]);
+    expect(strategy.name).toBe('server-only');
   });
 
   it('NormClipping to the round’s median norm bounds every update by a typical one, per group', () => {
