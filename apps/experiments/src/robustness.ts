@@ -229,6 +229,12 @@ const CACHE_PREFIX = 'robustness';
 /** Version of the round engine's behaviour that a cached run depends on (bumped when a run would come out differently). */
 export const ROBUSTNESS_ENGINE = 2;
 
+/** The server-only baseline's clean final accuracy (mean over seeds), formatted. */
+function serverOnlyClean(runs: readonly RobustnessRun[]): string {
+  const clean = runs.filter((r) => r.aggregator === 'server-only' && r.attack === null && r.finalAccuracy !== null).map((r) => r.finalAccuracy!);
+  return clean.length === 0 ? 'n/a' : `${((clean.reduce((a, b) => a + b, 0) / clean.length) * 100).toFixed(1)}%`;
+}
+
 /** The run cache's key of one cell. */
 export function robustnessCacheKey(
   settings: RobustnessSettings,
@@ -398,6 +404,11 @@ export function robustnessMarkdown(
     tables.retained,
     ...summary.headline.map((h) => `- ${h}`),
     `- The paper reports 91.2% retained for FedMM-X vs 78.4% for FedAvg at 20% adversarial clients (its attacks are not specified).`,
+    ...(settings.aggregators.includes('server-only')
+      ? [
+          `- Server only is a reference row, not a competitor: it applies FLTrust's root update (100 public-split examples) and ignores every client, so it keeps all of its clean accuracy (${serverOnlyClean(runs)}) under any attack by construction. An aggregator whose clean accuracy is not above it learned nothing from the clients that the server's own data did not give it.`,
+        ]
+      : []),
     '',
     summary.notWon.length === 0
       ? 'Trust-aware FedMM-X has the highest retained accuracy in every cell.'

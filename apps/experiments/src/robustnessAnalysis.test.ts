@@ -229,6 +229,14 @@ describe('tables, summary and chart', () => {
     expect(notWon).toEqual(['sign-flip 20%: Median 100.0% vs FedMM-X 90.0%']);
   });
 
+  it('leaves the server-only reference row out of every "best aggregator" comparison', () => {
+    // 110% retained: it would rank first if it were compared.
+    const withServer = [...runs, run('server-only', null, 0.6), run('server-only', 'sign-flip', 0.66)];
+    const { headline, notWon } = robustnessSummary(withServer, { ...grid, aggregators: [...grid.aggregators, 'server-only'] });
+    expect(headline[0]).toContain('best: Median 100.0%');
+    expect(notWon).toEqual(['sign-flip 20%: Median 100.0% vs FedMM-X 90.0%']);
+  });
+
   it('draws one bar series per fraction with the retained percentages', () => {
     const svg = retainedBarChart(runs, grid);
     expect(svg).toContain('20% adversarial');

@@ -14,6 +14,12 @@ export const ROBUSTNESS_AGGREGATORS = ['fedavg', 'median', 'trimmed-mean', 'mult
 /** One of {@link ROBUSTNESS_AGGREGATORS}. */
 export type AggregatorId = (typeof ROBUSTNESS_AGGREGATORS)[number];
 
+/**
+ * Reference rows, not competitors: the server-only baseline ignores clients, so it "retains" all of
+ * its (lower) clean accuracy by construction and is left out of every "best aggregator" comparison.
+ */
+export const REFERENCE_AGGREGATORS: readonly AggregatorId[] = ['server-only'];
+
 /** Display names of the aggregators. */
 export const AGGREGATOR_LABELS: Readonly<Record<AggregatorId, string>> = {
   fedavg: 'FedAvg',
@@ -318,6 +324,7 @@ export function robustnessSummary(runs: readonly RobustnessRun[], grid: Robustne
     const ours = mean(retainedOverAttacks(cells, 'fedmm-x', f, grid.attacks));
     const fedavg = mean(retainedOverAttacks(cells, 'fedavg', f, grid.attacks));
     const ranked = grid.aggregators
+      .filter((a) => !REFERENCE_AGGREGATORS.includes(a))
       .map((a) => ({ a, v: mean(retainedOverAttacks(cells, a, f, grid.attacks)) }))
       .filter((x): x is { a: AggregatorId; v: number } => x.v !== null)
       .sort((x, y) => y.v - x.v);
@@ -328,6 +335,7 @@ export function robustnessSummary(runs: readonly RobustnessRun[], grid: Robustne
   if (grid.aggregators.includes('fedmm-x')) {
     for (const c of columns(grid)) {
       const values = grid.aggregators
+        .filter((a) => !REFERENCE_AGGREGATORS.includes(a))
         .map((a) => ({ a, v: mean((cells.get(cellKey(a, c.attack, c.fraction)) ?? []).map((x) => x.retained)) }))
         .filter((x): x is { a: AggregatorId; v: number } => x.v !== null);
       const ours = values.find((x) => x.a === 'fedmm-x');
