@@ -231,8 +231,8 @@ export function MetricsPanel({ view }: View): ReactNode {
         <dd data-testid="fs">{formatNumber(view.faithfulness, 4)}</dd>
       </dl>
       <p className="note">
-        EC: cosine between two modalities' class-space contributions. FS: drop in p(predicted) when the top-k terms are removed, minus the drop for k random
-        terms.
+        EC: cosine between two modalities' class-space contributions, each centred over the classes (an offset the softmax ignores does not count). FS: drop in
+        p(predicted) when the top-k terms are removed, minus the drop for k random terms.
       </p>
     </section>
   );
