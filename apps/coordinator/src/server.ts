@@ -218,10 +218,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const model = models.get(task.id) ?? null;
     const built = setup.strategy ? null : buildStrategy(task);
     const modelEachRound = needsModelEachRound(task, built);
+    const cancelIdle = (): void => {
+      if (idleTimers.has(task.id)) clock.clearTimeout(idleTimers.get(task.id));
+      idleTimers.delete(task.id);
+    };
     /** Suspends the evaluator after `ms` unless a round opens first (never one a round in flight may need). */
     const suspendWhenIdle = (ms: number): void => {
       if (!model?.suspend) return;
-      if (idleTimers.has(task.id)) clock.clearTimeout(idleTimers.get(task.id));
+      cancelIdle();
       idleTimers.set(
         task.id,
         clock.setTimeout(() => {
@@ -282,8 +286,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       onClientsSelected: (clientIds) => {
         for (const id of clientIds) uploadGrants.set(id, (uploadGrants.get(id) ?? 0) + 1);
         if (model && modelEachRound) {
-          if (idleTimers.has(task.id)) clock.clearTimeout(idleTimers.get(task.id));
-          idleTimers.delete(task.id);
+          cancelIdle();
           // Started while the clients train, so the round's measurements do not wait for it.
           model.prepare?.().catch((err: unknown) => logger.warn({ err, task: task.id }, 'could not start the evaluator'));
         }

@@ -23,7 +23,7 @@ import {
 } from './robustnessAnalysis.js';
 import type { AggregatorId, RobustnessGridShape, RobustnessRun, RunClient } from './robustnessAnalysis.js';
 import type { Check, ExperimentContext, Figure, SectionResult } from './section.js';
-import { markdownTable } from './stats.js';
+import { markdownTable, meanStd } from './stats.js';
 import { experimentTask } from './tasks.js';
 
 /** Everything that defines the robustness grid. */
@@ -232,7 +232,7 @@ export const ROBUSTNESS_ENGINE = 2;
 /** The server-only baseline's clean final accuracy (mean over seeds), formatted. */
 function serverOnlyClean(runs: readonly RobustnessRun[]): string {
   const clean = runs.filter((r) => r.aggregator === 'server-only' && r.attack === null && r.finalAccuracy !== null).map((r) => r.finalAccuracy!);
-  return clean.length === 0 ? 'n/a' : `${((clean.reduce((a, b) => a + b, 0) / clean.length) * 100).toFixed(1)}%`;
+  return clean.length === 0 ? 'n/a' : `${(meanStd(clean).mean * 100).toFixed(1)}%`;
 }
 
 /** The run cache's key of one cell. */

@@ -634,7 +634,7 @@ export class RoundEngine {
     const { strategy, store, task } = this.options;
     const started = this.clock.monotonic();
     const results = canonicalResults(cur.results);
-    const failures = [...cur.failures].sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0));
+    const failures = canonicalResults(cur.failures);
     let outcome = null;
     let serverMetrics: Readonly<Record<string, number>> = {};
     let federated: AggregateEvaluateResult | null = null;

@@ -191,8 +191,8 @@ export function federatedEvaluations(results: readonly FitResult[]): EvaluateRes
   return out;
 }
 
-/** Results in canonical order (by client id), so aggregation never depends on arrival order. */
-export function canonicalResults(results: readonly FitResult[]): FitResult[] {
+/** Results (or failures) in canonical order (by client id), so aggregation never depends on arrival order. */
+export function canonicalResults<T extends { readonly clientId: string }>(results: readonly T[]): T[] {
   return [...results].sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0));
 }
 

@@ -12,7 +12,7 @@
  * of the round as a failure with code `PROBE_FAILED` (its update is never trusted unmeasured); an
  * evaluator that fails outright rejects the promise, which the engine counts as a failed attempt.
  */
-import { PROBE_SIGNAL } from '@chorus/fl-core';
+import { PROBE_SIGNAL, add } from '@chorus/fl-core';
 import type { FitFailure, FitResult, Parameters, Tensor } from '@chorus/fl-core';
 // Type-only: TF.js is loaded only by the evaluator (or by callers that build a model in process).
 import type { TaskEvaluator } from '../model/taskEvaluator.js';
@@ -24,9 +24,7 @@ export function candidateParameters(global: Parameters, delta: Parameters): Tens
   return global.map((g) => {
     const d = byName.get(g.name);
     if (!d) return g;
-    const values = new Float32Array(g.values.length);
-    for (let i = 0; i < values.length; i++) values[i] = g.values[i]! + d.values[i]!;
-    return { name: g.name, shape: g.shape, values };
+    return { name: g.name, shape: g.shape, values: add(new Float32Array(g.values.length), g.values, d.values) };
   });
 }
 

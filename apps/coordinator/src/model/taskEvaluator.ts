@@ -26,6 +26,7 @@ import type { CandidateProbeOutputs, Parameters, Tensor } from '@chorus/fl-core'
 import type { Modality } from '@chorus/models';
 import type { Logger } from 'pino';
 import { CoordinatorError } from '../errors.js';
+import { candidateParameters } from '../engine/serverMeasurements.js';
 import type { TaskConfig } from '../task/taskSchema.js';
 import type { EvaluatorErrorBody, EvaluatorOp, EvaluatorRequest, EvaluatorResult, ProbeOutcome } from './evaluatorMessages.js';
 import { evaluatorResponseSchema, evaluatorResultSchemas } from './evaluatorMessages.js';
@@ -68,14 +69,7 @@ export interface TaskEvaluator {
 
 /** {@link TaskEvaluator} over a TaskModel in this process (blocks the event loop while it works). */
 export function inProcessEvaluator(model: TaskModel): TaskEvaluator {
-  const candidate = (global: Parameters, delta: Parameters): Tensor[] => {
-    const byName = new Map(delta.map((t) => [t.name, t]));
-    return global.map((g) => {
-      const d = byName.get(g.name);
-      if (!d) return g;
-      return { name: g.name, shape: g.shape, values: g.values.map((v, i) => v + d.values[i]!) };
-    });
-  };
+  const candidate = candidateParameters;
   let closed = false;
   const open = (): TaskModel => {
     if (closed) throw new CoordinatorError('EVALUATOR_EXITED', 'the task model was closed');

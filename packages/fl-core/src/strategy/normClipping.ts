@@ -48,7 +48,14 @@ export class NormClipping extends StrategyWrapper {
   /** The bound of each part key ('' for whole deltas, else the group) this round: fixed, or the median finite norm. */
   private bounds(parts: readonly { readonly key: string; readonly norm: number }[][]): Map<string, number> {
     const byKey = new Map<string, number[]>();
-    for (const list of parts) for (const p of list) if (Number.isFinite(p.norm)) byKey.set(p.key, [...(byKey.get(p.key) ?? []), p.norm]);
+    for (const list of parts) {
+      for (const p of list) {
+        if (!Number.isFinite(p.norm)) continue;
+        const norms = byKey.get(p.key);
+        if (norms) norms.push(p.norm);
+        else byKey.set(p.key, [p.norm]);
+      }
+    }
     const out = new Map<string, number>();
     for (const [key, norms] of byKey) {
       if (this.maxNorm !== 'median') {
