@@ -40,7 +40,20 @@ export { exportMergedModelAsync } from './io.js';
 export type { ExportMergedOptions } from './io.js';
 export { LORA_ACTIVATIONS, LoraConv1x1, LoraDense, isLoraLayer } from './lora.js';
 export type { LoraActivation, LoraArgs, LoraConv1x1Args, LoraDenseArgs } from './lora.js';
-export { crossEntropyLoss, distillationLoss, modalConsistency, proximalTerm } from './losses.js';
+export {
+  MODAL_DISTILL_TEMPERATURE,
+  MODAL_LOSSES,
+  SMOOTHNESS_GRID,
+  contributionSparsity,
+  crossEntropyLoss,
+  crossModalDistillation,
+  crossModalLoss,
+  distillationLoss,
+  modalConsistency,
+  proximalTerm,
+  shapeSmoothness,
+} from './losses.js';
+export type { ModalLoss } from './losses.js';
 export { LinearHead } from './linearHead.js';
 export type { LinearHeadArgs } from './linearHead.js';
 export { MODEL_HEADS, MultimodalModel } from './model.js';

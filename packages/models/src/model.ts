@@ -1,9 +1,12 @@
 /**
  * The multimodal model clients train: frozen base encoders carrying LoRA adapters (Hu et al. 2021,
  * arXiv:2106.09685), per-modality concept projections, and a NAM head (Agarwal et al. 2021,
- * arXiv:2004.13912) or, for ablations, a plain linear head (linearHead.ts); trained with
- * cross-entropy plus FedMM-X's cross-modal consistency (Balija 2025, arXiv:2503.19564), optionally a
- * FedProx proximal term and distillation.
+ * arXiv:2004.13912) or, for ablations, a plain linear head (linearHead.ts); trained with FedMM-X's
+ * loss (Balija 2025, arXiv:2503.19564) L = L_task + λ₁ L_modal + λ₂ L_intp — cross-entropy; the
+ * cross-modal term in the variant `modalLoss` names (the Jensen–Shannon divergence between the
+ * modalities' predictions by default, or cross-modal distillation toward the fused prediction; see
+ * losses.ts); and shape-function smoothness plus contribution sparsity — optionally with a FedProx
+ * proximal term and distillation.
  *
  * Only adapters, concept projections and the head are trainable; they are exchanged with fl-core as
  * named `Parameters` whose first path segment is the modality (`image/pointwise/lora_a`,
@@ -21,12 +24,21 @@
 import * as tf from '@tensorflow/tfjs';
 import { FlCoreError, assertFinite, type Parameters, type Tensor as NamedTensor } from '@chorus/fl-core';
 import { MODEL_HEADS } from '@chorus/protocol';
-import type { ModelHead } from '@chorus/protocol';
+import type { ModalLoss, ModelHead } from '@chorus/protocol';
 import { applyLora, chainLayers } from './adapt.js';
 import { MODALITIES, DEFAULT_LORA_TARGETS, maskedMeanPool, type Modality, type TextEmbedder } from './encoders.js';
 import { ModelsError, checkInt, checkPositive } from './errors.js';
 import { isLoraLayer, type LoraConv1x1, type LoraDense } from './lora.js';
-import { crossEntropyLoss, distillationLoss, modalConsistency, proximalTerm } from './losses.js';
+import {
+  MODAL_LOSSES,
+  SMOOTHNESS_GRID,
+  contributionSparsity,
+  crossEntropyLoss,
+  distillationLoss,
+  crossModalLoss,
+  proximalTerm,
+  shapeSmoothness,
+} from './losses.js';
 import { LinearHead } from './linearHead.js';
 import { NAM_WEIGHT_NAMES, NamHead } from './nam.js';
 
@@ -98,6 +110,10 @@ export interface ForwardResult {
 export interface TrainStepOptions {
   /** Weight λ₁ of L_modal; default 0.1. */
   modalWeight?: number;
+  /** Which L_modal (see `MODAL_LOSSES`); default 'js'. */
+  modalLoss?: ModalLoss;
+  /** Weight λ₂ of L_intp (see {@link MultimodalModel.interpretabilityLoss}); default 0 (off). */
+  interpretabilityWeight?: number;
   /** FedProx: μ and the global parameters (names from `adapterParameters()`, any subset). */
   proximal?: { mu: number; global: Parameters };
   /** Distillation toward teacher logits [batch, K] for this batch (e.g. on public data). */
@@ -111,6 +127,8 @@ export interface TrainStepResult {
   loss: number;
   crossEntropy: number;
   modal: number;
+  /** L_intp, unweighted (0 when off). */
+  interpretability: number;
   proximal: number;
   distillation: number;
   numExamples: number;
@@ -121,15 +139,23 @@ interface StepTerms {
   loss: tf.Scalar;
   crossEntropy: tf.Scalar | null;
   modal: tf.Scalar | null;
+  interpretability: tf.Scalar | null;
   proximal: tf.Scalar | null;
   distillation: tf.Scalar | null;
 }
 
-const TERM_NAMES = ['loss', 'crossEntropy', 'modal', 'proximal', 'distillation'] as const;
+const TERM_NAMES = ['loss', 'crossEntropy', 'modal', 'interpretability', 'proximal', 'distillation'] as const;
 
 function mapTerms(terms: StepTerms, read: (t: tf.Scalar | null, index: number) => number): Omit<TrainStepResult, 'numExamples'> {
-  const [loss, crossEntropy, modal, proximal, distillation] = TERM_NAMES.map((k, i) => read(terms[k], i)) as [number, number, number, number, number];
-  return { loss, crossEntropy, modal, proximal, distillation };
+  const [loss, crossEntropy, modal, interpretability, proximal, distillation] = TERM_NAMES.map((k, i) => read(terms[k], i)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  return { loss, crossEntropy, modal, interpretability, proximal, distillation };
 }
 
 /** The engine variable behind a layer weight (what optimisers and gradients key on). */
@@ -419,6 +445,12 @@ export class MultimodalModel {
     if (this.merged) throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: adapters are merged; unmerge before training`);
     const modalWeight = options.modalWeight ?? 0.1;
     if (!(Number.isFinite(modalWeight) && modalWeight >= 0)) throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: modalWeight must be ≥ 0, got ${modalWeight}`);
+    const modalKind = options.modalLoss ?? 'js';
+    if (!(MODAL_LOSSES as readonly string[]).includes(modalKind))
+      throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: modalLoss must be one of ${MODAL_LOSSES.join(', ')}, got ${String(modalKind)}`);
+    const intpWeight = options.interpretabilityWeight ?? 0;
+    if (!(Number.isFinite(intpWeight) && intpWeight >= 0))
+      throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: interpretabilityWeight must be ≥ 0, got ${intpWeight}`);
     if (!batch.labels && !options.distillation) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: a batch without labels needs a distillation target`);
     const kd = options.distillation;
     if (kd && (kd.teacherLogits.shape[0] !== size || kd.teacherLogits.shape[1] !== this.numClasses)) {
@@ -428,7 +460,7 @@ export class MultimodalModel {
     const prox = options.proximal ? this.proximalPairs(options.proximal.global) : null;
     const variables = mode === 'full' ? this.fullVariables() : this.adapterList.map((e) => variableOf(e.variable));
     const restore = variables.map((v) => v.trainable);
-    const parts: Omit<StepTerms, 'loss'> = { crossEntropy: null, modal: null, proximal: null, distillation: null };
+    const parts: Omit<StepTerms, 'loss'> = { crossEntropy: null, modal: null, interpretability: null, proximal: null, distillation: null };
     try {
       for (const v of variables) v.trainable = true;
       const { value, grads } = tf.variableGrads(() => {
@@ -436,7 +468,8 @@ export class MultimodalModel {
         let total: tf.Scalar = tf.scalar(0);
         if (batch.labels) total = tf.add(total, (parts.crossEntropy = tf.keep(crossEntropyLoss(out.logits, batch.labels))));
         if (modalWeight > 0 && this.modalities.length > 1)
-          total = tf.add(total, tf.mul(modalWeight, (parts.modal = tf.keep(modalConsistency(out.perModalityLogits, out.mask)))));
+          total = tf.add(total, tf.mul(modalWeight, (parts.modal = tf.keep(crossModalLoss(modalKind, out.perModalityLogits, out.logits, out.mask)))));
+        if (intpWeight > 0) total = tf.add(total, tf.mul(intpWeight, (parts.interpretability = tf.keep(this.interpretabilityLoss(out.contributions)))));
         if (prox)
           total = tf.add(
             total,
@@ -467,6 +500,29 @@ export class MultimodalModel {
       variables.forEach((v, i) => (v.trainable = restore[i]!));
       if (prox) tf.dispose(prox.global);
     }
+  }
+
+  /**
+   * FedMM-X's L_intp for a batch's contributions [batch, M·c, K]: the roughness of every shape
+   * function over {@link SMOOTHNESS_GRID} (`shapeSmoothness`: mean squared change of slope, 0 for a
+   * linear head) plus the mean |contribution| (`contributionSparsity`, an L1 penalty). Differentiable
+   * in the head's weights (and, through the contributions, in everything before it); call inside a
+   * gradient scope or tidy.
+   */
+  interpretabilityLoss(contributions: tf.Tensor): tf.Scalar {
+    const f = this.conceptHead.numTerms;
+    if (contributions.rank !== 3 || contributions.shape[1] !== f || contributions.shape[2] !== this.numClasses) {
+      throw new ModelsError(
+        'MODELS_BAD_INPUT',
+        `MultimodalModel.interpretabilityLoss: contributions must be [batch, ${f}, ${this.numClasses}], got [${contributions.shape.join(',')}]`,
+      );
+    }
+    return tf.tidy(() => {
+      const { points, min, max } = SMOOTHNESS_GRID;
+      const grid = tf.linspace(min, max, points);
+      const values = this.conceptHead.terms(tf.tile(tf.reshape(grid, [points, 1]), [1, f])); // [points, F, K]
+      return tf.add(shapeSmoothness(values, (max - min) / (points - 1)), contributionSparsity(contributions)) as tf.Scalar;
+    });
   }
 
   /** Mean cross-entropy and accuracy over labelled batches. */

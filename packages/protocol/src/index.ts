@@ -3,6 +3,7 @@ export type { Ack, AckError, ProtocolErrorBody, ProtocolErrorCode } from './erro
 export {
   DEFAULT_ADAPTER_ALPHA,
   MODALITIES,
+  MODAL_LOSSES,
   MODEL_HEADS,
   PROTOCOL_VERSION,
   UPLOAD_ENCODINGS,
@@ -24,6 +25,7 @@ export type {
   HelloPayload,
   HelloResult,
   InterServerEvents,
+  ModalLoss,
   Modality,
   ModelHead,
   ParsedRoundStart,

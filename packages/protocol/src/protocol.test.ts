@@ -47,6 +47,21 @@ describe('protocol schemas', () => {
     expect(roundConfigSchema.safeParse({ ...config, head: 'tree' }).success).toBe(false);
   });
 
+  it('carry the L_intp weight and the L_modal variant in the round config, defaulting to off and the Jensen–Shannon term', () => {
+    // Arrange
+    const config = { localEpochs: 1, batchSize: 8, learningRate: 0.1, uploadEncoding: 'fp32', maxUpdateBytes: 100, normBound: null, strategy: {} };
+    // Act
+    const defaults = roundConfigSchema.parse(config);
+    const chosen = roundConfigSchema.parse({ ...config, interpretabilityWeight: 0.05, modalLoss: 'distill' });
+    const refused = [{ interpretabilityWeight: -0.1 }, { interpretabilityWeight: Number.NaN }, { modalLoss: 'kl' }, { modalLoss: 1 }].map(
+      (field) => roundConfigSchema.safeParse({ ...config, ...field }).success,
+    );
+    // Assert
+    expect(defaults).toMatchObject({ interpretabilityWeight: 0, modalLoss: 'js' });
+    expect(chosen).toMatchObject({ interpretabilityWeight: 0.05, modalLoss: 'distill' });
+    expect(refused).toEqual([false, false, false, false]);
+  });
+
   it('carry the LoRA α in the round config; a config without one, from before the field, means α = 8', () => {
     // Arrange
     const config = {

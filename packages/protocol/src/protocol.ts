@@ -20,8 +20,9 @@ import type { Ack, ProtocolErrorCode } from './errors.js';
  * the message. A version mismatch is refused at `hello` instead, with a code.
  *
  * 2: the round config carries the task's LoRA `adapterAlpha`.
+ * 3: the round config carries L_intp's weight `interpretabilityWeight` and L_modal's variant `modalLoss`.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 // Modalities a client can hold; they double as parameter group names (`image/…`). fl-core owns the list.
 export { MODALITIES };
@@ -39,6 +40,15 @@ export type UploadEncoding = (typeof UPLOAD_ENCODINGS)[number];
 export const MODEL_HEADS = ['nam', 'linear'] as const;
 /** One of {@link MODEL_HEADS}. */
 export type ModelHead = (typeof MODEL_HEADS)[number];
+
+/**
+ * Variants of FedMM-X's L_modal: `'js'` (default), the Jensen–Shannon divergence between the present
+ * modalities' predictions; `'distill'`, cross-modal distillation of each modality's prediction toward
+ * the fused one. The one definition: `@chorus/models` imports it from here and implements both.
+ */
+export const MODAL_LOSSES = ['js', 'distill'] as const;
+/** One of {@link MODAL_LOSSES}. */
+export type ModalLoss = (typeof MODAL_LOSSES)[number];
 
 const shortString = (max: number) => z.string().min(1).max(max);
 // Ids are opaque to clients but kept printable ASCII so they fit fl-core's codec header strings.
@@ -149,6 +159,10 @@ export const roundConfigSchema = z.strictObject({
   normBound: z.number().positive().nullable(),
   /** Weight λ₁ of FedMM-X's cross-modal consistency loss L_modal in local training (0 turns it off). */
   modalWeight: z.number().min(0).max(100).default(0.1),
+  /** Which L_modal local training uses (see {@link MODAL_LOSSES}). */
+  modalLoss: z.enum(MODAL_LOSSES).default('js'),
+  /** Weight λ₂ of FedMM-X's interpretability loss L_intp (shape-function smoothness + contribution sparsity); 0 turns it off. */
+  interpretabilityWeight: z.number().min(0).max(100).default(0),
   /** The model's head; a client checks it against the global model's tensor names. */
   head: z.enum(MODEL_HEADS).default('nam'),
   /**
