@@ -19,6 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import { centredCosineSimilarity, cosineSimilarity, shuffled, type ExplanationConsistencyOptions, type Rng } from '@chorus/fl-core';
 import type { Modality } from './encoders.js';
 import { ModelsError, checkInt } from './errors.js';
+import { shapeSmoothness } from './losses.js';
 import type { MultimodalBatch, MultimodalModel } from './model.js';
 
 /** Term-by-term explanation of a batch. Arrays are row-major. */
@@ -243,6 +244,26 @@ export async function shapeFunctionGridAsync(model: MultimodalModel, options: Sh
     return { termNames: termNamesOf(model), grid, values: (await values.data()) as Float32Array, numClasses: model.numClasses };
   } finally {
     values.dispose();
+  }
+}
+
+/**
+ * Roughness of sampled shape functions: `shapeSmoothness` (the smoothness part of L_intp, mean
+ * squared change of slope between grid cells) of `grid`'s values, so plots and reports measure
+ * exactly what the penalty trains down — on any grid, e.g. a finer one than the penalty's.
+ */
+export async function shapeFunctionRoughness(grid: ShapeFunctionGrid): Promise<number> {
+  const points = grid.grid.length;
+  const numTerms = grid.termNames.length;
+  if (points < 3 || grid.values.length !== numTerms * points * grid.numClasses)
+    throw new ModelsError('MODELS_BAD_INPUT', `shapeFunctionRoughness: need ≥ 3 grid points and values [${numTerms}, ${points}, ${grid.numClasses}]`);
+  const roughness = tf.tidy(() =>
+    shapeSmoothness(tf.transpose(tf.tensor3d(grid.values, [numTerms, points, grid.numClasses]), [1, 0, 2]), grid.grid[1]! - grid.grid[0]!),
+  );
+  try {
+    return (await roughness.data())[0]!;
+  } finally {
+    roughness.dispose();
   }
 }
 

@@ -3,6 +3,7 @@ import { isFlCoreError, tensor } from '@chorus/fl-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isModelsError } from './errors.js';
 import { TINY, disposeBatch, tinyBatch, tinyEmbedder, tinyModel } from './fixtures.test-util.js';
+import { shapeFunctionGrid, shapeFunctionRoughness } from './explain.js';
 import { exportMergedModel } from './io.js';
 import type { MultimodalModel } from './model.js';
 
@@ -337,6 +338,135 @@ describe('trainStep modalWeight', () => {
     expect(off.loss).toBeCloseTo(off.crossEntropy, 6);
     expect(on.modal).toBeGreaterThan(0);
     expect(on.loss).toBeCloseTo(on.crossEntropy + 0.1 * on.modal, 5);
+    model.dispose();
+    disposeBatch(batch);
+  });
+});
+
+describe('trainStep L_intp (interpretabilityWeight)', () => {
+  it('is off (reported 0, not in the loss) by default and at weight 0', () => {
+    // Arrange
+    const model = tinyModel(embedder);
+    const batch = tinyBatch(7);
+    // Act
+    const byDefault = model.trainStep(batch, { modalWeight: 0 });
+    const atZero = model.trainStep(batch, { modalWeight: 0, interpretabilityWeight: 0 });
+    // Assert
+    for (const step of [byDefault, atZero]) {
+      expect(step.interpretability).toBe(0);
+      expect(step.loss).toBeCloseTo(step.crossEntropy, 6);
+    }
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  it('adds λ₂ · L_intp, positive, to the loss and leaks no tensors', () => {
+    // Arrange
+    const model = tinyModel(embedder);
+    const batch = tinyBatch(7);
+    model.trainStep(batch, { interpretabilityWeight: 0.5 }); // builds the optimiser's slots
+    const before = tf.memory().numTensors;
+    // Act
+    const step = model.trainStep(batch, { modalWeight: 0.1, interpretabilityWeight: 0.5 });
+    const after = tf.memory().numTensors;
+    // Assert
+    expect(step.interpretability).toBeGreaterThan(0);
+    expect(step.loss).toBeCloseTo(step.crossEntropy + 0.1 * step.modal + 0.5 * step.interpretability, 5);
+    expect(after).toBe(before);
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  it('is differentiable in every shape-function weight, and 0 smoothness plus sparsity for the linear head', () => {
+    // Arrange
+    const model = tinyModel(embedder);
+    const linear = tinyModel(embedder, { head: 'linear' });
+    const batch = tinyBatch(2);
+    const namWeights = model.modalities.flatMap((m) => model.head.modalityWeights(m).map((w) => w.read() as tf.Variable));
+    // Act
+    const { value, grads } = tf.variableGrads(() => model.interpretabilityLoss(model.forward(batch).contributions), namWeights);
+    const linearLoss = tf.tidy(() => {
+      const { contributions } = linear.forward(batch);
+      return [linear.interpretabilityLoss(contributions).dataSync()[0]!, tf.mean(tf.abs(contributions)).dataSync()[0]!];
+    });
+    // Assert
+    expect(value.dataSync()[0]).toBeGreaterThan(0);
+    for (const w of namWeights) {
+      const g = grads[w.name]!;
+      expect(Array.from(g.dataSync()).every(Number.isFinite), w.name).toBe(true);
+      expect(tf.max(tf.abs(g)).dataSync()[0], w.name).toBeGreaterThan(0);
+    }
+    // A linear head's "shape functions" are lines: only the sparsity part remains.
+    expect(linearLoss[0]).toBeCloseTo(linearLoss[1]!, 5);
+    expect(() => model.interpretabilityLoss(tf.zeros([2, 5, TINY.classes]))).toThrowError(/MODELS_BAD_INPUT/);
+    tf.dispose([value, ...Object.values(grads)]);
+    model.dispose();
+    linear.dispose();
+    disposeBatch(batch);
+  });
+
+  it('training with it makes the shape functions measurably smoother than training without it', async () => {
+    // Arrange: two identical models, trained alike except for λ₂; roughness measured on a grid 4× finer than the penalty's.
+    const plain = tinyModel(embedder, { learningRate: 0.03 });
+    const smoothed = tinyModel(embedder, { learningRate: 0.03 });
+    const batch = tinyBatch(3);
+    const fine = { points: 129 };
+    // Act
+    let last = { plain: 0, smoothed: 0 };
+    for (let i = 0; i < 30; i++) {
+      last = { plain: plain.trainStep(batch).crossEntropy, smoothed: smoothed.trainStep(batch, { interpretabilityWeight: 1 }).crossEntropy };
+    }
+    const roughPlain = await shapeFunctionRoughness(shapeFunctionGrid(plain, fine));
+    const roughSmoothed = await shapeFunctionRoughness(shapeFunctionGrid(smoothed, fine));
+    // Assert
+    expect(roughSmoothed).toBeLessThan(0.5 * roughPlain);
+    expect(last.smoothed).toBeLessThan(Math.log(TINY.classes)); // it still learns the task
+    plain.dispose();
+    smoothed.dispose();
+    disposeBatch(batch);
+  });
+
+  it('refuses a negative or non-finite weight with MODELS_BAD_CONFIG, changing nothing', () => {
+    const model = tinyModel(embedder);
+    const batch = tinyBatch(1);
+    const before = snapshot(model);
+
+    for (const interpretabilityWeight of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => model.trainStep(batch, { interpretabilityWeight })).toThrowError(/MODELS_BAD_CONFIG/);
+    }
+    for (const [name, values] of snapshot(model)) expect(Array.from(values), name).toEqual(Array.from(before.get(name)!));
+    model.dispose();
+    disposeBatch(batch);
+  });
+});
+
+describe('trainStep modalLoss', () => {
+  it("'distill' trains with cross-modal distillation in place of the Jensen–Shannon term; 'js' stays the default", () => {
+    // Arrange: three models built alike.
+    const [byDefault, js, distill] = [0, 1, 2].map(() => tinyModel(embedder));
+    const batch = tinyBatch(7);
+    // Act
+    const d = byDefault!.trainStep(batch, { modalWeight: 0.5 });
+    const j = js!.trainStep(batch, { modalWeight: 0.5, modalLoss: 'js' });
+    const k = distill!.trainStep(batch, { modalWeight: 0.5, modalLoss: 'distill' });
+    // Assert
+    expect(d).toEqual(j);
+    expect(k.crossEntropy).toBeCloseTo(j.crossEntropy, 6);
+    expect(k.modal).toBeGreaterThan(0);
+    expect(k.modal).not.toBeCloseTo(j.modal, 3);
+    expect(k.loss).toBeCloseTo(k.crossEntropy + 0.5 * k.modal, 5);
+    expect(snapshot(distill!)).not.toEqual(snapshot(js!));
+    for (const m of [byDefault, js, distill]) m!.dispose();
+    disposeBatch(batch);
+  });
+
+  it('refuses an unknown variant with MODELS_BAD_CONFIG, changing nothing', () => {
+    const model = tinyModel(embedder);
+    const batch = tinyBatch(1);
+    const before = snapshot(model);
+
+    expect(() => model.trainStep(batch, { modalLoss: 'kl' as never })).toThrowError(/MODELS_BAD_CONFIG/);
+    for (const [name, values] of snapshot(model)) expect(Array.from(values), name).toEqual(Array.from(before.get(name)!));
     model.dispose();
     disposeBatch(batch);
   });
