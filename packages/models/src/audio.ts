@@ -34,6 +34,12 @@ export interface LogMelConfig {
 
 type Resolved = Required<LogMelConfig>;
 
+/** Default {@link LogMelConfig.epsilon}. */
+const DEFAULT_LOG_MEL_EPSILON = 1e-6;
+
+/** The log-mel value of a silent frame under the default epsilon (log ε): what "deleting" an audio frame sets it to. */
+export const LOG_MEL_SILENCE = Math.log(DEFAULT_LOG_MEL_EPSILON);
+
 function resolve(config: LogMelConfig): Resolved {
   const sampleRate = checkPositive('LogMelFrontend', 'sampleRate', config.sampleRate ?? 16000);
   const frameLength = checkInt('LogMelFrontend', 'frameLength', config.frameLength ?? 400, 2);
@@ -45,7 +51,7 @@ function resolve(config: LogMelConfig): Resolved {
   if (!(minHz >= 0 && maxHz > minHz && maxHz <= sampleRate / 2)) {
     throw new ModelsError('MODELS_BAD_CONFIG', `LogMelFrontend: need 0 ≤ minHz < maxHz ≤ sampleRate/2, got ${minHz}, ${maxHz}`);
   }
-  const epsilon = checkPositive('LogMelFrontend', 'epsilon', config.epsilon ?? 1e-6);
+  const epsilon = checkPositive('LogMelFrontend', 'epsilon', config.epsilon ?? DEFAULT_LOG_MEL_EPSILON);
   return { sampleRate, frameLength, hopLength, fftLength, numMels, minHz, maxHz, epsilon };
 }
 

@@ -5,11 +5,11 @@ import {
   explain,
   explainAsync,
   explanationConsistency,
-  faithfulness,
   saliency,
   saliencyAsync,
   shapeFunctionGrid,
   shapeFunctionGridAsync,
+  termRemovalFaithfulness,
   type Explanation,
 } from './explain.js';
 import type { Modality } from './encoders.js';
@@ -120,7 +120,7 @@ describe('explanation metrics', () => {
     expect(explanationConsistency(plain, 'image', 'text', { centred: false }).mean).toBeCloseTo(0, 12);
   });
 
-  it('FS rewards removing the truly important term and is zero when every term is removed', () => {
+  it('term-removal faithfulness rewards removing the truly important term and is zero when every term is removed', () => {
     // Only term 0 supports class 0: logits (3, 0). Removing it drops p from σ(3) to 0.5.
     const e = handMade(
       [
@@ -135,14 +135,14 @@ describe('explanation metrics', () => {
     );
     const topDrop = 1 / (1 + Math.exp(-3)) - 0.5;
 
-    const one = faithfulness(e, { k: 1, rng: createRng(1), trials: 400 });
-    const all = faithfulness(e, { k: 4, rng: createRng(1) });
+    const one = termRemovalFaithfulness(e, { k: 1, rng: createRng(1), trials: 400 });
+    const all = termRemovalFaithfulness(e, { k: 4, rng: createRng(1) });
 
     // A random single removal hits term 0 one time in four on average.
     expect(one.perExample[0]).toBeGreaterThan(topDrop * 0.6);
     expect(one.perExample[0]).toBeLessThan(topDrop * 0.9);
     expect(all.mean).toBeCloseTo(0, 12);
-    expect(() => faithfulness(e, { k: 0, rng: createRng(1) })).toThrowError(/MODELS_BAD_CONFIG/);
+    expect(() => termRemovalFaithfulness(e, { k: 0, rng: createRng(1) })).toThrowError(/MODELS_BAD_CONFIG/);
   });
 });
 
@@ -215,7 +215,7 @@ describe('explanations of a linear-head model', () => {
 
     const e = explain(model, batch);
     const ec = explanationConsistency(e, 'image', 'text');
-    const fs = faithfulness(e, { k: 2, rng: createRng(1) });
+    const fs = termRemovalFaithfulness(e, { k: 2, rng: createRng(1) });
     const g = shapeFunctionGrid(model, { points: 3 });
 
     for (let b = 0; b < e.batchSize; b++) {

@@ -1,12 +1,11 @@
 /**
  * Explanations of NAM predictions (Agarwal et al. 2021, arXiv:2004.13912) and FedMM-X's
- * interpretability metrics (Balija 2025, arXiv:2503.19564): Explanation Consistency (EC, cosine
- * between the class-centred explanation vectors of two modalities of one input) and Faithfulness Score (FS, the
- * drop in the predicted class's probability when the top-k attributed terms are removed, minus the
- * drop when k random present terms are removed). Because the head is additive, removing a term is
- * exact — subtract its contribution from the logits — so FS needs no extra forward pass. Gradient ×
- * input saliency covers the raw inputs: image pixels, text tokens (at the embedding level, summed
- * per token) and audio spectrogram frames. Results are plain arrays; no tensor outlives a call.
+ * Explanation Consistency (Balija 2025, arXiv:2503.19564; EC, cosine between the class-centred
+ * explanation vectors of two modalities of one input). Gradient × input saliency covers the raw
+ * inputs: image pixels, text tokens (at the embedding level, summed per token) and audio
+ * spectrogram frames; it is what deletion.ts ranks inputs by for the Faithfulness Score.
+ * `termRemovalFaithfulness` is the older term-removal check on the additive head, kept for
+ * comparison only (it cannot fail). Results are plain arrays; no tensor outlives a call.
  * A linear-head model (the ablation) is explained the same way: its terms z_i·w_i are exact too, and
  * its "shape functions" are lines.
  *
@@ -140,7 +139,7 @@ async function rangeOf(t: tf.Tensor): Promise<[number, number]> {
  * the device. Returns the batch without labels (explanations never use them), so that a forward
  * pass on it — given the text embedding from {@link embedChecked} — reads nothing synchronously.
  */
-async function checkBatchAsync(model: MultimodalModel, batch: MultimodalBatch, fn: string): Promise<MultimodalBatch> {
+export async function checkBatchAsync(model: MultimodalModel, batch: MultimodalBatch, fn: string): Promise<MultimodalBatch> {
   model.checkBatch(batch, fn, false);
   const { labels, ...inputs } = batch;
   if (labels && labels.size > 0) {
@@ -156,7 +155,7 @@ async function checkBatchAsync(model: MultimodalModel, batch: MultimodalBatch, f
 }
 
 /** The token embedding of a batch whose ids {@link checkBatchAsync} has checked (undefined without text). */
-function embedChecked(model: MultimodalModel, inputs: MultimodalBatch): tf.Tensor3D | undefined {
+export function embedChecked(model: MultimodalModel, inputs: MultimodalBatch): tf.Tensor3D | undefined {
   return inputs.text ? model.textEmbedder!.embed(inputs.text, { idsChecked: true }) : undefined;
 }
 
@@ -392,13 +391,19 @@ function probabilityOf(logits: Float64Array, cls: number): number {
 }
 
 /**
- * Per-example FS: drop in p(predicted) when the k present terms with the largest contribution to the
- * predicted class are removed, minus the mean drop over `trials` removals of k random present terms
- * (drawn with `rng`). k is capped at the number of present terms.
+ * Term-removal "faithfulness" of the additive head: the drop in p(predicted) when the k present
+ * terms with the largest contribution to the predicted class are subtracted from the logits, minus
+ * the mean drop over `trials` removals of k random present terms (drawn with `rng`); k is capped at
+ * the number of present terms. For an additive head this cannot fail — removing the largest terms
+ * of a sum always hurts more than random ones — so it checks the arithmetic, not the explanation;
+ * the Faithfulness Score is `deletionFaithfulness` (deletion.ts), which edits the inputs.
  */
-export function faithfulness(explanation: Explanation, options: { k: number; rng: Rng; trials?: number }): { perExample: Float64Array; mean: number } {
-  const kTerms = checkInt('faithfulness', 'k', options.k, 1);
-  const trials = checkInt('faithfulness', 'trials', options.trials ?? 8, 1);
+export function termRemovalFaithfulness(
+  explanation: Explanation,
+  options: { k: number; rng: Rng; trials?: number },
+): { perExample: Float64Array; mean: number } {
+  const kTerms = checkInt('termRemovalFaithfulness', 'k', options.k, 1);
+  const trials = checkInt('termRemovalFaithfulness', 'trials', options.trials ?? 8, 1);
   const { batchSize, numClasses: numK, conceptDim: c, modalities, contributions, logits, predicted, present } = explanation;
   const numTerms = modalities.length * c;
   const perExample = new Float64Array(batchSize);
@@ -425,3 +430,6 @@ export function faithfulness(explanation: Explanation, options: { k: number; rng
   }
   return { perExample, mean: batchSize > 0 ? sum / batchSize : Number.NaN };
 }
+
+/** @deprecated The old name of {@link termRemovalFaithfulness}, which is not the Faithfulness Score: use `deletionFaithfulness`. */
+export const faithfulness = termRemovalFaithfulness;

@@ -1,6 +1,6 @@
 export { applyLora, chainLayers, cloneLayer, standardCopies, toStandardModel } from './adapt.js';
 export type { ApplyLoraOptions, StandardCopy } from './adapt.js';
-export { LogMelFrontend, frameCount, melFilterbank } from './audio.js';
+export { LOG_MEL_SILENCE, LogMelFrontend, frameCount, melFilterbank } from './audio.js';
 export type { LogMelConfig } from './audio.js';
 export { selectBackend } from './backend.js';
 export { PortableConv2D, portableConv2d } from './conv.js';
@@ -30,7 +30,9 @@ export {
 export type { AudioEncoderOptions, ImageEncoderOptions, Modality, TextEncoderOptions, Tokenizer } from './encoders.js';
 export { MODELS_ERROR_CODES, ModelsError, isModelsError } from './errors.js';
 export type { ModelsErrorCode } from './errors.js';
-export { explain, explanationConsistency, faithfulness, saliency, shapeFunctionGrid } from './explain.js';
+export { DELETION_FRACTIONS, deletionFaithfulness } from './deletion.js';
+export type { DeletionFaithfulness, DeletionFaithfulnessOptions, DeletionPoint, DeletionScore } from './deletion.js';
+export { explain, explanationConsistency, faithfulness, saliency, shapeFunctionGrid, shapeFunctionRoughness, termRemovalFaithfulness } from './explain.js';
 export type { Explanation, Saliency } from './explain.js';
 export { ADAPTERS_FORMAT, ADAPTERS_VERSION, exportMergedModel, loadAdapters, loadMultimodalModel, saveAdapters, saveMultimodalModel } from './io.js';
 export type { PartHandler, SavedModelConfig } from './io.js';

@@ -104,11 +104,27 @@ describe('losses', () => {
     // Assert
     expect(loss).toBeCloseTo(expected, 6);
     expect(viaKind).toBeCloseTo(expected, 6);
-    expect(value(crossModalDistillation(perModality, fused, tf.tensor2d([[1, 0], [0, 1]])))).toBe(0);
+    expect(
+      value(
+        crossModalDistillation(
+          perModality,
+          fused,
+          tf.tensor2d([
+            [1, 0],
+            [0, 1],
+          ]),
+        ),
+      ),
+    ).toBe(0);
   });
 
   it('cross-modal distillation holds the fused teacher fixed: no gradient reaches it, the modality heads get one', () => {
-    const perModality = tf.tensor3d([[[1, -1, 0], [0, 2, 0]]]);
+    const perModality = tf.tensor3d([
+      [
+        [1, -1, 0],
+        [0, 2, 0],
+      ],
+    ]);
     const fused = tf.tensor2d([[1, 1, -2]]);
     const present = tf.tensor2d([[1, 1]]);
 
@@ -119,7 +135,12 @@ describe('losses', () => {
   });
 
   it('crossModalLoss picks the Jensen–Shannon term for js and refuses unknown variants and bad shapes', () => {
-    const perModality = tf.tensor3d([[[30, -30], [-30, 30]]]);
+    const perModality = tf.tensor3d([
+      [
+        [30, -30],
+        [-30, 30],
+      ],
+    ]);
     const present = tf.tensor2d([[1, 1]]);
     const fused = tf.tensor2d([[0, 0]]);
 
@@ -145,6 +166,17 @@ describe('losses', () => {
   });
 
   it('contribution sparsity is the mean absolute contribution', () => {
-    expect(value(contributionSparsity(tf.tensor3d([[[1, -2], [0, 3]]])))).toBeCloseTo(1.5, 6);
+    expect(
+      value(
+        contributionSparsity(
+          tf.tensor3d([
+            [
+              [1, -2],
+              [0, 3],
+            ],
+          ]),
+        ),
+      ),
+    ).toBeCloseTo(1.5, 6);
   });
 });

@@ -124,7 +124,8 @@ export function crossModalLoss(kind: ModalLoss, perModalityLogits: tf.Tensor, fu
 export function shapeSmoothness(values: tf.Tensor, step: number): tf.Scalar {
   if (!(Number.isFinite(step) && step > 0)) throw new ModelsError('MODELS_BAD_CONFIG', `shapeSmoothness: step must be > 0, got ${step}`);
   const points = values.shape[0]!;
-  if (values.rank !== 3 || points < 3) throw new ModelsError('MODELS_BAD_INPUT', `shapeSmoothness: need values [≥ 3 points, F, K], got [${values.shape.join(',')}]`);
+  if (values.rank !== 3 || points < 3)
+    throw new ModelsError('MODELS_BAD_INPUT', `shapeSmoothness: need values [≥ 3 points, F, K], got [${values.shape.join(',')}]`);
   return tf.tidy(() => {
     const [f, k] = [values.shape[1]!, values.shape[2]!];
     const next = tf.slice(values, [2, 0, 0], [points - 2, f, k]);
