@@ -138,6 +138,8 @@ export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRo
       localEpochs: config.localEpochs,
       batchSize: config.batchSize,
       modalWeight: config.modalWeight,
+      modalLoss: config.modalLoss,
+      interpretabilityWeight: config.interpretabilityWeight,
       rng,
       ...(mu > 0 ? { proximal: { mu, global } } : {}),
       ...(behaviour?.kind === 'label-flip' ? { labelMap: labelPermutation(layout.numClasses, createRng(options.seed ^ LABEL_MAP_SALT)) } : {}),
@@ -163,6 +165,7 @@ export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRo
       if (result.stopped || stopped()) return null;
       metrics['trainLoss'] = result.meanLoss;
       metrics['trainModalLoss'] = result.meanModalLoss;
+      metrics['trainInterpretabilityLoss'] = result.meanInterpretabilityLoss;
       metrics['numSteps'] = result.numSteps;
       if (evalIndices.length > 0) {
         const l = await evaluateLocally(model, dataset, evalIndices);

@@ -10,7 +10,7 @@ beforeAll(async () => {
   expect(await tf.setBackend('cpu')).toBe(true);
 });
 
-describe('trainLocally modalWeight', () => {
+describe('trainLocally loss options (modalWeight, modalLoss, interpretabilityWeight)', () => {
   // Two modalities, so L_modal (agreement between them) exists.
   const embedder = new TextEmbedder(
     Float32Array.from({ length: 5 * 3 }, (_, i) => (i < 3 ? 0 : Math.sin(i))),
@@ -48,14 +48,36 @@ describe('trainLocally modalWeight', () => {
     on.dispose();
   });
 
-  it('refuses a negative weight with CLIENT_BAD_CONFIG before training', async () => {
+  it('refuses a negative weight, a bad L_intp weight or an unknown L_modal variant with CLIENT_BAD_CONFIG before training', async () => {
     const m = model();
     const before = m.adapterParameters();
+    const common = { model: m, dataset, localEpochs: 1, batchSize: 3, rng: createRng(1) };
 
-    const err = await trainLocally({ model: m, dataset, localEpochs: 1, batchSize: 3, rng: createRng(1), modalWeight: -1 }).catch((e: unknown) => e);
+    const errors = await Promise.all(
+      [{ modalWeight: -1 }, { interpretabilityWeight: -0.5 }, { interpretabilityWeight: Number.NaN }, { modalLoss: 'kl' as never }].map((bad) =>
+        trainLocally({ ...common, ...bad }).catch((e: unknown) => e),
+      ),
+    );
 
-    expect(isClientError(err, 'CLIENT_BAD_CONFIG')).toBe(true);
+    for (const err of errors) expect(isClientError(err, 'CLIENT_BAD_CONFIG'), String(err)).toBe(true);
     expect(m.adapterParameters().map((t) => Array.from(t.values))).toEqual(before.map((t) => Array.from(t.values)));
     m.dispose();
+  });
+
+  it('trains with L_intp at its weight (reported above 0; 0 when off) and with the distill L_modal variant', async () => {
+    // Arrange
+    const [plain, intp, distill] = [model(), model(), model()];
+    const common = { dataset, localEpochs: 1, batchSize: 3 };
+    // Act
+    const plainRun = await trainLocally({ ...common, model: plain!, rng: createRng(1) });
+    const intpRun = await trainLocally({ ...common, model: intp!, rng: createRng(1), interpretabilityWeight: 0.5 });
+    const distillRun = await trainLocally({ ...common, model: distill!, rng: createRng(1), modalLoss: 'distill' });
+    // Assert
+    expect(plainRun.meanInterpretabilityLoss).toBe(0);
+    expect(intpRun.meanInterpretabilityLoss).toBeGreaterThan(0);
+    expect(intpRun.meanLoss).toBeGreaterThan(plainRun.meanLoss);
+    expect(distillRun.meanModalLoss).toBeGreaterThan(0);
+    expect(distillRun.meanModalLoss).not.toBeCloseTo(plainRun.meanModalLoss, 4);
+    for (const m of [plain, intp, distill]) m!.dispose();
   });
 });

@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { shuffled } from '@chorus/fl-core';
 import type { Parameters, Rng } from '@chorus/fl-core';
-import type { Modality, MultimodalBatch, MultimodalModel, TrainStepResult } from '@chorus/models';
+import { MODAL_LOSSES } from '@chorus/models';
+import type { ModalLoss, Modality, MultimodalBatch, MultimodalModel, TrainStepResult } from '@chorus/models';
 import type { HostBatch, LocalDataset } from './dataset.js';
 import { ClientError } from './errors.js';
 
@@ -31,6 +32,10 @@ export interface LocalTrainingOptions {
   readonly proximal?: { readonly mu: number; readonly global: Parameters };
   /** Weight λ₁ of L_modal (the models package's default, 0.1, when absent; 0 turns it off). */
   readonly modalWeight?: number;
+  /** Which L_modal (the models package's default, 'js', when absent). */
+  readonly modalLoss?: ModalLoss;
+  /** Weight λ₂ of L_intp (the models package's default, 0 — off — when absent). */
+  readonly interpretabilityWeight?: number;
   /** Label-flip attack: every label y is trained as labelMap[y]. */
   readonly labelMap?: Int32Array;
   /** Modalities to feed (default: those of the dataset the model holds). */
@@ -49,6 +54,8 @@ export interface LocalTrainingResult {
   readonly meanLoss: number;
   /** Example-weighted mean of L_modal, unweighted, over every step (0 without steps, or with L_modal off). */
   readonly meanModalLoss: number;
+  /** Example-weighted mean of L_intp, unweighted, over every step (0 without steps, or with L_intp off). */
+  readonly meanInterpretabilityLoss: number;
   /** True when `shouldStop` ended it early. */
   readonly stopped: boolean;
 }
@@ -93,6 +100,11 @@ export async function trainLocally(options: LocalTrainingOptions): Promise<Local
   const { modalWeight } = options;
   if (modalWeight !== undefined && !(Number.isFinite(modalWeight) && modalWeight >= 0))
     throw new ClientError('CLIENT_BAD_CONFIG', `modalWeight must be a finite number ≥ 0, got ${modalWeight}`);
+  const { modalLoss, interpretabilityWeight } = options;
+  if (modalLoss !== undefined && !(MODAL_LOSSES as readonly string[]).includes(modalLoss))
+    throw new ClientError('CLIENT_BAD_CONFIG', `modalLoss must be one of ${MODAL_LOSSES.join(', ')}, got ${String(modalLoss)}`);
+  if (interpretabilityWeight !== undefined && !(Number.isFinite(interpretabilityWeight) && interpretabilityWeight >= 0))
+    throw new ClientError('CLIENT_BAD_CONFIG', `interpretabilityWeight must be a finite number ≥ 0, got ${interpretabilityWeight}`);
   const modalities = usableModalities(model, dataset, options.modalities);
   const n = dataset.numExamples;
   const numBatches = Math.ceil(n / batchSize);
@@ -100,12 +112,19 @@ export async function trainLocally(options: LocalTrainingOptions): Promise<Local
   let numSteps = 0;
   let lossSum = 0;
   let modalSum = 0;
+  let intpSum = 0;
   let examples = 0;
   const mean = (sum: number): number => (examples > 0 ? sum / examples : 0);
+  const means = (): Omit<LocalTrainingResult, 'stopped'> => ({
+    numSteps,
+    meanLoss: mean(lossSum),
+    meanModalLoss: mean(modalSum),
+    meanInterpretabilityLoss: mean(intpSum),
+  });
   for (let epoch = 1; epoch <= localEpochs; epoch++) {
     const order = shuffled(rng, all);
     for (let b = 0; b < numBatches; b++) {
-      if (options.shouldStop?.()) return { numSteps, meanLoss: mean(lossSum), meanModalLoss: mean(modalSum), stopped: true };
+      if (options.shouldStop?.()) return { ...means(), stopped: true };
       const host = await dataset.read(order.slice(b * batchSize, (b + 1) * batchSize));
       const batch = toModelBatch(host, modalities, options.labelMap);
       let step: TrainStepResult;
@@ -114,6 +133,8 @@ export async function trainLocally(options: LocalTrainingOptions): Promise<Local
         step = await model.trainStepAsync(batch, {
           ...(options.proximal ? { proximal: { mu: options.proximal.mu, global: options.proximal.global } } : {}),
           ...(modalWeight === undefined ? {} : { modalWeight }),
+          ...(modalLoss === undefined ? {} : { modalLoss }),
+          ...(interpretabilityWeight === undefined ? {} : { interpretabilityWeight }),
         });
       } finally {
         disposeBatch(batch);
@@ -122,12 +143,13 @@ export async function trainLocally(options: LocalTrainingOptions): Promise<Local
       numSteps++;
       lossSum += loss * host.size;
       modalSum += step.modal * host.size;
+      intpSum += step.interpretability * host.size;
       examples += host.size;
       options.onStep?.({ epoch, numEpochs: localEpochs, batch: b + 1, numBatches, loss });
       if (options.pause) await options.pause();
     }
   }
-  return { numSteps, meanLoss: mean(lossSum), meanModalLoss: mean(modalSum), stopped: false };
+  return { ...means(), stopped: false };
 }
 
 /** Accuracy and mean cross-entropy of `model` on the examples at `indices` (true labels), in chunks of `chunk`. */

@@ -1,7 +1,8 @@
 /**
  * The task's model options travel from the task file to every client's training: `model.modalWeight`
  * switches FedMM-X's L_modal off or on in local training (seen in the clients' reported
- * `trainModalLoss`), `model.head` picks the linear head, which a client refuses to train when the
+ * `trainModalLoss`), `model.modalLoss` picks its variant and `model.interpretabilityWeight` turns L_intp
+ * on (seen in `trainInterpretabilityLoss`), `model.head` picks the linear head, which a client refuses to train when the
  * global model it is sent holds the other head, and `model.adapterAlpha` sets the LoRA scale of the
  * model every client builds. Real coordinator on port 0, real sockets.
  */
@@ -128,6 +129,22 @@ describe('model options from the task file', () => {
     expect(offMetrics['client.trainLoss']).toBeGreaterThan(0);
     expect(onMetrics['numAccepted']).toBe(2);
     expect(onMetrics['client.trainModalLoss']).toBeGreaterThan(0);
+    expect(onMetrics['client.trainInterpretabilityLoss']).toBe(0);
+  });
+
+  it('interpretabilityWeight turns L_intp on in every client and modalLoss picks its L_modal variant', async () => {
+    // Arrange
+    const js = makeTask({ modalWeight: 0.5 });
+    const distill = makeTask({ modalWeight: 0.5, modalLoss: 'distill', interpretabilityWeight: 0.1 });
+    // Act
+    const jsMetrics = await runToEnd(js);
+    const distillMetrics = await runToEnd(distill);
+    // Assert: same data, seeds and global model, so only the loss options differ.
+    expect(distillMetrics['numAccepted']).toBe(2);
+    expect(distillMetrics['client.trainInterpretabilityLoss']).toBeGreaterThan(0);
+    expect(distillMetrics['client.trainModalLoss']).toBeGreaterThan(0);
+    expect(distillMetrics['client.trainModalLoss']).not.toBeCloseTo(jsMetrics['client.trainModalLoss']!, 4);
+    expect(jsMetrics['client.trainInterpretabilityLoss']).toBe(0);
   });
 
   it('adapterAlpha reaches every client through the round config: α 16 at rank 2 trains with LoRA scale 8', async () => {

@@ -36,6 +36,8 @@ export function roundStartPayload(task: TaskConfig, cur: AttemptState, planConfi
       maxUpdateBytes: task.maxUpdateBytes,
       normBound: task.normBound,
       modalWeight: task.model.modalWeight,
+      modalLoss: task.model.modalLoss,
+      interpretabilityWeight: task.model.interpretabilityWeight,
       head: task.model.head,
       adapterAlpha: task.model.adapterAlpha,
       // The strategy's own entries (FedProx's proximalMu, …), exactly as its plan gave them.

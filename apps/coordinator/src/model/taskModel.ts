@@ -363,7 +363,11 @@ export class TaskModel {
               if (t) batch[key] = t.slice(start, end - start);
             }
             try {
-              trainer.trainStep(batch, { modalWeight: this.task.model.modalWeight });
+              trainer.trainStep(batch, {
+                modalWeight: this.task.model.modalWeight,
+                modalLoss: this.task.model.modalLoss,
+                interpretabilityWeight: this.task.model.interpretabilityWeight,
+              });
             } finally {
               tf.dispose(Object.values(batch) as tf.Tensor[]);
             }

@@ -76,6 +76,18 @@ describe('task files', () => {
     expect(issuesOf(base.replace('namConcepts: 8 }', 'namConcepts: 8, head: tree }'))).toEqual([expect.stringMatching(/^model\.head: /)]);
   });
 
+  it('reads the L_modal variant and the L_intp weight, defaulting to the Jensen–Shannon term and 0 (off)', () => {
+    const defaults = parseTaskYaml(base);
+    const chosen = parseTaskYaml(base.replace('namConcepts: 8 }', 'namConcepts: 8, modalLoss: distill, interpretabilityWeight: 0.05 }'));
+
+    expect(defaults.model).toMatchObject({ modalLoss: 'js', interpretabilityWeight: 0 });
+    expect(chosen.model).toMatchObject({ modalLoss: 'distill', interpretabilityWeight: 0.05 });
+    expect(issuesOf(base.replace('namConcepts: 8 }', 'namConcepts: 8, modalLoss: kl }'))).toEqual([expect.stringMatching(/^model\.modalLoss: /)]);
+    expect(issuesOf(base.replace('namConcepts: 8 }', 'namConcepts: 8, interpretabilityWeight: -1 }'))).toEqual([
+      expect.stringMatching(/^model\.interpretabilityWeight: /),
+    ]);
+  });
+
   it('names the path of every problem', () => {
     expect(issuesOf(base.replace('rounds: 5', 'rounds: 0'))).toEqual([expect.stringMatching(/^rounds: /)]);
     expect(issuesOf(base.replace('modalities: [image, text]', 'modalities: [image, smell]'))).toEqual([expect.stringMatching(/^dataset\.modalities\[1\]: /)]);

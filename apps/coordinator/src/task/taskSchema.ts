@@ -6,7 +6,7 @@
  * n > 2f + 2) are checked after the field rules, each naming the path it is about.
  */
 import { z } from 'zod';
-import { MODALITIES, MODEL_HEADS, UPLOAD_ENCODINGS } from '@chorus/protocol';
+import { MODALITIES, MODAL_LOSSES, MODEL_HEADS, UPLOAD_ENCODINGS } from '@chorus/protocol';
 
 /** Largest update a task may allow (socket.io buffers a whole message in memory). */
 export const MAX_UPDATE_BYTES_CAP = 256 * 1024 * 1024;
@@ -178,6 +178,10 @@ export const taskSchema = z
       namConcepts: positiveInt.max(256),
       /** Weight λ₁ of FedMM-X's cross-modal consistency loss L_modal in every client's training (0: off, the ablation). */
       modalWeight: z.number().min(0).max(100).default(0.1),
+      /** Which L_modal: 'js' (default), the Jensen–Shannon term, or 'distill', FedMM-X's cross-modal distillation toward the fused prediction. */
+      modalLoss: z.enum(MODAL_LOSSES).default('js'),
+      /** Weight λ₂ of FedMM-X's interpretability loss L_intp (shape-function smoothness + contribution sparsity); 0 (default) turns it off. */
+      interpretabilityWeight: z.number().min(0).max(100).default(0),
       /** 'nam' (default) or 'linear': a plain linear head over the concatenated concepts (the "without NAM" ablation). */
       head: z.enum(MODEL_HEADS).default('nam'),
     }),
