@@ -556,7 +556,7 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
         rows
           .find((r) => r[0] === 'FS')
           ?.slice(1)
-          .every((v) => /^-?\d\.\d{4} \(k = 3\)$/.test(String(v))),
+          .every((v) => /^-?\d\.\d{4} \(k = 10 %\)$/.test(String(v))),
       ).toBe(true);
       // The switch shows the local model's panels: its prediction, and no audio panel.
       await viewer.getByLabel('the local model').check();

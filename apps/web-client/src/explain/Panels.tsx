@@ -227,7 +227,7 @@ export function MetricsPanel({ view }: View): ReactNode {
             </ul>
           )}
         </dd>
-        <dt>Faithfulness (FS, k = {view.faithfulnessK})</dt>
+        <dt>Faithfulness (FS, deleting k = {view.faithfulnessK} % of the input)</dt>
         <dd data-testid="fs">{formatNumber(view.faithfulness, 4)}</dd>
       </dl>
       <p className="note">

@@ -23,7 +23,7 @@ function view(overrides: Partial<ExplanationView>): ExplanationView {
     audio: null,
     consistency: [{ a: 'image', b: 'text', value: 0.5 }],
     faithfulness: 0.125,
-    faithfulnessK: 3,
+    faithfulnessK: 10,
     ...overrides,
   };
 }
@@ -76,7 +76,7 @@ describe('comparisonRows', () => {
       ['Attribution: text', '25.0%', '50.0%', true],
       ['Attribution: audio', 'absent', 'not in this model', true],
       ['EC image–text', '0.500', '-0.250', true],
-      ['FS', '0.1250 (k = 3)', '0.1250 (k = 3)', false],
+      ['FS', '0.1250 (k = 10 %)', '0.1250 (k = 10 %)', false],
     ]);
   });
 

@@ -68,7 +68,11 @@ export function comparisonRows(global: ExplanationView, local: ExplanationView):
     rows.push(row(`EC ${pair}`, consistency(global, a, b), consistency(local, a, b)));
   }
   rows.push(
-    row('FS', `${formatNumber(global.faithfulness, 4)} (k = ${global.faithfulnessK})`, `${formatNumber(local.faithfulness, 4)} (k = ${local.faithfulnessK})`),
+    row(
+      'FS',
+      `${formatNumber(global.faithfulness, 4)} (k = ${global.faithfulnessK} %)`,
+      `${formatNumber(local.faithfulness, 4)} (k = ${local.faithfulnessK} %)`,
+    ),
   );
   return rows;
 }

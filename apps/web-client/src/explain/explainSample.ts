@@ -9,7 +9,15 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { MODALITIES, createRng } from '@chorus/fl-core';
-import { explainAsync, explanationConsistency, faithfulness, saliencyAsync, shapeFunctionGridAsync, type Modality, type MultimodalBatch } from '@chorus/models';
+import {
+  deletionFaithfulness,
+  explainAsync,
+  explanationConsistency,
+  saliencyAsync,
+  shapeFunctionGridAsync,
+  type Modality,
+  type MultimodalBatch,
+} from '@chorus/models';
 import { WebClientError } from '../lib/errors.js';
 import { AUDIO_SAMPLES, IMAGE_SIDE, TEXT_TOKENS, type Provenance, type ViewerModel } from './demoModel.js';
 import { fitLength } from './signal.js';
@@ -79,8 +87,9 @@ export interface ExplanationView {
   } | null;
   /** EC per pair of present modalities; empty when fewer than two are present. */
   readonly consistency: readonly { readonly a: Modality; readonly b: Modality; readonly value: number }[];
-  /** FS with k = min(3, present terms), random baseline over 16 seeded draws. */
+  /** FS as an input-deletion test: p(predicted) after deleting k % of each input at random (16 seeded draws) minus after deleting its top-saliency k %. */
   readonly faithfulness: number;
+  /** k of {@link faithfulness}, in percent. */
   readonly faithfulnessK: number;
 }
 
@@ -141,8 +150,8 @@ export async function explainSample(viewer: ViewerModel, sample: ViewerSample, c
     for (let i = 0; i < live.length; i++) {
       for (let j = i + 1; j < live.length; j++) consistency.push({ a: live[i]!, b: live[j]!, value: explanationConsistency(ex, live[i]!, live[j]!).mean });
     }
-    const faithfulnessK = Math.min(3, terms.length);
-    const fs = faithfulness(ex, { k: Math.max(1, faithfulnessK), rng: createRng(7), trials: 16 }).mean;
+    const faithfulnessK = 10;
+    const fs = (await deletionFaithfulness(model, batch, { rng: createRng(7), fractions: [faithfulnessK / 100], trials: 16 })).mean.overall;
     const saliencyOf = async (m: Modality): Promise<Float32Array> => (await saliencyAsync(model, batch, m, ex.predicted)).values;
     let audioView: ExplanationView['audio'] = null;
     if (audio && batch.audio) {
