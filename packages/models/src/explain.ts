@@ -138,6 +138,7 @@ async function rangeOf(t: tf.Tensor): Promise<[number, number]> {
  * WebGPU a synchronous read goes through a canvas that SwiftShader answers with zeros while losing
  * the device. Returns the batch without labels (explanations never use them), so that a forward
  * pass on it — given the text embedding from {@link embedChecked} — reads nothing synchronously.
+ * Package-internal (deletion.ts uses it too); not exported from the index.
  */
 export async function checkBatchAsync(model: MultimodalModel, batch: MultimodalBatch, fn: string): Promise<MultimodalBatch> {
   model.checkBatch(batch, fn, false);
@@ -154,7 +155,7 @@ export async function checkBatchAsync(model: MultimodalModel, batch: MultimodalB
   return inputs;
 }
 
-/** The token embedding of a batch whose ids {@link checkBatchAsync} has checked (undefined without text). */
+/** The token embedding of a batch whose ids {@link checkBatchAsync} has checked (undefined without text); package-internal. */
 export function embedChecked(model: MultimodalModel, inputs: MultimodalBatch): tf.Tensor3D | undefined {
   return inputs.text ? model.textEmbedder!.embed(inputs.text, { idsChecked: true }) : undefined;
 }

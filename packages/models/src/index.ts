@@ -1,10 +1,18 @@
+/**
+ * @chorus/models: the multimodal model clients train (frozen encoders with LoRA adapters, concept
+ * projections, a NAM or linear head), its losses, explanations and FedMM-X's explanation metrics,
+ * and model I/O. Every export is listed here by name, grouped by the module that is its home.
+ */
 export { applyLora, chainLayers, cloneLayer, standardCopies, toStandardModel } from './adapt.js';
 export type { ApplyLoraOptions, StandardCopy } from './adapt.js';
 export { LOG_MEL_SILENCE, LogMelFrontend, frameCount, melFilterbank } from './audio.js';
 export type { LogMelConfig } from './audio.js';
 export { selectBackend } from './backend.js';
+export type { BackendChoice, BackendTrial } from './backend.js';
 export { PortableConv2D, portableConv2d } from './conv.js';
 export type { ConvPadding, PortableConv2DArgs, PortableConv2dOptions } from './conv.js';
+export { DELETION_FRACTIONS, deletionFaithfulness } from './deletion.js';
+export type { DeletionFaithfulness, DeletionFaithfulnessOptions, DeletionPoint, DeletionScore } from './deletion.js';
 export {
   DIGITS_AUDIO_SAMPLES,
   DIGITS_BASE,
@@ -16,7 +24,6 @@ export {
   buildDigitsEncoder,
   buildDigitsEncoders,
 } from './demo.js';
-export type { BackendChoice, BackendTrial } from './backend.js';
 export {
   DEFAULT_LORA_TARGETS,
   MODALITIES,
@@ -30,16 +37,32 @@ export {
 export type { AudioEncoderOptions, ImageEncoderOptions, Modality, TextEncoderOptions, Tokenizer } from './encoders.js';
 export { MODELS_ERROR_CODES, ModelsError, isModelsError } from './errors.js';
 export type { ModelsErrorCode } from './errors.js';
-export { DELETION_FRACTIONS, deletionFaithfulness } from './deletion.js';
-export type { DeletionFaithfulness, DeletionFaithfulnessOptions, DeletionPoint, DeletionScore } from './deletion.js';
-export { explain, explanationConsistency, faithfulness, saliency, shapeFunctionGrid, shapeFunctionRoughness, termRemovalFaithfulness } from './explain.js';
-export type { Explanation, Saliency } from './explain.js';
-export { ADAPTERS_FORMAT, ADAPTERS_VERSION, exportMergedModel, loadAdapters, loadMultimodalModel, saveAdapters, saveMultimodalModel } from './io.js';
-export type { PartHandler, SavedModelConfig } from './io.js';
-export { explainAsync, saliencyAsync, shapeFunctionGridAsync } from './explain.js';
-export type { ShapeFunctionGrid, ShapeFunctionGridOptions } from './explain.js';
-export { exportMergedModelAsync } from './io.js';
-export type { ExportMergedOptions } from './io.js';
+export {
+  explain,
+  explainAsync,
+  explanationConsistency,
+  faithfulness,
+  saliency,
+  saliencyAsync,
+  shapeFunctionGrid,
+  shapeFunctionGridAsync,
+  shapeFunctionRoughness,
+  termRemovalFaithfulness,
+} from './explain.js';
+export type { Explanation, Saliency, ShapeFunctionGrid, ShapeFunctionGridOptions } from './explain.js';
+export {
+  ADAPTERS_FORMAT,
+  ADAPTERS_VERSION,
+  exportMergedModel,
+  exportMergedModelAsync,
+  loadAdapters,
+  loadMultimodalModel,
+  saveAdapters,
+  saveMultimodalModel,
+} from './io.js';
+export type { ExportMergedOptions, PartHandler, SavedModelConfig } from './io.js';
+export { LinearHead } from './linearHead.js';
+export type { LinearHeadArgs } from './linearHead.js';
 export { LORA_ACTIVATIONS, LoraConv1x1, LoraDense, isLoraLayer } from './lora.js';
 export type { LoraActivation, LoraArgs, LoraConv1x1Args, LoraDenseArgs } from './lora.js';
 export {
@@ -56,11 +79,9 @@ export {
   shapeSmoothness,
 } from './losses.js';
 export type { ModalLoss } from './losses.js';
-export { LinearHead } from './linearHead.js';
-export type { LinearHeadArgs } from './linearHead.js';
 export { MODEL_HEADS, MultimodalModel } from './model.js';
 export type { EncoderSpec, ForwardResult, ModelHead, MultimodalBatch, MultimodalModelConfig, TrainStepOptions, TrainStepResult } from './model.js';
 export { NAM_WEIGHT_NAMES, NamHead } from './nam.js';
+export type { NamHeadArgs } from './nam.js';
 export { DIGITS_BASE_PARTS, httpParts, loadDigitsBase } from './pretrained.js';
 export type { LoadDigitsBaseOptions } from './pretrained.js';
-export type { NamHeadArgs } from './nam.js';
