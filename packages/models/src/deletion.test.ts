@@ -104,20 +104,38 @@ describe('deletionFaithfulness', () => {
     }
   });
 
-  it('scores a modality only on the examples that hold it', async () => {
-    // Arrange: the caption of examples 0 and 1 marked absent.
+  it('scores a modality only on the examples that hold it, with some content in it', async () => {
+    // Arrange: the caption of examples 0 and 1 marked absent; example 2's image all black (nothing to delete).
     const present = tf.tensor2d(Array.from({ length: 12 }, (_, b) => [1, b < 2 ? 0 : 1, 1]));
+    const image = tf.tidy(() => tf.mul(inputs.image!, tf.reshape(tf.tensor1d(Array.from({ length: 12 }, (_, b) => (b === 2 ? 0 : 1))), [12, 1, 1, 1])));
 
     // Act
-    const fs = await deletionFaithfulness(model, { ...inputs, present }, { rng: createRng(3), fractions: [0.2], trials: 2 });
+    const fs = await deletionFaithfulness(model, { ...inputs, image, present }, { rng: createRng(3), fractions: [0.2], trials: 2 });
 
     // Assert
-    const text = fs.points[0]!.perModality.text!;
-    expect(text.numExamples).toBe(10);
-    expect(Number.isNaN(text.perExample[0]!) && Number.isNaN(text.perExample[1]!)).toBe(true);
-    expect(Number.isFinite(text.perExample[2]!)).toBe(true);
+    const { text, image: pixels } = fs.points[0]!.perModality;
+    expect(text!.numExamples).toBe(10);
+    expect(Number.isNaN(text!.perExample[0]!) && Number.isNaN(text!.perExample[1]!)).toBe(true);
+    expect(Number.isFinite(text!.perExample[2]!)).toBe(true);
+    expect(pixels!.numExamples).toBe(11);
+    expect(Number.isNaN(pixels!.perExample[2]!)).toBe(true);
     expect(fs.points[0]!.overall.numExamples).toBe(12);
-    present.dispose();
+    tf.dispose([present, image]);
+  });
+
+  it('deletes only content: black pixels are never drawn, whatever the attribution says', async () => {
+    // Arrange: rows 4–7 of every image black; attributions rank the black pixels first.
+    const image = tf.tidy(() => tf.mul(inputs.image!, tf.reshape(tf.tensor1d([1, 1, 1, 1, 0, 0, 0, 0]), [1, 8, 1, 1])));
+    const blackFirst = new Float32Array(12 * 64).map((_, i) => (i % 64 >= 32 ? 1 : 0));
+
+    // Act
+    const fs = await deletionFaithfulness(model, { image }, { rng: createRng(6), fractions: [0.5], trials: 4, attributions: { image: blackFirst } });
+
+    // Assert: had the top half been the black pixels, deleting them would change nothing (a drop of exactly 0).
+    const score = fs.points[0]!.overall;
+    expect(score.topDrop).not.toBe(0);
+    expect(Array.from(score.perExample).every((v) => v !== 0)).toBe(true);
+    image.dispose();
   });
 
   it('is bit-reproducible from its seed, reads nothing synchronously and leaks no tensors', async () => {

@@ -12,11 +12,15 @@
  * removing the largest terms of an additive head (which always hurts more than random terms, see
  * `termRemovalFaithfulness`), this can fail: it re-runs the encoders on edited inputs.
  *
- * Scores come per modality (only that modality's input edited; examples lacking it left out) and
- * overall (every tested modality edited at once, each ranked within itself since attribution
- * scales differ across modalities), for several k. k % of an input's n elements is ⌈k·n⌉ of them
- * (at least one); a caption's elements are its non-padding tokens. Every value is read with
- * `await data()`, so it runs in a WebGPU tab; no tensor outlives a call.
+ * Only elements that hold content can be deleted — pixels that are not already 0, non-padding
+ * tokens, frames that are not already silent — and k % of an input's n such elements is ⌈k·n⌉ of
+ * them (at least one): deleting a black background pixel is a no-op, so counting those would make
+ * the random baseline nearly harmless on a digit and any attribution that finds the strokes look
+ * faithful. Scores come per modality (only that modality's input edited; examples lacking it, or
+ * with no content in it, left out) and overall (every tested modality edited at once, each ranked
+ * within itself since attribution scales differ across modalities; trial r's random deletion is the
+ * union of the per-modality trial-r draws), for several k. Every value is read with `await data()`,
+ * so it runs in a WebGPU tab; no tensor outlives a call.
  */
 import * as tf from '@tensorflow/tfjs';
 import { shuffled, type Rng } from '@chorus/fl-core';
@@ -53,7 +57,7 @@ export interface DeletionScore {
   topDrop: number;
   /** Mean drop of p(ŷ) when random elements are deleted (mean over trials). */
   randomDrop: number;
-  /** Examples scored (those holding the modality; for `overall`, any tested modality). */
+  /** Examples scored (those holding the modality with some content in it; for `overall`, any tested modality). */
   numExamples: number;
   /** FS per example, NaN where the example is not scored. */
   perExample: Float64Array;
@@ -77,6 +81,9 @@ export interface DeletionFaithfulness {
   /** FS averaged over the fractions (per modality and overall; NaN where nothing was scored). */
   mean: { perModality: Partial<Record<Modality, number>>; overall: number };
 }
+
+/** Log-mel frames within this of the silence value in every band count as silent (nothing to delete). */
+const SILENCE_TOLERANCE = 1e-3;
 
 /** Default fractions of {@link deletionFaithfulness}: 5, 10 and 20 % of each input's elements. */
 export const DELETION_FRACTIONS: readonly number[] = [0.05, 0.1, 0.2];
@@ -179,11 +186,21 @@ export async function deletionFaithfulness(
     const out = model.forward(inputs, embedded ? { textEmbedded: embedded } : {});
     return { probabilities: tf.softmax(out.logits), mask: out.mask };
   });
-  const [probs, maskValues, ids] = await Promise.all([
-    intact.probabilities.data(),
-    intact.mask.data(),
-    inputs.text ? inputs.text.data() : Promise.resolve(null),
-  ]).finally(() => tf.dispose(intact));
+  // Which elements hold content, [batch, elements] of 0/1 per modality: deleting one already at the
+  // neutral value (a black pixel, padding, a silent frame) changes nothing, so neither the top nor the
+  // random deletions draw from those; otherwise random deletions on a mostly black image would be
+  // near no-ops and any attribution that points at the strokes would look faithful.
+  const contentTensors = tf.tidy(() =>
+    tested.map((m) => {
+      const x = inputs[m]!;
+      if (m === 'text') return tf.notEqual(x, 0);
+      if (m === 'image') return tf.any(tf.notEqual(x, 0), 3);
+      return tf.any(tf.greater(tf.abs(tf.sub(x, silence)), SILENCE_TOLERANCE), 2);
+    }),
+  );
+  const [probs, maskValues, ...content] = await Promise.all([intact.probabilities.data(), intact.mask.data(), ...contentTensors.map((t) => t.data())]).finally(
+    () => tf.dispose([intact.probabilities, intact.mask, ...contentTensors]),
+  );
   const k = model.numClasses;
   const predicted = new Int32Array(size);
   const probability = new Float32Array(size);
@@ -201,8 +218,9 @@ export async function deletionFaithfulness(
   for (const m of tested) {
     const x = inputs[m]!;
     const numElements = m === 'image' ? x.shape[1]! * x.shape[2]! : x.shape[1]!;
+    const hasContent = content[tested.indexOf(m)]!;
     const eligible = Array.from({ length: size }, (_, b) =>
-      Array.from({ length: numElements }, (_, e) => e).filter((e) => m !== 'text' || ids![b * numElements + e] !== 0),
+      Array.from({ length: numElements }, (_, e) => e).filter((e) => hasContent[b * numElements + e] !== 0),
     );
     sets[m] = { numElements, eligible };
     const given = options.attributions?.[m];
@@ -273,7 +291,9 @@ export async function deletionFaithfulness(
       perExample,
     };
   };
-  const scoredBy = Object.fromEntries(tested.map((m) => [m, Array.from({ length: size }, (_, b) => holds(m, b))])) as Record<Modality, boolean[]>;
+  const scoredBy = Object.fromEntries(
+    tested.map((m) => [m, Array.from({ length: size }, (_, b) => holds(m, b) && sets[m]!.eligible[b]!.length > 0)]),
+  ) as Record<Modality, boolean[]>;
   const scoredAny = Array.from({ length: size }, (_, b) => tested.some((m) => scoredBy[m][b]));
   const points: DeletionPoint[] = plans.map((plan) => ({
     fraction: plan.fraction,
