@@ -79,6 +79,36 @@ describe('TaskModel.create', () => {
   });
 });
 
+describe('TaskModel.rootUpdate', () => {
+  const rootTask = (model: Record<string, unknown>) =>
+    parseTask({
+      ...taskWith(['image', 'audio'], 4),
+      model: { base: 'chorus-digits-v1', adapterRank: 2, adapterAlpha: 4, namConcepts: 4, ...model },
+      strategy: { name: 'fltrust', rootExamples: 8 },
+    });
+
+  it("trains FLTrust's root update with the task's loss options: L_intp's weight and L_modal's variant change it", async () => {
+    // Arrange
+    const [plain, intp, distill] = await Promise.all(
+      [{}, { interpretabilityWeight: 1 }, { modalWeight: 1, modalLoss: 'distill' }].map((model) =>
+        TaskModel.create(rootTask(model), { weightsDir, rootExamples: 8 }),
+      ),
+    );
+    try {
+      const global = plain!.initialParameters();
+      // Act
+      const updates = [plain!, plain!, intp!, distill!].map((m) => m.rootUpdate(global)!);
+      // Assert
+      const [first, again, withIntp, withDistill] = updates.map((u) => u.flatMap((t) => Array.from(t.values)));
+      expect(again).toEqual(first);
+      expect(withIntp).not.toEqual(first);
+      expect(withDistill).not.toEqual(first);
+    } finally {
+      for (const m of [plain, intp, distill]) m!.dispose();
+    }
+  });
+});
+
 describe('trimVocabulary', () => {
   // Four 2-wide rows: row r holds [r, 10 + r].
   const table = new Float32Array([0, 10, 1, 11, 2, 12, 3, 13]);
