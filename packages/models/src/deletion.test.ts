@@ -95,6 +95,30 @@ describe('deletionFaithfulness', () => {
     expect(flipped.mean.overall).toBeLessThan(0);
   });
 
+  it('scores one modality by swapping its share of the additive logits, as a full forward pass of the edited batch would', async () => {
+    // Arrange: with one modality tested, "overall" edits the same elements but re-runs the whole model.
+    const present = tf.tensor2d(Array.from({ length: 12 }, (_, b) => [1, b % 3 === 0 ? 0 : 1, 1]));
+    const options = { rng: createRng(8), trials: 3 };
+    // Act
+    const results = await Promise.all(
+      (['image', 'text', 'audio'] as const).map(
+        async (m) => [m, await deletionFaithfulness(model, { ...inputs, present }, { ...options, rng: createRng(8), modalities: [m] })] as const,
+      ),
+    );
+    // Assert
+    const rounded = (xs: Float64Array): string[] => Array.from(xs, (v) => (Number.isNaN(v) ? 'NaN' : v.toFixed(5)));
+    for (const [m, fs] of results) {
+      for (const p of fs.points) {
+        const one = p.perModality[m]!;
+        expect(rounded(one.perExample), `${m} at ${p.fraction}`).toEqual(rounded(p.overall.perExample));
+        expect(one.numExamples).toBe(m === 'text' ? 8 : 12);
+        expect(one.topDrop).toBeCloseTo(p.overall.topDrop, 5);
+        expect(one.randomDrop).toBeCloseTo(p.overall.randomDrop, 5);
+      }
+    }
+    present.dispose();
+  });
+
   it('is exactly 0 when the whole input is deleted (top and random delete the same elements)', async () => {
     const fs = await deletionFaithfulness(model, inputs, { rng: createRng(2), fractions: [1], trials: 2 });
 

@@ -19,8 +19,9 @@
  * faithful. Scores come per modality (only that modality's input edited; examples lacking it, or
  * with no content in it, left out) and overall (every tested modality edited at once, each ranked
  * within itself since attribution scales differ across modalities; trial r's random deletion is the
- * union of the per-modality trial-r draws), for several k. Every value is read with `await data()`,
- * so it runs in a WebGPU tab; no tensor outlives a call.
+ * union of the per-modality trial-r draws), for several k. A per-modality score re-runs only that
+ * modality's encoder (the head is additive over modalities, so its share of the logits is swapped).
+ * Every value is read with `await data()`, so it runs in a WebGPU tab; no tensor outlives a call.
  */
 import * as tf from '@tensorflow/tfjs';
 import { shuffled, type Rng } from '@chorus/fl-core';
@@ -239,36 +240,60 @@ export async function deletionFaithfulness(
 
   // Every edited forward pass, queued as [batch] probability tensors and read together.
   const oneHot = tf.tidy(() => tf.oneHot(tf.tensor1d(predicted, 'int32'), k));
+  const base = tf.tidy(() => {
+    const embedded = embedChecked(model, inputs);
+    const out = model.forward(inputs, embedded ? { textEmbedded: embedded } : {});
+    return { logits: out.logits, shares: out.perModalityLogits };
+  });
   const pending: tf.Tensor[] = [];
   const run = (deleted: Partial<Record<Modality, number[][]>>): number => {
     pending.push(tf.tidy(() => probabilityOfPredicted(model, editedInputs(inputs, deleted, sets, silence), oneHot)));
     return pending.length - 1;
   };
-  const plans = fractions.map((fraction) => {
-    const count = (m: Modality, b: number): number => {
-      const n = sets[m]!.eligible[b]!.length;
-      return n === 0 ? 0 : Math.max(1, Math.ceil(fraction * n));
-    };
-    const top = Object.fromEntries(tested.map((m) => [m, ranked[m].map((order, b) => order.slice(0, count(m, b)))])) as Record<Modality, number[][]>;
-    const random = Array.from(
-      { length: trials },
-      () =>
-        Object.fromEntries(tested.map((m) => [m, sets[m]!.eligible.map((elements, b) => shuffled(options.rng, elements).slice(0, count(m, b)))])) as Record<
-          Modality,
-          number[][]
-        >,
+  // One modality edited: the head is additive over modalities (logits = β + Σ_m S_m, and that
+  // modality's own logits are β + S_m), so the edited logits are the intact ones with S_m swapped —
+  // exact, and only that modality's encoder runs again.
+  const runModality = (m: Modality, deleted: number[][]): number => {
+    const column = model.modalities.indexOf(m);
+    pending.push(
+      tf.tidy(() => {
+        const alone: MultimodalBatch = { [m]: editedInputs(inputs, { [m]: deleted }, sets, silence)[m]! };
+        if (inputs.present) alone.present = inputs.present;
+        const embedded = embedChecked(model, alone);
+        const own = model.forward(alone, embedded ? { textEmbedded: embedded } : {}).perModalityLogits;
+        const share = (t: tf.Tensor): tf.Tensor => tf.reshape(tf.slice(t, [0, column, 0], [size, 1, k]), [size, k]);
+        const logits = tf.add(tf.sub(base.logits, share(base.shares)), share(own));
+        return tf.sum(tf.mul(tf.softmax(logits), oneHot), 1);
+      }),
     );
-    return {
-      fraction,
-      perModality: tested.map((m) => ({ m, top: run({ [m]: top[m] }), random: random.map((r) => run({ [m]: r[m] })) })),
-      overall: { top: run(top), random: random.map((r) => run(r)) },
-    };
-  });
+    return pending.length - 1;
+  };
+  let plans: { fraction: number; perModality: { m: Modality; top: number; random: number[] }[]; overall: { top: number; random: number[] } }[];
   let values: Float32Array[];
   try {
+    plans = fractions.map((fraction) => {
+      const count = (m: Modality, b: number): number => {
+        const n = sets[m]!.eligible[b]!.length;
+        return n === 0 ? 0 : Math.max(1, Math.ceil(fraction * n));
+      };
+      const top = Object.fromEntries(tested.map((m) => [m, ranked[m].map((order, b) => order.slice(0, count(m, b)))])) as Record<Modality, number[][]>;
+      const random = Array.from(
+        { length: trials },
+        () =>
+          Object.fromEntries(tested.map((m) => [m, sets[m]!.eligible.map((elements, b) => shuffled(options.rng, elements).slice(0, count(m, b)))])) as Record<
+            Modality,
+            number[][]
+          >,
+      );
+      return {
+        fraction,
+        perModality: tested.map((m) => ({ m, top: runModality(m, top[m]), random: random.map((r) => runModality(m, r[m])) })),
+        overall: { top: run(top), random: random.map((r) => run(r)) },
+      };
+    });
     values = (await Promise.all(pending.map((t) => t.data()))) as Float32Array[];
   } finally {
-    tf.dispose([...pending, oneHot]);
+    tf.dispose([...pending, oneHot, base.logits, base.shares]);
   }
 
   const score = (top: number, random: readonly number[], scored: readonly boolean[]): DeletionScore => {
