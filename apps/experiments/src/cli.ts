@@ -18,23 +18,19 @@ import { fileURLToPath } from 'node:url';
 import { parseExperimentsArgs, parseShard } from './args.js';
 import type { ExperimentsArgs, Shard } from './args.js';
 import { ExperimentsError } from './errors.js';
-import { runFedMmx } from './fedmmx.js';
+import { fedMmxSection } from './fedmmx.js';
 import { runFedUmm } from './fedumm.js';
 import { writeReport } from './report.js';
 import type { RunInfo } from './report.js';
 import { runRobustness } from './robustness.js';
 import { createRunCache } from './runCache.js';
-import type { ExperimentContext, SectionResult } from './section.js';
+import type { SectionEntry, SectionResult } from './section.js';
 
-/** One section the CLI can run. */
-export interface SectionEntry {
-  readonly id: string;
-  readonly run: (ctx: ExperimentContext) => Promise<SectionResult>;
-}
+export type { SectionEntry } from './section.js';
 
 /** Every section, in report order. */
 export const SECTIONS: readonly SectionEntry[] = [
-  { id: 'fedmmx', run: runFedMmx },
+  fedMmxSection('fedmmx', 'digits'),
   { id: 'robustness', run: runRobustness },
   { id: 'fedumm', run: runFedUmm },
 ];
