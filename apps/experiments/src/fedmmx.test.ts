@@ -31,7 +31,11 @@ const splits: FedMmxMeasurements['splits'] = {
   validationExamples: 200,
   testExamples: 200,
 };
-const chosen = (method: string) => chosenFor(fedMmxMethods().find((m) => m.id === method)!, tuning);
+const chosen = (method: string) =>
+  chosenFor(
+    fedMmxMethods().find((m) => m.id === method)!,
+    tuning,
+  );
 const run = (method: string, accuracy: number, fs = 0.1, completedRounds = FEDMMX_QUICK.rounds): FederatedRun => ({
   method,
   seed: 1,
@@ -85,7 +89,9 @@ describe('fedMmxMethods and fedMmxTask', () => {
   });
 
   it('chosenFor refuses a method whose choice was never made', () => {
-    expect(() => chosenFor(fedMmxMethods()[3]!, [record('fedavg', { learningRate: 0.01 })])).toThrow(/EXPERIMENTS_BAD_INPUT: chosenFor: no tuning record of 'fedmm-x'/);
+    expect(() => chosenFor(fedMmxMethods()[3]!, [record('fedavg', { learningRate: 0.01 })])).toThrow(
+      /EXPERIMENTS_BAD_INPUT: chosenFor: no tuning record of 'fedmm-x'/,
+    );
   });
 
   it('a section on a dataset this checkout cannot open fails with a coded error before training', async () => {
@@ -97,7 +103,14 @@ describe('fedMmxMethods and fedMmxTask', () => {
 
 describe('fedMmxChecks', () => {
   it('pass when every run finished, every ablation ran, FedMM-X gained ≥ 20 points, centralized beat LOCAL and FS > 0', () => {
-    const checks = fedMmxChecks({ runs: [run('fedavg', 0.6), run('fedmm-x', 0.61)], bounds: [bounds(0.1, 0.8, 0.4)], settings: FEDMMX_QUICK, skipped: {}, tuning, seeds: [1] });
+    const checks = fedMmxChecks({
+      runs: [run('fedavg', 0.6), run('fedmm-x', 0.61)],
+      bounds: [bounds(0.1, 0.8, 0.4)],
+      settings: FEDMMX_QUICK,
+      skipped: {},
+      tuning,
+      seeds: [1],
+    });
 
     expect(checks.map((c) => c.ok)).toEqual([true, true, true, true, true, true]);
   });
@@ -143,7 +156,9 @@ describe('renderFedMmx', () => {
     expect(section.markdown).toContain('| FedMM-X (trust-aware) | 70.0 ± 7.1 |');
     // Per seed FedMM-X − FedAvg: +15, +5; mean +10, s = 7.07, t(1) = 12.706: half-width 63.5.
     expect(section.markdown).toContain('| FedMM-X (trust-aware) | +10.0 [−53.5, +73.5] |');
-    expect(section.markdown).toContain('FedMM-X (trust-aware) − FedAvg: +10.0 [−53.5, +73.5] points; the 95 % interval includes 0, so these 2 seeds do not separate them.');
+    expect(section.markdown).toContain(
+      'FedMM-X (trust-aware) − FedAvg: +10.0 [−53.5, +73.5] points; the 95 % interval includes 0, so these 2 seeds do not separate them.',
+    );
     expect(section.markdown).toContain('| FedMM-X (trust-aware) | lr 0.03, λ₁ 0.1 | **lr 0.03, λ₁ 0.1: 50.0** |');
     expect(section.markdown).toContain('carved out of its test split');
     expect(section.markdown).toContain('| without NAM (linear head) | not run |');
@@ -162,9 +177,17 @@ describe('renderFedMmx', () => {
     const seeds = [1, 2, 3];
     const runs = seeds.flatMap((seed, i) => [at(seed, run('fedavg', 0.6 + i * 0.05)), at(seed, run('fedmm-x', 0.58 + i * 0.05 - (i === 1 ? 0.002 : 0)))]);
 
-    const section = renderFedMmx(input(runs, seeds.map((seed) => ({ ...bounds(0.1, 0.9, 0.3), seed })), seeds));
+    const section = renderFedMmx(
+      input(
+        runs,
+        seeds.map((seed) => ({ ...bounds(0.1, 0.9, 0.3), seed })),
+        seeds,
+      ),
+    );
 
-    expect(section.markdown).toMatch(/FedMM-X \(trust-aware\) − FedAvg: −2\.1 \[−2\.\d, −1\.\d\] points; the 95 % interval excludes 0, so over these 3 seeds FedMM-X \(trust-aware\) is below FedAvg\./);
+    expect(section.markdown).toMatch(
+      /FedMM-X \(trust-aware\) − FedAvg: −2\.1 \[−2\.\d, −1\.\d\] points; the 95 % interval excludes 0, so over these 3 seeds FedMM-X \(trust-aware\) is below FedAvg\./,
+    );
   });
 
   it('labels centralized training and LOCAL references, not bounds, when the numbers do not make them bounds', () => {
@@ -178,7 +201,11 @@ describe('renderFedMmx', () => {
   });
 
   it('names its figures after its section id and its dataset in the title', () => {
-    const section = renderFedMmx({ ...input([run('fedavg', 0.7)], [bounds(0.1, 0.75, 0.3)], [1]), id: 'fedmmx-fashion', settings: { ...FEDMMX_QUICK, dataset: 'fashion-mm' } });
+    const section = renderFedMmx({
+      ...input([run('fedavg', 0.7)], [bounds(0.1, 0.75, 0.3)], [1]),
+      id: 'fedmmx-fashion',
+      settings: { ...FEDMMX_QUICK, dataset: 'fashion-mm' },
+    });
 
     expect(section.id).toBe('fedmmx-fashion');
     expect(section.title).toContain('on fashion-mm');

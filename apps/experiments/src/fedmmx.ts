@@ -36,7 +36,7 @@ import { formatMeanStd, formatPaired, markdownTable, meanStd, pairedDifference, 
 import type { PairedDifference, SeededValue } from './stats.js';
 import { barChart, lineChart } from './svg.js';
 import { BASE_TASK, experimentTask } from './tasks.js';
-import { checkDisjointSeeds, formatHyperparameters, gridCandidates, tuneOnValidation, tuningTable } from './tuning.js';
+import { checkDisjointSeeds, formatHyperparameters, gridCandidates, sameHyperparameters, tuneOnValidation, tuningTable } from './tuning.js';
 import type { Hyperparameters, TuningGrid, TuningRecord } from './tuning.js';
 
 /** The grid of one FedMM-X run. */
@@ -444,7 +444,13 @@ async function localModels(
   return out;
 }
 
-async function boundsRun(settings: FedMmxSettings, seed: number, learningRates: { centralized: number; local: number }, test: LocalDataset, models: ModelFactory): Promise<BoundsRun> {
+async function boundsRun(
+  settings: FedMmxSettings,
+  seed: number,
+  learningRates: { centralized: number; local: number },
+  test: LocalDataset,
+  models: ModelFactory,
+): Promise<BoundsRun> {
   const started = Date.now();
   const setup = await baselineSetup(settings, seed, models);
   const initial = await models.create(setup.request(learningRates.centralized));
@@ -649,12 +655,18 @@ export function fedMmxChecks(input: Pick<FedMmxMeasurements, 'runs' | 'bounds' |
   const central = meanStd(bounds.map((b) => b.centralized.accuracy)).mean;
   const localMean = meanStd(bounds.map((b) => b.localMean)).mean;
   const fs = meanStd(column(runs, 'fedmm-x', (s) => s.fs)).mean;
-  const tuned = [...fedMmxMethods().filter((m) => !m.ablation).map((m) => m.id), CENTRALIZED_ID, LOCAL_ID];
+  const tuned = [
+    ...fedMmxMethods()
+      .filter((m) => !m.ablation)
+      .map((m) => m.id),
+    CENTRALIZED_ID,
+    LOCAL_ID,
+  ];
   const untuned = tuned.filter((id) => !input.tuning.some((r) => r.method === id));
   const mismatched = runs.filter((r) => {
     const method = fedMmxMethods().find((m) => m.id === r.method);
     const record = input.tuning.find((t) => t.method === (method?.choiceOf ?? r.method));
-    return record === undefined || JSON.stringify(record.chosen) !== JSON.stringify(r.hyperparameters);
+    return record === undefined || !sameHyperparameters(record.chosen, r.hyperparameters);
   });
   const overlap = settings.tuningSeeds.filter((s) => input.seeds.includes(s));
   return [
@@ -763,7 +775,10 @@ export function renderFedMmx(input: FedMmxMeasurements): SectionResult {
   const paired: Record<string, { accuracy: PairedDifference; ec: PairedDifference; fs: PairedDifference }> = {};
   for (const m of methods.filter((x) => x.id !== 'fedavg' && !skipped.has(x.id))) {
     paired[m.id] = {
-      accuracy: pairedDifference(seeded(runs, m.id, (s) => s.accuracy), fedavgAcc),
+      accuracy: pairedDifference(
+        seeded(runs, m.id, (s) => s.accuracy),
+        fedavgAcc,
+      ),
       ec: pairedDifference(
         seeded(runs, m.id, (s) => s.ec),
         seeded(runs, 'fedavg', (s) => s.ec),
@@ -869,7 +884,9 @@ export function renderFedMmx(input: FedMmxMeasurements): SectionResult {
       ),
     )
     .join(' ');
-  const ecReading = paired['fedmm-x'] ? `${pairedReading('FedMM-X EC', 'FedAvg EC', paired['fedmm-x'].ec, { scale: 100 })} ${pairedReading('FedMM-X FS', 'FedAvg FS', paired['fedmm-x'].fs, { scale: 100 })}` : '';
+  const ecReading = paired['fedmm-x']
+    ? `${pairedReading('FedMM-X EC', 'FedAvg EC', paired['fedmm-x'].ec, { scale: 100 })} ${pairedReading('FedMM-X FS', 'FedAvg FS', paired['fedmm-x'].fs, { scale: 100 })}`
+    : '';
   const figures: Figure[] = [];
   const roundSeries = methods
     .filter((m) => !skipped.has(m.id))

@@ -20,4 +20,3 @@ describe('encodedBytes and medianOf', () => {
     expect(medianOf([])).toBeNaN();
   });
 });
-

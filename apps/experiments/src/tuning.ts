@@ -100,9 +100,18 @@ export function checkDisjointSeeds(tuningSeeds: readonly number[], evaluationSee
     );
 }
 
+/** True when `a` and `b` hold the same values (also after a JSON round trip, unlike `===`). */
+export function sameHyperparameters(a: Hyperparameters, b: Hyperparameters): boolean {
+  return a.learningRate === b.learningRate && a.proximalMu === b.proximalMu && a.modalWeight === b.modalWeight;
+}
+
 /** `lr 0.01, μ 0.1, λ₁ 0.5` (the fields the candidate has). */
 export function formatHyperparameters(h: Hyperparameters): string {
-  return [`lr ${h.learningRate}`, ...(h.proximalMu === undefined ? [] : [`μ ${h.proximalMu}`]), ...(h.modalWeight === undefined ? [] : [`λ₁ ${h.modalWeight}`])].join(', ');
+  return [
+    `lr ${h.learningRate}`,
+    ...(h.proximalMu === undefined ? [] : [`μ ${h.proximalMu}`]),
+    ...(h.modalWeight === undefined ? [] : [`λ₁ ${h.modalWeight}`]),
+  ].join(', ');
 }
 
 /** The tuning table of the report: per method, every candidate's mean validation score (×`scale`), the chosen one in bold. */
@@ -117,7 +126,7 @@ export function tuningTable(records: readonly (TuningRecord & { readonly label: 
       r.candidates
         .map((c) => {
           const text = `${formatHyperparameters(c.hyperparameters)}: ${Number.isFinite(c.mean) ? (c.mean * scale).toFixed(digits) : '—'}`;
-          return c.hyperparameters === r.chosen ? `**${text}**` : text;
+          return sameHyperparameters(c.hyperparameters, r.chosen) ? `**${text}**` : text;
         })
         .join('; '),
     ]),
