@@ -98,6 +98,10 @@ describe('fedMmxMethods and fedMmxTask', () => {
     const section = fedMmxSection('fedmmx-other', 'nope' as never);
 
     await expect(section.run({ quick: true, seeds: [1], log: () => undefined })).rejects.toThrow(/EXPERIMENTS_UNKNOWN_DATASET/);
+    // A tuning seed used as an evaluation seed is refused before anything runs.
+    await expect(fedMmxSection('fedmmx', 'digits').run({ quick: true, seeds: [FEDMMX_QUICK.tuningSeeds[0]!], log: () => undefined })).rejects.toThrow(
+      /EXPERIMENTS_BAD_INPUT: seeds 101 are both tuning and evaluation seeds/,
+    );
   });
 });
 

@@ -713,10 +713,6 @@ export function fedMmxChecks(input: Pick<FedMmxMeasurements, 'runs' | 'bounds' |
   ];
 }
 
-function signed(points: number): string {
-  return `${points >= 0 ? '+' : '−'}${Math.abs(points).toFixed(1)}`;
-}
-
 /** Labels of the tuning records (methods and baselines). */
 function tuningLabel(id: string): string {
   if (id === CENTRALIZED_ID) return 'Centralized';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FEDUMM_FULL, FEDUMM_QUICK, FEDUMM_TUNED, fedUmmChecks, fedUmmReport, fedUmmTask } from './fedumm.js';
+import { FEDUMM_FULL, FEDUMM_QUICK, FEDUMM_TUNED, fedUmmChecks, fedUmmReport, fedUmmSection, fedUmmTask } from './fedumm.js';
 import type { CentralRun, ClientCost, FedUmmReportInput, GridRun } from './fedumm.js';
 import type { TuningRecord } from './tuning.js';
 
@@ -67,6 +67,15 @@ describe('FedUMM grid', () => {
     }
     expect(FEDUMM_FULL.alphas).toEqual([0.1, 0.5, 1.0]);
     expect(FEDUMM_FULL.clientCounts).toEqual([2, 4, 8, 16]);
+  });
+});
+
+describe('fedUmmSection', () => {
+  it('refuses a dataset this checkout cannot open, and a tuning seed among the evaluation seeds, before training', async () => {
+    const log = (): void => undefined;
+
+    await expect(fedUmmSection('fedumm-x', 'fashion' as never).run({ quick: true, seeds: [1], log })).rejects.toThrow(/EXPERIMENTS_UNKNOWN_DATASET/);
+    await expect(fedUmmSection('fedumm', 'digits').run({ quick: true, seeds: [1, 101], log })).rejects.toThrow(/EXPERIMENTS_BAD_INPUT/);
   });
 });
 
