@@ -6,7 +6,18 @@ import { meanExplanationConsistency } from '@chorus/fl-core';
 import { describe, expect, it } from 'vitest';
 import { restrictModalities } from './centralized.js';
 import type { BoundsRun, FederatedRun, FedMmxMeasurements, ModelScores } from './fedmmx.js';
-import { FEDMMX_QUICK, chosenFor, fedMmxChecks, fedMmxMethods, fedMmxSection, fedMmxTask, interpretability, renderFedMmx, shuffledPairing } from './fedmmx.js';
+import {
+  FEDMMX_QUICK,
+  chosenFor,
+  fedMmxChecks,
+  fedMmxMethods,
+  fedMmxSection,
+  fedMmxTask,
+  interpretability,
+  renderFedMmx,
+  sameConfigurationAs,
+  shuffledPairing,
+} from './fedmmx.js';
 import type { TuningRecord } from './tuning.js';
 
 const scores = (accuracy: number, fs: number): ModelScores => ({ accuracy, byModality: { image: accuracy }, ec: 0.5, ecShuffled: 0.1, ecRaw: 0.8, fs });
@@ -86,6 +97,18 @@ describe('fedMmxMethods and fedMmxTask', () => {
     expect(noTrust!.model).toEqual(full!.model);
     expect(linear!.model).toMatchObject({ modalWeight: 0.1, head: 'linear' });
     expect(full!.model).toMatchObject({ modalWeight: 0.1, head: 'nam' });
+  });
+
+  it('finds the run of the same task (all but its id) so it is not repeated, and nothing when a value differs', () => {
+    const noTrust = fedMmxMethods().find((m) => m.id === 'no-trust')!;
+    const fedavgRun = { ...run('fedavg', 0.6), hyperparameters: { learningRate: 0.03 } };
+    const sameRate = tuning.map((r) => (r.method === 'fedavg' ? { ...r, chosen: { learningRate: 0.03 } } : r));
+
+    expect(sameConfigurationAs(noTrust, sameRate, [fedavgRun], FEDMMX_QUICK, 1)).toBe(fedavgRun);
+    expect(sameConfigurationAs(noTrust, sameRate, [fedavgRun], FEDMMX_QUICK, 2)).toBeUndefined();
+    expect(sameConfigurationAs(noTrust, sameRate, [{ ...fedavgRun, hyperparameters: { learningRate: 0.01 } }], FEDMMX_QUICK, 1)).toBeUndefined();
+    const linear = fedMmxMethods().find((m) => m.id === 'linear-head')!;
+    expect(sameConfigurationAs(linear, sameRate, [fedavgRun], FEDMMX_QUICK, 1)).toBeUndefined();
   });
 
   it('chosenFor refuses a method whose choice was never made', () => {
@@ -175,6 +198,11 @@ describe('renderFedMmx', () => {
     expect(section.markdown).toContain('| FedAvg | 50.0 ± 0.0 | 10.0 ± 0.0 | 80.0 ± 0.0 | 10.0 ± 0.0 |');
     expect(section.markdown).toContain('| Initial model (round 0) | 2.0 ± 0.0 | 1.0 ± 0.0 | -30.0 ± 0.0 | 0.0 ± 0.0 |');
     expect((section.raw as { tasks: unknown[] }).tasks).toHaveLength(5);
+    expect(section.markdown).not.toContain('runs are reused');
+    const reused = renderFedMmx(input([...runs, { ...run('fedavg', 0.5), method: 'no-trust', reusedFrom: 'fedavg' }], [bounds(0.1, 0.9, 0.3)], [1]));
+    expect(reused.markdown).toContain(
+      "FedMM-X without trust weighting is, with the values chosen, the same task as FedAvg (bit-reproducible runs), so FedAvg's runs are reused for it.",
+    );
   });
 
   it('says a difference is separated when its interval excludes 0, in the direction measured', () => {

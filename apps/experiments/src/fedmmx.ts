@@ -29,6 +29,7 @@ import { explain, faithfulness } from '@chorus/models';
 import type { Modality, MultimodalModel } from '@chorus/models';
 import { evaluateByModality, restrictModalities, trainOnUnion } from './centralized.js';
 import { ExperimentsError } from './errors.js';
+import { canonicalJson } from './runCache.js';
 import { describeSplits, loadEvaluationSplits } from './evaluationSplits.js';
 import type { EvaluationSplitInfo, ExperimentDataset } from './evaluationSplits.js';
 import type { Check, ExperimentContext, Figure, SectionEntry, SectionResult } from './section.js';
@@ -73,7 +74,7 @@ export const FEDMMX_QUICK: FedMmxSettings = {
   validationExamples: 200,
   testExamples: 200,
   faithfulnessK: 4,
-  grid: { learningRates: [0.01, 0.03], proximalMus: [0.01], modalWeights: [0.1] },
+  grid: { learningRates: [0.003, 0.01], proximalMus: [0.01], modalWeights: [0.1] },
   tuningSeeds: [101],
 };
 
@@ -168,6 +169,8 @@ export interface FederatedRun {
   readonly roundAccuracy: readonly (number | null)[];
   readonly final: ModelScores;
   readonly durationMs: number;
+  /** Set when this method's task equals another's (all but the id) and that run was reused, not repeated. */
+  readonly reusedFrom?: string;
 }
 
 /** The baselines of one seed. */
@@ -560,6 +563,22 @@ export function chosenFor(method: FedMmxMethod, tuning: readonly TuningRecord[])
   return record.chosen;
 }
 
+/** A run of this seed whose task equals `method`'s with its chosen values (all but the task id), if one was made. */
+export function sameConfigurationAs(
+  method: FedMmxMethod,
+  tuning: readonly TuningRecord[],
+  runs: readonly FederatedRun[],
+  settings: FedMmxSettings,
+  seed: number,
+): FederatedRun | undefined {
+  const configuration = (m: FedMmxMethod, h: Hyperparameters): string => canonicalJson({ ...fedMmxTask(m, settings, seed, h), id: null });
+  const mine = configuration(method, chosenFor(method, tuning));
+  return runs.find((r) => {
+    const other = fedMmxMethods().find((m) => m.id === r.method);
+    return r.seed === seed && other !== undefined && configuration(other, r.hyperparameters) === mine;
+  });
+}
+
 /** Options of a FedMM-X section beyond the mode: its id (also the prefix of its figures) and its settings over the mode's grid. */
 export interface FedMmxSectionOptions {
   readonly id?: string;
@@ -607,6 +626,13 @@ export async function runFedMmx(ctx: ExperimentContext, options: FedMmxSectionOp
         const t0 = Date.now();
         const cpu0 = process.cpuUsage();
         let run: FederatedRun;
+        const same = sameConfigurationAs(method, tuning, runs, settings, seed);
+        if (same !== undefined) {
+          // The same task as a run already made: the engine is bit-reproducible, so that run is this one.
+          runs.push({ ...same, method: method.id, reusedFrom: same.method });
+          ctx.log(`fedmmx: ${method.id} seed ${seed}: the same configuration as ${same.method}, whose run it reuses`);
+          continue;
+        }
         try {
           run = await federatedRun(method, settings, seed, chosenFor(method, tuning), test, models);
         } catch (err) {
@@ -887,6 +913,7 @@ export function renderFedMmx(input: FedMmxMeasurements): SectionResult {
           ),
     ];
   });
+  const reused = [...new Map(runs.filter((r) => r.reusedFrom !== undefined).map((r) => [r.method, r.reusedFrom!])).entries()];
   const ablationReading = ablations
     .filter(([, key]) => key !== 'fedmm-x' && !skipped.has(key))
     .map(([, key]) =>
@@ -985,7 +1012,7 @@ EC: cosine between two modalities' class-contribution vectors of one test input 
 ### Ablations (%)
 
 ${markdownTable(['Variant', 'all modalities', 'image alone', 'text alone', 'audio alone', 'EC', 'FS', 'accuracy − FedMM-X (paired, points)'], ablationRows)}${ablationNote}
-${ablationReading} The paper reports −4.3 accuracy without cross-modal regularization, −18.2 % EC without the interpretability module, and −11.6 % robustness without trust weighting (robustness under attack is in the robustness section; here no client is adversarial).
+${ablationReading}${reused.map(([m, from]) => ` ${label.get(m) ?? m} is, with the values chosen, the same task as ${label.get(from) ?? from} (bit-reproducible runs), so ${label.get(from) ?? from}'s runs are reused for it.`).join('')} The paper reports −4.3 accuracy without cross-modal regularization, −18.2 % EC without the interpretability module, and −11.6 % robustness without trust weighting (robustness under attack is in the robustness section; here no client is adversarial).
 
 ![accuracy by round](${id}-accuracy-by-round.svg)
 

@@ -84,7 +84,7 @@ export const FEDUMM_QUICK: FedUmmSettings = {
   testExamples: 256,
   reference: { alpha: 1.0, numClients: 8 },
   timingReps: 3,
-  learningRates: [0.003, 0.03],
+  learningRates: [0.003, 0.01],
   tuningSeeds: [101],
 };
 
