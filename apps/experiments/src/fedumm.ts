@@ -30,6 +30,7 @@ import type { TaskConfig } from '@chorus/coordinator';
 import { runSimulation, modelRequestOf } from '@chorus/coordinator/simulate';
 import type { BuiltinName } from '@chorus/datasets';
 import type { Modality, MultimodalModel } from '@chorus/models';
+import { DEFAULT_SEEDS } from './args.js';
 import { trainOnUnion } from './centralized.js';
 import type { TrainingMode } from './centralized.js';
 import { ExperimentsError } from './errors.js';
@@ -45,6 +46,9 @@ import { checkDisjointSeeds, gridCandidates, tuneOnValidation, tuningTable } fro
 import type { TuningRecord } from './tuning.js';
 
 const ENCODINGS: readonly UpdateEncoding[] = ['fp32', 'fp16', 'int8'];
+
+/** Evaluation seeds of the full mode by default (the runtime estimate of a quick run scales to them). */
+const FULL_SEED_COUNT = DEFAULT_SEEDS.full.split(',').length;
 
 /** The grid of the section. */
 export interface FedUmmSettings {
@@ -692,7 +696,7 @@ ${table4}
 - The paper fine-tunes BLIP3o on VQA v2 and GenEval with up to 16 clients on GPUs for many rounds; here the model is a small model with frozen pretrained encoders, trained for ${settings.rounds} rounds on ${settings.totalExamples} examples, so the absolute accuracies say how far a short run gets, not what the model can reach.
 - Federated full fine-tuning (the paper's FedAvg (Full) rows of Table 4) is not run: the runtime exchanges adapters only. Table 4 therefore compares the sizes and times of the two kinds of client round, not federated accuracies.
 ${shortRuns(settings, grid)}- There is no "single site" row (one client alone), which FedMM-X's LOCAL baseline covers in its own section.
-- Runtime of this section: ${minutes} min (${quick ? 'quick grid' : 'full grid'}, tuning included, measured)${machine ? `, of which ${(machine.cpuMs / 60_000).toFixed(1)} min CPU time of its process, on ${machine.cores} cores with a load average of ${machine.loadAverage[0].toFixed(1)} at the start and ${machine.loadAverage[1].toFixed(1)} at the end (other work shared the machine, so the wall-clock time is longer than the work)` : ''}.${fullEstimate === null ? '' : ` The full grid (${FEDUMM_FULL.alphas.length} α × ${FEDUMM_FULL.clientCounts.length} client counts × 5 seeds, ${FEDUMM_FULL.rounds} rounds, ${FEDUMM_FULL.totalExamples} examples, plus ${FEDUMM_FULL.learningRates.length} learning rates × ${FEDUMM_FULL.tuningSeeds.length} tuning seeds) is estimated at about ${fullEstimate.toFixed(0)} min from this run: per run, time ∝ rounds × examples, so each quick run's time is scaled by (${FEDUMM_FULL.rounds}·${FEDUMM_FULL.totalExamples}) / (${settings.rounds}·${settings.totalExamples}) and multiplied out over the full grid, and the centralized runs likewise${machine && durationMs > 0 ? ` (about ${((fullEstimate * machine.cpuMs) / durationMs).toFixed(0)} min on an otherwise idle machine, scaling the CPU time instead)` : ''}.`}
+- Runtime of this section: ${minutes} min (${quick ? 'quick grid' : 'full grid'}, tuning included, measured)${machine ? `, of which ${(machine.cpuMs / 60_000).toFixed(1)} min CPU time of its process, on ${machine.cores} cores with a load average of ${machine.loadAverage[0].toFixed(1)} at the start and ${machine.loadAverage[1].toFixed(1)} at the end (other work shared the machine, so the wall-clock time is longer than the work)` : ''}.${fullEstimate === null ? '' : ` The full grid (${FEDUMM_FULL.alphas.length} α × ${FEDUMM_FULL.clientCounts.length} client counts × ${FULL_SEED_COUNT} seeds, ${FEDUMM_FULL.rounds} rounds, ${FEDUMM_FULL.totalExamples} examples, plus ${FEDUMM_FULL.learningRates.length} learning rates × ${FEDUMM_FULL.tuningSeeds.length} tuning seeds) is estimated at about ${fullEstimate.toFixed(0)} min from this run: per run, time ∝ rounds × examples, so each quick run's time is scaled by (${FEDUMM_FULL.rounds}·${FEDUMM_FULL.totalExamples}) / (${settings.rounds}·${settings.totalExamples}) and multiplied out over the full grid, and the centralized runs likewise${machine && durationMs > 0 ? ` (about ${((fullEstimate * machine.cpuMs) / durationMs).toFixed(0)} min on an otherwise idle machine, scaling the CPU time instead)` : ''}.`}
 `;
   return {
     id,
@@ -757,7 +761,7 @@ function estimateFullMinutes(input: FedUmmReportInput): number {
   const scale = (FEDUMM_FULL.rounds * FEDUMM_FULL.totalExamples) / (settings.rounds * settings.totalExamples);
   const perRun = meanStd(grid.map((r) => r.durationMs)).mean * scale;
   const perCentral = meanStd(central.map((c) => c.lora.durationMs + c.full.durationMs)).mean * scale;
-  const evaluationSeeds = 5;
+  const evaluationSeeds = FULL_SEED_COUNT;
   const runs = FEDUMM_FULL.alphas.length * FEDUMM_FULL.clientCounts.length * evaluationSeeds;
   // Tuning: one federated run and one run of each centralized mode per learning rate and tuning seed.
   const tuningRuns = FEDUMM_FULL.learningRates.length * FEDUMM_FULL.tuningSeeds.length;
