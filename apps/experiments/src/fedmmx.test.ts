@@ -15,6 +15,7 @@ import {
   fedMmxTask,
   interpretability,
   renderFedMmx,
+  reusedRun,
   sameConfigurationAs,
   shuffledPairing,
 } from './fedmmx.js';
@@ -109,6 +110,23 @@ describe('fedMmxMethods and fedMmxTask', () => {
     expect(sameConfigurationAs(noTrust, sameRate, [{ ...fedavgRun, hyperparameters: { learningRate: 0.01 } }], FEDMMX_QUICK, 1)).toBeUndefined();
     const linear = fedMmxMethods().find((m) => m.id === 'linear-head')!;
     expect(sameConfigurationAs(linear, sameRate, [fedavgRun], FEDMMX_QUICK, 1)).toBeUndefined();
+    // The reused run carries the ablation's own chosen values, so the protocol check accepts it.
+    const reused = reusedRun(noTrust, sameRate, [fedavgRun], FEDMMX_QUICK, 1)!;
+    expect(reused).toMatchObject({
+      method: 'no-trust',
+      reusedFrom: 'fedavg',
+      hyperparameters: { learningRate: 0.03, modalWeight: 0.1 },
+      final: fedavgRun.final,
+    });
+    const checks = fedMmxChecks({
+      runs: [fedavgRun, reused],
+      bounds: [bounds(0.1, 0.8, 0.4)],
+      settings: FEDMMX_QUICK,
+      skipped: {},
+      tuning: sameRate,
+      seeds: [1],
+    });
+    expect(checks[2]).toMatchObject({ ok: true });
   });
 
   it('chosenFor refuses a method whose choice was never made', () => {

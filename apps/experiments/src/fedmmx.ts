@@ -563,6 +563,22 @@ export function chosenFor(method: FedMmxMethod, tuning: readonly TuningRecord[])
   return record.chosen;
 }
 
+/**
+ * `method`'s run at `seed` taken from a run already made whose task equals its own with its chosen
+ * values (all but the task id): the engine is bit-reproducible, so that run is this one. Undefined
+ * when no such run exists.
+ */
+export function reusedRun(
+  method: FedMmxMethod,
+  tuning: readonly TuningRecord[],
+  runs: readonly FederatedRun[],
+  settings: FedMmxSettings,
+  seed: number,
+): FederatedRun | undefined {
+  const same = sameConfigurationAs(method, tuning, runs, settings, seed);
+  return same === undefined ? undefined : { ...same, method: method.id, hyperparameters: chosenFor(method, tuning), reusedFrom: same.method };
+}
+
 /** A run of this seed whose task equals `method`'s with its chosen values (all but the task id), if one was made. */
 export function sameConfigurationAs(
   method: FedMmxMethod,
@@ -626,11 +642,10 @@ export async function runFedMmx(ctx: ExperimentContext, options: FedMmxSectionOp
         const t0 = Date.now();
         const cpu0 = process.cpuUsage();
         let run: FederatedRun;
-        const same = sameConfigurationAs(method, tuning, runs, settings, seed);
-        if (same !== undefined) {
-          // The same task as a run already made: the engine is bit-reproducible, so that run is this one.
-          runs.push({ ...same, method: method.id, reusedFrom: same.method });
-          ctx.log(`fedmmx: ${method.id} seed ${seed}: the same configuration as ${same.method}, whose run it reuses`);
+        const reused = reusedRun(method, tuning, runs, settings, seed);
+        if (reused !== undefined) {
+          runs.push(reused);
+          ctx.log(`fedmmx: ${method.id} seed ${seed}: the same configuration as ${reused.reusedFrom}, whose run it reuses`);
           continue;
         }
         try {
