@@ -5,11 +5,11 @@ import { parseExperimentsArgs, parseShard } from './args.js';
 const KNOWN = ['fedmmx', 'robustness', 'fedumm'];
 
 describe('parseExperimentsArgs', () => {
-  it('defaults: every section, seeds 1,2,3, docs/results/', () => {
+  it('defaults: every section, seeds 1–5, docs/results/', () => {
     const args = parseExperimentsArgs([], KNOWN);
 
     expect(args.only).toEqual(KNOWN);
-    expect(args.seeds).toEqual([1, 2, 3]);
+    expect(args.seeds).toEqual([1, 2, 3, 4, 5]);
     expect(args.jobs).toBe(2);
     expect(args.outDir.endsWith(`${resolve('/', 'docs', 'results')}`)).toBe(true);
     expect(args.cacheDir).toBe(join(args.outDir, 'raw', 'runs'));

@@ -7,6 +7,12 @@ import { ExperimentsError } from './errors.js';
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const repoRoot = resolve(packageRoot, '..', '..');
 
+/**
+ * Evaluation seeds when `--seeds` is not given: five in the full mode (paired intervals over seeds
+ * need several), one in `--quick` (a smoke test). Tuning seeds are set per section and never overlap these.
+ */
+export const DEFAULT_SEEDS = { full: '1,2,3,4,5', quick: '1' } as const;
+
 /** Parsed command line. */
 export interface ExperimentsArgs {
   readonly quick: boolean;
@@ -71,7 +77,7 @@ export function parseExperimentsArgs(argv: readonly string[], known: readonly st
     .filter((s) => s.length > 0);
   const unknown = only.filter((id) => !known.includes(id));
   if (unknown.length > 0) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', `--only: unknown section ${unknown.join(', ')} (known: ${known.join(', ')})`);
-  const seedText = values.seeds ?? (values.quick ? '1' : '1,2,3');
+  const seedText = values.seeds ?? (values.quick ? DEFAULT_SEEDS.quick : DEFAULT_SEEDS.full);
   const seeds = seedText.split(',').map((s) => Number(s.trim()));
   if (seeds.length === 0 || seeds.some((s) => !Number.isSafeInteger(s) || s < 0) || new Set(seeds).size !== seeds.length) {
     throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', `--seeds must be distinct integers ≥ 0, e.g. 1,2,3; got '${seedText}'`);

@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRng } from '@chorus/fl-core';
+import { createRng, parametersDelta } from '@chorus/fl-core';
 import { ArrayDataset, buildDigitsEncoder, evaluateLocally } from '@chorus/client';
-import { MultimodalModel } from '@chorus/models';
+import { MultimodalModel, buildImageEncoder } from '@chorus/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateByModality, restrictModalities, trainOnUnion, unionBatch, unionEpoch } from './centralized.js';
+import { isExperimentsError } from './errors.js';
+import { trainedParameters } from './fedummTraining.js';
 
 describe('unionEpoch', () => {
   it('shuffles every example of every dataset together, each once, and cuts batches', () => {
@@ -16,6 +18,13 @@ describe('unionEpoch', () => {
       .sort();
     expect(seen).toEqual(['0:0', '0:1', '0:2', '1:0', '1:1']);
     expect(unionEpoch([3, 2], 2, createRng(1))).toEqual(batches);
+  });
+
+  it('mixes the datasets inside a batch (not one client per batch)', () => {
+    // Two datasets of 8: with batches of 4 cut from the shuffled union, some batch holds both.
+    const batches = unionEpoch([8, 8], 4, createRng(3));
+
+    expect(batches.some((b) => new Set(b.map((e) => e.dataset)).size === 2)).toBe(true);
   });
 
   it('refuses a batch size below 1 or a negative size', () => {
@@ -112,5 +121,49 @@ describe('trainOnUnion, restrictModalities and evaluateByModality', () => {
     expect(Array.from(batch.text!.values)).toEqual([3, 4]);
     expect(Array.from(batch.labels)).toEqual([4]);
     expect(() => restrictModalities(ds, ['image'])).toThrow(expect.objectContaining({ code: 'EXPERIMENTS_BAD_INPUT' }));
+  });
+});
+
+describe('trainOnUnion in both training modes', () => {
+  const base = buildImageEncoder({ inputShape: [8, 8, 1], filters: [4, 4], pointwiseFilters: 4, hiddenUnits: 16, embeddingDim: 8, seed: 3 });
+  afterAll(() => base.dispose());
+  const data = (n: number, offset: number): ArrayDataset =>
+    new ArrayDataset(
+      Int32Array.from({ length: n }, (_, i) => (i + offset) % 3),
+      { image: { values: Float32Array.from({ length: n * 64 }, (_, i) => Math.abs(Math.sin(i * 1.3 + offset))), shape: [n, 8, 8, 1] } },
+    );
+
+  it('trains the adapters only, or every base weight too, over the union of the datasets', async () => {
+    // Arrange
+    const make = (): MultimodalModel =>
+      new MultimodalModel({ numClasses: 3, encoders: { image: { base } }, conceptDim: 3, namHiddenUnits: 4, loraRank: 1, learningRate: 0.01 });
+    const lora = make();
+    const full = make();
+    const datasets = [data(5, 0), data(3, 1)];
+    // Engine variable names differ between models, so each is compared with its own snapshot.
+    const baseOf = (m: MultimodalModel) => trainedParameters(m, 'full').filter((t) => t.name.startsWith('base/'));
+    const before = new Map([lora, full].map((m) => [m, baseOf(m)]));
+    // Act
+    const loraRun = await trainOnUnion({ model: lora, datasets, epochs: 2, batchSize: 2, mode: 'adapters', seed: 1 });
+    await trainOnUnion({ model: full, datasets, epochs: 1, batchSize: 4, mode: 'full', seed: 1 });
+    // Assert: 2 epochs × 4 mixed batches of the 8 examples; base weights unchanged by LoRA, moved by full fine-tuning.
+    expect(loraRun.numSteps).toBe(8);
+    expect(loraRun.numExamples).toBe(16);
+    const moved = (m: MultimodalModel): number => parametersDelta(baseOf(m), before.get(m)!).filter((t) => t.values.some((v) => v !== 0)).length;
+    expect(moved(lora)).toBe(0);
+    expect(moved(full)).toBeGreaterThan(before.get(full)!.length / 2);
+    expect(trainedParameters(lora, 'adapters').map((t) => t.name)).toEqual(lora.adapterNames());
+    lora.dispose();
+    full.dispose();
+  });
+
+  it('refuses no datasets and an unknown mode with coded errors', async () => {
+    const model = new MultimodalModel({ numClasses: 3, encoders: { image: { base } }, conceptDim: 2, namHiddenUnits: 2, loraRank: 1 });
+    const errors = await Promise.all([
+      trainOnUnion({ model, datasets: [], epochs: 1, batchSize: 2, mode: 'adapters', seed: 1 }).catch((e: unknown) => e),
+      trainOnUnion({ model, datasets: [data(2, 0)], epochs: 1, batchSize: 2, mode: 'lora' as never, seed: 1 }).catch((e: unknown) => e),
+    ]);
+    expect(errors.every((e) => isExperimentsError(e, 'EXPERIMENTS_BAD_INPUT'))).toBe(true);
+    model.dispose();
   });
 });

@@ -84,6 +84,9 @@ export async function unionBatch(
   return batch;
 }
 
+/** What is trained: the adapters and head (`'adapters'`, LoRA) or every base weight and the head (`'full'`). */
+export type TrainingMode = 'adapters' | 'full';
+
 /** Options of {@link trainOnUnion}. */
 export interface UnionTrainingOptions {
   readonly model: MultimodalModel;
@@ -92,17 +95,35 @@ export interface UnionTrainingOptions {
   readonly epochs: number;
   readonly batchSize: number;
   readonly seed: number;
+  /** What is trained (default `'adapters'`). */
+  readonly mode?: TrainingMode;
 }
 
-/** Trains `model` on the union of `datasets` for `epochs` epochs of mixed mini-batches; returns the steps taken and the example-weighted mean loss. */
-export async function trainOnUnion(options: UnionTrainingOptions): Promise<{ numSteps: number; meanLoss: number }> {
+/** What a training run did. */
+export interface TrainingRun {
+  readonly numSteps: number;
+  readonly numExamples: number;
+  /** Example-weighted mean loss over every step. */
+  readonly meanLoss: number;
+  readonly durationMs: number;
+}
+
+/**
+ * Trains `model` on the union of `datasets` for `epochs` epochs of mixed mini-batches (every batch
+ * drawn from the shuffled union, so one batch holds examples of several clients), in `mode`.
+ */
+export async function trainOnUnion(options: UnionTrainingOptions): Promise<TrainingRun> {
   const { model, datasets, epochs, batchSize } = options;
+  const mode = options.mode ?? 'adapters';
   checkInt('trainOnUnion', 'epochs', epochs, 1);
   if (datasets.length === 0) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', 'trainOnUnion: needs at least one dataset');
+  if (mode !== 'adapters' && mode !== 'full')
+    throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `trainOnUnion: mode must be 'adapters' or 'full', got ${String(mode)}`);
   datasets.forEach((d, i) => {
     if (!d.modalities.some((m) => model.modalities.includes(m)))
       throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `trainOnUnion: dataset ${i} has none of the model's modalities (${model.modalities.join(', ')})`);
   });
+  const started = performance.now();
   const rng = createRng(options.seed);
   let numSteps = 0;
   let lossSum = 0;
@@ -115,7 +136,7 @@ export async function trainOnUnion(options: UnionTrainingOptions): Promise<{ num
     )) {
       const batch = await unionBatch(datasets, chunk, model.modalities);
       try {
-        lossSum += model.trainStep(batch).loss * chunk.length;
+        lossSum += model.trainStep(batch, { mode }).loss * chunk.length;
       } finally {
         tf.dispose(Object.values(batch) as tf.Tensor[]);
       }
@@ -123,7 +144,7 @@ export async function trainOnUnion(options: UnionTrainingOptions): Promise<{ num
       numSteps++;
     }
   }
-  return { numSteps, meanLoss: examples > 0 ? lossSum / examples : 0 };
+  return { numSteps, numExamples: examples, meanLoss: examples > 0 ? lossSum / examples : 0, durationMs: performance.now() - started };
 }
 
 /** `dataset` seen through `modalities` only (a subset of its own), e.g. to test with the image alone. */

@@ -4,7 +4,7 @@
  */
 
 /** Every code this package raises. */
-export const EXPERIMENTS_ERROR_CODES = ['EXPERIMENTS_BAD_INPUT', 'EXPERIMENTS_BAD_ARGS', 'EXPERIMENTS_RUN_FAILED'] as const;
+export const EXPERIMENTS_ERROR_CODES = ['EXPERIMENTS_BAD_INPUT', 'EXPERIMENTS_BAD_ARGS', 'EXPERIMENTS_RUN_FAILED', 'EXPERIMENTS_UNKNOWN_DATASET'] as const;
 
 /** One of {@link EXPERIMENTS_ERROR_CODES}. */
 export type ExperimentsErrorCode = (typeof EXPERIMENTS_ERROR_CODES)[number];

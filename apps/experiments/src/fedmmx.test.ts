@@ -5,13 +5,53 @@ import { DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL, MultimodalModel, explain, explana
 import { meanExplanationConsistency } from '@chorus/fl-core';
 import { describe, expect, it } from 'vitest';
 import { restrictModalities } from './centralized.js';
-import type { BoundsRun, FederatedRun, ModelScores } from './fedmmx.js';
-import { FEDMMX_QUICK, fedMmxChecks, fedMmxMethods, fedMmxTask, interpretability, renderFedMmx, shuffledPairing } from './fedmmx.js';
+import type { BoundsRun, FederatedRun, FedMmxMeasurements, ModelScores } from './fedmmx.js';
+import {
+  FEDMMX_QUICK,
+  chosenFor,
+  fedMmxChecks,
+  fedMmxMethods,
+  fedMmxSection,
+  fedMmxTask,
+  interpretability,
+  renderFedMmx,
+  reusedRun,
+  sameConfigurationAs,
+  shuffledPairing,
+} from './fedmmx.js';
+import type { TuningRecord } from './tuning.js';
 
 const scores = (accuracy: number, fs: number): ModelScores => ({ accuracy, byModality: { image: accuracy }, ec: 0.5, ecShuffled: 0.1, ecRaw: 0.8, fs });
+const record = (method: string, chosen: TuningRecord['chosen']): TuningRecord => ({
+  method,
+  candidates: [{ hyperparameters: chosen, scores: [{ seed: 101, value: 0.5 }], mean: 0.5 }],
+  chosen,
+  validationScore: 0.5,
+});
+const tuning: TuningRecord[] = [
+  record('fedavg', { learningRate: 0.01 }),
+  record('fedprox', { learningRate: 0.01, proximalMu: 0.01 }),
+  record('fedmm-x', { learningRate: 0.03, modalWeight: 0.1 }),
+  record('centralized', { learningRate: 0.01 }),
+  record('local', { learningRate: 0.03 }),
+];
+const splits: FedMmxMeasurements['splits'] = {
+  dataset: 'digits',
+  validationSource: 'carved from test',
+  validationPool: 500,
+  testPool: 1001,
+  validationExamples: 200,
+  testExamples: 200,
+};
+const chosen = (method: string) =>
+  chosenFor(
+    fedMmxMethods().find((m) => m.id === method)!,
+    tuning,
+  );
 const run = (method: string, accuracy: number, fs = 0.1, completedRounds = FEDMMX_QUICK.rounds): FederatedRun => ({
   method,
   seed: 1,
+  hyperparameters: chosen(method),
   status: 'finished',
   completedRounds,
   roundAccuracy: [accuracy],
@@ -24,6 +64,8 @@ const bounds = (initialAccuracy: number, centralized: number, localMean: number)
   localMean,
   local: [],
   localByModality: {},
+  centralizedLearningRate: 0.01,
+  localLearningRate: 0.03,
   initialAccuracy,
   initialInterpretability: { ec: 0.02, ecShuffled: 0.01, ecRaw: -0.3, fs: 0 },
   trainableParameters: 1,
@@ -31,32 +73,91 @@ const bounds = (initialAccuracy: number, centralized: number, localMean: number)
 });
 
 describe('fedMmxMethods and fedMmxTask', () => {
-  it('build valid tasks: every client every round, the seed as task seed, ablations only changing the model fields', () => {
-    const methods = fedMmxMethods(FEDMMX_QUICK);
+  it('build valid tasks with the chosen values: every client every round, the seed as task seed, no test reads, ablations changing one thing of FedMM-X', () => {
+    const methods = fedMmxMethods();
 
-    const tasks = methods.map((m) => fedMmxTask(m, FEDMMX_QUICK, 5));
+    const tasks = methods.map((m) => fedMmxTask(m, FEDMMX_QUICK, 5, chosenFor(m, tuning)));
 
-    expect(methods.map((m) => m.id)).toEqual(['fedavg', 'fedprox', 'fedmm-x', 'no-lmodal', 'linear-head']);
+    expect(methods.map((m) => m.id)).toEqual(['fedavg', 'fedprox', 'fedmm-x', 'no-lmodal', 'no-trust', 'linear-head']);
     for (const t of tasks) {
       expect(t.clientsPerRound).toBe(FEDMMX_QUICK.numClients);
       expect(t.minClients).toBe(FEDMMX_QUICK.numClients);
       expect(t.rounds).toBe(FEDMMX_QUICK.rounds);
       expect(t.seed).toBe(5);
+      expect(t.evaluation.testExamples).toBe(0);
+      expect(t.dataset.name).toBe('digits');
     }
-    expect(tasks[1]!.strategy).toEqual({ name: 'fedprox', proximalMu: FEDMMX_QUICK.proximalMu });
-    const [full, noModal, linear] = tasks.slice(2);
+    expect(tasks[0]!.learningRate).toBe(0.01);
+    expect(tasks[1]!.strategy).toEqual({ name: 'fedprox', proximalMu: 0.01 });
+    const [full, noModal, noTrust, linear] = tasks.slice(2);
+    expect(full!.learningRate).toBe(0.03);
+    expect(tasks.slice(3).every((t) => t.learningRate === 0.03)).toBe(true);
     expect(noModal!.strategy).toEqual(full!.strategy);
     expect(noModal!.model).toMatchObject({ modalWeight: 0, head: 'nam' });
+    expect(noTrust!.strategy).toMatchObject({ name: 'fedavg' });
+    expect(noTrust!.model).toEqual(full!.model);
     expect(linear!.model).toMatchObject({ modalWeight: 0.1, head: 'linear' });
     expect(full!.model).toMatchObject({ modalWeight: 0.1, head: 'nam' });
+  });
+
+  it('finds the run of the same task (all but its id) so it is not repeated, and nothing when a value differs', () => {
+    const noTrust = fedMmxMethods().find((m) => m.id === 'no-trust')!;
+    const fedavgRun = { ...run('fedavg', 0.6), hyperparameters: { learningRate: 0.03 } };
+    const sameRate = tuning.map((r) => (r.method === 'fedavg' ? { ...r, chosen: { learningRate: 0.03 } } : r));
+
+    expect(sameConfigurationAs(noTrust, sameRate, [fedavgRun], FEDMMX_QUICK, 1)).toBe(fedavgRun);
+    expect(sameConfigurationAs(noTrust, sameRate, [fedavgRun], FEDMMX_QUICK, 2)).toBeUndefined();
+    expect(sameConfigurationAs(noTrust, sameRate, [{ ...fedavgRun, hyperparameters: { learningRate: 0.01 } }], FEDMMX_QUICK, 1)).toBeUndefined();
+    const linear = fedMmxMethods().find((m) => m.id === 'linear-head')!;
+    expect(sameConfigurationAs(linear, sameRate, [fedavgRun], FEDMMX_QUICK, 1)).toBeUndefined();
+    // The reused run carries the ablation's own chosen values, so the protocol check accepts it.
+    const reused = reusedRun(noTrust, sameRate, [fedavgRun], FEDMMX_QUICK, 1)!;
+    expect(reused).toMatchObject({
+      method: 'no-trust',
+      reusedFrom: 'fedavg',
+      hyperparameters: { learningRate: 0.03, modalWeight: 0.1 },
+      final: fedavgRun.final,
+    });
+    const checks = fedMmxChecks({
+      runs: [fedavgRun, reused],
+      bounds: [bounds(0.1, 0.8, 0.4)],
+      settings: FEDMMX_QUICK,
+      skipped: {},
+      tuning: sameRate,
+      seeds: [1],
+    });
+    expect(checks[2]).toMatchObject({ ok: true });
+  });
+
+  it('chosenFor refuses a method whose choice was never made', () => {
+    expect(() => chosenFor(fedMmxMethods()[3]!, [record('fedavg', { learningRate: 0.01 })])).toThrow(
+      /EXPERIMENTS_BAD_INPUT: chosenFor: no tuning record of 'fedmm-x'/,
+    );
+  });
+
+  it('a section on a dataset this checkout cannot open fails with a coded error before training', async () => {
+    const section = fedMmxSection('fedmmx-other', 'nope' as never);
+
+    await expect(section.run({ quick: true, seeds: [1], log: () => undefined })).rejects.toThrow(/EXPERIMENTS_UNKNOWN_DATASET/);
+    // A tuning seed used as an evaluation seed is refused before anything runs.
+    await expect(fedMmxSection('fedmmx', 'digits').run({ quick: true, seeds: [FEDMMX_QUICK.tuningSeeds[0]!], log: () => undefined })).rejects.toThrow(
+      /EXPERIMENTS_BAD_INPUT: seeds 101 are both tuning and evaluation seeds/,
+    );
   });
 });
 
 describe('fedMmxChecks', () => {
   it('pass when every run finished, every ablation ran, FedMM-X gained ≥ 20 points, centralized beat LOCAL and FS > 0', () => {
-    const checks = fedMmxChecks({ runs: [run('fedavg', 0.6), run('fedmm-x', 0.61)], bounds: [bounds(0.1, 0.8, 0.4)], settings: FEDMMX_QUICK, skipped: {} });
+    const checks = fedMmxChecks({
+      runs: [run('fedavg', 0.6), run('fedmm-x', 0.61)],
+      bounds: [bounds(0.1, 0.8, 0.4)],
+      settings: FEDMMX_QUICK,
+      skipped: {},
+      tuning,
+      seeds: [1],
+    });
 
-    expect(checks.map((c) => c.ok)).toEqual([true, true, true, true, true]);
+    expect(checks.map((c) => c.ok)).toEqual([true, true, true, true, true, true]);
   });
 
   it('fail on an unfinished run, a failed ablation, a small gain, LOCAL above centralized, and unfaithful explanations', () => {
@@ -65,55 +166,100 @@ describe('fedMmxChecks', () => {
       bounds: [bounds(0.1, 0.4, 0.5)],
       settings: FEDMMX_QUICK,
       skipped: { 'linear-head': 'EVALUATOR_EXITED' },
+      tuning: tuning.slice(0, 4),
+      seeds: [1, 101],
     });
 
-    expect(checks.map((c) => c.ok)).toEqual([false, false, false, false, false]);
+    expect(checks.map((c) => c.ok)).toEqual([false, false, false, false, false, false]);
     expect(checks[0]!.detail).toContain('fedavg/s1');
     expect(checks[1]!.detail).toBe('linear-head: EVALUATOR_EXITED');
-    expect(checks[2]!.detail).toBe('initial 10.0%, FedMM-X 29.0%');
+    expect(checks[2]!.detail).toBe('local not tuned; seed 101 in both');
+    expect(checks[3]!.detail).toBe('initial 10.0%, FedMM-X 29.0%');
   });
 });
 
 describe('renderFedMmx', () => {
-  it('tabulates mean ± std over seeds in percent, reads the FedMM-X − FedAvg gap, and marks a failed ablation', () => {
-    const seed2 = (r: FederatedRun): FederatedRun => ({ ...r, seed: 2 });
-    const runs = [run('fedavg', 0.5), seed2(run('fedavg', 0.7)), run('fedmm-x', 0.65), seed2(run('fedmm-x', 0.75)), run('fedprox', 0.6), run('no-lmodal', 0.6)];
+  const at = (seed: number, r: FederatedRun): FederatedRun => ({ ...r, seed });
+  const input = (runs: FederatedRun[], boundsRuns: BoundsRun[], seeds: number[], skipped: Record<string, string> = {}): FedMmxMeasurements => ({
+    settings: FEDMMX_QUICK,
+    seeds,
+    splits,
+    tuning,
+    skipped,
+    runs,
+    bounds: boundsRuns,
+    durationMs: 61_000,
+    quick: true,
+  });
 
-    const section = renderFedMmx({
-      settings: FEDMMX_QUICK,
-      seeds: [1, 2],
-      skipped: { 'linear-head': 'EVALUATOR_EXITED' },
-      runs,
-      bounds: [bounds(0.1, 0.9, 0.3)],
-      durationMs: 61_000,
-      quick: true,
-    });
+  it('tabulates mean ± std over seeds, the validation grid and choices, paired differences with intervals, and marks a failed ablation', () => {
+    const runs = [run('fedavg', 0.5), at(2, run('fedavg', 0.7)), run('fedmm-x', 0.65), at(2, run('fedmm-x', 0.75)), run('fedprox', 0.6), run('no-lmodal', 0.6)];
+
+    const section = renderFedMmx(input(runs, [bounds(0.1, 0.9, 0.3), { ...bounds(0.1, 0.9, 0.3), seed: 2 }], [1, 2], { 'linear-head': 'EVALUATOR_EXITED' }));
 
     expect(section.markdown).toContain('| FedAvg | 60.0 ± 14.1 | 60.0 ± 14.1 | — | — |');
     expect(section.markdown).toContain('| FedMM-X (trust-aware) | 70.0 ± 7.1 |');
-    expect(section.markdown).toContain('FedMM-X vs FedAvg: +10.0 points with every modality present');
+    // Per seed FedMM-X − FedAvg: +15, +5; mean +10, s = 7.07, t(1) = 12.706: half-width 63.5.
+    expect(section.markdown).toContain('| FedMM-X (trust-aware) | +10.0 [−53.5, +73.5] |');
+    expect(section.markdown).toContain(
+      'FedMM-X (trust-aware) − FedAvg: +10.0 [−53.5, +73.5] points; the 95 % interval includes 0, so these 2 seeds do not separate them.',
+    );
+    expect(section.markdown).toContain('| FedMM-X (trust-aware) | lr 0.03, λ₁ 0.1 | **lr 0.03, λ₁ 0.1: 50.0** |');
+    expect(section.markdown).toContain('carved out of its test split');
     expect(section.markdown).toContain('| without NAM (linear head) | not run |');
     expect(section.markdown).toContain('Runtime: 61 s');
     expect(section.checks.find((c) => c.name === 'every ablation ran')?.ok).toBe(false);
     expect(section.figures.map((f) => f.file)).toEqual(['fedmmx-accuracy-by-round.svg', 'fedmmx-accuracy-by-modality.svg']);
-    expect(section.markdown).not.toContain('is not an upper bound');
+    expect(section.markdown).toContain('| Centralized (upper bound) | 90.0 ± 0.0 |');
+    expect(section.markdown).toContain('| LOCAL (lower bound; own modalities) | 30.0 ± 0.0 |');
     expect(section.markdown).toContain('| Method | EC | EC, shuffled pairs (chance) | EC, raw cosine | FS |');
     expect(section.markdown).toContain('| FedAvg | 50.0 ± 0.0 | 10.0 ± 0.0 | 80.0 ± 0.0 | 10.0 ± 0.0 |');
-    expect(section.markdown).toContain('| Initial model (round 0) | 2.0 | 1.0 | -30.0 | 0.0 |');
+    expect(section.markdown).toContain('| Initial model (round 0) | 2.0 ± 0.0 | 1.0 ± 0.0 | -30.0 ± 0.0 | 0.0 ± 0.0 |');
+    expect((section.raw as { tasks: unknown[] }).tasks).toHaveLength(5);
+    expect(section.markdown).not.toContain('runs are reused');
+    const reused = renderFedMmx(input([...runs, { ...run('fedavg', 0.5), method: 'no-trust', reusedFrom: 'fedavg' }], [bounds(0.1, 0.9, 0.3)], [1]));
+    expect(reused.markdown).toContain(
+      "FedMM-X without trust weighting is, with the values chosen, the same task as FedAvg (bit-reproducible runs), so FedAvg's runs are reused for it.",
+    );
   });
 
-  it('says so when a federated method beats centralized training', () => {
+  it('says a difference is separated when its interval excludes 0, in the direction measured', () => {
+    const seeds = [1, 2, 3];
+    const runs = seeds.flatMap((seed, i) => [at(seed, run('fedavg', 0.6 + i * 0.05)), at(seed, run('fedmm-x', 0.58 + i * 0.05 - (i === 1 ? 0.002 : 0)))]);
+
+    const section = renderFedMmx(
+      input(
+        runs,
+        seeds.map((seed) => ({ ...bounds(0.1, 0.9, 0.3), seed })),
+        seeds,
+      ),
+    );
+
+    expect(section.markdown).toMatch(
+      /FedMM-X \(trust-aware\) − FedAvg: −2\.1 \[−2\.\d, −1\.\d\] points; the 95 % interval excludes 0, so over these 3 seeds FedMM-X \(trust-aware\) is below FedAvg\./,
+    );
+  });
+
+  it('labels centralized training and LOCAL references, not bounds, when the numbers do not make them bounds', () => {
+    const section = renderFedMmx(input([run('fedavg', 0.7), run('fedmm-x', 0.8)], [bounds(0.1, 0.75, 0.72)], [1]));
+
+    expect(section.markdown).toContain('is not an upper bound here: FedMM-X (trust-aware) reaches 80.0 % against its 75.0 %, so it is labelled a reference.');
+    expect(section.markdown).toContain('| Centralized (reference) | 75.0 |');
+    expect(section.markdown).toContain('| LOCAL (reference; own modalities) | 72.0 |');
+    expect(section.markdown).toContain('one seed gives no interval');
+    expect(section.markdown).not.toContain('upper bound)');
+  });
+
+  it('names its figures after its section id and its dataset in the title', () => {
     const section = renderFedMmx({
-      settings: FEDMMX_QUICK,
-      seeds: [1],
-      skipped: {},
-      runs: [run('fedavg', 0.7), run('fedmm-x', 0.8)],
-      bounds: [bounds(0.1, 0.75, 0.3)],
-      durationMs: 1,
-      quick: true,
+      ...input([run('fedavg', 0.7)], [bounds(0.1, 0.75, 0.3)], [1]),
+      id: 'fedmmx-fashion',
+      settings: { ...FEDMMX_QUICK, dataset: 'fashion-mm' },
     });
 
-    expect(section.markdown).toContain('is not an upper bound here: FedMM-X (trust-aware) reaches 80.0 % against its 75.0 %.');
+    expect(section.id).toBe('fedmmx-fashion');
+    expect(section.title).toContain('on fashion-mm');
+    expect(section.figures.map((f) => f.file)).toEqual(['fedmmx-fashion-accuracy-by-round.svg', 'fedmmx-fashion-accuracy-by-modality.svg']);
   });
 });
 

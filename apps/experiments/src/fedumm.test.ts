@@ -1,24 +1,35 @@
 import { describe, expect, it } from 'vitest';
-import { FEDUMM_FULL, FEDUMM_QUICK, fedUmmChecks, fedUmmReport, fedUmmTask } from './fedumm.js';
+import { FEDUMM_FULL, FEDUMM_QUICK, FEDUMM_TUNED, fedUmmChecks, fedUmmReport, fedUmmSection, fedUmmTask } from './fedumm.js';
 import type { CentralRun, ClientCost, FedUmmReportInput, GridRun } from './fedumm.js';
+import type { TuningRecord } from './tuning.js';
 
 const settings = { ...FEDUMM_QUICK, alphas: [0.1, 1.0], clientCounts: [2, 8], reference: { alpha: 1.0, numClients: 8 } };
 
 function gridRun(alpha: number, numClients: number, accuracy: number, seed = 1): GridRun {
-  return { alpha, numClients, seed, status: 'finished', completedRounds: settings.rounds, numExamples: 320, accuracy, durationMs: 10_000 };
+  return { alpha, numClients, seed, learningRate: 0.03, status: 'finished', completedRounds: settings.rounds, numExamples: 320, accuracy, durationMs: 10_000 };
 }
 
 const central: CentralRun = {
   seed: 1,
   numExamples: 320,
   epochs: 3,
+  numClients: 8,
+  modalityHolders: { image: 6, text: 6, audio: 5 },
   initialAccuracy: 0.1,
-  lora: { learningRate: 0.01, accuracy: 0.8, durationMs: 4000, numSteps: 30 },
-  full: [
-    { learningRate: 0.01, accuracy: 0.15, durationMs: 20_000, numSteps: 30 },
-    { learningRate: 0.001, accuracy: 0.85, durationMs: 20_000, numSteps: 30 },
-  ],
+  lora: { learningRate: 0.003, accuracy: 0.8, durationMs: 4000, numSteps: 30 },
+  full: { learningRate: 0.003, accuracy: 0.85, durationMs: 20_000, numSteps: 30 },
 };
+
+const tuned = (method: string, learningRate: number): TuningRecord => ({
+  method,
+  candidates: [
+    { hyperparameters: { learningRate: 0.003 }, scores: [{ seed: 101, value: 0.7 }], mean: 0.7 },
+    { hyperparameters: { learningRate: 0.03 }, scores: [{ seed: 101, value: 0.6 }], mean: 0.6 },
+  ].map((c) => (c.hyperparameters.learningRate === learningRate ? { ...c, mean: 0.9 } : c)),
+  chosen: { learningRate },
+  validationScore: 0.9,
+});
+const tuning = [tuned(FEDUMM_TUNED.federated, 0.03), tuned(FEDUMM_TUNED.lora, 0.003), tuned(FEDUMM_TUNED.full, 0.003)];
 
 const costs: ClientCost[] = [
   { mode: 'adapters', numExamples: 40, numScalars: 11_778, bytes: { fp32: 48_000, fp16: 24_600, int8: 12_900 }, trainMs: [300, 200, 250] },
@@ -29,6 +40,8 @@ function input(overrides: Partial<FedUmmReportInput> = {}): FedUmmReportInput {
   return {
     settings,
     seeds: [1],
+    splits: { dataset: 'digits', validationSource: 'carved from test', validationPool: 500, testPool: 1001, validationExamples: 200, testExamples: 256 },
+    tuning,
     grid: [gridRun(0.1, 2, 0.6), gridRun(0.1, 8, 0.4), gridRun(1.0, 2, 0.7), gridRun(1.0, 8, 0.65)],
     central: [central],
     costs,
@@ -43,9 +56,10 @@ describe('FedUMM grid', () => {
     for (const s of [FEDUMM_QUICK, FEDUMM_FULL]) {
       for (const alpha of s.alphas) {
         for (const k of s.clientCounts) {
-          const task = fedUmmTask(s, alpha, k, 2);
+          const task = fedUmmTask(s, { alpha, numClients: k, seed: 2, learningRate: 0.003 });
           expect(task.strategy.name).toBe('fedavg');
-          expect([task.clientsPerRound, task.minClients, task.rounds, task.seed]).toEqual([k, k, s.rounds, 2]);
+          expect([task.clientsPerRound, task.minClients, task.rounds, task.seed, task.learningRate]).toEqual([k, k, s.rounds, 2, 0.003]);
+          expect(task.evaluation.testExamples).toBe(0);
         }
       }
       expect(s.alphas).toContain(s.reference.alpha);
@@ -56,15 +70,25 @@ describe('FedUMM grid', () => {
   });
 });
 
+describe('fedUmmSection', () => {
+  it('refuses a dataset this checkout cannot open, and a tuning seed among the evaluation seeds, before training', async () => {
+    const log = (): void => undefined;
+
+    await expect(fedUmmSection('fedumm-x', 'fashion' as never).run({ quick: true, seeds: [1], log })).rejects.toThrow(/EXPERIMENTS_UNKNOWN_DATASET/);
+    await expect(fedUmmSection('fedumm', 'digits').run({ quick: true, seeds: [1, 101], log })).rejects.toThrow(/EXPERIMENTS_BAD_INPUT/);
+  });
+});
+
 describe('fedUmmChecks', () => {
   it('passes on sane figures', () => {
     expect(fedUmmChecks(input()).filter((c) => !c.ok)).toEqual([]);
   });
 
-  it('fails on an unfinished run, no learning, int8 not a quarter, and LoRA no cheaper than full', () => {
+  it('fails on an unfinished run, an untuned rate, clients all holding every modality, no learning, int8 not a quarter, and LoRA no cheaper than full', () => {
     // Arrange
     const bad = input({
-      grid: [{ ...gridRun(0.1, 2, 0.15), status: 'failed', completedRounds: 1 }],
+      grid: [{ ...gridRun(0.1, 2, 0.15), status: 'failed', completedRounds: 1, learningRate: 0.01 }],
+      central: [{ ...central, modalityHolders: { image: 8, text: 8, audio: 8 } }],
       costs: [
         { ...costs[0]!, bytes: { fp32: 48_000, fp16: 24_600, int8: 30_000 }, trainMs: [2000] },
         { ...costs[1]!, bytes: { fp32: 60_000, fp16: 30_000, int8: 15_000 }, trainMs: [1000] },
@@ -75,7 +99,8 @@ describe('fedUmmChecks', () => {
       .filter((c) => !c.ok)
       .map((c) => c.name);
     // Assert
-    expect(failed).toHaveLength(5);
+    expect(failed).toHaveLength(7);
+    expect(fedUmmChecks(bad)[1]!.detail).toBe('3 of 3 tuned; α 0.1 × 2 s1 ran at another rate');
   });
 });
 
@@ -85,10 +110,14 @@ describe('fedUmmReport', () => {
     const r = fedUmmReport(input());
     // Assert: α = 0.1 averages 50.0, 20 points under centralized LoRA's 80.0.
     expect(r.id).toBe('fedumm');
-    expect(r.markdown).toContain('| vs. centralized (points) | −30.0 | −12.5 | −21.3 |  |');
+    expect(r.markdown).toContain('| vs. centralized (points, difference of means) | −30.0 | −12.5 | −21.3 |  |');
+    expect(r.markdown).toContain('| Centralized LoRA (upper bound) | — | — | 80.0 | 320 |');
     expect(r.markdown).toContain('| 8 | 40.0 | 65.0 | 52.5 ± 17.7 | 320 |');
-    expect(r.markdown).toContain('| Centralized (full fine-tuning, learning rate 0.01) | 15.0 | — | ✗ |');
-    expect(r.markdown).toContain('| Centralized (full fine-tuning, learning rate 0.001) | 85.0 | — | ✗ |');
+    expect(r.markdown).toContain('| Centralized (full fine-tuning) | 0.003 | 85.0 | — | ✗ |');
+    expect(r.markdown).toContain('| Centralized LoRA | lr 0.003 | **lr 0.003: 90.0**; lr 0.03: 60.0 |');
+    expect(r.markdown).toContain('| 2 | −20.0 (1 seed, no interval) | −10.0 (1 seed, no interval) |');
+    expect(r.markdown).toContain('With one evaluation seed there are no intervals');
+    expect(r.markdown).toContain('image 6, text 6, audio 5');
     expect(r.markdown).toContain('| Adapters ÷ full | 0.0084 |');
     expect(r.markdown).toMatch(/estimated at about \d+ min/);
     // α = 1 vs 0.1: (70 + 65) / 2 − (60 + 40) / 2 = 17.5 points; 2 vs 8 clients: 65 − 52.5 = 12.5 points.
@@ -104,5 +133,32 @@ describe('fedUmmReport', () => {
     const r = fedUmmReport(input({ grid: [gridRun(0.1, 2, 0.6), { ...gridRun(0.1, 8, 0.4), numExamples: 250 }] }));
 
     expect(r.markdown).toContain('so α = 0.1 × 8 clients trained on fewer examples in all');
+  });
+});
+
+describe('fedUmmReport over several seeds', () => {
+  it('pairs each configuration with centralized LoRA per seed, counts the separated ones, and says when centralized is only a reference', () => {
+    const c2 = { ...central, seed: 2, lora: { ...central.lora, accuracy: 0.6 } };
+    const grid = [1, 2].flatMap((seed) => [
+      gridRun(0.1, 2, seed === 1 ? 0.6 : 0.41, seed),
+      gridRun(0.1, 8, seed === 1 ? 0.79 : 0.59, seed),
+      gridRun(1.0, 2, seed === 1 ? 0.9 : 0.5, seed),
+      gridRun(1.0, 8, seed === 1 ? 0.7 : 0.6, seed),
+    ]);
+
+    const r = fedUmmReport(input({ seeds: [1, 2], grid, central: [central, c2] }));
+
+    // α = 0.1 × 2: −20, −19 → mean −19.5, s = 0.707, t(1) = 12.706: half-width 6.35, interval [−25.9, −13.1].
+    expect(r.markdown).toContain('| 2 | −19.5 [−25.9, −13.1] |');
+    expect(r.markdown).toContain(
+      'Of the 4 configurations, 2 are below centralized LoRA with a 95 % interval that excludes 0 (α = 0.1 × 2, α = 0.1 × 8), 0 above it, and the interval of the other 2 includes 0',
+    );
+    // α = 1 × 2 averages 70.0, centralized LoRA 70.0: still a bound; α = 1 × 8 averages 65.0.
+    expect(r.markdown).toContain('Centralized LoRA (upper bound)');
+    const beaten = fedUmmReport(
+      input({ seeds: [1, 2], grid: grid.map((g) => (g.alpha === 1 && g.numClients === 2 ? { ...g, accuracy: 0.95 } : g)), central: [central, c2] }),
+    );
+    expect(beaten.markdown).toContain('| Centralized LoRA (reference) |');
+    expect(beaten.markdown).toContain('is not an upper bound here: the best federated configuration averages 95.0 %');
   });
 });

@@ -1,87 +1,121 @@
 /**
- * FedUMM's Tables 1, 3 and 4 (Su et al. 2026, arXiv:2601.15390) on spoken & written digits: a frozen
- * pretrained base with LoRA adapters, FedAvg over adapters only. Table 1: federated accuracy over
- * Dirichlet α × number of clients, against centralized training on the same data; Table 3:
- * centralized full fine-tuning vs centralized LoRA vs federated LoRA; Table 4: bytes one client
- * sends per round (adapters in fp32, fp16 and int8 against the full model, sizes of real encoded
- * updates) and one client's local training time per round.
+ * FedUMM's Tables 1, 3 and 4 (Su et al. 2026, arXiv:2601.15390) on a built-in multimodal dataset
+ * (digits by default; the dataset is a setting): a frozen pretrained base with LoRA adapters,
+ * FedAvg over adapters only, with clients that hold modality subsets, so each modality's adapters
+ * are aggregated over the clients holding that modality (fl-core's groupwise aggregation, the
+ * paper's per-modality adapters). Table 1: federated accuracy over Dirichlet α × number of clients,
+ * against centralized LoRA on the same data, paired per seed; Table 3: centralized full fine-tuning
+ * vs centralized LoRA vs federated LoRA; Table 4: bytes one client sends per round (adapters in
+ * fp32, fp16 and int8 against the full model, sizes of real encoded updates) and one client's local
+ * training time per round.
+ *
+ * Protocol: the learning rates of federated LoRA, centralized LoRA and centralized full
+ * fine-tuning are each chosen on a validation subset from one documented grid, with tuning seeds
+ * disjoint from the evaluation seeds, before any test number is read (tuning.ts,
+ * evaluationSplits.ts). Centralized training is one model on the pooled client data with mixed
+ * batches and the federated runs' example budget.
  *
  * The data budget is fixed: each configuration deals about `totalExamples` training examples over
  * its clients (each keeps at most totalExamples / K of its Dirichlet share), so more clients means
- * smaller local datasets, as in the paper. Every accuracy is measured here on one fixed test subset.
+ * smaller local datasets, as in the paper.
  */
 import { cpus, loadavg } from 'node:os';
-import { MODALITIES, createRng, decodeUpdate, parametersDelta, shuffled } from '@chorus/fl-core';
+import { MODALITIES, decodeUpdate, parametersDelta } from '@chorus/fl-core';
 import type { UpdateEncoding } from '@chorus/fl-core';
-import { datasetFromSamples, evaluateLocally } from '@chorus/client';
-import type { BuiltinSample, LocalDataset, ModelFactory } from '@chorus/client';
+import { evaluateLocally } from '@chorus/client';
+import type { LocalDataset, ModelFactory } from '@chorus/client';
 import { createNodeDigitsFactory, headlessOptions, loadShard, parseCliArgs, partitionBuiltin, useNodeBackend } from '@chorus/client/node';
 import type { HeadlessShard } from '@chorus/client/node';
 import type { TaskConfig } from '@chorus/coordinator';
 import { runSimulation, modelRequestOf } from '@chorus/coordinator/simulate';
-import { openBuiltin, readManifest } from '@chorus/datasets';
-import { fileSource } from '@chorus/datasets/node';
-import type { MultimodalModel } from '@chorus/models';
+import type { BuiltinName } from '@chorus/datasets';
+import type { Modality, MultimodalModel } from '@chorus/models';
+import { DEFAULT_SEEDS } from './args.js';
+import { trainOnUnion } from './centralized.js';
+import type { TrainingMode } from './centralized.js';
 import { ExperimentsError } from './errors.js';
-import { encodedBytes, medianOf, trainCentralized, trainedParameters } from './fedummTraining.js';
-import type { TrainingMode } from './fedummTraining.js';
-import type { Check, ExperimentContext, Figure, SectionResult } from './section.js';
-import { formatMeanStd, markdownTable, meanStd } from './stats.js';
+import { describeSplits, loadEvaluationSplits } from './evaluationSplits.js';
+import type { EvaluationSplitInfo, ExperimentDataset } from './evaluationSplits.js';
+import { encodedBytes, medianOf, trainedParameters } from './fedummTraining.js';
+import type { Check, ExperimentContext, Figure, SectionEntry, SectionResult } from './section.js';
+import { formatMeanStd, formatPaired, markdownTable, meanStd, pairedDifference } from './stats.js';
+import type { PairedDifference } from './stats.js';
 import { barChart } from './svg.js';
 import { BASE_TASK, experimentTask } from './tasks.js';
+import { checkDisjointSeeds, gridCandidates, tuneOnValidation, tuningTable } from './tuning.js';
+import type { TuningRecord } from './tuning.js';
 
 const ENCODINGS: readonly UpdateEncoding[] = ['fp32', 'fp16', 'int8'];
 
+/** Evaluation seeds of the full mode by default (the runtime estimate of a quick run scales to them). */
+const FULL_SEED_COUNT = DEFAULT_SEEDS.full.split(',').length;
+
 /** The grid of the section. */
 export interface FedUmmSettings {
+  /** The built-in dataset the clients train on and every model is scored on. */
+  readonly dataset: ExperimentDataset;
   /** Dirichlet concentrations of the label split (lower: more heterogeneous). */
   readonly alphas: readonly number[];
   readonly clientCounts: readonly number[];
   readonly rounds: number;
   /** Training examples dealt over the clients of one configuration (each keeps ≤ totalExamples / K). */
   readonly totalExamples: number;
-  /** Size of the fixed test subset. */
+  /** `--modality-kinds` of the clients: which modality subsets they hold, by share. */
+  readonly modalityKinds: string;
+  /** Size of the validation subset learning rates are chosen on. */
+  readonly validationExamples: number;
+  /** Size of the fixed test subset (disjoint from validation). */
   readonly testExamples: number;
-  /** The configuration of Table 3 and of the timing and byte measurements. */
+  /** The configuration of Table 3, of the tuning runs and of the timing and byte measurements. */
   readonly reference: { readonly alpha: number; readonly numClients: number };
   /** Repetitions of one client's local round, per training mode (the median is reported). */
   readonly timingReps: number;
-  /**
-   * Adam learning rates of centralized full fine-tuning: the task's own, and the models package's
-   * default 1e-3, fixed beforehand (both reported, neither chosen on the test split).
-   */
-  readonly fullLearningRates: readonly number[];
+  /** Learning-rate grid of federated LoRA, centralized LoRA and centralized full fine-tuning (each chosen on validation). */
+  readonly learningRates: readonly number[];
+  /** Seeds of the tuning runs, disjoint from the evaluation seeds. */
+  readonly tuningSeeds: readonly number[];
 }
 
-/** The reduced grid of `--quick` (CI): the corners of the paper's grid, few rounds. */
+/** The reduced grid of `--quick` (CI): the corners of the paper's grid, few rounds, two learning rates, one tuning seed. */
 export const FEDUMM_QUICK: FedUmmSettings = {
+  dataset: 'digits',
   alphas: [0.1, 1.0],
   clientCounts: [2, 8],
   rounds: 3,
   totalExamples: 320,
+  modalityKinds: 'image+text+audio=0.25,image+text=0.25,image+audio=0.25,text+audio=0.25',
+  validationExamples: 200,
   testExamples: 256,
   reference: { alpha: 1.0, numClients: 8 },
   timingReps: 3,
-  fullLearningRates: [BASE_TASK.learningRate, 0.001],
+  learningRates: [0.003, 0.01],
+  tuningSeeds: [101],
 };
 
 /** The paper's grid. */
 export const FEDUMM_FULL: FedUmmSettings = {
+  ...FEDUMM_QUICK,
   alphas: [0.1, 0.5, 1.0],
   clientCounts: [2, 4, 8, 16],
   rounds: 5,
   totalExamples: 800,
+  validationExamples: 500,
   testExamples: 500,
   reference: { alpha: 0.5, numClients: 8 },
   timingReps: 5,
-  fullLearningRates: [BASE_TASK.learningRate, 0.001],
+  learningRates: [0.001, 0.003, 0.01, 0.03],
+  tuningSeeds: [101, 102],
 };
+
+/** Ids of the three tuning records. */
+export const FEDUMM_TUNED = { federated: 'federated-lora', lora: 'centralized-lora', full: 'centralized-full' } as const;
 
 /** One federated run of the grid. */
 export interface GridRun {
   readonly alpha: number;
   readonly numClients: number;
   readonly seed: number;
+  readonly learningRate: number;
   readonly status: string;
   readonly completedRounds: number;
   /** Training examples the clients held in all. */
@@ -90,15 +124,18 @@ export interface GridRun {
   readonly durationMs: number;
 }
 
-/** The centralized runs of one seed, on the union of the reference configuration's client data. */
+/** The centralized runs of one seed, on the pooled data of the reference configuration's clients. */
 export interface CentralRun {
   readonly seed: number;
   readonly numExamples: number;
   readonly epochs: number;
+  /** Clients of the reference configuration, and how many of them hold each modality. */
+  readonly numClients: number;
+  readonly modalityHolders: Partial<Record<Modality, number>>;
   readonly initialAccuracy: number;
   readonly lora: CentralResult;
-  /** Full fine-tuning, one run per learning rate of `fullLearningRates`. */
-  readonly full: readonly CentralResult[];
+  /** Full fine-tuning at its chosen learning rate. */
+  readonly full: CentralResult;
 }
 
 /** One centralized training run. */
@@ -121,77 +158,85 @@ export interface ClientCost {
   readonly trainMs: readonly number[];
 }
 
-function clientArgs(settings: FedUmmSettings, alpha: number, numClients: number, seed: number): string[] {
-  return ['--alpha', String(alpha), '--max-examples', String(maxPerClient(settings, numClients)), '--seed', String(seed), '--eval-examples', '0'];
+/** One configuration of the grid at one seed. */
+export interface FedUmmCell {
+  readonly alpha: number;
+  readonly numClients: number;
+  readonly seed: number;
+  readonly learningRate: number;
+}
+
+function clientArgs(settings: FedUmmSettings, cell: Omit<FedUmmCell, 'learningRate'>): string[] {
+  return [
+    '--alpha',
+    String(cell.alpha),
+    '--modality-kinds',
+    settings.modalityKinds,
+    '--max-examples',
+    String(maxPerClient(settings, cell.numClients)),
+    '--seed',
+    String(cell.seed),
+    '--eval-examples',
+    '0',
+  ];
 }
 
 function maxPerClient(settings: FedUmmSettings, numClients: number): number {
   return Math.max(1, Math.floor(settings.totalExamples / numClients));
 }
 
-/** The task of one grid cell: FedAvg over adapters, fp32 uploads, every client every round. */
-export function fedUmmTask(settings: FedUmmSettings, alpha: number, numClients: number, seed: number): TaskConfig {
-  return experimentTask(`fedumm-a${alpha}-k${numClients}-s${seed}`, {
+/** The task of one grid cell: FedAvg over adapters, fp32 uploads, every client every round, no evaluation by the coordinator. */
+export function fedUmmTask(settings: FedUmmSettings, cell: FedUmmCell): TaskConfig {
+  return experimentTask(`fedumm-a${cell.alpha}-k${cell.numClients}-s${cell.seed}`, {
+    dataset: { ...BASE_TASK.dataset, name: settings.dataset },
     strategy: { name: 'fedavg' },
     rounds: settings.rounds,
-    clientsPerRound: numClients,
-    minClients: numClients,
-    // Accuracy is measured here on the fixed test subset; the coordinator's own evaluation would only add time.
+    clientsPerRound: cell.numClients,
+    minClients: cell.numClients,
+    // Accuracy is measured here on the validation or test subset; the coordinator never reads either.
     evaluation: { probeExamples: 16, testExamples: 0 },
-    seed,
+    learningRate: cell.learningRate,
+    seed: cell.seed,
   });
 }
 
-/** The fixed test subset: one seeded draw of the test split, every modality. */
-async function loadTestSubset(numExamples: number): Promise<LocalDataset> {
-  const source = fileSource();
-  const split = await openBuiltin(source, await readManifest(source), 'digits', 'test');
-  const n = Math.min(numExamples, split.numExamples);
-  const indices = shuffled(
-    createRng(0xfed0),
-    Array.from({ length: split.numExamples }, (_, i) => i),
-  )
-    .slice(0, n)
-    .sort((a, b) => a - b);
-  return datasetFromSamples((await split.read(indices)) as BuiltinSample[], MODALITIES);
-}
-
 /** The clients' shards exactly as the headless clients of that run compute them. */
-async function clientShards(settings: FedUmmSettings, alpha: number, numClients: number, seed: number, models: ModelFactory): Promise<HeadlessShard[]> {
+async function clientShards(settings: FedUmmSettings, cell: Omit<FedUmmCell, 'learningRate'>, models: ModelFactory): Promise<HeadlessShard[]> {
   const cli = parseCliArgs([
     '--url',
     'http://127.0.0.1:1',
     '--task',
     'shards',
     '--clients',
-    String(numClients),
+    String(cell.numClients),
     '--dataset',
-    'digits',
+    settings.dataset,
     '--modalities',
     MODALITIES.join(','),
-    ...clientArgs(settings, alpha, numClients, seed),
+    ...clientArgs(settings, cell),
   ]);
   return partitionBuiltin(headlessOptions(cli, 'wasm', models));
 }
 
-async function accuracyOf(model: MultimodalModel, test: LocalDataset): Promise<number> {
+async function accuracyOf(model: MultimodalModel, data: LocalDataset): Promise<number> {
   return (
     await evaluateLocally(
       model,
-      test,
-      Array.from({ length: test.numExamples }, (_, i) => i),
+      data,
+      Array.from({ length: data.numExamples }, (_, i) => i),
     )
   ).accuracy;
 }
 
-async function gridRun(settings: FedUmmSettings, alpha: number, numClients: number, seed: number, test: LocalDataset, models: ModelFactory): Promise<GridRun> {
-  const task = fedUmmTask(settings, alpha, numClients, seed);
-  const shards = await clientShards(settings, alpha, numClients, seed, models);
+/** A federated run of `cell`, its final global model scored on `data` (validation when tuning, test otherwise). */
+async function gridRun(settings: FedUmmSettings, cell: FedUmmCell, data: LocalDataset, models: ModelFactory): Promise<GridRun> {
+  const task = fedUmmTask(settings, cell);
+  const shards = await clientShards(settings, cell, models);
   let finalBytes: Uint8Array | null = null;
   const report = await runSimulation({
     task,
-    numClients,
-    clientArgs: clientArgs(settings, alpha, numClients, seed),
+    numClients: cell.numClients,
+    clientArgs: clientArgs(settings, cell),
     testExamples: 0,
     inspect: (store) => {
       finalBytes = store.latestCheckpoint(task.id)?.bytes ?? null;
@@ -203,15 +248,48 @@ async function gridRun(settings: FedUmmSettings, alpha: number, numClients: numb
   try {
     model.setAdapterParameters(decodeUpdate(bytes, { maxBytes: bytes.byteLength }).tensors);
     return {
-      alpha,
-      numClients,
-      seed,
+      ...cell,
       status: report.status,
       completedRounds: report.completedRounds,
       numExamples: shards.reduce((n, s) => n + s.indices.length, 0),
-      accuracy: await accuracyOf(model, test),
+      accuracy: await accuracyOf(model, data),
       durationMs: report.durationMs,
     };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The reference configuration's client datasets at `seed`, and how many clients hold each modality. */
+async function referenceData(
+  settings: FedUmmSettings,
+  seed: number,
+  models: ModelFactory,
+): Promise<{ datasets: LocalDataset[]; holders: Partial<Record<Modality, number>> }> {
+  const shards = await clientShards(settings, { ...settings.reference, seed }, models);
+  const datasets = await Promise.all(shards.map((s) => loadShard(settings.dataset as BuiltinName, s)));
+  const holders: Partial<Record<Modality, number>> = {};
+  for (const s of shards) for (const m of s.modalities) holders[m] = (holders[m] ?? 0) + 1;
+  return { datasets, holders };
+}
+
+/** One centralized model trained in `mode` at `learningRate` on the pooled `datasets` (mixed batches, the federated example budget), scored on `data`. */
+async function centralized(
+  settings: FedUmmSettings,
+  options: { readonly seed: number; readonly mode: TrainingMode | null; readonly learningRate: number; readonly datasets: readonly LocalDataset[] },
+  data: LocalDataset,
+  models: ModelFactory,
+): Promise<CentralResult> {
+  const task = fedUmmTask(settings, { ...settings.reference, seed: options.seed, learningRate: options.learningRate });
+  // The federated clients see their data once per round (one local epoch, every client every round).
+  const epochs = settings.rounds * task.localEpochs;
+  const model = await models.create(modelRequestOf(task));
+  try {
+    const trained =
+      options.mode === null
+        ? { durationMs: 0, numSteps: 0 }
+        : await trainOnUnion({ model, datasets: options.datasets, epochs, batchSize: task.batchSize, mode: options.mode, seed: options.seed });
+    return { learningRate: options.learningRate, accuracy: await accuracyOf(model, data), durationMs: trained.durationMs, numSteps: trained.numSteps };
   } finally {
     model.dispose();
   }
@@ -220,33 +298,29 @@ async function gridRun(settings: FedUmmSettings, alpha: number, numClients: numb
 async function centralRun(
   settings: FedUmmSettings,
   seed: number,
-  datasets: readonly LocalDataset[],
+  learningRates: { readonly lora: number; readonly full: number },
   test: LocalDataset,
   models: ModelFactory,
 ): Promise<CentralRun> {
-  const task = fedUmmTask(settings, settings.reference.alpha, settings.reference.numClients, seed);
-  // The federated clients see their data once per round (one local epoch, every client every round).
-  const epochs = settings.rounds * task.localEpochs;
-  const run = async (mode: TrainingMode | null, learningRate: number): Promise<CentralResult> => {
-    const model = await models.create({ ...modelRequestOf(task), learningRate });
-    try {
-      const trained =
-        mode === null ? { durationMs: 0, numSteps: 0 } : await trainCentralized({ model, datasets, epochs, batchSize: task.batchSize, mode, seed });
-      return { learningRate, accuracy: await accuracyOf(model, test), durationMs: trained.durationMs, numSteps: trained.numSteps };
-    } finally {
-      model.dispose();
-    }
+  const { datasets, holders } = await referenceData(settings, seed, models);
+  const initial = await centralized(settings, { seed, mode: null, learningRate: learningRates.lora, datasets }, test, models);
+  const lora = await centralized(settings, { seed, mode: 'adapters', learningRate: learningRates.lora, datasets }, test, models);
+  const full = await centralized(settings, { seed, mode: 'full', learningRate: learningRates.full, datasets }, test, models);
+  return {
+    seed,
+    numExamples: datasets.reduce((n, d) => n + d.numExamples, 0),
+    epochs: settings.rounds * BASE_TASK.localEpochs,
+    numClients: datasets.length,
+    modalityHolders: holders,
+    initialAccuracy: initial.accuracy,
+    lora,
+    full,
   };
-  const initial = await run(null, task.learningRate);
-  const lora = await run('adapters', task.learningRate);
-  const full: CentralResult[] = [];
-  for (const learningRate of settings.fullLearningRates) full.push(await run('full', learningRate));
-  return { seed, numExamples: datasets.reduce((n, d) => n + d.numExamples, 0), epochs, initialAccuracy: initial.accuracy, lora, full };
 }
 
 /** One client's round, `reps` times per mode: one local epoch, timed, and its update encoded in every encoding. */
-async function clientCosts(settings: FedUmmSettings, client: LocalDataset, models: ModelFactory): Promise<ClientCost[]> {
-  const task = fedUmmTask(settings, settings.reference.alpha, settings.reference.numClients, 1);
+async function clientCosts(settings: FedUmmSettings, client: LocalDataset, learningRate: number, models: ModelFactory): Promise<ClientCost[]> {
+  const task = fedUmmTask(settings, { ...settings.reference, seed: 1, learningRate });
   const costs: ClientCost[] = [];
   const times: Record<TrainingMode, number[]> = { adapters: [], full: [] };
   const sizes: Partial<Record<TrainingMode, { numScalars: number; bytes: Record<UpdateEncoding, number> }>> = {};
@@ -256,7 +330,7 @@ async function clientCosts(settings: FedUmmSettings, client: LocalDataset, model
       const model = await models.create(modelRequestOf(task));
       try {
         const before = trainedParameters(model, mode);
-        const run = await trainCentralized({ model, datasets: [client], epochs: task.localEpochs, batchSize: task.batchSize, mode, seed: rep });
+        const run = await trainOnUnion({ model, datasets: [client], epochs: task.localEpochs, batchSize: task.batchSize, mode, seed: rep });
         times[mode].push(run.durationMs);
         if (!sizes[mode]) {
           const delta = parametersDelta(trainedParameters(model, mode), before);
@@ -273,43 +347,82 @@ async function clientCosts(settings: FedUmmSettings, client: LocalDataset, model
   return costs;
 }
 
-/** Runs the section: the grid for every seed, then the centralized runs, then one client's costs. */
-export async function runFedUmm(ctx: ExperimentContext): Promise<SectionResult> {
+/** Chooses the three learning rates on the validation subset (tuning seeds, the reference configuration; no test read). */
+async function tuneFedUmm(settings: FedUmmSettings, validation: LocalDataset, models: ModelFactory, log: (line: string) => void): Promise<TuningRecord[]> {
+  const candidates = gridCandidates({ learningRates: settings.learningRates, proximalMus: [], modalWeights: [] });
+  const pooled = new Map<number, LocalDataset[]>();
+  const pooledAt = async (seed: number): Promise<LocalDataset[]> =>
+    pooled.get(seed) ?? pooled.set(seed, (await referenceData(settings, seed, models)).datasets).get(seed)!;
+  const logged = (what: string, learningRate: number, seed: number, value: number): number => {
+    log(`fedumm: tuning ${what} lr ${learningRate} seed ${seed}: validation ${value.toFixed(3)}`);
+    return value;
+  };
+  const federated = await tuneOnValidation(FEDUMM_TUNED.federated, candidates, settings.tuningSeeds, async (h, seed) => {
+    const run = await gridRun(settings, { ...settings.reference, seed, learningRate: h.learningRate }, validation, models);
+    return logged('federated LoRA', h.learningRate, seed, run.completedRounds === settings.rounds ? run.accuracy : Number.NaN);
+  });
+  const central = (mode: TrainingMode, id: string) =>
+    tuneOnValidation(id, candidates, settings.tuningSeeds, async (h, seed) => {
+      const r = await centralized(settings, { seed, mode, learningRate: h.learningRate, datasets: await pooledAt(seed) }, validation, models);
+      return logged(id, h.learningRate, seed, r.accuracy);
+    });
+  return [federated, await central('adapters', FEDUMM_TUNED.lora), await central('full', FEDUMM_TUNED.full)];
+}
+
+function chosenRate(tuning: readonly TuningRecord[], id: string): number {
+  const record = tuning.find((r) => r.method === id);
+  if (record === undefined) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `fedumm: no tuning record of '${id}'`);
+  return record.chosen.learningRate;
+}
+
+/** Options of a FedUMM section beyond the mode: its id (also the prefix of its figure) and its settings over the mode's grid. */
+export interface FedUmmSectionOptions {
+  readonly id?: string;
+  readonly settings?: Partial<FedUmmSettings>;
+}
+
+/** Runs the section: tuning on validation, then the grid and the centralized runs for every evaluation seed, then one client's costs. */
+export async function runFedUmm(ctx: ExperimentContext, options: FedUmmSectionOptions = {}): Promise<SectionResult> {
   const started = Date.now();
   const cpuBefore = process.cpuUsage();
   const loadBefore = loadavg()[0]!;
-  const settings = ctx.quick ? FEDUMM_QUICK : FEDUMM_FULL;
+  const id = options.id ?? 'fedumm';
+  const settings: FedUmmSettings = { ...(ctx.quick ? FEDUMM_QUICK : FEDUMM_FULL), ...options.settings };
   const seeds = [...ctx.seeds];
   if (seeds.length === 0) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', 'runFedUmm: needs at least one seed');
+  checkDisjointSeeds(settings.tuningSeeds, seeds);
+  const { validation, test, info: splits } = await loadEvaluationSplits(settings.dataset, settings);
   await useNodeBackend('wasm');
-  const test = await loadTestSubset(settings.testExamples);
   const models = createNodeDigitsFactory({ adapterAlpha: BASE_TASK.model.adapterAlpha });
   const grid: GridRun[] = [];
   const central: CentralRun[] = [];
   let costs: ClientCost[] = [];
+  let tuning: TuningRecord[];
   try {
+    tuning = await tuneFedUmm(settings, validation, models, ctx.log);
+    const federatedRate = chosenRate(tuning, FEDUMM_TUNED.federated);
+    const rates = { lora: chosenRate(tuning, FEDUMM_TUNED.lora), full: chosenRate(tuning, FEDUMM_TUNED.full) };
+    ctx.log(`fedumm: chosen on validation: federated LoRA lr ${federatedRate}, centralized LoRA lr ${rates.lora}, full fine-tuning lr ${rates.full}`);
     for (const seed of seeds) {
       for (const alpha of settings.alphas) {
         for (const numClients of settings.clientCounts) {
-          const run = await gridRun(settings, alpha, numClients, seed, test, models);
+          const run = await gridRun(settings, { alpha, numClients, seed, learningRate: federatedRate }, test, models);
           grid.push(run);
           ctx.log(
             `fedumm: α ${alpha} × ${numClients} clients, seed ${seed}: ${run.completedRounds}/${settings.rounds} rounds, ${run.numExamples} examples, accuracy ${run.accuracy.toFixed(3)} (${(run.durationMs / 1000).toFixed(1)} s)`,
           );
         }
       }
-      const { alpha, numClients } = settings.reference;
-      const shards = await clientShards(settings, alpha, numClients, seed, models);
-      const datasets = await Promise.all(shards.map((s) => loadShard('digits', s)));
-      const c = await centralRun(settings, seed, datasets, test, models);
+      const c = await centralRun(settings, seed, rates, test, models);
       central.push(c);
       ctx.log(
-        `fedumm: centralized seed ${seed} (${c.numExamples} examples, ${c.epochs} epochs): LoRA ${c.lora.accuracy.toFixed(3)}, full fine-tuning ${c.full.map((f) => `${f.accuracy.toFixed(3)} (lr ${f.learningRate})`).join(', ')}, initial ${c.initialAccuracy.toFixed(3)}`,
+        `fedumm: centralized seed ${seed} (${c.numExamples} examples, ${c.epochs} epochs): LoRA ${c.lora.accuracy.toFixed(3)}, full fine-tuning ${c.full.accuracy.toFixed(3)}, initial ${c.initialAccuracy.toFixed(3)}`,
       );
       if (costs.length === 0) {
         // The median-sized client of the reference configuration.
+        const { datasets } = await referenceData(settings, seed, models);
         const bySize = [...datasets].sort((a, b) => a.numExamples - b.numExamples);
-        costs = await clientCosts(settings, bySize[Math.floor(bySize.length / 2)]!, models);
+        costs = await clientCosts(settings, bySize[Math.floor(bySize.length / 2)]!, federatedRate, models);
         ctx.log(`fedumm: one client's round: LoRA ${medianOf(costs[0]!.trainMs).toFixed(0)} ms, full ${medianOf(costs[1]!.trainMs).toFixed(0)} ms`);
       }
     }
@@ -318,13 +431,22 @@ export async function runFedUmm(ctx: ExperimentContext): Promise<SectionResult> 
   }
   const cpu = process.cpuUsage(cpuBefore);
   const machine = { cores: cpus().length, loadAverage: [loadBefore, loadavg()[0]!] as const, cpuMs: (cpu.user + cpu.system) / 1000 };
-  return fedUmmReport({ settings, seeds, grid, central, costs, durationMs: Date.now() - started, quick: ctx.quick, machine });
+  return fedUmmReport({ id, settings, seeds, splits, tuning, grid, central, costs, durationMs: Date.now() - started, quick: ctx.quick, machine });
+}
+
+/** The section entry of a FedUMM run on `dataset` under `id` (e.g. a second dataset beside digits, added by one line in cli.ts). */
+export function fedUmmSection(id: string, dataset: ExperimentDataset): SectionEntry {
+  return { id, run: (ctx) => runFedUmm(ctx, { id, settings: { dataset } }) };
 }
 
 /** What the report is built from. */
 export interface FedUmmReportInput {
+  /** Section id (default `fedumm`), the prefix of its figure. */
+  readonly id?: string;
   readonly settings: FedUmmSettings;
   readonly seeds: readonly number[];
+  readonly splits: EvaluationSplitInfo;
+  readonly tuning: readonly TuningRecord[];
   readonly grid: readonly GridRun[];
   readonly central: readonly CentralRun[];
   readonly costs: readonly ClientCost[];
@@ -341,8 +463,17 @@ function cell(grid: readonly GridRun[], alpha: number, numClients: number): numb
   return grid.filter((r) => r.alpha === alpha && r.numClients === numClients).map((r) => r.accuracy);
 }
 
+/** Cells whose clients split the modalities: some modality held by fewer than all clients, so its adapters average over a subset. */
+function modalitySubsets(central: readonly CentralRun[]): { exercised: boolean; detail: string } {
+  const c = central[0];
+  if (c === undefined) return { exercised: false, detail: 'not measured' };
+  const partial = MODALITIES.filter((m) => (c.modalityHolders[m] ?? 0) < c.numClients);
+  const detail = `of ${c.numClients} clients (seed ${c.seed}): ${MODALITIES.map((m) => `${m} ${c.modalityHolders[m] ?? 0}`).join(', ')}`;
+  return { exercised: partial.length > 0 && MODALITIES.every((m) => (c.modalityHolders[m] ?? 0) > 0), detail };
+}
+
 /** The sanity checks `--quick` asserts; each fails on a broken pipeline or a broken claim. */
-export function fedUmmChecks(input: Pick<FedUmmReportInput, 'settings' | 'grid' | 'central' | 'costs'>): Check[] {
+export function fedUmmChecks(input: Pick<FedUmmReportInput, 'settings' | 'grid' | 'central' | 'costs' | 'tuning' | 'seeds'>): Check[] {
   const { settings, grid, central, costs } = input;
   const unfinished = grid.filter((r) => r.status !== 'finished' || r.completedRounds !== settings.rounds);
   const initial = meanStd(central.map((c) => c.initialAccuracy)).mean;
@@ -352,6 +483,14 @@ export function fedUmmChecks(input: Pick<FedUmmReportInput, 'settings' | 'grid' 
   const int8Ratio = lora ? lora.bytes.int8 / lora.bytes.fp32 : Number.NaN;
   const fullRatio = lora && full ? lora.bytes.fp32 / full.bytes.fp32 : Number.NaN;
   const timeRatio = lora && full ? medianOf(lora.trainMs) / medianOf(full.trainMs) : Number.NaN;
+  const subsets = modalitySubsets(central);
+  const rateOf = (id: string): number | undefined => input.tuning.find((r) => r.method === id)?.chosen.learningRate;
+  const wrongRate = [
+    ...grid.filter((r) => r.learningRate !== rateOf(FEDUMM_TUNED.federated)).map((r) => `α ${r.alpha} × ${r.numClients} s${r.seed}`),
+    ...central.filter((c) => c.lora.learningRate !== rateOf(FEDUMM_TUNED.lora)).map((c) => `centralized LoRA s${c.seed}`),
+    ...central.filter((c) => c.full.learningRate !== rateOf(FEDUMM_TUNED.full)).map((c) => `full fine-tuning s${c.seed}`),
+  ];
+  const overlap = settings.tuningSeeds.filter((s) => input.seeds.includes(s));
   return [
     {
       name: 'every federated run finished all its rounds',
@@ -360,6 +499,19 @@ export function fedUmmChecks(input: Pick<FedUmmReportInput, 'settings' | 'grid' 
         unfinished.length === 0
           ? `${grid.length} runs × ${settings.rounds} rounds`
           : `unfinished: ${unfinished.map((r) => `α ${r.alpha} × ${r.numClients} s${r.seed} (${r.status}, ${r.completedRounds})`).join(', ')}`,
+    },
+    {
+      name: 'every test run used the learning rate chosen on validation, with tuning seeds apart from the evaluation seeds',
+      ok: wrongRate.length === 0 && overlap.length === 0 && input.tuning.length === 3,
+      detail:
+        wrongRate.length + overlap.length === 0 && input.tuning.length === 3
+          ? `federated ${rateOf(FEDUMM_TUNED.federated)}, centralized LoRA ${rateOf(FEDUMM_TUNED.lora)}, full ${rateOf(FEDUMM_TUNED.full)} (tuning seeds ${settings.tuningSeeds.join(', ')})`
+          : [`${input.tuning.length} of 3 tuned`, ...wrongRate.map((w) => `${w} ran at another rate`), ...overlap.map((s) => `seed ${s} in both`)].join('; '),
+    },
+    {
+      name: 'clients hold modality subsets (each modality held by some but not every client, so per-modality aggregation is exercised)',
+      ok: subsets.exercised,
+      detail: subsets.detail,
     },
     {
       name: 'federated LoRA beats the initial model by ≥ 20 points (mean over the grid)',
@@ -385,11 +537,24 @@ export function fedUmmChecks(input: Pick<FedUmmReportInput, 'settings' | 'grid' 
   ];
 }
 
+/** Labels of the tuning records. */
+const TUNED_LABELS: Readonly<Record<string, string>> = {
+  [FEDUMM_TUNED.federated]: 'Federated LoRA (FedAvg, every grid cell)',
+  [FEDUMM_TUNED.lora]: 'Centralized LoRA',
+  [FEDUMM_TUNED.full]: 'Centralized full fine-tuning',
+};
+
 /** The section's Markdown, figure and raw numbers. */
 export function fedUmmReport(input: FedUmmReportInput): SectionResult {
   const { settings, seeds, grid, central, costs, durationMs, quick, machine } = input;
+  const id = input.id ?? 'fedumm';
   const centralLora = central.map((c) => c.lora.accuracy);
   const centralMean = meanStd(centralLora).mean;
+  const cellMeans = settings.alphas.flatMap((a) => settings.clientCounts.map((k) => meanStd(cell(grid, a, k)).mean)).filter(Number.isFinite);
+  const bestCell = cellMeans.length > 0 ? Math.max(...cellMeans) : Number.NaN;
+  // Centralized LoRA is called the upper bound only when no federated cell beats it on average.
+  const centralIsBound = Number.isFinite(centralMean) && Number.isFinite(bestCell) && centralMean >= bestCell;
+  const centralLabel = `Centralized LoRA (${centralIsBound ? 'upper bound' : 'reference'})`;
   const diff = (values: readonly number[]): string => {
     const m = meanStd(values).mean;
     return Number.isFinite(m) && Number.isFinite(centralMean) ? `${m >= centralMean ? '+' : '−'}${(Math.abs(m - centralMean) * 100).toFixed(1)}` : '—';
@@ -398,7 +563,7 @@ export function fedUmmReport(input: FedUmmReportInput): SectionResult {
   const table1 = markdownTable(
     ['Clients', ...settings.alphas.map((a) => `α = ${a}`), 'Avg.', 'examples held (mean)'],
     [
-      ['Centralized (LoRA)', ...settings.alphas.map(() => '—'), pct(centralLora), String(Math.round(meanStd(central.map((c) => c.numExamples)).mean))],
+      [centralLabel, ...settings.alphas.map(() => '—'), pct(centralLora), String(Math.round(meanStd(central.map((c) => c.numExamples)).mean))],
       ...settings.clientCounts.map((k) => {
         const runs = grid.filter((r) => r.numClients === k);
         return [
@@ -408,26 +573,53 @@ export function fedUmmReport(input: FedUmmReportInput): SectionResult {
           String(Math.round(meanStd(runs.map((r) => r.numExamples)).mean)),
         ];
       }),
-      ['vs. centralized (points)', ...settings.alphas.map((a) => diff(byAlpha(a))), diff(grid.map((r) => r.accuracy)), ''],
+      ['vs. centralized (points, difference of means)', ...settings.alphas.map((a) => diff(byAlpha(a))), diff(grid.map((r) => r.accuracy)), ''],
     ],
   );
+  // Paired per seed: a seed fixes every configuration's partition and the initial model; centralized pools the reference configuration's clients of that seed.
+  const centralSeries = central.map((c) => ({ seed: c.seed, value: c.lora.accuracy }));
+  const paired: { alpha: number; numClients: number; d: PairedDifference }[] = settings.alphas.flatMap((alpha) =>
+    settings.clientCounts.map((numClients) => ({
+      alpha,
+      numClients,
+      d: pairedDifference(
+        grid.filter((r) => r.alpha === alpha && r.numClients === numClients).map((r) => ({ seed: r.seed, value: r.accuracy })),
+        centralSeries,
+      ),
+    })),
+  );
+  const pairedTable = markdownTable(
+    ['Clients', ...settings.alphas.map((a) => `α = ${a}`)],
+    settings.clientCounts.map((k) => [
+      String(k),
+      ...settings.alphas.map((a) => formatPaired(paired.find((p) => p.alpha === a && p.numClients === k)!.d, { scale: 100 })),
+    ]),
+  );
+  const withInterval = paired.filter((p) => p.d.includesZero !== null);
+  const separatedBelow = withInterval.filter((p) => p.d.includesZero === false && p.d.mean < 0);
+  const separatedAbove = withInterval.filter((p) => p.d.includesZero === false && p.d.mean > 0);
+  const cellName = (p: { alpha: number; numClients: number }): string => `α = ${p.alpha} × ${p.numClients}`;
+  const pairedSentence =
+    withInterval.length === 0
+      ? 'With one evaluation seed there are no intervals, so these runs cannot say which federated configurations differ from centralized LoRA.'
+      : `Of the ${withInterval.length} configurations, ${separatedBelow.length} are below centralized LoRA with a 95 % interval that excludes 0${separatedBelow.length > 0 ? ` (${separatedBelow.map(cellName).join(', ')})` : ''}, ${separatedAbove.length} above it${separatedAbove.length > 0 ? ` (${separatedAbove.map(cellName).join(', ')})` : ''}, and the interval of the other ${withInterval.length - separatedBelow.length - separatedAbove.length} includes 0 (not separated by these ${seeds.length} seeds).`;
   const lora = costs.find((c) => c.mode === 'adapters');
   const full = costs.find((c) => c.mode === 'full');
   const ref = settings.reference;
   const refRuns = grid.filter((r) => r.alpha === ref.alpha && r.numClients === ref.numClients).map((r) => r.accuracy);
+  const rateOf = (tunedId: string): string => String(input.tuning.find((r) => r.method === tunedId)?.chosen.learningRate ?? '—');
   const table3 = markdownTable(
-    ['Configuration', 'Acc. (%)', 'Upload per client per round (KB, fp32)', 'Privacy'],
+    ['Configuration', 'learning rate (chosen on validation)', 'Acc. (%)', 'Upload per client per round (KB, fp32)', 'Privacy'],
     [
-      ...settings.fullLearningRates.map((lr) => [
-        `Centralized (full fine-tuning, learning rate ${lr})`,
-        pct(central.map((c) => c.full.find((f) => f.learningRate === lr)?.accuracy).filter((v): v is number => v !== undefined)),
-        '—',
-        '✗',
-      ]),
-      ['Centralized + LoRA', pct(centralLora), '—', '✗'],
-      [`Federated LoRA (FedAvg, K = ${ref.numClients}, α = ${ref.alpha})`, pct(refRuns), lora ? kb(lora.bytes.fp32) : '—', '✓'],
-      ['Initial model (frozen base, fresh head)', pct(central.map((c) => c.initialAccuracy)), '—', '—'],
+      ['Centralized (full fine-tuning)', rateOf(FEDUMM_TUNED.full), pct(central.map((c) => c.full.accuracy)), '—', '✗'],
+      ['Centralized + LoRA', rateOf(FEDUMM_TUNED.lora), pct(centralLora), '—', '✗'],
+      [`Federated LoRA (FedAvg, K = ${ref.numClients}, α = ${ref.alpha})`, rateOf(FEDUMM_TUNED.federated), pct(refRuns), lora ? kb(lora.bytes.fp32) : '—', '✓'],
+      ['Initial model (frozen base, fresh head)', '—', pct(central.map((c) => c.initialAccuracy)), '—', '—'],
     ],
+  );
+  const fullVsLora = pairedDifference(
+    central.map((c) => ({ seed: c.seed, value: c.full.accuracy })),
+    centralSeries,
   );
   const costRow = (c: ClientCost | undefined, label: string): string[] =>
     c
@@ -455,9 +647,9 @@ export function fedUmmReport(input: FedUmmReportInput): SectionResult {
   );
   const checks = fedUmmChecks(input);
   const figure: Figure = {
-    file: 'fedumm-accuracy.svg',
+    file: `${id}-accuracy.svg`,
     svg: barChart({
-      title: 'FedUMM Table 1: federated LoRA accuracy by clients and Dirichlet α',
+      title: `FedUMM Table 1 (${settings.dataset}): federated LoRA accuracy by clients and Dirichlet α`,
       yLabel: 'test accuracy (%)',
       groups: [...settings.clientCounts.map((k) => `${k} clients`), 'centralized'],
       series: settings.alphas.map((a) => ({
@@ -471,39 +663,59 @@ export function fedUmmReport(input: FedUmmReportInput): SectionResult {
   };
   const minutes = (durationMs / 60_000).toFixed(1);
   const fullEstimate = quick ? estimateFullMinutes(input) : null;
+  const subsets = modalitySubsets(central);
   const markdown = `
-Frozen pretrained digits encoders with LoRA adapters (r = ${BASE_TASK.model.adapterRank}, α = ${BASE_TASK.model.adapterAlpha}) and the NAM head; FedAvg over the adapters and head only. Every client holds image, caption and speech. Each configuration deals about ${settings.totalExamples} training examples (Dirichlet label split, each client keeping at most ${settings.totalExamples} / K), ${settings.rounds} rounds of one local epoch (batch ${BASE_TASK.batchSize}, Adam, learning rate ${BASE_TASK.learningRate}), fp32 uploads; centralized runs train the same model on the union of the K = ${ref.numClients}, α = ${ref.alpha} clients' data for ${settings.rounds} epochs (the same passes over the data as the federated runs). Accuracy on a fixed subset of ${settings.testExamples} test examples, mean ± std over seeds ${seeds.join(', ')}.
+Frozen pretrained encoders with LoRA adapters (r = ${BASE_TASK.model.adapterRank}, α = ${BASE_TASK.model.adapterAlpha}) and the NAM head; FedAvg over the adapters and head only, on ${settings.dataset}. Clients hold modality subsets (\`--modality-kinds\` ${settings.modalityKinds.replace(/,/g, ', ')}), so each modality's adapters are averaged over the clients that hold it (groupwise aggregation; the paper's per-modality adapters) — holders ${subsets.detail}. Each configuration deals about ${settings.totalExamples} training examples (Dirichlet label split, each client keeping at most ${settings.totalExamples} / K), ${settings.rounds} rounds of one local epoch (batch ${BASE_TASK.batchSize}, Adam), fp32 uploads. Centralized runs train one model on the pooled data of the K = ${ref.numClients}, α = ${ref.alpha} clients with mixed (shuffled across clients) batches for ${settings.rounds} epochs — the federated runs' example budget (rounds × local epochs × examples). Mean ± std over evaluation seeds ${seeds.join(', ')}.
 
+**Protocol.** ${describeSplits(input.splits)} Learning-rate grid {${settings.learningRates.join(', ')}} (fixed before any run), tuned separately for federated LoRA (on the K = ${ref.numClients}, α = ${ref.alpha} configuration, then used in every cell), centralized LoRA and centralized full fine-tuning, each candidate trained with tuning seed${settings.tuningSeeds.length > 1 ? 's' : ''} ${settings.tuningSeeds.join(', ')} (disjoint from the evaluation seeds) and scored by validation accuracy; the best mean is chosen (ties: the first in grid order).
+
+${tuningTable(
+  input.tuning.map((r) => ({ ...r, label: TUNED_LABELS[r.method] ?? r.method })),
+  { scale: 100 },
+)}
 **Table 1 — federated LoRA accuracy (%) by number of clients and heterogeneity.**
 
 ${table1}
-![FedUMM Table 1](fedumm-accuracy.svg)
+**Federated − centralized LoRA, paired per seed** (points; mean [95 % t interval]):
+
+${pairedTable}
+${pairedSentence} ${centralIsBound ? `Centralized LoRA (${(centralMean * 100).toFixed(1)} %) is at or above every federated configuration's mean, so it is shown as the upper bound.` : `Centralized LoRA (${(centralMean * 100).toFixed(1)} %) is not an upper bound here: the best federated configuration averages ${(bestCell * 100).toFixed(1)} %, so it is labelled a reference.`}
+
+![FedUMM Table 1](${id}-accuracy.svg)
 
 **Table 3 — training paradigm.**
 
 ${table3}
+Full fine-tuning − LoRA, centralized, paired per seed: ${formatPaired(fullVsLora, { scale: 100 })} points${fullVsLora.includesZero === null ? '' : fullVsLora.includesZero ? ' (the interval includes 0: not separated)' : ` (the interval excludes 0: full fine-tuning is ${fullVsLora.mean > 0 ? 'above' : 'below'} LoRA)`}.
+
 **Table 4 — cost per round of one client** (the median-sized client of K = ${ref.numClients}, α = ${ref.alpha}: ${lora?.numExamples ?? '—'} examples). Sizes are the bytes of the update message fl-core's codec encodes from an actual local round's delta (header and names included); the full-model update holds every base encoder weight and the head (the frozen GloVe table excluded). A client downloads the global model of the same tensors each round, so the download is about the fp32 figure of its row. Times are the wall-clock of one local epoch on the TF.js WASM backend in Node, one thread, on a shared 2-core machine.
 
 ${table4}
 **Reading and differences from the paper.**
 - Measured here: ${trendSentence(settings, grid)} For comparison, the paper (VQA v2) loses accuracy both ways: −4.9 points at α = 0.1 and −1.6 at α = 1.0 against centralized, more with more clients. Where a cell's spread overlaps its neighbours, these runs do not separate the settings.
-- The paper fine-tunes BLIP3o on VQA v2 and GenEval with up to 16 clients on GPUs for many rounds; here the model is a small digits model whose frozen encoders were pretrained on the same classes, trained for ${settings.rounds} rounds on ${settings.totalExamples} examples, so the absolute accuracies say how far a short run gets, not what the model can reach.
-- Full fine-tuning uses the same Adam as LoRA. At the task's learning rate (${BASE_TASK.learningRate}) it moves the whole pretrained base at once and can lose what the base knew; the second rate (1e-3, the models package's default, not searched) was added after a first quick run showed that, and both rows are always shown rather than the better one picked, since picking on these test numbers would be tuning on the test split.
+- The paper fine-tunes BLIP3o on VQA v2 and GenEval with up to 16 clients on GPUs for many rounds; here the model is a small model with frozen pretrained encoders, trained for ${settings.rounds} rounds on ${settings.totalExamples} examples, so the absolute accuracies say how far a short run gets, not what the model can reach.
 - Federated full fine-tuning (the paper's FedAvg (Full) rows of Table 4) is not run: the runtime exchanges adapters only. Table 4 therefore compares the sizes and times of the two kinds of client round, not federated accuracies.
-${shortRuns(settings, grid)}- Centralized training here is the single-process upper bound; there is no "single site" row (one client alone), which FedMM-X's LOCAL bound covers in its own section.
-- Runtime of this section: ${minutes} min (${quick ? 'quick grid' : 'full grid'}, measured)${machine ? `, of which ${(machine.cpuMs / 60_000).toFixed(1)} min CPU time of its process, on ${machine.cores} cores with a load average of ${machine.loadAverage[0].toFixed(1)} at the start and ${machine.loadAverage[1].toFixed(1)} at the end (other work shared the machine, so the wall-clock time is longer than the work)` : ''}.${fullEstimate === null ? '' : ` The full grid (${FEDUMM_FULL.alphas.length} α × ${FEDUMM_FULL.clientCounts.length} client counts × 3 seeds, ${FEDUMM_FULL.rounds} rounds, ${FEDUMM_FULL.totalExamples} examples) is estimated at about ${fullEstimate.toFixed(0)} min from this run: per run, time ∝ rounds × examples, so each quick run's time is scaled by (${FEDUMM_FULL.rounds}·${FEDUMM_FULL.totalExamples}) / (${settings.rounds}·${settings.totalExamples}) and multiplied out over the full grid, and the centralized runs likewise${machine && durationMs > 0 ? ` (about ${((fullEstimate * machine.cpuMs) / durationMs).toFixed(0)} min on an otherwise idle machine, scaling the CPU time instead)` : ''}.`}
+${shortRuns(settings, grid)}- There is no "single site" row (one client alone), which FedMM-X's LOCAL baseline covers in its own section.
+- Runtime of this section: ${minutes} min (${quick ? 'quick grid' : 'full grid'}, tuning included, measured)${machine ? `, of which ${(machine.cpuMs / 60_000).toFixed(1)} min CPU time of its process, on ${machine.cores} cores with a load average of ${machine.loadAverage[0].toFixed(1)} at the start and ${machine.loadAverage[1].toFixed(1)} at the end (other work shared the machine, so the wall-clock time is longer than the work)` : ''}.${fullEstimate === null ? '' : ` The full grid (${FEDUMM_FULL.alphas.length} α × ${FEDUMM_FULL.clientCounts.length} client counts × ${FULL_SEED_COUNT} seeds, ${FEDUMM_FULL.rounds} rounds, ${FEDUMM_FULL.totalExamples} examples, plus ${FEDUMM_FULL.learningRates.length} learning rates × ${FEDUMM_FULL.tuningSeeds.length} tuning seeds) is estimated at about ${fullEstimate.toFixed(0)} min from this run: per run, time ∝ rounds × examples, so each quick run's time is scaled by (${FEDUMM_FULL.rounds}·${FEDUMM_FULL.totalExamples}) / (${settings.rounds}·${settings.totalExamples}) and multiplied out over the full grid, and the centralized runs likewise${machine && durationMs > 0 ? ` (about ${((fullEstimate * machine.cpuMs) / durationMs).toFixed(0)} min on an otherwise idle machine, scaling the CPU time instead)` : ''}.`}
 `;
   return {
-    id: 'fedumm',
-    title: 'FedUMM: frozen base + LoRA adapters (Tables 1, 3, 4)',
+    id,
+    title: `FedUMM${settings.dataset === 'digits' ? '' : ` on ${settings.dataset}`}: frozen base + LoRA adapters (Tables 1, 3, 4)`,
     markdown,
     figures: [figure],
     raw: {
       settings,
       seeds,
-      task: fedUmmTask(settings, settings.reference.alpha, settings.reference.numClients, seeds[0] ?? 1),
+      splits: input.splits,
+      tuning: input.tuning,
+      task: fedUmmTask(settings, {
+        ...settings.reference,
+        seed: seeds[0] ?? 1,
+        learningRate: Number(rateOf(FEDUMM_TUNED.federated)) || BASE_TASK.learningRate,
+      }),
       grid,
       central,
+      paired,
       costs,
       durationMs,
       machine: machine ?? null,
@@ -548,7 +760,10 @@ function estimateFullMinutes(input: FedUmmReportInput): number {
   const { settings, grid, central } = input;
   const scale = (FEDUMM_FULL.rounds * FEDUMM_FULL.totalExamples) / (settings.rounds * settings.totalExamples);
   const perRun = meanStd(grid.map((r) => r.durationMs)).mean * scale;
-  const perCentral = meanStd(central.map((c) => c.lora.durationMs + c.full.reduce((t, f) => t + f.durationMs, 0))).mean * scale;
-  const runs = FEDUMM_FULL.alphas.length * FEDUMM_FULL.clientCounts.length * 3;
-  return (runs * perRun + 3 * perCentral) / 60_000;
+  const perCentral = meanStd(central.map((c) => c.lora.durationMs + c.full.durationMs)).mean * scale;
+  const evaluationSeeds = FULL_SEED_COUNT;
+  const runs = FEDUMM_FULL.alphas.length * FEDUMM_FULL.clientCounts.length * evaluationSeeds;
+  // Tuning: one federated run and one run of each centralized mode per learning rate and tuning seed.
+  const tuningRuns = FEDUMM_FULL.learningRates.length * FEDUMM_FULL.tuningSeeds.length;
+  return ((runs + tuningRuns) * perRun + (evaluationSeeds + tuningRuns) * perCentral) / 60_000;
 }

@@ -1,19 +1,43 @@
 export { EXPERIMENTS_ERROR_CODES, ExperimentsError, isExperimentsError } from './errors.js';
 export type { ExperimentsErrorCode } from './errors.js';
-export type { Check, ExperimentContext, Figure, SectionResult } from './section.js';
-export { formatMeanStd, markdownTable, meanStd } from './stats.js';
+export type { Check, ExperimentContext, Figure, SectionEntry, SectionResult } from './section.js';
+export { formatMeanStd, formatPaired, markdownTable, meanStd, pairedDifference, pairedReading, tQuantile975 } from './stats.js';
+export type { PairedDifference, SeededValue } from './stats.js';
+export {
+  CARVED_VALIDATION_EXAMPLES,
+  EXPERIMENT_DATASETS,
+  describeSplits,
+  drawSubset,
+  experimentDataset,
+  loadEvaluationSplits,
+  stratifiedHoldout,
+} from './evaluationSplits.js';
+export type { EvaluationSplitInfo, EvaluationSplits, ExperimentDataset } from './evaluationSplits.js';
+export { checkDisjointSeeds, chooseOnValidation, formatHyperparameters, gridCandidates, sameHyperparameters, tuneOnValidation, tuningTable } from './tuning.js';
+export type { CandidateScore, Hyperparameters, TuningGrid, TuningRecord } from './tuning.js';
 export { BASE_TASK, experimentTask } from './tasks.js';
 export { barChart, escapeXml, lineChart, niceTicks } from './svg.js';
 export type { BarChartOptions, BarSeries, LineChartOptions, LinePoint, LineSeries } from './svg.js';
 export { checkSections, renderReport, storedSection, writeReport } from './report.js';
 export type { RunInfo, StoredSection } from './report.js';
 export { evaluateByModality, restrictModalities, trainOnUnion, unionBatch, unionEpoch } from './centralized.js';
-export type { UnionExample, UnionTrainingOptions } from './centralized.js';
-export { FEDMMX_FULL, FEDMMX_QUICK, fedMmxChecks, fedMmxMethods, fedMmxTask, interpretability, renderFedMmx, runFedMmx } from './fedmmx.js';
-export type { BoundsRun, FederatedRun, FedMmxMeasurements, FedMmxMethod, FedMmxSettings, ModelScores } from './fedmmx.js';
+export type { TrainingMode, TrainingRun, UnionExample, UnionTrainingOptions } from './centralized.js';
+export {
+  FEDMMX_FULL,
+  FEDMMX_QUICK,
+  chosenFor,
+  fedMmxChecks,
+  fedMmxMethods,
+  fedMmxSection,
+  fedMmxTask,
+  interpretability,
+  renderFedMmx,
+  runFedMmx,
+} from './fedmmx.js';
+export type { BoundsRun, FederatedRun, FedMmxMeasurements, FedMmxMethod, FedMmxSectionOptions, FedMmxSettings, ModelScores } from './fedmmx.js';
 export { runRobustness } from './robustness.js';
-export { runFedUmm } from './fedumm.js';
-export { parseExperimentsArgs } from './args.js';
+export { FEDUMM_FULL, FEDUMM_QUICK, FEDUMM_TUNED, fedUmmSection, runFedUmm } from './fedumm.js';
+export type { FedUmmSectionOptions, FedUmmSettings } from './fedumm.js';
+export { DEFAULT_SEEDS, parseExperimentsArgs } from './args.js';
 export type { ExperimentsArgs } from './args.js';
 export { REPORT_NOTES, SECTIONS, main, runExperiments } from './cli.js';
-export type { SectionEntry } from './cli.js';

@@ -48,3 +48,9 @@ export interface ExperimentContext {
   /** Run only this part of the grid's missing cells (absent: all); the cells of the other parts are taken from the cache when there. */
   readonly shard?: Shard;
 }
+
+/** One section the CLI can run. */
+export interface SectionEntry {
+  readonly id: string;
+  readonly run: (ctx: ExperimentContext) => Promise<SectionResult>;
+}

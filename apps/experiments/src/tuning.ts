@@ -1,0 +1,134 @@
+/**
+ * Hyperparameter choice on validation data: every method's candidates (a small documented grid of
+ * learning rates, and of FedProx μ and FedMM-X λ₁ where the method has them) are each trained with
+ * the tuning seeds and scored on the validation subset; the candidate with the highest mean
+ * validation score is chosen (ties: the first in grid order) before any test number is read. The
+ * tuning seeds are disjoint from the evaluation seeds, so the runs reported on test are never the
+ * runs a choice was made on. Every candidate's scores are kept, so the report shows the whole grid.
+ */
+import { ExperimentsError } from './errors.js';
+import { markdownTable, meanStd } from './stats.js';
+import type { SeededValue } from './stats.js';
+
+/** The values a run is configured with; μ and λ₁ only where the method has them. */
+export interface Hyperparameters {
+  readonly learningRate: number;
+  /** FedProx's proximal weight μ. */
+  readonly proximalMu?: number;
+  /** FedMM-X's L_modal weight λ₁. */
+  readonly modalWeight?: number;
+}
+
+/** The documented grid a section tunes over. */
+export interface TuningGrid {
+  readonly learningRates: readonly number[];
+  readonly proximalMus: readonly number[];
+  readonly modalWeights: readonly number[];
+}
+
+/** Every candidate of `grid` for a method tuning the learning rate and, when asked, μ and λ₁ (learning rate outermost). */
+export function gridCandidates(grid: TuningGrid, tunes: { readonly proximalMu?: boolean; readonly modalWeight?: boolean } = {}): Hyperparameters[] {
+  const check = (field: string, values: readonly number[]): void => {
+    if (values.length === 0 || values.some((v) => !(Number.isFinite(v) && v >= 0)) || new Set(values).size !== values.length)
+      throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `gridCandidates: ${field} must be distinct finite values ≥ 0, got [${values.join(', ')}]`);
+  };
+  check('learningRates', grid.learningRates);
+  if (grid.learningRates.some((v) => v === 0)) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', 'gridCandidates: a learning rate of 0 trains nothing');
+  if (tunes.proximalMu) check('proximalMus', grid.proximalMus);
+  if (tunes.modalWeight) check('modalWeights', grid.modalWeights);
+  const out: Hyperparameters[] = [];
+  for (const learningRate of grid.learningRates)
+    for (const proximalMu of tunes.proximalMu ? grid.proximalMus : [undefined])
+      for (const modalWeight of tunes.modalWeight ? grid.modalWeights : [undefined])
+        out.push({ learningRate, ...(proximalMu === undefined ? {} : { proximalMu }), ...(modalWeight === undefined ? {} : { modalWeight }) });
+  return out;
+}
+
+/** One candidate's validation scores, one per tuning seed, and their mean. */
+export interface CandidateScore {
+  readonly hyperparameters: Hyperparameters;
+  readonly scores: readonly SeededValue[];
+  readonly mean: number;
+}
+
+/** What tuning one method found: the whole grid and the choice. */
+export interface TuningRecord {
+  readonly method: string;
+  readonly candidates: readonly CandidateScore[];
+  readonly chosen: Hyperparameters;
+  /** Mean validation score of the chosen candidate. */
+  readonly validationScore: number;
+}
+
+/**
+ * The candidate with the highest mean validation score (ties: the first in grid order); throws
+ * `EXPERIMENTS_BAD_INPUT` when no candidate has a finite score.
+ */
+export function chooseOnValidation(method: string, scored: readonly { hyperparameters: Hyperparameters; scores: readonly SeededValue[] }[]): TuningRecord {
+  const candidates = scored.map((c) => ({ ...c, mean: meanStd(c.scores.map((s) => s.value).filter(Number.isFinite)).mean }));
+  let best: CandidateScore | undefined;
+  for (const c of candidates) if (Number.isFinite(c.mean) && (best === undefined || c.mean > best.mean)) best = c;
+  if (best === undefined) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `chooseOnValidation: no candidate of ${method} has a validation score`);
+  return { method, candidates, chosen: best.hyperparameters, validationScore: best.mean };
+}
+
+/** Trains and scores every candidate with every tuning seed through `score` (in order), then chooses. */
+export async function tuneOnValidation(
+  method: string,
+  candidates: readonly Hyperparameters[],
+  tuningSeeds: readonly number[],
+  score: (hyperparameters: Hyperparameters, seed: number) => Promise<number>,
+): Promise<TuningRecord> {
+  if (tuningSeeds.length === 0) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `tuneOnValidation: ${method} needs at least one tuning seed`);
+  const scored: { hyperparameters: Hyperparameters; scores: SeededValue[] }[] = [];
+  for (const hyperparameters of candidates) {
+    const scores: SeededValue[] = [];
+    for (const seed of tuningSeeds) scores.push({ seed, value: await score(hyperparameters, seed) });
+    scored.push({ hyperparameters, scores });
+  }
+  return chooseOnValidation(method, scored);
+}
+
+/** Throws `EXPERIMENTS_BAD_INPUT` when a tuning seed is also an evaluation seed (the test runs would then be tuning runs). */
+export function checkDisjointSeeds(tuningSeeds: readonly number[], evaluationSeeds: readonly number[]): void {
+  const shared = tuningSeeds.filter((s) => evaluationSeeds.includes(s));
+  if (tuningSeeds.length === 0) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', 'tuning needs at least one tuning seed');
+  if (shared.length > 0)
+    throw new ExperimentsError(
+      'EXPERIMENTS_BAD_INPUT',
+      `seeds ${shared.join(', ')} are both tuning and evaluation seeds; choose evaluation seeds outside ${tuningSeeds.join(', ')}`,
+    );
+}
+
+/** True when `a` and `b` hold the same values (also after a JSON round trip, unlike `===`). */
+export function sameHyperparameters(a: Hyperparameters, b: Hyperparameters): boolean {
+  return a.learningRate === b.learningRate && a.proximalMu === b.proximalMu && a.modalWeight === b.modalWeight;
+}
+
+/** `lr 0.01, μ 0.1, λ₁ 0.5` (the fields the candidate has). */
+export function formatHyperparameters(h: Hyperparameters): string {
+  return [
+    `lr ${h.learningRate}`,
+    ...(h.proximalMu === undefined ? [] : [`μ ${h.proximalMu}`]),
+    ...(h.modalWeight === undefined ? [] : [`λ₁ ${h.modalWeight}`]),
+  ].join(', ');
+}
+
+/** The tuning table of the report: per method, every candidate's mean validation score (×`scale`), the chosen one in bold. */
+export function tuningTable(records: readonly (TuningRecord & { readonly label: string })[], options: { scale?: number; digits?: number } = {}): string {
+  const scale = options.scale ?? 100;
+  const digits = options.digits ?? 1;
+  return markdownTable(
+    ['Method', 'chosen', 'validation score of each candidate (mean over tuning seeds)'],
+    records.map((r) => [
+      r.label,
+      formatHyperparameters(r.chosen),
+      r.candidates
+        .map((c) => {
+          const text = `${formatHyperparameters(c.hyperparameters)}: ${Number.isFinite(c.mean) ? (c.mean * scale).toFixed(digits) : '—'}`;
+          return sameHyperparameters(c.hyperparameters, r.chosen) ? `**${text}**` : text;
+        })
+        .join('; '),
+    ]),
+  );
+}
