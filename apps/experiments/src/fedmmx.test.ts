@@ -31,7 +31,7 @@ const record = (method: string, chosen: TuningRecord['chosen']): TuningRecord =>
 const tuning: TuningRecord[] = [
   record('fedavg', { learningRate: 0.01 }),
   record('fedprox', { learningRate: 0.01, proximalMu: 0.01 }),
-  record('fedmm-x', { learningRate: 0.03, modalWeight: 0.1 }),
+  record('fedmm-x', { learningRate: 0.03, modalWeight: 0.1, interpretabilityWeight: 0.1 }),
   record('centralized', { learningRate: 0.01 }),
   record('local', { learningRate: 0.03 }),
 ];
@@ -72,13 +72,16 @@ const bounds = (initialAccuracy: number, centralized: number, localMean: number)
   durationMs: 1,
 });
 
+/** A small input-deletion FS setting for the tests: every example, half of each input deleted, one random trial. */
+const FS_TEST = { examples: 4, fractions: [0.5], trials: 1 };
+
 describe('fedMmxMethods and fedMmxTask', () => {
   it('build valid tasks with the chosen values: every client every round, the seed as task seed, no test reads, ablations changing one thing of FedMM-X', () => {
     const methods = fedMmxMethods();
 
     const tasks = methods.map((m) => fedMmxTask(m, FEDMMX_QUICK, 5, chosenFor(m, tuning)));
 
-    expect(methods.map((m) => m.id)).toEqual(['fedavg', 'fedprox', 'fedmm-x', 'no-lmodal', 'no-trust', 'linear-head']);
+    expect(methods.map((m) => m.id)).toEqual(['fedavg', 'fedprox', 'fedmm-x', 'no-lmodal', 'no-lintp', 'distill', 'no-trust', 'linear-head']);
     for (const t of tasks) {
       expect(t.clientsPerRound).toBe(FEDMMX_QUICK.numClients);
       expect(t.minClients).toBe(FEDMMX_QUICK.numClients);
@@ -89,24 +92,36 @@ describe('fedMmxMethods and fedMmxTask', () => {
     }
     expect(tasks[0]!.learningRate).toBe(0.01);
     expect(tasks[1]!.strategy).toEqual({ name: 'fedprox', proximalMu: 0.01 });
-    const [full, noModal, noTrust, linear] = tasks.slice(2);
+    const [full, noModal, noIntp, distill, noTrust, linear] = tasks.slice(2);
     expect(full!.learningRate).toBe(0.03);
     expect(tasks.slice(3).every((t) => t.learningRate === 0.03)).toBe(true);
     expect(noModal!.strategy).toEqual(full!.strategy);
-    expect(noModal!.model).toMatchObject({ modalWeight: 0, head: 'nam' });
+    expect(noModal!.model).toMatchObject({ modalWeight: 0, interpretabilityWeight: 0.1, head: 'nam' });
+    expect(noIntp!.model).toMatchObject({ modalWeight: 0.1, interpretabilityWeight: 0, modalLoss: 'js' });
+    expect(distill!.model).toMatchObject({ modalWeight: 0.1, interpretabilityWeight: 0.1, modalLoss: 'distill' });
     expect(noTrust!.strategy).toMatchObject({ name: 'fedavg' });
     expect(noTrust!.model).toEqual(full!.model);
     expect(linear!.model).toMatchObject({ modalWeight: 0.1, head: 'linear' });
-    expect(full!.model).toMatchObject({ modalWeight: 0.1, head: 'nam' });
+    expect(full!.model).toMatchObject({ modalWeight: 0.1, interpretabilityWeight: 0.1, modalLoss: 'js', head: 'nam' });
   });
 
   it('finds the run of the same task (all but its id) so it is not repeated, and nothing when a value differs', () => {
     const noTrust = fedMmxMethods().find((m) => m.id === 'no-trust')!;
     const fedavgRun = { ...run('fedavg', 0.6), hyperparameters: { learningRate: 0.03 } };
-    const sameRate = tuning.map((r) => (r.method === 'fedavg' ? { ...r, chosen: { learningRate: 0.03 } } : r));
+    // FedMM-X's λ₂ chosen as the task default (0), so its no-trust ablation is FedAvg's task.
+    const sameRate = tuning.map((r) =>
+      r.method === 'fedavg'
+        ? { ...r, chosen: { learningRate: 0.03 } }
+        : r.method === 'fedmm-x'
+          ? { ...r, chosen: { learningRate: 0.03, modalWeight: 0.1, interpretabilityWeight: 0 } }
+          : r,
+    );
 
     expect(sameConfigurationAs(noTrust, sameRate, [fedavgRun], FEDMMX_QUICK, 1)).toBe(fedavgRun);
     expect(sameConfigurationAs(noTrust, sameRate, [fedavgRun], FEDMMX_QUICK, 2)).toBeUndefined();
+    // With λ₂ > 0 chosen for FedMM-X, its no-trust ablation trains with L_intp and FedAvg does not: not the same task.
+    const withIntp = tuning.map((r) => (r.method === 'fedavg' ? { ...r, chosen: { learningRate: 0.03 } } : r));
+    expect(sameConfigurationAs(noTrust, withIntp, [fedavgRun], FEDMMX_QUICK, 1)).toBeUndefined();
     expect(sameConfigurationAs(noTrust, sameRate, [{ ...fedavgRun, hyperparameters: { learningRate: 0.01 } }], FEDMMX_QUICK, 1)).toBeUndefined();
     const linear = fedMmxMethods().find((m) => m.id === 'linear-head')!;
     expect(sameConfigurationAs(linear, sameRate, [fedavgRun], FEDMMX_QUICK, 1)).toBeUndefined();
@@ -115,7 +130,7 @@ describe('fedMmxMethods and fedMmxTask', () => {
     expect(reused).toMatchObject({
       method: 'no-trust',
       reusedFrom: 'fedavg',
-      hyperparameters: { learningRate: 0.03, modalWeight: 0.1 },
+      hyperparameters: { learningRate: 0.03, modalWeight: 0.1, interpretabilityWeight: 0 },
       final: fedavgRun.final,
     });
     const checks = fedMmxChecks({
@@ -204,7 +219,7 @@ describe('renderFedMmx', () => {
     expect(section.markdown).toContain(
       'FedMM-X (trust-aware) − FedAvg: +10.0 [−53.5, +73.5] points; the 95 % interval includes 0, so these 2 seeds do not separate them.',
     );
-    expect(section.markdown).toContain('| FedMM-X (trust-aware) | lr 0.03, λ₁ 0.1 | **lr 0.03, λ₁ 0.1: 50.0** |');
+    expect(section.markdown).toContain('| FedMM-X (trust-aware) | lr 0.03, λ₁ 0.1, λ₂ 0.1 | **lr 0.03, λ₁ 0.1, λ₂ 0.1: 50.0** |');
     expect(section.markdown).toContain('carved out of its test split');
     expect(section.markdown).toContain('| without NAM (linear head) | not run |');
     expect(section.markdown).toContain('Runtime: 61 s');
@@ -215,7 +230,7 @@ describe('renderFedMmx', () => {
     expect(section.markdown).toContain('| Method | EC | EC, shuffled pairs (chance) | EC, raw cosine | FS |');
     expect(section.markdown).toContain('| FedAvg | 50.0 ± 0.0 | 10.0 ± 0.0 | 80.0 ± 0.0 | 10.0 ± 0.0 |');
     expect(section.markdown).toContain('| Initial model (round 0) | 2.0 ± 0.0 | 1.0 ± 0.0 | -30.0 ± 0.0 | 0.0 ± 0.0 |');
-    expect((section.raw as { tasks: unknown[] }).tasks).toHaveLength(5);
+    expect((section.raw as { tasks: unknown[] }).tasks).toHaveLength(7);
     expect(section.markdown).not.toContain('runs are reused');
     const reused = renderFedMmx(input([...runs, { ...run('fedavg', 0.5), method: 'no-trust', reusedFrom: 'fedavg' }], [bounds(0.1, 0.9, 0.3)], [1]));
     expect(reused.markdown).toContain(
@@ -320,8 +335,8 @@ describe('interpretability', () => {
     bases.audio.dispose();
     try {
       // Act
-      const whole = await interpretability(model, test, { k: 1, rng: createRng(1), pairingRng: createRng(2), chunk: 64 });
-      const pieces = await interpretability(model, test, { k: 1, rng: createRng(1), pairingRng: createRng(2), chunk: 3 });
+      const whole = await interpretability(model, test, { fs: FS_TEST, rng: createRng(1), pairingRng: createRng(2), chunk: 64 });
+      const pieces = await interpretability(model, test, { fs: FS_TEST, rng: createRng(1), pairingRng: createRng(2), chunk: 3 });
       const inputs = { image: tf.tensor4d(image, [4, 28, 28, 1]), audio: tf.tensor3d(audio, [4, frames, DIGITS_LOG_MEL.numMels]) };
       const direct = explain(model, inputs);
       tf.dispose([inputs.image, inputs.audio]);
@@ -334,7 +349,9 @@ describe('interpretability', () => {
       expect(Math.abs(whole.ecShuffled)).toBeLessThanOrEqual(1);
       expect(Math.abs(whole.ec)).toBeLessThanOrEqual(1);
       expect(Number.isFinite(whole.fs)).toBe(true);
-      await expect(interpretability(model, restrictModalities(test, ['image']), { k: 1, rng: createRng(1), pairingRng: createRng(2) })).rejects.toMatchObject({
+      await expect(
+        interpretability(model, restrictModalities(test, ['image']), { fs: FS_TEST, rng: createRng(1), pairingRng: createRng(2) }),
+      ).rejects.toMatchObject({
         code: 'EXPERIMENTS_BAD_INPUT',
       });
     } finally {

@@ -25,7 +25,7 @@ import type { TaskConfig } from '@chorus/coordinator';
 import { runSimulation, modelRequestOf } from '@chorus/coordinator/simulate';
 import type { SimulationReport } from '@chorus/coordinator/simulate';
 import type { BuiltinName } from '@chorus/datasets';
-import { explain, faithfulness } from '@chorus/models';
+import { deletionFaithfulness, explain } from '@chorus/models';
 import type { Modality, MultimodalModel } from '@chorus/models';
 import { evaluateByModality, restrictModalities, trainOnUnion } from './centralized.js';
 import { ExperimentsError } from './errors.js';
@@ -38,7 +38,7 @@ import type { PairedDifference, SeededValue } from './stats.js';
 import { barChart, lineChart } from './svg.js';
 import { BASE_TASK, experimentTask } from './tasks.js';
 import { checkDisjointSeeds, formatHyperparameters, gridCandidates, sameHyperparameters, tuneOnValidation, tuningTable } from './tuning.js';
-import type { Hyperparameters, TuningGrid, TuningRecord } from './tuning.js';
+import type { Hyperparameters, TunedFields, TuningGrid, TuningRecord } from './tuning.js';
 
 /** The grid of one FedMM-X run. */
 export interface FedMmxSettings {
@@ -55,8 +55,8 @@ export interface FedMmxSettings {
   readonly validationExamples: number;
   /** Size of the fixed test subset every final model is measured on (disjoint from validation). */
   readonly testExamples: number;
-  /** Terms removed by the faithfulness test (of 3 modalities × 8 concepts). */
-  readonly faithfulnessK: number;
+  /** The input-deletion FS test: how many test inputs (the first of the fixed subset), which fractions of each input are deleted, random trials per fraction. */
+  readonly faithfulness: { readonly examples: number; readonly fractions: readonly number[]; readonly trials: number };
   /** The candidates: learning rates for every method and both baselines, μ for FedProx, λ₁ for FedMM-X. */
   readonly grid: TuningGrid;
   /** Seeds of the tuning runs (partition and initial model), disjoint from the evaluation seeds. */
@@ -73,8 +73,8 @@ export const FEDMMX_QUICK: FedMmxSettings = {
   modalityKinds: 'image=0.2,text=0.2,audio=0.2,image+text=0.2,image+text+audio=0.2',
   validationExamples: 200,
   testExamples: 200,
-  faithfulnessK: 4,
-  grid: { learningRates: [0.003, 0.01], proximalMus: [0.01], modalWeights: [0.1] },
+  faithfulness: { examples: 64, fractions: [0.1, 0.2], trials: 2 },
+  grid: { learningRates: [0.003, 0.01], proximalMus: [0.01], modalWeights: [0.1], interpretabilityWeights: [0.1] },
   tuningSeeds: [101],
 };
 
@@ -85,7 +85,8 @@ export const FEDMMX_FULL: FedMmxSettings = {
   maxExamplesPerClient: 200,
   validationExamples: 500,
   testExamples: 500,
-  grid: { learningRates: [0.001, 0.003, 0.01, 0.03], proximalMus: [0.01, 0.1], modalWeights: [0.1, 0.5] },
+  faithfulness: { examples: 256, fractions: [0.05, 0.1, 0.2], trials: 4 },
+  grid: { learningRates: [0.001, 0.003, 0.01, 0.03], proximalMus: [0.01, 0.1], modalWeights: [0.1, 0.5], interpretabilityWeights: [0.1, 1] },
   tuningSeeds: [101, 102],
 };
 
@@ -94,12 +95,12 @@ export interface FedMmxMethod {
   readonly id: string;
   readonly label: string;
   readonly strategy: Readonly<Record<string, unknown>>;
-  /** Task `model` fields over the base task's and the chosen λ₁ (the ablations' `modalWeight` and `head`). */
-  readonly model?: Readonly<{ modalWeight?: number; head?: 'nam' | 'linear' }>;
+  /** Task `model` fields over the base task's and the chosen λ₁, λ₂ (the ablations' `modalWeight`, `interpretabilityWeight`, `modalLoss` and `head`). */
+  readonly model?: Readonly<{ modalWeight?: number; interpretabilityWeight?: number; modalLoss?: 'js' | 'distill'; head?: 'nam' | 'linear' }>;
   /** Ablations run after the main table, and only when the task schema knows their fields. */
   readonly ablation: boolean;
   /** What the method tunes besides the learning rate (main methods only). */
-  readonly tunes?: { readonly proximalMu?: boolean; readonly modalWeight?: boolean };
+  readonly tunes?: TunedFields;
   /** The method whose validation choice an ablation runs with (it changes one thing and keeps the rest). */
   readonly choiceOf?: string;
 }
@@ -110,8 +111,17 @@ export function fedMmxMethods(): FedMmxMethod[] {
   return [
     { id: 'fedavg', label: 'FedAvg', strategy: { name: 'fedavg' }, ablation: false, tunes: {} },
     { id: 'fedprox', label: 'FedProx', strategy: { name: 'fedprox' }, ablation: false, tunes: { proximalMu: true } },
-    { id: 'fedmm-x', label: 'FedMM-X (trust-aware)', strategy: trustAware, ablation: false, tunes: { modalWeight: true } },
+    { id: 'fedmm-x', label: 'FedMM-X (trust-aware)', strategy: trustAware, ablation: false, tunes: { modalWeight: true, interpretabilityWeight: true } },
     { id: 'no-lmodal', label: 'FedMM-X without L_modal', strategy: trustAware, model: { modalWeight: 0 }, ablation: true, choiceOf: 'fedmm-x' },
+    { id: 'no-lintp', label: 'FedMM-X without L_intp', strategy: trustAware, model: { interpretabilityWeight: 0 }, ablation: true, choiceOf: 'fedmm-x' },
+    {
+      id: 'distill',
+      label: 'FedMM-X, L_modal = cross-modal distillation',
+      strategy: trustAware,
+      model: { modalLoss: 'distill' },
+      ablation: true,
+      choiceOf: 'fedmm-x',
+    },
     { id: 'no-trust', label: 'FedMM-X without trust weighting', strategy: { name: 'fedavg' }, ablation: true, choiceOf: 'fedmm-x' },
     { id: 'linear-head', label: 'FedMM-X without NAM (linear head)', strategy: trustAware, model: { head: 'linear' }, ablation: true, choiceOf: 'fedmm-x' },
   ];
@@ -127,7 +137,12 @@ export function fedMmxTask(method: FedMmxMethod, settings: FedMmxSettings, seed:
   return experimentTask(`fedmmx-${method.id}-s${seed}`, {
     dataset: { ...BASE_TASK.dataset, name: settings.dataset },
     strategy,
-    model: { ...BASE_TASK.model, ...(h.modalWeight === undefined ? {} : { modalWeight: h.modalWeight }), ...method.model },
+    model: {
+      ...BASE_TASK.model,
+      ...(h.modalWeight === undefined ? {} : { modalWeight: h.modalWeight }),
+      ...(h.interpretabilityWeight === undefined ? {} : { interpretabilityWeight: h.interpretabilityWeight }),
+      ...method.model,
+    },
     evaluation: { ...BASE_TASK.evaluation, testExamples: 0 },
     rounds: settings.rounds,
     clientsPerRound: settings.numClients,
@@ -250,7 +265,7 @@ export function shuffledPairing(explanations: readonly Float32Array[], numInputs
 export async function interpretability(
   model: MultimodalModel,
   test: LocalDataset,
-  options: { k: number; rng: Rng; pairingRng: Rng; chunk?: number },
+  options: { fs: FedMmxSettings['faithfulness']; rng: Rng; pairingRng: Rng; chunk?: number },
 ): Promise<{ ec: number; ecShuffled: number; ecRaw: number; fs: number }> {
   const chunk = options.chunk ?? 64;
   const modalities = test.modalities.filter((m) => model.modalities.includes(m));
@@ -274,10 +289,30 @@ export async function interpretability(
         at.forEach((i, m) => rows[m]!.push(...ex.modalityContributions.subarray((e * numModalities + i) * k, (e * numModalities + i + 1) * k)));
         complete++;
       }
-      const fs = faithfulness(ex, { k: options.k, rng: options.rng });
-      for (const v of fs.perExample) {
-        fsSum += v;
-        fsCount++;
+      const fsExamples = Math.min(indices.length, options.fs.examples - start);
+      if (fsExamples > 0) {
+        const fsBatch = fsExamples === indices.length ? batch : toModelBatch(await test.read(indices.slice(0, fsExamples)), modalities);
+        try {
+          const fs = await deletionFaithfulness(model, fsBatch, { rng: options.rng, fractions: options.fs.fractions, trials: options.fs.trials });
+          // Per example, FS averaged over the fractions; examples with nothing deletable are not scored.
+          for (let e = 0; e < fsExamples; e++) {
+            let sum = 0;
+            let n = 0;
+            for (const point of fs.points) {
+              const v = point.overall.perExample[e]!;
+              if (!Number.isNaN(v)) {
+                sum += v;
+                n++;
+              }
+            }
+            if (n > 0) {
+              fsSum += sum / n;
+              fsCount++;
+            }
+          }
+        } finally {
+          if (fsBatch !== batch) tf.dispose(Object.values(fsBatch) as tf.Tensor[]);
+        }
       }
     } finally {
       tf.dispose(Object.values(batch) as tf.Tensor[]);
@@ -295,7 +330,7 @@ export async function interpretability(
 }
 
 function interpretabilityOf(model: MultimodalModel, test: LocalDataset, settings: FedMmxSettings, seed: number): Promise<InterpretabilityScores> {
-  return interpretability(model, test, { k: settings.faithfulnessK, rng: createRng(seed), pairingRng: createRng(SHUFFLED_PAIRING_SEED) });
+  return interpretability(model, test, { fs: settings.faithfulness, rng: createRng(seed), pairingRng: createRng(SHUFFLED_PAIRING_SEED) });
 }
 
 async function scoreModel(model: MultimodalModel, test: LocalDataset, settings: FedMmxSettings, seed: number): Promise<ModelScores> {
@@ -1006,7 +1041,7 @@ export function renderFedMmx(input: FedMmxMeasurements): SectionResult {
   const grid = settings.grid;
   const markdown = `${settings.dataset === 'digits' ? 'Spoken & written digits' : `Dataset \`${settings.dataset}\``}, ${settings.numClients} clients (all take part every round), ${settings.rounds} rounds of one local epoch, ≤ ${settings.maxExamplesPerClient} training examples per client, Dirichlet α = ${settings.alpha} label skew, client modality sets ${settings.modalityKinds.replace(/,/g, ', ')} (\`--modality-kinds\`). Frozen pretrained encoders, LoRA rank ${BASE_TASK.model.adapterRank} adapters, ${BASE_TASK.model.namConcepts} concepts per modality, NAM head. Mean ± sample std over ${n} evaluation seed${n > 1 ? 's' : ''} (${seeds.join(', ')}); a seed fixes the partition and the initial model of every method, so differences are paired per seed and given with 95 % t intervals. Every accuracy, EC and FS is measured on the same ${input.splits.testExamples} test examples.
 
-**Protocol.** ${describeSplits(input.splits)} Grid (fixed before any run): learning rate ∈ {${grid.learningRates.join(', ')}} for every method and both baselines; FedProx μ ∈ {${grid.proximalMus.join(', ')}}; FedMM-X λ₁ (L_modal weight) ∈ {${grid.modalWeights.join(', ')}}; FedAvg and FedProx keep the task's default λ₁ = ${experimentTask('fedmmx-defaults').model.modalWeight}. Each candidate is trained with tuning seed${settings.tuningSeeds.length > 1 ? 's' : ''} ${settings.tuningSeeds.join(', ')} (disjoint from the evaluation seeds) and scored by validation accuracy with every modality present; the best mean is chosen (ties: the first in grid order). The ablations keep FedMM-X's chosen values and change one thing. Centralized trains one model on the pooled client data with mixed (shuffled across clients) batches for ${settings.rounds} epochs, the federated runs' example budget (rounds × local epochs × examples); LOCAL trains each client alone on its shard for as many epochs and is tested with the modalities that client holds. Each is called a bound only when the measured numbers make it one.
+**Protocol.** ${describeSplits(input.splits)} Grid (fixed before any run): learning rate ∈ {${grid.learningRates.join(', ')}} for every method and both baselines; FedProx μ ∈ {${grid.proximalMus.join(', ')}}; FedMM-X λ₁ (L_modal weight) ∈ {${grid.modalWeights.join(', ')}} and λ₂ (L_intp weight) ∈ {${grid.interpretabilityWeights.join(', ')}}; FedAvg and FedProx keep the task's defaults λ₁ = ${experimentTask('fedmmx-defaults').model.modalWeight}, λ₂ = ${experimentTask('fedmmx-defaults').model.interpretabilityWeight}. Each candidate is trained with tuning seed${settings.tuningSeeds.length > 1 ? 's' : ''} ${settings.tuningSeeds.join(', ')} (disjoint from the evaluation seeds) and scored by validation accuracy with every modality present; the best mean is chosen (ties: the first in grid order). The ablations keep FedMM-X's chosen values and change one thing. Centralized trains one model on the pooled client data with mixed (shuffled across clients) batches for ${settings.rounds} epochs, the federated runs' example budget (rounds × local epochs × examples); LOCAL trains each client alone on its shard for as many epochs and is tested with the modalities that client holds. Each is called a bound only when the measured numbers make it one.
 
 ### Chosen on validation
 
@@ -1027,7 +1062,7 @@ ${accuracyReading} The paper reports FedMM-X 5.4 points above FedAvg (64.7 vs 59
 ### Table 2 — explanation consistency and faithfulness (%)
 
 ${markdownTable(['Method', 'EC', 'EC, shuffled pairs (chance)', 'EC, raw cosine', 'FS'], table2Rows)}
-EC: cosine between two modalities' class-contribution vectors of one test input (every modality present), each vector first centred over the classes (its mean over the classes subtracted), averaged over the three pairs, ×100. Centring removes exactly what softmax ignores — a constant added to all of one modality's class contributions moves every logit alike and changes no prediction — so EC measures whether the modalities favour the same classes; the raw cosine (no centring, shown for comparison) also rewards a shared offset, and an untrained model can score far from 0 on it. Two chance levels: the initial model (round 0, before any training), and "shuffled pairs", the same model's EC with each modality's explanation taken from a different test input (a seeded random cycle over the test inputs, one for every model; modality m is shifted by m places), which keeps any class bias the modalities share and removes agreement about the input itself. FS: drop in the predicted class's probability when the ${settings.faithfulnessK} terms (of ${MODALITIES.length * BASE_TASK.model.namConcepts}) contributing most to it are removed, minus the mean drop over 8 removals of ${settings.faithfulnessK} random terms, ×100. FedMM-X vs FedAvg: EC ${signed(gap('fedmm-x', 'fedavg', (s) => s.ec))}, FS ${signed(gap('fedmm-x', 'fedavg', (s) => s.fs))} points (the paper: +14.1 and +14.6).
+EC: cosine between two modalities' class-contribution vectors of one test input (every modality present), each vector first centred over the classes (its mean over the classes subtracted), averaged over the three pairs, ×100. Centring removes exactly what softmax ignores — a constant added to all of one modality's class contributions moves every logit alike and changes no prediction — so EC measures whether the modalities favour the same classes; the raw cosine (no centring, shown for comparison) also rewards a shared offset, and an untrained model can score far from 0 on it. Two chance levels: the initial model (round 0, before any training), and "shuffled pairs", the same model's EC with each modality's explanation taken from a different test input (a seeded random cycle over the test inputs, one for every model; modality m is shifted by m places), which keeps any class bias the modalities share and removes agreement about the input itself. FS is an input-deletion test (ERASER comprehensiveness, DeYoung et al. 2020): on the first ${settings.faithfulness.examples} test inputs, delete the ${settings.faithfulness.fractions.map((f) => `${f * 100} %`).join(' / ')} of each modality's content (non-black pixels, caption tokens, non-silent audio frames) that gradient × input saliency ranks highest — a black pixel, a padding token, a silent frame — and measure the drop in the predicted class's probability, minus the mean drop over ${settings.faithfulness.trials} random deletions of as many elements, averaged over the fractions, ×100. It fails (≤ 0) when the attributions point at inputs that matter no more than random ones; the initial model's FS is its chance level. FedMM-X vs FedAvg: EC ${signed(gap('fedmm-x', 'fedavg', (s) => s.ec))}, FS ${signed(gap('fedmm-x', 'fedavg', (s) => s.fs))} points (the paper: +14.1 and +14.6).
 
 ${ecReading}
 

@@ -349,7 +349,7 @@ async function clientCosts(settings: FedUmmSettings, client: LocalDataset, learn
 
 /** Chooses the three learning rates on the validation subset (tuning seeds, the reference configuration; no test read). */
 async function tuneFedUmm(settings: FedUmmSettings, validation: LocalDataset, models: ModelFactory, log: (line: string) => void): Promise<TuningRecord[]> {
-  const candidates = gridCandidates({ learningRates: settings.learningRates, proximalMus: [], modalWeights: [] });
+  const candidates = gridCandidates({ learningRates: settings.learningRates, proximalMus: [], modalWeights: [], interpretabilityWeights: [] });
   const pooled = new Map<number, LocalDataset[]>();
   const pooledAt = async (seed: number): Promise<LocalDataset[]> =>
     pooled.get(seed) ?? pooled.set(seed, (await referenceData(settings, seed, models)).datasets).get(seed)!;

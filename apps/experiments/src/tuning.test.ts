@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkDisjointSeeds, chooseOnValidation, formatHyperparameters, gridCandidates, tuneOnValidation, tuningTable } from './tuning.js';
 
-const grid = { learningRates: [0.01, 0.03], proximalMus: [0.01, 0.1], modalWeights: [0.1, 1] };
+const grid = { learningRates: [0.01, 0.03], proximalMus: [0.01, 0.1], modalWeights: [0.1, 1], interpretabilityWeights: [0.1] };
 
 describe('gridCandidates', () => {
   it('crosses the learning rates with μ or λ₁ only for the methods that have them', () => {
@@ -13,6 +13,16 @@ describe('gridCandidates', () => {
       { learningRate: 0.03, proximalMu: 0.1 },
     ]);
     expect(gridCandidates(grid, { modalWeight: true })).toHaveLength(4);
+    expect(gridCandidates({ ...grid, interpretabilityWeights: [0.1, 1] }, { modalWeight: true, interpretabilityWeight: true })).toEqual([
+      { learningRate: 0.01, modalWeight: 0.1, interpretabilityWeight: 0.1 },
+      { learningRate: 0.01, modalWeight: 0.1, interpretabilityWeight: 1 },
+      { learningRate: 0.01, modalWeight: 1, interpretabilityWeight: 0.1 },
+      { learningRate: 0.01, modalWeight: 1, interpretabilityWeight: 1 },
+      { learningRate: 0.03, modalWeight: 0.1, interpretabilityWeight: 0.1 },
+      { learningRate: 0.03, modalWeight: 0.1, interpretabilityWeight: 1 },
+      { learningRate: 0.03, modalWeight: 1, interpretabilityWeight: 0.1 },
+      { learningRate: 0.03, modalWeight: 1, interpretabilityWeight: 1 },
+    ]);
   });
 
   it('refuses an empty, repeated or zero learning-rate grid with a coded error', () => {

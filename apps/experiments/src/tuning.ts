@@ -17,6 +17,8 @@ export interface Hyperparameters {
   readonly proximalMu?: number;
   /** FedMM-X's L_modal weight λ₁. */
   readonly modalWeight?: number;
+  /** FedMM-X's L_intp weight λ₂. */
+  readonly interpretabilityWeight?: number;
 }
 
 /** The documented grid a section tunes over. */
@@ -24,10 +26,18 @@ export interface TuningGrid {
   readonly learningRates: readonly number[];
   readonly proximalMus: readonly number[];
   readonly modalWeights: readonly number[];
+  readonly interpretabilityWeights: readonly number[];
 }
 
-/** Every candidate of `grid` for a method tuning the learning rate and, when asked, μ and λ₁ (learning rate outermost). */
-export function gridCandidates(grid: TuningGrid, tunes: { readonly proximalMu?: boolean; readonly modalWeight?: boolean } = {}): Hyperparameters[] {
+/** Which of a grid's optional hyperparameters a method tunes (the learning rate always). */
+export interface TunedFields {
+  readonly proximalMu?: boolean;
+  readonly modalWeight?: boolean;
+  readonly interpretabilityWeight?: boolean;
+}
+
+/** Every candidate of `grid` for a method tuning the learning rate and, when asked, μ, λ₁ and λ₂ (learning rate outermost). */
+export function gridCandidates(grid: TuningGrid, tunes: TunedFields = {}): Hyperparameters[] {
   const check = (field: string, values: readonly number[]): void => {
     if (values.length === 0 || values.some((v) => !(Number.isFinite(v) && v >= 0)) || new Set(values).size !== values.length)
       throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `gridCandidates: ${field} must be distinct finite values ≥ 0, got [${values.join(', ')}]`);
@@ -36,11 +46,18 @@ export function gridCandidates(grid: TuningGrid, tunes: { readonly proximalMu?: 
   if (grid.learningRates.some((v) => v === 0)) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', 'gridCandidates: a learning rate of 0 trains nothing');
   if (tunes.proximalMu) check('proximalMus', grid.proximalMus);
   if (tunes.modalWeight) check('modalWeights', grid.modalWeights);
+  if (tunes.interpretabilityWeight) check('interpretabilityWeights', grid.interpretabilityWeights);
   const out: Hyperparameters[] = [];
   for (const learningRate of grid.learningRates)
     for (const proximalMu of tunes.proximalMu ? grid.proximalMus : [undefined])
       for (const modalWeight of tunes.modalWeight ? grid.modalWeights : [undefined])
-        out.push({ learningRate, ...(proximalMu === undefined ? {} : { proximalMu }), ...(modalWeight === undefined ? {} : { modalWeight }) });
+        for (const interpretabilityWeight of tunes.interpretabilityWeight ? grid.interpretabilityWeights : [undefined])
+          out.push({
+            learningRate,
+            ...(proximalMu === undefined ? {} : { proximalMu }),
+            ...(modalWeight === undefined ? {} : { modalWeight }),
+            ...(interpretabilityWeight === undefined ? {} : { interpretabilityWeight }),
+          });
   return out;
 }
 
@@ -102,15 +119,21 @@ export function checkDisjointSeeds(tuningSeeds: readonly number[], evaluationSee
 
 /** True when `a` and `b` hold the same values (also after a JSON round trip, unlike `===`). */
 export function sameHyperparameters(a: Hyperparameters, b: Hyperparameters): boolean {
-  return a.learningRate === b.learningRate && a.proximalMu === b.proximalMu && a.modalWeight === b.modalWeight;
+  return (
+    a.learningRate === b.learningRate &&
+    a.proximalMu === b.proximalMu &&
+    a.modalWeight === b.modalWeight &&
+    a.interpretabilityWeight === b.interpretabilityWeight
+  );
 }
 
-/** `lr 0.01, μ 0.1, λ₁ 0.5` (the fields the candidate has). */
+/** `lr 0.01, μ 0.1, λ₁ 0.5, λ₂ 0.1` (the fields the candidate has). */
 export function formatHyperparameters(h: Hyperparameters): string {
   return [
     `lr ${h.learningRate}`,
     ...(h.proximalMu === undefined ? [] : [`μ ${h.proximalMu}`]),
     ...(h.modalWeight === undefined ? [] : [`λ₁ ${h.modalWeight}`]),
+    ...(h.interpretabilityWeight === undefined ? [] : [`λ₂ ${h.interpretabilityWeight}`]),
   ].join(', ');
 }
 
