@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 
 import { DatasetError } from '../errors.js';
 import { parseManifest, type ManifestArtifact } from '../manifest.js';
-import { buildFashion } from './build.js';
+import { buildInstallArtifacts } from './build.js';
 import { ArtifactSink, sha256File } from './sink.js';
 
 /** What {@link ensureInstallArtifacts} did. */
@@ -41,7 +41,7 @@ export function ensureInstallArtifacts(dataDir: string): EnsureResult {
   const scratch = mkdtempSync(join(dataDir, '.build-'));
   try {
     const sink = new ArtifactSink(scratch);
-    buildFashion(sink, manifest.seed, manifest.small);
+    buildInstallArtifacts(sink, manifest.seed, manifest.small);
     const built = new Map(sink.entries.map((e) => [e.path, e]));
     for (const entry of stale) {
       const got = built.get(entry.path);
