@@ -1,6 +1,6 @@
 /**
  * fashion-mm end to end: a tiny `simulate` run (3 in-process clients with their own caption/SNR
- * profiles and modality subsets, 2 FLTrust rounds) on the built-in fashion-mm benchmark, with the
+ * profiles and modality subsets, 2 rounds of FedMM-X over FLTrust) on the built-in fashion-mm benchmark, with the
  * coordinator evaluating on the test split, probing on public/probe and training its root update
  * on public/root.
  */
@@ -14,7 +14,7 @@ const task = parseTask({
   id: 'fashion-mm-e2e',
   dataset: { name: 'fashion-mm', modalities: ['image', 'text', 'audio'] },
   model: { base: 'chorus-digits-v1', adapterRank: 2, adapterAlpha: 4, namConcepts: 4 },
-  strategy: { name: 'fltrust', rootExamples: 8 },
+  strategy: { name: 'fedmm-x', inner: { name: 'fltrust', rootExamples: 8 } },
   evaluation: { probeExamples: 8, testExamples: 16 },
   rounds: 2,
   clientsPerRound: 3,
@@ -43,8 +43,10 @@ describe('fashion-mm simulation', () => {
     for (const round of report.rounds) {
       expect(round.testAccuracy).toBeGreaterThanOrEqual(0);
       expect(round.testAccuracy).toBeLessThanOrEqual(1);
-      expect(round.metrics['eval.audio.accuracy']).toBeGreaterThanOrEqual(0);
-      expect(round.metrics['probeExamples']).toBe(8);
+      expect(round.metrics['eval.numExamples']).toBe(16);
+      expect(round.metrics['rootUpdateMs']).toBeGreaterThan(0);
+      expect(round.metrics['probeMs']).toBeGreaterThan(0);
+      expect(round.metrics['strategy.clients:image']).toBe(2);
     }
   });
 
