@@ -29,7 +29,8 @@ beforeAll(async () => {
   dirB = mkdtempSync(join(tmpdir(), 'chorus-data-b-'));
   // Concurrent, so one build's synthesis overlaps the other's parsing.
   [manifest] = await Promise.all([buildAll({ outDir: dirA, seed: 5, small: true }), buildAll({ outDir: dirB, seed: 5, small: true })]);
-});
+  // Both read all 70,000 Fashion-MNIST images (fashion-mm's test split must come from the last 1,000 of each class).
+}, 300_000);
 
 afterAll(() => {
   for (const dir of [dirA, dirB]) if (dir !== '') rmSync(dir, { recursive: true, force: true });
@@ -67,7 +68,7 @@ describe('generator', () => {
     }
   });
 
-  it('install step: leaves matching files alone, rebuilds missing or corrupt ones byte for byte', () => {
+  it('install step: leaves matching files alone, rebuilds missing or corrupt ones byte for byte', { timeout: 120_000 }, () => {
     const installed = manifest.artifacts.filter((a) => a.origin === 'install').map((a) => a.path);
     const victim = 'fashion/train-images.bin';
     const original = readFileSync(join(dirA, victim));

@@ -52,14 +52,19 @@ function withArticle(name: string): string {
   return `${/^[aeiou]/.test(name) ? 'an' : 'a'} ${name}`;
 }
 
-/** The caption catalogue: exact (WordNet names of each class), superclass, attribute (8 codes), uninformative. */
-export function fashionMmCatalogue(): CatalogueCaption[] {
+/**
+ * The caption catalogue: exact (WordNet names of each class), superclass, attribute (8 codes),
+ * uninformative. `reduced` keeps one phrasing per class, group and kind (every attribute code), for
+ * the small test build.
+ */
+export function fashionMmCatalogue(reduced = false): CatalogueCaption[] {
   const out: CatalogueCaption[] = [];
-  FASHION_LEXICON.forEach((entry, c) => entry.names.forEach((name) => out.push({ text: withArticle(name), kind: 'exact', classes: [c] })));
-  for (const group of FASHION_SUPERCLASSES) for (const text of group.texts) out.push({ text, kind: 'superclass', classes: [...group.classes] });
+  const some = <T>(items: readonly T[]): readonly T[] => (reduced ? items.slice(0, 1) : items);
+  FASHION_LEXICON.forEach((entry, c) => some(entry.names).forEach((name) => out.push({ text: withArticle(name), kind: 'exact', classes: [c] })));
+  for (const group of FASHION_SUPERCLASSES) for (const text of some(group.texts)) out.push({ text, kind: 'superclass', classes: [...group.classes] });
   for (let code = 0; code < ATTR_DARK + ATTR_TALL + ATTR_BULKY + 1; code++)
     out.push({ text: `a ${attributeWords(code)} item`, kind: 'attribute', classes: [], attribute: code });
-  for (const text of UNINFORMATIVE_CAPTIONS) out.push({ text, kind: 'uninformative', classes: [] });
+  for (const text of some(UNINFORMATIVE_CAPTIONS)) out.push({ text, kind: 'uninformative', classes: [] });
   return out;
 }
 
@@ -74,6 +79,8 @@ export interface FashionMmSize {
   /** Of the public split's per-class count, this many go to the probe part; the rest to root. */
   readonly probePerClass: number;
   readonly speakers: Readonly<Record<Split, number>>;
+  /** One phrasing per class, group and kind (see {@link fashionMmCatalogue}). */
+  readonly reducedCatalogue: boolean;
 }
 
 /** The shipped sizes: 12,000 / 2,000 / 3,000 / 1,000 (500 probe + 500 root); 10 / 3 / 4 / 3 speakers. */
@@ -81,12 +88,14 @@ export const FASHION_MM_FULL: FashionMmSize = {
   perClass: { train: 1200, validation: 200, test: 300, public: 100 },
   probePerClass: 50,
   speakers: { train: 10, validation: 3, test: 4, public: 3 },
+  reducedCatalogue: false,
 };
 /** The reduced build the tests use. */
 export const FASHION_MM_SMALL: FashionMmSize = {
   perClass: { train: 12, validation: 4, test: 6, public: 4 },
   probePerClass: 2,
   speakers: { train: 1, validation: 1, test: 1, public: 1 },
+  reducedCatalogue: true,
 };
 
 const SPLIT_ORDER = ['train', 'validation', 'test', 'public'] as const;
@@ -199,7 +208,7 @@ export interface FashionMmBuildOptions {
 export async function buildFashionMm(sink: ArtifactSink, options: FashionMmBuildOptions): Promise<ManifestDataset> {
   const { size, seed, vocab } = options;
   const synthesizer = synthesizerVersions();
-  const catalogue = fashionMmCatalogue();
+  const catalogue = fashionMmCatalogue(size.reducedCatalogue);
 
   // Speakers: a seeded draw from the voice × variant grid, dealt to splits (disjoint by construction).
   const rng = createRng(deriveSeed(seed, 'fashion-mm/speakers'));
