@@ -2,7 +2,7 @@
  * How far from saturated fashion-mm is: the frozen digits encoders (`chorus-digits-v1`) with fresh
  * adapters and a NAM head, trained per modality alone and on all three, on a few hundred training
  * examples, scored on validation examples (the evaluation profile). Prints one JSON line per run.
- *   tsx scripts/fashion-mm-probe.ts [--train 400] [--validation 300] [--epochs 3] [--seed 1]
+ *   tsx scripts/fashion-mm-probe.ts [--train 400] [--validation 300] [--epochs 3] [--lr 0.01] [--seed 1]
  */
 import { parseArgs } from 'node:util';
 import { createRng, shuffled } from '@chorus/fl-core';
@@ -18,6 +18,7 @@ const { values } = parseArgs({
     train: { type: 'string', default: '400' },
     validation: { type: 'string', default: '300' },
     epochs: { type: 'string', default: '3' },
+    lr: { type: 'string', default: '0.01' },
     seed: { type: 'string', default: '1' },
   },
 });
@@ -41,7 +42,7 @@ const trainData = await datasetFromSamples(trainSamples, all);
 const validationData = await datasetFromSamples(validationSamples, all);
 const models = createNodeDigitsFactory();
 for (const modalities of [['image'], ['text'], ['audio'], all] as Modality[][]) {
-  const model = await models.create({ modalities, numClasses: 10, adapterRank: 4, namConcepts: 8, namHiddenUnits: 16, learningRate: 0.01, seed });
+  const model = await models.create({ modalities, numClasses: 10, adapterRank: 4, namConcepts: 8, namHiddenUnits: 16, learningRate: Number(values.lr), seed });
   try {
     const started = Date.now();
     await trainLocally({ model, dataset: trainData, localEpochs: Number(values.epochs), batchSize: 32, rng: createRng(seed), modalities });
