@@ -11,7 +11,8 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { openBuiltin, readManifest } from './builtin.js';
-import { EVALUATION_PROFILE } from './fashionMm.js';
+import { EVALUATION_PROFILE, clientCaptionProfile } from './fashionMm.js';
+import type { ByteSource } from './source.js';
 import { HEADER_BYTES, decodeElements, decodeHeader } from './format.js';
 import { ALL_SPLITS, SPLITS, artifactEntry, type BuiltinName, type Manifest, type Split } from './manifest.js';
 import { DEFAULT_DATA_DIR, fileSource, loadBuiltin, loadBuiltinEmbeddings } from './node.js';
@@ -200,6 +201,23 @@ describe('fashion-mm', () => {
       code: 'DATASET_BAD_ARGUMENT',
     });
     await expect(openBuiltin(source, manifest, 'digits', 'validation')).rejects.toMatchObject({ code: 'DATASET_BAD_ARGUMENT' });
+  });
+
+  it('reads a few examples through byte ranges: only their records and clips, not the 6.8 MB clip store', async () => {
+    const disk = fileSource();
+    let fetched = 0;
+    const counting: ByteSource = async (path, range) => {
+      const bytes = await disk(path, range);
+      fetched += bytes.length;
+      return bytes;
+    };
+    const train = await openBuiltin(counting, manifest, 'fashion-mm', 'train', { profile: clientCaptionProfile(1, 0) });
+    fetched = 0;
+
+    const samples = await train.read([3, 500, 9000]);
+
+    expect(samples.map((s) => s.index)).toEqual([3, 500, 9000]);
+    expect(fetched).toBeLessThan(3 * (784 + 4) + 3 * 16_000 + 16 * 1024);
   });
 
   it('loads the validation split with the evaluation profile: the same bytes on every load', async () => {
