@@ -3,7 +3,7 @@
  * scaled to [0, 1], captions cut to the demo's length, clips turned into log-mel features once — the
  * same preprocessing the coordinator applies to its probe and test sets.
  */
-import type { DigitsSample, FashionSample, SpamSample } from '@chorus/datasets';
+import type { DigitsSample, FashionMmSample, FashionSample, SpamSample } from '@chorus/datasets';
 import type { Modality } from '@chorus/models';
 import { ArrayDataset } from './dataset.js';
 import type { ArrayDatasetInputs } from './dataset.js';
@@ -11,7 +11,7 @@ import { ClientError } from './errors.js';
 import { DIGITS_CAPTION_TOKENS, digitsLogMel } from './models.js';
 
 /** A sample of any built-in dataset. */
-export type BuiltinSample = DigitsSample | FashionSample | SpamSample;
+export type BuiltinSample = DigitsSample | FashionSample | SpamSample | FashionMmSample;
 
 const PIXELS = 28 * 28;
 

@@ -10,9 +10,11 @@ import { dirname, join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { readManifest } from './builtin.js';
+import { openBuiltin, readManifest } from './builtin.js';
+import { EVALUATION_PROFILE, clientCaptionProfile } from './fashionMm.js';
+import type { ByteSource } from './source.js';
 import { HEADER_BYTES, decodeElements, decodeHeader } from './format.js';
-import { SPLITS, artifactEntry, type BuiltinName, type Manifest, type Split } from './manifest.js';
+import { ALL_SPLITS, SPLITS, artifactEntry, type BuiltinName, type Manifest, type Split } from './manifest.js';
 import { DEFAULT_DATA_DIR, fileSource, loadBuiltin, loadBuiltinEmbeddings } from './node.js';
 
 let manifest: Manifest;
@@ -23,7 +25,7 @@ beforeAll(async () => {
 
 function field(name: BuiltinName, split: Split | 'shared', key: string): ArrayLike<number> {
   const ds = manifest.datasets[name];
-  const path = split === 'shared' ? ds.shared![key]! : ds.splits[split].fields[key]!;
+  const path = split === 'shared' ? ds.shared![key]! : ds.splits[split]!.fields[key]!;
   const bytes = readFileSync(join(DEFAULT_DATA_DIR, path));
   return decodeElements(decodeHeader(bytes).dtype, bytes.subarray(HEADER_BYTES));
 }
@@ -152,6 +154,80 @@ describe('captions', () => {
 
     expect(manifest.datasets.digits.captionTemplates!.length).toBeGreaterThanOrEqual(20);
     expect(Array.from(captions).includes(manifest.embeddings.unkId)).toBe(false);
+  });
+});
+
+describe('fashion-mm', () => {
+  const ds = (): Manifest['datasets']['fashion-mm'] => manifest.datasets['fashion-mm'];
+
+  it('has 12,000 / 2,000 / 3,000 / 1,000 (500 probe + 500 root) examples, 10 % per class, test from the test images', () => {
+    const counts = ALL_SPLITS.map((split) => ds().splits[split]!.numExamples);
+    const sources = ALL_SPLITS.flatMap((split) => Array.from(field('fashion-mm', split, 'source')));
+
+    expect(counts).toEqual([12_000, 2_000, 3_000, 1_000]);
+    expect(ds().publicParts).toEqual({ probe: 500, root: 500 });
+    for (const split of ALL_SPLITS) expect(new Set(ds().splits[split]!.labelCounts).size, split).toBe(1);
+    expect(new Set(sources).size).toBe(sources.length);
+    expect(Array.from(field('fashion-mm', 'test', 'source')).every((src) => src % 7000 >= 6000)).toBe(true);
+  });
+
+  it('speaks every caption by every speaker (≤ 1 s each), 10 / 3 / 4 / 3 speakers, 8-bit μ-law', () => {
+    const meta = field('fashion-mm', 'shared', 'clipMeta');
+    const offsets = field('fashion-mm', 'shared', 'audioOffsets');
+    const speakers = ds().speakers!;
+
+    expect(ALL_SPLITS.map((split) => speakers.filter((s) => s.split === split).length)).toEqual([10, 3, 4, 3]);
+    expect(meta.length / 2).toBe(speakers.length * ds().captions!.length);
+    expect(ds().audioEncoding).toBe('mu-law');
+    for (let c = 0; c < meta.length / 2; c++) expect(offsets[c + 1]! - offsets[c]!).toBeLessThanOrEqual(16_000);
+  });
+
+  it('captions use ≤ 16 known words; the appended words come after every earlier id', async () => {
+    const captions = field('fashion-mm', 'shared', 'captions');
+    const emb = await loadBuiltinEmbeddings();
+
+    expect(Array.from(captions).includes(manifest.embeddings.unkId)).toBe(false);
+    expect(emb.vocabulary.indexOf('sneaker')).toBeGreaterThan(emb.vocabulary.indexOf('9'));
+    expect(emb.vocabulary.indexOf('a')).toBeLessThan(emb.vocabulary.indexOf('bulky'));
+  });
+
+  it('refuses a malformed caption profile, and a validation split of a dataset without one, with DATASET_BAD_ARGUMENT', async () => {
+    const source = fileSource();
+
+    await expect(openBuiltin(source, manifest, 'fashion-mm', 'test', { profile: { ...EVALUATION_PROFILE, snrDb: Number.NaN } })).rejects.toMatchObject({
+      code: 'DATASET_BAD_ARGUMENT',
+    });
+    await expect(openBuiltin(source, manifest, 'fashion-mm', 'test', { profile: { ...EVALUATION_PROFILE, misleadingRate: -0.1 } })).rejects.toMatchObject({
+      code: 'DATASET_BAD_ARGUMENT',
+    });
+    await expect(openBuiltin(source, manifest, 'digits', 'validation')).rejects.toMatchObject({ code: 'DATASET_BAD_ARGUMENT' });
+  });
+
+  it('reads a few examples through byte ranges: only their records and clips, not the 6.8 MB clip store', async () => {
+    const disk = fileSource();
+    let fetched = 0;
+    const counting: ByteSource = async (path, range) => {
+      const bytes = await disk(path, range);
+      fetched += bytes.length;
+      return bytes;
+    };
+    const train = await openBuiltin(counting, manifest, 'fashion-mm', 'train', { profile: clientCaptionProfile(1, 0) });
+    fetched = 0;
+
+    const samples = await train.read([3, 500, 9000]);
+
+    expect(samples.map((s) => s.index)).toEqual([3, 500, 9000]);
+    expect(fetched).toBeLessThan(3 * (784 + 4) + 3 * 16_000 + 16 * 1024);
+  });
+
+  it('loads the validation split with the evaluation profile: the same bytes on every load', async () => {
+    const a = await loadBuiltin('fashion-mm', 'validation');
+    const b = await loadBuiltin('fashion-mm', 'validation');
+
+    expect(a.samples).toHaveLength(2_000);
+    expect(a.samples[5]).toEqual(b.samples[5]);
+    expect(new Set(a.samples.map((s) => s.captionKind))).toEqual(new Set(['exact', 'superclass', 'attribute', 'uninformative', 'misleading']));
+    expect(a.samples.filter((s) => s.captionKind === 'misleading').length / 2_000).toBeCloseTo(0.15, 1);
   });
 });
 

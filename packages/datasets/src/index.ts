@@ -15,15 +15,56 @@ export {
   recordElements,
 } from './format.js';
 export type { ArtifactHeader, DecodedArray, Dtype } from './format.js';
-export { BUILTIN_NAMES, SPLITS, artifactEntry, parseManifest } from './manifest.js';
-export type { BuiltinName, Manifest, ManifestArtifact, ManifestDataset, ManifestEmbeddings, ManifestSplit, SpeakerSpec, Split } from './manifest.js';
+export { ALL_SPLITS, BUILTIN_NAMES, SPLITS, artifactEntry, parseManifest } from './manifest.js';
+export type { BuiltinName, CoreSplit, Manifest, ManifestArtifact, ManifestDataset, ManifestEmbeddings, ManifestSplit, SpeakerSpec, Split } from './manifest.js';
 export { httpSource, memorySource } from './source.js';
 export type { ByteRange, ByteSource, FetchLike } from './source.js';
 export { openArtifact, readTensor, readText, readVerified, sha256Hex, verifyArtifactBytes } from './reader.js';
 export type { ArtifactReader } from './reader.js';
 export { PAD_ID, PAD_TOKEN, UNK_ID, UNK_TOKEN, encodeText, tokenize, vocabularyIndex } from './tokenize.js';
-export { BUILTIN_MODALITIES, MANIFEST_PATH, artifactPaths, loadEmbeddings, openBuiltin, readManifest } from './builtin.js';
-export type { BuiltinDataset, DigitsSample, Embeddings, FashionSample, Modality, SampleByName, SpamSample } from './builtin.js';
+export { BUILTIN_MODALITIES, MANIFEST_PATH, artifactPaths, loadEmbeddings, openBuiltin, publicPartIndices, readManifest } from './builtin.js';
+export type {
+  BuiltinDataset,
+  DigitsSample,
+  Embeddings,
+  FashionMmSample,
+  FashionSample,
+  Modality,
+  OpenBuiltinOptions,
+  SampleByName,
+  SpamSample,
+} from './builtin.js';
+export {
+  ATTR_BULKY,
+  ATTR_DARK,
+  ATTR_TALL,
+  CAPTION_KINDS,
+  EVALUATION_PROFILE,
+  INFORMATIVE_KINDS,
+  INK_LEVEL,
+  PROFILE_RANGES,
+  attributeWords,
+  checkCaptionProfile,
+  clientCaptionProfile,
+  drawCaption,
+  exampleRng,
+  imageAttributes,
+  imageStatistics,
+  mixAtSnr,
+  muLawDecode,
+  muLawDecodeAll,
+  muLawEncode,
+} from './fashionMm.js';
+export type {
+  AttributeThresholds,
+  CaptionKind,
+  CaptionProfile,
+  CaptionSubject,
+  CatalogueCaption,
+  DrawnCaption,
+  ImageStatistics,
+  InformativeKind,
+} from './fashionMm.js';
 // Loaders for users' own files and standard benchmark formats (browser-safe; the Node folder adapter is in ./node).
 export { LOADER_ERROR_CODES, skippedFrom } from './loaders/errors.js';
 export type { LoaderErrorCode, Skipped } from './loaders/errors.js';

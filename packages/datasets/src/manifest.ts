@@ -5,17 +5,22 @@
  */
 
 import { DatasetError } from './errors.js';
+import type { AttributeThresholds, CatalogueCaption } from './fashionMm.js';
 import { DTYPES, type Dtype } from './format.js';
 
 /** The datasets that ship with Chorus. */
-export const BUILTIN_NAMES = ['digits', 'fashion', 'spam'] as const;
+export const BUILTIN_NAMES = ['digits', 'fashion', 'spam', 'fashion-mm'] as const;
 /** One of {@link BUILTIN_NAMES}. */
 export type BuiltinName = (typeof BUILTIN_NAMES)[number];
 
-/** The fixed splits; `public` is disjoint from both others and is meant for server probe sets and pretraining. */
+/** The fixed splits every dataset has; `public` is disjoint from both others and is meant for server probe sets and pretraining. */
 export const SPLITS = ['train', 'test', 'public'] as const;
 /** One of {@link SPLITS}. */
-export type Split = (typeof SPLITS)[number];
+export type CoreSplit = (typeof SPLITS)[number];
+/** Every split a dataset may have: {@link SPLITS}, plus `validation` (for choosing settings) where a dataset offers one. */
+export const ALL_SPLITS = ['train', 'validation', 'test', 'public'] as const;
+/** One of {@link ALL_SPLITS}. */
+export type Split = (typeof ALL_SPLITS)[number];
 
 /** One artifact file. Tensor artifacts carry the header fields; text artifacts (the vocabulary) do not. */
 export interface ManifestArtifact {
@@ -54,7 +59,7 @@ export interface SpeakerSpec {
 /** One labelled dataset. */
 export interface ManifestDataset {
   readonly classes: readonly string[];
-  readonly splits: Readonly<Record<Split, ManifestSplit>>;
+  readonly splits: Readonly<Record<CoreSplit, ManifestSplit>> & { readonly validation?: ManifestSplit };
   /** Artifacts shared by all splits (the audio clip store of `digits`). */
   readonly shared?: Readonly<Record<string, string>>;
   /** `digits` only. */
@@ -65,6 +70,16 @@ export interface ManifestDataset {
   readonly synthesizer?: string;
   /** `spam` and `digits` captions: token ids padded with 0 to this length. */
   readonly maxTokens?: number;
+  /** How the clip store holds samples: int16 (default) or 8-bit G.711 μ-law (`fashion-mm`). */
+  readonly audioEncoding?: 'int16' | 'mu-law';
+  /** `fashion-mm`: the caption catalogue (row i of the `captions` artifact). */
+  readonly captions?: readonly CatalogueCaption[];
+  /** `fashion-mm`: the train split's medians the attribute captions compare against. */
+  readonly attributeThresholds?: AttributeThresholds;
+  /** `fashion-mm`: the public split's disjoint parts — positions [0, probe) are the probe set, [probe, probe + root) the root data. */
+  readonly publicParts?: { readonly probe: number; readonly root: number };
+  /** `fashion-mm`: the Fashion-MNIST images each split was drawn from, by source index, and why. */
+  readonly sourceNote?: string;
 }
 
 /** The embedding table and its vocabulary. */
@@ -146,13 +161,21 @@ export function parseManifest(json: string): Manifest {
     if (!isRecord(ds)) fail(`datasets.${name} missing`);
     if (!Array.isArray(ds.classes) || !ds.classes.every((c) => typeof c === 'string')) fail(`datasets.${name}.classes`);
     if (!isRecord(ds.splits)) fail(`datasets.${name}.splits`);
-    for (const split of SPLITS) {
+    for (const split of ALL_SPLITS) {
       const s = ds.splits[split];
+      if (split === 'validation' && s === undefined) continue;
       if (!isRecord(s) || !isCount(s.numExamples) || !Array.isArray(s.labelCounts) || !isRecord(s.fields)) {
         fail(`datasets.${name}.splits.${split}`);
       }
       if (s.labelCounts.length !== ds.classes.length) fail(`datasets.${name}.splits.${split}.labelCounts length`);
       for (const [field, path] of Object.entries(s.fields)) known(path, `datasets.${name}.splits.${split}.fields.${field}`);
+    }
+    if (ds.publicParts !== undefined) {
+      const parts = ds.publicParts;
+      const publicSplit = ds.splits.public as { numExamples: number };
+      if (!isRecord(parts) || !isCount(parts.probe) || !isCount(parts.root) || parts.probe + parts.root !== publicSplit.numExamples) {
+        fail(`datasets.${name}.publicParts`);
+      }
     }
     if (ds.shared !== undefined) {
       if (!isRecord(ds.shared)) fail(`datasets.${name}.shared`);

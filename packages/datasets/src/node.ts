@@ -8,7 +8,16 @@ import { open, readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { artifactPaths, loadEmbeddings, openBuiltin, readManifest, type BuiltinDataset, type Embeddings, type SampleByName } from './builtin.js';
+import {
+  artifactPaths,
+  loadEmbeddings,
+  openBuiltin,
+  readManifest,
+  type BuiltinDataset,
+  type Embeddings,
+  type OpenBuiltinOptions,
+  type SampleByName,
+} from './builtin.js';
 import { DatasetError } from './errors.js';
 import { artifactEntry, type BuiltinName, type Manifest, type Split } from './manifest.js';
 import { readVerified } from './reader.js';
@@ -45,7 +54,7 @@ export function fileSource(dataDir: string = DEFAULT_DATA_DIR): ByteSource {
 }
 
 /** Options for {@link loadBuiltin}. */
-export interface LoadBuiltinOptions {
+export interface LoadBuiltinOptions extends OpenBuiltinOptions {
   /** Defaults to {@link DEFAULT_DATA_DIR}. */
   readonly dataDir?: string;
 }
@@ -56,13 +65,13 @@ export interface LoadedBuiltin<N extends BuiltinName> extends BuiltinDataset<N> 
   readonly samples: readonly SampleByName[N][];
 }
 
-/** Loads a whole split from disk, verifying every artifact it uses against the manifest's sha256. */
+/** Loads a whole split from disk, verifying every artifact it uses against the manifest's sha256 (e.g. `loadBuiltin('fashion-mm', 'validation')`). */
 export async function loadBuiltin<N extends BuiltinName>(name: N, split: Split, options: LoadBuiltinOptions = {}): Promise<LoadedBuiltin<N>> {
   const disk = fileSource(options.dataDir);
   const manifest = await readManifest(disk);
   const files = new Map<string, Uint8Array>();
   for (const path of artifactPaths(manifest, name, split)) files.set(path, await readVerified(disk, artifactEntry(manifest, path)));
-  const dataset = await openBuiltin(memorySource(files), manifest, name, split);
+  const dataset = await openBuiltin(memorySource(files), manifest, name, split, options.profile ? { profile: options.profile } : {});
   const samples = await dataset.read(Array.from({ length: dataset.numExamples }, (_, i) => i));
   return { ...dataset, manifest, samples };
 }

@@ -4,11 +4,13 @@
  * server to measure itself rather than trust clients for:
  *
  * - the initial global adapters and the expected tensor names and shapes per modality group;
- * - each candidate model (global + Δ_k) on a small probe set from the dataset's *public* split —
+ * - each candidate model (global + Δ_k) on a small probe set from the dataset's *public* split (its
+ *   probe part where the dataset divides it, as fashion-mm does) —
  *   class probabilities for accuracy, loss and calibration, and per-modality contribution vectors
  *   of the NAM head for explanation consistency;
  * - the new global model on a subset of the test split after every round (overall and per modality);
- * - FLTrust's root update (Cao et al. 2021, arXiv:2012.13995): a few local steps on public data;
+ * - FLTrust's root update (Cao et al. 2021, arXiv:2012.13995): a few local steps on public data (its
+ *   root part where the dataset divides it);
  * - exports: the merged TF.js LayersModel and the adapters artifact.
  *
  * Every method sets the adapters it evaluates before reading anything, and all of them are
@@ -26,8 +28,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { createRng, parametersDelta, shuffled } from '@chorus/fl-core';
 import type { CandidateProbeOutputs, Parameters, Tensor } from '@chorus/fl-core';
-import { BUILTIN_MODALITIES, BUILTIN_NAMES, openBuiltin, readManifest } from '@chorus/datasets';
-import type { BuiltinName, DigitsSample, FashionSample, SpamSample } from '@chorus/datasets';
+import { BUILTIN_MODALITIES, BUILTIN_NAMES, openBuiltin, publicPartIndices, readManifest } from '@chorus/datasets';
+import type { BuiltinName, DigitsSample, FashionMmSample, FashionSample, SpamSample } from '@chorus/datasets';
 import { fileSource, loadBuiltinEmbeddings } from '@chorus/datasets/node';
 import { LogMelFrontend, MultimodalModel, TextEmbedder, exportMergedModel, explain, saveAdapters } from '@chorus/models';
 import type { Modality, MultimodalBatch } from '@chorus/models';
@@ -85,7 +87,7 @@ export function ensureWasmBackend(): Promise<void> {
   return backendReady;
 }
 
-type AnySample = DigitsSample | FashionSample | SpamSample;
+type AnySample = DigitsSample | FashionSample | SpamSample | FashionMmSample;
 
 /** A GloVe table cut to the rows some token lists use; see {@link trimVocabulary}. */
 export interface TrimmedVocabulary {
@@ -195,8 +197,26 @@ export class TaskModel {
     const { probeExamples, testExamples } = task.evaluation;
     const rootExamples = options.rootExamples ?? 0;
     // One seeded order of the public split: the probe set first, then FLTrust's root data, disjoint.
+    // A dataset that divides its public split (fashion-mm) gives each its own part.
+    const manifest = await readManifest(fileSource(options.dataDir));
+    const probePart = publicPartIndices(manifest, builtin, 'probe');
+    const rootPart = publicPartIndices(manifest, builtin, 'root');
     let publicOrder: number[] = [];
     const publicSubset = await readSubset(options.dataDir, builtin, 'public', (n) => {
+      if (probePart && rootPart) {
+        if (probeExamples > probePart.length || rootExamples > rootPart.length) {
+          throw new CoordinatorError(
+            'TASK_INVALID',
+            `task ${task.id}: ${name}/public has ${probePart.length} probe and ${rootPart.length} root examples; asked for ${probeExamples} and ${rootExamples}`,
+            [`evaluation.probeExamples: ${name}/public has only ${probePart.length} probe examples`],
+          );
+        }
+        publicOrder = [
+          ...shuffled(createRng(task.seed), probePart).slice(0, probeExamples),
+          ...shuffled(createRng(task.seed + 2), rootPart).slice(0, rootExamples),
+        ];
+        return publicOrder;
+      }
       if (probeExamples + rootExamples > n) {
         throw new CoordinatorError(
           'TASK_INVALID',

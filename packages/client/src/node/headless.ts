@@ -6,8 +6,8 @@
  */
 import { createRng, shuffled } from '@chorus/fl-core';
 import type { ModalityKindShare } from '@chorus/fl-core';
-import { BUILTIN_MODALITIES, BUILTIN_NAMES, openBuiltin, partitionDataset, readManifest } from '@chorus/datasets';
-import type { BuiltinName, ClientShard, PartitionScheme } from '@chorus/datasets';
+import { BUILTIN_MODALITIES, BUILTIN_NAMES, clientCaptionProfile, openBuiltin, partitionDataset, readManifest } from '@chorus/datasets';
+import type { BuiltinName, CaptionProfile, ClientShard, PartitionScheme } from '@chorus/datasets';
 import { fileSource } from '@chorus/datasets/node';
 import type { Modality } from '@chorus/models';
 import { assignBehaviours } from '../adversarial.js';
@@ -46,6 +46,8 @@ export interface HeadlessShard {
   readonly client: number;
   readonly indices: readonly number[];
   readonly modalities: readonly Modality[];
+  /** `fashion-mm`: the client's caption kinds, misleading rate and speech SNR (from the seed and the client's index). */
+  readonly profile?: CaptionProfile;
 }
 
 /** Partitions the training split; pure function of the options (reads labels only). */
@@ -78,14 +80,17 @@ export async function partitionBuiltin(options: PartitionOptions): Promise<Headl
             .slice(0, cap)
             .sort((a, b) => a - b)
         : s.indices;
-    return { client: s.client, indices, modalities: s.modalities.filter((m) => allowed.includes(m)) };
+    const modalities = s.modalities.filter((m) => allowed.includes(m));
+    return options.dataset === 'fashion-mm'
+      ? { client: s.client, indices, modalities, profile: clientCaptionProfile(options.seed, s.client) }
+      : { client: s.client, indices, modalities };
   });
 }
 
-/** Reads one shard's records and preprocesses them into a local dataset. */
+/** Reads one shard's records (with its caption profile, for `fashion-mm`) and preprocesses them into a local dataset. */
 export async function loadShard(dataset: BuiltinName, shard: HeadlessShard, dataDir?: string): Promise<LocalDataset> {
   const source = fileSource(dataDir);
-  const split = await openBuiltin(source, await readManifest(source), dataset, 'train');
+  const split = await openBuiltin(source, await readManifest(source), dataset, 'train', shard.profile ? { profile: shard.profile } : {});
   const samples = (await split.read(shard.indices)) as BuiltinSample[];
   return datasetFromSamples(samples, shard.modalities);
 }

