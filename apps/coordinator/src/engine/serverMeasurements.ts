@@ -61,11 +61,11 @@ export function createRoundMeasurer(built: BuiltStrategy, model: TaskEvaluator |
   return async (serverRound, global, results, failures) => {
     const serverMetrics: Record<string, number> = {};
     let rootUpdate: Parameters | undefined;
-    if (built.flTrust.length > 0) {
+    if (built.needsRootUpdate) {
       const started = performance.now();
       rootUpdate = (await model.rootUpdate(global)) ?? undefined;
       serverMetrics['rootUpdateMs'] = performance.now() - started;
-      if (rootUpdate) for (const s of built.flTrust) s.setRootUpdate(serverRound, rootUpdate);
+      if (rootUpdate) for (const s of built.rootUpdate) s.setRootUpdate(serverRound, rootUpdate);
     }
     let fed: FitResult[] = plain(results);
     const lost: FitFailure[] = [];
