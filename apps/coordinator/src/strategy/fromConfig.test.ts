@@ -116,7 +116,9 @@ describe('buildStrategy', () => {
 
   it('refuses Multi-Krum selection that could keep nobody, and an unknown norm bound', () => {
     const error = refusal(() => task({ name: 'multi-krum-select', numByzantine: 4, numSelected: 5 }));
-    expect(error.issues).toEqual(expect.arrayContaining([expect.stringMatching(/^strategy\.numByzantine: must be < clientsPerRound/), expect.stringMatching(/^strategy\.numSelected:/)]));
+    expect(error.issues).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^strategy\.numByzantine: must be < clientsPerRound/), expect.stringMatching(/^strategy\.numSelected:/)]),
+    );
     expect(refusal(() => task({ name: 'fedmm-x', maxNorm: 'mean' })).issues.some((i) => i.startsWith('strategy.maxNorm:'))).toBe(true);
     expect(refusal(() => task({ name: 'fedmm-x', agreementReference: 'probe' })).issues.some((i) => i.startsWith('strategy.agreementReference:'))).toBe(true);
   });
@@ -152,7 +154,13 @@ describe('buildStrategy', () => {
     const trimmed = { ...task({ name: 'fedavg' }), strategy: { name: 'trimmed-mean' as const, trimFraction: 0.7 } };
     const nested = {
       ...task({ name: 'fedavg' }),
-      strategy: { name: 'clip' as const, maxNorm: 1, perGroup: false, rootExamples: 100, inner: { name: 'fedavgm' as const, serverLearningRate: 1, serverMomentum: 1.5 } },
+      strategy: {
+        name: 'clip' as const,
+        maxNorm: 1,
+        perGroup: false,
+        rootExamples: 100,
+        inner: { name: 'fedavgm' as const, serverLearningRate: 1, serverMomentum: 1.5 },
+      },
     };
     // Act
     const errors = [refusal(() => buildStrategy(trimmed)), refusal(() => buildStrategy(nested))];
@@ -249,7 +257,11 @@ describe('the task strategy without a model', () => {
   });
 
   it('with the root reference and no root update this round, agreement is absent and every client keeps its prior', () => {
-    const out = aggregate(buildStrategy(task({ name: 'fedmm-x', agreementReference: 'root' })), 1, [result('a', [1, 0]), result('b', [-1, 0]), result('c', [-1, 0])])!;
+    const out = aggregate(buildStrategy(task({ name: 'fedmm-x', agreementReference: 'root' })), 1, [
+      result('a', [1, 0]),
+      result('b', [-1, 0]),
+      result('c', [-1, 0]),
+    ])!;
     expect(out.trust!.map((t) => t.trust)).toEqual([0.5, 0.5, 0.5]);
   });
 });

@@ -122,7 +122,11 @@ export function buildStrategy(task: TaskConfig, options: BuildStrategyOptions = 
             numToKeep: config.numSelected ?? Math.max(1, task.clientsPerRound - config.numByzantine),
           });
         case 'multi-krum-select':
-          return new MultiKrumSelection({ ...base, numByzantine: config.numByzantine, ...(config.numSelected !== null ? { numSelected: config.numSelected } : {}) });
+          return new MultiKrumSelection({
+            ...base,
+            numByzantine: config.numByzantine,
+            ...(config.numSelected !== null ? { numSelected: config.numSelected } : {}),
+          });
         case 'fltrust':
         case 'server-only': {
           const s = config.name === 'fltrust' ? new FlTrust(base) : new ServerOnly(base);

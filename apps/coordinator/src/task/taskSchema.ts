@@ -167,7 +167,10 @@ export const strategySchema: z.ZodType<StrategyConfig, unknown> = z.lazy(() =>
       minTrust: unitInterval.default(0),
       agreementGate: z.boolean().default(true),
       agreementReference: z.enum(['median', 'root']).default('median'),
-      maxNorm: z.union([z.number().positive(), z.enum(['median', 'reference'])]).nullable().default(null),
+      maxNorm: z
+        .union([z.number().positive(), z.enum(['median', 'reference'])])
+        .nullable()
+        .default(null),
       rootExamples: positiveInt.default(100),
     }),
     z.strictObject({

@@ -183,7 +183,8 @@ export function multiKrumSelect(numClients: number, groups: readonly KrumGroup[]
   checkOption('multiKrumSelect', 'numByzantine', numByzantine, (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer');
   checkOption('multiKrumSelect', 'numToSelect', numToSelect, (v) => Number.isInteger(v) && v >= 1 && v <= numClients, `an integer in [1, ${numClients}]`);
   groups.forEach((g, i) => {
-    if (g.clients.length !== g.updates.length) throw new FlCoreError('AGG_BAD_CONFIG', `multiKrumSelect: group ${i} has ${g.updates.length} updates and ${g.clients.length} clients`);
+    if (g.clients.length !== g.updates.length)
+      throw new FlCoreError('AGG_BAD_CONFIG', `multiKrumSelect: group ${i} has ${g.updates.length} updates and ${g.clients.length} clients`);
     if (g.updates.length === 0) return;
     checkUpdates('multiKrumSelect', g.updates);
     checkFinite('multiKrumSelect', g.updates);

@@ -60,7 +60,12 @@ describe('MultiKrumSelection', () => {
     const out = new MultiKrumSelection({ numByzantine: 1 }).aggregateFit(
       1,
       global,
-      [fit('a', 1, t('image/w', 1, 0)), fit('b', 1, t('image/w', 1.1, 0)), fit('c', 1, t('image/w', 0.9, 0)), fit('z', 1, t('image/w', 50, 0), t('audio/w', 9))],
+      [
+        fit('a', 1, t('image/w', 1, 0)),
+        fit('b', 1, t('image/w', 1.1, 0)),
+        fit('c', 1, t('image/w', 0.9, 0)),
+        fit('z', 1, t('image/w', 50, 0), t('audio/w', 9)),
+      ],
       [],
     )!;
     expect(out.groups.map((g) => [g.group, g.status])).toEqual([
@@ -103,10 +108,17 @@ describe('multiKrumSelect', () => {
   });
 
   it('gives a client no group scored a typical score of 1', () => {
-    const result = multiKrumSelect(3, [{ updates: [Float32Array.of(1), Float32Array.of(2)], clients: [0, 1] }, { updates: [Float32Array.of(5)], clients: [2] }], {
-      numByzantine: 0,
-      numToSelect: 2,
-    });
+    const result = multiKrumSelect(
+      3,
+      [
+        { updates: [Float32Array.of(1), Float32Array.of(2)], clients: [0, 1] },
+        { updates: [Float32Array.of(5)], clients: [2] },
+      ],
+      {
+        numByzantine: 0,
+        numToSelect: 2,
+      },
+    );
     expect(result.scores).toEqual([1, 1, 1]);
     expect(result.selected).toEqual([0, 1]);
   });

@@ -32,17 +32,15 @@ const coordinate = fc.double({ min: -5, max: 5, noNaN: true });
 const vector = fc.array(coordinate, { minLength: 3, maxLength: 3 }).filter((v) => hypot(v) > 1e-3);
 // Any factor: shrinking, flipping, zeroing and blowing up by up to a million.
 const factor = fc.oneof(fc.double({ min: -1e6, max: 1e6, noNaN: true }), fc.constantFrom(0, -1, 10, -1e6, 1e6));
-const roundArb = fc
-  .integer({ min: 3, max: 7 })
-  .chain((n) =>
-    fc.record({
-      vectors: fc.array(vector, { minLength: n, maxLength: n }),
-      weights: fc.array(fc.integer({ min: 1, max: 50 }), { minLength: n, maxLength: n }),
-      j: fc.integer({ min: 0, max: n - 1 }),
-      factor,
-      root: vector,
-    }),
-  );
+const roundArb = fc.integer({ min: 3, max: 7 }).chain((n) =>
+  fc.record({
+    vectors: fc.array(vector, { minLength: n, maxLength: n }),
+    weights: fc.array(fc.integer({ min: 1, max: 50 }), { minLength: n, maxLength: n }),
+    j: fc.integer({ min: 0, max: n - 1 }),
+    factor,
+    root: vector,
+  }),
+);
 // float32 arithmetic on values up to 5e6 in magnitude, before clipping.
 const slack = (bound: number): number => 1e-4 * (1 + bound);
 

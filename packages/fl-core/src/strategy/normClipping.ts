@@ -77,7 +77,10 @@ export class NormClipping extends StrategyWrapper {
    * The bound of each part key ('' for whole deltas, else the group) this round: fixed, the root
    * update's norm, or the median finite norm; `fromReference` holds the keys bounded by the root.
    */
-  private bounds(serverRound: number, parts: readonly { readonly key: string; readonly norm: number }[][]): { bounds: Map<string, number>; fromReference: Set<string> } {
+  private bounds(
+    serverRound: number,
+    parts: readonly { readonly key: string; readonly norm: number }[][],
+  ): { bounds: Map<string, number>; fromReference: Set<string> } {
     const byKey = new Map<string, number[]>();
     for (const list of parts) {
       for (const p of list) {

@@ -185,7 +185,8 @@ export function resolveTrustConfig(config: TrustConfig = {}): ResolvedTrustConfi
   const calibrationBins = config.calibrationBins ?? 15;
   if (!Number.isInteger(calibrationBins) || calibrationBins < 1) badConfig(`calibrationBins must be an integer ≥ 1, got ${calibrationBins}`);
   const agreementReference = config.agreementReference ?? 'auto';
-  if (!AGREEMENT_REFERENCES.includes(agreementReference)) badConfig(`agreementReference must be one of ${AGREEMENT_REFERENCES.join(', ')}, got ${String(agreementReference)}`);
+  if (!AGREEMENT_REFERENCES.includes(agreementReference))
+    badConfig(`agreementReference must be one of ${AGREEMENT_REFERENCES.join(', ')}, got ${String(agreementReference)}`);
   return { weights, historyDecay, prior, agreementGate: config.agreementGate ?? true, minClientsForMedian, calibrationBins, agreementReference };
 }
 
