@@ -298,7 +298,7 @@ export function robustnessCacheKey(
   const { maxSeeds: _maxSeeds, aggregators: _aggregators, attacks: _attacks, fractions, ...shape } = settings;
   // The aggregators and attacks lists do not change a run; the fractions do (Krum's f is set from the largest).
   // `engine` names the coordinator behaviour a stored run was made with: runs from before canonical-order
-  // aggregation, seeded client identities and per-group Krum bounds are not reused.
+  // aggregation, seeded client identities and per-group Krum bounds are not reused. The dataset is part of the settings.
   return {
     section: 'robustness',
     engine: ROBUSTNESS_ENGINE,

@@ -1,7 +1,7 @@
 /**
  * What only the server can measure before a round's strategy runs (FedMM-X, Balija 2025,
  * arXiv:2503.19564): every candidate model global + Δ_k evaluated on the server's probe set, the
- * current global model's probe probabilities (the loss baseline), and FLTrust's root update. The
+ * current global model's probe probabilities (the loss baseline), and the server's root update. The
  * measurements reach the fl-core strategy as each result's `signals` and as the trust and FLTrust
  * strategies' round context; the strategy itself is then called by the engine, unchanged.
  * Nothing a client reported enters trust: `signals` are overwritten, never merged.
