@@ -1,5 +1,6 @@
 /** Krum and Multi-Krum selection of client updates — Blanchard, El Mhamdi, Guerraoui, Stainer 2017, arXiv:1703.02757. */
 import { FlCoreError } from '../errors.js';
+import { medianOfNumbers } from './median.js';
 import { checkFinite, checkOption, checkUpdates, normalisedWeights } from './validate.js';
 
 /** Options of {@link krum}. */
@@ -157,13 +158,6 @@ export interface KrumSelectionResult {
   readonly scores: readonly number[];
 }
 
-/** The median of finite non-negative values (mean of the middle two for an even count). */
-function medianOf(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 /**
  * Multi-Krum as a selection of clients when clients send different parameter groups (modalities):
  * in each group with two or more senders every sender gets its Krum score (summed squared distance to
@@ -213,7 +207,7 @@ export function multiKrumSelect(numClients: number, groups: readonly KrumGroup[]
       for (let r = 0; r < neighbours; r++) s += row[r]!;
       raw.push(s);
     }
-    const median = medianOf(raw);
+    const median = medianOfNumbers(raw);
     const scale = median > 0 ? median : raw.reduce((s, v) => s + v, 0) / n;
     g.clients.forEach((c, j) => {
       sums[c] = sums[c]! + (scale > 0 ? raw[j]! / scale : 0);

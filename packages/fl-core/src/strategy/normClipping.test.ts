@@ -84,6 +84,39 @@ describe('NormClipping bounds what one client can move, under any weights', () =
   });
 });
 
+describe('NormClipping per group to the median norm', () => {
+  const g3 = [t('image/w', 0, 0, 0), t('text/w', 1, 1), t('audio/w', 0)];
+
+  it('holds a group with fewer than three senders to the median whole-delta norm as well', () => {
+    // Arrange: image from a, b, c (norms 1, 2, 3 → median 2); audio from x alone, scaled to 40. Whole
+    // norms: a 1, b 2, c 3, x 40 → median 2.5, so x's audio is clipped to 2.5 instead of its own 40.
+    const results = [
+      fit('a', 1, t('image/w', 1, 0, 0)),
+      fit('b', 1, t('image/w', 0, 2, 0)),
+      fit('c', 1, t('image/w', 0, 0, 3)),
+      fit('x', 1, t('audio/w', -40)),
+    ];
+    const strategy = new NormClipping(new FedAvg(), { maxNorm: 'median', perGroup: true });
+    // Act
+    const out = strategy.aggregateFit(1, g3, results, [])!;
+    // Assert
+    expect(out.metrics).toMatchObject({ 'image:clipBound': 2, 'audio:clipBound': 2.5 });
+    expect(Array.from(out.parameters.find((p) => p.name === 'audio/w')!.values)).toEqual([-2.5]);
+  });
+
+  it('a lone sender of a group scaled by any factor moves that group by at most the other clients’ largest norm (property)', () => {
+    fc.assert(
+      fc.property(fc.array(vector, { minLength: 2, maxLength: 6 }), fc.array(coordinate, { minLength: 1, maxLength: 1 }), factor, (others, audio, c) => {
+        const results = [...others.map((v, k) => fit(`c${k}`, 1 + k, t('image/w', ...v))), fit('x', 3, t('audio/w', audio[0]! * c))];
+        const out = new NormClipping(new FedAvg(), { maxNorm: 'median', perGroup: true }).aggregateFit(1, g3, results, [])!;
+        const step = Math.abs(out.parameters.find((p) => p.name === 'audio/w')!.values[0]!);
+        expect(step).toBeLessThanOrEqual(Math.max(...others.map(hypot)) * (1 + 1e-6) + 1e-6);
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
 describe('NormClipping to the reference norm', () => {
   it('clips each group to the norm of the root update’s group, and reports where the bound came from', () => {
     // Arrange: image root norm 1 (0, 0, 1); the root update has no text group, so text falls back to the median.

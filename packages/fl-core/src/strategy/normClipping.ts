@@ -9,6 +9,7 @@
  * one client: with three or more senders it stays within the others' norms.
  */
 import { FlCoreError } from '../errors.js';
+import { medianOfNumbers } from '../aggregation/median.js';
 import type { Parameters, Tensor } from '../params.js';
 import { assertFinite, clipFactor, parametersNorm, scale, splitByGroup } from '../params.js';
 import { checkServerRound } from './base.js';
@@ -22,8 +23,10 @@ export type MaxNorm = number | 'median' | 'reference';
 export interface NormClippingOptions {
   /**
    * Largest L2 norm a client delta may have; larger ones are scaled down to it. `'median'`: the
-   * median of the round's norms (per group with `perGroup`, over the clients that sent the group),
-   * so no update weighs more than a typical one however it is scaled, without a constant to tune.
+   * median of the round's norms (per group with `perGroup`, over the clients that sent the group; a
+   * group with fewer than three senders is also held to the median whole-delta norm, since its own
+   * median is not robust), so no update weighs more than a typical one however it is scaled, without
+   * a constant to tune.
    * `'reference'`: the norm of the server's root update for the round (per group with `perGroup`),
    * set with {@link NormClipping.setRootUpdate}, so the bound owes nothing to what clients sent; a
    * round (or group) without a root update falls back to the median, and says so in its metrics.
@@ -32,6 +35,9 @@ export interface NormClippingOptions {
   /** Clip each parameter group separately instead of the whole delta; default false. */
   readonly perGroup?: boolean;
 }
+
+/** Senders a group needs for its median norm to be robust to one outlier. */
+const MIN_SENDERS_FOR_MEDIAN = 3;
 
 function scaled(t: Tensor, factor: number): Tensor {
   if (factor === 1) return t;
@@ -80,6 +86,7 @@ export class NormClipping extends StrategyWrapper {
   private bounds(
     serverRound: number,
     parts: readonly { readonly key: string; readonly norm: number }[][],
+    wholeNorms: readonly number[],
   ): { bounds: Map<string, number>; fromReference: Set<string> } {
     const byKey = new Map<string, number[]>();
     for (const list of parts) {
@@ -92,6 +99,8 @@ export class NormClipping extends StrategyWrapper {
     }
     const out = new Map<string, number>();
     const fromReference = new Set<string>();
+    const whole = wholeNorms.filter((n) => Number.isFinite(n));
+    const wholeMedian = this.perGroup && whole.length >= MIN_SENDERS_FOR_MEDIAN ? medianOfNumbers(whole) : null;
     const rootNorms = this.maxNorm === 'reference' && this.root?.serverRound === serverRound ? this.root.norms : null;
     for (const [key, norms] of byKey) {
       if (typeof this.maxNorm === 'number') {
@@ -105,11 +114,12 @@ export class NormClipping extends StrategyWrapper {
         fromReference.add(key);
         continue;
       }
-      const sorted = norms.sort((a, b) => a - b);
-      const mid = sorted.length >> 1;
-      const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+      const median = medianOfNumbers(norms);
+      // A group with fewer than three senders has no robust median (a lone sender's is its own norm): it
+      // is also held to the median whole-delta norm of the round, which one client cannot lift.
+      const bound = norms.length < MIN_SENDERS_FOR_MEDIAN && wholeMedian !== null ? Math.min(median, wholeMedian) : median;
       // A median of zero (most clients sent nothing) would erase every update: leave those unclipped.
-      out.set(key, median > 0 ? median : Infinity);
+      out.set(key, bound > 0 ? bound : Infinity);
     }
     return { bounds: out, fromReference };
   }
@@ -125,7 +135,9 @@ export class NormClipping extends StrategyWrapper {
         norm: parametersNorm(tensors),
       })),
     );
-    const { bounds, fromReference } = this.bounds(serverRound, parts);
+    // A whole delta's norm is its group norms' root sum of squares: no second pass over the values.
+    const wholeNorms = parts.map((list) => Math.sqrt(list.reduce((sum, p) => sum + p.norm * p.norm, 0)));
+    const { bounds, fromReference } = this.bounds(serverRound, parts, wholeNorms);
     const clipped = results.map((r, k): FitResult => {
       const factors = new Map<string, number>();
       let any = false;
