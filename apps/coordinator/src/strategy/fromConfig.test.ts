@@ -5,6 +5,7 @@ import { roundMetrics } from '../engine/roundRecords.js';
 import type { AttemptState } from '../engine/engineState.js';
 import { createRoundMeasurer } from '../engine/serverMeasurements.js';
 import type { BuiltStrategy } from './fromConfig.js';
+import type { TaskEvaluator } from '../model/taskEvaluator.js';
 import { isCoordinatorError } from '../errors.js';
 import type { CoordinatorError } from '../errors.js';
 import { parseTask } from '../task/loadTask.js';
@@ -263,5 +264,56 @@ describe('the task strategy without a model', () => {
       result('c', [-1, 0]),
     ])!;
     expect(out.trust!.map((t) => t.trust)).toEqual([0.5, 0.5, 0.5]);
+  });
+});
+
+describe('the task strategy with the server’s root update', () => {
+  /** An evaluator whose probe says nothing (uniform outputs) and whose root update is `root`; it counts root updates. */
+  function fakeEvaluator(root: Tensor[]): TaskEvaluator & { rootCalls: number } {
+    const uniform = new Float32Array([0.5, 0.5, 0.5, 0.5]);
+    const fake = {
+      rootCalls: 0,
+      modalities: ['image' as const],
+      probeLabels: Int32Array.of(0, 1),
+      initialParameters: () => global,
+      probeRound: async (_g: unknown, deltas: readonly unknown[]) => ({
+        baseline: { probabilities: uniform },
+        candidates: deltas.map(() => ({ ok: true as const, probabilities: uniform })),
+      }),
+      evaluate: async () => ({}),
+      rootUpdate: async () => {
+        fake.rootCalls += 1;
+        return root;
+      },
+      exportMerged: () => Promise.reject(new Error('unused')),
+      exportAdapters: () => Promise.reject(new Error('unused')),
+      close: async () => undefined,
+    };
+    return fake;
+  }
+
+  it('keeps a colluding majority out and bounds the round by the root update’s norm when the task says so', async () => {
+    // Arrange: 3 honest clients near (1, 0), 4 identical attackers at (−3, 1.5); the root update (0.6, 0.8) has norm 1.
+    const honest = [result('a', [1, 0.1]), result('b', [1, -0.1]), result('c', [2, 0])];
+    const sybils = ['s1', 's2', 's3', 's4'].map((id) => result(id, [-3, 1.5]));
+    const weights = { agreement: 1, accuracy: 0, loss: 0, calibration: 0, explanation: 0 };
+    const built = buildStrategy(task({ name: 'fedmm-x', weights, historyDecay: 0, agreementReference: 'root', maxNorm: 'reference' }, { clientsPerRound: 7 }));
+    const evaluator = fakeEvaluator([tensor('image/w', [2], new Float32Array([0.6, 0.8]))]);
+    // Act
+    const measured = await createRoundMeasurer(built, evaluator)(1, global, [...honest, ...sybils], []);
+    const out = built.strategy.aggregateFit(1, global, measured.results, measured.failures)!;
+    // Assert: the root update was trained once; every attacker is untrusted; the honest updates are clipped to norm 1.
+    expect(evaluator.rootCalls).toBe(1);
+    expect(out.rejected.map((r) => [r.clientId, r.code])).toEqual(sybils.map((s) => [s.clientId, 'UNTRUSTED']));
+    expect(out.metrics['image:clipBound']).toBeCloseTo(1, 6);
+    expect(out.metrics['image:clipBoundFromReference']).toBe(1);
+    expect(Math.hypot(...out.parameters[0]!.values)).toBeLessThanOrEqual(1 + 1e-6);
+    expect(out.parameters[0]!.values[0]).toBeGreaterThan(0.9);
+  });
+
+  it('trains no root update when nothing in the strategy uses it', async () => {
+    const evaluator = fakeEvaluator([]);
+    await createRoundMeasurer(buildStrategy(task({ name: 'fedmm-x', maxNorm: 'median' })), evaluator)(1, global, [result('a', [1, 0])], []);
+    expect(evaluator.rootCalls).toBe(0);
   });
 });
