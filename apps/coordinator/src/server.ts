@@ -26,7 +26,7 @@ import type { StaticMount } from './http/static.js';
 // TF.js and the datasets load only in the evaluator process a task with a model starts.
 import { EvaluatorProcess } from './model/taskEvaluator.js';
 import type { TaskEvaluator } from './model/taskEvaluator.js';
-import { buildStrategy } from './strategy/fromConfig.js';
+import { buildStrategy, rootExamplesOf } from './strategy/fromConfig.js';
 import type { BuiltStrategy } from './strategy/fromConfig.js';
 import { ADMIN_NAMESPACE, ackError, adminAuthSchema } from '@chorus/protocol';
 import type { Ack, AdminClientToServerEvents, AdminServerToClientEvents, ProtocolErrorCode } from '@chorus/protocol';
@@ -497,18 +497,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
 /** True when the task's rounds use its model: trust probes, FLTrust's root update, or evaluation. */
 function needsModelEachRound(task: TaskConfig, built: BuiltStrategy | null): boolean {
-  return task.evaluation.testExamples > 0 || (built !== null && (built.trust.length > 0 || built.flTrust.length > 0));
-}
-
-/** FLTrust's root data size anywhere in the strategy tree (0 without FLTrust). */
-function rootExamplesOf(task: TaskConfig): number {
-  let found = 0;
-  const visit = (s: TaskConfig['strategy']): void => {
-    if (s.name === 'fltrust' || s.name === 'server-only') found = Math.max(found, s.rootExamples);
-    else if ('inner' in s) visit(s.inner);
-  };
-  visit(task.strategy);
-  return found;
+  return task.evaluation.testExamples > 0 || (built !== null && (built.trust.length > 0 || built.needsRootUpdate));
 }
 
 /** Refuses to serve a stored checkpoint whose tensors are not the model's (another base or rank). */

@@ -14,6 +14,8 @@ import {
   robustnessPlan,
   robustnessTask,
   runRobustness,
+  selectionByzantine,
+  trustAggregator,
 } from './robustness.js';
 import { createRunCache } from './runCache.js';
 import type { RobustnessRun } from './robustnessAnalysis.js';
@@ -26,18 +28,53 @@ describe('robustness grid', () => {
     expect(krumByzantine({ numClients: 10, fractions: [0.2] })).toBe(2);
   });
 
-  it('builds a valid task for every aggregator of both grids', () => {
+  it("sets Multi-Krum selection's f to the largest fraction's attackers, leaving one client", () => {
+    expect(selectionByzantine({ numClients: 10, fractions: [0.2, 0.4] })).toBe(4);
+    expect(selectionByzantine({ numClients: 5, fractions: [0.2] })).toBe(1);
+    expect(selectionByzantine({ numClients: 2, fractions: [1] })).toBe(1);
+  });
+
+  it('builds a valid task for every aggregator of both grids, on the dataset the settings name', () => {
     for (const settings of [QUICK_ROBUSTNESS, FULL_ROBUSTNESS]) {
       for (const a of settings.aggregators) {
         const task = robustnessTask(a, settings, 3);
-        // The bounded variant is FedMM-X's trust weighting around a median-norm clip.
-        expect(task.strategy.name).toBe(a === 'fedmm-x-bounded' ? 'fedmm-x' : a);
-        if (a === 'fedmm-x-bounded') expect(task.strategy).toMatchObject({ inner: { name: 'clip', maxNorm: 'median', perGroup: true } });
+        // Every FedMM-X variant is the trust wrapper with its own settings.
+        expect(task.strategy.name).toBe(a.startsWith('fedmm-x') ? 'fedmm-x' : a);
+        expect(task.dataset.name).toBe('digits');
         expect(task.clientsPerRound).toBe(settings.numClients);
         expect(task.minClients).toBe(settings.numClients);
         expect(task.seed).toBe(3);
       }
     }
+  });
+
+  it('expresses the norm bounds and the trust-signal ablations in the task file', () => {
+    const strategy = (a: Parameters<typeof robustnessTask>[0]) => robustnessTask(a, FULL_ROBUSTNESS, 1).strategy;
+    expect(strategy('fedmm-x')).toMatchObject({ maxNorm: null, agreementReference: 'median', agreementGate: true });
+    expect(strategy('fedmm-x-bounded')).toMatchObject({ maxNorm: 'median', agreementReference: 'median', inner: { name: 'fedavg' } });
+    expect(strategy('fedmm-x-rooted')).toMatchObject({ maxNorm: 'reference', agreementReference: 'root', rootExamples: 100 });
+    const off = { agreement: 0, accuracy: 0, loss: 0, calibration: 0, explanation: 0 };
+    expect(strategy('fedmm-x-agreement-only')).toMatchObject({ maxNorm: 'median', weights: { ...off, agreement: 1 }, agreementGate: true });
+    expect(strategy('fedmm-x-probe-only')).toMatchObject({ maxNorm: 'median', weights: { ...off, accuracy: 1, loss: 1 }, agreementGate: false });
+    expect(strategy('fedmm-x-expl-calib-only')).toMatchObject({
+      maxNorm: 'median',
+      weights: { ...off, calibration: 0.5, explanation: 0.5 },
+      agreementGate: false,
+    });
+    expect(strategy('multi-krum-select')).toMatchObject({ numByzantine: 4, numSelected: null });
+    // The quick grid keeps at least one ablation and the server-only reference, and stays at 15 runs.
+    expect(QUICK_ROBUSTNESS.aggregators).toEqual(expect.arrayContaining(['fedmm-x-bounded', 'fedmm-x-agreement-only', 'server-only']));
+    expect(trustAggregator(QUICK_ROBUSTNESS)).toBe('fedmm-x-bounded');
+  });
+
+  it('switches the dataset of the tasks and of the clients by configuration', () => {
+    const fashion = { ...QUICK_ROBUSTNESS, dataset: 'fashion' as const };
+    expect(robustnessTask('fedavg', fashion, 1).dataset.name).toBe('fashion');
+    const args = robustnessClientArgs(fashion, 1, null, 0);
+    expect(args[args.indexOf('--dataset') + 1]).toBe('fashion');
+    expect(robustnessCacheKey(fashion, { aggregator: 'fedavg', attack: null, fraction: 0, seed: 1 })).not.toEqual(
+      robustnessCacheKey(QUICK_ROBUSTNESS, { aggregator: 'fedavg', attack: null, fraction: 0, seed: 1 }),
+    );
   });
 
   it('refuses an unknown aggregator with a coded error', () => {
@@ -139,7 +176,7 @@ function storedRun(cell: ReturnType<typeof robustnessPlan>[number]): RobustnessR
       { client: 1, clientId: 'x', behaviour: cell.attack },
     ],
     trust:
-      cell.aggregator === 'fedmm-x'
+      cell.aggregator === 'fedmm-x-bounded'
         ? [4, 5].map((serverRound) => ({
             serverRound,
             trust: [

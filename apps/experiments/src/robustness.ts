@@ -9,11 +9,16 @@
  */
 import type { AdversarialKind } from '@chorus/client';
 import type { TaskConfig } from '@chorus/coordinator';
+import type { BuiltinName } from '@chorus/datasets';
 import { runSimulation } from '@chorus/coordinator/simulate';
 import { ExperimentsError } from './errors.js';
 import {
   adversarialTrustBelowHonest,
   AGGREGATOR_LABELS,
+  BASELINE_AGGREGATORS,
+  BOUNDED_TRUST_AGGREGATORS,
+  designTarget,
+  designTargetLines,
   MIN_CLEAN_ACCURACY,
   robustnessSummary,
   robustnessTables,
@@ -28,6 +33,8 @@ import { experimentTask } from './tasks.js';
 
 /** Everything that defines the robustness grid. */
 export interface RobustnessSettings extends RobustnessGridShape {
+  /** The built-in dataset the clients train on and the coordinator probes and tests on (the task's `dataset.name`). */
+  readonly dataset: BuiltinName;
   readonly numClients: number;
   readonly rounds: number;
   /** Training examples per client (a seeded subset of its partition). */
@@ -59,12 +66,13 @@ const ATTACK_STRENGTHS: Readonly<Record<AdversarialKind, string>> = {
 const MODALITY_KINDS = 'image=0.25,text=0.25,audio=0.25,image+text+audio=0.25';
 
 /**
- * The reduced grid `--quick` runs (CI): 2 attacks at 20%, 5 aggregators (FedAvg, median, FedMM-X with and without the median norm bound, and the server-only baseline), 5 clients, 5 rounds, one
- * seed. Multi-Krum is left out: with 5 clients a single-modality group has one or two senders, so
- * its per-group bound leaves f_g = 0 there and it would test nothing Krum-specific.
+ * The reduced grid `--quick` runs (CI): 2 attacks at 20%, 5 aggregators (FedAvg, median, FedMM-X
+ * with the median norm bound, its agreement-only ablation, and the server-only reference), 5 clients,
+ * 5 rounds, one seed: 15 runs. Unbounded FedMM-X, Multi-Krum and the other ablations run in the full grid.
  */
 export const QUICK_ROBUSTNESS: RobustnessSettings = {
-  aggregators: ['fedavg', 'median', 'fedmm-x', 'fedmm-x-bounded', 'server-only'],
+  aggregators: ['fedavg', 'median', 'fedmm-x-bounded', 'fedmm-x-agreement-only', 'server-only'],
+  dataset: 'digits',
   attacks: ['sign-flip', 'scaling'],
   fractions: [0.2],
   numClients: 5,
@@ -77,9 +85,27 @@ export const QUICK_ROBUSTNESS: RobustnessSettings = {
   maxSeeds: 1,
 };
 
-/** The whole grid: every attack × {20%, 40%} × 8 aggregators (the server-only baseline among them), 10 clients, 10 rounds, every seed. */
+/**
+ * The whole grid: every attack × {20%, 40%} × 12 aggregators (five baselines, unbounded FedMM-X, the
+ * two norm-bounded FedMM-X configurations, three trust-signal ablations, and the server-only
+ * reference), 10 clients, 10 rounds, every seed.
+ */
 export const FULL_ROBUSTNESS: RobustnessSettings = {
-  aggregators: ['fedavg', 'median', 'trimmed-mean', 'multi-krum', 'fltrust', 'fedmm-x', 'fedmm-x-bounded', 'server-only'],
+  aggregators: [
+    'fedavg',
+    'median',
+    'trimmed-mean',
+    'multi-krum-select',
+    'fltrust',
+    'fedmm-x',
+    'fedmm-x-bounded',
+    'fedmm-x-rooted',
+    'fedmm-x-agreement-only',
+    'fedmm-x-probe-only',
+    'fedmm-x-expl-calib-only',
+    'server-only',
+  ],
+  dataset: 'digits',
   attacks: ALL_ATTACKS,
   fractions: [0.2, 0.4],
   numClients: 10,
@@ -104,6 +130,19 @@ export function krumByzantine(settings: Pick<RobustnessSettings, 'numClients' | 
   return Math.max(0, Math.min(Math.round(largest * settings.numClients), Math.floor((settings.numClients - 3) / 2)));
 }
 
+/**
+ * Multi-Krum selection's f: the adversarial clients at the grid's largest fraction (a server does
+ * not know the fraction it faces, so it is set for the worst case), leaving at least one client.
+ */
+export function selectionByzantine(settings: Pick<RobustnessSettings, 'numClients' | 'fractions'>): number {
+  const largest = Math.max(0, ...settings.fractions);
+  return Math.max(0, Math.min(Math.round(largest * settings.numClients), settings.numClients - 1));
+}
+
+/** FedMM-X's recommended configuration: trust weighting over FedAvg, every update clipped per group to the round's median norm. */
+const BOUNDED = { name: 'fedmm-x', inner: { name: 'fedavg' }, maxNorm: 'median', historyDecay: 0.5 } as const;
+const SIGNALS_OFF = { agreement: 0, accuracy: 0, loss: 0, calibration: 0, explanation: 0 } as const;
+
 /** The task-file strategy of `aggregator`, with the parameters this section uses. */
 export function aggregatorStrategy(aggregator: AggregatorId, settings: Pick<RobustnessSettings, 'numClients' | 'fractions'>): Record<string, unknown> {
   switch (aggregator) {
@@ -115,6 +154,8 @@ export function aggregatorStrategy(aggregator: AggregatorId, settings: Pick<Robu
       return { name: 'trimmed-mean', trimFraction: TRIM_FRACTION };
     case 'multi-krum':
       return { name: 'multi-krum', numByzantine: krumByzantine(settings), numSelected: null };
+    case 'multi-krum-select':
+      return { name: 'multi-krum-select', numByzantine: selectionByzantine(settings), numSelected: null };
     case 'fltrust':
       return { name: 'fltrust', rootExamples: 100 };
     case 'fedmm-x':
@@ -125,7 +166,18 @@ export function aggregatorStrategy(aggregator: AggregatorId, settings: Pick<Robu
       return { name: 'server-only', rootExamples: 100 };
     case 'fedmm-x-bounded':
       // The same trust weighting over FedAvg with every update clipped, per group, to the round's median norm (FLAME's adaptive bound): no constant to tune.
-      return { name: 'fedmm-x', inner: { name: 'clip', maxNorm: 'median', perGroup: true, inner: { name: 'fedavg' } }, historyDecay: 0.5 };
+      return { ...BOUNDED };
+    case 'fedmm-x-rooted':
+      // The server's evidence instead of the round's: clipped to the norm of the root update (FLTrust's 100 public-split examples), agreement measured against it.
+      return { ...BOUNDED, maxNorm: 'reference', agreementReference: 'root', rootExamples: 100 };
+    case 'fedmm-x-agreement-only':
+      // Ablations of the bounded configuration: one family of trust signals each. Agreement keeps its gate.
+      return { ...BOUNDED, weights: { ...SIGNALS_OFF, agreement: 1 }, agreementGate: true };
+    case 'fedmm-x-probe-only':
+      // Without agreement the gate goes too, or agreement would still act through it.
+      return { ...BOUNDED, weights: { ...SIGNALS_OFF, accuracy: 1, loss: 1 }, agreementGate: false };
+    case 'fedmm-x-expl-calib-only':
+      return { ...BOUNDED, weights: { ...SIGNALS_OFF, calibration: 0.5, explanation: 0.5 }, agreementGate: false };
     default:
       throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `aggregatorStrategy: unknown aggregator ${JSON.stringify(aggregator)}`);
   }
@@ -134,6 +186,7 @@ export function aggregatorStrategy(aggregator: AggregatorId, settings: Pick<Robu
 /** The validated task of one run: every client takes part in every round. */
 export function robustnessTask(aggregator: AggregatorId, settings: RobustnessSettings, seed: number): TaskConfig {
   return experimentTask(`robustness-${aggregator}-s${seed}`, {
+    dataset: { name: settings.dataset, modalities: ['image', 'text', 'audio'] },
     strategy: aggregatorStrategy(aggregator, settings),
     rounds: settings.rounds,
     clientsPerRound: settings.numClients,
@@ -159,6 +212,8 @@ export function robustnessClientArgs(settings: RobustnessSettings, seed: number,
     String(settings.alpha),
     '--modality-kinds',
     settings.modalityKinds,
+    '--dataset',
+    settings.dataset,
     // The clients' own evaluation is not used here; the coordinator measures the test split.
     '--eval-examples',
     '0',
@@ -243,7 +298,7 @@ export function robustnessCacheKey(
   const { maxSeeds: _maxSeeds, aggregators: _aggregators, attacks: _attacks, fractions, ...shape } = settings;
   // The aggregators and attacks lists do not change a run; the fractions do (Krum's f is set from the largest).
   // `engine` names the coordinator behaviour a stored run was made with: runs from before canonical-order
-  // aggregation, seeded client identities and per-group Krum bounds are not reused.
+  // aggregation, seeded client identities and per-group Krum bounds are not reused. The dataset is part of the settings.
   return {
     section: 'robustness',
     engine: ROBUSTNESS_ENGINE,
@@ -267,6 +322,11 @@ export function robustnessPlan(
   return plan;
 }
 
+/** The trust-aware aggregator whose trust the section plots and checks: the median-bounded configuration, else unbounded FedMM-X (null when neither runs). */
+export function trustAggregator(settings: Pick<RobustnessSettings, 'aggregators'>): AggregatorId | null {
+  return (['fedmm-x-bounded', 'fedmm-x'] as const).find((a) => settings.aggregators.includes(a)) ?? null;
+}
+
 /** Checks `--quick` asserts: every run finished, the clean runs learned, and trust separated sign-flip and scaling clients. */
 export function robustnessChecks(runs: readonly RobustnessRun[], settings: RobustnessSettings): Check[] {
   const checks: Check[] = [];
@@ -279,20 +339,21 @@ export function robustnessChecks(runs: readonly RobustnessRun[], settings: Robus
         ? `${runs.length} runs`
         : unfinished.map((r) => `${r.aggregator} ${r.attack ?? 'clean'} s${r.seed}: ${r.status}${r.error ? ` (${r.error})` : ''}`).join('; '),
   });
-  // The headline compares FedAvg and FedMM-X, which is only meaningful against clean runs well above
+  // The headline compares FedAvg and trust-aware FedMM-X, which is only meaningful against clean runs well above
   // chance (10 classes). Other aggregators' clean accuracy is reported, not asserted: failing to learn
   // is a finding about them (see Multi-Krum), not a broken run.
+  const trusted = trustAggregator(settings);
   const clean = runs.filter((r) => r.attack === null);
-  const headline = clean.filter((r) => r.aggregator === 'fedavg' || r.aggregator === 'fedmm-x');
+  const headline = clean.filter((r) => r.aggregator === 'fedavg' || r.aggregator === trusted);
   const weak = headline.filter((r) => r.finalAccuracy === null || r.finalAccuracy < 0.5);
   checks.push({
-    name: 'clean FedAvg and FedMM-X runs reach ≥ 50% test accuracy',
+    name: `clean FedAvg and ${trusted === null ? 'FedMM-X' : AGGREGATOR_LABELS[trusted]} runs reach ≥ 50% test accuracy`,
     ok: headline.length > 0 && weak.length === 0,
     detail: clean.map((r) => `${r.aggregator} s${r.seed}: ${r.finalAccuracy === null ? 'n/a' : (r.finalAccuracy * 100).toFixed(1)}`).join(', '),
   });
   for (const attack of ['sign-flip', 'scaling'] as const) {
-    if (!settings.attacks.includes(attack) || !settings.aggregators.includes('fedmm-x')) continue;
-    for (const r of runs.filter((x) => x.aggregator === 'fedmm-x' && x.attack === attack)) {
+    if (!settings.attacks.includes(attack) || trusted === null) continue;
+    for (const r of runs.filter((x) => x.aggregator === trusted && x.attack === attack)) {
       const result = adversarialTrustBelowHonest(r, 3);
       checks.push({
         name: `trust of ${attack} clients below honest mean after round 3 (${Math.round(r.fraction * 100)}%, seed ${r.seed})`,
@@ -342,16 +403,17 @@ export async function runRobustness(ctx: ExperimentContext): Promise<SectionResu
   }
 
   const figures: Figure[] = [{ file: 'robustness-retained.svg', svg: retainedBarChart(runs, settings) }];
+  const trusted = trustAggregator(settings);
   const trustRuns = settings.attacks.flatMap((attack) => {
     const r = runs.find(
-      (x) => x.aggregator === 'fedmm-x' && x.attack === attack && x.fraction === settings.fractions[0] && x.seed === seeds[0] && x.trust.length > 0,
+      (x) => x.aggregator === trusted && x.attack === attack && x.fraction === settings.fractions[0] && x.seed === seeds[0] && x.trust.length > 0,
     );
     return r ? [r] : [];
   });
   for (const r of trustRuns) {
     figures.push({
       file: `robustness-trust-${r.attack}.svg`,
-      svg: trustFigure(r, `Trust T_k per client, ${r.attack} at ${Math.round(r.fraction * 100)}% (seed ${r.seed})`),
+      svg: trustFigure(r, `Trust T_k per client, ${AGGREGATOR_LABELS[r.aggregator]}, ${r.attack} at ${Math.round(r.fraction * 100)}% (seed ${r.seed})`),
     });
   }
 
@@ -383,11 +445,18 @@ export function robustnessMarkdown(
   reused = 0,
 ): string {
   const tables = robustnessTables(runs, settings);
-  const summary = robustnessSummary(runs, settings);
+  const trusted = trustAggregator(settings);
+  const summary = trusted === null ? { headline: [] } : robustnessSummary(runs, settings, trusted);
+  const bounded = BOUNDED_TRUST_AGGREGATORS.filter((a) => settings.aggregators.includes(a));
+  const ablations = settings.aggregators.filter((a) => a.endsWith('-only') && a.startsWith('fedmm-x'));
+  const baselineLabels = settings.aggregators
+    .filter((a) => BASELINE_AGGREGATORS.includes(a))
+    .map((a) => AGGREGATOR_LABELS[a])
+    .join(', ');
   const pct = (f: number): string => `${Math.round(f * 100)}%`;
   const lines: string[] = [];
   lines.push(
-    `Setting: digits (image, caption, speech), ${settings.numClients} clients, all of them in every round, ${settings.rounds} rounds, ` +
+    `Setting: ${settings.dataset} (image, caption, speech), ${settings.numClients} clients, all of them in every round, ${settings.rounds} rounds, ` +
       `≤ ${settings.maxExamples} training examples per client, Dirichlet α = ${settings.alpha} label skew, modality kinds ${settings.modalityKinds.replace(/,/g, ', ')}; ` +
       `test accuracy on ${settings.testExamples} test-split examples after the last round. Seeds: ${seeds.join(', ')}. ` +
       `For one seed the partition, the adversarial clients and the initial model are the same for every aggregator. ` +
@@ -395,7 +464,11 @@ export function robustnessMarkdown(
     '',
     `Attacks (packages/client/src/adversarial.ts): ${settings.attacks.join(', ')} at ${settings.fractions.map(pct).join(' and ')} of the clients. ` +
       `Aggregators: ${settings.aggregators.map((a) => `${AGGREGATOR_LABELS[a]} (\`${JSON.stringify(aggregatorStrategy(a, settings))}\`)`).join(', ')}. ` +
-      `Multi-Krum's f is ${krumByzantine(settings)} (n > 2f + 2 caps it); FLTrust and FedMM-X use the coordinator's probe on the public split (${settings.probeExamples} examples), never the test split. No parameter was tuned.`,
+      (settings.aggregators.includes('multi-krum') ? `Per-group Multi-Krum's f is ${krumByzantine(settings)} (n > 2f + 2 caps it). ` : '') +
+      (settings.aggregators.includes('multi-krum-select')
+        ? `Multi-Krum selection's f is ${selectionByzantine(settings)} (the largest fraction's attackers), so it keeps n − f clients each round. `
+        : '') +
+      `FLTrust and FedMM-X use the coordinator's probe on the public split (${settings.probeExamples} examples), never the test split. No parameter was tuned.`,
     '',
     "**Accuracy retained** = final test accuracy under attack ÷ the same aggregator's clean final accuracy (same seed), in %" +
       (seeds.length > 1 ? ', mean ± std over seeds' : '') +
@@ -410,22 +483,40 @@ export function robustnessMarkdown(
         ]
       : []),
     '',
-    summary.notWon.length === 0
-      ? 'Trust-aware FedMM-X has the highest retained accuracy in every cell.'
-      : `Cells where trust-aware FedMM-X is not the best aggregator (${summary.notWon.length} of ${settings.attacks.length * settings.fractions.length}):`,
-    ...summary.notWon.map((n) => `- ${n}`),
-    '',
-    'How the aggregators differ, which the table should be read against: trust-aware FedMM-X here is FedAvg weighted by T_k, so a client it distrusts keeps a smaller but non-zero share and nothing bounds the norm of its update; ' +
-      "median and trimmed mean drop extreme values per coordinate; Multi-Krum keeps the updates closest to their neighbours; FLTrust weights each update by its ReLU-cosine to an update the server trains on its own root data and rescales it to that update's norm, " +
+    ...(bounded.length === 0
+      ? []
+      : [
+          `Norm-bounded trust-aware aggregation against its design target (mean retained accuracy over attacks) and against the best baseline (${baselineLabels}) of each cell, over the seeds both have:`,
+          '',
+          ...bounded.flatMap((a) => designTargetLines(designTarget(runs, settings, a))),
+          '',
+        ]),
+    'How the aggregators differ, which the table should be read against: unbounded FedMM-X is FedAvg weighted by T_k, so a client it distrusts keeps a smaller but non-zero share and nothing bounds the norm of its update; ' +
+      "the norm-bounded configurations clip every update, per modality group, to the round's median norm or to the norm of the server's root update before weighting, so a client moves the model by at most its weight share times that bound; " +
+      'the root-referenced one also measures agreement against the root update instead of the median of the round, which a majority of colluding attackers would own; ' +
+      "median and trimmed mean drop extreme values per coordinate; Multi-Krum selection keeps the n − f clients closest to their neighbours over the modality groups each sent; FLTrust weights each update by its ReLU-cosine to an update the server trains on its own root data and rescales it to that update's norm, " +
       "so it bounds the magnitude of every update (at the price of trusting the root data, 100 public-split examples here). Attacks that change an update's magnitude (scaling, Gaussian noise) test exactly that bound.",
+    ...(ablations.length === 0
+      ? []
+      : [
+          '',
+          `Trust-signal ablations (${ablations.map((a) => AGGREGATOR_LABELS[a]).join('; ')}): the median-bounded configuration with one family of signals each — agreement alone (with its gate), the probe signals alone (accuracy and loss improvement of the candidate model on the probe set, no agreement gate), explanation consistency and calibration alone (no gate). Their rows against the full signal set show which signals do the work.`,
+        ]),
     '',
     'Final test accuracy (%), clean and under attack:',
     '',
     tables.accuracy,
   );
+  if (settings.aggregators.includes('multi-krum-select')) {
+    lines.push(
+      "Multi-Krum selection scores each client in every modality group it sent (Krum's summed squared distance to its nearest fellow senders, divided by the group's median score), averages those scores over its groups and keeps the n − f best clients; " +
+        'each group is then the mean over the kept clients that sent it. A small group cannot shrink f to 0 and keep everybody, as per-group Krum does.',
+      '',
+    );
+  }
   if (settings.aggregators.includes('multi-krum')) {
     lines.push(
-      `Multi-Krum (like every fl-core strategy) aggregates each parameter group on its own; a modality's adapters are sent only by the clients holding that modality, so groups have different numbers of senders n_g. ` +
+      `Per-group Multi-Krum (like every fl-core strategy) aggregates each parameter group on its own; a modality's adapters are sent only by the clients holding that modality, so groups have different numbers of senders n_g. ` +
         `Each group uses f_g = min(f, ⌊(n_g − 3)/2⌋) with f = ${krumByzantine(settings)}, and a group of at most two senders takes their mean: every group learns, ` +
         'but a group with few senders tolerates fewer Byzantine clients than f.',
       '',
@@ -434,7 +525,7 @@ export function robustnessMarkdown(
   const bar = figures.find((f) => f.file === 'robustness-retained.svg');
   if (bar) lines.push(`![Retained accuracy per aggregator](${bar.file})`, '');
   const trustRows = runs
-    .filter((r) => r.aggregator === 'fedmm-x' && r.attack !== null && r.trust.length > 0)
+    .filter((r) => r.aggregator === trusted && r.attack !== null && r.trust.length > 0)
     .map((r) => {
       const later = trustGroupMeans(r).filter((m) => m.serverRound > 3);
       const mean = (xs: (number | null)[]): string => {
@@ -445,7 +536,7 @@ export function robustnessMarkdown(
     });
   if (trustRows.length > 0) {
     lines.push(
-      'Trust T_k of trust-aware FedMM-X (FedMM-X Figure 1), averaged over rounds after round 3:',
+      `Trust T_k of ${trusted === null ? 'FedMM-X' : AGGREGATOR_LABELS[trusted]} (FedMM-X Figure 1), averaged over rounds after round 3:`,
       '',
       markdownTable(['attack', 'fraction', 'seed', 'honest mean T_k', 'adversarial mean T_k'], trustRows),
     );
@@ -470,7 +561,7 @@ export function robustnessMarkdown(
         : `. The full grid (${fullRuns} runs per seed, ${FULL_ROBUSTNESS.numClients} clients × ${FULL_ROBUSTNESS.rounds} rounds × ${FULL_ROBUSTNESS.maxExamples} examples) is estimated at ` +
           `${(estimate / 60_000).toFixed(0)} min of such CPU time per seed (runs × CPU per run × ratio of clients·rounds·examples), an overestimate because the start-up cost of a run does not scale.`),
     '',
-    'What differs from the paper: spoken & written digits with small frozen pretrained encoders and LoRA adapters instead of VQA/MSCOCO/AVQA with CLIP-scale models; ' +
+    `What differs from the paper: ${settings.dataset === 'digits' ? 'spoken & written digits' : `the built-in ${settings.dataset} dataset`} with small frozen pretrained encoders and LoRA adapters instead of VQA/MSCOCO/AVQA with CLIP-scale models; ` +
       `${settings.numClients} clients and ${settings.rounds} rounds; the paper does not say which attacks it used, ours are the ${settings.attacks.length} above with strengths of our choosing (` +
       settings.attacks.map((a) => `${a}: ${ATTACK_STRENGTHS[a]}`).join('; ') +
       '); ' +

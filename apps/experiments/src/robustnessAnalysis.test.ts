@@ -4,6 +4,8 @@ import { isExperimentsError } from './errors.js';
 import {
   adversarialTrustBelowHonest,
   cellKey,
+  designTarget,
+  designTargetLines,
   retainedAccuracy,
   retainedBarChart,
   retainedByCell,
@@ -219,27 +221,102 @@ describe('tables, summary and chart', () => {
   it('tabulates retained and final accuracy per aggregator', () => {
     const { retained, accuracy } = robustnessTables(runs, grid);
     expect(retained).toContain('| FedAvg | 80.0 | 50.0 | 50.0 |');
-    expect(retained).toContain('| FedMM-X (trust-aware) | 80.0 | 90.0 | 90.0 |');
+    expect(retained).toContain('| FedMM-X (trust-aware, unbounded) | 80.0 | 90.0 | 90.0 |');
     expect(accuracy).toContain('| Median | 50.0 | 50.0 |');
   });
 
-  it('states the headline and where trust-aware does not win', () => {
-    const { headline, notWon } = robustnessSummary(runs, grid);
-    expect(headline[0]).toContain("FedMM-X retains 90.0% of its clean accuracy vs FedAvg's 50.0%; best: Median 100.0%");
-    expect(notWon).toEqual(['sign-flip 20%: Median 100.0% vs FedMM-X 90.0%']);
+  it('states the headline for the method asked about', () => {
+    const { headline } = robustnessSummary(runs, grid, 'fedmm-x');
+    expect(headline[0]).toContain("FedMM-X (trust-aware, unbounded) retains 90.0% of its clean accuracy vs FedAvg's 50.0%; best: Median 100.0%");
   });
 
   it('leaves the server-only reference row out of every "best aggregator" comparison', () => {
     // 110% retained: it would rank first if it were compared.
     const withServer = [...runs, run('server-only', null, 0.6), run('server-only', 'sign-flip', 0.66)];
-    const { headline, notWon } = robustnessSummary(withServer, { ...grid, aggregators: [...grid.aggregators, 'server-only'] });
+    const { headline } = robustnessSummary(withServer, { ...grid, aggregators: [...grid.aggregators, 'server-only'] }, 'fedmm-x');
     expect(headline[0]).toContain('best: Median 100.0%');
-    expect(notWon).toEqual(['sign-flip 20%: Median 100.0% vs FedMM-X 90.0%']);
+    const target = designTarget(
+      [...withServer, run('fedmm-x-bounded', null, 0.8), run('fedmm-x-bounded', 'sign-flip', 0.76)],
+      { ...grid, aggregators: [...grid.aggregators, 'fedmm-x-bounded', 'server-only'] },
+      'fedmm-x-bounded',
+    );
+    expect(target.losing.map((l) => l.baseline)).toEqual(['median']);
   });
 
   it('draws one bar series per fraction with the retained percentages', () => {
     const svg = retainedBarChart(runs, grid);
     expect(svg).toContain('20% adversarial');
     expect(svg).toContain('20% adversarial · FedAvg: 50<');
+  });
+});
+
+describe('designTarget', () => {
+  const grid = {
+    aggregators: ['fedavg', 'median', 'fedmm-x', 'fedmm-x-bounded', 'server-only'] as AggregatorId[],
+    attacks: ['sign-flip', 'scaling'] as AdversarialKind[],
+    fractions: [0.2, 0.4],
+  };
+  /** Clean 0.8 for everyone and each seed; attacked runs retain `retained[attack][fraction]` per seed. */
+  function grid3(retained: Partial<Record<AggregatorId, Record<string, readonly number[]>>>): RobustnessRun[] {
+    const out: RobustnessRun[] = [];
+    for (const seed of [1, 2, 3]) {
+      for (const a of grid.aggregators) {
+        out.push(run(a, null, 0.8, seed));
+        for (const attack of grid.attacks) {
+          for (const fraction of grid.fractions) {
+            const values = retained[a]?.[`${attack} ${fraction}`] ?? [1, 1, 1];
+            out.push(run(a, attack, 0.8 * values[seed - 1]!, seed, fraction));
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  it('reports the mean retained accuracy per fraction against 95% and 90%, and a cell lost by more than its interval', () => {
+    // Arrange: the bounded method retains 100% except at scaling 40% (0.5, 0.55, 0.6), where median
+    // keeps 100%: the paired difference −45 ± t₂·5/√3 (half-width 12.4) lies wholly below 0. At sign-flip 20%
+    // it is 2 points under median but within noise (differences −0.1, +0.05, −0.01: the interval includes 0).
+    // The server-only row would beat everyone and is not a baseline; unbounded FedMM-X is not one either.
+    const runs = grid3({
+      'fedmm-x-bounded': {
+        'sign-flip 0.2': [0.9, 1.05, 0.99],
+        'scaling 0.4': [0.5, 0.55, 0.6],
+      },
+      fedavg: { 'scaling 0.4': [0.1, 0.1, 0.1], 'scaling 0.2': [0.2, 0.2, 0.2] },
+      'fedmm-x': { 'scaling 0.4': [1.2, 1.2, 1.2] },
+    });
+    // Act
+    const result = designTarget(runs, grid, 'fedmm-x-bounded');
+    // Assert: 20%: (0.98 + 1)/2 = 0.99 ≥ 0.95; 40%: (1 + 0.55)/2 = 0.775 < 0.90.
+    expect(result.fractions.map((f) => [f.fraction, +f.retained!.toFixed(4), f.target, f.met])).toEqual([
+      [0.2, 0.99, 0.95, true],
+      [0.4, 0.775, 0.9, false],
+    ]);
+    expect(result.comparedCells).toBe(4);
+    expect(result.losing).toHaveLength(1);
+    const lost = result.losing[0]!;
+    expect([lost.attack, lost.fraction, lost.baseline]).toEqual(['scaling', 0.4, 'median']);
+    expect(lost.difference.mean).toBeCloseTo(-0.45, 10);
+    expect(lost.difference.high).toBeLessThan(0);
+    const lines = designTargetLines(result);
+    expect(lines[0]).toBe('- FedMM-X + median norm bound at 20%: mean retained 99.0% against the design target ≥ 95%: met.');
+    expect(lines[1]).toBe('- FedMM-X + median norm bound at 40%: mean retained 77.5% against the design target ≥ 90%: missed.');
+    expect(lines[2]).toContain('Cells (1 of 4)');
+    expect(lines[3]).toContain('scaling 40%: 55.0% vs Median 100.0%, difference −45.0 [');
+  });
+
+  it('with one seed lists every cell where the method is below the best baseline, saying there is no interval', () => {
+    const one = grid3({ 'fedmm-x-bounded': { 'sign-flip 0.2': [0.99, 1, 1] } }).filter((r) => r.seed === 1);
+    const result = designTarget(one, { ...grid, fractions: [0.2] }, 'fedmm-x-bounded');
+    expect(result.losing.map((l) => `${l.attack} ${l.fraction}`)).toEqual(['sign-flip 0.2']);
+    expect(designTargetLines(result).join('\n')).toContain('one seed gives no interval');
+  });
+
+  it('says so when nothing was lost, and when no baseline ran', () => {
+    const runs = grid3({});
+    expect(designTargetLines(designTarget(runs, grid, 'fedmm-x-bounded')).at(-1)).toContain('In none of the 4 cells');
+    const alone = designTarget(runs, { ...grid, aggregators: ['fedmm-x-bounded'] }, 'fedmm-x-bounded');
+    expect(designTargetLines(alone).at(-1)).toContain('no cell has a baseline');
   });
 });

@@ -5,12 +5,27 @@
  */
 import type { AdversarialKind } from '@chorus/client';
 import { ExperimentsError } from './errors.js';
-import { formatMeanStd, markdownTable, meanStd } from './stats.js';
+import { formatMeanStd, formatPaired, markdownTable, meanStd, pairedDifference } from './stats.js';
+import type { PairedDifference } from './stats.js';
 import { barChart, lineChart } from './svg.js';
 import type { LinePoint, LineSeries } from './svg.js';
 
 /** Aggregators compared, as the report names them. */
-export const ROBUSTNESS_AGGREGATORS = ['fedavg', 'median', 'trimmed-mean', 'multi-krum', 'fltrust', 'fedmm-x', 'fedmm-x-bounded', 'server-only'] as const;
+export const ROBUSTNESS_AGGREGATORS = [
+  'fedavg',
+  'median',
+  'trimmed-mean',
+  'multi-krum',
+  'multi-krum-select',
+  'fltrust',
+  'fedmm-x',
+  'fedmm-x-bounded',
+  'fedmm-x-rooted',
+  'fedmm-x-agreement-only',
+  'fedmm-x-probe-only',
+  'fedmm-x-expl-calib-only',
+  'server-only',
+] as const;
 /** One of {@link ROBUSTNESS_AGGREGATORS}. */
 export type AggregatorId = (typeof ROBUSTNESS_AGGREGATORS)[number];
 
@@ -20,15 +35,32 @@ export type AggregatorId = (typeof ROBUSTNESS_AGGREGATORS)[number];
  */
 export const REFERENCE_AGGREGATORS: readonly AggregatorId[] = ['server-only'];
 
+/** The baselines the norm-bounded trust-aware method is held against: every aggregator that is neither FedMM-X nor a reference row. */
+export const BASELINE_AGGREGATORS: readonly AggregatorId[] = ['fedavg', 'median', 'trimmed-mean', 'multi-krum', 'multi-krum-select', 'fltrust'];
+
+/** The norm-bounded trust-aware aggregators, each judged against the design target. */
+export const BOUNDED_TRUST_AGGREGATORS: readonly AggregatorId[] = ['fedmm-x-bounded', 'fedmm-x-rooted'];
+
+/** Design target of the norm-bounded trust-aware method: mean retained accuracy over attacks, by adversarial fraction. */
+export const DESIGN_TARGETS: ReadonlyMap<number, number> = new Map([
+  [0.2, 0.95],
+  [0.4, 0.9],
+]);
+
 /** Display names of the aggregators. */
 export const AGGREGATOR_LABELS: Readonly<Record<AggregatorId, string>> = {
   fedavg: 'FedAvg',
   median: 'Median',
   'trimmed-mean': 'Trimmed mean',
-  'multi-krum': 'Multi-Krum',
+  'multi-krum': 'Multi-Krum per group',
+  'multi-krum-select': 'Multi-Krum (client selection)',
   fltrust: 'FLTrust',
-  'fedmm-x': 'FedMM-X (trust-aware)',
+  'fedmm-x': 'FedMM-X (trust-aware, unbounded)',
   'fedmm-x-bounded': 'FedMM-X + median norm bound',
+  'fedmm-x-rooted': 'FedMM-X + root norm bound, root reference',
+  'fedmm-x-agreement-only': 'FedMM-X bounded, agreement only',
+  'fedmm-x-probe-only': 'FedMM-X bounded, probe only (quality + loss)',
+  'fedmm-x-expl-calib-only': 'FedMM-X bounded, explanation + calibration only',
   'server-only': 'Server only (FLTrust root data, clients ignored)',
 };
 
@@ -312,38 +344,129 @@ export function robustnessTables(runs: readonly RobustnessRun[], grid: Robustnes
   };
 }
 
+/** Mean retained accuracy of `aggregator` at `fraction` over `attacks` (mean over seeds), or null without a value. */
+function meanRetained(
+  cells: ReadonlyMap<string, readonly { seed: number; retained: number }[]>,
+  aggregator: AggregatorId,
+  fraction: number,
+  attacks: readonly AdversarialKind[],
+): number | null {
+  const values = retainedOverAttacks(cells, aggregator, fraction, attacks);
+  return values.length === 0 ? null : meanStd(values).mean;
+}
+
+const fmtPct = (v: number | null): string => (v === null ? 'n/a' : `${(v * 100).toFixed(1)}%`);
+
 /**
- * The headline sentence in the paper's form ("X% retained at 20% vs FedAvg's Y%"), and every cell
- * where trust-aware aggregation is not the best aggregator, as measured.
+ * The headline sentence in the paper's form ("X% retained at 20% vs FedAvg's Y%") for `method`, with
+ * the best non-reference aggregator of each fraction.
  */
-export function robustnessSummary(runs: readonly RobustnessRun[], grid: RobustnessGridShape): { headline: string[]; notWon: string[] } {
+export function robustnessSummary(runs: readonly RobustnessRun[], grid: RobustnessGridShape, method: AggregatorId): { headline: string[] } {
   const cells = retainedByCell(runs);
-  const mean = (values: readonly number[]): number | null => (values.length === 0 ? null : meanStd(values).mean);
-  const fmt = (v: number | null): string => (v === null ? 'n/a' : `${(v * 100).toFixed(1)}%`);
   const headline = grid.fractions.map((f) => {
-    const ours = mean(retainedOverAttacks(cells, 'fedmm-x', f, grid.attacks));
-    const fedavg = mean(retainedOverAttacks(cells, 'fedavg', f, grid.attacks));
+    const ours = meanRetained(cells, method, f, grid.attacks);
+    const fedavg = meanRetained(cells, 'fedavg', f, grid.attacks);
     const ranked = grid.aggregators
       .filter((a) => !REFERENCE_AGGREGATORS.includes(a))
-      .map((a) => ({ a, v: mean(retainedOverAttacks(cells, a, f, grid.attacks)) }))
+      .map((a) => ({ a, v: meanRetained(cells, a, f, grid.attacks) }))
       .filter((x): x is { a: AggregatorId; v: number } => x.v !== null)
       .sort((x, y) => y.v - x.v);
     const best = ranked[0];
-    return `At ${pct(f)} adversarial clients (mean over ${grid.attacks.length} attack${grid.attacks.length === 1 ? '' : 's'}): trust-aware FedMM-X retains ${fmt(ours)} of its clean accuracy vs FedAvg's ${fmt(fedavg)}${best ? `; best: ${AGGREGATOR_LABELS[best.a]} ${fmt(best.v)}` : ''}.`;
+    return `At ${pct(f)} adversarial clients (mean over ${grid.attacks.length} attack${grid.attacks.length === 1 ? '' : 's'}): ${AGGREGATOR_LABELS[method]} retains ${fmtPct(ours)} of its clean accuracy vs FedAvg's ${fmtPct(fedavg)}${best ? `; best: ${AGGREGATOR_LABELS[best.a]} ${fmtPct(best.v)}` : ''}.`;
   });
-  const notWon: string[] = [];
-  if (grid.aggregators.includes('fedmm-x')) {
-    for (const c of columns(grid)) {
-      const values = grid.aggregators
-        .filter((a) => !REFERENCE_AGGREGATORS.includes(a))
-        .map((a) => ({ a, v: mean((cells.get(cellKey(a, c.attack, c.fraction)) ?? []).map((x) => x.retained)) }))
-        .filter((x): x is { a: AggregatorId; v: number } => x.v !== null);
-      const ours = values.find((x) => x.a === 'fedmm-x');
-      const best = [...values].sort((x, y) => y.v - x.v)[0];
-      if (ours && best && best.a !== 'fedmm-x' && best.v > ours.v) {
-        notWon.push(`${c.label}: ${AGGREGATOR_LABELS[best.a]} ${fmt(best.v)} vs FedMM-X ${fmt(ours.v)}`);
-      }
+  return { headline };
+}
+
+/** One cell where a method falls below the best baseline by more than the cell's 95 % interval (or, with one seed, at all). */
+export interface LosingCell {
+  readonly attack: AdversarialKind;
+  readonly fraction: number;
+  /** The baseline with the highest mean retained accuracy in the cell. */
+  readonly baseline: AggregatorId;
+  readonly methodRetained: number;
+  readonly baselineRetained: number;
+  /** Paired difference method − baseline over the seeds both have. */
+  readonly difference: PairedDifference;
+}
+
+/** How a norm-bounded trust-aware method measures against the design target and the baselines. */
+export interface DesignTargetResult {
+  readonly method: AggregatorId;
+  /** Per fraction: mean retained accuracy over attacks (null without runs), the target (null when none is set) and whether it is met. */
+  readonly fractions: readonly { readonly fraction: number; readonly retained: number | null; readonly target: number | null; readonly met: boolean | null }[];
+  /** Cells where the method is below the best baseline by more than the cell's interval; with one seed, every cell where it is below. */
+  readonly losing: readonly LosingCell[];
+  /** Cells where both the method and at least one baseline have values. */
+  readonly comparedCells: number;
+}
+
+/**
+ * Measures `method` against the design target ({@link DESIGN_TARGETS}) and, cell by cell, against the
+ * best baseline of the grid ({@link BASELINE_AGGREGATORS} present in it, best by mean retained
+ * accuracy over seeds): the paired difference over seeds and its 95 % t interval; a cell counts as lost
+ * when the whole interval lies below 0 (the method is below by more than the interval's half-width),
+ * and with one seed, which gives no interval, whenever the method is below.
+ */
+export function designTarget(runs: readonly RobustnessRun[], grid: RobustnessGridShape, method: AggregatorId): DesignTargetResult {
+  const cells = retainedByCell(runs);
+  const fractions = grid.fractions.map((fraction) => {
+    const retained = meanRetained(cells, method, fraction, grid.attacks);
+    const target = DESIGN_TARGETS.get(fraction) ?? null;
+    return { fraction, retained, target, met: retained === null || target === null ? null : retained >= target };
+  });
+  const losing: LosingCell[] = [];
+  let comparedCells = 0;
+  const baselines = grid.aggregators.filter((a) => BASELINE_AGGREGATORS.includes(a));
+  for (const c of columns(grid)) {
+    const series = (a: AggregatorId) => (cells.get(cellKey(a, c.attack, c.fraction)) ?? []).map((v) => ({ seed: v.seed, value: v.retained }));
+    const ours = series(method);
+    if (ours.length === 0) continue;
+    const best = baselines
+      .map((a) => ({ a, values: series(a) }))
+      .filter((b) => b.values.length > 0)
+      .map((b) => ({ ...b, mean: meanStd(b.values.map((v) => v.value)).mean }))
+      .sort((x, y) => y.mean - x.mean)[0];
+    if (!best) continue;
+    comparedCells += 1;
+    const difference = pairedDifference(ours, best.values);
+    if (difference.n === 0) continue;
+    const lost = difference.n < 2 ? difference.mean < 0 : difference.high < 0;
+    if (lost) {
+      losing.push({
+        attack: c.attack,
+        fraction: c.fraction,
+        baseline: best.a,
+        methodRetained: meanStd(ours.map((v) => v.value)).mean,
+        baselineRetained: best.mean,
+        difference,
+      });
     }
   }
-  return { headline, notWon };
+  return { method, fractions, losing, comparedCells };
+}
+
+/** The report's lines on {@link designTarget}'s result, every figure taken from it. */
+export function designTargetLines(result: DesignTargetResult): string[] {
+  const label = AGGREGATOR_LABELS[result.method];
+  const lines = result.fractions.map(
+    (f) =>
+      `- ${label} at ${pct(f.fraction)}: mean retained ${fmtPct(f.retained)}` +
+      (f.target === null
+        ? ' (no design target at this fraction)'
+        : ` against the design target ≥ ${pct(f.target)}: ${f.met === null ? 'not measured' : f.met ? 'met' : 'missed'}`) +
+      '.',
+  );
+  if (result.comparedCells === 0) return [...lines, `- ${label}: no cell has a baseline to compare with.`];
+  const oneSeed = result.losing.some((l) => l.difference.n < 2);
+  lines.push(
+    result.losing.length === 0
+      ? `- In none of the ${result.comparedCells} cells is ${label} below the best baseline by more than the cell's 95 % interval.`
+      : `- Cells (${result.losing.length} of ${result.comparedCells}) where ${label} is below the best baseline by more than the cell's 95 % interval${oneSeed ? ' (one seed gives no interval: there, any shortfall is listed)' : ''}, retained accuracy and the paired difference in points:`,
+  );
+  for (const l of result.losing) {
+    lines.push(
+      `  - ${l.attack} ${pct(l.fraction)}: ${fmtPct(l.methodRetained)} vs ${AGGREGATOR_LABELS[l.baseline]} ${fmtPct(l.baselineRetained)}, difference ${formatPaired(l.difference, { scale: 100 })}.`,
+    );
+  }
+  return lines;
 }

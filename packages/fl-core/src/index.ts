@@ -67,6 +67,7 @@ export { agreementScore, medianReference, rootReference } from './trust/agreemen
 export type { ReferenceUpdate } from './trust/agreement.js';
 export { resolveTrustConfig, scoreTrust, TRUST_SIGNALS } from './trust/trustScore.js';
 export type {
+  AgreementReference,
   CandidateProbeOutputs,
   ClientRoundEvidence,
   ClientTrust,
@@ -89,8 +90,8 @@ export type { FedOptKind, FedOptOptions, FedOptResult, FedOptState } from './agg
 export { median, MEDIAN_SIMD_MAX_UPDATES } from './aggregation/median.js';
 export { trimmedMean, TRIMMED_MEAN_SIMD_MAX_CUT } from './aggregation/trimmedMean.js';
 export { wasmSimdAvailable } from './simd/kernels.js';
-export { boundedNumByzantine, krum, pairwiseSquaredDistances } from './aggregation/krum.js';
-export type { KrumOptions, KrumResult } from './aggregation/krum.js';
+export { boundedNumByzantine, krum, multiKrumSelect, pairwiseSquaredDistances } from './aggregation/krum.js';
+export type { KrumGroup, KrumOptions, KrumResult, KrumSelectionOptions, KrumSelectionResult } from './aggregation/krum.js';
 export { flTrust } from './aggregation/flTrust.js';
 export type { FlTrustResult } from './aggregation/flTrust.js';
 export { normClip } from './aggregation/normClip.js';
@@ -134,9 +135,11 @@ export { FedTrimmedAvg } from './strategy/fedTrimmedAvg.js';
 export type { FedTrimmedAvgOptions } from './strategy/fedTrimmedAvg.js';
 export { Krum } from './strategy/krum.js';
 export type { KrumStrategyOptions } from './strategy/krum.js';
+export { MultiKrumSelection } from './strategy/multiKrumSelection.js';
+export type { MultiKrumSelectionOptions } from './strategy/multiKrumSelection.js';
 export { FlTrust, ServerOnly } from './strategy/flTrust.js';
 export { NormClipping } from './strategy/normClipping.js';
-export type { NormClippingOptions } from './strategy/normClipping.js';
+export type { MaxNorm, NormClippingOptions } from './strategy/normClipping.js';
 export { DifferentialPrivacy } from './strategy/differentialPrivacy.js';
 export type { DifferentialPrivacyOptions } from './strategy/differentialPrivacy.js';
 export { PROBE_SIGNAL, TrustWeighting } from './strategy/trustWeighting.js';

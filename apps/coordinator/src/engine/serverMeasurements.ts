@@ -1,7 +1,7 @@
 /**
  * What only the server can measure before a round's strategy runs (FedMM-X, Balija 2025,
  * arXiv:2503.19564): every candidate model global + Δ_k evaluated on the server's probe set, the
- * current global model's probe probabilities (the loss baseline), and FLTrust's root update. The
+ * current global model's probe probabilities (the loss baseline), and the server's root update. The
  * measurements reach the fl-core strategy as each result's `signals` and as the trust and FLTrust
  * strategies' round context; the strategy itself is then called by the engine, unchanged.
  * Nothing a client reported enters trust: `signals` are overwritten, never merged.
@@ -61,11 +61,11 @@ export function createRoundMeasurer(built: BuiltStrategy, model: TaskEvaluator |
   return async (serverRound, global, results, failures) => {
     const serverMetrics: Record<string, number> = {};
     let rootUpdate: Parameters | undefined;
-    if (built.flTrust.length > 0) {
+    if (built.needsRootUpdate) {
       const started = performance.now();
       rootUpdate = (await model.rootUpdate(global)) ?? undefined;
       serverMetrics['rootUpdateMs'] = performance.now() - started;
-      if (rootUpdate) for (const s of built.flTrust) s.setRootUpdate(serverRound, rootUpdate);
+      if (rootUpdate) for (const s of built.rootUpdate) s.setRootUpdate(serverRound, rootUpdate);
     }
     let fed: FitResult[] = plain(results);
     const lost: FitFailure[] = [];

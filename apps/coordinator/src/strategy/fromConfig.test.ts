@@ -5,11 +5,12 @@ import { roundMetrics } from '../engine/roundRecords.js';
 import type { AttemptState } from '../engine/engineState.js';
 import { createRoundMeasurer } from '../engine/serverMeasurements.js';
 import type { BuiltStrategy } from './fromConfig.js';
+import type { TaskEvaluator } from '../model/taskEvaluator.js';
 import { isCoordinatorError } from '../errors.js';
 import type { CoordinatorError } from '../errors.js';
 import { parseTask } from '../task/loadTask.js';
 import type { TaskConfig } from '../task/taskSchema.js';
-import { buildStrategy } from './fromConfig.js';
+import { buildStrategy, rootExamplesOf } from './fromConfig.js';
 
 function task(strategy: unknown, extra: Record<string, unknown> = {}): TaskConfig {
   return parseTask({
@@ -63,6 +64,10 @@ describe('buildStrategy', () => {
       [{ name: 'fedmm-x', inner: { name: 'fedadam' } }, 'fedmm-x(fedadam)'],
       [{ name: 'fedmm-x', inner: { name: 'clip', maxNorm: 'median', perGroup: true } }, 'fedmm-x(clip-median(fedavg))'],
       [{ name: 'dp', clipNorm: 1, noiseMultiplier: 1, inner: { name: 'fedmm-x', minTrust: 0.3 } }, 'dp(fedmm-x(mintrust(fedavg)))'],
+      [{ name: 'multi-krum-select', numByzantine: 1 }, 'multi-krum-select'],
+      [{ name: 'clip', maxNorm: 'reference', inner: { name: 'fedavg' } }, 'clip-reference(fedavg)'],
+      [{ name: 'fedmm-x', maxNorm: 'median' }, 'fedmm-x(clip-median(fedavg))'],
+      [{ name: 'fedmm-x', maxNorm: 'reference', minTrust: 0.2 }, 'fedmm-x(mintrust(clip-reference(fedavg)))'],
     ];
     // Act
     const built = names.map(([config]) => buildStrategy(task(config)).strategy.name);
@@ -93,6 +98,30 @@ describe('buildStrategy', () => {
     expect(prox.strategy.configureFit({ serverRound: 1, availableClients: ['a'], rng: createRng(1) }).config).toMatchObject({ proximalMu: 0.05 });
     expect(buildStrategy(task({ name: 'fedadam', serverLearningRate: 0.3 })).strategy).toBeInstanceOf(FedAdam);
     expect((buildStrategy(task({ name: 'multi-krum', numByzantine: 1 }, { clientsPerRound: 5 })).strategy as Krum).numToKeep).toBe(4);
+  });
+
+  it('asks for the root update exactly when a part uses it, with the largest root data any part names', () => {
+    const needs = (config: unknown) => {
+      const t = task(config);
+      const built = buildStrategy(t);
+      return [built.needsRootUpdate, built.rootUpdate.length, rootExamplesOf(t)];
+    };
+    expect(needs({ name: 'fedmm-x' })).toEqual([false, 0, 0]);
+    expect(needs({ name: 'fedmm-x', maxNorm: 'median' })).toEqual([false, 0, 0]);
+    expect(needs({ name: 'fedmm-x', agreementReference: 'root', rootExamples: 40 })).toEqual([true, 0, 40]);
+    expect(needs({ name: 'fedmm-x', maxNorm: 'reference' })).toEqual([true, 1, 100]);
+    expect(needs({ name: 'fedmm-x', maxNorm: 'reference', rootExamples: 30, inner: { name: 'fltrust', rootExamples: 50 } })).toEqual([true, 2, 50]);
+    expect(needs({ name: 'clip', maxNorm: 'reference', rootExamples: 20 })).toEqual([true, 1, 20]);
+    expect(needs({ name: 'server-only' })).toEqual([true, 1, 100]);
+  });
+
+  it('refuses Multi-Krum selection that could keep nobody, and an unknown norm bound', () => {
+    const error = refusal(() => task({ name: 'multi-krum-select', numByzantine: 4, numSelected: 5 }));
+    expect(error.issues).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^strategy\.numByzantine: must be < clientsPerRound/), expect.stringMatching(/^strategy\.numSelected:/)]),
+    );
+    expect(refusal(() => task({ name: 'fedmm-x', maxNorm: 'mean' })).issues.some((i) => i.startsWith('strategy.maxNorm:'))).toBe(true);
+    expect(refusal(() => task({ name: 'fedmm-x', agreementReference: 'probe' })).issues.some((i) => i.startsWith('strategy.agreementReference:'))).toBe(true);
   });
 
   it('plans the task’s over-selected cohort, and Poisson-samples at the DP sampling rate instead', () => {
@@ -126,7 +155,13 @@ describe('buildStrategy', () => {
     const trimmed = { ...task({ name: 'fedavg' }), strategy: { name: 'trimmed-mean' as const, trimFraction: 0.7 } };
     const nested = {
       ...task({ name: 'fedavg' }),
-      strategy: { name: 'clip' as const, maxNorm: 1, perGroup: false, inner: { name: 'fedavgm' as const, serverLearningRate: 1, serverMomentum: 1.5 } },
+      strategy: {
+        name: 'clip' as const,
+        maxNorm: 1,
+        perGroup: false,
+        rootExamples: 100,
+        inner: { name: 'fedavgm' as const, serverLearningRate: 1, serverMomentum: 1.5 },
+      },
     };
     // Act
     const errors = [refusal(() => buildStrategy(trimmed)), refusal(() => buildStrategy(nested))];
@@ -206,5 +241,79 @@ describe('the task strategy without a model', () => {
     expect(out!.stored['numUntrusted']).toBe(1);
     expect(all!.parameters[0]!.values[1]).toBeGreaterThan(0.1);
     expect(Object.keys(out!.metrics).some((k) => k.startsWith('trust:'))).toBe(false);
+  });
+
+  it('bounds a scaled update under the recommended FedMM-X configuration, and without it does not', () => {
+    // Arrange: four honest clients near (1, 0) and one ×20 update that still points roughly the same way.
+    const round = [result('a', [1, 0.1]), result('b', [1, -0.1]), result('c', [0.9, 0]), result('e', [1.1, 0]), result('x', [20, 10])];
+    const weights = { agreement: 1, accuracy: 0, loss: 0, calibration: 0, explanation: 0 };
+    // Act
+    const bounded = aggregate(buildStrategy(task({ name: 'fedmm-x', weights, maxNorm: 'median' })), 1, round)!;
+    const plain = aggregate(buildStrategy(task({ name: 'fedmm-x', weights })), 1, round)!;
+    // Assert
+    const off = (v: Float32Array) => Math.hypot(v[0]! - 1, v[1]!);
+    expect(off(bounded.parameters[0]!.values)).toBeLessThan(0.3);
+    expect(off(plain.parameters[0]!.values)).toBeGreaterThan(2);
+    expect(bounded.metrics['image:clipBound']).toBeCloseTo(Math.hypot(1, 0.1), 5);
+  });
+
+  it('with the root reference and no root update this round, agreement is absent and every client keeps its prior', () => {
+    const out = aggregate(buildStrategy(task({ name: 'fedmm-x', agreementReference: 'root' })), 1, [
+      result('a', [1, 0]),
+      result('b', [-1, 0]),
+      result('c', [-1, 0]),
+    ])!;
+    expect(out.trust!.map((t) => t.trust)).toEqual([0.5, 0.5, 0.5]);
+  });
+});
+
+describe('the task strategy with the server’s root update', () => {
+  /** An evaluator whose probe says nothing (uniform outputs) and whose root update is `root`; it counts root updates. */
+  function fakeEvaluator(root: Tensor[]): TaskEvaluator & { rootCalls: number } {
+    const uniform = new Float32Array([0.5, 0.5, 0.5, 0.5]);
+    const fake = {
+      rootCalls: 0,
+      modalities: ['image' as const],
+      probeLabels: Int32Array.of(0, 1),
+      initialParameters: () => global,
+      probeRound: async (_g: unknown, deltas: readonly unknown[]) => ({
+        baseline: { probabilities: uniform },
+        candidates: deltas.map(() => ({ ok: true as const, probabilities: uniform })),
+      }),
+      evaluate: async () => ({}),
+      rootUpdate: async () => {
+        fake.rootCalls += 1;
+        return root;
+      },
+      exportMerged: () => Promise.reject(new Error('unused')),
+      exportAdapters: () => Promise.reject(new Error('unused')),
+      close: async () => undefined,
+    };
+    return fake;
+  }
+
+  it('keeps a colluding majority out and bounds the round by the root update’s norm when the task says so', async () => {
+    // Arrange: 3 honest clients near (1, 0), 4 identical attackers at (−3, 1.5); the root update (0.6, 0.8) has norm 1.
+    const honest = [result('a', [1, 0.1]), result('b', [1, -0.1]), result('c', [2, 0])];
+    const sybils = ['s1', 's2', 's3', 's4'].map((id) => result(id, [-3, 1.5]));
+    const weights = { agreement: 1, accuracy: 0, loss: 0, calibration: 0, explanation: 0 };
+    const built = buildStrategy(task({ name: 'fedmm-x', weights, historyDecay: 0, agreementReference: 'root', maxNorm: 'reference' }, { clientsPerRound: 7 }));
+    const evaluator = fakeEvaluator([tensor('image/w', [2], new Float32Array([0.6, 0.8]))]);
+    // Act
+    const measured = await createRoundMeasurer(built, evaluator)(1, global, [...honest, ...sybils], []);
+    const out = built.strategy.aggregateFit(1, global, measured.results, measured.failures)!;
+    // Assert: the root update was trained once; every attacker is untrusted; the honest updates are clipped to norm 1.
+    expect(evaluator.rootCalls).toBe(1);
+    expect(out.rejected.map((r) => [r.clientId, r.code])).toEqual(sybils.map((s) => [s.clientId, 'UNTRUSTED']));
+    expect(out.metrics['image:clipBound']).toBeCloseTo(1, 6);
+    expect(out.metrics['image:clipBoundFromReference']).toBe(1);
+    expect(Math.hypot(...out.parameters[0]!.values)).toBeLessThanOrEqual(1 + 1e-6);
+    expect(out.parameters[0]!.values[0]).toBeGreaterThan(0.9);
+  });
+
+  it('trains no root update when nothing in the strategy uses it', async () => {
+    const evaluator = fakeEvaluator([]);
+    await createRoundMeasurer(buildStrategy(task({ name: 'fedmm-x', maxNorm: 'median' })), evaluator)(1, global, [result('a', [1, 0])], []);
+    expect(evaluator.rootCalls).toBe(0);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Builds the fl-core {@link Strategy} a task file names, wrappers included, and keeps handles on the
  * parts the coordinator feeds each round: every {@link TrustWeighting} (probe signals, round
- * context), every {@link FlTrust} (root update) and every {@link DifferentialPrivacy} (ε).
+ * context), every part that needs the server's root update ({@link FlTrust}, a {@link NormClipping}
+ * bounded by the root's norm) and every {@link DifferentialPrivacy} (ε).
  *
  * Hyper-parameters are checked twice on purpose: the task schema gives path-named errors for what it
  * can see, and the fl-core constructors check everything else; their `FlCoreError`s come back as
@@ -20,13 +21,14 @@ import {
   FedYogi,
   FlTrust,
   Krum,
+  MultiKrumSelection,
   NormClipping,
   ServerOnly,
   TrustThreshold,
   TrustWeighting,
   isFlCoreError,
 } from '@chorus/fl-core';
-import type { Rng, Strategy } from '@chorus/fl-core';
+import type { Parameters, Rng, Strategy } from '@chorus/fl-core';
 import { CoordinatorError } from '../errors.js';
 import { roundRng } from '../engine/sampling.js';
 import type { StrategyConfig, TaskConfig } from '../task/taskSchema.js';
@@ -36,12 +38,21 @@ export interface BuiltStrategy {
   readonly strategy: Strategy;
   /** Trust wrappers, outermost first: they need probe signals and a round context. */
   readonly trust: readonly TrustWeighting[];
-  /** FLTrust strategies: they need the server's root update every round. */
+  /** FLTrust strategies (a subset of `rootUpdate`). */
   readonly flTrust: readonly FlTrust[];
+  /** Every part that needs the server's root update each round: FLTrust, clipping to the root's norm. */
+  readonly rootUpdate: readonly RootUpdateConsumer[];
+  /** Whether the server must train its root update each round (for `rootUpdate`, or as a trust wrapper's agreement reference). */
+  readonly needsRootUpdate: boolean;
   /** DP wrappers, outermost first: their ε is reported after every round. */
   readonly privacy: readonly DifferentialPrivacy[];
   /** How DP noise is drawn: 'crypto', 'seeded', or null without DP. */
   readonly noise: 'crypto' | 'seeded' | null;
+}
+
+/** A strategy part that takes the server's root-data update of a round. */
+export interface RootUpdateConsumer {
+  setRootUpdate(serverRound: number, rootDelta: Parameters): void;
 }
 
 /** Options of {@link buildStrategy}. */
@@ -68,10 +79,18 @@ export function cryptoRng(): Rng {
 export function buildStrategy(task: TaskConfig, options: BuildStrategyOptions = {}): BuiltStrategy {
   const trust: TrustWeighting[] = [];
   const flTrust: FlTrust[] = [];
+  const rootUpdate: RootUpdateConsumer[] = [];
+  let trustNeedsRoot = false;
   const privacy: DifferentialPrivacy[] = [];
   // Every base rule plans the task's fixed cohort; a DP wrapper replaces the plan with Poisson sampling.
   const base = { cohort: { clientsPerRound: task.clientsPerRound, overSelection: task.overSelection } };
   let noise: 'crypto' | 'seeded' | null = null;
+
+  const clip = (inner: Strategy, maxNorm: number | 'median' | 'reference', perGroup: boolean): NormClipping => {
+    const s = new NormClipping(inner, { maxNorm, perGroup });
+    if (maxNorm === 'reference') rootUpdate.push(s);
+    return s;
+  };
 
   const build = (config: StrategyConfig, path: string): Strategy => {
     try {
@@ -102,17 +121,27 @@ export function buildStrategy(task: TaskConfig, options: BuildStrategyOptions = 
             numByzantine: config.numByzantine,
             numToKeep: config.numSelected ?? Math.max(1, task.clientsPerRound - config.numByzantine),
           });
+        case 'multi-krum-select':
+          return new MultiKrumSelection({
+            ...base,
+            numByzantine: config.numByzantine,
+            ...(config.numSelected !== null ? { numSelected: config.numSelected } : {}),
+          });
         case 'fltrust':
         case 'server-only': {
           const s = config.name === 'fltrust' ? new FlTrust(base) : new ServerOnly(base);
           flTrust.push(s);
+          rootUpdate.push(s);
           return s;
         }
         case 'clip':
-          return new NormClipping(build(config.inner, `${path}.inner`), { maxNorm: config.maxNorm, perGroup: config.perGroup });
+          return clip(build(config.inner, `${path}.inner`), config.maxNorm, config.perGroup);
         case 'fedmm-x': {
           let wrapper: TrustWeighting | null = null;
-          const innerStrategy = build(config.inner, `${path}.inner`);
+          const built = build(config.inner, `${path}.inner`);
+          // The bound sits under the weighting: trust is scored on the updates as sent, the weighted mean is taken over bounded ones.
+          const innerStrategy = config.maxNorm === null ? built : clip(built, config.maxNorm, true);
+          if (config.agreementReference === 'root') trustNeedsRoot = true;
           // The threshold reads T_k that the trust wrapper wrote just before calling its inner strategy.
           const inner = config.minTrust > 0 ? new TrustThreshold(innerStrategy, config.minTrust, (id) => wrapper?.trustScores().get(id)) : innerStrategy;
           const w = config.weights;
@@ -120,6 +149,8 @@ export function buildStrategy(task: TaskConfig, options: BuildStrategyOptions = 
             weights: { agreement: w.agreement, quality: w.accuracy, lossImprovement: w.loss, calibration: w.calibration, explanation: w.explanation },
             historyDecay: config.historyDecay,
             prior: config.prior,
+            agreementGate: config.agreementGate,
+            agreementReference: config.agreementReference,
           });
           trust.push(wrapper);
           return wrapper;
@@ -155,7 +186,23 @@ export function buildStrategy(task: TaskConfig, options: BuildStrategyOptions = 
   checkPrivacyPlacement(task);
   const strategy = build(task.strategy, 'strategy');
   // Built inside-out (an inner strategy is constructed before its wrapper), so reverse to list outermost first.
-  return { strategy, trust: trust.reverse(), flTrust, privacy: privacy.reverse(), noise };
+  return { strategy, trust: trust.reverse(), flTrust, rootUpdate, needsRootUpdate: rootUpdate.length > 0 || trustNeedsRoot, privacy: privacy.reverse(), noise };
+}
+
+/** Public-split examples the server's root update trains on: the most any part of the strategy asks for, 0 when none uses it. */
+export function rootExamplesOf(task: TaskConfig): number {
+  let found = 0;
+  const visit = (s: StrategyConfig): void => {
+    const uses =
+      s.name === 'fltrust' ||
+      s.name === 'server-only' ||
+      (s.name === 'clip' && s.maxNorm === 'reference') ||
+      (s.name === 'fedmm-x' && (s.agreementReference === 'root' || s.maxNorm === 'reference'));
+    if (uses) found = Math.max(found, s.rootExamples);
+    if ('inner' in s) visit(s.inner);
+  };
+  visit(task.strategy);
+  return found;
 }
 
 /**

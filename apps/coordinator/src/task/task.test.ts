@@ -62,6 +62,10 @@ describe('task files', () => {
         historyDecay: 0.5,
         prior: 0.5,
         minTrust: 0,
+        agreementGate: true,
+        agreementReference: 'median',
+        maxNorm: null,
+        rootExamples: 100,
       },
     });
   });

@@ -27,6 +27,8 @@ export type BaseStrategyConfig =
   | { readonly name: 'trimmed-mean'; readonly trimFraction: number }
   | { readonly name: 'krum'; readonly numByzantine: number }
   | { readonly name: 'multi-krum'; readonly numByzantine: number; readonly numSelected: number | null }
+  /** Multi-Krum selecting whole clients from their Krum scores over the groups they sent; `multi-krum` selects per group. */
+  | { readonly name: 'multi-krum-select'; readonly numByzantine: number; readonly numSelected: number | null }
   | { readonly name: 'fltrust'; readonly rootExamples: number }
   /** A baseline: the server's root-data update alone, client updates ignored. */
   | { readonly name: 'server-only'; readonly rootExamples: number };
@@ -53,16 +55,34 @@ export interface TrustStrategyConfig {
   readonly prior: number;
   /** Updates whose T_k falls below this are left out of the round. */
   readonly minTrust: number;
+  /** Zero the round score of a client whose update points away from the reference (agreement 0). */
+  readonly agreementGate: boolean;
+  /**
+   * The agreement reference: `'median'` of the round's updates, or `'root'`: the server's own root
+   * update (trained on `rootExamples` of the public split), which survives a majority of attackers.
+   */
+  readonly agreementReference: 'median' | 'root';
+  /**
+   * The norm bound under the trust weighting (FedMM-X's recommended configuration sets one): every
+   * update is clipped per parameter group to a constant, to the round's `'median'` norm, or to the
+   * norm of the server's root update (`'reference'`), so no weighting can be overwhelmed by scale.
+   * Null: no bound.
+   */
+  readonly maxNorm: number | 'median' | 'reference' | null;
+  /** Public-split examples the server trains its root update on, when `agreementReference` or `maxNorm` uses it. */
+  readonly rootExamples: number;
 }
 
 /** Norm clipping of every client delta before the inner strategy sees it. */
 export interface ClipStrategyConfig {
   readonly name: 'clip';
   readonly inner: StrategyConfig;
-  /** A fixed bound, or `'median'`: each round's median norm (FLAME's adaptive bound). */
-  readonly maxNorm: number | 'median';
+  /** A fixed bound, `'median'`: each round's median norm (FLAME's adaptive bound), or `'reference'`: the root update's norm. */
+  readonly maxNorm: number | 'median' | 'reference';
   /** Clip each parameter group on its own instead of the whole delta. */
   readonly perGroup: boolean;
+  /** Public-split examples the server trains its root update on, under `maxNorm: 'reference'`. */
+  readonly rootExamples: number;
 }
 
 /** Differentially private FedAvg-style wrapper (clip each update, add Gaussian noise to the sum). */
@@ -117,6 +137,11 @@ const baseStrategySchemas = [
     numByzantine: z.number().int().nonnegative(),
     numSelected: positiveInt.nullable().default(null),
   }),
+  z.strictObject({
+    name: z.literal('multi-krum-select'),
+    numByzantine: z.number().int().nonnegative(),
+    numSelected: positiveInt.nullable().default(null),
+  }),
   z.strictObject({ name: z.literal('fltrust'), rootExamples: positiveInt.default(100) }),
   z.strictObject({ name: z.literal('server-only'), rootExamples: positiveInt.default(100) }),
 ] as const;
@@ -140,12 +165,20 @@ export const strategySchema: z.ZodType<StrategyConfig, unknown> = z.lazy(() =>
       historyDecay: z.number().min(0).lt(1).default(0.5),
       prior: unitInterval.default(0.5),
       minTrust: unitInterval.default(0),
+      agreementGate: z.boolean().default(true),
+      agreementReference: z.enum(['median', 'root']).default('median'),
+      maxNorm: z
+        .union([z.number().positive(), z.enum(['median', 'reference'])])
+        .nullable()
+        .default(null),
+      rootExamples: positiveInt.default(100),
     }),
     z.strictObject({
       name: z.literal('clip'),
       inner: strategySchema.default({ name: 'fedavg' }),
-      maxNorm: z.union([z.number().positive(), z.literal('median')]),
+      maxNorm: z.union([z.number().positive(), z.enum(['median', 'reference'])]),
       perGroup: z.boolean().default(false),
+      rootExamples: positiveInt.default(100),
     }),
     z.strictObject({
       name: z.literal('dp'),
@@ -244,6 +277,17 @@ function checkStrategy(strategy: StrategyConfig, clientsPerRound: number, path: 
       }
       if (strategy.name === 'multi-krum' && strategy.numSelected !== null && strategy.numSelected > clientsPerRound - f) {
         ctx.addIssue({ code: 'custom', path: [...path, 'numSelected'], message: `must be ≤ clientsPerRound − numByzantine (${clientsPerRound - f})` });
+      }
+      return;
+    }
+    case 'multi-krum-select': {
+      // Selection keeps n − f clients, so at least one must remain.
+      const f = strategy.numByzantine;
+      if (f >= clientsPerRound) {
+        ctx.addIssue({ code: 'custom', path: [...path, 'numByzantine'], message: `must be < clientsPerRound (${clientsPerRound}), got ${f}` });
+      }
+      if (strategy.numSelected !== null && strategy.numSelected > clientsPerRound) {
+        ctx.addIssue({ code: 'custom', path: [...path, 'numSelected'], message: `must be ≤ clientsPerRound (${clientsPerRound})` });
       }
       return;
     }

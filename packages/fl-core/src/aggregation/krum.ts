@@ -1,5 +1,6 @@
 /** Krum and Multi-Krum selection of client updates — Blanchard, El Mhamdi, Guerraoui, Stainer 2017, arXiv:1703.02757. */
 import { FlCoreError } from '../errors.js';
+import { medianOfNumbers } from './median.js';
 import { checkFinite, checkOption, checkUpdates, normalisedWeights } from './validate.js';
 
 /** Options of {@link krum}. */
@@ -131,4 +132,90 @@ export function krum(updates: readonly Float32Array[], options: KrumOptions): Kr
   const aggregate = new Float32Array(length);
   for (let i = 0; i < length; i++) aggregate[i] = acc[i]!;
   return { aggregate, selected, scores };
+}
+
+/** One parameter group's updates and the clients that sent them, for {@link multiKrumSelect}. */
+export interface KrumGroup {
+  /** The group's flat update of each sender (all the same length). */
+  readonly updates: readonly Float32Array[];
+  /** The client index (in [0, numClients)) of each update, no index twice. */
+  readonly clients: readonly number[];
+}
+
+/** Options of {@link multiKrumSelect}. */
+export interface KrumSelectionOptions {
+  /** f, the Byzantine clients assumed: a group of n_g senders scores each over its max(1, n_g − f − 2) nearest neighbours. */
+  readonly numByzantine: number;
+  /** m, how many clients to select (1 … numClients); Multi-Krum's m = n − f. */
+  readonly numToSelect: number;
+}
+
+/** What {@link multiKrumSelect} chose and why. */
+export interface KrumSelectionResult {
+  /** Client indices selected, best combined score first. */
+  readonly selected: readonly number[];
+  /** Per client: the mean of its per-group normalised Krum scores (1, a typical client, when no group scored it). */
+  readonly scores: readonly number[];
+}
+
+/**
+ * Multi-Krum as a selection of clients when clients send different parameter groups (modalities):
+ * in each group with two or more senders every sender gets its Krum score (summed squared distance to
+ * its max(1, n_g − f − 2) nearest fellow senders), divided by the group's median score so that groups
+ * of different sizes and scales weigh alike (by the mean when the median is 0, e.g. when most senders
+ * are identical; all 0 when every score is). A client's score is the mean over the groups it sent;
+ * the m clients with the lowest scores are selected (ties to the lower index). Unlike per-group Krum,
+ * a small group cannot shrink f to 0 and keep everybody: a client far from its fellows in the groups it
+ * sent is left out of every group. Like Krum, colluders sending near-identical updates score well.
+ *
+ * Throws `AGG_BAD_CONFIG` (bad f, m or client index), `PARAMS_MISMATCH` (lengths differ within a group)
+ * or `PARAMS_NON_FINITE`; never mutates its input.
+ */
+export function multiKrumSelect(numClients: number, groups: readonly KrumGroup[], options: KrumSelectionOptions): KrumSelectionResult {
+  const { numByzantine, numToSelect } = options;
+  checkOption('multiKrumSelect', 'numClients', numClients, (v) => Number.isInteger(v) && v >= 1, 'a positive integer');
+  checkOption('multiKrumSelect', 'numByzantine', numByzantine, (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer');
+  checkOption('multiKrumSelect', 'numToSelect', numToSelect, (v) => Number.isInteger(v) && v >= 1 && v <= numClients, `an integer in [1, ${numClients}]`);
+  groups.forEach((g, i) => {
+    if (g.clients.length !== g.updates.length)
+      throw new FlCoreError('AGG_BAD_CONFIG', `multiKrumSelect: group ${i} has ${g.updates.length} updates and ${g.clients.length} clients`);
+    if (g.updates.length === 0) return;
+    checkUpdates('multiKrumSelect', g.updates);
+    checkFinite('multiKrumSelect', g.updates);
+    const seen = new Set<number>();
+    for (const c of g.clients) {
+      if (!Number.isInteger(c) || c < 0 || c >= numClients || seen.has(c)) {
+        throw new FlCoreError('AGG_BAD_CONFIG', `multiKrumSelect: group ${i} names client ${c} twice or outside [0, ${numClients})`);
+      }
+      seen.add(c);
+    }
+  });
+
+  const sums = new Float64Array(numClients);
+  const counts = new Uint32Array(numClients);
+  for (const g of groups) {
+    const n = g.updates.length;
+    if (n < 2) continue;
+    const dist = pairwiseSquaredDistances(g.updates);
+    const neighbours = Math.max(1, n - numByzantine - 2);
+    const row = new Float64Array(n - 1);
+    const raw: number[] = [];
+    for (let a = 0; a < n; a++) {
+      for (let b = 0, r = 0; b < n; b++) if (b !== a) row[r++] = dist[a * n + b]!;
+      row.sort();
+      let s = 0;
+      for (let r = 0; r < neighbours; r++) s += row[r]!;
+      raw.push(s);
+    }
+    const median = medianOfNumbers(raw);
+    const scale = median > 0 ? median : raw.reduce((s, v) => s + v, 0) / n;
+    g.clients.forEach((c, j) => {
+      sums[c] = sums[c]! + (scale > 0 ? raw[j]! / scale : 0);
+      counts[c] = counts[c]! + 1;
+    });
+  }
+  const scores = Array.from(sums, (s, c) => (counts[c]! > 0 ? s / counts[c]! : 1));
+  // Finite inputs give finite scores, so this is a total order.
+  const order = scores.map((_, c) => c).sort((a, b) => scores[a]! - scores[b]! || a - b);
+  return { selected: order.slice(0, numToSelect), scores };
 }

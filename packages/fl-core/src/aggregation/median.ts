@@ -7,6 +7,7 @@ import { simdMedianKernel } from '../simd/kernels.js';
 import type { SimdMedianKernel } from '../simd/kernels.js';
 import { blockSize, gatherBlock, minInRange, selectInPlace } from './select.js';
 import { checkFinite, checkUpdates } from './validate.js';
+import { FlCoreError } from '../errors.js';
 
 /** Most updates the SIMD kernel takes (two sorted halves of its largest size); more use quickselect. */
 export const MEDIAN_SIMD_MAX_UPDATES = 2 * MEDIAN_MAX_HALF;
@@ -117,4 +118,12 @@ function medianSimdChecked(kernel: SimdMedianKernel, updates: readonly Float32Ar
     out.set(f32.subarray(result >>> 2, (result >>> 2) + size), start);
   }
   return out;
+}
+
+/** The median of a non-empty list of numbers (the mean of the middle two for an even count); does not mutate `values`. */
+export function medianOfNumbers(values: readonly number[]): number {
+  if (values.length === 0) throw new FlCoreError('AGG_NO_UPDATES', 'medianOfNumbers: no values');
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

@@ -15,6 +15,8 @@
  * Krum over whole updates was the alternative, and is worse here: updates of clients with different
  * modalities share few coordinates, so their distances measure which groups they sent rather than how
  * far they deviate, and Krum would keep only the majority modality's clients, starving the others.
+ * The price of the per-group bound is that small groups select nobody out; `MultiKrumSelection`
+ * selects whole clients instead, from Krum scores normalised per group.
  */
 import { FlCoreError } from '../errors.js';
 import type { GroupCombiner } from '../aggregation/groups.js';

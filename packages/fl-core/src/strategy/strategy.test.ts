@@ -405,3 +405,21 @@ describe('TrustWeighting wrapper', () => {
     expect(() => strategy.aggregateFit(1, global, [bad], [])).toThrowError(/TRUST_BAD_INPUT/);
   });
 });
+
+describe('trust weighting with the root update as its reference', () => {
+  it('keeps the model on the honest side when 20 colluding attackers face 6 honest clients', () => {
+    // Arrange: honest updates near (1, 0); 20 identical attacker updates at (−1, 0.5); the root update (1, 0).
+    const honest = [0.1, -0.1, 0.05, -0.05, 0.2, -0.2].map((e, k) => fit(`h${k}`, 1, t('image/w', 1, e)));
+    const sybils = Array.from({ length: 20 }, (_, k) => fit(`s${String(k).padStart(2, '0')}`, 1, t('image/w', -1, 0.5)));
+    const weights = { agreement: 1, quality: 0, lossImprovement: 0, calibration: 0, explanation: 0 };
+    const rooted = new TrustWeighting(new FedAvg(), { weights, historyDecay: 0, agreementReference: 'root' });
+    const median = new TrustWeighting(new FedAvg(), { weights, historyDecay: 0, agreementReference: 'median' });
+    for (const s of [rooted, median]) s.setRoundContext(1, { rootUpdate: [t('image/w', 1, 0)] });
+    // Act
+    const [r, m] = [rooted, median].map((s) => s.aggregateFit(1, global, [...honest, ...sybils], [])!);
+    // Assert: against the root the attackers are untrusted and left out; against the round's median they own the model.
+    expect(r!.rejected.filter((x) => x.code === 'UNTRUSTED').map((x) => x.clientId)).toEqual(sybils.map((s) => s.clientId));
+    expect(values(r!.parameters)['image/w']![0]).toBeCloseTo(1, 6);
+    expect(values(m!.parameters)['image/w']![0]).toBeCloseTo(-1, 6);
+  });
+});

@@ -194,3 +194,45 @@ describe('scoreTrust', () => {
     );
   });
 });
+
+describe('agreement reference under an attacker majority', () => {
+  // Arrange: 6 honest clients near the true direction (1, 0, 0, 0) with a little spread, 20 colluding
+  // attackers sending one identical update that points away from it; the server's root update
+  // (trained on its own data) points the honest way.
+  const honest = [0.1, -0.1, 0.05, -0.05, 0.15, -0.15].map((e, k) => client(`h${k}`, vec(1, e, -e, 0.05)));
+  const attackers = Array.from({ length: 20 }, (_, k) => client(`s${String(k).padStart(2, '0')}`, vec(-1, 0.3, 0.2, 0)));
+  const root = vec(1, 0, 0, 0);
+  const agreementOnly = { weights: { agreement: 1, quality: 0, lossImprovement: 0, calibration: 0, explanation: 0 }, historyDecay: 0 };
+  const trustOf = (result: ReturnType<typeof scoreTrust>, prefix: string): number[] =>
+    result.clients.filter((c) => c.clientId.startsWith(prefix)).map((c) => c.trust);
+
+  it("with the root update as reference the attackers get zero trust and the honest clients nearly full trust ('root')", () => {
+    const result = scoreTrust({ clients: [...honest, ...attackers], history: noHistory, rootUpdate: root }, { ...agreementOnly, agreementReference: 'root' });
+    expect(result.reference).toBe('root');
+    expect(Math.max(...trustOf(result, 's'))).toBe(0);
+    expect(Math.min(...trustOf(result, 'h'))).toBeGreaterThan(0.95);
+    // Every weight goes to the honest clients.
+    expect(result.weights!.slice(6).every((w) => w === 0)).toBe(true);
+  });
+
+  it('with the median of the round as reference the majority is its own reference and the honest clients are gated out', () => {
+    const result = scoreTrust({ clients: [...honest, ...attackers], history: noHistory, rootUpdate: root }, { ...agreementOnly, agreementReference: 'median' });
+    expect(result.reference).toBe('median');
+    expect(Math.min(...trustOf(result, 's'))).toBeCloseTo(1, 6);
+    expect(Math.max(...trustOf(result, 'h'))).toBe(0);
+  });
+
+  it("'root' without a root update forms no median: agreement is absent rather than the attackers' own update", () => {
+    const result = scoreTrust({ clients: [...honest, ...attackers], history: noHistory }, { ...agreementOnly, agreementReference: 'root' });
+    expect(result.reference).toBeNull();
+    expect(result.clients.every((c) => c.components.agreement === null && !c.gated && c.trust === 0.5)).toBe(true);
+    // 'auto' (the default) without a root falls back to the median, which the attackers own.
+    const auto = scoreTrust({ clients: [...honest, ...attackers], history: noHistory }, agreementOnly);
+    expect(auto.reference).toBe('median');
+    expect(Math.max(...trustOf(auto, 'h'))).toBe(0);
+  });
+
+  it('refuses an unknown reference', () => {
+    expectFlCoreError(() => scoreTrust({ clients: [], history: noHistory }, { agreementReference: 'mean' as 'root' }), 'TRUST_BAD_CONFIG');
+  });
+});

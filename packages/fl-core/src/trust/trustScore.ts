@@ -8,6 +8,7 @@
  *
  *   a_k = max(0, cos(Δ_k, r))                   agreement; r = root update if given (FLTrust),
  *                                               else the coordinate-wise median of the round's updates
+ *                                               (`agreementReference` can demand the root or the median)
  *   q_k = acc(candidate_k on probe)             quality (top-1 accuracy)
  *   l_k = min(1, exp(NLL_0 − NLL_k))            loss improvement: 1 if the candidate's probe NLL is no
  *                                               worse than the current model's NLL_0, decaying as it gets worse
@@ -21,7 +22,9 @@
  *   p_k = n_k·T_k / Σ_j n_j·T_j                   aggregation weights
  *
  * A signal is present when its input is: agreement needs a root update or at least
- * `minClientsForMedian` updates holding the same tensors; q, c need the candidate's probe
+ * `minClientsForMedian` updates holding the same tensors (under `agreementReference: 'root'` only the
+ * root update: a median formed when attackers are the majority is their own update, so a round
+ * without the server's evidence then has no agreement signal, and no gate); q, c need the candidate's probe
  * probabilities; l also needs the current model's probe probabilities; e needs per-modality
  * explanations. If no signal with positive weight is present, s_k is undefined and T_k = T_prev,k.
  * Clients absent from a round keep their T unchanged. FedUMM's n_k·q_k weighting (Su et al. 2026,
@@ -61,7 +64,18 @@ export interface TrustConfig {
   readonly minClientsForMedian?: number;
   /** Bins of the calibration error (default 15). */
   readonly calibrationBins?: number;
+  /**
+   * The agreement reference: `'auto'` (default) the root update when the round has one, else the
+   * median of the round's updates; `'root'` only the server's root update, which survives an
+   * attacker majority; `'median'` always the median.
+   */
+  readonly agreementReference?: AgreementReference;
 }
+
+/** Which reference agreement compares updates with; see {@link TrustConfig.agreementReference}. */
+export type AgreementReference = 'auto' | 'root' | 'median';
+
+const AGREEMENT_REFERENCES: readonly AgreementReference[] = ['auto', 'root', 'median'];
 
 /**
  * What the server computed by running the candidate model (current global model + this client's
@@ -143,6 +157,7 @@ export interface ResolvedTrustConfig {
   readonly agreementGate: boolean;
   readonly minClientsForMedian: number;
   readonly calibrationBins: number;
+  readonly agreementReference: AgreementReference;
 }
 
 function badConfig(message: string): never {
@@ -169,7 +184,10 @@ export function resolveTrustConfig(config: TrustConfig = {}): ResolvedTrustConfi
   if (!Number.isInteger(minClientsForMedian) || minClientsForMedian < 1) badConfig(`minClientsForMedian must be an integer ≥ 1, got ${minClientsForMedian}`);
   const calibrationBins = config.calibrationBins ?? 15;
   if (!Number.isInteger(calibrationBins) || calibrationBins < 1) badConfig(`calibrationBins must be an integer ≥ 1, got ${calibrationBins}`);
-  return { weights, historyDecay, prior, agreementGate: config.agreementGate ?? true, minClientsForMedian, calibrationBins };
+  const agreementReference = config.agreementReference ?? 'auto';
+  if (!AGREEMENT_REFERENCES.includes(agreementReference))
+    badConfig(`agreementReference must be one of ${AGREEMENT_REFERENCES.join(', ')}, got ${String(agreementReference)}`);
+  return { weights, historyDecay, prior, agreementGate: config.agreementGate ?? true, minClientsForMedian, calibrationBins, agreementReference };
 }
 
 function checkInput(input: TrustRoundInput): void {
@@ -205,7 +223,12 @@ export function scoreTrust(input: TrustRoundInput, config: TrustConfig = {}): Tr
   const cfg = resolveTrustConfig(config);
   checkInput(input);
   const updates = input.clients.map((c) => c.update);
-  const reference = input.rootUpdate ? rootReference(input.rootUpdate, updates) : medianReference(updates, cfg.minClientsForMedian);
+  const useRoot = input.rootUpdate !== undefined && cfg.agreementReference !== 'median';
+  const reference = useRoot
+    ? rootReference(input.rootUpdate!, updates)
+    : cfg.agreementReference === 'root'
+      ? new Map<string, Float32Array>()
+      : medianReference(updates, cfg.minClientsForMedian);
   const baselineNll = input.probe?.baselineProbabilities ? negativeLogLikelihood(input.probe.baselineProbabilities, input.probe.labels) : null;
   // Probe metrics validate their arrays, so computing every client's signals first keeps a bad input from leaving partial results.
   const components: TrustComponents[] = input.clients.map((c) => {
@@ -241,6 +264,6 @@ export function scoreTrust(input: TrustRoundInput, config: TrustConfig = {}): Tr
   const raw = input.clients.map((c, k) => c.numExamples * clients[k]!.trust);
   const total = raw.reduce((a, b) => a + b, 0);
   const weights = total > 0 && Number.isFinite(total) ? raw.map((r) => r / total) : null;
-  const usedReference = reference.size === 0 ? null : input.rootUpdate ? 'root' : 'median';
+  const usedReference = reference.size === 0 ? null : useRoot ? 'root' : 'median';
   return { clients, weights, history, reference: usedReference };
 }
