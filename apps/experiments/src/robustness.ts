@@ -72,7 +72,7 @@ const MODALITY_KINDS = 'image=0.25,text=0.25,audio=0.25,image+text+audio=0.25';
  */
 export const QUICK_ROBUSTNESS: RobustnessSettings = {
   aggregators: ['fedavg', 'median', 'fedmm-x-bounded', 'fedmm-x-agreement-only', 'server-only'],
-  dataset: 'digits',
+  dataset: 'fashion-mm',
   attacks: ['sign-flip', 'scaling'],
   fractions: [0.2],
   numClients: 5,
@@ -105,7 +105,7 @@ export const FULL_ROBUSTNESS: RobustnessSettings = {
     'fedmm-x-expl-calib-only',
     'server-only',
   ],
-  dataset: 'digits',
+  dataset: 'fashion-mm',
   attacks: ALL_ATTACKS,
   fractions: [0.2, 0.4],
   numClients: 10,
