@@ -1,3 +1,4 @@
+export { leadingZeroBits, proofInput, solvesChallenge } from './proofOfWork.js';
 export { PROTOCOL_ERROR_CODES, ProtocolError, ackError, isProtocolErrorCode } from './errors.js';
 export type { Ack, AckError, ProtocolErrorBody, ProtocolErrorCode } from './errors.js';
 export {
@@ -9,6 +10,7 @@ export {
   authSchema,
   binarySchema,
   capabilitiesSchema,
+  challengeRequestSchema,
   helloSchema,
   roundConfigSchema,
   roundEndSchema,
@@ -19,6 +21,8 @@ export {
 export type {
   AuthPayload,
   Capabilities,
+  ChallengeRequest,
+  ChallengeResult,
   ClientToServerEvents,
   ConnectErrorData,
   HelloPayload,
@@ -43,6 +47,7 @@ export {
   TASK_ACTIONS,
   TASK_STATUSES,
   adminAuthSchema,
+  invitationCreateBodySchema,
   roundCompletedSchema,
   taskControlBodySchema,
   taskStatusChangedSchema,
@@ -51,6 +56,7 @@ export type {
   AdminAuthPayload,
   AdminClientToServerEvents,
   AdminServerToClientEvents,
+  InvitationCreateBody,
   RoundCompletedPayload,
   TaskAction,
   TaskControlBody,
