@@ -73,7 +73,8 @@ export class MemoryStore implements CoordinatorStore {
       checkInvitationUse(inv, client.taskId, invitationId);
       this.invitations.set(invitationId, { ...inv!, used: inv!.used + 1 });
     }
-    this.clients.set(client.clientId, { ...client, invitationId });
+    const { invitationId: _given, ...rest } = client;
+    this.clients.set(client.clientId, invitationId === null ? rest : { ...rest, invitationId });
   }
 
   createInvitation(invitation: Omit<InvitationRecord, 'used' | 'revokedAt'>): void {

@@ -207,7 +207,7 @@ const toClient = (r: ClientRow): ClientRecord => ({
   capabilitiesJson: r.capabilities_json,
   createdAt: r.created_at,
   lastSeenAt: r.last_seen_at,
-  invitationId: r.invitation_id,
+  ...(r.invitation_id === null ? {} : { invitationId: r.invitation_id }),
 });
 const toInvitation = (r: InvitationRow): InvitationRecord => ({
   invitationId: r.invitation_id,
