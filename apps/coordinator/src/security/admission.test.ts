@@ -98,7 +98,10 @@ describe('IdentityLimiter', () => {
   it('checks without taking, keys the open link by address, and refills per hour', () => {
     // Arrange
     let now = 0;
-    const limiter = new IdentityLimiter(makeTask({ newIdentitiesPerAddress: { burst: 2, perHour: 1 }, newIdentitiesPerTask: { burst: 3, perHour: 3600 } }).admission, () => now);
+    const limiter = new IdentityLimiter(
+      makeTask({ newIdentitiesPerAddress: { burst: 2, perHour: 1 }, newIdentitiesPerTask: { burst: 3, perHour: 3600 } }).admission,
+      () => now,
+    );
     // Act
     const checks: (string | null)[] = [];
     for (const address of ['a', 'a', 'a']) {
@@ -131,7 +134,10 @@ describe('admission over real sockets', () => {
     // Assert
     expect(codes.filter((x) => x === 'ok')).toHaveLength(4);
     expect(codes.slice(4).every((x) => x === 'IDENTITY_LIMIT')).toBe(true);
-    expect((await (await fetch(`${c.url}/api/tasks/demo/clients`, { headers: { authorization: 'Bearer admin-secret' } })).json()).clients).toHaveLength(4);
+    const listed = (await (await fetch(`${c.url}/api/tasks/demo/clients`, { headers: { authorization: 'Bearer admin-secret' } })).json()) as {
+      clients: unknown[];
+    };
+    expect(listed.clients).toHaveLength(4);
   });
 
   it('behind a trusted proxy, keys the per-address quota on X-Forwarded-For', async () => {

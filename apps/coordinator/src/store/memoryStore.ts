@@ -226,4 +226,3 @@ export class MemoryStore implements CoordinatorStore {
     return r;
   }
 }
-

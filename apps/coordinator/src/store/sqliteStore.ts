@@ -385,7 +385,15 @@ export class SqliteStore implements CoordinatorStore {
         checkInvitationUse(row && toInvitation(row), client.taskId, invitationId);
         this.stmts.useInvitation.run(invitationId);
       }
-      this.stmts.insertClient.run(client.clientId, client.taskId, client.secretHash, client.capabilitiesJson, client.createdAt, client.lastSeenAt, invitationId);
+      this.stmts.insertClient.run(
+        client.clientId,
+        client.taskId,
+        client.secretHash,
+        client.capabilitiesJson,
+        client.createdAt,
+        client.lastSeenAt,
+        invitationId,
+      );
     })();
   }
 

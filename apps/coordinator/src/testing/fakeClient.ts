@@ -40,11 +40,7 @@ export class FakeClient {
    * Says hello and remembers the identity it is given. Without an identity it first earns the
    * task's proof of work, as the client runtime does; `proof` overrides that (null: send none).
    */
-  async hello(
-    capabilities: Capabilities,
-    protocolVersion = PROTOCOL_VERSION,
-    proof?: { challenge: string; nonce: string } | null,
-  ): Promise<Ack<HelloResult>> {
+  async hello(capabilities: Capabilities, protocolVersion = PROTOCOL_VERSION, proof?: { challenge: string; nonce: string } | null): Promise<Ack<HelloResult>> {
     const earned = proof !== undefined ? (proof ?? undefined) : this.clientId === undefined ? await earnProof(this.socket) : undefined;
     const res = await this.socket
       .timeout(5000)
