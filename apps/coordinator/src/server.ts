@@ -9,7 +9,7 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRng } from '@chorus/fl-core';
+import { Probation, createRng } from '@chorus/fl-core';
 import type { Parameters, Strategy } from '@chorus/fl-core';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
@@ -293,7 +293,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const engine = new RoundEngine({
       task,
       store,
-      strategy: setup.strategy ?? built!.strategy,
+      strategy: setup.strategy ?? withProbation(task, built!),
       ...(built ? { measure: createRoundMeasurer(built, model) } : {}),
       transport,
       initialGlobal: setup.initialGlobal ?? (model ? () => model.initialParameters() : defaultInitialGlobal(task)),
@@ -580,6 +580,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       await Promise.all([...models.values()].map((m) => m.close()));
     },
   };
+}
+
+/**
+ * The task's strategy with its newcomers on probation (`admission.probationRounds`): their weight is
+ * earned over the rounds they contribute to. Not under DP, which must stay the outermost strategy
+ * and weighs every client alike.
+ */
+function withProbation(task: TaskConfig, built: BuiltStrategy): Strategy {
+  const rounds = task.admission.probationRounds;
+  return built.privacy.length === 0 && rounds > 1 ? new Probation(built.strategy, rounds) : built.strategy;
 }
 
 /** True when the task's rounds use its model: trust probes, FLTrust's root update, or evaluation. */
