@@ -23,6 +23,7 @@ import { runFedUmm } from './fedumm.js';
 import { writeReport } from './report.js';
 import type { RunInfo } from './report.js';
 import { runRobustness } from './robustness.js';
+import { runSybil } from './sybil.js';
 import { createRunCache } from './runCache.js';
 import type { ExperimentContext, SectionResult } from './section.js';
 
@@ -36,6 +37,7 @@ export interface SectionEntry {
 export const SECTIONS: readonly SectionEntry[] = [
   { id: 'fedmmx', run: runFedMmx },
   { id: 'robustness', run: runRobustness },
+  { id: 'sybil', run: runSybil },
   { id: 'fedumm', run: runFedUmm },
 ];
 

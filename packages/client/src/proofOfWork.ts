@@ -2,9 +2,11 @@
  * The client side of the coordinator's proof-of-work for new identities (see `@chorus/protocol`'s
  * `proofOfWork.ts`): ask the connection for a challenge and find a nonce. Hashing uses Web Crypto
  * (`crypto.subtle`), present in browsers and in Node ≥ 20, so the tab and the headless client run
- * the same code. Digests are computed in batches, since each Web Crypto call is a promise.
+ * the same code; digests are computed in batches, since each Web Crypto call is a promise. A page
+ * served over plain http (no secure context, no `crypto.subtle`) hashes with the protocol's
+ * TypeScript SHA-256 instead.
  */
-import { PROTOCOL_VERSION, proofInput, solvesChallenge } from '@chorus/protocol';
+import { PROTOCOL_VERSION, proofInput, sha256, solvesChallenge } from '@chorus/protocol';
 import type { Ack, ChallengeResult } from '@chorus/protocol';
 import type { ClientSocket } from './connection.js';
 import { ClientError } from './errors.js';
@@ -18,6 +20,8 @@ export interface SolveOptions {
   readonly maxAttempts?: number;
   /** Called between batches; return true to stop (throws `CLIENT_CLOSED`). */
   readonly cancelled?: () => boolean;
+  /** false: hash with the TypeScript SHA-256 even where Web Crypto exists (tests). */
+  readonly webCrypto?: boolean;
 }
 
 /** The smallest decimal nonce whose SHA-256(challenge ‖ nonce) has `difficulty` leading zero bits. */
@@ -26,14 +30,14 @@ export async function solveChallenge(challenge: string, difficulty: number, opti
     throw new ClientError('CLIENT_BAD_CONFIG', `solveChallenge: difficulty must be an integer in [0, 64], got ${difficulty}`);
   }
   const maxAttempts = options.maxAttempts ?? 2 ** 30;
-  const subtle = globalThis.crypto?.subtle;
-  if (!subtle) throw new ClientError('CLIENT_BAD_CONFIG', 'solveChallenge: Web Crypto (crypto.subtle) is not available');
+  const subtle = options.webCrypto === false ? undefined : globalThis.crypto?.subtle;
+  const digest = subtle
+    ? async (input: Uint8Array): Promise<ArrayBuffer> => subtle.digest('SHA-256', input as Uint8Array<ArrayBuffer>)
+    : (input: Uint8Array): Uint8Array => sha256(input);
   for (let start = 0; start < maxAttempts; start += BATCH) {
     if (options.cancelled?.()) throw new ClientError('CLIENT_CLOSED', 'proof of work cancelled');
     const count = Math.min(BATCH, maxAttempts - start);
-    const digests = await Promise.all(
-      Array.from({ length: count }, (_, i) => subtle.digest('SHA-256', proofInput(challenge, String(start + i)) as Uint8Array<ArrayBuffer>)),
-    );
+    const digests = await Promise.all(Array.from({ length: count }, (_, i) => digest(proofInput(challenge, String(start + i)))));
     // The first solving nonce of the batch, so the answer does not depend on which promise settles first.
     const hit = digests.findIndex((d) => solvesChallenge(new Uint8Array(d), difficulty));
     if (hit >= 0) return String(start + hit);

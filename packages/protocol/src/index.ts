@@ -1,4 +1,4 @@
-export { leadingZeroBits, proofInput, solvesChallenge } from './proofOfWork.js';
+export { leadingZeroBits, proofInput, sha256, solvesChallenge } from './proofOfWork.js';
 export { PROTOCOL_ERROR_CODES, ProtocolError, ackError, isProtocolErrorCode } from './errors.js';
 export type { Ack, AckError, ProtocolErrorBody, ProtocolErrorCode } from './errors.js';
 export {
