@@ -441,6 +441,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (parsed.data.protocolVersion !== PROTOCOL_VERSION) {
         return ackError('PROTOCOL_VERSION', `coordinator speaks protocol ${PROTOCOL_VERSION}, client sent ${parsed.data.protocolVersion}`);
       }
+      // No work for an identity the quotas would refuse anyway: say so before the client pays.
+      if (socket.data.clientId === undefined) {
+        const refusal = identityLimiter.check(addressOf(socket), !socket.data.invitationId);
+        if (refusal) {
+          metrics.connectionsRefused.inc({ code: refusal.code });
+          return ackError(refusal.code, refusal.message);
+        }
+      }
       // One challenge per connection at a time: asking again replaces it, so answers cannot be stockpiled.
       const issued = issueChallenge(proofBits(), clock.now());
       socket.data.challenge = issued;

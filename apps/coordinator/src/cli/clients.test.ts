@@ -57,6 +57,8 @@ function makeTask(modalities: Modality[], overrides: Record<string, unknown> = {
     maxUpdateBytes: 1 << 20,
     normBound: 50,
     seed: 3,
+    // Every headless client connects from 127.0.0.1: no per-address quota of new identities.
+    admission: { newIdentitiesPerAddress: null },
     evaluation: { probeExamples: 16, testExamples: 0 },
     ...overrides,
   });

@@ -5,7 +5,7 @@
  */
 import { decodeUpdate, encodeUpdate, groupOf } from '@chorus/fl-core';
 import type { Parameters, Tensor } from '@chorus/fl-core';
-import { AsyncQueue, ConnectRefused, connectOnce, earnProof } from '@chorus/client';
+import { AsyncQueue, ClientError, ConnectRefused, connectOnce, earnProof } from '@chorus/client';
 import type { ClientSocket } from '@chorus/client';
 import type { Ack } from '@chorus/protocol';
 import { MODALITIES, PROTOCOL_VERSION, roundStartSchema } from '@chorus/protocol';
@@ -41,7 +41,14 @@ export class FakeClient {
    * task's proof of work, as the client runtime does; `proof` overrides that (null: send none).
    */
   async hello(capabilities: Capabilities, protocolVersion = PROTOCOL_VERSION, proof?: { challenge: string; nonce: string } | null): Promise<Ack<HelloResult>> {
-    const earned = proof !== undefined ? (proof ?? undefined) : this.clientId === undefined ? await earnProof(this.socket) : undefined;
+    let earned: { challenge: string; nonce: string } | undefined;
+    try {
+      earned = proof !== undefined ? (proof ?? undefined) : this.clientId === undefined ? await earnProof(this.socket) : undefined;
+    } catch (err) {
+      // The coordinator refused to hand out a challenge (e.g. IDENTITY_LIMIT): that is this hello's answer.
+      if (err instanceof ClientError && err.protocolCode !== undefined) return { ok: false, error: { code: err.protocolCode, message: err.message } };
+      throw err;
+    }
     const res = await this.socket
       .timeout(5000)
       .emitWithAck('hello', { type: 'hello', protocolVersion, capabilities, ...(earned === undefined ? {} : { proof: earned }) });

@@ -31,7 +31,12 @@ describe('Probation', () => {
     expect(values(first.parameters)[0]).toBeCloseTo(0.6, 6);
     expect(values(second.parameters)[0]).toBeCloseTo(1 / 3, 6);
     expect(first.metrics).toMatchObject({ numOnProbation: 1, meanProbationFactor: 0.625 });
-    expect(strategy.contributions()).toEqual(new Map([['old', 5], ['new', 2]]));
+    expect(strategy.contributions()).toEqual(
+      new Map([
+        ['old', 5],
+        ['new', 2],
+      ]),
+    );
   });
 
   it('counts nothing for a round without a model or a rejected result, and never mutates its input', () => {
