@@ -10,6 +10,7 @@ import {
   retainedOf,
   sybilAdmission,
   sybilChecks,
+  sybilFigure,
   sybilMarkdown,
   sybilShare,
   sybilTask,
@@ -104,5 +105,6 @@ describe('sybil grid', () => {
     expect(markdown).toContain('30.0% (3 / 10)');
     expect(markdown).toContain('keeps 75.0% of clean accuracy — design target (≥ 90%) **not met**');
     expect(markdown).toContain('- none (seed 1): 25.0% retained, attacker share 100.0%.');
+    expect(sybilFigure(runs, 1)).toContain('<svg');
   });
 });

@@ -19,6 +19,7 @@ import type { Tensor } from '@chorus/fl-core';
 import { ExperimentsError } from './errors.js';
 import type { Check, ExperimentContext, SectionResult } from './section.js';
 import { markdownTable } from './stats.js';
+import { barChart } from './svg.js';
 import { experimentTask } from './tasks.js';
 
 /** The defences a run turns on (`all`: the task file's default admission; `clean`: no attacker). */
@@ -452,6 +453,22 @@ export function sybilMarkdown(runs: readonly SybilRun[], settings: SybilSettings
   ].join('\n');
 }
 
+/** Bar chart per defence row (first seed): the attacker's share of aggregated updates and the accuracy retained, in %. */
+export function sybilFigure(runs: readonly SybilRun[], seed: number): string {
+  const rows = runs.filter((r) => r.seed === seed && r.defence !== 'clean');
+  const pct = (x: number | null): number | null => (x === null ? null : x * 100);
+  return barChart({
+    title: `Sybils: 20 identities tried beside 6 volunteers (seed ${seed})`,
+    yLabel: '%',
+    groups: rows.map((r) => DEFENCE_LABELS[r.defence]),
+    series: [
+      { name: 'attacker share of aggregated updates', values: rows.map((r) => pct(sybilShare(r))) },
+      { name: 'accuracy retained vs clean', values: rows.map((r) => pct(retainedOf(runs, r))) },
+    ],
+    yMin: 0,
+  });
+}
+
 /** Runs the Sybil grid (reduced under `ctx.quick`) and returns its report section. */
 export async function runSybil(ctx: ExperimentContext, settings: SybilSettings = ctx.quick ? QUICK_SYBIL : FULL_SYBIL): Promise<SectionResult> {
   const started = Date.now();
@@ -471,8 +488,13 @@ export async function runSybil(ctx: ExperimentContext, settings: SybilSettings =
   return {
     id: 'sybil',
     title: 'Sybils: one attacker, many identities, behind one open join link',
-    markdown: sybilMarkdown(runs, settings, seeds, durationMs),
-    figures: [],
+    markdown: [
+      ...(ctx.quick ? ['**Quick mode**: a smoke test of the path (few rounds and examples, not every defence); the full mode is the evidence.', ''] : []),
+      sybilMarkdown(runs, settings, seeds, durationMs),
+      '',
+      '![Sybil defences](sybil-defences.svg)',
+    ].join('\n'),
+    figures: [{ file: 'sybil-defences.svg', svg: sybilFigure(runs, seeds[0]!) }],
     raw: {
       settings,
       seeds,
