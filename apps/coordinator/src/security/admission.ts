@@ -3,7 +3,8 @@
  * proof of work per identity (Back 2002) and token buckets of new identities per source address and
  * per task. Every check here is side-effect free until the identity is actually stored, so a refused
  * `hello` changes nothing: {@link IdentityLimiter.check} only looks, {@link IdentityLimiter.take}
- * charges once the store accepted the identity.
+ * charges once the store accepted the identity. The buckets live in memory: a restarted
+ * coordinator starts with full ones.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { proofInput, solvesChallenge } from '@chorus/protocol';
