@@ -116,6 +116,11 @@ export interface CoordinatorOptions {
    * their own address and the per-address limit on new identities means nothing.
    */
   readonly trustProxy?: boolean;
+  /**
+   * Id of each new identity (default: 128 random bits). Simulations pass a deterministic source so
+   * that a rerun samples the same cohorts; an id is a name, not a credential (the secret stays random).
+   */
+  readonly newClientId?: () => string;
   /** Collect Node process metrics too (default true). */
   readonly processMetrics?: boolean;
   /** Folders served over HTTP besides the API: the web app build at `/`, dataset artifacts at `/data/`. */
@@ -483,7 +488,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           metrics.connectionsRefused.inc({ code: refusal.code });
           return ackError(refusal.code, refusal.message);
         }
-        clientId = generateId('c');
+        clientId = options.newClientId ? options.newClientId() : generateId('c');
         clientSecret = generateToken();
         try {
           store.createClient({

@@ -42,6 +42,7 @@ import { CoordinatorError, isCoordinatorError } from '../errors.js';
 import type { RoundEngine } from '../engine/roundEngine.js';
 import { startCoordinator } from '../server.js';
 import type { Coordinator, CoordinatorOptions } from '../server.js';
+import { derivedId } from '../security/tokens.js';
 import { MemoryStore } from '../store/memoryStore.js';
 import { SqliteStore } from '../store/sqliteStore.js';
 import type { CoordinatorStore } from '../store/types.js';
@@ -257,7 +258,15 @@ async function simulateOn(
 ): Promise<SimulationReport> {
   const { task, backend } = options;
   await useNodeBackend(backend);
-  const coordinator = await startCoordinator({ tasks: [{ config: task }], store, logger, processMetrics: false, ...options.coordinator });
+  // Identities opened during the run (not the registered clients) get ids that depend only on their order, so a rerun samples alike.
+  let opened = 0;
+  const newClientId = (): string => {
+    let id: string;
+    do id = derivedId('c', [task.id, 'opened', opened++]);
+    while (store.getClient(id));
+    return id;
+  };
+  const coordinator = await startCoordinator({ tasks: [{ config: task }], store, logger, processMetrics: false, newClientId, ...options.coordinator });
   let clients: ClientSummary[];
   let durationMs: number;
   try {

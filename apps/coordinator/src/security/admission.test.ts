@@ -140,6 +140,17 @@ describe('admission over real sockets', () => {
     expect(listed.clients).toHaveLength(4);
   });
 
+  it('names new identities from the coordinator’s id source when one is given (simulations replay their cohorts)', async () => {
+    // Arrange
+    let n = 0;
+    const c = await start(makeTask({ proofOfWorkBits: 0 }), { newClientId: () => `c-sim-${n++}` });
+    // Act
+    await tryJoin(c, 'join-secret');
+    await tryJoin(c, 'join-secret');
+    // Assert
+    expect(open.clients.map((cl) => cl.clientId)).toEqual(['c-sim-0', 'c-sim-1']);
+  });
+
   it('behind a trusted proxy, keys the per-address quota on X-Forwarded-For', async () => {
     // Arrange
     const c = await start(makeTask({ proofOfWorkBits: 0, newIdentitiesPerAddress: { burst: 1, perHour: 1 } }), { trustProxy: true });
