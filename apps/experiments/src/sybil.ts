@@ -54,7 +54,7 @@ export interface SybilSettings {
   readonly defences: readonly SybilDefence[];
 }
 
-/** The whole grid: every defence alone and all together, 8 rounds, the attacker arriving after 2, every seed. */
+/** The whole grid: every defence alone and all together, 8 rounds, the attacker arriving after the second, every seed. */
 export const FULL_SYBIL: SybilSettings = {
   dataset: 'digits',
   numHonest: 6,
@@ -74,14 +74,13 @@ export const FULL_SYBIL: SybilSettings = {
 };
 
 /**
- * `--quick` (CI, ~1 minute on 2 cores): no defences against the default, beside the clean run, one
- * seed, 4 rounds with the attacker arriving after the first; a smoke test of the path, not evidence.
+ * `--quick` (CI, about 80 s on 2 cores): no defences against the default, beside the clean run, one
+ * seed, 6 rounds with the attacker arriving after the second; a smoke test of the path, not evidence.
  */
 export const QUICK_SYBIL: SybilSettings = {
   ...FULL_SYBIL,
-  rounds: 4,
-  attackAfterRound: 1,
-  maxExamples: 40,
+  rounds: 6,
+  maxExamples: 80,
   testExamples: 100,
   probeExamples: 32,
   defences: ['none', 'all'],
