@@ -163,7 +163,7 @@ export interface AttackerOutcome {
   /** Refusal codes of the identities it did not get, with counts. */
   readonly refusals: Readonly<Record<string, number>>;
   readonly sybilIds: readonly string[];
-  /** Wall time spent finding proofs of work, in ms. */
+  /** Wall time its hellos took, proofs of work included, in ms. */
   readonly proofMs: number;
   readonly uploads: number;
 }
@@ -420,7 +420,7 @@ export function sybilMarkdown(runs: readonly SybilRun[], settings: SybilSettings
         'seed',
         'identities admitted',
         'refusals',
-        'attacker’s proof-of-work time',
+        'attacker’s time opening identities (proof of work included)',
         'attacker’s share of aggregated updates',
         'final accuracy',
         'retained',
