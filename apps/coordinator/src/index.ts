@@ -1,6 +1,6 @@
 export { COORDINATOR_ERROR_CODES, CoordinatorError, isCoordinatorError } from './errors.js';
 export type { CoordinatorErrorCode } from './errors.js';
-export { MAX_UPDATE_BYTES_CAP, strategySchema, taskSchema } from './task/taskSchema.js';
+export { DEFAULT_ADMISSION, MAX_UPDATE_BYTES_CAP, admissionSchema, strategySchema, taskSchema } from './task/taskSchema.js';
 export type { BaseStrategyConfig, ClipStrategyConfig, DpStrategyConfig, StrategyConfig, TaskConfig, TrustStrategyConfig } from './task/taskSchema.js';
 export { formatIssues, parseTask, parseTaskYaml, readTaskFile } from './task/loadTask.js';
 export { MemoryStore } from './store/memoryStore.js';
@@ -9,6 +9,7 @@ export type { SqliteStoreOptions } from './store/sqliteStore.js';
 export type {
   CheckpointRecord,
   ClientRecord,
+  InvitationRecord,
   CoordinatorStore,
   RoundCompletion,
   RoundMetricsRecord,
@@ -21,14 +22,15 @@ export type {
   UpdateRecord,
 } from './store/types.js';
 export { KeyedRateLimiter, TokenBucket } from './security/rateLimit.js';
+export { CHALLENGE_TTL_MS, IdentityLimiter, checkProof, issueChallenge } from './security/admission.js';
 export type { Clock, TokenBucketOptions } from './security/rateLimit.js';
 export { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } from './security/tokens.js';
 export { initialAdapters } from './engine/initialGlobal.js';
 export type { AdapterLayoutOptions } from './engine/initialGlobal.js';
 export { RoundEngine, encodeGlobal, sha256HexSync, systemClock } from './engine/roundEngine.js';
 export type { EngineClock, EngineSnapshot, EngineTransport, RoundEngineOptions, RoundSummary, StatusChange } from './engine/roundEngine.js';
-export { INITIAL_ENGINE_STATE, closeReason, reduceEngine } from './engine/engineState.js';
-export type { AttemptState, EngineAction, EngineState, Phase } from './engine/engineState.js';
+export { INITIAL_ENGINE_STATE, closeReason, reduceEngine, slotAttempt } from './engine/engineState.js';
+export type { AttemptState, EngineAction, EngineState, Phase, SlotRule } from './engine/engineState.js';
 export { canonicalResults, roundCompletion, roundEndPayload, roundMetrics, roundStartPayload, roundTrust, taskEndPayload } from './engine/roundRecords.js';
 export type { GlobalModel, RoundMetricsInput } from './engine/roundRecords.js';
 export { decodeGlobal, decodeStrategyState, encodeStrategyState } from './engine/checkpoint.js';

@@ -4,7 +4,10 @@
  *   tsx src/main.ts [--task tasks/demo-digits.yaml]… [--data-dir .chorus-data] [--port 8787]
  *                   [--host 127.0.0.1] [--cors https://a.example,https://b.example] [--log-level info]
  *                   [--web-dir ../web-client/dist] [--datasets-dir <@chorus/datasets data>]
- *                   [--demo-clients 0]
+ *                   [--demo-clients 0] [--trust-proxy]
+ *
+ * `--trust-proxy` keys the per-address quota of new identities on `X-Forwarded-For`: use it only
+ * behind a reverse proxy that sets that header.
  *
  * `--demo-clients N` also starts N headless clients (separate processes) on the first task, so
  * rounds run at once; browsers that open the join link take part beside them.
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
       'web-dir': { type: 'string', default: join(packageRoot, '..', 'web-client', 'dist') },
       'datasets-dir': { type: 'string', default: DEFAULT_DATA_DIR },
       'demo-clients': { type: 'string', default: '0' },
+      'trust-proxy': { type: 'boolean', default: false },
     },
   });
   const demoClients = Number(values['demo-clients']);
@@ -92,6 +96,7 @@ async function main(): Promise<void> {
       .filter((s) => s.length > 0),
     logger,
     staticMounts,
+    trustProxy: values['trust-proxy'],
   });
 
   const joinLink = (taskId: string, token: string): string => `${coordinator.url}/join?task=${encodeURIComponent(taskId)}&token=${encodeURIComponent(token)}`;

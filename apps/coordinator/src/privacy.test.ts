@@ -70,6 +70,8 @@ describe('DP accounting matches the sampling performed', () => {
       maxUpdateBytes: 4096,
       normBound: 100,
       seed: 11,
+      // Every test client connects from 127.0.0.1: no per-address quota of new identities.
+      admission: { newIdentitiesPerAddress: null },
     });
     const initialGlobal = (): Tensor[] => [tensor('image/w', [2], new Float32Array([0, 0])), tensor('fusion/b', [1], new Float32Array([0]))];
     const store = new MemoryStore();

@@ -55,6 +55,8 @@ function makeTask(overrides: Record<string, unknown> = {}): TaskConfig {
     maxUpdateBytes: 4096,
     normBound: 100,
     seed: 1,
+    // Every test client connects from 127.0.0.1: no per-address quota of new identities (tested on its own).
+    admission: { newIdentitiesPerAddress: null },
     ...overrides,
   });
 }
@@ -387,7 +389,9 @@ describe('coordinator over real sockets', () => {
 
   it('answers bad requests on an authenticated socket with codes and keeps serving', async () => {
     // Arrange
-    const c = await start(makeTask(), { rateLimits: { messages: { capacity: 6, refillPerSecond: 0.001 } } });
+    const c = await start(makeTask({ admission: { proofOfWorkBits: 0, newIdentitiesPerAddress: null } }), {
+      rateLimits: { messages: { capacity: 6, refillPerSecond: 0.001 } },
+    });
     const client = await FakeClient.connect(c.url, { taskId: 'demo', token: 'join-secret' });
     open.clients.push(client);
     // Act
@@ -395,11 +399,11 @@ describe('coordinator over real sockets', () => {
     const badHello = await client.socket
       .timeout(2000)
       .emitWithAck('hello', { type: 'hello', protocolVersion: 1, capabilities: { backend: 'cpu', modalities: ['smell'], numExamples: 1 } } as never);
-    const oldVersion = await client.hello({ backend: 'cpu', modalities: ['image'], numExamples: 1 }, 0);
+    const oldVersion = await client.hello({ backend: 'cpu', modalities: ['image'], numExamples: 1 }, 0, null);
     (client.socket as unknown as { emit(event: string, payload: unknown): void }).emit('hello', 'no ack here');
-    const ok = await client.hello({ backend: 'cpu', modalities: ['image'], numExamples: 1 });
-    const limited = await client.hello({ backend: 'cpu', modalities: ['image'], numExamples: 1 });
-    const limitedAgain = await client.hello({ backend: 'cpu', modalities: ['image'], numExamples: 1 });
+    const ok = await client.hello({ backend: 'cpu', modalities: ['image'], numExamples: 1 }, undefined, null);
+    const limited = await client.hello({ backend: 'cpu', modalities: ['image'], numExamples: 1 }, undefined, null);
+    const limitedAgain = await client.hello({ backend: 'cpu', modalities: ['image'], numExamples: 1 }, undefined, null);
     // Assert
     expect(codeOf(beforeHello)).toBe('NOT_JOINED');
     expect(badHello).toMatchObject({ ok: false, error: { code: 'BAD_PAYLOAD' } });

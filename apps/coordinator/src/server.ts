@@ -9,7 +9,7 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRng } from '@chorus/fl-core';
+import { Probation, createRng } from '@chorus/fl-core';
 import type { Parameters, Strategy } from '@chorus/fl-core';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
@@ -19,7 +19,7 @@ import { initialAdapters } from './engine/initialGlobal.js';
 import { RoundEngine, systemClock } from './engine/roundEngine.js';
 import type { EngineClock, EngineTransport } from './engine/roundEngine.js';
 import { createRoundMeasurer } from './engine/serverMeasurements.js';
-import { CoordinatorError } from './errors.js';
+import { CoordinatorError, isCoordinatorError } from './errors.js';
 import { createRequestHandler } from './http/api.js';
 import { CoordinatorMetrics } from './http/metrics.js';
 import type { StaticMount } from './http/static.js';
@@ -30,8 +30,18 @@ import { buildStrategy, rootExamplesOf } from './strategy/fromConfig.js';
 import type { BuiltStrategy } from './strategy/fromConfig.js';
 import { ADMIN_NAMESPACE, ackError, adminAuthSchema } from '@chorus/protocol';
 import type { Ack, AdminClientToServerEvents, AdminServerToClientEvents, ProtocolErrorCode } from '@chorus/protocol';
-import { PROTOCOL_VERSION, authSchema, helloSchema, updateSchema } from '@chorus/protocol';
-import type { ClientToServerEvents, ConnectErrorData, HelloResult, InterServerEvents, ServerToClientEvents, SocketData, UpdateResult } from '@chorus/protocol';
+import { PROTOCOL_VERSION, authSchema, challengeRequestSchema, helloSchema, updateSchema } from '@chorus/protocol';
+import type {
+  ChallengeResult,
+  ClientToServerEvents,
+  ConnectErrorData,
+  HelloResult,
+  InterServerEvents,
+  ServerToClientEvents,
+  SocketData,
+  UpdateResult,
+} from '@chorus/protocol';
+import { IdentityLimiter, checkProof, issueChallenge } from './security/admission.js';
 import { KeyedRateLimiter, TokenBucket } from './security/rateLimit.js';
 import type { TokenBucketOptions } from './security/rateLimit.js';
 import { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } from './security/tokens.js';
@@ -100,6 +110,17 @@ export interface CoordinatorOptions {
   readonly clock?: EngineClock;
   readonly retryDelayMs?: number;
   readonly rateLimits?: Partial<RateLimitOptions>;
+  /**
+   * Take a connection's source address from the first `X-Forwarded-For` entry (default false: the
+   * socket's peer). Turn on only behind a reverse proxy that sets the header, else clients choose
+   * their own address and the per-address limit on new identities means nothing.
+   */
+  readonly trustProxy?: boolean;
+  /**
+   * Id of each new identity (default: 128 random bits). Simulations pass a deterministic source so
+   * that a rerun samples the same cohorts; an id is a name, not a credential (the secret stays random).
+   */
+  readonly newClientId?: () => string;
   /** Collect Node process metrics too (default true). */
   readonly processMetrics?: boolean;
   /** Folders served over HTTP besides the API: the web app build at `/`, dataset artifacts at `/data/`. */
@@ -164,6 +185,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   // Uploads each client was asked for and has not sent yet (see RateLimitOptions.uploads).
   const uploadGrants = new Map<string, number>();
   const idleTimers = new Map<string, unknown>();
+  const identityLimiters = new Map<string, IdentityLimiter>();
+  const taskConfigs = new Map(options.tasks.map((t) => [t.config.id, t.config]));
+  /** The address new-identity limits are keyed on (see CoordinatorOptions.trustProxy). */
+  const addressOf = (socket: CoordinatorSocket): string => {
+    const forwarded = options.trustProxy ? socket.handshake.headers['x-forwarded-for'] : undefined;
+    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+    return first !== undefined && first.length > 0 ? first : socket.handshake.address;
+  };
   const evaluatorIdleMs = options.evaluatorIdleMs ?? 30_000;
 
   // The API handler is the server's only request listener when socket.io attaches: engine.io then
@@ -178,7 +207,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       corsOrigins,
       logger,
       models,
+      now: clock.now,
       ...(options.staticMounts ? { staticMounts: options.staticMounts } : {}),
+      onInvitationRevoked: (taskId, invitationId) => {
+        // Identities the invitation admitted, and handshakes that presented it, leave now.
+        for (const socket of io.of('/').sockets.values()) {
+          if (socket.data.taskId !== taskId) continue;
+          const id = socket.data.clientId;
+          if (socket.data.invitationId === invitationId || (id !== undefined && store.getClient(id)?.invitationId === invitationId)) socket.disconnect(true);
+        }
+      },
     }),
   );
   const maxUpdateBytes = Math.max(...options.tasks.map((t) => t.config.maxUpdateBytes));
@@ -235,6 +273,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         }, ms),
       );
     };
+    identityLimiters.set(task.id, new IdentityLimiter(task.admission, clock.now));
     const joinToken = setup.joinToken ?? generateToken();
     joinTokens.set(task.id, joinToken);
     joinTokenHashes.set(task.id, hashToken(joinToken));
@@ -259,7 +298,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const engine = new RoundEngine({
       task,
       store,
-      strategy: setup.strategy ?? built!.strategy,
+      strategy: setup.strategy ?? withProbation(task, built!),
       ...(built ? { measure: createRoundMeasurer(built, model) } : {}),
       transport,
       initialGlobal: setup.initialGlobal ?? (model ? () => model.initialParameters() : defaultInitialGlobal(task)),
@@ -343,17 +382,28 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       const tokenHash = joinTokenHashes.get(auth.taskId);
       if (tokenHash === undefined) return refuse('TASK_NOT_FOUND', `no task ${auth.taskId}`);
       let clientId: string | undefined;
+      let invitationId: string | null = null;
       if (auth.clientId !== undefined || auth.clientSecret !== undefined) {
         // Resuming an identity: the secret issued at the first hello, checked against its stored hash.
         const client = auth.clientId === undefined ? undefined : store.getClient(auth.clientId);
         if (!client || client.taskId !== auth.taskId || auth.clientSecret === undefined || !tokenMatchesHash(auth.clientSecret, client.secretHash)) {
           return refuse('AUTH_INVALID', 'client identity is not valid');
         }
+        if (client.invitationId && store.getInvitation(client.invitationId)?.revokedAt != null) {
+          return refuse('INVITATION_REVOKED', 'the invitation this identity joined with was revoked');
+        }
         clientId = client.clientId;
-      } else if (!tokenMatchesHash(auth.token, tokenHash)) {
-        return refuse('AUTH_INVALID', 'join token is not valid');
+      } else if (tokenMatchesHash(auth.token, tokenHash)) {
+        if (!taskConfigs.get(auth.taskId)!.admission.openLink) return refuse('OPEN_LINK_CLOSED', 'this task admits new volunteers by invitation only');
+      } else {
+        // Not the join token: perhaps a volunteer's invitation link.
+        const invitation = store.findInvitation(auth.taskId, hashToken(auth.token));
+        if (!invitation) return refuse('AUTH_INVALID', 'join token is not valid');
+        if (invitation.revokedAt !== null) return refuse('INVITATION_REVOKED', 'this invitation was revoked');
+        if (invitation.used >= invitation.quota) return refuse('INVITATION_EXHAUSTED', `this invitation has admitted its ${invitation.quota} identities`);
+        invitationId = invitation.invitationId;
       }
-      socket.data = { taskId: auth.taskId, clientId, joined: false };
+      socket.data = { taskId: auth.taskId, clientId, joined: false, invitationId };
       next();
     } catch (err) {
       logger.error({ err }, 'handshake failed');
@@ -365,7 +415,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const messageBucket = new TokenBucket(limits.messages, clock.now);
     const uploadBucket = new TokenBucket(limits.uploads, clock.now);
     const engine = engines.get(socket.data.taskId)!;
+    const admission = taskConfigs.get(socket.data.taskId)!.admission;
+    const identityLimiter = identityLimiters.get(socket.data.taskId)!;
     const log = logger.child({ socket: socket.id, task: socket.data.taskId });
+    /** Work a new identity on this connection must prove: open-link identities only (an invitation's quota prices the others). */
+    const proofBits = (): number => (socket.data.clientId === undefined && !socket.data.invitationId ? admission.proofOfWorkBits : 0);
 
     const on = <T extends object>(event: keyof ClientToServerEvents, handler: (payload: unknown) => Ack<T>): void => {
       (socket as unknown as { on(ev: string, listener: (...args: unknown[]) => void): void }).on(event, (...args: unknown[]) => {
@@ -386,6 +440,26 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       });
     };
 
+    on<ChallengeResult>('challenge', (payload) => {
+      const parsed = challengeRequestSchema.safeParse(payload);
+      if (!parsed.success) return ackError('BAD_PAYLOAD', `challenge: ${firstIssue(parsed.error.issues)}`);
+      if (parsed.data.protocolVersion !== PROTOCOL_VERSION) {
+        return ackError('PROTOCOL_VERSION', `coordinator speaks protocol ${PROTOCOL_VERSION}, client sent ${parsed.data.protocolVersion}`);
+      }
+      // No work for an identity the quotas would refuse anyway: say so before the client pays.
+      if (socket.data.clientId === undefined) {
+        const refusal = identityLimiter.check(addressOf(socket), !socket.data.invitationId);
+        if (refusal) {
+          metrics.connectionsRefused.inc({ code: refusal.code });
+          return ackError(refusal.code, refusal.message);
+        }
+      }
+      // One challenge per connection at a time: asking again replaces it, so answers cannot be stockpiled.
+      const issued = issueChallenge(proofBits(), clock.now());
+      socket.data.challenge = issued;
+      return { ok: true, challenge: issued.value, difficulty: issued.difficulty, expiresAt: issued.expiresAt };
+    });
+
     on<HelloResult>('hello', (payload) => {
       const parsed = helloSchema.safeParse(payload);
       if (!parsed.success) return ackError('BAD_PAYLOAD', `hello: ${firstIssue(parsed.error.issues)}`);
@@ -400,16 +474,42 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       let clientSecret: string | undefined;
       let clientId = socket.data.clientId;
       if (clientId === undefined) {
-        clientId = generateId('c');
+        // A new identity: paid for (proof of work, identity quotas) before anything is stored.
+        const invitationId = socket.data.invitationId ?? null;
+        const openLink = invitationId === null;
+        const address = addressOf(socket);
+        const bits = proofBits();
+        const issued = socket.data.challenge;
+        // A challenge answers one hello, accepted or not.
+        socket.data.challenge = undefined;
+        const refusal =
+          (bits > 0 ? checkProof(issued && { ...issued, difficulty: bits }, parsed.data.proof, now) : null) ?? identityLimiter.check(address, openLink);
+        if (refusal) {
+          metrics.connectionsRefused.inc({ code: refusal.code });
+          return ackError(refusal.code, refusal.message);
+        }
+        clientId = options.newClientId ? options.newClientId() : generateId('c');
         clientSecret = generateToken();
-        store.createClient({
-          clientId,
-          taskId: socket.data.taskId,
-          secretHash: hashToken(clientSecret),
-          capabilitiesJson: JSON.stringify(capabilities),
-          createdAt: now,
-          lastSeenAt: now,
-        });
+        try {
+          store.createClient({
+            clientId,
+            taskId: socket.data.taskId,
+            secretHash: hashToken(clientSecret),
+            capabilitiesJson: JSON.stringify(capabilities),
+            createdAt: now,
+            lastSeenAt: now,
+            invitationId,
+          });
+        } catch (err) {
+          // Another connection used the invitation's last place (or it was revoked) since the handshake.
+          for (const code of ['INVITATION_EXHAUSTED', 'INVITATION_REVOKED'] as const) {
+            if (!isCoordinatorError(err, code)) continue;
+            metrics.connectionsRefused.inc({ code });
+            return ackError(code, err.message.replace(/^[A-Z_]+: /, ''));
+          }
+          throw err;
+        }
+        identityLimiter.take(address, openLink);
         socket.data.clientId = clientId;
       } else {
         store.touchClient(clientId, now, JSON.stringify(capabilities));
@@ -493,6 +593,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       await Promise.all([...models.values()].map((m) => m.close()));
     },
   };
+}
+
+/**
+ * The task's strategy with its newcomers on probation (`admission.probationRounds`): their weight is
+ * earned over the rounds they contribute to. Not under DP, which must stay the outermost strategy
+ * and weighs every client alike.
+ */
+function withProbation(task: TaskConfig, built: BuiltStrategy): Strategy {
+  const rounds = task.admission.probationRounds;
+  return built.privacy.length === 0 && rounds > 1 ? new Probation(built.strategy, rounds) : built.strategy;
 }
 
 /** True when the task's rounds use its model: trust probes, FLTrust's root update, or evaluation. */

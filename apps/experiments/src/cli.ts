@@ -23,6 +23,7 @@ import { fedUmmSection } from './fedumm.js';
 import { writeReport } from './report.js';
 import type { RunInfo } from './report.js';
 import { runRobustness } from './robustness.js';
+import { runSybil } from './sybil.js';
 import { createRunCache } from './runCache.js';
 import type { SectionEntry, SectionResult } from './section.js';
 
@@ -33,6 +34,7 @@ export const SECTIONS: readonly SectionEntry[] = [
   fedMmxSection('fedmmx', 'digits'),
   fedMmxSection('fedmmx-fashion', 'fashion-mm'),
   { id: 'robustness', run: runRobustness },
+  { id: 'sybil', run: runSybil },
   fedUmmSection('fedumm', 'digits'),
 ];
 

@@ -727,10 +727,11 @@ export async function runFedMmx(ctx: ExperimentContext, options: FedMmxSectionOp
  * epoch of 64 examples is two Adam steps a round, and three such rounds leave every method at chance
  * on validation, so its clients train longer.
  */
-export const FEDMMX_DATASET_SETTINGS: Readonly<Record<ExperimentDataset, { readonly quick: Partial<FedMmxSettings>; readonly full: Partial<FedMmxSettings> }>> = {
-  digits: { quick: {}, full: {} },
-  'fashion-mm': { quick: { localEpochs: 3, maxExamplesPerClient: 96 }, full: { localEpochs: 2, rounds: 10 } },
-};
+export const FEDMMX_DATASET_SETTINGS: Readonly<Record<ExperimentDataset, { readonly quick: Partial<FedMmxSettings>; readonly full: Partial<FedMmxSettings> }>> =
+  {
+    digits: { quick: {}, full: {} },
+    'fashion-mm': { quick: { localEpochs: 3, maxExamplesPerClient: 96 }, full: { localEpochs: 2, rounds: 10 } },
+  };
 
 /** The section on \`dataset\`, under \`id\`, with the dataset's grid changes. */
 export function fedMmxSection(id: string, dataset: ExperimentDataset): SectionEntry {

@@ -56,8 +56,8 @@ export function createSocket(url: string, setup: SocketSetup = {}): ClientSocket
 }
 
 /** Connects once (no reconnection); rejects with {@link ConnectRefused} when the handshake is refused. */
-export function connectOnce(url: string, auth: Partial<AuthPayload> | undefined): Promise<ClientSocket> {
-  const socket = createSocket(url, auth === undefined ? {} : { auth });
+export function connectOnce(url: string, auth: Partial<AuthPayload> | undefined, extra?: SocketSetup['extra']): Promise<ClientSocket> {
+  const socket = createSocket(url, { ...(auth === undefined ? {} : { auth }), ...(extra === undefined ? {} : { extra }) });
   return new Promise((resolve, reject) => {
     socket.once('connect', () => resolve(socket));
     socket.once('connect_error', (err: Error & { data?: unknown }) => {

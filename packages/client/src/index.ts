@@ -56,6 +56,8 @@ export type { AdapterLayout, DigitsFactoryOptions, ModelFactory, ModelRequest } 
 export { evaluateLocally, toModelBatch, trainLocally } from './training.js';
 export type { LocalTrainingOptions, LocalTrainingResult, StepProgress } from './training.js';
 export { ChorusClient } from './runtime.js';
+export { earnProof, solveChallenge } from './proofOfWork.js';
+export type { SolveOptions } from './proofOfWork.js';
 export { encodeLocalUpdate, roundSeed, runLocalRound } from './localRound.js';
 export type { LocalRoundOptions, LocalRoundResult } from './localRound.js';
 export type { ChorusClientOptions, ClientOutcome } from './runtime.js';

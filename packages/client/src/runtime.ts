@@ -34,6 +34,7 @@ import type { ClientErrorCode } from './errors.js';
 import { ClientEvents } from './events.js';
 import type { ClientEventListener, ClientStatus, TaskEndEvent } from './events.js';
 import { encodeLocalUpdate, runLocalRound } from './localRound.js';
+import { earnProof } from './proofOfWork.js';
 import type { ModelFactory } from './models.js';
 import type { IdentityStorage, StoredIdentity } from './storage.js';
 
@@ -261,10 +262,26 @@ export class ChorusClient {
     const socket = this.socket;
     if (!socket || this.ended) return;
     let res: Ack<HelloResult>;
+    let proof: { challenge: string; nonce: string } | undefined;
+    if (!this.identity) {
+      // A new identity: the task may ask for proof of work first (difficulty 0 when it does not).
+      try {
+        proof = await earnProof(socket, { ackTimeoutMs: this.options.ackTimeoutMs ?? 10_000, cancelled: () => this.ended || !socket.connected });
+      } catch (err) {
+        if (this.ended || !socket.connected) return;
+        if (err instanceof ClientError && err.code === 'CLIENT_TIMEOUT') {
+          this.report('CLIENT_TIMEOUT', err.message, false);
+          return;
+        }
+        this.fail(err instanceof ClientError ? err : new ClientError('CLIENT_HELLO_REFUSED', (err as Error).message));
+        return;
+      }
+      if (this.ended) return;
+    }
     try {
       res = await socket
         .timeout(this.options.ackTimeoutMs ?? 10_000)
-        .emitWithAck('hello', { type: 'hello', protocolVersion: PROTOCOL_VERSION, capabilities: this.capabilities() });
+        .emitWithAck('hello', { type: 'hello', protocolVersion: PROTOCOL_VERSION, capabilities: this.capabilities(), ...(proof ? { proof } : {}) });
     } catch {
       // No answer: the connection is gone or going; the next connect says hello again.
       this.report('CLIENT_TIMEOUT', 'hello was not acknowledged', false);

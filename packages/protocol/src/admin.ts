@@ -51,6 +51,14 @@ export const taskControlBodySchema = z.strictObject({
 /** See {@link taskControlBodySchema}. */
 export type TaskControlBody = z.input<typeof taskControlBodySchema>;
 
+/** Body of `POST /api/tasks/:id/invitations`: how many identities the link may admit, and a note for the researcher. */
+export const invitationCreateBodySchema = z.strictObject({
+  quota: z.number().int().min(1).max(10_000).default(1),
+  label: z.string().min(1).max(200).optional(),
+});
+/** See {@link invitationCreateBodySchema}. */
+export type InvitationCreateBody = z.input<typeof invitationCreateBodySchema>;
+
 /** A task's status changed: by a researcher's action, or by the rounds themselves (`action: null`). */
 export const taskStatusChangedSchema = z.strictObject({
   type: z.literal('task-status'),

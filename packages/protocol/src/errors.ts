@@ -23,6 +23,18 @@ export const PROTOCOL_ERROR_CODES = [
   'UPDATE_NON_FINITE',
   'UPDATE_NORM',
   'RATE_LIMITED',
+  /** A new identity needs a solved proof-of-work challenge (ask with `challenge`, then say hello with `proof`). */
+  'PROOF_REQUIRED',
+  /** The proof does not solve the challenge this connection was issued, or the challenge expired. */
+  'PROOF_INVALID',
+  /** No new identity now: the task's or this address's quota of new identities is used up for the moment. */
+  'IDENTITY_LIMIT',
+  /** The task admits new identities by invitation only; the open join link is closed. */
+  'OPEN_LINK_CLOSED',
+  /** The invitation (or the identity issued through it) was revoked. */
+  'INVITATION_REVOKED',
+  /** The invitation has issued every identity its quota allows. */
+  'INVITATION_EXHAUSTED',
   'TASK_NOT_FOUND',
   'TASK_FINISHED',
   'TASK_STOPPED',

@@ -1,3 +1,4 @@
+export { leadingZeroBits, proofInput, sha256, solvesChallenge } from './proofOfWork.js';
 export { PROTOCOL_ERROR_CODES, ProtocolError, ackError, isProtocolErrorCode } from './errors.js';
 export type { Ack, AckError, ProtocolErrorBody, ProtocolErrorCode } from './errors.js';
 export {
@@ -10,6 +11,7 @@ export {
   authSchema,
   binarySchema,
   capabilitiesSchema,
+  challengeRequestSchema,
   helloSchema,
   roundConfigSchema,
   roundEndSchema,
@@ -20,6 +22,8 @@ export {
 export type {
   AuthPayload,
   Capabilities,
+  ChallengeRequest,
+  ChallengeResult,
   ClientToServerEvents,
   ConnectErrorData,
   HelloPayload,
@@ -45,6 +49,7 @@ export {
   TASK_ACTIONS,
   TASK_STATUSES,
   adminAuthSchema,
+  invitationCreateBodySchema,
   roundCompletedSchema,
   taskControlBodySchema,
   taskStatusChangedSchema,
@@ -53,6 +58,7 @@ export type {
   AdminAuthPayload,
   AdminClientToServerEvents,
   AdminServerToClientEvents,
+  InvitationCreateBody,
   RoundCompletedPayload,
   TaskAction,
   TaskControlBody,

@@ -21,8 +21,9 @@ import type { Ack, ProtocolErrorCode } from './errors.js';
  *
  * 2: the round config carries the task's LoRA `adapterAlpha`.
  * 3: the round config carries L_intp's weight `interpretabilityWeight` and L_modal's variant `modalLoss`.
+ * 4: the `challenge` event and `hello`'s `proof` (proof-of-work for a new identity).
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 // Modalities a client can hold; they double as parameter group names (`image/…`). fl-core owns the list.
 export { MODALITIES };
@@ -107,6 +108,13 @@ export const helloSchema = z.strictObject({
   type: z.literal('hello'),
   protocolVersion: protocolVersionSchema,
   capabilities: capabilitiesSchema,
+  /** A solved proof-of-work challenge; needed only for a new identity on a task that asks for one. */
+  proof: z
+    .strictObject({
+      challenge: shortString(128),
+      nonce: z.string().regex(/^[0-9]{1,16}$/, 'must be 1–16 decimal digits'),
+    })
+    .optional(),
 });
 /** See {@link helloSchema}. */
 export type HelloPayload = z.input<typeof helloSchema>;
@@ -119,6 +127,25 @@ export interface HelloResult {
   readonly protocolVersion: number;
   /** Last completed round (0 before the first). */
   readonly completedRounds: number;
+}
+
+/** Asks for a proof-of-work challenge before a `hello` that creates a new identity. */
+export const challengeRequestSchema = z.strictObject({
+  type: z.literal('challenge'),
+  protocolVersion: protocolVersionSchema,
+});
+/** See {@link challengeRequestSchema}. */
+export type ChallengeRequest = z.input<typeof challengeRequestSchema>;
+
+/**
+ * Reply to `challenge`: find a decimal `nonce` such that SHA-256 of the UTF-8 string
+ * `challenge + nonce` starts with `difficulty` zero bits (0: no work asked). The challenge belongs to
+ * this connection, is good for one `hello`, and expires at `expiresAt` (ms since the epoch).
+ */
+export interface ChallengeResult {
+  readonly challenge: string;
+  readonly difficulty: number;
+  readonly expiresAt: number;
 }
 
 /** A trained update for the open round; `update` holds codec bytes (kind: update, deltas). */
@@ -228,6 +255,7 @@ export type TaskEndPayload = z.input<typeof taskEndSchema>;
 
 /** Events a client emits; every one is acknowledged. */
 export interface ClientToServerEvents {
+  challenge: (payload: ChallengeRequest, ack: (res: Ack<ChallengeResult>) => void) => void;
   hello: (payload: HelloPayload, ack: (res: Ack<HelloResult>) => void) => void;
   submitUpdate: (payload: UpdatePayload, ack: (res: Ack<UpdateResult>) => void) => void;
 }
@@ -249,4 +277,8 @@ export interface SocketData {
   clientId: string | undefined;
   /** Set once `hello` succeeded. */
   joined: boolean;
+  /** The invitation the handshake presented (null or absent: the open join link, or a resumed identity). */
+  invitationId?: string | null;
+  /** The proof-of-work challenge issued to this connection, until a `hello` uses it. */
+  challenge?: { readonly value: string; readonly difficulty: number; readonly expiresAt: number } | undefined;
 }

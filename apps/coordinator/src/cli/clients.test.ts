@@ -57,6 +57,9 @@ function makeTask(modalities: Modality[], overrides: Record<string, unknown> = {
     maxUpdateBytes: 1 << 20,
     normBound: 50,
     seed: 3,
+    // Every headless client connects from 127.0.0.1: no per-address quota of new identities, and no
+    // proof of work, whose cost would race the short waiting room (the identity test below pays it).
+    admission: { newIdentitiesPerAddress: null, proofOfWorkBits: 0 },
     evaluation: { probeExamples: 16, testExamples: 0 },
     ...overrides,
   });
@@ -189,7 +192,8 @@ describe('headless clients against the coordinator', () => {
 
   it('keeps its identity across a dropped connection and a restart', async () => {
     // Arrange: the task never starts a round (it needs more clients than join), so only identity is at play.
-    const task = makeTask(['text'], { clientsPerRound: 4, minClients: 4 });
+    // A new identity pays the default proof of work; resuming it pays nothing.
+    const task = makeTask(['text'], { clientsPerRound: 4, minClients: 4, admission: { proofOfWorkBits: 12 } });
     const { coordinator, store } = await start(task);
     const [shard] = await partitionBuiltin({ dataset: 'digits', numClients: 1, scheme: 'iid', modalities: ['text'], maxExamplesPerClient: 8, seed: 1 });
     const dataset = await loadShard('digits', shard!);

@@ -41,6 +41,8 @@ import type { Logger } from 'pino';
 import { CoordinatorError, isCoordinatorError } from '../errors.js';
 import type { RoundEngine } from '../engine/roundEngine.js';
 import { startCoordinator } from '../server.js';
+import type { Coordinator, CoordinatorOptions } from '../server.js';
+import { derivedId } from '../security/tokens.js';
 import { MemoryStore } from '../store/memoryStore.js';
 import { SqliteStore } from '../store/sqliteStore.js';
 import type { CoordinatorStore } from '../store/types.js';
@@ -183,6 +185,14 @@ export interface SimulationOptions {
   readonly onEvent?: (client: number, event: ClientEvent) => void;
   /** Called with the store before it is closed, e.g. to read checkpoints. */
   readonly inspect?: (store: CoordinatorStore) => void | Promise<void>;
+  /** Coordinator settings beyond the defaults (e.g. `trustProxy` to emulate volunteers' addresses). */
+  readonly coordinator?: Pick<CoordinatorOptions, 'trustProxy'>;
+  /**
+   * Started once the coordinator listens, before the headless clients: whatever else should talk to
+   * it (e.g. scripted attackers). The run awaits the returned promise after the clients finished,
+   * before the coordinator closes.
+   */
+  readonly alongside?: (coordinator: Coordinator) => Promise<void>;
 }
 
 /**
@@ -248,7 +258,15 @@ async function simulateOn(
 ): Promise<SimulationReport> {
   const { task, backend } = options;
   await useNodeBackend(backend);
-  const coordinator = await startCoordinator({ tasks: [{ config: task }], store, logger, processMetrics: false });
+  // Identities opened during the run (not the registered clients) get ids that depend only on their order, so a rerun samples alike.
+  let opened = 0;
+  const newClientId = (): string => {
+    let id: string;
+    do id = derivedId('c', [task.id, 'opened', opened++]);
+    while (store.getClient(id));
+    return id;
+  };
+  const coordinator = await startCoordinator({ tasks: [{ config: task }], store, logger, processMetrics: false, newClientId, ...options.coordinator });
   let clients: ClientSummary[];
   let durationMs: number;
   try {
@@ -281,7 +299,14 @@ async function simulateOn(
       options.onEvent?.(client, event);
     };
     const started = Date.now();
+    // Caught here and rethrown after the clients finished, so a failing side run never leaves them behind.
+    const side = options.alongside?.(coordinator).then(
+      () => null,
+      (err: unknown) => err,
+    );
     clients = options.processes === true ? await runInProcesses(cli, clientArgs, onEvent) : await runInProcess(cli, onEvent);
+    const sideError = await side;
+    if (sideError) throw sideError;
     durationMs = Date.now() - started;
   } finally {
     await coordinator.close();

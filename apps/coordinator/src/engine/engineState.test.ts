@@ -1,6 +1,6 @@
 import { tensor } from '@chorus/fl-core';
 import { describe, expect, it } from 'vitest';
-import { INITIAL_ENGINE_STATE, closeReason, reduceEngine } from './engineState.js';
+import { INITIAL_ENGINE_STATE, closeReason, reduceEngine, slotAttempt } from './engineState.js';
 import type { AttemptState, EngineAction, EngineState } from './engineState.js';
 
 const attempt = (overrides: Partial<AttemptState> = {}): AttemptState => ({
@@ -8,6 +8,8 @@ const attempt = (overrides: Partial<AttemptState> = {}): AttemptState => ({
   attempt: 1,
   roundId: 'r1a1',
   selected: new Set(['a', 'b', 'c']),
+  order: ['a', 'b', 'c'],
+  slots: 'arrival',
   target: 2,
   minUpdates: 2,
   deadlineAt: 100,
@@ -17,6 +19,7 @@ const attempt = (overrides: Partial<AttemptState> = {}): AttemptState => ({
   dropped: new Set(),
   bytesIn: 0,
   normSum: 0,
+  norms: new Map(),
   ...overrides,
 });
 
@@ -105,5 +108,51 @@ describe('closeReason', () => {
     );
     expect(closeReason(attempt({ uploaded: new Set(['a']), dropped: new Set(['b']) }))).toBe('too few clients left');
     expect(closeReason(attempt({ selected: new Set(), target: 0, minUpdates: 1 }))).toBe('the plan selected nobody');
+  });
+});
+
+describe('sampling-order slots', () => {
+  const accept = (id: string, norm = 1): EngineAction => ({ type: 'uploadAccepted', result: result(id), norm, bytes: 1 });
+  // Four invited in seeded order d, a, c, b; two slots.
+  const opened = run(loaded, {
+    type: 'attemptOpened',
+    attempt: attempt({ selected: new Set(['a', 'b', 'c', 'd']), order: ['d', 'a', 'c', 'b'], slots: 'sampling-order', minUpdates: 1 }),
+  });
+
+  it('stays open while an earlier client in the order may still upload, however many later ones arrived', () => {
+    // Act: the two last in the order arrive first.
+    const fastOnly = run(opened, accept('b'), accept('c'));
+    const headArrives = run(fastOnly, accept('d'));
+    const secondArrives = run(headArrives, accept('a'));
+    // Assert
+    expect(closeReason(fastOnly.current!)).toBeNull();
+    expect(closeReason(headArrives.current!)).toBeNull();
+    expect(closeReason(secondArrives.current!)).toBe('target reached in sampling order');
+    expect(slotAttempt(secondArrives.current!).attempt.results.map((r) => r.clientId)).toEqual(['d', 'a']);
+    expect(slotAttempt(secondArrives.current!).surplus).toBe(2);
+  });
+
+  it('moves past clients that dropped or were refused, and keeps the first accepted in order at the deadline', () => {
+    // Act
+    const withGaps = run(opened, accept('b', 2), accept('c', 3), { type: 'clientDropped', clientId: 'd' });
+    const refusedHead = run(opened, accept('c', 3), { type: 'uploadRefused', clientId: 'd', bytes: 1, failure: null }, accept('b', 2));
+    const atDeadline = run(opened, accept('b', 2), accept('c', 3), { type: 'deadlinePassed' });
+    // Assert: d dropped, a outstanding before c: still open; d refused and a outstanding: open too.
+    expect(closeReason(withGaps.current!)).toBeNull();
+    expect(closeReason(refusedHead.current!)).toBeNull();
+    const cut = slotAttempt(atDeadline.current!);
+    expect(cut.attempt.results.map((r) => r.clientId).sort()).toEqual(['b', 'c']);
+    expect(cut.attempt.normSum).toBe(5);
+    expect(cut.surplus).toBe(0);
+  });
+
+  it('under arrival, closes at target in arrival order (the old rule)', () => {
+    const arrival = run(loaded, {
+      type: 'attemptOpened',
+      attempt: attempt({ selected: new Set(['a', 'b', 'c', 'd']), order: ['d', 'a', 'c', 'b'], slots: 'arrival' }),
+    });
+    const state = run(arrival, accept('b'), accept('c'));
+    expect(closeReason(state.current!)).toBe('target reached');
+    expect(slotAttempt(state.current!).attempt.results.map((r) => r.clientId)).toEqual(['b', 'c']);
   });
 });

@@ -17,6 +17,13 @@
 import type { FitFailure, FitResult } from '@chorus/fl-core';
 import type { TaskStatus } from '../store/types.js';
 
+/**
+ * Which valid updates fill a round's `target` slots when more clients were invited than needed:
+ * 'arrival' keeps the first to arrive; 'sampling-order' keeps the first in the round's seeded
+ * sampling order among those that upload in time (see {@link closeReason}).
+ */
+export type SlotRule = 'arrival' | 'sampling-order';
+
 /** Round mechanics; see the module comment. */
 export type Phase = 'idle' | 'open' | 'closing' | 'finished' | 'failed' | 'stopped' | 'shutdown';
 
@@ -27,6 +34,10 @@ export interface AttemptState {
   readonly roundId: string;
   /** Clients the strategy's plan invited. */
   readonly selected: ReadonlySet<string>;
+  /** The invited clients in the plan's (seeded) sampling order (absent: `selected`'s order). */
+  readonly order?: readonly string[];
+  /** How the `target` slots are filled (absent: 'arrival'). */
+  readonly slots?: SlotRule;
   /** Valid updates that close the attempt early (the plan's target). */
   readonly target: number;
   /** Fewest valid updates that make a round: min(task minClients, target). */
@@ -41,6 +52,8 @@ export interface AttemptState {
   readonly dropped: ReadonlySet<string>;
   readonly bytesIn: number;
   readonly normSum: number;
+  /** L2 norm of each accepted update (absent until the first one). */
+  readonly norms?: ReadonlyMap<string, number>;
 }
 
 /** Everything the engine tracks between events. */
@@ -147,6 +160,7 @@ export function reduceEngine(state: EngineState, action: EngineAction): EngineSt
           uploaded: withItem(cur.uploaded, action.result.clientId),
           bytesIn: cur.bytesIn + action.bytes,
           normSum: cur.normSum + action.norm,
+          norms: new Map([...(cur.norms ?? []), [action.result.clientId, action.norm]]),
         };
       });
     case 'uploadRefused':
@@ -218,10 +232,44 @@ export function reduceEngine(state: EngineState, action: EngineAction): EngineSt
 export function closeReason(cur: AttemptState): string | null {
   const outstanding = cur.selected.size - cur.uploaded.size - cur.dropped.size;
   if (cur.selected.size === 0) return 'the plan selected nobody';
-  if (cur.results.length >= cur.target) return 'target reached';
+  if (cur.slots !== 'sampling-order' && cur.results.length >= cur.target) return 'target reached';
+  if (cur.slots === 'sampling-order' && slotsDecided(cur)) return 'target reached in sampling order';
   if (outstanding <= 0) return 'every selected client settled';
   if (cur.results.length + outstanding < cur.minUpdates) return 'too few clients left';
   return null;
+}
+
+/**
+ * Under 'sampling-order', true once the kept set can no longer change: walking the sampling order,
+ * `target` accepted updates come before any invited client that has not settled. Until then a
+ * slower client earlier in the order may still take a slot from a faster one later in it.
+ */
+function slotsDecided(cur: AttemptState): boolean {
+  const accepted = new Set(cur.results.map((r) => r.clientId));
+  let kept = 0;
+  for (const id of cur.order ?? cur.selected) {
+    if (accepted.has(id)) {
+      if (++kept >= cur.target) return true;
+    } else if (!cur.uploaded.has(id) && !cur.dropped.has(id)) {
+      return false;
+    }
+  }
+  return false;
+}
+
+/**
+ * The attempt as aggregated: its accepted updates cut to the `target` slots. Under
+ * 'sampling-order' these are the first accepted in sampling order, so among invited clients that
+ * upload in time, speed buys nothing — a fast cohort that skips training wins only the slots its
+ * place in the seeded sample gives it. The rest (`surplus`) were accepted but are not aggregated.
+ * Under 'arrival' the attempt closes at `target`, so nothing is cut.
+ */
+export function slotAttempt(cur: AttemptState): { readonly attempt: AttemptState; readonly surplus: number } {
+  if (cur.slots !== 'sampling-order' || cur.results.length <= cur.target) return { attempt: cur, surplus: 0 };
+  const rank = new Map([...(cur.order ?? cur.selected)].map((id, i) => [id, i]));
+  const kept = [...cur.results].sort((a, b) => rank.get(a.clientId)! - rank.get(b.clientId)!).slice(0, cur.target);
+  const normSum = kept.reduce((s, r) => s + (cur.norms?.get(r.clientId) ?? 0), 0);
+  return { attempt: { ...cur, results: kept, normSum }, surplus: cur.results.length - kept.length };
 }
 
 function updateOpen(state: EngineState, change: (cur: AttemptState) => AttemptState): EngineState {

@@ -3,8 +3,8 @@
  * loop tests: no sockets, no wall-clock sleeps. Every timer the engine sets runs only when the test
  * advances the clock.
  */
-import { FedAvg, encodeUpdate, tensor } from '@chorus/fl-core';
-import type { Parameters, Strategy } from '@chorus/fl-core';
+import { FedAvg, StrategyWrapper, encodeUpdate, tensor } from '@chorus/fl-core';
+import type { AggregateFitResult, FitFailure, FitResult, Parameters, Strategy } from '@chorus/fl-core';
 import { PROTOCOL_VERSION } from '@chorus/protocol';
 import type { ParsedUpdate, RoundEndPayload, RoundStartPayload, TaskEndPayload } from '@chorus/protocol';
 import { pino } from 'pino';
@@ -358,5 +358,64 @@ describe('RoundEngine with a fake clock and transport', () => {
     expect(start.clientIds).toHaveLength(3);
     expect(start.payload.config.strategy).toMatchObject({ proximalMu: 0.25 });
     expect(engine.snapshot().completedRounds).toBe(1);
+  });
+});
+
+/** FedAvg that records which clients each aggregated round used. */
+class RecordingFedAvg extends StrategyWrapper {
+  readonly name = 'recording(fedavg)';
+  readonly aggregated: string[][] = [];
+
+  override aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]): AggregateFitResult | null {
+    this.aggregated.push(results.map((r) => r.clientId));
+    return super.aggregateFit(serverRound, global, results, failures);
+  }
+}
+
+describe('slot allocation under over-selection', () => {
+  /**
+   * 14 free-riders that upload the instant a round starts and 6 honest clients that upload 1 s
+   * later (training), 4 slots from 8 invited, over 30 rounds; returns the free-riders' share of the
+   * aggregated updates, and their share of the first 4 places of each round's sampling order.
+   */
+  function freeRiderShare(slots: 'arrival' | 'sampling-order'): { won: number; sampled: number; perRoundMatchesOrder: boolean } {
+    const rounds = 30;
+    const task = { clientsPerRound: 4, minClients: 4, overSelection: 1, rounds, admission: { slots } };
+    const recording = new RecordingFedAvg(new FedAvg({ cohort: { clientsPerRound: 4, overSelection: 1 } }));
+    const { clock, transport, join, upload, engine } = setup(task, recording);
+    const riders = Array.from({ length: 14 }, (_, i) => `f${String(i).padStart(2, '0')}`);
+    const honest = Array.from({ length: 6 }, (_, i) => `h${i}`);
+    join(...riders, ...honest);
+    clock.advance(0);
+    let sampledRiders = 0;
+    let perRoundMatchesOrder = true;
+    for (let r = 1; r <= rounds; r++) {
+      const start = transport.lastStart;
+      expect(start.payload.serverRound).toBe(r);
+      for (const id of start.clientIds.filter((c) => c.startsWith('f'))) upload(id, -1, start.payload);
+      clock.advance(1000);
+      for (const id of start.clientIds.filter((c) => c.startsWith('h')))
+        if (engine.snapshot().openRound?.roundId === start.payload.roundId) upload(id, 1, start.payload);
+      clock.advance(0);
+      const head = start.clientIds.slice(0, 4);
+      sampledRiders += head.filter((c) => c.startsWith('f')).length;
+      perRoundMatchesOrder &&= [...recording.aggregated[r - 1]!].sort().join() === [...head].sort().join();
+    }
+    const all = recording.aggregated.flat();
+    return { won: all.filter((c) => c.startsWith('f')).length / all.length, sampled: sampledRiders / (4 * rounds), perRoundMatchesOrder };
+  }
+
+  it('sampling-order: a fast free-riding cohort wins exactly the slots its places in the seeded order give it', () => {
+    const { won, sampled, perRoundMatchesOrder } = freeRiderShare('sampling-order');
+    expect(perRoundMatchesOrder).toBe(true);
+    expect(won).toBeCloseTo(sampled, 10);
+    // 14 of 20 clients: about 70 % of the places, never the near-100 % that speed buys under arrival.
+    expect(won).toBeLessThan(0.85);
+  });
+
+  it('arrival (the old rule): the same cohort takes far more than its sampled share', () => {
+    const { won, sampled } = freeRiderShare('arrival');
+    expect(won).toBeGreaterThan(sampled + 0.15);
+    expect(won).toBeGreaterThan(0.95);
   });
 });

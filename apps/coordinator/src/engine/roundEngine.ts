@@ -53,7 +53,7 @@ import { ABANDONED_REASON } from '../store/types.js';
 import type { CoordinatorStore, TaskStatus, UpdateRecord } from '../store/types.js';
 import type { TaskConfig } from '../task/taskSchema.js';
 import { decodeGlobal, decodeStrategyState, encodeGlobal, encodeStrategyState, sha256HexSync } from './checkpoint.js';
-import { INITIAL_ENGINE_STATE, closeReason, reduceEngine } from './engineState.js';
+import { INITIAL_ENGINE_STATE, closeReason, reduceEngine, slotAttempt } from './engineState.js';
 import type { AttemptState, EngineAction, EngineState, Phase } from './engineState.js';
 import {
   canonicalResults,
@@ -523,6 +523,8 @@ export class RoundEngine {
       attempt,
       roundId,
       selected: new Set(plan.clientIds),
+      order: [...plan.clientIds],
+      slots: task.admission.slots,
       target,
       minUpdates: Math.max(1, Math.min(task.minClients, target)),
       deadlineAt: now + task.roundDeadlineMs,
@@ -532,6 +534,7 @@ export class RoundEngine {
       dropped: new Set(),
       bytesIn: 0,
       normSum: 0,
+      norms: new Map(),
     };
     this.prepareArena(plan.clientIds.length);
     this.acceptedRecords = [];
@@ -626,7 +629,8 @@ export class RoundEngine {
 
   /** Aggregates the closed attempt and commits its round; false when it ended otherwise (retry, stop, shutdown). */
   private async aggregateAndCommit(closed: AttemptState, why: string): Promise<boolean> {
-    const cur = this.state.current!;
+    // The updates that won the round's slots (all accepted ones under the arrival rule).
+    const { attempt: cur, surplus } = slotAttempt(this.state.current!);
     if (cur.results.length < cur.minUpdates) {
       this.retry(cur, `${why}: ${cur.results.length} valid updates, ${cur.minUpdates} needed`);
       return false;
@@ -676,7 +680,10 @@ export class RoundEngine {
     // Awaited only with an evaluator, so a round without one commits in the tick that closed it.
     const { evaluation, evalMs } = this.options.evaluateGlobal ? await this.evaluate(cur.serverRound, outcome.parameters) : { evaluation: null, evalMs: null };
     if (!this.stillClosing(cur)) return false;
-    const metrics = roundMetrics({ cur, outcome, serverMetrics, evaluation, evalMs, aggregationMs, federated });
+    const metrics = {
+      ...roundMetrics({ cur, outcome, serverMetrics, evaluation, evalMs, aggregationMs, federated }),
+      ...(cur.slots === 'sampling-order' ? { numSurplus: surplus } : {}),
+    };
     const trust = roundTrust(outcome);
     const finished = cur.serverRound >= task.rounds;
     const endedAt = this.clock.now();

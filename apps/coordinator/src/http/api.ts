@@ -18,6 +18,9 @@
  *   GET /api/tasks/:id/export/adapters/model.json  the adapters artifact alone              (admin)
  *   GET /api/tasks/:id/export/adapters/weights.bin its weights
  *  POST /api/tasks/:id/{start,pause,resume,stop}   researcher control, body empty or {reason} (admin)
+ *   GET /api/tasks/:id/invitations                 invitation links (no tokens)           (admin)
+ *  POST /api/tasks/:id/invitations                 new link, body {quota?, label?}; 201 with its token, shown once (admin)
+ *  POST /api/tasks/:id/invitations/:inv/revoke     revokes it; its identities can no longer join (admin)
  *   anything else                                  static files (web app, /data/…) when mounted
  *
  * Admin routes need `Authorization: Bearer <admin token>`, compared in constant time; the routes in
@@ -30,15 +33,15 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { taskControlBodySchema } from '@chorus/protocol';
+import { invitationCreateBodySchema, taskControlBodySchema } from '@chorus/protocol';
 import type { TaskAction } from '@chorus/protocol';
 import { isCoordinatorError } from '../errors.js';
 import type { RoundEngine } from '../engine/roundEngine.js';
 import { allowedActions, isTaskAction } from '../engine/taskControl.js';
 import type { TaskEvaluator } from '../model/taskEvaluator.js';
 import type { ExportedArtifacts } from '../model/taskModel.js';
-import { tokenMatchesHash, tokensEqual } from '../security/tokens.js';
-import type { CoordinatorStore, RoundMetricsRecord, TrustRecord } from '../store/types.js';
+import { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } from '../security/tokens.js';
+import type { CoordinatorStore, InvitationRecord, RoundMetricsRecord, TrustRecord } from '../store/types.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { serveStatic } from './static.js';
 import type { StaticMount } from './static.js';
@@ -56,6 +59,10 @@ export interface ApiContext {
   readonly models?: ReadonlyMap<string, TaskEvaluator>;
   /** Folders served to browsers (web app build, dataset artifacts). */
   readonly staticMounts?: readonly StaticMount[];
+  /** Called after an invitation was revoked (the server disconnects the identities it admitted). Must not throw. */
+  readonly onInvitationRevoked?: (taskId: string, invitationId: string) => void;
+  /** Clock of stored timestamps (default Date.now). */
+  readonly now?: () => number;
 }
 
 type Handler = (ctx: ApiContext, taskId: string, rest: string[], res: ServerResponse) => void | Promise<void>;
@@ -277,6 +284,69 @@ async function control(ctx: ApiContext, taskId: string, action: TaskAction, req:
   sendJson(res, 200, { previous, task: taskSummary(ctx, taskId) });
 }
 
+/** An invitation as the API shows it: everything but the token's hash. */
+function invitationView(inv: InvitationRecord): Record<string, unknown> {
+  const { tokenHash: _tokenHash, ...view } = inv;
+  return view;
+}
+
+/** Parses a JSON body (empty: `{}`); sends the error and returns undefined when it is not JSON or too long. */
+async function readJson(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+  const text = await readBody(req, MAX_CONTROL_BODY_BYTES);
+  if (text === null) {
+    sendError(res, 413, 'BODY_TOO_LARGE', `a body is at most ${MAX_CONTROL_BODY_BYTES} bytes`);
+    return undefined;
+  }
+  if (text.trim().length === 0) return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    sendError(res, 400, 'BAD_REQUEST', 'body is not JSON');
+    return undefined;
+  }
+}
+
+/**
+ * `/api/tasks/:id/invitations[/:inv/revoke]`: lists, creates (the token is in the answer, and only
+ * there: the store keeps its hash) and revokes per-volunteer invitation links.
+ */
+async function invitations(ctx: ApiContext, taskId: string, rest: string[], req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const post = req.method === 'POST';
+  if (rest.length === 0 && !post) return sendJson(res, 200, { invitations: ctx.store.listInvitations(taskId).map(invitationView) });
+  if (rest.length === 0) {
+    const json = await readJson(req, res);
+    if (json === undefined) return;
+    const body = invitationCreateBodySchema.safeParse(json);
+    if (!body.success) {
+      const issue = body.error.issues[0];
+      return sendError(res, 400, 'BAD_REQUEST', `body: ${issue ? `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}` : 'invalid'}`);
+    }
+    const token = generateToken();
+    const invitationId = generateId('inv');
+    ctx.store.createInvitation({
+      invitationId,
+      taskId,
+      tokenHash: hashToken(token),
+      quota: body.data.quota,
+      label: body.data.label ?? null,
+      createdAt: (ctx.now ?? Date.now)(),
+    });
+    return sendJson(res, 201, { invitation: invitationView(ctx.store.getInvitation(invitationId)!), token });
+  }
+  if (rest.length !== 2 || rest[1] !== 'revoke') return sendError(res, 404, 'NOT_FOUND', 'no such route');
+  if (!post) return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'revoke is a POST');
+  const invitationId = rest[0]!;
+  if (!ctx.store.revokeInvitation(taskId, invitationId, (ctx.now ?? Date.now)())) {
+    return sendError(res, 404, 'INVITATION_NOT_FOUND', `task ${taskId} has no invitation ${invitationId}`);
+  }
+  try {
+    ctx.onInvitationRevoked?.(taskId, invitationId);
+  } catch (err) {
+    ctx.logger.warn({ err }, 'revocation listener failed');
+  }
+  sendJson(res, 200, { invitation: invitationView(ctx.store.getInvitation(invitationId)!) });
+}
+
 /** Builds the request listener; it never throws and never leaks internals in a response. */
 export function createRequestHandler(ctx: ApiContext): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
@@ -299,7 +369,7 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
   const post = req.method === 'POST';
   if (req.method !== 'GET' && req.method !== 'HEAD' && !post)
     return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'only GET, and POST for task controls, are supported');
-  if (post && !url.pathname.startsWith('/api/')) return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'POST is only for task controls');
+  if (post && !url.pathname.startsWith('/api/')) return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'POST is only for task controls and invitations');
 
   if (url.pathname === '/healthz' || url.pathname === '/health') {
     return sendJson(res, 200, { status: 'ok', tasks: [...ctx.engines.keys()] });
@@ -336,6 +406,10 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
   const taskId = parts[2]!;
   if (!ctx.store.getTask(taskId)) return sendError(res, 404, 'TASK_NOT_FOUND', `no task ${taskId}`);
   const name = parts[3] ?? '';
+  if (name === 'invitations') {
+    if (!tokensEqual(match[1]!, ctx.adminToken)) return sendError(res, 403, 'AUTH_INVALID', 'admin token is not valid');
+    return invitations(ctx, taskId, parts.slice(4), req, res);
+  }
   if (isTaskAction(name)) {
     if (!post) return sendError(res, 405, 'METHOD_NOT_ALLOWED', `${name} is a POST`);
     if (parts.length !== 4) return sendError(res, 404, 'NOT_FOUND', 'no such route');

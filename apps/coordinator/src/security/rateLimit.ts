@@ -38,6 +38,12 @@ export class TokenBucket {
     return true;
   }
 
+  /** True when a token is available now; takes nothing. */
+  canTake(): boolean {
+    this.refill();
+    return this.tokens >= 1;
+  }
+
   /** True when the bucket is full again, i.e. keeping it is pointless. */
   isFull(): boolean {
     this.refill();
@@ -76,6 +82,11 @@ export class KeyedRateLimiter {
       this.buckets.set(key, bucket);
     }
     return bucket.tryTake();
+  }
+
+  /** True when `key`'s bucket has a token now; takes nothing (an unseen key has a full bucket). */
+  canTake(key: string): boolean {
+    return this.buckets.get(key)?.canTake() ?? true;
   }
 
   /** Number of keys currently tracked. */

@@ -3,11 +3,13 @@
  * process. Records are copied on the way in and out so callers cannot alias stored state.
  */
 import { CoordinatorError } from '../errors.js';
+import { checkInvitationUse } from './invitations.js';
 import { ABANDONED_REASON } from './types.js';
 import type {
   CheckpointRecord,
   ClientRecord,
   CoordinatorStore,
+  InvitationRecord,
   RoundCompletion,
   RoundMetricsRecord,
   RoundRecord,
@@ -32,6 +34,7 @@ function copyCheckpoint(c: CheckpointRecord): CheckpointRecord {
 export class MemoryStore implements CoordinatorStore {
   private readonly tasks = new Map<string, TaskRecord>();
   private readonly clients = new Map<string, ClientRecord>();
+  private readonly invitations = new Map<string, InvitationRecord>();
   private readonly rounds = new Map<string, RoundRecord>();
   private readonly updates: UpdateRecord[] = [];
   private readonly checkpoints = new Map<string, CheckpointRecord>();
@@ -64,7 +67,43 @@ export class MemoryStore implements CoordinatorStore {
   createClient(client: ClientRecord): void {
     this.requireTask(client.taskId);
     if (this.clients.has(client.clientId)) throw new CoordinatorError('STORE_CONFLICT', `client ${client.clientId} exists`);
-    this.clients.set(client.clientId, { ...client });
+    const invitationId = client.invitationId ?? null;
+    if (invitationId !== null) {
+      const inv = this.invitations.get(invitationId);
+      checkInvitationUse(inv, client.taskId, invitationId);
+      this.invitations.set(invitationId, { ...inv!, used: inv!.used + 1 });
+    }
+    const { invitationId: _given, ...rest } = client;
+    this.clients.set(client.clientId, invitationId === null ? rest : { ...rest, invitationId });
+  }
+
+  createInvitation(invitation: Omit<InvitationRecord, 'used' | 'revokedAt'>): void {
+    this.requireTask(invitation.taskId);
+    if (this.invitations.has(invitation.invitationId) || [...this.invitations.values()].some((i) => i.tokenHash === invitation.tokenHash)) {
+      throw new CoordinatorError('STORE_CONFLICT', `invitation ${invitation.invitationId} exists`);
+    }
+    this.invitations.set(invitation.invitationId, { ...invitation, used: 0, revokedAt: null });
+  }
+
+  findInvitation(taskId: string, tokenHash: string): InvitationRecord | undefined {
+    const i = [...this.invitations.values()].find((x) => x.taskId === taskId && x.tokenHash === tokenHash);
+    return i && { ...i };
+  }
+
+  getInvitation(invitationId: string): InvitationRecord | undefined {
+    const i = this.invitations.get(invitationId);
+    return i && { ...i };
+  }
+
+  listInvitations(taskId: string): InvitationRecord[] {
+    return [...this.invitations.values()].filter((i) => i.taskId === taskId).map((i) => ({ ...i }));
+  }
+
+  revokeInvitation(taskId: string, invitationId: string, at: number): boolean {
+    const i = this.invitations.get(invitationId);
+    if (!i || i.taskId !== taskId) return false;
+    if (i.revokedAt === null) this.invitations.set(invitationId, { ...i, revokedAt: at });
+    return true;
   }
 
   getClient(clientId: string): ClientRecord | undefined {

@@ -47,7 +47,10 @@ describe('SqliteStore migrations', () => {
     const raw = new Database(path);
     expect(raw.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     raw.pragma('foreign_keys = ON');
-    expect(() => raw.prepare("INSERT INTO clients VALUES ('c4', 'nope', 's', NULL, 1, 1)").run()).toThrow(/FOREIGN KEY/);
+    expect(() => raw.prepare("INSERT INTO clients VALUES ('c4', 'nope', 's', NULL, 1, 1, NULL)").run()).toThrow(/FOREIGN KEY/);
+    // Version 3: the invitations table, and each identity's invitation (null for rows from before it).
+    expect(raw.prepare("SELECT invitation_id FROM clients WHERE client_id = 'c1'").get()).toEqual({ invitation_id: null });
+    expect(() => raw.prepare("INSERT INTO invitations VALUES ('i1', 't1', 'th', 0, 0, NULL, 1, NULL)").run()).toThrow(/CHECK constraint/);
     raw.close();
   });
 

@@ -9,11 +9,13 @@
  */
 import Database from 'better-sqlite3';
 import { CoordinatorError } from '../errors.js';
+import { checkInvitationUse } from './invitations.js';
 import { ABANDONED_REASON } from './types.js';
 import type {
   CheckpointRecord,
   ClientRecord,
   CoordinatorStore,
+  InvitationRecord,
   RoundCompletion,
   RoundMetricsRecord,
   RoundRecord,
@@ -112,6 +114,21 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE tasks;
   ALTER TABLE tasks_v2 RENAME TO tasks;
   `,
+  // 3: per-volunteer invitation links with quotas, and the invitation each identity came through.
+  `
+  CREATE TABLE invitations (
+    invitation_id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL REFERENCES tasks(task_id),
+    token_hash TEXT NOT NULL UNIQUE,
+    quota INTEGER NOT NULL CHECK (quota >= 1),
+    used INTEGER NOT NULL DEFAULT 0 CHECK (used >= 0 AND used <= quota),
+    label TEXT,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  ) STRICT;
+  CREATE INDEX invitations_by_task ON invitations(task_id);
+  ALTER TABLE clients ADD COLUMN invitation_id TEXT REFERENCES invitations(invitation_id);
+  `,
 ];
 
 interface TaskRow {
@@ -129,6 +146,17 @@ interface ClientRow {
   capabilities_json: string | null;
   created_at: number;
   last_seen_at: number;
+  invitation_id: string | null;
+}
+interface InvitationRow {
+  invitation_id: string;
+  task_id: string;
+  token_hash: string;
+  quota: number;
+  used: number;
+  label: string | null;
+  created_at: number;
+  revoked_at: number | null;
 }
 interface RoundRow {
   task_id: string;
@@ -179,6 +207,17 @@ const toClient = (r: ClientRow): ClientRecord => ({
   capabilitiesJson: r.capabilities_json,
   createdAt: r.created_at,
   lastSeenAt: r.last_seen_at,
+  ...(r.invitation_id === null ? {} : { invitationId: r.invitation_id }),
+});
+const toInvitation = (r: InvitationRow): InvitationRecord => ({
+  invitationId: r.invitation_id,
+  taskId: r.task_id,
+  tokenHash: r.token_hash,
+  quota: r.quota,
+  used: r.used,
+  label: r.label,
+  createdAt: r.created_at,
+  revokedAt: r.revoked_at,
 });
 const toRound = (r: RoundRow): RoundRecord => ({
   taskId: r.task_id,
@@ -240,7 +279,16 @@ export class SqliteStore implements CoordinatorStore {
       insertTask: db.prepare('INSERT INTO tasks (task_id, config_json, join_token_hash, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)'),
       updateTaskConfig: db.prepare('UPDATE tasks SET config_json = ?, join_token_hash = ?, updated_at = ? WHERE task_id = ?'),
       setTaskStatus: db.prepare('UPDATE tasks SET status = ?, updated_at = ? WHERE task_id = ?'),
-      insertClient: db.prepare('INSERT INTO clients (client_id, task_id, secret_hash, capabilities_json, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      insertClient: db.prepare(
+        'INSERT INTO clients (client_id, task_id, secret_hash, capabilities_json, created_at, last_seen_at, invitation_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      insertInvitation: db.prepare('INSERT INTO invitations (invitation_id, task_id, token_hash, quota, label, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      getInvitation: db.prepare<[string], InvitationRow>('SELECT * FROM invitations WHERE invitation_id = ?'),
+      findInvitation: db.prepare<[string, string], InvitationRow>('SELECT * FROM invitations WHERE task_id = ? AND token_hash = ?'),
+      invitationByHash: db.prepare<[string], InvitationRow>('SELECT * FROM invitations WHERE token_hash = ?'),
+      listInvitations: db.prepare<[string], InvitationRow>('SELECT * FROM invitations WHERE task_id = ? ORDER BY created_at, invitation_id'),
+      useInvitation: db.prepare('UPDATE invitations SET used = used + 1 WHERE invitation_id = ?'),
+      revokeInvitation: db.prepare('UPDATE invitations SET revoked_at = COALESCE(revoked_at, ?) WHERE task_id = ? AND invitation_id = ?'),
       getClient: db.prepare<[string], ClientRow>('SELECT * FROM clients WHERE client_id = ?'),
       touchClient: db.prepare('UPDATE clients SET last_seen_at = ?, capabilities_json = COALESCE(?, capabilities_json) WHERE client_id = ?'),
       listClients: db.prepare<[string], ClientRow>('SELECT * FROM clients WHERE task_id = ? ORDER BY created_at, client_id'),
@@ -329,7 +377,50 @@ export class SqliteStore implements CoordinatorStore {
   createClient(client: ClientRecord): void {
     if (!this.stmts.getTask.get(client.taskId)) throw new CoordinatorError('TASK_UNKNOWN', `no task ${client.taskId}`);
     if (this.stmts.getClient.get(client.clientId)) throw new CoordinatorError('STORE_CONFLICT', `client ${client.clientId} exists`);
-    this.stmts.insertClient.run(client.clientId, client.taskId, client.secretHash, client.capabilitiesJson, client.createdAt, client.lastSeenAt);
+    const invitationId = client.invitationId ?? null;
+    // One transaction: the quota check, the use and the identity land together or not at all.
+    this.db.transaction(() => {
+      if (invitationId !== null) {
+        const row = this.stmts.getInvitation.get(invitationId);
+        checkInvitationUse(row && toInvitation(row), client.taskId, invitationId);
+        this.stmts.useInvitation.run(invitationId);
+      }
+      this.stmts.insertClient.run(
+        client.clientId,
+        client.taskId,
+        client.secretHash,
+        client.capabilitiesJson,
+        client.createdAt,
+        client.lastSeenAt,
+        invitationId,
+      );
+    })();
+  }
+
+  createInvitation(invitation: Omit<InvitationRecord, 'used' | 'revokedAt'>): void {
+    if (!this.stmts.getTask.get(invitation.taskId)) throw new CoordinatorError('TASK_UNKNOWN', `no task ${invitation.taskId}`);
+    if (this.stmts.getInvitation.get(invitation.invitationId) || this.stmts.invitationByHash.get(invitation.tokenHash)) {
+      throw new CoordinatorError('STORE_CONFLICT', `invitation ${invitation.invitationId} exists`);
+    }
+    this.stmts.insertInvitation.run(invitation.invitationId, invitation.taskId, invitation.tokenHash, invitation.quota, invitation.label, invitation.createdAt);
+  }
+
+  findInvitation(taskId: string, tokenHash: string): InvitationRecord | undefined {
+    const r = this.stmts.findInvitation.get(taskId, tokenHash);
+    return r && toInvitation(r);
+  }
+
+  getInvitation(invitationId: string): InvitationRecord | undefined {
+    const r = this.stmts.getInvitation.get(invitationId);
+    return r && toInvitation(r);
+  }
+
+  listInvitations(taskId: string): InvitationRecord[] {
+    return this.stmts.listInvitations.all(taskId).map(toInvitation);
+  }
+
+  revokeInvitation(taskId: string, invitationId: string, at: number): boolean {
+    return this.stmts.revokeInvitation.run(at, taskId, invitationId).changes === 1;
   }
 
   getClient(clientId: string): ClientRecord | undefined {

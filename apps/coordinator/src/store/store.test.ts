@@ -208,6 +208,55 @@ describe.each(implementations)('%s (store contract)', (_name, make) => {
   });
 });
 
+describe.each(implementations)('%s (invitations)', (_name, make) => {
+  it('admits at most quota identities per invitation, refuses revoked or unknown ones, and stores nothing on refusal', () => {
+    // Arrange
+    const store = make();
+    seedTask(store);
+    store.createInvitation({ invitationId: 'inv-1', taskId: 't1', tokenHash: 'th1', quota: 2, label: null, createdAt: 100 });
+    const client = (id: string, invitationId: string | null) => ({
+      clientId: id,
+      taskId: 't1',
+      secretHash: 'sh',
+      capabilitiesJson: null,
+      createdAt: 1,
+      lastSeenAt: 1,
+      invitationId,
+    });
+    const codeOf = (fn: () => void): string => {
+      try {
+        fn();
+        return 'ok';
+      } catch (err) {
+        return isCoordinatorError(err) ? err.code : 'other';
+      }
+    };
+    // Act
+    const codes = [
+      codeOf(() => store.createClient(client('c1', 'inv-1'))),
+      codeOf(() => store.createClient(client('c2', 'inv-1'))),
+      codeOf(() => store.createClient(client('c3', 'inv-1'))),
+      codeOf(() => store.createClient(client('c4', 'inv-unknown'))),
+      codeOf(() => store.createInvitation({ invitationId: 'inv-2', taskId: 't1', tokenHash: 'th1', quota: 1, label: null, createdAt: 1 })),
+    ];
+    store.createInvitation({ invitationId: 'inv-3', taskId: 't1', tokenHash: 'th3', quota: 5, label: 'lab', createdAt: 101 });
+    const revoked = [store.revokeInvitation('t1', 'inv-3', 150), store.revokeInvitation('t1', 'inv-3', 160), store.revokeInvitation('t1', 'nope', 1)];
+    const afterRevoke = codeOf(() => store.createClient(client('c5', 'inv-3')));
+    // Assert
+    expect(codes).toEqual(['ok', 'ok', 'INVITATION_EXHAUSTED', 'INVITATION_UNKNOWN', 'STORE_CONFLICT']);
+    expect(revoked).toEqual([true, true, false]);
+    expect(afterRevoke).toBe('INVITATION_REVOKED');
+    expect(store.getInvitation('inv-1')?.used).toBe(2);
+    expect(store.getInvitation('inv-3')).toMatchObject({ used: 0, revokedAt: 150, label: 'lab' });
+    expect(store.findInvitation('t1', 'th3')?.invitationId).toBe('inv-3');
+    expect(store.listInvitations('t1').map((i) => i.invitationId)).toEqual(['inv-1', 'inv-3']);
+    expect(store.listClients('t1').map((c) => [c.clientId, c.invitationId])).toEqual([
+      ['c1', 'inv-1'],
+      ['c2', 'inv-1'],
+    ]);
+  });
+});
+
 describe('SqliteStore', () => {
   it('survives reopening the file with byte-identical checkpoints', () => {
     // Arrange

@@ -33,6 +33,26 @@ export interface ClientRecord {
   readonly capabilitiesJson: string | null;
   readonly createdAt: number;
   readonly lastSeenAt: number;
+  /** The invitation that admitted the identity (absent or null: the open join link, or registered directly). */
+  readonly invitationId?: string | null;
+}
+
+/**
+ * A per-volunteer invitation link: its token admits at most `quota` new identities to one task.
+ * Only the token's SHA-256 is stored. A revoked invitation admits nobody, and the identities it
+ * admitted can no longer resume.
+ */
+export interface InvitationRecord {
+  readonly invitationId: string;
+  readonly taskId: string;
+  readonly tokenHash: string;
+  readonly quota: number;
+  /** Identities admitted so far (≤ quota). */
+  readonly used: number;
+  /** The researcher's note (e.g. whom it was sent to), or null. */
+  readonly label: string | null;
+  readonly createdAt: number;
+  readonly revokedAt: number | null;
 }
 
 /** State of one attempt at a round. */
@@ -128,11 +148,24 @@ export interface CoordinatorStore {
   listTasks(): TaskRecord[];
   setTaskStatus(taskId: string, status: TaskStatus, at: number): void;
 
-  /** Adds a client; throws `STORE_CONFLICT` when the id exists. */
+  /**
+   * Adds a client; throws `STORE_CONFLICT` when the id exists. With `invitationId`, atomically also
+   * takes one use of that invitation of the client's task: throws `INVITATION_UNKNOWN`,
+   * `INVITATION_REVOKED` or `INVITATION_EXHAUSTED` (storing nothing) when it cannot.
+   */
   createClient(client: ClientRecord): void;
   getClient(clientId: string): ClientRecord | undefined;
   touchClient(clientId: string, lastSeenAt: number, capabilitiesJson: string | null): void;
   listClients(taskId: string): ClientRecord[];
+
+  /** Adds an invitation (unused, not revoked); throws `TASK_UNKNOWN`, or `STORE_CONFLICT` when its id or token hash exists. */
+  createInvitation(invitation: Omit<InvitationRecord, 'used' | 'revokedAt'>): void;
+  /** The task's invitation whose token has this hash. */
+  findInvitation(taskId: string, tokenHash: string): InvitationRecord | undefined;
+  getInvitation(invitationId: string): InvitationRecord | undefined;
+  listInvitations(taskId: string): InvitationRecord[];
+  /** Revokes the task's invitation (idempotent); false when the task has no such invitation. */
+  revokeInvitation(taskId: string, invitationId: string, at: number): boolean;
 
   /** Opens an attempt; throws `STORE_CONFLICT` when (task, round, attempt) exists. */
   startRound(round: Omit<RoundRecord, 'status' | 'endedAt' | 'reason' | 'numAccepted'>): void;

@@ -192,6 +192,47 @@ export const strategySchema: z.ZodType<StrategyConfig, unknown> = z.lazy(() =>
   ]),
 );
 
+/** A token bucket of new identities: `burst` at once, refilled at `perHour`. */
+const identityBucketSchema = z.strictObject({
+  burst: positiveInt.max(1_000_000),
+  perHour: z.number().positive().max(3_600_000),
+});
+
+/** Defaults of {@link admissionSchema}: an open volunteer task that still charges for each new identity. */
+export const DEFAULT_ADMISSION = {
+  openLink: true,
+  proofOfWorkBits: 12,
+  newIdentitiesPerAddress: { burst: 4, perHour: 4 },
+  newIdentitiesPerTask: { burst: 100, perHour: 600 },
+  slots: 'sampling-order',
+  probationRounds: 5,
+} as const;
+
+/**
+ * Who may open a new identity on the task, what each costs, and how much a newcomer counts — the
+ * task's defence against one person joining as many (Sybils). Resumed identities are never charged.
+ */
+export const admissionSchema = z
+  .strictObject({
+    /** The task's join token admits new identities (false: invitation links only). */
+    openLink: z.boolean().default(DEFAULT_ADMISSION.openLink),
+    /** Leading zero bits of SHA-256(challenge ‖ nonce) a new identity must find (0: no work; 12 ≈ 4k hashes, well under a second in a browser). */
+    proofOfWorkBits: z.number().int().min(0).max(32).default(DEFAULT_ADMISSION.proofOfWorkBits),
+    /** New identities one source address may open (null: unlimited). */
+    newIdentitiesPerAddress: identityBucketSchema.nullable().default(DEFAULT_ADMISSION.newIdentitiesPerAddress),
+    /** New identities the whole task may issue (null: unlimited), against attackers with many addresses. */
+    newIdentitiesPerTask: identityBucketSchema.nullable().default(DEFAULT_ADMISSION.newIdentitiesPerTask),
+    /**
+     * Which valid updates fill a round's `clientsPerRound` slots under over-selection: 'arrival' (the
+     * first to arrive — rewards skipping the work) or 'sampling-order' (the first in the round's seeded
+     * sampling order among those that upload before the deadline).
+     */
+    slots: z.enum(['arrival', 'sampling-order']).default(DEFAULT_ADMISSION.slots),
+    /** A client's aggregation weight is scaled by min(1, (rounds it contributed to + 1) / probationRounds); 0 turns probation off. */
+    probationRounds: z.number().int().min(0).max(10_000).default(DEFAULT_ADMISSION.probationRounds),
+  })
+  .default(DEFAULT_ADMISSION);
+
 /** Schema of a task file (see tasks/demo-digits.yaml for a commented example). */
 export const taskSchema = z
   .strictObject({
@@ -251,6 +292,7 @@ export const taskSchema = z
         testExamples: z.number().int().min(0).max(100_000).default(256),
       })
       .default({ probeExamples: 64, testExamples: 256 }),
+    admission: admissionSchema,
   })
   .superRefine((task, ctx) => {
     if (task.minClients > task.clientsPerRound) {

@@ -5,7 +5,7 @@
  */
 import { decodeUpdate, encodeUpdate, groupOf } from '@chorus/fl-core';
 import type { Parameters, Tensor } from '@chorus/fl-core';
-import { AsyncQueue, ConnectRefused, connectOnce } from '@chorus/client';
+import { AsyncQueue, ClientError, ConnectRefused, connectOnce, earnProof } from '@chorus/client';
 import type { ClientSocket } from '@chorus/client';
 import type { Ack } from '@chorus/protocol';
 import { MODALITIES, PROTOCOL_VERSION, roundStartSchema } from '@chorus/protocol';
@@ -31,14 +31,27 @@ export class FakeClient {
     socket.on('taskEnd', (p) => this.taskEnds.push(p));
   }
 
-  /** Connects (websocket only, no reconnection); rejects with {@link ConnectRefused} when refused. */
-  static async connect(url: string, auth: Partial<AuthPayload> | undefined): Promise<FakeClient> {
-    return new FakeClient(await connectOnce(url, auth));
+  /** Connects (websocket only, no reconnection; `headers` are sent with the upgrade request); rejects with {@link ConnectRefused} when refused. */
+  static async connect(url: string, auth: Partial<AuthPayload> | undefined, headers?: Record<string, string>): Promise<FakeClient> {
+    return new FakeClient(await connectOnce(url, auth, headers === undefined ? undefined : { extraHeaders: headers }));
   }
 
-  /** Says hello and remembers the identity it is given. */
-  async hello(capabilities: Capabilities, protocolVersion = PROTOCOL_VERSION): Promise<Ack<HelloResult>> {
-    const res = await this.socket.timeout(5000).emitWithAck('hello', { type: 'hello', protocolVersion, capabilities });
+  /**
+   * Says hello and remembers the identity it is given. Without an identity it first earns the
+   * task's proof of work, as the client runtime does; `proof` overrides that (null: send none).
+   */
+  async hello(capabilities: Capabilities, protocolVersion = PROTOCOL_VERSION, proof?: { challenge: string; nonce: string } | null): Promise<Ack<HelloResult>> {
+    let earned: { challenge: string; nonce: string } | undefined;
+    try {
+      earned = proof !== undefined ? (proof ?? undefined) : this.clientId === undefined ? await earnProof(this.socket) : undefined;
+    } catch (err) {
+      // The coordinator refused to hand out a challenge (e.g. IDENTITY_LIMIT): that is this hello's answer.
+      if (err instanceof ClientError && err.protocolCode !== undefined) return { ok: false, error: { code: err.protocolCode, message: err.message } };
+      throw err;
+    }
+    const res = await this.socket
+      .timeout(5000)
+      .emitWithAck('hello', { type: 'hello', protocolVersion, capabilities, ...(earned === undefined ? {} : { proof: earned }) });
     if (res.ok) {
       this.clientId = res.clientId;
       this.clientSecret = res.clientSecret ?? this.clientSecret;

@@ -1,0 +1,500 @@
+/**
+ * Sybil section: one attacker with the task's public join link opens many identities beside a few
+ * honest volunteers (Douceur 2002, "The Sybil Attack"), against each of the coordinator's defences
+ * on its own and all of them together (the task file's default `admission`).
+ *
+ * Every run is a real federated run through the coordinator (`runSimulation`): the honest
+ * volunteers are headless clients that train; the attacker is a script of protocol clients that
+ * asks for identities through the real handshake (proof of work solved, per-address and per-task
+ * quotas, invitation links) and then, in every round it is invited to, skips training and uploads
+ * the same colluding update at once (see {@link colludingDelta}). The honest volunteers were there first (established
+ * identities); the attacker's identities arrive after `attackAfterRound` rounds, between two rounds.
+ */
+import { DEFAULT_ADMISSION } from '@chorus/coordinator';
+import type { Coordinator, TaskConfig } from '@chorus/coordinator';
+import { runSimulation } from '@chorus/coordinator/simulate';
+import { ConnectRefused, FakeClient, globalOf } from '@chorus/coordinator/testing';
+import { createRng, encodeUpdate, gaussian, tensor } from '@chorus/fl-core';
+import type { Tensor } from '@chorus/fl-core';
+import { ExperimentsError } from './errors.js';
+import type { Check, ExperimentContext, SectionResult } from './section.js';
+import { markdownTable } from './stats.js';
+import { barChart } from './svg.js';
+import { experimentTask } from './tasks.js';
+
+/** The defences a run turns on (`all`: the task file's default admission; `clean`: no attacker). */
+export const SYBIL_DEFENCES = ['none', 'pow-rate', 'invitations', 'fair-slots', 'probation', 'all'] as const;
+/** One of {@link SYBIL_DEFENCES}. */
+export type SybilDefence = (typeof SYBIL_DEFENCES)[number];
+
+/** Everything that defines the section's runs. */
+export interface SybilSettings {
+  /** Dataset of the task and the clients (e.g. `digits`, or `fashion-mm` once built). */
+  readonly dataset: string;
+  readonly numHonest: number;
+  /** Identities the attacker tries to open. */
+  readonly numSybils: number;
+  readonly rounds: number;
+  /** The attacker's identities arrive once this many rounds are complete. */
+  readonly attackAfterRound: number;
+  readonly clientsPerRound: number;
+  readonly overSelection: number;
+  /** Training examples per honest volunteer (a seeded subset of its partition); the attacker claims as many. */
+  readonly maxExamples: number;
+  /** Dirichlet α of the honest volunteers' label skew. */
+  readonly alpha: number;
+  readonly testExamples: number;
+  readonly probeExamples: number;
+  /** σ of the colluding update's Gaussian coordinates (see {@link colludingDelta}). */
+  readonly attackSigma: number;
+  /** Identities the attacker's one invitation link admits (the `invitations` run). */
+  readonly invitationQuota: number;
+  /** Source addresses the attacker connects from (each volunteer has its own). */
+  readonly attackerAddresses: number;
+  readonly defences: readonly SybilDefence[];
+}
+
+/** The whole grid: every defence alone and all together, 8 rounds, the attacker arriving after the second, every seed. */
+export const FULL_SYBIL: SybilSettings = {
+  dataset: 'digits',
+  numHonest: 6,
+  numSybils: 20,
+  rounds: 8,
+  attackAfterRound: 2,
+  clientsPerRound: 6,
+  overSelection: 0.5,
+  maxExamples: 120,
+  alpha: 0.5,
+  testExamples: 256,
+  probeExamples: 64,
+  attackSigma: 0.3,
+  invitationQuota: 1,
+  attackerAddresses: 1,
+  defences: SYBIL_DEFENCES,
+};
+
+/**
+ * `--quick` (CI, about 80 s on 2 cores): no defences against the default, beside the clean run, one
+ * seed, 6 rounds with the attacker arriving after the second; a smoke test of the path, not evidence.
+ */
+export const QUICK_SYBIL: SybilSettings = {
+  ...FULL_SYBIL,
+  rounds: 6,
+  maxExamples: 80,
+  testExamples: 100,
+  probeExamples: 32,
+  defences: ['none', 'all'],
+};
+
+/**
+ * The task's `admission` section for `defence`: `none` turns every defence off; each single
+ * defence adds one to `none` at its default setting; `all` leaves the section out (the defaults).
+ */
+export function sybilAdmission(defence: SybilDefence | 'clean'): Record<string, unknown> | undefined {
+  const none = { openLink: true, proofOfWorkBits: 0, newIdentitiesPerAddress: null, newIdentitiesPerTask: null, slots: 'arrival', probationRounds: 0 };
+  switch (defence) {
+    case 'none':
+      return none;
+    case 'pow-rate':
+      return {
+        ...none,
+        proofOfWorkBits: DEFAULT_ADMISSION.proofOfWorkBits,
+        newIdentitiesPerAddress: DEFAULT_ADMISSION.newIdentitiesPerAddress,
+        newIdentitiesPerTask: DEFAULT_ADMISSION.newIdentitiesPerTask,
+      };
+    case 'invitations':
+      return { ...none, openLink: false };
+    case 'fair-slots':
+      return { ...none, slots: 'sampling-order' };
+    case 'probation':
+      return { ...none, probationRounds: DEFAULT_ADMISSION.probationRounds };
+    case 'all':
+    case 'clean':
+      return undefined;
+    default:
+      throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `sybilAdmission: unknown defence ${JSON.stringify(defence)}`);
+  }
+}
+
+/** FedMM-X trust weighting with every update clipped per group to the round's median norm (the norm-bounded variant). */
+export const SYBIL_STRATEGY = { name: 'fedmm-x', inner: { name: 'clip', maxNorm: 'median', perGroup: true, inner: { name: 'fedavg' } }, historyDecay: 0.5 };
+
+/** The validated task of one run. */
+export function sybilTask(defence: SybilDefence | 'clean', settings: SybilSettings, seed: number): TaskConfig {
+  const admission = sybilAdmission(defence);
+  return experimentTask(`sybil-${defence}-s${seed}`, {
+    dataset: { name: settings.dataset, modalities: ['image', 'text', 'audio'] },
+    strategy: SYBIL_STRATEGY,
+    rounds: settings.rounds,
+    clientsPerRound: settings.clientsPerRound,
+    overSelection: settings.overSelection,
+    minClients: Math.min(settings.clientsPerRound, settings.numHonest),
+    waitingRoomMs: 0,
+    maxRoundAttempts: 6,
+    evaluation: { probeExamples: settings.probeExamples, testExamples: settings.testExamples },
+    seed,
+    ...(admission === undefined ? {} : { admission }),
+  });
+}
+
+/** The honest volunteers' flags. */
+export function sybilClientArgs(settings: SybilSettings, seed: number): string[] {
+  return ['--max-examples', String(settings.maxExamples), '--seed', String(seed), '--alpha', String(settings.alpha), '--eval-examples', '0'];
+}
+
+/**
+ * The colluding update of a round: one seeded Gaussian draw, N(0, σ²) per coordinate, the same for
+ * every identity of the attacker (so the round's median is its own update when it holds most
+ * slots). It needs no training and no knowledge of the honest updates.
+ */
+export function colludingDelta(global: readonly Tensor[], attackSeed: number, serverRound: number, sigma: number): Tensor[] {
+  const rng = createRng((Math.imul(attackSeed >>> 0, 0x9e3779b1) ^ Math.imul(serverRound >>> 0, 0x85ebca77)) >>> 0);
+  return global.map((t) => {
+    const out = new Float32Array(t.values.length);
+    for (let j = 0; j < out.length; j++) out[j] = sigma * gaussian(rng);
+    return tensor(t.name, [...t.shape], out);
+  });
+}
+
+/** What the attacker achieved in one run. */
+export interface AttackerOutcome {
+  readonly attempted: number;
+  readonly admitted: number;
+  /** Refusal codes of the identities it did not get, with counts. */
+  readonly refusals: Readonly<Record<string, number>>;
+  readonly sybilIds: readonly string[];
+  /** Wall time its hellos took, proofs of work included, in ms. */
+  readonly proofMs: number;
+  readonly uploads: number;
+}
+
+/**
+ * The attacker: waits until `attackAfterRound` rounds are complete, holds the task between two
+ * rounds (pause, as a coordinator between rounds would look to a newcomer), opens up to
+ * `numSybils` identities with its token, lets the task go on, and answers every round start at once
+ * with the colluding update. Resolves when the task has ended.
+ */
+async function runAttacker(coordinator: Coordinator, task: TaskConfig, settings: SybilSettings, outcome: { value: AttackerOutcome | null }): Promise<void> {
+  const engine = coordinator.engines.get(task.id)!;
+  const terminal = (): boolean => ['finished', 'failed', 'stopped'].includes(engine.snapshot().status);
+  // Hold the task once round attackAfterRound opens, so the identities arrive between two rounds whatever the machine's speed.
+  while (!terminal()) {
+    const snap = engine.snapshot();
+    if ((snap.openRound?.serverRound ?? 0) >= settings.attackAfterRound || snap.completedRounds >= settings.attackAfterRound) break;
+    await sleep(20);
+  }
+  if (terminal()) return;
+  engine.control('pause', 'sybil experiment: the attacker arrives between rounds');
+  while (engine.snapshot().openRound !== null && !terminal()) await sleep(20);
+
+  let token = coordinator.joinTokens.get(task.id)!;
+  if (!task.admission.openLink) {
+    // One invitation link, as one volunteer among many would receive.
+    const res = await fetch(`${coordinator.url}/api/tasks/${task.id}/invitations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${coordinator.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ quota: settings.invitationQuota, label: 'attacker' }),
+    });
+    token = ((await res.json()) as { token: string }).token;
+  }
+  const sybils: FakeClient[] = [];
+  const refusals: Record<string, number> = {};
+  let proofMs = 0;
+  for (let i = 0; i < settings.numSybils; i++) {
+    const headers = { 'x-forwarded-for': `198.51.100.${(i % settings.attackerAddresses) + 1}` };
+    let client: FakeClient;
+    try {
+      client = await FakeClient.connect(coordinator.url, { taskId: task.id, token }, headers);
+    } catch (err) {
+      const code = err instanceof ConnectRefused ? (err.data?.code ?? 'NO_ANSWER') : 'ERROR';
+      refusals[code] = (refusals[code] ?? 0) + 1;
+      continue;
+    }
+    const started = performance.now();
+    const res = await client.hello({ backend: 'cpu', modalities: ['image', 'text', 'audio'], numExamples: settings.maxExamples });
+    proofMs += performance.now() - started;
+    if (res.ok) sybils.push(client);
+    else {
+      refusals[res.error.code] = (refusals[res.error.code] ?? 0) + 1;
+      client.close();
+    }
+  }
+
+  let uploads = 0;
+  const pending: Promise<unknown>[] = [];
+  for (const client of sybils) {
+    client.socket.on('roundStart', () => {
+      pending.push(
+        client.roundStarts
+          .next(1000, 'round start')
+          .then(async (round) => {
+            const delta = colludingDelta(globalOf(round), task.seed, round.serverRound, settings.attackSigma);
+            const bytes = encodeUpdate({
+              kind: 'delta',
+              taskId: task.id,
+              round: round.serverRound,
+              clientId: client.clientId!,
+              encoding: 'fp32',
+              tensors: delta,
+            });
+            const ack = await client.submitBytes(round, bytes, { numExamples: settings.maxExamples });
+            if (ack.ok) uploads++;
+          })
+          .catch(() => {
+            // No answer in time (a loaded machine): the upload simply did not count.
+          }),
+      );
+    });
+  }
+  outcome.value = { attempted: settings.numSybils, admitted: sybils.length, refusals, sybilIds: sybils.map((c) => c.clientId!), proofMs, uploads: 0 };
+  engine.control('resume', 'sybil experiment: the attacker is in');
+  while (!terminal()) await sleep(50);
+  await Promise.allSettled(pending);
+  for (const c of sybils) c.close();
+  outcome.value = { ...outcome.value, uploads };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** One run's figures. */
+export interface SybilRun {
+  readonly defence: SybilDefence | 'clean';
+  readonly seed: number;
+  readonly status: string;
+  readonly error?: string;
+  readonly completedRounds: number;
+  readonly finalAccuracy: number | null;
+  readonly accuracyByRound: readonly (number | null)[];
+  readonly attacker: AttackerOutcome | null;
+  /** Updates aggregated in the rounds after the attacker arrived, and how many of them were the attacker's. */
+  readonly aggregatedAfterArrival: number;
+  readonly sybilAggregated: number;
+  readonly durationMs: number;
+}
+
+/** The attacker's share of aggregated updates after it arrived (null: nothing aggregated). */
+export function sybilShare(run: Pick<SybilRun, 'aggregatedAfterArrival' | 'sybilAggregated'>): number | null {
+  return run.aggregatedAfterArrival === 0 ? null : run.sybilAggregated / run.aggregatedAfterArrival;
+}
+
+async function runOne(settings: SybilSettings, defence: SybilDefence | 'clean', seed: number): Promise<SybilRun> {
+  const started = Date.now();
+  const task = sybilTask(defence, settings, seed);
+  const outcome: { value: AttackerOutcome | null } = { value: null };
+  try {
+    const report = await runSimulation({
+      task,
+      numClients: settings.numHonest,
+      clientArgs: sybilClientArgs(settings, seed),
+      testExamples: settings.testExamples,
+      // Each honest volunteer is its own address; the attacker's come from X-Forwarded-For (see runAttacker).
+      coordinator: { trustProxy: true },
+      ...(defence === 'clean' ? {} : { alongside: (c: Coordinator) => runAttacker(c, task, settings, outcome) }),
+    });
+    const sybilIds = new Set(outcome.value?.sybilIds ?? []);
+    // The clients each round aggregated: the trust wrapper scores exactly those.
+    const after = report.rounds.filter((r) => r.serverRound > settings.attackAfterRound);
+    const aggregated = after.flatMap((r) => r.trust.map((t) => t.clientId));
+    const finished = report.status === 'finished' && report.completedRounds === settings.rounds;
+    return {
+      defence,
+      seed,
+      status: report.status,
+      completedRounds: report.completedRounds,
+      finalAccuracy: finished ? (report.rounds.at(-1)?.testAccuracy ?? null) : null,
+      accuracyByRound: report.rounds.map((r) => r.testAccuracy),
+      attacker: outcome.value,
+      aggregatedAfterArrival: aggregated.length,
+      sybilAggregated: aggregated.filter((id) => sybilIds.has(id)).length,
+      durationMs: Date.now() - started,
+    };
+  } catch (err) {
+    return {
+      defence,
+      seed,
+      status: 'error',
+      error: (err as Error).message,
+      completedRounds: 0,
+      finalAccuracy: null,
+      accuracyByRound: [],
+      attacker: outcome.value,
+      aggregatedAfterArrival: 0,
+      sybilAggregated: 0,
+      durationMs: Date.now() - started,
+    };
+  }
+}
+
+const DEFENCE_LABELS: Readonly<Record<SybilDefence | 'clean', string>> = {
+  clean: 'clean (no attacker)',
+  none: 'none',
+  'pow-rate': 'proof of work + identity rate limits',
+  invitations: 'invitation links only',
+  'fair-slots': 'slots by sampling order',
+  probation: 'probation',
+  all: 'all (the default)',
+};
+
+/** The design target of the default configuration: share of the clean accuracy it keeps. */
+export const SYBIL_TARGET_RETAINED = 0.9;
+
+/**
+ * Sanity checks: every run finished, and each admission defence capped the identities it is meant
+ * to. The accuracy design target is a finding, reported in the Markdown, not a check.
+ */
+export function sybilChecks(runs: readonly SybilRun[], settings: SybilSettings): Check[] {
+  const checks: Check[] = [];
+  const unfinished = runs.filter((r) => r.finalAccuracy === null);
+  checks.push({
+    name: 'every sybil run finished all rounds',
+    ok: unfinished.length === 0,
+    detail:
+      unfinished.length === 0
+        ? `${runs.length} runs`
+        : unfinished.map((r) => `${r.defence} s${r.seed}: ${r.status}${r.error ? ` (${r.error})` : ''}`).join('; '),
+  });
+  const admitted = (d: SybilDefence): number[] => runs.filter((r) => r.defence === d).map((r) => r.attacker?.admitted ?? -1);
+  const perAddress = DEFAULT_ADMISSION.newIdentitiesPerAddress.burst * settings.attackerAddresses;
+  const caps: [SybilDefence, number, string][] = [
+    ['none', settings.numSybils, 'without defences every identity is admitted (the attack is real)'],
+    ['pow-rate', perAddress, `the per-address quota admits at most ${perAddress}`],
+    ['invitations', settings.invitationQuota, `one invitation admits at most its quota (${settings.invitationQuota})`],
+    ['all', perAddress, `the default admits at most ${perAddress} from the attacker's address(es)`],
+  ];
+  for (const [defence, cap, name] of caps) {
+    const got = admitted(defence);
+    if (got.length === 0) continue;
+    const ok = defence === 'none' ? got.every((n) => n === cap) : got.every((n) => n >= 0 && n <= cap);
+    checks.push({ name: `sybil: ${name}`, ok, detail: `admitted ${got.join(', ')} of ${settings.numSybils}` });
+  }
+  return checks;
+}
+
+/** Final accuracy of `run` ÷ the clean run's of the same seed (null when either is missing). */
+export function retainedOf(runs: readonly SybilRun[], run: SybilRun): number | null {
+  const clean = runs.find((r) => r.defence === 'clean' && r.seed === run.seed)?.finalAccuracy ?? null;
+  return clean === null || clean <= 0 || run.finalAccuracy === null ? null : run.finalAccuracy / clean;
+}
+
+/** The section's Markdown, generated from the runs. */
+export function sybilMarkdown(runs: readonly SybilRun[], settings: SybilSettings, seeds: readonly number[], durationMs: number): string {
+  const pct = (x: number | null): string => (x === null ? '—' : `${(x * 100).toFixed(1)}%`);
+  const rows = runs.map((r) => {
+    const a = r.attacker;
+    const refused = a
+      ? Object.entries(a.refusals)
+          .map(([code, n]) => `${code} ×${n}`)
+          .join(', ') || '—'
+      : '—';
+    return [
+      DEFENCE_LABELS[r.defence],
+      String(r.seed),
+      a ? `${a.admitted} / ${a.attempted}` : '—',
+      refused,
+      a ? `${(a.proofMs / 1000).toFixed(2)} s` : '—',
+      r.defence === 'clean' ? '—' : `${pct(sybilShare(r))} (${r.sybilAggregated} / ${r.aggregatedAfterArrival})`,
+      pct(r.finalAccuracy),
+      r.defence === 'clean' ? '100%' : pct(retainedOf(runs, r)),
+    ];
+  });
+  const defaults = runs.filter((r) => r.defence === 'all');
+  const verdicts = defaults.map((r) => {
+    const retained = retainedOf(runs, r);
+    const met = retained !== null && retained >= SYBIL_TARGET_RETAINED;
+    return `- Seed ${r.seed}: the default configuration keeps ${pct(retained)} of clean accuracy — design target (≥ ${SYBIL_TARGET_RETAINED * 100}%) ${met ? 'met' : '**not met**'}.`;
+  });
+  const failing = runs.filter((r) => r.defence !== 'clean' && r.defence !== 'all' && (retainedOf(runs, r) ?? 0) < SYBIL_TARGET_RETAINED);
+  return [
+    `Setting: ${settings.dataset} (image, caption, speech), ${settings.numHonest} honest volunteers (established identities, Dirichlet α = ${settings.alpha}, ≤ ${settings.maxExamples} examples each) and one attacker who tries to open ${settings.numSybils} identities with the task's public join link (or, in the invitation run, with one invitation link of quota ${settings.invitationQuota}) from ${settings.attackerAddresses} address(es), arriving after round ${settings.attackAfterRound} of ${settings.rounds}. ` +
+      `Rounds invite ${settings.clientsPerRound} × (1 + ${settings.overSelection}) clients and aggregate ${settings.clientsPerRound}. Strategy: \`${JSON.stringify(SYBIL_STRATEGY)}\` (FedMM-X trust weighting with the median norm bound). ` +
+      `The attacker's identities skip training and answer every round start at once with the same update, a seeded Gaussian draw with σ = ${settings.attackSigma} per coordinate, claiming ${settings.maxExamples} examples. Seeds: ${seeds.join(', ')}.`,
+    '',
+    `Each row turns on one defence (the task file's \`admission\` section, \`${JSON.stringify(sybilAdmission('none'))}\` with one field at its default), or all of them (the defaults: \`${JSON.stringify(DEFAULT_ADMISSION)}\`). ` +
+      '**Share of aggregated updates** counts the updates the rounds after the attacker arrived aggregated; **retained** is final test accuracy ÷ the clean run’s (same seed).',
+    '',
+    markdownTable(
+      [
+        'defences',
+        'seed',
+        'identities admitted',
+        'refusals',
+        'attacker’s time opening identities (proof of work included)',
+        'attacker’s share of aggregated updates',
+        'final accuracy',
+        'retained',
+      ],
+      rows,
+    ),
+    '',
+    ...verdicts,
+    ...(failing.length > 0
+      ? [
+          '',
+          'Where a single defence does not hold on its own (retained below the target):',
+          ...failing.map((r) => `- ${DEFENCE_LABELS[r.defence]} (seed ${r.seed}): ${pct(retainedOf(runs, r))} retained, attacker share ${pct(sybilShare(r))}.`),
+        ]
+      : []),
+    '',
+    'Reading the rows: proof of work prices an identity in CPU time (here far below a second each, the same as a volunteer pays), so on its own it only slows a scripted attacker; the per-address quota is what caps the identities from one address, and an attacker with many addresses meets only the per-task quota. ' +
+      'Slots by sampling order take away the speed advantage of skipping training, but an attacker holding most identities still holds most sampled places. Probation weighs newcomers less only while they are new, and only for weighted aggregation. Invitations bound identities by what the researcher hands out.',
+    '',
+    'Reproducibility: runs under the arrival rule (every row but “slots by sampling order” and “all”) depend on which uploads arrive first, so they are not bit-identical between machines; that dependence is what the sampling-order rule removes. ' +
+      `Runtime: ${(durationMs / 1000).toFixed(0)} s.`,
+  ].join('\n');
+}
+
+/** Bar chart per defence row (first seed): the attacker's share of aggregated updates and the accuracy retained, in %. */
+export function sybilFigure(runs: readonly SybilRun[], seed: number): string {
+  const rows = runs.filter((r) => r.seed === seed && r.defence !== 'clean');
+  const pct = (x: number | null): number | null => (x === null ? null : x * 100);
+  return barChart({
+    title: `Sybils: 20 identities tried beside 6 volunteers (seed ${seed})`,
+    yLabel: '%',
+    groups: rows.map((r) => DEFENCE_LABELS[r.defence]),
+    series: [
+      { name: 'attacker share of aggregated updates', values: rows.map((r) => pct(sybilShare(r))) },
+      { name: 'accuracy retained vs clean', values: rows.map((r) => pct(retainedOf(runs, r))) },
+    ],
+    yMin: 0,
+  });
+}
+
+/** Runs the Sybil grid (reduced under `ctx.quick`) and returns its report section. */
+export async function runSybil(ctx: ExperimentContext, settings: SybilSettings = ctx.quick ? QUICK_SYBIL : FULL_SYBIL): Promise<SectionResult> {
+  const started = Date.now();
+  if (ctx.seeds.length === 0) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', 'runSybil: at least one seed is needed');
+  const seeds = ctx.quick ? ctx.seeds.slice(0, 1) : [...ctx.seeds];
+  const runs: SybilRun[] = [];
+  for (const seed of seeds) {
+    for (const defence of ['clean', ...settings.defences] as const) {
+      const run = await runOne(settings, defence, seed);
+      runs.push(run);
+      ctx.log(
+        `sybil ${defence} s${seed}: ${run.finalAccuracy === null ? run.status : `accuracy ${run.finalAccuracy.toFixed(3)}`}, admitted ${run.attacker?.admitted ?? 0}, share ${sybilShare(run)?.toFixed(2) ?? '—'} (${(run.durationMs / 1000).toFixed(1)} s)`,
+      );
+    }
+  }
+  const durationMs = Date.now() - started;
+  return {
+    id: 'sybil',
+    title: 'Sybils: one attacker, many identities, behind one open join link',
+    markdown: [
+      ...(ctx.quick ? ['**Quick mode**: a smoke test of the path (few rounds and examples, not every defence); the full mode is the evidence.', ''] : []),
+      sybilMarkdown(runs, settings, seeds, durationMs),
+      '',
+      '![Sybil defences](sybil-defences.svg)',
+    ].join('\n'),
+    figures: [{ file: 'sybil-defences.svg', svg: sybilFigure(runs, seeds[0]!) }],
+    raw: {
+      settings,
+      seeds,
+      tasks: Object.fromEntries(['clean', ...settings.defences].map((d) => [d, sybilTask(d as SybilDefence, settings, seeds[0]!)])),
+      clientArgs: sybilClientArgs(settings, seeds[0]!),
+      runs,
+    },
+    checks: sybilChecks(runs, settings),
+    durationMs,
+  };
+}
