@@ -431,6 +431,3 @@ export function termRemovalFaithfulness(
   }
   return { perExample, mean: batchSize > 0 ? sum / batchSize : Number.NaN };
 }
-
-/** @deprecated The old name of {@link termRemovalFaithfulness}, which is not the Faithfulness Score: use `deletionFaithfulness`. */
-export const faithfulness = termRemovalFaithfulness;

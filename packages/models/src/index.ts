@@ -41,7 +41,6 @@ export {
   explain,
   explainAsync,
   explanationConsistency,
-  faithfulness,
   saliency,
   saliencyAsync,
   shapeFunctionGrid,
