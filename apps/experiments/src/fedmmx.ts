@@ -735,7 +735,9 @@ export const FEDMMX_DATASET_SETTINGS: Readonly<Record<ExperimentDataset, { reado
 
 /** The section on \`dataset\`, under \`id\`, with the dataset's grid changes. */
 export function fedMmxSection(id: string, dataset: ExperimentDataset): SectionEntry {
-  return { id, run: (ctx) => runFedMmx(ctx, { id, settings: { dataset, ...FEDMMX_DATASET_SETTINGS[dataset][ctx.quick ? 'quick' : 'full'] } }) };
+  // Looked up as a partial map: a name outside the list reaches runFedMmx, which refuses it with a coded error.
+  const perDataset: Partial<Record<string, { readonly quick: Partial<FedMmxSettings>; readonly full: Partial<FedMmxSettings> }>> = FEDMMX_DATASET_SETTINGS;
+  return { id, run: (ctx) => runFedMmx(ctx, { id, settings: { dataset, ...perDataset[dataset]?.[ctx.quick ? 'quick' : 'full'] } }) };
 }
 
 /** Every measurement of the section (its raw file holds the same fields), from which the report is rendered. */

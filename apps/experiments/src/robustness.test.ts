@@ -40,7 +40,7 @@ describe('robustness grid', () => {
         const task = robustnessTask(a, settings, 3);
         // Every FedMM-X variant is the trust wrapper with its own settings.
         expect(task.strategy.name).toBe(a.startsWith('fedmm-x') ? 'fedmm-x' : a);
-        expect(task.dataset.name).toBe('digits');
+        expect(task.dataset.name).toBe('fashion-mm');
         expect(task.clientsPerRound).toBe(settings.numClients);
         expect(task.minClients).toBe(settings.numClients);
         expect(task.seed).toBe(3);
@@ -146,7 +146,7 @@ describe('robustnessChecks', () => {
   it('fails on an unfinished run, a weak clean run and attackers trusted as much as honest clients', () => {
     const checks = robustnessChecks(
       [
-        { ...base, finalAccuracy: 0.3 },
+        { ...base, finalAccuracy: 0.25 },
         { ...base, attack: 'sign-flip', fraction: 0.2, finalAccuracy: null, status: 'error', trust: trust(0.5) },
       ],
       settings,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { solveChallenge } from '@chorus/client';
-import { proofInput } from '@chorus/protocol';
+import { PROTOCOL_VERSION, proofInput } from '@chorus/protocol';
 import type { ProtocolErrorCode } from '@chorus/protocol';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -169,13 +169,13 @@ describe('admission over real sockets', () => {
     const c = await start(makeTask({ proofOfWorkBits: 8, newIdentitiesPerAddress: null }));
     const client = await FakeClient.connect(c.url, { taskId: 'demo', token: 'join-secret' });
     open.clients.push(client);
-    const challenge = await client.socket.emitWithAck('challenge', { type: 'challenge', protocolVersion: 3 });
+    const challenge = await client.socket.emitWithAck('challenge', { type: 'challenge', protocolVersion: PROTOCOL_VERSION });
     if (!challenge.ok) throw new Error('no challenge');
     const nonce = await solveChallenge(challenge.challenge, challenge.difficulty);
     // Act
     const none = await client.hello(caps, undefined, null);
     const stale = await client.hello(caps, undefined, { challenge: challenge.challenge, nonce });
-    const fresh = await client.socket.emitWithAck('challenge', { type: 'challenge', protocolVersion: 3 });
+    const fresh = await client.socket.emitWithAck('challenge', { type: 'challenge', protocolVersion: PROTOCOL_VERSION });
     if (!fresh.ok) throw new Error('no challenge');
     const otherChallenge = await client.hello(caps, undefined, { challenge: challenge.challenge, nonce });
     const storedAfterRefusals = c.engines.get('demo')!.waitingCount;
