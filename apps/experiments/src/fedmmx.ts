@@ -796,7 +796,13 @@ export function fedMmxChecks(input: Pick<FedMmxMeasurements, 'runs' | 'bounds' |
     {
       name: 'every ablation ran',
       ok: skipped.length === 0,
-      detail: skipped.length === 0 ? 'without L_modal, without trust weighting, without NAM' : skipped.map(([id, why]) => `${id}: ${why}`).join('; '),
+      detail:
+        skipped.length === 0
+          ? fedMmxMethods()
+              .filter((m) => m.ablation)
+              .map((m) => m.id)
+              .join(', ')
+          : skipped.map(([id, why]) => `${id}: ${why}`).join('; '),
     },
     {
       name: 'every test run used the values chosen on validation, with tuning seeds apart from the evaluation seeds',
