@@ -222,6 +222,8 @@ describe('renderFedMmx', () => {
     expect(section.markdown).toContain('| FedMM-X (trust-aware) | lr 0.03, λ₁ 0.1, λ₂ 0.1 | **lr 0.03, λ₁ 0.1, λ₂ 0.1: 50.0** |');
     expect(section.markdown).toContain('carved out of its test split');
     expect(section.markdown).toContain('| without NAM (linear head) | not run |');
+    expect(section.markdown).toContain('| without L_intp (λ₂ = 0) |');
+    expect(section.markdown).toContain('| L_modal = cross-modal distillation (instead of Jensen–Shannon) |');
     expect(section.markdown).toContain('Runtime: 61 s');
     expect(section.checks.find((c) => c.name === 'every ablation ran')?.ok).toBe(false);
     expect(section.figures.map((f) => f.file)).toEqual(['fedmmx-accuracy-by-round.svg', 'fedmmx-accuracy-by-modality.svg']);

@@ -968,6 +968,8 @@ export function renderFedMmx(input: FedMmxMeasurements): SectionResult {
   const ablations: [string, string][] = [
     ['FedMM-X (full)', 'fedmm-x'],
     ['without L_modal (λ₁ = 0)', 'no-lmodal'],
+    ['without L_intp (λ₂ = 0)', 'no-lintp'],
+    ['L_modal = cross-modal distillation (instead of Jensen–Shannon)', 'distill'],
     ['without trust weighting (FedAvg aggregation, FedMM-X’s hyperparameters)', 'no-trust'],
     ['without NAM (linear head)', 'linear-head'],
   ];
