@@ -14,6 +14,7 @@ import { runSimulation } from '@chorus/coordinator/simulate';
 import { ExperimentsError } from './errors.js';
 import {
   adversarialTrustBelowHonest,
+  ROBUSTNESS_AGGREGATORS,
   AGGREGATOR_LABELS,
   BASELINE_AGGREGATORS,
   BOUNDED_TRUST_AGGREGATORS,
@@ -97,20 +98,8 @@ export const QUICK_ROBUSTNESS: RobustnessSettings = {
  * reference), 10 clients, 10 rounds, every seed.
  */
 export const FULL_ROBUSTNESS: RobustnessSettings = {
-  aggregators: [
-    'fedavg',
-    'median',
-    'trimmed-mean',
-    'multi-krum-select',
-    'fltrust',
-    'fedmm-x',
-    'fedmm-x-bounded',
-    'fedmm-x-rooted',
-    'fedmm-x-agreement-only',
-    'fedmm-x-probe-only',
-    'fedmm-x-expl-calib-only',
-    'server-only',
-  ],
+  // Every aggregator but per-group Krum, which Multi-Krum client selection supersedes.
+  aggregators: ROBUSTNESS_AGGREGATORS.filter((a) => a !== 'multi-krum'),
   dataset: 'fashion-mm',
   attacks: ALL_ATTACKS,
   fractions: [0.2, 0.4],
