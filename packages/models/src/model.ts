@@ -181,6 +181,8 @@ export class MultimodalModel {
   readonly loraAlpha: number;
   readonly textEmbedder: TextEmbedder | null;
   private readonly encoders = new Map<Modality, tf.LayersModel>();
+  /** L_intp's fixed grid, [points, numTerms]: built on first use and kept, not rebuilt every training step. */
+  private smoothnessInputs: tf.Tensor2D | null = null;
   private readonly conceptLayers = new Map<Modality, tf.layers.Layer>();
   // TF.js optimisers keep slot variables by position in the gradient list, so each variable list gets its own optimiser.
   private readonly optimizers: Record<'adapters' | 'full', tf.Optimizer>;
@@ -517,10 +519,11 @@ export class MultimodalModel {
         `MultimodalModel.interpretabilityLoss: contributions must be [batch, ${f}, ${this.numClasses}], got [${contributions.shape.join(',')}]`,
       );
     }
+    const { points, min, max } = SMOOTHNESS_GRID;
+    this.smoothnessInputs ??= tf.keep(tf.tidy(() => tf.tile(tf.reshape(tf.linspace(min, max, points), [points, 1]), [1, f]) as tf.Tensor2D));
+    const inputs = this.smoothnessInputs;
     return tf.tidy(() => {
-      const { points, min, max } = SMOOTHNESS_GRID;
-      const grid = tf.linspace(min, max, points);
-      const values = this.conceptHead.terms(tf.tile(tf.reshape(grid, [points, 1]), [1, f])); // [points, F, K]
+      const values = this.conceptHead.terms(inputs); // [points, F, K]
       return tf.add(shapeSmoothness(values, (max - min) / (points - 1)), contributionSparsity(contributions)) as tf.Scalar;
     });
   }
@@ -657,6 +660,8 @@ export class MultimodalModel {
     this.conceptHead.dispose();
     this.optimizers.adapters.dispose();
     this.optimizers.full.dispose();
+    this.smoothnessInputs?.dispose();
+    this.smoothnessInputs = null;
   }
 
   private fullVariables(): tf.Variable[] {
