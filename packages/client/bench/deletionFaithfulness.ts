@@ -25,7 +25,11 @@ const trials = flag('trials', 4);
 const seed = flag('seed', 1);
 const modalities: Modality[] = ['image', 'text', 'audio'];
 
+/** Mean overall FS over the fractions of each model, for the closing JSON line. */
+const summary: Record<string, number> = {};
+
 function table(label: string, fs: DeletionFaithfulness): string {
+  summary[`fs_${label.replace(/ \(acc.*\)$/, '').replace(/[^a-z]+/g, '_')}`] = fs.mean.overall;
   const cell = (s: { fs: number; topDrop: number; randomDrop: number }): string =>
     `${s.fs.toFixed(4)} (top ${s.topDrop.toFixed(4)}, random ${s.randomDrop.toFixed(4)})`;
   const rows = fs.points.map(
@@ -63,6 +67,7 @@ try {
   out.push(table('trained, saliency reversed', await deletionFaithfulness(model, inputs, { ...options, rng: createRng(seed), attributions: reversed })));
   console.log(out.join('\n'));
   console.log(`\n${numExamples} held-out examples, ${trials} random trials; one FS evaluation took ${seconds.toFixed(1)} s.`);
+  console.log(JSON.stringify({ ...summary, examples: numExamples, trials, fs_eval_s: Number(seconds.toFixed(1)) }));
 } finally {
   model.dispose();
   tf.dispose([labels, ...Object.values(inputs)]);

@@ -38,6 +38,8 @@ const train: LocalDataset = {
 const batch = toModelBatch(await data.read(Array.from({ length: numExamples }, (_, i) => numTrain + i)), modalities);
 const request = { modalities, numClasses: 10, adapterRank: 4, namConcepts: 8, namHiddenUnits: 8, head: 'nam' as const, learningRate: 0.01, seed };
 const out = ['| λ₂ | held-out accuracy | shape roughness | mean abs contribution | mean L_intp in training |', '|---|---|---|---|---|'];
+/** Per λ₂, the figures of the closing JSON line. */
+const figures: Record<string, { accuracy: number; roughness: number; meanAbsContribution: number }> = {};
 try {
   for (const interpretabilityWeight of weights) {
     const model = await factory.create(request);
@@ -48,6 +50,7 @@ try {
       const sparsity = tf.tidy(() => tf.mean(tf.abs(model.forward(batch).contributions)));
       const meanAbs = (await sparsity.data())[0]!;
       sparsity.dispose();
+      figures[`lambda2_${interpretabilityWeight}`] = { accuracy, roughness, meanAbsContribution: meanAbs };
       out.push(
         `| ${interpretabilityWeight} | ${accuracy.toFixed(4)} | ${roughness.toExponential(3)} | ${meanAbs.toFixed(4)} | ${interpretabilityWeight > 0 ? run.meanInterpretabilityLoss.toFixed(4) : '—'} |`,
       );
@@ -57,6 +60,7 @@ try {
   }
   console.log(out.join('\n'));
   console.log(`\n${numTrain} training examples (2 epochs, batch 32, lr 0.01), ${numExamples} held-out examples, seed ${seed}.`);
+  console.log(JSON.stringify({ ...figures, train: numTrain, examples: numExamples, seed }));
 } finally {
   tf.dispose(Object.values(batch) as tf.Tensor[]);
   factory.dispose();
