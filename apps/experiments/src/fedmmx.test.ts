@@ -163,8 +163,11 @@ describe('fedMmxMethods and fedMmxTask', () => {
 
 describe('fedMmxChecks', () => {
   it('pass when every run finished, every ablation ran, FedMM-X gained ≥ 20 points, centralized beat LOCAL and FS > 0', () => {
+    const ablationRuns = fedMmxMethods()
+      .filter((m) => m.ablation)
+      .map((m) => run(m.id, 0.6));
     const checks = fedMmxChecks({
-      runs: [run('fedavg', 0.6), run('fedmm-x', 0.61)],
+      runs: [run('fedavg', 0.6), run('fedmm-x', 0.61), ...ablationRuns],
       bounds: [bounds(0.1, 0.8, 0.4)],
       settings: FEDMMX_QUICK,
       skipped: {},
@@ -173,6 +176,28 @@ describe('fedMmxChecks', () => {
     });
 
     expect(checks.map((c) => c.ok)).toEqual([true, true, true, true, true, true]);
+    // An ablation without a run fails the check even when none failed outright.
+    const missing = fedMmxChecks({
+      runs: [run('fedavg', 0.6), run('fedmm-x', 0.61), ...ablationRuns.slice(1)],
+      bounds: [bounds(0.1, 0.8, 0.4)],
+      settings: FEDMMX_QUICK,
+      skipped: {},
+      tuning,
+      seeds: [1],
+    });
+    expect(missing[1]).toMatchObject({ name: 'every ablation ran', ok: false });
+    expect(missing[1]!.detail).toContain(`${ablationRuns[0]!.method} (0 runs)`);
+    // A grid without ablations has no such check.
+    const without = fedMmxChecks({
+      runs: [run('fedavg', 0.6), run('fedmm-x', 0.61)],
+      bounds: [bounds(0.1, 0.8, 0.4)],
+      settings: { ...FEDMMX_QUICK, ablations: false },
+      skipped: {},
+      tuning,
+      seeds: [1],
+    });
+    expect(without.map((c) => c.name)).not.toContain('every ablation ran');
+    expect(without.every((c) => c.ok)).toBe(true);
   });
 
   it('fail on an unfinished run, a failed ablation, a small gain, LOCAL above centralized, and unfaithful explanations', () => {

@@ -29,7 +29,8 @@ import { deletionFaithfulness, explain } from '@chorus/models';
 import type { Modality, MultimodalModel } from '@chorus/models';
 import { evaluateByModality, restrictModalities, trainOnUnion } from './centralized.js';
 import { ExperimentsError } from './errors.js';
-import { canonicalJson } from './runCache.js';
+import { cachedRun, canonicalJson } from './runCache.js';
+import type { RunCache } from './runCache.js';
 import { describeSplits, loadEvaluationSplits } from './evaluationSplits.js';
 import type { EvaluationSplitInfo, ExperimentDataset } from './evaluationSplits.js';
 import type { Check, ExperimentContext, Figure, SectionEntry, SectionResult } from './section.js';
@@ -63,6 +64,8 @@ export interface FedMmxSettings {
   readonly grid: TuningGrid;
   /** Seeds of the tuning runs (partition and initial model), disjoint from the evaluation seeds. */
   readonly tuningSeeds: readonly number[];
+  /** Whether the ablations run (the quick grid of a second dataset leaves them to the full grid). */
+  readonly ablations: boolean;
 }
 
 /** The reduced grid of `--quick` (CI): two learning rates, one tuning seed; a smoke test of the protocol, not evidence. */
@@ -79,17 +82,22 @@ export const FEDMMX_QUICK: FedMmxSettings = {
   faithfulness: { examples: 32, fractions: [0.1, 0.2], trials: 2 },
   grid: { learningRates: [0.003, 0.01], proximalMus: [0.01], modalWeights: [0.1], interpretabilityWeights: [0.1] },
   tuningSeeds: [101],
+  ablations: true,
 };
 
-/** The full grid. */
+/**
+ * The full grid: 3 learning rates × (FedAvg, FedProx × 2 μ, FedMM-X × 2 λ₁ × 2 λ₂, centralized,
+ * LOCAL) = 27 candidates × 2 tuning seeds, then 8 configurations × 5 evaluation seeds. Every run is
+ * stored in the run cache as it finishes, so an interrupted grid resumes where it stopped.
+ */
 export const FEDMMX_FULL: FedMmxSettings = {
   ...FEDMMX_QUICK,
-  rounds: 6,
-  maxExamplesPerClient: 200,
+  rounds: 5,
+  maxExamplesPerClient: 128,
   validationExamples: 500,
   testExamples: 500,
-  faithfulness: { examples: 256, fractions: [0.05, 0.1, 0.2], trials: 4 },
-  grid: { learningRates: [0.001, 0.003, 0.01, 0.03], proximalMus: [0.01, 0.1], modalWeights: [0.1, 0.5], interpretabilityWeights: [0.1, 1] },
+  faithfulness: { examples: 128, fractions: [0.05, 0.1, 0.2], trials: 4 },
+  grid: { learningRates: [0.003, 0.01, 0.03], proximalMus: [0.01, 0.1], modalWeights: [0.1, 0.5], interpretabilityWeights: [0.1, 1] },
   tuningSeeds: [101, 102],
 };
 
@@ -554,44 +562,68 @@ export const LOCAL_ID = 'local';
  * Chooses every main method's and both baselines' hyperparameters on the validation subset
  * (tuning seeds only; nothing here reads the test subset).
  */
-async function tuneAll(settings: FedMmxSettings, validation: LocalDataset, models: ModelFactory, log: (line: string) => void): Promise<TuningRecord[]> {
+async function tuneAll(
+  settings: FedMmxSettings,
+  validation: LocalDataset,
+  models: ModelFactory,
+  log: (line: string) => void,
+  cache: RunCache | undefined,
+): Promise<TuningRecord[]> {
   const records: TuningRecord[] = [];
-  const logScore = (what: string, h: Hyperparameters, seed: number, value: number, t0: number, cpu0: NodeJS.CpuUsage): void =>
+  // One validation score: stored under everything that defines it, so an interrupted full grid resumes.
+  const score = async (
+    what: string,
+    key: Readonly<Record<string, unknown>>,
+    h: Hyperparameters,
+    seed: number,
+    compute: () => Promise<number>,
+  ): Promise<number> => {
+    const t0 = Date.now();
+    const cpu0 = process.cpuUsage();
+    const { value, stored } = await cachedRun(cache, CACHE_PREFIX, { kind: 'validation', what, ...key, settings: runSettingsKey(settings), seed }, compute);
     log(
-      `fedmmx: tuning ${what} (${formatHyperparameters(h)}) seed ${seed}: validation ${value.toFixed(3)} (${((Date.now() - t0) / 1000).toFixed(1)} s, CPU ${cpuSeconds(cpu0)} s)`,
+      `fedmmx: tuning ${what} (${formatHyperparameters(h)}) seed ${seed}: validation ${value.toFixed(3)} (${stored ? 'stored run' : `${((Date.now() - t0) / 1000).toFixed(1)} s, CPU ${cpuSeconds(cpu0)} s`})`,
     );
+    return value;
+  };
   for (const method of fedMmxMethods().filter((m) => !m.ablation)) {
     records.push(
-      await tuneOnValidation(method.id, gridCandidates(settings.grid, method.tunes), settings.tuningSeeds, async (h, seed) => {
-        const t0 = Date.now();
-        const cpu0 = process.cpuUsage();
-        const value = await federatedValidation(method, settings, h, seed, validation, models);
-        logScore(method.id, h, seed, value, t0, cpu0);
-        return value;
-      }),
+      await tuneOnValidation(method.id, gridCandidates(settings.grid, method.tunes), settings.tuningSeeds, (h, seed) =>
+        score(method.id, { task: fedMmxTask(method, settings, seed, h) }, h, seed, () => federatedValidation(method, settings, h, seed, validation, models)),
+      ),
     );
   }
   const setups = new Map<number, Awaited<ReturnType<typeof baselineSetup>>>();
   const setupOf = async (seed: number) => setups.get(seed) ?? setups.set(seed, await baselineSetup(settings, seed, models)).get(seed)!;
   records.push(
-    await tuneOnValidation(CENTRALIZED_ID, gridCandidates(settings.grid), settings.tuningSeeds, async (h, seed) => {
-      const t0 = Date.now();
-      const cpu0 = process.cpuUsage();
-      const value = await centralizedModel(await setupOf(seed), h.learningRate, seed, models, (model) => accuracyOn(model, validation));
-      logScore(CENTRALIZED_ID, h, seed, value, t0, cpu0);
-      return value;
-    }),
+    await tuneOnValidation(CENTRALIZED_ID, gridCandidates(settings.grid), settings.tuningSeeds, (h, seed) =>
+      score(CENTRALIZED_ID, { model: BASE_TASK.model, learningRate: h.learningRate }, h, seed, async () =>
+        centralizedModel(await setupOf(seed), h.learningRate, seed, models, (model) => accuracyOn(model, validation)),
+      ),
+    ),
   );
   records.push(
-    await tuneOnValidation(LOCAL_ID, gridCandidates(settings.grid), settings.tuningSeeds, async (h, seed) => {
-      const t0 = Date.now();
-      const cpu0 = process.cpuUsage();
-      const value = meanStd((await localModels(await setupOf(seed), h.learningRate, seed, models, validation)).map((l) => l.accuracy)).mean;
-      logScore(LOCAL_ID, h, seed, value, t0, cpu0);
-      return value;
-    }),
+    await tuneOnValidation(LOCAL_ID, gridCandidates(settings.grid), settings.tuningSeeds, (h, seed) =>
+      score(
+        LOCAL_ID,
+        { model: BASE_TASK.model, learningRate: h.learningRate },
+        h,
+        seed,
+        async () => meanStd((await localModels(await setupOf(seed), h.learningRate, seed, models, validation)).map((l) => l.accuracy)).mean,
+      ),
+    ),
   );
   return records;
+}
+
+/** Bumped whenever a change to this section's code changes what a stored run would measure, so stored runs are not reused. */
+export const FEDMMX_ENGINE = 1;
+const CACHE_PREFIX = 'fedmmx';
+
+/** The settings a stored run depends on (everything but the tuning grid, the tuning seeds and whether ablations run), with the engine. */
+export function runSettingsKey(settings: FedMmxSettings): Readonly<Record<string, unknown>> {
+  const { grid: _grid, tuningSeeds: _tuningSeeds, ablations: _ablations, ...rest } = settings;
+  return { engine: FEDMMX_ENGINE, ...rest };
 }
 
 /** The hyperparameters `method` runs with: its own choice, or (ablations) the choice of the method it ablates. */
@@ -660,7 +692,7 @@ export async function runFedMmx(ctx: ExperimentContext, options: FedMmxSectionOp
   const bounds: BoundsRun[] = [];
   let tuning: TuningRecord[];
   try {
-    tuning = await tuneAll(settings, validation, models, ctx.log);
+    tuning = await tuneAll(settings, validation, models, ctx.log, ctx.cache);
     ctx.log(`fedmmx: chosen on validation: ${tuning.map((r) => `${r.method} ${formatHyperparameters(r.chosen)}`).join('; ')}`);
     const learningRates = {
       centralized: tuning.find((r) => r.method === CENTRALIZED_ID)!.chosen.learningRate,
@@ -668,13 +700,18 @@ export async function runFedMmx(ctx: ExperimentContext, options: FedMmxSectionOp
     };
     for (const seed of seeds) {
       const cpu0 = process.cpuUsage();
-      const b = await boundsRun(settings, seed, learningRates, test, models);
+      const { value: b } = await cachedRun(
+        ctx.cache,
+        CACHE_PREFIX,
+        { kind: 'bounds', settings: runSettingsKey(settings), model: BASE_TASK.model, learningRates, seed },
+        () => boundsRun(settings, seed, learningRates, test, models),
+      );
       bounds.push(b);
       ctx.log(
         `fedmmx: baselines seed ${seed}: initial ${b.initialAccuracy.toFixed(3)} (EC ${b.initialInterpretability.ec?.toFixed(3)}), centralized ${b.centralized.accuracy.toFixed(3)}, LOCAL mean ${b.localMean.toFixed(3)} (${(b.durationMs / 1000).toFixed(1)} s, CPU ${cpuSeconds(cpu0)} s)`,
       );
     }
-    const order = [...methods.filter((m) => !m.ablation), ...methods.filter((m) => m.ablation)];
+    const order = [...methods.filter((m) => !m.ablation), ...(settings.ablations ? methods.filter((m) => m.ablation) : [])];
     for (const method of order) {
       for (const seed of seeds) {
         if (skipped.has(method.id)) break;
@@ -688,7 +725,16 @@ export async function runFedMmx(ctx: ExperimentContext, options: FedMmxSectionOp
           continue;
         }
         try {
-          run = await federatedRun(method, settings, seed, chosenFor(method, tuning), test, models);
+          const h = chosenFor(method, tuning);
+          run = (
+            await cachedRun(
+              ctx.cache,
+              CACHE_PREFIX,
+              { kind: 'run', settings: runSettingsKey(settings), task: fedMmxTask(method, settings, seed, h), seed },
+              () => federatedRun(method, settings, seed, h, test, models),
+              (r) => r.status === 'finished',
+            )
+          ).value;
         } catch (err) {
           if (!method.ablation) throw err;
           skipped.set(method.id, err instanceof Error ? err.message : String(err));
@@ -725,12 +771,17 @@ export async function runFedMmx(ctx: ExperimentContext, options: FedMmxSectionOp
 /**
  * Per-dataset changes to the quick and full grids, fixed before any run: on \`fashion-mm\` one local
  * epoch of 64 examples is two Adam steps a round, and three such rounds leave every method at chance
- * on validation, so its clients train longer.
+ * on validation, so its clients train longer. Its quick grid (CI) tries one learning rate and leaves
+ * the ablations to the full grid, to keep the quick report within its time; the digits quick grid
+ * still runs every ablation.
  */
 export const FEDMMX_DATASET_SETTINGS: Readonly<Record<ExperimentDataset, { readonly quick: Partial<FedMmxSettings>; readonly full: Partial<FedMmxSettings> }>> =
   {
     digits: { quick: {}, full: {} },
-    'fashion-mm': { quick: { localEpochs: 3, maxExamplesPerClient: 96 }, full: { localEpochs: 2, rounds: 10 } },
+    'fashion-mm': {
+      quick: { localEpochs: 3, maxExamplesPerClient: 96, ablations: false, grid: { ...FEDMMX_QUICK.grid, learningRates: [0.01] } },
+      full: { localEpochs: 2, rounds: 8 },
+    },
   };
 
 /** The section on \`dataset\`, under \`id\`, with the dataset's grid changes. */
@@ -793,17 +844,22 @@ export function fedMmxChecks(input: Pick<FedMmxMeasurements, 'runs' | 'bounds' |
           ? `${runs.length} runs × ${settings.rounds} rounds`
           : `unfinished: ${unfinished.map((r) => `${r.method}/s${r.seed} (${r.status}, ${r.completedRounds} rounds)`).join(', ')}`,
     },
-    {
-      name: 'every ablation ran',
-      ok: skipped.length === 0,
-      detail:
-        skipped.length === 0
-          ? fedMmxMethods()
-              .filter((m) => m.ablation)
-              .map((m) => m.id)
-              .join(', ')
-          : skipped.map(([id, why]) => `${id}: ${why}`).join('; '),
-    },
+    // A grid without ablations (a second dataset's quick grid) has nothing to check here.
+    ...(settings.ablations
+      ? [
+          {
+            name: 'every ablation ran',
+            ok: skipped.length === 0 && fedMmxMethods().every((m) => !m.ablation || runs.some((r) => r.method === m.id)),
+            detail:
+              skipped.length === 0
+                ? fedMmxMethods()
+                    .filter((m) => m.ablation)
+                    .map((m) => `${m.id} (${runs.filter((r) => r.method === m.id).length} runs)`)
+                    .join(', ')
+                : skipped.map(([id, why]) => `${id}: ${why}`).join('; '),
+          },
+        ]
+      : []),
     {
       name: 'every test run used the values chosen on validation, with tuning seeds apart from the evaluation seeds',
       ok: untuned.length === 0 && mismatched.length === 0 && overlap.length === 0,
@@ -1094,8 +1150,15 @@ ${ecReading}
 
 ### Ablations (%)
 
-${markdownTable(['Variant', 'all modalities', 'image alone', 'text alone', 'audio alone', 'EC', 'FS', 'accuracy − FedMM-X (paired, points)'], ablationRows)}${ablationNote}
-${ablationReading}${reused.map(([m, from]) => ` ${label.get(m) ?? m} is, with the values chosen, the same task as ${label.get(from) ?? from} (bit-reproducible runs), so ${label.get(from) ?? from}'s runs are reused for it.`).join('')} The paper reports −4.3 accuracy without cross-modal regularization, −18.2 % EC without the interpretability module, and −11.6 % robustness without trust weighting (robustness under attack is in the robustness section; here no client is adversarial).
+${
+  settings.ablations
+    ? `${markdownTable(['Variant', 'all modalities', 'image alone', 'text alone', 'audio alone', 'EC', 'FS', 'accuracy − FedMM-X (paired, points)'], ablationRows)}${ablationNote}
+${ablationReading}${reused.map(([m, from]) => ` ${label.get(m) ?? m} is, with the values chosen, the same task as ${label.get(from) ?? from} (bit-reproducible runs), so ${label.get(from) ?? from}'s runs are reused for it.`).join('')} The paper reports −4.3 accuracy without cross-modal regularization, −18.2 % EC without the interpretability module, and −11.6 % robustness without trust weighting (robustness under attack is in the robustness section; here no client is adversarial).`
+    : `Not run in this grid (${ablations
+        .slice(1)
+        .map(([name]) => name)
+        .join('; ')}): the quick grid of this dataset leaves them to the full grid, and the digits quick grid runs them all.`
+}
 
 ![accuracy by round](${id}-accuracy-by-round.svg)
 

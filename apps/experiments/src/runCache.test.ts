@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cacheFileName, canonicalJson, createRunCache } from './runCache.js';
+import { cacheFileName, cachedRun, canonicalJson, createRunCache, decodeNonFinite, encodeNonFinite } from './runCache.js';
 
 describe('run cache', () => {
   let dir: string;
@@ -66,5 +66,32 @@ describe('run cache', () => {
     const cache = createRunCache(null);
     cache.put('robustness', { a: 1 }, { v: 1 });
     expect(cache.get('robustness', { a: 1 })).toBeNull();
+  });
+
+  it('keeps NaN and infinities through a stored run, and stores only what `keep` accepts', async () => {
+    const value = { accuracy: 0.5, ec: Number.NaN, rounds: [0.1, Number.POSITIVE_INFINITY, null], nested: { low: Number.NEGATIVE_INFINITY } };
+    expect(JSON.stringify(encodeNonFinite(value))).not.toContain('null,null');
+    expect(decodeNonFinite(JSON.parse(JSON.stringify(encodeNonFinite(value))))).toEqual(value);
+
+    const cache = createRunCache(dir);
+    let calls = 0;
+    const compute = async (): Promise<typeof value> => {
+      calls += 1;
+      return value;
+    };
+    expect(await cachedRun(cache, 'fedmmx', { seed: 1 }, compute)).toEqual({ value, stored: false });
+    const again = await cachedRun(cache, 'fedmmx', { seed: 1 }, compute);
+    expect(again.stored).toBe(true);
+    expect(Number.isNaN(again.value.ec)).toBe(true);
+    expect(again.value).toEqual(value);
+    expect(calls).toBe(1);
+
+    // A value `keep` refuses (an unfinished run) is returned but not stored, so it runs again next time.
+    await cachedRun(cache, 'fedmmx', { seed: 2 }, compute, () => false);
+    await cachedRun(cache, 'fedmmx', { seed: 2 }, compute, () => false);
+    expect(calls).toBe(3);
+    // Without a cache every call computes.
+    await cachedRun(undefined, 'fedmmx', { seed: 1 }, compute);
+    expect(calls).toBe(4);
   });
 });

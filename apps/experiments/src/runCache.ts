@@ -92,3 +92,43 @@ export function createRunCache(dir: string | null, options: { readonly read?: bo
     },
   };
 }
+
+/** How a non-finite number (NaN, ±Infinity) is written in a cache file: plain JSON would turn it into null. */
+const NON_FINITE = '$nonFinite';
+
+/** `value` with every non-finite number replaced by `{ $nonFinite: 'NaN' | 'Infinity' | '-Infinity' }`. */
+export function encodeNonFinite(value: unknown): unknown {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : { [NON_FINITE]: String(value) };
+  if (Array.isArray(value)) return value.map(encodeNonFinite);
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, encodeNonFinite(v)]));
+  return value;
+}
+
+/** The inverse of `encodeNonFinite`. */
+export function decodeNonFinite(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(decodeNonFinite);
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value);
+    if (entries.length === 1 && entries[0]![0] === NON_FINITE && typeof entries[0]![1] === 'string') return Number(entries[0]![1]);
+    return Object.fromEntries(entries.map(([k, v]) => [k, decodeNonFinite(v)]));
+  }
+  return value;
+}
+
+/**
+ * The stored value of `key` when `cache` holds one, else `compute()`'s, stored when `keep` accepts
+ * it (e.g. only finished runs). Non-finite numbers survive the round trip. `stored` tells which.
+ */
+export async function cachedRun<T>(
+  cache: RunCache | undefined,
+  prefix: string,
+  key: unknown,
+  compute: () => Promise<T>,
+  keep: (value: T) => boolean = () => true,
+): Promise<{ value: T; stored: boolean }> {
+  const hit = cache?.get<unknown>(prefix, key) ?? null;
+  if (hit !== null) return { value: decodeNonFinite(hit) as T, stored: true };
+  const value = await compute();
+  if (keep(value)) cache?.put(prefix, key, encodeNonFinite(value));
+  return { value, stored: false };
+}
