@@ -186,7 +186,7 @@ describe('fedMmxChecks', () => {
       seeds: [1],
     });
     expect(missing[1]).toMatchObject({ name: 'every ablation ran', ok: false });
-    expect(missing[1]!.detail).toContain(`${ablationRuns[0]!.method} (0 runs)`);
+    expect(missing[1]!.detail).toContain(`${ablationRuns[0]!.method} (0 runs), ${ablationRuns[1]!.method} (1 run)`);
     // A grid without ablations has no such check.
     const without = fedMmxChecks({
       runs: [run('fedavg', 0.6), run('fedmm-x', 0.61)],

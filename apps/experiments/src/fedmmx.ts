@@ -854,7 +854,10 @@ export function fedMmxChecks(input: Pick<FedMmxMeasurements, 'runs' | 'bounds' |
               skipped.length === 0
                 ? fedMmxMethods()
                     .filter((m) => m.ablation)
-                    .map((m) => `${m.id} (${runs.filter((r) => r.method === m.id).length} runs)`)
+                    .map((m) => {
+                      const n = runs.filter((r) => r.method === m.id).length;
+                      return `${m.id} (${n} run${n === 1 ? '' : 's'})`;
+                    })
                     .join(', ')
                 : skipped.map(([id, why]) => `${id}: ${why}`).join('; '),
           },

@@ -53,4 +53,6 @@ export interface ExperimentContext {
 export interface SectionEntry {
   readonly id: string;
   readonly run: (ctx: ExperimentContext) => Promise<SectionResult>;
+  /** Measured minutes of its quick grid on 2 cores: sections start longest first, so `--jobs 2` ends soonest (absent: 0). */
+  readonly quickMinutes?: number;
 }
