@@ -39,6 +39,11 @@ describe('parseExperimentsArgs', () => {
     expect(args.outDir).toBe(resolve('x'));
   });
 
+  it('--render asks for the report to be rebuilt without running anything', () => {
+    expect(parseExperimentsArgs(['--render'], KNOWN).render).toBe(true);
+    expect(parseExperimentsArgs([], KNOWN).render).toBe(false);
+  });
+
   it('--shard i/n picks one of n interleaved parts and needs the cache', () => {
     expect(parseExperimentsArgs(['--shard', '2/3'], KNOWN).shard).toEqual({ index: 2, count: 3 });
     expect(parseExperimentsArgs([], KNOWN).shard).toBeNull();

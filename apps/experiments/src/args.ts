@@ -29,6 +29,8 @@ export interface ExperimentsArgs {
   readonly fresh: boolean;
   /** `--shard i/n`: run only every n-th missing cell from the i-th (0-based), so n invocations fill one grid side by side; null: all. */
   readonly shard: Shard | null;
+  /** `--render`: run nothing, rebuild README.md from the raw files in the folder (after a code change to the report's frame). */
+  readonly render: boolean;
 }
 
 /** One of n interleaved parts of a grid's plan. */
@@ -64,6 +66,7 @@ export function parseExperimentsArgs(argv: readonly string[], known: readonly st
         'no-cache': { type: 'boolean', default: false },
         fresh: { type: 'boolean', default: false },
         shard: { type: 'string' },
+        render: { type: 'boolean', default: false },
       },
       strict: true,
       allowPositionals: false,
@@ -89,5 +92,5 @@ export function parseExperimentsArgs(argv: readonly string[], known: readonly st
   const cacheDir = values['no-cache'] ? null : values.cache !== undefined ? resolve(values.cache) : values.quick ? null : join(outDir, 'raw', 'runs');
   const shard = values.shard === undefined ? null : parseShard(values.shard);
   if (shard !== null && cacheDir === null) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', '--shard needs the run cache: the shards meet only there');
-  return { quick: values.quick, only: only.length > 0 ? only : known, outDir, seeds, jobs, cacheDir, fresh: values.fresh, shard };
+  return { quick: values.quick, only: only.length > 0 ? only : known, outDir, seeds, jobs, cacheDir, fresh: values.fresh, shard, render: values.render };
 }

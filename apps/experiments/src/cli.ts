@@ -1,12 +1,14 @@
 /**
  * `pnpm experiments [--quick] [--only <id>[,<id>…]] [--out DIR] [--seeds 1,2,3,4,5] [--jobs 2]
- * [--cache DIR | --no-cache] [--fresh]`: runs the experiment sections with headless clients and
+ * [--cache DIR | --no-cache] [--fresh] [--shard i/n] [--render]`: runs the experiment sections with headless clients and
  * writes the report (README.md, SVG figures and raw/<id>.json) into DIR — by default docs/results/
  * (full) or docs/results/quick/ (--quick, so CI never overwrites the full results). Sections run as
  * child processes, `--jobs` at a time (each child has its own TF.js backend and trains on one core).
  * Finished runs of the full mode are kept in DIR/raw/runs/ (see runCache.ts) and reused by later
  * invocations unless `--fresh`; `--cache` picks another folder, `--no-cache` keeps none; `--shard i/n`
- * runs only every n-th missing cell, so n invocations can fill one grid together. Prints one
+ * runs only every n-th missing cell, so n invocations can fill one grid together; `--render` runs
+ * nothing and rebuilds README.md from the raw files already there. Sections of the list that have no
+ * raw file yet are named in the report as not yet run. Prints one
  * progress line per run; exits 1 when a section fails (it is then not written) or one of its sanity
  * checks does, 2 on bad arguments.
  */
@@ -128,6 +130,17 @@ function runChild(id: string, args: ExperimentsArgs, scratch: string, log: (line
 
 /** Runs the selected sections `jobs` at a time in child processes and writes the report; returns true when every check passed. */
 export async function runExperiments(args: ExperimentsArgs, log: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<boolean> {
+  const reportOptions = {
+    title: args.quick ? 'Experiment results (quick grid)' : 'Experiment results',
+    notes: REPORT_NOTES,
+    order: SECTIONS.map((s) => s.id),
+    expected: SECTIONS.map((s) => ({ id: s.id, command: commandOf(s.id, args) })),
+  };
+  if (args.render) {
+    const written = writeReport(args.outDir, [], reportOptions);
+    log(`report: ${written.readme} re-rendered from ${written.sections.length} raw file(s) (${written.sections.join(', ')})`);
+    return true;
+  }
   const scratch = mkdtempSync(join(tmpdir(), 'chorus-experiments-'));
   const results = new Map<string, SectionResult>();
   const failures: string[] = [];
@@ -156,7 +169,7 @@ export async function runExperiments(args: ExperimentsArgs, log: (line: string) 
   const written = writeReport(
     args.outDir,
     ordered.map((section) => ({ section, run: { command: commandOf(section.id, args), quick: args.quick, seeds: args.seeds } satisfies RunInfo })),
-    { title: args.quick ? 'Experiment results (quick grid)' : 'Experiment results', notes: REPORT_NOTES, order: SECTIONS.map((s) => s.id) },
+    reportOptions,
   );
   const failed = [...failures, ...ordered.flatMap((s) => s.checks.filter((c) => !c.ok).map((c) => `${s.id}: ${c.name} (${c.detail})`))];
   for (const f of failed) log(`failed: ${f}`);

@@ -36,6 +36,19 @@ describe('renderReport', () => {
     expect(md).toContain('## What differs from the papers\n\n- small data');
     expect(md.indexOf('## Section b')).toBeLessThan(md.indexOf('## Section a'));
     expect(md).not.toMatch(/20\d\d-\d\d-\d\d/);
+    expect(md).not.toContain('Not yet run');
+  });
+
+  it('names the expected sections that have no stored result, with their commands', () => {
+    const expected = [
+      { id: 'a', command: 'pnpm experiments --only a' },
+      { id: 'c', command: 'pnpm experiments --only c' },
+    ];
+
+    const md = renderReport([storedSection(section('a'), run)], { ...options, expected });
+
+    expect(md).toContain('Not yet run in this mode, so not in this report: c (`pnpm experiments --only c`).');
+    expect(md).not.toContain('a (`pnpm experiments --only a`)');
   });
 });
 

@@ -69,18 +69,36 @@ function minutes(ms: number): string {
   return s < 120 ? `${s} s` : `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
 }
 
-/** The report's Markdown for `sections` in the given order. */
-export function renderReport(sections: readonly StoredSection[], options: { readonly title: string; readonly notes: string }): string {
+/** A section the report should hold, with the command that produces it (listed as pending while it has no raw file). */
+export interface ExpectedSection {
+  readonly id: string;
+  readonly command: string;
+}
+
+/** The report's Markdown for `sections` in the given order; `expected` sections without a stored one are listed as not yet run. */
+export function renderReport(
+  sections: readonly StoredSection[],
+  options: { readonly title: string; readonly notes: string; readonly expected?: readonly ExpectedSection[] },
+): string {
   const lines: string[] = [`# ${options.title}`, ''];
   const modes = new Set(sections.map((s) => (s.run.quick ? 'quick' : 'full')));
   lines.push(
     `Produced by \`pnpm experiments\` (apps/experiments). Mode: ${[...modes].join(' and ') || '—'}. Each section's raw numbers, task settings and seeds are in \`raw/<section>.json\`; the command beside each section regenerates it.`,
     '',
-    markdownTable(
-      ['Section', 'Mode', 'Seeds', 'Runtime', 'Command'],
-      sections.map((s) => [s.title, s.run.quick ? 'quick' : 'full', s.run.seeds.join(', '), minutes(s.durationMs), `\`${s.run.command}\``]),
-    ),
   );
+  if (sections.length > 0)
+    lines.push(
+      markdownTable(
+        ['Section', 'Mode', 'Seeds', 'Runtime', 'Command'],
+        sections.map((s) => [s.title, s.run.quick ? 'quick' : 'full', s.run.seeds.join(', '), minutes(s.durationMs), `\`${s.run.command}\``]),
+      ),
+    );
+  const pending = (options.expected ?? []).filter((e) => !sections.some((s) => s.id === e.id));
+  if (pending.length > 0)
+    lines.push(
+      `Not yet run in this mode, so not in this report: ${pending.map((e) => `${e.id} (\`${e.command}\`)`).join(', ')}. No number from an earlier version of the code stands in for them.`,
+      '',
+    );
   const checks = sections.flatMap((s) => s.checks.map((c) => [s.id, c.name, c.ok ? 'pass' : '**FAIL**', c.detail]));
   if (checks.length > 0)
     lines.push('Sanity checks (`pnpm experiments` exits non-zero when one fails):', '', markdownTable(['Section', 'Check', 'Result', 'Detail'], checks));
@@ -93,7 +111,7 @@ export function renderReport(sections: readonly StoredSection[], options: { read
 export function writeReport(
   outDir: string,
   sections: readonly { section: SectionResult; run: RunInfo }[],
-  options: { readonly title: string; readonly notes: string; readonly order: readonly string[] },
+  options: { readonly title: string; readonly notes: string; readonly order: readonly string[]; readonly expected?: readonly ExpectedSection[] },
 ): { readme: string; sections: string[] } {
   checkSections(sections.map((s) => s.section));
   const rawDir = join(outDir, 'raw');
