@@ -14,9 +14,14 @@ export type ModelsErrorCode = (typeof MODELS_ERROR_CODES)[number];
 export class ModelsError extends Error {
   override readonly name = 'ModelsError';
 
+  /**
+   * @param field the path of the offending field in a plain spec or config (`spec.arch`), when the
+   *   error is about one; callers show it next to their own path (a task file's `clients[2].arch`).
+   */
   constructor(
     readonly code: ModelsErrorCode,
     message: string,
+    readonly field?: string,
   ) {
     super(`${code}: ${message}`);
   }
