@@ -59,8 +59,9 @@ export function symmetricInfoNce(a: tf.Tensor, b: tf.Tensor, temperature = INFO_
     const n = a.shape[0]!;
     const logits = tf.div(tf.matMul(l2Normalize(a), l2Normalize(b), false, true), temperature);
     const eye = tf.eye(n);
-    const rows = tf.neg(tf.mean(tf.sum(tf.mul(eye, tf.logSoftmax(logits, 1)), 1)));
-    const cols = tf.neg(tf.mean(tf.sum(tf.mul(eye, tf.logSoftmax(logits, 0)), 0)));
+    // TF.js's logSoftmax works on the last axis only: the column direction is the transpose's rows.
+    const rows = tf.neg(tf.mean(tf.sum(tf.mul(eye, tf.logSoftmax(logits)), 1)));
+    const cols = tf.neg(tf.mean(tf.sum(tf.mul(eye, tf.logSoftmax(tf.transpose(logits))), 1)));
     return tf.mul(tf.add(rows, cols), 0.5) as tf.Scalar;
   });
 }
