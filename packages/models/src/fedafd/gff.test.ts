@@ -53,7 +53,8 @@ describe('GranularityFusion (GFF, Eq. 3–5)', () => {
     // Stage 1 attention of X + Y = [0, 2, 8, 6]: local = relu(v) per feature; global = relu(mean over groups) = [4, 4] on both groups.
     const fusion = handSet({ 'stage1/local/w1': IDENTITY, 'stage1/local/w2': IDENTITY, 'stage1/global/w1': IDENTITY, 'stage1/global/w2': IDENTITY });
 
-    const gates = tf.tidy(() => fusion.gates(tf.tensor2d([X]), tf.tensor2d([Y])));
+    const [x, y] = [tf.tensor2d([X]), tf.tensor2d([Y])];
+    const gates = fusion.gates(x, y);
     const first = Array.from(gates.first.dataSync());
     const second = Array.from(gates.second.dataSync());
 
@@ -62,7 +63,7 @@ describe('GranularityFusion (GFF, Eq. 3–5)', () => {
     second.forEach((v) => expect(v).toBeCloseTo(0.5, 6));
     const fused = fuse(fusion);
     fused.forEach((v, i) => expect(v).toBeCloseTo((X[i]! + Y[i]!) / 2, 5));
-    tf.dispose([gates.first, gates.second]);
+    tf.dispose([x, y, gates.first, gates.second]);
     fusion.dispose();
   });
 
