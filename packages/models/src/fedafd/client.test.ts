@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FEDAFD_CLIENT_ARCHS, FEDAFD_CLIENT_KINDS, FedAfdClient, createFedAfdClient, type FedAfdClientSpec } from './client.js';
+import type { FedAfdClient } from './client.js';
+import { FEDAFD_CLIENT_ARCHS, FEDAFD_CLIENT_KINDS, createFedAfdClient, type FedAfdClientSpec } from './client.js';
 import { FedAfdServerModel } from './server.js';
 import { SMALL, disposeBatch, smallBatch, smallEmbedder, smallImageBase, smallOptions, smallServerConfig, smallSpec, unitRows } from './fixtures.test-util.js';
 import type { RepresentationArrays } from './inputs.js';
