@@ -32,18 +32,18 @@ export function isModelsError(err: unknown, code?: ModelsErrorCode): err is Mode
   return err instanceof ModelsError && (code === undefined || err.code === code);
 }
 
-/** Throws `MODELS_BAD_CONFIG` unless `value` is an integer ≥ `min`. */
+/** Throws `MODELS_BAD_CONFIG` (naming `field`) unless `value` is an integer ≥ `min`. */
 export function checkInt(fn: string, field: string, value: unknown, min: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: ${field} must be an integer ≥ ${min}, got ${String(value)}`);
+    throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: ${field} must be an integer ≥ ${min}, got ${String(value)}`, field);
   }
   return value;
 }
 
-/** Throws `MODELS_BAD_CONFIG` unless `value` is a finite number > 0. */
+/** Throws `MODELS_BAD_CONFIG` (naming `field`) unless `value` is a finite number > 0. */
 export function checkPositive(fn: string, field: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: ${field} must be a finite number > 0, got ${String(value)}`);
+    throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: ${field} must be a finite number > 0, got ${String(value)}`, field);
   }
   return value;
 }
