@@ -14,9 +14,14 @@ export type ModelsErrorCode = (typeof MODELS_ERROR_CODES)[number];
 export class ModelsError extends Error {
   override readonly name = 'ModelsError';
 
+  /**
+   * @param field the path of the offending field in a plain spec or config (`spec.arch`), when the
+   *   error is about one; callers show it next to their own path (a task file's `clients[2].arch`).
+   */
   constructor(
     readonly code: ModelsErrorCode,
     message: string,
+    readonly field?: string,
   ) {
     super(`${code}: ${message}`);
   }
@@ -27,18 +32,18 @@ export function isModelsError(err: unknown, code?: ModelsErrorCode): err is Mode
   return err instanceof ModelsError && (code === undefined || err.code === code);
 }
 
-/** Throws `MODELS_BAD_CONFIG` unless `value` is an integer ≥ `min`. */
+/** Throws `MODELS_BAD_CONFIG` (naming `field`) unless `value` is an integer ≥ `min`. */
 export function checkInt(fn: string, field: string, value: unknown, min: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: ${field} must be an integer ≥ ${min}, got ${String(value)}`);
+    throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: ${field} must be an integer ≥ ${min}, got ${String(value)}`, field);
   }
   return value;
 }
 
-/** Throws `MODELS_BAD_CONFIG` unless `value` is a finite number > 0. */
+/** Throws `MODELS_BAD_CONFIG` (naming `field`) unless `value` is a finite number > 0. */
 export function checkPositive(fn: string, field: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: ${field} must be a finite number > 0, got ${String(value)}`);
+    throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: ${field} must be a finite number > 0, got ${String(value)}`, field);
   }
   return value;
 }

@@ -1,7 +1,8 @@
 /**
  * @chorus/models: the multimodal model clients train (frozen encoders with LoRA adapters, concept
  * projections, a NAM or linear head), its losses, explanations and FedMM-X's explanation metrics,
- * and model I/O. Every export is listed here by name, grouped by the module that is its home.
+ * model I/O, and FedAFD's heterogeneous client models, server model, BAA discriminators and GFF
+ * fusion (src/fedafd). Every export is listed here by name, grouped by the module that is its home.
  */
 export { applyLora, chainLayers, cloneLayer, standardCopies, toStandardModel } from './adapt.js';
 export type { ApplyLoraOptions, StandardCopy } from './adapt.js';
@@ -60,6 +61,40 @@ export {
   saveMultimodalModel,
 } from './io.js';
 export type { ExportMergedOptions, PartHandler, SavedModelConfig } from './io.js';
+export { BAA_LEAKY_SLOPE, BaaDiscriminators } from './fedafd/baa.js';
+export type { BaaDiscriminatorsConfig, BaaInputs } from './fedafd/baa.js';
+export { FEDAFD_CLIENT_ARCHS, FEDAFD_CLIENT_KINDS, FEDAFD_CLIENT_MODALITIES, FedAfdClient, createFedAfdClient, resolveClientSpec } from './fedafd/client.js';
+export type {
+  FedAfdClientKind,
+  FedAfdClientOptions,
+  FedAfdClientSpec,
+  FedAfdEvaluation,
+  FedAfdParameterCounts,
+  FedAfdStepInput,
+  FedAfdStepResult,
+} from './fedafd/client.js';
+export { AUDIO_ENCODER_ARCHS, IMAGE_ENCODER_ARCHS, TEXT_ENCODER_ARCHS, buildFeatureEncoder, encoderArchs } from './fedafd/encoders.js';
+export type { EncoderArch, EncoderInputs, EncoderSizes, FeatureEncoder } from './fedafd/encoders.js';
+export { GranularityFusion } from './fedafd/gff.js';
+export type { FusionGates, GranularityFusionArgs } from './fedafd/gff.js';
+export { FEDAFD_DIM, GlobalEncoders } from './fedafd/globalEncoders.js';
+export type { GlobalEncoderSizes, GlobalEncodersConfig } from './fedafd/globalEncoders.js';
+export type { RepresentationArrays } from './fedafd/inputs.js';
+export {
+  FEDAFD_ADVERSARIAL_WEIGHT,
+  FEDAFD_DISTILLATION_WEIGHT,
+  INFO_NCE_TEMPERATURE,
+  discriminatorLoss,
+  encoderAdversarialLoss,
+  l2Normalize,
+  representationDistillation,
+  symmetricInfoNce,
+} from './fedafd/losses.js';
+export { recallAtK, retrievalMetrics } from './fedafd/retrievalMetrics.js';
+export type { RetrievalMetrics } from './fedafd/retrievalMetrics.js';
+export { FedAfdServerModel } from './fedafd/server.js';
+export type { FedAfdServerConfig, FedAfdServerStepInput, FedAfdServerStepResult } from './fedafd/server.js';
+export type { NamedVariable } from './fedafd/weights.js';
 export { LinearHead } from './linearHead.js';
 export type { LinearHeadArgs } from './linearHead.js';
 export { LORA_ACTIVATIONS, LoraConv1x1, LoraDense, isLoraLayer } from './lora.js';
