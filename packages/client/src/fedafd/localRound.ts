@@ -1,0 +1,242 @@
+/**
+ * One FedAFD round of a client's local work ("FedAFD: Multimodal Federated Learning via Adversarial
+ * Fusion and Distillation", Algorithm 1, client part), over plain data: load the global encoders
+ * the client fuses with (GFF, Eq. 3–6), run the local epochs — each step a local mini-batch paired
+ * with the round's public batch or a window of it, on which BAA (Eq. 1–2) tells the client's
+ * representations from the global ones — then return the client's representations of the whole
+ * public batch for the modalities it holds, and its local metrics. Nothing else leaves the client.
+ *
+ * Everything the round receives from the other side (public batch, global representations, global
+ * weights) is checked before any weight moves: a refusal raises a `ClientError` and trains
+ * nothing. The result is a function of the inputs and `rng` (the epoch shuffles); time goes into
+ * `milliseconds` only. Every tensor made here is disposed before the round returns or throws.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { shuffled } from '@chorus/fl-core';
+import type { Parameters, Rng } from '@chorus/fl-core';
+import type { FedAfdClient, FedAfdStepResult, Modality, MultimodalBatch, RepresentationArrays } from '@chorus/models';
+import type { HostBatch, LocalDataset } from '../dataset.js';
+import { ClientError } from '../errors.js';
+import { toModelBatch } from '../training.js';
+
+/** Local examples scored after training when the options name no count. */
+export const FEDAFD_EVAL_EXAMPLES = 64;
+
+/** Progress of one local step (1-based). */
+export interface FedAfdStepProgress {
+  readonly epoch: number;
+  readonly numEpochs: number;
+  readonly batch: number;
+  readonly numBatches: number;
+  /** L_task + λ_adv · L_adv^enc of the step. */
+  readonly loss: number;
+}
+
+/** What one FedAFD round of local work needs. */
+export interface FedAfdLocalRoundOptions {
+  readonly client: FedAfdClient;
+  /** The client's local data: every modality of its kind, with labels. */
+  readonly dataset: LocalDataset;
+  /** The round's public batch (at least the client's modalities), B rows. */
+  readonly publicBatch: HostBatch;
+  /** Global representations of the public batch, [B, D] row-major per modality: the client's and their partners' (BAA's inputs). */
+  readonly globalPublic: RepresentationArrays;
+  /** The global encoders' weights (the server model's export), loaded before training when the client fuses with them. */
+  readonly globalWeights?: Parameters;
+  readonly localEpochs: number;
+  readonly batchSize: number;
+  /** Public rows paired with each local step: consecutive windows of this many rows, in turn; default all B. */
+  readonly publicBatchSize?: number;
+  /** Shuffles each epoch. */
+  readonly rng: Rng;
+  /** Local examples (the first ones) scored after training; default {@link FEDAFD_EVAL_EXAMPLES}, 0: none. */
+  readonly evalExamples?: number;
+  /** Milliseconds clock for the `milliseconds` metric; default `performance.now`. */
+  readonly now?: () => number;
+  readonly onStep?: (progress: FedAfdStepProgress) => void;
+  /** Checked before every step; true abandons the round. */
+  readonly shouldStop?: () => boolean;
+  /** Awaited between steps, so sockets and other clients get a turn. */
+  readonly pause?: () => Promise<void>;
+}
+
+/** Local figures of a round, all plain numbers (example-weighted means over the steps). */
+export interface FedAfdLocalMetrics {
+  /** L_task + λ_adv · L_adv^enc. */
+  readonly loss: number;
+  /** Cross-entropy (classifiers) or symmetric InfoNCE (retrieval) on the fused features. */
+  readonly taskLoss: number;
+  /** The encoder's BAA term (0 without BAA). */
+  readonly adversarialLoss: number;
+  /** The discriminators' loss (0 without BAA). */
+  readonly discriminatorLoss: number;
+  readonly numSteps: number;
+  /** Local training examples. */
+  readonly numExamples: number;
+  /** Examples scored after training (0: none, and no accuracy or recall). */
+  readonly evalExamples: number;
+  /** Classifiers: fraction of the scored examples classified right. */
+  readonly accuracy?: number;
+  /** Retrieval clients: R@1 (percent) over the scored pairs, both ways, and rsum. */
+  readonly i2tR1?: number;
+  readonly t2iR1?: number;
+  readonly rsum?: number;
+  /** Wall time of the round. */
+  readonly milliseconds: number;
+}
+
+/** The client's upload material: its public representations and metrics. */
+export interface FedAfdLocalRoundResult {
+  /** [B, D] row-major per modality the client holds. */
+  readonly representations: RepresentationArrays;
+  readonly metrics: FedAfdLocalMetrics;
+}
+
+function refuse(message: string): never {
+  throw new ClientError('CLIENT_BAD_ROUND', `FedAFD round: ${message}`);
+}
+
+function checkCount(name: string, value: number, min: number, max = Infinity): void {
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new ClientError('CLIENT_BAD_CONFIG', `FedAFD round: ${name} must be an integer in [${min}, ${max}], got ${value}`);
+}
+
+/** Modalities whose global representations `client`'s steps read: its own and their partners with BAA, none without. */
+export function globalModalitiesNeeded(client: FedAfdClient): Modality[] {
+  return client.spec.useBaa ? client.globalModalitiesNeeded() : [];
+}
+
+/**
+ * Checks a round's inputs against `client` and returns the public batch's row count B; throws
+ * `CLIENT_BAD_CONFIG` (counts), `CLIENT_DATASET` (local data lacking a modality of the client) or
+ * `CLIENT_BAD_ROUND` (a public batch without the client's modalities or of ragged rows, global
+ * representations missing a needed modality, not [B, D] or not finite). Reads and changes nothing.
+ */
+export function checkFedAfdRound(options: FedAfdLocalRoundOptions): number {
+  const { client, dataset, publicBatch, globalPublic } = options;
+  checkCount('localEpochs', options.localEpochs, 1);
+  checkCount('batchSize', options.batchSize, 1);
+  if (options.evalExamples !== undefined) checkCount('evalExamples', options.evalExamples, 0);
+  const lacking = client.modalities.filter((m) => !dataset.modalities.includes(m));
+  if (lacking.length > 0)
+    throw new ClientError('CLIENT_DATASET', `a ${client.kind} needs ${lacking.join(', ')}, the local data holds ${dataset.modalities.join(', ')}`);
+  if (dataset.numExamples === 0) throw new ClientError('CLIENT_DATASET', 'no local examples to train on');
+  const rows = publicBatch.size;
+  if (!Number.isInteger(rows) || rows < 1) refuse(`the public batch has ${rows} rows`);
+  for (const m of client.modalities) {
+    const a = publicBatch[m];
+    if (!a) refuse(`the public batch has no '${m}' input`);
+    const rowSize = a.shape.slice(1).reduce((p, d) => p * d, 1);
+    if (a.shape[0] !== rows || a.values.length !== rows * rowSize) refuse(`public '${m}' has shape [${a.shape.join(',')}], expected ${rows} rows`);
+  }
+  if (options.publicBatchSize !== undefined) checkCount('publicBatchSize', options.publicBatchSize, 1, rows);
+  for (const m of globalModalitiesNeeded(client))
+    if (globalPublic[m] === undefined) refuse(`the global representations miss '${m}', which a ${client.kind} needs`);
+  for (const [m, values] of Object.entries(globalPublic) as [Modality, unknown][]) {
+    if (!(values instanceof Float32Array) || values.length !== rows * client.dim)
+      refuse(`global '${m}' must be ${rows} × ${client.dim} float32 values, got ${values instanceof Float32Array ? values.length : typeof values}`);
+    for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) refuse(`global '${m}'[${i}] is ${values[i]}`);
+  }
+  return rows;
+}
+
+/** Rows [start, start + count) of a model batch (the caller disposes the slices). */
+function sliceBatch(batch: MultimodalBatch, modalities: readonly Modality[], start: number, count: number): MultimodalBatch {
+  const out: MultimodalBatch = {};
+  for (const m of modalities) out[m] = tf.slice(batch[m]!, start, count);
+  return out;
+}
+
+function disposeBatch(batch: MultimodalBatch): void {
+  tf.dispose(Object.values(batch) as tf.Tensor[]);
+}
+
+/**
+ * Runs one FedAFD round of local work (see the module comment); resolves with null when
+ * `shouldStop` abandoned it. Refusals (see {@link checkFedAfdRound}; global weights the client
+ * cannot load: `CLIENT_MODEL_MISMATCH`) happen before any weight moves.
+ */
+export async function runFedAfdLocalRound(options: FedAfdLocalRoundOptions): Promise<FedAfdLocalRoundResult | null> {
+  const { client, dataset, localEpochs, batchSize, rng } = options;
+  const now = options.now ?? ((): number => performance.now());
+  const started = now();
+  const rows = checkFedAfdRound(options);
+  if (options.globalWeights && client.spec.useGff) {
+    try {
+      client.setGlobalWeights(options.globalWeights);
+    } catch (err) {
+      throw new ClientError('CLIENT_MODEL_MISMATCH', `FedAFD round: the global encoders do not fit this ${client.kind}: ${(err as Error).message}`);
+    }
+  }
+  const modalities = client.modalities;
+  const useBaa = client.spec.useBaa;
+  const windowRows = options.publicBatchSize ?? rows;
+  const numWindows = Math.floor(rows / windowRows);
+  const needed = globalModalitiesNeeded(client);
+  const publicTensors = toModelBatch(options.publicBatch, modalities);
+  try {
+    const n = dataset.numExamples;
+    const numBatches = Math.ceil(n / batchSize);
+    const all = Array.from({ length: n }, (_, i) => i);
+    const sums = { loss: 0, task: 0, adversarial: 0, discriminator: 0, examples: 0 };
+    let numSteps = 0;
+    for (let epoch = 1; epoch <= localEpochs; epoch++) {
+      const order = shuffled(rng, all);
+      for (let b = 0; b < numBatches; b++) {
+        if (options.shouldStop?.()) return null;
+        const window = numSteps % numWindows;
+        const local = toModelBatch(await dataset.read(order.slice(b * batchSize, (b + 1) * batchSize)), modalities);
+        const pub = useBaa && windowRows < rows ? sliceBatch(publicTensors, modalities, window * windowRows, windowRows) : publicTensors;
+        let step: FedAfdStepResult;
+        try {
+          const offset = window * windowRows * client.dim;
+          const globalPublic: RepresentationArrays = Object.fromEntries(
+            needed.map((m) => [m, options.globalPublic[m]!.subarray(offset, offset + windowRows * client.dim)]),
+          );
+          step = await client.trainStep(useBaa ? { local, public: pub, globalPublic } : { local });
+        } finally {
+          disposeBatch(local);
+          if (pub !== publicTensors) disposeBatch(pub);
+        }
+        numSteps++;
+        sums.loss += step.loss * step.numExamples;
+        sums.task += step.task * step.numExamples;
+        sums.adversarial += step.adversarial * step.numExamples;
+        sums.discriminator += step.discriminator * step.numExamples;
+        sums.examples += step.numExamples;
+        options.onStep?.({ epoch, numEpochs: localEpochs, batch: b + 1, numBatches, loss: step.loss });
+        if (options.pause) await options.pause();
+      }
+    }
+    if (options.shouldStop?.()) return null;
+    const mean = (sum: number): number => (sums.examples > 0 ? sum / sums.examples : 0);
+    const evalCount = Math.min(n, options.evalExamples ?? FEDAFD_EVAL_EXAMPLES);
+    let scores: Pick<FedAfdLocalMetrics, 'accuracy' | 'i2tR1' | 't2iR1' | 'rsum'> = {};
+    if (evalCount > 0) {
+      const evalBatch = toModelBatch(await dataset.read(all.slice(0, evalCount)), modalities);
+      try {
+        const e = await client.evaluate(evalBatch);
+        scores = e.retrieval ? { i2tR1: e.retrieval.i2tR1, t2iR1: e.retrieval.t2iR1, rsum: e.retrieval.rsum } : { accuracy: e.accuracy ?? 0 };
+      } finally {
+        disposeBatch(evalBatch);
+      }
+    }
+    const representations = await client.publicRepresentations(publicTensors);
+    return {
+      representations,
+      metrics: {
+        loss: mean(sums.loss),
+        taskLoss: mean(sums.task),
+        adversarialLoss: mean(sums.adversarial),
+        discriminatorLoss: mean(sums.discriminator),
+        numSteps,
+        numExamples: n,
+        evalExamples: evalCount,
+        ...scores,
+        milliseconds: now() - started,
+      },
+    };
+  } finally {
+    disposeBatch(publicTensors);
+  }
+}
