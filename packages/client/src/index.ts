@@ -61,3 +61,18 @@ export type { SolveOptions } from './proofOfWork.js';
 export { encodeLocalUpdate, roundSeed, runLocalRound } from './localRound.js';
 export type { LocalRoundOptions, LocalRoundResult } from './localRound.js';
 export type { ChorusClientOptions, ClientOutcome } from './runtime.js';
+export {
+  FEDAFD_BUILTIN_INPUTS,
+  FEDAFD_DIRICHLET_ALPHA,
+  FEDAFD_SHARDS_PER_CLIENT,
+  assignFedAfdKinds,
+  checkFedAfdKinds,
+  isClassifierKind,
+  loadFedAfdLocalData,
+  openFedAfdPublicData,
+  partitionFedAfd,
+  publicDataOver,
+} from './fedafd/clientData.js';
+export type { FedAfdAssignment, FedAfdKindShare, FedAfdPartitionOptions, FedAfdPublicData, SampleReader } from './fedafd/clientData.js';
+export { FEDAFD_EVAL_EXAMPLES, checkFedAfdRound, roundGlobalModalities, runFedAfdLocalRound } from './fedafd/localRound.js';
+export type { FedAfdLocalMetrics, FedAfdLocalRoundOptions, FedAfdLocalRoundResult, FedAfdStepProgress } from './fedafd/localRound.js';

@@ -3,14 +3,14 @@ import { createRng } from '@chorus/fl-core';
 import { FedAfdServerModel, createFedAfdClient } from '@chorus/models';
 import type { FedAfdClient, FedAfdStepInput, RepresentationArrays } from '@chorus/models';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { HostBatch, LocalDataset } from '../dataset.js';
+import type { ArrayDataset, HostBatch, LocalDataset } from '../dataset.js';
 import { TINY, only, tinyData, tinyEmbedder, tinyOptions, tinyPublic, tinyServerConfig, tinySpec, unitRows } from './fixtures.test-util.js';
-import { checkFedAfdRound, globalModalitiesNeeded, runFedAfdLocalRound } from './localRound.js';
+import { checkFedAfdRound, roundGlobalModalities, runFedAfdLocalRound } from './localRound.js';
 import type { FedAfdLocalRoundOptions } from './localRound.js';
 
 const embedder = tinyEmbedder();
 let images: LocalDataset;
-let pairs: LocalDataset;
+let pairs: ArrayDataset;
 let pub: HostBatch;
 beforeAll(async () => {
   expect(await tf.setBackend('cpu')).toBe(true);
@@ -21,7 +21,7 @@ beforeAll(async () => {
 afterAll(() => embedder.dispose());
 
 function globalOf(client: FedAfdClient, rows = 6): RepresentationArrays {
-  return Object.fromEntries(globalModalitiesNeeded(client).map((m, i) => [m, unitRows(rows, 10 + i)]));
+  return Object.fromEntries(roundGlobalModalities(client).map((m, i) => [m, unitRows(rows, 10 + i)]));
 }
 
 /** A round's options for `client`; the clock ticks 5 ms a call. */

@@ -102,7 +102,7 @@ function checkCount(name: string, value: number, min: number, max = Infinity): v
 }
 
 /** Modalities whose global representations `client`'s steps read: its own and their partners with BAA, none without. */
-export function globalModalitiesNeeded(client: FedAfdClient): Modality[] {
+export function roundGlobalModalities(client: FedAfdClient): Modality[] {
   return client.spec.useBaa ? client.globalModalitiesNeeded() : [];
 }
 
@@ -130,7 +130,7 @@ export function checkFedAfdRound(options: FedAfdLocalRoundOptions): number {
     if (a.shape[0] !== rows || a.values.length !== rows * rowSize) refuse(`public '${m}' has shape [${a.shape.join(',')}], expected ${rows} rows`);
   }
   if (options.publicBatchSize !== undefined) checkCount('publicBatchSize', options.publicBatchSize, 1, rows);
-  for (const m of globalModalitiesNeeded(client))
+  for (const m of roundGlobalModalities(client))
     if (globalPublic[m] === undefined) refuse(`the global representations miss '${m}', which a ${client.kind} needs`);
   for (const [m, values] of Object.entries(globalPublic) as [Modality, unknown][]) {
     if (!(values instanceof Float32Array) || values.length !== rows * client.dim)
@@ -172,7 +172,7 @@ export async function runFedAfdLocalRound(options: FedAfdLocalRoundOptions): Pro
   const useBaa = client.spec.useBaa;
   const windowRows = options.publicBatchSize ?? rows;
   const numWindows = Math.floor(rows / windowRows);
-  const needed = globalModalitiesNeeded(client);
+  const needed = roundGlobalModalities(client);
   const publicTensors = toModelBatch(options.publicBatch, modalities);
   try {
     const n = dataset.numExamples;

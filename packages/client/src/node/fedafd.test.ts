@@ -1,0 +1,69 @@
+/**
+ * FedAFD clients over the built-in digits on disk: kinds and shares, partitions recomputed alike
+ * from the seed, local data by kind, and the public split's batches in the models' input format.
+ */
+import { fileSource } from '@chorus/datasets/node';
+import { openBuiltin, readManifest } from '@chorus/datasets';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { datasetFromSamples } from '../builtinData.js';
+import type { BuiltinSample } from '../builtinData.js';
+import { FEDAFD_BUILTIN_INPUTS } from '../fedafd/clientData.js';
+import type { FedAfdKindShare } from '../fedafd/clientData.js';
+import { loadFedAfdShard, openFedAfdPublicDataFromFiles, partitionFedAfdBuiltin } from './fedafd.js';
+import { useNodeBackend } from './setup.js';
+
+const KINDS: FedAfdKindShare[] = [
+  { kind: 'image-classifier', arch: 'cnn', share: 0.25 },
+  { kind: 'text-classifier', arch: 'bag-mlp', share: 0.25 },
+  { kind: 'image-text-retrieval', arch: 'cnn+bag-mlp', share: 0.25 },
+  { kind: 'audio-text-retrieval', arch: 'pool-mlp+conv1d', share: 0.25 },
+];
+
+beforeAll(async () => {
+  await useNodeBackend('wasm');
+});
+
+describe('FedAFD clients over the built-in digits', () => {
+  it('assigns kinds, deals the training split and loads each client the modalities of its kind', async () => {
+    // Act
+    const shards = await partitionFedAfdBuiltin({ dataset: 'digits', numClients: 4, kinds: KINDS, maxExamplesPerClient: 5, seed: 3 });
+    const again = await partitionFedAfdBuiltin({ dataset: 'digits', numClients: 4, kinds: KINDS, maxExamplesPerClient: 5, seed: 3 });
+    const data = await Promise.all(shards.map((s) => loadFedAfdShard('digits', s)));
+    // Assert
+    expect(again).toEqual(shards);
+    expect(shards.map((s) => s.kind).sort()).toEqual(KINDS.map((k) => k.kind).sort());
+    const all = shards.flatMap((s) => s.indices);
+    expect(new Set(all).size).toBe(20);
+    shards.forEach((s, i) => {
+      expect([...data[i]!.modalities].sort()).toEqual([...s.modalities].sort());
+      expect(data[i]!.numExamples).toBe(5);
+    });
+    const audio = data[shards.findIndex((s) => s.kind === 'audio-text-retrieval')]!;
+    const batch = await audio.read([0]);
+    expect(batch.audio!.shape.slice(1)).toEqual(FEDAFD_BUILTIN_INPUTS.audioShape);
+  }, 60_000);
+
+  it('reads public batches as datasetFromSamples preprocesses the same samples', async () => {
+    // Arrange
+    const pub = await openFedAfdPublicDataFromFiles('digits');
+    const source = fileSource();
+    const split = await openBuiltin(source, await readManifest(source), 'digits', 'public');
+    const expected = await (await datasetFromSamples((await split.read([9, 2])) as BuiltinSample[], ['image', 'text'])).read([0, 1]);
+    // Act
+    const batch = await pub.batch([9, 2], ['image', 'text']);
+    // Assert
+    expect(pub.numExamples).toBe(split.numExamples);
+    expect(batch).toEqual(expected);
+    expect(batch.image!.shape).toEqual([2, ...FEDAFD_BUILTIN_INPUTS.imageShape]);
+    await expect(pub.batch([split.numExamples])).rejects.toMatchObject({ code: 'CLIENT_DATASET' });
+  }, 60_000);
+
+  it('refuses an unknown dataset and a kind the dataset cannot hold', async () => {
+    await expect(partitionFedAfdBuiltin({ dataset: 'cifar' as never, numClients: 2, kinds: KINDS, seed: 1 })).rejects.toMatchObject({
+      code: 'CLIENT_BAD_CONFIG',
+    });
+    await expect(
+      partitionFedAfdBuiltin({ dataset: 'fashion', numClients: 2, kinds: [{ kind: 'text-classifier', arch: 'bag-mlp', share: 1 }], seed: 1 }),
+    ).rejects.toMatchObject({ code: 'CLIENT_BAD_CONFIG', message: expect.stringContaining('kinds[0].kind') });
+  });
+});
