@@ -9,7 +9,9 @@ import { datasetFromSamples } from '../builtinData.js';
 import type { BuiltinSample } from '../builtinData.js';
 import { FEDAFD_BUILTIN_INPUTS } from '../fedafd/clientData.js';
 import type { FedAfdKindShare } from '../fedafd/clientData.js';
-import { loadFedAfdShard, openFedAfdPublicDataFromFiles, partitionFedAfdBuiltin } from './fedafd.js';
+import { createFedAfdClient } from '@chorus/models';
+import { toModelBatch } from '../training.js';
+import { loadFedAfdInputs, loadFedAfdShard, openFedAfdPublicDataFromFiles, partitionFedAfdBuiltin } from './fedafd.js';
 import { useNodeBackend } from './setup.js';
 
 const KINDS: FedAfdKindShare[] = [
@@ -66,4 +68,26 @@ describe('FedAFD clients over the built-in digits', () => {
       partitionFedAfdBuiltin({ dataset: 'fashion', numClients: 2, kinds: [{ kind: 'text-classifier', arch: 'bag-mlp', share: 1 }], seed: 1 }),
     ).rejects.toMatchObject({ code: 'CLIENT_BAD_CONFIG', message: expect.stringContaining('kinds[0].kind') });
   });
+
+  it('builds client models of every input kind that map a real public batch to [B, D] representations', async () => {
+    // Arrange: small clients (D = 8) on the real inputs, the pretrained image base under frozen-base.
+    const inputs = await loadFedAfdInputs({ global: { hiddenUnits: 8, imageFilters: [2, 2], textFilters: 4, audioFilters: [2, 2] } });
+    const small = { dim: 8, hiddenUnits: 6, filters: [2, 3] as [number, number], fusionGroups: 2, discriminatorHiddenUnits: 5 };
+    const clients = [
+      createFedAfdClient({ kind: 'image-text-retrieval', arch: 'frozen-base+conv1d', ...small }, inputs.options),
+      createFedAfdClient({ kind: 'audio-text-retrieval', arch: 'pool-mlp+conv1d', ...small }, inputs.options),
+    ];
+    const pub = await openFedAfdPublicDataFromFiles('digits');
+    const batch = toModelBatch(await pub.batch([0, 1, 2]), ['image', 'text', 'audio']);
+    // Act
+    const reps = await Promise.all(clients.map((c) => c.publicRepresentations(batch)));
+    // Assert
+    expect(Object.keys(reps[0]!).sort()).toEqual(['image', 'text']);
+    expect(Object.keys(reps[1]!).sort()).toEqual(['audio', 'text']);
+    for (const r of reps.flatMap((x) => Object.values(x))) expect(r).toHaveLength(3 * 8);
+    expect(clients[0]!.parameterCounts().frozen).toBeGreaterThan(0);
+    Object.values(batch).forEach((t) => t.dispose());
+    clients.forEach((c) => c.dispose());
+    inputs.dispose();
+  }, 60_000);
 });

@@ -1,15 +1,22 @@
 /**
  * FedAFD's client kinds and data over the built-in datasets on disk: the seeded kind assignment and
  * partition of the training split (fedafd/clientData.ts) with the split's labels read from files,
- * one client's records loaded as its local data, and the public split opened for public batches.
+ * one client's records loaded as its local data, the public split opened for public batches, and
+ * the inputs every client model needs (input shapes, the word vectors, the pretrained image base).
  * A child process recomputes exactly its own share from the same options.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { BUILTIN_MODALITIES, BUILTIN_NAMES, clientCaptionProfile, openBuiltin, readManifest } from '@chorus/datasets';
 import type { BuiltinName, CaptionProfile } from '@chorus/datasets';
-import { fileSource } from '@chorus/datasets/node';
+import { fileSource, loadBuiltinEmbeddings } from '@chorus/datasets/node';
+import { TextEmbedder } from '@chorus/models';
+import type { FedAfdClientOptions, GlobalEncoderSizes } from '@chorus/models';
+import { DEFAULT_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
 import type { LocalDataset } from '../dataset.js';
 import { ClientError } from '../errors.js';
-import { assignFedAfdKinds, loadFedAfdLocalData, openFedAfdPublicData, partitionFedAfd } from '../fedafd/clientData.js';
+import { FEDAFD_BUILTIN_INPUTS, assignFedAfdKinds, loadFedAfdLocalData, openFedAfdPublicData, partitionFedAfd } from '../fedafd/clientData.js';
 import type { FedAfdAssignment, FedAfdKindShare, FedAfdPartitionOptions, FedAfdPublicData } from '../fedafd/clientData.js';
 
 /** How a built-in training split is dealt to FedAFD clients. */
@@ -64,4 +71,48 @@ export async function loadFedAfdShard(dataset: BuiltinName, shard: FedAfdShard, 
 export async function openFedAfdPublicDataFromFiles(dataset: BuiltinName, dataDir?: string): Promise<FedAfdPublicData> {
   checkDataset(dataset);
   return openFedAfdPublicData(fileSource(dataDir), dataset);
+}
+
+/** Options of {@link loadFedAfdInputs}. */
+export interface FedAfdInputsOptions {
+  /** The datasets package's data folder (word vectors); default its own. */
+  readonly dataDir?: string;
+  /** Folder of pretrained encoders, whose `image-base` the `frozen-base` archs use when present; default {@link DEFAULT_WEIGHTS_DIR}. */
+  readonly weightsDir?: string;
+  /** Sizes of the global encoders: the task's, the same as the server's. */
+  readonly global?: GlobalEncoderSizes;
+}
+
+/** The client-model options of built-in data, and the disposal of the frozen parts they hold. */
+export interface FedAfdInputs {
+  /** For `createFedAfdClient(spec, options)`; shared by every client of the process (none of them owns it). */
+  readonly options: FedAfdClientOptions;
+  dispose(): void;
+}
+
+/** Loads the word vectors and the pretrained image base (when shipped) once, for every FedAFD client of a process. */
+export async function loadFedAfdInputs(options: FedAfdInputsOptions = {}): Promise<FedAfdInputs> {
+  const embeddings = await loadBuiltinEmbeddings(options.dataDir === undefined ? {} : { dataDir: options.dataDir });
+  const textEmbedder = new TextEmbedder(embeddings.vectors, embeddings.dim);
+  const baseDir = join(options.weightsDir ?? DEFAULT_WEIGHTS_DIR, 'image-base');
+  let imageBase: tf.LayersModel | undefined;
+  try {
+    if (existsSync(join(baseDir, 'model.json'))) imageBase = await tf.loadLayersModel(fileSystemHandler(baseDir));
+  } catch (err) {
+    textEmbedder.dispose();
+    throw new ClientError('CLIENT_BAD_CONFIG', `the pretrained image base in ${baseDir} does not load: ${(err as Error).message}`);
+  }
+  return {
+    options: {
+      imageShape: FEDAFD_BUILTIN_INPUTS.imageShape,
+      audioShape: FEDAFD_BUILTIN_INPUTS.audioShape,
+      textEmbedder,
+      ...(imageBase ? { imageBase } : {}),
+      ...(options.global ? { global: options.global } : {}),
+    },
+    dispose() {
+      textEmbedder.dispose();
+      imageBase?.dispose();
+    },
+  };
 }

@@ -12,5 +12,5 @@ export { createProgressView } from './progress.js';
 export type { ProgressView } from './progress.js';
 export { headlessOptions, parseCliArgs, runInProcess, runInProcesses } from './cli.js';
 export type { CliOptions, ClientSummary } from './cli.js';
-export { loadFedAfdShard, openFedAfdPublicDataFromFiles, partitionFedAfdBuiltin } from './fedafd.js';
-export type { FedAfdBuiltinOptions, FedAfdShard } from './fedafd.js';
+export { loadFedAfdInputs, loadFedAfdShard, openFedAfdPublicDataFromFiles, partitionFedAfdBuiltin } from './fedafd.js';
+export type { FedAfdBuiltinOptions, FedAfdInputs, FedAfdInputsOptions, FedAfdShard } from './fedafd.js';
