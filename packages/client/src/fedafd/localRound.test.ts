@@ -3,7 +3,8 @@ import { createRng } from '@chorus/fl-core';
 import { FedAfdServerModel, createFedAfdClient } from '@chorus/models';
 import type { FedAfdClient, FedAfdStepInput, RepresentationArrays } from '@chorus/models';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { ArrayDataset, HostBatch, LocalDataset } from '../dataset.js';
+import { ArrayDataset } from '../dataset.js';
+import type { HostBatch, LocalDataset } from '../dataset.js';
 import { TINY, only, tinyData, tinyEmbedder, tinyOptions, tinyPublic, tinyServerConfig, tinySpec, unitRows } from './fixtures.test-util.js';
 import { checkFedAfdRound, roundGlobalModalities, runFedAfdLocalRound } from './localRound.js';
 import type { FedAfdLocalRoundOptions } from './localRound.js';
@@ -190,6 +191,30 @@ describe('FedAFD round refusals', () => {
   it('refuses local data without the modality of its kind', async () => {
     const client = createFedAfdClient(tinySpec('text-classifier', 'bag-mlp'), tinyOptions(embedder));
     await expect(runFedAfdLocalRound(roundOptions(client, images))).rejects.toMatchObject({ code: 'CLIENT_DATASET' });
+    client.dispose();
+  });
+
+  it("refuses local labels outside a classifier's classes and trains nothing", async () => {
+    // Arrange: a 2-class classifier given a label 2.
+    const client = createFedAfdClient(tinySpec('image-classifier', 'cnn'), tinyOptions(embedder));
+    const host = await images.read([0, 1, 2]);
+    const threeClasses = new ArrayDataset(Int32Array.from([0, 1, 2]), { image: host.image! });
+    const before = await weightsOf(client);
+    // Act & Assert
+    await expect(runFedAfdLocalRound(roundOptions(client, threeClasses))).rejects.toMatchObject({
+      code: 'CLIENT_DATASET',
+      message: expect.stringContaining('label 2 at 2'),
+    });
+    expect(await weightsOf(client)).toEqual(before);
+    client.dispose();
+  });
+
+  it('reports a failure of the model during the round as a training failure', async () => {
+    // Arrange: a text client whose local captions hold a word id past its 6-word table.
+    const client = createFedAfdClient(tinySpec('text-classifier', 'bag-mlp'), tinyOptions(embedder));
+    const text = new ArrayDataset(Int32Array.from([0, 1]), { text: { values: Int32Array.from([1, 9, 0, 0, 3, 4, 0, 0]), shape: [2, TINY.length] } });
+    // Act & Assert
+    await expect(runFedAfdLocalRound(roundOptions(client, text))).rejects.toMatchObject({ code: 'CLIENT_TRAINING_FAILED' });
     client.dispose();
   });
 

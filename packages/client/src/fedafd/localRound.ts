@@ -108,7 +108,8 @@ export function roundGlobalModalities(client: FedAfdClient): Modality[] {
 
 /**
  * Checks a round's inputs against `client` and returns the public batch's row count B; throws
- * `CLIENT_BAD_CONFIG` (counts), `CLIENT_DATASET` (local data lacking a modality of the client) or
+ * `CLIENT_BAD_CONFIG` (counts), `CLIENT_DATASET` (local data lacking a modality of the client, or
+ * a classifier's label outside its classes) or
  * `CLIENT_BAD_ROUND` (a public batch without the client's modalities or of ragged rows, global
  * representations missing a needed modality, not [B, D] or not finite). Reads and changes nothing.
  */
@@ -121,6 +122,12 @@ export function checkFedAfdRound(options: FedAfdLocalRoundOptions): number {
   if (lacking.length > 0)
     throw new ClientError('CLIENT_DATASET', `a ${client.kind} needs ${lacking.join(', ')}, the local data holds ${dataset.modalities.join(', ')}`);
   if (dataset.numExamples === 0) throw new ClientError('CLIENT_DATASET', 'no local examples to train on');
+  if (client.isClassifier) {
+    const numClasses = client.spec.numClasses;
+    const bad = dataset.labels.findIndex((y) => y >= numClasses);
+    if (bad >= 0)
+      throw new ClientError('CLIENT_DATASET', `local label ${dataset.labels[bad]} at ${bad} is outside the ${numClasses} classes of the ${client.kind}`);
+  }
   const rows = publicBatch.size;
   if (!Number.isInteger(rows) || rows < 1) refuse(`the public batch has ${rows} rows`);
   for (const m of client.modalities) {
@@ -140,6 +147,16 @@ export function checkFedAfdRound(options: FedAfdLocalRoundOptions): number {
   return rows;
 }
 
+/** Runs a call into the client model, reporting its failures as `CLIENT_TRAINING_FAILED`. */
+async function modelCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof ClientError) throw err;
+    throw new ClientError('CLIENT_TRAINING_FAILED', `FedAFD round: ${(err as Error).message}`);
+  }
+}
+
 /** Rows [start, start + count) of a model batch (the caller disposes the slices). */
 function sliceBatch(batch: MultimodalBatch, modalities: readonly Modality[], start: number, count: number): MultimodalBatch {
   const out: MultimodalBatch = {};
@@ -154,7 +171,8 @@ function disposeBatch(batch: MultimodalBatch): void {
 /**
  * Runs one FedAFD round of local work (see the module comment); resolves with null when
  * `shouldStop` abandoned it. Refusals (see {@link checkFedAfdRound}; global weights the client
- * cannot load: `CLIENT_MODEL_MISMATCH`) happen before any weight moves.
+ * cannot load: `CLIENT_MODEL_MISMATCH`) happen before any weight moves; a failure of the model
+ * itself later on (e.g. a token id outside its vocabulary) raises `CLIENT_TRAINING_FAILED`.
  */
 export async function runFedAfdLocalRound(options: FedAfdLocalRoundOptions): Promise<FedAfdLocalRoundResult | null> {
   const { client, dataset, localEpochs, batchSize, rng } = options;
@@ -193,7 +211,7 @@ export async function runFedAfdLocalRound(options: FedAfdLocalRoundOptions): Pro
           const globalPublic: RepresentationArrays = Object.fromEntries(
             needed.map((m) => [m, options.globalPublic[m]!.subarray(offset, offset + windowRows * client.dim)]),
           );
-          step = await client.trainStep(useBaa ? { local, public: pub, globalPublic } : { local });
+          step = await modelCall(() => client.trainStep(useBaa ? { local, public: pub, globalPublic } : { local }));
         } finally {
           disposeBatch(local);
           if (pub !== publicTensors) disposeBatch(pub);
@@ -215,13 +233,13 @@ export async function runFedAfdLocalRound(options: FedAfdLocalRoundOptions): Pro
     if (evalCount > 0) {
       const evalBatch = toModelBatch(await dataset.read(all.slice(0, evalCount)), modalities);
       try {
-        const e = await client.evaluate(evalBatch);
+        const e = await modelCall(() => client.evaluate(evalBatch));
         scores = e.retrieval ? { i2tR1: e.retrieval.i2tR1, t2iR1: e.retrieval.t2iR1, rsum: e.retrieval.rsum } : { accuracy: e.accuracy ?? 0 };
       } finally {
         disposeBatch(evalBatch);
       }
     }
-    const representations = await client.publicRepresentations(publicTensors);
+    const representations = await modelCall(() => client.publicRepresentations(publicTensors));
     return {
       representations,
       metrics: {
