@@ -7,7 +7,7 @@ import { ArrayDataset } from '../dataset.js';
 import type { HostBatch, LocalDataset } from '../dataset.js';
 import { TINY, only, tinyData, tinyEmbedder, tinyOptions, tinyPublic, tinyServerConfig, tinySpec, unitRows } from './fixtures.test-util.js';
 import { checkFedAfdRound, roundGlobalModalities, runFedAfdLocalRound } from './localRound.js';
-import type { FedAfdLocalRoundOptions } from './localRound.js';
+import type { FedAfdLocalRoundOptions, FedAfdLocalRoundResult } from './localRound.js';
 
 const embedder = tinyEmbedder();
 let images: LocalDataset;
@@ -139,6 +139,40 @@ describe('runFedAfdLocalRound', () => {
     client.dispose();
   });
 
+  it('attacks what it uploads: scaling multiplies the honest representations, a free-rider trains nothing and copies the global', async () => {
+    const round = async (behaviour: FedAfdLocalRoundOptions['behaviour']): Promise<FedAfdLocalRoundResult> => {
+      const client = createFedAfdClient(tinySpec('image-classifier', 'cnn'), tinyOptions(embedder));
+      const before = await weightsOf(client);
+      const result = await runFedAfdLocalRound(roundOptions(client, images, { behaviour, localEpochs: 1 }));
+      if (behaviour?.kind === 'free-rider') expect(await weightsOf(client)).toEqual(before);
+      client.dispose();
+      return result!;
+    };
+    // Act
+    const [honest, scaled, free] = [await round(null), await round({ kind: 'scaling', factor: 10 }), await round({ kind: 'free-rider' })];
+    // Assert
+    expect(Array.from(scaled.representations.image!)).toEqual(Array.from(honest.representations.image!.map((v) => v * 10)));
+    expect(scaled.metrics.taskLoss).toBe(honest.metrics.taskLoss);
+    // The round's global image rows (globalOf's first modality, image).
+    expect(free.representations).toEqual({ image: unitRows(6, 10) });
+    expect(free.metrics).toMatchObject({ numSteps: 0, evalExamples: 0, numExamples: 8 });
+  });
+
+  it('trains a label-flipper on the mapped labels and scores it on the true ones', async () => {
+    // Arrange: enough steps to fit the tiny problem; the map swaps the two classes.
+    const run = async (labelMap?: Int32Array): Promise<number> => {
+      const client = createFedAfdClient(tinySpec('image-classifier', 'cnn', { learningRate: 0.05 }), tinyOptions(embedder));
+      const r = await runFedAfdLocalRound(
+        roundOptions(client, images, { localEpochs: 6, behaviour: labelMap ? { kind: 'label-flip' } : null, ...(labelMap ? { labelMap } : {}) }),
+      );
+      client.dispose();
+      return r!.metrics.accuracy!;
+    };
+    // Act & Assert
+    expect(await run()).toBeGreaterThan(0.5);
+    expect(await run(Int32Array.from([1, 0]))).toBeLessThan(0.5);
+  });
+
   it('abandons the round when asked to stop', async () => {
     const client = createFedAfdClient(tinySpec('image-classifier', 'cnn'), tinyOptions(embedder));
     let steps = 0;
@@ -176,6 +210,8 @@ describe('FedAFD round refusals', () => {
     ['a public batch without images', { publicBatch: { size: 6, labels: new Int32Array(6) } }, 'CLIENT_BAD_ROUND', "no 'image' input"],
     ['a public window larger than the batch', { publicBatchSize: 7 }, 'CLIENT_BAD_CONFIG', 'publicBatchSize'],
     ['zero epochs', { localEpochs: 0 }, 'CLIENT_BAD_CONFIG', 'localEpochs'],
+    ['alie', { behaviour: { kind: 'alie', z: 1, replicates: 2 } }, 'CLIENT_BAD_CONFIG', 'alie'],
+    ['a label map outside the classes', { labelMap: Int32Array.from([1, 2]) }, 'CLIENT_BAD_CONFIG', 'labelMap'],
   ])('refuses %s and trains nothing', async (_, overrides, code, message) => {
     // Arrange
     const client = createFedAfdClient(tinySpec('image-classifier', 'cnn'), tinyOptions(embedder));

@@ -8,16 +8,20 @@
  *
  * Everything the round receives from the other side (public batch, global representations, global
  * weights) is checked before any weight moves: a refusal raises a `ClientError` and trains
- * nothing. The result is a function of the inputs and `rng` (the epoch shuffles); time goes into
- * `milliseconds` only. Every tensor made here is disposed before the round returns or throws.
+ * nothing. The result is a function of the inputs and `rng` (the epoch shuffles, an attack's
+ * noise); time goes into `milliseconds` only. Every tensor made here is disposed before the round
+ * returns or throws. Experiments can give the client an adversarial behaviour (fedafd/adversarial.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { shuffled } from '@chorus/fl-core';
 import type { Parameters, Rng } from '@chorus/fl-core';
 import type { FedAfdClient, FedAfdStepResult, Modality, MultimodalBatch, RepresentationArrays } from '@chorus/models';
+import { checkBehaviour } from '../adversarial.js';
+import type { AdversarialBehaviour } from '../adversarial.js';
 import type { HostBatch, LocalDataset } from '../dataset.js';
 import { ClientError } from '../errors.js';
 import { toModelBatch } from '../training.js';
+import { attackRepresentations } from './adversarial.js';
 
 /** Local examples scored after training when the options name no count. */
 export const FEDAFD_EVAL_EXAMPLES = 64;
@@ -47,8 +51,17 @@ export interface FedAfdLocalRoundOptions {
   readonly batchSize: number;
   /** Public rows paired with each local step: consecutive windows of this many rows, in turn; default all B. */
   readonly publicBatchSize?: number;
-  /** Shuffles each epoch. */
+  /** Shuffles each epoch, then draws an attack's noise. */
   readonly rng: Rng;
+  /**
+   * Adversarial behaviour in this round (experiments only; resolved for the round with
+   * `behaviourInRound`); null or absent: honest. A free-rider skips training and sends back the
+   * global representations of its modalities; the others train, then attack what they upload
+   * (fedafd/adversarial.ts).
+   */
+  readonly behaviour?: AdversarialBehaviour | null;
+  /** Label-flip: every local label y is trained as labelMap[y] (evaluation keeps the true labels). */
+  readonly labelMap?: Int32Array;
   /** Local examples (the first ones) scored after training; default {@link FEDAFD_EVAL_EXAMPLES}, 0: none. */
   readonly evalExamples?: number;
   /** Milliseconds clock for the `milliseconds` metric; default `performance.now`. */
@@ -108,7 +121,7 @@ export function roundGlobalModalities(client: FedAfdClient): Modality[] {
 
 /**
  * Checks a round's inputs against `client` and returns the public batch's row count B; throws
- * `CLIENT_BAD_CONFIG` (counts), `CLIENT_DATASET` (local data lacking a modality of the client, or
+ * `CLIENT_BAD_CONFIG` (counts, a bad behaviour or label map), `CLIENT_DATASET` (local data lacking a modality of the client, or
  * a classifier's label outside its classes) or
  * `CLIENT_BAD_ROUND` (a public batch without the client's modalities or of ragged rows, global
  * representations missing a needed modality, not [B, D] or not finite). Reads and changes nothing.
@@ -118,6 +131,14 @@ export function checkFedAfdRound(options: FedAfdLocalRoundOptions): number {
   checkCount('localEpochs', options.localEpochs, 1);
   checkCount('batchSize', options.batchSize, 1);
   if (options.evalExamples !== undefined) checkCount('evalExamples', options.evalExamples, 0);
+  if (options.behaviour) {
+    checkBehaviour(options.behaviour);
+    if (options.behaviour.kind === 'alie')
+      throw new ClientError('CLIENT_BAD_CONFIG', 'FedAFD round: alie attacks weight deltas and has no form in a representation round');
+  }
+  const labelMap = options.labelMap;
+  if (labelMap && client.isClassifier && (labelMap.length < client.spec.numClasses || labelMap.some((y) => y < 0 || y >= client.spec.numClasses)))
+    throw new ClientError('CLIENT_BAD_CONFIG', `FedAFD round: labelMap must map each of the ${client.spec.numClasses} classes to one of them`);
   const lacking = client.modalities.filter((m) => !dataset.modalities.includes(m));
   if (lacking.length > 0)
     throw new ClientError('CLIENT_DATASET', `a ${client.kind} needs ${lacking.join(', ')}, the local data holds ${dataset.modalities.join(', ')}`);
@@ -191,6 +212,12 @@ export async function runFedAfdLocalRound(options: FedAfdLocalRoundOptions): Pro
   const windowRows = options.publicBatchSize ?? rows;
   const numWindows = Math.floor(rows / windowRows);
   const needed = roundGlobalModalities(client);
+  const behaviour = options.behaviour ?? null;
+  if (behaviour?.kind === 'free-rider') {
+    const representations = attackRepresentations(Object.fromEntries(modalities.map((m) => [m, new Float32Array(0)])), behaviour, rng, options.globalPublic);
+    const metrics = { loss: 0, taskLoss: 0, adversarialLoss: 0, discriminatorLoss: 0, numSteps: 0, numExamples: dataset.numExamples, evalExamples: 0 };
+    return { representations, metrics: { ...metrics, milliseconds: now() - started } };
+  }
   const publicTensors = toModelBatch(options.publicBatch, modalities);
   try {
     const n = dataset.numExamples;
@@ -203,7 +230,7 @@ export async function runFedAfdLocalRound(options: FedAfdLocalRoundOptions): Pro
       for (let b = 0; b < numBatches; b++) {
         if (options.shouldStop?.()) return null;
         const window = numSteps % numWindows;
-        const local = toModelBatch(await dataset.read(order.slice(b * batchSize, (b + 1) * batchSize)), modalities);
+        const local = toModelBatch(await dataset.read(order.slice(b * batchSize, (b + 1) * batchSize)), modalities, options.labelMap);
         const pub = useBaa && windowRows < rows ? sliceBatch(publicTensors, modalities, window * windowRows, windowRows) : publicTensors;
         let step: FedAfdStepResult;
         try {
@@ -239,7 +266,8 @@ export async function runFedAfdLocalRound(options: FedAfdLocalRoundOptions): Pro
         disposeBatch(evalBatch);
       }
     }
-    const representations = await modelCall(() => client.publicRepresentations(publicTensors));
+    const honest = await modelCall(() => client.publicRepresentations(publicTensors));
+    const representations = behaviour === null ? honest : attackRepresentations(honest, behaviour, rng, options.globalPublic);
     return {
       representations,
       metrics: {
