@@ -74,6 +74,6 @@ export {
   publicDataOver,
 } from './fedafd/clientData.js';
 export type { FedAfdAssignment, FedAfdKindShare, FedAfdPartitionOptions, FedAfdPublicData, SampleReader } from './fedafd/clientData.js';
-export { FEDAFD_EVAL_EXAMPLES, checkFedAfdRound, roundGlobalModalities, runFedAfdLocalRound } from './fedafd/localRound.js';
-export type { FedAfdLocalMetrics, FedAfdLocalRoundOptions, FedAfdLocalRoundResult, FedAfdStepProgress } from './fedafd/localRound.js';
+export { FEDAFD_EVAL_EXAMPLES, checkFedAfdRound, evaluateFedAfdClient, roundGlobalModalities, runFedAfdLocalRound } from './fedafd/localRound.js';
+export type { FedAfdEvaluationResult, FedAfdLocalMetrics, FedAfdLocalRoundOptions, FedAfdLocalRoundResult, FedAfdStepProgress } from './fedafd/localRound.js';
 export { attackRepresentations } from './fedafd/adversarial.js';

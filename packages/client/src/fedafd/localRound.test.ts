@@ -4,9 +4,10 @@ import { FedAfdServerModel, createFedAfdClient } from '@chorus/models';
 import type { FedAfdClient, FedAfdStepInput, RepresentationArrays } from '@chorus/models';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ArrayDataset } from '../dataset.js';
+import { toModelBatch } from '../training.js';
 import type { HostBatch, LocalDataset } from '../dataset.js';
 import { TINY, only, tinyData, tinyEmbedder, tinyOptions, tinyPublic, tinyServerConfig, tinySpec, unitRows } from './fixtures.test-util.js';
-import { checkFedAfdRound, roundGlobalModalities, runFedAfdLocalRound } from './localRound.js';
+import { checkFedAfdRound, evaluateFedAfdClient, roundGlobalModalities, runFedAfdLocalRound } from './localRound.js';
 import type { FedAfdLocalRoundOptions, FedAfdLocalRoundResult } from './localRound.js';
 
 const embedder = tinyEmbedder();
@@ -265,6 +266,46 @@ describe('FedAFD round refusals', () => {
     });
     expect(await weightsOf(client)).toEqual(before);
     server.dispose();
+    client.dispose();
+  });
+});
+
+describe('evaluateFedAfdClient', () => {
+  const all = [0, 1, 2, 3, 4, 5, 6, 7];
+  const whole = async (client: FedAfdClient, data: LocalDataset) => {
+    const batch = toModelBatch(await data.read(all), client.modalities);
+    const e = await client.evaluate(batch);
+    tf.dispose(Object.values(batch) as tf.Tensor[]);
+    return e;
+  };
+
+  it('averages a classifier over chunks to what one batch gives', async () => {
+    // Arrange
+    const client = createFedAfdClient(tinySpec('image-classifier', 'cnn'), tinyOptions(embedder));
+    const expected = await whole(client, images);
+    // Act: chunks of 3, 3 and 2.
+    const chunked = await evaluateFedAfdClient(client, images, all, 3);
+    // Assert
+    expect(chunked.numExamples).toBe(8);
+    expect(chunked.accuracy).toBeCloseTo(expected.accuracy!, 6);
+    expect(chunked.loss).toBeCloseTo(expected.loss, 5);
+    expect(chunked.retrieval).toBeUndefined();
+    client.dispose();
+  });
+
+  it('ranks a retrieval client over all the pairs at once', async () => {
+    const client = createFedAfdClient(tinySpec('image-text-retrieval', 'cnn+bag-mlp'), tinyOptions(embedder));
+    const e = await evaluateFedAfdClient(client, pairs, all, 3);
+    expect(e.retrieval).toEqual((await whole(client, pairs)).retrieval);
+    expect(e.retrieval!.numPairs).toBe(8);
+    client.dispose();
+  });
+
+  it('refuses no indices, data without its modality and a bad chunk', async () => {
+    const client = createFedAfdClient(tinySpec('text-classifier', 'bag-mlp'), tinyOptions(embedder));
+    await expect(evaluateFedAfdClient(client, pairs, [])).rejects.toMatchObject({ code: 'CLIENT_DATASET' });
+    await expect(evaluateFedAfdClient(client, images, all)).rejects.toMatchObject({ code: 'CLIENT_DATASET' });
+    await expect(evaluateFedAfdClient(client, pairs, all, 0)).rejects.toMatchObject({ code: 'CLIENT_BAD_CONFIG' });
     client.dispose();
   });
 });

@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { shuffled } from '@chorus/fl-core';
 import type { Parameters, Rng } from '@chorus/fl-core';
-import type { FedAfdClient, FedAfdStepResult, Modality, MultimodalBatch, RepresentationArrays } from '@chorus/models';
+import type { FedAfdClient, FedAfdStepResult, Modality, MultimodalBatch, RepresentationArrays, RetrievalMetrics } from '@chorus/models';
 import { checkBehaviour } from '../adversarial.js';
 import type { AdversarialBehaviour } from '../adversarial.js';
 import type { HostBatch, LocalDataset } from '../dataset.js';
@@ -168,6 +168,57 @@ export function checkFedAfdRound(options: FedAfdLocalRoundOptions): number {
   return rows;
 }
 
+/** A FedAFD client's task figures on some examples. */
+export interface FedAfdEvaluationResult {
+  readonly numExamples: number;
+  /** Mean cross-entropy (classifiers) or the symmetric InfoNCE over the pairs (retrieval). */
+  readonly loss: number;
+  /** Classifiers: fraction classified right. */
+  readonly accuracy?: number;
+  /** Retrieval clients: recalls (percent) over the examples' pairs, both ways, and rsum. */
+  readonly retrieval?: RetrievalMetrics;
+}
+
+/**
+ * Scores `client` on the examples of `dataset` at `indices` with their true labels: a classifier
+ * in chunks of `chunk` (example-weighted means), a retrieval client in one batch, since a recall
+ * ranks each query against every candidate of the set. Throws `CLIENT_DATASET` for data without the
+ * client's modalities or no indices, `CLIENT_TRAINING_FAILED` when the model fails.
+ */
+export async function evaluateFedAfdClient(
+  client: FedAfdClient,
+  dataset: LocalDataset,
+  indices: readonly number[],
+  chunk = 64,
+): Promise<FedAfdEvaluationResult> {
+  checkCount('chunk', chunk, 1);
+  const lacking = client.modalities.filter((m) => !dataset.modalities.includes(m));
+  if (lacking.length > 0)
+    throw new ClientError('CLIENT_DATASET', `a ${client.kind} needs ${lacking.join(', ')}, the data holds ${dataset.modalities.join(', ')}`);
+  if (indices.length === 0) throw new ClientError('CLIENT_DATASET', 'no examples to evaluate on');
+  const size = client.isClassifier ? chunk : indices.length;
+  let lossSum = 0;
+  let correct = 0;
+  let retrieval: RetrievalMetrics | undefined;
+  for (let start = 0; start < indices.length; start += size) {
+    const batch = toModelBatch(await dataset.read(indices.slice(start, start + size)), client.modalities);
+    try {
+      const e = await modelCall(() => client.evaluate(batch));
+      lossSum += e.loss * e.numExamples;
+      correct += (e.accuracy ?? 0) * e.numExamples;
+      retrieval = e.retrieval;
+    } finally {
+      disposeBatch(batch);
+    }
+  }
+  const n = indices.length;
+  return retrieval ? { numExamples: n, loss: lossSum / n, retrieval } : { numExamples: n, loss: lossSum / n, accuracy: correct / n };
+}
+
+function scoresOf(e: FedAfdEvaluationResult): Pick<FedAfdLocalMetrics, 'accuracy' | 'i2tR1' | 't2iR1' | 'rsum'> {
+  return e.retrieval ? { i2tR1: e.retrieval.i2tR1, t2iR1: e.retrieval.t2iR1, rsum: e.retrieval.rsum } : { accuracy: e.accuracy ?? 0 };
+}
+
 /** Runs a call into the client model, reporting its failures as `CLIENT_TRAINING_FAILED`. */
 async function modelCall<T>(call: () => Promise<T>): Promise<T> {
   try {
@@ -256,16 +307,7 @@ export async function runFedAfdLocalRound(options: FedAfdLocalRoundOptions): Pro
     if (options.shouldStop?.()) return null;
     const mean = (sum: number): number => (sums.examples > 0 ? sum / sums.examples : 0);
     const evalCount = Math.min(n, options.evalExamples ?? FEDAFD_EVAL_EXAMPLES);
-    let scores: Pick<FedAfdLocalMetrics, 'accuracy' | 'i2tR1' | 't2iR1' | 'rsum'> = {};
-    if (evalCount > 0) {
-      const evalBatch = toModelBatch(await dataset.read(all.slice(0, evalCount)), modalities);
-      try {
-        const e = await modelCall(() => client.evaluate(evalBatch));
-        scores = e.retrieval ? { i2tR1: e.retrieval.i2tR1, t2iR1: e.retrieval.t2iR1, rsum: e.retrieval.rsum } : { accuracy: e.accuracy ?? 0 };
-      } finally {
-        disposeBatch(evalBatch);
-      }
-    }
+    const scores = evalCount > 0 ? scoresOf(await evaluateFedAfdClient(client, dataset, all.slice(0, evalCount))) : {};
     const honest = await modelCall(() => client.publicRepresentations(publicTensors));
     const representations = behaviour === null ? honest : attackRepresentations(honest, behaviour, rng, options.globalPublic);
     return {
