@@ -45,6 +45,21 @@ describe('FedAFD clients over the built-in digits', () => {
     expect(batch.audio!.shape.slice(1)).toEqual(FEDAFD_BUILTIN_INPUTS.audioShape);
   }, 60_000);
 
+  it('gives fashion-mm clients their own caption profile and disjoint shares of the non-IID split', async () => {
+    // Act
+    const kinds: FedAfdKindShare[] = [
+      { kind: 'image-classifier', arch: 'frozen-base', share: 0.5 },
+      { kind: 'image-text-retrieval', arch: 'frozen-base+conv1d', share: 0.5 },
+    ];
+    const shards = await partitionFedAfdBuiltin({ dataset: 'fashion-mm', numClients: 4, kinds, seed: 6 });
+    const data = await loadFedAfdShard('fashion-mm', { ...shards[0]!, indices: shards[0]!.indices.slice(0, 3) });
+    // Assert
+    expect(shards.every((s) => s.profile !== undefined)).toBe(true);
+    expect(shards[0]!.profile).not.toEqual(shards[1]!.profile);
+    expect(data.numExamples).toBe(3);
+    expect(new Set(shards.flatMap((s) => s.indices)).size).toBe(shards.reduce((n, s) => n + s.indices.length, 0));
+  }, 60_000);
+
   it('reads public batches as datasetFromSamples preprocesses the same samples', async () => {
     // Arrange
     const pub = await openFedAfdPublicDataFromFiles('digits');
