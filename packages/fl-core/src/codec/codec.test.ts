@@ -284,7 +284,11 @@ describe('codec: the decoder refuses bad input with a code', () => {
     ['kind 4', rawMessage({ kind: 4 }), 'CODEC_BAD_HEADER'],
     ['representations without client id', rawMessage({ kind: 3, clientId: '' }), 'CODEC_BAD_HEADER'],
     ['representations tensor not named rep/<modality>', rawMessage({ kind: 3, tensors: [{ name: 'w', ...w(f32Bytes([1, 2]), [1, 2]) }] }), 'CODEC_BAD_HEADER'],
-    ['representations tensor of an unknown modality', rawMessage({ kind: 3, tensors: [{ name: 'rep/smell', ...w(f32Bytes([1, 2]), [1, 2]) }] }), 'CODEC_BAD_HEADER'],
+    [
+      'representations tensor of an unknown modality',
+      rawMessage({ kind: 3, tensors: [{ name: 'rep/smell', ...w(f32Bytes([1, 2]), [1, 2]) }] }),
+      'CODEC_BAD_HEADER',
+    ],
     ['representations tensor of rank 1', rawMessage({ kind: 3, tensors: [{ name: 'rep/image', ...w(f32Bytes([1, 2])) }] }), 'CODEC_BAD_SHAPE'],
     ['encoding 4', rawMessage({ encoding: 4 }), 'CODEC_BAD_ENCODING'],
     ['encoding 0', rawMessage({ encoding: 0 }), 'CODEC_BAD_ENCODING'],

@@ -29,7 +29,8 @@ import type { WeightingForm } from './types.js';
 /** Eq. 9: t_i = Σ_k w_{k,i} r^k_i (B × D), from each client's B × D rows and `Float64Array(B)` weights. */
 export function ensembleTeacher(representations: readonly Float32Array[], weights: readonly Float64Array[], numSamples: number, dim: number): Float32Array {
   const fn = 'ensembleTeacher';
-  if (representations.length !== weights.length) badRepresentationInput(fn, `${representations.length} representation matrices but ${weights.length} weight vectors`);
+  if (representations.length !== weights.length)
+    badRepresentationInput(fn, `${representations.length} representation matrices but ${weights.length} weight vectors`);
   const out = new Float64Array(numSamples * dim);
   representations.forEach((r, k) => {
     const w = weights[k]!;

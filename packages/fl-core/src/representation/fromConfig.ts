@@ -83,7 +83,8 @@ export function createRepresentationStrategy(config: unknown, path = 'strategy')
   const echoThreshold = threshold('echoThreshold');
   const copyThreshold = threshold('copyThreshold');
   const matchGlobalNorm = c['matchGlobalNorm'];
-  if (matchGlobalNorm !== undefined && typeof matchGlobalNorm !== 'boolean') issues.push(`${path}.matchGlobalNorm: must be a boolean, got ${String(matchGlobalNorm)}`);
+  if (matchGlobalNorm !== undefined && typeof matchGlobalNorm !== 'boolean')
+    issues.push(`${path}.matchGlobalNorm: must be a boolean, got ${String(matchGlobalNorm)}`);
   const distillationWeight = c['distillationWeight'];
   if (distillationWeight !== undefined && (typeof distillationWeight !== 'number' || !Number.isFinite(distillationWeight) || distillationWeight < 0))
     issues.push(`${path}.distillationWeight: must be a finite number ≥ 0, got ${String(distillationWeight)}`);

@@ -42,7 +42,13 @@ export function checkTemperature(fn: string, name: string, value: number): numbe
  * Eq. 7's distribution for every row: the B × B matrix P with P[i·B + j] = softmax_j(cos(r_i, g_j) / τ),
  * i.e. how strongly representation i points at each sample's global representation.
  */
-export function similarityDistributions(representations: Float32Array, global: Float32Array, numSamples: number, dim: number, temperature: number): Float64Array {
+export function similarityDistributions(
+  representations: Float32Array,
+  global: Float32Array,
+  numSamples: number,
+  dim: number,
+  temperature: number,
+): Float64Array {
   checkTemperature('similarityDistributions', 'temperature', temperature);
   const cos = crossCosines(representations, global, numSamples, dim);
   const out = new Float64Array(numSamples * numSamples);

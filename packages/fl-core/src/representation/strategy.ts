@@ -64,7 +64,8 @@ function checkThreshold(name: string, value: number | null | undefined, fallback
 /** Checks the server's round number and global representations; throws `REP_BAD_INPUT`. */
 function checkGlobal(serverRound: number, global: GlobalRepresentations): Modality[] {
   const fn = 'aggregate';
-  if (!Number.isSafeInteger(serverRound) || serverRound < 1) throw new FlCoreError('REP_BAD_INPUT', `${fn}: serverRound must be a positive integer, got ${serverRound}`);
+  if (!Number.isSafeInteger(serverRound) || serverRound < 1)
+    throw new FlCoreError('REP_BAD_INPUT', `${fn}: serverRound must be a positive integer, got ${serverRound}`);
   if (typeof global !== 'object' || global === null || typeof global.representations !== 'object' || global.representations === null)
     throw new FlCoreError('REP_BAD_INPUT', `${fn}: global must carry numSamples, dim and representations`);
   const present: Modality[] = [];
@@ -148,7 +149,10 @@ function summarise(
 }
 
 /** Splits uploads into usable ones and rejections (malformed, or a second upload from one client). */
-function screenUploads(global: GlobalRepresentations, uploads: readonly RepresentationUpload[]): { accepted: RepresentationUpload[]; rejected: RejectedRepresentation[] } {
+function screenUploads(
+  global: GlobalRepresentations,
+  uploads: readonly RepresentationUpload[],
+): { accepted: RepresentationUpload[]; rejected: RejectedRepresentation[] } {
   const accepted: RepresentationUpload[] = [];
   const rejected: RejectedRepresentation[] = [];
   const seen = new Set<string>();
@@ -187,7 +191,8 @@ export class RepresentationEnsemble implements RepresentationStrategy {
     this.echoThreshold = checkThreshold('echoThreshold', options.echoThreshold, DEFAULT_ECHO_THRESHOLD);
     this.copyThreshold = checkThreshold('copyThreshold', options.copyThreshold, DEFAULT_COPY_THRESHOLD);
     const lambda = options.distillationWeight ?? DEFAULT_DISTILLATION_WEIGHT;
-    if (typeof lambda !== 'number' || !Number.isFinite(lambda) || lambda < 0) badConfig(`distillationWeight must be a finite number ≥ 0, got ${String(lambda)}`);
+    if (typeof lambda !== 'number' || !Number.isFinite(lambda) || lambda < 0)
+      badConfig(`distillationWeight must be a finite number ≥ 0, got ${String(lambda)}`);
     this.distillationWeight = lambda;
   }
 
