@@ -3,6 +3,8 @@ export { PROTOCOL_ERROR_CODES, ProtocolError, ackError, isProtocolErrorCode } fr
 export type { Ack, AckError, ProtocolErrorBody, ProtocolErrorCode } from './errors.js';
 export {
   DEFAULT_ADAPTER_ALPHA,
+  DEFAULT_ADVERSARIAL_WEIGHT,
+  MAX_REPRESENTATION_DIM,
   MODALITIES,
   MODAL_LOSSES,
   MODEL_HEADS,
@@ -13,6 +15,7 @@ export {
   capabilitiesSchema,
   challengeRequestSchema,
   helloSchema,
+  representationRoundSchema,
   roundConfigSchema,
   roundEndSchema,
   roundStartSchema,
@@ -34,6 +37,7 @@ export type {
   ModelHead,
   ParsedRoundStart,
   ParsedUpdate,
+  RepresentationRoundConfig,
   RoundConfig,
   RoundEndPayload,
   RoundStartPayload,
