@@ -203,3 +203,5 @@ export { createRepresentationStrategy } from './representation/fromConfig.js';
 export type { RepresentationScreeningConfig, RepresentationStrategyConfig } from './representation/fromConfig.js';
 export { checkRepresentationTensors, validateRepresentations } from './representation/validate.js';
 export type { RepresentationExpectations, ValidRepresentations } from './representation/validate.js';
+export { publicRepresentationTensors, readPublicRepresentations, representationUploadTensors, samplePublicBatch } from './representation/wire.js';
+export type { PublicRepresentationSplit } from './representation/wire.js';

@@ -23,7 +23,8 @@
  *    its members') and its weight is split evenly among them, so copying an upload gains nothing.
  */
 import { FlCoreError } from '../errors.js';
-import { badRepresentationInput, meanRowCosineOf, softmax } from './rows.js';
+import { meanRowCosine } from '../metrics/similarity.js';
+import { badRepresentationInput, softmax } from './rows.js';
 import type { WeightingForm } from './types.js';
 
 /** Eq. 9: t_i = Σ_k w_{k,i} r^k_i (B × D), from each client's B × D rows and `Float64Array(B)` weights. */
@@ -82,7 +83,7 @@ export function copyGroups(representations: readonly Float32Array[], numSamples:
   };
   for (let a = 0; a < representations.length; a++) {
     for (let b = a + 1; b < representations.length; b++) {
-      if (meanRowCosineOf(representations[a]!, representations[b]!, numSamples, dim) < threshold) continue;
+      if (meanRowCosine(representations[a]!, representations[b]!, numSamples) < threshold) continue;
       const ra = find(a);
       const rb = find(b);
       if (ra !== rb) parent[Math.max(ra, rb)] = Math.min(ra, rb);

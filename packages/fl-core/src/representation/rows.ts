@@ -41,13 +41,6 @@ export function rowCosines(a: Float32Array, b: Float32Array, numSamples: number,
   return out;
 }
 
-/** Mean over rows of cos(a_i, b_i). */
-export function meanRowCosineOf(a: Float32Array, b: Float32Array, numSamples: number, dim: number): number {
-  let total = 0;
-  for (const c of rowCosines(a, b, numSamples, dim)) total += c;
-  return total / numSamples;
-}
-
 function unitRows(x: Float32Array, numSamples: number, dim: number): Float64Array {
   const out = new Float64Array(numSamples * dim);
   for (let i = 0; i < numSamples; i++) {

@@ -14,7 +14,8 @@ import { FlCoreError } from '../errors.js';
 import { MODALITIES } from '../partition/modality.js';
 import type { Modality } from '../partition/modality.js';
 import { combineWeights, copyGroups, distillationLoss, ensembleTeacher } from './ensemble.js';
-import { checkMatrix, firstNonFinite, matchRowNorms, meanRowCosineOf } from './rows.js';
+import { meanRowCosine } from '../metrics/similarity.js';
+import { checkMatrix, firstNonFinite, matchRowNorms } from './rows.js';
 import type {
   ClientRepresentationWeight,
   ExcludedRepresentation,
@@ -209,7 +210,7 @@ export class RepresentationEnsemble implements RepresentationStrategy {
       for (const u of accepted) {
         const r = u.representations[m];
         if (r === undefined) continue;
-        const echo = this.echoThreshold === null ? null : meanRowCosineOf(r, g, numSamples, dim);
+        const echo = this.echoThreshold === null ? null : meanRowCosine(r, g, numSamples);
         if (echo !== null && echo >= this.echoThreshold!) {
           excluded.push({
             clientId: u.clientId,
