@@ -154,6 +154,7 @@ export { fedAvgArena } from './aggregation/fedAvgArena.js';
 export {
   DEFAULT_REPRESENTATION_DIM,
   MAX_PUBLIC_BATCH,
+  MAX_REPRESENTATION_DIM,
   modalityOfPublicTensor,
   modalityOfRepresentationTensor,
   PUBLIC_TENSOR_PREFIX,

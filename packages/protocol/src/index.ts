@@ -4,6 +4,7 @@ export type { Ack, AckError, ProtocolErrorBody, ProtocolErrorCode } from './erro
 export {
   DEFAULT_ADAPTER_ALPHA,
   DEFAULT_ADVERSARIAL_WEIGHT,
+  MAX_PUBLIC_BATCH,
   MAX_REPRESENTATION_DIM,
   MODALITIES,
   MODAL_LOSSES,

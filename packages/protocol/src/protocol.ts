@@ -25,7 +25,7 @@
  *  - the coordinator checks it with fl-core's `validateRepresentations` and refuses it with the usual
  *    `UPDATE_*` codes (too large, malformed, non-finite, wrong modalities or shape → `UPDATE_SHAPE`).
  */
-import { MAX_PUBLIC_BATCH, MODALITIES } from '@chorus/fl-core';
+import { MAX_PUBLIC_BATCH, MAX_REPRESENTATION_DIM, MODALITIES } from '@chorus/fl-core';
 import type { Modality } from '@chorus/fl-core';
 import { z } from 'zod';
 import type { Ack, ProtocolErrorCode } from './errors.js';
@@ -44,6 +44,8 @@ export const PROTOCOL_VERSION = 5;
 
 // Modalities a client can hold; they double as parameter group names (`image/…`). fl-core owns the list.
 export { MODALITIES };
+// Bounds of a representation round's public batch and dimension; fl-core owns them (its validation enforces them too).
+export { MAX_PUBLIC_BATCH, MAX_REPRESENTATION_DIM };
 export type { Modality };
 
 /** Wire encodings of float tensors, as fl-core's codec names them. */
@@ -198,8 +200,6 @@ export const DEFAULT_ADAPTER_ALPHA = 8;
 
 /** FedAFD's adversarial coefficient (§4.1): the weight of the bi-level adversarial alignment loss. */
 export const DEFAULT_ADVERSARIAL_WEIGHT = 0.5;
-/** Largest representation dimension a round may ask for. */
-export const MAX_REPRESENTATION_DIM = 4096;
 
 /**
  * The section of a round config that makes it a representation round (FedAFD family; see the

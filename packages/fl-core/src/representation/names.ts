@@ -14,6 +14,8 @@ export const PUBLIC_TENSOR_PREFIX = 'public/';
 export const DEFAULT_REPRESENTATION_DIM = 256;
 /** Most public samples one representation round may carry. */
 export const MAX_PUBLIC_BATCH = 4096;
+/** Largest representation dimension a round may ask for. */
+export const MAX_REPRESENTATION_DIM = 4096;
 
 /** `rep/<modality>`: the name of a client's representations of one modality. */
 export function representationTensorName(modality: Modality): string {

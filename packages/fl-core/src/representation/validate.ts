@@ -27,7 +27,7 @@ import type { FlCoreErrorCode } from '../errors.js';
 import type { Tensor } from '../params.js';
 import { MODALITIES } from '../partition/modality.js';
 import type { Modality } from '../partition/modality.js';
-import { MAX_PUBLIC_BATCH, modalityOfRepresentationTensor, representationTensorName } from './names.js';
+import { MAX_PUBLIC_BATCH, MAX_REPRESENTATION_DIM, modalityOfRepresentationTensor, representationTensorName } from './names.js';
 import { firstNonFinite } from './rows.js';
 import type { RepresentationsByModality } from './types.js';
 
@@ -61,8 +61,6 @@ function refuse(code: FlCoreErrorCode, message: string): never {
   throw new FlCoreError(code, `validateRepresentations: ${message}`);
 }
 
-const MAX_DIM = 1 << 16;
-
 function checkExpectations(expect: RepresentationExpectations): void {
   if (typeof expect !== 'object' || expect === null) refuse('REP_BAD_CONFIG', 'expectations are required');
   const { modalities, numSamples, dim, maxBytes, crc32 } = expect;
@@ -78,7 +76,8 @@ function checkExpectations(expect: RepresentationExpectations): void {
     refuse('REP_BAD_CONFIG', `modalities must be distinct members of [${MODALITIES.join(', ')}], got ${String(modalities)}`);
   if (!Number.isSafeInteger(numSamples) || numSamples < 1 || numSamples > MAX_PUBLIC_BATCH)
     refuse('REP_BAD_CONFIG', `numSamples must be an integer in [1, ${MAX_PUBLIC_BATCH}], got ${numSamples}`);
-  if (!Number.isSafeInteger(dim) || dim < 1 || dim > MAX_DIM) refuse('REP_BAD_CONFIG', `dim must be an integer in [1, ${MAX_DIM}], got ${dim}`);
+  if (!Number.isSafeInteger(dim) || dim < 1 || dim > MAX_REPRESENTATION_DIM)
+    refuse('REP_BAD_CONFIG', `dim must be an integer in [1, ${MAX_REPRESENTATION_DIM}], got ${dim}`);
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) refuse('REP_BAD_CONFIG', `maxBytes must be a positive integer, got ${maxBytes}`);
   if (crc32 !== undefined && typeof crc32 !== 'function') refuse('REP_BAD_CONFIG', 'crc32 must be a function');
 }
