@@ -164,6 +164,7 @@ export {
 } from './representation/names.js';
 export { REPRESENTATION_EXCLUSION_CODES, REPRESENTATION_REJECTION_CODES, REPRESENTATION_STRATEGY_NAMES } from './representation/types.js';
 export type {
+  ClientCoefficients,
   ClientRepresentationWeight,
   ExcludedRepresentation,
   GlobalRepresentations,
@@ -196,11 +197,18 @@ export type { FedGemsOptions } from './representation/fedGems.js';
 export { fedEtWeighting, similarityVariances } from './representation/fedEt.js';
 export type { FedEtOptions } from './representation/fedEt.js';
 export { attentionScores, fedMkdWeighting } from './representation/fedMkd.js';
-export { combineWeights, copyGroups, distillationLoss, ensembleTeacher } from './representation/ensemble.js';
+export { combineWeights, copyGroups, distillationLoss, ensembleTeacher, meanWeighting } from './representation/ensemble.js';
 export type { DistillationLoss } from './representation/ensemble.js';
-export { DEFAULT_COPY_THRESHOLD, DEFAULT_DISTILLATION_WEIGHT, DEFAULT_ECHO_THRESHOLD, LocalOnly, RepresentationEnsemble } from './representation/strategy.js';
+export {
+  DEFAULT_COPY_THRESHOLD,
+  DEFAULT_DISTILLATION_WEIGHT,
+  DEFAULT_ECHO_THRESHOLD,
+  LocalOnly,
+  NO_CLIENT_COEFFICIENTS,
+  RepresentationEnsemble,
+} from './representation/strategy.js';
 export type { RepresentationEnsembleOptions } from './representation/strategy.js';
-export { createRepresentationStrategy } from './representation/fromConfig.js';
+export { createRepresentationStrategy, DEFAULT_ADVERSARIAL_WEIGHT, DEFAULT_LOCAL_DISTILLATION_WEIGHT } from './representation/fromConfig.js';
 export type { RepresentationScreeningConfig, RepresentationStrategyConfig } from './representation/fromConfig.js';
 export { checkRepresentationTensors, validateRepresentations } from './representation/validate.js';
 export type { RepresentationExpectations, ValidRepresentations } from './representation/validate.js';

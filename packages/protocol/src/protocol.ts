@@ -25,7 +25,7 @@
  *  - the coordinator checks it with fl-core's `validateRepresentations` and refuses it with the usual
  *    `UPDATE_*` codes (too large, malformed, non-finite, wrong modalities or shape → `UPDATE_SHAPE`).
  */
-import { MAX_PUBLIC_BATCH, MAX_REPRESENTATION_DIM, MODALITIES } from '@chorus/fl-core';
+import { DEFAULT_ADVERSARIAL_WEIGHT, MAX_PUBLIC_BATCH, MAX_REPRESENTATION_DIM, MODALITIES } from '@chorus/fl-core';
 import type { Modality } from '@chorus/fl-core';
 import { z } from 'zod';
 import type { Ack, ProtocolErrorCode } from './errors.js';
@@ -44,8 +44,8 @@ export const PROTOCOL_VERSION = 5;
 
 // Modalities a client can hold; they double as parameter group names (`image/…`). fl-core owns the list.
 export { MODALITIES };
-// Bounds of a representation round's public batch and dimension; fl-core owns them (its validation enforces them too).
-export { MAX_PUBLIC_BATCH, MAX_REPRESENTATION_DIM };
+// A representation round's bounds and FedAFD's adversarial coefficient; fl-core owns them (its validation and strategies use them too).
+export { DEFAULT_ADVERSARIAL_WEIGHT, MAX_PUBLIC_BATCH, MAX_REPRESENTATION_DIM };
 export type { Modality };
 
 /** Wire encodings of float tensors, as fl-core's codec names them. */
@@ -197,9 +197,6 @@ export interface UpdateResult {
 
 /** LoRA α a round config without one means: the scale every client used before the config carried it. */
 export const DEFAULT_ADAPTER_ALPHA = 8;
-
-/** FedAFD's adversarial coefficient (§4.1): the weight of the bi-level adversarial alignment loss. */
-export const DEFAULT_ADVERSARIAL_WEIGHT = 0.5;
 
 /**
  * The section of a round config that makes it a representation round (FedAFD family; see the

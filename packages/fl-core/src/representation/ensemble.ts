@@ -25,7 +25,12 @@
 import { FlCoreError } from '../errors.js';
 import { meanRowCosine } from '../metrics/similarity.js';
 import { badRepresentationInput, softmax } from './rows.js';
-import type { WeightingForm } from './types.js';
+import type { RepresentationWeighting, WeightingForm } from './types.js';
+
+/** Equal weights for every client and sample: FedAFD's "w/o SED" ablation (§4.4, "replacing SED with simple averaging"). */
+export function meanWeighting(): RepresentationWeighting {
+  return { form: 'proportional', scores: ({ numSamples, representations }) => representations.map(() => new Float64Array(numSamples).fill(1)) };
+}
 
 /** Eq. 9: t_i = Σ_k w_{k,i} r^k_i (B × D), from each client's B × D rows and `Float64Array(B)` weights. */
 export function ensembleTeacher(representations: readonly Float32Array[], weights: readonly Float64Array[], numSamples: number, dim: number): Float32Array {

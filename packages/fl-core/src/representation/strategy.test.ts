@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { expectFlCoreError } from '../errors.test-util.js';
 import { A, B, G, perturbed, randomMatrix, S_BETWEEN, S_EXACT } from './fixtures.testkit.js';
 import { createRepresentationStrategy } from './fromConfig.js';
+import { sedWeighting } from './sed.js';
+import { RepresentationEnsemble } from './strategy.js';
 import { REPRESENTATION_STRATEGY_NAMES } from './types.js';
 import type { GlobalRepresentations, RepresentationAggregate, RepresentationUpload } from './types.js';
 
@@ -205,6 +207,19 @@ describe('RepresentationEnsemble: multimodal rounds, rejections and server mista
     expectFlCoreError(() => fedafd.aggregate(1, { ...round, representations: { image: new Float32Array(5) } }, ok), 'REP_BAD_INPUT');
     expectFlCoreError(() => fedafd.aggregate(1, { ...round, dim: 0 }, ok), 'REP_BAD_INPUT');
     expectFlCoreError(() => fedafd.aggregate(1, { ...round, representations: { image: g.map((v, i) => (i ? v : Number.NaN)) } }, ok), 'REP_BAD_INPUT');
+  });
+
+  it('refuses bad options at construction with REP_BAD_CONFIG', () => {
+    const weighting = sedWeighting();
+    const bad = [
+      { echoThreshold: 0 },
+      { copyThreshold: 1.5 },
+      { distillationWeight: -0.1 },
+      { matchGlobalNorm: 'yes' as never },
+      { clientCoefficients: { adversarialWeight: Number.NaN, fusion: true, localDistillationWeight: 0 } },
+      { clientCoefficients: { adversarialWeight: 0.5, fusion: 1 as never, localDistillationWeight: 0 } },
+    ];
+    for (const options of bad) expectFlCoreError(() => new RepresentationEnsemble({ name: 'fedafd', weighting, ...options }), 'REP_BAD_CONFIG');
   });
 
   it('LOCAL exchanges nothing: no teacher, no weight, distillation weight 0', () => {

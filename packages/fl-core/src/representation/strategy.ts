@@ -17,6 +17,7 @@ import { combineWeights, copyGroups, distillationLoss, ensembleTeacher } from '.
 import { meanRowCosine } from '../metrics/similarity.js';
 import { checkMatrix, firstNonFinite, matchRowNorms } from './rows.js';
 import type {
+  ClientCoefficients,
   ClientRepresentationWeight,
   ExcludedRepresentation,
   GlobalRepresentations,
@@ -49,6 +50,21 @@ export interface RepresentationEnsembleOptions {
   readonly copyThreshold?: number | null;
   /** Weight of the server's distillation loss (default {@link DEFAULT_DISTILLATION_WEIGHT}). */
   readonly distillationWeight?: number;
+  /** What clients train with (default {@link NO_CLIENT_COEFFICIENTS}: plain local training). */
+  readonly clientCoefficients?: ClientCoefficients;
+}
+
+/** Client coefficients of plain local training: no alignment, no fusion, no local distillation. */
+export const NO_CLIENT_COEFFICIENTS: ClientCoefficients = { adversarialWeight: 0, fusion: false, localDistillationWeight: 0 };
+
+function checkClientCoefficients(c: ClientCoefficients): ClientCoefficients {
+  const weight = (name: string, v: number): void => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) badConfig(`clientCoefficients.${name} must be a finite number ≥ 0, got ${String(v)}`);
+  };
+  weight('adversarialWeight', c.adversarialWeight);
+  weight('localDistillationWeight', c.localDistillationWeight);
+  if (typeof c.fusion !== 'boolean') badConfig('clientCoefficients.fusion must be a boolean');
+  return { adversarialWeight: c.adversarialWeight, fusion: c.fusion, localDistillationWeight: c.localDistillationWeight };
 }
 
 function badConfig(message: string): never {
@@ -182,6 +198,7 @@ export class RepresentationEnsemble implements RepresentationStrategy {
   readonly matchGlobalNorm: boolean;
   readonly echoThreshold: number | null;
   readonly copyThreshold: number | null;
+  readonly clientCoefficients: ClientCoefficients;
   readonly #weighting: RepresentationWeighting;
 
   constructor(options: RepresentationEnsembleOptions) {
@@ -195,6 +212,7 @@ export class RepresentationEnsemble implements RepresentationStrategy {
     if (typeof lambda !== 'number' || !Number.isFinite(lambda) || lambda < 0)
       badConfig(`distillationWeight must be a finite number ≥ 0, got ${String(lambda)}`);
     this.distillationWeight = lambda;
+    this.clientCoefficients = checkClientCoefficients(options.clientCoefficients ?? NO_CLIENT_COEFFICIENTS);
   }
 
   /** Weights the round's uploads into one teacher per modality; see {@link RepresentationStrategy.aggregate}. */
@@ -249,6 +267,7 @@ export class LocalOnly implements RepresentationStrategy {
   readonly name = 'local' as const;
   readonly exchangesRepresentations = false;
   readonly distillationWeight = 0;
+  readonly clientCoefficients = NO_CLIENT_COEFFICIENTS;
 
   /** Returns no teacher: LOCAL learns nothing from clients. */
   aggregate(serverRound: number, global: GlobalRepresentations, uploads: readonly RepresentationUpload[]): RepresentationAggregate {

@@ -130,6 +130,20 @@ export const REPRESENTATION_STRATEGY_NAMES = ['fedafd', 'fedmd', 'fedgems', 'fed
 export type RepresentationStrategyName = (typeof REPRESENTATION_STRATEGY_NAMES)[number];
 
 /**
+ * What a method asks of its clients' local training, sent in the round config's `representation`
+ * section: FedAFD's bi-level adversarial alignment (Eq. 1–2) and granularity-aware fusion (Eq. 3–6),
+ * or the baselines' local distillation towards the global representations.
+ */
+export interface ClientCoefficients {
+  /** Weight of the adversarial alignment loss; 0: off. */
+  readonly adversarialWeight: number;
+  /** Whether local features are fused with the global encoders'. */
+  readonly fusion: boolean;
+  /** Weight of the local L2 distillation towards the global representations of the public batch; 0: off. */
+  readonly localDistillationWeight: number;
+}
+
+/**
  * A server-side rule for a representation round. `aggregate` is pure: it never mutates its input,
  * treats bad uploads as data (`rejected`) and throws (`REP_BAD_INPUT`) only for the server's own
  * mistakes: a bad round number or malformed global representations.
@@ -140,5 +154,7 @@ export interface RepresentationStrategy {
   readonly exchangesRepresentations: boolean;
   /** Weight of the server's distillation loss (SED's coefficient; FedAFD §4.1 uses 0.4); 0 for LOCAL. */
   readonly distillationWeight: number;
+  /** What clients train with (copied into each round's `representation` section). */
+  readonly clientCoefficients: ClientCoefficients;
   aggregate(serverRound: number, global: GlobalRepresentations, uploads: readonly RepresentationUpload[]): RepresentationAggregate;
 }
