@@ -77,7 +77,10 @@ describe('createRepresentationStrategy', () => {
     expect(messageOf({ name: 'fedmkd', matchGlobalNorm: 'yes' }, 'tasks[0].strategy')).toContain('tasks[0].strategy.matchGlobalNorm: must be a boolean');
     expect(messageOf({ name: 'fedgems', distillationWeight: Number.NaN })).toContain('strategy.distillationWeight: must be a finite number ≥ 0');
     expect(messageOf({ name: 'fedafd', adversarialWeight: -1, fusion: 1, sed: 'no' })).toMatch(
-      /strategy\.adversarialWeight: must be a finite number ≥ 0, got -1; strategy\.fusion: must be a boolean, got 1; strategy\.sed: must be a boolean, got no/,
+      /strategy\.adversarialWeight: must be a finite number ≥ 0 and ≤ 100, got -1; strategy\.fusion: must be a boolean, got 1; strategy\.sed: must be a boolean, got no/,
+    );
+    expect(messageOf({ name: 'fedmkd', localDistillationWeight: 101 })).toContain(
+      'strategy.localDistillationWeight: must be a finite number ≥ 0 and ≤ 100, got 101',
     );
     expect(messageOf({ name: 'fedmd', adversarialWeight: 0.5 })).toContain('strategy.adversarialWeight: not a setting of fedmd');
     expect(messageOf({ name: 'fedafd', localDistillationWeight: 0.5 })).toContain('strategy.localDistillationWeight: not a setting of fedafd');

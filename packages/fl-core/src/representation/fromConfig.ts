@@ -64,6 +64,8 @@ export type RepresentationStrategyConfig =
 export const DEFAULT_ADVERSARIAL_WEIGHT = 0.5;
 /** The baselines' local distillation weight (FedAFD's distillation coefficient, §4.1). */
 export const DEFAULT_LOCAL_DISTILLATION_WEIGHT = 0.4;
+/** Largest client-side loss weight a round config carries. */
+const MAX_CLIENT_LOSS_WEIGHT = 100;
 
 const SCREENING_FIELDS = ['matchGlobalNorm', 'echoThreshold', 'copyThreshold', 'distillationWeight'] as const;
 const FIELDS: Readonly<Record<RepresentationStrategyName, readonly string[]>> = {
@@ -114,16 +116,17 @@ export function createRepresentationStrategy(config: unknown, path = 'strategy')
     if (v !== undefined && typeof v !== 'boolean') issues.push(`${path}.${key}: must be a boolean, got ${String(v)}`);
     return v as boolean | undefined;
   };
-  const nonNegative = (key: string): number | undefined => {
+  const nonNegative = (key: string, max = Number.POSITIVE_INFINITY): number | undefined => {
     const v = c[key];
-    if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0))
-      issues.push(`${path}.${key}: must be a finite number ≥ 0, got ${String(v)}`);
+    if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max))
+      issues.push(`${path}.${key}: must be a finite number ≥ 0${max < Number.POSITIVE_INFINITY ? ` and ≤ ${max}` : ''}, got ${String(v)}`);
     return v as number | undefined;
   };
   const matchGlobalNorm = flag('matchGlobalNorm');
   const distillationWeight = nonNegative('distillationWeight');
-  const adversarialWeight = nonNegative('adversarialWeight');
-  const localDistillationWeight = nonNegative('localDistillationWeight');
+  // Client coefficients travel in the round config, whose schema bounds loss weights by 100.
+  const adversarialWeight = nonNegative('adversarialWeight', MAX_CLIENT_LOSS_WEIGHT);
+  const localDistillationWeight = nonNegative('localDistillationWeight', MAX_CLIENT_LOSS_WEIGHT);
   const fusion = flag('fusion');
   const sed = flag('sed');
   if (issues.length > 0) fail(issues);
