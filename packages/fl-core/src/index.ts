@@ -181,8 +181,9 @@ export type {
   WeightingForm,
   WeightingInput,
 } from './representation/types.js';
-export { crossCosines, matchRowNorms, rowCosines } from './representation/rows.js';
+export { crossCosines, forEachCosineRow, matchRowNorms, rowCosines } from './representation/rows.js';
 export {
+  forEachSimilarityRow,
   SED_DEFAULT_TEMPERATURE,
   SED_DEFAULT_WEIGHT_TEMPERATURE,
   sedSimilarities,

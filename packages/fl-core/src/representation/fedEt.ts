@@ -13,19 +13,18 @@
  *
  * (equal weights when every v is 0, e.g. B = 1).
  */
-import { checkTemperature, SED_DEFAULT_TEMPERATURE, similarityDistributions } from './sed.js';
+import { checkTemperature, SED_DEFAULT_TEMPERATURE, forEachSimilarityRow } from './sed.js';
 import type { RepresentationWeighting, WeightingInput } from './types.js';
 
 /** v_{k,i} for one client: the variance over the batch of each row's similarity distribution. */
 export function similarityVariances(representations: Float32Array, global: Float32Array, numSamples: number, dim: number, temperature: number): Float64Array {
-  const p = similarityDistributions(representations, global, numSamples, dim, temperature);
   const out = new Float64Array(numSamples);
   const mean = 1 / numSamples;
-  for (let i = 0; i < numSamples; i++) {
+  forEachSimilarityRow(representations, global, numSamples, dim, temperature, (i, p) => {
     let v = 0;
-    for (let j = 0; j < numSamples; j++) v += (p[i * numSamples + j]! - mean) ** 2;
+    for (const q of p) v += (q - mean) ** 2;
     out[i] = v / numSamples;
-  }
+  });
   return out;
 }
 

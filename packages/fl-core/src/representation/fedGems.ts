@@ -13,23 +13,19 @@
  *
  * Unlike SED this rewards a confident distribution wherever it points, even at the wrong sample.
  */
-import { checkTemperature, SED_DEFAULT_TEMPERATURE, SED_DEFAULT_WEIGHT_TEMPERATURE, similarityDistributions } from './sed.js';
+import { checkTemperature, SED_DEFAULT_TEMPERATURE, SED_DEFAULT_WEIGHT_TEMPERATURE, forEachSimilarityRow } from './sed.js';
 import type { RepresentationWeighting, WeightingInput } from './types.js';
 
 /** Ĥ_{k,i} for one client: the normalised entropy of each row's similarity distribution, in [0, 1]. */
 export function similarityEntropies(representations: Float32Array, global: Float32Array, numSamples: number, dim: number, temperature: number): Float64Array {
-  const p = similarityDistributions(representations, global, numSamples, dim, temperature);
   const out = new Float64Array(numSamples);
   if (numSamples === 1) return out;
   const logB = Math.log(numSamples);
-  for (let i = 0; i < numSamples; i++) {
+  forEachSimilarityRow(representations, global, numSamples, dim, temperature, (i, p) => {
     let h = 0;
-    for (let j = 0; j < numSamples; j++) {
-      const q = p[i * numSamples + j]!;
-      if (q > 0) h -= q * Math.log(q);
-    }
+    for (const q of p) if (q > 0) h -= q * Math.log(q);
     out[i] = Math.min(1, Math.max(0, h / logB));
-  }
+  });
   return out;
 }
 

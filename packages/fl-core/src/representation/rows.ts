@@ -51,20 +51,31 @@ function unitRows(x: Float32Array, numSamples: number, dim: number): Float64Arra
   return out;
 }
 
-/** The B × B matrix C with C[i·B + j] = cos(a_i, g_j) (0 where either row is all zeros). */
-export function crossCosines(a: Float32Array, g: Float32Array, numSamples: number, dim: number): Float64Array {
+/**
+ * Calls `visit(i, c)` for each row i of `a` with c[j] = cos(a_i, g_j) over every row j of `g` (0
+ * where either row is all zeros). `c` is one buffer reused for every row: O(B·D) memory instead of
+ * the B × B matrix, for O(B²·D) time.
+ */
+export function forEachCosineRow(a: Float32Array, g: Float32Array, numSamples: number, dim: number, visit: (i: number, cosines: Float64Array) => void): void {
   const ua = unitRows(a, numSamples, dim);
   const ug = unitRows(g, numSamples, dim);
-  const out = new Float64Array(numSamples * numSamples);
+  const cosines = new Float64Array(numSamples);
   for (let i = 0; i < numSamples; i++) {
     const ai = i * dim;
     for (let j = 0; j < numSamples; j++) {
       const gj = j * dim;
       let s = 0;
       for (let d = 0; d < dim; d++) s += ua[ai + d]! * ug[gj + d]!;
-      out[i * numSamples + j] = s;
+      cosines[j] = s;
     }
+    visit(i, cosines);
   }
+}
+
+/** The B × B matrix C with C[i·B + j] = cos(a_i, g_j) (0 where either row is all zeros). */
+export function crossCosines(a: Float32Array, g: Float32Array, numSamples: number, dim: number): Float64Array {
+  const out = new Float64Array(numSamples * numSamples);
+  forEachCosineRow(a, g, numSamples, dim, (i, cosines) => out.set(cosines, i * numSamples));
   return out;
 }
 
@@ -83,9 +94,8 @@ export function matchRowNorms(x: Float32Array, reference: Float32Array, numSampl
   return out;
 }
 
-/** Softmax of `logits` (any finite values), computed stably by subtracting the maximum. */
-export function softmax(logits: ArrayLike<number>): Float64Array {
-  const out = new Float64Array(logits.length);
+/** Softmax of `logits` (any finite values) into `out` (which may be `logits`), computed stably by subtracting the maximum. */
+export function softmaxInto(logits: ArrayLike<number>, out: Float64Array): Float64Array {
   let max = Number.NEGATIVE_INFINITY;
   for (let k = 0; k < logits.length; k++) max = Math.max(max, logits[k]!);
   let total = 0;
@@ -93,6 +103,11 @@ export function softmax(logits: ArrayLike<number>): Float64Array {
     out[k] = Math.exp(logits[k]! - max);
     total += out[k]!;
   }
-  for (let k = 0; k < out.length; k++) out[k] = out[k]! / total;
+  for (let k = 0; k < logits.length; k++) out[k] = out[k]! / total;
   return out;
+}
+
+/** Softmax of `logits` (any finite values) into a new array. */
+export function softmax(logits: ArrayLike<number>): Float64Array {
+  return softmaxInto(logits, new Float64Array(logits.length));
 }

@@ -22,7 +22,7 @@
  * e in weight). τ_w = 1 gives the unscaled reading.
  */
 import { FlCoreError } from '../errors.js';
-import { crossCosines, softmax } from './rows.js';
+import { forEachCosineRow, softmax, softmaxInto } from './rows.js';
 import type { RepresentationWeighting, WeightingInput } from './types.js';
 
 /** τ of Eq. 7 when a task gives none. */
@@ -39,9 +39,26 @@ export function checkTemperature(fn: string, name: string, value: number): numbe
 }
 
 /**
- * Eq. 7's distribution for every row: the B × B matrix P with P[i·B + j] = softmax_j(cos(r_i, g_j) / τ),
- * i.e. how strongly representation i points at each sample's global representation.
+ * Calls `visit(i, p)` for each row i with Eq. 7's distribution p[j] = softmax_j(cos(r_i, g_j) / τ):
+ * how strongly representation i points at each sample's global representation. `p` is one buffer
+ * reused for every row, so memory stays O(B·D); time is O(B²·D) per client.
  */
+export function forEachSimilarityRow(
+  representations: Float32Array,
+  global: Float32Array,
+  numSamples: number,
+  dim: number,
+  temperature: number,
+  visit: (i: number, distribution: Float64Array) => void,
+): void {
+  checkTemperature('forEachSimilarityRow', 'temperature', temperature);
+  forEachCosineRow(representations, global, numSamples, dim, (i, cosines) => {
+    for (let j = 0; j < numSamples; j++) cosines[j] = cosines[j]! / temperature;
+    visit(i, softmaxInto(cosines, cosines));
+  });
+}
+
+/** Eq. 7's distributions as one B × B matrix P, P[i·B + j] = softmax_j(cos(r_i, g_j) / τ) (for inspection; O(B²) memory). */
 export function similarityDistributions(
   representations: Float32Array,
   global: Float32Array,
@@ -49,22 +66,15 @@ export function similarityDistributions(
   dim: number,
   temperature: number,
 ): Float64Array {
-  checkTemperature('similarityDistributions', 'temperature', temperature);
-  const cos = crossCosines(representations, global, numSamples, dim);
   const out = new Float64Array(numSamples * numSamples);
-  const logits = new Float64Array(numSamples);
-  for (let i = 0; i < numSamples; i++) {
-    for (let j = 0; j < numSamples; j++) logits[j] = cos[i * numSamples + j]! / temperature;
-    out.set(softmax(logits), i * numSamples);
-  }
+  forEachSimilarityRow(representations, global, numSamples, dim, temperature, (i, p) => out.set(p, i * numSamples));
   return out;
 }
 
 /** Eq. 7: s_{k,i} for one client, a `Float64Array(B)` in (0, 1]. */
 export function sedSimilarities(representations: Float32Array, global: Float32Array, numSamples: number, dim: number, temperature: number): Float64Array {
-  const p = similarityDistributions(representations, global, numSamples, dim, temperature);
   const out = new Float64Array(numSamples);
-  for (let i = 0; i < numSamples; i++) out[i] = p[i * numSamples + i]!;
+  forEachSimilarityRow(representations, global, numSamples, dim, temperature, (i, p) => (out[i] = p[i]!));
   return out;
 }
 
