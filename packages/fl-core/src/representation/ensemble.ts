@@ -14,7 +14,7 @@
  * Screening, before weighting (per modality):
  *  - magnitude: cosine ignores scale, so a client sending ×10 or ×0.1 of its representations gets the
  *    same weight, but Eq. 9 would let the ×10 client dominate t_i. Each client row is rescaled to
- *    ‖g_i‖ before it enters the teacher ({@link matchRowNorms}), so scale buys nothing.
+ *    ‖g_i‖ before it enters the teacher (`matchRowNorms` in rows.ts), so scale buys nothing.
  *  - echo: a client that sends back the global representations it was given (a free rider) has
  *    cos(r^k_i, g_i) ≈ 1 for every i and would get the largest SED weight while adding nothing; a
  *    client whose mean_i cos(r^k_i, g_i) ≥ the echo threshold is left out (code `ECHO`, weight 0).

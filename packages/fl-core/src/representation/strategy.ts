@@ -11,10 +11,10 @@
  * (the server's own mistakes) throw `REP_BAD_INPUT`.
  */
 import { FlCoreError } from '../errors.js';
+import { meanRowCosine } from '../metrics/similarity.js';
 import { MODALITIES } from '../partition/modality.js';
 import type { Modality } from '../partition/modality.js';
 import { combineWeights, copyGroups, distillationLoss, ensembleTeacher } from './ensemble.js';
-import { meanRowCosine } from '../metrics/similarity.js';
 import { checkMatrix, firstNonFinite, matchRowNorms } from './rows.js';
 import type {
   ClientCoefficients,
