@@ -1,5 +1,5 @@
 export { leadingZeroBits, proofInput, sha256, solvesChallenge } from './proofOfWork.js';
-export { PROTOCOL_ERROR_CODES, ProtocolError, ackError, isProtocolErrorCode } from './errors.js';
+export { PROTOCOL_ERROR_CODES, ProtocolError, ackError, isProtocolErrorCode, representationRefusalCode } from './errors.js';
 export type { Ack, AckError, ProtocolErrorBody, ProtocolErrorCode } from './errors.js';
 export {
   DEFAULT_ADAPTER_ALPHA,

@@ -2,8 +2,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { PROTOCOL_ERROR_CODES, ackError, isProtocolErrorCode } from './errors.js';
-import { decodeUpdate, encodeUpdate, publicTensorName, representationTensorName, tensor, validateRepresentations } from '@chorus/fl-core';
+import { PROTOCOL_ERROR_CODES, ackError, isProtocolErrorCode, representationRefusalCode } from './errors.js';
+import { decodeUpdate, encodeUpdate, isFlCoreError, publicTensorName, representationTensorName, tensor, validateRepresentations } from '@chorus/fl-core';
 import {
   DEFAULT_ADAPTER_ALPHA,
   DEFAULT_ADVERSARIAL_WEIGHT,
@@ -181,6 +181,40 @@ describe('protocol schemas', () => {
     // Assert
     expect([...valid.representations.image!]).toEqual([0.5, 0, 0, 0.5]);
     expect(valid.encoding).toBe('fp16');
+  });
+
+  it('map every refusal of a representation upload onto an UPDATE_* code (INTERNAL for the coordinator’s own mistake)', () => {
+    // Arrange: uploads the coordinator would refuse, each validated as a client holding images only.
+    const expectations = { taskId: 't', serverRound: 1, clientId: 'c', modalities: ['image' as const], numSamples: 1, dim: 2, maxBytes: 200 };
+    const upload = (name: string, shape: number[], values: number[]) =>
+      encodeUpdate({
+        kind: 'representations',
+        taskId: 't',
+        round: 1,
+        clientId: 'c',
+        encoding: 'fp32',
+        tensors: [tensor(name, shape, new Float32Array(values))],
+      });
+    const refusalOf = (bytes: Uint8Array, expect = expectations): string => {
+      try {
+        validateRepresentations(bytes, expect);
+        return 'accepted';
+      } catch (err) {
+        return isFlCoreError(err) ? representationRefusalCode(err.code) : 'not coded';
+      }
+    };
+    // Act
+    const outcomes = [
+      refusalOf(upload('rep/image', [1, 2], [1, 2])),
+      refusalOf(upload('rep/image', [1, 60], new Array<number>(60).fill(0))),
+      refusalOf(upload('rep/text', [1, 2], [1, 2])),
+      refusalOf(upload('rep/image', [2, 1], [1, 2])),
+      refusalOf(new Uint8Array([1, 2, 3])),
+      refusalOf(upload('rep/image', [1, 2], [1, 2]), { ...expectations, dim: 0 }),
+    ];
+    // Assert
+    expect(outcomes).toEqual(['accepted', 'UPDATE_TOO_LARGE', 'UPDATE_SHAPE', 'UPDATE_SHAPE', 'UPDATE_MALFORMED', 'INTERNAL']);
+    expect(representationRefusalCode('REP_NON_FINITE')).toBe('UPDATE_NON_FINITE');
   });
 
   it('build refusals from the closed set of codes', () => {
