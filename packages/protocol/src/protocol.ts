@@ -23,7 +23,8 @@
  *    `rep/<modality>` [B, D] for each modality it holds, no more, no fewer (fl-core's
  *    `representationTensorName`), in `representation.encoding`, within `maxUpdateBytes`;
  *  - the coordinator checks it with fl-core's `validateRepresentations` and refuses it with the usual
- *    `UPDATE_*` codes (too large, malformed, non-finite, wrong modalities or shape → `UPDATE_SHAPE`).
+ *    `UPDATE_*` codes (too large, malformed, non-finite, wrong modalities or shape → `UPDATE_SHAPE`;
+ *    see `representationRefusalCode`).
  */
 import { DEFAULT_ADVERSARIAL_WEIGHT, MAX_PUBLIC_BATCH, MAX_REPRESENTATION_DIM, MODALITIES } from '@chorus/fl-core';
 import type { Modality } from '@chorus/fl-core';

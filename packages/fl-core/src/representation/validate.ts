@@ -17,7 +17,7 @@
  *   REP_SHAPE        a tensor whose shape is not [B, D] as the round asked
  *   REP_BAD_CONFIG   the expectations themselves are malformed (a caller bug, not bad input)
  *
- * The coordinator maps them onto its wire codes: REP_TOO_LARGE → UPDATE_TOO_LARGE, REP_NON_FINITE →
+ * The coordinator maps them onto its wire codes (`@chorus/protocol`'s `representationRefusalCode`): REP_TOO_LARGE → UPDATE_TOO_LARGE, REP_NON_FINITE →
  * UPDATE_NON_FINITE, REP_MODALITIES and REP_SHAPE → UPDATE_SHAPE, REP_MALFORMED → UPDATE_MALFORMED.
  */
 import { decodeUpdate } from '../codec/codec.js';
