@@ -60,13 +60,26 @@ export function forEachCosineRow(a: Float32Array, g: Float32Array, numSamples: n
   const ua = unitRows(a, numSamples, dim);
   const ug = unitRows(g, numSamples, dim);
   const cosines = new Float64Array(numSamples);
+  // Four partial sums break the loop-carried dependency (as in params.ts's squaredNorm); the order
+  // is fixed, so results are the same on every run.
+  const end = dim - (dim % 4);
   for (let i = 0; i < numSamples; i++) {
     const ai = i * dim;
     for (let j = 0; j < numSamples; j++) {
       const gj = j * dim;
-      let s = 0;
-      for (let d = 0; d < dim; d++) s += ua[ai + d]! * ug[gj + d]!;
-      cosines[j] = s;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      let d = 0;
+      for (; d < end; d += 4) {
+        s0 += ua[ai + d]! * ug[gj + d]!;
+        s1 += ua[ai + d + 1]! * ug[gj + d + 1]!;
+        s2 += ua[ai + d + 2]! * ug[gj + d + 2]!;
+        s3 += ua[ai + d + 3]! * ug[gj + d + 3]!;
+      }
+      for (; d < dim; d++) s0 += ua[ai + d]! * ug[gj + d]!;
+      cosines[j] = s0 + s1 + (s2 + s3);
     }
     visit(i, cosines);
   }
