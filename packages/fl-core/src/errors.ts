@@ -34,6 +34,14 @@ export const FL_CORE_ERROR_CODES = [
   'TRUST_BAD_CONFIG',
   'TRUST_BAD_INPUT',
   'METRICS_BAD_INPUT',
+  // representation rounds (FedAFD family): strategy config, server-side input, client uploads
+  'REP_BAD_CONFIG',
+  'REP_BAD_INPUT',
+  'REP_TOO_LARGE',
+  'REP_MALFORMED',
+  'REP_NON_FINITE',
+  'REP_SHAPE',
+  'REP_MODALITIES',
 ] as const;
 
 /** One of {@link FL_CORE_ERROR_CODES}. */

@@ -151,3 +151,67 @@ export type { DecodedIntoHeader, DecodedUpdateHeader, DecodeIntoTarget } from '.
 export { createUpdateArena } from './simd/updateArena.js';
 export type { ArenaDecoded, ArenaDecodeOptions, UpdateArena, UpdateArenaOptions } from './simd/updateArena.js';
 export { fedAvgArena } from './aggregation/fedAvgArena.js';
+export {
+  DEFAULT_REPRESENTATION_DIM,
+  MAX_PUBLIC_BATCH,
+  MAX_REPRESENTATION_DIM,
+  modalityOfPublicTensor,
+  modalityOfRepresentationTensor,
+  PUBLIC_TENSOR_PREFIX,
+  publicTensorName,
+  REPRESENTATION_TENSOR_PREFIX,
+  representationTensorName,
+} from './representation/names.js';
+export { REPRESENTATION_EXCLUSION_CODES, REPRESENTATION_REJECTION_CODES, REPRESENTATION_STRATEGY_NAMES } from './representation/types.js';
+export type {
+  ClientCoefficients,
+  ClientRepresentationWeight,
+  ExcludedRepresentation,
+  GlobalRepresentations,
+  ModalityTeacher,
+  RejectedRepresentation,
+  RepresentationAggregate,
+  RepresentationExclusionCode,
+  RepresentationRejectionCode,
+  RepresentationsByModality,
+  RepresentationStrategy,
+  RepresentationStrategyName,
+  RepresentationUpload,
+  RepresentationWeighting,
+  WeightingForm,
+  WeightingInput,
+} from './representation/types.js';
+export { crossCosines, forEachCosineRow, matchRowNorms, rowCosines } from './representation/rows.js';
+export {
+  forEachSimilarityRow,
+  SED_DEFAULT_TEMPERATURE,
+  SED_DEFAULT_WEIGHT_TEMPERATURE,
+  sedSimilarities,
+  sedWeighting,
+  sedWeights,
+  similarityDistributions,
+} from './representation/sed.js';
+export type { SedOptions } from './representation/sed.js';
+export { fedMdWeighting } from './representation/fedMd.js';
+export { fedGemsWeighting, similarityEntropies } from './representation/fedGems.js';
+export type { FedGemsOptions } from './representation/fedGems.js';
+export { fedEtWeighting, similarityVariances } from './representation/fedEt.js';
+export type { FedEtOptions } from './representation/fedEt.js';
+export { attentionScores, fedMkdWeighting } from './representation/fedMkd.js';
+export { combineWeights, copyGroups, distillationLoss, ensembleTeacher, meanWeighting } from './representation/ensemble.js';
+export type { DistillationLoss } from './representation/ensemble.js';
+export {
+  DEFAULT_COPY_THRESHOLD,
+  DEFAULT_DISTILLATION_WEIGHT,
+  DEFAULT_ECHO_THRESHOLD,
+  LocalOnly,
+  NO_CLIENT_COEFFICIENTS,
+  RepresentationEnsemble,
+} from './representation/strategy.js';
+export type { RepresentationEnsembleOptions } from './representation/strategy.js';
+export { createRepresentationStrategy, DEFAULT_ADVERSARIAL_WEIGHT, DEFAULT_LOCAL_DISTILLATION_WEIGHT } from './representation/fromConfig.js';
+export type { RepresentationScreeningConfig, RepresentationStrategyConfig } from './representation/fromConfig.js';
+export { checkRepresentationTensors, validateRepresentations } from './representation/validate.js';
+export type { RepresentationExpectations, ValidRepresentations } from './representation/validate.js';
+export { publicRepresentationTensors, readPublicRepresentations, representationUploadTensors, samplePublicBatch } from './representation/wire.js';
+export type { PublicRepresentationSplit } from './representation/wire.js';

@@ -5,6 +5,7 @@
  * the closed set below, so clients switch on codes and never parse messages. Messages are short,
  * human-readable and never carry a stack trace.
  */
+import type { FlCoreErrorCode } from '@chorus/fl-core';
 
 /** Every code the coordinator may refuse a client request with. */
 export const PROTOCOL_ERROR_CODES = [
@@ -78,5 +79,27 @@ export class ProtocolError extends Error {
     message: string,
   ) {
     super(message);
+  }
+}
+
+/**
+ * The refusal a coordinator sends for a representation upload that fl-core's
+ * `validateRepresentations` refused with `code`: size → `UPDATE_TOO_LARGE`, NaN/±Infinity →
+ * `UPDATE_NON_FINITE`, wrong modalities or shape → `UPDATE_SHAPE`, anything else about the bytes →
+ * `UPDATE_MALFORMED`; `REP_BAD_CONFIG` (the coordinator's own expectations were malformed) → `INTERNAL`.
+ */
+export function representationRefusalCode(code: FlCoreErrorCode): ProtocolErrorCode {
+  switch (code) {
+    case 'REP_TOO_LARGE':
+      return 'UPDATE_TOO_LARGE';
+    case 'REP_NON_FINITE':
+      return 'UPDATE_NON_FINITE';
+    case 'REP_MODALITIES':
+    case 'REP_SHAPE':
+      return 'UPDATE_SHAPE';
+    case 'REP_BAD_CONFIG':
+      return 'INTERNAL';
+    default:
+      return 'UPDATE_MALFORMED';
   }
 }

@@ -1,8 +1,11 @@
 export { leadingZeroBits, proofInput, sha256, solvesChallenge } from './proofOfWork.js';
-export { PROTOCOL_ERROR_CODES, ProtocolError, ackError, isProtocolErrorCode } from './errors.js';
+export { PROTOCOL_ERROR_CODES, ProtocolError, ackError, isProtocolErrorCode, representationRefusalCode } from './errors.js';
 export type { Ack, AckError, ProtocolErrorBody, ProtocolErrorCode } from './errors.js';
 export {
   DEFAULT_ADAPTER_ALPHA,
+  DEFAULT_ADVERSARIAL_WEIGHT,
+  MAX_PUBLIC_BATCH,
+  MAX_REPRESENTATION_DIM,
   MODALITIES,
   MODAL_LOSSES,
   MODEL_HEADS,
@@ -13,6 +16,7 @@ export {
   capabilitiesSchema,
   challengeRequestSchema,
   helloSchema,
+  representationRoundSchema,
   roundConfigSchema,
   roundEndSchema,
   roundStartSchema,
@@ -34,6 +38,7 @@ export type {
   ModelHead,
   ParsedRoundStart,
   ParsedUpdate,
+  RepresentationRoundConfig,
   RoundConfig,
   RoundEndPayload,
   RoundStartPayload,

@@ -2,8 +2,17 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { PROTOCOL_ERROR_CODES, ackError, isProtocolErrorCode } from './errors.js';
-import { DEFAULT_ADAPTER_ALPHA, authSchema, helloSchema, roundConfigSchema, updateSchema } from './protocol.js';
+import { PROTOCOL_ERROR_CODES, ackError, isProtocolErrorCode, representationRefusalCode } from './errors.js';
+import { decodeUpdate, encodeUpdate, isFlCoreError, publicTensorName, representationTensorName, tensor, validateRepresentations } from '@chorus/fl-core';
+import {
+  DEFAULT_ADAPTER_ALPHA,
+  DEFAULT_ADVERSARIAL_WEIGHT,
+  authSchema,
+  helloSchema,
+  representationRoundSchema,
+  roundConfigSchema,
+  updateSchema,
+} from './protocol.js';
 
 const update = { type: 'update', protocolVersion: 1, taskId: 't', roundId: 't.r1.a1', serverRound: 1, numExamples: 3, metrics: { loss: 0.5 } };
 
@@ -86,6 +95,126 @@ describe('protocol schemas', () => {
     expect(DEFAULT_ADAPTER_ALPHA).toBe(8);
     expect(sixteen.adapterAlpha).toBe(16);
     expect(refused).toEqual([false, false, false, false, false, false]);
+  });
+
+  it('mark a representation round by its optional section, with defaults for the client-side coefficients', () => {
+    // Arrange
+    const config = { localEpochs: 1, batchSize: 8, learningRate: 0.1, uploadEncoding: 'fp32', maxUpdateBytes: 4096, normBound: null, strategy: {} };
+    const section = { publicIndices: [4, 0, 9], dim: 2, encoding: 'fp16' };
+    // Act
+    const weightRound = roundConfigSchema.parse(config);
+    const representationRound = roundConfigSchema.parse({ ...config, representation: section });
+    const refused = [
+      { ...section, publicIndices: [] },
+      { ...section, publicIndices: [1, 1] },
+      { ...section, publicIndices: [-1] },
+      { ...section, publicIndices: [0.5] },
+      { ...section, publicIndices: Array.from({ length: 4097 }, (_, i) => i) },
+      { ...section, dim: 0 },
+      { ...section, dim: 4097 },
+      { ...section, encoding: 'bf16' },
+      { ...section, adversarialWeight: -0.5 },
+      { ...section, fusion: 'yes' },
+      { ...section, localDistillationWeight: Number.NaN },
+      { ...section, extra: 1 },
+    ].map((representation) => roundConfigSchema.safeParse({ ...config, representation }).success);
+    // Assert
+    expect(weightRound.representation).toBeUndefined();
+    expect(representationRound.representation).toEqual({ ...section, adversarialWeight: 0.5, fusion: true, localDistillationWeight: 0 });
+    expect(DEFAULT_ADVERSARIAL_WEIGHT).toBe(0.5);
+    expect(representationRoundSchema.parse({ ...section, publicIndices: Array.from({ length: 4096 }, (_, i) => i) }).publicIndices).toHaveLength(4096);
+    expect(refused.every((ok) => !ok)).toBe(true);
+  });
+
+  it('carry a representation round end to end: public/<modality> in the global, rep/<modality> in the upload', () => {
+    // Arrange: the coordinator sends encoder weights plus the global representations of B = 2 samples in D = 2.
+    const config = roundConfigSchema.parse({
+      localEpochs: 1,
+      batchSize: 8,
+      learningRate: 0.1,
+      uploadEncoding: 'fp32',
+      maxUpdateBytes: 4096,
+      normBound: null,
+      strategy: {},
+      representation: { publicIndices: [7, 3], dim: 2, encoding: 'fp16' },
+    });
+    const section = config.representation!;
+    const numSamples = section.publicIndices.length;
+    const global = encodeUpdate({
+      kind: 'model',
+      taskId: 't',
+      round: 1,
+      clientId: '',
+      encoding: 'fp32',
+      tensors: [
+        tensor('image/encoder/kernel', [2, 2], new Float32Array([1, 0, 0, 1])),
+        tensor(publicTensorName('image'), [numSamples, section.dim], new Float32Array([1, 0, 0, 1])),
+      ],
+    });
+    // Act: a client holding only images answers with its own representations of the same samples.
+    const received = decodeUpdate(global, { maxBytes: global.length });
+    const rows = received.tensors.find((t) => t.name === publicTensorName('image'))!;
+    const upload = encodeUpdate({
+      kind: 'representations',
+      taskId: 't',
+      round: 1,
+      clientId: 'c',
+      encoding: section.encoding,
+      tensors: [
+        tensor(
+          representationTensorName('image'),
+          rows.shape,
+          rows.values.map((v) => v / 2),
+        ),
+      ],
+    });
+    const parsed = updateSchema.parse({ ...update, update: upload });
+    const valid = validateRepresentations(parsed.update, {
+      taskId: 't',
+      serverRound: 1,
+      clientId: 'c',
+      modalities: ['image'],
+      numSamples,
+      dim: section.dim,
+      maxBytes: config.maxUpdateBytes,
+    });
+    // Assert
+    expect([...valid.representations.image!]).toEqual([0.5, 0, 0, 0.5]);
+    expect(valid.encoding).toBe('fp16');
+  });
+
+  it('map every refusal of a representation upload onto an UPDATE_* code (INTERNAL for the coordinator’s own mistake)', () => {
+    // Arrange: uploads the coordinator would refuse, each validated as a client holding images only.
+    const expectations = { taskId: 't', serverRound: 1, clientId: 'c', modalities: ['image' as const], numSamples: 1, dim: 2, maxBytes: 200 };
+    const upload = (name: string, shape: number[], values: number[]) =>
+      encodeUpdate({
+        kind: 'representations',
+        taskId: 't',
+        round: 1,
+        clientId: 'c',
+        encoding: 'fp32',
+        tensors: [tensor(name, shape, new Float32Array(values))],
+      });
+    const refusalOf = (bytes: Uint8Array, expect = expectations): string => {
+      try {
+        validateRepresentations(bytes, expect);
+        return 'accepted';
+      } catch (err) {
+        return isFlCoreError(err) ? representationRefusalCode(err.code) : 'not coded';
+      }
+    };
+    // Act
+    const outcomes = [
+      refusalOf(upload('rep/image', [1, 2], [1, 2])),
+      refusalOf(upload('rep/image', [1, 60], new Array<number>(60).fill(0))),
+      refusalOf(upload('rep/text', [1, 2], [1, 2])),
+      refusalOf(upload('rep/image', [2, 1], [1, 2])),
+      refusalOf(new Uint8Array([1, 2, 3])),
+      refusalOf(upload('rep/image', [1, 2], [1, 2]), { ...expectations, dim: 0 }),
+    ];
+    // Assert
+    expect(outcomes).toEqual(['accepted', 'UPDATE_TOO_LARGE', 'UPDATE_SHAPE', 'UPDATE_SHAPE', 'UPDATE_MALFORMED', 'INTERNAL']);
+    expect(representationRefusalCode('REP_NON_FINITE')).toBe('UPDATE_NON_FINITE');
   });
 
   it('build refusals from the closed set of codes', () => {

@@ -8,8 +8,25 @@
  * validation — so the coordinator parses every inbound payload with its schema before use. Weights
  * (the global model, client updates) travel as binary attachments holding fl-core codec bytes,
  * never as JSON numbers.
+ *
+ * Two kinds of round share these events. A weight round (FedAvg and its relatives) sends the global
+ * weights and receives a delta. A representation round (the FedAFD family — "FedAFD: Multimodal
+ * Federated Learning via Adversarial Fusion and Distillation") exchanges representations of a shared
+ * public batch instead, and is marked by the round config's `representation` section (present
+ * exactly in such a round, see {@link representationRoundSchema}):
+ *  - `roundStart.global` holds codec bytes of kind `model`: the global encoders' weights (the
+ *    client fuses with them) and, for each modality the server encodes, the global representations
+ *    of the batch as a tensor `public/<modality>` of shape [B, D] (B = `publicIndices.length`,
+ *    D = `dim`; see fl-core's `publicTensorName`);
+ *  - the client trains on its private data, then encodes the same public samples and answers with
+ *    `submitUpdate`, whose `update` holds codec bytes of kind `representations`: one tensor
+ *    `rep/<modality>` [B, D] for each modality it holds, no more, no fewer (fl-core's
+ *    `representationTensorName`), in `representation.encoding`, within `maxUpdateBytes`;
+ *  - the coordinator checks it with fl-core's `validateRepresentations` and refuses it with the usual
+ *    `UPDATE_*` codes (too large, malformed, non-finite, wrong modalities or shape → `UPDATE_SHAPE`;
+ *    see `representationRefusalCode`).
  */
-import { MODALITIES } from '@chorus/fl-core';
+import { DEFAULT_ADVERSARIAL_WEIGHT, MAX_PUBLIC_BATCH, MAX_REPRESENTATION_DIM, MODALITIES } from '@chorus/fl-core';
 import type { Modality } from '@chorus/fl-core';
 import { z } from 'zod';
 import type { Ack, ProtocolErrorCode } from './errors.js';
@@ -22,11 +39,14 @@ import type { Ack, ProtocolErrorCode } from './errors.js';
  * 2: the round config carries the task's LoRA `adapterAlpha`.
  * 3: the round config carries L_intp's weight `interpretabilityWeight` and L_modal's variant `modalLoss`.
  * 4: the `challenge` event and `hello`'s `proof` (proof-of-work for a new identity).
+ * 5: representation rounds (FedAFD family): the round config's optional `representation` section.
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 // Modalities a client can hold; they double as parameter group names (`image/…`). fl-core owns the list.
 export { MODALITIES };
+// A representation round's bounds and FedAFD's adversarial coefficient; fl-core owns them (its validation and strategies use them too).
+export { DEFAULT_ADVERSARIAL_WEIGHT, MAX_PUBLIC_BATCH, MAX_REPRESENTATION_DIM };
 export type { Modality };
 
 /** Wire encodings of float tensors, as fl-core's codec names them. */
@@ -148,7 +168,10 @@ export interface ChallengeResult {
   readonly expiresAt: number;
 }
 
-/** A trained update for the open round; `update` holds codec bytes (kind: update, deltas). */
+/**
+ * A trained update for the open round; `update` holds codec bytes: kind `delta` in a weight round,
+ * kind `representations` in a representation round.
+ */
 export const updateSchema = z.strictObject({
   type: z.literal('update'),
   protocolVersion: protocolVersionSchema,
@@ -176,6 +199,46 @@ export interface UpdateResult {
 /** LoRA α a round config without one means: the scale every client used before the config carried it. */
 export const DEFAULT_ADAPTER_ALPHA = 8;
 
+/**
+ * The section of a round config that makes it a representation round (FedAFD family; see the
+ * module comment for what `global` and the upload then carry). It holds what a client needs and
+ * cannot infer from the global model's bytes.
+ */
+export const representationRoundSchema = z.strictObject({
+  /**
+   * Indices into the task's public split of the B samples to encode, in row order of every
+   * `public/<modality>` and `rep/<modality>` tensor; distinct, at most 4096.
+   */
+  publicIndices: z
+    .array(z.number().int().nonnegative().max(0x7fffffff))
+    .min(1)
+    .max(MAX_PUBLIC_BATCH)
+    .refine((indices) => new Set(indices).size === indices.length, 'public sample indices must be distinct'),
+  /** D: the dimension of the shared representation space (FedAFD uses 256). */
+  dim: z.number().int().positive().max(MAX_REPRESENTATION_DIM),
+  /** Wire encoding of the uploaded representations. */
+  encoding: z.enum(UPLOAD_ENCODINGS),
+  /**
+   * Weight of the bi-level adversarial alignment loss (FedAFD Eq. 1–2: intra- and cross-modal
+   * discriminators telling local from global representations of the public batch) in local
+   * training; 0 turns it off (the "w/o BAA" ablation and the baselines).
+   */
+  adversarialWeight: z.number().min(0).max(100).default(DEFAULT_ADVERSARIAL_WEIGHT),
+  /**
+   * Whether the client fuses its local features with the global encoders' (FedAFD's
+   * granularity-aware feature fusion, Eq. 3–6); false is the "w/o GFF" ablation and the baselines.
+   */
+  fusion: z.boolean().default(true),
+  /**
+   * Weight of a local L2 distillation of the client's representations of the public batch towards
+   * the global ones (how FedAFD §4.1 runs the FedMD, FedGEMS and FedET baselines on clients); 0 (the
+   * default, FedAFD itself) turns it off.
+   */
+  localDistillationWeight: z.number().min(0).max(100).default(0),
+});
+/** See {@link representationRoundSchema}. */
+export type RepresentationRoundConfig = z.output<typeof representationRoundSchema>;
+
 /** Hyper-parameters of one round, sent with the global weights. */
 export const roundConfigSchema = z.strictObject({
   localEpochs: z.number().int().positive(),
@@ -199,11 +262,16 @@ export const roundConfigSchema = z.strictObject({
   adapterAlpha: z.number().positive().refine(Number.isFinite, 'must be finite').default(DEFAULT_ADAPTER_ALPHA),
   /** Strategy-specific settings (e.g. FedProx's `proximalMu`). */
   strategy: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
+  /** Present exactly in a representation round (FedAFD family); absent in a weight round. */
+  representation: representationRoundSchema.optional(),
 });
 /** See {@link roundConfigSchema}. */
 export type RoundConfig = z.output<typeof roundConfigSchema>;
 
-/** Sent to each selected client: train on `global` (codec bytes, kind: model) and upload the delta. */
+/**
+ * Sent to each selected client: train on `global` (codec bytes, kind: model) and upload the delta —
+ * or, in a representation round, the representations of the public batch (see the module comment).
+ */
 export const roundStartSchema = z.strictObject({
   type: z.literal('round-start'),
   protocolVersion: protocolVersionSchema,

@@ -14,6 +14,7 @@ const PREFIXED_RUNS = 20_000;
 const MUTATED_RUNS = 65_000;
 
 const outcomes = new Map<string, number>();
+const kindsDecoded = new Map<string, number>();
 let decoded = 0;
 
 function isPrintable(s: string, minLength: number): boolean {
@@ -28,17 +29,18 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 // Everything a successful decode promises; plain checks (one expect per input) keep 100k runs fast.
 function violation(bytes: Uint8Array, d: DecodedUpdate): string | undefined {
-  if (d.kind !== 'delta' && d.kind !== 'model') return `kind ${d.kind}`;
+  if (d.kind !== 'delta' && d.kind !== 'model' && d.kind !== 'representations') return `kind ${d.kind}`;
   if (d.encoding !== 'fp32' && d.encoding !== 'fp16' && d.encoding !== 'int8') return `encoding ${d.encoding}`;
   if (!Number.isInteger(d.round) || d.round < 0 || d.round > 0xffffffff) return `round ${d.round}`;
   if (!isPrintable(d.taskId, 1)) return `taskId ${d.taskId}`;
-  if (d.kind === 'delta' ? !isPrintable(d.clientId, 1) : d.clientId !== '') return `clientId ${d.clientId}`;
+  if (d.kind !== 'model' ? !isPrintable(d.clientId, 1) : d.clientId !== '') return `clientId ${d.clientId}`;
   if (new Set(d.tensors.map((t) => t.name)).size !== d.tensors.length) return 'duplicate names';
   if (d.tensors.length > LIMITS.maxTensors!) return 'too many tensors';
   let elements = 0;
   for (const t of d.tensors) {
     if (!isPrintable(t.name, 1)) return `name ${t.name}`;
     if (t.shape.length > CODEC_MAX_RANK) return `rank of ${t.name}`;
+    if (d.kind === 'representations' && (!/^rep\/(image|text|audio)$/.test(t.name) || t.shape.length !== 2)) return `representations tensor ${t.name}`;
     if (!(t.values instanceof Float32Array) || t.values.length !== t.shape.reduce((a, b) => a * b, 1)) return `values of ${t.name}`;
     for (const v of t.values) if (!Number.isFinite(v)) return `non-finite in ${t.name}`;
     elements += t.values.length;
@@ -55,6 +57,7 @@ function check(bytes: Uint8Array): void {
   try {
     const d = decodeUpdate(bytes, LIMITS);
     expect(violation(bytes, d)).toBeUndefined();
+    kindsDecoded.set(d.kind, (kindsDecoded.get(d.kind) ?? 0) + 1);
     outcome = 'ok';
   } catch (err) {
     if (!isFlCoreError(err) || !err.code.startsWith('CODEC_')) throw err;
@@ -179,5 +182,7 @@ describe('codec fuzz: the decoder returns a valid message or a CODEC_* error, no
     ]) {
       expect(outcomes.get(code) ?? 0, code).toBeGreaterThan(0);
     }
+    // Every kind, representations included, must come out of the fuzz decoded at least once.
+    for (const kind of ['delta', 'model', 'representations']) expect(kindsDecoded.get(kind) ?? 0, kind).toBeGreaterThan(0);
   });
 });

@@ -91,6 +91,21 @@ describe('codec: hand-checked byte layouts', () => {
     expect(Array.from(back.tensors[0]!.values)).toEqual([127 * s, -64 * s, 32 * s].map(Math.fround));
   });
 
+  it('writes an fp32 representations message (kind 3) byte for byte and reads it back', () => {
+    const msg = delta([tensor('rep/text', [1, 2], new Float32Array([0.5, -1]))], { kind: 'representations', round: 2 });
+
+    const bytes = encodeUpdate(msg);
+
+    expect(bytes).toEqual(
+      hex(`
+        43 48 52 53  01 00  03  01  02 00 00 00
+        01 74  01 63  01 00 00 00
+        08 72 65 70 2f 74 65 78 74  02  01 00 00 00  02 00 00 00  02 00 00 00  00 00 00 3f  00 00 80 bf
+        af 89 ff f4`),
+    );
+    expect(decodeUpdate(bytes, LIMITS)).toEqual({ ...msg, tensors: [{ name: 'rep/text', shape: [1, 2], values: new Float32Array([0.5, -1]) }] });
+  });
+
   it('decodes the fp32 fixture back to the same header and tensors', () => {
     const bytes = hex('43 48 52 53 01 00 01 01 07 00 00 00 01 74 01 63 01 00 00 00 01 77 01 02 00 00 00 02 00 00 00 00 00 80 3f 00 00 00 c0 5f ac 75 42');
 
@@ -220,6 +235,9 @@ describe('codec: the encoder refuses bad input with a code', () => {
     ['256-character task id', delta(ok, { taskId: 'x'.repeat(256) }), 'CODEC_BAD_HEADER'],
     ['delta without client id', delta(ok, { clientId: '' }), 'CODEC_BAD_HEADER'],
     ['model with client id', delta(ok, { kind: 'model' }), 'CODEC_BAD_HEADER'],
+    ['representations without client id', delta([tensor('rep/image', [1, 2])], { kind: 'representations', clientId: '' }), 'CODEC_BAD_HEADER'],
+    ['representations tensor not named rep/<modality>', delta([tensor('image', [1, 2])], { kind: 'representations' }), 'CODEC_BAD_HEADER'],
+    ['representations tensor of rank 3', delta([tensor('rep/text', [1, 2, 1])], { kind: 'representations' }), 'CODEC_BAD_SHAPE'],
     ['control character in a name', delta([tensor('a\nb', [1])]), 'CODEC_BAD_HEADER'],
     ['empty name', delta([tensor('', [1])]), 'CODEC_BAD_HEADER'],
     ['duplicate names', delta([tensor('w', [1]), tensor('w', [2])]), 'CODEC_BAD_HEADER'],
@@ -263,7 +281,15 @@ describe('codec: the decoder refuses bad input with a code', () => {
     ['wrong magic', rawMessage({ magic: [0x43, 0x48, 0x52, 0x54] }), 'CODEC_BAD_MAGIC'],
     ['version 2', rawMessage({ version: 2 }), 'CODEC_BAD_VERSION'],
     ['version 0', rawMessage({ version: 0 }), 'CODEC_BAD_VERSION'],
-    ['kind 3', rawMessage({ kind: 3 }), 'CODEC_BAD_HEADER'],
+    ['kind 4', rawMessage({ kind: 4 }), 'CODEC_BAD_HEADER'],
+    ['representations without client id', rawMessage({ kind: 3, clientId: '' }), 'CODEC_BAD_HEADER'],
+    ['representations tensor not named rep/<modality>', rawMessage({ kind: 3, tensors: [{ name: 'w', ...w(f32Bytes([1, 2]), [1, 2]) }] }), 'CODEC_BAD_HEADER'],
+    [
+      'representations tensor of an unknown modality',
+      rawMessage({ kind: 3, tensors: [{ name: 'rep/smell', ...w(f32Bytes([1, 2]), [1, 2]) }] }),
+      'CODEC_BAD_HEADER',
+    ],
+    ['representations tensor of rank 1', rawMessage({ kind: 3, tensors: [{ name: 'rep/image', ...w(f32Bytes([1, 2])) }] }), 'CODEC_BAD_SHAPE'],
     ['encoding 4', rawMessage({ encoding: 4 }), 'CODEC_BAD_ENCODING'],
     ['encoding 0', rawMessage({ encoding: 0 }), 'CODEC_BAD_ENCODING'],
     ['empty task id', rawMessage({ taskId: '' }), 'CODEC_BAD_HEADER'],

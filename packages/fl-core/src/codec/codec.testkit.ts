@@ -5,6 +5,7 @@
  */
 import fc from 'fast-check';
 import type { Tensor } from '../params.js';
+import { MODALITIES } from '../partition/modality.js';
 import type { UpdateEncoding, UpdateKind, UpdateMessage } from './codec.js';
 import { crc32 } from './crc32.js';
 
@@ -138,15 +139,32 @@ export function tensorArb(maxAbs: number, maxRank = 3, maxDim = 4): fc.Arbitrary
   });
 }
 
-/** A valid message for `encoding` whose values stay within `maxAbs`. */
+/** A representations tensor: `rep/<modality>` with shape [B, D] (small) and values in [−maxAbs, maxAbs]. */
+export function representationTensorArb(maxAbs: number, maxDim = 4): fc.Arbitrary<Tensor> {
+  return fc
+    .record({ modality: fc.constantFrom(...MODALITIES), rows: fc.integer({ min: 0, max: maxDim }), cols: fc.integer({ min: 0, max: maxDim }) })
+    .chain(({ modality, rows, cols }) =>
+      fc
+        .float32Array({ min: Math.fround(-maxAbs), max: Math.fround(maxAbs), noNaN: true, minLength: rows * cols, maxLength: rows * cols })
+        .map((values): Tensor => ({ name: `rep/${modality}`, shape: [rows, cols], values })),
+    );
+}
+
+/** A valid message for `encoding` whose values stay within `maxAbs`: a delta, a model or representations. */
 export function messageArb(encoding: UpdateEncoding, maxAbs: number, maxTensors = 4): fc.Arbitrary<UpdateMessage> {
   return fc
     .record({
-      kind: fc.constantFrom<UpdateKind>('delta', 'model'),
+      kind: fc.constantFrom<UpdateKind>('delta', 'model', 'representations'),
       taskId: asciiString(1, 16),
       round: fc.nat({ max: 0xffffffff }),
       clientId: asciiString(1, 16),
-      tensors: fc.uniqueArray(tensorArb(maxAbs), { selector: (t) => t.name, maxLength: maxTensors }),
     })
-    .map((m): UpdateMessage => ({ ...m, clientId: m.kind === 'delta' ? m.clientId : '', encoding }));
+    .chain((m) =>
+      fc
+        .uniqueArray(m.kind === 'representations' ? representationTensorArb(maxAbs) : tensorArb(maxAbs), {
+          selector: (t) => t.name,
+          maxLength: Math.min(maxTensors, m.kind === 'representations' ? MODALITIES.length : maxTensors),
+        })
+        .map((tensors): UpdateMessage => ({ ...m, tensors, clientId: m.kind === 'model' ? '' : m.clientId, encoding })),
+    );
 }

@@ -1,17 +1,22 @@
 /**
- * Wire format for a client update (a delta) or a global model; int8 is symmetric per-tensor
+ * Wire format for a client update (a delta), a global model, or a client's representations of a
+ * public batch (FedAFD family); int8 is symmetric per-tensor
  * quantisation — Wu, Judd, Zhang, Isaev & Micikevicius, 2020, "Integer Quantization for Deep Learning
  * Inference: Principles and Empirical Evaluation" (arXiv:2004.09602).
  *
  * Layout, version 1. Integers are little-endian and unsigned; `str` is a u8 length followed by that many
  * printable ASCII bytes (0x20–0x7e), so no text codec is needed and no string exceeds 255 characters.
  *
- *   magic "CHRS" | version u16 | kind u8 (1 delta, 2 model) | encoding u8 (1 fp32, 2 fp16, 3 int8)
- *   | round u32 | taskId str (non-empty) | clientId str (non-empty for a delta, empty for a model)
+ *   magic "CHRS" | version u16 | kind u8 (1 delta, 2 model, 3 representations) | encoding u8 (1 fp32, 2 fp16, 3 int8)
+ *   | round u32 | taskId str (non-empty) | clientId str (non-empty for a delta or representations, empty for a model)
  *   | tensorCount u32
  *   per tensor: name str (non-empty, unique) | rank u8 (≤ 8) | dims u32 × rank
  *               | scale f32 (int8 only) | elementCount u32 (= product of dims) | payload
  *   crc32 u32 of every byte before it
+ *
+ * A `representations` message carries only tensors named `rep/<modality>` (a modality of
+ * MODALITIES) of rank 2, [B, D]; which modalities and which B and D a round expects is checked by
+ * `validateRepresentations`, not here.
  *
  * Payloads: fp32 as is; fp16 round-to-nearest-even (see fp16.ts); int8 as q ∈ [−127, 127] with
  * value = q · scale and scale = maxAbs / 127 (float32, nudged up when rounding would push a value past 127).
@@ -27,8 +32,10 @@
  *   CODEC_TRUNCATED       input ends inside a fixed-width field (the last 4 bytes are always the checksum)
  *   CODEC_BAD_LENGTH      a string, tensor count or payload declares more bytes than remain
  *   CODEC_BAD_MAGIC / CODEC_BAD_VERSION / CODEC_BAD_ENCODING   unknown magic, version, encoding
- *   CODEC_BAD_HEADER      unknown kind, bad or missing string, duplicate tensor name, negative scale
- *   CODEC_BAD_SHAPE       rank over 8, dims whose product overflows u32 or differs from elementCount
+ *   CODEC_BAD_HEADER      unknown kind, bad or missing string, duplicate tensor name, negative scale,
+ *                         a representations tensor not named rep/<modality>
+ *   CODEC_BAD_SHAPE       rank over 8, dims whose product overflows u32 or differs from elementCount,
+ *                         a representations tensor whose rank is not 2
  *   CODEC_NON_FINITE      NaN/±Infinity in a payload or an int8 scale
  *   CODEC_OUT_OF_RANGE    an int8 scale so large that 127 · scale overflows float32 (encoder: fp16 overflow)
  *   CODEC_BAD_ENCODING    also: an int8 payload byte of −128, which symmetric quantisation never writes
@@ -44,6 +51,7 @@
 import { FlCoreError } from '../errors.js';
 import type { FlCoreErrorCode } from '../errors.js';
 import { squaredNorm } from '../params.js';
+import { modalityOfRepresentationTensor } from '../representation/names.js';
 import type { Layout, Parameters, Tensor } from '../params.js';
 import { crc32 } from './crc32.js';
 import { FP16_MAX, HALF_OVERFLOW, halfFromFloatBits, halfToFloatTable } from './fp16.js';
@@ -57,20 +65,23 @@ export const CODEC_MAX_STRING_LENGTH = 255;
 /** Highest tensor rank the format carries. */
 export const CODEC_MAX_RANK = 8;
 
-/** What a message carries: a client's update delta or the coordinator's global model. */
-export type UpdateKind = 'delta' | 'model';
+/**
+ * What a message carries: a client's update delta, the coordinator's global model, or a client's
+ * representations of the round's public batch (tensors `rep/<modality>`, [B, D]).
+ */
+export type UpdateKind = 'delta' | 'model' | 'representations';
 /** How tensor values are stored on the wire. */
 export type UpdateEncoding = 'fp32' | 'fp16' | 'int8';
 
 /** A message to encode. */
 export interface UpdateMessage {
-  /** `'delta'` for a client update, `'model'` for a global model. */
+  /** `'delta'` for a client update, `'model'` for a global model, `'representations'` for a client's public-batch representations. */
   readonly kind: UpdateKind;
   /** Task the message belongs to: 1–255 printable ASCII characters. */
   readonly taskId: string;
   /** Server round, an integer in [0, 2^32). */
   readonly round: number;
-  /** Sending client for a delta (1–255 printable ASCII characters); `''` for a model. */
+  /** Sending client for a delta or representations (1–255 printable ASCII characters); `''` for a model. */
   readonly clientId: string;
   /** Wire encoding of every tensor's values. */
   readonly encoding: UpdateEncoding;
@@ -120,8 +131,8 @@ export interface DecodeLimits {
 }
 
 const MAGIC_BYTES = [0x43, 0x48, 0x52, 0x53] as const;
-const KIND_CODES: Readonly<Record<UpdateKind, number>> = { delta: 1, model: 2 };
-const KINDS: readonly (UpdateKind | undefined)[] = [undefined, 'delta', 'model'];
+const KIND_CODES: Readonly<Record<UpdateKind, number>> = { delta: 1, model: 2, representations: 3 };
+const KINDS: readonly (UpdateKind | undefined)[] = [undefined, 'delta', 'model', 'representations'];
 const ENCODING_CODES: Readonly<Record<UpdateEncoding, number>> = { fp32: 1, fp16: 2, int8: 3 };
 const ENCODINGS: readonly (UpdateEncoding | undefined)[] = [undefined, 'fp32', 'fp16', 'int8'];
 const BYTES_PER_ELEMENT: Readonly<Record<UpdateEncoding, number>> = { fp32: 4, fp16: 2, int8: 1 };
@@ -148,6 +159,12 @@ function isAsciiString(s: unknown, minLength: number): s is string {
   return true;
 }
 
+// A representations message names each tensor after a modality and carries a B × D matrix.
+function checkRepresentationTensor(fn: string, name: string, rank: number): void {
+  if (modalityOfRepresentationTensor(name) === null) fail('CODEC_BAD_HEADER', `${fn}: representations tensor '${name}' is not named rep/<modality>`);
+  if (rank !== 2) fail('CODEC_BAD_SHAPE', `${fn}: representations tensor '${name}' has rank ${rank}, expected 2 ([B, D])`);
+}
+
 function preview(s: unknown): string {
   return typeof s === 'string' ? JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s) : typeof s;
 }
@@ -171,10 +188,10 @@ function plan(msg: UpdateMessage): Plan {
   if (!Number.isInteger(msg.round) || msg.round < 0 || msg.round > U32_MAX)
     fail('CODEC_BAD_HEADER', `encodeUpdate: round must be an integer in [0, 2^32), got ${msg.round}`);
   if (!isAsciiString(msg.taskId, 1)) fail('CODEC_BAD_HEADER', `encodeUpdate: taskId must be 1–255 printable ASCII characters, got ${preview(msg.taskId)}`);
-  if (msg.kind === 'delta' ? !isAsciiString(msg.clientId, 1) : msg.clientId !== '') {
+  if (msg.kind !== 'model' ? !isAsciiString(msg.clientId, 1) : msg.clientId !== '') {
     fail(
       'CODEC_BAD_HEADER',
-      `encodeUpdate: clientId must be ${msg.kind === 'delta' ? '1–255 printable ASCII characters for a delta' : "'' for a model"}, got ${preview(msg.clientId)}`,
+      `encodeUpdate: clientId must be ${msg.kind !== 'model' ? `1–255 printable ASCII characters for ${msg.kind}` : "'' for a model"}, got ${preview(msg.clientId)}`,
     );
   }
   if (!Array.isArray(msg.tensors) || msg.tensors.length > U32_MAX) fail('CODEC_BAD_HEADER', 'encodeUpdate: tensors must be an array');
@@ -188,6 +205,7 @@ function plan(msg: UpdateMessage): Plan {
     if (seen.has(t.name)) fail('CODEC_BAD_HEADER', `encodeUpdate: duplicate tensor name '${t.name}'`);
     seen.add(t.name);
     if (!Array.isArray(t.shape) || t.shape.length > CODEC_MAX_RANK) fail('CODEC_BAD_SHAPE', `encodeUpdate: '${t.name}' must have rank ≤ ${CODEC_MAX_RANK}`);
+    if (msg.kind === 'representations') checkRepresentationTensor('encodeUpdate', t.name, t.shape.length);
     let elements = 1;
     for (const d of t.shape) {
       if (!Number.isInteger(d) || d < 0 || d > U32_MAX)
@@ -449,8 +467,8 @@ function parseMessage(fn: string, bytes: Uint8Array, limits: DecodeLimits): Pars
   const round = r.u32('round');
   const taskId = r.str('taskId', 1);
   const clientId = r.str('clientId', 0);
-  if ((kind === 'delta') !== clientId.length > 0) {
-    fail('CODEC_BAD_HEADER', `${fn}: a ${kind} must ${kind === 'delta' ? 'name its client' : 'have an empty clientId'}`);
+  if ((kind !== 'model') !== clientId.length > 0) {
+    fail('CODEC_BAD_HEADER', `${fn}: a ${kind} message must ${kind !== 'model' ? 'name its client' : 'have an empty clientId'}`);
   }
 
   const tensorCount = r.u32('tensor count');
@@ -472,6 +490,7 @@ function parseMessage(fn: string, bytes: Uint8Array, limits: DecodeLimits): Pars
     names.add(name);
     const rank = r.u8(`'${name}' rank`);
     if (rank > CODEC_MAX_RANK) fail('CODEC_BAD_SHAPE', `${fn}: '${name}' has rank ${rank}, at most ${CODEC_MAX_RANK} is allowed`);
+    if (kind === 'representations') checkRepresentationTensor(fn, name, rank);
     const shape: number[] = [];
     let product = 1;
     for (let d = 0; d < rank; d++) {
