@@ -77,3 +77,5 @@ export type { FedAfdAssignment, FedAfdKindShare, FedAfdPartitionOptions, FedAfdP
 export { FEDAFD_EVAL_EXAMPLES, checkFedAfdRound, evaluateFedAfdClient, roundGlobalModalities, runFedAfdLocalRound } from './fedafd/localRound.js';
 export type { FedAfdEvaluationResult, FedAfdLocalMetrics, FedAfdLocalRoundOptions, FedAfdLocalRoundResult, FedAfdStepProgress } from './fedafd/localRound.js';
 export { attackRepresentations } from './fedafd/adversarial.js';
+export { fedAfdClientSpec } from './fedafd/spec.js';
+export type { FedAfdSpecBase } from './fedafd/spec.js';
