@@ -80,6 +80,7 @@ export type { FusionGates, GranularityFusionArgs } from './fedafd/gff.js';
 export { FEDAFD_DIM, GlobalEncoders } from './fedafd/globalEncoders.js';
 export type { GlobalEncoderSizes, GlobalEncodersConfig } from './fedafd/globalEncoders.js';
 export type { RepresentationArrays } from './fedafd/inputs.js';
+export { localDistillationLoss } from './fedafd/localDistillation.js';
 export {
   FEDAFD_ADVERSARIAL_WEIGHT,
   FEDAFD_DISTILLATION_WEIGHT,

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FedAfdClient } from './client.js';
-import { FEDAFD_CLIENT_ARCHS, FEDAFD_CLIENT_KINDS, createFedAfdClient, type FedAfdClientSpec } from './client.js';
+import { FEDAFD_CLIENT_ARCHS, FEDAFD_CLIENT_KINDS, createFedAfdClient, type FedAfdClientSpec, type FedAfdStepResult } from './client.js';
 import { FedAfdServerModel } from './server.js';
 import { SMALL, disposeBatch, smallBatch, smallEmbedder, smallImageBase, smallOptions, smallServerConfig, smallSpec, unitRows } from './fixtures.test-util.js';
 import type { RepresentationArrays } from './inputs.js';
@@ -268,5 +268,186 @@ describe('FedAFD client models', () => {
       expect.objectContaining({ code: 'MODELS_BAD_CONFIG', field: 'audioShape' }),
     );
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+/** Mean over rows of the squared L2 distance between two [rows, D] arrays. */
+function meanSquaredDistance(a: Float32Array, b: Float32Array, rows = SMALL.batch): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += (a[i]! - b[i]!) ** 2;
+  return sum / rows;
+}
+
+async function update(client: FedAfdClient, steps: () => Promise<unknown>): Promise<{ l1: number; signed: number }> {
+  const before = await client.exportWeights();
+  await steps();
+  const after = await client.exportWeights();
+  let l1 = 0;
+  let signed = 0;
+  after.forEach((t, k) =>
+    t.values.forEach((v, i) => {
+      const d = v - before[k]!.values[i]!;
+      l1 += Math.abs(d);
+      signed += d * ((i % 7) + 1);
+    }),
+  );
+  return { l1, signed };
+}
+
+describe("FedAFD client models: the baselines' local distillation and LOCAL", () => {
+  const BASELINE = { useBaa: false, useGff: false, localDistillationWeight: 0.4 } as const;
+  const LOCAL = { useBaa: false, useGff: false, localDistillationWeight: 0 } as const;
+
+  it('leaves FedAFD and LOCAL steps as they were at weight 0 (losses and weight updates of the implementation without the term)', async () => {
+    // Figures of two steps of the text bag-mlp client recorded before the distillation term existed.
+    const recorded = {
+      fedafd: {
+        steps: [
+          { loss: 0.35227155685424805, task: 1.048020839691162, adversarial: -1.3914985656738281, discriminator: 2.7708740234375 },
+          { loss: 0.3247418999671936, task: 1.0141146183013916, adversarial: -1.378745436668396, discriminator: 2.7427258491516113 },
+        ],
+        update: { l1: 5.269838051273837, signed: 0.4378725365677383 },
+      },
+      local: {
+        steps: [
+          { loss: 1.0193449258804321, task: 1.0193449258804321, adversarial: 0, discriminator: 0 },
+          { loss: 0.9526171088218689, task: 0.9526171088218689, adversarial: 0, discriminator: 0 },
+        ],
+        update: { l1: 1.3609208134002984, signed: -1.1159470840357244 },
+      },
+    };
+    const local = smallBatch(1, ['text']);
+    const pub = smallBatch(2, ['text']);
+    const gp = { text: unitRows(4, 40), image: unitRows(4, 41) };
+    const fedAfd = createFedAfdClient(smallSpec('text-classifier', 'bag-mlp', { localDistillationWeight: 0 }), options());
+    const localOnly = createFedAfdClient(smallSpec('text-classifier', 'bag-mlp', LOCAL), options());
+    const steps: Record<'fedafd' | 'local', FedAfdStepResult[]> = { fedafd: [], local: [] };
+
+    const fedAfdUpdate = await update(fedAfd, async () => {
+      for (let i = 0; i < 2; i++) steps.fedafd.push(await fedAfd.trainStep({ local, public: pub, globalPublic: gp }));
+    });
+    const localUpdate = await update(localOnly, async () => {
+      for (let i = 0; i < 2; i++) steps.local.push(await localOnly.trainStep({ local }));
+    });
+
+    for (const [name, update] of [
+      ['fedafd', fedAfdUpdate],
+      ['local', localUpdate],
+    ] as const) {
+      steps[name].forEach((step, i) => {
+        const want = recorded[name].steps[i]!;
+        expect(step.distillation).toBe(0);
+        for (const key of ['loss', 'task', 'adversarial', 'discriminator'] as const) expect(step[key]).toBeCloseTo(want[key], 5);
+      });
+      expect(update.l1).toBeCloseTo(recorded[name].update.l1, 4);
+      expect(update.signed).toBeCloseTo(recorded[name].update.signed, 4);
+    }
+    disposeBatch(local);
+    disposeBatch(pub);
+    fedAfd.dispose();
+    localOnly.dispose();
+  });
+
+  it('reports the distillation term as its own figure: the mean squared distance to the global representations before the step', async () => {
+    const client = createFedAfdClient(smallSpec('image-text-retrieval', 'cnn+bag-mlp', BASELINE), options());
+    const local = smallBatch(1, ['image', 'text']);
+    const pub = smallBatch(2, ['image', 'text']);
+    const gp = { image: unitRows(SMALL.batch, 50), text: unitRows(SMALL.batch, 51) };
+    const reps = await client.publicRepresentations(pub);
+    const expected = meanSquaredDistance(reps.image!, gp.image) + meanSquaredDistance(reps.text!, gp.text);
+
+    const step = await client.trainStep({ local, public: pub, globalPublic: gp });
+
+    expect(client.globalModalitiesNeeded()).toEqual(['image', 'text']);
+    expect(step.distillation).toBeCloseTo(expected, 4);
+    expect(step.loss).toBeCloseTo(step.task + 0.4 * step.distillation, 4);
+    expect(step.adversarial).toBe(0);
+    expect(step.discriminator).toBe(0);
+    disposeBatch(local);
+    disposeBatch(pub);
+    client.dispose();
+  });
+
+  it("moves the client's public representations towards the global ones, and further than the task alone does", async () => {
+    const distilled = createFedAfdClient(smallSpec('image-classifier', 'cnn', { ...BASELINE, localDistillationWeight: 5, learningRate: 0.02 }), options());
+    const plain = createFedAfdClient(smallSpec('image-classifier', 'cnn', { ...LOCAL, learningRate: 0.02 }), options());
+    const local = smallBatch(1, ['image']);
+    const pub = smallBatch(2, ['image']);
+    const gp = { image: unitRows(SMALL.batch, 60) };
+    const distance = async (c: FedAfdClient): Promise<number> => meanSquaredDistance((await c.publicRepresentations(pub)).image!, gp.image);
+    const start = await distance(distilled);
+    expect(await distance(plain)).toBeCloseTo(start, 6);
+
+    for (let i = 0; i < 20; i++) {
+      await distilled.trainStep({ local, public: pub, globalPublic: gp });
+      await plain.trainStep({ local, public: pub, globalPublic: gp });
+    }
+
+    const after = await distance(distilled);
+    expect(after).toBeLessThan(start * 0.5);
+    expect(after).toBeLessThan(await distance(plain));
+    disposeBatch(local);
+    disposeBatch(pub);
+    distilled.dispose();
+    plain.dispose();
+  });
+
+  it('trains a LOCAL client without public data; refuses a distilling client without it, changing nothing', async () => {
+    const localOnly = createFedAfdClient(smallSpec('text-classifier', 'bag-mlp', LOCAL), options());
+    const baseline = createFedAfdClient(smallSpec('text-classifier', 'bag-mlp', BASELINE), options());
+    const local = smallBatch(1, ['text']);
+    const pub = smallBatch(2, ['text']);
+    const before = await weights(baseline);
+
+    expect(localOnly.needsPublicData).toBe(false);
+    expect(localOnly.globalModalitiesNeeded()).toEqual([]);
+    expect((await localOnly.trainStep({ local })).distillation).toBe(0);
+    expect(baseline.needsPublicData).toBe(true);
+    expect(baseline.globalModalitiesNeeded()).toEqual(['text']);
+    await expect(baseline.trainStep({ local })).rejects.toMatchObject({ code: 'MODELS_BAD_INPUT', field: 'public' });
+    await expect(baseline.trainStep({ local, public: pub })).rejects.toMatchObject({ code: 'MODELS_BAD_INPUT', field: 'globalPublic' });
+    await expect(baseline.trainStep({ local, public: pub, globalPublic: { image: unitRows(4, 1) } })).rejects.toMatchObject({
+      code: 'MODELS_BAD_INPUT',
+      field: 'globalPublic.text',
+    });
+    await expect(
+      baseline.trainStep({ local, public: pub, globalPublic: { text: new Float32Array(SMALL.batch * SMALL.dim).fill(Number.NaN) } }),
+    ).rejects.toMatchObject({
+      code: 'MODELS_BAD_INPUT',
+    });
+    expect(await weights(baseline)).toEqual(before);
+    disposeBatch(local);
+    disposeBatch(pub);
+    localOnly.dispose();
+    baseline.dispose();
+  });
+
+  it('leaks no tensors in distilling steps, LOCAL steps and refused steps', async () => {
+    const baseline = createFedAfdClient(smallSpec('audio-text-retrieval', 'pool-mlp+conv1d', BASELINE), options());
+    const localOnly = createFedAfdClient(smallSpec('image-classifier', 'cnn', LOCAL), options());
+    const local = smallBatch(1, ['image', 'text', 'audio']);
+    const pub = smallBatch(2, ['audio', 'text']);
+    const gp = { audio: unitRows(SMALL.batch, 70), text: unitRows(SMALL.batch, 71) };
+    await baseline.trainStep({ local, public: pub, globalPublic: gp });
+    await localOnly.trainStep({ local });
+    const before = tf.memory().numTensors;
+
+    await baseline.trainStep({ local, public: pub, globalPublic: gp });
+    await localOnly.trainStep({ local, public: pub, globalPublic: gp });
+    await expect(baseline.trainStep({ local, public: pub, globalPublic: { ...gp, text: new Float32Array(3) } })).rejects.toMatchObject({
+      code: 'MODELS_BAD_INPUT',
+    });
+
+    expect(tf.memory().numTensors).toBe(before);
+    disposeBatch(local);
+    disposeBatch(pub);
+    baseline.dispose();
+    localOnly.dispose();
+  });
+
+  it.each([-0.4, Number.NaN, Number.POSITIVE_INFINITY, '0.4'])('refuses localDistillationWeight %s naming the field', (localDistillationWeight) => {
+    expect(() => createFedAfdClient(smallSpec('text-classifier', 'bag-mlp', { localDistillationWeight } as never), options())).toThrow(
+      expect.objectContaining({ code: 'MODELS_BAD_CONFIG', field: 'spec.localDistillationWeight' }),
+    );
   });
 });

@@ -17,6 +17,12 @@
  *    encoder's side of Eq. 2 on the public batch (λ_adv = 0.5).
  * Ablations: `useBaa: false` drops both parts of step 1–2's adversarial term; `useGff: false`
  * feeds z alone to the task head (and the client needs no global encoder).
+ *
+ * The comparison methods' clients (FedMD, FedGEMS, FedET, FedMKD; §4.1) run without BAA and GFF and
+ * add the local distillation of fedafd/localDistillation.ts, L = L_task + λ_dis · L_dis^local, with
+ * L_dis^local the mean squared L2 distance between the client's representations z^m of the public
+ * batch and the server's g^m (`localDistillationWeight` = λ_dis, default 0: FedAFD itself). With
+ * none of the three (LOCAL) a step reads no public data at all.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Parameters, Tensor as NamedTensor } from '@chorus/fl-core';
@@ -29,6 +35,7 @@ import { buildFeatureEncoder, type EncoderInputs, type FeatureEncoder } from './
 import { GranularityFusion } from './gff.js';
 import { FEDAFD_DIM, GlobalEncoders, type GlobalEncoderSizes } from './globalEncoders.js';
 import { checkBatchAsync, checkRepresentation, readRepresentations, type RepresentationArrays } from './inputs.js';
+import { localDistillationLoss } from './localDistillation.js';
 import { FEDAFD_ADVERSARIAL_WEIGHT, INFO_NCE_TEMPERATURE, l2Normalize, symmetricInfoNce } from './losses.js';
 import { retrievalMetrics, type RetrievalMetrics } from './retrievalMetrics.js';
 import { countParameters, engineVariables, exportNamed, importNamed, layerWeights, type NamedVariable } from './weights.js';
@@ -87,6 +94,8 @@ export interface FedAfdClientSpec {
   useBaa?: boolean;
   /** Granularity-aware fusion on (default) or off (ablation "w/o GFF": local features only). */
   useGff?: boolean;
+  /** λ_dis on the local distillation towards the global public representations (the baselines' 0.4); default 0 (off, FedAFD). */
+  localDistillationWeight?: number;
   /** Seed of every initialiser; default 0. */
   seed?: number;
 }
@@ -101,15 +110,18 @@ export interface FedAfdClientOptions extends EncoderInputs {
 export interface FedAfdStepInput {
   /** Local mini-batch: every modality the client holds (pairs for retrieval clients), and labels for classifiers. */
   local: MultimodalBatch;
-  /** Public mini-batch (the client's modalities); required with BAA. */
+  /** Public mini-batch (the client's modalities); required with BAA or local distillation, ignored otherwise. */
   public?: MultimodalBatch;
-  /** Global representations of `public`, [batch, D] row-major per modality: the client's and their partners'; required with BAA. */
+  /**
+   * Global representations of `public`, [batch, D] row-major per modality of
+   * {@link FedAfdClient.globalModalitiesNeeded}; required with BAA or local distillation, ignored otherwise.
+   */
   globalPublic?: RepresentationArrays;
 }
 
 /** Loss values of one step. */
 export interface FedAfdStepResult {
-  /** L_task + λ_adv · L_adv^enc before the step. */
+  /** L_task + λ_adv · L_adv^enc + λ_dis · L_dis^local before the step. */
   loss: number;
   /** Cross-entropy or InfoNCE on the fused features. */
   task: number;
@@ -117,6 +129,8 @@ export interface FedAfdStepResult {
   adversarial: number;
   /** The discriminators' loss −L_adv before their step (0 without BAA). */
   discriminator: number;
+  /** The local distillation term L_dis^local, unweighted (0 when `localDistillationWeight` is 0). */
+  distillation: number;
   numExamples: number;
 }
 
@@ -198,6 +212,7 @@ export function resolveClientSpec(spec: unknown): ResolvedSpec {
     temperature: num('temperature', INFO_NCE_TEMPERATURE, true),
     useBaa: bool('useBaa'),
     useGff: bool('useGff'),
+    localDistillationWeight: num('localDistillationWeight', 0, false),
     seed: int('seed', 0, 0),
   };
 }
@@ -288,9 +303,23 @@ export class FedAfdClient {
     return modality === 'image' ? 'text' : 'image';
   }
 
-  /** Modalities whose global public representations a step with BAA needs: the client's own and their partners. */
+  /** Whether a step reads a public batch and its global representations: with BAA or local distillation. */
+  get needsPublicData(): boolean {
+    return this.baa !== null || this.distills;
+  }
+
+  /** Whether a step adds the local distillation term (a positive `localDistillationWeight`). */
+  private get distills(): boolean {
+    return this.spec.localDistillationWeight > 0;
+  }
+
+  /**
+   * Modalities whose global public representations a step needs: with BAA the client's own and their
+   * partners, with local distillation the client's own, and none without either (LOCAL).
+   */
   globalModalitiesNeeded(): Modality[] {
-    return [...new Set(this.modalities.flatMap((m) => [m, this.partner(m)]))];
+    const baa = this.baa ? this.modalities.flatMap((m) => [m, this.partner(m)]) : [];
+    return [...new Set([...baa, ...(this.distills ? this.modalities : [])])];
   }
 
   /** Trainable parameters: encoders, projections, GFF, head and discriminators. */
@@ -378,18 +407,24 @@ export class FedAfdClient {
   }
 
   private async publicInputs(input: FedAfdStepInput): Promise<{ batch: MultimodalBatch; global: Map<Modality, tf.Tensor2D> } | null> {
-    if (!this.baa) return null;
+    if (!this.needsPublicData) return null;
     const fn = 'FedAfdClient.trainStep';
     if (!input.public || !input.globalPublic)
-      throw new ModelsError('MODELS_BAD_INPUT', `${fn}: BAA needs a public batch and its global representations`, 'public');
+      throw new ModelsError(
+        'MODELS_BAD_INPUT',
+        `${fn}: ${this.baa ? 'BAA' : 'local distillation'} needs a public batch and its global representations`,
+        input.public ? 'globalPublic' : 'public',
+      );
     const rows = await checkBatchAsync(fn, input.public, this.modalities, { vocabSize: this.vocabSize });
     const arrays = this.globalModalitiesNeeded().map((m) => [m, checkRepresentation(fn, `globalPublic.${m}`, input.globalPublic![m], rows, this.dim)] as const);
     return { batch: input.public, global: new Map(arrays.map(([m, values]) => [m, tf.tensor2d(values, [rows, this.dim])])) };
   }
 
   /**
-   * One local step: the discriminators' update, then the model's on L_task + λ_adv · L_adv^enc
-   * (see the file header). Bad input raises `MODELS_BAD_INPUT` before any weight moves.
+   * One local step: the discriminators' update, then the model's on L_task + λ_adv · L_adv^enc +
+   * λ_dis · L_dis^local, each term present only when switched on (see the file header). A step
+   * without BAA and distillation needs only `local`. Bad input — including a missing public batch or
+   * global representation the step needs — raises `MODELS_BAD_INPUT` before any weight moves.
    */
   async trainStep(input: FedAfdStepInput): Promise<FedAfdStepResult> {
     const numClasses = this.isClassifier ? this.spec.numClasses : undefined;
@@ -409,22 +444,43 @@ export class FedAfdClient {
           tf.dispose(local);
         }
       }
-      const parts: { task?: tf.Scalar; adversarial?: tf.Scalar } = {};
+      const parts: { task?: tf.Scalar; adversarial?: tf.Scalar; distillation?: tf.Scalar } = {};
+      const adversarialOn = this.baa !== null && this.spec.adversarialWeight > 0;
       const loss = this.optimizer.minimize(
         () => {
           const task = this.taskLoss(input.local);
           parts.task = tf.keep(task);
-          if (!this.baa || !pub || this.spec.adversarialWeight === 0) return task;
-          const adversarial = this.baa.encoderLoss(this.modalities.map((m) => this.represent(m, pub.batch[m]!)));
-          parts.adversarial = tf.keep(adversarial);
-          return tf.add(task, tf.mul(adversarial, this.spec.adversarialWeight)) as tf.Scalar;
+          if (!pub || (!adversarialOn && !this.distills)) return task;
+          const z = this.modalities.map((m) => this.represent(m, pub.batch[m]!));
+          let total: tf.Scalar = task;
+          if (adversarialOn) {
+            const adversarial = this.baa!.encoderLoss(z);
+            parts.adversarial = tf.keep(adversarial);
+            total = tf.add(total, tf.mul(adversarial, this.spec.adversarialWeight)) as tf.Scalar;
+          }
+          if (this.distills) {
+            const distillation = localDistillationLoss(
+              z,
+              this.modalities.map((m) => pub.global.get(m)!),
+            );
+            parts.distillation = tf.keep(distillation);
+            total = tf.add(total, tf.mul(distillation, this.spec.localDistillationWeight)) as tf.Scalar;
+          }
+          return total;
         },
         true,
         engineVariables(this.modelWeights),
       )!;
       const read = async (t: tf.Tensor | undefined): Promise<number> => (t ? (await t.data())[0]! : 0);
-      const result = { loss: await read(loss), task: await read(parts.task), adversarial: await read(parts.adversarial), discriminator, numExamples };
-      tf.dispose([loss, ...(parts.task ? [parts.task] : []), ...(parts.adversarial ? [parts.adversarial] : [])]);
+      const result = {
+        loss: await read(loss),
+        task: await read(parts.task),
+        adversarial: await read(parts.adversarial),
+        discriminator,
+        distillation: await read(parts.distillation),
+        numExamples,
+      };
+      tf.dispose([loss, ...[parts.task, parts.adversarial, parts.distillation].filter((t): t is tf.Scalar => t !== undefined)]);
       return result;
     } finally {
       if (pub) tf.dispose([...pub.global.values()]);
