@@ -1,41 +1,69 @@
-import { NO_CLIENT_COEFFICIENTS, createRepresentationStrategy } from '@chorus/fl-core';
+import { NO_CLIENT_COEFFICIENTS, createRepresentationStrategy, type RepresentationStrategyConfig } from '@chorus/fl-core';
 import { describe, expect, it } from 'vitest';
 import { fedAfdClientSpec } from './spec.js';
 
 const IMAGE = { kind: 'image-classifier', arch: 'cnn' } as const;
 
+const specOf = (config: RepresentationStrategyConfig) => fedAfdClientSpec(IMAGE, createRepresentationStrategy(config).clientCoefficients);
+
 describe('fedAfdClientSpec', () => {
-  it("turns FedAFD's coefficients into BAA with λ_adv = 0.5 and GFF on, keeping the task's fields", () => {
+  it("turns FedAFD's coefficients into BAA with λ_adv = 0.5, GFF on and no local distillation, keeping the task's fields", () => {
     // Arrange
     const coefficients = createRepresentationStrategy({ name: 'fedafd' }).clientCoefficients;
     // Act
     const spec = fedAfdClientSpec(IMAGE, coefficients, { dim: 8, seed: 4 });
     // Assert
-    expect(spec).toEqual({ kind: 'image-classifier', arch: 'cnn', dim: 8, seed: 4, adversarialWeight: 0.5, useBaa: true, useGff: true });
+    expect(spec).toEqual({
+      kind: 'image-classifier',
+      arch: 'cnn',
+      dim: 8,
+      seed: 4,
+      adversarialWeight: 0.5,
+      useBaa: true,
+      useGff: true,
+      localDistillationWeight: 0,
+    });
   });
 
-  it('switches BAA and GFF off for the ablations and LOCAL', () => {
-    const noBaa = createRepresentationStrategy({ name: 'fedafd', adversarialWeight: 0 }).clientCoefficients;
-    const noGff = createRepresentationStrategy({ name: 'fedafd', fusion: false }).clientCoefficients;
-    expect(fedAfdClientSpec(IMAGE, noBaa)).toMatchObject({ useBaa: false, useGff: true });
-    expect(fedAfdClientSpec(IMAGE, noGff)).toMatchObject({ useBaa: true, useGff: false });
-    expect(fedAfdClientSpec(IMAGE, NO_CLIENT_COEFFICIENTS)).toMatchObject({ adversarialWeight: 0, useBaa: false, useGff: false });
+  it("maps FedAFD's three ablations: w/o BAA, w/o GFF, and w/o SED (the server's side only)", () => {
+    expect(specOf({ name: 'fedafd', adversarialWeight: 0 })).toMatchObject({ useBaa: false, useGff: true, localDistillationWeight: 0 });
+    expect(specOf({ name: 'fedafd', fusion: false })).toMatchObject({ useBaa: true, useGff: false, localDistillationWeight: 0 });
+    expect(specOf({ name: 'fedafd', sed: false })).toMatchObject({ adversarialWeight: 0.5, useBaa: true, useGff: true, localDistillationWeight: 0 });
+  });
+
+  it.each(['fedmd', 'fedgems', 'fedet', 'fedmkd'] as const)('gives a %s client no BAA, no GFF and local distillation at 0.4', (name) => {
+    expect(specOf({ name })).toEqual({
+      kind: 'image-classifier',
+      arch: 'cnn',
+      adversarialWeight: 0,
+      useBaa: false,
+      useGff: false,
+      localDistillationWeight: 0.4,
+    });
+  });
+
+  it("carries a baseline's own distillation weight", () => {
+    expect(specOf({ name: 'fedmkd', localDistillationWeight: 1.5 })).toMatchObject({ useBaa: false, useGff: false, localDistillationWeight: 1.5 });
+    expect(specOf({ name: 'fedmd', localDistillationWeight: 0 })).toMatchObject({ useBaa: false, useGff: false, localDistillationWeight: 0 });
+  });
+
+  it('gives a LOCAL client none of the three', () => {
+    const expected = { adversarialWeight: 0, useBaa: false, useGff: false, localDistillationWeight: 0 };
+    expect(specOf({ name: 'local' })).toMatchObject(expected);
+    expect(fedAfdClientSpec(IMAGE, NO_CLIENT_COEFFICIENTS)).toMatchObject(expected);
   });
 
   it.each([
     [{ adversarialWeight: -1, fusion: true, localDistillationWeight: 0 }, 'adversarialWeight'],
+    [{ adversarialWeight: Number.POSITIVE_INFINITY, fusion: true, localDistillationWeight: 0 }, 'adversarialWeight'],
     [{ adversarialWeight: 0.5, fusion: 'yes', localDistillationWeight: 0 }, 'fusion'],
     [{ adversarialWeight: 0, fusion: false, localDistillationWeight: Number.NaN }, 'localDistillationWeight'],
+    [{ adversarialWeight: 0, fusion: false, localDistillationWeight: -0.4 }, 'localDistillationWeight'],
+    [{ adversarialWeight: 0, fusion: false, localDistillationWeight: '0.4' }, 'localDistillationWeight'],
+    [{ adversarialWeight: 0, fusion: false }, 'localDistillationWeight'],
   ])('refuses the coefficients %j naming %s', (coefficients, name) => {
     expect(() => fedAfdClientSpec(IMAGE, coefficients as never)).toThrow(
-      expect.objectContaining({ code: 'CLIENT_BAD_CONFIG', message: expect.stringContaining(name) }),
-    );
-  });
-
-  it("refuses the baselines' local distillation, which the client models cannot train", () => {
-    const fedMd = createRepresentationStrategy({ name: 'fedmd' }).clientCoefficients;
-    expect(() => fedAfdClientSpec(IMAGE, fedMd)).toThrow(
-      expect.objectContaining({ code: 'CLIENT_BAD_CONFIG', message: expect.stringContaining('no local distillation') }),
+      expect.objectContaining({ code: 'CLIENT_BAD_CONFIG', message: expect.stringContaining(`representation.${name}`) }),
     );
   });
 });
