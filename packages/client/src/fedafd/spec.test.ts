@@ -1,5 +1,8 @@
 import { NO_CLIENT_COEFFICIENTS, createRepresentationStrategy, type RepresentationStrategyConfig } from '@chorus/fl-core';
-import { describe, expect, it } from 'vitest';
+import { createFedAfdClient } from '@chorus/models';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TINY, tinyEmbedder, tinyOptions, tinySpec } from './fixtures.test-util.js';
 import { fedAfdClientSpec } from './spec.js';
 
 const IMAGE = { kind: 'image-classifier', arch: 'cnn' } as const;
@@ -65,5 +68,36 @@ describe('fedAfdClientSpec', () => {
     expect(() => fedAfdClientSpec(IMAGE, coefficients as never)).toThrow(
       expect.objectContaining({ code: 'CLIENT_BAD_CONFIG', message: expect.stringContaining(`representation.${name}`) }),
     );
+  });
+});
+
+describe('clients built from the mapped specs', () => {
+  const embedder = tinyEmbedder();
+  beforeAll(async () => {
+    expect(await tf.setBackend('cpu')).toBe(true);
+  });
+  afterAll(() => embedder.dispose());
+
+  it.each([
+    ['fedafd', ['image', 'text'], true],
+    ['fedmd', ['image'], false],
+    ['local', [], false],
+  ] as const)('a %s image client reads the global representations of %j and trains with the terms its strategy asks for', async (name, needed, baa) => {
+    const base = tinySpec('image-classifier', 'cnn');
+    const client = createFedAfdClient(fedAfdClientSpec(base, createRepresentationStrategy({ name }).clientCoefficients, base), tinyOptions(embedder));
+    const rows = 2;
+    const local = { image: tf.randomUniform([rows, ...TINY.image], 0, 1, 'float32', 1), labels: tf.tensor1d([0, 1], 'int32') };
+    const pub = { image: tf.randomUniform([rows, ...TINY.image], 0, 1, 'float32', 2) };
+    const globalPublic = Object.fromEntries(needed.map((m, i) => [m, Float32Array.from({ length: rows * TINY.dim }, (_, k) => Math.sin(k + i))]));
+
+    const step = await client.trainStep(needed.length > 0 ? { local, public: pub, globalPublic } : { local });
+
+    expect(client.globalModalitiesNeeded()).toEqual(needed);
+    expect(client.needsPublicData).toBe(needed.length > 0);
+    expect(step.adversarial !== 0).toBe(baa);
+    expect(step.distillation > 0).toBe(name === 'fedmd');
+    expect(step.loss).toBeCloseTo(step.task + 0.5 * step.adversarial + (name === 'fedmd' ? 0.4 : 0) * step.distillation, 4);
+    tf.dispose([local.image, local.labels, pub.image]);
+    client.dispose();
   });
 });
