@@ -140,6 +140,23 @@ describe('runFedAfdLocalRound', () => {
     client.dispose();
   });
 
+  it('a baseline client (FedMD and kin) distils toward the global representations of its own modality, and needs them', async () => {
+    // Arrange
+    const spec = tinySpec('image-classifier', 'cnn', { useBaa: false, useGff: false, localDistillationWeight: 0.4 });
+    const client = createFedAfdClient(spec, tinyOptions(embedder));
+    // Act
+    const result = await runFedAfdLocalRound(roundOptions(client, images, { localEpochs: 1 }));
+    // Assert
+    expect(roundGlobalModalities(client)).toEqual(['image']);
+    expect(result!.metrics).toMatchObject({ adversarialLoss: 0, discriminatorLoss: 0, numSteps: 3 });
+    expect(result!.metrics.distillationLoss).toBeGreaterThan(0);
+    // Without the global representations of its modality the round is refused before any weight moves.
+    const before = await weightsOf(client);
+    await expect(runFedAfdLocalRound(roundOptions(client, images, { globalPublic: {}, localEpochs: 1 }))).rejects.toMatchObject({ code: 'CLIENT_BAD_ROUND' });
+    expect(await weightsOf(client)).toEqual(before);
+    client.dispose();
+  });
+
   it('attacks what it uploads: scaling multiplies the honest representations, a free-rider trains nothing and copies the global', async () => {
     const round = async (behaviour: FedAfdLocalRoundOptions['behaviour']): Promise<FedAfdLocalRoundResult> => {
       const client = createFedAfdClient(tinySpec('image-classifier', 'cnn'), tinyOptions(embedder));

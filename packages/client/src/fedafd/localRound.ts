@@ -75,7 +75,7 @@ export interface FedAfdLocalRoundOptions {
 
 /** Local figures of a round, all plain numbers (example-weighted means over the steps). */
 export interface FedAfdLocalMetrics {
-  /** L_task + λ_adv · L_adv^enc. */
+  /** L_task + λ_adv · L_adv^enc + λ_dis · L_dis^local. */
   readonly loss: number;
   /** Cross-entropy (classifiers) or symmetric InfoNCE (retrieval) on the fused features. */
   readonly taskLoss: number;
@@ -83,6 +83,8 @@ export interface FedAfdLocalMetrics {
   readonly adversarialLoss: number;
   /** The discriminators' loss (0 without BAA). */
   readonly discriminatorLoss: number;
+  /** The local distillation toward the global representations, unweighted (0 unless the strategy's clients distil: FedMD and kin). */
+  readonly distillationLoss: number;
   readonly numSteps: number;
   /** Local training examples. */
   readonly numExamples: number;
@@ -114,9 +116,9 @@ function checkCount(name: string, value: number, min: number, max = Infinity): v
     throw new ClientError('CLIENT_BAD_CONFIG', `FedAFD round: ${name} must be an integer in [${min}, ${max}], got ${value}`);
 }
 
-/** Modalities whose global representations `client`'s steps read: its own and their partners with BAA, none without. */
+/** Modalities whose global representations `client`'s steps read: its own and their partners with BAA, its own with local distillation, none for LOCAL. */
 export function roundGlobalModalities(client: FedAfdClient): Modality[] {
-  return client.spec.useBaa ? client.globalModalitiesNeeded() : [];
+  return client.needsPublicData ? client.globalModalitiesNeeded() : [];
 }
 
 /**
@@ -259,14 +261,23 @@ export async function runFedAfdLocalRound(options: FedAfdLocalRoundOptions): Pro
     }
   }
   const modalities = client.modalities;
-  const useBaa = client.spec.useBaa;
+  const usePublic = client.needsPublicData;
   const windowRows = options.publicBatchSize ?? rows;
   const numWindows = Math.floor(rows / windowRows);
   const needed = roundGlobalModalities(client);
   const behaviour = options.behaviour ?? null;
   if (behaviour?.kind === 'free-rider') {
     const representations = attackRepresentations(Object.fromEntries(modalities.map((m) => [m, new Float32Array(0)])), behaviour, rng, options.globalPublic);
-    const metrics = { loss: 0, taskLoss: 0, adversarialLoss: 0, discriminatorLoss: 0, numSteps: 0, numExamples: dataset.numExamples, evalExamples: 0 };
+    const metrics = {
+      loss: 0,
+      taskLoss: 0,
+      adversarialLoss: 0,
+      discriminatorLoss: 0,
+      distillationLoss: 0,
+      numSteps: 0,
+      numExamples: dataset.numExamples,
+      evalExamples: 0,
+    };
     return { representations, metrics: { ...metrics, milliseconds: now() - started } };
   }
   const publicTensors = toModelBatch(options.publicBatch, modalities);
@@ -274,7 +285,7 @@ export async function runFedAfdLocalRound(options: FedAfdLocalRoundOptions): Pro
     const n = dataset.numExamples;
     const numBatches = Math.ceil(n / batchSize);
     const all = Array.from({ length: n }, (_, i) => i);
-    const sums = { loss: 0, task: 0, adversarial: 0, discriminator: 0, examples: 0 };
+    const sums = { loss: 0, task: 0, adversarial: 0, discriminator: 0, distillation: 0, examples: 0 };
     let numSteps = 0;
     for (let epoch = 1; epoch <= localEpochs; epoch++) {
       const order = shuffled(rng, all);
@@ -282,14 +293,14 @@ export async function runFedAfdLocalRound(options: FedAfdLocalRoundOptions): Pro
         if (options.shouldStop?.()) return null;
         const window = numSteps % numWindows;
         const local = toModelBatch(await dataset.read(order.slice(b * batchSize, (b + 1) * batchSize)), modalities, options.labelMap);
-        const pub = useBaa && windowRows < rows ? sliceBatch(publicTensors, modalities, window * windowRows, windowRows) : publicTensors;
+        const pub = usePublic && windowRows < rows ? sliceBatch(publicTensors, modalities, window * windowRows, windowRows) : publicTensors;
         let step: FedAfdStepResult;
         try {
           const offset = window * windowRows * client.dim;
           const globalPublic: RepresentationArrays = Object.fromEntries(
             needed.map((m) => [m, options.globalPublic[m]!.subarray(offset, offset + windowRows * client.dim)]),
           );
-          step = await modelCall(() => client.trainStep(useBaa ? { local, public: pub, globalPublic } : { local }));
+          step = await modelCall(() => client.trainStep(usePublic ? { local, public: pub, globalPublic } : { local }));
         } finally {
           disposeBatch(local);
           if (pub !== publicTensors) disposeBatch(pub);
@@ -299,6 +310,7 @@ export async function runFedAfdLocalRound(options: FedAfdLocalRoundOptions): Pro
         sums.task += step.task * step.numExamples;
         sums.adversarial += step.adversarial * step.numExamples;
         sums.discriminator += step.discriminator * step.numExamples;
+        sums.distillation += step.distillation * step.numExamples;
         sums.examples += step.numExamples;
         options.onStep?.({ epoch, numEpochs: localEpochs, batch: b + 1, numBatches, loss: step.loss });
         if (options.pause) await options.pause();
@@ -317,6 +329,7 @@ export async function runFedAfdLocalRound(options: FedAfdLocalRoundOptions): Pro
         taskLoss: mean(sums.task),
         adversarialLoss: mean(sums.adversarial),
         discriminatorLoss: mean(sums.discriminator),
+        distillationLoss: mean(sums.distillation),
         numSteps,
         numExamples: n,
         evalExamples: evalCount,
