@@ -1,7 +1,8 @@
 /**
  * The dashboard's charts, each a pure function of typed props: accuracy and loss per round overall
  * and per modality, trust score of every client over rounds (FedMM-X figure 1; Balija 2025,
- * arXiv:2503.19564), bytes per round, rejected updates by code, and DP ε spent. An empty series
+ * arXiv:2503.19564), bytes per round, rejected updates by code, DP ε spent, and a representation
+ * task's server retrieval (R@1 both ways and rsum, as FedAFD reports its server). An empty series
  * says what it waits for instead of drawing an empty frame.
  */
 import type { ReactNode } from 'react';
@@ -136,6 +137,32 @@ export function RejectionsChart({ rejections }: { rejections: readonly Rejection
           <Tooltip />
           <Bar dataKey="count" fill="#D55E00" isAnimationActive={false} />
         </BarChart>
+      </ResponsiveContainer>
+    </ChartFrame>
+  );
+}
+
+/** A representation task's server model: image→text and text→image R@1 and their sum (rsum) per round. */
+export function RetrievalChart({ rounds }: { rounds: readonly RoundPoint[] }): ReactNode {
+  const data = rounds.filter((r) => r.serverRetrieval !== undefined).map((r) => ({ serverRound: r.serverRound, ...r.serverRetrieval }));
+  return (
+    <ChartFrame
+      title="Server retrieval R@1 (%) per round"
+      empty={data.length === 0}
+      emptyMessage="No server retrieval figures — only representation tasks (FedAFD family) train a server model, or no round has completed."
+      testId="chart-retrieval"
+    >
+      <ResponsiveContainer width="100%" height={HEIGHT}>
+        <LineChart data={data} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
+          <CartesianGrid strokeDasharray="3 3" />
+          <XAxis dataKey="serverRound" />
+          <YAxis domain={[0, 'auto']} />
+          <Tooltip formatter={threeDecimals} />
+          <Legend />
+          <Line type="monotone" dataKey="i2tR1" name="image→text R@1" stroke={categorical(0)} dot={false} connectNulls isAnimationActive={false} />
+          <Line type="monotone" dataKey="t2iR1" name="text→image R@1" stroke={categorical(1)} dot={false} connectNulls isAnimationActive={false} />
+          <Line type="monotone" dataKey="rsum" name="rsum" stroke={categorical(2)} strokeWidth={2} dot={false} connectNulls isAnimationActive={false} />
+        </LineChart>
       </ResponsiveContainer>
     </ChartFrame>
   );

@@ -51,6 +51,18 @@ describe('round, trust and rejection series', () => {
     expect(points[1]).toEqual({ serverRound: 2, accuracy: 0.8, bytesIn: 2048, numRejected: 1, perModality: {} });
   });
 
+  it("reads a representation task's server retrieval figures (its server loss is the round's loss), and invents none", () => {
+    const points = roundPoints([
+      { serverRound: 1, metrics: { 'server.i2tR1': 12.5, 'server.t2iR1': 10, 'server.rsum': 22.5, 'server.loss': 3.2, bytesIn: 4096 } },
+      { serverRound: 2, metrics: { 'server.i2tR1': 20, 'server.rsum': Number.NaN } },
+      { serverRound: 3, metrics: { 'client.accuracy': 0.5 } },
+    ]);
+
+    expect(points[0]).toEqual({ serverRound: 1, loss: 3.2, bytesIn: 4096, perModality: {}, serverRetrieval: { i2tR1: 12.5, t2iR1: 10, rsum: 22.5 } });
+    expect(points[1]!.serverRetrieval).toEqual({ i2tR1: 20 });
+    expect(points[2]!.serverRetrieval).toBeUndefined();
+  });
+
   it('groups trust by round and lists clients in first-seen order', () => {
     const { points, clients } = trustSeries([
       { serverRound: 2, clientId: 'b', trust: 0.2 },

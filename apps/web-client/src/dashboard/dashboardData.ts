@@ -30,7 +30,12 @@ export interface RoundPoint {
   readonly epsilon?: number;
   readonly numAccepted?: number;
   readonly numRejected?: number;
+  /** Representation tasks (FedAFD family): the server model's cross-modal retrieval on held-out pairs, R@1 in percent both ways and rsum. */
+  readonly serverRetrieval?: { readonly i2tR1?: number; readonly t2iR1?: number; readonly rsum?: number };
 }
+
+/** Round metrics of a representation task's server step, as the coordinator names them, and the field each fills. */
+export const SERVER_RETRIEVAL_METRICS = { i2tR1: 'server.i2tR1', t2iR1: 'server.t2iR1', rsum: 'server.rsum' } as const;
 
 /** Trust score T_k of every client in one round (clients not scored that round are absent). */
 export interface TrustPoint {
@@ -200,6 +205,10 @@ export function roundPoints(records: readonly { serverRound: number; metrics: Re
       ];
       const point: Record<string, unknown> = { serverRound, perModality };
       for (const [key, value] of fields) if (value !== undefined && Number.isFinite(value)) point[key] = value;
+      const retrieval = Object.fromEntries(
+        Object.entries(SERVER_RETRIEVAL_METRICS).flatMap(([field, name]) => (Number.isFinite(metrics[name]) ? [[field, metrics[name]]] : [])),
+      );
+      if (Object.keys(retrieval).length > 0) point['serverRetrieval'] = retrieval;
       return point as unknown as RoundPoint;
     });
 }

@@ -7,7 +7,7 @@
  * files) go through the token too, so they are buttons rather than plain links.
  */
 import { useCallback, useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
-import { BytesChart, EpsilonChart, MetricPerRoundChart, RejectionsChart, TrustChart } from '../dashboard/Charts.js';
+import { BytesChart, EpsilonChart, MetricPerRoundChart, RejectionsChart, RetrievalChart, TrustChart } from '../dashboard/Charts.js';
 import { ClientsTable } from '../dashboard/ClientsTable.js';
 import { DashboardApi, type DashboardData, type TaskAction, type TaskSummary } from '../dashboard/dashboardData.js';
 import { applyStatusChange, coalesced, createAdminSocket, openAdminStream, type StreamState } from '../dashboard/liveStream.js';
@@ -274,6 +274,7 @@ export default function DashboardPage(): ReactNode {
         <BytesChart rounds={data?.rounds ?? []} />
         <RejectionsChart rejections={data?.rejections ?? []} />
         <EpsilonChart rounds={data?.rounds ?? []} />
+        {data?.rounds.some((r) => r.serverRetrieval !== undefined) && <RetrievalChart rounds={data.rounds} />}
       </div>
       <ClientsTable clients={data?.clients ?? []} now={now} />
     </div>
