@@ -35,8 +35,8 @@ export function buildRepresentationStrategy(task: RepresentationTask): Represent
     return createRepresentationStrategy(config, 'strategy');
   } catch (err) {
     if (!isFlCoreError(err)) throw err;
-    // fl-core lists the issues after its function name, separated by '; ', each starting with its path.
-    const body = err.message.replace(/^createRepresentationStrategy: /, '');
+    // fl-core lists the issues after its code and function name, separated by '; ', each starting with its path.
+    const body = err.message.replace(/^(?:[A-Z_]+: )?createRepresentationStrategy: /, '');
     const issues = body.split('; ').map((issue) => issue.trim());
     throw new CoordinatorError('TASK_INVALID', `task ${task.id}: strategy is invalid:\n  ${issues.join('\n  ')}`, issues);
   }
