@@ -7,6 +7,7 @@
  */
 import { isModelsError } from '@chorus/models';
 import type { FedAfdClientKind } from '@chorus/models';
+import { assignBehaviours } from '../adversarial.js';
 import { ClientError } from '../errors.js';
 import type { FedAfdKindShare } from '../fedafd/clientData.js';
 import { FedAfdRoundRunner } from '../fedafd/roundRunner.js';
@@ -56,6 +57,8 @@ export async function createFedAfdHeadlessClients(options: HeadlessClientsOption
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
   });
   const wanted = options.only ?? shards.map((s) => s.client);
+  // Representation-level attacks (fedafd/adversarial.ts), assigned as for weight clients.
+  const behaviours = assignBehaviours(options.numClients, options.adversarial ?? [], options.seed + 7);
   const inputs = await loadFedAfdInputs({
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     ...(fedafd.weightsDir === undefined ? {} : { weightsDir: fedafd.weightsDir }),
@@ -76,6 +79,7 @@ export async function createFedAfdHeadlessClients(options: HeadlessClientsOption
         ...(fedafd.spec ? { spec: { seed, ...fedafd.spec } } : { spec: { seed } }),
         seed,
         ...(options.client?.evalExamples === undefined ? {} : { evalExamples: options.client.evalExamples }),
+        behaviour: behaviours[i] ?? null,
       });
       const client = new ChorusClient({
         url: options.url,
@@ -90,7 +94,7 @@ export async function createFedAfdHeadlessClients(options: HeadlessClientsOption
         ...options.client,
       });
       void client.finished().then(() => runner.dispose());
-      out.push({ index: i, client, shard: { client: i, indices: shard.indices, modalities: [...shard.modalities] }, behaviour: null });
+      out.push({ index: i, client, shard: { client: i, indices: shard.indices, modalities: [...shard.modalities] }, behaviour: behaviours[i] ?? null });
     }
   } catch (err) {
     inputs.dispose();
