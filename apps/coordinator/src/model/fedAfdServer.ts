@@ -71,7 +71,7 @@ export class FedAfdServerTask {
     } catch (err) {
       if (!isClientError(err)) throw err;
       // "FedAFD client kinds: kinds[1].arch: …" → "representation.clientKinds[1].arch: …"
-      invalid(task, err.message.replace(/^FedAFD client kinds: kinds/, 'representation.clientKinds'));
+      invalid(task, err.message.replace(/^(?:[A-Z_]+: )?FedAFD client kinds: kinds/, 'representation.clientKinds'));
     }
     const strategy = buildRepresentationStrategy(task);
     const embeddings = await loadBuiltinEmbeddings(options.dataDir === undefined ? {} : { dataDir: options.dataDir });
