@@ -28,6 +28,13 @@
  *   `roundRng(seed, round, draw)`, where `draw` counts the round's genuine retries (not attempts a
  *   crash abandoned), so a resumed or repeated run makes the same choices.
  *
+ * Two round kinds share all of this. A weight round is the above. A representation round (FedAFD
+ * family, given {@link RoundEngineOptions.representation}) keeps every invariant and differs in three
+ * hooks only (engine/representationRounds.ts): the round start carries the round's `representation`
+ * section, uploads are checked by the hooks' `validate` instead of `validateUpdate`, and the hooks'
+ * asynchronous `serverUpdate` (the representation strategy's teachers, then the server step in the
+ * evaluator) replaces `measure` and `aggregateFit`; the strategy still plans each round's cohort.
+ *
  * The engine knows nothing of sockets: it talks to clients through {@link EngineTransport}, and to
  * time through {@link EngineClock}.
  */

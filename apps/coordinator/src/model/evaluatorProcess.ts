@@ -3,6 +3,8 @@
  * coordinator's requests (model/evaluatorMessages.ts) one at a time, in arrival order, over the IPC
  * channel it was forked with (model/taskEvaluator.ts starts it). FedMM-X's server-side probe
  * (Balija 2025, arXiv:2503.19564) runs here so the coordinator's event loop keeps serving sockets.
+ * For a representation task (FedAFD family) it holds the server model instead (model/fedAfdServer.ts)
+ * and serves `distill`, the server step of each round; the weight-model ops are refused.
  *
  * Failure behaviour: a request that cannot be parsed or served gets a coded error response and
  * changes nothing; one candidate that cannot be probed gets a coded outcome while the others are
