@@ -133,4 +133,27 @@ describe('representation rounds', () => {
     expect(update!.serverMetrics).toMatchObject({ 'server.rsum': 42, 'kind.image.clients': 2 });
     expect(update!.outcome.metrics['clients/image']).toBe(2);
   });
+
+  it('gives a client whose representations contradict the global the lowest SED weight, hence the lowest trust', async () => {
+    // Arrange: two clients near the global's rows; a third that swaps the samples (row 0 looks like sample 1 and back).
+    const hooks = createRepresentationRounds({
+      task,
+      strategy: createRepresentationStrategy({ name: 'fedafd' }),
+      publicSize: 10,
+      distill: async () => ({ parameters: [], metrics: {} }),
+    });
+    const c = Math.cos(0.2);
+    const s = Math.sin(0.2);
+    const results = [
+      result('a', 10, [rep('image', [c, s, -s, c])], {}),
+      result('b', 10, [rep('image', [c, -s, s, c])], {}),
+      result('swapped', 10, [rep('image', [0, 1, 1, 0])], {}),
+    ];
+    // Act
+    const update = await hooks.serverUpdate(1, global, results, []);
+    // Assert
+    const trust = new Map(update!.outcome.trust!.map((t) => [t.clientId, t.trust]));
+    expect(trust.get('swapped')!).toBeLessThan(Math.min(trust.get('a')!, trust.get('b')!));
+    expect(update!.outcome.metrics['minWeight/image']).toBeLessThan(1 / 3);
+  });
 });
