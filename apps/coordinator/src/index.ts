@@ -70,6 +70,8 @@ export type { BuildStrategyOptions, BuiltStrategy } from './strategy/fromConfig.
 export { DEFAULT_WEIGHTS_DIR, TaskModel, ensureWasmBackend, trimVocabulary } from './model/taskModel.js';
 export type { ExportedArtifacts, TaskModelOptions, TrimmedVocabulary } from './model/taskModel.js';
 export { EvaluatorProcess, inProcessEvaluator } from './model/taskEvaluator.js';
+export { FedAfdServerTask } from './model/fedAfdServer.js';
+export type { FedAfdServerMetrics, FedAfdServerOptions } from './model/fedAfdServer.js';
 export type { EvaluatorProcessOptions, ProbeOutcome, RoundProbe, TaskEvaluator } from './model/taskEvaluator.js';
 export { DIGITS_BASE } from './model/digitsArchitecture.js';
 export { roundRng, waitingRoomSize } from './engine/sampling.js';
