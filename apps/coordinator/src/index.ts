@@ -1,7 +1,27 @@
 export { COORDINATOR_ERROR_CODES, CoordinatorError, isCoordinatorError } from './errors.js';
 export type { CoordinatorErrorCode } from './errors.js';
-export { DEFAULT_ADMISSION, MAX_UPDATE_BYTES_CAP, admissionSchema, strategySchema, taskSchema } from './task/taskSchema.js';
-export type { BaseStrategyConfig, ClipStrategyConfig, DpStrategyConfig, StrategyConfig, TaskConfig, TrustStrategyConfig } from './task/taskSchema.js';
+export {
+  DEFAULT_ADMISSION,
+  MAX_UPDATE_BYTES_CAP,
+  REPRESENTATION_TASK_MODEL,
+  admissionSchema,
+  isRepresentationStrategy,
+  isRepresentationTask,
+  representationTaskSchema,
+  strategySchema,
+  taskSchema,
+} from './task/taskSchema.js';
+export type {
+  BaseStrategyConfig,
+  ClipStrategyConfig,
+  DpStrategyConfig,
+  RepresentationStrategyTaskConfig,
+  RepresentationTask,
+  RepresentationTaskConfig,
+  StrategyConfig,
+  TaskConfig,
+  TrustStrategyConfig,
+} from './task/taskSchema.js';
 export { formatIssues, parseTask, parseTaskYaml, readTaskFile } from './task/loadTask.js';
 export { MemoryStore } from './store/memoryStore.js';
 export { MIGRATIONS, SqliteStore } from './store/sqliteStore.js';
@@ -37,10 +57,21 @@ export { decodeGlobal, decodeStrategyState, encodeStrategyState } from './engine
 export { candidateParameters, createRoundMeasurer } from './engine/serverMeasurements.js';
 export type { RoundMeasurement, RoundMeasurer } from './engine/serverMeasurements.js';
 export { buildStrategy, cryptoRng } from './strategy/fromConfig.js';
+export { buildRepresentationStrategy, representationStrategyConfig } from './strategy/representation.js';
+export { createRepresentationRounds, perKindMetrics, publicBatchIndices } from './engine/representationRounds.js';
+export type {
+  DistillFn,
+  DistillResult,
+  RepresentationRoundHooks,
+  RepresentationRoundsOptions,
+  RepresentationServerUpdate,
+} from './engine/representationRounds.js';
 export type { BuildStrategyOptions, BuiltStrategy } from './strategy/fromConfig.js';
 export { DEFAULT_WEIGHTS_DIR, TaskModel, ensureWasmBackend, trimVocabulary } from './model/taskModel.js';
 export type { ExportedArtifacts, TaskModelOptions, TrimmedVocabulary } from './model/taskModel.js';
 export { EvaluatorProcess, inProcessEvaluator } from './model/taskEvaluator.js';
+export { FedAfdServerTask } from './model/fedAfdServer.js';
+export type { FedAfdServerMetrics, FedAfdServerOptions } from './model/fedAfdServer.js';
 export type { EvaluatorProcessOptions, ProbeOutcome, RoundProbe, TaskEvaluator } from './model/taskEvaluator.js';
 export { DIGITS_BASE } from './model/digitsArchitecture.js';
 export { roundRng, waitingRoomSize } from './engine/sampling.js';

@@ -46,7 +46,11 @@ import { KeyedRateLimiter, TokenBucket } from './security/rateLimit.js';
 import type { TokenBucketOptions } from './security/rateLimit.js';
 import { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } from './security/tokens.js';
 import type { CoordinatorStore } from './store/types.js';
-import type { TaskConfig } from './task/taskSchema.js';
+import { isRepresentationTask } from './task/taskSchema.js';
+import type { RepresentationTask, TaskConfig } from './task/taskSchema.js';
+import { createRepresentationRounds } from './engine/representationRounds.js';
+import type { RepresentationRoundHooks } from './engine/representationRounds.js';
+import { buildRepresentationStrategy } from './strategy/representation.js';
 
 /** Room every joined client of a task is in. */
 const taskRoom = (taskId: string): string => `task:${taskId}`;
@@ -255,7 +259,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const task = setup.config;
     const model = models.get(task.id) ?? null;
     const built = setup.strategy ? null : buildStrategy(task);
-    const modelEachRound = needsModelEachRound(task, built);
+    const representation = isRepresentationTask(task) ? representationHooks(task, model) : null;
+    const modelEachRound = representation !== null || needsModelEachRound(task, built);
     const cancelIdle = (): void => {
       if (idleTimers.has(task.id)) clock.clearTimeout(idleTimers.get(task.id));
       idleTimers.delete(task.id);
@@ -298,15 +303,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const engine = new RoundEngine({
       task,
       store,
-      strategy: setup.strategy ?? withProbation(task, built!),
-      ...(built ? { measure: createRoundMeasurer(built, model) } : {}),
+      strategy: setup.strategy ?? (representation ? built!.strategy : withProbation(task, built!)),
+      ...(representation ? { representation } : built ? { measure: createRoundMeasurer(built, model) } : {}),
       transport,
       initialGlobal: setup.initialGlobal ?? (model ? () => model.initialParameters() : defaultInitialGlobal(task)),
       logger,
       metrics,
       clock,
       retryDelayMs: options.retryDelayMs,
-      ...(model && task.evaluation.testExamples > 0 ? { evaluateGlobal: (_round: number, parameters: Parameters) => model.evaluate(parameters) } : {}),
+      // A representation round's server step measures the server model itself (server.i2tR1, …).
+      ...(model && !representation && task.evaluation.testExamples > 0
+        ? { evaluateGlobal: (_round: number, parameters: Parameters) => model.evaluate(parameters) }
+        : {}),
       onRoundCompleted: (summary) => {
         if (model) suspendWhenIdle(evaluatorIdleMs);
         admin.to(taskRoom(task.id)).emit('roundCompleted', {
@@ -603,6 +611,17 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 function withProbation(task: TaskConfig, built: BuiltStrategy): Strategy {
   const rounds = task.admission.probationRounds;
   return built.privacy.length === 0 && rounds > 1 ? new Probation(built.strategy, rounds) : built.strategy;
+}
+
+/**
+ * The round engine's hooks of a representation task (FedAFD family): its fl-core representation
+ * strategy, and the server step of its evaluator. Throws `TASK_INVALID` when the task's model
+ * cannot run that step (an evaluator built for a weight task, or none).
+ */
+function representationHooks(task: RepresentationTask, model: TaskEvaluator | null): RepresentationRoundHooks {
+  if (!model?.distill || model.publicExamples === undefined)
+    throw new CoordinatorError('TASK_INVALID', `task ${task.id}: a representation task needs its evaluator's server model (distill)`);
+  return createRepresentationRounds({ task, strategy: buildRepresentationStrategy(task), publicSize: model.publicExamples, distill: model.distill });
 }
 
 /** True when the task's rounds use its model: trust probes, FLTrust's root update, or evaluation. */

@@ -78,4 +78,6 @@ export { FEDAFD_EVAL_EXAMPLES, checkFedAfdRound, evaluateFedAfdClient, roundGlob
 export type { FedAfdEvaluationResult, FedAfdLocalMetrics, FedAfdLocalRoundOptions, FedAfdLocalRoundResult, FedAfdStepProgress } from './fedafd/localRound.js';
 export { attackRepresentations } from './fedafd/adversarial.js';
 export { fedAfdClientSpec } from './fedafd/spec.js';
+export { FedAfdRoundRunner, globalSizesFromWeights } from './fedafd/roundRunner.js';
+export type { FedAfdRoundRunnerOptions, RepresentationRoundInput, RepresentationRoundOutput, RepresentationRoundRunner } from './fedafd/roundRunner.js';
 export type { FedAfdSpecBase } from './fedafd/spec.js';

@@ -10,8 +10,11 @@
  *   ignored, never trusted. Listeners never throw.
  * - At most one round trains at a time; a newer round start, the round's end, a disconnect or
  *   `close()` stops it at the next batch, and nothing is uploaded for it.
- * - Each round's model is built fresh and disposed when the round ends (success or not), so no
- *   tensor or optimiser state leaks into the next round.
+ * - Each weight round's model is built fresh and disposed when the round ends (success or not), so
+ *   no tensor or optimiser state leaks into the next round. A representation round (FedAFD family:
+ *   the round config carries a `representation` section) runs the client's
+ *   {@link RepresentationRoundRunner} instead, which keeps its model between rounds and uploads
+ *   codec bytes of kind `representations`; without one such a round is refused.
  * - Only the delta of the modalities the client holds (plus the shared `fusion` group) leaves the
  *   client, clipped to the round's norm bound when it is honest; an adversarial behaviour is
  *   applied after clipping, openly, to what is uploaded (localRound.ts).
@@ -37,6 +40,7 @@ import { encodeLocalUpdate, runLocalRound } from './localRound.js';
 import { earnProof } from './proofOfWork.js';
 import type { ModelFactory } from './models.js';
 import type { IdentityStorage, StoredIdentity } from './storage.js';
+import type { RepresentationRoundRunner } from './fedafd/roundRunner.js';
 
 /** Options of {@link ChorusClient}. */
 export interface ChorusClientOptions {
@@ -69,6 +73,12 @@ export interface ChorusClientOptions {
   readonly transports?: SocketSetup['transports'];
   /** Clock (default Date.now). */
   readonly now?: () => number;
+  /**
+   * What runs a representation round (FedAFD family: a round start whose config carries a
+   * `representation` section), e.g. a `FedAfdRoundRunner` of the client's kind. Absent: such a round
+   * is refused with `CLIENT_BAD_ROUND`, and weight rounds run as always.
+   */
+  readonly representation?: RepresentationRoundRunner;
 }
 
 /** Why {@link ChorusClient.finished} resolved. */
@@ -396,6 +406,10 @@ export class ChorusClient {
     this.events.emit({ type: 'download', serverRound, bytesDone: round.global.byteLength, bytesTotal: round.global.byteLength });
     this.setStatus('training', `round ${serverRound}`);
     const started = this.now();
+    if (round.config.representation) {
+      await this.runRepresentationRound(run, started);
+      return;
+    }
     const result = await runLocalRound({
       round,
       dataset: this.options.dataset,
@@ -413,6 +427,18 @@ export class ChorusClient {
     const clientId = this.clientId;
     if (!clientId) throw new ClientError('CLIENT_BAD_ROUND', 'selected before an identity was issued');
     await this.upload(run, encodeLocalUpdate(round, clientId, result.tensors), metrics);
+  }
+
+  /** A representation round (FedAFD family): the runner's representations of the public batch are the upload. */
+  private async runRepresentationRound(run: RoundRun, started: number): Promise<void> {
+    const runner = this.options.representation;
+    if (!runner)
+      throw new ClientError('CLIENT_BAD_ROUND', `round ${run.round.serverRound} is a representation round, and this client has no representation model`);
+    const clientId = this.clientId;
+    if (!clientId) throw new ClientError('CLIENT_BAD_ROUND', 'selected before an identity was issued');
+    const result = await runner.run({ round: run.round, clientId, shouldStop: () => run.stopped, pause });
+    if (!result || run.stopped) return;
+    await this.upload(run, result.bytes, { ...result.metrics, trainMs: this.now() - started });
   }
 
   private async upload(run: RoundRun, bytes: Uint8Array, metrics: Record<string, number>): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import { FedAvg, StrategyWrapper, encodeUpdate, tensor } from '@chorus/fl-core';
 import type { AggregateFitResult, FitFailure, FitResult, Parameters, Strategy } from '@chorus/fl-core';
-import { PROTOCOL_VERSION } from '@chorus/protocol';
+import { PROTOCOL_VERSION, ProtocolError } from '@chorus/protocol';
 import type { ParsedUpdate, RoundEndPayload, RoundStartPayload, TaskEndPayload } from '@chorus/protocol';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -15,7 +15,8 @@ import { parseTask } from '../task/loadTask.js';
 import type { TaskConfig } from '../task/taskSchema.js';
 import { decodeGlobal } from './checkpoint.js';
 import { RoundEngine } from './roundEngine.js';
-import type { EngineClock, EngineTransport } from './roundEngine.js';
+import type { EngineClock, EngineTransport, RoundEngineOptions } from './roundEngine.js';
+import type { RepresentationRoundHooks } from './representationRounds.js';
 
 /** A clock whose timers fire only when the test advances it. */
 class FakeClock implements EngineClock {
@@ -106,7 +107,7 @@ function makeTask(overrides: Record<string, unknown> = {}): TaskConfig {
   });
 }
 
-function setup(overrides: Record<string, unknown> = {}, strategy?: Strategy) {
+function setup(overrides: Record<string, unknown> = {}, strategy?: Strategy, extra: Partial<RoundEngineOptions> = {}) {
   const task = makeTask(overrides);
   const clock = new FakeClock();
   const transport = new FakeTransport();
@@ -124,6 +125,7 @@ function setup(overrides: Record<string, unknown> = {}, strategy?: Strategy) {
     clock,
     retryDelayMs: 100,
     onStatusChanged: (c) => statuses.push(c.status),
+    ...extra,
   });
   engine.start();
   const join = (...ids: string[]): void => {
@@ -417,5 +419,79 @@ describe('slot allocation under over-selection', () => {
     const { won, sampled } = freeRiderShare('arrival');
     expect(won).toBeGreaterThan(sampled + 0.15);
     expect(won).toBeGreaterThan(0.95);
+  });
+});
+
+describe('RoundEngine with representation hooks (FedAFD family)', () => {
+  it('sends the section, validates with the hooks, retries a failed server step with the global unchanged, then commits its model and trust', async () => {
+    // Arrange: a server step that fails once, then returns a new global.
+    const calls: { serverRound: number; clients: string[] }[] = [];
+    let fail = true;
+    const next: Parameters = [tensor('image/w', [2], new Float32Array([7, 7])), tensor('fusion/b', [1], new Float32Array([7]))];
+    const hooks: RepresentationRoundHooks = {
+      section: (serverRound) => ({
+        publicIndices: [serverRound, serverRound + 1],
+        dim: 2,
+        encoding: 'fp16',
+        adversarialWeight: 0.5,
+        fusion: true,
+        localDistillationWeight: 0,
+      }),
+      validate: (_bytes, expect) => {
+        if (expect.clientId === 'c') throw new ProtocolError('UPDATE_SHAPE', 'wrong shape');
+        return [tensor('rep/image', [2, 2], new Float32Array([1, 0, 0, 1]))];
+      },
+      serverUpdate: async (serverRound, _global, results) => {
+        calls.push({ serverRound, clients: results.map((r) => r.clientId) });
+        if (fail) {
+          fail = false;
+          throw new Error('evaluator down');
+        }
+        const outcome: AggregateFitResult = {
+          parameters: [...next],
+          metrics: { loss: 0.25 },
+          groups: [],
+          rejected: [],
+          trust: results.map((r, i) => ({ clientId: r.clientId, trust: i === 0 ? 1 : 0.5 })),
+        };
+        return { outcome, serverMetrics: { 'server.rsum': 12 } };
+      },
+    };
+    const { clock, transport, engine, join, upload, store } = setup({ rounds: 1, clientsPerRound: 3, minClients: 2 }, undefined, { representation: hooks });
+    join('a', 'b', 'c');
+    clock.advance(0);
+    const hashBefore = engine.globalHash;
+    // Act: attempt 1 — c is refused by the hooks' validation; the server step fails.
+    expect(transport.lastStart.payload.config.representation).toMatchObject({ publicIndices: [1, 2], dim: 2 });
+    expect(upload('c', 1)).toMatchObject({ ok: false, error: { code: 'UPDATE_SHAPE' } });
+    upload('a', 1);
+    upload('b', 1);
+    clock.advance(0);
+    await settle(clock);
+    const retried = transport.ends.at(-1)!;
+    const hashAfterFailure = engine.globalHash;
+    // Act: attempt 2 succeeds.
+    clock.advance(100);
+    upload('a', 1);
+    upload('b', 1);
+    upload('c', 1);
+    clock.advance(0);
+    await settle(clock);
+    // Assert
+    expect(retried).toMatchObject({ status: 'retry', globalHash: hashBefore });
+    expect(hashAfterFailure).toBe(hashBefore);
+    expect(calls).toEqual([
+      { serverRound: 1, clients: ['a', 'b'] },
+      { serverRound: 1, clients: ['a', 'b'] },
+    ]);
+    expect(transport.ends.at(-1)).toMatchObject({ status: 'completed' });
+    expect([...decodeGlobal(engine.globalBytes)[0]!.values]).toEqual([7, 7]);
+    const metrics = store.listMetrics('demo')[0]!.metrics;
+    expect(metrics).toMatchObject({ 'strategy.loss': 0.25, 'server.rsum': 12, numAccepted: 2, numRejected: 1 });
+    expect(metrics['bytesOut']).toBeGreaterThan(0);
+    expect(store.listTrust('demo').map((t) => [t.clientId, t.trust])).toEqual([
+      ['a', 1],
+      ['b', 0.5],
+    ]);
   });
 });

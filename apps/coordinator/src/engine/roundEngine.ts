@@ -28,6 +28,13 @@
  *   `roundRng(seed, round, draw)`, where `draw` counts the round's genuine retries (not attempts a
  *   crash abandoned), so a resumed or repeated run makes the same choices.
  *
+ * Two round kinds share all of this. A weight round is the above. A representation round (FedAFD
+ * family, given {@link RoundEngineOptions.representation}) keeps every invariant and differs in three
+ * hooks only (engine/representationRounds.ts): the round start carries the round's `representation`
+ * section, uploads are checked by the hooks' `validate` instead of `validateUpdate`, and the hooks'
+ * asynchronous `serverUpdate` (the representation strategy's teachers, then the server step in the
+ * evaluator) replaces `measure` and `aggregateFit`; the strategy still plans each round's cohort.
+ *
  * The engine knows nothing of sockets: it talks to clients through {@link EngineTransport}, and to
  * time through {@link EngineClock}.
  */
@@ -67,6 +74,7 @@ import {
 } from './roundRecords.js';
 import type { GlobalModel } from './roundRecords.js';
 import { roundRng, waitingRoomSize } from './sampling.js';
+import type { RepresentationRoundHooks } from './representationRounds.js';
 import type { RoundMeasurer } from './serverMeasurements.js';
 import { controlTarget } from './taskControl.js';
 import { validateUpdate } from './validateUpdate.js';
@@ -117,6 +125,13 @@ export interface RoundEngineOptions {
   readonly strategy: Strategy;
   /** Server measurements fed to the strategy before it aggregates (probes, root update); none by default. */
   readonly measure?: RoundMeasurer;
+  /**
+   * Makes every round a representation round (FedAFD family, engine/representationRounds.ts): the
+   * round start carries the hooks' `representation` section, uploads are checked by `validate`, and
+   * `serverUpdate` replaces `measure` and the strategy's `aggregateFit` (the strategy still plans
+   * each round's cohort). Absent: weight rounds.
+   */
+  readonly representation?: RepresentationRoundHooks;
   readonly transport: EngineTransport;
   /** Initial global parameters, used only when the store holds no checkpoint for the task. */
   readonly initialGlobal: () => Parameters;
@@ -404,17 +419,27 @@ export class RoundEngine {
     this.options.metrics.bytesIn.inc({ task: this.task.id }, bytes);
     let valid;
     try {
-      valid = validateUpdate(update.update, {
-        taskId: this.task.id,
-        serverRound: cur.serverRound,
-        clientId,
-        modalities: this.waiting.get(clientId)?.modalities ?? [],
-        global: this.global.tensors,
-        maxUpdateBytes: this.task.maxUpdateBytes,
-        normBound: this.task.normBound,
-        crc32: fastCrc32,
-        ...(this.arena ? { arena: this.arena } : {}),
-      });
+      const representation = this.options.representation;
+      valid = representation
+        ? {
+            delta: representation.validate(update.update, {
+              serverRound: cur.serverRound,
+              clientId,
+              modalities: this.waiting.get(clientId)?.modalities ?? [],
+            }),
+            norm: 0,
+          }
+        : validateUpdate(update.update, {
+            taskId: this.task.id,
+            serverRound: cur.serverRound,
+            clientId,
+            modalities: this.waiting.get(clientId)?.modalities ?? [],
+            global: this.global.tensors,
+            maxUpdateBytes: this.task.maxUpdateBytes,
+            normBound: this.task.normBound,
+            crc32: fastCrc32,
+            ...(this.arena ? { arena: this.arena } : {}),
+          });
     } catch (err) {
       const code = err instanceof ProtocolError && FAILURE_CODES.has(err.code) ? (err.code as FitFailureCode) : null;
       this.dispatch({ type: 'uploadRefused', clientId, bytes, failure: code && { clientId, code, message: (err as Error).message } });
@@ -551,13 +576,17 @@ export class RoundEngine {
     } catch (err) {
       this.log.warn({ err }, 'selection listener failed');
     }
-    this.options.transport.sendRoundStart(plan.clientIds, roundStartPayload(task, cur, plan.config, this.global));
+    this.options.transport.sendRoundStart(
+      plan.clientIds,
+      roundStartPayload(task, cur, plan.config, this.global, this.options.representation?.section(serverRound)),
+    );
     this.options.metrics.bytesOut.inc({ task: task.id }, this.global.bytes.byteLength * plan.clientIds.length);
   }
 
   /** Empties the arena (the previous attempt's rows are no longer referenced) and reserves a row per invited client. */
   private prepareArena(rows: number): void {
-    if (rows === 0) return;
+    // Representation uploads are decoded by fl-core's validation, not into the weights' layout.
+    if (rows === 0 || this.options.representation) return;
     try {
       if (!this.arena) this.arena = createUpdateArena({ layout: layoutOf(this.global.tensors), capacity: rows });
       this.arena.clear();
@@ -644,14 +673,23 @@ export class RoundEngine {
     let federated: AggregateEvaluateResult | null = null;
     let failedWith: string | null = null;
     try {
-      // Awaited only when it is a promise, so a task without server measurements finishes the round in this tick.
-      const pending = this.options.measure
-        ? this.options.measure(cur.serverRound, this.global.tensors, results, failures)
-        : { results, failures, serverMetrics: {} };
-      const measured = pending instanceof Promise ? await pending : pending;
-      if (!this.stillClosing(cur)) return false;
-      serverMetrics = measured.serverMetrics;
-      outcome = strategy.aggregateFit(cur.serverRound, this.global.tensors, measured.results, measured.failures);
+      const representation = this.options.representation;
+      if (representation) {
+        // A representation round: the strategy's teachers and the server step make the next global.
+        const update = await representation.serverUpdate(cur.serverRound, this.global.tensors, results, failures);
+        if (!this.stillClosing(cur)) return false;
+        outcome = update?.outcome ?? null;
+        serverMetrics = { ...update?.serverMetrics, bytesOut: this.global.bytes.byteLength * cur.selected.size };
+      } else {
+        // Awaited only when it is a promise, so a task without server measurements finishes the round in this tick.
+        const pending = this.options.measure
+          ? this.options.measure(cur.serverRound, this.global.tensors, results, failures)
+          : { results, failures, serverMetrics: {} };
+        const measured = pending instanceof Promise ? await pending : pending;
+        if (!this.stillClosing(cur)) return false;
+        serverMetrics = measured.serverMetrics;
+        outcome = strategy.aggregateFit(cur.serverRound, this.global.tensors, measured.results, measured.failures);
+      }
       // The contract's third hook: the clients' evaluations of the model this round started from.
       if (outcome) federated = strategy.aggregateEvaluate(cur.serverRound, federatedEvaluations(results), failures);
     } catch (err) {

@@ -6,7 +6,7 @@
 import { weightedMetrics } from '@chorus/fl-core';
 import type { AggregateEvaluateResult, AggregateFitResult, EvaluateResult, FitResult, Parameters, RoundConfig as StrategyRoundConfig } from '@chorus/fl-core';
 import { PROTOCOL_VERSION } from '@chorus/protocol';
-import type { RoundEndPayload, RoundStartPayload, TaskEndPayload } from '@chorus/protocol';
+import type { RepresentationRoundConfig, RoundEndPayload, RoundStartPayload, TaskEndPayload } from '@chorus/protocol';
 import type { RoundCompletion, StoredStrategyState, TaskStatus } from '../store/types.js';
 import type { TaskConfig } from '../task/taskSchema.js';
 import type { AttemptState } from './engineState.js';
@@ -18,8 +18,14 @@ export interface GlobalModel {
   readonly sha256: string;
 }
 
-/** The message that invites the attempt's selected clients to train on `global`. */
-export function roundStartPayload(task: TaskConfig, cur: AttemptState, planConfig: StrategyRoundConfig, global: GlobalModel): RoundStartPayload {
+/** The message that invites the attempt's selected clients to train on `global` (in a representation round, with its `representation` section). */
+export function roundStartPayload(
+  task: TaskConfig,
+  cur: AttemptState,
+  planConfig: StrategyRoundConfig,
+  global: GlobalModel,
+  representation?: RepresentationRoundConfig,
+): RoundStartPayload {
   return {
     type: 'round-start',
     protocolVersion: PROTOCOL_VERSION,
@@ -42,6 +48,8 @@ export function roundStartPayload(task: TaskConfig, cur: AttemptState, planConfi
       adapterAlpha: task.model.adapterAlpha,
       // The strategy's own entries (FedProx's proximalMu, …), exactly as its plan gave them.
       strategy: { ...planConfig },
+      // Present exactly in a representation round (FedAFD family).
+      ...(representation ? { representation } : {}),
     },
     globalHash: global.sha256,
     global: global.bytes,

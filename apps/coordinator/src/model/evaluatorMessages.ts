@@ -38,6 +38,11 @@ export const evaluatorRequestSchema = z.discriminatedUnion('op', [
   z.object({ id: z.number().int(), op: z.literal('rootUpdate'), global: bytes }),
   z.object({ id: z.number().int(), op: z.literal('export'), kind: z.enum(['merged', 'adapters']), parameters: bytes }),
   z.object({ id: z.number().int(), op: z.literal('stats') }),
+  /**
+   * A representation task's server step: `global` (server weights + `public/<modality>`) and the
+   * round's teachers (`teacher/<modality>` [B, D]) → the next global and the step's figures.
+   */
+  z.object({ id: z.number().int(), op: z.literal('distill'), serverRound: z.number().int().positive(), global: bytes, teachers: bytes }),
 ]);
 /** One request. */
 export type EvaluatorRequest = z.infer<typeof evaluatorRequestSchema>;
@@ -62,12 +67,20 @@ export type ProbeOutcome = z.infer<typeof probeOutcomeSchema>;
 
 /** The result schema of each op. */
 export const evaluatorResultSchemas = {
-  init: z.object({ initial: bytes, probeLabels: int32, modalities: z.array(z.enum(MODALITIES)), pretrained: z.array(z.enum(MODALITIES)) }),
+  init: z.object({
+    initial: bytes,
+    probeLabels: int32,
+    modalities: z.array(z.enum(MODALITIES)),
+    pretrained: z.array(z.enum(MODALITIES)),
+    /** A representation task's public split size (its public batches index it). */
+    publicExamples: z.number().int().nonnegative().optional(),
+  }),
   probe: z.object({ outcomes: z.array(probeOutcomeSchema) }),
   evaluate: z.object({ metrics: z.record(z.string(), z.number()) }),
   rootUpdate: z.object({ update: bytes.nullable() }),
   // The model.json fields are produced by TF.js's own serialiser on the other side; checked for shape only.
   export: z.object({ modelJson: z.record(z.string(), z.unknown()), weights: bytes }),
+  distill: z.object({ parameters: bytes, metrics: z.record(z.string(), z.number()) }),
   stats: z.object({ rssMb: z.number(), heapUsedMb: z.number(), wasmHeapMb: z.number(), numTensors: z.number().int() }),
 } as const satisfies Record<EvaluatorOp, z.ZodType>;
 /** The result of op `K`. */

@@ -3,6 +3,8 @@
  * coordinator's requests (model/evaluatorMessages.ts) one at a time, in arrival order, over the IPC
  * channel it was forked with (model/taskEvaluator.ts starts it). FedMM-X's server-side probe
  * (Balija 2025, arXiv:2503.19564) runs here so the coordinator's event loop keeps serving sockets.
+ * For a representation task (FedAFD family) it holds the server model instead (model/fedAfdServer.ts)
+ * and serves `distill`, the server step of each round; the weight-model ops are refused.
  *
  * Failure behaviour: a request that cannot be parsed or served gets a coded error response and
  * changes nothing; one candidate that cannot be probed gets a coded outcome while the others are
@@ -10,11 +12,13 @@
  * killed coordinator leaves no evaluator behind.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FlCoreError, decodeUpdate, encodeUpdate } from '@chorus/fl-core';
-import type { Tensor } from '@chorus/fl-core';
+import { FlCoreError, MODALITIES, decodeUpdate, encodeUpdate } from '@chorus/fl-core';
+import type { Modality, Tensor } from '@chorus/fl-core';
 import { isCoordinatorError } from '../errors.js';
 import { candidateParameters } from '../engine/serverMeasurements.js';
 import { parseTask } from '../task/loadTask.js';
+import { isRepresentationTask } from '../task/taskSchema.js';
+import { FedAfdServerTask } from './fedAfdServer.js';
 import type { EvaluatorErrorBody, EvaluatorRequest, EvaluatorResponse, ProbeOutcome } from './evaluatorMessages.js';
 import { evaluatorRequestSchema } from './evaluatorMessages.js';
 import { TaskModel } from './taskModel.js';
@@ -25,6 +29,8 @@ if (!process.send) {
 }
 
 let model: TaskModel | null = null;
+/** A representation task's server model (then `model` stays null). */
+let fedAfd: FedAfdServerTask | null = null;
 let taskId = '';
 
 /** Size of the WASM backend's linear memory in MB. */
@@ -49,6 +55,7 @@ function errorBody(err: unknown): EvaluatorErrorBody {
 }
 
 function ready(): TaskModel {
+  if (fedAfd) throw Object.assign(new Error('a representation task has no weight model: its evaluator serves distill'), { code: 'EVALUATOR_BAD_REQUEST' });
   if (!model) throw Object.assign(new Error('the evaluator has no model yet: send init first'), { code: 'EVALUATOR_NOT_READY' });
   return model;
 }
@@ -56,9 +63,20 @@ function ready(): TaskModel {
 async function serve(request: EvaluatorRequest): Promise<unknown> {
   switch (request.op) {
     case 'init': {
-      if (model) throw Object.assign(new Error('the evaluator already holds a model'), { code: 'EVALUATOR_BAD_REQUEST' });
+      if (model || fedAfd) throw Object.assign(new Error('the evaluator already holds a model'), { code: 'EVALUATOR_BAD_REQUEST' });
       const task = parseTask(request.task, 'evaluator task');
       const options = request.options;
+      if (isRepresentationTask(task)) {
+        fedAfd = await FedAfdServerTask.create(task, options.dataDir === undefined ? {} : { dataDir: options.dataDir });
+        taskId = task.id;
+        return {
+          initial: encode(await fedAfd.initialParameters()),
+          probeLabels: new Int32Array(0),
+          modalities: [...fedAfd.modalities],
+          pretrained: [],
+          publicExamples: fedAfd.publicExamples,
+        };
+      }
       model = await TaskModel.create(task, {
         rootExamples: options.rootExamples,
         ...(options.weightsDir === undefined ? {} : { weightsDir: options.weightsDir }),
@@ -96,6 +114,18 @@ async function serve(request: EvaluatorRequest): Promise<unknown> {
       const parameters = decode(request.parameters);
       const artifacts = request.kind === 'merged' ? await m.exportMerged(parameters) : await m.exportAdapters(parameters);
       return { modelJson: artifacts.modelJson, weights: artifacts.weights };
+    }
+    case 'distill': {
+      if (!fedAfd) throw Object.assign(new Error('distill serves representation tasks only'), { code: 'EVALUATOR_BAD_REQUEST' });
+      const teachers: Partial<Record<Modality, Float32Array>> = {};
+      for (const t of decode(request.teachers)) {
+        const m = t.name.startsWith('teacher/') ? (t.name.slice('teacher/'.length) as Modality) : null;
+        if (m === null || !(MODALITIES as readonly string[]).includes(m))
+          throw Object.assign(new Error(`distill: '${t.name}' is no teacher/<modality>`), { code: 'EVALUATOR_BAD_REQUEST' });
+        teachers[m] = t.values;
+      }
+      const { parameters, metrics } = await fedAfd.distill(request.serverRound, decode(request.global), teachers);
+      return { parameters: encode(parameters), metrics };
     }
     case 'stats': {
       const usage = process.memoryUsage();
@@ -137,5 +167,6 @@ process.on('message', (raw: unknown) => {
 });
 process.on('disconnect', () => {
   model?.dispose();
+  fedAfd?.dispose();
   process.exit(0);
 });

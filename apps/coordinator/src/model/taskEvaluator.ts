@@ -27,6 +27,7 @@ import type { Modality } from '@chorus/models';
 import type { Logger } from 'pino';
 import { CoordinatorError } from '../errors.js';
 import { candidateParameters } from '../engine/serverMeasurements.js';
+import type { DistillFn, DistillResult } from '../engine/representationRounds.js';
 import type { TaskConfig } from '../task/taskSchema.js';
 import type { EvaluatorErrorBody, EvaluatorOp, EvaluatorRequest, EvaluatorResult, ProbeOutcome } from './evaluatorMessages.js';
 import { evaluatorResponseSchema, evaluatorResultSchemas } from './evaluatorMessages.js';
@@ -65,6 +66,10 @@ export interface TaskEvaluator {
   suspend?(): Promise<void>;
   /** Readies the model for requests soon to come (starts a suspended evaluator). Optional. */
   prepare?(): Promise<void>;
+  /** A representation task's public split size; absent for a weight task. */
+  readonly publicExamples?: number;
+  /** A representation task's server step (model/fedAfdServer.ts); absent for a weight task. */
+  distill?: DistillFn;
 }
 
 /** {@link TaskEvaluator} over a TaskModel in this process (blocks the event loop while it works). */
@@ -191,7 +196,32 @@ export class EvaluatorProcess implements TaskEvaluator {
   /** Forks the evaluator and builds the task's model in it; rejects with the evaluator's code (e.g. `TASK_INVALID`). */
   static async start(task: TaskConfig, options: EvaluatorProcessOptions = {}): Promise<EvaluatorProcess> {
     const { running, init } = await launch(task, options);
-    return new EvaluatorProcess(task, options, init.initial, init.probeLabels, init.modalities, init.pretrained, running);
+    const evaluator = new EvaluatorProcess(task, options, init.initial, init.probeLabels, init.modalities, init.pretrained, running);
+    if (init.publicExamples !== undefined) evaluator.publicExamples = init.publicExamples;
+    return evaluator;
+  }
+
+  /** A representation task's public split size (from the evaluator's init); undefined for a weight task. */
+  publicExamples: number | undefined = undefined;
+
+  /** A representation task's server step, served by the evaluator's `distill` op. */
+  readonly distill = async (serverRound: number, global: Parameters, teachers: Readonly<Partial<Record<Modality, Float32Array>>>): Promise<DistillResult> => {
+    const tensors = Object.entries(teachers)
+      .filter((e): e is [string, Float32Array] => e[1] !== undefined)
+      .map(([m, values]) => ({ name: `teacher/${m}`, shape: [values.length / this.dimOf(global), this.dimOf(global)], values }));
+    const { parameters, metrics } = await this.request('distill', {
+      serverRound,
+      global: this.encode(global, 'model'),
+      teachers: encodeUpdate({ kind: 'model', taskId: this.task.id, round: serverRound, clientId: '', encoding: 'fp32', tensors }),
+    });
+    return { parameters: decodeUpdate(parameters, { maxBytes: parameters.byteLength }).tensors, metrics };
+  };
+
+  /** D of a representation global: the width of its `public/…` tensors. */
+  private dimOf(global: Parameters): number {
+    const t = global.find((p) => p.name.startsWith('public/'));
+    if (!t || t.shape.length !== 2) throw new CoordinatorError('EVALUATOR_ERROR', 'distill: the global holds no public/<modality> [B, D] tensor');
+    return t.shape[1]!;
   }
 
   /** Process id of the evaluator now running (null between a death and the restart). */

@@ -31,7 +31,9 @@ import {
 import type { Parameters, Rng, Strategy } from '@chorus/fl-core';
 import { CoordinatorError } from '../errors.js';
 import { roundRng } from '../engine/sampling.js';
+import { isRepresentationTask } from '../task/taskSchema.js';
 import type { StrategyConfig, TaskConfig } from '../task/taskSchema.js';
+import { buildRepresentationStrategy } from './representation.js';
 
 /** A task's strategy and the handles the coordinator drives it through. */
 export interface BuiltStrategy {
@@ -183,8 +185,15 @@ export function buildStrategy(task: TaskConfig, options: BuildStrategyOptions = 
     }
   };
 
-  checkPrivacyPlacement(task);
-  const strategy = build(task.strategy, 'strategy');
+  if (isRepresentationTask(task)) {
+    // Rounds of the FedAFD family exchange representations: the fl-core representation strategy
+    // aggregates them (strategy/representation.ts); FedAvg here only plans each round's cohort.
+    buildRepresentationStrategy(task);
+    return { strategy: new FedAvg(base), trust: [], flTrust: [], rootUpdate: [], needsRootUpdate: false, privacy: [], noise: null };
+  }
+  const weightStrategy = task.strategy as StrategyConfig;
+  checkPrivacyPlacement(task, weightStrategy);
+  const strategy = build(weightStrategy, 'strategy');
   // Built inside-out (an inner strategy is constructed before its wrapper), so reverse to list outermost first.
   return { strategy, trust: trust.reverse(), flTrust, rootUpdate, needsRootUpdate: rootUpdate.length > 0 || trustNeedsRoot, privacy: privacy.reverse(), noise };
 }
@@ -201,7 +210,7 @@ export function rootExamplesOf(task: TaskConfig): number {
     if (uses) found = Math.max(found, s.rootExamples);
     if ('inner' in s) visit(s.inner);
   };
-  visit(task.strategy);
+  if (!isRepresentationTask(task)) visit(task.strategy as StrategyConfig);
   return found;
 }
 
@@ -213,7 +222,7 @@ export function rootExamplesOf(task: TaskConfig): number {
  *   independently with probability q (Poisson sampling, which the DP plan performs), so inviting
  *   extra clients is a setting that cannot take effect — refused rather than silently ignored.
  */
-function checkPrivacyPlacement(task: TaskConfig): void {
+function checkPrivacyPlacement(task: TaskConfig, strategy: StrategyConfig): void {
   const issues: string[] = [];
   const visit = (config: StrategyConfig, path: string, outer: string | null): void => {
     if (config.name === 'dp') {
@@ -229,6 +238,6 @@ function checkPrivacyPlacement(task: TaskConfig): void {
     }
     if ('inner' in config) visit(config.inner, `${path}.inner`, outer ?? config.name);
   };
-  visit(task.strategy, 'strategy', null);
+  visit(strategy, 'strategy', null);
   if (issues.length > 0) throw new CoordinatorError('TASK_INVALID', `task ${task.id}: strategy is invalid:\n  ${issues.join('\n  ')}`, issues);
 }

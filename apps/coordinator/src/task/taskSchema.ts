@@ -6,7 +6,9 @@
  * n > 2f + 2) are checked after the field rules, each naming the path it is about.
  */
 import { z } from 'zod';
-import { MODALITIES, MODAL_LOSSES, MODEL_HEADS, UPLOAD_ENCODINGS } from '@chorus/protocol';
+import { MAX_PUBLIC_BATCH, MAX_REPRESENTATION_DIM, MODALITIES, MODAL_LOSSES, MODEL_HEADS, UPLOAD_ENCODINGS } from '@chorus/protocol';
+import { REPRESENTATION_STRATEGY_NAMES } from '@chorus/fl-core';
+import type { RepresentationStrategyName } from '@chorus/fl-core';
 
 /** Largest update a task may allow (socket.io buffers a whole message in memory). */
 export const MAX_UPDATE_BYTES_CAP = 256 * 1024 * 1024;
@@ -192,6 +194,91 @@ export const strategySchema: z.ZodType<StrategyConfig, unknown> = z.lazy(() =>
   ]),
 );
 
+/** The LoRA/NAM model of a weight task. */
+const modelSchema = z.strictObject({
+  base: z.string().min(1).max(200),
+  adapterRank: positiveInt.max(256),
+  adapterAlpha: z.number().positive(),
+  namConcepts: positiveInt.max(256),
+  /** Weight λ₁ of FedMM-X's cross-modal consistency loss L_modal in every client's training (0: off, the ablation). */
+  modalWeight: z.number().min(0).max(100).default(0.1),
+  /** Which L_modal: 'js' (default), the Jensen–Shannon term, or 'distill', FedMM-X's cross-modal distillation toward the fused prediction. */
+  modalLoss: z.enum(MODAL_LOSSES).default('js'),
+  /** Weight λ₂ of FedMM-X's interpretability loss L_intp (shape-function smoothness + contribution sparsity); 0 (default) turns it off. */
+  interpretabilityWeight: z.number().min(0).max(100).default(0),
+  /** 'nam' (default) or 'linear': a plain linear head over the concatenated concepts (the "without NAM" ablation). */
+  head: z.enum(MODEL_HEADS).default('nam'),
+});
+
+/**
+ * What a representation task records as its `model` section: it trains no LoRA/NAM model, so none
+ * of these values is used (the weight-round fields of its round configs carry them unread).
+ */
+export const REPRESENTATION_TASK_MODEL = {
+  base: 'none',
+  adapterRank: 1,
+  adapterAlpha: 1,
+  namConcepts: 1,
+  modalWeight: 0,
+  modalLoss: 'js',
+  interpretabilityWeight: 0,
+  head: 'nam',
+} as const satisfies z.output<typeof modelSchema>;
+
+/**
+ * A representation strategy (FedAFD family) as a task file names it: `name` plus the method's own
+ * settings, which fl-core's `createRepresentationStrategy` checks (errors name `strategy.<field>`).
+ */
+export interface RepresentationStrategyTaskConfig {
+  readonly name: RepresentationStrategyName;
+  readonly [setting: string]: unknown;
+}
+
+const representationStrategySchema = z.looseObject({ name: z.enum(REPRESENTATION_STRATEGY_NAMES) });
+
+/** One entry of a representation task's client mix (checked against the models' kinds by the evaluator). */
+const clientKindSchema = z.strictObject({
+  kind: z.string().min(1).max(64),
+  arch: z.string().min(1).max(64),
+  share: z.number().min(0).max(1),
+});
+
+const filterPair = z.tuple([positiveInt.max(1024), positiveInt.max(1024)]);
+
+/**
+ * The `representation` section of a FedAFD-family task ("FedAFD: Multimodal Federated Learning via
+ * Adversarial Fusion and Distillation", §3.2, §4.1): the shared space, the public batch each round
+ * exchanges representations of, the upload encoding, the clients' and server's loss coefficients,
+ * the server model and the client mix.
+ */
+export const representationTaskSchema = z.strictObject({
+  /** D: width of the shared representation space (the paper's 256). */
+  dim: positiveInt.max(MAX_REPRESENTATION_DIM).default(256),
+  /** B: public samples whose representations a round exchanges. */
+  publicBatch: positiveInt.max(MAX_PUBLIC_BATCH).default(64),
+  /** Wire encoding of the clients' uploads. */
+  encoding: z.enum(UPLOAD_ENCODINGS).default('fp16'),
+  /** Clients' BAA coefficient (FedAFD: 0.5); overrides the strategy's `adversarialWeight` (fedafd only). */
+  adversarialWeight: z.number().min(0).max(100).optional(),
+  /** The server's distillation coefficient λ_dis (FedAFD: 0.4); overrides the strategy's `distillationWeight`. */
+  distillationWeight: z.number().min(0).max(100).optional(),
+  /** The server model: its global encoders' sizes, Adam's learning rate and the distillation steps per round. */
+  server: z
+    .strictObject({
+      hiddenUnits: positiveInt.max(4096).default(512),
+      imageFilters: filterPair.default([32, 64]),
+      textFilters: positiveInt.max(4096).default(256),
+      audioFilters: filterPair.default([16, 32]),
+      learningRate: z.number().positive().max(10).default(1e-3),
+      stepsPerRound: positiveInt.max(1000).default(1),
+    })
+    .default({ hiddenUnits: 512, imageFilters: [32, 64], textFilters: 256, audioFilters: [16, 32], learningRate: 1e-3, stepsPerRound: 1 }),
+  /** The client mix: kinds, architectures and shares summing to 1. */
+  clientKinds: z.array(clientKindSchema).min(1).max(16),
+});
+/** See {@link representationTaskSchema}. */
+export type RepresentationTaskConfig = z.output<typeof representationTaskSchema>;
+
 /** A token bucket of new identities: `burst` at once, refilled at `perHour`. */
 const identityBucketSchema = z.strictObject({
   burst: positiveInt.max(1_000_000),
@@ -245,21 +332,12 @@ export const taskSchema = z
         .min(1)
         .refine((m) => new Set(m).size === m.length, 'modalities must not repeat'),
     }),
-    model: z.strictObject({
-      base: z.string().min(1).max(200),
-      adapterRank: positiveInt.max(256),
-      adapterAlpha: z.number().positive(),
-      namConcepts: positiveInt.max(256),
-      /** Weight λ₁ of FedMM-X's cross-modal consistency loss L_modal in every client's training (0: off, the ablation). */
-      modalWeight: z.number().min(0).max(100).default(0.1),
-      /** Which L_modal: 'js' (default), the Jensen–Shannon term, or 'distill', FedMM-X's cross-modal distillation toward the fused prediction. */
-      modalLoss: z.enum(MODAL_LOSSES).default('js'),
-      /** Weight λ₂ of FedMM-X's interpretability loss L_intp (shape-function smoothness + contribution sparsity); 0 (default) turns it off. */
-      interpretabilityWeight: z.number().min(0).max(100).default(0),
-      /** 'nam' (default) or 'linear': a plain linear head over the concatenated concepts (the "without NAM" ablation). */
-      head: z.enum(MODEL_HEADS).default('nam'),
-    }),
-    strategy: strategySchema,
+    /** The LoRA/NAM model of a weight task (required there); a representation task has none and may omit it. */
+    model: modelSchema.optional(),
+    // A discriminated union of the two families, so an unknown name still gets the one 'invalid discriminator' error.
+    strategy: z.discriminatedUnion('name', [representationStrategySchema, strategySchema as unknown as typeof representationStrategySchema]),
+    /** FedAFD-family settings: required with a representation strategy, refused with a weight strategy. */
+    representation: representationTaskSchema.optional(),
     rounds: positiveInt.max(100_000),
     clientsPerRound: positiveInt.max(100_000),
     minClients: positiveInt,
@@ -298,11 +376,49 @@ export const taskSchema = z
     if (task.minClients > task.clientsPerRound) {
       ctx.addIssue({ code: 'custom', path: ['minClients'], message: `must be ≤ clientsPerRound (${task.clientsPerRound}), got ${task.minClients}` });
     }
-    checkStrategy(task.strategy, task.clientsPerRound, ['strategy'], ctx);
-  });
+    const strategy = task.strategy as unknown as StrategyConfig | RepresentationStrategyTaskConfig;
+    if (isRepresentationStrategy(strategy)) {
+      if (task.representation === undefined)
+        ctx.addIssue({ code: 'custom', path: ['representation'], message: `required with the representation strategy '${strategy.name}'` });
+      else checkClientKinds(task.representation.clientKinds, ctx);
+      return;
+    }
+    if (task.model === undefined) ctx.addIssue({ code: 'custom', path: ['model'], message: `required with the weight strategy '${strategy.name}'` });
+    if (task.representation !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['representation'],
+        message: `only a representation strategy (${REPRESENTATION_STRATEGY_NAMES.join(', ')}) takes this section`,
+      });
+    checkStrategy(strategy, task.clientsPerRound, ['strategy'], ctx);
+  })
+  .transform(({ model, strategy, ...rest }) => ({
+    ...rest,
+    model: model ?? { ...REPRESENTATION_TASK_MODEL },
+    strategy: strategy as unknown as StrategyConfig | RepresentationStrategyTaskConfig,
+  }));
 
 /** A validated task, defaults filled in. */
 export type TaskConfig = z.output<typeof taskSchema>;
+
+/** Whether a task's strategy is of the FedAFD family (rounds exchange representations, not weights). */
+export function isRepresentationStrategy(strategy: { readonly name: string }): strategy is RepresentationStrategyTaskConfig {
+  return (REPRESENTATION_STRATEGY_NAMES as readonly string[]).includes(strategy.name);
+}
+
+/** A representation task: its strategy and representation section, narrowed. */
+export type RepresentationTask = TaskConfig & { readonly strategy: RepresentationStrategyTaskConfig; readonly representation: RepresentationTaskConfig };
+
+/** Whether `task` is a representation task (FedAFD family). */
+export function isRepresentationTask(task: TaskConfig): task is RepresentationTask {
+  return isRepresentationStrategy(task.strategy) && task.representation !== undefined;
+}
+
+/** Shares of the client mix must sum to 1 (kinds and architectures are checked where the models are known). */
+function checkClientKinds(kinds: readonly { readonly share: number }[], ctx: z.RefinementCtx): void {
+  const sum = kinds.reduce((s, k) => s + k.share, 0);
+  if (Math.abs(sum - 1) > 1e-6) ctx.addIssue({ code: 'custom', path: ['representation', 'clientKinds'], message: `shares must sum to 1, got ${sum}` });
+}
 
 function checkStrategy(strategy: StrategyConfig, clientsPerRound: number, path: (string | number)[], ctx: z.RefinementCtx): void {
   switch (strategy.name) {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseCliArgs } from './cli.js';
+import { createDigitsModelFactory } from '../models.js';
+import { headlessOptions, parseCliArgs } from './cli.js';
 
 describe('parseCliArgs', () => {
   it('reads every flag, the token from the environment first', () => {
@@ -54,6 +55,17 @@ describe('parseCliArgs', () => {
       { modalities: ['image', 'text'], fraction: 0.5 },
       { modalities: ['text'], fraction: 0.5 },
     ]);
+    const fedafd = parseCliArgs(['--url', 'u', '--task', 't', '--fedafd-kinds', 'image-classifier:cnn=0.5,image-text-retrieval:cnn+bag-mlp=0.5']);
+    expect(fedafd.fedafdKinds).toEqual([
+      { kind: 'image-classifier', arch: 'cnn', share: 0.5 },
+      { kind: 'image-text-retrieval', arch: 'cnn+bag-mlp', share: 0.5 },
+    ]);
+    expect(
+      headlessOptions(fedafd, 'cpu', createDigitsModelFactory({ loadBase: async () => null, loadEmbeddings: () => Promise.reject(new Error('unused')) }))
+        .fedafd,
+    ).toEqual({
+      kinds: fedafd.fedafdKinds,
+    });
   });
 
   it('refuses bad flags with CLIENT_BAD_CONFIG naming the flag', () => {
@@ -67,6 +79,8 @@ describe('parseCliArgs', () => {
       [['--url', 'u', '--task', 't', '--adversarial', 'nope:0.1'], /--adversarial/],
       [['--url', 'u', '--task', 't', '--modality-prob', 'image=2'], /--modality-prob/],
       [['--url', 'u', '--task', 't', '--bogus'], /bogus/],
+      [['--url', 'u', '--task', 't', '--fedafd-kinds', 'image-classifier=0.5'], /--fedafd-kinds/],
+      [['--url', 'u', '--task', 't', '--fedafd-kinds', 'image-classifier:cnn=1', '--modalities', 'image'], /--fedafd-kinds/],
     ];
     for (const [argv, message] of cases) {
       expect(() => parseCliArgs(argv), argv.join(' ')).toThrow(

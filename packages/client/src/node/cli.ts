@@ -7,7 +7,10 @@
  *     [--modality-kinds image+text=0.4,image=0.3,text=0.3] [--max-examples 200] [--seed 1]
  *     [--adversarial sign-flip:0.2 …] [--processes] [--identity-dir DIR] [--backend wasm|cpu]
  *     [--eval-examples 128] [--weights-dir DIR] [--data-dir DIR]
+ *     [--fedafd-kinds image-classifier:cnn=0.34,text-classifier:bag-mlp=0.33,image-text-retrieval:cnn+bag-mlp=0.33]
  *
+ * `--fedafd-kinds` makes FedAFD clients for a representation task (FedAFD family): each gets a kind,
+ * an architecture and its data from the mix, as `--modality-kinds` deals modalities to weight clients.
  * The LoRA α and every other model option come from the coordinator's round config, not flags.
  * The join token comes from CHORUS_JOIN_TOKEN (or --token, which other users can read on the
  * command line). Live bars on a TTY, plain lines otherwise; the last stdout line is one JSON
@@ -27,6 +30,8 @@ import type { AdversarialSpec } from '../adversarial.js';
 import { ClientError, isClientError } from '../errors.js';
 import type { ClientEvent } from '../events.js';
 import type { ClientOutcome } from '../runtime.js';
+import type { FedAfdKindShare } from '../fedafd/clientData.js';
+import { parseFedAfdKinds } from './fedafdClients.js';
 import { createHeadlessClients } from './headless.js';
 import type { HeadlessClientsOptions } from './headless.js';
 import { createProgressView } from './progress.js';
@@ -45,6 +50,8 @@ export interface CliOptions {
   readonly alpha: number;
   readonly modalityProbabilities: Partial<Record<Modality, number>> | undefined;
   readonly modalityKinds: ModalityKindShare[] | undefined;
+  /** FedAFD clients' mix (representation tasks). */
+  readonly fedafdKinds: FedAfdKindShare[] | undefined;
   readonly maxExamplesPerClient: number | undefined;
   readonly seed: number;
   readonly adversarial: AdversarialSpec[];
@@ -93,6 +100,7 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
         iid: { type: 'boolean', default: false },
         'modality-prob': { type: 'string' },
         'modality-kinds': { type: 'string' },
+        'fedafd-kinds': { type: 'string' },
         'max-examples': { type: 'string' },
         seed: { type: 'string', default: '1' },
         adversarial: { type: 'string', multiple: true },
@@ -116,6 +124,8 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
   const alpha = Number(values.alpha);
   if (!(alpha > 0 && Number.isFinite(alpha))) throw bad(`--alpha must be > 0, got '${values.alpha}'`);
   if (values['modality-prob'] && values['modality-kinds']) throw bad('give --modality-prob or --modality-kinds, not both');
+  if (values['fedafd-kinds'] && (values['modality-prob'] || values['modality-kinds'] || values.modalities))
+    throw bad('--fedafd-kinds deals kinds and their modalities: give it without --modalities, --modality-prob or --modality-kinds');
   let modalityProbabilities: Partial<Record<Modality, number>> | undefined;
   if (values['modality-prob']) {
     modalityProbabilities = {};
@@ -147,6 +157,7 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
     alpha,
     modalityProbabilities,
     modalityKinds,
+    fedafdKinds: values['fedafd-kinds'] ? parseFedAfdKinds(values['fedafd-kinds']) : undefined,
     maxExamplesPerClient: integer('max-examples', values['max-examples'], 1),
     seed: integer('seed', values.seed, 0)!,
     adversarial: (values.adversarial ?? []).map(parseAdversarialSpec),
@@ -181,6 +192,7 @@ export function headlessOptions(cli: CliOptions, backend: string, models: Headle
     ...(cli.dataDir === undefined ? {} : { dataDir: cli.dataDir }),
     ...(cli.identityDir === undefined ? {} : { storage: (i: number) => new FileIdentityStorage(identityFileOf(cli.identityDir!, i)) }),
     ...(cli.only === undefined ? {} : { only: [cli.only] }),
+    ...(cli.fedafdKinds ? { fedafd: { kinds: cli.fedafdKinds, ...(cli.weightsDir === undefined ? {} : { weightsDir: cli.weightsDir }) } } : {}),
     // About a minute of retries (0.5 s doubling to 5 s) before a headless client gives up on an unreachable coordinator.
     client: { evalExamples: cli.evalExamples, reconnectAttempts: 15 },
   };

@@ -20,6 +20,8 @@ import type { ModelFactory } from '../models.js';
 import { ChorusClient } from '../runtime.js';
 import type { ChorusClientOptions } from '../runtime.js';
 import { MemoryIdentityStorage } from '../storage.js';
+import { createFedAfdHeadlessClients } from './fedafdClients.js';
+import type { FedAfdHeadlessOptions } from './fedafdClients.js';
 import type { IdentityStorage } from '../storage.js';
 
 /** How the training split is dealt to clients. */
@@ -110,6 +112,12 @@ export interface HeadlessClientsOptions extends PartitionOptions {
   readonly only?: readonly number[];
   /** Passed to every client. */
   readonly client?: Partial<Pick<ChorusClientOptions, 'evalExamples' | 'reconnect' | 'reconnectAttempts' | 'ackTimeoutMs'>>;
+  /**
+   * FedAFD clients (representation tasks): the kinds' mix, and optionally their models' spec fields
+   * and pretrained-weights folder. Each client then gets a kind and its data from node/fedafd.ts
+   * instead of the modality options above, and runs representation rounds (fedafdClients.ts).
+   */
+  readonly fedafd?: FedAfdHeadlessOptions;
 }
 
 /** A built client and what it was given. */
@@ -122,6 +130,7 @@ export interface HeadlessClient {
 
 /** Partitions the data and builds the clients (not started). */
 export async function createHeadlessClients(options: HeadlessClientsOptions): Promise<HeadlessClient[]> {
+  if (options.fedafd) return createFedAfdHeadlessClients(options, options.fedafd);
   const shards = await partitionBuiltin(options);
   const behaviours = assignBehaviours(options.numClients, options.adversarial ?? [], options.seed + 7);
   const wanted = options.only ?? shards.map((s) => s.client);

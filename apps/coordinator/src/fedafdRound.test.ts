@@ -1,0 +1,197 @@
+/**
+ * FedAFD as a second round kind on the same coordinator ("FedAFD: Multimodal Federated Learning
+ * via Adversarial Fusion and Distillation"): a real coordinator on port 0 with its evaluator
+ * process running the server model, real sockets, and tiny sizes (D = 32, a public batch of 16).
+ *
+ *  - Three headless clients of different kinds (image classifier, text classifier, image–text
+ *    retrieval) run a 2-round FedAFD task on `digits` to the end: the server's R@1 and rsum, the
+ *    bytes and the per-kind client metrics are stored with each round, and SED's weights give every
+ *    client a trust value.
+ *  - Malformed representation uploads (a wrong shape, a modality the sender does not hold, NaN) are
+ *    refused with their codes and change nothing: only the one valid upload is aggregated.
+ */
+import { crc32, encodeUpdate, readPublicRepresentations } from '@chorus/fl-core';
+import type { Tensor } from '@chorus/fl-core';
+import { createHeadlessClients, createNodeDigitsFactory, useNodeBackend } from '@chorus/client/node';
+import type { HeadlessClient } from '@chorus/client/node';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCoordinator } from './server.js';
+import type { Coordinator } from './server.js';
+import { MemoryStore } from './store/memoryStore.js';
+import { parseTask } from './task/loadTask.js';
+import { FakeClient, globalOf } from './testing/fakeClient.js';
+
+const B = 16;
+const D = 32;
+
+const common = {
+  dataset: { name: 'digits', modalities: ['image', 'text'] },
+  strategy: { name: 'fedafd' },
+  representation: {
+    dim: D,
+    publicBatch: B,
+    server: { hiddenUnits: 16, imageFilters: [4, 8], textFilters: 16, learningRate: 0.01 },
+    clientKinds: [
+      { kind: 'image-classifier', arch: 'cnn', share: 0.34 },
+      { kind: 'text-classifier', arch: 'bag-mlp', share: 0.33 },
+      { kind: 'image-text-retrieval', arch: 'cnn+bag-mlp', share: 0.33 },
+    ],
+  },
+  evaluation: { testExamples: 32 },
+  overSelection: 0,
+  roundDeadlineMs: 60_000,
+  localEpochs: 1,
+  batchSize: 8,
+  learningRate: 0.01,
+  maxUpdateBytes: 200_000,
+  admission: { proofOfWorkBits: 0, probationRounds: 0, newIdentitiesPerAddress: null },
+};
+
+const federation = parseTask({ ...common, id: 'fedafd', rounds: 2, clientsPerRound: 3, minClients: 3, seed: 3 });
+const refusals = parseTask({ ...common, id: 'fedafd-refusals', rounds: 1, clientsPerRound: 4, minClients: 1, waitingRoomMs: 60_000, seed: 4 });
+
+let coordinator: Coordinator;
+let store: MemoryStore;
+
+beforeAll(async () => {
+  store = new MemoryStore();
+  coordinator = await startCoordinator({
+    tasks: [
+      { config: federation, joinToken: 'join-secret' },
+      { config: refusals, joinToken: 'join-secret' },
+    ],
+    store,
+    adminToken: 'admin-secret',
+    logger: pino({ level: 'silent' }),
+    processMetrics: false,
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await coordinator?.close();
+  store?.close();
+});
+
+describe('a FedAFD task with headless clients of three kinds', () => {
+  let clients: HeadlessClient[] = [];
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.client.close()));
+  });
+
+  it('runs 2 rounds to the end, storing the server R@1 and rsum, bytes, per-kind metrics and a trust value per client', async () => {
+    // Arrange
+    const backend = await useNodeBackend('wasm');
+    clients = await createHeadlessClients({
+      url: coordinator.url,
+      taskId: 'fedafd',
+      token: 'join-secret',
+      models: createNodeDigitsFactory(),
+      backend,
+      dataset: 'digits',
+      numClients: 3,
+      scheme: 'iid',
+      maxExamplesPerClient: 24,
+      seed: 3,
+      fedafd: {
+        kinds: federation.representation!.clientKinds as never,
+        spec: { hiddenUnits: 16, filters: [4, 8], fusionGroups: 4, discriminatorHiddenUnits: 16, learningRate: 0.01 },
+      },
+      client: { evalExamples: 16 },
+    });
+    // Act
+    await Promise.all(clients.map((c) => c.client.start()));
+    const outcomes = await Promise.all(clients.map((c) => c.client.finished()));
+    // Assert: every client saw the task finish after 2 rounds.
+    expect(clients.map((c) => c.shard.modalities.join('+')).sort()).toEqual(['image', 'image+text', 'text']);
+    for (const o of outcomes) expect(o.kind === 'task-end' && o.taskEnd.status === 'finished' && o.taskEnd.completedRounds === 2).toBe(true);
+    const metrics = store.listMetrics('fedafd');
+    expect(metrics.map((m) => m.serverRound)).toEqual([1, 2]);
+    for (const { metrics: m } of metrics) {
+      for (const key of ['server.i2tR1', 'server.t2iR1', 'server.rsum', 'server.distillationLoss', 'strategy.loss', 'bytesIn', 'bytesOut'])
+        expect(m[key], key).toBeTypeOf('number');
+      expect(m['server.i2tR1']).toBeGreaterThanOrEqual(0);
+      expect(m['server.rsum']).toBeLessThanOrEqual(600);
+      expect(m['server.teachers']).toBe(2);
+      expect(m['numAccepted']).toBe(3);
+      // Per client kind (its upload's modalities): the classifiers' accuracy, the retrieval client's recall.
+      expect(m['kind.image.accuracy']).toBeGreaterThanOrEqual(0);
+      expect(m['kind.text.accuracy']).toBeGreaterThanOrEqual(0);
+      expect(m['kind.image+text.rsum']).toBeGreaterThanOrEqual(0);
+      expect(m['kind.image+text.clients']).toBe(1);
+    }
+    const trust = store.listTrust('fedafd');
+    const ids = clients.map((c) => c.client.clientId!).sort();
+    for (const round of [1, 2]) {
+      const scores = trust.filter((t) => t.serverRound === round);
+      expect(scores.map((t) => t.clientId).sort()).toEqual(ids);
+      for (const s of scores) expect(s.trust).toBeGreaterThan(0);
+    }
+  }, 240_000);
+});
+
+describe('malformed representation uploads', () => {
+  it('are refused with their codes and change nothing: only the valid upload is aggregated', async () => {
+    // Arrange: four clients join; the round opens when all four wait.
+    const holds = [['image'], ['text'], ['image'], ['image']] as const;
+    const fakes: FakeClient[] = [];
+    try {
+      for (const modalities of holds) {
+        const c = await FakeClient.connect(coordinator.url, { taskId: 'fedafd-refusals', token: 'join-secret' });
+        fakes.push(c);
+        expect((await c.hello({ backend: 'test', modalities: [...modalities], numExamples: 10 })).ok).toBe(true);
+      }
+      const starts = await Promise.all(fakes.map((c) => c.roundStarts.next(60_000, 'round 1')));
+      const start = starts[0]!;
+      const section = start.config.representation!;
+      expect(section.publicIndices).toHaveLength(B);
+      expect(section.dim).toBe(D);
+      const { global } = readPublicRepresentations(globalOf(start), B, D);
+      expect(Object.keys(global.representations).sort()).toEqual(['image', 'text']);
+      const hashBefore = coordinator.engines.get('fedafd-refusals')!.globalHash;
+      const rows = (n: number, d: number, fill?: number): Float32Array =>
+        Float32Array.from({ length: n * d }, (_, i) => fill ?? Math.sin(i * 0.37 + 1) / Math.sqrt(d));
+      const upload = (i: number, tensors: Tensor[]) =>
+        fakes[i]!.submitBytes(
+          starts[i]!,
+          encodeUpdate({ kind: 'representations', taskId: 'fedafd-refusals', round: 1, clientId: fakes[i]!.clientId!, encoding: 'fp16', tensors }),
+        );
+      // Act
+      const wrongShape = await upload(0, [{ name: 'rep/image', shape: [B, D - 1], values: rows(B, D - 1) }]);
+      const foreign = await upload(1, [{ name: 'rep/image', shape: [B, D], values: rows(B, D) }]);
+      // The codec refuses to encode NaN: mark a value, encode, then write NaN over it and fix the checksum.
+      const marked = rows(B, D);
+      marked[5] = 1234.5;
+      const nanBytes = encodeUpdate({
+        kind: 'representations',
+        taskId: 'fedafd-refusals',
+        round: 1,
+        clientId: fakes[2]!.clientId!,
+        encoding: 'fp32',
+        tensors: [{ name: 'rep/image', shape: [B, D], values: marked }],
+      });
+      const view = new DataView(nanBytes.buffer, nanBytes.byteOffset, nanBytes.byteLength);
+      for (let i = 0; i + 4 <= nanBytes.length; i++) if (view.getFloat32(i, true) === 1234.5) view.setFloat32(i, Number.NaN, true);
+      view.setUint32(nanBytes.length - 4, crc32(nanBytes.subarray(0, nanBytes.length - 4)), true);
+      const notFinite = await fakes[2]!.submitBytes(starts[2]!, nanBytes);
+      const hashAfterRefusals = coordinator.engines.get('fedafd-refusals')!.globalHash;
+      const valid = await upload(3, [{ name: 'rep/image', shape: [B, D], values: rows(B, D) }]);
+      const end = await fakes[3]!.roundEnds.next(60_000, 'round 1 end');
+      // Assert
+      expect(wrongShape).toMatchObject({ ok: false, error: { code: 'UPDATE_SHAPE' } });
+      expect(foreign).toMatchObject({ ok: false, error: { code: 'UPDATE_SHAPE' } });
+      expect(notFinite).toMatchObject({ ok: false, error: { code: 'UPDATE_NON_FINITE' } });
+      expect(valid.ok).toBe(true);
+      expect(hashAfterRefusals).toBe(hashBefore);
+      expect(end.status).toBe('completed');
+      const [round] = store.listMetrics('fedafd-refusals');
+      expect(round!.metrics['numAccepted']).toBe(1);
+      expect(round!.metrics['numRejected']).toBe(3);
+      expect(store.listTrust('fedafd-refusals').map((t) => t.clientId)).toEqual([fakes[3]!.clientId]);
+      const refused = store.listUpdates('fedafd-refusals', 1).filter((u) => u.status === 'rejected');
+      expect(refused.map((u) => u.code).sort()).toEqual(['UPDATE_NON_FINITE', 'UPDATE_SHAPE', 'UPDATE_SHAPE']);
+    } finally {
+      for (const c of fakes) c.close();
+    }
+  }, 120_000);
+});

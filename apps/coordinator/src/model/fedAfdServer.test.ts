@@ -1,0 +1,79 @@
+import * as tf from '@tensorflow/tfjs';
+import { readPublicRepresentations } from '@chorus/fl-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CoordinatorError } from '../errors.js';
+import { publicBatchIndices } from '../engine/representationRounds.js';
+import { parseTask } from '../task/loadTask.js';
+import { isRepresentationTask } from '../task/taskSchema.js';
+import type { RepresentationTask } from '../task/taskSchema.js';
+import { FedAfdServerTask } from './fedAfdServer.js';
+
+const B = 8;
+const D = 16;
+
+function taskWith(kinds: unknown[], testExamples = 16): RepresentationTask {
+  const task = parseTask({
+    id: 'srv',
+    dataset: { name: 'digits', modalities: ['image', 'text'] },
+    strategy: { name: 'fedafd' },
+    representation: {
+      dim: D,
+      publicBatch: B,
+      server: { hiddenUnits: 8, imageFilters: [2, 4], textFilters: 8, learningRate: 0.01, stepsPerRound: 2 },
+      clientKinds: kinds,
+    },
+    evaluation: { testExamples },
+    rounds: 2,
+    clientsPerRound: 2,
+    minClients: 1,
+    roundDeadlineMs: 1000,
+    localEpochs: 1,
+    batchSize: 4,
+    learningRate: 0.01,
+    maxUpdateBytes: 100_000,
+    seed: 11,
+  });
+  if (!isRepresentationTask(task)) throw new Error('not a representation task');
+  return task;
+}
+
+let server: FedAfdServerTask;
+beforeAll(async () => {
+  expect(await tf.setBackend('cpu')).toBe(true);
+  server = await FedAfdServerTask.create(taskWith([{ kind: 'image-text-retrieval', arch: 'cnn+bag-mlp', share: 1 }]));
+}, 60_000);
+afterAll(() => server?.dispose());
+
+describe('FedAfdServerTask', () => {
+  it("refuses a client mix the models do not know with TASK_INVALID naming the entry's path", async () => {
+    // Act
+    const error = await FedAfdServerTask.create(taskWith([{ kind: 'image-classifier', arch: 'transformer', share: 1 }])).catch((err: unknown) => err);
+    // Assert
+    expect(error).toBeInstanceOf(CoordinatorError);
+    expect((error as CoordinatorError).code).toBe('TASK_INVALID');
+    expect((error as CoordinatorError).issues[0]).toMatch(/^representation\.clientKinds\[0\]\.arch: /);
+  });
+
+  it("distils the teachers into new weights, measures R@1 and rsum, and encodes the next round's public batch", async () => {
+    // Arrange: the first global holds round 1's public representations; a teacher for image.
+    const global = await server.initialParameters();
+    const round1 = readPublicRepresentations(global, B, D);
+    const teacher = new Float32Array(B * D).fill(1 / Math.sqrt(D));
+    // Act
+    const { parameters, metrics } = await server.distill(1, global, { image: teacher });
+    // Assert
+    const round2 = readPublicRepresentations(parameters, B, D);
+    expect(Object.keys(round2.global.representations).sort()).toEqual(['image', 'text']);
+    expect(round2.weights.map((t) => t.name)).toEqual(round1.weights.map((t) => t.name));
+    expect(round2.weights.some((t, i) => t.values.some((v, j) => v !== round1.weights[i]!.values[j]))).toBe(true);
+    expect(metrics['server.teachers']).toBe(1);
+    expect(metrics['server.distillationLoss']).toBeGreaterThan(0);
+    expect(metrics['server.testPairs']).toBe(16);
+    for (const key of ['server.i2tR1', 'server.t2iR1', 'server.rsum']) {
+      expect(metrics[key]).toBeGreaterThanOrEqual(0);
+      expect(metrics[key]).toBeLessThanOrEqual(key === 'server.rsum' ? 600 : 100);
+    }
+    // Round 2's batch is another draw from the same seed, as the coordinator's round start names it.
+    expect(publicBatchIndices(11, 2, server.publicExamples, B)).not.toEqual(publicBatchIndices(11, 1, server.publicExamples, B));
+  }, 60_000);
+});
