@@ -7,6 +7,8 @@
  *    retrieval) run a 2-round FedAFD task on `digits` to the end: the server's R@1 and rsum, the
  *    bytes and the per-kind client metrics are stored with each round, and SED's weights give every
  *    client a trust value.
+ *  - A baseline on the same machinery (FedMD: example-count weights on the server, local distillation
+ *    toward the global representations on the clients) runs a round with the same three kinds.
  *  - Malformed representation uploads (a wrong shape, a modality the sender does not hold, NaN) are
  *    refused with their codes and change nothing: only the one valid upload is aggregated.
  */
@@ -49,6 +51,7 @@ const common = {
 };
 
 const federation = parseTask({ ...common, id: 'fedafd', rounds: 2, clientsPerRound: 3, minClients: 3, seed: 3 });
+const baseline = parseTask({ ...common, id: 'fedmd', strategy: { name: 'fedmd' }, rounds: 1, clientsPerRound: 3, minClients: 3, seed: 5 });
 const refusals = parseTask({ ...common, id: 'fedafd-refusals', rounds: 1, clientsPerRound: 4, minClients: 1, waitingRoomMs: 60_000, seed: 4 });
 
 let coordinator: Coordinator;
@@ -59,6 +62,7 @@ beforeAll(async () => {
   coordinator = await startCoordinator({
     tasks: [
       { config: federation, joinToken: 'join-secret' },
+      { config: baseline, joinToken: 'join-secret' },
       { config: refusals, joinToken: 'join-secret' },
     ],
     store,
@@ -73,61 +77,108 @@ afterAll(async () => {
   store?.close();
 });
 
-describe('a FedAFD task with headless clients of three kinds', () => {
+describe('a FedAFD task and a baseline of its family with headless clients of three kinds', () => {
   let clients: HeadlessClient[] = [];
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.client.close()));
   });
 
-  it('runs 2 rounds to the end, storing the server R@1 and rsum, bytes, per-kind metrics and a trust value per client', async () => {
-    // Arrange
-    const backend = await useNodeBackend('wasm');
-    clients = await createHeadlessClients({
-      url: coordinator.url,
-      taskId: 'fedafd',
-      token: 'join-secret',
-      models: createNodeDigitsFactory(),
-      backend,
-      dataset: 'digits',
-      numClients: 3,
-      scheme: 'iid',
-      maxExamplesPerClient: 24,
-      seed: 3,
-      fedafd: {
-        kinds: federation.representation!.clientKinds as never,
-        spec: { hiddenUnits: 16, filters: [4, 8], fusionGroups: 4, discriminatorHiddenUnits: 16, learningRate: 0.01 },
-      },
-      client: { evalExamples: 16 },
-    });
-    // Act
-    await Promise.all(clients.map((c) => c.client.start()));
-    const outcomes = await Promise.all(clients.map((c) => c.client.finished()));
-    // Assert: every client saw the task finish after 2 rounds.
-    expect(clients.map((c) => c.shard.modalities.join('+')).sort()).toEqual(['image', 'image+text', 'text']);
-    for (const o of outcomes) expect(o.kind === 'task-end' && o.taskEnd.status === 'finished' && o.taskEnd.completedRounds === 2).toBe(true);
-    const metrics = store.listMetrics('fedafd');
-    expect(metrics.map((m) => m.serverRound)).toEqual([1, 2]);
-    for (const { metrics: m } of metrics) {
-      for (const key of ['server.i2tR1', 'server.t2iR1', 'server.rsum', 'server.distillationLoss', 'strategy.loss', 'bytesIn', 'bytesOut'])
-        expect(m[key], key).toBeTypeOf('number');
-      expect(m['server.i2tR1']).toBeGreaterThanOrEqual(0);
-      expect(m['server.rsum']).toBeLessThanOrEqual(600);
-      expect(m['server.teachers']).toBe(2);
-      expect(m['numAccepted']).toBe(3);
-      // Per client kind (its upload's modalities): the classifiers' accuracy, the retrieval client's recall.
-      expect(m['kind.image.accuracy']).toBeGreaterThanOrEqual(0);
-      expect(m['kind.text.accuracy']).toBeGreaterThanOrEqual(0);
-      expect(m['kind.image+text.rsum']).toBeGreaterThanOrEqual(0);
-      expect(m['kind.image+text.clients']).toBe(1);
-    }
-    const trust = store.listTrust('fedafd');
-    const ids = clients.map((c) => c.client.clientId!).sort();
-    for (const round of [1, 2]) {
-      const scores = trust.filter((t) => t.serverRound === round);
-      expect(scores.map((t) => t.clientId).sort()).toEqual(ids);
-      for (const s of scores) expect(s.trust).toBeGreaterThan(0);
-    }
-  }, 240_000);
+  it.concurrent(
+    'runs 2 rounds to the end, storing the server R@1 and rsum, bytes, per-kind metrics and a trust value per client',
+    async () => {
+      // Arrange
+      const backend = await useNodeBackend('wasm');
+      clients = await createHeadlessClients({
+        url: coordinator.url,
+        taskId: 'fedafd',
+        token: 'join-secret',
+        models: createNodeDigitsFactory(),
+        backend,
+        dataset: 'digits',
+        numClients: 3,
+        scheme: 'iid',
+        maxExamplesPerClient: 24,
+        seed: 3,
+        fedafd: {
+          kinds: federation.representation!.clientKinds as never,
+          spec: { hiddenUnits: 16, filters: [4, 8], fusionGroups: 4, discriminatorHiddenUnits: 16, learningRate: 0.01 },
+        },
+        client: { evalExamples: 16 },
+      });
+      // Act
+      await Promise.all(clients.map((c) => c.client.start()));
+      const outcomes = await Promise.all(clients.map((c) => c.client.finished()));
+      // Assert: every client saw the task finish after 2 rounds.
+      expect(clients.map((c) => c.shard.modalities.join('+')).sort()).toEqual(['image', 'image+text', 'text']);
+      for (const o of outcomes) expect(o.kind === 'task-end' && o.taskEnd.status === 'finished' && o.taskEnd.completedRounds === 2).toBe(true);
+      const metrics = store.listMetrics('fedafd');
+      expect(metrics.map((m) => m.serverRound)).toEqual([1, 2]);
+      for (const { metrics: m } of metrics) {
+        for (const key of ['server.i2tR1', 'server.t2iR1', 'server.rsum', 'server.distillationLoss', 'strategy.loss', 'bytesIn', 'bytesOut'])
+          expect(m[key], key).toBeTypeOf('number');
+        expect(m['server.i2tR1']).toBeGreaterThanOrEqual(0);
+        expect(m['server.rsum']).toBeLessThanOrEqual(600);
+        expect(m['server.teachers']).toBe(2);
+        expect(m['numAccepted']).toBe(3);
+        // Per client kind (its upload's modalities): the classifiers' accuracy, the retrieval client's recall.
+        expect(m['kind.image.accuracy']).toBeGreaterThanOrEqual(0);
+        expect(m['kind.text.accuracy']).toBeGreaterThanOrEqual(0);
+        expect(m['kind.image+text.rsum']).toBeGreaterThanOrEqual(0);
+        expect(m['kind.image+text.clients']).toBe(1);
+        // FedAFD's clients align adversarially and fuse; they do not distil locally (the baselines do).
+        expect(m['client.distillationLoss'] ?? 0).toBe(0);
+      }
+      const trust = store.listTrust('fedafd');
+      const ids = clients.map((c) => c.client.clientId!).sort();
+      for (const round of [1, 2]) {
+        const scores = trust.filter((t) => t.serverRound === round);
+        expect(scores.map((t) => t.clientId).sort()).toEqual(ids);
+        for (const s of scores) expect(s.trust).toBeGreaterThan(0);
+      }
+    },
+    240_000,
+  );
+
+  // Runs beside the FedAFD task (its own task on the same coordinator): the two overlap their waits.
+  it.concurrent(
+    'FedMD runs a round with clients of three kinds distilling locally, weighted by example counts',
+    async () => {
+      // Arrange
+      const backend = await useNodeBackend('wasm');
+      const clients = await createHeadlessClients({
+        url: coordinator.url,
+        taskId: 'fedmd',
+        token: 'join-secret',
+        models: createNodeDigitsFactory(),
+        backend,
+        dataset: 'digits',
+        numClients: 3,
+        scheme: 'iid',
+        maxExamplesPerClient: 16,
+        seed: 5,
+        fedafd: {
+          kinds: baseline.representation!.clientKinds as never,
+          spec: { hiddenUnits: 16, filters: [4, 8], fusionGroups: 4, discriminatorHiddenUnits: 16, learningRate: 0.01 },
+        },
+        client: { evalExamples: 8 },
+      });
+      try {
+        // Act
+        await Promise.all(clients.map((c) => c.client.start()));
+        const outcomes = await Promise.all(clients.map((c) => c.client.finished()));
+        // Assert
+        for (const o of outcomes) expect(o.kind === 'task-end' && o.taskEnd.status === 'finished').toBe(true);
+        const [round] = store.listMetrics('fedmd');
+        expect(round!.metrics['numAccepted']).toBe(3);
+        expect(round!.metrics['server.rsum']).toBeTypeOf('number');
+        // The clients' local distillation toward the global representations ran (FedAFD's own clients report 0).
+        expect(round!.metrics['client.distillationLoss']).toBeGreaterThan(0);
+      } finally {
+        await Promise.all(clients.map((c) => c.client.close()));
+      }
+    },
+    240_000,
+  );
 });
 
 describe('malformed representation uploads', () => {

@@ -4,8 +4,6 @@
  * section's `adversarialWeight` and `distillationWeight` merged in (a coefficient may be set in one
  * of the two places, not both). fl-core's refusals come back as `TASK_INVALID` issues that start
  * with the path they are about (`strategy.temperature: …`), as fromConfig.ts reports weight strategies.
- * A positive client-side `localDistillationWeight` (the baselines' default) is refused for now: the
- * client models have no local distillation term, so every client would refuse every round.
  */
 import { createRepresentationStrategy, isFlCoreError } from '@chorus/fl-core';
 import type { RepresentationStrategy } from '@chorus/fl-core';
@@ -33,9 +31,8 @@ export function representationStrategyConfig(task: RepresentationTask): Record<s
 /** Builds the task's representation strategy; throws `TASK_INVALID` with path-named issues. */
 export function buildRepresentationStrategy(task: RepresentationTask): RepresentationStrategy {
   const config = representationStrategyConfig(task);
-  let strategy: RepresentationStrategy;
   try {
-    strategy = createRepresentationStrategy(config, 'strategy');
+    return createRepresentationStrategy(config, 'strategy');
   } catch (err) {
     if (!isFlCoreError(err)) throw err;
     // fl-core lists the issues after its code and function name, separated by '; ', each starting with its path.
@@ -43,10 +40,4 @@ export function buildRepresentationStrategy(task: RepresentationTask): Represent
     const issues = body.split('; ').map((issue) => issue.trim());
     throw new CoordinatorError('TASK_INVALID', `task ${task.id}: strategy is invalid:\n  ${issues.join('\n  ')}`, issues);
   }
-  // Every client would refuse the round (its models have no such term yet): refused here instead of rounds that never close.
-  if (strategy.clientCoefficients.localDistillationWeight > 0) {
-    const issue = `strategy.localDistillationWeight: ${strategy.name}'s clients would distil towards the global representations, a term the FedAFD client models do not have yet; set it to 0`;
-    throw new CoordinatorError('TASK_INVALID', `task ${task.id}: strategy is invalid:\n  ${issue}`, [issue]);
-  }
-  return strategy;
 }
