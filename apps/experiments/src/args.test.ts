@@ -44,6 +44,12 @@ describe('parseExperimentsArgs', () => {
     expect(parseExperimentsArgs([], KNOWN).render).toBe(false);
   });
 
+  it('--verify k asks for k stored runs per section to be recomputed, and needs the cache', () => {
+    expect(parseExperimentsArgs(['--verify', '2', '--only', 'fedmmx'], KNOWN)).toMatchObject({ verify: 2, only: ['fedmmx'] });
+    expect(parseExperimentsArgs(['--quick', '--cache', 'c', '--verify', '1'], KNOWN).verify).toBe(1);
+    expect(parseExperimentsArgs([], KNOWN).verify).toBeNull();
+  });
+
   it('--shard i/n picks one of n interleaved parts and needs the cache', () => {
     expect(parseExperimentsArgs(['--shard', '2/3'], KNOWN).shard).toEqual({ index: 2, count: 3 });
     expect(parseExperimentsArgs([], KNOWN).shard).toBeNull();
@@ -63,6 +69,16 @@ describe('parseExperimentsArgs', () => {
     [['--jobs', '0']],
     [['--colour']],
     [['--cache', 'c', '--no-cache']],
+    [['--verify', '0']],
+    [['--verify', '-1']],
+    [['--verify', '1.5']],
+    [['--verify', 'two']],
+    [['--verify', '']],
+    [['--verify', '2', '--no-cache']],
+    [['--verify', '2', '--quick']],
+    [['--verify', '2', '--fresh']],
+    [['--verify', '2', '--render']],
+    [['--verify', '2', '--shard', '0/2']],
   ])('refuses %j with EXPERIMENTS_BAD_ARGS', (argv) => {
     expect(() => parseExperimentsArgs(argv, KNOWN)).toThrow(expect.objectContaining({ code: 'EXPERIMENTS_BAD_ARGS' }));
   });

@@ -31,6 +31,8 @@ export interface ExperimentsArgs {
   readonly shard: Shard | null;
   /** `--render`: run nothing, rebuild README.md from the raw files in the folder (after a code change to the report's frame). */
   readonly render: boolean;
+  /** `--verify k`: run nothing new; recompute k stored runs of each selected section and compare them with the stored values; null: off. */
+  readonly verify: number | null;
 }
 
 /** One of n interleaved parts of a grid's plan. */
@@ -50,6 +52,14 @@ export function parseShard(text: string): Shard {
   return { index, count };
 }
 
+/** Parses the count of `--verify k` (an integer ≥ 1); throws `EXPERIMENTS_BAD_ARGS`. */
+export function parseVerify(text: string): number {
+  const k = /^\d+$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
+  if (!(Number.isSafeInteger(k) && k >= 1))
+    throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', `--verify must be an integer ≥ 1 (stored runs per section), got '${text}'`);
+  return k;
+}
+
 /** Parses the command line; throws `EXPERIMENTS_BAD_ARGS` naming the flag at fault. */
 export function parseExperimentsArgs(argv: readonly string[], known: readonly string[]): ExperimentsArgs {
   let values;
@@ -67,6 +77,7 @@ export function parseExperimentsArgs(argv: readonly string[], known: readonly st
         fresh: { type: 'boolean', default: false },
         shard: { type: 'string' },
         render: { type: 'boolean', default: false },
+        verify: { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -92,5 +103,23 @@ export function parseExperimentsArgs(argv: readonly string[], known: readonly st
   const cacheDir = values['no-cache'] ? null : values.cache !== undefined ? resolve(values.cache) : values.quick ? null : join(outDir, 'raw', 'runs');
   const shard = values.shard === undefined ? null : parseShard(values.shard);
   if (shard !== null && cacheDir === null) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', '--shard needs the run cache: the shards meet only there');
-  return { quick: values.quick, only: only.length > 0 ? only : known, outDir, seeds, jobs, cacheDir, fresh: values.fresh, shard, render: values.render };
+  const verify = values.verify === undefined ? null : parseVerify(values.verify);
+  if (verify !== null) {
+    if (cacheDir === null) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', '--verify needs the run cache: it checks the runs stored there');
+    const other = (['fresh', 'render', 'shard'] as const).filter((f) => values[f] !== undefined && values[f] !== false);
+    if (other.length > 0)
+      throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', `--verify runs nothing new and writes nothing; it excludes --${other.join(', --')}`);
+  }
+  return {
+    quick: values.quick,
+    only: only.length > 0 ? only : known,
+    outDir,
+    seeds,
+    jobs,
+    cacheDir,
+    fresh: values.fresh,
+    shard,
+    render: values.render,
+    verify,
+  };
 }

@@ -1,13 +1,14 @@
 /**
  * `pnpm experiments [--quick] [--only <id>[,<id>…]] [--out DIR] [--seeds 1,2,3,4,5] [--jobs 2]
- * [--cache DIR | --no-cache] [--fresh] [--shard i/n] [--render]`: runs the experiment sections with headless clients and
+ * [--cache DIR | --no-cache] [--fresh] [--shard i/n] [--render] [--verify k]`: runs the experiment sections with headless clients and
  * writes the report (README.md, SVG figures and raw/<id>.json) into DIR — by default docs/results/
  * (full) or docs/results/quick/ (--quick, so CI never overwrites the full results). Sections run as
  * child processes, `--jobs` at a time (each child has its own TF.js backend and trains on one core).
  * Finished runs of the full mode are kept in DIR/raw/runs/ (see runCache.ts) and reused by later
  * invocations unless `--fresh`; `--cache` picks another folder, `--no-cache` keeps none; `--shard i/n`
  * runs only every n-th missing cell, so n invocations can fill one grid together; `--render` runs
- * nothing and rebuilds README.md from the raw files already there. Sections of the list that have no
+ * nothing and rebuilds README.md from the raw files already there; `--verify k` recomputes k stored runs of each
+ * selected section from their keys and compares them with the stored values (see verify.ts), writing nothing. Sections of the list that have no
  * raw file yet are named in the report as not yet run. Prints one
  * progress line per run; exits 1 when a section fails (it is then not written) or one of its sanity
  * checks does, 2 on bad arguments.
@@ -24,10 +25,11 @@ import { fedMmxSection } from './fedmmx.js';
 import { fedUmmSection } from './fedumm.js';
 import { writeReport } from './report.js';
 import type { RunInfo } from './report.js';
-import { runRobustness } from './robustness.js';
+import { ROBUSTNESS_VERIFY, runRobustness } from './robustness.js';
 import { runSybil } from './sybil.js';
 import { createRunCache } from './runCache.js';
 import type { SectionEntry, SectionResult } from './section.js';
+import { verifySection } from './verify.js';
 
 export type { SectionEntry } from './section.js';
 
@@ -35,7 +37,7 @@ export type { SectionEntry } from './section.js';
 export const SECTIONS: readonly SectionEntry[] = [
   { ...fedMmxSection('fedmmx', 'digits'), quickMinutes: 4.5 },
   { ...fedMmxSection('fedmmx-fashion', 'fashion-mm'), quickMinutes: 5.5 },
-  { id: 'robustness', run: runRobustness, quickMinutes: 5.8 },
+  { id: 'robustness', run: runRobustness, quickMinutes: 5.8, verify: ROBUSTNESS_VERIFY },
   { id: 'sybil', run: runSybil, quickMinutes: 1.4 },
   { ...fedUmmSection('fedumm', 'digits'), quickMinutes: 2.6 },
 ];
@@ -177,6 +179,30 @@ export async function runExperiments(args: ExperimentsArgs, log: (line: string) 
   return failed.length === 0;
 }
 
+/**
+ * `--verify k`: for each selected section, k of its stored runs recomputed in this process and compared
+ * with the stored values; writes nothing. True when every checked run is the same (a section that keeps
+ * no runs is named and skipped; one that keeps runs but has none stored fails).
+ */
+export async function runVerify(
+  args: ExperimentsArgs,
+  log: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
+  sections: readonly SectionEntry[] = SECTIONS,
+): Promise<boolean> {
+  if (args.verify === null || args.cacheDir === null) throw new ExperimentsError('EXPERIMENTS_BAD_ARGS', 'runVerify: needs --verify k and the run cache');
+  let ok = true;
+  for (const id of args.only) {
+    const entry = sections.find((s) => s.id === id);
+    if (entry?.verify === undefined) {
+      log(`${id}: keeps no stored runs; not verified`);
+      continue;
+    }
+    if (!(await verifySection(id, entry.verify, args.cacheDir, args.verify, log))) ok = false;
+  }
+  log(ok ? 'verify: every checked run is the same' : 'verify: FAILED (see the lines above)');
+  return ok;
+}
+
 /** Child mode: runs one section in this process and writes its result to `file`. */
 async function child(
   id: string,
@@ -218,6 +244,6 @@ export async function main(argv: readonly string[]): Promise<never> {
     argv,
     SECTIONS.map((s) => s.id),
   );
-  const ok = await runExperiments(args);
+  const ok = args.verify === null ? await runExperiments(args) : await runVerify(args);
   process.exit(ok ? 0 : 1);
 }

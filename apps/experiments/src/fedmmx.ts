@@ -37,6 +37,7 @@ import type { Check, ExperimentContext, Figure, SectionEntry, SectionResult } fr
 import { formatMeanStd, formatPaired, markdownTable, meanStd, pairedDifference, pairedReading } from './stats.js';
 import type { PairedDifference, SeededValue } from './stats.js';
 import { barChart, lineChart } from './svg.js';
+import type { Recomputer, VerifySpec } from './verify.js';
 import { BASE_TASK, experimentTask } from './tasks.js';
 import { checkDisjointSeeds, formatHyperparameters, gridCandidates, sameHyperparameters, tuneOnValidation, tuningTable } from './tuning.js';
 import type { Hyperparameters, TunedFields, TuningGrid, TuningRecord } from './tuning.js';
@@ -666,6 +667,123 @@ export function sameConfigurationAs(
   });
 }
 
+/** The fields of a stored key, as written by the section (validation scores, baselines, evaluation runs). */
+type StoredKey = Readonly<Record<string, unknown>> & { readonly kind?: unknown; readonly settings?: unknown; readonly seed?: unknown };
+
+const asRecord = (v: unknown): Readonly<Record<string, unknown>> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+
+/** The settings of a stored key (`runSettingsKey` inverted; the fields it leaves out change no run and come from the full grid). */
+function settingsOfKey(key: StoredKey): FedMmxSettings {
+  const { engine, ...rest } = asRecord(key.settings);
+  if (engine !== FEDMMX_ENGINE)
+    throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `fedmmx: run stored by engine ${String(engine)}, the code is at ${FEDMMX_ENGINE}`);
+  return { ...FEDMMX_FULL, ...rest } as FedMmxSettings;
+}
+
+/**
+ * The method and hyperparameters of a stored task: the learning rate, FedProx's μ and the λs the
+ * task holds. An ablation's task holds the value it overrides (λ₁ = 0), not the chosen value it
+ * reports as its hyperparameter; that label (no input of the run) is taken from `stored`. Throws
+ * `EXPERIMENTS_BAD_INPUT` unless the task the code builds from them equals the stored task exactly.
+ */
+function methodOfTask(
+  task: unknown,
+  methodId: string | null,
+  settings: FedMmxSettings,
+  seed: number,
+  stored: unknown,
+): { method: FedMmxMethod; h: Hyperparameters } {
+  const t = asRecord(task);
+  const method = fedMmxMethods().find((m) => (methodId === null ? t.id === `fedmmx-${m.id}-s${seed}` : m.id === methodId));
+  if (method === undefined) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `fedmmx: no method runs the stored task '${String(t.id)}'`);
+  const tunes = method.tunes ?? fedMmxMethods().find((m) => m.id === method.choiceOf)?.tunes ?? {};
+  const model = asRecord(t.model);
+  const label = asRecord(asRecord(stored).hyperparameters);
+  const pick = (field: 'modalWeight' | 'interpretabilityWeight'): Partial<Hyperparameters> => {
+    if (!tunes[field]) return {};
+    const v = method.model?.[field] === undefined ? model[field] : label[field];
+    return typeof v === 'number' ? { [field]: v } : {};
+  };
+  const mu = asRecord(t.strategy).proximalMu;
+  const h: Hyperparameters = {
+    learningRate: t.learningRate as number,
+    ...(tunes.proximalMu && typeof mu === 'number' ? { proximalMu: mu } : {}),
+    ...pick('modalWeight'),
+    ...pick('interpretabilityWeight'),
+  };
+  if (canonicalJson(fedMmxTask(method, settings, seed, h)) !== canonicalJson(task)) {
+    throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `fedmmx: the code no longer builds the stored task '${String(t.id)}' (its key would differ)`);
+  }
+  return { method, h };
+}
+
+/**
+ * Recomputes the stored run of `key` with the current code, exactly as the section computes it:
+ * a validation score (federated, centralized or LOCAL), a seed's baselines or an evaluation run.
+ */
+async function recomputeStored(
+  key: StoredKey,
+  stored: unknown,
+  models: ModelFactory,
+  splitsOf: (s: FedMmxSettings) => ReturnType<typeof loadEvaluationSplits>,
+): Promise<unknown> {
+  const settings = settingsOfKey(key);
+  const seed = key.seed as number;
+  const { validation, test } = await splitsOf(settings);
+  if (key.kind === 'validation') {
+    if (key.what === CENTRALIZED_ID || key.what === LOCAL_ID) {
+      if (canonicalJson(key.model) !== canonicalJson(BASE_TASK.model))
+        throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', 'fedmmx: stored under another base model');
+      const setup = await baselineSetup(settings, seed, models);
+      const lr = key.learningRate as number;
+      if (key.what === CENTRALIZED_ID) return centralizedModel(setup, lr, seed, models, (model) => accuracyOn(model, validation));
+      return meanStd((await localModels(setup, lr, seed, models, validation)).map((l) => l.accuracy)).mean;
+    }
+    const { method, h } = methodOfTask(key.task, String(key.what), settings, seed, stored);
+    return federatedValidation(method, settings, h, seed, validation, models);
+  }
+  if (key.kind === 'bounds') {
+    if (canonicalJson(key.model) !== canonicalJson(BASE_TASK.model))
+      throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', 'fedmmx: stored under another base model');
+    return boundsRun(settings, seed, key.learningRates as { centralized: number; local: number }, test, models);
+  }
+  if (key.kind === 'run') {
+    const { method, h } = methodOfTask(key.task, null, settings, seed, stored);
+    return federatedRun(method, settings, seed, h, test, models);
+  }
+  throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `fedmmx: unknown kind of stored run '${String(key.kind)}'`);
+}
+
+/** What `--verify` needs of the FedMM-X section on `dataset`: its stored runs (prefix shared across datasets) and their recomputation. */
+export function fedMmxVerifySpec(dataset: ExperimentDataset): VerifySpec {
+  const key = (k: unknown): StoredKey => asRecord(k);
+  return {
+    prefix: CACHE_PREFIX,
+    owns: (k) => asRecord(key(k).settings).dataset === dataset,
+    // A validation score of a federated method or of a baseline is a tuning score; a seed's baselines; an evaluation run.
+    kindOf: (k) => (key(k).kind === 'validation' ? 'tuning' : String(key(k).kind)),
+    label: (k) => {
+      const s = key(k);
+      const task = asRecord(s.task);
+      const what =
+        s.kind === 'run' ? String(task.id) : s.kind === 'bounds' ? 'baselines' : `${String(s.what)} lr ${String(task.learningRate ?? s.learningRate)}`;
+      return `${what} seed ${String(s.seed)}`;
+    },
+    open: async (): Promise<Recomputer> => {
+      await useNodeBackend('wasm');
+      const models = createNodeDigitsFactory({ adapterAlpha: BASE_TASK.model.adapterAlpha });
+      const splits = new Map<string, ReturnType<typeof loadEvaluationSplits>>();
+      const splitsOf = (s: FedMmxSettings): ReturnType<typeof loadEvaluationSplits> => {
+        const id = canonicalJson([s.dataset, s.validationExamples, s.testExamples]);
+        if (!splits.has(id)) splits.set(id, loadEvaluationSplits(s.dataset, s));
+        return splits.get(id)!;
+      };
+      return { recompute: (k, stored) => recomputeStored(key(k), stored, models, splitsOf), close: () => models.dispose() };
+    },
+  };
+}
+
 /** Options of a FedMM-X section beyond the mode: its id (also the prefix of its figures) and its settings over the mode's grid. */
 export interface FedMmxSectionOptions {
   readonly id?: string;
@@ -788,7 +906,11 @@ export const FEDMMX_DATASET_SETTINGS: Readonly<Record<ExperimentDataset, { reado
 export function fedMmxSection(id: string, dataset: ExperimentDataset): SectionEntry {
   // Looked up as a partial map: a name outside the list reaches runFedMmx, which refuses it with a coded error.
   const perDataset: Partial<Record<string, { readonly quick: Partial<FedMmxSettings>; readonly full: Partial<FedMmxSettings> }>> = FEDMMX_DATASET_SETTINGS;
-  return { id, run: (ctx) => runFedMmx(ctx, { id, settings: { dataset, ...perDataset[dataset]?.[ctx.quick ? 'quick' : 'full'] } }) };
+  return {
+    id,
+    run: (ctx) => runFedMmx(ctx, { id, settings: { dataset, ...perDataset[dataset]?.[ctx.quick ? 'quick' : 'full'] } }),
+    verify: fedMmxVerifySpec(dataset),
+  };
 }
 
 /** Every measurement of the section (its raw file holds the same fields), from which the report is rendered. */

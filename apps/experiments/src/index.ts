@@ -30,14 +30,17 @@ export {
   fedMmxMethods,
   fedMmxSection,
   fedMmxTask,
+  fedMmxVerifySpec,
   interpretability,
   renderFedMmx,
   runFedMmx,
 } from './fedmmx.js';
 export type { BoundsRun, FederatedRun, FedMmxMeasurements, FedMmxMethod, FedMmxSectionOptions, FedMmxSettings, ModelScores } from './fedmmx.js';
-export { runRobustness } from './robustness.js';
+export { ROBUSTNESS_VERIFY, runRobustness } from './robustness.js';
 export { FEDUMM_FULL, FEDUMM_QUICK, FEDUMM_TUNED, fedUmmSection, runFedUmm } from './fedumm.js';
 export type { FedUmmSectionOptions, FedUmmSettings } from './fedumm.js';
-export { DEFAULT_SEEDS, parseExperimentsArgs } from './args.js';
+export { DEFAULT_SEEDS, parseExperimentsArgs, parseVerify } from './args.js';
 export type { ExperimentsArgs } from './args.js';
-export { REPORT_NOTES, SECTIONS, main, runExperiments } from './cli.js';
+export { REPORT_NOTES, SECTIONS, main, runExperiments, runVerify } from './cli.js';
+export { VERIFY_EXCLUDED_FIELDS, firstDifference, selectRuns, storedRuns, verifySection } from './verify.js';
+export type { Recomputer, StoredRun, VerifySpec } from './verify.js';

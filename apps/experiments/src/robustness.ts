@@ -30,6 +30,7 @@ import {
 } from './robustnessAnalysis.js';
 import type { AggregatorId, RobustnessGridShape, RobustnessRun, RunClient } from './robustnessAnalysis.js';
 import type { Check, ExperimentContext, Figure, SectionResult } from './section.js';
+import type { VerifySpec } from './verify.js';
 import { markdownTable, meanStd } from './stats.js';
 import { experimentTask } from './tasks.js';
 
@@ -284,6 +285,33 @@ const CACHE_PREFIX = 'robustness';
 export const ROBUSTNESS_ENGINE = 3;
 
 /** Cache key of one run: the grid's settings (without the seed count) and the cell; the seed is in the cell. */
+
+/** The cell of a stored key (the fields `robustnessCacheKey` writes). */
+type StoredCell = { aggregator: AggregatorId; attack: AdversarialKind | null; fraction: number; seed: number };
+
+/**
+ * What `--verify` needs of the robustness grid: a stored cell is rerun from its key alone (the
+ * settings it leaves out, the lists of aggregators and attacks and the seed count, change no run).
+ */
+export const ROBUSTNESS_VERIFY: VerifySpec = {
+  prefix: CACHE_PREFIX,
+  owns: (key) => (key as { section?: unknown } | null)?.section === 'robustness',
+  kindOf: (key) => ((key as { cell: StoredCell }).cell.attack === null ? 'clean' : 'attacked'),
+  label: (key) => {
+    const { aggregator, attack, fraction, seed } = (key as { cell: StoredCell }).cell;
+    return `${aggregator} ${attack ?? 'clean'}${attack === null ? '' : ` ${fraction}`} seed ${seed}`;
+  },
+  open: () =>
+    Promise.resolve({
+      recompute: async (key: unknown) => {
+        const { engine, settings, cell } = key as { engine: unknown; settings: Partial<RobustnessSettings>; cell: StoredCell };
+        if (engine !== ROBUSTNESS_ENGINE)
+          throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `robustness: run stored by engine ${String(engine)}, the code is at ${ROBUSTNESS_ENGINE}`);
+        return runOne({ ...FULL_ROBUSTNESS, ...settings }, cell.aggregator, cell.attack, cell.fraction, cell.seed);
+      },
+      close: (): void => undefined,
+    }),
+};
 
 /** The server-only baseline's clean final accuracy (mean over seeds), formatted. */
 function serverOnlyClean(runs: readonly RobustnessRun[]): string {

@@ -1,5 +1,6 @@
 import type { Shard } from './args.js';
 import type { RunCache } from './runCache.js';
+import type { VerifySpec } from './verify.js';
 
 /**
  * What every experiment section returns to the report: its Markdown, its figures, its raw numbers
@@ -55,4 +56,6 @@ export interface SectionEntry {
   readonly run: (ctx: ExperimentContext) => Promise<SectionResult>;
   /** Measured minutes of its quick grid on 2 cores: sections start longest first, so `--jobs 2` ends soonest (absent: 0). */
   readonly quickMinutes?: number;
+  /** How `--verify` recomputes its stored runs (absent: the section keeps none). */
+  readonly verify?: VerifySpec;
 }
