@@ -3,6 +3,8 @@ import { createRng } from '@chorus/fl-core';
 import { ArrayDataset, buildDigitsEncoder } from '@chorus/client';
 import { DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL, MultimodalModel, explain, explanationConsistency, frameCount } from '@chorus/models';
 import { meanExplanationConsistency } from '@chorus/fl-core';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { restrictModalities } from './centralized.js';
 import type { BoundsRun, FederatedRun, FedMmxMeasurements, ModelScores } from './fedmmx.js';
@@ -13,13 +15,18 @@ import {
   fedMmxMethods,
   fedMmxSection,
   fedMmxTask,
+  fedMmxVerifySpec,
   interpretability,
+  methodOfTask,
   renderFedMmx,
   reusedRun,
+  runSettingsKey,
   sameConfigurationAs,
+  settingsOfKey,
   shuffledPairing,
 } from './fedmmx.js';
 import type { TuningRecord } from './tuning.js';
+import { storedRuns } from './verify.js';
 
 const scores = (accuracy: number, fs: number): ModelScores => ({ accuracy, byModality: { image: accuracy }, ec: 0.5, ecShuffled: 0.1, ecRaw: 0.8, fs });
 const record = (method: string, chosen: TuningRecord['chosen']): TuningRecord => ({
@@ -384,5 +391,42 @@ describe('interpretability', () => {
     } finally {
       model.dispose();
     }
+  });
+});
+
+describe('stored runs recomputable from their key (--verify)', () => {
+  const stored = storedRuns(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'docs', 'results', 'raw', 'runs'), 'fedmmx');
+  const spec = fedMmxVerifySpec('digits');
+  type Key = { kind: string; what?: string; task?: { id: string }; settings: unknown; seed: number };
+
+  it('every committed key gives back its settings, method and hyperparameters, the same the stored run reports', () => {
+    expect(stored.length).toBeGreaterThan(0);
+    expect(new Set(stored.map((r) => spec.kindOf(r.key)))).toEqual(new Set(['tuning', 'bounds', 'run']));
+    expect(stored.every((r) => spec.owns(r.key))).toBe(true);
+    expect(stored.some((r) => fedMmxVerifySpec('fashion-mm').owns(r.key))).toBe(false);
+    for (const r of stored) {
+      const key = r.key as Key;
+      const settings = settingsOfKey(key);
+      expect(runSettingsKey(settings)).toEqual(key.settings);
+      if (key.task === undefined) continue;
+      const { method, h } = methodOfTask(key.task, key.kind === 'validation' ? key.what! : null, settings, key.seed, r.value);
+      if (key.kind === 'validation') expect(method.id).toBe(key.what);
+      else expect({ method: method.id, h }).toEqual({ method: (r.value as FederatedRun).method, h: (r.value as FederatedRun).hyperparameters });
+    }
+  });
+
+  it('refuses a key the code no longer builds, or one from another engine', () => {
+    const run = stored.find((r) => (r.key as Key).kind === 'run')!;
+    const key = run.key as Key & { task: { rounds: number } };
+    const settings = settingsOfKey(key);
+    expect(() => methodOfTask({ ...key.task, rounds: key.task.rounds + 1 }, null, settings, key.seed, run.value)).toThrow(
+      expect.objectContaining({ code: 'EXPERIMENTS_BAD_INPUT' }),
+    );
+    expect(() => methodOfTask({ ...key.task, id: 'fedmmx-nope-s1' }, null, settings, key.seed, run.value)).toThrow(
+      expect.objectContaining({ code: 'EXPERIMENTS_BAD_INPUT' }),
+    );
+    expect(() => settingsOfKey({ ...key, settings: { ...(key.settings as object), engine: 0 } })).toThrow(
+      expect.objectContaining({ code: 'EXPERIMENTS_BAD_INPUT' }),
+    );
   });
 });

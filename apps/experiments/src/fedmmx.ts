@@ -674,7 +674,7 @@ const asRecord = (v: unknown): Readonly<Record<string, unknown>> =>
   v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 
 /** The settings of a stored key (`runSettingsKey` inverted; the fields it leaves out change no run and come from the full grid). */
-function settingsOfKey(key: StoredKey): FedMmxSettings {
+export function settingsOfKey(key: StoredKey): FedMmxSettings {
   const { engine, ...rest } = asRecord(key.settings);
   if (engine !== FEDMMX_ENGINE)
     throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `fedmmx: run stored by engine ${String(engine)}, the code is at ${FEDMMX_ENGINE}`);
@@ -687,7 +687,7 @@ function settingsOfKey(key: StoredKey): FedMmxSettings {
  * reports as its hyperparameter; that label (no input of the run) is taken from `stored`. Throws
  * `EXPERIMENTS_BAD_INPUT` unless the task the code builds from them equals the stored task exactly.
  */
-function methodOfTask(
+export function methodOfTask(
   task: unknown,
   methodId: string | null,
   settings: FedMmxSettings,
