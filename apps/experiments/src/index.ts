@@ -42,5 +42,5 @@ export type { FedUmmSectionOptions, FedUmmSettings } from './fedumm.js';
 export { DEFAULT_SEEDS, parseExperimentsArgs, parseVerify } from './args.js';
 export type { ExperimentsArgs } from './args.js';
 export { REPORT_NOTES, SECTIONS, main, runExperiments, runVerify } from './cli.js';
-export { VERIFY_EXCLUDED_FIELDS, firstDifference, selectRuns, storedRuns, verifySection } from './verify.js';
+export { VERIFY_EXCLUDED_FIELDS, differences, firstDifference, selectRuns, storedRuns, verifySection } from './verify.js';
 export type { Recomputer, StoredRun, VerifySpec } from './verify.js';

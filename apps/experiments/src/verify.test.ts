@@ -6,7 +6,7 @@ import { parseExperimentsArgs } from './args.js';
 import { runVerify } from './cli.js';
 import { cacheFileName, createRunCache, encodeNonFinite } from './runCache.js';
 import type { SectionEntry } from './section.js';
-import { VERIFY_EXCLUDED_FIELDS, firstDifference, selectRuns, storedRuns } from './verify.js';
+import { VERIFY_EXCLUDED_FIELDS, differences, firstDifference, selectRuns, storedRuns } from './verify.js';
 import type { StoredRun, VerifySpec } from './verify.js';
 
 /** A tiny section whose run of key { kind, n } is { square: n², halves: [n/2], durationMs: anything }. */
@@ -76,6 +76,7 @@ describe('firstDifference', () => {
     expect(firstDifference({ a: { b: 1 } }, { a: { b: 1, c: 2 } })).toBe('a.c (stored absent, now 2)');
     expect(firstDifference({ s: 'finished' }, { s: 'error' })).toBe('s (stored "finished", now "error")');
     expect(firstDifference(0.5, 0.25)).toBe('(value) (stored 0.5, now 0.25)');
+    expect(differences({ b: [1, 2], a: 1, c: 3 }, { b: [1, 3, 4], a: 1, c: 3 })).toEqual(['b[1] (stored 2, now 3)', 'b[2] (stored absent, now 4)']);
   });
 });
 
@@ -132,7 +133,7 @@ describe('runVerify', () => {
     expect(await runVerify(args, (l) => lines.push(l), [{ id: 'fake', run, verify: fakeSpec([]) }])).toBe(false);
 
     expect(lines.filter((l) => l.includes('DIFFERENT'))).toEqual([expect.stringContaining('n 3') as unknown]);
-    expect(lines.find((l) => l.includes('DIFFERENT'))).toContain('DIFFERENT: halves[0] (stored 1.5000001, now 1.5)');
+    expect(lines.find((l) => l.includes('DIFFERENT'))).toContain('DIFFERENT: halves[0] (stored 1.5000001, now 1.5) (');
     expect(lines.filter((l) => l.includes(': same ('))).toHaveLength(3);
     expect(lines.at(-1)).toContain('FAILED');
   });

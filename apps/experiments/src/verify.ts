@@ -121,34 +121,35 @@ function show(v: unknown): string {
 }
 
 /**
- * The path of the first field where `now` differs from `stored` (numbers exactly, NaN equal to NaN),
- * with both values, or null when equal; fields named in `excluded` are skipped at every depth.
+ * Every field where `now` differs from `stored` (numbers exactly, NaN equal to NaN), in key order,
+ * each as its path with both values; fields named in `excluded` are skipped at every depth.
  */
-export function firstDifference(stored: unknown, now: unknown, excluded: readonly string[] = VERIFY_EXCLUDED_FIELDS): string | null {
-  const walk = (a: unknown, b: unknown, path: string): string | null => {
+export function differences(stored: unknown, now: unknown, excluded: readonly string[] = VERIFY_EXCLUDED_FIELDS): string[] {
+  const out: string[] = [];
+  const walk = (a: unknown, b: unknown, path: string): void => {
     const at = path === '' ? '(value)' : path;
-    if (typeof a === 'number' && typeof b === 'number')
-      return a === b || (Number.isNaN(a) && Number.isNaN(b)) ? null : `${at} (stored ${show(a)}, now ${show(b)})`;
-    if (Array.isArray(a) || Array.isArray(b)) {
-      if (!Array.isArray(a) || !Array.isArray(b)) return `${at} (stored ${show(a)}, now ${show(b)})`;
-      for (let i = 0; i < Math.max(a.length, b.length); i++) {
-        const d = walk(a[i], b[i], `${path}[${i}]`);
-        if (d !== null) return d;
-      }
-      return null;
-    }
-    if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object') {
+    const differ = (): void => void out.push(`${at} (stored ${show(a)}, now ${show(b)})`);
+    if (typeof a === 'number' && typeof b === 'number') {
+      if (!(a === b || (Number.isNaN(a) && Number.isNaN(b)))) differ();
+    } else if (Array.isArray(a) || Array.isArray(b)) {
+      if (!Array.isArray(a) || !Array.isArray(b)) differ();
+      else for (let i = 0; i < Math.max(a.length, b.length); i++) walk(a[i], b[i], `${path}[${i}]`);
+    } else if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object') {
       const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => !excluded.includes(k)).sort();
-      for (const k of keys) {
-        const d = walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path === '' ? k : `${path}.${k}`);
-        if (d !== null) return d;
-      }
-      return null;
-    }
-    return a === b ? null : `${at} (stored ${show(a)}, now ${show(b)})`;
+      for (const k of keys) walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path === '' ? k : `${path}.${k}`);
+    } else if (a !== b) differ();
   };
-  return walk(asStored(stored), asStored(now), '');
+  walk(asStored(stored), asStored(now), '');
+  return out;
 }
+
+/** The first of {@link differences}, or null when the values are equal. */
+export function firstDifference(stored: unknown, now: unknown, excluded: readonly string[] = VERIFY_EXCLUDED_FIELDS): string | null {
+  return differences(stored, now, excluded)[0] ?? null;
+}
+
+/** How many differing fields a DIFFERENT line names after the first. */
+const MORE_SHOWN = 4;
 
 /**
  * Verifies `k` stored runs of section `id` under `dir` with `spec`, printing one line per run
@@ -170,10 +171,12 @@ export async function verifySection(id: string, spec: VerifySpec, dir: string, k
       const t0 = Date.now();
       const name = `${id}: ${spec.kindOf(run.key)} ${spec.label(run.key)} [${run.file}]`;
       try {
-        const diff = firstDifference(run.value, await recomputer.recompute(run.key, run.value));
+        const diffs = differences(run.value, await recomputer.recompute(run.key, run.value));
         const time = `${((Date.now() - t0) / 1000).toFixed(1)} s`;
-        log(`${name}: ${diff === null ? 'same' : `DIFFERENT: ${diff}`} (${time})`);
-        if (diff !== null) ok = false;
+        const more =
+          diffs.length <= 1 ? '' : `; ${diffs.length} fields differ: ${diffs.slice(1, 1 + MORE_SHOWN).join(', ')}${diffs.length > 1 + MORE_SHOWN ? ', …' : ''}`;
+        log(`${name}: ${diffs.length === 0 ? 'same' : `DIFFERENT: ${diffs[0]}${more}`} (${time})`);
+        if (diffs.length > 0) ok = false;
       } catch (err) {
         log(`${name}: FAILED: ${err instanceof Error ? err.message : String(err)}`);
         ok = false;
