@@ -1,3 +1,5 @@
+import * as tf from '@tensorflow/tfjs';
+import { useNodeBackend } from '@chorus/client/node';
 import { describe, expect, it } from 'vitest';
 import { describeSplits, drawSubset, experimentDataset, loadEvaluationSplits, stratifiedHoldout } from './evaluationSplits.js';
 
@@ -48,6 +50,18 @@ describe('loadEvaluationSplits', () => {
     expect(validation.numExamples).toBe(40);
     expect(test.numExamples).toBe(30);
     expect(describeSplits(info)).toMatch(/carved out of its test split/);
+  });
+
+  it('computes the same audio features whatever backend is active, and leaves that backend active', async () => {
+    // Arrange: the first load on the default backend, the second with wasm active (as --verify loads).
+    const first = await loadEvaluationSplits('digits', { validationExamples: 2, testExamples: 3 });
+    await useNodeBackend('wasm');
+    // Act
+    const second = await loadEvaluationSplits('digits', { validationExamples: 2, testExamples: 3 });
+    // Assert: bit-identical inputs, so stored runs recompute to the same numbers.
+    const audio = async (d: typeof first.test): Promise<Float32Array> => (await d.read([0, 1, 2])).audio!.values as Float32Array;
+    expect(Array.from(await audio(second.test))).toEqual(Array.from(await audio(first.test)));
+    expect(tf.getBackend()).toBe('wasm');
   });
 
   it('refuses an unknown dataset with a coded error', async () => {

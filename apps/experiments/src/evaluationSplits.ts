@@ -6,6 +6,7 @@
  * and test numbers come only from the remainder; the carve does not depend on the mode or the seeds,
  * so every run of every section holds out the same examples.
  */
+import * as tf from '@tensorflow/tfjs';
 import { MODALITIES, createRng, shuffled } from '@chorus/fl-core';
 import { datasetFromSamples } from '@chorus/client';
 import type { BuiltinSample, LocalDataset } from '@chorus/client';
@@ -138,9 +139,23 @@ export async function loadEvaluationSplits(
   const testIndices = drawSubset(testPool, options.testExamples, SUBSET_SEED);
   const load = async (split: typeof test, indices: number[]): Promise<LocalDataset> =>
     datasetFromSamples((await split.read(indices)) as BuiltinSample[], MODALITIES);
+  // Audio features (log-mel) are computed with TF.js ops, and backends differ in the last bits of a
+  // float; pinned to the cpu backend, the evaluation inputs are the same bits whatever backend is
+  // active when a section (or `--verify`, which recomputes stored runs) loads them.
+  const previous = tf.getBackend();
+  if (previous !== 'cpu' && !(await tf.setBackend('cpu')))
+    throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', 'loadEvaluationSplits: the cpu backend did not start');
+  let validation: LocalDataset;
+  let testSet: LocalDataset;
+  try {
+    validation = await load(validationSplit, validationIndices);
+    testSet = await load(test, testIndices);
+  } finally {
+    if (previous !== undefined && previous !== 'cpu') await tf.setBackend(previous);
+  }
   return {
-    validation: await load(validationSplit, validationIndices),
-    test: await load(test, testIndices),
+    validation,
+    test: testSet,
     info: {
       dataset: dataset as ExperimentDataset,
       validationSource: hasValidation ? 'validation split' : 'carved from test',
