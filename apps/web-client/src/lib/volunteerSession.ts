@@ -10,7 +10,8 @@
  * by a fixed-seed Dirichlet partition into {@link DEMO_PARTITION_CLIENTS} shards; this install's
  * seed picks the shard and a seeded subset of it, so a reload trains on the same examples and two
  * installs on different shards never share one. Raw samples never leave the tab: the runtime
- * uploads only encoded parameter deltas.
+ * uploads only encoded parameter deltas, or, in a representation task (FedAFD family), the tab's
+ * representations of the round's public batch as an image classifier (fedafdTab.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -39,6 +40,7 @@ import { createRng, shuffled } from '@chorus/fl-core';
 import { httpParts, loadDigitsBase, type Modality } from '@chorus/models';
 import { browserDataSource } from './builtinData.js';
 import { WebClientError } from './errors.js';
+import { TabFedAfdRunner } from './fedafdTab.js';
 import type { IdentityStore } from './identity.js';
 import { captureTrainedAdapters, openLocalAdapterStore, persistLocalAdapters, type LocalAdapterRecord } from './localAdapters.js';
 import type { LoadedSamples } from './ownData.js';
@@ -178,6 +180,8 @@ export interface VolunteerClient {
   readonly prepareMs: number;
   /** Whether the origin served the pretrained encoders. */
   readonly base: BaseSource;
+  /** What runs the task's representation rounds (FedAFD family), if it has any: the tab's client kind on the same local data. */
+  readonly representation: TabFedAfdRunner;
 }
 
 async function weightsServed(origin: string): Promise<boolean> {
@@ -219,6 +223,8 @@ export async function createVolunteerClient(options: VolunteerClientOptions): Pr
       loadEmbeddings: sharedEmbeddings,
     }),
   );
+  // A representation task (FedAFD family) trains the tab's client kind on the same local data; nothing is prepared before its first round.
+  const representation = new TabFedAfdRunner({ localData: () => Promise.resolve(dataset), source, embeddings: sharedEmbeddings, seed: seedOf(options.installId) });
   const client = new ChorusClient({
     url: origin,
     taskId: options.taskId,
@@ -228,7 +234,9 @@ export async function createVolunteerClient(options: VolunteerClientOptions): Pr
     models: capture.factory,
     backend: tf.getBackend(),
     seed: seedOf(options.installId),
+    representation,
   });
+  void client.finished().then(() => representation.dispose());
   persistLocalAdapters(client, { taskId: options.taskId, joinToken: options.token, capture, save: saveLocalModel });
-  return { client, numExamples: dataset.numExamples, modalities: dataset.modalities, prepareMs, base };
+  return { client, numExamples: dataset.numExamples, modalities: dataset.modalities, prepareMs, base, representation };
 }
