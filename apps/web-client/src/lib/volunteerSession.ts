@@ -224,7 +224,12 @@ export async function createVolunteerClient(options: VolunteerClientOptions): Pr
     }),
   );
   // A representation task (FedAFD family) trains the tab's client kind on the same local data; nothing is prepared before its first round.
-  const representation = new TabFedAfdRunner({ localData: () => Promise.resolve(dataset), source, embeddings: sharedEmbeddings, seed: seedOf(options.installId) });
+  const representation = new TabFedAfdRunner({
+    localData: () => Promise.resolve(dataset),
+    source,
+    embeddings: sharedEmbeddings,
+    seed: seedOf(options.installId),
+  });
   const client = new ChorusClient({
     url: origin,
     taskId: options.taskId,

@@ -173,9 +173,9 @@ export default function VolunteerPage({ search }: { search: string }): ReactNode
                   sent. The tab trains the modalities the task has.
                 </p>
                 <p className="note" data-testid="fedafd-kind" data-kind={TAB_FEDAFD_ASSIGNMENT.kind} data-arch={TAB_FEDAFD_ASSIGNMENT.arch}>
-                  In a task whose clients exchange representations instead of weights (FedAFD family), this tab is an {TAB_FEDAFD_ASSIGNMENT.kind.replace('-', ' ')}{' '}
-                  ({TAB_FEDAFD_ASSIGNMENT.arch}) trained on the slice&apos;s images: it reads the round&apos;s public samples from the coordinator and sends only its
-                  representations of them.
+                  In a task whose clients exchange representations instead of weights (FedAFD family), this tab is an{' '}
+                  {TAB_FEDAFD_ASSIGNMENT.kind.replace('-', ' ')} ({TAB_FEDAFD_ASSIGNMENT.arch}) trained on the slice&apos;s images: it reads the round&apos;s
+                  public samples from the coordinator and sends only its representations of them.
                 </p>
                 {session.phase === 'running' || session.phase === 'stopped' ? (
                   <p data-testid="model-base" data-base={session.base ?? ''}>
