@@ -149,6 +149,8 @@ describe.skipIf(!runnable)('a FedAFD tab federates with headless clients of othe
     // Assert: the headless clients were the other two kinds, and each stored round has the tab's accuracy.
     expect(made.map((h) => h.shard.modalities.join('+')).sort()).toEqual(['image+text', 'text']);
     expect(await page.getByTestId('fedafd-kind').getAttribute('data-kind')).toBe('image-classifier');
+    // The tab read the task's kind off its global before joining, so it prepared and declared its images alone.
+    expect(await page.getByTestId('local-data').getAttribute('data-modalities')).toBe('image');
     const metrics = store.listMetrics(task.id);
     expect(metrics.map((m) => m.serverRound)).toEqual([1, 2]);
     for (const { metrics: m } of metrics) {

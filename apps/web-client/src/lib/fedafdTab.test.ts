@@ -1,9 +1,10 @@
 import { ArrayDataset, isClientError, type LocalDataset, type RepresentationRoundInput } from '@chorus/client';
 import type { ByteSource } from '@chorus/datasets';
 import { fileSource } from '@chorus/datasets/node';
+import { encodeUpdate, tensor } from '@chorus/fl-core';
 import { describe, expect, it } from 'vitest';
 import { isWebClientError } from './errors.js';
-import { TAB_FEDAFD_ASSIGNMENT, TabFedAfdRunner } from './fedafdTab.js';
+import { TAB_FEDAFD_ASSIGNMENT, TabFedAfdRunner, isRepresentationTask } from './fedafdTab.js';
 
 /** Two labelled examples of one modality: 28×28 images or 4-token captions. */
 function twoExamples(modality: 'image' | 'text'): LocalDataset {
@@ -81,5 +82,54 @@ describe('TabFedAfdRunner', () => {
     expect(runner.started).toBe(true);
     runner.dispose();
     expect(await runner.run(weightRound)).toBeNull();
+  });
+});
+
+/** Codec bytes of a global model holding tensors of these names, one value each. */
+function globalOf(names: readonly string[]): Uint8Array<ArrayBuffer> {
+  const bytes = encodeUpdate({
+    kind: 'model',
+    taskId: 't',
+    round: 0,
+    clientId: '',
+    encoding: 'fp32',
+    tensors: names.map((n) => tensor(n, [1], new Float32Array([1]))),
+  });
+  return new Uint8Array(bytes);
+}
+
+/** A fetch answering with `body` and `status`, recording the URLs and authorisations it was asked for. */
+function fakeFetch(body: BodyInit | null, status = 200): { fetchFunc: typeof fetch; calls: string[] } {
+  const calls: string[] = [];
+  const fetchFunc = ((url: string, init?: RequestInit) => {
+    calls.push(`${url} ${new Headers(init?.headers).get('authorization')}`);
+    return Promise.resolve(new Response(body, { status }));
+  }) as typeof fetch;
+  return { fetchFunc, calls };
+}
+
+describe('isRepresentationTask', () => {
+  const ask = (fetchFunc: typeof fetch): Promise<boolean> => isRepresentationTask({ origin: 'http://o', taskId: 'a b', token: 'tok', fetchFunc });
+
+  it('is true for a global carrying public representations and false for adapters alone, read with the join token', async () => {
+    // Arrange
+    const representation = fakeFetch(globalOf(['image/dense_1/kernel', 'public/image', 'public/text']));
+    const weights = fakeFetch(globalOf(['image/lora_a', 'fusion/nam/beta']));
+    // Act
+    const answers = [await ask(representation.fetchFunc), await ask(weights.fetchFunc)];
+    // Assert
+    expect(answers).toEqual([true, false]);
+    expect(representation.calls).toEqual(['http://o/api/tasks/a%20b/global Bearer tok']);
+  });
+
+  it('takes a task without a global for a weight task and refuses a refused token or bytes that are no model with codes', async () => {
+    // Act
+    const missing = await ask(fakeFetch(null, 404).fetchFunc);
+    const refused = await codeOf(ask(fakeFetch(null, 403).fetchFunc));
+    const garbage = await codeOf(ask(fakeFetch(new Uint8Array([1, 2, 3])).fetchFunc));
+    // Assert
+    expect(missing).toBe(false);
+    expect(refused).toBe('WEB_API_FAILED');
+    expect(garbage).toBe('WEB_BAD_RESPONSE');
   });
 });

@@ -7,6 +7,10 @@
  * built-in data, fetched record by record), runs the FedAFD local round with a
  * {@link FedAfdRoundRunner}, and uploads only its representations of the public batch.
  *
+ * Whether a task is a representation task is read off its global model before joining
+ * ({@link isRepresentationTask}: its `public/<modality>` tensors), so the tab declares only its
+ * kind's modalities in the hello, which the coordinator checks each upload against.
+ *
  * Nothing is fetched or built until the first representation round: in a weight task the runner
  * stays idle. A failed preparation (the public split unreachable, no images in own files) is
  * reported for that round and tried again at the next one.
@@ -22,11 +26,49 @@ import {
   type RepresentationRoundRunner,
 } from '@chorus/client';
 import type { ByteSource, Embeddings } from '@chorus/datasets';
+import { PUBLIC_TENSOR_PREFIX, decodeUpdate, isFlCoreError } from '@chorus/fl-core';
 import { FEDAFD_CLIENT_MODALITIES, TextEmbedder, type FedAfdClientOptions } from '@chorus/models';
 import { WebClientError } from './errors.js';
 
 /** The kind and architecture this tab takes in a representation task. */
 export const TAB_FEDAFD_ASSIGNMENT: Pick<FedAfdAssignment, 'kind' | 'arch'> = { kind: 'image-classifier', arch: 'cnn' };
+
+/** Largest global model {@link isRepresentationTask} reads (the server's encoders and a public batch's representations). */
+export const MAX_REPRESENTATION_GLOBAL_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Whether `taskId` exchanges representations (FedAFD family): its global model, read with the join
+ * token from `/api/tasks/:id/global`, carries `public/<modality>` tensors. A task without a global
+ * (404) is a weight task as far as the tab can tell. Throws `WEB_API_FAILED` when the coordinator
+ * cannot be reached or refuses the token, `WEB_BAD_RESPONSE` for bytes that are not a model.
+ */
+export async function isRepresentationTask(options: {
+  readonly origin: string;
+  readonly taskId: string;
+  readonly token: string;
+  readonly fetchFunc?: typeof fetch;
+}): Promise<boolean> {
+  const fetchFunc = options.fetchFunc ?? ((url, init) => fetch(url, init));
+  let res: Response;
+  try {
+    res = await fetchFunc(`${options.origin}/api/tasks/${encodeURIComponent(options.taskId)}/global`, {
+      headers: { authorization: `Bearer ${options.token}` },
+    });
+  } catch (err) {
+    throw new WebClientError('WEB_API_FAILED', `reading task ${options.taskId}'s global model failed: ${(err as Error).message}`);
+  }
+  if (res.status === 404) return false;
+  if (!res.ok) throw new WebClientError('WEB_API_FAILED', `reading task ${options.taskId}'s global model: HTTP ${res.status}`);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  try {
+    const decoded = decodeUpdate(bytes, { maxBytes: MAX_REPRESENTATION_GLOBAL_BYTES });
+    if (decoded.kind !== 'model') throw new WebClientError('WEB_BAD_RESPONSE', `task ${options.taskId}'s global is a ${decoded.kind}, not a model`);
+    return decoded.tensors.some((t) => t.name.startsWith(PUBLIC_TENSOR_PREFIX));
+  } catch (err) {
+    if (isFlCoreError(err)) throw new WebClientError('WEB_BAD_RESPONSE', `task ${options.taskId}'s global model does not decode: ${err.message}`);
+    throw err;
+  }
+}
 
 /** Options of {@link TabFedAfdRunner}. */
 export interface TabFedAfdRunnerOptions {

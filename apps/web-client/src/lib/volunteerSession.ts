@@ -37,10 +37,10 @@ import {
   type Embeddings,
 } from '@chorus/datasets';
 import { createRng, shuffled } from '@chorus/fl-core';
-import { httpParts, loadDigitsBase, type Modality } from '@chorus/models';
+import { FEDAFD_CLIENT_MODALITIES, httpParts, loadDigitsBase, type Modality } from '@chorus/models';
 import { browserDataSource } from './builtinData.js';
 import { WebClientError } from './errors.js';
-import { TabFedAfdRunner } from './fedafdTab.js';
+import { TAB_FEDAFD_ASSIGNMENT, TabFedAfdRunner, isRepresentationTask } from './fedafdTab.js';
 import type { IdentityStore } from './identity.js';
 import { captureTrainedAdapters, openLocalAdapterStore, persistLocalAdapters, type LocalAdapterRecord } from './localAdapters.js';
 import type { LoadedSamples } from './ownData.js';
@@ -199,6 +199,7 @@ export async function createVolunteerClient(options: VolunteerClientOptions): Pr
   const source = options.source ?? browserDataSource();
   const started = performance.now();
   const manifest = await readManifest(source);
+  const representationTask = await isRepresentationTask({ origin, taskId: options.taskId, token: options.token });
   // One fetch of the word-vector table, shared by own texts' word ids and the text encoder.
   let embeddings: Promise<Embeddings> | null = null;
   const sharedEmbeddings = (): Promise<Embeddings> => (embeddings ??= loadEmbeddings(source, manifest));
@@ -210,7 +211,8 @@ export async function createVolunteerClient(options: VolunteerClientOptions): Pr
     const split = await openBuiltin(source, manifest, 'digits', 'train');
     const indices = demoSliceIndices(split.labels, seedOf(options.installId));
     const samples = (await split.read(indices)) as BuiltinSample[];
-    dataset = await datasetFromSamples(samples, DEMO_MODALITIES);
+    // A representation task trains the tab's kind alone: only its modalities are prepared and declared.
+    dataset = await datasetFromSamples(samples, representationTask ? FEDAFD_CLIENT_MODALITIES[TAB_FEDAFD_ASSIGNMENT.kind] : DEMO_MODALITIES);
   }
   const prepareMs = performance.now() - started;
   const base: BaseSource = (await weightsServed(origin)) ? 'pretrained' : 'fresh';
