@@ -165,7 +165,7 @@ describe.skipIf(!runnable)('a FedAFD tab federates with headless clients of othe
     // Assert: the tab sent two representation uploads of its images' modality and nothing raw.
     const clientId = (await page.getByTestId('task-client-id').textContent()) ?? '';
     const uploads = sent.filter((f) => f.binary).map((f) => decodeUpdate(f.bytes!, { maxBytes: MAX_UPDATE_BYTES }));
-    // One upload per round; the runtime sends one again when its acknowledgement is late on a loaded machine.
+    // One upload per round, sent again only after a refusal the runtime retries (RATE_LIMITED, NOT_JOINED).
     expect([...new Set(uploads.map((u) => u.round))]).toEqual([1, 2]);
     for (const u of uploads) {
       expect(u.kind).toBe('representations');
