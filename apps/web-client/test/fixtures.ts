@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import type { Coordinator, TaskConfig } from '@chorus/coordinator';
+import type { Coordinator, CoordinatorOptions, TaskConfig } from '@chorus/coordinator';
 import { pino } from 'pino';
 import type { Page } from 'playwright-core';
 import { WEB_CLIENT_ROOT } from '../dev/static.js';
@@ -161,13 +161,22 @@ export function buildWebApp(): string {
   return outDir;
 }
 
-/** A coordinator on 127.0.0.1, port 0, with one task, serving the app in `distDir`, /data/ and /weights/ (silent log, in-memory store). */
-export async function startAppCoordinator(options: { task: TaskConfig; joinToken: string; distDir: string; adminToken?: string }): Promise<Coordinator> {
+/**
+ * A coordinator on 127.0.0.1, port 0, with one task, serving the app in `distDir`, /data/ and
+ * /weights/ (silent log; `store`, default a fresh in-memory one, which the caller then owns and closes).
+ */
+export async function startAppCoordinator(options: {
+  task: TaskConfig;
+  joinToken: string;
+  distDir: string;
+  adminToken?: string;
+  store?: CoordinatorOptions['store'];
+}): Promise<Coordinator> {
   const { MemoryStore, startCoordinator } = await import('@chorus/coordinator');
   const { DEFAULT_DATA_DIR } = await import('@chorus/datasets/node');
   return startCoordinator({
     tasks: [{ config: options.task, joinToken: options.joinToken }],
-    store: new MemoryStore(),
+    store: options.store ?? new MemoryStore(),
     host: '127.0.0.1',
     port: 0,
     logger: pino({ level: 'silent' }),

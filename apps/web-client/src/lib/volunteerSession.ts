@@ -10,7 +10,8 @@
  * by a fixed-seed Dirichlet partition into {@link DEMO_PARTITION_CLIENTS} shards; this install's
  * seed picks the shard and a seeded subset of it, so a reload trains on the same examples and two
  * installs on different shards never share one. Raw samples never leave the tab: the runtime
- * uploads only encoded parameter deltas.
+ * uploads only encoded parameter deltas, or, in a representation task (FedAFD family), the tab's
+ * representations of the round's public batch as an image classifier (fedafdTab.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -36,9 +37,10 @@ import {
   type Embeddings,
 } from '@chorus/datasets';
 import { createRng, shuffled } from '@chorus/fl-core';
-import { httpParts, loadDigitsBase, type Modality } from '@chorus/models';
+import { FEDAFD_CLIENT_MODALITIES, httpParts, loadDigitsBase, type Modality } from '@chorus/models';
 import { browserDataSource } from './builtinData.js';
 import { WebClientError } from './errors.js';
+import { TAB_FEDAFD_ASSIGNMENT, TabFedAfdRunner, isRepresentationTask } from './fedafdTab.js';
 import type { IdentityStore } from './identity.js';
 import { captureTrainedAdapters, openLocalAdapterStore, persistLocalAdapters, type LocalAdapterRecord } from './localAdapters.js';
 import type { LoadedSamples } from './ownData.js';
@@ -178,6 +180,8 @@ export interface VolunteerClient {
   readonly prepareMs: number;
   /** Whether the origin served the pretrained encoders. */
   readonly base: BaseSource;
+  /** What runs the task's representation rounds (FedAFD family), if it has any: the tab's client kind on the same local data. */
+  readonly representation: TabFedAfdRunner;
 }
 
 async function weightsServed(origin: string): Promise<boolean> {
@@ -195,6 +199,7 @@ export async function createVolunteerClient(options: VolunteerClientOptions): Pr
   const source = options.source ?? browserDataSource();
   const started = performance.now();
   const manifest = await readManifest(source);
+  const representationTask = await isRepresentationTask({ origin, taskId: options.taskId, token: options.token });
   // One fetch of the word-vector table, shared by own texts' word ids and the text encoder.
   let embeddings: Promise<Embeddings> | null = null;
   const sharedEmbeddings = (): Promise<Embeddings> => (embeddings ??= loadEmbeddings(source, manifest));
@@ -206,7 +211,8 @@ export async function createVolunteerClient(options: VolunteerClientOptions): Pr
     const split = await openBuiltin(source, manifest, 'digits', 'train');
     const indices = demoSliceIndices(split.labels, seedOf(options.installId));
     const samples = (await split.read(indices)) as BuiltinSample[];
-    dataset = await datasetFromSamples(samples, DEMO_MODALITIES);
+    // A representation task trains the tab's kind alone: only its modalities are prepared and declared.
+    dataset = await datasetFromSamples(samples, representationTask ? FEDAFD_CLIENT_MODALITIES[TAB_FEDAFD_ASSIGNMENT.kind] : DEMO_MODALITIES);
   }
   const prepareMs = performance.now() - started;
   const base: BaseSource = (await weightsServed(origin)) ? 'pretrained' : 'fresh';
@@ -219,6 +225,13 @@ export async function createVolunteerClient(options: VolunteerClientOptions): Pr
       loadEmbeddings: sharedEmbeddings,
     }),
   );
+  // A representation task (FedAFD family) trains the tab's client kind on the same local data; nothing is prepared before its first round.
+  const representation = new TabFedAfdRunner({
+    localData: () => Promise.resolve(dataset),
+    source,
+    embeddings: sharedEmbeddings,
+    seed: seedOf(options.installId),
+  });
   const client = new ChorusClient({
     url: origin,
     taskId: options.taskId,
@@ -228,7 +241,9 @@ export async function createVolunteerClient(options: VolunteerClientOptions): Pr
     models: capture.factory,
     backend: tf.getBackend(),
     seed: seedOf(options.installId),
+    representation,
   });
+  void client.finished().then(() => representation.dispose());
   persistLocalAdapters(client, { taskId: options.taskId, joinToken: options.token, capture, save: saveLocalModel });
-  return { client, numExamples: dataset.numExamples, modalities: dataset.modalities, prepareMs, base };
+  return { client, numExamples: dataset.numExamples, modalities: dataset.modalities, prepareMs, base, representation };
 }

@@ -1,7 +1,8 @@
 /**
  * The volunteer page (`/join?task=…&token=…`): consent, data chooser, measured backend, persistent
  * identity, and the round progress and contribution history driven by the tab's client runtime once
- * the volunteer chooses the built-in demo partition or their own loaded files. Pause / leave closes
+ * the volunteer chooses the built-in demo partition or their own loaded files; in a representation
+ * task (FedAFD family) the same runtime runs the tab as an image classifier (lib/fedafdTab.ts). Pause / leave closes
  * the client.
  */
 import { useEffect, useRef, useState, type ReactNode } from 'react';
@@ -14,6 +15,7 @@ import { IdentityPanel } from '../components/IdentityPanel.js';
 import { LocalDataPanel, type LocalDataInfo } from '../components/LocalDataPanel.js';
 import { ProgressBars, type RoundProgress } from '../components/ProgressBars.js';
 import { describeError } from '../lib/errors.js';
+import { TAB_FEDAFD_ASSIGNMENT } from '../lib/fedafdTab.js';
 import { openIdentityStore, type IdentityStore } from '../lib/identity.js';
 import type { DataSummary, LoadedSamples } from '../lib/ownData.js';
 import { applyEvent, initialView, type SessionView } from '../lib/sessionState.js';
@@ -169,6 +171,11 @@ export default function VolunteerPage({ search }: { search: string }): ReactNode
                   Train on {DEMO_SLICE_EXAMPLES} spoken &amp; written digits (image, caption and speech) of the built-in training split, chosen for this browser
                   and apart from the demo&apos;s headless clients. They are read in this tab, speech turned into log-mel features here; only model updates are
                   sent. The tab trains the modalities the task has.
+                </p>
+                <p className="note" data-testid="fedafd-kind" data-kind={TAB_FEDAFD_ASSIGNMENT.kind} data-arch={TAB_FEDAFD_ASSIGNMENT.arch}>
+                  In a task whose clients exchange representations instead of weights (FedAFD family), this tab is an{' '}
+                  {TAB_FEDAFD_ASSIGNMENT.kind.replace('-', ' ')} ({TAB_FEDAFD_ASSIGNMENT.arch}) trained on the slice&apos;s images: it reads the round&apos;s
+                  public samples from the coordinator and sends only its representations of them.
                 </p>
                 {session.phase === 'running' || session.phase === 'stopped' ? (
                   <p data-testid="model-base" data-base={session.base ?? ''}>
