@@ -436,7 +436,15 @@ export class ChorusClient {
       throw new ClientError('CLIENT_BAD_ROUND', `round ${run.round.serverRound} is a representation round, and this client has no representation model`);
     const clientId = this.clientId;
     if (!clientId) throw new ClientError('CLIENT_BAD_ROUND', 'selected before an identity was issued');
-    const result = await runner.run({ round: run.round, clientId, shouldStop: () => run.stopped, pause });
+    const serverRound = run.round.serverRound;
+    const result = await runner.run({
+      round: run.round,
+      clientId,
+      shouldStop: () => run.stopped,
+      pause,
+      // The same progress events as a weight round's, so a tab's bars move in either kind.
+      onStep: (step) => this.events.emit({ type: 'train', serverRound, ...step }),
+    });
     if (!result || run.stopped) return;
     await this.upload(run, result.bytes, { ...result.metrics, trainMs: this.now() - started });
   }

@@ -108,7 +108,8 @@ describe('FedAfdRoundRunner', () => {
     });
     try {
       // Act
-      const first = await runner.run({ round: await roundStart(1, section()), clientId: 'c1', ...noStop });
+      const steps: { epoch: number; batch: number; numBatches: number }[] = [];
+      const first = await runner.run({ round: await roundStart(1, section()), clientId: 'c1', ...noStop, onStep: (s) => steps.push(s) });
       const model = runner.client;
       const second = await runner.run({ round: await roundStart(2, section()), clientId: 'c1', ...noStop });
       const kept = runner.client === model;
@@ -129,6 +130,9 @@ describe('FedAfdRoundRunner', () => {
       expect(first!.metrics['numExamples']).toBe(8);
       expect(first!.metrics['accuracy']).toBeGreaterThanOrEqual(0);
       expect(kept).toBe(true);
+      // Every local step was reported, for the page's progress bar.
+      expect(steps.length).toBe(first!.metrics['numSteps']);
+      expect(steps.at(-1)).toMatchObject({ batch: steps.at(-1)!.numBatches });
       // Other coefficients (no fusion) need another model.
       expect(runner.client).not.toBe(model);
       expect(runner.client!.spec.useGff).toBe(false);

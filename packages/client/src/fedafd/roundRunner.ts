@@ -38,6 +38,14 @@ export interface RepresentationRoundInput {
   readonly shouldStop: () => boolean;
   /** Awaited between steps. */
   readonly pause: () => Promise<void>;
+  /** Hears each local step (1-based epoch and batch, its loss), for progress bars; optional. */
+  readonly onStep?: (step: {
+    readonly epoch: number;
+    readonly numEpochs: number;
+    readonly batch: number;
+    readonly numBatches: number;
+    readonly loss: number;
+  }) => void;
 }
 
 /** The upload of a representation round: codec bytes of kind `representations` and the client's figures. */
@@ -147,6 +155,7 @@ export class FedAfdRoundRunner implements RepresentationRoundRunner {
       ...(this.options.evalExamples === undefined ? {} : { evalExamples: this.options.evalExamples }),
       shouldStop: input.shouldStop,
       pause: input.pause,
+      ...(input.onStep ? { onStep: input.onStep } : {}),
     });
     if (!result) return null;
     const bytes = encodeUpdate({
