@@ -12,9 +12,8 @@ import { ClientError } from '../errors.js';
 import type { FedAfdKindShare } from '../fedafd/clientData.js';
 import { FedAfdRoundRunner } from '../fedafd/roundRunner.js';
 import type { FedAfdSpecBase } from '../fedafd/spec.js';
-import { ChorusClient } from '../runtime.js';
-import { MemoryIdentityStorage } from '../storage.js';
 import { loadFedAfdInputs, loadFedAfdShard, openFedAfdPublicDataFromFiles, partitionFedAfdBuiltin } from './fedafd.js';
+import { headlessChorusClient } from './headless.js';
 import type { HeadlessClient, HeadlessClientsOptions } from './headless.js';
 
 /**
@@ -81,18 +80,7 @@ export async function createFedAfdHeadlessClients(options: HeadlessClientsOption
         ...(options.client?.evalExamples === undefined ? {} : { evalExamples: options.client.evalExamples }),
         behaviour: behaviours[i] ?? null,
       });
-      const client = new ChorusClient({
-        url: options.url,
-        taskId: options.taskId,
-        ...(options.token === undefined ? {} : { token: options.token }),
-        storage: options.storage?.(i) ?? new MemoryIdentityStorage(),
-        dataset,
-        models: options.models,
-        backend: options.backend,
-        seed,
-        representation: runner,
-        ...options.client,
-      });
+      const client = headlessChorusClient(options, i, dataset, { representation: runner });
       void client.finished().then(() => runner.dispose());
       out.push({ index: i, client, shard: { client: i, indices: shard.indices, modalities: [...shard.modalities] }, behaviour: behaviours[i] ?? null });
     }

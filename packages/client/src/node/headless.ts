@@ -120,6 +120,30 @@ export interface HeadlessClientsOptions extends PartitionOptions {
   readonly fedafd?: FedAfdHeadlessOptions;
 }
 
+/**
+ * Headless client `i` of `options` over `dataset`: the connection, identity storage, models, backend
+ * and seed every kind shares; `extra` adds what its rounds need (a behaviour, a representation runner).
+ */
+export function headlessChorusClient(
+  options: HeadlessClientsOptions,
+  i: number,
+  dataset: LocalDataset,
+  extra: Partial<ChorusClientOptions> = {},
+): ChorusClient {
+  return new ChorusClient({
+    url: options.url,
+    taskId: options.taskId,
+    ...(options.token === undefined ? {} : { token: options.token }),
+    storage: options.storage?.(i) ?? new MemoryIdentityStorage(),
+    dataset,
+    models: options.models,
+    backend: options.backend,
+    seed: options.seed * 1000 + i,
+    ...extra,
+    ...options.client,
+  });
+}
+
 /** A built client and what it was given. */
 export interface HeadlessClient {
   readonly index: number;
@@ -140,18 +164,7 @@ export async function createHeadlessClients(options: HeadlessClientsOptions): Pr
     if (!shard) throw new ClientError('CLIENT_BAD_CONFIG', `client ${i} is outside [0, ${options.numClients})`);
     const dataset = await loadShard(options.dataset, shard, options.dataDir);
     const behaviour = behaviours[i] ?? null;
-    const client = new ChorusClient({
-      url: options.url,
-      taskId: options.taskId,
-      ...(options.token === undefined ? {} : { token: options.token }),
-      storage: options.storage?.(i) ?? new MemoryIdentityStorage(),
-      dataset,
-      models: options.models,
-      backend: options.backend,
-      behaviour,
-      seed: options.seed * 1000 + i,
-      ...options.client,
-    });
+    const client = headlessChorusClient(options, i, dataset, { behaviour });
     out.push({ index: i, client, shard, behaviour });
   }
   return out;
