@@ -46,7 +46,31 @@ describe('chooseOnValidation', () => {
     expect(r.validationScore).toBe(0.8);
     expect(r.candidates.map((c) => c.mean)).toEqual([0.5, 0.8, 0.8, Number.NaN]);
     const table = tuningTable([{ ...r, label: 'FedAvg' }]);
-    expect(table).toContain('| FedAvg | lr 0.01 | lr 0.001: 50.0; **lr 0.01: 80.0**; lr 0.03: 80.0; lr 0.1: — |');
+    expect(table).toContain(
+      '| FedAvg | lr 0.01 | lr 0.001: 50.0; **lr 0.01: 80.0**; lr 0.03: 80.0; lr 0.1: — (no score on tuning seed 101: the run did not finish; not eligible) |',
+    );
+  });
+
+  it('never chooses a candidate whose run on one tuning seed did not finish, however well its other seed scored', () => {
+    const r = chooseOnValidation('fedmm-x', [
+      {
+        hyperparameters: { learningRate: 0.003 },
+        scores: [
+          { seed: 101, value: 0.4 },
+          { seed: 102, value: 0.5 },
+        ],
+      },
+      {
+        hyperparameters: { learningRate: 0.01 },
+        scores: [
+          { seed: 101, value: 0.9 },
+          { seed: 102, value: Number.NaN },
+        ],
+      },
+    ]);
+    expect(r.chosen).toEqual({ learningRate: 0.003 });
+    expect(r.validationScore).toBeCloseTo(0.45, 12);
+    expect(Number.isNaN(r.candidates[1]!.mean)).toBe(true);
   });
 
   it('refuses a grid without any finite score', () => {

@@ -78,11 +78,16 @@ export interface TuningRecord {
 }
 
 /**
- * The candidate with the highest mean validation score (ties: the first in grid order); throws
- * `EXPERIMENTS_BAD_INPUT` when no candidate has a finite score.
+ * The candidate with the highest mean validation score (ties: the first in grid order). A candidate
+ * with a non-finite score on any tuning seed (a run that did not finish all its rounds, or diverged)
+ * has a NaN mean and is never chosen: averaging only its finished runs would favour an unstable
+ * setting. Throws `EXPERIMENTS_BAD_INPUT` when no candidate has a finite mean.
  */
 export function chooseOnValidation(method: string, scored: readonly { hyperparameters: Hyperparameters; scores: readonly SeededValue[] }[]): TuningRecord {
-  const candidates = scored.map((c) => ({ ...c, mean: meanStd(c.scores.map((s) => s.value).filter(Number.isFinite)).mean }));
+  const candidates = scored.map((c) => ({
+    ...c,
+    mean: c.scores.every((s) => Number.isFinite(s.value)) ? meanStd(c.scores.map((s) => s.value)).mean : Number.NaN,
+  }));
   let best: CandidateScore | undefined;
   for (const c of candidates) if (Number.isFinite(c.mean) && (best === undefined || c.mean > best.mean)) best = c;
   if (best === undefined) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `chooseOnValidation: no candidate of ${method} has a validation score`);
@@ -148,7 +153,13 @@ export function tuningTable(records: readonly (TuningRecord & { readonly label: 
       formatHyperparameters(r.chosen),
       r.candidates
         .map((c) => {
-          const text = `${formatHyperparameters(c.hyperparameters)}: ${Number.isFinite(c.mean) ? (c.mean * scale).toFixed(digits) : '—'}`;
+          const failed = c.scores.filter((s) => !Number.isFinite(s.value)).map((s) => s.seed);
+          const score = Number.isFinite(c.mean)
+            ? (c.mean * scale).toFixed(digits)
+            : failed.length > 0
+              ? `— (no score on tuning seed${failed.length > 1 ? 's' : ''} ${failed.join(', ')}: the run did not finish; not eligible)`
+              : '—';
+          const text = `${formatHyperparameters(c.hyperparameters)}: ${score}`;
           return sameHyperparameters(c.hyperparameters, r.chosen) ? `**${text}**` : text;
         })
         .join('; '),
