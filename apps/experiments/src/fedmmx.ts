@@ -572,6 +572,7 @@ async function tuneAll(
 ): Promise<TuningRecord[]> {
   const records: TuningRecord[] = [];
   // One validation score: stored under everything that defines it, so an interrupted full grid resumes.
+  // A run that did not finish its rounds (NaN) is not stored: the next invocation tries it again.
   const score = async (
     what: string,
     key: Readonly<Record<string, unknown>>,
@@ -581,7 +582,13 @@ async function tuneAll(
   ): Promise<number> => {
     const t0 = Date.now();
     const cpu0 = process.cpuUsage();
-    const { value, stored } = await cachedRun(cache, CACHE_PREFIX, { kind: 'validation', what, ...key, settings: runSettingsKey(settings), seed }, compute);
+    const { value, stored } = await cachedRun(
+      cache,
+      CACHE_PREFIX,
+      { kind: 'validation', what, ...key, settings: runSettingsKey(settings), seed },
+      compute,
+      Number.isFinite,
+    );
     log(
       `fedmmx: tuning ${what} (${formatHyperparameters(h)}) seed ${seed}: validation ${value.toFixed(3)} (${stored ? 'stored run' : `${((Date.now() - t0) / 1000).toFixed(1)} s, CPU ${cpuSeconds(cpu0)} s`})`,
     );
