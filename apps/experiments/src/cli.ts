@@ -4,7 +4,7 @@
  * writes the report (README.md, SVG figures and raw/<id>.json) into DIR — by default docs/results/
  * (full) or docs/results/quick/ (--quick, so CI never overwrites the full results). Sections run as
  * child processes, `--jobs` at a time (each child has its own TF.js backend and trains on one core).
- * Finished runs of the full mode are kept in DIR/raw/runs/ (see runCache.ts) and reused by later
+ * Finished runs of the full mode (every section's) are kept in DIR/raw/runs/ (see runCache.ts) and reused by later
  * invocations unless `--fresh`; `--cache` picks another folder, `--no-cache` keeps none; `--shard i/n`
  * runs only every n-th missing cell, so n invocations can fill one grid together; `--render` runs
  * nothing and rebuilds README.md from the raw files already there; `--verify k` recomputes k stored runs of each
@@ -69,6 +69,12 @@ export const REPORT_NOTES = `
   its test split is held out for validation and test numbers come from the rest.
 - Methods are compared by paired differences over evaluation seeds (a seed fixes the partition and
   the initial model) with 95 % t intervals; a sentence says when an interval includes 0.
+- Every full grid (FedMM-X on both datasets, robustness, Sybil, FedUMM) keeps each finished run in
+  \`raw/runs/\`, keyed by everything that defines it (settings, task, seed, code version), so an
+  interrupted grid resumes where it stopped and \`--shard i/n\` invocations can fill one grid side by
+  side. The robustness, Sybil and FedUMM sections say how many of their runs were read back and
+  that the times of those runs were measured by the invocation that made them; FedUMM's per-round
+  client times (its Table 4) are measured again by every invocation.
 `;
 
 /** The command that regenerates `id` in the given mode. */

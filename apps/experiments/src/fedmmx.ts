@@ -29,7 +29,7 @@ import { deletionFaithfulness, explain } from '@chorus/models';
 import type { Modality, MultimodalModel } from '@chorus/models';
 import { evaluateByModality, restrictModalities, trainOnUnion } from './centralized.js';
 import { ExperimentsError } from './errors.js';
-import { cachedRun, canonicalJson } from './runCache.js';
+import { cachedRun, canonicalJson, settingsKey } from './runCache.js';
 import type { RunCache } from './runCache.js';
 import { describeSplits, loadEvaluationSplits } from './evaluationSplits.js';
 import type { EvaluationSplitInfo, ExperimentDataset } from './evaluationSplits.js';
@@ -630,8 +630,7 @@ const CACHE_PREFIX = 'fedmmx';
 
 /** The settings a stored run depends on (everything but the tuning grid, the tuning seeds and whether ablations run), with the engine. */
 export function runSettingsKey(settings: FedMmxSettings): Readonly<Record<string, unknown>> {
-  const { grid: _grid, tuningSeeds: _tuningSeeds, ablations: _ablations, ...rest } = settings;
-  return { engine: FEDMMX_ENGINE, ...rest };
+  return settingsKey(FEDMMX_ENGINE, settings, ['grid', 'tuningSeeds', 'ablations']);
 }
 
 /** The hyperparameters `method` runs with: its own choice, or (ablations) the choice of the method it ablates. */

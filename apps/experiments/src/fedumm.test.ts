@@ -1,6 +1,21 @@
-import { describe, expect, it } from 'vitest';
-import { FEDUMM_FULL, FEDUMM_QUICK, FEDUMM_TUNED, fedUmmChecks, fedUmmReport, fedUmmSection, fedUmmTask } from './fedumm.js';
-import type { CentralRun, ClientCost, FedUmmReportInput, GridRun } from './fedumm.js';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  FEDUMM_FULL,
+  FEDUMM_QUICK,
+  FEDUMM_TUNED,
+  fedUmmCacheKey,
+  fedUmmChecks,
+  fedUmmPlan,
+  fedUmmReport,
+  fedUmmRuns,
+  fedUmmSection,
+  fedUmmTask,
+} from './fedumm.js';
+import type { CentralRun, ClientCost, FedUmmReportInput, FedUmmSettings, FedUmmSteps, GridRun } from './fedumm.js';
+import { cacheFileName, createRunCache } from './runCache.js';
 import type { TuningRecord } from './tuning.js';
 
 const settings = { ...FEDUMM_QUICK, alphas: [0.1, 1.0], clientCounts: [2, 8], reference: { alpha: 1.0, numClients: 8 } };
@@ -160,5 +175,91 @@ describe('fedUmmReport over several seeds', () => {
     );
     expect(beaten.markdown).toContain('| Centralized LoRA (reference) |');
     expect(beaten.markdown).toContain('is not an upper bound here: the best federated configuration averages 95.0 %');
+  });
+});
+
+describe('fedUmmRuns with the run cache', () => {
+  // Two learning rates × one tuning seed for each of the three tuned models, two grid cells and one centralized run: 9 stored runs.
+  const small: FedUmmSettings = { ...settings, alphas: [1.0], clientCounts: [2, 8], learningRates: [0.003, 0.01], tuningSeeds: [101] };
+  let dir: string;
+  let calls: string[];
+  const steps: FedUmmSteps = {
+    federatedValidation: (lr, seed) => (calls.push(`federated ${lr} s${seed}`), Promise.resolve(lr === 0.01 ? 0.7 : 0.6)),
+    centralizedValidation: (mode, lr, seed) => (calls.push(`${mode} ${lr} s${seed}`), Promise.resolve(lr === 0.003 ? 0.8 : 0.5)),
+    gridRun: (cell) => (
+      calls.push(`grid ${cell.numClients} s${cell.seed}`),
+      Promise.resolve({ ...gridRun(cell.alpha, cell.numClients, 0.6, cell.seed), learningRate: cell.learningRate })
+    ),
+    centralRun: (seed, rates) => (calls.push(`central s${seed}`), Promise.resolve({ ...central, seed, lora: { ...central.lora, learningRate: rates.lora } })),
+    clientCosts: (seed) => (calls.push(`costs s${seed}`), Promise.resolve(costs)),
+  };
+  const ctx = (warnings: string[] = []) => ({ quick: false, seeds: [1], log: () => undefined, cache: createRunCache(dir, { warn: (l) => warnings.push(l) }) });
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'chorus-fedumm-cache-'));
+    calls = [];
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads every tuning, grid and centralized run back instead of running it again, and measures the client costs again', async () => {
+    const first = await fedUmmRuns(ctx(), small, [1], steps);
+    expect(calls).toHaveLength(10);
+    expect(readdirSync(dir)).toHaveLength(9);
+    calls = [];
+
+    const second = await fedUmmRuns(ctx(), small, [1], steps);
+
+    expect(calls).toEqual(['costs s1']);
+    expect({ ...second, stored: 0 }).toEqual({ ...first, stored: 0 });
+    expect([first.stored, second.stored, second.total, second.skipped]).toEqual([0, 9, 9, 0]);
+    expect(second.tuning.map((r) => r.chosen.learningRate)).toEqual([0.01, 0.003, 0.003]);
+    const report = fedUmmReport({ ...input(), settings: small, ...second, reuse: { stored: second.stored, total: second.total, skipped: 0 } });
+    expect(report.markdown).toContain('9 of its 9 tuning, grid and centralized runs were read from raw/runs/, stored by earlier invocations');
+    expect(report.markdown).toContain("one client's round times (Table 4) were measured again by this invocation");
+  });
+
+  it('runs again what a changed setting defines, and nothing for a changed list of cells', async () => {
+    await fedUmmRuns(ctx(), small, [1], steps);
+    calls = [];
+    await fedUmmRuns(ctx(), { ...small, clientCounts: [8] }, [1], steps);
+    expect(calls).toEqual(['costs s1']);
+    calls = [];
+
+    await fedUmmRuns(ctx(), { ...small, rounds: small.rounds + 1 }, [1], steps);
+
+    expect(calls).toHaveLength(10);
+    const cell = { alpha: 1.0, numClients: 2, seed: 1, learningRate: 0.01 };
+    expect(fedUmmCacheKey(small, { kind: 'grid', cell })).not.toEqual(fedUmmCacheKey(small, { kind: 'grid', cell: { ...cell, learningRate: 0.003 } }));
+  });
+
+  it('reports a corrupt file and runs its cell again; keeps no unfinished federated run', async () => {
+    await fedUmmRuns(ctx(), small, [1], steps);
+    const cell = { alpha: 1.0, numClients: 8, seed: 1, learningRate: 0.01 };
+    writeFileSync(join(dir, cacheFileName('fedumm', fedUmmCacheKey(small, { kind: 'grid', cell }))), 'not json');
+    calls = [];
+    const warnings: string[] = [];
+
+    await fedUmmRuns(ctx(warnings), small, [1], steps);
+
+    expect(calls).toEqual(['grid 8 s1', 'costs s1']);
+    expect(warnings).toEqual([expect.stringContaining('not JSON')]);
+    const unfinished: FedUmmSteps = {
+      ...steps,
+      federatedValidation: (lr, seed) => (lr === 0.003 ? Promise.resolve(Number.NaN) : steps.federatedValidation(lr, seed)),
+      gridRun: (c) => steps.gridRun(c).then((r) => ({ ...r, status: 'failed' })),
+    };
+    await fedUmmRuns(ctx(), { ...small, rounds: 9 }, [1], unfinished);
+    // Of the new settings' runs, the unfinished federated tuning run (NaN) and the failed grid runs were not kept.
+    expect(readdirSync(dir)).toHaveLength(9 + 6);
+  });
+
+  it("under --shard leaves another shard's missing grid or centralized run to it, and the report says the grid is incomplete", async () => {
+    expect(fedUmmPlan(small, [1]).map((p) => p.kind)).toEqual(['grid', 'grid', 'central']);
+
+    const runs = await fedUmmRuns({ ...ctx(), shard: { index: 1, count: 2 } }, small, [1], steps);
+
+    expect(calls.filter((c) => !/^(federated|adapters|full) /.test(c))).toEqual(['grid 8 s1', 'costs s1']);
+    expect(runs.skipped).toBe(2);
+    const checks = fedUmmChecks({ ...input(), reuse: { stored: 0, total: runs.total, skipped: runs.skipped } });
+    expect(checks.find((c) => c.name === 'the fedumm grid is complete')?.ok).toBe(false);
   });
 });

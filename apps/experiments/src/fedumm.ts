@@ -18,6 +18,11 @@
  * The data budget is fixed: each configuration deals about `totalExamples` training examples over
  * its clients (each keeps at most totalExamples / K of its Dirichlet share), so more clients means
  * smaller local datasets, as in the paper.
+ *
+ * Every tuning run, grid run and centralized run is stored in the run cache (see runCache.ts) under
+ * everything that defines it, so an interrupted full grid resumes where it stopped; `--shard i/n`
+ * splits the missing grid and centralized runs. One client's round time (Table 4) is the measured
+ * result itself, so every invocation measures it again rather than reading it back.
  */
 import { cpus, loadavg } from 'node:os';
 import { MODALITIES, decodeUpdate, parametersDelta } from '@chorus/fl-core';
@@ -37,6 +42,8 @@ import { ExperimentsError } from './errors.js';
 import { describeSplits, loadEvaluationSplits } from './evaluationSplits.js';
 import type { EvaluationSplitInfo, ExperimentDataset } from './evaluationSplits.js';
 import { encodedBytes, medianOf, trainedParameters } from './fedummTraining.js';
+import { ROBUSTNESS_ENGINE } from './robustness.js';
+import { cachedCell, cachedRun, settingsKey } from './runCache.js';
 import type { Check, ExperimentContext, Figure, SectionEntry, SectionResult } from './section.js';
 import { formatMeanStd, formatPaired, markdownTable, meanStd, pairedDifference } from './stats.js';
 import type { PairedDifference } from './stats.js';
@@ -347,26 +354,157 @@ async function clientCosts(settings: FedUmmSettings, client: LocalDataset, learn
   return costs;
 }
 
-/** Chooses the three learning rates on the validation subset (tuning seeds, the reference configuration; no test read). */
-async function tuneFedUmm(settings: FedUmmSettings, validation: LocalDataset, models: ModelFactory, log: (line: string) => void): Promise<TuningRecord[]> {
-  const candidates = gridCandidates({ learningRates: settings.learningRates, proximalMus: [], modalWeights: [], interpretabilityWeights: [] });
-  const pooled = new Map<number, LocalDataset[]>();
-  const pooledAt = async (seed: number): Promise<LocalDataset[]> =>
-    pooled.get(seed) ?? pooled.set(seed, (await referenceData(settings, seed, models)).datasets).get(seed)!;
-  const logged = (what: string, learningRate: number, seed: number, value: number): number => {
-    log(`fedumm: tuning ${what} lr ${learningRate} seed ${seed}: validation ${value.toFixed(3)}`);
-    return value;
+/**
+ * The section's runs that take minutes, one call per run (what the run cache stores). The section
+ * builds them over the real data and models; tests pass fakes that count the calls.
+ */
+export interface FedUmmSteps {
+  /** Validation accuracy of federated LoRA at the reference configuration (NaN when the run did not finish all rounds). */
+  readonly federatedValidation: (learningRate: number, seed: number) => Promise<number>;
+  /** Validation accuracy of one centralized model trained in `mode` on the reference configuration's pooled data. */
+  readonly centralizedValidation: (mode: TrainingMode, learningRate: number, seed: number) => Promise<number>;
+  /** One federated run of the grid, scored on test. */
+  readonly gridRun: (cell: FedUmmCell) => Promise<GridRun>;
+  /** The centralized runs of one seed, scored on test. */
+  readonly centralRun: (seed: number, learningRates: { readonly lora: number; readonly full: number }) => Promise<CentralRun>;
+  /** One client's round, timed (never stored: the time is the result, measured by this invocation). */
+  readonly clientCosts: (seed: number, learningRate: number) => Promise<ClientCost[]>;
+}
+
+/** What the runs of one invocation came to: the numbers, and how many were read from the run cache or left to other shards. */
+export interface FedUmmRuns {
+  readonly tuning: TuningRecord[];
+  readonly grid: GridRun[];
+  readonly central: CentralRun[];
+  readonly costs: ClientCost[];
+  /** Runs (tuning, grid, centralized) read from the run cache instead of run, of `total`. */
+  readonly stored: number;
+  readonly total: number;
+  /** Grid and centralized runs left to other shards (not in `grid` / `central`). */
+  readonly skipped: number;
+}
+
+/** Bumped whenever a change to this section's code changes what a stored run would measure, so stored runs are not reused. */
+export const FEDUMM_ENGINE = 1;
+const CACHE_PREFIX = 'fedumm';
+
+/**
+ * The settings a stored run depends on, with the section's and the round engine's versions: every
+ * setting but the lists of cells, the learning-rate grid, the tuning seeds and the timing repetitions
+ * (each run's own α, client count, learning rate and seed are in its key).
+ */
+export function fedUmmSettingsKey(settings: FedUmmSettings): Readonly<Record<string, unknown>> {
+  return { ...settingsKey(FEDUMM_ENGINE, settings, ['alphas', 'clientCounts', 'learningRates', 'tuningSeeds', 'timingReps']), roundEngine: ROBUSTNESS_ENGINE };
+}
+
+/** The run cache's key of one run: its kind (`validation` with what it tunes, `grid` or `central`), the settings and the task it runs. */
+export function fedUmmCacheKey(
+  settings: FedUmmSettings,
+  run:
+    | { readonly kind: 'validation'; readonly what: string; readonly cell: FedUmmCell }
+    | { readonly kind: 'grid'; readonly cell: FedUmmCell }
+    | { readonly kind: 'central'; readonly seed: number; readonly learningRates: { readonly lora: number; readonly full: number } },
+): unknown {
+  const task = fedUmmTask(settings, run.kind === 'central' ? { ...settings.reference, seed: run.seed, learningRate: run.learningRates.lora } : run.cell);
+  return { section: 'fedumm', ...run, settings: fedUmmSettingsKey(settings), task };
+}
+
+/** The grid runs and centralized runs of the evaluation seeds, in the order they run (each seed's grid, then its centralized run). */
+export function fedUmmPlan(
+  settings: FedUmmSettings,
+  seeds: readonly number[],
+): ({ kind: 'grid'; cell: Omit<FedUmmCell, 'learningRate'> } | { kind: 'central'; seed: number })[] {
+  return seeds.flatMap((seed) => [
+    ...settings.alphas.flatMap((alpha) => settings.clientCounts.map((numClients) => ({ kind: 'grid' as const, cell: { alpha, numClients, seed } }))),
+    { kind: 'central' as const, seed },
+  ]);
+}
+
+/**
+ * Tuning on validation (every invocation needs the chosen rates: never sharded), then the grid and
+ * centralized runs of `seeds` (under `ctx.shard`, a missing run of another shard is left to it),
+ * then one client's costs. Every run but the cost measurement goes through the run cache.
+ */
+export async function fedUmmRuns(ctx: ExperimentContext, settings: FedUmmSettings, seeds: readonly number[], steps: FedUmmSteps): Promise<FedUmmRuns> {
+  let stored = 0;
+  let total = 0;
+  const count = (r: { stored: boolean }): void => {
+    total += 1;
+    if (r.stored) stored += 1;
   };
-  const federated = await tuneOnValidation(FEDUMM_TUNED.federated, candidates, settings.tuningSeeds, async (h, seed) => {
-    const run = await gridRun(settings, { ...settings.reference, seed, learningRate: h.learningRate }, validation, models);
-    return logged('federated LoRA', h.learningRate, seed, run.completedRounds === settings.rounds ? run.accuracy : Number.NaN);
-  });
-  const central = (mode: TrainingMode, id: string) =>
-    tuneOnValidation(id, candidates, settings.tuningSeeds, async (h, seed) => {
-      const r = await centralized(settings, { seed, mode, learningRate: h.learningRate, datasets: await pooledAt(seed) }, validation, models);
-      return logged(id, h.learningRate, seed, r.accuracy);
+  const candidates = gridCandidates({ learningRates: settings.learningRates, proximalMus: [], modalWeights: [], interpretabilityWeights: [] });
+  const score = async (what: string, label: string, learningRate: number, seed: number, compute: () => Promise<number>): Promise<number> => {
+    const cell = { ...settings.reference, seed, learningRate };
+    // A federated run that did not finish scores NaN: not kept, so it is tried again next time.
+    const r = await cachedRun(ctx.cache, CACHE_PREFIX, fedUmmCacheKey(settings, { kind: 'validation', what, cell }), compute, Number.isFinite);
+    count(r);
+    ctx.log(`fedumm: tuning ${label} lr ${learningRate} seed ${seed}: validation ${r.value.toFixed(3)}${r.stored ? ' (stored run)' : ''}`);
+    return r.value;
+  };
+  const tuning = [
+    await tuneOnValidation(FEDUMM_TUNED.federated, candidates, settings.tuningSeeds, (h, seed) =>
+      score(FEDUMM_TUNED.federated, 'federated LoRA', h.learningRate, seed, () => steps.federatedValidation(h.learningRate, seed)),
+    ),
+  ];
+  for (const [mode, id] of [
+    ['adapters', FEDUMM_TUNED.lora],
+    ['full', FEDUMM_TUNED.full],
+  ] as const) {
+    tuning.push(
+      await tuneOnValidation(id, candidates, settings.tuningSeeds, (h, seed) =>
+        score(id, id, h.learningRate, seed, () => steps.centralizedValidation(mode, h.learningRate, seed)),
+      ),
+    );
+  }
+  const federatedRate = chosenRate(tuning, FEDUMM_TUNED.federated);
+  const rates = { lora: chosenRate(tuning, FEDUMM_TUNED.lora), full: chosenRate(tuning, FEDUMM_TUNED.full) };
+  ctx.log(`fedumm: chosen on validation: federated LoRA lr ${federatedRate}, centralized LoRA lr ${rates.lora}, full fine-tuning lr ${rates.full}`);
+  const grid: GridRun[] = [];
+  const central: CentralRun[] = [];
+  let costs: ClientCost[] = [];
+  let skipped = 0;
+  for (const [i, item] of fedUmmPlan(settings, seeds).entries()) {
+    if (item.kind === 'grid') {
+      const cell = { ...item.cell, learningRate: federatedRate };
+      const r = await cachedCell(ctx, i, {
+        prefix: CACHE_PREFIX,
+        key: fedUmmCacheKey(settings, { kind: 'grid', cell }),
+        compute: () => steps.gridRun(cell),
+        keep: (run) => run.status === 'finished' && run.completedRounds === settings.rounds,
+      });
+      if (r === null) {
+        skipped += 1;
+        continue;
+      }
+      count(r);
+      const run = r.value;
+      grid.push(run);
+      ctx.log(
+        `fedumm: α ${cell.alpha} × ${cell.numClients} clients, seed ${cell.seed}: ${run.completedRounds}/${settings.rounds} rounds, ${run.numExamples} examples, accuracy ${run.accuracy.toFixed(3)} (${r.stored ? 'stored run, ' : ''}${(run.durationMs / 1000).toFixed(1)} s)`,
+      );
+      continue;
+    }
+    const seed = item.seed;
+    const r = await cachedCell(ctx, i, {
+      prefix: CACHE_PREFIX,
+      key: fedUmmCacheKey(settings, { kind: 'central', seed, learningRates: rates }),
+      compute: () => steps.centralRun(seed, rates),
     });
-  return [federated, await central('adapters', FEDUMM_TUNED.lora), await central('full', FEDUMM_TUNED.full)];
+    if (r === null) skipped += 1;
+    else {
+      count(r);
+      const c = r.value;
+      central.push(c);
+      ctx.log(
+        `fedumm: centralized seed ${seed} (${c.numExamples} examples, ${c.epochs} epochs): LoRA ${c.lora.accuracy.toFixed(3)}, full fine-tuning ${c.full.accuracy.toFixed(3)}, initial ${c.initialAccuracy.toFixed(3)}${r.stored ? ' (stored run)' : ''}`,
+      );
+    }
+    if (costs.length === 0) {
+      costs = await steps.clientCosts(seed, federatedRate);
+      ctx.log(`fedumm: one client's round: LoRA ${medianOf(costs[0]!.trainMs).toFixed(0)} ms, full ${medianOf(costs[1]!.trainMs).toFixed(0)} ms`);
+    }
+  }
+  return { tuning, grid, central, costs, stored, total, skipped };
 }
 
 function chosenRate(tuning: readonly TuningRecord[], id: string): number {
@@ -394,44 +532,48 @@ export async function runFedUmm(ctx: ExperimentContext, options: FedUmmSectionOp
   const { validation, test, info: splits } = await loadEvaluationSplits(settings.dataset, settings);
   await useNodeBackend('wasm');
   const models = createNodeDigitsFactory({ adapterAlpha: BASE_TASK.model.adapterAlpha });
-  const grid: GridRun[] = [];
-  const central: CentralRun[] = [];
-  let costs: ClientCost[] = [];
-  let tuning: TuningRecord[];
+  const pooled = new Map<number, LocalDataset[]>();
+  const pooledAt = async (seed: number): Promise<LocalDataset[]> =>
+    pooled.get(seed) ?? pooled.set(seed, (await referenceData(settings, seed, models)).datasets).get(seed)!;
+  const steps: FedUmmSteps = {
+    federatedValidation: async (learningRate, seed) => {
+      const run = await gridRun(settings, { ...settings.reference, seed, learningRate }, validation, models);
+      return run.completedRounds === settings.rounds ? run.accuracy : Number.NaN;
+    },
+    centralizedValidation: async (mode, learningRate, seed) =>
+      (await centralized(settings, { seed, mode, learningRate, datasets: await pooledAt(seed) }, validation, models)).accuracy,
+    gridRun: (cell) => gridRun(settings, cell, test, models),
+    centralRun: (seed, learningRates) => centralRun(settings, seed, learningRates, test, models),
+    clientCosts: async (seed, learningRate) => {
+      // The median-sized client of the reference configuration.
+      const { datasets } = await referenceData(settings, seed, models);
+      const bySize = [...datasets].sort((a, b) => a.numExamples - b.numExamples);
+      return clientCosts(settings, bySize[Math.floor(bySize.length / 2)]!, learningRate, models);
+    },
+  };
+  let runs: FedUmmRuns;
   try {
-    tuning = await tuneFedUmm(settings, validation, models, ctx.log);
-    const federatedRate = chosenRate(tuning, FEDUMM_TUNED.federated);
-    const rates = { lora: chosenRate(tuning, FEDUMM_TUNED.lora), full: chosenRate(tuning, FEDUMM_TUNED.full) };
-    ctx.log(`fedumm: chosen on validation: federated LoRA lr ${federatedRate}, centralized LoRA lr ${rates.lora}, full fine-tuning lr ${rates.full}`);
-    for (const seed of seeds) {
-      for (const alpha of settings.alphas) {
-        for (const numClients of settings.clientCounts) {
-          const run = await gridRun(settings, { alpha, numClients, seed, learningRate: federatedRate }, test, models);
-          grid.push(run);
-          ctx.log(
-            `fedumm: α ${alpha} × ${numClients} clients, seed ${seed}: ${run.completedRounds}/${settings.rounds} rounds, ${run.numExamples} examples, accuracy ${run.accuracy.toFixed(3)} (${(run.durationMs / 1000).toFixed(1)} s)`,
-          );
-        }
-      }
-      const c = await centralRun(settings, seed, rates, test, models);
-      central.push(c);
-      ctx.log(
-        `fedumm: centralized seed ${seed} (${c.numExamples} examples, ${c.epochs} epochs): LoRA ${c.lora.accuracy.toFixed(3)}, full fine-tuning ${c.full.accuracy.toFixed(3)}, initial ${c.initialAccuracy.toFixed(3)}`,
-      );
-      if (costs.length === 0) {
-        // The median-sized client of the reference configuration.
-        const { datasets } = await referenceData(settings, seed, models);
-        const bySize = [...datasets].sort((a, b) => a.numExamples - b.numExamples);
-        costs = await clientCosts(settings, bySize[Math.floor(bySize.length / 2)]!, federatedRate, models);
-        ctx.log(`fedumm: one client's round: LoRA ${medianOf(costs[0]!.trainMs).toFixed(0)} ms, full ${medianOf(costs[1]!.trainMs).toFixed(0)} ms`);
-      }
-    }
+    runs = await fedUmmRuns(ctx, settings, seeds, steps);
   } finally {
     models.dispose();
   }
   const cpu = process.cpuUsage(cpuBefore);
   const machine = { cores: cpus().length, loadAverage: [loadBefore, loadavg()[0]!] as const, cpuMs: (cpu.user + cpu.system) / 1000 };
-  return fedUmmReport({ id, settings, seeds, splits, tuning, grid, central, costs, durationMs: Date.now() - started, quick: ctx.quick, machine });
+  const { tuning, grid, central, costs } = runs;
+  return fedUmmReport({
+    id,
+    settings,
+    seeds,
+    splits,
+    tuning,
+    grid,
+    central,
+    costs,
+    durationMs: Date.now() - started,
+    quick: ctx.quick,
+    machine,
+    ...(runs.stored + runs.skipped > 0 ? { reuse: { stored: runs.stored, total: runs.total, skipped: runs.skipped } } : {}),
+  });
 }
 
 /** The section entry of a FedUMM run on `dataset` under `id` (e.g. a second dataset beside digits, added by one line in cli.ts). */
@@ -454,6 +596,8 @@ export interface FedUmmReportInput {
   readonly quick: boolean;
   /** Where the section ran: cores, 1-minute load average at start and end, and this process's CPU time. */
   readonly machine?: { readonly cores: number; readonly loadAverage: readonly [number, number]; readonly cpuMs: number };
+  /** Runs read from the run cache (of `total`) and runs left to other shards (absent: every run made by this invocation). */
+  readonly reuse?: { readonly stored: number; readonly total: number; readonly skipped: number };
 }
 
 const pct = (values: readonly number[]): string => formatMeanStd(values, { scale: 100, digits: 1 });
@@ -473,7 +617,7 @@ function modalitySubsets(central: readonly CentralRun[]): { exercised: boolean; 
 }
 
 /** The sanity checks `--quick` asserts; each fails on a broken pipeline or a broken claim. */
-export function fedUmmChecks(input: Pick<FedUmmReportInput, 'settings' | 'grid' | 'central' | 'costs' | 'tuning' | 'seeds'>): Check[] {
+export function fedUmmChecks(input: Pick<FedUmmReportInput, 'settings' | 'grid' | 'central' | 'costs' | 'tuning' | 'seeds' | 'reuse'>): Check[] {
   const { settings, grid, central, costs } = input;
   const unfinished = grid.filter((r) => r.status !== 'finished' || r.completedRounds !== settings.rounds);
   const initial = meanStd(central.map((c) => c.initialAccuracy)).mean;
@@ -534,6 +678,15 @@ export function fedUmmChecks(input: Pick<FedUmmReportInput, 'settings' | 'grid' 
       detail:
         lora && full ? `median ${medianOf(lora.trainMs).toFixed(0)} ms vs ${medianOf(full.trainMs).toFixed(0)} ms = ${timeRatio.toFixed(2)}` : 'not measured',
     },
+    ...((input.reuse?.skipped ?? 0) > 0
+      ? [
+          {
+            name: 'the fedumm grid is complete',
+            ok: false,
+            detail: `${input.reuse!.skipped} grid and centralized runs belong to other shards and have no stored run yet`,
+          },
+        ]
+      : []),
   ];
 }
 
@@ -696,7 +849,7 @@ ${table4}
 - The paper fine-tunes BLIP3o on VQA v2 and GenEval with up to 16 clients on GPUs for many rounds; here the model is a small model with frozen pretrained encoders, trained for ${settings.rounds} rounds on ${settings.totalExamples} examples, so the absolute accuracies say how far a short run gets, not what the model can reach.
 - Federated full fine-tuning (the paper's FedAvg (Full) rows of Table 4) is not run: the runtime exchanges adapters only. Table 4 therefore compares the sizes and times of the two kinds of client round, not federated accuracies.
 ${shortRuns(settings, grid)}- There is no "single site" row (one client alone), which FedMM-X's LOCAL baseline covers in its own section.
-- Runtime of this section: ${minutes} min (${quick ? 'quick grid' : 'full grid'}, tuning included, measured)${machine ? `, of which ${(machine.cpuMs / 60_000).toFixed(1)} min CPU time of its process, on ${machine.cores} cores with a load average of ${machine.loadAverage[0].toFixed(1)} at the start and ${machine.loadAverage[1].toFixed(1)} at the end (other work shared the machine, so the wall-clock time is longer than the work)` : ''}.${fullEstimate === null ? '' : ` The full grid (${FEDUMM_FULL.alphas.length} α × ${FEDUMM_FULL.clientCounts.length} client counts × ${FULL_SEED_COUNT} seeds, ${FEDUMM_FULL.rounds} rounds, ${FEDUMM_FULL.totalExamples} examples, plus ${FEDUMM_FULL.learningRates.length} learning rates × ${FEDUMM_FULL.tuningSeeds.length} tuning seeds) is estimated at about ${fullEstimate.toFixed(0)} min from this run: per run, time ∝ rounds × examples, so each quick run's time is scaled by (${FEDUMM_FULL.rounds}·${FEDUMM_FULL.totalExamples}) / (${settings.rounds}·${settings.totalExamples}) and multiplied out over the full grid, and the centralized runs likewise${machine && durationMs > 0 ? ` (about ${((fullEstimate * machine.cpuMs) / durationMs).toFixed(0)} min on an otherwise idle machine, scaling the CPU time instead)` : ''}.`}
+- Runtime of this section: ${minutes} min (${quick ? 'quick grid' : 'full grid'}, tuning included, measured)${reuseSentence(input.reuse)}${machine ? `, of which ${(machine.cpuMs / 60_000).toFixed(1)} min CPU time of its process, on ${machine.cores} cores with a load average of ${machine.loadAverage[0].toFixed(1)} at the start and ${machine.loadAverage[1].toFixed(1)} at the end (other work shared the machine, so the wall-clock time is longer than the work)` : ''}.${fullEstimate === null ? '' : ` The full grid (${FEDUMM_FULL.alphas.length} α × ${FEDUMM_FULL.clientCounts.length} client counts × ${FULL_SEED_COUNT} seeds, ${FEDUMM_FULL.rounds} rounds, ${FEDUMM_FULL.totalExamples} examples, plus ${FEDUMM_FULL.learningRates.length} learning rates × ${FEDUMM_FULL.tuningSeeds.length} tuning seeds) is estimated at about ${fullEstimate.toFixed(0)} min from this run: per run, time ∝ rounds × examples, so each quick run's time is scaled by (${FEDUMM_FULL.rounds}·${FEDUMM_FULL.totalExamples}) / (${settings.rounds}·${settings.totalExamples}) and multiplied out over the full grid, and the centralized runs likewise${machine && durationMs > 0 ? ` (about ${((fullEstimate * machine.cpuMs) / durationMs).toFixed(0)} min on an otherwise idle machine, scaling the CPU time instead)` : ''}.`}
 `;
   return {
     id,
@@ -723,6 +876,18 @@ ${shortRuns(settings, grid)}- There is no "single site" row (one client alone), 
     checks,
     durationMs,
   };
+}
+
+/** What the runtime covers when runs were read from the run cache or left to other shards (empty when every run was made here). */
+function reuseSentence(reuse: FedUmmReportInput['reuse']): string {
+  if (reuse === undefined) return '';
+  const stored =
+    reuse.stored === 0
+      ? ''
+      : `; ${reuse.stored} of its ${reuse.total} tuning, grid and centralized runs were read from raw/runs/, stored by earlier invocations (the full grid resumes where an interrupted one stopped), so this time covers only the runs this invocation made, while one client's round times (Table 4) were measured again by this invocation`;
+  const skipped =
+    reuse.skipped === 0 ? '' : `; ${reuse.skipped} grid and centralized runs were left to other \`--shard\` invocations and are missing from these tables`;
+  return `${stored}${skipped}`;
 }
 
 /** A note naming the configurations whose clients held fewer examples than the budget (small Dirichlet shares), or nothing. */

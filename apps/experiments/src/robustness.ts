@@ -31,6 +31,7 @@ import {
 import type { AggregatorId, RobustnessGridShape, RobustnessRun, RunClient } from './robustnessAnalysis.js';
 import type { Check, ExperimentContext, Figure, SectionResult } from './section.js';
 import type { VerifySpec } from './verify.js';
+import { belongsToOtherShard } from './runCache.js';
 import { markdownTable, meanStd } from './stats.js';
 import { experimentTask } from './tasks.js';
 
@@ -415,7 +416,7 @@ export async function runRobustness(ctx: ExperimentContext): Promise<SectionResu
     const key = robustnessCacheKey(settings, cell);
     const stored = ctx.cache?.get<RobustnessRun>(CACHE_PREFIX, key) ?? null;
     // Another shard's cell: left to it (the report of this invocation then lacks the cell).
-    if (stored === null && ctx.shard !== undefined && i % ctx.shard.count !== ctx.shard.index) {
+    if (stored === null && belongsToOtherShard(ctx.shard, i)) {
       skipped += 1;
       continue;
     }

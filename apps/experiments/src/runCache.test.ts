@@ -2,7 +2,17 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cacheFileName, cachedRun, canonicalJson, createRunCache, decodeNonFinite, encodeNonFinite } from './runCache.js';
+import {
+  belongsToOtherShard,
+  cacheFileName,
+  cachedCell,
+  cachedRun,
+  canonicalJson,
+  createRunCache,
+  decodeNonFinite,
+  encodeNonFinite,
+  settingsKey,
+} from './runCache.js';
 
 describe('run cache', () => {
   let dir: string;
@@ -93,5 +103,25 @@ describe('run cache', () => {
     // Without a cache every call computes.
     await cachedRun(undefined, 'fedmmx', { seed: 1 }, compute);
     expect(calls).toBe(4);
+  });
+
+  it('keys settings without the fields that change no run, with the code version', () => {
+    const settings = { rounds: 3, grid: [1, 2], seeds: [7] };
+    expect(settingsKey(2, settings, ['grid', 'seeds'])).toEqual({ engine: 2, rounds: 3 });
+    expect(settingsKey(2, settings, [])).toEqual({ engine: 2, rounds: 3, grid: [1, 2], seeds: [7] });
+  });
+
+  it('leaves a missing cell of another shard to it, but reads that cell back when it is stored', async () => {
+    const cache = createRunCache(dir);
+    let calls = 0;
+    const run = (key: unknown) => ({ prefix: 'sybil', key, compute: () => Promise.resolve(++calls) });
+    const shard = { index: 0, count: 2 };
+    expect([0, 1, 2, 3].map((i) => belongsToOtherShard(shard, i))).toEqual([false, true, false, true]);
+    expect(belongsToOtherShard(undefined, 1)).toBe(false);
+
+    expect(await cachedCell({ cache, shard }, 1, run({ cell: 1 }))).toBeNull();
+    expect(await cachedCell({ cache, shard }, 2, run({ cell: 2 }))).toEqual({ value: 1, stored: false });
+    expect(await cachedCell({ cache, shard: { index: 1, count: 2 } }, 2, run({ cell: 2 }))).toEqual({ value: 1, stored: true });
+    expect(calls).toBe(1);
   });
 });

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Shard } from './args.js';
 import { ExperimentsError } from './errors.js';
 
 /** What a cache file holds. */
@@ -126,9 +127,38 @@ export async function cachedRun<T>(
   compute: () => Promise<T>,
   keep: (value: T) => boolean = () => true,
 ): Promise<{ value: T; stored: boolean }> {
-  const hit = cache?.get<unknown>(prefix, key) ?? null;
+  // Without a shard no cell is left to another, so the result is never null.
+  return (await cachedCell({ ...(cache === undefined ? {} : { cache }) }, 0, { prefix, key, compute, keep }))!;
+}
+
+/**
+ * The settings part of a run's key: `settings` without the fields in `ignored` (those that change
+ * no single run, e.g. the list of cells or the tuning grid), with the section's code version
+ * `engine`, bumped whenever a change to the code changes what a stored run would measure.
+ */
+export function settingsKey<S extends object>(engine: number, settings: S, ignored: readonly (keyof S)[]): Readonly<Record<string, unknown>> {
+  const rest = Object.fromEntries(Object.entries(settings).filter(([k]) => !(ignored as readonly PropertyKey[]).includes(k)));
+  return { engine, ...rest };
+}
+
+/** Whether the cell at `index` of a grid's plan is left to another shard when it has no stored run (never without `shard`). */
+export function belongsToOtherShard(shard: Shard | undefined, index: number): boolean {
+  return shard !== undefined && index % shard.count !== shard.index;
+}
+
+/**
+ * `cachedRun` for the cell at `index` of a grid's plan: a cell with no stored run that belongs to
+ * another shard is left to it (null, nothing computed).
+ */
+export async function cachedCell<T>(
+  where: { readonly cache?: RunCache; readonly shard?: Shard },
+  index: number,
+  run: { readonly prefix: string; readonly key: unknown; readonly compute: () => Promise<T>; readonly keep?: (value: T) => boolean },
+): Promise<{ value: T; stored: boolean } | null> {
+  const hit = where.cache?.get<unknown>(run.prefix, run.key) ?? null;
   if (hit !== null) return { value: decodeNonFinite(hit) as T, stored: true };
-  const value = await compute();
-  if (keep(value)) cache?.put(prefix, key, encodeNonFinite(value));
+  if (belongsToOtherShard(where.shard, index)) return null;
+  const value = await run.compute();
+  if (run.keep?.(value) ?? true) where.cache?.put(run.prefix, run.key, encodeNonFinite(value));
   return { value, stored: false };
 }

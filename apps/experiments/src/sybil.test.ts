@@ -1,7 +1,11 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DEFAULT_ADMISSION } from '@chorus/coordinator';
 import { tensor } from '@chorus/fl-core';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isExperimentsError } from './errors.js';
+import { cacheFileName, createRunCache } from './runCache.js';
 import {
   FULL_SYBIL,
   QUICK_SYBIL,
@@ -9,13 +13,16 @@ import {
   colludingDelta,
   retainedOf,
   sybilAdmission,
+  runSybil,
+  sybilCacheKey,
   sybilChecks,
   sybilFigure,
   sybilMarkdown,
+  sybilPlan,
   sybilShare,
   sybilTask,
 } from './sybil.js';
-import type { SybilRun } from './sybil.js';
+import type { SybilRun, SybilRunner, SybilSettings } from './sybil.js';
 
 const run = (overrides: Partial<SybilRun>): SybilRun => ({
   defence: 'none',
@@ -104,5 +111,67 @@ describe('sybil grid', () => {
     expect(markdown).toContain('keeps 75.0% of clean accuracy — design target (≥ 90%) **not met**');
     expect(markdown).toContain('- none (seed 1): 25.0% retained, attacker share 100.0%.');
     expect(sybilFigure(runs, 1)).toContain('<svg');
+  });
+});
+
+describe('runSybil with the run cache', () => {
+  // Two defences beside the clean run, one seed: three runs, made by a fake that counts them.
+  const settings: SybilSettings = { ...QUICK_SYBIL, defences: ['none', 'all'] };
+  let dir: string;
+  let calls: string[];
+  const fake: SybilRunner = (_s, defence, seed) => {
+    calls.push(`${defence} s${seed}`);
+    return Promise.resolve(run({ defence, seed, finalAccuracy: defence === 'clean' ? 0.8 : 0.4, attacker: defence === 'clean' ? null : attacker(4) }));
+  };
+  const ctx = (warnings: string[] = []) => ({ quick: false, seeds: [1], log: () => undefined, cache: createRunCache(dir, { warn: (l) => warnings.push(l) }) });
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'chorus-sybil-cache-'));
+    calls = [];
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads stored runs back instead of running them again, and says their times were measured by an earlier invocation', async () => {
+    const first = await runSybil(ctx(), settings, fake);
+    const second = await runSybil(ctx(), settings, fake);
+
+    expect(calls).toEqual(['clean s1', 'none s1', 'all s1']);
+    expect(readdirSync(dir)).toHaveLength(3);
+    expect((second.raw as { runs: SybilRun[] }).runs).toEqual((first.raw as { runs: SybilRun[] }).runs);
+    expect(first.markdown).not.toContain('read from raw/runs/');
+    expect(second.markdown).toContain('3 of the 3 runs (marked †) were read from raw/runs/, stored by earlier invocations');
+    expect(second.markdown).toContain('0.01 s †');
+  });
+
+  it('runs again when a setting that defines the run changes, not when only the list of defences does', async () => {
+    await runSybil(ctx(), settings, fake);
+    await runSybil(ctx(), { ...settings, defences: ['all'] }, fake);
+    expect(calls).toHaveLength(3);
+
+    await runSybil(ctx(), { ...settings, attackSigma: 0.5 }, fake);
+    expect(calls).toHaveLength(6);
+    expect(sybilCacheKey(settings, 'all', 1)).not.toEqual(sybilCacheKey(settings, 'all', 2));
+  });
+
+  it('reports a corrupt file and runs its cell again; keeps no unfinished run', async () => {
+    await runSybil(ctx(), settings, fake);
+    writeFileSync(join(dir, cacheFileName('sybil', sybilCacheKey(settings, 'none', 1))), '{"version":1,');
+    const warnings: string[] = [];
+
+    await runSybil(ctx(warnings), settings, fake);
+
+    expect(calls).toEqual(['clean s1', 'none s1', 'all s1', 'none s1']);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('not JSON');
+    const failing: SybilRunner = (_s, defence, seed) => Promise.resolve(run({ defence, seed, status: 'error', finalAccuracy: null }));
+    await runSybil(ctx(), { ...settings, rounds: 3 }, failing);
+    expect(readdirSync(dir)).toHaveLength(3);
+  });
+
+  it("under --shard leaves another shard's missing run to it and says the grid is incomplete", async () => {
+    const result = await runSybil({ ...ctx(), shard: { index: 0, count: 2 } }, settings, fake);
+
+    expect(sybilPlan(settings, [1]).map((c) => c.defence)).toEqual(['clean', 'none', 'all']);
+    expect(calls).toEqual(['clean s1', 'all s1']);
+    expect(result.checks.find((c) => c.name === 'the sybil grid is complete')).toMatchObject({ ok: false, detail: expect.stringContaining('1 of 3 runs') });
   });
 });

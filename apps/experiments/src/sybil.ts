@@ -9,6 +9,9 @@
  * quotas, invitation links) and then, in every round it is invited to, skips training and uploads
  * the same colluding update at once (see {@link colludingDelta}). The honest volunteers were there first (established
  * identities); the attacker's identities arrive after `attackAfterRound` rounds, between two rounds.
+ *
+ * Every finished run is stored in the run cache (see runCache.ts) under everything that defines it,
+ * so an interrupted full grid resumes where it stopped; `--shard i/n` splits the missing runs.
  */
 import { DEFAULT_ADMISSION } from '@chorus/coordinator';
 import type { Coordinator, TaskConfig } from '@chorus/coordinator';
@@ -17,6 +20,8 @@ import { ConnectRefused, FakeClient, globalOf } from '@chorus/coordinator/testin
 import { createRng, encodeUpdate, gaussian, tensor } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
 import { ExperimentsError } from './errors.js';
+import { ROBUSTNESS_ENGINE } from './robustness.js';
+import { cachedCell, settingsKey } from './runCache.js';
 import type { Check, ExperimentContext, SectionResult } from './section.js';
 import { markdownTable } from './stats.js';
 import { barChart } from './svg.js';
@@ -279,7 +284,35 @@ export function sybilShare(run: Pick<SybilRun, 'aggregatedAfterArrival' | 'sybil
   return run.aggregatedAfterArrival === 0 ? null : run.sybilAggregated / run.aggregatedAfterArrival;
 }
 
-async function runOne(settings: SybilSettings, defence: SybilDefence | 'clean', seed: number): Promise<SybilRun> {
+const CACHE_PREFIX = 'sybil';
+
+/** Bumped whenever a change to this section's code (the attacker, what a run counts) changes what a stored run would measure. */
+export const SYBIL_ENGINE = 1;
+
+/**
+ * The run cache's key of one run: the settings (less the list of defences, which changes no run),
+ * the validated task (the admission defaults included), the round engine's version and the cell.
+ */
+export function sybilCacheKey(settings: SybilSettings, defence: SybilDefence | 'clean', seed: number): unknown {
+  return {
+    section: 'sybil',
+    settings: settingsKey(SYBIL_ENGINE, settings, ['defences']),
+    roundEngine: ROBUSTNESS_ENGINE,
+    task: sybilTask(defence, settings, seed),
+    cell: { defence, seed },
+  };
+}
+
+/** Every run of the grid, seed by seed, the clean run first. */
+export function sybilPlan(settings: SybilSettings, seeds: readonly number[]): { defence: SybilDefence | 'clean'; seed: number }[] {
+  return seeds.flatMap((seed) => (['clean', ...settings.defences] as const).map((defence) => ({ defence, seed })));
+}
+
+/** One run of the grid (what the section stores); tests pass a fake. */
+export type SybilRunner = (settings: SybilSettings, defence: SybilDefence | 'clean', seed: number) => Promise<SybilRun>;
+
+/** Runs `defence` at `seed` through the coordinator with the attacker alongside. */
+export async function runSybilCell(settings: SybilSettings, defence: SybilDefence | 'clean', seed: number): Promise<SybilRun> {
   const started = Date.now();
   const task = sybilTask(defence, settings, seed);
   const outcome: { value: AttackerOutcome | null } = { value: null };
@@ -378,8 +411,19 @@ export function retainedOf(runs: readonly SybilRun[], run: SybilRun): number | n
   return clean === null || clean <= 0 || run.finalAccuracy === null ? null : run.finalAccuracy / clean;
 }
 
-/** The section's Markdown, generated from the runs. */
-export function sybilMarkdown(runs: readonly SybilRun[], settings: SybilSettings, seeds: readonly number[], durationMs: number): string {
+/**
+ * The section's Markdown, generated from the runs. `stored`: the runs read from the run cache,
+ * whose times were measured by the invocation that made them (marked †).
+ */
+export function sybilMarkdown(
+  runs: readonly SybilRun[],
+  settings: SybilSettings,
+  seeds: readonly number[],
+  durationMs: number,
+  options: { readonly stored?: ReadonlySet<SybilRun> } = {},
+): string {
+  const stored = options.stored ?? new Set<SybilRun>();
+  const dagger = (r: SybilRun): string => (stored.has(r) ? ' †' : '');
   const pct = (x: number | null): string => (x === null ? '—' : `${(x * 100).toFixed(1)}%`);
   const rows = runs.map((r) => {
     const a = r.attacker;
@@ -393,7 +437,7 @@ export function sybilMarkdown(runs: readonly SybilRun[], settings: SybilSettings
       String(r.seed),
       a ? `${a.admitted} / ${a.attempted}` : '—',
       refused,
-      a ? `${(a.proofMs / 1000).toFixed(2)} s` : '—',
+      a ? `${(a.proofMs / 1000).toFixed(2)} s${dagger(r)}` : '—',
       r.defence === 'clean' ? '—' : `${pct(sybilShare(r))} (${r.sybilAggregated} / ${r.aggregatedAfterArrival})`,
       pct(r.finalAccuracy),
       r.defence === 'clean' ? '100%' : pct(retainedOf(runs, r)),
@@ -441,7 +485,10 @@ export function sybilMarkdown(runs: readonly SybilRun[], settings: SybilSettings
       'Slots by sampling order take away the speed advantage of skipping training, but an attacker holding most identities still holds most sampled places. Probation weighs newcomers less only while they are new, and only for weighted aggregation. Invitations bound identities by what the researcher hands out.',
     '',
     'Reproducibility: runs under the arrival rule (every row but “slots by sampling order” and “all”) depend on which uploads arrive first, so they are not bit-identical between machines; that dependence is what the sampling-order rule removes. ' +
-      `Runtime: ${(durationMs / 1000).toFixed(0)} s.`,
+      `Runtime: ${(durationMs / 1000).toFixed(0)} s.` +
+      (stored.size === 0
+        ? ''
+        : ` ${stored.size} of the ${runs.length} runs (marked †) were read from raw/runs/, stored by earlier invocations (the full grid resumes where an interrupted one stopped): their times, the attacker's time opening identities and their share of the runtime, were measured then, under that invocation's load, not by this one.`),
   ].join('\n');
 }
 
@@ -461,28 +508,60 @@ export function sybilFigure(runs: readonly SybilRun[], seed: number): string {
   });
 }
 
-/** Runs the Sybil grid (reduced under `ctx.quick`) and returns its report section. */
-export async function runSybil(ctx: ExperimentContext, settings: SybilSettings = ctx.quick ? QUICK_SYBIL : FULL_SYBIL): Promise<SectionResult> {
+/**
+ * Runs the Sybil grid (reduced under `ctx.quick`) and returns its report section. Stored runs are
+ * read back instead of run again; under `ctx.shard` a missing run of another shard is left to it.
+ */
+export async function runSybil(
+  ctx: ExperimentContext,
+  settings: SybilSettings = ctx.quick ? QUICK_SYBIL : FULL_SYBIL,
+  runCell: SybilRunner = runSybilCell,
+): Promise<SectionResult> {
   const started = Date.now();
   if (ctx.seeds.length === 0) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', 'runSybil: at least one seed is needed');
   const seeds = ctx.quick ? ctx.seeds.slice(0, 1) : [...ctx.seeds];
+  const plan = sybilPlan(settings, seeds);
   const runs: SybilRun[] = [];
-  for (const seed of seeds) {
-    for (const defence of ['clean', ...settings.defences] as const) {
-      const run = await runOne(settings, defence, seed);
-      runs.push(run);
-      ctx.log(
-        `sybil ${defence} s${seed}: ${run.finalAccuracy === null ? run.status : `accuracy ${run.finalAccuracy.toFixed(3)}`}, admitted ${run.attacker?.admitted ?? 0}, share ${sybilShare(run)?.toFixed(2) ?? '—'} (${(run.durationMs / 1000).toFixed(1)} s)`,
-      );
+  const stored = new Set<SybilRun>();
+  let storedMs = 0;
+  let skipped = 0;
+  for (const [i, { defence, seed }] of plan.entries()) {
+    const result = await cachedCell(ctx, i, {
+      prefix: CACHE_PREFIX,
+      key: sybilCacheKey(settings, defence, seed),
+      compute: () => runCell(settings, defence, seed),
+      // Only finished runs are kept: a run that failed is tried again next time.
+      keep: (r) => r.finalAccuracy !== null,
+    });
+    if (result === null) {
+      skipped += 1;
+      continue;
     }
+    const run = result.value;
+    runs.push(run);
+    if (result.stored) {
+      stored.add(run);
+      storedMs += run.durationMs;
+    }
+    ctx.log(
+      `sybil ${defence} s${seed}: ${run.finalAccuracy === null ? run.status : `accuracy ${run.finalAccuracy.toFixed(3)}`}, admitted ${run.attacker?.admitted ?? 0}, share ${sybilShare(run)?.toFixed(2) ?? '—'} (${result.stored ? 'stored run, ' : ''}${(run.durationMs / 1000).toFixed(1)} s)`,
+    );
   }
-  const durationMs = Date.now() - started;
+  // Runs read from the cache count with the time they took when they ran.
+  const durationMs = Date.now() - started + storedMs;
+  const checks = sybilChecks(runs, settings);
+  if (skipped > 0)
+    checks.push({
+      name: 'the sybil grid is complete',
+      ok: false,
+      detail: `${skipped} of ${plan.length} runs belong to other shards and have no stored run yet`,
+    });
   return {
     id: 'sybil',
     title: 'Sybils: one attacker, many identities, behind one open join link',
     markdown: [
       ...(ctx.quick ? ['**Quick mode**: a smoke test of the path (few rounds and examples, not every defence); the full mode is the evidence.', ''] : []),
-      sybilMarkdown(runs, settings, seeds, durationMs),
+      sybilMarkdown(runs, settings, seeds, durationMs, { stored }),
       '',
       '![Sybil defences](sybil-defences.svg)',
     ].join('\n'),
@@ -494,7 +573,7 @@ export async function runSybil(ctx: ExperimentContext, settings: SybilSettings =
       clientArgs: sybilClientArgs(settings, seeds[0]!),
       runs,
     },
-    checks: sybilChecks(runs, settings),
+    checks,
     durationMs,
   };
 }
