@@ -40,11 +40,41 @@ maxUpdateBytes: 200000
 seed: 3
 `;
 
+// FedAFD's whole family at its smallest: four client kinds, a server with image, text and audio
+// encoders (D = 32, a public batch of 16), two rounds.
+const FEDAFD_YAML = `
+id: afd
+dataset: { name: digits, modalities: [image, text, audio] }
+strategy: { name: fedafd }
+representation:
+  dim: 32
+  publicBatch: 16
+  server: { hiddenUnits: 16, imageFilters: [4, 8], textFilters: 16, audioFilters: [4, 8], learningRate: 0.01 }
+  clientKinds:
+    - { kind: image-classifier, arch: cnn, share: 0.25 }
+    - { kind: text-classifier, arch: bag-mlp, share: 0.25 }
+    - { kind: image-text-retrieval, arch: cnn+bag-mlp, share: 0.25 }
+    - { kind: audio-text-retrieval, arch: pool-mlp+conv1d, share: 0.25 }
+evaluation: { testExamples: 16 }
+rounds: 2
+clientsPerRound: 4
+minClients: 4
+overSelection: 0
+roundDeadlineMs: 120000
+localEpochs: 1
+batchSize: 8
+learningRate: 0.01
+maxUpdateBytes: 200000
+seed: 5
+admission: { proofOfWorkBits: 0, probationRounds: 0, newIdentitiesPerAddress: null }
+`;
+
 /** Starts `src/main.ts` as a separate process and resolves with what its ready line says. */
-function launch(dataDir: string, taskFile: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--task', taskFile, '--data-dir', dataDir, '--port', '0', '--log-level', 'warn'], {
+function launch(dataDir: string, taskFile: string, extraArgs: readonly string[] = []): Promise<{ child: ChildProcess; url: string }> {
+  const args = ['--import', 'tsx', 'src/main.ts', '--task', taskFile, '--data-dir', dataDir, '--port', '0', '--log-level', 'warn', ...extraArgs];
+  const child = spawn(process.execPath, args, {
     cwd: packageRoot,
-    env: { ...process.env, CHORUS_ADMIN_TOKEN: 'admin-secret', CHORUS_JOIN_TOKENS: 'crash=join-secret' },
+    env: { ...process.env, CHORUS_ADMIN_TOKEN: 'admin-secret', CHORUS_JOIN_TOKENS: 'crash=join-secret,afd=join-secret' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -61,10 +91,28 @@ function launch(dataDir: string, taskFile: string): Promise<{ child: ChildProces
   });
 }
 
-async function taskState(url: string): Promise<{ completedRounds: number; globalHash: string }> {
-  const res = await fetch(`${url}/api/tasks/crash`, { headers: { authorization: 'Bearer admin-secret' } });
+async function taskState(url: string, taskId = 'crash'): Promise<{ completedRounds: number; globalHash: string }> {
+  const res = await fetch(`${url}/api/tasks/${taskId}`, { headers: { authorization: 'Bearer admin-secret' } });
   const body = (await res.json()) as { task: { engine: { completedRounds: number; globalHash: string } } };
   return body.task.engine;
+}
+
+async function taskStatus(url: string, taskId: string): Promise<string> {
+  const res = await fetch(`${url}/api/tasks/${taskId}`, { headers: { authorization: 'Bearer admin-secret' } });
+  return ((await res.json()) as { task: { status: string } }).task.status;
+}
+
+async function roundMetrics(url: string, taskId: string): Promise<{ serverRound: number; metrics: Record<string, number> }[]> {
+  const res = await fetch(`${url}/api/tasks/${taskId}/metrics`, { headers: { authorization: 'Bearer admin-secret' } });
+  return ((await res.json()) as { metrics: { serverRound: number; metrics: Record<string, number> }[] }).metrics;
+}
+
+/** Stops a coordinator process as Ctrl-C would (its demo clients with it) and waits for it to exit. */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
 }
 
 describe('coordinator process', () => {
@@ -120,6 +168,27 @@ describe('coordinator process', () => {
     expect(sha256HexSync(encodeGlobal('crash', 2, g2))).toBe(end2.globalHash);
     second.child.kill('SIGTERM');
   });
+
+  it('runs a FedAFD task to the end with demo clients of all four kinds (at least one per kind, more than asked)', async () => {
+    // Arrange
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-afd-demo-'));
+    dirs.push(dir);
+    const taskFile = join(dir, 'afd.yaml');
+    writeFileSync(taskFile, FEDAFD_YAML);
+    // Act: two demo clients asked for, with 16 examples each; a lone `--` as `pnpm start -- …` passes it.
+    const { child, url } = await launch(join(dir, 'data'), taskFile, ['--', '--demo-clients', '2', '--demo-max-examples', '16']);
+    const deadline = Date.now() + 200_000;
+    while ((await taskStatus(url, 'afd')) !== 'finished' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+    const metrics = await roundMetrics(url, 'afd');
+    await stop(child);
+    // Assert: both rounds aggregated one upload of each kind (a kind is the modalities its upload carries).
+    expect(metrics.map((m) => m.serverRound)).toEqual([1, 2]);
+    for (const { metrics: m } of metrics) {
+      expect(m['numAccepted']).toBe(4);
+      for (const kind of ['image', 'text', 'image+text', 'text+audio']) expect(m[`kind.${kind}.clients`], kind).toBe(1);
+      for (const key of ['server.i2tR1', 'server.t2iR1', 'server.a2tR1', 'server.t2aR1']) expect(m[key], key).toBeGreaterThanOrEqual(0);
+    }
+  }, 240_000);
 
   it('refuses a bad task file with exit status 1 and a message naming the file, line and path', async () => {
     // Arrange: an alias that expands past what a task file may hold, deep in the strategy.
