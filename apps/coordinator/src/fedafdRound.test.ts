@@ -10,6 +10,7 @@
  *    client a trust value.
  *  - A baseline on the same machinery (FedMD: example-count weights on the server, local distillation
  *    toward the global representations on the clients) runs a round with three kinds (image and text).
+ *    The admin API exports the server model (its encoders' weights by name) to the admin only.
  *  - Malformed representation uploads (a wrong shape, a modality the sender does not hold, NaN) are
  *    refused with their codes and change nothing: only the one valid upload is aggregated.
  */
@@ -113,7 +114,7 @@ describe('a FedAFD task with headless clients of all four kinds, and a baseline 
         dataset: 'digits',
         numClients: 4,
         scheme: 'iid',
-        maxExamplesPerClient: 24,
+        maxExamplesPerClient: 16,
         seed: 3,
         fedafd: {
           kinds: federation.representation!.clientKinds as never,
@@ -148,6 +149,27 @@ describe('a FedAFD task with headless clients of all four kinds, and a baseline 
         // FedAFD's clients align adversarially and fuse; they do not distil locally (the baselines do).
         expect(m['client.distillationLoss'] ?? 0).toBe(0);
       }
+      // The admin API exports the server model of the last global: its encoders' weights by name, byte for byte.
+      const admin = { authorization: 'Bearer admin-secret' };
+      const exportUrl = `${coordinator.url}/api/tasks/fedafd/export/model`;
+      const modelJson = (await (await fetch(`${exportUrl}/model.json`, { headers: admin })).json()) as {
+        format: string;
+        weightsManifest: { weights: { name: string; shape: number[] }[] }[];
+      };
+      const weightsBin = new Uint8Array(await (await fetch(`${exportUrl}/weights.bin`, { headers: admin })).arrayBuffer());
+      const serverWeights = coordinator.engines.get('fedafd')!.globalParameters.filter((t) => !t.name.startsWith('public/'));
+      expect(modelJson.format).toBe('chorus-fedafd-server');
+      expect(modelJson.weightsManifest[0]!.weights.map((w) => w.name)).toEqual(serverWeights.map((t) => t.name));
+      const concatenated = new Float32Array(serverWeights.reduce((n, t) => n + t.values.length, 0));
+      serverWeights.reduce((offset, t) => (concatenated.set(t.values, offset), offset + t.values.length), 0);
+      expect(weightsBin).toEqual(new Uint8Array(concatenated.buffer));
+      // A stranger, a volunteer's join token, and the adapters a representation task does not have: coded refusals.
+      const stranger = await fetch(`${exportUrl}/weights.bin`);
+      const volunteer = await fetch(`${exportUrl}/model.json`, { headers: { authorization: 'Bearer join-secret' } });
+      const adapters = await fetch(`${coordinator.url}/api/tasks/fedafd/export/adapters/model.json`, { headers: admin });
+      expect([stranger.status, ((await stranger.json()) as { error: { code: string } }).error.code]).toEqual([401, 'AUTH_REQUIRED']);
+      expect([volunteer.status, ((await volunteer.json()) as { error: { code: string } }).error.code]).toEqual([403, 'AUTH_INVALID']);
+      expect([adapters.status, ((await adapters.json()) as { error: { code: string } }).error.code]).toEqual([404, 'NO_MODEL']);
       const trust = store.listTrust('fedafd');
       const ids = clients.map((c) => c.client.clientId!).sort();
       for (const round of [1, 2]) {

@@ -6,7 +6,7 @@ import { publicBatchIndices } from '../engine/representationRounds.js';
 import { parseTask } from '../task/loadTask.js';
 import { isRepresentationTask } from '../task/taskSchema.js';
 import type { RepresentationTask } from '../task/taskSchema.js';
-import { FedAfdServerTask } from './fedAfdServer.js';
+import { FEDAFD_SERVER_FORMAT, FedAfdServerTask } from './fedAfdServer.js';
 
 const B = 8;
 const D = 16;
@@ -85,5 +85,25 @@ describe('FedAfdServerTask', () => {
     expect(same && metrics['server.audioRsum'] === metrics['server.rsum']).toBe(false);
     // Round 2's batch is another draw from the same seed, as the coordinator's round start names it.
     expect(publicBatchIndices(11, 2, server.publicExamples, B)).not.toEqual(publicBatchIndices(11, 1, server.publicExamples, B));
+  }, 60_000);
+
+  it('exports the server encoders of a global as TF.js weights by name, without the public representations', async () => {
+    // Arrange
+    const global = await server.initialParameters();
+    const { weights } = readPublicRepresentations(global, B, D);
+    // Act
+    const { modelJson, weights: bytes } = await server.exportArtifacts(global);
+    // Assert
+    expect(modelJson.format).toBe(FEDAFD_SERVER_FORMAT);
+    expect(modelJson.userDefinedMetadata).toMatchObject({ taskId: 'srv', config: { dim: D, modalities: ['image', 'text', 'audio'], audioFilters: [2, 4] } });
+    const specs = modelJson.weightsManifest[0]!.weights;
+    expect(specs.map((w) => w.name)).toEqual(weights.map((t) => t.name));
+    expect(specs.some((w) => w.name.startsWith('public/'))).toBe(false);
+    expect(['image', 'text', 'audio'].every((m) => specs.some((w) => w.name.startsWith(`${m}/`)))).toBe(true);
+    const before = tf.memory().numTensors;
+    const decoded = tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, specs);
+    for (const t of weights) expect(decoded[t.name]!.dataSync()).toEqual(t.values);
+    tf.dispose(Object.values(decoded));
+    expect(tf.memory().numTensors).toBe(before);
   }, 60_000);
 });

@@ -32,6 +32,10 @@ import { CoordinatorError } from '../errors.js';
 import { publicBatchIndices } from '../engine/representationRounds.js';
 import { buildRepresentationStrategy } from '../strategy/representation.js';
 import type { RepresentationTask } from '../task/taskSchema.js';
+import type { ExportedArtifacts } from './taskModel.js';
+
+/** `format` of the server model's export: its encoders' weights by name, its sizes in the metadata (as the adapters export of weight tasks). */
+export const FEDAFD_SERVER_FORMAT = 'chorus-fedafd-server';
 
 /** Options of {@link FedAfdServerTask.create}. */
 export interface FedAfdServerOptions {
@@ -206,6 +210,41 @@ export class FedAfdServerTask {
       metrics['server.audioRsum'] = a.rsum;
     }
     return metrics;
+  }
+
+  /**
+   * The server model of `global` as TF.js artifacts in {@link FEDAFD_SERVER_FORMAT}: every encoder
+   * weight by name (`image/conv_1/kernel` …, what `FedAfdServerModel.importWeights` reads; the
+   * public representations are left out), D, the modalities and the encoder sizes in the metadata.
+   */
+  async exportArtifacts(global: Parameters): Promise<ExportedArtifacts> {
+    const { weights } = readPublicRepresentations(global, this.numSamples, this.server.dim);
+    this.server.importWeights(weights);
+    const named = (await this.server.exportWeights()).map((t) => ({ name: t.name, tensor: tf.tensor(t.values, [...t.shape]) }));
+    try {
+      const { data, specs } = await tf.io.encodeWeights(named);
+      const s = this.task.representation.server;
+      const config = {
+        dim: this.server.dim,
+        modalities: [...this.modalities],
+        hiddenUnits: s.hiddenUnits,
+        imageFilters: [...s.imageFilters],
+        textFilters: s.textFilters,
+        audioFilters: [...s.audioFilters],
+      };
+      return {
+        modelJson: {
+          modelTopology: null as unknown as tf.io.ModelJSON['modelTopology'],
+          format: FEDAFD_SERVER_FORMAT,
+          generatedBy: '@chorus/coordinator',
+          weightsManifest: [{ paths: ['./weights.bin'], weights: specs }],
+          userDefinedMetadata: { taskId: this.task.id, config },
+        },
+        weights: new Uint8Array(data),
+      };
+    } finally {
+      for (const n of named) n.tensor.dispose();
+    }
   }
 
   dispose(): void {
