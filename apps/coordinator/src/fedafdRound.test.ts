@@ -3,12 +3,14 @@
  * via Adversarial Fusion and Distillation"): a real coordinator on port 0 with its evaluator
  * process running the server model, real sockets, and tiny sizes (D = 32, a public batch of 16).
  *
- *  - Three headless clients of different kinds (image classifier, text classifier, image–text
- *    retrieval) run a 2-round FedAFD task on `digits` to the end: the server's R@1 and rsum, the
+ *  - Four headless clients, one of each kind (image classifier, text classifier, image–text and
+ *    audio–text retrieval), run a 2-round FedAFD task on `digits` whose server encodes image, text
+ *    and audio to the end: the server's R@1 both ways (image↔text and audio↔text) and rsum, the
  *    bytes and the per-kind client metrics are stored with each round, and SED's weights give every
  *    client a trust value.
  *  - A baseline on the same machinery (FedMD: example-count weights on the server, local distillation
- *    toward the global representations on the clients) runs a round with the same three kinds.
+ *    toward the global representations on the clients) runs a round with three kinds (image and text).
+ *    The admin API exports the server model (its encoders' weights by name) to the admin only.
  *  - Malformed representation uploads (a wrong shape, a modality the sender does not hold, NaN) are
  *    refused with their codes and change nothing: only the one valid upload is aggregated.
  */
@@ -50,7 +52,22 @@ const common = {
   admission: { proofOfWorkBits: 0, probationRounds: 0, newIdentitiesPerAddress: null },
 };
 
-const federation = parseTask({ ...common, id: 'fedafd', rounds: 2, clientsPerRound: 3, minClients: 3, seed: 3 });
+// The federation's server also encodes audio, and its mix holds every client kind.
+const allKinds = {
+  ...common,
+  dataset: { name: 'digits', modalities: ['image', 'text', 'audio'] },
+  representation: {
+    ...common.representation,
+    server: { ...common.representation.server, audioFilters: [4, 8] },
+    clientKinds: [
+      { kind: 'image-classifier', arch: 'cnn', share: 0.25 },
+      { kind: 'text-classifier', arch: 'bag-mlp', share: 0.25 },
+      { kind: 'image-text-retrieval', arch: 'cnn+bag-mlp', share: 0.25 },
+      { kind: 'audio-text-retrieval', arch: 'pool-mlp+conv1d', share: 0.25 },
+    ],
+  },
+};
+const federation = parseTask({ ...allKinds, id: 'fedafd', rounds: 2, clientsPerRound: 4, minClients: 4, seed: 3 });
 const baseline = parseTask({ ...common, id: 'fedmd', strategy: { name: 'fedmd' }, rounds: 1, clientsPerRound: 3, minClients: 3, seed: 5 });
 const refusals = parseTask({ ...common, id: 'fedafd-refusals', rounds: 1, clientsPerRound: 4, minClients: 1, waitingRoomMs: 60_000, seed: 4 });
 
@@ -77,7 +94,7 @@ afterAll(async () => {
   store?.close();
 });
 
-describe('a FedAFD task and a baseline of its family with headless clients of three kinds', () => {
+describe('a FedAFD task with headless clients of all four kinds, and a baseline of its family', () => {
   let clients: HeadlessClient[] = [];
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.client.close()));
@@ -95,9 +112,9 @@ describe('a FedAFD task and a baseline of its family with headless clients of th
         models: createNodeDigitsFactory(),
         backend,
         dataset: 'digits',
-        numClients: 3,
+        numClients: 4,
         scheme: 'iid',
-        maxExamplesPerClient: 24,
+        maxExamplesPerClient: 16,
         seed: 3,
         fedafd: {
           kinds: federation.representation!.clientKinds as never,
@@ -109,25 +126,50 @@ describe('a FedAFD task and a baseline of its family with headless clients of th
       await Promise.all(clients.map((c) => c.client.start()));
       const outcomes = await Promise.all(clients.map((c) => c.client.finished()));
       // Assert: every client saw the task finish after 2 rounds.
-      expect(clients.map((c) => c.shard.modalities.join('+')).sort()).toEqual(['image', 'image+text', 'text']);
+      expect(clients.map((c) => c.shard.modalities.join('+')).sort()).toEqual(['audio+text', 'image', 'image+text', 'text']);
       for (const o of outcomes) expect(o.kind === 'task-end' && o.taskEnd.status === 'finished' && o.taskEnd.completedRounds === 2).toBe(true);
       const metrics = store.listMetrics('fedafd');
       expect(metrics.map((m) => m.serverRound)).toEqual([1, 2]);
       for (const { metrics: m } of metrics) {
-        for (const key of ['server.i2tR1', 'server.t2iR1', 'server.rsum', 'server.distillationLoss', 'strategy.loss', 'bytesIn', 'bytesOut'])
-          expect(m[key], key).toBeTypeOf('number');
-        expect(m['server.i2tR1']).toBeGreaterThanOrEqual(0);
+        // The dashboard charts server.i2tR1, server.t2iR1 and server.rsum; audio↔text is stored beside them.
+        const retrieval = ['server.i2tR1', 'server.t2iR1', 'server.rsum', 'server.a2tR1', 'server.t2aR1', 'server.audioRsum'];
+        for (const key of [...retrieval, 'server.distillationLoss', 'strategy.loss', 'bytesIn', 'bytesOut']) expect(m[key], key).toBeTypeOf('number');
+        for (const key of retrieval) expect(m[key], key).toBeGreaterThanOrEqual(0);
         expect(m['server.rsum']).toBeLessThanOrEqual(600);
-        expect(m['server.teachers']).toBe(2);
-        expect(m['numAccepted']).toBe(3);
+        expect(m['server.audioRsum']).toBeLessThanOrEqual(600);
+        expect(m['server.teachers']).toBe(3);
+        expect(m['numAccepted']).toBe(4);
         // Per client kind (its upload's modalities): the classifiers' accuracy, the retrieval client's recall.
         expect(m['kind.image.accuracy']).toBeGreaterThanOrEqual(0);
         expect(m['kind.text.accuracy']).toBeGreaterThanOrEqual(0);
         expect(m['kind.image+text.rsum']).toBeGreaterThanOrEqual(0);
         expect(m['kind.image+text.clients']).toBe(1);
+        expect(m['kind.text+audio.rsum']).toBeGreaterThanOrEqual(0);
+        expect(m['kind.text+audio.clients']).toBe(1);
         // FedAFD's clients align adversarially and fuse; they do not distil locally (the baselines do).
         expect(m['client.distillationLoss'] ?? 0).toBe(0);
       }
+      // The admin API exports the server model of the last global: its encoders' weights by name, byte for byte.
+      const admin = { authorization: 'Bearer admin-secret' };
+      const exportUrl = `${coordinator.url}/api/tasks/fedafd/export/model`;
+      const modelJson = (await (await fetch(`${exportUrl}/model.json`, { headers: admin })).json()) as {
+        format: string;
+        weightsManifest: { weights: { name: string; shape: number[] }[] }[];
+      };
+      const weightsBin = new Uint8Array(await (await fetch(`${exportUrl}/weights.bin`, { headers: admin })).arrayBuffer());
+      const serverWeights = coordinator.engines.get('fedafd')!.globalParameters.filter((t) => !t.name.startsWith('public/'));
+      expect(modelJson.format).toBe('chorus-fedafd-server');
+      expect(modelJson.weightsManifest[0]!.weights.map((w) => w.name)).toEqual(serverWeights.map((t) => t.name));
+      const concatenated = new Float32Array(serverWeights.reduce((n, t) => n + t.values.length, 0));
+      serverWeights.reduce((offset, t) => (concatenated.set(t.values, offset), offset + t.values.length), 0);
+      expect(weightsBin).toEqual(new Uint8Array(concatenated.buffer));
+      // A stranger, a volunteer's join token, and the adapters a representation task does not have: coded refusals.
+      const stranger = await fetch(`${exportUrl}/weights.bin`);
+      const volunteer = await fetch(`${exportUrl}/model.json`, { headers: { authorization: 'Bearer join-secret' } });
+      const adapters = await fetch(`${coordinator.url}/api/tasks/fedafd/export/adapters/model.json`, { headers: admin });
+      expect([stranger.status, ((await stranger.json()) as { error: { code: string } }).error.code]).toEqual([401, 'AUTH_REQUIRED']);
+      expect([volunteer.status, ((await volunteer.json()) as { error: { code: string } }).error.code]).toEqual([403, 'AUTH_INVALID']);
+      expect([adapters.status, ((await adapters.json()) as { error: { code: string } }).error.code]).toEqual([404, 'NO_MODEL']);
       const trust = store.listTrust('fedafd');
       const ids = clients.map((c) => c.client.clientId!).sort();
       for (const round of [1, 2]) {

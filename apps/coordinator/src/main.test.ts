@@ -4,11 +4,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FedAdam } from '@chorus/fl-core';
+import { FedAdam, encodeUpdate } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeGlobal, sha256HexSync } from './engine/roundEngine.js';
 import { FakeClient, constantDelta, globalOf } from './testing/fakeClient.js';
+import type { ParsedRoundStart } from '@chorus/protocol';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const children: ChildProcess[] = [];
@@ -40,11 +41,41 @@ maxUpdateBytes: 200000
 seed: 3
 `;
 
+// FedAFD's whole family at its smallest: four client kinds, a server with image, text and audio
+// encoders (D = 32, a public batch of 16), two rounds.
+const FEDAFD_YAML = `
+id: afd
+dataset: { name: digits, modalities: [image, text, audio] }
+strategy: { name: fedafd }
+representation:
+  dim: 32
+  publicBatch: 16
+  server: { hiddenUnits: 16, imageFilters: [4, 8], textFilters: 16, audioFilters: [4, 8], learningRate: 0.01 }
+  clientKinds:
+    - { kind: image-classifier, arch: cnn, share: 0.25 }
+    - { kind: text-classifier, arch: bag-mlp, share: 0.25 }
+    - { kind: image-text-retrieval, arch: cnn+bag-mlp, share: 0.25 }
+    - { kind: audio-text-retrieval, arch: pool-mlp+conv1d, share: 0.25 }
+evaluation: { testExamples: 16 }
+rounds: 2
+clientsPerRound: 4
+minClients: 4
+overSelection: 0
+roundDeadlineMs: 120000
+localEpochs: 1
+batchSize: 8
+learningRate: 0.01
+maxUpdateBytes: 200000
+seed: 5
+admission: { proofOfWorkBits: 0, probationRounds: 0, newIdentitiesPerAddress: null }
+`;
+
 /** Starts `src/main.ts` as a separate process and resolves with what its ready line says. */
-function launch(dataDir: string, taskFile: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--task', taskFile, '--data-dir', dataDir, '--port', '0', '--log-level', 'warn'], {
+function launch(dataDir: string, taskFile: string, extraArgs: readonly string[] = []): Promise<{ child: ChildProcess; url: string }> {
+  const args = ['--import', 'tsx', 'src/main.ts', '--task', taskFile, '--data-dir', dataDir, '--port', '0', '--log-level', 'warn', ...extraArgs];
+  const child = spawn(process.execPath, args, {
     cwd: packageRoot,
-    env: { ...process.env, CHORUS_ADMIN_TOKEN: 'admin-secret', CHORUS_JOIN_TOKENS: 'crash=join-secret' },
+    env: { ...process.env, CHORUS_ADMIN_TOKEN: 'admin-secret', CHORUS_JOIN_TOKENS: 'crash=join-secret,afd=join-secret' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -61,10 +92,28 @@ function launch(dataDir: string, taskFile: string): Promise<{ child: ChildProces
   });
 }
 
-async function taskState(url: string): Promise<{ completedRounds: number; globalHash: string }> {
-  const res = await fetch(`${url}/api/tasks/crash`, { headers: { authorization: 'Bearer admin-secret' } });
+async function taskState(url: string, taskId = 'crash'): Promise<{ completedRounds: number; globalHash: string }> {
+  const res = await fetch(`${url}/api/tasks/${taskId}`, { headers: { authorization: 'Bearer admin-secret' } });
   const body = (await res.json()) as { task: { engine: { completedRounds: number; globalHash: string } } };
   return body.task.engine;
+}
+
+async function taskStatus(url: string, taskId: string): Promise<string> {
+  const res = await fetch(`${url}/api/tasks/${taskId}`, { headers: { authorization: 'Bearer admin-secret' } });
+  return ((await res.json()) as { task: { status: string } }).task.status;
+}
+
+async function roundMetrics(url: string, taskId: string): Promise<{ serverRound: number; metrics: Record<string, number> }[]> {
+  const res = await fetch(`${url}/api/tasks/${taskId}/metrics`, { headers: { authorization: 'Bearer admin-secret' } });
+  return ((await res.json()) as { metrics: { serverRound: number; metrics: Record<string, number> }[] }).metrics;
+}
+
+/** Stops a coordinator process as Ctrl-C would (its demo clients with it) and waits for it to exit. */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
 }
 
 describe('coordinator process', () => {
@@ -120,6 +169,96 @@ describe('coordinator process', () => {
     expect(sha256HexSync(encodeGlobal('crash', 2, g2))).toBe(end2.globalHash);
     second.child.kill('SIGTERM');
   });
+
+  it('runs a FedAFD task to the end with demo clients of all four kinds (at least one per kind, more than asked)', async () => {
+    // Arrange
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-afd-demo-'));
+    dirs.push(dir);
+    const taskFile = join(dir, 'afd.yaml');
+    writeFileSync(taskFile, FEDAFD_YAML);
+    // Act: two demo clients asked for, with 16 examples each; a lone `--` as `pnpm start -- …` passes it.
+    const { child, url } = await launch(join(dir, 'data'), taskFile, ['--', '--demo-clients', '2', '--demo-max-examples', '16']);
+    const deadline = Date.now() + 200_000;
+    while ((await taskStatus(url, 'afd')) !== 'finished' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+    const metrics = await roundMetrics(url, 'afd');
+    await stop(child);
+    // Assert: both rounds aggregated one upload of each kind (a kind is the modalities its upload carries).
+    expect(metrics.map((m) => m.serverRound)).toEqual([1, 2]);
+    for (const { metrics: m } of metrics) {
+      expect(m['numAccepted']).toBe(4);
+      for (const kind of ['image', 'text', 'image+text', 'text+audio']) expect(m[`kind.${kind}.clients`], kind).toBe(1);
+      for (const key of ['server.i2tR1', 'server.t2iR1', 'server.a2tR1', 'server.t2aR1']) expect(m[key], key).toBeGreaterThanOrEqual(0);
+    }
+  }, 240_000);
+
+  it('resumes a FedAFD task after SIGKILL mid-round from its last committed round: server weights, round, metrics', async () => {
+    // Arrange: an image client and a speech–caption client; round 1 completes, round 2 is half uploaded.
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-afd-crash-'));
+    dirs.push(dir);
+    const taskFile = join(dir, 'afd.yaml');
+    writeFileSync(taskFile, FEDAFD_YAML.replace('clientsPerRound: 4\nminClients: 4', 'clientsPerRound: 2\nminClients: 2'));
+    const holds = [['image'], ['text', 'audio']] as const;
+    const upload = (c: FakeClient, start: ParsedRoundStart, modalities: readonly string[], scale: number) =>
+      c.submitBytes(
+        start,
+        encodeUpdate({
+          kind: 'representations',
+          taskId: 'afd',
+          round: start.serverRound,
+          clientId: c.clientId!,
+          encoding: 'fp16',
+          tensors: modalities.map((m, j) => ({
+            name: `rep/${m}`,
+            shape: [16, 32],
+            values: Float32Array.from({ length: 16 * 32 }, (_, i) => scale * Math.sin(i * 0.37 + j)),
+          })),
+        }),
+        { numExamples: 10 },
+      );
+    const first = await launch(join(dir, 'data'), taskFile);
+    const fakes = await Promise.all(holds.map(() => FakeClient.connect(first.url, { taskId: 'afd', token: 'join-secret' })));
+    clients.push(...fakes);
+    for (const [i, c] of fakes.entries()) await c.hello({ backend: 'cpu', modalities: [...holds[i]!], numExamples: 10 });
+    const r1 = await Promise.all(fakes.map((c) => c.roundStarts.next(60_000, 'round 1')));
+    for (const [i, c] of fakes.entries()) expect((await upload(c, r1[i]!, holds[i]!, 0.2)).ok).toBe(true);
+    const end1 = await fakes[0]!.roundEnds.next(60_000, 'round 1 end');
+    const r2 = await Promise.all(fakes.map((c) => c.roundStarts.next(60_000, 'round 2')));
+    const metrics1 = await roundMetrics(first.url, 'afd');
+    expect((await upload(fakes[0]!, r2[0]!, holds[0]!, 0.3)).ok).toBe(true);
+
+    // Act
+    first.child.kill('SIGKILL');
+    await new Promise((r) => first.child.once('exit', r));
+    const second = await launch(join(dir, 'data'), taskFile);
+    const state = await taskState(second.url, 'afd');
+    const metricsAfter = await roundMetrics(second.url, 'afd');
+    const again = await Promise.all(
+      fakes.map((c) => FakeClient.connect(second.url, { taskId: 'afd', token: 'join-secret', clientId: c.clientId!, clientSecret: c.clientSecret! })),
+    );
+    clients.push(...again);
+    for (const [i, c] of again.entries()) await c.hello({ backend: 'cpu', modalities: [...holds[i]!], numExamples: 10 });
+    const r2again = await Promise.all(again.map((c) => c.roundStarts.next(60_000, 'round 2 again')));
+    for (const [i, c] of again.entries()) expect((await upload(c, r2again[i]!, holds[i]!, 0.3)).ok).toBe(true);
+    const end2 = await again[0]!.roundEnds.next(60_000, 'round 2 end');
+    const metrics2 = await roundMetrics(second.url, 'afd');
+    await stop(second.child);
+
+    // Assert: round 1's global (server weights and round 2's public representations) is back byte for byte,
+    // (the server's Adam moments are not checkpointed, so round 2's result is not compared with an uninterrupted run's)
+    // with its metrics; round 2 runs again on it, over the same public batch, and completes.
+    expect(end1.status).toBe('completed');
+    expect(state).toMatchObject({ completedRounds: 1, globalHash: end1.globalHash });
+    expect(metricsAfter).toEqual(metrics1);
+    expect(metrics1.map((m) => m.serverRound)).toEqual([1]);
+    expect(metrics1[0]!.metrics['server.a2tR1']).toBeGreaterThanOrEqual(0);
+    expect(r2again[0]).toMatchObject({ serverRound: 2, attempt: 2, globalHash: end1.globalHash });
+    expect(r2again[0]!.config.representation!.publicIndices).toEqual(r2[0]!.config.representation!.publicIndices);
+    expect(end2).toMatchObject({ status: 'completed', serverRound: 2 });
+    expect(end2.globalHash).not.toBe(end1.globalHash);
+    expect(metrics2.map((m) => m.serverRound)).toEqual([1, 2]);
+    expect(metrics2[0]).toEqual(metrics1[0]);
+    expect(metrics2[1]!.metrics['numAccepted']).toBe(2);
+  }, 240_000);
 
   it('refuses a bad task file with exit status 1 and a message naming the file, line and path', async () => {
     // Arrange: an alias that expands past what a task file may hold, deep in the strategy.

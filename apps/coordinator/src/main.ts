@@ -4,13 +4,19 @@
  *   tsx src/main.ts [--task tasks/demo-digits.yaml]… [--data-dir .chorus-data] [--port 8787]
  *                   [--host 127.0.0.1] [--cors https://a.example,https://b.example] [--log-level info]
  *                   [--web-dir ../web-client/dist] [--datasets-dir <@chorus/datasets data>]
- *                   [--demo-clients 0] [--trust-proxy]
+ *                   [--demo-clients 0] [--demo-max-examples 300] [--trust-proxy]
  *
  * `--trust-proxy` keys the per-address quota of new identities on `X-Forwarded-For`: use it only
  * behind a reverse proxy that sets that header.
  *
- * `--demo-clients N` also starts N headless clients (separate processes) on the first task, so
- * rounds run at once; browsers that open the join link take part beside them.
+ * `--demo-clients N` also starts N headless clients (separate processes, `--demo-max-examples`
+ * training examples each) on the first task, so rounds run at once; browsers that open the join link
+ * take part beside them. On a representation task (FedAFD family) they are of the task's client
+ * kinds, at least one of each (demoClients.ts).
+ *
+ * Through pnpm from the repository root, `pnpm start --task apps/coordinator/tasks/fedafd-digits.yaml`:
+ * relative `--task` paths are read from the folder pnpm was started in (`INIT_CWD`), and a lone `--`
+ * (`pnpm start -- --task …`) is skipped.
  *
  * The web app's build is served at `/` when its folder exists (build it with the web client's
  * `build` script), and the built-in datasets' artifacts at `/data/…` for browsers to read lazily.
@@ -24,17 +30,15 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { parseCliArgs, runInProcesses } from '@chorus/client/node';
 import { DEFAULT_DATA_DIR } from '@chorus/datasets/node';
 import { DIGITS_WEIGHTS_DIR } from '@chorus/models/node';
 import { pino } from 'pino';
-import type { Logger } from 'pino';
+import { startDemoClients } from './demoClients.js';
 import { isCoordinatorError } from './errors.js';
 import type { StaticMount } from './http/static.js';
 import { startCoordinator } from './server.js';
 import { SqliteStore } from './store/sqliteStore.js';
 import { readTaskFile } from './task/loadTask.js';
-import type { TaskConfig } from './task/taskSchema.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -50,6 +54,8 @@ function parseJoinTokens(text: string | undefined): Map<string, string> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
+    // pnpm passes the `--` of `pnpm start -- --task …` on; it separates nothing here.
+    args: process.argv.slice(2).filter((arg) => arg !== '--'),
     options: {
       task: { type: 'string', multiple: true },
       'data-dir': { type: 'string', default: '.chorus-data' },
@@ -60,14 +66,19 @@ async function main(): Promise<void> {
       'web-dir': { type: 'string', default: join(packageRoot, '..', 'web-client', 'dist') },
       'datasets-dir': { type: 'string', default: DEFAULT_DATA_DIR },
       'demo-clients': { type: 'string', default: '0' },
+      'demo-max-examples': { type: 'string', default: '300' },
       'trust-proxy': { type: 'boolean', default: false },
     },
   });
   const demoClients = Number(values['demo-clients']);
   if (!Number.isInteger(demoClients) || demoClients < 0 || demoClients > 64)
     throw new Error(`--demo-clients must be an integer in [0, 64], got '${values['demo-clients']}'`);
+  const demoMaxExamples = Number(values['demo-max-examples']);
+  if (!Number.isInteger(demoMaxExamples) || demoMaxExamples < 1)
+    throw new Error(`--demo-max-examples must be an integer ≥ 1, got '${values['demo-max-examples']}'`);
   const logger = pino({ level: values['log-level'] });
-  const taskFiles = values.task ?? [join(packageRoot, 'tasks', 'demo-digits.yaml')];
+  // `pnpm start` runs this in the package folder; paths typed on its command line are the caller's.
+  const taskFiles = values.task?.map((file) => resolve(process.env['INIT_CWD'] ?? '.', file)) ?? [join(packageRoot, 'tasks', 'demo-digits.yaml')];
   const tasks = taskFiles.map((file) => readTaskFile(file));
   const joinTokens = parseJoinTokens(process.env['CHORUS_JOIN_TOKENS']);
   const port = Number(values.port);
@@ -122,7 +133,14 @@ async function main(): Promise<void> {
   );
 
   const stopDemoClients =
-    demoClients > 0 ? startDemoClients(coordinator.url, tasks[0]!, coordinator.joinTokens.get(tasks[0]!.id)!, demoClients, logger) : undefined;
+    demoClients > 0
+      ? startDemoClients(
+          tasks[0]!,
+          coordinator.joinTokens.get(tasks[0]!.id)!,
+          { url: coordinator.url, numClients: demoClients, maxExamples: demoMaxExamples },
+          logger,
+        )
+      : undefined;
 
   let closing = false;
   const shutdown = (signal: string): void => {
@@ -141,45 +159,6 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
-}
-
-/**
- * Headless clients for the demo, each in its own process (local training would otherwise stall the
- * coordinator's event loop), with a Dirichlet partition of the task's built-in dataset. Returns a
- * function that stops them.
- */
-function startDemoClients(url: string, task: TaskConfig, token: string, numClients: number, logger: Logger): () => void {
-  const args = [
-    '--url',
-    url,
-    '--task',
-    task.id,
-    '--clients',
-    String(numClients),
-    '--dataset',
-    task.dataset.name,
-    '--modalities',
-    task.dataset.modalities.join(','),
-    '--max-examples',
-    '300',
-  ];
-  // The token travels in the environment, never on a command line other users can read.
-  process.env['CHORUS_JOIN_TOKEN'] = token;
-  const cli = parseCliArgs(args, { CHORUS_JOIN_TOKEN: token });
-  const stop = new AbortController();
-  const done = runInProcesses(
-    cli,
-    args,
-    (index, event) => {
-      if (event.type === 'round-end' || event.type === 'task-end') logger.info({ demoClient: index, event: event.type }, 'demo client');
-    },
-    stop.signal,
-  );
-  done.then(
-    (summaries) => logger.info({ clients: summaries.length }, 'demo clients finished'),
-    (err: unknown) => logger.warn({ err }, 'demo clients stopped'),
-  );
-  return () => stop.abort();
 }
 
 main().catch((err: unknown) => {

@@ -13,7 +13,8 @@
  *   GET /api/tasks/:id/trust.csv                   the same as CSV                        (admin)
  *   GET /api/tasks/:id/checkpoint                  current global model, codec bytes      (admin)
  *   GET /api/tasks/:id/global                      the same, read-only, with its round (admin or the task's join token)
- *   GET /api/tasks/:id/export/model/model.json     merged TF.js LayersModel (base + adapters) (admin)
+ *   GET /api/tasks/:id/export/model/model.json     merged TF.js LayersModel (base + adapters) (admin);
+ *                                                  a representation task's server encoders, weights by name (format chorus-fedafd-server)
  *   GET /api/tasks/:id/export/model/weights.bin    its weights
  *   GET /api/tasks/:id/export/adapters/model.json  the adapters artifact alone              (admin)
  *   GET /api/tasks/:id/export/adapters/weights.bin its weights
@@ -39,6 +40,8 @@ import { isCoordinatorError } from '../errors.js';
 import type { RoundEngine } from '../engine/roundEngine.js';
 import { allowedActions, isTaskAction } from '../engine/taskControl.js';
 import type { TaskEvaluator } from '../model/taskEvaluator.js';
+import { isRepresentationTask } from '../task/taskSchema.js';
+import type { TaskConfig } from '../task/taskSchema.js';
 import type { ExportedArtifacts } from '../model/taskModel.js';
 import { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } from '../security/tokens.js';
 import type { CoordinatorStore, InvitationRecord, RoundMetricsRecord, TrustRecord } from '../store/types.js';
@@ -161,6 +164,14 @@ const taskRoutes: Record<string, Handler> = {
     if ((kind !== 'model' && kind !== 'adapters') || (file !== 'model.json' && file !== 'weights.bin') || rest.length !== 2) {
       return sendError(res, 404, 'NOT_FOUND', 'no such export (export/{model,adapters}/{model.json,weights.bin})');
     }
+    // A representation task (FedAFD family) has no adapters: its model is the server's encoders.
+    if (kind === 'adapters' && isRepresentationTask(JSON.parse(ctx.store.getTask(taskId)!.configJson) as TaskConfig))
+      return sendError(
+        res,
+        404,
+        'NO_MODEL',
+        `task ${taskId} is a representation task: its server model is at export/model/{model.json,weights.bin}, it has no adapters`,
+      );
     const artifacts = exported(ctx, taskId, kind);
     if (!artifacts) return sendError(res, 404, 'NO_MODEL', `task ${taskId} has no server-side model to export`);
     const { modelJson, weights } = await artifacts;

@@ -110,6 +110,11 @@ async function serve(request: EvaluatorRequest): Promise<unknown> {
       return { update: update ? encode(update) : null };
     }
     case 'export': {
+      // A representation task's one model is its server's encoders (the coordinator asks for 'merged' only).
+      if (fedAfd && request.kind === 'merged') {
+        const artifacts = await fedAfd.exportArtifacts(decode(request.parameters));
+        return { modelJson: artifacts.modelJson, weights: artifacts.weights };
+      }
       const m = ready();
       const parameters = decode(request.parameters);
       const artifacts = request.kind === 'merged' ? await m.exportMerged(parameters) : await m.exportAdapters(parameters);

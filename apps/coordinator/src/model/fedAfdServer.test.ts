@@ -6,7 +6,7 @@ import { publicBatchIndices } from '../engine/representationRounds.js';
 import { parseTask } from '../task/loadTask.js';
 import { isRepresentationTask } from '../task/taskSchema.js';
 import type { RepresentationTask } from '../task/taskSchema.js';
-import { FedAfdServerTask } from './fedAfdServer.js';
+import { FEDAFD_SERVER_FORMAT, FedAfdServerTask } from './fedAfdServer.js';
 
 const B = 8;
 const D = 16;
@@ -14,12 +14,12 @@ const D = 16;
 function taskWith(kinds: unknown[], testExamples = 16): RepresentationTask {
   const task = parseTask({
     id: 'srv',
-    dataset: { name: 'digits', modalities: ['image', 'text'] },
+    dataset: { name: 'digits', modalities: ['image', 'text', 'audio'] },
     strategy: { name: 'fedafd' },
     representation: {
       dim: D,
       publicBatch: B,
-      server: { hiddenUnits: 8, imageFilters: [2, 4], textFilters: 8, learningRate: 0.01, stepsPerRound: 2 },
+      server: { hiddenUnits: 8, imageFilters: [2, 4], textFilters: 8, audioFilters: [2, 4], learningRate: 0.01, stepsPerRound: 2 },
       clientKinds: kinds,
     },
     evaluation: { testExamples },
@@ -40,7 +40,13 @@ function taskWith(kinds: unknown[], testExamples = 16): RepresentationTask {
 let server: FedAfdServerTask;
 beforeAll(async () => {
   expect(await tf.setBackend('cpu')).toBe(true);
-  server = await FedAfdServerTask.create(taskWith([{ kind: 'image-text-retrieval', arch: 'cnn+bag-mlp', share: 1 }]));
+  // The server encodes image, text and audio, as a task with all four client kinds needs.
+  server = await FedAfdServerTask.create(
+    taskWith([
+      { kind: 'image-text-retrieval', arch: 'cnn+bag-mlp', share: 0.5 },
+      { kind: 'audio-text-retrieval', arch: 'cnn+bag-mlp', share: 0.5 },
+    ]),
+  );
 }, 60_000);
 afterAll(() => server?.dispose());
 
@@ -54,7 +60,7 @@ describe('FedAfdServerTask', () => {
     expect((error as CoordinatorError).issues[0]).toMatch(/^representation\.clientKinds\[0\]\.arch: /);
   });
 
-  it("distils the teachers into new weights, measures R@1 and rsum, and encodes the next round's public batch", async () => {
+  it("distils the teachers into new weights, measures R@1 and rsum image↔text and audio↔text, and encodes the next round's public batch", async () => {
     // Arrange: the first global holds round 1's public representations; a teacher for image.
     const global = await server.initialParameters();
     const round1 = readPublicRepresentations(global, B, D);
@@ -63,17 +69,41 @@ describe('FedAfdServerTask', () => {
     const { parameters, metrics } = await server.distill(1, global, { image: teacher });
     // Assert
     const round2 = readPublicRepresentations(parameters, B, D);
-    expect(Object.keys(round2.global.representations).sort()).toEqual(['image', 'text']);
+    expect(server.modalities).toEqual(['image', 'text', 'audio']);
+    expect(Object.keys(round2.global.representations).sort()).toEqual(['audio', 'image', 'text']);
     expect(round2.weights.map((t) => t.name)).toEqual(round1.weights.map((t) => t.name));
     expect(round2.weights.some((t, i) => t.values.some((v, j) => v !== round1.weights[i]!.values[j]))).toBe(true);
     expect(metrics['server.teachers']).toBe(1);
     expect(metrics['server.distillationLoss']).toBeGreaterThan(0);
     expect(metrics['server.testPairs']).toBe(16);
-    for (const key of ['server.i2tR1', 'server.t2iR1', 'server.rsum']) {
-      expect(metrics[key]).toBeGreaterThanOrEqual(0);
-      expect(metrics[key]).toBeLessThanOrEqual(key === 'server.rsum' ? 600 : 100);
+    for (const key of ['server.i2tR1', 'server.t2iR1', 'server.rsum', 'server.a2tR1', 'server.t2aR1', 'server.audioRsum']) {
+      expect(metrics[key], key).toBeGreaterThanOrEqual(0);
+      expect(metrics[key], key).toBeLessThanOrEqual(key.endsWith('sum') ? 600 : 100);
     }
+    // Audio↔text is measured on its own similarities, not copied from image↔text.
+    const same = ['R1', 'R5'].every((k) => metrics[`server.a2t${k}`] === metrics[`server.i2t${k}`] && metrics[`server.t2a${k}`] === metrics[`server.t2i${k}`]);
+    expect(same && metrics['server.audioRsum'] === metrics['server.rsum']).toBe(false);
     // Round 2's batch is another draw from the same seed, as the coordinator's round start names it.
     expect(publicBatchIndices(11, 2, server.publicExamples, B)).not.toEqual(publicBatchIndices(11, 1, server.publicExamples, B));
+  }, 60_000);
+
+  it('exports the server encoders of a global as TF.js weights by name, without the public representations', async () => {
+    // Arrange
+    const global = await server.initialParameters();
+    const { weights } = readPublicRepresentations(global, B, D);
+    // Act
+    const { modelJson, weights: bytes } = await server.exportArtifacts(global);
+    // Assert
+    expect(modelJson.format).toBe(FEDAFD_SERVER_FORMAT);
+    expect(modelJson.userDefinedMetadata).toMatchObject({ taskId: 'srv', config: { dim: D, modalities: ['image', 'text', 'audio'], audioFilters: [2, 4] } });
+    const specs = modelJson.weightsManifest[0]!.weights;
+    expect(specs.map((w) => w.name)).toEqual(weights.map((t) => t.name));
+    expect(specs.some((w) => w.name.startsWith('public/'))).toBe(false);
+    expect(['image', 'text', 'audio'].every((m) => specs.some((w) => w.name.startsWith(`${m}/`)))).toBe(true);
+    const before = tf.memory().numTensors;
+    const decoded = tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, specs);
+    for (const t of weights) expect(decoded[t.name]!.dataSync()).toEqual(t.values);
+    tf.dispose(Object.values(decoded));
+    expect(tf.memory().numTensors).toBe(before);
   }, 60_000);
 });

@@ -12,7 +12,7 @@
  * where L_ret is the symmetric InfoNCE of each public caption with its image (and speech clip), g_i^m
  * the server's unit-norm representation and λ_dis the strategy's distillation weight (0.4). It runs
  * `stepsPerRound` Adam steps on B with the teachers, measures R@1 both ways and rsum on the test
- * subset, and encodes round t + 1's public batch, drawn from (seed, t + 1) as the coordinator draws it.
+ * subset (image↔text, and audio↔text when the server encodes audio), and encodes round t + 1's public batch, drawn from (seed, t + 1) as the coordinator draws it.
  *
  * The global it reads and returns is the server's weights followed by `public/<modality>` [B, D]
  * tensors (fl-core's `publicTensorName`). Bad input raises a coded error before any weight moves.
@@ -32,6 +32,10 @@ import { CoordinatorError } from '../errors.js';
 import { publicBatchIndices } from '../engine/representationRounds.js';
 import { buildRepresentationStrategy } from '../strategy/representation.js';
 import type { RepresentationTask } from '../task/taskSchema.js';
+import type { ExportedArtifacts } from './taskModel.js';
+
+/** `format` of the server model's export: its encoders' weights by name, its sizes in the metadata (as the adapters export of weight tasks). */
+export const FEDAFD_SERVER_FORMAT = 'chorus-fedafd-server';
 
 /** Options of {@link FedAfdServerTask.create}. */
 export interface FedAfdServerOptions {
@@ -178,17 +182,69 @@ export class FedAfdServerTask {
     } finally {
       tf.dispose(Object.values(batch) as tf.Tensor[]);
     }
-    if (this.testBatch) {
-      const query = this.modalities.includes('image') ? 'image' : 'audio';
-      const r = await this.server.evaluateRetrieval(this.testBatch, query);
-      metrics['server.i2tR1'] = r.i2tR1;
-      metrics['server.t2iR1'] = r.t2iR1;
-      metrics['server.i2tR5'] = r.i2tR5;
-      metrics['server.t2iR5'] = r.t2iR5;
-      metrics['server.rsum'] = r.rsum;
-      metrics['server.testPairs'] = r.numPairs;
-    }
+    if (this.testBatch) Object.assign(metrics, await this.retrievalMetrics(this.testBatch));
     return { parameters: await this.globalFor(serverRound + 1), metrics };
+  }
+
+  /**
+   * The server's retrieval on the test pairs: `server.i2t*`, `server.t2i*` and `server.rsum` for its
+   * first query modality (image, else audio: the figures the dashboard charts), and, when it encodes
+   * audio, audio↔text as `server.a2tR1`, `server.t2aR1`, `server.a2tR5`, `server.t2aR5`, `server.audioRsum`.
+   */
+  private async retrievalMetrics(testBatch: MultimodalBatch): Promise<FedAfdServerMetrics> {
+    const metrics: FedAfdServerMetrics = {};
+    const primary = this.modalities.includes('image') ? 'image' : 'audio';
+    const r = await this.server.evaluateRetrieval(testBatch, primary);
+    metrics['server.i2tR1'] = r.i2tR1;
+    metrics['server.t2iR1'] = r.t2iR1;
+    metrics['server.i2tR5'] = r.i2tR5;
+    metrics['server.t2iR5'] = r.t2iR5;
+    metrics['server.rsum'] = r.rsum;
+    metrics['server.testPairs'] = r.numPairs;
+    if (this.modalities.includes('audio')) {
+      const a = primary === 'audio' ? r : await this.server.evaluateRetrieval(testBatch, 'audio');
+      metrics['server.a2tR1'] = a.i2tR1;
+      metrics['server.t2aR1'] = a.t2iR1;
+      metrics['server.a2tR5'] = a.i2tR5;
+      metrics['server.t2aR5'] = a.t2iR5;
+      metrics['server.audioRsum'] = a.rsum;
+    }
+    return metrics;
+  }
+
+  /**
+   * The server model of `global` as TF.js artifacts in {@link FEDAFD_SERVER_FORMAT}: every encoder
+   * weight by name (`image/conv_1/kernel` …, what `FedAfdServerModel.importWeights` reads; the
+   * public representations are left out), D, the modalities and the encoder sizes in the metadata.
+   */
+  async exportArtifacts(global: Parameters): Promise<ExportedArtifacts> {
+    const { weights } = readPublicRepresentations(global, this.numSamples, this.server.dim);
+    this.server.importWeights(weights);
+    const named = (await this.server.exportWeights()).map((t) => ({ name: t.name, tensor: tf.tensor(t.values, [...t.shape]) }));
+    try {
+      const { data, specs } = await tf.io.encodeWeights(named);
+      const s = this.task.representation.server;
+      const config = {
+        dim: this.server.dim,
+        modalities: [...this.modalities],
+        hiddenUnits: s.hiddenUnits,
+        imageFilters: [...s.imageFilters],
+        textFilters: s.textFilters,
+        audioFilters: [...s.audioFilters],
+      };
+      return {
+        modelJson: {
+          modelTopology: null as unknown as tf.io.ModelJSON['modelTopology'],
+          format: FEDAFD_SERVER_FORMAT,
+          generatedBy: '@chorus/coordinator',
+          weightsManifest: [{ paths: ['./weights.bin'], weights: specs }],
+          userDefinedMetadata: { taskId: this.task.id, config },
+        },
+        weights: new Uint8Array(data),
+      };
+    } finally {
+      for (const n of named) n.tensor.dispose();
+    }
   }
 
   dispose(): void {

@@ -46,7 +46,13 @@ describe('representation task files (FedAFD family)', () => {
       strategy: { name: 'fedafd' },
       representation: { dim: 256, publicBatch: 64, encoding: 'fp16', adversarialWeight: 0.5, distillationWeight: 0.4 },
     });
-    expect(task.representation!.clientKinds).toHaveLength(3);
+    expect(task.dataset.modalities).toEqual(['image', 'text', 'audio']);
+    expect(task.representation!.clientKinds.map((k) => k.kind)).toEqual([
+      'image-classifier',
+      'text-classifier',
+      'image-text-retrieval',
+      'audio-text-retrieval',
+    ]);
   });
 
   it('needs no model section, fills the defaults, and merges the coefficients into the fl-core strategy', () => {

@@ -57,7 +57,7 @@ export const DEMO_MODALITIES: readonly Modality[] = BUILTIN_MODALITIES.digits;
 export const DEMO_CLASS_NAMES: readonly string[] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
 /**
- * How `pnpm start` deals the split to its headless demo clients (apps/coordinator main.ts passes
+ * How `pnpm start` deals the split to its headless demo clients (apps/coordinator demoClients.ts passes
  * `--clients 3 --max-examples 300` and the clients CLI's defaults: Dirichlet α 0.5, seed 1). A
  * coordinator started with another `--demo-clients` count uses other examples, and the tab's slice
  * may then share a few with them.

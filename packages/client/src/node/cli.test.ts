@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createDigitsModelFactory } from '../models.js';
 import { headlessOptions, parseCliArgs } from './cli.js';
+import { formatFedAfdKinds } from './fedafdClients.js';
 
 describe('parseCliArgs', () => {
   it('reads every flag, the token from the environment first', () => {
@@ -60,6 +61,17 @@ describe('parseCliArgs', () => {
       { kind: 'image-classifier', arch: 'cnn', share: 0.5 },
       { kind: 'image-text-retrieval', arch: 'cnn+bag-mlp', share: 0.5 },
     ]);
+    // A task's mix written for the flag reads back as it was (the demo coordinator passes its task's mix this way).
+    const mix = [
+      { kind: 'image-classifier', arch: 'cnn', share: 0.25 },
+      { kind: 'text-classifier', arch: 'bag-mlp', share: 0.25 },
+      { kind: 'image-text-retrieval', arch: 'cnn+bag-mlp', share: 1 / 6 },
+      { kind: 'audio-text-retrieval', arch: 'pool-mlp+conv1d', share: 1 / 3 },
+    ] as const;
+    expect(formatFedAfdKinds(mix)).toBe(
+      'image-classifier:cnn=0.25,text-classifier:bag-mlp=0.25,image-text-retrieval:cnn+bag-mlp=0.16666666666666666,audio-text-retrieval:pool-mlp+conv1d=0.3333333333333333',
+    );
+    expect(parseCliArgs(['--url', 'u', '--task', 't', '--fedafd-kinds', formatFedAfdKinds(mix)]).fedafdKinds).toEqual(mix);
     expect(
       headlessOptions(fedafd, 'cpu', createDigitsModelFactory({ loadBase: async () => null, loadEmbeddings: () => Promise.reject(new Error('unused')) }))
         .fedafd,

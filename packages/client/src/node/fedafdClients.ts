@@ -31,6 +31,11 @@ export function parseFedAfdKinds(text: string): FedAfdKindShare[] {
   });
 }
 
+/** Writes a client mix as `--fedafd-kinds` takes it (`kind:arch=share,…`), the inverse of {@link parseFedAfdKinds}. */
+export function formatFedAfdKinds(kinds: readonly { readonly kind: string; readonly arch: string; readonly share: number }[]): string {
+  return kinds.map((k) => `${k.kind}:${k.arch}=${k.share}`).join(',');
+}
+
 /** What {@link createFedAfdHeadlessClients} needs beyond the headless options. */
 export interface FedAfdHeadlessOptions {
   /** The client mix. */

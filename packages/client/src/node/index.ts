@@ -14,5 +14,5 @@ export { headlessOptions, parseCliArgs, runInProcess, runInProcesses } from './c
 export type { CliOptions, ClientSummary } from './cli.js';
 export { loadFedAfdInputs, loadFedAfdShard, openFedAfdPublicDataFromFiles, partitionFedAfdBuiltin } from './fedafd.js';
 export type { FedAfdBuiltinOptions, FedAfdInputs, FedAfdInputsOptions, FedAfdShard } from './fedafd.js';
-export { createFedAfdHeadlessClients, parseFedAfdKinds } from './fedafdClients.js';
+export { createFedAfdHeadlessClients, formatFedAfdKinds, parseFedAfdKinds } from './fedafdClients.js';
 export type { FedAfdHeadlessOptions } from './fedafdClients.js';
