@@ -244,8 +244,8 @@ describe('coordinator process', () => {
     await stop(second.child);
 
     // Assert: round 1's global (server weights and round 2's public representations) is back byte for byte,
-    // (the server's Adam moments are not checkpointed, so round 2's result is not compared with an uninterrupted run's)
-    // with its metrics; round 2 runs again on it, over the same public batch, and completes.
+    // with its metrics; round 2 runs again on it, over the same public batch, and completes. (The server step
+    // depends on the global alone — fedAfdServer.test.ts — so round 2 gives what an uninterrupted run gives.)
     expect(end1.status).toBe('completed');
     expect(state).toMatchObject({ completedRounds: 1, globalHash: end1.globalHash });
     expect(metricsAfter).toEqual(metrics1);

@@ -21,9 +21,9 @@
  *
  * Resume: the engine checkpoints this global (fp32, lossless) with each committed round, so a task
  * restarted on its store continues from its last committed round with the same server weights,
- * public batch and metrics. The server's Adam moments are not part of it: they live in the evaluator
- * process and start afresh there after a restart (as after the evaluator is suspended when idle), so
- * the rounds after a resume are not bit-identical to an uninterrupted run's.
+ * public batch and metrics. The server's Adam moments are not part of it, and need not be: the
+ * server step resets them at the start of every round, so the rounds after a resume (or after the
+ * evaluator was suspended when idle) are bit-identical to an uninterrupted run's.
  *
  * Round metrics: the strategy's (`strategy.loss`, `strategy.meanWeight/<m>` …), the server step's
  * (`server.i2tR1`, `server.t2iR1`, `server.rsum`, `server.distillationLoss` …), the bytes sent

@@ -87,6 +87,29 @@ describe('FedAfdServerTask', () => {
     expect(publicBatchIndices(11, 2, server.publicExamples, B)).not.toEqual(publicBatchIndices(11, 1, server.publicExamples, B));
   }, 60_000);
 
+  it('computes a round from its global alone: a fresh server (a restart, a re-created evaluator) gives the same bytes as one that ran the round before', async () => {
+    // Arrange: this server has run round 1 (Adam has moved); a second one has run nothing.
+    const teacher = new Float32Array(B * D).fill(1 / Math.sqrt(D));
+    const g1 = (await server.distill(1, await server.initialParameters(), { image: teacher })).parameters;
+    const fresh = await FedAfdServerTask.create(
+      taskWith([
+        { kind: 'image-text-retrieval', arch: 'cnn+bag-mlp', share: 0.5 },
+        { kind: 'audio-text-retrieval', arch: 'cnn+bag-mlp', share: 0.5 },
+      ]),
+    );
+    try {
+      // Act: round 2 from the same global, on both.
+      const continued = await server.distill(2, g1, { image: teacher });
+      const restarted = await fresh.distill(2, g1, { image: teacher });
+      // Assert
+      expect(restarted.metrics).toEqual(continued.metrics);
+      expect(restarted.parameters.map((t) => t.name)).toEqual(continued.parameters.map((t) => t.name));
+      for (const [i, t] of restarted.parameters.entries()) expect(t.values, t.name).toEqual(continued.parameters[i]!.values);
+    } finally {
+      fresh.dispose();
+    }
+  }, 60_000);
+
   it('exports the server encoders of a global as TF.js weights by name, without the public representations', async () => {
     // Arrange
     const global = await server.initialParameters();

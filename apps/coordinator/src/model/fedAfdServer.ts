@@ -11,7 +11,8 @@
  *
  * where L_ret is the symmetric InfoNCE of each public caption with its image (and speech clip), g_i^m
  * the server's unit-norm representation and λ_dis the strategy's distillation weight (0.4). It runs
- * `stepsPerRound` Adam steps on B with the teachers, measures R@1 both ways and rsum on the test
+ * `stepsPerRound` Adam steps on B with the teachers (Adam's moments reset at the start of every round, so
+ * the step depends on the global it is given and nothing else), measures R@1 both ways and rsum on the test
  * subset (image↔text, and audio↔text when the server encodes audio), and encodes round t + 1's public batch, drawn from (seed, t + 1) as the coordinator draws it.
  *
  * The global it reads and returns is the server's weights followed by `public/<modality>` [B, D]
@@ -166,6 +167,9 @@ export class FedAfdServerTask {
   ): Promise<{ parameters: Tensor[]; metrics: FedAfdServerMetrics }> {
     const { weights } = readPublicRepresentations(global, this.numSamples, this.server.dim);
     this.server.importWeights(weights);
+    // Adam starts afresh every round: the round is then a function of the global alone, the same
+    // after a restart or after the evaluator was suspended and re-created.
+    this.server.resetOptimizer();
     const batch = await this.publicBatch(serverRound);
     const metrics: FedAfdServerMetrics = {};
     try {

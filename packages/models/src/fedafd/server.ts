@@ -54,7 +54,8 @@ export class FedAfdServerModel {
   readonly temperature: number;
   readonly distillationWeight: number;
   private readonly vocabSize: number | undefined;
-  private readonly optimizer: tf.Optimizer;
+  private readonly learningRate: number;
+  private optimizer: tf.Optimizer;
 
   constructor(config: FedAfdServerConfig) {
     this.temperature = checkPositive('FedAfdServerModel', 'temperature', config.temperature ?? INFO_NCE_TEMPERATURE);
@@ -73,7 +74,18 @@ export class FedAfdServerModel {
       throw new ModelsError('MODELS_BAD_CONFIG', 'FedAfdServerModel: the server needs text and at least one of image and audio', 'modalities');
     }
     this.vocabSize = config.textEmbedder?.vocabSize;
+    this.learningRate = learningRate;
     this.optimizer = tf.train.adam(learningRate);
+  }
+
+  /**
+   * Drops Adam's moments and step count: the next {@link trainStep} starts as the first one did. A
+   * server that resets at the start of every round computes each round from that round's inputs
+   * alone, so a restarted or re-created server continues bit-identically.
+   */
+  resetOptimizer(): void {
+    this.optimizer.dispose();
+    this.optimizer = tf.train.adam(this.learningRate);
   }
 
   /** Width D of the shared space. */
