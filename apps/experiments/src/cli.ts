@@ -41,7 +41,7 @@ export const SECTIONS: readonly SectionEntry[] = [
   { id: 'robustness', run: runRobustness, quickMinutes: 5.8, verify: ROBUSTNESS_VERIFY },
   { id: 'sybil', run: runSybil, quickMinutes: 1.4 },
   { ...fedUmmSection('fedumm', 'digits'), quickMinutes: 2.6 },
-  { ...FEDAFD_SECTION, quickMinutes: 1.5 },
+  { ...FEDAFD_SECTION, quickMinutes: 1.3 },
 ];
 
 /** `ids` in the order sections start: longest quick grid first (ties keep report order), so the last to finish starts early. */
