@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_SEEDS, parseExperimentsArgs, parseShard } from './args.js';
 import type { ExperimentsArgs, Shard } from './args.js';
 import { ExperimentsError } from './errors.js';
+import { FEDAFD_SECTION } from './fedafd.js';
 import { fedMmxSection } from './fedmmx.js';
 import { fedUmmSection } from './fedumm.js';
 import { writeReport } from './report.js';
@@ -40,6 +41,7 @@ export const SECTIONS: readonly SectionEntry[] = [
   { id: 'robustness', run: runRobustness, quickMinutes: 5.8, verify: ROBUSTNESS_VERIFY },
   { id: 'sybil', run: runSybil, quickMinutes: 1.4 },
   { ...fedUmmSection('fedumm', 'digits'), quickMinutes: 2.6 },
+  { ...FEDAFD_SECTION, quickMinutes: 1.3 },
 ];
 
 /** `ids` in the order sections start: longest quick grid first (ties keep report order), so the last to finish starts early. */

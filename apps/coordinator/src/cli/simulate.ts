@@ -47,6 +47,7 @@ import { MemoryStore } from '../store/memoryStore.js';
 import { SqliteStore } from '../store/sqliteStore.js';
 import type { CoordinatorStore } from '../store/types.js';
 import { readTaskFile } from '../task/loadTask.js';
+import { isRepresentationTask } from '../task/taskSchema.js';
 import type { TaskConfig } from '../task/taskSchema.js';
 import { registerSimulatedClients } from './simulatedClients.js';
 
@@ -283,8 +284,8 @@ async function simulateOn(
       String(options.numClients),
       '--dataset',
       task.dataset.name,
-      '--modalities',
-      task.dataset.modalities.join(','),
+      // A representation task's clients take their modalities from their kinds (`--fedafd-kinds` in clientArgs).
+      ...(isRepresentationTask(task) ? [] : ['--modalities', task.dataset.modalities.join(',')]),
       '--backend',
       backend,
       '--identity-dir',

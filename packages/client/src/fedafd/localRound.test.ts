@@ -242,6 +242,30 @@ describe('FedAFD round refusals', () => {
     client.dispose();
   });
 
+  it('scores held-out evaluation data instead of the local data when given', async () => {
+    // Arrange: 5 held-out images that are not among the 8 local ones.
+    const client = createFedAfdClient(tinySpec('image-classifier', 'cnn'), tinyOptions(embedder));
+    const heldOut = await only(tinyData(5, 100), ['image']);
+    // Act
+    const result = await runFedAfdLocalRound(roundOptions(client, images, { evalData: heldOut, evalExamples: 16 }));
+    // Assert: all 5 held-out examples scored (not the 8 local ones), with the accuracy the model has on them.
+    expect(result!.metrics.evalExamples).toBe(5);
+    expect(result!.metrics.accuracy).toBe((await evaluateFedAfdClient(client, heldOut, [0, 1, 2, 3, 4])).accuracy);
+    client.dispose();
+  });
+
+  it('refuses held-out evaluation data without the modality of its kind and trains nothing', async () => {
+    const client = createFedAfdClient(tinySpec('image-classifier', 'cnn'), tinyOptions(embedder));
+    const before = await weightsOf(client);
+    const texts = await only(tinyData(4, 100), ['text']);
+    await expect(runFedAfdLocalRound(roundOptions(client, images, { evalData: texts }))).rejects.toMatchObject({
+      code: 'CLIENT_DATASET',
+      message: expect.stringContaining('evaluation data'),
+    });
+    expect(await weightsOf(client)).toEqual(before);
+    client.dispose();
+  });
+
   it('refuses local data without the modality of its kind', async () => {
     const client = createFedAfdClient(tinySpec('text-classifier', 'bag-mlp'), tinyOptions(embedder));
     await expect(runFedAfdLocalRound(roundOptions(client, images))).rejects.toMatchObject({ code: 'CLIENT_DATASET' });

@@ -64,6 +64,8 @@ export interface FedAfdLocalRoundOptions {
   readonly labelMap?: Int32Array;
   /** Local examples (the first ones) scored after training; default {@link FEDAFD_EVAL_EXAMPLES}, 0: none. */
   readonly evalExamples?: number;
+  /** Held-out examples of the client's modalities scored after training instead of the local ones (the first `evalExamples` of them). */
+  readonly evalData?: LocalDataset;
   /** Milliseconds clock for the `milliseconds` metric; default `performance.now`. */
   readonly now?: () => number;
   readonly onStep?: (progress: FedAfdStepProgress) => void;
@@ -145,6 +147,8 @@ export function checkFedAfdRound(options: FedAfdLocalRoundOptions): number {
   if (lacking.length > 0)
     throw new ClientError('CLIENT_DATASET', `a ${client.kind} needs ${lacking.join(', ')}, the local data holds ${dataset.modalities.join(', ')}`);
   if (dataset.numExamples === 0) throw new ClientError('CLIENT_DATASET', 'no local examples to train on');
+  const evalLacking = client.modalities.filter((m) => options.evalData !== undefined && !options.evalData.modalities.includes(m));
+  if (evalLacking.length > 0) throw new ClientError('CLIENT_DATASET', `a ${client.kind} is scored on ${evalLacking.join(', ')}, the evaluation data lacks it`);
   if (client.isClassifier) {
     const numClasses = client.spec.numClasses;
     const bad = dataset.labels.findIndex((y) => y >= numClasses);
@@ -318,8 +322,10 @@ export async function runFedAfdLocalRound(options: FedAfdLocalRoundOptions): Pro
     }
     if (options.shouldStop?.()) return null;
     const mean = (sum: number): number => (sums.examples > 0 ? sum / sums.examples : 0);
-    const evalCount = Math.min(n, options.evalExamples ?? FEDAFD_EVAL_EXAMPLES);
-    const scores = evalCount > 0 ? scoresOf(await evaluateFedAfdClient(client, dataset, all.slice(0, evalCount))) : {};
+    const scored = options.evalData ?? dataset;
+    const evalCount = Math.min(scored.numExamples, options.evalExamples ?? FEDAFD_EVAL_EXAMPLES);
+    const evalIndices = Array.from({ length: evalCount }, (_, i) => i);
+    const scores = evalCount > 0 ? scoresOf(await evaluateFedAfdClient(client, scored, evalIndices)) : {};
     const honest = await modelCall(() => client.publicRepresentations(publicTensors));
     const representations = behaviour === null ? honest : attackRepresentations(honest, behaviour, rng, options.globalPublic);
     return {

@@ -136,6 +136,8 @@ describe('FedAfdRoundRunner', () => {
       // Other coefficients (no fusion) need another model.
       expect(runner.client).not.toBe(model);
       expect(runner.client!.spec.useGff).toBe(false);
+      // The round's learning rate (the task's) is the client's, not the spec's default.
+      expect(model!.spec.learningRate).toBe(0.01);
     } finally {
       runner.dispose();
     }

@@ -11,6 +11,7 @@
  * local encoders, head and discriminators keep learning) and rebuilt only when the round asks for
  * another D, other coefficients, or global encoders of other sizes.
  *
+ * The client's learning rate is the round config's (the task's `learningRate`), as in weight rounds.
  * The server's encoder sizes are not in the round config: they are read off the shapes of the
  * global weights ({@link globalSizesFromWeights}), so a client needs no copy of the task file.
  * A round start that is not a well-formed representation round is refused with `CLIENT_BAD_ROUND`
@@ -78,6 +79,8 @@ export interface FedAfdRoundRunnerOptions {
   readonly seed: number;
   /** Local examples scored after training (default the local round's). */
   readonly evalExamples?: number;
+  /** Held-out examples of the kind's modalities scored instead of local ones (experiments: a validation or test part). */
+  readonly evalData?: LocalDataset;
   /** Experiments only: an adversarial behaviour on what is uploaded. */
   readonly behaviour?: AdversarialBehaviour | null;
 }
@@ -140,7 +143,7 @@ export class FedAfdRoundRunner implements RepresentationRoundRunner {
       if (isFlCoreError(err)) throw new ClientError('CLIENT_BAD_ROUND', `FedAFD round: ${err.message}`);
       throw err;
     }
-    const client = this.clientFor(section, globalSizesFromWeights(split.weights));
+    const client = this.clientFor(section, globalSizesFromWeights(split.weights), round.config.learningRate);
     const publicBatch = await this.options.publicData.batch(section.publicIndices);
     const result = await runFedAfdLocalRound({
       client,
@@ -153,6 +156,7 @@ export class FedAfdRoundRunner implements RepresentationRoundRunner {
       rng: createRng(roundSeed(this.options.seed, round.serverRound)),
       behaviour: this.options.behaviour ?? null,
       ...(this.options.evalExamples === undefined ? {} : { evalExamples: this.options.evalExamples }),
+      ...(this.options.evalData === undefined ? {} : { evalData: this.options.evalData }),
       shouldStop: input.shouldStop,
       pause: input.pause,
       ...(input.onStep ? { onStep: input.onStep } : {}),
@@ -170,12 +174,13 @@ export class FedAfdRoundRunner implements RepresentationRoundRunner {
     return { bytes, metrics };
   }
 
-  /** The kept model, rebuilt when the round asks for another D, other coefficients or other global sizes. */
-  private clientFor(section: NonNullable<ParsedRoundStart['config']['representation']>, global: GlobalEncoderSizes): FedAfdClient {
+  /** The kept model, rebuilt when the round asks for another D, other coefficients, learning rate or global sizes. */
+  private clientFor(section: NonNullable<ParsedRoundStart['config']['representation']>, global: GlobalEncoderSizes, learningRate: number): FedAfdClient {
     const coefficients = { adversarialWeight: section.adversarialWeight, fusion: section.fusion, localDistillationWeight: section.localDistillationWeight };
-    const key = JSON.stringify({ dim: section.dim, coefficients, global });
+    const key = JSON.stringify({ dim: section.dim, coefficients, global, learningRate });
     if (this.model && key === this.modelKey) return this.model;
-    const spec = fedAfdClientSpec(this.options.assignment, coefficients, { ...this.options.spec, dim: section.dim });
+    // The task's learning rate is the clients' (as in weight rounds); the spec's own is only a default for direct use.
+    const spec = fedAfdClientSpec(this.options.assignment, coefficients, { ...this.options.spec, dim: section.dim, learningRate });
     const next = createFedAfdClient(spec, { ...this.options.modelOptions, global });
     this.model?.dispose();
     this.model = next;

@@ -78,6 +78,13 @@ describe('parseCliArgs', () => {
     ).toEqual({
       kinds: fedafd.fedafdKinds,
     });
+    // --fedafd-eval: the held-out range FedAFD clients are scored on reaches the headless options.
+    const scored = parseCliArgs(['--url', 'u', '--task', 't', '--fedafd-kinds', 'image-classifier:cnn=1', '--fedafd-eval', 'test:1000:256']);
+    expect(scored.fedafdEvaluation).toEqual({ split: 'test', start: 1000, count: 256 });
+    expect(
+      headlessOptions(scored, 'cpu', createDigitsModelFactory({ loadBase: async () => null, loadEmbeddings: () => Promise.reject(new Error('unused')) })).fedafd
+        ?.evaluation,
+    ).toEqual({ split: 'test', start: 1000, count: 256 });
   });
 
   it('refuses bad flags with CLIENT_BAD_CONFIG naming the flag', () => {
@@ -93,6 +100,9 @@ describe('parseCliArgs', () => {
       [['--url', 'u', '--task', 't', '--bogus'], /bogus/],
       [['--url', 'u', '--task', 't', '--fedafd-kinds', 'image-classifier=0.5'], /--fedafd-kinds/],
       [['--url', 'u', '--task', 't', '--fedafd-kinds', 'image-classifier:cnn=1', '--modalities', 'image'], /--fedafd-kinds/],
+      [['--url', 'u', '--task', 't', '--fedafd-eval', 'test:0:10'], /--fedafd-eval/],
+      [['--url', 'u', '--task', 't', '--fedafd-kinds', 'image-classifier:cnn=1', '--fedafd-eval', 'exam:0:10'], /--fedafd-eval/],
+      [['--url', 'u', '--task', 't', '--fedafd-kinds', 'image-classifier:cnn=1', '--fedafd-eval', 'test:0'], /--fedafd-eval/],
     ];
     for (const [argv, message] of cases) {
       expect(() => parseCliArgs(argv), argv.join(' ')).toThrow(

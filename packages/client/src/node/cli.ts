@@ -8,9 +8,12 @@
  *     [--adversarial sign-flip:0.2 …] [--processes] [--identity-dir DIR] [--backend wasm|cpu]
  *     [--eval-examples 128] [--weights-dir DIR] [--data-dir DIR]
  *     [--fedafd-kinds image-classifier:cnn=0.34,text-classifier:bag-mlp=0.33,image-text-retrieval:cnn+bag-mlp=0.33]
+ *     [--fedafd-eval test:0:256]
  *
  * `--fedafd-kinds` makes FedAFD clients for a representation task (FedAFD family): each gets a kind,
  * an architecture and its data from the mix, as `--modality-kinds` deals modalities to weight clients.
+ * `--fedafd-eval split:start:count` scores them after each round on those held-out examples (at most
+ * `--eval-examples` of them) instead of their own data.
  * The LoRA α and every other model option come from the coordinator's round config, not flags.
  * The join token comes from CHORUS_JOIN_TOKEN (or --token, which other users can read on the
  * command line). Live bars on a TTY, plain lines otherwise; the last stdout line is one JSON
@@ -31,7 +34,8 @@ import { ClientError, isClientError } from '../errors.js';
 import type { ClientEvent } from '../events.js';
 import type { ClientOutcome } from '../runtime.js';
 import type { FedAfdKindShare } from '../fedafd/clientData.js';
-import { parseFedAfdKinds } from './fedafdClients.js';
+import { parseFedAfdEvaluation, parseFedAfdKinds } from './fedafdClients.js';
+import type { FedAfdEvaluationRange } from './fedafd.js';
 import { createHeadlessClients } from './headless.js';
 import type { HeadlessClientsOptions } from './headless.js';
 import { createProgressView } from './progress.js';
@@ -52,6 +56,8 @@ export interface CliOptions {
   readonly modalityKinds: ModalityKindShare[] | undefined;
   /** FedAFD clients' mix (representation tasks). */
   readonly fedafdKinds: FedAfdKindShare[] | undefined;
+  /** FedAFD clients' held-out evaluation examples (absent: their own). */
+  readonly fedafdEvaluation: FedAfdEvaluationRange | undefined;
   readonly maxExamplesPerClient: number | undefined;
   readonly seed: number;
   readonly adversarial: AdversarialSpec[];
@@ -101,6 +107,7 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
         'modality-prob': { type: 'string' },
         'modality-kinds': { type: 'string' },
         'fedafd-kinds': { type: 'string' },
+        'fedafd-eval': { type: 'string' },
         'max-examples': { type: 'string' },
         seed: { type: 'string', default: '1' },
         adversarial: { type: 'string', multiple: true },
@@ -126,6 +133,7 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
   if (values['modality-prob'] && values['modality-kinds']) throw bad('give --modality-prob or --modality-kinds, not both');
   if (values['fedafd-kinds'] && (values['modality-prob'] || values['modality-kinds'] || values.modalities))
     throw bad('--fedafd-kinds deals kinds and their modalities: give it without --modalities, --modality-prob or --modality-kinds');
+  if (values['fedafd-eval'] && !values['fedafd-kinds']) throw bad('--fedafd-eval scores FedAFD clients: give it with --fedafd-kinds');
   let modalityProbabilities: Partial<Record<Modality, number>> | undefined;
   if (values['modality-prob']) {
     modalityProbabilities = {};
@@ -158,6 +166,7 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
     modalityProbabilities,
     modalityKinds,
     fedafdKinds: values['fedafd-kinds'] ? parseFedAfdKinds(values['fedafd-kinds']) : undefined,
+    fedafdEvaluation: values['fedafd-eval'] ? parseFedAfdEvaluation(values['fedafd-eval']) : undefined,
     maxExamplesPerClient: integer('max-examples', values['max-examples'], 1),
     seed: integer('seed', values.seed, 0)!,
     adversarial: (values.adversarial ?? []).map(parseAdversarialSpec),
@@ -192,7 +201,15 @@ export function headlessOptions(cli: CliOptions, backend: string, models: Headle
     ...(cli.dataDir === undefined ? {} : { dataDir: cli.dataDir }),
     ...(cli.identityDir === undefined ? {} : { storage: (i: number) => new FileIdentityStorage(identityFileOf(cli.identityDir!, i)) }),
     ...(cli.only === undefined ? {} : { only: [cli.only] }),
-    ...(cli.fedafdKinds ? { fedafd: { kinds: cli.fedafdKinds, ...(cli.weightsDir === undefined ? {} : { weightsDir: cli.weightsDir }) } } : {}),
+    ...(cli.fedafdKinds
+      ? {
+          fedafd: {
+            kinds: cli.fedafdKinds,
+            ...(cli.weightsDir === undefined ? {} : { weightsDir: cli.weightsDir }),
+            ...(cli.fedafdEvaluation === undefined ? {} : { evaluation: cli.fedafdEvaluation }),
+          },
+        }
+      : {}),
     // About a minute of retries (0.5 s doubling to 5 s) before a headless client gives up on an unreachable coordinator.
     client: { evalExamples: cli.evalExamples, reconnectAttempts: 15 },
   };

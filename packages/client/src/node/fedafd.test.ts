@@ -11,7 +11,7 @@ import { FEDAFD_BUILTIN_INPUTS } from '../fedafd/clientData.js';
 import type { FedAfdKindShare } from '../fedafd/clientData.js';
 import { createFedAfdClient } from '@chorus/models';
 import { toModelBatch } from '../training.js';
-import { loadFedAfdInputs, loadFedAfdShard, openFedAfdPublicDataFromFiles, partitionFedAfdBuiltin } from './fedafd.js';
+import { loadFedAfdEvaluationData, loadFedAfdInputs, loadFedAfdShard, openFedAfdPublicDataFromFiles, partitionFedAfdBuiltin } from './fedafd.js';
 import { useNodeBackend } from './setup.js';
 
 const KINDS: FedAfdKindShare[] = [
@@ -73,6 +73,24 @@ describe('FedAFD clients over the built-in digits', () => {
     expect(batch).toEqual(expected);
     expect(batch.image!.shape).toEqual([2, ...FEDAFD_BUILTIN_INPUTS.imageShape]);
     await expect(pub.batch([split.numExamples])).rejects.toMatchObject({ code: 'CLIENT_DATASET' });
+  }, 60_000);
+
+  it('loads a held-out range of a split once per modality set, and refuses a range outside it', async () => {
+    // Arrange
+    const source = fileSource();
+    const split = await openBuiltin(source, await readManifest(source), 'digits', 'test');
+    const expected = await (await datasetFromSamples((await split.read([10, 11, 12])) as BuiltinSample[], ['image', 'text'])).read([0, 1, 2]);
+    // Act
+    const data = await loadFedAfdEvaluationData('digits', { split: 'test', start: 10, count: 3 }, [['image'], ['image', 'text'], ['image']]);
+    // Assert: test examples 10–12 with each set's modalities and true labels.
+    expect([...data.keys()]).toEqual(['image', 'image+text']);
+    expect(await data.get('image+text')!.read([0, 1, 2])).toEqual(expected);
+    expect(data.get('image')!.modalities).toEqual(['image']);
+    for (const range of [
+      { split: 'test' as const, start: split.numExamples - 1, count: 2 },
+      { split: 'validation' as const, start: 0, count: 1 },
+    ])
+      await expect(loadFedAfdEvaluationData('digits', range, [['image']])).rejects.toMatchObject({ code: 'CLIENT_BAD_CONFIG' });
   }, 60_000);
 
   it('refuses an unknown dataset and a kind the dataset cannot hold', async () => {

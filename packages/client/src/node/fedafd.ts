@@ -9,11 +9,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { BUILTIN_MODALITIES, BUILTIN_NAMES, clientCaptionProfile, openBuiltin, readManifest } from '@chorus/datasets';
-import type { BuiltinName, CaptionProfile } from '@chorus/datasets';
+import type { BuiltinName, CaptionProfile, Split } from '@chorus/datasets';
 import { fileSource, loadBuiltinEmbeddings } from '@chorus/datasets/node';
 import { TextEmbedder } from '@chorus/models';
-import type { FedAfdClientOptions, GlobalEncoderSizes } from '@chorus/models';
+import type { FedAfdClientOptions, GlobalEncoderSizes, Modality } from '@chorus/models';
 import { DEFAULT_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
+import { datasetFromSamples } from '../builtinData.js';
 import type { LocalDataset } from '../dataset.js';
 import { ClientError } from '../errors.js';
 import { FEDAFD_BUILTIN_INPUTS, assignFedAfdKinds, loadFedAfdLocalData, openFedAfdPublicData, partitionFedAfd } from '../fedafd/clientData.js';
@@ -65,6 +66,44 @@ export async function loadFedAfdShard(dataset: BuiltinName, shard: FedAfdShard, 
   const source = fileSource(dataDir);
   const split = await openBuiltin(source, await readManifest(source), dataset, 'train', shard.profile ? { profile: shard.profile } : {});
   return loadFedAfdLocalData(split, shard, shard.indices);
+}
+
+/** A held-out part of a split that FedAFD clients are scored on: `count` examples from position `start`. */
+export interface FedAfdEvaluationRange {
+  readonly split: Split;
+  readonly start: number;
+  readonly count: number;
+}
+
+/**
+ * The examples of `range` (captions as the split holds them, no client profile) for each modality
+ * set asked for, keyed by `modalities.join('+')`. Throws `CLIENT_BAD_CONFIG` for a range outside
+ * the split or a split the dataset lacks.
+ */
+export async function loadFedAfdEvaluationData(
+  dataset: BuiltinName,
+  range: FedAfdEvaluationRange,
+  modalitySets: readonly (readonly Modality[])[],
+  dataDir?: string,
+): Promise<Map<string, LocalDataset>> {
+  checkDataset(dataset);
+  const source = fileSource(dataDir);
+  const manifest = await readManifest(source);
+  const size = manifest.datasets[dataset].splits[range.split]?.numExamples;
+  if (size === undefined) throw new ClientError('CLIENT_BAD_CONFIG', `--fedafd-eval: ${dataset} has no '${range.split}' split`);
+  if (!(Number.isInteger(range.start) && Number.isInteger(range.count) && range.start >= 0 && range.count >= 1 && range.start + range.count <= size))
+    throw new ClientError(
+      'CLIENT_BAD_CONFIG',
+      `--fedafd-eval: [${range.start}, ${range.start + range.count}) is not a range of the ${size} ${range.split} examples`,
+    );
+  const split = await openBuiltin(source, manifest, dataset, range.split);
+  const samples = await split.read(Array.from({ length: range.count }, (_, i) => range.start + i));
+  const out = new Map<string, LocalDataset>();
+  for (const modalities of modalitySets) {
+    const key = modalities.join('+');
+    if (!out.has(key)) out.set(key, await datasetFromSamples(samples, [...modalities]));
+  }
+  return out;
 }
 
 /** The public split of a built-in dataset on disk. */

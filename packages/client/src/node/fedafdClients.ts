@@ -5,6 +5,7 @@
  * a {@link FedAfdRoundRunner} that keeps its model between rounds. The word vectors, the pretrained
  * image base and the public split are loaded once and shared by every client of the process.
  */
+import { ALL_SPLITS } from '@chorus/datasets';
 import { isModelsError } from '@chorus/models';
 import type { FedAfdClientKind } from '@chorus/models';
 import { assignBehaviours } from '../adversarial.js';
@@ -12,7 +13,8 @@ import { ClientError } from '../errors.js';
 import type { FedAfdKindShare } from '../fedafd/clientData.js';
 import { FedAfdRoundRunner } from '../fedafd/roundRunner.js';
 import type { FedAfdSpecBase } from '../fedafd/spec.js';
-import { loadFedAfdInputs, loadFedAfdShard, openFedAfdPublicDataFromFiles, partitionFedAfdBuiltin } from './fedafd.js';
+import { loadFedAfdEvaluationData, loadFedAfdInputs, loadFedAfdShard, openFedAfdPublicDataFromFiles, partitionFedAfdBuiltin } from './fedafd.js';
+import type { FedAfdEvaluationRange } from './fedafd.js';
 import { headlessChorusClient } from './headless.js';
 import type { HeadlessClient, HeadlessClientsOptions } from './headless.js';
 
@@ -44,6 +46,19 @@ export interface FedAfdHeadlessOptions {
   readonly spec?: FedAfdSpecBase;
   /** Folder of pretrained encoders (the image base of `frozen-base` archs); default the models package's. */
   readonly weightsDir?: string;
+  /** Held-out examples every client is scored on after each round (its kind's modalities) instead of its own; absent: its own. */
+  readonly evaluation?: FedAfdEvaluationRange;
+}
+
+/**
+ * Parses `split:start:count` (e.g. `test:0:256`); throws `CLIENT_BAD_CONFIG` for a malformed value
+ * (the range is checked against the split when the clients are built).
+ */
+export function parseFedAfdEvaluation(text: string): FedAfdEvaluationRange {
+  const match = /^([a-z]+):(\d+):(\d+)$/.exec(text.trim());
+  if (!match || !(ALL_SPLITS as readonly string[]).includes(match[1]!))
+    throw new ClientError('CLIENT_BAD_CONFIG', `--fedafd-eval must be split:start:count with split one of ${ALL_SPLITS.join(', ')}, got '${text}'`);
+  return { split: match[1] as FedAfdEvaluationRange['split'], start: Number(match[2]), count: Number(match[3]) };
 }
 
 /**
@@ -70,6 +85,15 @@ export async function createFedAfdHeadlessClients(options: HeadlessClientsOption
   const out: HeadlessClient[] = [];
   try {
     const publicData = await openFedAfdPublicDataFromFiles(options.dataset, options.dataDir);
+    const evalData =
+      fedafd.evaluation === undefined
+        ? undefined
+        : await loadFedAfdEvaluationData(
+            options.dataset,
+            fedafd.evaluation,
+            wanted.map((i) => shards[i]?.modalities ?? []),
+            options.dataDir,
+          );
     for (const i of wanted) {
       const shard = shards[i];
       if (!shard) throw new ClientError('CLIENT_BAD_CONFIG', `client ${i} is outside [0, ${options.numClients})`);
@@ -83,6 +107,7 @@ export async function createFedAfdHeadlessClients(options: HeadlessClientsOption
         ...(fedafd.spec ? { spec: { seed, ...fedafd.spec } } : { spec: { seed } }),
         seed,
         ...(options.client?.evalExamples === undefined ? {} : { evalExamples: options.client.evalExamples }),
+        ...(evalData === undefined ? {} : { evalData: evalData.get(shard.modalities.join('+'))! }),
         behaviour: behaviours[i] ?? null,
       });
       const client = headlessChorusClient(options, i, dataset, { representation: runner });
