@@ -83,8 +83,8 @@ export const FEDAFD_FULL: FedAfdSettings = {
   methods: FEDAFD_METHODS.map((m) => m.id),
 };
 
-/** Bumped whenever a code change changes what a stored run would measure, so stored runs are not reused. */
-export const FEDAFD_ENGINE = 1;
+/** Bumped whenever a code change changes what a stored run would measure, so stored runs are not reused (2: the server resets Adam every round). */
+export const FEDAFD_ENGINE = 2;
 const CACHE_PREFIX = 'fedafd';
 /** Bytes per value of the FedAvg comparison: fp16, the encoding of the representation uploads. */
 export const FEDAVG_BYTES_PER_VALUE = 2;
