@@ -151,8 +151,9 @@ describe.skipIf(!runnable)('a FedAFD tab federates with headless clients of othe
     expect(await page.getByTestId('fedafd-kind').getAttribute('data-kind')).toBe('image-classifier');
     // The tab read the task's kind off its global before joining, so it prepared and declared its images alone.
     expect(await page.getByTestId('local-data').getAttribute('data-modalities')).toBe('image');
+    // The tab shows round 2 accepted when its upload is; the round's metrics are stored once the server step after it ends.
+    await expect.poll(() => store.listMetrics(task.id).map((m) => m.serverRound), { timeout: 120_000, interval: 500 }).toEqual([1, 2]);
     const metrics = store.listMetrics(task.id);
-    expect(metrics.map((m) => m.serverRound)).toEqual([1, 2]);
     for (const { metrics: m } of metrics) {
       expect(m['numAccepted']).toBe(3);
       expect(m['kind.image.accuracy']).toBeGreaterThanOrEqual(0);
