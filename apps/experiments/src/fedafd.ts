@@ -35,7 +35,7 @@ import type { FedAfdCell, FedAfdPartition, FedAfdRun, FedAfdSettings } from './f
 import { cachedRun } from './runCache.js';
 import type { RunCache } from './runCache.js';
 import type { Check, ExperimentContext, Figure, SectionEntry, SectionResult } from './section.js';
-import { formatMeanStd, formatPaired, markdownTable, meanStd, pairedDifference, pairedReading } from './stats.js';
+import { formatMeanStd, formatPaired, markdownTable, meanBandPoints, meanStd, pairedDifference, pairedReading } from './stats.js';
 import type { SeededValue } from './stats.js';
 import { barChart, lineChart } from './svg.js';
 import { checkDisjointSeeds, gridCandidates, tuneOnValidation, tuningTable } from './tuning.js';
@@ -431,11 +431,7 @@ ${lossSentence}
     const rsumSeries = methods
       .map((method) => {
         const mine = runs.filter((r) => r.method === method.id && r.partition === partition);
-        const points = Array.from({ length: settings.rounds }, (_, i) => {
-          const values = finite(mine.map((r) => metric(r.rounds[i], 'server.rsum')));
-          const s = meanStd(values);
-          return values.length === 0 ? null : { x: i + 1, y: s.mean, ...(values.length > 1 ? { low: s.mean - s.std, high: s.mean + s.std } : {}) };
-        }).filter((p): p is NonNullable<typeof p> => p !== null);
+        const points = meanBandPoints(settings.rounds, (i) => finite(mine.map((r) => metric(r.rounds[i], 'server.rsum'))));
         return { name: method.label, points, dashed: method.ablation };
       })
       .filter((s) => s.points.length > 0);

@@ -34,7 +34,7 @@ import type { RunCache } from './runCache.js';
 import { describeSplits, loadEvaluationSplits } from './evaluationSplits.js';
 import type { EvaluationSplitInfo, ExperimentDataset } from './evaluationSplits.js';
 import type { Check, ExperimentContext, Figure, SectionEntry, SectionResult } from './section.js';
-import { formatMeanStd, formatPaired, markdownTable, meanStd, pairedDifference, pairedReading } from './stats.js';
+import { formatMeanStd, formatPaired, markdownTable, meanBandPoints, meanStd, pairedDifference, pairedReading } from './stats.js';
 import type { PairedDifference, SeededValue } from './stats.js';
 import { barChart, lineChart } from './svg.js';
 import type { Recomputer, VerifySpec } from './verify.js';
@@ -1204,11 +1204,7 @@ export function renderFedMmx(input: FedMmxMeasurements): SectionResult {
     .filter((m) => !skipped.has(m.id))
     .map((m) => {
       const mine = runs.filter((r) => r.method === m.id);
-      const points = Array.from({ length: settings.rounds }, (_, r) => {
-        const values = mine.map((x) => x.roundAccuracy[r]).filter((v): v is number => typeof v === 'number');
-        const s = meanStd(values);
-        return values.length === 0 ? null : { x: r + 1, y: s.mean, ...(values.length > 1 ? { low: s.mean - s.std, high: s.mean + s.std } : {}) };
-      }).filter((p): p is NonNullable<typeof p> => p !== null);
+      const points = meanBandPoints(settings.rounds, (r) => mine.map((x) => x.roundAccuracy[r]).filter((v): v is number => typeof v === 'number'));
       return { name: m.label, points, dashed: m.ablation };
     })
     .filter((s) => s.points.length > 0);

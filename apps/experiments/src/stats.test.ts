@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatMeanStd, formatPaired, markdownTable, meanStd, pairedDifference, pairedReading, tQuantile975 } from './stats.js';
+import { formatMeanStd, formatPaired, markdownTable, meanBandPoints, meanStd, pairedDifference, pairedReading, tQuantile975 } from './stats.js';
 
 describe('meanStd', () => {
   it('gives the sample standard deviation', () => {
@@ -102,5 +102,17 @@ describe('pairedDifference', () => {
         [],
       ),
     ).toThrow(/EXPERIMENTS_BAD_INPUT/);
+  });
+});
+
+describe('meanBandPoints', () => {
+  it('gives each round with values its mean, a ±1 std band from two values on, and leaves out empty rounds', () => {
+    const perRound = [[0.2, 0.4], [], [0.5]];
+    const points = meanBandPoints(3, (i) => perRound[i]!);
+    expect(points.map((p) => p.x)).toEqual([1, 3]);
+    expect(points[0]!.y).toBeCloseTo(0.3, 12);
+    expect(points[0]!.low).toBeCloseTo(0.3 - Math.sqrt(0.02), 12);
+    expect(points[0]!.high).toBeCloseTo(0.3 + Math.sqrt(0.02), 12);
+    expect(points[1]).toEqual({ x: 3, y: 0.5 });
   });
 });

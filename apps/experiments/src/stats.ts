@@ -10,6 +10,21 @@ export function meanStd(values: readonly number[]): { mean: number; std: number;
   return { mean, std: Math.sqrt(variance), n };
 }
 
+/**
+ * One chart point per round 1…`rounds`: the mean of `valuesAt(i)` (0-based round index) with a
+ * ±1 std band when there are two or more values; rounds without a value are left out.
+ */
+export function meanBandPoints(rounds: number, valuesAt: (i: number) => readonly number[]): { x: number; y: number; low?: number; high?: number }[] {
+  const points: { x: number; y: number; low?: number; high?: number }[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const values = valuesAt(i);
+    if (values.length === 0) continue;
+    const s = meanStd(values);
+    points.push({ x: i + 1, y: s.mean, ...(values.length > 1 ? { low: s.mean - s.std, high: s.mean + s.std } : {}) });
+  }
+  return points;
+}
+
 /** `mean ± std` of `values` scaled by `scale` (e.g. 100 for percent), with `digits` decimals; `—` when empty. */
 export function formatMeanStd(values: readonly number[], options: { scale?: number; digits?: number } = {}): string {
   const { mean, std, n } = meanStd(values);
