@@ -9,7 +9,7 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Probation, createRng } from '@chorus/fl-core';
+import { createRng } from '@chorus/fl-core';
 import type { Parameters, Strategy } from '@chorus/fl-core';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
@@ -26,7 +26,7 @@ import type { StaticMount } from './http/static.js';
 // TF.js and the datasets load only in the evaluator process a task with a model starts.
 import { EvaluatorProcess } from './model/taskEvaluator.js';
 import type { TaskEvaluator } from './model/taskEvaluator.js';
-import { buildStrategy, rootExamplesOf } from './strategy/fromConfig.js';
+import { buildStrategy, rootExamplesOf, withAdmission } from './strategy/fromConfig.js';
 import type { BuiltStrategy } from './strategy/fromConfig.js';
 import { ADMIN_NAMESPACE, ackError, adminAuthSchema } from '@chorus/protocol';
 import type { Ack, AdminClientToServerEvents, AdminServerToClientEvents, ProtocolErrorCode } from '@chorus/protocol';
@@ -303,7 +303,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const engine = new RoundEngine({
       task,
       store,
-      strategy: setup.strategy ?? (representation ? built!.strategy : withProbation(task, built!)),
+      strategy: setup.strategy ?? (representation ? built!.strategy : withAdmission(task, built!)),
       ...(representation ? { representation } : built ? { measure: createRoundMeasurer(built, model) } : {}),
       transport,
       initialGlobal: setup.initialGlobal ?? (model ? () => model.initialParameters() : defaultInitialGlobal(task)),
@@ -601,16 +601,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       await Promise.all([...models.values()].map((m) => m.close()));
     },
   };
-}
-
-/**
- * The task's strategy with its newcomers on probation (`admission.probationRounds`): their weight is
- * earned over the rounds they contribute to. Not under DP, which must stay the outermost strategy
- * and weighs every client alike.
- */
-function withProbation(task: TaskConfig, built: BuiltStrategy): Strategy {
-  const rounds = task.admission.probationRounds;
-  return built.privacy.length === 0 && rounds > 1 ? new Probation(built.strategy, rounds) : built.strategy;
 }
 
 /**

@@ -53,9 +53,11 @@ describe('sybil grid', () => {
         expect(task.seed).toBe(2);
         expect(task.dataset.name).toBe(settings.dataset);
         if (defence === 'all') expect(task.admission).toEqual(DEFAULT_ADMISSION);
+        else if (defence === 'all-similarity') expect(task.admission).toEqual({ ...DEFAULT_ADMISSION, similarityDamping: true });
         else if (defence === 'none') expect(changed).toEqual([]);
         else if (defence === 'pow-rate') expect(changed.sort()).toEqual(['newIdentitiesPerAddress', 'newIdentitiesPerTask', 'proofOfWorkBits']);
-        else expect(changed).toEqual([{ invitations: 'openLink', 'fair-slots': 'slots', probation: 'probationRounds' }[defence]]);
+        else
+          expect(changed).toEqual([{ invitations: 'openLink', 'fair-slots': 'slots', probation: 'probationRounds', similarity: 'similarityDamping' }[defence]]);
       }
     }
     expect(FULL_SYBIL.defences).toEqual(SYBIL_DEFENCES);

@@ -10,7 +10,7 @@ import { isCoordinatorError } from '../errors.js';
 import type { CoordinatorError } from '../errors.js';
 import { parseTask } from '../task/loadTask.js';
 import type { TaskConfig } from '../task/taskSchema.js';
-import { buildStrategy, rootExamplesOf } from './fromConfig.js';
+import { buildStrategy, rootExamplesOf, withAdmission } from './fromConfig.js';
 
 function task(strategy: unknown, extra: Record<string, unknown> = {}): TaskConfig {
   return parseTask({
@@ -73,6 +73,25 @@ describe('buildStrategy', () => {
     const built = names.map(([config]) => buildStrategy(task(config)).strategy.name);
     // Assert
     expect(built).toEqual(names.map(([, name]) => name));
+  });
+
+  it('puts the admission section around the strategy: probation, similarity damping outermost, neither under DP', () => {
+    // Arrange
+    const cases: [Record<string, unknown>, Record<string, unknown>, string][] = [
+      [{ name: 'fedmm-x' }, {}, 'probation(fedmm-x(fedavg))'],
+      [{ name: 'fedmm-x' }, { admission: { probationRounds: 0 } }, 'fedmm-x(fedavg)'],
+      [{ name: 'fedmm-x' }, { admission: { similarityDamping: true } }, 'similarity-damping(probation(fedmm-x(fedavg)))'],
+      [{ name: 'fedavg' }, { admission: { similarityDamping: true, probationRounds: 1 } }, 'similarity-damping(fedavg)'],
+      [{ name: 'dp', clipNorm: 1, noiseMultiplier: 1, inner: { name: 'fedavg' } }, { admission: { similarityDamping: true } }, 'dp(fedavg)'],
+    ];
+    // Act
+    const names = cases.map(([strategy, extra]) => {
+      const t = task(strategy, extra);
+      return withAdmission(t, buildStrategy(t)).name;
+    });
+    // Assert
+    expect(names).toEqual(cases.map(([, , name]) => name));
+    expect(task({ name: 'fedavg' }).admission).not.toHaveProperty('similarityDamping');
   });
 
   it('hands back the parts the coordinator feeds, with FedProx μ for clients', () => {

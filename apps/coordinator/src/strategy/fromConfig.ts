@@ -23,7 +23,9 @@ import {
   Krum,
   MultiKrumSelection,
   NormClipping,
+  Probation,
   ServerOnly,
+  SimilarityDamping,
   TrustThreshold,
   TrustWeighting,
   isFlCoreError,
@@ -50,6 +52,20 @@ export interface BuiltStrategy {
   readonly privacy: readonly DifferentialPrivacy[];
   /** How DP noise is drawn: 'crypto', 'seeded', or null without DP. */
   readonly noise: 'crypto' | 'seeded' | null;
+}
+
+/**
+ * The task's strategy under its admission section: newcomers on probation
+ * (`admission.probationRounds`: weight earned over the rounds they contribute to) and, with
+ * `admission.similarityDamping`, identities whose updates copy one another's damped first
+ * (outermost, so a damped identity earns no probation credit). Neither under DP, which must stay
+ * the outermost strategy and weighs every client alike.
+ */
+export function withAdmission(task: TaskConfig, built: BuiltStrategy): Strategy {
+  if (built.privacy.length > 0) return built.strategy;
+  const rounds = task.admission.probationRounds;
+  const probation = rounds > 1 ? new Probation(built.strategy, rounds) : built.strategy;
+  return task.admission.similarityDamping === true ? new SimilarityDamping(probation) : probation;
 }
 
 /** A strategy part that takes the server's root-data update of a round. */

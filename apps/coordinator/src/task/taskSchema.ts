@@ -317,6 +317,11 @@ export const admissionSchema = z
     slots: z.enum(['arrival', 'sampling-order']).default(DEFAULT_ADMISSION.slots),
     /** A client's aggregation weight is scaled by min(1, (rounds it contributed to + 1) / probationRounds); 0 turns probation off. */
     probationRounds: z.number().int().min(0).max(10_000).default(DEFAULT_ADMISSION.probationRounds),
+    /**
+     * FoolsGold similarity damping (fl-core `SimilarityDamping`): a client whose summed updates copy
+     * another's loses weight, copies all of it. Off when absent; not applied under differential privacy.
+     */
+    similarityDamping: z.boolean().optional(),
   })
   .default(DEFAULT_ADMISSION);
 

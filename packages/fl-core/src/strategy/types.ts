@@ -82,9 +82,18 @@ export interface FitFailure {
 
 /**
  * Why a strategy set a result aside: a second result from one client, a bad example count, an
- * empty delta, a layout that is not the global model's, NaN/Infinity, or trust too low to count.
+ * empty delta, a layout that is not the global model’s, NaN/Infinity, trust too low to count, or
+ * updates that copy another client’s (similarity damping).
  */
-export const REJECTION_CODES = ['DUPLICATE_RESULT', 'AGG_BAD_WEIGHTS', 'AGG_NO_UPDATES', 'PARAMS_MISMATCH', 'PARAMS_NON_FINITE', 'UNTRUSTED'] as const;
+export const REJECTION_CODES = [
+  'DUPLICATE_RESULT',
+  'AGG_BAD_WEIGHTS',
+  'AGG_NO_UPDATES',
+  'PARAMS_MISMATCH',
+  'PARAMS_NON_FINITE',
+  'UNTRUSTED',
+  'SIMILAR_UPDATES',
+] as const;
 
 /** One of {@link REJECTION_CODES}. */
 export type RejectionCode = (typeof REJECTION_CODES)[number];

@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import { expectFlCoreError } from '../errors.test-util.js';
+import { cosineSimilarity, tensor } from '../params.js';
+import type { Parameters } from '../params.js';
+import { createRng, gaussian } from '../rng.js';
+import { FedAvg } from './fedAvg.js';
+import { SimilarityDamping, addSketch, foolsGoldWeights } from './similarityDamping.js';
+import type { FitResult } from './types.js';
+
+const t = (name: string, values: Float32Array) => tensor(name, [values.length], values);
+const randomVector = (seed: number, n = 400): Float32Array => {
+  const rng = createRng(seed);
+  return Float32Array.from({ length: n }, () => gaussian(rng));
+};
+const fit = (clientId: string, values: Float32Array): FitResult => ({ clientId, numExamples: 10, delta: [t('image/w', values)] });
+const global: Parameters = [t('image/w', new Float32Array(400))];
+
+describe('addSketch', () => {
+  it('is linear and keeps the cosine of two updates to within a few hundredths', () => {
+    // Arrange: b shares half of a's direction.
+    const a = randomVector(1, 5000);
+    const noise = randomVector(2, 5000);
+    const b = a.map((x, j) => x + noise[j]!);
+    // Act
+    const sa = addSketch(new Float32Array(1024), [t('image/w', a)]);
+    const sb = addSketch(new Float32Array(1024), [t('image/w', b)]);
+    const sum = addSketch(addSketch(new Float32Array(1024), [t('image/w', a)]), [t('image/w', noise)]);
+    // Assert
+    expect(Math.abs(cosineSimilarity(sa, sb) - cosineSimilarity(a, b))).toBeLessThan(0.05);
+    sum.forEach((v, i) => expect(v).toBeCloseTo(sb[i]!, 3));
+  });
+
+  it('hashes tensors by name, so equal values under different names land apart', () => {
+    const v = randomVector(3, 2000);
+    const x = addSketch(new Float32Array(256), [t('image/w', v)]);
+    const y = addSketch(new Float32Array(256), [t('text/w', v)]);
+    expect(Math.abs(cosineSimilarity(x, y))).toBeLessThan(0.2);
+  });
+});
+
+describe('foolsGoldWeights', () => {
+  it('gives copies weight 0 and distinct clients weight 1', () => {
+    const sybil = randomVector(10);
+    const w = foolsGoldWeights([randomVector(11), randomVector(12), sybil, sybil.slice(), sybil.slice(), randomVector(13)]);
+    expect(w).toEqual([1, 1, 0, 0, 0, 1]);
+  });
+
+  it('leaves one client alone and gives nobody weight when everyone is a copy', () => {
+    const v = randomVector(20);
+    expect(foolsGoldWeights([v])).toEqual([1]);
+    expect(foolsGoldWeights([v, v.slice()])).toEqual([0, 0]);
+  });
+
+  it('damps near-copies (an attacker adding a little noise per identity) as well', () => {
+    const sybil = randomVector(30);
+    const copy = (seed: number) => {
+      const n = randomVector(seed);
+      return sybil.map((x, j) => x + 0.3 * n[j]!);
+    };
+    const w = foolsGoldWeights([randomVector(31), randomVector(32), copy(33), copy(34), copy(35)]);
+    expect(w.slice(0, 2)).toEqual([1, 1]);
+    for (const x of w.slice(2)) expect(x).toBeLessThan(0.05);
+  });
+});
+
+describe('SimilarityDamping', () => {
+  it('leaves a round of distinct clients exactly as the inner strategy aggregates it', () => {
+    const results = [fit('a', randomVector(40)), fit('b', randomVector(41)), fit('c', randomVector(42))];
+    const damped = new SimilarityDamping(new FedAvg()).aggregateFit(1, global, results, [])!;
+    const plain = new FedAvg().aggregateFit(1, global, results, [])!;
+    expect(damped.parameters[0]!.values).toEqual(plain.parameters[0]!.values);
+    expect(damped.metrics).toMatchObject({ numDamped: 0, minSimilarityWeight: 1 });
+  });
+
+  it('leaves copies out with SIMILAR_UPDATES, so three identities count as none', () => {
+    // Arrange
+    const honest = [fit('a', randomVector(50)), fit('b', randomVector(51))];
+    const attack = randomVector(52);
+    const sybils = ['s1', 's2', 's3'].map((id) => fit(id, attack.slice()));
+    const strategy = new SimilarityDamping(new FedAvg());
+    // Act
+    const out = strategy.aggregateFit(1, global, [...honest, ...sybils], [])!;
+    // Assert: the honest mean alone.
+    const honestOnly = new FedAvg().aggregateFit(1, global, honest, [])!;
+    expect(out.parameters[0]!.values).toEqual(honestOnly.parameters[0]!.values);
+    expect(out.rejected.map((r) => [r.clientId, r.code])).toEqual([
+      ['s1', 'SIMILAR_UPDATES'],
+      ['s2', 'SIMILAR_UPDATES'],
+      ['s3', 'SIMILAR_UPDATES'],
+    ]);
+    expect(strategy.name).toBe('similarity-damping(fedavg)');
+    expect(strategy.sketches().size).toBe(5);
+  });
+
+  it('remembers history: identities that copied each other stay damped when one later sends something else', () => {
+    const strategy = new SimilarityDamping(new FedAvg());
+    const attack = randomVector(60);
+    for (let r = 1; r <= 3; r++) strategy.aggregateFit(r, global, [fit('a', randomVector(60 + r)), fit('s1', attack), fit('s2', attack)], []);
+    const out = strategy.aggregateFit(4, global, [fit('a', randomVector(70)), fit('s1', attack), fit('s2', randomVector(71))], [])!;
+    expect(out.metrics['numDamped']).toBeGreaterThanOrEqual(2);
+  });
+
+  it('passes a malformed result through to be rejected as usual and does not keep its history', () => {
+    const bad: FitResult = { clientId: 'nan', numExamples: 10, delta: [t('image/w', new Float32Array(400).fill(Number.NaN))] };
+    const strategy = new SimilarityDamping(new FedAvg());
+    const out = strategy.aggregateFit(1, global, [fit('a', randomVector(80)), bad], [])!;
+    expect(out.rejected.map((r) => r.code)).toEqual(['PARAMS_NON_FINITE']);
+    expect([...strategy.sketches().keys()]).toEqual(['a']);
+  });
+
+  it('round-trips its histories through exportState (same next round) and refuses a malformed state, changing nothing', () => {
+    // Arrange
+    const a = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+    const attack = randomVector(90);
+    a.aggregateFit(1, global, [fit('x', randomVector(91)), fit('y', attack), fit('z', randomVector(92))], []);
+    const state = JSON.parse(JSON.stringify(a.exportState())) as ReturnType<typeof a.exportState>;
+    const b = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+    b.importState(state);
+    // Act
+    const next = [fit('x', randomVector(93)), fit('y', attack), fit('w', attack)];
+    const fromA = a.aggregateFit(2, global, next, [])!;
+    const fromB = b.aggregateFit(2, global, next, [])!;
+    // Assert
+    expect(fromB.parameters[0]!.values).toEqual(fromA.parameters[0]!.values);
+    expect(fromB.metrics).toEqual(fromA.metrics);
+    const c = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+    const wrongSize = { ...state, json: { ...state.json, extra: { ...(state.json.extra as object), sketchSize: 128 } } };
+    expectFlCoreError(() => c.importState(wrongSize), 'AGG_BAD_STATE');
+    expect(c.sketches().size).toBe(0);
+  });
+
+  it('refuses a bad configuration with AGG_BAD_CONFIG', () => {
+    expectFlCoreError(() => new SimilarityDamping(new FedAvg(), { kappa: 0 }), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => new SimilarityDamping(new FedAvg(), { sketchSize: 1000 }), 'AGG_BAD_CONFIG');
+    expectFlCoreError(() => new SimilarityDamping(new FedAvg(), { sketchSize: 8 }), 'AGG_BAD_CONFIG');
+  });
+});
