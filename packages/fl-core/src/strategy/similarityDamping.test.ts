@@ -49,6 +49,7 @@ describe('foolsGoldWeights', () => {
     const v = randomVector(20);
     expect(foolsGoldWeights([v])).toEqual([1]);
     expect(foolsGoldWeights([v, v.slice()])).toEqual([0, 0]);
+    expect(foolsGoldWeights([v, v.slice(), v.map((x) => x * 2)])).toEqual([0, 0, 0]);
   });
 
   it('damps near-copies (an attacker adding a little noise per identity) as well', () => {
@@ -90,6 +91,18 @@ describe('SimilarityDamping', () => {
     ]);
     expect(strategy.name).toBe('similarity-damping(fedavg)');
     expect(strategy.sketches().size).toBe(5);
+  });
+
+  it('measures a round of copies alone against the clients seen before, and leaves every copy out', () => {
+    // Arrange: honest clients in round 1; round 2 holds only the attacker's identities.
+    const strategy = new SimilarityDamping(new FedAvg());
+    strategy.aggregateFit(1, global, [fit('a', randomVector(100)), fit('b', randomVector(101))], []);
+    const attack = randomVector(102);
+    // Act
+    const out = strategy.aggregateFit(2, global, [fit('s1', attack), fit('s2', attack.slice()), fit('s3', attack.slice())], []);
+    // Assert: nothing left to aggregate, and nothing committed.
+    expect(out).toBeNull();
+    expect([...strategy.sketches().keys()].sort()).toEqual(['a', 'b']);
   });
 
   it('remembers history: identities that copied each other stay damped when one later sends something else', () => {

@@ -68,7 +68,8 @@ export function addSketch(into: Float32Array, update: Parameters): Float32Array 
 
 /**
  * FoolsGold's weights for clients with the given histories (one vector each, same length): 0 for
- * copies, 1 for clients as distinct as the most distinct one. Fewer than two clients: all 1.
+ * copies, 1 for clients as distinct as the most distinct one; all 0 when every client copies
+ * another. Fewer than two clients: all 1.
  */
 export function foolsGoldWeights(histories: readonly Float32Array[], kappa = 1): number[] {
   const n = histories.length;
@@ -77,7 +78,11 @@ export function foolsGoldWeights(histories: readonly Float32Array[], kappa = 1):
   const maxCs = cs.map((row) => Math.max(...row));
   // Pardoning: an honest client that resembles a Sybil is not punished as much as the Sybil.
   const pardoned = cs.map((row, i) => row.map((c, j) => (i !== j && maxCs[j]! > maxCs[i]! && maxCs[j]! > 0 ? (c * maxCs[i]!) / maxCs[j]! : c)));
-  const alpha = pardoned.map((row) => Math.min(1, Math.max(0, 1 - Math.max(...row))));
+  // 1 − cs of two copies is rounding error, not distinctness: below 1e-6 it counts as 0.
+  const alpha = pardoned.map((row) => {
+    const a = Math.min(1, Math.max(0, 1 - Math.max(...row)));
+    return a < 1e-6 ? 0 : a;
+  });
   const top = Math.max(...alpha);
   if (!(top > 0)) return alpha.map(() => 0);
   return alpha.map((a) => {
@@ -88,8 +93,9 @@ export function foolsGoldWeights(histories: readonly Float32Array[], kappa = 1):
 }
 
 /**
- * Multiplies each client's example count by its {@link foolsGoldWeights} weight, computed from the
- * histories of the clients in the round (this round's update included); clients with weight 0 are
+ * Multiplies each client's example count by its {@link foolsGoldWeights} weight, computed over the
+ * histories of every client seen so far (this round's updates included; cost O(clients² · sketchSize)
+ * a round); clients with weight 0 are
  * left out with `SIMILAR_UPDATES`. Histories grow only from results the screen accepts. Adds
  * `numDamped` (weight < 1) and `minSimilarityWeight` to the round metrics.
  */
@@ -124,11 +130,15 @@ export class SimilarityDamping extends StrategyWrapper {
     // Histories with this round's update, committed only once the round produced a model.
     const next = new Map(this.histories);
     for (const r of valid) next.set(r.clientId, addSketch((this.histories.get(r.clientId) ?? new Float32Array(this.sketchSize)).slice(), r.delta));
-    const weights = foolsGoldWeights(
-      valid.map((r) => next.get(r.clientId)!),
+    // Against every client seen so far, as FoolsGold does: a round that only copies fill still has the
+    // honest histories to be measured against.
+    const ids = [...next.keys()];
+    const all = foolsGoldWeights(
+      ids.map((id) => next.get(id)!),
       this.kappa,
     );
-    const weightOf = new Map(valid.map((r, k) => [r.clientId, weights[k]!]));
+    const weightOf = new Map(ids.map((id, k) => [id, all[k]!]));
+    const weights = valid.map((r) => weightOf.get(r.clientId)!);
     // Results the screen rejects pass through so the inner strategy reports them as it always does.
     const kept = results.flatMap((r) => {
       if (!accepted.has(r)) return [r];
