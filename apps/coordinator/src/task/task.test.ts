@@ -38,6 +38,7 @@ describe('task files', () => {
       dataset: { modalities: ['image', 'text', 'audio'] },
       strategy: { name: 'fedmm-x', inner: { name: 'fedavg' } },
       uploadEncoding: 'fp16',
+      admission: { slots: 'sampling-order', probationRounds: 5, similarityDamping: true },
     });
   });
 
