@@ -164,6 +164,14 @@ describe('runSybil with the run cache', () => {
     expect(calls).toEqual(['clean s1', 'none s1', 'all s1', 'none s1']);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain('not JSON');
+    const stalled: SybilRunner = (_s, defence, seed) => Promise.resolve(run({ defence, seed, status: 'failed', completedRounds: 3, finalAccuracy: 0.3 }));
+    const stalledRuns = await runSybil(
+      { ...ctx(), cache: createRunCache(mkdtempSync(join(tmpdir(), 'chorus-sybil-stalled-'))) },
+      { ...settings, rounds: 4 },
+      stalled,
+    );
+    expect(stalledRuns.checks.find((c) => c.name.startsWith('every sybil run ended'))?.ok).toBe(true);
+    expect(stalledRuns.markdown).toContain('30.0% (stalled after round 3)');
     const failing: SybilRunner = (_s, defence, seed) => Promise.resolve(run({ defence, seed, status: 'error', finalAccuracy: null }));
     await runSybil(ctx(), { ...settings, rounds: 3 }, failing);
     expect(readdirSync(dir)).toHaveLength(3);

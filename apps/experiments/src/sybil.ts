@@ -277,6 +277,10 @@ export interface SybilRun {
   readonly status: string;
   readonly error?: string;
   readonly completedRounds: number;
+  /**
+   * Test accuracy of the model the task ended with: after the last round when it finished, or,
+   * when it stalled, the last model a round committed. Null when the run broke.
+   */
   readonly finalAccuracy: number | null;
   readonly accuracyByRound: readonly (number | null)[];
   readonly attacker: AttackerOutcome | null;
@@ -338,12 +342,15 @@ export async function runSybilCell(settings: SybilSettings, defence: SybilDefenc
     const after = report.rounds.filter((r) => r.serverRound > settings.attackAfterRound);
     const aggregated = after.flatMap((r) => r.trust.map((t) => t.clientId));
     const finished = report.status === 'finished' && report.completedRounds === settings.rounds;
+    // The engine gave up on a round after the attacker arrived: every attempt built no model (the
+    // defences refused what was uploaded) or had too few uploads. The task keeps its last model.
+    const stalled = report.status === 'failed' && defence !== 'clean' && report.completedRounds >= settings.attackAfterRound;
     return {
       defence,
       seed,
       status: report.status,
       completedRounds: report.completedRounds,
-      finalAccuracy: finished ? (report.rounds.at(-1)?.testAccuracy ?? null) : null,
+      finalAccuracy: finished || stalled ? (report.rounds.at(-1)?.testAccuracy ?? null) : null,
       accuracyByRound: report.rounds.map((r) => r.testAccuracy),
       attacker: outcome.value,
       aggregatedAfterArrival: aggregated.length,
@@ -382,15 +389,21 @@ const DEFENCE_LABELS: Readonly<Record<SybilDefence | 'clean', string>> = {
 /** The design target of the default configuration: share of the clean accuracy it keeps. */
 export const SYBIL_TARGET_RETAINED = 0.9;
 
+/** Whether `run` ended before its last round because the engine gave up on a round after the attacker arrived. */
+export function stalledRun(run: Pick<SybilRun, 'status' | 'finalAccuracy'>): boolean {
+  return run.status === 'failed' && run.finalAccuracy !== null;
+}
+
 /**
- * Sanity checks: every run finished, and each admission defence capped the identities it is meant
- * to. The accuracy design target is a finding, reported in the Markdown, not a check.
+ * Sanity checks: every run ran to its end (all rounds, or a stall once the attacker was in), and
+ * each admission defence capped the identities it is meant to. The accuracy design target is a
+ * finding, reported in the Markdown, not a check.
  */
 export function sybilChecks(runs: readonly SybilRun[], settings: SybilSettings): Check[] {
   const checks: Check[] = [];
   const unfinished = runs.filter((r) => r.finalAccuracy === null);
   checks.push({
-    name: 'every sybil run finished all rounds',
+    name: 'every sybil run ended: all rounds, or a stall after the attacker arrived',
     ok: unfinished.length === 0,
     detail:
       unfinished.length === 0
@@ -448,7 +461,7 @@ export function sybilMarkdown(
       refused,
       a ? `${(a.proofMs / 1000).toFixed(2)} s${dagger(r)}` : '—',
       r.defence === 'clean' ? '—' : `${pct(sybilShare(r))} (${r.sybilAggregated} / ${r.aggregatedAfterArrival})`,
-      pct(r.finalAccuracy),
+      stalledRun(r) ? `${pct(r.finalAccuracy)} (stalled after round ${r.completedRounds})` : pct(r.finalAccuracy),
       r.defence === 'clean' ? '100%' : pct(retainedOf(runs, r)),
     ];
   });
@@ -468,7 +481,8 @@ export function sybilMarkdown(
       `The attacker's identities skip training and answer every round start at once with the same update, a seeded Gaussian draw with σ = ${settings.attackSigma} per coordinate, claiming ${settings.maxExamples} examples. Seeds: ${seeds.join(', ')}.`,
     '',
     `Each row turns on one defence (the task file's \`admission\` section, \`${JSON.stringify(sybilAdmission('none'))}\` with one field at its default), or all of them (the defaults: \`${JSON.stringify(DEFAULT_ADMISSION)}\`). ` +
-      '**Share of aggregated updates** counts the updates the rounds after the attacker arrived aggregated; **retained** is final test accuracy ÷ the clean run’s (same seed).',
+      '**Share of aggregated updates** counts the updates the rounds after the attacker arrived aggregated; **retained** is final test accuracy ÷ the clean run’s (same seed). ' +
+      'A run **stalled** when the round engine gave up on a round after the attacker arrived (every attempt built no model, or had too few uploads): the task ends there, and its final accuracy is that of the last model a round committed.',
     '',
     markdownTable(
       [
@@ -543,7 +557,7 @@ export async function runSybil(
       prefix: CACHE_PREFIX,
       key: sybilCacheKey(settings, defence, seed),
       compute: () => runCell(settings, defence, seed),
-      // Only finished runs are kept: a run that failed is tried again next time.
+      // Only runs that ended are kept (finished, or stalled once the attacker was in): a run that broke is tried again next time.
       keep: (r) => r.finalAccuracy !== null,
     });
     if (result === null) {
