@@ -105,6 +105,18 @@ describe('SimilarityDamping', () => {
     expect([...strategy.sketches().keys()].sort()).toEqual(['a', 'b']);
   });
 
+  it('leaves out identities that send the same update this round even when their histories differ', () => {
+    // Arrange: s1 and s2 were sampled into different earlier rounds with different updates.
+    const strategy = new SimilarityDamping(new FedAvg());
+    strategy.aggregateFit(1, global, [fit('a', randomVector(110)), fit('b', randomVector(111)), fit('s1', randomVector(112))], []);
+    strategy.aggregateFit(2, global, [fit('a', randomVector(113)), fit('b', randomVector(114)), fit('s2', randomVector(115))], []);
+    const attack = randomVector(116);
+    // Act
+    const out = strategy.aggregateFit(3, global, [fit('a', randomVector(117)), fit('b', randomVector(118)), fit('s1', attack), fit('s2', attack.slice())], [])!;
+    // Assert
+    expect(out.rejected.map((r) => r.clientId)).toEqual(['s1', 's2']);
+  });
+
   it('remembers history: identities that copied each other stay damped when one later sends something else', () => {
     const strategy = new SimilarityDamping(new FedAvg());
     const attack = randomVector(60);

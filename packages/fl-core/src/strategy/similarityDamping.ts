@@ -4,7 +4,8 @@
  *
  * Identities that one person controls push the model the same way, round after round; honest
  * volunteers, each with their own data, do not. Every client keeps a history: the sum of the updates
- * it has sent. In a round, client i's largest cosine with another client's history is v_i; the
+ * it has sent. The similarity cs_ij of two clients is the cosine of their histories, or of their
+ * updates this round when both sent one and that is larger. Client i's largest cs_ij is v_i; the
  * similarities are "pardoned" for honest clients that merely resemble a Sybil
  * (cs_ij ← cs_ij · v_i / v_j when v_j > v_i); then
  *
@@ -69,12 +70,15 @@ export function addSketch(into: Float32Array, update: Parameters): Float32Array 
 /**
  * FoolsGold's weights for clients with the given histories (one vector each, same length): 0 for
  * copies, 1 for clients as distinct as the most distinct one; all 0 when every client copies
- * another. Fewer than two clients: all 1.
+ * another. Fewer than two clients: all 1. `pairFloor(i, j)`, when given, is a similarity the pair
+ * has at least (the cosine of their updates this round).
  */
-export function foolsGoldWeights(histories: readonly Float32Array[], kappa = 1): number[] {
+export function foolsGoldWeights(histories: readonly Float32Array[], kappa = 1, pairFloor?: (i: number, j: number) => number): number[] {
   const n = histories.length;
   if (n < 2) return histories.map(() => 1);
-  const cs = histories.map((a, i) => histories.map((b, j) => (i === j ? Number.NEGATIVE_INFINITY : cosineSimilarity(a, b))));
+  const cs = histories.map((a, i) =>
+    histories.map((b, j) => (i === j ? Number.NEGATIVE_INFINITY : Math.max(cosineSimilarity(a, b), pairFloor?.(i, j) ?? Number.NEGATIVE_INFINITY))),
+  );
   const maxCs = cs.map((row) => Math.max(...row));
   // Pardoning: an honest client that resembles a Sybil is not punished as much as the Sybil.
   const pardoned = cs.map((row, i) => row.map((c, j) => (i !== j && maxCs[j]! > maxCs[i]! && maxCs[j]! > 0 ? (c * maxCs[i]!) / maxCs[j]! : c)));
@@ -132,10 +136,19 @@ export class SimilarityDamping extends StrategyWrapper {
     for (const r of valid) next.set(r.clientId, addSketch((this.histories.get(r.clientId) ?? new Float32Array(this.sketchSize)).slice(), r.delta));
     // Against every client seen so far, as FoolsGold does: a round that only copies fill still has the
     // honest histories to be measured against.
+    // Two identities that send the same update this round are copies whatever their histories
+    // (identities sampled into different rounds build different sums): a pair present this round
+    // counts as at least as alike as its updates are.
     const ids = [...next.keys()];
+    const thisRound = new Map(valid.map((r) => [r.clientId, addSketch(new Float32Array(this.sketchSize), r.delta)]));
     const all = foolsGoldWeights(
       ids.map((id) => next.get(id)!),
       this.kappa,
+      (i, j) => {
+        const a = thisRound.get(ids[i]!);
+        const b = thisRound.get(ids[j]!);
+        return a && b ? cosineSimilarity(a, b) : Number.NEGATIVE_INFINITY;
+      },
     );
     const weightOf = new Map(ids.map((id, k) => [id, all[k]!]));
     const weights = valid.map((r) => weightOf.get(r.clientId)!);
