@@ -91,6 +91,10 @@ describe('SimilarityDamping', () => {
     ]);
     expect(strategy.name).toBe('similarity-damping(fedavg)');
     expect(strategy.sketches().size).toBe(5);
+    // Copies are not invited again.
+    const plan = strategy.configureFit({ serverRound: 2, availableClients: ['a', 'b', 's1', 's2', 's3', 'c'], rng: createRng(1) });
+    expect([...plan.clientIds].sort()).toEqual(['a', 'b', 'c']);
+    expect([...strategy.excludedClients()].sort()).toEqual(['s1', 's2', 's3']);
   });
 
   it('measures a round of copies alone against the clients seen before, and leaves every copy out', () => {
@@ -148,6 +152,9 @@ describe('SimilarityDamping', () => {
     // Assert
     expect(fromB.parameters[0]!.values).toEqual(fromA.parameters[0]!.values);
     expect(fromB.metrics).toEqual(fromA.metrics);
+    const c2 = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+    c2.importState(JSON.parse(JSON.stringify(a.exportState())) as ReturnType<typeof a.exportState>);
+    expect([...c2.excludedClients()].sort()).toEqual(['w', 'y']);
     const c = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
     const wrongSize = { ...state, json: { ...state.json, extra: { ...(state.json.extra as object), sketchSize: 128 } } };
     expectFlCoreError(() => c.importState(wrongSize), 'AGG_BAD_STATE');

@@ -15,6 +15,8 @@
  * and each example count is multiplied by w_i before the inner strategy aggregates (weight 0 leaves
  * the update out). Copies of one update get w = 0; clients no more alike than the most distinct one
  * by a margin keep w = 1 exactly, so a round of honest clients is aggregated as without damping.
+ * An identity left out this way is not invited again: copies would otherwise keep taking the round's
+ * slots from honest volunteers.
  *
  * Histories are kept as count sketches (each coordinate of each tensor hashed, with a sign, into
  * `sketchSize` buckets; Charikar, Chen & Farach-Colton 2002): the sketch of a sum is the sum of the
@@ -25,7 +27,7 @@ import { FlCoreError } from '../errors.js';
 import { cosineSimilarity } from '../params.js';
 import type { Parameters } from '../params.js';
 import { screenFitResults } from './base.js';
-import type { AggregateFitResult, FitFailure, FitResult, Strategy } from './types.js';
+import type { AggregateFitResult, ConfigureFitInput, FitFailure, FitPlan, FitResult, Strategy } from './types.js';
 import { StrategyWrapper } from './wrapper.js';
 
 /** Options of {@link SimilarityDamping}. */
@@ -108,6 +110,7 @@ export class SimilarityDamping extends StrategyWrapper {
   readonly kappa: number;
   readonly sketchSize: number;
   private histories = new Map<string, Float32Array>();
+  private excluded = new Set<string>();
 
   /** Throws `AGG_BAD_CONFIG` unless κ > 0 and `sketchSize` is a power of two in [16, 65536]. */
   constructor(inner: Strategy, options: SimilarityDampingOptions = {}) {
@@ -121,6 +124,16 @@ export class SimilarityDamping extends StrategyWrapper {
       throw new FlCoreError('AGG_BAD_CONFIG', `SimilarityDamping: sketchSize must be a power of two in [16, 65536], got ${s}`);
     }
     this.name = `similarity-damping(${inner.name})`;
+  }
+
+  /** Identities left out as copies, which rounds no longer invite. */
+  excludedClients(): ReadonlySet<string> {
+    return new Set(this.excluded);
+  }
+
+  /** Samples as the inner strategy does, from the available clients less those left out as copies. */
+  override configureFit(input: ConfigureFitInput): FitPlan {
+    return this.inner.configureFit({ ...input, availableClients: input.availableClients.filter((id) => !this.excluded.has(id)) });
   }
 
   /** Each client's history sketch (copies). */
@@ -163,6 +176,7 @@ export class SimilarityDamping extends StrategyWrapper {
     const out = this.inner.aggregateFit(serverRound, global, kept, failures);
     if (!out) return null;
     this.histories = next;
+    if (damped.length > 0) this.excluded = new Set([...this.excluded, ...damped.map((r) => r.clientId)]);
     this.recordRound(serverRound);
     return {
       ...out,
@@ -181,14 +195,18 @@ export class SimilarityDamping extends StrategyWrapper {
   protected override exportExtra(): Readonly<Record<string, unknown>> {
     return {
       sketchSize: this.sketchSize,
+      excluded: [...this.excluded].sort(),
       histories: [...this.histories.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([id, h]) => [id, Array.from(h)]),
     };
   }
 
   protected override importExtra(extra: Readonly<Record<string, unknown>> | undefined): () => void {
     const histories = extra?.histories;
+    const excluded = extra?.excluded;
     const ok =
       extra?.sketchSize === this.sketchSize &&
+      Array.isArray(excluded) &&
+      excluded.every((id) => typeof id === 'string') &&
       Array.isArray(histories) &&
       histories.every(
         (e) =>
@@ -202,11 +220,13 @@ export class SimilarityDamping extends StrategyWrapper {
     if (!ok)
       throw new FlCoreError(
         'AGG_BAD_STATE',
-        `${this.name}.importState: extra must hold sketchSize ${this.sketchSize} and [clientId, ${this.sketchSize} finite numbers] pairs`,
+        `${this.name}.importState: extra must hold sketchSize ${this.sketchSize}, excluded client ids and [clientId, ${this.sketchSize} finite numbers] pairs`,
       );
     const next = new Map((histories as [string, number[]][]).map(([id, h]) => [id, Float32Array.from(h)]));
+    const nextExcluded = new Set(excluded as string[]);
     return () => {
       this.histories = next;
+      this.excluded = nextExcluded;
     };
   }
 }
