@@ -509,7 +509,7 @@ export function sybilMarkdown(
     '',
     'Reading the rows: proof of work prices an identity in CPU time (here far below a second each, the same as a volunteer pays), so on its own it only slows a scripted attacker; the per-address quota is what caps the identities from one address, and an attacker with many addresses meets only the per-task quota. ' +
       'Slots by sampling order take away the speed advantage of skipping training, but an attacker holding most identities still holds most sampled places. Probation weighs newcomers less only while they are new, and only for weighted aggregation. Invitations bound identities by what the researcher hands out. ' +
-      'Similarity damping (FoolsGold) leaves out identities whose summed updates copy one another’s, which needs two of them in the same round; one identity alone in a round is an ordinary Byzantine client, left to trust weighting and the norm bound, and identities left out still hold the slots honest volunteers would have filled.',
+      'Similarity damping (FoolsGold) leaves out identities whose summed updates copy one another’s, or that send the same update in one round, and stops inviting them; until then an identity alone in a round is an ordinary Byzantine client, left to trust weighting and the norm bound.',
     '',
     'Reproducibility: runs under the arrival rule (every row but “slots by sampling order” and “all”) depend on which uploads arrive first, so they are not bit-identical between machines; that dependence is what the sampling-order rule removes. ' +
       `Runtime: ${(durationMs / 1000).toFixed(0)} s.` +
