@@ -113,6 +113,21 @@ describe('sybil grid', () => {
     expect(markdown).toContain('keeps 75.0% of clean accuracy — design target (≥ 90%) **not met**');
     expect(markdown).toContain('- none (seed 1): 25.0% retained, attacker share 100.0%.');
     expect(sybilFigure(runs, 1)).toContain('<svg');
+    expect(markdown).toContain('| all (the default) | 1 | 75.0 | 30.0 | 0 |');
+  });
+
+  it('summarises each defence over seeds and compares the defaults with and without similarity damping, paired by seed', () => {
+    // Arrange: two seeds; damping adds 20 and 30 points to the default's final accuracy.
+    const runs = [1, 2].flatMap((seed) => [
+      run({ seed, defence: 'clean', finalAccuracy: 0.9 }),
+      run({ seed, defence: 'all', finalAccuracy: 0.5 + 0.1 * seed, aggregatedAfterArrival: 10, sybilAggregated: 4 }),
+      run({ seed, defence: 'all-similarity', finalAccuracy: 0.6 + 0.2 * seed, aggregatedAfterArrival: 10, sybilAggregated: 1 }),
+    ]);
+    // Act
+    const markdown = sybilMarkdown(runs, FULL_SYBIL, [1, 2], 5000);
+    // Assert
+    expect(markdown).toContain('| all (the default) + similarity damping | 2 | 100.0 ± 15.7 | 10.0 ± 0.0 | 0 |');
+    expect(markdown).toContain('Final accuracy, paired by seed: all (the default) + similarity damping − all (the default): +25.0 [');
   });
 });
 

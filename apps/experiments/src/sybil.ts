@@ -23,7 +23,7 @@ import { ExperimentsError } from './errors.js';
 import { ROBUSTNESS_ENGINE } from './robustness.js';
 import { cachedCell, settingsKey } from './runCache.js';
 import type { Check, ExperimentContext, SectionResult } from './section.js';
-import { markdownTable } from './stats.js';
+import { formatMeanStd, markdownTable, pairedDifference, pairedReading } from './stats.js';
 import { barChart } from './svg.js';
 import { experimentTask } from './tasks.js';
 
@@ -475,6 +475,24 @@ export function sybilMarkdown(
       return `- Seed ${r.seed}: ${what} keeps ${pct(retained)} of clean accuracy — design target (≥ ${SYBIL_TARGET_RETAINED * 100}%) ${met ? 'met' : '**not met**'}.`;
     });
   const failing = runs.filter((r) => r.defence !== 'clean' && !combined.includes(r.defence) && (retainedOf(runs, r) ?? 0) < SYBIL_TARGET_RETAINED);
+  const finite = (xs: readonly (number | null)[]): number[] => xs.filter((x): x is number => x !== null && Number.isFinite(x));
+  const attacked = settings.defences.filter((d) => runs.some((r) => r.defence === d));
+  const overSeeds = attacked.map((d) => {
+    const of = runs.filter((r) => r.defence === d);
+    return [
+      DEFENCE_LABELS[d],
+      String(of.length),
+      formatMeanStd(finite(of.map((r) => retainedOf(runs, r))), { scale: 100 }),
+      formatMeanStd(finite(of.map((r) => sybilShare(r))), { scale: 100 }),
+      String(of.filter(stalledRun).length),
+    ];
+  });
+  const accuracyOf = (d: SybilDefence) =>
+    runs.filter((r) => r.defence === d && r.finalAccuracy !== null).map((r) => ({ seed: r.seed, value: r.finalAccuracy! }));
+  const comparison =
+    attacked.includes('all') && attacked.includes('all-similarity')
+      ? pairedReading(DEFENCE_LABELS['all-similarity'], DEFENCE_LABELS.all, pairedDifference(accuracyOf('all-similarity'), accuracyOf('all')), { scale: 100 })
+      : null;
   return [
     `Setting: ${settings.dataset} (image, caption, speech), ${settings.numHonest} honest volunteers (established identities, Dirichlet α = ${settings.alpha}, ≤ ${settings.maxExamples} examples each) and one attacker who tries to open ${settings.numSybils} identities with the task's public join link (or, in the invitation run, with one invitation link of quota ${settings.invitationQuota}) from ${settings.attackerAddresses} address(es), arriving after round ${settings.attackAfterRound} of ${settings.rounds}. ` +
       `Rounds invite ${settings.clientsPerRound} × (1 + ${settings.overSelection}) clients and aggregate ${settings.clientsPerRound}. Strategy: \`${JSON.stringify(SYBIL_STRATEGY)}\` (FedMM-X trust weighting with the median norm bound). ` +
@@ -498,6 +516,11 @@ export function sybilMarkdown(
       rows,
     ),
     '',
+    '**Over seeds** (mean ± sample std; a stalled run counts with the model it ended with):',
+    '',
+    markdownTable(['defences', 'seeds', 'retained (%)', 'attacker’s share of aggregated updates (%)', 'stalled runs'], overSeeds),
+    '',
+    ...(comparison === null ? [] : [`Final accuracy, paired by seed: ${comparison}`, '']),
     ...verdicts,
     ...(failing.length > 0
       ? [
