@@ -127,6 +127,9 @@ describe('sybil grid', () => {
     const markdown = sybilMarkdown(runs, FULL_SYBIL, [1, 2], 5000);
     // Assert
     expect(markdown).toContain('| all (the default) + similarity damping | 2 | 100.0 ± 15.7 | 10.0 ± 0.0 | 0 |');
+    expect(markdown).not.toContain('clean + similarity damping (no attacker) |');
+    const withControl = sybilMarkdown([...runs, run({ seed: 1, defence: 'clean-similarity', finalAccuracy: 0.81 })], FULL_SYBIL, [1, 2], 5000);
+    expect(withControl).toContain('| clean + similarity damping (no attacker) | 1 | 90.0 | — | 0 |');
     expect(markdown).toContain('Final accuracy, paired by seed: all (the default) + similarity damping − all (the default): +25.0 [');
   });
 });
@@ -196,6 +199,8 @@ describe('runSybil with the run cache', () => {
     const result = await runSybil({ ...ctx(), shard: { index: 0, count: 2 } }, settings, fake);
 
     expect(sybilPlan(settings, [1]).map((c) => c.defence)).toEqual(['clean', 'none', 'all']);
+    expect(sybilPlan(QUICK_SYBIL, [1]).map((c) => c.defence)).toEqual(['clean', 'clean-similarity', 'none', 'all', 'all-similarity']);
+    expect(sybilTask('clean-similarity', QUICK_SYBIL, 1).admission).toEqual({ ...DEFAULT_ADMISSION, similarityDamping: true });
     expect(calls).toEqual(['clean s1', 'all s1']);
     expect(result.checks.find((c) => c.name === 'the sybil grid is complete')).toMatchObject({ ok: false, detail: expect.stringContaining('1 of 3 runs') });
   });

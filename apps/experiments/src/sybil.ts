@@ -35,6 +35,20 @@ export const SYBIL_DEFENCES = ['none', 'pow-rate', 'invitations', 'fair-slots', 
 /** One of {@link SYBIL_DEFENCES}. */
 export type SybilDefence = (typeof SYBIL_DEFENCES)[number];
 
+/**
+ * The runs without an attacker: `clean` (the default admission), the reference of every seed, and
+ * `clean-similarity` (the default with similarity damping), which measures what damping costs an
+ * honest federation; the grid runs it whenever it runs a row with damping.
+ */
+export type SybilControl = 'clean' | 'clean-similarity';
+/** What one run of the grid is: a defence against the attacker, or a run without one. */
+export type SybilCellKind = SybilDefence | SybilControl;
+
+/** Whether `kind` is a run without an attacker. */
+export function isControl(kind: SybilCellKind): kind is SybilControl {
+  return kind === 'clean' || kind === 'clean-similarity';
+}
+
 /** Everything that defines the section's runs. */
 export interface SybilSettings {
   /** Dataset of the task and the clients (e.g. `digits`, or `fashion-mm` once built). */
@@ -99,7 +113,7 @@ export const QUICK_SYBIL: SybilSettings = {
  * The task's `admission` section for `defence`: `none` turns every defence off; each single
  * defence adds one to `none` at its default setting; `all` leaves the section out (the defaults).
  */
-export function sybilAdmission(defence: SybilDefence | 'clean'): Record<string, unknown> | undefined {
+export function sybilAdmission(defence: SybilCellKind): Record<string, unknown> | undefined {
   const none = { openLink: true, proofOfWorkBits: 0, newIdentitiesPerAddress: null, newIdentitiesPerTask: null, slots: 'arrival', probationRounds: 0 };
   switch (defence) {
     case 'none':
@@ -120,6 +134,7 @@ export function sybilAdmission(defence: SybilDefence | 'clean'): Record<string, 
     case 'similarity':
       return { ...none, similarityDamping: true };
     case 'all-similarity':
+    case 'clean-similarity':
       return { similarityDamping: true };
     case 'all':
     case 'clean':
@@ -133,7 +148,7 @@ export function sybilAdmission(defence: SybilDefence | 'clean'): Record<string, 
 export const SYBIL_STRATEGY = { name: 'fedmm-x', inner: { name: 'clip', maxNorm: 'median', perGroup: true, inner: { name: 'fedavg' } }, historyDecay: 0.5 };
 
 /** The validated task of one run. */
-export function sybilTask(defence: SybilDefence | 'clean', settings: SybilSettings, seed: number): TaskConfig {
+export function sybilTask(defence: SybilCellKind, settings: SybilSettings, seed: number): TaskConfig {
   const admission = sybilAdmission(defence);
   return experimentTask(`sybil-${defence}-s${seed}`, {
     dataset: { name: settings.dataset, modalities: ['image', 'text', 'audio'] },
@@ -273,7 +288,7 @@ function sleep(ms: number): Promise<void> {
 
 /** One run's figures. */
 export interface SybilRun {
-  readonly defence: SybilDefence | 'clean';
+  readonly defence: SybilCellKind;
   readonly seed: number;
   readonly status: string;
   readonly error?: string;
@@ -305,7 +320,7 @@ export const SYBIL_ENGINE = 1;
  * The run cache's key of one run: the settings (less the list of defences, which changes no run),
  * the validated task (the admission defaults included), the round engine's version and the cell.
  */
-export function sybilCacheKey(settings: SybilSettings, defence: SybilDefence | 'clean', seed: number): unknown {
+export function sybilCacheKey(settings: SybilSettings, defence: SybilCellKind, seed: number): unknown {
   return {
     section: 'sybil',
     settings: settingsKey(SYBIL_ENGINE, settings, ['defences']),
@@ -315,16 +330,22 @@ export function sybilCacheKey(settings: SybilSettings, defence: SybilDefence | '
   };
 }
 
-/** Every run of the grid, seed by seed, the clean run first. */
-export function sybilPlan(settings: SybilSettings, seeds: readonly number[]): { defence: SybilDefence | 'clean'; seed: number }[] {
-  return seeds.flatMap((seed) => (['clean', ...settings.defences] as const).map((defence) => ({ defence, seed })));
+/** The runs of one seed: the clean run first, the damping control when a row damps, then the defences. */
+export function sybilKinds(settings: SybilSettings): SybilCellKind[] {
+  const damps = settings.defences.some((d) => d === 'similarity' || d === 'all-similarity');
+  return ['clean', ...(damps ? (['clean-similarity'] as const) : []), ...settings.defences];
+}
+
+/** Every run of the grid, seed by seed (see {@link sybilKinds}). */
+export function sybilPlan(settings: SybilSettings, seeds: readonly number[]): { defence: SybilCellKind; seed: number }[] {
+  return seeds.flatMap((seed) => sybilKinds(settings).map((defence) => ({ defence, seed })));
 }
 
 /** One run of the grid (what the section stores); tests pass a fake. */
-export type SybilRunner = (settings: SybilSettings, defence: SybilDefence | 'clean', seed: number) => Promise<SybilRun>;
+export type SybilRunner = (settings: SybilSettings, defence: SybilCellKind, seed: number) => Promise<SybilRun>;
 
 /** Runs `defence` at `seed` through the coordinator with the attacker alongside. */
-export async function runSybilCell(settings: SybilSettings, defence: SybilDefence | 'clean', seed: number): Promise<SybilRun> {
+export async function runSybilCell(settings: SybilSettings, defence: SybilCellKind, seed: number): Promise<SybilRun> {
   const started = Date.now();
   const task = sybilTask(defence, settings, seed);
   const outcome: { value: AttackerOutcome | null } = { value: null };
@@ -336,7 +357,7 @@ export async function runSybilCell(settings: SybilSettings, defence: SybilDefenc
       testExamples: settings.testExamples,
       // Each honest volunteer is its own address; the attacker's come from X-Forwarded-For (see runAttacker).
       coordinator: { trustProxy: true },
-      ...(defence === 'clean' ? {} : { alongside: (c: Coordinator) => runAttacker(c, task, settings, outcome) }),
+      ...(isControl(defence) ? {} : { alongside: (c: Coordinator) => runAttacker(c, task, settings, outcome) }),
     });
     const sybilIds = new Set(outcome.value?.sybilIds ?? []);
     // The clients each round aggregated: the trust wrapper scores exactly those.
@@ -345,7 +366,7 @@ export async function runSybilCell(settings: SybilSettings, defence: SybilDefenc
     const finished = report.status === 'finished' && report.completedRounds === settings.rounds;
     // The engine gave up on a round after the attacker arrived: every attempt built no model (the
     // defences refused what was uploaded) or had too few uploads. The task keeps its last model.
-    const stalled = report.status === 'failed' && defence !== 'clean' && report.completedRounds >= settings.attackAfterRound;
+    const stalled = report.status === 'failed' && !isControl(defence) && report.completedRounds >= settings.attackAfterRound;
     return {
       defence,
       seed,
@@ -375,8 +396,9 @@ export async function runSybilCell(settings: SybilSettings, defence: SybilDefenc
   }
 }
 
-const DEFENCE_LABELS: Readonly<Record<SybilDefence | 'clean', string>> = {
+const DEFENCE_LABELS: Readonly<Record<SybilCellKind, string>> = {
   clean: 'clean (no attacker)',
+  'clean-similarity': 'clean + similarity damping (no attacker)',
   none: 'none',
   'pow-rate': 'proof of work + identity rate limits',
   invitations: 'invitation links only',
@@ -461,12 +483,12 @@ export function sybilMarkdown(
       a ? `${a.admitted} / ${a.attempted}` : '—',
       refused,
       a ? `${(a.proofMs / 1000).toFixed(2)} s${dagger(r)}` : '—',
-      r.defence === 'clean' ? '—' : `${pct(sybilShare(r))} (${r.sybilAggregated} / ${r.aggregatedAfterArrival})`,
+      isControl(r.defence) ? '—' : `${pct(sybilShare(r))} (${r.sybilAggregated} / ${r.aggregatedAfterArrival})`,
       stalledRun(r) ? `${pct(r.finalAccuracy)} (stalled after round ${r.completedRounds})` : pct(r.finalAccuracy),
       r.defence === 'clean' ? '100%' : pct(retainedOf(runs, r)),
     ];
   });
-  const combined: readonly (SybilDefence | 'clean')[] = ['all', 'all-similarity'];
+  const combined: readonly SybilCellKind[] = ['all', 'all-similarity'];
   const verdicts = runs
     .filter((r) => combined.includes(r.defence))
     .map((r) => {
@@ -475,16 +497,17 @@ export function sybilMarkdown(
       const what = r.defence === 'all' ? 'the default configuration' : 'the defaults with similarity damping';
       return `- Seed ${r.seed}: ${what} keeps ${pct(retained)} of clean accuracy — design target (≥ ${SYBIL_TARGET_RETAINED * 100}%) ${met ? 'met' : '**not met**'}.`;
     });
-  const failing = runs.filter((r) => r.defence !== 'clean' && !combined.includes(r.defence) && (retainedOf(runs, r) ?? 0) < SYBIL_TARGET_RETAINED);
+  const failing = runs.filter((r) => !isControl(r.defence) && !combined.includes(r.defence) && (retainedOf(runs, r) ?? 0) < SYBIL_TARGET_RETAINED);
   const finite = (xs: readonly (number | null)[]): number[] => xs.filter((x): x is number => x !== null && Number.isFinite(x));
   const attacked = settings.defences.filter((d) => runs.some((r) => r.defence === d));
-  const overSeeds = attacked.map((d) => {
+  const summarised: SybilCellKind[] = [...(runs.some((r) => r.defence === 'clean-similarity') ? (['clean-similarity'] as const) : []), ...attacked];
+  const overSeeds = summarised.map((d) => {
     const of = runs.filter((r) => r.defence === d);
     return [
       DEFENCE_LABELS[d],
       String(of.length),
       formatMeanStd(finite(of.map((r) => retainedOf(runs, r))), { scale: 100 }),
-      formatMeanStd(finite(of.map((r) => sybilShare(r))), { scale: 100 }),
+      isControl(d) ? '—' : formatMeanStd(finite(of.map((r) => sybilShare(r))), { scale: 100 }),
       String(of.filter(stalledRun).length),
     ];
   });
@@ -501,7 +524,8 @@ export function sybilMarkdown(
     '',
     `Each row turns on one defence (the task file's \`admission\` section, \`${JSON.stringify(sybilAdmission('none'))}\` with one field at its default), or all of them (the defaults: \`${JSON.stringify(DEFAULT_ADMISSION)}\`). ` +
       '**Share of aggregated updates** counts the updates the rounds after the attacker arrived aggregated; **retained** is final test accuracy ÷ the clean run’s (same seed). ' +
-      'A run **stalled** when the round engine gave up on a round after the attacker arrived (every attempt built no model, or had too few uploads): the task ends there, and its final accuracy is that of the last model a round committed.',
+      'A run **stalled** when the round engine gave up on a round after the attacker arrived (every attempt built no model, or had too few uploads): the task ends there, and its final accuracy is that of the last model a round committed. ' +
+      'The row **clean + similarity damping** has no attacker: against the clean run, it is what damping costs an honest federation.',
     '',
     markdownTable(
       [
@@ -545,7 +569,7 @@ export function sybilMarkdown(
 
 /** Bar chart per defence row (first seed): the attacker's share of aggregated updates and the accuracy retained, in %. */
 export function sybilFigure(runs: readonly SybilRun[], seed: number): string {
-  const rows = runs.filter((r) => r.seed === seed && r.defence !== 'clean');
+  const rows = runs.filter((r) => r.seed === seed && !isControl(r.defence));
   const pct = (x: number | null): number | null => (x === null ? null : x * 100);
   return barChart({
     title: `Sybils: 20 identities tried beside 6 volunteers (seed ${seed})`,
@@ -620,7 +644,7 @@ export async function runSybil(
     raw: {
       settings,
       seeds,
-      tasks: Object.fromEntries(['clean', ...settings.defences].map((d) => [d, sybilTask(d as SybilDefence, settings, seeds[0]!)])),
+      tasks: Object.fromEntries(sybilKinds(settings).map((d) => [d, sybilTask(d, settings, seeds[0]!)])),
       clientArgs: sybilClientArgs(settings, seeds[0]!),
       runs,
     },
