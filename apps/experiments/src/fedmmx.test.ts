@@ -257,6 +257,11 @@ describe('renderFedMmx', () => {
     expect(section.markdown).toContain('| without L_intp (λ₂ = 0) |');
     expect(section.markdown).toContain('| L_modal = cross-modal distillation (instead of Jensen–Shannon) |');
     expect(section.markdown).toContain('Runtime: 61 s');
+    expect(section.markdown).not.toContain('read from raw/runs/');
+    const readBack = renderFedMmx({ ...input(runs, [bounds(0.1, 0.9, 0.3)], [1], {}), readBack: { stored: 7, total: 9 } });
+    expect(readBack.markdown).toContain(
+      '7 of its 9 runs were read from raw/runs/, stored by earlier invocations, so this is not the compute time of the grid.',
+    );
     expect(section.checks.find((c) => c.name === 'every ablation ran')?.ok).toBe(false);
     expect(section.figures.map((f) => f.file)).toEqual(['fedmmx-accuracy-by-round.svg', 'fedmmx-accuracy-by-modality.svg']);
     expect(section.markdown).toContain('| Centralized (upper bound) | 90.0 ± 0.0 |');

@@ -569,6 +569,7 @@ async function tuneAll(
   models: ModelFactory,
   log: (line: string) => void,
   cache: RunCache | undefined,
+  counted: (stored: boolean) => void = () => undefined,
 ): Promise<TuningRecord[]> {
   const records: TuningRecord[] = [];
   // One validation score: stored under everything that defines it, so an interrupted full grid resumes.
@@ -589,6 +590,7 @@ async function tuneAll(
       compute,
       Number.isFinite,
     );
+    counted(stored);
     log(
       `fedmmx: tuning ${what} (${formatHyperparameters(h)}) seed ${seed}: validation ${value.toFixed(3)} (${stored ? 'stored run' : `${((Date.now() - t0) / 1000).toFixed(1)} s, CPU ${cpuSeconds(cpu0)} s`})`,
     );
@@ -814,9 +816,14 @@ export async function runFedMmx(ctx: ExperimentContext, options: FedMmxSectionOp
   const models = createNodeDigitsFactory({ adapterAlpha: BASE_TASK.model.adapterAlpha });
   const runs: FederatedRun[] = [];
   const bounds: BoundsRun[] = [];
+  const readBack = { stored: 0, total: 0 };
+  const count = (stored: boolean): void => {
+    readBack.total += 1;
+    if (stored) readBack.stored += 1;
+  };
   let tuning: TuningRecord[];
   try {
-    tuning = await tuneAll(settings, validation, models, ctx.log, ctx.cache);
+    tuning = await tuneAll(settings, validation, models, ctx.log, ctx.cache, count);
     ctx.log(`fedmmx: chosen on validation: ${tuning.map((r) => `${r.method} ${formatHyperparameters(r.chosen)}`).join('; ')}`);
     const learningRates = {
       centralized: tuning.find((r) => r.method === CENTRALIZED_ID)!.chosen.learningRate,
@@ -824,12 +831,13 @@ export async function runFedMmx(ctx: ExperimentContext, options: FedMmxSectionOp
     };
     for (const seed of seeds) {
       const cpu0 = process.cpuUsage();
-      const { value: b } = await cachedRun(
+      const { value: b, stored: boundsStored } = await cachedRun(
         ctx.cache,
         CACHE_PREFIX,
         { kind: 'bounds', settings: runSettingsKey(settings), model: BASE_TASK.model, learningRates, seed },
         () => boundsRun(settings, seed, learningRates, test, models),
       );
+      count(boundsStored);
       bounds.push(b);
       ctx.log(
         `fedmmx: baselines seed ${seed}: initial ${b.initialAccuracy.toFixed(3)} (EC ${b.initialInterpretability.ec?.toFixed(3)}), centralized ${b.centralized.accuracy.toFixed(3)}, LOCAL mean ${b.localMean.toFixed(3)} (${(b.durationMs / 1000).toFixed(1)} s, CPU ${cpuSeconds(cpu0)} s)`,
@@ -850,15 +858,15 @@ export async function runFedMmx(ctx: ExperimentContext, options: FedMmxSectionOp
         }
         try {
           const h = chosenFor(method, tuning);
-          run = (
-            await cachedRun(
-              ctx.cache,
-              CACHE_PREFIX,
-              { kind: 'run', settings: runSettingsKey(settings), task: fedMmxTask(method, settings, seed, h), seed },
-              () => federatedRun(method, settings, seed, h, test, models),
-              (r) => r.status === 'finished',
-            )
-          ).value;
+          const got = await cachedRun(
+            ctx.cache,
+            CACHE_PREFIX,
+            { kind: 'run', settings: runSettingsKey(settings), task: fedMmxTask(method, settings, seed, h), seed },
+            () => federatedRun(method, settings, seed, h, test, models),
+            (r) => r.status === 'finished',
+          );
+          count(got.stored);
+          run = got.value;
         } catch (err) {
           if (!method.ablation) throw err;
           skipped.set(method.id, err instanceof Error ? err.message : String(err));
@@ -888,6 +896,7 @@ export async function runFedMmx(ctx: ExperimentContext, options: FedMmxSectionOp
     durationMs,
     cpuMs: (cpu.user + cpu.system) / 1000,
     quick: ctx.quick,
+    readBack,
   });
 }
 
@@ -937,6 +946,8 @@ export interface FedMmxMeasurements {
   /** CPU time of the section's process (a steadier cost than wall time on a shared machine). */
   readonly cpuMs?: number;
   readonly quick: boolean;
+  /** Of the section's cached runs (validation scores, bounds, federated runs), how many were read back from the run cache. */
+  readonly readBack?: { readonly stored: number; readonly total: number };
 }
 
 /** Checks the quick run asserts; each could fail on a broken pipeline or a broken method. */
@@ -1293,7 +1304,11 @@ ${ablationReading}${reused.map(([m, from]) => ` ${label.get(m) ?? m} is, with th
 
 **What differs from the paper.** Data: a small 10-class built-in multimodal dataset (${settings.dataset}) instead of VQA v2, MSCOCO captions and AVQA; no BLEU/CIDEr. Model: small frozen CNN/embedding encoders with LoRA adapters and a NAM head (${bounds[0]?.trainableParameters ?? '—'} trainable parameters, measured) instead of CLIP-scale models. FedPercept is not implemented; FedProx stands in as the second baseline. ${settings.numClients} clients, ${settings.rounds} rounds. EC and FS follow the paper's one-line definitions as implemented in packages/models. Every hyperparameter in the grid above was chosen on validation; the deletion fractions of FS and every other learning setting are fixed beforehand.
 
-Runtime: ${(input.durationMs / 1000).toFixed(0)} s for this section${input.cpuMs === undefined ? '' : ` (${(input.cpuMs / 1000).toFixed(0)} s CPU time of its process)`} (${input.quick ? 'quick grid' : 'full grid'}, tuning included, measured on the machine that wrote this report).
+Runtime: ${(input.durationMs / 1000).toFixed(0)} s for this section${input.cpuMs === undefined ? '' : ` (${(input.cpuMs / 1000).toFixed(0)} s CPU time of its process)`} (${input.quick ? 'quick grid' : 'full grid'}, tuning included, measured on the machine that wrote this report).${
+    input.readBack && input.readBack.stored > 0
+      ? ` ${input.readBack.stored} of its ${input.readBack.total} runs were read from raw/runs/, stored by earlier invocations, so this is not the compute time of the grid.`
+      : ''
+  }
 `;
   return {
     id,
