@@ -129,6 +129,11 @@ describe('fedAfdSection', () => {
     expect(section.markdown).toContain('| non-IID | FedAFD | 3.9 KiB | 1.0 KiB | 0.6 KiB | 0.3 KiB | 6.67× |');
     expect(section.figures.map((f) => f.file)).toEqual(['fedafd-server-rsum-non-iid.svg', 'fedafd-clients-non-iid.svg']);
     expect(section.checks.every((c) => c.ok)).toBe(true);
+    expect(section.seeds).toEqual(measurements.seeds);
+    expect(section.markdown).not.toContain('read from raw/runs/');
+    expect(fedAfdSection({ ...measurements, readBack: { stored: 5, total: 8 } }).markdown).toContain(
+      '5 of its 8 runs were read from raw/runs/, stored by earlier invocations, so this is not the compute time of the grid.',
+    );
   });
 
   it('says where FedAFD loses when a method is above it on every seed', () => {

@@ -39,6 +39,15 @@ describe('renderReport', () => {
     expect(md).not.toContain('Not yet run');
   });
 
+  it('shows the seeds a section used when it used fewer than the invocation gave it', () => {
+    const full = { command: 'pnpm experiments --only a', quick: false, seeds: [1, 2, 3, 4, 5] };
+
+    const md = renderReport([storedSection(section('a', { seeds: [1, 2, 3] }), full), storedSection(section('b'), full)], options);
+
+    expect(md).toContain('| Section a | full | 1, 2, 3 |');
+    expect(md).toContain('| Section b | full | 1, 2, 3, 4, 5 |');
+  });
+
   it('names the expected sections that have no stored result, with their commands', () => {
     const expected = [
       { id: 'a', command: 'pnpm experiments --only a' },

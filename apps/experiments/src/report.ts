@@ -59,7 +59,8 @@ export function storedSection(section: SectionResult, run: RunInfo): StoredSecti
     figures: section.figures.map((f) => f.file),
     checks: section.checks,
     durationMs: section.durationMs,
-    run,
+    // The seeds the section used, when it used fewer than the invocation gave it.
+    run: section.seeds === undefined ? run : { ...run, seeds: section.seeds },
     raw: section.raw,
   };
 }

@@ -32,6 +32,8 @@ export interface SectionResult {
   /** Every measured number behind the tables, with the task settings and seeds that produced it. */
   readonly raw: unknown;
   readonly checks: readonly Check[];
+  /** The seeds the section used, when fewer than the invocation's (the report's seed column shows these). */
+  readonly seeds?: readonly number[];
   /** Wall-clock time the section took. */
   readonly durationMs: number;
 }
