@@ -32,8 +32,8 @@ import {
   runFedAfdCell,
 } from './fedafdRuns.js';
 import type { FedAfdCell, FedAfdPartition, FedAfdRun, FedAfdSettings } from './fedafdRuns.js';
-import { cachedRun } from './runCache.js';
-import type { RunCache } from './runCache.js';
+import { cachedRun, readBackCounter, readBackNote } from './runCache.js';
+import type { ReadBack, RunCache } from './runCache.js';
 import type { Check, ExperimentContext, Figure, SectionEntry, SectionResult } from './section.js';
 import { formatMeanStd, formatPaired, markdownTable, meanBandPoints, meanStd, pairedDifference, pairedReading } from './stats.js';
 import type { SeededValue } from './stats.js';
@@ -113,7 +113,7 @@ export interface FedAfdMeasurements {
   readonly durationMs: number;
   readonly cpuMs: number;
   /** Of the section's runs (tuning and evaluation), how many were read back from the run cache. */
-  readonly readBack?: { readonly stored: number; readonly total: number };
+  readonly readBack?: ReadBack;
 }
 
 /** The learning rate `method` runs with on `partition`: its own choice, or FedAFD's for an ablation. */
@@ -202,11 +202,7 @@ export async function runFedAfd(ctx: ExperimentContext): Promise<SectionResult> 
   const parameters = await parameterCounts(settings);
   const tuning: FedAfdTuning[] = [];
   const runs: FedAfdRun[] = [];
-  const readBack = { stored: 0, total: 0 };
-  const count = (stored: boolean): void => {
-    readBack.total += 1;
-    if (stored) readBack.stored += 1;
-  };
+  const { tally, count } = readBackCounter();
   // One partition at a time, tuning then evaluation, so an interrupted full grid has whole partitions.
   for (const partition of settings.partitions) {
     for (const method of settings.methods.filter((m) => !fedAfdMethod(m).ablation)) {
@@ -237,7 +233,7 @@ export async function runFedAfd(ctx: ExperimentContext): Promise<SectionResult> 
     parameters,
     durationMs: Date.now() - started,
     cpuMs: (cpu.user + cpu.system) / 1000,
-    readBack,
+    readBack: tally(),
   });
 }
 
@@ -523,11 +519,7 @@ Measured: the coordinator's \`bytesIn\` (every client's representation upload) p
 
 **Against the paper.** FedAFD reports, on non-IID data, image clients going from 28.1 (LOCAL) to 33.2 acc@1 and the server reaching its target in 20 rounds where LOCAL needs 29. Here, on ${partitionLabel(nonIid).split(' ')[0]} digits, image clients score ${Number.isFinite(headline('local')) ? headline('local').toFixed(1) : '—'} (LOCAL) and ${Number.isFinite(headline('fedafd')) ? headline('fedafd').toFixed(1) : '—'} (FedAFD) acc@1. This is not a reproduction of its scale: ${settings.numClients} clients, ${settings.rounds} rounds, ≤ ${settings.maxExamplesPerClient} examples per client and small CNN/bag-of-words encoders on 28×28 digits and templated captions instead of the paper's CIFAR-100, AG News, Flickr30k and MS-COCO; retrieval here is exact-pair retrieval among captions that often repeat within a class, which caps R@1 well below the paper's.
 
-Runtime: ${(m.durationMs / 1000).toFixed(0)} s for this section (${(m.cpuMs / 1000).toFixed(0)} s CPU time of its process, the evaluator processes not counted; ${m.quick ? 'quick grid' : 'full grid'}, tuning included, measured on the machine that wrote this report).${
-    m.readBack && m.readBack.stored > 0
-      ? ` ${m.readBack.stored} of its ${m.readBack.total} runs were read from raw/runs/, stored by earlier invocations, so this is not the compute time of the grid.`
-      : ''
-  }
+Runtime: ${(m.durationMs / 1000).toFixed(0)} s for this section (${(m.cpuMs / 1000).toFixed(0)} s CPU time of its process, the evaluator processes not counted; ${m.quick ? 'quick grid' : 'full grid'}, tuning included, measured on the machine that wrote this report).${readBackNote(m.readBack)}
 `;
   return {
     id: 'fedafd',

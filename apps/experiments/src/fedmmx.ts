@@ -29,8 +29,8 @@ import { deletionFaithfulness, explain } from '@chorus/models';
 import type { Modality, MultimodalModel } from '@chorus/models';
 import { evaluateByModality, restrictModalities, trainOnUnion } from './centralized.js';
 import { ExperimentsError } from './errors.js';
-import { cachedRun, canonicalJson, settingsKey } from './runCache.js';
-import type { RunCache } from './runCache.js';
+import { cachedRun, canonicalJson, readBackCounter, readBackNote, settingsKey } from './runCache.js';
+import type { ReadBack, RunCache } from './runCache.js';
 import { describeSplits, loadEvaluationSplits } from './evaluationSplits.js';
 import type { EvaluationSplitInfo, ExperimentDataset } from './evaluationSplits.js';
 import type { Check, ExperimentContext, Figure, SectionEntry, SectionResult } from './section.js';
@@ -816,11 +816,7 @@ export async function runFedMmx(ctx: ExperimentContext, options: FedMmxSectionOp
   const models = createNodeDigitsFactory({ adapterAlpha: BASE_TASK.model.adapterAlpha });
   const runs: FederatedRun[] = [];
   const bounds: BoundsRun[] = [];
-  const readBack = { stored: 0, total: 0 };
-  const count = (stored: boolean): void => {
-    readBack.total += 1;
-    if (stored) readBack.stored += 1;
-  };
+  const { tally, count } = readBackCounter();
   let tuning: TuningRecord[];
   try {
     tuning = await tuneAll(settings, validation, models, ctx.log, ctx.cache, count);
@@ -896,7 +892,7 @@ export async function runFedMmx(ctx: ExperimentContext, options: FedMmxSectionOp
     durationMs,
     cpuMs: (cpu.user + cpu.system) / 1000,
     quick: ctx.quick,
-    readBack,
+    readBack: tally(),
   });
 }
 
@@ -947,7 +943,7 @@ export interface FedMmxMeasurements {
   readonly cpuMs?: number;
   readonly quick: boolean;
   /** Of the section's cached runs (validation scores, bounds, federated runs), how many were read back from the run cache. */
-  readonly readBack?: { readonly stored: number; readonly total: number };
+  readonly readBack?: ReadBack;
 }
 
 /** Checks the quick run asserts; each could fail on a broken pipeline or a broken method. */
@@ -1304,11 +1300,7 @@ ${ablationReading}${reused.map(([m, from]) => ` ${label.get(m) ?? m} is, with th
 
 **What differs from the paper.** Data: a small 10-class built-in multimodal dataset (${settings.dataset}) instead of VQA v2, MSCOCO captions and AVQA; no BLEU/CIDEr. Model: small frozen CNN/embedding encoders with LoRA adapters and a NAM head (${bounds[0]?.trainableParameters ?? '—'} trainable parameters, measured) instead of CLIP-scale models. FedPercept is not implemented; FedProx stands in as the second baseline. ${settings.numClients} clients, ${settings.rounds} rounds. EC and FS follow the paper's one-line definitions as implemented in packages/models. Every hyperparameter in the grid above was chosen on validation; the deletion fractions of FS and every other learning setting are fixed beforehand.
 
-Runtime: ${(input.durationMs / 1000).toFixed(0)} s for this section${input.cpuMs === undefined ? '' : ` (${(input.cpuMs / 1000).toFixed(0)} s CPU time of its process)`} (${input.quick ? 'quick grid' : 'full grid'}, tuning included, measured on the machine that wrote this report).${
-    input.readBack && input.readBack.stored > 0
-      ? ` ${input.readBack.stored} of its ${input.readBack.total} runs were read from raw/runs/, stored by earlier invocations, so this is not the compute time of the grid.`
-      : ''
-  }
+Runtime: ${(input.durationMs / 1000).toFixed(0)} s for this section${input.cpuMs === undefined ? '' : ` (${(input.cpuMs / 1000).toFixed(0)} s CPU time of its process)`} (${input.quick ? 'quick grid' : 'full grid'}, tuning included, measured on the machine that wrote this report).${readBackNote(input.readBack)}
 `;
   return {
     id,

@@ -11,6 +11,8 @@ import {
   createRunCache,
   decodeNonFinite,
   encodeNonFinite,
+  readBackCounter,
+  readBackNote,
   settingsKey,
 } from './runCache.js';
 
@@ -123,5 +125,20 @@ describe('run cache', () => {
     expect(await cachedCell({ cache, shard }, 2, run({ cell: 2 }))).toEqual({ value: 1, stored: false });
     expect(await cachedCell({ cache, shard: { index: 1, count: 2 } }, 2, run({ cell: 2 }))).toEqual({ value: 1, stored: true });
     expect(calls).toBe(1);
+  });
+});
+
+describe('readBackCounter', () => {
+  it('counts the runs read back among all, and the note names them only when there are some', () => {
+    const { tally, count } = readBackCounter();
+    count(true);
+    count(false);
+    count(true);
+    expect(tally()).toEqual({ stored: 2, total: 3 });
+    expect(readBackNote(tally())).toBe(
+      ' 2 of its 3 runs were read from raw/runs/, stored by earlier invocations, so this is not the compute time of the grid.',
+    );
+    expect(readBackNote({ stored: 0, total: 3 })).toBe('');
+    expect(readBackNote(undefined)).toBe('');
   });
 });

@@ -162,3 +162,29 @@ export async function cachedCell<T>(
   if (run.keep?.(value) ?? true) where.cache?.put(run.prefix, run.key, encodeNonFinite(value));
   return { value, stored: false };
 }
+
+/** How many of a section's cached runs were read back from the run cache, of all it asked for. */
+export interface ReadBack {
+  readonly stored: number;
+  readonly total: number;
+}
+
+/** A tally of {@link ReadBack} and the callback that counts one run (`stored`: read back). */
+export function readBackCounter(): { readonly tally: () => ReadBack; readonly count: (stored: boolean) => void } {
+  let stored = 0;
+  let total = 0;
+  return {
+    tally: () => ({ stored, total }),
+    count: (wasStored) => {
+      total += 1;
+      if (wasStored) stored += 1;
+    },
+  };
+}
+
+/** The runtime line's sentence about runs read back (empty when none was). */
+export function readBackNote(readBack: ReadBack | undefined): string {
+  return readBack && readBack.stored > 0
+    ? ` ${readBack.stored} of its ${readBack.total} runs were read from raw/runs/, stored by earlier invocations, so this is not the compute time of the grid.`
+    : '';
+}

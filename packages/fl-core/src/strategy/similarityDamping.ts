@@ -78,9 +78,15 @@ export function addSketch(into: Float32Array, update: Parameters): Float32Array 
 export function foolsGoldWeights(histories: readonly Float32Array[], kappa = 1, pairFloor?: (i: number, j: number) => number): number[] {
   const n = histories.length;
   if (n < 2) return histories.map(() => 1);
-  const cs = histories.map((a, i) =>
-    histories.map((b, j) => (i === j ? Number.NEGATIVE_INFINITY : Math.max(cosineSimilarity(a, b), pairFloor?.(i, j) ?? Number.NEGATIVE_INFINITY))),
-  );
+  // Symmetric: each pair's cosines are computed once.
+  const cs = histories.map(() => new Array<number>(n).fill(Number.NEGATIVE_INFINITY));
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      const c = Math.max(cosineSimilarity(histories[i]!, histories[j]!), pairFloor?.(i, j) ?? Number.NEGATIVE_INFINITY);
+      cs[i]![j] = c;
+      cs[j]![i] = c;
+    }
+  }
   const maxCs = cs.map((row) => Math.max(...row));
   // Pardoning: an honest client that resembles a Sybil is not punished as much as the Sybil.
   const pardoned = cs.map((row, i) => row.map((c, j) => (i !== j && maxCs[j]! > maxCs[i]! && maxCs[j]! > 0 ? (c * maxCs[i]!) / maxCs[j]! : c)));
@@ -154,6 +160,7 @@ export class SimilarityDamping extends StrategyWrapper {
     // counts as at least as alike as its updates are.
     const ids = [...next.keys()];
     const thisRound = new Map(valid.map((r) => [r.clientId, addSketch(new Float32Array(this.sketchSize), r.delta)]));
+    // (The floor is symmetric, so foolsGoldWeights asks for each pair once.)
     const all = foolsGoldWeights(
       ids.map((id) => next.get(id)!),
       this.kappa,
