@@ -22,7 +22,12 @@ export type {
   TaskConfig,
   TrustStrategyConfig,
 } from './task/taskSchema.js';
-export { formatIssues, parseTask, parseTaskYaml, readTaskFile } from './task/loadTask.js';
+export { TASK_FILE_NAME, formatIssues, parseTask, parseTaskYaml, readTaskFile, resolveTaskPaths } from './task/loadTask.js';
+export { EXAMPLE_CLASSES, buildExampleEncoder, encodePng, encodeWav, writeExampleTask } from './task/exampleTask.js';
+export type { ExampleTask, ExampleTaskOptions } from './task/exampleTask.js';
+export { describeTaskFiles } from './task/taskFiles.js';
+export type { TaskFiles } from './task/taskFiles.js';
+export { CUSTOM_BASE, isCustomTask } from './task/taskSchema.js';
 export { MemoryStore } from './store/memoryStore.js';
 export { MIGRATIONS, SqliteStore } from './store/sqliteStore.js';
 export type { SqliteStoreOptions } from './store/sqliteStore.js';
@@ -35,6 +40,7 @@ export type {
   RoundMetricsRecord,
   RoundRecord,
   RoundStatus,
+  RunRecord,
   StoredStrategyState,
   TaskRecord,
   TaskStatus,
@@ -51,7 +57,16 @@ export { RoundEngine, encodeGlobal, sha256HexSync, systemClock } from './engine/
 export type { EngineClock, EngineSnapshot, EngineTransport, RoundEngineOptions, RoundSummary, StatusChange } from './engine/roundEngine.js';
 export { INITIAL_ENGINE_STATE, closeReason, reduceEngine, slotAttempt } from './engine/engineState.js';
 export type { AttemptState, EngineAction, EngineState, Phase, SlotRule } from './engine/engineState.js';
-export { canonicalResults, roundCompletion, roundEndPayload, roundMetrics, roundStartPayload, roundTrust, taskEndPayload } from './engine/roundRecords.js';
+export {
+  canonicalResults,
+  roundCompletion,
+  roundEndPayload,
+  roundIdOf,
+  roundMetrics,
+  roundStartPayload,
+  roundTrust,
+  taskEndPayload,
+} from './engine/roundRecords.js';
 export type { GlobalModel, RoundMetricsInput } from './engine/roundRecords.js';
 export { decodeGlobal, decodeStrategyState, encodeStrategyState } from './engine/checkpoint.js';
 export { candidateParameters, createRoundMeasurer } from './engine/serverMeasurements.js';

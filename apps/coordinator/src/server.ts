@@ -46,7 +46,8 @@ import { KeyedRateLimiter, TokenBucket } from './security/rateLimit.js';
 import type { TokenBucketOptions } from './security/rateLimit.js';
 import { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } from './security/tokens.js';
 import type { CoordinatorStore } from './store/types.js';
-import { isRepresentationTask } from './task/taskSchema.js';
+import { isCustomTask, isRepresentationTask } from './task/taskSchema.js';
+import { describeTaskFiles } from './task/taskFiles.js';
 import type { RepresentationTask, TaskConfig } from './task/taskSchema.js';
 import { createRepresentationRounds } from './engine/representationRounds.js';
 import type { RepresentationRoundHooks } from './engine/representationRounds.js';
@@ -179,6 +180,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   if (options.tasks.length === 0) throw new CoordinatorError('CONFIG_INVALID', 'at least one task is required');
   const ids = options.tasks.map((t) => t.config.id);
   if (new Set(ids).size !== ids.length) throw new CoordinatorError('TASK_DUPLICATE', `task ids repeat: ${ids.join(', ')}`);
+  for (const { config } of options.tasks) {
+    // Each run starts a fresh privacy accountant while its volunteers' data are used again, so the ε
+    // reported per run would understate what the task spends.
+    if (config.runs === 'continuous' && config.strategy.name === 'dp')
+      throw new CoordinatorError('TASK_INVALID', `task ${config.id}: runs: continuous is refused with dp (each run's ε would leave out the runs before it)`);
+  }
 
   // Live socket per client id: a reconnect replaces the older connection.
   const socketsByClient = new Map<string, CoordinatorSocket>();
@@ -191,6 +198,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const idleTimers = new Map<string, unknown>();
   const identityLimiters = new Map<string, IdentityLimiter>();
   const taskConfigs = new Map(options.tasks.map((t) => [t.config.id, t.config]));
+  // A custom task's files are read and hashed before anything starts, so a bad folder is refused up front.
+  const taskFiles = new Map(options.tasks.filter((t) => isCustomTask(t.config)).map((t) => [t.config.id, describeTaskFiles(t.config)]));
   /** The address new-identity limits are keyed on (see CoordinatorOptions.trustProxy). */
   const addressOf = (socket: CoordinatorSocket): string => {
     const forwarded = options.trustProxy ? socket.handshake.headers['x-forwarded-for'] : undefined;
@@ -213,6 +222,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       models,
       now: clock.now,
       ...(options.staticMounts ? { staticMounts: options.staticMounts } : {}),
+      taskFiles,
       onInvitationRevoked: (taskId, invitationId) => {
         // Identities the invitation admitted, and handshakes that presented it, leave now.
         for (const socket of io.of('/').sockets.values()) {

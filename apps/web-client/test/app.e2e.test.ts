@@ -94,6 +94,31 @@ function fakeAdminApi(url: string, authorization: string | undefined, res: Serve
       })),
     },
     '/api/tasks/demo-digits/rounds': { rounds: [1, 2, 3].map((serverRound) => ({ serverRound, attempt: 0 })) },
+    // A continuous task: run 1 finished, run 2 is live.
+    '/api/tasks/demo-digits/runs': {
+      runs: [
+        {
+          taskId: 'demo-digits',
+          run: 1,
+          status: 'finished',
+          startedAt: 0,
+          endedAt: 1,
+          completedRounds: 20,
+          globalHash: 'a'.repeat(64),
+          finalMetrics: { 'client.accuracy': 0.8 },
+        },
+        {
+          taskId: 'demo-digits',
+          run: 2,
+          status: 'running',
+          startedAt: 1,
+          endedAt: null,
+          completedRounds: 3,
+          globalHash: 'b'.repeat(64),
+          finalMetrics: { 'client.accuracy': 0.7 },
+        },
+      ],
+    },
   };
   for (const r of [1, 2, 3]) {
     routes[`/api/tasks/demo-digits/rounds/${r}/updates`] = {
@@ -629,6 +654,12 @@ describe.skipIf(!runnable)('web app in Chromium', () => {
     }
     expect(await page.locator('[data-testid=chart-trust] .recharts-line').count()).toBe(3);
     expect(await page.locator('[data-testid=clients-table] tbody tr').count()).toBe(3);
+    // The past run is listed; choosing it shows its charts until the live run is chosen again.
+    expect(await page.locator('[data-testid=runs-table] tbody tr').allInnerTexts()).toEqual([expect.stringMatching(/run 1\s+20\s+80\.0 %/)]);
+    await page.getByRole('button', { name: 'Show charts' }).click();
+    await expect.poll(() => page.getByTestId('status-line').innerText(), { timeout: 10_000 }).toContain('past run 1 (live: run 2)');
+    await page.getByTestId('follow-live-run').click();
+    await expect.poll(() => page.getByTestId('status-line').innerText(), { timeout: 10_000 }).toContain('run 2: running');
     await page.close();
   });
 

@@ -81,3 +81,13 @@ export { fedAfdClientSpec } from './fedafd/spec.js';
 export { FedAfdRoundRunner, globalSizesFromWeights } from './fedafd/roundRunner.js';
 export type { FedAfdRoundRunnerOptions, RepresentationRoundInput, RepresentationRoundOutput, RepresentationRoundRunner } from './fedafd/roundRunner.js';
 export type { FedAfdSpecBase } from './fedafd/spec.js';
+export {
+  OWN_TEXT_COLUMNS,
+  createTaskModelFactory,
+  fetchTaskSource,
+  loadOwnTaskData,
+  loadTaskVocabulary,
+  readTaskSource,
+  splitByModality,
+} from './taskModel.js';
+export type { FetchTaskOptions, OwnTaskData, TaskModelFactory, TaskSource } from './taskModel.js';

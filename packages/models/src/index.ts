@@ -44,6 +44,7 @@ export {
   explanationConsistency,
   saliency,
   saliencyAsync,
+  saliencyByModalityAsync,
   shapeFunctionGrid,
   shapeFunctionGridAsync,
   shapeFunctionRoughness,
@@ -120,3 +121,17 @@ export { NAM_WEIGHT_NAMES, NamHead } from './nam.js';
 export type { NamHeadArgs } from './nam.js';
 export { DIGITS_BASE_PARTS, httpParts, loadDigitsBase } from './pretrained.js';
 export type { LoadDigitsBaseOptions } from './pretrained.js';
+export {
+  MAX_VOCABULARY_ROWS,
+  audioFrames,
+  audioInputs,
+  encoderInputShape,
+  imageInputs,
+  imageSize,
+  imageTargetOf,
+  loadTaskEncoder,
+  parseVocabulary,
+  textInputs,
+  vocabularyTokenizer,
+} from './taskInputs.js';
+export type { EncoderFiles, Vocabulary } from './taskInputs.js';

@@ -70,3 +70,15 @@ export type {
   TaskStatus,
   TaskStatusChangedPayload,
 } from './admin.js';
+export {
+  MAX_CLASSES,
+  MAX_IMAGE_SIDE,
+  MAX_TEXT_TOKENS,
+  TASK_SPEC_TYPE,
+  audioInputSchema,
+  imageInputSchema,
+  taskFileSchema,
+  taskSpecSchema,
+  textInputSchema,
+} from './taskSpec.js';
+export type { AudioInputSpec, ImageInputSpec, InputSpecs, TaskFile, TaskSpec, TextInputSpec } from './taskSpec.js';

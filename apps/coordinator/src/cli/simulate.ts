@@ -7,7 +7,11 @@
  *     [--clients 8] [--rounds N] [--alpha 0.5 | --iid] [--modality-prob image=0.8,…]
  *     [--modality-kinds image+text=0.5,…] [--max-examples 200] [--seed 1]
  *     [--adversarial sign-flip:0.2 …] [--processes] [--backend wasm|cpu] [--eval-examples 128]
- *     [--data-dir DIR] [--log-level warn]
+ *     [--data-dir DIR] [--log-level warn] [--own-data DIR]
+ *
+ * A custom task (`model.base: custom`) has no built-in dataset to partition: `--own-data DIR` gives
+ * client i its own files in `DIR/<i>/<modality>/…` (as `pnpm task create` lays them out), and the
+ * clients fetch the task's encoders from the coordinator as a tab does.
  *
  * A run is meant to replay from its command: client ids are derived from the task (see
  * simulatedClients.ts), every client's randomness from `--seed`, sampling and the initial model
@@ -47,7 +51,7 @@ import { MemoryStore } from '../store/memoryStore.js';
 import { SqliteStore } from '../store/sqliteStore.js';
 import type { CoordinatorStore } from '../store/types.js';
 import { readTaskFile } from '../task/loadTask.js';
-import { isRepresentationTask } from '../task/taskSchema.js';
+import { isCustomTask, isRepresentationTask } from '../task/taskSchema.js';
 import type { TaskConfig } from '../task/taskSchema.js';
 import { registerSimulatedClients } from './simulatedClients.js';
 
@@ -184,6 +188,8 @@ export interface SimulationOptions {
    */
   readonly dataDir?: string;
   readonly onEvent?: (client: number, event: ClientEvent) => void;
+  /** A custom task's clients' own files: client i reads `<ownData>/<i>/<modality>/…` (required for a custom task). */
+  readonly ownData?: string;
   /** Called with the store before it is closed, e.g. to read checkpoints. */
   readonly inspect?: (store: CoordinatorStore) => void | Promise<void>;
   /** Coordinator settings beyond the defaults (e.g. `trustProxy` to emulate volunteers' addresses). */
@@ -198,7 +204,8 @@ export interface SimulationOptions {
 
 /**
  * Runs a coordinator in-process and headless clients for `options.task` to the end (resuming the
- * task when `options.dataDir` holds it), and returns the report.
+ * task when `options.dataDir` holds it), and returns the report. A simulation is one run: a task
+ * with `runs: continuous` (the demo's) is run once, so that it ends.
  */
 export async function runSimulation(options: SimulationOptions): Promise<SimulationReport> {
   const backend = options.backend ?? 'wasm';
@@ -216,7 +223,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     identityDir = join(dataDir, 'identities');
   }
   try {
-    return await simulateOn(store, identityDir, { ...options, backend, testExamples }, logger);
+    return await simulateOn(store, identityDir, { ...options, task: { ...options.task, runs: 'once' }, backend, testExamples }, logger);
   } finally {
     store.close();
     if (options.dataDir === undefined) rmSync(identityDir, { recursive: true, force: true });
@@ -258,6 +265,9 @@ async function simulateOn(
   logger: Logger,
 ): Promise<SimulationReport> {
   const { task, backend } = options;
+  const custom = isCustomTask(task);
+  if (custom && options.ownData === undefined)
+    throw new CoordinatorError('CONFIG_INVALID', `task ${task.id} is a custom task: give its clients' own files (--own-data)`);
   await useNodeBackend(backend);
   // Identities opened during the run (not the registered clients) get ids that depend only on their order, so a rerun samples alike.
   let opened = 0;
@@ -282,10 +292,10 @@ async function simulateOn(
       task.id,
       '--clients',
       String(options.numClients),
-      '--dataset',
-      task.dataset.name,
+      // A custom task's clients bring their own files; the others get a partition of the built-in dataset.
+      ...(custom ? ['--own-data', options.ownData!] : ['--dataset', task.dataset.name]),
       // A representation task's clients take their modalities from their kinds (`--fedafd-kinds` in clientArgs).
-      ...(isRepresentationTask(task) ? [] : ['--modalities', task.dataset.modalities.join(',')]),
+      ...(isRepresentationTask(task) || custom ? [] : ['--modalities', task.dataset.modalities.join(',')]),
       '--backend',
       backend,
       '--identity-dir',
@@ -314,7 +324,9 @@ async function simulateOn(
   }
   const models = createNodeDigitsFactory();
   try {
-    const result = await report(task, store, models, { numClients: options.numClients, durationMs, clients, evalExamples: options.testExamples });
+    // A custom task is evaluated by the coordinator on its own test data, or not at all.
+    const evalExamples = custom ? 0 : options.testExamples;
+    const result = await report(task, store, models, { numClients: options.numClients, durationMs, clients, evalExamples });
     await options.inspect?.(store);
     return result;
   } finally {
@@ -342,6 +354,7 @@ async function main(): Promise<void> {
       'test-examples': { type: 'string', default: '300' },
       'log-level': { type: 'string', default: 'warn' },
       'data-dir': { type: 'string' },
+      'own-data': { type: 'string' },
     },
     strict: true,
   });
@@ -384,6 +397,7 @@ async function main(): Promise<void> {
       testExamples,
       logLevel: values['log-level'],
       ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
+      ...(values['own-data'] === undefined ? {} : { ownData: resolve(values['own-data']) }),
       onEvent: (i, e) => view.update(i, e),
     });
   } finally {

@@ -26,6 +26,7 @@ const attempt = (overrides: Partial<AttemptState> = {}): AttemptState => ({
 const run = (state: EngineState, ...actions: EngineAction[]): EngineState => actions.reduce(reduceEngine, state);
 const loaded = run(INITIAL_ENGINE_STATE, {
   type: 'loaded',
+  run: 1,
   phase: 'idle',
   status: 'waiting',
   completedRounds: 0,
@@ -96,6 +97,25 @@ describe('reduceEngine', () => {
       run(retried, { type: 'attemptOpened', attempt: attempt({ attempt: 2 }) }, { type: 'closing' }, { type: 'committed', serverRound: 1, finished: false })
         .nextDraw,
     ).toBe(1);
+  });
+
+  it("leaves a finished run only by loading the next: a continuous task's run 2 starts idle and waiting, with nothing completed", () => {
+    const closing = run(loaded, { type: 'attemptDrawn' }, { type: 'attemptOpened', attempt: attempt() }, { type: 'closing' });
+    const finished = run(closing, { type: 'committed', serverRound: 2, finished: true });
+    expect(run(finished, { type: 'attemptOpened', attempt: attempt() })).toBe(finished);
+    const next = run(finished, {
+      type: 'loaded',
+      run: 2,
+      phase: 'idle',
+      status: 'waiting',
+      completedRounds: 0,
+      nextAttempt: 1,
+      nextDraw: 1,
+      started: false,
+      startRequested: false,
+    });
+    expect(next).toMatchObject({ run: 2, phase: 'idle', status: 'waiting', completedRounds: 0, current: null, lastClosedRoundId: null, waitingSince: null });
+    expect(run(next, { type: 'attemptOpened', attempt: attempt() })).toMatchObject({ run: 2, phase: 'open' });
   });
 });
 

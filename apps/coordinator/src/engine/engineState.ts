@@ -10,9 +10,12 @@
  * Status (what the researcher sees, stored): waiting → running ⇄ paused → finished/failed/stopped,
  * along `taskControl.ts`'s table.
  *
+ * Runs: a task's rounds 1 to `rounds` are one run. A `runs: continuous` task that finishes a run
+ * is `loaded` again in the next one (phase `idle`, status `waiting`, no round completed).
+ *
  * Invariants the reducer keeps: an attempt is open only in phase `open`/`closing`; each selected
  * client settles at most once per attempt (accepted, refused, dropped or timed out); a terminal
- * phase is never left except by `shutdown`.
+ * phase is never left except by `shutdown`, or by `loaded` (a resume, or a continuous task's next run).
  */
 import type { FitFailure, FitResult } from '@chorus/fl-core';
 import type { TaskStatus } from '../store/types.js';
@@ -60,6 +63,8 @@ export interface AttemptState {
 export interface EngineState {
   readonly phase: Phase;
   readonly status: TaskStatus;
+  /** The run the rounds belong to (1 until a continuous task finishes its first). */
+  readonly run: number;
   /** A round was ever opened, or the task was started explicitly: what a resume goes back to. */
   readonly started: boolean;
   /** An explicit start asked for the next round to open without waiting out the waiting room. */
@@ -83,6 +88,7 @@ export interface EngineState {
 export type EngineAction =
   | {
       readonly type: 'loaded';
+      readonly run: number;
       readonly phase: Phase;
       readonly status: TaskStatus;
       readonly completedRounds: number;
@@ -113,6 +119,7 @@ export type EngineAction =
 export const INITIAL_ENGINE_STATE: EngineState = {
   phase: 'shutdown',
   status: 'waiting',
+  run: 1,
   started: false,
   startRequested: false,
   waitingSince: null,
@@ -132,6 +139,7 @@ export function reduceEngine(state: EngineState, action: EngineAction): EngineSt
     case 'loaded':
       return {
         ...INITIAL_ENGINE_STATE,
+        run: action.run,
         phase: action.phase,
         status: action.status,
         completedRounds: action.completedRounds,

@@ -3,7 +3,7 @@
  * loop tests: no sockets, no wall-clock sleeps. Every timer the engine sets runs only when the test
  * advances the clock.
  */
-import { FedAvg, StrategyWrapper, encodeUpdate, tensor } from '@chorus/fl-core';
+import { FedAvg, FedAvgMStrategy, StrategyWrapper, encodeUpdate, tensor } from '@chorus/fl-core';
 import type { AggregateFitResult, FitFailure, FitResult, Parameters, Strategy } from '@chorus/fl-core';
 import { PROTOCOL_VERSION, ProtocolError } from '@chorus/protocol';
 import type { ParsedUpdate, RoundEndPayload, RoundStartPayload, TaskEndPayload } from '@chorus/protocol';
@@ -13,7 +13,7 @@ import { CoordinatorMetrics } from '../http/metrics.js';
 import { MemoryStore } from '../store/memoryStore.js';
 import { parseTask } from '../task/loadTask.js';
 import type { TaskConfig } from '../task/taskSchema.js';
-import { decodeGlobal } from './checkpoint.js';
+import { decodeGlobal, encodeGlobal, sha256HexSync } from './checkpoint.js';
 import { RoundEngine } from './roundEngine.js';
 import type { EngineClock, EngineTransport, RoundEngineOptions } from './roundEngine.js';
 import type { RepresentationRoundHooks } from './representationRounds.js';
@@ -111,7 +111,8 @@ function setup(overrides: Record<string, unknown> = {}, strategy?: Strategy, ext
   const task = makeTask(overrides);
   const clock = new FakeClock();
   const transport = new FakeTransport();
-  const store = new MemoryStore();
+  // A store given in `extra` is another engine's: the task is already in it.
+  const store = (extra.store as MemoryStore | undefined) ?? new MemoryStore();
   store.upsertTask({ taskId: task.id, configJson: JSON.stringify(task), joinTokenHash: 'x', createdAt: clock.now() });
   const statuses: string[] = [];
   const engine = new RoundEngine({
@@ -493,5 +494,159 @@ describe('RoundEngine with representation hooks (FedAFD family)', () => {
       ['a', 1],
       ['b', 0.5],
     ]);
+  });
+});
+
+describe('RoundEngine runs of a continuous task', () => {
+  /** FedAvg with server momentum: state that must start afresh in every run. */
+  const momentum = (task: TaskConfig): Strategy =>
+    new FedAvgMStrategy({ serverMomentum: 0.9, cohort: { clientsPerRound: task.clientsPerRound, overSelection: task.overSelection } });
+  const initialHash = sha256HexSync(encodeGlobal('demo', 0, initialGlobal()));
+
+  it('starts a finished run again as run 2 from the initial model and state: clients stay, are told no task end, and the same uploads give the same model', async () => {
+    // Arrange
+    const task = makeTask({ runs: 'continuous' });
+    const { clock, transport, engine, join, upload, store, statuses } = setup({ runs: 'continuous' }, momentum(task));
+    join('a', 'b');
+    clock.advance(0);
+    const firstRound = transport.lastStart.payload;
+    upload('a', 1);
+    upload('b', 3);
+    clock.advance(0);
+    const afterFirstRound = store.listMetrics('demo')[0]!;
+    const firstHash = engine.globalHash;
+    // Act: the last round of run 1 commits; run 2 opens its round 1 for the clients still waiting.
+    upload('a', 2);
+    upload('b', 2);
+    clock.advance(0);
+    await settle(clock);
+    const secondRunStart = transport.lastStart;
+    const snapshotAtRestart = engine.snapshot();
+    upload('a', 1, secondRunStart.payload);
+    upload('b', 3, secondRunStart.payload);
+    clock.advance(0);
+    // Assert: run 2 started from the initial model, in the same waiting room, with no task end sent.
+    expect(snapshotAtRestart).toMatchObject({ run: 2, status: 'running', phase: 'open', completedRounds: 0 });
+    expect(secondRunStart.payload).toMatchObject({ serverRound: 1, attempt: 1, roundId: 'demo:run2.r1.a1' });
+    expect(firstRound.roundId).toBe('demo.r1.a1');
+    expect(secondRunStart.clientIds).toEqual(expect.arrayContaining(['a', 'b']));
+    expect(sha256HexSync(new Uint8Array(secondRunStart.payload.global))).toBe(initialHash);
+    expect(store.getCheckpoint('demo', 0)?.sha256).toBe(initialHash);
+    expect(transport.taskEnds).toEqual([]);
+    expect(statuses).toEqual(['running', 'finished', 'waiting', 'running']);
+    // Momentum was reset: run 2's first round equals run 1's, bit for bit.
+    expect(engine.globalHash).toBe(firstHash);
+    expect(store.listMetrics('demo')[0]!.metrics).toEqual(afterFirstRound.metrics);
+    // Run 1 stays readable: its rounds, metrics, uploads (its last round's included) and final model.
+    expect(store.listRuns('demo').map((r) => [r.run, r.status, r.completedRounds])).toEqual([
+      [1, 'finished', 2],
+      [2, 'running', 1],
+    ]);
+    expect(store.listMetrics('demo', 1).map((m) => m.serverRound)).toEqual([1, 2]);
+    expect(store.listRounds('demo', 1).map((r) => r.roundId)).toEqual(['demo.r1.a1', 'demo.r2.a1']);
+    expect(store.listUpdates('demo', 2, 1).map((u) => [u.clientId, u.status])).toEqual([
+      ['a', 'accepted'],
+      ['b', 'accepted'],
+    ]);
+    expect(store.latestCheckpoint('demo', 1)?.serverRound).toBe(2);
+  });
+
+  it('does not restart a run the researcher stopped, now or after a restart', () => {
+    // Arrange
+    const { clock, transport, engine, join, upload, store } = setup({ runs: 'continuous' });
+    join('a', 'b');
+    clock.advance(0);
+    upload('a', 1);
+    upload('b', 1);
+    clock.advance(0);
+    // Act
+    engine.control('stop');
+    clock.advance(60_000);
+    const afterStop = engine.snapshot();
+    engine.stop();
+    const restarted = setup({ runs: 'continuous' }, undefined, { store });
+    restarted.join('a', 'b');
+    restarted.clock.advance(60_000);
+    // Assert
+    expect(afterStop).toMatchObject({ run: 1, status: 'stopped', phase: 'stopped' });
+    expect(transport.taskEnds.map((e) => e.status)).toEqual(['stopped']);
+    expect(restarted.engine.snapshot()).toMatchObject({ run: 1, status: 'stopped', completedRounds: 1 });
+    expect(restarted.transport.starts).toHaveLength(0);
+    expect(store.listRuns('demo')).toHaveLength(1);
+  });
+
+  it('resumes the current run after a restart, past runs kept, and goes on numbering its rounds', () => {
+    // Arrange: run 1 finishes, run 2 commits its round 1, then the coordinator goes away mid-round 2.
+    const first = setup({ runs: 'continuous' });
+    first.join('a', 'b');
+    for (let round = 0; round < 3; round++) {
+      first.clock.advance(0);
+      first.upload('a', 1);
+      first.upload('b', 1);
+      first.clock.advance(0);
+    }
+    const hashRun2Round1 = first.engine.globalHash;
+    first.engine.stop();
+    // Act
+    const second = setup({ runs: 'continuous' }, undefined, { store: first.store });
+    const loaded = second.engine.snapshot();
+    second.join('a', 'b');
+    second.clock.advance(0);
+    // Assert
+    expect(loaded).toMatchObject({ run: 2, completedRounds: 1, phase: 'idle' });
+    expect(second.engine.globalHash).toBe(hashRun2Round1);
+    expect(second.transport.lastStart.payload).toMatchObject({ serverRound: 2, roundId: 'demo:run2.r2.a2' });
+    expect(first.store.listRounds('demo').map((r) => [r.serverRound, r.attempt, r.status])).toEqual([
+      [1, 1, 'completed'],
+      [2, 1, 'retry'],
+      [2, 2, 'open'],
+    ]);
+    expect(first.store.listRuns('demo').map((r) => [r.run, r.status, r.completedRounds])).toEqual([
+      [1, 'finished', 2],
+      [2, 'running', 1],
+    ]);
+  });
+
+  it('starts the next run at once when it finds the task finished (stopped between the last round and the next run, or made continuous since)', () => {
+    // Arrange: a task that ran once to the end.
+    const once = setup();
+    once.join('a', 'b');
+    for (let round = 0; round < 2; round++) {
+      once.clock.advance(0);
+      once.upload('a', 1);
+      once.upload('b', 1);
+      once.clock.advance(0);
+    }
+    once.engine.stop();
+    // Act
+    const continuous = setup({ runs: 'continuous' }, undefined, { store: once.store });
+    continuous.join('c', 'd');
+    continuous.clock.advance(0);
+    // Assert
+    expect(once.engine.snapshot()).toMatchObject({ run: 1, status: 'finished' });
+    expect(continuous.engine.snapshot()).toMatchObject({ run: 2, status: 'running', completedRounds: 0 });
+    expect(continuous.engine.globalHash).toBe(initialHash);
+    expect(continuous.statuses).toEqual(['waiting', 'running']);
+    expect(continuous.transport.lastStart.payload.roundId).toBe('demo:run2.r1.a1');
+    expect(once.store.listRuns('demo').map((r) => [r.run, r.status])).toEqual([
+      [1, 'finished'],
+      [2, 'running'],
+    ]);
+  });
+
+  it('ends a task whose runs are not continuous as before: a task end, and no run 2', () => {
+    // Arrange
+    const { clock, transport, engine, join, upload, store } = setup({ rounds: 1 });
+    join('a', 'b');
+    clock.advance(0);
+    // Act
+    upload('a', 1);
+    upload('b', 1);
+    clock.advance(60_000);
+    // Assert
+    expect(engine.snapshot()).toMatchObject({ run: 1, phase: 'finished' });
+    expect(transport.taskEnds.map((e) => e.status)).toEqual(['finished']);
+    expect(transport.starts).toHaveLength(1);
+    expect(store.listRuns('demo')).toHaveLength(1);
   });
 });

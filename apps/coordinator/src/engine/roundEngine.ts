@@ -27,6 +27,10 @@
  * - Everything random derives from the task seed: each attempt's plan draws from
  *   `roundRng(seed, round, draw)`, where `draw` counts the round's genuine retries (not attempts a
  *   crash abandoned), so a resumed or repeated run makes the same choices.
+ * - A `runs: continuous` task does not end when its last round commits: the store keeps the finished
+ *   run as a past one, and the next run starts from the initial model and the strategy's initial
+ *   state, its clients still in the waiting room (they are sent no task end). A coordinator that
+ *   stopped between the two starts the next run when it starts. Stopped and failed runs never restart.
  *
  * Two round kinds share all of this. A weight round is the above. A representation round (FedAFD
  * family, given {@link RoundEngineOptions.representation}) keeps every invariant and differs in three
@@ -38,7 +42,7 @@
  * The engine knows nothing of sockets: it talks to clients through {@link EngineTransport}, and to
  * time through {@link EngineClock}.
  */
-import type { AggregateEvaluateResult, FitFailureCode, FitResult, Parameters, Strategy, UpdateArena } from '@chorus/fl-core';
+import type { AggregateEvaluateResult, FitFailureCode, FitResult, Parameters, Strategy, StrategyState, UpdateArena } from '@chorus/fl-core';
 import { FIT_FAILURE_CODES, createUpdateArena, isFlCoreError, layoutOf } from '@chorus/fl-core';
 import { fastCrc32 } from '../codec/fastCrc32.js';
 import type { Logger } from 'pino';
@@ -66,6 +70,7 @@ import {
   canonicalResults,
   federatedEvaluations,
   roundCompletion,
+  roundIdOf,
   roundEndPayload,
   roundMetrics,
   roundStartPayload,
@@ -177,6 +182,8 @@ export interface RoundSummary {
 /** The engine's state, for the admin API and dashboard. */
 export interface EngineSnapshot {
   readonly taskId: string;
+  /** The current run (1 until a continuous task finishes its first). */
+  readonly run: number;
   readonly status: TaskStatus;
   readonly phase: Phase;
   readonly completedRounds: number;
@@ -226,6 +233,8 @@ export class RoundEngine {
   private arena: UpdateArena | null = null;
   /** The open attempt's accepted uploads, written to the store in one transaction when it closes. */
   private acceptedRecords: UpdateRecord[] = [];
+  /** The strategy's state before any round (continuous tasks only): where each new run starts from. */
+  private initialStrategyState: StrategyState | null = null;
 
   constructor(private readonly options: RoundEngineOptions) {
     this.task = options.task;
@@ -238,8 +247,18 @@ export class RoundEngine {
     this.state = reduceEngine(this.state, action);
   }
 
-  /** Loads the last checkpoint (or stores the initial model as round 0) and starts accepting clients. */
+  /**
+   * Loads the last checkpoint (or stores the initial model as round 0) and starts accepting clients;
+   * a continuous task found finished goes on with its next run.
+   */
   start(): void {
+    if (this.task.runs === 'continuous') this.initialStrategyState = this.options.strategy.exportState();
+    this.load();
+    if (this.state.phase === 'finished' && this.task.runs === 'continuous') this.beginNextRun();
+  }
+
+  /** Reads the current run's state back from the store (see {@link start}); throws `CHECKPOINT_CORRUPT` on a damaged checkpoint. */
+  private load(): void {
     const { store, task } = this.options;
     const now = this.clock.now();
     const abandoned = store.abandonOpenRounds(task.id, now);
@@ -266,10 +285,13 @@ export class RoundEngine {
     const attempts = rounds.filter((r) => r.serverRound === completedRounds + 1);
     const lastMetrics = store.listMetrics(task.id).at(-1);
     if (lastMetrics?.metrics['epsilon'] !== undefined) this.options.metrics.epsilon.set({ task: task.id }, lastMetrics.metrics['epsilon']);
-    const stored = store.getTask(task.id)?.status ?? 'waiting';
+    const record = store.getTask(task.id);
+    const stored = record?.status ?? 'waiting';
+    const run = record?.run ?? 1;
     const phase: Phase = stored === 'failed' ? 'failed' : stored === 'stopped' ? 'stopped' : completedRounds >= task.rounds ? 'finished' : 'idle';
     this.dispatch({
       type: 'loaded',
+      run,
       phase,
       status: phase === 'idle' ? stored : (phase as TaskStatus),
       completedRounds,
@@ -280,7 +302,30 @@ export class RoundEngine {
       // A task paused after an explicit start but before any round comes back as not started (waiting).
       started: stored === 'running' || completedRounds > 0 || rounds.length > 0,
     });
-    this.log.info({ completedRounds, globalHash: this.global.sha256, abandonedAttempts: abandoned, phase, status: this.state.status }, 'task loaded');
+    this.log.info({ run, completedRounds, globalHash: this.global.sha256, abandonedAttempts: abandoned, phase, status: this.state.status }, 'task loaded');
+  }
+
+  /**
+   * Keeps the finished run as a past run and starts the next from the initial model (stored as its
+   * round 0) and the strategy's initial state; the waiting room stays. False, with the task left
+   * finished, when that fails.
+   */
+  private beginNextRun(): boolean {
+    const { store, task } = this.options;
+    const previous = this.state.status;
+    const at = this.clock.now();
+    try {
+      this.options.strategy.importState(this.initialStrategyState!);
+      store.beginRun(task.id, at);
+      this.load();
+    } catch (err) {
+      this.log.error({ err }, 'could not start the next run');
+      return false;
+    }
+    this.announceStatus(previous, null, at);
+    this.log.info({ run: this.state.run, globalHash: this.global.sha256 }, 'run started');
+    this.scheduleStart(0);
+    return true;
   }
 
   /**
@@ -378,6 +423,7 @@ export class RoundEngine {
     const { current: cur, status, phase, completedRounds } = this.state;
     return {
       taskId: this.task.id,
+      run: this.state.run,
       status,
       phase,
       completedRounds,
@@ -450,6 +496,7 @@ export class RoundEngine {
     this.dispatch({ type: 'uploadAccepted', result, norm: valid.norm, bytes });
     this.acceptedRecords.push({
       taskId: this.task.id,
+      run: this.state.run,
       serverRound: cur.serverRound,
       attempt: cur.attempt,
       clientId,
@@ -533,7 +580,7 @@ export class RoundEngine {
       availableClients: [...this.waiting.keys()].sort(),
       rng: roundRng(task.seed, serverRound, this.state.nextDraw),
     });
-    const roundId = `${task.id}.r${serverRound}.a${attempt}`;
+    const roundId = roundIdOf(task.id, this.state.run, serverRound, attempt);
     try {
       this.options.store.startRound({ taskId: task.id, serverRound, attempt, roundId, selected: [...plan.clientIds], startedAt: now });
       if (this.state.status === 'waiting') this.storeStatus('running', null);
@@ -753,7 +800,9 @@ export class RoundEngine {
     this.options.transport.broadcastRoundEnd(roundEndPayload(task.id, cur, { status: 'completed', globalHash: checkpoint.sha256 }));
     if (finished) {
       this.announceStatus(previousStatus, null, endedAt);
-      this.log.info({ completedRounds: this.state.completedRounds, globalHash: checkpoint.sha256 }, 'task finished');
+      this.log.info({ run: this.state.run, completedRounds: this.state.completedRounds, globalHash: checkpoint.sha256 }, 'run finished');
+      // The clients of a continuous task stay for its next run, so they are not told the task ended.
+      if (task.runs === 'continuous' && this.beginNextRun()) return true;
       this.options.transport.broadcastTaskEnd(taskEndPayload(task.id, 'finished', this.state.completedRounds, checkpoint.sha256));
       return true;
     }

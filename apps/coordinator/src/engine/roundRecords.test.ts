@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseTask } from '../task/loadTask.js';
 import type { TaskConfig } from '../task/taskSchema.js';
 import type { AttemptState } from './engineState.js';
-import { roundStartPayload, type GlobalModel } from './roundRecords.js';
+import { roundIdOf, roundStartPayload, type GlobalModel } from './roundRecords.js';
 
 function makeTask(model: Record<string, unknown> = {}): TaskConfig {
   return parseTask({
@@ -39,5 +39,15 @@ describe('roundStartPayload', () => {
     // Assert
     expect(sent.config).toMatchObject({ modalLoss: 'distill', interpretabilityWeight: 0.05, modalWeight: 0.2, strategy: { proximalMu: 0.01 } });
     expect(plain.config).toMatchObject({ modalLoss: 'js', interpretabilityWeight: 0, modalWeight: 0.1 });
+  });
+});
+
+describe('roundIdOf', () => {
+  it('keeps run 1 ids as they were, and makes later runs’ ids distinct from every run of every task', () => {
+    const ids = [roundIdOf('x', 1, 1, 1), roundIdOf('x', 2, 1, 1), roundIdOf('x.run2', 1, 1, 1), roundIdOf('x', 12, 1, 1), roundIdOf('x', 1, 21, 1)];
+
+    expect(ids.slice(0, 2)).toEqual(['x.r1.a1', 'x:run2.r1.a1']);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) expect(roundStartSchema.shape.roundId.safeParse(id).success, id).toBe(true);
   });
 });

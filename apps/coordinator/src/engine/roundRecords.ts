@@ -18,6 +18,15 @@ export interface GlobalModel {
   readonly sha256: string;
 }
 
+/**
+ * The id of one attempt, unique across the task's runs and across tasks: `<task>.r<round>.a<attempt>`
+ * in run 1 (as before runs existed), `<task>:run<n>.r<round>.a<attempt>` after it (task ids hold no
+ * ':', so no task's id can be read into another's).
+ */
+export function roundIdOf(taskId: string, run: number, serverRound: number, attempt: number): string {
+  return run === 1 ? `${taskId}.r${serverRound}.a${attempt}` : `${taskId}:run${run}.r${serverRound}.a${attempt}`;
+}
+
 /** The message that invites the attempt's selected clients to train on `global` (in a representation round, with its `representation` section). */
 export function roundStartPayload(
   task: TaskConfig,

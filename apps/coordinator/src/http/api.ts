@@ -5,6 +5,7 @@
  *   GET /metrics                                   Prometheus text format (no auth, counters only)
  *   GET /api/tasks                                 every task with its engine state       (admin)
  *   GET /api/tasks/:id                             one task, config included              (admin)
+ *   GET /api/tasks/:id/runs                        every run: status, rounds, final hash and metrics (admin)
  *   GET /api/tasks/:id/rounds                      every attempt of every round           (admin)
  *   GET /api/tasks/:id/rounds/:round/updates       verdicts on that round's uploads       (admin)
  *   GET /api/tasks/:id/clients                     pseudonymous clients (no secrets)      (admin)
@@ -18,11 +19,18 @@
  *   GET /api/tasks/:id/export/model/weights.bin    its weights
  *   GET /api/tasks/:id/export/adapters/model.json  the adapters artifact alone              (admin)
  *   GET /api/tasks/:id/export/adapters/weights.bin its weights
+ *   GET /api/tasks/:id/spec                        a custom task's classes, inputs and encoder files with SHA-256 (join token)
+ *   GET /api/tasks/:id/files/<path>                one of those files                     (join token)
  *  POST /api/tasks/:id/{start,pause,resume,stop}   researcher control, body empty or {reason} (admin)
  *   GET /api/tasks/:id/invitations                 invitation links (no tokens)           (admin)
  *  POST /api/tasks/:id/invitations                 new link, body {quota?, label?}; 201 with its token, shown once (admin)
  *  POST /api/tasks/:id/invitations/:inv/revoke     revokes it; its identities can no longer join (admin)
  *   anything else                                  static files (web app, /data/…) when mounted
+ *
+ * A task's history is its current run's; `?run=N` reads run N instead (a past run of a
+ * `runs: continuous` task) on rounds, rounds/:round/updates, trust, metrics (and their files) and
+ * checkpoint (a past run's final model). A malformed N is 400 `BAD_REQUEST`, an unknown one 404
+ * `RUN_NOT_FOUND`.
  *
  * Admin routes need `Authorization: Bearer <admin token>`, compared in constant time; the routes in
  * JOIN_READABLE also accept the task's own join token, which volunteers hold. Errors are
@@ -32,6 +40,7 @@
  * {requestInit: {headers: {authorization}}})` loads an export directly: model.json names its
  * weights file relative to itself.
  */
+import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { invitationCreateBodySchema, taskControlBodySchema } from '@chorus/protocol';
@@ -47,6 +56,7 @@ import { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } f
 import type { CoordinatorStore, InvitationRecord, RoundMetricsRecord, TrustRecord } from '../store/types.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { serveStatic } from './static.js';
+import type { TaskFiles } from '../task/taskFiles.js';
 import type { StaticMount } from './static.js';
 
 /** What the HTTP routes read. */
@@ -66,9 +76,12 @@ export interface ApiContext {
   readonly onInvitationRevoked?: (taskId: string, invitationId: string) => void;
   /** Clock of stored timestamps (default Date.now). */
   readonly now?: () => number;
+  /** Each custom task's spec and files (`GET /api/tasks/:id/spec`, `/files/…`). */
+  readonly taskFiles?: ReadonlyMap<string, TaskFiles>;
 }
 
-type Handler = (ctx: ApiContext, taskId: string, rest: string[], res: ServerResponse) => void | Promise<void>;
+/** A task route; `run` is the run `?run=N` asked for (absent: the current run). */
+type Handler = (ctx: ApiContext, taskId: string, rest: string[], res: ServerResponse, run?: number) => void | Promise<void>;
 
 /** Exports of the current global model, one per (task, kind), rebuilt when the global hash changes. */
 const exportCache = new WeakMap<ApiContext, Map<string, { hash: string; artifacts: Promise<ExportedArtifacts> }>>();
@@ -128,12 +141,16 @@ const taskRoutes: Record<string, Handler> = {
     const task = ctx.store.getTask(taskId)!;
     sendJson(res, 200, { task: { ...taskSummary(ctx, taskId), config: JSON.parse(task.configJson) as unknown } });
   },
-  rounds: (ctx, taskId, rest, res) => {
-    if (rest.length === 0) return sendJson(res, 200, { rounds: ctx.store.listRounds(taskId) });
+  runs: (ctx, taskId, rest, res) => {
+    if (rest.length !== 0) return sendError(res, 404, 'NOT_FOUND', 'no such route');
+    sendJson(res, 200, { runs: ctx.store.listRuns(taskId) });
+  },
+  rounds: (ctx, taskId, rest, res, run) => {
+    if (rest.length === 0) return sendJson(res, 200, { rounds: ctx.store.listRounds(taskId, run) });
     const serverRound = Number(rest[0]);
     if (!Number.isInteger(serverRound) || serverRound < 0 || rest[1] !== 'updates' || rest.length !== 2)
       return sendError(res, 404, 'NOT_FOUND', 'no such route');
-    sendJson(res, 200, { updates: ctx.store.listUpdates(taskId, serverRound) });
+    sendJson(res, 200, { updates: ctx.store.listUpdates(taskId, serverRound, run) });
   },
   clients: (ctx, taskId, _rest, res) => {
     const clients = ctx.store.listClients(taskId).map((c) => ({
@@ -144,20 +161,27 @@ const taskRoutes: Record<string, Handler> = {
     }));
     sendJson(res, 200, { clients });
   },
-  trust: (ctx, taskId, _rest, res) => sendJson(res, 200, { trust: ctx.store.listTrust(taskId) }),
-  metrics: (ctx, taskId, _rest, res) => sendJson(res, 200, { taskId, metrics: ctx.store.listMetrics(taskId) }),
-  'metrics.json': (ctx, taskId, _rest, res) => {
-    const text = JSON.stringify({ taskId, metrics: ctx.store.listMetrics(taskId), trust: ctx.store.listTrust(taskId) }, null, 2);
-    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-disposition': `attachment; filename="${taskId}-metrics.json"` });
+  trust: (ctx, taskId, _rest, res, run) => sendJson(res, 200, { trust: ctx.store.listTrust(taskId, run) }),
+  metrics: (ctx, taskId, _rest, res, run) => sendJson(res, 200, { taskId, run: run ?? currentRun(ctx, taskId), metrics: ctx.store.listMetrics(taskId, run) }),
+  'metrics.json': (ctx, taskId, _rest, res, run) => {
+    const text = JSON.stringify(
+      { taskId, run: run ?? currentRun(ctx, taskId), metrics: ctx.store.listMetrics(taskId, run), trust: ctx.store.listTrust(taskId, run) },
+      null,
+      2,
+    );
+    res.writeHead(200, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-disposition': `attachment; filename="${fileStem(taskId, run)}-metrics.json"`,
+    });
     res.end(text);
   },
-  'metrics.csv': (ctx, taskId, _rest, res) => {
-    res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="${taskId}-metrics.csv"` });
-    res.end(metricsToCsv(ctx.store.listMetrics(taskId)));
+  'metrics.csv': (ctx, taskId, _rest, res, run) => {
+    res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="${fileStem(taskId, run)}-metrics.csv"` });
+    res.end(metricsToCsv(ctx.store.listMetrics(taskId, run)));
   },
-  'trust.csv': (ctx, taskId, _rest, res) => {
-    res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="${taskId}-trust.csv"` });
-    res.end(trustToCsv(ctx.store.listTrust(taskId)));
+  'trust.csv': (ctx, taskId, _rest, res, run) => {
+    res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="${fileStem(taskId, run)}-trust.csv"` });
+    res.end(trustToCsv(ctx.store.listTrust(taskId, run)));
   },
   export: async (ctx, taskId, rest, res) => {
     const [kind, file] = rest;
@@ -179,16 +203,17 @@ const taskRoutes: Record<string, Handler> = {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': weights.byteLength, 'cache-control': 'no-store' });
     res.end(Buffer.from(weights.buffer, weights.byteOffset, weights.byteLength));
   },
-  checkpoint: (ctx, taskId, _rest, res) => {
-    const engine = ctx.engines.get(taskId);
-    const ck = ctx.store.latestCheckpoint(taskId);
+  checkpoint: (ctx, taskId, _rest, res, run) => {
+    // A past run's final model is its last stored checkpoint; the current run's is the engine's global.
+    const engine = run === undefined || run === currentRun(ctx, taskId) ? ctx.engines.get(taskId) : undefined;
+    const ck = ctx.store.latestCheckpoint(taskId, run);
     const bytes = engine?.globalBytes ?? ck?.bytes;
     if (!bytes) return sendError(res, 404, 'NOT_FOUND', 'no checkpoint');
     res.writeHead(200, {
       'content-type': 'application/octet-stream',
       'content-length': bytes.byteLength,
       'x-chorus-sha256': engine?.globalHash ?? ck!.sha256,
-      'content-disposition': `attachment; filename="${taskId}-global.chrs"`,
+      'content-disposition': `attachment; filename="${fileStem(taskId, run)}-global.chrs"`,
     });
     res.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   },
@@ -218,6 +243,24 @@ const JOIN_READABLE: Readonly<Record<string, Handler>> = {
     });
     res.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   },
+  spec: (ctx, taskId, rest, res) => {
+    if (rest.length !== 0) return sendError(res, 404, 'NOT_FOUND', 'no such route');
+    const files = ctx.taskFiles?.get(taskId);
+    if (!files) return sendError(res, 404, 'NO_SPEC', `task ${taskId} uses a built-in base; it has no spec of its own`);
+    sendJson(res, 200, files.spec);
+  },
+  files: async (ctx, taskId, rest, res) => {
+    const onDisk = ctx.taskFiles?.get(taskId)?.onDisk.get(rest.join('/'));
+    if (!onDisk) return sendError(res, 404, 'NOT_FOUND', `task ${taskId} lists no file ${rest.join('/')}`);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(onDisk);
+    } catch {
+      return sendError(res, 404, 'NOT_FOUND', `task ${taskId}'s file ${rest.join('/')} cannot be read`);
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.byteLength, 'cache-control': 'no-cache' });
+    res.end(bytes);
+  },
 };
 
 /** Whether `token` is the join token of the task a join-readable route names (`/api/tasks/:id/<route>`). */
@@ -234,12 +277,39 @@ function joinTokenAllows(ctx: ApiContext, pathname: string, token: string): bool
   return task !== undefined && tokenMatchesHash(token, task.joinTokenHash);
 }
 
+/** The task's current run. */
+function currentRun(ctx: ApiContext, taskId: string): number {
+  return ctx.store.getTask(taskId)?.run ?? 1;
+}
+
+/** Downloaded files' name stem: the task, and the run when one was asked for. */
+function fileStem(taskId: string, run: number | undefined): string {
+  return run === undefined ? taskId : `${taskId}-run${run}`;
+}
+
+/** The run `?run=N` names: undefined when absent, null (error sent) when malformed or unknown. */
+function runOf(ctx: ApiContext, taskId: string, url: URL, res: ServerResponse): number | undefined | null {
+  const text = url.searchParams.get('run');
+  if (text === null) return undefined;
+  const run = /^[1-9][0-9]{0,8}$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isInteger(run)) {
+    sendError(res, 400, 'BAD_REQUEST', `run must be a positive integer, got '${text.slice(0, 20)}'`);
+    return null;
+  }
+  if (run > currentRun(ctx, taskId)) {
+    sendError(res, 404, 'RUN_NOT_FOUND', `task ${taskId} has no run ${run}`);
+    return null;
+  }
+  return run;
+}
+
 function taskSummary(ctx: ApiContext, taskId: string): Record<string, unknown> {
   const task = ctx.store.getTask(taskId)!;
   const engine = ctx.engines.get(taskId);
   return {
     taskId,
     status: task.status,
+    run: task.run,
     // Only a task this coordinator serves can be acted on.
     actions: engine ? allowedActions(task.status) : [],
     hasModel: ctx.models?.has(taskId) ?? false,
@@ -431,7 +501,9 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
   const route = Object.hasOwn(taskRoutes, name) ? taskRoutes[name] : Object.hasOwn(JOIN_READABLE, name) ? JOIN_READABLE[name] : undefined;
   if (!route) return sendError(res, 404, 'NOT_FOUND', 'no such route');
   if (post) return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'POST is only for task controls (start, pause, resume, stop)');
-  await route(ctx, taskId, parts.slice(4), res);
+  const run = runOf(ctx, taskId, url, res);
+  if (run === null) return;
+  await route(ctx, taskId, parts.slice(4), res, run);
 }
 
 function applyCors(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): void {

@@ -35,7 +35,9 @@ import { LogMelFrontend, MultimodalModel, TextEmbedder, exportMergedModel, expla
 import type { Modality, MultimodalBatch } from '@chorus/models';
 import { DEFAULT_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
 import { CoordinatorError } from '../errors.js';
+import { isCustomTask } from '../task/taskSchema.js';
 import type { TaskConfig } from '../task/taskSchema.js';
+import { customBatches, loadCustomData, loadCustomParts } from './customTask.js';
 import { DIGITS_AUDIO_SAMPLES, DIGITS_BASE, DIGITS_BASE_SEED, DIGITS_CAPTION_TOKENS, DIGITS_LOG_MEL, buildDigitsEncoder } from './digitsArchitecture.js';
 
 /** Where @chorus/models ships pretrained demo encoders (`<modality>-base/model.json`, next to its `src`). */
@@ -167,12 +169,15 @@ export class TaskModel {
     private readonly rootSet: EvalSet | null,
     /** Modalities whose encoder came from pretrained weights. */
     readonly pretrained: readonly Modality[],
+    /** LoRA targets by modality (a custom task's; the demo encoders' defaults when absent). */
+    private readonly targets: Partial<Record<Modality, readonly string[]>> = {},
   ) {
     this.initial = model.adapterParameters();
   }
 
   /** Loads data and weights and builds the model; throws `TASK_INVALID` for a base or dataset it cannot serve. */
   static async create(task: TaskConfig, options: TaskModelOptions = {}): Promise<TaskModel> {
+    if (isCustomTask(task)) return TaskModel.createCustom(task, options);
     if (task.model.base !== DIGITS_BASE) {
       throw new CoordinatorError('TASK_INVALID', `task ${task.id}: model.base '${task.model.base}' is unknown (known: ${DIGITS_BASE})`, [
         `model.base: unknown base '${task.model.base}'`,
@@ -291,6 +296,68 @@ export class TaskModel {
     }
   }
 
+  /**
+   * A custom task's model: its own encoders and vocabulary from the task folder, its probe, root and
+   * test examples from its server data (each chunk one modality), preprocessed as clients do.
+   */
+  private static async createCustom(task: TaskConfig, options: TaskModelOptions): Promise<TaskModel> {
+    await ensureWasmBackend();
+    const parts = await loadCustomParts(task);
+    const owned: tf.Tensor[] = [];
+    try {
+      const { probeExamples, testExamples } = task.evaluation;
+      const rootExamples = options.rootExamples ?? 0;
+      const publicExamples = await loadCustomData(task, 'probe', parts.spec);
+      if (probeExamples + rootExamples > publicExamples.length) {
+        throw new CoordinatorError(
+          'TASK_INVALID',
+          `task ${task.id}: dataset.probe holds ${publicExamples.length} examples, fewer than probeExamples + rootExamples = ${probeExamples + rootExamples}`,
+          [`evaluation.probeExamples: dataset.probe holds only ${publicExamples.length} examples`],
+        );
+      }
+      // One seeded order of the public data: the probe set first, then FLTrust's root data, disjoint.
+      const order = shuffled(
+        createRng(task.seed),
+        publicExamples.map((_, i) => i),
+      );
+      const pick = (indices: number[]) => indices.sort((a, b) => a - b).map((i) => publicExamples[i]!);
+      const probe = await customBatches(pick(order.slice(0, probeExamples)), parts, EVAL_BATCH);
+      const root = rootExamples > 0 ? await customBatches(pick(order.slice(probeExamples, probeExamples + rootExamples)), parts, ROOT_CHUNK) : null;
+      let test: EvalSet | null = null;
+      if (testExamples > 0 && task.dataset.test) {
+        const all = await loadCustomData(task, 'test', parts.spec);
+        const kept = shuffled(
+          createRng(task.seed + 1),
+          all.map((_, i) => i),
+        ).slice(0, Math.min(all.length, testExamples));
+        test = await customBatches(
+          kept.sort((a, b) => a - b).map((i) => all[i]!),
+          parts,
+          EVAL_BATCH,
+        );
+      }
+      for (const set of [probe, root, test]) if (set) for (const c of set.chunks) owned.push(...(Object.values(c) as tf.Tensor[]));
+      const modalities = task.dataset.modalities as Modality[];
+      const model = new MultimodalModel({
+        numClasses: parts.spec.classes.length,
+        encoders: Object.fromEntries(modalities.map((m) => [m, { base: parts.bases[m]!, targets: parts.targets[m]! }])),
+        ...(parts.embedder ? { textEmbedder: parts.embedder } : {}),
+        conceptDim: task.model.namConcepts,
+        head: task.model.head,
+        loraRank: task.model.adapterRank,
+        loraAlpha: task.model.adapterAlpha,
+        learningRate: task.learningRate,
+        seed: task.seed,
+      });
+      return new TaskModel(task, model, parts.bases, parts.embedder, probe, test, root, modalities, parts.targets);
+    } catch (err) {
+      tf.dispose(owned);
+      for (const base of Object.values(parts.bases)) base.dispose();
+      parts.embedder?.dispose();
+      throw err;
+    }
+  }
+
   /** The initial global adapters (a copy): LoRA A random and B zero, concept projections, NAM head. */
   initialParameters(): Tensor[] {
     return this.initial.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.slice() }));
@@ -325,7 +392,9 @@ export class TaskModel {
       }
       offset += e.batchSize;
     }
-    return numModalities >= 2 ? { probabilities, explanations } : { probabilities };
+    // Explanation consistency compares modalities on the same input, so it needs inputs holding several.
+    const paired = this.probeSet.chunks.every((c) => this.model.modalities.filter((m) => c[m] !== undefined).length >= 2);
+    return numModalities >= 2 && paired ? { probabilities, explanations } : { probabilities };
   }
 
   /**
@@ -342,7 +411,10 @@ export class TaskModel {
     out['eval.loss'] = all.loss;
     if (this.model.modalities.length > 1) {
       for (const m of this.model.modalities) {
-        const only = this.model.evaluate(this.testSet.chunks.map((c) => ({ [m]: c[m], labels: c.labels! })));
+        // A custom task's test chunks each hold one modality; the others' chunks say nothing of m alone.
+        const holding = this.testSet.chunks.filter((c) => c[m] !== undefined);
+        if (holding.length === 0) continue;
+        const only = this.model.evaluate(holding.map((c) => ({ [m]: c[m], labels: c.labels! })));
         out[`eval.${m}.accuracy`] = only.accuracy;
         out[`eval.${m}.loss`] = only.loss;
       }
@@ -360,7 +432,7 @@ export class TaskModel {
     if (!this.rootSet) return null;
     const trainer = new MultimodalModel({
       numClasses: this.model.numClasses,
-      encoders: Object.fromEntries(this.model.modalities.map((m) => [m, { base: this.bases[m]! }])),
+      encoders: Object.fromEntries(this.model.modalities.map((m) => [m, { base: this.bases[m]!, ...(this.targets[m] ? { targets: this.targets[m] } : {}) }])),
       ...(this.embedder ? { textEmbedder: this.embedder } : {}),
       conceptDim: this.task.model.namConcepts,
       head: this.task.model.head,

@@ -13,14 +13,23 @@ import type {
   RoundCompletion,
   RoundMetricsRecord,
   RoundRecord,
+  RunRecord,
   TaskRecord,
   TaskStatus,
   TrustRecord,
   UpdateRecord,
 } from './types.js';
 
-const roundKey = (taskId: string, serverRound: number, attempt: number): string => `${taskId}\u0000${serverRound}\u0000${attempt}`;
-const checkpointKey = (taskId: string, serverRound: number): string => `${taskId}\u0000${serverRound}`;
+const roundKey = (taskId: string, run: number, serverRound: number, attempt: number): string => `${taskId}\u0000${run}\u0000${serverRound}\u0000${attempt}`;
+const checkpointKey = (taskId: string, run: number, serverRound: number): string => `${taskId}\u0000${run}\u0000${serverRound}`;
+
+/** A record as held here: tagged with its run, which reads strip. */
+type InRun<T> = T & { readonly run: number };
+
+function withoutRun<T extends object>(row: InRun<T>): T {
+  const { run: _run, ...record } = row;
+  return record as unknown as T;
+}
 
 function copyCheckpoint(c: CheckpointRecord): CheckpointRecord {
   return {
@@ -35,18 +44,21 @@ export class MemoryStore implements CoordinatorStore {
   private readonly tasks = new Map<string, TaskRecord>();
   private readonly clients = new Map<string, ClientRecord>();
   private readonly invitations = new Map<string, InvitationRecord>();
-  private readonly rounds = new Map<string, RoundRecord>();
-  private readonly updates: UpdateRecord[] = [];
-  private readonly checkpoints = new Map<string, CheckpointRecord>();
-  private readonly metrics: RoundMetricsRecord[] = [];
-  private readonly trust: TrustRecord[] = [];
+  private readonly rounds = new Map<string, InRun<RoundRecord>>();
+  private readonly updates: InRun<UpdateRecord>[] = [];
+  private readonly checkpoints = new Map<string, InRun<CheckpointRecord>>();
+  private readonly metrics: InRun<RoundMetricsRecord>[] = [];
+  private readonly trust: InRun<TrustRecord>[] = [];
+  /** Start and end of every run, per task, oldest first. */
+  private readonly runs = new Map<string, { run: number; startedAt: number; endedAt: number | null }[]>();
 
-  upsertTask(task: Omit<TaskRecord, 'status' | 'updatedAt'>): TaskRecord {
+  upsertTask(task: Omit<TaskRecord, 'status' | 'run' | 'updatedAt'>): TaskRecord {
     const existing = this.tasks.get(task.taskId);
     const record: TaskRecord = existing
       ? { ...existing, configJson: task.configJson, joinTokenHash: task.joinTokenHash, updatedAt: task.createdAt }
-      : { ...task, status: 'waiting', updatedAt: task.createdAt };
+      : { ...task, status: 'waiting', run: 1, updatedAt: task.createdAt };
     this.tasks.set(task.taskId, record);
+    if (!existing) this.runs.set(task.taskId, [{ run: 1, startedAt: task.createdAt, endedAt: null }]);
     return { ...record };
   }
 
@@ -62,6 +74,39 @@ export class MemoryStore implements CoordinatorStore {
   setTaskStatus(taskId: string, status: TaskStatus, at: number): void {
     const t = this.requireTask(taskId);
     this.tasks.set(taskId, { ...t, status, updatedAt: at });
+  }
+
+  beginRun(taskId: string, at: number): number {
+    const t = this.requireTask(taskId);
+    if (t.status !== 'finished') throw new CoordinatorError('STORE_CONFLICT', `run ${t.run} of ${taskId} is ${t.status}, not finished`);
+    const runs = this.runs.get(taskId)!;
+    runs[runs.length - 1] = { ...runs[runs.length - 1]!, endedAt: t.updatedAt };
+    const final = this.latestCheckpoint(taskId, t.run);
+    for (const [key, c] of this.checkpoints) if (c.taskId === taskId && c.run === t.run && c.serverRound !== final?.serverRound) this.checkpoints.delete(key);
+    const run = t.run + 1;
+    runs.push({ run, startedAt: at, endedAt: null });
+    this.tasks.set(taskId, { ...t, run, status: 'waiting', updatedAt: at });
+    return run;
+  }
+
+  listRuns(taskId: string): RunRecord[] {
+    const t = this.tasks.get(taskId);
+    if (!t) return [];
+    return (this.runs.get(taskId) ?? []).map(({ run, startedAt, endedAt }): RunRecord => {
+      const current = run === t.run;
+      const latest = this.latestCheckpoint(taskId, run);
+      const ended = current && (t.status === 'finished' || t.status === 'stopped' || t.status === 'failed') ? t.updatedAt : endedAt;
+      return {
+        taskId,
+        run,
+        status: current ? t.status : 'finished',
+        startedAt,
+        endedAt: ended,
+        completedRounds: latest?.serverRound ?? 0,
+        globalHash: latest?.sha256 ?? null,
+        finalMetrics: this.listMetrics(taskId, run).at(-1)?.metrics ?? null,
+      };
+    });
   }
 
   createClient(client: ClientRecord): void {
@@ -122,14 +167,15 @@ export class MemoryStore implements CoordinatorStore {
   }
 
   startRound(round: Omit<RoundRecord, 'status' | 'endedAt' | 'reason' | 'numAccepted'>): void {
-    this.requireTask(round.taskId);
-    const key = roundKey(round.taskId, round.serverRound, round.attempt);
+    const { run } = this.requireTask(round.taskId);
+    const key = roundKey(round.taskId, run, round.serverRound, round.attempt);
     if (this.rounds.has(key)) throw new CoordinatorError('STORE_CONFLICT', `round ${round.serverRound} attempt ${round.attempt} of ${round.taskId} exists`);
-    this.rounds.set(key, { ...round, selected: [...round.selected], status: 'open', endedAt: null, reason: null, numAccepted: 0 });
+    if ([...this.rounds.values()].some((r) => r.roundId === round.roundId)) throw new CoordinatorError('STORE_CONFLICT', `round id ${round.roundId} exists`);
+    this.rounds.set(key, { ...round, run, selected: [...round.selected], status: 'open', endedAt: null, reason: null, numAccepted: 0 });
   }
 
   retryRound(taskId: string, serverRound: number, attempt: number, endedAt: number, reason: string): void {
-    const key = roundKey(taskId, serverRound, attempt);
+    const key = roundKey(taskId, this.currentRun(taskId), serverRound, attempt);
     const r = this.requireOpenRound(key);
     this.rounds.set(key, { ...r, status: 'retry', endedAt, reason });
   }
@@ -145,74 +191,78 @@ export class MemoryStore implements CoordinatorStore {
     return n;
   }
 
-  listRounds(taskId: string): RoundRecord[] {
+  listRounds(taskId: string, run = this.currentRun(taskId)): RoundRecord[] {
     return [...this.rounds.values()]
-      .filter((r) => r.taskId === taskId)
+      .filter((r) => r.taskId === taskId && r.run === run)
       .sort((a, b) => a.serverRound - b.serverRound || a.attempt - b.attempt)
-      .map((r) => ({ ...r, selected: [...r.selected] }));
+      .map((r) => ({ ...withoutRun(r), selected: [...r.selected] }));
   }
 
   recordUpdates(updates: readonly UpdateRecord[]): void {
-    for (const u of updates) this.updates.push({ ...u });
+    for (const u of updates) this.updates.push({ ...u, run: u.run ?? this.currentRun(u.taskId) });
   }
 
-  listUpdates(taskId: string, serverRound?: number): UpdateRecord[] {
-    return this.updates.filter((u) => u.taskId === taskId && (serverRound === undefined || u.serverRound === serverRound)).map((u) => ({ ...u }));
+  listUpdates(taskId: string, serverRound?: number, run = this.currentRun(taskId)): UpdateRecord[] {
+    return this.updates.filter((u) => u.taskId === taskId && u.run === run && (serverRound === undefined || u.serverRound === serverRound)).map(withoutRun);
   }
 
   saveInitialCheckpoint(checkpoint: Omit<CheckpointRecord, 'serverRound'>): void {
-    this.requireTask(checkpoint.taskId);
-    const key = checkpointKey(checkpoint.taskId, 0);
-    if (!this.checkpoints.has(key)) this.checkpoints.set(key, copyCheckpoint({ ...checkpoint, serverRound: 0 }));
+    const { run } = this.requireTask(checkpoint.taskId);
+    const key = checkpointKey(checkpoint.taskId, run, 0);
+    if (!this.checkpoints.has(key)) this.checkpoints.set(key, { ...copyCheckpoint({ ...checkpoint, serverRound: 0 }), run });
   }
 
   completeRound(c: RoundCompletion): void {
     // Validate everything before writing anything: the fake must be as all-or-nothing as SQLite.
-    const key = roundKey(c.taskId, c.serverRound, c.attempt);
-    const round = this.requireOpenRound(key);
     const task = this.requireTask(c.taskId);
-    const ckKey = checkpointKey(c.taskId, c.serverRound);
+    const run = task.run;
+    const key = roundKey(c.taskId, run, c.serverRound, c.attempt);
+    const round = this.requireOpenRound(key);
+    const ckKey = checkpointKey(c.taskId, run, c.serverRound);
     if (this.checkpoints.has(ckKey)) throw new CoordinatorError('STORE_CONFLICT', `round ${c.serverRound} of ${c.taskId} is already complete`);
     this.rounds.set(key, { ...round, status: 'completed', endedAt: c.endedAt, numAccepted: c.numAccepted });
-    this.checkpoints.set(
-      ckKey,
-      copyCheckpoint({
-        taskId: c.taskId,
-        serverRound: c.serverRound,
-        bytes: c.checkpoint.bytes,
-        sha256: c.checkpoint.sha256,
-        strategyState: c.strategyState,
-        createdAt: c.endedAt,
-      }),
-    );
-    this.metrics.push({ taskId: c.taskId, serverRound: c.serverRound, metrics: { ...c.metrics }, createdAt: c.endedAt });
-    for (const t of c.trust) this.trust.push({ taskId: c.taskId, serverRound: c.serverRound, clientId: t.clientId, trust: t.trust });
+    const checkpoint = copyCheckpoint({
+      taskId: c.taskId,
+      serverRound: c.serverRound,
+      bytes: c.checkpoint.bytes,
+      sha256: c.checkpoint.sha256,
+      strategyState: c.strategyState,
+      createdAt: c.endedAt,
+    });
+    this.checkpoints.set(ckKey, { ...checkpoint, run });
+    this.metrics.push({ taskId: c.taskId, run, serverRound: c.serverRound, metrics: { ...c.metrics }, createdAt: c.endedAt });
+    for (const t of c.trust) this.trust.push({ taskId: c.taskId, run, serverRound: c.serverRound, clientId: t.clientId, trust: t.trust });
     this.tasks.set(c.taskId, { ...task, status: c.taskStatus, updatedAt: c.endedAt });
   }
 
-  latestCheckpoint(taskId: string): CheckpointRecord | undefined {
-    let best: CheckpointRecord | undefined;
-    for (const c of this.checkpoints.values()) if (c.taskId === taskId && (!best || c.serverRound > best.serverRound)) best = c;
-    return best && copyCheckpoint(best);
+  latestCheckpoint(taskId: string, run = this.currentRun(taskId)): CheckpointRecord | undefined {
+    let best: InRun<CheckpointRecord> | undefined;
+    for (const c of this.checkpoints.values()) if (c.taskId === taskId && c.run === run && (!best || c.serverRound > best.serverRound)) best = c;
+    return best && copyCheckpoint(withoutRun(best));
   }
 
-  getCheckpoint(taskId: string, serverRound: number): CheckpointRecord | undefined {
-    const c = this.checkpoints.get(checkpointKey(taskId, serverRound));
-    return c && copyCheckpoint(c);
+  getCheckpoint(taskId: string, serverRound: number, run = this.currentRun(taskId)): CheckpointRecord | undefined {
+    const c = this.checkpoints.get(checkpointKey(taskId, run, serverRound));
+    return c && copyCheckpoint(withoutRun(c));
   }
 
-  listMetrics(taskId: string): RoundMetricsRecord[] {
+  listMetrics(taskId: string, run = this.currentRun(taskId)): RoundMetricsRecord[] {
     return this.metrics
-      .filter((m) => m.taskId === taskId)
+      .filter((m) => m.taskId === taskId && m.run === run)
       .sort((a, b) => a.serverRound - b.serverRound)
-      .map((m) => ({ ...m, metrics: { ...m.metrics } }));
+      .map((m) => ({ ...withoutRun(m), metrics: { ...m.metrics } }));
   }
 
-  listTrust(taskId: string): TrustRecord[] {
-    return this.trust.filter((t) => t.taskId === taskId).map((t) => ({ ...t }));
+  listTrust(taskId: string, run = this.currentRun(taskId)): TrustRecord[] {
+    return this.trust.filter((t) => t.taskId === taskId && t.run === run).map(withoutRun);
   }
 
   close(): void {}
+
+  /** The task's current run (1 for an unknown task, which has nothing stored). */
+  private currentRun(taskId: string): number {
+    return this.tasks.get(taskId)?.run ?? 1;
+  }
 
   private requireTask(taskId: string): TaskRecord {
     const t = this.tasks.get(taskId);
@@ -220,7 +270,7 @@ export class MemoryStore implements CoordinatorStore {
     return t;
   }
 
-  private requireOpenRound(key: string): RoundRecord {
+  private requireOpenRound(key: string): InRun<RoundRecord> {
     const r = this.rounds.get(key);
     if (!r || r.status !== 'open') throw new CoordinatorError('STORE_CONFLICT', `no open round ${key.split('\u0000').join('/')}`);
     return r;

@@ -54,6 +54,46 @@ describe('SqliteStore migrations', () => {
     raw.close();
   });
 
+  it('reads a version-3 file as run 1 of each task: rounds, uploads, checkpoints, metrics and trust kept, and the next run can begin', () => {
+    // Arrange: a finished task as the third schema version stored it.
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-migrate-'));
+    dirs.push(dir);
+    const path = join(dir, 'coordinator.db');
+    const db = new Database(path);
+    for (const sql of MIGRATIONS.slice(0, 3)) db.exec(sql);
+    db.pragma('user_version = 3');
+    db.prepare("INSERT INTO tasks VALUES ('t1', '{}', 'hash', 'finished', 100, 300)").run();
+    db.prepare("INSERT INTO rounds VALUES ('t1', 1, 1, 't1.r1.a1', 'completed', '[\"c1\"]', 150, 200, NULL, 1)").run();
+    db.prepare(
+      "INSERT INTO updates (task_id, server_round, attempt, client_id, status, num_examples, byte_length, received_at) VALUES ('t1', 1, 1, 'c1', 'accepted', 3, 10, 160)",
+    ).run();
+    db.prepare("INSERT INTO checkpoints VALUES ('t1', 0, x'01', 'h0', NULL, NULL, 100)").run();
+    db.prepare("INSERT INTO checkpoints VALUES ('t1', 1, x'02', 'h1', NULL, NULL, 200)").run();
+    db.prepare("INSERT INTO round_metrics VALUES ('t1', 1, '{\"accuracy\":0.5}', 200)").run();
+    db.prepare("INSERT INTO trust VALUES ('t1', 1, 'c1', 0.75)").run();
+    db.close();
+    // Act
+    const store = new SqliteStore({ path });
+    const before = store.listRuns('t1');
+    const next = store.beginRun('t1', 400);
+    // Assert
+    expect(before).toEqual([
+      { taskId: 't1', run: 1, status: 'finished', startedAt: 100, endedAt: 300, completedRounds: 1, globalHash: 'h1', finalMetrics: { accuracy: 0.5 } },
+    ]);
+    expect(next).toBe(2);
+    expect(store.listRounds('t1', 1).map((r) => r.roundId)).toEqual(['t1.r1.a1']);
+    expect(store.listUpdates('t1', 1, 1).map((u) => u.clientId)).toEqual(['c1']);
+    expect(store.listTrust('t1', 1).map((t) => t.trust)).toEqual([0.75]);
+    expect(store.latestCheckpoint('t1', 1)?.sha256).toBe('h1');
+    expect(store.listRounds('t1')).toEqual([]);
+    store.close();
+    const raw = new Database(path);
+    raw.pragma('foreign_keys = ON');
+    // A row of a run the task never had is refused.
+    expect(() => raw.prepare("INSERT INTO round_metrics VALUES ('t1', 9, 1, '{}', 1)").run()).toThrow(/FOREIGN KEY/);
+    raw.close();
+  });
+
   it('still refuses a status outside the lifecycle', () => {
     // Arrange
     const store = new SqliteStore({ path: versionOneFile() });

@@ -20,6 +20,7 @@ import type {
   RoundMetricsRecord,
   RoundRecord,
   RoundStatus,
+  RunRecord,
   TaskRecord,
   TaskStatus,
   TrustRecord,
@@ -129,6 +130,88 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX invitations_by_task ON invitations(task_id);
   ALTER TABLE clients ADD COLUMN invitation_id TEXT REFERENCES invitations(invitation_id);
   `,
+  // 4: a task runs again after it finished (`runs: continuous`). Every round, upload, checkpoint,
+  // metric and trust row belongs to one run; what was stored before is run 1. Tables whose primary
+  // key gains the run are rebuilt, as in migration 2.
+  `
+  ALTER TABLE tasks ADD COLUMN run INTEGER NOT NULL DEFAULT 1 CHECK (run >= 1);
+  CREATE TABLE runs (
+    task_id TEXT NOT NULL REFERENCES tasks(task_id),
+    run INTEGER NOT NULL CHECK (run >= 1),
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    PRIMARY KEY (task_id, run)
+  ) STRICT;
+  INSERT INTO runs (task_id, run, started_at) SELECT task_id, 1, created_at FROM tasks;
+
+  CREATE TABLE rounds_v4 (
+    task_id TEXT NOT NULL REFERENCES tasks(task_id),
+    run INTEGER NOT NULL,
+    server_round INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    round_id TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL CHECK (status IN ('open', 'completed', 'retry')),
+    selected_json TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    reason TEXT,
+    num_accepted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (task_id, run, server_round, attempt),
+    FOREIGN KEY (task_id, run) REFERENCES runs(task_id, run)
+  ) STRICT;
+  INSERT INTO rounds_v4 (task_id, run, server_round, attempt, round_id, status, selected_json, started_at, ended_at, reason, num_accepted)
+    SELECT task_id, 1, server_round, attempt, round_id, status, selected_json, started_at, ended_at, reason, num_accepted FROM rounds;
+  DROP TABLE rounds;
+  ALTER TABLE rounds_v4 RENAME TO rounds;
+
+  CREATE TABLE checkpoints_v4 (
+    task_id TEXT NOT NULL REFERENCES tasks(task_id),
+    run INTEGER NOT NULL,
+    server_round INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    sha256 TEXT NOT NULL,
+    strategy_json TEXT,
+    strategy_tensors BLOB,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (task_id, run, server_round),
+    FOREIGN KEY (task_id, run) REFERENCES runs(task_id, run)
+  ) STRICT;
+  INSERT INTO checkpoints_v4 (task_id, run, server_round, bytes, sha256, strategy_json, strategy_tensors, created_at)
+    SELECT task_id, 1, server_round, bytes, sha256, strategy_json, strategy_tensors, created_at FROM checkpoints;
+  DROP TABLE checkpoints;
+  ALTER TABLE checkpoints_v4 RENAME TO checkpoints;
+
+  CREATE TABLE round_metrics_v4 (
+    task_id TEXT NOT NULL REFERENCES tasks(task_id),
+    run INTEGER NOT NULL,
+    server_round INTEGER NOT NULL,
+    metrics_json TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (task_id, run, server_round),
+    FOREIGN KEY (task_id, run) REFERENCES runs(task_id, run)
+  ) STRICT;
+  INSERT INTO round_metrics_v4 (task_id, run, server_round, metrics_json, created_at)
+    SELECT task_id, 1, server_round, metrics_json, created_at FROM round_metrics;
+  DROP TABLE round_metrics;
+  ALTER TABLE round_metrics_v4 RENAME TO round_metrics;
+
+  CREATE TABLE trust_v4 (
+    task_id TEXT NOT NULL REFERENCES tasks(task_id),
+    run INTEGER NOT NULL,
+    server_round INTEGER NOT NULL,
+    client_id TEXT NOT NULL,
+    trust REAL NOT NULL,
+    PRIMARY KEY (task_id, run, server_round, client_id),
+    FOREIGN KEY (task_id, run) REFERENCES runs(task_id, run)
+  ) STRICT;
+  INSERT INTO trust_v4 (task_id, run, server_round, client_id, trust) SELECT task_id, 1, server_round, client_id, trust FROM trust;
+  DROP TABLE trust;
+  ALTER TABLE trust_v4 RENAME TO trust;
+
+  ALTER TABLE updates ADD COLUMN run INTEGER NOT NULL DEFAULT 1;
+  DROP INDEX updates_by_round;
+  CREATE INDEX updates_by_round ON updates(task_id, run, server_round);
+  `,
 ];
 
 interface TaskRow {
@@ -136,8 +219,17 @@ interface TaskRow {
   config_json: string;
   join_token_hash: string;
   status: TaskStatus;
+  run: number;
   created_at: number;
   updated_at: number;
+}
+interface RunRow {
+  run: number;
+  started_at: number;
+  ended_at: number | null;
+  completed_rounds: number | null;
+  global_hash: string | null;
+  final_metrics: string | null;
 }
 interface ClientRow {
   client_id: string;
@@ -197,6 +289,7 @@ const toTask = (r: TaskRow): TaskRecord => ({
   configJson: r.config_json,
   joinTokenHash: r.join_token_hash,
   status: r.status,
+  run: r.run,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -264,6 +357,7 @@ export class SqliteStore implements CoordinatorStore {
   private readonly db: Database.Database;
   private readonly stmts;
   private readonly completeTx: (c: RoundCompletion) => void;
+  private readonly beginRunTx: (taskId: string, at: number) => number;
 
   constructor(options: SqliteStoreOptions) {
     this.db = new Database(options.path);
@@ -279,6 +373,19 @@ export class SqliteStore implements CoordinatorStore {
       insertTask: db.prepare('INSERT INTO tasks (task_id, config_json, join_token_hash, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)'),
       updateTaskConfig: db.prepare('UPDATE tasks SET config_json = ?, join_token_hash = ?, updated_at = ? WHERE task_id = ?'),
       setTaskStatus: db.prepare('UPDATE tasks SET status = ?, updated_at = ? WHERE task_id = ?'),
+      insertRun: db.prepare('INSERT INTO runs (task_id, run, started_at) VALUES (?, ?, ?)'),
+      endRun: db.prepare('UPDATE runs SET ended_at = ? WHERE task_id = ? AND run = ?'),
+      advanceRun: db.prepare("UPDATE tasks SET run = ?, status = 'waiting', updated_at = ? WHERE task_id = ?"),
+      pruneCheckpoints: db.prepare(
+        'DELETE FROM checkpoints WHERE task_id = @taskId AND run = @run AND server_round < (SELECT MAX(server_round) FROM checkpoints WHERE task_id = @taskId AND run = @run)',
+      ),
+      listRuns: db.prepare<[string], RunRow>(
+        `SELECT r.run, r.started_at, r.ended_at,
+           (SELECT MAX(c.server_round) FROM checkpoints c WHERE c.task_id = r.task_id AND c.run = r.run) AS completed_rounds,
+           (SELECT c.sha256 FROM checkpoints c WHERE c.task_id = r.task_id AND c.run = r.run ORDER BY c.server_round DESC LIMIT 1) AS global_hash,
+           (SELECT m.metrics_json FROM round_metrics m WHERE m.task_id = r.task_id AND m.run = r.run ORDER BY m.server_round DESC LIMIT 1) AS final_metrics
+         FROM runs r WHERE r.task_id = ? ORDER BY r.run`,
+      ),
       insertClient: db.prepare(
         'INSERT INTO clients (client_id, task_id, secret_hash, capabilities_json, created_at, last_seen_at, invitation_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -292,48 +399,56 @@ export class SqliteStore implements CoordinatorStore {
       getClient: db.prepare<[string], ClientRow>('SELECT * FROM clients WHERE client_id = ?'),
       touchClient: db.prepare('UPDATE clients SET last_seen_at = ?, capabilities_json = COALESCE(?, capabilities_json) WHERE client_id = ?'),
       listClients: db.prepare<[string], ClientRow>('SELECT * FROM clients WHERE task_id = ? ORDER BY created_at, client_id'),
+      // Rounds, uploads, checkpoints, metrics and trust: every statement names the run (see types.ts).
       insertRound: db.prepare(
-        "INSERT INTO rounds (task_id, server_round, attempt, round_id, status, selected_json, started_at) VALUES (?, ?, ?, ?, 'open', ?, ?)",
+        "INSERT INTO rounds (task_id, run, server_round, attempt, round_id, status, selected_json, started_at) VALUES (?, ?, ?, ?, ?, 'open', ?, ?)",
       ),
-      getRound: db.prepare<[string, number, number], RoundRow>('SELECT * FROM rounds WHERE task_id = ? AND server_round = ? AND attempt = ?'),
+      getRound: db.prepare<[string, number, number, number], RoundRow>(
+        'SELECT * FROM rounds WHERE task_id = ? AND run = ? AND server_round = ? AND attempt = ?',
+      ),
+      getRoundById: db.prepare<[string], RoundRow>('SELECT * FROM rounds WHERE round_id = ?'),
       retryRound: db.prepare(
-        "UPDATE rounds SET status = 'retry', ended_at = ?, reason = ? WHERE task_id = ? AND server_round = ? AND attempt = ? AND status = 'open'",
+        "UPDATE rounds SET status = 'retry', ended_at = ?, reason = ? WHERE task_id = ? AND run = ? AND server_round = ? AND attempt = ? AND status = 'open'",
       ),
-      abandonRounds: db.prepare("UPDATE rounds SET status = 'retry', ended_at = ?, reason = ? WHERE task_id = ? AND status = 'open'"),
+      abandonRounds: db.prepare("UPDATE rounds SET status = 'retry', ended_at = ?, reason = ? WHERE task_id = ? AND run = ? AND status = 'open'"),
       completeRoundRow: db.prepare(
-        "UPDATE rounds SET status = 'completed', ended_at = ?, num_accepted = ? WHERE task_id = ? AND server_round = ? AND attempt = ? AND status = 'open'",
+        "UPDATE rounds SET status = 'completed', ended_at = ?, num_accepted = ? WHERE task_id = ? AND run = ? AND server_round = ? AND attempt = ? AND status = 'open'",
       ),
-      listRounds: db.prepare<[string], RoundRow>('SELECT * FROM rounds WHERE task_id = ? ORDER BY server_round, attempt'),
+      listRounds: db.prepare<[string, number], RoundRow>('SELECT * FROM rounds WHERE task_id = ? AND run = ? ORDER BY server_round, attempt'),
       insertUpdate: db.prepare(
-        'INSERT INTO updates (task_id, server_round, attempt, client_id, status, code, message, num_examples, byte_length, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO updates (task_id, run, server_round, attempt, client_id, status, code, message, num_examples, byte_length, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
-      listUpdates: db.prepare<[string], UpdateRow>('SELECT * FROM updates WHERE task_id = ? ORDER BY id'),
-      listRoundUpdates: db.prepare<[string, number], UpdateRow>('SELECT * FROM updates WHERE task_id = ? AND server_round = ? ORDER BY id'),
+      listUpdates: db.prepare<[string, number], UpdateRow>('SELECT * FROM updates WHERE task_id = ? AND run = ? ORDER BY id'),
+      listRoundUpdates: db.prepare<[string, number, number], UpdateRow>('SELECT * FROM updates WHERE task_id = ? AND run = ? AND server_round = ? ORDER BY id'),
       insertCheckpoint: db.prepare(
-        'INSERT INTO checkpoints (task_id, server_round, bytes, sha256, strategy_json, strategy_tensors, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO checkpoints (task_id, run, server_round, bytes, sha256, strategy_json, strategy_tensors, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       insertInitialCheckpoint: db.prepare(
-        'INSERT OR IGNORE INTO checkpoints (task_id, server_round, bytes, sha256, strategy_json, strategy_tensors, created_at) VALUES (?, 0, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO checkpoints (task_id, run, server_round, bytes, sha256, strategy_json, strategy_tensors, created_at) VALUES (?, ?, 0, ?, ?, ?, ?, ?)',
       ),
-      latestCheckpoint: db.prepare<[string], CheckpointRow>('SELECT * FROM checkpoints WHERE task_id = ? ORDER BY server_round DESC LIMIT 1'),
-      getCheckpoint: db.prepare<[string, number], CheckpointRow>('SELECT * FROM checkpoints WHERE task_id = ? AND server_round = ?'),
-      insertMetrics: db.prepare('INSERT INTO round_metrics (task_id, server_round, metrics_json, created_at) VALUES (?, ?, ?, ?)'),
-      listMetrics: db.prepare<[string], { task_id: string; server_round: number; metrics_json: string; created_at: number }>(
-        'SELECT * FROM round_metrics WHERE task_id = ? ORDER BY server_round',
+      latestCheckpoint: db.prepare<[string, number], CheckpointRow>(
+        'SELECT * FROM checkpoints WHERE task_id = ? AND run = ? ORDER BY server_round DESC LIMIT 1',
       ),
-      insertTrust: db.prepare('INSERT INTO trust (task_id, server_round, client_id, trust) VALUES (?, ?, ?, ?)'),
-      listTrust: db.prepare<[string], { task_id: string; server_round: number; client_id: string; trust: number }>(
-        'SELECT * FROM trust WHERE task_id = ? ORDER BY server_round, client_id',
+      getCheckpoint: db.prepare<[string, number, number], CheckpointRow>('SELECT * FROM checkpoints WHERE task_id = ? AND run = ? AND server_round = ?'),
+      insertMetrics: db.prepare('INSERT INTO round_metrics (task_id, run, server_round, metrics_json, created_at) VALUES (?, ?, ?, ?, ?)'),
+      listMetrics: db.prepare<[string, number], { task_id: string; server_round: number; metrics_json: string; created_at: number }>(
+        'SELECT * FROM round_metrics WHERE task_id = ? AND run = ? ORDER BY server_round',
+      ),
+      insertTrust: db.prepare('INSERT INTO trust (task_id, run, server_round, client_id, trust) VALUES (?, ?, ?, ?, ?)'),
+      listTrust: db.prepare<[string, number], { task_id: string; server_round: number; client_id: string; trust: number }>(
+        'SELECT * FROM trust WHERE task_id = ? AND run = ? ORDER BY server_round, client_id',
       ),
     };
     this.completeTx = db.transaction((c: RoundCompletion) => {
       const s = this.stmts;
-      const changed = s.completeRoundRow.run(c.endedAt, c.numAccepted, c.taskId, c.serverRound, c.attempt).changes;
+      const run = this.currentRun(c.taskId);
+      const changed = s.completeRoundRow.run(c.endedAt, c.numAccepted, c.taskId, run, c.serverRound, c.attempt).changes;
       if (changed !== 1) throw new CoordinatorError('STORE_CONFLICT', `no open round ${c.taskId}/${c.serverRound}/${c.attempt}`);
-      if (s.getCheckpoint.get(c.taskId, c.serverRound))
+      if (s.getCheckpoint.get(c.taskId, run, c.serverRound))
         throw new CoordinatorError('STORE_CONFLICT', `round ${c.serverRound} of ${c.taskId} is already complete`);
       s.insertCheckpoint.run(
         c.taskId,
+        run,
         c.serverRound,
         Buffer.from(c.checkpoint.bytes.buffer, c.checkpoint.bytes.byteOffset, c.checkpoint.bytes.byteLength),
         c.checkpoint.sha256,
@@ -343,18 +458,32 @@ export class SqliteStore implements CoordinatorStore {
           : null,
         c.endedAt,
       );
-      s.insertMetrics.run(c.taskId, c.serverRound, JSON.stringify(c.metrics), c.endedAt);
-      for (const t of c.trust) s.insertTrust.run(c.taskId, c.serverRound, t.clientId, t.trust);
+      s.insertMetrics.run(c.taskId, run, c.serverRound, JSON.stringify(c.metrics), c.endedAt);
+      for (const t of c.trust) s.insertTrust.run(c.taskId, run, c.serverRound, t.clientId, t.trust);
       s.setTaskStatus.run(c.taskStatus, c.endedAt, c.taskId);
+    });
+    this.beginRunTx = db.transaction((taskId: string, at: number): number => {
+      const s = this.stmts;
+      const task = s.getTask.get(taskId);
+      if (!task) throw new CoordinatorError('TASK_UNKNOWN', `no task ${taskId}`);
+      if (task.status !== 'finished') throw new CoordinatorError('STORE_CONFLICT', `run ${task.run} of ${taskId} is ${task.status}, not finished`);
+      // The finished run ended when its last round committed, which set the task's updated_at.
+      s.endRun.run(task.updated_at, taskId, task.run);
+      s.pruneCheckpoints.run({ taskId, run: task.run });
+      const run = task.run + 1;
+      s.insertRun.run(taskId, run, at);
+      s.advanceRun.run(run, at, taskId);
+      return run;
     });
   }
 
-  upsertTask(task: Omit<TaskRecord, 'status' | 'updatedAt'>): TaskRecord {
+  upsertTask(task: Omit<TaskRecord, 'status' | 'run' | 'updatedAt'>): TaskRecord {
     const tx = this.db.transaction(() => {
       if (this.stmts.getTask.get(task.taskId)) {
         this.stmts.updateTaskConfig.run(task.configJson, task.joinTokenHash, task.createdAt, task.taskId);
       } else {
         this.stmts.insertTask.run(task.taskId, task.configJson, task.joinTokenHash, 'waiting', task.createdAt, task.createdAt);
+        this.stmts.insertRun.run(task.taskId, 1, task.createdAt);
       }
       return toTask(this.stmts.getTask.get(task.taskId)!);
     });
@@ -372,6 +501,29 @@ export class SqliteStore implements CoordinatorStore {
 
   setTaskStatus(taskId: string, status: TaskStatus, at: number): void {
     if (this.stmts.setTaskStatus.run(status, at, taskId).changes !== 1) throw new CoordinatorError('TASK_UNKNOWN', `no task ${taskId}`);
+  }
+
+  beginRun(taskId: string, at: number): number {
+    return this.beginRunTx(taskId, at);
+  }
+
+  listRuns(taskId: string): RunRecord[] {
+    const task = this.stmts.getTask.get(taskId);
+    if (!task) return [];
+    const ended = task.status === 'finished' || task.status === 'stopped' || task.status === 'failed';
+    return this.stmts.listRuns.all(taskId).map((r) => {
+      const current = r.run === task.run;
+      return {
+        taskId,
+        run: r.run,
+        status: current ? task.status : 'finished',
+        startedAt: r.started_at,
+        endedAt: current && ended ? task.updated_at : r.ended_at,
+        completedRounds: r.completed_rounds ?? 0,
+        globalHash: r.global_hash,
+        finalMetrics: r.final_metrics === null ? null : (JSON.parse(r.final_metrics) as Record<string, number>),
+      };
+    });
   }
 
   createClient(client: ClientRecord): void {
@@ -437,25 +589,26 @@ export class SqliteStore implements CoordinatorStore {
   }
 
   startRound(round: Omit<RoundRecord, 'status' | 'endedAt' | 'reason' | 'numAccepted'>): void {
-    if (!this.stmts.getTask.get(round.taskId)) throw new CoordinatorError('TASK_UNKNOWN', `no task ${round.taskId}`);
-    if (this.stmts.getRound.get(round.taskId, round.serverRound, round.attempt)) {
+    const task = this.stmts.getTask.get(round.taskId);
+    if (!task) throw new CoordinatorError('TASK_UNKNOWN', `no task ${round.taskId}`);
+    if (this.stmts.getRound.get(round.taskId, task.run, round.serverRound, round.attempt) || this.stmts.getRoundById.get(round.roundId)) {
       throw new CoordinatorError('STORE_CONFLICT', `round ${round.serverRound} attempt ${round.attempt} of ${round.taskId} exists`);
     }
-    this.stmts.insertRound.run(round.taskId, round.serverRound, round.attempt, round.roundId, JSON.stringify(round.selected), round.startedAt);
+    this.stmts.insertRound.run(round.taskId, task.run, round.serverRound, round.attempt, round.roundId, JSON.stringify(round.selected), round.startedAt);
   }
 
   retryRound(taskId: string, serverRound: number, attempt: number, endedAt: number, reason: string): void {
-    if (this.stmts.retryRound.run(endedAt, reason, taskId, serverRound, attempt).changes !== 1) {
+    if (this.stmts.retryRound.run(endedAt, reason, taskId, this.currentRun(taskId), serverRound, attempt).changes !== 1) {
       throw new CoordinatorError('STORE_CONFLICT', `no open round ${taskId}/${serverRound}/${attempt}`);
     }
   }
 
   abandonOpenRounds(taskId: string, at: number): number {
-    return this.stmts.abandonRounds.run(at, ABANDONED_REASON, taskId).changes;
+    return this.stmts.abandonRounds.run(at, ABANDONED_REASON, taskId, this.currentRun(taskId)).changes;
   }
 
-  listRounds(taskId: string): RoundRecord[] {
-    return this.stmts.listRounds.all(taskId).map(toRound);
+  listRounds(taskId: string, run = this.currentRun(taskId)): RoundRecord[] {
+    return this.stmts.listRounds.all(taskId, run).map(toRound);
   }
 
   recordUpdates(updates: readonly UpdateRecord[]): void {
@@ -463,19 +616,33 @@ export class SqliteStore implements CoordinatorStore {
     // One transaction: one fsync for a round's uploads instead of one each.
     this.db.transaction(() => {
       for (const u of updates)
-        this.stmts.insertUpdate.run(u.taskId, u.serverRound, u.attempt, u.clientId, u.status, u.code, u.message, u.numExamples, u.byteLength, u.receivedAt);
+        this.stmts.insertUpdate.run(
+          u.taskId,
+          u.run ?? this.currentRun(u.taskId),
+          u.serverRound,
+          u.attempt,
+          u.clientId,
+          u.status,
+          u.code,
+          u.message,
+          u.numExamples,
+          u.byteLength,
+          u.receivedAt,
+        );
     })();
   }
 
-  listUpdates(taskId: string, serverRound?: number): UpdateRecord[] {
-    const rows = serverRound === undefined ? this.stmts.listUpdates.all(taskId) : this.stmts.listRoundUpdates.all(taskId, serverRound);
+  listUpdates(taskId: string, serverRound?: number, run = this.currentRun(taskId)): UpdateRecord[] {
+    const rows = serverRound === undefined ? this.stmts.listUpdates.all(taskId, run) : this.stmts.listRoundUpdates.all(taskId, run, serverRound);
     return rows.map(toUpdate);
   }
 
   saveInitialCheckpoint(c: Omit<CheckpointRecord, 'serverRound'>): void {
-    if (!this.stmts.getTask.get(c.taskId)) throw new CoordinatorError('TASK_UNKNOWN', `no task ${c.taskId}`);
+    const task = this.stmts.getTask.get(c.taskId);
+    if (!task) throw new CoordinatorError('TASK_UNKNOWN', `no task ${c.taskId}`);
     this.stmts.insertInitialCheckpoint.run(
       c.taskId,
+      task.run,
       Buffer.from(c.bytes.buffer, c.bytes.byteOffset, c.bytes.byteLength),
       c.sha256,
       c.strategyState?.json ?? null,
@@ -488,18 +655,18 @@ export class SqliteStore implements CoordinatorStore {
     this.completeTx(completion);
   }
 
-  latestCheckpoint(taskId: string): CheckpointRecord | undefined {
-    const r = this.stmts.latestCheckpoint.get(taskId);
+  latestCheckpoint(taskId: string, run = this.currentRun(taskId)): CheckpointRecord | undefined {
+    const r = this.stmts.latestCheckpoint.get(taskId, run);
     return r && toCheckpoint(r);
   }
 
-  getCheckpoint(taskId: string, serverRound: number): CheckpointRecord | undefined {
-    const r = this.stmts.getCheckpoint.get(taskId, serverRound);
+  getCheckpoint(taskId: string, serverRound: number, run = this.currentRun(taskId)): CheckpointRecord | undefined {
+    const r = this.stmts.getCheckpoint.get(taskId, run, serverRound);
     return r && toCheckpoint(r);
   }
 
-  listMetrics(taskId: string): RoundMetricsRecord[] {
-    return this.stmts.listMetrics.all(taskId).map((r) => ({
+  listMetrics(taskId: string, run = this.currentRun(taskId)): RoundMetricsRecord[] {
+    return this.stmts.listMetrics.all(taskId, run).map((r) => ({
       taskId: r.task_id,
       serverRound: r.server_round,
       metrics: JSON.parse(r.metrics_json) as Record<string, number>,
@@ -507,12 +674,17 @@ export class SqliteStore implements CoordinatorStore {
     }));
   }
 
-  listTrust(taskId: string): TrustRecord[] {
-    return this.stmts.listTrust.all(taskId).map((r) => ({ taskId: r.task_id, serverRound: r.server_round, clientId: r.client_id, trust: r.trust }));
+  listTrust(taskId: string, run = this.currentRun(taskId)): TrustRecord[] {
+    return this.stmts.listTrust.all(taskId, run).map((r) => ({ taskId: r.task_id, serverRound: r.server_round, clientId: r.client_id, trust: r.trust }));
   }
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  /** The task's current run (1 for an unknown task, which has nothing stored). */
+  private currentRun(taskId: string): number {
+    return this.stmts.getTask.get(taskId)?.run ?? 1;
   }
 }
 

@@ -203,8 +203,163 @@ describe.each(implementations)('%s (store contract)', (_name, make) => {
     // Act
     const t = store.upsertTask({ taskId: 't1', configJson: '{"id":"t1","v":2}', joinTokenHash: 'bb', createdAt: 500 });
     // Assert
-    expect(t).toEqual({ taskId: 't1', configJson: '{"id":"t1","v":2}', joinTokenHash: 'bb', status: 'running', createdAt: 100, updatedAt: 500 });
+    expect(t).toEqual({ taskId: 't1', configJson: '{"id":"t1","v":2}', joinTokenHash: 'bb', status: 'running', run: 1, createdAt: 100, updatedAt: 500 });
     store.close();
+  });
+});
+
+describe.each(implementations)('%s (runs)', (_name, make) => {
+  /** Task t1 with two committed rounds, the second its last (status 'finished' at 300), and an upload record. */
+  function finishedRun(store: CoordinatorStore): void {
+    seedTask(store);
+    store.startRound({ taskId: 't1', serverRound: 1, attempt: 1, roundId: 't1.r1.a1', selected: ['c1'], startedAt: 150 });
+    store.completeRound(completion());
+    store.startRound({ taskId: 't1', serverRound: 2, attempt: 1, roundId: 't1.r2.a1', selected: ['c1'], startedAt: 250 });
+    store.completeRound(
+      completion({
+        serverRound: 2,
+        endedAt: 300,
+        checkpoint: { bytes: new Uint8Array([2]), sha256: 'h2' },
+        metrics: { accuracy: 0.8 },
+        taskStatus: 'finished',
+      }),
+    );
+    store.recordUpdates([
+      {
+        taskId: 't1',
+        serverRound: 2,
+        attempt: 1,
+        clientId: 'c1',
+        status: 'accepted',
+        code: null,
+        message: null,
+        numExamples: 3,
+        byteLength: 10,
+        receivedAt: 260,
+      },
+    ]);
+  }
+
+  it('begins the next run of a finished task: empty and waiting, while the past run keeps its rounds, metrics, trust, uploads and final model', () => {
+    // Arrange
+    const store = make();
+    finishedRun(store);
+    // Act
+    const run = store.beginRun('t1', 400);
+    // Assert: the current run is empty.
+    expect(run).toBe(2);
+    expect(store.getTask('t1')).toMatchObject({ status: 'waiting', run: 2, updatedAt: 400 });
+    expect(store.latestCheckpoint('t1')).toBeUndefined();
+    expect(store.listRounds('t1')).toEqual([]);
+    expect(store.listMetrics('t1')).toEqual([]);
+    expect(store.listTrust('t1')).toEqual([]);
+    expect(store.listUpdates('t1')).toEqual([]);
+    // The past run reads back whole, its intermediate checkpoints dropped and its final model kept.
+    expect(store.listRounds('t1', 1).map((r) => [r.serverRound, r.status])).toEqual([
+      [1, 'completed'],
+      [2, 'completed'],
+    ]);
+    expect(store.listMetrics('t1', 1).map((m) => m.metrics)).toEqual([{ numAccepted: 2, aggregationMs: 1.5 }, { accuracy: 0.8 }]);
+    expect(store.listTrust('t1', 1)).toHaveLength(4);
+    expect(store.listUpdates('t1', 2, 1).map((u) => u.clientId)).toEqual(['c1']);
+    expect(store.latestCheckpoint('t1', 1)).toMatchObject({ serverRound: 2, sha256: 'h2' });
+    expect(store.getCheckpoint('t1', 0, 1)).toBeUndefined();
+    expect(store.getCheckpoint('t1', 1, 1)).toBeUndefined();
+    expect(store.listRuns('t1')).toEqual([
+      { taskId: 't1', run: 1, status: 'finished', startedAt: 100, endedAt: 300, completedRounds: 2, globalHash: 'h2', finalMetrics: { accuracy: 0.8 } },
+      { taskId: 't1', run: 2, status: 'waiting', startedAt: 400, endedAt: null, completedRounds: 0, globalHash: null, finalMetrics: null },
+    ]);
+    store.close();
+  });
+
+  it("writes the new run's rounds beside the old run's (same round numbers), and a record for a past run where it belongs", () => {
+    // Arrange
+    const store = make();
+    finishedRun(store);
+    store.beginRun('t1', 400);
+    // Act
+    store.saveInitialCheckpoint({ taskId: 't1', bytes: new Uint8Array([1, 2, 3]), sha256: 'h0', strategyState: null, createdAt: 400 });
+    store.startRound({ taskId: 't1', serverRound: 1, attempt: 1, roundId: 't1:run2.r1.a1', selected: ['c1'], startedAt: 450 });
+    store.completeRound(completion({ endedAt: 500, checkpoint: { bytes: new Uint8Array([7]), sha256: 'h1b' } }));
+    store.recordUpdates([
+      {
+        taskId: 't1',
+        run: 1,
+        serverRound: 2,
+        attempt: 1,
+        clientId: 'late',
+        status: 'accepted',
+        code: null,
+        message: null,
+        numExamples: 1,
+        byteLength: 1,
+        receivedAt: 401,
+      },
+      {
+        taskId: 't1',
+        serverRound: 1,
+        attempt: 1,
+        clientId: 'c2',
+        status: 'accepted',
+        code: null,
+        message: null,
+        numExamples: 1,
+        byteLength: 1,
+        receivedAt: 460,
+      },
+    ]);
+    // Assert
+    expect(store.latestCheckpoint('t1')).toMatchObject({ serverRound: 1, sha256: 'h1b' });
+    expect(store.listRounds('t1').map((r) => r.roundId)).toEqual(['t1:run2.r1.a1']);
+    expect(store.listUpdates('t1').map((u) => u.clientId)).toEqual(['c2']);
+    expect(store.listUpdates('t1', undefined, 1).map((u) => u.clientId)).toEqual(['c1', 'late']);
+    expect(store.listRuns('t1').map((r) => [r.run, r.status, r.completedRounds, r.globalHash])).toEqual([
+      [1, 'finished', 2, 'h2'],
+      [2, 'running', 1, 'h1b'],
+    ]);
+    store.close();
+  });
+
+  it('refuses to begin a run while the current one is not finished, changing nothing', () => {
+    // Arrange
+    const store = make();
+    seedTask(store);
+    store.setTaskStatus('t1', 'stopped', 150);
+    // Act
+    const attempt = (): number => store.beginRun('t1', 200);
+    // Assert
+    expect(attempt).toThrow(/STORE_CONFLICT/);
+    expect(() => store.beginRun('nope', 200)).toThrow(/TASK_UNKNOWN/);
+    expect(store.getTask('t1')).toMatchObject({ status: 'stopped', run: 1 });
+    expect(store.listRuns('t1')).toEqual([
+      { taskId: 't1', run: 1, status: 'stopped', startedAt: 100, endedAt: 150, completedRounds: 0, globalHash: 'h0', finalMetrics: null },
+    ]);
+    store.close();
+  });
+});
+
+describe('SqliteStore runs', () => {
+  it('keeps past and current runs across reopening the file', () => {
+    // Arrange
+    const path = tempFile();
+    const first = new SqliteStore({ path });
+    seedTask(first);
+    first.startRound({ taskId: 't1', serverRound: 1, attempt: 1, roundId: 't1.r1.a1', selected: ['c1'], startedAt: 150 });
+    first.completeRound(completion({ taskStatus: 'finished' }));
+    first.beginRun('t1', 400);
+    first.saveInitialCheckpoint({ taskId: 't1', bytes: new Uint8Array([1, 2, 3]), sha256: 'h0', strategyState: null, createdAt: 400 });
+    first.close();
+    // Act
+    const second = new SqliteStore({ path });
+    // Assert
+    expect(second.getTask('t1')).toMatchObject({ run: 2, status: 'waiting' });
+    expect(second.latestCheckpoint('t1')).toMatchObject({ serverRound: 0, sha256: 'h0' });
+    expect(second.listMetrics('t1', 1).map((m) => m.serverRound)).toEqual([1]);
+    expect(second.listRuns('t1').map((r) => [r.run, r.status, r.endedAt])).toEqual([
+      [1, 'finished', 200],
+      [2, 'waiting', null],
+    ]);
+    second.close();
   });
 });
 

@@ -6,6 +6,12 @@
  * crash leaves either the whole round or none of it.
  *
  * Clients are pseudonymous: a random id and the SHA-256 of their secret, never the secret itself.
+ *
+ * Runs: a task's rounds, uploads, checkpoints, metrics and trust belong to one run of it (rounds 1 to
+ * `rounds` from the initial model). A task starts in run 1; {@link CoordinatorStore.beginRun} keeps a
+ * finished run readable as a past run and makes the next one current. Writes always go to the
+ * current run; reads take the run to read (absent: the current one). Records do not repeat the run
+ * they were read from.
  */
 
 import type { TaskStatus } from '@chorus/protocol';
@@ -19,9 +25,29 @@ export interface TaskRecord {
   /** The validated task config as JSON. */
   readonly configJson: string;
   readonly joinTokenHash: string;
+  /** Status of the current run. */
   readonly status: TaskStatus;
+  /** The current run (1 until a finished run is followed by another). */
+  readonly run: number;
   readonly createdAt: number;
   readonly updatedAt: number;
+}
+
+/** One run of a task, with the figures its dashboard lists. */
+export interface RunRecord {
+  readonly taskId: string;
+  readonly run: number;
+  /** 'finished' for a past run; the task's status for the current one. */
+  readonly status: TaskStatus;
+  readonly startedAt: number;
+  /** When it ended (its last round committed, or it was stopped or failed); null while it goes on. */
+  readonly endedAt: number | null;
+  /** Rounds it committed (its latest checkpoint's round; 0 before the first). */
+  readonly completedRounds: number;
+  /** SHA-256 of its latest global model (a past run's final model), null before the initial one is stored. */
+  readonly globalHash: string | null;
+  /** Metrics of its last committed round, null before one. */
+  readonly finalMetrics: Readonly<Record<string, number>> | null;
 }
 
 /** A pseudonymous client identity. */
@@ -76,6 +102,11 @@ export interface RoundRecord {
 /** The verdict on one uploaded update. */
 export interface UpdateRecord {
   readonly taskId: string;
+  /**
+   * The run it belongs to, when written (absent: the current run), so a record written after the
+   * next run began still lands in its own; reads leave it out.
+   */
+  readonly run?: number;
   readonly serverRound: number;
   readonly attempt: number;
   readonly clientId: string;
@@ -142,11 +173,21 @@ export interface RoundCompletion {
 
 /** The coordinator's persistent state. Every method is atomic; see the module comment. */
 export interface CoordinatorStore {
-  /** Creates the task, or returns the stored one (its config and join token hash updated). */
-  upsertTask(task: Omit<TaskRecord, 'status' | 'updatedAt'>): TaskRecord;
+  /** Creates the task (in run 1), or returns the stored one (its config and join token hash updated). */
+  upsertTask(task: Omit<TaskRecord, 'status' | 'run' | 'updatedAt'>): TaskRecord;
   getTask(taskId: string): TaskRecord | undefined;
   listTasks(): TaskRecord[];
   setTaskStatus(taskId: string, status: TaskStatus, at: number): void;
+
+  /**
+   * Ends the current run of a finished task and makes the next one current, with status 'waiting'
+   * and nothing stored yet; returns its number. The finished run stays readable; of its checkpoints
+   * only the last (its final model) is kept. Throws `TASK_UNKNOWN`, or `STORE_CONFLICT` (changing
+   * nothing) when the task's status is not 'finished'.
+   */
+  beginRun(taskId: string, at: number): number;
+  /** Every run of the task, oldest first, the current one last. */
+  listRuns(taskId: string): RunRecord[];
 
   /**
    * Adds a client; throws `STORE_CONFLICT` when the id exists. With `invitationId`, atomically also
@@ -173,21 +214,26 @@ export interface CoordinatorStore {
   retryRound(taskId: string, serverRound: number, attempt: number, endedAt: number, reason: string): void;
   /** Marks every attempt left open (a crash mid-round) as retried; returns how many. */
   abandonOpenRounds(taskId: string, at: number): number;
-  listRounds(taskId: string): RoundRecord[];
+  /** Every attempt of the run (absent: the current one), by round then attempt. */
+  listRounds(taskId: string, run?: number): RoundRecord[];
 
   /** Appends upload records in one transaction (the engine writes a closed attempt's accepted uploads together). */
   recordUpdates(updates: readonly UpdateRecord[]): void;
-  listUpdates(taskId: string, serverRound?: number): UpdateRecord[];
+  /** Upload records of the run (absent: the current one), of one round or all, in the order written. */
+  listUpdates(taskId: string, serverRound?: number, run?: number): UpdateRecord[];
 
   /** Stores the initial model as round 0 unless one is stored already. */
   saveInitialCheckpoint(checkpoint: Omit<CheckpointRecord, 'serverRound'>): void;
   /** Writes the round's status, checkpoint, strategy state, metrics and trust in one transaction. */
   completeRound(completion: RoundCompletion): void;
-  latestCheckpoint(taskId: string): CheckpointRecord | undefined;
-  getCheckpoint(taskId: string, serverRound: number): CheckpointRecord | undefined;
+  /** The run's (absent: the current run's) checkpoint of its highest round. */
+  latestCheckpoint(taskId: string, run?: number): CheckpointRecord | undefined;
+  getCheckpoint(taskId: string, serverRound: number, run?: number): CheckpointRecord | undefined;
 
-  listMetrics(taskId: string): RoundMetricsRecord[];
-  listTrust(taskId: string): TrustRecord[];
+  /** Metrics of the run's (absent: the current run's) committed rounds, by round. */
+  listMetrics(taskId: string, run?: number): RoundMetricsRecord[];
+  /** Trust scores of the run (absent: the current one). */
+  listTrust(taskId: string, run?: number): TrustRecord[];
 
   close(): void;
 }

@@ -9,14 +9,15 @@
  * would expand to, are checked before anything is expanded, so an alias bomb is refused in
  * microseconds, naming the alias that takes the document over the limit.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Alias, Document, Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { CoordinatorError, isCoordinatorError } from '../errors.js';
 import { buildStrategy } from '../strategy/fromConfig.js';
 import { taskSchema } from './taskSchema.js';
-import type { TaskConfig } from './taskSchema.js';
+import type { CustomData, TaskConfig } from './taskSchema.js';
 
 /** Largest task file read (a real one is a few kilobytes). */
 export const MAX_TASK_FILE_BYTES = 1024 * 1024;
@@ -179,15 +180,52 @@ export function parseTaskYaml(text: string, source = 'task'): TaskConfig {
   });
 }
 
-/** Reads and validates a task file from disk; every problem names `path`. */
-export function readTaskFile(path: string): TaskConfig {
+/** The file a task folder is read from. */
+export const TASK_FILE_NAME = 'task.yaml';
+
+/**
+ * Reads and validates a task file from disk (a folder means its {@link TASK_FILE_NAME}); every
+ * problem names the file. A custom task's paths come back absolute, resolved from the file's folder.
+ */
+export function readTaskFile(given: string): TaskConfig {
+  const path = statSync(given, { throwIfNoEntry: false })?.isDirectory() ? join(given, TASK_FILE_NAME) : given;
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new TaskFileError(path, [{ path: '(root)', message: `cannot read the file: ${(err as Error).message}` }]);
   }
-  return parseTaskYaml(text, path);
+  return resolveTaskPaths(parseTaskYaml(text, path), dirname(resolve(path)));
+}
+
+/** `task` with the paths of its own encoders and server data resolved from `dir` (absolute paths stay). */
+export function resolveTaskPaths(task: TaskConfig, dir: string): TaskConfig {
+  const at = (p: string): string => resolve(dir, p);
+  const encoders = task.model.encoders;
+  const data = (d: CustomData | undefined): CustomData | undefined =>
+    d && {
+      ...(d.image !== undefined ? { image: at(d.image) } : {}),
+      ...(d.text !== undefined ? { text: { ...d.text, path: at(d.text.path) } } : {}),
+      ...(d.audio !== undefined ? { audio: at(d.audio) } : {}),
+    };
+  const probe = data(task.dataset.probe);
+  const test = data(task.dataset.test);
+  return {
+    ...task,
+    dataset: { ...task.dataset, ...(probe ? { probe } : {}), ...(test ? { test } : {}) },
+    model: {
+      ...task.model,
+      ...(encoders
+        ? {
+            encoders: {
+              ...(encoders.image ? { image: { ...encoders.image, path: at(encoders.image.path) } } : {}),
+              ...(encoders.text ? { text: { ...encoders.text, path: at(encoders.text.path), vocabulary: at(encoders.text.vocabulary) } } : {}),
+              ...(encoders.audio ? { audio: { ...encoders.audio, path: at(encoders.audio.path) } } : {}),
+            },
+          }
+        : {}),
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,18 @@
  * n > 2f + 2) are checked after the field rules, each naming the path it is about.
  */
 import { z } from 'zod';
-import { MAX_PUBLIC_BATCH, MAX_REPRESENTATION_DIM, MODALITIES, MODAL_LOSSES, MODEL_HEADS, UPLOAD_ENCODINGS } from '@chorus/protocol';
+import {
+  MAX_CLASSES,
+  MAX_PUBLIC_BATCH,
+  MAX_REPRESENTATION_DIM,
+  MODALITIES,
+  MODAL_LOSSES,
+  MODEL_HEADS,
+  UPLOAD_ENCODINGS,
+  audioInputSchema,
+  imageInputSchema,
+  textInputSchema,
+} from '@chorus/protocol';
 import { REPRESENTATION_STRATEGY_NAMES } from '@chorus/fl-core';
 import type { RepresentationStrategyName } from '@chorus/fl-core';
 
@@ -194,9 +205,50 @@ export const strategySchema: z.ZodType<StrategyConfig, unknown> = z.lazy(() =>
   ]),
 );
 
+/** `model.base` of a task that brings its own encoders (`model.encoders`). */
+export const CUSTOM_BASE = 'custom';
+
+/** A path in a task folder: relative to the task file (made absolute when the file is read). */
+const taskPathSchema = z.string().min(1).max(1000);
+const adapterTargetsSchema = z.array(z.string().min(1).max(200)).min(1).max(64);
+
+/**
+ * A task's own frozen encoders, by modality: a folder holding a TF.js LayersModel (`model.json` and
+ * the weight files it names), the Dense / 1×1 Conv2D layers that take LoRA adapters, and the input
+ * spec its input is made by. A text encoder also names its word-vector table (`word v1 … vd` lines).
+ */
+const customEncodersSchema = z.strictObject({
+  image: z.strictObject({ path: taskPathSchema, adapters: adapterTargetsSchema, input: imageInputSchema }).optional(),
+  text: z.strictObject({ path: taskPathSchema, adapters: adapterTargetsSchema, input: textInputSchema, vocabulary: taskPathSchema }).optional(),
+  audio: z.strictObject({ path: taskPathSchema, adapters: adapterTargetsSchema, input: audioInputSchema }).optional(),
+});
+/** See {@link customEncodersSchema}. */
+export type CustomEncoders = z.output<typeof customEncodersSchema>;
+
+/**
+ * Server-side data of a custom task, by modality, in the formats the datasets package reads:
+ * class-folder images, CSV / JSONL text (with its text and label columns), class-folder WAVs.
+ */
+const customDataSchema = z.strictObject({
+  image: taskPathSchema.optional(),
+  text: z
+    .strictObject({
+      path: taskPathSchema,
+      textColumn: z.union([z.string().min(1), z.number().int().nonnegative()]).default('text'),
+      labelColumn: z.union([z.string().min(1), z.number().int().nonnegative()]).default('label'),
+    })
+    .optional(),
+  audio: taskPathSchema.optional(),
+});
+/** See {@link customDataSchema}. */
+export type CustomData = z.output<typeof customDataSchema>;
+
 /** The LoRA/NAM model of a weight task. */
 const modelSchema = z.strictObject({
+  /** `chorus-digits-v1` (the built-in demo encoders) or {@link CUSTOM_BASE} (the task's own `encoders`). */
   base: z.string().min(1).max(200),
+  /** The task's own encoders (with `base: custom` only). */
+  encoders: customEncodersSchema.optional(),
   adapterRank: positiveInt.max(256),
   adapterAlpha: z.number().positive(),
   namConcepts: positiveInt.max(256),
@@ -336,7 +388,18 @@ export const taskSchema = z
         .array(z.enum(MODALITIES))
         .min(1)
         .refine((m) => new Set(m).size === m.length, 'modalities must not repeat'),
+      /** A custom task's public data: trust probing and FLTrust's root update read it. */
+      probe: customDataSchema.optional(),
+      /** A custom task's test data: the server evaluates the global model on it after every round. */
+      test: customDataSchema.optional(),
     }),
+    /** Class names in id order (a custom task; a built-in dataset brings its own). */
+    classes: z
+      .array(z.string().min(1).max(200))
+      .min(2)
+      .max(MAX_CLASSES)
+      .refine((c) => new Set(c).size === c.length, 'class names must not repeat')
+      .optional(),
     /** The LoRA/NAM model of a weight task (required there); a representation task has none and may omit it. */
     model: modelSchema.optional(),
     // A discriminated union of the two families, so an unknown name still gets the one 'invalid discriminator' error.
@@ -376,6 +439,12 @@ export const taskSchema = z
       })
       .default({ probeExamples: 64, testExamples: 256 }),
     admission: admissionSchema,
+    /**
+     * What follows a run's last round: 'once' ends the task; 'continuous' keeps the finished run as a
+     * past run (rounds, metrics, final model) and starts a fresh one from the initial model under the
+     * same join link. A stopped or failed run never restarts.
+     */
+    runs: z.enum(['once', 'continuous']).default('once'),
   })
   .superRefine((task, ctx) => {
     if (task.minClients > task.clientsPerRound) {
@@ -389,6 +458,7 @@ export const taskSchema = z
       return;
     }
     if (task.model === undefined) ctx.addIssue({ code: 'custom', path: ['model'], message: `required with the weight strategy '${strategy.name}'` });
+    else checkCustomModel(task, ctx);
     if (task.representation !== undefined)
       ctx.addIssue({
         code: 'custom',
@@ -417,6 +487,47 @@ export type RepresentationTask = TaskConfig & { readonly strategy: Representatio
 /** Whether `task` is a representation task (FedAFD family). */
 export function isRepresentationTask(task: TaskConfig): task is RepresentationTask {
   return isRepresentationStrategy(task.strategy) && task.representation !== undefined;
+}
+
+/** Whether `task` brings its own encoders (`model.base: custom`). */
+export function isCustomTask(task: Pick<TaskConfig, 'model'>): boolean {
+  return task.model.base === CUSTOM_BASE;
+}
+
+/** A custom task needs encoders for every modality, classes and probe data; a built-in base takes none of them. */
+function checkCustomModel(
+  task: {
+    readonly model?: { readonly base: string; readonly encoders?: CustomEncoders | undefined };
+    readonly dataset: { readonly modalities: readonly string[]; readonly probe?: CustomData | undefined; readonly test?: CustomData | undefined };
+    readonly classes?: readonly string[] | undefined;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  const issue = (path: (string | number)[], message: string): void => ctx.addIssue({ code: 'custom', path, message });
+  if (task.model?.base !== CUSTOM_BASE) {
+    const base = task.model?.base ?? '';
+    if (task.model?.encoders !== undefined) issue(['model', 'encoders'], `only model.base '${CUSTOM_BASE}' takes encoders (base is '${base}')`);
+    if (task.classes !== undefined) issue(['classes'], `only model.base '${CUSTOM_BASE}' takes classes; '${base}' brings its dataset's`);
+    for (const key of ['probe', 'test'] as const)
+      if (task.dataset[key] !== undefined) issue(['dataset', key], `only model.base '${CUSTOM_BASE}' takes server data; '${base}' reads its dataset's`);
+    return;
+  }
+  const encoders = task.model.encoders;
+  if (encoders === undefined) issue(['model', 'encoders'], `required with model.base '${CUSTOM_BASE}'`);
+  if (task.classes === undefined) issue(['classes'], `required with model.base '${CUSTOM_BASE}'`);
+  if (task.dataset.probe === undefined) issue(['dataset', 'probe'], `required with model.base '${CUSTOM_BASE}' (trust probing reads it)`);
+  for (const m of task.dataset.modalities as readonly (keyof CustomEncoders)[]) {
+    if (encoders && encoders[m] === undefined) issue(['model', 'encoders', m], `dataset.modalities lists ${m}, so the task needs its ${m} encoder`);
+  }
+  for (const m of Object.keys(encoders ?? {}))
+    if (!task.dataset.modalities.includes(m)) issue(['model', 'encoders', m], `dataset.modalities does not list ${m}`);
+  for (const key of ['probe', 'test'] as const) {
+    const data = task.dataset[key];
+    if (!data) continue;
+    const given = Object.keys(data);
+    if (given.length === 0) issue(['dataset', key], 'names no data');
+    for (const m of given) if (!task.dataset.modalities.includes(m)) issue(['dataset', key, m], `dataset.modalities does not list ${m}`);
+  }
 }
 
 /** Shares of the client mix must sum to 1 (kinds and architectures are checked where the models are known). */

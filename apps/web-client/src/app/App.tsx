@@ -5,6 +5,7 @@ import { Link, useLocation } from './router.js';
 const VolunteerPage = lazy(() => import('../pages/VolunteerPage.js'));
 const DashboardPage = lazy(() => import('../pages/DashboardPage.js'));
 const ExplainPage = lazy(() => import('../pages/ExplainPage.js'));
+const NewTaskPage = lazy(() => import('../pages/NewTaskPage.js'));
 
 const NAV = [
   { to: '/join', label: 'Volunteer' },
@@ -24,7 +25,9 @@ function Home(): ReactNode {
         </li>
         <li>
           <Link to="/dashboard">Researcher dashboard</Link>
-          <p>Watch rounds, accuracy and trust scores (admin token required).</p>
+          <p>
+            Watch rounds, accuracy and trust scores, or <Link to="/dashboard/new">create a task</Link> with your own model and classes (admin token required).
+          </p>
         </li>
         <li>
           <Link to="/explain">Explanation viewer</Link>
@@ -53,6 +56,7 @@ export function App(): ReactNode {
     if (path === '/' || path === '') return <Home />;
     if (path === '/join') return <VolunteerPage search={search} />;
     if (path === '/dashboard') return <DashboardPage />;
+    if (path === '/dashboard/new') return <NewTaskPage />;
     if (path === '/explain') return <ExplainPage search={search} />;
     return <NotFound path={path} />;
   })();

@@ -131,7 +131,7 @@ export function DataChooser({ classNames, onLoaded }: { classNames?: readonly st
 }
 
 /** What loaded per class and what was skipped, each skipped file by name with its code and reason. */
-export function DataSummaryView({ summary }: { summary: DataSummary }): ReactNode {
+export function DataSummaryView({ summary }: { summary: Omit<DataSummary, 'loaded'> }): ReactNode {
   return (
     <div className="summary" data-testid="data-summary" data-loaded={summary.numLoaded} data-skipped={summary.skipped.length}>
       <p>

@@ -1,13 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import { isWebClientError } from '../lib/errors.js';
-import { DashboardApi, pickMetric, rejectionCounts, renameWeights, roundPoints, trustSeries, type DashboardFetch } from './dashboardData.js';
+import {
+  DashboardApi,
+  pastRuns,
+  pickMetric,
+  rejectionCounts,
+  renameWeights,
+  roundPoints,
+  runSummaries,
+  trustSeries,
+  type DashboardFetch,
+} from './dashboardData.js';
 
-/** A fake admin API: `[METHOD ]path` → [status, body] (GET when no method); records the Authorization header of every call. */
+/** A fake admin API: `[METHOD ]path[?query]` → [status, body] (GET when no method); records the Authorization header of every call. */
 function fakeFetch(routes: Record<string, [number, unknown]>, seen: string[] = []): DashboardFetch {
   return (url, init) => {
     seen.push(init.headers['authorization'] ?? '');
-    const path = new URL(url).pathname;
-    const route = init.method === 'POST' ? routes[`POST ${path}`] : routes[path];
+    const { pathname: path, search } = new URL(url);
+    const route = init.method === 'POST' ? routes[`POST ${path}`] : routes[`${path}${search}`];
     if (!route) return Promise.resolve({ ok: false, status: 404, json: () => Promise.resolve({ error: { code: 'NOT_FOUND', message: 'no such route' } }) });
     return Promise.resolve({ ok: route[0] < 400, status: route[0], json: () => Promise.resolve(route[1]) });
   };
@@ -114,6 +124,14 @@ describe('DashboardApi', () => {
       },
     ],
     '/api/tasks/demo/rounds': [200, { rounds: [{ serverRound: 1, attempt: 0 }] }],
+    '/api/tasks/demo/runs': [
+      200,
+      {
+        runs: [
+          { taskId: 'demo', run: 1, status: 'running', startedAt: 1, endedAt: null, completedRounds: 1, globalHash: 'h1', finalMetrics: { accuracy: 0.5 } },
+        ],
+      },
+    ],
     '/api/tasks/demo/rounds/1/updates': [
       200,
       {
@@ -145,6 +163,87 @@ describe('DashboardApi', () => {
       { clientId: 'c1', modalities: ['image'], backend: 'wasm', numExamples: 40, lastSeenAt: 4, trust: 0.75, lastContributionRound: 1 },
       { clientId: 'c2', modalities: [], backend: null, numExamples: null, lastSeenAt: 3, trust: null, lastContributionRound: null },
     ]);
+  });
+
+  it('reads a past run’s figures with ?run=N and lists every run, the current one last', async () => {
+    const runs = {
+      runs: [
+        {
+          taskId: 'demo',
+          run: 2,
+          status: 'running',
+          startedAt: 300,
+          endedAt: null,
+          completedRounds: 1,
+          globalHash: 'b',
+          finalMetrics: { 'eval.accuracy': 0.4 },
+        },
+        {
+          taskId: 'demo',
+          run: 1,
+          status: 'finished',
+          startedAt: 100,
+          endedAt: 250,
+          completedRounds: 20,
+          globalHash: 'a',
+          finalMetrics: { 'client.accuracy': 0.7, 'eval.accuracy': 0.9, 'eval.loss': 0.3 },
+        },
+      ],
+    };
+    const api = new DashboardApi(
+      'http://coordinator',
+      'tok',
+      fakeFetch({
+        ...routes,
+        '/api/tasks/demo/runs': [200, runs],
+        '/api/tasks/demo/metrics?run=1': [
+          200,
+          {
+            taskId: 'demo',
+            run: 1,
+            metrics: [
+              { serverRound: 1, metrics: { 'eval.accuracy': 0.6 } },
+              { serverRound: 2, metrics: { 'eval.accuracy': 0.9 } },
+            ],
+          },
+        ],
+        '/api/tasks/demo/trust?run=1': [200, { trust: [{ serverRound: 2, clientId: 'old', trust: 0.5 }] }],
+        '/api/tasks/demo/rounds?run=1': [200, { rounds: [{ serverRound: 2 }] }],
+        '/api/tasks/demo/rounds/2/updates?run=1': [200, { updates: [{ clientId: 'old', serverRound: 2, status: 'rejected', code: 'LATE_UPDATE' }] }],
+      }),
+    );
+
+    const past = await api.dashboard(task, 50, 1);
+    const live = await api.dashboard(task);
+
+    expect(past.run).toBe(1);
+    expect(past.currentRun).toBe(2);
+    expect(past.rounds.map((r) => [r.serverRound, r.accuracy])).toEqual([
+      [1, 0.6],
+      [2, 0.9],
+    ]);
+    expect(past.trustClients).toEqual(['old']);
+    expect(past.rejections).toEqual([{ code: 'LATE_UPDATE', count: 1 }]);
+    expect(past.runs.map((r) => r.run)).toEqual([1, 2]);
+    expect(live).toMatchObject({ run: 2, currentRun: 2 });
+    expect(live.rounds.map((r) => r.accuracy)).toEqual([0.5]);
+    expect(pastRuns(live.runs)).toEqual([
+      { run: 1, status: 'finished', startedAt: 100, endedAt: 250, completedRounds: 20, finalAccuracy: 0.9, finalLoss: 0.3, globalHash: 'a' },
+    ]);
+  });
+
+  it('reads runs without figures yet, and refuses a runs body of the wrong shape with WEB_BAD_RESPONSE', () => {
+    const fresh = runSummaries({
+      runs: [{ run: 1, status: 'waiting', startedAt: 5, endedAt: null, completedRounds: 0, globalHash: null, finalMetrics: null }],
+    });
+
+    expect(fresh).toEqual([{ run: 1, status: 'waiting', startedAt: 5, endedAt: null, completedRounds: 0, globalHash: null }]);
+    expect(pastRuns(fresh)).toEqual([]);
+    expect(() => runSummaries({ runs: [{ run: '1', status: 'finished', startedAt: 5, completedRounds: 0 }] })).toThrow(/WEB_BAD_RESPONSE/);
+    expect(() => runSummaries({ runs: [{ run: 1, status: 'finished', startedAt: 5, completedRounds: 2, finalMetrics: { accuracy: 'high' } }] })).toThrow(
+      /WEB_BAD_RESPONSE/,
+    );
+    expect(() => runSummaries({})).toThrow(/WEB_BAD_RESPONSE/);
   });
 
   it('reports the coordinator’s own error code as WEB_API_FAILED', async () => {

@@ -1,7 +1,9 @@
 /**
  * The researcher dashboard's data: typed props for the charts and the clients table, derived from the
  * coordinator's admin JSON API (GET /api/tasks, /api/tasks/:id/{metrics,trust,clients,rounds,
- * rounds/:r/updates}), and the task controls (POST /api/tasks/:id/{start,pause,resume,stop}).
+ * rounds/:r/updates,runs}), and the task controls (POST /api/tasks/:id/{start,pause,resume,stop}).
+ * The figures are the current run's, or a past run's (`?run=N`) when one is asked for: a
+ * `runs: continuous` task starts a fresh run after each finished one and keeps the old ones.
  * Responses are checked before use — types are not validation — and a wrong shape is
  * `WEB_BAD_RESPONSE`. Metric names are matched by their dot-separated segments, so
  * `client.accuracy`, `eval.accuracy.image` and `accuracy` are all found; server-side evaluation
@@ -77,9 +79,31 @@ export interface TaskSummary {
   readonly hasModel: boolean;
 }
 
+/** One run of a task as the dashboard lists it. */
+export interface RunSummary {
+  readonly run: number;
+  /** 'finished' for a past run; the task's status for the current one. */
+  readonly status: string;
+  readonly startedAt: number;
+  /** When it ended, or null while it goes on. */
+  readonly endedAt: number | null;
+  readonly completedRounds: number;
+  /** Accuracy after its last committed round ({@link pickMetric}'s preference), when reported. */
+  readonly finalAccuracy?: number;
+  readonly finalLoss?: number;
+  /** SHA-256 of its latest global model (a past run's final model). */
+  readonly globalHash: string | null;
+}
+
 /** Everything the dashboard draws for one task. */
 export interface DashboardData {
   readonly task: TaskSummary;
+  /** The run the figures below are of. */
+  readonly run: number;
+  /** The task's current run: the one new rounds go to. */
+  readonly currentRun: number;
+  /** Every run of the task, oldest first, the current one last. */
+  readonly runs: readonly RunSummary[];
   readonly rounds: readonly RoundPoint[];
   readonly trust: readonly TrustPoint[];
   readonly trustClients: readonly string[];
@@ -226,6 +250,43 @@ export function trustSeries(records: readonly { serverRound: number; clientId: s
   return { points: [...byRound.entries()].map(([serverRound, trust]) => ({ serverRound, trust })), clients };
 }
 
+/** Runs from `GET /api/tasks/:id/runs`, checked, sorted oldest first; final figures picked from each run's last round's metrics. */
+export function runSummaries(body: unknown): RunSummary[] {
+  return arrayAt(objectAt(body, 'runs body')['runs'], 'runs')
+    .map((value, i): RunSummary => {
+      const r = objectAt(value, `runs[${i}]`);
+      const ended = r['endedAt'] ?? null;
+      const hash = r['globalHash'] ?? null;
+      const final = r['finalMetrics'] ?? null;
+      const metrics: Record<string, number> = {};
+      if (final !== null)
+        for (const [k, v] of Object.entries(objectAt(final, `runs[${i}].finalMetrics`))) metrics[k] = numberAt(v, `runs[${i}].finalMetrics.${k}`);
+      const accuracy = pickMetric(metrics, 'accuracy');
+      const loss = pickMetric(metrics, 'loss');
+      return {
+        run: numberAt(r['run'], `runs[${i}].run`),
+        status: stringAt(r['status'], `runs[${i}].status`),
+        startedAt: numberAt(r['startedAt'], `runs[${i}].startedAt`),
+        endedAt: ended === null ? null : numberAt(ended, `runs[${i}].endedAt`),
+        completedRounds: numberAt(r['completedRounds'], `runs[${i}].completedRounds`),
+        ...(accuracy !== undefined ? { finalAccuracy: accuracy } : {}),
+        ...(loss !== undefined ? { finalLoss: loss } : {}),
+        globalHash: hash === null ? null : stringAt(hash, `runs[${i}].globalHash`),
+      };
+    })
+    .sort((a, b) => a.run - b.run);
+}
+
+/** The runs before the current one (the last of `runs`), newest first: what the dashboard lists as past runs. */
+export function pastRuns(runs: readonly RunSummary[]): RunSummary[] {
+  return runs.slice(0, -1).reverse();
+}
+
+/** The query that reads run `run` of a task's history, or none for the current run. */
+function runQuery(run: number | undefined): string {
+  return run === undefined ? '' : `?run=${run}`;
+}
+
 /** Rejected uploads counted by code, most frequent first (ties by code). */
 export function rejectionCounts(updates: readonly { status: string; code: string | null }[]): RejectionCount[] {
   const counts = new Map<string, number>();
@@ -294,15 +355,22 @@ export class DashboardApi {
     return arrayAt(body['tasks'], 'tasks').map((t, i) => taskSummaryAt(t, `tasks[${i}]`));
   }
 
-  /** Everything the dashboard shows for `task`; rejection codes come from the latest `maxRounds` rounds. */
-  async dashboard(task: TaskSummary, maxRounds = 50): Promise<DashboardData> {
+  /**
+   * Everything the dashboard shows for `task`, of run `run` (absent: the current run); rejection
+   * codes come from the latest `maxRounds` rounds.
+   */
+  async dashboard(task: TaskSummary, maxRounds = 50, run?: number): Promise<DashboardData> {
     const id = encodeURIComponent(task.taskId);
-    const [metricsBody, trustBody, clientsBody, roundsBody] = await Promise.all([
-      this.get(`/api/tasks/${id}/metrics`),
-      this.get(`/api/tasks/${id}/trust`),
+    const q = runQuery(run);
+    const [metricsBody, trustBody, clientsBody, roundsBody, runsBody] = await Promise.all([
+      this.get(`/api/tasks/${id}/metrics${q}`),
+      this.get(`/api/tasks/${id}/trust${q}`),
       this.get(`/api/tasks/${id}/clients`),
-      this.get(`/api/tasks/${id}/rounds`),
+      this.get(`/api/tasks/${id}/rounds${q}`),
+      this.get(`/api/tasks/${id}/runs`),
     ]);
+    const runs = runSummaries(runsBody);
+    const currentRun = runs.at(-1)?.run ?? 1;
     const metrics = arrayAt(metricsBody['metrics'], 'metrics').map((m, i) => {
       const record = objectAt(m, `metrics[${i}]`);
       const values = objectAt(record['metrics'], `metrics[${i}].metrics`);
@@ -323,7 +391,7 @@ export class DashboardApi {
     ]
       .sort((a, b) => a - b)
       .slice(-maxRounds);
-    const updateLists = await Promise.all(roundNumbers.map((r) => this.get(`/api/tasks/${id}/rounds/${r}/updates`)));
+    const updateLists = await Promise.all(roundNumbers.map((r) => this.get(`/api/tasks/${id}/rounds/${r}/updates${q}`)));
     const updates = updateLists.flatMap((body, j) =>
       arrayAt(body['updates'], `rounds/${roundNumbers[j]}/updates`).map((u, i) => {
         const r = objectAt(u, `updates[${i}]`);
@@ -357,7 +425,17 @@ export class DashboardApi {
         lastContributionRound: lastAccepted.get(clientId) ?? null,
       };
     });
-    return { task, rounds: roundPoints(metrics), trust: points, trustClients, rejections: rejectionCounts(updates), clients };
+    return {
+      task,
+      run: run ?? currentRun,
+      currentRun,
+      runs,
+      rounds: roundPoints(metrics),
+      trust: points,
+      trustClients,
+      rejections: rejectionCounts(updates),
+      clients,
+    };
   }
 
   /** Downloads `path` (metrics CSV/JSON, checkpoint) as a Blob, with the token. */

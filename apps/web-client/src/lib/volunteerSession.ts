@@ -44,6 +44,7 @@ import { TAB_FEDAFD_ASSIGNMENT, TabFedAfdRunner, isRepresentationTask } from './
 import type { IdentityStore } from './identity.js';
 import { captureTrainedAdapters, openLocalAdapterStore, persistLocalAdapters, type LocalAdapterRecord } from './localAdapters.js';
 import type { LoadedSamples } from './ownData.js';
+import type { OwnTaskData, TaskModelFactory } from '@chorus/client';
 
 /** Shards the browsers' share of the built-in split is dealt to; this browser takes one of them. */
 export const DEMO_PARTITION_CLIENTS = 16;
@@ -154,8 +155,8 @@ async function saveLocalModel(record: LocalAdapterRecord): Promise<void> {
   }
 }
 
-/** Where the base encoders came from. */
-export type BaseSource = 'pretrained' | 'fresh';
+/** Where the base encoders came from: the demo's pretrained or fresh ones, or a custom task's own (checked against their SHA-256). */
+export type BaseSource = 'pretrained' | 'fresh' | 'task';
 
 /** Options of {@link createVolunteerClient}. */
 export interface VolunteerClientOptions {
@@ -168,6 +169,8 @@ export interface VolunteerClientOptions {
   readonly source?: ByteSource;
   /** Train on these own files instead of the built-in slice. */
   readonly ownData?: LoadedSamples;
+  /** A custom task: its model factory (the task's own encoders) and the own files loaded under its spec. */
+  readonly custom?: { readonly models: TaskModelFactory; readonly own: OwnTaskData };
 }
 
 /** A client ready to start, with what it will train on. */
@@ -180,8 +183,8 @@ export interface VolunteerClient {
   readonly prepareMs: number;
   /** Whether the origin served the pretrained encoders. */
   readonly base: BaseSource;
-  /** What runs the task's representation rounds (FedAFD family), if it has any: the tab's client kind on the same local data. */
-  readonly representation: TabFedAfdRunner;
+  /** What runs the task's representation rounds (FedAFD family), if it has any: the tab's client kind on the same local data (null for a custom task). */
+  readonly representation: TabFedAfdRunner | null;
 }
 
 async function weightsServed(origin: string): Promise<boolean> {
@@ -195,6 +198,7 @@ async function weightsServed(origin: string): Promise<boolean> {
 
 /** Reads this install's slice (or takes the own files) and builds the (not yet started) client on the active TF.js backend. */
 export async function createVolunteerClient(options: VolunteerClientOptions): Promise<VolunteerClient> {
+  if (options.custom) return createCustomTaskClient(options, options.custom);
   const origin = options.origin ?? location.origin;
   const source = options.source ?? browserDataSource();
   const started = performance.now();
@@ -246,4 +250,31 @@ export async function createVolunteerClient(options: VolunteerClientOptions): Pr
   void client.finished().then(() => representation.dispose());
   persistLocalAdapters(client, { taskId: options.taskId, joinToken: options.token, capture, save: saveLocalModel });
   return { client, numExamples: dataset.numExamples, modalities: dataset.modalities, prepareMs, base, representation };
+}
+
+/** A client of a custom task: the volunteer's own files under the task's spec, the task's own encoders. */
+function createCustomTaskClient(options: VolunteerClientOptions, custom: NonNullable<VolunteerClientOptions['custom']>): VolunteerClient {
+  const origin = options.origin ?? location.origin;
+  const started = performance.now();
+  const capture = captureTrainedAdapters(custom.models);
+  const client = new ChorusClient({
+    url: origin,
+    taskId: options.taskId,
+    token: options.token,
+    storage: identityStorageOf(options.identity),
+    dataset: custom.own.dataset,
+    models: capture.factory,
+    backend: tf.getBackend(),
+    seed: seedOf(options.installId),
+  });
+  persistLocalAdapters(client, { taskId: options.taskId, joinToken: options.token, capture, save: saveLocalModel });
+  // A custom task trains weights only: no representation rounds.
+  return {
+    client,
+    numExamples: custom.own.dataset.numExamples,
+    modalities: custom.own.dataset.modalities,
+    prepareMs: performance.now() - started,
+    base: 'task',
+    representation: null,
+  };
 }

@@ -2,13 +2,16 @@
  * The researcher dashboard (`/dashboard`): asks for the admin token (kept in this tab's session
  * storage only), follows the coordinator's live stream of task status changes and committed rounds
  * (re-reading the tasks and the chosen one's figures as each arrives), and starts, pauses, resumes
- * or stops the chosen task. A slow poll keeps the page current when the stream drops, and the
- * toolbar shows the stream's state. Downloads (metrics, the global model as codec bytes or TF.js
- * files) go through the token too, so they are buttons rather than plain links.
+ * or stops the chosen task. The charts follow the task's live run; a continuous task's past runs are
+ * listed, and choosing one shows its charts (and its downloads) until the live run is chosen again.
+ * A slow poll keeps the page current when the stream drops, and the toolbar shows the stream's state.
+ * Downloads (metrics, the global model as codec bytes or TF.js files) go through the token too, so
+ * they are buttons rather than plain links.
  */
 import { useCallback, useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { BytesChart, EpsilonChart, MetricPerRoundChart, RejectionsChart, RetrievalChart, TrustChart } from '../dashboard/Charts.js';
 import { ClientsTable } from '../dashboard/ClientsTable.js';
+import { RunsTable } from '../dashboard/RunsTable.js';
 import { DashboardApi, type DashboardData, type TaskAction, type TaskSummary } from '../dashboard/dashboardData.js';
 import { applyStatusChange, coalesced, createAdminSocket, openAdminStream, type StreamState } from '../dashboard/liveStream.js';
 import { TaskControls } from '../dashboard/TaskControls.js';
@@ -68,6 +71,8 @@ export default function DashboardPage(): ReactNode {
   const [tokenError, setTokenError] = useState<string | null>(null);
   const [tasks, setTasks] = useState<readonly TaskSummary[] | null>(null);
   const [selected, setSelected] = useState<string | null>(null);
+  // A past run whose charts are shown, or null to follow the live run.
+  const [viewRun, setViewRun] = useState<number | null>(null);
   const [data, setData] = useState<DashboardData | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [now, setNow] = useState(() => Date.now());
@@ -110,7 +115,7 @@ export default function DashboardPage(): ReactNode {
         const task = list.find((t) => t.taskId === selected) ?? (selected === null ? list[0] : undefined);
         if (!task) return;
         if (selected === null) return setSelected(task.taskId); // the effect runs again for it
-        const d = await client.dashboard(task);
+        const d = await client.dashboard(task, undefined, viewRun ?? undefined);
         if (!live) return;
         setData(d);
         setNow(Date.now());
@@ -131,7 +136,7 @@ export default function DashboardPage(): ReactNode {
       window.clearInterval(timer);
       refreshRef.current = () => undefined;
     };
-  }, [token, selected, refreshKey, forget]);
+  }, [token, selected, viewRun, refreshKey, forget]);
 
   useEffect(() => {
     if (!token) return;
@@ -165,6 +170,9 @@ export default function DashboardPage(): ReactNode {
     );
   }
   const id = selected ? encodeURIComponent(selected) : '';
+  // Downloads of the run on screen: a past run's history and final model, or the live run's.
+  const runQuery = viewRun === null ? '' : `?run=${viewRun}`;
+  const fileStem = viewRun === null ? selected : `${selected}-run${viewRun}`;
   const current = tasks?.find((t) => t.taskId === selected) ?? null;
   const act = async (action: TaskAction): Promise<void> => {
     if (!current) return;
@@ -184,7 +192,12 @@ export default function DashboardPage(): ReactNode {
       .then((files) => files.forEach((f) => saveFile(f.blob, f.name)))
       .catch((e: unknown) => setError(describeError(e)));
   };
-  const noModel = current?.hasModel ? undefined : 'The coordinator holds no model of this task to export';
+  const noModel =
+    viewRun !== null
+      ? 'TF.js exports are of the live run’s model; “Global model (codec)” downloads this run’s final model'
+      : current?.hasModel
+        ? undefined
+        : 'The coordinator holds no model of this task to export';
   return (
     <div className="page">
       <h1>Researcher dashboard</h1>
@@ -192,7 +205,13 @@ export default function DashboardPage(): ReactNode {
         {tasks && tasks.length > 0 ? (
           <label>
             Task{' '}
-            <select value={selected ?? ''} onChange={(e) => setSelected(e.currentTarget.value)}>
+            <select
+              value={selected ?? ''}
+              onChange={(e) => {
+                setViewRun(null);
+                setSelected(e.currentTarget.value);
+              }}
+            >
               {tasks.map((t) => (
                 <option key={t.taskId} value={t.taskId}>
                   {t.taskId} ({t.status})
@@ -207,25 +226,31 @@ export default function DashboardPage(): ReactNode {
           <>
             <button
               type="button"
-              onClick={() => void saveBlob(api, `/api/tasks/${id}/metrics.csv`, `${selected}-metrics.csv`).catch((e: unknown) => setError(describeError(e)))}
+              onClick={() =>
+                void saveBlob(api, `/api/tasks/${id}/metrics.csv${runQuery}`, `${fileStem}-metrics.csv`).catch((e: unknown) => setError(describeError(e)))
+              }
             >
               Metrics (CSV)
             </button>
             <button
               type="button"
-              onClick={() => void saveBlob(api, `/api/tasks/${id}/metrics.json`, `${selected}-metrics.json`).catch((e: unknown) => setError(describeError(e)))}
+              onClick={() =>
+                void saveBlob(api, `/api/tasks/${id}/metrics.json${runQuery}`, `${fileStem}-metrics.json`).catch((e: unknown) => setError(describeError(e)))
+              }
             >
               Metrics (JSON)
             </button>
             <button
               type="button"
-              onClick={() => void saveBlob(api, `/api/tasks/${id}/checkpoint`, `${selected}-global.chrs`).catch((e: unknown) => setError(describeError(e)))}
+              onClick={() =>
+                void saveBlob(api, `/api/tasks/${id}/checkpoint${runQuery}`, `${fileStem}-global.chrs`).catch((e: unknown) => setError(describeError(e)))
+              }
             >
               Global model (codec)
             </button>
             <button
               type="button"
-              disabled={!current?.hasModel}
+              disabled={noModel !== undefined}
               title={noModel ?? 'Merged TF.js LayersModel: model.json and its weights'}
               onClick={() => saveExport('model')}
             >
@@ -233,7 +258,7 @@ export default function DashboardPage(): ReactNode {
             </button>
             <button
               type="button"
-              disabled={!current?.hasModel}
+              disabled={noModel !== undefined}
               title={noModel ?? 'The LoRA adapters alone, as TF.js files'}
               onClick={() => saveExport('adapters')}
             >
@@ -261,12 +286,23 @@ export default function DashboardPage(): ReactNode {
       )}
       {current && <TaskControls key={current.taskId} task={current} onAction={act} />}
       {data && (
-        <p className="status-line">
-          Task <strong>{data.task.taskId}</strong>: {current?.status ?? data.task.status}, {data.rounds.length} completed round
+        <p className="status-line" data-testid="status-line">
+          Task <strong>{data.task.taskId}</strong>
+          {data.run === data.currentRun ? (
+            <>
+              {data.currentRun > 1 && <>, run {data.currentRun}</>}: {current?.status ?? data.task.status}
+            </>
+          ) : (
+            <>
+              , past run {data.run} (live: run {data.currentRun}): {data.runs.find((r) => r.run === data.run)?.status ?? 'finished'}
+            </>
+          )}
+          , {data.rounds.length} completed round
           {data.rounds.length === 1 ? '' : 's'}, {data.clients.length} client
           {data.clients.length === 1 ? '' : 's'}.
         </p>
       )}
+      {data && <RunsTable runs={data.runs} viewing={viewRun} onView={setViewRun} />}
       <div className="grid charts">
         <MetricPerRoundChart rounds={data?.rounds ?? []} quantity="accuracy" />
         <MetricPerRoundChart rounds={data?.rounds ?? []} quantity="loss" />

@@ -6,11 +6,13 @@
  * the client.
  */
 import { useEffect, useRef, useState, type ReactNode } from 'react';
-import type { ChorusClient } from '@chorus/client';
+import { createTaskModelFactory, loadTaskVocabulary, readTaskSource, type ChorusClient, type TaskSource } from '@chorus/client';
+import type { Vocabulary } from '@chorus/models';
 import { BackendPanel } from '../components/BackendPanel.js';
 import { ConsentText } from '../components/ConsentText.js';
 import { ContributionHistory } from '../components/ContributionHistory.js';
 import { DataChooser } from '../components/DataChooser.js';
+import { TaskDataChooser, type LoadedTaskData } from '../components/TaskDataChooser.js';
 import { IdentityPanel } from '../components/IdentityPanel.js';
 import { LocalDataPanel, type LocalDataInfo } from '../components/LocalDataPanel.js';
 import { ProgressBars, type RoundProgress } from '../components/ProgressBars.js';
@@ -44,8 +46,36 @@ type Session =
       readonly error?: string;
     };
 
+/** What the tab trains on: the built-in demo partition (nothing), own files of a built-in task, or own files of a custom task. */
+type TrainingData = { readonly ownData?: LoadedSamples; readonly custom?: { readonly source: TaskSource; readonly own: LoadedTaskData } };
+
+/** The task's own spec and a loader of its vocabulary: `null` while reading, `{source: null}` for a task on a built-in base. */
+type TaskSourceState = null | { readonly source: TaskSource | null; readonly vocabulary: () => Promise<Vocabulary | null> } | { readonly error: string };
+
+/** Reads the task's spec once: a custom task brings its own encoders, classes and inputs. */
+function useTaskSource(taskId: string | null, token: string | null): TaskSourceState {
+  const [state, setState] = useState<TaskSourceState>(null);
+  useEffect(() => {
+    if (!taskId || !token) return;
+    let cancelled = false;
+    readTaskSource({ url: location.origin, taskId, token }).then(
+      (source) => {
+        let vocabulary: Promise<Vocabulary | null> | null = null;
+        if (!cancelled) setState({ source, vocabulary: () => (vocabulary ??= source ? loadTaskVocabulary(source) : Promise.resolve(null)) });
+      },
+      (err: unknown) => {
+        if (!cancelled) setState({ error: describeError(err) });
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [taskId, token]);
+  return state;
+}
+
 /** Runs the tab's client on the built-in demo partition (no argument) or on own files; `stop` closes it. */
-function useTabSession(taskId: string | null, token: string | null): { session: Session; start: (ownData?: LoadedSamples) => void; stop: () => void } {
+function useTabSession(taskId: string | null, token: string | null): { session: Session; start: (data?: TrainingData) => void; stop: () => void } {
   const [session, setSession] = useState<Session>({ phase: 'idle' });
   const running = useRef<{ client: ChorusClient | null; store: IdentityStore | null; cancelled: boolean } | null>(null);
   const stop = (): void => {
@@ -61,7 +91,8 @@ function useTabSession(taskId: string | null, token: string | null): { session: 
         : { phase: 'stopped', base: null, data: null, view: null },
     );
   };
-  const start = (ownData?: LoadedSamples): void => {
+  const start = (data: TrainingData = {}): void => {
+    const { ownData, custom } = data;
     if (!taskId || !token || running.current) return;
     const r: { client: ChorusClient | null; store: IdentityStore | null; cancelled: boolean } = { client: null, store: null, cancelled: false };
     running.current = r;
@@ -73,10 +104,22 @@ function useTabSession(taskId: string | null, token: string | null): { session: 
           () => crypto.randomUUID(),
           () => Date.now(),
         );
-        const made = await createVolunteerClient({ taskId, token, installId: identity.installId, identity: r.store, ...(ownData ? { ownData } : {}) });
+        const made = await createVolunteerClient({
+          taskId,
+          token,
+          installId: identity.installId,
+          identity: r.store,
+          ...(ownData ? { ownData } : {}),
+          ...(custom ? { custom: { models: createTaskModelFactory(custom.source), own: custom.own } } : {}),
+        });
         if (r.cancelled) return;
         r.client = made.client;
-        const data: LocalDataInfo = { source: ownData ? 'own' : 'demo', numExamples: made.numExamples, modalities: made.modalities, prepareMs: made.prepareMs };
+        const data: LocalDataInfo = {
+          source: ownData || custom ? 'own' : 'demo',
+          numExamples: made.numExamples,
+          modalities: made.modalities,
+          prepareMs: made.prepareMs,
+        };
         let view = initialView(made.numExamples, 'Joined: waiting for the coordinator to select this tab for a round.');
         setSession({ phase: 'running', base: made.base, data, view });
         // A round that fails in the tab (e.g. the backend runs out of memory) only reports an error event; show the latest.
@@ -124,6 +167,9 @@ export default function VolunteerPage({ search }: { search: string }): ReactNode
   const [consented, setConsented] = useState(false);
   const { session, start, stop } = useTabSession(taskId, token);
   const [ownData, setOwnData] = useState<DataSummary | null>(null);
+  const [taskData, setTaskData] = useState<LoadedTaskData | null>(null);
+  const taskSource = useTaskSource(taskId, token);
+  const custom = taskSource && 'source' in taskSource && taskSource.source ? taskSource : null;
   const ready = Boolean(taskId && token) && backend.status === 'ready';
   const view = session.phase === 'running' || session.phase === 'stopped' ? session.view : null;
   const progress: RoundProgress = view?.progress ?? { serverRound: null, download: null, training: null, upload: null, waitingMessage: WAITING };
@@ -163,7 +209,41 @@ export default function VolunteerPage({ search }: { search: string }): ReactNode
       <div className="grid two">
         <div>
           <ConsentText accepted={consented} onChange={setConsented} />
-          {consented ? (
+          {taskSource && 'error' in taskSource ? (
+            <p role="alert" className="error" data-testid="task-source-error">
+              This task&apos;s description could not be read: {taskSource.error}
+            </p>
+          ) : null}
+          {consented && custom?.source ? (
+            <>
+              <section className="panel" data-testid="custom-task">
+                <h2>This task&apos;s model</h2>
+                <p className="note">
+                  The researcher&apos;s own encoders, fetched from the coordinator and checked against their SHA-256 before use; this tab trains only small
+                  adapters and the explainable head on your files and sends only their changes.
+                </p>
+                {(session.phase === 'running' || session.phase === 'stopped') && session.data ? <LocalDataPanel data={session.data} /> : null}
+                {active ? (
+                  <button type="button" className="button" data-testid="leave" onClick={stop}>
+                    Pause / leave
+                  </button>
+                ) : taskData ? (
+                  <button
+                    type="button"
+                    className="button"
+                    data-testid="use-own-data"
+                    disabled={!ready}
+                    onClick={() => start({ custom: { source: custom.source!, own: taskData } })}
+                  >
+                    Train on my {taskData.dataset.numExamples} {taskData.modality} sample{taskData.dataset.numExamples === 1 ? '' : 's'}
+                  </button>
+                ) : (
+                  <p className="note">Choose your files below to join.</p>
+                )}
+              </section>
+              <TaskDataChooser spec={custom.source.spec} vocabulary={custom.vocabulary} onLoaded={setTaskData} />
+            </>
+          ) : consented ? (
             <>
               <section className="panel" data-testid="demo-partition">
                 <h2>Built-in demo partition</h2>
@@ -198,7 +278,7 @@ export default function VolunteerPage({ search }: { search: string }): ReactNode
                       {backend.status === 'ready' ? 'Use the built-in demo partition' : 'Measuring this browser first…'}
                     </button>
                     {ownData && ownData.numLoaded > 0 ? (
-                      <button type="button" className="button" data-testid="use-own-data" disabled={!ready} onClick={() => start(ownData.loaded)}>
+                      <button type="button" className="button" data-testid="use-own-data" disabled={!ready} onClick={() => start({ ownData: ownData.loaded })}>
                         Train on my {ownData.numLoaded} {ownData.modality} sample{ownData.numLoaded === 1 ? '' : 's'}
                       </button>
                     ) : null}

@@ -8,12 +8,15 @@
  *     [--adversarial sign-flip:0.2 …] [--processes] [--identity-dir DIR] [--backend wasm|cpu]
  *     [--eval-examples 128] [--weights-dir DIR] [--data-dir DIR]
  *     [--fedafd-kinds image-classifier:cnn=0.34,text-classifier:bag-mlp=0.33,image-text-retrieval:cnn+bag-mlp=0.33]
- *     [--fedafd-eval test:0:256]
+ *     [--fedafd-eval test:0:256] [--own-data DIR]
  *
  * `--fedafd-kinds` makes FedAFD clients for a representation task (FedAFD family): each gets a kind,
  * an architecture and its data from the mix, as `--modality-kinds` deals modalities to weight clients.
  * `--fedafd-eval split:start:count` scores them after each round on those held-out examples (at most
  * `--eval-examples` of them) instead of their own data.
+ * `--own-data DIR` runs clients of a custom task (its own encoders, fetched from the coordinator and
+ * checked against their SHA-256): client i trains on its own files in `DIR/<i>/<modality>/…`
+ * (class folders of images or WAVs, CSV / JSONL text with `text` and `label` columns).
  * The LoRA α and every other model option come from the coordinator's round config, not flags.
  * The join token comes from CHORUS_JOIN_TOKEN (or --token, which other users can read on the
  * command line). Live bars on a TTY, plain lines otherwise; the last stdout line is one JSON
@@ -40,6 +43,7 @@ import { createHeadlessClients } from './headless.js';
 import type { HeadlessClientsOptions } from './headless.js';
 import { createProgressView } from './progress.js';
 import { createNodeDigitsFactory, useNodeBackend } from './setup.js';
+import { createTaskModelFactory, fetchTaskSource } from '../taskModel.js';
 import { FileIdentityStorage, identityFileOf } from './storage.js';
 
 /** Parsed command line. */
@@ -67,6 +71,8 @@ export interface CliOptions {
   readonly evalExamples: number;
   readonly weightsDir: string | undefined;
   readonly dataDir: string | undefined;
+  /** A custom task's clients: client i trains on its own files in `<ownData>/<i>/<modality>/…`. */
+  readonly ownData: string | undefined;
   /** Internal: the one client a child process runs. */
   readonly only: number | undefined;
 }
@@ -117,6 +123,7 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
         'eval-examples': { type: 'string', default: '128' },
         'weights-dir': { type: 'string' },
         'data-dir': { type: 'string' },
+        'own-data': { type: 'string' },
         only: { type: 'string' },
       },
       strict: true,
@@ -134,6 +141,8 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
   if (values['fedafd-kinds'] && (values['modality-prob'] || values['modality-kinds'] || values.modalities))
     throw bad('--fedafd-kinds deals kinds and their modalities: give it without --modalities, --modality-prob or --modality-kinds');
   if (values['fedafd-eval'] && !values['fedafd-kinds']) throw bad('--fedafd-eval scores FedAFD clients: give it with --fedafd-kinds');
+  if (values['own-data'] && (values['fedafd-kinds'] || values['modality-prob'] || values['modality-kinds'] || values.modalities))
+    throw bad('--own-data gives each client its own files: give it without --modalities, --modality-prob, --modality-kinds or --fedafd-kinds');
   let modalityProbabilities: Partial<Record<Modality, number>> | undefined;
   if (values['modality-prob']) {
     modalityProbabilities = {};
@@ -176,6 +185,7 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
     evalExamples: integer('eval-examples', values['eval-examples'], 0)!,
     weightsDir: values['weights-dir'],
     dataDir: values['data-dir'],
+    ownData: values['own-data'],
     only: integer('only', values.only, 0),
   };
 }
@@ -199,6 +209,7 @@ export function headlessOptions(cli: CliOptions, backend: string, models: Headle
     ...(cli.modalityKinds ? { modalityKinds: cli.modalityKinds } : {}),
     ...(cli.maxExamplesPerClient === undefined ? {} : { maxExamplesPerClient: cli.maxExamplesPerClient }),
     ...(cli.dataDir === undefined ? {} : { dataDir: cli.dataDir }),
+    ...(cli.ownData === undefined ? {} : { ownData: cli.ownData }),
     ...(cli.identityDir === undefined ? {} : { storage: (i: number) => new FileIdentityStorage(identityFileOf(cli.identityDir!, i)) }),
     ...(cli.only === undefined ? {} : { only: [cli.only] }),
     ...(cli.fedafdKinds
@@ -240,10 +251,14 @@ function summarize(client: number, behaviour: string | null, outcome: ClientOutc
 /** Runs the clients of `cli` in this process; `onEvent` sees every event. */
 export async function runInProcess(cli: CliOptions, onEvent: (client: number, event: ClientEvent) => void): Promise<ClientSummary[]> {
   const backend = await useNodeBackend(cli.backend);
-  const models = createNodeDigitsFactory({
-    ...(cli.weightsDir === undefined ? {} : { weightsDir: cli.weightsDir }),
-    ...(cli.dataDir === undefined ? {} : { dataDir: cli.dataDir }),
-  });
+  // A custom task's encoders come from the coordinator (checked against their SHA-256); the demo's from this package.
+  const models =
+    cli.ownData !== undefined
+      ? createTaskModelFactory(await fetchTaskSource({ url: cli.url, taskId: cli.taskId, token: cli.token ?? '' }))
+      : createNodeDigitsFactory({
+          ...(cli.weightsDir === undefined ? {} : { weightsDir: cli.weightsDir }),
+          ...(cli.dataDir === undefined ? {} : { dataDir: cli.dataDir }),
+        });
   try {
     const clients = await createHeadlessClients(headlessOptions(cli, backend, models));
     const runs = clients.map(async ({ index, client, behaviour }) => {

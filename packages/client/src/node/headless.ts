@@ -8,7 +8,12 @@ import { createRng, shuffled } from '@chorus/fl-core';
 import type { ModalityKindShare } from '@chorus/fl-core';
 import { BUILTIN_MODALITIES, BUILTIN_NAMES, clientCaptionProfile, openBuiltin, partitionDataset, readManifest } from '@chorus/datasets';
 import type { BuiltinName, CaptionProfile, ClientShard, PartitionScheme } from '@chorus/datasets';
-import { fileSource } from '@chorus/datasets/node';
+import { fileSource, sourcesFromDirectory } from '@chorus/datasets/node';
+import type { SourceFile } from '@chorus/datasets';
+import type { TaskSpec } from '@chorus/protocol';
+import { join } from 'node:path';
+import { loadOwnTaskData, splitByModality } from '../taskModel.js';
+import type { OwnTaskData, TaskModelFactory } from '../taskModel.js';
 import type { Modality } from '@chorus/models';
 import { assignBehaviours } from '../adversarial.js';
 import type { AdversarialBehaviour, AdversarialSpec } from '../adversarial.js';
@@ -41,6 +46,8 @@ export interface PartitionOptions {
   readonly seed: number;
   /** The datasets package's data folder; default its own. */
   readonly dataDir?: string;
+  /** A custom task's clients: client i reads its own files from `<ownData>/<i>/<modality>/…` (see {@link loadOwnFolder}). */
+  readonly ownData?: string;
 }
 
 /** One client's share after capping and modality filtering. */
@@ -155,6 +162,7 @@ export interface HeadlessClient {
 /** Partitions the data and builds the clients (not started). */
 export async function createHeadlessClients(options: HeadlessClientsOptions): Promise<HeadlessClient[]> {
   if (options.fedafd) return createFedAfdHeadlessClients(options, options.fedafd);
+  if (options.ownData !== undefined) return createOwnDataClients(options, options.ownData);
   const shards = await partitionBuiltin(options);
   const behaviours = assignBehaviours(options.numClients, options.adversarial ?? [], options.seed + 7);
   const wanted = options.only ?? shards.map((s) => s.client);
@@ -166,6 +174,42 @@ export async function createHeadlessClients(options: HeadlessClientsOptions): Pr
     const behaviour = behaviours[i] ?? null;
     const client = headlessChorusClient(options, i, dataset, { behaviour });
     out.push({ index: i, client, shard, behaviour });
+  }
+  return out;
+}
+
+/**
+ * A custom task's client from its own folder: the task's spec decides the classes and inputs; the
+ * folder holds one modality's files under `<modality>/` (the first of the task's modalities found).
+ * Throws `CLIENT_DATASET` naming the folder when it holds none the task takes or nothing fits.
+ */
+export async function loadOwnFolder(dir: string, models: TaskModelFactory, spec: TaskSpec): Promise<OwnTaskData> {
+  let files: SourceFile[];
+  try {
+    files = await sourcesFromDirectory(dir);
+  } catch (err) {
+    throw new ClientError('CLIENT_DATASET', `${dir}: ${(err as Error).message}`);
+  }
+  const byModality = splitByModality(files);
+  const modality = spec.modalities.find((m) => (byModality[m]?.length ?? 0) > 0);
+  if (!modality) throw new ClientError('CLIENT_DATASET', `${dir} holds no ${spec.modalities.join(' / ')} folder of files for task ${spec.taskId}`);
+  return loadOwnTaskData(spec, modality, byModality[modality]!, modality === 'text' ? await models.vocabulary() : null);
+}
+
+async function createOwnDataClients(options: HeadlessClientsOptions, root: string): Promise<HeadlessClient[]> {
+  const models = options.models as Partial<TaskModelFactory>;
+  if (typeof models.vocabulary !== 'function' || models.spec === undefined)
+    throw new ClientError('CLIENT_BAD_CONFIG', 'own data needs the model factory of a custom task');
+  const factory = models as TaskModelFactory;
+  const spec = factory.spec;
+  const behaviours = assignBehaviours(options.numClients, options.adversarial ?? [], options.seed + 7);
+  const wanted = options.only ?? Array.from({ length: options.numClients }, (_, i) => i);
+  const out: HeadlessClient[] = [];
+  for (const i of wanted) {
+    const own = await loadOwnFolder(join(root, String(i)), factory, spec);
+    const behaviour = behaviours[i] ?? null;
+    const client = headlessChorusClient(options, i, own.dataset, { behaviour });
+    out.push({ index: i, client, shard: { client: i, indices: [], modalities: [own.modality] }, behaviour });
   }
   return out;
 }
