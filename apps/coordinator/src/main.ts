@@ -6,6 +6,10 @@
  *                   [--web-dir ../web-client/dist] [--datasets-dir <@chorus/datasets data>]
  *                   [--demo-clients 0] [--demo-max-examples 300] [--trust-proxy]
  *
+ * `--task` also takes a task folder (its `task.yaml`): a researcher's own task (`pnpm task create`).
+ * Tasks created from the dashboard (`POST /api/tasks`) are written under `<data-dir>/tasks/` and
+ * served again at every start, with the join token kept beside each.
+ *
  * `--trust-proxy` keys the per-address quota of new identities on `X-Forwarded-For`: use it only
  * behind a reverse proxy that sets that header.
  *
@@ -26,7 +30,7 @@
  * generated and printed once on stdout (not to the log). A last stdout line `CHORUS_READY {json}`
  * carries the URL and tokens for scripts.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -39,6 +43,8 @@ import type { StaticMount } from './http/static.js';
 import { startCoordinator } from './server.js';
 import { SqliteStore } from './store/sqliteStore.js';
 import { readTaskFile } from './task/loadTask.js';
+import { JOIN_TOKEN_FILE } from './task/createTask.js';
+import type { TaskConfig } from './task/taskSchema.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -50,6 +56,18 @@ function parseJoinTokens(text: string | undefined): Map<string, string> {
     tokens.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
   }
   return tokens;
+}
+
+/** The tasks a dashboard created earlier under `tasksDir`: each folder's task file and stored join token. */
+function createdTasks(tasksDir: string): { config: TaskConfig; joinToken: string }[] {
+  if (!existsSync(tasksDir)) return [];
+  return readdirSync(tasksDir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && existsSync(join(tasksDir, e.name, JOIN_TOKEN_FILE)))
+    .sort((a, b) => (a.name < b.name ? -1 : 1))
+    .map((e) => ({
+      config: readTaskFile(join(tasksDir, e.name)),
+      joinToken: readFileSync(join(tasksDir, e.name, JOIN_TOKEN_FILE), 'utf8').trim(),
+    }));
 }
 
 async function main(): Promise<void> {
@@ -86,6 +104,13 @@ async function main(): Promise<void> {
 
   const dataDir = resolve(values['data-dir']);
   mkdirSync(dataDir, { recursive: true });
+  // Tasks created from the dashboard live in the data dir, each with its join token beside it.
+  const tasksDir = join(dataDir, 'tasks');
+  for (const created of createdTasks(tasksDir)) {
+    if (tasks.some((t) => t.id === created.config.id)) continue;
+    tasks.push(created.config);
+    if (!joinTokens.has(created.config.id)) joinTokens.set(created.config.id, created.joinToken);
+  }
   const store = new SqliteStore({ path: join(dataDir, 'coordinator.db') });
   const webDir = resolve(values['web-dir']);
   // The pretrained demo encoders, so browser clients start from the same base as the coordinator.
@@ -107,6 +132,7 @@ async function main(): Promise<void> {
       .filter((s) => s.length > 0),
     logger,
     staticMounts,
+    tasksDir,
     trustProxy: values['trust-proxy'],
   });
 

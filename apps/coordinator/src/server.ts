@@ -7,7 +7,9 @@
  * refused handshake leaves no state behind — nothing is stored for a client until its `hello`
  * passes with a valid join token or a valid identity.
  */
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createRng } from '@chorus/fl-core';
 import type { Parameters, Strategy } from '@chorus/fl-core';
@@ -48,6 +50,8 @@ import { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } f
 import type { CoordinatorStore } from './store/types.js';
 import { isCustomTask, isRepresentationTask } from './task/taskSchema.js';
 import { describeTaskFiles } from './task/taskFiles.js';
+import { JOIN_TOKEN_FILE, writeNewTask } from './task/createTask.js';
+import type { CreateTaskBody } from './task/createTask.js';
 import type { RepresentationTask, TaskConfig } from './task/taskSchema.js';
 import { createRepresentationRounds } from './engine/representationRounds.js';
 import type { RepresentationRoundHooks } from './engine/representationRounds.js';
@@ -130,6 +134,8 @@ export interface CoordinatorOptions {
   readonly processMetrics?: boolean;
   /** Folders served over HTTP besides the API: the web app build at `/`, dataset artifacts at `/data/`. */
   readonly staticMounts?: readonly StaticMount[];
+  /** Where tasks created through `POST /api/tasks` are written (one folder each); absent: the coordinator takes no new tasks. */
+  readonly tasksDir?: string;
   /**
    * How long a task's evaluator process may sit unused between rounds before it is suspended
    * (default 30 s); a task whose rounds never use the model suspends it at once. A suspended
@@ -178,7 +184,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const adminToken = options.adminToken ?? generateToken();
   const metrics = new CoordinatorMetrics({ defaultMetrics: options.processMetrics ?? true });
   if (options.tasks.length === 0) throw new CoordinatorError('CONFIG_INVALID', 'at least one task is required');
-  const ids = options.tasks.map((t) => t.config.id);
+  const ids: string[] = options.tasks.map((t) => t.config.id);
   if (new Set(ids).size !== ids.length) throw new CoordinatorError('TASK_DUPLICATE', `task ids repeat: ${ids.join(', ')}`);
   for (const { config } of options.tasks) {
     // Each run starts a fresh privacy accountant while its volunteers' data are used again, so the ε
@@ -223,6 +229,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       now: clock.now,
       ...(options.staticMounts ? { staticMounts: options.staticMounts } : {}),
       taskFiles,
+      ...(options.tasksDir ? { createTask: (body: CreateTaskBody) => createTask(body) } : {}),
       onInvitationRevoked: (taskId, invitationId) => {
         // Identities the invitation admitted, and handshakes that presented it, leave now.
         for (const socket of io.of('/').sockets.values()) {
@@ -265,7 +272,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     throw err;
   }
 
-  for (const setup of options.tasks) {
+  /** Builds a task's engine (its evaluator, if any, already in `models`), stores the task and starts it. */
+  const setUpTask = async (setup: TaskSetup): Promise<void> => {
     const task = setup.config;
     const model = models.get(task.id) ?? null;
     const built = setup.strategy ? null : buildStrategy(task);
@@ -362,7 +370,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         built.noise === 'crypto' ? 'DP noise from the OS CSPRNG' : 'DP noise seeded from the task seed (reproducible, not for production)',
       );
     engines.set(task.id, engine);
-  }
+  };
+  for (const setup of options.tasks) await setUpTask(setup);
 
   // Dashboards: the admin token as auth, then one room per task (every task by default).
   admin.use((socket, next) => {
@@ -378,6 +387,46 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   admin.on('connection', (socket) => {
     for (const id of ids) void socket.join(taskRoom(id));
   });
+
+  /**
+   * A task created while the coordinator runs (`POST /api/tasks`): written to its folder and checked
+   * (createTask.ts), its evaluator started (which loads its encoders and data), then stored and
+   * started like the tasks given at start. Any refusal removes the folder and stops the evaluator,
+   * before anything is stored.
+   */
+  const createTask = async (body: CreateTaskBody): Promise<{ taskId: string; joinToken: string }> => {
+    if (!options.tasksDir) throw new CoordinatorError('CONFIG_INVALID', 'this coordinator has no tasks folder');
+    const { dir, config } = writeNewTask(options.tasksDir, body, new Set(ids));
+    const id = config.id;
+    try {
+      if (config.maxUpdateBytes > maxUpdateBytes)
+        throw new CoordinatorError('TASK_INVALID', `task ${id}: maxUpdateBytes ${config.maxUpdateBytes} is above this coordinator's ${maxUpdateBytes}`, [
+          `maxUpdateBytes: at most ${maxUpdateBytes} on this coordinator`,
+        ]);
+      if (isRepresentationTask(config))
+        throw new CoordinatorError('TASK_INVALID', `task ${id}: only weight tasks can be created here`, ['strategy.name: a weight strategy']);
+      if (config.runs === 'continuous' && config.strategy.name === 'dp')
+        throw new CoordinatorError('TASK_INVALID', `task ${id}: runs: continuous is refused with dp`, ['runs: not continuous with dp']);
+      if (isCustomTask(config)) taskFiles.set(id, describeTaskFiles(config));
+      models.set(id, await EvaluatorProcess.start(config, { rootExamples: rootExamplesOf(config), logger }));
+      taskConfigs.set(id, config);
+      const joinToken = generateToken();
+      // Kept beside the task (owner-only), so the join link survives a restart of the coordinator.
+      writeFileSync(join(dir, JOIN_TOKEN_FILE), `${joinToken}\n`, { mode: 0o600 });
+      await setUpTask({ config, joinToken });
+      ids.push(id);
+      for (const socket of admin.sockets.values()) void socket.join(taskRoom(id));
+      logger.info({ task: id, dir }, 'task created');
+      return { taskId: id, joinToken };
+    } catch (err) {
+      await models.get(id)?.close();
+      models.delete(id);
+      taskFiles.delete(id);
+      taskConfigs.delete(id);
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+  };
 
   const connectionLimiter = new KeyedRateLimiter(limits.connections, clock.now);
 

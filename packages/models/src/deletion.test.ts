@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRng } from '@chorus/fl-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DELETION_FRACTIONS, deletionFaithfulness, type DeletionFaithfulnessOptions } from './deletion.js';
+import { LOG_MEL_SILENCE } from './audio.js';
+import { DELETION_FRACTIONS, deletedProbabilities, deletionFaithfulness, type Deletion, type DeletionFaithfulnessOptions } from './deletion.js';
+import type { Modality } from './encoders.js';
 import { isModelsError } from './errors.js';
 import { saliency } from './explain.js';
 import { TINY, disposeBatch, tinyEmbedder, tinyModel, withoutSyncReads } from './fixtures.test-util.js';
@@ -191,6 +193,50 @@ describe('deletionFaithfulness', () => {
     expect(isModelsError(await fail({ attributions: { image: new Float32Array(3) } }), 'MODELS_BAD_INPUT')).toBe(true);
     expect(isModelsError(await fail({ modalities: ['audio', 'audio'] }), 'MODELS_BAD_INPUT')).toBe(true);
     expect(isModelsError(await fail({ modalities: ['text'] }, { image: inputs.image! }), 'MODELS_BAD_INPUT')).toBe(true);
+  });
+
+  it('scores every deletion from stacked passes as one forward pass per deletion would, however the passes are cut, leaking nothing', async () => {
+    // Arrange: four deletions of three elements per example and modality, at offsets that differ by deletion.
+    const size = 12;
+    const modalities: Modality[] = ['image', 'text', 'audio'];
+    const elements: Record<Modality, number> = { image: 64, text: TINY.length, audio: TINY.frames };
+    const deletions: Deletion[] = Array.from({ length: 4 }, (_, d) =>
+      Object.fromEntries(modalities.map((m) => [m, Array.from({ length: size }, (_, b) => [0, 1, 2].map((j) => (b + 5 * d + 2 * j) % elements[m]))])),
+    );
+    const predicted = tf.tidy(() => tf.argMax(model.forward(inputs).logits, 1).dataSync() as Int32Array);
+    /** p(ŷ) after deleting `deleted` from the listed modalities only, by one plain forward pass. */
+    const onePass = (deleted: Deletion, only: readonly Modality[]): Float32Array =>
+      tf.tidy(() => {
+        const edited: MultimodalBatch = { ...inputs };
+        for (const m of only) {
+          const keep = new Float32Array(size * elements[m]).fill(1);
+          deleted[m]!.forEach((picked, b) => picked.forEach((e) => (keep[b * elements[m] + e] = 0)));
+          if (m === 'text') edited.text = tf.mul(inputs.text!, tf.tensor2d(keep, [size, elements[m]], 'int32'));
+          else if (m === 'image') edited.image = tf.mul(inputs.image!, tf.tensor4d(keep, [size, 8, 8, 1]));
+          else {
+            const mask = tf.tensor3d(keep, [size, elements[m], 1]);
+            edited.audio = tf.add(tf.mul(inputs.audio!, mask), tf.mul(tf.sub(1, mask), LOG_MEL_SILENCE));
+          }
+        }
+        const p = tf.softmax(model.forward(edited).logits);
+        return tf.sum(tf.mul(p, tf.oneHot(tf.tensor1d(predicted, 'int32'), TINY.classes)), 1).dataSync() as Float32Array;
+      });
+    const expectedOverall = deletions.map((d) => onePass(d, modalities));
+    const expectedAlone = Object.fromEntries(modalities.map((m) => [m, deletions.map((d) => onePass(d, [m]))]));
+    const before = tf.memory().numTensors;
+
+    for (const maxRows of [size, 2 * size + 5, 256]) {
+      // Act
+      const got = await withoutSyncReads(() => deletedProbabilities(model, inputs, deletions, { predicted, silence: LOG_MEL_SILENCE, maxRows }));
+
+      // Assert
+      expect(tf.memory().numTensors).toBe(before);
+      const close = (a: Float32Array, b: Float32Array, what: string): void => a.forEach((v, i) => expect(v, `${what}[${i}]`).toBeCloseTo(b[i]!, 5));
+      got.overall.forEach((p, d) => close(p, expectedOverall[d]!, `overall, deletion ${d}, ${maxRows} rows`));
+      for (const m of modalities) got.perModality[m]!.forEach((p, d) => close(p, expectedAlone[m]![d]!, `${m}, deletion ${d}, ${maxRows} rows`));
+    }
+    // The deletions do change the prediction's probability: the comparison is not between constants.
+    expect(expectedOverall[0]!.some((v, b) => Math.abs(v - expectedOverall[1]![b]!) > 1e-4)).toBe(true);
   });
 
   it('is near 0 for an untrained model, whose predictions hang on no particular element', async () => {

@@ -19,8 +19,10 @@
  * faithful. Scores come per modality (only that modality's input edited; examples lacking it, or
  * with no content in it, left out) and overall (every tested modality edited at once, each ranked
  * within itself since attribution scales differ across modalities; trial r's random deletion is the
- * union of the per-modality trial-r draws), for several k. A per-modality score re-runs only that
- * modality's encoder (the head is additive over modalities, so its share of the logits is swapped).
+ * union of the per-modality trial-r draws), for several k. Every deletion's edited copy of the batch
+ * is stacked into one batched forward pass (a few, for large batches), and the per-modality scores
+ * come from that same pass: the head is additive over modalities, so a modality's edited share of
+ * the logits is swapped into the intact ones (see `deletedProbabilities`).
  * Every value is read with `await data()`, so it runs in a WebGPU tab; no tensor outlives a call.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -28,7 +30,7 @@ import { shuffled, type Rng } from '@chorus/fl-core';
 import { LOG_MEL_SILENCE } from './audio.js';
 import type { Modality } from './encoders.js';
 import { ModelsError, checkInt } from './errors.js';
-import { checkBatchAsync, embedChecked, saliencyAsync } from './explain.js';
+import { checkBatchAsync, embedChecked, saliencyByModalityAsync } from './explain.js';
 import type { MultimodalBatch, MultimodalModel } from './model.js';
 
 /** Options of {@link deletionFaithfulness}. */
@@ -95,23 +97,26 @@ interface ElementSets {
   eligible: number[][];
 }
 
+/** One deletion: per modality it edits, per example, the indices of the elements deleted. */
+export type Deletion = Partial<Record<Modality, number[][]>>;
+
 /** Per example, the indices of its elements in descending attribution (ties by index). */
 function ranking(scores: Float32Array, sets: ElementSets, example: number): number[] {
   const base = example * sets.numElements;
   return [...sets.eligible[example]!].sort((p, q) => scores[base + q]! - scores[base + p]! || p - q);
 }
 
+/** Elements of one example of `modality`'s input that a deletion picks from: pixels, token positions or frames. */
+function elementsOf(x: tf.Tensor, modality: Modality): number {
+  return modality === 'image' ? x.shape[1]! * x.shape[2]! : x.shape[1]!;
+}
+
 /** Builds the batch with `deleted[m][b]` elements of each modality set to its neutral value (call inside a tidy). */
-function editedInputs(
-  inputs: MultimodalBatch,
-  deleted: Partial<Record<Modality, number[][]>>,
-  sets: Partial<Record<Modality, ElementSets>>,
-  silence: number,
-): MultimodalBatch {
+function editedInputs(inputs: MultimodalBatch, deleted: Deletion, silence: number): MultimodalBatch {
   const edited: MultimodalBatch = { ...inputs };
   for (const [m, perExample] of Object.entries(deleted) as [Modality, number[][]][]) {
     const x = inputs[m]!;
-    const { numElements } = sets[m]!;
+    const numElements = elementsOf(x, m);
     const keep = new Float32Array(perExample.length * numElements).fill(1);
     perExample.forEach((elements, b) => {
       for (const e of elements) keep[b * numElements + e] = 0;
@@ -129,11 +134,106 @@ function editedInputs(
   return edited;
 }
 
-/** p(ŷ) per example [batch] for `inputs` (call inside a tidy). */
-function probabilityOfPredicted(model: MultimodalModel, inputs: MultimodalBatch, oneHot: tf.Tensor): tf.Tensor {
-  const embedded = embedChecked(model, inputs);
-  const logits = model.forward(inputs, embedded ? { textEmbedded: embedded } : {}).logits;
-  return tf.sum(tf.mul(tf.softmax(logits), oneHot), 1);
+/** `inputs` repeated `times` along the batch axis (call inside a tidy). */
+function repeatedInputs(inputs: MultimodalBatch, times: number): MultimodalBatch {
+  if (times === 1) return inputs;
+  const repeated: MultimodalBatch = {};
+  for (const [key, t] of Object.entries(inputs) as [keyof MultimodalBatch, tf.Tensor][])
+    repeated[key] = tf.concat(
+      Array.from({ length: times }, () => t),
+      0,
+    );
+  return repeated;
+}
+
+/** Rows (deletions × examples) one batched forward pass of {@link deletedProbabilities} holds at most, bounding its memory. */
+export const DELETION_MAX_ROWS = 256;
+
+/** What {@link deletedProbabilities} needs besides the model, the batch and the deletions. */
+export interface DeletedProbabilitiesOptions {
+  /** ŷ per example: the class whose probability is read. */
+  predicted: Int32Array;
+  /** Value of a deleted audio frame. */
+  silence: number;
+  /** Most rows per forward pass; default {@link DELETION_MAX_ROWS} (at least one deletion a pass). */
+  maxRows?: number;
+}
+
+/** p(ŷ) per example after each deletion, overall and with one modality edited at a time. */
+export interface DeletedProbabilities {
+  /** Per deletion, p(ŷ) [batch] with every modality of the deletion edited at once. */
+  overall: Float32Array[];
+  /** Per modality of the deletions, per deletion, p(ŷ) [batch] with only that modality edited. */
+  perModality: Partial<Record<Modality, Float32Array[]>>;
+}
+
+/**
+ * p(ŷ) after every deletion in `deletions` (each naming the same modalities), from as few forward
+ * passes as {@link DELETION_MAX_ROWS} allows: the deletions' edited copies of the batch are stacked
+ * along the batch axis and run together, which on a GPU backend replaces dozens of small passes
+ * (each paying per-kernel overhead) by one. The head is additive over modalities (logits = β + Σ_m
+ * S_m, and modality m's own logits are β + S_m), so the single-modality scores come from the same
+ * pass: the intact logits with S_m swapped for the edited one; exact, without re-running anything.
+ * Package-internal (not exported from the index); reads only with `await data()`.
+ */
+export async function deletedProbabilities(
+  model: MultimodalModel,
+  inputs: MultimodalBatch,
+  deletions: readonly Deletion[],
+  options: DeletedProbabilitiesOptions,
+): Promise<DeletedProbabilities> {
+  const size = model.checkBatch(inputs, 'deletedProbabilities', false);
+  const k = model.numClasses;
+  const edited = Object.keys(deletions[0] ?? {}) as Modality[];
+  const perPass = Math.max(1, Math.floor((options.maxRows ?? DELETION_MAX_ROWS) / size));
+  const intact = tf.tidy(() => {
+    const embedded = embedChecked(model, inputs);
+    const out = model.forward(inputs, embedded ? { textEmbedded: embedded } : {});
+    return { logits: out.logits, shares: out.perModalityLogits };
+  });
+  const pending: tf.Tensor[] = [];
+  try {
+    for (let first = 0; first < deletions.length; first += perPass) {
+      const chunk = deletions.slice(first, first + perPass);
+      pending.push(
+        tf.tidy(() => {
+          const rows = chunk.length * size;
+          const stacked = Object.fromEntries(edited.map((m) => [m, chunk.flatMap((d) => d[m]!)])) as Deletion;
+          const batch = editedInputs(repeatedInputs(inputs, chunk.length), stacked, options.silence);
+          const embedded = embedChecked(model, batch);
+          const out = model.forward(batch, embedded ? { textEmbedded: embedded } : {});
+          const oneHot = tf.oneHot(
+            tf.tensor1d(
+              Array.from({ length: rows }, (_, r) => options.predicted[r % size]!),
+              'int32',
+            ),
+            k,
+          );
+          const probabilityOf = (logits: tf.Tensor): tf.Tensor => tf.sum(tf.mul(tf.softmax(logits), oneHot), 1);
+          const intactLogits = tf.tile(intact.logits, [chunk.length, 1]);
+          const share = (t: tf.Tensor, m: Modality): tf.Tensor => tf.squeeze(tf.slice(t, [0, model.modalities.indexOf(m), 0], [t.shape[0]!, 1, k]), [1]);
+          const alone = edited.map((m) =>
+            probabilityOf(tf.add(tf.sub(intactLogits, tf.tile(share(intact.shares, m), [chunk.length, 1])), share(out.perModalityLogits, m))),
+          );
+          // [1 + edited modalities, rows]: overall first.
+          return tf.stack([probabilityOf(out.logits), ...alone]);
+        }),
+      );
+    }
+    const values = (await Promise.all(pending.map((t) => t.data()))) as Float32Array[];
+    const row = (d: number, which: number): Float32Array => {
+      const v = values[Math.floor(d / perPass)]!;
+      const rows = v.length / (1 + edited.length);
+      const start = which * rows + (d % perPass) * size;
+      return v.slice(start, start + size);
+    };
+    return {
+      overall: deletions.map((_, d) => row(d, 0)),
+      perModality: Object.fromEntries(edited.map((m, i) => [m, deletions.map((_, d) => row(d, 1 + i))])),
+    };
+  } finally {
+    tf.dispose([...pending, intact.logits, intact.shares]);
+  }
 }
 
 function checkOptions(options: DeletionFaithfulnessOptions): { fractions: readonly number[]; trials: number; silence: number } {
@@ -217,8 +317,7 @@ export async function deletionFaithfulness(
   const sets: Partial<Record<Modality, ElementSets>> = {};
   const scores: Partial<Record<Modality, Float32Array>> = {};
   for (const m of tested) {
-    const x = inputs[m]!;
-    const numElements = m === 'image' ? x.shape[1]! * x.shape[2]! : x.shape[1]!;
+    const numElements = elementsOf(inputs[m]!, m);
     const hasContent = content[tested.indexOf(m)]!;
     const eligible = Array.from({ length: size }, (_, b) =>
       Array.from({ length: numElements }, (_, e) => e).filter((e) => hasContent[b * numElements + e] !== 0),
@@ -229,82 +328,52 @@ export async function deletionFaithfulness(
       if (given.length !== size * numElements || !given.every(Number.isFinite))
         throw new ModelsError('MODELS_BAD_INPUT', `${fn}: ${m} attributions must be ${size * numElements} finite values, got ${given.length}`);
       scores[m] = given;
-    } else {
-      scores[m] = (await saliencyAsync(model, inputs, m, predicted)).values;
     }
+  }
+  // The default attributions of every modality left, from one backward pass.
+  const missing = tested.filter((m) => scores[m] === undefined);
+  if (missing.length > 0) {
+    const computed = await saliencyByModalityAsync(model, inputs, missing, predicted);
+    for (const m of missing) scores[m] = computed[m]!.values;
   }
   const ranked = Object.fromEntries(tested.map((m) => [m, Array.from({ length: size }, (_, b) => ranking(scores[m]!, sets[m]!, b))])) as Record<
     Modality,
     number[][]
   >;
 
-  // Every edited forward pass, queued as [batch] probability tensors and read together.
-  const oneHot = tf.tidy(() => tf.oneHot(tf.tensor1d(predicted, 'int32'), k));
-  const base = tf.tidy(() => {
-    const embedded = embedChecked(model, inputs);
-    const out = model.forward(inputs, embedded ? { textEmbedded: embedded } : {});
-    return { logits: out.logits, shares: out.perModalityLogits };
-  });
-  const pending: tf.Tensor[] = [];
-  const run = (deleted: Partial<Record<Modality, number[][]>>): number => {
-    pending.push(tf.tidy(() => probabilityOfPredicted(model, editedInputs(inputs, deleted, sets, silence), oneHot)));
-    return pending.length - 1;
-  };
-  // One modality edited: the head is additive over modalities (logits = β + Σ_m S_m, and that
-  // modality's own logits are β + S_m), so the edited logits are the intact ones with S_m swapped —
-  // exact, and only that modality's encoder runs again.
-  const runModality = (m: Modality, deleted: number[][]): number => {
-    const column = model.modalities.indexOf(m);
-    pending.push(
-      tf.tidy(() => {
-        const alone: MultimodalBatch = { [m]: editedInputs(inputs, { [m]: deleted }, sets, silence)[m]! };
-        if (inputs.present) alone.present = inputs.present;
-        const embedded = embedChecked(model, alone);
-        const own = model.forward(alone, embedded ? { textEmbedded: embedded } : {}).perModalityLogits;
-        const share = (t: tf.Tensor): tf.Tensor => tf.reshape(tf.slice(t, [0, column, 0], [size, 1, k]), [size, k]);
-        const logits = tf.add(tf.sub(base.logits, share(base.shares)), share(own));
-        return tf.sum(tf.mul(tf.softmax(logits), oneHot), 1);
-      }),
+  // Per fraction, the top deletion and `trials` random ones (drawn fraction by fraction, trial by trial).
+  const plans = fractions.map((fraction) => {
+    const count = (m: Modality, b: number): number => {
+      const n = sets[m]!.eligible[b]!.length;
+      return n === 0 ? 0 : Math.max(1, Math.ceil(fraction * n));
+    };
+    const top: Deletion = Object.fromEntries(tested.map((m) => [m, ranked[m].map((order, b) => order.slice(0, count(m, b)))]));
+    const random = Array.from({ length: trials }, (): Deletion =>
+      Object.fromEntries(tested.map((m) => [m, sets[m]!.eligible.map((elements, b) => shuffled(options.rng, elements).slice(0, count(m, b)))])),
     );
-    return pending.length - 1;
-  };
-  let plans: { fraction: number; perModality: { m: Modality; top: number; random: number[] }[]; overall: { top: number; random: number[] } }[];
-  let values: Float32Array[];
-  try {
-    plans = fractions.map((fraction) => {
-      const count = (m: Modality, b: number): number => {
-        const n = sets[m]!.eligible[b]!.length;
-        return n === 0 ? 0 : Math.max(1, Math.ceil(fraction * n));
-      };
-      const top = Object.fromEntries(tested.map((m) => [m, ranked[m].map((order, b) => order.slice(0, count(m, b)))])) as Record<Modality, number[][]>;
-      const random = Array.from(
-        { length: trials },
-        () =>
-          Object.fromEntries(tested.map((m) => [m, sets[m]!.eligible.map((elements, b) => shuffled(options.rng, elements).slice(0, count(m, b)))])) as Record<
-            Modality,
-            number[][]
-          >,
-      );
-      return {
-        fraction,
-        perModality: tested.map((m) => ({ m, top: runModality(m, top[m]), random: random.map((r) => runModality(m, r[m])) })),
-        overall: { top: run(top), random: random.map((r) => run(r)) },
-      };
-    });
-    values = (await Promise.all(pending.map((t) => t.data()))) as Float32Array[];
-  } finally {
-    tf.dispose([...pending, oneHot, base.logits, base.shares]);
-  }
+    return { fraction, deletions: [top, ...random] };
+  });
+  // Every deletion of every fraction, run in as few batched passes as memory allows.
+  const after = await deletedProbabilities(
+    model,
+    inputs,
+    plans.flatMap((p) => p.deletions),
+    { predicted, silence },
+  );
+  const perFraction = 1 + trials;
+  const slot = (i: number, d: number): number => i * perFraction + d;
 
-  const score = (top: number, random: readonly number[], scored: readonly boolean[]): DeletionScore => {
+  const score = (probabilities: readonly Float32Array[], i: number, scored: readonly boolean[]): DeletionScore => {
+    const top = probabilities[slot(i, 0)]!;
+    const random = Array.from({ length: trials }, (_, r) => probabilities[slot(i, 1 + r)]!);
     const perExample = new Float64Array(size).fill(Number.NaN);
     const topDrops = new Float64Array(size);
     const randomDrops = new Float64Array(size);
     for (let b = 0; b < size; b++) {
       if (!scored[b]) continue;
-      topDrops[b] = probability[b]! - values[top]![b]!;
+      topDrops[b] = probability[b]! - top[b]!;
       let r = 0;
-      for (const i of random) r += probability[b]! - values[i]![b]!;
+      for (const values of random) r += probability[b]! - values[b]!;
       randomDrops[b] = r / random.length;
       perExample[b] = topDrops[b]! - randomDrops[b]!;
     }
@@ -320,10 +389,10 @@ export async function deletionFaithfulness(
     tested.map((m) => [m, Array.from({ length: size }, (_, b) => holds(m, b) && sets[m]!.eligible[b]!.length > 0)]),
   ) as Record<Modality, boolean[]>;
   const scoredAny = Array.from({ length: size }, (_, b) => tested.some((m) => scoredBy[m][b]));
-  const points: DeletionPoint[] = plans.map((plan) => ({
+  const points: DeletionPoint[] = plans.map((plan, i) => ({
     fraction: plan.fraction,
-    perModality: Object.fromEntries(plan.perModality.map(({ m, top, random }) => [m, score(top, random, scoredBy[m])])),
-    overall: score(plan.overall.top, plan.overall.random, scoredAny),
+    perModality: Object.fromEntries(tested.map((m) => [m, score(after.perModality[m]!, i, scoredBy[m])])),
+    overall: score(after.overall, i, scoredAny),
   }));
   const average = (pick: (p: DeletionPoint) => number | undefined): number => {
     const xs = points.map(pick).filter((v): v is number => v !== undefined && !Number.isNaN(v));

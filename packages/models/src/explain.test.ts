@@ -7,6 +7,7 @@ import {
   explanationConsistency,
   saliency,
   saliencyAsync,
+  saliencyByModalityAsync,
   shapeFunctionGrid,
   shapeFunctionGridAsync,
   termRemovalFaithfulness,
@@ -14,6 +15,7 @@ import {
 } from './explain.js';
 import type { Modality } from './encoders.js';
 import { TINY, disposeBatch, tinyBatch, tinyEmbedder, tinyModel, withoutSyncReads } from './fixtures.test-util.js';
+import type { MultimodalBatch, MultimodalModel } from './model.js';
 
 const embedder = tinyEmbedder();
 afterAll(() => embedder.dispose());
@@ -265,6 +267,62 @@ describe('async explanations', () => {
     // Guards against two wrong forms agreeing on nothing: the explanation is not degenerate.
     expect(e.logits.some((v) => v !== 0)).toBe(true);
     expect(s.every((x) => x.values.some((v) => v !== 0))).toBe(true);
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  /** Gradient × input of one modality with its own forward and backward pass: the per-modality computation, written out. */
+  function onePassSaliency(model: MultimodalModel, batch: MultimodalBatch, m: Modality, classes: Int32Array): Float32Array {
+    return tf.tidy(() => {
+      const { labels, ...inputs } = batch;
+      void labels;
+      const oneHot = tf.oneHot(tf.tensor1d(classes, 'int32'), model.numClasses);
+      const embedded = model.textEmbedder!.embed(inputs.text!);
+      const objective = (logits: tf.Tensor): tf.Scalar => tf.sum(tf.mul(logits, oneHot));
+      if (m === 'text') {
+        const g = tf.grad((e: tf.Tensor) => objective(model.forward(inputs, { textEmbedded: e as tf.Tensor3D }).logits))(embedded);
+        return tf.sum(tf.mul(g, embedded), 2).dataSync() as Float32Array;
+      }
+      const x = inputs[m]!;
+      const g = tf.grad((input: tf.Tensor) => objective(model.forward({ ...inputs, [m]: input }, { textEmbedded: embedded }).logits))(x);
+      return tf.sum(tf.mul(g, x), m === 'image' ? 3 : 2).dataSync() as Float32Array;
+    });
+  }
+
+  it('give the saliency of every modality from one backward pass, equal to one pass per modality, leaking nothing', async () => {
+    // Arrange
+    const model = tinyModel(embedder);
+    const batch = tinyBatch(7);
+    const classes = Int32Array.from([1, 2, 0, 1]);
+    const expected = modalities.map((m) => onePassSaliency(model, batch, m, classes));
+    const before = tf.memory().numTensors;
+
+    // Act
+    const all = await withoutSyncReads(() => saliencyByModalityAsync(model, batch, modalities, classes));
+    const two = await saliencyByModalityAsync(model, batch, ['audio', 'image']);
+
+    // Assert
+    expect(tf.memory().numTensors).toBe(before);
+    modalities.forEach((m, i) => {
+      const got = all[m]!.values;
+      expect(got).toHaveLength(expected[i]!.length);
+      expect(expected[i]!.some((v) => v !== 0)).toBe(true);
+      got.forEach((v, j) => expect(v, `${m}[${j}]`).toBeCloseTo(expected[i]![j]!, 5));
+      expect(Array.from(all[m]!.classes)).toEqual([1, 2, 0, 1]);
+    });
+    expect(Object.keys(two).sort()).toEqual(['audio', 'image']);
+    expect(two.image).toEqual(await saliencyAsync(model, batch, 'image'));
+    model.dispose();
+    disposeBatch(batch);
+  });
+
+  it('refuse an empty or repeated modality list for batched saliency with MODELS_BAD_INPUT', async () => {
+    const model = tinyModel(embedder);
+    const batch = tinyBatch(8);
+
+    await expect(saliencyByModalityAsync(model, batch, [])).rejects.toThrowError(/MODELS_BAD_INPUT.*distinct/);
+    await expect(saliencyByModalityAsync(model, batch, ['image', 'image'])).rejects.toThrowError(/MODELS_BAD_INPUT.*distinct/);
+    await expect(saliencyByModalityAsync(model, { image: batch.image! }, ['image', 'text'])).rejects.toThrowError(/MODELS_BAD_INPUT.*no text input/);
     model.dispose();
     disposeBatch(batch);
   });

@@ -294,20 +294,31 @@ function checkSaliencyArgs(
 }
 
 /**
- * Gradient × input of `modality` for `target` on an unlabelled batch (call inside a tidy). `embedded`
- * is the batch's token embedding: text saliency differentiates with respect to it, the others hold it fixed.
+ * Gradient × input of each of `modalities` for `target` on an unlabelled batch, from one forward and
+ * one backward pass (call inside a tidy). `embedded` is the batch's token embedding: text saliency
+ * differentiates with respect to it, the others hold it fixed.
  */
-function saliencyTensor(model: MultimodalModel, inputs: MultimodalBatch, modality: Modality, target: Int32Array, embedded: tf.Tensor3D | undefined): tf.Tensor {
+function saliencyTensors(
+  model: MultimodalModel,
+  inputs: MultimodalBatch,
+  modalities: readonly Modality[],
+  target: Int32Array,
+  embedded: tf.Tensor3D | undefined,
+): tf.Tensor[] {
   const oneHot = tf.oneHot(tf.tensor1d(target, 'int32'), model.numClasses);
-  const objective = (logits: tf.Tensor): tf.Scalar => tf.sum(tf.mul(logits, oneHot));
-  if (modality === 'text') {
-    const grad = tf.grad((e: tf.Tensor) => objective(model.forward(inputs, { textEmbedded: e as tf.Tensor3D }).logits))(embedded!);
-    // Padding tokens never reach the pooled vector; their gradient is already 0.
-    return tf.sum(tf.mul(grad, embedded!), 2);
-  }
-  const x = inputs[modality]!;
-  const grad = tf.grad((input: tf.Tensor) => objective(model.forward({ ...inputs, [modality]: input }, embedded ? { textEmbedded: embedded } : {}).logits))(x);
-  return modality === 'image' ? tf.sum(tf.mul(grad, x), 3) : tf.sum(tf.mul(grad, x), 2);
+  const wrt = modalities.map((m) => (m === 'text' ? embedded! : inputs[m]!));
+  const grads = tf.grads((...xs: tf.Tensor[]) => {
+    const batch: MultimodalBatch = { ...inputs };
+    let textEmbedded = embedded;
+    modalities.forEach((m, i) => {
+      if (m === 'text') textEmbedded = xs[i] as tf.Tensor3D;
+      else batch[m] = xs[i]!;
+    });
+    return tf.sum(tf.mul(model.forward(batch, textEmbedded ? { textEmbedded } : {}).logits, oneHot));
+  })(wrt);
+  // Text sums over the embedding width (padding tokens never reach the pooled vector, so their
+  // gradient is already 0), image over channels, audio over mel bands.
+  return modalities.map((m, i) => tf.sum(tf.mul(grads[i]!, wrt[i]!), m === 'image' ? 3 : 2));
 }
 
 /** Gradient × input saliency of `modality` for the predicted (or given) class of each example (synchronous reads). */
@@ -316,7 +327,7 @@ export function saliency(model: MultimodalModel, batch: MultimodalBatch, modalit
   const inputs: MultimodalBatch = { ...batch };
   delete inputs.labels;
   const target = classes ?? tf.tidy(() => tf.argMax(model.forward(inputs).logits, 1).dataSync() as Int32Array);
-  const result = tf.tidy(() => saliencyTensor(model, inputs, modality, target, inputs.text ? model.textEmbedder!.embed(inputs.text) : undefined));
+  const result = tf.tidy(() => saliencyTensors(model, inputs, [modality], target, inputs.text ? model.textEmbedder!.embed(inputs.text) : undefined)[0]!);
   try {
     return { modality, classes: target, values: result.dataSync() as Float32Array, shape: [...result.shape] };
   } finally {
@@ -324,10 +335,17 @@ export function saliency(model: MultimodalModel, batch: MultimodalBatch, modalit
   }
 }
 
-/** {@link saliency} with every value (ranges, predicted classes, saliency) read by `await data()`. */
-export async function saliencyAsync(model: MultimodalModel, batch: MultimodalBatch, modality: Modality, classes?: Int32Array): Promise<Saliency> {
-  const fn = 'saliencyAsync';
-  checkSaliencyArgs(model, batch, modality, classes, fn, false);
+/** Saliency of every one of `modalities` read by `await data()`, after `fn`'s checks. */
+async function saliencyOfAsync(
+  fn: string,
+  model: MultimodalModel,
+  batch: MultimodalBatch,
+  modalities: readonly Modality[],
+  classes: Int32Array | undefined,
+): Promise<Saliency[]> {
+  if (modalities.length === 0 || new Set(modalities).size !== modalities.length)
+    throw new ModelsError('MODELS_BAD_INPUT', `${fn}: modalities must be distinct and at least one, got [${modalities.join(', ')}]`);
+  for (const m of modalities) checkSaliencyArgs(model, batch, m, classes, fn, false);
   const inputs = await checkBatchAsync(model, batch, fn);
   let target = classes;
   if (!target) {
@@ -339,12 +357,33 @@ export async function saliencyAsync(model: MultimodalModel, batch: MultimodalBat
     }
   }
   const known = target;
-  const values = tf.tidy(() => saliencyTensor(model, inputs, modality, known, embedChecked(model, inputs)));
+  const values = tf.tidy(() => saliencyTensors(model, inputs, modalities, known, embedChecked(model, inputs)));
   try {
-    return { modality, classes: known, values: (await values.data()) as Float32Array, shape: [...values.shape] };
+    const read = (await Promise.all(values.map((v) => v.data()))) as Float32Array[];
+    return modalities.map((modality, i) => ({ modality, classes: known, values: read[i]!, shape: [...values[i]!.shape] }));
   } finally {
-    values.dispose();
+    tf.dispose(values);
   }
+}
+
+/** {@link saliency} with every value (ranges, predicted classes, saliency) read by `await data()`. */
+export async function saliencyAsync(model: MultimodalModel, batch: MultimodalBatch, modality: Modality, classes?: Int32Array): Promise<Saliency> {
+  return (await saliencyOfAsync('saliencyAsync', model, batch, [modality], classes))[0]!;
+}
+
+/**
+ * {@link saliencyAsync} of several modalities from one forward and one backward pass, instead of one
+ * of each per modality (the gradients with respect to every input come out of the same backward
+ * pass); equal to calling it per modality up to float rounding.
+ */
+export async function saliencyByModalityAsync(
+  model: MultimodalModel,
+  batch: MultimodalBatch,
+  modalities: readonly Modality[],
+  classes?: Int32Array,
+): Promise<Partial<Record<Modality, Saliency>>> {
+  const all = await saliencyOfAsync('saliencyByModalityAsync', model, batch, modalities, classes);
+  return Object.fromEntries(all.map((s) => [s.modality, s]));
 }
 
 /**

@@ -19,6 +19,7 @@
  *   GET /api/tasks/:id/export/model/weights.bin    its weights
  *   GET /api/tasks/:id/export/adapters/model.json  the adapters artifact alone              (admin)
  *   GET /api/tasks/:id/export/adapters/weights.bin its weights
+ *  POST /api/tasks                                a new custom task from {task, files} (admin); 201 with its join token
  *   GET /api/tasks/:id/spec                        a custom task's classes, inputs and encoder files with SHA-256 (join token)
  *   GET /api/tasks/:id/files/<path>                one of those files                     (join token)
  *  POST /api/tasks/:id/{start,pause,resume,stop}   researcher control, body empty or {reason} (admin)
@@ -57,6 +58,8 @@ import type { CoordinatorStore, InvitationRecord, RoundMetricsRecord, TrustRecor
 import type { CoordinatorMetrics } from './metrics.js';
 import { serveStatic } from './static.js';
 import type { TaskFiles } from '../task/taskFiles.js';
+import { MAX_CREATE_TASK_BODY_BYTES, createTaskBodySchema } from '../task/createTask.js';
+import type { CreateTaskBody } from '../task/createTask.js';
 import type { StaticMount } from './static.js';
 
 /** What the HTTP routes read. */
@@ -78,6 +81,8 @@ export interface ApiContext {
   readonly now?: () => number;
   /** Each custom task's spec and files (`GET /api/tasks/:id/spec`, `/files/…`). */
   readonly taskFiles?: ReadonlyMap<string, TaskFiles>;
+  /** Creates and starts a task (`POST /api/tasks`); absent: the coordinator takes no new tasks. Throws coded errors. */
+  readonly createTask?: (body: CreateTaskBody) => Promise<{ readonly taskId: string; readonly joinToken: string }>;
 }
 
 /** A task route; `run` is the run `?run=N` asked for (absent: the current run). */
@@ -365,6 +370,37 @@ async function control(ctx: ApiContext, taskId: string, action: TaskAction, req:
   sendJson(res, 200, { previous, task: taskSummary(ctx, taskId) });
 }
 
+/** `POST /api/tasks`: a new task from `{task, files}`; 201 with its join token and link, or every problem, coded. */
+async function createTask(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (!ctx.createTask) return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'this coordinator takes no new tasks (start it with a data dir)');
+  const text = await readBody(req, MAX_CREATE_TASK_BODY_BYTES);
+  if (text === null) return sendError(res, 413, 'BODY_TOO_LARGE', `a new task's body is at most ${MAX_CREATE_TASK_BODY_BYTES} bytes`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return sendError(res, 400, 'BAD_REQUEST', 'body is not JSON ({"task": {…}, "files": [{"path", "base64"}]})');
+  }
+  const body = createTaskBodySchema.safeParse(json);
+  if (!body.success) {
+    const issue = body.error.issues[0];
+    return sendError(res, 400, 'BAD_REQUEST', `body: ${issue ? `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}` : 'invalid'}`);
+  }
+  try {
+    const { taskId, joinToken } = await ctx.createTask(body.data);
+    sendJson(res, 201, {
+      taskId,
+      joinToken,
+      joinPath: `/join?task=${encodeURIComponent(taskId)}&token=${encodeURIComponent(joinToken)}`,
+      task: taskSummary(ctx, taskId),
+    });
+  } catch (err) {
+    if (!isCoordinatorError(err)) throw err;
+    const status = err.code === 'TASK_DUPLICATE' ? 409 : 400;
+    sendJson(res, status, { error: { code: err.code, message: err.message, issues: err.issues } });
+  }
+}
+
 /** An invitation as the API shows it: everything but the token's hash. */
 function invitationView(inv: InvitationRecord): Record<string, unknown> {
   const { tokenHash: _tokenHash, ...view } = inv;
@@ -483,6 +519,10 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
   }
   // parts: ['api', 'tasks', id?, route?, ...rest]
   if (parts[1] !== 'tasks') return sendError(res, 404, 'NOT_FOUND', 'no such route');
+  if (parts.length === 2 && post) {
+    if (!tokensEqual(match[1]!, ctx.adminToken)) return sendError(res, 403, 'AUTH_INVALID', 'admin token is not valid');
+    return createTask(ctx, req, res);
+  }
   if (parts.length === 2) return sendJson(res, 200, { tasks: ctx.store.listTasks().map((t) => taskSummary(ctx, t.taskId)) });
   const taskId = parts[2]!;
   if (!ctx.store.getTask(taskId)) return sendError(res, 404, 'TASK_NOT_FOUND', `no task ${taskId}`);

@@ -17,7 +17,12 @@ const float32 = z.custom<Float32Array>((v) => v instanceof Float32Array, 'must b
 const int32 = z.custom<Int32Array>((v) => v instanceof Int32Array, 'must be an Int32Array');
 
 /** A coded failure, as both ends report it. */
-export const evaluatorErrorSchema = z.object({ code: z.string().min(1), message: z.string() });
+export const evaluatorErrorSchema = z.object({
+  code: z.string().min(1),
+  message: z.string(),
+  /** A refused task's `path: message` problems, which the coordinator's error carries on. */
+  issues: z.array(z.string()).optional(),
+});
 /** A coded failure. */
 export type EvaluatorErrorBody = z.infer<typeof evaluatorErrorSchema>;
 

@@ -49,7 +49,8 @@ function encode(tensors: readonly Tensor[]): Uint8Array {
 }
 
 function errorBody(err: unknown): EvaluatorErrorBody {
-  if (isCoordinatorError(err) || err instanceof FlCoreError) return { code: err.code, message: err.message };
+  if (isCoordinatorError(err)) return { code: err.code, message: err.message, ...(err.issues.length > 0 ? { issues: [...err.issues] } : {}) };
+  if (err instanceof FlCoreError) return { code: err.code, message: err.message };
   const code = typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : 'EVALUATOR_ERROR';
   return { code, message: err instanceof Error ? err.message : String(err) };
 }

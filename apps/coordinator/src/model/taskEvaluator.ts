@@ -479,7 +479,8 @@ function receive(running: Running, raw: unknown): void {
 
 /** The evaluator's own coordinator codes pass through (e.g. `TASK_INVALID` at init); anything else is `EVALUATOR_ERROR`. */
 function remoteError(error: EvaluatorErrorBody): CoordinatorError {
-  if (error.code === 'TASK_INVALID' || error.code === 'CONFIG_INVALID') return new CoordinatorError(error.code, error.message.replace(/^[A-Z_]+: /, ''));
+  if (error.code === 'TASK_INVALID' || error.code === 'CONFIG_INVALID')
+    return new CoordinatorError(error.code, error.message.replace(/^[A-Z_]+: /, ''), error.issues ?? []);
   return new CoordinatorError('EVALUATOR_ERROR', `${error.code}: ${error.message}`);
 }
 

@@ -16,6 +16,9 @@ import { describeTaskFiles } from './taskFiles.js';
 import { isCustomTask } from './taskSchema.js';
 import type { TaskConfig } from './taskSchema.js';
 
+/** The file beside a created task's `task.yaml` holding its join token (owner-only), read again at start. */
+export const JOIN_TOKEN_FILE = 'join-token';
+
 /** Largest request body of a new task, its files included (base64 makes them a third larger). */
 export const MAX_CREATE_TASK_BODY_BYTES = 96 * 1024 * 1024;
 /** Most files a new task may bring. */

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DIGITS_AUDIO_SAMPLES, DIGITS_CAPTION_TOKENS, DIGITS_NUM_CLASSES, MultimodalModel, buildDigitsEncoder } from '@chorus/models';
+import { DIGITS_AUDIO_SAMPLES, DIGITS_CAPTION_TOKENS, DIGITS_NUM_CLASSES, MultimodalModel, buildDigitsEncoder, shapeFunctionGridAsync } from '@chorus/models';
 import type { Parameters } from '@chorus/fl-core';
 import { isWebClientError } from '../lib/errors.js';
 import { AUDIO_SAMPLES, IMAGE_SIDE, NUM_CLASSES, TEXT_TOKENS, buildViewerModel, createViewerBase, describeProvenance, type ViewerBase } from './demoModel.js';
@@ -71,6 +71,23 @@ describe('viewer models on the demo architecture', () => {
     viewer.dispose();
     expect(tf.memory().numTensors).toBe(before);
     expect(base.encoders.image!.weights[0]!.read().isDisposed).toBe(false);
+  });
+
+  it('samples the shape functions once per model and hands every explanation the same grid', async () => {
+    // Arrange
+    const viewer = buildViewerModel(base, { adapters: null, source: { kind: 'fresh', reason: 'a test' } });
+    const before = tf.memory().numTensors;
+
+    // Act
+    const first = await viewer.shapeGrid();
+    const again = await viewer.shapeGrid();
+
+    // Assert
+    expect(again).toBe(first);
+    expect(first).toEqual(await shapeFunctionGridAsync(viewer.model));
+    expect(first.values.some((v) => v !== 0)).toBe(true);
+    expect(tf.memory().numTensors).toBe(before);
+    viewer.dispose();
   });
 
   it('refuses adapters that do not fit with WEB_BAD_RESPONSE and leaves nothing allocated', () => {

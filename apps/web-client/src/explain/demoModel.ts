@@ -20,7 +20,9 @@ import {
   MultimodalModel,
   TextEmbedder,
   buildDigitsEncoder,
+  shapeFunctionGridAsync,
   type Modality,
+  type ShapeFunctionGrid,
 } from '@chorus/models';
 import { WebClientError } from '../lib/errors.js';
 import { DEMO_IMAGE_TARGET } from '../lib/ownData.js';
@@ -69,6 +71,12 @@ export interface ViewerModel {
   readonly embeddings: Embeddings | null;
   readonly modalities: readonly Modality[];
   readonly provenance: Provenance;
+  /**
+   * The model's shape functions on the default grid: they depend on the weights only, never on the
+   * sample, and the viewer never changes a model's weights, so they are computed once (on first use)
+   * and shared by every explanation.
+   */
+  shapeGrid(): Promise<ShapeFunctionGrid>;
   /** Releases the model's own tensors (adapters, head), not the shared base. */
   dispose(): void;
 }
@@ -138,12 +146,21 @@ export function buildViewerModel(
     model.dispose();
     throw new WebClientError('WEB_BAD_RESPONSE', `the ${options.source.kind} adapters do not fit the demo model: ${(err as Error).message}`);
   }
+  let grid: Promise<ShapeFunctionGrid> | null = null;
   return {
     model,
     logMel: base.logMel,
     embeddings: base.embeddings,
     modalities: model.modalities,
     provenance: { base: base.base, adapters: options.source },
+    shapeGrid: () => {
+      // A failed read is not kept: the next explanation tries again.
+      grid ??= shapeFunctionGridAsync(model).catch((err: unknown) => {
+        grid = null;
+        throw err;
+      });
+      return grid;
+    },
     dispose: () => model.dispose(),
   };
 }

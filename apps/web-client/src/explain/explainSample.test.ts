@@ -122,6 +122,24 @@ describe('explainSample', () => {
     expect(view.image!.saliency.some((v) => v !== 0)).toBe(true);
   });
 
+  it('records every phase of an explanation as a chorus: measure, none when untimed, and explains the same either way', async () => {
+    // Arrange
+    const sample: ViewerSample = { source: 'bar', image: barImage() };
+    const phases = ['inputs', 'forward', 'shapes', 'saliency', 'faithfulness'];
+    const count = (phase: string): number => performance.getEntriesByName(`chorus:${phase}`, 'measure').length;
+    for (const phase of phases) performance.clearMeasures(`chorus:${phase}`);
+
+    // Act
+    const timed = await explainSample(viewer, sample, CLASSES);
+    const afterTimed = phases.map(count);
+    const untimed = await explainSample(viewer, sample, CLASSES, { timed: false });
+
+    // Assert
+    expect(afterTimed).toEqual([1, 1, 1, 1, 1]);
+    expect(phases.map(count)).toEqual([1, 1, 1, 1, 1]);
+    expect(untimed).toEqual(timed);
+  });
+
   it('refuses unusable samples with WEB_BAD_SAMPLE before computing anything', async () => {
     const before = tf.memory().numTensors;
     const bad: ViewerSample[] = [

@@ -9,17 +9,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { MODALITIES, createRng } from '@chorus/fl-core';
-import {
-  deletionFaithfulness,
-  explainAsync,
-  explanationConsistency,
-  saliencyAsync,
-  shapeFunctionGridAsync,
-  type Modality,
-  type MultimodalBatch,
-} from '@chorus/models';
+import { deletionFaithfulness, explainAsync, explanationConsistency, saliencyByModalityAsync, type Modality, type MultimodalBatch } from '@chorus/models';
 import { WebClientError } from '../lib/errors.js';
 import { AUDIO_SAMPLES, IMAGE_SIDE, TEXT_TOKENS, type Provenance, type ViewerModel } from './demoModel.js';
+import { timePhase as recordPhase } from './phases.js';
 import { fitLength } from './signal.js';
 
 /** One sample to explain; any non-empty subset of the model's modalities. */
@@ -116,17 +109,32 @@ function checkSample(viewer: ViewerModel, sample: ViewerSample): void {
   }
 }
 
+/** Options of {@link explainSample}. */
+export interface ExplainOptions {
+  /** Whether to record the `chorus:<phase>` measures (see phases.ts); default true, false for the warm-up, whose phases would pass for a click's. */
+  readonly timed?: boolean;
+}
+
 /** Explains `sample` with `viewer`'s model; rejects with `WEB_BAD_SAMPLE` (having computed nothing) on unusable input. */
-export async function explainSample(viewer: ViewerModel, sample: ViewerSample, classNames: readonly string[]): Promise<ExplanationView> {
+export async function explainSample(
+  viewer: ViewerModel,
+  sample: ViewerSample,
+  classNames: readonly string[],
+  options: ExplainOptions = {},
+): Promise<ExplanationView> {
   checkSample(viewer, sample);
+  const timePhase: typeof recordPhase = options.timed === false ? (_, work) => work() : recordPhase;
   const { model } = viewer;
   const audio = sample.audio ? fitLength(sample.audio, AUDIO_SAMPLES) : null;
   const batch: MultimodalBatch = {};
   try {
-    if (sample.image) batch.image = tf.tensor4d(sample.image, [1, IMAGE_SIDE, IMAGE_SIDE, 1]);
-    if (sample.text) batch.text = tf.tensor2d(sample.text.ids, [1, TEXT_TOKENS], 'int32');
-    if (audio) batch.audio = tf.tidy(() => viewer.logMel.compute(tf.tensor2d(audio, [1, AUDIO_SAMPLES])));
-    const ex = await explainAsync(model, batch);
+    const logMel = await timePhase('inputs', async () => {
+      if (sample.image) batch.image = tf.tensor4d(sample.image, [1, IMAGE_SIDE, IMAGE_SIDE, 1]);
+      if (sample.text) batch.text = tf.tensor2d(sample.text.ids, [1, TEXT_TOKENS], 'int32');
+      if (audio) batch.audio = tf.tidy(() => viewer.logMel.compute(tf.tensor2d(audio, [1, AUDIO_SAMPLES])));
+      return batch.audio ? ((await batch.audio.data()) as Float32Array) : null;
+    });
+    const ex = await timePhase('forward', () => explainAsync(model, batch));
     const k = ex.numClasses;
     const predicted = ex.predicted[0]!;
     const present = model.modalities.map((_, m) => ex.present[m]! > 0);
@@ -138,7 +146,7 @@ export async function explainSample(viewer: ViewerModel, sample: ViewerSample, c
       terms.push({ name, modality: model.modalities[m]!, concept: ex.concepts[t]!, contribution: ex.contributions[t * k + predicted]! });
     });
     terms.sort((p, q) => Math.abs(q.contribution) - Math.abs(p.contribution));
-    const grid = await shapeFunctionGridAsync(model);
+    const grid = await timePhase('shapes', () => viewer.shapeGrid());
     const points = grid.grid.length;
     const shapeCurves = terms.slice(0, SHAPE_CURVES).map((term) => {
       const t = grid.termNames.indexOf(term.name);
@@ -150,23 +158,23 @@ export async function explainSample(viewer: ViewerModel, sample: ViewerSample, c
     for (let i = 0; i < live.length; i++) {
       for (let j = i + 1; j < live.length; j++) consistency.push({ a: live[i]!, b: live[j]!, value: explanationConsistency(ex, live[i]!, live[j]!).mean });
     }
+    // Every input's saliency from one backward pass; the faithfulness test ranks by the same values
+    // (toward the same predicted class) instead of computing them again.
+    const given = model.modalities.filter((m) => batch[m] !== undefined);
+    const saliency = await timePhase('saliency', () => saliencyByModalityAsync(model, batch, given, ex.predicted));
+    const attributions = Object.fromEntries(given.map((m) => [m, saliency[m]!.values]));
     const faithfulnessK = 10;
-    const fs = (await deletionFaithfulness(model, batch, { rng: createRng(7), fractions: [faithfulnessK / 100], trials: 16 })).mean.overall;
-    const saliencyOf = async (m: Modality): Promise<Float32Array> => (await saliencyAsync(model, batch, m, ex.predicted)).values;
+    const fs = await timePhase(
+      'faithfulness',
+      async () => (await deletionFaithfulness(model, batch, { rng: createRng(7), fractions: [faithfulnessK / 100], trials: 16, attributions })).mean.overall,
+    );
     let audioView: ExplanationView['audio'] = null;
-    if (audio && batch.audio) {
+    if (audio && batch.audio && logMel) {
       const [, numFrames, numMels] = batch.audio.shape as [number, number, number];
-      audioView = {
-        samples: audio,
-        sampleRate: viewer.logMel.config.sampleRate,
-        logMel: (await batch.audio.data()) as Float32Array,
-        numFrames,
-        numMels,
-        saliency: await saliencyOf('audio'),
-      };
+      audioView = { samples: audio, sampleRate: viewer.logMel.config.sampleRate, logMel, numFrames, numMels, saliency: saliency.audio!.values };
     }
-    const image = sample.image ? { side: IMAGE_SIDE, pixels: sample.image, saliency: await saliencyOf('image') } : null;
-    const text = sample.text ? { words: sample.text.words, saliency: await saliencyOf('text') } : null;
+    const image = sample.image ? { side: IMAGE_SIDE, pixels: sample.image, saliency: saliency.image!.values } : null;
+    const text = sample.text ? { words: sample.text.words, saliency: saliency.text!.values } : null;
     return {
       source: sample.source,
       provenance: viewer.provenance,

@@ -13,6 +13,8 @@ import { comparisonRows, restrictSample } from '../explain/compare.js';
 import { NUM_CLASSES, describeProvenance, type ViewerModel } from '../explain/demoModel.js';
 import { explainSample, type ExplanationView, type ViewerSample } from '../explain/explainSample.js';
 import { loadViewer, viewerParams, type ViewerSetup } from '../explain/loadViewer.js';
+import { timePhase } from '../explain/phases.js';
+import { prepareBackend, warmUp } from '../explain/warmUp.js';
 import {
   AudioPanel,
   ImageSaliencyPanel,
@@ -45,6 +47,12 @@ async function explainLocal(local: ViewerModel, sample: ViewerSample, classNames
   return { view: await explainSample(local, kept, classNames), dropped };
 }
 
+/** Class names when the built-in samples could not be loaded. */
+const defaultClassNames: readonly string[] = Array.from({ length: NUM_CLASSES }, (_, k) => String(k));
+
+/** The backend warm-up after the models load (see warmUp.ts). */
+type Warm = { status: 'cold' } | { status: 'warming' } | { status: 'warm'; ms: number } | { status: 'failed'; error: string };
+
 /** Lets the browser paint the "computing" state before the model work, which runs synchronously up to its first read, starts. */
 const nextFrame = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
 
@@ -57,6 +65,9 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
   const [demoIndex, setDemoIndex] = useState(0);
   const [side, setSide] = useState<'global' | 'local'>('global');
   const latestRun = useRef(0);
+  const [warm, setWarm] = useState<Warm>({ status: 'cold' });
+  /** The running (or finished) warm-up; it never rejects. */
+  const warming = useRef<Promise<void> | null>(null);
   const { taskId, token } = viewerParams(search);
 
   useEffect(() => {
@@ -64,30 +75,46 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
     let live = true;
     let built: ViewerSetup | null = null;
     void (async () => {
+      prepareBackend();
       let demo: DemoData | null = null;
       let demoError: string | null = null;
       try {
-        demo = await loadDemoData();
+        demo = await timePhase('demo-data', loadDemoData);
       } catch (err) {
         demoError = describeError(err);
       }
       if (!live) return;
       try {
-        const loaded = await loadViewer({ origin: location.origin, taskId, token, embeddings: demo?.embeddings ?? null });
+        const embeddings = demo?.embeddings ?? null;
+        const loaded = await timePhase('model-load', () => loadViewer({ origin: location.origin, taskId, token, embeddings }));
         if (!live) return loaded.dispose();
         built = loaded;
         setSetup({ status: 'ready', viewer: loaded, demo, demoError });
+        // Compile every kernel of an explanation now, while the researcher picks a sample.
+        const names = demo ? demo.digitsTest.classes : defaultClassNames;
+        setWarm({ status: 'warming' });
+        warming.current = timePhase('warm-up', () => warmUp([loaded.global, ...(loaded.local ? [loaded.local] : [])], names)).then(
+          (ms) => {
+            if (live) setWarm({ status: 'warm', ms });
+          },
+          (err: unknown) => {
+            if (live) setWarm({ status: 'failed', error: describeError(err) });
+          },
+        );
       } catch (err) {
         if (live) setSetup({ status: 'failed', error: describeError(err) });
       }
     })();
     return () => {
       live = false;
-      built?.dispose();
+      const models = built;
+      // The warm-up may still be running on these models: release them once it is done.
+      void (warming.current ?? Promise.resolve()).finally(() => models?.dispose());
+      warming.current = null;
     };
   }, [backend.status, taskId, token]);
 
-  const classNames = setup.status === 'ready' && setup.demo ? setup.demo.digitsTest.classes : Array.from({ length: NUM_CLASSES }, (_, k) => String(k));
+  const classNames = setup.status === 'ready' && setup.demo ? setup.demo.digitsTest.classes : defaultClassNames;
 
   const run = async (make: () => Promise<ViewerSample>, label: string): Promise<void> => {
     if (setup.status !== 'ready') return;
@@ -101,6 +128,8 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
       const sample = await make();
       await nextFrame();
       const started = performance.now();
+      // A click during the warm-up waits for it (its time counts): both at once would only be slower.
+      await warming.current;
       const view = await explainSample(setup.viewer.global, sample, classNames);
       const local = setup.viewer.local ? await explainLocal(setup.viewer.local, sample, classNames) : null;
       show({ status: 'done', view, local, ms: performance.now() - started });
@@ -186,7 +215,12 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
               </div>
             )}
           </fieldset>
-          <div aria-live="polite" data-testid="explain-status" data-state={result.status}>
+          <p className="note" data-testid="warm-up" data-status={warm.status}>
+            {warm.status === 'warming' && 'Preparing the backend: compiling its kernels with a first explanation in the background…'}
+            {warm.status === 'warm' && `Backend prepared in ${(warm.ms / 1000).toFixed(1)} s; explanations now run at full speed.`}
+            {warm.status === 'failed' && `Preparing the backend failed (${warm.error}); explanations still run, the first one more slowly.`}
+          </p>
+          <div aria-live="polite" data-testid="explain-status" data-state={result.status} data-ms={result.status === 'done' ? result.ms.toFixed(1) : undefined}>
             {result.status === 'running' && <p role="status">Explaining {result.source}…</p>}
             {result.status === 'failed' && (
               <p role="alert" className="error" data-testid="explain-error">
