@@ -50,7 +50,7 @@ import { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } f
 import type { CoordinatorStore } from './store/types.js';
 import { isCustomTask, isRepresentationTask } from './task/taskSchema.js';
 import { describeTaskFiles } from './task/taskFiles.js';
-import { JOIN_TOKEN_FILE, writeNewTask } from './task/createTask.js';
+import { JOIN_TOKEN_FILE, MAX_CREATED_UPDATE_BYTES, writeNewTask } from './task/createTask.js';
 import type { CreateTaskBody } from './task/createTask.js';
 import type { RepresentationTask, TaskConfig } from './task/taskSchema.js';
 import { createRepresentationRounds } from './engine/representationRounds.js';
@@ -240,7 +240,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       },
     }),
   );
-  const maxUpdateBytes = Math.max(...options.tasks.map((t) => t.config.maxUpdateBytes));
+  // A coordinator that takes new tasks leaves room for their updates too (up to MAX_CREATED_UPDATE_BYTES).
+  const maxUpdateBytes = Math.max(...options.tasks.map((t) => t.config.maxUpdateBytes), options.tasksDir ? MAX_CREATED_UPDATE_BYTES : 0);
   const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(httpServer, {
     serveClient: false,
     // An upload larger than this never reaches a handler: the transport closes the connection.

@@ -1,20 +1,39 @@
 /**
- * A researcher's own task in Chromium: the task folder `pnpm task create` writes (its own 32×32 RGB
- * image encoder and a text encoder over 12-d word vectors, five classes — nothing like the digits
- * demo), served by a real coordinator; two tabs open the join link, see the task's classes, choose
- * their own files (one a folder of images, one a CSV of captions), and train with it until the task
- * finishes. A file of a class the task does not list is refused by name. Screenshots:
- * test-artifacts/web-client/.
+ * A researcher's own task in Chromium. The test writes the files a researcher brings (a script saves
+ * frozen encoders in TF.js format — a 32×32 RGB image encoder and a text encoder over 12-d word
+ * vectors, five classes: nothing like the digits demo — plus a word-vector table and probe and test
+ * data); the researcher creates the task through the dashboard's New task form on a running
+ * coordinator; two tabs open the join link it gives, see the task's classes, choose their own files
+ * (one a folder of images, one a CSV of captions), and train with it until the task finishes. A file
+ * of a class the task does not list is refused by name, and so is a task whose data names a class it
+ * does not list. Screenshots: test-artifacts/web-client/.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readTaskFile, writeExampleTask, type Coordinator, type ExampleTask } from '@chorus/coordinator';
+import { MemoryStore, parseTask, startCoordinator, writeExampleTask, type Coordinator, type ExampleTask } from '@chorus/coordinator';
+import { tensor } from '@chorus/fl-core';
+import { pino } from 'pino';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS_DIR, CHROMIUM, CHROMIUM_ARGS, buildWebApp, startAppCoordinator } from './fixtures.js';
+import { ARTIFACTS_DIR, CHROMIUM, CHROMIUM_ARGS, buildWebApp } from './fixtures.js';
 
-const JOIN_TOKEN = 'custom-task-e2e-token';
+const ADMIN_TOKEN = 'custom-task-e2e-admin';
+/** The task the coordinator starts with: the researcher's comes from the form. */
+const existing = parseTask({
+  id: 'placeholder',
+  dataset: { name: 'digits', modalities: ['image'] },
+  model: { base: 'chorus-digits-v1', adapterRank: 2, adapterAlpha: 4, namConcepts: 4 },
+  strategy: { name: 'fedavg' },
+  rounds: 1,
+  clientsPerRound: 2,
+  minClients: 2,
+  roundDeadlineMs: 10_000,
+  localEpochs: 1,
+  batchSize: 8,
+  learningRate: 0.1,
+  maxUpdateBytes: 8_000_000,
+});
 const runnable = Boolean(process.env['CI']) || existsSync(CHROMIUM);
 
 describe.skipIf(!runnable)("a researcher's own task in the browser", () => {
@@ -33,7 +52,16 @@ describe.skipIf(!runnable)("a researcher's own task in the browser", () => {
       perClass: { probe: 8, test: 4, client: 6 },
     });
     const distDir = buildWebApp();
-    coordinator = await startAppCoordinator({ task: readTaskFile(example.dir), joinToken: JOIN_TOKEN, distDir });
+    coordinator = await startCoordinator({
+      tasks: [{ config: existing, initialGlobal: () => [tensor('image/w', [1], new Float32Array([0]))] }],
+      store: new MemoryStore(),
+      host: '127.0.0.1',
+      port: 0,
+      adminToken: ADMIN_TOKEN,
+      logger: pino({ level: 'silent' }),
+      tasksDir: join(root, 'tasks'),
+      staticMounts: [{ prefix: '/', root: distDir, spaFallback: true }],
+    });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS] });
   }, 240_000);
 
@@ -43,15 +71,72 @@ describe.skipIf(!runnable)("a researcher's own task in the browser", () => {
     rmSync(root, { recursive: true, force: true });
   });
 
+  let joinUrl = '';
+
+  /** Fills the New task form with the example's files; `probeImages` is the folder of probe images to pick. */
+  async function fillForm(page: Page, probeImages: string): Promise<void> {
+    const d = example.dir;
+    await page.goto(`${coordinator.url}/dashboard/new`);
+    await page.getByTestId('new-task-token').fill(ADMIN_TOKEN);
+    await page.getByTestId('new-task-id').fill('shapes');
+    await page.getByTestId('new-task-name').fill('Shapes from the form');
+    await page.getByTestId('new-task-classes').fill('circle, square, triangle, cross, ring');
+    await page.getByTestId('new-task-modality-image').check();
+    await page.getByTestId('new-task-modality-text').check();
+    await page.getByTestId('encoder-files-image').setInputFiles([join(d, 'encoders/image/model.json'), join(d, 'encoders/image/weights.bin')]);
+    // The form reads the encoder's input size and the layers that can take adapters off model.json.
+    await expect.poll(() => page.getByTestId('input-image-height').inputValue()).toBe('32');
+    expect(await page.getByTestId('adapters-image').textContent()).toContain('mix');
+    await page.getByTestId('encoder-files-text').setInputFiles([join(d, 'encoders/text/model.json'), join(d, 'encoders/text/weights.bin')]);
+    await page.getByTestId('input-text-maxTokens').fill('12');
+    await page.getByTestId('vocabulary-file').setInputFiles(join(d, 'vocabulary.txt'));
+    await page.getByTestId('probe-image').setInputFiles(probeImages);
+    await page.getByTestId('test-image').setInputFiles(join(d, 'data/test/image'));
+    await page.getByTestId('probe-text').setInputFiles(join(d, 'data/probe/text/text.csv'));
+    await page.getByTestId('test-text').setInputFiles(join(d, 'data/test/text/text.csv'));
+    for (const [key, value] of [
+      ['rounds', '2'],
+      ['probeExamples', '16'],
+      ['testExamples', '40'],
+      ['roundDeadlineS', '120'],
+    ] as const)
+      await page.getByTestId(`limit-${key}`).fill(value);
+    await page.getByTestId('create-task').click();
+  }
+
+  it('the New task form refuses a task whose data names a class it does not list, then creates the good one', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
+    const badProbe = join(root, 'bad-probe');
+    mkdirSync(join(badProbe, 'hexagon'), { recursive: true });
+    cpSync(join(example.dir, 'data/probe/image'), badProbe, { recursive: true });
+    writeFileSync(join(badProbe, 'hexagon', '000.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47]));
+    await fillForm(page, badProbe);
+    const refused = page.getByTestId('task-refused');
+    await refused.waitFor({ timeout: 120_000 });
+    expect(await refused.getAttribute('data-code')).toBe('TASK_INVALID');
+    expect(await refused.textContent()).toMatch(/dataset\.probe\.image: .*hexagon/);
+    expect(coordinator.engines.has('shapes')).toBe(false);
+
+    await fillForm(page, join(example.dir, 'data/probe/image'));
+    const created = page.getByTestId('task-created');
+    await created.waitFor({ timeout: 120_000 });
+    await page.screenshot({ path: join(ARTIFACTS_DIR, 'custom-task-created.png'), fullPage: true });
+    joinUrl = (await page.getByTestId('join-link').getAttribute('href'))!;
+    expect(joinUrl).toMatch(/\/join\?task=shapes&token=/);
+    expect(coordinator.engines.get('shapes')?.snapshot().status).toBe('waiting');
+    await page.close();
+  }, 300_000);
+
   async function join_(): Promise<Page> {
     const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-    await page.goto(`${coordinator.url}/join?task=shapes&token=${JOIN_TOKEN}&backend=wasm`);
+    await page.goto(`${joinUrl}&backend=wasm`);
     await page.getByTestId('consent').check();
     await page.getByTestId('task-data-chooser').waitFor({ timeout: 60_000 });
     return page;
   }
 
   it('two tabs join with their own files and train until the task finishes', async () => {
+    expect(joinUrl).not.toBe('');
     const errors: string[] = [];
     // Tab A: a folder of images, plus one image in a class the task does not list.
     const imageDir = join(example.clientDirs[0]!, 'image');

@@ -19,6 +19,9 @@ import type { TaskConfig } from './taskSchema.js';
 /** The file beside a created task's `task.yaml` holding its join token (owner-only), read again at start. */
 export const JOIN_TOKEN_FILE = 'join-token';
 
+/** Largest `maxUpdateBytes` a task created on a running coordinator may ask for (socket.io buffers a whole message). */
+export const MAX_CREATED_UPDATE_BYTES = 64 * 1024 * 1024;
+
 /** Largest request body of a new task, its files included (base64 makes them a third larger). */
 export const MAX_CREATE_TASK_BODY_BYTES = 96 * 1024 * 1024;
 /** Most files a new task may bring. */

@@ -16,6 +16,7 @@ import { DashboardApi, type DashboardData, type TaskAction, type TaskSummary } f
 import { applyStatusChange, coalesced, createAdminSocket, openAdminStream, type StreamState } from '../dashboard/liveStream.js';
 import { TaskControls } from '../dashboard/TaskControls.js';
 import { describeError } from '../lib/errors.js';
+import { Link } from '../app/router.js';
 
 const TOKEN_KEY = 'chorus.adminToken';
 // The stream pushes every status change and round; the poll only covers a dropped stream and
@@ -201,6 +202,12 @@ export default function DashboardPage(): ReactNode {
   return (
     <div className="page">
       <h1>Researcher dashboard</h1>
+      <p>
+        <Link to="/dashboard/new" data-testid="new-task-link">
+          New task
+        </Link>{' '}
+        — your own encoders, classes and data.
+      </p>
       <div className="toolbar">
         {tasks && tasks.length > 0 ? (
           <label>

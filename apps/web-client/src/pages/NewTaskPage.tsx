@@ -326,20 +326,21 @@ export default function NewTaskPage(): ReactNode {
                 </label>
               ) : null}
               {(['probe', 'test'] as const).map((split) => (
-                <label key={split}>
-                  {split === 'probe' ? 'Probe data (trust probing)' : 'Test data (evaluation)'}:{' '}
-                  {m === 'text' ? 'CSV / JSONL files with text and label columns' : 'a folder of class folders'}{' '}
-                  <input
-                    type="file"
-                    multiple
-                    ref={(el) => {
-                      if (el && m !== 'text') el.webkitdirectory = true;
-                    }}
-                    onChange={(e) => void chosen(e.currentTarget.files).then((f) => update(m, (x) => ({ ...x, [split]: f })))}
-                    data-testid={`${split}-${m}`}
-                  />{' '}
-                  {s[split].length > 0 ? `${s[split].length} files` : ''}
-                </label>
+                <div key={split}>
+                  <label>
+                    {split === 'probe' ? 'Probe data (trust probing)' : 'Test data (evaluation)'}:{' '}
+                    {m === 'text' ? 'CSV / JSONL files with text and label columns' : 'a folder of class folders'}{' '}
+                    <input
+                      type="file"
+                      multiple
+                      ref={(el) => {
+                        if (el && m !== 'text') el.webkitdirectory = true;
+                      }}
+                      onChange={(e) => void chosen(e.currentTarget.files).then((f) => update(m, (x) => ({ ...x, [split]: f })))}
+                      data-testid={`${split}-${m}`}
+                    />
+                  </label>
+                </div>
               ))}
             </fieldset>
           );
