@@ -1,12 +1,13 @@
 /**
- * A researcher's own task in Chromium. The test writes the files a researcher brings (a script saves
+ * A researcher's own task in Chromium, end to end. The test writes the files a researcher brings (a script saves
  * frozen encoders in TF.js format — a 32×32 RGB image encoder and a text encoder over 12-d word
  * vectors, five classes: nothing like the digits demo — plus a word-vector table and probe and test
  * data); the researcher creates the task through the dashboard's New task form on a running
  * coordinator; two tabs open the join link it gives, see the task's classes, choose their own files
  * (one a folder of images, one a CSV of captions), and train with it until the task finishes. A file
  * of a class the task does not list is refused by name, and so is a task whose data names a class it
- * does not list. Screenshots: test-artifacts/web-client/.
+ * does not list. The explanation viewer then explains an own image and a typed caption with the
+ * task's global model on its own encoders. Screenshots: test-artifacts/web-client/.
  */
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -181,4 +182,34 @@ describe.skipIf(!runnable)("a researcher's own task in the browser", () => {
     await a.close();
     await b.close();
   }, 300_000);
+
+  it("the explanation viewer explains a sample of the task with the task's own model and classes", async () => {
+    expect(joinUrl).not.toBe('');
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${joinUrl.replace('/join?', '/explain?')}&backend=wasm`);
+    await page.getByTestId('task-classes').waitFor({ timeout: 120_000 });
+    expect(await page.getByTestId('task-classes').getAttribute('data-classes')).toBe('circle,square,triangle,cross,ring');
+    const provenance = page.getByTestId('model-provenance');
+    expect(await provenance.getAttribute('data-base')).toBe('task');
+    expect(await provenance.getAttribute('data-kind')).toBe('global');
+    expect(await provenance.getAttribute('data-round')).toBe('2');
+    // An own image of the test split, 32×32 RGB like the task's input.
+    await page.getByTestId('explain-file').setInputFiles(join(example.dir, 'data/test/image/triangle/000.png'));
+    await expect.poll(() => page.getByTestId('explain-status').getAttribute('data-state'), { timeout: 120_000 }).toBe('done');
+    expect(['circle', 'square', 'triangle', 'cross', 'ring']).toContain(await page.getByTestId('predicted-class').textContent());
+    await page.getByTestId('panel-image').waitFor();
+    expect(await page.getByTestId('panel-terms').textContent()).toContain('image');
+    // A typed caption, tokenised with the task's vocabulary.
+    await page.getByTestId('explain-text').fill('a small pointed shape');
+    await page.getByTestId('explain-text-button').click();
+    await expect.poll(() => page.getByTestId('explain-source').textContent(), { timeout: 60_000 }).toBe('typed text');
+    await page.getByTestId('panel-text').waitFor();
+    expect(await page.getByTestId('token').allTextContents()).toEqual(expect.arrayContaining(['small', 'pointed', 'shape']));
+    console.info(`custom task explanation: ${await page.getByTestId('explain-status').getAttribute('data-ms')} ms after the warm-up`);
+    await page.screenshot({ path: join(ARTIFACTS_DIR, 'custom-task-explained.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 200_000);
 });

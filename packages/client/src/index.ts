@@ -86,6 +86,7 @@ export {
   createTaskModelFactory,
   fetchTaskSource,
   loadOwnTaskData,
+  loadTaskEncoderFrom,
   loadTaskVocabulary,
   readTaskSource,
   splitByModality,

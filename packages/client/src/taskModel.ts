@@ -108,6 +108,25 @@ export async function loadTaskVocabulary(source: TaskSource): Promise<Vocabulary
   }
 }
 
+/**
+ * One of a task's encoders: its files fetched, checked against their SHA-256 and loaded as a frozen
+ * base whose input matches the spec (`textDim`: the vocabulary's width, for text). Throws
+ * `CLIENT_MODEL_MISMATCH` naming the file.
+ */
+export async function loadTaskEncoderFrom(source: TaskSource, modality: Modality, textDim: number): Promise<tf.LayersModel> {
+  const { spec } = source;
+  const declared = spec.encoders?.[modality];
+  if (!declared || !spec.inputs) throw new ClientError('CLIENT_MODEL_MISMATCH', `task ${spec.taskId} has no ${modality} encoder`);
+  const bytes = new Map<string, Uint8Array>();
+  for (const f of declared.files) bytes.set(f.path, await source.fetchFile(f.path));
+  try {
+    return await loadTaskEncoder(modality, { declared: declared.files, bytes }, encoderInputShape(modality, spec.inputs, textDim));
+  } catch (err) {
+    if (isModelsError(err)) throw new ClientError('CLIENT_MODEL_MISMATCH', err.message);
+    throw err;
+  }
+}
+
 /** A factory of a custom task's model; also hands out the vocabulary the own texts are tokenised with. */
 export interface TaskModelFactory extends ModelFactory {
   /** The task's spec. */
@@ -125,7 +144,6 @@ export function createTaskModelFactory(source: TaskSource): TaskModelFactory {
   const { spec } = source;
   if (spec.base !== 'custom' || !spec.encoders || !spec.inputs) throw new ClientError('CLIENT_BAD_CONFIG', `task ${spec.taskId} brings no encoders of its own`);
   const encoders = spec.encoders;
-  const inputs = spec.inputs;
   let vocabulary: Promise<Vocabulary | null> | null = null;
   let embedder: Promise<TextEmbedder> | null = null;
   const bases = new Map<Modality, Promise<tf.LayersModel>>();
@@ -134,19 +152,7 @@ export function createTaskModelFactory(source: TaskSource): TaskModelFactory {
   const base = (m: Modality): Promise<tf.LayersModel> => {
     let p = bases.get(m);
     if (!p) {
-      p = (async () => {
-        const declared = encoders[m];
-        if (!declared) throw new ClientError('CLIENT_MODEL_MISMATCH', `task ${spec.taskId} has no ${m} encoder`);
-        const bytes = new Map<string, Uint8Array>();
-        for (const f of declared.files) bytes.set(f.path, await source.fetchFile(f.path));
-        const textDim = m === 'text' ? ((await loadVocabulary())?.dim ?? 0) : 0;
-        try {
-          return await loadTaskEncoder(m, { declared: declared.files, bytes }, encoderInputShape(m, inputs, textDim));
-        } catch (err) {
-          if (isModelsError(err)) throw new ClientError('CLIENT_MODEL_MISMATCH', err.message);
-          throw err;
-        }
-      })();
+      p = (async () => loadTaskEncoderFrom(source, m, m === 'text' ? ((await loadVocabulary())?.dim ?? 0) : 0))();
       bases.set(m, p);
     }
     return p;

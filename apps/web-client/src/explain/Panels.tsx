@@ -134,7 +134,7 @@ export function ImageSaliencyPanel({ view }: View): ReactNode {
   const [overlay, setOverlay] = useState(true);
   const image = view.image;
   useEffect(() => {
-    if (canvas.current && image) drawSaliency(canvas.current, image.pixels, image.saliency, image.side, 224, overlay);
+    if (canvas.current && image) drawSaliency(canvas.current, image.pixels, image.saliency, image, 224, overlay);
   }, [image, overlay]);
   if (!image) return null;
   return (

@@ -14,13 +14,25 @@ function prepare(canvas: HTMLCanvasElement, width: number, height: number): Canv
   return ctx;
 }
 
-/** A grey image (values in [0, 1], side×side) with signed saliency overlaid (red: for the class, blue: against). */
-export function drawSaliency(canvas: HTMLCanvasElement, pixels: Float32Array, saliency: Float32Array, side: number, size: number, overlay: boolean): void {
-  const ctx = prepare(canvas, size, size);
+/**
+ * A grey image (values in [0, 1], height × width) with signed saliency overlaid (red: for the class,
+ * blue: against), drawn `size` pixels wide.
+ */
+export function drawSaliency(
+  canvas: HTMLCanvasElement,
+  pixels: Float32Array,
+  saliency: Float32Array,
+  shape: { readonly width: number; readonly height: number },
+  size: number,
+  overlay: boolean,
+): void {
+  const { width, height } = shape;
+  const drawnHeight = Math.round((size * height) / width);
+  const ctx = prepare(canvas, size, drawnHeight);
   if (!ctx) return;
-  const image = ctx.createImageData(side, side);
+  const image = ctx.createImageData(width, height);
   const heat = normaliseSigned(saliency);
-  for (let i = 0; i < side * side; i++) {
+  for (let i = 0; i < width * height; i++) {
     const grey = Math.round(255 * Math.max(0, Math.min(1, pixels[i] ?? 0)));
     let [r, g, b] = [grey, grey, grey];
     if (overlay) {
@@ -33,11 +45,11 @@ export function drawSaliency(canvas: HTMLCanvasElement, pixels: Float32Array, sa
     image.data.set([r, g, b, 255], i * 4);
   }
   const scratch = document.createElement('canvas');
-  scratch.width = side;
-  scratch.height = side;
+  scratch.width = width;
+  scratch.height = height;
   scratch.getContext('2d')?.putImageData(image, 0, 0);
   ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(scratch, 0, 0, size, size);
+  ctx.drawImage(scratch, 0, 0, size, drawnHeight);
 }
 
 /** Waveform as min/max bars per pixel column. */

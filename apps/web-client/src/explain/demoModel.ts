@@ -10,6 +10,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { globalFor, inferAdapterLayout } from '@chorus/client';
 import type { Embeddings } from '@chorus/datasets';
 import type { Parameters } from '@chorus/fl-core';
+import type { TaskSpec } from '@chorus/protocol';
 import {
   DIGITS_AUDIO_SAMPLES,
   DIGITS_CAPTION_TOKENS,
@@ -23,6 +24,7 @@ import {
   shapeFunctionGridAsync,
   type Modality,
   type ShapeFunctionGrid,
+  type Vocabulary,
 } from '@chorus/models';
 import { WebClientError } from '../lib/errors.js';
 import { DEMO_IMAGE_TARGET } from '../lib/ownData.js';
@@ -46,11 +48,34 @@ export type AdapterSource =
   | { readonly kind: 'local'; readonly taskId: string; readonly serverRound: number; readonly savedAt: number }
   | { readonly kind: 'fresh'; readonly reason: string };
 
-/** Where a model's weights came from: the frozen base and the adapters. */
+/** Where a model's weights came from: the frozen base (the demo's pretrained or fresh encoders, or a custom task's own) and the adapters. */
 export interface Provenance {
-  readonly base: 'pretrained' | 'fresh';
+  readonly base: 'pretrained' | 'fresh' | 'task';
   readonly adapters: AdapterSource;
 }
+
+/** The input sizes a viewer's encoders take. */
+export interface ViewerInputs {
+  /** Size, and a custom task's per-channel normalisation (x − mean) / std of pixels in [0, 1]. */
+  readonly image: {
+    readonly height: number;
+    readonly width: number;
+    readonly channels: 1 | 3;
+    readonly mean?: readonly number[];
+    readonly std?: readonly number[];
+  };
+  /** Token positions per text. */
+  readonly textTokens: number;
+  /** Samples per clip fed to the log-mel front end (shorter clips are zero-padded). */
+  readonly audioSamples: number;
+}
+
+/** The demo task's inputs: 28×28 grey images, 16-token captions, one second of 16 kHz audio. */
+export const DEMO_INPUTS: ViewerInputs = {
+  image: { height: DEMO_IMAGE_TARGET.height, width: DEMO_IMAGE_TARGET.width, channels: 1 },
+  textTokens: DIGITS_CAPTION_TOKENS,
+  audioSamples: DIGITS_AUDIO_SAMPLES,
+};
 
 /** The frozen parts every viewer model shares; the caller disposes it after every model built on it. */
 export interface ViewerBase {
@@ -61,6 +86,13 @@ export interface ViewerBase {
   readonly embeddings: Embeddings | null;
   readonly embedder: TextEmbedder | null;
   readonly logMel: LogMelFrontend;
+  readonly inputs: ViewerInputs;
+  /** Layers taking adapters by modality (a custom task's); the demo encoders' defaults when absent. */
+  readonly targets: Partial<Record<Modality, readonly string[]>>;
+  /** Class names in id order (a custom task's), or null for the demo's digits. */
+  readonly classNames: readonly string[] | null;
+  /** A custom task's word-vector table (its texts' tokens), or null. */
+  readonly vocabulary: Vocabulary | null;
   dispose(): void;
 }
 
@@ -71,6 +103,11 @@ export interface ViewerModel {
   readonly embeddings: Embeddings | null;
   readonly modalities: readonly Modality[];
   readonly provenance: Provenance;
+  readonly inputs: ViewerInputs;
+  /** A custom task's word-vector table, or null (texts then use the demo's embeddings). */
+  readonly vocabulary: Vocabulary | null;
+  /** A custom task's class names, or null for the demo's digits. */
+  readonly classNames: readonly string[] | null;
   /**
    * The model's shape functions on the default grid: they depend on the weights only, never on the
    * sample, and the viewer never changes a model's weights, so they are computed once (on first use)
@@ -101,8 +138,62 @@ export function createViewerBase(encoders: Partial<Record<Modality, tf.LayersMod
     embeddings,
     embedder,
     logMel,
+    inputs: DEMO_INPUTS,
+    targets: {},
+    classNames: null,
+    vocabulary: null,
     dispose: () => {
       for (const e of Object.values(built)) e.dispose();
+      embedder?.dispose();
+      logMel.dispose();
+    },
+  };
+}
+
+/**
+ * The frozen parts of a custom task (`model.base: custom`): its own encoders (fetched and checked
+ * against their SHA-256 by the caller; ownership passes here), its vocabulary, and a log-mel front
+ * end with its audio settings; inputs, adapter layers and classes from its spec.
+ */
+export function createTaskViewerBase(spec: TaskSpec, encoders: Partial<Record<Modality, tf.LayersModel>>, vocabulary: Vocabulary | null): ViewerBase {
+  const image = spec.inputs?.image;
+  const audio = spec.inputs?.audio;
+  const embedder = vocabulary ? new TextEmbedder(vocabulary.vectors, vocabulary.dim) : null;
+  const logMel = audio
+    ? new LogMelFrontend(audio.clipSamples, {
+        sampleRate: audio.sampleRate,
+        frameLength: audio.frameLength,
+        hopLength: audio.hopLength,
+        fftLength: audio.fftLength,
+        numMels: audio.numMels,
+      })
+    : new LogMelFrontend(AUDIO_SAMPLES, LOG_MEL);
+  const targets: Partial<Record<Modality, readonly string[]>> = {};
+  for (const m of MODALITIES) if (spec.encoders?.[m]) targets[m] = spec.encoders[m].adapters;
+  return {
+    encoders: { ...encoders },
+    base: 'task',
+    embeddings: null,
+    embedder,
+    logMel,
+    inputs: {
+      image: image
+        ? {
+            height: image.height,
+            width: image.width,
+            channels: image.channels,
+            ...(image.mean ? { mean: image.mean } : {}),
+            ...(image.std ? { std: image.std } : {}),
+          }
+        : DEMO_INPUTS.image,
+      textTokens: spec.inputs?.text?.maxTokens ?? DEMO_INPUTS.textTokens,
+      audioSamples: audio?.clipSamples ?? DEMO_INPUTS.audioSamples,
+    },
+    targets,
+    classNames: spec.classes,
+    vocabulary,
+    dispose: () => {
+      for (const e of Object.values(encoders)) e.dispose();
       embedder?.dispose();
       logMel.dispose();
     },
@@ -130,10 +221,10 @@ export function buildViewerModel(
   const modalities = layout ? layout.modalities.filter((m) => available.includes(m)) : available;
   if (modalities.length === 0)
     throw new WebClientError('WEB_BAD_RESPONSE', `the ${options.source.kind} adapters hold no modality this viewer has (${available.join(', ')})`);
-  const encoders: Partial<Record<Modality, { base: tf.LayersModel }>> = {};
-  for (const m of modalities) encoders[m] = { base: base.encoders[m]! };
+  const encoders: Partial<Record<Modality, { base: tf.LayersModel; targets?: readonly string[] }>> = {};
+  for (const m of modalities) encoders[m] = { base: base.encoders[m]!, ...(base.targets[m] ? { targets: base.targets[m] } : {}) };
   const model = new MultimodalModel({
-    numClasses: layout?.numClasses ?? NUM_CLASSES,
+    numClasses: layout?.numClasses ?? base.classNames?.length ?? NUM_CLASSES,
     encoders,
     ...(modalities.includes('text') && base.embedder ? { textEmbedder: base.embedder } : {}),
     ...(layout ? { conceptDim: layout.namConcepts, namHiddenUnits: layout.namHiddenUnits, loraRank: layout.adapterRank } : {}),
@@ -144,7 +235,10 @@ export function buildViewerModel(
     if (options.adapters) model.setAdapterParameters(globalFor(model, options.adapters));
   } catch (err) {
     model.dispose();
-    throw new WebClientError('WEB_BAD_RESPONSE', `the ${options.source.kind} adapters do not fit the demo model: ${(err as Error).message}`);
+    throw new WebClientError(
+      'WEB_BAD_RESPONSE',
+      `the ${options.source.kind} adapters do not fit the ${base.base === 'task' ? "task's" : 'demo'} model: ${(err as Error).message}`,
+    );
   }
   let grid: Promise<ShapeFunctionGrid> | null = null;
   return {
@@ -153,6 +247,9 @@ export function buildViewerModel(
     embeddings: base.embeddings,
     modalities: model.modalities,
     provenance: { base: base.base, adapters: options.source },
+    inputs: base.inputs,
+    vocabulary: base.vocabulary,
+    classNames: base.classNames,
     shapeGrid: () => {
       // A failed read is not kept: the next explanation tries again.
       grid ??= shapeFunctionGridAsync(model).catch((err: unknown) => {
@@ -167,7 +264,12 @@ export function buildViewerModel(
 
 /** One line saying which weights a model runs, for the page ("global model, round 3 (sha256 1a2b3c4d5e6f…) on the pretrained base"). */
 export function describeProvenance(p: Provenance): string {
-  const base = p.base === 'pretrained' ? 'on the pretrained base' : 'on fresh, untrained base encoders (the origin serves no pretrained weights)';
+  const base =
+    p.base === 'pretrained'
+      ? 'on the pretrained base'
+      : p.base === 'task'
+        ? "on the task's own encoders (checked against their SHA-256)"
+        : 'on fresh, untrained base encoders (the origin serves no pretrained weights)';
   const a = p.adapters;
   switch (a.kind) {
     case 'global':

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { MODALITIES, createRng } from '@chorus/fl-core';
 import { deletionFaithfulness, explainAsync, explanationConsistency, saliencyByModalityAsync, type Modality, type MultimodalBatch } from '@chorus/models';
 import { WebClientError } from '../lib/errors.js';
-import { AUDIO_SAMPLES, IMAGE_SIDE, TEXT_TOKENS, type Provenance, type ViewerModel } from './demoModel.js';
+import type { Provenance, ViewerModel } from './demoModel.js';
 import { timePhase as recordPhase } from './phases.js';
 import { fitLength } from './signal.js';
 
@@ -19,11 +19,13 @@ import { fitLength } from './signal.js';
 export interface ViewerSample {
   /** Where it came from, shown above the results ("own file: 7.png", "digits test #12"). */
   readonly source: string;
-  /** 28×28 grey floats in [0, 1]. */
+  /** The image encoder's input, height × width × channels row-major (the demo's: 28×28 grey floats in [0, 1]). */
   readonly image?: Float32Array;
-  /** Token ids (TEXT_TOKENS of them, 0-padded) and the word shown for each position. */
+  /** What the image panel draws, height × width grey in [0, 1], when the input is not that already (a custom task's normalised RGB). */
+  readonly imageDisplay?: Float32Array;
+  /** Token ids (the viewer's `textTokens` of them, 0-padded) and the word shown for each position. */
   readonly text?: { readonly ids: Int32Array; readonly words: readonly string[] };
-  /** Mono PCM in [-1, 1] at 16 kHz, any length (the model sees the first second). */
+  /** Mono PCM in [-1, 1] at the audio encoder's rate, any length (the model sees the first `audioSamples`). */
   readonly audio?: Float32Array;
   /** True class id, when known. */
   readonly label?: number;
@@ -66,7 +68,8 @@ export interface ExplanationView {
   /** Terms of present modalities, largest |contribution| first. */
   readonly terms: readonly TermContribution[];
   readonly shapeCurves: readonly ShapeCurve[];
-  readonly image: { readonly side: number; readonly pixels: Float32Array; readonly saliency: Float32Array } | null;
+  /** Grey pixels and saliency per pixel (summed over channels), height × width. */
+  readonly image: { readonly width: number; readonly height: number; readonly pixels: Float32Array; readonly saliency: Float32Array } | null;
   readonly text: { readonly words: readonly string[]; readonly saliency: Float32Array } | null;
   readonly audio: {
     readonly samples: Float32Array;
@@ -96,10 +99,15 @@ function checkSample(viewer: ViewerModel, sample: ViewerSample): void {
     if (!viewer.modalities.includes(m))
       throw new WebClientError('WEB_BAD_SAMPLE', `the model has no ${m} encoder${m === 'text' ? ' (the word-embedding table could not be loaded)' : ''}`);
   }
-  if (sample.image && sample.image.length !== IMAGE_SIDE * IMAGE_SIDE)
-    throw new WebClientError('WEB_BAD_SAMPLE', `image must hold ${IMAGE_SIDE * IMAGE_SIDE} pixels, got ${sample.image.length}`);
-  if (sample.text && (sample.text.ids.length !== TEXT_TOKENS || sample.text.words.length !== TEXT_TOKENS)) {
-    throw new WebClientError('WEB_BAD_SAMPLE', `text must hold ${TEXT_TOKENS} token positions, got ${sample.text.ids.length}`);
+  const { image, textTokens } = viewer.inputs;
+  const imageSize = image.height * image.width * image.channels;
+  if (sample.image && sample.image.length !== imageSize)
+    throw new WebClientError(
+      'WEB_BAD_SAMPLE',
+      `image must hold ${image.height}×${image.width}×${image.channels} = ${imageSize} values, got ${sample.image.length}`,
+    );
+  if (sample.text && (sample.text.ids.length !== textTokens || sample.text.words.length !== textTokens)) {
+    throw new WebClientError('WEB_BAD_SAMPLE', `text must hold ${textTokens} token positions, got ${sample.text.ids.length}`);
   }
   if (sample.text && sample.text.ids.every((id) => id === 0)) throw new WebClientError('WEB_BAD_SAMPLE', 'the text has no words');
   if (sample.audio && sample.audio.length === 0) throw new WebClientError('WEB_BAD_SAMPLE', 'the audio clip is empty');
@@ -125,13 +133,14 @@ export async function explainSample(
   checkSample(viewer, sample);
   const timePhase: typeof recordPhase = options.timed === false ? (_, work) => work() : recordPhase;
   const { model } = viewer;
-  const audio = sample.audio ? fitLength(sample.audio, AUDIO_SAMPLES) : null;
+  const { image: imageShape, textTokens, audioSamples } = viewer.inputs;
+  const audio = sample.audio ? fitLength(sample.audio, audioSamples) : null;
   const batch: MultimodalBatch = {};
   try {
     const logMel = await timePhase('inputs', async () => {
-      if (sample.image) batch.image = tf.tensor4d(sample.image, [1, IMAGE_SIDE, IMAGE_SIDE, 1]);
-      if (sample.text) batch.text = tf.tensor2d(sample.text.ids, [1, TEXT_TOKENS], 'int32');
-      if (audio) batch.audio = tf.tidy(() => viewer.logMel.compute(tf.tensor2d(audio, [1, AUDIO_SAMPLES])));
+      if (sample.image) batch.image = tf.tensor4d(sample.image, [1, imageShape.height, imageShape.width, imageShape.channels]);
+      if (sample.text) batch.text = tf.tensor2d(sample.text.ids, [1, textTokens], 'int32');
+      if (audio) batch.audio = tf.tidy(() => viewer.logMel.compute(tf.tensor2d(audio, [1, audioSamples])));
       return batch.audio ? ((await batch.audio.data()) as Float32Array) : null;
     });
     const ex = await timePhase('forward', () => explainAsync(model, batch));
@@ -173,7 +182,14 @@ export async function explainSample(
       const [, numFrames, numMels] = batch.audio.shape as [number, number, number];
       audioView = { samples: audio, sampleRate: viewer.logMel.config.sampleRate, logMel, numFrames, numMels, saliency: saliency.audio!.values };
     }
-    const image = sample.image ? { side: IMAGE_SIDE, pixels: sample.image, saliency: saliency.image!.values } : null;
+    const image = sample.image
+      ? {
+          width: imageShape.width,
+          height: imageShape.height,
+          pixels: sample.imageDisplay ?? sample.image,
+          saliency: perPixel(saliency.image!.values, imageShape.channels),
+        }
+      : null;
     const text = sample.text ? { words: sample.text.words, saliency: saliency.text!.values } : null;
     return {
       source: sample.source,
@@ -199,4 +215,12 @@ export async function explainSample(
   } finally {
     tf.dispose([batch.image, batch.text, batch.audio].filter((t): t is tf.Tensor => t !== undefined));
   }
+}
+
+/** Saliency per pixel: the sum over each pixel's `channels` values (channels last). */
+export function perPixel(values: Float32Array, channels: number): Float32Array {
+  if (channels === 1) return values;
+  const out = new Float32Array(values.length / channels);
+  for (let i = 0; i < out.length; i++) for (let c = 0; c < channels; c++) out[i]! += values[i * channels + c]!;
+  return out;
 }

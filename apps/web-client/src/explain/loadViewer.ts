@@ -1,16 +1,18 @@
 /**
- * Gathers what the explanation viewer runs: the pretrained base from the origin's /weights/ (as
- * the volunteer page loads it), the task's current global adapters from the coordinator, and this
+ * Gathers what the explanation viewer runs: for a custom task, its own encoders and vocabulary from
+ * the coordinator (checked against their SHA-256, as the volunteer page loads them); otherwise the
+ * pretrained base from the origin's /weights/ (as the volunteer page loads it), the task's current global adapters from the coordinator, and this
  * browser's local model from IndexedDB. Each source may be missing; the viewer then falls back —
  * fresh adapters instead of a global model, no local column — and says why, never silently.
  */
-import { DIGITS_BASE } from '@chorus/client';
+import type * as tf from '@tensorflow/tfjs';
+import { DIGITS_BASE, loadTaskEncoderFrom, loadTaskVocabulary, readTaskSource } from '@chorus/client';
 import type { Embeddings } from '@chorus/datasets';
 import { MODALITIES, httpParts, loadDigitsBase, type Modality } from '@chorus/models';
 import { describeError } from '../lib/errors.js';
 import { fetchGlobalAdapters, type GlobalAdapters } from '../lib/globalModel.js';
 import { openLocalAdapterStore, type LocalAdapters } from '../lib/localAdapters.js';
-import { buildViewerModel, createViewerBase, type ViewerBase, type ViewerModel } from './demoModel.js';
+import { buildViewerModel, createTaskViewerBase, createViewerBase, type ViewerBase, type ViewerModel } from './demoModel.js';
 
 /** Task and token named in the viewer's URL (`/explain?task=…&token=…`, as in a join link). */
 export function viewerParams(search: string): { readonly taskId: string | null; readonly token: string | null } {
@@ -74,10 +76,12 @@ export async function loadViewer(options: LoadViewerOptions): Promise<ViewerSetu
   const token = options.token ?? (local && local.taskId === taskId ? local.joinToken : null);
   let global: GlobalAdapters | null = null;
   let globalNote = 'no task and join token were given: open the viewer as /explain?task=…&token=… or volunteer in a task first';
+  // A custom task brings its own encoders, inputs and classes; the demo's are used otherwise.
+  const custom = taskId && token ? await readTaskSource({ url: options.origin, taskId, token, fetchFunc }).catch(() => null) : null;
   if (taskId && token) {
     try {
       global = await fetchGlobalAdapters({ origin: options.origin, taskId, token, fetchFunc });
-      if (global.base !== '' && global.base !== DIGITS_BASE) {
+      if (!custom && global.base !== '' && global.base !== DIGITS_BASE) {
         globalNote = `task ${taskId}'s model is built on '${global.base}', not the demo base '${DIGITS_BASE}' this viewer has`;
         global = null;
       }
@@ -86,11 +90,24 @@ export async function loadViewer(options: LoadViewerOptions): Promise<ViewerSetu
     }
   }
 
-  const wanted: Modality[] = MODALITIES.filter((m) => m !== 'text' || options.embeddings !== null);
-  const encoders = (await weightsServed(options.origin, fetchFunc))
-    ? await loadDigitsBase(httpParts(`${options.origin}/weights/`, { fetchFunc }), { modalities: wanted })
-    : null;
-  const base = createViewerBase(encoders, options.embeddings);
+  let base: ViewerBase;
+  if (custom) {
+    const vocabulary = custom.spec.modalities.includes('text') ? await loadTaskVocabulary(custom) : null;
+    const encoders: Partial<Record<Modality, tf.LayersModel>> = {};
+    try {
+      for (const m of custom.spec.modalities) encoders[m] = await loadTaskEncoderFrom(custom, m, vocabulary?.dim ?? 0);
+    } catch (err) {
+      for (const e of Object.values(encoders)) e.dispose();
+      throw err;
+    }
+    base = createTaskViewerBase(custom.spec, encoders, vocabulary);
+  } else {
+    const wanted: Modality[] = MODALITIES.filter((m) => m !== 'text' || options.embeddings !== null);
+    const encoders = (await weightsServed(options.origin, fetchFunc))
+      ? await loadDigitsBase(httpParts(`${options.origin}/weights/`, { fetchFunc }), { modalities: wanted })
+      : null;
+    base = createViewerBase(encoders, options.embeddings);
+  }
   const built: ViewerModel[] = [];
   try {
     let globalModel: ViewerModel | null = null;

@@ -8,9 +8,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { restrictSample } from './compare.js';
-import { AUDIO_SAMPLES, AUDIO_SAMPLE_RATE, IMAGE_SIDE, type ViewerModel } from './demoModel.js';
+import type { ViewerModel } from './demoModel.js';
 import { explainSample, type ViewerSample } from './explainSample.js';
-import { textInput } from './samples.js';
+import { taskTextInput, textInput } from './samples.js';
 
 /**
  * Has the WebGL backend compile shape-generic programs (shapes passed as uniforms), so the same
@@ -24,15 +24,18 @@ export function prepareBackend(): void {
 
 /** A sample with content in every modality `viewer` reads (a bar image, a phrase, a tone), so every kernel of an explanation runs. */
 export function warmUpSample(viewer: ViewerModel): ViewerSample {
-  const image = new Float32Array(IMAGE_SIDE * IMAGE_SIDE);
-  for (let y = 4; y < IMAGE_SIDE - 4; y++) for (let x = 12; x < 16; x++) image[y * IMAGE_SIDE + x] = 1;
-  const audio = Float32Array.from({ length: AUDIO_SAMPLES }, (_, i) => 0.5 * Math.sin((2 * Math.PI * 440 * i) / AUDIO_SAMPLE_RATE));
-  const full: ViewerSample = {
-    source: 'warm-up',
-    image,
-    audio,
-    ...(viewer.embeddings ? { text: textInput('seven apples on the table', viewer.embeddings) } : {}),
-  };
+  const { height, width, channels } = viewer.inputs.image;
+  const image = new Float32Array(height * width * channels);
+  for (let y = 4; y < height - 4; y++)
+    for (let x = Math.floor(width / 2) - 2; x < Math.floor(width / 2) + 2; x++) image.fill(1, (y * width + x) * channels, (y * width + x + 1) * channels);
+  const rate = viewer.logMel.config.sampleRate;
+  const audio = Float32Array.from({ length: viewer.inputs.audioSamples }, (_, i) => 0.5 * Math.sin((2 * Math.PI * 440 * i) / rate));
+  const text = viewer.vocabulary
+    ? taskTextInput(viewer.vocabulary.words.slice(1, 4).join(' '), viewer.vocabulary, viewer.inputs.textTokens)
+    : viewer.embeddings
+      ? textInput('seven apples on the table', viewer.embeddings)
+      : null;
+  const full: ViewerSample = { source: 'warm-up', image, audio, ...(text ? { text } : {}) };
   return restrictSample(full, viewer.modalities).sample ?? full;
 }
 

@@ -25,7 +25,7 @@ import {
   TermsPanel,
   TextTokensPanel,
 } from '../explain/Panels.js';
-import { sampleFromDigits, sampleFromFile, textInput } from '../explain/samples.js';
+import { sampleFromDigits, sampleFromFile, sampleFromTaskFile, taskTextInput, textInput } from '../explain/samples.js';
 import { loadDemoData, type DemoData } from '../lib/builtinData.js';
 import { describeError } from '../lib/errors.js';
 import { useBackend } from '../lib/useBackend.js';
@@ -91,7 +91,7 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
         built = loaded;
         setSetup({ status: 'ready', viewer: loaded, demo, demoError });
         // Compile every kernel of an explanation now, while the researcher picks a sample.
-        const names = demo ? demo.digitsTest.classes : defaultClassNames;
+        const names = loaded.global.classNames ?? (demo ? demo.digitsTest.classes : defaultClassNames);
         setWarm({ status: 'warming' });
         warming.current = timePhase('warm-up', () => warmUp([loaded.global, ...(loaded.local ? [loaded.local] : [])], names)).then(
           (ms) => {
@@ -114,7 +114,9 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
     };
   }, [backend.status, taskId, token]);
 
-  const classNames = setup.status === 'ready' && setup.demo ? setup.demo.digitsTest.classes : defaultClassNames;
+  // A custom task names its own classes; the demo's come with its built-in samples.
+  const classNames =
+    setup.status === 'ready' ? (setup.viewer.global.classNames ?? (setup.demo ? setup.demo.digitsTest.classes : defaultClassNames)) : defaultClassNames;
 
   const run = async (make: () => Promise<ViewerSample>, label: string): Promise<void> => {
     if (setup.status !== 'ready') return;
@@ -139,8 +141,12 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
   };
 
   const ready = setup.status === 'ready';
-  const embeddings = ready ? (setup.demo?.embeddings ?? null) : null;
-  const demo = ready ? setup.demo : null;
+  const taskModel = ready && setup.viewer.global.provenance.base === 'task' ? setup.viewer.global : null;
+  const embeddings = ready && !taskModel ? (setup.demo?.embeddings ?? null) : null;
+  const demo = ready && !taskModel ? setup.demo : null;
+  const canType = taskModel ? taskModel.vocabulary !== null : embeddings !== null;
+  const typed = (): ViewerSample['text'] =>
+    taskModel ? taskTextInput(text, taskModel.vocabulary!, taskModel.inputs.textTokens) : textInput(text, embeddings!);
   const numDemo = demo ? demo.digitsTest.numExamples : 0;
 
   return (
@@ -156,7 +162,12 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
               The model could not be built: {setup.error}
             </p>
           )}
-          {ready && setup.demoError && (
+          {taskModel && (
+            <p className="note" data-testid="task-classes" data-classes={classNames.join(',')}>
+              Task {viewerParams(search).taskId}: {classNames.join(', ')}, from {taskModel.modalities.join(', ')}. Choose one of your own files to explain.
+            </p>
+          )}
+          {ready && !taskModel && setup.demoError && (
             <p className="warning">
               Built-in samples and the word-embedding table could not be loaded ({setup.demoError}); images and audio still work, text does not.
             </p>
@@ -170,19 +181,23 @@ export default function ExplainPage({ search }: { search: string }): ReactNode {
                 data-testid="explain-file"
                 onChange={(e) => {
                   const file = e.currentTarget.files?.[0];
-                  if (file) void run(() => sampleFromFile(sourceFromFile(file), embeddings), file.name);
+                  if (file)
+                    void run(
+                      () => (taskModel ? sampleFromTaskFile(sourceFromFile(file), taskModel) : sampleFromFile(sourceFromFile(file), embeddings)),
+                      file.name,
+                    );
                   e.currentTarget.value = '';
                 }}
               />
             </label>
             <label className="block">
               Text
-              <textarea rows={2} value={text} onChange={(e) => setText(e.currentTarget.value)} data-testid="explain-text" disabled={embeddings === null} />
+              <textarea rows={2} value={text} onChange={(e) => setText(e.currentTarget.value)} data-testid="explain-text" disabled={!canType} />
             </label>
             <button
               type="button"
-              onClick={() => void run(() => Promise.resolve({ source: 'typed text', text: textInput(text, embeddings!) }), 'typed text')}
-              disabled={embeddings === null}
+              onClick={() => void run(() => Promise.resolve({ source: 'typed text', text: typed()! }), 'typed text')}
+              disabled={!canType}
               data-testid="explain-text-button"
             >
               Explain this text
@@ -253,7 +268,7 @@ function ProvenancePanel({ setup }: { setup: Setup }): ReactNode {
   }
   const { global, local, localNote } = setup.viewer;
   const adapters = global.provenance.adapters;
-  const fallback = adapters.kind !== 'global' || global.provenance.base !== 'pretrained';
+  const fallback = adapters.kind !== 'global' || global.provenance.base === 'fresh';
   return (
     <div className={fallback ? 'warning' : 'panel'} aria-label="model weights">
       <p
