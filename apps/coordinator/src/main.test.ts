@@ -1,13 +1,15 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FedAdam, encodeUpdate } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
+import { parse } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeGlobal, sha256HexSync } from './engine/roundEngine.js';
+import { writeExampleTask } from './task/exampleTask.js';
 import { FakeClient, constantDelta, globalOf } from './testing/fakeClient.js';
 import type { ParsedRoundStart } from '@chorus/protocol';
 
@@ -259,6 +261,46 @@ describe('coordinator process', () => {
     expect(metrics2[0]).toEqual(metrics1[0]);
     expect(metrics2[1]!.metrics['numAccepted']).toBe(2);
   }, 240_000);
+
+  it('serves a task created from the dashboard again after a restart, under the same join link', async () => {
+    // Arrange: a coordinator on a data dir; a researcher creates a custom task through the admin API.
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-created-'));
+    dirs.push(dir);
+    const taskFile = join(dir, 'crash.yaml');
+    writeFileSync(taskFile, TASK_YAML);
+    const example = await writeExampleTask(join(dir, 'source'), {
+      id: 'made',
+      modalities: ['text'],
+      numClients: 1,
+      perClass: { probe: 4, test: 2, client: 1 },
+    });
+    const task = parse(readFileSync(example.taskFile, 'utf8')) as Record<string, unknown>;
+    task['evaluation'] = { probeExamples: 8, testExamples: 0 };
+    const files = ['encoders/text/model.json', 'encoders/text/weights.bin', 'vocabulary.txt', 'data/probe/text/text.csv'].map((path) => ({
+      path,
+      base64: readFileSync(join(example.dir, path)).toString('base64'),
+    }));
+    const first = await launch(join(dir, 'data'), taskFile);
+    const created = await fetch(`${first.url}/api/tasks`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer admin-secret', 'content-type': 'application/json' },
+      body: JSON.stringify({ task, files }),
+    });
+    expect(created.status).toBe(201);
+    const { joinToken } = (await created.json()) as { joinToken: string };
+    await stop(first.child);
+
+    // Act: start again on the same data dir, with only the task file on the command line.
+    const second = await launch(join(dir, 'data'), taskFile);
+    const spec = await fetch(`${second.url}/api/tasks/made/spec`, { headers: { authorization: `Bearer ${joinToken}` } });
+    const status = await taskStatus(second.url, 'made');
+    await stop(second.child);
+
+    // Assert: the created task is served, with the join token it was created with.
+    expect(spec.status).toBe(200);
+    expect(((await spec.json()) as { classes: string[] }).classes).toHaveLength(5);
+    expect(status).toBe('waiting');
+  }, 120_000);
 
   it('refuses a bad task file with exit status 1 and a message naming the file, line and path', async () => {
     // Arrange: an alias that expands past what a task file may hold, deep in the strategy.
