@@ -223,7 +223,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     identityDir = join(dataDir, 'identities');
   }
   try {
-    return await simulateOn(store, identityDir, { ...options, task: { ...options.task, runs: 'once' }, backend, testExamples }, logger);
+    // Without `runs` a task runs once: a continuous one would never end the simulation.
+    const { runs: _runs, ...once } = options.task;
+    return await simulateOn(store, identityDir, { ...options, task: once, backend, testExamples }, logger);
   } finally {
     store.close();
     if (options.dataDir === undefined) rmSync(identityDir, { recursive: true, force: true });

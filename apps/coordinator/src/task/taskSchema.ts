@@ -444,7 +444,8 @@ export const taskSchema = z
      * past run (rounds, metrics, final model) and starts a fresh one from the initial model under the
      * same join link. A stopped or failed run never restarts.
      */
-    runs: z.enum(['once', 'continuous']).default('once'),
+    // Optional rather than defaulted, so a task that does not name it keeps the same parsed form (and the experiments' stored keys).
+    runs: z.enum(['once', 'continuous']).optional(),
   })
   .superRefine((task, ctx) => {
     if (task.minClients > task.clientsPerRound) {
