@@ -21,7 +21,7 @@ import {
   buildDigitsEncoder,
   frameCount,
 } from '@chorus/models';
-import type { Modality, ModelHead } from '@chorus/models';
+import type { EncoderSpec, Modality, ModelHead } from '@chorus/models';
 import { ClientError } from './errors.js';
 
 /** What the global model's shapes say about the adapters. */
@@ -151,36 +151,45 @@ export function createDigitsModelFactory(options: DigitsFactoryOptions = {}): Mo
       if (disposed) throw new ClientError('CLIENT_CLOSED', 'the model factory was disposed');
       // Checked before any base loads, so a bad request builds nothing.
       const adapterAlpha = checkAlpha(request.adapterAlpha ?? defaultAlpha, 'ModelFactory.create');
-      const encoders: Partial<Record<Modality, { base: tf.LayersModel }>> = {};
+      const encoders: Partial<Record<Modality, EncoderSpec>> = {};
       for (const m of request.modalities) encoders[m] = { base: await base(m) };
-      return new MultimodalModel({
-        numClasses: request.numClasses,
-        encoders,
-        ...(request.modalities.includes('text') ? { textEmbedder: await textEmbedder() } : {}),
-        conceptDim: request.namConcepts,
-        head: request.head ?? 'nam',
-        // The linear head has no shape functions, so its layout carries no hidden width.
-        ...(request.head === 'linear' ? {} : { namHiddenUnits: request.namHiddenUnits }),
-        loraRank: request.adapterRank,
-        loraAlpha: adapterAlpha,
-        learningRate: request.learningRate,
-        seed: request.seed,
-      });
+      return modelForRequest(request, { encoders, ...(request.modalities.includes('text') ? { textEmbedder: await textEmbedder() } : {}), adapterAlpha });
     },
     dispose() {
       if (disposed) return;
       disposed = true;
-      for (const p of bases.values())
-        void p.then(
-          (b) => b.dispose(),
-          () => undefined,
-        );
-      void embedder?.then(
-        (e) => e.dispose(),
-        () => undefined,
-      );
+      disposeLoaded([...bases.values(), embedder]);
     },
   };
+}
+
+/** A round's model for `request` on the factory's frozen parts (encoders with their adapter layers, the word-embedding table) and LoRA α. */
+export function modelForRequest(
+  request: ModelRequest,
+  parts: { readonly encoders: Partial<Record<Modality, EncoderSpec>>; readonly textEmbedder?: TextEmbedder; readonly adapterAlpha: number },
+): MultimodalModel {
+  return new MultimodalModel({
+    numClasses: request.numClasses,
+    encoders: parts.encoders,
+    ...(parts.textEmbedder ? { textEmbedder: parts.textEmbedder } : {}),
+    conceptDim: request.namConcepts,
+    head: request.head ?? 'nam',
+    // The linear head has no shape functions, so its layout carries no hidden width.
+    ...(request.head === 'linear' ? {} : { namHiddenUnits: request.namHiddenUnits }),
+    loraRank: request.adapterRank,
+    loraAlpha: parts.adapterAlpha,
+    learningRate: request.learningRate,
+    seed: request.seed,
+  });
+}
+
+/** Disposes what each load resolves to, once it has; a failed load holds nothing to release. */
+export function disposeLoaded(loads: Iterable<Promise<{ dispose(): void }> | null | undefined>): void {
+  for (const p of loads)
+    void p?.then(
+      (loaded) => loaded.dispose(),
+      () => undefined,
+    );
 }
 
 /** Log-mel features [n, frames, mels] of int16 clips, cropped or zero-padded to 1 s (the demo's rule), as host data. */

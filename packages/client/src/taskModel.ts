@@ -8,7 +8,6 @@ import type * as tf from '@tensorflow/tfjs';
 import { loadAudioFolder, loadImageFolder, loadTextFiles, sha256Hex } from '@chorus/datasets';
 import type { Skipped, SourceFile } from '@chorus/datasets';
 import {
-  MultimodalModel,
   TextEmbedder,
   audioFrames,
   audioInputs,
@@ -27,6 +26,7 @@ import type { TaskSpec } from '@chorus/protocol';
 import { ArrayDataset } from './dataset.js';
 import type { LocalDataset } from './dataset.js';
 import { ClientError } from './errors.js';
+import { disposeLoaded, modelForRequest } from './models.js';
 import type { ModelFactory } from './models.js';
 
 /** A task's spec and a way to fetch the files it lists. */
@@ -172,31 +172,16 @@ export function createTaskModelFactory(source: TaskSource): TaskModelFactory {
         throw new ClientError('CLIENT_MODEL_MISMATCH', `the global model has ${request.numClasses} classes, task ${spec.taskId} lists ${spec.classes.length}`);
       const parts: Partial<Record<Modality, { base: tf.LayersModel; targets: readonly string[] }>> = {};
       for (const m of request.modalities) parts[m] = { base: await base(m), targets: encoders[m]!.adapters };
-      return new MultimodalModel({
-        numClasses: request.numClasses,
+      return modelForRequest(request, {
         encoders: parts,
         ...(request.modalities.includes('text') ? { textEmbedder: await textEmbedder() } : {}),
-        conceptDim: request.namConcepts,
-        head: request.head ?? 'nam',
-        ...(request.head === 'linear' ? {} : { namHiddenUnits: request.namHiddenUnits }),
-        loraRank: request.adapterRank,
-        loraAlpha: request.adapterAlpha ?? spec.adapterAlpha,
-        learningRate: request.learningRate,
-        seed: request.seed,
+        adapterAlpha: request.adapterAlpha ?? spec.adapterAlpha,
       });
     },
     dispose() {
       if (disposed) return;
       disposed = true;
-      for (const p of bases.values())
-        void p.then(
-          (b) => b.dispose(),
-          () => undefined,
-        );
-      void embedder?.then(
-        (e) => e.dispose(),
-        () => undefined,
-      );
+      disposeLoaded([...bases.values(), embedder]);
     },
   };
 }

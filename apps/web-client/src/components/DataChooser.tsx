@@ -3,10 +3,11 @@
  * loaded in the tab by the datasets package's loaders, then a summary of what loaded per class and
  * every file or row that was skipped, named, with its reason.
  */
-import { useEffect, useId, useRef, useState, type DragEvent, type ReactNode } from 'react';
-import { sourcesFromDataTransfer, sourcesFromFileList, type SourceFile } from '@chorus/datasets';
+import { useId, useState, type ReactNode } from 'react';
+import type { SourceFile } from '@chorus/datasets';
 import { MODALITIES } from '@chorus/fl-core';
 import { describeError } from '../lib/errors.js';
+import { FileDropZone } from './FileDropZone.js';
 import { DEMO_IMAGE_TARGET, loadOwnData, type DataSpec, type DataSummary } from '../lib/ownData.js';
 
 type Modality = DataSpec['modality'];
@@ -25,13 +26,7 @@ export function DataChooser({ classNames, onLoaded }: { classNames?: readonly st
   const [modality, setModality] = useState<Modality>('image');
   const [textColumn, setTextColumn] = useState('text');
   const [labelColumn, setLabelColumn] = useState('label');
-  const [dragging, setDragging] = useState(false);
   const [state, setState] = useState<State>({ status: 'idle' });
-  const folderInput = useRef<HTMLInputElement>(null);
-
-  useEffect(() => {
-    if (folderInput.current) folderInput.current.webkitdirectory = true;
-  }, []);
 
   const spec = (): DataSpec => {
     const names = classNames ? { classNames } : {};
@@ -49,14 +44,6 @@ export function DataChooser({ classNames, onLoaded }: { classNames?: readonly st
     } catch (err) {
       setState({ status: 'failed', error: describeError(err) });
     }
-  };
-
-  const onDrop = (event: DragEvent<HTMLDivElement>): void => {
-    event.preventDefault();
-    setDragging(false);
-    // The item list is only valid during the event: take the entries before anything awaits.
-    const pending = sourcesFromDataTransfer(event.dataTransfer.items);
-    void pending.then(load, (err: unknown) => setState({ status: 'failed', error: describeError(err) }));
   };
 
   return (
@@ -81,42 +68,7 @@ export function DataChooser({ classNames, onLoaded }: { classNames?: readonly st
           </label>
         </div>
       )}
-      <div
-        className={`drop-zone${dragging ? ' dragging' : ''}`}
-        data-testid="drop-zone"
-        onDragOver={(e) => {
-          e.preventDefault();
-          e.dataTransfer.dropEffect = 'copy';
-          setDragging(true);
-        }}
-        onDragLeave={() => setDragging(false)}
-        onDrop={onDrop}
-      >
-        <p>Drop files or folders here</p>
-        <div className="inline">
-          <label className="button">
-            Choose a folder…
-            <input
-              ref={folderInput}
-              type="file"
-              multiple
-              className="visually-hidden"
-              data-testid="folder-input"
-              onChange={(e) => void load(sourcesFromFileList(e.currentTarget.files ?? []))}
-            />
-          </label>
-          <label className="button">
-            Choose files…
-            <input
-              type="file"
-              multiple
-              className="visually-hidden"
-              data-testid="files-input"
-              onChange={(e) => void load(sourcesFromFileList(e.currentTarget.files ?? []))}
-            />
-          </label>
-        </div>
-      </div>
+      <FileDropZone onFiles={(files) => void load(files)} onError={(error) => setState({ status: 'failed', error })} />
       <div aria-live="polite">
         {state.status === 'loading' && <p role="status">Reading {state.numFiles} files in this tab…</p>}
         {state.status === 'failed' && (

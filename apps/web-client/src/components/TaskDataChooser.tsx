@@ -4,12 +4,13 @@
  * under the task's input spec, with what loaded per class and every file that does not fit, named,
  * with its reason. Nothing is uploaded.
  */
-import { useEffect, useId, useRef, useState, type DragEvent, type ReactNode } from 'react';
+import { useId, useState, type ReactNode } from 'react';
 import { loadOwnTaskData, type OwnTaskData } from '@chorus/client';
-import { sourcesFromDataTransfer, sourcesFromFileList, type SourceFile } from '@chorus/datasets';
+import type { SourceFile } from '@chorus/datasets';
 import type { Vocabulary } from '@chorus/models';
 import type { Modality, TaskSpec } from '@chorus/protocol';
 import { describeError } from '../lib/errors.js';
+import { FileDropZone } from './FileDropZone.js';
 import { DataSummaryView } from './DataChooser.js';
 
 /** Own files loaded for a custom task, with how many files were offered. */
@@ -44,13 +45,7 @@ export function TaskDataChooser({
 }): ReactNode {
   const id = useId();
   const [modality, setModality] = useState<Modality>(spec.modalities[0]!);
-  const [dragging, setDragging] = useState(false);
   const [state, setState] = useState<State>({ status: 'idle' });
-  const folderInput = useRef<HTMLInputElement>(null);
-
-  useEffect(() => {
-    if (folderInput.current) folderInput.current.webkitdirectory = true;
-  }, []);
 
   const load = async (files: SourceFile[]): Promise<void> => {
     setState({ status: 'loading', numFiles: files.length });
@@ -62,14 +57,6 @@ export function TaskDataChooser({
     } catch (err) {
       setState({ status: 'failed', error: describeError(err) });
     }
-  };
-
-  const onDrop = (event: DragEvent<HTMLDivElement>): void => {
-    event.preventDefault();
-    setDragging(false);
-    // The item list is only valid during the event: take the entries before anything awaits.
-    const pending = sourcesFromDataTransfer(event.dataTransfer.items);
-    void pending.then(load, (err: unknown) => setState({ status: 'failed', error: describeError(err) }));
   };
 
   return (
@@ -92,42 +79,7 @@ export function TaskDataChooser({
         ))}
       </fieldset>
       <p className="note">{taskDataHelp(spec, modality)}</p>
-      <div
-        className={`drop-zone${dragging ? ' dragging' : ''}`}
-        data-testid="task-drop-zone"
-        onDragOver={(e) => {
-          e.preventDefault();
-          e.dataTransfer.dropEffect = 'copy';
-          setDragging(true);
-        }}
-        onDragLeave={() => setDragging(false)}
-        onDrop={onDrop}
-      >
-        <p>Drop files or folders here</p>
-        <div className="inline">
-          <label className="button">
-            Choose a folder…
-            <input
-              ref={folderInput}
-              type="file"
-              multiple
-              className="visually-hidden"
-              data-testid="task-folder-input"
-              onChange={(e) => void load(sourcesFromFileList(e.currentTarget.files ?? []))}
-            />
-          </label>
-          <label className="button">
-            Choose files…
-            <input
-              type="file"
-              multiple
-              className="visually-hidden"
-              data-testid="task-files-input"
-              onChange={(e) => void load(sourcesFromFileList(e.currentTarget.files ?? []))}
-            />
-          </label>
-        </div>
-      </div>
+      <FileDropZone onFiles={(files) => void load(files)} onError={(error) => setState({ status: 'failed', error })} testIdPrefix="task-" />
       <div aria-live="polite">
         {state.status === 'loading' && <p role="status">Reading {state.numFiles} files in this tab…</p>}
         {state.status === 'failed' && (
