@@ -178,7 +178,10 @@ export function TextTokensPanel({ view }: View): ReactNode {
           );
         })}
       </p>
-      <p className="note">Red tokens push toward the predicted class, blue ones away; unknown words use the shared unknown-word vector.</p>
+      <p className="note">
+        Red tokens push toward the predicted class, blue ones away;{' '}
+        {view.provenance.base === 'task' ? "words missing from the task's vocabulary are left out." : 'unknown words use the shared unknown-word vector.'}
+      </p>
     </section>
   );
 }
