@@ -111,9 +111,21 @@ describe.skipIf(!runnable)("a researcher's own task in the browser", () => {
     mkdirSync(join(badProbe, 'hexagon'), { recursive: true });
     cpSync(join(example.dir, 'data/probe/image'), badProbe, { recursive: true });
     writeFileSync(join(badProbe, 'hexagon', '000.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47]));
+    // A task the task-file schema refuses is stopped in the form, naming the fields; nothing is sent.
+    await page.goto(`${coordinator.url}/dashboard/new`);
+    await page.getByTestId('new-task-token').fill(ADMIN_TOKEN);
+    await page.getByTestId('new-task-id').fill('two words');
+    await page.getByTestId('create-task').click();
+    const stopped = page.getByTestId('task-refused');
+    await stopped.waitFor({ timeout: 30_000 });
+    expect(await stopped.getAttribute('data-where')).toBe('form');
+    const problems = await page.getByTestId('task-problem').allTextContents();
+    expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(/^id: /), expect.stringMatching(/^classes: /)]));
+
     await fillForm(page, badProbe);
     const refused = page.getByTestId('task-refused');
     await refused.waitFor({ timeout: 120_000 });
+    await expect.poll(() => refused.getAttribute('data-where'), { timeout: 120_000 }).toBe('coordinator');
     expect(await refused.getAttribute('data-code')).toBe('TASK_INVALID');
     expect(await refused.textContent()).toMatch(/dataset\.probe\.image: .*hexagon/);
     expect(coordinator.engines.has('shapes')).toBe(false);

@@ -82,3 +82,29 @@ export {
   textInputSchema,
 } from './taskSpec.js';
 export type { AudioInputSpec, ImageInputSpec, InputSpecs, TaskFile, TaskSpec, TextInputSpec } from './taskSpec.js';
+export {
+  CUSTOM_BASE,
+  DEFAULT_ADMISSION,
+  MAX_UPDATE_BYTES_CAP,
+  REPRESENTATION_TASK_MODEL,
+  admissionSchema,
+  isCustomTask,
+  isRepresentationStrategy,
+  isRepresentationTask,
+  representationTaskSchema,
+  strategySchema,
+  taskSchema,
+} from './taskFile.js';
+export type {
+  BaseStrategyConfig,
+  ClipStrategyConfig,
+  CustomData,
+  CustomEncoders,
+  DpStrategyConfig,
+  RepresentationStrategyTaskConfig,
+  RepresentationTask,
+  RepresentationTaskConfig,
+  StrategyConfig,
+  TaskConfig,
+  TrustStrategyConfig,
+} from './taskFile.js';

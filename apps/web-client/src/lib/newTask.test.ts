@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { belowPicked, newTaskBody, outlineEncoder, toBase64, type NewTaskForm } from './newTask.js';
+import { belowPicked, checkNewTask, newTaskBody, outlineEncoder, toBase64, type NewTaskForm } from './newTask.js';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 
@@ -116,5 +116,20 @@ describe('helpers', () => {
     expect(toBase64(bytes('Chorus'))).toBe('Q2hvcnVz');
     expect(belowPicked('probe/circle/a.png')).toBe('circle/a.png');
     expect(belowPicked('text.csv')).toBe('text.csv');
+  });
+});
+
+describe('checkNewTask', () => {
+  it('passes a task the task-file schema takes', () => {
+    expect(checkNewTask(newTaskBody(form))).toEqual([]);
+  });
+
+  it('names every field the task-file schema refuses', () => {
+    const problems = checkNewTask(newTaskBody({ ...form, id: 'no spaces', rounds: 0, classes: ['only-one'] }));
+    expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(/^id: /), expect.stringMatching(/^rounds: /), expect.stringMatching(/^classes: /)]));
+  });
+
+  it('applies the cross-field rules too', () => {
+    expect(checkNewTask(newTaskBody({ ...form, minClients: 5 }))).toEqual([expect.stringMatching(/^minClients: must be ≤ clientsPerRound \(2\), got 5/)]);
   });
 });

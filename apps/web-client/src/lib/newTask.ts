@@ -2,10 +2,12 @@
  * The dashboard's "New task" form as data: what the researcher entered and chose, turned into the
  * body of `POST /api/tasks` — the task as a task file holds it (paths inside its folder) and the
  * files it names, base64 — plus what the form reads off a chosen `model.json` (its input shape and
- * the layers that can take LoRA adapters) to fill itself in. The coordinator checks the body with
- * the task-file schema and answers every problem with the field it is about.
+ * the layers that can take LoRA adapters) to fill itself in. The form checks the task with the
+ * task-file schema (`@chorus/protocol`'s, the one the coordinator reads task files with) before
+ * sending; the coordinator checks it again with its files and answers every problem with the field
+ * it is about.
  */
-import type { Modality } from '@chorus/protocol';
+import { taskSchema, type Modality } from '@chorus/protocol';
 
 /** One file the researcher chose, with its path relative to the folder picked (or its name). */
 export interface ChosenFile {
@@ -169,4 +171,14 @@ export function outlineEncoder(text: string): EncoderOutline {
     .filter((n) => n !== '');
   const weightFiles = json.weightsManifest.flatMap((g) => g.paths ?? []).map((p) => p.replace(/^\.\//, ''));
   return { inputShape, adapterLayers, weightFiles };
+}
+
+/** Problems the task-file schema finds in `body.task`, as `path: message` lines (none: it passes); the coordinator then checks its files too. */
+export function checkNewTask(body: NewTaskBody): string[] {
+  const result = taskSchema.safeParse(body.task);
+  if (result.success) return [];
+  return result.error.issues.map((issue) => {
+    const path = issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
+    return `${path || '(root)'}: ${issue.message}`;
+  });
 }

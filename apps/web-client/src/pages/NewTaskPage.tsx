@@ -8,7 +8,7 @@
 import { useId, useState, type FormEvent, type ReactNode } from 'react';
 import type { Modality } from '@chorus/protocol';
 import { Link } from '../app/router.js';
-import { newTaskBody, outlineEncoder, type ChosenFile, type ModalityForm, type NewTaskForm } from '../lib/newTask.js';
+import { checkNewTask, newTaskBody, outlineEncoder, type ChosenFile, type ModalityForm, type NewTaskForm } from '../lib/newTask.js';
 
 const TOKEN_KEY = 'chorus.adminToken';
 const MODALITIES: readonly Modality[] = ['image', 'text', 'audio'];
@@ -70,7 +70,10 @@ const emptyModality = (m: Modality): ModalityState => ({
 });
 
 type Outcome =
-  { status: 'idle' } | { status: 'sending' } | { status: 'created'; joinUrl: string; taskId: string } | { status: 'refused'; code: string; problems: string[] };
+  | { status: 'idle' }
+  | { status: 'sending' }
+  | { status: 'created'; joinUrl: string; taskId: string }
+  | { status: 'refused'; code: string; problems: string[]; where: 'form' | 'coordinator' };
 
 /** `/dashboard/new` */
 export default function NewTaskPage(): ReactNode {
@@ -183,6 +186,10 @@ export default function NewTaskPage(): ReactNode {
       adapterAlpha: n('adapterAlpha'),
       namConcepts: n('namConcepts'),
     };
+    const body = newTaskBody(form);
+    // The task-file schema first, here: nothing is sent while the task itself is wrong.
+    const problems = checkNewTask(body);
+    if (problems.length > 0) return setOutcome({ status: 'refused', code: 'TASK_INVALID', problems, where: 'form' });
     setOutcome({ status: 'sending' });
     sessionStorage.setItem(TOKEN_KEY, token);
     void (async () => {
@@ -190,23 +197,24 @@ export default function NewTaskPage(): ReactNode {
         const res = await fetch(`${window.location.origin}/api/tasks`, {
           method: 'POST',
           headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-          body: JSON.stringify(newTaskBody(form)),
+          body: JSON.stringify(body),
         });
-        const body = (await res.json().catch(() => ({}))) as {
+        const answer = (await res.json().catch(() => ({}))) as {
           taskId?: string;
           joinPath?: string;
           error?: { code?: string; message?: string; issues?: string[] };
         };
-        if (res.ok && body.joinPath && body.taskId)
-          setOutcome({ status: 'created', taskId: body.taskId, joinUrl: `${window.location.origin}${body.joinPath}` });
+        if (res.ok && answer.joinPath && answer.taskId)
+          setOutcome({ status: 'created', taskId: answer.taskId, joinUrl: `${window.location.origin}${answer.joinPath}` });
         else
           setOutcome({
             status: 'refused',
-            code: body.error?.code ?? `HTTP ${res.status}`,
-            problems: body.error?.issues && body.error.issues.length > 0 ? body.error.issues : [body.error?.message ?? 'no answer'],
+            code: answer.error?.code ?? `HTTP ${res.status}`,
+            problems: answer.error?.issues && answer.error.issues.length > 0 ? answer.error.issues : [answer.error?.message ?? 'no answer'],
+            where: 'coordinator',
           });
       } catch (err) {
-        setOutcome({ status: 'refused', code: 'NETWORK', problems: [(err as Error).message] });
+        setOutcome({ status: 'refused', code: 'NETWORK', problems: [(err as Error).message], where: 'coordinator' });
       }
     })();
   };
@@ -391,8 +399,12 @@ export default function NewTaskPage(): ReactNode {
           </section>
         ) : null}
         {outcome.status === 'refused' ? (
-          <section className="panel" role="alert" data-testid="task-refused" data-code={outcome.code}>
-            <h2>The coordinator refused the task ({outcome.code})</h2>
+          <section className="panel" role="alert" data-testid="task-refused" data-code={outcome.code} data-where={outcome.where}>
+            <h2>
+              {outcome.where === 'form'
+                ? `The task is not valid yet (${outcome.code}); nothing was sent`
+                : `The coordinator refused the task (${outcome.code})`}
+            </h2>
             <ul>
               {outcome.problems.map((p, i) => (
                 <li key={i} data-testid="task-problem">
