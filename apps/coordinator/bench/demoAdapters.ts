@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { MultimodalModel, TextEmbedder, buildDigitsEncoders } from '@chorus/models';
 import type { Tensor } from '@chorus/fl-core';
-import type { TaskConfig } from '../src/task/taskSchema.js';
+import type { TaskConfig } from '@chorus/protocol';
 import { DIGITS_BASE_SEED } from '../src/model/digitsArchitecture.js';
 
 // The text encoder reads 100-d GloVe vectors; a stand-in table of that width gives the same adapters.

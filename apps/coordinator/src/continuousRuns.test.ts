@@ -16,7 +16,7 @@ import { startCoordinator } from './server.js';
 import type { Coordinator } from './server.js';
 import { SqliteStore } from './store/sqliteStore.js';
 import { parseTask } from './task/loadTask.js';
-import type { TaskConfig } from './task/taskSchema.js';
+import type { TaskConfig } from '@chorus/protocol';
 import { FakeClient, constantDelta, globalOf } from './testing/fakeClient.js';
 
 const ADMIN = 'admin-secret';

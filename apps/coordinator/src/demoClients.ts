@@ -7,8 +7,8 @@
  */
 import { formatFedAfdKinds, parseCliArgs, runInProcesses } from '@chorus/client/node';
 import type { Logger } from 'pino';
-import { isRepresentationTask } from './task/taskSchema.js';
-import type { TaskConfig } from './task/taskSchema.js';
+import { isRepresentationTask } from '@chorus/protocol';
+import type { TaskConfig } from '@chorus/protocol';
 
 /** Options of {@link demoClientArgs}. */
 export interface DemoClientsOptions {

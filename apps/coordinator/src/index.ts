@@ -10,7 +10,7 @@ export {
   representationTaskSchema,
   strategySchema,
   taskSchema,
-} from './task/taskSchema.js';
+} from '@chorus/protocol';
 export type {
   BaseStrategyConfig,
   ClipStrategyConfig,
@@ -21,13 +21,13 @@ export type {
   StrategyConfig,
   TaskConfig,
   TrustStrategyConfig,
-} from './task/taskSchema.js';
+} from '@chorus/protocol';
 export { TASK_FILE_NAME, formatIssues, parseTask, parseTaskYaml, readTaskFile, resolveTaskPaths } from './task/loadTask.js';
 export { EXAMPLE_CLASSES, buildExampleEncoder, encodePng, encodeWav, writeExampleTask } from './task/exampleTask.js';
 export type { ExampleTask, ExampleTaskOptions } from './task/exampleTask.js';
 export { describeTaskFiles } from './task/taskFiles.js';
 export type { TaskFiles } from './task/taskFiles.js';
-export { CUSTOM_BASE, isCustomTask } from './task/taskSchema.js';
+export { CUSTOM_BASE, isCustomTask } from '@chorus/protocol';
 export { MemoryStore } from './store/memoryStore.js';
 export { MIGRATIONS, SqliteStore } from './store/sqliteStore.js';
 export type { SqliteStoreOptions } from './store/sqliteStore.js';

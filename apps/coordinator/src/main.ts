@@ -44,7 +44,7 @@ import { startCoordinator } from './server.js';
 import { SqliteStore } from './store/sqliteStore.js';
 import { readTaskFile } from './task/loadTask.js';
 import { JOIN_TOKEN_FILE } from './task/createTask.js';
-import type { TaskConfig } from './task/taskSchema.js';
+import type { TaskConfig } from '@chorus/protocol';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 

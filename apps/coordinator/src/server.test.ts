@@ -13,7 +13,7 @@ import { MemoryStore } from './store/memoryStore.js';
 import { SqliteStore } from './store/sqliteStore.js';
 import type { CoordinatorStore } from './store/types.js';
 import { parseTask } from './task/loadTask.js';
-import type { TaskConfig } from './task/taskSchema.js';
+import type { TaskConfig } from '@chorus/protocol';
 import { ConnectRefused, FakeClient, constantDelta, globalOf } from './testing/fakeClient.js';
 
 const silent = pino({ level: 'silent' });

@@ -16,7 +16,7 @@ import { startCoordinator } from '../server.js';
 import type { Coordinator } from '../server.js';
 import { MemoryStore } from '../store/memoryStore.js';
 import { parseTask } from '../task/loadTask.js';
-import type { TaskConfig } from '../task/taskSchema.js';
+import type { TaskConfig } from '@chorus/protocol';
 import { initialGlobalOf } from './simulate.js';
 
 const silent = pino({ level: 'silent' });

@@ -51,8 +51,8 @@ import { MemoryStore } from '../store/memoryStore.js';
 import { SqliteStore } from '../store/sqliteStore.js';
 import type { CoordinatorStore } from '../store/types.js';
 import { readTaskFile } from '../task/loadTask.js';
-import { isCustomTask, isRepresentationTask } from '../task/taskSchema.js';
-import type { TaskConfig } from '../task/taskSchema.js';
+import { isCustomTask, isRepresentationTask } from '@chorus/protocol';
+import type { TaskConfig } from '@chorus/protocol';
 import { registerSimulatedClients } from './simulatedClients.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -15,7 +15,7 @@ import { FileIdentityStorage, identityFileOf } from '@chorus/client/node';
 import { CoordinatorError } from '../errors.js';
 import { derivedId, generateToken, hashToken, tokenMatchesHash } from '../security/tokens.js';
 import type { CoordinatorStore } from '../store/types.js';
-import type { TaskConfig } from '../task/taskSchema.js';
+import type { TaskConfig } from '@chorus/protocol';
 
 /** The name of simulated client `index`. */
 export function simulatedClientName(index: number): string {

@@ -26,7 +26,7 @@ import { TaskModel } from '../model/taskModel.js';
 import { writeExampleTask } from '../task/exampleTask.js';
 import { TASK_FILE_NAME, readTaskFile } from '../task/loadTask.js';
 import { describeTaskFiles } from '../task/taskFiles.js';
-import { isCustomTask, isRepresentationTask } from '../task/taskSchema.js';
+import { isCustomTask, isRepresentationTask } from '@chorus/protocol';
 
 /** What `check` reports of a task that loads. */
 export interface TaskCheckSummary {

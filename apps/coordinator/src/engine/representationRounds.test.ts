@@ -3,8 +3,8 @@ import type { FitResult, Parameters, Tensor } from '@chorus/fl-core';
 import { ProtocolError } from '@chorus/protocol';
 import { describe, expect, it } from 'vitest';
 import { parseTask } from '../task/loadTask.js';
-import { isRepresentationTask } from '../task/taskSchema.js';
-import type { RepresentationTask } from '../task/taskSchema.js';
+import { isRepresentationTask } from '@chorus/protocol';
+import type { RepresentationTask } from '@chorus/protocol';
 import { createRepresentationRounds, perKindMetrics, publicBatchIndices } from './representationRounds.js';
 import type { DistillFn } from './representationRounds.js';
 

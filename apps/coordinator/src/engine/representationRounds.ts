@@ -55,7 +55,7 @@ import type {
 import { ProtocolError, representationRefusalCode } from '@chorus/protocol';
 import type { RepresentationRoundConfig } from '@chorus/protocol';
 import { fastCrc32 } from '../codec/fastCrc32.js';
-import type { RepresentationTask } from '../task/taskSchema.js';
+import type { RepresentationTask } from '@chorus/protocol';
 import { roundRng } from './sampling.js';
 
 /** The task seed is mixed with this before drawing public batches, so they share no stream with client sampling or DP noise. */

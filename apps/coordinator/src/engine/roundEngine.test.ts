@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { CoordinatorMetrics } from '../http/metrics.js';
 import { MemoryStore } from '../store/memoryStore.js';
 import { parseTask } from '../task/loadTask.js';
-import type { TaskConfig } from '../task/taskSchema.js';
+import type { TaskConfig } from '@chorus/protocol';
 import { decodeGlobal, encodeGlobal, sha256HexSync } from './checkpoint.js';
 import { RoundEngine } from './roundEngine.js';
 import type { EngineClock, EngineTransport, RoundEngineOptions } from './roundEngine.js';

@@ -62,7 +62,7 @@ import type {
 } from '@chorus/protocol';
 import { ABANDONED_REASON } from '../store/types.js';
 import type { CoordinatorStore, TaskStatus, UpdateRecord } from '../store/types.js';
-import type { TaskConfig } from '../task/taskSchema.js';
+import type { TaskConfig } from '@chorus/protocol';
 import { decodeGlobal, decodeStrategyState, encodeGlobal, encodeStrategyState, sha256HexSync } from './checkpoint.js';
 import { INITIAL_ENGINE_STATE, closeReason, reduceEngine, slotAttempt } from './engineState.js';
 import type { AttemptState, EngineAction, EngineState, Phase } from './engineState.js';

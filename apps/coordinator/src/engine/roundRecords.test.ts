@@ -2,7 +2,7 @@ import { tensor } from '@chorus/fl-core';
 import { roundStartSchema } from '@chorus/protocol';
 import { describe, expect, it } from 'vitest';
 import { parseTask } from '../task/loadTask.js';
-import type { TaskConfig } from '../task/taskSchema.js';
+import type { TaskConfig } from '@chorus/protocol';
 import type { AttemptState } from './engineState.js';
 import { roundIdOf, roundStartPayload, type GlobalModel } from './roundRecords.js';
 

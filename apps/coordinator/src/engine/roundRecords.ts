@@ -8,7 +8,7 @@ import type { AggregateEvaluateResult, AggregateFitResult, EvaluateResult, FitRe
 import { PROTOCOL_VERSION } from '@chorus/protocol';
 import type { RepresentationRoundConfig, RoundEndPayload, RoundStartPayload, TaskEndPayload } from '@chorus/protocol';
 import type { RoundCompletion, StoredStrategyState, TaskStatus } from '../store/types.js';
-import type { TaskConfig } from '../task/taskSchema.js';
+import type { TaskConfig } from '@chorus/protocol';
 import type { AttemptState } from './engineState.js';
 
 /** A global model as the engine holds it: tensors, their codec bytes and the bytes' SHA-256. */

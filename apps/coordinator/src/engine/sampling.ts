@@ -5,7 +5,7 @@
  */
 import { cohortSize, createRng } from '@chorus/fl-core';
 import type { Rng } from '@chorus/fl-core';
-import type { TaskConfig } from '../task/taskSchema.js';
+import type { TaskConfig } from '@chorus/protocol';
 
 /**
  * Generator for one attempt at one round. Each (task seed, round, attempt) has its own stream, so

@@ -34,7 +34,7 @@ import type { TaskSpec } from '@chorus/protocol';
 import { TaskFileError } from '../task/loadTask.js';
 import type { TaskProblem } from '../task/loadTask.js';
 import { describeTaskFiles } from '../task/taskFiles.js';
-import type { CustomData, TaskConfig } from '../task/taskSchema.js';
+import type { CustomData, TaskConfig } from '@chorus/protocol';
 
 /** A custom task's frozen parts, loaded and checked. */
 export interface CustomParts {

@@ -17,7 +17,7 @@ import type { Modality, Tensor } from '@chorus/fl-core';
 import { isCoordinatorError } from '../errors.js';
 import { candidateParameters } from '../engine/serverMeasurements.js';
 import { parseTask } from '../task/loadTask.js';
-import { isRepresentationTask } from '../task/taskSchema.js';
+import { isRepresentationTask } from '@chorus/protocol';
 import { FedAfdServerTask } from './fedAfdServer.js';
 import type { EvaluatorErrorBody, EvaluatorRequest, EvaluatorResponse, ProbeOutcome } from './evaluatorMessages.js';
 import { evaluatorRequestSchema } from './evaluatorMessages.js';

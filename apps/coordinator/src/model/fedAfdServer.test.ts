@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoordinatorError } from '../errors.js';
 import { publicBatchIndices } from '../engine/representationRounds.js';
 import { parseTask } from '../task/loadTask.js';
-import { isRepresentationTask } from '../task/taskSchema.js';
-import type { RepresentationTask } from '../task/taskSchema.js';
+import { isRepresentationTask } from '@chorus/protocol';
+import type { RepresentationTask } from '@chorus/protocol';
 import { FEDAFD_SERVER_FORMAT, FedAfdServerTask } from './fedAfdServer.js';
 
 const B = 8;

@@ -32,7 +32,7 @@ import type { MultimodalBatch } from '@chorus/models';
 import { CoordinatorError } from '../errors.js';
 import { publicBatchIndices } from '../engine/representationRounds.js';
 import { buildRepresentationStrategy } from '../strategy/representation.js';
-import type { RepresentationTask } from '../task/taskSchema.js';
+import type { RepresentationTask } from '@chorus/protocol';
 import type { ExportedArtifacts } from './taskModel.js';
 
 /** `format` of the server model's export: its encoders' weights by name, its sizes in the metadata (as the adapters export of weight tasks). */

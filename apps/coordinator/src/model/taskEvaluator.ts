@@ -28,7 +28,7 @@ import type { Logger } from 'pino';
 import { CoordinatorError } from '../errors.js';
 import { candidateParameters } from '../engine/serverMeasurements.js';
 import type { DistillFn, DistillResult } from '../engine/representationRounds.js';
-import type { TaskConfig } from '../task/taskSchema.js';
+import type { TaskConfig } from '@chorus/protocol';
 import type { EvaluatorErrorBody, EvaluatorOp, EvaluatorRequest, EvaluatorResult, ProbeOutcome } from './evaluatorMessages.js';
 import { evaluatorResponseSchema, evaluatorResultSchemas } from './evaluatorMessages.js';
 // Type-only: the coordinator process must not load TF.js through this module.

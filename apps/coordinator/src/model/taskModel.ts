@@ -35,8 +35,8 @@ import { LogMelFrontend, MultimodalModel, TextEmbedder, exportMergedModel, expla
 import type { Modality, MultimodalBatch } from '@chorus/models';
 import { DEFAULT_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
 import { CoordinatorError } from '../errors.js';
-import { isCustomTask } from '../task/taskSchema.js';
-import type { TaskConfig } from '../task/taskSchema.js';
+import { isCustomTask } from '@chorus/protocol';
+import type { TaskConfig } from '@chorus/protocol';
 import { customBatches, loadCustomData, loadCustomParts } from './customTask.js';
 import { DIGITS_AUDIO_SAMPLES, DIGITS_BASE, DIGITS_BASE_SEED, DIGITS_CAPTION_TOKENS, DIGITS_LOG_MEL, buildDigitsEncoder } from './digitsArchitecture.js';
 

@@ -9,7 +9,7 @@ import { startCoordinator } from '../server.js';
 import type { Coordinator, CoordinatorOptions } from '../server.js';
 import { MemoryStore } from '../store/memoryStore.js';
 import { parseTask } from '../task/loadTask.js';
-import type { TaskConfig } from '../task/taskSchema.js';
+import type { TaskConfig } from '@chorus/protocol';
 import { ConnectRefused, FakeClient } from '../testing/fakeClient.js';
 import { CHALLENGE_TTL_MS, IdentityLimiter, checkProof, issueChallenge } from './admission.js';
 

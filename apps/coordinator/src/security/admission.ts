@@ -9,7 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { proofInput, solvesChallenge } from '@chorus/protocol';
 import type { ProtocolErrorCode } from '@chorus/protocol';
-import type { TaskConfig } from '../task/taskSchema.js';
+import type { TaskConfig } from '@chorus/protocol';
 import { KeyedRateLimiter, TokenBucket } from './rateLimit.js';
 import type { Clock } from './rateLimit.js';
 

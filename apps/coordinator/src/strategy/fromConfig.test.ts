@@ -9,7 +9,7 @@ import type { TaskEvaluator } from '../model/taskEvaluator.js';
 import { isCoordinatorError } from '../errors.js';
 import type { CoordinatorError } from '../errors.js';
 import { parseTask } from '../task/loadTask.js';
-import type { TaskConfig } from '../task/taskSchema.js';
+import type { TaskConfig } from '@chorus/protocol';
 import { buildStrategy, rootExamplesOf, withAdmission } from './fromConfig.js';
 
 function task(strategy: unknown, extra: Record<string, unknown> = {}): TaskConfig {

@@ -33,8 +33,8 @@ import {
 import type { Parameters, Rng, Strategy } from '@chorus/fl-core';
 import { CoordinatorError } from '../errors.js';
 import { roundRng } from '../engine/sampling.js';
-import { isRepresentationTask } from '../task/taskSchema.js';
-import type { StrategyConfig, TaskConfig } from '../task/taskSchema.js';
+import { isRepresentationTask } from '@chorus/protocol';
+import type { StrategyConfig, TaskConfig } from '@chorus/protocol';
 import { buildRepresentationStrategy } from './representation.js';
 
 /** A task's strategy and the handles the coordinator drives it through. */

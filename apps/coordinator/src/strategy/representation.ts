@@ -8,7 +8,7 @@
 import { createRepresentationStrategy, isFlCoreError } from '@chorus/fl-core';
 import type { RepresentationStrategy } from '@chorus/fl-core';
 import { CoordinatorError } from '../errors.js';
-import type { RepresentationTask } from '../task/taskSchema.js';
+import type { RepresentationTask } from '@chorus/protocol';
 
 /** The strategy config fl-core builds from: the task's `strategy` plus the representation section's coefficients. */
 export function representationStrategyConfig(task: RepresentationTask): Record<string, unknown> {

@@ -13,8 +13,8 @@ import { z } from 'zod';
 import { CoordinatorError } from '../errors.js';
 import { TASK_FILE_NAME, parseTask, resolveTaskPaths } from './loadTask.js';
 import { describeTaskFiles } from './taskFiles.js';
-import { isCustomTask } from './taskSchema.js';
-import type { TaskConfig } from './taskSchema.js';
+import { isCustomTask } from '@chorus/protocol';
+import type { TaskConfig } from '@chorus/protocol';
 
 /** The file beside a created task's `task.yaml` holding its join token (owner-only), read again at start. */
 export const JOIN_TOKEN_FILE = 'join-token';

@@ -16,8 +16,8 @@ import type { Alias, Document, Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { CoordinatorError, isCoordinatorError } from '../errors.js';
 import { buildStrategy } from '../strategy/fromConfig.js';
-import { taskSchema } from './taskSchema.js';
-import type { CustomData, TaskConfig } from './taskSchema.js';
+import { taskSchema } from '@chorus/protocol';
+import type { CustomData, TaskConfig } from '@chorus/protocol';
 
 /** Largest task file read (a real one is a few kilobytes). */
 export const MAX_TASK_FILE_BYTES = 1024 * 1024;

@@ -5,7 +5,7 @@ import { CoordinatorError } from '../errors.js';
 import { buildStrategy } from '../strategy/fromConfig.js';
 import { buildRepresentationStrategy } from '../strategy/representation.js';
 import { parseTaskYaml, readTaskFile } from './loadTask.js';
-import { REPRESENTATION_TASK_MODEL, isRepresentationTask } from './taskSchema.js';
+import { REPRESENTATION_TASK_MODEL, isRepresentationTask } from '@chorus/protocol';
 
 const base = `
 id: r1

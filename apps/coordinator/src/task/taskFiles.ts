@@ -13,8 +13,8 @@ import { join, normalize, sep } from 'node:path';
 import { MODALITIES, TASK_SPEC_TYPE } from '@chorus/protocol';
 import type { Modality, TaskFile, TaskSpec } from '@chorus/protocol';
 import { TaskFileError } from './loadTask.js';
-import { isCustomTask } from './taskSchema.js';
-import type { TaskConfig } from './taskSchema.js';
+import { isCustomTask } from '@chorus/protocol';
+import type { TaskConfig } from '@chorus/protocol';
 
 /** Largest file of a task's encoder a client is asked to fetch. */
 export const MAX_TASK_FILE_BYTES = 256 * 1024 * 1024;
