@@ -20,6 +20,12 @@ export const COORDINATOR_ERROR_CODES = [
   'EVALUATOR_EXITED',
   'EVALUATOR_TIMEOUT',
   'EVALUATOR_ERROR',
+  /** A write that only a task's leading node may make, from a node that does not lead it (or no longer does). */
+  'NOT_LEADER',
+  /** A leader's write refused by Redis because its lease has passed to another node (a fenced write). */
+  'FENCED',
+  /** Redis could not be reached or answered with an error. */
+  'CLUSTER_UNAVAILABLE',
 ] as const;
 
 /** One of {@link COORDINATOR_ERROR_CODES}. */

@@ -34,6 +34,7 @@ import { ADMIN_NAMESPACE, ackError, adminAuthSchema } from '@chorus/protocol';
 import type { Ack, AdminClientToServerEvents, AdminServerToClientEvents, ProtocolErrorCode } from '@chorus/protocol';
 import { PROTOCOL_VERSION, authSchema, challengeRequestSchema, helloSchema, updateSchema } from '@chorus/protocol';
 import type {
+  Capabilities,
   ChallengeResult,
   ClientToServerEvents,
   ConnectErrorData,
@@ -47,7 +48,7 @@ import { IdentityLimiter, checkProof, issueChallenge } from './security/admissio
 import { KeyedRateLimiter, TokenBucket } from './security/rateLimit.js';
 import type { TokenBucketOptions } from './security/rateLimit.js';
 import { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } from './security/tokens.js';
-import type { CoordinatorStore } from './store/types.js';
+import type { CoordinatorStore, TaskStatus } from './store/types.js';
 import { isCustomTask, isRepresentationTask } from '@chorus/protocol';
 import { describeTaskFiles } from './task/taskFiles.js';
 import { JOIN_TOKEN_FILE, MAX_CREATED_UPDATE_BYTES, writeNewTask } from './task/createTask.js';
@@ -56,9 +57,15 @@ import type { RepresentationTask, TaskConfig } from '@chorus/protocol';
 import { createRepresentationRounds } from './engine/representationRounds.js';
 import type { RepresentationRoundHooks } from './engine/representationRounds.js';
 import { buildRepresentationStrategy } from './strategy/representation.js';
+import type { ClusterNode } from './cluster/cluster.js';
+import { TaskLease } from './cluster/lease.js';
+import { UpdateRelay } from './cluster/relay.js';
+import { clusterKeys } from './cluster/replicatedStore.js';
 
 /** Room every joined client of a task is in. */
 const taskRoom = (taskId: string): string => `task:${taskId}`;
+/** Room of one client identity's live connection (on whichever node it is). */
+const clientRoom = (clientId: string): string => `client:${clientId}`;
 
 /** Bytes socket.io may buffer beyond the largest update: the JSON envelope of the upload event. */
 const ENVELOPE_BYTES = 64 * 1024;
@@ -137,6 +144,12 @@ export interface CoordinatorOptions {
   /** Where tasks created through `POST /api/tasks` are written (one folder each); absent: the coordinator takes no new tasks. */
   readonly tasksDir?: string;
   /**
+   * Run as one node of a cluster (cluster/cluster.ts): `store` must be the cluster's replicated
+   * store, socket.io broadcasts go through Redis, and each task's engine runs on the node holding
+   * the task's lease. Absent: a single node.
+   */
+  readonly cluster?: ClusterNode;
+  /**
    * How long a task's evaluator process may sit unused between rounds before it is suspended
    * (default 30 s); a task whose rounds never use the model suspends it at once. A suspended
    * evaluator starts again when a round opens (while clients train) or an export asks for it.
@@ -184,6 +197,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const adminToken = options.adminToken ?? generateToken();
   const metrics = new CoordinatorMetrics({ defaultMetrics: options.processMetrics ?? true });
   if (options.tasks.length === 0) throw new CoordinatorError('CONFIG_INVALID', 'at least one task is required');
+  const cluster = options.cluster;
+  if (cluster && store !== cluster.store) throw new CoordinatorError('CONFIG_INVALID', "a cluster node's store is the cluster's replicated store");
   const ids: string[] = options.tasks.map((t) => t.config.id);
   if (new Set(ids).size !== ids.length) throw new CoordinatorError('TASK_DUPLICATE', `task ids repeat: ${ids.join(', ')}`);
   for (const { config } of options.tasks) {
@@ -255,6 +270,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     },
   });
 
+  if (cluster) io.adapter(cluster.adapter);
   const admin = io.of(ADMIN_NAMESPACE) as unknown as Namespace<AdminClientToServerEvents, AdminServerToClientEvents>;
 
   try {
@@ -273,8 +289,20 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     throw err;
   }
 
-  /** Builds a task's engine (its evaluator, if any, already in `models`), stores the task and starts it. */
-  const setUpTask = async (setup: TaskSetup): Promise<void> => {
+  const setups = new Map<string, TaskSetup>();
+  /** Admits the task's clients: its join token and identity quotas, and its record in the store. */
+  const registerTask = (setup: TaskSetup): void => {
+    const task = setup.config;
+    identityLimiters.set(task.id, new IdentityLimiter(task.admission, clock.now));
+    const joinToken = setup.joinToken ?? generateToken();
+    joinTokens.set(task.id, joinToken);
+    joinTokenHashes.set(task.id, hashToken(joinToken));
+    store.upsertTask({ taskId: task.id, configJson: JSON.stringify(task), joinTokenHash: hashToken(joinToken), createdAt: clock.now() });
+    setups.set(task.id, setup);
+  };
+
+  /** Builds a task's engine (its evaluator, if any, already in `models`; the task registered) and starts it. */
+  const startEngine = async (setup: TaskSetup): Promise<void> => {
     const task = setup.config;
     const model = models.get(task.id) ?? null;
     const built = setup.strategy ? null : buildStrategy(task);
@@ -297,20 +325,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         }, ms),
       );
     };
-    identityLimiters.set(task.id, new IdentityLimiter(task.admission, clock.now));
-    const joinToken = setup.joinToken ?? generateToken();
-    joinTokens.set(task.id, joinToken);
-    joinTokenHashes.set(task.id, hashToken(joinToken));
-    store.upsertTask({ taskId: task.id, configJson: JSON.stringify(task), joinTokenHash: hashToken(joinToken), createdAt: clock.now() });
     const transport: EngineTransport = {
       sendRoundStart(clientIds, payload) {
-        const socketIds: string[] = [];
-        for (const id of clientIds) {
-          const s = socketsByClient.get(id);
-          if (s) socketIds.push(s.id);
-        }
-        // Each socket is in a room named after its id: one emit encodes the weights once for all.
-        if (socketIds.length > 0) io.to(socketIds).emit('roundStart', payload);
+        // Each live connection is in its identity's room, on whichever node: one emit encodes the weights once for all.
+        if (clientIds.length > 0) io.to(clientIds.map(clientRoom)).emit('roundStart', payload);
       },
       broadcastRoundEnd(payload) {
         io.to(taskRoom(task.id)).emit('roundEnd', payload);
@@ -349,8 +367,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           suspendWhenIdle(0);
         admin.to(taskRoom(task.id)).emit('taskStatus', { type: 'task-status', protocolVersion: PROTOCOL_VERSION, ...change });
       },
-      onClientsSelected: (clientIds) => {
-        for (const id of clientIds) uploadGrants.set(id, (uploadGrants.get(id) ?? 0) + 1);
+      onClientsSelected: () => {
         if (model && modelEachRound) {
           cancelIdle();
           // Started while the clients train, so the round's measurements do not wait for it.
@@ -372,6 +389,132 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       );
     engines.set(task.id, engine);
   };
+
+  /** Registers a task and runs its engine here (a single node), or competes for its lease (a cluster node). */
+  const setUpTask = async (setup: TaskSetup): Promise<void> => {
+    registerTask(setup);
+    if (!cluster) return startEngine(setup);
+    // A node that does not lead the task keeps its evaluator suspended until it does.
+    await models.get(setup.config.id)?.suspend?.();
+    lead(setup);
+  };
+
+  // --- cluster: leases, reconciliation, relayed uploads ----------------------------------------
+  const leases = new Map<string, TaskLease>();
+  let closing = false;
+  /** Each task's term of leadership on this node, so a takeover overtaken by a loss does not start an engine. */
+  const terms = new Map<string, number>();
+  const reconcilers = new Map<string, ReturnType<typeof setInterval>>();
+  /** When the leader last joined each client to its engine (a reconciliation only drops clients joined before it began). */
+  const joinedAt = new Map<string, number>();
+  const nextTerm = (taskId: string): number => {
+    const term = (terms.get(taskId) ?? 0) + 1;
+    terms.set(taskId, term);
+    return term;
+  };
+  const joinEngine = (engine: RoundEngine, clientId: string, capabilities: Capabilities): void => {
+    joinedAt.set(clientId, performance.now());
+    engine.join(clientId, capabilities);
+  };
+  /** Makes the leader's waiting room the clients connected to any node: joins the new, drops those gone (a dead node's). */
+  const reconcile = async (taskId: string): Promise<void> => {
+    const began = performance.now();
+    const sockets = await io.in(taskRoom(taskId)).fetchSockets();
+    const engine = engines.get(taskId);
+    if (!engine) return;
+    const present = new Map<string, Capabilities>();
+    for (const s of sockets) if (s.data.joined && s.data.clientId !== undefined && s.data.capabilities) present.set(s.data.clientId, s.data.capabilities);
+    const members = new Set(engine.members);
+    for (const [clientId, capabilities] of present) if (!members.has(clientId)) joinEngine(engine, clientId, capabilities);
+    for (const clientId of members) if (!present.has(clientId) && (joinedAt.get(clientId) ?? 0) < began) engine.leave(clientId);
+  };
+  const stepDown = (taskId: string, reason: string): void => {
+    nextTerm(taskId);
+    cluster!.store.setFence(taskId, null);
+    clearInterval(reconcilers.get(taskId));
+    reconcilers.delete(taskId);
+    const engine = engines.get(taskId);
+    if (engine) {
+      engine.stop();
+      engines.delete(taskId);
+      logger.warn({ task: taskId, reason }, 'stopped leading the task');
+    }
+    if (idleTimers.has(taskId)) clock.clearTimeout(idleTimers.get(taskId));
+    idleTimers.delete(taskId);
+    void models
+      .get(taskId)
+      ?.suspend?.()
+      .catch(() => undefined);
+    // What this node applied but the log refused goes; the log is the truth.
+    if (!closing)
+      cluster!.store
+        .rebuild().catch((err: unknown) => logger.error({ err }, 'could not rebuild the replica'));
+  };
+  const takeOver = async (setup: TaskSetup, term: number): Promise<void> => {
+    const taskId = setup.config.id;
+    try {
+      // Everything the previous leader committed is read before this node goes on from it.
+      await cluster!.store.sync();
+      if (terms.get(taskId) !== term) return;
+      await startEngine(setup);
+      if (terms.get(taskId) !== term) return;
+      logger.info({ task: taskId, node: cluster!.nodeId, completedRounds: engines.get(taskId)?.snapshot().completedRounds }, 'leading the task');
+      await reconcile(taskId);
+      reconcilers.set(
+        taskId,
+        setInterval(() => {
+          reconcile(taskId).catch((err: unknown) => logger.warn({ err, task: taskId }, 'reconciliation failed'));
+        }, cluster!.reconcileMs),
+      );
+    } catch (err) {
+      logger.error({ err, task: taskId }, 'could not take over the task');
+      if (terms.get(taskId) === term) leases.get(taskId)?.relinquish('take-over failed');
+    }
+  };
+  const lead = (setup: TaskSetup): void => {
+    const taskId = setup.config.id;
+    const keys = clusterKeys(cluster!.prefix);
+    const lease = new TaskLease({
+      redis: cluster!.redis,
+      key: keys.lease(taskId),
+      fenceKey: keys.fence(taskId),
+      nodeId: cluster!.nodeId,
+      ttlMs: cluster!.leaseTtlMs,
+      logger,
+      onAcquired: (value) => {
+        const term = nextTerm(taskId);
+        cluster!.store.setFence(taskId, value);
+        void takeOver(setup, term);
+      },
+      onLost: (reason) => stepDown(taskId, reason),
+    });
+    leases.set(taskId, lease);
+    lease.start();
+  };
+  const relay = cluster
+    ? await UpdateRelay.start({
+        publisher: cluster.redis,
+        subscriber: cluster.relaySubscriber,
+        nodeId: cluster.nodeId,
+        prefix: cluster.prefix,
+        logger,
+        timeoutMs: cluster.relayTimeoutMs,
+        handle: (clientId, update) => engines.get(update.taskId)?.submitUpdate(clientId, update) ?? null,
+      })
+    : null;
+  cluster?.onFenced((taskId) => leases.get(taskId)?.relinquish('a fenced write was refused'));
+
+  /** What a handshake needs of a task: its engine's snapshot here, or the store's view where another node leads it. */
+  const taskView = (taskId: string): { status: TaskStatus; ended: boolean; completedRounds: number } => {
+    const engine = engines.get(taskId);
+    if (engine) {
+      const snap = engine.snapshot();
+      return { status: snap.status, ended: snap.phase === 'finished' || snap.phase === 'failed', completedRounds: snap.completedRounds };
+    }
+    const status = store.getTask(taskId)?.status ?? 'waiting';
+    return { status, ended: status === 'finished' || status === 'failed', completedRounds: store.latestCheckpoint(taskId)?.serverRound ?? 0 };
+  };
+
   for (const setup of options.tasks) await setUpTask(setup);
 
   // Dashboards: the admin token as auth, then one room per task (every task by default).
@@ -431,6 +574,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   const connectionLimiter = new KeyedRateLimiter(limits.connections, clock.now);
 
+  if (cluster) {
+    // An identity created on another node a moment ago may not be in this node's replica yet: read the log first.
+    io.use((socket, next) => {
+      const raw: unknown = socket.handshake.auth;
+      const clientId = typeof raw === 'object' && raw !== null && 'clientId' in raw ? (raw as { clientId: unknown }).clientId : undefined;
+      if (typeof clientId !== 'string' || store.getClient(clientId)) return next();
+      cluster.store.sync().then(
+        () => next(),
+        () => next(),
+      );
+    });
+  }
   io.use((socket, next) => {
     const refuse = (code: ProtocolErrorCode, message: string): void => {
       metrics.connectionsRefused.inc({ code });
@@ -482,31 +637,44 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   io.on('connection', (socket) => {
     const messageBucket = new TokenBucket(limits.messages, clock.now);
     const uploadBucket = new TokenBucket(limits.uploads, clock.now);
-    const engine = engines.get(socket.data.taskId)!;
+    const taskId = socket.data.taskId;
     const admission = taskConfigs.get(socket.data.taskId)!.admission;
     const identityLimiter = identityLimiters.get(socket.data.taskId)!;
     const log = logger.child({ socket: socket.id, task: socket.data.taskId });
     /** Work a new identity on this connection must prove: open-link identities only (an invitation's quota prices the others). */
     const proofBits = (): number => (socket.data.clientId === undefined && !socket.data.invitationId ? admission.proofOfWorkBits : 0);
 
-    const on = <T extends object>(event: keyof ClientToServerEvents, handler: (payload: unknown) => Ack<T>): void => {
+    const on = <T extends object>(event: keyof ClientToServerEvents, handler: (payload: unknown) => Ack<T> | Promise<Ack<T>>): void => {
       (socket as unknown as { on(ev: string, listener: (...args: unknown[]) => void): void }).on(event, (...args: unknown[]) => {
         const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (res: unknown) => void) : undefined;
-        let result: Ack<T>;
+        const answer = (result: Ack<T>): void => {
+          if (!result.ok && event !== 'submitUpdate') log.info({ event, code: result.error.code }, 'request refused');
+          try {
+            ack?.(result);
+          } catch (err) {
+            log.warn({ err }, 'ack failed');
+          }
+        };
+        const failed = (err: unknown): Ack<T> => {
+          log.error({ err, event }, 'handler failed');
+          return ackError('INTERNAL', 'internal error');
+        };
+        let result: Ack<T> | Promise<Ack<T>>;
         try {
           result = messageBucket.tryTake() ? handler(args[0]) : ackError('RATE_LIMITED', 'too many messages');
         } catch (err) {
-          log.error({ err, event }, 'handler failed');
-          result = ackError('INTERNAL', 'internal error');
+          result = failed(err);
         }
-        if (!result.ok && event !== 'submitUpdate') log.info({ event, code: result.error.code }, 'request refused');
-        try {
-          ack?.(result);
-        } catch (err) {
-          log.warn({ err }, 'ack failed');
-        }
+        // Only a relayed upload (a cluster node passing it to the task's leader) answers later.
+        if (result instanceof Promise) result.then(answer, (err: unknown) => answer(failed(err)));
+        else answer(result);
       });
     };
+    // Every round start this connection is sent grants it one upload (see RateLimitOptions.uploads), whichever node's engine sent it.
+    socket.onAnyOutgoing((event: string) => {
+      const clientId = socket.data.clientId;
+      if (event === 'roundStart' && clientId !== undefined) uploadGrants.set(clientId, (uploadGrants.get(clientId) ?? 0) + 1);
+    });
 
     on<ChallengeResult>('challenge', (payload) => {
       const parsed = challengeRequestSchema.safeParse(payload);
@@ -534,9 +702,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (parsed.data.protocolVersion !== PROTOCOL_VERSION) {
         return ackError('PROTOCOL_VERSION', `coordinator speaks protocol ${PROTOCOL_VERSION}, client sent ${parsed.data.protocolVersion}`);
       }
-      const snapshot = engine.snapshot();
-      if (snapshot.status === 'stopped') return ackError('TASK_STOPPED', `task ${snapshot.taskId} was stopped`);
-      if (snapshot.phase === 'finished' || snapshot.phase === 'failed') return ackError('TASK_FINISHED', `task ${snapshot.taskId} has ended`);
+      const view = taskView(taskId);
+      if (view.status === 'stopped') return ackError('TASK_STOPPED', `task ${taskId} was stopped`);
+      if (view.ended) return ackError('TASK_FINISHED', `task ${taskId} has ended`);
       const capabilities = parsed.data.capabilities;
       const now = clock.now();
       let clientSecret: string | undefined;
@@ -586,8 +754,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       socketsByClient.set(clientId, socket);
       if (previous && previous !== socket) previous.disconnect(true);
       socket.data.joined = true;
-      void socket.join(taskRoom(socket.data.taskId));
-      engine.join(clientId, capabilities);
+      socket.data.capabilities = capabilities;
+      void socket.join([taskRoom(taskId), clientRoom(clientId)]);
+      // Where another node leads the task, its next reconciliation brings the client in.
+      const engine = engines.get(taskId);
+      if (engine) joinEngine(engine, clientId, capabilities);
       log.info(
         { clientId, modalities: capabilities.modalities, numExamples: capabilities.numExamples, newIdentity: clientSecret !== undefined },
         'client joined',
@@ -598,7 +769,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         ...(clientSecret === undefined ? {} : { clientSecret }),
         taskId: socket.data.taskId,
         protocolVersion: PROTOCOL_VERSION,
-        completedRounds: snapshot.completedRounds,
+        completedRounds: view.completedRounds,
       };
     });
 
@@ -618,7 +789,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (parsed.data.protocolVersion !== PROTOCOL_VERSION) {
         return refuse('PROTOCOL_VERSION', `coordinator speaks protocol ${PROTOCOL_VERSION}, client sent ${parsed.data.protocolVersion}`);
       }
-      return engine.submitUpdate(clientId, parsed.data);
+      const engine = engines.get(taskId);
+      if (engine) return engine.submitUpdate(clientId, parsed.data);
+      const leader = leases.get(taskId)?.holder;
+      if (!relay || !leader) return ackError('NODE_UNAVAILABLE', 'no node leads this task at the moment; the next round starts afresh');
+      return relay.send(leader, clientId, parsed.data);
     });
 
     socket.on('disconnect', () => {
@@ -626,7 +801,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (clientId === undefined || socketsByClient.get(clientId) !== socket) return;
       socketsByClient.delete(clientId);
       uploadGrants.delete(clientId);
-      engine.leave(clientId);
+      engines.get(taskId)?.leave(clientId);
     });
   });
 
@@ -651,6 +826,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     metrics,
     io,
     async close() {
+      closing = true;
+      for (const timer of reconcilers.values()) clearInterval(timer);
+      // Released leases let the other nodes take over at once.
+      await Promise.all([...leases.values()].map((lease) => lease.stop()));
+      relay?.close();
       for (const engine of engines.values()) engine.stop();
       for (const timer of idleTimers.values()) clock.clearTimeout(timer);
       idleTimers.clear();

@@ -39,6 +39,8 @@ export const PROTOCOL_ERROR_CODES = [
   'TASK_NOT_FOUND',
   'TASK_FINISHED',
   'TASK_STOPPED',
+  /** The node leading the task's rounds did not answer (it may be changing): send the update again, or wait for the next round. */
+  'NODE_UNAVAILABLE',
   'INTERNAL',
 ] as const;
 

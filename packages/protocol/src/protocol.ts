@@ -347,6 +347,8 @@ export interface SocketData {
   joined: boolean;
   /** The invitation the handshake presented (null or absent: the open join link, or a resumed identity). */
   invitationId?: string | null;
+  /** What the client advertised in its accepted `hello` (a cluster's leader reads it from every node). */
+  capabilities?: Capabilities;
   /** The proof-of-work challenge issued to this connection, until a `hello` uses it. */
   challenge?: { readonly value: string; readonly difficulty: number; readonly expiresAt: number } | undefined;
 }

@@ -385,6 +385,11 @@ export class RoundEngine {
     }
   }
 
+  /** Ids of the clients in the waiting room. */
+  get members(): readonly string[] {
+    return [...this.waiting.keys()];
+  }
+
   /** Number of clients in the waiting room. */
   get waitingCount(): number {
     return this.waiting.size;
@@ -783,6 +788,17 @@ export class RoundEngine {
       this.restoreStrategyState();
       this.retry(cur, 'round could not be committed');
       return false;
+    }
+    if (store.flush) {
+      // A replicated store: clients hear of the new model only once its round is in the cluster's log.
+      try {
+        await store.flush();
+      } catch (err) {
+        // Refused (the node lost the task's lease) or not durable: the cluster stops this engine.
+        this.log.error({ err, serverRound: cur.serverRound }, 'round commit was not made durable');
+        return false;
+      }
+      if (!this.stillClosing(cur)) return false;
     }
     const previousStatus = this.state.status;
     this.global = { tensors: outcome.parameters, bytes: checkpoint.bytes, sha256: checkpoint.sha256 };

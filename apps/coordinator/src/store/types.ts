@@ -235,5 +235,13 @@ export interface CoordinatorStore {
   /** Trust scores of the run (absent: the current one). */
   listTrust(taskId: string, run?: number): TrustRecord[];
 
+  /**
+   * Resolves once every write made so far is durable, and rejects when one could not be made
+   * durable. Absent for stores whose writes are durable when they return (SQLite, memory); the
+   * cluster's replicated store appends to Redis after applying locally, and the engine awaits this
+   * before telling clients of a committed round.
+   */
+  flush?(): Promise<void>;
+
   close(): void;
 }

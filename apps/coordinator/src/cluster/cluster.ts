@@ -1,0 +1,121 @@
+/**
+ * One coordinator node's membership of a cluster: its Redis connections, the replicated store, and
+ * the pieces the server wires in (the socket.io adapter, the leases, the update relay).
+ *
+ * Every node serves every task: clients connect to any node (WebSocket transport, no sticky
+ * sessions), socket.io's Redis adapter carries room broadcasts (round starts, round ends) across
+ * nodes, and one node leads each task's rounds by holding its lease (lease.ts). The leader runs the
+ * task's engine unchanged — plan, judge, aggregate in canonical order, commit — so a cluster's
+ * rounds are those of a single node given the same uploads: the same global-model hashes. Uploads
+ * reaching another node are passed to the leader (relay.ts); the leader learns who is connected
+ * where from the adapter (`fetchSockets`), which also tells it when a node dies.
+ *
+ * The adapter is `@socket.io/redis-adapter` (Redis pub/sub) rather than the streams adapter: the
+ * protocol already survives a lost broadcast (a round start that never arrives ends as a missed
+ * deadline and a retry; clients say hello again after a reconnect), so the streams adapter's
+ * replay buys nothing here, while pub/sub keeps no per-message state in Redis and needs no trimming.
+ * The durable state — rounds, checkpoints, trust, metrics, identities — is the replicated store's
+ * log (replicatedStore.ts), which is a stream with AOF persistence.
+ *
+ * Every connection retries without limit while Redis is away (`maxRetriesPerRequest: null`):
+ * commands wait in ioredis's queue and go out on reconnect, and the lease (renewals stalled) lapses
+ * on its holder's own clock first.
+ */
+import { randomBytes } from 'node:crypto';
+import { createAdapter } from '@socket.io/redis-adapter';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { CoordinatorError } from '../errors.js';
+import { ReplicatedStore, clusterKeys } from './replicatedStore.js';
+
+/** Options of {@link connectCluster}. */
+export interface ClusterOptions {
+  /** `redis://host:port[/db]`. */
+  readonly url: string;
+  /** This node's id (default: random); unique in the cluster, without ':'. */
+  readonly nodeId?: string;
+  /** Prefix of every key and channel (default `chorus:`): one Redis can hold several clusters. */
+  readonly prefix?: string;
+  /** Lease time to live (default 3,000 ms): bounds how long a task waits for a new leader. */
+  readonly leaseTtlMs?: number;
+  /** How often the leader reconciles its waiting room with the sockets of every node (default 500 ms). */
+  readonly reconcileMs?: number;
+  /** How long a relayed upload waits for the leader (default 10 s). */
+  readonly relayTimeoutMs?: number;
+  readonly logger: Logger;
+}
+
+/** A node's connections to the cluster. */
+export interface ClusterNode {
+  readonly nodeId: string;
+  readonly prefix: string;
+  readonly leaseTtlMs: number;
+  readonly reconcileMs: number;
+  readonly relayTimeoutMs: number;
+  readonly store: ReplicatedStore;
+  /** Commands: leases, appends, relay publishes. */
+  readonly redis: Redis;
+  /** A subscriber connection for the update relay. */
+  readonly relaySubscriber: Redis;
+  /** The socket.io adapter over this node's adapter connections. */
+  readonly adapter: ReturnType<typeof createAdapter>;
+  /** Sets who hears that a fenced write was refused (the server: it stops leading the task). */
+  onFenced(listener: (taskId: string) => void): void;
+  /** Closes the store and every connection. */
+  close(): Promise<void>;
+}
+
+/** Connects a node to the cluster at `options.url` and replays the log; throws `CLUSTER_UNAVAILABLE` when Redis cannot be reached. */
+export async function connectCluster(options: ClusterOptions): Promise<ClusterNode> {
+  const nodeId = options.nodeId ?? `n-${randomBytes(6).toString('hex')}`;
+  if (nodeId.includes(':') || nodeId.length === 0) throw new CoordinatorError('CONFIG_INVALID', `node id '${nodeId}' must be non-empty and hold no ':'`);
+  const prefix = options.prefix ?? 'chorus:';
+  const connect = (name: string): Redis =>
+    new Redis(options.url, { maxRetriesPerRequest: null, connectionName: `chorus-${nodeId}-${name}`, lazyConnect: true, retryStrategy: (n) => Math.min(50 * n, 500) });
+  const connections = { redis: connect('cmd'), reader: connect('log'), adapterPub: connect('pub'), adapterSub: connect('sub'), relaySubscriber: connect('relay') };
+  const all = Object.values(connections);
+  try {
+    await Promise.race([
+      Promise.all(all.map((c) => c.connect())),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('timed out after 10 s')), 10_000)),
+    ]);
+  } catch (err) {
+    for (const c of all) c.disconnect();
+    throw new CoordinatorError('CLUSTER_UNAVAILABLE', `cannot reach Redis at ${options.url}: ${(err as Error).message}`);
+  }
+  for (const c of all) c.on('error', (err: Error) => options.logger.debug({ err: err.message }, 'redis connection error'));
+  let fencedListener: (taskId: string) => void = () => undefined;
+  const store = await ReplicatedStore.open({
+    redis: connections.redis,
+    reader: connections.reader,
+    nodeId,
+    prefix,
+    logger: options.logger,
+    onFenced: (taskId) => fencedListener(taskId),
+  });
+  // Nodes announce themselves, for operators (`redis-cli hgetall chorus:nodes`).
+  await connections.redis.hset(clusterKeys(prefix).nodes, nodeId, JSON.stringify({ pid: process.pid, startedAt: Date.now() }));
+  const adapter = createAdapter(connections.adapterPub, connections.adapterSub, { key: `${prefix}io` });
+  return {
+    nodeId,
+    prefix,
+    leaseTtlMs: options.leaseTtlMs ?? 3000,
+    reconcileMs: options.reconcileMs ?? 500,
+    relayTimeoutMs: options.relayTimeoutMs ?? 10_000,
+    store,
+    redis: connections.redis,
+    relaySubscriber: connections.relaySubscriber,
+    adapter,
+    onFenced(listener) {
+      fencedListener = listener;
+    },
+    async close() {
+      store.close();
+      // Bounded: with Redis away, appends would wait for it forever.
+      const bounded = (p: Promise<unknown>): Promise<unknown> => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+      await bounded(store.flush());
+      await bounded(connections.redis.hdel(clusterKeys(prefix).nodes, nodeId));
+      for (const c of all) c.disconnect();
+    },
+  };
+}

@@ -1,0 +1,410 @@
+/**
+ * The {@link CoordinatorStore} of a cluster: one Redis stream is the store, every node holds a
+ * replica of it.
+ *
+ * Every write is one entry of the stream `<prefix>log`: the store method and its arguments. A node
+ * applies its own writes to its replica (a {@link MemoryStore}) at once, so the synchronous store
+ * interface the engine relies on holds unchanged, and appends them to the stream in the order made;
+ * it applies the other nodes' entries as it reads them (a blocking reader follows the stream; {@link
+ * ReplicatedStore.sync} reads it to its end on demand). A node that starts, or rejoins after its
+ * lease was taken, replays the stream from its start. Redis keeps the stream with AOF persistence
+ * (the cluster's `redis-server --appendonly yes`), so the committed history survives every node.
+ *
+ * Writes that only a task's leader makes (its rounds, checkpoints, status) are **fenced**: the entry
+ * is appended by a Lua script only while the task's lease key in Redis still holds this node's lease
+ * value, so a deposed leader's late commit is refused (`FENCED`) and never reaches the log. The node
+ * then learns it lost the task ({@link ReplicatedStoreOptions.onFenced}), stops its engine, and
+ * rebuilds its replica from the log, dropping whatever it had applied locally. Such a write from a
+ * node holding no lease for the task throws `NOT_LEADER` before anything is applied. The engine
+ * awaits {@link ReplicatedStore.flush} after committing a round, so clients hear of a new model
+ * only once its round is in the log.
+ *
+ * Writes any node makes (tasks, client identities, invitations) are not fenced. They commute with
+ * each other and with the leader's, so replicas that apply them in different orders agree.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { CoordinatorError, isCoordinatorError } from '../errors.js';
+import { MemoryStore } from '../store/memoryStore.js';
+import type {
+  CheckpointRecord,
+  ClientRecord,
+  CoordinatorStore,
+  InvitationRecord,
+  RoundCompletion,
+  RoundMetricsRecord,
+  RoundRecord,
+  RunRecord,
+  TaskRecord,
+  TaskStatus,
+  TrustRecord,
+  UpdateRecord,
+} from '../store/types.js';
+
+/** Store methods that write; the ones a task's leader alone makes are fenced. */
+const FENCED_WRITES = [
+  'setTaskStatus',
+  'beginRun',
+  'startRound',
+  'retryRound',
+  'abandonOpenRounds',
+  'recordUpdates',
+  'saveInitialCheckpoint',
+  'completeRound',
+] as const;
+const OPEN_WRITES = ['upsertTask', 'createClient', 'touchClient', 'createInvitation', 'revokeInvitation'] as const;
+type WriteMethod = (typeof FENCED_WRITES)[number] | (typeof OPEN_WRITES)[number];
+const WRITE_METHODS: ReadonlySet<string> = new Set<string>([...FENCED_WRITES, ...OPEN_WRITES]);
+
+/** One entry of the log: who wrote it, the method and its arguments. */
+interface LogEntry {
+  readonly node: string;
+  readonly method: WriteMethod;
+  readonly args: readonly unknown[];
+}
+
+/** Appends an entry if the fence (the task's lease value) still holds; an empty fence appends unconditionally. */
+const APPEND_SCRIPT = `
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return redis.error_reply('FENCED lease of ' .. KEYS[2] .. ' is not held')
+end
+return redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
+`;
+
+/** Stream entries read per request while replaying or catching up (checkpoints make entries large). */
+const PAGE = 64;
+
+/** Redis keys of one cluster, all under one prefix. */
+export function clusterKeys(prefix: string) {
+  return {
+    log: `${prefix}log`,
+    lease: (taskId: string) => `${prefix}lease:${taskId}`,
+    fence: (taskId: string) => `${prefix}fence:${taskId}`,
+    node: (nodeId: string) => `${prefix}node:${nodeId}`,
+    nodes: `${prefix}nodes`,
+  };
+}
+
+/** Encodes an entry as JSON, byte arrays as base64. */
+export function encodeEntry(entry: LogEntry): string {
+  return JSON.stringify(entry, (_key, value: unknown) => (value instanceof Uint8Array ? { $bytes: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') } : value));
+}
+
+/** Decodes {@link encodeEntry}'s JSON; throws on anything that is not an entry of a known write. */
+export function decodeEntry(text: string): LogEntry {
+  const entry = JSON.parse(text, (_key, value: unknown) => {
+    if (typeof value === 'object' && value !== null && '$bytes' in value && typeof (value as { $bytes: unknown }).$bytes === 'string') {
+      const buf = Buffer.from((value as { $bytes: string }).$bytes, 'base64');
+      return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength).slice();
+    }
+    return value;
+  }) as unknown;
+  if (
+    typeof entry !== 'object' ||
+    entry === null ||
+    typeof (entry as LogEntry).node !== 'string' ||
+    !WRITE_METHODS.has((entry as LogEntry).method) ||
+    !Array.isArray((entry as LogEntry).args)
+  )
+    throw new Error('not a log entry');
+  return entry as LogEntry;
+}
+
+/** Orders stream ids (`ms-seq`). */
+export function compareStreamIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
+  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
+  return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1;
+}
+
+/** Options of {@link ReplicatedStore.open}. */
+export interface ReplicatedStoreOptions {
+  /** Commands (appends, reads). */
+  readonly redis: Redis;
+  /** A connection of its own for the blocking reader. */
+  readonly reader: Redis;
+  readonly nodeId: string;
+  /** Prefix of every key (default `chorus:`). */
+  readonly prefix?: string;
+  readonly logger: Logger;
+  /** Called once when a fenced write of the task is refused: the node no longer leads it. Must not throw. */
+  readonly onFenced?: (taskId: string) => void;
+}
+
+type StreamPage = [id: string, fields: string[]][];
+
+/** The cluster's store; see the module comment. */
+export class ReplicatedStore implements CoordinatorStore {
+  private replica = new MemoryStore();
+  private lastId = '0-0';
+  /** Appends in the order written: each waits for the one before. */
+  private appending: Promise<void> = Promise.resolve();
+  /** Failures of appends since the last {@link flush}. */
+  private failed: Error | null = null;
+  /** The lease value each task's fenced writes carry, while this node leads it. */
+  private readonly fences = new Map<string, string>();
+  private readonly keys: ReturnType<typeof clusterKeys>;
+  private following = false;
+  private closed = false;
+  /** Serializes reading the log (the follower and {@link sync}), so each entry is applied once. */
+  private reading: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly options: ReplicatedStoreOptions) {
+    this.keys = clusterKeys(options.prefix ?? 'chorus:');
+    options.redis.defineCommand('chorusAppend', { numberOfKeys: 2, lua: APPEND_SCRIPT });
+  }
+
+  /** Connects, replays the log into a fresh replica and starts following it. */
+  static async open(options: ReplicatedStoreOptions): Promise<ReplicatedStore> {
+    const store = new ReplicatedStore(options);
+    await store.readToEnd(true);
+    store.follow();
+    return store;
+  }
+
+  // --- fencing -------------------------------------------------------------------------------
+
+  /** Makes this node's writes of `taskId` carry its lease value (null: it does not lead the task). */
+  setFence(taskId: string, leaseValue: string | null): void {
+    if (leaseValue === null) this.fences.delete(taskId);
+    else this.fences.set(taskId, leaseValue);
+  }
+
+  /** Waits for every write made so far to be in the log; rejects (once) with the first that was not, e.g. `FENCED`. */
+  async flush(): Promise<void> {
+    await this.appending;
+    const failed = this.failed;
+    this.failed = null;
+    if (failed) throw failed;
+  }
+
+  /** Applies every entry in the log now, so reads see what other nodes wrote before this call. */
+  async sync(): Promise<void> {
+    await this.readToEnd(false);
+  }
+
+  /**
+   * Replays the log from its start into a fresh replica and swaps it in (after this node lost a
+   * task whose writes it had applied but the log refused). Appends in flight settle first; reads go
+   * to the old replica until the new one is complete.
+   */
+  async rebuild(): Promise<void> {
+    await this.appending.catch(() => undefined);
+    this.failed = null;
+    const job = async (): Promise<void> => {
+      const fresh = new MemoryStore();
+      let last = '0-0';
+      for (;;) {
+        const page = (await this.options.redis.xrange(this.keys.log, `(${last}`, '+', 'COUNT', PAGE)) as StreamPage;
+        last = this.apply(fresh, last, page, true);
+        if (page.length < PAGE) break;
+      }
+      this.replica = fresh;
+      this.lastId = last;
+    };
+    const next = this.reading.then(job, job);
+    this.reading = next.catch(() => undefined);
+    await next;
+  }
+
+  // --- reads -----------------------------------------------------------------------------------
+
+  getTask(taskId: string): TaskRecord | undefined {
+    return this.replica.getTask(taskId);
+  }
+  listTasks(): TaskRecord[] {
+    return this.replica.listTasks();
+  }
+  listRuns(taskId: string): RunRecord[] {
+    return this.replica.listRuns(taskId);
+  }
+  getClient(clientId: string): ClientRecord | undefined {
+    return this.replica.getClient(clientId);
+  }
+  listClients(taskId: string): ClientRecord[] {
+    return this.replica.listClients(taskId);
+  }
+  findInvitation(taskId: string, tokenHash: string): InvitationRecord | undefined {
+    return this.replica.findInvitation(taskId, tokenHash);
+  }
+  getInvitation(invitationId: string): InvitationRecord | undefined {
+    return this.replica.getInvitation(invitationId);
+  }
+  listInvitations(taskId: string): InvitationRecord[] {
+    return this.replica.listInvitations(taskId);
+  }
+  listRounds(taskId: string, run?: number): RoundRecord[] {
+    return this.replica.listRounds(taskId, run);
+  }
+  listUpdates(taskId: string, serverRound?: number, run?: number): UpdateRecord[] {
+    return this.replica.listUpdates(taskId, serverRound, run);
+  }
+  latestCheckpoint(taskId: string, run?: number): CheckpointRecord | undefined {
+    return this.replica.latestCheckpoint(taskId, run);
+  }
+  getCheckpoint(taskId: string, serverRound: number, run?: number): CheckpointRecord | undefined {
+    return this.replica.getCheckpoint(taskId, serverRound, run);
+  }
+  listMetrics(taskId: string, run?: number): RoundMetricsRecord[] {
+    return this.replica.listMetrics(taskId, run);
+  }
+  listTrust(taskId: string, run?: number): TrustRecord[] {
+    return this.replica.listTrust(taskId, run);
+  }
+
+  // --- writes any node makes -------------------------------------------------------------------
+
+  upsertTask(task: Omit<TaskRecord, 'status' | 'run' | 'updatedAt'>): TaskRecord {
+    return this.write(null, 'upsertTask', [task], () => this.replica.upsertTask(task));
+  }
+  createClient(client: ClientRecord): void {
+    this.write(null, 'createClient', [client], () => this.replica.createClient(client));
+  }
+  touchClient(clientId: string, lastSeenAt: number, capabilitiesJson: string | null): void {
+    this.write(null, 'touchClient', [clientId, lastSeenAt, capabilitiesJson], () => this.replica.touchClient(clientId, lastSeenAt, capabilitiesJson));
+  }
+  createInvitation(invitation: Omit<InvitationRecord, 'used' | 'revokedAt'>): void {
+    this.write(null, 'createInvitation', [invitation], () => this.replica.createInvitation(invitation));
+  }
+  revokeInvitation(taskId: string, invitationId: string, at: number): boolean {
+    return this.write(null, 'revokeInvitation', [taskId, invitationId, at], () => this.replica.revokeInvitation(taskId, invitationId, at));
+  }
+
+  // --- writes of a task's leader (fenced) ------------------------------------------------------
+
+  setTaskStatus(taskId: string, status: TaskStatus, at: number): void {
+    this.write(taskId, 'setTaskStatus', [taskId, status, at], () => this.replica.setTaskStatus(taskId, status, at));
+  }
+  beginRun(taskId: string, at: number): number {
+    return this.write(taskId, 'beginRun', [taskId, at], () => this.replica.beginRun(taskId, at));
+  }
+  startRound(round: Omit<RoundRecord, 'status' | 'endedAt' | 'reason' | 'numAccepted'>): void {
+    this.write(round.taskId, 'startRound', [round], () => this.replica.startRound(round));
+  }
+  retryRound(taskId: string, serverRound: number, attempt: number, endedAt: number, reason: string): void {
+    this.write(taskId, 'retryRound', [taskId, serverRound, attempt, endedAt, reason], () => this.replica.retryRound(taskId, serverRound, attempt, endedAt, reason));
+  }
+  abandonOpenRounds(taskId: string, at: number): number {
+    return this.write(taskId, 'abandonOpenRounds', [taskId, at], () => this.replica.abandonOpenRounds(taskId, at));
+  }
+  recordUpdates(updates: readonly UpdateRecord[]): void {
+    const taskId = updates[0]?.taskId;
+    if (taskId === undefined) return;
+    if (updates.some((u) => u.taskId !== taskId)) throw new CoordinatorError('STORE_CONFLICT', 'one task per batch of upload records');
+    this.write(taskId, 'recordUpdates', [updates], () => this.replica.recordUpdates(updates));
+  }
+  saveInitialCheckpoint(checkpoint: Omit<CheckpointRecord, 'serverRound'>): void {
+    this.write(checkpoint.taskId, 'saveInitialCheckpoint', [checkpoint], () => this.replica.saveInitialCheckpoint(checkpoint));
+  }
+  completeRound(completion: RoundCompletion): void {
+    this.write(completion.taskId, 'completeRound', [completion], () => this.replica.completeRound(completion));
+  }
+
+  /** Stops following the log; appends in flight still settle. The Redis connections stay the caller's. */
+  close(): void {
+    this.closed = true;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  /** Applies a write locally (throwing as the replica does, appending nothing then) and appends it. */
+  private write<T>(fencedTask: string | null, method: WriteMethod, args: readonly unknown[], apply: () => T): T {
+    const fence = fencedTask === null ? '' : this.fences.get(fencedTask);
+    if (fence === undefined) throw new CoordinatorError('NOT_LEADER', `${method} of task ${fencedTask}: this node does not lead the task`);
+    const result = apply();
+    const entry = encodeEntry({ node: this.options.nodeId, method, args });
+    const { redis, logger, onFenced } = this.options;
+    this.appending = this.appending.then(async () => {
+      try {
+        await (redis as unknown as { chorusAppend(k1: string, k2: string, fence: string, entry: string): Promise<string> }).chorusAppend(
+          this.keys.log,
+          this.keys.lease(fencedTask ?? ''),
+          fence,
+          entry,
+        );
+      } catch (err) {
+        const message = (err as Error).message;
+        const fenced = message.includes('FENCED');
+        // Either way the log lacks a write the replica holds: a fenced write's task is given up (and the replica rebuilt by the listener).
+        const failure = fenced
+          ? new CoordinatorError('FENCED', `${method} of task ${fencedTask}: the task's lease is held by another node; the write was refused`)
+          : new CoordinatorError('CLUSTER_UNAVAILABLE', `${method}: could not append to the log: ${message}`);
+        this.failed ??= failure;
+        logger.error({ method, task: fencedTask, code: failure.code }, 'write not appended to the cluster log');
+        if (fencedTask !== null && this.fences.get(fencedTask) === fence) {
+          this.fences.delete(fencedTask);
+          try {
+            onFenced?.(fencedTask);
+          } catch (listenerErr) {
+            logger.error({ err: listenerErr }, 'fence listener failed');
+          }
+        }
+      }
+    });
+    return result;
+  }
+
+  /** Reads the log from the last entry applied to its end; `own`: also apply this node's entries (a fresh replica). */
+  private readToEnd(own: boolean): Promise<void> {
+    const run = async (): Promise<void> => {
+      for (;;) {
+        const page = (await this.options.redis.xrange(this.keys.log, `(${this.lastId}`, '+', 'COUNT', PAGE)) as StreamPage;
+        this.lastId = this.apply(this.replica, this.lastId, page, own);
+        if (page.length < PAGE) return;
+      }
+    };
+    const next = this.reading.then(run, run);
+    this.reading = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Applies a page of entries after `last` to `replica`; returns the id of the last one read. */
+  private apply(replica: MemoryStore, last: string, page: StreamPage, own: boolean): string {
+    for (const [id, fields] of page) {
+      if (compareStreamIds(id, last) <= 0) continue;
+      last = id;
+      const text = fields[fields.indexOf('e') + 1];
+      let entry: LogEntry;
+      try {
+        entry = decodeEntry(text ?? '');
+      } catch (err) {
+        this.options.logger.error({ id, err }, 'cluster log entry is not readable; skipped');
+        continue;
+      }
+      if (!own && entry.node === this.options.nodeId) continue;
+      try {
+        (replica[entry.method] as (...a: unknown[]) => unknown).apply(replica, [...entry.args]);
+      } catch (err) {
+        // The writer applied it without error; a replica that disagrees says so and goes on.
+        if (!isCoordinatorError(err, 'STORE_CONFLICT')) this.options.logger.warn({ id, method: entry.method, err }, 'cluster log entry not applied');
+      }
+    }
+    return last;
+  }
+
+  /** Follows the log with a blocking read on the reader connection until {@link close}. */
+  private follow(): void {
+    if (this.following) return;
+    this.following = true;
+    const loop = async (): Promise<void> => {
+      while (!this.closed) {
+        try {
+          const got = (await this.options.reader.xread('COUNT', PAGE, 'BLOCK', 1000, 'STREAMS', this.keys.log, this.lastId)) as [string, StreamPage][] | null;
+          if (got && got.length > 0 && !this.closed) {
+            const page = got[0]![1];
+            const pending = this.reading.then(() => {
+              this.lastId = this.apply(this.replica, this.lastId, page, false);
+            });
+            this.reading = pending.catch(() => undefined);
+            await pending;
+          }
+        } catch (err) {
+          if (this.closed) return;
+          this.options.logger.debug({ err }, 'cluster log read failed; retrying');
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+    };
+    void loop();
+  }
+}
