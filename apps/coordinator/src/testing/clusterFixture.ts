@@ -154,6 +154,10 @@ export function examplesOf(clientId: string): number {
 export class ScriptedClient {
   readonly accepted: number[] = [];
   readonly refused: string[] = [];
+  /** Each round start received: its round and the hash of the global model it carried. */
+  readonly starts: { serverRound: number; globalHash: string }[] = [];
+  /** Waited before each upload (a client that trains for a while). */
+  uploadDelayMs = 0;
   private closed = false;
 
   private constructor(
@@ -192,6 +196,9 @@ export class ScriptedClient {
       } catch {
         continue;
       }
+      if (this.closed) return;
+      this.starts.push({ serverRound: round.serverRound, globalHash: round.globalHash });
+      if (this.uploadDelayMs > 0) await new Promise((r) => setTimeout(r, this.uploadDelayMs));
       if (this.closed) return;
       const delta = constantDelta(globalOf(round), ['image', 'text'], uploadValue(this.clientId, round.serverRound));
       try {
