@@ -117,9 +117,13 @@ const overrides = {
   runs: 'once',
 };
 const demo = parseYaml(readFileSync(demoTaskFile, 'utf8')) as Record<string, unknown>;
+// The benchmark's clients all share one address and solve no proof of work: new identities cost nothing here.
+const freeIdentities = {
+  admission: { ...(demo['admission'] as Record<string, unknown>), proofOfWorkBits: 0, newIdentitiesPerAddress: null, newIdentitiesPerTask: null },
+};
 const task = config.taskFile
   ? readTaskFile(config.taskFile)
-  : parseTask({ ...demo, ...overrides, ...(config.withModel ? {} : { strategy: { name: 'fedavg' } }) }, 'demo-digits.yaml');
+  : parseTask({ ...demo, ...overrides, ...freeIdentities, ...(config.withModel ? {} : { strategy: { name: 'fedavg' } }) }, 'demo-digits.yaml');
 const store = new SqliteStore({ path: join(config.dataDir, 'bench.db') });
 const logger = pino({ level: config.logLevel ?? 'info' }, pino.destination({ dest: join(config.dataDir, 'coordinator.log'), sync: false }));
 

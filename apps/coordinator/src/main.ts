@@ -10,6 +10,13 @@
  * Tasks created from the dashboard (`POST /api/tasks`) are written under `<data-dir>/tasks/` and
  * served again at every start, with the join token kept beside each.
  *
+ * Several nodes (cluster/cluster.ts): `--redis redis://127.0.0.1:6379 [--node-id n1]` runs this
+ * process as one node of a cluster on that Redis instead of on SQLite; run one per node, each with
+ * its own `--port` and the same CHORUS_ADMIN_TOKEN and CHORUS_JOIN_TOKENS. `--nodes N` is the demo
+ * of that: it starts `redis-server` (AOF persistence in `<data-dir>/redis/`, port `--redis-port`,
+ * default 6390) and N nodes on ports `--port` … `--port`+N−1, with the demo clients spread across
+ * them, and prints every node's URL. Cluster nodes take no new tasks from the dashboard.
+ *
  * `--trust-proxy` keys the per-address quota of new identities on `X-Forwarded-For`: use it only
  * behind a reverse proxy that sets that header.
  *
@@ -30,6 +37,9 @@
  * generated and printed once on stdout (not to the log). A last stdout line `CHORUS_READY {json}`
  * carries the URL and tokens for scripts.
  */
+import { fork, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +47,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_DATA_DIR } from '@chorus/datasets/node';
 import { DIGITS_WEIGHTS_DIR } from '@chorus/models/node';
 import { pino } from 'pino';
+import { connectCluster } from './cluster/cluster.js';
 import { startDemoClients } from './demoClients.js';
 import { isCoordinatorError } from './errors.js';
 import type { StaticMount } from './http/static.js';
@@ -86,8 +97,15 @@ async function main(): Promise<void> {
       'demo-clients': { type: 'string', default: '0' },
       'demo-max-examples': { type: 'string', default: '300' },
       'trust-proxy': { type: 'boolean', default: false },
+      redis: { type: 'string' },
+      'node-id': { type: 'string' },
+      nodes: { type: 'string', default: '1' },
+      'redis-port': { type: 'string', default: '6390' },
     },
   });
+  const nodes = Number(values.nodes);
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16) throw new Error(`--nodes must be an integer in [1, 16], got '${values.nodes}'`);
+  if (nodes > 1) return runClusterDemo(nodes, values);
   const demoClients = Number(values['demo-clients']);
   if (!Number.isInteger(demoClients) || demoClients < 0 || demoClients > 64)
     throw new Error(`--demo-clients must be an integer in [0, 64], got '${values['demo-clients']}'`);
@@ -111,7 +129,8 @@ async function main(): Promise<void> {
     tasks.push(created.config);
     if (!joinTokens.has(created.config.id)) joinTokens.set(created.config.id, created.joinToken);
   }
-  const store = new SqliteStore({ path: join(dataDir, 'coordinator.db') });
+  const cluster = values.redis ? await connectCluster({ url: values.redis, ...(values['node-id'] ? { nodeId: values['node-id'] } : {}), logger }) : null;
+  const store = cluster ? cluster.store : new SqliteStore({ path: join(dataDir, 'coordinator.db') });
   const webDir = resolve(values['web-dir']);
   // The pretrained demo encoders, so browser clients start from the same base as the coordinator.
   const staticMounts: StaticMount[] = [
@@ -132,7 +151,8 @@ async function main(): Promise<void> {
       .filter((s) => s.length > 0),
     logger,
     staticMounts,
-    tasksDir,
+    // A task written to one node's folder would be unknown to the others.
+    ...(cluster ? { cluster } : { tasksDir }),
     trustProxy: values['trust-proxy'],
   });
 
@@ -140,7 +160,7 @@ async function main(): Promise<void> {
   const lines = [
     '',
     `Chorus coordinator listening on ${coordinator.url}`,
-    `  data dir     ${dataDir}`,
+    cluster ? `  cluster      node ${cluster.nodeId} on ${values.redis}` : `  data dir     ${dataDir}`,
     `  web app      ${serveWeb ? webDir : `not built (${webDir} has no index.html); the API and /data/ are served`}`,
     `  dashboard    ${coordinator.url}/dashboard`,
     `  admin token  ${coordinator.adminToken}   (Authorization: Bearer …; set CHORUS_ADMIN_TOKEN to keep it)`,
@@ -176,7 +196,7 @@ async function main(): Promise<void> {
     stopDemoClients?.();
     coordinator
       .close()
-      .then(() => store.close())
+      .then(() => (cluster ? cluster.close() : store.close()))
       .then(() => process.exit(0))
       .catch((err: unknown) => {
         logger.error({ err }, 'shutdown failed');
@@ -185,6 +205,107 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+/**
+ * `--nodes N`: redis-server and N coordinator nodes as child processes sharing one admin token and
+ * one join token per task, the demo clients spread across the nodes. Ends them all on SIGINT/SIGTERM.
+ */
+async function runClusterDemo(nodes: number, values: Record<string, string | boolean | string[] | undefined>): Promise<void> {
+  const port = Number(values['port']);
+  const redisPort = Number(values['redis-port']);
+  if (!Number.isInteger(redisPort) || redisPort < 1 || redisPort > 65535) throw new Error(`--redis-port must be a port, got '${String(values['redis-port'])}'`);
+  const dataDir = resolve(String(values['data-dir']));
+  const redisDir = join(dataDir, 'redis');
+  mkdirSync(redisDir, { recursive: true });
+  const children: ChildProcess[] = [];
+  const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', redisDir, '--appendonly', 'yes', '--save', ''], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  children.push(redis);
+  redis.once('error', (err) => {
+    process.stderr.write(`could not run redis-server (install the redis-server package): ${err.message}\n`);
+    process.exit(1);
+  });
+  const taskFiles = (values['task'] as string[] | undefined)?.map((file) => resolve(process.env['INIT_CWD'] ?? '.', file)) ?? [
+    join(packageRoot, 'tasks', 'demo-digits.yaml'),
+  ];
+  const tasks = taskFiles.map((file) => readTaskFile(file));
+  const joinTokens = parseJoinTokens(process.env['CHORUS_JOIN_TOKENS']);
+  for (const t of tasks) if (!joinTokens.has(t.id)) joinTokens.set(t.id, randomBytes(24).toString('base64url'));
+  const env = {
+    ...process.env,
+    CHORUS_ADMIN_TOKEN: process.env['CHORUS_ADMIN_TOKEN'] || randomBytes(24).toString('base64url'),
+    CHORUS_JOIN_TOKENS: [...joinTokens].map(([id, token]) => `${id}=${token}`).join(','),
+  };
+  const demoClients = Number(values['demo-clients']);
+  const urls: string[] = [];
+  for (let i = 0; i < nodes; i++) {
+    const share = Math.floor(demoClients / nodes) + (i < demoClients % nodes ? 1 : 0);
+    const args = [
+      ...taskFiles.flatMap((f) => ['--task', f]),
+      '--redis',
+      `redis://127.0.0.1:${redisPort}`,
+      '--node-id',
+      `node${i + 1}`,
+      '--port',
+      String(port + i),
+      '--host',
+      String(values['host']),
+      '--data-dir',
+      join(dataDir, `node${i + 1}`),
+      '--log-level',
+      String(values['log-level']),
+      '--demo-clients',
+      String(share),
+      '--demo-max-examples',
+      String(values['demo-max-examples']),
+      ...(values['trust-proxy'] ? ['--trust-proxy'] : []),
+    ];
+    const child = fork(fileURLToPath(import.meta.url), args, {
+      execArgv: process.execArgv,
+      env: { ...env, INIT_CWD: process.cwd() },
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    });
+    children.push(child);
+    const ready = await new Promise<{ url: string }>((resolveReady, reject) => {
+      let out = '';
+      let started = false;
+      child.stdout!.on('data', (chunk: Buffer) => {
+        // Once a node is up, its log goes to this process's stdout.
+        if (started) return void process.stdout.write(chunk);
+        out += chunk.toString();
+        const line = out.split('\n').find((l) => l.startsWith('CHORUS_READY '));
+        if (!line) return;
+        started = true;
+        resolveReady(JSON.parse(line.slice('CHORUS_READY '.length)) as { url: string });
+      });
+      child.once('exit', (code) => reject(new Error(`node ${i + 1} exited with ${code}`)));
+    });
+    urls.push(ready.url);
+  }
+  const joinLinks = Object.fromEntries(
+    tasks.map((t) => [t.id, urls.map((u) => `${u}/join?task=${encodeURIComponent(t.id)}&token=${encodeURIComponent(joinTokens.get(t.id)!)}`)]),
+  );
+  const lines = [
+    '',
+    `Chorus cluster: ${nodes} coordinator nodes on redis-server 127.0.0.1:${redisPort} (AOF in ${redisDir})`,
+    ...urls.map((u, i) => `  node${i + 1}        ${u}   dashboard ${u}/dashboard`),
+    `  admin token  ${env.CHORUS_ADMIN_TOKEN}`,
+    ...Object.entries(joinLinks).map(([id, links]) => `  join link    ${id}: ${links[0]}   (any node's URL works)`),
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(`CHORUS_READY ${JSON.stringify({ urls, adminToken: env.CHORUS_ADMIN_TOKEN, joinTokens: Object.fromEntries(joinTokens), joinLinks })}\n`);
+  const shutdown = (): void => {
+    for (const child of children.slice(1)) child.kill('SIGTERM');
+    setTimeout(() => {
+      redis.kill('SIGTERM');
+      process.exit(0);
+    }, 1500);
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
 }
 
 main().catch((err: unknown) => {

@@ -446,9 +446,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       ?.suspend?.()
       .catch(() => undefined);
     // What this node applied but the log refused goes; the log is the truth.
-    if (!closing)
-      cluster!.store
-        .rebuild().catch((err: unknown) => logger.error({ err }, 'could not rebuild the replica'));
+    if (!closing) cluster!.store.rebuild().catch((err: unknown) => logger.error({ err }, 'could not rebuild the replica'));
   };
   const takeOver = async (setup: TaskSetup, term: number): Promise<void> => {
     const taskId = setup.config.id;

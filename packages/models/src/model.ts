@@ -575,6 +575,13 @@ export class MultimodalModel {
     return { loss: n > 0 ? loss / n : 0, accuracy: n > 0 ? correct / n : 0, numExamples: n };
   }
 
+  /** The exchanged name of an adapter variable (`image/pointwise/lora_a`); throws `MODELS_BAD_INPUT` for any other variable. */
+  adapterName(variable: tf.LayerVariable): string {
+    const entry = this.adapterList.find((e) => e.variable === variable);
+    if (!entry) throw new ModelsError('MODELS_BAD_INPUT', `MultimodalModel.adapterName: '${variable.name}' is not an exchanged parameter`);
+    return entry.name;
+  }
+
   /** Names of the exchanged parameters, in `adapterParameters()` order. */
   adapterNames(): string[] {
     return this.adapterList.map((e) => e.name);
@@ -609,23 +616,32 @@ export class MultimodalModel {
   }
 
   /**
+   * Throws as {@link setAdapterParameters} would for `params` (unknown or repeated name, wrong shape:
+   * `PARAMS_MISMATCH`; NaN/Infinity: `PARAMS_NON_FINITE`), messages led by `fn`; changes nothing.
+   */
+  checkAdapterParameters(params: Parameters, fn: string): void {
+    const byName = new Map(this.adapterList.map((e) => [e.name, e.variable]));
+    const seen = new Set<string>();
+    for (const t of params) {
+      const v = byName.get(t.name);
+      if (!v) throw new FlCoreError('PARAMS_MISMATCH', `${fn}: unknown tensor '${t.name}'`);
+      if (seen.has(t.name)) throw new FlCoreError('PARAMS_MISMATCH', `${fn}: '${t.name}' given twice`);
+      seen.add(t.name);
+      if (t.shape.join(',') !== v.shape.join(',') || t.values.length !== v.read().size) {
+        throw new FlCoreError('PARAMS_MISMATCH', `${fn}: '${t.name}' has shape [${t.shape.join(',')}], expected [${v.shape.join(',')}]`);
+      }
+    }
+    assertFinite(params, fn);
+  }
+
+  /**
    * Writes named parameters (any subset of `adapterNames()`). Every tensor is checked first — unknown
    * name or wrong shape: `PARAMS_MISMATCH`; NaN/Infinity: `PARAMS_NON_FINITE` — so bad input changes nothing.
    */
   setAdapterParameters(params: Parameters): void {
     if (this.merged) throw new ModelsError('MODELS_BAD_CONFIG', 'MultimodalModel.setAdapterParameters: adapters are merged; unmerge first');
+    this.checkAdapterParameters(params, 'setAdapterParameters');
     const byName = new Map(this.adapterList.map((e) => [e.name, e.variable]));
-    const seen = new Set<string>();
-    for (const t of params) {
-      const v = byName.get(t.name);
-      if (!v) throw new FlCoreError('PARAMS_MISMATCH', `setAdapterParameters: unknown tensor '${t.name}'`);
-      if (seen.has(t.name)) throw new FlCoreError('PARAMS_MISMATCH', `setAdapterParameters: '${t.name}' given twice`);
-      seen.add(t.name);
-      if (t.shape.join(',') !== v.shape.join(',') || t.values.length !== v.read().size) {
-        throw new FlCoreError('PARAMS_MISMATCH', `setAdapterParameters: '${t.name}' has shape [${t.shape.join(',')}], expected [${v.shape.join(',')}]`);
-      }
-    }
-    assertFinite(params, 'setAdapterParameters');
     for (const t of params) {
       const v = byName.get(t.name)!;
       const value = tf.tensor(t.values, v.shape as number[]);

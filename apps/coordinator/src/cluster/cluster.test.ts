@@ -38,7 +38,13 @@ async function connection(): Promise<Redis> {
 }
 
 async function openStore(nodeId: string, onFenced?: (taskId: string) => void): Promise<ReplicatedStore> {
-  const store = await ReplicatedStore.open({ redis: await connection(), reader: await connection(), nodeId, logger: silent, ...(onFenced ? { onFenced } : {}) });
+  const store = await ReplicatedStore.open({
+    redis: await connection(),
+    reader: await connection(),
+    nodeId,
+    logger: silent,
+    ...(onFenced ? { onFenced } : {}),
+  });
   cleanup.push(() => store.close());
   return store;
 }
@@ -137,52 +143,63 @@ describe('task leases', () => {
 });
 
 describe('several coordinator nodes', () => {
-  it('runs a task across three nodes with clients on each, to the same global-model hashes as one node given the same uploads', { timeout: 60_000 }, async () => {
-    const task = { rounds: 3 };
-    const nodes = [];
-    for (const nodeId of ['n1', 'n2', 'n3']) {
-      const node = await startNode({ redisUrl: redis.url, nodeId, task, leaseTtlMs: 1500, reconcileMs: 100 });
-      cleanup.push(() => node.close());
-      nodes.push(node);
-    }
-    const clients: ScriptedClient[] = [];
-    for (let i = 0; i < 6; i++) {
-      const c = await ScriptedClient.join(nodes[i % 3]!.coordinator.url, 'cluster');
-      cleanup.push(() => c.close());
-      clients.push(c);
-    }
-    const reader = nodes[0]!.cluster.store;
-    await until('three committed rounds', async () => {
-      await reader.sync();
-      return reader.getTask('cluster')?.status === 'finished';
-    });
-    const leaders = nodes.filter((n) => n.coordinator.engines.size > 0).map((n) => n.cluster.nodeId);
-    expect(leaders).toHaveLength(1);
-    // Uploads through every node were accepted, relayed or not.
-    for (const c of clients) expect(c.accepted).toEqual([1, 2, 3]);
-    const clusterHashes = [1, 2, 3].map((r) => reader.getCheckpoint('cluster', r)?.sha256);
+  it(
+    'runs a task across three nodes with clients on each, to the same global-model hashes as one node given the same uploads',
+    { timeout: 60_000 },
+    async () => {
+      const task = { rounds: 3 };
+      const nodes = [];
+      for (const nodeId of ['n1', 'n2', 'n3']) {
+        const node = await startNode({ redisUrl: redis.url, nodeId, task, leaseTtlMs: 1500, reconcileMs: 100 });
+        cleanup.push(() => node.close());
+        nodes.push(node);
+      }
+      const clients: ScriptedClient[] = [];
+      for (let i = 0; i < 6; i++) {
+        const c = await ScriptedClient.join(nodes[i % 3]!.coordinator.url, 'cluster');
+        cleanup.push(() => c.close());
+        clients.push(c);
+      }
+      const reader = nodes[0]!.cluster.store;
+      await until('three committed rounds', async () => {
+        await reader.sync();
+        return reader.getTask('cluster')?.status === 'finished';
+      });
+      const leaders = nodes.filter((n) => n.coordinator.engines.size > 0).map((n) => n.cluster.nodeId);
+      expect(leaders).toHaveLength(1);
+      // Uploads through every node were accepted, relayed or not.
+      for (const c of clients) expect(c.accepted).toEqual([1, 2, 3]);
+      const clusterHashes = [1, 2, 3].map((r) => reader.getCheckpoint('cluster', r)?.sha256);
 
-    // One node, the same identities and uploads.
-    const store = new MemoryStore();
-    const config = clusterTask(task);
-    const single = await startCoordinator({
-      tasks: [{ config, joinToken: JOIN_TOKEN, initialGlobal: defaultInitialGlobal(config) }],
-      store,
-      adminToken: ADMIN_TOKEN,
-      logger: silent,
-      retryDelayMs: 50,
-      processMetrics: false,
-    });
-    cleanup.push(() => single.close());
-    for (const c of clients)
-      store.createClient({ clientId: c.clientId, taskId: 'cluster', secretHash: hashToken(c.clientSecret), capabilitiesJson: null, createdAt: 1, lastSeenAt: 1 });
-    for (const c of clients) {
-      const again = await ScriptedClient.resume(single.url, 'cluster', c.clientId, c.clientSecret);
-      cleanup.push(() => again.close());
-    }
-    await until('the single node to finish', () => store.getTask('cluster')?.status === 'finished');
-    const singleHashes = [1, 2, 3].map((r) => store.getCheckpoint('cluster', r)?.sha256);
-    expect(clusterHashes.every((h) => typeof h === 'string')).toBe(true);
-    expect(clusterHashes).toEqual(singleHashes);
-  });
+      // One node, the same identities and uploads.
+      const store = new MemoryStore();
+      const config = clusterTask(task);
+      const single = await startCoordinator({
+        tasks: [{ config, joinToken: JOIN_TOKEN, initialGlobal: defaultInitialGlobal(config) }],
+        store,
+        adminToken: ADMIN_TOKEN,
+        logger: silent,
+        retryDelayMs: 50,
+        processMetrics: false,
+      });
+      cleanup.push(() => single.close());
+      for (const c of clients)
+        store.createClient({
+          clientId: c.clientId,
+          taskId: 'cluster',
+          secretHash: hashToken(c.clientSecret),
+          capabilitiesJson: null,
+          createdAt: 1,
+          lastSeenAt: 1,
+        });
+      for (const c of clients) {
+        const again = await ScriptedClient.resume(single.url, 'cluster', c.clientId, c.clientSecret);
+        cleanup.push(() => again.close());
+      }
+      await until('the single node to finish', () => store.getTask('cluster')?.status === 'finished');
+      const singleHashes = [1, 2, 3].map((r) => store.getCheckpoint('cluster', r)?.sha256);
+      expect(clusterHashes.every((h) => typeof h === 'string')).toBe(true);
+      expect(clusterHashes).toEqual(singleHashes);
+    },
+  );
 });

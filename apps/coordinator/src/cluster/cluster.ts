@@ -71,8 +71,19 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterNo
   if (nodeId.includes(':') || nodeId.length === 0) throw new CoordinatorError('CONFIG_INVALID', `node id '${nodeId}' must be non-empty and hold no ':'`);
   const prefix = options.prefix ?? 'chorus:';
   const connect = (name: string): Redis =>
-    new Redis(options.url, { maxRetriesPerRequest: null, connectionName: `chorus-${nodeId}-${name}`, lazyConnect: true, retryStrategy: (n) => Math.min(50 * n, 500) });
-  const connections = { redis: connect('cmd'), reader: connect('log'), adapterPub: connect('pub'), adapterSub: connect('sub'), relaySubscriber: connect('relay') };
+    new Redis(options.url, {
+      maxRetriesPerRequest: null,
+      connectionName: `chorus-${nodeId}-${name}`,
+      lazyConnect: true,
+      retryStrategy: (n) => Math.min(50 * n, 500),
+    });
+  const connections = {
+    redis: connect('cmd'),
+    reader: connect('log'),
+    adapterPub: connect('pub'),
+    adapterSub: connect('sub'),
+    relaySubscriber: connect('relay'),
+  };
   const all = Object.values(connections);
   try {
     await Promise.race([

@@ -188,15 +188,12 @@ class PausableProxy {
   private paused = false;
   private readonly held: (() => void)[] = [];
   private readonly sockets = new Set<Socket>();
-  private constructor(
-    private readonly server: Server,
-    readonly port: number,
-  ) {}
+  private server!: Server;
+  private constructor(readonly port: number) {}
 
   static async start(targetPort: number): Promise<PausableProxy> {
-    const port = await freePort();
-    let proxy!: PausableProxy;
-    const server = createServer((inbound) => {
+    const proxy = new PausableProxy(await freePort());
+    proxy.server = createServer((inbound) => {
       const outbound = new Socket();
       outbound.connect(targetPort, '127.0.0.1');
       proxy.sockets.add(inbound).add(outbound);
@@ -211,8 +208,7 @@ class PausableProxy {
       pass(inbound, outbound);
       pass(outbound, inbound);
     });
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-    proxy = new PausableProxy(server, port);
+    await new Promise<void>((resolve) => proxy.server.listen(proxy.port, '127.0.0.1', resolve));
     return proxy;
   }
 
@@ -240,7 +236,10 @@ describe('a leader cut off from Redis', () => {
     const captured = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
     const task = { rounds: 3, clientsPerRound: 4, minClients: 4, roundDeadlineMs: 6000 };
     // a leads, reached through the proxy; b waits, reached directly.
-    const a = await startNode({ redisUrl: `redis://127.0.0.1:${proxy.port}`, nodeId: 'a', task, leaseTtlMs: TTL, reconcileMs: 100, relayTimeoutMs: 3000 }, captured);
+    const a = await startNode(
+      { redisUrl: `redis://127.0.0.1:${proxy.port}`, nodeId: 'a', task, leaseTtlMs: TTL, reconcileMs: 100, relayTimeoutMs: 3000 },
+      captured,
+    );
     cleanup.push(() => a.close());
     await until('a to lead', async () => (await holder(r)) === 'a');
     const b = await startNode({ redisUrl: redis.url, nodeId: 'b', task, leaseTtlMs: TTL, reconcileMs: 100, relayTimeoutMs: 3000 });

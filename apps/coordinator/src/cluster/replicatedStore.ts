@@ -87,7 +87,9 @@ export function clusterKeys(prefix: string) {
 
 /** Encodes an entry as JSON, byte arrays as base64. */
 export function encodeEntry(entry: LogEntry): string {
-  return JSON.stringify(entry, (_key, value: unknown) => (value instanceof Uint8Array ? { $bytes: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') } : value));
+  return JSON.stringify(entry, (_key, value: unknown) =>
+    value instanceof Uint8Array ? { $bytes: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') } : value,
+  );
 }
 
 /** Decodes {@link encodeEntry}'s JSON; throws on anything that is not an entry of a known write. */
@@ -282,7 +284,9 @@ export class ReplicatedStore implements CoordinatorStore {
     this.write(round.taskId, 'startRound', [round], () => this.replica.startRound(round));
   }
   retryRound(taskId: string, serverRound: number, attempt: number, endedAt: number, reason: string): void {
-    this.write(taskId, 'retryRound', [taskId, serverRound, attempt, endedAt, reason], () => this.replica.retryRound(taskId, serverRound, attempt, endedAt, reason));
+    this.write(taskId, 'retryRound', [taskId, serverRound, attempt, endedAt, reason], () =>
+      this.replica.retryRound(taskId, serverRound, attempt, endedAt, reason),
+    );
   }
   abandonOpenRounds(taskId: string, at: number): number {
     return this.write(taskId, 'abandonOpenRounds', [taskId, at], () => this.replica.abandonOpenRounds(taskId, at));

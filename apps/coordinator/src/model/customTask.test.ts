@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRng } from '@chorus/fl-core';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isCoordinatorError } from '../errors.js';
@@ -78,6 +79,29 @@ describe('a custom task folder', () => {
       expect(root.map((t) => t.name)).toEqual(initial.map((t) => t.name));
       expect(root.every((t) => t.values.every(Number.isFinite))).toBe(true);
       expect(root.some((t) => t.values.some((v) => v !== 0))).toBe(true);
+    } finally {
+      model.dispose();
+    }
+  }, 60_000);
+
+  it("probes random candidates over its encoders' cached activations exactly as running the whole model for each", async () => {
+    // Arrange: adapters on the image encoder's 1×1 'mix' convolution and on Dense layers above it.
+    const model = await TaskModel.create(readTaskFile(example), {});
+    try {
+      const initial = model.initialParameters();
+      const rng = createRng(5);
+      const candidates = [1, 2, 3].map(() => initial.map((t) => ({ ...t, values: t.values.map((v) => v + 0.2 * (rng() * 2 - 1)) })));
+      // Act
+      const fast = model.probeCandidates(candidates);
+      const reference = model.probeOneByOne(candidates);
+      // Assert
+      fast.forEach((outcome, i) => {
+        if (!outcome.ok) throw outcome.error;
+        const want = reference[i]!.probabilities;
+        expect(outcome.outputs.probabilities.length).toBe(40 * 5);
+        outcome.outputs.probabilities.forEach((v, j) => expect(Math.abs(v - want[j]!)).toBeLessThan(1e-5));
+      });
+      expect(fast[0]).not.toEqual(fast[1]);
     } finally {
       model.dispose();
     }

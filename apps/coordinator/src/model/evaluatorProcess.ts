@@ -94,13 +94,23 @@ async function serve(request: EvaluatorRequest): Promise<unknown> {
     case 'probe': {
       const m = ready();
       const global = decode(request.global);
-      const outcomes: ProbeOutcome[] = request.deltas.map((delta) => {
+      // Candidates whose delta cannot be read get their error; the others are scored together.
+      const candidates: (Tensor[] | { error: unknown })[] = request.deltas.map((delta) => {
         try {
-          const outputs = m.probe(delta === null ? global : candidateParameters(global, decode(delta)));
-          return { ok: true, probabilities: outputs.probabilities, ...(outputs.explanations ? { explanations: [...outputs.explanations] } : {}) };
-        } catch (err) {
-          return { ok: false, error: errorBody(err) };
+          return delta === null ? global : candidateParameters(global, decode(delta));
+        } catch (error) {
+          return { error };
         }
+      });
+      const readable = candidates.filter((c): c is Tensor[] => Array.isArray(c));
+      const probed = m.probeCandidates(readable);
+      let next = 0;
+      const outcomes: ProbeOutcome[] = candidates.map((c) => {
+        if (!Array.isArray(c)) return { ok: false, error: errorBody(c.error) };
+        const outcome = probed[next++]!;
+        if (!outcome.ok) return { ok: false, error: errorBody(outcome.error) };
+        const { probabilities, explanations } = outcome.outputs;
+        return { ok: true, probabilities, ...(explanations ? { explanations: [...explanations] } : {}) };
       });
       return { outcomes };
     }

@@ -86,14 +86,17 @@ export function inProcessEvaluator(model: TaskModel): TaskEvaluator {
     initialParameters: () => model.initialParameters(),
     probeRound: async (global, deltas) => {
       const m = open();
-      const baseline = m.probe(global);
-      const candidates = deltas.map((d): ProbeOutcome => {
-        try {
-          const out = m.probe(candidate(global, d));
-          return { ok: true, probabilities: out.probabilities, ...(out.explanations ? { explanations: [...out.explanations] } : {}) };
-        } catch (err) {
+      // The global model first, scored in the same passes as the candidates.
+      const [first, ...rest] = m.probeCandidates([global, ...deltas.map((d) => candidate(global, d))]);
+      if (!first!.ok) throw first!.error;
+      const baseline = first!.outputs;
+      const candidates = rest.map((outcome): ProbeOutcome => {
+        if (!outcome.ok) {
+          const err = outcome.error;
           return { ok: false, error: { code: 'EVALUATOR_ERROR', message: err instanceof Error ? err.message : String(err) } };
         }
+        const out = outcome.outputs;
+        return { ok: true, probabilities: out.probabilities, ...(out.explanations ? { explanations: [...out.explanations] } : {}) };
       });
       return { baseline, candidates };
     },

@@ -7,6 +7,8 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { createRng } from '@chorus/fl-core';
+import type { CandidateProbeOutputs, Tensor } from '@chorus/fl-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTask } from '../task/loadTask.js';
 import { isCoordinatorError } from '../errors.js';
@@ -76,6 +78,66 @@ describe('TaskModel.create', () => {
     expect(pretrained).toEqual(['image']);
     expect(modalities).toEqual(['image', 'audio']);
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+/** `base` with every value moved by up to ±scale (LoRA B included, so every adapter changes the outputs). */
+function randomCandidate(base: readonly Tensor[], seed: number, scale = 0.2): Tensor[] {
+  const rng = createRng(seed);
+  return base.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.map((v) => v + scale * (rng() * 2 - 1)) }));
+}
+
+/** Asserts two probe outputs agree to float32 rounding (absolute on probabilities, relative on explanations). */
+function expectSameProbe(actual: CandidateProbeOutputs, expected: CandidateProbeOutputs): void {
+  expect(actual.probabilities.length).toBe(expected.probabilities.length);
+  actual.probabilities.forEach((v, i) => expect(Math.abs(v - expected.probabilities[i]!)).toBeLessThan(1e-5));
+  expect(actual.explanations?.length).toBe(expected.explanations?.length);
+  actual.explanations?.forEach((e, m) =>
+    e.forEach((v, i) => {
+      const want = expected.explanations![m]![i]!;
+      expect(Math.abs(v - want)).toBeLessThan(1e-5 * Math.max(1, Math.abs(want)));
+    }),
+  );
+}
+
+describe('TaskModel.probeCandidates', () => {
+  it('gives random candidates of the digits model the outputs of running the whole model for each, and refuses a bad one alone', async () => {
+    // Arrange: every encoder, one built fresh (audio) and one pretrained (image).
+    const model = await TaskModel.create(taskWith(['image', 'text', 'audio'], 12), { weightsDir: DEFAULT_WEIGHTS_DIR });
+    try {
+      const initial = model.initialParameters();
+      const candidates = [initial, ...[1, 2, 3, 4, 5].map((s) => randomCandidate(initial, s))];
+      const bad = initial.map((t, i) => (i === 0 ? { ...t, values: t.values.map(() => Number.NaN) } : t));
+      // Act
+      const fast = model.probeCandidates([...candidates.slice(0, 2), bad, ...candidates.slice(2)]);
+      const reference = model.probeOneByOne(candidates);
+      // Assert
+      expect(fast.map((o) => o.ok)).toEqual([true, true, false, true, true, true, true]);
+      const good = fast.filter((o) => o.ok).map((o) => (o.ok ? o.outputs : null)!);
+      good.forEach((out, i) => expectSameProbe(out, reference[i]!));
+      expect(good[0]!.explanations).toHaveLength(3);
+      expect(good[1]!.probabilities).not.toEqual(good[2]!.probabilities);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('answers for the global it is given after probing another (the kept activations hold nothing a candidate changes)', async () => {
+    // Arrange
+    const model = await TaskModel.create(taskWith(['image', 'audio'], 8), { weightsDir });
+    try {
+      const firstGlobal = randomCandidate(model.initialParameters(), 7);
+      const secondGlobal = randomCandidate(model.initialParameters(), 8);
+      // Act
+      const first = model.probe(firstGlobal);
+      const second = model.probe(secondGlobal);
+      const [reference] = model.probeOneByOne([secondGlobal]);
+      // Assert
+      expectSameProbe(second, reference!);
+      expect(Math.max(...second.probabilities.map((v, i) => Math.abs(v - first.probabilities[i]!)))).toBeGreaterThan(1e-3);
+    } finally {
+      model.dispose();
+    }
   });
 });
 

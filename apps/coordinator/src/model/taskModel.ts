@@ -13,8 +13,9 @@
  *   root part where the dataset divides it);
  * - exports: the merged TF.js LayersModel and the adapters artifact.
  *
- * Every method sets the adapters it evaluates before reading anything, and all of them are
- * synchronous up to the first `await`, so calls cannot see each other's weights. Inputs are
+ * Every method sets the adapters it evaluates before reading anything (the probe hands them to its
+ * cache of the probe set's frozen activations instead, which reads them without writing the model),
+ * and all of them are synchronous up to the first `await`, so calls cannot see each other's weights. Inputs are
  * preprocessed once at creation (pixels scaled, captions cut, audio turned into log-mel) and kept as
  * tensors; every per-call tensor is released inside `tf.tidy`. The GloVe table is cut to the rows
  * the held examples use (plus padding and unknown), with their token ids renumbered to match: the
@@ -31,8 +32,8 @@ import type { CandidateProbeOutputs, Parameters, Tensor } from '@chorus/fl-core'
 import { BUILTIN_MODALITIES, BUILTIN_NAMES, openBuiltin, publicPartIndices, readManifest } from '@chorus/datasets';
 import type { BuiltinName, DigitsSample, FashionMmSample, FashionSample, SpamSample } from '@chorus/datasets';
 import { fileSource, loadBuiltinEmbeddings } from '@chorus/datasets/node';
-import { LogMelFrontend, MultimodalModel, TextEmbedder, exportMergedModel, explain, saveAdapters } from '@chorus/models';
-import type { Modality, MultimodalBatch } from '@chorus/models';
+import { CachedProbe, LogMelFrontend, MultimodalModel, TextEmbedder, exportMergedModel, probeOneByOne, saveAdapters } from '@chorus/models';
+import type { CachedProbeOutputs, Modality, MultimodalBatch } from '@chorus/models';
 import { DEFAULT_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
 import { CoordinatorError } from '../errors.js';
 import { isCustomTask } from '@chorus/protocol';
@@ -54,6 +55,15 @@ const ROOT_CHUNK = 64;
 /** Clips per log-mel computation at creation; see {@link toEvalSet}. */
 const FRONTEND_BATCH = 8;
 
+/**
+ * Floats one probe pass may hold in its largest activation: 2^20 (4 MB), so the WASM heap (which
+ * never shrinks) stays near its size with one candidate per pass.
+ */
+const PROBE_PASS_FLOATS = 2 ** 20;
+
+/** One candidate's probe: its outputs, or the error that refused its parameters. */
+export type ProbeCandidateOutcome = { readonly ok: true; readonly outputs: CandidateProbeOutputs } | { readonly ok: false; readonly error: unknown };
+
 /** Options of {@link TaskModel.create}. */
 export interface TaskModelOptions {
   /** Folder of pretrained encoders; default {@link DEFAULT_WEIGHTS_DIR}. Missing encoders are built fresh. */
@@ -62,6 +72,8 @@ export interface TaskModelOptions {
   readonly dataDir?: string;
   /** Examples of the public split used as FLTrust root data (0: none). */
   readonly rootExamples?: number;
+  /** Most candidates scored per forward pass of the probe (`CachedProbe`'s default when absent). */
+  readonly candidatesPerProbePass?: number;
 }
 
 /** Preprocessed examples: model inputs in chunks, plus labels. */
@@ -159,6 +171,8 @@ async function readSubset(
 /** The server's model of one task; see the module comment. */
 export class TaskModel {
   private readonly initial: Tensor[];
+  /** The probe set's frozen activations, built on the first probe. */
+  private probeCache: CachedProbe | null = null;
   private constructor(
     private readonly task: TaskConfig,
     private readonly model: MultimodalModel,
@@ -170,7 +184,8 @@ export class TaskModel {
     /** Modalities whose encoder came from pretrained weights. */
     readonly pretrained: readonly Modality[],
     /** LoRA targets by modality (a custom task's; the demo encoders' defaults when absent). */
-    private readonly targets: Partial<Record<Modality, readonly string[]>> = {},
+    private readonly targets: Partial<Record<Modality, readonly string[]>>,
+    private readonly candidatesPerPass: number | undefined,
   ) {
     this.initial = model.adapterParameters();
   }
@@ -290,7 +305,7 @@ export class TaskModel {
       const probeSet = toEvalSet(ordered.slice(0, probeExamples), modalities, frontend, remap, EVAL_BATCH);
       const rootSet = rootExamples > 0 ? toEvalSet(ordered.slice(probeExamples), modalities, frontend, remap, ROOT_CHUNK) : null;
       const testSet = testSubset ? toEvalSet(testSubset.samples, modalities, frontend, remap, EVAL_BATCH) : null;
-      return new TaskModel(task, model, bases, embedder, probeSet, testSet, rootSet, pretrained);
+      return new TaskModel(task, model, bases, embedder, probeSet, testSet, rootSet, pretrained, {}, options.candidatesPerProbePass);
     } finally {
       frontend?.dispose();
     }
@@ -349,7 +364,7 @@ export class TaskModel {
         learningRate: task.learningRate,
         seed: task.seed,
       });
-      return new TaskModel(task, model, parts.bases, parts.embedder, probe, test, root, modalities, parts.targets);
+      return new TaskModel(task, model, parts.bases, parts.embedder, probe, test, root, modalities, parts.targets, options.candidatesPerProbePass);
     } catch (err) {
       tf.dispose(owned);
       for (const base of Object.values(parts.bases)) base.dispose();
@@ -373,28 +388,63 @@ export class TaskModel {
     return this.model.modalities;
   }
 
-  /** Probabilities and per-modality explanations of the model with `parameters` on the probe set. */
+  /** Probabilities and per-modality explanations of the model with `parameters` on the probe set; throws what {@link probeCandidates} reports. */
   probe(parameters: Parameters): CandidateProbeOutputs {
-    this.model.setAdapterParameters(parameters);
+    const [outcome] = this.probeCandidates([parameters]);
+    if (!outcome!.ok) throw outcome!.error;
+    return outcome!.outputs;
+  }
+
+  /**
+   * {@link probe} of every candidate, scored together over the probe set's cached frozen activations
+   * (`CachedProbe`, built on the first call and kept: the probe set and the frozen encoders never
+   * change). A candidate whose parameters are refused (`PARAMS_MISMATCH`, `PARAMS_NON_FINITE`) gets
+   * its error while the others are still probed.
+   */
+  probeCandidates(candidates: readonly Parameters[]): ProbeCandidateOutcome[] {
+    const outcomes: ProbeCandidateOutcome[] = new Array<ProbeCandidateOutcome>(candidates.length);
+    const valid: number[] = [];
+    candidates.forEach((c, i) => {
+      try {
+        this.model.checkAdapterParameters(c, 'TaskModel.probe');
+        valid.push(i);
+      } catch (error) {
+        outcomes[i] = { ok: false, error };
+      }
+    });
+    if (valid.length === 0) return outcomes;
+    this.probeCache ??= CachedProbe.build(this.model, this.probeSet.chunks, {
+      maxPassFloats: PROBE_PASS_FLOATS,
+      ...(this.candidatesPerPass === undefined ? {} : { maxCandidatesPerPass: this.candidatesPerPass }),
+    });
+    const outputs = this.probeCache.probe(valid.map((i) => candidates[i]!));
+    valid.forEach((i, j) => (outcomes[i] = { ok: true, outputs: this.probeOutputs(outputs[j]!) }));
+    return outcomes;
+  }
+
+  /**
+   * {@link probeCandidates} without the cache: each candidate set on the model and the whole model
+   * run over the probe set (`probeOneByOne`), the reference the tests and `bench:probe` compare with.
+   */
+  probeOneByOne(candidates: readonly Parameters[]): CandidateProbeOutputs[] {
+    return probeOneByOne(this.model, this.probeSet.chunks, candidates).map((out) => this.probeOutputs(out));
+  }
+
+  /** The probe's outputs as FedMM-X's trust reads them: explanations per modality, [n, K] each. */
+  private probeOutputs(out: CachedProbeOutputs): CandidateProbeOutputs {
+    const numModalities = this.model.modalities.length;
+    // Explanation consistency compares modalities on the same input, so it needs inputs holding several.
+    const paired = numModalities >= 2 && this.probeSet.chunks.every((c) => this.model.modalities.filter((m) => c[m] !== undefined).length >= 2);
+    if (!paired) return { probabilities: out.probabilities };
     const n = this.probeSet.labels.length;
     const k = this.model.numClasses;
-    const numModalities = this.model.modalities.length;
-    const probabilities = new Float32Array(n * k);
+    const mc = out.modalityContributions;
+    // modalityContributions is [n, M, K]; EC compares modality m's K-vector with the others' per input.
     const explanations = Array.from({ length: numModalities }, () => new Float32Array(n * k));
-    let offset = 0;
-    for (const chunk of this.probeSet.chunks) {
-      const e = explain(this.model, chunk);
-      probabilities.set(e.probabilities, offset * k);
-      // modalityContributions is [batch, M, K]; EC compares modality m's K-vector with the others' per input.
-      for (let b = 0; b < e.batchSize; b++) {
-        for (let m = 0; m < numModalities; m++)
-          explanations[m]!.set(e.modalityContributions.subarray((b * numModalities + m) * k, (b * numModalities + m + 1) * k), (offset + b) * k);
-      }
-      offset += e.batchSize;
+    for (let b = 0; b < n; b++) {
+      for (let m = 0; m < numModalities; m++) explanations[m]!.set(mc.subarray((b * numModalities + m) * k, (b * numModalities + m + 1) * k), b * k);
     }
-    // Explanation consistency compares modalities on the same input, so it needs inputs holding several.
-    const paired = this.probeSet.chunks.every((c) => this.model.modalities.filter((m) => c[m] !== undefined).length >= 2);
-    return numModalities >= 2 && paired ? { probabilities, explanations } : { probabilities };
+    return { probabilities: out.probabilities, explanations };
   }
 
   /**
@@ -492,6 +542,8 @@ export class TaskModel {
 
   /** Releases every tensor the model and its data hold. */
   dispose(): void {
+    this.probeCache?.dispose();
+    this.probeCache = null;
     this.model.dispose();
     for (const base of Object.values(this.bases)) base.dispose();
     this.embedder?.dispose();

@@ -16,7 +16,7 @@ import { connectCluster } from '../cluster/cluster.js';
 import type { ClusterNode } from '../cluster/cluster.js';
 import { defaultInitialGlobal, startCoordinator } from '../server.js';
 import type { Coordinator } from '../server.js';
-import { parseTask } from '../task/loadTask.js';
+import { parseTask, readTaskFile } from '../task/loadTask.js';
 import { FakeClient, constantDelta, globalOf } from './fakeClient.js';
 
 export const JOIN_TOKEN = 'cluster-join-secret';
@@ -41,7 +41,7 @@ export function clusterTask(overrides: Record<string, unknown> = {}): TaskConfig
     maxUpdateBytes: 1 << 20,
     normBound: 1000,
     seed: 7,
-    admission: { newIdentitiesPerAddress: null, proofOfWorkBits: 0 },
+    admission: { newIdentitiesPerAddress: null, newIdentitiesPerTask: null, proofOfWorkBits: 0 },
     ...overrides,
   });
 }
@@ -50,7 +50,10 @@ export function clusterTask(overrides: Record<string, unknown> = {}): TaskConfig
 export interface NodeConfig {
   readonly redisUrl: string;
   readonly nodeId: string;
+  /** Overrides of the test task, or of the task file's fields with `taskFile`. */
   readonly task: Record<string, unknown>;
+  /** Serve this task file (its real model in an evaluator process) instead of the synthetic test task. */
+  readonly taskFile?: string;
   readonly leaseTtlMs?: number;
   readonly reconcileMs?: number;
   readonly relayTimeoutMs?: number;
@@ -58,7 +61,10 @@ export interface NodeConfig {
 }
 
 /** Starts one node in this process. */
-export async function startNode(config: NodeConfig, logger: Logger = pino({ level: config.logLevel ?? 'silent' })): Promise<{ coordinator: Coordinator; cluster: ClusterNode; close(): Promise<void> }> {
+export async function startNode(
+  config: NodeConfig,
+  logger: Logger = pino({ level: config.logLevel ?? 'silent' }),
+): Promise<{ coordinator: Coordinator; cluster: ClusterNode; close(): Promise<void> }> {
   const cluster = await connectCluster({
     url: config.redisUrl,
     nodeId: config.nodeId,
@@ -67,9 +73,9 @@ export async function startNode(config: NodeConfig, logger: Logger = pino({ leve
     ...(config.reconcileMs !== undefined ? { reconcileMs: config.reconcileMs } : {}),
     ...(config.relayTimeoutMs !== undefined ? { relayTimeoutMs: config.relayTimeoutMs } : {}),
   });
-  const task = clusterTask(config.task);
+  const task = config.taskFile ? parseTask({ ...readTaskFile(config.taskFile), ...config.task }) : clusterTask(config.task);
   const coordinator = await startCoordinator({
-    tasks: [{ config: task, joinToken: JOIN_TOKEN, initialGlobal: defaultInitialGlobal(task) }],
+    tasks: [{ config: task, joinToken: JOIN_TOKEN, ...(config.taskFile ? {} : { initialGlobal: defaultInitialGlobal(task) }) }],
     store: cluster.store,
     cluster,
     adminToken: ADMIN_TOKEN,

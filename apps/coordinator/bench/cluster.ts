@@ -1,0 +1,265 @@
+/**
+ * Cluster benchmark (not a test): coordinator nodes as separate processes on one redis-server
+ * (src/testing/clusterFixture.ts, src/testing/redisServer.ts), clients in processes of their own
+ * (bench/clusterSwarm.ts). Prints progress lines, then as its LAST line one JSON object:
+ *
+ *   max_clients_{1,2,3}_nodes — most clients connected across 1, 2 and 3 nodes (spread evenly)
+ *                      while FedAvg rounds of 200 run, with every node's RSS ≤ 300 MB; clients are
+ *                      added in steps of --step, and after each step two rounds must complete;
+ *                      `capacity_capped_at` says where the ramp stopped when no node reached the
+ *                      limit (the client processes share this machine's 2 cores);
+ *   rss_mb_per_node_at_max_{k}_nodes — the largest node RSS at that point;
+ *   round_s_600_fedmmx_{1,3}_nodes — median seconds from a round's start to its commit, the demo
+ *                      task as shipped (FedMM-X trust, its real model probing every candidate in
+ *                      the leader's evaluator), 600 clients per round;
+ *   critical_path_ms_100_fedmmx — median over rounds of: last accepted upload received → the next
+ *                      round opened, as the store recorded them (ms resolution), 100 clients, 1 node;
+ *   probe_candidates_per_s — 1000 / the rounds' median `probeMsPerCandidate` (the leader's evaluator);
+ *   leader_failover_s — leader SIGKILLed mid-task → the new leader's first write in the log (its
+ *                      engine started from the last commit), lease TTL 3 s; median of 3.
+ *
+ * Usage: pnpm bench:cluster [--quick] [--max N] [--step N] [--skip-capacity] [--skip-fedmmx]
+ */
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { ReplicatedStore, clusterKeys, decodeEntry } from '../src/cluster/replicatedStore.js';
+import { JOIN_TOKEN, NodeProcess } from '../src/testing/clusterFixture.js';
+import type { NodeConfig } from '../src/testing/clusterFixture.js';
+import { RedisServer } from '../src/testing/redisServer.js';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    max: { type: 'string', default: '6000' },
+    step: { type: 'string', default: '750' },
+    'skip-capacity': { type: 'boolean', default: false },
+    'skip-fedmmx': { type: 'boolean', default: false },
+  },
+});
+const quick = values.quick;
+const maxClients = quick ? 600 : Number(values.max);
+const step = quick ? 300 : Number(values.step);
+const DEMO_TASK = fileURLToPath(new URL('../tasks/demo-digits.yaml', import.meta.url));
+const silent = pino({ level: 'silent' });
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+}
+
+/** A process of clients (bench/clusterSwarm.ts). */
+class Swarm {
+  private constructor(private readonly child: ChildProcess) {}
+  static async start(urls: readonly string[], taskId: string): Promise<Swarm> {
+    const child = fork(fileURLToPath(new URL('./clusterSwarm.ts', import.meta.url)), [], {
+      execArgv: process.execArgv,
+      env: { ...process.env, CHORUS_SWARM_CONFIG: JSON.stringify({ urls, taskId, token: JOIN_TOKEN, modalities: ['image', 'text', 'audio'] }) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    await new Promise<void>((resolve) => child.once('message', () => resolve()));
+    return new Swarm(child);
+  }
+  add(n: number): Promise<{ connected: number; failed: number; firstError?: string }> {
+    return new Promise((resolve) => {
+      this.child.once('message', (m) => resolve(m as { connected: number; failed: number; firstError?: string }));
+      this.child.send({ add: n });
+    });
+  }
+  kill(): void {
+    this.child.kill('SIGKILL');
+  }
+}
+
+interface Cluster {
+  readonly redis: RedisServer;
+  readonly nodes: NodeProcess[];
+  readonly store: ReplicatedStore;
+  readonly conn: Redis;
+  close(): Promise<void>;
+}
+
+async function startCluster(k: number, config: Omit<NodeConfig, 'redisUrl' | 'nodeId'>): Promise<Cluster> {
+  const redis = await RedisServer.start();
+  const nodes: NodeProcess[] = [];
+  for (let i = 0; i < k; i++) nodes.push(await NodeProcess.spawn({ ...config, redisUrl: redis.url, nodeId: `node${i + 1}` }));
+  const conn = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const reader = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const store = await ReplicatedStore.open({ redis: conn, reader, nodeId: 'bench', logger: silent });
+  return {
+    redis,
+    nodes,
+    store,
+    conn,
+    async close() {
+      store.close();
+      conn.disconnect();
+      reader.disconnect();
+      for (const n of nodes) await n.kill('SIGKILL');
+      await redis.stop();
+    },
+  };
+}
+
+async function completed(c: Cluster, taskId: string): Promise<number> {
+  await c.store.sync();
+  return c.store.latestCheckpoint(taskId)?.serverRound ?? 0;
+}
+
+async function waitRounds(c: Cluster, taskId: string, rounds: number, timeoutMs: number): Promise<boolean> {
+  const start = await completed(c, taskId);
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if ((await completed(c, taskId)) >= start + rounds) return true;
+    await sleep(200);
+  }
+  return false;
+}
+
+/** Clients k nodes hold with rounds of 200 running and every node ≤ 300 MB. */
+async function capacity(k: number): Promise<{ max: number; rss: number }> {
+  const c = await startCluster(k, {
+    task: {
+      rounds: 10_000,
+      clientsPerRound: 200,
+      minClients: 100,
+      roundDeadlineMs: 60_000,
+      dataset: { name: 'digits', modalities: ['image', 'text', 'audio'] },
+    },
+    leaseTtlMs: 3000,
+    reconcileMs: 1000,
+  });
+  const swarms: Swarm[] = [];
+  let best = { max: 0, rss: 0 };
+  try {
+    let connected = 0;
+    while (connected < maxClients) {
+      // One client process per 2,000 clients keeps each under its own event-loop limit.
+      if (swarms.length * 2000 <= connected)
+        swarms.push(
+          await Swarm.start(
+            c.nodes.map((n) => n.url),
+            'cluster',
+          ),
+        );
+      const got = await swarms.at(-1)!.add(step);
+      connected += step - got.failed;
+      const ok = await waitRounds(c, 'cluster', 2, 120_000);
+      const rss = Math.max(...c.nodes.map((n) => rssMb(n.child.pid!)));
+      say(
+        `capacity ${k} node(s): ${connected} clients, max node RSS ${rss.toFixed(0)} MB, rounds ${ok ? 'ok' : 'stalled'}${got.failed ? `, ${got.failed} refused (${got.firstError})` : ''}`,
+      );
+      if (!ok || rss > 300 || got.failed > 0) break;
+      best = { max: connected, rss };
+    }
+  } finally {
+    for (const s of swarms) s.kill();
+    await c.close();
+  }
+  return best;
+}
+
+/** FedMM-X rounds of `clients` clients with the demo model: median round seconds, critical path and probe rate. */
+async function fedmmx(k: number, clients: number, rounds: number): Promise<{ roundS: number; criticalMs: number; probePerS: number }> {
+  const c = await startCluster(k, {
+    taskFile: DEMO_TASK,
+    task: { id: 'cluster', rounds: rounds + 1, clientsPerRound: clients, minClients: clients, waitingRoomMs: 0, roundDeadlineMs: 300_000, runs: 'once' },
+    leaseTtlMs: 3000,
+    reconcileMs: 500,
+    relayTimeoutMs: 120_000,
+  });
+  const swarm = await Swarm.start(
+    c.nodes.map((n) => n.url),
+    'cluster',
+  );
+  try {
+    await swarm.add(clients);
+    const ok = await waitRounds(c, 'cluster', rounds + 1, 600_000);
+    if (!ok) throw new Error(`fedmmx ${k} node(s): rounds did not complete`);
+    const roundRecords = c.store.listRounds('cluster').filter((r) => r.status === 'completed');
+    const updates = c.store.listUpdates('cluster');
+    const metrics = c.store.listMetrics('cluster');
+    // Round 1 includes the evaluator's start and is left out.
+    const timed = roundRecords.filter((r) => r.serverRound >= 2);
+    const roundS = median(timed.map((r) => (r.endedAt! - r.startedAt) / 1000));
+    const critical = timed.map((r) => {
+      const lastIn = Math.max(...updates.filter((u) => u.serverRound === r.serverRound - 1 && u.status === 'accepted').map((u) => u.receivedAt));
+      return r.startedAt - lastIn;
+    });
+    const probe = median(metrics.filter((m) => m.serverRound >= 2).map((m) => m.metrics['probeMsPerCandidate'] ?? NaN));
+    return { roundS, criticalMs: median(critical), probePerS: 1000 / probe };
+  } finally {
+    swarm.kill();
+    await c.close();
+  }
+}
+
+/** Leader SIGKILLed → the new leader's first entry in the log. */
+async function failover(): Promise<number> {
+  const c = await startCluster(3, {
+    task: { rounds: 10_000, clientsPerRound: 12, minClients: 6, roundDeadlineMs: 10_000 },
+    leaseTtlMs: 3000,
+    reconcileMs: 250,
+  });
+  const swarm = await Swarm.start(
+    c.nodes.map((n) => n.url),
+    'cluster',
+  );
+  try {
+    await swarm.add(24);
+    await waitRounds(c, 'cluster', 2, 60_000);
+    const value = (await c.conn.get(clusterKeys('chorus:').lease('cluster')))!;
+    const leader = value.slice(0, value.lastIndexOf(':'));
+    const lastId = ((await c.conn.xrevrange(clusterKeys('chorus:').log, '+', '-', 'COUNT', 1)) as [string, string[]][])[0]![0];
+    const killed = Date.now();
+    await c.nodes.find((n) => n.nodeId === leader)!.kill('SIGKILL');
+    for (;;) {
+      const after = (await c.conn.xrange(clusterKeys('chorus:').log, `(${lastId}`, '+')) as [string, string[]][];
+      const first = after.map(([, f]) => decodeEntry(f[1]!)).find((e) => e.node !== leader && e.method !== 'createClient' && e.method !== 'touchClient');
+      if (first) return (Date.now() - killed) / 1000;
+      if (Date.now() - killed > 30_000) throw new Error('no new leader within 30 s');
+      await sleep(20);
+    }
+  } finally {
+    swarm.kill();
+    await c.close();
+  }
+}
+
+const result: Record<string, number | boolean | string> = { machine: '2-core CPU, WASM backend for the model' };
+if (!values['skip-capacity']) {
+  for (const k of [1, 2, 3]) {
+    const { max, rss } = await capacity(k);
+    result[`max_clients_${k}_nodes`] = max;
+    result[`rss_mb_per_node_at_max_${k}_nodes`] = Math.round(rss);
+  }
+  result['capacity_capped_at'] = maxClients;
+}
+if (!values['skip-fedmmx']) {
+  const perRound = quick ? 100 : 600;
+  const one = await fedmmx(1, perRound, quick ? 2 : 3);
+  say(`fedmmx 1 node, ${perRound} clients: ${one.roundS.toFixed(1)} s/round, probe ${one.probePerS.toFixed(0)} candidates/s`);
+  result[`round_s_${perRound}_fedmmx_1_nodes`] = one.roundS;
+  result['probe_candidates_per_s'] = Math.round(one.probePerS);
+  const three = await fedmmx(3, perRound, quick ? 2 : 3);
+  say(`fedmmx 3 nodes, ${perRound} clients: ${three.roundS.toFixed(1)} s/round`);
+  result[`round_s_${perRound}_fedmmx_3_nodes`] = three.roundS;
+  const hundred = quick ? one : await fedmmx(1, 100, 3);
+  result['critical_path_ms_100_fedmmx'] = hundred.criticalMs;
+}
+const failovers: number[] = [];
+for (let i = 0; i < (quick ? 1 : 3); i++) failovers.push(await failover());
+say(`failover: ${failovers.map((s) => s.toFixed(2)).join(', ')} s`);
+result['leader_failover_s'] = median(failovers);
+say(JSON.stringify(result));
+process.exit(0);

@@ -1,0 +1,142 @@
+/**
+ * Trust-probe benchmark (not a test): how fast one evaluator scores FedMM-X candidates (global + Δ_k)
+ * of the demo task (tasks/demo-digits.yaml: image + text + audio, 64 probe examples, LoRA r = 4) on
+ * the WASM backend. The candidates are the initial global plus seeded random deltas over every
+ * adapter tensor. Prints progress lines, then as its LAST line one JSON object:
+ *
+ *   probe_candidates_per_s         — candidates per second through one evaluator process
+ *                                    (EvaluatorProcess.probeRound of the global and the deltas, as a
+ *                                    round asks it: codec, IPC, cached probe), median of the timed reps;
+ *   probe_ms_per_candidate         — 1000 / that;
+ *   probe_ms_per_candidate_in_process — TaskModel.probeCandidates of the same candidates in this
+ *                                    process (the probe set's frozen activations cached, several
+ *                                    candidates per pass);
+ *   probe_ms_per_candidate_one_per_pass — the same with one candidate per pass (the cache alone);
+ *   probe_ms_per_candidate_baseline — TaskModel.probeOneByOne, the whole model per candidate (the
+ *                                    path before the cache), in this process, in the same run;
+ *   probe_speedup                  — baseline ÷ in-process;
+ *   probe_cache_build_ms           — building the cache (once per evaluator, on its first probe).
+ *
+ * Usage: pnpm bench:probe [--candidates N] [--reps N] [--baseline N]
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createRng } from '@chorus/fl-core';
+import type { Tensor } from '@chorus/fl-core';
+import { parse as parseYaml } from 'yaml';
+import { EvaluatorProcess } from '../src/model/taskEvaluator.js';
+import { TaskModel } from '../src/model/taskModel.js';
+import { parseTask } from '../src/task/loadTask.js';
+
+const { values: args } = parseArgs({
+  options: {
+    candidates: { type: 'string', default: '100' },
+    reps: { type: 'string', default: '3' },
+    baseline: { type: 'string', default: '12' },
+  },
+});
+const NUM_CANDIDATES = Number(args.candidates);
+const REPS = Number(args.reps);
+const BASELINE_CANDIDATES = Number(args.baseline);
+
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const demo = parseYaml(readFileSync(join(packageRoot, 'tasks', 'demo-digits.yaml'), 'utf8')) as Record<string, unknown>;
+const task = parseTask({ ...demo, id: 'bench-probe' }, 'demo-digits.yaml');
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+const round2 = (x: number) => Number(x.toFixed(2));
+
+/** `count` seeded deltas over every tensor of `global`, of the size a round of local training gives. */
+function randomDeltas(global: readonly Tensor[], count: number): Tensor[][] {
+  const rng = createRng(2024);
+  return Array.from({ length: count }, () => global.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.map(() => 0.02 * (rng() * 2 - 1)) })));
+}
+
+/** Median ms per candidate of `run` over `reps` repetitions of `count` candidates, after one warm-up. */
+function timed(reps: number, count: number, run: () => void): number {
+  run();
+  const ms: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const started = performance.now();
+    run();
+    ms.push((performance.now() - started) / count);
+  }
+  return median(ms);
+}
+
+async function main(): Promise<void> {
+  const model = await TaskModel.create(task);
+  const onePerPass = await TaskModel.create(task, { candidatesPerProbePass: 1 });
+  try {
+    const global = model.initialParameters();
+    const deltas = randomDeltas(global, NUM_CANDIDATES);
+    const candidates = [global, ...deltas.map((d) => d.map((t, i) => ({ ...t, values: t.values.map((v, j) => v + global[i]!.values[j]!) })))];
+    console.log(`demo task: ${task.evaluation.probeExamples} probe examples, ${model.modalities.join(' + ')}, ${candidates.length} candidates`);
+
+    let started = performance.now();
+    model.probeCandidates(candidates.slice(0, 1));
+    const buildMs = performance.now() - started;
+    onePerPass.probeCandidates(candidates.slice(0, 1));
+
+    const inProcess = timed(REPS, candidates.length, () => model.probeCandidates(candidates));
+    const single = timed(REPS, candidates.length, () => onePerPass.probeCandidates(candidates));
+    const few = candidates.slice(0, BASELINE_CANDIDATES);
+    const baseline = timed(Math.max(1, REPS - 1), few.length, () => model.probeOneByOne(few));
+    console.log(
+      `in this process: ${inProcess.toFixed(2)} ms per candidate cached (${single.toFixed(2)} with one per pass), ${baseline.toFixed(2)} ms running the whole model per candidate (${few.length} candidates); cache built in ${buildMs.toFixed(0)} ms`,
+    );
+
+    const evaluator = await EvaluatorProcess.start(task);
+    const perRound: number[] = [];
+    try {
+      // The first round builds the evaluator's cache.
+      await evaluator.probeRound(global, deltas);
+      for (let r = 0; r < REPS; r++) {
+        started = performance.now();
+        const round = await evaluator.probeRound(global, deltas);
+        perRound.push(performance.now() - started);
+        if (round.candidates.some((o) => !o.ok)) throw new Error('a candidate could not be probed');
+      }
+    } finally {
+      await evaluator.close();
+    }
+    const roundMs = median(perRound);
+    const perSecond = (candidates.length / roundMs) * 1000;
+    console.log(
+      `evaluator process: probeRound of the global + ${deltas.length} candidates in ${roundMs.toFixed(0)} ms (${perRound.map((x) => x.toFixed(0)).join(', ')}): ${perSecond.toFixed(1)} candidates/s`,
+    );
+    console.log(
+      JSON.stringify({
+        probe_candidates_per_s: Number(perSecond.toFixed(1)),
+        probe_ms_per_candidate: round2(1000 / perSecond),
+        probe_ms_per_candidate_in_process: round2(inProcess),
+        probe_ms_per_candidate_one_per_pass: round2(single),
+        probe_ms_per_candidate_baseline: round2(baseline),
+        probe_speedup: Number((baseline / inProcess).toFixed(1)),
+        probe_cache_build_ms: Math.round(buildMs),
+        probe_round_ms: Math.round(roundMs),
+        candidates: candidates.length,
+        baseline_candidates: few.length,
+        probe_examples: task.evaluation.probeExamples,
+        reps: REPS,
+      }),
+    );
+  } finally {
+    model.dispose();
+    onePerPass.dispose();
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(err);
+  process.exitCode = 1;
+}

@@ -1,0 +1,456 @@
+/**
+ * Probe outputs of many candidate models on one fixed probe set, for FedMM-X's server-side trust
+ * (Balija 2025, arXiv:2503.19564): every candidate global + Δ_k differs from the others only in its
+ * LoRA adapters (Hu et al. 2021, arXiv:2106.09685), concept projections and head.
+ *
+ * What does not change between candidates is computed once, when the cache is built: each
+ * encoder's frozen layers below its first adapted layer (their activations on the probe set — the
+ * convolutions, most of the work) and that layer's frozen part x·W + b. A pass then runs C
+ * candidates together from there up: the first adapted layer's low-rank branch for all of them is
+ * one product x·[A_1; …; A_C]ᵀ followed by a batched product with each B_c; every later layer runs
+ * on the C candidates' activations stacked into one batch (adapted layers add batched products with
+ * their A_c and B_c); the concept projections and the NAM (or linear) head are batched products over
+ * the stacked weights. The model's variables are only read (frozen weights, and any exchanged tensor
+ * a candidate leaves out), never written.
+ *
+ * The outputs equal {@link probeOneByOne} — the candidate's parameters set on the model and every
+ * batch run through `explain` — up to float32 rounding (the sums are taken in another order).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Parameters } from '@chorus/fl-core';
+import { activate, checkActivation, type LoraActivation } from './activations.js';
+import { chainLayers } from './adapt.js';
+import { maskedMeanPool, type Modality } from './encoders.js';
+import { ModelsError, checkInt } from './errors.js';
+import { explain } from './explain.js';
+import { LinearHead } from './linearHead.js';
+import { isLoraLayer, type LoraConv1x1, type LoraDense } from './lora.js';
+import type { MultimodalBatch, MultimodalModel } from './model.js';
+
+/** One candidate's outputs on the probe set, rows in probe-set order (the batches' rows one after another). */
+export interface CachedProbeOutputs {
+  /** Softmax probabilities [n, K]. */
+  readonly probabilities: Float32Array;
+  /** Per-modality contribution vectors Σ_i f_{m,i} [n, M, K], modalities in `model.modalities` order (0 where one is absent). */
+  readonly modalityContributions: Float32Array;
+}
+
+/** Options of {@link CachedProbe.build}. */
+export interface CachedProbeOptions {
+  /**
+   * Most floats one pass may hold in its largest activation, all its candidates together; default
+   * 2^20 (4 MB). Sets how many candidates share a pass, which bounds the WASM heap (it never shrinks).
+   */
+  readonly maxPassFloats?: number;
+  /**
+   * Most candidates per pass whatever the budget; default 4. On the demo model (WASM backend) 2–8 per
+   * pass came out 5–10% faster per candidate than 1, and 16 or more slower: the frozen layers above
+   * the first adapter cost the same per candidate however they are batched, while the block-diagonal
+   * product of the first adapted layer grows with the square of the pass.
+   */
+  readonly maxCandidatesPerPass?: number;
+}
+
+/** An adapted layer's exchanged tensors. */
+interface AdapterNames {
+  readonly loraA: string;
+  readonly loraB: string;
+}
+
+/** The head's exchanged tensors of one modality. */
+type HeadNames = { readonly kind: 'nam'; readonly weights: readonly string[] } | { readonly kind: 'linear'; readonly kernel: string };
+
+/** What one modality's encoder keeps between candidates, and the names of the tensors a candidate changes. */
+interface ModalityPlan {
+  readonly modality: Modality;
+  /** Position in `model.modalities`. */
+  readonly index: number;
+  /** Probe-set rows that hold this modality, ascending. */
+  readonly rows: Int32Array;
+  /** The batches' `present` column of those rows, or null when none gave one (then all 1). */
+  readonly presence: Float32Array | null;
+  /** The first adapted layer and every layer after it (empty when the encoder has no adapter). */
+  readonly upper: readonly tf.layers.Layer[];
+  /** Adapter names of the adapted layers in `upper`, by layer. */
+  readonly adapters: ReadonlyMap<tf.layers.Layer, AdapterNames>;
+  /** The first adapted layer's input on `rows` [n_m, …], or without adapters the encoder's output [n_m, d]. */
+  readonly input: tf.Tensor;
+  /** The first adapted layer's frozen part x·W + b, [n_m·positions, out]; null without adapters. */
+  readonly frozenPart: tf.Tensor2D | null;
+  readonly conceptKernel: string;
+  readonly conceptBias: string;
+  readonly conceptActivation: LoraActivation;
+  readonly head: HeadNames;
+  /** Floats per candidate of the largest activation from `upper` on. */
+  readonly floatsPerCandidate: number;
+}
+
+const product = (dims: readonly (number | null)[]): number => dims.reduce<number>((n, d) => n * (d ?? 1), 1);
+
+/** Probe outputs of many candidates over cached frozen activations; see the module comment. Owns its cached tensors until {@link dispose}. */
+export class CachedProbe {
+  private disposed = false;
+
+  private constructor(
+    private readonly model: MultimodalModel,
+    private readonly plans: readonly ModalityPlan[],
+    private readonly shapes: ReadonlyMap<string, readonly number[]>,
+    private readonly betaName: string,
+    /** Rows of the probe set. */
+    readonly numExamples: number,
+    /** Candidates that share one pass. */
+    readonly candidatesPerPass: number,
+  ) {}
+
+  /**
+   * Runs the frozen layers below each encoder's first adapted layer over `batches` (the probe set,
+   * each batch any subset of the model's modalities) and keeps their output. Throws
+   * `MODELS_BAD_INPUT` for a malformed batch and `MODELS_BAD_CONFIG` for merged adapters.
+   */
+  static build(model: MultimodalModel, batches: readonly MultimodalBatch[], options: CachedProbeOptions = {}): CachedProbe {
+    const fn = 'CachedProbe.build';
+    if (model.merged) throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: adapters are merged; unmerge first`);
+    const maxPassFloats = checkInt(fn, 'maxPassFloats', options.maxPassFloats ?? 2 ** 20, 1);
+    const maxCandidates = checkInt(fn, 'maxCandidatesPerPass', options.maxCandidatesPerPass ?? 4, 1);
+    const sizes = batches.map((b) => model.checkBatch(b, fn));
+    const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
+    const numExamples = sizes.reduce((a, b) => a + b, 0);
+    const plans: ModalityPlan[] = [];
+    try {
+      model.modalities.forEach((modality, index) => {
+        const plan = planModality(model, modality, index, batches, sizes, offsets);
+        if (plan) plans.push(plan);
+      });
+    } catch (err) {
+      for (const p of plans) tf.dispose([p.input, ...(p.frozenPart ? [p.frozenPart] : [])]);
+      throw err;
+    }
+    const peak = Math.max(1, ...plans.map((p) => p.floatsPerCandidate));
+    const perPass = Math.max(1, Math.min(maxCandidates, Math.floor(maxPassFloats / peak)));
+    const shapes = new Map(model.adapterShapes().map((s) => [s.name, s.shape]));
+    return new CachedProbe(model, plans, shapes, model.adapterName(model.conceptHead.beta), numExamples, perPass);
+  }
+
+  /**
+   * Outputs of the model with each of `candidates` (any subset of `model.adapterNames()`; a tensor
+   * left out takes the model's current value). Every candidate is checked before anything runs, as
+   * `setAdapterParameters` checks (`PARAMS_MISMATCH`, `PARAMS_NON_FINITE`); the model is not changed.
+   */
+  probe(candidates: readonly Parameters[]): CachedProbeOutputs[] {
+    const fn = 'CachedProbe.probe';
+    if (this.disposed) throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: the cache was disposed`);
+    if (this.model.merged) throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: adapters are merged; unmerge first`);
+    for (const c of candidates) this.model.checkAdapterParameters(c, fn);
+    let current: Map<string, Float32Array> | null = null;
+    const resolved = candidates.map((c) => {
+      const values = new Map(c.map((t) => [t.name, t.values]));
+      if (values.size < this.shapes.size) {
+        current ??= new Map(this.model.adapterParameters().map((t) => [t.name, t.values]));
+        for (const [name, v] of current) if (!values.has(name)) values.set(name, v);
+      }
+      return values;
+    });
+    const out: CachedProbeOutputs[] = [];
+    for (let start = 0; start < resolved.length; start += this.candidatesPerPass) {
+      const group = resolved.slice(start, start + this.candidatesPerPass);
+      const real = group.length;
+      // Every pass holds exactly candidatesPerPass candidates (a short one is padded with copies of its
+      // last): the products' shapes, and with them the float rounding, then never depend on how many
+      // candidates were sent together, so a candidate's outputs are the same bits in any company.
+      while (group.length < this.candidatesPerPass) group.push(group[real - 1]!);
+      out.push(...this.pass(group).slice(0, real));
+    }
+    return out;
+  }
+
+  /** Releases the cached activations (not the model). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const p of this.plans) tf.dispose([p.input, ...(p.frozenPart ? [p.frozenPart] : [])]);
+  }
+
+  /** One forward pass of `group`'s candidates over the cache. */
+  private pass(group: readonly ReadonlyMap<string, Float32Array>[]): CachedProbeOutputs[] {
+    const numCandidates = group.length;
+    const stack = (name: string): tf.Tensor => {
+      const shape = this.shapes.get(name)!;
+      const size = product(shape);
+      const values = new Float32Array(numCandidates * size);
+      group.forEach((g, j) => values.set(g.get(name)!, j * size));
+      return tf.tensor(values, [numCandidates, ...shape]);
+    };
+    const numModalities = this.model.modalities.length;
+    const k = this.model.numClasses;
+    const n = this.numExamples;
+    const contributions = group.map(() => new Float32Array(n * numModalities * k));
+    for (const plan of this.plans) {
+      const result = this.modalityContributions(plan, numCandidates, stack, (name) => group.map((g) => g.get(name)!));
+      let values: Float32Array;
+      try {
+        values = result.dataSync() as Float32Array;
+      } finally {
+        result.dispose();
+      }
+      const rows = plan.rows.length;
+      for (let j = 0; j < numCandidates; j++) {
+        const target = contributions[j]!;
+        for (let r = 0; r < rows; r++) {
+          const p = plan.presence ? plan.presence[r]! : 1;
+          const from = (j * rows + r) * k;
+          const to = (plan.rows[r]! * numModalities + plan.index) * k;
+          for (let c = 0; c < k; c++) target[to + c] = values[from + c]! * p;
+        }
+      }
+    }
+    return group.map((g, j) => {
+      const beta = g.get(this.betaName)!;
+      const mc = contributions[j]!;
+      const probabilities = new Float32Array(n * k);
+      const logits = new Float64Array(k);
+      for (let row = 0; row < n; row++) {
+        let max = -Infinity;
+        for (let c = 0; c < k; c++) {
+          let sum = beta[c]!;
+          for (let m = 0; m < numModalities; m++) sum += mc[(row * numModalities + m) * k + c]!;
+          logits[c] = sum;
+          if (sum > max) max = sum;
+        }
+        let z = 0;
+        for (let c = 0; c < k; c++) z += logits[c] = Math.exp(logits[c]! - max);
+        for (let c = 0; c < k; c++) probabilities[row * k + c] = logits[c]! / z;
+      }
+      return { probabilities, modalityContributions: mc };
+    });
+  }
+
+  /** One modality's head contributions Σ_i f_{m,i} of every candidate, [C, n_m, K] (caller disposes). */
+  private modalityContributions(
+    plan: ModalityPlan,
+    numCandidates: number,
+    stack: (name: string) => tf.Tensor,
+    values: (name: string) => Float32Array[],
+  ): tf.Tensor {
+    // Each layer in its own tidy, the previous activation released: one pass holds at most two activations at a time.
+    let x = plan.input;
+    let stacked = false;
+    try {
+      for (const layer of plan.upper) {
+        const names = plan.adapters.get(layer);
+        const next = tf.tidy(() =>
+          names && isLoraLayer(layer)
+            ? loraStacked(layer, x, { stacked, loraA: values(names.loraA), loraB: values(names.loraB), frozenPart: stacked ? null : plan.frozenPart })
+            : (layer.apply(x) as tf.Tensor),
+        );
+        if (x !== plan.input) x.dispose();
+        x = next;
+        if (names) stacked = true;
+      }
+      const embeddings = x;
+      return tf.tidy(() => {
+        const rows = plan.rows.length;
+        const dim = embeddings.shape[embeddings.rank - 1]!;
+        // An encoder without adapters gives every candidate the same embedding.
+        const e = stacked ? tf.reshape(embeddings, [numCandidates, rows, dim]) : tf.tile(tf.expandDims(embeddings, 0), [numCandidates, 1, 1]);
+        const z = activate(
+          tf.add(tf.matMul(e as tf.Tensor3D, stack(plan.conceptKernel) as tf.Tensor3D), tf.expandDims(stack(plan.conceptBias), 1)),
+          plan.conceptActivation,
+        ) as tf.Tensor3D; // [C, n, c]
+        if (plan.head.kind === 'linear') return tf.matMul(z, stack(plan.head.kernel) as tf.Tensor3D);
+        const [w1, b1, w2, b2, w3, b3] = plan.head.weights.map(stack) as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        const c = w1.shape[1]!;
+        const h = w1.shape[2]!;
+        const k = w3.shape[3]!;
+        // The shape functions of every candidate and concept as one batch of C·c: [C·c, n, h] → [C·c, n, K].
+        const h1 = tf.relu(tf.add(tf.mul(tf.expandDims(z, 3), tf.expandDims(w1, 1)), tf.expandDims(b1, 1))); // [C, n, c, h]
+        const h1t = tf.reshape(tf.transpose(h1, [0, 2, 1, 3]), [numCandidates * c, rows, h]) as tf.Tensor3D;
+        const h2 = tf.relu(tf.add(tf.matMul(h1t, tf.reshape(w2, [numCandidates * c, h, h]) as tf.Tensor3D), tf.reshape(b2, [numCandidates * c, 1, h])));
+        const out = tf.add(tf.matMul(h2 as tf.Tensor3D, tf.reshape(w3, [numCandidates * c, h, k]) as tf.Tensor3D), tf.reshape(b3, [numCandidates * c, 1, k]));
+        return tf.sum(tf.reshape(out, [numCandidates, c, rows, k]), 1);
+      });
+    } finally {
+      if (x !== plan.input) x.dispose();
+    }
+  }
+}
+
+/** How {@link loraStacked} reads its input. */
+interface StackedArgs {
+  /** Whether `x` is [C·n, …] (each candidate its own rows) rather than [n, …], shared by every candidate. */
+  readonly stacked: boolean;
+  /** Every candidate's A [r, in] and B [out, r], in candidate order. */
+  readonly loraA: readonly Float32Array[];
+  readonly loraB: readonly Float32Array[];
+  /** The layer's frozen part x·W + b when `x` is the shared cached input. */
+  readonly frozenPart: tf.Tensor2D | null;
+}
+
+/**
+ * An adapted layer applied for every candidate at once: [C·n, …, out], candidate-major. Call inside
+ * a tidy. The adapters are laid out in plain arrays so that every product is an untransposed one:
+ * on the WASM backend a batched product with an inner size of r (4) runs several times slower than
+ * a 2-D product of the same work, and transposed operands cost a copy each.
+ */
+function loraStacked(layer: LoraDense | LoraConv1x1, x: tf.Tensor, args: StackedArgs): tf.Tensor {
+  const { kernel, bias } = layer.loraVariables;
+  const numCandidates = args.loraA.length;
+  const inDim = x.shape[x.rank - 1]!;
+  const outDim = kernel.shape[kernel.shape.length - 1]!;
+  const rank = layer.rank;
+  const scaling = layer.scaling;
+  const examples = args.stacked ? x.shape[0]! / numCandidates : x.shape[0]!;
+  const positions = product(x.shape.slice(1, -1));
+  const rows = examples * positions;
+  let y: tf.Tensor;
+  if (args.stacked) {
+    // Aᵀ [C, in, r] and (α/r)·Bᵀ [C, r, out]: batched products over the candidates' own rows.
+    const aT = new Float32Array(numCandidates * inDim * rank);
+    const bT = new Float32Array(numCandidates * rank * outDim);
+    for (let c = 0; c < numCandidates; c++) {
+      const a = args.loraA[c]!;
+      const b = args.loraB[c]!;
+      for (let j = 0; j < rank; j++) {
+        for (let i = 0; i < inDim; i++) aT[(c * inDim + i) * rank + j] = a[j * inDim + i]!;
+        for (let o = 0; o < outDim; o++) bT[(c * rank + j) * outDim + o] = scaling * b[o * rank + j]!;
+      }
+    }
+    const x3d = tf.reshape(x, [numCandidates, rows, inDim]) as tf.Tensor3D;
+    const branch = tf.matMul(tf.matMul(x3d, tf.tensor3d(aT, [numCandidates, inDim, rank])), tf.tensor3d(bT, [numCandidates, rank, outDim]));
+    const w = tf.reshape(kernel.read(), [inDim, outDim]) as tf.Tensor2D;
+    const frozen = tf.fused.matMul({ a: tf.reshape(x, [numCandidates * rows, inDim]) as tf.Tensor2D, b: w, ...(bias ? { bias: bias.read() } : {}) });
+    y = activate(tf.add(tf.reshape(frozen, [numCandidates, rows, outDim]), branch), layer.activationName);
+  } else {
+    // Every candidate's x·A_cᵀ from one product with [A_1ᵀ … A_Cᵀ] ([in, C·r]), then one product with
+    // the block-diagonal (α/r)·diag(B_1ᵀ … B_Cᵀ) ([C·r, C·out]): [rows, C, out].
+    const width = numCandidates * rank;
+    const aT = new Float32Array(inDim * width);
+    const blocks = new Float32Array(width * numCandidates * outDim);
+    for (let c = 0; c < numCandidates; c++) {
+      const a = args.loraA[c]!;
+      const b = args.loraB[c]!;
+      for (let j = 0; j < rank; j++) {
+        for (let i = 0; i < inDim; i++) aT[i * width + c * rank + j] = a[j * inDim + i]!;
+        for (let o = 0; o < outDim; o++) blocks[(c * rank + j) * numCandidates * outDim + c * outDim + o] = scaling * b[o * rank + j]!;
+      }
+    }
+    const x2d = tf.reshape(x, [rows, inDim]) as tf.Tensor2D;
+    const xa = tf.matMul(x2d, tf.tensor2d(aT, [inDim, width]));
+    const branch = tf.reshape(tf.matMul(xa, tf.tensor2d(blocks, [width, numCandidates * outDim])), [rows, numCandidates, outDim]);
+    const frozen =
+      args.frozenPart ?? tf.fused.matMul({ a: x2d, b: tf.reshape(kernel.read(), [inDim, outDim]) as tf.Tensor2D, ...(bias ? { bias: bias.read() } : {}) });
+    y = tf.transpose(activate(tf.add(tf.expandDims(frozen, 1), branch), layer.activationName), [1, 0, 2]);
+  }
+  return tf.reshape(y, [numCandidates * examples, ...x.shape.slice(1, -1), outDim]);
+}
+
+/** The cached part of one modality's encoder over the probe set; null when no batch holds the modality. */
+function planModality(
+  model: MultimodalModel,
+  modality: Modality,
+  index: number,
+  batches: readonly MultimodalBatch[],
+  sizes: readonly number[],
+  offsets: readonly number[],
+): ModalityPlan | null {
+  const layers = chainLayers(model.encoder(modality));
+  const first = layers.findIndex(isLoraLayer);
+  const lower = first < 0 ? layers : layers.slice(0, first);
+  const upper = first < 0 ? [] : layers.slice(first);
+  const parts: tf.Tensor[] = [];
+  const rows: number[] = [];
+  const presence: number[] = [];
+  let anyPresent = false;
+  batches.forEach((batch, b) => {
+    const x = batch[modality];
+    if (x === undefined) return;
+    parts.push(
+      tf.tidy(() => {
+        let features: tf.Tensor = modality === 'text' ? maskedMeanPool(model.textEmbedder!.embed(x), x) : x;
+        for (const layer of lower) features = layer.apply(features) as tf.Tensor;
+        return features;
+      }),
+    );
+    for (let i = 0; i < sizes[b]!; i++) rows.push(offsets[b]! + i);
+    if (batch.present) {
+      anyPresent = true;
+      presence.push(...(tf.tidy(() => tf.cast(tf.slice(batch.present!, [0, index], [sizes[b]!, 1]), 'float32').dataSync()) as Float32Array));
+    } else for (let i = 0; i < sizes[b]!; i++) presence.push(1);
+  });
+  if (parts.length === 0) return null;
+  const input = parts.length === 1 ? parts[0]! : tf.concat(parts, 0);
+  if (parts.length > 1) tf.dispose(parts);
+  let frozenPart: tf.Tensor2D | null = null;
+  const adapters = new Map<tf.layers.Layer, AdapterNames>();
+  try {
+    for (const layer of upper) {
+      if (!isLoraLayer(layer)) continue;
+      const { loraA, loraB } = layer.loraVariables;
+      adapters.set(layer, { loraA: model.adapterName(loraA), loraB: model.adapterName(loraB) });
+    }
+    const head = headNames(model, modality);
+    const conceptLayer = model.conceptLayer(modality);
+    const [conceptKernel, conceptBias] = conceptLayer.trainableWeights;
+    const conceptActivation = checkActivation('CachedProbe.build', conceptLayer.getConfig()['activation']);
+    const firstLayer = upper[0];
+    if (firstLayer && isLoraLayer(firstLayer)) {
+      const { kernel, bias } = firstLayer.loraVariables;
+      frozenPart = tf.tidy((): tf.Tensor2D => {
+        const inDim = input.shape[input.rank - 1]!;
+        const y = tf.matMul(
+          tf.reshape(input, [-1, inDim]) as tf.Tensor2D,
+          tf.reshape(kernel.read(), [inDim, kernel.shape[kernel.shape.length - 1]!]) as tf.Tensor2D,
+        );
+        return (bias ? tf.add(y, bias.read()) : y) as tf.Tensor2D;
+      });
+    }
+    const floatsPerCandidate = rows.length * Math.max(0, ...upper.map((l) => product((l.outputShape as (number | null)[]).slice(1))));
+    return {
+      modality,
+      index,
+      rows: Int32Array.from(rows),
+      presence: anyPresent ? Float32Array.from(presence) : null,
+      upper,
+      adapters,
+      input,
+      frozenPart,
+      conceptKernel: model.adapterName(conceptKernel!),
+      conceptBias: model.adapterName(conceptBias!),
+      conceptActivation,
+      head,
+      floatsPerCandidate,
+    };
+  } catch (err) {
+    tf.dispose([input, ...(frozenPart ? [frozenPart] : [])]);
+    throw err;
+  }
+}
+
+/** The exchanged names of `modality`'s head weights. */
+function headNames(model: MultimodalModel, modality: Modality): HeadNames {
+  const head = model.conceptHead;
+  if (head instanceof LinearHead) return { kind: 'linear', kernel: model.adapterName(head.modalityKernel(modality)) };
+  return { kind: 'nam', weights: head.modalityWeights(modality).map((v) => model.adapterName(v)) };
+}
+
+/**
+ * The reference {@link CachedProbe} is checked against: for each candidate, its parameters set on
+ * the model (which keeps the last one's) and every batch run through `explain`, whole model each time.
+ */
+export function probeOneByOne(model: MultimodalModel, batches: readonly MultimodalBatch[], candidates: readonly Parameters[]): CachedProbeOutputs[] {
+  const numModalities = model.modalities.length;
+  const k = model.numClasses;
+  return candidates.map((parameters) => {
+    model.setAdapterParameters(parameters);
+    const explanations = batches.map((b) => explain(model, b));
+    const n = explanations.reduce((s, e) => s + e.batchSize, 0);
+    const probabilities = new Float32Array(n * k);
+    const modalityContributions = new Float32Array(n * numModalities * k);
+    let offset = 0;
+    for (const e of explanations) {
+      probabilities.set(e.probabilities, offset * k);
+      modalityContributions.set(e.modalityContributions, offset * numModalities * k);
+      offset += e.batchSize;
+    }
+    return { probabilities, modalityContributions };
+  });
+}
