@@ -245,6 +245,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       ...(options.staticMounts ? { staticMounts: options.staticMounts } : {}),
       taskFiles,
       ...(options.tasksDir ? { createTask: (body: CreateTaskBody) => createTask(body) } : {}),
+      ...(cluster ? { cluster: { nodeId: cluster.nodeId, nodes: () => cluster.nodes(), leaderOf: (taskId: string) => leases.get(taskId)?.holder ?? null } } : {}),
       onInvitationRevoked: (taskId, invitationId) => {
         // Identities the invitation admitted, and handshakes that presented it, leave now.
         for (const socket of io.of('/').sockets.values()) {
@@ -813,6 +814,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const address = httpServer.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   logger.info({ port: address.port, tasks: ids }, 'coordinator listening');
+  await cluster?.announce(`http://${host}:${address.port}`);
 
   return {
     url: `http://${host}:${address.port}`,

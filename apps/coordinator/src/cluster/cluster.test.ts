@@ -167,6 +167,24 @@ describe('several coordinator nodes', () => {
       });
       const leaders = nodes.filter((n) => n.coordinator.engines.size > 0).map((n) => n.cluster.nodeId);
       expect(leaders).toHaveLength(1);
+      // Every node tells operators the same leader, and sends a researcher's action to it.
+      const leaderUrl = nodes.find((n) => n.cluster.nodeId === leaders[0])!.coordinator.url;
+      for (const n of nodes) {
+        const res = await fetch(`${n.coordinator.url}/api/cluster`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+        const body = (await res.json()) as { nodeId: string; nodes: { nodeId: string; url: string }[]; leaders: Record<string, string> };
+        expect(body.nodeId).toBe(n.cluster.nodeId);
+        expect(body.leaders).toEqual({ cluster: leaders[0] });
+        expect(body.nodes.map((x) => x.nodeId)).toEqual(['n1', 'n2', 'n3']);
+      }
+      const follower = nodes.find((n) => n.cluster.nodeId !== leaders[0])!;
+      const refused = await fetch(`${follower.coordinator.url}/api/tasks/cluster/pause`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      expect(refused.status).toBe(409);
+      const error = (await refused.json()) as { error: { code: string; message: string } };
+      expect(error.error.code).toBe('NOT_LEADER');
+      expect(error.error.message).toContain(leaderUrl);
       // Uploads through every node were accepted, relayed or not.
       for (const c of clients) expect(c.accepted).toEqual([1, 2, 3]);
       const clusterHashes = [1, 2, 3].map((r) => reader.getCheckpoint('cluster', r)?.sha256);

@@ -59,6 +59,10 @@ export interface ClusterNode {
   readonly relaySubscriber: Redis;
   /** The socket.io adapter over this node's adapter connections. */
   readonly adapter: ReturnType<typeof createAdapter>;
+  /** Records this node's URL in the node registry (once it listens). */
+  announce(url: string): Promise<void>;
+  /** The live nodes and their URLs. */
+  nodes(): Promise<{ readonly nodeId: string; readonly url: string | null }[]>;
   /** Sets who hears that a fenced write was refused (the server: it stops leading the task). */
   onFenced(listener: (taskId: string) => void): void;
   /** Closes the store and every connection. */
@@ -104,8 +108,15 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterNo
     logger: options.logger,
     onFenced: (taskId) => fencedListener(taskId),
   });
-  // Nodes announce themselves, for operators (`redis-cli hgetall chorus:nodes`).
-  await connections.redis.hset(clusterKeys(prefix).nodes, nodeId, JSON.stringify({ pid: process.pid, startedAt: Date.now() }));
+  // Nodes announce themselves, for operators (`GET /api/cluster`, `redis-cli hgetall chorus:nodes`).
+  // Each entry is refreshed every second; one not seen for 5 s is a node gone (a crash leaves its entry behind).
+  const startedAt = Date.now();
+  let announced: string | null = null;
+  const register = (): Promise<unknown> =>
+    connections.redis.hset(clusterKeys(prefix).nodes, nodeId, JSON.stringify({ pid: process.pid, startedAt, url: announced, seenAt: Date.now() }));
+  await register();
+  const heartbeat = setInterval(() => void register().catch(() => undefined), 1000);
+  heartbeat.unref();
   const adapter = createAdapter(connections.adapterPub, connections.adapterSub, { key: `${prefix}io` });
   return {
     nodeId,
@@ -117,10 +128,24 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterNo
     redis: connections.redis,
     relaySubscriber: connections.relaySubscriber,
     adapter,
+    async announce(url) {
+      announced = url;
+      await register();
+    },
+    async nodes() {
+      const all = await connections.redis.hgetall(clusterKeys(prefix).nodes);
+      const now = Date.now();
+      return Object.entries(all)
+        .map(([id, json]) => ({ nodeId: id, ...(JSON.parse(json) as { url?: string | null; seenAt?: number }) }))
+        .filter((n) => now - (n.seenAt ?? 0) < 5000)
+        .map((n) => ({ nodeId: n.nodeId, url: n.url ?? null }))
+        .sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
+    },
     onFenced(listener) {
       fencedListener = listener;
     },
     async close() {
+      clearInterval(heartbeat);
       store.close();
       // Bounded: with Redis away, appends would wait for it forever.
       const bounded = (p: Promise<unknown>): Promise<unknown> => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);

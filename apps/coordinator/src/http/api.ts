@@ -83,6 +83,17 @@ export interface ApiContext {
   readonly taskFiles?: ReadonlyMap<string, TaskFiles>;
   /** Creates and starts a task (`POST /api/tasks`); absent: the coordinator takes no new tasks. Throws coded errors. */
   readonly createTask?: (body: CreateTaskBody) => Promise<{ readonly taskId: string; readonly joinToken: string }>;
+  /** A cluster node's view of the cluster (`GET /api/cluster`); absent on a single node. */
+  readonly cluster?: ClusterView;
+}
+
+/** What a cluster node tells about the cluster. */
+export interface ClusterView {
+  readonly nodeId: string;
+  /** Every live node: its id and URL (null until it listens). */
+  nodes(): Promise<{ readonly nodeId: string; readonly url: string | null }[]>;
+  /** The node leading the task, as this node last saw its lease; null when none does. */
+  leaderOf(taskId: string): string | null;
 }
 
 /** A task route; `run` is the run `?run=N` asked for (absent: the current run). */
@@ -324,6 +335,13 @@ function taskSummary(ctx: ApiContext, taskId: string): Record<string, unknown> {
   };
 }
 
+/** `GET /api/cluster`: this node, every live node, and who leads each task (404 on a single node). */
+async function clusterRoute(ctx: ApiContext, res: ServerResponse): Promise<void> {
+  if (!ctx.cluster) return sendError(res, 404, 'NOT_FOUND', 'this coordinator is a single node');
+  const leaders = Object.fromEntries(ctx.store.listTasks().map((t) => [t.taskId, ctx.cluster!.leaderOf(t.taskId)]));
+  sendJson(res, 200, { nodeId: ctx.cluster.nodeId, nodes: await ctx.cluster.nodes(), leaders });
+}
+
 /** Largest control body read; a reason is at most 200 characters. */
 const MAX_CONTROL_BODY_BYTES = 4096;
 
@@ -357,6 +375,18 @@ async function control(ctx: ApiContext, taskId: string, action: TaskAction, req:
     return sendError(res, 400, 'BAD_REQUEST', `body: ${issue ? `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}` : 'invalid'}`);
   }
   const engine = ctx.engines.get(taskId);
+  if (!engine && ctx.cluster) {
+    const leader = ctx.cluster.leaderOf(taskId);
+    const url = leader === null ? null : ((await ctx.cluster.nodes()).find((n) => n.nodeId === leader)?.url ?? null);
+    return sendError(
+      res,
+      409,
+      'NOT_LEADER',
+      leader === null
+        ? `no node leads task ${taskId} at the moment; try again shortly`
+        : `task ${taskId} is led by node ${leader}${url ? ` (${url})` : ''}; send the action there`,
+    );
+  }
   if (!engine) return sendError(res, 409, 'TASK_NOT_LOADED', `task ${taskId} is stored but not served by this coordinator`);
   const previous = ctx.store.getTask(taskId)!.status;
   try {
@@ -518,6 +548,10 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
     return sendError(res, 400, 'BAD_REQUEST', 'malformed percent-encoding in the path');
   }
   // parts: ['api', 'tasks', id?, route?, ...rest]
+  if (parts[1] === 'cluster' && parts.length === 2 && !post) {
+    if (!tokensEqual(match[1]!, ctx.adminToken)) return sendError(res, 403, 'AUTH_INVALID', 'admin token is not valid');
+    return clusterRoute(ctx, res);
+  }
   if (parts[1] !== 'tasks') return sendError(res, 404, 'NOT_FOUND', 'no such route');
   if (parts.length === 2 && post) {
     if (!tokensEqual(match[1]!, ctx.adminToken)) return sendError(res, 403, 'AUTH_INVALID', 'admin token is not valid');
