@@ -27,7 +27,7 @@ import { CoordinatorMetrics } from './http/metrics.js';
 import type { StaticMount } from './http/static.js';
 // TF.js and the datasets load only in the evaluator process a task with a model starts.
 import { EvaluatorProcess } from './model/taskEvaluator.js';
-import type { TaskEvaluator } from './model/taskEvaluator.js';
+import type { ProbeOutcome, TaskEvaluator } from './model/taskEvaluator.js';
 import { buildStrategy, rootExamplesOf, withAdmission } from './strategy/fromConfig.js';
 import type { BuiltStrategy } from './strategy/fromConfig.js';
 import { ADMIN_NAMESPACE, ackError, adminAuthSchema } from '@chorus/protocol';
@@ -59,6 +59,7 @@ import type { RepresentationRoundHooks } from './engine/representationRounds.js'
 import { buildRepresentationStrategy } from './strategy/representation.js';
 import type { ClusterNode } from './cluster/cluster.js';
 import { TaskLease } from './cluster/lease.js';
+import { LocalProbe } from './cluster/localProbe.js';
 import { UpdateRelay } from './cluster/relay.js';
 import { clusterKeys } from './cluster/replicatedStore.js';
 
@@ -245,7 +246,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       ...(options.staticMounts ? { staticMounts: options.staticMounts } : {}),
       taskFiles,
       ...(options.tasksDir ? { createTask: (body: CreateTaskBody) => createTask(body) } : {}),
-      ...(cluster ? { cluster: { nodeId: cluster.nodeId, nodes: () => cluster.nodes(), leaderOf: (taskId: string) => leases.get(taskId)?.holder ?? null } } : {}),
+      ...(cluster
+        ? { cluster: { nodeId: cluster.nodeId, nodes: () => cluster.nodes(), leaderOf: (taskId: string) => leases.get(taskId)?.holder ?? null } }
+        : {}),
       onInvitationRevoked: (taskId, invitationId) => {
         // Identities the invitation admitted, and handshakes that presented it, leave now.
         for (const socket of io.of('/').sockets.values()) {
@@ -291,6 +294,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
 
   const setups = new Map<string, TaskSetup>();
+  /** Per task, probe outcomes other nodes measured for the open attempt's uploads (cluster/localProbe.ts). */
+  const preProbed = new Map<string, Map<string, ProbeOutcome>>();
+  const takePreProbed =
+    (taskId: string) =>
+    (clientId: string): ProbeOutcome | undefined => {
+      const outcomes = preProbed.get(taskId);
+      const outcome = outcomes?.get(clientId);
+      outcomes?.delete(clientId);
+      return outcome;
+    };
+  /** Per task, where this node probes its own clients' uploads before relaying them (trust tasks with a model). */
+  const localProbes = new Map<string, LocalProbe>();
   /** Admits the task's clients: its join token and identity quotas, and its record in the store. */
   const registerTask = (setup: TaskSetup): void => {
     const task = setup.config;
@@ -342,7 +357,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       task,
       store,
       strategy: setup.strategy ?? (representation ? built!.strategy : withAdmission(task, built!)),
-      ...(representation ? { representation } : built ? { measure: createRoundMeasurer(built, model) } : {}),
+      ...(representation ? { representation } : built ? { measure: createRoundMeasurer(built, model, takePreProbed(task.id)) } : {}),
       transport,
       initialGlobal: setup.initialGlobal ?? (model ? () => model.initialParameters() : defaultInitialGlobal(task)),
       logger,
@@ -369,6 +384,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         admin.to(taskRoom(task.id)).emit('taskStatus', { type: 'task-status', protocolVersion: PROTOCOL_VERSION, ...change });
       },
       onClientsSelected: () => {
+        // Outcomes measured elsewhere belong to the attempt they were sent in.
+        preProbed.get(task.id)?.clear();
         if (model && modelEachRound) {
           cancelIdle();
           // Started while the clients train, so the round's measurements do not wait for it.
@@ -395,8 +412,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const setUpTask = async (setup: TaskSetup): Promise<void> => {
     registerTask(setup);
     if (!cluster) return startEngine(setup);
-    // A node that does not lead the task keeps its evaluator suspended until it does.
-    await models.get(setup.config.id)?.suspend?.();
+    // A node that does not lead the task keeps its evaluator suspended until its clients need it.
+    const model = models.get(setup.config.id);
+    await model?.suspend?.();
+    if (model?.probeCandidates && !setup.strategy && !isRepresentationTask(setup.config) && buildStrategy(setup.config).trust.length > 0)
+      localProbes.set(setup.config.id, new LocalProbe(setup.config, model as TaskEvaluator & Required<Pick<TaskEvaluator, 'probeCandidates'>>, cluster.store));
     lead(setup);
   };
 
@@ -498,7 +518,17 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         prefix: cluster.prefix,
         logger,
         timeoutMs: cluster.relayTimeoutMs,
-        handle: (clientId, update) => engines.get(update.taskId)?.submitUpdate(clientId, update) ?? null,
+        handle: (clientId, update, probe) => {
+          const engine = engines.get(update.taskId);
+          if (!engine) return null;
+          let outcomes = preProbed.get(update.taskId);
+          if (!outcomes) preProbed.set(update.taskId, (outcomes = new Map()));
+          // Kept only when measured against the global this round started from.
+          if (probe && probe.globalHash === engine.globalHash) outcomes.set(clientId, probe.outcome);
+          const ack = engine.submitUpdate(clientId, update);
+          if (!ack.ok) outcomes.delete(clientId);
+          return ack;
+        },
       })
     : null;
   cluster?.onFenced((taskId) => leases.get(taskId)?.relinquish('a fenced write was refused'));
@@ -672,7 +702,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     // Every round start this connection is sent grants it one upload (see RateLimitOptions.uploads), whichever node's engine sent it.
     socket.onAnyOutgoing((event: string) => {
       const clientId = socket.data.clientId;
-      if (event === 'roundStart' && clientId !== undefined) uploadGrants.set(clientId, (uploadGrants.get(clientId) ?? 0) + 1);
+      if (event !== 'roundStart' || clientId === undefined) return;
+      uploadGrants.set(clientId, (uploadGrants.get(clientId) ?? 0) + 1);
+      // A node that probes its clients' uploads readies its evaluator while they train.
+      if (localProbes.has(taskId) && !engines.has(taskId))
+        models
+          .get(taskId)
+          ?.prepare?.()
+          .catch((err: unknown) => logger.warn({ err, task: taskId }, 'could not start the evaluator'));
     });
 
     on<ChallengeResult>('challenge', (payload) => {
@@ -792,7 +829,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (engine) return engine.submitUpdate(clientId, parsed.data);
       const leader = leases.get(taskId)?.holder;
       if (!relay || !leader) return ackError('NODE_UNAVAILABLE', 'no node leads this task at the moment; the next round starts afresh');
-      return relay.send(leader, clientId, parsed.data);
+      const localProbe = localProbes.get(taskId);
+      if (!localProbe) return relay.send(leader, clientId, parsed.data);
+      // Probed here, on this node's evaluator, then passed on with its outcome.
+      return localProbe
+        .probe(clientId, parsed.data, socket.data.capabilities?.modalities ?? [])
+        .then((probe) => relay.send(leader, clientId, parsed.data, probe));
     });
 
     socket.on('disconnect', () => {

@@ -13,6 +13,9 @@ import { ADMIN_TOKEN, JOIN_TOKEN, ScriptedClient, clusterTask, startNode } from 
 import { RedisServer } from '../testing/redisServer.js';
 import { ReplicatedStore, decodeEntry, encodeEntry } from './replicatedStore.js';
 import { TaskLease } from './lease.js';
+import type { Parameters } from '@chorus/fl-core';
+import type { ProbeOutcome, TaskEvaluator } from '../model/taskEvaluator.js';
+import type { TaskConfig } from '@chorus/protocol';
 
 const silent = pino({ level: 'silent' });
 let redis: RedisServer;
@@ -220,4 +223,107 @@ describe('several coordinator nodes', () => {
       expect(clusterHashes).toEqual(singleHashes);
     },
   );
+});
+
+/**
+ * A server-side model whose probe outputs are a function of the candidate alone (float32 all the
+ * way): what a node's evaluator is to the cluster, without TF.js. Counts the candidates it probed.
+ */
+function fakeModel(task: TaskConfig): TaskEvaluator & { probed: number } {
+  const labels = new Int32Array([0, 1, 0, 1, 1, 0]);
+  const outputs = (global: Parameters, delta: Parameters | null): Float32Array => {
+    let s = Math.fround(0);
+    for (const t of delta ?? global) for (let i = 0; i < t.values.length; i += 7) s = Math.fround(s + t.values[i]!);
+    const p = new Float32Array(labels.length * 2);
+    labels.forEach((_, j) => {
+      const a = Math.fround(1 / (1 + Math.exp(-(s * 40 + (j % 3) - 1))));
+      p[2 * j] = a;
+      p[2 * j + 1] = Math.fround(1 - a);
+    });
+    return p;
+  };
+  const model = {
+    probed: 0,
+    modalities: ['image', 'text'] as const,
+    probeLabels: labels,
+    initialParameters: () => defaultInitialGlobal(task)(),
+    probeRound: async (global: Parameters, deltas: readonly Parameters[]) => {
+      model.probed += deltas.length;
+      return {
+        baseline: { probabilities: outputs(global, null) },
+        candidates: deltas.map((d): ProbeOutcome => ({ ok: true, probabilities: outputs(global, d) })),
+      };
+    },
+    probeCandidates: async (global: Parameters, deltas: readonly Parameters[]) => {
+      model.probed += deltas.length;
+      return deltas.map((d): ProbeOutcome => ({ ok: true, probabilities: outputs(global, d) }));
+    },
+    evaluate: async () => ({}),
+    rootUpdate: async () => null,
+    exportMerged: () => Promise.reject(new Error('no export')),
+    exportAdapters: () => Promise.reject(new Error('no export')),
+    close: async () => undefined,
+  };
+  return model as unknown as TaskEvaluator & { probed: number };
+}
+
+describe('trust probing across nodes', () => {
+  it('probes each upload on the node it arrived at, and keeps a single node’s hashes under FedMM-X trust', { timeout: 60_000 }, async () => {
+    const task = { rounds: 3, strategy: { name: 'fedmm-x', inner: { name: 'fedavg' } }, evaluation: { probeExamples: 6, testExamples: 0 } };
+    const config = clusterTask(task);
+    const nodes: Awaited<ReturnType<typeof startNode>>[] = [];
+    const models = [];
+    for (const nodeId of ['n1', 'n2', 'n3']) {
+      const model = fakeModel(config);
+      const node = await startNode({ redisUrl: redis.url, nodeId, task, leaseTtlMs: 1500, reconcileMs: 100 }, silent, model);
+      cleanup.push(() => node.close());
+      nodes.push(node);
+      models.push(model);
+    }
+    await until('a leader', () => nodes.some((n) => n.coordinator.engines.size > 0));
+    const clients: ScriptedClient[] = [];
+    for (let i = 0; i < 6; i++) {
+      const c = await ScriptedClient.join(nodes[i % 3]!.coordinator.url, 'cluster');
+      cleanup.push(() => c.close());
+      clients.push(c);
+    }
+    const reader = nodes[0]!.cluster.store;
+    await until('the task to finish', async () => {
+      await reader.sync();
+      return reader.getTask('cluster')?.status === 'finished';
+    });
+    // Two uploads a round reached each node, and each node probed its own two: none was probed twice.
+    for (const m of models) expect(m.probed).toBe(2 * 3);
+    for (const m of reader.listMetrics('cluster')) expect(m.metrics['numProbedElsewhere']).toBe(4);
+    const clusterHashes = [1, 2, 3].map((r) => reader.getCheckpoint('cluster', r)?.sha256);
+    const trust = reader.listTrust('cluster');
+    expect(new Set(trust.map((t) => t.trust)).size).toBeGreaterThan(1);
+
+    const store = new MemoryStore();
+    const single = await startCoordinator({
+      tasks: [{ config, joinToken: JOIN_TOKEN, model: fakeModel(config) }],
+      store,
+      adminToken: ADMIN_TOKEN,
+      logger: silent,
+      retryDelayMs: 50,
+      processMetrics: false,
+    });
+    cleanup.push(() => single.close());
+    for (const c of clients)
+      store.createClient({
+        clientId: c.clientId,
+        taskId: 'cluster',
+        secretHash: hashToken(c.clientSecret),
+        capabilitiesJson: null,
+        createdAt: 1,
+        lastSeenAt: 1,
+      });
+    for (const c of clients) {
+      const again = await ScriptedClient.resume(single.url, 'cluster', c.clientId, c.clientSecret);
+      cleanup.push(() => again.close());
+    }
+    await until('the single node to finish', () => store.getTask('cluster')?.status === 'finished');
+    expect(clusterHashes).toEqual([1, 2, 3].map((r) => store.getCheckpoint('cluster', r)?.sha256));
+    expect(trust.map((t) => [t.serverRound, t.clientId, t.trust])).toEqual(store.listTrust('cluster').map((t) => [t.serverRound, t.clientId, t.trust]));
+  });
 });

@@ -12,6 +12,8 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ackError, updateSchema } from '@chorus/protocol';
 import type { Ack, ParsedUpdate, UpdateResult } from '@chorus/protocol';
+import type { ProbeOutcome } from '../model/taskEvaluator.js';
+import type { RelayedProbe } from './localProbe.js';
 import { clusterKeys } from './replicatedStore.js';
 
 /** Header of a request: the update without its bytes. */
@@ -21,6 +23,8 @@ interface RequestHeader {
   readonly from: string;
   readonly clientId: string;
   readonly update: Omit<ParsedUpdate, 'update'>;
+  /** The sending node's probe of the upload, its arrays as base64. */
+  readonly probe?: { readonly globalHash: string; readonly outcome: unknown };
 }
 interface ReplyHeader {
   readonly kind: 'reply';
@@ -46,7 +50,52 @@ export function unframe(message: Buffer): { header: unknown; bytes: Uint8Array }
 }
 
 /** Judges a relayed upload on the leader (the task's engine), or null when this node does not lead the task. */
-export type RelayedUpdateHandler = (clientId: string, update: ParsedUpdate) => Ack<UpdateResult> | Promise<Ack<UpdateResult>> | null;
+export type RelayedUpdateHandler = (
+  clientId: string,
+  update: ParsedUpdate,
+  probe: RelayedProbe | null,
+) => Ack<UpdateResult> | Promise<Ack<UpdateResult>> | null;
+
+const toBase64 = (a: Float32Array): string => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+function fromBase64(text: unknown): Float32Array {
+  if (typeof text !== 'string') throw new Error('not base64');
+  const buf = Buffer.from(text, 'base64');
+  if (buf.byteLength % 4 !== 0) throw new Error('not a float32 array');
+  const out = new Float32Array(buf.byteLength / 4);
+  new Uint8Array(out.buffer).set(buf);
+  return out;
+}
+
+/** A probe outcome as JSON (its arrays as base64). */
+export function encodeProbe(probe: RelayedProbe): { globalHash: string; outcome: unknown } {
+  const o = probe.outcome;
+  return {
+    globalHash: probe.globalHash,
+    outcome: o.ok ? { ok: true, probabilities: toBase64(o.probabilities), ...(o.explanations ? { explanations: o.explanations.map(toBase64) } : {}) } : o,
+  };
+}
+
+/** Reads {@link encodeProbe}'s JSON; null when it is not a probe (the leader then probes the upload itself). */
+export function decodeProbe(value: unknown): RelayedProbe | null {
+  try {
+    const v = value as {
+      globalHash?: unknown;
+      outcome?: { ok?: unknown; probabilities?: unknown; explanations?: unknown; error?: { code?: unknown; message?: unknown } };
+    };
+    if (typeof v.globalHash !== 'string' || !v.outcome) return null;
+    const o = v.outcome;
+    if (o.ok === true) {
+      const explanations = Array.isArray(o.explanations) ? o.explanations.map(fromBase64) : undefined;
+      const outcome: ProbeOutcome = { ok: true, probabilities: fromBase64(o.probabilities), ...(explanations ? { explanations } : {}) };
+      return { globalHash: v.globalHash, outcome };
+    }
+    if (o.ok === false && typeof o.error?.code === 'string' && typeof o.error.message === 'string')
+      return { globalHash: v.globalHash, outcome: { ok: false, error: { code: o.error.code, message: o.error.message } } as ProbeOutcome };
+    return null;
+  } catch {
+    return null;
+  }
+}
 
 /** Options of {@link UpdateRelay}. */
 export interface UpdateRelayOptions {
@@ -81,10 +130,10 @@ export class UpdateRelay {
   }
 
   /** Sends an upload to the leader `leaderNodeId` and resolves with its verdict (never rejects). */
-  send(leaderNodeId: string, clientId: string, update: ParsedUpdate): Promise<Ack<UpdateResult>> {
+  send(leaderNodeId: string, clientId: string, update: ParsedUpdate, probe: RelayedProbe | null = null): Promise<Ack<UpdateResult>> {
     const id = this.nextId++;
     const { update: bytes, ...rest } = update;
-    const header: RequestHeader = { kind: 'update', id, from: this.options.nodeId, clientId, update: rest };
+    const header: RequestHeader = { kind: 'update', id, from: this.options.nodeId, clientId, update: rest, ...(probe ? { probe: encodeProbe(probe) } : {}) };
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
@@ -141,7 +190,7 @@ export class UpdateRelay {
     if (!parsed.success) ack = ackError('BAD_PAYLOAD', 'update: relayed payload is not an update');
     else {
       try {
-        const judged = this.options.handle(request.clientId, parsed.data);
+        const judged = this.options.handle(request.clientId, parsed.data, request.probe ? decodeProbe(request.probe) : null);
         ack = (await judged) ?? ackError('NODE_UNAVAILABLE', 'this node no longer leads the task; the next round starts afresh');
       } catch (err) {
         this.options.logger.error({ err }, 'relayed update failed');

@@ -15,7 +15,7 @@
 import { PROBE_SIGNAL, add } from '@chorus/fl-core';
 import type { FitFailure, FitResult, Parameters, Tensor } from '@chorus/fl-core';
 // Type-only: TF.js is loaded only by the evaluator (or by callers that build a model in process).
-import type { TaskEvaluator } from '../model/taskEvaluator.js';
+import type { ProbeOutcome, TaskEvaluator } from '../model/taskEvaluator.js';
 import type { BuiltStrategy } from '../strategy/fromConfig.js';
 
 /** `global` with the tensors of `delta` added: the candidate model of one client's update. */
@@ -49,8 +49,15 @@ function plain(results: readonly FitResult[]): FitResult[] {
   return results.map((r) => ({ clientId: r.clientId, numExamples: r.numExamples, delta: r.delta, ...(r.metrics ? { metrics: r.metrics } : {}) }));
 }
 
+/**
+ * Probe outcomes measured elsewhere: a cluster node probes the uploads its own clients sent, with
+ * the same model and the same global, before passing them to the task's leader. Takes (and
+ * forgets) the outcome of a client's upload in the round being measured, if one was measured.
+ */
+export type PreProbed = (clientId: string) => ProbeOutcome | undefined;
+
 /** The measurer of a task's strategy: synchronous without a model, through the evaluator with one. */
-export function createRoundMeasurer(built: BuiltStrategy, model: TaskEvaluator | null): RoundMeasurer {
+export function createRoundMeasurer(built: BuiltStrategy, model: TaskEvaluator | null, preProbed?: PreProbed): RoundMeasurer {
   if (model === null) {
     return (serverRound, _global, results, failures) => {
       // Without a model there is no root data (FlTrust then refuses the round, which the engine retries and logs) and no probe.
@@ -71,13 +78,18 @@ export function createRoundMeasurer(built: BuiltStrategy, model: TaskEvaluator |
     const lost: FitFailure[] = [];
     if (built.trust.length > 0) {
       const started = performance.now();
+      // Candidates probed where they arrived are not probed again; the rest (and the baseline) are, here.
+      const given = fed.map((r) => preProbed?.(r.clientId));
+      const missing = fed.filter((_, i) => given[i] === undefined);
       const probe = await model.probeRound(
         global,
-        fed.map((r) => r.delta),
+        missing.map((r) => r.delta),
       );
+      let next = 0;
+      const outcomes = given.map((o) => o ?? probe.candidates[next++]);
       const kept: FitResult[] = [];
       fed.forEach((r, i) => {
-        const outcome = probe.candidates[i];
+        const outcome = outcomes[i];
         if (outcome?.ok) {
           const outputs = { probabilities: outcome.probabilities, ...(outcome.explanations ? { explanations: outcome.explanations } : {}) };
           kept.push({ ...r, signals: { [PROBE_SIGNAL]: outputs } });
@@ -89,7 +101,8 @@ export function createRoundMeasurer(built: BuiltStrategy, model: TaskEvaluator |
       const probeMs = performance.now() - started;
       serverMetrics['probeMs'] = probeMs;
       // The baseline is one more evaluation of the same size.
-      serverMetrics['probeMsPerCandidate'] = probeMs / (results.length + 1);
+      serverMetrics['probeMsPerCandidate'] = probeMs / (missing.length + 1);
+      if (missing.length < given.length) serverMetrics['numProbedElsewhere'] = given.length - missing.length;
       serverMetrics['probeExamples'] = model.probeLabels.length;
       if (lost.length > 0) serverMetrics['numProbeFailed'] = lost.length;
       for (const t of built.trust)

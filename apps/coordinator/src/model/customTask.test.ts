@@ -107,6 +107,32 @@ describe('a custom task folder', () => {
     }
   }, 60_000);
 
+  it("evaluates random globals over its encoders' cached activations as running the whole model does, overall and per modality", async () => {
+    // Arrange: test chunks each hold one modality, so each modality's figures come from its own examples.
+    const model = await TaskModel.create(readTaskFile(example), {});
+    try {
+      const initial = model.initialParameters();
+      const rng = createRng(9);
+      const globals = [1, 2].map(() => initial.map((t) => ({ ...t, values: t.values.map((v) => v + 0.5 * (rng() * 2 - 1)) })));
+      // Act
+      const fast = globals.map((g) => model.evaluate(g));
+      const reference = globals.map((g) => model.evaluateUncached(g));
+      // Assert
+      fast.forEach((metrics, i) => {
+        const want = reference[i]!;
+        expect(Object.keys(metrics)).toEqual(Object.keys(want));
+        for (const [key, value] of Object.entries(want)) {
+          if (key.endsWith('.loss')) expect(Math.abs(metrics[key]! - value)).toBeLessThan(1e-5);
+          else expect(metrics[key]).toBe(value);
+        }
+      });
+      expect(Object.keys(fast[0]!)).toContain('eval.text.loss');
+      expect(fast[0]!['eval.loss']).not.toBeCloseTo(fast[1]!['eval.loss']!, 3);
+    } finally {
+      model.dispose();
+    }
+  }, 60_000);
+
   it('lists every file clients fetch with the SHA-256 of its bytes', () => {
     const { spec, onDisk } = describeTaskFiles(readTaskFile(example));
     expect(spec.classes).toEqual(['circle', 'square', 'triangle', 'cross', 'ring']);

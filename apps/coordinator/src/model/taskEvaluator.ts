@@ -52,6 +52,12 @@ export interface TaskEvaluator {
   initialParameters(): Tensor[];
   /** Probe outputs of `global` and of `global` + each of `deltas`. */
   probeRound(global: Parameters, deltas: readonly Parameters[]): Promise<RoundProbe>;
+  /**
+   * Probe outputs of `global` + each of `deltas` alone (no baseline): a cluster node probing the
+   * uploads its own clients sent before passing them to the task's leader. Bit-identical to the same
+   * candidates' outcomes in {@link probeRound}. Optional.
+   */
+  probeCandidates?(global: Parameters, deltas: readonly Parameters[]): Promise<ProbeOutcome[]>;
   /** Test-subset accuracy and loss of `parameters` (see {@link TaskModel.evaluate}). */
   evaluate(parameters: Parameters): Promise<Record<string, number>>;
   /** FLTrust's root update from `global`, or null without root data. */
@@ -100,6 +106,17 @@ export function inProcessEvaluator(model: TaskModel): TaskEvaluator {
       });
       return { baseline, candidates };
     },
+    probeCandidates: async (global, deltas) =>
+      open()
+        .probeCandidates(deltas.map((d) => candidate(global, d)))
+        .map((outcome): ProbeOutcome => {
+          if (!outcome.ok) {
+            const err = outcome.error;
+            return { ok: false, error: { code: 'EVALUATOR_ERROR', message: err instanceof Error ? err.message : String(err) } };
+          }
+          const out = outcome.outputs;
+          return { ok: true, probabilities: out.probabilities, ...(out.explanations ? { explanations: [...out.explanations] } : {}) };
+        }),
     evaluate: async (parameters) => open().evaluate(parameters),
     rootUpdate: async (global) => open().rootUpdate(global),
     exportMerged: (parameters) => open().exportMerged(parameters),
@@ -247,10 +264,29 @@ export class EvaluatorProcess implements TaskEvaluator {
   }
 
   async probeRound(global: Parameters, deltas: readonly Parameters[]): Promise<RoundProbe> {
+    // Index -1 is the baseline (the global model itself).
+    const outcomes = await this.probeIndices(global, deltas, [-1, ...deltas.map((_, i) => i)]);
+    const [baseline, ...candidates] = outcomes;
+    if (!baseline?.ok)
+      throw new CoordinatorError(
+        'EVALUATOR_ERROR',
+        `probe of the global model failed: ${baseline ? `${baseline.error.code}: ${baseline.error.message}` : 'no outcome'}`,
+      );
+    return { baseline: { probabilities: baseline.probabilities, ...(baseline.explanations ? { explanations: baseline.explanations } : {}) }, candidates };
+  }
+
+  probeCandidates(global: Parameters, deltas: readonly Parameters[]): Promise<ProbeOutcome[]> {
+    return this.probeIndices(
+      global,
+      deltas,
+      deltas.map((_, i) => i),
+    );
+  }
+
+  /** Probe outcomes of `global` + `deltas[i]` for each index (-1: `global` itself), in batches of `probeBatch` requests. */
+  private async probeIndices(global: Parameters, deltas: readonly Parameters[], indices: readonly number[]): Promise<ProbeOutcome[]> {
     const globalBytes = this.encode(global, 'model');
     const batch = Math.max(1, this.options.probeBatch ?? 8);
-    // Index -1 is the baseline (the global model itself).
-    const indices = [-1, ...deltas.map((_, i) => i)];
     const outcomes: ProbeOutcome[] = new Array<ProbeOutcome>(indices.length);
     let next = 0;
     let failed = false;
@@ -271,13 +307,7 @@ export class EvaluatorProcess implements TaskEvaluator {
       }
     };
     await Promise.all(Array.from({ length: PROBE_WINDOW }, lane));
-    const [baseline, ...candidates] = outcomes;
-    if (!baseline?.ok)
-      throw new CoordinatorError(
-        'EVALUATOR_ERROR',
-        `probe of the global model failed: ${baseline ? `${baseline.error.code}: ${baseline.error.message}` : 'no outcome'}`,
-      );
-    return { baseline: { probabilities: baseline.probabilities, ...(baseline.explanations ? { explanations: baseline.explanations } : {}) }, candidates };
+    return outcomes;
   }
 
   async evaluate(parameters: Parameters): Promise<Record<string, number>> {

@@ -14,13 +14,13 @@ import { parseTask } from '../task/loadTask.js';
 import { isCoordinatorError } from '../errors.js';
 import { DEFAULT_WEIGHTS_DIR, TaskModel, ensureWasmBackend, trimVocabulary } from './taskModel.js';
 
-const taskWith = (modalities: string[], probeExamples: number) =>
+const taskWith = (modalities: string[], probeExamples: number, testExamples = 0) =>
   parseTask({
     id: 'probe-chunks',
     dataset: { name: 'digits', modalities },
     model: { base: 'chorus-digits-v1', adapterRank: 2, adapterAlpha: 4, namConcepts: 4 },
     strategy: { name: 'fedmm-x' },
-    evaluation: { probeExamples, testExamples: 0 },
+    evaluation: { probeExamples, testExamples },
     rounds: 1,
     clientsPerRound: 2,
     minClients: 2,
@@ -139,6 +139,67 @@ describe('TaskModel.probeCandidates', () => {
       model.dispose();
     }
   });
+});
+
+/** Asserts two evaluation records hold the same keys, the same accuracies and losses within 1e-5. */
+function expectSameEvaluation(actual: Record<string, number>, expected: Record<string, number>): void {
+  expect(Object.keys(actual)).toEqual(Object.keys(expected));
+  for (const [key, want] of Object.entries(expected)) {
+    if (key.endsWith('.loss')) expect(Math.abs(actual[key]! - want)).toBeLessThan(1e-5);
+    else expect(actual[key]).toBe(want);
+  }
+}
+
+describe('TaskModel.evaluate', () => {
+  it('gives the figures of running the whole model, overall and per modality alone, for random globals of the digits model', async () => {
+    // Arrange: every encoder, 40 test examples (three chunks, the last one short).
+    const model = await TaskModel.create(taskWith(['image', 'text', 'audio'], 4, 40), { weightsDir: DEFAULT_WEIGHTS_DIR });
+    try {
+      const globals = [model.initialParameters(), randomCandidate(model.initialParameters(), 21, 0.5)];
+      // Act
+      const fast = globals.map((g) => model.evaluate(g));
+      const reference = globals.map((g) => model.evaluateUncached(g));
+      // Assert
+      fast.forEach((f, i) => expectSameEvaluation(f, reference[i]!));
+      expect(Object.keys(fast[0]!)).toEqual([
+        'eval.accuracy',
+        'eval.loss',
+        'eval.image.accuracy',
+        'eval.image.loss',
+        'eval.text.accuracy',
+        'eval.text.loss',
+        'eval.audio.accuracy',
+        'eval.audio.loss',
+        'eval.numExamples',
+      ]);
+      expect(fast[0]!['eval.numExamples']).toBe(40);
+      // The pretrained encoders make the modalities' figures differ, so equal keys are not equal values by accident.
+      expect(fast[1]!['eval.image.loss']).not.toBeCloseTo(fast[1]!['eval.audio.loss']!, 3);
+      // The cache holds each encoder's first adapted layer's input and frozen part, for the image
+      // encoder its 1×1 convolution's: 7·7·64 floats each per example, plus the text's and audio's.
+      expect(model.evaluationCacheBytes).toBeGreaterThan(40 * 4 * 2 * 7 * 7 * 64);
+    } finally {
+      model.dispose();
+    }
+  }, 30_000);
+
+  it('answers for the global it is given after evaluating another (the kept activations hold nothing a global changes)', async () => {
+    // Arrange
+    const model = await TaskModel.create(taskWith(['image', 'audio'], 4, 24), { weightsDir });
+    try {
+      const firstGlobal = randomCandidate(model.initialParameters(), 22, 0.5);
+      const secondGlobal = randomCandidate(model.initialParameters(), 23, 0.5);
+      // Act
+      const first = model.evaluate(firstGlobal);
+      const second = model.evaluate(secondGlobal);
+      const reference = model.evaluateUncached(secondGlobal);
+      // Assert
+      expectSameEvaluation(second, reference);
+      expect(Math.abs(second['eval.loss']! - first['eval.loss']!)).toBeGreaterThan(1e-3);
+    } finally {
+      model.dispose();
+    }
+  }, 30_000);
 });
 
 describe('TaskModel.rootUpdate', () => {

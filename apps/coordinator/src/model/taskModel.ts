@@ -13,9 +13,10 @@
  *   root part where the dataset divides it);
  * - exports: the merged TF.js LayersModel and the adapters artifact.
  *
- * Every method sets the adapters it evaluates before reading anything (the probe hands them to its
- * cache of the probe set's frozen activations instead, which reads them without writing the model),
- * and all of them are synchronous up to the first `await`, so calls cannot see each other's weights. Inputs are
+ * Every method sets the adapters it evaluates before reading anything (the probe and the evaluation
+ * hand them to their caches of the probe and test sets' frozen activations instead, which read them
+ * without writing the model), and all of them are synchronous up to the first `await`, so calls
+ * cannot see each other's weights. Inputs are
  * preprocessed once at creation (pixels scaled, captions cut, audio turned into log-mel) and kept as
  * tensors; every per-call tensor is released inside `tf.tidy`. The GloVe table is cut to the rows
  * the held examples use (plus padding and unknown), with their token ids renumbered to match: the
@@ -32,8 +33,8 @@ import type { CandidateProbeOutputs, Parameters, Tensor } from '@chorus/fl-core'
 import { BUILTIN_MODALITIES, BUILTIN_NAMES, openBuiltin, publicPartIndices, readManifest } from '@chorus/datasets';
 import type { BuiltinName, DigitsSample, FashionMmSample, FashionSample, SpamSample } from '@chorus/datasets';
 import { fileSource, loadBuiltinEmbeddings } from '@chorus/datasets/node';
-import { CachedProbe, LogMelFrontend, MultimodalModel, TextEmbedder, exportMergedModel, probeOneByOne, saveAdapters } from '@chorus/models';
-import type { CachedProbeOutputs, Modality, MultimodalBatch } from '@chorus/models';
+import { CachedProbe, LogMelFrontend, MultimodalModel, TextEmbedder, evaluateOneByOne, exportMergedModel, probeOneByOne, saveAdapters } from '@chorus/models';
+import type { CachedEvaluationResult, CachedProbeOutputs, Modality, MultimodalBatch } from '@chorus/models';
 import { DEFAULT_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
 import { CoordinatorError } from '../errors.js';
 import { isCustomTask } from '@chorus/protocol';
@@ -173,6 +174,8 @@ export class TaskModel {
   private readonly initial: Tensor[];
   /** The probe set's frozen activations, built on the first probe. */
   private probeCache: CachedProbe | null = null;
+  /** The test set's frozen activations, built on the first evaluation. */
+  private testCache: CachedProbe | null = null;
   private constructor(
     private readonly task: TaskConfig,
     private readonly model: MultimodalModel,
@@ -449,27 +452,49 @@ export class TaskModel {
 
   /**
    * Accuracy and mean cross-entropy of the model with `parameters` on the test subset, with every
-   * modality present (`eval.accuracy`, `eval.loss`) and with each modality alone
-   * (`eval.<modality>.accuracy`, `eval.<modality>.loss`). Empty when the task evaluates nothing.
+   * modality present (`eval.accuracy`, `eval.loss`) and with each modality alone, the others' inputs
+   * absent (`eval.<modality>.accuracy`, `eval.<modality>.loss`). Empty when the task evaluates
+   * nothing. All of it comes from one pass over the test set's cached frozen activations
+   * (`CachedProbe`, built on the first call and kept: the test set and the frozen encoders never
+   * change), which holds each encoder's first adapted layer's input and frozen part over the test set.
    */
   evaluate(parameters: Parameters): Record<string, number> {
     if (!this.testSet) return {};
-    this.model.setAdapterParameters(parameters);
+    // One candidate per pass: an evaluation never has company, and padding would only repeat it.
+    this.testCache ??= CachedProbe.build(this.model, this.testSet.chunks, { maxPassFloats: PROBE_PASS_FLOATS, maxCandidatesPerPass: 1 });
+    return this.evaluationRecord(this.testCache.evaluate([parameters])[0]!);
+  }
+
+  /**
+   * {@link evaluate} without the cache: `parameters` set on the model and the whole model run over the
+   * test subset once with every modality and once per modality alone (`evaluateOneByOne`), the
+   * reference the tests and `bench:probe` compare with.
+   */
+  evaluateUncached(parameters: Parameters): Record<string, number> {
+    if (!this.testSet) return {};
+    return this.evaluationRecord(evaluateOneByOne(this.model, this.testSet.chunks, [parameters])[0]!);
+  }
+
+  /** Bytes the test set's cache keeps (0 before the first evaluation, or when the task evaluates nothing). */
+  get evaluationCacheBytes(): number {
+    return this.testCache?.cachedBytes ?? 0;
+  }
+
+  /** An evaluation as the round's metrics store it; per-modality figures only when the model holds several. */
+  private evaluationRecord(result: CachedEvaluationResult): Record<string, number> {
     const out: Record<string, number> = {};
-    const all = this.model.evaluate(this.testSet.chunks.map((c) => ({ ...c, labels: c.labels! })));
-    out['eval.accuracy'] = all.accuracy;
-    out['eval.loss'] = all.loss;
+    out['eval.accuracy'] = result.all.accuracy;
+    out['eval.loss'] = result.all.loss;
     if (this.model.modalities.length > 1) {
       for (const m of this.model.modalities) {
-        // A custom task's test chunks each hold one modality; the others' chunks say nothing of m alone.
-        const holding = this.testSet.chunks.filter((c) => c[m] !== undefined);
-        if (holding.length === 0) continue;
-        const only = this.model.evaluate(holding.map((c) => ({ [m]: c[m], labels: c.labels! })));
+        // A custom task's test chunks each hold one modality; only those holding m say anything of m alone.
+        const only = result.alone[m];
+        if (!only) continue;
         out[`eval.${m}.accuracy`] = only.accuracy;
         out[`eval.${m}.loss`] = only.loss;
       }
     }
-    out['eval.numExamples'] = all.numExamples;
+    out['eval.numExamples'] = result.all.numExamples;
     return out;
   }
 
@@ -544,6 +569,8 @@ export class TaskModel {
   dispose(): void {
     this.probeCache?.dispose();
     this.probeCache = null;
+    this.testCache?.dispose();
+    this.testCache = null;
     this.model.dispose();
     for (const base of Object.values(this.bases)) base.dispose();
     this.embedder?.dispose();

@@ -18,6 +18,7 @@ import { defaultInitialGlobal, startCoordinator } from '../server.js';
 import type { Coordinator } from '../server.js';
 import { parseTask, readTaskFile } from '../task/loadTask.js';
 import { FakeClient, constantDelta, globalOf } from './fakeClient.js';
+import type { TaskEvaluator } from '../model/taskEvaluator.js';
 
 export const JOIN_TOKEN = 'cluster-join-secret';
 export const ADMIN_TOKEN = 'cluster-admin-secret';
@@ -60,10 +61,11 @@ export interface NodeConfig {
   readonly logLevel?: string;
 }
 
-/** Starts one node in this process. */
+/** Starts one node in this process (`model`: the task's server-side model, in place of none). */
 export async function startNode(
   config: NodeConfig,
   logger: Logger = pino({ level: config.logLevel ?? 'silent' }),
+  model?: TaskEvaluator,
 ): Promise<{ coordinator: Coordinator; cluster: ClusterNode; close(): Promise<void> }> {
   const cluster = await connectCluster({
     url: config.redisUrl,
@@ -75,7 +77,7 @@ export async function startNode(
   });
   const task = config.taskFile ? parseTask({ ...readTaskFile(config.taskFile), ...config.task }) : clusterTask(config.task);
   const coordinator = await startCoordinator({
-    tasks: [{ config: task, joinToken: JOIN_TOKEN, ...(config.taskFile ? {} : { initialGlobal: defaultInitialGlobal(task) }) }],
+    tasks: [{ config: task, joinToken: JOIN_TOKEN, ...(model ? { model } : config.taskFile ? {} : { initialGlobal: defaultInitialGlobal(task) }) }],
     store: cluster.store,
     cluster,
     adminToken: ADMIN_TOKEN,
