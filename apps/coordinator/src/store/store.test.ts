@@ -1,7 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ReplicatedStore } from '../cluster/replicatedStore.js';
+import { RedisServer } from '../testing/redisServer.js';
 import { isCoordinatorError } from '../errors.js';
 import { MemoryStore } from './memoryStore.js';
 import { SqliteStore } from './sqliteStore.js';
@@ -41,9 +45,73 @@ function completion(overrides: Partial<RoundCompletion> = {}): RoundCompletion {
   };
 }
 
+/**
+ * The cluster's store (a replica of a Redis log) on a real redis-server, as the leader of every task
+ * the contract names. Each test's store has its own key prefix; after each test, a fresh replica
+ * replayed from that log must read exactly as the store did.
+ */
+const TASKS = ['t1', 'th1', 'th3', 'nope', 'other'];
+let redis: RedisServer;
+const connections: Redis[] = [];
+const ready: { store: ReplicatedStore; prefix: string }[] = [];
+const used: { store: ReplicatedStore; prefix: string }[] = [];
+const silent = pino({ level: 'silent' });
+async function openReplicated(prefix: string, nodeId: string): Promise<ReplicatedStore> {
+  const redisConn = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const reader = new Redis(redis.url, { maxRetriesPerRequest: null });
+  connections.push(redisConn, reader);
+  return ReplicatedStore.open({ redis: redisConn, reader, nodeId, prefix, logger: silent });
+}
+beforeAll(async () => {
+  redis = await RedisServer.start();
+  const admin = new Redis(redis.url);
+  for (let i = 0; i < 40; i++) {
+    const prefix = `s${i}:`;
+    const store = await openReplicated(prefix, 'leader');
+    for (const t of TASKS) {
+      await admin.set(`${prefix}lease:${t}`, 'leader:1');
+      store.setFence(t, 'leader:1');
+    }
+    ready.push({ store, prefix });
+  }
+  admin.disconnect();
+});
+afterAll(async () => {
+  for (const c of connections) c.disconnect();
+  await redis.stop();
+});
+afterEach(async () => {
+  for (const { store, prefix } of used.splice(0)) {
+    await store.flush();
+    const replay = await openReplicated(prefix, 'replay');
+    for (const t of TASKS) {
+      expect(replay.getTask(t)).toEqual(store.getTask(t));
+      expect(replay.listRuns(t)).toEqual(store.listRuns(t));
+      expect(replay.listRounds(t)).toEqual(store.listRounds(t));
+      expect(replay.listUpdates(t)).toEqual(store.listUpdates(t));
+      expect(replay.latestCheckpoint(t)).toEqual(store.latestCheckpoint(t));
+      expect(replay.listMetrics(t)).toEqual(store.listMetrics(t));
+      expect(replay.listTrust(t)).toEqual(store.listTrust(t));
+      expect(replay.listClients(t)).toEqual(store.listClients(t));
+      expect(replay.listInvitations(t)).toEqual(store.listInvitations(t));
+    }
+    replay.close();
+    store.close();
+  }
+});
+
 const implementations: [string, () => CoordinatorStore][] = [
   ['MemoryStore', () => new MemoryStore()],
   ['SqliteStore', () => new SqliteStore({ path: tempFile() })],
+  [
+    'ReplicatedStore',
+    () => {
+      const next = ready.shift();
+      if (!next) throw new Error('more replicated stores needed: raise the count in beforeAll');
+      used.push(next);
+      return next.store;
+    },
+  ],
 ];
 
 describe.each(implementations)('%s (store contract)', (_name, make) => {
