@@ -13,7 +13,9 @@
  *   critical_path_ms_100_fedmmx — the same with the demo task as shipped: FedMM-X trust over FedAvg,
  *                           its real model in the evaluator process (a probe of the global and of
  *                           every candidate, and the evaluation of each new global model, both on
- *                           the critical path);
+ *                           the critical path); with it `eval_ms_per_round` and `probe_ms_per_round`,
+ *                           the medians of the `evalMs` and `probeMs` the coordinator stored for the
+ *                           rounds whose ends those critical paths cover;
  *   coordinator_cpu_ms_per_round_100 — the coordinator process's process.cpuUsage() (user +
  *                           system) from the start of the first timed round to the start of the
  *                           round after the last, ÷ rounds;
@@ -322,6 +324,16 @@ interface RoundFigures {
   cycleMs: number[];
   profile: string | null;
   refused: Readonly<Record<string, number>>;
+  /** The server's `evalMs` and `probeMs` of the rounds whose end the critical paths cover (with a model; empty without). */
+  evalMs: number[];
+  probeMs: number[];
+}
+
+/** The per-round metrics the coordinator stored for the bench task. */
+async function roundMetricsOf(url: string): Promise<ReadonlyMap<number, Readonly<Record<string, number>>>> {
+  const res = await fetch(`${url}/api/tasks/bench/metrics`, { headers: { authorization: 'Bearer bench-admin' } });
+  const body = (await res.json()) as { metrics: { serverRound: number; metrics: Record<string, number> }[] };
+  return new Map(body.metrics.map((m) => [m.serverRound, m.metrics]));
 }
 
 /** Rounds of 100 clients on the demo task: FedAvg over `initialGlobalFile` without a model, or (`initialGlobalFile` null) FedMM-X with its real evaluator. */
@@ -362,9 +374,14 @@ async function measureRounds(initialGlobalFile: string | null): Promise<RoundFig
       while (child.profiles.length === 0 && Date.now() < until) await sleep(100);
     }
     const { refused } = await clients.stats();
+    // The critical path measured at round r's start covers the end of round r − 1.
+    const stored = await roundMetricsOf(child.url);
+    const timedMetrics = Array.from({ length: TIMED_ROUNDS }, (_, i) => stored.get(first + i)).filter((m) => m !== undefined);
     return {
       criticalPathMs,
       criticalPathWindows,
+      evalMs: timedMetrics.flatMap((m) => (m['evalMs'] === undefined ? [] : [m['evalMs']])),
+      probeMs: timedMetrics.flatMap((m) => (m['probeMs'] === undefined ? [] : [m['probeMs']])),
       cpuMsPerRound: (end.cpuUs - start.cpuUs) / 1000 / TIMED_ROUNDS,
       cycleMs,
       profile: child.profiles[0] ?? null,
@@ -546,7 +563,16 @@ async function measureFedMmxRounds(): Promise<Record<string, unknown>> {
   console.log(
     `${TIMED_ROUNDS} FedMM-X rounds of 100 clients (probe of every candidate and evaluation of each new model in the evaluator process): critical path median ${criticalPath.toFixed(1)} ms (${r.criticalPathMs.map((x) => x.toFixed(0)).join(', ')})`,
   );
-  return { critical_path_ms_100_fedmmx: round1(criticalPath), critical_path_ms_100_fedmmx_max: round1(Math.max(...r.criticalPathMs)) };
+  const medianOrNull = (xs: readonly number[]): number | null => (xs.length > 0 ? round1(median(xs)) : null);
+  console.log(
+    `server time per round: evaluation of the new global ${r.evalMs.map((x) => x.toFixed(0)).join(', ')} ms; probe ${r.probeMs.map((x) => x.toFixed(0)).join(', ')} ms`,
+  );
+  return {
+    critical_path_ms_100_fedmmx: round1(criticalPath),
+    critical_path_ms_100_fedmmx_max: round1(Math.max(...r.criticalPathMs)),
+    eval_ms_per_round: medianOrNull(r.evalMs),
+    probe_ms_per_round: medianOrNull(r.probeMs),
+  };
 }
 
 async function main(): Promise<void> {

@@ -15,7 +15,13 @@
  *   probe_ms_per_candidate_baseline — TaskModel.probeOneByOne, the whole model per candidate (the
  *                                    path before the cache), in this process, in the same run;
  *   probe_speedup                  — baseline ÷ in-process;
- *   probe_cache_build_ms           — building the cache (once per evaluator, on its first probe).
+ *   probe_cache_build_ms           — building the cache (once per evaluator, on its first probe);
+ *   eval_ms                        — TaskModel.evaluate of one global on the test subset (overall and
+ *                                    each modality alone) over the test set's cached frozen activations,
+ *                                    median of the timed reps; eval_ms_uncached, the whole model run once
+ *                                    overall and once per modality (TaskModel.evaluateUncached, the path
+ *                                    before the cache), same run; eval_first_ms, the first evaluation,
+ *                                    which builds that cache; eval_cache_mb, what the cache keeps.
  *
  * Usage: pnpm bench:probe [--candidates N] [--reps N] [--baseline N]
  */
@@ -93,6 +99,16 @@ async function main(): Promise<void> {
       `in this process: ${inProcess.toFixed(2)} ms per candidate cached (${single.toFixed(2)} with one per pass), ${baseline.toFixed(2)} ms running the whole model per candidate (${few.length} candidates); cache built in ${buildMs.toFixed(0)} ms`,
     );
 
+    started = performance.now();
+    model.evaluate(candidates[1]!);
+    const evalFirstMs = performance.now() - started;
+    const evalMs = timed(REPS, 1, () => model.evaluate(candidates[2]!));
+    const evalUncachedMs = timed(Math.max(1, REPS - 1), 1, () => model.evaluateUncached(candidates[2]!));
+    const evalCacheMb = model.evaluationCacheBytes / 2 ** 20;
+    console.log(
+      `evaluation of a global on ${task.evaluation.testExamples} test examples: ${evalMs.toFixed(1)} ms cached, ${evalUncachedMs.toFixed(1)} ms running the whole model; first (builds the cache of ${evalCacheMb.toFixed(1)} MB) ${evalFirstMs.toFixed(0)} ms`,
+    );
+
     const evaluator = await EvaluatorProcess.start(task);
     const perRound: number[] = [];
     try {
@@ -125,6 +141,11 @@ async function main(): Promise<void> {
         candidates: candidates.length,
         baseline_candidates: few.length,
         probe_examples: task.evaluation.probeExamples,
+        eval_ms: Number(evalMs.toFixed(1)),
+        eval_ms_uncached: Number(evalUncachedMs.toFixed(1)),
+        eval_first_ms: Math.round(evalFirstMs),
+        eval_cache_mb: Number(evalCacheMb.toFixed(1)),
+        test_examples: task.evaluation.testExamples,
         reps: REPS,
       }),
     );

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRng, type Tensor as NamedTensor } from '@chorus/fl-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CachedProbe, probeOneByOne, type CachedProbeOutputs } from './cachedProbe.js';
+import { CachedProbe, evaluateOneByOne, probeOneByOne, type CachedEvaluation, type CachedEvaluationResult, type CachedProbeOutputs } from './cachedProbe.js';
 import { buildAudioEncoder, buildTextEncoder } from './encoders.js';
 import { TINY, disposeBatch, tinyBatch, tinyEmbedder, tinyModel } from './fixtures.test-util.js';
 import { MultimodalModel, type MultimodalBatch } from './model.js';
@@ -29,6 +29,18 @@ function expectClose(actual: readonly CachedProbeOutputs[], expected: readonly C
       expect(Math.abs(v - e.modalityContributions[j]!)).toBeLessThan(tolerance * Math.max(1, Math.abs(e.modalityContributions[j]!))),
     );
   });
+}
+
+function expectSameEvaluation(actual: CachedEvaluationResult, expected: CachedEvaluationResult): void {
+  const same = (a: CachedEvaluation | undefined, e: CachedEvaluation | undefined): void => {
+    expect(a).toBeDefined();
+    expect(a!.numExamples).toBe(e!.numExamples);
+    expect(a!.accuracy).toBe(e!.accuracy);
+    expect(Math.abs(a!.loss - e!.loss)).toBeLessThan(1e-5);
+  };
+  same(actual.all, expected.all);
+  expect(Object.keys(actual.alone)).toEqual(Object.keys(expected.alone));
+  for (const m of Object.keys(expected.alone) as (keyof CachedEvaluationResult['alone'])[]) same(actual.alone[m], expected.alone[m]);
 }
 
 /** Probe batches of every kind: all modalities, one modality each, and one with an explicit presence mask. */
@@ -250,6 +262,71 @@ describe('CachedProbe', () => {
       expect(() => CachedProbe.build(model, batches)).toThrow(/merged/);
     } finally {
       batches.forEach(disposeBatch);
+      model.dispose();
+    }
+  });
+
+  it("evaluates as MultimodalModel.evaluate does, with the batches' modalities and with each modality alone (presence mask dropped)", () => {
+    // Arrange: the masked batch makes "alone" differ from "all" on its rows.
+    const model = tinyModel(embedder);
+    const batches = probeBatches();
+    const candidates = [model.adapterParameters(), randomCandidate(model.adapterParameters(), 51, 0.5)];
+    const before = tf.memory().numTensors;
+    const cache = CachedProbe.build(model, batches, { maxCandidatesPerPass: 1 });
+    try {
+      // Act
+      const fast = cache.evaluate(candidates);
+      const reference = evaluateOneByOne(model, batches, candidates);
+      // Assert
+      fast.forEach((f, i) => expectSameEvaluation(f, reference[i]!));
+      expect(fast[1]!.all.numExamples).toBe(5 * TINY.batch);
+      // image: every batch but the text-only and audio+text ones; text: all but the image-only one.
+      expect(fast[1]!.alone.image!.numExamples).toBe(3 * TINY.batch);
+      expect(fast[1]!.alone.text!.numExamples).toBe(4 * TINY.batch);
+      expect(fast[1]!.alone.image!.loss).not.toBeCloseTo(fast[1]!.all.loss, 3);
+    } finally {
+      cache.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    batches.forEach(disposeBatch);
+    model.dispose();
+  });
+
+  it('evaluates the parameters it is given, not those of an earlier evaluation', () => {
+    // Arrange
+    const model = tinyModel(embedder);
+    const batches = probeBatches();
+    const firstGlobal = randomCandidate(model.adapterParameters(), 61, 0.5);
+    const secondGlobal = randomCandidate(model.adapterParameters(), 62, 0.5);
+    const cache = CachedProbe.build(model, batches, { maxCandidatesPerPass: 1 });
+    try {
+      // Act
+      const [first] = cache.evaluate([firstGlobal]);
+      const [second] = cache.evaluate([secondGlobal]);
+      const [reference] = evaluateOneByOne(model, batches, [secondGlobal]);
+      // Assert
+      expectSameEvaluation(second!, reference!);
+      expect(Math.abs(second!.all.loss - first!.all.loss)).toBeGreaterThan(1e-3);
+    } finally {
+      cache.dispose();
+      batches.forEach(disposeBatch);
+      model.dispose();
+    }
+  });
+
+  it('refuses to evaluate over batches without labels, and reports the bytes it keeps', () => {
+    // Arrange: text only, no labels; the first adapted layer (dense_1) reads the pooled words [4, wordDim] and keeps its frozen part [4, 8].
+    const model = tinyModel(embedder, { encoders: { text: { base: buildTextEncoder({ inputDim: TINY.wordDim, hiddenUnits: 8, embeddingDim: 6 }) } } });
+    const batch = tinyBatch(1, ['text']);
+    const unlabelled = { text: batch.text! };
+    const cache = CachedProbe.build(model, [unlabelled]);
+    try {
+      // Act / Assert
+      expect(() => cache.evaluate([model.adapterParameters()])).toThrow(/needs labels/);
+      expect(cache.cachedBytes).toBe(4 * TINY.batch * (TINY.wordDim + 8));
+    } finally {
+      cache.dispose();
+      disposeBatch(batch);
       model.dispose();
     }
   });

@@ -1,7 +1,8 @@
 /**
- * Probe outputs of many candidate models on one fixed probe set, for FedMM-X's server-side trust
- * (Balija 2025, arXiv:2503.19564): every candidate global + Δ_k differs from the others only in its
- * LoRA adapters (Hu et al. 2021, arXiv:2106.09685), concept projections and head.
+ * Outputs of many candidate models on one fixed set of examples — FedMM-X's probe set for its
+ * server-side trust (Balija 2025, arXiv:2503.19564), or the test subset each new global model is
+ * evaluated on: every candidate global + Δ_k differs from the others only in its LoRA adapters
+ * (Hu et al. 2021, arXiv:2106.09685), concept projections and head.
  *
  * What does not change between candidates is computed once, when the cache is built: each
  * encoder's frozen layers below its first adapted layer (their activations on the probe set — the
@@ -14,7 +15,9 @@
  * a candidate leaves out), never written.
  *
  * The outputs equal {@link probeOneByOne} — the candidate's parameters set on the model and every
- * batch run through `explain` — up to float32 rounding (the sums are taken in another order).
+ * batch run through `explain` — up to float32 rounding (the sums are taken in another order). The
+ * evaluation ({@link CachedProbe.evaluate}) reads the same per-modality contributions, so one pass
+ * gives both `MultimodalModel.evaluate` on the batches and on each modality alone.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Parameters } from '@chorus/fl-core';
@@ -33,6 +36,25 @@ export interface CachedProbeOutputs {
   readonly probabilities: Float32Array;
   /** Per-modality contribution vectors Σ_i f_{m,i} [n, M, K], modalities in `model.modalities` order (0 where one is absent). */
   readonly modalityContributions: Float32Array;
+}
+
+/** Mean cross-entropy and accuracy over labelled rows, as `MultimodalModel.evaluate` reports them. */
+export interface CachedEvaluation {
+  readonly loss: number;
+  readonly accuracy: number;
+  readonly numExamples: number;
+}
+
+/** One candidate's evaluation over the cached set; see {@link CachedProbe.evaluate}. */
+export interface CachedEvaluationResult {
+  /** Every row with the modalities its batch holds, masked by the batch's `present` where it gives one. */
+  readonly all: CachedEvaluation;
+  /**
+   * For each modality some batch holds, in `model.modalities` order: the rows of those batches with
+   * that modality alone (the others absent, no `present` mask), as `MultimodalModel.evaluate` on
+   * `{ [m]: batch[m], labels: batch.labels }`.
+   */
+  readonly alone: Partial<Readonly<Record<Modality, CachedEvaluation>>>;
 }
 
 /** Options of {@link CachedProbe.build}. */
@@ -96,6 +118,8 @@ export class CachedProbe {
     private readonly plans: readonly ModalityPlan[],
     private readonly shapes: ReadonlyMap<string, readonly number[]>,
     private readonly betaName: string,
+    /** The batches' labels in row order, or null when a batch has none (then {@link evaluate} refuses). */
+    private readonly labels: Int32Array | null,
     /** Rows of the probe set. */
     readonly numExamples: number,
     /** Candidates that share one pass. */
@@ -115,6 +139,9 @@ export class CachedProbe {
     const sizes = batches.map((b) => model.checkBatch(b, fn));
     const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
     const numExamples = sizes.reduce((a, b) => a + b, 0);
+    const labels = batches.every((b) => b.labels !== undefined)
+      ? Int32Array.from(batches.flatMap((b) => [...(tf.tidy(() => tf.cast(b.labels!, 'int32').dataSync()) as Int32Array)]))
+      : null;
     const plans: ModalityPlan[] = [];
     try {
       model.modalities.forEach((modality, index) => {
@@ -128,7 +155,12 @@ export class CachedProbe {
     const peak = Math.max(1, ...plans.map((p) => p.floatsPerCandidate));
     const perPass = Math.max(1, Math.min(maxCandidates, Math.floor(maxPassFloats / peak)));
     const shapes = new Map(model.adapterShapes().map((s) => [s.name, s.shape]));
-    return new CachedProbe(model, plans, shapes, model.adapterName(model.conceptHead.beta), numExamples, perPass);
+    return new CachedProbe(model, plans, shapes, model.adapterName(model.conceptHead.beta), labels, numExamples, perPass);
+  }
+
+  /** Bytes of the tensors the cache keeps: each encoder's first adapted layer's input and frozen part (or its output, without adapters). */
+  get cachedBytes(): number {
+    return this.plans.reduce((bytes, p) => bytes + 4 * (p.input.size + (p.frozenPart?.size ?? 0)), 0);
   }
 
   /**
@@ -137,7 +169,45 @@ export class CachedProbe {
    * `setAdapterParameters` checks (`PARAMS_MISMATCH`, `PARAMS_NON_FINITE`); the model is not changed.
    */
   probe(candidates: readonly Parameters[]): CachedProbeOutputs[] {
-    const fn = 'CachedProbe.probe';
+    return this.passes('CachedProbe.probe', candidates, (group) => {
+      const contributions = this.pass(group);
+      return group.map((g, j) =>
+        this.probeOutputs(
+          g,
+          contributions.map((c) => c[j]!),
+        ),
+      );
+    });
+  }
+
+  /**
+   * Mean cross-entropy and accuracy of the model with each of `candidates` on the cached rows, with
+   * their modalities and with each modality alone (see {@link CachedEvaluationResult}), from one pass:
+   * the head is additive over modalities, so a modality's contribution is the same with or without
+   * the others. Checks the candidates as {@link probe} does; throws `MODELS_BAD_INPUT` when a batch
+   * given to {@link build} had no labels.
+   */
+  evaluate(candidates: readonly Parameters[]): CachedEvaluationResult[] {
+    const fn = 'CachedProbe.evaluate';
+    const labels = this.labels;
+    if (!labels) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: every batch the cache was built from needs labels`);
+    return this.passes(fn, candidates, (group) => {
+      const contributions = this.pass(group);
+      return group.map((g, j) =>
+        this.evaluation(
+          g.get(this.betaName)!,
+          labels,
+          contributions.map((c) => c[j]!),
+        ),
+      );
+    });
+  }
+
+  /**
+   * `run` over `candidates` (checked, and completed with the model's current values) in passes of
+   * exactly {@link candidatesPerPass}; one result per candidate, in order.
+   */
+  private passes<T>(fn: string, candidates: readonly Parameters[], run: (group: readonly ReadonlyMap<string, Float32Array>[]) => T[]): T[] {
     if (this.disposed) throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: the cache was disposed`);
     if (this.model.merged) throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: adapters are merged; unmerge first`);
     for (const c of candidates) this.model.checkAdapterParameters(c, fn);
@@ -150,7 +220,7 @@ export class CachedProbe {
       }
       return values;
     });
-    const out: CachedProbeOutputs[] = [];
+    const out: T[] = [];
     for (let start = 0; start < resolved.length; start += this.candidatesPerPass) {
       const group = resolved.slice(start, start + this.candidatesPerPass);
       const real = group.length;
@@ -158,7 +228,7 @@ export class CachedProbe {
       // last): the products' shapes, and with them the float rounding, then never depend on how many
       // candidates were sent together, so a candidate's outputs are the same bits in any company.
       while (group.length < this.candidatesPerPass) group.push(group[real - 1]!);
-      out.push(...this.pass(group).slice(0, real));
+      out.push(...run(group).slice(0, real));
     }
     return out;
   }
@@ -170,8 +240,12 @@ export class CachedProbe {
     for (const p of this.plans) tf.dispose([p.input, ...(p.frozenPart ? [p.frozenPart] : [])]);
   }
 
-  /** One forward pass of `group`'s candidates over the cache. */
-  private pass(group: readonly ReadonlyMap<string, Float32Array>[]): CachedProbeOutputs[] {
+  /**
+   * One forward pass of `group`'s candidates over the cache: for each plan (in `plans` order) and
+   * candidate, the modality's head contributions Σ_i f_{m,i} on the plan's rows [n_m, K], before any
+   * `present` mask.
+   */
+  private pass(group: readonly ReadonlyMap<string, Float32Array>[]): Float32Array[][] {
     const numCandidates = group.length;
     const stack = (name: string): tf.Tensor => {
       const shape = this.shapes.get(name)!;
@@ -180,11 +254,8 @@ export class CachedProbe {
       group.forEach((g, j) => values.set(g.get(name)!, j * size));
       return tf.tensor(values, [numCandidates, ...shape]);
     };
-    const numModalities = this.model.modalities.length;
     const k = this.model.numClasses;
-    const n = this.numExamples;
-    const contributions = group.map(() => new Float32Array(n * numModalities * k));
-    for (const plan of this.plans) {
+    return this.plans.map((plan) => {
       const result = this.modalityContributions(plan, numCandidates, stack, (name) => group.map((g) => g.get(name)!));
       let values: Float32Array;
       try {
@@ -192,36 +263,65 @@ export class CachedProbe {
       } finally {
         result.dispose();
       }
-      const rows = plan.rows.length;
-      for (let j = 0; j < numCandidates; j++) {
-        const target = contributions[j]!;
-        for (let r = 0; r < rows; r++) {
-          const p = plan.presence ? plan.presence[r]! : 1;
-          const from = (j * rows + r) * k;
-          const to = (plan.rows[r]! * numModalities + plan.index) * k;
-          for (let c = 0; c < k; c++) target[to + c] = values[from + c]! * p;
-        }
-      }
-    }
-    return group.map((g, j) => {
-      const beta = g.get(this.betaName)!;
-      const mc = contributions[j]!;
-      const probabilities = new Float32Array(n * k);
-      const logits = new Float64Array(k);
-      for (let row = 0; row < n; row++) {
-        let max = -Infinity;
-        for (let c = 0; c < k; c++) {
-          let sum = beta[c]!;
-          for (let m = 0; m < numModalities; m++) sum += mc[(row * numModalities + m) * k + c]!;
-          logits[c] = sum;
-          if (sum > max) max = sum;
-        }
-        let z = 0;
-        for (let c = 0; c < k; c++) z += logits[c] = Math.exp(logits[c]! - max);
-        for (let c = 0; c < k; c++) probabilities[row * k + c] = logits[c]! / z;
-      }
-      return { probabilities, modalityContributions: mc };
+      const size = plan.rows.length * k;
+      return group.map((_, j) => values.subarray(j * size, (j + 1) * size));
     });
+  }
+
+  /** One candidate's probe outputs from its contributions on each plan's rows ({@link pass}). */
+  private probeOutputs(candidate: ReadonlyMap<string, Float32Array>, perPlan: readonly Float32Array[]): CachedProbeOutputs {
+    const numModalities = this.model.modalities.length;
+    const k = this.model.numClasses;
+    const n = this.numExamples;
+    const mc = new Float32Array(n * numModalities * k);
+    this.plans.forEach((plan, i) => {
+      const values = perPlan[i]!;
+      for (let r = 0; r < plan.rows.length; r++) {
+        const p = plan.presence ? plan.presence[r]! : 1;
+        const to = (plan.rows[r]! * numModalities + plan.index) * k;
+        for (let c = 0; c < k; c++) mc[to + c] = values[r * k + c]! * p;
+      }
+    });
+    const beta = candidate.get(this.betaName)!;
+    const probabilities = new Float32Array(n * k);
+    const logits = new Float64Array(k);
+    for (let row = 0; row < n; row++) {
+      let max = -Infinity;
+      for (let c = 0; c < k; c++) {
+        let sum = beta[c]!;
+        for (let m = 0; m < numModalities; m++) sum += mc[(row * numModalities + m) * k + c]!;
+        logits[c] = sum;
+        if (sum > max) max = sum;
+      }
+      let z = 0;
+      for (let c = 0; c < k; c++) z += logits[c] = Math.exp(logits[c]! - max);
+      for (let c = 0; c < k; c++) probabilities[row * k + c] = logits[c]! / z;
+    }
+    return { probabilities, modalityContributions: mc };
+  }
+
+  /** One candidate's evaluation from its contributions on each plan's rows ({@link pass}). */
+  private evaluation(beta: Float32Array, labels: Int32Array, perPlan: readonly Float32Array[]): CachedEvaluationResult {
+    const k = this.model.numClasses;
+    const n = this.numExamples;
+    const logits = new Float64Array(n * k);
+    for (let row = 0; row < n; row++) logits.set(beta, row * k);
+    const alone: Partial<Record<Modality, CachedEvaluation>> = {};
+    this.plans.forEach((plan, i) => {
+      const values = perPlan[i]!;
+      const own = new Float64Array(plan.rows.length * k);
+      for (let r = 0; r < plan.rows.length; r++) {
+        const p = plan.presence ? plan.presence[r]! : 1;
+        const row = plan.rows[r]!;
+        for (let c = 0; c < k; c++) {
+          const v = values[r * k + c]!;
+          logits[row * k + c] = logits[row * k + c]! + v * p;
+          own[r * k + c] = beta[c]! + v;
+        }
+      }
+      alone[plan.modality] = scoreLogits(own, k, (r) => labels[plan.rows[r]!]!);
+    });
+    return { all: scoreLogits(logits, k, (row) => labels[row]!), alone };
   }
 
   /** One modality's head contributions Σ_i f_{m,i} of every candidate, [C, n_m, K] (caller disposes). */
@@ -272,6 +372,27 @@ export class CachedProbe {
       if (x !== plan.input) x.dispose();
     }
   }
+}
+
+/**
+ * Mean cross-entropy −log softmax(z)_y and accuracy (the first largest logit, as `tf.argMax` picks)
+ * of `logits` [rows, K], row r's label being `label(r)`.
+ */
+function scoreLogits(logits: Float64Array, k: number, label: (row: number) => number): CachedEvaluation {
+  const rows = logits.length / k;
+  let loss = 0;
+  let correct = 0;
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (logits[r * k + c]! > logits[r * k + best]!) best = c;
+    const max = logits[r * k + best]!;
+    let z = 0;
+    for (let c = 0; c < k; c++) z += Math.exp(logits[r * k + c]! - max);
+    const y = label(r);
+    loss += Math.log(z) - (logits[r * k + y]! - max);
+    if (best === y) correct++;
+  }
+  return { loss: rows > 0 ? loss / rows : 0, accuracy: rows > 0 ? correct / rows : 0, numExamples: rows };
 }
 
 /** How {@link loraStacked} reads its input. */
@@ -452,5 +573,23 @@ export function probeOneByOne(model: MultimodalModel, batches: readonly Multimod
       offset += e.batchSize;
     }
     return { probabilities, modalityContributions };
+  });
+}
+
+/**
+ * The reference {@link CachedProbe.evaluate} is checked against: for each candidate, its parameters
+ * set on the model (which keeps the last one's) and `MultimodalModel.evaluate` run on the batches,
+ * then, for each modality some batch holds, on those batches with that modality alone.
+ */
+export function evaluateOneByOne(model: MultimodalModel, batches: readonly MultimodalBatch[], candidates: readonly Parameters[]): CachedEvaluationResult[] {
+  return candidates.map((parameters) => {
+    model.setAdapterParameters(parameters);
+    const all = model.evaluate(batches);
+    const alone: Partial<Record<Modality, CachedEvaluation>> = {};
+    for (const m of model.modalities) {
+      const holding = batches.filter((b) => b[m] !== undefined);
+      if (holding.length > 0) alone[m] = model.evaluate(holding.map((b) => ({ [m]: b[m], ...(b.labels ? { labels: b.labels } : {}) })));
+    }
+    return { all, alone };
   });
 }

@@ -6,8 +6,8 @@
  */
 export { applyLora, chainLayers, cloneLayer, standardCopies, toStandardModel } from './adapt.js';
 export type { ApplyLoraOptions, StandardCopy } from './adapt.js';
-export { CachedProbe, probeOneByOne } from './cachedProbe.js';
-export type { CachedProbeOptions, CachedProbeOutputs } from './cachedProbe.js';
+export { CachedProbe, evaluateOneByOne, probeOneByOne } from './cachedProbe.js';
+export type { CachedEvaluation, CachedEvaluationResult, CachedProbeOptions, CachedProbeOutputs } from './cachedProbe.js';
 export { LOG_MEL_SILENCE, LogMelFrontend, frameCount, melFilterbank } from './audio.js';
 export type { LogMelConfig } from './audio.js';
 export { selectBackend } from './backend.js';

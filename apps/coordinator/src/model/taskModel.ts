@@ -16,11 +16,11 @@
  * Every method sets the adapters it evaluates before reading anything (the probe and the evaluation
  * hand them to their caches of the probe and test sets' frozen activations instead, which read them
  * without writing the model), and all of them are synchronous up to the first `await`, so calls
- * cannot see each other's weights. Inputs are
- * preprocessed once at creation (pixels scaled, captions cut, audio turned into log-mel) and kept as
- * tensors; every per-call tensor is released inside `tf.tidy`. The GloVe table is cut to the rows
- * the held examples use (plus padding and unknown), with their token ids renumbered to match: the
- * outputs are the same and the table shrinks from the whole vocabulary to a few hundred rows.
+ * cannot see each other's weights. Inputs are preprocessed once at creation (pixels scaled, captions
+ * cut, audio turned into log-mel) and kept as tensors; every per-call tensor is released inside
+ * `tf.tidy`. The GloVe table is cut to the rows the held examples use (plus padding and unknown),
+ * with their token ids renumbered to match: the outputs are the same and the table shrinks from the
+ * whole vocabulary to a few hundred rows.
  *
  * The coordinator runs this class in its evaluator process (model/evaluatorProcess.ts), never on
  * its own event loop; see model/taskEvaluator.ts.
@@ -456,7 +456,8 @@ export class TaskModel {
    * absent (`eval.<modality>.accuracy`, `eval.<modality>.loss`). Empty when the task evaluates
    * nothing. All of it comes from one pass over the test set's cached frozen activations
    * (`CachedProbe`, built on the first call and kept: the test set and the frozen encoders never
-   * change), which holds each encoder's first adapted layer's input and frozen part over the test set.
+   * change), which holds each encoder's first adapted layer's input and frozen part over the test set
+   * (15.8 MiB for the demo task's 256 test examples; {@link evaluationCacheBytes}).
    */
   evaluate(parameters: Parameters): Record<string, number> {
     if (!this.testSet) return {};
