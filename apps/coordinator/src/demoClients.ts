@@ -12,7 +12,7 @@ import type { TaskConfig } from '@chorus/protocol';
 
 /** Options of {@link demoClientArgs}. */
 export interface DemoClientsOptions {
-  /** The coordinator's URL. */
+  /** The coordinator's URL, or several nodes' comma-separated (client i joins the i-th, round-robin). */
   readonly url: string;
   /** Clients asked for (`--demo-clients`); a representation task gets at least one per client kind. */
   readonly numClients: number;
@@ -50,7 +50,8 @@ export function startDemoClients(task: TaskConfig, token: string, options: DemoC
   if (numClients > options.numClients) logger.info({ demoClients: numClients, task: task.id }, 'one demo client per client kind at least');
   // The token travels in the environment, never on a command line other users can read.
   process.env['CHORUS_JOIN_TOKEN'] = token;
-  const cli = parseCliArgs(args, { CHORUS_JOIN_TOKEN: token });
+  // Each client runs in its own process, so `url` may list several coordinator nodes (client i → the i-th, round-robin).
+  const cli = parseCliArgs([...args, '--processes'], { CHORUS_JOIN_TOKEN: token });
   const stop = new AbortController();
   const done = runInProcesses(
     cli,

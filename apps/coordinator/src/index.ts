@@ -49,6 +49,7 @@ export type {
 } from './store/types.js';
 export { KeyedRateLimiter, TokenBucket } from './security/rateLimit.js';
 export { CHALLENGE_TTL_MS, IdentityLimiter, checkProof, issueChallenge } from './security/admission.js';
+export type { IdentityQuota } from './security/admission.js';
 export type { Clock, TokenBucketOptions } from './security/rateLimit.js';
 export { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } from './security/tokens.js';
 export { initialAdapters } from './engine/initialGlobal.js';

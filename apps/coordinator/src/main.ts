@@ -241,7 +241,6 @@ async function runClusterDemo(nodes: number, values: Record<string, string | boo
   const demoClients = Number(values['demo-clients']);
   const urls: string[] = [];
   for (let i = 0; i < nodes; i++) {
-    const share = Math.floor(demoClients / nodes) + (i < demoClients % nodes ? 1 : 0);
     const args = [
       ...taskFiles.flatMap((f) => ['--task', f]),
       '--redis',
@@ -256,10 +255,6 @@ async function runClusterDemo(nodes: number, values: Record<string, string | boo
       join(dataDir, `node${i + 1}`),
       '--log-level',
       String(values['log-level']),
-      '--demo-clients',
-      String(share),
-      '--demo-max-examples',
-      String(values['demo-max-examples']),
       ...(values['trust-proxy'] ? ['--trust-proxy'] : []),
     ];
     const child = fork(fileURLToPath(import.meta.url), args, {
@@ -297,7 +292,18 @@ async function runClusterDemo(nodes: number, values: Record<string, string | boo
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   process.stdout.write(`CHORUS_READY ${JSON.stringify({ urls, adminToken: env.CHORUS_ADMIN_TOKEN, joinTokens: Object.fromEntries(joinTokens), joinLinks })}\n`);
+  // The demo clients are one federation spread over the nodes: each its own share of the data, whichever node it joins.
+  const stopDemoClients =
+    demoClients > 0
+      ? startDemoClients(
+          tasks[0]!,
+          joinTokens.get(tasks[0]!.id)!,
+          { url: urls.join(','), numClients: demoClients, maxExamples: Number(values['demo-max-examples']) },
+          pino({ level: String(values['log-level']) }),
+        )
+      : undefined;
   const shutdown = (): void => {
+    stopDemoClients?.();
     for (const child of children.slice(1)) child.kill('SIGTERM');
     setTimeout(() => {
       redis.kill('SIGTERM');

@@ -45,6 +45,7 @@ import type {
   UpdateResult,
 } from '@chorus/protocol';
 import { IdentityLimiter, checkProof, issueChallenge } from './security/admission.js';
+import type { IdentityQuota } from './security/admission.js';
 import { KeyedRateLimiter, TokenBucket } from './security/rateLimit.js';
 import type { TokenBucketOptions } from './security/rateLimit.js';
 import { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } from './security/tokens.js';
@@ -61,6 +62,7 @@ import type { ClusterNode } from './cluster/cluster.js';
 import { TaskLease } from './cluster/lease.js';
 import { LocalProbe } from './cluster/localProbe.js';
 import { UpdateRelay } from './cluster/relay.js';
+import { RedisIdentityLimiter } from './cluster/redisIdentityLimiter.js';
 import { clusterKeys } from './cluster/replicatedStore.js';
 
 /** Room every joined client of a task is in. */
@@ -218,7 +220,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   // Uploads each client was asked for and has not sent yet (see RateLimitOptions.uploads).
   const uploadGrants = new Map<string, number>();
   const idleTimers = new Map<string, unknown>();
-  const identityLimiters = new Map<string, IdentityLimiter>();
+  const identityLimiters = new Map<string, IdentityQuota>();
   const taskConfigs = new Map(options.tasks.map((t) => [t.config.id, t.config]));
   // A custom task's files are read and hashed before anything starts, so a bad folder is refused up front.
   const taskFiles = new Map(options.tasks.filter((t) => isCustomTask(t.config)).map((t) => [t.config.id, describeTaskFiles(t.config)]));
@@ -309,7 +311,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   /** Admits the task's clients: its join token and identity quotas, and its record in the store. */
   const registerTask = (setup: TaskSetup): void => {
     const task = setup.config;
-    identityLimiters.set(task.id, new IdentityLimiter(task.admission, clock.now));
+    // A cluster's nodes share each task's quotas (in Redis); one node keeps them in memory.
+    identityLimiters.set(
+      task.id,
+      cluster
+        ? new RedisIdentityLimiter({ redis: cluster.redis, prefix: cluster.prefix, taskId: task.id, admission: task.admission })
+        : new IdentityLimiter(task.admission, clock.now),
+    );
     const joinToken = setup.joinToken ?? generateToken();
     joinTokens.set(task.id, joinToken);
     joinTokenHashes.set(task.id, hashToken(joinToken));
@@ -525,6 +533,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           if (!outcomes) preProbed.set(update.taskId, (outcomes = new Map()));
           // Kept only when measured against the global this round started from.
           if (probe && probe.globalHash === engine.globalHash) outcomes.set(clientId, probe.outcome);
+          if (probe && !probe.outcome.ok)
+            logger.warn({ task: update.taskId, clientId, error: probe.outcome.error }, 'relayed upload could not be probed where it arrived');
           const ack = engine.submitUpdate(clientId, update);
           if (!ack.ok) outcomes.delete(clientId);
           return ack;
@@ -669,6 +679,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const taskId = socket.data.taskId;
     const admission = taskConfigs.get(socket.data.taskId)!.admission;
     const identityLimiter = identityLimiters.get(socket.data.taskId)!;
+    /** A new identity's hello is between its quota lookup and the store. */
+    let admitting = false;
     const log = logger.child({ socket: socket.id, task: socket.data.taskId });
     /** Work a new identity on this connection must prove: open-link identities only (an invitation's quota prices the others). */
     const proofBits = (): number => (socket.data.clientId === undefined && !socket.data.invitationId ? admission.proofOfWorkBits : 0);
@@ -694,7 +706,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         } catch (err) {
           result = failed(err);
         }
-        // Only a relayed upload (a cluster node passing it to the task's leader) answers later.
+        // Answered later: a relayed upload (a cluster node passing it to the task's leader), and `challenge` and `hello` (a cluster's identity quotas are in Redis).
         if (result instanceof Promise) result.then(answer, (err: unknown) => answer(failed(err)));
         else answer(result);
       });
@@ -712,7 +724,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           .catch((err: unknown) => logger.warn({ err, task: taskId }, 'could not start the evaluator'));
     });
 
-    on<ChallengeResult>('challenge', (payload) => {
+    on<ChallengeResult>('challenge', async (payload) => {
       const parsed = challengeRequestSchema.safeParse(payload);
       if (!parsed.success) return ackError('BAD_PAYLOAD', `challenge: ${firstIssue(parsed.error.issues)}`);
       if (parsed.data.protocolVersion !== PROTOCOL_VERSION) {
@@ -720,7 +732,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       }
       // No work for an identity the quotas would refuse anyway: say so before the client pays.
       if (socket.data.clientId === undefined) {
-        const refusal = identityLimiter.check(addressOf(socket), !socket.data.invitationId);
+        const refusal = await identityLimiter.check(addressOf(socket), !socket.data.invitationId);
         if (refusal) {
           metrics.connectionsRefused.inc({ code: refusal.code });
           return ackError(refusal.code, refusal.message);
@@ -732,7 +744,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       return { ok: true, challenge: issued.value, difficulty: issued.difficulty, expiresAt: issued.expiresAt };
     });
 
-    on<HelloResult>('hello', (payload) => {
+    on<HelloResult>('hello', async (payload) => {
       const parsed = helloSchema.safeParse(payload);
       if (!parsed.success) return ackError('BAD_PAYLOAD', `hello: ${firstIssue(parsed.error.issues)}`);
       if (parsed.data.protocolVersion !== PROTOCOL_VERSION) {
@@ -747,6 +759,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       let clientId = socket.data.clientId;
       if (clientId === undefined) {
         // A new identity: paid for (proof of work, identity quotas) before anything is stored.
+        // One at a time per connection: a second hello sent while the quotas are asked would make a second identity.
+        if (admitting) return ackError('RATE_LIMITED', 'a hello on this connection is still being answered');
         const invitationId = socket.data.invitationId ?? null;
         const openLink = invitationId === null;
         const address = addressOf(socket);
@@ -754,11 +768,26 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         const issued = socket.data.challenge;
         // A challenge answers one hello, accepted or not.
         socket.data.challenge = undefined;
-        const refusal =
-          (bits > 0 ? checkProof(issued && { ...issued, difficulty: bits }, parsed.data.proof, now) : null) ?? identityLimiter.check(address, openLink);
+        let refusal = bits > 0 ? checkProof(issued && { ...issued, difficulty: bits }, parsed.data.proof, now) : null;
+        if (refusal === null) {
+          admitting = true;
+          try {
+            refusal = await identityLimiter.take(address, openLink);
+          } finally {
+            admitting = false;
+          }
+        }
         if (refusal) {
           metrics.connectionsRefused.inc({ code: refusal.code });
           return ackError(refusal.code, refusal.message);
+        }
+        // From here to the store the place is taken; it goes back if nothing is stored.
+        const giveBack = (): Promise<void> =>
+          identityLimiter.giveBack(address, openLink).catch((err: unknown) => log.warn({ err }, 'could not return a place to the identity quotas'));
+        if (socket.disconnected) {
+          // Gone while the quotas were asked: its disconnect was handled already, so nothing may be kept for it.
+          await giveBack();
+          return ackError('NOT_JOINED', 'the connection closed before the identity was stored');
         }
         clientId = options.newClientId ? options.newClientId() : generateId('c');
         clientSecret = generateToken();
@@ -773,6 +802,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
             invitationId,
           });
         } catch (err) {
+          await giveBack();
           // Another connection used the invitation's last place (or it was revoked) since the handshake.
           for (const code of ['INVITATION_EXHAUSTED', 'INVITATION_REVOKED'] as const) {
             if (!isCoordinatorError(err, code)) continue;
@@ -781,7 +811,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           }
           throw err;
         }
-        identityLimiter.take(address, openLink);
         socket.data.clientId = clientId;
       } else {
         store.touchClient(clientId, now, JSON.stringify(capabilities));

@@ -10,6 +10,7 @@ import { startCoordinator, defaultInitialGlobal } from '../server.js';
 import { MemoryStore } from '../store/memoryStore.js';
 import { hashToken } from '../security/tokens.js';
 import { ADMIN_TOKEN, JOIN_TOKEN, ScriptedClient, clusterTask, startNode } from '../testing/clusterFixture.js';
+import { FakeClient } from '../testing/fakeClient.js';
 import { RedisServer } from '../testing/redisServer.js';
 import { ReplicatedStore, decodeEntry, encodeEntry } from './replicatedStore.js';
 import { TaskLease } from './lease.js';
@@ -223,6 +224,40 @@ describe('several coordinator nodes', () => {
       expect(clusterHashes).toEqual(singleHashes);
     },
   );
+});
+
+describe('identity quotas across nodes', () => {
+  it('admits the task’s burst of new identities through two nodes together, then refuses with IDENTITY_LIMIT', { timeout: 30_000 }, async () => {
+    // Arrange: three new identities a task, refilled at one an hour.
+    const task = { admission: { newIdentitiesPerTask: { burst: 3, perHour: 1 }, newIdentitiesPerAddress: null, proofOfWorkBits: 0 } };
+    const nodes = [];
+    for (const nodeId of ['n1', 'n2']) {
+      const node = await startNode({ redisUrl: redis.url, nodeId, task, leaseTtlMs: 1500, reconcileMs: 100 });
+      cleanup.push(() => node.close());
+      nodes.push(node);
+    }
+    const clients: FakeClient[] = [];
+    for (let i = 0; i < 8; i++) {
+      const c = await FakeClient.connect(nodes[i % 2]!.coordinator.url, { taskId: 'cluster', token: JOIN_TOKEN });
+      cleanup.push(() => c.close());
+      clients.push(c);
+    }
+    // Act: all at once, four through each node.
+    const answers = await Promise.all(clients.map((c) => c.hello({ backend: 'cpu', modalities: ['image', 'text'], numExamples: 10 })));
+    const late = [];
+    for (const n of nodes) {
+      const c = await FakeClient.connect(n.coordinator.url, { taskId: 'cluster', token: JOIN_TOKEN });
+      cleanup.push(() => c.close());
+      late.push(await c.hello({ backend: 'cpu', modalities: ['image', 'text'], numExamples: 10 }));
+    }
+    const reader = nodes[0]!.cluster.store;
+    await reader.sync();
+    // Assert
+    expect(answers.filter((a) => a.ok)).toHaveLength(3);
+    expect(answers.filter((a) => !a.ok).map((a) => !a.ok && a.error.code)).toEqual(Array(5).fill('IDENTITY_LIMIT'));
+    expect(late.map((a) => !a.ok && a.error.code)).toEqual(['IDENTITY_LIMIT', 'IDENTITY_LIMIT']);
+    expect(reader.listClients('cluster')).toHaveLength(3);
+  });
 });
 
 /**

@@ -82,6 +82,8 @@ export function clusterKeys(prefix: string) {
     fence: (taskId: string) => `${prefix}fence:${taskId}`,
     node: (nodeId: string) => `${prefix}node:${nodeId}`,
     nodes: `${prefix}nodes`,
+    /** A task's bucket of new identities, or (with `address`) that address's bucket on the task; task ids hold no ':', so the two never meet. */
+    identities: (taskId: string, address?: string) => `${prefix}identities:${taskId}${address === undefined ? '' : `:${address}`}`,
   };
 }
 

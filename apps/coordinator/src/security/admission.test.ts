@@ -95,7 +95,7 @@ describe('checkProof', () => {
 });
 
 describe('IdentityLimiter', () => {
-  it('checks without taking, keys the open link by address, and refills per hour', () => {
+  it('checks without taking, keys the open link by address, and refills per hour', async () => {
     // Arrange
     let now = 0;
     const limiter = new IdentityLimiter(
@@ -105,19 +105,44 @@ describe('IdentityLimiter', () => {
     // Act
     const checks: (string | null)[] = [];
     for (const address of ['a', 'a', 'a']) {
-      checks.push(limiter.check(address, true)?.code ?? null);
-      if (checks.at(-1) === null) limiter.take(address, true);
+      checks.push((await limiter.check(address, true))?.code ?? null);
+      if (checks.at(-1) === null) await limiter.take(address, true);
     }
-    const otherAddress = limiter.check('b', true);
-    limiter.take('b', true);
-    const taskFull = limiter.check('c', false);
+    const otherAddress = await limiter.check('b', true);
+    await limiter.take('b', true);
+    const taskFull = await limiter.check('c', false);
     now += 1000;
-    const afterASecond = limiter.check('c', false);
+    const afterASecond = await limiter.check('c', false);
     // Assert
     expect(checks).toEqual([null, null, 'IDENTITY_LIMIT']);
     expect(otherAddress).toBeNull();
     expect(taskFull?.code).toBe('IDENTITY_LIMIT');
     expect(afterASecond).toBeNull();
+  });
+
+  it('takes from the task and the address buckets together or from neither, and gives back no more than capacity', async () => {
+    // Arrange
+    const admission = makeTask({ newIdentitiesPerAddress: { burst: 1, perHour: 1 }, newIdentitiesPerTask: { burst: 2, perHour: 1 } }).admission;
+    const limiter = new IdentityLimiter(admission, () => 0);
+    const full = new IdentityLimiter(admission, () => 0);
+    const codes: (string | null)[] = [];
+    const take = async (l: IdentityLimiter, address: string): Promise<void> => {
+      codes.push((await l.take(address, true))?.code ?? null);
+    };
+    // Act
+    await take(limiter, 'a');
+    await take(limiter, 'a'); // the address is spent: the task's second place stays
+    await take(limiter, 'b');
+    await take(limiter, 'c'); // the task is spent
+    await limiter.giveBack('b', true);
+    await take(limiter, 'c');
+    await take(limiter, 'd');
+    await full.giveBack('a', true);
+    await take(full, 'b');
+    await take(full, 'c');
+    await take(full, 'd');
+    // Assert
+    expect(codes).toEqual([null, 'IDENTITY_LIMIT', null, 'IDENTITY_LIMIT', null, 'IDENTITY_LIMIT', null, null, 'IDENTITY_LIMIT']);
   });
 });
 

@@ -38,6 +38,12 @@ export class TokenBucket {
     return true;
   }
 
+  /** Returns one token (an action that took one did not happen after all); never above capacity. */
+  giveBack(): void {
+    this.refill();
+    this.tokens = Math.min(this.options.capacity, this.tokens + 1);
+  }
+
   /** True when a token is available now; takes nothing. */
   canTake(): boolean {
     this.refill();
@@ -82,6 +88,11 @@ export class KeyedRateLimiter {
       this.buckets.set(key, bucket);
     }
     return bucket.tryTake();
+  }
+
+  /** Returns one token to `key`'s bucket (an unseen or swept key's bucket is full already). */
+  giveBack(key: string): void {
+    this.buckets.get(key)?.giveBack();
   }
 
   /** True when `key`'s bucket has a token now; takes nothing (an unseen key has a full bucket). */

@@ -103,6 +103,8 @@ describe('parseCliArgs', () => {
       [['--url', 'u', '--task', 't', '--fedafd-eval', 'test:0:10'], /--fedafd-eval/],
       [['--url', 'u', '--task', 't', '--fedafd-kinds', 'image-classifier:cnn=1', '--fedafd-eval', 'exam:0:10'], /--fedafd-eval/],
       [['--url', 'u', '--task', 't', '--fedafd-kinds', 'image-classifier:cnn=1', '--fedafd-eval', 'test:0'], /--fedafd-eval/],
+      // Several nodes: each client needs a process of its own to join its own node.
+      [['--url', 'http://a,http://b', '--task', 't'], /--processes/],
     ];
     for (const [argv, message] of cases) {
       expect(() => parseCliArgs(argv), argv.join(' ')).toThrow(

@@ -3,6 +3,7 @@
  * coordinator, each with its own partition of a built-in dataset.
  *
  *   chorus-clients --url http://127.0.0.1:8787 --task demo-digits [--clients 8] [--dataset digits]
+ *   (`--url a,b,c --processes`: client i joins the i-th of several coordinator nodes, round-robin)
  *     [--modalities image,text] [--alpha 0.5 | --iid] [--modality-prob image=0.8,text=0.6]
  *     [--modality-kinds image+text=0.4,image=0.3,text=0.3] [--max-examples 200] [--seed 1]
  *     [--adversarial sign-flip:0.2 …] [--processes] [--identity-dir DIR] [--backend wasm|cpu]
@@ -132,6 +133,8 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
     throw bad((err as Error).message);
   }
   if (!values.url) throw bad('--url is required');
+  // Several coordinator nodes: client i connects to the i-th URL (round-robin), each client in its own process.
+  if (values.url.includes(',') && !values.processes) throw bad('--url with several comma-separated nodes needs --processes');
   if (!values.task) throw bad('--task (the task id) is required');
   const dataset = values.dataset;
   if (!(BUILTIN_NAMES as readonly string[]).includes(dataset)) throw bad(`--dataset must be one of ${BUILTIN_NAMES.join(', ')}, got '${dataset}'`);
@@ -300,11 +303,15 @@ export async function runInProcesses(
 ): Promise<ClientSummary[]> {
   const script = CLI_SCRIPT;
   const base = argv.filter((a) => a !== '--processes');
+  // Several nodes in --url: each child gets one of them, round-robin.
+  const urls = cli.url.split(',').map((u) => u.trim());
+  const urlAt = base.indexOf('--url') + 1;
+  const argvOf = (i: number): string[] => (urls.length > 1 && urlAt > 0 ? base.map((a, k) => (k === urlAt ? urls[i % urls.length]! : a)) : [...base]);
   const children = Array.from(
     { length: cli.numClients },
     (_, i) =>
       new Promise<ClientSummary>((done) => {
-        const child = fork(script, [...base, '--only', String(i)], {
+        const child = fork(script, [...argvOf(i), '--only', String(i)], {
           execArgv: process.execArgv,
           stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
           ...(signal ? { signal } : {}),
