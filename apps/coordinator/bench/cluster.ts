@@ -3,6 +3,7 @@
  * (src/testing/clusterFixture.ts, src/testing/redisServer.ts), clients in processes of their own
  * (bench/clusterSwarm.ts). Prints progress lines, then as its LAST line one JSON object:
  *
+ *   max_clients_single_node — the baseline: one coordinator on SQLite, no Redis, the same harness;
  *   max_clients_{1,2,3}_nodes — most clients connected across 1, 2 and 3 nodes (spread evenly)
  *                      while FedAvg rounds of 200 run, with every node's RSS ≤ 300 MB; clients are
  *                      added in steps of --step, and after each step two rounds must complete;
@@ -18,7 +19,9 @@
  *   leader_failover_s — leader SIGKILLed mid-task → the new leader's first write in the log (its
  *                      engine started from the last commit), lease TTL 3 s; median of 3.
  *
- * Usage: pnpm bench:cluster [--quick] [--max N] [--step N] [--skip-capacity] [--skip-fedmmx]
+ * Connections come from one address, so the nodes' per-address connection limit is lifted here.
+ *
+ * Usage: pnpm bench:cluster [--quick] [--max N] [--step N] [--skip-capacity] [--skip-fedmmx] [--skip-failover]
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -28,7 +31,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { ReplicatedStore, clusterKeys, decodeEntry } from '../src/cluster/replicatedStore.js';
-import { JOIN_TOKEN, NodeProcess } from '../src/testing/clusterFixture.js';
+import { ADMIN_TOKEN, JOIN_TOKEN, NodeProcess } from '../src/testing/clusterFixture.js';
 import type { NodeConfig } from '../src/testing/clusterFixture.js';
 import { RedisServer } from '../src/testing/redisServer.js';
 
@@ -39,6 +42,7 @@ const { values } = parseArgs({
     step: { type: 'string', default: '750' },
     'skip-capacity': { type: 'boolean', default: false },
     'skip-fedmmx': { type: 'boolean', default: false },
+    'skip-failover': { type: 'boolean', default: false },
   },
 });
 const quick = values.quick;
@@ -89,10 +93,12 @@ interface Cluster {
   close(): Promise<void>;
 }
 
+const OPEN_LIMITS = { connections: { capacity: 1_000_000, refillPerSecond: 1_000_000 } };
+
 async function startCluster(k: number, config: Omit<NodeConfig, 'redisUrl' | 'nodeId'>): Promise<Cluster> {
   const redis = await RedisServer.start();
   const nodes: NodeProcess[] = [];
-  for (let i = 0; i < k; i++) nodes.push(await NodeProcess.spawn({ ...config, redisUrl: redis.url, nodeId: `node${i + 1}` }));
+  for (let i = 0; i < k; i++) nodes.push(await NodeProcess.spawn({ rateLimits: OPEN_LIMITS, ...config, redisUrl: redis.url, nodeId: `node${i + 1}` }));
   const conn = new Redis(redis.url, { maxRetriesPerRequest: null });
   const reader = new Redis(redis.url, { maxRetriesPerRequest: null });
   const store = await ReplicatedStore.open({ redis: conn, reader, nodeId: 'bench', logger: silent });
@@ -111,24 +117,31 @@ async function startCluster(k: number, config: Omit<NodeConfig, 'redisUrl' | 'no
   };
 }
 
-async function completed(c: Cluster, taskId: string): Promise<number> {
+async function completed(c: Cluster, taskId: string, single = false): Promise<number> {
+  if (single) {
+    // No log to read: the node's own admin API.
+    const res = await fetch(`${c.nodes[0]!.url}/api/tasks`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const body = (await res.json()) as { tasks: { engine: { completedRounds: number } | null }[] };
+    return body.tasks[0]?.engine?.completedRounds ?? 0;
+  }
   await c.store.sync();
   return c.store.latestCheckpoint(taskId)?.serverRound ?? 0;
 }
 
-async function waitRounds(c: Cluster, taskId: string, rounds: number, timeoutMs: number): Promise<boolean> {
-  const start = await completed(c, taskId);
+async function waitRounds(c: Cluster, taskId: string, rounds: number, timeoutMs: number, single = false): Promise<boolean> {
+  const start = await completed(c, taskId, single);
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
-    if ((await completed(c, taskId)) >= start + rounds) return true;
+    if ((await completed(c, taskId, single)) >= start + rounds) return true;
     await sleep(200);
   }
   return false;
 }
 
-/** Clients k nodes hold with rounds of 200 running and every node ≤ 300 MB. */
-async function capacity(k: number): Promise<{ max: number; rss: number }> {
+/** Clients k nodes (or one single node on SQLite) hold with rounds of 200 running and every node ≤ 300 MB. */
+async function capacity(k: number, single = false): Promise<{ max: number; rss: number }> {
   const c = await startCluster(k, {
+    single,
     task: {
       rounds: 10_000,
       clientsPerRound: 200,
@@ -154,10 +167,10 @@ async function capacity(k: number): Promise<{ max: number; rss: number }> {
         );
       const got = await swarms.at(-1)!.add(step);
       connected += step - got.failed;
-      const ok = await waitRounds(c, 'cluster', 2, 120_000);
+      const ok = await waitRounds(c, 'cluster', 2, 120_000, single);
       const rss = Math.max(...c.nodes.map((n) => rssMb(n.child.pid!)));
       say(
-        `capacity ${k} node(s): ${connected} clients, max node RSS ${rss.toFixed(0)} MB, rounds ${ok ? 'ok' : 'stalled'}${got.failed ? `, ${got.failed} refused (${got.firstError})` : ''}`,
+        `capacity ${single ? 'single node (SQLite)' : `${k} node(s)`}: ${connected} clients, max node RSS ${rss.toFixed(0)} MB, rounds ${ok ? 'ok' : 'stalled'}${got.failed ? `, ${got.failed} refused (${got.firstError})` : ''}`,
       );
       if (!ok || rss > 300 || got.failed > 0) break;
       best = { max: connected, rss };
@@ -173,7 +186,17 @@ async function capacity(k: number): Promise<{ max: number; rss: number }> {
 async function fedmmx(k: number, clients: number, rounds: number): Promise<{ roundS: number; criticalMs: number; probePerS: number }> {
   const c = await startCluster(k, {
     taskFile: DEMO_TASK,
-    task: { id: 'cluster', rounds: rounds + 1, clientsPerRound: clients, minClients: clients, waitingRoomMs: 0, roundDeadlineMs: 300_000, runs: 'once' },
+    task: {
+      id: 'cluster',
+      rounds: rounds + 1,
+      clientsPerRound: clients,
+      minClients: clients,
+      waitingRoomMs: 0,
+      roundDeadlineMs: 300_000,
+      runs: 'once',
+      // Every client comes from this machine's one address, without proof of work.
+      admission: { newIdentitiesPerAddress: null, newIdentitiesPerTask: null, proofOfWorkBits: 0 },
+    },
     leaseTtlMs: 3000,
     reconcileMs: 500,
     relayTimeoutMs: 120_000,
@@ -183,7 +206,8 @@ async function fedmmx(k: number, clients: number, rounds: number): Promise<{ rou
     'cluster',
   );
   try {
-    await swarm.add(clients);
+    const joined = await swarm.add(clients);
+    if (joined.failed > 0) throw new Error(`fedmmx ${k} node(s): ${joined.failed} clients refused (${joined.firstError})`);
     const ok = await waitRounds(c, 'cluster', rounds + 1, 600_000);
     if (!ok) throw new Error(`fedmmx ${k} node(s): rounds did not complete`);
     const roundRecords = c.store.listRounds('cluster').filter((r) => r.status === 'completed');
@@ -238,6 +262,9 @@ async function failover(): Promise<number> {
 
 const result: Record<string, number | boolean | string> = { machine: '2-core CPU, WASM backend for the model' };
 if (!values['skip-capacity']) {
+  const baseline = await capacity(1, true);
+  result['max_clients_single_node'] = baseline.max;
+  result['rss_mb_at_max_single_node'] = Math.round(baseline.rss);
   for (const k of [1, 2, 3]) {
     const { max, rss } = await capacity(k);
     result[`max_clients_${k}_nodes`] = max;
@@ -257,9 +284,11 @@ if (!values['skip-fedmmx']) {
   const hundred = quick ? one : await fedmmx(1, 100, 3);
   result['critical_path_ms_100_fedmmx'] = hundred.criticalMs;
 }
-const failovers: number[] = [];
-for (let i = 0; i < (quick ? 1 : 3); i++) failovers.push(await failover());
-say(`failover: ${failovers.map((s) => s.toFixed(2)).join(', ')} s`);
-result['leader_failover_s'] = median(failovers);
+if (!values['skip-failover']) {
+  const failovers: number[] = [];
+  for (let i = 0; i < (quick ? 1 : 3); i++) failovers.push(await failover());
+  say(`failover: ${failovers.map((s) => s.toFixed(2)).join(', ')} s`);
+  result['leader_failover_s'] = median(failovers);
+}
 say(JSON.stringify(result));
 process.exit(0);

@@ -18,7 +18,8 @@ import { ReplicatedStore, clusterKeys, decodeEntry } from './replicatedStore.js'
 import type { RoundCompletion } from '../store/types.js';
 
 const silent = pino({ level: 'silent' });
-const TTL = 1500;
+// Generous for a loaded CI machine: a node starved of CPU for a moment must not lose its lease.
+const TTL = 3000;
 let redis: RedisServer;
 const cleanup: (() => Promise<void> | void)[] = [];
 
@@ -157,7 +158,7 @@ describe('a cluster under faults', () => {
     });
     const failoverMs = Date.now() - killedAt;
     // The key lapses after the TTL; another node takes it at its next try (every TTL / 3).
-    expect(failoverMs).toBeLessThan(TTL + TTL / 3 + 500);
+    expect(failoverMs).toBeLessThan(TTL + TTL / 3 + 1500);
     await expectIntactHistory(store, r, clients, 4);
     const newLeader = await holder(r);
     expect((await commits(r)).at(-1)!.node).toBe(newLeader);

@@ -15,7 +15,7 @@ import type { ParsedRoundStart, TaskConfig } from '@chorus/protocol';
 import { connectCluster } from '../cluster/cluster.js';
 import type { ClusterNode } from '../cluster/cluster.js';
 import { defaultInitialGlobal, startCoordinator } from '../server.js';
-import type { Coordinator } from '../server.js';
+import type { Coordinator, RateLimitOptions } from '../server.js';
 import { parseTask, readTaskFile } from '../task/loadTask.js';
 import { FakeClient, constantDelta, globalOf } from './fakeClient.js';
 import type { TaskEvaluator } from '../model/taskEvaluator.js';
@@ -59,6 +59,10 @@ export interface NodeConfig {
   readonly reconcileMs?: number;
   readonly relayTimeoutMs?: number;
   readonly logLevel?: string;
+  /** Socket rate limits (benchmarks open thousands of connections from one address). */
+  readonly rateLimits?: Partial<RateLimitOptions>;
+  /** Run as a single node on SQLite instead (`redisUrl` unused): the baseline of cluster benchmarks. */
+  readonly single?: boolean;
 }
 
 /** Starts one node in this process (`model`: the task's server-side model, in place of none). */
@@ -84,6 +88,7 @@ export async function startNode(
     logger,
     retryDelayMs: 50,
     processMetrics: false,
+    ...(config.rateLimits ? { rateLimits: config.rateLimits } : {}),
   });
   return {
     coordinator,
