@@ -99,4 +99,7 @@ export { MIME_TYPES, parseRange, resolveInside, serveStatic } from './http/stati
 export type { StaticMount } from './http/static.js';
 export type { ApiContext } from './http/api.js';
 export { DEFAULT_RATE_LIMITS, defaultInitialGlobal, startCoordinator } from './server.js';
+export { connectCluster } from './cluster/cluster.js';
+export type { ClusterNode, ClusterOptions } from './cluster/cluster.js';
+export { ReplicatedStore } from './cluster/replicatedStore.js';
 export type { Coordinator, CoordinatorOptions, RateLimitOptions, TaskSetup } from './server.js';

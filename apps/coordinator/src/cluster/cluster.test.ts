@@ -113,6 +113,50 @@ describe('the replicated store', () => {
   });
 });
 
+describe('a leader whose lease lapsed', () => {
+  it('keeps its term when no other node took the lease meanwhile, and is fenced once one did', async () => {
+    const r = await connection();
+    const a = await openStore('a');
+    a.upsertTask(TASK);
+    await r.set('chorus:fence:t', '1');
+    a.setFence('t', 'a:1');
+    // The key lapsed (a busy event loop, say) and nobody acquired: the write restores it.
+    a.setTaskStatus('t', 'running', 2);
+    await a.flush();
+    expect(await r.get('chorus:lease:t')).toBe('a:1');
+    // Another node acquired (counter 2) and its key lapsed too: a's term is over.
+    await r.del('chorus:lease:t');
+    await r.set('chorus:fence:t', '2');
+    a.setTaskStatus('t', 'paused', 3);
+    await expect(a.flush()).rejects.toThrow(/FENCED/);
+    expect(await r.get('chorus:lease:t')).toBeNull();
+  });
+
+  it('does not step down when its event loop was busy for longer than the lease', async () => {
+    const events: string[] = [];
+    const lease = new TaskLease({
+      redis: await connection(),
+      key: 'chorus:lease:t',
+      fenceKey: 'chorus:fence:t',
+      nodeId: 'a',
+      ttlMs: 300,
+      logger: silent,
+      onAcquired: (value) => events.push(`got ${value}`),
+      onLost: (reason) => events.push(`lost: ${reason}`),
+    });
+    cleanup.push(() => lease.stop());
+    lease.start();
+    await until('a to lead', () => lease.value !== null);
+    const busyUntil = Date.now() + 1000;
+    while (Date.now() < busyUntil) {
+      // A blocked event loop: no timer, no socket read.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(events).toEqual(['got a:1']);
+    expect(lease.value).toBe('a:1');
+  });
+});
+
 describe('task leases', () => {
   it('gives the lease to one node, and to another once the holder stops renewing, within the time to live', async () => {
     const events: string[] = [];

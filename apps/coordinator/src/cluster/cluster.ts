@@ -107,6 +107,7 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterNo
     prefix,
     logger: options.logger,
     onFenced: (taskId) => fencedListener(taskId),
+    leaseTtlMs: options.leaseTtlMs ?? 3000,
   });
   // Nodes announce themselves, for operators (`GET /api/cluster`, `redis-cli hgetall chorus:nodes`).
   // Each entry is refreshed every second; one not seen for 5 s is a node gone (a crash leaves its entry behind).

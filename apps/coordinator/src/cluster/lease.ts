@@ -7,13 +7,35 @@
  * off from Redis, the key expires after at most `ttlMs` and another node takes it within one more
  * try: failover is bounded by `ttlMs + ttlMs / 3` plus the new leader's start-up.
  *
- * A holder that cannot renew treats the lease as lost once `ttlMs` minus a safety margin has passed
- * since the last renewal it *sent* (Redis started the key's timer no earlier than that), so it stops
- * leading before anyone else can start. Its writes are fenced as well (replicatedStore.ts), which
- * keeps the log right even if its clock or scheduler stalls.
+ * Only Redis says a holder lost its lease: a renewal answered "not yours" (another node took it), or
+ * a renewal left unanswered for `ttlMs` (this node is cut off from Redis, so the key has lapsed
+ * there and another node may hold it). A holder whose event loop was busy for longer than the TTL
+ * (a large round's aggregation) therefore does not step down on its own clock: its next renewal
+ * finds the key still its own, or — if it lapsed and *no other node took the lease in between* (the
+ * fencing counter still holds this term's token) — sets it again and goes on in the same term.
+ * Writes are fenced by the same rule (replicatedStore.ts), so the log stays right however a
+ * holder's clock or scheduler stalls.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+
+/**
+ * Lua: true when `value` (`node:token`) holds the lease at `leaseKey`, restoring a lapsed key when no
+ * other term began since (the fencing counter at `fenceKey` is still this value's token).
+ */
+export const HOLDS_LEASE_LUA = `
+local function holds(leaseKey, fenceKey, value, ttl)
+  local current = redis.call('GET', leaseKey)
+  if current == value then return true end
+  if current then return false end
+  local token = string.match(value, ':(%d+)$')
+  if token and redis.call('GET', fenceKey) == token then
+    redis.call('SET', leaseKey, value, 'PX', ttl)
+    return true
+  end
+  return false
+end
+`;
 
 const ACQUIRE_SCRIPT = `
 local current = redis.call('GET', KEYS[1])
@@ -23,8 +45,8 @@ local value = ARGV[1] .. ':' .. token
 redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
 return {1, value}
 `;
-const RENEW_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+const RENEW_SCRIPT = `${HOLDS_LEASE_LUA}
+if holds(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
@@ -37,7 +59,7 @@ return 0
 
 interface LeaseCommands {
   chorusLeaseAcquire(key: string, fenceKey: string, nodeId: string, ttlMs: number): Promise<[number, string]>;
-  chorusLeaseRenew(key: string, value: string, ttlMs: number): Promise<number>;
+  chorusLeaseRenew(key: string, fenceKey: string, value: string, ttlMs: number): Promise<number>;
   chorusLeaseRelease(key: string, value: string): Promise<number>;
 }
 
@@ -46,7 +68,7 @@ function commands(redis: Redis): LeaseCommands {
   const r = redis as Redis & Partial<LeaseCommands>;
   if (!r.chorusLeaseAcquire) {
     redis.defineCommand('chorusLeaseAcquire', { numberOfKeys: 2, lua: ACQUIRE_SCRIPT });
-    redis.defineCommand('chorusLeaseRenew', { numberOfKeys: 1, lua: RENEW_SCRIPT });
+    redis.defineCommand('chorusLeaseRenew', { numberOfKeys: 2, lua: RENEW_SCRIPT });
     redis.defineCommand('chorusLeaseRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
   }
   return r as unknown as LeaseCommands;
@@ -78,8 +100,8 @@ export class TaskLease {
   private timer: ReturnType<typeof setInterval> | null = null;
   private inFlight = false;
   private held: string | null = null;
-  /** When the holder must consider the lease gone without a successful renewal (monotonic ms). */
-  private validUntil = 0;
+  /** When the request in flight was sent (monotonic ms). */
+  private sentAt = 0;
   /** The lease value last seen in Redis (this node's or another's), null when none. */
   private seen: string | null = null;
 
@@ -126,18 +148,27 @@ export class TaskLease {
 
   private tick(): void {
     const now = performance.now();
-    if (this.held && now > this.validUntil) this.lose('lease not renewed in time');
-    if (this.inFlight) return;
+    if (this.inFlight) {
+      // Unanswered for the TTL: cut off from Redis. Decided after pending I/O (setImmediate), so an
+      // answer that arrived while the event loop was busy is read first.
+      if (this.held && now - this.sentAt > this.ttlMs) {
+        const held = this.held;
+        const sentAt = this.sentAt;
+        setImmediate(() => {
+          if (this.inFlight && this.held === held && this.sentAt === sentAt) this.lose('no answer from Redis within the lease time');
+        });
+      }
+      return;
+    }
     this.inFlight = true;
-    const sentAt = now;
+    this.sentAt = now;
     const { redis, key, fenceKey, nodeId, logger } = this.options;
     const c = commands(redis);
     const held = this.held;
     const request = held
-      ? c.chorusLeaseRenew(key, held, this.ttlMs).then((ok) => {
+      ? c.chorusLeaseRenew(key, fenceKey, held, this.ttlMs).then((ok) => {
           if (this.held !== held) return;
-          if (ok === 1) this.validUntil = sentAt + this.ttlMs * 0.8;
-          else this.lose('lease taken by another node');
+          if (ok !== 1) this.lose('lease taken by another node');
         })
       : c.chorusLeaseAcquire(key, fenceKey, nodeId, this.ttlMs).then(([got, value]) => {
           this.seen = value;
@@ -147,7 +178,6 @@ export class TaskLease {
             return;
           }
           this.held = value;
-          this.validUntil = sentAt + this.ttlMs * 0.8;
           logger.info({ lease: key, value }, 'lease acquired');
           this.options.onAcquired(value);
         });

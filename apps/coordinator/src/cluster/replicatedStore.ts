@@ -26,6 +26,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { CoordinatorError, isCoordinatorError } from '../errors.js';
 import { MemoryStore } from '../store/memoryStore.js';
+import { HOLDS_LEASE_LUA } from './lease.js';
 import type {
   CheckpointRecord,
   ClientRecord,
@@ -63,9 +64,9 @@ interface LogEntry {
   readonly args: readonly unknown[];
 }
 
-/** Appends an entry if the fence (the task's lease value) still holds; an empty fence appends unconditionally. */
-const APPEND_SCRIPT = `
-if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+/** Appends an entry if the fence (the task's lease value) still holds the lease (lease.ts); an empty fence appends unconditionally. */
+const APPEND_SCRIPT = `${HOLDS_LEASE_LUA}
+if ARGV[1] ~= '' and not holds(KEYS[2], KEYS[3], ARGV[1], ARGV[3]) then
   return redis.error_reply('FENCED lease of ' .. KEYS[2] .. ' is not held')
 end
 return redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
@@ -131,6 +132,8 @@ export interface ReplicatedStoreOptions {
   /** Prefix of every key (default `chorus:`). */
   readonly prefix?: string;
   readonly logger: Logger;
+  /** The lease time to live, with which a leader's write restores a lapsed lease of its own term (default 3,000 ms). */
+  readonly leaseTtlMs?: number;
   /** Called once when a fenced write of the task is refused: the node no longer leads it. Must not throw. */
   readonly onFenced?: (taskId: string) => void;
 }
@@ -155,7 +158,7 @@ export class ReplicatedStore implements CoordinatorStore {
 
   private constructor(private readonly options: ReplicatedStoreOptions) {
     this.keys = clusterKeys(options.prefix ?? 'chorus:');
-    options.redis.defineCommand('chorusAppend', { numberOfKeys: 2, lua: APPEND_SCRIPT });
+    options.redis.defineCommand('chorusAppend', { numberOfKeys: 3, lua: APPEND_SCRIPT });
   }
 
   /** Connects, replays the log into a fresh replica and starts following it. */
@@ -322,12 +325,9 @@ export class ReplicatedStore implements CoordinatorStore {
     const { redis, logger, onFenced } = this.options;
     this.appending = this.appending.then(async () => {
       try {
-        await (redis as unknown as { chorusAppend(k1: string, k2: string, fence: string, entry: string): Promise<string> }).chorusAppend(
-          this.keys.log,
-          this.keys.lease(fencedTask ?? ''),
-          fence,
-          entry,
-        );
+        await (
+          redis as unknown as { chorusAppend(log: string, lease: string, counter: string, fence: string, entry: string, ttlMs: number): Promise<string> }
+        ).chorusAppend(this.keys.log, this.keys.lease(fencedTask ?? ''), this.keys.fence(fencedTask ?? ''), fence, entry, this.options.leaseTtlMs ?? 3000);
       } catch (err) {
         const message = (err as Error).message;
         const fenced = message.includes('FENCED');
