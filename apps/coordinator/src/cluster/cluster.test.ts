@@ -235,7 +235,11 @@ describe('several coordinator nodes', () => {
       expect(error.error.message).toContain(leaderUrl);
       // Uploads through every node were accepted, relayed or not.
       for (const c of clients) expect(c.accepted).toEqual([1, 2, 3]);
-      const clusterHashes = [1, 2, 3].map((r) => reader.getCheckpoint('cluster', r)?.sha256);
+      // A node keeps a run's latest model only; the log keeps every round's, as a fresh replica shows.
+      expect(reader.getCheckpoint('cluster', 1)).toBeUndefined();
+      expect(reader.latestCheckpoint('cluster')?.serverRound).toBe(3);
+      const history = await openStore('observer');
+      const clusterHashes = [1, 2, 3].map((r) => history.getCheckpoint('cluster', r)?.sha256);
 
       // One node, the same identities and uploads.
       const store = new MemoryStore();
@@ -374,7 +378,8 @@ describe('trust probing across nodes', () => {
     // Two uploads a round reached each node, and each node probed its own two: none was probed twice.
     for (const m of models) expect(m.probed).toBe(2 * 3);
     for (const m of reader.listMetrics('cluster')) expect(m.metrics['numProbedElsewhere']).toBe(4);
-    const clusterHashes = [1, 2, 3].map((r) => reader.getCheckpoint('cluster', r)?.sha256);
+    const history = await openStore('observer');
+    const clusterHashes = [1, 2, 3].map((r) => history.getCheckpoint('cluster', r)?.sha256);
     const trust = reader.listTrust('cluster');
     expect(new Set(trust.map((t) => t.trust)).size).toBeGreaterThan(1);
 

@@ -108,6 +108,8 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterNo
     logger: options.logger,
     onFenced: (taskId) => fencedListener(taskId),
     leaseTtlMs: options.leaseTtlMs ?? 3000,
+    // A node needs a run's latest model only (to lead it, or to probe uploads against it).
+    retainCheckpoints: 'latest',
   });
   // Nodes announce themselves, for operators (`GET /api/cluster`, `redis-cli hgetall chorus:nodes`).
   // Each entry is refreshed every second; one not seen for 5 s is a node gone (a crash leaves its entry behind).

@@ -132,6 +132,12 @@ export interface ReplicatedStoreOptions {
   /** Prefix of every key (default `chorus:`). */
   readonly prefix?: string;
   readonly logger: Logger;
+  /**
+   * Checkpoints the replica keeps in memory: 'all' (default), or 'latest' of each run — a node's
+   * choice, so its memory does not grow with every round's model (older ones stay in the log, and
+   * `getCheckpoint` of them answers undefined there).
+   */
+  readonly retainCheckpoints?: 'all' | 'latest';
   /** The lease time to live, with which a leader's write restores a lapsed lease of its own term (default 3,000 ms). */
   readonly leaseTtlMs?: number;
   /** Called once when a fenced write of the task is refused: the node no longer leads it. Must not throw. */
@@ -306,7 +312,10 @@ export class ReplicatedStore implements CoordinatorStore {
     this.write(checkpoint.taskId, 'saveInitialCheckpoint', [checkpoint], () => this.replica.saveInitialCheckpoint(checkpoint));
   }
   completeRound(completion: RoundCompletion): void {
-    this.write(completion.taskId, 'completeRound', [completion], () => this.replica.completeRound(completion));
+    this.write(completion.taskId, 'completeRound', [completion], () => {
+      this.replica.completeRound(completion);
+      this.retain(this.replica, completion);
+    });
   }
 
   /** Stops following the log; appends in flight still settle. The Redis connections stay the caller's. */
@@ -380,12 +389,18 @@ export class ReplicatedStore implements CoordinatorStore {
       if (!own && entry.node === this.options.nodeId) continue;
       try {
         (replica[entry.method] as (...a: unknown[]) => unknown).apply(replica, [...entry.args]);
+        if (entry.method === 'completeRound') this.retain(replica, entry.args[0] as RoundCompletion);
       } catch (err) {
         // The writer applied it without error; a replica that disagrees says so and goes on.
         if (!isCoordinatorError(err, 'STORE_CONFLICT')) this.options.logger.warn({ id, method: entry.method, err }, 'cluster log entry not applied');
       }
     }
     return last;
+  }
+
+  /** Keeps only the latest checkpoint of the run a round was committed in, when so configured. */
+  private retain(replica: MemoryStore, completion: RoundCompletion): void {
+    if (this.options.retainCheckpoints === 'latest') replica.forgetCheckpointsBefore(completion.taskId, completion.serverRound);
   }
 
   /** Follows the log with a blocking read on the reader connection until {@link close}. */

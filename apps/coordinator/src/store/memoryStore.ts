@@ -235,6 +235,15 @@ export class MemoryStore implements CoordinatorStore {
     this.tasks.set(c.taskId, { ...task, status: c.taskStatus, updatedAt: c.endedAt });
   }
 
+  /**
+   * Drops the current run's checkpoints before `serverRound` (not part of the store interface: a
+   * cluster node's replica keeps only the latest model of a run in memory; the log keeps them all).
+   */
+  forgetCheckpointsBefore(taskId: string, serverRound: number): void {
+    const run = this.currentRun(taskId);
+    for (const [key, c] of this.checkpoints) if (c.taskId === taskId && c.run === run && c.serverRound < serverRound) this.checkpoints.delete(key);
+  }
+
   latestCheckpoint(taskId: string, run = this.currentRun(taskId)): CheckpointRecord | undefined {
     let best: InRun<CheckpointRecord> | undefined;
     for (const c of this.checkpoints.values()) if (c.taskId === taskId && c.run === run && (!best || c.serverRound > best.serverRound)) best = c;
