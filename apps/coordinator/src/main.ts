@@ -12,7 +12,8 @@
  *
  * Several nodes (cluster/cluster.ts): `--redis redis://127.0.0.1:6379 [--node-id n1]` runs this
  * process as one node of a cluster on that Redis instead of on SQLite; run one per node, each with
- * its own `--port` and the same CHORUS_ADMIN_TOKEN and CHORUS_JOIN_TOKENS. `--nodes N` is the demo
+ * its own `--port` and the same CHORUS_ADMIN_TOKEN and CHORUS_JOIN_TOKENS; `--lease-ms` (default
+ * 10,000) is how long a task's lease lives without renewal. `--nodes N` is the demo
  * of that: it starts `redis-server` (AOF persistence in `<data-dir>/redis/`, port `--redis-port`,
  * default 6390) and N nodes on ports `--port` … `--port`+N−1, with the demo clients spread across
  * them, and prints every node's URL. Cluster nodes take no new tasks from the dashboard.
@@ -98,6 +99,7 @@ async function main(): Promise<void> {
       'demo-max-examples': { type: 'string', default: '300' },
       'trust-proxy': { type: 'boolean', default: false },
       redis: { type: 'string' },
+      'lease-ms': { type: 'string', default: '10000' },
       'node-id': { type: 'string' },
       nodes: { type: 'string', default: '1' },
       'redis-port': { type: 'string', default: '6390' },
@@ -129,7 +131,11 @@ async function main(): Promise<void> {
     tasks.push(created.config);
     if (!joinTokens.has(created.config.id)) joinTokens.set(created.config.id, created.joinToken);
   }
-  const cluster = values.redis ? await connectCluster({ url: values.redis, ...(values['node-id'] ? { nodeId: values['node-id'] } : {}), logger }) : null;
+  const leaseTtlMs = Number(values['lease-ms']);
+  if (!Number.isInteger(leaseTtlMs) || leaseTtlMs < 500) throw new Error(`--lease-ms must be an integer ≥ 500, got '${values['lease-ms']}'`);
+  const cluster = values.redis
+    ? await connectCluster({ url: values.redis, ...(values['node-id'] ? { nodeId: values['node-id'] } : {}), leaseTtlMs, logger })
+    : null;
   const store = cluster ? cluster.store : new SqliteStore({ path: join(dataDir, 'coordinator.db') });
   const webDir = resolve(values['web-dir']);
   // The pretrained demo encoders, so browser clients start from the same base as the coordinator.
@@ -247,6 +253,8 @@ async function runClusterDemo(nodes: number, values: Record<string, string | boo
       `redis://127.0.0.1:${redisPort}`,
       '--node-id',
       `node${i + 1}`,
+      '--lease-ms',
+      String(values['lease-ms']),
       '--port',
       String(port + i),
       '--host',

@@ -28,6 +28,9 @@ import type { Logger } from 'pino';
 import { CoordinatorError } from '../errors.js';
 import { ReplicatedStore, clusterKeys } from './replicatedStore.js';
 
+/** Default lease time to live. */
+export const DEFAULT_LEASE_TTL_MS = 10_000;
+
 /** Options of {@link connectCluster}. */
 export interface ClusterOptions {
   /** `redis://host:port[/db]`. */
@@ -36,7 +39,11 @@ export interface ClusterOptions {
   readonly nodeId?: string;
   /** Prefix of every key and channel (default `chorus:`): one Redis can hold several clusters. */
   readonly prefix?: string;
-  /** Lease time to live (default 3,000 ms): bounds how long a task waits for a new leader. */
+  /**
+   * Lease time to live (default 10,000 ms): bounds how long a task waits for a new leader (TTL + TTL/3),
+   * and how long a leader's event loop may be busy (a large round's aggregation) before another node
+   * takes over.
+   */
   readonly leaseTtlMs?: number;
   /** How often the leader reconciles its waiting room with the sockets of every node (default 500 ms). */
   readonly reconcileMs?: number;
@@ -107,7 +114,7 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterNo
     prefix,
     logger: options.logger,
     onFenced: (taskId) => fencedListener(taskId),
-    leaseTtlMs: options.leaseTtlMs ?? 3000,
+    leaseTtlMs: options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
     // A node needs a run's latest model only (to lead it, or to probe uploads against it).
     retainCheckpoints: 'latest',
   });
@@ -124,7 +131,7 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterNo
   return {
     nodeId,
     prefix,
-    leaseTtlMs: options.leaseTtlMs ?? 3000,
+    leaseTtlMs: options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
     reconcileMs: options.reconcileMs ?? 500,
     relayTimeoutMs: options.relayTimeoutMs ?? 10_000,
     store,
