@@ -61,6 +61,7 @@ import { buildRepresentationStrategy } from './strategy/representation.js';
 import type { ClusterNode } from './cluster/cluster.js';
 import { TaskLease } from './cluster/lease.js';
 import { LocalProbe } from './cluster/localProbe.js';
+import type { RelayedProbe } from './cluster/localProbe.js';
 import { UpdateRelay } from './cluster/relay.js';
 import { RedisIdentityLimiter } from './cluster/redisIdentityLimiter.js';
 import { clusterKeys } from './cluster/replicatedStore.js';
@@ -858,12 +859,21 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (engine) return engine.submitUpdate(clientId, parsed.data);
       const leader = leases.get(taskId)?.holder;
       if (!relay || !leader) return ackError('NODE_UNAVAILABLE', 'no node leads this task at the moment; the next round starts afresh');
+      const lease = leases.get(taskId)!;
+      const update = parsed.data;
+      /** Passes the upload to the leader; when that node is gone, once more to whoever holds the lease now (a hand-over). */
+      const pass = async (probe: RelayedProbe | null): Promise<Ack<UpdateResult>> => {
+        const ack = await relay.send(leader, clientId, update, probe);
+        if (ack.ok || ack.error.code !== 'NODE_UNAVAILABLE') return ack;
+        const now = await lease.refreshHolder().catch(() => null);
+        if (now === null || now === leader) return ack;
+        if (now === cluster!.nodeId) return engines.get(taskId)?.submitUpdate(clientId, update) ?? ack;
+        return relay.send(now, clientId, update, probe);
+      };
       const localProbe = localProbes.get(taskId);
-      if (!localProbe) return relay.send(leader, clientId, parsed.data);
+      if (!localProbe) return pass(null);
       // Probed here, on this node's evaluator, then passed on with its outcome.
-      return localProbe
-        .probe(clientId, parsed.data, socket.data.capabilities?.modalities ?? [])
-        .then((probe) => relay.send(leader, clientId, parsed.data, probe));
+      return localProbe.probe(clientId, update, socket.data.capabilities?.modalities ?? []).then(pass);
     });
 
     socket.on('disconnect', () => {

@@ -121,6 +121,13 @@ export class TaskLease {
     return this.seen === null ? null : leaseHolder(this.seen);
   }
 
+  /** Reads the holder from Redis now (a node whose relay to the last seen holder failed asks again). */
+  async refreshHolder(): Promise<string | null> {
+    if (this.held) return this.options.nodeId;
+    this.seen = await this.options.redis.get(this.options.key);
+    return this.holder;
+  }
+
   /** Starts trying to take (or keep) the lease. */
   start(): void {
     if (this.timer) return;

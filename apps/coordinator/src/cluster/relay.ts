@@ -1,7 +1,8 @@
 /**
  * Node-to-leader requests over Redis pub/sub: a client's upload reaches whichever node its socket
  * is on; when another node leads the task, the upload goes to the leader's channel and the leader's
- * verdict comes back on the sender's, to be acknowledged to the client as if judged locally.
+ * verdict comes back on the sender's, to be acknowledged to the client as if judged locally. An
+ * upload published to a channel nobody listens on (the leader died) is answered at once.
  *
  * Each node subscribes to `<prefix>node:<nodeId>`. A message is one Buffer: a 4-byte big-endian
  * header length, the header as JSON, then the update's bytes uncopied. A request without an answer
@@ -140,12 +141,21 @@ export class UpdateRelay {
         resolve(ackError('NODE_UNAVAILABLE', 'the node leading this task did not answer; the next round starts afresh'));
       }, this.options.timeoutMs ?? 10_000);
       this.waiting.set(id, { resolve, timer });
-      this.options.publisher.publish(this.keys.node(leaderNodeId), frame(header, bytes)).catch((err: unknown) => {
+      const fail = (message: string): void => {
         clearTimeout(timer);
-        this.waiting.delete(id);
-        this.options.logger.warn({ err }, 'relay publish failed');
-        resolve(ackError('NODE_UNAVAILABLE', 'the cluster could not pass the update on'));
-      });
+        if (!this.waiting.delete(id)) return;
+        resolve(ackError('NODE_UNAVAILABLE', message));
+      };
+      this.options.publisher.publish(this.keys.node(leaderNodeId), frame(header, bytes)).then(
+        // Nobody subscribed: that node is gone (its lease has yet to lapse), so the client hears at once.
+        (receivers) => {
+          if (receivers === 0) fail('the node leading this task is gone; the next round starts afresh');
+        },
+        (err: unknown) => {
+          this.options.logger.warn({ err }, 'relay publish failed');
+          fail('the cluster could not pass the update on');
+        },
+      );
     });
   }
 
