@@ -261,7 +261,7 @@ async function failover(): Promise<number> {
   }
 }
 
-const result: Record<string, number | boolean | string> = { machine: '2-core CPU, WASM backend for the model' };
+const result: Record<string, number | boolean | string | null> = { machine: '2-core CPU, WASM backend for the model' };
 if (!values['skip-capacity']) {
   const baseline = await capacity(1, true);
   result['max_clients_single_node'] = baseline.max;
@@ -279,9 +279,14 @@ if (!values['skip-fedmmx']) {
   say(`fedmmx 1 node, ${perRound} clients: ${one.roundS.toFixed(1)} s/round, probe ${one.probePerS.toFixed(0)} candidates/s`);
   result[`round_s_${perRound}_fedmmx_1_nodes`] = one.roundS;
   result['probe_candidates_per_s'] = Math.round(one.probePerS);
-  const three = await fedmmx(3, perRound, quick ? 2 : 3);
-  say(`fedmmx 3 nodes, ${perRound} clients: ${three.roundS.toFixed(1)} s/round`);
-  result[`round_s_${perRound}_fedmmx_3_nodes`] = three.roundS;
+  // Reported as null, with the reason, when the rounds did not complete (the run goes on to the next figure).
+  const three = await fedmmx(3, perRound, quick ? 2 : 3).catch((err: unknown) => {
+    say(`fedmmx 3 nodes: ${(err as Error).message}`);
+    result[`round_s_${perRound}_fedmmx_3_nodes_error`] = (err as Error).message;
+    return null;
+  });
+  if (three) say(`fedmmx 3 nodes, ${perRound} clients: ${three.roundS.toFixed(1)} s/round`);
+  result[`round_s_${perRound}_fedmmx_3_nodes`] = three?.roundS ?? null;
   const hundred = quick ? one : await fedmmx(1, 100, 3);
   result['critical_path_ms_100_fedmmx'] = hundred.criticalMs;
 }

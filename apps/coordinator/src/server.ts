@@ -857,12 +857,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       }
       const engine = engines.get(taskId);
       if (engine) return engine.submitUpdate(clientId, parsed.data);
-      const leader = leases.get(taskId)?.holder;
-      if (!relay || !leader) return ackError('NODE_UNAVAILABLE', 'no node leads this task at the moment; the next round starts afresh');
-      const lease = leases.get(taskId)!;
+      const lease = leases.get(taskId);
+      if (!relay || !lease) return ackError('NODE_UNAVAILABLE', 'no node leads this task at the moment; the next round starts afresh');
       const update = parsed.data;
       /** Passes the upload to the leader; when that node is gone, once more to whoever holds the lease now (a hand-over). */
       const pass = async (probe: RelayedProbe | null): Promise<Ack<UpdateResult>> => {
+        // A node that just stepped down has not seen the new holder yet: it asks Redis.
+        const leader = lease.holder ?? (await lease.refreshHolder().catch(() => null));
+        if (leader === null) return ackError('NODE_UNAVAILABLE', 'no node leads this task at the moment; the next round starts afresh');
+        if (leader === cluster!.nodeId) return engines.get(taskId)?.submitUpdate(clientId, update) ?? ackError('NODE_UNAVAILABLE', 'this node is taking the task over');
         const ack = await relay.send(leader, clientId, update, probe);
         if (ack.ok || ack.error.code !== 'NODE_UNAVAILABLE') return ack;
         const now = await lease.refreshHolder().catch(() => null);
