@@ -865,7 +865,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         // A node that just stepped down has not seen the new holder yet: it asks Redis.
         const leader = lease.holder ?? (await lease.refreshHolder().catch(() => null));
         if (leader === null) return ackError('NODE_UNAVAILABLE', 'no node leads this task at the moment; the next round starts afresh');
-        if (leader === cluster!.nodeId) return engines.get(taskId)?.submitUpdate(clientId, update) ?? ackError('NODE_UNAVAILABLE', 'this node is taking the task over');
+        if (leader === cluster!.nodeId)
+          return engines.get(taskId)?.submitUpdate(clientId, update) ?? ackError('NODE_UNAVAILABLE', 'this node is taking the task over');
         const ack = await relay.send(leader, clientId, update, probe);
         if (ack.ok || ack.error.code !== 'NODE_UNAVAILABLE') return ack;
         const now = await lease.refreshHolder().catch(() => null);
