@@ -6,10 +6,8 @@
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startCoordinator, defaultInitialGlobal } from '../server.js';
-import { MemoryStore } from '../store/memoryStore.js';
-import { hashToken } from '../security/tokens.js';
-import { ADMIN_TOKEN, JOIN_TOKEN, ScriptedClient, clusterTask, startNode } from '../testing/clusterFixture.js';
+import { defaultInitialGlobal } from '../server.js';
+import { ADMIN_TOKEN, JOIN_TOKEN, ScriptedClient, clusterTask, replayOnSingleNode, startNode, until } from '../testing/clusterFixture.js';
 import { FakeClient } from '../testing/fakeClient.js';
 import { RedisServer } from '../testing/redisServer.js';
 import { ReplicatedStore, decodeEntry, encodeEntry } from './replicatedStore.js';
@@ -51,14 +49,6 @@ async function openStore(nodeId: string, onFenced?: (taskId: string) => void): P
   });
   cleanup.push(() => store.close());
   return store;
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 const TASK = { taskId: 't', configJson: '{}', joinTokenHash: 'h', createdAt: 1 };
@@ -242,31 +232,9 @@ describe('several coordinator nodes', () => {
       const clusterHashes = [1, 2, 3].map((r) => history.getCheckpoint('cluster', r)?.sha256);
 
       // One node, the same identities and uploads.
-      const store = new MemoryStore();
-      const config = clusterTask(task);
-      const single = await startCoordinator({
-        tasks: [{ config, joinToken: JOIN_TOKEN, initialGlobal: defaultInitialGlobal(config) }],
-        store,
-        adminToken: ADMIN_TOKEN,
-        logger: silent,
-        retryDelayMs: 50,
-        processMetrics: false,
-      });
+      const single = await replayOnSingleNode(clusterTask(task), clients);
       cleanup.push(() => single.close());
-      for (const c of clients)
-        store.createClient({
-          clientId: c.clientId,
-          taskId: 'cluster',
-          secretHash: hashToken(c.clientSecret),
-          capabilitiesJson: null,
-          createdAt: 1,
-          lastSeenAt: 1,
-        });
-      for (const c of clients) {
-        const again = await ScriptedClient.resume(single.url, 'cluster', c.clientId, c.clientSecret);
-        cleanup.push(() => again.close());
-      }
-      await until('the single node to finish', () => store.getTask('cluster')?.status === 'finished');
+      const store = single.store;
       const singleHashes = [1, 2, 3].map((r) => store.getCheckpoint('cluster', r)?.sha256);
       expect(clusterHashes.every((h) => typeof h === 'string')).toBe(true);
       expect(clusterHashes).toEqual(singleHashes);
@@ -383,30 +351,9 @@ describe('trust probing across nodes', () => {
     const trust = reader.listTrust('cluster');
     expect(new Set(trust.map((t) => t.trust)).size).toBeGreaterThan(1);
 
-    const store = new MemoryStore();
-    const single = await startCoordinator({
-      tasks: [{ config, joinToken: JOIN_TOKEN, model: fakeModel(config) }],
-      store,
-      adminToken: ADMIN_TOKEN,
-      logger: silent,
-      retryDelayMs: 50,
-      processMetrics: false,
-    });
+    const single = await replayOnSingleNode(config, clients, { model: fakeModel(config) });
     cleanup.push(() => single.close());
-    for (const c of clients)
-      store.createClient({
-        clientId: c.clientId,
-        taskId: 'cluster',
-        secretHash: hashToken(c.clientSecret),
-        capabilitiesJson: null,
-        createdAt: 1,
-        lastSeenAt: 1,
-      });
-    for (const c of clients) {
-      const again = await ScriptedClient.resume(single.url, 'cluster', c.clientId, c.clientSecret);
-      cleanup.push(() => again.close());
-    }
-    await until('the single node to finish', () => store.getTask('cluster')?.status === 'finished');
+    const store = single.store;
     expect(clusterHashes).toEqual([1, 2, 3].map((r) => store.getCheckpoint('cluster', r)?.sha256));
     expect(trust.map((t) => [t.serverRound, t.clientId, t.trust])).toEqual(store.listTrust('cluster').map((t) => [t.serverRound, t.clientId, t.trust]));
   });

@@ -12,7 +12,7 @@ import type { Server } from 'node:net';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { NodeProcess, ScriptedClient, startNode } from '../testing/clusterFixture.js';
+import { NodeProcess, ScriptedClient, startNode, until } from '../testing/clusterFixture.js';
 import { RedisServer, freePort } from '../testing/redisServer.js';
 import { ReplicatedStore, clusterKeys, decodeEntry } from './replicatedStore.js';
 import type { RoundCompletion } from '../store/types.js';
@@ -35,14 +35,6 @@ afterEach(async () => {
   await r.flushall();
   r.disconnect();
 });
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** Reads the cluster's log as an extra replica. */
 async function observer(): Promise<{ store: ReplicatedStore; redis: Redis }> {

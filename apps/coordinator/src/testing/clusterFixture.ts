@@ -15,8 +15,10 @@ import type { ParsedRoundStart, TaskConfig } from '@chorus/protocol';
 import { connectCluster } from '../cluster/cluster.js';
 import type { ClusterNode } from '../cluster/cluster.js';
 import { defaultInitialGlobal, startCoordinator } from '../server.js';
-import type { Coordinator, RateLimitOptions } from '../server.js';
+import type { Coordinator, RateLimitOptions, TaskSetup } from '../server.js';
 import { parseTask, readTaskFile } from '../task/loadTask.js';
+import { MemoryStore } from '../store/memoryStore.js';
+import { hashToken } from '../security/tokens.js';
 import { FakeClient, constantDelta, globalOf } from './fakeClient.js';
 import type { TaskEvaluator } from '../model/taskEvaluator.js';
 
@@ -228,4 +230,48 @@ export class ScriptedClient {
     this.closed = true;
     this.client.close();
   }
+}
+
+/** Resolves once `check` holds; rejects naming `what` after `timeoutMs`. */
+export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
+ * Runs `config` to its end on one node (an in-memory store), with the same identities as `clients`
+ * (each resumed there, answering as it did in the cluster): what a cluster's run must equal.
+ */
+export async function replayOnSingleNode(
+  config: TaskConfig,
+  clients: readonly ScriptedClient[],
+  setup: Pick<TaskSetup, 'model'> = {},
+): Promise<{ store: MemoryStore; close(): Promise<void> }> {
+  const store = new MemoryStore();
+  const single = await startCoordinator({
+    tasks: [{ config, joinToken: JOIN_TOKEN, ...(setup.model ? { model: setup.model } : { initialGlobal: defaultInitialGlobal(config) }) }],
+    store,
+    adminToken: ADMIN_TOKEN,
+    logger: pino({ level: 'silent' }),
+    retryDelayMs: 50,
+    processMetrics: false,
+  });
+  for (const c of clients)
+    store.createClient({ clientId: c.clientId, taskId: config.id, secretHash: hashToken(c.clientSecret), capabilitiesJson: null, createdAt: 1, lastSeenAt: 1 });
+  const again: ScriptedClient[] = [];
+  const close = async (): Promise<void> => {
+    for (const c of again) c.close();
+    await single.close();
+  };
+  try {
+    for (const c of clients) again.push(await ScriptedClient.resume(single.url, config.id, c.clientId, c.clientSecret));
+    await until('the single node to finish', () => store.getTask(config.id)?.status === 'finished');
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { store, close };
 }
