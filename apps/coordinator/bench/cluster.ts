@@ -31,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { leaseHolder } from '../src/cluster/lease.js';
 import { ReplicatedStore, clusterKeys, decodeEntry } from '../src/cluster/replicatedStore.js';
 import { ADMIN_TOKEN, JOIN_TOKEN, NodeProcess } from '../src/testing/clusterFixture.js';
 import type { NodeConfig } from '../src/testing/clusterFixture.js';
@@ -244,7 +245,7 @@ async function failover(): Promise<number> {
     await swarm.add(24);
     await waitRounds(c, 'cluster', 2, 60_000);
     const value = (await c.conn.get(clusterKeys('chorus:').lease('cluster')))!;
-    const leader = value.slice(0, value.lastIndexOf(':'));
+    const leader = leaseHolder(value);
     const lastId = ((await c.conn.xrevrange(clusterKeys('chorus:').log, '+', '-', 'COUNT', 1)) as [string, string[]][])[0]![0];
     const killed = Date.now();
     await c.nodes.find((n) => n.nodeId === leader)!.kill('SIGKILL');

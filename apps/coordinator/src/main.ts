@@ -70,6 +70,11 @@ function parseJoinTokens(text: string | undefined): Map<string, string> {
   return tokens;
 }
 
+/** The task files `--task` names, read from the folder pnpm was started in; the demo task when none. */
+function taskFilesOf(given: readonly string[] | undefined): string[] {
+  return given?.map((file) => resolve(process.env['INIT_CWD'] ?? '.', file)) ?? [join(packageRoot, 'tasks', 'demo-digits.yaml')];
+}
+
 /** The tasks a dashboard created earlier under `tasksDir`: each folder's task file and stored join token. */
 function createdTasks(tasksDir: string): { config: TaskConfig; joinToken: string }[] {
   if (!existsSync(tasksDir)) return [];
@@ -116,7 +121,7 @@ async function main(): Promise<void> {
     throw new Error(`--demo-max-examples must be an integer ≥ 1, got '${values['demo-max-examples']}'`);
   const logger = pino({ level: values['log-level'] });
   // `pnpm start` runs this in the package folder; paths typed on its command line are the caller's.
-  const taskFiles = values.task?.map((file) => resolve(process.env['INIT_CWD'] ?? '.', file)) ?? [join(packageRoot, 'tasks', 'demo-digits.yaml')];
+  const taskFiles = taskFilesOf(values.task);
   const tasks = taskFiles.map((file) => readTaskFile(file));
   const joinTokens = parseJoinTokens(process.env['CHORUS_JOIN_TOKENS']);
   const port = Number(values.port);
@@ -233,9 +238,7 @@ async function runClusterDemo(nodes: number, values: Record<string, string | boo
     process.stderr.write(`could not run redis-server (install the redis-server package): ${err.message}\n`);
     process.exit(1);
   });
-  const taskFiles = (values['task'] as string[] | undefined)?.map((file) => resolve(process.env['INIT_CWD'] ?? '.', file)) ?? [
-    join(packageRoot, 'tasks', 'demo-digits.yaml'),
-  ];
+  const taskFiles = taskFilesOf(values['task'] as string[] | undefined);
   const tasks = taskFiles.map((file) => readTaskFile(file));
   const joinTokens = parseJoinTokens(process.env['CHORUS_JOIN_TOKENS']);
   for (const t of tasks) if (!joinTokens.has(t.id)) joinTokens.set(t.id, randomBytes(24).toString('base64url'));

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defaultInitialGlobal } from '../server.js';
 import { ADMIN_TOKEN, JOIN_TOKEN, ScriptedClient, clusterTask, replayOnSingleNode, startNode, until } from '../testing/clusterFixture.js';
 import { FakeClient } from '../testing/fakeClient.js';
-import { RedisServer } from '../testing/redisServer.js';
+import { useRedisServer } from '../testing/redisServer.js';
 import { ReplicatedStore, decodeEntry, encodeEntry } from './replicatedStore.js';
 import { TaskLease } from './lease.js';
 import type { Parameters } from '@chorus/fl-core';
@@ -17,24 +17,10 @@ import type { ProbeOutcome, TaskEvaluator } from '../model/taskEvaluator.js';
 import type { TaskConfig } from '@chorus/protocol';
 
 const silent = pino({ level: 'silent' });
-let redis: RedisServer;
-const cleanup: (() => Promise<void> | void)[] = [];
-
-beforeAll(async () => {
-  redis = await RedisServer.start();
-});
-afterAll(async () => {
-  await redis.stop();
-});
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-  const r = new Redis(redis.url);
-  await r.flushall();
-  r.disconnect();
-});
+const { server, cleanup } = useRedisServer({ beforeAll, afterAll, afterEach });
 
 async function connection(): Promise<Redis> {
-  const r = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const r = new Redis(server().url, { maxRetriesPerRequest: null });
   cleanup.push(() => r.disconnect());
   return r;
 }
@@ -188,7 +174,7 @@ describe('several coordinator nodes', () => {
       const task = { rounds: 3 };
       const nodes = [];
       for (const nodeId of ['n1', 'n2', 'n3']) {
-        const node = await startNode({ redisUrl: redis.url, nodeId, task, leaseTtlMs: 1500, reconcileMs: 100 });
+        const node = await startNode({ redisUrl: server().url, nodeId, task, leaseTtlMs: 1500, reconcileMs: 100 });
         cleanup.push(() => node.close());
         nodes.push(node);
       }
@@ -248,7 +234,7 @@ describe('identity quotas across nodes', () => {
     const task = { admission: { newIdentitiesPerTask: { burst: 3, perHour: 1 }, newIdentitiesPerAddress: null, proofOfWorkBits: 0 } };
     const nodes = [];
     for (const nodeId of ['n1', 'n2']) {
-      const node = await startNode({ redisUrl: redis.url, nodeId, task, leaseTtlMs: 1500, reconcileMs: 100 });
+      const node = await startNode({ redisUrl: server().url, nodeId, task, leaseTtlMs: 1500, reconcileMs: 100 });
       cleanup.push(() => node.close());
       nodes.push(node);
     }
@@ -326,7 +312,7 @@ describe('trust probing across nodes', () => {
     const models = [];
     for (const nodeId of ['n1', 'n2', 'n3']) {
       const model = fakeModel(config);
-      const node = await startNode({ redisUrl: redis.url, nodeId, task, leaseTtlMs: 1500, reconcileMs: 100 }, silent, model);
+      const node = await startNode({ redisUrl: server().url, nodeId, task, leaseTtlMs: 1500, reconcileMs: 100 }, silent, model);
       cleanup.push(() => node.close());
       nodes.push(node);
       models.push(model);

@@ -13,33 +13,20 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NodeProcess, ScriptedClient, startNode, until } from '../testing/clusterFixture.js';
-import { RedisServer, freePort } from '../testing/redisServer.js';
+import { freePort, useRedisServer } from '../testing/redisServer.js';
+import { leaseHolder } from './lease.js';
 import { ReplicatedStore, clusterKeys, decodeEntry } from './replicatedStore.js';
 import type { RoundCompletion } from '../store/types.js';
 
 const silent = pino({ level: 'silent' });
 // Generous for a loaded CI machine: a node starved of CPU for a moment must not lose its lease.
 const TTL = 3000;
-let redis: RedisServer;
-const cleanup: (() => Promise<void> | void)[] = [];
-
-beforeAll(async () => {
-  redis = await RedisServer.start();
-});
-afterAll(async () => {
-  await redis.stop();
-});
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-  const r = new Redis(redis.url);
-  await r.flushall();
-  r.disconnect();
-});
+const { server, cleanup } = useRedisServer({ beforeAll, afterAll, afterEach });
 
 /** Reads the cluster's log as an extra replica. */
 async function observer(): Promise<{ store: ReplicatedStore; redis: Redis }> {
-  const r = new Redis(redis.url, { maxRetriesPerRequest: null });
-  const reader = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const r = new Redis(server().url, { maxRetriesPerRequest: null });
+  const reader = new Redis(server().url, { maxRetriesPerRequest: null });
   // Redis is restarted by one test: the connections reconnect.
   for (const c of [r, reader]) c.on('error', () => undefined);
   const store = await ReplicatedStore.open({ redis: r, reader, nodeId: 'observer', logger: silent });
@@ -66,7 +53,7 @@ async function commits(r: Redis): Promise<{ serverRound: number; node: string; s
 async function spawnNodes(ids: readonly string[], task: Record<string, unknown>): Promise<NodeProcess[]> {
   const nodes: NodeProcess[] = [];
   for (const nodeId of ids) {
-    const node = await NodeProcess.spawn({ redisUrl: redis.url, nodeId, task, leaseTtlMs: TTL, reconcileMs: 100, relayTimeoutMs: 3000 });
+    const node = await NodeProcess.spawn({ redisUrl: server().url, nodeId, task, leaseTtlMs: TTL, reconcileMs: 100, relayTimeoutMs: 3000 });
     cleanup.push(() => node.kill('SIGKILL'));
     nodes.push(node);
   }
@@ -87,7 +74,7 @@ async function spawnClients(urls: readonly string[], perNode: number, uploadDela
 
 async function holder(r: Redis): Promise<string | null> {
   const value = await r.get('chorus:lease:cluster');
-  return value === null ? null : value.slice(0, value.lastIndexOf(':'));
+  return value === null ? null : leaseHolder(value);
 }
 
 /** The invariants of a finished task: rounds 1..n committed once each, and each round started from the one before. */
@@ -169,9 +156,9 @@ describe('a cluster under faults', () => {
       await store.sync();
       return store.listRounds('cluster').some((x) => x.serverRound === 2);
     });
-    await redis.kill('SIGKILL');
+    await server().kill('SIGKILL');
     await new Promise((resolve) => setTimeout(resolve, 500));
-    await redis.restart();
+    await server().restart();
     await expectIntactHistory(store, r, clients, 4);
   });
 });
@@ -223,7 +210,7 @@ class PausableProxy {
 describe('a leader cut off from Redis', () => {
   it('stops leading, and its late commit is refused (fenced) while the new leader commits the round', { timeout: 90_000 }, async () => {
     const { store, redis: r } = await observer();
-    const proxy = await PausableProxy.start(redis.port);
+    const proxy = await PausableProxy.start(server().port);
     cleanup.push(() => proxy.close());
     const lines: string[] = [];
     const captured = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
@@ -235,7 +222,7 @@ describe('a leader cut off from Redis', () => {
     );
     cleanup.push(() => a.close());
     await until('a to lead', async () => (await holder(r)) === 'a');
-    const b = await startNode({ redisUrl: redis.url, nodeId: 'b', task, leaseTtlMs: TTL, reconcileMs: 100, relayTimeoutMs: 3000 });
+    const b = await startNode({ redisUrl: server().url, nodeId: 'b', task, leaseTtlMs: TTL, reconcileMs: 100, relayTimeoutMs: 3000 });
     cleanup.push(() => b.close());
     // Every client is on a, so a can close round 2 while cut off.
     const clients = await spawnClients([a.coordinator.url], 4, 400);

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 
 /** A free TCP port on 127.0.0.1 (closed again before it is returned). */
 export function freePort(): Promise<number> {
@@ -104,4 +105,30 @@ export class RedisServer {
     await this.kill('SIGKILL');
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * One redis-server for a test file, emptied after each test, and the test's clean-up list (run in
+ * reverse after each test, before the flush). Call at the top of a test file.
+ */
+export function useRedisServer(hooks: {
+  beforeAll(fn: () => Promise<void>): void;
+  afterAll(fn: () => Promise<void>): void;
+  afterEach(fn: () => Promise<void>): void;
+}): { readonly server: () => RedisServer; readonly cleanup: (() => Promise<void> | void)[] } {
+  let server: RedisServer | null = null;
+  const cleanup: (() => Promise<void> | void)[] = [];
+  hooks.beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+  hooks.afterAll(async () => {
+    await server?.stop();
+  });
+  hooks.afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+    const r = new Redis(server!.url);
+    await r.flushall();
+    r.disconnect();
+  });
+  return { server: () => server!, cleanup };
 }
