@@ -32,7 +32,7 @@ import {
   runFedAfdCell,
 } from './fedafdRuns.js';
 import type { FedAfdCell, FedAfdPartition, FedAfdRun, FedAfdSettings } from './fedafdRuns.js';
-import { cachedRun, readBackCounter, readBackNote } from './runCache.js';
+import { cachedRun, probeKey, readBackCounter, readBackNote } from './runCache.js';
 import type { ReadBack, RunCache } from './runCache.js';
 import type { Check, ExperimentContext, Figure, SectionEntry, SectionResult } from './section.js';
 import { formatMeanStd, formatPaired, markdownTable, meanBandPoints, meanStd, pairedDifference, pairedReading } from './stats.js';
@@ -143,7 +143,8 @@ async function cachedCell(
 ): Promise<FedAfdRun> {
   const t0 = Date.now();
   const cpu0 = process.cpuUsage();
-  const key = { engine: FEDAFD_ENGINE, task: fedAfdTask(settings, cell), clientArgs: fedAfdClientArgs(settings, cell), numClients: settings.numClients };
+  const task = fedAfdTask(settings, cell);
+  const key = { engine: FEDAFD_ENGINE, task, ...probeKey(task), clientArgs: fedAfdClientArgs(settings, cell), numClients: settings.numClients };
   const { value, stored } = await cachedRun(
     cache,
     CACHE_PREFIX,

@@ -3,7 +3,9 @@ import { createRng } from '@chorus/fl-core';
 import { ArrayDataset, buildDigitsEncoder } from '@chorus/client';
 import { DIGITS_AUDIO_SAMPLES, DIGITS_LOG_MEL, MultimodalModel, explain, explanationConsistency, frameCount } from '@chorus/models';
 import { meanExplanationConsistency } from '@chorus/fl-core';
-import { dirname, resolve } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { restrictModalities } from './centralized.js';
@@ -11,7 +13,9 @@ import type { BoundsRun, FederatedRun, FedMmxMeasurements, ModelScores } from '.
 import {
   FEDMMX_QUICK,
   chosenFor,
+  federatedRunKey,
   fedMmxChecks,
+  fedMmxRetirement,
   fedMmxMethods,
   fedMmxSection,
   fedMmxTask,
@@ -25,6 +29,7 @@ import {
   settingsOfKey,
   shuffledPairing,
 } from './fedmmx.js';
+import { PROBE_ENGINE, createRunCache } from './runCache.js';
 import type { TuningRecord } from './tuning.js';
 import { storedRuns } from './verify.js';
 
@@ -419,6 +424,37 @@ describe('stored runs recomputable from their key (--verify)', () => {
       const { method, h } = methodOfTask(key.task, key.kind === 'validation' ? key.what! : null, settings, key.seed, r.value);
       if (key.kind === 'validation') expect(method.id).toBe(key.what);
       else expect({ method: method.id, h }).toEqual({ method: (r.value as FederatedRun).method, h: (r.value as FederatedRun).hyperparameters });
+    }
+  });
+
+  it('retires exactly the committed federated runs whose trust reads the server probe, and rebuilds every other key byte for byte', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-fedmmx-probe-'));
+    try {
+      const cache = createRunCache(dir);
+      const seen = { retired: 0, kept: 0 };
+      for (const r of stored) {
+        const key = r.key as Key;
+        if (key.task === undefined) {
+          // Baselines (centralized, LOCAL) run no coordinator task.
+          expect(fedMmxRetirement(key)).toBeNull();
+          continue;
+        }
+        const settings = settingsOfKey(key);
+        const what = key.kind === 'validation' ? key.what! : null;
+        const { method, h } = methodOfTask(key.task, what, settings, key.seed, r.value);
+        const requested = federatedRunKey(settings, fedMmxTask(method, settings, key.seed, h), key.seed, what);
+        const trust = method.strategy.name === 'fedmm-x';
+        expect(requested).toEqual(trust ? { ...key, probe: PROBE_ENGINE } : key);
+        expect(fedMmxRetirement(key) === null).toBe(!trust);
+        // The stored file, put back under its stored key, is served only where the key did not change.
+        cache.put('fedmmx', key, r.value);
+        expect(cache.get('fedmmx', requested)).toEqual(trust ? null : r.value);
+        seen[trust ? 'retired' : 'kept'] += 1;
+      }
+      expect(seen.retired).toBeGreaterThan(0);
+      expect(seen.kept).toBeGreaterThan(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -29,7 +29,7 @@ import { deletionFaithfulness, explain } from '@chorus/models';
 import type { Modality, MultimodalModel } from '@chorus/models';
 import { evaluateByModality, restrictModalities, trainOnUnion } from './centralized.js';
 import { ExperimentsError } from './errors.js';
-import { cachedRun, canonicalJson, readBackCounter, readBackNote, settingsKey } from './runCache.js';
+import { cachedRun, canonicalJson, probeKey, probeRetirement, readBackCounter, readBackNote, settingsKey } from './runCache.js';
 import type { ReadBack, RunCache } from './runCache.js';
 import { describeSplits, loadEvaluationSplits } from './evaluationSplits.js';
 import type { EvaluationSplitInfo, ExperimentDataset } from './evaluationSplits.js';
@@ -572,7 +572,7 @@ async function tuneAll(
   counted: (stored: boolean) => void = () => undefined,
 ): Promise<TuningRecord[]> {
   const records: TuningRecord[] = [];
-  // One validation score: stored under everything that defines it, so an interrupted full grid resumes.
+  // One validation score: stored under everything that defines it (`key`), so an interrupted full grid resumes.
   // A run that did not finish its rounds (NaN) is not stored: the next invocation tries it again.
   const score = async (
     what: string,
@@ -583,13 +583,7 @@ async function tuneAll(
   ): Promise<number> => {
     const t0 = Date.now();
     const cpu0 = process.cpuUsage();
-    const { value, stored } = await cachedRun(
-      cache,
-      CACHE_PREFIX,
-      { kind: 'validation', what, ...key, settings: runSettingsKey(settings), seed },
-      compute,
-      Number.isFinite,
-    );
+    const { value, stored } = await cachedRun(cache, CACHE_PREFIX, key, compute, Number.isFinite);
     counted(stored);
     log(
       `fedmmx: tuning ${what} (${formatHyperparameters(h)}) seed ${seed}: validation ${value.toFixed(3)} (${stored ? 'stored run' : `${((Date.now() - t0) / 1000).toFixed(1)} s, CPU ${cpuSeconds(cpu0)} s`})`,
@@ -599,15 +593,25 @@ async function tuneAll(
   for (const method of fedMmxMethods().filter((m) => !m.ablation)) {
     records.push(
       await tuneOnValidation(method.id, gridCandidates(settings.grid, method.tunes), settings.tuningSeeds, (h, seed) =>
-        score(method.id, { task: fedMmxTask(method, settings, seed, h) }, h, seed, () => federatedValidation(method, settings, h, seed, validation, models)),
+        score(method.id, federatedRunKey(settings, fedMmxTask(method, settings, seed, h), seed, method.id), h, seed, () =>
+          federatedValidation(method, settings, h, seed, validation, models),
+        ),
       ),
     );
   }
+  const baselineKey = (what: string, h: Hyperparameters, seed: number) => ({
+    kind: 'validation',
+    what,
+    model: BASE_TASK.model,
+    learningRate: h.learningRate,
+    settings: runSettingsKey(settings),
+    seed,
+  });
   const setups = new Map<number, Awaited<ReturnType<typeof baselineSetup>>>();
   const setupOf = async (seed: number) => setups.get(seed) ?? setups.set(seed, await baselineSetup(settings, seed, models)).get(seed)!;
   records.push(
     await tuneOnValidation(CENTRALIZED_ID, gridCandidates(settings.grid), settings.tuningSeeds, (h, seed) =>
-      score(CENTRALIZED_ID, { model: BASE_TASK.model, learningRate: h.learningRate }, h, seed, async () =>
+      score(CENTRALIZED_ID, baselineKey(CENTRALIZED_ID, h, seed), h, seed, async () =>
         centralizedModel(await setupOf(seed), h.learningRate, seed, models, (model) => accuracyOn(model, validation)),
       ),
     ),
@@ -616,7 +620,7 @@ async function tuneAll(
     await tuneOnValidation(LOCAL_ID, gridCandidates(settings.grid), settings.tuningSeeds, (h, seed) =>
       score(
         LOCAL_ID,
-        { model: BASE_TASK.model, learningRate: h.learningRate },
+        baselineKey(LOCAL_ID, h, seed),
         h,
         seed,
         async () => meanStd((await localModels(await setupOf(seed), h.learningRate, seed, models, validation)).map((l) => l.accuracy)).mean,
@@ -633,6 +637,15 @@ const CACHE_PREFIX = 'fedmmx';
 /** The settings a stored run depends on (everything but the tuning grid, the tuning seeds and whether ablations run), with the engine. */
 export function runSettingsKey(settings: FedMmxSettings): Readonly<Record<string, unknown>> {
   return settingsKey(FEDMMX_ENGINE, settings, ['grid', 'tuningSeeds', 'ablations']);
+}
+
+/**
+ * The run cache's key of a federated run of `task` at `seed`: the validation score of method `what`
+ * (tuning), or with `what` null an evaluation run; with `probe` when its trust reads the server probe.
+ */
+export function federatedRunKey(settings: FedMmxSettings, task: TaskConfig, seed: number, what: string | null): Readonly<Record<string, unknown>> {
+  const common = { settings: runSettingsKey(settings), task, ...probeKey(task), seed };
+  return what === null ? { kind: 'run', ...common } : { kind: 'validation', what, ...common };
 }
 
 /** The hyperparameters `method` runs with: its own choice, or (ablations) the choice of the method it ablates. */
@@ -680,6 +693,18 @@ type StoredKey = Readonly<Record<string, unknown>> & { readonly kind?: unknown; 
 
 const asRecord = (v: unknown): Readonly<Record<string, unknown>> =>
   v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+
+/**
+ * Why the code no longer asks for the stored run of `key`: another section engine, or a federated
+ * run (validation score or evaluation run, the kinds whose key holds a task) stored under another
+ * server probe; null when it still does. The baselines run no coordinator task.
+ */
+export function fedMmxRetirement(key: StoredKey): string | null {
+  const engine = asRecord(key.settings).engine;
+  if (engine !== FEDMMX_ENGINE) return `fedmmx: run stored by engine ${String(engine)}, the code is at ${FEDMMX_ENGINE}`;
+  const why = key.task === undefined ? null : probeRetirement(key, key.task as TaskConfig);
+  return why === null ? null : `fedmmx: ${why}`;
+}
 
 /** The settings of a stored key (`runSettingsKey` inverted; the fields it leaves out change no run and come from the full grid). */
 export function settingsOfKey(key: StoredKey): FedMmxSettings {
@@ -729,6 +754,7 @@ export function methodOfTask(
 /**
  * Recomputes the stored run of `key` with the current code, exactly as the section computes it:
  * a validation score (federated, centralized or LOCAL), a seed's baselines or an evaluation run.
+ * Throws `EXPERIMENTS_BAD_INPUT` for a key the code no longer asks for ({@link fedMmxRetirement}).
  */
 async function recomputeStored(
   key: StoredKey,
@@ -736,6 +762,8 @@ async function recomputeStored(
   models: ModelFactory,
   splitsOf: (s: FedMmxSettings) => ReturnType<typeof loadEvaluationSplits>,
 ): Promise<unknown> {
+  const retired = fedMmxRetirement(key);
+  if (retired !== null) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', retired);
   const settings = settingsOfKey(key);
   const seed = key.seed as number;
   const { validation, test } = await splitsOf(settings);
@@ -769,6 +797,7 @@ export function fedMmxVerifySpec(dataset: ExperimentDataset): VerifySpec {
   return {
     prefix: CACHE_PREFIX,
     owns: (k) => asRecord(key(k).settings).dataset === dataset,
+    retired: (k) => fedMmxRetirement(key(k)),
     // A validation score of a federated method or of a baseline is a tuning score; a seed's baselines; an evaluation run.
     kindOf: (k) => (key(k).kind === 'validation' ? 'tuning' : String(key(k).kind)),
     label: (k) => {
@@ -857,7 +886,7 @@ export async function runFedMmx(ctx: ExperimentContext, options: FedMmxSectionOp
           const got = await cachedRun(
             ctx.cache,
             CACHE_PREFIX,
-            { kind: 'run', settings: runSettingsKey(settings), task: fedMmxTask(method, settings, seed, h), seed },
+            federatedRunKey(settings, fedMmxTask(method, settings, seed, h), seed, null),
             () => federatedRun(method, settings, seed, h, test, models),
             (r) => r.status === 'finished',
           );

@@ -6,6 +6,8 @@ import { isExperimentsError } from './errors.js';
 import {
   FULL_ROBUSTNESS,
   QUICK_ROBUSTNESS,
+  ROBUSTNESS_ENGINE,
+  ROBUSTNESS_VERIFY,
   aggregatorStrategy,
   krumByzantine,
   robustnessCacheKey,
@@ -17,7 +19,7 @@ import {
   selectionByzantine,
   trustAggregator,
 } from './robustness.js';
-import { createRunCache } from './runCache.js';
+import { PROBE_ENGINE, cacheFileName, createRunCache } from './runCache.js';
 import type { RobustnessRun } from './robustnessAnalysis.js';
 
 describe('robustness grid', () => {
@@ -239,5 +241,72 @@ describe('runRobustness with stored runs', () => {
     expect(robustnessCacheKey({ ...QUICK_ROBUSTNESS, rounds: 6 }, cell)).not.toEqual(key);
     expect(robustnessCacheKey({ ...QUICK_ROBUSTNESS, fractions: [0.2, 0.4] }, cell)).not.toEqual(key);
     expect(robustnessCacheKey(QUICK_ROBUSTNESS, { ...cell, seed: 2 })).not.toEqual(key);
+  });
+});
+
+describe('robustness keys and the server probe', () => {
+  type Cell = Parameters<typeof robustnessCacheKey>[1];
+  const clean = (aggregator: Cell['aggregator']): Cell => ({ aggregator, attack: null, fraction: 0, seed: 2 });
+  /** A key of the full grid as the section wrote it before `probe` existed (the committed files hold these). */
+  const storedBefore = (cell: Cell) => ({
+    section: 'robustness',
+    engine: ROBUSTNESS_ENGINE,
+    settings: {
+      dataset: 'fashion-mm',
+      numClients: 10,
+      rounds: 6,
+      localEpochs: 2,
+      maxExamples: 96,
+      alpha: 0.5,
+      modalityKinds: 'image=0.25,text=0.25,audio=0.25,image+text+audio=0.25',
+      testExamples: 256,
+      probeExamples: 64,
+      fractions: [0.2, 0.4],
+    },
+    cell,
+  });
+
+  it('keeps the key of every cell whose aggregation reads no probe output byte for byte', () => {
+    // Names of files committed in docs/results/raw/runs before the change.
+    expect(cacheFileName('robustness', storedBefore(clean('fedavg')))).toBe('robustness-86c61bb301058ea1.json');
+    expect(cacheFileName('robustness', robustnessCacheKey(FULL_ROBUSTNESS, clean('fedavg')))).toBe('robustness-86c61bb301058ea1.json');
+    expect(cacheFileName('robustness', robustnessCacheKey(FULL_ROBUSTNESS, clean('fedmm-x-agreement-only')))).toBe('robustness-d0aaaa31bc7cb5bc.json');
+    for (const aggregator of [
+      'fedavg',
+      'median',
+      'trimmed-mean',
+      'multi-krum',
+      'multi-krum-select',
+      'fltrust',
+      'server-only',
+      'fedmm-x-agreement-only',
+    ] as const)
+      expect(robustnessCacheKey(FULL_ROBUSTNESS, clean(aggregator))).toEqual(storedBefore(clean(aggregator)));
+  });
+
+  it('retires the stored run of every cell whose trust reads the probe: the old file is not served', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-robustness-probe-'));
+    try {
+      const cache = createRunCache(dir);
+      const probing = ['fedmm-x', 'fedmm-x-bounded', 'fedmm-x-rooted', 'fedmm-x-probe-only', 'fedmm-x-expl-calib-only'] as const;
+      for (const aggregator of [...probing, 'fedavg', 'fedmm-x-agreement-only'] as const)
+        cache.put('robustness', storedBefore(clean(aggregator)), storedRun(clean(aggregator)));
+
+      for (const aggregator of probing) {
+        const key = robustnessCacheKey(FULL_ROBUSTNESS, clean(aggregator));
+        expect(key).toEqual({ ...storedBefore(clean(aggregator)), probe: PROBE_ENGINE });
+        expect(cache.get('robustness', key)).toBeNull();
+        expect(ROBUSTNESS_VERIFY.retired?.(storedBefore(clean(aggregator)))).toContain('before PROBE_ENGINE existed');
+        expect(ROBUSTNESS_VERIFY.retired?.(key)).toBeNull();
+      }
+      // The committed probe-only run of this cell is one of them.
+      expect(cacheFileName('robustness', storedBefore(clean('fedmm-x-probe-only')))).toBe('robustness-3cc1ac482a7eb739.json');
+      for (const aggregator of ['fedavg', 'fedmm-x-agreement-only'] as const) {
+        expect(cache.get('robustness', robustnessCacheKey(FULL_ROBUSTNESS, clean(aggregator)))).toEqual(storedRun(clean(aggregator)));
+        expect(ROBUSTNESS_VERIFY.retired?.(storedBefore(clean(aggregator)))).toBeNull();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -31,7 +31,7 @@ import {
 import type { AggregatorId, RobustnessGridShape, RobustnessRun, RunClient } from './robustnessAnalysis.js';
 import type { Check, ExperimentContext, Figure, SectionResult } from './section.js';
 import type { VerifySpec } from './verify.js';
-import { belongsToOtherShard } from './runCache.js';
+import { belongsToOtherShard, probeKey, probeRetirement } from './runCache.js';
 import { markdownTable, meanStd } from './stats.js';
 import { experimentTask } from './tasks.js';
 
@@ -290,6 +290,14 @@ export const ROBUSTNESS_ENGINE = 3;
 /** The cell of a stored key (the fields `robustnessCacheKey` writes). */
 type StoredCell = { aggregator: AggregatorId; attack: AdversarialKind | null; fraction: number; seed: number };
 
+/** Why the code no longer asks for the stored run of `key` (another round engine, or another server probe), or null. */
+function robustnessRetirement(key: unknown): string | null {
+  const { engine, settings, cell } = key as { engine: unknown; settings: Partial<RobustnessSettings>; cell: StoredCell };
+  if (engine !== ROBUSTNESS_ENGINE) return `robustness: run stored by engine ${String(engine)}, the code is at ${ROBUSTNESS_ENGINE}`;
+  const why = probeRetirement(key, robustnessTask(cell.aggregator, { ...FULL_ROBUSTNESS, ...settings }, cell.seed));
+  return why === null ? null : `robustness: ${why}`;
+}
+
 /**
  * What `--verify` needs of the robustness grid: a stored cell is rerun from its key alone (the
  * settings it leaves out, the lists of aggregators and attacks and the seed count, change no run).
@@ -297,6 +305,7 @@ type StoredCell = { aggregator: AggregatorId; attack: AdversarialKind | null; fr
 export const ROBUSTNESS_VERIFY: VerifySpec = {
   prefix: CACHE_PREFIX,
   owns: (key) => (key as { section?: unknown } | null)?.section === 'robustness',
+  retired: robustnessRetirement,
   kindOf: (key) => ((key as { cell: StoredCell }).cell.attack === null ? 'clean' : 'attacked'),
   label: (key) => {
     const { aggregator, attack, fraction, seed } = (key as { cell: StoredCell }).cell;
@@ -305,9 +314,9 @@ export const ROBUSTNESS_VERIFY: VerifySpec = {
   open: () =>
     Promise.resolve({
       recompute: async (key: unknown) => {
-        const { engine, settings, cell } = key as { engine: unknown; settings: Partial<RobustnessSettings>; cell: StoredCell };
-        if (engine !== ROBUSTNESS_ENGINE)
-          throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `robustness: run stored by engine ${String(engine)}, the code is at ${ROBUSTNESS_ENGINE}`);
+        const { settings, cell } = key as { settings: Partial<RobustnessSettings>; cell: StoredCell };
+        const retired = robustnessRetirement(key);
+        if (retired !== null) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', retired);
         return runOne({ ...FULL_ROBUSTNESS, ...settings }, cell.aggregator, cell.attack, cell.fraction, cell.seed);
       },
       close: (): void => undefined,
@@ -329,9 +338,11 @@ export function robustnessCacheKey(
   // The aggregators and attacks lists do not change a run; the fractions do (Krum's f is set from the largest).
   // `engine` names the coordinator behaviour a stored run was made with: runs from before canonical-order
   // aggregation, seeded client identities and per-group Krum bounds are not reused. The dataset is part of the settings.
+  // `probe` (only cells whose trust weighs a probe signal; see probeKey) names the server probe's outputs it read.
   return {
     section: 'robustness',
     engine: ROBUSTNESS_ENGINE,
+    ...probeKey(robustnessTask(cell.aggregator, settings, cell.seed)),
     settings: { ...shape, fractions },
     cell: { aggregator: cell.aggregator, attack: cell.attack, fraction: cell.fraction, seed: cell.seed },
   };

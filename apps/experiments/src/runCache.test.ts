@@ -11,10 +11,15 @@ import {
   createRunCache,
   decodeNonFinite,
   encodeNonFinite,
+  PROBE_ENGINE,
+  probeKey,
+  probeRetirement,
   readBackCounter,
   readBackNote,
+  readsServerProbe,
   settingsKey,
 } from './runCache.js';
+import { experimentTask } from './tasks.js';
 
 describe('run cache', () => {
   let dir: string;
@@ -125,6 +130,45 @@ describe('run cache', () => {
     expect(await cachedCell({ cache, shard }, 2, run({ cell: 2 }))).toEqual({ value: 1, stored: false });
     expect(await cachedCell({ cache, shard: { index: 1, count: 2 } }, 2, run({ cell: 2 }))).toEqual({ value: 1, stored: true });
     expect(calls).toBe(1);
+  });
+});
+
+describe('probeKey', () => {
+  const SIGNALS_OFF = { agreement: 0, accuracy: 0, loss: 0, calibration: 0, explanation: 0 };
+  const taskWith = (strategy: Record<string, unknown>) => experimentTask('probe-key', { strategy });
+
+  it('names the server probe only in runs whose trust reads its outputs', () => {
+    const trust = taskWith({ name: 'fedmm-x', inner: { name: 'fedavg' } });
+    expect(readsServerProbe(trust)).toBe(true);
+    expect(probeKey(trust)).toEqual({ probe: PROBE_ENGINE });
+    // One probe signal is enough, at any depth (DP must stay outermost, trust sits inside it).
+    expect(readsServerProbe(taskWith({ name: 'fedmm-x', inner: { name: 'fedavg' }, weights: { ...SIGNALS_OFF, calibration: 0.5 } }))).toBe(true);
+    const wrapped = taskWith({ name: 'dp', clipNorm: 1, noiseMultiplier: 1, inner: { name: 'fedmm-x', inner: { name: 'fedavg' } } });
+    expect(probeKey(wrapped)).toEqual({ probe: PROBE_ENGINE });
+  });
+
+  it('adds nothing to the key of a run that reads no probe output, agreement-only trust included', () => {
+    for (const strategy of [
+      { name: 'fedavg' },
+      { name: 'median' },
+      { name: 'fltrust', rootExamples: 100 },
+      { name: 'server-only', rootExamples: 100 },
+      { name: 'fedmm-x', inner: { name: 'fedavg' }, weights: { ...SIGNALS_OFF, agreement: 1 } },
+    ]) {
+      expect(readsServerProbe(taskWith(strategy))).toBe(false);
+      expect(probeKey(taskWith(strategy))).toEqual({});
+      expect(canonicalJson({ a: 1, ...probeKey(taskWith(strategy)) })).toBe('{"a":1}');
+    }
+  });
+
+  it('says why a stored key is retired by the probe, and null when it is what the code asks for', () => {
+    const trust = taskWith({ name: 'fedmm-x', inner: { name: 'fedavg' } });
+    const plain = taskWith({ name: 'fedavg' });
+    expect(probeRetirement({ engine: 1 }, trust)).toContain('before PROBE_ENGINE existed');
+    expect(probeRetirement({ probe: PROBE_ENGINE - 1 }, trust)).toContain(`under probe engine ${PROBE_ENGINE - 1}`);
+    expect(probeRetirement({ probe: PROBE_ENGINE }, trust)).toBeNull();
+    expect(probeRetirement({ engine: 1 }, plain)).toBeNull();
+    expect(probeRetirement({ probe: PROBE_ENGINE }, plain)).toContain('reads no server probe');
   });
 });
 

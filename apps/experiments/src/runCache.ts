@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { TaskConfig } from '@chorus/coordinator';
 import type { Shard } from './args.js';
 import { ExperimentsError } from './errors.js';
 
@@ -139,6 +140,67 @@ export async function cachedRun<T>(
 export function settingsKey<S extends object>(engine: number, settings: S, ignored: readonly (keyof S)[]): Readonly<Record<string, unknown>> {
   const rest = Object.fromEntries(Object.entries(settings).filter(([k]) => !(ignored as readonly PropertyKey[]).includes(k)));
   return { engine, ...rest };
+}
+
+/**
+ * Version of the outputs of the coordinator's server-side probe: each candidate model global + Δ_k
+ * run on the server's probe set (packages/models cachedProbe.ts, in the task's evaluator), whose
+ * probabilities and explanations FedMM-X trust turns into T_k. It is in the key of exactly the runs
+ * whose aggregation reads those outputs ({@link probeKey}), so moving it retires those runs and no
+ * other. Bump it whenever the probe's outputs change in any bit (pass layout, summation order, probe
+ * set, softmax): T_k moves, and with it the weights and every later round of such a run.
+ * 1: candidates scored in batched passes over cached frozen activations, equal to the former
+ * one-by-one path only to float rounding (runs stored before have no `probe` field).
+ *
+ * The evaluation of each new global on the test subset (TaskModel.evaluate, a second cache over
+ * the test set) is not covered: it feeds no aggregation, and the sections store only its accuracy,
+ * a count of argmaxes that float rounding has not moved (stored FedAvg and median runs recompute
+ * bit for bit). A change that moves it would retire every cell the coordinator evaluates, which is
+ * for the sections' engines (ROBUSTNESS_ENGINE, SYBIL_ENGINE) to say, not for this field.
+ */
+export const PROBE_ENGINE = 1;
+
+/** The trust signals computed from the probe's outputs (the task file's names; agreement is the one that is not). */
+const PROBE_SIGNALS = ['accuracy', 'loss', 'calibration', 'explanation'] as const;
+
+/**
+ * Whether a run of `task` reads the server probe's outputs: its strategy holds a FedMM-X trust
+ * wrapper (`fedmm-x`, at any depth) that weighs a probe signal above 0. The coordinator probes every
+ * candidate of such a task (apps/coordinator server.ts, engine/serverMeasurements.ts); a wrapper
+ * weighing agreement alone is probed too, but scoreTrust drops signals of weight 0, so its T_k never
+ * reads the outputs. FedAvg, median, trimmed mean, Krum, FLTrust, server-only (the root update is
+ * training, not a probe) and the representation tasks (FedAFD) read none.
+ */
+export function readsServerProbe(task: TaskConfig): boolean {
+  for (let node: unknown = task.strategy; node !== null && typeof node === 'object'; node = (node as { inner?: unknown }).inner) {
+    const s = node as { name?: unknown; weights?: Readonly<Record<string, unknown>> };
+    // A parsed task has every weight filled in; an absent one would take its default, which is positive.
+    if (s.name === 'fedmm-x' && PROBE_SIGNALS.some((w) => (s.weights?.[w] ?? 1) !== 0)) return true;
+  }
+  return false;
+}
+
+/**
+ * The key field of a run of `task` that depends on the server probe: `{ probe: PROBE_ENGINE }` when
+ * it reads the probe's outputs ({@link readsServerProbe}), else nothing, so every other run keeps
+ * its key byte for byte. Every section spreads it into the key of each run built from a coordinator task.
+ */
+export function probeKey(task: TaskConfig): { readonly probe?: number } {
+  return readsServerProbe(task) ? { probe: PROBE_ENGINE } : {};
+}
+
+/**
+ * Why the code no longer asks for the stored run of `key` (a run of `task`) on account of the
+ * probe: it read the probe under another {@link PROBE_ENGINE} (or before the field), or it holds a
+ * `probe` field its task does not read. Null when the stored field is what {@link probeKey} gives.
+ */
+export function probeRetirement(key: unknown, task: TaskConfig): string | null {
+  const stored = key !== null && typeof key === 'object' ? (key as { probe?: unknown }).probe : undefined;
+  const requested = probeKey(task).probe;
+  if (stored === requested) return null;
+  return requested === undefined
+    ? `stored with probe engine ${String(stored)}, but its run reads no server probe`
+    : `read the server probe ${stored === undefined ? 'before PROBE_ENGINE existed' : `under probe engine ${String(stored)}`}; the code is at ${requested}`;
 }
 
 /** Whether the cell at `index` of a grid's plan is left to another shard when it has no stored run (never without `shard`). */

@@ -5,7 +5,7 @@ import { DEFAULT_ADMISSION } from '@chorus/coordinator';
 import { tensor } from '@chorus/fl-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isExperimentsError } from './errors.js';
-import { cacheFileName, createRunCache } from './runCache.js';
+import { PROBE_ENGINE, cacheFileName, createRunCache } from './runCache.js';
 import {
   FULL_SYBIL,
   QUICK_SYBIL,
@@ -193,6 +193,23 @@ describe('runSybil with the run cache', () => {
     const failing: SybilRunner = (_s, defence, seed) => Promise.resolve(run({ defence, seed, status: 'error', finalAccuracy: null }));
     await runSybil(ctx(), { ...settings, rounds: 3 }, failing);
     expect(readdirSync(dir)).toHaveLength(3);
+  });
+
+  it('runs again every cell stored before `probe` was in its key: each weighs trust on the server probe, the clean runs too', async () => {
+    /** The key as the section wrote it before the probe field existed. */
+    const before = (s: SybilSettings, defence: 'clean' | 'none' | 'all', seed: number): Record<string, unknown> => {
+      const { probe, ...rest } = sybilCacheKey(s, defence, seed) as Record<string, unknown>;
+      expect(probe).toBe(PROBE_ENGINE);
+      return rest;
+    };
+    // The committed run of `none` at seed 1 (docs/results/raw/runs) was stored under exactly that key.
+    expect(cacheFileName('sybil', before(FULL_SYBIL, 'none', 1))).toBe('sybil-01bb0814599bcb7d.json');
+    const cache = createRunCache(dir);
+    for (const defence of ['clean', 'none', 'all'] as const) cache.put('sybil', before(settings, defence, 1), run({ defence, seed: 1 }));
+
+    await runSybil(ctx(), settings, fake);
+
+    expect(calls).toEqual(['clean s1', 'none s1', 'all s1']);
   });
 
   it("under --shard leaves another shard's missing run to it and says the grid is incomplete", async () => {

@@ -21,7 +21,7 @@ import { createRng, encodeUpdate, gaussian, tensor } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
 import { ExperimentsError } from './errors.js';
 import { ROBUSTNESS_ENGINE } from './robustness.js';
-import { cachedCell, settingsKey } from './runCache.js';
+import { cachedCell, probeKey, settingsKey } from './runCache.js';
 import type { Check, ExperimentContext, SectionResult } from './section.js';
 import { formatMeanStd, markdownTable, pairedDifference, pairedReading } from './stats.js';
 import { barChart } from './svg.js';
@@ -321,11 +321,13 @@ export const SYBIL_ENGINE = 1;
  * the validated task (the admission defaults included), the round engine's version and the cell.
  */
 export function sybilCacheKey(settings: SybilSettings, defence: SybilCellKind, seed: number): unknown {
+  const task = sybilTask(defence, settings, seed);
   return {
     section: 'sybil',
     settings: settingsKey(SYBIL_ENGINE, settings, ['defences']),
     roundEngine: ROBUSTNESS_ENGINE,
-    task: sybilTask(defence, settings, seed),
+    task,
+    ...probeKey(task),
     cell: { defence, seed },
   };
 }

@@ -138,6 +138,27 @@ describe('runVerify', () => {
     expect(lines.at(-1)).toContain('FAILED');
   });
 
+  it('counts retired runs (keys the code no longer asks for) without verifying them, and fails when only those are stored', async () => {
+    store();
+    // Runs of kind b are retired: their recomputation differing (here it would not) is no finding.
+    const retiring: VerifySpec = { ...fakeSpec([]), retired: (key) => ((key as { kind: string }).kind === 'b' ? 'stored under probe engine 0' : null) };
+    const recomputed: string[] = [];
+    const lines: string[] = [];
+    const args = parseExperimentsArgs(['--cache', dir, '--verify', '4'], ['fake']);
+
+    expect(await runVerify(args, (l) => lines.push(l), [{ id: 'fake', run, verify: { ...retiring, open: fakeSpec(recomputed).open } }])).toBe(true);
+
+    expect(recomputed.map((k) => JSON.parse(k).kind)).toEqual(['a', 'a']);
+    expect(lines[0]).toMatch(/^fake: 2 of 4 stored runs are retired .*, not verified; e\.g\. fake-[0-9a-f]{16}\.json: stored under probe engine 0$/);
+    expect(lines[1]).toBe('fake: verifying 2 of 2 stored runs (a)');
+
+    lines.length = 0;
+    const allRetired: VerifySpec = { ...fakeSpec([]), retired: () => 'stored by engine 0' };
+    expect(await runVerify(args, (l) => lines.push(l), [{ id: 'fake', run, verify: allRetired }])).toBe(false);
+    expect(lines[1]).toContain('no stored run in');
+    expect(lines[1]).toContain('that the code still asks for');
+  });
+
   it('fails when a section that keeps runs has none stored, or a recompute throws', async () => {
     const lines: string[] = [];
     const args = parseExperimentsArgs(['--cache', dir, '--verify', '1'], ['fake']);
