@@ -32,7 +32,7 @@ import { buildStrategy, rootExamplesOf, withAdmission } from './strategy/fromCon
 import type { BuiltStrategy } from './strategy/fromConfig.js';
 import { ADMIN_NAMESPACE, ackError, adminAuthSchema } from '@chorus/protocol';
 import type { Ack, AdminClientToServerEvents, AdminServerToClientEvents, ProtocolErrorCode } from '@chorus/protocol';
-import { PROTOCOL_VERSION, authSchema, challengeRequestSchema, helloSchema, updateSchema } from '@chorus/protocol';
+import { PROTOCOL_VERSION, authSchema, challengeRequestSchema, helloSchema, splitStepSchema, updateSchema } from '@chorus/protocol';
 import type {
   Capabilities,
   ChallengeResult,
@@ -42,6 +42,7 @@ import type {
   InterServerEvents,
   ServerToClientEvents,
   SocketData,
+  SplitStepResult,
   UpdateResult,
 } from '@chorus/protocol';
 import { IdentityLimiter, checkProof, issueChallenge } from './security/admission.js';
@@ -50,12 +51,14 @@ import { KeyedRateLimiter, TokenBucket } from './security/rateLimit.js';
 import type { TokenBucketOptions } from './security/rateLimit.js';
 import { generateId, generateToken, hashToken, tokenMatchesHash, tokensEqual } from './security/tokens.js';
 import type { CoordinatorStore, TaskStatus } from './store/types.js';
-import { isCustomTask, isRepresentationTask } from '@chorus/protocol';
+import { isCustomTask, isRepresentationTask, isSplitTask } from '@chorus/protocol';
 import { describeTaskFiles } from './task/taskFiles.js';
 import { JOIN_TOKEN_FILE, MAX_CREATED_UPDATE_BYTES, writeNewTask } from './task/createTask.js';
 import type { CreateTaskBody } from './task/createTask.js';
 import type { RepresentationTask, TaskConfig } from '@chorus/protocol';
 import { createRepresentationRounds } from './engine/representationRounds.js';
+import { createSplitRoundHooks } from './engine/splitRounds.js';
+import { EdgeService } from './model/edgeService.js';
 import type { RepresentationRoundHooks } from './engine/representationRounds.js';
 import { buildRepresentationStrategy } from './strategy/representation.js';
 import type { ClusterNode } from './cluster/cluster.js';
@@ -106,6 +109,11 @@ export interface RateLimitOptions {
    * rounds go, and only unasked-for uploads drain it.
    */
   readonly uploads: TokenBucketOptions;
+  /**
+   * Split steps per connection (`splitForward`, `splitBackward`; not counted as messages): a client
+   * sends two per local batch, one at a time, so its edge's pace bounds it well below this.
+   */
+  readonly splitSteps: TokenBucketOptions;
 }
 
 /** Default limits: generous enough for thousands of clients behind one address (tests, benchmarks). */
@@ -113,6 +121,7 @@ export const DEFAULT_RATE_LIMITS: RateLimitOptions = {
   connections: { capacity: 500, refillPerSecond: 100 },
   messages: { capacity: 30, refillPerSecond: 10 },
   uploads: { capacity: 4, refillPerSecond: 1 },
+  splitSteps: { capacity: 400, refillPerSecond: 200 },
 };
 
 /** Options of {@link startCoordinator}. */
@@ -216,6 +225,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const socketsByClient = new Map<string, CoordinatorSocket>();
   const engines = new Map<string, RoundEngine>();
   const models = new Map<string, TaskEvaluator>();
+  /** Per split task, its edge (FedUMM's device–edge split): admits the clients' split steps. */
+  const edges = new Map<string, EdgeService>();
   const joinTokens = new Map<string, string>();
   const joinTokenHashes = new Map<string, string>();
   // Uploads each client was asked for and has not sent yet (see RateLimitOptions.uploads).
@@ -332,7 +343,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const model = models.get(task.id) ?? null;
     const built = setup.strategy ? null : buildStrategy(task);
     const representation = isRepresentationTask(task) ? representationHooks(task, model) : null;
-    const modelEachRound = representation !== null || needsModelEachRound(task, built);
+    let split = null;
+    if (isSplitTask(task)) {
+      if (!model?.split) throw new CoordinatorError('TASK_INVALID', `task ${task.id}: a split task needs an evaluator process to run its edge`);
+      const edge = new EdgeService({ taskId: task.id, split: task.split, ops: model.split, logger });
+      edges.set(task.id, edge);
+      split = createSplitRoundHooks(task.split, edge);
+    }
+    // A split task's edge lives in its evaluator: it must run through every round.
+    const modelEachRound = representation !== null || split !== null || needsModelEachRound(task, built);
     const cancelIdle = (): void => {
       if (idleTimers.has(task.id)) clock.clearTimeout(idleTimers.get(task.id));
       idleTimers.delete(task.id);
@@ -367,6 +386,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       store,
       strategy: setup.strategy ?? (representation ? built!.strategy : withAdmission(task, built!)),
       ...(representation ? { representation } : built ? { measure: createRoundMeasurer(built, model, takePreProbed(task.id)) } : {}),
+      ...(split ? { split } : {}),
       transport,
       initialGlobal: setup.initialGlobal ?? (model ? () => model.initialParameters() : defaultInitialGlobal(task)),
       logger,
@@ -467,6 +487,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (engine) {
       engine.stop();
       engines.delete(taskId);
+      edges.delete(taskId);
       logger.warn({ task: taskId, reason }, 'stopped leading the task');
     }
     if (idleTimers.has(taskId)) clock.clearTimeout(idleTimers.get(taskId));
@@ -677,6 +698,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   io.on('connection', (socket) => {
     const messageBucket = new TokenBucket(limits.messages, clock.now);
     const uploadBucket = new TokenBucket(limits.uploads, clock.now);
+    const splitBucket = new TokenBucket(limits.splitSteps, clock.now);
     const taskId = socket.data.taskId;
     const admission = taskConfigs.get(socket.data.taskId)!.admission;
     const identityLimiter = identityLimiters.get(socket.data.taskId)!;
@@ -690,7 +712,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       (socket as unknown as { on(ev: string, listener: (...args: unknown[]) => void): void }).on(event, (...args: unknown[]) => {
         const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (res: unknown) => void) : undefined;
         const answer = (result: Ack<T>): void => {
-          if (!result.ok && event !== 'submitUpdate') log.info({ event, code: result.error.code }, 'request refused');
+          if (!result.ok && event !== 'submitUpdate' && result.error.code !== 'EDGE_BUSY') log.info({ event, code: result.error.code }, 'request refused');
           try {
             ack?.(result);
           } catch (err) {
@@ -703,7 +725,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         };
         let result: Ack<T> | Promise<Ack<T>>;
         try {
-          result = messageBucket.tryTake() ? handler(args[0]) : ackError('RATE_LIMITED', 'too many messages');
+          const bucket = event === 'splitForward' || event === 'splitBackward' ? splitBucket : messageBucket;
+          result = bucket.tryTake() ? handler(args[0]) : ackError('RATE_LIMITED', 'too many messages');
         } catch (err) {
           result = failed(err);
         }
@@ -880,11 +903,32 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       return localProbe.probe(clientId, update, socket.data.capabilities?.modalities ?? []).then(pass);
     });
 
+    /** One half of a split step (FedUMM's device–edge split): admitted by the engine and the task's edge, then computed there. */
+    const splitStep = (payload: unknown): Ack<SplitStepResult> | Promise<Ack<SplitStepResult>> => {
+      const clientId = socket.data.clientId;
+      if (!socket.data.joined || clientId === undefined) return ackError('NOT_JOINED', 'send hello first');
+      const parsed = splitStepSchema.safeParse(payload);
+      if (!parsed.success) return ackError('BAD_PAYLOAD', `split step: ${firstIssue(parsed.error.issues)}`);
+      if (parsed.data.protocolVersion !== PROTOCOL_VERSION)
+        return ackError('PROTOCOL_VERSION', `coordinator speaks protocol ${PROTOCOL_VERSION}, client sent ${parsed.data.protocolVersion}`);
+      const engine = engines.get(taskId);
+      const edge = edges.get(taskId);
+      // A split task's edge is the node leading it: steps are not relayed between nodes.
+      if (!engine || !edge) return ackError('NODE_UNAVAILABLE', 'this node does not run the task’s edge; connect to the node leading the task');
+      const refusal = engine.splitStepRefusal(clientId, parsed.data.taskId, parsed.data.roundId);
+      if (refusal) return ackError(refusal.code, refusal.message);
+      return edge.step(clientId, parsed.data);
+    };
+    on<SplitStepResult>('splitForward', splitStep);
+    on<SplitStepResult>('splitBackward', splitStep);
+
     socket.on('disconnect', () => {
       const clientId = socket.data.clientId;
       if (clientId === undefined || socketsByClient.get(clientId) !== socket) return;
       socketsByClient.delete(clientId);
       uploadGrants.delete(clientId);
+      // A client gone mid-step costs the edge that step only.
+      edges.get(taskId)?.drop(clientId);
       engines.get(taskId)?.leave(clientId);
     });
   });

@@ -42,6 +42,17 @@ export const FL_CORE_ERROR_CODES = [
   'REP_NON_FINITE',
   'REP_SHAPE',
   'REP_MODALITIES',
+  // device–edge split (FedUMM secure interface): see split/secureInterface.ts
+  'SPLIT_BAD_CONFIG',
+  'SPLIT_NON_FINITE',
+  'SPLIT_BAD_PAYLOAD',
+  'SPLIT_WRONG_SENDER',
+  'SPLIT_WRONG_STEP',
+  'SPLIT_BAD_SHAPE',
+  /** The edge holds no open attempt of that id (it was closed, or the edge restarted). */
+  'SPLIT_NOT_OPEN',
+  /** A backward half whose forward the edge does not hold (never sent, dropped, or expired). */
+  'SPLIT_NO_FORWARD',
 ] as const;
 
 /** One of {@link FL_CORE_ERROR_CODES}. */

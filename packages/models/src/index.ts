@@ -1,8 +1,9 @@
 /**
  * @chorus/models: the multimodal model clients train (frozen encoders with LoRA adapters, concept
  * projections, a NAM or linear head), its losses, explanations and FedMM-X's explanation metrics,
- * model I/O, and FedAFD's heterogeneous client models, server model, BAA discriminators and GFF
- * fusion (src/fedafd). Every export is listed here by name, grouped by the module that is its home.
+ * model I/O, FedAFD's heterogeneous client models, server model, BAA discriminators and GFF
+ * fusion (src/fedafd), and the device and edge halves of FedUMM's device–edge split (src/split).
+ * Every export is listed here by name, grouped by the module that is its home.
  */
 export { applyLora, chainLayers, cloneLayer, standardCopies, toStandardModel } from './adapt.js';
 export type { ApplyLoraOptions, StandardCopy } from './adapt.js';
@@ -122,6 +123,16 @@ export type { EncoderSpec, ForwardResult, ModelHead, MultimodalBatch, Multimodal
 export { NAM_WEIGHT_NAMES, NamHead } from './nam.js';
 export type { NamHeadArgs } from './nam.js';
 export { DIGITS_BASE_PARTS, httpParts, loadDigitsBase } from './pretrained.js';
+export { EdgeFusion } from './split/edgeFusion.js';
+export type { EdgeBackwardOptions, EdgeFusionConfig } from './split/edgeFusion.js';
+export { SPLIT_HEAD_NAMES, SplitDevice } from './split/splitDevice.js';
+export type { CutActivations, DeviceBackwardResult, HeadStepResult, SplitDeviceConfig } from './split/splitDevice.js';
+export { checkSplitPair, evaluateSplit, splitStepInProcess } from './split/splitTrainer.js';
+export { EdgeSteps } from './split/edgeSteps.js';
+export type { EdgeStepFigures, EdgeStepRequest, EdgeStepsOptions } from './split/edgeSteps.js';
+export { deviceSplitStep } from './split/deviceSteps.js';
+export type { CutRelease, DeviceStepOptions, DeviceStepResult, SplitLink } from './split/deviceSteps.js';
+export type { SplitEvaluation, SplitStepResult } from './split/splitTrainer.js';
 export type { LoadDigitsBaseOptions } from './pretrained.js';
 export {
   MAX_VOCABULARY_ROWS,

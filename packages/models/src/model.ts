@@ -610,6 +610,11 @@ export class MultimodalModel {
     );
   }
 
+  /** The engine variables behind the exchanged parameters, in `adapterNames()` order (for callers that run their own optimiser step, as split learning does). */
+  trainableAdapterVariables(): tf.Variable[] {
+    return this.adapterList.map((e) => variableOf(e.variable));
+  }
+
   /** Names and shapes of the exchanged parameters, in `adapterParameters()` order, without reading any value. */
   adapterShapes(): { name: string; shape: number[] }[] {
     return this.adapterList.map((e) => ({ name: e.name, shape: [...e.variable.read().shape] }));

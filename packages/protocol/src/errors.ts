@@ -41,6 +41,10 @@ export const PROTOCOL_ERROR_CODES = [
   'TASK_STOPPED',
   /** The node leading the task's rounds did not answer (it may be changing): send the update again, or wait for the next round. */
   'NODE_UNAVAILABLE',
+  /** The edge's queue of split steps is full: send the same step again after a short wait. */
+  'EDGE_BUSY',
+  /** A split step out of order: not the step the edge expects from this client now (or a backward without its forward). */
+  'SPLIT_STEP',
   'INTERNAL',
 ] as const;
 
@@ -100,6 +104,32 @@ export function representationRefusalCode(code: FlCoreErrorCode): ProtocolErrorC
     case 'REP_SHAPE':
       return 'UPDATE_SHAPE';
     case 'REP_BAD_CONFIG':
+      return 'INTERNAL';
+    default:
+      return 'UPDATE_MALFORMED';
+  }
+}
+
+/**
+ * The protocol code of a split step the edge refused with `code` (an fl-core `CODEC_*` or `SPLIT_*`
+ * code, or the edge's own): too large → `UPDATE_TOO_LARGE`, NaN/±Infinity → `UPDATE_NON_FINITE`,
+ * wrong tensors or shapes → `UPDATE_SHAPE`, a step out of order or without its forward →
+ * `SPLIT_STEP`, the edge's own misconfiguration → `INTERNAL`, anything else about the bytes →
+ * `UPDATE_MALFORMED`.
+ */
+export function splitRefusalCode(code: string): ProtocolErrorCode {
+  switch (code) {
+    case 'CODEC_TOO_LARGE':
+      return 'UPDATE_TOO_LARGE';
+    case 'CODEC_NON_FINITE':
+      return 'UPDATE_NON_FINITE';
+    case 'SPLIT_BAD_SHAPE':
+      return 'UPDATE_SHAPE';
+    case 'SPLIT_WRONG_STEP':
+    case 'SPLIT_NO_FORWARD':
+    case 'SPLIT_NOT_OPEN':
+      return 'SPLIT_STEP';
+    case 'SPLIT_BAD_CONFIG':
       return 'INTERNAL';
     default:
       return 'UPDATE_MALFORMED';

@@ -11,8 +11,10 @@ import {
   helloSchema,
   representationRoundSchema,
   roundConfigSchema,
+  splitStepSchema,
   updateSchema,
 } from './protocol.js';
+import { isSplitTask, taskSchema } from './taskFile.js';
 
 const update = { type: 'update', protocolVersion: 1, taskId: 't', roundId: 't.r1.a1', serverRound: 1, numExamples: 3, metrics: { loss: 0.5 } };
 
@@ -215,6 +217,84 @@ describe('protocol schemas', () => {
     // Assert
     expect(outcomes).toEqual(['accepted', 'UPDATE_TOO_LARGE', 'UPDATE_SHAPE', 'UPDATE_SHAPE', 'UPDATE_MALFORMED', 'INTERNAL']);
     expect(representationRefusalCode('REP_NON_FINITE')).toBe('UPDATE_NON_FINITE');
+  });
+
+  it('mark a split round by its optional section, and parse split steps strictly', () => {
+    // Arrange
+    const config = { localEpochs: 1, batchSize: 8, learningRate: 0.1, uploadEncoding: 'fp32', maxUpdateBytes: 4096, normBound: null, strategy: {} };
+    const release = { clipNorm: 4, noiseMultiplier: 0.5, encoding: 'int8' };
+    const split = {
+      fusedDim: 32,
+      localHeadWeight: 0.5,
+      activations: release,
+      gradients: { ...release, clipNorm: 1 },
+      returnEncoding: 'fp16',
+      stepTimeoutMs: 5000,
+    };
+    const step = { type: 'split-forward', protocolVersion: 6, taskId: 't', roundId: 't.r1.a1', step: 0, batchSize: 8, payload: new Uint8Array(4) };
+    // Act
+    const weightRound = roundConfigSchema.parse(config);
+    const splitRound = roundConfigSchema.parse({ ...config, split });
+    const badSections = [
+      { ...split, activations: { ...release, clipNorm: 0 } },
+      { ...split, activations: { ...release, clipNorm: Number.POSITIVE_INFINITY } },
+      { ...split, gradients: { ...release, noiseMultiplier: -1 } },
+      { ...split, returnEncoding: 'bf16' },
+      { ...split, extra: 1 },
+    ].map((section) => roundConfigSchema.safeParse({ ...config, split: section }).success);
+    const badSteps = [
+      { ...step, type: 'split-sideways' },
+      { ...step, step: -1 },
+      { ...step, step: 0.5 },
+      { ...step, batchSize: 0 },
+      { ...step, batchSize: 1025 },
+      { ...step, payload: [1, 2] },
+      { ...step, roundId: '../x' },
+      { ...step, extra: true },
+    ].map((s) => splitStepSchema.safeParse(s).success);
+    // Assert
+    expect(weightRound.split).toBeUndefined();
+    expect(splitRound.split).toEqual(split);
+    expect(badSections).toEqual([false, false, false, false, false]);
+    expect(splitStepSchema.parse({ ...step, type: 'split-backward', payload: new ArrayBuffer(3) }).payload).toBeInstanceOf(Uint8Array);
+    expect(badSteps).toEqual([false, false, false, false, false, false, false, false]);
+  });
+
+  it('take a split section only on a FedAvg task whose heads divide the fused width, with defaults', () => {
+    // Arrange
+    const task = {
+      id: 'split-demo',
+      dataset: { name: 'digits', modalities: ['image', 'text'] },
+      model: { base: 'chorus-digits-v1', adapterRank: 4, adapterAlpha: 8, namConcepts: 8 },
+      strategy: { name: 'fedavg' },
+      rounds: 2,
+      clientsPerRound: 2,
+      minClients: 2,
+      roundDeadlineMs: 1000,
+      localEpochs: 1,
+      batchSize: 8,
+      learningRate: 0.01,
+      maxUpdateBytes: 100_000,
+    };
+    // Act
+    const plain = taskSchema.parse(task);
+    const split = taskSchema.parse({ ...task, split: {} });
+    const trust = taskSchema.safeParse({ ...task, strategy: { name: 'fedmm-x', inner: { name: 'fedavg' } }, split: {} });
+    const heads = taskSchema.safeParse({ ...task, split: { fusedDim: 30, numHeads: 4 } });
+    // Assert
+    expect(isSplitTask(plain)).toBe(false);
+    expect('split' in plain).toBe(false);
+    expect(isSplitTask(split)).toBe(true);
+    expect(split.split).toMatchObject({
+      fusedDim: 32,
+      numBlocks: 2,
+      numHeads: 2,
+      returnEncoding: 'int8',
+      activations: { encoding: 'int8', noiseMultiplier: 0 },
+    });
+    expect(trust.success).toBe(false);
+    expect(trust.error?.issues.map((i) => i.path.join('.'))).toContain('split');
+    expect(heads.error?.issues.map((i) => i.path.join('.'))).toEqual(['split.numHeads']);
   });
 
   it('build refusals from the closed set of codes', () => {

@@ -25,6 +25,22 @@
  *  - the coordinator checks it with fl-core's `validateRepresentations` and refuses it with the usual
  *    `UPDATE_*` codes (too large, malformed, non-finite, wrong modalities or shape → `UPDATE_SHAPE`;
  *    see `representationRefusalCode`).
+ *
+ * A split round (FedUMM's device–edge split, Su et al. 2026, arXiv:2601.15390 §3.3) is marked by the
+ * round config's `split` section. The client keeps the frozen encoders, its adapters and the task
+ * head; a coordinator node (the edge) runs the fusion network. Each local training step is one
+ * exchange of two acknowledged messages, U-shaped so labels never leave the client:
+ *  - `splitForward`: the client's cut-layer activations (codec kind `split`: `split/tokens`
+ *    [B, M, c] clipped per example and noised, and `split/mask` [B, M]) → the ack carries the
+ *    fused features `split/fused` [B, d];
+ *  - `splitBackward`: the per-example gradients of the client's loss w.r.t. those features
+ *    (`split/fused_grad` [B, d], clipped and noised) → the edge updates its fusion network, and the
+ *    ack carries `split/tokens_grad` [B, M, c], which the client back-propagates into its adapters.
+ * A client has at most one step in flight, and waits for each ack (with the round config's
+ * `stepTimeoutMs`), so a slow edge slows its clients instead of filling their memory; an edge whose
+ * queue is full refuses a step with `EDGE_BUSY` and the client sends the same step again later. At
+ * the end of its local epochs the client uploads its adapters' and task head's delta as in a weight
+ * round.
  */
 import { DEFAULT_ADVERSARIAL_WEIGHT, MAX_PUBLIC_BATCH, MAX_REPRESENTATION_DIM, MODALITIES } from '@chorus/fl-core';
 import type { Modality } from '@chorus/fl-core';
@@ -40,8 +56,10 @@ import type { Ack, ProtocolErrorCode } from './errors.js';
  * 3: the round config carries L_intp's weight `interpretabilityWeight` and L_modal's variant `modalLoss`.
  * 4: the `challenge` event and `hello`'s `proof` (proof-of-work for a new identity).
  * 5: representation rounds (FedAFD family): the round config's optional `representation` section.
+ * 6: split rounds (FedUMM's device–edge split): the round config's optional `split` section and the
+ *    `splitForward` / `splitBackward` events.
  */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 // Modalities a client can hold; they double as parameter group names (`image/…`). fl-core owns the list.
 export { MODALITIES };
@@ -53,6 +71,9 @@ export type { Modality };
 export const UPLOAD_ENCODINGS = ['fp32', 'fp16', 'int8'] as const;
 /** One of {@link UPLOAD_ENCODINGS}. */
 export type UploadEncoding = (typeof UPLOAD_ENCODINGS)[number];
+
+/** Largest batch one split step may carry. */
+export const MAX_SPLIT_BATCH = 1024;
 
 /**
  * Heads a task's model can carry: the NAM (default) or a plain linear map over the concepts
@@ -187,6 +208,31 @@ export type UpdatePayload = z.input<typeof updateSchema>;
 /** An update after parsing. */
 export type ParsedUpdate = z.output<typeof updateSchema>;
 
+/**
+ * One half of a split step (see the module comment): `payload` holds codec bytes of kind `split`
+ * whose header names this client, the task and `step`; `batchSize` is B, the rows every tensor has.
+ * Steps count from 0 within a round attempt and go up by one; a step is sent forward, then backward.
+ */
+export const splitStepSchema = z.strictObject({
+  type: z.enum(['split-forward', 'split-backward']),
+  protocolVersion: protocolVersionSchema,
+  taskId: idString,
+  roundId: idString,
+  step: z.number().int().nonnegative().max(0xffffffff),
+  batchSize: z.number().int().positive().max(MAX_SPLIT_BATCH),
+  payload: binarySchema,
+});
+/** See {@link splitStepSchema}. */
+export type SplitStepPayload = z.input<typeof splitStepSchema>;
+/** A split step after parsing. */
+export type ParsedSplitStep = z.output<typeof splitStepSchema>;
+
+/** Reply to a split step: the edge's half (codec bytes of kind `split`: `split/fused` forward, `split/tokens_grad` backward). */
+export interface SplitStepResult {
+  readonly step: number;
+  readonly payload: Uint8Array;
+}
+
 /** Reply to an accepted update. */
 export interface UpdateResult {
   readonly serverRound: number;
@@ -239,6 +285,40 @@ export const representationRoundSchema = z.strictObject({
 /** See {@link representationRoundSchema}. */
 export type RepresentationRoundConfig = z.output<typeof representationRoundSchema>;
 
+/**
+ * How one direction of the split's secure interface releases per-example rows: each row is clipped
+ * to L2 norm `clipNorm`, Gaussian noise of std `noiseMultiplier · clipNorm` is added to every
+ * element (0: none), and the result travels in `encoding`.
+ */
+export const cutLayerReleaseSchema = z.strictObject({
+  clipNorm: z.number().positive().refine(Number.isFinite, 'must be finite'),
+  noiseMultiplier: z.number().min(0).max(100),
+  encoding: z.enum(UPLOAD_ENCODINGS),
+});
+/** See {@link cutLayerReleaseSchema}. */
+export type CutLayerRelease = z.output<typeof cutLayerReleaseSchema>;
+
+/**
+ * The section of a round config that makes it a split round (see the module comment): what the
+ * client needs to run its half of each step.
+ */
+export const splitRoundSchema = z.strictObject({
+  /** d: width of the fused features the edge returns (the task head's input). */
+  fusedDim: z.number().int().positive().max(4096),
+  /** Weight of the client's local NAM head's own cross-entropy beside the task head's. */
+  localHeadWeight: z.number().min(0).max(100),
+  /** The client's cut-layer activations (`split/tokens`). */
+  activations: cutLayerReleaseSchema,
+  /** The client's gradients w.r.t. the fused features (`split/fused_grad`). */
+  gradients: cutLayerReleaseSchema,
+  /** Encoding of what the edge sends back (fused features, token gradients): compressed, not noised. */
+  returnEncoding: z.enum(UPLOAD_ENCODINGS),
+  /** How long the client waits for each step's acknowledgement before it gives the round up. */
+  stepTimeoutMs: z.number().int().positive().max(600_000),
+});
+/** See {@link splitRoundSchema}. */
+export type SplitRoundConfig = z.output<typeof splitRoundSchema>;
+
 /** Hyper-parameters of one round, sent with the global weights. */
 export const roundConfigSchema = z.strictObject({
   localEpochs: z.number().int().positive(),
@@ -264,6 +344,8 @@ export const roundConfigSchema = z.strictObject({
   strategy: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
   /** Present exactly in a representation round (FedAFD family); absent in a weight round. */
   representation: representationRoundSchema.optional(),
+  /** Present exactly in a split round (FedUMM's device–edge split). */
+  split: splitRoundSchema.optional(),
 });
 /** See {@link roundConfigSchema}. */
 export type RoundConfig = z.output<typeof roundConfigSchema>;
@@ -326,6 +408,8 @@ export interface ClientToServerEvents {
   challenge: (payload: ChallengeRequest, ack: (res: Ack<ChallengeResult>) => void) => void;
   hello: (payload: HelloPayload, ack: (res: Ack<HelloResult>) => void) => void;
   submitUpdate: (payload: UpdatePayload, ack: (res: Ack<UpdateResult>) => void) => void;
+  splitForward: (payload: SplitStepPayload, ack: (res: Ack<SplitStepResult>) => void) => void;
+  splitBackward: (payload: SplitStepPayload, ack: (res: Ack<SplitStepResult>) => void) => void;
 }
 
 /** Events the coordinator emits. */

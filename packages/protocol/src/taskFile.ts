@@ -7,7 +7,7 @@
  * n > 2f + 2) are checked after the field rules, each naming the path it is about.
  */
 import { z } from 'zod';
-import { MAX_PUBLIC_BATCH, MAX_REPRESENTATION_DIM, MODALITIES, MODAL_LOSSES, MODEL_HEADS, UPLOAD_ENCODINGS } from './protocol.js';
+import { MAX_PUBLIC_BATCH, MAX_REPRESENTATION_DIM, MODALITIES, MODAL_LOSSES, MODEL_HEADS, UPLOAD_ENCODINGS, cutLayerReleaseSchema } from './protocol.js';
 import { MAX_CLASSES, audioInputSchema, imageInputSchema, textInputSchema } from './taskSpec.js';
 import { REPRESENTATION_STRATEGY_NAMES } from '@chorus/fl-core';
 import type { RepresentationStrategyName } from '@chorus/fl-core';
@@ -328,6 +328,42 @@ const identityBucketSchema = z.strictObject({
   perHour: z.number().positive().max(3_600_000),
 });
 
+/** Strategies a split task may aggregate its device weights with: FedUMM's Eq. 1 is per-modality FedAvg. */
+export const SPLIT_STRATEGIES = ['fedavg'] as const;
+
+/**
+ * The `split` section of a weight task: FedUMM's device–edge split (Su et al. 2026,
+ * arXiv:2601.15390 §3.3). Clients keep the encoders, adapters and task head; the coordinator (the
+ * edge) trains a fusion network over the clients' cut-layer tokens; the secure interface clips,
+ * noises and compresses what crosses (see the protocol module's comment).
+ */
+export const splitTaskSchema = z.strictObject({
+  /** d: width of the edge's fusion network and of the fused features it returns. */
+  fusedDim: positiveInt.max(1024).default(32),
+  /** Transformer blocks of the fusion network. */
+  numBlocks: positiveInt.max(16).default(2),
+  /** Attention heads per block (must divide fusedDim). */
+  numHeads: positiveInt.max(16).default(2),
+  /** Adam learning rate of the edge's fusion network. */
+  edgeLearningRate: z.number().positive().max(10).default(1e-3),
+  /** Weight of the client's local NAM head's own cross-entropy beside the task head's. */
+  localHeadWeight: z.number().min(0).max(100).default(0.5),
+  /** Release of the clients' cut-layer activations. */
+  activations: cutLayerReleaseSchema.default({ clipNorm: 4, noiseMultiplier: 0, encoding: 'int8' }),
+  /** Release of the clients' gradients w.r.t. the fused features. */
+  gradients: cutLayerReleaseSchema.default({ clipNorm: 1, noiseMultiplier: 0, encoding: 'int8' }),
+  /** Encoding of what the edge sends back. */
+  returnEncoding: z.enum(UPLOAD_ENCODINGS).default('int8'),
+  /** Split steps the edge holds at once over all the task's clients (queued or computing); more are refused with EDGE_BUSY. */
+  maxPendingSteps: positiveInt.max(100_000).default(64),
+  /** How long a client waits for a step's ack, and how long the edge keeps a forward waiting for its backward. */
+  stepTimeoutMs: positiveInt.max(600_000).default(30_000),
+  /** δ of the interface's reported (ε, δ). */
+  delta: z.number().positive().max(0.1).default(1e-5),
+});
+/** See {@link splitTaskSchema}. */
+export type SplitTaskConfig = z.output<typeof splitTaskSchema>;
+
 /** Defaults of {@link admissionSchema}: an open volunteer task that still charges for each new identity. */
 export const DEFAULT_ADMISSION = {
   openLink: true,
@@ -397,6 +433,8 @@ export const taskSchema = z
     strategy: z.discriminatedUnion('name', [representationStrategySchema, strategySchema as unknown as typeof representationStrategySchema]),
     /** FedAFD-family settings: required with a representation strategy, refused with a weight strategy. */
     representation: representationTaskSchema.optional(),
+    /** FedUMM's device–edge split (weight tasks with a split strategy only); absent: clients train the whole model. */
+    split: splitTaskSchema.optional(),
     rounds: positiveInt.max(100_000),
     clientsPerRound: positiveInt.max(100_000),
     minClients: positiveInt,
@@ -443,6 +481,14 @@ export const taskSchema = z
       ctx.addIssue({ code: 'custom', path: ['minClients'], message: `must be ≤ clientsPerRound (${task.clientsPerRound}), got ${task.minClients}` });
     }
     const strategy = task.strategy as unknown as StrategyConfig | RepresentationStrategyTaskConfig;
+    if (task.split !== undefined && !(SPLIT_STRATEGIES as readonly string[]).includes(strategy.name))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['split'],
+        message: `a split task aggregates with ${SPLIT_STRATEGIES.join(', ')} (FedUMM Eq. 1), not '${strategy.name}': the server's trust probe cannot score a split model`,
+      });
+    if (task.split !== undefined && task.split.fusedDim % task.split.numHeads !== 0)
+      ctx.addIssue({ code: 'custom', path: ['split', 'numHeads'], message: `must divide fusedDim (${task.split.fusedDim}), got ${task.split.numHeads}` });
     if (isRepresentationStrategy(strategy)) {
       if (task.representation === undefined)
         ctx.addIssue({ code: 'custom', path: ['representation'], message: `required with the representation strategy '${strategy.name}'` });
@@ -479,6 +525,14 @@ export type RepresentationTask = TaskConfig & { readonly strategy: Representatio
 /** Whether `task` is a representation task (FedAFD family). */
 export function isRepresentationTask(task: TaskConfig): task is RepresentationTask {
   return isRepresentationStrategy(task.strategy) && task.representation !== undefined;
+}
+
+/** A split task: its split section, narrowed. */
+export type SplitTask = TaskConfig & { readonly split: SplitTaskConfig };
+
+/** Whether `task` splits its model between the clients and the edge (FedUMM §3.3). */
+export function isSplitTask(task: TaskConfig): task is SplitTask {
+  return task.split !== undefined;
 }
 
 /** Whether `task` brings its own encoders (`model.base: custom`). */

@@ -80,6 +80,7 @@ import {
 import type { GlobalModel } from './roundRecords.js';
 import { roundRng, waitingRoomSize } from './sampling.js';
 import type { RepresentationRoundHooks } from './representationRounds.js';
+import type { SplitRoundHooks } from './splitRounds.js';
 import type { RoundMeasurer } from './serverMeasurements.js';
 import { controlTarget } from './taskControl.js';
 import { validateUpdate } from './validateUpdate.js';
@@ -137,6 +138,12 @@ export interface RoundEngineOptions {
    * each round's cohort). Absent: weight rounds.
    */
   readonly representation?: RepresentationRoundHooks;
+  /**
+   * Makes every round a split round (FedUMM's device–edge split, engine/splitRounds.ts): the round
+   * start carries the hooks' `split` section, the edge starts each attempt from the global's `edge`
+   * group, uploads may not touch it, and `finalize` puts the edge's weights into the next global.
+   */
+  readonly split?: SplitRoundHooks;
   readonly transport: EngineTransport;
   /** Initial global parameters, used only when the store holds no checkpoint for the task. */
   readonly initialGlobal: () => Parameters;
@@ -423,6 +430,24 @@ export class RoundEngine {
     }
   }
 
+  /**
+   * Whether `clientId` may send a split step for `roundId` now: the attempt is open, before its
+   * deadline, the client was selected for it and has not uploaded yet. Null when it may, else the
+   * refusal (the same codes an upload would get).
+   */
+  splitStepRefusal(clientId: string, taskId: string, roundId: string): ProtocolError | null {
+    const { phase, current: cur } = this.state;
+    if (phase === 'stopped') return new ProtocolError('TASK_STOPPED', `task ${this.task.id} was stopped`);
+    if (phase === 'finished' || phase === 'failed') return new ProtocolError('TASK_FINISHED', `task ${this.task.id} has ended`);
+    if (!this.options.split) return new ProtocolError('BAD_PAYLOAD', `task ${this.task.id} is not a split task`);
+    if (taskId !== this.task.id) return new ProtocolError('BAD_PAYLOAD', 'taskId does not match the connection');
+    if (!cur || roundId !== cur.roundId || phase !== 'open' || this.clock.now() > cur.deadlineAt)
+      return new ProtocolError('ROUND_CLOSED', `round ${roundId} is not open`);
+    if (!cur.selected.has(clientId) || cur.dropped.has(clientId)) return new ProtocolError('NOT_SELECTED', 'this client is not part of the open round');
+    if (cur.uploaded.has(clientId)) return new ProtocolError('DUPLICATE_UPDATE', 'this client has already uploaded its update for the round');
+    return null;
+  }
+
   /** The engine's state for dashboards. */
   snapshot(): EngineSnapshot {
     const { current: cur, status, phase, completedRounds } = this.state;
@@ -488,6 +513,7 @@ export class RoundEngine {
             global: this.global.tensors,
             maxUpdateBytes: this.task.maxUpdateBytes,
             normBound: this.task.normBound,
+            ...(this.options.split ? { serverGroups: this.options.split.serverGroups } : {}),
             crc32: fastCrc32,
             ...(this.arena ? { arena: this.arena } : {}),
           });
@@ -628,9 +654,14 @@ export class RoundEngine {
     } catch (err) {
       this.log.warn({ err }, 'selection listener failed');
     }
+    try {
+      this.options.split?.attemptOpened(roundId, this.global.tensors);
+    } catch (err) {
+      this.log.error({ err, roundId }, 'the edge could not start the attempt');
+    }
     this.options.transport.sendRoundStart(
       plan.clientIds,
-      roundStartPayload(task, cur, plan.config, this.global, this.options.representation?.section(serverRound)),
+      roundStartPayload(task, cur, plan.config, this.global, this.options.representation?.section(serverRound), this.options.split?.section),
     );
     this.options.metrics.bytesOut.inc({ task: task.id }, this.global.bytes.byteLength * plan.clientIds.length);
   }
@@ -669,6 +700,11 @@ export class RoundEngine {
     this.clearTimer('deadline');
     this.dispatch({ type: 'closing' });
     const cur = this.state.current!;
+    try {
+      this.options.split?.attemptClosed(cur.roundId);
+    } catch (err) {
+      this.log.warn({ err }, 'the edge could not end the attempt');
+    }
     // Aggregate on a later tick so the ack of the update that closed the round goes out first.
     this.clock.setTimeout(() => void this.finishAttempt(cur, why), 0);
   }
@@ -741,6 +777,13 @@ export class RoundEngine {
         if (!this.stillClosing(cur)) return false;
         serverMetrics = measured.serverMetrics;
         outcome = strategy.aggregateFit(cur.serverRound, this.global.tensors, measured.results, measured.failures);
+        const split = this.options.split;
+        if (outcome && split) {
+          // A split round: the edge trained its group from the clients' steps; its weights join the device groups.
+          const parameters = await split.finalize(cur.serverRound, outcome.parameters);
+          if (!this.stillClosing(cur)) return false;
+          outcome = { ...outcome, parameters };
+        }
       }
       // The contract's third hook: the clients' evaluations of the model this round started from.
       if (outcome) federated = strategy.aggregateEvaluate(cur.serverRound, federatedEvaluations(results), failures);

@@ -6,7 +6,7 @@
 import { weightedMetrics } from '@chorus/fl-core';
 import type { AggregateEvaluateResult, AggregateFitResult, EvaluateResult, FitResult, Parameters, RoundConfig as StrategyRoundConfig } from '@chorus/fl-core';
 import { PROTOCOL_VERSION } from '@chorus/protocol';
-import type { RepresentationRoundConfig, RoundEndPayload, RoundStartPayload, TaskEndPayload } from '@chorus/protocol';
+import type { RepresentationRoundConfig, RoundEndPayload, SplitRoundConfig, RoundStartPayload, TaskEndPayload } from '@chorus/protocol';
 import type { RoundCompletion, StoredStrategyState, TaskStatus } from '../store/types.js';
 import type { TaskConfig } from '@chorus/protocol';
 import type { AttemptState } from './engineState.js';
@@ -34,6 +34,7 @@ export function roundStartPayload(
   planConfig: StrategyRoundConfig,
   global: GlobalModel,
   representation?: RepresentationRoundConfig,
+  split?: SplitRoundConfig,
 ): RoundStartPayload {
   return {
     type: 'round-start',
@@ -59,6 +60,8 @@ export function roundStartPayload(
       strategy: { ...planConfig },
       // Present exactly in a representation round (FedAFD family).
       ...(representation ? { representation } : {}),
+      // Present exactly in a split round (FedUMM's device–edge split).
+      ...(split ? { split } : {}),
     },
     globalHash: global.sha256,
     global: global.bytes,

@@ -5,7 +5,8 @@
  *   UPDATE_TOO_LARGE   over the task's byte limit (before decoding), or the codec's tensor or element limit
  *   UPDATE_MALFORMED   not a valid codec message, or a header that is not this client's delta for this round
  *   UPDATE_NON_FINITE  NaN or ±Infinity anywhere (the codec refuses them while decoding), or a norm that overflows
- *   UPDATE_SHAPE       a tensor the global lacks, a different shape, a group the client does not hold,
+ *   UPDATE_SHAPE       a tensor the global lacks, a different shape, a group the client does not hold
+ *                      (a modality it did not advertise, or a server-only group such as a split task's `edge`),
  *                      or a group sent only in part
  *   UPDATE_NORM        ‖delta‖₂ above the task's norm bound
  *
@@ -31,6 +32,8 @@ export interface UpdateExpectations {
   readonly global: Parameters;
   readonly maxUpdateBytes: number;
   readonly normBound: number | null;
+  /** Groups of the global only the server trains (a split task's `edge`); an update touching one is refused. */
+  readonly serverGroups?: readonly string[];
   /** CRC-32 the codec verifies with (the coordinator passes `fastCrc32`); fl-core's portable one by default. */
   readonly crc32?: (bytes: Uint8Array) => number;
   /**
@@ -154,6 +157,8 @@ function checkGroups(sent: readonly number[], expect: UpdateExpectations, index:
   const sentPerGroup = new Map<string, number>();
   for (const k of sent) {
     const group = index.groupOfIndex[k]!;
+    if (expect.serverGroups?.includes(group))
+      throw new ProtocolError('UPDATE_SHAPE', `'${expect.global[k]!.name}' belongs to group '${group}', which only the server trains`);
     if (MODALITY_GROUPS.has(group) && !expect.modalities.includes(group)) {
       throw new ProtocolError('UPDATE_SHAPE', `'${expect.global[k]!.name}' belongs to modality '${group}', which this client does not hold`);
     }

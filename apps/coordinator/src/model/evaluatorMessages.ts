@@ -33,6 +33,15 @@ export const evaluatorInitOptionsSchema = z.object({
   dataDir: z.string().optional(),
 });
 
+/** What each half of a split step carries to the evaluator. */
+const splitStepFields = {
+  roundId: z.string().min(1),
+  clientId: z.string().min(1),
+  step: z.number().int().nonnegative(),
+  batchSize: z.number().int().positive(),
+  payload: bytes,
+};
+
 /** What the coordinator asks of the evaluator. */
 export const evaluatorRequestSchema = z.discriminatedUnion('op', [
   /** Build the task's model (the task as the coordinator parsed it; parsed again on arrival). */
@@ -48,6 +57,20 @@ export const evaluatorRequestSchema = z.discriminatedUnion('op', [
    * round's teachers (`teacher/<modality>` [B, D]) → the next global and the step's figures.
    */
   z.object({ id: z.number().int(), op: z.literal('distill'), serverRound: z.number().int().positive(), global: bytes, teachers: bytes }),
+  /**
+   * A split task's edge (model/edgeService.ts): start attempt `roundId` from `edge` (codec bytes of
+   * the global's `edge/…` tensors), forgetting every pending step and the optimiser's moments.
+   */
+  z.object({ id: z.number().int(), op: z.literal('splitOpen'), roundId: z.string().min(1), edge: bytes }),
+  /** End attempt `roundId`: pending steps are dropped, later ones refused. */
+  z.object({ id: z.number().int(), op: z.literal('splitClose'), roundId: z.string().min(1) }),
+  /** One half of a client's split step; `payload` is the client's codec bytes, checked there. */
+  z.object({ id: z.number().int(), op: z.literal('splitForward'), ...splitStepFields }),
+  z.object({ id: z.number().int(), op: z.literal('splitBackward'), ...splitStepFields }),
+  /** Forget `clientId`'s pending step (its connection went away). */
+  z.object({ id: z.number().int(), op: z.literal('splitDrop'), clientId: z.string().min(1) }),
+  /** The edge's current weights. */
+  z.object({ id: z.number().int(), op: z.literal('splitWeights') }),
 ]);
 /** One request. */
 export type EvaluatorRequest = z.infer<typeof evaluatorRequestSchema>;
@@ -86,6 +109,12 @@ export const evaluatorResultSchemas = {
   // The model.json fields are produced by TF.js's own serialiser on the other side; checked for shape only.
   export: z.object({ modelJson: z.record(z.string(), z.unknown()), weights: bytes }),
   distill: z.object({ parameters: bytes, metrics: z.record(z.string(), z.number()) }),
+  splitOpen: z.object({}),
+  splitClose: z.object({}),
+  splitForward: z.object({ payload: bytes }),
+  splitBackward: z.object({ payload: bytes }),
+  splitDrop: z.object({}),
+  splitWeights: z.object({ edge: bytes }),
   stats: z.object({ rssMb: z.number(), heapUsedMb: z.number(), wasmHeapMb: z.number(), numTensors: z.number().int() }),
 } as const satisfies Record<EvaluatorOp, z.ZodType>;
 /** The result of op `K`. */

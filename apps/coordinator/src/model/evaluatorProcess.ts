@@ -22,6 +22,7 @@ import { FedAfdServerTask } from './fedAfdServer.js';
 import type { EvaluatorErrorBody, EvaluatorRequest, EvaluatorResponse, ProbeOutcome } from './evaluatorMessages.js';
 import { evaluatorRequestSchema } from './evaluatorMessages.js';
 import { TaskModel } from './taskModel.js';
+import type { EdgeSteps } from '@chorus/models';
 
 if (!process.send) {
   process.stderr.write('evaluatorProcess: must be started with an IPC channel (see model/taskEvaluator.ts)\n');
@@ -59,6 +60,13 @@ function ready(): TaskModel {
   if (fedAfd) throw Object.assign(new Error('a representation task has no weight model: its evaluator serves distill'), { code: 'EVALUATOR_BAD_REQUEST' });
   if (!model) throw Object.assign(new Error('the evaluator has no model yet: send init first'), { code: 'EVALUATOR_NOT_READY' });
   return model;
+}
+
+/** A split task's edge; the split ops are refused for any other task. */
+function edge(): EdgeSteps {
+  const steps = ready().edgeSteps;
+  if (!steps) throw Object.assign(new Error('the split ops serve split tasks only'), { code: 'EVALUATOR_BAD_REQUEST' });
+  return steps;
 }
 
 async function serve(request: EvaluatorRequest): Promise<unknown> {
@@ -143,6 +151,23 @@ async function serve(request: EvaluatorRequest): Promise<unknown> {
       const { parameters, metrics } = await fedAfd.distill(request.serverRound, decode(request.global), teachers);
       return { parameters: encode(parameters), metrics };
     }
+    case 'splitOpen':
+      edge().open(request.roundId, decode(request.edge));
+      return {};
+    case 'splitClose':
+      edge().close(request.roundId);
+      return {};
+    case 'splitForward':
+    case 'splitBackward': {
+      const { roundId, clientId, step, batchSize, payload } = request;
+      const half = { roundId, clientId, step, batchSize, payload };
+      return { payload: request.op === 'splitForward' ? edge().forward(half) : edge().backward(half) };
+    }
+    case 'splitDrop':
+      edge().drop(request.clientId);
+      return {};
+    case 'splitWeights':
+      return { edge: encode(edge().weights()) };
     case 'stats': {
       const usage = process.memoryUsage();
       return { rssMb: usage.rss / 2 ** 20, heapUsedMb: usage.heapUsed / 2 ** 20, wasmHeapMb: wasmHeapMb(), numTensors: tf.memory().numTensors };

@@ -33,6 +33,7 @@ import type { EvaluatorErrorBody, EvaluatorOp, EvaluatorRequest, EvaluatorResult
 import { evaluatorResponseSchema, evaluatorResultSchemas } from './evaluatorMessages.js';
 // Type-only: the coordinator process must not load TF.js through this module.
 import type { ExportedArtifacts, TaskModel } from './taskModel.js';
+import type { EdgeOps } from './edgeService.js';
 
 export type { ProbeOutcome } from './evaluatorMessages.js';
 
@@ -76,6 +77,8 @@ export interface TaskEvaluator {
   readonly publicExamples?: number;
   /** A representation task's server step (model/fedAfdServer.ts); absent for a weight task. */
   distill?: DistillFn;
+  /** A split task's edge (model/edgeService.ts drives it); absent where the evaluator cannot hold one. */
+  readonly split?: EdgeOps;
 }
 
 /** {@link TaskEvaluator} over a TaskModel in this process (blocks the event loop while it works). */
@@ -326,6 +329,21 @@ export class EvaluatorProcess implements TaskEvaluator {
   exportAdapters(parameters: Parameters): Promise<ExportedArtifacts> {
     return this.exportAs('adapters', parameters);
   }
+
+  /** The split edge's operations, each one request to the process (which refuses them for a task that is not split). */
+  readonly split: EdgeOps = {
+    open: async (roundId, edge) => {
+      await this.request('splitOpen', { roundId, edge });
+    },
+    close: async (roundId) => {
+      await this.request('splitClose', { roundId });
+    },
+    step: async ({ direction, ...body }) => (await this.request(direction === 'forward' ? 'splitForward' : 'splitBackward', body)).payload,
+    drop: async (clientId) => {
+      await this.request('splitDrop', { clientId });
+    },
+    weights: async () => (await this.request('splitWeights', {})).edge,
+  };
 
   /** Memory of the evaluator process as it reports it (starting it if it is not running). */
   stats(): Promise<EvaluatorResult<'stats'>> {

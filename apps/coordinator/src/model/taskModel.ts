@@ -28,16 +28,29 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRng, parametersDelta, shuffled } from '@chorus/fl-core';
+import { createRng, groupOf, parametersDelta, shuffled } from '@chorus/fl-core';
 import type { CandidateProbeOutputs, Parameters, Tensor } from '@chorus/fl-core';
 import { BUILTIN_MODALITIES, BUILTIN_NAMES, openBuiltin, publicPartIndices, readManifest } from '@chorus/datasets';
 import type { BuiltinName, DigitsSample, FashionMmSample, FashionSample, SpamSample } from '@chorus/datasets';
 import { fileSource, loadBuiltinEmbeddings } from '@chorus/datasets/node';
-import { CachedProbe, LogMelFrontend, MultimodalModel, TextEmbedder, evaluateOneByOne, exportMergedModel, probeOneByOne, saveAdapters } from '@chorus/models';
+import {
+  CachedProbe,
+  EdgeFusion,
+  EdgeSteps,
+  LogMelFrontend,
+  MultimodalModel,
+  SplitDevice,
+  TextEmbedder,
+  evaluateOneByOne,
+  evaluateSplit,
+  exportMergedModel,
+  probeOneByOne,
+  saveAdapters,
+} from '@chorus/models';
 import type { CachedEvaluationResult, CachedProbeOutputs, Modality, MultimodalBatch } from '@chorus/models';
 import { DEFAULT_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
 import { CoordinatorError } from '../errors.js';
-import { isCustomTask } from '@chorus/protocol';
+import { MAX_SPLIT_BATCH, isCustomTask } from '@chorus/protocol';
 import type { TaskConfig } from '@chorus/protocol';
 import { customBatches, loadCustomData, loadCustomParts } from './customTask.js';
 import { DIGITS_AUDIO_SAMPLES, DIGITS_BASE, DIGITS_BASE_SEED, DIGITS_CAPTION_TOKENS, DIGITS_LOG_MEL, buildDigitsEncoder } from './digitsArchitecture.js';
@@ -172,6 +185,8 @@ async function readSubset(
 /** The server's model of one task; see the module comment. */
 export class TaskModel {
   private readonly initial: Tensor[];
+  /** A split task's device half (task head) and edge (FedUMM §3.3); null for a weight task. */
+  private readonly split: SplitParts | null;
   /** The probe set's frozen activations, built on the first probe. */
   private probeCache: CachedProbe | null = null;
   /** The test set's frozen activations, built on the first evaluation. */
@@ -190,7 +205,13 @@ export class TaskModel {
     private readonly targets: Partial<Record<Modality, readonly string[]>>,
     private readonly candidatesPerPass: number | undefined,
   ) {
-    this.initial = model.adapterParameters();
+    this.split = task.split ? createSplitParts(task, model) : null;
+    this.initial = this.split ? [...this.split.device.parameters(), ...this.split.evaluationEdge.parameters()] : model.adapterParameters();
+  }
+
+  /** A split task's edge step sessions (the evaluator process serves them); null for a weight task. */
+  get edgeSteps(): EdgeSteps | null {
+    return this.split?.steps ?? null;
   }
 
   /** Loads data and weights and builds the model; throws `TASK_INVALID` for a base or dataset it cannot serve. */
@@ -461,6 +482,7 @@ export class TaskModel {
    */
   evaluate(parameters: Parameters): Record<string, number> {
     if (!this.testSet) return {};
+    if (this.split) return this.evaluateSplit(this.split, parameters, this.testSet);
     // One candidate per pass: an evaluation never has company, and padding would only repeat it.
     this.testCache ??= CachedProbe.build(this.model, this.testSet.chunks, { maxPassFloats: PROBE_PASS_FLOATS, maxCandidatesPerPass: 1 });
     return this.evaluationRecord(this.testCache.evaluate([parameters])[0]!);
@@ -474,6 +496,34 @@ export class TaskModel {
   evaluateUncached(parameters: Parameters): Record<string, number> {
     if (!this.testSet) return {};
     return this.evaluationRecord(evaluateOneByOne(this.model, this.testSet.chunks, [parameters])[0]!);
+  }
+
+  /**
+   * A split task's evaluation: the whole split model (device encoders and adapters → the edge's
+   * fusion network → the task head; `eval.accuracy`, `eval.loss`) and the device alone through its
+   * local NAM head (`eval.local.accuracy`, `eval.local.loss`: what a volunteer's tab predicts
+   * offline). Uses an edge of its own, never the one training in the open attempt.
+   */
+  private evaluateSplit(split: SplitParts, parameters: Parameters, testSet: EvalSet): Record<string, number> {
+    const { device, edge } = splitParameters(parameters);
+    split.device.setParameters(device);
+    split.evaluationEdge.setParameters(edge);
+    const whole = evaluateSplit(split.device, split.evaluationEdge, testSet.chunks);
+    const local = this.model.evaluate(testSet.chunks);
+    return {
+      'eval.accuracy': whole.accuracy,
+      'eval.loss': whole.loss,
+      'eval.local.accuracy': local.accuracy,
+      'eval.local.loss': local.loss,
+      'eval.numExamples': whole.numExamples,
+    };
+  }
+
+  /** The parameters the device's MultimodalModel holds (a split task's global also carries the task head and the edge). */
+  private modelPart(parameters: Parameters): Parameters {
+    if (!this.split) return parameters;
+    const names = new Set(this.model.adapterNames());
+    return parameters.filter((t) => names.has(t.name));
   }
 
   /** Bytes the test set's cache keeps (0 before the first evaluation, or when the task evaluates nothing). */
@@ -550,7 +600,8 @@ export class TaskModel {
 
   /** The merged model (adapters folded in, NAM head as plain Dense layers) with `parameters`, as TF.js artifacts. */
   async exportMerged(parameters: Parameters): Promise<ExportedArtifacts> {
-    this.model.setAdapterParameters(parameters);
+    // A split task exports its device half: encoders, adapters and the local head, a model that runs alone.
+    this.model.setAdapterParameters(this.modelPart(parameters));
     const merged = exportMergedModel(this.model, { name: `${this.task.id}_global` });
     try {
       return await capture((handler) => merged.save(handler));
@@ -561,13 +612,14 @@ export class TaskModel {
 
   /** The adapters artifact (weights by fl-core name, model configuration in the metadata) of `parameters`. */
   exportAdapters(parameters: Parameters): Promise<ExportedArtifacts> {
-    this.model.setAdapterParameters(parameters);
+    this.model.setAdapterParameters(this.modelPart(parameters));
     // saveAdapters reads the weights before its first await, so later calls cannot change what it saves.
     return capture((handler) => saveAdapters(this.model, handler));
   }
 
   /** Releases every tensor the model and its data hold. */
   dispose(): void {
+    if (this.split) disposeSplitParts(this.split);
     this.probeCache?.dispose();
     this.probeCache = null;
     this.testCache?.dispose();
@@ -577,6 +629,60 @@ export class TaskModel {
     this.embedder?.dispose();
     for (const set of [this.probeSet, this.testSet, this.rootSet]) if (set) for (const c of set.chunks) tf.dispose(Object.values(c) as tf.Tensor[]);
   }
+}
+
+/** A split task's pieces beside the device model; see {@link TaskModel.evaluate} and model/edgeService.ts. */
+interface SplitParts {
+  /** The device half over the task's MultimodalModel, with the task head. */
+  readonly device: SplitDevice;
+  /** The edge the clients' steps train (served by {@link EdgeSteps}). */
+  readonly edge: EdgeFusion;
+  readonly steps: EdgeSteps;
+  /** A second edge for evaluating checkpoints, so an evaluation never touches the training one. */
+  readonly evaluationEdge: EdgeFusion;
+}
+
+/** Seeds of the task head and the edge, offset from the task seed so they share no stream with the adapters'. */
+const SPLIT_HEAD_SEED_OFFSET = 11;
+const SPLIT_EDGE_SEED_OFFSET = 13;
+
+function createSplitParts(task: TaskConfig, model: MultimodalModel): SplitParts {
+  const split = task.split!;
+  const device = new SplitDevice({ model, fusedDim: split.fusedDim, localHeadWeight: split.localHeadWeight, seed: task.seed + SPLIT_HEAD_SEED_OFFSET });
+  const edgeConfig = {
+    modalities: model.modalities,
+    tokenDim: model.conceptDim,
+    modelDim: split.fusedDim,
+    numBlocks: split.numBlocks,
+    numHeads: split.numHeads,
+    learningRate: split.edgeLearningRate,
+    seed: task.seed + SPLIT_EDGE_SEED_OFFSET,
+  };
+  const edge = new EdgeFusion(edgeConfig);
+  const evaluationEdge = new EdgeFusion(edgeConfig);
+  const steps = new EdgeSteps(edge, {
+    taskId: task.id,
+    returnEncoding: split.returnEncoding,
+    maxBatch: Math.min(task.batchSize, MAX_SPLIT_BATCH),
+    stepTimeoutMs: split.stepTimeoutMs,
+    now: Date.now,
+  });
+  return { device, edge, steps, evaluationEdge };
+}
+
+function disposeSplitParts(parts: SplitParts): void {
+  parts.steps.dispose();
+  parts.edge.dispose();
+  parts.evaluationEdge.dispose();
+  parts.device.dispose();
+}
+
+/** A split global's device tensors and its edge's (`edge/…`). */
+function splitParameters(parameters: Parameters): { device: Tensor[]; edge: Tensor[] } {
+  const device: Tensor[] = [];
+  const edge: Tensor[] = [];
+  for (const t of parameters) (groupOf(t.name) === 'edge' ? edge : device).push(t);
+  return { device, edge };
 }
 
 async function capture(save: (handler: tf.io.IOHandler) => Promise<unknown>): Promise<ExportedArtifacts> {

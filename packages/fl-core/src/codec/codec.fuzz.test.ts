@@ -29,7 +29,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 // Everything a successful decode promises; plain checks (one expect per input) keep 100k runs fast.
 function violation(bytes: Uint8Array, d: DecodedUpdate): string | undefined {
-  if (d.kind !== 'delta' && d.kind !== 'model' && d.kind !== 'representations') return `kind ${d.kind}`;
+  if (d.kind !== 'delta' && d.kind !== 'model' && d.kind !== 'representations' && d.kind !== 'split') return `kind ${d.kind}`;
   if (d.encoding !== 'fp32' && d.encoding !== 'fp16' && d.encoding !== 'int8') return `encoding ${d.encoding}`;
   if (!Number.isInteger(d.round) || d.round < 0 || d.round > 0xffffffff) return `round ${d.round}`;
   if (!isPrintable(d.taskId, 1)) return `taskId ${d.taskId}`;
@@ -41,6 +41,7 @@ function violation(bytes: Uint8Array, d: DecodedUpdate): string | undefined {
     if (!isPrintable(t.name, 1)) return `name ${t.name}`;
     if (t.shape.length > CODEC_MAX_RANK) return `rank of ${t.name}`;
     if (d.kind === 'representations' && (!/^rep\/(image|text|audio)$/.test(t.name) || t.shape.length !== 2)) return `representations tensor ${t.name}`;
+    if (d.kind === 'split' && !/^split\/[a-z0-9_]+$/.test(t.name)) return `split tensor ${t.name}`;
     if (!(t.values instanceof Float32Array) || t.values.length !== t.shape.reduce((a, b) => a * b, 1)) return `values of ${t.name}`;
     for (const v of t.values) if (!Number.isFinite(v)) return `non-finite in ${t.name}`;
     elements += t.values.length;
@@ -182,7 +183,7 @@ describe('codec fuzz: the decoder returns a valid message or a CODEC_* error, no
     ]) {
       expect(outcomes.get(code) ?? 0, code).toBeGreaterThan(0);
     }
-    // Every kind, representations included, must come out of the fuzz decoded at least once.
-    for (const kind of ['delta', 'model', 'representations']) expect(kindsDecoded.get(kind) ?? 0, kind).toBeGreaterThan(0);
+    // Every kind, representations and split included, must come out of the fuzz decoded at least once.
+    for (const kind of ['delta', 'model', 'representations', 'split']) expect(kindsDecoded.get(kind) ?? 0, kind).toBeGreaterThan(0);
   });
 });

@@ -106,6 +106,46 @@ describe('codec: hand-checked byte layouts', () => {
     expect(decodeUpdate(bytes, LIMITS)).toEqual({ ...msg, tensors: [{ name: 'rep/text', shape: [1, 2], values: new Float32Array([0.5, -1]) }] });
   });
 
+  it('writes an fp32 split message (kind 4, step in the round field) byte for byte and reads it back', () => {
+    // Expected bytes from Python's struct and zlib.crc32, like the fixtures above.
+    const msg = delta([tensor('split/m', [2], new Float32Array([1, 0]))], { kind: 'split', round: 9 });
+
+    const bytes = encodeUpdate(msg);
+
+    expect(bytes).toEqual(
+      hex(`
+        43 48 52 53  01 00  04  01  09 00 00 00
+        01 74  01 63  01 00 00 00
+        07 73 70 6c 69 74 2f 6d  01  02 00 00 00  02 00 00 00  00 00 80 3f  00 00 00 00
+        6a 0c 2f ed`),
+    );
+    expect(encodedByteLength(msg)).toBe(49);
+    expect(decodeUpdate(bytes, LIMITS)).toEqual({ ...msg, tensors: [{ name: 'split/m', shape: [2], values: new Float32Array([1, 0]) }] });
+  });
+
+  it.each(['fp32', 'fp16', 'int8'] as const)('round-trips a split message in %s within the documented error', (encoding) => {
+    const tokens = new Float32Array([0.5, -1.25, 3, 0.001, -0.75, 2]);
+    const msg = delta([tensor('split/tokens', [1, 2, 3], tokens), tensor('split/mask', [1, 2], new Float32Array([1, 0]))], {
+      kind: 'split',
+      round: 41,
+      encoding,
+    });
+
+    const back = decodeUpdate(encodeUpdate(msg), LIMITS);
+
+    expect({ ...back, tensors: back.tensors.map((t) => [t.name, t.shape]) }).toEqual({
+      ...msg,
+      tensors: [
+        ['split/tokens', [1, 2, 3]],
+        ['split/mask', [1, 2]],
+      ],
+    });
+    const scale = int8ScaleFor(3);
+    const bound = (x: number): number => (encoding === 'fp32' ? 0 : encoding === 'fp16' ? Math.abs(x) * 2 ** -11 : scale / 2 + Math.abs(x) * 2 ** -24);
+    tokens.forEach((x, i) => expect(Math.abs(back.tensors[0]!.values[i]! - x)).toBeLessThanOrEqual(bound(x)));
+    expect(Array.from(back.tensors[1]!.values)).toEqual([1, 0]);
+  });
+
   it('decodes the fp32 fixture back to the same header and tensors', () => {
     const bytes = hex('43 48 52 53 01 00 01 01 07 00 00 00 01 74 01 63 01 00 00 00 01 77 01 02 00 00 00 02 00 00 00 00 00 80 3f 00 00 00 c0 5f ac 75 42');
 
@@ -238,6 +278,9 @@ describe('codec: the encoder refuses bad input with a code', () => {
     ['representations without client id', delta([tensor('rep/image', [1, 2])], { kind: 'representations', clientId: '' }), 'CODEC_BAD_HEADER'],
     ['representations tensor not named rep/<modality>', delta([tensor('image', [1, 2])], { kind: 'representations' }), 'CODEC_BAD_HEADER'],
     ['representations tensor of rank 3', delta([tensor('rep/text', [1, 2, 1])], { kind: 'representations' }), 'CODEC_BAD_SHAPE'],
+    ['split without client id', delta([tensor('split/tokens', [1, 2])], { kind: 'split', clientId: '' }), 'CODEC_BAD_HEADER'],
+    ['split tensor not named split/<name>', delta([tensor('rep/text', [1, 2])], { kind: 'split' }), 'CODEC_BAD_HEADER'],
+    ['split tensor with an upper-case name', delta([tensor('split/Tokens', [1, 2])], { kind: 'split' }), 'CODEC_BAD_HEADER'],
     ['control character in a name', delta([tensor('a\nb', [1])]), 'CODEC_BAD_HEADER'],
     ['empty name', delta([tensor('', [1])]), 'CODEC_BAD_HEADER'],
     ['duplicate names', delta([tensor('w', [1]), tensor('w', [2])]), 'CODEC_BAD_HEADER'],
@@ -281,7 +324,11 @@ describe('codec: the decoder refuses bad input with a code', () => {
     ['wrong magic', rawMessage({ magic: [0x43, 0x48, 0x52, 0x54] }), 'CODEC_BAD_MAGIC'],
     ['version 2', rawMessage({ version: 2 }), 'CODEC_BAD_VERSION'],
     ['version 0', rawMessage({ version: 0 }), 'CODEC_BAD_VERSION'],
-    ['kind 4', rawMessage({ kind: 4 }), 'CODEC_BAD_HEADER'],
+    ['kind 5', rawMessage({ kind: 5 }), 'CODEC_BAD_HEADER'],
+    ['kind 0', rawMessage({ kind: 0 }), 'CODEC_BAD_HEADER'],
+    ['split without client id', rawMessage({ kind: 4, clientId: '' }), 'CODEC_BAD_HEADER'],
+    ['split tensor not named split/<name>', rawMessage({ kind: 4, tensors: [{ name: 'tokens', ...w(f32Bytes([1, 2])) }] }), 'CODEC_BAD_HEADER'],
+    ['split tensor with an empty split/ suffix', rawMessage({ kind: 4, tensors: [{ name: 'split/', ...w(f32Bytes([1, 2])) }] }), 'CODEC_BAD_HEADER'],
     ['representations without client id', rawMessage({ kind: 3, clientId: '' }), 'CODEC_BAD_HEADER'],
     ['representations tensor not named rep/<modality>', rawMessage({ kind: 3, tensors: [{ name: 'w', ...w(f32Bytes([1, 2]), [1, 2]) }] }), 'CODEC_BAD_HEADER'],
     [

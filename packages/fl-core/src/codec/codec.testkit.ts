@@ -150,18 +150,28 @@ export function representationTensorArb(maxAbs: number, maxDim = 4): fc.Arbitrar
     );
 }
 
-/** A valid message for `encoding` whose values stay within `maxAbs`: a delta, a model or representations. */
+/** A split tensor: `split/<name>` (lower-case, digits, `_`) with up to `maxRank` small dimensions. */
+export function splitTensorArb(maxAbs: number, maxRank = 3, maxDim = 4): fc.Arbitrary<Tensor> {
+  const suffix = fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789_'), minLength: 1, maxLength: 10 });
+  return fc.tuple(suffix, tensorArb(maxAbs, maxRank, maxDim)).map(([name, t]): Tensor => ({ ...t, name: `split/${name}` }));
+}
+
+function tensorArbFor(kind: UpdateKind, maxAbs: number): fc.Arbitrary<Tensor> {
+  return kind === 'representations' ? representationTensorArb(maxAbs) : kind === 'split' ? splitTensorArb(maxAbs) : tensorArb(maxAbs);
+}
+
+/** A valid message for `encoding` whose values stay within `maxAbs`: a delta, a model, representations or a split. */
 export function messageArb(encoding: UpdateEncoding, maxAbs: number, maxTensors = 4): fc.Arbitrary<UpdateMessage> {
   return fc
     .record({
-      kind: fc.constantFrom<UpdateKind>('delta', 'model', 'representations'),
+      kind: fc.constantFrom<UpdateKind>('delta', 'model', 'representations', 'split'),
       taskId: asciiString(1, 16),
       round: fc.nat({ max: 0xffffffff }),
       clientId: asciiString(1, 16),
     })
     .chain((m) =>
       fc
-        .uniqueArray(m.kind === 'representations' ? representationTensorArb(maxAbs) : tensorArb(maxAbs), {
+        .uniqueArray(tensorArbFor(m.kind, maxAbs), {
           selector: (t) => t.name,
           maxLength: Math.min(maxTensors, m.kind === 'representations' ? MODALITIES.length : maxTensors),
         })

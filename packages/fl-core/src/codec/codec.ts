@@ -1,14 +1,15 @@
 /**
- * Wire format for a client update (a delta), a global model, or a client's representations of a
- * public batch (FedAFD family); int8 is symmetric per-tensor
+ * Wire format for a client update (a delta), a global model, a client's representations of a
+ * public batch (FedAFD family), or one half of a device–edge split step (FedUMM); int8 is symmetric per-tensor
  * quantisation — Wu, Judd, Zhang, Isaev & Micikevicius, 2020, "Integer Quantization for Deep Learning
  * Inference: Principles and Empirical Evaluation" (arXiv:2004.09602).
  *
  * Layout, version 1. Integers are little-endian and unsigned; `str` is a u8 length followed by that many
  * printable ASCII bytes (0x20–0x7e), so no text codec is needed and no string exceeds 255 characters.
  *
- *   magic "CHRS" | version u16 | kind u8 (1 delta, 2 model, 3 representations) | encoding u8 (1 fp32, 2 fp16, 3 int8)
- *   | round u32 | taskId str (non-empty) | clientId str (non-empty for a delta or representations, empty for a model)
+ *   magic "CHRS" | version u16 | kind u8 (1 delta, 2 model, 3 representations, 4 split) | encoding u8 (1 fp32, 2 fp16, 3 int8)
+ *   | round u32 (the step number for a split) | taskId str (non-empty)
+ *   | clientId str (non-empty for a delta, representations or split, empty for a model)
  *   | tensorCount u32
  *   per tensor: name str (non-empty, unique) | rank u8 (≤ 8) | dims u32 × rank
  *               | scale f32 (int8 only) | elementCount u32 (= product of dims) | payload
@@ -17,6 +18,10 @@
  * A `representations` message carries only tensors named `rep/<modality>` (a modality of
  * MODALITIES) of rank 2, [B, D]; which modalities and which B and D a round expects is checked by
  * `validateRepresentations`, not here.
+ *
+ * A `split` message carries the cut-layer tensors of one step of a device–edge split (FedUMM, Su et al.
+ * 2026, arXiv:2601.15390 §3.3), named `split/<name>` (see split/names.ts), with the step number in
+ * `round`; which tensors and shapes a step expects is checked by `decodeSplitPayload`, not here.
  *
  * Payloads: fp32 as is; fp16 round-to-nearest-even (see fp16.ts); int8 as q ∈ [−127, 127] with
  * value = q · scale and scale = maxAbs / 127 (float32, nudged up when rounding would push a value past 127).
@@ -33,7 +38,7 @@
  *   CODEC_BAD_LENGTH      a string, tensor count or payload declares more bytes than remain
  *   CODEC_BAD_MAGIC / CODEC_BAD_VERSION / CODEC_BAD_ENCODING   unknown magic, version, encoding
  *   CODEC_BAD_HEADER      unknown kind, bad or missing string, duplicate tensor name, negative scale,
- *                         a representations tensor not named rep/<modality>
+ *                         a representations tensor not named rep/<modality>, a split tensor not named split/<name>
  *   CODEC_BAD_SHAPE       rank over 8, dims whose product overflows u32 or differs from elementCount,
  *                         a representations tensor whose rank is not 2
  *   CODEC_NON_FINITE      NaN/±Infinity in a payload or an int8 scale
@@ -52,6 +57,7 @@ import { FlCoreError } from '../errors.js';
 import type { FlCoreErrorCode } from '../errors.js';
 import { squaredNorm } from '../params.js';
 import { modalityOfRepresentationTensor } from '../representation/names.js';
+import { isSplitTensorName } from '../split/names.js';
 import type { Layout, Parameters, Tensor } from '../params.js';
 import { crc32 } from './crc32.js';
 import { FP16_MAX, HALF_OVERFLOW, halfFromFloatBits, halfToFloatTable } from './fp16.js';
@@ -66,22 +72,26 @@ export const CODEC_MAX_STRING_LENGTH = 255;
 export const CODEC_MAX_RANK = 8;
 
 /**
- * What a message carries: a client's update delta, the coordinator's global model, or a client's
- * representations of the round's public batch (tensors `rep/<modality>`, [B, D]).
+ * What a message carries: a client's update delta, the coordinator's global model, a client's
+ * representations of the round's public batch (tensors `rep/<modality>`, [B, D]), or one half of a
+ * device–edge split step (tensors `split/<name>`).
  */
-export type UpdateKind = 'delta' | 'model' | 'representations';
+export type UpdateKind = 'delta' | 'model' | 'representations' | 'split';
 /** How tensor values are stored on the wire. */
 export type UpdateEncoding = 'fp32' | 'fp16' | 'int8';
 
 /** A message to encode. */
 export interface UpdateMessage {
-  /** `'delta'` for a client update, `'model'` for a global model, `'representations'` for a client's public-batch representations. */
+  /**
+   * `'delta'` for a client update, `'model'` for a global model, `'representations'` for a client's
+   * public-batch representations, `'split'` for cut-layer tensors of a device–edge split step.
+   */
   readonly kind: UpdateKind;
   /** Task the message belongs to: 1–255 printable ASCII characters. */
   readonly taskId: string;
-  /** Server round, an integer in [0, 2^32). */
+  /** Server round (a split's step number), an integer in [0, 2^32). */
   readonly round: number;
-  /** Sending client for a delta or representations (1–255 printable ASCII characters); `''` for a model. */
+  /** Sending client for a delta, representations or split (1–255 printable ASCII characters); `''` for a model. */
   readonly clientId: string;
   /** Wire encoding of every tensor's values. */
   readonly encoding: UpdateEncoding;
@@ -131,8 +141,8 @@ export interface DecodeLimits {
 }
 
 const MAGIC_BYTES = [0x43, 0x48, 0x52, 0x53] as const;
-const KIND_CODES: Readonly<Record<UpdateKind, number>> = { delta: 1, model: 2, representations: 3 };
-const KINDS: readonly (UpdateKind | undefined)[] = [undefined, 'delta', 'model', 'representations'];
+const KIND_CODES: Readonly<Record<UpdateKind, number>> = { delta: 1, model: 2, representations: 3, split: 4 };
+const KINDS: readonly (UpdateKind | undefined)[] = [undefined, 'delta', 'model', 'representations', 'split'];
 const ENCODING_CODES: Readonly<Record<UpdateEncoding, number>> = { fp32: 1, fp16: 2, int8: 3 };
 const ENCODINGS: readonly (UpdateEncoding | undefined)[] = [undefined, 'fp32', 'fp16', 'int8'];
 const BYTES_PER_ELEMENT: Readonly<Record<UpdateEncoding, number>> = { fp32: 4, fp16: 2, int8: 1 };
@@ -163,6 +173,11 @@ function isAsciiString(s: unknown, minLength: number): s is string {
 function checkRepresentationTensor(fn: string, name: string, rank: number): void {
   if (modalityOfRepresentationTensor(name) === null) fail('CODEC_BAD_HEADER', `${fn}: representations tensor '${name}' is not named rep/<modality>`);
   if (rank !== 2) fail('CODEC_BAD_SHAPE', `${fn}: representations tensor '${name}' has rank ${rank}, expected 2 ([B, D])`);
+}
+
+// A split message names each tensor split/<name>; which names and shapes a step needs is the receiver's check.
+function checkSplitTensor(fn: string, name: string): void {
+  if (!isSplitTensorName(name)) fail('CODEC_BAD_HEADER', `${fn}: split tensor '${name}' is not named split/<name>`);
 }
 
 function preview(s: unknown): string {
@@ -206,6 +221,7 @@ function plan(msg: UpdateMessage): Plan {
     seen.add(t.name);
     if (!Array.isArray(t.shape) || t.shape.length > CODEC_MAX_RANK) fail('CODEC_BAD_SHAPE', `encodeUpdate: '${t.name}' must have rank ≤ ${CODEC_MAX_RANK}`);
     if (msg.kind === 'representations') checkRepresentationTensor('encodeUpdate', t.name, t.shape.length);
+    else if (msg.kind === 'split') checkSplitTensor('encodeUpdate', t.name);
     let elements = 1;
     for (const d of t.shape) {
       if (!Number.isInteger(d) || d < 0 || d > U32_MAX)
@@ -491,6 +507,7 @@ function parseMessage(fn: string, bytes: Uint8Array, limits: DecodeLimits): Pars
     const rank = r.u8(`'${name}' rank`);
     if (rank > CODEC_MAX_RANK) fail('CODEC_BAD_SHAPE', `${fn}: '${name}' has rank ${rank}, at most ${CODEC_MAX_RANK} is allowed`);
     if (kind === 'representations') checkRepresentationTensor(fn, name, rank);
+    else if (kind === 'split') checkSplitTensor(fn, name);
     const shape: number[] = [];
     let product = 1;
     for (let d = 0; d < rank; d++) {
