@@ -172,12 +172,17 @@ export class EdgeService implements SplitEdge {
   }
 }
 
-/** The evaluator's own error code, which leads an `EVALUATOR_ERROR`'s message ("CODE: message"); null for any other failure. */
+/**
+ * The evaluator's own error code of an `EVALUATOR_ERROR`; null for any other failure. A
+ * CoordinatorError's message starts with its own code, so the evaluator's code is the second one:
+ * "EVALUATOR_ERROR: SPLIT_BAD_SHAPE: …".
+ */
 function remoteCode(err: unknown): string | null {
-  if (!isCoordinatorError(err) || err.code !== 'EVALUATOR_ERROR') return null;
-  return /^([A-Z][A-Z0-9_]*): /.exec(err.message)?.[1] ?? null;
+  if (!isCoordinatorError(err, 'EVALUATOR_ERROR')) return null;
+  return /^EVALUATOR_ERROR: ([A-Z][A-Z0-9_]*): /.exec(err.message)?.[1] ?? null;
 }
 
+/** The evaluator's text without the codes that lead it (the coordinator's, the evaluator's, fl-core's own). */
 function remoteMessage(err: unknown): string {
-  return err instanceof Error ? err.message.replace(/^[A-Z][A-Z0-9_]*: /, '') : String(err);
+  return err instanceof Error ? err.message.replace(/^(?:[A-Z][A-Z0-9_]*: )+/, '') : String(err);
 }
