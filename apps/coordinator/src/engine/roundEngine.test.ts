@@ -5,7 +5,7 @@
  */
 import { FedAvg, FedAvgMStrategy, StrategyWrapper, encodeUpdate, tensor } from '@chorus/fl-core';
 import type { AggregateFitResult, FitFailure, FitResult, Parameters, Strategy } from '@chorus/fl-core';
-import { PROTOCOL_VERSION, ProtocolError } from '@chorus/protocol';
+import { PROTOCOL_VERSION, ProtocolError, splitTaskSchema } from '@chorus/protocol';
 import type { ParsedUpdate, RoundEndPayload, RoundStartPayload, TaskEndPayload } from '@chorus/protocol';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -17,6 +17,8 @@ import { decodeGlobal, encodeGlobal, sha256HexSync } from './checkpoint.js';
 import { RoundEngine } from './roundEngine.js';
 import type { EngineClock, EngineTransport, RoundEngineOptions } from './roundEngine.js';
 import type { RepresentationRoundHooks } from './representationRounds.js';
+import { createSplitRoundHooks, splitRoundSection } from './splitRounds.js';
+import type { SplitEdge, SplitRoundHooks } from './splitRounds.js';
 
 /** A clock whose timers fire only when the test advances it. */
 class FakeClock implements EngineClock {
@@ -648,5 +650,291 @@ describe('RoundEngine runs of a continuous task', () => {
     expect(transport.taskEnds.map((e) => e.status)).toEqual(['finished']);
     expect(transport.starts).toHaveLength(1);
     expect(store.listRuns('demo')).toHaveLength(1);
+  });
+});
+
+describe('RoundEngine with split hooks (FedUMM device–edge split)', () => {
+  /** The device groups of the file's global plus the edge's fusion network. */
+  const splitGlobal = (): Parameters => [...initialGlobal(), tensor('edge/w', [2], new Float32Array([10, 20]))];
+  const splitTask = splitTaskSchema.parse({});
+
+  /**
+   * An edge that "trains" by adding 1 to every value it was opened with, and records each call with
+   * the number of round starts sent so far.
+   */
+  class PlusOneEdge implements SplitEdge {
+    readonly calls: string[] = [];
+    readonly openedWith: number[][] = [];
+    transport: FakeTransport | null = null;
+    private edge: Parameters = [];
+    open(roundId: string, edge: Parameters): void {
+      this.calls.push(`open ${roundId} after ${this.transport?.starts.length ?? -1} starts`);
+      this.openedWith.push(...edge.map((t) => Array.from(t.values)));
+      this.edge = edge;
+    }
+    close(roundId: string): void {
+      this.calls.push(`close ${roundId}`);
+    }
+    weights(): Promise<Parameters> {
+      this.calls.push('weights');
+      return Promise.resolve(
+        this.edge.map((t) =>
+          tensor(
+            t.name,
+            t.shape,
+            t.values.map((v) => v + 1),
+          ),
+        ),
+      );
+    }
+  }
+
+  function setupSplit(overrides: Record<string, unknown> = {}) {
+    const edge = new PlusOneEdge();
+    const hooks: SplitRoundHooks = createSplitRoundHooks(splitTask, edge);
+    const run = setup(overrides, undefined, { split: hooks, initialGlobal: splitGlobal });
+    edge.transport = run.transport;
+    return { ...run, edge, hooks };
+  }
+
+  /** An upload of the device groups plus `edge/w`. */
+  function uploadWithEdge(engine: RoundEngine, clientId: string, round: RoundStartPayload): ReturnType<RoundEngine['submitUpdate']> {
+    const delta = [
+      tensor('image/w', [2], new Float32Array([1, 1])),
+      tensor('fusion/b', [1], new Float32Array([1])),
+      tensor('edge/w', [2], new Float32Array([5, 5])),
+    ];
+    return engine.submitUpdate(clientId, {
+      type: 'update',
+      protocolVersion: PROTOCOL_VERSION,
+      taskId: 'demo',
+      roundId: round.roundId,
+      serverRound: round.serverRound,
+      numExamples: 1,
+      metrics: {},
+      update: encodeUpdate({ kind: 'delta', taskId: 'demo', round: round.serverRound, clientId, encoding: 'fp32', tensors: delta }),
+    });
+  }
+
+  const valuesByName = (bytes: Uint8Array): Record<string, number[]> => Object.fromEntries(decodeGlobal(bytes).map((t) => [t.name, Array.from(t.values)]));
+
+  it('sends the hooks’ section and opens the edge from the global’s edge before the round start goes out', () => {
+    // Arrange
+    const { clock, transport, edge, join } = setupSplit();
+    join('a', 'b');
+    // Act
+    clock.advance(0);
+    // Assert
+    expect(transport.starts).toHaveLength(1);
+    expect(transport.lastStart.payload.config.split).toEqual(splitRoundSection(splitTask));
+    expect(edge.calls).toEqual(['open demo.r1.a1 after 0 starts']);
+    expect(edge.openedWith).toEqual([[10, 20]]);
+  });
+
+  it('sends no split section without the hooks', () => {
+    // Arrange
+    const { clock, transport, join } = setup();
+    join('a', 'b');
+    // Act
+    clock.advance(0);
+    // Assert
+    expect(transport.lastStart.payload.config).not.toHaveProperty('split');
+  });
+
+  it('commits the strategy’s aggregate of the device groups with the edge’s weights as the edge group, and opens the next attempt from them', async () => {
+    // Arrange
+    const { clock, transport, engine, edge, join, upload, store } = setupSplit();
+    join('a', 'b');
+    clock.advance(0);
+    // Act
+    upload('a', 1);
+    upload('b', 3);
+    clock.advance(0);
+    await settle(clock);
+    // Assert: the device groups are FedAvg's mean step; the edge group is the edge's +1.
+    expect(transport.ends.map((e) => e.status)).toEqual(['completed']);
+    expect(valuesByName(engine.globalBytes)).toEqual({ 'image/w': [3, 4], 'fusion/b': [2], 'edge/w': [11, 21] });
+    expect(valuesByName(store.latestCheckpoint('demo')!.bytes)).toEqual({ 'image/w': [3, 4], 'fusion/b': [2], 'edge/w': [11, 21] });
+    expect(edge.calls).toEqual(['open demo.r1.a1 after 0 starts', 'close demo.r1.a1', 'weights', 'open demo.r2.a1 after 1 starts']);
+    expect(edge.openedWith).toEqual([
+      [10, 20],
+      [11, 21],
+    ]);
+    expect(transport.lastStart.payload.serverRound).toBe(2);
+  });
+
+  it('refuses an upload that touches edge/* with UPDATE_SHAPE (accepted without the hooks)', () => {
+    // Arrange
+    const split = setupSplit();
+    split.join('a', 'b');
+    split.clock.advance(0);
+    const plain = setup({}, undefined, { initialGlobal: splitGlobal });
+    plain.join('a', 'b');
+    plain.clock.advance(0);
+    // Act
+    const refused = uploadWithEdge(split.engine, 'a', split.transport.lastStart.payload);
+    const accepted = uploadWithEdge(plain.engine, 'a', plain.transport.lastStart.payload);
+    // Assert
+    expect(refused).toEqual({ ok: false, error: expect.objectContaining({ code: 'UPDATE_SHAPE' }) });
+    expect(accepted).toMatchObject({ ok: true });
+    expect(split.engine.snapshot().openRound).toMatchObject({ accepted: 0, settled: 1 });
+  });
+
+  it('retries the round when the edge’s weights do not fit the global, keeping the global', async () => {
+    // Arrange: an edge that answers with a tensor of another shape.
+    const badEdge: SplitEdge = {
+      open: () => undefined,
+      close: () => undefined,
+      weights: () => Promise.resolve([tensor('edge/w', [3], new Float32Array(3))]),
+    };
+    const { clock, transport, engine, join, upload } = setup({}, undefined, { split: createSplitRoundHooks(splitTask, badEdge), initialGlobal: splitGlobal });
+    join('a', 'b');
+    clock.advance(0);
+    const before = engine.globalHash;
+    // Act
+    upload('a', 1);
+    upload('b', 3);
+    clock.advance(0);
+    await settle(clock);
+    // Assert
+    expect(transport.ends).toEqual([expect.objectContaining({ status: 'retry', reason: 'aggregation failed (EVALUATOR_ERROR)' })]);
+    expect(engine.globalHash).toBe(before);
+  });
+
+  it('restores the strategy’s state when finalize fails, so the retried round commits what an unfailed one would', async () => {
+    // Arrange: server momentum carries state from round 1 into round 2; one run's edge fails once in round 2.
+    const runTwoRounds = async (failInRound2: boolean): Promise<{ hash: string; ends: string[] }> => {
+      let failures = failInRound2 ? 1 : 0;
+      const edge = new PlusOneEdge();
+      const flaky: SplitEdge = {
+        open: (roundId, tensors) => edge.open(roundId, tensors),
+        close: (roundId) => edge.close(roundId),
+        weights: () => (edge.openedWith.length >= 2 && failures-- > 0 ? Promise.reject(new Error('evaluator lost')) : edge.weights()),
+      };
+      const strategy = new FedAvgMStrategy({ serverMomentum: 0.9, cohort: { clientsPerRound: 2, overSelection: 0 } });
+      const { clock, transport, engine, join, upload } = setup({}, strategy, { split: createSplitRoundHooks(splitTask, flaky), initialGlobal: splitGlobal });
+      join('a', 'b');
+      clock.advance(0);
+      for (let attempt = 0; attempt < 3 && engine.snapshot().completedRounds < 2; attempt++) {
+        upload('a', 1);
+        upload('b', 3);
+        clock.advance(0);
+        await settle(clock);
+        clock.advance(100);
+      }
+      return { hash: engine.globalHash, ends: transport.ends.map((e) => e.status) };
+    };
+    // Act
+    const failed = await runTwoRounds(true);
+    const clean = await runTwoRounds(false);
+    // Assert
+    expect(failed.ends).toEqual(['completed', 'retry', 'completed']);
+    expect(clean.ends).toEqual(['completed', 'completed']);
+    expect(failed.hash).toBe(clean.hash);
+  });
+
+  it('tells the edge once when a stop comes while the attempt is aggregating, and commits nothing', async () => {
+    // Arrange: an edge whose weights never arrive.
+    const edge = new PlusOneEdge();
+    const stuck: SplitEdge = { open: (r, t) => edge.open(r, t), close: (r) => edge.close(r), weights: () => new Promise<Parameters>(() => undefined) };
+    const { clock, transport, engine, join, upload } = setup({}, undefined, { split: createSplitRoundHooks(splitTask, stuck), initialGlobal: splitGlobal });
+    join('a', 'b');
+    clock.advance(0);
+    const before = engine.globalHash;
+    upload('a', 1);
+    upload('b', 3);
+    clock.advance(0);
+    await settle(clock);
+    // Act
+    engine.control('stop');
+    await settle(clock);
+    // Assert
+    expect(edge.calls.filter((c) => c.startsWith('close'))).toEqual(['close demo.r1.a1']);
+    expect(transport.ends).toEqual([]);
+    expect(engine.globalHash).toBe(before);
+  });
+
+  it('splitStepRefusal: null for a selected client of the open attempt, the upload’s codes otherwise', () => {
+    // Arrange: three of four selected; the round stays open after one upload and one dropout.
+    const { clock, transport, engine, join, upload } = setupSplit({ clientsPerRound: 3, minClients: 2 });
+    join('a', 'b', 'c', 'd');
+    clock.advance(0);
+    const { roundId } = transport.lastStart.payload;
+    const [first, second, third] = transport.lastStart.clientIds as [string, string, string];
+    const outsider = ['a', 'b', 'c', 'd'].find((id) => !transport.lastStart.clientIds.includes(id))!;
+    const before = engine.splitStepRefusal(first, 'demo', roundId);
+    // Act
+    upload(first, 1);
+    engine.leave(second);
+    // Assert
+    expect(before).toBeNull();
+    expect(engine.splitStepRefusal(third, 'demo', roundId)).toBeNull();
+    expect(engine.splitStepRefusal(first, 'demo', roundId)?.code).toBe('DUPLICATE_UPDATE');
+    expect(engine.splitStepRefusal(second, 'demo', roundId)?.code).toBe('NOT_SELECTED');
+    expect(engine.splitStepRefusal(outsider, 'demo', roundId)?.code).toBe('NOT_SELECTED');
+    expect(engine.splitStepRefusal(third, 'demo', 'demo.r2.a1')?.code).toBe('ROUND_CLOSED');
+    expect(engine.splitStepRefusal(third, 'other', roundId)?.code).toBe('BAD_PAYLOAD');
+    expect(engine.snapshot().phase).toBe('open');
+  });
+
+  it('splitStepRefusal: ROUND_CLOSED once the attempt’s deadline has passed or it closed, TASK_STOPPED after a stop', () => {
+    // Arrange
+    const { clock, transport, engine, join } = setupSplit();
+    join('a', 'b');
+    clock.advance(0);
+    const { roundId } = transport.lastStart.payload;
+    const selected = transport.lastStart.clientIds[0]!;
+    // Act
+    clock.advance(10_000);
+    const atDeadline = engine.splitStepRefusal(selected, 'demo', roundId);
+    clock.advance(100);
+    const retried = transport.lastStart.payload.roundId;
+    const onRetry = engine.splitStepRefusal(selected, 'demo', retried);
+    const staleRound = engine.splitStepRefusal(selected, 'demo', roundId);
+    engine.control('stop');
+    const stopped = engine.splitStepRefusal(selected, 'demo', retried);
+    // Assert
+    expect(atDeadline?.code).toBe('ROUND_CLOSED');
+    expect(retried).toBe('demo.r1.a2');
+    expect(onRetry).toBeNull();
+    expect(staleRound?.code).toBe('ROUND_CLOSED');
+    expect(stopped?.code).toBe('TASK_STOPPED');
+  });
+
+  it('splitStepRefusal: BAD_PAYLOAD on an engine without split hooks', () => {
+    // Arrange
+    const { clock, transport, engine, join } = setup();
+    join('a', 'b');
+    clock.advance(0);
+    const { payload, clientIds } = transport.lastStart;
+    // Act
+    const refusal = engine.splitStepRefusal(clientIds[0]!, 'demo', payload.roundId);
+    // Assert
+    expect(refusal).toBeInstanceOf(ProtocolError);
+    expect(refusal?.code).toBe('BAD_PAYLOAD');
+  });
+
+  it('closes the edge’s attempt whatever its outcome: a retry at the deadline, a dropout, a stop', () => {
+    // Arrange
+    const { clock, edge, engine, join } = setupSplit({ maxRoundAttempts: 3 });
+    join('a', 'b');
+    clock.advance(0);
+    // Act: attempt 1 times out; attempt 2 loses a client; attempt 3 is stopped.
+    clock.advance(10_000);
+    clock.advance(100);
+    engine.leave('a');
+    engine.join('a', { backend: 'cpu', modalities: ['image'], numExamples: 10 });
+    clock.advance(100);
+    engine.control('stop');
+    clock.advance(60_000);
+    // Assert
+    expect(edge.calls).toEqual([
+      'open demo.r1.a1 after 0 starts',
+      'close demo.r1.a1',
+      'open demo.r1.a2 after 1 starts',
+      'close demo.r1.a2',
+      'open demo.r1.a3 after 2 starts',
+      'close demo.r1.a3',
+    ]);
   });
 });

@@ -700,13 +700,18 @@ export class RoundEngine {
     this.clearTimer('deadline');
     this.dispatch({ type: 'closing' });
     const cur = this.state.current!;
+    this.closeSplitAttempt(cur.roundId);
+    // Aggregate on a later tick so the ack of the update that closed the round goes out first.
+    this.clock.setTimeout(() => void this.finishAttempt(cur, why), 0);
+  }
+
+  /** Tells a split task's edge that attempt `roundId` ended (once per attempt: at its close, or at a stop while open). */
+  private closeSplitAttempt(roundId: string): void {
     try {
-      this.options.split?.attemptClosed(cur.roundId);
+      this.options.split?.attemptClosed(roundId);
     } catch (err) {
       this.log.warn({ err }, 'the edge could not end the attempt');
     }
-    // Aggregate on a later tick so the ack of the update that closed the round goes out first.
-    this.clock.setTimeout(() => void this.finishAttempt(cur, why), 0);
   }
 
   /**
@@ -776,14 +781,22 @@ export class RoundEngine {
         const measured = pending instanceof Promise ? await pending : pending;
         if (!this.stillClosing(cur)) return false;
         serverMetrics = measured.serverMetrics;
-        outcome = strategy.aggregateFit(cur.serverRound, this.global.tensors, measured.results, measured.failures);
+        const aggregated = strategy.aggregateFit(cur.serverRound, this.global.tensors, measured.results, measured.failures);
         const split = this.options.split;
-        if (outcome && split) {
-          // A split round: the edge trained its group from the clients' steps; its weights join the device groups.
-          const parameters = await split.finalize(cur.serverRound, outcome.parameters);
-          if (!this.stillClosing(cur)) return false;
-          outcome = { ...outcome, parameters };
-        }
+        if (aggregated && split) {
+          // A split round: the edge trained its group from the clients' steps; its weights join the device
+          // groups. Until they have there is no next global: a failed finalize retries the round rather
+          // than commit the device groups beside the attempt's starting edge.
+          try {
+            const parameters = await split.finalize(cur.serverRound, aggregated.parameters);
+            if (!this.stillClosing(cur)) return false;
+            outcome = { ...aggregated, parameters };
+          } catch (err) {
+            // aggregateFit ran, but nothing will be committed: its state must not run ahead of the store.
+            this.restoreStrategyState();
+            throw err;
+          }
+        } else outcome = aggregated;
       }
       // The contract's third hook: the clients' evaluations of the model this round started from.
       if (outcome) federated = strategy.aggregateEvaluate(cur.serverRound, federatedEvaluations(results), failures);
@@ -965,8 +978,11 @@ export class RoundEngine {
     this.cancelPendingStart();
     this.clearTimer('deadline');
     const cur = this.state.current;
-    if (this.state.phase === 'open') this.flushAcceptedRecords();
+    const wasOpen = this.state.phase === 'open';
+    if (wasOpen) this.flushAcceptedRecords();
     this.dispatch({ type: 'stopped' });
+    // An attempt already closing told the edge at its close.
+    if (cur && wasOpen) this.closeSplitAttempt(cur.roundId);
     if (cur) {
       try {
         store.retryRound(task.id, cur.serverRound, cur.attempt, this.clock.now(), 'task stopped');

@@ -163,3 +163,59 @@ describe('validateUpdate into an arena', () => {
     expect(isCoordinatorError(error, 'CONFIG_INVALID')).toBe(true);
   });
 });
+
+describe('validateUpdate with server-only groups (a split task’s edge)', () => {
+  const splitGlobal: Tensor[] = [
+    tensor('image/a', [2], new Float32Array([1, 2])),
+    tensor('edge/w', [2], new Float32Array([0, 0])),
+    tensor('edge/b', [1], new Float32Array([0])),
+    tensor('fusion/split_head/w', [1], new Float32Array([0])),
+  ];
+  const splitExpectations: UpdateExpectations = { ...expectations, global: splitGlobal, normBound: null };
+  const deviceDelta = (): Tensor[] => [tensor('image/a', [2], new Float32Array([0.5, 0.5])), tensor('fusion/split_head/w', [1], new Float32Array([0.5]))];
+  const edgeDelta = (): Tensor[] => [tensor('edge/w', [2], new Float32Array([1, 1])), tensor('edge/b', [1], new Float32Array([1]))];
+  const SPLIT_PATHS: [string, () => Partial<UpdateExpectations>][] = [
+    ['a fresh array', () => ({})],
+    ['an arena', () => ({ arena: createUpdateArena({ layout: layoutOf(splitGlobal), capacity: 2 }) })],
+  ];
+
+  it.each(SPLIT_PATHS)('refuses an update that sends edge tensors with UPDATE_SHAPE, and accepts it without them (into %s)', (_, path) => {
+    // Arrange
+    const checked = { ...splitExpectations, ...path(), serverGroups: ['edge'] };
+    // Act
+    const withEdge = codeOf(() => validateUpdate(encode([...deviceDelta(), ...edgeDelta()]), checked));
+    const edgeOnly = codeOf(() => validateUpdate(encode(edgeDelta()), checked));
+    const deviceOnly = validateUpdate(encode(deviceDelta()), checked);
+    // Assert
+    expect(withEdge).toBe('UPDATE_SHAPE');
+    expect(edgeOnly).toBe('UPDATE_SHAPE');
+    expect(deviceOnly.delta.map((t) => t.name)).toEqual(['image/a', 'fusion/split_head/w']);
+    // The refusals left their rows free: the accepted update took the first.
+    expect(deviceOnly.row).toBe(checked.arena ? 0 : undefined);
+  });
+
+  it('names the tensor and the group in the refusal', () => {
+    // Act
+    let error: unknown;
+    try {
+      validateUpdate(encode(edgeDelta()), { ...splitExpectations, serverGroups: ['edge'] });
+    } catch (err) {
+      error = err;
+    }
+    // Assert
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect((error as Error).message).toMatch(/'edge\/w'.*'edge'/);
+  });
+
+  it('treats the edge as any shared group without serverGroups, or with an empty list', () => {
+    // Arrange
+    const bytes = encode([...deviceDelta(), ...edgeDelta()]);
+    // Act
+    const plain = validateUpdate(bytes, splitExpectations);
+    const empty = validateUpdate(bytes, { ...splitExpectations, serverGroups: [] });
+    // Assert
+    expect(plain.delta.map((t) => t.name)).toEqual(['image/a', 'fusion/split_head/w', 'edge/w', 'edge/b']);
+    expect(empty.norm).toBeCloseTo(plain.norm, 12);
+    expect(plain.norm).toBeCloseTo(Math.sqrt(3 * 0.25 + 3), 6);
+  });
+});

@@ -42,7 +42,7 @@ class FakeOps implements EdgeOps {
   readonly script: (number | Error)[] = [];
   /** When true, steps wait for the test instead of answering at once. */
   hold = false;
-  edgeWeights = new Uint8Array();
+  edgeWeights: Uint8Array = new Uint8Array();
 
   open(roundId: string, edge: Uint8Array): Promise<void> {
     this.opens.push({ roundId, edge });
