@@ -13,10 +13,17 @@
  *
  * Reproducibility: the noise comes from the `rng` passed in, drawn in a fixed order (tokens, then
  * gradients), so a step is a function of the weights, the batch, the edge's answers and the rng.
+ *
+ * Failure behaviour: a batch without labels is refused (`MODELS_BAD_INPUT`) before anything is sent;
+ * a link's rejection or a malformed answer propagates unchanged, with no device weight moved and no
+ * tensor left allocated. A step that fails after the task head's loss also drops the device's
+ * optimiser state (`SplitDevice.resetOptimizer`, its only way to discard the head gradient
+ * `headStep` holds), so the next step does not apply this one's gradient.
  */
 import * as tf from '@tensorflow/tfjs';
 import { SPLIT_TENSORS, decodeSplitPayload, encodeSplitPayload, privatizeRows, splitPayloadBytes, tensor } from '@chorus/fl-core';
-import type { Crc32Function, Rng, RowRelease, UpdateEncoding } from '@chorus/fl-core';
+import type { Crc32Function, PrivatizedRows, Rng, RowRelease, UpdateEncoding } from '@chorus/fl-core';
+import { ModelsError } from '../errors.js';
 import type { MultimodalBatch } from '../model.js';
 import type { SplitDevice } from './splitDevice.js';
 
@@ -77,6 +84,8 @@ export async function deviceSplitStep(
   options: DeviceStepOptions,
 ): Promise<DeviceStepResult> {
   const { taskId, clientId, now } = options;
+  const labels = batch.labels;
+  if (!labels) throw new ModelsError('MODELS_BAD_INPUT', 'deviceSplitStep: the batch needs labels');
   const header = { taskId, clientId, step };
   let deviceMs = 0;
   let waitMs = 0;
@@ -113,8 +122,6 @@ export async function deviceSplitStep(
 
   const fusedShape = [batchSize, device.fusedDim];
   const fusedValues = decodeSplitPayload(down1, expectation(options, step, SPLIT_TENSORS.fused, fusedShape)).get(SPLIT_TENSORS.fused)!;
-  const labels = batch.labels;
-  if (!labels) throw new TypeError('deviceSplitStep: the batch needs labels');
   const fused = tf.tensor2d(fusedValues, fusedShape as [number, number]);
   let head;
   try {
@@ -122,31 +129,39 @@ export async function deviceSplitStep(
   } finally {
     fused.dispose();
   }
-  let dFused: Float32Array;
-  try {
-    dFused = (await head.dFused.data()) as Float32Array;
-  } finally {
-    head.dFused.dispose();
-  }
-  const sentGradients = privatizeRows(dFused, batchSize, options.rng, options.gradients);
-  const up2 = encodeSplitPayload(
-    { ...header, encoding: options.gradients.encoding, tensors: [tensor(SPLIT_TENSORS.fusedGrad, fusedShape, sentGradients.values)] },
-    crcOption(options),
-  );
-  deviceMs += now() - t;
-  t = now();
-  const down2 = await link.backward(step, batchSize, up2);
-  waitMs += now() - t;
-  t = now();
-
-  const tokensShape = [batchSize, numModalities, tokenDim];
-  const dTokensValues = decodeSplitPayload(down2, expectation(options, step, SPLIT_TENSORS.tokensGrad, tokensShape)).get(SPLIT_TENSORS.tokensGrad)!;
-  const dTokens = tf.tensor3d(dTokensValues, tokensShape as [number, number, number]);
+  let sentGradients: PrivatizedRows;
+  let up2: Uint8Array;
+  let down2: Uint8Array;
   let localLoss: number;
   try {
-    localLoss = device.backward(batch, dTokens).localLoss;
-  } finally {
-    dTokens.dispose();
+    let dFused: Float32Array;
+    try {
+      dFused = (await head.dFused.data()) as Float32Array;
+    } finally {
+      head.dFused.dispose();
+    }
+    sentGradients = privatizeRows(dFused, batchSize, options.rng, options.gradients);
+    up2 = encodeSplitPayload(
+      { ...header, encoding: options.gradients.encoding, tensors: [tensor(SPLIT_TENSORS.fusedGrad, fusedShape, sentGradients.values)] },
+      crcOption(options),
+    );
+    deviceMs += now() - t;
+    t = now();
+    down2 = await link.backward(step, batchSize, up2);
+    waitMs += now() - t;
+    t = now();
+
+    const tokensShape = [batchSize, numModalities, tokenDim];
+    const dTokensValues = decodeSplitPayload(down2, expectation(options, step, SPLIT_TENSORS.tokensGrad, tokensShape)).get(SPLIT_TENSORS.tokensGrad)!;
+    const dTokens = tf.tensor3d(dTokensValues, tokensShape as [number, number, number]);
+    try {
+      localLoss = device.backward(batch, dTokens).localLoss;
+    } finally {
+      dTokens.dispose();
+    }
+  } catch (err) {
+    device.resetOptimizer(); // drops the head gradient headStep holds (see the module comment)
+    throw err;
   }
   deviceMs += now() - t;
   return {
@@ -168,7 +183,8 @@ function expectation(options: DeviceStepOptions, step: number, name: string, sha
   const header = { taskId: options.taskId, clientId: options.clientId, step };
   return {
     ...header,
-    maxBytes: splitPayloadBytes({ ...header, encoding: 'fp32', tensors: [tensor(name, shape)] }),
+    // The fp32 size, plus an int8 scale, which outweighs fp32 for a 1-element tensor.
+    maxBytes: splitPayloadBytes({ ...header, encoding: 'fp32', tensors: [tensor(name, shape)] }) + 4,
     tensors: [{ name, shape }],
     ...crcOption(options),
   };

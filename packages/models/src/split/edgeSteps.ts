@@ -22,6 +22,9 @@ import { FlCoreError, SPLIT_TENSORS, decodeSplitPayload, encodeSplitPayload, spl
 import type { Crc32Function, Parameters, SplitExpectation, Tensor, UpdateEncoding } from '@chorus/fl-core';
 import type { EdgeFusion } from './edgeFusion.js';
 
+/** Bytes of an int8 tensor's scale in the codec. */
+const INT8_SCALE_BYTES = 4;
+
 /** One half of a client's step, as the edge receives it. */
 export interface EdgeStepRequest {
   readonly roundId: string;
@@ -145,7 +148,12 @@ export class EdgeSteps {
     const mask = tf.tensor2d(maskValues, shapes.mask as [number, number]);
     let fused: Float32Array;
     try {
-      fused = tf.tidy(() => this.edge.forward(tokens, mask)).dataSync() as Float32Array;
+      const out = this.edge.forward(tokens, mask);
+      try {
+        fused = out.dataSync() as Float32Array;
+      } finally {
+        out.dispose();
+      }
     } catch (err) {
       tokens.dispose();
       mask.dispose();
@@ -196,7 +204,7 @@ export class EdgeSteps {
     return batch;
   }
 
-  /** What a payload of `request` must be; its byte limit is the size of the same tensors in fp32 (no encoding is larger). */
+  /** What a payload of `request` must be; its byte limit is the size of the same tensors in fp32 plus int8 scales (no encoding is larger). */
   private expectation(request: EdgeStepRequest, tensors: { name: string; shape: number[] }[]): SplitExpectation {
     const maxBytes = splitPayloadBytes({
       taskId: this.options.taskId,
@@ -209,7 +217,8 @@ export class EdgeSteps {
       taskId: this.options.taskId,
       clientId: request.clientId,
       step: request.step,
-      maxBytes,
+      // An int8 tensor also carries a 4-byte scale, which outweighs fp32 for a 1-element tensor.
+      maxBytes: maxBytes + INT8_SCALE_BYTES * tensors.length,
       tensors,
       ...(this.options.crc32 ? { crc32: this.options.crc32 } : {}),
     };
