@@ -20,6 +20,12 @@ export const CLIENT_ERROR_CODES = [
   'CLIENT_STORAGE',
   'CLIENT_DATASET',
   'CLIENT_CLOSED',
+  /**
+   * A split round was given up mid-step: the edge refused a step (its protocol code rides along;
+   * `EDGE_BUSY` only once the round's deadline left no time to try again), did not acknowledge it
+   * in time, or answered malformed. Nothing is uploaded for the round.
+   */
+  'CLIENT_SPLIT_FAILED',
 ] as const;
 
 /** One of {@link CLIENT_ERROR_CODES}. */

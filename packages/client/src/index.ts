@@ -53,13 +53,17 @@ export {
   inferAdapterLayout,
 } from './models.js';
 export type { AdapterLayout, DigitsFactoryOptions, ModelFactory, ModelRequest } from './models.js';
-export { evaluateLocally, toModelBatch, trainLocally } from './training.js';
-export type { LocalTrainingOptions, LocalTrainingResult, StepProgress } from './training.js';
+export { evaluateLocally, forEachLocalBatch, toModelBatch, trainLocally } from './training.js';
+export type { BatchPosition, LocalBatchingOptions, LocalTrainingOptions, LocalTrainingResult, StepProgress } from './training.js';
 export { ChorusClient } from './runtime.js';
 export { earnProof, solveChallenge } from './proofOfWork.js';
 export type { SolveOptions } from './proofOfWork.js';
 export { encodeLocalUpdate, roundSeed, runLocalRound } from './localRound.js';
 export type { LocalRoundOptions, LocalRoundResult } from './localRound.js';
+export { SPLIT_EPSILON_DELTA, runSplitRound, splitEpsilonMetrics } from './split/splitRound.js';
+export type { SplitRoundOptions } from './split/splitRound.js';
+export { EDGE_BUSY_FIRST_WAIT_MS, EDGE_BUSY_MAX_WAIT_MS, createSplitLink, socketStepSender } from './split/splitLink.js';
+export type { SplitLinkOptions, SplitStepEvent, SplitStepSender } from './split/splitLink.js';
 export type { ChorusClientOptions, ClientOutcome } from './runtime.js';
 export {
   FEDAFD_BUILTIN_INPUTS,

@@ -82,9 +82,9 @@ export interface LocalRoundResult {
 
 /**
  * Runs one round of local work (see the module comment); resolves with null when `shouldStop`
- * abandoned it. Throws `ClientError` (`CLIENT_BAD_ROUND`, `CLIENT_MODEL_MISMATCH`,
- * `CLIENT_DATASET`, `CLIENT_TRAINING_FAILED`) when the round cannot be done; the round's model is
- * disposed either way.
+ * abandoned it. Throws `ClientError` (`CLIENT_BAD_ROUND` — also for a split round, which
+ * `runSplitRound` runs —, `CLIENT_MODEL_MISMATCH`, `CLIENT_DATASET`, `CLIENT_TRAINING_FAILED`) when
+ * the round cannot be done; the round's model is disposed either way.
  */
 export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRoundResult | null> {
   const { round, dataset, models } = options;
@@ -93,14 +93,10 @@ export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRo
   if (behaviour?.kind === 'alie' && behaviour.z === null) throw new ClientError('CLIENT_BAD_CONFIG', 'alie: z is not set (assignBehaviours sets it)');
   const emit = options.onEvent ?? ((): void => undefined);
   const stopped = options.shouldStop ?? ((): boolean => false);
+  // A split round's delta must carry the task head this path knows nothing of.
+  if (round.config.split) throw new ClientError('CLIENT_BAD_ROUND', `round ${serverRound} is a split round; runSplitRound runs it`);
 
-  await checkGlobalHash(round.global, round.globalHash);
-  let global: Tensor[];
-  try {
-    global = decodeUpdate(round.global, { maxBytes: round.global.byteLength }).tensors;
-  } catch (err) {
-    throw new ClientError('CLIENT_BAD_ROUND', `global model: ${(err as Error).message}`);
-  }
+  const global = await decodeGlobal(round);
   const layout = inferAdapterLayout(global);
   if (layout.head !== round.config.head) {
     throw new ClientError('CLIENT_MODEL_MISMATCH', `the round asks for a ${round.config.head} head but the global model has a ${layout.head} head`);
@@ -180,7 +176,7 @@ export async function runLocalRound(options: LocalRoundOptions): Promise<LocalRo
   }
   if (stopped()) return null;
 
-  const clip = (d: Tensor[]): Tensor[] => (config.normBound === null ? d : clipParametersToNorm(d, config.normBound * NORM_MARGIN).clipped);
+  const clip = (d: Tensor[]): Tensor[] => clipHonestDelta(d, config.normBound);
   if (behaviour?.kind === 'alie') {
     const replicates = [clip(delta)];
     while (replicates.length < behaviour.replicates) {
@@ -218,8 +214,26 @@ export function encodeLocalUpdate(round: ParsedRoundStart, clientId: string, ten
   return update;
 }
 
+/** An honest client's delta, clipped a little inside the round's norm bound (null: unbounded, returned as is). */
+export function clipHonestDelta(delta: Tensor[], normBound: number | null): Tensor[] {
+  return normBound === null ? delta : clipParametersToNorm(delta, normBound * NORM_MARGIN).clipped;
+}
+
+/**
+ * The round's global model, checked against its announced hash and decoded; throws
+ * `CLIENT_BAD_ROUND` when it does not match or cannot be decoded.
+ */
+export async function decodeGlobal(round: ParsedRoundStart): Promise<Tensor[]> {
+  await checkGlobalHash(round.global, round.globalHash);
+  try {
+    return decodeUpdate(round.global, { maxBytes: round.global.byteLength }).tensors;
+  } catch (err) {
+    throw new ClientError('CLIENT_BAD_ROUND', `global model: ${(err as Error).message}`);
+  }
+}
+
 /** The first `count` example positions (evaluation needs no randomness: the same examples every round). */
-function evaluationIndices(numExamples: number, count: number): number[] {
+export function evaluationIndices(numExamples: number, count: number): number[] {
   return Array.from({ length: Math.min(numExamples, count) }, (_, i) => i);
 }
 

@@ -38,6 +38,34 @@ describe('inferAdapterLayout and globalFor', () => {
   });
 });
 
+describe('a split task’s global model', () => {
+  it('reads the same layout and global tensors with the edge’s `edge/*` and the task head `fusion/split_head/*` beside them', () => {
+    // Arrange: an image-only model's parameters, plus what a split task's global adds.
+    const base = buildDigitsEncoder('image', 0);
+    const model = new MultimodalModel({ numClasses: 4, encoders: { image: { base } }, conceptDim: 3, namHiddenUnits: 5, loraRank: 2 });
+    base.dispose();
+    try {
+      const params = model.adapterParameters();
+      const split = [
+        ...params,
+        tensor('fusion/split_head/kernel', [8, 4]),
+        tensor('fusion/split_head/bias', [4]),
+        tensor('edge/in/kernel', [3, 8]),
+        tensor('edge/image/adapter_a', [3, 2]),
+        tensor('edge/align_token', [8]),
+      ];
+      // Act
+      const layout = inferAdapterLayout(split);
+      const own = globalFor(model, split);
+      // Assert
+      expect(layout).toEqual(inferAdapterLayout(params));
+      expect(own.map((t) => t.name)).toEqual(model.adapterNames());
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
 describe('the linear head', () => {
   it('is read off the global model’s names, and the factory builds the same layout from it', async () => {
     // Arrange: an image-only linear-head model, rank 2, 3 concepts, 4 classes.

@@ -15,6 +15,11 @@
  *   the round config carries a `representation` section) runs the client's
  *   {@link RepresentationRoundRunner} instead, which keeps its model between rounds and uploads
  *   codec bytes of kind `representations`; without one such a round is refused.
+ * - A split round (FedUMM's device–edge split: the round config carries a `split` section) trains
+ *   through the edge one acknowledged step at a time (split/splitRound.ts over split/splitLink.ts):
+ *   `EDGE_BUSY` is waited out and the step sent again while the deadline allows; any other refusal,
+ *   a step not acknowledged in time or a disconnect gives the round up (reported as
+ *   `CLIENT_SPLIT_FAILED`, except after a disconnect or stop), and nothing is uploaded for it.
  * - Only the delta of the modalities the client holds (plus the shared `fusion` group) leaves the
  *   client, clipped to the round's norm bound when it is honest; an adversarial behaviour is
  *   applied after clipping, openly, to what is uploaded (localRound.ts).
@@ -37,6 +42,8 @@ import type { ClientErrorCode } from './errors.js';
 import { ClientEvents } from './events.js';
 import type { ClientEventListener, ClientStatus, TaskEndEvent } from './events.js';
 import { encodeLocalUpdate, runLocalRound } from './localRound.js';
+import { createSplitLink, socketStepSender } from './split/splitLink.js';
+import { runSplitRound } from './split/splitRound.js';
 import { earnProof } from './proofOfWork.js';
 import type { ModelFactory } from './models.js';
 import type { IdentityStorage, StoredIdentity } from './storage.js';
@@ -410,6 +417,10 @@ export class ChorusClient {
       await this.runRepresentationRound(run, started);
       return;
     }
+    if (round.config.split) {
+      await this.trainSplitRound(run, started);
+      return;
+    }
     const result = await runLocalRound({
       round,
       dataset: this.options.dataset,
@@ -447,6 +458,41 @@ export class ChorusClient {
     });
     if (!result || run.stopped) return;
     await this.upload(run, result.bytes, { ...result.metrics, trainMs: this.now() - started });
+  }
+
+  /** A split round (FedUMM): each step goes through the edge over this socket; the delta is uploaded as a weight round's. */
+  private async trainSplitRound(run: RoundRun, started: number): Promise<void> {
+    const { round } = run;
+    const split = round.config.split!;
+    // The id goes into every step's header, so it is needed before the first step.
+    const clientId = this.clientId;
+    if (!clientId) throw new ClientError('CLIENT_BAD_ROUND', 'selected before an identity was issued');
+    const link = createSplitLink({
+      taskId: round.taskId,
+      roundId: round.roundId,
+      send: socketStepSender(() => this.socket),
+      stepTimeoutMs: split.stepTimeoutMs,
+      deadlineAt: round.deadlineAt,
+      now: this.now,
+      sleep,
+      cancelled: () => run.stopped,
+    });
+    const result = await runSplitRound({
+      round,
+      clientId,
+      link,
+      dataset: this.options.dataset,
+      models: this.options.models,
+      seed: this.options.seed ?? 0,
+      behaviour: this.behaviour,
+      evalExamples: this.options.evalExamples ?? 256,
+      now: this.now,
+      onEvent: (e) => this.events.emit(e),
+      shouldStop: () => run.stopped,
+      pause,
+    });
+    if (!result || run.stopped) return;
+    await this.upload(run, encodeLocalUpdate(round, clientId, result.tensors), { ...result.metrics, trainMs: this.now() - started });
   }
 
   private async upload(run: RoundRun, bytes: Uint8Array, metrics: Record<string, number>): Promise<void> {

@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRng } from '@chorus/fl-core';
+import { createRng, shuffled } from '@chorus/fl-core';
 import { MultimodalModel, buildImageEncoder, buildTextEncoder, TextEmbedder } from '@chorus/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArrayDataset } from './dataset.js';
 import { isClientError } from './errors.js';
-import { trainLocally } from './training.js';
+import { forEachLocalBatch, trainLocally } from './training.js';
 
 beforeAll(async () => {
   expect(await tf.setBackend('cpu')).toBe(true);
@@ -79,5 +79,45 @@ describe('trainLocally loss options (modalWeight, modalLoss, interpretabilityWei
     expect(distillRun.meanModalLoss).toBeGreaterThan(0);
     expect(distillRun.meanModalLoss).not.toBeCloseTo(plainRun.meanModalLoss, 4);
     for (const m of [plain, intp, distill]) m!.dispose();
+  });
+});
+
+describe('forEachLocalBatch', () => {
+  const dataset = new ArrayDataset(Int32Array.from([0, 1, 2, 3, 4, 5, 6]), { audio: { values: new Float32Array(7), shape: [7, 1] } });
+
+  it('visits every example once an epoch in batches of batchSize, drawing all the epochs’ shuffles before the first batch', async () => {
+    // Arrange
+    const rng = createRng(3);
+    const seen: { at: string; labels: number[]; next: number }[] = [];
+    // Act: the label of each example is its index; `next` is the generator's next draw at each batch.
+    const { stopped } = await forEachLocalBatch({ dataset, localEpochs: 2, batchSize: 3, rng }, (host, at) => {
+      seen.push({ at: `${at.epoch}/${at.numEpochs}:${at.batch}/${at.numBatches}`, labels: Array.from(host.labels), next: rng() });
+      return Promise.resolve();
+    });
+    // Assert
+    const reference = createRng(3);
+    const orders = [shuffled(reference, [0, 1, 2, 3, 4, 5, 6]), shuffled(reference, [0, 1, 2, 3, 4, 5, 6])];
+    expect(stopped).toBe(false);
+    expect(seen.map((s) => s.at)).toEqual(['1/2:1/3', '1/2:2/3', '1/2:3/3', '2/2:1/3', '2/2:2/3', '2/2:3/3']);
+    expect(seen.slice(0, 3).flatMap((s) => s.labels)).toEqual(orders[0]);
+    expect(seen.slice(3).flatMap((s) => s.labels)).toEqual(orders[1]);
+    expect(seen.map((s) => s.labels.length)).toEqual([3, 3, 1, 3, 3, 1]);
+    // What the visitor draws comes after both shuffles, in order.
+    expect(seen.map((s) => s.next)).toEqual(Array.from({ length: 6 }, () => reference()));
+  });
+
+  it('stops before the next batch when asked, and refuses bad batching with CLIENT_BAD_CONFIG', async () => {
+    // Arrange
+    let visits = 0;
+    // Act
+    const { stopped } = await forEachLocalBatch({ dataset, localEpochs: 3, batchSize: 2, rng: createRng(1), shouldStop: () => visits >= 2 }, () => {
+      visits++;
+      return Promise.resolve();
+    });
+    const bad = await forEachLocalBatch({ dataset, localEpochs: 1, batchSize: 0, rng: createRng(1) }, () => Promise.resolve()).catch((e: unknown) => e);
+    // Assert
+    expect(stopped).toBe(true);
+    expect(visits).toBe(2);
+    expect(isClientError(bad, 'CLIENT_BAD_CONFIG')).toBe(true);
   });
 });

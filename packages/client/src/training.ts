@@ -12,11 +12,7 @@ import type { HostBatch, LocalDataset } from './dataset.js';
 import { ClientError } from './errors.js';
 
 /** Progress of one optimiser step (1-based). */
-export interface StepProgress {
-  readonly epoch: number;
-  readonly numEpochs: number;
-  readonly batch: number;
-  readonly numBatches: number;
+export interface StepProgress extends BatchPosition {
   readonly loss: number;
 }
 
@@ -78,7 +74,8 @@ export function toModelBatch(host: HostBatch, modalities: readonly Modality[], l
   return batch;
 }
 
-function disposeBatch(batch: MultimodalBatch): void {
+/** Disposes every tensor of a model batch. */
+export function disposeBatch(batch: MultimodalBatch): void {
   tf.dispose(Object.values(batch) as tf.Tensor[]);
 }
 
@@ -92,11 +89,69 @@ function usableModalities(model: MultimodalModel, dataset: LocalDataset, request
   return ms;
 }
 
-/** Trains `model` on `dataset` for `localEpochs` epochs of shuffled mini-batches. */
-export async function trainLocally(options: LocalTrainingOptions): Promise<LocalTrainingResult> {
-  const { model, dataset, localEpochs, batchSize, rng } = options;
+/** Where a batch sits in a round of local training (1-based epoch and batch). */
+export interface BatchPosition {
+  readonly epoch: number;
+  readonly numEpochs: number;
+  readonly batch: number;
+  readonly numBatches: number;
+}
+
+/** Options of {@link forEachLocalBatch}. */
+export interface LocalBatchingOptions {
+  readonly dataset: LocalDataset;
+  readonly localEpochs: number;
+  readonly batchSize: number;
+  /** Draws the epochs' shuffles (see {@link forEachLocalBatch} for when). */
+  readonly rng: Rng;
+  /** Checked before every batch; true stops early. */
+  readonly shouldStop?: () => boolean;
+  /** Awaited after every batch, so sockets and other clients get a turn. */
+  readonly pause?: () => Promise<void>;
+}
+
+/** Throws `CLIENT_BAD_CONFIG` unless `localEpochs` and `batchSize` are integers ≥ 1. */
+function checkBatching(localEpochs: number, batchSize: number): void {
   if (!Number.isInteger(localEpochs) || localEpochs < 1) throw new ClientError('CLIENT_BAD_CONFIG', `localEpochs must be an integer ≥ 1, got ${localEpochs}`);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new ClientError('CLIENT_BAD_CONFIG', `batchSize must be an integer ≥ 1, got ${batchSize}`);
+}
+
+/**
+ * Hands `visit` the batches of `localEpochs` shuffled passes over `dataset`, `batchSize` examples
+ * each (the last batch of an epoch may be smaller), one at a time and in order. The batching of
+ * every kind of round: weight and split rounds walk the data identically.
+ *
+ * Randomness: `rng` draws the shuffles of all epochs, one after the other, before the first batch
+ * is read, and nothing else; a caller drawing from the same generator afterwards (a split round's
+ * interface noise) draws after all of them. Resolves with `stopped: true` when `shouldStop` ended
+ * the walk early.
+ */
+export async function forEachLocalBatch(
+  options: LocalBatchingOptions,
+  visit: (host: HostBatch, at: BatchPosition) => Promise<void>,
+): Promise<{ readonly stopped: boolean }> {
+  const { dataset, localEpochs, batchSize, rng } = options;
+  checkBatching(localEpochs, batchSize);
+  const n = dataset.numExamples;
+  const numBatches = Math.ceil(n / batchSize);
+  const all = Array.from({ length: n }, (_, i) => i);
+  const orders = Array.from({ length: localEpochs }, () => shuffled(rng, all));
+  for (let epoch = 1; epoch <= localEpochs; epoch++) {
+    const order = orders[epoch - 1]!;
+    for (let b = 0; b < numBatches; b++) {
+      if (options.shouldStop?.()) return { stopped: true };
+      const host = await dataset.read(order.slice(b * batchSize, (b + 1) * batchSize));
+      await visit(host, { epoch, numEpochs: localEpochs, batch: b + 1, numBatches });
+      if (options.pause) await options.pause();
+    }
+  }
+  return { stopped: false };
+}
+
+/** Trains `model` on `dataset` for `localEpochs` epochs of shuffled mini-batches ({@link forEachLocalBatch}). */
+export async function trainLocally(options: LocalTrainingOptions): Promise<LocalTrainingResult> {
+  const { model, dataset, localEpochs, batchSize, rng } = options;
+  checkBatching(localEpochs, batchSize);
   const { modalWeight } = options;
   if (modalWeight !== undefined && !(Number.isFinite(modalWeight) && modalWeight >= 0))
     throw new ClientError('CLIENT_BAD_CONFIG', `modalWeight must be a finite number ≥ 0, got ${modalWeight}`);
@@ -106,26 +161,22 @@ export async function trainLocally(options: LocalTrainingOptions): Promise<Local
   if (interpretabilityWeight !== undefined && !(Number.isFinite(interpretabilityWeight) && interpretabilityWeight >= 0))
     throw new ClientError('CLIENT_BAD_CONFIG', `interpretabilityWeight must be a finite number ≥ 0, got ${interpretabilityWeight}`);
   const modalities = usableModalities(model, dataset, options.modalities);
-  const n = dataset.numExamples;
-  const numBatches = Math.ceil(n / batchSize);
-  const all = Array.from({ length: n }, (_, i) => i);
   let numSteps = 0;
   let lossSum = 0;
   let modalSum = 0;
   let intpSum = 0;
   let examples = 0;
   const mean = (sum: number): number => (examples > 0 ? sum / examples : 0);
-  const means = (): Omit<LocalTrainingResult, 'stopped'> => ({
-    numSteps,
-    meanLoss: mean(lossSum),
-    meanModalLoss: mean(modalSum),
-    meanInterpretabilityLoss: mean(intpSum),
-  });
-  for (let epoch = 1; epoch <= localEpochs; epoch++) {
-    const order = shuffled(rng, all);
-    for (let b = 0; b < numBatches; b++) {
-      if (options.shouldStop?.()) return { ...means(), stopped: true };
-      const host = await dataset.read(order.slice(b * batchSize, (b + 1) * batchSize));
+  const { stopped } = await forEachLocalBatch(
+    {
+      dataset,
+      localEpochs,
+      batchSize,
+      rng,
+      ...(options.shouldStop ? { shouldStop: options.shouldStop } : {}),
+      ...(options.pause ? { pause: options.pause } : {}),
+    },
+    async (host, at) => {
       const batch = toModelBatch(host, modalities, options.labelMap);
       let step: TrainStepResult;
       try {
@@ -145,11 +196,10 @@ export async function trainLocally(options: LocalTrainingOptions): Promise<Local
       modalSum += step.modal * host.size;
       intpSum += step.interpretability * host.size;
       examples += host.size;
-      options.onStep?.({ epoch, numEpochs: localEpochs, batch: b + 1, numBatches, loss });
-      if (options.pause) await options.pause();
-    }
-  }
-  return { ...means(), stopped: false };
+      options.onStep?.({ ...at, loss });
+    },
+  );
+  return { numSteps, meanLoss: mean(lossSum), meanModalLoss: mean(modalSum), meanInterpretabilityLoss: mean(intpSum), stopped };
 }
 
 /** Accuracy and mean cross-entropy of `model` on the examples at `indices` (true labels), in chunks of `chunk`. */

@@ -20,7 +20,7 @@ import { checkBehaviour } from '../adversarial.js';
 import type { AdversarialBehaviour } from '../adversarial.js';
 import type { HostBatch, LocalDataset } from '../dataset.js';
 import { ClientError } from '../errors.js';
-import { toModelBatch } from '../training.js';
+import { disposeBatch, toModelBatch } from '../training.js';
 import { attackRepresentations } from './adversarial.js';
 
 /** Local examples scored after training when the options name no count. */
@@ -240,10 +240,6 @@ function sliceBatch(batch: MultimodalBatch, modalities: readonly Modality[], sta
   const out: MultimodalBatch = {};
   for (const m of modalities) out[m] = tf.slice(batch[m]!, start, count);
   return out;
-}
-
-function disposeBatch(batch: MultimodalBatch): void {
-  tf.dispose(Object.values(batch) as tf.Tensor[]);
 }
 
 /**
