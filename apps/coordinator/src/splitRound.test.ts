@@ -183,3 +183,60 @@ describe('a split task on the coordinator', () => {
     expect(metrics['eval.local.accuracy']).toBeGreaterThanOrEqual(0);
   }, 180_000);
 });
+
+describe('a split task with headless clients', () => {
+  it('runs every round through the edge with the client runtime, each client filling the round the moment it says hello', async () => {
+    // Arrange: a split task whose round starts the instant the second client says hello (no waiting
+    // room), so a round start can reach that client before its hello's acknowledgement.
+    const { createHeadlessClients, createNodeDigitsFactory, useNodeBackend } = await import('@chorus/client/node');
+    await useNodeBackend('wasm');
+    const models = createNodeDigitsFactory({ adapterAlpha: 4 });
+    const headlessTask = parseTask({ ...task, id: 'split-headless', minClients: 2, waitingRoomMs: 0, maxRoundAttempts: 1, roundDeadlineMs: 120_000 });
+    const headlessStore = new MemoryStore();
+    const node = await startCoordinator({
+      tasks: [{ config: headlessTask, joinToken: 'join' }],
+      store: headlessStore,
+      adminToken: 'admin',
+      logger: pino({ level: 'silent' }),
+      processMetrics: false,
+    });
+    const made = await createHeadlessClients({
+      url: node.url,
+      taskId: headlessTask.id,
+      token: 'join',
+      models,
+      backend: 'wasm',
+      dataset: 'digits',
+      numClients: 2,
+      scheme: 'iid',
+      modalities: [...MODALITIES],
+      maxExamplesPerClient: 24,
+      seed: 4,
+      client: { evalExamples: 8 },
+    });
+    try {
+      // Act
+      const outcomes = await Promise.all(
+        made.map(async ({ client }) => {
+          await client.start();
+          return client.finished();
+        }),
+      );
+
+      // Assert: both rounds committed on the first attempt (maxRoundAttempts 1), with the edge trained and evaluated.
+      expect(outcomes.map((o) => o.kind)).toEqual(['task-end', 'task-end']);
+      expect(headlessStore.listRounds(headlessTask.id).map((r) => [r.serverRound, r.attempt, r.status])).toEqual([
+        [1, 1, 'completed'],
+        [2, 1, 'completed'],
+      ]);
+      const metrics = headlessStore.listMetrics(headlessTask.id).map((m) => m.metrics);
+      for (const m of metrics) expect(m['eval.accuracy']).toBeGreaterThanOrEqual(0);
+      const updates = headlessStore.listUpdates(headlessTask.id).filter((u) => u.status === 'accepted');
+      expect(updates).toHaveLength(4);
+    } finally {
+      await Promise.all(made.map(({ client }) => client.close()));
+      await node.close();
+      models.dispose();
+    }
+  }, 300_000);
+});

@@ -119,6 +119,8 @@ export class ChorusClient {
   private readonly finishedPromise: Promise<ClientOutcome>;
   private startWaiters: { resolve: (r: HelloResult) => void; reject: (e: ClientError) => void } | null = null;
   private lastHello: HelloResult | null = null;
+  /** Waiting for the id the next accepted hello carries (see {@link nextIdentity}). */
+  private identityWaiters: ((clientId: string | undefined) => void)[] = [];
 
   constructor(private readonly options: ChorusClientOptions) {
     if (typeof options.url !== 'string' || options.url.length === 0) throw new ClientError('CLIENT_BAD_CONFIG', 'url is required');
@@ -331,6 +333,7 @@ export class ChorusClient {
       }
     }
     this.lastHello = res;
+    for (const resolve of this.identityWaiters.splice(0)) resolve(res.clientId);
     this.events.emit({ type: 'identity', clientId: res.clientId, resumed, completedRounds: res.completedRounds });
     if (!this.current) this.setStatus('waiting');
     this.startWaiters?.resolve(res);
@@ -460,12 +463,32 @@ export class ChorusClient {
     await this.upload(run, result.bytes, { ...result.metrics, trainMs: this.now() - started });
   }
 
+  /** The id of the next accepted hello, or undefined after `ms` without one. */
+  private nextIdentity(ms: number): Promise<string | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(
+        () => {
+          this.identityWaiters = this.identityWaiters.filter((w) => w !== done);
+          resolve(undefined);
+        },
+        Math.max(0, ms),
+      );
+      const done = (clientId: string | undefined): void => {
+        clearTimeout(timer);
+        resolve(clientId);
+      };
+      this.identityWaiters.push(done);
+    });
+  }
+
   /** A split round (FedUMM): each step goes through the edge over this socket; the delta is uploaded as a weight round's. */
   private async trainSplitRound(run: RoundRun, started: number): Promise<void> {
     const { round } = run;
     const split = round.config.split!;
-    // The id goes into every step's header, so it is needed before the first step.
-    const clientId = this.clientId;
+    // The id goes into every step's header, so it is needed before the first step; a round start can
+    // arrive before the acknowledgement of the hello that carries it (the hello that filled the round).
+    const clientId = this.clientId ?? (await this.nextIdentity(Math.min(round.deadlineAt - this.now(), this.options.ackTimeoutMs ?? 10_000)));
+    if (run.stopped) return;
     if (!clientId) throw new ClientError('CLIENT_BAD_ROUND', 'selected before an identity was issued');
     const link = createSplitLink({
       taskId: round.taskId,

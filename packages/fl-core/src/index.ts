@@ -217,7 +217,7 @@ export { checkRepresentationTensors, validateRepresentations } from './represent
 export type { RepresentationExpectations, ValidRepresentations } from './representation/validate.js';
 export { publicRepresentationTensors, readPublicRepresentations, representationUploadTensors, samplePublicBatch } from './representation/wire.js';
 export type { PublicRepresentationSplit } from './representation/wire.js';
-export { isSplitTensorName, SPLIT_TENSOR_PREFIX, SPLIT_TENSORS } from './split/names.js';
+export { isSplitTensorName, SPLIT_EDGE_GROUP, SPLIT_TENSOR_PREFIX, SPLIT_TENSORS } from './split/names.js';
 export { decodeSplitPayload, encodeSplitPayload, privatizeRows, splitPayloadBytes } from './split/secureInterface.js';
 export type { PrivatizedRows, RowRelease, SplitExpectation, SplitPayload, SplitTensorSpec } from './split/secureInterface.js';
 export { splitChannelPrivacy, splitReleasesPerExample } from './split/channelPrivacy.js';

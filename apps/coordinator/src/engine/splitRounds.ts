@@ -21,13 +21,13 @@
  * from concurrently training clients, so two runs of the same seeded split task agree only up to
  * that order (unlike weight rounds, whose aggregation is canonical).
  */
-import { groupOf } from '@chorus/fl-core';
+import { SPLIT_EDGE_GROUP, groupOf } from '@chorus/fl-core';
 import type { Parameters, Tensor } from '@chorus/fl-core';
 import type { SplitRoundConfig, SplitTaskConfig } from '@chorus/protocol';
 import { CoordinatorError } from '../errors.js';
 
-/** The parameter group of the edge's fusion network: in the global, trained by the edge only. */
-export const SPLIT_EDGE_GROUP = 'edge';
+// The edge's parameter group: fl-core names it, for the edge, the clients and the coordinator alike.
+export { SPLIT_EDGE_GROUP };
 
 /** The round config's `split` section of a task's `split` settings: what a client needs for its half. */
 export function splitRoundSection(split: SplitTaskConfig): SplitRoundConfig {

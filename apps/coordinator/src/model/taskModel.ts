@@ -28,7 +28,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createRng, groupOf, parametersDelta, shuffled } from '@chorus/fl-core';
+import { SPLIT_EDGE_GROUP, createRng, groupOf, parametersDelta, shuffled } from '@chorus/fl-core';
 import type { CandidateProbeOutputs, Parameters, Tensor } from '@chorus/fl-core';
 import { BUILTIN_MODALITIES, BUILTIN_NAMES, openBuiltin, publicPartIndices, readManifest } from '@chorus/datasets';
 import type { BuiltinName, DigitsSample, FashionMmSample, FashionSample, SpamSample } from '@chorus/datasets';
@@ -681,7 +681,7 @@ function disposeSplitParts(parts: SplitParts): void {
 function splitParameters(parameters: Parameters): { device: Tensor[]; edge: Tensor[] } {
   const device: Tensor[] = [];
   const edge: Tensor[] = [];
-  for (const t of parameters) (groupOf(t.name) === 'edge' ? edge : device).push(t);
+  for (const t of parameters) (groupOf(t.name) === SPLIT_EDGE_GROUP ? edge : device).push(t);
   return { device, edge };
 }
 

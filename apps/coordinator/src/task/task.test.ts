@@ -42,6 +42,18 @@ describe('task files', () => {
     });
   });
 
+  it('loads the split demo task, and refuses a split section with a trust strategy at its line', () => {
+    const file = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tasks', 'demo-split.yaml');
+    const task = readTaskFile(file);
+    expect(task).toMatchObject({
+      id: 'demo-split',
+      strategy: { name: 'fedavg' },
+      split: { fusedDim: 32, activations: { encoding: 'int8' }, gradients: { encoding: 'int8' }, returnEncoding: 'int8' },
+    });
+    const issues = issuesOf(base.replace('strategy: { name: fedavg }', 'strategy: { name: fedmm-x }\nsplit: { fusedDim: 16 }'));
+    expect(issues.some((i) => i.includes('split') && i.includes('fedavg'))).toBe(true);
+  });
+
   it('fills defaults, including nested wrapper strategies', () => {
     const task = parseTaskYaml(
       base.replace('strategy: { name: fedavg }', 'strategy: { name: dp, clipNorm: 1, noiseMultiplier: 0.5, inner: { name: fedmm-x } }'),

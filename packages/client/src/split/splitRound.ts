@@ -20,7 +20,7 @@
  * and then, step by step in order, the interface noise (each step: the tokens, then the
  * fused-feature gradients; `deviceSplitStep`). Time only reaches the metrics.
  */
-import { createRng, groupOf, parametersDelta, splitChannelPrivacy, splitReleasesPerExample } from '@chorus/fl-core';
+import { SPLIT_EDGE_GROUP, createRng, groupOf, parametersDelta, splitChannelPrivacy, splitReleasesPerExample } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
 import { SPLIT_HEAD_NAMES, SplitDevice, deviceSplitStep } from '@chorus/models';
 import type { SplitLink } from '@chorus/models';
@@ -32,7 +32,6 @@ import { globalFor, inferAdapterLayout } from '../models.js';
 import { disposeBatch, evaluateLocally, forEachLocalBatch, toModelBatch } from '../training.js';
 
 /** Group of the edge's tensors in a split task's global model (`edge/…`): never trained or uploaded by a client. */
-const EDGE_GROUP = 'edge';
 
 /** The group every client trains and uploads beside its modalities': the heads, the task head included. */
 const SHARED_GROUP = 'fusion';
@@ -76,7 +75,7 @@ export async function runSplitRound(options: SplitRoundOptions): Promise<LocalRo
 
   const global = await decodeGlobal(round);
   const headNames = new Set<string>(SPLIT_HEAD_NAMES);
-  const deviceTensors = global.filter((t) => groupOf(t.name) !== EDGE_GROUP);
+  const deviceTensors = global.filter((t) => groupOf(t.name) !== SPLIT_EDGE_GROUP);
   const adapters = deviceTensors.filter((t) => !headNames.has(t.name));
   const layout = inferAdapterLayout(adapters);
   if (layout.head !== config.head)
@@ -182,7 +181,7 @@ export async function runSplitRound(options: SplitRoundOptions): Promise<LocalRo
       metrics['localLoss'] = l.loss;
     }
     delta = parametersDelta(
-      device.parameters(),
+      await device.parametersAsync(),
       start.filter((t) => uploaded.has(groupOf(t.name))),
     );
   } catch (err) {

@@ -29,3 +29,9 @@ const SPLIT_SUFFIX = /^[a-z0-9_]+$/;
 export function isSplitTensorName(name: string): boolean {
   return name.startsWith(SPLIT_TENSOR_PREFIX) && SPLIT_SUFFIX.test(name.slice(SPLIT_TENSOR_PREFIX.length));
 }
+
+/**
+ * The parameter group of the edge's fusion network in a split task's global model (tensors
+ * `edge/…`): trained by the edge only, never by clients, and refused in their uploads.
+ */
+export const SPLIT_EDGE_GROUP = 'edge';

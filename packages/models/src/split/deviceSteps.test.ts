@@ -3,6 +3,7 @@ import { SPLIT_TENSORS, createRng, decodeSplitPayload, norm, splitPayloadBytes, 
 import type { Parameters } from '@chorus/fl-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isModelsError } from '../errors.js';
+import { withoutSyncReads } from '../fixtures.test-util.js';
 import type { MultimodalBatch } from '../model.js';
 import { deviceSplitStep } from './deviceSteps.js';
 import type { CutRelease, DeviceStepOptions, SplitLink } from './deviceSteps.js';
@@ -262,35 +263,65 @@ describe('deviceSplitStep', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('propagates a link’s rejection in either half, leaving no tensor allocated and no device weight moved; the next step goes through', async () => {
+  it('propagates a link’s rejection in either half, leaving no tensor allocated and no device weight moved; the next step goes on from the kept moments', async () => {
+    // Arrange: a device one step in (so Adam has moments), and a twin that will take the same steps without the failures.
     const before = tf.memory().numTensors;
-    const pair = splitPair();
+    const [pair, twin] = [splitPair(), splitPair()];
     const batch = toyBatch(5);
     const offline = new Error('link offline');
     const good = edgeLink(pair.steps);
+    const twinLink = edgeLink(twin.steps);
     const links: [string, SplitLink][] = [
       ['forward', { forward: async () => Promise.reject(offline), backward: good.backward }],
       ['backward', { forward: good.forward, backward: async () => Promise.reject(offline) }],
       ['forward answer of garbage', { forward: async () => new Uint8Array([1, 2, 3]), backward: good.backward }],
     ];
+    await deviceSplitStep(pair.device, batch, 0, good, stepOptions());
+    await deviceSplitStep(twin.device, batch, 0, twinLink, stepOptions());
     const weights = pair.device.parameters();
     const held = tf.memory().numTensors;
 
+    // Act: the failing steps, then one that goes through on both devices.
+    const errors: unknown[] = [];
     for (const [label, link] of links) {
-      const err = await rejection(() => deviceSplitStep(pair.device, batch, 0, link, stepOptions()));
+      errors.push(await rejection(() => deviceSplitStep(pair.device, batch, 1, link, stepOptions())));
       pair.steps.drop(CLIENT);
-
-      if (label === 'forward answer of garbage') expect(String(err), label).toMatch(/^FlCoreError: CODEC_/);
-      else expect(err, label).toBe(offline);
       expect(tf.memory().numTensors, label).toBe(held);
       expect(maxParameterDiff(pair.device.parameters(), weights), label).toBe(0);
     }
-    const recovered = await deviceSplitStep(pair.device, batch, 1, good, stepOptions());
+    const recovered = await deviceSplitStep(pair.device, batch, 2, good, stepOptions());
+    await deviceSplitStep(twin.device, batch, 2, twinLink, stepOptions());
 
+    // Assert: the failed steps left nothing behind, neither their head gradient nor a reset of Adam's moments.
+    expect(String(errors[2])).toMatch(/^FlCoreError: CODEC_/);
+    expect(errors.slice(0, 2)).toEqual([offline, offline]);
     expect(recovered.numExamples).toBe(B);
     expect(maxParameterDiff(pair.device.parameters(), weights)).toBeGreaterThan(0);
+    expect(maxParameterDiff(pair.device.parameters(), twin.device.parameters())).toBe(0);
     disposeBatch(batch);
     pair.dispose();
+    twin.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('reads nothing synchronously on the device (WebGPU tabs)', async () => {
+    // Arrange: the in-process edge reads synchronously, so a twin's step records its answers and a replaying link serves them.
+    const before = tf.memory().numTensors;
+    const [pair, twin] = [splitPair(), splitPair()];
+    const batch = toyBatch(7);
+    const { link: twinLink, recorded } = recordingLink(edgeLink(twin.steps));
+    const expected = await deviceSplitStep(twin.device, batch, 0, twinLink, stepOptions());
+    const replay: SplitLink = { forward: async () => recorded.down[0]!, backward: async () => recorded.down[1]! };
+
+    // Act
+    const result = await withoutSyncReads(() => deviceSplitStep(pair.device, batch, 0, replay, stepOptions()));
+
+    // Assert
+    expect(result).toEqual(expected);
+    expect(maxParameterDiff(pair.device.parameters(), twin.device.parameters())).toBe(0);
+    disposeBatch(batch);
+    pair.dispose();
+    twin.dispose();
     expect(tf.memory().numTensors).toBe(before);
   });
 

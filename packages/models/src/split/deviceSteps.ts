@@ -16,9 +16,12 @@
  *
  * Failure behaviour: a batch without labels is refused (`MODELS_BAD_INPUT`) before anything is sent;
  * a link's rejection or a malformed answer propagates unchanged, with no device weight moved and no
- * tensor left allocated. A step that fails after the task head's loss also drops the device's
- * optimiser state (`SplitDevice.resetOptimizer`, its only way to discard the head gradient
- * `headStep` holds), so the next step does not apply this one's gradient.
+ * tensor left allocated. A step that fails after the task head's loss also discards the head
+ * gradient `headStep` holds (`SplitDevice.discardHeadGradient`), so the next step does not apply
+ * this one's gradient; Adam's moments and step count are kept.
+ *
+ * Reads: the step runs in volunteers' tabs, where a synchronous read on WebGPU can return zeros,
+ * so it uses only the device's `…Async` methods and `await data()`.
  */
 import * as tf from '@tensorflow/tfjs';
 import { SPLIT_TENSORS, decodeSplitPayload, encodeSplitPayload, privatizeRows, splitPayloadBytes, tensor } from '@chorus/fl-core';
@@ -91,7 +94,7 @@ export async function deviceSplitStep(
   let waitMs = 0;
   let t = now();
 
-  const cut = device.encode(batch);
+  const cut = await device.encodeAsync(batch);
   const [batchSize, numModalities, tokenDim] = cut.tokens.shape;
   let tokens: Float32Array;
   let mask: Float32Array;
@@ -125,7 +128,7 @@ export async function deviceSplitStep(
   const fused = tf.tensor2d(fusedValues, fusedShape as [number, number]);
   let head;
   try {
-    head = device.headStep(fused, labels);
+    head = await device.headStepAsync(fused, labels);
   } finally {
     fused.dispose();
   }
@@ -155,12 +158,12 @@ export async function deviceSplitStep(
     const dTokensValues = decodeSplitPayload(down2, expectation(options, step, SPLIT_TENSORS.tokensGrad, tokensShape)).get(SPLIT_TENSORS.tokensGrad)!;
     const dTokens = tf.tensor3d(dTokensValues, tokensShape as [number, number, number]);
     try {
-      localLoss = device.backward(batch, dTokens).localLoss;
+      localLoss = (await device.backwardAsync(batch, dTokens)).localLoss;
     } finally {
       dTokens.dispose();
     }
   } catch (err) {
-    device.resetOptimizer(); // drops the head gradient headStep holds (see the module comment)
+    device.discardHeadGradient(); // this step's head gradient must not reach the next one (see the module comment)
     throw err;
   }
   deviceMs += now() - t;

@@ -18,6 +18,7 @@
  * for its own Adam step.
  */
 import * as tf from '@tensorflow/tfjs';
+import { SPLIT_EDGE_GROUP } from '@chorus/fl-core';
 import type { Parameters, Tensor as NamedTensor } from '@chorus/fl-core';
 import { MODALITIES, type Modality } from '../encoders.js';
 import { ModelsError, checkInt, checkPositive } from '../errors.js';
@@ -116,7 +117,7 @@ export class EdgeFusion {
     const normal = (): Initializer => tf.initializers.truncatedNormal({ stddev: EMBEDDING_STDDEV, seed: seed + this.weights.length });
     const add = (name: string, init: Initializer, shape: number[]): void => {
       const variable = createVariable(init, shape);
-      this.weights.push({ name: `edge/${name}`, variable });
+      this.weights.push({ name: `${SPLIT_EDGE_GROUP}/${name}`, variable });
       this.byName.set(name, variable);
     };
     add('in/kernel', glorot(), [c, d]);
@@ -237,7 +238,7 @@ export class EdgeFusion {
 
   /** The forward pass with the weights given in `this.weights` order (variables, or the same tensors as gradient arguments). */
   private fuse(tokens: tf.Tensor, mask: tf.Tensor, weights: readonly tf.Tensor[]): tf.Tensor2D {
-    const byName = new Map(this.weights.map((e, i) => [e.name.slice('edge/'.length), weights[i]!]));
+    const byName = new Map(this.weights.map((e, i) => [e.name.slice(SPLIT_EDGE_GROUP.length + 1), weights[i]!]));
     const w: Lookup = (name) => byName.get(name)!;
     const [batch, , c] = tokens.shape as [number, number, number];
     const d = this.modelDim;

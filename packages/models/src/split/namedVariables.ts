@@ -30,6 +30,11 @@ export function readNamed(list: readonly ExchangedVariable[]): NamedTensor[] {
   return list.map((e) => ({ name: e.name, shape: [...e.variable.shape], values: new Float32Array(e.variable.dataSync()) }));
 }
 
+/** {@link readNamed} reading values asynchronously (safe on WebGPU, whose synchronous reads are not). */
+export async function readNamedAsync(list: readonly ExchangedVariable[]): Promise<NamedTensor[]> {
+  return Promise.all(list.map(async (e) => ({ name: e.name, shape: [...e.variable.shape], values: new Float32Array(await e.variable.data()) })));
+}
+
 /** Number of scalars in `list`. */
 export function countNamed(list: readonly ExchangedVariable[]): number {
   return list.reduce((n, e) => n + e.variable.size, 0);

@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isModelsError } from '../errors.js';
+import { TINY, tinyBatch, tinyEmbedder, tinyModel, withoutSyncReads } from '../fixtures.test-util.js';
 import { crossEntropyLoss } from '../losses.js';
+import type { MultimodalBatch } from '../model.js';
 import { SPLIT, disposeBatch, maxAbsDiff, splitEdge, splitModel, toyBatch } from './fixtures.test-util.js';
 import { SPLIT_HEAD_NAMES, SplitDevice } from './splitDevice.js';
 import { splitStepInProcess } from './splitTrainer.js';
@@ -31,6 +33,43 @@ function freshDevice(overrides: { learningRate?: number; localHeadWeight?: numbe
 
 function byName(device: SplitDevice): Map<string, Float32Array> {
   return new Map(device.parameters().map((t) => [t.name, t.values]));
+}
+
+/** Whether every parameter of `a` equals `b`'s bit for bit. */
+function sameParameters(a: SplitDevice, b: SplitDevice): boolean {
+  const other = byName(b);
+  return a.parameters().every((t) => maxAbsDiff(t.values, other.get(t.name)!) === 0);
+}
+
+/** Everything one step of `device` gives back, read out: the cut, dFused, the figures and the parameters after it. */
+interface StepRecord {
+  tokens: number[];
+  mask: number[];
+  dFused: number[];
+  loss: number;
+  correct: number;
+  localLoss: number;
+  parameters: Map<string, Float32Array>;
+}
+
+/** One step of `device` on `batch` through its synchronous methods, against fixed `fused` and `dTokens` from an edge. */
+function syncStep(device: SplitDevice, batch: MultimodalBatch, fused: tf.Tensor, dTokens: tf.Tensor): StepRecord {
+  const cut = device.encode(batch);
+  const head = device.headStep(fused, batch.labels!);
+  const { localLoss } = device.backward(batch, dTokens);
+  const record = { tokens: [...cut.tokens.dataSync()], mask: [...cut.mask.dataSync()], dFused: [...head.dFused.dataSync()] };
+  tf.dispose([cut.tokens, cut.mask, head.dFused]);
+  return { ...record, loss: head.loss, correct: head.correct, localLoss, parameters: byName(device) };
+}
+
+/** {@link syncStep} through the `…Async` methods, with every synchronous read refused while they run. */
+async function asyncStep(device: SplitDevice, batch: MultimodalBatch, fused: tf.Tensor, dTokens: tf.Tensor): Promise<StepRecord> {
+  const [cut, head, { localLoss }] = await withoutSyncReads(
+    async () => [await device.encodeAsync(batch), await device.headStepAsync(fused, batch.labels!), await device.backwardAsync(batch, dTokens)] as const,
+  );
+  const record = { tokens: [...cut.tokens.dataSync()], mask: [...cut.mask.dataSync()], dFused: [...head.dFused.dataSync()] };
+  tf.dispose([cut.tokens, cut.mask, head.dFused]);
+  return { ...record, loss: head.loss, correct: head.correct, localLoss, parameters: byName(device) };
 }
 
 function attempt(act: () => unknown): unknown {
@@ -243,6 +282,104 @@ describe('SplitDevice', () => {
     const expected = byName(fresh);
     for (const t of device.parameters()) expect(maxAbsDiff(t.values, expected.get(t.name)!), t.name).toBe(0);
     tf.dispose([fused, dTokens]);
+    disposeBatch(batch);
+  });
+
+  it('discardHeadGradient drops the held head gradient but keeps the moments: the next backward applies only its own step', () => {
+    // Arrange: three devices alike, each one step in (so Adam has moments and a step count).
+    const [discarding, untouched, reset] = [freshDevice({ learningRate: 0.01 }), freshDevice({ learningRate: 0.01 }), freshDevice({ learningRate: 0.01 })];
+    const batch = toyBatch(14, B, PRESENT);
+    const fused = tf.randomNormal([B, D], 0, 1, 'float32', 15);
+    const nextFused = tf.randomNormal([B, D], 0, 1, 'float32', 16);
+    const dTokens = tf.randomNormal([B, M, C], 0, 1, 'float32', 17);
+    const nextTokens = tf.randomNormal([B, M, C], 0, 1, 'float32', 18);
+    for (const device of [discarding, untouched, reset]) {
+      tf.dispose(device.headStep(fused, batch.labels!).dFused);
+      device.backward(batch, dTokens);
+    }
+    const held = tf.memory().numTensors;
+
+    // Act: a head step whose gradient is discarded (or reset away), then a backward on other tokens.
+    tf.dispose(discarding.headStep(nextFused, batch.labels!).dFused);
+    discarding.discardHeadGradient();
+    const afterDiscard = tf.memory().numTensors;
+    tf.dispose(reset.headStep(nextFused, batch.labels!).dFused);
+    reset.resetOptimizer();
+    for (const device of [discarding, untouched, reset]) device.backward(batch, nextTokens);
+
+    // Assert: the discarding device took exactly the step of one that never ran the head step; the
+    // reset one, whose second step is a first Adam step again, did not.
+    expect(sameParameters(discarding, untouched)).toBe(true);
+    expect(sameParameters(reset, untouched)).toBe(false);
+    expect(afterDiscard).toBe(held);
+    tf.dispose([fused, nextFused, dTokens, nextTokens]);
+    disposeBatch(batch);
+  });
+
+  it('encodeAsync, headStepAsync and backwardAsync give bit for bit what their sync twins give, reading nothing synchronously and leaking nothing', async () => {
+    // Arrange: two devices alike, one driven synchronously, one asynchronously, over two steps (the second uses Adam's moments).
+    const [syncDevice, asyncDevice] = [freshDevice({ learningRate: 0.01 }), freshDevice({ learningRate: 0.01 })];
+    const batch = toyBatch(19, B, PRESENT);
+    const fused = [20, 21].map((seed) => tf.randomNormal([B, D], 0, 1, 'float32', seed) as tf.Tensor2D);
+    const dTokens = [22, 23].map((seed) => tf.randomNormal([B, M, C], 0, 1, 'float32', seed) as tf.Tensor3D);
+    const expected = [0, 1].map((i) => syncStep(syncDevice, batch, fused[i]!, dTokens[i]!));
+
+    // Act
+    const first = await asyncStep(asyncDevice, batch, fused[0]!, dTokens[0]!); // creates Adam's moments
+    const before = tf.memory().numTensors;
+    const second = await asyncStep(asyncDevice, batch, fused[1]!, dTokens[1]!);
+    const after = tf.memory().numTensors;
+
+    // Assert
+    expect(first).toEqual(expected[0]);
+    expect(second).toEqual(expected[1]);
+    expect(second.localLoss).toBeGreaterThan(0);
+    expect(after).toBe(before);
+    tf.dispose([...fused, ...dTokens]);
+    disposeBatch(batch);
+  });
+
+  it('on a text model the sync and async methods agree bit for bit, and both refuse out-of-range token ids and labels, moving nothing', async () => {
+    // Arrange: the text path embeds ids the device checked itself (the model would check them with a synchronous read).
+    const embedder = tinyEmbedder();
+    const make = (): SplitDevice => {
+      const device = new SplitDevice({ model: tinyModel(embedder), fusedDim: 4, learningRate: 0.01, seed: 2 });
+      built.push(() => {
+        device.model.dispose();
+        device.dispose();
+      });
+      return device;
+    };
+    const [syncDevice, asyncDevice] = [make(), make()];
+    const batch = tinyBatch(3);
+    const numModalities = syncDevice.model.modalities.length;
+    const fused = tf.randomNormal([TINY.batch, 4], 0, 1, 'float32', 24);
+    const dTokens = tf.randomNormal([TINY.batch, numModalities, syncDevice.model.conceptDim], 0, 1, 'float32', 25);
+    const badIds = { ...batch, text: tf.tensor2d([[1], [6], [1], [1]], [TINY.batch, 1], 'int32') };
+    const badLabels = { ...batch, labels: tf.tensor1d([0, 1, 2, 3], 'int32') };
+    const expected = syncStep(syncDevice, batch, fused, dTokens);
+    const before = byName(asyncDevice);
+
+    // Act
+    const errors = [
+      attempt(() => syncDevice.encode(badIds)),
+      attempt(() => syncDevice.backward(badIds, dTokens)),
+      attempt(() => syncDevice.headStep(fused, badLabels.labels)),
+      await asyncDevice.encodeAsync(badIds).catch((err: unknown) => err),
+      await asyncDevice.backwardAsync(badIds, dTokens).catch((err: unknown) => err),
+      await asyncDevice.backwardAsync(badLabels, dTokens).catch((err: unknown) => err),
+      await asyncDevice.headStepAsync(fused, badLabels.labels).catch((err: unknown) => err),
+    ];
+    const unmoved = byName(asyncDevice);
+    const actual = await asyncStep(asyncDevice, batch, fused, dTokens);
+
+    // Assert
+    errors.forEach((err) => expect(isModelsError(err, 'MODELS_BAD_INPUT'), String(err)).toBe(true));
+    expect(String(errors[4])).toContain('SplitDevice.backwardAsync: text ids must lie in [0, 6), got [1, 6]');
+    expect(String(errors[6])).toContain('SplitDevice.headStepAsync: labels must lie in [0, 3), got [0, 3]');
+    for (const [name, values] of unmoved) expect(maxAbsDiff(values, before.get(name)!), name).toBe(0);
+    expect(actual).toEqual(expected);
+    tf.dispose([fused, dTokens, badIds.text, badLabels.labels]);
     disposeBatch(batch);
   });
 
