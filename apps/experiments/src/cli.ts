@@ -28,6 +28,7 @@ import { writeReport } from './report.js';
 import type { RunInfo } from './report.js';
 import { ROBUSTNESS_VERIFY, runRobustness } from './robustness.js';
 import { runSybil } from './sybil.js';
+import { SPLIT_SECTION } from './split.js';
 import { createRunCache } from './runCache.js';
 import type { SectionEntry, SectionResult } from './section.js';
 import { verifySection } from './verify.js';
@@ -42,6 +43,7 @@ export const SECTIONS: readonly SectionEntry[] = [
   { id: 'sybil', run: runSybil, quickMinutes: 1.4 },
   { ...fedUmmSection('fedumm', 'digits'), quickMinutes: 2.6 },
   { ...FEDAFD_SECTION, quickMinutes: 1.3 },
+  { ...SPLIT_SECTION, quickMinutes: 2.8 },
 ];
 
 /** `ids` in the order sections start: longest quick grid first (ties keep report order), so the last to finish starts early. */
@@ -71,12 +73,18 @@ export const REPORT_NOTES = `
   its test split is held out for validation and test numbers come from the rest.
 - Methods are compared by paired differences over evaluation seeds (a seed fixes the partition and
   the initial model) with 95 % t intervals; a sentence says when an interval includes 0.
-- Every full grid (FedMM-X on both datasets, robustness, Sybil, FedUMM) keeps each finished run in
+- Every full grid (FedMM-X on both datasets, robustness, Sybil, FedUMM, the device–edge split) keeps each finished run in
   \`raw/runs/\`, keyed by everything that defines it (settings, task, seed, code version), so an
   interrupted grid resumes where it stopped and \`--shard i/n\` invocations can fill one grid side by
-  side. The robustness, Sybil and FedUMM sections say how many of their runs were read back and
-  that the times of those runs were measured by the invocation that made them; FedUMM's per-round
-  client times (its Table 4) are measured again by every invocation.
+  side. The robustness, Sybil, FedUMM and split sections say how many of their runs were read back
+  and that the times of those runs were measured by the invocation that made them; FedUMM's
+  per-round client times (its Table 4) and the split section's device timings are measured again
+  by every invocation.
+- The device–edge split (FedUMM §3.3) has no numbers in the paper: its section compares this
+  implementation with adapter-only FedUMM and centralized split training, in-process and
+  sequential (the edge trains on the clients' steps in client order), so a run replays bit for bit.
+  Its full grid (\`pnpm experiments --only split\`, 5 seeds) is estimated at 45–55 min of one core,
+  scaled from its quick grid (\`pnpm experiments --quick --only split\`, about 3 min on 2 cores).
 `;
 
 /** The command that regenerates `id` in the given mode. */

@@ -39,6 +39,50 @@ export type { BoundsRun, FederatedRun, FedMmxMeasurements, FedMmxMethod, FedMmxS
 export { ROBUSTNESS_VERIFY, runRobustness } from './robustness.js';
 export { FEDUMM_FULL, FEDUMM_QUICK, FEDUMM_TUNED, fedUmmSection, runFedUmm } from './fedumm.js';
 export type { FedUmmSectionOptions, FedUmmSettings } from './fedumm.js';
+export { SPLIT_SECTION, SPLIT_VERIFY, clientsAt, runCell, runSplit, splitRuns } from './split.js';
+export type { SplitRuns, SplitSteps } from './split.js';
+export {
+  MAIN_INTERFACE,
+  SPLIT_ENGINE,
+  SPLIT_FULL,
+  SPLIT_METHODS,
+  SPLIT_QUICK,
+  checkSplitSettings,
+  evaluationSeeds,
+  runEpsilon,
+  splitCacheKey,
+  splitPlan,
+  splitSettingsKey,
+  splitTaskOf,
+  trafficOf,
+} from './splitGrid.js';
+export type { DeviceTiming, InterfaceVariant, Scored, SplitCell, SplitMethod, SplitRun, SplitSettings, Traffic } from './splitGrid.js';
+export {
+  SPLIT_METHOD_LABELS,
+  bytesFigures,
+  costsAndBuys,
+  deviceMsPerExample,
+  estimateFullMinutes,
+  gridEdgeSentence,
+  intervalReading,
+  noiseRows,
+  splitChecks,
+  splitReport,
+} from './splitReport.js';
+export type { BytesFigures, SplitReportInput } from './splitReport.js';
+export {
+  InProcessSplitLink,
+  createEdge,
+  evaluateGlobal,
+  initialGlobal,
+  roundStartOf,
+  simulateFederated,
+  splitGlobal,
+  splitSectionOf,
+  timeLocalTraining,
+  trainCentralizedSplit,
+} from './splitTraining.js';
+export type { CentralizedSplitOptions, ClientRoundFigures, FederatedSimulationOptions, FederatedSimulationResult, SimulatedClient } from './splitTraining.js';
 export { DEFAULT_SEEDS, parseExperimentsArgs, parseVerify } from './args.js';
 export type { ExperimentsArgs } from './args.js';
 export { REPORT_NOTES, SECTIONS, main, runExperiments, runVerify } from './cli.js';

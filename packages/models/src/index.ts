@@ -125,7 +125,7 @@ export type { NamHeadArgs } from './nam.js';
 export { DIGITS_BASE_PARTS, httpParts, loadDigitsBase } from './pretrained.js';
 export { EdgeFusion } from './split/edgeFusion.js';
 export type { EdgeBackwardOptions, EdgeFusionConfig } from './split/edgeFusion.js';
-export { SPLIT_HEAD_NAMES, SplitDevice } from './split/splitDevice.js';
+export { SPLIT_HEAD_NAMES, SplitDevice, splitInitSeeds } from './split/splitDevice.js';
 export type { CutActivations, DeviceBackwardResult, HeadStepResult, SplitDeviceConfig } from './split/splitDevice.js';
 export { checkSplitPair, evaluateSplit, splitStepInProcess } from './split/splitTrainer.js';
 export { EdgeSteps } from './split/edgeSteps.js';

@@ -46,6 +46,7 @@ import {
   exportMergedModel,
   probeOneByOne,
   saveAdapters,
+  splitInitSeeds,
 } from '@chorus/models';
 import type { CachedEvaluationResult, CachedProbeOutputs, Modality, MultimodalBatch } from '@chorus/models';
 import { DEFAULT_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
@@ -642,13 +643,10 @@ interface SplitParts {
   readonly evaluationEdge: EdgeFusion;
 }
 
-/** Seeds of the task head and the edge, offset from the task seed so they share no stream with the adapters'. */
-const SPLIT_HEAD_SEED_OFFSET = 11;
-const SPLIT_EDGE_SEED_OFFSET = 13;
-
 function createSplitParts(task: TaskConfig, model: MultimodalModel): SplitParts {
   const split = task.split!;
-  const device = new SplitDevice({ model, fusedDim: split.fusedDim, localHeadWeight: split.localHeadWeight, seed: task.seed + SPLIT_HEAD_SEED_OFFSET });
+  const seeds = splitInitSeeds(task.seed);
+  const device = new SplitDevice({ model, fusedDim: split.fusedDim, localHeadWeight: split.localHeadWeight, seed: seeds.head });
   const edgeConfig = {
     modalities: model.modalities,
     tokenDim: model.conceptDim,
@@ -656,7 +654,7 @@ function createSplitParts(task: TaskConfig, model: MultimodalModel): SplitParts 
     numBlocks: split.numBlocks,
     numHeads: split.numHeads,
     learningRate: split.edgeLearningRate,
-    seed: task.seed + SPLIT_EDGE_SEED_OFFSET,
+    seed: seeds.edge,
   };
   const edge = new EdgeFusion(edgeConfig);
   const evaluationEdge = new EdgeFusion(edgeConfig);

@@ -415,3 +415,12 @@ function valueRange(values: ArrayLike<number>): [number, number] {
   }
   return [lo, hi];
 }
+
+/**
+ * Seeds of a split task's initial task head and edge from the task's seed, offset so they share no
+ * stream with the adapters' (seeded by the task seed itself): the coordinator's initial global and
+ * the experiments' simulator build the same one.
+ */
+export function splitInitSeeds(taskSeed: number): { readonly head: number; readonly edge: number } {
+  return { head: taskSeed + 11, edge: taskSeed + 13 };
+}
