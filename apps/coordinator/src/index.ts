@@ -69,6 +69,8 @@ export {
   taskEndPayload,
 } from './engine/roundRecords.js';
 export type { GlobalModel, RoundMetricsInput } from './engine/roundRecords.js';
+export { SPLIT_EDGE_GROUP, createSplitRoundHooks, edgeTensors, splitRoundSection, withEdge } from './engine/splitRounds.js';
+export type { SplitEdge, SplitRoundHooks } from './engine/splitRounds.js';
 export { decodeGlobal, decodeStrategyState, encodeStrategyState } from './engine/checkpoint.js';
 export { candidateParameters, createRoundMeasurer } from './engine/serverMeasurements.js';
 export type { RoundMeasurement, RoundMeasurer } from './engine/serverMeasurements.js';

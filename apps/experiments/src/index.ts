@@ -78,7 +78,6 @@ export {
   roundStartOf,
   simulateFederated,
   splitGlobal,
-  splitSectionOf,
   timeLocalTraining,
   trainCentralizedSplit,
 } from './splitTraining.js';

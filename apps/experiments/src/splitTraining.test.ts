@@ -8,13 +8,12 @@ import { SPLIT_EDGE_GROUP, groupOf } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
 import type { ModelFactory } from '@chorus/client';
 import { createNodeDigitsFactory, useNodeBackend } from '@chorus/client/node';
-import { encodeGlobal, roundStartPayload } from '@chorus/coordinator';
-import type { AttemptState } from '@chorus/coordinator';
+import { encodeGlobal } from '@chorus/coordinator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientsAt } from './split.js';
 import { MAIN_INTERFACE, SPLIT_QUICK, splitTaskOf } from './splitGrid.js';
 import type { SplitCell, SplitSettings } from './splitGrid.js';
-import { evaluateGlobal, initialGlobal, roundStartOf, simulateFederated, splitGlobal, timeLocalTraining, trainCentralizedSplit } from './splitTraining.js';
+import { evaluateGlobal, initialGlobal, simulateFederated, splitGlobal, timeLocalTraining, trainCentralizedSplit } from './splitTraining.js';
 import type { SimulatedClient } from './splitTraining.js';
 
 const settings: SplitSettings = { ...SPLIT_QUICK, numClients: 2, rounds: 1, totalExamples: 24, batchSize: 8, modalityKinds: 'image+text=0.5,image+audio=0.5' };
@@ -34,24 +33,6 @@ afterAll(() => models.dispose());
 const valuesOf = (tensors: readonly Tensor[]): number[][] => tensors.map((t) => Array.from(t.values));
 
 describe('the in-process split simulator', () => {
-  it('sends the round start a coordinator sends', async () => {
-    const task = splitTaskOf(settings, splitCell);
-    const global = await initialGlobal(task, models);
-    const bytes = encodeGlobal(task.id, 0, global);
-
-    const ours = roundStartOf(task, 1, global);
-    const theirs = roundStartPayload(
-      task,
-      { roundId: ours.roundId, serverRound: 1, attempt: 1, deadlineAt: 0 } as AttemptState,
-      {},
-      { tensors: global, bytes, sha256: ours.globalHash },
-      undefined,
-      ours.config.split,
-    );
-
-    expect(ours).toEqual(theirs);
-  });
-
   it('trains device and edge in a split run, counts every payload, leaks no tensor and replays bit for bit', async () => {
     const task = splitTaskOf(settings, splitCell);
     const initial = splitGlobal(await initialGlobal(task, models));

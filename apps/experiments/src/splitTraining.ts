@@ -32,7 +32,7 @@ import {
   trainLocally,
 } from '@chorus/client';
 import type { LocalDataset, LocalRoundOptions, ModelFactory } from '@chorus/client';
-import { buildStrategy, canonicalResults, encodeGlobal, roundIdOf, sha256HexSync } from '@chorus/coordinator';
+import { buildStrategy, canonicalResults, encodeGlobal, roundIdOf, roundStartPayload, sha256HexSync, splitRoundSection } from '@chorus/coordinator';
 import type { TaskConfig } from '@chorus/coordinator';
 import { modelRequestOf } from '@chorus/coordinator/simulate';
 import { EdgeFusion, EdgeSteps, SplitDevice, evaluateSplit, splitInitSeeds, splitStepInProcess } from '@chorus/models';
@@ -104,54 +104,23 @@ export interface FederatedSimulationResult {
   readonly durationMs: number;
 }
 
-/** The `split` section of a round start for `split` (what a client needs for its half). */
-export function splitSectionOf(split: SplitTaskSettings): SplitSection {
-  return {
-    fusedDim: split.fusedDim,
-    localHeadWeight: split.localHeadWeight,
-    activations: { ...split.activations },
-    gradients: { ...split.gradients },
-    returnEncoding: split.returnEncoding,
-    stepTimeoutMs: split.stepTimeoutMs,
-  };
-}
-
 /**
- * The round start the coordinator sends for `serverRound` of `task` with `global` (its
- * `roundStartPayload`, parsed; FedAvg's plan adds no config entries). Attempt 1, no deadline.
+ * The round start the coordinator sends for `serverRound` of `task` with `global` (its own
+ * `roundStartPayload`; FedAvg's plan adds no config entries). Attempt 1, no deadline.
  */
 export function roundStartOf(task: TaskConfig, serverRound: number, global: Parameters): RoundStart {
   const bytes = encodeGlobal(task.id, serverRound - 1, global);
-  return {
-    type: 'round-start',
-    protocolVersion: PROTOCOL_VERSION_OF_ROUND_START,
-    taskId: task.id,
-    roundId: roundIdOf(task.id, 1, serverRound, 1),
-    serverRound,
-    attempt: 1,
-    deadlineAt: 0,
-    config: {
-      localEpochs: task.localEpochs,
-      batchSize: task.batchSize,
-      learningRate: task.learningRate,
-      uploadEncoding: task.uploadEncoding,
-      maxUpdateBytes: task.maxUpdateBytes,
-      normBound: task.normBound,
-      modalWeight: task.model.modalWeight,
-      modalLoss: task.model.modalLoss,
-      interpretabilityWeight: task.model.interpretabilityWeight,
-      head: task.model.head,
-      adapterAlpha: task.model.adapterAlpha,
-      strategy: {},
-      ...(task.split ? { split: splitSectionOf(task.split) } : {}),
-    },
-    globalHash: sha256HexSync(bytes),
-    global: bytes,
-  };
+  const payload = roundStartPayload(
+    task,
+    { roundId: roundIdOf(task.id, 1, serverRound, 1), serverRound, attempt: 1, deadlineAt: 0 },
+    {},
+    { tensors: global, bytes, sha256: sha256HexSync(bytes) },
+    undefined,
+    task.split ? splitRoundSection(task.split) : undefined,
+  );
+  // Every field the parsed form defaults is set by the coordinator, and `global` is already a Uint8Array.
+  return payload as RoundStart;
 }
-
-/** The wire protocol's version a round start carries (6: split rounds); a test holds {@link roundStartOf} equal to the coordinator's `roundStartPayload`, so a bump fails it. */
-export const PROTOCOL_VERSION_OF_ROUND_START = 6;
 
 /** The edge's fusion network for `task`'s split section over `model`'s tokens, seeded from the task seed as the coordinator seeds it. */
 export function createEdge(task: TaskConfig, model: MultimodalModel): EdgeFusion {

@@ -30,7 +30,7 @@ export function roundIdOf(taskId: string, run: number, serverRound: number, atte
 /** The message that invites the attempt's selected clients to train on `global` (in a representation round, with its `representation` section). */
 export function roundStartPayload(
   task: TaskConfig,
-  cur: AttemptState,
+  cur: Pick<AttemptState, 'roundId' | 'serverRound' | 'attempt' | 'deadlineAt'>,
   planConfig: StrategyRoundConfig,
   global: GlobalModel,
   representation?: RepresentationRoundConfig,
