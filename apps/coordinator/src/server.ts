@@ -348,7 +348,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (!model?.split) throw new CoordinatorError('TASK_INVALID', `task ${task.id}: a split task needs an evaluator process to run its edge`);
       const edge = new EdgeService({ taskId: task.id, split: task.split, ops: model.split, logger });
       edges.set(task.id, edge);
-      split = createSplitRoundHooks(task.split, edge);
+      split = createSplitRoundHooks(task.split, edge, task.localEpochs);
     }
     // A split task's edge lives in its evaluator: it must run through every round.
     const modelEachRound = representation !== null || split !== null || needsModelEachRound(task, built);

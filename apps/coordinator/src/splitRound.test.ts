@@ -181,6 +181,9 @@ describe('a split task on the coordinator', () => {
     const metrics = store.listMetrics(task.id).find((r) => r.serverRound === 1)!.metrics;
     expect(metrics['eval.accuracy']).toBeGreaterThanOrEqual(0);
     expect(metrics['eval.local.accuracy']).toBeGreaterThanOrEqual(0);
+    // The interface's accountant: no noise in this task, so no finite ε, only its δ.
+    expect(metrics['split.delta']).toBe(1e-5);
+    expect(metrics['split.epsilonActivations']).toBeUndefined();
   }, 180_000);
 });
 

@@ -691,7 +691,7 @@ describe('RoundEngine with split hooks (FedUMM device–edge split)', () => {
 
   function setupSplit(overrides: Record<string, unknown> = {}) {
     const edge = new PlusOneEdge();
-    const hooks: SplitRoundHooks = createSplitRoundHooks(splitTask, edge);
+    const hooks: SplitRoundHooks = createSplitRoundHooks(splitTask, edge, 1);
     const run = setup(overrides, undefined, { split: hooks, initialGlobal: splitGlobal });
     edge.transport = run.transport;
     return { ...run, edge, hooks };
@@ -787,7 +787,10 @@ describe('RoundEngine with split hooks (FedUMM device–edge split)', () => {
       close: () => undefined,
       weights: () => Promise.resolve([tensor('edge/w', [3], new Float32Array(3))]),
     };
-    const { clock, transport, engine, join, upload } = setup({}, undefined, { split: createSplitRoundHooks(splitTask, badEdge), initialGlobal: splitGlobal });
+    const { clock, transport, engine, join, upload } = setup({}, undefined, {
+      split: createSplitRoundHooks(splitTask, badEdge, 1),
+      initialGlobal: splitGlobal,
+    });
     join('a', 'b');
     clock.advance(0);
     const before = engine.globalHash;
@@ -812,7 +815,7 @@ describe('RoundEngine with split hooks (FedUMM device–edge split)', () => {
         weights: () => (edge.openedWith.length >= 2 && failures-- > 0 ? Promise.reject(new Error('evaluator lost')) : edge.weights()),
       };
       const strategy = new FedAvgMStrategy({ serverMomentum: 0.9, cohort: { clientsPerRound: 2, overSelection: 0 } });
-      const { clock, transport, engine, join, upload } = setup({}, strategy, { split: createSplitRoundHooks(splitTask, flaky), initialGlobal: splitGlobal });
+      const { clock, transport, engine, join, upload } = setup({}, strategy, { split: createSplitRoundHooks(splitTask, flaky, 1), initialGlobal: splitGlobal });
       join('a', 'b');
       clock.advance(0);
       for (let attempt = 0; attempt < 3 && engine.snapshot().completedRounds < 2; attempt++) {
@@ -837,7 +840,7 @@ describe('RoundEngine with split hooks (FedUMM device–edge split)', () => {
     // Arrange: an edge whose weights never arrive.
     const edge = new PlusOneEdge();
     const stuck: SplitEdge = { open: (r, t) => edge.open(r, t), close: (r) => edge.close(r), weights: () => new Promise<Parameters>(() => undefined) };
-    const { clock, transport, engine, join, upload } = setup({}, undefined, { split: createSplitRoundHooks(splitTask, stuck), initialGlobal: splitGlobal });
+    const { clock, transport, engine, join, upload } = setup({}, undefined, { split: createSplitRoundHooks(splitTask, stuck, 1), initialGlobal: splitGlobal });
     join('a', 'b');
     clock.advance(0);
     const before = engine.globalHash;

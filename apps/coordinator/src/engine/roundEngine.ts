@@ -791,6 +791,7 @@ export class RoundEngine {
             const parameters = await split.finalize(cur.serverRound, aggregated.parameters);
             if (!this.stillClosing(cur)) return false;
             outcome = { ...aggregated, parameters };
+            serverMetrics = { ...serverMetrics, ...split.roundMetrics(cur.serverRound) };
           } catch (err) {
             // aggregateFit ran, but nothing will be committed: its state must not run ahead of the store.
             this.restoreStrategyState();

@@ -1,9 +1,9 @@
-import { tensor } from '@chorus/fl-core';
+import { splitChannelPrivacy, tensor } from '@chorus/fl-core';
 import type { Parameters, Tensor } from '@chorus/fl-core';
 import { splitRoundSchema, splitTaskSchema } from '@chorus/protocol';
 import { describe, expect, it } from 'vitest';
 import { CoordinatorError, isCoordinatorError } from '../errors.js';
-import { SPLIT_EDGE_GROUP, createSplitRoundHooks, edgeTensors, splitRoundSection, withEdge } from './splitRounds.js';
+import { SPLIT_EDGE_GROUP, createSplitRoundHooks, edgeTensors, splitChannelMetrics, splitRoundSection, withEdge } from './splitRounds.js';
 import type { SplitEdge } from './splitRounds.js';
 
 /** Device groups around two edge tensors, in an order that interleaves them. */
@@ -126,7 +126,7 @@ describe('createSplitRoundHooks', () => {
   it('opens the edge with the global’s edge tensors, closes it, and finalizes with its weights', async () => {
     // Arrange
     const edge = new FakeEdge();
-    const hooks = createSplitRoundHooks(splitTaskSchema.parse({ fusedDim: 8, numHeads: 2 }), edge);
+    const hooks = createSplitRoundHooks(splitTaskSchema.parse({ fusedDim: 8, numHeads: 2 }), edge, 1);
     const start = global();
     const aggregated = global().map((t) =>
       t.name.startsWith('edge/')
@@ -159,8 +159,46 @@ describe('createSplitRoundHooks', () => {
     // Arrange
     const edge = new FakeEdge();
     edge.next = [tensor('edge/a', [2, 1], new Float32Array(2))];
-    const hooks = createSplitRoundHooks(splitTaskSchema.parse({}), edge);
+    const hooks = createSplitRoundHooks(splitTaskSchema.parse({}), edge, 1);
     // Act / Assert
     await expect(hooks.finalize(1, global())).rejects.toSatisfy((err: unknown) => isCoordinatorError(err, 'EVALUATOR_ERROR'));
+  });
+});
+
+describe('the split interface accountant', () => {
+  it('reports each direction’s ε per example after each round, composing the rounds and epochs, and none without noise', () => {
+    // Arrange
+    const noisy = splitTaskSchema.parse({
+      activations: { clipNorm: 4, noiseMultiplier: 1, encoding: 'int8' },
+      gradients: { clipNorm: 1, noiseMultiplier: 1, encoding: 'int8' },
+    });
+    const mixed = splitTaskSchema.parse({ activations: { clipNorm: 4, noiseMultiplier: 2, encoding: 'int8' } });
+    // Act
+    const afterOne = splitChannelMetrics(noisy, 2, 1);
+    const afterFive = splitChannelMetrics(noisy, 2, 5);
+    const onlyActivations = splitChannelMetrics(mixed, 2, 5);
+    // Assert: 2 epochs × 5 rounds releases of each direction; both directions compose.
+    expect(afterFive['split.epsilonActivations']).toBeCloseTo(splitChannelPrivacy({ noiseMultiplier: 1, releasesPerExample: 10, delta: 1e-5 }).epsilon, 10);
+    expect(afterFive['split.epsilon']).toBeCloseTo(splitChannelPrivacy({ noiseMultiplier: 1, releasesPerExample: 20, delta: 1e-5 }).epsilon, 10);
+    expect(afterFive['split.epsilonActivations']!).toBeGreaterThan(afterOne['split.epsilonActivations']!);
+    expect(afterFive['split.epsilon']!).toBeGreaterThan(afterFive['split.epsilonGradients']!);
+    expect(afterFive['split.delta']).toBe(1e-5);
+    expect(Object.keys(onlyActivations).sort()).toEqual(['split.delta', 'split.epsilonActivations']);
+    expect(splitChannelMetrics(splitTaskSchema.parse({}), 1, 3)).toEqual({ 'split.delta': 1e-5 });
+  });
+
+  it('stores the accountant’s figures with the round through the hooks', () => {
+    const hooks = createSplitRoundHooks(
+      splitTaskSchema.parse({ activations: { clipNorm: 4, noiseMultiplier: 1, encoding: 'int8' } }),
+      {
+        open: () => undefined,
+        close: () => undefined,
+        weights: async () => [],
+      },
+      3,
+    );
+    expect(hooks.roundMetrics(2)).toEqual(
+      splitChannelMetrics(splitTaskSchema.parse({ activations: { clipNorm: 4, noiseMultiplier: 1, encoding: 'int8' } }), 3, 2),
+    );
   });
 });

@@ -21,7 +21,7 @@
  * from concurrently training clients, so two runs of the same seeded split task agree only up to
  * that order (unlike weight rounds, whose aggregation is canonical).
  */
-import { SPLIT_EDGE_GROUP, groupOf } from '@chorus/fl-core';
+import { SPLIT_EDGE_GROUP, groupOf, splitChannelPrivacy, splitReleasesPerExample } from '@chorus/fl-core';
 import type { Parameters, Tensor } from '@chorus/fl-core';
 import type { SplitRoundConfig, SplitTaskConfig } from '@chorus/protocol';
 import { CoordinatorError } from '../errors.js';
@@ -63,6 +63,35 @@ export interface SplitRoundHooks {
   attemptClosed(roundId: string): void;
   /** The next global: `aggregated` (device groups from the strategy) with the edge's current weights as its `edge` group. */
   finalize(serverRound: number, aggregated: Parameters): Promise<Tensor[]>;
+  /** Figures stored with round `serverRound`'s metrics: the interface's privacy accountant ({@link splitChannelMetrics}). */
+  roundMetrics(serverRound: number): Readonly<Record<string, number>>;
+}
+
+/**
+ * The secure interface's (ε, δ) after `serverRound` rounds, per example of a client that took part
+ * in every one of them (the worst case: each round releases each of its examples' tokens and
+ * gradients `localEpochs` times), for each direction and for both composed
+ * (`split.epsilonActivations`, `split.epsilonGradients`, `split.epsilon`, `split.delta`); a
+ * direction without noise has no finite ε and is left out, and so is the composition then.
+ */
+export function splitChannelMetrics(split: SplitTaskConfig, localEpochs: number, serverRound: number): Record<string, number> {
+  const out: Record<string, number> = { 'split.delta': split.delta };
+  const epsilon = (noiseMultiplier: number, directions: number): number =>
+    splitChannelPrivacy({
+      noiseMultiplier,
+      releasesPerExample: splitReleasesPerExample({ epochs: localEpochs, rounds: serverRound, directions }),
+      delta: split.delta,
+    }).epsilon;
+  const activations = epsilon(split.activations.noiseMultiplier, 1);
+  const gradients = epsilon(split.gradients.noiseMultiplier, 1);
+  if (Number.isFinite(activations)) out['split.epsilonActivations'] = activations;
+  if (Number.isFinite(gradients)) out['split.epsilonGradients'] = gradients;
+  // Both directions compose; with equal noise that is one mechanism released twice as often.
+  if (split.activations.noiseMultiplier === split.gradients.noiseMultiplier) {
+    const both = epsilon(split.activations.noiseMultiplier, 2);
+    if (Number.isFinite(both)) out['split.epsilon'] = both;
+  }
+  return out;
 }
 
 /** The `edge` tensors of `parameters`, in order. */
@@ -90,7 +119,7 @@ export function withEdge(parameters: Parameters, edge: Parameters): Tensor[] {
 }
 
 /** The engine hooks of a split task whose edge is `edge`. */
-export function createSplitRoundHooks(split: SplitTaskConfig, edge: SplitEdge): SplitRoundHooks {
+export function createSplitRoundHooks(split: SplitTaskConfig, edge: SplitEdge, localEpochs: number): SplitRoundHooks {
   return {
     section: splitRoundSection(split),
     serverGroups: [SPLIT_EDGE_GROUP],
@@ -103,5 +132,6 @@ export function createSplitRoundHooks(split: SplitTaskConfig, edge: SplitEdge): 
     async finalize(_serverRound, aggregated) {
       return withEdge(aggregated, await edge.weights());
     },
+    roundMetrics: (serverRound) => splitChannelMetrics(split, localEpochs, serverRound),
   };
 }
