@@ -72,6 +72,8 @@ export interface EdgeStepFigures {
 export class EdgeSteps {
   private roundId: string | null = null;
   private readonly pending = new Map<string, PendingForward>();
+  /** fp32 byte sizes of the payloads seen so far, by client-id length and tensors (see `expectation`). */
+  private readonly payloadSizes = new Map<string, number>();
   private counts = { forwardSteps: 0, backwardSteps: 0, droppedSteps: 0, examples: 0 };
 
   constructor(
@@ -206,13 +208,20 @@ export class EdgeSteps {
 
   /** What a payload of `request` must be; its byte limit is the size of the same tensors in fp32 plus int8 scales (no encoding is larger). */
   private expectation(request: EdgeStepRequest, tensors: { name: string; shape: number[] }[]): SplitExpectation {
-    const maxBytes = splitPayloadBytes({
-      taskId: this.options.taskId,
-      clientId: request.clientId,
-      step: request.step,
-      encoding: 'fp32',
-      tensors: tensors.map((t) => tensor(t.name, t.shape)),
-    });
+    // The size depends only on the client id's length and the tensors (the task is fixed, the step a
+    // u32), so it is measured once per kind of step, not by allocating a payload's worth of zeros each time.
+    const sizeKey = `${request.clientId.length}|${tensors.map((t) => `${t.name}[${t.shape.join(',')}]`).join(';')}`;
+    let maxBytes = this.payloadSizes.get(sizeKey);
+    if (maxBytes === undefined) {
+      maxBytes = splitPayloadBytes({
+        taskId: this.options.taskId,
+        clientId: request.clientId,
+        step: request.step,
+        encoding: 'fp32',
+        tensors: tensors.map((t) => tensor(t.name, t.shape)),
+      });
+      this.payloadSizes.set(sizeKey, maxBytes);
+    }
     return {
       taskId: this.options.taskId,
       clientId: request.clientId,
