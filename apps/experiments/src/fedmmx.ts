@@ -19,7 +19,7 @@ import { MODALITIES, createRng, decodeUpdate, meanExplanationConsistency, shuffl
 import type { Rng } from '@chorus/fl-core';
 import { evaluateLocally, toModelBatch } from '@chorus/client';
 import type { LocalDataset, ModelFactory } from '@chorus/client';
-import { createNodeDigitsFactory, headlessOptions, loadShard, parseCliArgs, partitionBuiltin, useNodeBackend } from '@chorus/client/node';
+import { createNodeDigitsFactory, loadShard, useNodeBackend } from '@chorus/client/node';
 import type { HeadlessShard } from '@chorus/client/node';
 import type { TaskConfig } from '@chorus/coordinator';
 import { runSimulation, modelRequestOf } from '@chorus/coordinator/simulate';
@@ -38,7 +38,7 @@ import { formatMeanStd, formatPaired, markdownTable, meanBandPoints, meanStd, pa
 import type { PairedDifference, SeededValue } from './stats.js';
 import { barChart, lineChart } from './svg.js';
 import type { Recomputer, VerifySpec } from './verify.js';
-import { BASE_TASK, experimentTask } from './tasks.js';
+import { BASE_TASK, experimentTask, headlessShards } from './tasks.js';
 import { checkDisjointSeeds, formatHyperparameters, gridCandidates, sameHyperparameters, tuneOnValidation, tuningTable } from './tuning.js';
 import type { Hyperparameters, TunedFields, TuningGrid, TuningRecord } from './tuning.js';
 
@@ -353,20 +353,7 @@ async function scoreModel(model: MultimodalModel, test: LocalDataset, settings: 
 
 /** The clients' shards exactly as the headless clients of a run compute them (same flags, same partitioner). */
 async function clientShards(settings: FedMmxSettings, seed: number, models: ModelFactory): Promise<HeadlessShard[]> {
-  const cli = parseCliArgs([
-    '--url',
-    'http://127.0.0.1:1',
-    '--task',
-    'shards',
-    '--clients',
-    String(settings.numClients),
-    '--dataset',
-    settings.dataset,
-    '--modalities',
-    MODALITIES.join(','),
-    ...clientArgs(settings, seed),
-  ]);
-  return partitionBuiltin(headlessOptions(cli, 'wasm', models));
+  return headlessShards(settings.dataset, settings.numClients, clientArgs(settings, seed), models);
 }
 
 const allIndices = (data: LocalDataset): number[] => Array.from({ length: data.numExamples }, (_, i) => i);

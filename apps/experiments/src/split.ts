@@ -17,9 +17,8 @@
  * defines it; the device timings are measured again by every invocation.
  */
 import { cpus, loadavg } from 'node:os';
-import { MODALITIES } from '@chorus/fl-core';
 import type { LocalDataset, ModelFactory } from '@chorus/client';
-import { createNodeDigitsFactory, headlessOptions, loadShard, parseCliArgs, partitionBuiltin, useNodeBackend } from '@chorus/client/node';
+import { createNodeDigitsFactory, loadShard, useNodeBackend } from '@chorus/client/node';
 import type { HeadlessShard } from '@chorus/client/node';
 import type { BuiltinName } from '@chorus/datasets';
 import type { Modality } from '@chorus/models';
@@ -47,7 +46,7 @@ import type { DeviceTiming, Scored, SplitCell, SplitMethod, SplitRun, SplitSetti
 import { splitReport } from './splitReport.js';
 import { evaluateGlobal, simulateFederated, timeLocalTraining, trainCentralizedSplit } from './splitTraining.js';
 import type { SimulatedClient } from './splitTraining.js';
-import { BASE_TASK } from './tasks.js';
+import { BASE_TASK, headlessShards } from './tasks.js';
 import { checkDisjointSeeds, gridCandidates, tuneOnValidation } from './tuning.js';
 import type { TuningRecord } from './tuning.js';
 import type { VerifySpec } from './verify.js';
@@ -124,29 +123,20 @@ export async function splitRuns(ctx: ExperimentContext, settings: SplitSettings,
 
 /** The clients' shards at `seed` exactly as headless clients of that partition compute them. */
 async function shardsAt(settings: SplitSettings, seed: number, models: ModelFactory): Promise<HeadlessShard[]> {
-  const cli = parseCliArgs([
-    '--url',
-    'http://127.0.0.1:1',
-    '--task',
-    'shards',
-    '--clients',
-    String(settings.numClients),
-    '--dataset',
-    settings.dataset,
-    '--modalities',
-    MODALITIES.join(','),
+  const maxExamples = Math.floor(settings.totalExamples / settings.numClients);
+  const args = [
     '--alpha',
     String(settings.alpha),
     '--modality-kinds',
     settings.modalityKinds,
     '--max-examples',
-    String(Math.floor(settings.totalExamples / settings.numClients)),
+    String(maxExamples),
     '--seed',
     String(seed),
     '--eval-examples',
     '0',
-  ]);
-  return partitionBuiltin(headlessOptions(cli, 'wasm', models));
+  ];
+  return headlessShards(settings.dataset, settings.numClients, args, models);
 }
 
 /** The clients of `seed`'s partition: ids in index order, seeds as headless clients derive them (seed · 1000 + i). */

@@ -2,6 +2,10 @@
  * Task configurations of the experiments: the demo digits task with the experiment's overrides,
  * validated by the coordinator's own schema, so an experiment can only run what a task file could.
  */
+import type { ModelFactory } from '@chorus/client';
+import { headlessOptions, parseCliArgs, partitionBuiltin } from '@chorus/client/node';
+import type { HeadlessShard } from '@chorus/client/node';
+import { MODALITIES } from '@chorus/fl-core';
 import { parseTask } from '@chorus/coordinator';
 import type { TaskConfig } from '@chorus/coordinator';
 
@@ -30,4 +34,25 @@ export const BASE_TASK = {
 /** The base task with `overrides` applied (shallow, per top-level key), validated; throws a coded CoordinatorError when invalid. */
 export function experimentTask(id: string, overrides: Record<string, unknown> = {}): TaskConfig {
   return parseTask({ ...BASE_TASK, id, ...overrides }, `experiment task ${id}`);
+}
+
+/**
+ * The shards `numClients` headless clients of `dataset` compute with the partition flags `args`
+ * (`--alpha`, `--seed`, …): the same command line, so the same partitioner and the same examples.
+ */
+export async function headlessShards(dataset: string, numClients: number, args: readonly string[], models: ModelFactory): Promise<HeadlessShard[]> {
+  const cli = parseCliArgs([
+    '--url',
+    'http://127.0.0.1:1',
+    '--task',
+    'shards',
+    '--clients',
+    String(numClients),
+    '--dataset',
+    dataset,
+    '--modalities',
+    MODALITIES.join(','),
+    ...args,
+  ]);
+  return partitionBuiltin(headlessOptions(cli, 'wasm', models));
 }
