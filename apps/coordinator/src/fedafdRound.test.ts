@@ -128,6 +128,12 @@ describe('a FedAFD task with headless clients of all four kinds, and a baseline 
       // Assert: every client saw the task finish after 2 rounds.
       expect(clients.map((c) => c.shard.modalities.join('+')).sort()).toEqual(['audio+text', 'image', 'image+text', 'text']);
       for (const o of outcomes) expect(o.kind === 'task-end' && o.taskEnd.status === 'finished' && o.taskEnd.completedRounds === 2).toBe(true);
+      // Each round on its first attempt: the client whose hello fills a round hears the round start
+      // before its hello's acknowledgement, and still uploads within the round (no retry at the deadline).
+      expect(store.listRounds('fedafd').map((r) => [r.serverRound, r.attempt, r.status])).toEqual([
+        [1, 1, 'completed'],
+        [2, 1, 'completed'],
+      ]);
       const metrics = store.listMetrics('fedafd');
       expect(metrics.map((m) => m.serverRound)).toEqual([1, 2]);
       for (const { metrics: m } of metrics) {
@@ -210,6 +216,7 @@ describe('a FedAFD task with headless clients of all four kinds, and a baseline 
         const outcomes = await Promise.all(clients.map((c) => c.client.finished()));
         // Assert
         for (const o of outcomes) expect(o.kind === 'task-end' && o.taskEnd.status === 'finished').toBe(true);
+        expect(store.listRounds('fedmd').map((r) => [r.serverRound, r.attempt, r.status])).toEqual([[1, 1, 'completed']]);
         const [round] = store.listMetrics('fedmd');
         expect(round!.metrics['numAccepted']).toBe(3);
         expect(round!.metrics['server.rsum']).toBeTypeOf('number');

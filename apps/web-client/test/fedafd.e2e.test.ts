@@ -153,6 +153,11 @@ describe.skipIf(!runnable)('a FedAFD tab federates with headless clients of othe
     expect(await page.getByTestId('local-data').getAttribute('data-modalities')).toBe('image');
     // The tab shows round 2 accepted when its upload is; the round's metrics are stored once the server step after it ends.
     await expect.poll(() => store.listMetrics(task.id).map((m) => m.serverRound), { timeout: 120_000, interval: 500 }).toEqual([1, 2]);
+    // Each round on its first attempt (the client that filled a round heard its start before its hello's acknowledgement).
+    expect(store.listRounds(task.id).map((r) => [r.serverRound, r.attempt, r.status])).toEqual([
+      [1, 1, 'completed'],
+      [2, 1, 'completed'],
+    ]);
     const metrics = store.listMetrics(task.id);
     for (const { metrics: m } of metrics) {
       expect(m['numAccepted']).toBe(3);

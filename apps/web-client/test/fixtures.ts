@@ -179,7 +179,8 @@ export async function startAppCoordinator(options: {
     store: options.store ?? new MemoryStore(),
     host: '127.0.0.1',
     port: 0,
-    logger: pino({ level: 'silent' }),
+    // E2E_LOG=info prints the coordinator's log (rounds started, retried, completed) while a test runs.
+    logger: pino({ level: process.env['E2E_LOG'] ?? 'silent' }),
     ...(options.adminToken ? { adminToken: options.adminToken } : {}),
     staticMounts: [
       { prefix: '/data/', root: DEFAULT_DATA_DIR },

@@ -437,9 +437,8 @@ export class ChorusClient {
     });
     if (!result || run.stopped) return;
     const metrics = { ...result.metrics, trainMs: this.now() - started };
-    // Read only now: the hello's acknowledgement, which carries the id, may arrive after the round start.
-    const clientId = this.clientId;
-    if (!clientId) throw new ClientError('CLIENT_BAD_ROUND', 'selected before an identity was issued');
+    const clientId = await this.roundIdentity(run);
+    if (clientId === null) return;
     await this.upload(run, encodeLocalUpdate(round, clientId, result.tensors), metrics);
   }
 
@@ -448,8 +447,9 @@ export class ChorusClient {
     const runner = this.options.representation;
     if (!runner)
       throw new ClientError('CLIENT_BAD_ROUND', `round ${run.round.serverRound} is a representation round, and this client has no representation model`);
-    const clientId = this.clientId;
-    if (!clientId) throw new ClientError('CLIENT_BAD_ROUND', 'selected before an identity was issued');
+    // The id goes into the upload's header, which the runner writes before it trains.
+    const clientId = await this.roundIdentity(run);
+    if (clientId === null) return;
     const serverRound = run.round.serverRound;
     const result = await runner.run({
       round: run.round,
@@ -461,6 +461,20 @@ export class ChorusClient {
     });
     if (!result || run.stopped) return;
     await this.upload(run, result.bytes, { ...result.metrics, trainMs: this.now() - started });
+  }
+
+  /**
+   * The client id a round's messages carry. A round start can arrive before the acknowledgement of
+   * the hello that carries the id (the hello that filled the round), so it waits for that
+   * acknowledgement, within the round's deadline and the ack timeout. Null when the round was stopped
+   * meanwhile; throws when no id came.
+   */
+  private async roundIdentity(run: RoundRun): Promise<string | null> {
+    const { round } = run;
+    const clientId = this.clientId ?? (await this.nextIdentity(Math.min(round.deadlineAt - this.now(), this.options.ackTimeoutMs ?? 10_000)));
+    if (run.stopped) return null;
+    if (!clientId) throw new ClientError('CLIENT_BAD_ROUND', 'selected before an identity was issued');
+    return clientId;
   }
 
   /** The id of the next accepted hello, or undefined after `ms` without one. */
@@ -485,11 +499,9 @@ export class ChorusClient {
   private async trainSplitRound(run: RoundRun, started: number): Promise<void> {
     const { round } = run;
     const split = round.config.split!;
-    // The id goes into every step's header, so it is needed before the first step; a round start can
-    // arrive before the acknowledgement of the hello that carries it (the hello that filled the round).
-    const clientId = this.clientId ?? (await this.nextIdentity(Math.min(round.deadlineAt - this.now(), this.options.ackTimeoutMs ?? 10_000)));
-    if (run.stopped) return;
-    if (!clientId) throw new ClientError('CLIENT_BAD_ROUND', 'selected before an identity was issued');
+    // The id goes into every step's header, so it is needed before the first step.
+    const clientId = await this.roundIdentity(run);
+    if (clientId === null) return;
     const link = createSplitLink({
       taskId: round.taskId,
       roundId: round.roundId,
