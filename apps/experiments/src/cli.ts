@@ -39,7 +39,7 @@ export type { SectionEntry } from './section.js';
 export const SECTIONS: readonly SectionEntry[] = [
   { ...fedMmxSection('fedmmx', 'digits'), quickMinutes: 4.5 },
   { ...fedMmxSection('fedmmx-fashion', 'fashion-mm'), quickMinutes: 5.5 },
-  { id: 'robustness', run: runRobustness, quickMinutes: 5.8, verify: ROBUSTNESS_VERIFY },
+  { id: 'robustness', run: runRobustness, quickMinutes: 4.1, verify: ROBUSTNESS_VERIFY },
   { id: 'sybil', run: runSybil, quickMinutes: 1.4 },
   { ...fedUmmSection('fedumm', 'digits'), quickMinutes: 2.6 },
   { ...FEDAFD_SECTION, quickMinutes: 1.3 },
