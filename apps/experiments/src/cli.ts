@@ -37,13 +37,13 @@ export type { SectionEntry } from './section.js';
 
 /** Every section, in report order. */
 export const SECTIONS: readonly SectionEntry[] = [
-  { ...fedMmxSection('fedmmx', 'digits'), quickMinutes: 4.5 },
-  { ...fedMmxSection('fedmmx-fashion', 'fashion-mm'), quickMinutes: 5.5 },
-  { id: 'robustness', run: runRobustness, quickMinutes: 4.1, verify: ROBUSTNESS_VERIFY },
+  { ...fedMmxSection('fedmmx', 'digits'), quickMinutes: 3.2 },
+  { ...fedMmxSection('fedmmx-fashion', 'fashion-mm'), quickMinutes: 4.3 },
+  { id: 'robustness', run: runRobustness, quickMinutes: 4.6, verify: ROBUSTNESS_VERIFY },
   { id: 'sybil', run: runSybil, quickMinutes: 1.4 },
-  { ...fedUmmSection('fedumm', 'digits'), quickMinutes: 2.6 },
-  { ...FEDAFD_SECTION, quickMinutes: 1.3 },
-  { ...SPLIT_SECTION, quickMinutes: 2.8 },
+  { ...fedUmmSection('fedumm', 'digits'), quickMinutes: 3.2 },
+  { ...FEDAFD_SECTION, quickMinutes: 2.1 },
+  { ...SPLIT_SECTION, quickMinutes: 2.4 },
 ];
 
 /** `ids` in the order sections start: longest quick grid first (ties keep report order), so the last to finish starts early. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FEDAFD_QUICK, chosenLearningRate, evaluationCells, fedAfdChecks, fedAfdSection, onlyCandidate, runFigures, serverRoundsToTarget } from './fedafd.js';
+import { FEDAFD_QUICK, chosenLearningRate, evaluationCells, fedAfdChecks, fedAfdSection, runFigures, serverRoundsToTarget } from './fedafd.js';
+import { onlyCandidate } from './tuning.js';
 import type { FedAfdMeasurements, FedAfdTuning } from './fedafd.js';
 import type { FedAfdRun, FedAfdSettings } from './fedafdRuns.js';
 

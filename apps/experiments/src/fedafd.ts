@@ -39,7 +39,7 @@ import { formatMeanStd, formatPaired, markdownTable, meanBandPoints, meanStd, pa
 import type { SeededValue } from './stats.js';
 import { barChart, lineChart } from './svg.js';
 import { checkDisjointSeeds, gridCandidates, tuneOnValidation, tuningTable } from './tuning.js';
-import type { Hyperparameters, TuningRecord } from './tuning.js';
+import type { TuningRecord } from './tuning.js';
 
 const KINDS = 'image-classifier:cnn=0.34,text-classifier:bag-mlp=0.33,image-text-retrieval:cnn+bag-mlp=0.33';
 
@@ -186,11 +186,6 @@ async function parameterCounts(settings: FedAfdSettings): Promise<Record<string,
   }
 }
 
-/** The record of a one-candidate grid: that candidate, chosen without a validation run (its score NaN). */
-export function onlyCandidate(method: string, hyperparameters: Hyperparameters): TuningRecord {
-  return { method, candidates: [{ hyperparameters, scores: [], mean: Number.NaN }], chosen: hyperparameters, validationScore: Number.NaN };
-}
-
 /** Runs the section: tuning, evaluation runs, then the report. */
 export async function runFedAfd(ctx: ExperimentContext): Promise<SectionResult> {
   const started = Date.now();
@@ -208,11 +203,6 @@ export async function runFedAfd(ctx: ExperimentContext): Promise<SectionResult> 
   for (const partition of settings.partitions) {
     for (const method of settings.methods.filter((m) => !fedAfdMethod(m).ablation)) {
       const candidates = gridCandidates({ learningRates: settings.learningRates, proximalMus: [], modalWeights: [], interpretabilityWeights: [] });
-      if (candidates.length === 1) {
-        // A one-value grid leaves nothing to choose: no tuning run (the quick grid's case).
-        tuning.push({ partition, record: onlyCandidate(method, candidates[0]!) });
-        continue;
-      }
       const record = await tuneOnValidation(method, candidates, settings.tuningSeeds, async (h, seed) => {
         const run = await cachedCell(settings, { method, partition, seed, learningRate: h.learningRate, evaluate: false }, ctx.cache, ctx.log, count);
         return run.status === 'finished' ? clientScore(run.rounds.at(-1) ?? {}) : Number.NaN;

@@ -64,8 +64,9 @@ describe('robustness grid', () => {
       agreementGate: false,
     });
     expect(strategy('multi-krum-select')).toMatchObject({ numByzantine: 4, numSelected: null });
-    // The quick grid keeps the norm-bounded configuration and the server-only reference.
-    expect(QUICK_ROBUSTNESS.aggregators).toEqual(expect.arrayContaining(['fedmm-x-bounded', 'server-only']));
+    // The quick grid keeps the norm-bounded configuration; the full grid has the server-only reference.
+    expect(QUICK_ROBUSTNESS.aggregators).toEqual(['fedavg', 'fedmm-x-bounded']);
+    expect(FULL_ROBUSTNESS.aggregators).toEqual(expect.arrayContaining(['fedmm-x-bounded', 'server-only']));
     expect(trustAggregator(QUICK_ROBUSTNESS)).toBe('fedmm-x-bounded');
   });
 
@@ -104,7 +105,7 @@ describe('robustness grid', () => {
     expect(plan).toHaveLength(2 * (aggregators + FULL_ROBUSTNESS.attacks.length * 2 * (aggregators - 1)));
     expect(plan.slice(0, aggregators).every((p) => p.attack === null && p.seed === 1)).toBe(true);
     expect(plan.filter((p) => p.aggregator === 'server-only').every((p) => p.attack === null)).toBe(true);
-    expect(robustnessPlan(QUICK_ROBUSTNESS, [1])).toHaveLength(3 + 2 * 2);
+    expect(robustnessPlan(QUICK_ROBUSTNESS, [1])).toHaveLength(2 + 2 * 2);
   });
 
   it('refuses to run without seeds', async () => {

@@ -216,7 +216,14 @@ describe('runSybil with the run cache', () => {
     const result = await runSybil({ ...ctx(), shard: { index: 0, count: 2 } }, settings, fake);
 
     expect(sybilPlan(settings, [1]).map((c) => c.defence)).toEqual(['clean', 'none', 'all']);
-    expect(sybilPlan(QUICK_SYBIL, [1]).map((c) => c.defence)).toEqual(['clean', 'clean-similarity', 'none', 'all', 'all-similarity']);
+    expect(sybilPlan({ ...QUICK_SYBIL, defences: ['none', 'all', 'all-similarity'] }, [1]).map((c) => c.defence)).toEqual([
+      'clean',
+      'clean-similarity',
+      'none',
+      'all',
+      'all-similarity',
+    ]);
+    expect(sybilPlan(QUICK_SYBIL, [1]).map((c) => c.defence)).toEqual(['clean', 'none', 'all']);
     expect(sybilTask('clean-similarity', QUICK_SYBIL, 1).admission).toEqual({ ...DEFAULT_ADMISSION, similarityDamping: true });
     expect(calls).toEqual(['clean s1', 'all s1']);
     expect(result.checks.find((c) => c.name === 'the sybil grid is complete')).toMatchObject({ ok: false, detail: expect.stringContaining('1 of 3 runs') });

@@ -89,6 +89,18 @@ describe('tuneOnValidation', () => {
     expect(calls[0]).toBe('lr 0.01, μ 0.01/101');
     expect(r.chosen).toEqual({ learningRate: 0.03, proximalMu: 0.01 });
   });
+
+  it('chooses the only candidate of a one-value grid without a validation run, and the table says so', async () => {
+    const calls: number[] = [];
+    const r = await tuneOnValidation('fedavg', [{ learningRate: 0.01 }], [101, 102], async (_h, seed) => {
+      calls.push(seed);
+      return 0.5;
+    });
+    expect(calls).toEqual([]);
+    expect(r.chosen).toEqual({ learningRate: 0.01 });
+    expect(r.candidates).toEqual([{ hyperparameters: { learningRate: 0.01 }, scores: [], mean: Number.NaN }]);
+    expect(tuningTable([{ ...r, label: 'FedAvg' }])).toContain('**lr 0.01: the only candidate (no validation run)**');
+  });
 });
 
 describe('checkDisjointSeeds', () => {

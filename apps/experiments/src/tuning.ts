@@ -94,7 +94,16 @@ export function chooseOnValidation(method: string, scored: readonly { hyperparam
   return { method, candidates, chosen: best.hyperparameters, validationScore: best.mean };
 }
 
-/** Trains and scores every candidate with every tuning seed through `score` (in order), then chooses. */
+/** The record of a one-candidate grid: that candidate, chosen without a validation run (no scores, a NaN mean). */
+export function onlyCandidate(method: string, hyperparameters: Hyperparameters): TuningRecord {
+  return { method, candidates: [{ hyperparameters, scores: [], mean: Number.NaN }], chosen: hyperparameters, validationScore: Number.NaN };
+}
+
+/**
+ * Trains and scores every candidate with every tuning seed through `score` (in order), then chooses.
+ * A grid of one candidate leaves nothing to choose: it is chosen without a validation run (the quick
+ * grids' case), and `score` is not called.
+ */
 export async function tuneOnValidation(
   method: string,
   candidates: readonly Hyperparameters[],
@@ -102,6 +111,7 @@ export async function tuneOnValidation(
   score: (hyperparameters: Hyperparameters, seed: number) => Promise<number>,
 ): Promise<TuningRecord> {
   if (tuningSeeds.length === 0) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `tuneOnValidation: ${method} needs at least one tuning seed`);
+  if (candidates.length === 1) return onlyCandidate(method, candidates[0]!);
   const scored: { hyperparameters: Hyperparameters; scores: SeededValue[] }[] = [];
   for (const hyperparameters of candidates) {
     const scores: SeededValue[] = [];
@@ -154,11 +164,14 @@ export function tuningTable(records: readonly (TuningRecord & { readonly label: 
       r.candidates
         .map((c) => {
           const failed = c.scores.filter((s) => !Number.isFinite(s.value)).map((s) => s.seed);
-          const score = Number.isFinite(c.mean)
-            ? (c.mean * scale).toFixed(digits)
-            : failed.length > 0
-              ? `— (no score on tuning seed${failed.length > 1 ? 's' : ''} ${failed.join(', ')}: the run did not finish; not eligible)`
-              : '—';
+          const score =
+            c.scores.length === 0
+              ? 'the only candidate (no validation run)'
+              : Number.isFinite(c.mean)
+                ? (c.mean * scale).toFixed(digits)
+                : failed.length > 0
+                  ? `— (no score on tuning seed${failed.length > 1 ? 's' : ''} ${failed.join(', ')}: the run did not finish; not eligible)`
+                  : '—';
           const text = `${formatHyperparameters(c.hyperparameters)}: ${score}`;
           return sameHyperparameters(c.hyperparameters, r.chosen) ? `**${text}**` : text;
         })
