@@ -29,7 +29,7 @@ import { MODALITIES, decodeUpdate, parametersDelta } from '@chorus/fl-core';
 import type { UpdateEncoding } from '@chorus/fl-core';
 import { evaluateLocally } from '@chorus/client';
 import type { LocalDataset, ModelFactory } from '@chorus/client';
-import { createNodeDigitsFactory, headlessOptions, loadShard, parseCliArgs, partitionBuiltin, useNodeBackend } from '@chorus/client/node';
+import { createNodeDigitsFactory, loadShard, useNodeBackend } from '@chorus/client/node';
 import type { HeadlessShard } from '@chorus/client/node';
 import type { TaskConfig } from '@chorus/coordinator';
 import { runSimulation, modelRequestOf } from '@chorus/coordinator/simulate';
@@ -48,7 +48,7 @@ import type { Check, ExperimentContext, Figure, SectionEntry, SectionResult } fr
 import { formatMeanStd, formatPaired, markdownTable, meanStd, pairedDifference } from './stats.js';
 import type { PairedDifference } from './stats.js';
 import { barChart } from './svg.js';
-import { BASE_TASK, experimentTask } from './tasks.js';
+import { BASE_TASK, experimentTask, headlessShards } from './tasks.js';
 import { checkDisjointSeeds, gridCandidates, tuneOnValidation, tuningTable } from './tuning.js';
 import type { TuningRecord } from './tuning.js';
 
@@ -209,21 +209,8 @@ export function fedUmmTask(settings: FedUmmSettings, cell: FedUmmCell): TaskConf
 }
 
 /** The clients' shards exactly as the headless clients of that run compute them. */
-async function clientShards(settings: FedUmmSettings, cell: Omit<FedUmmCell, 'learningRate'>, models: ModelFactory): Promise<HeadlessShard[]> {
-  const cli = parseCliArgs([
-    '--url',
-    'http://127.0.0.1:1',
-    '--task',
-    'shards',
-    '--clients',
-    String(cell.numClients),
-    '--dataset',
-    settings.dataset,
-    '--modalities',
-    MODALITIES.join(','),
-    ...clientArgs(settings, cell),
-  ]);
-  return partitionBuiltin(headlessOptions(cli, 'wasm', models));
+function clientShards(settings: FedUmmSettings, cell: Omit<FedUmmCell, 'learningRate'>, models: ModelFactory): Promise<HeadlessShard[]> {
+  return headlessShards(settings.dataset, cell.numClients, clientArgs(settings, cell), models);
 }
 
 async function accuracyOf(model: MultimodalModel, data: LocalDataset): Promise<number> {
