@@ -3,6 +3,8 @@
  * every node, clients spread across them, one leader. Nodes run in this process here (the crash
  * tests with real processes are in clusterFaults.test.ts).
  */
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +13,7 @@ import { ADMIN_TOKEN, JOIN_TOKEN, ScriptedClient, clusterTask, replayOnSingleNod
 import { FakeClient } from '../testing/fakeClient.js';
 import { useRedisServer } from '../testing/redisServer.js';
 import { ReplicatedStore, decodeEntry, encodeEntry } from './replicatedStore.js';
-import { TaskLease } from './lease.js';
+import { ACQUIRE_SCRIPT, TaskLease } from './lease.js';
 import type { Parameters } from '@chorus/fl-core';
 import type { ProbeOutcome, TaskEvaluator } from '../model/taskEvaluator.js';
 import type { TaskConfig } from '@chorus/protocol';
@@ -38,6 +40,42 @@ async function openStore(nodeId: string, onFenced?: (taskId: string) => void): P
 }
 
 const TASK = { taskId: 't', configJson: '{}', joinTokenHash: 'h', createdAt: 1 };
+
+/**
+ * Another node trying to take lease `t` every 50 ms, from a thread of its own (so it goes on while
+ * this thread's event loop is blocked); resolves to the lease value it took, if it took one.
+ */
+function competitor(url: string): { stop: () => Promise<string | null> } {
+  const worker = new Worker(
+    `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const ioredis = require(workerData.ioredis);
+    const redis = new (ioredis.default || ioredis)(workerData.url);
+    let took = null;
+    const timer = setInterval(() => {
+      if (took === null) redis.eval(workerData.acquire, 2, 'chorus:lease:t', 'chorus:fence:t', 'b', 300).then(([got, value]) => { if (got === 1) took = value; });
+    }, 50);
+    parentPort.on('message', () => { clearInterval(timer); redis.quit().finally(() => parentPort.postMessage(took)); });
+    `,
+    { eval: true, workerData: { ioredis: createRequire(import.meta.url).resolve('ioredis'), url, acquire: ACQUIRE_SCRIPT } },
+  );
+  return {
+    stop: async () => {
+      const took = new Promise<string | null>((resolve) => worker.once('message', resolve));
+      worker.postMessage('stop');
+      const value = await took;
+      await worker.terminate();
+      return value;
+    },
+  };
+}
+
+function blockEventLoop(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    // A blocked event loop: no timer, no socket read.
+  }
+}
 
 describe('the replicated store', () => {
   it('round-trips entries with their bytes, and refuses an entry that is not a known write', () => {
@@ -108,7 +146,7 @@ describe('a leader whose lease lapsed', () => {
     expect(await r.get('chorus:lease:t')).toBeNull();
   });
 
-  it('does not step down when its event loop was busy for longer than the lease', async () => {
+  it('keeps the lease through a busy event loop while another node tries to take it', async () => {
     const events: string[] = [];
     const lease = new TaskLease({
       redis: await connection(),
@@ -123,13 +161,39 @@ describe('a leader whose lease lapsed', () => {
     cleanup.push(() => lease.stop());
     lease.start();
     await until('a to lead', () => lease.value !== null);
-    const busyUntil = Date.now() + 1000;
-    while (Date.now() < busyUntil) {
-      // A blocked event loop: no timer, no socket read.
-    }
+    const b = competitor(server().url);
+    // Five times the lease's TTL, as a large round's aggregation on a shared machine can take.
+    blockEventLoop(1500);
     await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await b.stop()).toBeNull();
     expect(events).toEqual(['got a:1']);
     expect(lease.value).toBe('a:1');
+    expect(await (await connection()).get('chorus:lease:t')).toBe('a:1');
+  });
+
+  it('gives the lease up to another node once its event loop has stalled for longer than stallMs', async () => {
+    const events: string[] = [];
+    const lease = new TaskLease({
+      redis: await connection(),
+      key: 'chorus:lease:t',
+      fenceKey: 'chorus:fence:t',
+      nodeId: 'a',
+      ttlMs: 300,
+      stallMs: 600,
+      logger: silent,
+      onAcquired: (value) => events.push(`got ${value}`),
+      onLost: (reason) => events.push(`lost: ${reason}`),
+    });
+    cleanup.push(() => lease.stop());
+    lease.start();
+    await until('a to lead', () => lease.value !== null);
+    const b = competitor(server().url);
+    // Renewals stop 600 ms into the stall and the key lapses 300 ms later: b takes it within the stall.
+    blockEventLoop(2000);
+    await until('a to step down', () => lease.value === null);
+    expect(await b.stop()).toBe('b:2');
+    expect(events).toEqual(['got a:1', 'lost: lease taken by another node']);
+    expect(lease.holder).not.toBe('a');
   });
 });
 

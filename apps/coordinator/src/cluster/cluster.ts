@@ -40,9 +40,9 @@ export interface ClusterOptions {
   /** Prefix of every key and channel (default `chorus:`): one Redis can hold several clusters. */
   readonly prefix?: string;
   /**
-   * Lease time to live (default 10,000 ms): bounds how long a task waits for a new leader (TTL + TTL/3),
-   * and how long a leader's event loop may be busy (a large round's aggregation) before another node
-   * takes over.
+   * Lease time to live (default 10,000 ms): bounds how long a task waits for a new leader when its
+   * leader dies or loses Redis (TTL + TTL/3). A leader whose event loop is busy (a large round's
+   * aggregation) keeps its lease, renewed from a worker thread, for up to max(30 s, 3 × TTL) (lease.ts).
    */
   readonly leaseTtlMs?: number;
   /** How often the leader reconciles its waiting room with the sockets of every node (default 500 ms). */
