@@ -51,10 +51,14 @@
  * and prints where its time went (bench/cpuProfileSummary.ts); the profiler's sampling adds a little
  * to the CPU figure of that run.
  *
- * --fedmmx-only measures just critical_path_ms_100_fedmmx.
+ * --fedmmx-only measures just critical_path_ms_100_fedmmx. --probe-processes P[,P…] (default 1)
+ * measures it with each number of evaluator processes sharing the probe (model/evaluatorPool.ts),
+ * one after another in the same run, adding `critical_path_ms_100_fedmmx_probe_processes_P` and
+ * `probe_ms_per_round_probe_processes_P` for each; the unsuffixed figures are the last P's.
  *
  * Usage: pnpm bench:coordinator [--quick] [--rounds N] [--max N] [--step N] [--skip-capacity]
  *                               [--profile] [--with-model | --model-only | --fedmmx-only] [--inline-model]
+ *                               [--probe-processes P[,P…]]
  */
 import { fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -85,9 +89,15 @@ const { values: args } = parseArgs({
     'model-only': { type: 'boolean', default: false },
     'inline-model': { type: 'boolean', default: false },
     'fedmmx-only': { type: 'boolean', default: false },
+    'probe-processes': { type: 'string', default: '1' },
   },
 });
 const QUICK = args.quick;
+const PROBE_PROCESSES = args['probe-processes'].split(',').map((p) => {
+  const n = Number(p);
+  if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error(`--probe-processes: integers in [1, 16], got '${p}'`);
+  return n;
+});
 const TIMED_ROUNDS = Number(args.rounds ?? (QUICK ? 5 : 15));
 const WARMUP_ROUNDS = 2;
 const RSS_LIMIT_MB = 300;
@@ -337,7 +347,7 @@ async function roundMetricsOf(url: string): Promise<ReadonlyMap<number, Readonly
 }
 
 /** Rounds of 100 clients on the demo task: FedAvg over `initialGlobalFile` without a model, or (`initialGlobalFile` null) FedMM-X with its real evaluator. */
-async function measureRounds(initialGlobalFile: string | null): Promise<RoundFigures> {
+async function measureRounds(initialGlobalFile: string | null, probeProcesses = 1): Promise<RoundFigures> {
   // Round 1 starts once all 100 clients have joined; rounds 1–2 warm up (JIT), then TIMED_ROUNDS.
   const first = WARMUP_ROUNDS + 1;
   const last = first + TIMED_ROUNDS - 1;
@@ -346,7 +356,7 @@ async function measureRounds(initialGlobalFile: string | null): Promise<RoundFig
   const child = await startChild({
     dataDir: dir,
     clientsPerRound: 100,
-    ...(initialGlobalFile === null ? { withModel: true } : { initialGlobalFile }),
+    ...(initialGlobalFile === null ? { withModel: true, probeProcesses } : { initialGlobalFile }),
     ...(args.profile ? { profileRounds: { fromRound: first, toRound: last + 1, path: profilePath } } : {}),
   });
   const clients = startClients(child.url, 1);
@@ -558,21 +568,27 @@ async function measureReproducibility(): Promise<{ identical: boolean; rounds: n
 
 /** `critical_path_ms_100_fedmmx`: the 100-client round with the demo task's FedMM-X and its evaluator process. */
 async function measureFedMmxRounds(): Promise<Record<string, unknown>> {
-  const r = await measureRounds(null);
-  const criticalPath = median(r.criticalPathMs);
-  console.log(
-    `${TIMED_ROUNDS} FedMM-X rounds of 100 clients (probe of every candidate and evaluation of each new model in the evaluator process): critical path median ${criticalPath.toFixed(1)} ms (${r.criticalPathMs.map((x) => x.toFixed(0)).join(', ')})`,
-  );
-  const medianOrNull = (xs: readonly number[]): number | null => (xs.length > 0 ? round1(median(xs)) : null);
-  console.log(
-    `server time per round: evaluation of the new global ${r.evalMs.map((x) => x.toFixed(0)).join(', ')} ms; probe ${r.probeMs.map((x) => x.toFixed(0)).join(', ')} ms`,
-  );
-  return {
-    critical_path_ms_100_fedmmx: round1(criticalPath),
-    critical_path_ms_100_fedmmx_max: round1(Math.max(...r.criticalPathMs)),
-    eval_ms_per_round: medianOrNull(r.evalMs),
-    probe_ms_per_round: medianOrNull(r.probeMs),
-  };
+  const figures: Record<string, unknown> = {};
+  for (const processes of PROBE_PROCESSES) {
+    const r = await measureRounds(null, processes);
+    const criticalPath = median(r.criticalPathMs);
+    console.log(
+      `${TIMED_ROUNDS} FedMM-X rounds of 100 clients, ${processes} evaluator process(es) probing (probe of every candidate and evaluation of each new model in the evaluator): critical path median ${criticalPath.toFixed(1)} ms (${r.criticalPathMs.map((x) => x.toFixed(0)).join(', ')})`,
+    );
+    const medianOrNull = (xs: readonly number[]): number | null => (xs.length > 0 ? round1(median(xs)) : null);
+    console.log(
+      `server time per round: evaluation of the new global ${r.evalMs.map((x) => x.toFixed(0)).join(', ')} ms; probe ${r.probeMs.map((x) => x.toFixed(0)).join(', ')} ms`,
+    );
+    Object.assign(figures, {
+      critical_path_ms_100_fedmmx: round1(criticalPath),
+      critical_path_ms_100_fedmmx_max: round1(Math.max(...r.criticalPathMs)),
+      eval_ms_per_round: medianOrNull(r.evalMs),
+      probe_ms_per_round: medianOrNull(r.probeMs),
+      [`critical_path_ms_100_fedmmx_probe_processes_${processes}`]: round1(criticalPath),
+      [`probe_ms_per_round_probe_processes_${processes}`]: medianOrNull(r.probeMs),
+    });
+  }
+  return figures;
 }
 
 async function main(): Promise<void> {

@@ -45,6 +45,7 @@ import type { Tensor } from '@chorus/fl-core';
 import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
 // Module by module rather than the package index, which also exports the TF.js-backed TaskModel.
+import { EvaluatorPool } from '../src/model/evaluatorPool.js';
 import { EvaluatorProcess, inProcessEvaluator } from '../src/model/taskEvaluator.js';
 import type { TaskEvaluator } from '../src/model/taskEvaluator.js';
 import { startCoordinator } from '../src/server.js';
@@ -65,6 +66,8 @@ export interface CoordinatorProcessConfig {
   readonly taskFile?: string;
   /** pino level of the log file (default `info`). */
   readonly logLevel?: string;
+  /** Evaluator processes sharing the probe (model/evaluatorPool.ts), with `withModel` (default 1). */
+  readonly probeProcesses?: number;
   /** startCoordinator's `evaluatorIdleMs` (its default when absent). */
   readonly evaluatorIdleMs?: number;
   /** Profile the rounds from the start of `fromRound` to the start of `toRound`, written to `path`. */
@@ -139,7 +142,9 @@ if (config.taskFile) {
   const model = config.inlineModel
     ? inProcessEvaluator(await (await import('../src/model/taskModel.js')).TaskModel.create(task))
     : // What startCoordinator builds by itself without `model`, as `pnpm start` does.
-      await EvaluatorProcess.start(task, { logger });
+      (config.probeProcesses ?? 1) > 1
+      ? await EvaluatorPool.start(task, config.probeProcesses!, { logger })
+      : await EvaluatorProcess.start(task, { logger });
   setup = { config: task, joinToken: 'bench-join', model: timedProbes(model) };
 } else {
   const initial = config.initialGlobalFile ? readInitialGlobal(config.initialGlobalFile) : null;

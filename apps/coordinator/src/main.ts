@@ -4,7 +4,12 @@
  *   tsx src/main.ts [--task tasks/demo-digits.yaml]… [--data-dir .chorus-data] [--port 8787]
  *                   [--host 127.0.0.1] [--cors https://a.example,https://b.example] [--log-level info]
  *                   [--web-dir ../web-client/dist] [--datasets-dir <@chorus/datasets data>]
- *                   [--demo-clients 0] [--demo-max-examples 300] [--trust-proxy]
+ *                   [--demo-clients 0] [--demo-max-examples 300] [--trust-proxy] [--probe-processes 1]
+ *
+ * `--probe-processes P` (default 1, at most 16) gives each task whose trust probes candidates
+ * (FedMM-X) P evaluator processes that share each round's probe (model/evaluatorPool.ts): on a
+ * machine with spare cores the probe, the longest part of such a round's critical path, takes about
+ * 1/P of the time. Each process holds the task's whole model (about 200 MB).
  *
  * `--task` also takes a task folder (its `task.yaml`): a researcher's own task (`pnpm task create`).
  * Tasks created from the dashboard (`POST /api/tasks`) are written under `<data-dir>/tasks/` and
@@ -105,6 +110,7 @@ async function main(): Promise<void> {
       'trust-proxy': { type: 'boolean', default: false },
       redis: { type: 'string' },
       'lease-ms': { type: 'string', default: '10000' },
+      'probe-processes': { type: 'string', default: '1' },
       'node-id': { type: 'string' },
       nodes: { type: 'string', default: '1' },
       'redis-port': { type: 'string', default: '6390' },
@@ -138,6 +144,9 @@ async function main(): Promise<void> {
   }
   const leaseTtlMs = Number(values['lease-ms']);
   if (!Number.isInteger(leaseTtlMs) || leaseTtlMs < 500) throw new Error(`--lease-ms must be an integer ≥ 500, got '${values['lease-ms']}'`);
+  const probeProcesses = Number(values['probe-processes']);
+  if (!Number.isInteger(probeProcesses) || probeProcesses < 1 || probeProcesses > 16)
+    throw new Error(`--probe-processes must be an integer in [1, 16], got '${values['probe-processes']}'`);
   const cluster = values.redis
     ? await connectCluster({ url: values.redis, ...(values['node-id'] ? { nodeId: values['node-id'] } : {}), leaseTtlMs, logger })
     : null;
@@ -165,6 +174,7 @@ async function main(): Promise<void> {
     // A task written to one node's folder would be unknown to the others.
     ...(cluster ? { cluster } : { tasksDir }),
     trustProxy: values['trust-proxy'],
+    probeProcesses,
   });
 
   const joinLink = (taskId: string, token: string): string => `${coordinator.url}/join?task=${encodeURIComponent(taskId)}&token=${encodeURIComponent(token)}`;
@@ -258,6 +268,8 @@ async function runClusterDemo(nodes: number, values: Record<string, string | boo
       `node${i + 1}`,
       '--lease-ms',
       String(values['lease-ms']),
+      '--probe-processes',
+      String(values['probe-processes']),
       '--port',
       String(port + i),
       '--host',

@@ -63,6 +63,7 @@ import type { RepresentationRoundHooks } from './engine/representationRounds.js'
 import { buildRepresentationStrategy } from './strategy/representation.js';
 import type { ClusterNode } from './cluster/cluster.js';
 import { TaskLease } from './cluster/lease.js';
+import { EvaluatorPool } from './model/evaluatorPool.js';
 import { LocalProbe } from './cluster/localProbe.js';
 import type { RelayedProbe } from './cluster/localProbe.js';
 import { UpdateRelay } from './cluster/relay.js';
@@ -168,6 +169,12 @@ export interface CoordinatorOptions {
    * evaluator starts again when a round opens (while clients train) or an export asks for it.
    */
   readonly evaluatorIdleMs?: number;
+  /**
+   * Evaluator processes per task whose trust probes candidates (default 1): a round's candidates are
+   * split across them (model/evaluatorPool.ts), so the probe uses that many cores. Each process holds
+   * the whole model (about 200 MB).
+   */
+  readonly probeProcesses?: number;
 }
 
 /** A running coordinator. */
@@ -212,6 +219,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   if (options.tasks.length === 0) throw new CoordinatorError('CONFIG_INVALID', 'at least one task is required');
   const cluster = options.cluster;
   if (cluster && store !== cluster.store) throw new CoordinatorError('CONFIG_INVALID', "a cluster node's store is the cluster's replicated store");
+  const probeProcesses = options.probeProcesses ?? 1;
+  if (!Number.isInteger(probeProcesses) || probeProcesses < 1 || probeProcesses > 16)
+    throw new CoordinatorError('CONFIG_INVALID', `probeProcesses must be an integer in [1, 16], got ${probeProcesses}`);
   const ids: string[] = options.tasks.map((t) => t.config.id);
   if (new Set(ids).size !== ids.length) throw new CoordinatorError('TASK_DUPLICATE', `task ids repeat: ${ids.join(', ')}`);
   for (const { config } of options.tasks) {
@@ -291,14 +301,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   if (cluster) io.adapter(cluster.adapter);
   const admin = io.of(ADMIN_NAMESPACE) as unknown as Namespace<AdminClientToServerEvents, AdminServerToClientEvents>;
 
+  /** The task's server-side model: a pool of processes where its trust probes candidates and more than one is asked for. */
+  const startEvaluator = (config: TaskConfig): Promise<TaskEvaluator> => {
+    const evaluatorOptions = { rootExamples: rootExamplesOf(config), logger };
+    const probes = !isRepresentationTask(config) && !isSplitTask(config) && buildStrategy(config).trust.length > 0;
+    return probes && probeProcesses > 1 ? EvaluatorPool.start(config, probeProcesses, evaluatorOptions) : EvaluatorProcess.start(config, evaluatorOptions);
+  };
   try {
     for (const setup of options.tasks) {
-      const model =
-        setup.model !== undefined
-          ? setup.model
-          : setup.initialGlobal
-            ? null
-            : await EvaluatorProcess.start(setup.config, { rootExamples: rootExamplesOf(setup.config), logger });
+      const model = setup.model !== undefined ? setup.model : setup.initialGlobal ? null : await startEvaluator(setup.config);
       if (model) models.set(setup.config.id, model);
     }
   } catch (err) {
@@ -613,7 +624,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (config.runs === 'continuous' && config.strategy.name === 'dp')
         throw new CoordinatorError('TASK_INVALID', `task ${id}: runs: continuous is refused with dp`, ['runs: not continuous with dp']);
       if (isCustomTask(config)) taskFiles.set(id, describeTaskFiles(config));
-      models.set(id, await EvaluatorProcess.start(config, { rootExamples: rootExamplesOf(config), logger }));
+      models.set(id, await startEvaluator(config));
       taskConfigs.set(id, config);
       const joinToken = generateToken();
       // Kept beside the task (owner-only), so the join link survives a restart of the coordinator.

@@ -11,6 +11,8 @@ import { pino } from 'pino';
 import { io as connectAdmin } from 'socket.io-client';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isCoordinatorError } from './errors.js';
+import { EvaluatorPool } from './model/evaluatorPool.js';
 import { EvaluatorProcess } from './model/taskEvaluator.js';
 import { TaskModel } from './model/taskModel.js';
 import { startCoordinator } from './server.js';
@@ -194,5 +196,47 @@ describe('trust-aware aggregation with the server probe set', () => {
     if (!outputs.ok) throw new Error(`probe failed: ${outputs.error.code}`);
     expect(outputs.probabilities.length).toBe(32 * 10);
     expect(outputs.explanations).toHaveLength(2);
+  });
+
+  it('shares the probe between evaluator processes with probeProcesses, with the same outcomes as one process', async () => {
+    // Arrange
+    const pooled = await startCoordinator({
+      tasks: [{ config: task, joinToken: 'join-secret' }],
+      store: new MemoryStore(),
+      adminToken: 'admin-secret',
+      logger: pino({ level: 'silent' }),
+      processMetrics: false,
+      probeProcesses: 2,
+    });
+    try {
+      const pool = pooled.models.get('demo')!;
+      const deltas = Array.from({ length: 9 }, (_, k) => scaled(honestDelta, 1 - k / 4));
+      // Act
+      const [a, b] = await Promise.all([pool.probeRound(global1, deltas), coordinator.models.get('demo')!.probeRound(global1, deltas)]);
+      // Assert
+      expect(pool).toBeInstanceOf(EvaluatorPool);
+      expect((pool as EvaluatorPool).size).toBe(2);
+      expect([...a.baseline.probabilities]).toEqual([...b.baseline.probabilities]);
+      expect(a.candidates.map((o) => (o.ok ? [...o.probabilities] : o.error.code))).toEqual(
+        b.candidates.map((o) => (o.ok ? [...o.probabilities] : o.error.code)),
+      );
+    } finally {
+      await pooled.close();
+    }
+  }, 120_000);
+
+  it('refuses probeProcesses outside [1, 16] with CONFIG_INVALID, starting nothing', async () => {
+    const err = await startCoordinator({
+      tasks: [{ config: task, joinToken: 'join-secret' }],
+      store: new MemoryStore(),
+      adminToken: 'admin-secret',
+      logger: pino({ level: 'silent' }),
+      processMetrics: false,
+      probeProcesses: 0,
+    }).then(
+      (c) => c.close().then(() => null),
+      (e: unknown) => e,
+    );
+    expect(isCoordinatorError(err, 'CONFIG_INVALID')).toBe(true);
   });
 });
