@@ -12,7 +12,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createRng } from '@chorus/fl-core';
-import type { Parameters, Strategy } from '@chorus/fl-core';
+import type { FitResult, Parameters, Strategy } from '@chorus/fl-core';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { Server } from 'socket.io';
@@ -20,14 +20,16 @@ import type { Namespace, Socket } from 'socket.io';
 import { initialAdapters } from './engine/initialGlobal.js';
 import { RoundEngine, systemClock } from './engine/roundEngine.js';
 import type { EngineClock, EngineTransport } from './engine/roundEngine.js';
+import { ArrivalProbe } from './engine/arrivalProbe.js';
 import { createRoundMeasurer } from './engine/serverMeasurements.js';
+import type { PreProbe } from './engine/serverMeasurements.js';
 import { CoordinatorError, isCoordinatorError } from './errors.js';
 import { createRequestHandler } from './http/api.js';
 import { CoordinatorMetrics } from './http/metrics.js';
 import type { StaticMount } from './http/static.js';
 // TF.js and the datasets load only in the evaluator process a task with a model starts.
 import { EvaluatorProcess } from './model/taskEvaluator.js';
-import type { ProbeOutcome, TaskEvaluator } from './model/taskEvaluator.js';
+import type { TaskEvaluator } from './model/taskEvaluator.js';
 import { buildStrategy, rootExamplesOf, withAdmission } from './strategy/fromConfig.js';
 import type { BuiltStrategy } from './strategy/fromConfig.js';
 import { ADMIN_NAMESPACE, ackError, adminAuthSchema } from '@chorus/protocol';
@@ -319,11 +321,19 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
 
   const setups = new Map<string, TaskSetup>();
-  /** Per task, probe outcomes other nodes measured for the open attempt's uploads (cluster/localProbe.ts). */
-  const preProbed = new Map<string, Map<string, ProbeOutcome>>();
+  /**
+   * Per task, probe outcomes measured for the open attempt's uploads before it closes: by other nodes
+   * (cluster/localProbe.ts), or by this node's evaluator as they arrived (engine/arrivalProbe.ts).
+   */
+  const preProbed = new Map<string, Map<string, PreProbe>>();
+  const preProbedOf = (taskId: string): Map<string, PreProbe> => {
+    let outcomes = preProbed.get(taskId);
+    if (!outcomes) preProbed.set(taskId, (outcomes = new Map()));
+    return outcomes;
+  };
   const takePreProbed =
     (taskId: string) =>
-    (clientId: string): ProbeOutcome | undefined => {
+    (clientId: string): PreProbe | undefined => {
       const outcomes = preProbed.get(taskId);
       const outcome = outcomes?.get(clientId);
       outcomes?.delete(clientId);
@@ -392,11 +402,23 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         io.to(taskRoom(task.id)).emit('taskEnd', payload);
       },
     };
+    // A trust task's candidates are probed as their uploads arrive, unless another node already did.
+    const probeCandidates = model?.probeCandidates?.bind(model);
+    const arrival = probeCandidates && built && !representation && !split && built.trust.length > 0 ? new ArrivalProbe(probeCandidates) : null;
     const engine = new RoundEngine({
       task,
       store,
       strategy: setup.strategy ?? (representation ? built!.strategy : withAdmission(task, built!)),
       ...(representation ? { representation } : built ? { measure: createRoundMeasurer(built, model, takePreProbed(task.id)) } : {}),
+      ...(arrival
+        ? {
+            onUploadAccepted: (result: FitResult, round: { readonly globalHash: string; readonly global: Parameters }) => {
+              const outcomes = preProbedOf(task.id);
+              if (!outcomes.has(result.clientId))
+                outcomes.set(result.clientId, { where: 'arrival', measured: arrival.measure(round.globalHash, round.global, result.delta) });
+            },
+          }
+        : {}),
       ...(split ? { split } : {}),
       transport,
       initialGlobal: setup.initialGlobal ?? (model ? () => model.initialParameters() : defaultInitialGlobal(task)),
@@ -424,8 +446,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         admin.to(taskRoom(task.id)).emit('taskStatus', { type: 'task-status', protocolVersion: PROTOCOL_VERSION, ...change });
       },
       onClientsSelected: () => {
-        // Outcomes measured elsewhere belong to the attempt they were sent in.
+        // Outcomes measured before a round closes belong to the attempt they were measured in.
         preProbed.get(task.id)?.clear();
+        arrival?.clear();
         if (model && modelEachRound) {
           cancelIdle();
           // Started while the clients train, so the round's measurements do not wait for it.
@@ -562,14 +585,17 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         handle: (clientId, update, probe) => {
           const engine = engines.get(update.taskId);
           if (!engine) return null;
-          let outcomes = preProbed.get(update.taskId);
-          if (!outcomes) preProbed.set(update.taskId, (outcomes = new Map()));
-          // Kept only when measured against the global this round started from.
-          if (probe && probe.globalHash === engine.globalHash) outcomes.set(clientId, probe.outcome);
+          // Kept only when measured against the global this round started from, and set before the
+          // engine accepts the upload so that it is not probed again on arrival here.
+          const outcomes = preProbedOf(update.taskId);
+          const relayed: PreProbe | null = probe && probe.globalHash === engine.globalHash ? { where: 'elsewhere', outcome: probe.outcome } : null;
+          const earlier = outcomes.get(clientId);
+          if (relayed && !earlier) outcomes.set(clientId, relayed);
           if (probe && !probe.outcome.ok)
             logger.warn({ task: update.taskId, clientId, error: probe.outcome.error }, 'relayed upload could not be probed where it arrived');
           const ack = engine.submitUpdate(clientId, update);
-          if (!ack.ok) outcomes.delete(clientId);
+          // A refused upload's outcome goes; an earlier accepted upload's stays.
+          if (!ack.ok && relayed && outcomes.get(clientId) === relayed) outcomes.delete(clientId);
           return ack;
         },
       })

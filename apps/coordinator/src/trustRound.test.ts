@@ -124,13 +124,15 @@ describe('trust-aware aggregation with the server probe set', () => {
     expect(along).toBeGreaterThan(0.6);
   });
 
-  it('stores the probe timing and the new global model evaluation, overall and per modality', () => {
+  it('stores the probe timing (every candidate probed on arrival) and the new global model evaluation, overall and per modality', () => {
     // Act
     const metrics = store.listMetrics('demo')[0]!.metrics;
     // Assert
     for (const key of ['probeMsPerCandidate', 'eval.accuracy', 'eval.loss', 'eval.image.accuracy', 'eval.text.loss', 'trust.mean', 'evalMs'])
       expect(metrics[key], key).toBeTypeOf('number');
     expect(metrics['probeExamples']).toBe(32);
+    // Every candidate was probed as its upload arrived, none left for the round's close.
+    expect(metrics['numProbedOnArrival']).toBe(4);
     expect(metrics['eval.accuracy']).toBeGreaterThanOrEqual(0);
     expect(metrics['eval.accuracy']).toBeLessThanOrEqual(1);
   });

@@ -11,10 +11,10 @@
  * a renewal left unanswered for `ttlMs` (this node is cut off from Redis, so the key has lapsed
  * there and another node may hold it).
  *
- * A held lease is renewed from a worker thread with a Redis connection of its own, so a leader
- * whose event loop is busy for longer than the TTL (a large round's aggregation and probing, with
- * other nodes and their evaluators sharing the cores) keeps its lease while other nodes compete
- * for it. The main thread sends the worker a heartbeat at every tick; a worker that has not heard
+ * A held lease is renewed from the main thread and also from a worker thread with a Redis
+ * connection of its own, so a leader whose event loop is busy for longer than the TTL (a large
+ * round's aggregation and probing, with other nodes and their evaluators sharing the cores) keeps
+ * its lease while other nodes compete for it. The main thread sends the worker a heartbeat at every tick; a worker that has not heard
  * one for `stallMs` (default: 30 s or 3 × the TTL, whichever is longer) stops renewing, so a wedged
  * leader is replaced within `stallMs + ttlMs + ttlMs / 3`. Taking the lease stays on the main thread:
  * a node too busy to lead does not take a task. Should a holder's key lapse anyway, its next renewal
@@ -54,7 +54,7 @@ local value = ARGV[1] .. ':' .. token
 redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
 return {1, value}
 `;
-/** Lua: keeps `value`'s lease for another TTL (the renewer's command); 1 when held. */
+/** Lua: keeps `value`'s lease for another TTL; 1 when held. */
 const RENEW_SCRIPT = `${HOLDS_LEASE_LUA}
 if holds(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -69,6 +69,7 @@ return 0
 
 interface LeaseCommands {
   chorusLeaseAcquire(key: string, fenceKey: string, nodeId: string, ttlMs: number): Promise<[number, string]>;
+  chorusLeaseRenew(key: string, fenceKey: string, value: string, ttlMs: number): Promise<number>;
   chorusLeaseRelease(key: string, value: string): Promise<number>;
 }
 
@@ -77,6 +78,7 @@ function commands(redis: Redis): LeaseCommands {
   const r = redis as Redis & Partial<LeaseCommands>;
   if (!r.chorusLeaseAcquire) {
     redis.defineCommand('chorusLeaseAcquire', { numberOfKeys: 2, lua: ACQUIRE_SCRIPT });
+    redis.defineCommand('chorusLeaseRenew', { numberOfKeys: 2, lua: RENEW_SCRIPT });
     redis.defineCommand('chorusLeaseRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
   }
   return r as unknown as LeaseCommands;
@@ -180,6 +182,8 @@ export class TaskLease {
   private timer: ReturnType<typeof setInterval> | null = null;
   private inFlight = false;
   private held: string | null = null;
+  /** When the request in flight was sent (monotonic ms). */
+  private sentAt = 0;
   /** The lease value last seen in Redis (this node's or another's), null when none. */
   private seen: string | null = null;
   private renewer: Worker | null = null;
@@ -280,32 +284,54 @@ export class TaskLease {
   }
 
   private tick(): void {
-    if (this.held) {
-      // The renewer keeps the lease while these heartbeats come.
-      this.renewer?.postMessage({ type: 'beat' });
+    const now = performance.now();
+    // The renewer keeps the lease while these heartbeats come, however long this thread is busy between them.
+    if (this.held) this.renewer?.postMessage({ type: 'beat' });
+    if (this.inFlight) {
+      // Unanswered for the TTL: cut off from Redis. Decided after pending I/O (setImmediate), so an
+      // answer that arrived while the event loop was busy is read first.
+      if (this.held && now - this.sentAt > this.ttlMs) {
+        const held = this.held;
+        const sentAt = this.sentAt;
+        setImmediate(() => {
+          if (this.inFlight && this.held === held && this.sentAt === sentAt) this.lose('no answer from Redis within the lease time');
+        });
+      }
       return;
     }
-    if (this.inFlight) return;
     this.inFlight = true;
-    const { redis, key, fenceKey, nodeId, logger } = this.options;
+    this.sentAt = now;
+    const { redis, key, fenceKey, logger } = this.options;
     const c = commands(redis);
-    c.chorusLeaseAcquire(key, fenceKey, nodeId, this.ttlMs)
-      .then(([got, value]) => {
-        this.seen = value;
-        if (got !== 1 || !this.timer) {
-          // Taken after stop(): give it straight back.
-          if (got === 1) void c.chorusLeaseRelease(key, value).catch(() => 0);
-          return;
-        }
-        this.held = value;
-        this.renewer?.postMessage({ type: 'hold', value });
-        logger.info({ lease: key, value }, 'lease acquired');
-        this.options.onAcquired(value);
-      })
+    const held = this.held;
+    // This thread renews too (the renewer may still be starting, or have failed); both are the same idempotent script.
+    const request = held
+      ? c.chorusLeaseRenew(key, fenceKey, held, this.ttlMs).then((ok) => {
+          if (this.held !== held) return;
+          if (ok !== 1) this.lose('lease taken by another node');
+        })
+      : this.acquire(c);
+    request
       .catch((err: unknown) => logger.debug({ err, lease: key }, 'lease request failed'))
       .finally(() => {
         this.inFlight = false;
       });
+  }
+
+  private acquire(c: LeaseCommands): Promise<void> {
+    const { key, fenceKey, nodeId, logger } = this.options;
+    return c.chorusLeaseAcquire(key, fenceKey, nodeId, this.ttlMs).then(([got, value]) => {
+      this.seen = value;
+      if (got !== 1 || !this.timer) {
+        // Taken after stop(): give it straight back.
+        if (got === 1) void c.chorusLeaseRelease(key, value).catch(() => 0);
+        return;
+      }
+      this.held = value;
+      this.renewer?.postMessage({ type: 'hold', value });
+      logger.info({ lease: key, value }, 'lease acquired');
+      this.options.onAcquired(value);
+    });
   }
 
   private lose(reason: string): void {

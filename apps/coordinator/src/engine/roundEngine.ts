@@ -132,6 +132,11 @@ export interface RoundEngineOptions {
   /** Server measurements fed to the strategy before it aggregates (probes, root update); none by default. */
   readonly measure?: RoundMeasurer;
   /**
+   * Called with each upload the engine accepts, decoded, and the global its round started from
+   * (so its trust probe can start while the round waits for the others: arrivalProbe.ts).
+   */
+  readonly onUploadAccepted?: (result: FitResult, round: { readonly serverRound: number; readonly globalHash: string; readonly global: Parameters }) => void;
+  /**
    * Makes every round a representation round (FedAFD family, engine/representationRounds.ts): the
    * round start carries the hooks' `representation` section, uploads are checked by `validate`, and
    * `serverUpdate` replaces `measure` and the strategy's `aggregateFit` (the strategy still plans
@@ -525,6 +530,12 @@ export class RoundEngine {
     }
     const result: FitResult = { clientId, numExamples: update.numExamples, delta: valid.delta, ...(update.metrics ? { metrics: update.metrics } : {}) };
     this.dispatch({ type: 'uploadAccepted', result, norm: valid.norm, bytes });
+    try {
+      this.options.onUploadAccepted?.(result, { serverRound: cur.serverRound, globalHash: this.global.sha256, global: this.global.tensors });
+    } catch (err) {
+      // The upload stays accepted: whatever the hook started, the round's measurer does without it.
+      this.log.error({ err, clientId }, 'onUploadAccepted failed');
+    }
     this.acceptedRecords.push({
       taskId: this.task.id,
       run: this.state.run,

@@ -11,6 +11,7 @@ import type { RoundProbe, TaskEvaluator } from '../model/taskEvaluator.js';
 import { buildStrategy } from '../strategy/fromConfig.js';
 import { parseTask } from '../task/loadTask.js';
 import { createRoundMeasurer } from './serverMeasurements.js';
+import type { PreProbe } from './serverMeasurements.js';
 
 const task = parseTask({
   id: 't',
@@ -101,6 +102,37 @@ describe('createRoundMeasurer with an evaluator', () => {
     // Assert
     expect(isCoordinatorError(error, 'EVALUATOR_EXITED')).toBe(true);
     expect(JSON.stringify(built.strategy.exportState().json)).toBe(before);
+  });
+
+  it('takes outcomes measured on arrival or elsewhere, probes only the rest, and probes again a candidate whose arrival probe came to nothing', async () => {
+    // Arrange: a measured on arrival (12 ms of evaluator time), b relayed from another node, c's
+    // arrival probe failed (undefined), d never probed before the close.
+    const evaluator = fakeEvaluator((deltas) => ({
+      baseline: { probabilities: uniform },
+      candidates: deltas.map(() => ({ ok: true, probabilities: correct })),
+    }));
+    const pre = new Map<string, PreProbe>([
+      ['a', { where: 'arrival', measured: Promise.resolve({ outcome: { ok: true, probabilities: correct }, ms: 12 }) }],
+      ['b', { where: 'elsewhere', outcome: { ok: true, probabilities: correct } }],
+      ['c', { where: 'arrival', measured: Promise.resolve(undefined) }],
+    ]);
+    const taken: string[] = [];
+    const measure = createRoundMeasurer(buildStrategy(task), evaluator, (clientId) => {
+      taken.push(clientId);
+      return pre.get(clientId);
+    });
+    // Act
+    const measured = await measure(1, global, [result('a', [1, 0]), result('b', [1, 0]), result('c', [1, 0]), result('d', [1, 0])], []);
+    // Assert: c and d (and the baseline) in one request; every client keeps its probe outputs.
+    expect(taken).toEqual(['a', 'b', 'c', 'd']);
+    expect(evaluator.asked).toEqual([2]);
+    expect(measured.results.map((r) => r.clientId)).toEqual(['a', 'b', 'c', 'd']);
+    expect(measured.results.every((r) => r.signals !== undefined)).toBe(true);
+    expect(measured.failures).toEqual([]);
+    expect(measured.serverMetrics['numProbedOnArrival']).toBe(1);
+    expect(measured.serverMetrics['numProbedElsewhere']).toBe(1);
+    // This node's evaluator time per candidate counts a's arrival share: (own + 12) / (2 + 1 + 1).
+    expect(measured.serverMetrics['probeMsPerCandidate']).toBeGreaterThanOrEqual(12 / 4);
   });
 
   it('stays synchronous without a model', () => {

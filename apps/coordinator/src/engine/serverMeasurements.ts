@@ -15,6 +15,7 @@
 import { PROBE_SIGNAL, add } from '@chorus/fl-core';
 import type { FitFailure, FitResult, Parameters, Tensor } from '@chorus/fl-core';
 // Type-only: TF.js is loaded only by the evaluator (or by callers that build a model in process).
+import type { ArrivalMeasurement } from './arrivalProbe.js';
 import type { ProbeOutcome, TaskEvaluator } from '../model/taskEvaluator.js';
 import type { BuiltStrategy } from '../strategy/fromConfig.js';
 
@@ -50,11 +51,16 @@ function plain(results: readonly FitResult[]): FitResult[] {
 }
 
 /**
- * Probe outcomes measured elsewhere: a cluster node probes the uploads its own clients sent, with
- * the same model and the same global, before passing them to the task's leader. Takes (and
- * forgets) the outcome of a client's upload in the round being measured, if one was measured.
+ * A probe outcome measured before the round closed, with the same model and the same global:
+ * `elsewhere`, by the cluster node the upload arrived at before it passed the upload to the task's
+ * leader (cluster/localProbe.ts); `arrival`, by this node's evaluator as the upload arrived
+ * (arrivalProbe.ts), perhaps still under way. `undefined`: not measured after all (probe it here).
  */
-export type PreProbed = (clientId: string) => ProbeOutcome | undefined;
+export type PreProbe =
+  { readonly where: 'elsewhere'; readonly outcome: ProbeOutcome } | { readonly where: 'arrival'; readonly measured: Promise<ArrivalMeasurement | undefined> };
+
+/** Takes (and forgets) what was measured of a client's upload in the round being measured, if anything. */
+export type PreProbed = (clientId: string) => PreProbe | undefined;
 
 /** The measurer of a task's strategy: synchronous without a model, through the evaluator with one. */
 export function createRoundMeasurer(built: BuiltStrategy, model: TaskEvaluator | null, preProbed?: PreProbed): RoundMeasurer {
@@ -78,13 +84,17 @@ export function createRoundMeasurer(built: BuiltStrategy, model: TaskEvaluator |
     const lost: FitFailure[] = [];
     if (built.trust.length > 0) {
       const started = performance.now();
-      // Candidates probed where they arrived are not probed again; the rest (and the baseline) are, here.
-      const given = fed.map((r) => preProbed?.(r.clientId));
+      // Candidates probed where or as they arrived are not probed again; the rest (and the baseline) are, here.
+      const pre = fed.map((r) => preProbed?.(r.clientId));
+      const arrived = await Promise.all(pre.map((p) => (p?.where === 'arrival' ? p.measured : undefined)));
+      const given = pre.map((p, i) => (p?.where === 'elsewhere' ? p.outcome : arrived[i]?.outcome));
       const missing = fed.filter((_, i) => given[i] === undefined);
+      const ownStarted = performance.now();
       const probe = await model.probeRound(
         global,
         missing.map((r) => r.delta),
       );
+      const ownMs = performance.now() - ownStarted;
       let next = 0;
       const outcomes = given.map((o) => o ?? probe.candidates[next++]);
       const kept: FitResult[] = [];
@@ -98,11 +108,14 @@ export function createRoundMeasurer(built: BuiltStrategy, model: TaskEvaluator |
         }
       });
       fed = kept;
-      const probeMs = performance.now() - started;
-      serverMetrics['probeMs'] = probeMs;
-      // The baseline is one more evaluation of the same size.
-      serverMetrics['probeMsPerCandidate'] = probeMs / (missing.length + 1);
-      if (missing.length < given.length) serverMetrics['numProbedElsewhere'] = given.length - missing.length;
+      // From the round's close: what of the probe was left on its critical path.
+      serverMetrics['probeMs'] = performance.now() - started;
+      // This node's evaluator time per candidate, on arrival and here (the baseline is one more candidate).
+      const onArrival = arrived.filter((a) => a !== undefined);
+      serverMetrics['probeMsPerCandidate'] = (ownMs + onArrival.reduce((sum, a) => sum + a.ms, 0)) / (missing.length + 1 + onArrival.length);
+      const elsewhere = pre.filter((p) => p?.where === 'elsewhere').length;
+      if (elsewhere > 0) serverMetrics['numProbedElsewhere'] = elsewhere;
+      if (onArrival.length > 0) serverMetrics['numProbedOnArrival'] = onArrival.length;
       serverMetrics['probeExamples'] = model.probeLabels.length;
       if (lost.length > 0) serverMetrics['numProbeFailed'] = lost.length;
       for (const t of built.trust)
