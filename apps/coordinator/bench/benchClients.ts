@@ -26,6 +26,8 @@ interface Config {
   readonly taskId: string;
   readonly token: string;
   readonly seed: number;
+  /** Each upload waits a seeded uniform time in [0, trainMs) ms first, as volunteers' training takes different times (default 0). */
+  readonly trainMs?: number;
 }
 
 /** Messages from bench/coordinator.ts. */
@@ -125,6 +127,12 @@ class BenchClient {
       localLoss: 0.3 + this.rng(),
       trainMs: performance.now() - started,
     };
+    const wait = (config.trainMs ?? 0) * this.rng();
+    if (wait > 0) setTimeout(() => this.submit(round, update, metrics), wait);
+    else this.submit(round, update, metrics);
+  }
+
+  private submit(round: ParsedRoundStart, update: Uint8Array, metrics: Record<string, number>): void {
     stats.uploads++;
     this.socket.emit(
       'submitUpdate',

@@ -55,10 +55,15 @@
  * measures it with each number of evaluator processes sharing the probe (model/evaluatorPool.ts),
  * one after another in the same run, adding `critical_path_ms_100_fedmmx_probe_processes_P` and
  * `probe_ms_per_round_probe_processes_P` for each; the unsuffixed figures are the last P's.
+ * --probe-on-arrival on,off (default on) also runs each P with the coordinator's probe on arrival
+ * off (every candidate probed at the round's close), suffixing `_arrival_on` / `_arrival_off`.
+ * --train-ms T (default 0) makes each of the FedMM-X clients wait a seeded uniform time in [0, T) ms
+ * before each upload, as volunteers finish training at different times (with 0, every client
+ * answers as soon as it has encoded: the worst case for the critical path).
  *
  * Usage: pnpm bench:coordinator [--quick] [--rounds N] [--max N] [--step N] [--skip-capacity]
  *                               [--profile] [--with-model | --model-only | --fedmmx-only] [--inline-model]
- *                               [--probe-processes P[,P…]]
+ *                               [--probe-processes P[,P…]] [--probe-on-arrival on|off|on,off] [--train-ms T]
  */
 import { fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -90,9 +95,17 @@ const { values: args } = parseArgs({
     'inline-model': { type: 'boolean', default: false },
     'fedmmx-only': { type: 'boolean', default: false },
     'probe-processes': { type: 'string', default: '1' },
+    'probe-on-arrival': { type: 'string', default: 'on' },
+    'train-ms': { type: 'string', default: '0' },
   },
 });
 const QUICK = args.quick;
+const TRAIN_MS = Number(args['train-ms']);
+if (!Number.isFinite(TRAIN_MS) || TRAIN_MS < 0) throw new Error(`--train-ms: a number ≥ 0, got '${args['train-ms']}'`);
+const PROBE_ON_ARRIVAL = args['probe-on-arrival'].split(',').map((a) => {
+  if (a !== 'on' && a !== 'off') throw new Error(`--probe-on-arrival: on, off or on,off, got '${a}'`);
+  return a === 'on';
+});
 const PROBE_PROCESSES = args['probe-processes'].split(',').map((p) => {
   const n = Number(p);
   if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error(`--probe-processes: integers in [1, 16], got '${p}'`);
@@ -192,8 +205,8 @@ interface Clients {
   close(): Promise<void>;
 }
 
-function startClients(url: string, seed: number): Clients {
-  const child = fork(join(packageRoot, 'bench', 'benchClients.ts'), [JSON.stringify({ url, taskId: 'bench', token: 'bench-join', seed })], {
+function startClients(url: string, seed: number, trainMs = 0): Clients {
+  const child = fork(join(packageRoot, 'bench', 'benchClients.ts'), [JSON.stringify({ url, taskId: 'bench', token: 'bench-join', seed, trainMs })], {
     cwd: packageRoot,
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -347,7 +360,7 @@ async function roundMetricsOf(url: string): Promise<ReadonlyMap<number, Readonly
 }
 
 /** Rounds of 100 clients on the demo task: FedAvg over `initialGlobalFile` without a model, or (`initialGlobalFile` null) FedMM-X with its real evaluator. */
-async function measureRounds(initialGlobalFile: string | null, probeProcesses = 1): Promise<RoundFigures> {
+async function measureRounds(initialGlobalFile: string | null, probeProcesses = 1, probeOnArrival = true): Promise<RoundFigures> {
   // Round 1 starts once all 100 clients have joined; rounds 1–2 warm up (JIT), then TIMED_ROUNDS.
   const first = WARMUP_ROUNDS + 1;
   const last = first + TIMED_ROUNDS - 1;
@@ -356,10 +369,10 @@ async function measureRounds(initialGlobalFile: string | null, probeProcesses = 
   const child = await startChild({
     dataDir: dir,
     clientsPerRound: 100,
-    ...(initialGlobalFile === null ? { withModel: true, probeProcesses } : { initialGlobalFile }),
+    ...(initialGlobalFile === null ? { withModel: true, probeProcesses, probeOnArrival } : { initialGlobalFile }),
     ...(args.profile ? { profileRounds: { fromRound: first, toRound: last + 1, path: profilePath } } : {}),
   });
-  const clients = startClients(child.url, 1);
+  const clients = startClients(child.url, 1, initialGlobalFile === null ? TRAIN_MS : 0);
   try {
     await clients.connect(100);
     const start = await waitForRoundStart(child, first, 300_000);
@@ -569,11 +582,12 @@ async function measureReproducibility(): Promise<{ identical: boolean; rounds: n
 /** `critical_path_ms_100_fedmmx`: the 100-client round with the demo task's FedMM-X and its evaluator process. */
 async function measureFedMmxRounds(): Promise<Record<string, unknown>> {
   const figures: Record<string, unknown> = {};
-  for (const processes of PROBE_PROCESSES) {
-    const r = await measureRounds(null, processes);
+  for (const [processes, onArrival] of PROBE_PROCESSES.flatMap((p) => PROBE_ON_ARRIVAL.map((a) => [p, a] as const))) {
+    const r = await measureRounds(null, processes, onArrival);
     const criticalPath = median(r.criticalPathMs);
+    const suffix = `probe_processes_${processes}${PROBE_ON_ARRIVAL.length > 1 ? `_arrival_${onArrival ? 'on' : 'off'}` : ''}`;
     console.log(
-      `${TIMED_ROUNDS} FedMM-X rounds of 100 clients, ${processes} evaluator process(es) probing (probe of every candidate and evaluation of each new model in the evaluator): critical path median ${criticalPath.toFixed(1)} ms (${r.criticalPathMs.map((x) => x.toFixed(0)).join(', ')})`,
+      `${TIMED_ROUNDS} FedMM-X rounds of 100 clients, ${processes} evaluator process(es) probing, probe on arrival ${onArrival ? 'on' : 'off'} (probe of every candidate and evaluation of each new model in the evaluator): critical path median ${criticalPath.toFixed(1)} ms (${r.criticalPathMs.map((x) => x.toFixed(0)).join(', ')})`,
     );
     const medianOrNull = (xs: readonly number[]): number | null => (xs.length > 0 ? round1(median(xs)) : null);
     console.log(
@@ -584,8 +598,8 @@ async function measureFedMmxRounds(): Promise<Record<string, unknown>> {
       critical_path_ms_100_fedmmx_max: round1(Math.max(...r.criticalPathMs)),
       eval_ms_per_round: medianOrNull(r.evalMs),
       probe_ms_per_round: medianOrNull(r.probeMs),
-      [`critical_path_ms_100_fedmmx_probe_processes_${processes}`]: round1(criticalPath),
-      [`probe_ms_per_round_probe_processes_${processes}`]: medianOrNull(r.probeMs),
+      [`critical_path_ms_100_fedmmx_${suffix}`]: round1(criticalPath),
+      [`probe_ms_per_round_${suffix}`]: medianOrNull(r.probeMs),
     });
   }
   return figures;
@@ -594,7 +608,7 @@ async function measureFedMmxRounds(): Promise<Record<string, unknown>> {
 async function main(): Promise<void> {
   const figures: Record<string, unknown> = {};
   if (args['fedmmx-only']) {
-    Object.assign(figures, await measureFedMmxRounds(), { timed_rounds: TIMED_ROUNDS });
+    Object.assign(figures, await measureFedMmxRounds(), { timed_rounds: TIMED_ROUNDS, train_ms: TRAIN_MS });
   } else if (!args['model-only']) {
     const dir = mkdtempSync(join(tmpdir(), 'chorus-bench-layout-'));
     try {

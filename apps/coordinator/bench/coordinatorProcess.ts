@@ -68,6 +68,8 @@ export interface CoordinatorProcessConfig {
   readonly logLevel?: string;
   /** Evaluator processes sharing the probe (model/evaluatorPool.ts), with `withModel` (default 1). */
   readonly probeProcesses?: number;
+  /** startCoordinator's `probeOnArrival` (its default when absent). */
+  readonly probeOnArrival?: boolean;
   /** startCoordinator's `evaluatorIdleMs` (its default when absent). */
   readonly evaluatorIdleMs?: number;
   /** Profile the rounds from the start of `fromRound` to the start of `toRound`, written to `path`. */
@@ -163,6 +165,7 @@ const coordinator = await startCoordinator({
   logger,
   retryDelayMs: 10,
   ...(config.evaluatorIdleMs === undefined ? {} : { evaluatorIdleMs: config.evaluatorIdleMs }),
+  ...(config.probeOnArrival === undefined ? {} : { probeOnArrival: config.probeOnArrival }),
   rateLimits: {
     connections: { capacity: 100_000, refillPerSecond: 100_000 },
     messages: { capacity: 1000, refillPerSecond: 1000 },

@@ -177,6 +177,11 @@ export interface CoordinatorOptions {
    * the whole model (about 200 MB).
    */
   readonly probeProcesses?: number;
+  /**
+   * Probe each upload's candidate as it arrives (default true; engine/arrivalProbe.ts). False leaves
+   * every candidate to the round's close, as before (benchmarks compare the two).
+   */
+  readonly probeOnArrival?: boolean;
 }
 
 /** A running coordinator. */
@@ -404,7 +409,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     };
     // A trust task's candidates are probed as their uploads arrive, unless another node already did.
     const probeCandidates = model?.probeCandidates?.bind(model);
-    const arrival = probeCandidates && built && !representation && !split && built.trust.length > 0 ? new ArrivalProbe(probeCandidates) : null;
+    const arrival =
+      (options.probeOnArrival ?? true) && probeCandidates && built && !representation && !split && built.trust.length > 0
+        ? new ArrivalProbe(probeCandidates)
+        : null;
     const engine = new RoundEngine({
       task,
       store,
