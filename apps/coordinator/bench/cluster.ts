@@ -22,7 +22,10 @@
  *
  * Connections come from one address, so the nodes' per-address connection limit is lifted here.
  *
- * Usage: pnpm bench:cluster [--quick] [--max N] [--step N] [--skip-capacity] [--skip-fedmmx] [--skip-failover]
+ * --arrival-ab also runs the 3-node FedMM-X round with the nodes' probe on arrival off and then on,
+ * adding `round_s_600_fedmmx_3_nodes_arrival_{off,on}`.
+ *
+ * Usage: pnpm bench:cluster [--quick] [--max N] [--step N] [--skip-capacity] [--skip-fedmmx] [--skip-failover] [--arrival-ab]
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -45,6 +48,7 @@ const { values } = parseArgs({
     'skip-capacity': { type: 'boolean', default: false },
     'skip-fedmmx': { type: 'boolean', default: false },
     'skip-failover': { type: 'boolean', default: false },
+    'arrival-ab': { type: 'boolean', default: false },
   },
 });
 const quick = values.quick;
@@ -185,8 +189,9 @@ async function capacity(k: number, single = false): Promise<{ max: number; rss: 
 }
 
 /** FedMM-X rounds of `clients` clients with the demo model: median round seconds, critical path and probe rate. */
-async function fedmmx(k: number, clients: number, rounds: number): Promise<{ roundS: number; criticalMs: number; probePerS: number }> {
+async function fedmmx(k: number, clients: number, rounds: number, probeOnArrival = true): Promise<{ roundS: number; criticalMs: number; probePerS: number }> {
   const c = await startCluster(k, {
+    probeOnArrival,
     taskFile: DEMO_TASK,
     task: {
       id: 'cluster',
@@ -290,6 +295,18 @@ if (!values['skip-fedmmx']) {
   result[`round_s_${perRound}_fedmmx_3_nodes`] = three?.roundS ?? null;
   const hundred = quick ? one : await fedmmx(1, 100, 3);
   result['critical_path_ms_100_fedmmx'] = hundred.criticalMs;
+}
+if (values['arrival-ab']) {
+  // The 3-node FedMM-X round with the nodes' probe on arrival off, then on (the default), in one run.
+  const perRound = quick ? 100 : 600;
+  for (const onArrival of [false, true]) {
+    const r = await fedmmx(3, perRound, quick ? 2 : 3, onArrival).catch((err: unknown) => {
+      say(`fedmmx 3 nodes, probe on arrival ${onArrival ? 'on' : 'off'}: ${(err as Error).message}`);
+      return null;
+    });
+    if (r) say(`fedmmx 3 nodes, ${perRound} clients, probe on arrival ${onArrival ? 'on' : 'off'}: ${r.roundS.toFixed(1)} s/round`);
+    result[`round_s_${perRound}_fedmmx_3_nodes_arrival_${onArrival ? 'on' : 'off'}`] = r?.roundS ?? null;
+  }
 }
 if (!values['skip-failover']) {
   const failovers: number[] = [];

@@ -50,6 +50,17 @@ const flat = (ts: readonly Tensor[]): Float32Array => {
 };
 const scaled = (ts: readonly Tensor[], k: number): Tensor[] => ts.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.map((v) => v * k) }));
 
+/** Another coordinator of the demo task, on a store of its own, with `probeProcesses`. */
+const startDemo = (probeProcesses: number): Promise<Coordinator> =>
+  startCoordinator({
+    tasks: [{ config: task, joinToken: 'join-secret' }],
+    store: new MemoryStore(),
+    adminToken: 'admin-secret',
+    logger: pino({ level: 'silent' }),
+    processMetrics: false,
+    probeProcesses,
+  });
+
 let coordinator: Coordinator;
 let store: MemoryStore;
 const clients: FakeClient[] = [];
@@ -202,14 +213,7 @@ describe('trust-aware aggregation with the server probe set', () => {
 
   it('shares the probe between evaluator processes with probeProcesses, with the same outcomes as one process', async () => {
     // Arrange
-    const pooled = await startCoordinator({
-      tasks: [{ config: task, joinToken: 'join-secret' }],
-      store: new MemoryStore(),
-      adminToken: 'admin-secret',
-      logger: pino({ level: 'silent' }),
-      processMetrics: false,
-      probeProcesses: 2,
-    });
+    const pooled = await startDemo(2);
     try {
       const pool = pooled.models.get('demo')!;
       const deltas = Array.from({ length: 9 }, (_, k) => scaled(honestDelta, 1 - k / 4));
@@ -228,14 +232,7 @@ describe('trust-aware aggregation with the server probe set', () => {
   }, 120_000);
 
   it('refuses probeProcesses outside [1, 16] with CONFIG_INVALID, starting nothing', async () => {
-    const err = await startCoordinator({
-      tasks: [{ config: task, joinToken: 'join-secret' }],
-      store: new MemoryStore(),
-      adminToken: 'admin-secret',
-      logger: pino({ level: 'silent' }),
-      processMetrics: false,
-      probeProcesses: 0,
-    }).then(
+    const err = await startDemo(0).then(
       (c) => c.close().then(() => null),
       (e: unknown) => e,
     );

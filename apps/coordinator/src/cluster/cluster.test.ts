@@ -146,14 +146,16 @@ describe('a leader whose lease lapsed', () => {
     expect(await r.get('chorus:lease:t')).toBeNull();
   });
 
-  it('keeps the lease through a busy event loop while another node tries to take it', async () => {
+  /** Node a leading task t with a 500 ms lease; `events` records what it heard. */
+  async function leading(stallMs?: number): Promise<{ lease: TaskLease; events: string[] }> {
     const events: string[] = [];
     const lease = new TaskLease({
       redis: await connection(),
       key: 'chorus:lease:t',
       fenceKey: 'chorus:fence:t',
       nodeId: 'a',
-      ttlMs: 300,
+      ttlMs: 500,
+      ...(stallMs === undefined ? {} : { stallMs }),
       logger: silent,
       onAcquired: (value) => events.push(`got ${value}`),
       onLost: (reason) => events.push(`lost: ${reason}`),
@@ -161,9 +163,15 @@ describe('a leader whose lease lapsed', () => {
     cleanup.push(() => lease.stop());
     lease.start();
     await until('a to lead', () => lease.value !== null);
+    await lease.renewerReady();
+    return { lease, events };
+  }
+
+  it('keeps the lease through a busy event loop while another node tries to take it', async () => {
+    const { lease, events } = await leading();
     const b = competitor(server().url);
     // Five times the lease's TTL, as a large round's aggregation on a shared machine can take.
-    blockEventLoop(1500);
+    blockEventLoop(2500);
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await b.stop()).toBeNull();
     expect(events).toEqual(['got a:1']);
@@ -172,24 +180,10 @@ describe('a leader whose lease lapsed', () => {
   });
 
   it('gives the lease up to another node once its event loop has stalled for longer than stallMs', async () => {
-    const events: string[] = [];
-    const lease = new TaskLease({
-      redis: await connection(),
-      key: 'chorus:lease:t',
-      fenceKey: 'chorus:fence:t',
-      nodeId: 'a',
-      ttlMs: 300,
-      stallMs: 600,
-      logger: silent,
-      onAcquired: (value) => events.push(`got ${value}`),
-      onLost: (reason) => events.push(`lost: ${reason}`),
-    });
-    cleanup.push(() => lease.stop());
-    lease.start();
-    await until('a to lead', () => lease.value !== null);
+    const { lease, events } = await leading(1000);
     const b = competitor(server().url);
-    // Renewals stop 600 ms into the stall and the key lapses 300 ms later: b takes it within the stall.
-    blockEventLoop(2000);
+    // Renewals stop 1 s into the stall and the key lapses 0.5 s later: b takes it within the stall.
+    blockEventLoop(3000);
     await until('a to step down', () => lease.value === null);
     expect(await b.stop()).toBe('b:2');
     expect(events).toEqual(['got a:1', 'lost: lease taken by another node']);

@@ -118,6 +118,7 @@ const Redis = ioredis.default || ioredis;
 const { key, fenceKey, ttlMs, stallMs, renewLua, connection } = workerData;
 const redis = new Redis({ ...connection, maxRetriesPerRequest: null });
 redis.on('error', () => undefined);
+redis.once('ready', () => parentPort.postMessage({ type: 'ready' }));
 redis.defineCommand('chorusLeaseRenew', { numberOfKeys: 2, lua: renewLua });
 let held = null;
 let lastBeat = performance.now();
@@ -171,7 +172,7 @@ parentPort.on('message', (message) => {
 `;
 
 /** What the renewer posts. */
-type RenewerMessage = { readonly type: 'lost'; readonly value: string; readonly reason: string } | { readonly type: 'stopped' };
+type RenewerMessage = { readonly type: 'lost'; readonly value: string; readonly reason: string } | { readonly type: 'ready' } | { readonly type: 'stopped' };
 
 const IOREDIS_ENTRY = createRequire(import.meta.url).resolve('ioredis');
 
@@ -187,6 +188,8 @@ export class TaskLease {
   /** The lease value last seen in Redis (this node's or another's), null when none. */
   private seen: string | null = null;
   private renewer: Worker | null = null;
+  private markReady: () => void = () => undefined;
+  private readonly ready = new Promise<void>((resolve) => (this.markReady = resolve));
 
   constructor(private readonly options: TaskLeaseOptions) {
     this.ttlMs = options.ttlMs ?? 3000;
@@ -210,6 +213,11 @@ export class TaskLease {
     if (this.held) return this.options.nodeId;
     this.seen = await this.options.redis.get(this.options.key);
     return this.holder;
+  }
+
+  /** Resolves once the worker thread's renewals can run (its Redis connection is up): from then on a busy event loop keeps the lease. */
+  renewerReady(): Promise<void> {
+    return this.ready;
   }
 
   /** Starts trying to take (or keep) the lease. */
@@ -256,6 +264,7 @@ export class TaskLease {
     renewer.unref();
     renewer.on('message', (message: RenewerMessage) => {
       if (message.type === 'lost' && this.held === message.value) this.lose(message.reason);
+      if (message.type === 'ready') this.markReady();
     });
     renewer.on('error', (err) => {
       this.options.logger.error({ err, lease: this.options.key }, 'the lease renewer failed');

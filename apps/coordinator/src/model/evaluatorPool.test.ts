@@ -3,34 +3,14 @@
  * across the processes come back in order, bit for bit as one model scores them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Tensor } from '@chorus/fl-core';
 import { isCoordinatorError } from '../errors.js';
-import { parseTask } from '../task/loadTask.js';
+import { evaluatorTask, filled } from '../testing/evaluatorTask.js';
 import { EvaluatorPool, splitEvenly } from './evaluatorPool.js';
 import { inProcessEvaluator } from './taskEvaluator.js';
 import type { TaskEvaluator } from './taskEvaluator.js';
 import { TaskModel } from './taskModel.js';
 
-const task = parseTask({
-  id: 'pool',
-  dataset: { name: 'digits', modalities: ['image', 'text'] },
-  model: { base: 'chorus-digits-v1', adapterRank: 2, adapterAlpha: 4, namConcepts: 4 },
-  strategy: { name: 'fedmm-x' },
-  evaluation: { probeExamples: 8, testExamples: 8 },
-  rounds: 1,
-  clientsPerRound: 2,
-  minClients: 2,
-  roundDeadlineMs: 30_000,
-  localEpochs: 1,
-  batchSize: 8,
-  learningRate: 0.01,
-  maxUpdateBytes: 1_000_000,
-  seed: 4,
-});
-
-/** Every tensor of `ts` with each value replaced by `f(index)`. */
-const filled = (ts: readonly Tensor[], f: (i: number) => number): Tensor[] =>
-  ts.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.map((_, i) => f(i)) }));
+const task = evaluatorTask('chorus-digits-v1', 'pool');
 
 describe('splitEvenly', () => {
   it('cuts contiguous parts of whole blocks, as even as the blocks allow, in order', () => {

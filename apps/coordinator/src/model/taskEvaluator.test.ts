@@ -4,35 +4,14 @@
  * starts it again; a start that takes too long, or a task it cannot serve, is refused with a code.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Tensor } from '@chorus/fl-core';
 import { isCoordinatorError } from '../errors.js';
-import { parseTask } from '../task/loadTask.js';
+import { evaluatorTask, filled } from '../testing/evaluatorTask.js';
 import { EvaluatorProcess, inProcessEvaluator } from './taskEvaluator.js';
 import type { TaskEvaluator } from './taskEvaluator.js';
 import { TaskModel } from './taskModel.js';
 
-const taskWith = (base: string) =>
-  parseTask({
-    id: 'evaluator',
-    dataset: { name: 'digits', modalities: ['image', 'text'] },
-    model: { base, adapterRank: 2, adapterAlpha: 4, namConcepts: 4 },
-    strategy: { name: 'fedmm-x' },
-    evaluation: { probeExamples: 8, testExamples: 8 },
-    rounds: 1,
-    clientsPerRound: 2,
-    minClients: 2,
-    roundDeadlineMs: 30_000,
-    localEpochs: 1,
-    batchSize: 8,
-    learningRate: 0.01,
-    maxUpdateBytes: 1_000_000,
-    seed: 4,
-  });
+const taskWith = (base: string) => evaluatorTask(base);
 const task = taskWith('chorus-digits-v1');
-
-/** Every tensor of `ts` with each value replaced by `f(index)`: a delta that moves every adapter. */
-const filled = (ts: readonly Tensor[], f: (i: number) => number): Tensor[] =>
-  ts.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.map((_, i) => f(i)) }));
 
 const refusal = async (promise: Promise<unknown>): Promise<unknown> =>
   promise.then(

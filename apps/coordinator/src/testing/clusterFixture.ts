@@ -65,6 +65,8 @@ export interface NodeConfig {
   readonly rateLimits?: Partial<RateLimitOptions>;
   /** Run as a single node on SQLite instead (`redisUrl` unused): the baseline of cluster benchmarks. */
   readonly single?: boolean;
+  /** startCoordinator's `probeOnArrival` (its default when absent). */
+  readonly probeOnArrival?: boolean;
 }
 
 /** Starts one node in this process (`model`: the task's server-side model, in place of none). */
@@ -91,6 +93,7 @@ export async function startNode(
     retryDelayMs: 50,
     processMetrics: false,
     ...(config.rateLimits ? { rateLimits: config.rateLimits } : {}),
+    ...(config.probeOnArrival === undefined ? {} : { probeOnArrival: config.probeOnArrival }),
   });
   return {
     coordinator,
