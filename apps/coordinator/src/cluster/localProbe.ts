@@ -1,8 +1,8 @@
 /**
  * Trust probing where uploads arrive: a cluster node that does not lead a task probes each upload
- * its own clients send (the candidate global + Δ on the task's probe set, in this node's evaluator)
- * before passing the upload to the leader, so probing spreads over every node's evaluator instead
- * of queueing on the leader's. The leader uses the outcome only when it was measured against the
+ * its own clients send (the candidate global + Δ on the task's probe set, in this node's evaluator,
+ * queued as on the leader: engine/arrivalProbe.ts) before passing the upload to the leader, so
+ * probing spreads over every node's evaluator instead of queueing on the leader's. The leader uses the outcome only when it was measured against the
  * global its round started from (the hash travels with it), and probes everything else itself.
  *
  * A node's evaluator runs the same model on the same probe set with candidates padded to the same
@@ -13,6 +13,7 @@
 import type { Parameters } from '@chorus/fl-core';
 import type { ParsedUpdate } from '@chorus/protocol';
 import { fastCrc32 } from '../codec/fastCrc32.js';
+import { ArrivalProbe } from '../engine/arrivalProbe.js';
 import { decodeGlobal } from '../engine/checkpoint.js';
 import { validateUpdate } from '../engine/validateUpdate.js';
 import type { ProbeOutcome, TaskEvaluator } from '../model/taskEvaluator.js';
@@ -29,12 +30,15 @@ export interface RelayedProbe {
 export class LocalProbe {
   /** The last global decoded (rounds are sequential: one suffices). */
   private cached: { sha256: string; tensors: Parameters } | null = null;
+  private readonly arrival: ArrivalProbe;
 
   constructor(
     private readonly task: TaskConfig,
-    private readonly model: TaskEvaluator & Required<Pick<TaskEvaluator, 'probeCandidates'>>,
+    model: TaskEvaluator & Required<Pick<TaskEvaluator, 'probeCandidates'>>,
     private readonly store: ReplicatedStore,
-  ) {}
+  ) {
+    this.arrival = new ArrivalProbe(model.probeCandidates.bind(model));
+  }
 
   /** The upload's outcome against its round's global (the checkpoint of the round before), or null when it cannot be measured here. */
   async probe(clientId: string, update: ParsedUpdate, modalities: readonly string[]): Promise<RelayedProbe | null> {
@@ -55,12 +59,9 @@ export class LocalProbe {
     } catch {
       return null;
     }
-    try {
-      const [outcome] = await this.model.probeCandidates(global.tensors, [delta]);
-      return outcome ? { globalHash: global.sha256, outcome } : null;
-    } catch {
-      return null;
-    }
+    // Queued with the other uploads arriving here, so a burst goes to the evaluator in full passes.
+    const measured = await this.arrival.measure(global.sha256, global.tensors, delta);
+    return measured ? { globalHash: global.sha256, outcome: measured.outcome } : null;
   }
 
   private async globalOf(serverRound: number): Promise<{ sha256: string; tensors: Parameters } | null> {
