@@ -10,7 +10,7 @@ import { inProcessEvaluator } from './taskEvaluator.js';
 import type { TaskEvaluator } from './taskEvaluator.js';
 import { TaskModel } from './taskModel.js';
 
-const task = evaluatorTask('chorus-digits-v1', 'pool');
+const task = evaluatorTask({ id: 'pool' });
 
 describe('splitEvenly', () => {
   it('cuts contiguous parts of whole blocks, as even as the blocks allow, in order', () => {

@@ -10,7 +10,7 @@ import { EvaluatorProcess, inProcessEvaluator } from './taskEvaluator.js';
 import type { TaskEvaluator } from './taskEvaluator.js';
 import { TaskModel } from './taskModel.js';
 
-const taskWith = (base: string) => evaluatorTask(base);
+const taskWith = (base: string) => evaluatorTask({ base });
 const task = taskWith('chorus-digits-v1');
 
 const refusal = async (promise: Promise<unknown>): Promise<unknown> =>

@@ -11,26 +11,12 @@ import { createRng } from '@chorus/fl-core';
 import type { CandidateProbeOutputs, Tensor } from '@chorus/fl-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTask } from '../task/loadTask.js';
+import { evaluatorTask } from '../testing/evaluatorTask.js';
 import { isCoordinatorError } from '../errors.js';
 import { DEFAULT_WEIGHTS_DIR, TaskModel, ensureWasmBackend, trimVocabulary } from './taskModel.js';
 
 const taskWith = (modalities: string[], probeExamples: number, testExamples = 0) =>
-  parseTask({
-    id: 'probe-chunks',
-    dataset: { name: 'digits', modalities },
-    model: { base: 'chorus-digits-v1', adapterRank: 2, adapterAlpha: 4, namConcepts: 4 },
-    strategy: { name: 'fedmm-x' },
-    evaluation: { probeExamples, testExamples },
-    rounds: 1,
-    clientsPerRound: 2,
-    minClients: 2,
-    roundDeadlineMs: 30_000,
-    localEpochs: 1,
-    batchSize: 8,
-    learningRate: 0.01,
-    maxUpdateBytes: 1_000_000,
-    seed: 3,
-  });
+  evaluatorTask({ id: 'probe-chunks', modalities, probeExamples, testExamples, seed: 3 });
 
 let weightsDir: string;
 beforeAll(async () => {
