@@ -363,42 +363,51 @@ function fakeModel(task: TaskConfig): TaskEvaluator & { probed: number } {
 }
 
 describe('trust probing across nodes', () => {
-  it('probes each upload on the node it arrived at, and keeps a single node’s hashes under FedMM-X trust', { timeout: 60_000 }, async () => {
-    const task = { rounds: 3, strategy: { name: 'fedmm-x', inner: { name: 'fedavg' } }, evaluation: { probeExamples: 6, testExamples: 0 } };
-    const config = clusterTask(task);
-    const nodes: Awaited<ReturnType<typeof startNode>>[] = [];
-    const models = [];
-    for (const nodeId of ['n1', 'n2', 'n3']) {
-      const model = fakeModel(config);
-      const node = await startNode({ redisUrl: server().url, nodeId, task, leaseTtlMs: 1500, reconcileMs: 100 }, silent, model);
-      cleanup.push(() => node.close());
-      nodes.push(node);
-      models.push(model);
-    }
-    await until('a leader', () => nodes.some((n) => n.coordinator.engines.size > 0));
-    const clients: ScriptedClient[] = [];
-    for (let i = 0; i < 6; i++) {
-      const c = await ScriptedClient.join(nodes[i % 3]!.coordinator.url, 'cluster');
-      cleanup.push(() => c.close());
-      clients.push(c);
-    }
-    const reader = nodes[0]!.cluster.store;
-    await until('the task to finish', async () => {
-      await reader.sync();
-      return reader.getTask('cluster')?.status === 'finished';
-    });
-    // Two uploads a round reached each node, and each node probed its own two: none was probed twice.
-    for (const m of models) expect(m.probed).toBe(2 * 3);
-    for (const m of reader.listMetrics('cluster')) expect(m.metrics['numProbedElsewhere']).toBe(4);
-    const history = await openStore('observer');
-    const clusterHashes = [1, 2, 3].map((r) => history.getCheckpoint('cluster', r)?.sha256);
-    const trust = reader.listTrust('cluster');
-    expect(new Set(trust.map((t) => t.trust)).size).toBeGreaterThan(1);
+  it(
+    'probes each upload on the node it arrived at (the leader as they arrive), and keeps the hashes of a single node probing at the close under FedMM-X trust',
+    { timeout: 60_000 },
+    async () => {
+      const task = { rounds: 3, strategy: { name: 'fedmm-x', inner: { name: 'fedavg' } }, evaluation: { probeExamples: 6, testExamples: 0 } };
+      const config = clusterTask(task);
+      const nodes: Awaited<ReturnType<typeof startNode>>[] = [];
+      const models = [];
+      for (const nodeId of ['n1', 'n2', 'n3']) {
+        const model = fakeModel(config);
+        const node = await startNode({ redisUrl: server().url, nodeId, task, leaseTtlMs: 1500, reconcileMs: 100 }, silent, model);
+        cleanup.push(() => node.close());
+        nodes.push(node);
+        models.push(model);
+      }
+      await until('a leader', () => nodes.some((n) => n.coordinator.engines.size > 0));
+      const clients: ScriptedClient[] = [];
+      for (let i = 0; i < 6; i++) {
+        const c = await ScriptedClient.join(nodes[i % 3]!.coordinator.url, 'cluster');
+        cleanup.push(() => c.close());
+        clients.push(c);
+      }
+      const reader = nodes[0]!.cluster.store;
+      await until('the task to finish', async () => {
+        await reader.sync();
+        return reader.getTask('cluster')?.status === 'finished';
+      });
+      // Two uploads a round reached each node, and each node probed its own two: none was probed twice.
+      for (const m of models) expect(m.probed).toBe(2 * 3);
+      // The leader probed its own two as they arrived.
+      for (const m of reader.listMetrics('cluster')) expect([m.metrics['numProbedElsewhere'], m.metrics['numProbedOnArrival']]).toEqual([4, 2]);
+      const history = await openStore('observer');
+      const clusterHashes = [1, 2, 3].map((r) => history.getCheckpoint('cluster', r)?.sha256);
+      const trust = reader.listTrust('cluster');
+      expect(new Set(trust.map((t) => t.trust)).size).toBeGreaterThan(1);
 
-    const single = await replayOnSingleNode(config, clients, { model: fakeModel(config) });
-    cleanup.push(() => single.close());
-    const store = single.store;
-    expect(clusterHashes).toEqual([1, 2, 3].map((r) => store.getCheckpoint('cluster', r)?.sha256));
-    expect(trust.map((t) => [t.serverRound, t.clientId, t.trust])).toEqual(store.listTrust('cluster').map((t) => [t.serverRound, t.clientId, t.trust]));
-  });
+      // The single node probes every candidate at the round's close, so the same hashes and trust also
+      // show that outcomes measured on arrival and elsewhere are those of a probe at the close.
+      const atClose = fakeModel(config);
+      const single = await replayOnSingleNode(config, clients, { model: atClose, probeOnArrival: false });
+      cleanup.push(() => single.close());
+      const store = single.store;
+      expect(store.listMetrics('cluster').map((m) => m.metrics['numProbedOnArrival'] ?? 0)).toEqual([0, 0, 0]);
+      expect(clusterHashes).toEqual([1, 2, 3].map((r) => store.getCheckpoint('cluster', r)?.sha256));
+      expect(trust.map((t) => [t.serverRound, t.clientId, t.trust])).toEqual(store.listTrust('cluster').map((t) => [t.serverRound, t.clientId, t.trust]));
+    },
+  );
 });

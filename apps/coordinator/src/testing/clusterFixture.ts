@@ -251,7 +251,7 @@ export async function until(what: string, check: () => boolean | Promise<boolean
 export async function replayOnSingleNode(
   config: TaskConfig,
   clients: readonly ScriptedClient[],
-  setup: Pick<TaskSetup, 'model'> = {},
+  setup: Pick<TaskSetup, 'model'> & { readonly probeOnArrival?: boolean } = {},
 ): Promise<{ store: MemoryStore; close(): Promise<void> }> {
   const store = new MemoryStore();
   const single = await startCoordinator({
@@ -261,6 +261,7 @@ export async function replayOnSingleNode(
     logger: pino({ level: 'silent' }),
     retryDelayMs: 50,
     processMetrics: false,
+    ...(setup.probeOnArrival === undefined ? {} : { probeOnArrival: setup.probeOnArrival }),
   });
   for (const c of clients)
     store.createClient({ clientId: c.clientId, taskId: config.id, secretHash: hashToken(c.clientSecret), capabilitiesJson: null, createdAt: 1, lastSeenAt: 1 });
