@@ -311,8 +311,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   /** The task's server-side model: a pool of processes where its trust probes candidates and more than one is asked for. */
   const startEvaluator = (config: TaskConfig): Promise<TaskEvaluator> => {
     const evaluatorOptions = { rootExamples: rootExamplesOf(config), logger };
-    const probes = !isRepresentationTask(config) && !isSplitTask(config) && buildStrategy(config).trust.length > 0;
-    return probes && probeProcesses > 1 ? EvaluatorPool.start(config, probeProcesses, evaluatorOptions) : EvaluatorProcess.start(config, evaluatorOptions);
+    return probeProcesses > 1 && probesCandidates(config)
+      ? EvaluatorPool.start(config, probeProcesses, evaluatorOptions)
+      : EvaluatorProcess.start(config, evaluatorOptions);
   };
   try {
     for (const setup of options.tasks) {
@@ -486,7 +487,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     // A node that does not lead the task keeps its evaluator suspended until its clients need it.
     const model = models.get(setup.config.id);
     await model?.suspend?.();
-    if (model?.probeCandidates && !setup.strategy && !isRepresentationTask(setup.config) && buildStrategy(setup.config).trust.length > 0)
+    if (model?.probeCandidates && !setup.strategy && probesCandidates(setup.config))
       localProbes.set(setup.config.id, new LocalProbe(setup.config, model as TaskEvaluator & Required<Pick<TaskEvaluator, 'probeCandidates'>>, cluster.store));
     lead(setup);
   };
@@ -1029,6 +1030,11 @@ function representationHooks(task: RepresentationTask, model: TaskEvaluator | nu
 }
 
 /** True when the task's rounds use its model: trust probes, FLTrust's root update, or evaluation. */
+/** Whether the task's trust probes each round's candidates on the server (FedMM-X): a weight task, not split, with a trust signal. */
+function probesCandidates(task: TaskConfig): boolean {
+  return !isRepresentationTask(task) && !isSplitTask(task) && buildStrategy(task).trust.length > 0;
+}
+
 function needsModelEachRound(task: TaskConfig, built: BuiltStrategy | null): boolean {
   return task.evaluation.testExamples > 0 || (built !== null && (built.trust.length > 0 || built.needsRootUpdate));
 }

@@ -224,6 +224,22 @@ describe('task leases', () => {
   });
 });
 
+/** Six scripted clients joining the nodes in turn; resolves once the task has finished (every round committed). */
+async function runToTheEnd(nodes: readonly { coordinator: { url: string }; cluster: { store: ReplicatedStore } }[]) {
+  const clients: ScriptedClient[] = [];
+  for (let i = 0; i < 6; i++) {
+    const c = await ScriptedClient.join(nodes[i % nodes.length]!.coordinator.url, 'cluster');
+    cleanup.push(() => c.close());
+    clients.push(c);
+  }
+  const reader = nodes[0]!.cluster.store;
+  await until('the task to finish', async () => {
+    await reader.sync();
+    return reader.getTask('cluster')?.status === 'finished';
+  });
+  return { clients, reader };
+}
+
 describe('several coordinator nodes', () => {
   it(
     'runs a task across three nodes with clients on each, to the same global-model hashes as one node given the same uploads',
@@ -236,17 +252,7 @@ describe('several coordinator nodes', () => {
         cleanup.push(() => node.close());
         nodes.push(node);
       }
-      const clients: ScriptedClient[] = [];
-      for (let i = 0; i < 6; i++) {
-        const c = await ScriptedClient.join(nodes[i % 3]!.coordinator.url, 'cluster');
-        cleanup.push(() => c.close());
-        clients.push(c);
-      }
-      const reader = nodes[0]!.cluster.store;
-      await until('three committed rounds', async () => {
-        await reader.sync();
-        return reader.getTask('cluster')?.status === 'finished';
-      });
+      const { clients, reader } = await runToTheEnd(nodes);
       const leaders = nodes.filter((n) => n.coordinator.engines.size > 0).map((n) => n.cluster.nodeId);
       expect(leaders).toHaveLength(1);
       // Every node tells operators the same leader, and sends a researcher's action to it.
@@ -379,17 +385,7 @@ describe('trust probing across nodes', () => {
         models.push(model);
       }
       await until('a leader', () => nodes.some((n) => n.coordinator.engines.size > 0));
-      const clients: ScriptedClient[] = [];
-      for (let i = 0; i < 6; i++) {
-        const c = await ScriptedClient.join(nodes[i % 3]!.coordinator.url, 'cluster');
-        cleanup.push(() => c.close());
-        clients.push(c);
-      }
-      const reader = nodes[0]!.cluster.store;
-      await until('the task to finish', async () => {
-        await reader.sync();
-        return reader.getTask('cluster')?.status === 'finished';
-      });
+      const { clients, reader } = await runToTheEnd(nodes);
       // Two uploads a round reached each node, and each node probed its own two: none was probed twice.
       for (const m of models) expect(m.probed).toBe(2 * 3);
       // The leader probed its own two as they arrived.

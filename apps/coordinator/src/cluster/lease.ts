@@ -109,7 +109,8 @@ export interface TaskLeaseOptions {
 /**
  * The renewer's code, run as a worker thread (plain CommonJS, so it needs no TypeScript loader): it
  * renews the value it was told to hold every `ttlMs / 3` while the main thread's heartbeats keep
- * coming, and posts `{ lost, reason }` when Redis refuses a renewal or leaves one unanswered for the TTL.
+ * coming. It decides nothing: a renewal Redis refuses ends its renewals of that value, one left
+ * unanswered for the TTL is abandoned, and the main thread's own renewals tell it the lease is lost.
  */
 const RENEWER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -125,10 +126,6 @@ let lastBeat = performance.now();
 let request = 0;
 let inFlight = false;
 let sentAt = 0;
-const lose = (value, reason) => {
-  held = null;
-  parentPort.postMessage({ type: 'lost', value, reason });
-};
 const timer = setInterval(() => {
   if (held === null) return;
   const now = performance.now();
@@ -136,7 +133,6 @@ const timer = setInterval(() => {
     if (now - sentAt > ttlMs) {
       inFlight = false;
       request += 1;
-      lose(held, 'no answer from Redis within the lease time');
     }
     return;
   }
@@ -149,7 +145,7 @@ const timer = setInterval(() => {
   redis
     .chorusLeaseRenew(key, fenceKey, value, ttlMs)
     .then((ok) => {
-      if (request === id && held === value && ok !== 1) lose(value, 'lease taken by another node');
+      if (request === id && held === value && ok !== 1) held = null;
     })
     .catch(() => undefined)
     .finally(() => {
@@ -172,7 +168,7 @@ parentPort.on('message', (message) => {
 `;
 
 /** What the renewer posts. */
-type RenewerMessage = { readonly type: 'lost'; readonly value: string; readonly reason: string } | { readonly type: 'ready' } | { readonly type: 'stopped' };
+type RenewerMessage = { readonly type: 'ready' } | { readonly type: 'stopped' };
 
 const IOREDIS_ENTRY = createRequire(import.meta.url).resolve('ioredis');
 
@@ -263,7 +259,6 @@ export class TaskLease {
     });
     renewer.unref();
     renewer.on('message', (message: RenewerMessage) => {
-      if (message.type === 'lost' && this.held === message.value) this.lose(message.reason);
       if (message.type === 'ready') this.markReady();
     });
     renewer.on('error', (err) => {

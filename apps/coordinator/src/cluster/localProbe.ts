@@ -2,8 +2,9 @@
  * Trust probing where uploads arrive: a cluster node that does not lead a task probes each upload
  * its own clients send (the candidate global + Δ on the task's probe set, in this node's evaluator,
  * queued as on the leader: engine/arrivalProbe.ts) before passing the upload to the leader, so
- * probing spreads over every node's evaluator instead of queueing on the leader's. The leader uses the outcome only when it was measured against the
- * global its round started from (the hash travels with it), and probes everything else itself.
+ * probing spreads over every node's evaluator instead of queueing on the leader's. The leader uses
+ * the outcome only when it was measured against the global its round started from (the hash travels
+ * with it), and probes everything else itself.
  *
  * A node's evaluator runs the same model on the same probe set with candidates padded to the same
  * pass size, so an outcome measured here is bit-identical to the leader's own (the cluster's
