@@ -18,7 +18,8 @@
  * Several nodes (cluster/cluster.ts): `--redis redis://127.0.0.1:6379 [--node-id n1]` runs this
  * process as one node of a cluster on that Redis instead of on SQLite; run one per node, each with
  * its own `--port` and the same CHORUS_ADMIN_TOKEN and CHORUS_JOIN_TOKENS; `--lease-ms` (default
- * 10,000) is how long a task's lease lives without renewal. `--nodes N` is the demo
+ * 10,000) is how long a task's lease lives without renewal; `--compact-entries` (default 10,000; 0:
+ * never) is the log length past which the nodes compact the cluster's log. `--nodes N` is the demo
  * of that: it starts `redis-server` (AOF persistence in `<data-dir>/redis/`, port `--redis-port`,
  * default 6390) and N nodes on ports `--port` … `--port`+N−1, with the demo clients spread across
  * them, and prints every node's URL. Cluster nodes take no new tasks from the dashboard.
@@ -53,7 +54,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_DATA_DIR } from '@chorus/datasets/node';
 import { DIGITS_WEIGHTS_DIR } from '@chorus/models/node';
 import { pino } from 'pino';
-import { connectCluster } from './cluster/cluster.js';
+import { DEFAULT_COMPACT_ENTRIES, connectCluster } from './cluster/cluster.js';
 import { startDemoClients } from './demoClients.js';
 import { isCoordinatorError } from './errors.js';
 import type { StaticMount } from './http/static.js';
@@ -110,6 +111,7 @@ async function main(): Promise<void> {
       'trust-proxy': { type: 'boolean', default: false },
       redis: { type: 'string' },
       'lease-ms': { type: 'string', default: '10000' },
+      'compact-entries': { type: 'string', default: String(DEFAULT_COMPACT_ENTRIES) },
       'probe-processes': { type: 'string', default: '1' },
       'node-id': { type: 'string' },
       nodes: { type: 'string', default: '1' },
@@ -144,11 +146,15 @@ async function main(): Promise<void> {
   }
   const leaseTtlMs = Number(values['lease-ms']);
   if (!Number.isInteger(leaseTtlMs) || leaseTtlMs < 500) throw new Error(`--lease-ms must be an integer ≥ 500, got '${values['lease-ms']}'`);
+  const compactEntries = Number(values['compact-entries']);
+  if (!Number.isInteger(compactEntries) || compactEntries < 0) {
+    throw new Error(`--compact-entries must be an integer ≥ 0 (0: never compact), got '${values['compact-entries']}'`);
+  }
   const probeProcesses = Number(values['probe-processes']);
   if (!Number.isInteger(probeProcesses) || probeProcesses < 1 || probeProcesses > 16)
     throw new Error(`--probe-processes must be an integer in [1, 16], got '${values['probe-processes']}'`);
   const cluster = values.redis
-    ? await connectCluster({ url: values.redis, ...(values['node-id'] ? { nodeId: values['node-id'] } : {}), leaseTtlMs, logger })
+    ? await connectCluster({ url: values.redis, ...(values['node-id'] ? { nodeId: values['node-id'] } : {}), leaseTtlMs, compactEntries, logger })
     : null;
   const store = cluster ? cluster.store : new SqliteStore({ path: join(dataDir, 'coordinator.db') });
   const webDir = resolve(values['web-dir']);
@@ -268,6 +274,8 @@ async function runClusterDemo(nodes: number, values: Record<string, string | boo
       `node${i + 1}`,
       '--lease-ms',
       String(values['lease-ms']),
+      '--compact-entries',
+      String(values['compact-entries']),
       '--probe-processes',
       String(values['probe-processes']),
       '--port',

@@ -14,6 +14,7 @@ import { FakeClient } from '../testing/fakeClient.js';
 import { useRedisServer } from '../testing/redisServer.js';
 import { ReplicatedStore, decodeEntry, encodeEntry } from './replicatedStore.js';
 import { ACQUIRE_SCRIPT, TaskLease } from './lease.js';
+import { connectCluster } from './cluster.js';
 import type { Parameters } from '@chorus/fl-core';
 import type { ProbeOutcome, TaskEvaluator } from '../model/taskEvaluator.js';
 import type { TaskConfig } from '@chorus/protocol';
@@ -124,6 +125,110 @@ describe('the replicated store', () => {
     expect(b.getTask('t')?.status).toBe('running');
     await a.rebuild();
     expect(a.getTask('t')?.status).toBe('running');
+  });
+});
+
+describe('compacting the log', () => {
+  const client = (clientId: string, at: number) => ({ clientId, taskId: 't', secretHash: clientId, capabilitiesJson: null, createdAt: at, lastSeenAt: at });
+
+  it('replays a node the compaction overtook from the snapshot, and never goes back to an older snapshot', async () => {
+    const r = await connection();
+    const a = await openStore('a');
+    const b = await openStore('b');
+    a.upsertTask(TASK);
+    a.createClient(client('c1', 1));
+    await a.flush();
+    await b.sync();
+    // b stops reading (a node away) while a writes on and compacts everything it wrote.
+    b.close();
+    const away = b.position;
+    for (let i = 2; i <= 5; i++) a.createClient(client(`c${i}`, i));
+    await a.flush();
+    await a.sync();
+    const done = await a.compact(a.position);
+    expect(done).toMatchObject({ lastId: a.position, trimmed: 6 });
+    expect(await r.xlen('chorus:log')).toBe(0);
+    expect(await r.get('chorus:snapshot:id')).toBe(a.position);
+    // Reading on from where it was would find nothing after `away`: b replays from the snapshot instead.
+    await b.sync();
+    expect(b.position).not.toBe(away);
+    expect(
+      b
+        .listClients('t')
+        .map((c) => c.clientId)
+        .sort(),
+    ).toEqual(['c1', 'c2', 'c3', 'c4', 'c5']);
+    // A compaction up to an older entry changes nothing.
+    expect(await a.compact(away)).toBeNull();
+    expect(await r.get('chorus:snapshot:id')).toBe(a.position);
+    // Writes after the snapshot reach a node that starts later through the log.
+    a.createClient(client('c6', 6));
+    await a.flush();
+    const late = await openStore('late');
+    expect(
+      late
+        .listClients('t')
+        .map((c) => c.clientId)
+        .sort(),
+    ).toEqual(['c1', 'c2', 'c3', 'c4', 'c5', 'c6']);
+    expect(await r.xlen('chorus:log')).toBe(1);
+  });
+
+  it('replays a following node from the snapshot when its reader comes back after a compaction', async () => {
+    const reader = await connection();
+    const a = await openStore('a');
+    const b = await ReplicatedStore.open({ redis: await connection(), reader, nodeId: 'b', logger: silent });
+    cleanup.push(() => b.close());
+    a.upsertTask(TASK);
+    a.createClient(client('c1', 1));
+    await until('b to follow c1', () => b.getClient('c1') !== undefined);
+    // b's reader loses Redis while a writes on and compacts; one more write lands after the snapshot.
+    reader.disconnect();
+    for (let i = 2; i <= 5; i++) a.createClient(client(`c${i}`, i));
+    await a.flush();
+    await a.sync();
+    expect(await a.compact(a.position)).not.toBeNull();
+    a.createClient(client('c6', 6));
+    await a.flush();
+    await reader.connect();
+    await until('b to hold every client', () => b.listClients('t').length === 6);
+    expect(b.getClient('c3')?.secretHash).toBe('c3');
+  });
+
+  it('refuses a snapshot it cannot read (STORE_SCHEMA) and writes nothing', async () => {
+    const r = await connection();
+    for (const bad of ['{', '{"state":{"version":1}}', '{"lastId":"5-0","state":{"version":2}}', '{"lastId":"5-0","state":{"version":1,"tasks":[{}]}}']) {
+      await r.set('chorus:snapshot', bad);
+      await expect(openStore('x')).rejects.toMatchObject({ code: 'STORE_SCHEMA' });
+    }
+    expect(await r.exists('chorus:log')).toBe(0);
+  });
+
+  it('compacts on its own past compactEntries, never past what a live node has applied', { timeout: 30_000 }, async () => {
+    const r = await connection();
+    const a = await connectCluster({ url: server().url, nodeId: 'a', logger: silent, compactEntries: 5, compactCheckMs: 100 });
+    cleanup.push(() => a.close());
+    const b = await connectCluster({ url: server().url, nodeId: 'b', logger: silent, compactEntries: 0 });
+    cleanup.push(() => b.close());
+    a.store.upsertTask(TASK);
+    a.store.createClient(client('c1', 1));
+    await a.store.flush();
+    await b.store.sync();
+    // b stops applying the log but stays alive (it goes on announcing itself, with its position).
+    b.store.close();
+    const held = b.store.position;
+    await until('b to announce its position', async () => JSON.parse((await r.hget('chorus:nodes', 'b')) ?? '{}').applied === held);
+    for (let i = 2; i <= 12; i++) a.store.createClient(client(`c${i}`, i));
+    await a.store.flush();
+    await until('a compaction', async () => (await r.get('chorus:snapshot:id')) !== null);
+    expect(await r.get('chorus:snapshot:id')).toBe(held);
+    expect(await r.xlen('chorus:log')).toBe(11);
+    // Once b has read on, the next compaction takes the rest.
+    await b.store.sync();
+    await until('b to announce its new position', async () => JSON.parse((await r.hget('chorus:nodes', 'b')) ?? '{}').applied === b.store.position);
+    await until('the second compaction', async () => (await r.xlen('chorus:log')) === 0);
+    const late = await openStore('late');
+    expect(late.listClients('t')).toHaveLength(12);
   });
 });
 

@@ -26,7 +26,8 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { CoordinatorError } from '../errors.js';
-import { ReplicatedStore, clusterKeys } from './replicatedStore.js';
+import { defaultStallMs } from './lease.js';
+import { ReplicatedStore, clusterKeys, compareStreamIds } from './replicatedStore.js';
 
 /** Default lease time to live. */
 export const DEFAULT_LEASE_TTL_MS = 10_000;
@@ -49,8 +50,18 @@ export interface ClusterOptions {
   readonly reconcileMs?: number;
   /** How long a relayed upload waits for the leader (default 10 s). */
   readonly relayTimeoutMs?: number;
+  /**
+   * Log entries past which a node compacts the log (replicatedStore.ts): a snapshot of the state up
+   * to the entry every live node has applied, and the entries before it trimmed. Default 10,000; 0
+   * never compacts. Checked every `compactCheckMs` (default 10 s) on every node; one compacts at a time.
+   */
+  readonly compactEntries?: number;
+  readonly compactCheckMs?: number;
   readonly logger: Logger;
 }
+
+/** Default {@link ClusterOptions.compactEntries}. */
+export const DEFAULT_COMPACT_ENTRIES = 10_000;
 
 /** A node's connections to the cluster. */
 export interface ClusterNode {
@@ -80,6 +91,15 @@ export interface ClusterNode {
 export async function connectCluster(options: ClusterOptions): Promise<ClusterNode> {
   const nodeId = options.nodeId ?? `n-${randomBytes(6).toString('hex')}`;
   if (nodeId.includes(':') || nodeId.length === 0) throw new CoordinatorError('CONFIG_INVALID', `node id '${nodeId}' must be non-empty and hold no ':'`);
+  const compactEntries = options.compactEntries ?? DEFAULT_COMPACT_ENTRIES;
+  if (!Number.isInteger(compactEntries) || compactEntries < 0) {
+    throw new CoordinatorError('CONFIG_INVALID', `compactEntries must be an integer >= 0 (0: never compact), got ${compactEntries}`);
+  }
+  const compactCheckMs = options.compactCheckMs ?? 10_000;
+  if (!Number.isInteger(compactCheckMs) || compactCheckMs < 100) {
+    throw new CoordinatorError('CONFIG_INVALID', `compactCheckMs must be an integer >= 100, got ${compactCheckMs}`);
+  }
+  const leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
   const prefix = options.prefix ?? 'chorus:';
   const connect = (name: string): Redis =>
     new Redis(options.url, {
@@ -114,24 +134,54 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterNo
     prefix,
     logger: options.logger,
     onFenced: (taskId) => fencedListener(taskId),
-    leaseTtlMs: options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
+    leaseTtlMs,
     // A node needs a run's latest model only (to lead it, or to probe uploads against it).
     retainCheckpoints: 'latest',
   });
-  // Nodes announce themselves, for operators (`GET /api/cluster`, `redis-cli hgetall chorus:nodes`).
-  // Each entry is refreshed every second; one not seen for 5 s is a node gone (a crash leaves its entry behind).
+  // Nodes announce themselves, for operators (`GET /api/cluster`, `redis-cli hgetall chorus:nodes`),
+  // with the last log entry they applied (what compaction may trim up to). Each entry is refreshed
+  // every second; one not seen for 5 s is a node gone (a crash leaves its entry behind).
+  const keys = clusterKeys(prefix);
   const startedAt = Date.now();
   let announced: string | null = null;
   const register = (): Promise<unknown> =>
-    connections.redis.hset(clusterKeys(prefix).nodes, nodeId, JSON.stringify({ pid: process.pid, startedAt, url: announced, seenAt: Date.now() }));
+    connections.redis.hset(keys.nodes, nodeId, JSON.stringify({ pid: process.pid, startedAt, url: announced, seenAt: Date.now(), applied: store.position }));
   await register();
   const heartbeat = setInterval(() => void register().catch(() => undefined), 1000);
   heartbeat.unref();
+  // A node silent for longer than this has lost every lease it held (its renewals stop after
+  // stallMs, and the lease lapses a TTL later), so compaction may trim past what it applied.
+  const compactLiveMs = defaultStallMs(leaseTtlMs) + 2 * leaseTtlMs;
+  let compacting = false;
+  const compactIfDue = async (): Promise<void> => {
+    if (compacting || (await connections.redis.xlen(keys.log)) < compactEntries) return;
+    compacting = true;
+    try {
+      const now = Date.now();
+      let upTo = store.position;
+      for (const json of Object.values(await connections.redis.hgetall(keys.nodes))) {
+        const n = JSON.parse(json) as { seenAt?: number; applied?: unknown };
+        if (now - (n.seenAt ?? 0) > compactLiveMs) continue;
+        const applied = typeof n.applied === 'string' && /^\d+-\d+$/.test(n.applied) ? n.applied : '0-0';
+        if (compareStreamIds(applied, upTo) < 0) upTo = applied;
+      }
+      if (upTo === '0-0') return;
+      const done = await store.compact(upTo);
+      if (done) options.logger.info({ ...done }, 'compacted the cluster log');
+    } finally {
+      compacting = false;
+    }
+  };
+  const compactor =
+    compactEntries > 0
+      ? setInterval(() => void compactIfDue().catch((err: Error) => options.logger.warn({ err: err.message }, 'cluster log compaction failed')), compactCheckMs)
+      : null;
+  compactor?.unref();
   const adapter = createAdapter(connections.adapterPub, connections.adapterSub, { key: `${prefix}io` });
   return {
     nodeId,
     prefix,
-    leaseTtlMs: options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
+    leaseTtlMs,
     reconcileMs: options.reconcileMs ?? 500,
     relayTimeoutMs: options.relayTimeoutMs ?? 10_000,
     store,
@@ -143,7 +193,7 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterNo
       await register();
     },
     async nodes() {
-      const all = await connections.redis.hgetall(clusterKeys(prefix).nodes);
+      const all = await connections.redis.hgetall(keys.nodes);
       const now = Date.now();
       return Object.entries(all)
         .map(([id, json]) => ({ nodeId: id, ...(JSON.parse(json) as { url?: string | null; seenAt?: number }) }))
@@ -156,11 +206,12 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterNo
     },
     async close() {
       clearInterval(heartbeat);
+      if (compactor) clearInterval(compactor);
       store.close();
       // Bounded: with Redis away, appends would wait for it forever.
       const bounded = (p: Promise<unknown>): Promise<unknown> => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
       await bounded(store.flush());
-      await bounded(connections.redis.hdel(clusterKeys(prefix).nodes, nodeId));
+      await bounded(connections.redis.hdel(keys.nodes, nodeId));
       for (const c of all) c.disconnect();
     },
   };

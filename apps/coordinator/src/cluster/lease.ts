@@ -45,6 +45,11 @@ local function holds(leaseKey, fenceKey, value, ttl)
 end
 `;
 
+/** How long a leader's event loop may stall before its lease stops being renewed, by default: 30 s or 3 × the TTL, whichever is longer. */
+export function defaultStallMs(ttlMs: number): number {
+  return Math.max(30_000, 3 * ttlMs);
+}
+
 /** Lua: takes the lease when nobody holds it (a new fencing token); returns `{taken, current value}`. */
 export const ACQUIRE_SCRIPT = `
 local current = redis.call('GET', KEYS[1])
@@ -189,7 +194,7 @@ export class TaskLease {
 
   constructor(private readonly options: TaskLeaseOptions) {
     this.ttlMs = options.ttlMs ?? 3000;
-    this.stallMs = options.stallMs ?? Math.max(30_000, 3 * this.ttlMs);
+    this.stallMs = options.stallMs ?? defaultStallMs(this.ttlMs);
     commands(options.redis);
   }
 

@@ -21,6 +21,15 @@
  *
  * Writes any node makes (tasks, client identities, invitations) are not fenced. They commute with
  * each other and with the leader's, so replicas that apply them in different orders agree.
+ *
+ * **Compaction** ({@link ReplicatedStore.compact}) keeps the log from growing without bound: the
+ * state the log's entries up to some id L build (replayed afresh, each run's latest checkpoint
+ * only, as every replica keeps them) is written to `<prefix>snapshot`, and the entries up to L are
+ * trimmed, in one Lua script, with `<prefix>snapshot:id` = L. A node starting or rebuilding loads
+ * the snapshot and replays the entries after it. Every read of the log is checked against
+ * `snapshot:id`: a reader whose position is older (it read an older snapshot, or fell behind while
+ * away) is told `TRIMMED` and replays from the new snapshot, so no entry is ever skipped unseen.
+ * Checkpoints of earlier rounds than a run's latest are gone from the cluster once compacted.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -72,6 +81,49 @@ end
 return redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
 `;
 
+/** Lua: `after(a, b)`, whether stream id `a` comes after `b` (ids `ms-seq`, both within 2^53). */
+const AFTER_LUA = `
+local function after(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am > bm or (am == bm and as > bs)
+end
+`;
+
+/**
+ * Reads entries after ARGV[1] up to ARGV[3] (an id, or '+'), at most ARGV[2] of them, unless the
+ * log has been compacted past ARGV[1] (then `TRIMMED`: what the reader lacks is in the snapshot).
+ */
+const READ_SCRIPT = `${AFTER_LUA}
+local covered = redis.call('GET', KEYS[2])
+if covered and after(covered, ARGV[1]) then
+  return redis.error_reply('TRIMMED the log is compacted up to ' .. covered)
+end
+return redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], ARGV[3], 'COUNT', ARGV[2])
+`;
+
+/**
+ * Writes a snapshot (ARGV[1]) of the log up to ARGV[2] and trims the entries below ARGV[3] (the id
+ * just after ARGV[2]); -1, changing nothing, when a snapshot as new or newer is already there.
+ */
+const COMPACT_SCRIPT = `${AFTER_LUA}
+local covered = redis.call('GET', KEYS[3])
+if covered and not after(ARGV[2], covered) then return -1 end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[2])
+return redis.call('XTRIM', KEYS[1], 'MINID', ARGV[3])
+`;
+
+/** Lua: deletes KEYS[1] if it still holds ARGV[1]. */
+const UNLOCK_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/** Replays that may start over because a compaction overtook them, before giving up. */
+const REPLAY_ATTEMPTS = 5;
+
 /** Stream entries read per request while replaying or catching up (checkpoints make entries large). */
 const PAGE = 64;
 
@@ -81,6 +133,11 @@ export function clusterKeys(prefix: string) {
     log: `${prefix}log`,
     lease: (taskId: string) => `${prefix}lease:${taskId}`,
     fence: (taskId: string) => `${prefix}fence:${taskId}`,
+    /** The state of the log's entries up to `snapshotId`, written by compaction (`{ lastId, state }` as JSON). */
+    snapshot: `${prefix}snapshot`,
+    snapshotId: `${prefix}snapshot:id`,
+    /** Held (with a time to live) by the node compacting the log. */
+    compacting: `${prefix}compacting`,
     node: (nodeId: string) => `${prefix}node:${nodeId}`,
     nodes: `${prefix}nodes`,
     /** A task's bucket of new identities, or (with `address`) that address's bucket on the task; task ids hold no ':', so the two never meet. */
@@ -88,22 +145,32 @@ export function clusterKeys(prefix: string) {
   };
 }
 
-/** Encodes an entry as JSON, byte arrays as base64. */
-export function encodeEntry(entry: LogEntry): string {
-  return JSON.stringify(entry, (_key, value: unknown) =>
-    value instanceof Uint8Array ? { $bytes: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') } : value,
+/** JSON of `value`, byte arrays as `{ $bytes: base64 }` (log entries and snapshots). */
+function encodeJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v instanceof Uint8Array ? { $bytes: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') } : v,
   );
 }
 
-/** Decodes {@link encodeEntry}'s JSON; throws on anything that is not an entry of a known write. */
-export function decodeEntry(text: string): LogEntry {
-  const entry = JSON.parse(text, (_key, value: unknown) => {
+/** Reads {@link encodeJson}'s JSON; throws on malformed JSON. */
+function decodeJson(text: string): unknown {
+  return JSON.parse(text, (_key, value: unknown) => {
     if (typeof value === 'object' && value !== null && '$bytes' in value && typeof (value as { $bytes: unknown }).$bytes === 'string') {
       const buf = Buffer.from((value as { $bytes: string }).$bytes, 'base64');
       return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength).slice();
     }
     return value;
   }) as unknown;
+}
+
+/** Encodes an entry as JSON, byte arrays as base64. */
+export function encodeEntry(entry: LogEntry): string {
+  return encodeJson(entry);
+}
+
+/** Decodes {@link encodeEntry}'s JSON; throws on anything that is not an entry of a known write. */
+export function decodeEntry(text: string): LogEntry {
+  const entry = decodeJson(text);
   if (
     typeof entry !== 'object' ||
     entry === null ||
@@ -120,6 +187,22 @@ export function compareStreamIds(a: string, b: string): number {
   const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
   const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
   return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1;
+}
+
+/** The least stream id after `id`. */
+function nextStreamId(id: string): string {
+  const [ms, seq] = id.split('-') as [string, string];
+  return `${ms}-${BigInt(seq) + 1n}`;
+}
+
+/** What one {@link ReplicatedStore.compact} did. */
+export interface Compaction {
+  /** The last entry the snapshot holds. */
+  readonly lastId: string;
+  /** Entries trimmed from the log. */
+  readonly trimmed: number;
+  /** Size of the snapshot written. */
+  readonly snapshotBytes: number;
 }
 
 /** Options of {@link ReplicatedStore.open}. */
@@ -146,6 +229,14 @@ export interface ReplicatedStoreOptions {
 
 type StreamPage = [id: string, fields: string[]][];
 
+interface LogCommands {
+  chorusRead(log: string, snapshotId: string, after: string, count: number, end: string): Promise<StreamPage>;
+  chorusCompact(log: string, snapshot: string, snapshotId: string, json: string, lastId: string, trimBelow: string): Promise<number>;
+  chorusUnlock(key: string, value: string): Promise<number>;
+}
+
+const isTrimmed = (err: unknown): boolean => err instanceof Error && err.message.includes('TRIMMED');
+
 /** The cluster's store; see the module comment. */
 export class ReplicatedStore implements CoordinatorStore {
   private replica = new MemoryStore();
@@ -165,14 +256,70 @@ export class ReplicatedStore implements CoordinatorStore {
   private constructor(private readonly options: ReplicatedStoreOptions) {
     this.keys = clusterKeys(options.prefix ?? 'chorus:');
     options.redis.defineCommand('chorusAppend', { numberOfKeys: 3, lua: APPEND_SCRIPT });
+    options.redis.defineCommand('chorusRead', { numberOfKeys: 2, lua: READ_SCRIPT });
+    options.redis.defineCommand('chorusCompact', { numberOfKeys: 3, lua: COMPACT_SCRIPT });
+    options.redis.defineCommand('chorusUnlock', { numberOfKeys: 1, lua: UNLOCK_SCRIPT });
   }
 
-  /** Connects, replays the log into a fresh replica and starts following it. */
+  /**
+   * Connects, loads the snapshot (if the log was ever compacted) and replays the log after it into
+   * a fresh replica, then starts following the log. Throws `STORE_SCHEMA` for a snapshot it cannot
+   * read, `CLUSTER_UNAVAILABLE` when compactions keep overtaking the replay.
+   */
   static async open(options: ReplicatedStoreOptions): Promise<ReplicatedStore> {
     const store = new ReplicatedStore(options);
-    await store.readToEnd(true);
+    const { replica, last } = await store.replay('+');
+    store.replica = replica;
+    store.lastId = last;
     store.follow();
     return store;
+  }
+
+  /** The id of the last log entry this replica has applied ('0-0' before any). */
+  get position(): string {
+    return this.lastId;
+  }
+
+  private get commands(): LogCommands {
+    return this.options.redis as unknown as LogCommands;
+  }
+
+  /**
+   * A fresh replica of the log up to `end` ('+': its end): the snapshot, then the entries after it,
+   * every one applied (this node's too). Starts over from the newer snapshot when a compaction
+   * trims entries it has not read yet.
+   */
+  private async replay(end: string): Promise<{ replica: MemoryStore; last: string }> {
+    for (let attempt = 1; ; attempt++) {
+      const text = await this.options.redis.get(this.keys.snapshot);
+      let replica = new MemoryStore();
+      let last = '0-0';
+      if (text !== null) {
+        let parsed: { lastId?: unknown; state?: unknown };
+        try {
+          parsed = decodeJson(text) as { lastId?: unknown; state?: unknown };
+        } catch (err) {
+          throw new CoordinatorError('STORE_SCHEMA', `the cluster's snapshot (${this.keys.snapshot}) is not JSON: ${(err as Error).message}`);
+        }
+        if (typeof parsed?.lastId !== 'string' || !/^\d+-\d+$/.test(parsed.lastId)) {
+          throw new CoordinatorError('STORE_SCHEMA', `the cluster's snapshot (${this.keys.snapshot}) has no lastId`);
+        }
+        replica = MemoryStore.fromSnapshot(parsed.state);
+        last = parsed.lastId;
+      }
+      try {
+        for (;;) {
+          const page = await this.commands.chorusRead(this.keys.log, this.keys.snapshotId, last, PAGE, end);
+          last = this.apply(replica, last, page, true);
+          if (page.length < PAGE) return { replica, last };
+        }
+      } catch (err) {
+        if (!isTrimmed(err)) throw err;
+        if (attempt >= REPLAY_ATTEMPTS) {
+          throw new CoordinatorError('CLUSTER_UNAVAILABLE', `the cluster log was compacted under ${attempt} replays in a row`);
+        }
+      }
+    }
   }
 
   // --- fencing -------------------------------------------------------------------------------
@@ -193,7 +340,7 @@ export class ReplicatedStore implements CoordinatorStore {
 
   /** Applies every entry in the log now, so reads see what other nodes wrote before this call. */
   async sync(): Promise<void> {
-    await this.readToEnd(false);
+    await this.readToEnd();
   }
 
   /**
@@ -204,20 +351,45 @@ export class ReplicatedStore implements CoordinatorStore {
   async rebuild(): Promise<void> {
     await this.appending.catch(() => undefined);
     this.failed = null;
-    const job = async (): Promise<void> => {
-      const fresh = new MemoryStore();
-      let last = '0-0';
-      for (;;) {
-        const page = (await this.options.redis.xrange(this.keys.log, `(${last}`, '+', 'COUNT', PAGE)) as StreamPage;
-        last = this.apply(fresh, last, page, true);
-        if (page.length < PAGE) break;
-      }
-      this.replica = fresh;
-      this.lastId = last;
-    };
-    const next = this.reading.then(job, job);
+    const next = this.reading.then(
+      () => this.rebuildNow(),
+      () => this.rebuildNow(),
+    );
     this.reading = next.catch(() => undefined);
     await next;
+  }
+
+  /**
+   * {@link rebuild}'s replay and swap; call only in the reading chain. Writes of this node made
+   * while it replays are applied to the replica being replaced: a node is overtaken by a compaction
+   * only after it was silent for longer than its leases last (cluster.ts), so it leads no task then.
+   */
+  private async rebuildNow(): Promise<void> {
+    await this.appending.catch(() => undefined);
+    const { replica, last } = await this.replay('+');
+    this.replica = replica;
+    this.lastId = last;
+  }
+
+  /**
+   * Writes a snapshot of the log up to `upTo` (an entry id every live node has applied: its
+   * {@link position}) and trims those entries, unless another node is compacting or a snapshot as
+   * new is there (then null). The snapshot is replayed afresh from the log, not taken from this
+   * node's replica, which may hold writes of its own not yet in the log.
+   */
+  async compact(upTo: string): Promise<Compaction | null> {
+    const { redis, nodeId } = this.options;
+    const lock = `${nodeId}:${Date.now()}`;
+    if ((await redis.set(this.keys.compacting, lock, 'PX', 120_000, 'NX')) !== 'OK') return null;
+    try {
+      const { replica, last } = await this.replay(upTo);
+      if (last === '0-0') return null;
+      const json = encodeJson({ lastId: last, state: replica.snapshot({ latestCheckpoints: true }) });
+      const trimmed = await this.commands.chorusCompact(this.keys.log, this.keys.snapshot, this.keys.snapshotId, json, last, nextStreamId(last));
+      return trimmed < 0 ? null : { lastId: last, trimmed, snapshotBytes: Buffer.byteLength(json) };
+    } finally {
+      await this.commands.chorusUnlock(this.keys.compacting, lock);
+    }
   }
 
   // --- reads -----------------------------------------------------------------------------------
@@ -359,12 +531,24 @@ export class ReplicatedStore implements CoordinatorStore {
     return result;
   }
 
-  /** Reads the log from the last entry applied to its end; `own`: also apply this node's entries (a fresh replica). */
-  private readToEnd(own: boolean): Promise<void> {
+  /**
+   * Reads the log from the last entry applied to its end (other nodes' entries: this node applied
+   * its own when it wrote them); when a compaction has trimmed entries not read yet, replays from
+   * the snapshot instead.
+   */
+  private readToEnd(): Promise<void> {
     const run = async (): Promise<void> => {
       for (;;) {
-        const page = (await this.options.redis.xrange(this.keys.log, `(${this.lastId}`, '+', 'COUNT', PAGE)) as StreamPage;
-        this.lastId = this.apply(this.replica, this.lastId, page, own);
+        let page: StreamPage;
+        try {
+          page = await this.commands.chorusRead(this.keys.log, this.keys.snapshotId, this.lastId, PAGE, '+');
+        } catch (err) {
+          if (!isTrimmed(err)) throw err;
+          this.options.logger.warn({ position: this.lastId }, 'the cluster log was compacted past this node; replaying from the snapshot');
+          await this.rebuildNow();
+          return;
+        }
+        this.lastId = this.apply(this.replica, this.lastId, page, false);
         if (page.length < PAGE) return;
       }
     };
@@ -413,8 +597,13 @@ export class ReplicatedStore implements CoordinatorStore {
           const got = (await this.options.reader.xread('COUNT', PAGE, 'BLOCK', 1000, 'STREAMS', this.keys.log, this.lastId)) as [string, StreamPage][] | null;
           if (got && got.length > 0 && !this.closed) {
             const page = got[0]![1];
-            const pending = this.reading.then(() => {
-              this.lastId = this.apply(this.replica, this.lastId, page, false);
+            const pending = this.reading.then(async () => {
+              // Read after the page: a compaction that trimmed entries before XREAD ran shows here.
+              const covered = await this.options.redis.get(this.keys.snapshotId);
+              if (covered !== null && compareStreamIds(covered, this.lastId) > 0) {
+                this.options.logger.warn({ position: this.lastId, covered }, 'the cluster log was compacted past this node; replaying from the snapshot');
+                await this.rebuildNow();
+              } else this.lastId = this.apply(this.replica, this.lastId, page, false);
             });
             this.reading = pending.catch(() => undefined);
             await pending;

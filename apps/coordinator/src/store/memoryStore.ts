@@ -39,6 +39,27 @@ function copyCheckpoint(c: CheckpointRecord): CheckpointRecord {
   };
 }
 
+/**
+ * Everything a {@link MemoryStore} holds, as plain data (byte arrays as `Uint8Array`): what a
+ * cluster writes when it compacts its log (cluster/replicatedStore.ts), read back by
+ * {@link MemoryStore.fromSnapshot}.
+ */
+export interface MemorySnapshot {
+  readonly version: 1;
+  readonly tasks: readonly TaskRecord[];
+  readonly clients: readonly ClientRecord[];
+  readonly invitations: readonly InvitationRecord[];
+  readonly rounds: readonly InRun<RoundRecord>[];
+  readonly updates: readonly InRun<UpdateRecord>[];
+  readonly checkpoints: readonly InRun<CheckpointRecord>[];
+  readonly metrics: readonly InRun<RoundMetricsRecord>[];
+  readonly trust: readonly InRun<TrustRecord>[];
+  readonly runs: readonly (readonly [taskId: string, runs: readonly { run: number; startedAt: number; endedAt: number | null }[]])[];
+}
+
+/** The arrays every {@link MemorySnapshot} holds. */
+const SNAPSHOT_ARRAYS = ['tasks', 'clients', 'invitations', 'rounds', 'updates', 'checkpoints', 'metrics', 'trust', 'runs'] as const;
+
 /** A {@link CoordinatorStore} held in maps. */
 export class MemoryStore implements CoordinatorStore {
   private readonly tasks = new Map<string, TaskRecord>();
@@ -267,6 +288,82 @@ export class MemoryStore implements CoordinatorStore {
   }
 
   close(): void {}
+
+  /**
+   * Everything held, as plain data (records shared, not copied: encode it before the next write).
+   * With `latestCheckpoints`, only the latest checkpoint of each task's run is kept, as a cluster
+   * node's replica keeps them.
+   */
+  snapshot(options: { readonly latestCheckpoints?: boolean } = {}): MemorySnapshot {
+    let checkpoints = [...this.checkpoints.values()];
+    if (options.latestCheckpoints) {
+      const latest = new Map<string, InRun<CheckpointRecord>>();
+      for (const c of checkpoints) {
+        const key = `${c.taskId}\u0000${c.run}`;
+        if ((latest.get(key)?.serverRound ?? -1) < c.serverRound) latest.set(key, c);
+      }
+      checkpoints = [...latest.values()];
+    }
+    return {
+      version: 1,
+      tasks: [...this.tasks.values()],
+      clients: [...this.clients.values()],
+      invitations: [...this.invitations.values()],
+      rounds: [...this.rounds.values()],
+      updates: [...this.updates],
+      checkpoints,
+      metrics: [...this.metrics],
+      trust: [...this.trust],
+      runs: [...this.runs],
+    };
+  }
+
+  /**
+   * A store holding what {@link snapshot} gave. Throws `STORE_SCHEMA` for anything that is not a
+   * version-1 snapshot (a missing array, a record without its keys); nothing is half-read.
+   */
+  static fromSnapshot(value: unknown): MemoryStore {
+    const bad = (why: string): never => {
+      throw new CoordinatorError('STORE_SCHEMA', `not a store snapshot: ${why}`);
+    };
+    if (typeof value !== 'object' || value === null) return bad('not an object');
+    const s = value as Record<string, unknown>;
+    if (s['version'] !== 1) return bad(`version ${String(s['version'])}, expected 1`);
+    for (const name of SNAPSHOT_ARRAYS) if (!Array.isArray(s[name])) bad(`${name} is not an array`);
+    const records = (name: (typeof SNAPSHOT_ARRAYS)[number], keys: readonly string[]): Record<string, unknown>[] =>
+      (s[name] as unknown[]).map((r, i) => {
+        if (typeof r !== 'object' || r === null || keys.some((k) => !(k in r))) bad(`${name}[${i}] lacks one of ${keys.join(', ')}`);
+        return r as Record<string, unknown>;
+      });
+    const snap = value as MemorySnapshot;
+    const tasks = records('tasks', ['taskId', 'run', 'status']);
+    const clients = records('clients', ['clientId', 'taskId']);
+    const invitations = records('invitations', ['invitationId', 'taskId']);
+    const rounds = records('rounds', ['taskId', 'run', 'serverRound', 'attempt', 'selected']);
+    records('updates', ['taskId', 'run', 'serverRound', 'clientId']);
+    const checkpoints = records('checkpoints', ['taskId', 'run', 'serverRound', 'bytes']);
+    records('metrics', ['taskId', 'run', 'serverRound', 'metrics']);
+    records('trust', ['taskId', 'run', 'serverRound', 'clientId']);
+    for (const [i, c] of checkpoints.entries()) if (!(c['bytes'] instanceof Uint8Array)) bad(`checkpoints[${i}].bytes is not bytes`);
+    for (const [i, r] of (s['runs'] as unknown[]).entries())
+      if (!Array.isArray(r) || typeof r[0] !== 'string' || !Array.isArray(r[1])) bad(`runs[${i}] is not [taskId, runs]`);
+    const store = new MemoryStore();
+    for (const t of tasks as unknown as TaskRecord[]) store.tasks.set(t.taskId, { ...t });
+    for (const c of clients as unknown as ClientRecord[]) store.clients.set(c.clientId, { ...c });
+    for (const i of invitations as unknown as InvitationRecord[]) store.invitations.set(i.invitationId, { ...i });
+    for (const r of rounds as unknown as InRun<RoundRecord>[])
+      store.rounds.set(roundKey(r.taskId, r.run, r.serverRound, r.attempt), { ...r, selected: [...r.selected] });
+    store.updates.push(...snap.updates.map((u) => ({ ...u })));
+    for (const c of snap.checkpoints) store.checkpoints.set(checkpointKey(c.taskId, c.run, c.serverRound), { ...copyCheckpoint(c), run: c.run });
+    store.metrics.push(...snap.metrics.map((m) => ({ ...m, metrics: { ...m.metrics } })));
+    store.trust.push(...snap.trust.map((t) => ({ ...t })));
+    for (const [taskId, runs] of snap.runs)
+      store.runs.set(
+        taskId,
+        runs.map((r) => ({ ...r })),
+      );
+    return store;
+  }
 
   /** The task's current run (1 for an unknown task, which has nothing stored). */
   private currentRun(taskId: string): number {
