@@ -28,6 +28,8 @@ interface Config {
   readonly seed: number;
   /** Each upload waits a seeded uniform time in [0, trainMs) ms first, as volunteers' training takes different times (default 0). */
   readonly trainMs?: number;
+  /** Modality sets clients hold, each drawn by its share from the client's seeded rng (default: every client holds all). */
+  readonly modalityKinds?: readonly { readonly modalities: readonly string[]; readonly weight: number }[];
 }
 
 /** Messages from bench/coordinator.ts. */
@@ -52,8 +54,8 @@ class BenchClient {
   private readonly early: unknown[] = [];
   private readonly rng: Rng;
   private readonly numExamples: number;
-  // Every demo client holds all three, as headless clients on the built-in dataset do by default.
-  private readonly modalities: readonly string[] = MODALITY_NAMES;
+  // Every demo client holds all three by default, as headless clients on the built-in dataset do.
+  private readonly modalities: readonly string[];
 
   private constructor(
     private readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>,
@@ -61,6 +63,9 @@ class BenchClient {
   ) {
     this.rng = createRng(config.seed * 100_003 + index);
     this.numExamples = 40 + Math.floor(this.rng() * 120);
+    const kinds = config.modalityKinds ?? [{ modalities: MODALITY_NAMES, weight: 1 }];
+    let u = this.rng() * kinds.reduce((sum, k) => sum + k.weight, 0);
+    this.modalities = (kinds.find((k) => (u -= k.weight) < 0) ?? kinds[kinds.length - 1]!).modalities;
     // A hello that completes the waiting room starts a round before its own ack arrives: hold that start until the id is known.
     socket.on('roundStart', (p) => (this.clientId === '' ? this.early.push(p) : this.answer(p)));
   }
@@ -82,7 +87,7 @@ class BenchClient {
     const res = await socket.timeout(600_000).emitWithAck('hello', {
       type: 'hello',
       protocolVersion: PROTOCOL_VERSION,
-      capabilities: { backend: 'cpu', modalities: [...MODALITIES], numExamples: client.numExamples },
+      capabilities: { backend: 'cpu', modalities: [...client.modalities] as (typeof MODALITIES)[number][], numExamples: client.numExamples },
     });
     if (!res.ok) throw new Error(`hello refused: ${res.error.code}`);
     client.clientId = res.clientId;

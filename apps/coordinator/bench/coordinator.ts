@@ -60,10 +60,15 @@
  * --train-ms T (default 0) makes each of the FedMM-X clients wait a seeded uniform time in [0, T) ms
  * before each upload, as volunteers finish training at different times (with 0, every client
  * answers as soon as it has encoded: the worst case for the critical path).
+ * --modality-kinds image=0.2,text=0.2,… gives the FedMM-X clients modality sets drawn by those
+ * shares (default: every client holds image, text and audio); a client uploads only the groups of
+ * the modalities it holds, as packages/client does. `--modality-kinds fedmmx` is the mix of
+ * FedMM-X's experiments (image, text, audio, image+text, image+text+audio at 0.2 each).
  *
  * Usage: pnpm bench:coordinator [--quick] [--rounds N] [--max N] [--step N] [--skip-capacity]
  *                               [--profile] [--with-model | --model-only | --fedmmx-only] [--inline-model]
  *                               [--probe-processes P[,P…]] [--probe-on-arrival on|off|on,off] [--train-ms T]
+ *                               [--modality-kinds fedmmx|<set>=<share>,…]
  */
 import { fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -97,11 +102,27 @@ const { values: args } = parseArgs({
     'probe-processes': { type: 'string', default: '1' },
     'probe-on-arrival': { type: 'string', default: 'on' },
     'train-ms': { type: 'string', default: '0' },
+    'modality-kinds': { type: 'string' },
   },
 });
 const QUICK = args.quick;
 const TRAIN_MS = Number(args['train-ms']);
 if (!Number.isFinite(TRAIN_MS) || TRAIN_MS < 0) throw new Error(`--train-ms: a number ≥ 0, got '${args['train-ms']}'`);
+const MODALITY_KINDS = args['modality-kinds'] === undefined ? undefined : parseModalityKinds(args['modality-kinds']);
+
+/** `--modality-kinds`: `fedmmx`, or `<modality>[+<modality>…]=<share>,…`. */
+function parseModalityKinds(text: string): { modalities: string[]; weight: number }[] {
+  const spec = text === 'fedmmx' ? 'image=0.2,text=0.2,audio=0.2,image+text=0.2,image+text+audio=0.2' : text;
+  return spec.split(',').map((part) => {
+    const [set, share] = part.split('=');
+    const modalities = (set ?? '').split('+');
+    const weight = Number(share);
+    if (!(weight > 0) || modalities.some((m) => !['image', 'text', 'audio'].includes(m))) {
+      throw new Error(`--modality-kinds: '${part}' is not <modality>[+<modality>…]=<share> (image, text, audio)`);
+    }
+    return { modalities, weight };
+  });
+}
 const PROBE_ON_ARRIVAL = args['probe-on-arrival'].split(',').map((a) => {
   if (a !== 'on' && a !== 'off') throw new Error(`--probe-on-arrival: on, off or on,off, got '${a}'`);
   return a === 'on';
@@ -205,8 +226,9 @@ interface Clients {
   close(): Promise<void>;
 }
 
-function startClients(url: string, seed: number, trainMs = 0): Clients {
-  const child = fork(join(packageRoot, 'bench', 'benchClients.ts'), [JSON.stringify({ url, taskId: 'bench', token: 'bench-join', seed, trainMs })], {
+function startClients(url: string, seed: number, trainMs = 0, modalityKinds?: typeof MODALITY_KINDS): Clients {
+  const config = { url, taskId: 'bench', token: 'bench-join', seed, trainMs, ...(modalityKinds ? { modalityKinds } : {}) };
+  const child = fork(join(packageRoot, 'bench', 'benchClients.ts'), [JSON.stringify(config)], {
     cwd: packageRoot,
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -372,7 +394,7 @@ async function measureRounds(initialGlobalFile: string | null, probeProcesses = 
     ...(initialGlobalFile === null ? { withModel: true, probeProcesses, probeOnArrival } : { initialGlobalFile }),
     ...(args.profile ? { profileRounds: { fromRound: first, toRound: last + 1, path: profilePath } } : {}),
   });
-  const clients = startClients(child.url, 1, initialGlobalFile === null ? TRAIN_MS : 0);
+  const clients = startClients(child.url, 1, initialGlobalFile === null ? TRAIN_MS : 0, initialGlobalFile === null ? MODALITY_KINDS : undefined);
   try {
     await clients.connect(100);
     const start = await waitForRoundStart(child, first, 300_000);
@@ -608,7 +630,7 @@ async function measureFedMmxRounds(): Promise<Record<string, unknown>> {
 async function main(): Promise<void> {
   const figures: Record<string, unknown> = {};
   if (args['fedmmx-only']) {
-    Object.assign(figures, await measureFedMmxRounds(), { timed_rounds: TIMED_ROUNDS, train_ms: TRAIN_MS });
+    Object.assign(figures, await measureFedMmxRounds(), { timed_rounds: TIMED_ROUNDS, train_ms: TRAIN_MS, modality_kinds: args['modality-kinds'] ?? 'all' });
   } else if (!args['model-only']) {
     const dir = mkdtempSync(join(tmpdir(), 'chorus-bench-layout-'));
     try {

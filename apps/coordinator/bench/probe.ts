@@ -4,6 +4,12 @@
  * the WASM backend. The candidates are the initial global plus seeded random deltas over every
  * adapter tensor. Prints progress lines, then as its LAST line one JSON object:
  *
+ * Each figure is measured twice: with every candidate changing every adapter tensor (the plain keys),
+ * and with candidates that hold modality sets mixed as in FedMM-X's experiments (`--modality-kinds`,
+ * default image / text / audio / image+text / image+text+audio at 0.2 each; the `_mixed` keys): a
+ * client without a modality sends no delta for its group, and the cache computes each encoder's
+ * embeddings once for every candidate that leaves it out.
+ *
  *   probe_candidates_per_s         — candidates per second through one evaluator process
  *                                    (EvaluatorProcess.probeRound of the global and the deltas, as a
  *                                    round asks it: codec, IPC, cached probe), median of the timed reps;
@@ -23,7 +29,7 @@
  *                                    before the cache), same run; eval_first_ms, the first evaluation,
  *                                    which builds that cache; eval_cache_mb, what the cache keeps.
  *
- * Usage: pnpm bench:probe [--candidates N] [--reps N] [--baseline N]
+ * Usage: pnpm bench:probe [--candidates N] [--reps N] [--baseline N] [--modality-kinds image=0.2,…]
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -41,7 +47,15 @@ const { values: args } = parseArgs({
     candidates: { type: 'string', default: '100' },
     reps: { type: 'string', default: '3' },
     baseline: { type: 'string', default: '12' },
+    'modality-kinds': { type: 'string', default: 'image=0.2,text=0.2,audio=0.2,image+text=0.2,image+text+audio=0.2' },
   },
+});
+/** Modality sets and their shares, as the headless clients' `--modality-kinds` reads them. */
+const KINDS = args['modality-kinds'].split(',').map((part) => {
+  const [set, share] = part.split('=');
+  const weight = Number(share);
+  if (!set || !(weight > 0)) throw new Error(`--modality-kinds: '${part}' is not <modality>[+<modality>…]=<share>`);
+  return { modalities: new Set(set.split('+')), weight };
 });
 const NUM_CANDIDATES = Number(args.candidates);
 const REPS = Number(args.reps);
@@ -65,6 +79,37 @@ function randomDeltas(global: readonly Tensor[], count: number): Tensor[][] {
   return Array.from({ length: count }, () => global.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.map(() => 0.02 * (rng() * 2 - 1)) })));
 }
 
+/**
+ * `deltas` as clients holding a modality set drawn from {@link KINDS} send them: without the tensors
+ * of the modalities' groups they lack (`<modality>/…`); the shared groups stay.
+ */
+function withModalityKinds(deltas: readonly Tensor[][], modalities: readonly string[]): Tensor[][] {
+  const rng = createRng(7);
+  const total = KINDS.reduce((sum, k) => sum + k.weight, 0);
+  return deltas.map((delta) => {
+    let u = rng() * total;
+    const kind = KINDS.find((k) => (u -= k.weight) < 0) ?? KINDS[KINDS.length - 1]!;
+    return delta.filter((t) => {
+      const group = t.name.split('/')[0]!;
+      return !modalities.includes(group) || kind.modalities.has(group);
+    });
+  });
+}
+
+/** global + Δ for each of `deltas` (a tensor a delta leaves out is the global's, as the coordinator forms candidates). */
+function candidatesOf(global: readonly Tensor[], deltas: readonly Tensor[][]): Tensor[][] {
+  return [
+    [...global],
+    ...deltas.map((d) => {
+      const byName = new Map(d.map((t) => [t.name, t]));
+      return global.map((g) => {
+        const t = byName.get(g.name);
+        return t ? { ...g, values: g.values.map((v, j) => v + t.values[j]!) } : g;
+      });
+    }),
+  ];
+}
+
 /** Median ms per candidate of `run` over `reps` repetitions of `count` candidates, after one warm-up. */
 function timed(reps: number, count: number, run: () => void): number {
   run();
@@ -83,7 +128,9 @@ async function main(): Promise<void> {
   try {
     const global = model.initialParameters();
     const deltas = randomDeltas(global, NUM_CANDIDATES);
-    const candidates = [global, ...deltas.map((d) => d.map((t, i) => ({ ...t, values: t.values.map((v, j) => v + global[i]!.values[j]!) })))];
+    const candidates = candidatesOf(global, deltas);
+    const mixedDeltas = withModalityKinds(deltas, model.modalities);
+    const mixed = candidatesOf(global, mixedDeltas);
     console.log(`demo task: ${task.evaluation.probeExamples} probe examples, ${model.modalities.join(' + ')}, ${candidates.length} candidates`);
 
     let started = performance.now();
@@ -92,9 +139,11 @@ async function main(): Promise<void> {
     onePerPass.probeCandidates(candidates.slice(0, 1));
 
     const inProcess = timed(REPS, candidates.length, () => model.probeCandidates(candidates));
+    const inProcessMixed = timed(REPS, mixed.length, () => model.probeCandidates(mixed));
     const single = timed(REPS, candidates.length, () => onePerPass.probeCandidates(candidates));
     const few = candidates.slice(0, BASELINE_CANDIDATES);
     const baseline = timed(Math.max(1, REPS - 1), few.length, () => model.probeOneByOne(few));
+    console.log(`in this process, candidates holding mixed modality sets: ${inProcessMixed.toFixed(2)} ms per candidate`);
     console.log(
       `in this process: ${inProcess.toFixed(2)} ms per candidate cached (${single.toFixed(2)} with one per pass), ${baseline.toFixed(2)} ms running the whole model per candidate (${few.length} candidates); cache built in ${buildMs.toFixed(0)} ms`,
     );
@@ -111,28 +160,38 @@ async function main(): Promise<void> {
 
     const evaluator = await EvaluatorProcess.start(task);
     const perRound: number[] = [];
+    const perRoundMixed: number[] = [];
     try {
       // The first round builds the evaluator's cache.
       await evaluator.probeRound(global, deltas);
       for (let r = 0; r < REPS; r++) {
-        started = performance.now();
-        const round = await evaluator.probeRound(global, deltas);
-        perRound.push(performance.now() - started);
-        if (round.candidates.some((o) => !o.ok)) throw new Error('a candidate could not be probed');
+        for (const [sent, times] of [
+          [deltas, perRound],
+          [mixedDeltas, perRoundMixed],
+        ] as const) {
+          started = performance.now();
+          const round = await evaluator.probeRound(global, sent);
+          times.push(performance.now() - started);
+          if (round.candidates.some((o) => !o.ok)) throw new Error('a candidate could not be probed');
+        }
       }
     } finally {
       await evaluator.close();
     }
     const roundMs = median(perRound);
     const perSecond = (candidates.length / roundMs) * 1000;
+    const perSecondMixed = (mixed.length / median(perRoundMixed)) * 1000;
     console.log(
-      `evaluator process: probeRound of the global + ${deltas.length} candidates in ${roundMs.toFixed(0)} ms (${perRound.map((x) => x.toFixed(0)).join(', ')}): ${perSecond.toFixed(1)} candidates/s`,
+      `evaluator process: probeRound of the global + ${deltas.length} candidates in ${roundMs.toFixed(0)} ms (${perRound.map((x) => x.toFixed(0)).join(', ')}): ${perSecond.toFixed(1)} candidates/s; ${perSecondMixed.toFixed(1)} with mixed modality sets`,
     );
     console.log(
       JSON.stringify({
         probe_candidates_per_s: Number(perSecond.toFixed(1)),
         probe_ms_per_candidate: round2(1000 / perSecond),
         probe_ms_per_candidate_in_process: round2(inProcess),
+        probe_candidates_per_s_mixed: Number(perSecondMixed.toFixed(1)),
+        probe_ms_per_candidate_mixed: round2(1000 / perSecondMixed),
+        probe_ms_per_candidate_in_process_mixed: round2(inProcessMixed),
         probe_ms_per_candidate_one_per_pass: round2(single),
         probe_ms_per_candidate_baseline: round2(baseline),
         probe_speedup: Number((baseline / inProcess).toFixed(1)),

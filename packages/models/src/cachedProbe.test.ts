@@ -106,6 +106,60 @@ describe('CachedProbe', () => {
     }
   });
 
+  it('runs an encoder once per distinct set of its adapters, and keeps the last sets for later calls, with the bits of running each candidate alone', async () => {
+    // Arrange: clients without a modality send no delta for its group; those candidates keep the model's tensors.
+    const model = tinyModel(embedder);
+    const batches = probeBatches();
+    const initial = model.adapterParameters();
+    expect(new Set(initial.map((t) => t.name.split('/')[0]))).toEqual(new Set(['image', 'text', 'audio', 'fusion']));
+    const without = (c: NamedTensor[], groups: readonly string[]): NamedTensor[] => c.filter((t) => !groups.includes(t.name.split('/')[0]!));
+    const sparse = [
+      without(randomCandidate(initial, 61), ['image', 'audio']),
+      without(randomCandidate(initial, 62), ['image']),
+      without(randomCandidate(initial, 63), ['image', 'text']),
+      randomCandidate(initial, 64),
+      without(randomCandidate(initial, 65), ['audio']),
+    ];
+    const full = [71, 72, 73, 74, 75].map((seed) => randomCandidate(initial, seed));
+    const shared = CachedProbe.build(model, batches, { maxCandidatesPerPass: 2 });
+    const unshared = CachedProbe.build(model, batches, { maxCandidatesPerPass: 2 });
+    const profiled = async (cache: CachedProbe, candidates: NamedTensor[][]): Promise<{ outputs: CachedProbeOutputs[]; kernels: number }> => {
+      let outputs: CachedProbeOutputs[] = [];
+      const profile = await tf.profile(() => {
+        outputs = cache.probe(candidates);
+      });
+      return { outputs, kernels: profile.kernels.length };
+    };
+    try {
+      // Act
+      const first = await profiled(shared, sparse);
+      const again = await profiled(shared, sparse);
+      const distinctAll = await profiled(unshared, full);
+      const alone = sparse.map((c) => {
+        const fresh = CachedProbe.build(model, batches, { maxCandidatesPerPass: 2 });
+        try {
+          return fresh.probe([c])[0]!;
+        } finally {
+          fresh.dispose();
+        }
+      });
+      // Assert: the same bits as each candidate alone in a fresh cache; fewer passes through the
+      // encoders (image: 3 distinct sets of 5) than five distinct candidates; none the second time.
+      expect(first.outputs).toEqual(alone);
+      expect(again.outputs).toEqual(alone);
+      expect(first.kernels).toBeLessThan(distinctAll.kernels);
+      expect(again.kernels).toBeLessThan(first.kernels);
+      // The whole model, each left-out tensor given its initial value (probeOneByOne sets every candidate on the model).
+      const dense = sparse.map((c) => initial.map((t) => c.find((g) => g.name === t.name) ?? t));
+      expectClose(first.outputs, probeOneByOne(model, batches, dense));
+    } finally {
+      shared.dispose();
+      unshared.dispose();
+      batches.forEach(disposeBatch);
+      model.dispose();
+    }
+  });
+
   it('is the same whether candidates share one pass or are split over several', () => {
     // Arrange
     const model = tinyModel(embedder);

@@ -12,7 +12,10 @@
  * on the C candidates' activations stacked into one batch (adapted layers add batched products with
  * their A_c and B_c); the concept projections and the NAM (or linear) head are batched products over
  * the stacked weights. The model's variables are only read (frozen weights, and any exchanged tensor
- * a candidate leaves out), never written.
+ * a candidate leaves out), never written. Candidates that hold the very same arrays for an
+ * encoder's adapters (a client without a modality sends no delta for its group, so its candidate
+ * keeps the global's) share that encoder's pass: it runs once per distinct set of its adapters
+ * (compared bit for bit), and the last few sets' embeddings are kept for later calls.
  *
  * The outputs equal {@link probeOneByOne} — the candidate's parameters set on the model and every
  * batch run through `explain` — up to float32 rounding (the sums are taken in another order). The
@@ -109,9 +112,43 @@ interface ModalityPlan {
 
 const product = (dims: readonly (number | null)[]): number => dims.reduce<number>((n, d) => n * (d ?? 1), 1);
 
+/**
+ * Adapter sets per encoder whose embeddings a cache keeps between calls: a round's probe comes in
+ * several requests (and one by one on arrival), and most of its candidates that leave a modality
+ * out share the global's adapters for it.
+ */
+const EMBEDDING_MEMO = 8;
+
+/** FNV-1a over the bits of `arrays` (and their lengths). */
+function hashArrays(arrays: readonly Float32Array[]): number {
+  let h = 0x811c9dc5;
+  for (const a of arrays) {
+    const bits = new Uint32Array(a.buffer, a.byteOffset, a.length);
+    h = Math.imul(h ^ a.length, 0x01000193);
+    for (let i = 0; i < bits.length; i++) h = Math.imul(h ^ bits[i]!, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** Whether `a` and `b` hold arrays of the same bits, in order. */
+function sameArrays(a: readonly Float32Array[], b: readonly Float32Array[]): boolean {
+  if (a.length !== b.length) return false;
+  return a.every((x, i) => {
+    const y = b[i]!;
+    if (x === y) return true;
+    if (x.length !== y.length) return false;
+    const xb = new Uint32Array(x.buffer, x.byteOffset, x.length);
+    const yb = new Uint32Array(y.buffer, y.byteOffset, y.length);
+    for (let j = 0; j < xb.length; j++) if (xb[j] !== yb[j]) return false;
+    return true;
+  });
+}
+
 /** Probe outputs of many candidates over cached frozen activations; see the module comment. Owns its cached tensors until {@link dispose}. */
 export class CachedProbe {
   private disposed = false;
+  /** Per plan, the embeddings of the last {@link EMBEDDING_MEMO} adapter sets computed, with copies of those adapters. */
+  private readonly memo = new Map<ModalityPlan, { arrays: Float32Array[]; hash: number; embeddings: Float32Array }[]>();
 
   private constructor(
     private readonly model: MultimodalModel,
@@ -169,15 +206,7 @@ export class CachedProbe {
    * `setAdapterParameters` checks (`PARAMS_MISMATCH`, `PARAMS_NON_FINITE`); the model is not changed.
    */
   probe(candidates: readonly Parameters[]): CachedProbeOutputs[] {
-    return this.passes('CachedProbe.probe', candidates, (group) => {
-      const contributions = this.pass(group);
-      return group.map((g, j) =>
-        this.probeOutputs(
-          g,
-          contributions.map((c) => c[j]!),
-        ),
-      );
-    });
+    return this.run('CachedProbe.probe', candidates, (candidate, perPlan) => this.probeOutputs(candidate, perPlan));
   }
 
   /**
@@ -191,23 +220,18 @@ export class CachedProbe {
     const fn = 'CachedProbe.evaluate';
     const labels = this.labels;
     if (!labels) throw new ModelsError('MODELS_BAD_INPUT', `${fn}: every batch the cache was built from needs labels`);
-    return this.passes(fn, candidates, (group) => {
-      const contributions = this.pass(group);
-      return group.map((g, j) =>
-        this.evaluation(
-          g.get(this.betaName)!,
-          labels,
-          contributions.map((c) => c[j]!),
-        ),
-      );
-    });
+    return this.run(fn, candidates, (candidate, perPlan) => this.evaluation(candidate.get(this.betaName)!, labels, perPlan));
   }
 
   /**
-   * `run` over `candidates` (checked, and completed with the model's current values) in passes of
-   * exactly {@link candidatesPerPass}; one result per candidate, in order.
+   * `read` of each of `candidates` (checked, and completed with the model's current values) and its
+   * contributions on each plan's rows ({@link contributions}); one result per candidate, in order.
    */
-  private passes<T>(fn: string, candidates: readonly Parameters[], run: (group: readonly ReadonlyMap<string, Float32Array>[]) => T[]): T[] {
+  private run<T>(
+    fn: string,
+    candidates: readonly Parameters[],
+    read: (candidate: ReadonlyMap<string, Float32Array>, perPlan: readonly Float32Array[]) => T,
+  ): T[] {
     if (this.disposed) throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: the cache was disposed`);
     if (this.model.merged) throw new ModelsError('MODELS_BAD_CONFIG', `${fn}: adapters are merged; unmerge first`);
     for (const c of candidates) this.model.checkAdapterParameters(c, fn);
@@ -220,15 +244,29 @@ export class CachedProbe {
       }
       return values;
     });
-    const out: T[] = [];
-    for (let start = 0; start < resolved.length; start += this.candidatesPerPass) {
-      const group = resolved.slice(start, start + this.candidatesPerPass);
+    if (resolved.length === 0) return [];
+    const perPlan = this.plans.map((plan) => this.contributions(plan, resolved));
+    return resolved.map((candidate, j) =>
+      read(
+        candidate,
+        perPlan.map((c) => c[j]!),
+      ),
+    );
+  }
+
+  /**
+   * Runs `items` through `pass` in passes of exactly {@link candidatesPerPass}; one result per item.
+   * A short pass is padded with copies of its last item: the products' shapes, and with them the
+   * float rounding, then never depend on how many items were sent together, so an item's result is
+   * the same bits in any company.
+   */
+  private inPasses<I, R>(items: readonly I[], pass: (group: readonly I[]) => R[]): R[] {
+    const out: R[] = [];
+    for (let start = 0; start < items.length; start += this.candidatesPerPass) {
+      const group = items.slice(start, start + this.candidatesPerPass);
       const real = group.length;
-      // Every pass holds exactly candidatesPerPass candidates (a short one is padded with copies of its
-      // last): the products' shapes, and with them the float rounding, then never depend on how many
-      // candidates were sent together, so a candidate's outputs are the same bits in any company.
       while (group.length < this.candidatesPerPass) group.push(group[real - 1]!);
-      out.push(...run(group).slice(0, real));
+      out.push(...pass(group).slice(0, real));
     }
     return out;
   }
@@ -241,31 +279,103 @@ export class CachedProbe {
   }
 
   /**
-   * One forward pass of `group`'s candidates over the cache: for each plan (in `plans` order) and
-   * candidate, the modality's head contributions Σ_i f_{m,i} on the plan's rows [n_m, K], before any
-   * `present` mask.
+   * Every candidate's head contributions Σ_i f_{m,i} on `plan`'s rows [n_m, K], before any `present`
+   * mask, in two stages. The encoder's layers from its first adapted one up run once per distinct
+   * set of that encoder's adapters (bit for bit), unless an earlier call computed it: candidates
+   * that leave a modality out (a client without it sends no delta for its group) share the
+   * global's. The concept projection and the head then run for every candidate. Each stage runs in
+   * passes of exactly {@link candidatesPerPass}, so a candidate's outputs are the same bits whoever
+   * shares its passes.
    */
-  private pass(group: readonly ReadonlyMap<string, Float32Array>[]): Float32Array[][] {
-    const numCandidates = group.length;
-    const stack = (name: string): tf.Tensor => {
-      const shape = this.shapes.get(name)!;
-      const size = product(shape);
-      const values = new Float32Array(numCandidates * size);
-      group.forEach((g, j) => values.set(g.get(name)!, j * size));
-      return tf.tensor(values, [numCandidates, ...shape]);
-    };
+  private contributions(plan: ModalityPlan, candidates: readonly ReadonlyMap<string, Float32Array>[]): Float32Array[] {
+    const rows = plan.rows.length;
+    let embeddingOf: (j: number) => Float32Array;
+    let dim: number;
+    if (plan.adapters.size > 0) {
+      // Candidates holding the same adapter values share an embedding, as do earlier calls' (the memo).
+      const names = [...plan.adapters.values()].flatMap((a) => [a.loraA, a.loraB]);
+      const distinct: { arrays: Float32Array[]; hash: number; first: number; embeddings: Float32Array | null }[] = [];
+      const byHash = new Map<number, number[]>();
+      const slot = candidates.map((c, j) => {
+        const arrays = names.map((name) => c.get(name)!);
+        const hash = hashArrays(arrays);
+        const bucket = byHash.get(hash) ?? [];
+        const found = bucket.find((at) => sameArrays(distinct[at]!.arrays, arrays));
+        if (found !== undefined) return found;
+        bucket.push(distinct.length);
+        byHash.set(hash, bucket);
+        distinct.push({ arrays, hash, first: j, embeddings: null });
+        return distinct.length - 1;
+      });
+      let memo = this.memo.get(plan);
+      if (!memo) this.memo.set(plan, (memo = []));
+      for (const d of distinct) d.embeddings = memo.find((m) => m.hash === d.hash && sameArrays(m.arrays, d.arrays))?.embeddings ?? null;
+      const todo = distinct.filter((d) => d.embeddings === null);
+      const computed = this.inPasses(
+        todo.map((d) => candidates[d.first]!),
+        (group) => this.embeddings(plan, group),
+      );
+      todo.forEach((d, i) => {
+        d.embeddings = computed[i]!;
+        memo.push({ arrays: d.arrays.map((a) => a.slice()), hash: d.hash, embeddings: d.embeddings });
+      });
+      memo.splice(0, Math.max(0, memo.length - EMBEDDING_MEMO));
+      dim = distinct[0]!.embeddings!.length / rows;
+      embeddingOf = (j) => distinct[slot[j]!]!.embeddings!;
+    } else {
+      // An encoder without adapters gives every candidate the same embedding.
+      const shared = plan.input.dataSync() as Float32Array;
+      dim = shared.length / rows;
+      embeddingOf = () => shared;
+    }
     const k = this.model.numClasses;
-    return this.plans.map((plan) => {
-      const result = this.modalityContributions(plan, numCandidates, stack, (name) => group.map((g) => g.get(name)!));
+    const indices = candidates.map((_, j) => j);
+    return this.inPasses(indices, (group) => {
+      const numCandidates = group.length;
+      const stacked = new Float32Array(numCandidates * rows * dim);
+      group.forEach((j, at) => stacked.set(embeddingOf(j), at * rows * dim));
+      const result = tf.tidy(() =>
+        this.head(
+          plan,
+          tf.tensor3d(stacked, [numCandidates, rows, dim]),
+          group.map((j) => candidates[j]!),
+        ),
+      );
       let values: Float32Array;
       try {
         values = result.dataSync() as Float32Array;
       } finally {
         result.dispose();
       }
-      const size = plan.rows.length * k;
-      return group.map((_, j) => values.subarray(j * size, (j + 1) * size));
+      const size = rows * k;
+      return group.map((_, at) => values.slice(at * size, (at + 1) * size));
     });
+  }
+
+  /** The embeddings of `group`'s candidates on `plan`'s rows from the cache: for each, [n_m · d] row-major. */
+  private embeddings(plan: ModalityPlan, group: readonly ReadonlyMap<string, Float32Array>[]): Float32Array[] {
+    const values = (name: string): Float32Array[] => group.map((g) => g.get(name)!);
+    // Each layer in its own tidy, the previous activation released: one pass holds at most two activations at a time.
+    let x = plan.input;
+    let stacked = false;
+    try {
+      for (const layer of plan.upper) {
+        const names = plan.adapters.get(layer);
+        const next = tf.tidy(() =>
+          names && isLoraLayer(layer)
+            ? loraStacked(layer, x, { stacked, loraA: values(names.loraA), loraB: values(names.loraB), frozenPart: stacked ? null : plan.frozenPart })
+            : (layer.apply(x) as tf.Tensor),
+        );
+        if (x !== plan.input) x.dispose();
+        x = next;
+        if (names) stacked = true;
+      }
+      const all = x.dataSync() as Float32Array;
+      const size = all.length / group.length;
+      return group.map((_, j) => all.slice(j * size, (j + 1) * size));
+    } finally {
+      if (x !== plan.input) x.dispose();
+    }
   }
 
   /** One candidate's probe outputs from its contributions on each plan's rows ({@link pass}). */
@@ -324,53 +434,35 @@ export class CachedProbe {
     return { all: scoreLogits(logits, k, (row) => labels[row]!), alone };
   }
 
-  /** One modality's head contributions Σ_i f_{m,i} of every candidate, [C, n_m, K] (caller disposes). */
-  private modalityContributions(
-    plan: ModalityPlan,
-    numCandidates: number,
-    stack: (name: string) => tf.Tensor,
-    values: (name: string) => Float32Array[],
-  ): tf.Tensor {
-    // Each layer in its own tidy, the previous activation released: one pass holds at most two activations at a time.
-    let x = plan.input;
-    let stacked = false;
-    try {
-      for (const layer of plan.upper) {
-        const names = plan.adapters.get(layer);
-        const next = tf.tidy(() =>
-          names && isLoraLayer(layer)
-            ? loraStacked(layer, x, { stacked, loraA: values(names.loraA), loraB: values(names.loraB), frozenPart: stacked ? null : plan.frozenPart })
-            : (layer.apply(x) as tf.Tensor),
-        );
-        if (x !== plan.input) x.dispose();
-        x = next;
-        if (names) stacked = true;
-      }
-      const embeddings = x;
-      return tf.tidy(() => {
-        const rows = plan.rows.length;
-        const dim = embeddings.shape[embeddings.rank - 1]!;
-        // An encoder without adapters gives every candidate the same embedding.
-        const e = stacked ? tf.reshape(embeddings, [numCandidates, rows, dim]) : tf.tile(tf.expandDims(embeddings, 0), [numCandidates, 1, 1]);
-        const z = activate(
-          tf.add(tf.matMul(e as tf.Tensor3D, stack(plan.conceptKernel) as tf.Tensor3D), tf.expandDims(stack(plan.conceptBias), 1)),
-          plan.conceptActivation,
-        ) as tf.Tensor3D; // [C, n, c]
-        if (plan.head.kind === 'linear') return tf.matMul(z, stack(plan.head.kernel) as tf.Tensor3D);
-        const [w1, b1, w2, b2, w3, b3] = plan.head.weights.map(stack) as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-        const c = w1.shape[1]!;
-        const h = w1.shape[2]!;
-        const k = w3.shape[3]!;
-        // The shape functions of every candidate and concept as one batch of C·c: [C·c, n, h] → [C·c, n, K].
-        const h1 = tf.relu(tf.add(tf.mul(tf.expandDims(z, 3), tf.expandDims(w1, 1)), tf.expandDims(b1, 1))); // [C, n, c, h]
-        const h1t = tf.reshape(tf.transpose(h1, [0, 2, 1, 3]), [numCandidates * c, rows, h]) as tf.Tensor3D;
-        const h2 = tf.relu(tf.add(tf.matMul(h1t, tf.reshape(w2, [numCandidates * c, h, h]) as tf.Tensor3D), tf.reshape(b2, [numCandidates * c, 1, h])));
-        const out = tf.add(tf.matMul(h2 as tf.Tensor3D, tf.reshape(w3, [numCandidates * c, h, k]) as tf.Tensor3D), tf.reshape(b3, [numCandidates * c, 1, k]));
-        return tf.sum(tf.reshape(out, [numCandidates, c, rows, k]), 1);
-      });
-    } finally {
-      if (x !== plan.input) x.dispose();
-    }
+  /**
+   * The concept projection and the head of `group`'s candidates over their embeddings `e`
+   * [C, n_m, d]: their contributions Σ_i f_{m,i}, [C, n_m, K]. Call inside a tidy.
+   */
+  private head(plan: ModalityPlan, e: tf.Tensor3D, group: readonly ReadonlyMap<string, Float32Array>[]): tf.Tensor {
+    const numCandidates = group.length;
+    const rows = plan.rows.length;
+    const stack = (name: string): tf.Tensor => {
+      const shape = this.shapes.get(name)!;
+      const size = product(shape);
+      const values = new Float32Array(numCandidates * size);
+      group.forEach((g, j) => values.set(g.get(name)!, j * size));
+      return tf.tensor(values, [numCandidates, ...shape]);
+    };
+    const z = activate(
+      tf.add(tf.matMul(e, stack(plan.conceptKernel) as tf.Tensor3D), tf.expandDims(stack(plan.conceptBias), 1)),
+      plan.conceptActivation,
+    ) as tf.Tensor3D; // [C, n, c]
+    if (plan.head.kind === 'linear') return tf.matMul(z, stack(plan.head.kernel) as tf.Tensor3D);
+    const [w1, b1, w2, b2, w3, b3] = plan.head.weights.map(stack) as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+    const c = w1.shape[1]!;
+    const h = w1.shape[2]!;
+    const k = w3.shape[3]!;
+    // The shape functions of every candidate and concept as one batch of C·c: [C·c, n, h] → [C·c, n, K].
+    const h1 = tf.relu(tf.add(tf.mul(tf.expandDims(z, 3), tf.expandDims(w1, 1)), tf.expandDims(b1, 1))); // [C, n, c, h]
+    const h1t = tf.reshape(tf.transpose(h1, [0, 2, 1, 3]), [numCandidates * c, rows, h]) as tf.Tensor3D;
+    const h2 = tf.relu(tf.add(tf.matMul(h1t, tf.reshape(w2, [numCandidates * c, h, h]) as tf.Tensor3D), tf.reshape(b2, [numCandidates * c, 1, h])));
+    const out = tf.add(tf.matMul(h2 as tf.Tensor3D, tf.reshape(w3, [numCandidates * c, h, k]) as tf.Tensor3D), tf.reshape(b3, [numCandidates * c, 1, k]));
+    return tf.sum(tf.reshape(out, [numCandidates, c, rows, k]), 1);
   }
 }
 

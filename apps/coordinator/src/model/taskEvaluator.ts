@@ -151,7 +151,11 @@ export interface EvaluatorProcessOptions {
   readonly maxWasmHeapMb?: number;
   /** V8 old-space limit of the process, `--max-old-space-size` (default 96 MB). */
   readonly maxOldSpaceMb?: number;
-  /** Candidates per probe request (default 8): bounds what is queued on the channel at once. */
+  /**
+   * Candidates per probe request (default 32): bounds what is queued on the channel at once (the
+   * demo's deltas are 47 KB each). Larger requests let more candidates share the passes of an
+   * encoder whose adapters they hold alike (models cachedProbe.ts); the outputs are the same bits.
+   */
   readonly probeBatch?: number;
   readonly logger?: Logger;
 }
@@ -289,7 +293,7 @@ export class EvaluatorProcess implements TaskEvaluator {
   /** Probe outcomes of `global` + `deltas[i]` for each index (-1: `global` itself), in batches of `probeBatch` requests. */
   private async probeIndices(global: Parameters, deltas: readonly Parameters[], indices: readonly number[]): Promise<ProbeOutcome[]> {
     const globalBytes = this.encode(global, 'model');
-    const batch = Math.max(1, this.options.probeBatch ?? 8);
+    const batch = Math.max(1, this.options.probeBatch ?? 32);
     const outcomes: ProbeOutcome[] = new Array<ProbeOutcome>(indices.length);
     let next = 0;
     let failed = false;
