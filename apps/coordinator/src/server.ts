@@ -44,6 +44,7 @@ import type {
   InterServerEvents,
   ServerToClientEvents,
   SocketData,
+  ParsedSplitStep,
   SplitStepResult,
   UpdateResult,
 } from '@chorus/protocol';
@@ -583,8 +584,22 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     leases.set(taskId, lease);
     lease.start();
   };
+  /**
+   * A split step of `taskId` run at the task's edge on this node (admitted by the engine, then
+   * computed by the edge), or null when this node does not run the task's edge (it does not lead
+   * the task): a step from a client of another node arrives through the relay.
+   */
+  const runSplitStep = (clientId: string, step: ParsedSplitStep, taskId: string): Ack<SplitStepResult> | Promise<Ack<SplitStepResult>> | null => {
+    const engine = engines.get(taskId);
+    const edge = edges.get(taskId);
+    if (!engine || !edge) return null;
+    const refusal = engine.splitStepRefusal(clientId, step.taskId, step.roundId);
+    if (refusal) return ackError(refusal.code, refusal.message);
+    return edge.step(clientId, step);
+  };
   const relay = cluster
     ? await UpdateRelay.start({
+        handleSplit: (clientId, step) => runSplitStep(clientId, step, step.taskId),
         publisher: cluster.redis,
         subscriber: cluster.relaySubscriber,
         nodeId: cluster.nodeId,
@@ -957,13 +972,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (!parsed.success) return ackError('BAD_PAYLOAD', `split step: ${firstIssue(parsed.error.issues)}`);
       if (parsed.data.protocolVersion !== PROTOCOL_VERSION)
         return ackError('PROTOCOL_VERSION', `coordinator speaks protocol ${PROTOCOL_VERSION}, client sent ${parsed.data.protocolVersion}`);
-      const engine = engines.get(taskId);
-      const edge = edges.get(taskId);
-      // A split task's edge is the node leading it: steps are not relayed between nodes.
-      if (!engine || !edge) return ackError('NODE_UNAVAILABLE', 'this node does not run the task’s edge; connect to the node leading the task');
-      const refusal = engine.splitStepRefusal(clientId, parsed.data.taskId, parsed.data.roundId);
-      if (refusal) return ackError(refusal.code, refusal.message);
-      return edge.step(clientId, parsed.data);
+      const here = runSplitStep(clientId, parsed.data, taskId);
+      if (here) return here;
+      // A split task's edge runs on the node leading it: the step goes there.
+      const lease = leases.get(taskId);
+      if (!relay || !lease) return ackError('NODE_UNAVAILABLE', 'this node does not run the task’s edge, and no node leads the task at the moment');
+      const step = parsed.data;
+      return (async (): Promise<Ack<SplitStepResult>> => {
+        const leader = lease.holder ?? (await lease.refreshHolder().catch(() => null));
+        if (leader === null) return ackError('NODE_UNAVAILABLE', 'no node leads this task at the moment; the next round starts afresh');
+        if (leader === cluster!.nodeId) return runSplitStep(clientId, step, taskId) ?? ackError('NODE_UNAVAILABLE', 'this node is taking the task over');
+        return relay.sendSplit(leader, clientId, step);
+      })();
     };
     on<SplitStepResult>('splitForward', splitStep);
     on<SplitStepResult>('splitBackward', splitStep);

@@ -3,7 +3,8 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION } from '@chorus/protocol';
-import type { ParsedUpdate } from '@chorus/protocol';
+import { ackError } from '@chorus/protocol';
+import type { ParsedSplitStep, ParsedUpdate } from '@chorus/protocol';
 import { useRedisServer } from '../testing/redisServer.js';
 import { UpdateRelay, decodeProbe, encodeProbe, frame, unframe } from './relay.js';
 
@@ -93,5 +94,69 @@ describe('the update relay', () => {
     const gone = await follower.send('nobody', 'c4', UPDATE);
     expect(gone.ok ? 'ok' : gone.error.code).toBe('NODE_UNAVAILABLE');
     expect(Date.now() - started).toBeLessThan(1500);
+  });
+});
+
+const STEP: ParsedSplitStep = {
+  type: 'split-forward',
+  protocolVersion: PROTOCOL_VERSION,
+  taskId: 't',
+  roundId: 't.r1.a1',
+  step: 0,
+  batchSize: 2,
+  payload: new Uint8Array([7, 7, 7]),
+};
+
+describe('split steps through the relay', () => {
+  it("carries a step's payload to the leader's edge and the edge's half back, its refusals with their codes, and NODE_UNAVAILABLE where no edge runs", async () => {
+    const seen: { clientId: string; payload: number[] }[] = [];
+    const leader = await UpdateRelay.start({
+      publisher: connection(),
+      subscriber: connection(),
+      nodeId: 'leader',
+      prefix: 'chorus:',
+      logger: silent,
+      handle: () => null,
+      handleSplit: (clientId, step) => {
+        seen.push({ clientId, payload: [...step.payload] });
+        if (step.step === 9) return ackError('SPLIT_STEP', 'step 9 is out of order');
+        return { ok: true, step: step.step, payload: new Uint8Array([step.step, 42, 43]) };
+      },
+    });
+    cleanup.push(() => leader.close());
+    const noEdge = await UpdateRelay.start({
+      publisher: connection(),
+      subscriber: connection(),
+      nodeId: 'plain',
+      prefix: 'chorus:',
+      logger: silent,
+      handle: () => null,
+    });
+    cleanup.push(() => noEdge.close());
+    const follower = await UpdateRelay.start({
+      publisher: connection(),
+      subscriber: connection(),
+      nodeId: 'follower',
+      prefix: 'chorus:',
+      logger: silent,
+      timeoutMs: 2000,
+      handle: () => null,
+    });
+    cleanup.push(() => follower.close());
+    const ok = await follower.sendSplit('leader', 'c1', { ...STEP, step: 3 });
+    expect(ok.ok && { step: ok.step, payload: [...ok.payload] }).toEqual({ step: 3, payload: [3, 42, 43] });
+    const refused = await follower.sendSplit('leader', 'c1', { ...STEP, step: 9 });
+    expect(refused.ok ? 'ok' : refused.error.code).toBe('SPLIT_STEP');
+    // A step that is not one (a batch of 0) is refused before the edge sees it.
+    const bad = await follower.sendSplit('leader', 'c2', { ...STEP, batchSize: 0 });
+    expect(bad.ok ? 'ok' : bad.error.code).toBe('BAD_PAYLOAD');
+    expect(seen).toEqual([
+      { clientId: 'c1', payload: [7, 7, 7] },
+      { clientId: 'c1', payload: [7, 7, 7] },
+    ]);
+    const elsewhere = await follower.sendSplit('plain', 'c1', STEP);
+    expect(elsewhere.ok ? 'ok' : elsewhere.error.code).toBe('NODE_UNAVAILABLE');
+    // Uploads still travel as before beside steps.
+    expect((await follower.send('leader', 'c1', UPDATE)).ok ? 'ok' : 'refused').toBe('refused');
   });
 });

@@ -1,24 +1,26 @@
 /**
  * Node-to-leader requests over Redis pub/sub: a client's upload reaches whichever node its socket
  * is on; when another node leads the task, the upload goes to the leader's channel and the leader's
- * verdict comes back on the sender's, to be acknowledged to the client as if judged locally. An
- * upload published to a channel nobody listens on (the leader died) is answered at once.
+ * verdict comes back on the sender's, to be acknowledged to the client as if judged locally. A
+ * split task's steps (FedUMM's device–edge split) travel the same way to the edge, which runs on
+ * the leader, and the edge's half comes back with the reply. A request published to a channel
+ * nobody listens on (the leader died) is answered at once.
  *
  * Each node subscribes to `<prefix>node:<nodeId>`. A message is one Buffer: a 4-byte big-endian
- * header length, the header as JSON, then the update's bytes uncopied. A request without an answer
+ * header length, the header as JSON, then the update's (or the step's) bytes uncopied. A request without an answer
  * in `timeoutMs` (the leader died or is changing) is acknowledged `NODE_UNAVAILABLE`; the client's
  * next round starts afresh, so nothing waits on it.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { ackError, updateSchema } from '@chorus/protocol';
-import type { Ack, ParsedUpdate, UpdateResult } from '@chorus/protocol';
+import { ackError, splitStepSchema, updateSchema } from '@chorus/protocol';
+import type { Ack, ParsedSplitStep, ParsedUpdate, SplitStepResult, UpdateResult } from '@chorus/protocol';
 import type { ProbeOutcome } from '../model/taskEvaluator.js';
 import type { RelayedProbe } from './localProbe.js';
 import { clusterKeys } from './replicatedStore.js';
 
-/** Header of a request: the update without its bytes. */
-interface RequestHeader {
+/** Header of an upload: the update without its bytes. */
+interface UpdateHeader {
   readonly kind: 'update';
   readonly id: number;
   readonly from: string;
@@ -27,10 +29,21 @@ interface RequestHeader {
   /** The sending node's probe of the upload, its arrays as base64. */
   readonly probe?: { readonly globalHash: string; readonly outcome: unknown };
 }
+/** Header of a split step: the step without its payload. */
+interface SplitHeader {
+  readonly kind: 'split';
+  readonly id: number;
+  readonly from: string;
+  readonly clientId: string;
+  readonly step: Omit<ParsedSplitStep, 'payload'>;
+}
+type RequestHeader = UpdateHeader | SplitHeader;
+/** A reply; a split step's accepted reply carries the edge's payload as the message's bytes. */
 interface ReplyHeader {
   readonly kind: 'reply';
   readonly id: number;
-  readonly ack: Ack<UpdateResult>;
+  readonly ack: Ack<UpdateResult> | Ack<{ readonly step: number }>;
+  readonly withPayload?: true;
 }
 
 /** Frames a header and optional bytes as one message. */
@@ -98,6 +111,9 @@ export function decodeProbe(value: unknown): RelayedProbe | null {
   }
 }
 
+/** Runs a relayed split step at the task's edge (the leader), or null when this node does not lead the task. */
+export type RelayedSplitHandler = (clientId: string, step: ParsedSplitStep) => Ack<SplitStepResult> | Promise<Ack<SplitStepResult>> | null;
+
 /** Options of {@link UpdateRelay}. */
 export interface UpdateRelayOptions {
   /** Publishes requests and replies. */
@@ -110,12 +126,14 @@ export interface UpdateRelayOptions {
   /** How long a request waits for the leader (default 10 s). */
   readonly timeoutMs?: number;
   readonly handle: RelayedUpdateHandler;
+  /** Split steps; without it, a relayed step is answered `NODE_UNAVAILABLE`. */
+  readonly handleSplit?: RelayedSplitHandler;
 }
 
 /** Uploads sent to, and answered by, the leading node; see the module comment. */
 export class UpdateRelay {
   private nextId = 1;
-  private readonly waiting = new Map<number, { resolve: (ack: Ack<UpdateResult>) => void; timer: ReturnType<typeof setTimeout> }>();
+  private readonly waiting = new Map<number, { resolve: (ack: unknown) => void; timer: ReturnType<typeof setTimeout> }>();
   private readonly keys: ReturnType<typeof clusterKeys>;
 
   private constructor(private readonly options: UpdateRelayOptions) {
@@ -132,28 +150,42 @@ export class UpdateRelay {
 
   /** Sends an upload to the leader `leaderNodeId` and resolves with its verdict (never rejects). */
   send(leaderNodeId: string, clientId: string, update: ParsedUpdate, probe: RelayedProbe | null = null): Promise<Ack<UpdateResult>> {
-    const id = this.nextId++;
     const { update: bytes, ...rest } = update;
-    const header: RequestHeader = { kind: 'update', id, from: this.options.nodeId, clientId, update: rest, ...(probe ? { probe: encodeProbe(probe) } : {}) };
+    return this.request(
+      leaderNodeId,
+      (id) => ({ kind: 'update', id, from: this.options.nodeId, clientId, update: rest, ...(probe ? { probe: encodeProbe(probe) } : {}) }),
+      bytes,
+    );
+  }
+
+  /** Sends a split step to the leader `leaderNodeId` (the task's edge) and resolves with the edge's half, or its refusal (never rejects). */
+  sendSplit(leaderNodeId: string, clientId: string, step: ParsedSplitStep): Promise<Ack<SplitStepResult>> {
+    const { payload, ...rest } = step;
+    return this.request(leaderNodeId, (id) => ({ kind: 'split', id, from: this.options.nodeId, clientId, step: rest }), payload);
+  }
+
+  /** Publishes a request and waits for its reply, `NODE_UNAVAILABLE` when none comes in time or nobody listens. */
+  private request<T>(leaderNodeId: string, header: (id: number) => RequestHeader, bytes: Uint8Array): Promise<T | ReturnType<typeof ackError>> {
+    const id = this.nextId++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
         resolve(ackError('NODE_UNAVAILABLE', 'the node leading this task did not answer; the next round starts afresh'));
       }, this.options.timeoutMs ?? 10_000);
-      this.waiting.set(id, { resolve, timer });
+      this.waiting.set(id, { resolve: resolve as (ack: unknown) => void, timer });
       const fail = (message: string): void => {
         clearTimeout(timer);
         if (!this.waiting.delete(id)) return;
         resolve(ackError('NODE_UNAVAILABLE', message));
       };
-      this.options.publisher.publish(this.keys.node(leaderNodeId), frame(header, bytes)).then(
+      this.options.publisher.publish(this.keys.node(leaderNodeId), frame(header(id), bytes)).then(
         // Nobody subscribed: that node is gone (its lease has yet to lapse), so the client hears at once.
         (receivers) => {
           if (receivers === 0) fail('the node leading this task is gone; the next round starts afresh');
         },
         (err: unknown) => {
           this.options.logger.warn({ err }, 'relay publish failed');
-          fail('the cluster could not pass the update on');
+          fail('the cluster could not pass the request on');
         },
       );
     });
@@ -177,16 +209,16 @@ export class UpdateRelay {
       this.options.logger.warn({ err }, 'relay message is malformed; dropped');
       return;
     }
-    const h = header as { kind?: unknown; id?: unknown; from?: unknown; clientId?: unknown; ack?: Ack<UpdateResult> } | null;
+    const h = header as { kind?: unknown; id?: unknown; from?: unknown; clientId?: unknown; ack?: { ok?: unknown }; withPayload?: unknown } | null;
     if (h?.kind === 'reply' && typeof h.id === 'number') {
       const w = this.waiting.get(h.id);
       if (!w) return;
       clearTimeout(w.timer);
       this.waiting.delete(h.id);
-      w.resolve(h.ack!);
+      w.resolve(h.withPayload === true && h.ack?.ok === true ? { ...h.ack, payload: bytes.slice() } : h.ack);
       return;
     }
-    if (h?.kind !== 'update' || typeof h.id !== 'number' || typeof h.from !== 'string' || typeof h.clientId !== 'string') {
+    if ((h?.kind !== 'update' && h?.kind !== 'split') || typeof h.id !== 'number' || typeof h.from !== 'string' || typeof h.clientId !== 'string') {
       this.options.logger.warn('relay message is malformed; dropped');
       return;
     }
@@ -194,22 +226,38 @@ export class UpdateRelay {
   }
 
   private async answer(request: RequestHeader, bytes: Uint8Array): Promise<void> {
-    let ack: Ack<UpdateResult>;
-    // The sending node parsed it already; the leader checks again, so a node cannot pass on what a client could not send.
-    const parsed = updateSchema.safeParse({ ...request.update, update: bytes.slice() });
-    if (!parsed.success) ack = ackError('BAD_PAYLOAD', 'update: relayed payload is not an update');
-    else {
-      try {
-        const judged = this.options.handle(request.clientId, parsed.data, request.probe ? decodeProbe(request.probe) : null);
-        ack = (await judged) ?? ackError('NODE_UNAVAILABLE', 'this node no longer leads the task; the next round starts afresh');
-      } catch (err) {
-        this.options.logger.error({ err }, 'relayed update failed');
-        ack = ackError('INTERNAL', 'internal error');
-      }
+    let reply: Buffer;
+    try {
+      reply =
+        request.kind === 'update'
+          ? frame({ kind: 'reply', id: request.id, ack: await this.judge(request, bytes) } satisfies ReplyHeader)
+          : await this.step(request, bytes);
+    } catch (err) {
+      this.options.logger.error({ err }, 'relayed request failed');
+      reply = frame({ kind: 'reply', id: request.id, ack: ackError('INTERNAL', 'internal error') } satisfies ReplyHeader);
     }
-    const reply: ReplyHeader = { kind: 'reply', id: request.id, ack };
-    await this.options.publisher.publish(this.keys.node(request.from), frame(reply)).catch((err: unknown) => {
+    await this.options.publisher.publish(this.keys.node(request.from), reply).catch((err: unknown) => {
       this.options.logger.warn({ err }, 'relay reply failed');
     });
+  }
+
+  /** The leader's verdict on a relayed upload. */
+  private async judge(request: UpdateHeader, bytes: Uint8Array): Promise<Ack<UpdateResult>> {
+    // The sending node parsed it already; the leader checks again, so a node cannot pass on what a client could not send.
+    const parsed = updateSchema.safeParse({ ...request.update, update: bytes.slice() });
+    if (!parsed.success) return ackError('BAD_PAYLOAD', 'update: relayed payload is not an update');
+    const judged = this.options.handle(request.clientId, parsed.data, request.probe ? decodeProbe(request.probe) : null);
+    return (await judged) ?? ackError('NODE_UNAVAILABLE', 'this node no longer leads the task; the next round starts afresh');
+  }
+
+  /** The edge's reply to a relayed split step, framed: its payload as the message's bytes. */
+  private async step(request: SplitHeader, bytes: Uint8Array): Promise<Buffer> {
+    const parsed = splitStepSchema.safeParse({ ...request.step, payload: bytes.slice() });
+    const ack: Ack<SplitStepResult> = !parsed.success
+      ? ackError('BAD_PAYLOAD', 'split step: relayed payload is not a split step')
+      : ((await this.options.handleSplit?.(request.clientId, parsed.data)) ??
+        ackError('NODE_UNAVAILABLE', 'this node does not run the task’s edge; the next round starts afresh'));
+    if (!ack.ok) return frame({ kind: 'reply', id: request.id, ack } satisfies ReplyHeader);
+    return frame({ kind: 'reply', id: request.id, ack: { ok: true, step: ack.step }, withPayload: true } satisfies ReplyHeader, ack.payload);
   }
 }

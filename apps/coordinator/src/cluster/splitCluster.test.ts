@@ -1,0 +1,105 @@
+/**
+ * A split task (FedUMM's device–edge split) on two coordinator nodes over a real Redis: the edge
+ * runs on the node leading the task, and clients connected to the other node reach it through the
+ * relay (cluster/relay.ts) with every forward and backward step.
+ */
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startCoordinator } from '../server.js';
+import { parseTask } from '../task/loadTask.js';
+import { ADMIN_TOKEN, JOIN_TOKEN, until } from '../testing/clusterFixture.js';
+import { useRedisServer } from '../testing/redisServer.js';
+import { connectCluster } from './cluster.js';
+
+const silent = pino({ level: 'silent' });
+const { server, cleanup } = useRedisServer({ beforeAll, afterAll, afterEach });
+
+const MODALITIES = ['image', 'text'] as const;
+const task = parseTask({
+  id: 'split-cluster',
+  dataset: { name: 'digits', modalities: [...MODALITIES] },
+  model: { base: 'chorus-digits-v1', adapterRank: 2, adapterAlpha: 4, namConcepts: 4 },
+  strategy: { name: 'fedavg' },
+  split: { fusedDim: 8, numBlocks: 1, numHeads: 2, returnEncoding: 'fp32', maxPendingSteps: 8, stepTimeoutMs: 20_000 },
+  evaluation: { probeExamples: 8, testExamples: 32 },
+  rounds: 2,
+  clientsPerRound: 2,
+  minClients: 2,
+  overSelection: 0,
+  waitingRoomMs: 0,
+  roundDeadlineMs: 120_000,
+  maxRoundAttempts: 1,
+  localEpochs: 1,
+  batchSize: 8,
+  learningRate: 0.01,
+  maxUpdateBytes: 1_000_000,
+  admission: { proofOfWorkBits: 0, probationRounds: 0, newIdentitiesPerAddress: null, newIdentitiesPerTask: null },
+  seed: 3,
+});
+
+async function startNode(nodeId: string) {
+  const cluster = await connectCluster({ url: server().url, nodeId, logger: silent, leaseTtlMs: 1500, reconcileMs: 100 });
+  const coordinator = await startCoordinator({
+    tasks: [{ config: task, joinToken: JOIN_TOKEN }],
+    store: cluster.store,
+    cluster,
+    adminToken: ADMIN_TOKEN,
+    logger: silent,
+    retryDelayMs: 50,
+    processMetrics: false,
+  });
+  cleanup.push(async () => {
+    await coordinator.close();
+    await cluster.close();
+  });
+  return { cluster, coordinator };
+}
+
+describe('a split task on two nodes', () => {
+  it('runs every round through the edge on the leading node for clients connected to the other node', async () => {
+    // Arrange: a leads the task; both clients connect to b, which does not run the edge.
+    const a = await startNode('a');
+    await until('a to lead the task', () => a.coordinator.engines.size > 0);
+    const b = await startNode('b');
+    const { createHeadlessClients, createNodeDigitsFactory, useNodeBackend } = await import('@chorus/client/node');
+    await useNodeBackend('wasm');
+    const models = createNodeDigitsFactory({ adapterAlpha: 4 });
+    cleanup.push(() => models.dispose());
+    const made = await createHeadlessClients({
+      url: b.coordinator.url,
+      taskId: task.id,
+      token: JOIN_TOKEN,
+      models,
+      backend: 'wasm',
+      dataset: 'digits',
+      numClients: 2,
+      scheme: 'iid',
+      modalities: [...MODALITIES],
+      maxExamplesPerClient: 24,
+      seed: 4,
+      client: { evalExamples: 8 },
+    });
+    cleanup.push(async () => {
+      await Promise.all(made.map(({ client }) => client.close()));
+    });
+
+    // Act
+    const outcomes = await Promise.all(
+      made.map(async ({ client }) => {
+        await client.start();
+        return client.finished();
+      }),
+    );
+
+    // Assert: both rounds committed on their first attempt (maxRoundAttempts 1), led by a, with the edge's split steps.
+    expect(outcomes.map((o) => o.kind)).toEqual(['task-end', 'task-end']);
+    expect(b.coordinator.engines.size).toBe(0);
+    const store = a.cluster.store;
+    expect(store.listRounds(task.id).map((r) => [r.serverRound, r.attempt, r.status])).toEqual([
+      [1, 1, 'completed'],
+      [2, 1, 'completed'],
+    ]);
+    expect(store.listUpdates(task.id).filter((u) => u.status === 'accepted')).toHaveLength(4);
+    for (const m of store.listMetrics(task.id).map((x) => x.metrics)) expect(m['eval.accuracy']).toBeGreaterThanOrEqual(0);
+  }, 300_000);
+});
