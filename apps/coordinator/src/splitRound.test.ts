@@ -15,30 +15,12 @@ import type { Coordinator } from './server.js';
 import { MemoryStore } from './store/memoryStore.js';
 import { parseTask } from './task/loadTask.js';
 import { FakeClient, globalOf } from './testing/fakeClient.js';
+import { SPLIT_MODALITIES, splitHeadlessClients, splitTestTask } from './testing/splitFixture.js';
 
-const MODALITIES = ['image', 'text'] as const;
-const CONCEPTS = 4;
-const FUSED = 8;
-const task = parseTask({
-  id: 'split',
-  dataset: { name: 'digits', modalities: [...MODALITIES] },
-  model: { base: 'chorus-digits-v1', adapterRank: 2, adapterAlpha: 4, namConcepts: CONCEPTS },
-  strategy: { name: 'fedavg' },
-  split: { fusedDim: FUSED, numBlocks: 1, numHeads: 2, returnEncoding: 'fp32', maxPendingSteps: 8, stepTimeoutMs: 20_000 },
-  evaluation: { probeExamples: 8, testExamples: 32 },
-  rounds: 2,
-  clientsPerRound: 2,
-  minClients: 1,
-  overSelection: 0,
-  waitingRoomMs: 200,
-  roundDeadlineMs: 60_000,
-  localEpochs: 1,
-  batchSize: 8,
-  learningRate: 0.01,
-  maxUpdateBytes: 1_000_000,
-  admission: { proofOfWorkBits: 0, probationRounds: 0 },
-  seed: 3,
-});
+const MODALITIES = SPLIT_MODALITIES;
+const task = splitTestTask();
+const CONCEPTS = task.model.namConcepts;
+const FUSED = task.split!.fusedDim;
 
 type Half = 'splitForward' | 'splitBackward';
 
@@ -191,9 +173,6 @@ describe('a split task with headless clients', () => {
   it('runs every round through the edge with the client runtime, each client filling the round the moment it says hello', async () => {
     // Arrange: a split task whose round starts the instant the second client says hello (no waiting
     // room), so a round start can reach that client before its hello's acknowledgement.
-    const { createHeadlessClients, createNodeDigitsFactory, useNodeBackend } = await import('@chorus/client/node');
-    await useNodeBackend('wasm');
-    const models = createNodeDigitsFactory({ adapterAlpha: 4 });
     const headlessTask = parseTask({ ...task, id: 'split-headless', minClients: 2, waitingRoomMs: 0, maxRoundAttempts: 1, roundDeadlineMs: 120_000 });
     const headlessStore = new MemoryStore();
     const node = await startCoordinator({
@@ -203,28 +182,10 @@ describe('a split task with headless clients', () => {
       logger: pino({ level: 'silent' }),
       processMetrics: false,
     });
-    const made = await createHeadlessClients({
-      url: node.url,
-      taskId: headlessTask.id,
-      token: 'join',
-      models,
-      backend: 'wasm',
-      dataset: 'digits',
-      numClients: 2,
-      scheme: 'iid',
-      modalities: [...MODALITIES],
-      maxExamplesPerClient: 24,
-      seed: 4,
-      client: { evalExamples: 8 },
-    });
+    const clients = await splitHeadlessClients(node.url, headlessTask.id, 'join');
     try {
       // Act
-      const outcomes = await Promise.all(
-        made.map(async ({ client }) => {
-          await client.start();
-          return client.finished();
-        }),
-      );
+      const outcomes = await clients.runToTheEnd();
 
       // Assert: both rounds committed on the first attempt (maxRoundAttempts 1), with the edge trained and evaluated.
       expect(outcomes.map((o) => o.kind)).toEqual(['task-end', 'task-end']);
@@ -237,9 +198,8 @@ describe('a split task with headless clients', () => {
       const updates = headlessStore.listUpdates(headlessTask.id).filter((u) => u.status === 'accepted');
       expect(updates).toHaveLength(4);
     } finally {
-      await Promise.all(made.map(({ client }) => client.close()));
+      await clients.close();
       await node.close();
-      models.dispose();
     }
   }, 300_000);
 });

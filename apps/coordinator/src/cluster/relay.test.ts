@@ -7,6 +7,7 @@ import { ackError } from '@chorus/protocol';
 import type { ParsedSplitStep, ParsedUpdate } from '@chorus/protocol';
 import { useRedisServer } from '../testing/redisServer.js';
 import { UpdateRelay, decodeProbe, encodeProbe, frame, unframe } from './relay.js';
+import type { UpdateRelayOptions } from './relay.js';
 
 const { server, cleanup } = useRedisServer({ beforeAll, afterAll, afterEach });
 const silent = pino({ level: 'silent' });
@@ -15,6 +16,21 @@ function connection(): Redis {
   const r = new Redis(server().url, { maxRetriesPerRequest: null });
   cleanup.push(() => r.disconnect());
   return r;
+}
+
+/** A relay on node `nodeId` with its own connections (closed after the test); `handle` answers null unless given. */
+async function relayOn(nodeId: string, options: Partial<Pick<UpdateRelayOptions, 'handle' | 'handleSplit' | 'timeoutMs'>> = {}): Promise<UpdateRelay> {
+  const relay = await UpdateRelay.start({
+    publisher: connection(),
+    subscriber: connection(),
+    nodeId,
+    prefix: 'chorus:',
+    logger: silent,
+    handle: () => null,
+    ...options,
+  });
+  cleanup.push(() => relay.close());
+  return relay;
 }
 
 const UPDATE: ParsedUpdate = {
@@ -59,28 +75,13 @@ describe('relay framing', () => {
 describe('the update relay', () => {
   it("passes an upload to the leader and back, answers a malformed relayed payload BAD_PAYLOAD without judging it, and drops garbage on a node's channel", async () => {
     const judged: string[] = [];
-    const leader = await UpdateRelay.start({
-      publisher: connection(),
-      subscriber: connection(),
-      nodeId: 'leader',
-      prefix: 'chorus:',
-      logger: silent,
+    await relayOn('leader', {
       handle: (clientId) => {
         judged.push(clientId);
         return { ok: true, serverRound: 1, roundId: 't.r1.a1' };
       },
     });
-    cleanup.push(() => leader.close());
-    const follower = await UpdateRelay.start({
-      publisher: connection(),
-      subscriber: connection(),
-      nodeId: 'follower',
-      prefix: 'chorus:',
-      logger: silent,
-      timeoutMs: 2000,
-      handle: () => null,
-    });
-    cleanup.push(() => follower.close());
+    const follower = await relayOn('follower', { timeoutMs: 2000 });
     expect(await follower.send('leader', 'c1', UPDATE)).toEqual({ ok: true, serverRound: 1, roundId: 't.r1.a1' });
     // A payload that is not an update (a negative round) is refused by the leader before its engine sees it.
     const bad = await follower.send('leader', 'c2', { ...UPDATE, serverRound: -1 });
@@ -110,39 +111,15 @@ const STEP: ParsedSplitStep = {
 describe('split steps through the relay', () => {
   it("carries a step's payload to the leader's edge and the edge's half back, its refusals with their codes, and NODE_UNAVAILABLE where no edge runs", async () => {
     const seen: { clientId: string; payload: number[] }[] = [];
-    const leader = await UpdateRelay.start({
-      publisher: connection(),
-      subscriber: connection(),
-      nodeId: 'leader',
-      prefix: 'chorus:',
-      logger: silent,
-      handle: () => null,
+    await relayOn('leader', {
       handleSplit: (clientId, step) => {
         seen.push({ clientId, payload: [...step.payload] });
         if (step.step === 9) return ackError('SPLIT_STEP', 'step 9 is out of order');
         return { ok: true, step: step.step, payload: new Uint8Array([step.step, 42, 43]) };
       },
     });
-    cleanup.push(() => leader.close());
-    const noEdge = await UpdateRelay.start({
-      publisher: connection(),
-      subscriber: connection(),
-      nodeId: 'plain',
-      prefix: 'chorus:',
-      logger: silent,
-      handle: () => null,
-    });
-    cleanup.push(() => noEdge.close());
-    const follower = await UpdateRelay.start({
-      publisher: connection(),
-      subscriber: connection(),
-      nodeId: 'follower',
-      prefix: 'chorus:',
-      logger: silent,
-      timeoutMs: 2000,
-      handle: () => null,
-    });
-    cleanup.push(() => follower.close());
+    await relayOn('plain');
+    const follower = await relayOn('follower', { timeoutMs: 2000 });
     const ok = await follower.sendSplit('leader', 'c1', { ...STEP, step: 3 });
     expect(ok.ok && { step: ok.step, payload: [...ok.payload] }).toEqual({ step: 3, payload: [3, 42, 43] });
     const refused = await follower.sendSplit('leader', 'c1', { ...STEP, step: 9 });

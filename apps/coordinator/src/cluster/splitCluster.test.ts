@@ -6,36 +6,15 @@
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinator } from '../server.js';
-import { parseTask } from '../task/loadTask.js';
 import { ADMIN_TOKEN, JOIN_TOKEN, until } from '../testing/clusterFixture.js';
 import { useRedisServer } from '../testing/redisServer.js';
+import { splitHeadlessClients, splitTestTask } from '../testing/splitFixture.js';
 import { connectCluster } from './cluster.js';
 
 const silent = pino({ level: 'silent' });
 const { server, cleanup } = useRedisServer({ beforeAll, afterAll, afterEach });
 
-const MODALITIES = ['image', 'text'] as const;
-const task = parseTask({
-  id: 'split-cluster',
-  dataset: { name: 'digits', modalities: [...MODALITIES] },
-  model: { base: 'chorus-digits-v1', adapterRank: 2, adapterAlpha: 4, namConcepts: 4 },
-  strategy: { name: 'fedavg' },
-  split: { fusedDim: 8, numBlocks: 1, numHeads: 2, returnEncoding: 'fp32', maxPendingSteps: 8, stepTimeoutMs: 20_000 },
-  evaluation: { probeExamples: 8, testExamples: 32 },
-  rounds: 2,
-  clientsPerRound: 2,
-  minClients: 2,
-  overSelection: 0,
-  waitingRoomMs: 0,
-  roundDeadlineMs: 120_000,
-  maxRoundAttempts: 1,
-  localEpochs: 1,
-  batchSize: 8,
-  learningRate: 0.01,
-  maxUpdateBytes: 1_000_000,
-  admission: { proofOfWorkBits: 0, probationRounds: 0, newIdentitiesPerAddress: null, newIdentitiesPerTask: null },
-  seed: 3,
-});
+const task = splitTestTask({ id: 'split-cluster', minClients: 2, waitingRoomMs: 0, roundDeadlineMs: 120_000, maxRoundAttempts: 1 });
 
 async function startNode(nodeId: string) {
   const cluster = await connectCluster({ url: server().url, nodeId, logger: silent, leaseTtlMs: 1500, reconcileMs: 100 });
@@ -61,35 +40,11 @@ describe('a split task on two nodes', () => {
     const a = await startNode('a');
     await until('a to lead the task', () => a.coordinator.engines.size > 0);
     const b = await startNode('b');
-    const { createHeadlessClients, createNodeDigitsFactory, useNodeBackend } = await import('@chorus/client/node');
-    await useNodeBackend('wasm');
-    const models = createNodeDigitsFactory({ adapterAlpha: 4 });
-    cleanup.push(() => models.dispose());
-    const made = await createHeadlessClients({
-      url: b.coordinator.url,
-      taskId: task.id,
-      token: JOIN_TOKEN,
-      models,
-      backend: 'wasm',
-      dataset: 'digits',
-      numClients: 2,
-      scheme: 'iid',
-      modalities: [...MODALITIES],
-      maxExamplesPerClient: 24,
-      seed: 4,
-      client: { evalExamples: 8 },
-    });
-    cleanup.push(async () => {
-      await Promise.all(made.map(({ client }) => client.close()));
-    });
+    const clients = await splitHeadlessClients(b.coordinator.url, task.id, JOIN_TOKEN);
+    cleanup.push(() => clients.close());
 
     // Act
-    const outcomes = await Promise.all(
-      made.map(async ({ client }) => {
-        await client.start();
-        return client.finished();
-      }),
-    );
+    const outcomes = await clients.runToTheEnd();
 
     // Assert: both rounds committed on their first attempt (maxRoundAttempts 1), led by a, with the edge's split steps.
     expect(outcomes.map((o) => o.kind)).toEqual(['task-end', 'task-end']);
