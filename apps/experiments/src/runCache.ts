@@ -150,7 +150,10 @@ export function settingsKey<S extends object>(engine: number, settings: S, ignor
  * other. Bump it whenever the probe's outputs change in any bit (pass layout, summation order, probe
  * set, softmax): T_k moves, and with it the weights and every later round of such a run.
  * 1: candidates scored in batched passes over cached frozen activations, equal to the former
- * one-by-one path only to float rounding (runs stored before have no `probe` field).
+ * one-by-one path only to float rounding (runs stored before have no `probe` field). Running an
+ * encoder once for the candidates holding the same adapters for it, and keeping the last sets'
+ * embeddings between calls, left every bit as it was (each stage still runs in passes of the same
+ * size; a stored FedMM-X run with mixed modality sets recomputes the same), so it stays 1.
  *
  * The evaluation of each new global on the test subset (TaskModel.evaluate, a second cache over
  * the test set) is not covered: it feeds no aggregation, and the sections store only its accuracy,
