@@ -379,6 +379,9 @@ export class ReplicatedStore implements CoordinatorStore {
    */
   async compact(upTo: string): Promise<Compaction | null> {
     const { redis, nodeId } = this.options;
+    // Nothing new to compact (a lagging node holds the bound where it was): no replay.
+    const covered = await redis.get(this.keys.snapshotId);
+    if (covered !== null && compareStreamIds(upTo, covered) <= 0) return null;
     const lock = `${nodeId}:${Date.now()}`;
     if ((await redis.set(this.keys.compacting, lock, 'PX', 120_000, 'NX')) !== 'OK') return null;
     try {
