@@ -35,7 +35,7 @@ async function startNode(nodeId: string) {
 }
 
 describe('a split task on two nodes', () => {
-  it('runs every round through the edge on the leading node for clients connected to the other node', async () => {
+  it('runs every round through the edge on the leading node for clients connected to the other node, and exports the model from either node', async () => {
     // Arrange: a leads the task; both clients connect to b, which does not run the edge.
     const a = await startNode('a');
     await until('a to lead the task', () => a.coordinator.engines.size > 0);
@@ -56,5 +56,21 @@ describe('a split task on two nodes', () => {
     ]);
     expect(store.listUpdates(task.id).filter((u) => u.status === 'accepted')).toHaveLength(4);
     for (const m of store.listMetrics(task.id).map((x) => x.metrics)) expect(m['eval.accuracy']).toBeGreaterThanOrEqual(0);
+
+    // Either node exports the final model: b, which does not lead the task, from its replica's latest checkpoint.
+    await b.cluster.store.sync();
+    expect(b.cluster.store.latestCheckpoint(task.id)?.sha256).toBe(store.latestCheckpoint(task.id)?.sha256);
+    const exportOf = async (url: string, file: string): Promise<Buffer> => {
+      const res = await fetch(`${url}/api/tasks/${task.id}/export/adapters/${file}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      expect(res.status).toBe(200);
+      return Buffer.from(await res.arrayBuffer());
+    };
+    const fromLeader = await exportOf(a.coordinator.url, 'weights.bin');
+    const fromFollower = await exportOf(b.coordinator.url, 'weights.bin');
+    expect(fromFollower.byteLength).toBeGreaterThan(0);
+    expect(fromFollower.equals(fromLeader)).toBe(true);
+    expect(JSON.parse((await exportOf(b.coordinator.url, 'model.json')).toString())).toEqual(
+      JSON.parse((await exportOf(a.coordinator.url, 'model.json')).toString()),
+    );
   }, 300_000);
 });

@@ -44,6 +44,7 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { decodeUpdate } from '@chorus/fl-core';
 import { invitationCreateBodySchema, taskControlBodySchema } from '@chorus/protocol';
 import type { TaskAction } from '@chorus/protocol';
 import { isCoordinatorError } from '../errors.js';
@@ -102,17 +103,26 @@ type Handler = (ctx: ApiContext, taskId: string, rest: string[], res: ServerResp
 /** Exports of the current global model, one per (task, kind), rebuilt when the global hash changes. */
 const exportCache = new WeakMap<ApiContext, Map<string, { hash: string; artifacts: Promise<ExportedArtifacts> }>>();
 
+/**
+ * The artifacts of the task's current global: the engine's on the node leading the task; on
+ * another node of a cluster (or a node serving the task's store without its engine), the latest
+ * model its store holds, so that any node serves exports. Null without a server-side model.
+ */
 function exported(ctx: ApiContext, taskId: string, kind: 'model' | 'adapters'): Promise<ExportedArtifacts> | null {
   const model = ctx.models?.get(taskId);
+  if (!model) return null;
   const engine = ctx.engines.get(taskId);
-  if (!model || !engine) return null;
+  const checkpoint = engine ? undefined : ctx.store.latestCheckpoint(taskId);
+  const hash = engine?.globalHash ?? checkpoint?.sha256;
+  if (hash === undefined) return null;
   let cache = exportCache.get(ctx);
   if (!cache) exportCache.set(ctx, (cache = new Map()));
   const key = `${taskId}\u0000${kind}`;
   const hit = cache.get(key);
-  if (hit && hit.hash === engine.globalHash) return hit.artifacts;
-  const artifacts = kind === 'model' ? model.exportMerged(engine.globalParameters) : model.exportAdapters(engine.globalParameters);
-  cache.set(key, { hash: engine.globalHash, artifacts });
+  if (hit && hit.hash === hash) return hit.artifacts;
+  const parameters = engine ? engine.globalParameters : decodeUpdate(checkpoint!.bytes, { maxBytes: checkpoint!.bytes.byteLength }).tensors;
+  const artifacts = kind === 'model' ? model.exportMerged(parameters) : model.exportAdapters(parameters);
+  cache.set(key, { hash, artifacts });
   // A failed export is not cached.
   artifacts.catch(() => cache.delete(key));
   return artifacts;
