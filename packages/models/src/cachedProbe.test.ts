@@ -160,6 +160,29 @@ describe('CachedProbe', () => {
     }
   });
 
+  it('keeps the adapter set most candidates shared (the global’s) across calls, however many others came after it', async () => {
+    // Arrange: a first call where 3 candidates leave the image out, then 9 change every adapter (more than the 8 sets kept).
+    const model = tinyModel(embedder);
+    const batches = probeBatches();
+    const initial = model.adapterParameters();
+    const noImage = (seed: number): NamedTensor[] => randomCandidate(initial, seed).filter((t) => !t.name.startsWith('image/'));
+    const first = [noImage(81), noImage(82), noImage(83), ...[84, 85, 86, 87, 88, 89, 90, 91, 92].map((seed) => randomCandidate(initial, seed))];
+    const cache = CachedProbe.build(model, batches, { maxCandidatesPerPass: 2 });
+    const kernels = async (candidates: NamedTensor[][]): Promise<number> => (await tf.profile(() => void cache.probe(candidates))).kernels.length;
+    try {
+      cache.probe(first);
+      // Act: one candidate leaving the image out, against one changing every adapter.
+      const shared = await kernels([noImage(93)]);
+      const own = await kernels([randomCandidate(initial, 94)]);
+      // Assert: the image encoder did not run for the first.
+      expect(shared).toBeLessThan(own);
+    } finally {
+      cache.dispose();
+      batches.forEach(disposeBatch);
+      model.dispose();
+    }
+  });
+
   it('is the same whether candidates share one pass or are split over several', () => {
     // Arrange
     const model = tinyModel(embedder);

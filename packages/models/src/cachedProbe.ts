@@ -115,9 +115,17 @@ const product = (dims: readonly (number | null)[]): number => dims.reduce<number
 /**
  * Adapter sets per encoder whose embeddings a cache keeps between calls: a round's probe comes in
  * several requests (and one by one on arrival), and most of its candidates that leave a modality
- * out share the global's adapters for it.
+ * out share the global's adapters for it. The sets used again, and those most candidates shared,
+ * are the ones kept.
  */
 const EMBEDDING_MEMO = 8;
+
+/** One adapter set's embeddings kept between calls, with a copy of the set. */
+interface MemoEntry {
+  readonly arrays: readonly Float32Array[];
+  readonly hash: number;
+  readonly embeddings: Float32Array;
+}
 
 /** FNV-1a over the bits of `arrays` (and their lengths). */
 function hashArrays(arrays: readonly Float32Array[]): number {
@@ -147,8 +155,8 @@ function sameArrays(a: readonly Float32Array[], b: readonly Float32Array[]): boo
 /** Probe outputs of many candidates over cached frozen activations; see the module comment. Owns its cached tensors until {@link dispose}. */
 export class CachedProbe {
   private disposed = false;
-  /** Per plan, the embeddings of the last {@link EMBEDDING_MEMO} adapter sets computed, with copies of those adapters. */
-  private readonly memo = new Map<ModalityPlan, { arrays: Float32Array[]; hash: number; embeddings: Float32Array }[]>();
+  /** Per plan, the embeddings of at most {@link EMBEDDING_MEMO} adapter sets, with copies of those adapters; the last kept last. */
+  private readonly memo = new Map<ModalityPlan, MemoEntry[]>();
 
   private constructor(
     private readonly model: MultimodalModel,
@@ -307,19 +315,29 @@ export class CachedProbe {
         distinct.push({ arrays, hash, first: j, embeddings: null });
         return distinct.length - 1;
       });
-      let memo = this.memo.get(plan);
-      if (!memo) this.memo.set(plan, (memo = []));
-      for (const d of distinct) d.embeddings = memo.find((m) => m.hash === d.hash && sameArrays(m.arrays, d.arrays))?.embeddings ?? null;
+      const memo = this.memo.get(plan) ?? [];
+      const hits: MemoEntry[] = [];
+      for (const d of distinct) {
+        const hit = memo.find((m) => m.hash === d.hash && sameArrays(m.arrays, d.arrays));
+        if (hit && !hits.includes(hit)) hits.push(hit);
+        d.embeddings = hit?.embeddings ?? null;
+      }
       const todo = distinct.filter((d) => d.embeddings === null);
       const computed = this.inPasses(
         todo.map((d) => candidates[d.first]!),
         (group) => this.embeddings(plan, group),
       );
-      todo.forEach((d, i) => {
-        d.embeddings = computed[i]!;
-        memo.push({ arrays: d.arrays.map((a) => a.slice()), hash: d.hash, embeddings: d.embeddings });
-      });
-      memo.splice(0, Math.max(0, memo.length - EMBEDDING_MEMO));
+      todo.forEach((d, i) => (d.embeddings = computed[i]!));
+      // Kept: the sets used again this call, then those shared by the most candidates (the global's,
+      // which every candidate leaving the modality out holds), in place of the rest.
+      const uses = new Map<number, number>();
+      for (const at of slot) uses.set(at, (uses.get(at) ?? 0) + 1);
+      const fresh = todo
+        .map((d) => ({ d, n: uses.get(distinct.indexOf(d))! }))
+        .sort((x, y) => x.n - y.n)
+        .map(({ d }): MemoEntry => ({ arrays: d.arrays.map((a) => a.slice()), hash: d.hash, embeddings: d.embeddings! }));
+      const kept = [...memo.filter((m) => !hits.includes(m)), ...fresh, ...hits];
+      this.memo.set(plan, kept.slice(Math.max(0, kept.length - EMBEDDING_MEMO)));
       dim = distinct[0]!.embeddings!.length / rows;
       embeddingOf = (j) => distinct[slot[j]!]!.embeddings!;
     } else {
