@@ -974,7 +974,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         return ackError('PROTOCOL_VERSION', `coordinator speaks protocol ${PROTOCOL_VERSION}, client sent ${parsed.data.protocolVersion}`);
       const here = runSplitStep(clientId, parsed.data, taskId);
       if (here) return here;
-      // A split task's edge runs on the node leading it: the step goes there.
+      // A split task's edge runs on the node leading it: the step goes there, for the task this connection joined.
+      if (parsed.data.taskId !== taskId) return ackError('BAD_PAYLOAD', 'taskId does not match the connection');
       const lease = leases.get(taskId);
       if (!relay || !lease) return ackError('NODE_UNAVAILABLE', 'this node does not run the task’s edge, and no node leads the task at the moment');
       const step = parsed.data;
