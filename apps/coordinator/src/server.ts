@@ -279,7 +279,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       taskFiles,
       ...(options.tasksDir ? { createTask: (body: CreateTaskBody) => createTask(body) } : {}),
       ...(cluster
-        ? { cluster: { nodeId: cluster.nodeId, nodes: () => cluster.nodes(), leaderOf: (taskId: string) => leases.get(taskId)?.holder ?? null } }
+        ? {
+            cluster: {
+              nodeId: cluster.nodeId,
+              nodes: () => cluster.nodes(),
+              leaderOf: (taskId: string) => leases.get(taskId)?.holder ?? null,
+              log: () => cluster.log(),
+            },
+          }
         : {}),
       onInvitationRevoked: (taskId, invitationId) => {
         // Identities the invitation admitted, and handshakes that presented it, leave now.

@@ -223,6 +223,7 @@ describe('compacting the log', () => {
     await until('a compaction', async () => (await r.get('chorus:snapshot:id')) !== null);
     expect(await r.get('chorus:snapshot:id')).toBe(held);
     expect(await r.xlen('chorus:log')).toBe(11);
+    expect(await a.log()).toEqual({ entries: 11, snapshotId: held, applied: a.store.position });
     // Once b has read on, the next compaction takes the rest.
     await b.store.sync();
     await until('b to announce its new position', async () => JSON.parse((await r.hget('chorus:nodes', 'b')) ?? '{}').applied === b.store.position);
@@ -364,9 +365,18 @@ describe('several coordinator nodes', () => {
       const leaderUrl = nodes.find((n) => n.cluster.nodeId === leaders[0])!.coordinator.url;
       for (const n of nodes) {
         const res = await fetch(`${n.coordinator.url}/api/cluster`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-        const body = (await res.json()) as { nodeId: string; nodes: { nodeId: string; url: string }[]; leaders: Record<string, string> };
+        const body = (await res.json()) as {
+          nodeId: string;
+          nodes: { nodeId: string; url: string }[];
+          leaders: Record<string, string>;
+          log: { entries: number; snapshotId: string | null; applied: string };
+        };
         expect(body.nodeId).toBe(n.cluster.nodeId);
         expect(body.leaders).toEqual({ cluster: leaders[0] });
+        // Nothing compacted in so short a log; each node says how far it has applied it.
+        expect(body.log.entries).toBeGreaterThan(0);
+        expect(body.log.snapshotId).toBeNull();
+        expect(body.log.applied).toMatch(/^\d+-\d+$/);
         expect(body.nodes.map((x) => x.nodeId)).toEqual(['n1', 'n2', 'n3']);
       }
       const follower = nodes.find((n) => n.cluster.nodeId !== leaders[0])!;

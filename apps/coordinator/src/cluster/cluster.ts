@@ -63,6 +63,13 @@ export interface ClusterOptions {
 /** Default {@link ClusterOptions.compactEntries}. */
 export const DEFAULT_COMPACT_ENTRIES = 10_000;
 
+/** See {@link ClusterNode.log}. */
+export interface ClusterLogState {
+  readonly entries: number;
+  readonly snapshotId: string | null;
+  readonly applied: string;
+}
+
 /** A node's connections to the cluster. */
 export interface ClusterNode {
   readonly nodeId: string;
@@ -81,6 +88,8 @@ export interface ClusterNode {
   announce(url: string): Promise<void>;
   /** The live nodes and their URLs. */
   nodes(): Promise<{ readonly nodeId: string; readonly url: string | null }[]>;
+  /** The log as operators watch it: its entries, the last entry its snapshot holds (null before a compaction), and this node's position. */
+  log(): Promise<ClusterLogState>;
   /** Sets who hears that a fenced write was refused (the server: it stops leading the task). */
   onFenced(listener: (taskId: string) => void): void;
   /** Closes the store and every connection. */
@@ -200,6 +209,10 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterNo
         .filter((n) => now - (n.seenAt ?? 0) < 5000)
         .map((n) => ({ nodeId: n.nodeId, url: n.url ?? null }))
         .sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
+    },
+    async log() {
+      const [entries, snapshotId] = await Promise.all([connections.redis.xlen(keys.log), connections.redis.get(keys.snapshotId)]);
+      return { entries, snapshotId, applied: store.position };
     },
     onFenced(listener) {
       fencedListener = listener;

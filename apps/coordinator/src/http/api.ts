@@ -95,6 +95,8 @@ export interface ClusterView {
   nodes(): Promise<{ readonly nodeId: string; readonly url: string | null }[]>;
   /** The node leading the task, as this node last saw its lease; null when none does. */
   leaderOf(taskId: string): string | null;
+  /** The cluster log's length, the last entry its snapshot holds (null before any compaction) and this node's position in it. */
+  log(): Promise<{ readonly entries: number; readonly snapshotId: string | null; readonly applied: string }>;
 }
 
 /** A task route; `run` is the run `?run=N` asked for (absent: the current run). */
@@ -345,11 +347,11 @@ function taskSummary(ctx: ApiContext, taskId: string): Record<string, unknown> {
   };
 }
 
-/** `GET /api/cluster`: this node, every live node, and who leads each task (404 on a single node). */
+/** `GET /api/cluster`: this node, every live node, who leads each task, and the log's state (404 on a single node). */
 async function clusterRoute(ctx: ApiContext, res: ServerResponse): Promise<void> {
   if (!ctx.cluster) return sendError(res, 404, 'NOT_FOUND', 'this coordinator is a single node');
   const leaders = Object.fromEntries(ctx.store.listTasks().map((t) => [t.taskId, ctx.cluster!.leaderOf(t.taskId)]));
-  sendJson(res, 200, { nodeId: ctx.cluster.nodeId, nodes: await ctx.cluster.nodes(), leaders });
+  sendJson(res, 200, { nodeId: ctx.cluster.nodeId, nodes: await ctx.cluster.nodes(), leaders, log: await ctx.cluster.log() });
 }
 
 /** Largest control body read; a reason is at most 200 characters. */
