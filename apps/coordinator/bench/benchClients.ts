@@ -28,8 +28,8 @@ interface Config {
   readonly seed: number;
   /** Each upload waits a seeded uniform time in [0, trainMs) ms first, as volunteers' training takes different times (default 0). */
   readonly trainMs?: number;
-  /** Modality sets clients hold, each drawn by its share from the client's seeded rng (default: every client holds all). */
-  readonly modalityKinds?: readonly { readonly modalities: readonly string[]; readonly weight: number }[];
+  /** The modality set of the client of each index (bench/modalityKinds.ts deals them); a client past the list, or without one, holds all. */
+  readonly modalitiesOf?: readonly (readonly string[])[];
 }
 
 /** Messages from bench/coordinator.ts. */
@@ -63,9 +63,7 @@ class BenchClient {
   ) {
     this.rng = createRng(config.seed * 100_003 + index);
     this.numExamples = 40 + Math.floor(this.rng() * 120);
-    const kinds = config.modalityKinds ?? [{ modalities: MODALITY_NAMES, weight: 1 }];
-    let u = this.rng() * kinds.reduce((sum, k) => sum + k.weight, 0);
-    this.modalities = (kinds.find((k) => (u -= k.weight) < 0) ?? kinds[kinds.length - 1]!).modalities;
+    this.modalities = config.modalitiesOf?.[index] ?? MODALITY_NAMES;
     // A hello that completes the waiting room starts a round before its own ack arrives: hold that start until the id is known.
     socket.on('roundStart', (p) => (this.clientId === '' ? this.early.push(p) : this.answer(p)));
   }

@@ -60,8 +60,8 @@
  * --train-ms T (default 0) makes each of the FedMM-X clients wait a seeded uniform time in [0, T) ms
  * before each upload, as volunteers finish training at different times (with 0, every client
  * answers as soon as it has encoded: the worst case for the critical path).
- * --modality-kinds image=0.2,text=0.2,… gives the FedMM-X clients modality sets drawn by those
- * shares (default: every client holds image, text and audio); a client uploads only the groups of
+ * --modality-kinds image=0.2,text=0.2,… gives the FedMM-X clients modality sets dealt by those
+ * shares (bench/modalityKinds.ts; default: every client holds image, text and audio); a client uploads only the groups of
  * the modalities it holds, as packages/client does. `--modality-kinds fedmmx` is the mix of
  * FedMM-X's experiments (image, text, audio, image+text, image+text+audio at 0.2 each).
  *
@@ -85,6 +85,7 @@ import type { CoordinatorProcessConfig } from './coordinatorProcess.js';
 import { formatSummary, summarize } from './cpuProfileSummary.js';
 import type { CpuProfile } from './cpuProfileSummary.js';
 import { demoAdapters } from './demoAdapters.js';
+import { dealModalities, modalityKindsOption } from './modalityKinds.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -108,21 +109,8 @@ const { values: args } = parseArgs({
 const QUICK = args.quick;
 const TRAIN_MS = Number(args['train-ms']);
 if (!Number.isFinite(TRAIN_MS) || TRAIN_MS < 0) throw new Error(`--train-ms: a number ≥ 0, got '${args['train-ms']}'`);
-const MODALITY_KINDS = args['modality-kinds'] === undefined ? undefined : parseModalityKinds(args['modality-kinds']);
+const MODALITY_KINDS = args['modality-kinds'] === undefined ? undefined : modalityKindsOption(args['modality-kinds']);
 
-/** `--modality-kinds`: `fedmmx`, or `<modality>[+<modality>…]=<share>,…`. */
-function parseModalityKinds(text: string): { modalities: string[]; weight: number }[] {
-  const spec = text === 'fedmmx' ? 'image=0.2,text=0.2,audio=0.2,image+text=0.2,image+text+audio=0.2' : text;
-  return spec.split(',').map((part) => {
-    const [set, share] = part.split('=');
-    const modalities = (set ?? '').split('+');
-    const weight = Number(share);
-    if (!(weight > 0) || modalities.some((m) => !['image', 'text', 'audio'].includes(m))) {
-      throw new Error(`--modality-kinds: '${part}' is not <modality>[+<modality>…]=<share> (image, text, audio)`);
-    }
-    return { modalities, weight };
-  });
-}
 const PROBE_ON_ARRIVAL = args['probe-on-arrival'].split(',').map((a) => {
   if (a !== 'on' && a !== 'off') throw new Error(`--probe-on-arrival: on, off or on,off, got '${a}'`);
   return a === 'on';
@@ -226,8 +214,8 @@ interface Clients {
   close(): Promise<void>;
 }
 
-function startClients(url: string, seed: number, trainMs = 0, modalityKinds?: typeof MODALITY_KINDS): Clients {
-  const config = { url, taskId: 'bench', token: 'bench-join', seed, trainMs, ...(modalityKinds ? { modalityKinds } : {}) };
+function startClients(url: string, seed: number, trainMs = 0, modalitiesOf?: readonly (readonly string[])[]): Clients {
+  const config = { url, taskId: 'bench', token: 'bench-join', seed, trainMs, ...(modalitiesOf ? { modalitiesOf } : {}) };
   const child = fork(join(packageRoot, 'bench', 'benchClients.ts'), [JSON.stringify(config)], {
     cwd: packageRoot,
     execArgv: ['--import', 'tsx'],
@@ -394,7 +382,8 @@ async function measureRounds(initialGlobalFile: string | null, probeProcesses = 
     ...(initialGlobalFile === null ? { withModel: true, probeProcesses, probeOnArrival } : { initialGlobalFile }),
     ...(args.profile ? { profileRounds: { fromRound: first, toRound: last + 1, path: profilePath } } : {}),
   });
-  const clients = startClients(child.url, 1, initialGlobalFile === null ? TRAIN_MS : 0, initialGlobalFile === null ? MODALITY_KINDS : undefined);
+  const modalitiesOf = initialGlobalFile === null && MODALITY_KINDS ? dealModalities(MODALITY_KINDS, 100, 1) : undefined;
+  const clients = startClients(child.url, 1, initialGlobalFile === null ? TRAIN_MS : 0, modalitiesOf);
   try {
     await clients.connect(100);
     const start = await waitForRoundStart(child, first, 300_000);

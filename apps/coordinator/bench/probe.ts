@@ -6,7 +6,8 @@
  *
  * Each figure is measured twice: with every candidate changing every adapter tensor (the plain keys),
  * and with candidates that hold modality sets mixed as in FedMM-X's experiments (`--modality-kinds`,
- * default image / text / audio / image+text / image+text+audio at 0.2 each; the `_mixed` keys): a
+ * default `fedmmx`: image / text / audio / image+text / image+text+audio at 0.2 each, dealt as the
+ * headless clients deal them; the `_mixed` keys): a
  * client without a modality sends no delta for its group, and the cache computes each encoder's
  * embeddings once for every candidate that leaves it out.
  *
@@ -29,34 +30,31 @@
  *                                    before the cache), same run; eval_first_ms, the first evaluation,
  *                                    which builds that cache; eval_cache_mb, what the cache keeps.
  *
- * Usage: pnpm bench:probe [--candidates N] [--reps N] [--baseline N] [--modality-kinds image=0.2,…]
+ * Usage: pnpm bench:probe [--candidates N] [--reps N] [--baseline N] [--modality-kinds fedmmx|image+text=0.5,…]
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createRng } from '@chorus/fl-core';
+import { createRng, groupOf } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
 import { parse as parseYaml } from 'yaml';
+import { candidateParameters } from '../src/engine/serverMeasurements.js';
 import { EvaluatorProcess } from '../src/model/taskEvaluator.js';
 import { TaskModel } from '../src/model/taskModel.js';
 import { parseTask } from '../src/task/loadTask.js';
+import { dealModalities, modalityKindsOption } from './modalityKinds.js';
 
 const { values: args } = parseArgs({
   options: {
     candidates: { type: 'string', default: '100' },
     reps: { type: 'string', default: '3' },
     baseline: { type: 'string', default: '12' },
-    'modality-kinds': { type: 'string', default: 'image=0.2,text=0.2,audio=0.2,image+text=0.2,image+text+audio=0.2' },
+    'modality-kinds': { type: 'string', default: 'fedmmx' },
   },
 });
-/** Modality sets and their shares, as the headless clients' `--modality-kinds` reads them. */
-const KINDS = args['modality-kinds'].split(',').map((part) => {
-  const [set, share] = part.split('=');
-  const weight = Number(share);
-  if (!set || !(weight > 0)) throw new Error(`--modality-kinds: '${part}' is not <modality>[+<modality>…]=<share>`);
-  return { modalities: new Set(set.split('+')), weight };
-});
+/** Modality sets and their shares (`fedmmx`, or the headless clients' syntax). */
+const KINDS = modalityKindsOption(args['modality-kinds']);
 const NUM_CANDIDATES = Number(args.candidates);
 const REPS = Number(args.reps);
 const BASELINE_CANDIDATES = Number(args.baseline);
@@ -80,34 +78,22 @@ function randomDeltas(global: readonly Tensor[], count: number, seed: number): T
 }
 
 /**
- * `deltas` as clients holding a modality set drawn from {@link KINDS} send them: without the tensors
- * of the modalities' groups they lack (`<modality>/…`); the shared groups stay.
+ * `deltas` as clients holding the modality sets {@link KINDS} deals them send them: without the
+ * tensors of the modalities' groups they lack (`<modality>/…`); the shared groups stay.
  */
 function withModalityKinds(deltas: readonly Tensor[][], modalities: readonly string[]): Tensor[][] {
-  const rng = createRng(7);
-  const total = KINDS.reduce((sum, k) => sum + k.weight, 0);
-  return deltas.map((delta) => {
-    let u = rng() * total;
-    const kind = KINDS.find((k) => (u -= k.weight) < 0) ?? KINDS[KINDS.length - 1]!;
-    return delta.filter((t) => {
-      const group = t.name.split('/')[0]!;
-      return !modalities.includes(group) || kind.modalities.has(group);
-    });
-  });
+  const held = dealModalities(KINDS, deltas.length, 7);
+  return deltas.map((delta, i) =>
+    delta.filter((t) => {
+      const group = groupOf(t.name);
+      return !modalities.includes(group) || (held[i]! as readonly string[]).includes(group);
+    }),
+  );
 }
 
-/** global + Δ for each of `deltas` (a tensor a delta leaves out is the global's, as the coordinator forms candidates). */
+/** The global, then global + Δ for each of `deltas` (formed as the coordinator forms candidates). */
 function candidatesOf(global: readonly Tensor[], deltas: readonly Tensor[][]): Tensor[][] {
-  return [
-    [...global],
-    ...deltas.map((d) => {
-      const byName = new Map(d.map((t) => [t.name, t]));
-      return global.map((g) => {
-        const t = byName.get(g.name);
-        return t ? { ...g, values: g.values.map((v, j) => v + t.values[j]!) } : g;
-      });
-    }),
-  ];
+  return [[...global], ...deltas.map((d) => candidateParameters(global, d))];
 }
 
 /**

@@ -58,6 +58,15 @@ function probeBatches(): MultimodalBatch[] {
   return [tinyBatch(1), tinyBatch(2, ['image']), tinyBatch(3, ['text']), tinyBatch(4, ['audio', 'text']), masked];
 }
 
+/** `cache.probe(candidates)` and how many kernels it ran. */
+async function profiled(cache: CachedProbe, candidates: NamedTensor[][]): Promise<{ outputs: CachedProbeOutputs[]; kernels: number }> {
+  let outputs: CachedProbeOutputs[] = [];
+  const profile = await tf.profile(() => {
+    outputs = cache.probe(candidates);
+  });
+  return { outputs, kernels: profile.kernels.length };
+}
+
 describe('CachedProbe', () => {
   it('gives each of several random candidates the outputs of running the whole model with its parameters', () => {
     // Arrange
@@ -123,13 +132,6 @@ describe('CachedProbe', () => {
     const full = [71, 72, 73, 74, 75].map((seed) => randomCandidate(initial, seed));
     const shared = CachedProbe.build(model, batches, { maxCandidatesPerPass: 2 });
     const unshared = CachedProbe.build(model, batches, { maxCandidatesPerPass: 2 });
-    const profiled = async (cache: CachedProbe, candidates: NamedTensor[][]): Promise<{ outputs: CachedProbeOutputs[]; kernels: number }> => {
-      let outputs: CachedProbeOutputs[] = [];
-      const profile = await tf.profile(() => {
-        outputs = cache.probe(candidates);
-      });
-      return { outputs, kernels: profile.kernels.length };
-    };
     try {
       // Act
       const first = await profiled(shared, sparse);
@@ -168,7 +170,7 @@ describe('CachedProbe', () => {
     const noImage = (seed: number): NamedTensor[] => randomCandidate(initial, seed).filter((t) => !t.name.startsWith('image/'));
     const first = [noImage(81), noImage(82), noImage(83), ...[84, 85, 86, 87, 88, 89, 90, 91, 92].map((seed) => randomCandidate(initial, seed))];
     const cache = CachedProbe.build(model, batches, { maxCandidatesPerPass: 2 });
-    const kernels = async (candidates: NamedTensor[][]): Promise<number> => (await tf.profile(() => void cache.probe(candidates))).kernels.length;
+    const kernels = async (candidates: NamedTensor[][]): Promise<number> => (await profiled(cache, candidates)).kernels;
     try {
       cache.probe(first);
       // Act: one candidate leaving the image out, against one changing every adapter.

@@ -302,17 +302,20 @@ export class CachedProbe {
     if (plan.adapters.size > 0) {
       // Candidates holding the same adapter values share an embedding, as do earlier calls' (the memo).
       const names = [...plan.adapters.values()].flatMap((a) => [a.loraA, a.loraB]);
-      const distinct: { arrays: Float32Array[]; hash: number; first: number; embeddings: Float32Array | null }[] = [];
+      const distinct: { arrays: Float32Array[]; hash: number; first: number; uses: number; embeddings: Float32Array | null }[] = [];
       const byHash = new Map<number, number[]>();
       const slot = candidates.map((c, j) => {
         const arrays = names.map((name) => c.get(name)!);
         const hash = hashArrays(arrays);
         const bucket = byHash.get(hash) ?? [];
         const found = bucket.find((at) => sameArrays(distinct[at]!.arrays, arrays));
-        if (found !== undefined) return found;
+        if (found !== undefined) {
+          distinct[found]!.uses++;
+          return found;
+        }
         bucket.push(distinct.length);
         byHash.set(hash, bucket);
-        distinct.push({ arrays, hash, first: j, embeddings: null });
+        distinct.push({ arrays, hash, first: j, uses: 1, embeddings: null });
         return distinct.length - 1;
       });
       const memo = this.memo.get(plan) ?? [];
@@ -322,20 +325,17 @@ export class CachedProbe {
         if (hit && !hits.includes(hit)) hits.push(hit);
         d.embeddings = hit?.embeddings ?? null;
       }
-      const todo = distinct.filter((d) => d.embeddings === null);
+      const missing = distinct.filter((d) => d.embeddings === null);
       const computed = this.inPasses(
-        todo.map((d) => candidates[d.first]!),
+        missing.map((d) => candidates[d.first]!),
         (group) => this.embeddings(plan, group),
       );
-      todo.forEach((d, i) => (d.embeddings = computed[i]!));
+      missing.forEach((d, i) => (d.embeddings = computed[i]!));
       // Kept: the sets used again this call, then those shared by the most candidates (the global's,
       // which every candidate leaving the modality out holds), in place of the rest.
-      const uses = new Map<number, number>();
-      for (const at of slot) uses.set(at, (uses.get(at) ?? 0) + 1);
-      const fresh = todo
-        .map((d) => ({ d, n: uses.get(distinct.indexOf(d))! }))
-        .sort((x, y) => x.n - y.n)
-        .map(({ d }): MemoEntry => ({ arrays: d.arrays.map((a) => a.slice()), hash: d.hash, embeddings: d.embeddings! }));
+      const fresh = [...missing]
+        .sort((x, y) => x.uses - y.uses)
+        .map((d): MemoEntry => ({ arrays: d.arrays.map((a) => a.slice()), hash: d.hash, embeddings: d.embeddings! }));
       const kept = [...memo.filter((m) => !hits.includes(m)), ...fresh, ...hits];
       this.memo.set(plan, kept.slice(Math.max(0, kept.length - EMBEDDING_MEMO)));
       dim = distinct[0]!.embeddings!.length / rows;

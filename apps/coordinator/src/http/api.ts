@@ -44,10 +44,11 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { decodeUpdate } from '@chorus/fl-core';
+import type { Parameters } from '@chorus/fl-core';
 import { invitationCreateBodySchema, taskControlBodySchema } from '@chorus/protocol';
 import type { TaskAction } from '@chorus/protocol';
-import { isCoordinatorError } from '../errors.js';
+import { CoordinatorError, isCoordinatorError } from '../errors.js';
+import { decodeGlobal } from '../engine/checkpoint.js';
 import type { RoundEngine } from '../engine/roundEngine.js';
 import { allowedActions, isTaskAction } from '../engine/taskControl.js';
 import type { TaskEvaluator } from '../model/taskEvaluator.js';
@@ -122,7 +123,12 @@ function exported(ctx: ApiContext, taskId: string, kind: 'model' | 'adapters'): 
   const key = `${taskId}\u0000${kind}`;
   const hit = cache.get(key);
   if (hit && hit.hash === hash) return hit.artifacts;
-  const parameters = engine ? engine.globalParameters : decodeUpdate(checkpoint!.bytes, { maxBytes: checkpoint!.bytes.byteLength }).tensors;
+  let parameters: Parameters;
+  try {
+    parameters = engine ? engine.globalParameters : decodeGlobal(checkpoint!.bytes);
+  } catch (err) {
+    return Promise.reject(new CoordinatorError('CHECKPOINT_CORRUPT', `the latest checkpoint of ${taskId}: ${(err as Error).message}`));
+  }
   const artifacts = kind === 'model' ? model.exportMerged(parameters) : model.exportAdapters(parameters);
   cache.set(key, { hash, artifacts });
   // A failed export is not cached.
@@ -226,7 +232,15 @@ const taskRoutes: Record<string, Handler> = {
       );
     const artifacts = exported(ctx, taskId, kind);
     if (!artifacts) return sendError(res, 404, 'NO_MODEL', `task ${taskId} has no server-side model to export`);
-    const { modelJson, weights } = await artifacts;
+    let exportedArtifacts: ExportedArtifacts;
+    try {
+      exportedArtifacts = await artifacts;
+    } catch (err) {
+      // A stored model that cannot be read (a node exporting from its replica) is said so, not hidden behind INTERNAL.
+      if (!isCoordinatorError(err, 'CHECKPOINT_CORRUPT')) throw err;
+      return sendError(res, 500, 'CHECKPOINT_CORRUPT', err.message.replace(/^CHECKPOINT_CORRUPT: /, ''));
+    }
+    const { modelJson, weights } = exportedArtifacts;
     if (file === 'model.json') return sendJson(res, 200, modelJson);
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': weights.byteLength, 'cache-control': 'no-store' });
     res.end(Buffer.from(weights.buffer, weights.byteOffset, weights.byteLength));

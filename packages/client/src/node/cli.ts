@@ -96,6 +96,19 @@ function modalityList(text: string, flag: string): Modality[] {
   return list as Modality[];
 }
 
+/**
+ * `--modality-kinds`' value, `image+text=0.4,image=0.3,…`: the client kinds and their shares, as
+ * fl-core's `assignModalitiesByFractions` deals them; throws `CLIENT_BAD_CONFIG` naming the pair at fault.
+ */
+export function parseModalityKinds(text: string): ModalityKindShare[] {
+  return text.split(',').map((pair) => {
+    const [ms, f] = pair.split('=');
+    const fraction = Number(f);
+    if (!ms || !(fraction >= 0 && fraction <= 1)) throw bad(`--modality-kinds: expected image+text=fraction, got '${pair}'`);
+    return { modalities: modalityList(ms, 'modality-kinds'), fraction };
+  });
+}
+
 /** Parses `argv` (without node and script); throws `CLIENT_BAD_CONFIG` naming the flag at fault. */
 export function parseCliArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): CliOptions {
   let values;
@@ -157,15 +170,7 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
       modalityProbabilities[modality] = prob;
     }
   }
-  let modalityKinds: ModalityKindShare[] | undefined;
-  if (values['modality-kinds']) {
-    modalityKinds = values['modality-kinds'].split(',').map((pair) => {
-      const [ms, f] = pair.split('=');
-      const fraction = Number(f);
-      if (!ms || !(fraction >= 0 && fraction <= 1)) throw bad(`--modality-kinds: expected image+text=fraction, got '${pair}'`);
-      return { modalities: modalityList(ms, 'modality-kinds'), fraction };
-    });
-  }
+  const modalityKinds = values['modality-kinds'] ? parseModalityKinds(values['modality-kinds']) : undefined;
   return {
     url: values.url,
     taskId: values.task,

@@ -10,7 +10,7 @@ export { createHeadlessClients, loadShard, partitionBuiltin } from './headless.j
 export type { HeadlessClient, HeadlessClientsOptions, HeadlessShard, PartitionOptions } from './headless.js';
 export { createProgressView } from './progress.js';
 export type { ProgressView } from './progress.js';
-export { headlessOptions, parseCliArgs, runInProcess, runInProcesses } from './cli.js';
+export { headlessOptions, parseCliArgs, parseModalityKinds, runInProcess, runInProcesses } from './cli.js';
 export type { CliOptions, ClientSummary } from './cli.js';
 export { loadFedAfdEvaluationData, loadFedAfdInputs, loadFedAfdShard, openFedAfdPublicDataFromFiles, partitionFedAfdBuiltin } from './fedafd.js';
 export type { FedAfdBuiltinOptions, FedAfdEvaluationRange, FedAfdInputs, FedAfdInputsOptions, FedAfdShard } from './fedafd.js';
