@@ -28,6 +28,7 @@ export const FL_CORE_ERROR_CODES = [
   'AGG_BAD_CONFIG',
   'AGG_TOO_FEW_CLIENTS',
   'AGG_BAD_STATE',
+  'AGG_BAD_PARTIAL',
   // partitioning, privacy, trust, metrics
   'PARTITION_BAD_CONFIG',
   'PRIVACY_BAD_CONFIG',

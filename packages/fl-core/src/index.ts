@@ -81,6 +81,7 @@ export type {
   TrustSignal,
 } from './trust/trustScore.js';
 export { createWeightedMeanAccumulator } from './aggregation/accumulator.js';
+export { EXACT_LIMBS, ExactSum } from './aggregation/exactSum.js';
 export type { WeightedMeanAccumulator } from './aggregation/accumulator.js';
 export { fedAvg, FEDAVG_SIMD_RELATIVE_TOLERANCE } from './aggregation/fedAvg.js';
 export { fedAvgM } from './aggregation/fedAvgM.js';
@@ -113,6 +114,7 @@ export type {
   FitResult,
   GroupSummary,
   Metrics,
+  PartialAggregation,
   PrivacyReport,
   RejectedResult,
   RejectionCode,
@@ -125,7 +127,9 @@ export { BaseStrategy, cohortSize, screenFitResults, TensorSlots, weightedMetric
 export type { CohortOptions, PendingSlots, StrategyOptions } from './strategy/base.js';
 export { StrategyWrapper } from './strategy/wrapper.js';
 export { FedAvg, FedProx } from './strategy/fedAvg.js';
-export type { FedProxOptions } from './strategy/fedAvg.js';
+export type { FedAvgOptions, FedProxOptions } from './strategy/fedAvg.js';
+export { decodePartialFit, encodePartialFit, mergePartialFits, partialFitOf } from './strategy/partialFit.js';
+export type { PartialEntry, PartialFit, PartialGroup } from './strategy/partialFit.js';
 export { FedAvgMStrategy } from './strategy/fedAvgM.js';
 export type { FedAvgMStrategyOptions } from './strategy/fedAvgM.js';
 export { FedAdagrad, FedAdam, FedOptStrategy, FedYogi } from './strategy/fedOpt.js';

@@ -8,8 +8,10 @@
  */
 import { FlCoreError, isFlCoreError } from '../errors.js';
 import { aggregateByGroup, assertGroupsMatch } from '../aggregation/groups.js';
+import { mergePartialFits, partialFitOf } from './partialFit.js';
+import type { PartialFit } from './partialFit.js';
 import type { GroupCombiner } from '../aggregation/groups.js';
-import { allFinite, splitByGroup } from '../params.js';
+import { allFinite, flatten, layoutOf, splitByGroup } from '../params.js';
 import type { Parameters, Tensor } from '../params.js';
 import { shuffled } from '../rng.js';
 import { REJECTION_CODES } from './types.js';
@@ -23,6 +25,7 @@ import type {
   FitResult,
   GroupSummary,
   Metrics,
+  PartialAggregation,
   RejectedResult,
   RejectionCode,
   RoundConfig,
@@ -300,9 +303,27 @@ export abstract class BaseStrategy implements Strategy {
     return { serverRound: input.serverRound, clientIds, target, config };
   }
 
+  /** True when this strategy's step is the exact example-weighted mean (see {@link Strategy.partials}). */
+  protected sumsExactly(): boolean {
+    return false;
+  }
+
+  get partials(): PartialAggregation | undefined {
+    if (!this.sumsExactly()) return undefined;
+    return {
+      partial: (serverRound, global, results) => {
+        checkServerRound(`${this.name}.partials.partial`, serverRound);
+        return partialFitOf(serverRound, global, results);
+      },
+      aggregatePartials: (serverRound, global, partials, failures) => this.aggregatePartialFits(serverRound, global, partials, failures),
+    };
+  }
+
   aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]): AggregateFitResult | null {
     checkServerRound(`${this.name}.aggregateFit`, serverRound);
     if (results.length === 0) return null;
+    // One path for one node and many: the round is one partial, aggregated as the leader aggregates parts.
+    if (this.sumsExactly()) return this.aggregatePartialFits(serverRound, global, [partialFitOf(serverRound, global, results)], failures);
     if (failures.length > 0 && !this.acceptFailures) return null;
     const { valid, rejected } = screenFitResults(global, results);
     if (valid.length === 0) return null;
@@ -342,6 +363,63 @@ export abstract class BaseStrategy implements Strategy {
       for (const [key, value] of Object.entries(g.metrics ?? {})) metrics[`${g.group}:${key}`] = value;
     }
     return { parameters, metrics, groups: summaries, rejected };
+  }
+
+  /**
+   * The exact-sum round: each group's step is its exact Σ n_k·Δ_k over Σ n_k, rounded once to
+   * float32, so the result depends only on which results the partials hold.
+   */
+  private aggregatePartialFits(
+    serverRound: number,
+    global: Parameters,
+    partials: readonly PartialFit[],
+    failures: readonly FitFailure[],
+  ): AggregateFitResult | null {
+    checkServerRound(`${this.name}.aggregatePartials`, serverRound);
+    const merged = mergePartialFits(serverRound, partials);
+    if (merged.entries.length + merged.rejected.length === 0) return null;
+    if (failures.length > 0 && !this.acceptFailures) return null;
+    if (merged.entries.length === 0) return null;
+    if (new Set(global.map((t) => t.name)).size !== global.length) {
+      throw new FlCoreError('PARAMS_MISMATCH', `${this.name}.aggregatePartials: the global model has duplicate tensor names`);
+    }
+    const parameters = new Map<string, Tensor>();
+    const summaries: GroupSummary[] = [];
+    for (const [group, tensors] of splitByGroup(global)) {
+      const part = merged.groups.get(group);
+      const layout = layoutOf(tensors);
+      const values = flatten(tensors);
+      if (part) {
+        if (part.sum.length !== layout.size) {
+          throw new FlCoreError(
+            'AGG_BAD_PARTIAL',
+            `${this.name}.aggregatePartials: group '${group}' sums ${part.sum.length} values, the model has ${layout.size}`,
+          );
+        }
+        const step = part.sum.quotient(part.weight);
+        for (let i = 0; i < values.length; i++) values[i] = values[i]! + step[i]!;
+      }
+      tensors.forEach((t, j) => {
+        const start = layout.offsets[j]!;
+        parameters.set(t.name, { name: t.name, shape: [...t.shape], values: values.slice(start, start + t.values.length) });
+      });
+      summaries.push({ group, status: part ? 'updated' : 'kept', clientIds: part ? [...part.clientIds] : [] });
+    }
+    for (const group of merged.groups.keys()) {
+      if (!summaries.some((g) => g.group === group))
+        throw new FlCoreError('AGG_BAD_PARTIAL', `${this.name}.aggregatePartials: group '${group}' is not in the global model`);
+    }
+    this.roundsAggregated++;
+    this.lastServerRound = serverRound;
+    const metrics: Record<string, number> = {
+      ...weightedMetrics(merged.entries),
+      numResults: merged.entries.length,
+      numFailures: failures.length,
+      numRejected: merged.rejected.length,
+      numExamples: merged.entries.reduce((n, e) => n + e.numExamples, 0),
+    };
+    for (const g of summaries) metrics[`clients:${g.group}`] = g.clientIds.length;
+    return { parameters: global.map((t) => parameters.get(t.name)!), metrics, groups: summaries, rejected: merged.rejected };
   }
 
   aggregateEvaluate(serverRound: number, results: readonly EvaluateResult[], _failures: readonly FitFailure[]): AggregateEvaluateResult | null {

@@ -6,9 +6,30 @@ import { BaseStrategy } from './base.js';
 import type { StrategyOptions } from './base.js';
 import type { RoundConfig } from './types.js';
 
+/** Options of {@link FedAvg}. */
+export interface FedAvgOptions extends StrategyOptions {
+  /**
+   * Sum the deltas exactly (`ExactSum`) instead of in float64: the model then depends only on which
+   * results a round holds, never on their order or on how they were spread over coordinator nodes,
+   * so nodes can aggregate their own clients and send partial sums (`Strategy.partials`).
+   * Example counts must be whole numbers. Default false (a round's bits differ in the last place).
+   */
+  readonly exactSum?: boolean;
+}
+
 /** Groupwise example-weighted mean of the client deltas, added to the global model. */
 export class FedAvg extends BaseStrategy {
   readonly name: string = 'fedavg';
+  private readonly exactSum: boolean;
+
+  constructor(options: FedAvgOptions = {}) {
+    super(options);
+    this.exactSum = options.exactSum === true;
+  }
+
+  protected override sumsExactly(): boolean {
+    return this.exactSum;
+  }
 
   protected combiner(): GroupCombiner {
     return (updates, weights) => ({ step: fedAvg(updates, weights) });
@@ -16,7 +37,7 @@ export class FedAvg extends BaseStrategy {
 }
 
 /** Options of {@link FedProx}. */
-export interface FedProxOptions extends StrategyOptions {
+export interface FedProxOptions extends FedAvgOptions {
   /** μ of the clients' proximal term (μ/2)‖w − w_global‖², sent in the round config as `proximalMu`. */
   readonly proximalMu: number;
 }

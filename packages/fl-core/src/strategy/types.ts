@@ -9,6 +9,7 @@
  */
 import type { Parameters, Tensor } from '../params.js';
 import type { Rng } from '../rng.js';
+import type { PartialFit } from './partialFit.js';
 
 /** A value in a round config sent to clients. */
 export type ConfigValue = number | string | boolean;
@@ -194,4 +195,21 @@ export interface Strategy {
   exportState(): StrategyState;
   /** Replaces the server state with an exported one; throws `AGG_BAD_STATE` and changes nothing if it does not fit. */
   importState(state: StrategyState): void;
+  /**
+   * Present only when the round's aggregate is an exact, order-free sum of per-result terms (FedAvg
+   * with `exactSum`): then nodes may each sum their own results and the leader combine the parts.
+   * A wrapper that reads every update does not forward it, so it is absent wherever it would be wrong.
+   */
+  readonly partials?: PartialAggregation;
+}
+
+/** A round aggregated from partial sums; see {@link Strategy.partials}. */
+export interface PartialAggregation {
+  /** The partial sum of some of a round's results, screened as `aggregateFit` screens them. */
+  partial(serverRound: number, global: Parameters, results: readonly FitResult[]): PartialFit;
+  /**
+   * Exactly what `aggregateFit` returns for the union of the partials' results, whatever the
+   * partition; throws `AGG_BAD_PARTIAL` for partials of another round or sharing a client.
+   */
+  aggregatePartials(serverRound: number, global: Parameters, partials: readonly PartialFit[], failures: readonly FitFailure[]): AggregateFitResult | null;
 }
