@@ -11,15 +11,15 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { createRng } from '@chorus/fl-core';
-import type { FitResult, Parameters, Strategy } from '@chorus/fl-core';
+import { createRng, decodePartialFit } from '@chorus/fl-core';
+import type { FitResult, Parameters, PartialFit, Strategy } from '@chorus/fl-core';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { Server } from 'socket.io';
 import type { Namespace, Socket } from 'socket.io';
 import { initialAdapters } from './engine/initialGlobal.js';
 import { RoundEngine, systemClock } from './engine/roundEngine.js';
-import type { EngineClock, EngineTransport } from './engine/roundEngine.js';
+import type { EngineClock, EngineTransport, PartialRequest } from './engine/roundEngine.js';
 import { ArrivalProbe } from './engine/arrivalProbe.js';
 import { createRoundMeasurer } from './engine/serverMeasurements.js';
 import type { PreProbe } from './engine/serverMeasurements.js';
@@ -67,6 +67,7 @@ import { buildRepresentationStrategy } from './strategy/representation.js';
 import type { ClusterNode } from './cluster/cluster.js';
 import { TaskLease } from './cluster/lease.js';
 import { EvaluatorPool } from './model/evaluatorPool.js';
+import { HeldUpdates } from './cluster/heldUpdates.js';
 import { LocalProbe } from './cluster/localProbe.js';
 import type { RelayedProbe } from './cluster/localProbe.js';
 import { UpdateRelay } from './cluster/relay.js';
@@ -355,6 +356,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     };
   /** Per task, where this node probes its own clients' uploads before relaying them (trust tasks with a model). */
   const localProbes = new Map<string, LocalProbe>();
+  /** Per task, where this node keeps its own clients' uploads and sums them for the leader (exact-sum tasks on a cluster). */
+  const heldUpdates = new Map<string, HeldUpdates>();
   /** Admits the task's clients: its join token and identity quotas, and its record in the store. */
   const registerTask = (setup: TaskSetup): void => {
     const task = setup.config;
@@ -437,6 +440,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           }
         : {}),
       ...(split ? { split } : {}),
+      ...(cluster && !setup.strategy && sumsPartially(task) ? { remotePartials: (request: PartialRequest) => gatherPartials(request) } : {}),
       transport,
       initialGlobal: setup.initialGlobal ?? (model ? () => model.initialParameters() : defaultInitialGlobal(task)),
       logger,
@@ -497,6 +501,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     await model?.suspend?.();
     if (model?.probeCandidates && !setup.strategy && probesCandidates(setup.config))
       localProbes.set(setup.config.id, new LocalProbe(setup.config, model as TaskEvaluator & Required<Pick<TaskEvaluator, 'probeCandidates'>>, cluster.store));
+    if (!setup.strategy && sumsPartially(setup.config)) {
+      const partials = withAdmission(setup.config, buildStrategy(setup.config)).partials!;
+      heldUpdates.set(setup.config.id, new HeldUpdates(setup.config, partials, cluster.store));
+    }
     lead(setup);
   };
 
@@ -607,6 +615,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const relay = cluster
     ? await UpdateRelay.start({
         handleSplit: (clientId, step) => runSplitStep(clientId, step, step.taskId),
+        handleHeld: (clientId, update, facts) => engines.get(update.taskId)?.submitHeldUpdate(clientId, { ...update, ...facts }) ?? null,
+        handlePartial: (request) => {
+          const held = heldUpdates.get(request.taskId);
+          if (!held) return Promise.reject(new CoordinatorError('CLUSTER_UNAVAILABLE', `this node holds no uploads of task ${request.taskId}`));
+          return held.partial(request);
+        },
         publisher: cluster.redis,
         subscriber: cluster.relaySubscriber,
         nodeId: cluster.nodeId,
@@ -632,6 +646,27 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       })
     : null;
   cluster?.onFenced((taskId) => leases.get(taskId)?.relinquish('a fenced write was refused'));
+
+  /**
+   * The leader's side of hierarchical aggregation: each holding node's partial sum, checked (its
+   * bytes against the global, its clients exactly those asked for). Any refusal rejects, and the
+   * engine retries the round.
+   */
+  const gatherPartials = (request: PartialRequest): Promise<PartialFit[]> =>
+    Promise.all(
+      [...request.byNode].map(async ([node, clientIds]) => {
+        if (!relay) throw new CoordinatorError('CLUSTER_UNAVAILABLE', 'partial sums need a cluster');
+        const { taskId, roundId, serverRound, globalHash } = request;
+        const ack = await relay.requestPartial(node, { taskId, roundId, serverRound, globalHash, clientIds });
+        if (!ack.ok) throw new CoordinatorError('CLUSTER_UNAVAILABLE', `node ${node} gave no partial sum (${ack.error.code}: ${ack.error.message})`);
+        const partial = decodePartialFit(ack.payload, serverRound, request.global);
+        const covered = [...partial.entries.map((e) => e.clientId), ...partial.rejected.map((r) => r.clientId)].sort();
+        const asked = [...clientIds].sort();
+        if (covered.length !== asked.length || covered.some((id, i) => id !== asked[i]))
+          throw new CoordinatorError('CLUSTER_UNAVAILABLE', `node ${node}'s partial sum is not of the uploads asked for`);
+        return partial;
+      }),
+    );
 
   /** What a handshake needs of a task: its engine's snapshot here, or the store's view where another node leads it. */
   const taskView = (taskId: string): { status: TaskStatus; ended: boolean; completedRounds: number } => {
@@ -965,6 +1000,22 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         if (now === cluster!.nodeId) return engines.get(taskId)?.submitUpdate(clientId, update) ?? ack;
         return relay.send(now, clientId, update, probe);
       };
+      const held = heldUpdates.get(taskId);
+      if (held) {
+        // Validated and kept here; the leader hears of it by its header and sums it from this node's partial.
+        return held.take(clientId, update, socket.data.capabilities?.modalities ?? []).then(async (facts) => {
+          if (!facts) return pass(null);
+          const leader = lease.holder ?? (await lease.refreshHolder().catch(() => null));
+          if (leader === null || leader === cluster!.nodeId) {
+            held.drop(clientId, update.roundId);
+            return pass(null);
+          }
+          const { update: _bytes, ...header } = update;
+          const ack = await relay.sendHeld(leader, clientId, header, facts);
+          if (!ack.ok) held.drop(clientId, update.roundId);
+          return ack;
+        });
+      }
       const localProbe = localProbes.get(taskId);
       if (!localProbe) return pass(null);
       // Probed here, on this node's evaluator, then passed on with its outcome.
@@ -1057,12 +1108,20 @@ function representationHooks(task: RepresentationTask, model: TaskEvaluator | nu
   return createRepresentationRounds({ task, strategy: buildRepresentationStrategy(task), publicSize: model.publicExamples, distill: model.distill });
 }
 
-/** True when the task's rounds use its model: trust probes, FLTrust's root update, or evaluation. */
 /** Whether the task's trust probes each round's candidates on the server (FedMM-X): a weight task, not split, with a trust signal. */
 function probesCandidates(task: TaskConfig): boolean {
   return !isRepresentationTask(task) && !isSplitTask(task) && buildStrategy(task).trust.length > 0;
 }
 
+/**
+ * Whether a cluster aggregates the task hierarchically: a weight task, not split, whose whole
+ * strategy (admission wrappers included) sums exactly, so nodes send partial sums (cluster/heldUpdates.ts).
+ */
+function sumsPartially(task: TaskConfig): boolean {
+  return !isRepresentationTask(task) && !isSplitTask(task) && withAdmission(task, buildStrategy(task)).partials !== undefined;
+}
+
+/** True when the task's rounds use its model: trust probes, FLTrust's root update, or evaluation. */
 function needsModelEachRound(task: TaskConfig, built: BuiltStrategy | null): boolean {
   return task.evaluation.testExamples > 0 || (built !== null && (built.trust.length > 0 || built.needsRootUpdate));
 }

@@ -22,8 +22,13 @@ const unitInterval = z.number().min(0).max(1);
 
 /** Strategies that aggregate deltas directly (no wrapped strategy). */
 export type BaseStrategyConfig =
-  | { readonly name: 'fedavg' }
-  | { readonly name: 'fedprox'; readonly proximalMu: number }
+  /**
+   * `exactSum`: sum updates exactly, so a round's model depends only on its results (not their
+   * order, nor how they were spread over coordinator nodes); in a cluster each node then sums its
+   * own clients and sends the leader one partial sum instead of every update.
+   */
+  | { readonly name: 'fedavg'; readonly exactSum?: boolean }
+  | { readonly name: 'fedprox'; readonly proximalMu: number; readonly exactSum?: boolean }
   | { readonly name: 'fedavgm'; readonly serverLearningRate: number; readonly serverMomentum: number }
   | { readonly name: 'fedadam' | 'fedyogi'; readonly serverLearningRate: number; readonly beta1: number; readonly beta2: number; readonly tau: number }
   | { readonly name: 'fedadagrad'; readonly serverLearningRate: number; readonly tau: number }
@@ -114,8 +119,8 @@ export interface DpStrategyConfig {
 export type StrategyConfig = BaseStrategyConfig | TrustStrategyConfig | ClipStrategyConfig | DpStrategyConfig;
 
 const baseStrategySchemas = [
-  z.strictObject({ name: z.literal('fedavg') }),
-  z.strictObject({ name: z.literal('fedprox'), proximalMu: z.number().positive() }),
+  z.strictObject({ name: z.literal('fedavg'), exactSum: z.boolean().optional() }),
+  z.strictObject({ name: z.literal('fedprox'), proximalMu: z.number().positive(), exactSum: z.boolean().optional() }),
   z.strictObject({
     name: z.literal('fedavgm'),
     serverLearningRate: z.number().positive().default(1),

@@ -407,6 +407,41 @@ describe('several coordinator nodes', () => {
   );
 });
 
+describe('hierarchical aggregation', () => {
+  it(
+    'sums an exact-sum task on the nodes its uploads reach: followers send the leader partial sums, and the hashes are one node’s',
+    { timeout: 60_000 },
+    async () => {
+      const task = {
+        rounds: 3,
+        strategy: { name: 'fedavg', exactSum: true },
+        // Probation reweights clients by their history on the leader: no partial sums under it.
+        admission: { newIdentitiesPerAddress: null, newIdentitiesPerTask: null, proofOfWorkBits: 0, probationRounds: 0 },
+      };
+      const nodes = [];
+      for (const nodeId of ['n1', 'n2', 'n3']) {
+        const node = await startNode({ redisUrl: server().url, nodeId, task, leaseTtlMs: 1500, reconcileMs: 100 });
+        cleanup.push(() => node.close());
+        nodes.push(node);
+      }
+      const { clients } = await runToTheEnd(nodes);
+      for (const c of clients) expect(c.accepted).toEqual([1, 2, 3]);
+      const history = await openStore('observer');
+      // Each round, the four clients on the two followers were summed there, not sent to the leader.
+      const summed = history.listMetrics('cluster').map((m) => Object.entries(m.metrics).find(([k]) => k.endsWith('numSummedElsewhere'))?.[1]);
+      expect(summed).toEqual([4, 4, 4]);
+      const clusterHashes = [1, 2, 3].map((r) => history.getCheckpoint('cluster', r)?.sha256);
+
+      const single = await replayOnSingleNode(clusterTask(task), clients);
+      cleanup.push(() => single.close());
+      const store = single.store;
+      expect(store.listMetrics('cluster').some((m) => Object.keys(m.metrics).some((k) => k.endsWith('numSummedElsewhere')))).toBe(false);
+      expect(clusterHashes.every((h) => typeof h === 'string')).toBe(true);
+      expect(clusterHashes).toEqual([1, 2, 3].map((r) => store.getCheckpoint('cluster', r)?.sha256));
+    },
+  );
+});
+
 describe('identity quotas across nodes', () => {
   it('admits the task’s burst of new identities through two nodes together, then refuses with IDENTITY_LIMIT', { timeout: 30_000 }, async () => {
     // Arrange: three new identities a task, refilled at one an hour.

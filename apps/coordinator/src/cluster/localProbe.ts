@@ -15,10 +15,10 @@ import type { Parameters } from '@chorus/fl-core';
 import type { ParsedUpdate } from '@chorus/protocol';
 import { fastCrc32 } from '../codec/fastCrc32.js';
 import { ArrivalProbe } from '../engine/arrivalProbe.js';
-import { decodeGlobal } from '../engine/checkpoint.js';
 import { validateUpdate } from '../engine/validateUpdate.js';
 import type { ProbeOutcome, TaskEvaluator } from '../model/taskEvaluator.js';
 import type { TaskConfig } from '@chorus/protocol';
+import { ReplicaGlobal } from './replicaGlobal.js';
 import type { ReplicatedStore } from './replicatedStore.js';
 
 /** An outcome measured on the node the upload arrived at, with the global it was measured against. */
@@ -29,21 +29,21 @@ export interface RelayedProbe {
 
 /** Probes uploads of one task on this node; see the module comment. */
 export class LocalProbe {
-  /** The last global decoded (rounds are sequential: one suffices). */
-  private cached: { sha256: string; tensors: Parameters } | null = null;
+  private readonly globals: ReplicaGlobal;
   private readonly arrival: ArrivalProbe;
 
   constructor(
     private readonly task: TaskConfig,
     model: TaskEvaluator & Required<Pick<TaskEvaluator, 'probeCandidates'>>,
-    private readonly store: ReplicatedStore,
+    store: ReplicatedStore,
   ) {
+    this.globals = new ReplicaGlobal(task.id, store);
     this.arrival = new ArrivalProbe(model.probeCandidates.bind(model));
   }
 
   /** The upload's outcome against its round's global (the checkpoint of the round before), or null when it cannot be measured here. */
   async probe(clientId: string, update: ParsedUpdate, modalities: readonly string[]): Promise<RelayedProbe | null> {
-    const global = await this.globalOf(update.serverRound);
+    const global = await this.globals.of(update.serverRound);
     if (!global) return null;
     let delta: Parameters;
     try {
@@ -63,16 +63,5 @@ export class LocalProbe {
     // Queued with the other uploads arriving here, so a burst goes to the evaluator in full passes.
     const measured = await this.arrival.measure(global.sha256, global.tensors, delta);
     return measured ? { globalHash: global.sha256, outcome: measured.outcome } : null;
-  }
-
-  private async globalOf(serverRound: number): Promise<{ sha256: string; tensors: Parameters } | null> {
-    let checkpoint = this.store.getCheckpoint(this.task.id, serverRound - 1);
-    if (!checkpoint) {
-      await this.store.sync();
-      checkpoint = this.store.getCheckpoint(this.task.id, serverRound - 1);
-    }
-    if (!checkpoint) return null;
-    if (this.cached?.sha256 !== checkpoint.sha256) this.cached = { sha256: checkpoint.sha256, tensors: decodeGlobal(checkpoint.bytes) };
-    return this.cached;
   }
 }

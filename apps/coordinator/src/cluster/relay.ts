@@ -37,12 +37,38 @@ interface SplitHeader {
   readonly clientId: string;
   readonly step: Omit<ParsedSplitStep, 'payload'>;
 }
-type RequestHeader = UpdateHeader | SplitHeader;
+/** Header of a held upload: validated and kept by the sending node, which reports its size and norm (no bytes). */
+interface HeldHeader {
+  readonly kind: 'held';
+  readonly id: number;
+  readonly from: string;
+  readonly clientId: string;
+  readonly update: Omit<ParsedUpdate, 'update'>;
+  readonly norm: number;
+  readonly byteLength: number;
+}
+/** The leader's request for a node's partial sum of a closed attempt's held uploads. */
+interface PartialHeader {
+  readonly kind: 'partial';
+  readonly id: number;
+  readonly from: string;
+  readonly request: PartialSumRequest;
+}
+type RequestHeader = UpdateHeader | SplitHeader | HeldHeader | PartialHeader;
+
+/** What a node is asked to sum: the attempt, the global it started from, and the clients whose uploads it holds. */
+export interface PartialSumRequest {
+  readonly taskId: string;
+  readonly roundId: string;
+  readonly serverRound: number;
+  readonly globalHash: string;
+  readonly clientIds: readonly string[];
+}
 /** A reply; a split step's accepted reply carries the edge's payload as the message's bytes. */
 interface ReplyHeader {
   readonly kind: 'reply';
   readonly id: number;
-  readonly ack: Ack<UpdateResult> | Ack<{ readonly step: number }>;
+  readonly ack: Ack<UpdateResult> | Ack<{ readonly step: number }> | Ack<object>;
   readonly withPayload?: true;
 }
 
@@ -114,6 +140,16 @@ export function decodeProbe(value: unknown): RelayedProbe | null {
 /** Runs a relayed split step at the task's edge (the leader), or null when this node does not lead the task. */
 export type RelayedSplitHandler = (clientId: string, step: ParsedSplitStep) => Ack<SplitStepResult> | Promise<Ack<SplitStepResult>> | null;
 
+/** Judges a held upload on the leader, or null when this node does not lead the task. */
+export type RelayedHeldHandler = (
+  clientId: string,
+  update: Omit<ParsedUpdate, 'update'>,
+  facts: { readonly heldBy: string; readonly norm: number; readonly byteLength: number },
+) => Ack<UpdateResult> | null;
+
+/** A node's partial sum (bytes) of the uploads it holds; throws a coded error when it cannot give it. */
+export type RelayedPartialHandler = (request: PartialSumRequest) => Promise<Uint8Array>;
+
 /** Options of {@link UpdateRelay}. */
 export interface UpdateRelayOptions {
   /** Publishes requests and replies. */
@@ -128,6 +164,10 @@ export interface UpdateRelayOptions {
   readonly handle: RelayedUpdateHandler;
   /** Split steps; without it, a relayed step is answered `NODE_UNAVAILABLE`. */
   readonly handleSplit?: RelayedSplitHandler;
+  /** Held uploads (exact-sum tasks); without it, one is answered `NODE_UNAVAILABLE`. */
+  readonly handleHeld?: RelayedHeldHandler;
+  /** Requests for this node's partial sums; without it, one is answered `NODE_UNAVAILABLE`. */
+  readonly handlePartial?: RelayedPartialHandler;
 }
 
 /** Uploads sent to, and answered by, the leading node; see the module comment. */
@@ -164,8 +204,31 @@ export class UpdateRelay {
     return this.request(leaderNodeId, (id) => ({ kind: 'split', id, from: this.options.nodeId, clientId, step: rest }), payload);
   }
 
+  /** Tells the leader of an upload this node validated and keeps; resolves with its verdict (never rejects). */
+  sendHeld(
+    leaderNodeId: string,
+    clientId: string,
+    update: Omit<ParsedUpdate, 'update'>,
+    facts: { readonly norm: number; readonly byteLength: number },
+  ): Promise<Ack<UpdateResult>> {
+    return this.request(leaderNodeId, (id) => ({
+      kind: 'held',
+      id,
+      from: this.options.nodeId,
+      clientId,
+      update,
+      norm: facts.norm,
+      byteLength: facts.byteLength,
+    }));
+  }
+
+  /** Asks `nodeId` for its partial sum; resolves with the bytes, or the refusal (never rejects). */
+  requestPartial(nodeId: string, request: PartialSumRequest): Promise<Ack<{ readonly payload: Uint8Array }>> {
+    return this.request(nodeId, (id) => ({ kind: 'partial', id, from: this.options.nodeId, request }));
+  }
+
   /** Publishes a request and waits for its reply, `NODE_UNAVAILABLE` when none comes in time or nobody listens. */
-  private request<T>(leaderNodeId: string, header: (id: number) => RequestHeader, bytes: Uint8Array): Promise<T | ReturnType<typeof ackError>> {
+  private request<T>(leaderNodeId: string, header: (id: number) => RequestHeader, bytes?: Uint8Array): Promise<T | ReturnType<typeof ackError>> {
     const id = this.nextId++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -218,7 +281,13 @@ export class UpdateRelay {
       w.resolve(h.withPayload === true && h.ack?.ok === true ? { ...h.ack, payload: bytes.slice() } : h.ack);
       return;
     }
-    if ((h?.kind !== 'update' && h?.kind !== 'split') || typeof h.id !== 'number' || typeof h.from !== 'string' || typeof h.clientId !== 'string') {
+    const kinds = ['update', 'split', 'held', 'partial'];
+    if (
+      !kinds.includes(h?.kind as string) ||
+      typeof h!.id !== 'number' ||
+      typeof h!.from !== 'string' ||
+      (h!.kind !== 'partial' && typeof h!.clientId !== 'string')
+    ) {
       this.options.logger.warn('relay message is malformed; dropped');
       return;
     }
@@ -231,7 +300,11 @@ export class UpdateRelay {
       reply =
         request.kind === 'update'
           ? frame({ kind: 'reply', id: request.id, ack: await this.judge(request, bytes) } satisfies ReplyHeader)
-          : await this.step(request, bytes);
+          : request.kind === 'held'
+            ? frame({ kind: 'reply', id: request.id, ack: this.judgeHeld(request) } satisfies ReplyHeader)
+            : request.kind === 'partial'
+              ? await this.partial(request)
+              : await this.step(request, bytes);
     } catch (err) {
       this.options.logger.error({ err }, 'relayed request failed');
       reply = frame({ kind: 'reply', id: request.id, ack: ackError('INTERNAL', 'internal error') } satisfies ReplyHeader);
@@ -248,6 +321,41 @@ export class UpdateRelay {
     if (!parsed.success) return ackError('BAD_PAYLOAD', 'update: relayed payload is not an update');
     const judged = this.options.handle(request.clientId, parsed.data, request.probe ? decodeProbe(request.probe) : null);
     return (await judged) ?? ackError('NODE_UNAVAILABLE', 'this node no longer leads the task; the next round starts afresh');
+  }
+
+  /** The leader's verdict on a held upload: its header checked as a relayed upload's is. */
+  private judgeHeld(request: HeldHeader): Ack<UpdateResult> {
+    const parsed = updateSchema.safeParse({ ...request.update, update: new Uint8Array(0) });
+    if (!parsed.success || !Number.isSafeInteger(request.byteLength) || request.byteLength < 0 || typeof request.norm !== 'number' || !(request.norm >= 0)) {
+      return ackError('BAD_PAYLOAD', 'update: relayed header is not an update');
+    }
+    const { update: _bytes, ...header } = parsed.data;
+    const judged = this.options.handleHeld?.(request.clientId, header, { heldBy: request.from, norm: request.norm, byteLength: request.byteLength });
+    return judged ?? ackError('NODE_UNAVAILABLE', 'this node no longer leads the task; the next round starts afresh');
+  }
+
+  /** This node's partial sum for the leader, framed: the sum's bytes as the message's bytes. */
+  private async partial(request: PartialHeader): Promise<Buffer> {
+    const r = request.request as Partial<PartialSumRequest> | undefined;
+    const wellFormed =
+      typeof r === 'object' &&
+      r !== null &&
+      typeof r.taskId === 'string' &&
+      typeof r.roundId === 'string' &&
+      Number.isSafeInteger(r.serverRound) &&
+      typeof r.globalHash === 'string' &&
+      Array.isArray(r.clientIds) &&
+      r.clientIds.every((id) => typeof id === 'string');
+    if (!wellFormed) return frame({ kind: 'reply', id: request.id, ack: ackError('BAD_PAYLOAD', 'partial sum request is malformed') } satisfies ReplyHeader);
+    if (!this.options.handlePartial)
+      return frame({ kind: 'reply', id: request.id, ack: ackError('NODE_UNAVAILABLE', 'this node holds no uploads') } satisfies ReplyHeader);
+    try {
+      const bytes = await this.options.handlePartial(request.request);
+      return frame({ kind: 'reply', id: request.id, ack: { ok: true }, withPayload: true } satisfies ReplyHeader, bytes);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      return frame({ kind: 'reply', id: request.id, ack: ackError('NODE_UNAVAILABLE', `no partial sum: ${message}`) } satisfies ReplyHeader);
+    }
   }
 
   /** The edge's reply to a relayed split step, framed: its payload as the message's bytes. */

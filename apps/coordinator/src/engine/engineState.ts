@@ -57,6 +57,8 @@ export interface AttemptState {
   readonly normSum: number;
   /** L2 norm of each accepted update (absent until the first one). */
   readonly norms?: ReadonlyMap<string, number>;
+  /** Accepted updates whose deltas another node holds (a cluster's partial sums): client → node. */
+  readonly held?: ReadonlyMap<string, string>;
 }
 
 /** Everything the engine tracks between events. */
@@ -104,7 +106,7 @@ export type EngineAction =
   /** An attempt number was used up (the attempt opens, or its plan came back empty). */
   | { readonly type: 'attemptDrawn' }
   | { readonly type: 'attemptOpened'; readonly attempt: AttemptState }
-  | { readonly type: 'uploadAccepted'; readonly result: FitResult; readonly norm: number; readonly bytes: number }
+  | { readonly type: 'uploadAccepted'; readonly result: FitResult; readonly norm: number; readonly bytes: number; readonly heldBy?: string }
   | { readonly type: 'uploadRefused'; readonly failure: FitFailure | null; readonly clientId: string; readonly bytes: number }
   | { readonly type: 'clientDropped'; readonly clientId: string }
   | { readonly type: 'deadlinePassed' }
@@ -169,6 +171,7 @@ export function reduceEngine(state: EngineState, action: EngineAction): EngineSt
           bytesIn: cur.bytesIn + action.bytes,
           normSum: cur.normSum + action.norm,
           norms: new Map([...(cur.norms ?? []), [action.result.clientId, action.norm]]),
+          ...(action.heldBy === undefined ? {} : { held: new Map([...(cur.held ?? []), [action.result.clientId, action.heldBy]]) }),
         };
       });
     case 'uploadRefused':

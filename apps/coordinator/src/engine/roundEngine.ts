@@ -42,7 +42,18 @@
  * The engine knows nothing of sockets: it talks to clients through {@link EngineTransport}, and to
  * time through {@link EngineClock}.
  */
-import type { AggregateEvaluateResult, FitFailureCode, FitResult, Parameters, Strategy, StrategyState, UpdateArena } from '@chorus/fl-core';
+import type {
+  AggregateEvaluateResult,
+  AggregateFitResult,
+  FitFailure,
+  FitFailureCode,
+  FitResult,
+  Parameters,
+  PartialFit,
+  Strategy,
+  StrategyState,
+  UpdateArena,
+} from '@chorus/fl-core';
 import { FIT_FAILURE_CODES, createUpdateArena, isFlCoreError, layoutOf } from '@chorus/fl-core';
 import { fastCrc32 } from '../codec/fastCrc32.js';
 import type { Logger } from 'pino';
@@ -124,6 +135,25 @@ export interface EngineTransport {
 }
 
 /** Construction options of {@link RoundEngine}. */
+/** An upload another node validated and keeps: its header, where it is held, and what that node measured. */
+export interface HeldUpdate extends Omit<ParsedUpdate, 'update'> {
+  readonly heldBy: string;
+  readonly norm: number;
+  readonly byteLength: number;
+}
+
+/** What the leader asks of the nodes holding a closed attempt's updates. */
+export interface PartialRequest {
+  readonly taskId: string;
+  readonly roundId: string;
+  readonly serverRound: number;
+  /** The global the attempt started from, which every holder must hold too, and its hash. */
+  readonly global: Parameters;
+  readonly globalHash: string;
+  /** The attempt's kept updates, by the node holding them. */
+  readonly byNode: ReadonlyMap<string, readonly string[]>;
+}
+
 export interface RoundEngineOptions {
   readonly task: TaskConfig;
   readonly store: CoordinatorStore;
@@ -136,6 +166,12 @@ export interface RoundEngineOptions {
    * (so its trust probe can start while the round waits for the others: arrivalProbe.ts).
    */
   readonly onUploadAccepted?: (result: FitResult, round: { readonly serverRound: number; readonly globalHash: string; readonly global: Parameters }) => void;
+  /**
+   * A cluster's way to the deltas other nodes hold ({@link RoundEngine.submitHeldUpdate}, exact-sum
+   * strategies only): each holder's partial sum of its clients' updates for the attempt. Rejects
+   * when a holder does not answer; the round then retries.
+   */
+  readonly remotePartials?: (request: PartialRequest) => Promise<PartialFit[]>;
   /**
    * Makes every round a representation round (FedAFD family, engine/representationRounds.ts): the
    * round start carries the hooks' `representation` section, uploads are checked by `validate`, and
@@ -430,7 +466,7 @@ export class RoundEngine {
       const code: ProtocolErrorCode = err instanceof ProtocolError ? err.code : 'INTERNAL';
       const message = err instanceof ProtocolError ? err.message : 'internal error';
       if (!(err instanceof ProtocolError)) this.log.error({ err, clientId }, 'update handling failed');
-      this.recordRefusal(clientId, update, code, message);
+      this.recordRefusal(clientId, update, update.update.byteLength, code, message);
       return { ok: false, error: { code, message } };
     }
   }
@@ -480,7 +516,33 @@ export class RoundEngine {
 
   // -------------------------------------------------------------------------------------------
 
-  private judge(clientId: string, update: ParsedUpdate): Ack<UpdateResult> {
+  /**
+   * Judges an upload another node validated and keeps (a cluster's exact-sum task): the same checks
+   * of round, selection and timing as any upload, then accepted with its delta held at `heldBy`,
+   * whose partial sum the round's close asks for. Never throws.
+   */
+  submitHeldUpdate(clientId: string, update: HeldUpdate): Ack<UpdateResult> {
+    try {
+      const cur = this.admit(clientId, update);
+      if (!this.options.strategy.partials || !this.options.remotePartials || this.options.split || this.options.representation) {
+        throw new ProtocolError('BAD_PAYLOAD', `task ${this.task.id} does not take partial sums`);
+      }
+      if (!(update.byteLength >= 0) || !(update.norm >= 0) || !Number.isFinite(update.norm))
+        throw new ProtocolError('BAD_PAYLOAD', 'a held update needs its size and norm');
+      this.options.metrics.bytesIn.inc({ task: this.task.id }, update.byteLength);
+      const result: FitResult = { clientId, numExamples: update.numExamples, delta: [], ...(update.metrics ? { metrics: update.metrics } : {}) };
+      return this.accept(cur, result, { norm: update.norm, bytes: update.byteLength, heldBy: update.heldBy });
+    } catch (err) {
+      const code: ProtocolErrorCode = err instanceof ProtocolError ? err.code : 'INTERNAL';
+      const message = err instanceof ProtocolError ? err.message : 'internal error';
+      if (!(err instanceof ProtocolError)) this.log.error({ err, clientId }, 'held update handling failed');
+      this.recordRefusal(clientId, update, update.byteLength, code, message);
+      return { ok: false, error: { code, message } };
+    }
+  }
+
+  /** The checks every upload passes before its bytes are looked at; returns the open attempt. */
+  private admit(clientId: string, update: { readonly taskId: string; readonly roundId: string; readonly serverRound: number }): AttemptState {
     const { phase, current: cur, lastClosedRoundId } = this.state;
     if (phase === 'stopped') throw new ProtocolError('TASK_STOPPED', `task ${this.task.id} was stopped`);
     if (phase === 'finished' || phase === 'failed') throw new ProtocolError('TASK_FINISHED', `task ${this.task.id} has ended`);
@@ -493,7 +555,11 @@ export class RoundEngine {
     if (!cur.selected.has(clientId) || cur.dropped.has(clientId)) throw new ProtocolError('NOT_SELECTED', 'this client is not part of the open round');
     if (cur.uploaded.has(clientId)) throw new ProtocolError('DUPLICATE_UPDATE', 'one upload per client per round');
     if (phase !== 'open' || this.clock.now() > cur.deadlineAt) throw new ProtocolError('LATE_UPDATE', 'the round is no longer accepting updates');
+    return cur;
+  }
 
+  private judge(clientId: string, update: ParsedUpdate): Ack<UpdateResult> {
+    const cur = this.admit(clientId, update);
     // From here on the upload counts as this client's one upload for the attempt, valid or not, so a
     // client cannot probe the validator repeatedly within a round.
     const bytes = update.update.byteLength;
@@ -529,12 +595,21 @@ export class RoundEngine {
       throw err;
     }
     const result: FitResult = { clientId, numExamples: update.numExamples, delta: valid.delta, ...(update.metrics ? { metrics: update.metrics } : {}) };
-    this.dispatch({ type: 'uploadAccepted', result, norm: valid.norm, bytes });
-    try {
-      this.options.onUploadAccepted?.(result, { serverRound: cur.serverRound, globalHash: this.global.sha256, global: this.global.tensors });
-    } catch (err) {
-      // The upload stays accepted: whatever the hook started, the round's measurer does without it.
-      this.log.error({ err, clientId }, 'onUploadAccepted failed');
+    return this.accept(cur, result, { norm: valid.norm, bytes });
+  }
+
+  /** Takes an admitted, valid upload into the attempt. */
+  private accept(cur: AttemptState, result: FitResult, facts: { readonly norm: number; readonly bytes: number; readonly heldBy?: string }): Ack<UpdateResult> {
+    const { clientId } = result;
+    this.dispatch({ type: 'uploadAccepted', result, norm: facts.norm, bytes: facts.bytes, ...(facts.heldBy === undefined ? {} : { heldBy: facts.heldBy }) });
+    // A held upload's delta is on another node: nothing here could measure it.
+    if (facts.heldBy === undefined) {
+      try {
+        this.options.onUploadAccepted?.(result, { serverRound: cur.serverRound, globalHash: this.global.sha256, global: this.global.tensors });
+      } catch (err) {
+        // The upload stays accepted: whatever the hook started, the round's measurer does without it.
+        this.log.error({ err, clientId }, 'onUploadAccepted failed');
+      }
     }
     this.acceptedRecords.push({
       taskId: this.task.id,
@@ -545,8 +620,8 @@ export class RoundEngine {
       status: 'accepted',
       code: null,
       message: null,
-      numExamples: update.numExamples,
-      byteLength: bytes,
+      numExamples: result.numExamples,
+      byteLength: facts.bytes,
       receivedAt: this.clock.now(),
     });
     this.options.metrics.updates.inc({ task: this.task.id });
@@ -554,7 +629,7 @@ export class RoundEngine {
     return { ok: true, serverRound: cur.serverRound, roundId: cur.roundId };
   }
 
-  private recordRefusal(clientId: string, update: ParsedUpdate, code: ProtocolErrorCode, message: string): void {
+  private recordRefusal(clientId: string, update: Omit<ParsedUpdate, 'update'>, byteLength: number, code: ProtocolErrorCode, message: string): void {
     this.options.metrics.rejections.inc({ task: this.task.id, code });
     this.log.info({ clientId, roundId: update.roundId, code, reason: message }, 'update refused');
     const cur = this.state.current;
@@ -571,7 +646,7 @@ export class RoundEngine {
           code,
           message,
           numExamples: update.numExamples,
-          byteLength: update.update.byteLength,
+          byteLength,
           receivedAt: this.clock.now(),
         },
       ]);
@@ -792,7 +867,9 @@ export class RoundEngine {
         const measured = pending instanceof Promise ? await pending : pending;
         if (!this.stillClosing(cur)) return false;
         serverMetrics = measured.serverMetrics;
-        const aggregated = strategy.aggregateFit(cur.serverRound, this.global.tensors, measured.results, measured.failures);
+        const { aggregated, summedElsewhere } = await this.aggregateFit(cur, measured.results, measured.failures);
+        if (!this.stillClosing(cur)) return false;
+        if (summedElsewhere > 0) serverMetrics = { ...serverMetrics, numSummedElsewhere: summedElsewhere };
         const split = this.options.split;
         if (aggregated && split) {
           // A split round: the edge trained its group from the clients' steps; its weights join the device
@@ -892,6 +969,43 @@ export class RoundEngine {
     }
     this.scheduleStart(0);
     return true;
+  }
+
+  /**
+   * The strategy's aggregate of the kept results. Where other nodes hold some of them, those nodes'
+   * partial sums join this node's own (exact sums: the same bits as one node summing every update).
+   */
+  private async aggregateFit(
+    cur: AttemptState,
+    results: readonly FitResult[],
+    failures: readonly FitFailure[],
+  ): Promise<{ aggregated: AggregateFitResult | null; summedElsewhere: number }> {
+    const { strategy, task } = this.options;
+    const held = cur.held;
+    const byNode = new Map<string, string[]>();
+    for (const r of results) {
+      const node = held?.get(r.clientId);
+      if (node !== undefined) byNode.set(node, [...(byNode.get(node) ?? []), r.clientId]);
+    }
+    if (byNode.size === 0) return { aggregated: strategy.aggregateFit(cur.serverRound, this.global.tensors, results, failures), summedElsewhere: 0 };
+    const partials = strategy.partials;
+    if (!partials || !this.options.remotePartials) throw new CoordinatorError('CLUSTER_UNAVAILABLE', 'held updates without a way to their partial sums');
+    const global = this.global;
+    const remote = await this.options.remotePartials({
+      taskId: task.id,
+      roundId: cur.roundId,
+      serverRound: cur.serverRound,
+      global: global.tensors,
+      globalHash: global.sha256,
+      byNode,
+    });
+    const own = partials.partial(
+      cur.serverRound,
+      global.tensors,
+      results.filter((r) => !held!.has(r.clientId)),
+    );
+    const summedElsewhere = [...byNode.values()].reduce((n, ids) => n + ids.length, 0);
+    return { aggregated: partials.aggregatePartials(cur.serverRound, global.tensors, [own, ...remote], failures), summedElsewhere };
   }
 
   /** The server-side evaluation of a new global model; a throw is logged and yields no figures. */

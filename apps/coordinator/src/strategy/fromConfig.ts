@@ -114,10 +114,10 @@ export function buildStrategy(task: TaskConfig, options: BuildStrategyOptions = 
     try {
       switch (config.name) {
         case 'fedavg':
-          return new FedAvg(base);
+          return new FedAvg({ ...base, exactSum: config.exactSum === true });
         case 'fedprox':
           // μ reaches clients through the strategy's own round config.
-          return new FedProx({ ...base, proximalMu: config.proximalMu });
+          return new FedProx({ ...base, proximalMu: config.proximalMu, exactSum: config.exactSum === true });
         case 'fedavgm':
           return new FedAvgMStrategy({ ...base, serverLearningRate: config.serverLearningRate, serverMomentum: config.serverMomentum });
         case 'fedadam':

@@ -1,0 +1,98 @@
+/**
+ * Hierarchical aggregation, a node's half: for an exact-sum task (FedAvg or FedProx with
+ * `exactSum`, no wrapper), a node that does not lead the task validates its own clients' uploads
+ * against the global the round started from, keeps their deltas, and tells the leader only each
+ * upload's header, size and norm. When the round closes, the leader asks each node for the exact
+ * partial sum of the kept uploads it holds (fl-core's `PartialFit`) instead of receiving every
+ * update; exact sums make the model bit for bit the one a single node makes.
+ *
+ * An upload this node cannot judge (its replica does not yet hold the round's global, or the upload
+ * fails a check) is not held: the caller relays the whole upload and the leader judges it as ever,
+ * so a refusal keeps its code and record. Only the open attempt's uploads are kept: the first upload
+ * of another attempt forgets the rest.
+ */
+import type { FitResult, PartialAggregation } from '@chorus/fl-core';
+import { encodePartialFit } from '@chorus/fl-core';
+import type { ParsedUpdate, TaskConfig } from '@chorus/protocol';
+import { fastCrc32 } from '../codec/fastCrc32.js';
+import { CoordinatorError } from '../errors.js';
+import { validateUpdate } from '../engine/validateUpdate.js';
+import type { PartialSumRequest } from './relay.js';
+import { ReplicaGlobal } from './replicaGlobal.js';
+import type { ReplicatedStore } from './replicatedStore.js';
+
+/** What the leader is told of an upload held here. */
+export interface HeldFacts {
+  readonly norm: number;
+  readonly byteLength: number;
+}
+
+/** One task's uploads held on this node; see the module comment. */
+export class HeldUpdates {
+  private readonly globals: ReplicaGlobal;
+  private roundId: string | null = null;
+  private readonly held = new Map<string, FitResult>();
+
+  constructor(
+    private readonly task: TaskConfig,
+    private readonly partials: PartialAggregation,
+    store: ReplicatedStore,
+  ) {
+    this.globals = new ReplicaGlobal(task.id, store);
+  }
+
+  /** Uploads held now (for tests and metrics). */
+  get size(): number {
+    return this.held.size;
+  }
+
+  /** Validates and keeps an upload; its facts for the leader, or null when this node cannot judge it (relay it whole). */
+  async take(clientId: string, update: ParsedUpdate, modalities: readonly string[]): Promise<HeldFacts | null> {
+    const global = await this.globals.of(update.serverRound);
+    if (!global) return null;
+    let valid;
+    try {
+      valid = validateUpdate(update.update, {
+        taskId: this.task.id,
+        serverRound: update.serverRound,
+        clientId,
+        modalities,
+        global: global.tensors,
+        maxUpdateBytes: this.task.maxUpdateBytes,
+        normBound: this.task.normBound,
+        crc32: fastCrc32,
+      });
+    } catch {
+      return null;
+    }
+    if (update.roundId !== this.roundId) {
+      this.held.clear();
+      this.roundId = update.roundId;
+    }
+    this.held.set(clientId, { clientId, numExamples: update.numExamples, delta: valid.delta, ...(update.metrics ? { metrics: update.metrics } : {}) });
+    return { norm: valid.norm, byteLength: update.update.byteLength };
+  }
+
+  /** Forgets an upload the leader did not accept. */
+  drop(clientId: string, roundId: string): void {
+    if (roundId === this.roundId) this.held.delete(clientId);
+  }
+
+  /**
+   * The partial sum of `request.clientIds`' uploads as bytes. Throws `CLUSTER_UNAVAILABLE` when
+   * this node holds another attempt, another global, or not every upload asked for.
+   */
+  async partial(request: PartialSumRequest): Promise<Uint8Array> {
+    if (request.roundId !== this.roundId)
+      throw new CoordinatorError('CLUSTER_UNAVAILABLE', `this node holds attempt ${String(this.roundId)}, not ${request.roundId}`);
+    const global = await this.globals.of(request.serverRound);
+    if (global?.sha256 !== request.globalHash)
+      throw new CoordinatorError('CLUSTER_UNAVAILABLE', `this node does not hold the global round ${request.serverRound} started from`);
+    const results = request.clientIds.map((id) => {
+      const r = this.held.get(id);
+      if (!r) throw new CoordinatorError('CLUSTER_UNAVAILABLE', `this node holds no upload of '${id}' for ${request.roundId}`);
+      return r;
+    });
+    return encodePartialFit(this.partials.partial(request.serverRound, global.tensors, results));
+  }
+}

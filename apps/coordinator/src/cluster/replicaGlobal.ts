@@ -1,0 +1,36 @@
+/**
+ * The global model a round started from, as a cluster node that does not lead the task holds it:
+ * the checkpoint of the round before, from this node's replica of the store (synced once when it is
+ * not there yet). Rounds are sequential, so the last one decoded is kept.
+ */
+import type { Parameters } from '@chorus/fl-core';
+import { decodeGlobal } from '../engine/checkpoint.js';
+import type { ReplicatedStore } from './replicatedStore.js';
+
+/** A decoded global model and the hash of its checkpoint. */
+export interface ReplicaGlobalModel {
+  readonly sha256: string;
+  readonly tensors: Parameters;
+}
+
+/** One task's round globals on this node; see the module comment. */
+export class ReplicaGlobal {
+  private cached: ReplicaGlobalModel | null = null;
+
+  constructor(
+    private readonly taskId: string,
+    private readonly store: ReplicatedStore,
+  ) {}
+
+  /** The global round `serverRound` started from, or null when this node's replica does not hold it. */
+  async of(serverRound: number): Promise<ReplicaGlobalModel | null> {
+    let checkpoint = this.store.getCheckpoint(this.taskId, serverRound - 1);
+    if (!checkpoint) {
+      await this.store.sync();
+      checkpoint = this.store.getCheckpoint(this.taskId, serverRound - 1);
+    }
+    if (!checkpoint) return null;
+    if (this.cached?.sha256 !== checkpoint.sha256) this.cached = { sha256: checkpoint.sha256, tensors: decodeGlobal(checkpoint.bytes) };
+    return this.cached;
+  }
+}
