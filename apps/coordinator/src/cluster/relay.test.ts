@@ -19,7 +19,10 @@ function connection(): Redis {
 }
 
 /** A relay on node `nodeId` with its own connections (closed after the test); `handle` answers null unless given. */
-async function relayOn(nodeId: string, options: Partial<Pick<UpdateRelayOptions, 'handle' | 'handleSplit' | 'timeoutMs'>> = {}): Promise<UpdateRelay> {
+async function relayOn(
+  nodeId: string,
+  options: Partial<Pick<UpdateRelayOptions, 'handle' | 'handleSplit' | 'handleHeld' | 'handlePartial' | 'timeoutMs'>> = {},
+): Promise<UpdateRelay> {
   const relay = await UpdateRelay.start({
     publisher: connection(),
     subscriber: connection(),
@@ -135,5 +138,45 @@ describe('split steps through the relay', () => {
     expect(elsewhere.ok ? 'ok' : elsewhere.error.code).toBe('NODE_UNAVAILABLE');
     // Uploads still travel as before beside steps.
     expect((await follower.send('leader', 'c1', UPDATE)).ok ? 'ok' : 'refused').toBe('refused');
+  });
+});
+
+describe('partial sums through the relay', () => {
+  it('tells the leader of a held upload (header, size and norm, no bytes), and brings a node’s partial sum back, its refusals as NODE_UNAVAILABLE', async () => {
+    const held: unknown[] = [];
+    await relayOn('leader', {
+      handleHeld: (clientId, update, facts) => {
+        held.push({ clientId, roundId: update.roundId, ...facts });
+        return { ok: true, serverRound: 1, roundId: update.roundId };
+      },
+    });
+    await relayOn('holder', {
+      handlePartial: async (request) => {
+        if (request.clientIds.includes('missing')) throw new Error('this node holds no upload of missing');
+        return new Uint8Array([request.clientIds.length, 1, 2]);
+      },
+    });
+    await relayOn('plain');
+    const follower = await relayOn('follower', { timeoutMs: 2000 });
+    const { update: _bytes, ...header } = UPDATE;
+    expect(await follower.sendHeld('leader', 'c1', header, { norm: 0.5, byteLength: 40 })).toEqual({ ok: true, serverRound: 1, roundId: 't.r1.a1' });
+    expect(held).toEqual([{ clientId: 'c1', roundId: 't.r1.a1', heldBy: 'follower', norm: 0.5, byteLength: 40 }]);
+    // A header that is not an update's, or a negative size, is refused before the engine sees it.
+    const bad = await follower.sendHeld('leader', 'c2', { ...header, serverRound: -1 }, { norm: 0.5, byteLength: 40 });
+    expect(bad.ok ? 'ok' : bad.error.code).toBe('BAD_PAYLOAD');
+    const badSize = await follower.sendHeld('leader', 'c2', header, { norm: 0.5, byteLength: -1 });
+    expect(badSize.ok ? 'ok' : badSize.error.code).toBe('BAD_PAYLOAD');
+    expect(held).toHaveLength(1);
+
+    const request = { taskId: 't', roundId: 't.r1.a1', serverRound: 1, globalHash: 'h', clientIds: ['c1', 'c2'] };
+    const partial = await follower.requestPartial('holder', request);
+    expect(partial.ok && [...partial.payload]).toEqual([2, 1, 2]);
+    const refused = await follower.requestPartial('holder', { ...request, clientIds: ['missing'] });
+    expect(refused.ok ? 'ok' : refused.error).toEqual({ code: 'NODE_UNAVAILABLE', message: 'no partial sum: this node holds no upload of missing' });
+    const none = await follower.requestPartial('plain', request);
+    expect(none.ok ? 'ok' : none.error.code).toBe('NODE_UNAVAILABLE');
+    // A malformed request (no client list) is answered BAD_PAYLOAD.
+    const malformed = await follower.requestPartial('holder', { ...request, clientIds: 'c1' as unknown as string[] });
+    expect(malformed.ok ? 'ok' : malformed.error.code).toBe('BAD_PAYLOAD');
   });
 });

@@ -941,3 +941,87 @@ describe('RoundEngine with split hooks (FedUMM device–edge split)', () => {
     ]);
   });
 });
+
+describe('RoundEngine with uploads held on other nodes (partial sums)', () => {
+  const exact = () => new FedAvg({ cohort: { clientsPerRound: 3, overSelection: 0 }, exactSum: true });
+  const header = (round: RoundStartPayload, numExamples: number) => ({
+    type: 'update' as const,
+    protocolVersion: PROTOCOL_VERSION,
+    taskId: 'demo',
+    roundId: round.roundId,
+    serverRound: round.serverRound,
+    numExamples,
+    metrics: {},
+  });
+  const deltaOf = (value: number): Parameters => [tensor('image/w', [2], new Float32Array([value, value])), tensor('fusion/b', [1], new Float32Array([value]))];
+
+  it('sums held uploads from their nodes’ partials to the model one node makes from every upload, and retries when a node gives none', async () => {
+    // Arrange: one engine receives every upload; another holds two of them on node "n2".
+    const whole = setup({ clientsPerRound: 3, minClients: 3 }, exact());
+    const asked: { roundId: string; byNode: [string, readonly string[]][] }[] = [];
+    let answer = true;
+    const split = setup({ clientsPerRound: 3, minClients: 3 }, exact(), {
+      remotePartials: async (request) => {
+        asked.push({ roundId: request.roundId, byNode: [...request.byNode] });
+        if (!answer) throw new Error('node n2 is gone');
+        const partials = exact().partials!;
+        return [
+          partials.partial(
+            request.serverRound,
+            request.global,
+            [0.5, 0.25].map((v, k) => ({ clientId: ['b', 'c'][k]!, numExamples: 3 + k, delta: deltaOf(v) })),
+          ),
+        ];
+      },
+    });
+    for (const s of [whole, split]) {
+      s.join('a', 'b', 'c');
+      s.clock.advance(0);
+    }
+    // Act
+    whole.upload('a', 1);
+    const round = split.transport.lastStart.payload;
+    split.upload('a', 1);
+    const wholeRound = whole.transport.lastStart.payload;
+    for (const [id, value, n] of [
+      ['b', 0.5, 3],
+      ['c', 0.25, 4],
+    ] as const) {
+      const bytes = encodeUpdate({ kind: 'delta', taskId: 'demo', round: wholeRound.serverRound, clientId: id, encoding: 'fp32', tensors: deltaOf(value) });
+      expect(whole.engine.submitUpdate(id, { ...header(wholeRound, n), update: bytes }).ok).toBe(true);
+      expect(split.engine.submitHeldUpdate(id, { ...header(round, n), heldBy: 'n2', norm: 1, byteLength: bytes.byteLength }).ok).toBe(true);
+    }
+    // A held upload is judged like any other: a second one from the same client is refused.
+    expect(split.engine.submitHeldUpdate('b', { ...header(round, 3), heldBy: 'n2', norm: 1, byteLength: 10 })).toMatchObject({
+      ok: false,
+      error: { code: 'DUPLICATE_UPDATE' },
+    });
+    await settle(whole.clock);
+    // The partials come back over a few more ticks.
+    for (let i = 0; i < 4; i++) await settle(split.clock);
+    // Assert
+    expect(asked).toEqual([{ roundId: round.roundId, byNode: [['n2', ['b', 'c']]] }]);
+    expect(split.engine.globalHash).toBe(whole.engine.globalHash);
+    expect(split.store.listMetrics('demo')[0]!.metrics).toMatchObject({ numSummedElsewhere: 2 });
+
+    // Act: round 2, the holding node does not answer
+    answer = false;
+    const second = split.transport.lastStart.payload;
+    split.upload('a', 1, second);
+    for (const id of ['b', 'c']) split.engine.submitHeldUpdate(id, { ...header(second, 1), heldBy: 'n2', norm: 1, byteLength: 10 });
+    for (let i = 0; i < 4; i++) await settle(split.clock);
+    // Assert: no model from half a round; the round is tried again
+    expect(split.transport.ends.at(-1)).toMatchObject({ status: 'retry' });
+    expect(split.engine.snapshot().completedRounds).toBe(1);
+  });
+
+  it('refuses a held upload for a task whose strategy does not sum in parts (BAD_PAYLOAD), and records it', () => {
+    const { clock, transport, engine, join, store } = setup();
+    join('a', 'b');
+    clock.advance(0);
+    const round = transport.lastStart.payload;
+    const ack = engine.submitHeldUpdate('a', { ...header(round, 1), heldBy: 'n2', norm: 1, byteLength: 12 });
+    expect(ack).toMatchObject({ ok: false, error: { code: 'BAD_PAYLOAD' } });
+    expect(store.listUpdates('demo')).toEqual([expect.objectContaining({ clientId: 'a', status: 'rejected', code: 'BAD_PAYLOAD', byteLength: 12 })]);
+  });
+});

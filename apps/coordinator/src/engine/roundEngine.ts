@@ -142,6 +142,12 @@ export interface HeldUpdate extends Omit<ParsedUpdate, 'update'> {
   readonly byteLength: number;
 }
 
+/** A round's aggregate, and how many of its updates other nodes summed. */
+interface FitOutcome {
+  readonly aggregated: AggregateFitResult | null;
+  readonly summedElsewhere: number;
+}
+
 /** What the leader asks of the nodes holding a closed attempt's updates. */
 export interface PartialRequest {
   readonly taskId: string;
@@ -867,7 +873,9 @@ export class RoundEngine {
         const measured = pending instanceof Promise ? await pending : pending;
         if (!this.stillClosing(cur)) return false;
         serverMetrics = measured.serverMetrics;
-        const { aggregated, summedElsewhere } = await this.aggregateFit(cur, measured.results, measured.failures);
+        // Awaited only when other nodes hold some of the updates, so a round without finishes in this tick.
+        const pendingFit = this.aggregateFit(cur, measured.results, measured.failures);
+        const { aggregated, summedElsewhere } = pendingFit instanceof Promise ? await pendingFit : pendingFit;
         if (!this.stillClosing(cur)) return false;
         if (summedElsewhere > 0) serverMetrics = { ...serverMetrics, numSummedElsewhere: summedElsewhere };
         const split = this.options.split;
@@ -975,11 +983,7 @@ export class RoundEngine {
    * The strategy's aggregate of the kept results. Where other nodes hold some of them, those nodes'
    * partial sums join this node's own (exact sums: the same bits as one node summing every update).
    */
-  private async aggregateFit(
-    cur: AttemptState,
-    results: readonly FitResult[],
-    failures: readonly FitFailure[],
-  ): Promise<{ aggregated: AggregateFitResult | null; summedElsewhere: number }> {
+  private aggregateFit(cur: AttemptState, results: readonly FitResult[], failures: readonly FitFailure[]): FitOutcome | Promise<FitOutcome> {
     const { strategy, task } = this.options;
     const held = cur.held;
     const byNode = new Map<string, string[]>();
@@ -989,23 +993,19 @@ export class RoundEngine {
     }
     if (byNode.size === 0) return { aggregated: strategy.aggregateFit(cur.serverRound, this.global.tensors, results, failures), summedElsewhere: 0 };
     const partials = strategy.partials;
-    if (!partials || !this.options.remotePartials) throw new CoordinatorError('CLUSTER_UNAVAILABLE', 'held updates without a way to their partial sums');
+    const remotePartials = this.options.remotePartials;
+    if (!partials || !remotePartials) throw new CoordinatorError('CLUSTER_UNAVAILABLE', 'held updates without a way to their partial sums');
     const global = this.global;
-    const remote = await this.options.remotePartials({
-      taskId: task.id,
-      roundId: cur.roundId,
-      serverRound: cur.serverRound,
-      global: global.tensors,
-      globalHash: global.sha256,
-      byNode,
+    const request = { taskId: task.id, roundId: cur.roundId, serverRound: cur.serverRound, global: global.tensors, globalHash: global.sha256, byNode };
+    return remotePartials(request).then((remote) => {
+      const own = partials.partial(
+        cur.serverRound,
+        global.tensors,
+        results.filter((r) => !held!.has(r.clientId)),
+      );
+      const summedElsewhere = [...byNode.values()].reduce((n, ids) => n + ids.length, 0);
+      return { aggregated: partials.aggregatePartials(cur.serverRound, global.tensors, [own, ...remote], failures), summedElsewhere };
     });
-    const own = partials.partial(
-      cur.serverRound,
-      global.tensors,
-      results.filter((r) => !held!.has(r.clientId)),
-    );
-    const summedElsewhere = [...byNode.values()].reduce((n, ids) => n + ids.length, 0);
-    return { aggregated: partials.aggregatePartials(cur.serverRound, global.tensors, [own, ...remote], failures), summedElsewhere };
   }
 
   /** The server-side evaluation of a new global model; a throw is logged and yields no figures. */
