@@ -25,7 +25,13 @@
  * --arrival-ab also runs the 3-node FedMM-X round with the nodes' probe on arrival off and then on,
  * adding `round_s_600_fedmmx_3_nodes_arrival_{off,on}`.
  *
- * Usage: pnpm bench:cluster [--quick] [--max N] [--step N] [--skip-capacity] [--skip-fedmmx] [--skip-failover] [--arrival-ab]
+ * --partial-ab runs FedAvg rounds on the demo model (no trust, no probation): 3 nodes relaying every
+ * update to the leader, against 3 nodes each summing its own clients (`exactSum`, partial sums to
+ * the leader), then 1 node with float and with exact sums, adding
+ * `round_s_600_fedavg_{3_nodes_relayed,3_nodes_partial_sums,1_node_float,1_node_exact}` and the
+ * matching `critical_path_ms_…` (last upload in → next round open).
+ *
+ * Usage: pnpm bench:cluster [--quick] [--max N] [--step N] [--skip-capacity] [--skip-fedmmx] [--skip-failover] [--arrival-ab] [--partial-ab]
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -49,6 +55,7 @@ const { values } = parseArgs({
     'skip-fedmmx': { type: 'boolean', default: false },
     'skip-failover': { type: 'boolean', default: false },
     'arrival-ab': { type: 'boolean', default: false },
+    'partial-ab': { type: 'boolean', default: false },
   },
 });
 const quick = values.quick;
@@ -188,12 +195,22 @@ async function capacity(k: number, single = false): Promise<{ max: number; rss: 
   return best;
 }
 
-/** FedMM-X rounds of `clients` clients with the demo model: median round seconds, critical path and probe rate. */
-async function fedmmx(k: number, clients: number, rounds: number, probeOnArrival = true): Promise<{ roundS: number; criticalMs: number; probePerS: number }> {
+/**
+ * Rounds of `clients` clients with the demo model: median round seconds, critical path and probe
+ * rate. The demo's FedMM-X strategy unless `strategy` (and `probationRounds`) replace it.
+ */
+async function demoRounds(
+  k: number,
+  clients: number,
+  rounds: number,
+  probeOnArrival = true,
+  strategy?: { readonly strategy: Record<string, unknown>; readonly probationRounds: number },
+): Promise<{ roundS: number; criticalMs: number; probePerS: number }> {
   const c = await startCluster(k, {
     probeOnArrival,
     taskFile: DEMO_TASK,
     task: {
+      ...(strategy ? { strategy: strategy.strategy } : {}),
       id: 'cluster',
       rounds: rounds + 1,
       clientsPerRound: clients,
@@ -203,7 +220,12 @@ async function fedmmx(k: number, clients: number, rounds: number, probeOnArrival
       roundDeadlineMs: 60_000,
       runs: 'once',
       // Every client comes from this machine's one address, without proof of work.
-      admission: { newIdentitiesPerAddress: null, newIdentitiesPerTask: null, proofOfWorkBits: 0 },
+      admission: {
+        newIdentitiesPerAddress: null,
+        newIdentitiesPerTask: null,
+        proofOfWorkBits: 0,
+        ...(strategy ? { probationRounds: strategy.probationRounds } : {}),
+      },
     },
     leaseTtlMs: 3000,
     reconcileMs: 500,
@@ -215,9 +237,9 @@ async function fedmmx(k: number, clients: number, rounds: number, probeOnArrival
   );
   try {
     const joined = await swarm.add(clients);
-    if (joined.failed > 0) throw new Error(`fedmmx ${k} node(s): ${joined.failed} clients refused (${joined.firstError})`);
+    if (joined.failed > 0) throw new Error(`${k} node(s): ${joined.failed} clients refused (${joined.firstError})`);
     const ok = await waitRounds(c, 'cluster', rounds + 1, 600_000);
-    if (!ok) throw new Error(`fedmmx ${k} node(s): rounds did not complete`);
+    if (!ok) throw new Error(`${k} node(s): rounds did not complete`);
     const roundRecords = c.store.listRounds('cluster').filter((r) => r.status === 'completed');
     const updates = c.store.listUpdates('cluster');
     const metrics = c.store.listMetrics('cluster');
@@ -281,31 +303,51 @@ if (!values['skip-capacity']) {
 }
 if (!values['skip-fedmmx']) {
   const perRound = quick ? 100 : 600;
-  const one = await fedmmx(1, perRound, quick ? 2 : 3);
+  const one = await demoRounds(1, perRound, quick ? 2 : 3);
   say(`fedmmx 1 node, ${perRound} clients: ${one.roundS.toFixed(1)} s/round, probe ${one.probePerS.toFixed(0)} candidates/s`);
   result[`round_s_${perRound}_fedmmx_1_nodes`] = one.roundS;
   result['probe_candidates_per_s'] = Math.round(one.probePerS);
   // Reported as null, with the reason, when the rounds did not complete (the run goes on to the next figure).
-  const three = await fedmmx(3, perRound, quick ? 2 : 3).catch((err: unknown) => {
+  const three = await demoRounds(3, perRound, quick ? 2 : 3).catch((err: unknown) => {
     say(`fedmmx 3 nodes: ${(err as Error).message}`);
     result[`round_s_${perRound}_fedmmx_3_nodes_error`] = (err as Error).message;
     return null;
   });
   if (three) say(`fedmmx 3 nodes, ${perRound} clients: ${three.roundS.toFixed(1)} s/round`);
   result[`round_s_${perRound}_fedmmx_3_nodes`] = three?.roundS ?? null;
-  const hundred = quick ? one : await fedmmx(1, 100, 3);
+  const hundred = quick ? one : await demoRounds(1, 100, 3);
   result['critical_path_ms_100_fedmmx'] = hundred.criticalMs;
 }
 if (values['arrival-ab']) {
   // The 3-node FedMM-X round with the nodes' probe on arrival off, then on (the default), in one run.
   const perRound = quick ? 100 : 600;
   for (const onArrival of [false, true]) {
-    const r = await fedmmx(3, perRound, quick ? 2 : 3, onArrival).catch((err: unknown) => {
+    const r = await demoRounds(3, perRound, quick ? 2 : 3, onArrival).catch((err: unknown) => {
       say(`fedmmx 3 nodes, probe on arrival ${onArrival ? 'on' : 'off'}: ${(err as Error).message}`);
       return null;
     });
     if (r) say(`fedmmx 3 nodes, ${perRound} clients, probe on arrival ${onArrival ? 'on' : 'off'}: ${r.roundS.toFixed(1)} s/round`);
     result[`round_s_${perRound}_fedmmx_3_nodes_arrival_${onArrival ? 'on' : 'off'}`] = r?.roundS ?? null;
+  }
+}
+if (values['partial-ab']) {
+  // FedAvg on the demo model, 3 nodes: every update relayed to the leader (float sums) against each
+  // node summing its own clients (exact sums, partial sums to the leader), then one node for each.
+  const perRound = quick ? 100 : 600;
+  for (const [k, exactSum] of [
+    [3, false],
+    [3, true],
+    [1, false],
+    [1, true],
+  ] as const) {
+    const r = await demoRounds(k, perRound, quick ? 2 : 3, true, { strategy: { name: 'fedavg', exactSum }, probationRounds: 0 }).catch((err: unknown) => {
+      say(`fedavg ${k} node(s), exactSum ${exactSum}: ${(err as Error).message}`);
+      return null;
+    });
+    const name = `${perRound}_fedavg_${k === 1 ? `1_node_${exactSum ? 'exact' : 'float'}` : `${k}_nodes_${exactSum ? 'partial_sums' : 'relayed'}`}`;
+    if (r) say(`fedavg ${k} node(s), ${perRound} clients, exactSum ${exactSum}: ${r.roundS.toFixed(2)} s/round, critical path ${r.criticalMs} ms`);
+    result[`round_s_${name}`] = r?.roundS ?? null;
+    result[`critical_path_ms_${name}`] = r?.criticalMs ?? null;
   }
 }
 if (!values['skip-failover']) {

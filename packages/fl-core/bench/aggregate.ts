@@ -23,6 +23,9 @@
  *   arena_simd              whether the arena lives in WebAssembly memory (else the scalar path)
  *   fedavg_scalar_vs_memcpy, median_scalar_vs_fedavg, trimmed_mean_scalar_vs_fedavg
  *                           the same figures for the scalar JavaScript kernels (the fallback)
+ *   exact_sum_vs_fedavg     ExactSum (the exact, order-free sum behind partial sums across
+ *                           coordinator nodes: each update added, then the mean read) time ÷ the
+ *                           scalar float64 FedAvg's time; exact_sum_ms its time
  *   decode_arena_ms, decode_fresh_ms
  *                           decoding the 100 fp32 messages into the arena, and with decodeUpdate
  *                           into fresh arrays (what the coordinator does today)
@@ -38,6 +41,7 @@ import { createRng } from '../src/rng.js';
 import { decodeUpdate, encodeUpdate } from '../src/codec/codec.js';
 import { fedAvg, fedAvgScalar } from '../src/aggregation/fedAvg.js';
 import { fedAvgArena } from '../src/aggregation/fedAvgArena.js';
+import { ExactSum } from '../src/aggregation/exactSum.js';
 import { krum } from '../src/aggregation/krum.js';
 import { median, medianScalar } from '../src/aggregation/median.js';
 import { trimmedMean, trimmedMeanScalar } from '../src/aggregation/trimmedMean.js';
@@ -100,6 +104,12 @@ const copyHot = () => {
   for (const u of updates) hotBuffer.set(u);
   return hotBuffer;
 };
+// The weights are whole example counts, as an exact sum needs.
+const exactMean = () => {
+  const sum = new ExactSum(numParams);
+  for (let k = 0; k < numClients; k++) sum.add(updates[k]!, weights[k]!);
+  return sum.quotient(weights.reduce((a, b) => a + b, 0));
+};
 const copyConcat = () => {
   for (let k = 0; k < numClients; k++) concatBuffer.set(updates[k]!, k * numParams);
   return concatBuffer;
@@ -110,6 +120,7 @@ copyHot();
 copyConcat();
 fedAvg(updates, weights);
 fedAvgScalar(updates, weights);
+exactMean();
 decodeFresh();
 decodeIntoArena();
 fedAvgArena(arena, weights);
@@ -132,6 +143,7 @@ const t = {
   decodeArena: [] as number[],
   decodeFresh: [] as number[],
   fedAvgScalar: [] as number[],
+  exact: [] as number[],
   median: [] as number[],
   medianScalar: [] as number[],
   trimmed: [] as number[],
@@ -157,11 +169,12 @@ for (let r = 0; r < reps; r++) {
   t.median.push(time(() => median(updates)));
   t.trimmed.push(time(() => trimmedMean(updates, 0.1)));
   t.fedAvgScalar.push(time(() => fedAvgScalar(updates, weights)));
+  t.exact.push(time(exactMean));
   t.medianScalar.push(time(() => medianScalar(updates)));
   t.trimmedScalar.push(time(() => trimmedMeanScalar(updates, 0.1)));
   console.log(
     `rep ${r + 1}/${reps}: decode into arena ${t.decodeArena.at(-1)!.toFixed(1)} ms, decodeUpdate ${t.decodeFresh.at(-1)!.toFixed(1)} ms, median ${t.median.at(-1)!.toFixed(1)} ms, trimmedMean ${t.trimmed.at(-1)!.toFixed(1)} ms, ` +
-      `scalar fedAvg ${t.fedAvgScalar.at(-1)!.toFixed(1)} ms, scalar median ${t.medianScalar.at(-1)!.toFixed(1)} ms, scalar trimmedMean ${t.trimmedScalar.at(-1)!.toFixed(1)} ms`,
+      `scalar fedAvg ${t.fedAvgScalar.at(-1)!.toFixed(1)} ms, exact sum ${t.exact.at(-1)!.toFixed(1)} ms, scalar median ${t.medianScalar.at(-1)!.toFixed(1)} ms, scalar trimmedMean ${t.trimmedScalar.at(-1)!.toFixed(1)} ms`,
   );
 }
 const krumTimes: number[] = [];
@@ -180,6 +193,7 @@ const ms = {
   decodeArena: mid(t.decodeArena),
   decodeFresh: mid(t.decodeFresh),
   fedAvgScalar: mid(t.fedAvgScalar),
+  exact: mid(t.exact),
   median: mid(t.median),
   medianScalar: mid(t.medianScalar),
   trimmed: mid(t.trimmed),
@@ -223,6 +237,8 @@ console.log(
     fedavg_scalar_vs_memcpy: round3(ms.copyHot / ms.fedAvgScalar),
     median_scalar_vs_fedavg: round3(ms.medianScalar / ms.fedAvg),
     trimmed_mean_scalar_vs_fedavg: round3(ms.trimmedScalar / ms.fedAvg),
+    exact_sum_vs_fedavg: round3(ms.exact / ms.fedAvgScalar),
+    exact_sum_ms: round3(ms.exact),
     fedavg_ms: round3(ms.fedAvgArena),
     fedavg_staged_ms: round3(ms.fedAvg),
     decode_arena_ms: round3(ms.decodeArena),
