@@ -36,7 +36,7 @@ export class HeldUpdates {
   constructor(
     private readonly task: TaskConfig,
     private readonly partials: PartialAggregation,
-    store: ReplicatedStore,
+    store: Pick<ReplicatedStore, 'getCheckpoint' | 'sync'>,
   ) {
     this.globals = new ReplicaGlobal(task.id, store);
   }
@@ -48,6 +48,8 @@ export class HeldUpdates {
 
   /** Validates and keeps an upload; its facts for the leader, or null when this node cannot judge it (relay it whole). */
   async take(clientId: string, update: ParsedUpdate, modalities: readonly string[]): Promise<HeldFacts | null> {
+    // A second upload for the attempt must not replace the first: the leader refuses it whole (DUPLICATE_UPDATE).
+    if (update.roundId === this.roundId && this.held.has(clientId)) return null;
     const global = await this.globals.of(update.serverRound);
     if (!global) return null;
     let valid;
@@ -69,6 +71,7 @@ export class HeldUpdates {
       this.held.clear();
       this.roundId = update.roundId;
     }
+    if (this.held.has(clientId)) return null;
     this.held.set(clientId, { clientId, numExamples: update.numExamples, delta: valid.delta, ...(update.metrics ? { metrics: update.metrics } : {}) });
     return { norm: valid.norm, byteLength: update.update.byteLength };
   }

@@ -19,7 +19,7 @@ export class ReplicaGlobal {
 
   constructor(
     private readonly taskId: string,
-    private readonly store: ReplicatedStore,
+    private readonly store: Pick<ReplicatedStore, 'getCheckpoint' | 'sync'>,
   ) {}
 
   /** The global round `serverRound` started from, or null when this node's replica does not hold it. */

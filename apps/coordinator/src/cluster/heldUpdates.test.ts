@@ -1,0 +1,101 @@
+/** A node's held uploads: what it keeps, what it passes on whole, and the partial sums it gives the leader. */
+import { FedAvg, decodePartialFit, encodeUpdate, tensor } from '@chorus/fl-core';
+import type { Parameters } from '@chorus/fl-core';
+import { PROTOCOL_VERSION } from '@chorus/protocol';
+import type { ParsedUpdate } from '@chorus/protocol';
+import { describe, expect, it } from 'vitest';
+import { encodeGlobal, sha256HexSync } from '../engine/checkpoint.js';
+import { isCoordinatorError } from '../errors.js';
+import type { CheckpointRecord } from '../store/types.js';
+import { clusterTask } from '../testing/clusterFixture.js';
+import { HeldUpdates } from './heldUpdates.js';
+
+const task = clusterTask({ strategy: { name: 'fedavg', exactSum: true } });
+const global: Parameters = [tensor('image/w', [2], new Float32Array([1, 2])), tensor('text/w', [1], new Float32Array([0]))];
+const bytes = encodeGlobal(task.id, 0, global);
+const checkpoint: CheckpointRecord = { taskId: task.id, serverRound: 0, bytes, sha256: sha256HexSync(bytes), strategyState: null, createdAt: 1 };
+
+/** A replica holding the initial model only (round 1's global), counting its syncs. */
+function replica() {
+  let syncs = 0;
+  return {
+    store: {
+      getCheckpoint: (taskId: string, serverRound: number) => (taskId === task.id && serverRound === 0 ? checkpoint : undefined),
+      sync: async () => {
+        syncs++;
+      },
+    },
+    syncs: () => syncs,
+  };
+}
+
+function upload(clientId: string, value: number, roundId = 'cluster.r1.a1', serverRound = 1): ParsedUpdate {
+  const delta = [tensor('image/w', [2], new Float32Array([value, value]))];
+  return {
+    type: 'update',
+    protocolVersion: PROTOCOL_VERSION,
+    taskId: task.id,
+    roundId,
+    serverRound,
+    numExamples: 2,
+    metrics: {},
+    update: encodeUpdate({ kind: 'delta', taskId: task.id, round: serverRound, clientId, encoding: 'fp32', tensors: delta }),
+  };
+}
+
+const partials = new FedAvg({ exactSum: true }).partials!;
+const request = (clientIds: string[], roundId = 'cluster.r1.a1') => ({ taskId: task.id, roundId, serverRound: 1, globalHash: checkpoint.sha256, clientIds });
+
+async function refusal(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'none';
+  } catch (err) {
+    return isCoordinatorError(err) ? err.code : String(err);
+  }
+}
+
+describe('HeldUpdates', () => {
+  it('keeps a valid upload and reports its size and norm, and gives the exact partial sum of the uploads asked for', async () => {
+    const held = new HeldUpdates(task, partials, replica().store);
+    const facts = await held.take('a', upload('a', 3), ['image', 'text']);
+    expect(facts?.byteLength).toBe(upload('a', 3).update.byteLength);
+    expect(facts?.norm).toBeCloseTo(Math.hypot(3, 3), 12);
+    await held.take('b', upload('b', 1), ['image', 'text']);
+    const partial = decodePartialFit(await held.partial(request(['b', 'a'])), 1, global);
+    expect(partial.entries.map((e) => e.clientId)).toEqual(['a', 'b']);
+    expect(Array.from(partial.groups.get('image')!.sum.quotient(4))).toEqual([2, 2]);
+    // Only what was asked for.
+    expect(decodePartialFit(await held.partial(request(['b'])), 1, global).entries.map((e) => e.clientId)).toEqual(['b']);
+  });
+
+  it('passes on whole what it cannot judge: an invalid upload, a round whose global it lacks, a second upload of one client', async () => {
+    const { store, syncs } = replica();
+    const held = new HeldUpdates(task, partials, store);
+    const broken = { ...upload('a', 1), update: new Uint8Array([1, 2, 3]) };
+    expect(await held.take('a', broken, ['image', 'text'])).toBeNull();
+    // Round 2's global is not in this replica even after a sync.
+    expect(await held.take('a', upload('a', 1, 'cluster.r2.a1', 2), ['image', 'text'])).toBeNull();
+    expect(syncs()).toBe(1);
+    expect(held.size).toBe(0);
+    expect(await held.take('a', upload('a', 1), ['image', 'text'])).not.toBeNull();
+    // A second upload would replace the first: it goes to the leader whole, which refuses it.
+    expect(await held.take('a', upload('a', 5), ['image', 'text'])).toBeNull();
+    const partial = decodePartialFit(await held.partial(request(['a'])), 1, global);
+    expect(Array.from(partial.groups.get('image')!.sum.quotient(2))).toEqual([1, 1]);
+  });
+
+  it('refuses a partial sum it cannot give (CLUSTER_UNAVAILABLE), forgets refused uploads, and holds one attempt at a time', async () => {
+    const held = new HeldUpdates(task, partials, replica().store);
+    await held.take('a', upload('a', 1), ['image', 'text']);
+    await held.take('b', upload('b', 1), ['image', 'text']);
+    held.drop('b', 'cluster.r1.a1');
+    expect(await refusal(held.partial(request(['a', 'b'])))).toBe('CLUSTER_UNAVAILABLE');
+    expect(await refusal(held.partial({ ...request(['a']), globalHash: 'another' }))).toBe('CLUSTER_UNAVAILABLE');
+    expect(await refusal(held.partial(request(['a'], 'cluster.r1.a2')))).toBe('CLUSTER_UNAVAILABLE');
+    // The next attempt's first upload forgets the last attempt's.
+    await held.take('c', upload('c', 1, 'cluster.r1.a2'), ['image', 'text']);
+    expect(held.size).toBe(1);
+    expect(await refusal(held.partial(request(['a'])))).toBe('CLUSTER_UNAVAILABLE');
+  });
+});
