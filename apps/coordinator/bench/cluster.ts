@@ -29,7 +29,9 @@
  * update to the leader, against 3 nodes each summing its own clients (`exactSum`, partial sums to
  * the leader), then 1 node with float and with exact sums, adding
  * `round_s_600_fedavg_{3_nodes_relayed,3_nodes_partial_sums,1_node_float,1_node_exact}` and the
- * matching `critical_path_ms_…` (last upload in → next round open).
+ * matching `critical_path_ms_…` (last upload in → next round open), and for 3 nodes
+ * `redis_in_kb_per_round_…`: the bytes Redis received per round (the log's writes, and the uploads
+ * relayed to the leader or the nodes' partial sums), from its INFO counters.
  *
  * Usage: pnpm bench:cluster [--quick] [--max N] [--step N] [--skip-capacity] [--skip-fedmmx] [--skip-failover] [--arrival-ab] [--partial-ab]
  */
@@ -205,7 +207,7 @@ async function demoRounds(
   rounds: number,
   probeOnArrival = true,
   strategy?: { readonly strategy: Record<string, unknown>; readonly probationRounds: number },
-): Promise<{ roundS: number; criticalMs: number; probePerS: number }> {
+): Promise<{ roundS: number; criticalMs: number; probePerS: number; redisInKbPerRound: number }> {
   const c = await startCluster(k, {
     probeOnArrival,
     taskFile: DEMO_TASK,
@@ -236,10 +238,14 @@ async function demoRounds(
     'cluster',
   );
   try {
+    const redisIn = async (): Promise<number> => Number(/total_net_input_bytes:(\d+)/.exec(await c.conn.info('stats'))![1]);
     const joined = await swarm.add(clients);
+    const inBefore = await redisIn();
     if (joined.failed > 0) throw new Error(`${k} node(s): ${joined.failed} clients refused (${joined.firstError})`);
     const ok = await waitRounds(c, 'cluster', rounds + 1, 600_000);
     if (!ok) throw new Error(`${k} node(s): rounds did not complete`);
+    // Everything written to Redis while the rounds ran: the log's writes, and the uploads relayed (or the partial sums).
+    const redisInKbPerRound = ((await redisIn()) - inBefore) / 1024 / (rounds + 1);
     const roundRecords = c.store.listRounds('cluster').filter((r) => r.status === 'completed');
     const updates = c.store.listUpdates('cluster');
     const metrics = c.store.listMetrics('cluster');
@@ -251,7 +257,7 @@ async function demoRounds(
       return r.startedAt - lastIn;
     });
     const probe = median(metrics.filter((m) => m.serverRound >= 2).map((m) => m.metrics['probeMsPerCandidate'] ?? NaN));
-    return { roundS, criticalMs: median(critical), probePerS: 1000 / probe };
+    return { roundS, criticalMs: median(critical), probePerS: 1000 / probe, redisInKbPerRound };
   } finally {
     swarm.kill();
     await c.close();
@@ -348,6 +354,7 @@ if (values['partial-ab']) {
     if (r) say(`fedavg ${k} node(s), ${perRound} clients, exactSum ${exactSum}: ${r.roundS.toFixed(2)} s/round, critical path ${r.criticalMs} ms`);
     result[`round_s_${name}`] = r?.roundS ?? null;
     result[`critical_path_ms_${name}`] = r?.criticalMs ?? null;
+    if (k > 1) result[`redis_in_kb_per_round_${name}`] = r ? Math.round(r.redisInKbPerRound) : null;
   }
 }
 if (!values['skip-failover']) {
