@@ -123,12 +123,12 @@ export type {
   StrategyState,
   StrategyStateJson,
 } from './strategy/types.js';
-export { BaseStrategy, cohortSize, screenFitResults, TensorSlots, weightedMetrics } from './strategy/base.js';
+export { BaseStrategy, cohortSize, screenFitResult, screenFitResults, TensorSlots, weightedMetrics } from './strategy/base.js';
 export type { CohortOptions, PendingSlots, StrategyOptions } from './strategy/base.js';
 export { StrategyWrapper } from './strategy/wrapper.js';
 export { FedAvg, FedProx } from './strategy/fedAvg.js';
 export type { FedAvgOptions, FedProxOptions } from './strategy/fedAvg.js';
-export { decodePartialFit, encodePartialFit, mergePartialFits, partialFitOf } from './strategy/partialFit.js';
+export { PartialFitBuilder, decodePartialFit, encodePartialFit, mergePartialFits, partialFitOf } from './strategy/partialFit.js';
 export type { PartialEntry, PartialFit, PartialGroup } from './strategy/partialFit.js';
 export { FedAvgMStrategy } from './strategy/fedAvgM.js';
 export type { FedAvgMStrategyOptions } from './strategy/fedAvgM.js';

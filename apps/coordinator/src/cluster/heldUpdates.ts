@@ -11,7 +11,7 @@
  * so a refusal keeps its code and record. Only the open attempt's uploads are kept: the first upload
  * of another attempt forgets the rest.
  */
-import type { FitResult, PartialAggregation } from '@chorus/fl-core';
+import type { FitResult, PartialAggregation, PartialFitBuilder } from '@chorus/fl-core';
 import { encodePartialFit } from '@chorus/fl-core';
 import type { ParsedUpdate, TaskConfig } from '@chorus/protocol';
 import { fastCrc32 } from '../codec/fastCrc32.js';
@@ -32,6 +32,8 @@ export class HeldUpdates {
   private readonly globals: ReplicaGlobal;
   private roundId: string | null = null;
   private readonly held = new Map<string, FitResult>();
+  /** Every held upload summed as it arrived (null once one was dropped: the close then sums afresh). */
+  private running: PartialFitBuilder | null = null;
 
   constructor(
     private readonly task: TaskConfig,
@@ -70,15 +72,19 @@ export class HeldUpdates {
     if (update.roundId !== this.roundId) {
       this.held.clear();
       this.roundId = update.roundId;
+      this.running = this.partials.start(update.serverRound, global.tensors);
     }
     if (this.held.has(clientId)) return null;
-    this.held.set(clientId, { clientId, numExamples: update.numExamples, delta: valid.delta, ...(update.metrics ? { metrics: update.metrics } : {}) });
+    const result: FitResult = { clientId, numExamples: update.numExamples, delta: valid.delta, ...(update.metrics ? { metrics: update.metrics } : {}) };
+    this.held.set(clientId, result);
+    // Summed now, while the round waits for others, so its close only reads the sums.
+    this.running?.add(result);
     return { norm: valid.norm, byteLength: update.update.byteLength };
   }
 
   /** Forgets an upload the leader did not accept. */
   drop(clientId: string, roundId: string): void {
-    if (roundId === this.roundId) this.held.delete(clientId);
+    if (roundId === this.roundId && this.held.delete(clientId)) this.running = null;
   }
 
   /**
@@ -96,6 +102,11 @@ export class HeldUpdates {
       if (!r) throw new CoordinatorError('CLUSTER_UNAVAILABLE', `this node holds no upload of '${id}' for ${request.roundId}`);
       return r;
     });
+    // Every held upload asked for (the usual case): the running sums are the answer.
+    const running = this.running;
+    if (running && running.serverRound === request.serverRound && new Set(request.clientIds).size === this.held.size && running.size === this.held.size) {
+      return encodePartialFit(running.build());
+    }
     return encodePartialFit(this.partials.partial(request.serverRound, global.tensors, results));
   }
 }

@@ -1015,6 +1015,46 @@ describe('RoundEngine with uploads held on other nodes (partial sums)', () => {
     expect(split.engine.snapshot().completedRounds).toBe(1);
   });
 
+  it('sums an exact-sum round as its uploads arrive, so the close only reads the sums: the model aggregateFit makes', () => {
+    // Arrange: count the close's sums from scratch.
+    let fromScratch = 0;
+    class Counting extends FedAvg {
+      override get partials() {
+        const inner = super.partials!;
+        return {
+          ...inner,
+          partial: (serverRound: number, global: Parameters, results: readonly FitResult[]) => {
+            fromScratch++;
+            return inner.partial(serverRound, global, results);
+          },
+        };
+      }
+      override aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]) {
+        fromScratch++;
+        return super.aggregateFit(serverRound, global, results, failures);
+      }
+    }
+    const strategy = new Counting({ cohort: { clientsPerRound: 3, overSelection: 0 }, exactSum: true });
+    const { clock, transport, engine, join, upload } = setup({ clientsPerRound: 3, minClients: 3 }, strategy);
+    join('a', 'b', 'c');
+    clock.advance(0);
+    const round = transport.lastStart.payload;
+    // Act
+    upload('a', 1);
+    upload('b', 0.5);
+    upload('c', -0.25);
+    clock.advance(0);
+    // Assert
+    expect(fromScratch).toBe(0);
+    const expected = new FedAvg({ exactSum: true }).aggregateFit(
+      round.serverRound,
+      initialGlobal(),
+      [1, 0.5, -0.25].map((v, k) => ({ clientId: 'abc'[k]!, numExamples: 1, delta: deltaOf(v) })),
+      [],
+    )!;
+    expect(engine.globalParameters.map((t) => [...t.values])).toEqual(expected.parameters.map((t) => [...t.values]));
+  });
+
   it('refuses a held upload for a task whose strategy does not sum in parts (BAD_PAYLOAD), and records it', () => {
     const { clock, transport, engine, join, store } = setup();
     join('a', 'b');

@@ -50,6 +50,7 @@ import type {
   FitResult,
   Parameters,
   PartialFit,
+  PartialFitBuilder,
   Strategy,
   StrategyState,
   UpdateArena,
@@ -287,6 +288,11 @@ export class RoundEngine {
   private arena: UpdateArena | null = null;
   /** The open attempt's accepted uploads, written to the store in one transaction when it closes. */
   private acceptedRecords: UpdateRecord[] = [];
+  /**
+   * Under an exact-sum strategy, the open attempt's uploads held here, summed as they are accepted
+   * so that the close only reads the sums (used when the round keeps exactly these uploads).
+   */
+  private running: { readonly roundId: string; readonly builder: PartialFitBuilder } | null = null;
   /** The strategy's state before any round (continuous tasks only): where each new run starts from. */
   private initialStrategyState: StrategyState | null = null;
 
@@ -608,7 +614,16 @@ export class RoundEngine {
   private accept(cur: AttemptState, result: FitResult, facts: { readonly norm: number; readonly bytes: number; readonly heldBy?: string }): Ack<UpdateResult> {
     const { clientId } = result;
     this.dispatch({ type: 'uploadAccepted', result, norm: facts.norm, bytes: facts.bytes, ...(facts.heldBy === undefined ? {} : { heldBy: facts.heldBy }) });
-    // A held upload's delta is on another node: nothing here could measure it.
+    // A held upload's delta is on another node: nothing here could measure or sum it.
+    if (facts.heldBy === undefined && this.running?.roundId === cur.roundId) {
+      try {
+        this.running.builder.add(result);
+      } catch (err) {
+        // The close sums the round afresh.
+        this.log.warn({ err, clientId }, 'could not sum an upload on arrival');
+        this.running = null;
+      }
+    }
     if (facts.heldBy === undefined) {
       try {
         this.options.onUploadAccepted?.(result, { serverRound: cur.serverRound, globalHash: this.global.sha256, global: this.global.tensors });
@@ -733,6 +748,8 @@ export class RoundEngine {
     };
     this.prepareArena(plan.clientIds.length);
     this.acceptedRecords = [];
+    const partials = this.options.representation || this.options.split ? undefined : this.options.strategy.partials;
+    this.running = partials ? { roundId, builder: partials.start(serverRound, this.global.tensors) } : null;
     this.dispatch({ type: 'attemptOpened', attempt: cur });
     this.log.info({ serverRound, attempt, selected: plan.clientIds.length, target }, 'round started');
     if (plan.clientIds.length === 0) {
@@ -991,18 +1008,21 @@ export class RoundEngine {
       const node = held?.get(r.clientId);
       if (node !== undefined) byNode.set(node, [...(byNode.get(node) ?? []), r.clientId]);
     }
-    if (byNode.size === 0) return { aggregated: strategy.aggregateFit(cur.serverRound, this.global.tensors, results, failures), summedElsewhere: 0 };
     const partials = strategy.partials;
-    const remotePartials = this.options.remotePartials;
-    if (!partials || !remotePartials) throw new CoordinatorError('CLUSTER_UNAVAILABLE', 'held updates without a way to their partial sums');
+    const running = this.running?.roundId === cur.roundId ? this.running.builder : null;
+    if (byNode.size === 0 && !(partials && running)) {
+      return { aggregated: strategy.aggregateFit(cur.serverRound, this.global.tensors, results, failures), summedElsewhere: 0 };
+    }
+    if (!partials) throw new CoordinatorError('CLUSTER_UNAVAILABLE', 'held updates under a strategy without partial sums');
     const global = this.global;
+    const local = results.filter((r) => !held?.has(r.clientId));
+    // The sums made on arrival hold exactly the uploads this round keeps here, unless some were left out (surplus).
+    const own = running && running.size === local.length ? running.build() : partials.partial(cur.serverRound, global.tensors, local);
+    if (byNode.size === 0) return { aggregated: partials.aggregatePartials(cur.serverRound, global.tensors, [own], failures), summedElsewhere: 0 };
+    const remotePartials = this.options.remotePartials;
+    if (!remotePartials) throw new CoordinatorError('CLUSTER_UNAVAILABLE', 'held updates without a way to their partial sums');
     const request = { taskId: task.id, roundId: cur.roundId, serverRound: cur.serverRound, global: global.tensors, globalHash: global.sha256, byNode };
     return remotePartials(request).then((remote) => {
-      const own = partials.partial(
-        cur.serverRound,
-        global.tensors,
-        results.filter((r) => !held!.has(r.clientId)),
-      );
       const summedElsewhere = [...byNode.values()].reduce((n, ids) => n + ids.length, 0);
       return { aggregated: partials.aggregatePartials(cur.serverRound, global.tensors, [own, ...remote], failures), summedElsewhere };
     });

@@ -8,7 +8,7 @@
  */
 import { FlCoreError, isFlCoreError } from '../errors.js';
 import { aggregateByGroup, assertGroupsMatch } from '../aggregation/groups.js';
-import { mergePartialFits, partialFitOf } from './partialFit.js';
+import { PartialFitBuilder, mergePartialFits, partialFitOf } from './partialFit.js';
 import type { PartialFit } from './partialFit.js';
 import type { GroupCombiner } from '../aggregation/groups.js';
 import { allFinite, flatten, layoutOf, splitByGroup } from '../params.js';
@@ -91,37 +91,32 @@ export function screenFitResults(global: Parameters, results: readonly FitResult
   const seen = new Set<string>();
   const globalGroups = splitByGroup(global);
   for (const r of results) {
-    const reject = (code: RejectionCode, message: string): void => {
-      rejected.push({ clientId: r.clientId, code, message });
-    };
-    if (seen.has(r.clientId)) {
-      reject('DUPLICATE_RESULT', 'a result from this client was already received this round');
-      continue;
-    }
-    seen.add(r.clientId);
-    if (!Number.isFinite(r.numExamples) || r.numExamples <= 0) {
-      reject('AGG_BAD_WEIGHTS', `numExamples must be finite and > 0, got ${r.numExamples}`);
-      continue;
-    }
-    if (r.delta.length === 0) {
-      reject('AGG_NO_UPDATES', 'the delta holds no tensors');
-      continue;
-    }
-    try {
-      assertGroupsMatch(global, r.delta, `result of '${r.clientId}'`, globalGroups);
-    } catch (err) {
-      if (!isFlCoreError(err)) throw err;
-      reject((REJECTION_CODES as readonly string[]).includes(err.code) ? (err.code as RejectionCode) : 'PARAMS_MISMATCH', err.message);
-      continue;
-    }
-    const bad = r.delta.find((t) => !allFinite(t.values));
-    if (bad) {
-      reject('PARAMS_NON_FINITE', `'${bad.name}' holds NaN or Infinity`);
-      continue;
-    }
-    valid.push(r);
+    const rejection = screenFitResult(global, globalGroups, seen, r);
+    if (rejection) rejected.push(rejection);
+    else valid.push(r);
   }
   return { valid, rejected };
+}
+
+/**
+ * {@link screenFitResults} for one result: why it is set aside, or null. `seen` holds the clients
+ * screened before it (this one is added); `globalGroups` is `splitByGroup(global)`.
+ */
+export function screenFitResult(global: Parameters, globalGroups: ReadonlyMap<string, Tensor[]>, seen: Set<string>, r: FitResult): RejectedResult | null {
+  const reject = (code: RejectionCode, message: string): RejectedResult => ({ clientId: r.clientId, code, message });
+  if (seen.has(r.clientId)) return reject('DUPLICATE_RESULT', 'a result from this client was already received this round');
+  seen.add(r.clientId);
+  if (!Number.isFinite(r.numExamples) || r.numExamples <= 0) return reject('AGG_BAD_WEIGHTS', `numExamples must be finite and > 0, got ${r.numExamples}`);
+  if (r.delta.length === 0) return reject('AGG_NO_UPDATES', 'the delta holds no tensors');
+  try {
+    assertGroupsMatch(global, r.delta, `result of '${r.clientId}'`, globalGroups);
+  } catch (err) {
+    if (!isFlCoreError(err)) throw err;
+    return reject((REJECTION_CODES as readonly string[]).includes(err.code) ? (err.code as RejectionCode) : 'PARAMS_MISMATCH', err.message);
+  }
+  const bad = r.delta.find((t) => !allFinite(t.values));
+  if (bad) return reject('PARAMS_NON_FINITE', `'${bad.name}' holds NaN or Infinity`);
+  return null;
 }
 
 /** Example-weighted mean of each metric over the clients that reported it (non-finite values ignored). */
@@ -314,6 +309,10 @@ export abstract class BaseStrategy implements Strategy {
       partial: (serverRound, global, results) => {
         checkServerRound(`${this.name}.partials.partial`, serverRound);
         return partialFitOf(serverRound, global, results);
+      },
+      start: (serverRound, global) => {
+        checkServerRound(`${this.name}.partials.start`, serverRound);
+        return new PartialFitBuilder(serverRound, global);
       },
       aggregatePartials: (serverRound, global, partials, failures) => this.aggregatePartialFits(serverRound, global, partials, failures),
     };

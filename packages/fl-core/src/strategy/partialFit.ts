@@ -11,8 +11,8 @@
 import { ExactSum } from '../aggregation/exactSum.js';
 import { FlCoreError, isFlCoreError } from '../errors.js';
 import { contiguousView, flatten, splitByGroup } from '../params.js';
-import type { Parameters } from '../params.js';
-import { screenFitResults } from './base.js';
+import type { Parameters, Tensor } from '../params.js';
+import { screenFitResult } from './base.js';
 import { REJECTION_CODES } from './types.js';
 import type { FitResult, Metrics, RejectedResult } from './types.js';
 
@@ -47,36 +47,66 @@ const byClient = (a: { readonly clientId: string }, b: { readonly clientId: stri
 const badPartial = (message: string): FlCoreError => new FlCoreError('AGG_BAD_PARTIAL', message);
 
 /**
- * Screens `results` as `aggregateFit` does (and sets aside non-integer example counts, which an
- * exact sum cannot weight), then sums each group's deltas weighted by `numExamples`.
+ * A partial sum built one result at a time (a node sums each upload as it arrives, so the round's
+ * close only reads the sums). Results are screened as `aggregateFit` screens them, and non-integer
+ * example counts, which an exact sum cannot weight, are set aside; the order of `add` calls does
+ * not change what {@link PartialFitBuilder.build} returns.
  */
-export function partialFitOf(serverRound: number, global: Parameters, results: readonly FitResult[]): PartialFit {
-  const screened = screenFitResults(global, results);
-  const rejected = [...screened.rejected];
-  const valid: FitResult[] = [];
-  for (const r of screened.valid) {
-    if (Number.isSafeInteger(r.numExamples)) valid.push(r);
-    else rejected.push({ clientId: r.clientId, code: 'AGG_BAD_WEIGHTS', message: `an exact sum weights by whole example counts, got ${r.numExamples}` });
+export class PartialFitBuilder {
+  private readonly globalGroups: ReadonlyMap<string, Tensor[]>;
+  private readonly seen = new Set<string>();
+  private readonly groups = new Map<string, { sum: ExactSum; weight: number; clientIds: string[] }>();
+  private readonly entries: PartialEntry[] = [];
+  private readonly rejected: RejectedResult[] = [];
+
+  constructor(
+    readonly serverRound: number,
+    private readonly global: Parameters,
+  ) {
+    this.globalGroups = splitByGroup(global);
   }
-  valid.sort(byClient);
-  const globalGroups = splitByGroup(global);
-  const groups = new Map<string, { sum: ExactSum; weight: number; clientIds: string[] }>();
-  for (const r of valid) {
+
+  /** Results added so far (summed or set aside). */
+  get size(): number {
+    return this.seen.size;
+  }
+
+  /** Screens `r` and adds its deltas to the sums of the groups it sent. */
+  add(r: FitResult): void {
+    const rejection =
+      screenFitResult(this.global, this.globalGroups, this.seen, r) ??
+      (Number.isSafeInteger(r.numExamples)
+        ? null
+        : { clientId: r.clientId, code: 'AGG_BAD_WEIGHTS' as const, message: `an exact sum weights by whole example counts, got ${r.numExamples}` });
+    if (rejection) {
+      this.rejected.push(rejection);
+      return;
+    }
     for (const [group, tensors] of splitByGroup(r.delta)) {
-      const size = globalGroups.get(group)!.reduce((n, t) => n + t.values.length, 0);
-      let g = groups.get(group);
-      if (!g) groups.set(group, (g = { sum: new ExactSum(size), weight: 0, clientIds: [] }));
+      let g = this.groups.get(group);
+      if (!g) {
+        const size = this.globalGroups.get(group)!.reduce((n, t) => n + t.values.length, 0);
+        this.groups.set(group, (g = { sum: new ExactSum(size), weight: 0, clientIds: [] }));
+      }
       g.sum.add(tensors.length === 1 ? tensors[0]!.values : (contiguousView(tensors) ?? flatten(tensors)), r.numExamples);
       g.weight += r.numExamples;
       g.clientIds.push(r.clientId);
     }
+    this.entries.push({ clientId: r.clientId, numExamples: r.numExamples, ...(r.metrics ? { metrics: r.metrics } : {}) });
   }
-  return {
-    serverRound,
-    groups,
-    entries: valid.map((r) => ({ clientId: r.clientId, numExamples: r.numExamples, ...(r.metrics ? { metrics: r.metrics } : {}) })),
-    rejected: rejected.sort(byClient),
-  };
+
+  /** The partial of every result added so far (its sums shared with this builder: add nothing after reading them). */
+  build(): PartialFit {
+    const groups = new Map([...this.groups].map(([group, g]) => [group, { sum: g.sum, weight: g.weight, clientIds: [...g.clientIds].sort() }]));
+    return { serverRound: this.serverRound, groups, entries: [...this.entries].sort(byClient), rejected: [...this.rejected].sort(byClient) };
+  }
+}
+
+/** The partial sum of `results` (see {@link PartialFitBuilder}). */
+export function partialFitOf(serverRound: number, global: Parameters, results: readonly FitResult[]): PartialFit {
+  const builder = new PartialFitBuilder(serverRound, global);
+  for (const r of results) builder.add(r);
+  return builder.build();
 }
 
 /**
@@ -118,7 +148,8 @@ interface HeaderJson {
 
 /** The wire form of a partial: a 4-byte header length, the JSON header, then each group's sum. */
 export function encodePartialFit(partial: PartialFit): Uint8Array {
-  const sums = [...partial.groups].map(([group, g]) => ({ group, g, bytes: g.sum.encode() }));
+  // Groups by name: equal partials, equal bytes.
+  const sums = [...partial.groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([group, g]) => ({ group, g, bytes: g.sum.encode() }));
   const header: HeaderJson = {
     serverRound: partial.serverRound,
     groups: sums.map(({ group, g, bytes }) => ({ group, weight: g.weight, clientIds: g.clientIds, byteLength: bytes.byteLength })),
