@@ -92,9 +92,10 @@ async function expectIntactHistory(store: ReplicatedStore, r: Redis, clients: re
 describe('a cluster under faults', () => {
   const task = { rounds: 4, clientsPerRound: 6, minClients: 2, roundDeadlineMs: 4000 };
 
-  it('finishes the round without a SIGKILLed node and its clients, losing no committed round', { timeout: 90_000 }, async () => {
+  /** Three nodes, two clients on each; a node that does not lead is SIGKILLed as round 2 opens; the task must finish intact. */
+  async function killFollowerMidRound(taskConfig: Record<string, unknown>): Promise<ReplicatedStore> {
     const { store, redis: r } = await observer();
-    const nodes = await spawnNodes(['a', 'b', 'c'], task);
+    const nodes = await spawnNodes(['a', 'b', 'c'], taskConfig);
     await until('a leader', async () => (await holder(r)) !== null);
     const clients = await spawnClients(
       nodes.map((n) => n.url),
@@ -113,7 +114,47 @@ describe('a cluster under faults', () => {
     const survivors = clients.filter((_, i) => nodes[Math.floor(i / 2)] !== victim);
     for (const c of survivors) expect(c.accepted.at(-1)).toBe(4);
     expect(await holder(r)).toBe(leader);
+    return store;
+  }
+
+  it('finishes the round without a SIGKILLed node and its clients, losing no committed round', { timeout: 90_000 }, async () => {
+    await killFollowerMidRound(task);
   });
+
+  it(
+    'retries the round of an exact-sum task whose SIGKILLed node held accepted uploads (its partial sum never comes), then finishes intact',
+    { timeout: 90_000 },
+    async () => {
+      const { store, redis: r } = await observer();
+      const nodes = await spawnNodes(['a', 'b', 'c'], {
+        ...task,
+        strategy: { name: 'fedavg', exactSum: true },
+        admission: { newIdentitiesPerAddress: null, newIdentitiesPerTask: null, proofOfWorkBits: 0, probationRounds: 0 },
+      });
+      await until('a leader', async () => (await holder(r)) !== null);
+      const leader = await holder(r);
+      const victim = nodes.find((n) => n.nodeId !== leader)!;
+      const clients = await spawnClients(
+        nodes.map((n) => n.url),
+        2,
+        1500,
+      );
+      const onVictim = clients.filter((_, i) => nodes[Math.floor(i / 2)] === victim);
+      // The victim's clients upload at once; the others take 1.5 s.
+      for (const c of onVictim) c.uploadDelayMs = 0;
+      await until('the victim’s clients to upload in round 2', () => onVictim.every((c) => c.accepted.includes(2)));
+      await victim.kill('SIGKILL');
+      await expectIntactHistory(store, r, clients, 4);
+      const rounds = store.listRounds('cluster');
+      const retried = rounds.find((x) => x.serverRound === 2 && x.status === 'retry');
+      expect(retried?.reason).toContain('aggregation failed');
+      // Every other round summed the other follower's clients there.
+      const summed = store.listMetrics('cluster').map((m) => m.metrics['numSummedElsewhere'] ?? 0);
+      expect(summed.filter((n) => n > 0).length).toBeGreaterThanOrEqual(3);
+      const survivors = clients.filter((c) => !onVictim.includes(c));
+      for (const c of survivors) expect(c.accepted.at(-1)).toBe(4);
+    },
+  );
 
   it('hands the task to another node within the lease bound when the leader is SIGKILLed, and goes on from its last commit', { timeout: 90_000 }, async () => {
     const { store, redis: r } = await observer();
