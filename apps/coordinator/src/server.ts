@@ -501,10 +501,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     await model?.suspend?.();
     if (model?.probeCandidates && !setup.strategy && probesCandidates(setup.config))
       localProbes.set(setup.config.id, new LocalProbe(setup.config, model as TaskEvaluator & Required<Pick<TaskEvaluator, 'probeCandidates'>>, cluster.store));
-    if (!setup.strategy && sumsPartially(setup.config)) {
-      const partials = withAdmission(setup.config, buildStrategy(setup.config)).partials!;
-      heldUpdates.set(setup.config.id, new HeldUpdates(setup.config, partials, cluster.store));
-    }
+    if (!setup.strategy && sumsPartially(setup.config))
+      heldUpdates.set(setup.config.id, new HeldUpdates(setup.config, withAdmission(setup.config, buildStrategy(setup.config)), cluster.store));
     lead(setup);
   };
 

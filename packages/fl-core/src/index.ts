@@ -129,7 +129,7 @@ export { StrategyWrapper } from './strategy/wrapper.js';
 export { FedAvg, FedProx } from './strategy/fedAvg.js';
 export type { FedAvgOptions, FedProxOptions } from './strategy/fedAvg.js';
 export { PartialFitBuilder, decodePartialFit, encodePartialFit, mergePartialFits, partialFitOf } from './strategy/partialFit.js';
-export type { PartialEntry, PartialFit, PartialGroup } from './strategy/partialFit.js';
+export type { PartialEntry, PartialFit, PartialGroup, RunningPartialFit } from './strategy/partialFit.js';
 export { FedAvgMStrategy } from './strategy/fedAvgM.js';
 export type { FedAvgMStrategyOptions } from './strategy/fedAvgM.js';
 export { FedAdagrad, FedAdam, FedOptStrategy, FedYogi } from './strategy/fedOpt.js';

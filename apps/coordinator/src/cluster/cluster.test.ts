@@ -415,31 +415,60 @@ describe('hierarchical aggregation', () => {
       const task = {
         rounds: 3,
         strategy: { name: 'fedavg', exactSum: true },
-        // Probation reweights clients by their history on the leader: no partial sums under it.
         admission: { newIdentitiesPerAddress: null, newIdentitiesPerTask: null, proofOfWorkBits: 0, probationRounds: 0 },
       };
-      const nodes = [];
-      for (const nodeId of ['n1', 'n2', 'n3']) {
-        const node = await startNode({ redisUrl: server().url, nodeId, task, leaseTtlMs: 1500, reconcileMs: 100 });
-        cleanup.push(() => node.close());
-        nodes.push(node);
-      }
-      const { clients } = await runToTheEnd(nodes);
+      const { clients, history } = await runExactSum(task);
       for (const c of clients) expect(c.accepted).toEqual([1, 2, 3]);
-      const history = await openStore('observer');
       // Each round, the four clients on the two followers were summed there, not sent to the leader.
-      const summed = history.listMetrics('cluster').map((m) => Object.entries(m.metrics).find(([k]) => k.endsWith('numSummedElsewhere'))?.[1]);
-      expect(summed).toEqual([4, 4, 4]);
-      const clusterHashes = [1, 2, 3].map((r) => history.getCheckpoint('cluster', r)?.sha256);
-
-      const single = await replayOnSingleNode(clusterTask(task), clients);
-      cleanup.push(() => single.close());
-      const store = single.store;
-      expect(store.listMetrics('cluster').some((m) => Object.keys(m.metrics).some((k) => k.endsWith('numSummedElsewhere')))).toBe(false);
-      expect(clusterHashes.every((h) => typeof h === 'string')).toBe(true);
-      expect(clusterHashes).toEqual([1, 2, 3].map((r) => store.getCheckpoint('cluster', r)?.sha256));
+      expect(history.listMetrics('cluster').map((m) => m.metrics['numSummedElsewhere'])).toEqual([4, 4, 4]);
+      await expectSingleNodeHashes(task, clients, history, 3);
     },
   );
+
+  it(
+    'sums under the default probation, each node in the contribution counts stored with the round’s global, to one node’s hashes',
+    { timeout: 60_000 },
+    async () => {
+      // Six invited, the first four in the seeded sampling order kept: histories, and so probation weights, differ.
+      const task = {
+        rounds: 4,
+        clientsPerRound: 4,
+        overSelection: 0.5,
+        minClients: 4,
+        waitingRoomMs: 10_000,
+        strategy: { name: 'fedavg', exactSum: true },
+        admission: { newIdentitiesPerAddress: null, newIdentitiesPerTask: null, proofOfWorkBits: 0 },
+      };
+      const { clients, history } = await runExactSum(task);
+      const metrics = history.listMetrics('cluster').map((m) => m.metrics);
+      expect(metrics.some((m) => (m['numSummedElsewhere'] ?? 0) > 0)).toBe(true);
+      expect(metrics.every((m) => (m['strategy.numOnProbation'] ?? 0) > 0)).toBe(true);
+      await expectSingleNodeHashes(task, clients, history, 4);
+    },
+  );
+
+  /** Three nodes run `task` with six clients spread over them; the log's history as a fresh replica reads it. */
+  async function runExactSum(task: Record<string, unknown>) {
+    const nodes = [];
+    for (const nodeId of ['n1', 'n2', 'n3']) {
+      const node = await startNode({ redisUrl: server().url, nodeId, task, leaseTtlMs: 1500, reconcileMs: 100 });
+      cleanup.push(() => node.close());
+      nodes.push(node);
+    }
+    const { clients } = await runToTheEnd(nodes);
+    return { clients, history: await openStore('observer') };
+  }
+
+  /** One node given the same identities and uploads commits the same models. */
+  async function expectSingleNodeHashes(task: Record<string, unknown>, clients: readonly ScriptedClient[], history: ReplicatedStore, rounds: number) {
+    const ids = Array.from({ length: rounds }, (_, i) => i + 1);
+    const clusterHashes = ids.map((r) => history.getCheckpoint('cluster', r)?.sha256);
+    const single = await replayOnSingleNode(clusterTask(task), clients);
+    cleanup.push(() => single.close());
+    expect(single.store.listMetrics('cluster').some((m) => 'numSummedElsewhere' in m.metrics)).toBe(false);
+    expect(clusterHashes.every((h) => typeof h === 'string')).toBe(true);
+    expect(clusterHashes).toEqual(ids.map((r) => single.store.getCheckpoint('cluster', r)?.sha256));
+  }
 });
 
 describe('identity quotas across nodes', () => {

@@ -1,10 +1,10 @@
 /** A node's held uploads: what it keeps, what it passes on whole, and the partial sums it gives the leader. */
-import { FedAvg, decodePartialFit, encodeUpdate, tensor } from '@chorus/fl-core';
+import { FedAvg, Probation, decodePartialFit, encodeUpdate, tensor } from '@chorus/fl-core';
 import type { Parameters } from '@chorus/fl-core';
 import { PROTOCOL_VERSION } from '@chorus/protocol';
 import type { ParsedUpdate } from '@chorus/protocol';
 import { describe, expect, it } from 'vitest';
-import { encodeGlobal, sha256HexSync } from '../engine/checkpoint.js';
+import { encodeGlobal, encodeStrategyState, sha256HexSync } from '../engine/checkpoint.js';
 import { isCoordinatorError } from '../errors.js';
 import type { CheckpointRecord } from '../store/types.js';
 import { clusterTask } from '../testing/clusterFixture.js';
@@ -16,11 +16,11 @@ const bytes = encodeGlobal(task.id, 0, global);
 const checkpoint: CheckpointRecord = { taskId: task.id, serverRound: 0, bytes, sha256: sha256HexSync(bytes), strategyState: null, createdAt: 1 };
 
 /** A replica holding the initial model only (round 1's global), counting its syncs. */
-function replica() {
+function replica(stored: CheckpointRecord = checkpoint) {
   let syncs = 0;
   return {
     store: {
-      getCheckpoint: (taskId: string, serverRound: number) => (taskId === task.id && serverRound === 0 ? checkpoint : undefined),
+      getCheckpoint: (taskId: string, serverRound: number) => (taskId === task.id && serverRound === 0 ? stored : undefined),
       sync: async () => {
         syncs++;
       },
@@ -43,7 +43,7 @@ function upload(clientId: string, value: number, roundId = 'cluster.r1.a1', serv
   };
 }
 
-const partials = new FedAvg({ exactSum: true }).partials!;
+const exact = () => new FedAvg({ exactSum: true });
 const request = (clientIds: string[], roundId = 'cluster.r1.a1') => ({ taskId: task.id, roundId, serverRound: 1, globalHash: checkpoint.sha256, clientIds });
 
 async function refusal(p: Promise<unknown>): Promise<string> {
@@ -57,7 +57,7 @@ async function refusal(p: Promise<unknown>): Promise<string> {
 
 describe('HeldUpdates', () => {
   it('keeps a valid upload and reports its size and norm, and gives the exact partial sum of the uploads asked for', async () => {
-    const held = new HeldUpdates(task, partials, replica().store);
+    const held = new HeldUpdates(task, exact(), replica().store);
     const facts = await held.take('a', upload('a', 3), ['image', 'text']);
     expect(facts?.byteLength).toBe(upload('a', 3).update.byteLength);
     expect(facts?.norm).toBeCloseTo(Math.hypot(3, 3), 12);
@@ -71,7 +71,7 @@ describe('HeldUpdates', () => {
 
   it('passes on whole what it cannot judge: an invalid upload, a round whose global it lacks, a second upload of one client', async () => {
     const { store, syncs } = replica();
-    const held = new HeldUpdates(task, partials, store);
+    const held = new HeldUpdates(task, exact(), store);
     const broken = { ...upload('a', 1), update: new Uint8Array([1, 2, 3]) };
     expect(await held.take('a', broken, ['image', 'text'])).toBeNull();
     // Round 2's global is not in this replica even after a sync.
@@ -86,7 +86,7 @@ describe('HeldUpdates', () => {
   });
 
   it('refuses a partial sum it cannot give (CLUSTER_UNAVAILABLE), forgets refused uploads, and holds one attempt at a time', async () => {
-    const held = new HeldUpdates(task, partials, replica().store);
+    const held = new HeldUpdates(task, exact(), replica().store);
     await held.take('a', upload('a', 1), ['image', 'text']);
     await held.take('b', upload('b', 1), ['image', 'text']);
     held.drop('b', 'cluster.r1.a1');
@@ -97,5 +97,20 @@ describe('HeldUpdates', () => {
     await held.take('c', upload('c', 1, 'cluster.r1.a2'), ['image', 'text']);
     expect(held.size).toBe(1);
     expect(await refusal(held.partial(request(['a'])))).toBe('CLUSTER_UNAVAILABLE');
+  });
+
+  it('sums in the strategy state stored with the round’s global: probation weighs a settled client by its rounds', async () => {
+    // 'a' contributed to 3 rounds before; with P = 4 it weighs 4 times a newcomer.
+    const probation = new Probation(exact(), 4);
+    for (let r = 1; r <= 3; r++)
+      probation.aggregateFit(r, global, [{ clientId: 'a', numExamples: 1, delta: [tensor('image/w', [2], new Float32Array([0, 0]))] }], []);
+    const stored = { ...checkpoint, strategyState: encodeStrategyState(task.id, 0, probation.exportState()) };
+    const held = new HeldUpdates(task, new Probation(exact(), 4), replica(stored).store);
+    await held.take('a', upload('a', 1), ['image', 'text']);
+    await held.take('b', upload('b', 6), ['image', 'text']);
+    const group = decodePartialFit(await held.partial(request(['a', 'b'])), 1, global).groups.get('image')!;
+    // Counts of 2: 'a' weighs 2 · 4, 'b' 2 · 1; the mean is (8 · 1 + 2 · 6) / 10.
+    expect(group.weight).toBe(10);
+    expect(Array.from(group.sum.quotient(group.weight))).toEqual([2, 2]);
   });
 });

@@ -11,14 +11,16 @@
  * so a refusal keeps its code and record. Only the open attempt's uploads are kept: the first upload
  * of another attempt forgets the rest.
  */
-import type { FitResult, PartialAggregation, PartialFitBuilder } from '@chorus/fl-core';
+import type { FitResult, PartialAggregation, RunningPartialFit, Strategy, StrategyState } from '@chorus/fl-core';
 import { encodePartialFit } from '@chorus/fl-core';
 import type { ParsedUpdate, TaskConfig } from '@chorus/protocol';
 import { fastCrc32 } from '../codec/fastCrc32.js';
 import { CoordinatorError } from '../errors.js';
+import { decodeStrategyState } from '../engine/checkpoint.js';
 import { validateUpdate } from '../engine/validateUpdate.js';
 import type { PartialSumRequest } from './relay.js';
 import { ReplicaGlobal } from './replicaGlobal.js';
+import type { ReplicaGlobalModel } from './replicaGlobal.js';
 import type { ReplicatedStore } from './replicatedStore.js';
 
 /** What the leader is told of an upload held here. */
@@ -33,14 +35,30 @@ export class HeldUpdates {
   private roundId: string | null = null;
   private readonly held = new Map<string, FitResult>();
   /** Every held upload summed as it arrived (null once one was dropped: the close then sums afresh). */
-  private running: PartialFitBuilder | null = null;
+  private running: RunningPartialFit | null = null;
+  /** The strategy's state before any round: what a round-0 global (stored without one) starts from. */
+  private readonly initialState: StrategyState;
 
+  /**
+   * `strategy` is a fresh instance of the task's strategy (its `partials` defined): each attempt's
+   * partial sums are built in the state stored with the global the attempt started from (a
+   * probation wrapper's contribution counts), as the leader's strategy holds it then.
+   */
   constructor(
     private readonly task: TaskConfig,
-    private readonly partials: PartialAggregation,
+    private readonly strategy: Strategy,
     store: Pick<ReplicatedStore, 'getCheckpoint' | 'sync'>,
   ) {
     this.globals = new ReplicaGlobal(task.id, store);
+    this.initialState = strategy.exportState();
+  }
+
+  /** The strategy's partial sums in the state stored with `global` (its initial state where none is); throws when that state does not fit. */
+  private partialsAt(global: ReplicaGlobalModel): PartialAggregation {
+    this.strategy.importState(global.strategyState ? decodeStrategyState(global.strategyState) : this.initialState);
+    const partials = this.strategy.partials;
+    if (!partials) throw new CoordinatorError('CLUSTER_UNAVAILABLE', `task ${this.task.id}'s strategy gives no partial sums`);
+    return partials;
   }
 
   /** Uploads held now (for tests and metrics). */
@@ -72,7 +90,13 @@ export class HeldUpdates {
     if (update.roundId !== this.roundId) {
       this.held.clear();
       this.roundId = update.roundId;
-      this.running = this.partials.start(update.serverRound, global.tensors);
+      try {
+        this.running = this.partialsAt(global).start(update.serverRound, global.tensors);
+      } catch {
+        // A strategy state this node cannot read: the leader judges this round's uploads whole.
+        this.roundId = null;
+        return null;
+      }
     }
     if (this.held.has(clientId)) return null;
     const result: FitResult = { clientId, numExamples: update.numExamples, delta: valid.delta, ...(update.metrics ? { metrics: update.metrics } : {}) };
@@ -107,6 +131,6 @@ export class HeldUpdates {
     if (running && running.serverRound === request.serverRound && new Set(request.clientIds).size === this.held.size && running.size === this.held.size) {
       return encodePartialFit(running.build());
     }
-    return encodePartialFit(this.partials.partial(request.serverRound, global.tensors, results));
+    return encodePartialFit(this.partialsAt(global).partial(request.serverRound, global.tensors, results));
   }
 }

@@ -5,12 +5,14 @@
  */
 import type { Parameters } from '@chorus/fl-core';
 import { decodeGlobal } from '../engine/checkpoint.js';
+import type { StoredStrategyState } from '../store/types.js';
 import type { ReplicatedStore } from './replicatedStore.js';
 
-/** A decoded global model and the hash of its checkpoint. */
+/** A decoded global model, the hash of its checkpoint, and the strategy's state stored with it. */
 export interface ReplicaGlobalModel {
   readonly sha256: string;
   readonly tensors: Parameters;
+  readonly strategyState: StoredStrategyState | null;
 }
 
 /** One task's round globals on this node; see the module comment. */
@@ -30,7 +32,8 @@ export class ReplicaGlobal {
       checkpoint = this.store.getCheckpoint(this.taskId, serverRound - 1);
     }
     if (!checkpoint) return null;
-    if (this.cached?.sha256 !== checkpoint.sha256) this.cached = { sha256: checkpoint.sha256, tensors: decodeGlobal(checkpoint.bytes) };
+    if (this.cached?.sha256 !== checkpoint.sha256)
+      this.cached = { sha256: checkpoint.sha256, tensors: decodeGlobal(checkpoint.bytes), strategyState: checkpoint.strategyState };
     return this.cached;
   }
 }

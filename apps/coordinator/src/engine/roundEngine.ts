@@ -50,7 +50,7 @@ import type {
   FitResult,
   Parameters,
   PartialFit,
-  PartialFitBuilder,
+  RunningPartialFit,
   Strategy,
   StrategyState,
   UpdateArena,
@@ -292,7 +292,7 @@ export class RoundEngine {
    * Under an exact-sum strategy, the open attempt's uploads held here, summed as they are accepted
    * so that the close only reads the sums (used when the round keeps exactly these uploads).
    */
-  private running: { readonly roundId: string; readonly builder: PartialFitBuilder } | null = null;
+  private running: { readonly roundId: string; readonly builder: RunningPartialFit } | null = null;
   /** The strategy's state before any round (continuous tasks only): where each new run starts from. */
   private initialStrategyState: StrategyState | null = null;
 

@@ -5,6 +5,7 @@ import { tensor } from '../params.js';
 import type { Parameters } from '../params.js';
 import { FedAvg, FedProx } from './fedAvg.js';
 import { NormClipping } from './normClipping.js';
+import { Probation } from './probation.js';
 import { PartialFitBuilder, decodePartialFit, encodePartialFit, partialFitOf } from './partialFit.js';
 import type { PartialFit } from './partialFit.js';
 import type { FitResult, Strategy } from './types.js';
@@ -99,6 +100,31 @@ describe('partial sums of an exact-sum FedAvg round', () => {
     );
   });
 
+  it('pass through probation: whole-number weights (no newcomer set aside), the float model within rounding, the same bits and state in parts', () => {
+    const results = [fit('a', 3, [t('image/w', 1, 1, 1)]), fit('b', 5, [t('image/w', -1, 0, 2)]), fit('c', 2, [t('text/w', 4, 4)])];
+    const exactWhole = new Probation(new FedAvg({ exactSum: true }), 4);
+    const exactParts = new Probation(new FedAvg({ exactSum: true }), 4);
+    const float = new Probation(new FedAvg(), 4);
+    // 'a' settles in round 1, so round 2 weighs it more than the newcomers.
+    for (const s of [exactWhole, exactParts, float]) s.aggregateFit(1, global, [results[0]!], []);
+    const whole = exactWhole.aggregateFit(2, global, results, [])!;
+    const hooks = exactParts.partials!;
+    const parts = hooks.aggregatePartials(2, global, [hooks.partial(2, global, [results[2]!, results[0]!]), hooks.partial(2, global, [results[1]!])], [])!;
+    const floatOut = float.aggregateFit(2, global, results, [])!;
+    expect(whole.rejected).toEqual([]);
+    expect(bits(parts.parameters)).toEqual(bits(whole.parameters));
+    expect(parts.metrics).toEqual(whole.metrics);
+    expect(whole.metrics).toMatchObject({ numOnProbation: 3, meanProbationFactor: (2 / 4 + 1 / 4 + 1 / 4) / 3 });
+    expect(exactParts.exportState()).toEqual(exactWhole.exportState());
+    whole.parameters.forEach((p, j) =>
+      p.values.forEach((v, i) => expect(Math.abs(v - floatOut.parameters[j]!.values[i]!)).toBeLessThanOrEqual(2 ** -20 * (1 + Math.abs(v)))),
+    );
+    // Built one result at a time, the same partial.
+    const running = hooks.start(3, global);
+    for (const r of results) running.add(r);
+    expect(encodePartialFit(running.build())).toEqual(encodePartialFit(hooks.partial(3, global, results)));
+  });
+
   it('report groups nobody sent as kept, and the round figures FedAvg reports', () => {
     const results = [fit('b', 3, [t('text/w', 2, 4)], { loss: 1 }), fit('a', 1, [t('image/w', 1, 1, 1)], { loss: 2 })];
     const out = new FedAvg({ exactSum: true }).aggregateFit(1, global, results, [{ clientId: 'c', code: 'TIMEOUT' }])!;
@@ -121,11 +147,13 @@ describe('partial sums of an exact-sum FedAvg round', () => {
     expect(out.groups[0]!.clientIds).toEqual(['a']);
   });
 
-  it('are offered only by FedAvg and FedProx with exactSum, and by no wrapper', () => {
+  it('are offered only by FedAvg and FedProx with exactSum, forwarded by probation, by no wrapper that reads every update', () => {
     expect(new FedAvg().partials).toBeUndefined();
     expect(new FedProx({ proximalMu: 0.1, exactSum: true }).partials).toBeDefined();
     const wrapped: Strategy = new NormClipping(new FedAvg({ exactSum: true }), { maxNorm: 1 });
     expect(wrapped.partials).toBeUndefined();
+    expect(new Probation(new FedAvg({ exactSum: true }), 5).partials).toBeDefined();
+    expect(new Probation(new FedAvg(), 5).partials).toBeUndefined();
   });
 
   it('refuse parts of another round, a client in two parts, and tampered bytes, changing nothing', () => {

@@ -46,13 +46,24 @@ const byClient = (a: { readonly clientId: string }, b: { readonly clientId: stri
 
 const badPartial = (message: string): FlCoreError => new FlCoreError('AGG_BAD_PARTIAL', message);
 
+/** A partial being built one result at a time (see {@link PartialAggregation.start}). */
+export interface RunningPartialFit {
+  readonly serverRound: number;
+  /** Results added so far (summed or set aside). */
+  readonly size: number;
+  /** Screens `result` and adds it to the sums. */
+  add(result: FitResult): void;
+  /** The partial of every result added so far (add nothing after reading it). */
+  build(): PartialFit;
+}
+
 /**
  * A partial sum built one result at a time (a node sums each upload as it arrives, so the round's
  * close only reads the sums). Results are screened as `aggregateFit` screens them, and non-integer
  * example counts, which an exact sum cannot weight, are set aside; the order of `add` calls does
  * not change what {@link PartialFitBuilder.build} returns.
  */
-export class PartialFitBuilder {
+export class PartialFitBuilder implements RunningPartialFit {
   private readonly globalGroups: ReadonlyMap<string, Tensor[]>;
   private readonly seen = new Set<string>();
   private readonly groups = new Map<string, { sum: ExactSum; weight: number; clientIds: string[] }>();

@@ -1,7 +1,7 @@
 /** Newcomer probation against cheap pseudonyms — Friedman & Resnick 2001, "The Social Cost of Cheap Pseudonyms" (J. Econ. Manag. Strategy 10(2)). */
 import { FlCoreError } from '../errors.js';
 import type { Parameters } from '../params.js';
-import type { AggregateFitResult, FitFailure, FitResult, Strategy } from './types.js';
+import type { AggregateFitResult, FitFailure, FitResult, PartialAggregation, Strategy } from './types.js';
 import { StrategyWrapper } from './wrapper.js';
 
 /** The weight factor of a client that contributed to `contributed` aggregated rounds, under `probationRounds`. */
@@ -17,7 +17,8 @@ export function probationFactor(contributed: number, probationRounds: number): n
  * Only strategies that weight by example counts (FedAvg and its server-optimiser variants, FedMM-X's
  * trust weighting) honour the factor; median, trimmed mean and Krum ignore weights. The counts are
  * the wrapper's exported state; a round that yields no model counts for nobody. Adds
- * `numOnProbation` and `meanProbationFactor` to the round metrics.
+ * `numOnProbation` and `meanProbationFactor` to the round metrics. Over an exact-sum strategy the
+ * counts are scaled by whole numbers instead (P · factor), and partial sums are forwarded.
  */
 export class Probation extends StrategyWrapper {
   readonly name: string;
@@ -41,13 +42,72 @@ export class Probation extends StrategyWrapper {
   }
 
   override aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]): AggregateFitResult | null {
-    const factors = results.map((r) => probationFactor(this.contributed.get(r.clientId) ?? 0, this.probationRounds));
-    const scaled = results.map((r, k) => (factors[k] === 1 ? r : { ...r, numExamples: r.numExamples * factors[k]! }));
-    const out = super.aggregateFit(serverRound, global, scaled, failures);
-    if (!out) return null;
+    const exact = this.inner.partials !== undefined;
+    const ids = results.map((r) => r.clientId);
+    const factors = ids.map((id) => this.factorOf(id));
+    const out = super.aggregateFit(
+      serverRound,
+      global,
+      results.map((r) => this.weighted(r, exact)),
+      failures,
+    );
+    return out && this.settle(out, ids, factors);
+  }
+
+  /**
+   * Forwarded when the inner strategy sums exactly: each result's count is scaled by the whole
+   * number min(P, rounds + 1) (P times the factor: the mean is the same), so the partial sums stay
+   * exact; whoever builds a partial must hold this wrapper's state of the round's start.
+   */
+  get partials(): PartialAggregation | undefined {
+    const inner = this.inner.partials;
+    if (!inner) return undefined;
+    return {
+      partial: (serverRound, global, results) =>
+        inner.partial(
+          serverRound,
+          global,
+          results.map((r) => this.weighted(r, true)),
+        ),
+      start: (serverRound, global) => {
+        const running = inner.start(serverRound, global);
+        return {
+          serverRound: running.serverRound,
+          get size() {
+            return running.size;
+          },
+          add: (r) => running.add(this.weighted(r, true)),
+          build: () => running.build(),
+        };
+      },
+      aggregatePartials: (serverRound, global, partials, failures) => {
+        const ids = partials.flatMap((p) => [...p.entries.map((e) => e.clientId), ...p.rejected.map((r) => r.clientId)]);
+        const factors = ids.map((id) => this.factorOf(id));
+        const out = inner.aggregatePartials(serverRound, global, partials, failures);
+        if (out) this.recordRound(serverRound);
+        return out && this.settle(out, ids, factors);
+      },
+    };
+  }
+
+  private factorOf(clientId: string): number {
+    return probationFactor(this.contributed.get(clientId) ?? 0, this.probationRounds);
+  }
+
+  /** `r` with its count scaled: by the factor, or (an exact sum's whole numbers) by P · factor. */
+  private weighted(r: FitResult, exact: boolean): FitResult {
+    if (this.probationRounds <= 1) return r;
+    const contributed = this.contributed.get(r.clientId) ?? 0;
+    if (exact) return { ...r, numExamples: r.numExamples * Math.min(this.probationRounds, contributed + 1) };
+    const factor = probationFactor(contributed, this.probationRounds);
+    return factor === 1 ? r : { ...r, numExamples: r.numExamples * factor };
+  }
+
+  /** Counts the round for every client it did not set aside, and adds the probation figures. */
+  private settle(out: AggregateFitResult, ids: readonly string[], factors: readonly number[]): AggregateFitResult {
     const rejected = new Set(out.rejected.map((r) => r.clientId));
     const next = new Map(this.contributed);
-    for (const r of results) if (!rejected.has(r.clientId)) next.set(r.clientId, (next.get(r.clientId) ?? 0) + 1);
+    for (const id of ids) if (!rejected.has(id)) next.set(id, (next.get(id) ?? 0) + 1);
     this.contributed = next;
     return {
       ...out,

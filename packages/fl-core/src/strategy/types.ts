@@ -9,7 +9,7 @@
  */
 import type { Parameters, Tensor } from '../params.js';
 import type { Rng } from '../rng.js';
-import type { PartialFit, PartialFitBuilder } from './partialFit.js';
+import type { PartialFit, RunningPartialFit } from './partialFit.js';
 
 /** A value in a round config sent to clients. */
 export type ConfigValue = number | string | boolean;
@@ -208,7 +208,7 @@ export interface PartialAggregation {
   /** The partial sum of some of a round's results, screened as `aggregateFit` screens them. */
   partial(serverRound: number, global: Parameters, results: readonly FitResult[]): PartialFit;
   /** The same partial built one result at a time, as results arrive (any order: the same partial). */
-  start(serverRound: number, global: Parameters): PartialFitBuilder;
+  start(serverRound: number, global: Parameters): RunningPartialFit;
   /**
    * Exactly what `aggregateFit` returns for the union of the partials' results, whatever the
    * partition; throws `AGG_BAD_PARTIAL` for partials of another round or sharing a client.
