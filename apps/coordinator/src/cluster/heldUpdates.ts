@@ -14,10 +14,8 @@
 import type { FitResult, PartialAggregation, RunningPartialFit, Strategy, StrategyState } from '@chorus/fl-core';
 import { encodePartialFit } from '@chorus/fl-core';
 import type { ParsedUpdate, TaskConfig } from '@chorus/protocol';
-import { fastCrc32 } from '../codec/fastCrc32.js';
 import { CoordinatorError } from '../errors.js';
 import { decodeStrategyState } from '../engine/checkpoint.js';
-import { validateUpdate } from '../engine/validateUpdate.js';
 import type { PartialSumRequest } from './relay.js';
 import { ReplicaGlobal } from './replicaGlobal.js';
 import type { ReplicaGlobalModel } from './replicaGlobal.js';
@@ -70,23 +68,9 @@ export class HeldUpdates {
   async take(clientId: string, update: ParsedUpdate, modalities: readonly string[]): Promise<HeldFacts | null> {
     // A second upload for the attempt must not replace the first: the leader refuses it whole (DUPLICATE_UPDATE).
     if (update.roundId === this.roundId && this.held.has(clientId)) return null;
-    const global = await this.globals.of(update.serverRound);
-    if (!global) return null;
-    let valid;
-    try {
-      valid = validateUpdate(update.update, {
-        taskId: this.task.id,
-        serverRound: update.serverRound,
-        clientId,
-        modalities,
-        global: global.tensors,
-        maxUpdateBytes: this.task.maxUpdateBytes,
-        normBound: this.task.normBound,
-        crc32: fastCrc32,
-      });
-    } catch {
-      return null;
-    }
+    const checked = await this.globals.validate(this.task, clientId, update, modalities);
+    if (!checked) return null;
+    const { global, valid } = checked;
     if (update.roundId !== this.roundId) {
       this.held.clear();
       this.roundId = update.roundId;

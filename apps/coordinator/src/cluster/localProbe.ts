@@ -11,11 +11,8 @@
  * rounds keep a single node's hashes). An upload this node cannot decode or probe goes on without
  * an outcome: the leader judges it as always.
  */
-import type { Parameters } from '@chorus/fl-core';
 import type { ParsedUpdate } from '@chorus/protocol';
-import { fastCrc32 } from '../codec/fastCrc32.js';
 import { ArrivalProbe } from '../engine/arrivalProbe.js';
-import { validateUpdate } from '../engine/validateUpdate.js';
 import type { ProbeOutcome, TaskEvaluator } from '../model/taskEvaluator.js';
 import type { TaskConfig } from '@chorus/protocol';
 import { ReplicaGlobal } from './replicaGlobal.js';
@@ -43,25 +40,11 @@ export class LocalProbe {
 
   /** The upload's outcome against its round's global (the checkpoint of the round before), or null when it cannot be measured here. */
   async probe(clientId: string, update: ParsedUpdate, modalities: readonly string[]): Promise<RelayedProbe | null> {
-    const global = await this.globals.of(update.serverRound);
-    if (!global) return null;
-    let delta: Parameters;
-    try {
-      delta = validateUpdate(update.update, {
-        taskId: this.task.id,
-        serverRound: update.serverRound,
-        clientId,
-        modalities,
-        global: global.tensors,
-        maxUpdateBytes: this.task.maxUpdateBytes,
-        normBound: this.task.normBound,
-        crc32: fastCrc32,
-      }).delta;
-    } catch {
-      return null;
-    }
+    const checked = await this.globals.validate(this.task, clientId, update, modalities);
+    if (!checked) return null;
+    const { global, valid } = checked;
     // Queued with the other uploads arriving here, so a burst goes to the evaluator in full passes.
-    const measured = await this.arrival.measure(global.sha256, global.tensors, delta);
+    const measured = await this.arrival.measure(global.sha256, global.tensors, valid.delta);
     return measured ? { globalHash: global.sha256, outcome: measured.outcome } : null;
   }
 }
