@@ -14,8 +14,10 @@ import {
   retainedOf,
   sybilAdmission,
   runSybil,
+  iidGrid,
   sybilCacheKey,
   sybilChecks,
+  sybilClientArgs,
   sybilFigure,
   sybilMarkdown,
   sybilPlan,
@@ -134,6 +136,23 @@ describe('sybil grid', () => {
   });
 });
 
+describe('the IID companion grid', () => {
+  it('runs the full grid’s combined defences again with IID volunteers, under keys of their own, leaving the stored runs’ keys as they were', () => {
+    const iid = iidGrid(FULL_SYBIL)!;
+    expect(iid.iid).toBe(true);
+    expect(iid.defences).toEqual(['all', 'all-similarity']);
+    expect(iidGrid(QUICK_SYBIL)).toBeNull();
+    expect(iidGrid(iid)).toBeNull();
+    expect(sybilClientArgs(iid, 3)).toContain('--iid');
+    expect(sybilClientArgs(iid, 3)).not.toContain('--alpha');
+    expect(sybilClientArgs(FULL_SYBIL, 3)).toEqual(['--max-examples', '120', '--seed', '3', '--alpha', '0.5', '--eval-examples', '0']);
+    // The list of IID defences is no part of a run's key: the grid's stored runs keep theirs.
+    const { iidDefences: _dropped, ...without } = FULL_SYBIL;
+    expect(sybilCacheKey(FULL_SYBIL, 'all', 1)).toEqual(sybilCacheKey(without, 'all', 1));
+    expect(sybilCacheKey(iid, 'all', 1)).not.toEqual(sybilCacheKey(FULL_SYBIL, 'all', 1));
+  });
+});
+
 describe('runSybil with the run cache', () => {
   // Two defences beside the clean run, one seed: three runs, made by a fake that counts them.
   const settings: SybilSettings = { ...QUICK_SYBIL, defences: ['none', 'all'] };
@@ -160,6 +179,20 @@ describe('runSybil with the run cache', () => {
     expect(first.markdown).not.toContain('read from raw/runs/');
     expect(second.markdown).toContain('3 of the 3 runs (marked †) were read from raw/runs/, stored by earlier invocations');
     expect(second.markdown).toContain('0.01 s †');
+  });
+
+  it('runs the IID companion grid after the main one and reports it in a section of its own', async () => {
+    const seen: string[] = [];
+    const both: SybilRunner = (s, defence, seed) => {
+      seen.push(`${s.iid ? 'iid ' : ''}${defence} s${seed}`);
+      return fake(s, defence, seed);
+    };
+    const result = await runSybil(ctx(), { ...settings, iidDefences: ['all'] }, both);
+    expect(seen).toEqual(['clean s1', 'none s1', 'all s1', 'iid clean s1', 'iid all s1']);
+    expect(result.markdown).toContain('### With IID volunteers');
+    expect(result.markdown).toContain('IID partitions');
+    expect((result.raw as { iid: { runs: SybilRun[] } }).iid.runs).toHaveLength(2);
+    expect(result.checks.some((c) => c.name.endsWith('(IID volunteers)'))).toBe(true);
   });
 
   it('runs again when a setting that defines the run changes, not when only the list of defences does', async () => {

@@ -65,6 +65,8 @@ export interface SybilSettings {
   readonly maxExamples: number;
   /** Dirichlet α of the honest volunteers' label skew. */
   readonly alpha: number;
+  /** The honest volunteers' data drawn IID instead (`alpha` unused); absent: Dirichlet. */
+  readonly iid?: true;
   readonly testExamples: number;
   readonly probeExamples: number;
   /** σ of the colluding update's Gaussian coordinates (see {@link colludingDelta}). */
@@ -74,6 +76,11 @@ export interface SybilSettings {
   /** Source addresses the attacker connects from (each volunteer has its own). */
   readonly attackerAddresses: number;
   readonly defences: readonly SybilDefence[];
+  /**
+   * Defences also run with IID volunteers, beside the two clean controls (similarity damping is
+   * known to damp honest clients whose updates agree, as IID clients' do); empty or absent: none.
+   */
+  readonly iidDefences?: readonly SybilDefence[];
 }
 
 /** The whole grid: every defence alone and all together, 8 rounds, the attacker arriving after the second, every seed. */
@@ -93,6 +100,7 @@ export const FULL_SYBIL: SybilSettings = {
   invitationQuota: 1,
   attackerAddresses: 1,
   defences: SYBIL_DEFENCES,
+  iidDefences: ['all', 'all-similarity'],
 };
 
 /**
@@ -107,7 +115,15 @@ export const QUICK_SYBIL: SybilSettings = {
   testExamples: 100,
   probeExamples: 32,
   defences: ['none', 'all'],
+  iidDefences: [],
 };
+
+/** The IID companion of `settings`' grid: its `iidDefences` with IID volunteers, or null when it has none. */
+export function iidGrid(settings: SybilSettings): SybilSettings | null {
+  const defences = settings.iidDefences ?? [];
+  if (defences.length === 0 || settings.iid) return null;
+  return { ...settings, iid: true, defences, iidDefences: [] };
+}
 
 /**
  * The task's `admission` section for `defence`: `none` turns every defence off; each single
@@ -167,7 +183,8 @@ export function sybilTask(defence: SybilCellKind, settings: SybilSettings, seed:
 
 /** The honest volunteers' flags. */
 export function sybilClientArgs(settings: SybilSettings, seed: number): string[] {
-  return ['--max-examples', String(settings.maxExamples), '--seed', String(seed), '--alpha', String(settings.alpha), '--eval-examples', '0'];
+  const partition = settings.iid ? ['--iid'] : ['--alpha', String(settings.alpha)];
+  return ['--max-examples', String(settings.maxExamples), '--seed', String(seed), ...partition, '--eval-examples', '0'];
 }
 
 /**
@@ -317,14 +334,14 @@ const CACHE_PREFIX = 'sybil';
 export const SYBIL_ENGINE = 1;
 
 /**
- * The run cache's key of one run: the settings (less the list of defences, which changes no run),
+ * The run cache's key of one run: the settings (less the lists of defences, which change no run),
  * the validated task (the admission defaults included), the round engine's version and the cell.
  */
 export function sybilCacheKey(settings: SybilSettings, defence: SybilCellKind, seed: number): unknown {
   const task = sybilTask(defence, settings, seed);
   return {
     section: 'sybil',
-    settings: settingsKey(SYBIL_ENGINE, settings, ['defences']),
+    settings: settingsKey(SYBIL_ENGINE, settings, ['defences', 'iidDefences']),
     roundEngine: ROBUSTNESS_ENGINE,
     task,
     ...probeKey(task),
@@ -520,7 +537,7 @@ export function sybilMarkdown(
       ? pairedReading(DEFENCE_LABELS['all-similarity'], DEFENCE_LABELS.all, pairedDifference(accuracyOf('all-similarity'), accuracyOf('all')), { scale: 100 })
       : null;
   return [
-    `Setting: ${settings.dataset} (image, caption, speech), ${settings.numHonest} honest volunteers (established identities, Dirichlet α = ${settings.alpha}, ≤ ${settings.maxExamples} examples each) and one attacker who tries to open ${settings.numSybils} identities with the task's public join link (or, in the invitation run, with one invitation link of quota ${settings.invitationQuota}) from ${settings.attackerAddresses} address(es), arriving after round ${settings.attackAfterRound} of ${settings.rounds}. ` +
+    `Setting: ${settings.dataset} (image, caption, speech), ${settings.numHonest} honest volunteers (established identities, ${settings.iid ? 'IID partitions' : `Dirichlet α = ${settings.alpha}`}, ≤ ${settings.maxExamples} examples each) and one attacker who tries to open ${settings.numSybils} identities with the task's public join link (or, in the invitation run, with one invitation link of quota ${settings.invitationQuota}) from ${settings.attackerAddresses} address(es), arriving after round ${settings.attackAfterRound} of ${settings.rounds}. ` +
       `Rounds invite ${settings.clientsPerRound} × (1 + ${settings.overSelection}) clients and aggregate ${settings.clientsPerRound}. Strategy: \`${JSON.stringify(SYBIL_STRATEGY)}\` (FedMM-X trust weighting with the median norm bound). ` +
       `The attacker's identities skip training and answer every round start at once with the same update, a seeded Gaussian draw with σ = ${settings.attackSigma} per coordinate, claiming ${settings.maxExamples} examples. Seeds: ${seeds.join(', ')}.`,
     '',
@@ -597,16 +614,21 @@ export async function runSybil(
   const started = Date.now();
   if (ctx.seeds.length === 0) throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', 'runSybil: at least one seed is needed');
   const seeds = ctx.quick ? ctx.seeds.slice(0, 1) : [...ctx.seeds];
-  const plan = sybilPlan(settings, seeds);
+  const iid = iidGrid(settings);
+  const plan = [
+    ...sybilPlan(settings, seeds).map((cell) => ({ ...cell, grid: settings })),
+    ...(iid ? sybilPlan(iid, seeds).map((cell) => ({ ...cell, grid: iid })) : []),
+  ];
   const runs: SybilRun[] = [];
+  const iidRuns: SybilRun[] = [];
   const stored = new Set<SybilRun>();
   let storedMs = 0;
   let skipped = 0;
-  for (const [i, { defence, seed }] of plan.entries()) {
+  for (const [i, { defence, seed, grid }] of plan.entries()) {
     const result = await cachedCell(ctx, i, {
       prefix: CACHE_PREFIX,
-      key: sybilCacheKey(settings, defence, seed),
-      compute: () => runCell(settings, defence, seed),
+      key: sybilCacheKey(grid, defence, seed),
+      compute: () => runCell(grid, defence, seed),
       // Only runs that ended are kept (finished, or stalled once the attacker was in): a run that broke is tried again next time.
       keep: (r) => r.finalAccuracy !== null,
     });
@@ -615,18 +637,18 @@ export async function runSybil(
       continue;
     }
     const run = result.value;
-    runs.push(run);
+    (grid === iid ? iidRuns : runs).push(run);
     if (result.stored) {
       stored.add(run);
       storedMs += run.durationMs;
     }
     ctx.log(
-      `sybil ${defence} s${seed}: ${run.finalAccuracy === null ? run.status : `accuracy ${run.finalAccuracy.toFixed(3)}`}, admitted ${run.attacker?.admitted ?? 0}, share ${sybilShare(run)?.toFixed(2) ?? '—'} (${result.stored ? 'stored run, ' : ''}${(run.durationMs / 1000).toFixed(1)} s)`,
+      `sybil ${grid === iid ? 'iid ' : ''}${defence} s${seed}: ${run.finalAccuracy === null ? run.status : `accuracy ${run.finalAccuracy.toFixed(3)}`}, admitted ${run.attacker?.admitted ?? 0}, share ${sybilShare(run)?.toFixed(2) ?? '—'} (${result.stored ? 'stored run, ' : ''}${(run.durationMs / 1000).toFixed(1)} s)`,
     );
   }
   // Runs read from the cache count with the time they took when they ran.
   const durationMs = Date.now() - started + storedMs;
-  const checks = sybilChecks(runs, settings);
+  const checks = [...sybilChecks(runs, settings), ...(iid ? sybilChecks(iidRuns, iid).map((c) => ({ ...c, name: `${c.name} (IID volunteers)` })) : [])];
   if (skipped > 0)
     checks.push({
       name: 'the sybil grid is complete',
@@ -641,6 +663,16 @@ export async function runSybil(
       sybilMarkdown(runs, settings, seeds, durationMs, { stored }),
       '',
       '![Sybil defences](sybil-defences.svg)',
+      ...(iid
+        ? [
+            '',
+            '### With IID volunteers',
+            '',
+            'The same attack against the default and the default with similarity damping, each honest volunteer holding an IID share of the data: honest updates then agree, which is where damping (FoolsGold) is known to mistake honest clients for copies of one another. The runtime above covers both grids.',
+            '',
+            sybilMarkdown(iidRuns, iid, seeds, durationMs, { stored }),
+          ]
+        : []),
     ].join('\n'),
     figures: [{ file: 'sybil-defences.svg', svg: sybilFigure(runs, seeds[0]!) }],
     raw: {
@@ -649,6 +681,7 @@ export async function runSybil(
       tasks: Object.fromEntries(sybilKinds(settings).map((d) => [d, sybilTask(d, settings, seeds[0]!)])),
       clientArgs: sybilClientArgs(settings, seeds[0]!),
       runs,
+      ...(iid ? { iid: { settings: iid, clientArgs: sybilClientArgs(iid, seeds[0]!), runs: iidRuns } } : {}),
     },
     checks,
     durationMs,
