@@ -193,6 +193,10 @@ describe('runSybil with the run cache', () => {
     expect(result.markdown).toContain('IID partitions');
     expect((result.raw as { iid: { runs: SybilRun[] } }).iid.runs).toHaveLength(2);
     expect(result.checks.some((c) => c.name.endsWith('(IID volunteers)'))).toBe(true);
+    // Read back, each grid counts its own stored runs.
+    const again = await runSybil(ctx(), { ...settings, iidDefences: ['all'] }, both);
+    expect(again.markdown).toContain('3 of the 3 runs (marked †)');
+    expect(again.markdown).toContain('2 of the 2 runs (marked †)');
   });
 
   it('runs again when a setting that defines the run changes, not when only the list of defences does', async () => {

@@ -660,7 +660,7 @@ export async function runSybil(
     title: 'Sybils: one attacker, many identities, behind one open join link',
     markdown: [
       ...(ctx.quick ? ['**Quick mode**: a smoke test of the path (few rounds and examples, not every defence); the full mode is the evidence.', ''] : []),
-      sybilMarkdown(runs, settings, seeds, durationMs, { stored }),
+      sybilMarkdown(runs, settings, seeds, durationMs, { stored: new Set(runs.filter((r) => stored.has(r))) }),
       '',
       '![Sybil defences](sybil-defences.svg)',
       ...(iid
@@ -670,7 +670,7 @@ export async function runSybil(
             '',
             'The same attack against the default and the default with similarity damping, each honest volunteer holding an IID share of the data: honest updates then agree, which is where damping (FoolsGold) is known to mistake honest clients for copies of one another. The runtime above covers both grids.',
             '',
-            sybilMarkdown(iidRuns, iid, seeds, durationMs, { stored }),
+            sybilMarkdown(iidRuns, iid, seeds, durationMs, { stored: new Set(iidRuns.filter((r) => stored.has(r))) }),
           ]
         : []),
     ].join('\n'),
