@@ -7,7 +7,8 @@
  *
  * Representation: a float32 is ±m·2^(b−149) with m < 2^24 and b ∈ [0, 253]; times an integer weight
  * below 2^53 (split in 26-bit halves) each product is an integer below 2^53 shifted by at most 279
- * bits. Coordinate i holds {@link EXACT_LIMBS} float64 limbs, limb j worth 2^(32j−149); every limb
+ * bits. Coordinate i holds {@link EXACT_LIMBS} float64 limbs, limb j worth 2^(32j−149), stored limb-major
+ * (limb j of every coordinate together, so adding a vector streams a few limb planes); every limb
  * is an integer below 2^53 in magnitude, so each addition is exact. A carry pass (run before limbs
  * could outgrow 2^53) brings limbs 0..10 into [0, 2^32) and leaves the sign in the top limb: one
  * canonical form per value, from which the float64 value is read by one fixed procedure.
@@ -58,6 +59,7 @@ export class ExactSum {
     const deposits = high > 0 ? 2 : 1;
     if (this.pending + deposits > CARRY_EVERY) this.carry();
     const limbs = this.limbs;
+    const stride = this.length;
     for (let i = 0; i < bits.length; i++) {
       const x = bits[i]!;
       const e = (x >>> 23) & 0xff;
@@ -67,9 +69,8 @@ export class ExactSum {
       // A normal value is m·2^(e−150), i.e. offset e−1 in units of 2^-149; a subnormal one offset 0.
       const offset = e === 0 ? 0 : e - 1;
       const negative = x >>> 31 === 1;
-      const base = i * EXACT_LIMBS;
-      if (low > 0) deposit(limbs, base, low * m, offset, negative);
-      if (high > 0) deposit(limbs, base, high * m, offset + 26, negative);
+      if (low > 0) deposit(limbs, i, stride, low * m, offset, negative);
+      if (high > 0) deposit(limbs, i, stride, high * m, offset + 26, negative);
     }
     this.pending += deposits;
     this.normalised = false;
@@ -98,7 +99,7 @@ export class ExactSum {
     this.carry();
     const out = new Float32Array(this.length);
     const magnitude = new Float64Array(EXACT_LIMBS);
-    for (let i = 0; i < this.length; i++) out[i] = readValue(this.limbs, i * EXACT_LIMBS, magnitude) / divisor;
+    for (let i = 0; i < this.length; i++) out[i] = readValue(this.limbs, i, this.length, magnitude) / divisor;
     return out;
   }
 
@@ -113,7 +114,7 @@ export class ExactSum {
     view.setUint32(4, this.length, true);
     let at = 8;
     for (let i = 0; i < this.length; i++) {
-      const negative = signedMagnitude(this.limbs, i * EXACT_LIMBS, magnitude);
+      const negative = signedMagnitude(this.limbs, i, this.length, magnitude);
       let first = 0;
       while (first < EXACT_LIMBS && magnitude[first] === 0) first++;
       let last = EXACT_LIMBS - 1;
@@ -130,11 +131,14 @@ export class ExactSum {
   private carry(): void {
     if (this.normalised) return;
     const limbs = this.limbs;
-    for (let base = 0; base < limbs.length; base += EXACT_LIMBS) {
-      for (let j = base; j < base + EXACT_LIMBS - 1; j++) {
-        const c = Math.floor(limbs[j]! * INV_LIMB);
-        limbs[j] = limbs[j]! - c * LIMB;
-        limbs[j + 1] = limbs[j + 1]! + c;
+    const stride = this.length;
+    // Limb by limb, low to high: each plane's carries go into the next before it is carried itself.
+    for (let j = 0; j < EXACT_LIMBS - 1; j++) {
+      const row = j * stride;
+      for (let k = row; k < row + stride; k++) {
+        const c = Math.floor(limbs[k]! * INV_LIMB);
+        limbs[k] = limbs[k]! - c * LIMB;
+        limbs[k + stride] = limbs[k + stride]! + c;
       }
     }
     this.pending = 0;
@@ -143,8 +147,7 @@ export class ExactSum {
 
   /** Sets coordinate `i` from a magnitude (limbs in [0, 2^32)) and a sign; the decoder's way in. */
   private setCoordinate(i: number, magnitude: Float64Array, negative: boolean): void {
-    const base = i * EXACT_LIMBS;
-    for (let j = 0; j < EXACT_LIMBS; j++) this.limbs[base + j] = negative ? -magnitude[j]! : magnitude[j]!;
+    for (let j = 0; j < EXACT_LIMBS; j++) this.limbs[j * this.length + i] = negative ? -magnitude[j]! : magnitude[j]!;
     this.normalised = false;
     this.pending = 1;
   }
@@ -182,9 +185,9 @@ export class ExactSum {
   }
 }
 
-/** Adds (or subtracts) the integer `product` (< 2^53) shifted left by `offset` bits into one coordinate's limbs. */
-function deposit(limbs: Float64Array, base: number, product: number, offset: number, negative: boolean): void {
-  const q = base + (offset >>> 5);
+/** Adds (or subtracts) the integer `product` (< 2^53) shifted left by `offset` bits into coordinate `i`'s limbs. */
+function deposit(limbs: Float64Array, i: number, stride: number, product: number, offset: number, negative: boolean): void {
+  const at = (offset >>> 5) * stride + i;
   // Exact: a power-of-two scaling of an integer below 2^53, then floors of exact quotients.
   const x = product * POW2[offset & 31]!;
   const t1 = Math.floor(x * INV_LIMB);
@@ -192,29 +195,29 @@ function deposit(limbs: Float64Array, base: number, product: number, offset: num
   const hi = Math.floor(t1 * INV_LIMB);
   const mid = t1 - hi * LIMB;
   if (negative) {
-    limbs[q] = limbs[q]! - lo;
-    limbs[q + 1] = limbs[q + 1]! - mid;
-    limbs[q + 2] = limbs[q + 2]! - hi;
+    limbs[at] = limbs[at]! - lo;
+    limbs[at + stride] = limbs[at + stride]! - mid;
+    limbs[at + 2 * stride] = limbs[at + 2 * stride]! - hi;
   } else {
-    limbs[q] = limbs[q]! + lo;
-    limbs[q + 1] = limbs[q + 1]! + mid;
-    limbs[q + 2] = limbs[q + 2]! + hi;
+    limbs[at] = limbs[at]! + lo;
+    limbs[at + stride] = limbs[at + stride]! + mid;
+    limbs[at + 2 * stride] = limbs[at + 2 * stride]! + hi;
   }
 }
 
 /**
- * Writes the magnitude of a canonical coordinate into `magnitude` (limbs in [0, 2^32)) and returns
- * whether it is negative. The top limb carries the sign; a negative value is negated and carried.
+ * Writes the magnitude of canonical coordinate `i` into `magnitude` (limbs in [0, 2^32)) and
+ * returns whether it is negative. The top limb carries the sign; a negative value is negated and carried.
  */
-function signedMagnitude(limbs: Float64Array, base: number, magnitude: Float64Array): boolean {
-  const negative = limbs[base + EXACT_LIMBS - 1]! < 0;
+function signedMagnitude(limbs: Float64Array, i: number, stride: number, magnitude: Float64Array): boolean {
+  const negative = limbs[(EXACT_LIMBS - 1) * stride + i]! < 0;
   if (!negative) {
-    for (let j = 0; j < EXACT_LIMBS; j++) magnitude[j] = limbs[base + j]!;
+    for (let j = 0; j < EXACT_LIMBS; j++) magnitude[j] = limbs[j * stride + i]!;
     return false;
   }
   let borrow = 0;
   for (let j = 0; j < EXACT_LIMBS; j++) {
-    let v = -limbs[base + j]! - borrow;
+    let v = -limbs[j * stride + i]! - borrow;
     borrow = 0;
     if (j < EXACT_LIMBS - 1 && v < 0) {
       v += LIMB;
@@ -225,9 +228,9 @@ function signedMagnitude(limbs: Float64Array, base: number, magnitude: Float64Ar
   return true;
 }
 
-/** The float64 value of a canonical coordinate: its top three limbs, by one fixed sequence of roundings. */
-function readValue(limbs: Float64Array, base: number, magnitude: Float64Array): number {
-  const negative = signedMagnitude(limbs, base, magnitude);
+/** The float64 value of canonical coordinate `i`: its top three limbs, by one fixed sequence of roundings. */
+function readValue(limbs: Float64Array, i: number, stride: number, magnitude: Float64Array): number {
+  const negative = signedMagnitude(limbs, i, stride, magnitude);
   let top = EXACT_LIMBS - 1;
   while (top >= 0 && magnitude[top] === 0) top--;
   if (top < 0) return 0;
