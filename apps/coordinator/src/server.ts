@@ -1005,12 +1005,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           if (!facts) return pass(null);
           const leader = lease.holder ?? (await lease.refreshHolder().catch(() => null));
           if (leader === null || leader === cluster!.nodeId) {
-            held.drop(clientId, update.roundId);
+            held.settle(clientId, update.roundId, false);
             return pass(null);
           }
           const { update: _bytes, ...header } = update;
           const ack = await relay.sendHeld(leader, clientId, header, facts);
-          if (!ack.ok) held.drop(clientId, update.roundId);
+          held.settle(clientId, update.roundId, ack.ok);
           return ack;
         });
       }

@@ -85,16 +85,25 @@ describe('HeldUpdates', () => {
     expect(Array.from(partial.groups.get('image')!.sum.quotient(2))).toEqual([1, 1]);
   });
 
-  it('refuses a partial sum it cannot give (CLUSTER_UNAVAILABLE), forgets refused uploads, and holds one attempt at a time', async () => {
+  it('refuses a partial sum it cannot give (CLUSTER_UNAVAILABLE), forgets refused uploads, and moves to another attempt only on the leader’s word', async () => {
     const held = new HeldUpdates(task, exact(), replica().store);
     await held.take('a', upload('a', 1), ['image', 'text']);
+    held.settle('a', 'cluster.r1.a1', true);
     await held.take('b', upload('b', 1), ['image', 'text']);
-    held.drop('b', 'cluster.r1.a1');
+    held.settle('b', 'cluster.r1.a1', false);
     expect(await refusal(held.partial(request(['a', 'b'])))).toBe('CLUSTER_UNAVAILABLE');
     expect(await refusal(held.partial({ ...request(['a']), globalHash: 'another' }))).toBe('CLUSTER_UNAVAILABLE');
     expect(await refusal(held.partial(request(['a'], 'cluster.r1.a2')))).toBe('CLUSTER_UNAVAILABLE');
-    // The next attempt's first upload forgets the last attempt's.
+    // An upload naming another attempt of the round (stale, or forged) is kept apart: refused, it displaces nothing.
+    await held.take('x', upload('x', 9, 'cluster.r1.a7'), ['image', 'text']);
+    expect(held.size).toBe(2);
+    held.settle('x', 'cluster.r1.a7', false);
+    expect(held.size).toBe(1);
+    expect(decodePartialFit(await held.partial(request(['a'])), 1, global).entries.map((e) => e.clientId)).toEqual(['a']);
+    // The next attempt's first accepted upload retires the last attempt's.
     await held.take('c', upload('c', 1, 'cluster.r1.a2'), ['image', 'text']);
+    expect(held.size).toBe(2);
+    held.settle('c', 'cluster.r1.a2', true);
     expect(held.size).toBe(1);
     expect(await refusal(held.partial(request(['a'])))).toBe('CLUSTER_UNAVAILABLE');
   });

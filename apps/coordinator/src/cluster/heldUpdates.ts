@@ -1,6 +1,6 @@
 /**
  * Hierarchical aggregation, a node's half: for an exact-sum task (FedAvg or FedProx with
- * `exactSum`, no wrapper), a node that does not lead the task validates its own clients' uploads
+ * `exactSum`, probation allowed), a node that does not lead the task validates its own clients' uploads
  * against the global the round started from, keeps their deltas, and tells the leader only each
  * upload's header, size and norm. When the round closes, the leader asks each node for the exact
  * partial sum of the kept uploads it holds (fl-core's `PartialFit`) instead of receiving every
@@ -8,8 +8,8 @@
  *
  * An upload this node cannot judge (its replica does not yet hold the round's global, or the upload
  * fails a check) is not held: the caller relays the whole upload and the leader judges it as ever,
- * so a refusal keeps its code and record. Only the open attempt's uploads are kept: the first upload
- * of another attempt forgets the rest.
+ * so a refusal keeps its code and record. Uploads are kept per attempt; the leader's acceptance of
+ * an upload retires every other attempt's, and its refusal forgets the upload.
  */
 import type { FitResult, PartialAggregation, RunningPartialFit, Strategy, StrategyState } from '@chorus/fl-core';
 import { encodePartialFit } from '@chorus/fl-core';
@@ -27,13 +27,20 @@ export interface HeldFacts {
   readonly byteLength: number;
 }
 
+/** The uploads of one attempt held here, and their running partial sum. */
+interface Attempt {
+  readonly held: Map<string, FitResult>;
+  /** Every held upload summed as it arrived (null once one was dropped: the close then sums afresh). */
+  running: RunningPartialFit | null;
+  /** The leader accepted one of its uploads: it is the leader's open attempt (or was). */
+  confirmed: boolean;
+}
+
 /** One task's uploads held on this node; see the module comment. */
 export class HeldUpdates {
   private readonly globals: ReplicaGlobal;
-  private roundId: string | null = null;
-  private readonly held = new Map<string, FitResult>();
-  /** Every held upload summed as it arrived (null once one was dropped: the close then sums afresh). */
-  private running: RunningPartialFit | null = null;
+  /** By round id. Only the leader's word moves on: an attempt whose upload it accepts retires every other. */
+  private readonly attempts = new Map<string, Attempt>();
   /** The strategy's state before any round: what a round-0 global (stored without one) starts from. */
   private readonly initialState: StrategyState;
 
@@ -61,58 +68,76 @@ export class HeldUpdates {
 
   /** Uploads held now (for tests and metrics). */
   get size(): number {
-    return this.held.size;
+    let n = 0;
+    for (const a of this.attempts.values()) n += a.held.size;
+    return n;
   }
 
-  /** Validates and keeps an upload; its facts for the leader, or null when this node cannot judge it (relay it whole). */
+  /**
+   * Validates and keeps an upload; its facts for the leader, or null when this node cannot judge it
+   * (relay it whole). An upload naming another attempt than the others is kept apart, so a stale or
+   * forged round id cannot displace the open attempt's uploads before the leader has judged it.
+   */
   async take(clientId: string, update: ParsedUpdate, modalities: readonly string[]): Promise<HeldFacts | null> {
     // A second upload for the attempt must not replace the first: the leader refuses it whole (DUPLICATE_UPDATE).
-    if (update.roundId === this.roundId && this.held.has(clientId)) return null;
+    if (this.attempts.get(update.roundId)?.held.has(clientId)) return null;
     const checked = await this.globals.validate(this.task, clientId, update, modalities);
     if (!checked) return null;
     const { global, valid } = checked;
-    if (update.roundId !== this.roundId) {
-      this.held.clear();
-      this.roundId = update.roundId;
+    let attempt = this.attempts.get(update.roundId);
+    if (!attempt) {
+      let running: RunningPartialFit;
       try {
-        this.running = this.partialsAt(global).start(update.serverRound, global.tensors);
+        running = this.partialsAt(global).start(update.serverRound, global.tensors);
       } catch {
-        // A strategy state this node cannot read: the leader judges this round's uploads whole.
-        this.roundId = null;
+        // A strategy state this node cannot read: the leader judges this attempt's uploads whole.
         return null;
       }
+      attempt = { held: new Map(), running, confirmed: false };
+      this.attempts.set(update.roundId, attempt);
     }
-    if (this.held.has(clientId)) return null;
+    if (attempt.held.has(clientId)) return null;
     const result: FitResult = { clientId, numExamples: update.numExamples, delta: valid.delta, ...(update.metrics ? { metrics: update.metrics } : {}) };
-    this.held.set(clientId, result);
+    attempt.held.set(clientId, result);
     // Summed now, while the round waits for others, so its close only reads the sums.
-    this.running?.add(result);
+    attempt.running?.add(result);
     return { norm: valid.norm, byteLength: update.update.byteLength };
   }
 
-  /** Forgets an upload the leader did not accept. */
-  drop(clientId: string, roundId: string): void {
-    if (roundId === this.roundId && this.held.delete(clientId)) this.running = null;
+  /**
+   * The leader's verdict on a held upload: accepted, its attempt is the open one and every other
+   * is forgotten; refused, the upload is forgotten (and its attempt, when nothing of it was accepted).
+   */
+  settle(clientId: string, roundId: string, accepted: boolean): void {
+    const attempt = this.attempts.get(roundId);
+    if (!attempt) return;
+    if (accepted) {
+      attempt.confirmed = true;
+      for (const id of [...this.attempts.keys()]) if (id !== roundId) this.attempts.delete(id);
+      return;
+    }
+    if (attempt.held.delete(clientId)) attempt.running = null;
+    if (attempt.held.size === 0 && !attempt.confirmed) this.attempts.delete(roundId);
   }
 
   /**
    * The partial sum of `request.clientIds`' uploads as bytes. Throws `CLUSTER_UNAVAILABLE` when
-   * this node holds another attempt, another global, or not every upload asked for.
+   * this node holds no upload of that attempt, another global, or not every upload asked for.
    */
   async partial(request: PartialSumRequest): Promise<Uint8Array> {
-    if (request.roundId !== this.roundId)
-      throw new CoordinatorError('CLUSTER_UNAVAILABLE', `this node holds attempt ${String(this.roundId)}, not ${request.roundId}`);
+    const attempt = this.attempts.get(request.roundId);
+    if (!attempt) throw new CoordinatorError('CLUSTER_UNAVAILABLE', `this node holds no upload of attempt ${request.roundId}`);
     const global = await this.globals.of(request.serverRound);
     if (global?.sha256 !== request.globalHash)
       throw new CoordinatorError('CLUSTER_UNAVAILABLE', `this node does not hold the global round ${request.serverRound} started from`);
     const results = request.clientIds.map((id) => {
-      const r = this.held.get(id);
+      const r = attempt.held.get(id);
       if (!r) throw new CoordinatorError('CLUSTER_UNAVAILABLE', `this node holds no upload of '${id}' for ${request.roundId}`);
       return r;
     });
     // Every held upload asked for (the usual case): the running sums are the answer.
-    const running = this.running;
-    if (running && running.serverRound === request.serverRound && new Set(request.clientIds).size === this.held.size && running.size === this.held.size) {
+    const running = attempt.running;
+    if (running && running.serverRound === request.serverRound && new Set(request.clientIds).size === attempt.held.size && running.size === attempt.held.size) {
       return encodePartialFit(running.build());
     }
     return encodePartialFit(this.partialsAt(global).partial(request.serverRound, global.tensors, results));
