@@ -1006,7 +1006,10 @@ export class RoundEngine {
     const byNode = new Map<string, string[]>();
     for (const r of results) {
       const node = held?.get(r.clientId);
-      if (node !== undefined) byNode.set(node, [...(byNode.get(node) ?? []), r.clientId]);
+      if (node === undefined) continue;
+      const ids = byNode.get(node);
+      if (ids) ids.push(r.clientId);
+      else byNode.set(node, [r.clientId]);
     }
     const partials = strategy.partials;
     const running = this.running?.roundId === cur.roundId ? this.running.builder : null;

@@ -137,6 +137,27 @@ export function weightedMetrics(entries: readonly { readonly numExamples: number
   return out;
 }
 
+/** A fit round's figures: the clients' weighted metrics, the counts, and each group's contributors and figures. */
+function fitMetrics(
+  summed: readonly { readonly numExamples: number; readonly metrics?: Metrics }[],
+  failures: readonly FitFailure[],
+  rejected: readonly RejectedResult[],
+  summaries: readonly GroupSummary[],
+): Record<string, number> {
+  const metrics: Record<string, number> = {
+    ...weightedMetrics(summed),
+    numResults: summed.length,
+    numFailures: failures.length,
+    numRejected: rejected.length,
+    numExamples: summed.reduce((n, r) => n + r.numExamples, 0),
+  };
+  for (const g of summaries) {
+    metrics[`clients:${g.group}`] = g.clientIds.length;
+    for (const [key, value] of Object.entries(g.metrics ?? {})) metrics[`${g.group}:${key}`] = value;
+  }
+  return metrics;
+}
+
 /** Validates the JSON half of a state against the strategy that imports it. */
 export function checkStateJson(fn: string, json: StrategyStateJson, expectedName: string): void {
   if (typeof json !== 'object' || json === null) throw badState(fn, 'state JSON must be an object');
@@ -350,18 +371,7 @@ export abstract class BaseStrategy implements Strategy {
         ...(g.metrics ? { metrics: g.metrics } : {}),
       };
     });
-    const metrics: Record<string, number> = {
-      ...weightedMetrics(valid),
-      numResults: valid.length,
-      numFailures: failures.length,
-      numRejected: rejected.length,
-      numExamples: valid.reduce((n, r) => n + r.numExamples, 0),
-    };
-    for (const g of summaries) {
-      metrics[`clients:${g.group}`] = g.clientIds.length;
-      for (const [key, value] of Object.entries(g.metrics ?? {})) metrics[`${g.group}:${key}`] = value;
-    }
-    return { parameters, metrics, groups: summaries, rejected };
+    return { parameters, metrics: fitMetrics(valid, failures, rejected, summaries), groups: summaries, rejected };
   }
 
   /**
@@ -410,14 +420,7 @@ export abstract class BaseStrategy implements Strategy {
     }
     this.roundsAggregated++;
     this.lastServerRound = serverRound;
-    const metrics: Record<string, number> = {
-      ...weightedMetrics(merged.entries),
-      numResults: merged.entries.length,
-      numFailures: failures.length,
-      numRejected: merged.rejected.length,
-      numExamples: merged.entries.reduce((n, e) => n + e.numExamples, 0),
-    };
-    for (const g of summaries) metrics[`clients:${g.group}`] = g.clientIds.length;
+    const metrics = fitMetrics(merged.entries, failures, merged.rejected, summaries);
     return { parameters: global.map((t) => parameters.get(t.name)!), metrics, groups: summaries, rejected: merged.rejected };
   }
 
