@@ -226,6 +226,9 @@ async function demoRounds(
         newIdentitiesPerAddress: null,
         newIdentitiesPerTask: null,
         proofOfWorkBits: 0,
+        // The figures measure aggregation and probing as they were recorded before damping became a
+        // default; damping needs every update at the leader, so it would also turn partial sums off.
+        similarityDamping: false,
         ...(strategy ? { probationRounds: strategy.probationRounds } : {}),
       },
     },

@@ -29,6 +29,8 @@ const taskOf = (id: string, testExamples: number) =>
     learningRate: 0.01,
     maxUpdateBytes: 1_000_000,
     seed: 3,
+    // The scripted clients' deltas are parallel (constant values): similarity damping would take them for copies.
+    admission: { similarityDamping: false },
   });
 
 const open: { coordinator?: Coordinator; clients: FakeClient[] } = { clients: [] };

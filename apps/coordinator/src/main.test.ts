@@ -41,6 +41,8 @@ batchSize: 8
 learningRate: 0.1
 maxUpdateBytes: 200000
 seed: 3
+# The scripted clients' deltas are parallel: similarity damping would take them for copies.
+admission: { similarityDamping: false }
 `;
 
 // FedAFD's whole family at its smallest: four client kinds, a server with image, text and audio

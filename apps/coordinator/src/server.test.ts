@@ -55,8 +55,9 @@ function makeTask(overrides: Record<string, unknown> = {}): TaskConfig {
     maxUpdateBytes: 4096,
     normBound: 100,
     seed: 1,
-    // Every test client connects from 127.0.0.1: no per-address quota of new identities (tested on its own).
-    admission: { newIdentitiesPerAddress: null },
+    // Every test client connects from 127.0.0.1: no per-address quota of new identities (tested on its own);
+    // the scripted clients' deltas are parallel (constant values), which similarity damping would take for copies.
+    admission: { newIdentitiesPerAddress: null, similarityDamping: false },
     ...overrides,
   });
 }
@@ -389,7 +390,7 @@ describe('coordinator over real sockets', () => {
 
   it('answers bad requests on an authenticated socket with codes and keeps serving', async () => {
     // Arrange
-    const c = await start(makeTask({ admission: { proofOfWorkBits: 0, newIdentitiesPerAddress: null } }), {
+    const c = await start(makeTask({ admission: { proofOfWorkBits: 0, newIdentitiesPerAddress: null, similarityDamping: false } }), {
       rateLimits: { messages: { capacity: 6, refillPerSecond: 0.001 } },
     });
     const client = await FakeClient.connect(c.url, { taskId: 'demo', token: 'join-secret' });

@@ -73,6 +73,10 @@ export const REPORT_NOTES = `
   its test split is held out for validation and test numbers come from the rest.
 - Methods are compared by paired differences over evaluation seeds (a seed fixes the partition and
   the initial model) with 95 % t intervals; a sentence says when an interval includes 0.
+- Tasks keep the default admission (newcomer probation, slots in sampling order) but turn
+  similarity damping off (\`admission.similarityDamping: false\`), a default since the Sybil section
+  measured it: the other sections compare aggregation rules among established clients, and their
+  stored runs were made without it. The Sybil section runs it on and off.
 - Every full grid (FedMM-X on both datasets, robustness, Sybil, FedUMM, the device–edge split) keeps each finished run in
   \`raw/runs/\`, keyed by everything that defines it (settings, task, seed, code version), so an
   interrupted grid resumes where it stopped and \`--shard i/n\` invocations can fill one grid side by

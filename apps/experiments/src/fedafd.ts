@@ -32,7 +32,7 @@ import {
   runFedAfdCell,
 } from './fedafdRuns.js';
 import type { FedAfdCell, FedAfdPartition, FedAfdRun, FedAfdSettings } from './fedafdRuns.js';
-import { cachedRun, probeKey, readBackCounter, readBackNote } from './runCache.js';
+import { cachedRun, dampingKey, probeKey, readBackCounter, readBackNote } from './runCache.js';
 import type { ReadBack, RunCache } from './runCache.js';
 import type { Check, ExperimentContext, Figure, SectionEntry, SectionResult } from './section.js';
 import { formatMeanStd, formatPaired, markdownTable, meanBandPoints, meanStd, pairedDifference, pairedReading } from './stats.js';
@@ -144,7 +144,14 @@ async function cachedCell(
   const t0 = Date.now();
   const cpu0 = process.cpuUsage();
   const task = fedAfdTask(settings, cell);
-  const key = { engine: FEDAFD_ENGINE, task, ...probeKey(task), clientArgs: fedAfdClientArgs(settings, cell), numClients: settings.numClients };
+  const key = {
+    engine: FEDAFD_ENGINE,
+    task,
+    ...probeKey(task),
+    ...dampingKey(task),
+    clientArgs: fedAfdClientArgs(settings, cell),
+    numClients: settings.numClients,
+  };
   const { value, stored } = await cachedRun(
     cache,
     CACHE_PREFIX,

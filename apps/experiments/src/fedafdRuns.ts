@@ -132,6 +132,8 @@ export function fedAfdTask(settings: FedAfdSettings, cell: FedAfdCell): TaskConf
       learningRate: cell.learningRate,
       maxUpdateBytes: 4_194_304,
       seed: cell.seed,
+      // As every experiment's task (tasks.ts): similarity damping off, as the stored runs were made.
+      admission: { similarityDamping: false },
     },
     `experiment task fedafd-${method.id}`,
   );

@@ -29,7 +29,7 @@ import { deletionFaithfulness, explain } from '@chorus/models';
 import type { Modality, MultimodalModel } from '@chorus/models';
 import { evaluateByModality, restrictModalities, trainOnUnion } from './centralized.js';
 import { ExperimentsError } from './errors.js';
-import { cachedRun, canonicalJson, probeKey, probeRetirement, readBackCounter, readBackNote, settingsKey } from './runCache.js';
+import { cachedRun, canonicalJson, dampingKey, probeKey, probeRetirement, readBackCounter, readBackNote, settingsKey } from './runCache.js';
 import type { ReadBack, RunCache } from './runCache.js';
 import { describeSplits, loadEvaluationSplits } from './evaluationSplits.js';
 import type { EvaluationSplitInfo, ExperimentDataset } from './evaluationSplits.js';
@@ -635,7 +635,7 @@ export function runSettingsKey(settings: FedMmxSettings): Readonly<Record<string
  * (tuning), or with `what` null an evaluation run; with `probe` when its trust reads the server probe.
  */
 export function federatedRunKey(settings: FedMmxSettings, task: TaskConfig, seed: number, what: string | null): Readonly<Record<string, unknown>> {
-  const common = { settings: runSettingsKey(settings), task, ...probeKey(task), seed };
+  const common = { settings: runSettingsKey(settings), task, ...probeKey(task), ...dampingKey(task), seed };
   return what === null ? { kind: 'run', ...common } : { kind: 'validation', what, ...common };
 }
 

@@ -43,7 +43,7 @@ import { describeSplits, loadEvaluationSplits } from './evaluationSplits.js';
 import type { EvaluationSplitInfo, ExperimentDataset } from './evaluationSplits.js';
 import { encodedBytes, medianOf, trainedParameters } from './fedummTraining.js';
 import { ROBUSTNESS_ENGINE } from './robustness.js';
-import { cachedCell, cachedRun, probeKey, settingsKey } from './runCache.js';
+import { cachedCell, cachedRun, dampingKey, probeKey, settingsKey } from './runCache.js';
 import type { Check, ExperimentContext, Figure, SectionEntry, SectionResult } from './section.js';
 import { formatMeanStd, formatPaired, markdownTable, meanStd, pairedDifference } from './stats.js';
 import type { PairedDifference } from './stats.js';
@@ -394,7 +394,7 @@ export function fedUmmCacheKey(
     | { readonly kind: 'central'; readonly seed: number; readonly learningRates: { readonly lora: number; readonly full: number } },
 ): unknown {
   const task = fedUmmTask(settings, run.kind === 'central' ? { ...settings.reference, seed: run.seed, learningRate: run.learningRates.lora } : run.cell);
-  return { section: 'fedumm', ...run, settings: fedUmmSettingsKey(settings), task, ...probeKey(task) };
+  return { section: 'fedumm', ...run, settings: fedUmmSettingsKey(settings), task, ...probeKey(task), ...dampingKey(task) };
 }
 
 /** The grid runs and centralized runs of the evaluation seeds, in the order they run (each seed's grid, then its centralized run). */

@@ -31,7 +31,7 @@ import {
 import type { AggregatorId, RobustnessGridShape, RobustnessRun, RunClient } from './robustnessAnalysis.js';
 import type { Check, ExperimentContext, Figure, SectionResult } from './section.js';
 import type { VerifySpec } from './verify.js';
-import { belongsToOtherShard, probeKey, probeRetirement } from './runCache.js';
+import { belongsToOtherShard, dampingKey, probeKey, probeRetirement } from './runCache.js';
 import { markdownTable, meanStd } from './stats.js';
 import { experimentTask } from './tasks.js';
 
@@ -343,6 +343,7 @@ export function robustnessCacheKey(
     section: 'robustness',
     engine: ROBUSTNESS_ENGINE,
     ...probeKey(robustnessTask(cell.aggregator, settings, cell.seed)),
+    ...dampingKey(robustnessTask(cell.aggregator, settings, cell.seed)),
     settings: { ...shape, fractions },
     cell: { aggregator: cell.aggregator, attack: cell.attack, fraction: cell.fraction, seed: cell.seed },
   };

@@ -192,6 +192,18 @@ export function probeKey(task: TaskConfig): { readonly probe?: number } {
   return readsServerProbe(task) ? { probe: PROBE_ENGINE } : {};
 }
 
+/** Version of similarity damping's behaviour that a stored run with damping on depends on (2: only copies are left out for good). */
+export const DAMPING_ENGINE = 2;
+
+/**
+ * The key field of a run of `task` that damps similar updates (`admission.similarityDamping`):
+ * `{ damping: DAMPING_ENGINE }`, else nothing, so every run without damping keeps its key byte for
+ * byte. Spread into the key beside {@link probeKey}.
+ */
+export function dampingKey(task: TaskConfig): { readonly damping?: number } {
+  return task.admission.similarityDamping ? { damping: DAMPING_ENGINE } : {};
+}
+
 /**
  * Why the code no longer asks for the stored run of `key` (a run of `task`) on account of the
  * probe: it read the probe under another {@link PROBE_ENGINE} (or before the field), or it holds a

@@ -42,7 +42,7 @@ const run = (overrides: Partial<SybilRun>): SybilRun => ({
 const attacker = (admitted: number, refusals: Record<string, number> = {}) => ({ attempted: 20, admitted, refusals, sybilIds: [], proofMs: 10, uploads: 0 });
 
 describe('sybil grid', () => {
-  it('turns exactly one defence on per single-defence run, and leaves the defaults to the "all" run', () => {
+  it('turns exactly one defence on per single-defence run, leaves the defaults to the "all-similarity" run and takes damping out of the "all" run', () => {
     for (const settings of [QUICK_SYBIL, FULL_SYBIL]) {
       for (const defence of settings.defences) {
         // Arrange / Act
@@ -54,8 +54,8 @@ describe('sybil grid', () => {
         // Assert
         expect(task.seed).toBe(2);
         expect(task.dataset.name).toBe(settings.dataset);
-        if (defence === 'all') expect(task.admission).toEqual(DEFAULT_ADMISSION);
-        else if (defence === 'all-similarity') expect(task.admission).toEqual({ ...DEFAULT_ADMISSION, similarityDamping: true });
+        if (defence === 'all') expect(task.admission).toEqual({ ...DEFAULT_ADMISSION, similarityDamping: false });
+        else if (defence === 'all-similarity') expect(task.admission).toEqual(DEFAULT_ADMISSION);
         else if (defence === 'none') expect(changed).toEqual([]);
         else if (defence === 'pow-rate') expect(changed.sort()).toEqual(['newIdentitiesPerAddress', 'newIdentitiesPerTask', 'proofOfWorkBits']);
         else
@@ -63,7 +63,9 @@ describe('sybil grid', () => {
       }
     }
     expect(FULL_SYBIL.defences).toEqual(SYBIL_DEFENCES);
-    expect(sybilTask('clean', QUICK_SYBIL, 1).admission).toEqual(DEFAULT_ADMISSION);
+    expect(DEFAULT_ADMISSION.similarityDamping).toBe(true);
+    expect(sybilTask('clean', QUICK_SYBIL, 1).admission).toEqual({ ...DEFAULT_ADMISSION, similarityDamping: false });
+    expect(sybilTask('clean-similarity', QUICK_SYBIL, 1).admission).toEqual(DEFAULT_ADMISSION);
     expect(() => sybilAdmission('bogus' as never)).toThrow(expect.objectContaining({ code: 'EXPERIMENTS_BAD_INPUT' }));
     expect(isExperimentsError(new Error('x'))).toBe(false);
   });
@@ -100,7 +102,7 @@ describe('sybil grid', () => {
       run({ defence: 'clean', finalAccuracy: 0.8 }),
       run({ defence: 'none', finalAccuracy: 0.2, attacker: attacker(20), aggregatedAfterArrival: 10, sybilAggregated: 10 }),
       run({ defence: 'pow-rate', finalAccuracy: 0.7, attacker: attacker(5, { IDENTITY_LIMIT: 15 }) }),
-      run({ defence: 'all', finalAccuracy: 0.6, attacker: attacker(4, { IDENTITY_LIMIT: 16 }), aggregatedAfterArrival: 10, sybilAggregated: 3 }),
+      run({ defence: 'all-similarity', finalAccuracy: 0.6, attacker: attacker(4, { IDENTITY_LIMIT: 16 }), aggregatedAfterArrival: 10, sybilAggregated: 3 }),
     ];
     // Act
     const checks = sybilChecks(runs, FULL_SYBIL);
@@ -110,12 +112,15 @@ describe('sybil grid', () => {
     expect(checks.some((c) => c.name.includes('keeps'))).toBe(false);
     expect(byName['sybil: without defences every identity is admitted (the attack is real)']).toBe(true);
     expect(byName['sybil: the per-address quota admits at most 4']).toBe(false);
-    expect(markdown).toContain('| all (the default) | 1 | 4 / 20 | IDENTITY_LIMIT ×16 |');
+    expect(byName["sybil: the default admits at most 4 from the attacker's address(es)"]).toBe(true);
+    expect(markdown).toContain('| all (the default, similarity damping included) | 1 | 4 / 20 | IDENTITY_LIMIT ×16 |');
     expect(markdown).toContain('30.0% (3 / 10)');
-    expect(markdown).toContain('keeps 75.0% of clean accuracy — design target (≥ 90%) **not met**');
+    expect(markdown).toContain(
+      'Seed 1: the default configuration (similarity damping included) keeps 75.0% of clean accuracy — design target (≥ 90%) **not met**',
+    );
     expect(markdown).toContain('- none (seed 1): 25.0% retained, attacker share 100.0%.');
     expect(sybilFigure(runs, 1)).toContain('<svg');
-    expect(markdown).toContain('| all (the default) | 1 | 75.0 | 30.0 | 0 |');
+    expect(markdown).toContain('| all (the default, similarity damping included) | 1 | 75.0 | 30.0 | 0 |');
   });
 
   it('summarises each defence over seeds and compares the defaults with and without similarity damping, paired by seed', () => {
@@ -128,11 +133,15 @@ describe('sybil grid', () => {
     // Act
     const markdown = sybilMarkdown(runs, FULL_SYBIL, [1, 2], 5000);
     // Assert
-    expect(markdown).toContain('| all (the default) + similarity damping | 2 | 100.0 ± 15.7 | 10.0 ± 0.0 | 0 |');
-    expect(markdown).not.toContain('clean + similarity damping (no attacker) |');
+    expect(markdown).toContain('| all (the default, similarity damping included) | 2 | 100.0 ± 15.7 | 10.0 ± 0.0 | 0 |');
+    expect(markdown).not.toContain('clean, the defaults (no attacker; similarity damping included) |');
     const withControl = sybilMarkdown([...runs, run({ seed: 1, defence: 'clean-similarity', finalAccuracy: 0.81 })], FULL_SYBIL, [1, 2], 5000);
-    expect(withControl).toContain('| clean + similarity damping (no attacker) | 1 | 90.0 | — | 0 |');
-    expect(markdown).toContain('Final accuracy, paired by seed: all (the default) + similarity damping − all (the default): +25.0 [');
+    expect(withControl).toContain('| clean, the defaults (no attacker; similarity damping included) | 1 | 90.0 | — | 0 |');
+    expect(markdown).toContain(
+      'Final accuracy, paired by seed: all (the default, similarity damping included) − all but similarity damping (the former default): +25.0 [',
+    );
+    // The default's verdict comes first in each seed.
+    expect(markdown.indexOf('Seed 1: the default configuration')).toBeLessThan(markdown.indexOf('Seed 1: the defaults without similarity damping'));
   });
 });
 
@@ -239,8 +248,9 @@ describe('runSybil with the run cache', () => {
       expect(probe).toBe(PROBE_ENGINE);
       return rest;
     };
-    // The committed run of `none` at seed 1 (docs/results/raw/runs) was stored under exactly that key.
-    expect(cacheFileName('sybil', before(FULL_SYBIL, 'none', 1))).toBe('sybil-01bb0814599bcb7d.json');
+    // The committed run of `none` at seed 1 (docs/results/raw/runs) was stored under exactly that key
+    // (re-keyed once similarity damping became a default: its task states `similarityDamping: false`).
+    expect(cacheFileName('sybil', before(FULL_SYBIL, 'none', 1))).toBe('sybil-4b367ca961dc011c.json');
     const cache = createRunCache(dir);
     for (const defence of ['clean', 'none', 'all'] as const) cache.put('sybil', before(settings, defence, 1), run({ defence, seed: 1 }));
 
@@ -260,8 +270,7 @@ describe('runSybil with the run cache', () => {
       'all',
       'all-similarity',
     ]);
-    expect(sybilPlan(QUICK_SYBIL, [1]).map((c) => c.defence)).toEqual(['clean', 'none', 'all']);
-    expect(sybilTask('clean-similarity', QUICK_SYBIL, 1).admission).toEqual({ ...DEFAULT_ADMISSION, similarityDamping: true });
+    expect(sybilPlan(QUICK_SYBIL, [1]).map((c) => c.defence)).toEqual(['clean', 'clean-similarity', 'none', 'all-similarity']);
     expect(calls).toEqual(['clean s1', 'all s1']);
     expect(result.checks.find((c) => c.name === 'the sybil grid is complete')).toMatchObject({ ok: false, detail: expect.stringContaining('1 of 3 runs') });
   });

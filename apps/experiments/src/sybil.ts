@@ -21,24 +21,24 @@ import { createRng, encodeUpdate, gaussian, tensor } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
 import { ExperimentsError } from './errors.js';
 import { ROBUSTNESS_ENGINE } from './robustness.js';
-import { cachedCell, probeKey, settingsKey } from './runCache.js';
+import { cachedCell, dampingKey, probeKey, settingsKey } from './runCache.js';
 import type { Check, ExperimentContext, SectionResult } from './section.js';
 import { formatMeanStd, markdownTable, pairedDifference, pairedReading } from './stats.js';
 import { barChart } from './svg.js';
 import { experimentTask } from './tasks.js';
 
 /**
- * The defences a run turns on (`all`: the task file's default admission; `all-similarity`: the
- * default plus similarity damping, which is off unless a task sets it; `clean`: no attacker).
+ * The defences a run turns on (`all-similarity`: the task file's default admission, similarity
+ * damping included; `all`: the same without damping, the default before damping was one).
  */
 export const SYBIL_DEFENCES = ['none', 'pow-rate', 'invitations', 'fair-slots', 'probation', 'similarity', 'all', 'all-similarity'] as const;
 /** One of {@link SYBIL_DEFENCES}. */
 export type SybilDefence = (typeof SYBIL_DEFENCES)[number];
 
 /**
- * The runs without an attacker: `clean` (the default admission), the reference of every seed, and
- * `clean-similarity` (the default with similarity damping), which measures what damping costs an
- * honest federation; the grid runs it whenever it runs a row with damping.
+ * The runs without an attacker: `clean` (the default admission without similarity damping), the
+ * reference of every seed, and `clean-similarity` (the default admission, damping included), which
+ * measures what damping costs an honest federation; the grid runs it whenever it runs a row with damping.
  */
 export type SybilControl = 'clean' | 'clean-similarity';
 /** What one run of the grid is: a defence against the attacker, or a run without one. */
@@ -104,9 +104,9 @@ export const FULL_SYBIL: SybilSettings = {
 };
 
 /**
- * `--quick` (CI, about 1.5 min on 2 cores): no defences against the default, beside the clean run,
- * one seed, 6 rounds with the attacker arriving after the second; a smoke test of the path, not
- * evidence. Similarity damping and the single defences run in the full grid.
+ * `--quick` (CI, about 2 min on 2 cores): no defences against the default, beside the two clean
+ * runs, one seed, 6 rounds with the attacker arriving after the second; a smoke test of the path,
+ * not evidence. The single defences run in the full grid.
  */
 export const QUICK_SYBIL: SybilSettings = {
   ...FULL_SYBIL,
@@ -114,7 +114,7 @@ export const QUICK_SYBIL: SybilSettings = {
   maxExamples: 80,
   testExamples: 100,
   probeExamples: 32,
-  defences: ['none', 'all'],
+  defences: ['none', 'all-similarity'],
   iidDefences: [],
 };
 
@@ -127,10 +127,19 @@ export function iidGrid(settings: SybilSettings): SybilSettings | null {
 
 /**
  * The task's `admission` section for `defence`: `none` turns every defence off; each single
- * defence adds one to `none` at its default setting; `all` leaves the section out (the defaults).
+ * defence adds one to `none` at its default setting; `all-similarity` is the defaults (an empty
+ * section), `all` the defaults without similarity damping.
  */
-export function sybilAdmission(defence: SybilCellKind): Record<string, unknown> | undefined {
-  const none = { openLink: true, proofOfWorkBits: 0, newIdentitiesPerAddress: null, newIdentitiesPerTask: null, slots: 'arrival', probationRounds: 0 };
+export function sybilAdmission(defence: SybilCellKind): Record<string, unknown> {
+  const none = {
+    openLink: true,
+    proofOfWorkBits: 0,
+    newIdentitiesPerAddress: null,
+    newIdentitiesPerTask: null,
+    slots: 'arrival',
+    probationRounds: 0,
+    similarityDamping: false,
+  };
   switch (defence) {
     case 'none':
       return none;
@@ -151,10 +160,10 @@ export function sybilAdmission(defence: SybilCellKind): Record<string, unknown> 
       return { ...none, similarityDamping: true };
     case 'all-similarity':
     case 'clean-similarity':
-      return { similarityDamping: true };
+      return {};
     case 'all':
     case 'clean':
-      return undefined;
+      return { similarityDamping: false };
     default:
       throw new ExperimentsError('EXPERIMENTS_BAD_INPUT', `sybilAdmission: unknown defence ${JSON.stringify(defence)}`);
   }
@@ -177,7 +186,7 @@ export function sybilTask(defence: SybilCellKind, settings: SybilSettings, seed:
     maxRoundAttempts: 6,
     evaluation: { probeExamples: settings.probeExamples, testExamples: settings.testExamples },
     seed,
-    ...(admission === undefined ? {} : { admission }),
+    admission,
   });
 }
 
@@ -345,6 +354,7 @@ export function sybilCacheKey(settings: SybilSettings, defence: SybilCellKind, s
     roundEngine: ROBUSTNESS_ENGINE,
     task,
     ...probeKey(task),
+    ...dampingKey(task),
     cell: { defence, seed },
   };
 }
@@ -416,16 +426,16 @@ export async function runSybilCell(settings: SybilSettings, defence: SybilCellKi
 }
 
 const DEFENCE_LABELS: Readonly<Record<SybilCellKind, string>> = {
-  clean: 'clean (no attacker)',
-  'clean-similarity': 'clean + similarity damping (no attacker)',
+  clean: 'clean (no attacker; defaults without similarity damping)',
+  'clean-similarity': 'clean, the defaults (no attacker; similarity damping included)',
   none: 'none',
   'pow-rate': 'proof of work + identity rate limits',
   invitations: 'invitation links only',
   'fair-slots': 'slots by sampling order',
   probation: 'probation',
   similarity: 'similarity damping (FoolsGold)',
-  all: 'all (the default)',
-  'all-similarity': 'all (the default) + similarity damping',
+  all: 'all but similarity damping (the former default)',
+  'all-similarity': 'all (the default, similarity damping included)',
 };
 
 /** The design target of the default configuration: share of the clean accuracy it keeps. */
@@ -458,7 +468,8 @@ export function sybilChecks(runs: readonly SybilRun[], settings: SybilSettings):
     ['none', settings.numSybils, 'without defences every identity is admitted (the attack is real)'],
     ['pow-rate', perAddress, `the per-address quota admits at most ${perAddress}`],
     ['invitations', settings.invitationQuota, `one invitation admits at most its quota (${settings.invitationQuota})`],
-    ['all', perAddress, `the default admits at most ${perAddress} from the attacker's address(es)`],
+    ['all-similarity', perAddress, `the default admits at most ${perAddress} from the attacker's address(es)`],
+    ['all', perAddress, `the defaults without similarity damping admit at most ${perAddress} from the attacker's address(es)`],
   ];
   for (const [defence, cap, name] of caps) {
     const got = admitted(defence);
@@ -507,14 +518,17 @@ export function sybilMarkdown(
       r.defence === 'clean' ? '100%' : pct(retainedOf(runs, r)),
     ];
   });
-  const combined: readonly SybilCellKind[] = ['all', 'all-similarity'];
+  // The default first, then the defaults without damping, seed by seed.
+  const combined: readonly SybilCellKind[] = ['all-similarity', 'all'];
   const verdicts = runs
     .filter((r) => combined.includes(r.defence))
+    .sort((a, b) => a.seed - b.seed || combined.indexOf(a.defence) - combined.indexOf(b.defence))
     .map((r) => {
       const retained = retainedOf(runs, r);
       const met = retained !== null && retained >= SYBIL_TARGET_RETAINED;
-      const what = r.defence === 'all' ? 'the default configuration' : 'the defaults with similarity damping';
-      return `- Seed ${r.seed}: ${what} keeps ${pct(retained)} of clean accuracy — design target (≥ ${SYBIL_TARGET_RETAINED * 100}%) ${met ? 'met' : '**not met**'}.`;
+      const what =
+        r.defence === 'all-similarity' ? 'the default configuration (similarity damping included) keeps' : 'the defaults without similarity damping keep';
+      return `- Seed ${r.seed}: ${what} ${pct(retained)} of clean accuracy — design target (≥ ${SYBIL_TARGET_RETAINED * 100}%) ${met ? 'met' : '**not met**'}.`;
     });
   const failing = runs.filter((r) => !isControl(r.defence) && !combined.includes(r.defence) && (retainedOf(runs, r) ?? 0) < SYBIL_TARGET_RETAINED);
   const finite = (xs: readonly (number | null)[]): number[] => xs.filter((x): x is number => x !== null && Number.isFinite(x));
@@ -544,7 +558,7 @@ export function sybilMarkdown(
     `Each row turns on one defence (the task file's \`admission\` section, \`${JSON.stringify(sybilAdmission('none'))}\` with one field at its default), or all of them (the defaults: \`${JSON.stringify(DEFAULT_ADMISSION)}\`). ` +
       '**Share of aggregated updates** counts the updates the rounds after the attacker arrived aggregated; **retained** is final test accuracy ÷ the clean run’s (same seed). ' +
       'A run **stalled** when the round engine gave up on a round after the attacker arrived (every attempt built no model, or had too few uploads): the task ends there, and its final accuracy is that of the last model a round committed. ' +
-      'The row **clean + similarity damping** has no attacker: against the clean run, it is what damping costs an honest federation.',
+      'The row **clean, the defaults** has no attacker either: against the clean run, it is what similarity damping costs an honest federation.',
     '',
     markdownTable(
       [
@@ -578,7 +592,7 @@ export function sybilMarkdown(
       'Slots by sampling order take away the speed advantage of skipping training, but an attacker holding most identities still holds most sampled places. Probation weighs newcomers less only while they are new, and only for weighted aggregation. Invitations bound identities by what the researcher hands out. ' +
       'Similarity damping (FoolsGold) leaves out identities whose summed updates copy one another’s, or that send the same update in one round, and stops inviting them; until then an identity alone in a round is an ordinary Byzantine client, left to trust weighting and the norm bound.',
     '',
-    'Reproducibility: runs under the arrival rule (every row but “slots by sampling order” and “all”) depend on which uploads arrive first, so they are not bit-identical between machines; that dependence is what the sampling-order rule removes. ' +
+    'Reproducibility: runs under the arrival rule (every row but “slots by sampling order” and the two “all” rows) depend on which uploads arrive first, so they are not bit-identical between machines; that dependence is what the sampling-order rule removes. ' +
       `Runtime: ${(durationMs / 1000).toFixed(0)} s.` +
       (stored.size === 0
         ? ''
@@ -668,7 +682,7 @@ export async function runSybil(
             '',
             '### With IID volunteers',
             '',
-            'The same attack against the default and the default with similarity damping, each honest volunteer holding an IID share of the data: honest updates then agree, which is where damping (FoolsGold) is known to mistake honest clients for copies of one another. The runtime above covers both grids.',
+            'The same attack against the defaults with and without similarity damping, each honest volunteer holding an IID share of the data: honest updates then agree, which is where damping (FoolsGold) is known to mistake honest clients for copies of one another. The runtime above covers both grids.',
             '',
             sybilMarkdown(iidRuns, iid, seeds, durationMs, { stored: new Set(iidRuns.filter((r) => stored.has(r))) }),
           ]

@@ -28,6 +28,9 @@ export const BASE_TASK = {
   uploadEncoding: 'fp32',
   maxUpdateBytes: 4_194_304,
   normBound: null,
+  // The sections compare aggregation rules among established clients; similarity damping, an
+  // admission defence against Sybils, is measured in the Sybil section, which sets its own section.
+  admission: { similarityDamping: false },
   seed: 0,
 } as const;
 

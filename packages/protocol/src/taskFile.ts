@@ -377,6 +377,7 @@ export const DEFAULT_ADMISSION = {
   newIdentitiesPerTask: { burst: 100, perHour: 600 },
   slots: 'sampling-order',
   probationRounds: 5,
+  similarityDamping: true,
 } as const;
 
 /**
@@ -403,9 +404,10 @@ export const admissionSchema = z
     probationRounds: z.number().int().min(0).max(10_000).default(DEFAULT_ADMISSION.probationRounds),
     /**
      * FoolsGold similarity damping (fl-core `SimilarityDamping`): a client whose summed updates copy
-     * another's loses weight, copies all of it. Off when absent; not applied under differential privacy.
+     * another's loses weight, copies all of it. On by default; not applied under differential privacy.
+     * It needs every update, so a cluster does not sum such a task per node (`strategy.exactSum`).
      */
-    similarityDamping: z.boolean().optional(),
+    similarityDamping: z.boolean().default(DEFAULT_ADMISSION.similarityDamping),
   })
   .default(DEFAULT_ADMISSION);
 

@@ -415,7 +415,7 @@ describe('hierarchical aggregation', () => {
       const task = {
         rounds: 3,
         strategy: { name: 'fedavg', exactSum: true },
-        admission: { newIdentitiesPerAddress: null, newIdentitiesPerTask: null, proofOfWorkBits: 0, probationRounds: 0 },
+        admission: { newIdentitiesPerAddress: null, newIdentitiesPerTask: null, proofOfWorkBits: 0, probationRounds: 0, similarityDamping: false },
       };
       const { clients, history } = await runExactSum(task);
       for (const c of clients) expect(c.accepted).toEqual([1, 2, 3]);
@@ -437,7 +437,7 @@ describe('hierarchical aggregation', () => {
         minClients: 4,
         waitingRoomMs: 10_000,
         strategy: { name: 'fedavg', exactSum: true },
-        admission: { newIdentitiesPerAddress: null, newIdentitiesPerTask: null, proofOfWorkBits: 0 },
+        admission: { newIdentitiesPerAddress: null, newIdentitiesPerTask: null, proofOfWorkBits: 0, similarityDamping: false },
       };
       const { clients, history } = await runExactSum(task);
       const metrics = history.listMetrics('cluster').map((m) => m.metrics);

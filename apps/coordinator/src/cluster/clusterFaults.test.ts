@@ -129,7 +129,7 @@ describe('a cluster under faults', () => {
       const nodes = await spawnNodes(['a', 'b', 'c'], {
         ...task,
         strategy: { name: 'fedavg', exactSum: true },
-        admission: { newIdentitiesPerAddress: null, newIdentitiesPerTask: null, proofOfWorkBits: 0, probationRounds: 0 },
+        admission: { newIdentitiesPerAddress: null, newIdentitiesPerTask: null, proofOfWorkBits: 0, probationRounds: 0, similarityDamping: false },
       });
       await until('a leader', async () => (await holder(r)) !== null);
       const leader = await holder(r);

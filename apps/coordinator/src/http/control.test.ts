@@ -57,6 +57,8 @@ function makeTask(overrides: Record<string, unknown> = {}): TaskConfig {
     maxUpdateBytes: 4096,
     normBound: 100,
     seed: 1,
+    // The scripted clients' deltas are parallel (constant values): similarity damping would take them for copies.
+    admission: { similarityDamping: false },
     ...overrides,
   });
 }

@@ -75,14 +75,14 @@ describe('buildStrategy', () => {
     expect(built).toEqual(names.map(([, name]) => name));
   });
 
-  it('puts the admission section around the strategy: probation, similarity damping outermost, neither under DP', () => {
+  it('puts the admission section around the strategy: probation, similarity damping (a default) outermost, neither under DP', () => {
     // Arrange
     const cases: [Record<string, unknown>, Record<string, unknown>, string][] = [
-      [{ name: 'fedmm-x' }, {}, 'probation(fedmm-x(fedavg))'],
-      [{ name: 'fedmm-x' }, { admission: { probationRounds: 0 } }, 'fedmm-x(fedavg)'],
-      [{ name: 'fedmm-x' }, { admission: { similarityDamping: true } }, 'similarity-damping(probation(fedmm-x(fedavg)))'],
+      [{ name: 'fedmm-x' }, {}, 'similarity-damping(probation(fedmm-x(fedavg)))'],
+      [{ name: 'fedmm-x' }, { admission: { similarityDamping: false } }, 'probation(fedmm-x(fedavg))'],
+      [{ name: 'fedmm-x' }, { admission: { probationRounds: 0, similarityDamping: false } }, 'fedmm-x(fedavg)'],
       [{ name: 'fedavg' }, { admission: { similarityDamping: true, probationRounds: 1 } }, 'similarity-damping(fedavg)'],
-      [{ name: 'dp', clipNorm: 1, noiseMultiplier: 1, inner: { name: 'fedavg' } }, { admission: { similarityDamping: true } }, 'dp(fedavg)'],
+      [{ name: 'dp', clipNorm: 1, noiseMultiplier: 1, inner: { name: 'fedavg' } }, {}, 'dp(fedavg)'],
     ];
     // Act
     const names = cases.map(([strategy, extra]) => {
@@ -91,7 +91,18 @@ describe('buildStrategy', () => {
     });
     // Assert
     expect(names).toEqual(cases.map(([, , name]) => name));
-    expect(task({ name: 'fedavg' }).admission).not.toHaveProperty('similarityDamping');
+    expect(task({ name: 'fedavg' }).admission.similarityDamping).toBe(true);
+  });
+
+  it('offers partial sums (per-node sums on a cluster) for an exact-sum task only without similarity damping, which needs every update', () => {
+    // Arrange
+    const exact = { name: 'fedavg', exactSum: true };
+    // Act
+    const damped = task(exact);
+    const undamped = task(exact, { admission: { similarityDamping: false } });
+    // Assert
+    expect(withAdmission(damped, buildStrategy(damped)).partials).toBeUndefined();
+    expect(withAdmission(undamped, buildStrategy(undamped)).partials).toBeDefined();
   });
 
   it('hands back the parts the coordinator feeds, with FedProx μ for clients', () => {

@@ -44,8 +44,16 @@ export function clusterTask(overrides: Record<string, unknown> = {}): TaskConfig
     maxUpdateBytes: 1 << 20,
     normBound: 1000,
     seed: 7,
-    admission: { newIdentitiesPerAddress: null, newIdentitiesPerTask: null, proofOfWorkBits: 0 },
     ...overrides,
+    // Every client comes from one address without proof of work, and the scripted clients upload
+    // constant deltas (parallel to one another), which similarity damping would take for copies.
+    admission: {
+      newIdentitiesPerAddress: null,
+      newIdentitiesPerTask: null,
+      proofOfWorkBits: 0,
+      similarityDamping: false,
+      ...(overrides['admission'] as object | undefined),
+    },
   });
 }
 

@@ -30,6 +30,29 @@ describe('addSketch', () => {
     sum.forEach((v, i) => expect(v).toBeCloseTo(sb[i]!, 3));
   });
 
+  it('puts coordinate j of a tensor in bucket murmur3-mix(FNV-1a(name) ^ (j + 1)·φ) with the sign of its top bit, shorter or longer tensors of one name alike', () => {
+    // Arrange: the hash as specified, computed here without the module's cache.
+    const mix = (x: number) => {
+      x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+      x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+      return (x ^ (x >>> 16)) >>> 0;
+    };
+    const fnv = (name: string) => [...name].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 0x01000193), 0x811c9dc5) >>> 0;
+    const reference = (size: number, name: string, v: Float32Array) => {
+      const out = new Float32Array(size);
+      for (let j = 0; j < v.length; j++) {
+        const h = mix(fnv(name) ^ Math.imul(j + 1, 0x9e3779b1));
+        out[h & (size - 1)]! += h & 0x80000000 ? -v[j]! : v[j]!;
+      }
+      return out;
+    };
+    // Act / Assert: a short tensor, then a longer one of the same name (the kept hashes grow), then the short one again.
+    for (const n of [300, 5000, 300]) {
+      const v = randomVector(n, n);
+      expect(Buffer.from(addSketch(new Float32Array(128), [t('fusion/w', v)]).buffer)).toEqual(Buffer.from(reference(128, 'fusion/w', v).buffer));
+    }
+  });
+
   it('hashes tensors by name, so equal values under different names land apart', () => {
     const v = randomVector(3, 2000);
     const x = addSketch(new Float32Array(256), [t('image/w', v)]);
@@ -97,6 +120,27 @@ describe('SimilarityDamping', () => {
     expect([...strategy.excludedClients()].sort()).toEqual(['s1', 's2', 's3']);
   });
 
+  it('leaves a client weighed 0 only for being much alike another out of that round, and invites it again; a copy, never again', () => {
+    // Arrange: b is a with 1 % noise (a cosine near 0.99, not a copy); c is distinct; s1 and s2 are copies.
+    const a = randomVector(120);
+    const noise = randomVector(121);
+    const b = a.map((x, j) => x + 0.01 * noise[j]!);
+    const attack = randomVector(122);
+    const strategy = new SimilarityDamping(new FedAvg());
+    // Act
+    const out = strategy.aggregateFit(1, global, [fit('a', a), fit('b', b), fit('c', randomVector(123)), fit('s1', attack), fit('s2', attack.slice())], [])!;
+    const plan = strategy.configureFit({ serverRound: 2, availableClients: ['a', 'b', 'c', 's1', 's2'], rng: createRng(2) });
+    // Assert
+    expect(out.rejected.map((r) => [r.clientId, r.code])).toEqual([
+      ['a', 'SIMILAR_UPDATES'],
+      ['b', 'SIMILAR_UPDATES'],
+      ['s1', 'SIMILAR_UPDATES'],
+      ['s2', 'SIMILAR_UPDATES'],
+    ]);
+    expect([...plan.clientIds].sort()).toEqual(['a', 'b', 'c']);
+    expect([...strategy.excludedClients()].sort()).toEqual(['s1', 's2']);
+  });
+
   it('measures a round of copies alone against the clients seen before, and leaves every copy out', () => {
     // Arrange: honest clients in round 1; round 2 holds only the attacker's identities.
     const strategy = new SimilarityDamping(new FedAvg());
@@ -129,6 +173,48 @@ describe('SimilarityDamping', () => {
     expect(out.metrics['numDamped']).toBeGreaterThanOrEqual(2);
   });
 
+  it('gives the bits of a recomputation from the histories alone, round after round, though it keeps cosines between rounds', () => {
+    // Arrange: 12 rounds over a pool of 14 identities (4 of one attacker, who copies from round 5),
+    // each round a seeded draw of 5–9 of them; round 7 builds no model (every copy of one client), so nothing is committed.
+    const rng = createRng(91);
+    const ids = Array.from({ length: 14 }, (_, k) => (k < 4 ? `s${k}` : `h${k}`));
+    const cached = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+    for (let round = 1; round <= 12; round++) {
+      const picked = ids.filter(() => rng() < 0.55);
+      const attack = randomVector(1000 + round);
+      const results =
+        round === 7
+          ? ['s0', 's1'].map((id) => fit(id, attack.slice()))
+          : picked.map((id, k) => fit(id, id.startsWith('s') && round >= 5 ? attack.slice() : randomVector(round * 100 + k)));
+      // The reference starts from the cached strategy's committed state with nothing kept between rounds.
+      const fresh = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+      fresh.importState(cached.exportState());
+      const histories = new Map(fresh.sketches());
+      // Act
+      const a = cached.aggregateFit(round, global, results, []);
+      const b = fresh.aggregateFit(round, global, results, []);
+      // Assert
+      expect(a === null).toBe(b === null);
+      if (a === null || b === null) continue;
+      expect(Buffer.from(a.parameters[0]!.values.buffer)).toEqual(Buffer.from(b.parameters[0]!.values.buffer));
+      expect(a.metrics).toEqual(b.metrics);
+      expect(a.rejected).toEqual(b.rejected);
+      expect(cached.exportState()).toEqual(fresh.exportState());
+      // And the weights are foolsGoldWeights' over every history, this round's updates included.
+      for (const r of results) histories.set(r.clientId, addSketch((histories.get(r.clientId) ?? new Float32Array(64)).slice(), r.delta));
+      const order = [...histories.keys()];
+      const sketch = (k: number) => addSketch(new Float32Array(64), results.find((r) => r.clientId === order[k])!.delta);
+      const inRound = new Set(results.map((r) => r.clientId));
+      const weights = foolsGoldWeights(
+        order.map((id) => histories.get(id)!),
+        1,
+        (i, j) => (inRound.has(order[i]!) && inRound.has(order[j]!) ? cosineSimilarity(sketch(i), sketch(j)) : Number.NEGATIVE_INFINITY),
+      );
+      expect(a.metrics['minSimilarityWeight']).toBe(Math.min(...results.map((r) => weights[order.indexOf(r.clientId)]!)));
+    }
+    expect(cached.excludedClients().size).toBeGreaterThan(0);
+  });
+
   it('passes a malformed result through to be rejected as usual and does not keep its history', () => {
     const bad: FitResult = { clientId: 'nan', numExamples: 10, delta: [t('image/w', new Float32Array(400).fill(Number.NaN))] };
     const strategy = new SimilarityDamping(new FedAvg());
@@ -159,6 +245,36 @@ describe('SimilarityDamping', () => {
     const wrongSize = { ...state, json: { ...state.json, extra: { ...(state.json.extra as object), sketchSize: 128 } } };
     expectFlCoreError(() => c.importState(wrongSize), 'AGG_BAD_STATE');
     expect(c.sketches().size).toBe(0);
+  });
+
+  it('exports each history as base64 float32 and still reads the numbers of states exported before; refuses a bad history', () => {
+    // Arrange
+    const a = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+    a.aggregateFit(1, global, [fit('x', randomVector(94)), fit('y', randomVector(95))], []);
+    const state = a.exportState();
+    const extra = state.json.extra as { histories: [string, string][] };
+    const withHistories = (histories: unknown) => ({ ...state, json: { ...state.json, extra: { ...extra, histories } } });
+    // Act: the same state written the former way, with numbers.
+    const asNumbers = withHistories([...a.sketches()].sort(([p], [q]) => (p < q ? -1 : 1)).map(([id, h]) => [id, Array.from(h)]));
+    const b = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+    b.importState(asNumbers);
+    // Assert
+    expect(extra.histories.map(([id, h]) => [id, typeof h, h.length])).toEqual([
+      ['x', 'string', 344],
+      ['y', 'string', 344],
+    ]);
+    expect(b.exportState()).toEqual(state);
+    for (const bad of [
+      [['x', 'A'.repeat(343)]],
+      [['x', `${'A'.repeat(342)}!=`]],
+      [['x', btoa(String.fromCharCode(...new Uint8Array(new Float32Array(64).fill(Number.POSITIVE_INFINITY).buffer)))]],
+      [['x', Array.from({ length: 63 }, () => 0)]],
+      [['x', 7]],
+    ]) {
+      const c = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+      expectFlCoreError(() => c.importState(withHistories(bad)), 'AGG_BAD_STATE');
+      expect(c.sketches().size).toBe(0);
+    }
   });
 
   it('refuses a bad configuration with AGG_BAD_CONFIG', () => {

@@ -1,0 +1,109 @@
+/// <reference types="node" />
+/**
+ * What similarity damping (FoolsGold, `SimilarityDamping`, on by default in a task's admission
+ * section) adds to a round: 100 clients × 1,000,000 parameters aggregated by FedAvg, with and
+ * without damping, after `seen` clients have histories (100, 1,000, 3,000).
+ *
+ * Prints one line per measurement and, as its last line, one JSON object:
+ *   fedavg_round_ms              FedAvg's aggregateFit alone on the round (the baseline, same run)
+ *   damping_round_ms_<seen>      SimilarityDamping(FedAvg)'s aggregateFit on the same round, with
+ *                                the cosines of unchanged histories kept from the round before
+ *   damping_vs_fedavg_<seen>     the ratio of the two
+ *   damping_recompute_ms_<seen>  the same round with no cosine kept (every pair of histories
+ *                                recomputed, as each round did before the cosines were kept, and
+ *                                as the first round after a restart does)
+ *   damping_sketch_ms            of each damped round, sketching the 100 updates (twice each: the
+ *                                round's sketch and the history's), measured alone
+ *   damping_state_mb_<seen>      the JSON of the exported state after that round (the histories travel
+ *                                with every checkpoint)
+ * Every figure is the median of BENCH_REPS repetitions (default 3), interleaved.
+ *
+ * Run: npx pnpm@10.34.8 bench:damping   (env BENCH_PARAMS / BENCH_CLIENTS / BENCH_REPS / BENCH_SEEN to shrink it)
+ */
+import { createRng, gaussian } from '../src/rng.js';
+import { tensor } from '../src/params.js';
+import type { Parameters } from '../src/params.js';
+import { FedAvg } from '../src/strategy/fedAvg.js';
+import { SimilarityDamping, addSketch } from '../src/strategy/similarityDamping.js';
+import type { FitResult, StrategyState } from '../src/strategy/types.js';
+
+const numParams = Number(process.env.BENCH_PARAMS ?? 1_000_000);
+const numClients = Number(process.env.BENCH_CLIENTS ?? 100);
+const reps = Number(process.env.BENCH_REPS ?? 3);
+const seenCounts = (process.env.BENCH_SEEN ?? '100,1000,3000').split(',').map(Number);
+const sketchSize = 1024;
+
+const mid = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const round1 = (x: number): number => Math.round(x * 10) / 10;
+
+const rng = createRng(2026);
+console.log(`generating ${numClients} updates × ${numParams.toLocaleString('en')} parameters …`);
+const global: Parameters = [tensor('w', [numParams], new Float32Array(numParams))];
+/** A round's results: each client its own direction plus noise (honest clients, none damped). */
+const roundOf = (r: number): FitResult[] =>
+  Array.from({ length: numClients }, (_, k) => {
+    const v = new Float32Array(numParams);
+    const offset = (rng() - 0.5) * 0.1;
+    for (let i = 0; i < numParams; i++) v[i] = offset + (rng() - 0.5) * 0.02;
+    return { clientId: `c${k}`, numExamples: 10 + ((k * 7 + r) % 50), delta: [tensor('w', [numParams], v)] };
+  });
+const rounds = Array.from({ length: reps }, (_, r) => roundOf(r));
+
+/** The state of a damping strategy that has seen `seen` clients (c0… among them), each with a random history. */
+function stateWith(seen: number): StrategyState {
+  const base = new SimilarityDamping(new FedAvg(), { sketchSize }).exportState();
+  const h = createRng(seen);
+  const histories = Array.from({ length: seen }, (_, k) => [`c${k}`, Array.from({ length: sketchSize }, () => gaussian(h))] as [string, number[]]);
+  histories.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return { ...base, json: { ...base.json, roundsAggregated: 1, lastServerRound: 1, extra: { sketchSize, excluded: [], histories } } };
+}
+
+const timed = (fn: () => unknown): number => {
+  const t0 = performance.now();
+  fn();
+  return performance.now() - t0;
+};
+
+const out: Record<string, number> = {};
+const fedavgMs: number[] = [];
+const sketchMs: number[] = [];
+for (const seen of seenCounts) {
+  // The cached strategy: one round first (it computes every pair once, as after a restart), then the timed rounds.
+  const cached = new SimilarityDamping(new FedAvg(), { sketchSize });
+  cached.importState(stateWith(seen));
+  cached.aggregateFit(2, global, roundOf(99), []);
+  // What a checkpoint carries: the state as the strategy exports it.
+  out[`damping_state_mb_${seen}`] = Math.round(JSON.stringify(cached.exportState().json).length / 1e4) / 100;
+  const damped: number[] = [];
+  const recompute: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const results = rounds[r]!;
+    fedavgMs.push(timed(() => new FedAvg().aggregateFit(3 + r, global, results, [])));
+    damped.push(timed(() => cached.aggregateFit(3 + r, global, results, [])));
+    const fresh = new SimilarityDamping(new FedAvg(), { sketchSize });
+    fresh.importState(cached.exportState());
+    recompute.push(timed(() => fresh.aggregateFit(3 + r, global, results, [])));
+    sketchMs.push(
+      timed(() => {
+        for (const x of results) {
+          addSketch(new Float32Array(sketchSize), x.delta);
+          addSketch(new Float32Array(sketchSize), x.delta);
+        }
+      }),
+    );
+  }
+  out[`damping_round_ms_${seen}`] = round1(mid(damped));
+  out[`damping_recompute_ms_${seen}`] = round1(mid(recompute));
+  console.log(
+    `${seen} clients seen: damped round ${out[`damping_round_ms_${seen}`]} ms, every pair recomputed ${out[`damping_recompute_ms_${seen}`]} ms, state ${out[`damping_state_mb_${seen}`]} MB`,
+  );
+}
+out['fedavg_round_ms'] = round1(mid(fedavgMs));
+out['damping_sketch_ms'] = round1(mid(sketchMs));
+for (const seen of seenCounts) out[`damping_vs_fedavg_${seen}`] = Math.round((out[`damping_round_ms_${seen}`]! / out['fedavg_round_ms']!) * 100) / 100;
+console.log(`FedAvg alone ${out['fedavg_round_ms']} ms; sketching the round's updates ${out['damping_sketch_ms']} ms`);
+console.log(JSON.stringify({ clients: numClients, params: numParams, sketch_size: sketchSize, ...out }));
