@@ -339,11 +339,12 @@ export function robustnessCacheKey(
   // `engine` names the coordinator behaviour a stored run was made with: runs from before canonical-order
   // aggregation, seeded client identities and per-group Krum bounds are not reused. The dataset is part of the settings.
   // `probe` (only cells whose trust weighs a probe signal; see probeKey) names the server probe's outputs it read.
+  const task = robustnessTask(cell.aggregator, settings, cell.seed);
   return {
     section: 'robustness',
     engine: ROBUSTNESS_ENGINE,
-    ...probeKey(robustnessTask(cell.aggregator, settings, cell.seed)),
-    ...dampingKey(robustnessTask(cell.aggregator, settings, cell.seed)),
+    ...probeKey(task),
+    ...dampingKey(task),
     settings: { ...shape, fractions },
     cell: { aggregator: cell.aggregator, attack: cell.attack, fraction: cell.fraction, seed: cell.seed },
   };

@@ -283,6 +283,11 @@ function addCosineSums(sums: CosineSums, a: Float32Array, b: Float32Array): void
 }
 
 function cosineOf({ ab, aa, bb }: CosineSums): number {
+  return cosineFromSums(ab, aa, bb);
+}
+
+/** The cosine of two vectors from their dot product and squared norms; 0 when either norm is 0 (as {@link cosineSimilarity} gives it). */
+export function cosineFromSums(ab: number, aa: number, bb: number): number {
   return aa === 0 || bb === 0 ? 0 : ab / Math.sqrt(aa * bb);
 }
 

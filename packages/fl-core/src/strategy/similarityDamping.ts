@@ -26,7 +26,7 @@
  * client whatever the model's size. Histories are part of the exported state.
  */
 import { FlCoreError } from '../errors.js';
-import { cosineSimilarity } from '../params.js';
+import { cosineFromSums, cosineSimilarity, dot } from '../params.js';
 import type { Parameters } from '../params.js';
 import { screenFitResults } from './base.js';
 import type { AggregateFitResult, ConfigureFitInput, FitFailure, FitPlan, FitResult, Strategy } from './types.js';
@@ -194,18 +194,6 @@ function historyOf(stored: unknown, size: number): Float32Array | null {
   return out.every(Number.isFinite) ? out : null;
 }
 
-/** Σ a_k·b_k, accumulated in float64 in index order (as `cosineSimilarity` does). */
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let k = 0; k < a.length; k++) s += a[k]! * b[k]!;
-  return s;
-}
-
-/** The cosine of two vectors from their dot product and squared norms (as `cosineSimilarity` gives it). */
-function cosineFrom(ab: number, aa: number, bb: number): number {
-  return aa === 0 || bb === 0 ? 0 : ab / Math.sqrt(aa * bb);
-}
-
 /**
  * Multiplies each client's example count by its {@link foolsGoldWeights} weight, computed over the
  * histories of every client seen so far (this round's updates included; cost a round
@@ -287,7 +275,7 @@ export class SimilarityDamping extends StrategyWrapper {
       for (let j = 0; j < n; j++) {
         // A pair of two fresh rows is computed once, from the later row.
         if (j === i || (fresh[j] && j > i)) continue;
-        cosines[j < i ? pair(j, i) : pair(i, j)] = cosineFrom(dot(h, next.get(ids[j]!)!), squares[i]!, squares[j]!);
+        cosines[j < i ? pair(j, i) : pair(i, j)] = cosineFromSums(dot(h, next.get(ids[j]!)!), squares[i]!, squares[j]!);
       }
     }
     // Similarities: the cosines, floored for two clients in this round by the cosine of their updates.
