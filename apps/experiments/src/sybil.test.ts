@@ -5,7 +5,7 @@ import { DEFAULT_ADMISSION } from '@chorus/coordinator';
 import { tensor } from '@chorus/fl-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isExperimentsError } from './errors.js';
-import { PROBE_ENGINE, cacheFileName, createRunCache } from './runCache.js';
+import { DAMPING_ENGINE, PROBE_ENGINE, cacheFileName, createRunCache } from './runCache.js';
 import {
   FULL_SYBIL,
   QUICK_SYBIL,
@@ -257,6 +257,13 @@ describe('runSybil with the run cache', () => {
     await runSybil(ctx(), settings, fake);
 
     expect(calls).toEqual(['clean s1', 'none s1', 'all s1']);
+  });
+
+  it('keys a run with damping by the damping engine, and a run without it as before', () => {
+    expect(sybilCacheKey(FULL_SYBIL, 'all-similarity', 1)).toMatchObject({ damping: DAMPING_ENGINE });
+    expect(sybilCacheKey(FULL_SYBIL, 'similarity', 1)).toMatchObject({ damping: DAMPING_ENGINE });
+    expect(sybilCacheKey(FULL_SYBIL, 'all', 1)).not.toHaveProperty('damping');
+    expect(sybilCacheKey(FULL_SYBIL, 'none', 1)).not.toHaveProperty('damping');
   });
 
   it("under --shard leaves another shard's missing run to it and says the grid is incomplete", async () => {
