@@ -57,6 +57,9 @@
  * `probe_ms_per_round_probe_processes_P` for each; the unsuffixed figures are the last P's.
  * --probe-on-arrival on,off (default on) also runs each P with the coordinator's probe on arrival
  * off (every candidate probed at the round's close), suffixing `_arrival_on` / `_arrival_off`.
+ * --damping on,off (default on, the demo task's admission.similarityDamping) also runs each of those
+ * with similarity damping off, suffixing `_damping_on` / `_damping_off`: what the default costs the
+ * critical path.
  * --train-ms T (default 0) makes each of the FedMM-X clients wait a seeded uniform time in [0, T) ms
  * before each upload, as volunteers finish training at different times (with 0, every client
  * answers as soon as it has encoded: the worst case for the critical path).
@@ -68,7 +71,7 @@
  * Usage: pnpm bench:coordinator [--quick] [--rounds N] [--max N] [--step N] [--skip-capacity]
  *                               [--profile] [--with-model | --model-only | --fedmmx-only] [--inline-model]
  *                               [--probe-processes P[,P…]] [--probe-on-arrival on|off|on,off] [--train-ms T]
- *                               [--modality-kinds fedmmx|<set>=<share>,…]
+ *                               [--damping on|off|on,off] [--modality-kinds fedmmx|<set>=<share>,…]
  */
 import { fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -103,6 +106,7 @@ const { values: args } = parseArgs({
     'probe-processes': { type: 'string', default: '1' },
     'probe-on-arrival': { type: 'string', default: 'on' },
     'train-ms': { type: 'string', default: '0' },
+    damping: { type: 'string', default: 'on' },
     'modality-kinds': { type: 'string' },
   },
 });
@@ -113,6 +117,10 @@ const MODALITY_KINDS = args['modality-kinds'] === undefined ? undefined : modali
 
 const PROBE_ON_ARRIVAL = args['probe-on-arrival'].split(',').map((a) => {
   if (a !== 'on' && a !== 'off') throw new Error(`--probe-on-arrival: on, off or on,off, got '${a}'`);
+  return a === 'on';
+});
+const DAMPING = args.damping.split(',').map((a) => {
+  if (a !== 'on' && a !== 'off') throw new Error(`--damping: on, off or on,off, got '${a}'`);
   return a === 'on';
 });
 const PROBE_PROCESSES = args['probe-processes'].split(',').map((p) => {
@@ -370,7 +378,7 @@ async function roundMetricsOf(url: string): Promise<ReadonlyMap<number, Readonly
 }
 
 /** Rounds of 100 clients on the demo task: FedAvg over `initialGlobalFile` without a model, or (`initialGlobalFile` null) FedMM-X with its real evaluator. */
-async function measureRounds(initialGlobalFile: string | null, probeProcesses = 1, probeOnArrival = true): Promise<RoundFigures> {
+async function measureRounds(initialGlobalFile: string | null, probeProcesses = 1, probeOnArrival = true, similarityDamping = true): Promise<RoundFigures> {
   // Round 1 starts once all 100 clients have joined; rounds 1–2 warm up (JIT), then TIMED_ROUNDS.
   const first = WARMUP_ROUNDS + 1;
   const last = first + TIMED_ROUNDS - 1;
@@ -379,7 +387,7 @@ async function measureRounds(initialGlobalFile: string | null, probeProcesses = 
   const child = await startChild({
     dataDir: dir,
     clientsPerRound: 100,
-    ...(initialGlobalFile === null ? { withModel: true, probeProcesses, probeOnArrival } : { initialGlobalFile }),
+    ...(initialGlobalFile === null ? { withModel: true, probeProcesses, probeOnArrival, similarityDamping } : { initialGlobalFile }),
     ...(args.profile ? { profileRounds: { fromRound: first, toRound: last + 1, path: profilePath } } : {}),
   });
   const modalitiesOf = initialGlobalFile === null && MODALITY_KINDS ? dealModalities(MODALITY_KINDS, 100, 1) : undefined;
@@ -593,12 +601,12 @@ async function measureReproducibility(): Promise<{ identical: boolean; rounds: n
 /** `critical_path_ms_100_fedmmx`: the 100-client round with the demo task's FedMM-X and its evaluator process. */
 async function measureFedMmxRounds(): Promise<Record<string, unknown>> {
   const figures: Record<string, unknown> = {};
-  for (const [processes, onArrival] of PROBE_PROCESSES.flatMap((p) => PROBE_ON_ARRIVAL.map((a) => [p, a] as const))) {
-    const r = await measureRounds(null, processes, onArrival);
+  for (const [processes, onArrival, damping] of PROBE_PROCESSES.flatMap((p) => PROBE_ON_ARRIVAL.flatMap((a) => DAMPING.map((d) => [p, a, d] as const)))) {
+    const r = await measureRounds(null, processes, onArrival, damping);
     const criticalPath = median(r.criticalPathMs);
-    const suffix = `probe_processes_${processes}${PROBE_ON_ARRIVAL.length > 1 ? `_arrival_${onArrival ? 'on' : 'off'}` : ''}`;
+    const suffix = `probe_processes_${processes}${PROBE_ON_ARRIVAL.length > 1 ? `_arrival_${onArrival ? 'on' : 'off'}` : ''}${DAMPING.length > 1 ? `_damping_${damping ? 'on' : 'off'}` : ''}`;
     console.log(
-      `${TIMED_ROUNDS} FedMM-X rounds of 100 clients, ${processes} evaluator process(es) probing, probe on arrival ${onArrival ? 'on' : 'off'} (probe of every candidate and evaluation of each new model in the evaluator): critical path median ${criticalPath.toFixed(1)} ms (${r.criticalPathMs.map((x) => x.toFixed(0)).join(', ')})`,
+      `${TIMED_ROUNDS} FedMM-X rounds of 100 clients, ${processes} evaluator process(es) probing, probe on arrival ${onArrival ? 'on' : 'off'}, similarity damping ${damping ? 'on' : 'off'} (probe of every candidate and evaluation of each new model in the evaluator): critical path median ${criticalPath.toFixed(1)} ms (${r.criticalPathMs.map((x) => x.toFixed(0)).join(', ')})`,
     );
     const medianOrNull = (xs: readonly number[]): number | null => (xs.length > 0 ? round1(median(xs)) : null);
     console.log(

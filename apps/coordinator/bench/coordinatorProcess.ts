@@ -70,6 +70,8 @@ export interface CoordinatorProcessConfig {
   readonly probeProcesses?: number;
   /** startCoordinator's `probeOnArrival` (its default when absent). */
   readonly probeOnArrival?: boolean;
+  /** The task's `admission.similarityDamping` (the demo task's, on, when absent). */
+  readonly similarityDamping?: boolean;
   /** startCoordinator's `evaluatorIdleMs` (its default when absent). */
   readonly evaluatorIdleMs?: number;
   /** Profile the rounds from the start of `fromRound` to the start of `toRound`, written to `path`. */
@@ -124,7 +126,13 @@ const overrides = {
 const demo = parseYaml(readFileSync(demoTaskFile, 'utf8')) as Record<string, unknown>;
 // The benchmark's clients all share one address and solve no proof of work: new identities cost nothing here.
 const freeIdentities = {
-  admission: { ...(demo['admission'] as Record<string, unknown>), proofOfWorkBits: 0, newIdentitiesPerAddress: null, newIdentitiesPerTask: null },
+  admission: {
+    ...(demo['admission'] as Record<string, unknown>),
+    proofOfWorkBits: 0,
+    newIdentitiesPerAddress: null,
+    newIdentitiesPerTask: null,
+    ...(config.similarityDamping === undefined ? {} : { similarityDamping: config.similarityDamping }),
+  },
 };
 const task = config.taskFile
   ? readTaskFile(config.taskFile)

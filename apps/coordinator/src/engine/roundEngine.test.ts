@@ -275,6 +275,42 @@ describe('RoundEngine with a fake clock and transport', () => {
     expect([...decodeGlobal(engine.globalBytes)[0]!.values]).toEqual([2, 3]);
   });
 
+  it('shows the strategy each accepted upload once its ack is given, none it refused, and commits what aggregateFit makes of them', () => {
+    // Arrange: FedAvg under a wrapper that records what it is shown.
+    const seen: { clientId: string; serverRound: number; value: number }[] = [];
+    class Observing extends StrategyWrapper {
+      readonly name = 'observing(fedavg)';
+      override observeFit(serverRound: number, global: Parameters, result: FitResult): void {
+        seen.push({ clientId: result.clientId, serverRound, value: result.delta[0]!.values[0]! });
+        super.observeFit(serverRound, global, result);
+      }
+    }
+    const { clock, transport, engine, join, upload } = setup(
+      { clientsPerRound: 3, minClients: 2 },
+      new Observing(new FedAvg({ cohort: { clientsPerRound: 3, overSelection: 0 } })),
+    );
+    join('a', 'b', 'c');
+    clock.advance(0);
+    const round = transport.lastStart.payload;
+    // Act
+    const ack = upload('a', 1);
+    const before = seen.length;
+    clock.advance(0);
+    upload('a', 5);
+    upload('b', 1);
+    clock.advance(10_000);
+    upload('c', 100, round);
+    clock.advance(0);
+    // Assert: shown after the ack, once per accepted upload; the duplicate and the late upload never.
+    expect(ack).toEqual(expect.objectContaining({ ok: true }));
+    expect(before).toBe(0);
+    expect(seen).toEqual([
+      { clientId: 'a', serverRound: round.serverRound, value: 1 },
+      { clientId: 'b', serverRound: round.serverRound, value: 1 },
+    ]);
+    expect([...decodeGlobal(engine.globalBytes)[0]!.values]).toEqual([2, 3]);
+  });
+
   it('pauses after the round in flight, opens nothing while paused, and resumes on resume', () => {
     // Arrange
     const { clock, transport, engine, join, upload } = setup({ rounds: 3 });

@@ -624,6 +624,20 @@ export class RoundEngine {
         this.running = null;
       }
     }
+    const { strategy } = this.options;
+    if (facts.heldBy === undefined && strategy.observeFit && !this.options.representation && !this.options.split) {
+      // Work of the strategy's that needs this upload alone (similarity damping's sketch and cosines), done
+      // while the round waits for others, after the client's ack is on its way. The close gives the same bits without it.
+      const { serverRound } = cur;
+      const global = this.global.tensors;
+      this.clock.setTimeout(() => {
+        try {
+          strategy.observeFit?.(serverRound, global, result);
+        } catch (err) {
+          this.log.warn({ err, clientId }, 'the strategy could not look at an upload on arrival');
+        }
+      }, 0);
+    }
     if (facts.heldBy === undefined) {
       try {
         this.options.onUploadAccepted?.(result, { serverRound: cur.serverRound, globalHash: this.global.sha256, global: this.global.tensors });

@@ -83,6 +83,9 @@ export class DifferentialPrivacy extends StrategyWrapper {
     return { serverRound: plan.serverRound, clientIds, target: clientIds.length, config: plan.config };
   }
 
+  /** The inner strategy aggregates one noised release, made at the close: an arriving result's delta is not what it will see. */
+  override observeFit(): void {}
+
   override aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]): AggregateFitResult | null {
     checkServerRound(`${this.name}.aggregateFit`, serverRound);
     const { valid, rejected } = screenFitResults(global, results);

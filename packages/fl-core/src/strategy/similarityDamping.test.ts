@@ -4,8 +4,9 @@ import { cosineSimilarity, tensor } from '../params.js';
 import type { Parameters } from '../params.js';
 import { createRng, gaussian } from '../rng.js';
 import { FedAvg } from './fedAvg.js';
+import { Probation } from './probation.js';
 import { SimilarityDamping, addSketch, foolsGoldWeights } from './similarityDamping.js';
-import type { FitResult } from './types.js';
+import type { FitResult, Strategy } from './types.js';
 
 const t = (name: string, values: Float32Array) => tensor(name, [values.length], values);
 const randomVector = (seed: number, n = 400): Float32Array => {
@@ -213,6 +214,84 @@ describe('SimilarityDamping', () => {
       expect(a.metrics['minSimilarityWeight']).toBe(Math.min(...results.map((r) => weights[order.indexOf(r.clientId)]!)));
     }
     expect(cached.excludedClients().size).toBeGreaterThan(0);
+  });
+
+  it('gives the same bits whether or not results were observed as they arrived: stale, refused, re-labelled and never-closed arrivals included', () => {
+    // Arrange: two strategies given the same rounds; one is shown a seeded part of each round's results
+    // (and results that never reach a close) as they arrive. 10 rounds over 12 identities, an attacker copying from round 4.
+    const rng = createRng(77);
+    const ids = Array.from({ length: 12 }, (_, k) => (k < 3 ? `s${k}` : `h${k}`));
+    const observed = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+    const plain = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+    let leftOver: FitResult[] = [];
+    for (let round = 1; round <= 10; round++) {
+      const attack = randomVector(2000 + round);
+      const results = ids.filter(() => rng() < 0.6).map((id, k) => fit(id, id.startsWith('s') && round >= 4 ? attack.slice() : randomVector(round * 50 + k)));
+      for (const r of results) if (rng() < 0.7) observed.observeFit(round, global, r);
+      // Arrivals that never reach this close: a refused upload, and one shown under another client's id.
+      observed.observeFit(round, global, fit('h99', randomVector(round + 5000)));
+      if (results.length > 1) observed.observeFit(round, global, { ...results[0]!, clientId: 'h98' });
+      // Arrivals computed against a state since replaced: results observed before the last close come back.
+      const stale = leftOver.filter((r) => !results.some((x) => x.clientId === r.clientId));
+      leftOver = results.slice();
+      if (round === 6) {
+        // An imported state drops the kept cosines: arrivals then carry no row.
+        const state = plain.exportState();
+        observed.importState(state);
+        plain.importState(state);
+        for (const r of results) observed.observeFit(round, global, r);
+      }
+      // Act
+      const a = observed.aggregateFit(round, global, [...results, ...stale], []);
+      const b = plain.aggregateFit(round, global, [...results, ...stale], []);
+      // Assert
+      expect(a === null).toBe(b === null);
+      if (a === null || b === null) continue;
+      expect(Buffer.from(a.parameters[0]!.values.buffer)).toEqual(Buffer.from(b.parameters[0]!.values.buffer));
+      expect(a.metrics).toEqual(b.metrics);
+      expect(a.rejected).toEqual(b.rejected);
+      expect(observed.exportState()).toEqual(plain.exportState());
+    }
+    expect(plain.excludedClients().size).toBeGreaterThan(0);
+  });
+
+  it('reads at the close what was computed as a result arrived, while the committed state it was computed against still holds', () => {
+    // Arrange: a result observed, then its values changed in place, which no upload's are: only an
+    // arrival that is used shows through. The sketch of `v` differs from the sketch of `w`.
+    const v = randomVector(300);
+    const w = randomVector(301);
+    const strategy = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+    strategy.aggregateFit(1, global, [fit('b', randomVector(302)), fit('c', randomVector(303))], []);
+    const current = fit('a', v.slice());
+    strategy.observeFit(2, global, current);
+    current.delta[0]!.values.set(w);
+    // Act: the arrival is current at round 2's close.
+    strategy.aggregateFit(2, global, [current, fit('b', randomVector(304))], []);
+    // Assert: a's history is the sketch of what arrived, not of what the close was handed.
+    expect(Array.from(strategy.sketches().get('a')!)).toEqual(Array.from(addSketch(new Float32Array(64), [t('image/w', v)])));
+    // Arrange: an arrival observed before round 3's close and handed to round 4 is stale.
+    const late = fit('d', v.slice());
+    strategy.observeFit(3, global, late);
+    strategy.aggregateFit(3, global, [fit('b', randomVector(305)), fit('c', randomVector(306))], []);
+    late.delta[0]!.values.set(w);
+    // Act
+    strategy.aggregateFit(4, global, [late, fit('c', randomVector(307))], []);
+    // Assert: computed afresh from what round 4 was handed.
+    expect(Array.from(strategy.sketches().get('d')!)).toEqual(Array.from(addSketch(new Float32Array(64), [t('image/w', w)])));
+  });
+
+  it('hears of arrivals through a wrapper that aggregates the same deltas', () => {
+    // Arrange: as above, a result's values changed in place after it was observed.
+    const v = randomVector(310);
+    const r = fit('a', v.slice());
+    const inner = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+    const outer: Strategy = new Probation(inner, 3);
+    outer.observeFit?.(1, global, r);
+    r.delta[0]!.values.set(randomVector(311));
+    // Act
+    outer.aggregateFit(1, global, [r, fit('b', randomVector(312))], []);
+    // Assert: probation passed the arrival on.
+    expect(Array.from(inner.sketches().get('a')!)).toEqual(Array.from(addSketch(new Float32Array(64), [t('image/w', v)])));
   });
 
   it('passes a malformed result through to be rejected as usual and does not keep its history', () => {

@@ -194,6 +194,20 @@ function historyOf(stored: unknown, size: number): Float32Array | null {
   return out.every(Number.isFinite) ? out : null;
 }
 
+/** What {@link SimilarityDamping.observeFit} computed for an arriving result, against one committed state. */
+interface Arrival {
+  readonly clientId: string;
+  /** The committed state it was computed against ({@link SimilarityDamping}'s `version`). */
+  readonly version: number;
+  /** The sketch of the result's delta alone. */
+  readonly sketch: Float32Array;
+  /** The client's history with the delta added, and its squared norm. */
+  readonly history: Float32Array;
+  readonly square: number;
+  /** Its cosine with each committed history, in their order; null when the committed cosines were not kept. */
+  readonly row: Float64Array | null;
+}
+
 /**
  * Multiplies each client's example count by its {@link foolsGoldWeights} weight, computed over the
  * histories of every client seen so far (this round's updates included; cost a round
@@ -218,6 +232,10 @@ export class SimilarityDamping extends StrategyWrapper {
    */
   private squares: readonly number[] = [];
   private cosines = new Float64Array(0);
+  /** Bumped whenever the committed histories change (a round aggregated, a state imported): arrivals computed before are stale. */
+  private version = 0;
+  /** By delta: what was computed as each result arrived, read at the close when still current. */
+  private arrivals = new WeakMap<Parameters, Arrival>();
 
   /** Throws `AGG_BAD_CONFIG` unless κ > 0 and `sketchSize` is a power of two in [16, 65536]. */
   constructor(inner: Strategy, options: SimilarityDampingOptions = {}) {
@@ -248,34 +266,75 @@ export class SimilarityDamping extends StrategyWrapper {
     return new Map([...this.histories].map(([id, h]) => [id, h.slice()]));
   }
 
+  /**
+   * Sketches an arriving result and measures its client's new history against every committed one,
+   * as the close would (the same arithmetic, so the same bits): the close then computes only the
+   * cosines between clients of the round. Cost O(clients seen · sketchSize) per result, while the
+   * round waits for others.
+   */
+  override observeFit(serverRound: number, global: Parameters, result: FitResult): void {
+    const sketch = addSketch(new Float32Array(this.sketchSize), result.delta);
+    const history = addSketch((this.histories.get(result.clientId) ?? new Float32Array(this.sketchSize)).slice(), result.delta);
+    const square = dot(history, history);
+    let row: Float64Array | null = null;
+    if (this.squares.length === this.histories.size) {
+      row = new Float64Array(this.squares.length);
+      let k = 0;
+      for (const h of this.histories.values()) {
+        row[k] = cosineFromSums(dot(history, h), square, this.squares[k]!);
+        k++;
+      }
+    }
+    this.arrivals.set(result.delta, { clientId: result.clientId, version: this.version, sketch, history, square, row });
+    super.observeFit(serverRound, global, result);
+  }
+
+  /** The arrival computed for `r` against the committed state as it is now, if any. */
+  private arrivalOf(r: FitResult): Arrival | undefined {
+    const a = this.arrivals.get(r.delta);
+    return a && a.clientId === r.clientId && a.version === this.version ? a : undefined;
+  }
+
   override aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]): AggregateFitResult | null {
     const { valid } = screenFitResults(global, results);
     const accepted = new Set(valid);
+    // What was computed as results arrived, against the histories committed now.
+    const arrived = new Map<string, Arrival>();
+    for (const r of valid) {
+      const a = this.arrivalOf(r);
+      if (a) arrived.set(r.clientId, a);
+    }
     // Histories with this round's update, committed only once the round produced a model.
     const next = new Map(this.histories);
-    for (const r of valid) next.set(r.clientId, addSketch((this.histories.get(r.clientId) ?? new Float32Array(this.sketchSize)).slice(), r.delta));
+    for (const r of valid)
+      next.set(
+        r.clientId,
+        arrived.get(r.clientId)?.history ?? addSketch((this.histories.get(r.clientId) ?? new Float32Array(this.sketchSize)).slice(), r.delta),
+      );
     // Against every client seen so far, as FoolsGold does: a round that only copies fill still has the
     // honest histories to be measured against.
     // Two identities that send the same update this round are copies whatever their histories
     // (identities sampled into different rounds build different sums): a pair present this round
     // counts as at least as alike as its updates are.
     const ids = [...next.keys()];
-    const thisRound = new Map(valid.map((r) => [r.clientId, addSketch(new Float32Array(this.sketchSize), r.delta)]));
+    const thisRound = new Map(valid.map((r) => [r.clientId, arrived.get(r.clientId)?.sketch ?? addSketch(new Float32Array(this.sketchSize), r.delta)]));
     // The first `known` ids are the committed histories, in order, whose cosines are kept; the rows
     // to compute are those of the clients this round changed, and of any not kept.
     const n = ids.length;
     const known = this.squares.length === this.histories.size ? this.squares.length : 0;
     const fresh = ids.map((id, k) => k >= known || thisRound.has(id));
-    const squares = ids.map((id, k) => (fresh[k] ? dot(next.get(id)!, next.get(id)!) : this.squares[k]!));
+    const squares = ids.map((id, k) => (fresh[k] ? (arrived.get(id)?.square ?? dot(next.get(id)!, next.get(id)!)) : this.squares[k]!));
     const cosines = new Float64Array((n * (n - 1)) / 2);
     cosines.set(this.cosines.subarray(0, (known * (known - 1)) / 2));
     for (let i = 0; i < n; i++) {
       if (!fresh[i]) continue;
       const h = next.get(ids[i]!)!;
+      // Measured on arrival against the committed histories (kept cosines imply known = their count).
+      const row = known > 0 ? arrived.get(ids[i]!)?.row : undefined;
       for (let j = 0; j < n; j++) {
         // A pair of two fresh rows is computed once, from the later row.
         if (j === i || (fresh[j] && j > i)) continue;
-        cosines[j < i ? pair(j, i) : pair(i, j)] = cosineFromSums(dot(h, next.get(ids[j]!)!), squares[i]!, squares[j]!);
+        cosines[j < i ? pair(j, i) : pair(i, j)] = row && !fresh[j] ? row[j]! : cosineFromSums(dot(h, next.get(ids[j]!)!), squares[i]!, squares[j]!);
       }
     }
     // Similarities: the cosines, floored for two clients in this round by the cosine of their updates.
@@ -304,6 +363,7 @@ export class SimilarityDamping extends StrategyWrapper {
     this.histories = next;
     this.squares = squares;
     this.cosines = cosines;
+    this.version++;
     // Only copies are left out for good; a client weighed 0 for resembling others less closely (honest
     // volunteers with similar data can) is left out of this round only, and invited again.
     const copied = valid.filter((r) => copyIds.has(r.clientId));
@@ -355,6 +415,7 @@ export class SimilarityDamping extends StrategyWrapper {
       this.histories = next;
       this.squares = [];
       this.cosines = new Float64Array(0);
+      this.version++;
       this.excluded = nextExcluded;
     };
   }

@@ -187,6 +187,15 @@ export interface Strategy {
   readonly name: string;
   /** Samples the clients to train this round and builds the round config. */
   configureFit(input: ConfigureFitInput): FitPlan;
+  /**
+   * Optional: `result` has arrived for `serverRound` and passed the server's checks, before the round
+   * closes (it may yet be refused, and the round may never close). Work that depends only on this
+   * result and the state committed so far may be done now, off the round's close; `aggregateFit`
+   * returns exactly the same, bit for bit, whether or not this was called, for any result or
+   * none. A result, and its delta, is not changed after it arrives: what was computed may be kept
+   * by the delta's identity.
+   */
+  observeFit?(serverRound: number, global: Parameters, result: FitResult): void;
   /** New global parameters from the round's results, or null when no valid result remains. */
   aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]): AggregateFitResult | null;
   /** Example-weighted loss and metrics, or null when no valid evaluation arrived. */

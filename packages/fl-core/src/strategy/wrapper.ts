@@ -30,6 +30,15 @@ export abstract class StrategyWrapper implements Strategy {
     return this.inner.configureFit(input);
   }
 
+  /**
+   * Passes an arriving result on. The inner strategy may be handed other deltas at the close (a
+   * clipped copy): it then finds nothing computed for them, which costs time, not bits. A wrapper
+   * whose inner strategy never sees the clients' deltas (differential privacy's release) overrides this.
+   */
+  observeFit(serverRound: number, global: Parameters, result: FitResult): void {
+    this.inner.observeFit?.(serverRound, global, result);
+  }
+
   aggregateFit(serverRound: number, global: Parameters, results: readonly FitResult[], failures: readonly FitFailure[]): AggregateFitResult | null {
     const out = this.inner.aggregateFit(serverRound, global, results, failures);
     if (out) this.recordRound(serverRound);
