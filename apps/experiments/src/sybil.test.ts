@@ -120,7 +120,7 @@ describe('sybil grid', () => {
     );
     expect(markdown).toContain('- none (seed 1): 25.0% retained, attacker share 100.0%.');
     expect(sybilFigure(runs, 1)).toContain('<svg');
-    expect(markdown).toContain('| all (the default, similarity damping included) | 1 | 75.0 | 30.0 | 0 |');
+    expect(markdown).toContain('| all (the default, similarity damping included) | 1 | 75.0 | 30.0 | 7.0 | 0 |');
   });
 
   it('summarises each defence over seeds and compares the defaults with and without similarity damping, paired by seed', () => {
@@ -133,10 +133,15 @@ describe('sybil grid', () => {
     // Act
     const markdown = sybilMarkdown(runs, FULL_SYBIL, [1, 2], 5000);
     // Assert
-    expect(markdown).toContain('| all (the default, similarity damping included) | 2 | 100.0 ± 15.7 | 10.0 ± 0.0 | 0 |');
+    expect(markdown).toContain('| all (the default, similarity damping included) | 2 | 100.0 ± 15.7 | 10.0 ± 0.0 | 9.0 ± 0.0 | 0 |');
     expect(markdown).not.toContain('clean, the defaults (no attacker; similarity damping included) |');
-    const withControl = sybilMarkdown([...runs, run({ seed: 1, defence: 'clean-similarity', finalAccuracy: 0.81 })], FULL_SYBIL, [1, 2], 5000);
-    expect(withControl).toContain('| clean, the defaults (no attacker; similarity damping included) | 1 | 90.0 | — | 0 |');
+    const slots = FULL_SYBIL.clientsPerRound * (FULL_SYBIL.rounds - FULL_SYBIL.attackAfterRound);
+    const control = (aggregated: number) => run({ seed: 1, defence: 'clean-similarity', finalAccuracy: 0.81, aggregatedAfterArrival: aggregated });
+    const withControl = sybilMarkdown([...runs, control(slots)], FULL_SYBIL, [1, 2], 5000);
+    expect(withControl).toContain(`| clean, the defaults (no attacker; similarity damping included) | 1 | 90.0 | — | ${slots}.0 | 0 |`);
+    expect(withControl).toContain('similarity damping left no honest volunteer out');
+    // One honest update short of the slots: damping left a volunteer out, and the report says so.
+    expect(sybilMarkdown([...runs, control(slots - 1)], FULL_SYBIL, [1, 2], 5000)).toContain('similarity damping left honest volunteers out 1 times');
     expect(markdown).toContain(
       'Final accuracy, paired by seed: all (the default, similarity damping included) − all but similarity damping (the former default): +25.0 [',
     );

@@ -337,6 +337,16 @@ export function sybilShare(run: Pick<SybilRun, 'aggregatedAfterArrival' | 'sybil
   return run.aggregatedAfterArrival === 0 ? null : run.sybilAggregated / run.aggregatedAfterArrival;
 }
 
+/** Honest volunteers' updates the rounds after the attacker's arrival aggregated. */
+export function honestAggregated(run: Pick<SybilRun, 'aggregatedAfterArrival' | 'sybilAggregated'>): number {
+  return run.aggregatedAfterArrival - run.sybilAggregated;
+}
+
+/** The slots of the rounds after the attacker's arrival: what a run aggregating every slot with an honest update reaches. */
+export function slotsAfterArrival(settings: Pick<SybilSettings, 'clientsPerRound' | 'rounds' | 'attackAfterRound'>): number {
+  return settings.clientsPerRound * (settings.rounds - settings.attackAfterRound);
+}
+
 const CACHE_PREFIX = 'sybil';
 
 /** Bumped whenever a change to this section's code (the attacker, what a run counts) changes what a stored run would measure. */
@@ -541,9 +551,23 @@ export function sybilMarkdown(
       String(of.length),
       formatMeanStd(finite(of.map((r) => retainedOf(runs, r))), { scale: 100 }),
       isControl(d) ? '—' : formatMeanStd(finite(of.map((r) => sybilShare(r))), { scale: 100 }),
+      formatMeanStd(of.map(honestAggregated)),
       String(of.filter(stalledRun).length),
     ];
   });
+  const slots = slotsAfterArrival(settings);
+  // Without an attacker every slot holds an honest update: one short of it is an honest volunteer damping left out.
+  const dampedClean = runs.filter((r) => r.defence === 'clean-similarity');
+  const honestLeftOut = dampedClean.reduce((n, r) => n + (slots - honestAggregated(r)), 0);
+  const cleanReading =
+    dampedClean.length === 0
+      ? []
+      : [
+          honestLeftOut === 0
+            ? `Without an attacker, similarity damping left no honest volunteer out: the ${dampedClean.length} clean runs with the defaults aggregated all ${slots} honest updates of the rounds after round ${settings.attackAfterRound}.`
+            : `Without an attacker, similarity damping left honest volunteers out ${honestLeftOut} times over the ${dampedClean.length} clean runs with the defaults (of ${slots} honest updates each after round ${settings.attackAfterRound}).`,
+          '',
+        ];
   const accuracyOf = (d: SybilDefence) =>
     runs.filter((r) => r.defence === d && r.finalAccuracy !== null).map((r) => ({ seed: r.seed, value: r.finalAccuracy! }));
   const comparison =
@@ -576,8 +600,13 @@ export function sybilMarkdown(
     '',
     '**Over seeds** (mean ± sample std; a stalled run counts with the model it ended with):',
     '',
-    markdownTable(['defences', 'seeds', 'retained (%)', 'attacker’s share of aggregated updates (%)', 'stalled runs'], overSeeds),
+    markdownTable(
+      ['defences', 'seeds', 'retained (%)', 'attacker’s share of aggregated updates (%)', `honest updates aggregated (of ${slots} slots)`, 'stalled runs'],
+      overSeeds,
+    ),
+    'Honest updates aggregated counts, in the rounds after the attacker arrived, the slots that held an honest volunteer’s update. With an attacker the count does not say why an honest update was left out: a Sybil took its sampled place, or damping weighed it 0.',
     '',
+    ...cleanReading,
     ...(comparison === null ? [] : [`Final accuracy, paired by seed: ${comparison}`, '']),
     ...verdicts,
     ...(failing.length > 0
