@@ -21,6 +21,9 @@
  *                                round's sketch and the history's), measured alone
  *   damping_state_mb_<seen>      the JSON of the exported state after that round (the histories travel
  *                                with every checkpoint)
+ *   damping_export_ms_<seen>     exportState after a round (what each checkpoint costs: the histories
+ *                                the round changed are encoded, the others' text kept), and
+ *   damping_import_ms_<seen>     importState of that state (a restart, a new leader)
  * Every figure is the median of BENCH_REPS repetitions (default 3), interleaved.
  *
  * Run: npx pnpm@10.34.8 bench:damping   (env BENCH_PARAMS / BENCH_CLIENTS / BENCH_REPS / BENCH_SEEN to shrink it)
@@ -88,6 +91,8 @@ for (const seen of seenCounts) {
   arriving.aggregateFit(2, global, first, []);
   // What a checkpoint carries: the state as the strategy exports it.
   out[`damping_state_mb_${seen}`] = Math.round(JSON.stringify(cached.exportState().json).length / 1e4) / 100;
+  const exported: number[] = [];
+  const imported: number[] = [];
   const damped: number[] = [];
   const closed: number[] = [];
   const arrival: number[] = [];
@@ -102,8 +107,10 @@ for (const seen of seenCounts) {
     closed.push(timed(() => (early = arriving.aggregateFit(3 + r, global, results, []))));
     const bits = (o: typeof plain) => Buffer.from((o as unknown as { parameters: { values: Float32Array }[] }).parameters[0]!.values.buffer);
     if (!bits(early).equals(bits(plain))) throw new Error('observing results as they arrive changed the aggregate');
+    let state: StrategyState | null = null;
+    exported.push(timed(() => (state = cached.exportState())));
     const fresh = new SimilarityDamping(new FedAvg(), { sketchSize });
-    fresh.importState(cached.exportState());
+    imported.push(timed(() => fresh.importState(state!)));
     recompute.push(timed(() => fresh.aggregateFit(3 + r, global, results, [])));
     sketchMs.push(
       timed(() => {
@@ -116,10 +123,12 @@ for (const seen of seenCounts) {
   }
   out[`damping_round_ms_${seen}`] = round1(mid(damped));
   out[`damping_close_ms_${seen}`] = round1(mid(closed));
+  out[`damping_export_ms_${seen}`] = round1(mid(exported));
+  out[`damping_import_ms_${seen}`] = round1(mid(imported));
   out[`damping_arrival_ms_${seen}`] = Math.round(mid(arrival) * 100) / 100;
   out[`damping_recompute_ms_${seen}`] = round1(mid(recompute));
   console.log(
-    `${seen} clients seen: damped round ${out[`damping_round_ms_${seen}`]} ms (its close ${out[`damping_close_ms_${seen}`]} ms after ${out[`damping_arrival_ms_${seen}`]} ms per arrival), every pair recomputed ${out[`damping_recompute_ms_${seen}`]} ms, state ${out[`damping_state_mb_${seen}`]} MB`,
+    `${seen} clients seen: damped round ${out[`damping_round_ms_${seen}`]} ms (its close ${out[`damping_close_ms_${seen}`]} ms after ${out[`damping_arrival_ms_${seen}`]} ms per arrival), every pair recomputed ${out[`damping_recompute_ms_${seen}`]} ms, state ${out[`damping_state_mb_${seen}`]} MB (export ${out[`damping_export_ms_${seen}`]} ms, import ${out[`damping_import_ms_${seen}`]} ms)`,
   );
 }
 out['fedavg_round_ms'] = round1(mid(fedavgMs));

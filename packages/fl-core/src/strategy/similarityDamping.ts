@@ -170,14 +170,30 @@ function foolsGoldOf(n: number, similarities: Float64Array, kappa: number): { we
   return { weights, copies };
 }
 
+/** Whether this platform stores a float32 little-endian, as the exported histories are. */
+const LITTLE_ENDIAN = new Uint8Array(new Float32Array([1]).buffer)[3] === 0x3f;
+
 /** The base64 of `values`' float32 bytes, little-endian. */
 function float32ToBase64(values: Float32Array): string {
-  const view = new DataView(new ArrayBuffer(values.length * 4));
-  values.forEach((v, k) => view.setFloat32(k * 4, v, true));
-  const bytes = new Uint8Array(view.buffer);
+  let bytes: Uint8Array;
+  if (LITTLE_ENDIAN) bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  else {
+    const view = new DataView(new ArrayBuffer(values.length * 4));
+    values.forEach((v, k) => view.setFloat32(k * 4, v, true));
+    bytes = new Uint8Array(view.buffer);
+  }
   let text = '';
   for (let k = 0; k < bytes.length; k += 0x2000) text += String.fromCharCode(...bytes.subarray(k, k + 0x2000));
   return btoa(text);
+}
+
+/** `size` float32 values from the little-endian bytes of `text` (a binary string of 4·size characters). */
+function float32FromBinary(text: string, size: number): Float32Array {
+  const bytes = new Uint8Array(size * 4);
+  for (let k = 0; k < bytes.length; k++) bytes[k] = text.charCodeAt(k);
+  if (LITTLE_ENDIAN) return new Float32Array(bytes.buffer);
+  const view = new DataView(bytes.buffer);
+  return Float32Array.from({ length: size }, (_, k) => view.getFloat32(k * 4, true));
 }
 
 /** A stored history: `size` finite float32 values, as base64 (little-endian) or as numbers; null when it is not one. */
@@ -185,13 +201,26 @@ function historyOf(stored: unknown, size: number): Float32Array | null {
   let out: Float32Array;
   if (typeof stored === 'string') {
     if (stored.length !== Math.ceil((size * 4) / 3) * 4 || !/^[A-Za-z0-9+/]*={0,2}$/.test(stored)) return null;
-    const text = atob(stored);
-    const view = new DataView(Uint8Array.from(text, (c) => c.charCodeAt(0)).buffer);
-    out = Float32Array.from({ length: size }, (_, k) => view.getFloat32(k * 4, true));
+    out = float32FromBinary(atob(stored), size);
   } else if (Array.isArray(stored) && stored.length === size && stored.every((x) => typeof x === 'number')) {
     out = Float32Array.from(stored as number[]);
   } else return null;
   return out.every(Number.isFinite) ? out : null;
+}
+
+/**
+ * Each history's base64, by the history: a committed history is never changed in place (a round
+ * that changes it makes a new one), so a checkpoint encodes only the histories its round changed.
+ */
+const encodedHistories = new WeakMap<Float32Array, string>();
+
+function encodedHistory(history: Float32Array): string {
+  let text = encodedHistories.get(history);
+  if (text === undefined) {
+    text = float32ToBase64(history);
+    encodedHistories.set(history, text);
+  }
+  return text;
 }
 
 /** What {@link SimilarityDamping.observeFit} computed for an arriving result, against one committed state. */
@@ -388,7 +417,7 @@ export class SimilarityDamping extends StrategyWrapper {
       sketchSize: this.sketchSize,
       excluded: [...this.excluded].sort(),
       // Each history as the base64 of its float32 values (little-endian): a quarter of the JSON numbers' size.
-      histories: [...this.histories.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([id, h]) => [id, float32ToBase64(h)]),
+      histories: [...this.histories.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([id, h]) => [id, encodedHistory(h)]),
     };
   }
 
