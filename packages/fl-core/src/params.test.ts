@@ -9,7 +9,9 @@ import {
   contiguousView,
   clipParametersToNorm,
   clipToNorm,
+  cosineFromSums,
   cosineSimilarity,
+  dot,
   cosineSimilarityOfParts,
   flatten,
   groupOf,
@@ -92,6 +94,25 @@ describe('shared primitives: norm, clip, cosine, delta', () => {
   it('parametersNorm is the norm of the flattened tensors', () => {
     expect(parametersNorm(update([3], [4]))).toBe(5);
     expect(parametersNorm([])).toBe(0);
+  });
+
+  it('cosineFromSums of dot products is cosineSimilarity bit for bit, so a norm computed once can serve many pairs', () => {
+    const vector = fc.array(fc.float({ min: -1e6, max: 1e6, noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 40 });
+    fc.assert(
+      fc.property(
+        vector.chain((a) =>
+          fc.tuple(
+            fc.constant(a),
+            fc.array(fc.float({ min: -1e6, max: 1e6, noNaN: true, noDefaultInfinity: true }), { minLength: a.length, maxLength: a.length }),
+          ),
+        ),
+        ([xs, ys]) => {
+          const a = Float32Array.from(xs);
+          const b = Float32Array.from(ys);
+          expect(Object.is(cosineFromSums(dot(a, b), dot(a, a), dot(b, b)), cosineSimilarity(a, b))).toBe(true);
+        },
+      ),
+    );
   });
 
   it('clipFactor is min(1, maxNorm / norm), passing non-finite norms on', () => {

@@ -294,6 +294,35 @@ describe('SimilarityDamping', () => {
     expect(Array.from(inner.sketches().get('a')!)).toEqual(Array.from(addSketch(new Float32Array(64), [t('image/w', v)])));
   });
 
+  it('keeps the cosines of histories, not the floors of a round in which two clients sent the same update', () => {
+    // Arrange: a and b send one update together in round 2 (a floor of 1 that round); in round 3
+    // neither sends, so their pair's kept cosine is read, and c, whose update resembles a's, is pardoned by it.
+    const cached = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+    const shared = randomVector(400);
+    const a1 = randomVector(401);
+    const rounds = [
+      [fit('a', a1), fit('b', randomVector(402)), fit('c', randomVector(403)), fit('d', randomVector(408))],
+      [fit('a', shared), fit('b', shared.slice()), fit('c', randomVector(404)), fit('d', randomVector(409))],
+      [
+        fit(
+          'c',
+          a1.map((x, i) => x + shared[i]!),
+        ),
+        fit('d', randomVector(407)),
+      ],
+    ];
+    for (const [k, results] of rounds.entries()) {
+      const fresh = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+      fresh.importState(cached.exportState());
+      // Act
+      const a = cached.aggregateFit(k + 1, global, results, [])!;
+      const b = fresh.aggregateFit(k + 1, global, results, [])!;
+      // Assert: the same as a recomputation from the histories alone.
+      expect(a.rejected).toEqual(b.rejected);
+      expect(a.metrics).toEqual(b.metrics);
+    }
+  });
+
   it('passes a malformed result through to be rejected as usual and does not keep its history', () => {
     const bad: FitResult = { clientId: 'nan', numExamples: 10, delta: [t('image/w', new Float32Array(400).fill(Number.NaN))] };
     const strategy = new SimilarityDamping(new FedAvg());

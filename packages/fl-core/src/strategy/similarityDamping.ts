@@ -367,15 +367,27 @@ export class SimilarityDamping extends StrategyWrapper {
       }
     }
     // Similarities: the cosines, floored for two clients in this round by the cosine of their updates.
-    const similarities = cosines.slice();
+    // The floors are written into the triangle for FoolsGold's passes and the cosines put back after,
+    // rather than copying clients seen² / 2 numbers.
+    const similarities = cosines;
+    const overwritten: number[] = [];
     const inRound = ids.flatMap((id, k) => (thisRound.has(id) ? [k] : []));
+    // Each sketch's squared norm once: cosineFromSums(dot(a, b), dot(a, a), dot(b, b)) is cosineSimilarity(a, b), bit for bit.
+    const sketches = inRound.map((k) => thisRound.get(ids[k]!)!);
+    const sketchSquares = sketches.map((x) => dot(x, x));
     for (let q = 1; q < inRound.length; q++) {
       for (let p = 0; p < q; p++) {
         const at = pair(inRound[p]!, inRound[q]!);
-        similarities[at] = Math.max(similarities[at]!, cosineSimilarity(thisRound.get(ids[inRound[p]!]!)!, thisRound.get(ids[inRound[q]!]!)!));
+        const cosine = similarities[at]!;
+        const floored = Math.max(cosine, cosineFromSums(dot(sketches[p]!, sketches[q]!), sketchSquares[p]!, sketchSquares[q]!));
+        if (!Object.is(floored, cosine)) {
+          overwritten.push(at, cosine);
+          similarities[at] = floored;
+        }
       }
     }
     const { weights: all, copies } = foolsGoldOf(n, similarities, this.kappa);
+    for (let k = 0; k < overwritten.length; k += 2) cosines[overwritten[k]!] = overwritten[k + 1]!;
     const copyIds = new Set(ids.filter((_, k) => copies[k]));
     const weightOf = new Map(ids.map((id, k) => [id, all[k]!]));
     const weights = valid.map((r) => weightOf.get(r.clientId)!);
