@@ -250,6 +250,9 @@ export class MemoryStore implements CoordinatorStore {
       strategyState: c.strategyState,
       createdAt: c.endedAt,
     });
+    for (const [k, earlier] of this.checkpoints)
+      if (earlier.taskId === c.taskId && earlier.run === run && earlier.serverRound < c.serverRound && earlier.strategyState !== null)
+        this.checkpoints.set(k, { ...earlier, strategyState: null });
     this.checkpoints.set(ckKey, { ...checkpoint, run });
     this.metrics.push({ taskId: c.taskId, run, serverRound: c.serverRound, metrics: { ...c.metrics }, createdAt: c.endedAt });
     for (const t of c.trust) this.trust.push({ taskId: c.taskId, run, serverRound: c.serverRound, clientId: t.clientId, trust: t.trust });

@@ -423,6 +423,10 @@ export class SqliteStore implements CoordinatorStore {
       insertCheckpoint: db.prepare(
         'INSERT INTO checkpoints (task_id, run, server_round, bytes, sha256, strategy_json, strategy_tensors, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       ),
+      // Only the run's latest checkpoint keeps the strategy state (see CoordinatorStore.completeRound).
+      dropEarlierStrategyStates: db.prepare(
+        'UPDATE checkpoints SET strategy_json = NULL, strategy_tensors = NULL WHERE task_id = ? AND run = ? AND server_round < ? AND (strategy_json IS NOT NULL OR strategy_tensors IS NOT NULL)',
+      ),
       insertInitialCheckpoint: db.prepare(
         'INSERT OR IGNORE INTO checkpoints (task_id, run, server_round, bytes, sha256, strategy_json, strategy_tensors, created_at) VALUES (?, ?, 0, ?, ?, ?, ?, ?)',
       ),
@@ -458,6 +462,7 @@ export class SqliteStore implements CoordinatorStore {
           : null,
         c.endedAt,
       );
+      s.dropEarlierStrategyStates.run(c.taskId, run, c.serverRound);
       s.insertMetrics.run(c.taskId, run, c.serverRound, JSON.stringify(c.metrics), c.endedAt);
       for (const t of c.trust) s.insertTrust.run(c.taskId, run, c.serverRound, t.clientId, t.trust);
       s.setTaskStatus.run(c.taskStatus, c.endedAt, c.taskId);

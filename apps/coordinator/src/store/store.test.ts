@@ -179,6 +179,33 @@ describe.each(implementations)('%s (store contract)', (_name, make) => {
     store.close();
   });
 
+  it('keeps the strategy state with the latest checkpoint only; every model stays', () => {
+    // Arrange
+    const store = make();
+    seedTask(store);
+    store.startRound({ taskId: 't1', serverRound: 1, attempt: 1, roundId: 'r1', selected: ['c1', 'c2'], startedAt: 150 });
+    store.completeRound(completion());
+    store.startRound({ taskId: 't1', serverRound: 2, attempt: 1, roundId: 'r2', selected: ['c1', 'c2'], startedAt: 250 });
+    // Act
+    store.completeRound(
+      completion({
+        serverRound: 2,
+        endedAt: 300,
+        checkpoint: { bytes: new Uint8Array([3, 3]), sha256: 'h2' },
+        strategyState: { json: '{"strategy":"fedavg","round":2}', tensorBytes: new Uint8Array([6]) },
+      }),
+    );
+    // Assert
+    const first = store.getCheckpoint('t1', 1)!;
+    expect([...first.bytes]).toEqual([9, 8, 7, 6]);
+    expect(first.strategyState).toBeNull();
+    const latest = store.latestCheckpoint('t1')!;
+    expect(latest.serverRound).toBe(2);
+    expect(latest.strategyState?.json).toBe('{"strategy":"fedavg","round":2}');
+    expect([...latest.strategyState!.tensorBytes]).toEqual([6]);
+    store.close();
+  });
+
   it('refuses to complete a round that is not open and writes nothing', () => {
     // Arrange
     const store = make();
