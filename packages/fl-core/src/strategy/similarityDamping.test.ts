@@ -323,6 +323,37 @@ describe('SimilarityDamping', () => {
     }
   });
 
+  it('after an import, rebuilds the kept cosines a share at a time as results arrive, and closes with the same bits', () => {
+    // Arrange: 200 clients seen, then the state imported into a new strategy (a restart, a new leader).
+    const seenRound = Array.from({ length: 200 }, (_, k) => fit(`h${k}`, randomVector(600 + k, 40)));
+    const small: Parameters = [t('image/w', new Float32Array(40))];
+    const before = new SimilarityDamping(new FedAvg(), { sketchSize: 16 });
+    before.aggregateFit(1, small, seenRound, []);
+    expect(before.keptRows()).toBe(200);
+    const restarted = new SimilarityDamping(new FedAvg(), { sketchSize: 16 });
+    const plain = new SimilarityDamping(new FedAvg(), { sketchSize: 16 });
+    restarted.importState(before.exportState());
+    plain.importState(before.exportState());
+    const round = Array.from({ length: 80 }, (_, k) => fit(`h${k * 2}`, randomVector(900 + k, 40)));
+    // Act
+    const kept = [restarted.keptRows()];
+    for (const r of round) {
+      restarted.observeFit(2, small, r);
+      kept.push(restarted.keptRows());
+    }
+    const a = restarted.aggregateFit(2, small, round, [])!;
+    const b = plain.aggregateFit(2, small, round, [])!;
+    // Assert: none kept after the import, a share more with each arrival, all of them within 64 arrivals.
+    expect(kept[0]).toBe(0);
+    expect(kept[1]).toBeGreaterThan(0);
+    expect(kept[1]).toBeLessThan(200);
+    expect(kept[64]).toBe(200);
+    expect(Buffer.from(a.parameters[0]!.values.buffer)).toEqual(Buffer.from(b.parameters[0]!.values.buffer));
+    expect(a.metrics).toEqual(b.metrics);
+    expect(a.rejected).toEqual(b.rejected);
+    expect(restarted.exportState()).toEqual(plain.exportState());
+  });
+
   it('passes a malformed result through to be rejected as usual and does not keep its history', () => {
     const bad: FitResult = { clientId: 'nan', numExamples: 10, delta: [t('image/w', new Float32Array(400).fill(Number.NaN))] };
     const strategy = new SimilarityDamping(new FedAvg());

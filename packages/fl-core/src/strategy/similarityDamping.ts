@@ -233,8 +233,8 @@ interface Arrival {
   /** The client's history with the delta added, and its squared norm. */
   readonly history: Float32Array;
   readonly square: number;
-  /** Its cosine with each committed history, in their order; null when the committed cosines were not kept. */
-  readonly row: Float64Array | null;
+  /** Its cosine with each committed history, in their order. */
+  readonly row: Float64Array;
 }
 
 /**
@@ -251,16 +251,19 @@ export class SimilarityDamping extends StrategyWrapper {
   readonly sketchSize: number;
   private histories = new Map<string, Float32Array>();
   private excluded = new Set<string>();
-  /**
-   * The committed histories' squared norms and pairwise cosines (a lower triangle), in the order of
-   * `histories`, kept between rounds: a history that did not change keeps its cosines with every
-   * other one that did not, so a round computes only the rows of the clients it changed,
-   * O(round's clients · clients seen · sketchSize) instead of O(clients seen² · sketchSize).
-   * Empty after an import (the next round computes every pair). clients seen²/2 float64: 4 MB at
-   * 1,000 clients, 36 MB at 3,000.
-   */
+  /** The committed histories' squared norms, in the order of `histories`. */
   private squares: readonly number[] = [];
+  /**
+   * The committed histories' pairwise cosines (a lower triangle, row by row in the order of
+   * `histories`), kept between rounds for the first `known` histories: a history that did not change
+   * keeps its cosines with every other one that did not, so a round computes only the rows of the
+   * clients it changed, O(round's clients · clients seen · sketchSize) instead of O(clients seen² ·
+   * sketchSize). None are kept after an import; arrivals then rebuild them a share at a time
+   * ({@link observeFit}), and the close computes the rows still missing. clients seen²/2 float64:
+   * 4 MB at 1,000 clients, 36 MB at 3,000.
+   */
   private cosines = new Float64Array(0);
+  private known = 0;
   /** Bumped whenever the committed histories change (a round aggregated, a state imported): arrivals computed before are stale. */
   private version = 0;
   /** By delta: what was computed as each result arrived, read at the close when still current. */
@@ -302,20 +305,49 @@ export class SimilarityDamping extends StrategyWrapper {
    * round waits for others.
    */
   override observeFit(serverRound: number, global: Parameters, result: FitResult): void {
+    this.extendKept();
     const sketch = addSketch(new Float32Array(this.sketchSize), result.delta);
     const history = addSketch((this.histories.get(result.clientId) ?? new Float32Array(this.sketchSize)).slice(), result.delta);
     const square = dot(history, history);
-    let row: Float64Array | null = null;
-    if (this.squares.length === this.histories.size) {
-      row = new Float64Array(this.squares.length);
-      let k = 0;
-      for (const h of this.histories.values()) {
-        row[k] = cosineFromSums(dot(history, h), square, this.squares[k]!);
-        k++;
-      }
+    const row = new Float64Array(this.squares.length);
+    let k = 0;
+    for (const h of this.histories.values()) {
+      row[k] = cosineFromSums(dot(history, h), square, this.squares[k]!);
+      k++;
     }
     this.arrivals.set(result.delta, { clientId: result.clientId, version: this.version, sketch, history, square, row });
     super.observeFit(serverRound, global, result);
+  }
+
+  /** Committed histories whose cosines with every earlier one are kept (all of them once a round has aggregated). */
+  keptRows(): number {
+    return this.known;
+  }
+
+  /**
+   * After an import, no cosine is kept, and a first close would compute every pair (O(clients seen²
+   * · sketchSize): seconds at thousands of clients seen, on the new leader's first round). Each
+   * arrival computes the next rows of the triangle, about 1/64 of its pairs (at least one row's worth), so
+   * the pairs are kept again after 64 arrivals and the close computes only what is still missing.
+   * The same arithmetic as the close's, so the same bits.
+   */
+  private extendKept(): void {
+    const n = this.histories.size;
+    if (this.known >= n) return;
+    const total = (n * (n - 1)) / 2;
+    if (this.cosines.length < total) {
+      const grown = new Float64Array(total);
+      grown.set(this.cosines.subarray(0, (this.known * (this.known - 1)) / 2));
+      this.cosines = grown;
+    }
+    const histories = [...this.histories.values()];
+    const budget = Math.max(n, Math.ceil(total / 64));
+    for (let spent = 0; this.known < n && spent < budget; this.known++) {
+      const j = this.known;
+      const h = histories[j]!;
+      for (let i = 0; i < j; i++) this.cosines[pair(i, j)] = cosineFromSums(dot(h, histories[i]!), this.squares[j]!, this.squares[i]!);
+      spent += j;
+    }
   }
 
   /** The arrival computed for `r` against the committed state as it is now, if any. */
@@ -350,16 +382,20 @@ export class SimilarityDamping extends StrategyWrapper {
     // The first `known` ids are the committed histories, in order, whose cosines are kept; the rows
     // to compute are those of the clients this round changed, and of any not kept.
     const n = ids.length;
-    const known = this.squares.length === this.histories.size ? this.squares.length : 0;
+    const known = this.known;
+    const committed = this.histories.size;
     const fresh = ids.map((id, k) => k >= known || thisRound.has(id));
-    const squares = ids.map((id, k) => (fresh[k] ? (arrived.get(id)?.square ?? dot(next.get(id)!, next.get(id)!)) : this.squares[k]!));
+    // A committed history the round did not change keeps its squared norm.
+    const squares = ids.map((id, k) =>
+      k >= committed || thisRound.has(id) ? (arrived.get(id)?.square ?? dot(next.get(id)!, next.get(id)!)) : this.squares[k]!,
+    );
     const cosines = new Float64Array((n * (n - 1)) / 2);
     cosines.set(this.cosines.subarray(0, (known * (known - 1)) / 2));
     for (let i = 0; i < n; i++) {
       if (!fresh[i]) continue;
       const h = next.get(ids[i]!)!;
-      // Measured on arrival against the committed histories (kept cosines imply known = their count).
-      const row = known > 0 ? arrived.get(ids[i]!)?.row : undefined;
+      // Measured on arrival against every committed history.
+      const row = arrived.get(ids[i]!)?.row;
       for (let j = 0; j < n; j++) {
         // A pair of two fresh rows is computed once, from the later row.
         if (j === i || (fresh[j] && j > i)) continue;
@@ -404,6 +440,7 @@ export class SimilarityDamping extends StrategyWrapper {
     this.histories = next;
     this.squares = squares;
     this.cosines = cosines;
+    this.known = n;
     this.version++;
     // Only copies are left out for good; a client weighed 0 for resembling others less closely (honest
     // volunteers with similar data can) is left out of this round only, and invited again.
@@ -454,8 +491,9 @@ export class SimilarityDamping extends StrategyWrapper {
     const nextExcluded = new Set(excluded as string[]);
     return () => {
       this.histories = next;
-      this.squares = [];
+      this.squares = [...next.values()].map((h) => dot(h, h));
       this.cosines = new Float64Array(0);
+      this.known = 0;
       this.version++;
       this.excluded = nextExcluded;
     };
