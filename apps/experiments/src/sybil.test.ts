@@ -141,7 +141,9 @@ describe('sybil grid', () => {
     expect(withControl).toContain(`| clean, the defaults (no attacker; similarity damping included) | 1 | 90.0 | — | ${slots}.0 | 0 |`);
     expect(withControl).toContain('similarity damping left no honest volunteer out');
     // One honest update short of the slots: damping left a volunteer out, and the report says so.
-    expect(sybilMarkdown([...runs, control(slots - 1)], FULL_SYBIL, [1, 2], 5000)).toContain('similarity damping left honest volunteers out 1 times');
+    expect(sybilMarkdown([...runs, control(slots - 1)], FULL_SYBIL, [1, 2], 5000)).toContain(
+      'similarity damping left an honest volunteer out once over the clean run',
+    );
     expect(markdown).toContain(
       'Final accuracy, paired by seed: all (the default, similarity damping included) − all but similarity damping (the former default): +25.0 [',
     );

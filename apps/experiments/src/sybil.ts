@@ -558,14 +558,15 @@ export function sybilMarkdown(
   const slots = slotsAfterArrival(settings);
   // Without an attacker every slot holds an honest update: one short of it is an honest volunteer damping left out.
   const dampedClean = runs.filter((r) => r.defence === 'clean-similarity');
+  const runsOf = (n: number): string => (n === 1 ? 'the clean run' : `the ${n} clean runs`);
   const honestLeftOut = dampedClean.reduce((n, r) => n + (slots - honestAggregated(r)), 0);
   const cleanReading =
     dampedClean.length === 0
       ? []
       : [
           honestLeftOut === 0
-            ? `Without an attacker, similarity damping left no honest volunteer out: the ${dampedClean.length} clean runs with the defaults aggregated all ${slots} honest updates of the rounds after round ${settings.attackAfterRound}.`
-            : `Without an attacker, similarity damping left honest volunteers out ${honestLeftOut} times over the ${dampedClean.length} clean runs with the defaults (of ${slots} honest updates each after round ${settings.attackAfterRound}).`,
+            ? `Without an attacker, similarity damping left no honest volunteer out: ${runsOf(dampedClean.length)} with the defaults aggregated all ${slots} honest updates of the rounds after round ${settings.attackAfterRound}.`
+            : `Without an attacker, similarity damping left an honest volunteer out ${honestLeftOut === 1 ? 'once' : `${honestLeftOut} times`} over ${runsOf(dampedClean.length)} with the defaults (of ${slots} honest updates each after round ${settings.attackAfterRound}).`,
           '',
         ];
   const accuracyOf = (d: SybilDefence) =>
