@@ -267,7 +267,7 @@ export class SimilarityDamping extends StrategyWrapper {
   /** Bumped whenever the committed histories change (a round aggregated, a state imported): arrivals computed before are stale. */
   private version = 0;
   /** By delta: what was computed as each result arrived, read at the close when still current. */
-  private arrivals = new WeakMap<Parameters, Arrival>();
+  private readonly arrivals = new WeakMap<Parameters, Arrival>();
 
   /** Throws `AGG_BAD_CONFIG` unless κ > 0 and `sketchSize` is a power of two in [16, 65536]. */
   constructor(inner: Strategy, options: SimilarityDampingOptions = {}) {
