@@ -28,6 +28,9 @@
  *   damping_export_ms_<seen>     exportState after a round (what each checkpoint costs: the histories
  *                                the round changed are encoded, the others' text kept), and
  *   damping_import_ms_<seen>     importState of that state (a restart, a new leader)
+ * Past the default bound on the histories kept (DEFAULT_MAX_HISTORIES, 1,000), each round forgets the
+ * clients seen least recently, so `<seen>` 3000 keeps 1,000 after its first round; the figures
+ * `_<seen>_uncapped` are the same rounds with every history kept (`maxHistories: null`).
  * Every figure is the median of BENCH_REPS repetitions (default 3), interleaved.
  *
  * Run: npx pnpm@10.34.8 bench:damping   (env BENCH_PARAMS / BENCH_CLIENTS / BENCH_REPS / BENCH_SEEN to shrink it)
@@ -36,7 +39,8 @@ import { createRng, gaussian } from '../src/rng.js';
 import { tensor } from '../src/params.js';
 import type { Parameters } from '../src/params.js';
 import { FedAvg } from '../src/strategy/fedAvg.js';
-import { SimilarityDamping, addSketch } from '../src/strategy/similarityDamping.js';
+import { DEFAULT_MAX_HISTORIES, SimilarityDamping, addSketch } from '../src/strategy/similarityDamping.js';
+import type { SimilarityDampingOptions } from '../src/strategy/similarityDamping.js';
 import type { FitResult, StrategyState } from '../src/strategy/types.js';
 
 const numParams = Number(process.env.BENCH_PARAMS ?? 1_000_000);
@@ -83,18 +87,19 @@ const timed = (fn: () => unknown): number => {
 const out: Record<string, number> = {};
 const fedavgMs: number[] = [];
 const sketchMs: number[] = [];
-for (const seen of seenCounts) {
+/** Measures the rounds after `seen` clients have histories, under `options`; `tag` names the figures. */
+function measureSeen(seen: number, options: SimilarityDampingOptions, tag: string): void {
   // The cached strategy: one round first (it computes every pair once, as after a restart), then the timed rounds.
-  const cached = new SimilarityDamping(new FedAvg(), { sketchSize });
+  const cached = new SimilarityDamping(new FedAvg(), { sketchSize, ...options });
   cached.importState(stateWith(seen));
   const first = roundOf(99);
   cached.aggregateFit(2, global, first, []);
   // The same strategy in the same state, shown each result as it arrives.
-  const arriving = new SimilarityDamping(new FedAvg(), { sketchSize });
+  const arriving = new SimilarityDamping(new FedAvg(), { sketchSize, ...options });
   arriving.importState(stateWith(seen));
   arriving.aggregateFit(2, global, first, []);
   // What a checkpoint carries: the state as the strategy exports it.
-  out[`damping_state_mb_${seen}`] = Math.round(JSON.stringify(cached.exportState().json).length / 1e4) / 100;
+  out[`damping_state_mb_${tag}`] = Math.round(JSON.stringify(cached.exportState().json).length / 1e4) / 100;
   const exported: number[] = [];
   const restartArrival: number[] = [];
   const restartClose: number[] = [];
@@ -115,10 +120,10 @@ for (const seen of seenCounts) {
     if (!bits(early).equals(bits(plain))) throw new Error('observing results as they arrive changed the aggregate');
     let state: StrategyState | null = null;
     exported.push(timed(() => (state = cached.exportState())));
-    const fresh = new SimilarityDamping(new FedAvg(), { sketchSize });
+    const fresh = new SimilarityDamping(new FedAvg(), { sketchSize, ...options });
     imported.push(timed(() => fresh.importState(state!)));
     // A restart whose first round sees its uploads arrive: they rebuild the kept cosines a share at a time.
-    const restarted = new SimilarityDamping(new FedAvg(), { sketchSize });
+    const restarted = new SimilarityDamping(new FedAvg(), { sketchSize, ...options });
     restarted.importState(state!);
     restartArrival.push(timed(() => results.forEach((x) => restarted.observeFit(3 + r, global, x))) / results.length);
     restartClose.push(timed(() => restarted.aggregateFit(3 + r, global, results, [])));
@@ -132,20 +137,30 @@ for (const seen of seenCounts) {
       }),
     );
   }
-  out[`damping_round_ms_${seen}`] = round1(mid(damped));
-  out[`damping_close_ms_${seen}`] = round1(mid(closed));
-  out[`damping_export_ms_${seen}`] = round1(mid(exported));
-  out[`damping_restart_close_ms_${seen}`] = round1(mid(restartClose));
-  out[`damping_restart_arrival_ms_${seen}`] = round1(mid(restartArrival));
-  out[`damping_import_ms_${seen}`] = round1(mid(imported));
-  out[`damping_arrival_ms_${seen}`] = Math.round(mid(arrival) * 100) / 100;
-  out[`damping_recompute_ms_${seen}`] = round1(mid(recompute));
+  out[`damping_round_ms_${tag}`] = round1(mid(damped));
+  out[`damping_close_ms_${tag}`] = round1(mid(closed));
+  out[`damping_export_ms_${tag}`] = round1(mid(exported));
+  out[`damping_restart_close_ms_${tag}`] = round1(mid(restartClose));
+  out[`damping_restart_arrival_ms_${tag}`] = round1(mid(restartArrival));
+  out[`damping_import_ms_${tag}`] = round1(mid(imported));
+  out[`damping_arrival_ms_${tag}`] = Math.round(mid(arrival) * 100) / 100;
+  out[`damping_recompute_ms_${tag}`] = round1(mid(recompute));
   console.log(
-    `${seen} clients seen: damped round ${out[`damping_round_ms_${seen}`]} ms (its close ${out[`damping_close_ms_${seen}`]} ms after ${out[`damping_arrival_ms_${seen}`]} ms per arrival), every pair recomputed ${out[`damping_recompute_ms_${seen}`]} ms (after a restart with arrivals: close ${out[`damping_restart_close_ms_${seen}`]} ms after ${out[`damping_restart_arrival_ms_${seen}`]} ms per arrival), state ${out[`damping_state_mb_${seen}`]} MB (export ${out[`damping_export_ms_${seen}`]} ms, import ${out[`damping_import_ms_${seen}`]} ms)`,
+    `${seen} clients seen${options.maxHistories === null ? ', no bound on the histories kept' : ''}: damped round ${out[`damping_round_ms_${tag}`]} ms (its close ${out[`damping_close_ms_${tag}`]} ms after ${out[`damping_arrival_ms_${tag}`]} ms per arrival), every pair recomputed ${out[`damping_recompute_ms_${tag}`]} ms (after a restart with arrivals: close ${out[`damping_restart_close_ms_${tag}`]} ms after ${out[`damping_restart_arrival_ms_${tag}`]} ms per arrival), state ${out[`damping_state_mb_${tag}`]} MB (export ${out[`damping_export_ms_${tag}`]} ms, import ${out[`damping_import_ms_${tag}`]} ms)`,
   );
+}
+const tags: string[] = [];
+for (const seen of seenCounts) {
+  measureSeen(seen, {}, `${seen}`);
+  tags.push(`${seen}`);
+  // Past the default bound, the same rounds with every history kept: what the bound saves.
+  if (seen > DEFAULT_MAX_HISTORIES) {
+    measureSeen(seen, { maxHistories: null }, `${seen}_uncapped`);
+    tags.push(`${seen}_uncapped`);
+  }
 }
 out['fedavg_round_ms'] = round1(mid(fedavgMs));
 out['damping_sketch_ms'] = round1(mid(sketchMs));
-for (const seen of seenCounts) out[`damping_vs_fedavg_${seen}`] = Math.round((out[`damping_round_ms_${seen}`]! / out['fedavg_round_ms']!) * 100) / 100;
+for (const tag of tags) out[`damping_vs_fedavg_${tag}`] = Math.round((out[`damping_round_ms_${tag}`]! / out['fedavg_round_ms']!) * 100) / 100;
 console.log(`FedAvg alone ${out['fedavg_round_ms']} ms; sketching the round's updates ${out['damping_sketch_ms']} ms`);
 console.log(JSON.stringify({ clients: numClients, params: numParams, sketch_size: sketchSize, ...out }));

@@ -150,7 +150,7 @@ export { PROBE_SIGNAL, TrustWeighting } from './strategy/trustWeighting.js';
 export type { TrustRoundContext } from './strategy/trustWeighting.js';
 export { TrustThreshold } from './strategy/trustThreshold.js';
 export { Probation, probationFactor } from './strategy/probation.js';
-export { SimilarityDamping, addSketch, foolsGoldWeights } from './strategy/similarityDamping.js';
+export { DEFAULT_MAX_HISTORIES, SimilarityDamping, addSketch, foolsGoldWeights } from './strategy/similarityDamping.js';
 export type { SimilarityDampingOptions } from './strategy/similarityDamping.js';
 export { decodeUpdateInto } from './codec/codec.js';
 export type { DecodedIntoHeader, DecodedUpdateHeader, DecodeIntoTarget } from './codec/codec.js';

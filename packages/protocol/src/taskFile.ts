@@ -408,6 +408,13 @@ export const admissionSchema = z
      * It needs every update, so a cluster does not sum such a task per node (`strategy.exactSum`).
      */
     similarityDamping: z.boolean().default(DEFAULT_ADMISSION.similarityDamping),
+    /**
+     * Most clients whose update histories similarity damping keeps (left out: fl-core's
+     * `DEFAULT_MAX_HISTORIES`, 1,000). Past it the least recently seen are forgotten, which bounds
+     * the work of every round's close (it grows with the square of the histories kept) and the size
+     * of every checkpoint; a forgotten client starts a new history when it next sends an update.
+     */
+    similarityMaxHistories: z.number().int().min(2).max(1_000_000).optional(),
   })
   .default(DEFAULT_ADMISSION);
 

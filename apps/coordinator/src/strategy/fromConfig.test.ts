@@ -1,5 +1,5 @@
-import { DifferentialPrivacy, FedAdam, FlTrust, NormClipping, TrustWeighting, createRng, tensor } from '@chorus/fl-core';
-import type { FitResult, Krum, Tensor } from '@chorus/fl-core';
+import { DEFAULT_MAX_HISTORIES, DifferentialPrivacy, FedAdam, FlTrust, NormClipping, TrustWeighting, createRng, tensor } from '@chorus/fl-core';
+import type { FitResult, Krum, Tensor, SimilarityDamping } from '@chorus/fl-core';
 import { describe, expect, it } from 'vitest';
 import { roundMetrics } from '../engine/roundRecords.js';
 import type { AttemptState } from '../engine/engineState.js';
@@ -92,6 +92,19 @@ describe('buildStrategy', () => {
     // Assert
     expect(names).toEqual(cases.map(([, , name]) => name));
     expect(task({ name: 'fedavg' }).admission.similarityDamping).toBe(true);
+  });
+
+  it("bounds the histories similarity damping keeps by admission.similarityMaxHistories (fl-core's default when left out, and then absent from the parsed task)", () => {
+    // Arrange
+    const plain = task({ name: 'fedavg' });
+    const bounded = task({ name: 'fedavg' }, { admission: { similarityMaxHistories: 250 } });
+    // Act
+    const of = (t: TaskConfig) => withAdmission(t, buildStrategy(t)) as SimilarityDamping;
+    // Assert
+    expect(of(plain).maxHistories).toBe(DEFAULT_MAX_HISTORIES);
+    expect(of(bounded).maxHistories).toBe(250);
+    expect('similarityMaxHistories' in plain.admission).toBe(false);
+    for (const bad of [1, 2.5, 2_000_000, null]) expect(() => task({ name: 'fedavg' }, { admission: { similarityMaxHistories: bad } })).toThrow();
   });
 
   it('offers partial sums (per-node sums on a cluster) for an exact-sum task only without similarity damping, which needs every update', () => {

@@ -65,7 +65,9 @@ export function withAdmission(task: TaskConfig, built: BuiltStrategy): Strategy 
   if (built.privacy.length > 0) return built.strategy;
   const rounds = task.admission.probationRounds;
   const probation = rounds > 1 ? new Probation(built.strategy, rounds) : built.strategy;
-  return task.admission.similarityDamping === true ? new SimilarityDamping(probation) : probation;
+  if (task.admission.similarityDamping !== true) return probation;
+  const maxHistories = task.admission.similarityMaxHistories;
+  return new SimilarityDamping(probation, maxHistories === undefined ? {} : { maxHistories });
 }
 
 /** A strategy part that takes the server's root-data update of a round. */

@@ -5,7 +5,7 @@ import type { Parameters } from '../params.js';
 import { createRng, gaussian } from '../rng.js';
 import { FedAvg } from './fedAvg.js';
 import { Probation } from './probation.js';
-import { SimilarityDamping, addSketch, foolsGoldWeights } from './similarityDamping.js';
+import { DEFAULT_MAX_HISTORIES, SimilarityDamping, addSketch, foolsGoldWeights } from './similarityDamping.js';
 import type { FitResult, Strategy } from './types.js';
 
 const t = (name: string, values: Float32Array) => tensor(name, [values.length], values);
@@ -391,24 +391,31 @@ describe('SimilarityDamping', () => {
     const a = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
     a.aggregateFit(1, global, [fit('x', randomVector(94)), fit('y', randomVector(95))], []);
     const state = a.exportState();
-    const extra = state.json.extra as { histories: [string, string][] };
+    const extra = state.json.extra as { histories: [string, string, number][] };
     const withHistories = (histories: unknown) => ({ ...state, json: { ...state.json, extra: { ...extra, histories } } });
     // Act: the same state written the former way, with numbers.
     const asNumbers = withHistories([...a.sketches()].sort(([p], [q]) => (p < q ? -1 : 1)).map(([id, h]) => [id, Array.from(h)]));
     const b = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
     b.importState(asNumbers);
     // Assert
-    expect(extra.histories.map(([id, h]) => [id, typeof h, h.length])).toEqual([
-      ['x', 'string', 344],
-      ['y', 'string', 344],
+    expect(extra.histories.map(([id, h, last]) => [id, typeof h, h.length, last])).toEqual([
+      ['x', 'string', 344, 1],
+      ['y', 'string', 344, 1],
     ]);
-    expect(b.exportState()).toEqual(state);
+    // The former way said nothing of the round that last changed a history: 0.
+    expect(b.exportState()).toEqual(withHistories(extra.histories.map(([id, h]) => [id, h, 0])));
+    const c = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
+    c.importState(withHistories(extra.histories.map(([id, h]) => [id, h])));
+    expect(c.exportState()).toEqual(b.exportState());
     for (const bad of [
       [['x', 'A'.repeat(343)]],
       [['x', `${'A'.repeat(342)}!=`]],
       [['x', btoa(String.fromCharCode(...new Uint8Array(new Float32Array(64).fill(Number.POSITIVE_INFINITY).buffer)))]],
       [['x', Array.from({ length: 63 }, () => 0)]],
       [['x', 7]],
+      [['x', extra.histories[0]![1], -1]],
+      [['x', extra.histories[0]![1], 1.5]],
+      [['x', extra.histories[0]![1], 1, 2]],
     ]) {
       const c = new SimilarityDamping(new FedAvg(), { sketchSize: 64 });
       expectFlCoreError(() => c.importState(withHistories(bad)), 'AGG_BAD_STATE');
@@ -420,5 +427,85 @@ describe('SimilarityDamping', () => {
     expectFlCoreError(() => new SimilarityDamping(new FedAvg(), { kappa: 0 }), 'AGG_BAD_CONFIG');
     expectFlCoreError(() => new SimilarityDamping(new FedAvg(), { sketchSize: 1000 }), 'AGG_BAD_CONFIG');
     expectFlCoreError(() => new SimilarityDamping(new FedAvg(), { sketchSize: 8 }), 'AGG_BAD_CONFIG');
+    for (const maxHistories of [1, 2.5, 0, Number.POSITIVE_INFINITY, 2_000_000])
+      expectFlCoreError(() => new SimilarityDamping(new FedAvg(), { maxHistories }), 'AGG_BAD_CONFIG');
+    expect(new SimilarityDamping(new FedAvg()).maxHistories).toBe(DEFAULT_MAX_HISTORIES);
+    expect(new SimilarityDamping(new FedAvg(), { maxHistories: null }).maxHistories).toBeNull();
+  });
+
+  describe('with a bound on the histories kept', () => {
+    // 30 rounds over 12 identities (3 of one attacker, who copies from round 10), each round a seeded
+    // draw of 2–5 of them; round 20 builds no model (every copy of one client).
+    const rounds = (() => {
+      const rng = createRng(57);
+      const ids = Array.from({ length: 12 }, (_, k) => (k < 3 ? `s${k}` : `h${k}`));
+      return Array.from({ length: 30 }, (_, i) => {
+        const round = i + 1;
+        const attack = randomVector(3000 + round);
+        if (round === 20) return ['s0', 's1'].map((id) => fit(id, attack.slice()));
+        const picked = ids.filter(() => rng() < 0.25);
+        const some = picked.length >= 2 ? picked : ids.slice(3 + (round % 8), 5 + (round % 8));
+        return some.map((id, k) => fit(id, id.startsWith('s') && round >= 10 ? attack.slice() : randomVector(round * 100 + k)));
+      });
+    })();
+
+    it('drops the histories of the clients seen least recently (then by id) once past it, never one of the round', () => {
+      // Arrange
+      const strategy = new SimilarityDamping(new FedAvg(), { sketchSize: 64, maxHistories: 5 });
+      const last = new Map<string, number>();
+      for (const [i, results] of rounds.entries()) {
+        // Act
+        const out = strategy.aggregateFit(i + 1, global, results, []);
+        if (out === null) continue;
+        for (const r of results) last.set(r.clientId, i + 1);
+        // Assert: the round's clients, then the most recently seen up to 5, ties to the larger id (the smaller ones go first).
+        const inRound = new Set(results.map((r) => r.clientId));
+        const others = [...last.keys()]
+          .filter((id) => !inRound.has(id))
+          .sort((a, b) => last.get(b)! - last.get(a)! || (a < b ? 1 : -1))
+          .slice(0, Math.max(0, 5 - inRound.size));
+        const expected = [...inRound, ...others].sort();
+        expect([...strategy.sketches().keys()].sort()).toEqual(expected);
+        for (const id of [...last.keys()]) if (!expected.includes(id)) last.delete(id);
+        const exported = (strategy.exportState().json.extra as { histories: [string, string, number][] }).histories;
+        expect(exported.map(([id, , r]) => [id, r])).toEqual(expected.map((id) => [id, last.get(id)]));
+      }
+      expect(strategy.excludedClients().size).toBeGreaterThan(0);
+    });
+
+    it('gives the bits of a strategy that imports only the kept histories, round after round', () => {
+      // Arrange: the reference starts each round from the bounded strategy's exported state, nothing kept between rounds.
+      const bounded = new SimilarityDamping(new FedAvg(), { sketchSize: 64, maxHistories: 6 });
+      let trims = 0;
+      for (const [i, results] of rounds.entries()) {
+        const fresh = new SimilarityDamping(new FedAvg(), { sketchSize: 64, maxHistories: 6 });
+        fresh.importState(bounded.exportState());
+        const before = bounded.sketches().size;
+        // Act
+        const a = bounded.aggregateFit(i + 1, global, results, []);
+        const b = fresh.aggregateFit(i + 1, global, results, []);
+        // Assert
+        expect(a === null).toBe(b === null);
+        if (a === null || b === null) continue;
+        if (bounded.sketches().size < before + new Set(results.map((r) => r.clientId)).size) trims++;
+        expect(Buffer.from(a.parameters[0]!.values.buffer)).toEqual(Buffer.from(b.parameters[0]!.values.buffer));
+        expect(a.metrics).toEqual(b.metrics);
+        expect(a.rejected).toEqual(b.rejected);
+        expect(bounded.exportState()).toEqual(fresh.exportState());
+        expect(bounded.keptRows()).toBe(bounded.sketches().size);
+      }
+      expect(trims).toBeGreaterThan(5);
+    });
+
+    it('changes nothing while the clients seen stay within it', () => {
+      const bounded = new SimilarityDamping(new FedAvg(), { sketchSize: 64, maxHistories: 12 });
+      const unbounded = new SimilarityDamping(new FedAvg(), { sketchSize: 64, maxHistories: null });
+      for (const [i, results] of rounds.entries()) {
+        const a = bounded.aggregateFit(i + 1, global, results, []);
+        const b = unbounded.aggregateFit(i + 1, global, results, []);
+        expect(a).toEqual(b);
+      }
+      expect(bounded.exportState()).toEqual(unbounded.exportState());
+    });
   });
 });

@@ -38,7 +38,21 @@ export interface SimilarityDampingOptions {
   readonly kappa?: number;
   /** Buckets of each client's history sketch, a power of two (default 1024). */
   readonly sketchSize?: number;
+  /**
+   * Most histories kept (default {@link DEFAULT_MAX_HISTORIES}; null: every client ever seen). Past
+   * it, each round's commit drops the histories of the clients seen least recently (by the last
+   * round that changed them, then by client id), never one of that round's. A client whose history
+   * was dropped starts a new one when it next sends an update; identities left out as copies stay
+   * left out. Bounds what every close computes (O(kept²) scalar steps) and every checkpoint carries.
+   */
+  readonly maxHistories?: number | null;
 }
+
+/**
+ * Histories {@link SimilarityDamping} keeps by default: 1,000 clients' (4 MB of sketches, 4 MB of
+ * kept cosines; FoolsGold's passes at the close stay within some tens of milliseconds).
+ */
+export const DEFAULT_MAX_HISTORIES = 1000;
 
 function mix32(x: number): number {
   // murmur3's finaliser: a bijection of 32-bit integers with good avalanche.
@@ -239,9 +253,9 @@ interface Arrival {
 
 /**
  * Multiplies each client's example count by its {@link foolsGoldWeights} weight, computed over the
- * histories of every client seen so far (this round's updates included; cost a round
- * O(round's clients · clients seen · sketchSize) with the cosines kept between rounds, plus
- * O(clients seen²) scalar steps); clients with weight 0 are
+ * kept histories (every client seen, up to `maxHistories` of the most recent; this round's updates
+ * included; cost a round O(round's clients · kept · sketchSize) with the cosines kept between
+ * rounds, plus O(kept²) scalar steps); clients with weight 0 are
  * left out with `SIMILAR_UPDATES`. Histories grow only from results the screen accepts. Adds
  * `numDamped` (weight < 1) and `minSimilarityWeight` to the round metrics.
  */
@@ -249,7 +263,10 @@ export class SimilarityDamping extends StrategyWrapper {
   readonly name: string;
   readonly kappa: number;
   readonly sketchSize: number;
+  readonly maxHistories: number | null;
   private histories = new Map<string, Float32Array>();
+  /** The last round that changed each history (0: imported from a state that did not say). */
+  private lastRounds = new Map<string, number>();
   private excluded = new Set<string>();
   /** The committed histories' squared norms, in the order of `histories`. */
   private squares: readonly number[] = [];
@@ -259,8 +276,8 @@ export class SimilarityDamping extends StrategyWrapper {
    * keeps its cosines with every other one that did not, so a round computes only the rows of the
    * clients it changed, O(round's clients · clients seen · sketchSize) instead of O(clients seen² ·
    * sketchSize). None are kept after an import; arrivals then rebuild them a share at a time
-   * ({@link observeFit}), and the close computes the rows still missing. clients seen²/2 float64:
-   * 4 MB at 1,000 clients, 36 MB at 3,000.
+   * ({@link observeFit}), and the close computes the rows still missing. kept²/2 float64: 4 MB at
+   * 1,000 histories (the default bound), 36 MB at 3,000.
    */
   private cosines = new Float64Array(0);
   private known = 0;
@@ -274,12 +291,16 @@ export class SimilarityDamping extends StrategyWrapper {
     super(inner);
     this.kappa = options.kappa ?? 1;
     this.sketchSize = options.sketchSize ?? 1024;
+    this.maxHistories = options.maxHistories === undefined ? DEFAULT_MAX_HISTORIES : options.maxHistories;
     if (!(this.kappa > 0 && Number.isFinite(this.kappa)))
       throw new FlCoreError('AGG_BAD_CONFIG', `SimilarityDamping: kappa must be a finite number > 0, got ${this.kappa}`);
     const s = this.sketchSize;
     if (!(Number.isInteger(s) && s >= 16 && s <= 65536 && (s & (s - 1)) === 0)) {
       throw new FlCoreError('AGG_BAD_CONFIG', `SimilarityDamping: sketchSize must be a power of two in [16, 65536], got ${s}`);
     }
+    const m = this.maxHistories;
+    if (m !== null && !(Number.isInteger(m) && m >= 2 && m <= 1_000_000))
+      throw new FlCoreError('AGG_BAD_CONFIG', `SimilarityDamping: maxHistories must be an integer in [2, 1000000] or null, got ${m}`);
     this.name = `similarity-damping(${inner.name})`;
   }
 
@@ -437,10 +458,14 @@ export class SimilarityDamping extends StrategyWrapper {
     if (kept.length === 0) return null;
     const out = this.inner.aggregateFit(serverRound, global, kept, failures);
     if (!out) return null;
-    this.histories = next;
-    this.squares = squares;
-    this.cosines = cosines;
-    this.known = n;
+    const lastRounds = new Map(this.lastRounds);
+    for (const r of valid) lastRounds.set(r.clientId, serverRound);
+    const trimmed = this.trimmed(next, squares, cosines, lastRounds, thisRound);
+    this.histories = trimmed.histories;
+    this.squares = trimmed.squares;
+    this.cosines = trimmed.cosines;
+    this.lastRounds = lastRounds;
+    this.known = trimmed.histories.size;
     this.version++;
     // Only copies are left out for good; a client weighed 0 for resembling others less closely (honest
     // volunteers with similar data can) is left out of this round only, and invited again.
@@ -461,36 +486,74 @@ export class SimilarityDamping extends StrategyWrapper {
     };
   }
 
+  /**
+   * `histories` (with their squared norms and kept cosines, in its order) less the histories of the
+   * clients seen least recently past {@link maxHistories}, none of `inRound`; `lastRounds` loses the
+   * same clients. The kept cosines move to the smaller triangle unchanged.
+   */
+  private trimmed(
+    histories: Map<string, Float32Array>,
+    squares: readonly number[],
+    cosines: Float64Array<ArrayBuffer>,
+    lastRounds: Map<string, number>,
+    inRound: ReadonlyMap<string, unknown>,
+  ): { histories: Map<string, Float32Array>; squares: readonly number[]; cosines: Float64Array<ArrayBuffer> } {
+    const excess = this.maxHistories === null ? 0 : Math.min(histories.size - this.maxHistories, histories.size - inRound.size);
+    if (excess <= 0) return { histories, squares, cosines };
+    const dropped = new Set(
+      [...histories.keys()]
+        .filter((id) => !inRound.has(id))
+        .sort((a, b) => lastRounds.get(a)! - lastRounds.get(b)! || (a < b ? -1 : a > b ? 1 : 0))
+        .slice(0, excess),
+    );
+    const ids = [...histories.keys()];
+    const keep = ids.flatMap((id, k) => (dropped.has(id) ? [] : [k]));
+    const kept = new Float64Array((keep.length * (keep.length - 1)) / 2);
+    for (let b = 1, at = 0; b < keep.length; b++) {
+      const row = pair(0, keep[b]!);
+      for (let a = 0; a < b; a++) kept[at++] = cosines[row + keep[a]!]!;
+    }
+    for (const id of dropped) lastRounds.delete(id);
+    return { histories: new Map(keep.map((k) => [ids[k]!, histories.get(ids[k]!)!])), squares: keep.map((k) => squares[k]!), cosines: kept };
+  }
+
   protected override exportExtra(): Readonly<Record<string, unknown>> {
     return {
       sketchSize: this.sketchSize,
       excluded: [...this.excluded].sort(),
-      // Each history as the base64 of its float32 values (little-endian): a quarter of the JSON numbers' size.
-      histories: [...this.histories.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([id, h]) => [id, encodedHistory(h)]),
+      // Each history as the base64 of its float32 values (little-endian): a quarter of the JSON numbers'
+      // size; then the last round that changed it.
+      histories: [...this.histories.entries()]
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([id, h]) => [id, encodedHistory(h), this.lastRounds.get(id) ?? 0]),
     };
   }
 
   protected override importExtra(extra: Readonly<Record<string, unknown>> | undefined): () => void {
     const histories = extra?.histories;
     const excluded = extra?.excluded;
-    // A history is a base64 string of float32 values, or (states exported before) an array of numbers.
+    // A history is a base64 string of float32 values, or (states exported before) an array of numbers;
+    // the last round that changed it follows (states exported before leave it out: 0).
+    const isRound = (x: unknown): boolean => typeof x === 'number' && Number.isInteger(x) && x >= 0;
     const decoded =
       extra?.sketchSize === this.sketchSize &&
       Array.isArray(excluded) &&
       excluded.every((id) => typeof id === 'string') &&
       Array.isArray(histories) &&
-      histories.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string')
-        ? (histories as [string, unknown][]).map(([id, h]) => [id, historyOf(h, this.sketchSize)] as const)
+      histories.every((e) => Array.isArray(e) && (e.length === 2 || (e.length === 3 && isRound(e[2]))) && typeof e[0] === 'string')
+        ? (histories as [string, unknown, number?][]).map(([id, h, last]) => [id, historyOf(h, this.sketchSize), last ?? 0] as const)
         : null;
     if (decoded === null || decoded.some(([, h]) => h === null))
       throw new FlCoreError(
         'AGG_BAD_STATE',
-        `${this.name}.importState: extra must hold sketchSize ${this.sketchSize}, excluded client ids and [clientId, history] pairs, each history ${this.sketchSize} finite float32 values (base64, or numbers)`,
+        `${this.name}.importState: extra must hold sketchSize ${this.sketchSize}, excluded client ids and [clientId, history, last round] entries, each history ${this.sketchSize} finite float32 values (base64, or numbers), each last round an integer ≥ 0 (or left out)`,
       );
     const next = new Map(decoded.map(([id, h]) => [id, h!]));
+    const nextLastRounds = new Map(decoded.map(([id, , last]) => [id, last]));
     const nextExcluded = new Set(excluded as string[]);
     return () => {
       this.histories = next;
+      this.lastRounds = nextLastRounds;
       this.squares = [...next.values()].map((h) => dot(h, h));
       this.cosines = new Float64Array(0);
       this.known = 0;
