@@ -12,6 +12,8 @@ import { FlTrust, ServerOnly } from './flTrust.js';
 import { Krum } from './krum.js';
 import { NormClipping } from './normClipping.js';
 import { DifferentialPrivacy } from './differentialPrivacy.js';
+import { Probation } from './probation.js';
+import { SimilarityDamping } from './similarityDamping.js';
 import { TrustWeighting } from './trustWeighting.js';
 import type { FitResult, Strategy, StrategyState } from './types.js';
 
@@ -245,6 +247,43 @@ describe('server state', () => {
     [fit('a', 2, t('image/w', -1, 0.5)), fit('c', 1, t('text/w', 0.25, -2))],
     [fit('b', 1, t('image/w', 0.5, 0.5), t('text/w', 1, 1), t('audio/w', 2))],
   ];
+
+  it.each<[string, () => Strategy]>([
+    ['TrustWeighting', () => new TrustWeighting(new FedAvg())],
+    ['Probation', () => new Probation(new FedAvg(), 4)],
+    ['SimilarityDamping', () => new SimilarityDamping(new FedAvg(), { sketchSize: 16 })],
+    [
+      'DifferentialPrivacy',
+      () =>
+        new DifferentialPrivacy(new FedAvg(), {
+          clipNorm: 1,
+          noiseMultiplier: 0,
+          samplingRate: 0.5,
+          expectedClientsPerRound: 2,
+          targetDelta: 1e-5,
+          noiseRng: (r: number) => createRng(r),
+        }),
+    ],
+  ])('%s hands out an exported state that shares nothing with it: changing it changes no later export', (_name, make) => {
+    // Arrange
+    const strategy = make();
+    strategy.aggregateFit(1, global, rounds[0]!, []);
+    const before = JSON.stringify(strategy.exportState().json);
+    // Act: overwrite every array and object inside the exported extra, in place.
+    const scribble = (x: unknown): void => {
+      if (typeof x !== 'object' || x === null) return;
+      const slots = x as Record<string, unknown>;
+      for (const [k, v] of Object.entries(slots)) {
+        if (typeof v === 'object' && v !== null) scribble(v);
+        else slots[k] = 'scribbled';
+      }
+    };
+    const exported = strategy.exportState();
+    expect(exported.json.extra).toBeDefined();
+    scribble(exported.json.extra);
+    // Assert
+    expect(JSON.stringify(strategy.exportState().json)).toBe(before);
+  });
 
   const makers: [string, () => Strategy][] = [
     ['FedAvgM', () => new FedAvgMStrategy({ serverMomentum: 0.9, serverLearningRate: 0.7 })],

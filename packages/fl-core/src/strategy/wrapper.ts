@@ -55,7 +55,11 @@ export abstract class StrategyWrapper implements Strategy {
     this.lastServerRound = serverRound;
   }
 
-  /** Wrapper-specific JSON state. */
+  /**
+   * Wrapper-specific JSON state, built afresh on each call: it is handed out as it is (no copy), so
+   * it must share no mutable object with the wrapper (strings and numbers, and new arrays and
+   * objects of them).
+   */
   protected exportExtra(): Readonly<Record<string, unknown>> | undefined {
     return undefined;
   }
@@ -74,7 +78,7 @@ export abstract class StrategyWrapper implements Strategy {
         version: 1,
         roundsAggregated: this.roundsAggregated,
         lastServerRound: this.lastServerRound,
-        ...(extra ? { extra: JSON.parse(JSON.stringify(extra)) as Record<string, unknown> } : {}),
+        ...(extra ? { extra: extra as Record<string, unknown> } : {}),
         inner: inner.json,
       },
       tensors: inner.tensors,
