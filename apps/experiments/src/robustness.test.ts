@@ -8,11 +8,13 @@ import {
   QUICK_ROBUSTNESS,
   ROBUSTNESS_ENGINE,
   ROBUSTNESS_VERIFY,
+  againstServerOnly,
   aggregatorStrategy,
   krumByzantine,
   robustnessCacheKey,
   robustnessChecks,
   robustnessClientArgs,
+  robustnessMarkdown,
   robustnessPlan,
   robustnessTask,
   runRobustness,
@@ -110,6 +112,65 @@ describe('robustness grid', () => {
 
   it('refuses to run without seeds', async () => {
     await expect(runRobustness({ quick: true, seeds: [], log: () => undefined })).rejects.toThrow(/at least one seed/);
+  });
+});
+
+describe('againstServerOnly', () => {
+  const clean = (aggregator: RobustnessRun['aggregator'], seed: number, finalAccuracy: number | null): RobustnessRun => ({
+    aggregator,
+    attack: null,
+    fraction: 0,
+    seed,
+    status: finalAccuracy === null ? 'failed' : 'finished',
+    completedRounds: 6,
+    initialAccuracy: 0.1,
+    accuracyByRound: [],
+    finalAccuracy,
+    clients: [],
+    trust: [],
+    durationMs: 1,
+    cpuMs: 1,
+  });
+
+  it("lists the aggregators whose mean clean accuracy is above server only's and those not above it, and says so when most are not", () => {
+    // Arrange: server only 0.40 on average; FedAvg 0.45, median exactly 0.40, FLTrust 0.30; an attacked run and a failed run count for nothing.
+    const runs = [
+      clean('server-only', 1, 0.38),
+      clean('server-only', 2, 0.42),
+      clean('fedavg', 1, 0.5),
+      clean('fedavg', 2, 0.4),
+      clean('median', 1, 0.4),
+      clean('median', 2, 0.4),
+      clean('fltrust', 1, 0.3),
+      clean('fltrust', 2, null),
+      { ...clean('fltrust', 1, 0.9), attack: 'sign-flip' as const, fraction: 0.2 },
+    ];
+    // Act
+    const text = againstServerOnly(runs, ['fedavg', 'median', 'fltrust', 'server-only']);
+    const fewer = againstServerOnly(
+      runs.filter((r) => r.aggregator !== 'median'),
+      ['fedavg', 'fltrust', 'server-only'],
+    );
+    // Assert
+    expect(text).toBe(
+      "Clean accuracy (mean over seeds) above server only's 40.0%: FedAvg (45.0%); not above it: Median (40.0%), FLTrust (30.0%). Most aggregators' clean accuracy is not above the server's alone: in this setting the clients add little to what the server's root examples give, so retained accuracy measures how much an attack costs a weak model more than what the clients were worth.",
+    );
+    expect(fewer).toBe("Clean accuracy (mean over seeds) above server only's 40.0%: FedAvg (45.0%); not above it: FLTrust (30.0%).");
+    expect(
+      againstServerOnly(
+        runs.filter((r) => r.aggregator !== 'server-only'),
+        ['fedavg'],
+      ),
+    ).toBeNull();
+  });
+});
+
+describe('robustnessMarkdown', () => {
+  it('says when a full-grid report covers fewer seeds than the full mode runs, and never of the quick grid', () => {
+    const text = (settings: typeof FULL_ROBUSTNESS, seeds: number[]) => robustnessMarkdown([], settings, seeds, 0, []);
+    expect(text(FULL_ROBUSTNESS, [1, 2, 3])).toContain("These are 3 of the full mode's 5 seeds");
+    expect(text(FULL_ROBUSTNESS, [1, 2, 3, 4, 5])).not.toContain("of the full mode's");
+    expect(text(QUICK_ROBUSTNESS, [1])).not.toContain("of the full mode's");
   });
 });
 

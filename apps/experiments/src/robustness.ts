@@ -11,6 +11,7 @@ import type { AdversarialKind } from '@chorus/client';
 import type { TaskConfig } from '@chorus/coordinator';
 import type { BuiltinName } from '@chorus/datasets';
 import { runSimulation } from '@chorus/coordinator/simulate';
+import { DEFAULT_SEEDS } from './args.js';
 import { ExperimentsError } from './errors.js';
 import {
   adversarialTrustBelowHonest,
@@ -323,10 +324,43 @@ export const ROBUSTNESS_VERIFY: VerifySpec = {
     }),
 };
 
+/** Mean clean final accuracy over seeds of each aggregator's finished clean runs (absent: none finished). */
+function cleanMeans(runs: readonly RobustnessRun[]): Map<AggregatorId, number> {
+  const by = new Map<AggregatorId, number[]>();
+  for (const r of runs) if (r.attack === null && r.finalAccuracy !== null) by.set(r.aggregator, [...(by.get(r.aggregator) ?? []), r.finalAccuracy]);
+  return new Map([...by].map(([a, xs]) => [a, meanStd(xs).mean]));
+}
+
+/** Seeds of the full mode (`--seeds` left out). */
+const FULL_SEED_COUNT = DEFAULT_SEEDS.full.split(',').length;
+
 /** The server-only baseline's clean final accuracy (mean over seeds), formatted. */
 function serverOnlyClean(runs: readonly RobustnessRun[]): string {
-  const clean = runs.filter((r) => r.aggregator === 'server-only' && r.attack === null && r.finalAccuracy !== null).map((r) => r.finalAccuracy!);
-  return clean.length === 0 ? 'n/a' : `${(meanStd(clean).mean * 100).toFixed(1)}%`;
+  const mean = cleanMeans(runs).get('server-only');
+  return mean === undefined ? 'n/a' : `${(mean * 100).toFixed(1)}%`;
+}
+
+/**
+ * Which aggregators' clean accuracy (mean over seeds) is above the server-only reference's and which
+ * is not, in `order`; null without a server-only clean run.
+ */
+export function againstServerOnly(runs: readonly RobustnessRun[], order: readonly AggregatorId[]): string | null {
+  const means = cleanMeans(runs);
+  const reference = means.get('server-only');
+  if (reference === undefined) return null;
+  const listed = (above: boolean): string[] =>
+    order.flatMap((a) => {
+      const m = means.get(a);
+      return a === 'server-only' || m === undefined || m > reference !== above ? [] : [`${AGGREGATOR_LABELS[a]} (${(m * 100).toFixed(1)}%)`];
+    });
+  const above = listed(true);
+  const below = listed(false);
+  return (
+    `Clean accuracy (mean over seeds) above server only's ${(reference * 100).toFixed(1)}%: ${above.length === 0 ? 'none' : above.join(', ')}; not above it: ${below.length === 0 ? 'none' : below.join(', ')}.` +
+    (below.length > above.length
+      ? " Most aggregators' clean accuracy is not above the server's alone: in this setting the clients add little to what the server's root examples give, so retained accuracy measures how much an attack costs a weak model more than what the clients were worth."
+      : '')
+  );
 }
 
 /** The run cache's key of one cell. */
@@ -504,6 +538,9 @@ export function robustnessMarkdown(
     `Setting: ${settings.dataset} (image, caption, speech), ${settings.numClients} clients, all of them in every round, ${settings.rounds} rounds of ${settings.localEpochs} local epoch${settings.localEpochs === 1 ? '' : 's'}, ` +
       `≤ ${settings.maxExamples} training examples per client, Dirichlet α = ${settings.alpha} label skew, modality kinds ${settings.modalityKinds.replace(/,/g, ', ')}; ` +
       `test accuracy on ${settings.testExamples} test-split examples after the last round. Seeds: ${seeds.join(', ')}. ` +
+      (settings.maxSeeds !== null || seeds.length >= FULL_SEED_COUNT
+        ? ''
+        : `These are ${seeds.length} of the full mode's ${FULL_SEED_COUNT} seeds, so every interval below is over ${seeds.length} seeds and wide; \`pnpm experiments --only robustness\` runs the others (each run it finishes is stored). `) +
       `For one seed the partition, the adversarial clients and the initial model are the same for every aggregator. ` +
       `Each run is bit-reproducible from its command: the coordinator aggregates in canonical (client-id) order, clients have identities derived from the seed, and every random choice derives from the seed, so the spread over seeds measures the seeds, not scheduling noise.`,
     '',
@@ -524,7 +561,8 @@ export function robustnessMarkdown(
     `- The paper reports 91.2% retained for FedMM-X vs 78.4% for FedAvg at 20% adversarial clients (its attacks are not specified).`,
     ...(settings.aggregators.includes('server-only')
       ? [
-          `- Server only is a reference row, not a competitor: it applies FLTrust's root update (100 public-split examples) and ignores every client, so it keeps all of its clean accuracy (${serverOnlyClean(runs)}) under any attack by construction. An aggregator whose clean accuracy is not above it learned nothing from the clients that the server's own data did not give it.`,
+          `- Server only is a reference row, not a competitor: it applies FLTrust's root update (100 public-split examples) and ignores every client, so it keeps all of its clean accuracy (${serverOnlyClean(runs)}) under any attack by construction. An aggregator whose clean accuracy is not above it learned nothing from the clients that the server's own data did not give it.` +
+            (againstServerOnly(runs, settings.aggregators) === null ? '' : ` ${againstServerOnly(runs, settings.aggregators)}`),
         ]
       : []),
     '',

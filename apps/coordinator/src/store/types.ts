@@ -228,8 +228,8 @@ export interface CoordinatorStore {
    * Writes the round's status, checkpoint, strategy state, metrics and trust in one transaction.
    * The strategy state is kept with the run's latest checkpoint only: the run's earlier checkpoints
    * keep their models and read `strategyState` null from then on. A restart resumes from the latest,
-   * and a state that grows with the clients seen (similarity damping's histories) would otherwise
-   * be stored again with every round.
+   * and a state that grows with the clients seen (similarity damping's histories, up to its
+   * `maxHistories`) would otherwise be stored again with every round.
    */
   completeRound(completion: RoundCompletion): void;
   /** The run's (absent: the current run's) checkpoint of its highest round. */
