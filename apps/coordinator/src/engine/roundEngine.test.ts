@@ -3,8 +3,8 @@
  * loop tests: no sockets, no wall-clock sleeps. Every timer the engine sets runs only when the test
  * advances the clock.
  */
-import { FedAvg, FedAvgMStrategy, StrategyWrapper, encodeUpdate, tensor } from '@chorus/fl-core';
-import type { AggregateFitResult, FitFailure, FitResult, Parameters, Strategy } from '@chorus/fl-core';
+import { FedAvg, FedAvgMStrategy, StrategyWrapper, createRng, encodeUpdate, gaussian, tensor } from '@chorus/fl-core';
+import type { AggregateFitResult, FitFailure, FitResult, Parameters, SimilarityDamping, Strategy } from '@chorus/fl-core';
 import { PROTOCOL_VERSION, ProtocolError, splitTaskSchema } from '@chorus/protocol';
 import type { ParsedUpdate, RoundEndPayload, RoundStartPayload, TaskEndPayload } from '@chorus/protocol';
 import { pino } from 'pino';
@@ -13,7 +13,8 @@ import { CoordinatorMetrics } from '../http/metrics.js';
 import { MemoryStore } from '../store/memoryStore.js';
 import { parseTask } from '../task/loadTask.js';
 import type { TaskConfig } from '@chorus/protocol';
-import { decodeGlobal, encodeGlobal, sha256HexSync } from './checkpoint.js';
+import { decodeGlobal, decodeStrategyState, encodeGlobal, sha256HexSync } from './checkpoint.js';
+import { buildStrategy, withAdmission } from '../strategy/fromConfig.js';
 import { RoundEngine } from './roundEngine.js';
 import type { EngineClock, EngineTransport, RoundEngineOptions } from './roundEngine.js';
 import type { RepresentationRoundHooks } from './representationRounds.js';
@@ -309,6 +310,60 @@ describe('RoundEngine with a fake clock and transport', () => {
       { clientId: 'b', serverRound: round.serverRound, value: 1 },
     ]);
     expect([...decodeGlobal(engine.globalBytes)[0]!.values]).toEqual([2, 3]);
+  });
+
+  it("keeps at most admission.similarityMaxHistories damping histories in the committed strategy state, the round's clients among them, and a restart reads them back", async () => {
+    // Arrange: similarity damping alone (no probation) bounded to 3 histories; 6 clients, 2 sampled a round.
+    const overrides = { rounds: 6, clientsPerRound: 2, admission: { similarityDamping: true, similarityMaxHistories: 3, probationRounds: 0 } };
+    const task = makeTask(overrides);
+    // A 64-value tensor, so each client's random direction is nearly orthogonal to the others' (none copies another).
+    const wide = (): Parameters => [tensor('image/w', [64], new Float32Array(64)), tensor('fusion/b', [1], new Float32Array(1))];
+    const { clock, transport, engine, join, store } = setup(overrides, withAdmission(task, buildStrategy(task)), { initialGlobal: wide });
+    const ids = ['a', 'b', 'c', 'd', 'e', 'f'];
+    join(...ids);
+    const direction = (id: string): Float32Array => {
+      const rng = createRng(ids.indexOf(id) + 1);
+      return Float32Array.from({ length: 65 }, () => gaussian(rng));
+    };
+    const histories = (): string[] => {
+      const json = JSON.parse(store.latestCheckpoint(task.id)!.strategyState!.json) as { extra: { histories: [string, string, number][] } };
+      return json.extra.histories.map(([id]) => id);
+    };
+    // Act: every sampled client uploads, round after round.
+    const seen = new Set<string>();
+    const kept: string[][] = [];
+    clock.advance(0);
+    for (let r = 1; r <= task.rounds; r++) {
+      const { clientIds, payload } = transport.lastStart;
+      for (const id of clientIds) {
+        const v = direction(id).map((x) => x * r);
+        const delta = [tensor('image/w', [64], v.subarray(0, 64)), tensor('fusion/b', [1], v.subarray(64))];
+        const bytes = encodeUpdate({ kind: 'delta', taskId: task.id, round: payload.serverRound, clientId: id, encoding: 'fp32', tensors: delta });
+        engine.submitUpdate(id, {
+          type: 'update',
+          protocolVersion: PROTOCOL_VERSION,
+          taskId: task.id,
+          roundId: payload.roundId,
+          serverRound: payload.serverRound,
+          numExamples: 1,
+          metrics: {},
+          update: bytes,
+        });
+        seen.add(id);
+      }
+      await settle(clock);
+      kept.push(histories());
+      // Assert: the round's clients are kept, and no more than 3 (or every client seen, while fewer).
+      expect(kept.at(-1)!).toEqual(expect.arrayContaining([...clientIds]));
+      expect(kept.at(-1)!.length).toBe(Math.min(3, seen.size));
+    }
+    expect(engine.snapshot()).toMatchObject({ status: 'finished', completedRounds: 6 });
+    expect(seen.size).toBeGreaterThan(3);
+    // A restart imports the stored state: the same three histories.
+    const restarted = withAdmission(task, buildStrategy(task)) as SimilarityDamping;
+    const stored = store.latestCheckpoint(task.id)!.strategyState!;
+    restarted.importState(decodeStrategyState(stored));
+    expect([...restarted.sketches().keys()].sort()).toEqual(kept.at(-1)!);
   });
 
   it('pauses after the round in flight, opens nothing while paused, and resumes on resume', () => {
