@@ -20,6 +20,7 @@ import {
   runRobustness,
   selectionByzantine,
   trustAggregator,
+  trustSeparationRows,
 } from './robustness.js';
 import { PROBE_ENGINE, cacheFileName, createRunCache } from './runCache.js';
 import type { RobustnessRun } from './robustnessAnalysis.js';
@@ -202,6 +203,46 @@ describe('robustnessChecks', () => {
       ],
     }));
   const settings = { ...QUICK_ROBUSTNESS, aggregators: ['fedmm-x'] as const, attacks: ['sign-flip'] as const };
+
+  it('tabulates trust per attack and fraction over the seeds, counting the runs where the adversaries were trusted less', () => {
+    // Arrange: sign-flip at 20% over three seeds (adversaries below honest in two), one seed of scaling at 40%, another aggregator's run ignored.
+    const run = (attack: 'sign-flip' | 'scaling', fraction: number, seed: number, adv: number): RobustnessRun => ({
+      ...base,
+      attack,
+      fraction,
+      seed,
+      trust: trust(adv),
+    });
+    const runs = [
+      run('sign-flip', 0.2, 1, 0.2),
+      run('sign-flip', 0.2, 2, 0.4),
+      run('sign-flip', 0.2, 3, 0.6),
+      run('scaling', 0.4, 1, 0.1),
+      { ...run('scaling', 0.2, 1, 0.9), aggregator: 'fedavg' as const },
+    ];
+    // Act
+    const rows = trustSeparationRows(runs, { attacks: ['sign-flip', 'scaling'], fractions: [0.2, 0.4] }, 'fedmm-x');
+    // Assert
+    expect(rows).toEqual([
+      ['sign-flip', '20%', '0.500 ± 0.000', '0.400 ± 0.200', '2 of 3'],
+      ['scaling', '40%', '0.500', '0.100', '1 of 1'],
+    ]);
+  });
+
+  it('names in the report the cells where trust did not rank the adversaries below the honest clients in most runs', () => {
+    // Arrange: the quick grid's trust-aware aggregator; sign-flip's adversaries trusted less, scaling's more.
+    const trusted = trustAggregator(QUICK_ROBUSTNESS)!;
+    const runs = [
+      { ...base, aggregator: trusted, attack: 'sign-flip' as const, fraction: 0.2, trust: trust(0.2) },
+      { ...base, aggregator: trusted, attack: 'scaling' as const, fraction: 0.2, trust: trust(0.8) },
+    ];
+    // Act
+    const text = robustnessMarkdown(runs, QUICK_ROBUSTNESS, [1], 0, []);
+    const separated = robustnessMarkdown(runs.slice(0, 1), QUICK_ROBUSTNESS, [1], 0, []);
+    // Assert
+    expect(text).toContain('Trust did not rank the adversarial clients below the honest ones in most runs of: scaling 20% (0 of 1).');
+    expect(separated).not.toContain('Trust did not rank');
+  });
 
   it('passes when runs finished, clean runs learned and trust separated the attackers', () => {
     const checks = robustnessChecks([base, { ...base, attack: 'sign-flip', fraction: 0.2, trust: trust(0.2) }], settings);

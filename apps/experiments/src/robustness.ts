@@ -331,6 +331,42 @@ function cleanMeans(runs: readonly RobustnessRun[]): Map<AggregatorId, number> {
   return new Map([...by].map(([a, xs]) => [a, meanStd(xs).mean]));
 }
 
+/**
+ * Rows of the trust table: for each attack × fraction of the grid (in its order), the honest and the
+ * adversarial clients' mean T_k after round 3 of each run of `trusted`, as mean ± std over those
+ * runs (the mean alone for one run), and in how many runs the adversaries' mean was the lower.
+ */
+export function trustSeparationRows(
+  runs: readonly RobustnessRun[],
+  settings: Pick<RobustnessSettings, 'attacks' | 'fractions'>,
+  trusted: AggregatorId | null,
+): (string | number)[][] {
+  const laterMean = (r: RobustnessRun, side: 'honest' | 'adversarial'): number | null => {
+    const v = trustGroupMeans(r)
+      .filter((m) => m.serverRound > 3)
+      .map((m) => m[side])
+      .filter((x): x is number => x !== null);
+    return v.length === 0 ? null : v.reduce((a, x) => a + x, 0) / v.length;
+  };
+  const show = (xs: readonly number[]): string => {
+    if (xs.length === 0) return '—';
+    const { mean, std } = meanStd(xs);
+    return xs.length === 1 ? mean.toFixed(3) : `${mean.toFixed(3)} ± ${std.toFixed(3)}`;
+  };
+  return settings.fractions.flatMap((fraction) =>
+    settings.attacks.flatMap((attack) => {
+      const cell = runs.filter((r) => r.aggregator === trusted && r.attack === attack && r.fraction === fraction && r.trust.length > 0);
+      if (cell.length === 0) return [];
+      const pairs = cell.map((r) => [laterMean(r, 'honest'), laterMean(r, 'adversarial')] as const);
+      const honest = pairs.flatMap(([h]) => (h === null ? [] : [h]));
+      const adversarial = pairs.flatMap(([, a]) => (a === null ? [] : [a]));
+      const both = pairs.filter(([h, a]) => h !== null && a !== null);
+      const below = both.filter(([h, a]) => a! < h!).length;
+      return [[attack, `${Math.round(fraction * 100)}%`, show(honest), show(adversarial), `${below} of ${both.length}`]];
+    }),
+  );
+}
+
 /** Seeds of the full mode (`--seeds` left out). */
 const FULL_SEED_COUNT = DEFAULT_SEEDS.full.split(',').length;
 
@@ -607,22 +643,26 @@ export function robustnessMarkdown(
   }
   const bar = figures.find((f) => f.file === 'robustness-retained.svg');
   if (bar) lines.push(`![Retained accuracy per aggregator](${bar.file})`, '');
-  const trustRows = runs
-    .filter((r) => r.aggregator === trusted && r.attack !== null && r.trust.length > 0)
-    .map((r) => {
-      const later = trustGroupMeans(r).filter((m) => m.serverRound > 3);
-      const mean = (xs: (number | null)[]): string => {
-        const v = xs.filter((x): x is number => x !== null);
-        return v.length === 0 ? '—' : (v.reduce((s, x) => s + x, 0) / v.length).toFixed(3);
-      };
-      return [r.attack!, pct(r.fraction), r.seed, mean(later.map((m) => m.honest)), mean(later.map((m) => m.adversarial))];
-    });
+  const trustRows = trustSeparationRows(runs, settings, trusted);
   if (trustRows.length > 0) {
     lines.push(
-      `Trust T_k of ${trusted === null ? 'FedMM-X' : AGGREGATOR_LABELS[trusted]} (FedMM-X Figure 1), averaged over rounds after round 3:`,
+      `Trust T_k of ${trusted === null ? 'FedMM-X' : AGGREGATOR_LABELS[trusted]} (FedMM-X Figure 1), averaged over rounds after round 3 in each run` +
+        (seeds.length > 1 ? ', then mean ± std over seeds' : '') +
+        '; the last column counts the runs in which the adversarial clients were trusted less than the honest ones:',
       '',
-      markdownTable(['attack', 'fraction', 'seed', 'honest mean T_k', 'adversarial mean T_k'], trustRows),
+      markdownTable(['attack', 'fraction', 'honest mean T_k', 'adversarial mean T_k', 'adversarial below honest'], trustRows),
     );
+    // Cells where trust did not single the attackers out in most runs (the last column's k of n, k ≤ n/2).
+    const evaded = trustRows.filter((row) => {
+      const [k, n] = String(row[4]).split(' of ').map(Number);
+      return k! * 2 <= n!;
+    });
+    if (evaded.length > 0)
+      lines.push(
+        `Trust did not rank the adversarial clients below the honest ones in most runs of: ${evaded.map((row) => `${row[0]} ${row[1]} (${row[4]})`).join(', ')}. ` +
+          'Attacks built to stay inside the honest spread are meant to pass such a score; the retained-accuracy table shows what they cost.',
+        '',
+      );
     for (const f of figures.filter((x) => x.file.startsWith('robustness-trust-'))) lines.push(`![${f.file.replace(/\.svg$/, '')}](${f.file})`, '');
   }
   const mean = (xs: readonly number[]): number => (xs.length === 0 ? 0 : xs.reduce((a, v) => a + v, 0) / xs.length);
