@@ -569,6 +569,7 @@ export function robustnessMarkdown(
     .map((a) => AGGREGATOR_LABELS[a])
     .join(', ');
   const pct = (f: number): string => `${Math.round(f * 100)}%`;
+  const serverOnlySentence = againstServerOnly(runs, settings.aggregators);
   const lines: string[] = [];
   lines.push(
     `Setting: ${settings.dataset} (image, caption, speech), ${settings.numClients} clients, all of them in every round, ${settings.rounds} rounds of ${settings.localEpochs} local epoch${settings.localEpochs === 1 ? '' : 's'}, ` +
@@ -598,7 +599,7 @@ export function robustnessMarkdown(
     ...(settings.aggregators.includes('server-only')
       ? [
           `- Server only is a reference row, not a competitor: it applies FLTrust's root update (100 public-split examples) and ignores every client, so it keeps all of its clean accuracy (${serverOnlyClean(runs)}) under any attack by construction. An aggregator whose clean accuracy is not above it learned nothing from the clients that the server's own data did not give it.` +
-            (againstServerOnly(runs, settings.aggregators) === null ? '' : ` ${againstServerOnly(runs, settings.aggregators)}`),
+            (serverOnlySentence === null ? '' : ` ${serverOnlySentence}`),
         ]
       : []),
     '',
