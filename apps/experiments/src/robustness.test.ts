@@ -20,7 +20,8 @@ import {
   runRobustness,
   selectionByzantine,
   trustAggregator,
-  trustSeparationRows,
+  trustSeparationRow,
+  trustSeparations,
 } from './robustness.js';
 import { PROBE_ENGINE, cacheFileName, createRunCache } from './runCache.js';
 import type { RobustnessRun } from './robustnessAnalysis.js';
@@ -221,9 +222,13 @@ describe('robustnessChecks', () => {
       { ...run('scaling', 0.2, 1, 0.9), aggregator: 'fedavg' as const },
     ];
     // Act
-    const rows = trustSeparationRows(runs, { attacks: ['sign-flip', 'scaling'], fractions: [0.2, 0.4] }, 'fedmm-x');
+    const cells = trustSeparations(runs, { attacks: ['sign-flip', 'scaling'], fractions: [0.2, 0.4] }, 'fedmm-x');
     // Assert
-    expect(rows).toEqual([
+    expect(cells.map((c) => [c.below, c.compared])).toEqual([
+      [2, 3],
+      [1, 1],
+    ]);
+    expect(cells.map(trustSeparationRow)).toEqual([
       ['sign-flip', '20%', '0.500 ± 0.000', '0.400 ± 0.200', '2 of 3'],
       ['scaling', '40%', '0.500', '0.100', '1 of 1'],
     ]);

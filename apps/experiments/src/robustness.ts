@@ -331,16 +331,30 @@ function cleanMeans(runs: readonly RobustnessRun[]): Map<AggregatorId, number> {
   return new Map([...by].map(([a, xs]) => [a, meanStd(xs).mean]));
 }
 
+/** One cell of the trust table: an attack × fraction of `trusted`'s runs. */
+export interface TrustSeparation {
+  readonly attack: AdversarialKind;
+  readonly fraction: number;
+  /** Each run's honest clients' mean T_k after round 3 (runs with none left out). */
+  readonly honest: readonly number[];
+  /** Each run's adversarial clients' mean T_k after round 3. */
+  readonly adversarial: readonly number[];
+  /** Runs with both means in which the adversaries' was the lower. */
+  readonly below: number;
+  /** Runs with both means. */
+  readonly compared: number;
+}
+
 /**
- * Rows of the trust table: for each attack × fraction of the grid (in its order), the honest and the
- * adversarial clients' mean T_k after round 3 of each run of `trusted`, as mean ± std over those
- * runs (the mean alone for one run), and in how many runs the adversaries' mean was the lower.
+ * Cells of the trust table: for each attack × fraction of the grid (in its order) with runs of
+ * `trusted`, the honest and the adversarial clients' mean T_k after round 3 of each run, and in how
+ * many runs the adversaries' mean was the lower.
  */
-export function trustSeparationRows(
+export function trustSeparations(
   runs: readonly RobustnessRun[],
   settings: Pick<RobustnessSettings, 'attacks' | 'fractions'>,
   trusted: AggregatorId | null,
-): (string | number)[][] {
+): TrustSeparation[] {
   const laterMean = (r: RobustnessRun, side: 'honest' | 'adversarial'): number | null => {
     const v = trustGroupMeans(r)
       .filter((m) => m.serverRound > 3)
@@ -348,23 +362,34 @@ export function trustSeparationRows(
       .filter((x): x is number => x !== null);
     return v.length === 0 ? null : v.reduce((a, x) => a + x, 0) / v.length;
   };
-  const show = (xs: readonly number[]): string => {
-    if (xs.length === 0) return '—';
-    const { mean, std } = meanStd(xs);
-    return xs.length === 1 ? mean.toFixed(3) : `${mean.toFixed(3)} ± ${std.toFixed(3)}`;
-  };
   return settings.fractions.flatMap((fraction) =>
     settings.attacks.flatMap((attack) => {
       const cell = runs.filter((r) => r.aggregator === trusted && r.attack === attack && r.fraction === fraction && r.trust.length > 0);
       if (cell.length === 0) return [];
       const pairs = cell.map((r) => [laterMean(r, 'honest'), laterMean(r, 'adversarial')] as const);
-      const honest = pairs.flatMap(([h]) => (h === null ? [] : [h]));
-      const adversarial = pairs.flatMap(([, a]) => (a === null ? [] : [a]));
       const both = pairs.filter(([h, a]) => h !== null && a !== null);
-      const below = both.filter(([h, a]) => a! < h!).length;
-      return [[attack, `${Math.round(fraction * 100)}%`, show(honest), show(adversarial), `${below} of ${both.length}`]];
+      return [
+        {
+          attack,
+          fraction,
+          honest: pairs.flatMap(([h]) => (h === null ? [] : [h])),
+          adversarial: pairs.flatMap(([, a]) => (a === null ? [] : [a])),
+          below: both.filter(([h, a]) => a! < h!).length,
+          compared: both.length,
+        },
+      ];
     }),
   );
+}
+
+/** A trust cell as a table row: attack, fraction, honest and adversarial mean ± std over runs (the mean alone for one run), "k of n". */
+export function trustSeparationRow(cell: TrustSeparation): string[] {
+  const show = (xs: readonly number[]): string => {
+    if (xs.length === 0) return '—';
+    const { mean, std } = meanStd(xs);
+    return xs.length === 1 ? mean.toFixed(3) : `${mean.toFixed(3)} ± ${std.toFixed(3)}`;
+  };
+  return [cell.attack, `${Math.round(cell.fraction * 100)}%`, show(cell.honest), show(cell.adversarial), `${cell.below} of ${cell.compared}`];
 }
 
 /** Seeds of the full mode (`--seeds` left out). */
@@ -644,23 +669,20 @@ export function robustnessMarkdown(
   }
   const bar = figures.find((f) => f.file === 'robustness-retained.svg');
   if (bar) lines.push(`![Retained accuracy per aggregator](${bar.file})`, '');
-  const trustRows = trustSeparationRows(runs, settings, trusted);
-  if (trustRows.length > 0) {
+  const trustCells = trustSeparations(runs, settings, trusted);
+  if (trustCells.length > 0) {
     lines.push(
       `Trust T_k of ${trusted === null ? 'FedMM-X' : AGGREGATOR_LABELS[trusted]} (FedMM-X Figure 1), averaged over rounds after round 3 in each run` +
         (seeds.length > 1 ? ', then mean ± std over seeds' : '') +
         '; the last column counts the runs in which the adversarial clients were trusted less than the honest ones:',
       '',
-      markdownTable(['attack', 'fraction', 'honest mean T_k', 'adversarial mean T_k', 'adversarial below honest'], trustRows),
+      markdownTable(['attack', 'fraction', 'honest mean T_k', 'adversarial mean T_k', 'adversarial below honest'], trustCells.map(trustSeparationRow)),
     );
-    // Cells where trust did not single the attackers out in most runs (the last column's k of n, k ≤ n/2).
-    const evaded = trustRows.filter((row) => {
-      const [k, n] = String(row[4]).split(' of ').map(Number);
-      return k! * 2 <= n!;
-    });
+    // Cells where trust did not single the attackers out in most runs.
+    const evaded = trustCells.filter((c) => c.below * 2 <= c.compared);
     if (evaded.length > 0)
       lines.push(
-        `Trust did not rank the adversarial clients below the honest ones in most runs of: ${evaded.map((row) => `${row[0]} ${row[1]} (${row[4]})`).join(', ')}. ` +
+        `Trust did not rank the adversarial clients below the honest ones in most runs of: ${evaded.map((c) => `${c.attack} ${Math.round(c.fraction * 100)}% (${c.below} of ${c.compared})`).join(', ')}. ` +
           'Attacks built to stay inside the honest spread are meant to pass such a score; the retained-accuracy table shows what they cost.',
         '',
       );
