@@ -939,6 +939,8 @@ export class RoundEngine {
       this.retry(cur, failedWith ? `aggregation failed (${failedWith})` : 'aggregation produced no model');
       return false;
     }
+    // The evaluation of the new global runs in the evaluator process while this one encodes the commit.
+    const evaluating = this.options.evaluateGlobal ? this.evaluate(cur.serverRound, outcome.parameters) : null;
     let checkpoint: { bytes: Uint8Array; sha256: string };
     let strategyState;
     try {
@@ -952,7 +954,7 @@ export class RoundEngine {
       return false;
     }
     // Awaited only with an evaluator, so a round without one commits in the tick that closed it.
-    const { evaluation, evalMs } = this.options.evaluateGlobal ? await this.evaluate(cur.serverRound, outcome.parameters) : { evaluation: null, evalMs: null };
+    const { evaluation, evalMs } = evaluating ? await evaluating : { evaluation: null, evalMs: null };
     if (!this.stillClosing(cur)) return false;
     const metrics = {
       ...roundMetrics({ cur, outcome, serverMetrics, evaluation, evalMs, aggregationMs, federated }),
