@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ModelsError, checkInt } from './errors.js';
+import { headInputs } from './headInputs.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
 type Shape = (number | null)[];
@@ -101,21 +102,7 @@ export class LinearHead extends tf.layers.Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
-      const list = Array.isArray(inputs) ? inputs : [inputs];
-      const numModalities = this.modalities.length;
-      if (list.length !== numModalities + 1) {
-        throw new ModelsError('MODELS_BAD_INPUT', `LinearHead.call: expected ${numModalities} concept tensors and a mask, got ${list.length} inputs`);
-      }
-      const concepts = list.slice(0, numModalities);
-      const mask = list[numModalities]!;
-      for (const zm of concepts) {
-        if (zm.rank !== 2 || zm.shape[1] !== this.conceptDim)
-          throw new ModelsError('MODELS_BAD_INPUT', `LinearHead.call: concepts must be [batch, ${this.conceptDim}], got [${zm.shape.join(',')}]`);
-      }
-      const batch = concepts[0]!.shape[0]!;
-      if (mask.rank !== 2 || mask.shape[0] !== batch || mask.shape[1] !== numModalities) {
-        throw new ModelsError('MODELS_BAD_INPUT', `LinearHead.call: mask must be [${batch}, ${numModalities}], got [${mask.shape.join(',')}]`);
-      }
+      const { concepts, mask, batch } = headInputs('LinearHead.call', inputs, this.modalities.length, this.conceptDim);
       // Masking the concepts (not only the products) keeps an absent modality's kernel block out of the gradient too.
       const termMask = tf.reshape(tf.tile(tf.expandDims(mask, 2), [1, 1, this.conceptDim]), [batch, this.numTerms]);
       return this.terms(tf.mul(tf.concat(concepts, 1), termMask));

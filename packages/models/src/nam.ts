@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ModelsError, checkInt } from './errors.js';
+import { headInputs } from './headInputs.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
 type Shape = (number | null)[];
@@ -119,21 +120,7 @@ export class NamHead extends tf.layers.Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
-      const list = Array.isArray(inputs) ? inputs : [inputs];
-      const numModalities = this.modalities.length;
-      if (list.length !== numModalities + 1) {
-        throw new ModelsError('MODELS_BAD_INPUT', `NamHead.call: expected ${numModalities} concept tensors and a mask, got ${list.length} inputs`);
-      }
-      const concepts = list.slice(0, numModalities);
-      const mask = list[numModalities]!;
-      for (const zm of concepts) {
-        if (zm.rank !== 2 || zm.shape[1] !== this.conceptDim)
-          throw new ModelsError('MODELS_BAD_INPUT', `NamHead.call: concepts must be [batch, ${this.conceptDim}], got [${zm.shape.join(',')}]`);
-      }
-      const batch = concepts[0]!.shape[0]!;
-      if (mask.rank !== 2 || mask.shape[0] !== batch || mask.shape[1] !== numModalities) {
-        throw new ModelsError('MODELS_BAD_INPUT', `NamHead.call: mask must be [${batch}, ${numModalities}], got [${mask.shape.join(',')}]`);
-      }
+      const { concepts, mask, batch } = headInputs('NamHead.call', inputs, this.modalities.length, this.conceptDim);
       const contributions = this.terms(tf.concat(concepts, 1));
       // [batch, M] → [batch, M·c, 1]: each modality's column repeated over its c terms.
       const termMask = tf.reshape(tf.tile(tf.expandDims(mask, 2), [1, 1, this.conceptDim]), [batch, this.numTerms, 1]);
