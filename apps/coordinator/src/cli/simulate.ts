@@ -25,7 +25,7 @@
  * coordinator did not evaluate the global model, the checkpoint of every round is evaluated here
  * on the test split with packages/models, so `testAccuracy` is always measured, never reported.
  */
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,7 +34,7 @@ import { decodeUpdate } from '@chorus/fl-core';
 import type { Tensor } from '@chorus/fl-core';
 import { datasetFromSamples, evaluateLocally } from '@chorus/client';
 import type { ClientEvent, ModelFactory, ModelRequest } from '@chorus/client';
-import { createNodeDigitsFactory, createProgressView, parseCliArgs, runInProcess, runInProcesses, useNodeBackend } from '@chorus/client/node';
+import { createNodeDigitsFactory, createProgressView, isEntryScript, parseCliArgs, runInProcess, runInProcesses, useNodeBackend } from '@chorus/client/node';
 import type { ClientSummary } from '@chorus/client/node';
 import { BUILTIN_NAMES, openBuiltin, readManifest } from '@chorus/datasets';
 import type { BuiltinName } from '@chorus/datasets';
@@ -418,17 +418,8 @@ async function main(): Promise<void> {
   process.exitCode = result.status === 'finished' ? 0 : 1;
 }
 
-// Run only as the entry script itself (compared by real path), never when another module named alike imports this one.
-const invokedDirectly = ((): boolean => {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-})();
-if (invokedDirectly) {
+// Run only as the entry script itself, never when another module named alike imports this one.
+if (isEntryScript(import.meta.url)) {
   main().catch((err: unknown) => {
     process.stderr.write(`simulate failed: ${isCoordinatorError(err) || err instanceof Error ? err.message : String(err)}\n`);
     process.exit(2);

@@ -15,10 +15,10 @@
  * last stdout line is one JSON object: `{ok: true, …summary}` or `{ok: false, error: {code, message}}`;
  * the exit status is 0 or 1. Relative paths are read from the folder pnpm was started in (`INIT_CWD`).
  */
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { isEntryScript } from '@chorus/client/node';
 import { MODALITIES } from '@chorus/protocol';
 import type { Modality } from '@chorus/protocol';
 import { CoordinatorError, isCoordinatorError } from '../errors.js';
@@ -136,16 +136,8 @@ async function main(argv: readonly string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 }
 
-const invokedDirectly = ((): boolean => {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-})();
-if (invokedDirectly) {
+// Run only as the entry script itself, never when another module named alike imports this one.
+if (isEntryScript(import.meta.url)) {
   main(process.argv.slice(2)).catch((err: unknown) => {
     const code = isCoordinatorError(err) ? err.code : 'CONFIG_INVALID';
     const message = err instanceof Error ? err.message : String(err);

@@ -24,7 +24,6 @@
  * object summarising each client's outcome. Exit status 0 when the task finished.
  */
 import { fork } from 'node:child_process';
-import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ModalityKindShare } from '@chorus/fl-core';
@@ -38,6 +37,7 @@ import { ClientError, isClientError } from '../errors.js';
 import type { ClientEvent } from '../events.js';
 import type { ClientOutcome } from '../runtime.js';
 import type { FedAfdKindShare } from '../fedafd/clientData.js';
+import { isEntryScript } from './entryScript.js';
 import { parseFedAfdEvaluation, parseFedAfdKinds } from './fedafdClients.js';
 import type { FedAfdEvaluationRange } from './fedafd.js';
 import { createHeadlessClients } from './headless.js';
@@ -355,17 +355,8 @@ async function main(): Promise<void> {
   process.exitCode = summaries.some((s) => s.outcome === 'finished') ? 0 : 1;
 }
 
-// Run only as the entry script itself (compared by real path), never when another module named alike imports this one.
-const invokedDirectly = ((): boolean => {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-})();
-if (invokedDirectly) {
+// Run only as the entry script itself, never when another module named alike imports this one.
+if (isEntryScript(import.meta.url)) {
   main().catch((err: unknown) => {
     process.stderr.write(`${isClientError(err) ? err.message : `chorus-clients failed: ${(err as Error).message}`}\n`);
     process.exit(2);

@@ -8,6 +8,7 @@ export { DEFAULT_WEIGHTS_DIR, NODE_BACKENDS, createNodeDigitsFactory, useNodeBac
 export type { NodeDigitsFactoryOptions } from './setup.js';
 export { createHeadlessClients, loadShard, partitionBuiltin } from './headless.js';
 export type { HeadlessClient, HeadlessClientsOptions, HeadlessShard, PartitionOptions } from './headless.js';
+export { isEntryScript } from './entryScript.js';
 export { createProgressView } from './progress.js';
 export type { ProgressView } from './progress.js';
 export { headlessOptions, parseCliArgs, parseModalityKinds, runInProcess, runInProcesses } from './cli.js';
