@@ -17,8 +17,10 @@
  *                      round opened, as the store recorded them (ms resolution), 100 clients, 1 node;
  *   probe_candidates_per_s — 1000 / the rounds' median `probeMsPerCandidate` (the leader's evaluator);
  *   leader_failover_s — leader SIGKILLed mid-task → the new leader's first write in the log (its
- *                      engine started from the last commit), lease TTL 3 s (the default is 10 s:
- *                      expect TTL + TTL/3 at most); median of 3. The FedMM-X rounds use the default.
+ *                      engine started from the last commit), with the default lease of 10 s
+ *                      (expect TTL + TTL/3 at most); median of 3. The capacity and FedMM-X runs use
+ *                      a 3 s lease. The FedMM-X rounds' clients send distinct seeded Gaussian deltas
+ *                      (σ 0.01), the capacity runs' one constant delta.
  *
  * Connections come from one address, so the nodes' per-address connection limit is lifted here.
  *
@@ -80,10 +82,12 @@ function rssMb(pid: number): number {
 /** A process of clients (bench/clusterSwarm.ts). */
 class Swarm {
   private constructor(private readonly child: ChildProcess) {}
-  static async start(urls: readonly string[], taskId: string): Promise<Swarm> {
+  /** `noise`: each client's delta is seeded Gaussian noise of that σ (distinct candidates); absent, one constant delta from all. */
+  static async start(urls: readonly string[], taskId: string, noise?: number): Promise<Swarm> {
+    const config = { urls, taskId, token: JOIN_TOKEN, modalities: ['image', 'text', 'audio'], ...(noise === undefined ? {} : { noise, seed: 1 }) };
     const child = fork(fileURLToPath(new URL('./clusterSwarm.ts', import.meta.url)), [], {
       execArgv: process.execArgv,
-      env: { ...process.env, CHORUS_SWARM_CONFIG: JSON.stringify({ urls, taskId, token: JOIN_TOKEN, modalities: ['image', 'text', 'audio'] }) },
+      env: { ...process.env, CHORUS_SWARM_CONFIG: JSON.stringify(config) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     await new Promise<void>((resolve) => child.once('message', () => resolve()));
@@ -236,9 +240,11 @@ async function demoRounds(
     reconcileMs: 500,
     relayTimeoutMs: 120_000,
   });
+  // FedMM-X's rounds get distinct deltas (σ 0.01, as bench:coordinator's clients): identical candidates would share one probe pass.
   const swarm = await Swarm.start(
     c.nodes.map((n) => n.url),
     'cluster',
+    strategy ? undefined : 0.01,
   );
   try {
     const redisIn = async (): Promise<number> => Number(/total_net_input_bytes:(\d+)/.exec(await c.conn.info('stats'))![1]);

@@ -1,11 +1,15 @@
 /**
  * Clients for bench/cluster.ts, in a process of their own: connects `count` clients round-robin to
  * the given node URLs (websocket, join token), says hello, and answers every round start with a
- * constant delta over the global it carried. Driven over IPC: `{add: n}` connects n more, and the
- * process reports `{connected}` after each batch.
+ * delta over the global it carried: the same constant delta from every client, or with `noise` set,
+ * fresh seeded Gaussian noise of that σ per client and round (bench/benchClients.ts does the same), so
+ * no two candidates are alike and a FedMM-X probe cannot share an encoder pass between them. Driven
+ * over IPC: `{add: n}` connects n more, and the process reports `{connected}` after each batch.
  *
- * Config as JSON in `CHORUS_SWARM_CONFIG`: { urls, taskId, token, modalities }.
+ * Config as JSON in `CHORUS_SWARM_CONFIG`: { urls, taskId, token, modalities, noise?, seed? }.
  */
+import { createRng, gaussian } from '@chorus/fl-core';
+import type { Rng, Tensor } from '@chorus/fl-core';
 import { FakeClient, constantDelta, globalOf } from '../src/testing/fakeClient.js';
 
 interface SwarmConfig {
@@ -13,14 +17,27 @@ interface SwarmConfig {
   readonly taskId: string;
   readonly token: string;
   readonly modalities: readonly ('image' | 'text' | 'audio')[];
+  /** σ of each client's Gaussian delta; absent: one constant delta (0.001) from every client. */
+  readonly noise?: number;
+  readonly seed?: number;
 }
 
 const config = JSON.parse(process.env['CHORUS_SWARM_CONFIG'] ?? '{}') as SwarmConfig;
 const clients: FakeClient[] = [];
 let next = 0;
 
+/** `global`'s tensors of the client's modalities (and the shared groups), each value N(0, σ²) from `rng`. */
+function noiseDelta(global: readonly Tensor[], rng: Rng, sigma: number): Tensor[] {
+  return constantDelta(global, config.modalities, 0).map((t) => {
+    for (let i = 0; i < t.values.length; i++) t.values[i] = gaussian(rng) * sigma;
+    return t;
+  });
+}
+
 async function addOne(): Promise<void> {
-  const url = config.urls[next++ % config.urls.length]!;
+  const index = next++;
+  const url = config.urls[index % config.urls.length]!;
+  const rng = createRng((config.seed ?? 1) * 100_003 + index);
   const client = await FakeClient.connect(url, { taskId: config.taskId, token: config.token });
   const res = await client.hello({ backend: 'cpu', modalities: [...config.modalities], numExamples: 10 });
   if (!res.ok) throw new Error(`hello refused: ${res.error.code}`);
@@ -33,7 +50,8 @@ async function addOne(): Promise<void> {
       } catch {
         return;
       }
-      const delta = constantDelta(globalOf(round), config.modalities, 0.001);
+      const global = globalOf(round);
+      const delta = config.noise === undefined ? constantDelta(global, config.modalities, 0.001) : noiseDelta(global, rng, config.noise);
       await client.submitDelta(round, delta, 10, 'fp16').catch(() => undefined);
     }
   })();
