@@ -85,7 +85,7 @@ export type {
   RepresentationServerUpdate,
 } from './engine/representationRounds.js';
 export type { BuildStrategyOptions, BuiltStrategy } from './strategy/fromConfig.js';
-export { DEFAULT_WEIGHTS_DIR, TaskModel, ensureWasmBackend, trimVocabulary } from './model/taskModel.js';
+export { DIGITS_WEIGHTS_DIR, TaskModel, ensureWasmBackend, trimVocabulary } from './model/taskModel.js';
 export type { ExportedArtifacts, TaskModelOptions, TrimmedVocabulary } from './model/taskModel.js';
 export { EvaluatorProcess, inProcessEvaluator } from './model/taskEvaluator.js';
 export { FedAfdServerTask } from './model/fedAfdServer.js';

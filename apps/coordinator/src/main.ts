@@ -52,10 +52,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_DATA_DIR } from '@chorus/datasets/node';
-import { DIGITS_WEIGHTS_DIR } from '@chorus/models/node';
+import { DIGITS_WEIGHTS_DIR } from '@chorus/models/paths';
 import { pino } from 'pino';
 import { DEFAULT_COMPACT_ENTRIES, connectCluster } from './cluster/cluster.js';
-import { startDemoClients } from './demoClients.js';
 import { isCoordinatorError } from './errors.js';
 import type { StaticMount } from './http/static.js';
 import { startCoordinator } from './server.js';
@@ -205,9 +204,10 @@ async function main(): Promise<void> {
     })}\n`,
   );
 
+  // Imported only when asked for: the clients' runtime loads TF.js, which a coordinator without demo clients never needs.
   const stopDemoClients =
     demoClients > 0
-      ? startDemoClients(
+      ? (await import('./demoClients.js')).startDemoClients(
           tasks[0]!,
           coordinator.joinTokens.get(tasks[0]!.id)!,
           { url: coordinator.url, numClients: demoClients, maxExamples: demoMaxExamples },
@@ -326,7 +326,7 @@ async function runClusterDemo(nodes: number, values: Record<string, string | boo
   // The demo clients are one federation spread over the nodes: each its own share of the data, whichever node it joins.
   const stopDemoClients =
     demoClients > 0
-      ? startDemoClients(
+      ? (await import('./demoClients.js')).startDemoClients(
           tasks[0]!,
           joinTokens.get(tasks[0]!.id)!,
           { url: urls.join(','), numClients: demoClients, maxExamples: Number(values['demo-max-examples']) },

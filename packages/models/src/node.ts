@@ -5,14 +5,13 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { Modality } from './encoders.js';
 import { ModelsError } from './errors.js';
+import { DIGITS_WEIGHTS_DIR } from './paths.js';
 import { loadDigitsBase, type LoadDigitsBaseOptions } from './pretrained.js';
 
-/** The pretrained digits encoders this package ships (`weights/digits`), as a folder path. */
-export const DEFAULT_WEIGHTS_DIR = fileURLToPath(new URL('../weights/digits', import.meta.url));
+export { DIGITS_WEIGHTS_DIR } from './paths.js';
 
 const MODEL_FILE = 'model.json';
 const WEIGHTS_FILE = 'weights.bin';
@@ -69,9 +68,6 @@ export function fileSystemParts(root: string): (part: string) => tf.io.IOHandler
     return fileSystemHandler(join(root, part));
   };
 }
-
-/** Folder of the shipped demo base weights (packages/models/weights/digits). */
-export const DIGITS_WEIGHTS_DIR = fileURLToPath(new URL('../weights/digits/', import.meta.url));
 
 /** The pretrained demo encoders from {@link DIGITS_WEIGHTS_DIR} (or `dir`); see `loadDigitsBase`. */
 export function loadDigitsBaseFromDisk<M extends Modality = Modality>(

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTask } from '../task/loadTask.js';
 import { evaluatorTask } from '../testing/evaluatorTask.js';
 import { isCoordinatorError } from '../errors.js';
-import { DEFAULT_WEIGHTS_DIR, TaskModel, ensureWasmBackend, trimVocabulary } from './taskModel.js';
+import { DIGITS_WEIGHTS_DIR, TaskModel, ensureWasmBackend, trimVocabulary } from './taskModel.js';
 
 const taskWith = (modalities: string[], probeExamples: number, testExamples = 0) =>
   evaluatorTask({ id: 'probe-chunks', modalities, probeExamples, testExamples, seed: 3 });
@@ -23,7 +23,7 @@ beforeAll(async () => {
   await ensureWasmBackend();
   // Pretrained weights for the image encoder only: the audio encoder must be built fresh.
   weightsDir = mkdtempSync(join(tmpdir(), 'chorus-weights-'));
-  cpSync(join(DEFAULT_WEIGHTS_DIR, 'image-base'), join(weightsDir, 'image-base'), { recursive: true });
+  cpSync(join(DIGITS_WEIGHTS_DIR, 'image-base'), join(weightsDir, 'image-base'), { recursive: true });
 });
 afterAll(() => rmSync(weightsDir, { recursive: true, force: true }));
 
@@ -89,7 +89,7 @@ function expectSameProbe(actual: CandidateProbeOutputs, expected: CandidateProbe
 describe('TaskModel.probeCandidates', () => {
   it('gives random candidates of the digits model the outputs of running the whole model for each, and refuses a bad one alone', async () => {
     // Arrange: every encoder, one built fresh (audio) and one pretrained (image).
-    const model = await TaskModel.create(taskWith(['image', 'text', 'audio'], 12), { weightsDir: DEFAULT_WEIGHTS_DIR });
+    const model = await TaskModel.create(taskWith(['image', 'text', 'audio'], 12), { weightsDir: DIGITS_WEIGHTS_DIR });
     try {
       const initial = model.initialParameters();
       const candidates = [initial, ...[1, 2, 3, 4, 5].map((s) => randomCandidate(initial, s))];
@@ -139,7 +139,7 @@ function expectSameEvaluation(actual: Record<string, number>, expected: Record<s
 describe('TaskModel.evaluate', () => {
   it('gives the figures of running the whole model, overall and per modality alone, for random globals of the digits model', async () => {
     // Arrange: every encoder, 40 test examples (three chunks, the last one short).
-    const model = await TaskModel.create(taskWith(['image', 'text', 'audio'], 4, 40), { weightsDir: DEFAULT_WEIGHTS_DIR });
+    const model = await TaskModel.create(taskWith(['image', 'text', 'audio'], 4, 40), { weightsDir: DIGITS_WEIGHTS_DIR });
     try {
       const globals = [model.initialParameters(), randomCandidate(model.initialParameters(), 21, 0.5)];
       // Act

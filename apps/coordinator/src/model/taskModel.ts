@@ -49,7 +49,7 @@ import {
   splitInitSeeds,
 } from '@chorus/models';
 import type { CachedEvaluationResult, CachedProbeOutputs, Modality, MultimodalBatch } from '@chorus/models';
-import { DEFAULT_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
+import { DIGITS_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
 import { CoordinatorError } from '../errors.js';
 import { MAX_SPLIT_BATCH, isCustomTask } from '@chorus/protocol';
 import type { TaskConfig } from '@chorus/protocol';
@@ -58,7 +58,7 @@ import { DIGITS_AUDIO_SAMPLES, DIGITS_BASE, DIGITS_BASE_SEED, DIGITS_CAPTION_TOK
 
 /** Where @chorus/models ships pretrained demo encoders (`<modality>-base/model.json`, next to its `src`). */
 /** The pretrained digits encoders (one home: `@chorus/models/node`). */
-export { DEFAULT_WEIGHTS_DIR };
+export { DIGITS_WEIGHTS_DIR };
 
 /**
  * Samples per forward pass on the probe and test sets: bounds the WASM heap, which grows to the
@@ -81,7 +81,7 @@ export type ProbeCandidateOutcome = { readonly ok: true; readonly outputs: Candi
 
 /** Options of {@link TaskModel.create}. */
 export interface TaskModelOptions {
-  /** Folder of pretrained encoders; default {@link DEFAULT_WEIGHTS_DIR}. Missing encoders are built fresh. */
+  /** Folder of pretrained encoders; default {@link DIGITS_WEIGHTS_DIR}. Missing encoders are built fresh. */
   readonly weightsDir?: string;
   /** The datasets package's data folder; default its own. */
   readonly dataDir?: string;
@@ -298,7 +298,7 @@ export class TaskModel {
           return new TextEmbedder(trimmed.vectors, e.dim);
         })()
       : null;
-    const weightsDir = options.weightsDir ?? DEFAULT_WEIGHTS_DIR;
+    const weightsDir = options.weightsDir ?? DIGITS_WEIGHTS_DIR;
     const bases: Partial<Record<Modality, tf.LayersModel>> = {};
     const pretrained: Modality[] = [];
     for (const m of modalities) {

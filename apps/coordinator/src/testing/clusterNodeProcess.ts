@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { defaultInitialGlobal, startCoordinator } from '../server.js';
 import { SqliteStore } from '../store/sqliteStore.js';
-import type { NodeConfig } from './clusterFixture.js';
-import { ADMIN_TOKEN, JOIN_TOKEN, clusterTask, startNode } from './clusterFixture.js';
+import type { NodeConfig } from './clusterNode.js';
+import { ADMIN_TOKEN, JOIN_TOKEN, clusterTask, startNode } from './clusterNode.js';
 
 const config = JSON.parse(process.env['CHORUS_NODE_CONFIG'] ?? '{}') as NodeConfig;
 

@@ -13,7 +13,7 @@ import type { BuiltinName, CaptionProfile, Split } from '@chorus/datasets';
 import { fileSource, loadBuiltinEmbeddings } from '@chorus/datasets/node';
 import { TextEmbedder } from '@chorus/models';
 import type { FedAfdClientOptions, GlobalEncoderSizes, Modality } from '@chorus/models';
-import { DEFAULT_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
+import { DIGITS_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
 import { datasetFromSamples } from '../builtinData.js';
 import type { LocalDataset } from '../dataset.js';
 import { ClientError } from '../errors.js';
@@ -116,7 +116,7 @@ export async function openFedAfdPublicDataFromFiles(dataset: BuiltinName, dataDi
 export interface FedAfdInputsOptions {
   /** The datasets package's data folder (word vectors); default its own. */
   readonly dataDir?: string;
-  /** Folder of pretrained encoders, whose `image-base` the `frozen-base` archs use when present; default {@link DEFAULT_WEIGHTS_DIR}. */
+  /** Folder of pretrained encoders, whose `image-base` the `frozen-base` archs use when present; default {@link DIGITS_WEIGHTS_DIR}. */
   readonly weightsDir?: string;
   /** Sizes of the global encoders: the task's, the same as the server's. */
   readonly global?: GlobalEncoderSizes;
@@ -133,7 +133,7 @@ export interface FedAfdInputs {
 export async function loadFedAfdInputs(options: FedAfdInputsOptions = {}): Promise<FedAfdInputs> {
   const embeddings = await loadBuiltinEmbeddings(options.dataDir === undefined ? {} : { dataDir: options.dataDir });
   const textEmbedder = new TextEmbedder(embeddings.vectors, embeddings.dim);
-  const baseDir = join(options.weightsDir ?? DEFAULT_WEIGHTS_DIR, 'image-base');
+  const baseDir = join(options.weightsDir ?? DIGITS_WEIGHTS_DIR, 'image-base');
   let imageBase: tf.LayersModel | undefined;
   try {
     if (existsSync(join(baseDir, 'model.json'))) imageBase = await tf.loadLayersModel(fileSystemHandler(baseDir));

@@ -4,7 +4,7 @@
  * built-in data partitions, headless clients and the CLI's pieces.
  */
 export { FileIdentityStorage, identityFileOf } from './storage.js';
-export { DEFAULT_WEIGHTS_DIR, NODE_BACKENDS, createNodeDigitsFactory, useNodeBackend } from './setup.js';
+export { DIGITS_WEIGHTS_DIR, NODE_BACKENDS, createNodeDigitsFactory, useNodeBackend } from './setup.js';
 export type { NodeDigitsFactoryOptions } from './setup.js';
 export { createHeadlessClients, loadShard, partitionBuiltin } from './headless.js';
 export type { HeadlessClient, HeadlessClientsOptions, HeadlessShard, PartitionOptions } from './headless.js';

@@ -7,14 +7,14 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { loadBuiltinEmbeddings } from '@chorus/datasets/node';
-import { DEFAULT_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
+import { DIGITS_WEIGHTS_DIR, fileSystemHandler } from '@chorus/models/node';
 import { ClientError } from '../errors.js';
 import { createDigitsModelFactory } from '../models.js';
 import type { ModelFactory } from '../models.js';
 
 /** Where @chorus/models ships pretrained demo encoders (`<modality>-base/model.json`). */
 /** The pretrained digits encoders (one home: `@chorus/models/node`). */
-export { DEFAULT_WEIGHTS_DIR };
+export { DIGITS_WEIGHTS_DIR };
 
 /** Backends a headless client can run on. */
 export const NODE_BACKENDS = ['wasm', 'cpu'] as const;
@@ -32,7 +32,7 @@ export async function useNodeBackend(backend: string = 'wasm'): Promise<string> 
 
 /** Options of {@link createNodeDigitsFactory}. */
 export interface NodeDigitsFactoryOptions {
-  /** Folder of pretrained encoders; default {@link DEFAULT_WEIGHTS_DIR}. Missing encoders are built fresh. */
+  /** Folder of pretrained encoders; default {@link DIGITS_WEIGHTS_DIR}. Missing encoders are built fresh. */
   readonly weightsDir?: string;
   /** The datasets package's data folder (word vectors); default its own. */
   readonly dataDir?: string;
@@ -42,7 +42,7 @@ export interface NodeDigitsFactoryOptions {
 
 /** The digits model factory over files on disk. */
 export function createNodeDigitsFactory(options: NodeDigitsFactoryOptions = {}): ModelFactory {
-  const weightsDir = options.weightsDir ?? DEFAULT_WEIGHTS_DIR;
+  const weightsDir = options.weightsDir ?? DIGITS_WEIGHTS_DIR;
   return createDigitsModelFactory({
     loadBase: async (m) => {
       const dir = join(weightsDir, `${m}-base`);
