@@ -56,8 +56,7 @@ import type { TaskConfig } from '@chorus/protocol';
 import { customBatches, loadCustomData, loadCustomParts } from './customTask.js';
 import { DIGITS_AUDIO_SAMPLES, DIGITS_BASE, DIGITS_BASE_SEED, DIGITS_CAPTION_TOKENS, DIGITS_LOG_MEL, buildDigitsEncoder } from './digitsArchitecture.js';
 
-/** Where @chorus/models ships pretrained demo encoders (`<modality>-base/model.json`, next to its `src`). */
-/** The pretrained digits encoders (one home: `@chorus/models/node`). */
+/** The pretrained digits encoders' folder (`<modality>-base/model.json`; one home: `@chorus/models/paths`). */
 export { DIGITS_WEIGHTS_DIR };
 
 /**

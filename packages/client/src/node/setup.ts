@@ -12,8 +12,7 @@ import { ClientError } from '../errors.js';
 import { createDigitsModelFactory } from '../models.js';
 import type { ModelFactory } from '../models.js';
 
-/** Where @chorus/models ships pretrained demo encoders (`<modality>-base/model.json`). */
-/** The pretrained digits encoders (one home: `@chorus/models/node`). */
+/** The pretrained digits encoders' folder (`<modality>-base/model.json`; one home: `@chorus/models/paths`). */
 export { DIGITS_WEIGHTS_DIR };
 
 /** Backends a headless client can run on. */
