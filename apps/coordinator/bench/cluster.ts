@@ -8,7 +8,10 @@
  *                      while FedAvg rounds of 200 run, with every node's RSS ≤ 300 MB; clients are
  *                      added in steps of --step, and after each step two rounds must complete;
  *                      `capacity_capped_at` says where the ramp stopped when no node reached the
- *                      limit (the client processes share this machine's 2 cores);
+ *                      limit (the client processes share this machine's 2 cores). Each step's line
+ *                      gives every node's RSS and which node leads. The clients upload at once
+ *                      (rounds back to back) unless --train-ms makes each wait that long after a
+ *                      round start, as a client training locally would (`capacity_train_ms`);
  *   rss_mb_per_node_at_max_{k}_nodes — the largest node RSS at that point;
  *   round_s_600_fedmmx_{1,3}_nodes — median seconds from a round's start to its commit, the demo
  *                      task as shipped (FedMM-X trust, its real model probing every candidate in
@@ -35,7 +38,9 @@
  * `redis_in_kb_per_round_…`: the bytes Redis received per round (the log's writes, and the uploads
  * relayed to the leader or the nodes' partial sums), from its INFO counters.
  *
- * Usage: pnpm bench:cluster [--quick] [--max N] [--step N] [--skip-capacity] [--skip-fedmmx] [--skip-failover] [--arrival-ab] [--partial-ab]
+ * --capacity-nodes picks the capacity runs (default `single,1,2,3`).
+ *
+ * Usage: pnpm bench:cluster [--quick] [--max N] [--step N] [--train-ms MS] [--capacity-nodes LIST] [--skip-capacity] [--skip-fedmmx] [--skip-failover] [--arrival-ab] [--partial-ab]
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -60,11 +65,14 @@ const { values } = parseArgs({
     'skip-failover': { type: 'boolean', default: false },
     'arrival-ab': { type: 'boolean', default: false },
     'partial-ab': { type: 'boolean', default: false },
+    'capacity-nodes': { type: 'string', default: 'single,1,2,3' },
+    'train-ms': { type: 'string', default: '0' },
   },
 });
 const quick = values.quick;
 const maxClients = quick ? 600 : Number(values.max);
 const step = quick ? 300 : Number(values.step);
+const trainMs = Number(values['train-ms']);
 const DEMO_TASK = fileURLToPath(new URL('../tasks/demo-digits.yaml', import.meta.url));
 const silent = pino({ level: 'silent' });
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -82,9 +90,20 @@ function rssMb(pid: number): number {
 /** A process of clients (bench/clusterSwarm.ts). */
 class Swarm {
   private constructor(private readonly child: ChildProcess) {}
-  /** `noise`: each client's delta is seeded Gaussian noise of that σ (distinct candidates); absent, one constant delta from all. */
-  static async start(urls: readonly string[], taskId: string, noise?: number): Promise<Swarm> {
-    const config = { urls, taskId, token: JOIN_TOKEN, modalities: ['image', 'text', 'audio'], ...(noise === undefined ? {} : { noise, seed: 1 }) };
+  /**
+   * `noise`: each client's delta is seeded Gaussian noise of that σ (distinct candidates); absent,
+   * one constant delta from all. `trainMs`: how long each client waits before it uploads.
+   */
+  static async start(urls: readonly string[], taskId: string, options: { readonly noise?: number; readonly trainMs?: number } = {}): Promise<Swarm> {
+    const { noise, trainMs } = options;
+    const config = {
+      urls,
+      taskId,
+      token: JOIN_TOKEN,
+      modalities: ['image', 'text', 'audio'],
+      ...(noise === undefined ? {} : { noise, seed: 1 }),
+      ...(trainMs ? { trainMs } : {}),
+    };
     const child = fork(fileURLToPath(new URL('./clusterSwarm.ts', import.meta.url)), [], {
       execArgv: process.execArgv,
       env: { ...process.env, CHORUS_SWARM_CONFIG: JSON.stringify(config) },
@@ -169,7 +188,7 @@ async function capacity(k: number, single = false): Promise<{ max: number; rss: 
       dataset: { name: 'digits', modalities: ['image', 'text', 'audio'] },
     },
     leaseTtlMs: 3000,
-    reconcileMs: 1000,
+    reconcileMs: Number(process.env['EXP_RECONCILE_MS'] ?? 1000),
   });
   const swarms: Swarm[] = [];
   let best = { max: 0, rss: 0 };
@@ -182,14 +201,18 @@ async function capacity(k: number, single = false): Promise<{ max: number; rss: 
           await Swarm.start(
             c.nodes.map((n) => n.url),
             'cluster',
+            { trainMs },
           ),
         );
       const got = await swarms.at(-1)!.add(step);
       connected += step - got.failed;
       const ok = await waitRounds(c, 'cluster', 2, 120_000, single);
-      const rss = Math.max(...c.nodes.map((n) => rssMb(n.child.pid!)));
+      const each = c.nodes.map((n) => rssMb(n.child.pid!));
+      const rss = Math.max(...each);
+      const leader = single ? null : leaseHolder((await c.conn.get(clusterKeys('chorus:').lease('cluster'))) ?? '');
+      const perNode = c.nodes.map((n, i) => `${n.nodeId}${n.nodeId === leader ? ' (leader)' : ''} ${each[i]!.toFixed(0)}`).join(', ');
       say(
-        `capacity ${single ? 'single node (SQLite)' : `${k} node(s)`}: ${connected} clients, max node RSS ${rss.toFixed(0)} MB, rounds ${ok ? 'ok' : 'stalled'}${got.failed ? `, ${got.failed} refused (${got.firstError})` : ''}`,
+        `capacity ${single ? 'single node (SQLite)' : `${k} node(s)`}: ${connected} clients, max node RSS ${rss.toFixed(0)} MB [${perNode}], rounds ${ok ? 'ok' : 'stalled'}${got.failed ? `, ${got.failed} refused (${got.firstError})` : ''}`,
       );
       if (!ok || rss > 300 || got.failed > 0) break;
       best = { max: connected, rss };
@@ -244,7 +267,7 @@ async function demoRounds(
   const swarm = await Swarm.start(
     c.nodes.map((n) => n.url),
     'cluster',
-    strategy ? undefined : 0.01,
+    strategy ? {} : { noise: 0.01 },
   );
   try {
     const redisIn = async (): Promise<number> => Number(/total_net_input_bytes:(\d+)/.exec(await c.conn.info('stats'))![1]);
@@ -306,15 +329,19 @@ async function failover(): Promise<number> {
 
 const result: Record<string, number | boolean | string | null> = { machine: '2-core CPU, WASM backend for the model' };
 if (!values['skip-capacity']) {
-  const baseline = await capacity(1, true);
-  result['max_clients_single_node'] = baseline.max;
-  result['rss_mb_at_max_single_node'] = Math.round(baseline.rss);
-  for (const k of [1, 2, 3]) {
+  const which = values['capacity-nodes'].split(',');
+  if (which.includes('single')) {
+    const baseline = await capacity(1, true);
+    result['max_clients_single_node'] = baseline.max;
+    result['rss_mb_at_max_single_node'] = Math.round(baseline.rss);
+  }
+  for (const k of [1, 2, 3].filter((n) => which.includes(String(n)))) {
     const { max, rss } = await capacity(k);
     result[`max_clients_${k}_nodes`] = max;
     result[`rss_mb_per_node_at_max_${k}_nodes`] = Math.round(rss);
   }
   result['capacity_capped_at'] = maxClients;
+  result['capacity_train_ms'] = trainMs;
 }
 if (!values['skip-fedmmx']) {
   const perRound = quick ? 100 : 600;

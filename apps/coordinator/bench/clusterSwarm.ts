@@ -3,10 +3,12 @@
  * the given node URLs (websocket, join token), says hello, and answers every round start with a
  * delta over the global it carried: the same constant delta from every client, or with `noise` set,
  * fresh seeded Gaussian noise of that σ per client and round (bench/benchClients.ts does the same), so
- * no two candidates are alike and a FedMM-X probe cannot share an encoder pass between them. Driven
- * over IPC: `{add: n}` connects n more, and the process reports `{connected}` after each batch.
+ * no two candidates are alike and a FedMM-X probe cannot share an encoder pass between them. With
+ * `trainMs`, each client waits that long after a round start before it uploads, as a client
+ * training locally would (absent: it uploads at once, and rounds run back to back). Driven over
+ * IPC: `{add: n}` connects n more, and the process reports `{connected}` after each batch.
  *
- * Config as JSON in `CHORUS_SWARM_CONFIG`: { urls, taskId, token, modalities, noise?, seed? }.
+ * Config as JSON in `CHORUS_SWARM_CONFIG`: { urls, taskId, token, modalities, noise?, seed?, trainMs? }.
  */
 import { createRng, gaussian } from '@chorus/fl-core';
 import type { Rng, Tensor } from '@chorus/fl-core';
@@ -20,6 +22,8 @@ interface SwarmConfig {
   /** σ of each client's Gaussian delta; absent: one constant delta (0.001) from every client. */
   readonly noise?: number;
   readonly seed?: number;
+  /** How long a client "trains" before it uploads (ms); absent: no wait. */
+  readonly trainMs?: number;
 }
 
 const config = JSON.parse(process.env['CHORUS_SWARM_CONFIG'] ?? '{}') as SwarmConfig;
@@ -50,6 +54,7 @@ async function addOne(): Promise<void> {
       } catch {
         return;
       }
+      if (config.trainMs) await new Promise((r) => setTimeout(r, config.trainMs));
       const global = globalOf(round);
       const delta = config.noise === undefined ? constantDelta(global, config.modalities, 0.001) : noiseDelta(global, rng, config.noise);
       await client.submitDelta(round, delta, 10, 'fp16').catch(() => undefined);

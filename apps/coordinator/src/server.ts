@@ -71,6 +71,7 @@ import { HeldUpdates } from './cluster/heldUpdates.js';
 import { LocalProbe } from './cluster/localProbe.js';
 import type { RelayedProbe } from './cluster/localProbe.js';
 import { UpdateRelay } from './cluster/relay.js';
+import { MemberView, Membership } from './cluster/membership.js';
 import { RedisIdentityLimiter } from './cluster/redisIdentityLimiter.js';
 import { clusterKeys } from './cluster/replicatedStore.js';
 
@@ -358,6 +359,22 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const localProbes = new Map<string, LocalProbe>();
   /** Per task, where this node keeps its own clients' uploads and sums them for the leader (exact-sum tasks on a cluster). */
   const heldUpdates = new Map<string, HeldUpdates>();
+  /** This node's joined clients of each task, written to Redis for the tasks' leaders (membership.ts). */
+  const membership = cluster ? new Membership(cluster.redis, cluster.prefix, cluster.nodeId) : null;
+  /** This node's joined clients of `taskId`. */
+  const localMembers = (taskId: string): Map<string, Capabilities> => {
+    const members = new Map<string, Capabilities>();
+    for (const [clientId, s] of socketsByClient)
+      if (s.data.joined && s.data.taskId === taskId && s.data.capabilities) members.set(clientId, s.data.capabilities);
+    return members;
+  };
+  const membershipFailed = (err: unknown): void => logger.warn({ err }, 'could not record a client in the cluster membership');
+  // Written whole again once Redis is back: what a restarted Redis lost is made again.
+  let redisReadyBefore = false;
+  cluster?.redis.on('ready', () => {
+    if (redisReadyBefore) for (const taskId of taskConfigs.keys()) membership!.replace(taskId, localMembers(taskId)).catch(membershipFailed);
+    redisReadyBefore = true;
+  });
   /** Admits the task's clients: its join token and identity quotas, and its record in the store. */
   const registerTask = (setup: TaskSetup): void => {
     const task = setup.config;
@@ -496,6 +513,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const setUpTask = async (setup: TaskSetup): Promise<void> => {
     registerTask(setup);
     if (!cluster) return startEngine(setup);
+    // Whatever an earlier process of this node id recorded is gone with it.
+    await membership!.replace(setup.config.id, new Map());
     // A node that does not lead the task keeps its evaluator suspended until its clients need it.
     const model = models.get(setup.config.id);
     await model?.suspend?.();
@@ -524,13 +543,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     engine.join(clientId, capabilities);
   };
   /** Makes the leader's waiting room the clients connected to any node: joins the new, drops those gone (a dead node's). */
-  const reconcile = async (taskId: string): Promise<void> => {
+  const reconcile = async (taskId: string, view: MemberView): Promise<void> => {
     const began = performance.now();
-    const sockets = await io.in(taskRoom(taskId)).fetchSockets();
+    const present = await view.read();
     const engine = engines.get(taskId);
     if (!engine) return;
-    const present = new Map<string, Capabilities>();
-    for (const s of sockets) if (s.data.joined && s.data.clientId !== undefined && s.data.capabilities) present.set(s.data.clientId, s.data.capabilities);
     const members = new Set(engine.members);
     for (const [clientId, capabilities] of present) if (!members.has(clientId)) joinEngine(engine, clientId, capabilities);
     for (const clientId of members) if (!present.has(clientId) && (joinedAt.get(clientId) ?? 0) < began) engine.leave(clientId);
@@ -565,11 +582,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       await startEngine(setup);
       if (terms.get(taskId) !== term) return;
       logger.info({ task: taskId, node: cluster!.nodeId, completedRounds: engines.get(taskId)?.snapshot().completedRounds }, 'leading the task');
-      await reconcile(taskId);
+      const view = new MemberView(cluster!.redis, cluster!.prefix, taskId);
+      await reconcile(taskId, view);
       reconcilers.set(
         taskId,
         setInterval(() => {
-          reconcile(taskId).catch((err: unknown) => logger.warn({ err, task: taskId }, 'reconciliation failed'));
+          reconcile(taskId, view).catch((err: unknown) => logger.warn({ err, task: taskId }, 'reconciliation failed'));
         }, cluster!.reconcileMs),
       );
     } catch (err) {
@@ -946,6 +964,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       socket.data.joined = true;
       socket.data.capabilities = capabilities;
       void socket.join([taskRoom(taskId), clientRoom(clientId)]);
+      membership?.add(taskId, clientId, capabilities).catch(membershipFailed);
       // Where another node leads the task, its next reconciliation brings the client in.
       const engine = engines.get(taskId);
       if (engine) joinEngine(engine, clientId, capabilities);
@@ -1049,6 +1068,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       const clientId = socket.data.clientId;
       if (clientId === undefined || socketsByClient.get(clientId) !== socket) return;
       socketsByClient.delete(clientId);
+      if (socket.data.joined) membership?.remove(taskId, clientId).catch(membershipFailed);
       uploadGrants.delete(clientId);
       // A client gone mid-step costs the edge that step only.
       edges.get(taskId)?.drop(clientId);

@@ -18,6 +18,8 @@ import { connectCluster } from './cluster.js';
 import type { Parameters } from '@chorus/fl-core';
 import type { ProbeOutcome, TaskEvaluator } from '../model/taskEvaluator.js';
 import type { TaskConfig } from '@chorus/protocol';
+import { readTrust } from '../store/history.js';
+import type { UpdateRecord } from '../store/types.js';
 
 const silent = pino({ level: 'silent' });
 const { server, cleanup } = useRedisServer({ beforeAll, afterAll, afterEach });
@@ -403,6 +405,20 @@ describe('several coordinator nodes', () => {
       const singleHashes = [1, 2, 3].map((r) => store.getCheckpoint('cluster', r)?.sha256);
       expect(clusterHashes.every((h) => typeof h === 'string')).toBe(true);
       expect(clusterHashes).toEqual(singleHashes);
+      // A node's replica keeps the latest two rounds' upload records; every node's API answers each
+      // round's from Redis, as the single node's store holds them.
+      expect([...new Set(reader.listUpdates('cluster').map((u) => u.serverRound))]).toEqual([2, 3]);
+      const verdicts = (updates: readonly UpdateRecord[]) =>
+        updates
+          .map((u) => [u.clientId, u.serverRound, u.attempt, u.status, u.numExamples, u.byteLength])
+          .sort((x, y) => String(x[0]).localeCompare(String(y[0])));
+      for (const n of nodes)
+        for (const round of [1, 2, 3]) {
+          const res = await fetch(`${n.coordinator.url}/api/tasks/cluster/rounds/${round}/updates`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+          const body = (await res.json()) as { updates: UpdateRecord[] };
+          expect(body.updates).toHaveLength(6);
+          expect(verdicts(body.updates)).toEqual(verdicts(store.listUpdates('cluster', round)));
+        }
     },
   );
 });
@@ -571,7 +587,9 @@ describe('trust probing across nodes', () => {
       for (const m of reader.listMetrics('cluster')) expect([m.metrics['numProbedElsewhere'], m.metrics['numProbedOnArrival']]).toEqual([4, 2]);
       const history = await openStore('observer');
       const clusterHashes = [1, 2, 3].map((r) => history.getCheckpoint('cluster', r)?.sha256);
-      const trust = reader.listTrust('cluster');
+      // A node's replica keeps the latest two rounds' trust scores; Redis keeps every round's.
+      expect([...new Set(reader.listTrust('cluster').map((t) => t.serverRound))]).toEqual([2, 3]);
+      const trust = await readTrust(reader, 'cluster');
       expect(new Set(trust.map((t) => t.trust)).size).toBeGreaterThan(1);
 
       // The single node probes every candidate at the round's close, so the same hashes and trust also

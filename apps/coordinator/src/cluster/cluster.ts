@@ -8,7 +8,7 @@
  * task's engine unchanged — plan, judge, aggregate in canonical order, commit — so a cluster's
  * rounds are those of a single node given the same uploads: the same global-model hashes. Uploads
  * reaching another node are passed to the leader (relay.ts); the leader learns who is connected
- * where from the adapter (`fetchSockets`), which also tells it when a node dies.
+ * where from the nodes' records in Redis (membership.ts), which also tell it when a node dies.
  *
  * The adapter is `@socket.io/redis-adapter` (Redis pub/sub) rather than the streams adapter: the
  * protocol already survives a lost broadcast (a round start that never arrives ends as a missed
@@ -59,6 +59,9 @@ export interface ClusterOptions {
   readonly compactCheckMs?: number;
   readonly logger: Logger;
 }
+
+/** Rounds of upload and trust records a node's replica keeps in memory (replicatedStore.ts's `retainRecords`). */
+export const RETAINED_RECORD_ROUNDS = 2;
 
 /** Default {@link ClusterOptions.compactEntries}. */
 export const DEFAULT_COMPACT_ENTRIES = 10_000;
@@ -144,8 +147,10 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterNo
     logger: options.logger,
     onFenced: (taskId) => fencedListener(taskId),
     leaseTtlMs,
-    // A node needs a run's latest model only (to lead it, or to probe uploads against it).
+    // A node needs a run's latest model only (to lead it, or to probe uploads against it), and no
+    // upload or trust record of earlier rounds: the API reads those from Redis (`history`).
     retainCheckpoints: 'latest',
+    retainRecords: RETAINED_RECORD_ROUNDS,
   });
   // Nodes announce themselves, for operators (`GET /api/cluster`, `redis-cli hgetall chorus:nodes`),
   // with the last log entry they applied (what compaction may trim up to). Each entry is refreshed

@@ -30,6 +30,12 @@
  * `snapshot:id`: a reader whose position is older (it read an older snapshot, or fell behind while
  * away) is told `TRIMMED` and replays from the new snapshot, so no entry is ever skipped unseen.
  * Checkpoints of earlier rounds than a run's latest are gone from the cluster once compacted.
+ *
+ * **History.** A run's upload records and trust scores grow with every round's clients. Each write
+ * of them also pushes them, in the same script step as its log entry (so only a logged write's),
+ * to a list of the run's in Redis (`<prefix>history:<task>:<run>:updates`, `…:trust`).
+ * {@link ReplicatedStore.history} reads those lists, so a replica may keep only the latest rounds'
+ * records in memory (`retainRecords`); the snapshot then holds what such a replica holds.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -45,6 +51,7 @@ import type {
   RoundMetricsRecord,
   RoundRecord,
   RunRecord,
+  StoreHistory,
   TaskRecord,
   TaskStatus,
   TrustRecord,
@@ -73,11 +80,16 @@ interface LogEntry {
   readonly args: readonly unknown[];
 }
 
-/** Appends an entry if the fence (the task's lease value) still holds the lease (lease.ts); an empty fence appends unconditionally. */
+/**
+ * Appends an entry if the fence (the task's lease value) still holds the lease (lease.ts); an empty
+ * fence appends unconditionally. KEYS[4…], if any, are history lists, each given ARGV[i] in the same
+ * step: the entry's records, archived exactly when the entry is logged.
+ */
 const APPEND_SCRIPT = `${HOLDS_LEASE_LUA}
 if ARGV[1] ~= '' and not holds(KEYS[2], KEYS[3], ARGV[1], ARGV[3]) then
   return redis.error_reply('FENCED lease of ' .. KEYS[2] .. ' is not held')
 end
+for i = 4, #KEYS do redis.call('RPUSH', KEYS[i], ARGV[i]) end
 return redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
 `;
 
@@ -136,6 +148,8 @@ export function clusterKeys(prefix: string) {
     /** The state of the log's entries up to `snapshotId`, written by compaction (`{ lastId, state }` as JSON). */
     snapshot: `${prefix}snapshot`,
     snapshotId: `${prefix}snapshot:id`,
+    /** A run's upload records (`updates`) or trust records (`trust`): a list, one JSON array per write, in the order written. */
+    history: (taskId: string, run: number, kind: 'updates' | 'trust') => `${prefix}history:${taskId}:${run}:${kind}`,
     /** Held (with a time to live) by the node compacting the log. */
     compacting: `${prefix}compacting`,
     node: (nodeId: string) => `${prefix}node:${nodeId}`,
@@ -221,6 +235,13 @@ export interface ReplicatedStoreOptions {
    * `getCheckpoint` of them answers undefined there).
    */
   readonly retainCheckpoints?: 'all' | 'latest';
+  /**
+   * Upload and trust records the replica keeps in memory: 'all' (default), or those of each run's
+   * latest N rounds — so a node's memory does not grow with every round's uploads. Every record
+   * also goes to Redis's history lists as it is logged, and {@link ReplicatedStore.history} reads
+   * them all; `listUpdates` and `listTrust` answer the kept rounds only.
+   */
+  readonly retainRecords?: 'all' | number;
   /** The lease time to live, with which a leader's write restores a lapsed lease of its own term (default 3,000 ms). */
   readonly leaseTtlMs?: number;
   /** Called once when a fenced write of the task is refused: the node no longer leads it. Must not throw. */
@@ -255,7 +276,11 @@ export class ReplicatedStore implements CoordinatorStore {
 
   private constructor(private readonly options: ReplicatedStoreOptions) {
     this.keys = clusterKeys(options.prefix ?? 'chorus:');
-    options.redis.defineCommand('chorusAppend', { numberOfKeys: 3, lua: APPEND_SCRIPT });
+    // The number of keys varies (the history lists an entry adds to): given with each call.
+    options.redis.defineCommand('chorusAppend', { lua: APPEND_SCRIPT });
+    const retain = options.retainRecords ?? 'all';
+    if (retain !== 'all' && (!Number.isInteger(retain) || retain < 1))
+      throw new CoordinatorError('CONFIG_INVALID', `retainRecords must be 'all' or an integer >= 1, got ${String(retain)}`);
     options.redis.defineCommand('chorusRead', { numberOfKeys: 2, lua: READ_SCRIPT });
     options.redis.defineCommand('chorusCompact', { numberOfKeys: 3, lua: COMPACT_SCRIPT });
     options.redis.defineCommand('chorusUnlock', { numberOfKeys: 1, lua: UNLOCK_SCRIPT });
@@ -440,6 +465,32 @@ export class ReplicatedStore implements CoordinatorStore {
     return this.replica.listTrust(taskId, run);
   }
 
+  /** Every upload and trust record, from Redis's history lists (after this node's writes so far are there). */
+  readonly history: StoreHistory = {
+    updates: async (taskId, serverRound, run) => {
+      const records = await this.readHistory<UpdateRecord>(taskId, run, 'updates');
+      return serverRound === undefined ? records : records.filter((u) => u.serverRound === serverRound);
+    },
+    trust: (taskId, run) => this.readHistory<TrustRecord>(taskId, run, 'trust'),
+  };
+
+  private async readHistory<T>(taskId: string, run: number | undefined, kind: 'updates' | 'trust'): Promise<T[]> {
+    await this.appending.catch(() => undefined);
+    const key = this.keys.history(taskId, run ?? this.replica.getTask(taskId)?.run ?? 1, kind);
+    const items = await this.options.redis.lrange(key, 0, -1);
+    const records: T[] = [];
+    for (const [i, json] of items.entries()) {
+      try {
+        const batch = JSON.parse(json) as unknown;
+        if (!Array.isArray(batch)) throw new Error('not an array');
+        records.push(...(batch as T[]));
+      } catch (err) {
+        this.options.logger.error({ key, index: i, err: (err as Error).message }, 'history entry is not readable; skipped');
+      }
+    }
+    return records;
+  }
+
   // --- writes any node makes -------------------------------------------------------------------
 
   upsertTask(task: Omit<TaskRecord, 'status' | 'run' | 'updatedAt'>): TaskRecord {
@@ -481,16 +532,30 @@ export class ReplicatedStore implements CoordinatorStore {
     const taskId = updates[0]?.taskId;
     if (taskId === undefined) return;
     if (updates.some((u) => u.taskId !== taskId)) throw new CoordinatorError('STORE_CONFLICT', 'one task per batch of upload records');
-    this.write(taskId, 'recordUpdates', [updates], () => this.replica.recordUpdates(updates));
+    const run = this.replica.getTask(taskId)?.run ?? 1;
+    const byRun = new Map<number, Omit<UpdateRecord, 'run'>[]>();
+    for (const { run: own, ...u } of updates) byRun.set(own ?? run, [...(byRun.get(own ?? run) ?? []), u]);
+    const archive = [...byRun].map(([r, records]) => ({ key: this.keys.history(taskId, r, 'updates'), json: JSON.stringify(records) }));
+    this.write(taskId, 'recordUpdates', [updates], () => this.replica.recordUpdates(updates), archive);
   }
   saveInitialCheckpoint(checkpoint: Omit<CheckpointRecord, 'serverRound'>): void {
     this.write(checkpoint.taskId, 'saveInitialCheckpoint', [checkpoint], () => this.replica.saveInitialCheckpoint(checkpoint));
   }
   completeRound(completion: RoundCompletion): void {
-    this.write(completion.taskId, 'completeRound', [completion], () => {
-      this.replica.completeRound(completion);
-      this.retain(this.replica, completion);
-    });
+    const { taskId, serverRound } = completion;
+    const trust = completion.trust.map((t) => ({ taskId, serverRound, clientId: t.clientId, trust: t.trust }));
+    const archive =
+      trust.length === 0 ? [] : [{ key: this.keys.history(taskId, this.replica.getTask(taskId)?.run ?? 1, 'trust'), json: JSON.stringify(trust) }];
+    this.write(
+      taskId,
+      'completeRound',
+      [completion],
+      () => {
+        this.replica.completeRound(completion);
+        this.retain(this.replica, completion);
+      },
+      archive,
+    );
   }
 
   /** Stops following the log; appends in flight still settle. The Redis connections stay the caller's. */
@@ -500,8 +565,17 @@ export class ReplicatedStore implements CoordinatorStore {
 
   // -------------------------------------------------------------------------------------------
 
-  /** Applies a write locally (throwing as the replica does, appending nothing then) and appends it. */
-  private write<T>(fencedTask: string | null, method: WriteMethod, args: readonly unknown[], apply: () => T): T {
+  /**
+   * Applies a write locally (throwing as the replica does, appending nothing then) and appends it,
+   * with `archive`'s records pushed to their history lists in the same step.
+   */
+  private write<T>(
+    fencedTask: string | null,
+    method: WriteMethod,
+    args: readonly unknown[],
+    apply: () => T,
+    archive: readonly { readonly key: string; readonly json: string }[] = [],
+  ): T {
     const fence = fencedTask === null ? '' : this.fences.get(fencedTask);
     if (fence === undefined) throw new CoordinatorError('NOT_LEADER', `${method} of task ${fencedTask}: this node does not lead the task`);
     const result = apply();
@@ -509,9 +583,17 @@ export class ReplicatedStore implements CoordinatorStore {
     const { redis, logger, onFenced } = this.options;
     this.appending = this.appending.then(async () => {
       try {
-        await (
-          redis as unknown as { chorusAppend(log: string, lease: string, counter: string, fence: string, entry: string, ttlMs: number): Promise<string> }
-        ).chorusAppend(this.keys.log, this.keys.lease(fencedTask ?? ''), this.keys.fence(fencedTask ?? ''), fence, entry, this.options.leaseTtlMs ?? 3000);
+        await (redis as unknown as { chorusAppend(numKeys: number, ...keysThenArgs: (string | number)[]): Promise<string> }).chorusAppend(
+          3 + archive.length,
+          this.keys.log,
+          this.keys.lease(fencedTask ?? ''),
+          this.keys.fence(fencedTask ?? ''),
+          ...archive.map((a) => a.key),
+          fence,
+          entry,
+          this.options.leaseTtlMs ?? 3000,
+          ...archive.map((a) => a.json),
+        );
       } catch (err) {
         const message = (err as Error).message;
         const fenced = message.includes('FENCED');
@@ -585,9 +667,11 @@ export class ReplicatedStore implements CoordinatorStore {
     return last;
   }
 
-  /** Keeps only the latest checkpoint of the run a round was committed in, when so configured. */
+  /** Keeps only the latest checkpoint, and the latest rounds' records, of the run a round was committed in, when so configured. */
   private retain(replica: MemoryStore, completion: RoundCompletion): void {
     if (this.options.retainCheckpoints === 'latest') replica.forgetCheckpointsBefore(completion.taskId, completion.serverRound);
+    const rounds = this.options.retainRecords ?? 'all';
+    if (rounds !== 'all') replica.forgetRecordsBefore(completion.taskId, completion.serverRound - rounds + 1);
   }
 
   /** Follows the log with a blocking read on the reader connection until {@link close}. */

@@ -61,6 +61,7 @@ import type { CoordinatorMetrics } from './metrics.js';
 import { serveStatic } from './static.js';
 import type { TaskFiles } from '../task/taskFiles.js';
 import { MAX_CREATE_TASK_BODY_BYTES, createTaskBodySchema } from '../task/createTask.js';
+import { readTrust, readUpdates } from '../store/history.js';
 import type { CreateTaskBody } from '../task/createTask.js';
 import type { StaticMount } from './static.js';
 
@@ -179,12 +180,12 @@ const taskRoutes: Record<string, Handler> = {
     if (rest.length !== 0) return sendError(res, 404, 'NOT_FOUND', 'no such route');
     sendJson(res, 200, { runs: ctx.store.listRuns(taskId) });
   },
-  rounds: (ctx, taskId, rest, res, run) => {
+  rounds: async (ctx, taskId, rest, res, run) => {
     if (rest.length === 0) return sendJson(res, 200, { rounds: ctx.store.listRounds(taskId, run) });
     const serverRound = Number(rest[0]);
     if (!Number.isInteger(serverRound) || serverRound < 0 || rest[1] !== 'updates' || rest.length !== 2)
       return sendError(res, 404, 'NOT_FOUND', 'no such route');
-    sendJson(res, 200, { updates: ctx.store.listUpdates(taskId, serverRound, run) });
+    sendJson(res, 200, { updates: await readUpdates(ctx.store, taskId, serverRound, run) });
   },
   clients: (ctx, taskId, _rest, res) => {
     const clients = ctx.store.listClients(taskId).map((c) => ({
@@ -195,11 +196,11 @@ const taskRoutes: Record<string, Handler> = {
     }));
     sendJson(res, 200, { clients });
   },
-  trust: (ctx, taskId, _rest, res, run) => sendJson(res, 200, { trust: ctx.store.listTrust(taskId, run) }),
+  trust: async (ctx, taskId, _rest, res, run) => sendJson(res, 200, { trust: await readTrust(ctx.store, taskId, run) }),
   metrics: (ctx, taskId, _rest, res, run) => sendJson(res, 200, { taskId, run: run ?? currentRun(ctx, taskId), metrics: ctx.store.listMetrics(taskId, run) }),
-  'metrics.json': (ctx, taskId, _rest, res, run) => {
+  'metrics.json': async (ctx, taskId, _rest, res, run) => {
     const text = JSON.stringify(
-      { taskId, run: run ?? currentRun(ctx, taskId), metrics: ctx.store.listMetrics(taskId, run), trust: ctx.store.listTrust(taskId, run) },
+      { taskId, run: run ?? currentRun(ctx, taskId), metrics: ctx.store.listMetrics(taskId, run), trust: await readTrust(ctx.store, taskId, run) },
       null,
       2,
     );
@@ -213,9 +214,10 @@ const taskRoutes: Record<string, Handler> = {
     res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="${fileStem(taskId, run)}-metrics.csv"` });
     res.end(metricsToCsv(ctx.store.listMetrics(taskId, run)));
   },
-  'trust.csv': (ctx, taskId, _rest, res, run) => {
+  'trust.csv': async (ctx, taskId, _rest, res, run) => {
+    const trust = await readTrust(ctx.store, taskId, run);
     res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="${fileStem(taskId, run)}-trust.csv"` });
-    res.end(trustToCsv(ctx.store.listTrust(taskId, run)));
+    res.end(trustToCsv(trust));
   },
   export: async (ctx, taskId, rest, res) => {
     const [kind, file] = rest;

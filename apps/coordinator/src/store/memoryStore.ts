@@ -268,6 +268,22 @@ export class MemoryStore implements CoordinatorStore {
     for (const [key, c] of this.checkpoints) if (c.taskId === taskId && c.run === run && c.serverRound < serverRound) this.checkpoints.delete(key);
   }
 
+  /**
+   * Drops the current run's upload and trust records of rounds before `serverRound` (not part of
+   * the store interface: a cluster node's replica keeps the latest rounds' records in memory; Redis
+   * keeps them all, replicatedStore.ts).
+   */
+  forgetRecordsBefore(taskId: string, serverRound: number): void {
+    const run = this.currentRun(taskId);
+    const keep = (r: InRun<{ readonly taskId: string; readonly serverRound: number }>): boolean =>
+      r.taskId !== taskId || r.run !== run || r.serverRound >= serverRound;
+    for (const records of [this.updates, this.trust] as InRun<{ readonly taskId: string; readonly serverRound: number }>[][]) {
+      let kept = 0;
+      for (const r of records) if (keep(r)) records[kept++] = r;
+      records.length = kept;
+    }
+  }
+
   latestCheckpoint(taskId: string, run = this.currentRun(taskId)): CheckpointRecord | undefined {
     let best: InRun<CheckpointRecord> | undefined;
     for (const c of this.checkpoints.values()) if (c.taskId === taskId && c.run === run && (!best || c.serverRound > best.serverRound)) best = c;

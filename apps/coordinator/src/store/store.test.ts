@@ -9,7 +9,8 @@ import { RedisServer } from '../testing/redisServer.js';
 import { isCoordinatorError } from '../errors.js';
 import { MemoryStore } from './memoryStore.js';
 import { SqliteStore } from './sqliteStore.js';
-import type { CoordinatorStore, RoundCompletion } from './types.js';
+import type { CoordinatorStore, RoundCompletion, UpdateRecord } from './types.js';
+import { readTrust, readUpdates } from './history.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -56,11 +57,11 @@ const connections: Redis[] = [];
 const ready: { store: ReplicatedStore; prefix: string }[] = [];
 const used: { store: ReplicatedStore; prefix: string }[] = [];
 const silent = pino({ level: 'silent' });
-async function openReplicated(prefix: string, nodeId: string): Promise<ReplicatedStore> {
+async function openReplicated(prefix: string, nodeId: string, retainRecords?: 'all' | number): Promise<ReplicatedStore> {
   const redisConn = new Redis(redis.url, { maxRetriesPerRequest: null });
   const reader = new Redis(redis.url, { maxRetriesPerRequest: null });
   connections.push(redisConn, reader);
-  return ReplicatedStore.open({ redis: redisConn, reader, nodeId, prefix, logger: silent });
+  return ReplicatedStore.open({ redis: redisConn, reader, nodeId, prefix, logger: silent, ...(retainRecords === undefined ? {} : { retainRecords }) });
 }
 beforeAll(async () => {
   redis = await RedisServer.start();
@@ -381,7 +382,7 @@ describe.each(implementations)('%s (runs)', (_name, make) => {
     store.close();
   });
 
-  it("writes the new run's rounds beside the old run's (same round numbers), and a record for a past run where it belongs", () => {
+  it("writes the new run's rounds beside the old run's (same round numbers), and a record for a past run where it belongs", async () => {
     // Arrange
     const store = make();
     finishedRun(store);
@@ -422,6 +423,12 @@ describe.each(implementations)('%s (runs)', (_name, make) => {
     expect(store.listRounds('t1').map((r) => r.roundId)).toEqual(['t1:run2.r1.a1']);
     expect(store.listUpdates('t1').map((u) => u.clientId)).toEqual(['c2']);
     expect(store.listUpdates('t1', undefined, 1).map((u) => u.clientId)).toEqual(['c1', 'late']);
+    // The history reads (a cluster's from Redis) agree, each record in its own run.
+    expect((await readUpdates(store, 't1')).map((u) => u.clientId)).toEqual(['c2']);
+    expect(await readUpdates(store, 't1', undefined, 1)).toEqual(store.listUpdates('t1', undefined, 1));
+    expect((await readUpdates(store, 't1', 2, 1)).map((u) => u.clientId)).toEqual(['c1', 'late']);
+    expect(await readTrust(store, 't1', 1)).toEqual(store.listTrust('t1', 1));
+    expect(await readTrust(store, 't1')).toEqual(store.listTrust('t1'));
     expect(store.listRuns('t1').map((r) => [r.run, r.status, r.completedRounds, r.globalHash])).toEqual([
       [1, 'finished', 2, 'h2'],
       [2, 'running', 1, 'h1b'],
@@ -444,6 +451,86 @@ describe.each(implementations)('%s (runs)', (_name, make) => {
       { taskId: 't1', run: 1, status: 'stopped', startedAt: 100, endedAt: 150, completedRounds: 0, globalHash: 'h0', finalMetrics: null },
     ]);
     store.close();
+  });
+});
+
+describe('a replica that keeps the latest rounds of records', () => {
+  const upload = (serverRound: number, clientId: string): UpdateRecord => ({
+    taskId: 't1',
+    serverRound,
+    attempt: 1,
+    clientId,
+    status: 'accepted',
+    code: null,
+    message: null,
+    numExamples: serverRound,
+    byteLength: 8,
+    receivedAt: 100 + serverRound,
+  });
+  /** Three committed rounds of t1, two uploads and two trust scores each, written by `store` as the task's leader. */
+  async function threeRounds(prefix: string, store: ReplicatedStore): Promise<void> {
+    const admin = new Redis(redis.url);
+    await admin.set(`${prefix}lease:t1`, 'leader:1');
+    admin.disconnect();
+    store.setFence('t1', 'leader:1');
+    seedTask(store);
+    for (const r of [1, 2, 3]) {
+      store.startRound({ taskId: 't1', serverRound: r, attempt: 1, roundId: `r${r}`, selected: ['c1', 'c2'], startedAt: 100 * r });
+      store.recordUpdates([upload(r, 'c1'), upload(r, 'c2')]);
+      store.completeRound(completion({ serverRound: r, endedAt: 100 * r + 50, checkpoint: { bytes: new Uint8Array([r]), sha256: `h${r}` } }));
+    }
+    await store.flush();
+  }
+
+  it('keeps only the latest rounds in memory while Redis keeps every record, as an unbounded replica holds them', async () => {
+    // Arrange
+    const leader = await openReplicated('keep1:', 'leader', 1);
+    const everything = await openReplicated('keep1:', 'all');
+    // Act
+    await threeRounds('keep1:', leader);
+    await everything.sync();
+    // Assert: the bounded replica lists round 3 alone; its history and the unbounded replica list all three.
+    expect(leader.listUpdates('t1').map((u) => u.serverRound)).toEqual([3, 3]);
+    expect(leader.listTrust('t1').map((t) => t.serverRound)).toEqual([3, 3]);
+    expect(everything.listUpdates('t1').map((u) => u.serverRound)).toEqual([1, 1, 2, 2, 3, 3]);
+    expect(await readUpdates(leader, 't1')).toEqual(everything.listUpdates('t1'));
+    expect(await readUpdates(leader, 't1', 2)).toEqual(everything.listUpdates('t1', 2));
+    expect(await readTrust(leader, 't1')).toEqual(everything.listTrust('t1'));
+    // Everything else reads alike.
+    expect(leader.listRounds('t1')).toEqual(everything.listRounds('t1'));
+    expect(leader.listMetrics('t1')).toEqual(everything.listMetrics('t1'));
+  });
+
+  it("archives a deposed leader's refused write nowhere, and compacts to what the bounded replica holds while the history stays whole", async () => {
+    // Arrange
+    const leader = await openReplicated('keep2:', 'leader', 2);
+    await threeRounds('keep2:', leader);
+    const admin = new Redis(redis.url);
+    await admin.set('keep2:lease:t1', 'other:2');
+    // Act: a late write of the deposed leader, then a compaction of the whole log by a bounded node.
+    leader.recordUpdates([upload(4, 'late')]);
+    await expect(leader.flush()).rejects.toThrow(/FENCED/);
+    const compactor = await openReplicated('keep2:', 'compactor', 2);
+    expect(await compactor.compact(compactor.position)).not.toBeNull();
+    expect(await admin.xlen('keep2:log')).toBe(0);
+    admin.disconnect();
+    // Assert: a node started from the snapshot holds rounds 2 and 3; the history holds rounds 1–3, without the refused write.
+    const fresh = await openReplicated('keep2:', 'fresh');
+    expect(fresh.listUpdates('t1').map((u) => u.serverRound)).toEqual([2, 2, 3, 3]);
+    expect((await readUpdates(fresh, 't1')).map((u) => [u.serverRound, u.clientId])).toEqual([
+      [1, 'c1'],
+      [1, 'c2'],
+      [2, 'c1'],
+      [2, 'c2'],
+      [3, 'c1'],
+      [3, 'c2'],
+    ]);
+    expect((await readTrust(fresh, 't1')).map((t) => t.serverRound)).toEqual([1, 1, 2, 2, 3, 3]);
+  });
+
+  it('refuses a bound that is not a positive number of rounds (CONFIG_INVALID)', async () => {
+    await expect(openReplicated('keep3:', 'x', 0)).rejects.toThrow(/CONFIG_INVALID/);
+    await expect(openReplicated('keep3:', 'x', 1.5)).rejects.toThrow(/CONFIG_INVALID/);
   });
 });
 

@@ -171,6 +171,14 @@ export interface RoundCompletion {
   readonly taskStatus: TaskStatus;
 }
 
+/** Upload and trust records kept outside the process, read asynchronously; see {@link CoordinatorStore.history}. */
+export interface StoreHistory {
+  /** As {@link CoordinatorStore.listUpdates}, over every round. */
+  updates(taskId: string, serverRound?: number, run?: number): Promise<UpdateRecord[]>;
+  /** As {@link CoordinatorStore.listTrust}, over every round. */
+  trust(taskId: string, run?: number): Promise<TrustRecord[]>;
+}
+
 /** The coordinator's persistent state. Every method is atomic; see the module comment. */
 export interface CoordinatorStore {
   /** Creates the task (in run 1), or returns the stored one (its config and join token hash updated). */
@@ -240,6 +248,14 @@ export interface CoordinatorStore {
   listMetrics(taskId: string, run?: number): RoundMetricsRecord[];
   /** Trust scores of the run (absent: the current one). */
   listTrust(taskId: string, run?: number): TrustRecord[];
+
+  /**
+   * The whole history of upload and trust records, where the store keeps it outside this process
+   * and {@link listUpdates} and {@link listTrust} answer only the latest rounds (a cluster node: its
+   * replica keeps those, Redis keeps everything). Absent: the two lists answer everything. Read it
+   * through `readUpdates` and `readTrust` (history.ts).
+   */
+  readonly history?: StoreHistory;
 
   /**
    * Resolves once every write made so far is durable, and rejects when one could not be made
