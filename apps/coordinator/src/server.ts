@@ -545,9 +545,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   /** Makes the leader's waiting room the clients connected to any node: joins the new, drops those gone (a dead node's). */
   const reconcile = async (taskId: string, view: MemberView): Promise<void> => {
     const began = performance.now();
-    const present = await view.read();
+    const { members: present, changed } = await view.read();
     const engine = engines.get(taskId);
     if (!engine) return;
+    // No member came or went on any node since the last pass, and none left the engine here meanwhile.
+    if (!changed && engine.waitingCount === present.size) return;
     const members = new Set(engine.members);
     for (const [clientId, capabilities] of present) if (!members.has(clientId)) joinEngine(engine, clientId, capabilities);
     for (const clientId of members) if (!present.has(clientId) && (joinedAt.get(clientId) ?? 0) < began) engine.leave(clientId);

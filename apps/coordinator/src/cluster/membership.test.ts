@@ -34,7 +34,7 @@ describe('cluster membership', () => {
     await b.membership.add('t', 'c3', caps(3));
     await b.membership.add('other', 'c9', caps(9));
     // Assert
-    expect(await view.read()).toEqual(
+    expect((await view.read()).members).toEqual(
       new Map([
         ['c1', caps(1)],
         ['c2', caps(2)],
@@ -42,17 +42,17 @@ describe('cluster membership', () => {
       ]),
     );
     await b.membership.remove('t', 'c2');
-    expect([...(await view.read()).keys()].sort()).toEqual(['c1', 'c3']);
+    expect([...(await view.read()).members.keys()].sort()).toEqual(['c1', 'c3']);
     // b dies: Redis drops its subscription with its connection.
     const redis = await connection();
     await redis.hset('chorus:nodes', 'b', JSON.stringify({ seenAt: Date.now() }));
     b.subscriber.disconnect();
     await new Promise((r) => setTimeout(r, 100));
-    expect([...(await view.read()).keys()]).toEqual(['c1']);
+    expect([...(await view.read()).members.keys()]).toEqual(['c1']);
     // Its record stays while it announced itself lately (it may come back), and goes once it has been silent for long.
     expect(await redis.hkeys('chorus:members:t')).toEqual(['a', 'b']);
     await redis.hset('chorus:nodes', 'b', JSON.stringify({ seenAt: Date.now() - PRUNE_AFTER_MS - 1 }));
-    expect([...(await view.read()).keys()]).toEqual(['c1']);
+    expect([...(await view.read()).members.keys()]).toEqual(['c1']);
     expect(await redis.hkeys('chorus:members:t')).toEqual(['a']);
     expect(await redis.exists('chorus:members:t:b')).toBe(0);
   });
@@ -73,12 +73,14 @@ describe('cluster membership', () => {
       return hgetall(key);
     }) as typeof redis.hgetall;
     // Act
-    await view.read();
+    const unchanged = await view.read();
     await a.membership.add('t', 'c3', caps(3));
     const after = await view.read();
     // Assert: the versions each time, and a's hash once it changed.
     expect(read).toEqual(['chorus:members:t', 'chorus:members:t', 'chorus:members:t:a']);
-    expect([...after.keys()].sort()).toEqual(['c1', 'c2', 'c3']);
+    expect(unchanged.changed).toBe(false);
+    expect(after.changed).toBe(true);
+    expect([...after.members.keys()].sort()).toEqual(['c1', 'c2', 'c3']);
   });
 
   it('replaces a node’s record whole: emptied before it serves a task, or rewritten with the clients it holds', async () => {
@@ -86,10 +88,10 @@ describe('cluster membership', () => {
     const a = await node('a');
     await a.membership.add('t', 'stale', caps(1));
     const view = new MemberView(await connection(), 'chorus:', 't');
-    expect([...(await view.read()).keys()]).toEqual(['stale']);
+    expect([...(await view.read()).members.keys()]).toEqual(['stale']);
     // Act / Assert
     await a.membership.replace('t', new Map());
-    expect((await view.read()).size).toBe(0);
+    expect((await view.read()).members.size).toBe(0);
     await a.membership.replace(
       't',
       new Map([
@@ -97,6 +99,6 @@ describe('cluster membership', () => {
         ['c2', caps(2)],
       ]),
     );
-    expect([...(await view.read()).keys()].sort()).toEqual(['c1', 'c2']);
+    expect([...(await view.read()).members.keys()].sort()).toEqual(['c1', 'c2']);
   });
 });

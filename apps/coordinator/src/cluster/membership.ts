@@ -65,6 +65,8 @@ export class Membership {
 export class MemberView {
   /** Each node's members as last read, with the version they were read at. */
   private readonly nodes = new Map<string, { readonly version: string; readonly members: ReadonlyMap<string, Capabilities> }>();
+  /** The live nodes' versions at the last read, and the members read then. */
+  private last: { readonly state: string; readonly members: ReadonlyMap<string, Capabilities> } | null = null;
 
   constructor(
     private readonly redis: Redis,
@@ -72,21 +74,26 @@ export class MemberView {
     private readonly taskId: string,
   ) {}
 
-  /** The clients joined on live nodes, each with its capabilities (a client on two nodes at once: either's). */
-  async read(): Promise<Map<string, Capabilities>> {
+  /**
+   * The clients joined on live nodes, each with its capabilities (a client on two nodes at once:
+   * either's), and whether anything changed since the last read: every join and leave on any node
+   * bumps its version, so an unchanged view means no member came or went (the last map is returned).
+   */
+  async read(): Promise<{ readonly members: ReadonlyMap<string, Capabilities>; readonly changed: boolean }> {
     const keys = memberKeys(this.prefix, this.taskId);
     const versions = await this.redis.hgetall(keys.versions);
     const ids = Object.keys(versions);
     const listening =
       ids.length === 0 ? [] : ((await this.redis.call('PUBSUB', 'NUMSUB', ...ids.map((id) => clusterKeys(this.prefix).node(id)))) as (string | number)[]);
-    const present = new Map<string, Capabilities>();
+    const live: string[] = [];
     const dead: string[] = [];
-    for (const [i, nodeId] of ids.entries()) {
-      if (Number(listening[2 * i + 1]) === 0) {
-        this.nodes.delete(nodeId);
-        dead.push(nodeId);
-        continue;
-      }
+    for (const [i, nodeId] of ids.entries()) (Number(listening[2 * i + 1]) === 0 ? dead : live).push(nodeId);
+    const state = live.map((id) => `${id}=${versions[id]}`).join(',');
+    if (dead.length > 0) await this.prune(keys, dead);
+    if (this.last && state === this.last.state) return { members: this.last.members, changed: false };
+    for (const nodeId of dead) this.nodes.delete(nodeId);
+    const present = new Map<string, Capabilities>();
+    for (const nodeId of live) {
       const version = versions[nodeId]!;
       let members = this.nodes.get(nodeId)?.version === version ? this.nodes.get(nodeId)!.members : null;
       if (!members) {
@@ -97,8 +104,8 @@ export class MemberView {
       }
       for (const [clientId, capabilities] of members) present.set(clientId, capabilities);
     }
-    if (dead.length > 0) await this.prune(keys, dead);
-    return present;
+    this.last = { state, members: present };
+    return { members: present, changed: true };
   }
 
   /** Deletes the records of the dead nodes silent in the node registry for longer than {@link PRUNE_AFTER_MS}. */

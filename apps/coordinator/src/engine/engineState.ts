@@ -170,8 +170,8 @@ export function reduceEngine(state: EngineState, action: EngineAction): EngineSt
           uploaded: withItem(cur.uploaded, action.result.clientId),
           bytesIn: cur.bytesIn + action.bytes,
           normSum: cur.normSum + action.norm,
-          norms: new Map([...(cur.norms ?? []), [action.result.clientId, action.norm]]),
-          ...(action.heldBy === undefined ? {} : { held: new Map([...(cur.held ?? []), [action.result.clientId, action.heldBy]]) }),
+          norms: withEntry(cur.norms, action.result.clientId, action.norm),
+          ...(action.heldBy === undefined ? {} : { held: withEntry(cur.held, action.result.clientId, action.heldBy) }),
         };
       });
     case 'uploadRefused':
@@ -256,7 +256,8 @@ export function closeReason(cur: AttemptState): string | null {
  * slower client earlier in the order may still take a slot from a faster one later in it.
  */
 function slotsDecided(cur: AttemptState): boolean {
-  const accepted = new Set(cur.results.map((r) => r.clientId));
+  // Every accepted update has its norm recorded: the accepted clients, without a set built per call.
+  const accepted: ReadonlyMap<string, number> = cur.norms ?? new Map();
   let kept = 0;
   for (const id of cur.order ?? cur.selected) {
     if (accepted.has(id)) {
@@ -287,6 +288,13 @@ function updateOpen(state: EngineState, change: (cur: AttemptState) => AttemptSt
   if (state.phase !== 'open' || !state.current) return state;
   const next = change(state.current);
   return next === state.current ? state : { ...state, current: next };
+}
+
+/** A copy of `map` (absent: empty) with `key` set: copied map to map, without an array of its entries. */
+function withEntry<V>(map: ReadonlyMap<string, V> | undefined, key: string, value: V): ReadonlyMap<string, V> {
+  const next = new Map(map);
+  next.set(key, value);
+  return next;
 }
 
 function withItem(set: ReadonlySet<string>, item: string): ReadonlySet<string> {
