@@ -19,6 +19,7 @@
  */
 import type { FitFailure, FitResult } from '@chorus/fl-core';
 import type { TaskStatus } from '../store/types.js';
+import { AppendOnlyMap, AppendOnlySet } from './appendOnly.js';
 
 /**
  * Which valid updates fill a round's `target` slots when more clients were invited than needed:
@@ -290,15 +291,12 @@ function updateOpen(state: EngineState, change: (cur: AttemptState) => AttemptSt
   return next === state.current ? state : { ...state, current: next };
 }
 
-/** A copy of `map` (absent: empty) with `key` set: copied map to map, without an array of its entries. */
+/** `map` (absent: empty) with `key` set, `map` unchanged: in O(1) while the attempt's states grow one upload at a time (appendOnly.ts). */
 function withEntry<V>(map: ReadonlyMap<string, V> | undefined, key: string, value: V): ReadonlyMap<string, V> {
-  const next = new Map(map);
-  next.set(key, value);
-  return next;
+  return (map instanceof AppendOnlyMap ? (map as AppendOnlyMap<V>) : AppendOnlyMap.from(map ?? [])).with(key, value);
 }
 
+/** `set` with `item`, `set` unchanged (as {@link withEntry}). */
 function withItem(set: ReadonlySet<string>, item: string): ReadonlySet<string> {
-  const next = new Set(set);
-  next.add(item);
-  return next;
+  return (set instanceof AppendOnlySet ? set : AppendOnlySet.from(set)).with(item);
 }

@@ -375,6 +375,22 @@ describe('codec: the decoder refuses bad input with a code', () => {
     expect(bytes).toEqual(before);
   });
 
+  it('names the field it could not read: a header field, or a tensor by index before its name and by name after', () => {
+    const messageOf = (bytes: Uint8Array): string => {
+      try {
+        decodeUpdate(bytes, LIMITS);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'no error';
+    };
+    expect(messageOf(reseal(rawMessage({ tensors: [w(f32Bytes([1, 2]), [1, 2])] }).slice(0, 33)))).toMatch(
+      /^CODEC_TRUNCATED: decodeUpdate: 'w' dimension 1 needs 4 bytes/,
+    );
+    expect(messageOf(rawMessage({ taskId: '' }))).toMatch(/decodeUpdate: taskId is empty$/);
+    expect(messageOf(rawMessage({ tensors: [{ name: 'w\u0001', ...w(f32Bytes([1, 2])) }] }))).toMatch(/decodeUpdate: tensor 0 name has byte 0x1 at offset/);
+  });
+
   it('refuses input over maxBytes before reading it, even when it is garbage', () => {
     expect(decodeCode(good, { maxBytes: good.length - 1 })).toBe('CODEC_TOO_LARGE');
     expect(decodeCode(new Uint8Array(100), { maxBytes: 99 })).toBe('CODEC_TOO_LARGE');

@@ -372,9 +372,14 @@ function checkCrc32(fn: string, value: unknown): Crc32Function {
 }
 
 // Reads fixed-width fields from the body, i.e. everything before the trailing 4-byte checksum.
+// Each read names its field for the error it may raise; the name is put together only then (a
+// server decodes thousands of uploads a second, and most of them are sound).
 class BodyReader {
   pos = 0;
   readonly view: DataView;
+  /** The tensor the next reads belong to: its index until its name is read, then its name (neither: the header). */
+  tensorIndex = -1;
+  tensorName: string | null = null;
 
   constructor(
     readonly fn: string,
@@ -388,9 +393,15 @@ class BodyReader {
     return Math.max(0, this.end - this.pos);
   }
 
-  need(n: number, what: string): void {
+  /** The field `what` (with `index`, e.g. a dimension's) of the current tensor or of the header, for an error message. */
+  label(what: string, index?: number): string {
+    const field = index === undefined ? what : `${what} ${index}`;
+    return this.tensorName !== null ? `'${this.tensorName}' ${field}` : this.tensorIndex >= 0 ? `tensor ${this.tensorIndex} ${field}` : field;
+  }
+
+  need(n: number, what: string, index?: number): void {
     if (this.pos + n > this.end) {
-      fail('CODEC_TRUNCATED', `${this.fn}: ${what} needs ${n} bytes at offset ${this.pos}, but the body ends at ${Math.max(0, this.end)}`);
+      fail('CODEC_TRUNCATED', `${this.fn}: ${this.label(what, index)} needs ${n} bytes at offset ${this.pos}, but the body ends at ${Math.max(0, this.end)}`);
     }
   }
 
@@ -406,8 +417,8 @@ class BodyReader {
     return v;
   }
 
-  u32(what: string): number {
-    this.need(4, what);
+  u32(what: string, index?: number): number {
+    this.need(4, what, index);
     const v = this.view.getUint32(this.pos, true);
     this.pos += 4;
     return v;
@@ -422,13 +433,17 @@ class BodyReader {
 
   // Length-prefixed printable ASCII; the length is checked against the bytes left before reading.
   str(what: string, minLength: number): string {
-    const len = this.u8(`${what} length`);
-    if (len > this.remaining()) fail('CODEC_BAD_LENGTH', `${this.fn}: ${what} declares ${len} bytes, ${this.remaining()} remain`);
-    if (len < minLength) fail('CODEC_BAD_HEADER', `${this.fn}: ${what} is empty`);
+    if (this.pos + 1 > this.end) {
+      fail('CODEC_TRUNCATED', `${this.fn}: ${this.label(what)} length needs 1 bytes at offset ${this.pos}, but the body ends at ${Math.max(0, this.end)}`);
+    }
+    const len = this.bytes[this.pos++]!;
+    if (len > this.remaining()) fail('CODEC_BAD_LENGTH', `${this.fn}: ${this.label(what)} declares ${len} bytes, ${this.remaining()} remain`);
+    if (len < minLength) fail('CODEC_BAD_HEADER', `${this.fn}: ${this.label(what)} is empty`);
     const start = this.pos;
     for (let i = start; i < start + len; i++) {
       const c = this.bytes[i]!;
-      if (c < 0x20 || c > 0x7e) fail('CODEC_BAD_HEADER', `${this.fn}: ${what} has byte 0x${c.toString(16)} at offset ${i}; only printable ASCII is allowed`);
+      if (c < 0x20 || c > 0x7e)
+        fail('CODEC_BAD_HEADER', `${this.fn}: ${this.label(what)} has byte 0x${c.toString(16)} at offset ${i}; only printable ASCII is allowed`);
     }
     this.pos += len;
     // apply, not spread: a few times faster for names this short, and a server decodes dozens per upload.
@@ -501,29 +516,32 @@ function parseMessage(fn: string, bytes: Uint8Array, limits: DecodeLimits): Pars
   const names = new Set<string>();
   let totalElements = 0;
   for (let k = 0; k < tensorCount; k++) {
-    const name = r.str(`tensor ${k} name`, 1);
+    r.tensorIndex = k;
+    r.tensorName = null;
+    const name = r.str('name', 1);
     if (names.has(name)) fail('CODEC_BAD_HEADER', `${fn}: duplicate tensor name '${name}'`);
     names.add(name);
-    const rank = r.u8(`'${name}' rank`);
+    r.tensorName = name;
+    const rank = r.u8('rank');
     if (rank > CODEC_MAX_RANK) fail('CODEC_BAD_SHAPE', `${fn}: '${name}' has rank ${rank}, at most ${CODEC_MAX_RANK} is allowed`);
     if (kind === 'representations') checkRepresentationTensor(fn, name, rank);
     else if (kind === 'split') checkSplitTensor(fn, name);
     const shape: number[] = [];
     let product = 1;
     for (let d = 0; d < rank; d++) {
-      const dim = r.u32(`'${name}' dimension ${d}`);
+      const dim = r.u32('dimension', d);
       shape.push(dim);
       product *= dim; // exact while ≤ 2^53; anything past U32_MAX is refused below either way
     }
     if (product > U32_MAX) fail('CODEC_BAD_SHAPE', `${fn}: '${name}' has shape [${shape.join(',')}], whose size overflows 2^32`);
     let scale = 1;
     if (encoding === 'int8') {
-      scale = r.f32(`'${name}' scale`);
+      scale = r.f32('scale');
       if (!Number.isFinite(scale)) fail('CODEC_NON_FINITE', `${fn}: '${name}' has int8 scale ${scale}`);
       if (scale < 0) fail('CODEC_BAD_HEADER', `${fn}: '${name}' has negative int8 scale ${scale}`);
       if (int8ScaleOverflows(scale)) fail('CODEC_OUT_OF_RANGE', `${fn}: '${name}' has int8 scale ${scale}, which overflows float32 when dequantised`);
     }
-    const count = r.u32(`'${name}' element count`);
+    const count = r.u32('element count');
     if (count !== product) fail('CODEC_BAD_SHAPE', `${fn}: '${name}' declares ${count} elements for shape [${shape.join(',')}] (${product})`);
     totalElements += count;
     if (totalElements > maxElements) fail('CODEC_TOO_LARGE', `${fn}: more than ${maxElements} elements in total`);
