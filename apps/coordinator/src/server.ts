@@ -360,7 +360,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   /** Per task, where this node keeps its own clients' uploads and sums them for the leader (exact-sum tasks on a cluster). */
   const heldUpdates = new Map<string, HeldUpdates>();
   /** This node's joined clients of each task, written to Redis for the tasks' leaders (membership.ts). */
-  const membership = cluster ? new Membership(cluster.redis, cluster.prefix, cluster.nodeId) : null;
   /** This node's joined clients of `taskId`. */
   const localMembers = (taskId: string): Map<string, Capabilities> => {
     const members = new Map<string, Capabilities>();
@@ -368,6 +367,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (s.data.joined && s.data.taskId === taskId && s.data.capabilities) members.set(clientId, s.data.capabilities);
     return members;
   };
+  const membership = cluster ? new Membership(cluster.redis, cluster.prefix, cluster.nodeId, localMembers) : null;
   const membershipFailed = (err: unknown): void => logger.warn({ err }, 'could not record a client in the cluster membership');
   // Written whole again once Redis is back: what a restarted Redis lost is made again.
   let redisReadyBefore = false;
@@ -545,11 +545,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   /** Makes the leader's waiting room the clients connected to any node: joins the new, drops those gone (a dead node's). */
   const reconcile = async (taskId: string, view: MemberView): Promise<void> => {
     const began = performance.now();
-    const { members: present, changed } = await view.read();
+    const { joined, left, members: present } = await view.read();
     const engine = engines.get(taskId);
     if (!engine) return;
-    // No member came or went on any node since the last pass, and none left the engine here meanwhile.
-    if (!changed && engine.waitingCount === present.size) return;
+    for (const [clientId, capabilities] of joined) if (!engine.hasMember(clientId)) joinEngine(engine, clientId, capabilities);
+    for (const clientId of left) if ((joinedAt.get(clientId) ?? 0) < began) engine.leave(clientId);
+    // The waiting room is the view's members unless a client left this node's engine while another
+    // node holds it (it moved), or a leave above waited for a join made meanwhile: then a full pass.
+    if (engine.waitingCount === present.size) return;
     const members = new Set(engine.members);
     for (const [clientId, capabilities] of present) if (!members.has(clientId)) joinEngine(engine, clientId, capabilities);
     for (const clientId of members) if (!present.has(clientId) && (joinedAt.get(clientId) ?? 0) < began) engine.leave(clientId);

@@ -445,6 +445,11 @@ export class RoundEngine {
     }
   }
 
+  /** Whether the client is in the waiting room. */
+  hasMember(clientId: string): boolean {
+    return this.waiting.has(clientId);
+  }
+
   /** Ids of the clients in the waiting room. */
   get members(): readonly string[] {
     return [...this.waiting.keys()];
