@@ -40,7 +40,11 @@
  *
  * --capacity-nodes picks the capacity runs (default `single,1,2,3`).
  *
- * Usage: pnpm bench:cluster [--quick] [--max N] [--step N] [--train-ms MS] [--capacity-nodes LIST] [--skip-capacity] [--skip-fedmmx] [--skip-failover] [--arrival-ab] [--partial-ab]
+ * --hold K:N holds N clients on K nodes for --hold-s seconds (default 120), the capacity runs' task
+ * and cadence, printing every node's RSS and the rounds completed every 10 s: what grows with the
+ * rounds run rather than the clients held (`hold_rss_mb_…`, each node's readings).
+ *
+ * Usage: pnpm bench:cluster [--quick] [--max N] [--step N] [--train-ms MS] [--capacity-nodes LIST] [--hold K:N] [--hold-s S] [--skip-capacity] [--skip-fedmmx] [--skip-failover] [--arrival-ab] [--partial-ab]
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -65,6 +69,8 @@ const { values } = parseArgs({
     'skip-failover': { type: 'boolean', default: false },
     'arrival-ab': { type: 'boolean', default: false },
     'partial-ab': { type: 'boolean', default: false },
+    hold: { type: 'string' },
+    'hold-s': { type: 'string', default: '120' },
     'capacity-nodes': { type: 'string', default: 'single,1,2,3' },
     'train-ms': { type: 'string', default: '0' },
   },
@@ -370,6 +376,49 @@ if (values['arrival-ab']) {
     });
     if (r) say(`fedmmx 3 nodes, ${perRound} clients, probe on arrival ${onArrival ? 'on' : 'off'}: ${r.roundS.toFixed(1)} s/round`);
     result[`round_s_${perRound}_fedmmx_3_nodes_arrival_${onArrival ? 'on' : 'off'}`] = r?.roundS ?? null;
+  }
+}
+if (values.hold !== undefined) {
+  // `--hold K:N`: K nodes hold N clients (the capacity runs' task and cadence) for --hold-s seconds;
+  // every node's RSS and the rounds completed every 10 s show what grows with time, not clients.
+  const [k, n] = values.hold.split(':').map(Number) as [number, number];
+  const c = await startCluster(k, {
+    task: {
+      rounds: 100_000,
+      clientsPerRound: 200,
+      minClients: 100,
+      roundDeadlineMs: 60_000,
+      dataset: { name: 'digits', modalities: ['image', 'text', 'audio'] },
+    },
+    leaseTtlMs: 3000,
+    reconcileMs: 1000,
+  });
+  const swarms: Swarm[] = [];
+  try {
+    for (let added = 0; added < n; added += 2000) {
+      const swarm = await Swarm.start(
+        c.nodes.map((x) => x.url),
+        'cluster',
+        { trainMs },
+      );
+      swarms.push(swarm);
+      await swarm.add(Math.min(2000, n - added));
+    }
+    const rss: Record<string, number[]> = {};
+    for (let t = 10; t <= Number(values['hold-s']); t += 10) {
+      await sleep(10_000);
+      const leader = leaseHolder((await c.conn.get(clusterKeys('chorus:').lease('cluster'))) ?? '');
+      const each = c.nodes.map((x) => rssMb(x.child.pid!));
+      c.nodes.forEach((x, i) => (rss[x.nodeId] ??= []).push(Math.round(each[i]!)));
+      say(
+        `hold ${k} node(s), ${n} clients, ${t} s, round ${await completed(c, 'cluster')}: ${c.nodes.map((x, i) => `${x.nodeId}${x.nodeId === leader ? ' (leader)' : ''} ${each[i]!.toFixed(0)}`).join(', ')}`,
+      );
+    }
+    result[`hold_rss_mb_${k}_nodes_${n}_clients`] = JSON.stringify(rss);
+    result['hold_rounds'] = await completed(c, 'cluster');
+  } finally {
+    for (const s of swarms) s.kill();
+    await c.close();
   }
 }
 if (values['partial-ab']) {
