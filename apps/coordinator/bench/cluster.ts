@@ -79,6 +79,18 @@ const quick = values.quick;
 const maxClients = quick ? 600 : Number(values.max);
 const step = quick ? 300 : Number(values.step);
 const trainMs = Number(values['train-ms']);
+/** Refuses a flag's value that is not what the flag takes. */
+function badFlag(message: string): never {
+  process.stderr.write(`bench:cluster: ${message}\n`);
+  process.exit(2);
+}
+if (!Number.isInteger(trainMs) || trainMs < 0) badFlag(`--train-ms must be an integer >= 0, got '${values['train-ms']}'`);
+const capacityNodes = values['capacity-nodes'].split(',');
+for (const k of capacityNodes) if (!['single', '1', '2', '3'].includes(k)) badFlag(`--capacity-nodes takes single,1,2,3 (comma-separated), got '${k}'`);
+const hold = values.hold === undefined ? null : /^([1-9]\d*):([1-9]\d*)$/.exec(values.hold);
+if (values.hold !== undefined && !hold) badFlag(`--hold takes K:N (nodes:clients, both integers >= 1), got '${values.hold}'`);
+const holdS = Number(values['hold-s']);
+if (!Number.isInteger(holdS) || holdS < 10) badFlag(`--hold-s must be an integer >= 10, got '${values['hold-s']}'`);
 const DEMO_TASK = fileURLToPath(new URL('../tasks/demo-digits.yaml', import.meta.url));
 const silent = pino({ level: 'silent' });
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -335,7 +347,7 @@ async function failover(): Promise<number> {
 
 const result: Record<string, number | boolean | string | null> = { machine: '2-core CPU, WASM backend for the model' };
 if (!values['skip-capacity']) {
-  const which = values['capacity-nodes'].split(',');
+  const which = capacityNodes;
   if (which.includes('single')) {
     const baseline = await capacity(1, true);
     result['max_clients_single_node'] = baseline.max;
@@ -378,10 +390,10 @@ if (values['arrival-ab']) {
     result[`round_s_${perRound}_fedmmx_3_nodes_arrival_${onArrival ? 'on' : 'off'}`] = r?.roundS ?? null;
   }
 }
-if (values.hold !== undefined) {
+if (hold) {
   // `--hold K:N`: K nodes hold N clients (the capacity runs' task and cadence) for --hold-s seconds;
   // every node's RSS and the rounds completed every 10 s show what grows with time, not clients.
-  const [k, n] = values.hold.split(':').map(Number) as [number, number];
+  const [k, n] = [Number(hold[1]), Number(hold[2])];
   const c = await startCluster(k, {
     task: {
       rounds: 100_000,
@@ -405,7 +417,7 @@ if (values.hold !== undefined) {
       await swarm.add(Math.min(2000, n - added));
     }
     const rss: Record<string, number[]> = {};
-    for (let t = 10; t <= Number(values['hold-s']); t += 10) {
+    for (let t = 10; t <= holdS; t += 10) {
       await sleep(10_000);
       const leader = leaseHolder((await c.conn.get(clusterKeys('chorus:').lease('cluster'))) ?? '');
       const each = c.nodes.map((x) => rssMb(x.child.pid!));

@@ -359,7 +359,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const localProbes = new Map<string, LocalProbe>();
   /** Per task, where this node keeps its own clients' uploads and sums them for the leader (exact-sum tasks on a cluster). */
   const heldUpdates = new Map<string, HeldUpdates>();
-  /** This node's joined clients of each task, written to Redis for the tasks' leaders (membership.ts). */
   /** This node's joined clients of `taskId`. */
   const localMembers = (taskId: string): Map<string, Capabilities> => {
     const members = new Map<string, Capabilities>();
@@ -367,13 +366,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (s.data.joined && s.data.taskId === taskId && s.data.capabilities) members.set(clientId, s.data.capabilities);
     return members;
   };
+  /** This node's joined clients of each task, written to Redis for the tasks' leaders (membership.ts). */
   const membership = cluster ? new Membership(cluster.redis, cluster.prefix, cluster.nodeId, localMembers) : null;
   const membershipFailed = (err: unknown): void => logger.warn({ err }, 'could not record a client in the cluster membership');
-  // Written whole again once Redis is back: what a restarted Redis lost is made again.
-  let redisReadyBefore = false;
+  // Written whole again once Redis is back: what a restarted Redis lost is made again. (The
+  // connection was ready before this listener: every 'ready' it hears is a reconnection.)
   cluster?.redis.on('ready', () => {
-    if (redisReadyBefore) for (const taskId of taskConfigs.keys()) membership!.replace(taskId, localMembers(taskId)).catch(membershipFailed);
-    redisReadyBefore = true;
+    for (const taskId of taskConfigs.keys()) membership!.replace(taskId, localMembers(taskId)).catch(membershipFailed);
   });
   /** Admits the task's clients: its join token and identity quotas, and its record in the store. */
   const registerTask = (setup: TaskSetup): void => {

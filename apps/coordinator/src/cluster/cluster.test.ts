@@ -604,3 +604,29 @@ describe('trust probing across nodes', () => {
     },
   );
 });
+
+describe('a node’s record of its clients', () => {
+  it(
+    'writes its clients to Redis as they join and leave, and writes them whole again once its connection to Redis comes back',
+    { timeout: 30_000 },
+    async () => {
+      // Arrange
+      const node = await startNode({ redisUrl: server().url, nodeId: 'n1', task: { rounds: 100 }, leaseTtlMs: 1500, reconcileMs: 100 });
+      cleanup.push(() => node.close());
+      const r = await connection();
+      const recorded = async (): Promise<string[]> => (await r.hkeys('chorus:members:cluster:n1')).sort();
+      // Act / Assert
+      const a = await ScriptedClient.join(node.coordinator.url, 'cluster');
+      const b = await ScriptedClient.join(node.coordinator.url, 'cluster');
+      cleanup.push(() => b.close());
+      await until('both clients recorded', async () => (await recorded()).length === 2);
+      a.close();
+      await until("a's leave recorded", async () => (await recorded()).length === 1);
+      // What a restarted Redis lost: the node writes its record whole again when its connection is back.
+      await r.del('chorus:members:cluster:n1');
+      node.cluster.redis.disconnect(true);
+      await until('the record written again', async () => (await recorded()).length === 1, 10_000);
+      expect(await r.llen('chorus:members:cluster:n1:log')).toBe(0);
+    },
+  );
+});

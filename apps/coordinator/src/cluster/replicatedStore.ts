@@ -534,7 +534,11 @@ export class ReplicatedStore implements CoordinatorStore {
     if (updates.some((u) => u.taskId !== taskId)) throw new CoordinatorError('STORE_CONFLICT', 'one task per batch of upload records');
     const run = this.replica.getTask(taskId)?.run ?? 1;
     const byRun = new Map<number, Omit<UpdateRecord, 'run'>[]>();
-    for (const { run: own, ...u } of updates) byRun.set(own ?? run, [...(byRun.get(own ?? run) ?? []), u]);
+    for (const { run: own, ...u } of updates) {
+      const batch = byRun.get(own ?? run);
+      if (batch) batch.push(u);
+      else byRun.set(own ?? run, [u]);
+    }
     const archive = [...byRun].map(([r, records]) => ({ key: this.keys.history(taskId, r, 'updates'), json: JSON.stringify(records) }));
     this.write(taskId, 'recordUpdates', [updates], () => this.replica.recordUpdates(updates), archive);
   }
