@@ -530,31 +530,46 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   /** Each task's term of leadership on this node, so a takeover overtaken by a loss does not start an engine. */
   const terms = new Map<string, number>();
   const reconcilers = new Map<string, ReturnType<typeof setInterval>>();
-  /** When the leader last joined each client to its engine (a reconciliation only drops clients joined before it began). */
-  const joinedAt = new Map<string, number>();
+  /**
+   * Per task, the clients the leader joined to its engine since the running reconciliation began: it
+   * drops only clients joined before. Emptied as each reconciliation begins (one runs at a time per
+   * task), so it holds the joins of one interval, not every client ever seen.
+   */
+  const joinedSince = new Map<string, Set<string>>();
+  /** Tasks whose reconciliation is running (a tick that finds one running skips). */
+  const reconciling = new Set<string>();
   const nextTerm = (taskId: string): number => {
     const term = (terms.get(taskId) ?? 0) + 1;
     terms.set(taskId, term);
     return term;
   };
-  const joinEngine = (engine: RoundEngine, clientId: string, capabilities: Capabilities): void => {
-    joinedAt.set(clientId, performance.now());
+  const joinEngine = (engine: RoundEngine, taskId: string, clientId: string, capabilities: Capabilities): void => {
+    joinedSince.get(taskId)?.add(clientId);
     engine.join(clientId, capabilities);
   };
   /** Makes the leader's waiting room the clients connected to any node: joins the new, drops those gone (a dead node's). */
   const reconcile = async (taskId: string, view: MemberView): Promise<void> => {
-    const began = performance.now();
-    const { joined, left, members: present } = await view.read();
-    const engine = engines.get(taskId);
-    if (!engine) return;
-    for (const [clientId, capabilities] of joined) if (!engine.hasMember(clientId)) joinEngine(engine, clientId, capabilities);
-    for (const clientId of left) if ((joinedAt.get(clientId) ?? 0) < began) engine.leave(clientId);
-    // The waiting room is the view's members unless a client left this node's engine while another
-    // node holds it (it moved), or a leave above waited for a join made meanwhile: then a full pass.
-    if (engine.waitingCount === present.size) return;
-    const members = new Set(engine.members);
-    for (const [clientId, capabilities] of present) if (!members.has(clientId)) joinEngine(engine, clientId, capabilities);
-    for (const clientId of members) if (!present.has(clientId) && (joinedAt.get(clientId) ?? 0) < began) engine.leave(clientId);
+    if (reconciling.has(taskId)) return;
+    reconciling.add(taskId);
+    const joinedMeanwhile = new Set<string>();
+    joinedSince.set(taskId, joinedMeanwhile);
+    try {
+      const { joined, left, members: present, malformed } = await view.read();
+      if (malformed > 0) logger.warn({ code: 'CLUSTER_MEMBERSHIP_MALFORMED', task: taskId, malformed }, 'skipped malformed membership records in Redis');
+      const engine = engines.get(taskId);
+      if (!engine) return;
+      for (const [clientId, capabilities] of joined) if (!engine.hasMember(clientId)) joinEngine(engine, taskId, clientId, capabilities);
+      for (const clientId of left) if (!joinedMeanwhile.has(clientId)) engine.leave(clientId);
+      // The waiting room is the view's members unless a client left this node's engine while another
+      // node holds it (it moved), or a leave above waited for a join made meanwhile: then a full pass.
+      if (engine.waitingCount === present.size) return;
+      const members = new Set(engine.members);
+      for (const [clientId, capabilities] of present) if (!members.has(clientId)) joinEngine(engine, taskId, clientId, capabilities);
+      for (const clientId of members) if (!present.has(clientId) && !joinedMeanwhile.has(clientId)) engine.leave(clientId);
+    } finally {
+      reconciling.delete(taskId);
+      if (joinedSince.get(taskId) === joinedMeanwhile) joinedSince.delete(taskId);
+    }
   };
   const stepDown = (taskId: string, reason: string): void => {
     nextTerm(taskId);
@@ -971,7 +986,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       membership?.add(taskId, clientId, capabilities).catch(membershipFailed);
       // Where another node leads the task, its next reconciliation brings the client in.
       const engine = engines.get(taskId);
-      if (engine) joinEngine(engine, clientId, capabilities);
+      if (engine) joinEngine(engine, taskId, clientId, capabilities);
       log.info(
         { clientId, modalities: capabilities.modalities, numExamples: capabilities.numExamples, newIdentity: clientSecret !== undefined },
         'client joined',

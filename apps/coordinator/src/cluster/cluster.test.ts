@@ -419,6 +419,17 @@ describe('several coordinator nodes', () => {
           expect(body.updates).toHaveLength(6);
           expect(verdicts(body.updates)).toEqual(verdicts(store.listUpdates('cluster', round)));
         }
+      // So with round records and metrics: the replica keeps the latest two rounds', every node's API
+      // answers every round's as a replica that keeps everything (the observer) holds them.
+      expect(reader.listRounds('cluster').map((r) => r.serverRound)).toEqual([2, 3]);
+      expect(reader.listMetrics('cluster').map((m) => m.serverRound)).toEqual([2, 3]);
+      expect(history.listRounds('cluster').map((r) => r.serverRound)).toEqual([1, 2, 3]);
+      for (const n of nodes) {
+        const get = async (path: string): Promise<unknown> =>
+          (await fetch(`${n.coordinator.url}/api/tasks/cluster/${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
+        expect(await get('rounds')).toEqual({ rounds: history.listRounds('cluster') });
+        expect(await get('metrics')).toEqual({ taskId: 'cluster', run: 1, metrics: history.listMetrics('cluster') });
+      }
     },
   );
 });

@@ -105,6 +105,33 @@ describe('cluster membership', () => {
     expect(ids(await view.read())).toEqual({ joined: [], left: ['c2', 'c3'], members: [] });
   });
 
+  it("reads past a malformed log entry or hash field: the node's hash is read whole, the bad record counts as not joined, and later changes are read", async () => {
+    // Arrange
+    const a = await node('a');
+    const redis = await connection();
+    const view = new MemberView(redis, 'chorus:', 't');
+    for (const id of ['c1', 'c2']) {
+      a.local.set(id, caps(1));
+      await a.membership.add('t', id, caps(1));
+    }
+    expect(ids(await view.read()).joined).toEqual(['c1', 'c2']);
+    // Act: a garbage log entry, a join with capabilities the protocol refuses, and a hash field that is not JSON.
+    await redis.rpush('chorus:members:t:a:log', '{not json', JSON.stringify(['+', 'c7', { backend: 'cpu', modalities: ['smell'], numExamples: 1 }]));
+    await redis.hset('chorus:members:t:a', 'c8', '{not json');
+    await redis.hincrby('chorus:members:t', 'a', 2);
+    a.local.set('c3', caps(3));
+    await a.membership.add('t', 'c3', caps(3));
+    const changes = await view.read();
+    // Assert: c3 comes in from the hash; c7 was never in the hash, and c8's field cannot be read.
+    expect(changes.malformed).toBe(3);
+    expect(ids(changes)).toEqual({ joined: ['c3'], left: [], members: ['c1', 'c2', 'c3'] });
+    a.local.delete('c1');
+    await a.membership.remove('t', 'c1');
+    const next = await view.read();
+    expect(next.malformed).toBe(0);
+    expect(ids(next)).toEqual({ joined: [], left: ['c1'], members: ['c2', 'c3'] });
+  });
+
   it('agrees with the nodes’ own records under seeded random joins, leaves and rewrites on three nodes', async () => {
     const rng = createRng(5);
     const nodes = [await node('a', 7), await node('b', 7), await node('c', 7)];

@@ -21,6 +21,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { capabilitiesSchema } from '@chorus/protocol';
 import type { Capabilities } from '@chorus/protocol';
 import { clusterKeys } from './replicatedStore.js';
 
@@ -42,6 +44,21 @@ function memberKeys(prefix: string, taskId: string) {
 
 /** A log entry: a join with its capabilities, or a leave. */
 type LogEntry = readonly ['+', string, Capabilities] | readonly ['-', string];
+
+const clientIdSchema = z.string().min(1);
+const logEntrySchema = z.union([z.tuple([z.literal('+'), clientIdSchema, capabilitiesSchema]), z.tuple([z.literal('-'), clientIdSchema])]);
+
+/** `json` read as `schema`, or null when it is not JSON or does not match. */
+function parsed<T>(schema: z.ZodType<T>, json: string): T | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  const result = schema.safeParse(value);
+  return result.success ? result.data : null;
+}
 
 /** One node's writes of its joined clients. */
 export class Membership {
@@ -98,6 +115,12 @@ export interface MemberChanges {
   readonly left: readonly string[];
   /** Every client joined on a live node (a client on two nodes at once: the last capabilities read). */
   readonly members: ReadonlyMap<string, Capabilities>;
+  /**
+   * Records this read could not use (not JSON, or not a join, a leave or capabilities as the
+   * protocol has them): a log entry makes the view read that node's hash whole instead, and a
+   * client whose hash field is malformed counts as not joined there.
+   */
+  readonly malformed: number;
 }
 
 /** What the view knows of one node. */
@@ -117,6 +140,8 @@ export class MemberView {
   private readonly refs = new Map<string, number>();
   /** The clients touched since the last read, and whether each was present then. */
   private before = new Map<string, boolean>();
+  /** Malformed records met during the current read. */
+  private malformed = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -126,6 +151,7 @@ export class MemberView {
 
   /** Reads what changed on every node since the last read (the first read: every member, as joined). */
   async read(): Promise<MemberChanges> {
+    this.malformed = 0;
     const keys = memberKeys(this.prefix, this.taskId);
     const [versionsReply, epochsReply] = (await this.redis.multi().hgetall(keys.versions).hgetall(keys.epochs).exec()) ?? [];
     const versions = (versionsReply?.[1] ?? {}) as Record<string, string>;
@@ -157,14 +183,23 @@ export class MemberView {
       else if (!now && was) left.push(clientId);
     }
     this.before = new Map();
-    return { joined, left, members: this.present };
+    return { joined, left, members: this.present, malformed: this.malformed };
   }
 
-  /** Applies the node's log entries after those applied. */
+  /**
+   * Applies the node's log entries after those applied. A malformed entry leaves the node's state
+   * unknown from the log, so its hash is read whole instead (the entries after it included).
+   */
   private async readLog(nodeId: string, known: NodeRecord): Promise<void> {
-    const entries = await this.redis.lrange(memberKeys(this.prefix, this.taskId).log(nodeId), known.applied, -1);
-    for (const json of entries) {
-      const entry = JSON.parse(json) as LogEntry;
+    const raw = await this.redis.lrange(memberKeys(this.prefix, this.taskId).log(nodeId), known.applied, -1);
+    const entries = raw.map((json) => parsed<LogEntry>(logEntrySchema, json));
+    const bad = entries.filter((e) => e === null).length;
+    if (bad > 0) {
+      this.malformed += bad;
+      await this.readWhole(nodeId);
+      return;
+    }
+    for (const entry of entries as LogEntry[]) {
       if (entry[0] === '+') this.add(known, entry[1], entry[2]);
       else this.remove(known, entry[1]);
     }
@@ -183,8 +218,14 @@ export class MemberView {
       applied: logLength,
       members: this.nodes.get(nodeId)?.members ?? new Map(),
     };
-    for (const clientId of [...record.members.keys()]) if (!(clientId in hash)) this.remove(record, clientId);
-    for (const [clientId, json] of Object.entries(hash)) this.add(record, clientId, JSON.parse(json) as Capabilities);
+    const held = new Map<string, Capabilities>();
+    for (const [clientId, json] of Object.entries(hash)) {
+      const capabilities = parsed<Capabilities>(capabilitiesSchema, json);
+      if (capabilities) held.set(clientId, capabilities);
+      else this.malformed++;
+    }
+    for (const clientId of [...record.members.keys()]) if (!held.has(clientId)) this.remove(record, clientId);
+    for (const [clientId, capabilities] of held) this.add(record, clientId, capabilities);
     this.nodes.set(nodeId, record);
   }
 

@@ -31,16 +31,19 @@
  * away) is told `TRIMMED` and replays from the new snapshot, so no entry is ever skipped unseen.
  * Checkpoints of earlier rounds than a run's latest are gone from the cluster once compacted.
  *
- * **History.** A run's upload records and trust scores grow with every round's clients. Each write
- * of them also pushes them, in the same script step as its log entry (so only a logged write's),
- * to a list of the run's in Redis (`<prefix>history:<task>:<run>:updates`, `…:trust`).
- * {@link ReplicatedStore.history} reads those lists, so a replica may keep only the latest rounds'
- * records in memory (`retainRecords`); the snapshot then holds what such a replica holds.
+ * **History.** A run's round records (each with its selected clients), upload records, metrics and
+ * trust scores grow with every round. Each write of them also pushes them, in the same script step
+ * as its log entry (so only a logged write's), to a list of the run's in Redis
+ * (`<prefix>history:<task>:<run>:rounds`, `…:updates`, `…:metrics`, `…:trust`; an attempt goes
+ * there once closed, by the write that closes it). {@link ReplicatedStore.history} reads those
+ * lists, so a replica may keep only the latest rounds' records in memory (`retainRecords`); the
+ * snapshot then holds what such a replica holds.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { CoordinatorError, isCoordinatorError } from '../errors.js';
 import { MemoryStore } from '../store/memoryStore.js';
+import { ABANDONED_REASON } from '../store/types.js';
 import { HOLDS_LEASE_LUA } from './lease.js';
 import type {
   CheckpointRecord,
@@ -139,6 +142,9 @@ const REPLAY_ATTEMPTS = 5;
 /** Stream entries read per request while replaying or catching up (checkpoints make entries large). */
 const PAGE = 64;
 
+/** The records a run's history lists hold, one list each. */
+type HistoryKind = 'rounds' | 'updates' | 'metrics' | 'trust';
+
 /** Redis keys of one cluster, all under one prefix. */
 export function clusterKeys(prefix: string) {
   return {
@@ -148,8 +154,8 @@ export function clusterKeys(prefix: string) {
     /** The state of the log's entries up to `snapshotId`, written by compaction (`{ lastId, state }` as JSON). */
     snapshot: `${prefix}snapshot`,
     snapshotId: `${prefix}snapshot:id`,
-    /** A run's upload records (`updates`) or trust records (`trust`): a list, one JSON array per write, in the order written. */
-    history: (taskId: string, run: number, kind: 'updates' | 'trust') => `${prefix}history:${taskId}:${run}:${kind}`,
+    /** A run's closed attempts (`rounds`), upload records (`updates`), metrics or trust records: a list, one JSON array per write, in the order written. */
+    history: (taskId: string, run: number, kind: HistoryKind) => `${prefix}history:${taskId}:${run}:${kind}`,
     /** Held (with a time to live) by the node compacting the log. */
     compacting: `${prefix}compacting`,
     node: (nodeId: string) => `${prefix}node:${nodeId}`,
@@ -236,10 +242,11 @@ export interface ReplicatedStoreOptions {
    */
   readonly retainCheckpoints?: 'all' | 'latest';
   /**
-   * Upload and trust records the replica keeps in memory: 'all' (default), or those of each run's
-   * latest N rounds — so a node's memory does not grow with every round's uploads. Every record
-   * also goes to Redis's history lists as it is logged, and {@link ReplicatedStore.history} reads
-   * them all; `listUpdates` and `listTrust` answer the kept rounds only.
+   * Round, upload, metrics and trust records the replica keeps in memory: 'all' (default), or those
+   * of each run's latest N rounds (and every open attempt) — so a node's memory does not grow with
+   * every round. Every record also goes to Redis's history lists as it is logged, and
+   * {@link ReplicatedStore.history} reads them all; `listRounds`, `listUpdates`, `listMetrics` and
+   * `listTrust` answer the kept rounds only.
    */
   readonly retainRecords?: 'all' | number;
   /** The lease time to live, with which a leader's write restores a lapsed lease of its own term (default 3,000 ms). */
@@ -465,16 +472,28 @@ export class ReplicatedStore implements CoordinatorStore {
     return this.replica.listTrust(taskId, run);
   }
 
-  /** Every upload and trust record, from Redis's history lists (after this node's writes so far are there). */
+  /** Every round, upload, metrics and trust record, from Redis's history lists (after this node's writes so far are there). */
   readonly history: StoreHistory = {
+    rounds: async (taskId, run) => {
+      const archived = await this.readHistory<RoundRecord>(taskId, run, 'rounds');
+      // Open attempts are archived only once closed: the replica holds them (and its latest rounds, the same records).
+      const byKey = new Map(archived.map((r) => [`${r.serverRound}/${r.attempt}`, r]));
+      for (const r of this.replica.listRounds(taskId, run)) byKey.set(`${r.serverRound}/${r.attempt}`, r);
+      return [...byKey.values()].sort((a, b) => a.serverRound - b.serverRound || a.attempt - b.attempt);
+    },
     updates: async (taskId, serverRound, run) => {
       const records = await this.readHistory<UpdateRecord>(taskId, run, 'updates');
       return serverRound === undefined ? records : records.filter((u) => u.serverRound === serverRound);
     },
+    metrics: async (taskId, run) => {
+      const byRound = new Map((await this.readHistory<RoundMetricsRecord>(taskId, run, 'metrics')).map((m) => [m.serverRound, m]));
+      for (const m of this.replica.listMetrics(taskId, run)) byRound.set(m.serverRound, m);
+      return [...byRound.values()].sort((a, b) => a.serverRound - b.serverRound);
+    },
     trust: (taskId, run) => this.readHistory<TrustRecord>(taskId, run, 'trust'),
   };
 
-  private async readHistory<T>(taskId: string, run: number | undefined, kind: 'updates' | 'trust'): Promise<T[]> {
+  private async readHistory<T>(taskId: string, run: number | undefined, kind: HistoryKind): Promise<T[]> {
     await this.appending.catch(() => undefined);
     const key = this.keys.history(taskId, run ?? this.replica.getTask(taskId)?.run ?? 1, kind);
     const items = await this.options.redis.lrange(key, 0, -1);
@@ -521,12 +540,22 @@ export class ReplicatedStore implements CoordinatorStore {
     this.write(round.taskId, 'startRound', [round], () => this.replica.startRound(round));
   }
   retryRound(taskId: string, serverRound: number, attempt: number, endedAt: number, reason: string): void {
-    this.write(taskId, 'retryRound', [taskId, serverRound, attempt, endedAt, reason], () =>
-      this.replica.retryRound(taskId, serverRound, attempt, endedAt, reason),
+    const open = this.replica.getRound(taskId, serverRound, attempt);
+    const closed = open && open.status === 'open' ? [{ ...open, status: 'retry' as const, endedAt, reason }] : [];
+    this.write(
+      taskId,
+      'retryRound',
+      [taskId, serverRound, attempt, endedAt, reason],
+      () => this.replica.retryRound(taskId, serverRound, attempt, endedAt, reason),
+      this.archiveOf(taskId, 'rounds', closed),
     );
   }
   abandonOpenRounds(taskId: string, at: number): number {
-    return this.write(taskId, 'abandonOpenRounds', [taskId, at], () => this.replica.abandonOpenRounds(taskId, at));
+    const closed = this.replica
+      .listRounds(taskId)
+      .filter((r) => r.status === 'open')
+      .map((r) => ({ ...r, status: 'retry' as const, endedAt: at, reason: ABANDONED_REASON }));
+    return this.write(taskId, 'abandonOpenRounds', [taskId, at], () => this.replica.abandonOpenRounds(taskId, at), this.archiveOf(taskId, 'rounds', closed));
   }
   recordUpdates(updates: readonly UpdateRecord[]): void {
     const taskId = updates[0]?.taskId;
@@ -546,10 +575,12 @@ export class ReplicatedStore implements CoordinatorStore {
     this.write(checkpoint.taskId, 'saveInitialCheckpoint', [checkpoint], () => this.replica.saveInitialCheckpoint(checkpoint));
   }
   completeRound(completion: RoundCompletion): void {
-    const { taskId, serverRound } = completion;
+    const { taskId, serverRound, attempt, endedAt, numAccepted } = completion;
     const trust = completion.trust.map((t) => ({ taskId, serverRound, clientId: t.clientId, trust: t.trust }));
-    const archive =
-      trust.length === 0 ? [] : [{ key: this.keys.history(taskId, this.replica.getTask(taskId)?.run ?? 1, 'trust'), json: JSON.stringify(trust) }];
+    const open = this.replica.getRound(taskId, serverRound, attempt);
+    const closed = open && open.status === 'open' ? [{ ...open, status: 'completed' as const, endedAt, numAccepted }] : [];
+    const metrics: RoundMetricsRecord = { taskId, serverRound, metrics: completion.metrics, createdAt: endedAt };
+    const archive = [...this.archiveOf(taskId, 'rounds', closed), ...this.archiveOf(taskId, 'metrics', [metrics]), ...this.archiveOf(taskId, 'trust', trust)];
     this.write(
       taskId,
       'completeRound',
@@ -560,6 +591,11 @@ export class ReplicatedStore implements CoordinatorStore {
       },
       archive,
     );
+  }
+
+  /** `records` as one item of the current run's `kind` history list (none when there are none). */
+  private archiveOf(taskId: string, kind: HistoryKind, records: readonly object[]): { key: string; json: string }[] {
+    return records.length === 0 ? [] : [{ key: this.keys.history(taskId, this.replica.getTask(taskId)?.run ?? 1, kind), json: JSON.stringify(records) }];
   }
 
   /** Stops following the log; appends in flight still settle. The Redis connections stay the caller's. */

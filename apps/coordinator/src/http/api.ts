@@ -61,7 +61,7 @@ import type { CoordinatorMetrics } from './metrics.js';
 import { serveStatic } from './static.js';
 import type { TaskFiles } from '../task/taskFiles.js';
 import { MAX_CREATE_TASK_BODY_BYTES, createTaskBodySchema } from '../task/createTask.js';
-import { readTrust, readUpdates } from '../store/history.js';
+import { readMetrics, readRounds, readTrust, readUpdates } from '../store/history.js';
 import type { CreateTaskBody } from '../task/createTask.js';
 import type { StaticMount } from './static.js';
 
@@ -181,7 +181,7 @@ const taskRoutes: Record<string, Handler> = {
     sendJson(res, 200, { runs: ctx.store.listRuns(taskId) });
   },
   rounds: async (ctx, taskId, rest, res, run) => {
-    if (rest.length === 0) return sendJson(res, 200, { rounds: ctx.store.listRounds(taskId, run) });
+    if (rest.length === 0) return sendJson(res, 200, { rounds: await readRounds(ctx.store, taskId, run) });
     const serverRound = Number(rest[0]);
     if (!Number.isInteger(serverRound) || serverRound < 0 || rest[1] !== 'updates' || rest.length !== 2)
       return sendError(res, 404, 'NOT_FOUND', 'no such route');
@@ -197,10 +197,11 @@ const taskRoutes: Record<string, Handler> = {
     sendJson(res, 200, { clients });
   },
   trust: async (ctx, taskId, _rest, res, run) => sendJson(res, 200, { trust: await readTrust(ctx.store, taskId, run) }),
-  metrics: (ctx, taskId, _rest, res, run) => sendJson(res, 200, { taskId, run: run ?? currentRun(ctx, taskId), metrics: ctx.store.listMetrics(taskId, run) }),
+  metrics: async (ctx, taskId, _rest, res, run) =>
+    sendJson(res, 200, { taskId, run: run ?? currentRun(ctx, taskId), metrics: await readMetrics(ctx.store, taskId, run) }),
   'metrics.json': async (ctx, taskId, _rest, res, run) => {
     const text = JSON.stringify(
-      { taskId, run: run ?? currentRun(ctx, taskId), metrics: ctx.store.listMetrics(taskId, run), trust: await readTrust(ctx.store, taskId, run) },
+      { taskId, run: run ?? currentRun(ctx, taskId), metrics: await readMetrics(ctx.store, taskId, run), trust: await readTrust(ctx.store, taskId, run) },
       null,
       2,
     );
@@ -210,9 +211,10 @@ const taskRoutes: Record<string, Handler> = {
     });
     res.end(text);
   },
-  'metrics.csv': (ctx, taskId, _rest, res, run) => {
+  'metrics.csv': async (ctx, taskId, _rest, res, run) => {
+    const metrics = await readMetrics(ctx.store, taskId, run);
     res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="${fileStem(taskId, run)}-metrics.csv"` });
-    res.end(metricsToCsv(ctx.store.listMetrics(taskId, run)));
+    res.end(metricsToCsv(metrics));
   },
   'trust.csv': async (ctx, taskId, _rest, res, run) => {
     const trust = await readTrust(ctx.store, taskId, run);

@@ -269,19 +269,26 @@ export class MemoryStore implements CoordinatorStore {
   }
 
   /**
-   * Drops the current run's upload and trust records of rounds before `serverRound` (not part of
-   * the store interface: a cluster node's replica keeps the latest rounds' records in memory; Redis
-   * keeps them all, replicatedStore.ts).
+   * Drops the current run's closed attempts, upload records, metrics and trust records of rounds
+   * before `serverRound` (not part of the store interface: a cluster node's replica keeps the latest
+   * rounds' records in memory; Redis keeps them all, replicatedStore.ts). Open attempts stay.
    */
   forgetRecordsBefore(taskId: string, serverRound: number): void {
     const run = this.currentRun(taskId);
     const keep = (r: InRun<{ readonly taskId: string; readonly serverRound: number }>): boolean =>
       r.taskId !== taskId || r.run !== run || r.serverRound >= serverRound;
-    for (const records of [this.updates, this.trust] as InRun<{ readonly taskId: string; readonly serverRound: number }>[][]) {
+    for (const records of [this.updates, this.trust, this.metrics] as InRun<{ readonly taskId: string; readonly serverRound: number }>[][]) {
       let kept = 0;
       for (const r of records) if (keep(r)) records[kept++] = r;
       records.length = kept;
     }
+    for (const [key, r] of this.rounds) if (r.status !== 'open' && !keep(r)) this.rounds.delete(key);
+  }
+
+  /** The attempt as stored, or undefined (not part of the store interface: replicatedStore.ts archives closed attempts). */
+  getRound(taskId: string, serverRound: number, attempt: number, run = this.currentRun(taskId)): RoundRecord | undefined {
+    const r = this.rounds.get(roundKey(taskId, run, serverRound, attempt));
+    return r && { ...withoutRun(r), selected: [...r.selected] };
   }
 
   latestCheckpoint(taskId: string, run = this.currentRun(taskId)): CheckpointRecord | undefined {

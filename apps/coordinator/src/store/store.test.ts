@@ -9,8 +9,9 @@ import { RedisServer } from '../testing/redisServer.js';
 import { isCoordinatorError } from '../errors.js';
 import { MemoryStore } from './memoryStore.js';
 import { SqliteStore } from './sqliteStore.js';
+import { ABANDONED_REASON } from './types.js';
 import type { CoordinatorStore, RoundCompletion, UpdateRecord } from './types.js';
-import { readTrust, readUpdates } from './history.js';
+import { readMetrics, readRounds, readTrust, readUpdates } from './history.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -429,6 +430,10 @@ describe.each(implementations)('%s (runs)', (_name, make) => {
     expect((await readUpdates(store, 't1', 2, 1)).map((u) => u.clientId)).toEqual(['c1', 'late']);
     expect(await readTrust(store, 't1', 1)).toEqual(store.listTrust('t1', 1));
     expect(await readTrust(store, 't1')).toEqual(store.listTrust('t1'));
+    for (const run of [1, 2, undefined]) {
+      expect(await readRounds(store, 't1', run)).toEqual(store.listRounds('t1', run));
+      expect(await readMetrics(store, 't1', run)).toEqual(store.listMetrics('t1', run));
+    }
     expect(store.listRuns('t1').map((r) => [r.run, r.status, r.completedRounds, r.globalHash])).toEqual([
       [1, 'finished', 2, 'h2'],
       [2, 'running', 1, 'h1b'],
@@ -496,9 +501,28 @@ describe('a replica that keeps the latest rounds of records', () => {
     expect(await readUpdates(leader, 't1')).toEqual(everything.listUpdates('t1'));
     expect(await readUpdates(leader, 't1', 2)).toEqual(everything.listUpdates('t1', 2));
     expect(await readTrust(leader, 't1')).toEqual(everything.listTrust('t1'));
-    // Everything else reads alike.
-    expect(leader.listRounds('t1')).toEqual(everything.listRounds('t1'));
-    expect(leader.listMetrics('t1')).toEqual(everything.listMetrics('t1'));
+    expect(leader.listRounds('t1').map((r) => r.serverRound)).toEqual([3]);
+    expect(leader.listMetrics('t1').map((m) => m.serverRound)).toEqual([3]);
+    expect(everything.listRounds('t1').map((r) => r.serverRound)).toEqual([1, 2, 3]);
+    expect(await readRounds(leader, 't1')).toEqual(everything.listRounds('t1'));
+    expect(await readMetrics(leader, 't1')).toEqual(everything.listMetrics('t1'));
+    // A retried attempt is archived when it closes; an open one is read from the replica until then, and archived as abandoned.
+    leader.startRound({ taskId: 't1', serverRound: 4, attempt: 1, roundId: 'r4a1', selected: ['c1'], startedAt: 400 });
+    leader.retryRound('t1', 4, 1, 410, 'deadline passed');
+    leader.startRound({ taskId: 't1', serverRound: 4, attempt: 2, roundId: 'r4a2', selected: ['c2'], startedAt: 420 });
+    await leader.flush();
+    await everything.sync();
+    expect(leader.listRounds('t1').map((r) => [r.serverRound, r.attempt, r.status])).toEqual([
+      [3, 1, 'completed'],
+      [4, 1, 'retry'],
+      [4, 2, 'open'],
+    ]);
+    expect(await readRounds(leader, 't1')).toEqual(everything.listRounds('t1'));
+    leader.abandonOpenRounds('t1', 430);
+    await leader.flush();
+    await everything.sync();
+    expect((await readRounds(leader, 't1')).at(-1)).toMatchObject({ serverRound: 4, attempt: 2, status: 'retry', reason: ABANDONED_REASON });
+    expect(await readRounds(leader, 't1')).toEqual(everything.listRounds('t1'));
   });
 
   it("archives a deposed leader's refused write nowhere, and compacts to what the bounded replica holds while the history stays whole", async () => {
@@ -526,6 +550,13 @@ describe('a replica that keeps the latest rounds of records', () => {
       [3, 'c2'],
     ]);
     expect((await readTrust(fresh, 't1')).map((t) => t.serverRound)).toEqual([1, 1, 2, 2, 3, 3]);
+    expect(fresh.listRounds('t1').map((r) => r.serverRound)).toEqual([2, 3]);
+    expect((await readRounds(fresh, 't1')).map((r) => [r.serverRound, r.status, r.selected])).toEqual([
+      [1, 'completed', ['c1', 'c2']],
+      [2, 'completed', ['c1', 'c2']],
+      [3, 'completed', ['c1', 'c2']],
+    ]);
+    expect((await readMetrics(fresh, 't1')).map((m) => m.serverRound)).toEqual([1, 2, 3]);
   });
 
   it('refuses a bound that is not a positive number of rounds (CONFIG_INVALID)', async () => {

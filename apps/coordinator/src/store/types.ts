@@ -171,10 +171,14 @@ export interface RoundCompletion {
   readonly taskStatus: TaskStatus;
 }
 
-/** Upload and trust records kept outside the process, read asynchronously; see {@link CoordinatorStore.history}. */
+/** Round, upload, metrics and trust records kept outside the process, read asynchronously; see {@link CoordinatorStore.history}. */
 export interface StoreHistory {
+  /** As {@link CoordinatorStore.listRounds}, over every round. */
+  rounds(taskId: string, run?: number): Promise<RoundRecord[]>;
   /** As {@link CoordinatorStore.listUpdates}, over every round. */
   updates(taskId: string, serverRound?: number, run?: number): Promise<UpdateRecord[]>;
+  /** As {@link CoordinatorStore.listMetrics}, over every round. */
+  metrics(taskId: string, run?: number): Promise<RoundMetricsRecord[]>;
   /** As {@link CoordinatorStore.listTrust}, over every round. */
   trust(taskId: string, run?: number): Promise<TrustRecord[]>;
 }
@@ -250,10 +254,11 @@ export interface CoordinatorStore {
   listTrust(taskId: string, run?: number): TrustRecord[];
 
   /**
-   * The whole history of upload and trust records, where the store keeps it outside this process
-   * and {@link listUpdates} and {@link listTrust} answer only the latest rounds (a cluster node: its
-   * replica keeps those, Redis keeps everything). Absent: the two lists answer everything. Read it
-   * through `readUpdates` and `readTrust` (history.ts).
+   * The whole history of round, upload, metrics and trust records, where the store keeps it outside
+   * this process and {@link listRounds}, {@link listUpdates}, {@link listMetrics} and
+   * {@link listTrust} answer only the latest rounds (a cluster node: its replica keeps those, Redis
+   * keeps everything). Absent: the lists answer everything. Read it through `readRounds`,
+   * `readUpdates`, `readMetrics` and `readTrust` (history.ts).
    */
   readonly history?: StoreHistory;
 

@@ -106,9 +106,7 @@ export class Probation extends StrategyWrapper {
   /** Counts the round for every client it did not set aside, and adds the probation figures. */
   private settle(out: AggregateFitResult, ids: readonly string[], factors: readonly number[]): AggregateFitResult {
     const rejected = new Set(out.rejected.map((r) => r.clientId));
-    const next = new Map(this.contributed);
-    for (const id of ids) if (!rejected.has(id)) next.set(id, (next.get(id) ?? 0) + 1);
-    this.contributed = next;
+    for (const id of ids) if (!rejected.has(id)) this.contributed.set(id, (this.contributed.get(id) ?? 0) + 1);
     return {
       ...out,
       metrics: {
