@@ -100,9 +100,16 @@ const median = (xs: readonly number[]): number => {
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
+/** RSS of a live process in MB; NaN once it has exited. */
 function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return NaN;
+  }
+  const m = /VmRSS:\s+(\d+)/.exec(status);
+  return m ? Number(m[1]) / 1024 : NaN;
 }
 
 /** A process of clients (bench/clusterSwarm.ts). */
@@ -225,7 +232,15 @@ async function capacity(k: number, single = false): Promise<{ max: number; rss: 
       const got = await swarms.at(-1)!.add(step);
       connected += step - got.failed;
       const ok = await waitRounds(c, 'cluster', 2, 120_000, single);
+      // A node that exited (e.g. its heap reached its cap) ends the ramp: the step before is its capacity.
       const each = c.nodes.map((n) => rssMb(n.child.pid!));
+      const exited = c.nodes.filter((n, i) => n.child.exitCode !== null || n.child.signalCode !== null || Number.isNaN(each[i]));
+      if (exited.length > 0) {
+        say(
+          `capacity ${single ? 'single node (SQLite)' : `${k} node(s)`}: ${connected} clients, ${exited.map((n) => `${n.nodeId} exited (${n.child.exitCode ?? n.child.signalCode ?? 'gone'})`).join(', ')}`,
+        );
+        break;
+      }
       const rss = Math.max(...each);
       const leader = single ? null : leaseHolder((await c.conn.get(clusterKeys('chorus:').lease('cluster'))) ?? '');
       const perNode = c.nodes.map((n, i) => `${n.nodeId}${n.nodeId === leader ? ' (leader)' : ''} ${each[i]!.toFixed(0)}`).join(', ');

@@ -24,6 +24,10 @@
  * default 6390) and N nodes on ports `--port` … `--port`+N−1, with the demo clients spread across
  * them, and prints every node's URL. Cluster nodes take no new tasks from the dashboard.
  *
+ * The package's `start` script runs this process with a V8 heap cap of 256 MB (heap.ts: without
+ * one, V8 sizes the heap by the machine's memory and a busy node's RSS grows far past its live
+ * data); `--nodes N` gives each node it forks the cap `--heap-mb` (default the same 256).
+ *
  * `--trust-proxy` keys the per-address quota of new identities on `X-Forwarded-For`: use it only
  * behind a reverse proxy that sets that header.
  *
@@ -56,6 +60,7 @@ import { DIGITS_WEIGHTS_DIR } from '@chorus/models/paths';
 import { pino } from 'pino';
 import { DEFAULT_COMPACT_ENTRIES, connectCluster } from './cluster/cluster.js';
 import { isCoordinatorError } from './errors.js';
+import { DEFAULT_HEAP_MB, withHeapCap } from './heap.js';
 import type { StaticMount } from './http/static.js';
 import { startCoordinator } from './server.js';
 import { SqliteStore } from './store/sqliteStore.js';
@@ -115,6 +120,7 @@ async function main(): Promise<void> {
       'node-id': { type: 'string' },
       nodes: { type: 'string', default: '1' },
       'redis-port': { type: 'string', default: '6390' },
+      'heap-mb': { type: 'string', default: String(DEFAULT_HEAP_MB) },
     },
   });
   const nodes = Number(values.nodes);
@@ -242,6 +248,8 @@ async function runClusterDemo(nodes: number, values: Record<string, string | boo
   const port = Number(values['port']);
   const redisPort = Number(values['redis-port']);
   if (!Number.isInteger(redisPort) || redisPort < 1 || redisPort > 65535) throw new Error(`--redis-port must be a port, got '${String(values['redis-port'])}'`);
+  const heapMb = Number(values['heap-mb']);
+  if (!Number.isInteger(heapMb) || heapMb < 64) throw new Error(`--heap-mb must be an integer ≥ 64, got '${String(values['heap-mb'])}'`);
   const dataDir = resolve(String(values['data-dir']));
   const redisDir = join(dataDir, 'redis');
   mkdirSync(redisDir, { recursive: true });
@@ -289,7 +297,7 @@ async function runClusterDemo(nodes: number, values: Record<string, string | boo
       ...(values['trust-proxy'] ? ['--trust-proxy'] : []),
     ];
     const child = fork(fileURLToPath(import.meta.url), args, {
-      execArgv: process.execArgv,
+      execArgv: withHeapCap(process.execArgv, heapMb),
       env: { ...env, INIT_CWD: process.cwd() },
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     });

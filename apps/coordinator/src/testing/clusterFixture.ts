@@ -11,6 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createHash } from 'node:crypto';
 import { pino } from 'pino';
 import type { ParsedRoundStart, TaskConfig } from '@chorus/protocol';
+import { DEFAULT_HEAP_MB, withHeapCap } from '../heap.js';
 import { defaultInitialGlobal, startCoordinator } from '../server.js';
 import type { TaskSetup } from '../server.js';
 import { MemoryStore } from '../store/memoryStore.js';
@@ -35,7 +36,8 @@ export class NodeProcess {
   static async spawn(config: NodeConfig): Promise<NodeProcess> {
     const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
     const child = fork(ENTRY, [], {
-      execArgv: ['--import', tsx],
+      // As `pnpm start` runs a node (heap.ts).
+      execArgv: withHeapCap(['--import', tsx], DEFAULT_HEAP_MB),
       env: { ...process.env, CHORUS_NODE_CONFIG: JSON.stringify(config) },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
