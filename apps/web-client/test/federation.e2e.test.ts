@@ -220,7 +220,13 @@ describe.skipIf(!runnable)('two tabs and headless clients federate', () => {
     await expect.poll(() => dashboard.locator('.status-line').textContent(), { timeout: 30_000 }).toContain(`${ROUNDS} completed rounds`);
     await dashboard.waitForTimeout(500); // let the charts lay out before the screenshot
     await dashboard.screenshot({ path: join(ARTIFACTS_DIR, 'federation-dashboard.png'), fullPage: true });
-    expect(await dashboard.locator('[data-testid=chart-trust] .recharts-line').count()).toBe(2 + HEADLESS);
+    // On a mismatch the message carries what the coordinator stored: each round's metrics (numProbeFailed, …) and trust records.
+    const stored = async (path: string): Promise<unknown> =>
+      (await fetch(`${coordinator.url}/api/tasks/${task.id}/${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
+    const trustLines = await dashboard.locator('[data-testid=chart-trust] .recharts-line').count();
+    expect(trustLines, trustLines === 2 + HEADLESS ? '' : JSON.stringify({ metrics: await stored('metrics'), trust: await stored('trust') })).toBe(
+      2 + HEADLESS,
+    );
     for (const [name, id] of Object.entries(clientIds)) {
       const row = dashboard.locator(`[data-testid=clients-table] tbody tr:has(code[title="${id}"])`);
       const cells = await row.locator('td').allTextContents();
