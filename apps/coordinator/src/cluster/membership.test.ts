@@ -31,6 +31,19 @@ const ids = (changes: MemberChanges) => ({
   members: [...changes.members.keys()].sort(),
 });
 
+/** Node a holding c1 and c2 of task t, and a leader's view that has read them both. */
+async function viewOfTwoClients(logLimit?: number): Promise<{ a: Awaited<ReturnType<typeof node>>; redis: Redis; view: MemberView }> {
+  const a = await node('a', logLimit);
+  const redis = await connection();
+  const view = new MemberView(redis, 'chorus:', 't');
+  for (const id of ['c1', 'c2']) {
+    a.local.set(id, caps(1));
+    await a.membership.add('t', id, caps(1));
+  }
+  expect(ids(await view.read()).joined).toEqual(['c1', 'c2']);
+  return { a, redis, view };
+}
+
 describe('cluster membership', () => {
   it("shows a leader every live node's joined clients as changes, and drops a node once it no longer listens on its relay channel", async () => {
     // Arrange
@@ -84,14 +97,7 @@ describe('cluster membership', () => {
 
   it("reads a node's log from where it left off, and its hash whole after the node rewrote it (a new epoch, an emptied log)", async () => {
     // Arrange: node a's log is written whole after 3 entries.
-    const a = await node('a', 3);
-    const redis = await connection();
-    const view = new MemberView(redis, 'chorus:', 't');
-    for (const id of ['c1', 'c2']) {
-      a.local.set(id, caps(1));
-      await a.membership.add('t', id, caps(1));
-    }
-    expect(ids(await view.read()).joined).toEqual(['c1', 'c2']);
+    const { a, redis, view } = await viewOfTwoClients(3);
     // Act: two more entries pass the limit, so a writes its hash whole.
     a.local.set('c3', caps(3));
     await a.membership.add('t', 'c3', caps(3));
@@ -107,14 +113,7 @@ describe('cluster membership', () => {
 
   it("reads past a malformed log entry or hash field: the node's hash is read whole, the bad record counts as not joined, and later changes are read", async () => {
     // Arrange
-    const a = await node('a');
-    const redis = await connection();
-    const view = new MemberView(redis, 'chorus:', 't');
-    for (const id of ['c1', 'c2']) {
-      a.local.set(id, caps(1));
-      await a.membership.add('t', id, caps(1));
-    }
-    expect(ids(await view.read()).joined).toEqual(['c1', 'c2']);
+    const { a, redis, view } = await viewOfTwoClients();
     // Act: a garbage log entry, a join with capabilities the protocol refuses, and a hash field that is not JSON.
     await redis.rpush('chorus:members:t:a:log', '{not json', JSON.stringify(['+', 'c7', { backend: 'cpu', modalities: ['smell'], numExamples: 1 }]));
     await redis.hset('chorus:members:t:a', 'c8', '{not json');
