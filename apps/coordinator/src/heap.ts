@@ -15,9 +15,16 @@
 /** Old-space cap of a coordinator process in MB, as `pnpm start` runs one. */
 export const DEFAULT_HEAP_MB = 256;
 
-/** `execArgv` with its old-space cap (if any, `--max-old-space-size=N` or `… N`) replaced by `heapMb`; throws unless it is an integer ≥ 64. */
+/** `value` (MB) as a heap cap; throws, naming it `what`, unless it is an integer ≥ 64. */
+export function checkHeapMb(value: string | number, what: string): number {
+  const mb = Number(value);
+  if (!Number.isInteger(mb) || mb < 64) throw new Error(`${what} must be an integer ≥ 64 (MB), got '${String(value)}'`);
+  return mb;
+}
+
+/** `execArgv` with its old-space cap (if any, `--max-old-space-size=N` or `… N`) replaced by `heapMb` (checked as {@link checkHeapMb}). */
 export function withHeapCap(execArgv: readonly string[], heapMb: number): string[] {
-  if (!Number.isInteger(heapMb) || heapMb < 64) throw new Error(`the heap cap must be an integer ≥ 64 (MB), got ${heapMb}`);
+  checkHeapMb(heapMb, 'the heap cap');
   const kept: string[] = [];
   for (let i = 0; i < execArgv.length; i++) {
     const arg = execArgv[i]!;

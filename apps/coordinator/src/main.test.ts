@@ -332,4 +332,17 @@ describe('coordinator process', () => {
       `TASK_INVALID: ${taskFile}:11:49: strategy.laughs.l3[7]: alias *l2 expands to 1111 nodes, taking the document past the 10000 a task file may hold`,
     );
   });
+
+  it('refuses a heap cap under 64 MB with exit status 1, naming the flag', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--heap-mb', '12', '--port', '0'], {
+      cwd: packageRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolvePromise) => child.once('exit', resolvePromise));
+    expect(code).toBe(1);
+    expect(stderr.trim()).toBe("coordinator failed to start: --heap-mb must be an integer ≥ 64 (MB), got '12'");
+  });
 });

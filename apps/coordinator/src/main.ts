@@ -60,7 +60,7 @@ import { DIGITS_WEIGHTS_DIR } from '@chorus/models/paths';
 import { pino } from 'pino';
 import { DEFAULT_COMPACT_ENTRIES, connectCluster } from './cluster/cluster.js';
 import { isCoordinatorError } from './errors.js';
-import { DEFAULT_HEAP_MB, withHeapCap } from './heap.js';
+import { DEFAULT_HEAP_MB, checkHeapMb, withHeapCap } from './heap.js';
 import type { StaticMount } from './http/static.js';
 import { startCoordinator } from './server.js';
 import { SqliteStore } from './store/sqliteStore.js';
@@ -125,7 +125,9 @@ async function main(): Promise<void> {
   });
   const nodes = Number(values.nodes);
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16) throw new Error(`--nodes must be an integer in [1, 16], got '${values.nodes}'`);
-  if (nodes > 1) return runClusterDemo(nodes, values);
+  // Checked whatever --nodes says, though only the nodes --nodes forks take it.
+  const heapMb = checkHeapMb(values['heap-mb'], '--heap-mb');
+  if (nodes > 1) return runClusterDemo(nodes, heapMb, values);
   const demoClients = Number(values['demo-clients']);
   if (!Number.isInteger(demoClients) || demoClients < 0 || demoClients > 64)
     throw new Error(`--demo-clients must be an integer in [0, 64], got '${values['demo-clients']}'`);
@@ -244,12 +246,10 @@ async function main(): Promise<void> {
  * `--nodes N`: redis-server and N coordinator nodes as child processes sharing one admin token and
  * one join token per task, the demo clients spread across the nodes. Ends them all on SIGINT/SIGTERM.
  */
-async function runClusterDemo(nodes: number, values: Record<string, string | boolean | string[] | undefined>): Promise<void> {
+async function runClusterDemo(nodes: number, heapMb: number, values: Record<string, string | boolean | string[] | undefined>): Promise<void> {
   const port = Number(values['port']);
   const redisPort = Number(values['redis-port']);
   if (!Number.isInteger(redisPort) || redisPort < 1 || redisPort > 65535) throw new Error(`--redis-port must be a port, got '${String(values['redis-port'])}'`);
-  const heapMb = Number(values['heap-mb']);
-  if (!Number.isInteger(heapMb) || heapMb < 64) throw new Error(`--heap-mb must be an integer ≥ 64, got '${String(values['heap-mb'])}'`);
   const dataDir = resolve(String(values['data-dir']));
   const redisDir = join(dataDir, 'redis');
   mkdirSync(redisDir, { recursive: true });

@@ -145,6 +145,13 @@ const PAGE = 64;
 /** The records a run's history lists hold, one list each. */
 type HistoryKind = 'rounds' | 'updates' | 'metrics' | 'trust';
 
+/** `archived` with the records `kept` also holds replaced by `kept`'s (the replica's are the newer), and `kept`'s others added; unsorted. */
+function latestByKey<T>(archived: readonly T[], kept: readonly T[], key: (record: T) => string): T[] {
+  const byKey = new Map(archived.map((r) => [key(r), r]));
+  for (const r of kept) byKey.set(key(r), r);
+  return [...byKey.values()];
+}
+
 /** Redis keys of one cluster, all under one prefix. */
 export function clusterKeys(prefix: string) {
   return {
@@ -474,22 +481,21 @@ export class ReplicatedStore implements CoordinatorStore {
 
   /** Every round, upload, metrics and trust record, from Redis's history lists (after this node's writes so far are there). */
   readonly history: StoreHistory = {
-    rounds: async (taskId, run) => {
-      const archived = await this.readHistory<RoundRecord>(taskId, run, 'rounds');
-      // Open attempts are archived only once closed: the replica holds them (and its latest rounds, the same records).
-      const byKey = new Map(archived.map((r) => [`${r.serverRound}/${r.attempt}`, r]));
-      for (const r of this.replica.listRounds(taskId, run)) byKey.set(`${r.serverRound}/${r.attempt}`, r);
-      return [...byKey.values()].sort((a, b) => a.serverRound - b.serverRound || a.attempt - b.attempt);
-    },
+    // Open attempts are archived only once closed: the replica holds them (and its latest rounds, the same records).
+    rounds: async (taskId, run) =>
+      latestByKey(
+        await this.readHistory<RoundRecord>(taskId, run, 'rounds'),
+        this.replica.listRounds(taskId, run),
+        (r) => `${r.serverRound}/${r.attempt}`,
+      ).sort((a, b) => a.serverRound - b.serverRound || a.attempt - b.attempt),
     updates: async (taskId, serverRound, run) => {
       const records = await this.readHistory<UpdateRecord>(taskId, run, 'updates');
       return serverRound === undefined ? records : records.filter((u) => u.serverRound === serverRound);
     },
-    metrics: async (taskId, run) => {
-      const byRound = new Map((await this.readHistory<RoundMetricsRecord>(taskId, run, 'metrics')).map((m) => [m.serverRound, m]));
-      for (const m of this.replica.listMetrics(taskId, run)) byRound.set(m.serverRound, m);
-      return [...byRound.values()].sort((a, b) => a.serverRound - b.serverRound);
-    },
+    metrics: async (taskId, run) =>
+      latestByKey(await this.readHistory<RoundMetricsRecord>(taskId, run, 'metrics'), this.replica.listMetrics(taskId, run), (m) => String(m.serverRound)).sort(
+        (a, b) => a.serverRound - b.serverRound,
+      ),
     trust: (taskId, run) => this.readHistory<TrustRecord>(taskId, run, 'trust'),
   };
 
@@ -568,7 +574,7 @@ export class ReplicatedStore implements CoordinatorStore {
       if (batch) batch.push(u);
       else byRun.set(own ?? run, [u]);
     }
-    const archive = [...byRun].map(([r, records]) => ({ key: this.keys.history(taskId, r, 'updates'), json: JSON.stringify(records) }));
+    const archive = [...byRun].flatMap(([r, records]) => this.archiveOf(taskId, 'updates', records, r));
     this.write(taskId, 'recordUpdates', [updates], () => this.replica.recordUpdates(updates), archive);
   }
   saveInitialCheckpoint(checkpoint: Omit<CheckpointRecord, 'serverRound'>): void {
@@ -593,9 +599,10 @@ export class ReplicatedStore implements CoordinatorStore {
     );
   }
 
-  /** `records` as one item of the current run's `kind` history list (none when there are none). */
-  private archiveOf(taskId: string, kind: HistoryKind, records: readonly object[]): { key: string; json: string }[] {
-    return records.length === 0 ? [] : [{ key: this.keys.history(taskId, this.replica.getTask(taskId)?.run ?? 1, kind), json: JSON.stringify(records) }];
+  /** `records` as one item of the `kind` history list of `run` (absent: the current run); none when there are none. */
+  private archiveOf(taskId: string, kind: HistoryKind, records: readonly object[], run?: number): { key: string; json: string }[] {
+    if (records.length === 0) return [];
+    return [{ key: this.keys.history(taskId, run ?? this.replica.getTask(taskId)?.run ?? 1, kind), json: JSON.stringify(records) }];
   }
 
   /** Stops following the log; appends in flight still settle. The Redis connections stay the caller's. */
