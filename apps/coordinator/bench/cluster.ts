@@ -42,7 +42,9 @@
  *
  * --hold K:N holds N clients on K nodes for --hold-s seconds (default 120), the capacity runs' task
  * and cadence, printing every node's RSS and the rounds completed every 10 s: what grows with the
- * rounds run rather than the clients held (`hold_rss_mb_…`, each node's readings).
+ * rounds run rather than the clients held (`hold_rss_mb_…`, each node's readings), and what Redis
+ * took in and sent out per round meanwhile (`hold_redis_{in,out}_kb_per_round`, from its INFO
+ * counters: the log's writes and the nodes' reads of it, with the relayed uploads).
  *
  * Usage: pnpm bench:cluster [--quick] [--max N] [--step N] [--train-ms MS] [--capacity-nodes LIST] [--hold K:N] [--hold-s S] [--skip-capacity] [--skip-fedmmx] [--skip-failover] [--arrival-ab] [--partial-ab]
  */
@@ -432,6 +434,12 @@ if (hold) {
       await swarm.add(Math.min(2000, n - added));
     }
     const rss: Record<string, number[]> = {};
+    const net = async (): Promise<{ rounds: number; inBytes: number; outBytes: number }> => {
+      const stats = await c.conn.info('stats');
+      const counter = (name: string): number => Number(new RegExp(`${name}:(\\d+)`).exec(stats)![1]);
+      return { rounds: await completed(c, 'cluster'), inBytes: counter('total_net_input_bytes'), outBytes: counter('total_net_output_bytes') };
+    };
+    const netBefore = await net();
     for (let t = 10; t <= holdS; t += 10) {
       await sleep(10_000);
       const leader = leaseHolder((await c.conn.get(clusterKeys('chorus:').lease('cluster'))) ?? '');
@@ -442,7 +450,13 @@ if (hold) {
       );
     }
     result[`hold_rss_mb_${k}_nodes_${n}_clients`] = JSON.stringify(rss);
-    result['hold_rounds'] = await completed(c, 'cluster');
+    const netAfter = await net();
+    const perRound = (bytes: number): number | null =>
+      netAfter.rounds > netBefore.rounds ? Math.round(bytes / 1024 / (netAfter.rounds - netBefore.rounds)) : null;
+    result['hold_redis_in_kb_per_round'] = perRound(netAfter.inBytes - netBefore.inBytes);
+    result['hold_redis_out_kb_per_round'] = perRound(netAfter.outBytes - netBefore.outBytes);
+    say(`hold: Redis took in ${result['hold_redis_in_kb_per_round']} KB and sent ${result['hold_redis_out_kb_per_round']} KB per round`);
+    result['hold_rounds'] = netAfter.rounds;
   } finally {
     for (const s of swarms) s.kill();
     await c.close();

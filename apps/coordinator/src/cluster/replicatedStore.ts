@@ -38,13 +38,22 @@
  * there once closed, by the write that closes it). {@link ReplicatedStore.history} reads those
  * lists, so a replica may keep only the latest rounds' records in memory (`retainRecords`); the
  * snapshot then holds what such a replica holds.
+ *
+ * **Strategy state.** A round's entry carries the strategy's state as a patch of the state of the
+ * run's checkpoint before it (statePatch.ts) when that is smaller than the state: a state holding
+ * an entry per identity (newcomer probation's counts) changes only in the round's clients. Every
+ * replica keeps the latest checkpoint's state whole, rebuilds the new one's text from the patch and
+ * checks it against the writer's SHA-256. The latest state of each task is also kept parsed, so a
+ * round parses only the new state (the leader) or none (the others).
  */
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { CoordinatorError, isCoordinatorError } from '../errors.js';
 import { MemoryStore } from '../store/memoryStore.js';
 import { ABANDONED_REASON } from '../store/types.js';
 import { HOLDS_LEASE_LUA } from './lease.js';
+import { applyJsonPatch, diffJson, type JsonPatch } from './statePatch.js';
 import type {
   CheckpointRecord,
   ClientRecord,
@@ -75,6 +84,23 @@ const FENCED_WRITES = [
 const OPEN_WRITES = ['upsertTask', 'createClient', 'touchClient', 'createInvitation', 'revokeInvitation'] as const;
 type WriteMethod = (typeof FENCED_WRITES)[number] | (typeof OPEN_WRITES)[number];
 const WRITE_METHODS: ReadonlySet<string> = new Set<string>([...FENCED_WRITES, ...OPEN_WRITES]);
+
+/**
+ * The strategy state of a `completeRound` entry logged as a patch (its completion's `strategyState`
+ * is then null): `patch` applied to the state of the run's checkpoint of round `base` gives a value
+ * whose JSON text has SHA-256 `sha256`; with the state's tensors.
+ */
+interface StatePatchArg {
+  readonly base: number;
+  readonly patch: JsonPatch;
+  readonly sha256: string;
+  readonly tensorBytes: Uint8Array;
+}
+
+const sha256Hex = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/** Every this many rounds a state is logged whole, so a replica that could not rebuild one (logged as `CLUSTER_STATE_PATCH`) is whole again soon. */
+export const WHOLE_STATE_EVERY = 32;
 
 /** One entry of the log: who wrote it, the method and its arguments. */
 interface LogEntry {
@@ -282,6 +308,14 @@ export class ReplicatedStore implements CoordinatorStore {
   private failed: Error | null = null;
   /** The lease value each task's fenced writes carry, while this node leads it. */
   private readonly fences = new Map<string, string>();
+  /**
+   * Per task, the round whose completion (with its strategy state) this node last appended, in
+   * its current term: the only state a next round's may be logged as a patch of (after a refused
+   * or failed append, or a new term, the next state goes whole).
+   */
+  private readonly loggedStates = new Map<string, number>();
+  /** Per task, the latest strategy state this node read or rebuilt: its JSON text and that text parsed. */
+  private readonly parsedStates = new Map<string, { readonly json: string; readonly value: unknown }>();
   private readonly keys: ReturnType<typeof clusterKeys>;
   private following = false;
   private closed = false;
@@ -365,6 +399,7 @@ export class ReplicatedStore implements CoordinatorStore {
 
   /** Makes this node's writes of `taskId` carry its lease value (null: it does not lead the task). */
   setFence(taskId: string, leaseValue: string | null): void {
+    if (this.fences.get(taskId) !== leaseValue) this.loggedStates.delete(taskId);
     if (leaseValue === null) this.fences.delete(taskId);
     else this.fences.set(taskId, leaseValue);
   }
@@ -587,16 +622,99 @@ export class ReplicatedStore implements CoordinatorStore {
     const closed = open && open.status === 'open' ? [{ ...open, status: 'completed' as const, endedAt, numAccepted }] : [];
     const metrics: RoundMetricsRecord = { taskId, serverRound, metrics: completion.metrics, createdAt: endedAt };
     const archive = [...this.archiveOf(taskId, 'rounds', closed), ...this.archiveOf(taskId, 'metrics', [metrics]), ...this.archiveOf(taskId, 'trust', trust)];
+    const logged = this.loggedCompletion(completion);
+    this.loggedStates.delete(taskId);
     this.write(
       taskId,
       'completeRound',
-      [completion],
+      logged,
       () => {
         this.replica.completeRound(completion);
         this.retain(this.replica, completion);
       },
       archive,
+      () => {
+        if (completion.strategyState) this.loggedStates.set(taskId, serverRound);
+      },
     );
+  }
+
+  /**
+   * The arguments a `completeRound` entry logs: the completion, or the completion without its
+   * strategy state and the state as a patch of the run's latest checkpoint's, when that state is
+   * the one this node last logged in its term, the round is not one of every
+   * {@link WHOLE_STATE_EVERY}, and the patch is the smaller.
+   */
+  private loggedCompletion(completion: RoundCompletion): unknown[] {
+    const state = completion.strategyState;
+    if (!state) return [completion];
+    const run = this.replica.getTask(completion.taskId)?.run ?? 1;
+    const base = this.replica.latestCheckpoint(completion.taskId, run);
+    let after: unknown;
+    try {
+      after = JSON.parse(state.json);
+    } catch {
+      return [completion];
+    }
+    const before = base?.strategyState ? this.parsedState(completion.taskId, base.strategyState.json) : undefined;
+    this.parsedStates.set(completion.taskId, { json: state.json, value: after });
+    if (
+      before === undefined ||
+      base!.serverRound >= completion.serverRound ||
+      this.loggedStates.get(completion.taskId) !== base!.serverRound ||
+      completion.serverRound % WHOLE_STATE_EVERY === 0
+    )
+      return [completion];
+    const patch = diffJson(before, after) ?? { keys: {} };
+    if (JSON.stringify(patch).length >= state.json.length) return [completion];
+    const arg: StatePatchArg = { base: base!.serverRound, patch, sha256: sha256Hex(state.json), tensorBytes: state.tensorBytes };
+    return [{ ...completion, strategyState: null }, arg];
+  }
+
+  /** `json` (a task's latest strategy state) parsed, from {@link parsedStates} when it holds that text; undefined when it does not parse. */
+  private parsedState(taskId: string, json: string): unknown {
+    const known = this.parsedStates.get(taskId);
+    if (known?.json === json) return known.value;
+    try {
+      return JSON.parse(json) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * A logged `completeRound`'s completion with its strategy state rebuilt from the patch (see
+   * {@link loggedCompletion}) on `replica`'s state. When the replica lacks the base state, the patch
+   * does not apply or the rebuilt state is not the writer's, the round is kept without a state and
+   * the error logged (`CLUSTER_STATE_PATCH`).
+   */
+  private completionFromLog(replica: MemoryStore, args: readonly unknown[], id: string): RoundCompletion {
+    const completion = args[0] as RoundCompletion;
+    if (args.length < 2) return completion;
+    const { base, patch, sha256, tensorBytes } = args[1] as StatePatchArg;
+    const run = replica.getTask(completion.taskId)?.run ?? 1;
+    const held = replica.getCheckpoint(completion.taskId, base, run)?.strategyState;
+    let json: string | null = null;
+    let why: string;
+    const before = held ? this.parsedState(completion.taskId, held.json) : undefined;
+    if (before === undefined) why = `it patches round ${base}'s state, which this replica lacks`;
+    else {
+      try {
+        const value = applyJsonPatch(before, patch);
+        json = JSON.stringify(value);
+        why = sha256Hex(json) === sha256 ? '' : 'the state rebuilt from its patch is not the leader’s';
+        if (why === '') this.parsedStates.set(completion.taskId, { json, value });
+      } catch (err) {
+        why = `its patch does not apply: ${(err as Error).message}`;
+      }
+    }
+    if (why === '' && json !== null) return { ...completion, strategyState: { json, tensorBytes } };
+    // The round is committed whatever this replica makes of its state: it keeps the round, without a state to import or sum in.
+    this.options.logger.error(
+      { id, task: completion.taskId, round: completion.serverRound, code: 'CLUSTER_STATE_PATCH' },
+      `strategy state of the round not rebuilt: ${why}`,
+    );
+    return { ...completion, strategyState: null };
   }
 
   /** `records` as one item of the `kind` history list of `run` (absent: the current run); none when there are none. */
@@ -614,7 +732,8 @@ export class ReplicatedStore implements CoordinatorStore {
 
   /**
    * Applies a write locally (throwing as the replica does, appending nothing then) and appends it,
-   * with `archive`'s records pushed to their history lists in the same step.
+   * with `archive`'s records pushed to their history lists in the same step; `onLogged` runs once
+   * the entry is in the log.
    */
   private write<T>(
     fencedTask: string | null,
@@ -622,6 +741,7 @@ export class ReplicatedStore implements CoordinatorStore {
     args: readonly unknown[],
     apply: () => T,
     archive: readonly { readonly key: string; readonly json: string }[] = [],
+    onLogged?: () => void,
   ): T {
     const fence = fencedTask === null ? '' : this.fences.get(fencedTask);
     if (fence === undefined) throw new CoordinatorError('NOT_LEADER', `${method} of task ${fencedTask}: this node does not lead the task`);
@@ -641,6 +761,7 @@ export class ReplicatedStore implements CoordinatorStore {
           this.options.leaseTtlMs ?? 3000,
           ...archive.map((a) => a.json),
         );
+        onLogged?.();
       } catch (err) {
         const message = (err as Error).message;
         const fenced = message.includes('FENCED');
@@ -704,8 +825,11 @@ export class ReplicatedStore implements CoordinatorStore {
       }
       if (!own && entry.node === this.options.nodeId) continue;
       try {
-        (replica[entry.method] as (...a: unknown[]) => unknown).apply(replica, [...entry.args]);
-        if (entry.method === 'completeRound') this.retain(replica, entry.args[0] as RoundCompletion);
+        if (entry.method === 'completeRound') {
+          const completion = this.completionFromLog(replica, entry.args, id);
+          replica.completeRound(completion);
+          this.retain(replica, completion);
+        } else (replica[entry.method] as (...a: unknown[]) => unknown).apply(replica, [...entry.args]);
       } catch (err) {
         // The writer applied it without error; a replica that disagrees says so and goes on.
         if (!isCoordinatorError(err, 'STORE_CONFLICT')) this.options.logger.warn({ id, method: entry.method, err }, 'cluster log entry not applied');

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ReplicatedStore } from '../cluster/replicatedStore.js';
+import { FedAvg, Probation, tensor } from '@chorus/fl-core';
+import { ReplicatedStore, WHOLE_STATE_EVERY, decodeEntry, encodeEntry } from '../cluster/replicatedStore.js';
+import { decodeStrategyState, encodeStrategyState } from '../engine/checkpoint.js';
 import { RedisServer } from '../testing/redisServer.js';
 import { isCoordinatorError } from '../errors.js';
 import { MemoryStore } from './memoryStore.js';
@@ -58,11 +60,11 @@ const connections: Redis[] = [];
 const ready: { store: ReplicatedStore; prefix: string }[] = [];
 const used: { store: ReplicatedStore; prefix: string }[] = [];
 const silent = pino({ level: 'silent' });
-async function openReplicated(prefix: string, nodeId: string, retainRecords?: 'all' | number): Promise<ReplicatedStore> {
+async function openReplicated(prefix: string, nodeId: string, retainRecords?: 'all' | number, logger = silent): Promise<ReplicatedStore> {
   const redisConn = new Redis(redis.url, { maxRetriesPerRequest: null });
   const reader = new Redis(redis.url, { maxRetriesPerRequest: null });
   connections.push(redisConn, reader);
-  return ReplicatedStore.open({ redis: redisConn, reader, nodeId, prefix, logger: silent, ...(retainRecords === undefined ? {} : { retainRecords }) });
+  return ReplicatedStore.open({ redis: redisConn, reader, nodeId, prefix, logger, ...(retainRecords === undefined ? {} : { retainRecords }) });
 }
 beforeAll(async () => {
   redis = await RedisServer.start();
@@ -562,6 +564,127 @@ describe('a replica that keeps the latest rounds of records', () => {
   it('refuses a bound that is not a positive number of rounds (CONFIG_INVALID)', async () => {
     await expect(openReplicated('keep3:', 'x', 0)).rejects.toThrow(/CONFIG_INVALID/);
     await expect(openReplicated('keep3:', 'x', 1.5)).rejects.toThrow(/CONFIG_INVALID/);
+  });
+});
+
+describe('strategy state in the cluster log', () => {
+  const global = [tensor('image/w', [2], new Float32Array([0, 0]))];
+  /** Probation over FedAvg (P = 5) that has counted `seen` identities, `<prefix>0` …, once. */
+  function probationWith(seen: number, prefix = 'p'): Probation {
+    const probation = new Probation(new FedAvg(), 5);
+    probation.aggregateFit(
+      1,
+      global,
+      Array.from({ length: seen }, (_, i) => ({ clientId: `${prefix}${i}`, numExamples: 1, delta: global })),
+      [],
+    );
+    return probation;
+  }
+  /** Fifty clients of round `r` (ten new each round), fed to `probation`; returns the state the engine would store. */
+  function probationRound(probation: Probation, r: number) {
+    const results = Array.from({ length: 50 }, (_, i) => ({ clientId: `c${10 * r + i}`, numExamples: 1, delta: global }));
+    probation.aggregateFit(r + 1, global, results, []);
+    return encodeStrategyState('t1', r, probation.exportState());
+  }
+  /** `store`, the lease holder of t1 under `value`, commits round `r` with `strategyState`, and waits for it to be logged. */
+  async function commit(store: ReplicatedStore, r: number, strategyState: RoundCompletion['strategyState']): Promise<void> {
+    store.startRound({ taskId: 't1', serverRound: r, attempt: 1, roundId: `r${r}`, selected: ['c1'], startedAt: 100 * r });
+    store.completeRound(completion({ serverRound: r, endedAt: 100 * r + 50, checkpoint: { bytes: new Uint8Array([r]), sha256: `h${r}` }, strategyState }));
+    await store.flush();
+  }
+  async function leaderOf(prefix: string, value: string, store: ReplicatedStore): Promise<void> {
+    const admin = new Redis(redis.url);
+    await admin.set(`${prefix}lease:t1`, value);
+    admin.disconnect();
+    store.setFence('t1', value);
+  }
+  async function loggedCompletions(prefix: string): Promise<{ args: unknown[]; bytes: number }[]> {
+    const admin = new Redis(redis.url);
+    const page = await admin.xrange(`${prefix}log`, '-', '+');
+    admin.disconnect();
+    return page
+      .map(([, fields]) => decodeEntry(fields[1]!))
+      .filter((e) => e.method === 'completeRound')
+      .map((e) => ({ args: [...e.args], bytes: encodeEntry(e).length }));
+  }
+
+  it("logs each round's state as a patch of the one before, which every replica rebuilds to the leader's text, through replays and compaction", async () => {
+    // Arrange
+    const leader = await openReplicated('state1:', 'leader');
+    const follower = await openReplicated('state1:', 'follower');
+    await leaderOf('state1:', 'leader:1', leader);
+    seedTask(leader);
+    const probation = probationWith(500);
+    // Act: five rounds of fifty clients over the 500 identities seen before, each adding ten.
+    const states = [];
+    for (const r of [1, 2, 3, 4, 5]) {
+      states.push(probationRound(probation, r));
+      await commit(leader, r, states.at(-1)!);
+    }
+    await follower.sync();
+    // Assert: the first state went whole, the others as patches, each entry far smaller than its state.
+    const logged = await loggedCompletions('state1:');
+    expect(logged.map((e) => e.args.length)).toEqual([1, 2, 2, 2, 2]);
+    expect(logged[4]!.bytes).toBeLessThan(states[4]!.json.length / 2);
+    expect(follower.latestCheckpoint('t1')?.strategyState).toEqual(states[4]);
+    const reread = new Probation(new FedAvg(), 5);
+    reread.importState(decodeStrategyState(follower.latestCheckpoint('t1')!.strategyState!));
+    expect(reread.contributions()).toEqual(probation.contributions());
+    // A node replayed from a compacted log rebuilds a state patched after the snapshot too.
+    expect(await follower.compact(follower.position)).not.toBeNull();
+    states.push(probationRound(probation, 6));
+    await commit(leader, 6, states.at(-1)!);
+    const restored = await openReplicated('state1:', 'restored');
+    expect(restored.latestCheckpoint('t1')?.strategyState).toEqual(states[5]);
+    // A new term logs its first state whole.
+    await leaderOf('state1:', 'leader:2', leader);
+    await commit(leader, 7, probationRound(probation, 7));
+    expect((await loggedCompletions('state1:')).map((e) => e.args.length)).toEqual([2, 1]);
+  });
+
+  it(`logs the state whole every ${WHOLE_STATE_EVERY} rounds, and whenever a patch would be no smaller`, async () => {
+    // Arrange
+    const leader = await openReplicated('state2:', 'leader');
+    await leaderOf('state2:', 'leader:1', leader);
+    seedTask(leader);
+    const probation = probationWith(500);
+    // Act: rounds up to one past the whole state's, then a state whose every count changed.
+    for (let r = 1; r <= WHOLE_STATE_EVERY + 1; r++) await commit(leader, r, probationRound(probation, r));
+    await commit(leader, WHOLE_STATE_EVERY + 2, encodeStrategyState('t1', 0, probationWith(500, 'q').exportState()));
+    // Assert
+    const logged = (await loggedCompletions('state2:')).map((e) => e.args.length);
+    expect(logged.slice(0, 2)).toEqual([1, 2]);
+    expect(logged.slice(-4)).toEqual([2, 1, 2, 1]);
+  });
+
+  it('keeps a round whose state a replica cannot rebuild without the state, and says so (CLUSTER_STATE_PATCH)', async () => {
+    // Arrange: round 1 logged by its leader, then an entry for round 2 whose patch names a state no replica holds.
+    const leader = await openReplicated('state3:', 'leader');
+    await leaderOf('state3:', 'leader:1', leader);
+    seedTask(leader);
+    await commit(leader, 1, probationRound(new Probation(new FedAvg(), 5), 1));
+    leader.startRound({ taskId: 't1', serverRound: 2, attempt: 1, roundId: 'r2', selected: ['c1'], startedAt: 200 });
+    await leader.flush();
+    const bad = { base: 9, patch: { keys: {} }, sha256: '0', tensorBytes: new Uint8Array([1]) };
+    const admin = new Redis(redis.url);
+    await admin.xadd(
+      'state3:log',
+      '*',
+      'e',
+      encodeEntry({ node: 'other', method: 'completeRound', args: [completion({ serverRound: 2, endedAt: 250, strategyState: null }), bad] }),
+    );
+    admin.disconnect();
+    const errors: unknown[] = [];
+    const logger = pino({ level: 'error' }, { write: (line: string) => errors.push(JSON.parse(line)) });
+    // Act
+    const replica = await openReplicated('state3:', 'replica', undefined, logger);
+    // Assert
+    expect(replica.listRounds('t1').map((r) => [r.serverRound, r.status])).toEqual([
+      [1, 'completed'],
+      [2, 'completed'],
+    ]);
+    expect(replica.latestCheckpoint('t1')).toMatchObject({ serverRound: 2, strategyState: null });
+    expect(errors).toEqual([expect.objectContaining({ code: 'CLUSTER_STATE_PATCH', round: 2 })]);
   });
 });
 

@@ -59,9 +59,22 @@ describe('Probation', () => {
     b.importState(JSON.parse(JSON.stringify({ json: state.json, tensors: [] })) as typeof state);
     // Assert
     expect(b.contributions()).toEqual(a.contributions());
-    const broken = { ...state, json: { ...state.json, extra: { contributed: [['x', -1]] } } };
-    expect(() => b.importState(broken)).toThrowError(/AGG_BAD_STATE/);
+    expect(state.json.extra).toEqual({ contributed: { x: 1, y: 1 } });
+    // A state exported before the counts were an object ([clientId, rounds] pairs) is read too.
+    const pairs = new Probation(new FedAvg(), 5);
+    pairs.importState({ ...state, json: { ...state.json, extra: { contributed: [['x', 3]] } } });
+    expect(pairs.contributions()).toEqual(new Map([['x', 3]]));
+    for (const contributed of [[['x', -1]], { x: -1 }, { x: 1.5 }, 'x', null]) {
+      const broken = { ...state, json: { ...state.json, extra: { contributed } } };
+      expect(() => b.importState(broken)).toThrowError(/AGG_BAD_STATE/);
+    }
     expect(b.contributions()).toEqual(a.contributions());
+    // An id that names an object's prototype is an ordinary key.
+    const proto = new Probation(new FedAvg(), 5);
+    proto.aggregateFit(1, global, [fit('__proto__', 1)], []);
+    const reread = new Probation(new FedAvg(), 5);
+    reread.importState(JSON.parse(JSON.stringify({ json: proto.exportState().json, tensors: [] })) as typeof state);
+    expect(reread.contributions()).toEqual(new Map([['__proto__', 1]]));
     expect(() => new Probation(new FedAvg(), 1.5)).toThrowError(/AGG_BAD_CONFIG/);
   });
 });

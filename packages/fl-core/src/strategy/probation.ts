@@ -117,17 +117,27 @@ export class Probation extends StrategyWrapper {
     };
   }
 
+  /**
+   * The counts as an object `{ clientId: rounds }`, so a store can keep the state of each round as
+   * what changed since the last (the round's clients) rather than every identity again.
+   */
   protected override exportExtra(): Readonly<Record<string, unknown>> {
-    return { contributed: [...this.contributed.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) };
+    return { contributed: Object.fromEntries([...this.contributed.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) };
   }
 
+  /** Reads the counts as an object, or as the `[clientId, rounds]` pairs states exported before. */
   protected override importExtra(extra: Readonly<Record<string, unknown>> | undefined): () => void {
     const contributed = extra?.contributed;
-    const ok =
-      Array.isArray(contributed) &&
-      contributed.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && Number.isInteger(e[1]) && (e[1] as number) >= 0);
-    if (!ok) throw new FlCoreError('AGG_BAD_STATE', `${this.name}.importState: extra.contributed must be [clientId, rounds ≥ 0] pairs`);
-    const next = new Map(contributed as [string, number][]);
+    const count = (n: unknown): boolean => Number.isInteger(n) && (n as number) >= 0;
+    let entries: [string, number][] | null = null;
+    if (Array.isArray(contributed)) {
+      if (contributed.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && count(e[1]))) entries = contributed as [string, number][];
+    } else if (typeof contributed === 'object' && contributed !== null) {
+      const pairs = Object.entries(contributed);
+      if (pairs.every(([, n]) => count(n))) entries = pairs as [string, number][];
+    }
+    if (!entries) throw new FlCoreError('AGG_BAD_STATE', `${this.name}.importState: extra.contributed must map client ids to rounds ≥ 0`);
+    const next = new Map(entries);
     return () => {
       this.contributed = next;
     };
