@@ -96,6 +96,16 @@ function launch(dataDir: string, taskFile: string, extraArgs: readonly string[] 
   });
 }
 
+/** Runs `main.ts` with `args` until it exits (a refusal at start-up): its exit status and standard error. */
+async function runToExit(args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolvePromise) => child.once('exit', resolvePromise));
+  return { code, stderr };
+}
+
 async function taskState(url: string, taskId = 'crash'): Promise<{ completedRounds: number; globalHash: string }> {
   const res = await fetch(`${url}/api/tasks/${taskId}`, { headers: { authorization: 'Bearer admin-secret' } });
   const body = (await res.json()) as { task: { engine: { completedRounds: number; globalHash: string } } };
@@ -318,14 +328,7 @@ describe('coordinator process', () => {
       TASK_YAML.replace('strategy: { name: fedadam, serverLearningRate: 0.05 }', `strategy:\n  name: fedadam\n  laughs:\n${laughs.join('\n')}`),
     );
     // Act
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--task', taskFile, '--data-dir', join(dir, 'data'), '--port', '0'], {
-      cwd: packageRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.push(child);
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const code = await new Promise<number | null>((resolvePromise) => child.once('exit', resolvePromise));
+    const { code, stderr } = await runToExit(['--task', taskFile, '--data-dir', join(dir, 'data'), '--port', '0']);
     // Assert: 15 nodes before l0, then 11 + 111 + 1111; inside l3 the 8th copy of l2 (1111 nodes) passes 10 000.
     expect(code).toBe(1);
     expect(stderr.trim()).toBe(
@@ -334,14 +337,7 @@ describe('coordinator process', () => {
   });
 
   it('refuses a heap cap under 64 MB with exit status 1, naming the flag', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--heap-mb', '12', '--port', '0'], {
-      cwd: packageRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.push(child);
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const code = await new Promise<number | null>((resolvePromise) => child.once('exit', resolvePromise));
+    const { code, stderr } = await runToExit(['--heap-mb', '12', '--port', '0']);
     expect(code).toBe(1);
     expect(stderr.trim()).toBe("coordinator failed to start: --heap-mb must be an integer ≥ 64 (MB), got '12'");
   });

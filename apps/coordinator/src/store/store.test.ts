@@ -657,6 +657,40 @@ describe('strategy state in the cluster log', () => {
     expect(logged.slice(-4)).toEqual([2, 1, 2, 1]);
   });
 
+  it('patches only a state whose append is confirmed: a round committed while the one before is still on its way goes whole', async () => {
+    // Arrange
+    const leader = await openReplicated('state4:', 'leader');
+    await leaderOf('state4:', 'leader:1', leader);
+    seedTask(leader);
+    const probation = probationWith(500);
+    await commit(leader, 1, probationRound(probation, 1));
+    // Act: round 3 is committed before round 2's append has been confirmed; round 4 after round 3's.
+    const commitUnflushed = (r: number): void => {
+      leader.startRound({ taskId: 't1', serverRound: r, attempt: 1, roundId: `r${r}`, selected: ['c1'], startedAt: 100 * r });
+      leader.completeRound(
+        completion({
+          serverRound: r,
+          endedAt: 100 * r + 50,
+          checkpoint: { bytes: new Uint8Array([r]), sha256: `h${r}` },
+          strategyState: probationRound(probation, r),
+        }),
+      );
+    };
+    commitUnflushed(2);
+    commitUnflushed(3);
+    await leader.flush();
+    const round4 = probationRound(probation, 4);
+    await commit(leader, 4, round4);
+    // Assert
+    expect((await loggedCompletions('state4:')).map((e) => [(e.args[0] as RoundCompletion).serverRound, e.args.length])).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 1],
+      [4, 2],
+    ]);
+    expect((await openReplicated('state4:', 'fresh')).latestCheckpoint('t1')?.strategyState).toEqual(round4);
+  });
+
   it('keeps a round whose state a replica cannot rebuild without the state, and says so (CLUSTER_STATE_PATCH)', async () => {
     // Arrange: round 1 logged by its leader, then an entry for round 2 whose patch names a state no replica holds.
     const leader = await openReplicated('state3:', 'leader');
